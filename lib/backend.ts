@@ -1,0 +1,145 @@
+/**
+ * Choosing and starting a TensorFlow.js backend.
+ *
+ * Order of preference: a real (non-fallback) WebGPU adapter, then wasm (XNNPACK, SIMD), then cpu (pure
+ * JS). `--backend NAME` or MAMBABYTE_BACKEND=NAME override the choice; "tensorflow" (tfjs-node or
+ * tfjs-node-gpu) is supported for users who have those packages installed: they cannot be installed on
+ * machines without internet access because their install script downloads libtensorflow.
+ */
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import "@tensorflow/tfjs-backend-webgpu";
+
+tf.env().set("PROD", true);
+
+export type BackendName = "webgpu" | "wasm" | "cpu" | "tensorflow";
+export const BACKENDS: readonly BackendName[] = ["webgpu", "wasm", "cpu", "tensorflow"];
+
+export interface BackendInfo {
+  backend: BackendName;
+  /** Human-readable device: the GPU adapter's description, or the CPU model. */
+  device: string;
+  /** Why this backend was chosen (auto-detection or an explicit override). */
+  reason: string;
+}
+
+let current: BackendInfo | undefined;
+
+/** The backend started by `initBackend`, or undefined before it ran. */
+export function backendInfo(): BackendInfo | undefined {
+  return current;
+}
+
+/** Describes the WebGPU adapter Deno would use, or undefined when none exists. */
+export async function webgpuAdapter(): Promise<{ description: string; fallback: boolean } | undefined> {
+  const gpu = (globalThis.navigator as any)?.gpu;
+  if (!gpu) return undefined;
+  // Mesa's llvmpipe answers as a fallback adapter: usable for correctness tests, never chosen by default.
+  if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp"); // quiets Mesa's warning
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) return undefined;
+  const info = adapter.info ?? {};
+  return {
+    description: String(info.description || info.device || info.vendor || "unknown GPU"),
+    fallback: Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter),
+  };
+}
+
+function cpuModel(): string {
+  try {
+    const text = Deno.readTextFileSync("/proc/cpuinfo");
+    const model = text.match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim();
+    return `${model ?? "CPU"} (${navigator.hardwareConcurrency} cores)`;
+  } catch {
+    return `CPU (${navigator.hardwareConcurrency} cores)`;
+  }
+}
+
+/** Reads `--backend NAME` / `--backend=NAME` from argv, else MAMBABYTE_BACKEND. */
+export function requestedBackend(args: string[] = Deno.args): BackendName | undefined {
+  let name: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--backend") name = args[i + 1];
+    else if (args[i].startsWith("--backend=")) name = args[i].slice("--backend=".length);
+  }
+  name ??= Deno.env.get("MAMBABYTE_BACKEND") || undefined;
+  if (name === undefined || name === "auto") return undefined;
+  if (!BACKENDS.includes(name as BackendName)) {
+    throw new Error(`unknown backend "${name}" (from --backend or MAMBABYTE_BACKEND); expected one of ` +
+      `${BACKENDS.join(", ")} or auto`);
+  }
+  return name as BackendName;
+}
+
+async function startTensorflow(): Promise<void> {
+  // Optional: only present where the user installed tfjs-node(-gpu) themselves.
+  const errors: string[] = [];
+  for (const pkg of ["npm:@tensorflow/tfjs-node-gpu@4.22.0", "npm:@tensorflow/tfjs-node@4.22.0"]) {
+    try {
+      await import(pkg);
+      if (await tf.setBackend("tensorflow")) return;
+    } catch (e) {
+      errors.push(`${pkg}: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  throw new Error(
+    "the tensorflow backend needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, whose install " +
+      "downloads libtensorflow (run with --allow-scripts on a machine with internet access). Tried:\n  " +
+      errors.join("\n  "),
+  );
+}
+
+/**
+ * Starts a backend and returns what was chosen. Prints one line naming backend and device unless
+ * `quiet`. Calling it again with the same request is cheap.
+ */
+export async function initBackend(
+  opts: { backend?: BackendName; quiet?: boolean; allowFallbackGpu?: boolean } = {},
+): Promise<BackendInfo> {
+  const wanted = opts.backend ?? requestedBackend();
+  if (current && (!wanted || wanted === current.backend)) return current;
+  let info: BackendInfo;
+  if (wanted === "tensorflow") {
+    await startTensorflow();
+    info = { backend: "tensorflow", device: "libtensorflow", reason: "requested" };
+  } else if (wanted === "webgpu" || wanted === undefined) {
+    const adapter = await webgpuAdapter();
+    const usable = adapter && (!adapter.fallback || wanted === "webgpu" || opts.allowFallbackGpu);
+    if (usable && await tf.setBackend("webgpu")) {
+      await tf.ready();
+      info = {
+        backend: "webgpu",
+        device: adapter!.description + (adapter!.fallback ? " (software fallback adapter)" : ""),
+        reason: wanted ? "requested" : "a GPU adapter is present",
+      };
+    } else if (wanted === "webgpu") {
+      throw new Error("backend webgpu was requested but no WebGPU adapter is available (on Debian, " +
+        "mesa-vulkan-drivers gives a software one; on a GPU machine the Vulkan loader and driver are needed)");
+    } else {
+      info = await startCpuLike("wasm", adapter ? `only a fallback GPU adapter (${adapter.description})` : "no GPU adapter");
+    }
+  } else {
+    info = await startCpuLike(wanted, "requested");
+  }
+  current = info;
+  if (!opts.quiet) console.error(`backend: ${info.backend} on ${info.device} (${info.reason})`);
+  return info;
+}
+
+async function startCpuLike(name: "wasm" | "cpu", reason: string): Promise<BackendInfo> {
+  if (name === "wasm") {
+    try {
+      if (await tf.setBackend("wasm")) {
+        await tf.ready();
+        return { backend: "wasm", device: cpuModel(), reason };
+      }
+    } catch (e) {
+      reason += `; wasm failed: ${(e as Error).message}`;
+    }
+  }
+  await tf.setBackend("cpu");
+  await tf.ready();
+  return { backend: "cpu", device: cpuModel(), reason };
+}
+
+export { tf };

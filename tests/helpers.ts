@@ -1,0 +1,41 @@
+/** Shared test helpers: backends to test on, fixture loading, error norms. */
+import * as tf from "@tensorflow/tfjs";
+import { initBackend, type BackendName } from "../lib/backend.ts";
+import { readSafetensors } from "../lib/io/safetensors.ts";
+
+export const FIXTURES = new URL("./fixtures/reference/", import.meta.url).pathname;
+
+/** Backends every numeric test runs on. webgpu runs on Mesa's software Vulkan in CI (MAMBABYTE_TEST_BACKENDS overrides). */
+export const TEST_BACKENDS: BackendName[] = (Deno.env.get("MAMBABYTE_TEST_BACKENDS") ?? "cpu,wasm,webgpu")
+  .split(",").filter(Boolean) as BackendName[];
+
+export async function useBackend(name: BackendName): Promise<void> {
+  await initBackend({ backend: name, quiet: true });
+  if (tf.getBackend() !== name) throw new Error(`could not start backend ${name}`);
+}
+
+/** Loads a fixture file as float32/int32 tensors on the current backend. */
+export async function loadFixture(file: string): Promise<Map<string, tf.Tensor>> {
+  const st = await readSafetensors(FIXTURES + file);
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, t] of st.tensors) {
+    out.set(name, tf.tensor(t.data as Float32Array | Int32Array, t.shape, t.dtype === "I32" ? "int32" : "float32"));
+  }
+  return out;
+}
+
+/** ||a - b|| / ||b|| */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+export async function relL2T(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`shape mismatch: [${a.shape}] vs [${b.shape}]`);
+  return relL2(await a.data() as Float32Array, await b.data() as Float32Array);
+}

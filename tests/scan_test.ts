@@ -1,0 +1,143 @@
+/**
+ * The selective scan: every implementation against mamba_ssm's reference outputs (values and all eight
+ * gradients), and against each other on random shapes with and without an initial state.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { availableScanImpls, selectiveScan, type ScanImpl } from "../lib/ssm/scan.ts";
+import { Rng } from "../lib/util/rng.ts";
+import { loadFixture, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
+
+const GRAD_NAMES = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"] as const;
+
+/** sum(y * gy) and its gradients with respect to the eight inputs (what the fixtures hold). */
+function scanWithGrads(impl: ScanImpl, t: Map<string, tf.Tensor>, h0?: tf.Tensor) {
+  const gy = t.get("gy")!;
+  const f = (u: tf.Tensor, delta: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, D: tf.Tensor, z: tf.Tensor,
+    db: tf.Tensor) => {
+    const { y } = selectiveScan(u, delta, A, B, C, D, z, db, { deltaSoftplus: true, impl, initialState: h0 });
+    return tf.sum(tf.mul(y, gy));
+  };
+  const inputs = GRAD_NAMES.map((n) => t.get(n)!);
+  const { grads } = tf.valueAndGrads(f as (...x: tf.Tensor[]) => tf.Scalar)(inputs);
+  const { y, lastState } = selectiveScan(
+    ...(inputs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]),
+    { deltaSoftplus: true, returnLastState: true, impl, initialState: h0 },
+  );
+  return { y, lastState: lastState!, grads };
+}
+
+for (const backend of TEST_BACKENDS) {
+  for (const file of ["scan-public.safetensors", "scan-public-long.safetensors"]) {
+    Deno.test(`scan golden ${file} on ${backend}: values and all eight gradients match mamba_ssm`, async () => {
+      await useBackend(backend);
+      const t = await loadFixture(file);
+      for (const impl of availableScanImpls()) {
+        const { y, lastState, grads } = scanWithGrads(impl, t);
+        const errY = await relL2T(y, t.get("y")!);
+        const errS = await relL2T(lastState, t.get("last_state")!);
+        assert.ok(errY < 1e-4, `${impl}: y rel err ${errY}`);
+        assert.ok(errS < 1e-4, `${impl}: last_state rel err ${errS}`);
+        for (const [i, name] of GRAD_NAMES.entries()) {
+          const err = await relL2T(grads[i], t.get(`grad_${name}`)!);
+          assert.ok(err < 1e-3, `${impl}: grad_${name} rel err ${err}`);
+        }
+        tf.dispose([y, lastState, ...grads]);
+      }
+      tf.dispose([...t.values()]);
+    });
+  }
+}
+
+/** Random scan inputs of a given shape, in the ranges Mamba produces. */
+function randomInputs(rng: Rng, b: number, d: number, n: number, l: number) {
+  const t = (shape: number[], make: (k: number) => Float32Array) => tf.tensor(make(shape.reduce((x, y) => x * y)), shape);
+  return {
+    u: t([b, d, l], (k) => rng.normalArray(k)),
+    delta: t([b, d, l], (k) => rng.uniformArray(k, -4, 1)),
+    A: t([d, n], (k) => rng.uniformArray(k, -8, -0.1)),
+    B: t([b, n, l], (k) => rng.normalArray(k)),
+    C: t([b, n, l], (k) => rng.normalArray(k)),
+    D: t([d], (k) => rng.normalArray(k)),
+    z: t([b, d, l], (k) => rng.normalArray(k)),
+    deltaBias: t([d], (k) => rng.uniformArray(k, -3, 0)),
+    h0: t([b, d, n], (k) => rng.normalArray(k)),
+  };
+}
+
+// Shapes: length 1, odd, non-power-of-two, > 1000; (b, d, n, l)
+const SHAPES: [number, number, number, number][] = [[1, 3, 2, 1], [2, 5, 3, 7], [1, 4, 4, 33], [3, 2, 5, 100], [1, 2, 3, 1025]];
+
+for (const backend of TEST_BACKENDS) {
+  Deno.test(`scan implementations agree with the sequential recurrence on random shapes (${backend})`, async () => {
+    await useBackend(backend);
+    const rng = new Rng(1234);
+    for (const [b, d, n, l] of SHAPES) {
+      for (const withState of [false, true]) {
+        const x = randomInputs(rng, b, d, n, l);
+        const h0 = withState ? x.h0 : undefined;
+        // gradients of a random linear functional of y and of the last state, wrt every input incl. h0
+        const gy = tf.tensor(rng.normalArray(b * d * l), [b, d, l]);
+        const gs = tf.tensor(rng.normalArray(b * d * n), [b, d, n]);
+        const run = (impl: ScanImpl) => {
+          const f = (u: tf.Tensor, delta: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, h: tf.Tensor) => {
+            const r = selectiveScan(u, delta, A, B, C, x.D, x.z, x.deltaBias, {
+              deltaSoftplus: true, impl, initialState: withState ? h : undefined, returnLastState: true, chunkSize: 8,
+            });
+            return tf.add(tf.sum(tf.mul(r.y, gy)), tf.sum(tf.mul(r.lastState!, gs)));
+          };
+          // h0 is differentiated only when it is used (tf.grads rejects a disconnected input)
+          const { value, grads } = tf.valueAndGrads(f as (...t: tf.Tensor[]) => tf.Scalar)(
+            withState ? [x.u, x.delta, x.A, x.B, x.C, x.h0] : [x.u, x.delta, x.A, x.B, x.C],
+          );
+          const { y, lastState } = selectiveScan(x.u, x.delta, x.A, x.B, x.C, x.D, x.z, x.deltaBias, {
+            deltaSoftplus: true, impl, initialState: h0, returnLastState: true, chunkSize: 8,
+          });
+          return { value, grads, y, lastState: lastState! };
+        };
+        const ref = run("sequential");
+        for (const impl of availableScanImpls().filter((i) => i !== "sequential")) {
+          const got = run(impl);
+          const what = `${impl} (b=${b}, d=${d}, n=${n}, l=${l}, initial state ${withState})`;
+          assert.ok(await relL2T(got.y, ref.y) < 1e-4, `${what}: y`);
+          assert.ok(await relL2T(got.lastState, ref.lastState) < 1e-4, `${what}: last state`);
+          const names = ["u", "delta", "A", "B", "C", "h0"];
+          for (let i = 0; i < ref.grads.length; i++) {
+            const err = await relL2T(got.grads[i], ref.grads[i]);
+            assert.ok(err < 1e-3, `${what}: grad ${names[i]} rel err ${err}`);
+          }
+          tf.dispose([got.value, ...got.grads, got.y, got.lastState]);
+        }
+        tf.dispose([ref.value, ...ref.grads, ref.y, ref.lastState, gy, gs, ...Object.values(x)]);
+      }
+    }
+  });
+
+  Deno.test(`scan: running a sequence in two halves with the carried state equals one run (${backend})`, async () => {
+    await useBackend(backend);
+    const x = randomInputs(new Rng(7), 2, 4, 3, 19);
+    for (const impl of availableScanImpls()) {
+      const opts = { deltaSoftplus: true, impl, returnLastState: true, chunkSize: 4 };
+      const whole = selectiveScan(x.u, x.delta, x.A, x.B, x.C, x.D, x.z, x.deltaBias, opts);
+      const part = (t: tf.Tensor, s: number, len: number) => tf.slice(t, [0, 0, s], [-1, -1, len]);
+      const first = selectiveScan(part(x.u, 0, 11), part(x.delta, 0, 11), x.A, part(x.B, 0, 11), part(x.C, 0, 11),
+        x.D, part(x.z, 0, 11), x.deltaBias, opts);
+      const second = selectiveScan(part(x.u, 11, 8), part(x.delta, 11, 8), x.A, part(x.B, 11, 8), part(x.C, 11, 8),
+        x.D, part(x.z, 11, 8), x.deltaBias, { ...opts, initialState: first.lastState });
+      assert.ok(await relL2T(tf.concat([first.y, second.y], 2), whole.y) < 1e-5, impl);
+      assert.ok(await relL2T(second.lastState!, whole.lastState!) < 1e-5, impl);
+    }
+  });
+}
+
+Deno.test("scan: bad shapes fail with a message naming the argument", () => {
+  const u = tf.zeros([1, 4, 5]);
+  assert.throws(() => selectiveScan(u, tf.zeros([1, 4, 6]), tf.zeros([4, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5])),
+    /delta must have u's shape/);
+  assert.throws(() => selectiveScan(u, u, tf.zeros([3, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5])),
+    /A must be \(d_inner, d_state\)/);
+  assert.throws(() => selectiveScan(u, u, tf.zeros([4, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5]), undefined,
+    undefined, undefined, { initialState: tf.zeros([1, 4, 3]) }), /initialState must be/);
+  assert.throws(() => selectiveScan(u, u, tf.zeros([4, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5]), undefined,
+    undefined, undefined, { impl: "fused" }), /no fused kernel is registered/);
+});
