@@ -1,0 +1,66 @@
+/**
+ * Errors about files the user handed us (checkpoints, configs, results).
+ *
+ * An `InputError` carries a complete, human-readable message that already names the file and, where there
+ * is one, the key or field at fault. Callers such as the CLI can print `err.message` alone (no stack trace)
+ * and exit: the message is the whole diagnosis.
+ */
+export class InputError extends Error {
+  /** The path (or label, e.g. "<buffer>") of the file the problem is in. */
+  readonly file: string;
+  /** The tensor key or config field at fault, when the problem is local to one. */
+  readonly key?: string;
+
+  constructor(file: string, key: string | undefined, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InputError";
+    this.file = file;
+    this.key = key;
+  }
+}
+
+/** A safetensors file that cannot be read, or tensors that cannot be written as one. */
+export class SafetensorsError extends InputError {
+  constructor(file: string, key: string | undefined, message: string, options?: ErrorOptions) {
+    super(file, key, message, options);
+    this.name = "SafetensorsError";
+  }
+}
+
+/** A model config (mamba_ssm or Hugging Face config.json) that is malformed or unsupported. */
+export class ConfigError extends InputError {
+  constructor(file: string, key: string | undefined, message: string, options?: ErrorOptions) {
+    super(file, key, message, options);
+    this.name = "ConfigError";
+  }
+}
+
+/** A state dict whose keys or shapes do not match what the config implies. */
+export class StateDictError extends InputError {
+  constructor(file: string, key: string | undefined, message: string, options?: ErrorOptions) {
+    super(file, key, message, options);
+    this.name = "StateDictError";
+  }
+}
+
+/** A file that could not be written (the destination is left untouched). */
+export class FileWriteError extends InputError {
+  constructor(file: string, message: string, options?: ErrorOptions) {
+    super(file, undefined, message, options);
+    this.name = "FileWriteError";
+  }
+}
+
+/**
+ * Turns a Deno file-system error into a short phrase ("no such file", "permission denied", ...), so that
+ * messages read `x.safetensors: no such file` instead of a raw `NotFound: ... (os error 2)` stack.
+ */
+export function describeFsError(err: unknown): string {
+  if (err instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (err instanceof Deno.errors.IsADirectory) return "is a directory, not a file";
+  if (err instanceof Deno.errors.NotADirectory) return "a component of the path is not a directory";
+  if (err instanceof Deno.errors.AlreadyExists) return "already exists";
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,353 @@
+/**
+ * Idempotent machine setup for a fresh Debian 12 machine (run as root).
+ *
+ *   deno run -A lib/setup.ts [--quiet] [--with-notebooks] [--with-webgpu] [--with-chromium]
+ *
+ * It checks what is present and installs only what is missing:
+ *   --with-chromium   Debian's `chromium` (+ fonts-liberation so PNG text has an Arial-metric font);
+ *                     skipped when CHROMIUM_PATH names an existing executable.
+ *   --with-notebooks  jupyter-nbconvert, python3-nbclient and Deno's Jupyter kernelspec; implies
+ *                     --with-chromium (notebooks render their figures to SVG through Chromium).
+ *   --with-webgpu     mesa-vulkan-drivers (lavapipe: software Vulkan, so WebGPU code runs on CPU machines).
+ *
+ * `apt-get update` runs at most once, and only when some package must be installed. Without root, a missing
+ * package is an error that says what to install. The helpers are exported for tests and other scripts.
+ */
+
+/** What to make sure of. */
+export interface SetupOptions {
+  quiet: boolean;
+  notebooks: boolean;
+  webgpu: boolean;
+  chromium: boolean;
+}
+
+/** Raised with a message that names the failing package or command and what to do about it. */
+export class SetupError extends Error {
+  override name = "SetupError";
+}
+
+/** Debian packages per feature. */
+export const APT_PACKAGES = {
+  notebooks: ["jupyter-nbconvert", "python3-nbclient"],
+  webgpu: ["mesa-vulkan-drivers"],
+  // fonts-liberation is only "recommended" by chromium-common; we install without recommends, and a machine
+  // without any font renders every label as empty boxes in PNGs.
+  chromium: ["chromium", "fonts-liberation"],
+} as const;
+
+/** Where Debian's chromium lives; CHROMIUM_PATH overrides. */
+export const DEFAULT_CHROMIUM = "/usr/bin/chromium";
+
+/** Debian's Jupyter (Debian's Python, whatever python3 is first on PATH, e.g. a pyenv shim). */
+export const DEBIAN_JUPYTER = "/usr/bin/jupyter";
+export const DEBIAN_PYTHON = "/usr/bin/python3";
+
+/** Parse the command line of lib/setup.ts. Unknown flags are an error (a typo should not pass silently). */
+export function parseSetupArgs(args: string[]): SetupOptions {
+  const opts: SetupOptions = { quiet: false, notebooks: false, webgpu: false, chromium: false };
+  for (const a of args) {
+    if (a === "--quiet" || a === "-q") opts.quiet = true;
+    else if (a === "--with-notebooks") opts.notebooks = true;
+    else if (a === "--with-webgpu") opts.webgpu = true;
+    else if (a === "--with-chromium") opts.chromium = true;
+    else {
+      throw new SetupError(
+        `unknown argument '${a}' (expected --quiet, --with-notebooks, --with-webgpu, --with-chromium)`,
+      );
+    }
+  }
+  if (opts.notebooks) opts.chromium = true; // notebooks render their figures through Chromium
+  return opts;
+}
+
+/** Result of a finished command. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run a command to completion. `inherit` streams its output to ours (long apt installs show progress);
+ * otherwise output is captured. A command that cannot start (not installed) gives code 127.
+ */
+export async function runCommand(
+  cmd: string[],
+  opts: { inherit?: boolean; env?: Record<string, string> } = {},
+): Promise<CommandResult> {
+  const io = opts.inherit ? "inherit" : "piped";
+  try {
+    const out = await new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
+      stdin: "null",
+      stdout: io,
+      stderr: io,
+      env: opts.env,
+    }).output();
+    const dec = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: opts.inherit ? "" : dec.decode(out.stdout),
+      stderr: opts.inherit ? "" : dec.decode(out.stderr),
+    };
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { code: 127, stdout: "", stderr: `${cmd[0]}: not found` };
+    throw e;
+  }
+}
+
+/** True when running as root (apt-get can install). */
+export function isRoot(): boolean {
+  return Deno.uid?.() === 0;
+}
+
+/** Is a Debian package installed (dpkg status "installed", not merely known or half-removed)? */
+export async function aptPackageInstalled(pkg: string): Promise<boolean> {
+  const r = await runCommand(["dpkg-query", "-W", "-f=${db:Status-Status}", pkg]);
+  return r.code === 0 && r.stdout.trim() === "installed";
+}
+
+/** The subset of `pkgs` that is not installed, in order. */
+export async function missingAptPackages(pkgs: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const p of pkgs) if (!(await aptPackageInstalled(p))) missing.push(p);
+  return missing;
+}
+
+/** The last lines of a command's output, for error messages. */
+function tail(text: string, lines = 20): string {
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/**
+ * Install Debian packages: one `apt-get update`, then one `apt-get install` of all of them. Without
+ * recommends (chromium would pull in udev, upower, printing; nbconvert pandoc) — what we need is listed.
+ * Waits for the dpkg lock (an unattended-upgrades run at boot otherwise fails the install).
+ */
+export async function installAptPackages(pkgs: string[], opts: { quiet?: boolean } = {}): Promise<void> {
+  if (pkgs.length === 0) return;
+  const list = pkgs.join(" ");
+  if (!isRoot()) {
+    throw new SetupError(
+      `missing Debian packages: ${list}. Install them as root:\n` +
+        `  apt-get update && apt-get install -y --no-install-recommends ${list}\n` +
+        `then run this again.`,
+    );
+  }
+  const env = { DEBIAN_FRONTEND: "noninteractive" };
+  const lock = ["-o", "DPkg::Lock::Timeout=300"];
+  console.log(`setup: installing ${list} (apt-get) ...`);
+  const inherit = !opts.quiet;
+  const update = await runCommand(["apt-get", ...lock, "update"], { env, inherit });
+  // A failed update (one unreachable mirror) may still leave usable lists: try the install, and name both.
+  const updateNote = update.code === 0
+    ? ""
+    : `\n('apt-get update' also failed with exit code ${update.code}${
+      update.stderr ? ":\n" + tail(update.stderr) : ""
+    })`;
+  const cmd = ["apt-get", ...lock, "install", "-y", "--no-install-recommends", ...pkgs];
+  const install = await runCommand(cmd, { env, inherit });
+  if (install.code !== 0) {
+    throw new SetupError(
+      `installing Debian packages failed (exit code ${install.code}): ${list}\n` +
+        `command: DEBIAN_FRONTEND=noninteractive ${cmd.join(" ")}` +
+        (install.stderr || install.stdout ? "\n" + tail(install.stderr || install.stdout) : "") + updateNote,
+    );
+  }
+  const still = await missingAptPackages(pkgs);
+  if (still.length) throw new SetupError(`apt-get reported success but these are not installed: ${still}`);
+}
+
+/** The Chromium executable renderers should use: CHROMIUM_PATH if set, else Debian's. */
+export function chromiumPath(): string {
+  return Deno.env.get("CHROMIUM_PATH") || DEFAULT_CHROMIUM;
+}
+
+/** Is `path` an existing executable file? */
+export async function isExecutable(path: string): Promise<boolean> {
+  try {
+    const st = await Deno.stat(path);
+    return st.isFile && st.mode !== null && (st.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Home directory (Jupyter's per-user data lives below it). */
+function homeDir(): string {
+  const h = Deno.env.get("HOME");
+  if (!h) throw new SetupError("HOME is not set: cannot locate ~/.local/share/jupyter");
+  return h;
+}
+
+/**
+ * Where `deno jupyter --install` writes the kernelspec. Deno always uses the per-user data dir
+ * (~/.local/share/jupyter, ignoring JUPYTER_DATA_DIR), so that is what we check.
+ */
+export function denoKernelSpecPath(): string {
+  return `${homeDir()}/.local/share/jupyter/kernels/deno/kernel.json`;
+}
+
+/** State of the Deno kernelspec relative to the running Deno. */
+export interface KernelStatus {
+  path: string;
+  exists: boolean;
+  /** argv[0] of the kernelspec, when it exists and parses. */
+  argv0?: string;
+  /** True when argv[0] is (after resolving symlinks) the Deno running now. */
+  current: boolean;
+}
+
+async function realPath(p: string): Promise<string | undefined> {
+  try {
+    return await Deno.realPath(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Check the Deno kernelspec. kernel.json stores an ABSOLUTE deno path (whatever path deno was invoked by,
+ * e.g. a node_modules/.bin symlink or an npx cache directory), so a fresh clone, another npx cache or a
+ * deleted .tools leaves a kernel that cannot start. Compare real paths.
+ */
+export async function denoKernelStatus(): Promise<KernelStatus> {
+  const path = denoKernelSpecPath();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return { path, exists: false, current: false };
+  }
+  let argv0: string | undefined;
+  try {
+    const spec = JSON.parse(text);
+    argv0 = Array.isArray(spec.argv) ? String(spec.argv[0]) : undefined;
+  } catch {
+    return { path, exists: true, current: false };
+  }
+  const a = argv0 ? await realPath(argv0) : undefined;
+  const b = await realPath(Deno.execPath());
+  return { path, exists: true, argv0, current: a !== undefined && a === b };
+}
+
+/** (Re)install the Deno kernelspec with the running Deno's path when it is missing or stale. */
+export async function ensureDenoKernel(opts: { quiet?: boolean } = {}): Promise<KernelStatus> {
+  const before = await denoKernelStatus();
+  if (before.current) return before;
+  if (!opts.quiet || before.exists) {
+    console.log(
+      before.exists
+        ? `setup: Deno kernelspec points at ${before.argv0 ?? "?"}; reinstalling for ${Deno.execPath()}`
+        : `setup: installing the Deno Jupyter kernelspec (${Deno.execPath()})`,
+    );
+  }
+  const cmd = [Deno.execPath(), "jupyter", "--install", "--force"];
+  const r = await runCommand(cmd, { env: { NO_COLOR: "1" } });
+  if (r.code !== 0) {
+    throw new SetupError(`'${cmd.join(" ")}' failed (exit code ${r.code}):\n${tail(r.stderr || r.stdout)}`);
+  }
+  const after = await denoKernelStatus();
+  if (!after.current) {
+    throw new SetupError(
+      `'${
+        cmd.join(" ")
+      }' ran but ${after.path} does not point at ${Deno.execPath()} (argv[0]: ${after.argv0})`,
+    );
+  }
+  return after;
+}
+
+/**
+ * Ask Debian's Jupyter (its jupyter_client, which nbclient uses to start kernels) which kernelspec "deno"
+ * resolves to. JUPYTER_PATH / JUPYTER_DATA_DIR or a system-wide "deno" kernel can shadow the per-user one.
+ * (`jupyter kernelspec` is not available: Debian ships that subcommand in a package we do not need.)
+ */
+export async function jupyterSeesDenoKernel(): Promise<{ ok: boolean; detail: string }> {
+  const py = [
+    "import json",
+    "from jupyter_client.kernelspec import KernelSpecManager",
+    "m = KernelSpecManager()",
+    "d = m.find_kernel_specs().get('deno')",
+    "print(json.dumps(d and {'dir': d, 'argv': m.get_kernel_spec('deno').argv}))",
+  ].join("\n");
+  const r = await runCommand([DEBIAN_PYTHON, "-c", py]);
+  if (r.code !== 0) return { ok: false, detail: `asking jupyter_client failed: ${tail(r.stderr)}` };
+  try {
+    const found = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "null");
+    if (!found) return { ok: false, detail: "Jupyter finds no 'deno' kernel" };
+    const argv0 = String(found.argv?.[0]);
+    const ok = (await realPath(argv0)) === (await realPath(Deno.execPath()));
+    return { ok, detail: `${found.dir} -> ${argv0}` };
+  } catch (e) {
+    return { ok: false, detail: `cannot parse jupyter_client's answer (${e}): ${r.stdout}` };
+  }
+}
+
+/** What setup found and did. */
+export interface SetupReport {
+  installed: string[];
+  kernel?: KernelStatus;
+  chromium?: string;
+}
+
+/** Make sure of everything `opts` asks for. Throws SetupError with a clear message on failure. */
+export async function setup(opts: SetupOptions): Promise<SetupReport> {
+  const wanted: string[] = [];
+  if (opts.notebooks) wanted.push(...APT_PACKAGES.notebooks);
+  if (opts.webgpu) wanted.push(...APT_PACKAGES.webgpu);
+  const customChromium = Deno.env.get("CHROMIUM_PATH");
+  if (opts.chromium) {
+    if (customChromium && await isExecutable(customChromium)) {
+      // A user-provided browser: do not require Debian's.
+    } else if (customChromium) {
+      throw new SetupError(`CHROMIUM_PATH=${customChromium} is not an executable file`);
+    } else {
+      wanted.push(...APT_PACKAGES.chromium);
+    }
+  }
+  const missing = await missingAptPackages(wanted);
+  await installAptPackages(missing, opts);
+
+  const report: SetupReport = { installed: missing };
+  if (opts.chromium) {
+    const path = chromiumPath();
+    if (!(await isExecutable(path))) {
+      throw new SetupError(`${path} is missing although its package is installed (set CHROMIUM_PATH?)`);
+    }
+    report.chromium = path;
+  }
+  if (opts.notebooks) {
+    report.kernel = await ensureDenoKernel(opts);
+    const seen = await jupyterSeesDenoKernel();
+    if (!seen.ok) {
+      throw new SetupError(
+        `Jupyter does not start the Deno kernel from ${Deno.execPath()}: ${seen.detail}\n` +
+          `(JUPYTER_PATH or JUPYTER_DATA_DIR may point elsewhere; Deno installs into ~/.local/share/jupyter)`,
+      );
+    }
+  }
+  return report;
+}
+
+async function main(args: string[]): Promise<number> {
+  try {
+    const opts = parseSetupArgs(args);
+    const report = await setup(opts);
+    if (!opts.quiet) {
+      const parts = [
+        report.installed.length ? `installed ${report.installed.join(", ")}` : "nothing to install",
+      ];
+      if (report.chromium) parts.push(`chromium: ${report.chromium}`);
+      if (report.kernel) parts.push(`deno kernel: ${report.kernel.path}`);
+      console.log(`setup: ok (${parts.join("; ")})`);
+    }
+    return 0;
+  } catch (e) {
+    console.error(`setup: ${e instanceof SetupError ? e.message : (e as Error)?.stack ?? e}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

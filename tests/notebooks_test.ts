@@ -1,0 +1,129 @@
+// Every notebooks/*.ipynb executes at SCALE=smoke (a failing cell fails its test, naming the cell and the
+// error), plus a self-test of the harness on generated notebooks. Needs Debian's jupyter-nbconvert and
+// python3-nbclient (`deno task setup --with-notebooks`); without them these tests FAIL, they do not skip.
+// Outputs go to a temporary folder, not figures/notebooks (that holds the reproduced report).
+
+import assert from "node:assert/strict";
+import { code, loadCells, md, notebookPathFor, notebookText, writeNotebook } from "../lib/notebook/build.ts";
+import { listNotebooks, notebookPrerequisites, REPO_ROOT, runNotebook } from "../lib/notebook/run.ts";
+
+const notebooks = await listNotebooks();
+
+/** Run a notebook into a temporary output folder; throw with the notebook's name and error on failure. */
+async function runSmoke(path: string) {
+  const outDir = await Deno.makeTempDir({ prefix: "notebooks-test-" });
+  try {
+    const r = await runNotebook(path, { scale: "smoke", outDir, heartbeatS: 0 });
+    return { r, outDir };
+  } catch (e) {
+    await Deno.remove(outDir, { recursive: true });
+    throw e;
+  }
+}
+
+Deno.test("notebook prerequisites: Debian's Jupyter and the Deno kernel (deno task setup --with-notebooks)", async () => {
+  const problem = await notebookPrerequisites();
+  assert.equal(problem, undefined, problem ?? "");
+});
+
+for (const nb of notebooks) {
+  const name = nb.slice(nb.lastIndexOf("/") + 1);
+  Deno.test(`notebook ${name} runs at SCALE=smoke`, async () => {
+    const { r, outDir } = await runSmoke(nb);
+    try {
+      if (!r.ok) throw new Error(`${name} failed at SCALE=smoke: ${r.error}`);
+      assert.ok(r.html && (await Deno.stat(r.html)).size > 0, "HTML rendered");
+    } finally {
+      await Deno.remove(outDir, { recursive: true });
+    }
+  });
+}
+
+// Notebooks written as TypeScript sources (notebooks/src/NAME.ts) must match their generated .ipynb.
+const sources: string[] = [];
+try {
+  for await (const e of Deno.readDir(`${REPO_ROOT}/notebooks/src`)) {
+    if (e.isFile && e.name.endsWith(".ts")) sources.push(`${REPO_ROOT}/notebooks/src/${e.name}`);
+  }
+} catch (e) {
+  if (!(e instanceof Deno.errors.NotFound)) throw e;
+}
+for (const src of sources.sort()) {
+  const out = notebookPathFor(src);
+  Deno.test(`${out.slice(REPO_ROOT.length + 1)} is generated from its source`, async () => {
+    const want = notebookText(await loadCells(src));
+    const have = await Deno.readTextFile(out).catch(() => "(missing)");
+    assert.ok(
+      have === want,
+      `${out} is stale: run deno run -A lib/notebook/build.ts ${src.slice(REPO_ROOT.length + 1)}`,
+    );
+  });
+}
+
+Deno.test("notebook harness: SCALE reaches the kernel, figures carry a static image, failures name the cell", async () => {
+  // Generated notebooks live under data/tmp (git-ignored) so that the kernel finds the repository's deno.json
+  // from the notebook's folder upward.
+  await Deno.mkdir(`${REPO_ROOT}/data/tmp`, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: `${REPO_ROOT}/data/tmp`, prefix: "harness-" });
+  const display = new URL("../lib/plot/display.ts", import.meta.url).href;
+  try {
+    const good = `${dir}/good.ipynb`;
+    await writeNotebook(good, [
+      md`# Harness self-test`,
+      code`import { layout, showFigure, showTable } from "${display}";
+console.log("SCALE=" + Deno.env.get("SCALE"));`,
+      code`await showFigure({
+  data: [{ x: [0, 1, 2], y: [3, 1, 2], type: "scatter", name: "harness-trace" }],
+  layout: layout({ title: "Harness", xTitle: "Step", yTitle: "Loss", yUnit: "nats" }),
+});
+await showTable([{ a: 1, b: 2.5 }]);`,
+    ]);
+    const { r, outDir } = await runSmoke(good);
+    try {
+      assert.ok(r.ok, r.error ?? "");
+      const executed = JSON.parse(await Deno.readTextFile(r.executed!));
+      const outputs = executed.cells.flatMap((c: { outputs?: unknown[] }) => c.outputs ?? []);
+      const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join("") : v ?? "");
+      assert.ok(
+        outputs.some((o: { text?: string[] }) => text(o.text).includes("SCALE=smoke")),
+        "SCALE=smoke",
+      );
+      const fig = outputs.find((o: { data?: Record<string, unknown> }) =>
+        o.data?.["application/vnd.plotly.v1+json"]
+      );
+      assert.ok(fig, "a plotly output");
+      assert.match(text(fig.data["image/svg+xml"]), /^<svg[\s\S]*>Loss \(nats\)<[\s\S]*<\/svg>$/);
+      assert.ok(
+        outputs.some((o: { data?: Record<string, unknown> }) =>
+          o.data?.["text/html"]?.toString().includes("<table>")
+        ),
+      );
+      // The static HTML shows the figure as an image (inline SVG would be emptied by nbconvert's sanitizer).
+      const html = await Deno.readTextFile(r.html!);
+      assert.match(html, /<img src="data:image\/svg\+xml;base64,/);
+      assert.match(html, /<title>good<\/title>/);
+      assert.deepEqual([...Deno.readDirSync(outDir)].map((e) => e.name).sort(), ["good.html", "good.ipynb"]);
+    } finally {
+      await Deno.remove(outDir, { recursive: true });
+    }
+
+    const bad = `${dir}/bad.ipynb`;
+    await writeNotebook(bad, [
+      md`# Fails in cell 3`,
+      code`const x = 1;`,
+      code`throw new Error("harness-boom-" + Deno.env.get("SCALE"));`,
+      code`console.log("not reached");`,
+    ]);
+    const failed = await runSmoke(bad);
+    try {
+      assert.equal(failed.r.ok, false);
+      assert.match(failed.r.error!, /^cell 3 failed:/);
+      assert.match(failed.r.error!, /harness-boom-smoke/);
+      assert.deepEqual([...Deno.readDirSync(failed.outDir)], [], "a failed run writes no output");
+    } finally {
+      await Deno.remove(failed.outDir, { recursive: true });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,193 @@
+// Figure rendering through headless Chromium: SVG and PNG output, atomic export, the notebook bundle.
+// Needs Debian's chromium (`deno task setup --with-chromium`); without it these tests FAIL, they do not skip.
+
+import assert from "node:assert/strict";
+import {
+  chromiumAvailable,
+  closeRenderer,
+  exportFigure,
+  RenderError,
+  renderFigure,
+} from "../lib/plot/export.ts";
+import { figureBundle, layout, PLOTLY_MIME, tableBundle } from "../lib/plot/display.ts";
+
+const FIG = {
+  data: [
+    {
+      x: [1, 2, 4, 8],
+      y: new Float32Array([1.9, 1.4, 1.2, 1.1]),
+      type: "scatter",
+      name: "MambaByte-test-trace",
+    },
+    { x: [1, 2, 4, 8], y: [2.1, 1.7, 1.5, 1.45], type: "scatter", name: "Transformer-test-trace" },
+  ],
+  layout: layout({
+    title: "Test figure title",
+    xTitle: "Training bytes",
+    xUnit: "GB",
+    yTitle: "Loss",
+    yUnit: "bits/byte",
+  }),
+};
+
+/**
+ * Minimal XML well-formedness check (no DOMParser in Deno): tags nest and close properly, one root <svg>.
+ * Enough to catch a truncated or mangled document.
+ */
+function assertWellFormedSvg(svg: string): void {
+  assert.match(svg, /^<svg[\s>]/, "SVG must start with <svg");
+  assert.match(svg, /<\/svg>\s*$/, "SVG must end with </svg>");
+  assert.match(svg, /xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  const stack: string[] = [];
+  const body = svg.replace(/<!--[\s\S]*?-->/g, "").replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, "");
+  for (const m of body.matchAll(/<(\/?)([A-Za-z][\w:.-]*)((?:"[^"]*"|'[^']*'|[^'">])*?)(\/?)>/g)) {
+    const [, closing, name, , selfClosing] = m;
+    if (selfClosing) continue;
+    if (closing) {
+      const open = stack.pop();
+      assert.equal(open, name, `</${name}> closes <${open}>`);
+      if (stack.length === 0) assert.equal(name, "svg");
+    } else {
+      if (stack.length === 0) assert.equal(name, "svg", "single <svg> root");
+      stack.push(name);
+    }
+  }
+  assert.equal(stack.length, 0, `unclosed tags: ${stack.join(", ")}`);
+}
+
+/** PNG signature and IHDR size (bytes 16-23, big-endian). */
+function pngSize(png: Uint8Array): { width: number; height: number } {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  assert.deepEqual([...png.subarray(0, 8)], sig, "PNG signature");
+  assert.equal(new TextDecoder().decode(png.subarray(12, 16)), "IHDR");
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  return names.sort();
+}
+
+async function chromiumTempDirs(): Promise<string[]> {
+  const tmp = Deno.env.get("TMPDIR") || "/tmp";
+  return (await listDir(tmp)).filter((n) => n.startsWith("mambabyte-chromium-"));
+}
+
+Deno.test("Chromium is installed (deno task setup --with-chromium)", async () => {
+  const a = await chromiumAvailable();
+  assert.ok(a.ok, a.reason ?? "");
+});
+
+Deno.test("figures render to SVG and PNG through one headless Chromium and export atomically", async (t) => {
+  const before = await chromiumTempDirs();
+  const out = await Deno.makeTempDir({ prefix: "plot-test-" });
+  try {
+    await t.step("SVG: well-formed, with title, axis titles (units) and trace names", async () => {
+      const svg = await renderFigure(FIG, { format: "svg", width: 640, height: 400 });
+      assertWellFormedSvg(svg);
+      for (
+        const text of [
+          "Test figure title",
+          "Training bytes (GB)",
+          "Loss (bits/byte)",
+          "MambaByte-test-trace",
+          "Transformer-test-trace",
+        ]
+      ) {
+        assert.ok(svg.includes(text), `SVG lacks "${text}"`);
+      }
+      // The SVG keeps its CSS size (plotly would scale width/height by `scale`).
+      assert.match(svg, /^<svg[^>]* width="640" height="400"/);
+    });
+
+    await t.step("PNG: signature and pixel size = CSS size x scale", async () => {
+      const png = await renderFigure(FIG, { format: "png", width: 640, height: 400, scale: 2 });
+      assert.deepEqual(pngSize(png), { width: 1280, height: 800 });
+      assert.ok(png.length > 10_000, `a plot with text should not be ${png.length} bytes`);
+      const one = await renderFigure(FIG, { format: "png", width: 300, height: 200, scale: 1 });
+      assert.deepEqual(pngSize(one), { width: 300, height: 200 });
+    });
+
+    await t.step("concurrent renders share the browser", async () => {
+      const svgs = await Promise.all([1, 2, 3].map(() => renderFigure(FIG)));
+      for (const s of svgs) assertWellFormedSvg(s);
+      // Counted as new temporary folders: other processes' browsers may come and go meanwhile.
+      const ours = (await chromiumTempDirs()).filter((d) => !before.includes(d));
+      assert.equal(ours.length, 1, "exactly one browser for all figures");
+    });
+
+    await t.step("exportFigure writes NAME.svg and NAME.png, leaving no temporary file", async () => {
+      const paths = await exportFigure(FIG, "test_export", { dir: `${out}/figs`, width: 500, height: 300 });
+      assert.deepEqual(paths, { svg: `${out}/figs/test_export.svg`, png: `${out}/figs/test_export.png` });
+      assert.deepEqual(await listDir(`${out}/figs`), ["test_export.png", "test_export.svg"]);
+      assertWellFormedSvg(await Deno.readTextFile(paths.svg!));
+      assert.deepEqual(pngSize(await Deno.readFile(paths.png!)), { width: 1000, height: 600 });
+      // Overwrite in place: still exactly the two files.
+      await exportFigure(FIG, "test_export", { dir: `${out}/figs`, formats: ["svg"] });
+      assert.deepEqual(await listDir(`${out}/figs`), ["test_export.png", "test_export.svg"]);
+    });
+
+    await t.step("bad input fails clearly and writes nothing", async () => {
+      await assert.rejects(() => exportFigure(FIG, "../escape", { dir: `${out}/bad` }), RenderError);
+      await assert.rejects(() => exportFigure(FIG, "x.svg", { dir: `${out}/bad` }), /plain file stem/);
+      await assert.rejects(() => renderFigure({ layout: {} } as never), /data/);
+      await assert.rejects(() => renderFigure(FIG, { format: "gif" as never }), /unknown image format/);
+      await assert.rejects(() => Deno.stat(`${out}/bad`), Deno.errors.NotFound);
+    });
+
+    await t.step("notebook bundle: plotly JSON + SVG + <img> for static HTML + text", async () => {
+      const b = await figureBundle(FIG);
+      const plotly = b[PLOTLY_MIME] as { data: { y: number[] }[] };
+      assert.ok(Array.isArray(plotly.data[0].y), "typed arrays become plain arrays in the plotly JSON");
+      assert.equal(plotly.data[0].y.length, 4);
+      assertWellFormedSvg(b["image/svg+xml"] as string);
+      assert.match(b["text/html"] as string, /^<img src="data:image\/svg\+xml;base64,/);
+      assert.equal(b["text/plain"], "<Figure: Test figure title>");
+    });
+  } finally {
+    await closeRenderer();
+    await Deno.remove(out, { recursive: true });
+  }
+  const left = (await chromiumTempDirs()).filter((d) => !before.includes(d));
+  assert.deepEqual(left, [], "closeRenderer removes the browser's temporary folder");
+});
+
+Deno.test("without Chromium, the notebook bundle says why and still carries the plotly JSON", async () => {
+  const saved = Deno.env.get("CHROMIUM_PATH");
+  Deno.env.set("CHROMIUM_PATH", "/nonexistent/chromium");
+  try {
+    const b = await figureBundle(FIG);
+    assert.ok(b[PLOTLY_MIME]);
+    assert.equal(b["image/svg+xml"], undefined);
+    assert.match(b["text/plain"] as string, /no static image: no Chromium at \/nonexistent\/chromium/);
+  } finally {
+    if (saved === undefined) Deno.env.delete("CHROMIUM_PATH");
+    else Deno.env.set("CHROMIUM_PATH", saved);
+  }
+});
+
+Deno.test("tables render as HTML and aligned text", () => {
+  const b = tableBundle(
+    [{ model: "MambaByte", bpb: 1.23456, note: "<b>" }, { model: "Transformer", bpb: 2 }],
+    {
+      caption: "Test",
+    },
+  );
+  assert.match(b["text/html"], /<caption>Test<\/caption>/);
+  assert.match(b["text/html"], /<td style="text-align:right">1\.235<\/td>/);
+  assert.match(b["text/html"], /&lt;b&gt;/, "cell text is escaped");
+  assert.equal(
+    b["text/plain"],
+    [
+      "Test",
+      "model          bpb  note",
+      "-----------  -----  ----",
+      "MambaByte    1.235  <b>",
+      "Transformer      2",
+    ].join("\n"),
+  );
+  const many = tableBundle(Array.from({ length: 60 }, (_, i) => ({ i })), { maxRows: 5 });
+  assert.match(many["text/plain"], /\(5 of 60 rows shown\)$/);
+});
