@@ -39,3 +39,12 @@ export async function relL2T(a: tf.Tensor, b: tf.Tensor): Promise<number> {
   if (a.shape.join() !== b.shape.join()) throw new Error(`shape mismatch: [${a.shape}] vs [${b.shape}]`);
   return relL2(await a.data() as Float32Array, await b.data() as Float32Array);
 }
+
+/** A checkpoint directory (config.json + model.safetensors) holding the reference tiny model. */
+export async function tinyModelDir(): Promise<string> {
+  const reference = JSON.parse(await Deno.readTextFile(FIXTURES + "mambabyte-tiny-public.json"));
+  const dir = await Deno.makeTempDir({ prefix: "mambabyte-tiny-" });
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(reference.config));
+  await Deno.copyFile(FIXTURES + "mambabyte-tiny-public.model.safetensors", `${dir}/model.safetensors`);
+  return dir;
+}

@@ -17,6 +17,8 @@ export interface TrainConfig {
   optimizer?: Partial<AdamWConfig>;
   /** Print a progress line every this many steps (0 = silent). */
   logEvery?: number;
+  /** Called after every step (e.g. to watch tf.memory() in tests). */
+  onStep?: (entry: TrainLogEntry) => void;
 }
 
 export interface TrainLogEntry {
@@ -57,6 +59,7 @@ export async function trainBytes(model: MambaLM, data: Uint8Array, cfg: TrainCon
       const elapsed = (performance.now() - t0) / 1000;
       const entry = { step: s + 1, loss, bits_per_byte: loss / Math.LN2, lr, grad_norm: gradNorm, bytes_per_s: bytesSeen / elapsed };
       log.push(entry);
+      cfg.onStep?.(entry);
       if (cfg.logEvery && ((s + 1) % cfg.logEvery === 0 || s + 1 === cfg.steps)) {
         const eta = elapsed / (s + 1) * (cfg.steps - s - 1);
         console.error(

@@ -1,0 +1,144 @@
+/**
+ * The command line, run as a user would (a subprocess): generate and score against the reference
+ * fixtures, info, and bad input that must fail with one clear line naming the file and key.
+ */
+import assert from "node:assert/strict";
+import { FIXTURES, tinyModelDir } from "./helpers.ts";
+import { readSafetensors } from "../lib/io/safetensors.ts";
+
+const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
+const reference = JSON.parse(await Deno.readTextFile(FIXTURES + "mambabyte-tiny-public.json"));
+const inputIds = (await readSafetensors(FIXTURES + "mambabyte-tiny-public.expected.safetensors"))
+  .tensors.get("input_ids")!.data as Int32Array;
+
+async function cli(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("cli generate --greedy reproduces greedy_continuation (raw bytes on stdout)", async () => {
+  const dir = await tinyModelDir();
+  const prompt = `${dir}/prompt.bin`;
+  await Deno.writeFile(prompt, Uint8Array.from(inputIds.slice(0, reference.prompt_bytes)));
+  const r = await cli("generate", "--model", dir, "--prompt-file", prompt, "--max-bytes", "48", "--greedy");
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual([...r.stdout], reference.greedy_continuation);
+  assert.match(r.stderr, /backend: wasm/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli generate with sampling is seeded: same seed, same bytes", async () => {
+  const dir = await tinyModelDir();
+  const prompt = `${dir}/prompt.txt`;
+  await Deno.writeTextFile(prompt, "Once upon a time");
+  const args = ["generate", "--model", dir, "--prompt-file", prompt, "--max-bytes", "20", "--temperature", "0.8",
+    "--top-k", "40", "--top-p", "0.95", "--seed", "7"];
+  const a = await cli(...args), b = await cli(...args);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(a.stdout.length, 20);
+  assert.deepEqual(a.stdout, b.stdout);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli score reproduces loss_next_byte_ce_nats", async () => {
+  const dir = await tinyModelDir();
+  const text = `${dir}/text.bin`;
+  await Deno.writeFile(text, Uint8Array.from(inputIds));
+  const r = await cli("score", "--model", dir, "--text", text);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(new TextDecoder().decode(r.stdout));
+  assert.equal(s.bytes, inputIds.length - 1);
+  assert.ok(Math.abs(s.ce_nats - reference.loss_next_byte_ce_nats) < 1e-5 * reference.loss_next_byte_ce_nats,
+    `${s.ce_nats} vs ${reference.loss_next_byte_ce_nats}`);
+  assert.ok(Math.abs(s.bits_per_byte - s.ce_nats / Math.LN2) < 1e-9);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli info prints the config and the parameter count", async () => {
+  const dir = await tinyModelDir();
+  const r = await cli("info", "--model", dir);
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(new TextDecoder().decode(r.stdout));
+  assert.equal(info.config.d_model, 32);
+  const expectedCount = Object.entries(reference.keys as Record<string, number[]>)
+    .filter(([k]) => k !== "lm_head.weight") // tied to the embedding
+    .reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
+  assert.equal(info.parameters, expectedCount);
+  await Deno.remove(dir, { recursive: true });
+});
+
+/** Runs `score` on a damaged checkpoint; expects exit 2 and one line naming `file` (and `key`). */
+async function expectCleanFailure(dir: string, file: RegExp, key?: RegExp) {
+  const text = `${dir}/../text-${crypto.randomUUID()}.txt`;
+  await Deno.writeTextFile(text, "hello world");
+  const before = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  const r = await cli("score", "--model", dir, "--text", text);
+  await Deno.remove(text);
+  assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
+  const lines = r.stderr.trim().split("\n").filter((l) => !l.startsWith("backend:"));
+  assert.equal(lines.length, 1, `one line of error, got:\n${r.stderr}`);
+  assert.match(lines[0], /^error: /);
+  assert.match(lines[0], file);
+  if (key) assert.match(lines[0], key);
+  assert.doesNotMatch(r.stderr, /    at /, "no stack trace");
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), before, "nothing written");
+}
+
+Deno.test("cli: bad checkpoints fail with one clear message naming the file and key", async (t) => {
+  await t.step("non-existent directory", async () => {
+    const r = await cli("score", "--model", "/nonexistent/model", "--text", "/etc/hostname");
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /\/nonexistent\/model/);
+  });
+  await t.step("truncated safetensors", async () => {
+    const dir = await tinyModelDir();
+    const bytes = await Deno.readFile(`${dir}/model.safetensors`);
+    await Deno.writeFile(`${dir}/model.safetensors`, bytes.subarray(0, bytes.length - 1000));
+    await expectCleanFailure(dir, /model\.safetensors/, /truncated|past the end/);
+    await Deno.remove(dir, { recursive: true });
+  });
+  await t.step("corrupt header", async () => {
+    const dir = await tinyModelDir();
+    const bytes = await Deno.readFile(`${dir}/model.safetensors`);
+    bytes[10] = "#".charCodeAt(0); // inside the JSON header
+    await Deno.writeFile(`${dir}/model.safetensors`, bytes);
+    await expectCleanFailure(dir, /model\.safetensors/);
+    await Deno.remove(dir, { recursive: true });
+  });
+  await t.step("unknown config field", async () => {
+    const dir = await tinyModelDir();
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...reference.config, d_modle: 32 }));
+    await expectCleanFailure(dir, /config\.json/, /d_modle/);
+    await Deno.remove(dir, { recursive: true });
+  });
+  await t.step("mis-shaped key", async () => {
+    const dir = await tinyModelDir();
+    await Deno.writeTextFile(`${dir}/config.json`,
+      JSON.stringify({ ...reference.config, ssm_cfg: { ...reference.config.ssm_cfg, d_state: 8 } }));
+    await expectCleanFailure(dir, /model\.safetensors|config\.json/, /A_log|x_proj/);
+    await Deno.remove(dir, { recursive: true });
+  });
+  await t.step("missing key", async () => {
+    const dir = await tinyModelDir();
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...reference.config, n_layer: 3 }));
+    await expectCleanFailure(dir, /model\.safetensors/, /backbone\.layers\.2\./);
+    await Deno.remove(dir, { recursive: true });
+  });
+  await t.step("missing text file", async () => {
+    const dir = await tinyModelDir();
+    const r = await cli("score", "--model", dir, "--text", `${dir}/nope.txt`);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /nope\.txt/);
+    await Deno.remove(dir, { recursive: true });
+  });
+  await t.step("unknown option", async () => {
+    const r = await cli("generate", "--model", "x", "--temprature", "1");
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown option --temprature/);
+  });
+});
