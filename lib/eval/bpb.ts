@@ -41,3 +41,19 @@ export async function scoreBytes(model: MambaLM, data: Uint8Array, window = 2048
     word_perplexity: Math.exp(totalNats / Math.max(1, words)),
   };
 }
+
+/** -log2 p(byte_t | bytes < t) for t = 1..n-1 of one text (one window; for plots of a sentence). */
+export async function perByteBits(model: MambaLM, text: Uint8Array): Promise<Float32Array> {
+  const n = text.length - 1;
+  if (n < 1) throw new Error("perByteBits: need at least 2 bytes");
+  const bits = tf.tidy(() => {
+    const { logits } = forward(model, tf.tensor(Int32Array.from(text.subarray(0, n)), [1, n], "int32"));
+    const V = logits.shape[2]!;
+    const logp = tf.logSoftmax(logits.reshape([n, V]));
+    const onehot = tf.oneHot(tf.tensor(Int32Array.from(text.subarray(1)), [n], "int32"), V).toFloat();
+    return tf.div(tf.neg(tf.sum(tf.mul(onehot, logp), 1)), Math.LN2);
+  });
+  const out = (await bits.data()) as Float32Array;
+  bits.dispose();
+  return out;
+}

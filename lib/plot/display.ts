@@ -153,7 +153,14 @@ export function layout(opts: LayoutOptions = {}): Record<string, unknown> {
     height: opts.height,
   };
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
-  return { ...out, ...opts.extra };
+  // `extra` overrides, but axis objects merge one level deep so that e.g. custom ticks keep the axis title
+  const merged: Record<string, unknown> = { ...out };
+  for (const [k, v] of Object.entries(opts.extra ?? {})) {
+    const base = merged[k];
+    const isObj = (x: unknown) => !!x && typeof x === "object" && !Array.isArray(x);
+    merged[k] = /^[xy]axis\d*$/.test(k) && isObj(base) && isObj(v) ? { ...(base as object), ...(v as object) } : v;
+  }
+  return merged;
 }
 
 // ---------------------------------------------------------------------------------------------------------

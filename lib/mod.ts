@@ -1,0 +1,24 @@
+/**
+ * The public API: what notebooks and scripts import. Dependencies point one way:
+ * notebooks -> lib/mod.ts -> {eval, decode, train} -> models -> ssm -> backend.
+ */
+export { backendInfo, initBackend, tf, webgpuAdapter } from "./backend.ts";
+export type { BackendInfo, BackendName } from "./backend.ts";
+export { availableScanImpls, defaultScanImpl, selectiveScan, setDefaultScanImpl } from "./ssm/scan.ts";
+export type { ScanImpl, ScanOptions } from "./ssm/scan.ts";
+export * as mamba from "./models/mamba.ts";
+export { countParameters, forward, initMambaLM, nextByteLoss, prefill, step } from "./models/mamba.ts";
+export type { MambaLM, MambaState } from "./models/mamba.ts";
+export { loadPretrained, mambaByteConfig, saveMambaLM } from "./models/pretrained.ts";
+export { mixerShapeTable, parameterBreakdown } from "./models/describe.ts";
+export { parseMambaConfig, readMambaConfig } from "./io/config.ts";
+export { readSafetensors, writeSafetensors } from "./io/safetensors.ts";
+export { ByteBatcher, countWords, readSplit } from "./data/bytes.ts";
+export { trainBytes } from "./train/train.ts";
+export { perByteBits, scoreBytes } from "./eval/bpb.ts";
+export { generate } from "./decode/sample.ts";
+export { appendRecord, readRecords } from "./results/store.ts";
+export { currentScale, reproduceConfig, SCALES } from "./scales.ts";
+export type { ScaleName } from "./scales.ts";
+export { layout, showFigure, showTable } from "./plot/display.ts";
+export { exportFigure, renderFigure } from "./plot/export.ts";
