@@ -55,6 +55,11 @@ function cpuModel(): string {
   }
 }
 
+/** The automatic choice for a given WebGPU adapter: only a real (non-fallback) GPU gets webgpu. */
+export function autoBackend(adapter: { fallback: boolean } | undefined): "webgpu" | "wasm" {
+  return adapter && !adapter.fallback ? "webgpu" : "wasm";
+}
+
 /** Reads `--backend NAME` / `--backend=NAME` from argv, else MAMBABYTE_BACKEND. */
 export function requestedBackend(args: string[] = Deno.args): BackendName | undefined {
   let name: string | undefined;
@@ -104,7 +109,7 @@ export async function initBackend(
     info = { backend: "tensorflow", device: "libtensorflow", reason: "requested" };
   } else if (wanted === "webgpu" || wanted === undefined) {
     const adapter = await webgpuAdapter();
-    const usable = adapter && (!adapter.fallback || wanted === "webgpu" || opts.allowFallbackGpu);
+    const usable = adapter && (autoBackend(adapter) === "webgpu" || wanted === "webgpu" || opts.allowFallbackGpu);
     if (usable && await tf.setBackend("webgpu")) {
       await tf.ready();
       info = {
