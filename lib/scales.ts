@@ -17,10 +17,11 @@ export function reproduceConfig(scale: ScaleName) {
   const data = { train: "data/samples/books/train", test: "data/samples/books/test" };
   switch (scale) {
     case "smoke":
-      return { data, model: { d_model: 32, n_layer: 2 }, train: { steps: 20, batch: 4, length: 128, lr: 3e-3, warmup: 5, seed: 0 }, evalWindow: 2048 };
+      // smoke evaluates the first 16 KiB of the test book only (the record says how many bytes)
+      return { data, model: { d_model: 32, n_layer: 2 }, train: { steps: 20, batch: 4, length: 128, lr: 3e-3, warmup: 5, seed: 0 }, evalWindow: 2048, evalBytes: 16384 };
     case "small":
-      return { data, model: { d_model: 128, n_layer: 4 }, train: { steps: 600, batch: 8, length: 256, lr: 2e-3, warmup: 50, seed: 0 }, evalWindow: 4096 };
+      return { data, model: { d_model: 128, n_layer: 4 }, train: { steps: 600, batch: 8, length: 256, lr: 2e-3, warmup: 50, seed: 0 }, evalWindow: 4096, evalBytes: Infinity };
     case "gpu":
-      return { data, model: { d_model: 256, n_layer: 8 }, train: { steps: 3000, batch: 16, length: 1024, lr: 1e-3, warmup: 200, seed: 0 }, evalWindow: 8192 };
+      return { data, model: { d_model: 256, n_layer: 8 }, train: { steps: 3000, batch: 16, length: 1024, lr: 1e-3, warmup: 200, seed: 0 }, evalWindow: 8192, evalBytes: Infinity };
   }
 }

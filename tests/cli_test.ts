@@ -142,3 +142,22 @@ Deno.test("cli: bad checkpoints fail with one clear message naming the file and 
     assert.match(r.stderr, /unknown option --temprature/);
   });
 });
+
+Deno.test("cli reproduce --scale smoke trains, evaluates, saves a loadable checkpoint and records the run", async () => {
+  const tmp = await Deno.makeTempDir();
+  const r = await cli("reproduce", "--scale", "smoke", "--out", `${tmp}/ckpt`, "--results", `${tmp}/results`);
+  assert.equal(r.code, 0, r.stderr);
+  const out = new TextDecoder().decode(r.stdout);
+  assert.match(out, /test bits-per-byte \d+\.\d+/);
+  const lines = (await Deno.readTextFile(`${tmp}/results/reproduce.jsonl`)).trim().split("\n");
+  assert.equal(lines.length, 1);
+  const rec = JSON.parse(lines[0]);
+  assert.equal(rec.scale, "smoke");
+  assert.equal(rec.eval.bytes, 16383);
+  assert.ok(rec.eval.bits_per_byte > 0 && rec.eval.bits_per_byte < 8, "a trained model beats 8 bits/byte");
+  for (const k of ["commit", "backend", "device", "time"]) assert.ok(rec.provenance[k], `provenance.${k}`);
+  assert.equal(rec.provenance.backend, "wasm");
+  const info = await cli("info", "--model", `${tmp}/ckpt`);
+  assert.equal(info.code, 0, info.stderr);
+  await Deno.remove(tmp, { recursive: true });
+});
