@@ -4,8 +4,8 @@
  */
 export { backendInfo, initBackend, tf, webgpuAdapter } from "./backend.ts";
 export type { BackendInfo, BackendName } from "./backend.ts";
-export { availableScanImpls, defaultScanImpl, selectiveScan, setDefaultScanImpl } from "./ssm/scan.ts";
-export type { ScanImpl, ScanOptions } from "./ssm/scan.ts";
+export { availableScanImpls, defaultScanImpl, selectiveScan, setDefaultScanImpl } from "./ssm/mod.ts";
+export type { ScanImpl, ScanOptions } from "./ssm/mod.ts";
 export * as mamba from "./models/mamba.ts";
 export { countParameters, forward, initMambaLM, nextByteLoss, prefill, step } from "./models/mamba.ts";
 export type { MambaLM, MambaState } from "./models/mamba.ts";

@@ -10,7 +10,7 @@ import {
   disposeMambaLM, disposeState, forward, type MambaLM, nextByteLoss, parameterValues, prefill, step,
 } from "../lib/models/mamba.ts";
 import { initMambaLM, loadPretrained, mambaByteConfig, saveMambaLM } from "../lib/models/pretrained.ts";
-import { availableScanImpls } from "../lib/ssm/scan.ts";
+import { availableScanImpls } from "../lib/ssm/mod.ts";
 import { generate } from "../lib/decode/sample.ts";
 import { trainBytes } from "../lib/train/train.ts";
 import { FIXTURES, loadFixture, relL2, relL2T, TEST_BACKENDS, tinyModelDir, useBackend } from "./helpers.ts";

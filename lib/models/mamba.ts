@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type MambaConfig, dInner, dtRank, paddedVocab } from "../io/config.ts";
-import { selectiveScan } from "../ssm/scan.ts";
+import { selectiveScan } from "../ssm/mod.ts";
 import type { ScanImpl } from "../ssm/types.ts";
 import { Rng } from "../util/rng.ts";
 
