@@ -72,7 +72,8 @@ for (const backend of TEST_BACKENDS) {
   Deno.test(`scan implementations agree with the sequential recurrence on random shapes (${backend})`, async () => {
     await useBackend(backend);
     const rng = new Rng(1234);
-    for (const [b, d, n, l] of SHAPES) {
+    // the software GPU (lavapipe) runs thousands of tiny ops slowly: the long case runs on the CPU backends
+    for (const [b, d, n, l] of SHAPES.filter(([, , , l]) => backend !== "webgpu" || l < 1000)) {
       for (const withState of [false, true]) {
         const x = randomInputs(rng, b, d, n, l);
         const h0 = withState ? x.h0 : undefined;

@@ -26,17 +26,23 @@ export function readout(h: tf.Tensor, C: tf.Tensor): tf.Tensor {
 export const sequentialRecurrence: RecurrenceFn = ({ u, delta, A, B, C, h0 }) => {
   const [b, d, l] = delta.shape;
   const n = A.shape[1]!;
-  const { deltaA, deltaBu } = discretize(u, delta, A, B);
-  // (tfjs's unstack gradient fails on an axis of size 1, hence the reshape for l = 1)
-  const steps = (t: tf.Tensor) => l === 1 ? [t.reshape([b, d, n])] : tf.unstack(t, 2); // l x (b, d, n)
-  const aSteps = steps(deltaA);
-  const bSteps = steps(deltaBu);
+  // time-major, so each step's slice is contiguous (tfjs copies strided slices slowly, and the
+  // gradient of one unstack is one stack)
+  const steps = (t: tf.Tensor) => {
+    const tm = tf.transpose(t, [2, 0, 1]); // (l, b, c)
+    return l === 1 ? [tm.reshape(t.shape.slice(0, 2))] : tf.unstack(tm, 0); // (tfjs's unstack grad fails for l = 1)
+  };
+  const us = steps(u), dts = steps(delta), Bs = steps(B), Cs = steps(C); // l x (b, d) or (b, n)
+  const An = A.reshape([1, d, n]);
   let h = h0 ?? tf.zeros([b, d, n]);
-  const hs: tf.Tensor[] = [];
+  const ys: tf.Tensor[] = [];
   for (let t = 0; t < l; t++) {
-    h = tf.add(tf.mul(aSteps[t], h), bSteps[t]); // h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t
-    hs.push(h);
+    const dt = dts[t].reshape([b, d, 1]);
+    const decay = tf.exp(tf.mul(dt, An)); // exp(delta_t A), (b, d, n)
+    const input = tf.mul(tf.mul(dt, us[t].reshape([b, d, 1])), Bs[t].reshape([b, 1, n])); // delta_t B_t u_t
+    h = tf.add(tf.mul(decay, h), input); // h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t
+    ys.push(tf.sum(tf.mul(h, Cs[t].reshape([b, 1, n])), 2)); // y_t = <h_t, C_t>, (b, d)
   }
-  const states = l === 1 ? hs[0].reshape([b, d, 1, n]) : tf.stack(hs, 2); // (b, d, l, n)
-  return { y: readout(states, C), last: h };
+  const y = l === 1 ? ys[0].reshape([b, d, 1]) : tf.transpose(tf.stack(ys, 0), [1, 2, 0]); // (b, d, l)
+  return { y, last: h };
 };
