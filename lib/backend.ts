@@ -8,9 +8,40 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import "@tensorflow/tfjs-backend-webgpu";
+import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 
 tf.env().set("PROD", true);
+
+/**
+ * tfjs-backend-webgpu asks its device for the default limit of 8 storage buffers per shader stage; the
+ * fused selective-scan kernels bind up to 16. Re-register the backend with a device that asks for what
+ * the adapter allows (everything else as tfjs-backend-webgpu 4.22 requests it).
+ */
+tf.removeBackend("webgpu");
+tf.registerBackend("webgpu", async () => {
+  // deno-lint-ignore no-explicit-any
+  const gpu = (navigator as any).gpu;
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  const limits = adapter.limits;
+  const requiredFeatures = ["timestamp-query", "bgra8unorm-storage"].filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({
+    requiredFeatures,
+    requiredLimits: {
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
+    },
+  });
+  // WebGPU reports invalid shaders and commands asynchronously: make them visible
+  device.addEventListener("uncapturederror", (e: { error: { message: string } }) => {
+    console.error(`WebGPU error: ${e.error.message}`);
+  });
+  return new WebGPUBackend(device, adapter.info);
+}, 3);
 
 export type BackendName = "webgpu" | "wasm" | "cpu" | "tensorflow";
 export const BACKENDS: readonly BackendName[] = ["webgpu", "wasm", "cpu", "tensorflow"];

@@ -10,30 +10,10 @@ import { registerFusedScan } from "../scan.ts";
 import type { ScanInputs, ScanOptions, ScanResult } from "../types.ts";
 import { type ScanArrays, scanBackward, scanForward } from "./scan_js.ts";
 
-export const SCAN_KERNEL = "SelectiveScan";
-export const SCAN_GRAD_KERNEL = "SelectiveScanGrad";
-
-/** Input names, in the order of the gradient kernel's outputs. */
-export const SCAN_INPUTS = ["u", "delta", "A", "B", "C", "D", "z", "deltaBias", "initialState"] as const;
-export type ScanInputName = typeof SCAN_INPUTS[number];
-
-export interface ScanAttrs {
-  deltaSoftplus: boolean;
-  /** Comma-separated names of the inputs present (optional ones may be missing), in input order. */
-  present: string;
-  [key: string]: unknown;
-}
-
-/**
- * The kernels take their inputs as an ARRAY (index i holds the i-th name of `attrs.present`, then dy and
- * dLast for the gradient kernel): optional inputs may be absent, and tfjs's `saveAllInputs`, which keeps
- * them for the backward pass, only accepts array inputs. This returns them by name.
- */
-export function namedInputs(inputs: tf.NamedTensorInfoMap, attrs: ScanAttrs): Record<string, tf.TensorInfo> {
-  const names = [...attrs.present.split(","), "dy", "dLast"];
-  const list = inputs as unknown as tf.TensorInfo[];
-  return Object.fromEntries(list.map((t, i) => [names[i], t]));
-}
+export { namedInputs, SCAN_GRAD_KERNEL, SCAN_INPUTS, SCAN_KERNEL } from "./op_common.ts";
+export type { ScanAttrs, ScanInputName } from "./op_common.ts";
+import { namedInputs, SCAN_GRAD_KERNEL, SCAN_INPUTS, SCAN_KERNEL, type ScanAttrs, type ScanInputName } from "./op_common.ts";
+import "./scan_webgpu.ts";
 
 export function dimsOf(u: tf.TensorInfo, A: tf.TensorInfo) {
   const [batch, dInner, length] = u.shape;
@@ -135,3 +115,4 @@ export function fusedSelectiveScan(inputs: ScanInputs, opts: ScanOptions): ScanR
 
 registerFusedScan("cpu", fusedSelectiveScan);
 registerFusedScan("wasm", fusedSelectiveScan);
+registerFusedScan("webgpu", fusedSelectiveScan);
