@@ -43,6 +43,35 @@ tf.registerBackend("webgpu", async () => {
   return new WebGPUBackend(device, adapter.info);
 }, 3);
 
+/**
+ * tfjs 4.22's gradients of Sum and Mean multiply by `ones(x.shape)`, which is built as a host array and
+ * uploaded: on the webgpu backend that is a large host-to-GPU copy in every backward pass (measured on an
+ * H200: tf.grads of sum(y) over 12.6M elements blocked for ~2.5 s). Same math with `onesLike`, which the
+ * backends fill on the device.
+ */
+function reducedAxes(axis: unknown, rank: number): number[] {
+  const list = axis === undefined || axis === null ? [...Array(rank).keys()] : Array.isArray(axis) ? axis : [axis];
+  return list.map((a: number) => (a < 0 ? a + rank : a));
+}
+for (const kernelName of ["Sum", "Mean"]) {
+  tf.registerGradient({
+    kernelName,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const axes = reducedAxes((attrs as { axis?: unknown }).axis, x.rank);
+      const expandedShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+      const count = kernelName === "Mean" ? axes.reduce((n, a) => n * x.shape[a], 1) : 1;
+      return {
+        x: () => {
+          const g = tf.mul(tf.reshape(dy as tf.Tensor, expandedShape), tf.onesLike(x));
+          return count === 1 ? g : tf.div(g, count);
+        },
+      };
+    },
+  });
+}
+
 export type BackendName = "webgpu" | "wasm" | "cpu" | "tensorflow";
 export const BACKENDS: readonly BackendName[] = ["webgpu", "wasm", "cpu", "tensorflow"];
 

@@ -19,8 +19,15 @@ import * as tf from "@tensorflow/tfjs";
 import { namedInputs, SCAN_GRAD_KERNEL, SCAN_KERNEL, type ScanAttrs } from "./op_common.ts";
 
 const WG = 64; // channels per workgroup
-const SUB = 16; // steps recomputed at once in the backward pass (kept in registers)
-const CHUNK = 64; // steps per chunk (a multiple of SUB)
+/** Steps recomputed at once in the backward pass (kept in private memory); MAMBABYTE_SCAN_SUB overrides. */
+const SUB = envInt("MAMBABYTE_SCAN_SUB", 16);
+/** Steps per chunk (a multiple of SUB); MAMBABYTE_SCAN_CHUNK overrides. */
+const CHUNK = Math.ceil(envInt("MAMBABYTE_SCAN_CHUNK", 64) / SUB) * SUB;
+
+function envInt(name: string, fallback: number): number {
+  const v = Number(Deno.env.get(name) ?? "");
+  return Number.isInteger(v) && v > 0 ? v : fallback;
+}
 
 interface Dims {
   batch: number;
