@@ -34,22 +34,31 @@ export const chunkedRecurrence: RecurrenceFn = ({ u, delta, A, B, C, h0, chunkSi
   const An = A.reshape([1, d, n, 1]);
   const rows = b * d * n;
   for (let c = 0; c < nc; c++) {
-    const dt = deltas[c].reshape([b, d, 1, T]); // (b, d, 1, T)
-    const uc = us[c].reshape([b, d, 1, T]);
-    const Bc = Bs[c].reshape([b, 1, n, T]); // (b, 1, n, T)
-    const Cc = Cs[c].reshape([b, 1, n, T]);
-    // S_t = sum_{s<=t} delta_s A, as a matmul with an upper-triangular ones matrix: tf.cumsum's gradient
-    // (a reverse cumsum) returns wrong values on tfjs-webgpu 4.22 for T >= 7 (tests/scan_test.ts caught it)
-    const S = tf.matMul(tf.mul(dt, An).reshape([rows, T]), cached("sum", T, () => upperOnes(T))).reshape([b, d, n, T]);
-    const x = tf.mul(tf.mul(dt, uc), Bc); // delta_s B_s u_s, (b, d, n, T)
-    // decay[t, s] = exp(S_t - S_s) for s <= t, else exp(-inf) = 0
-    const diff = tf.sub(S.reshape([rows, T, 1]), S.reshape([rows, 1, T])); // (b*d*n, T, T)
-    const decay = tf.exp(tf.add(diff, causalMask(T)));
-    const within = tf.matMul(decay, x.reshape([rows, T, 1])).reshape([b, d, n, T]);
-    // carry in the state from the previous chunk (nothing to carry into the first one without h0)
-    const hs = h ? tf.add(within, tf.mul(tf.exp(S), h.reshape([b, d, n, 1]))) : within; // (b, d, n, T)
-    ys.push(tf.sum(tf.mul(hs, Cc), 2)); // y_t = <h_t, C_t>, (b, d, T)
-    h = tf.slice(hs, [0, 0, 0, T - 1], [b, d, n, 1]).reshape([b, d, n]);
+    // one tidy per chunk: what the backward pass needs is saved by the tape, the rest is freed now
+    // (without it the (b*d*n, T, T) intermediates of every chunk stay alive until the scan ends)
+    const carry = h;
+    const out = tf.tidy(() => {
+      const dt = deltas[c].reshape([b, d, 1, T]); // (b, d, 1, T)
+      const uc = us[c].reshape([b, d, 1, T]);
+      const Bc = Bs[c].reshape([b, 1, n, T]); // (b, 1, n, T)
+      const Cc = Cs[c].reshape([b, 1, n, T]);
+      // S_t = sum_{s<=t} delta_s A, as a matmul with an upper-triangular ones matrix: tf.cumsum's gradient
+      // (a reverse cumsum) returns wrong values on tfjs-webgpu 4.22 for T >= 7 (tests/scan_test.ts caught it)
+      const S = tf.matMul(tf.mul(dt, An).reshape([rows, T]), cached("sum", T, () => upperOnes(T))).reshape([b, d, n, T]);
+      const x = tf.mul(tf.mul(dt, uc), Bc); // delta_s B_s u_s, (b, d, n, T)
+      // decay[t, s] = exp(S_t - S_s) for s <= t, else exp(-inf) = 0
+      const diff = tf.sub(S.reshape([rows, T, 1]), S.reshape([rows, 1, T])); // (b*d*n, T, T)
+      const decay = tf.exp(tf.add(diff, causalMask(T)));
+      const within = tf.matMul(decay, x.reshape([rows, T, 1])).reshape([b, d, n, T]);
+      // carry in the state from the previous chunk (nothing to carry into the first one without h0)
+      const hs = carry ? tf.add(within, tf.mul(tf.exp(S), carry.reshape([b, d, n, 1]))) : within; // (b, d, n, T)
+      return {
+        y: tf.sum(tf.mul(hs, Cc), 2), // y_t = <h_t, C_t>, (b, d, T)
+        h: tf.slice(hs, [0, 0, 0, T - 1], [b, d, n, 1]).reshape([b, d, n]),
+      };
+    });
+    ys.push(out.y);
+    h = out.h;
   }
   const y = ys.length === 1 ? ys[0] : tf.concat(ys, 2); // (b, d, nc * T)
   return { y: nc * T === l ? y : tf.slice(y, [0, 0, 0], [b, d, l]), last: h! };
