@@ -6,25 +6,10 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { availableScanImpls, selectiveScan } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
+import { randomScanInputs, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
 
-function inputs(rng: Rng, b: number, d: number, n: number, l: number) {
-  const t = (shape: number[], f: (k: number) => Float32Array) => tf.tensor(f(shape.reduce((x, y) => x * y)), shape);
-  return {
-    u: t([b, d, l], (k) => rng.normalArray(k)),
-    delta: t([b, d, l], (k) => rng.uniformArray(k, -4, 1)),
-    A: t([d, n], (k) => rng.uniformArray(k, -8, -0.1)),
-    B: t([b, n, l], (k) => rng.normalArray(k)),
-    C: t([b, n, l], (k) => rng.normalArray(k)),
-    D: t([d], (k) => rng.normalArray(k)),
-    z: t([b, d, l], (k) => rng.normalArray(k)),
-    bias: t([d], (k) => rng.uniformArray(k, -3, 0)),
-    h0: t([b, d, n], (k) => rng.normalArray(k)),
-  };
-}
-
-type In = ReturnType<typeof inputs>;
-const NAMES = ["u", "delta", "A", "B", "C", "D", "z", "bias", "h0"] as const;
+type In = ReturnType<typeof randomScanInputs>;
+const NAMES = ["u", "delta", "A", "B", "C", "D", "z", "deltaBias", "h0"] as const;
 
 /** Value and gradients of sum(y * gy) + sum(last * gs) with respect to all nine inputs. */
 function lossAndGrads(x: In, impl: "fused" | "chunked" | "sequential", gy: tf.Tensor, gs: tf.Tensor, softplus = true) {
@@ -51,7 +36,7 @@ for (const backend of TEST_BACKENDS) {
       ? [[1, 3, 2, 1], [2, 5, 3, 7], [1, 4, 16, 300], [1, 2, 4, 5000]]
       : [[1, 3, 2, 1], [2, 5, 3, 7], [3, 4, 16, 129], [1, 8, 16, 1000], [1, 2, 4, 5000]];
     for (const [b, d, n, l] of shapes) {
-      const x = inputs(rng, b, d, n, l);
+      const x = randomScanInputs(rng, b, d, n, l);
       const gy = tf.tensor(rng.normalArray(b * d * l), [b, d, l]);
       const gs = tf.tensor(rng.normalArray(b * d * n), [b, d, n]);
       const ref = lossAndGrads(x, "chunked", gy, gs);
@@ -68,7 +53,7 @@ for (const backend of TEST_BACKENDS) {
 
   Deno.test(`fused scan without optional inputs and without softplus (${backend})`, async () => {
     await useBackend(backend);
-    const x = inputs(new Rng(5), 2, 3, 4, 17);
+    const x = randomScanInputs(new Rng(5), 2, 3, 4, 17);
     const delta = tf.sigmoid(x.delta); // positive steps, no softplus
     const run = (impl: "sequential" | "fused") =>
       selectiveScan(x.u, delta, x.A, x.B, x.C, undefined, undefined, undefined, { impl, returnLastState: true });
@@ -81,7 +66,7 @@ for (const backend of TEST_BACKENDS) {
 Deno.test("fused scan gradients agree with central finite differences on a small case (cpu)", async () => {
   await useBackend("cpu");
   const rng = new Rng(3);
-  const x = inputs(rng, 1, 2, 3, 6);
+  const x = randomScanInputs(rng, 1, 2, 3, 6);
   const gy = tf.tensor(rng.normalArray(12), [1, 2, 6]);
   const gs = tf.tensor(rng.normalArray(6), [1, 2, 3]);
   const { grads } = lossAndGrads(x, "fused", gy, gs);

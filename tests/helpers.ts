@@ -2,6 +2,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend, type BackendName } from "../lib/backend.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
+import type { Rng } from "../lib/util/rng.ts";
 
 export const FIXTURES = new URL("./fixtures/reference/", import.meta.url).pathname;
 
@@ -48,3 +49,20 @@ export async function tinyModelDir(): Promise<string> {
   await Deno.copyFile(FIXTURES + "mambabyte-tiny-public.model.safetensors", `${dir}/model.safetensors`);
   return dir;
 }
+
+/** Random scan inputs of a given shape, in the ranges Mamba produces. */
+export function randomScanInputs(rng: Rng, b: number, d: number, n: number, l: number) {
+  const t = (shape: number[], make: (k: number) => Float32Array) => tf.tensor(make(shape.reduce((x, y) => x * y)), shape);
+  return {
+    u: t([b, d, l], (k) => rng.normalArray(k)),
+    delta: t([b, d, l], (k) => rng.uniformArray(k, -4, 1)),
+    A: t([d, n], (k) => rng.uniformArray(k, -8, -0.1)),
+    B: t([b, n, l], (k) => rng.normalArray(k)),
+    C: t([b, n, l], (k) => rng.normalArray(k)),
+    D: t([d], (k) => rng.normalArray(k)),
+    z: t([b, d, l], (k) => rng.normalArray(k)),
+    deltaBias: t([d], (k) => rng.uniformArray(k, -3, 0)),
+    h0: t([b, d, n], (k) => rng.normalArray(k)),
+  };
+}
+

@@ -72,7 +72,8 @@ async function listDir(dir: string): Promise<string[]> {
 
 async function chromiumTempDirs(): Promise<string[]> {
   const tmp = Deno.env.get("TMPDIR") || "/tmp";
-  return (await listDir(tmp)).filter((n) => n.startsWith("mambabyte-chromium-"));
+  // this process's browsers only (other processes may render at the same time)
+  return (await listDir(tmp)).filter((n) => n.startsWith(`mambabyte-chromium-${Deno.pid}-`));
 }
 
 Deno.test("Chromium is installed (deno task setup --with-chromium)", async () => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { availableScanImpls, selectiveScan, type ScanImpl } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { loadFixture, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
+import { loadFixture, randomScanInputs, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
 
 const GRAD_NAMES = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"] as const;
 
@@ -49,22 +49,6 @@ for (const backend of TEST_BACKENDS) {
   }
 }
 
-/** Random scan inputs of a given shape, in the ranges Mamba produces. */
-function randomInputs(rng: Rng, b: number, d: number, n: number, l: number) {
-  const t = (shape: number[], make: (k: number) => Float32Array) => tf.tensor(make(shape.reduce((x, y) => x * y)), shape);
-  return {
-    u: t([b, d, l], (k) => rng.normalArray(k)),
-    delta: t([b, d, l], (k) => rng.uniformArray(k, -4, 1)),
-    A: t([d, n], (k) => rng.uniformArray(k, -8, -0.1)),
-    B: t([b, n, l], (k) => rng.normalArray(k)),
-    C: t([b, n, l], (k) => rng.normalArray(k)),
-    D: t([d], (k) => rng.normalArray(k)),
-    z: t([b, d, l], (k) => rng.normalArray(k)),
-    deltaBias: t([d], (k) => rng.uniformArray(k, -3, 0)),
-    h0: t([b, d, n], (k) => rng.normalArray(k)),
-  };
-}
-
 // Shapes: length 1, odd, non-power-of-two, > 1000; (b, d, n, l)
 const SHAPES: [number, number, number, number][] = [[1, 3, 2, 1], [2, 5, 3, 7], [1, 4, 4, 33], [3, 2, 5, 100], [1, 2, 3, 1025]];
 
@@ -75,7 +59,7 @@ for (const backend of TEST_BACKENDS) {
     // the software GPU (lavapipe) runs thousands of tiny ops slowly: the long case runs on the CPU backends
     for (const [b, d, n, l] of SHAPES.filter(([, , , l]) => backend !== "webgpu" || l < 1000)) {
       for (const withState of [false, true]) {
-        const x = randomInputs(rng, b, d, n, l);
+        const x = randomScanInputs(rng, b, d, n, l);
         const h0 = withState ? x.h0 : undefined;
         // gradients of a random linear functional of y and of the last state, wrt every input incl. h0
         const gy = tf.tensor(rng.normalArray(b * d * l), [b, d, l]);
@@ -116,7 +100,7 @@ for (const backend of TEST_BACKENDS) {
 
   Deno.test(`scan: running a sequence in two halves with the carried state equals one run (${backend})`, async () => {
     await useBackend(backend);
-    const x = randomInputs(new Rng(7), 2, 4, 3, 19);
+    const x = randomScanInputs(new Rng(7), 2, 4, 3, 19);
     for (const impl of availableScanImpls()) {
       const opts = { deltaSoftplus: true, impl, returnLastState: true, chunkSize: 4 };
       const whole = selectiveScan(x.u, x.delta, x.A, x.B, x.C, x.D, x.z, x.deltaBias, opts);

@@ -107,3 +107,13 @@ async function syncDirectory(dir: string): Promise<void> {
     }
   } catch { /* not supported here: the data is written, only durability of the rename is weaker */ }
 }
+
+/** True when something exists at `path` (a file, directory or link). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

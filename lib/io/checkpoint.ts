@@ -11,7 +11,7 @@ import {
   parseJsonText,
   readMambaConfig,
 } from "./config.ts";
-import { atomicWriteFile } from "./atomic.ts";
+import { atomicWriteFile, pathExists as exists } from "./atomic.ts";
 import { describeFsError, InputError, SafetensorsError } from "./errors.ts";
 import {
   readSafetensors,
@@ -46,14 +46,6 @@ function join(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Reads config.json and the weights of a checkpoint directory. Shapes are checked against the config from

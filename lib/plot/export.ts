@@ -20,6 +20,7 @@
  *   socket behind for Deno.test's sanitizers.
  */
 
+import { atomicWriteFile, pathExists as exists } from "../io/atomic.ts";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 
 /** A plotly.js figure: {data, layout?, config?}. Typed arrays are allowed in traces. */
@@ -125,14 +126,6 @@ export async function plotlyScriptPath(): Promise<string> {
   return path;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * JSON-safe copy of a figure: typed arrays become plain arrays (JSON.stringify would turn a Float32Array
@@ -227,7 +220,7 @@ class Renderer {
     const avail = await chromiumAvailable();
     if (!avail.ok) throw new RenderError(avail.reason);
     const plotly = await plotlyScriptPath();
-    const dir = await Deno.makeTempDir({ prefix: "mambabyte-chromium-" });
+    const dir = await Deno.makeTempDir({ prefix: `mambabyte-chromium-${Deno.pid}-` }); // pid: tests count their own
     // The page loads plotly from the npm cache by file:// URL: faster than injecting 4.6 MB through CDP.
     await Deno.writeTextFile(
       `${dir}/page.html`,
@@ -451,21 +444,6 @@ export interface ExportOptions extends Omit<RenderOptions, "format"> {
 /** File names allowed for exported figures: no folders, nothing hidden. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-/** Write a file atomically: a temporary name in the same folder, then rename (no partial file ever). */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
-  const base = path.slice(slash + 1);
-  const tmp = `${dir}/.${base}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
 
 /**
  * Export a figure to DIR/NAME.svg and DIR/NAME.png. Both images are rendered before either file is
@@ -496,7 +474,7 @@ export async function exportFigure(
   const out: { svg?: string; png?: string } = {};
   for (const [format, data] of images) {
     const path = `${dir}/${name}.${format}`;
-    await writeFileAtomic(path, data);
+    await atomicWriteFile(path, data);
     out[format] = path;
   }
   return out;
