@@ -9,7 +9,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type MambaConfig, dInner, dtRank, paddedVocab } from "../io/config.ts";
-import { selectiveScan } from "../ssm/mod.ts";
+import { defaultScanImpl, selectiveScan } from "../ssm/mod.ts";
+import { fastMatMul } from "../ssm/kernels/matmul_op.ts";
+import { channelsLastScanAvailable, fusedSelectiveScanChannelsLast } from "../ssm/kernels/op.ts";
+import { fusedCausalConvSilu, fusedConvAvailable } from "../ssm/kernels/conv_op.ts";
 import type { ScanImpl } from "../ssm/types.ts";
 import { Rng } from "../util/rng.ts";
 
@@ -165,7 +168,7 @@ function param(model: MambaLM, name: string): tf.Tensor {
 /** x (..., in) @ W^T (+ bias), W (out, in) as PyTorch stores it -> (..., out). */
 export function linear(x: tf.Tensor, W: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
   const inDim = x.shape[x.rank - 1];
-  const y = tf.matMul(x.reshape([-1, inDim]), W, false, true);
+  const y = fastMatMul(x.reshape([-1, inDim]), W, false, true);
   const out = bias ? tf.add(y, bias) : y;
   return out.reshape([...x.shape.slice(0, -1), W.shape[0]]);
 }
@@ -191,7 +194,7 @@ export function embed(E: tf.Tensor, ids: tf.Tensor): tf.Tensor {
     return {
       value: tf.gather(table, flat), // (b*l, d)
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.matMul(tf.oneHot(saved[0], V).toFloat(), dy, true, false), // (V, d)
+        fastMatMul(tf.oneHot(saved[0], V).toFloat(), dy, true, false), // (V, d)
     };
   }) as any);
   return (lookup(E) as tf.Tensor).reshape([...ids.shape, d]);
@@ -229,17 +232,30 @@ export function mixerForward(
   const xz = linear(hidden, p("in_proj.weight"), bias ? p("in_proj.bias") : undefined); // (b, l, 2e)
   const [xIn, z] = tf.split(xz, 2, 2); // (b, l, e) each
   const convBias = model.config.ssm_cfg.conv_bias ? p("conv1d.bias") : undefined;
-  const x = silu(causalConv(xIn, p("conv1d.weight"), convBias)); // (b, l, e)
+  const x = fusedConvAvailable() // cpu/wasm: one op, forward and backward (same math)
+    ? fusedCausalConvSilu(xIn, p("conv1d.weight"), convBias)
+    : silu(causalConv(xIn, p("conv1d.weight"), convBias)); // (b, l, e)
   const xDbl = linear(x, p("x_proj.weight")); // (b, l, r + 2n)
   const [dtLow, Bm, Cm] = tf.split(xDbl, [r, n, n], 2); // (b, l, r), (b, l, n), (b, l, n)
   const dt = linear(dtLow, p("dt_proj.weight")); // (b, l, e); bias goes into the scan, as in mamba_ssm
   const A = tf.neg(tf.exp(p("A_log"))); // (e, n)
-  const toChannels = (t: tf.Tensor) => tf.transpose(t, [0, 2, 1]); // (b, l, c) -> (b, c, l)
-  const { y, lastState } = selectiveScan(
-    toChannels(x), toChannels(dt), A, toChannels(Bm), toChannels(Cm), p("D"), toChannels(z),
-    p("dt_proj.bias"), { deltaSoftplus: true, returnLastState: opts.returnState, impl: opts.impl },
-  ); // y (b, e, l)
-  const out = linear(toChannels(y), p("out_proj.weight"), bias ? p("out_proj.bias") : undefined); // (b, l, d)
+  const toChannels = (t: tf.Tensor) => tf.transpose(t, [0, 2, 1]); // (b, l, c) <-> (b, c, l)
+  let y: tf.Tensor, lastState: tf.Tensor | undefined; // y (b, l, e)
+  if ((opts.impl ?? defaultScanImpl()) === "fused" && channelsLastScanAvailable()) {
+    // cpu/wasm: the same fused scan on the (b, l, c) tensors as they are, without the transposes
+    ({ y, lastState } = fusedSelectiveScanChannelsLast(
+      { u: x, delta: dt, A, B: Bm, C: Cm, D: p("D"), z, deltaBias: p("dt_proj.bias") },
+      { deltaSoftplus: true, returnLastState: opts.returnState },
+    ));
+  } else {
+    const r = selectiveScan(
+      toChannels(x), toChannels(dt), A, toChannels(Bm), toChannels(Cm), p("D"), toChannels(z),
+      p("dt_proj.bias"), { deltaSoftplus: true, returnLastState: opts.returnState, impl: opts.impl },
+    ); // y (b, e, l)
+    y = toChannels(r.y);
+    lastState = r.lastState;
+  }
+  const out = linear(y, p("out_proj.weight"), bias ? p("out_proj.bias") : undefined); // (b, l, d)
   if (!opts.returnState) return { out };
   // conv state: the last k conv inputs, zero-padded on the left for prompts shorter than k
   const padded = tf.pad(xIn, [[0, 0], [Math.max(0, k - l), 0], [0, 0]]);

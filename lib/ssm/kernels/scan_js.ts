@@ -20,16 +20,21 @@ export interface ScanDims {
   dInner: number;
   dState: number;
   length: number;
+  /**
+   * Channels-last layout: u, delta, z, y (and their gradients) are (b, l, d) and B, C are (b, l, n), as
+   * a model's activations come out of a matmul, instead of (b, d, l) and (b, n, l). Default false.
+   */
+  channelsLast?: boolean;
 }
 
 export interface ScanArrays {
-  u: Float32Array; // (b, d, l)
-  delta: Float32Array; // (b, d, l)
+  u: Float32Array; // (b, d, l); channels last (b, l, d)
+  delta: Float32Array; // (b, d, l); channels last (b, l, d)
   A: Float32Array; // (d, n)
-  B: Float32Array; // (b, n, l)
-  C: Float32Array; // (b, n, l)
+  B: Float32Array; // (b, n, l); channels last (b, l, n)
+  C: Float32Array; // (b, n, l); channels last (b, l, n)
   D?: Float32Array; // (d)
-  z?: Float32Array; // (b, d, l)
+  z?: Float32Array; // (b, d, l); channels last (b, l, d)
   deltaBias?: Float32Array; // (d)
   initialState?: Float32Array; // (b, d, n)
 }
@@ -60,8 +65,45 @@ function transposeBatch(src: Float32Array, b: number, n: number, l: number, dst:
   }
 }
 
-/** Forward: writes y (b, d, l) and lastState (b, d, n). */
+/** (b, r, c) -> (b, c, r) */
+function swapLast(src: Float32Array, b: number, r: number, c: number): Float32Array {
+  const dst = new Float32Array(src.length);
+  for (let i = 0; i < b; i++) {
+    const o = i * r * c;
+    for (let j = 0; j < r; j++) for (let k = 0; k < c; k++) dst[o + k * r + j] = src[o + j * c + k];
+  }
+  return dst;
+}
+
+/** The inputs of a channels-last call in the (b, d, l) layout. */
+function toChannelsFirst(x: ScanArrays, dims: ScanDims): ScanArrays {
+  const { batch: b, dInner: d, dState: n, length: l } = dims;
+  return {
+    ...x,
+    u: swapLast(x.u, b, l, d),
+    delta: swapLast(x.delta, b, l, d),
+    z: x.z && swapLast(x.z, b, l, d),
+    B: swapLast(x.B, b, l, n),
+    C: swapLast(x.C, b, l, n),
+  };
+}
+
+/** Forward: writes y (b, d, l) (channels last: (b, l, d)) and lastState (b, d, n). */
 export function scanForward(
+  x: ScanArrays,
+  dims: ScanDims,
+  deltaSoftplus: boolean,
+  y: Float32Array,
+  lastState: Float32Array,
+): void {
+  if (!dims.channelsLast) return forwardCore(x, dims, deltaSoftplus, y, lastState);
+  const { batch: b, dInner: d, length: l } = dims;
+  const yt = new Float32Array(y.length);
+  forwardCore(toChannelsFirst(x, dims), dims, deltaSoftplus, yt, lastState);
+  y.set(swapLast(yt, b, d, l));
+}
+
+function forwardCore(
   x: ScanArrays,
   dims: ScanDims,
   deltaSoftplus: boolean,
@@ -105,10 +147,30 @@ export function scanForward(
 }
 
 /**
- * Backward: gradients of L with respect to every input, given gy = dL/dy (b, d, l) and optionally
- * gLast = dL/dlastState (b, d, n). Gradients of absent optional inputs are returned as zeros.
+ * Backward: gradients of L with respect to every input (in the inputs' layout), given gy = dL/dy and
+ * optionally gLast = dL/dlastState (b, d, n). Gradients of absent optional inputs are returned as zeros.
  */
 export function scanBackward(
+  x: ScanArrays,
+  dims: ScanDims,
+  deltaSoftplus: boolean,
+  gy: Float32Array,
+  gLast: Float32Array | undefined,
+): ScanGradients {
+  if (!dims.channelsLast) return backwardCore(x, dims, deltaSoftplus, gy, gLast);
+  const { batch: b, dInner: d, dState: n, length: l } = dims;
+  const g = backwardCore(toChannelsFirst(x, dims), dims, deltaSoftplus, swapLast(gy, b, l, d), gLast);
+  return {
+    ...g,
+    u: swapLast(g.u, b, d, l),
+    delta: swapLast(g.delta, b, d, l),
+    z: swapLast(g.z, b, d, l),
+    B: swapLast(g.B, b, n, l),
+    C: swapLast(g.C, b, n, l),
+  };
+}
+
+function backwardCore(
   x: ScanArrays,
   dims: ScanDims,
   deltaSoftplus: boolean,

@@ -1,0 +1,175 @@
+;; Single-precision matrix multiply C = A B for the cpu and wasm backends (driven by matmul_wasm.ts), with
+;; 128-bit SIMD and fused multiply-adds (f32x4.relaxed_madd: one rounding where the CPU has FMA, two
+;; otherwise). Compiled by build_wasm.ts into wasm_bytes.ts.
+;;
+;; A is read with a row stride and a k stride (bytes): row-major A in place, A^T after `packAT` packs it
+;; into k-major panels of 6 rows (reading A^T in place would stride through memory by rows);
+;; B is packed into panels of 8 columns, k-major (`pack`); C is row-major with `ldc` bytes per row.
+;; The micro-kernel computes a 6 x 8 tile of C over the whole k range in 12 registers: per k, 2 vector
+;; loads of B, 6 broadcast loads of A, 12 multiply-adds.
+(module
+  (import "env" "memory" (memory 1 32768 shared))
+
+  ;; C[6 x 8] at c (row stride ldc) = sum_k A[r, k] Bp[k, 0..7], A[r, k] at a + r rs + k ks
+  (func $kernel6x8 (param $a i32) (param $rs i32) (param $ks i32) (param $bp i32) (param $K i32) (param $c i32) (param $ldc i32)
+    (local $k i32) (local $o1 i32) (local $o2 i32) (local $o3 i32) (local $o4 i32) (local $o5 i32)
+    (local $b0 v128) (local $b1 v128) (local $x v128)
+    (local $c0a v128) (local $c0b v128) (local $c1a v128) (local $c1b v128) (local $c2a v128) (local $c2b v128)
+    (local $c3a v128) (local $c3b v128) (local $c4a v128) (local $c4b v128) (local $c5a v128) (local $c5b v128)
+    (local.set $o1 (local.get $rs))
+    (local.set $o2 (i32.add (local.get $o1) (local.get $rs)))
+    (local.set $o3 (i32.add (local.get $o2) (local.get $rs)))
+    (local.set $o4 (i32.add (local.get $o3) (local.get $rs)))
+    (local.set $o5 (i32.add (local.get $o4) (local.get $rs)))
+    (loop $l
+      (local.set $b0 (v128.load (local.get $bp)))
+      (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      (local.set $x (v128.load32_splat (local.get $a)))
+      (local.set $c0a (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $c0a)))
+      (local.set $c0b (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $c0b)))
+      (local.set $x (v128.load32_splat (i32.add (local.get $a) (local.get $o1))))
+      (local.set $c1a (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $c1a)))
+      (local.set $c1b (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $c1b)))
+      (local.set $x (v128.load32_splat (i32.add (local.get $a) (local.get $o2))))
+      (local.set $c2a (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $c2a)))
+      (local.set $c2b (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $c2b)))
+      (local.set $x (v128.load32_splat (i32.add (local.get $a) (local.get $o3))))
+      (local.set $c3a (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $c3a)))
+      (local.set $c3b (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $c3b)))
+      (local.set $x (v128.load32_splat (i32.add (local.get $a) (local.get $o4))))
+      (local.set $c4a (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $c4a)))
+      (local.set $c4b (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $c4b)))
+      (local.set $x (v128.load32_splat (i32.add (local.get $a) (local.get $o5))))
+      (local.set $c5a (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $c5a)))
+      (local.set $c5b (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $c5b)))
+      (local.set $a (i32.add (local.get $a) (local.get $ks)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $k) (local.get $K))))
+    (v128.store (local.get $c) (local.get $c0a))
+    (v128.store offset=16 (local.get $c) (local.get $c0b))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store (local.get $c) (local.get $c1a))
+    (v128.store offset=16 (local.get $c) (local.get $c1b))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store (local.get $c) (local.get $c2a))
+    (v128.store offset=16 (local.get $c) (local.get $c2b))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store (local.get $c) (local.get $c3a))
+    (v128.store offset=16 (local.get $c) (local.get $c3b))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store (local.get $c) (local.get $c4a))
+    (v128.store offset=16 (local.get $c) (local.get $c4b))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store (local.get $c) (local.get $c5a))
+    (v128.store offset=16 (local.get $c) (local.get $c5b))
+  )
+
+  ;; Row tiles [t0, t1) of C (6 rows each) over all column panels. Params block at p (i32 words):
+  ;;   0 A   1 rs (A row stride, bytes)   2 ks (A k stride, bytes)   3 Bp (packed B)   4 K   5 C   6 ldc (bytes)
+  ;;   7 N8 (columns of C, a multiple of 8)   8 ts (bytes from one row tile of A to the next)
+  ;; C must have 6 * t1 rows; A must be readable for those rows (its padding rows give padding results).
+  (func (export "gemm") (param $p i32) (param $t0 i32) (param $t1 i32) (param $unused i32)
+    (local $A i32) (local $rs i32) (local $ks i32) (local $Bp i32) (local $K i32) (local $C i32) (local $ldc i32)
+    (local $N8 i32) (local $ts i32) (local $t i32) (local $j i32) (local $panel i32)
+    (local.set $A (i32.load (local.get $p)))
+    (local.set $rs (i32.load offset=4 (local.get $p)))
+    (local.set $ks (i32.load offset=8 (local.get $p)))
+    (local.set $Bp (i32.load offset=12 (local.get $p)))
+    (local.set $K (i32.load offset=16 (local.get $p)))
+    (local.set $C (i32.load offset=20 (local.get $p)))
+    (local.set $ldc (i32.load offset=24 (local.get $p)))
+    (local.set $N8 (i32.load offset=28 (local.get $p)))
+    (local.set $ts (i32.load offset=32 (local.get $p)))
+    (local.set $panel (i32.shl (local.get $K) (i32.const 5))) ;; bytes per packed panel: K x 8 floats
+    (local.set $t (local.get $t0))
+    (block $done (loop $lt
+      (br_if $done (i32.ge_u (local.get $t) (local.get $t1)))
+      (local.set $j (i32.const 0))
+      (loop $lj
+        (call $kernel6x8
+          (i32.add (local.get $A) (i32.mul (local.get $t) (local.get $ts)))
+          (local.get $rs) (local.get $ks)
+          (i32.add (local.get $Bp) (i32.mul (i32.shr_u (local.get $j) (i32.const 3)) (local.get $panel)))
+          (local.get $K)
+          (i32.add (i32.add (local.get $C) (i32.mul (i32.mul (local.get $t) (i32.const 6)) (local.get $ldc)))
+            (i32.shl (local.get $j) (i32.const 2)))
+          (local.get $ldc))
+        (local.set $j (i32.add (local.get $j) (i32.const 8)))
+        (br_if $lj (i32.lt_u (local.get $j) (local.get $N8))))
+      (local.set $t (i32.add (local.get $t) (i32.const 1)))
+      (br $lt)))
+  )
+
+  ;; Packs B (K x N, or its transpose stored N x K when `transposed`) at src into panels of 8 columns at
+  ;; dst: dst[(panel K + k) 8 + c] = B[k, panel 8 + c], zero for columns >= N.
+  (func (export "pack") (param $src i32) (param $K i32) (param $N i32) (param $transposed i32) (param $dst i32)
+    (local $j i32) (local $k i32) (local $c i32) (local $col i32) (local $s i32)
+    (loop $lj
+      (if (i32.and (i32.eqz (local.get $transposed)) (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
+        (then
+          ;; a full panel of a row-major B: two vectors per k
+          (local.set $s (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+          (local.set $k (i32.const 0))
+          (loop $lk
+            (v128.store (local.get $dst) (v128.load (local.get $s)))
+            (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $s)))
+            (local.set $s (i32.add (local.get $s) (i32.shl (local.get $N) (i32.const 2))))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br_if $lk (i32.lt_u (local.get $k) (local.get $K)))))
+        (else
+          (local.set $k (i32.const 0))
+          (loop $lk
+            (local.set $c (i32.const 0))
+            (loop $lc
+              (local.set $col (i32.add (local.get $j) (local.get $c)))
+              (f32.store (local.get $dst)
+                (if (result f32) (i32.lt_u (local.get $col) (local.get $N))
+                  (then (f32.load (i32.add (local.get $src) (i32.shl
+                    (if (result i32) (local.get $transposed)
+                      (then (i32.add (i32.mul (local.get $col) (local.get $K)) (local.get $k)))
+                      (else (i32.add (i32.mul (local.get $k) (local.get $N)) (local.get $col))))
+                    (i32.const 2)))))
+                  (else (f32.const 0))))
+              (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+              (local.set $c (i32.add (local.get $c) (i32.const 1)))
+              (br_if $lc (i32.lt_u (local.get $c) (i32.const 8))))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br_if $lk (i32.lt_u (local.get $k) (local.get $K))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 8)))
+      (br_if $lj (i32.lt_u (local.get $j) (local.get $N))))
+  )
+
+  ;; Packs A^T (stored K x M, row-major, at src) into row panels of A at dst: panel t holds rows 6t .. 6t+5
+  ;; k-major, dst[(t K + k) 6 + r] = A[6t + r, k] = src[k M + 6t + r], zero for rows >= M; M6 = 6 panels.
+  (func (export "packAT") (param $src i32) (param $K i32) (param $M i32) (param $dst i32)
+    (local $t i32) (local $k i32) (local $r i32) (local $row i32) (local $s i32) (local $full i32) (local $mb i32)
+    (local.set $mb (i32.shl (local.get $M) (i32.const 2)))
+    (loop $lt
+      (local.set $full (i32.le_u (i32.add (local.get $t) (i32.const 6)) (local.get $M)))
+      (local.set $s (i32.add (local.get $src) (i32.shl (local.get $t) (i32.const 2))))
+      (local.set $k (i32.const 0))
+      (loop $lk
+        (if (local.get $full)
+          (then
+            (v128.store (local.get $dst) (v128.load (local.get $s)))
+            (i64.store offset=16 (local.get $dst) (i64.load offset=16 (local.get $s))))
+          (else
+            (local.set $r (i32.const 0))
+            (loop $lr
+              (local.set $row (i32.add (local.get $t) (local.get $r)))
+              (f32.store (i32.add (local.get $dst) (i32.shl (local.get $r) (i32.const 2)))
+                (if (result f32) (i32.lt_u (local.get $row) (local.get $M))
+                  (then (f32.load (i32.add (local.get $s) (i32.shl (local.get $r) (i32.const 2)))))
+                  (else (f32.const 0))))
+              (local.set $r (i32.add (local.get $r) (i32.const 1)))
+              (br_if $lr (i32.lt_u (local.get $r) (i32.const 6))))))
+        (local.set $s (i32.add (local.get $s) (local.get $mb)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 24)))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br_if $lk (i32.lt_u (local.get $k) (local.get $K))))
+      (local.set $t (i32.add (local.get $t) (i32.const 6)))
+      (br_if $lt (i32.lt_u (local.get $t) (local.get $M))))
+  )
+)

@@ -1,0 +1,347 @@
+/**
+ * The WebAssembly kernels' runtime: one shared WebAssembly.Memory, the kernel modules (scan.wat,
+ * matmul.wat, compiled into wasm_bytes.ts by build_wasm.ts) instantiated on it, and a pool of worker
+ * threads running the same modules on the same memory.
+ *
+ * Threads: the calling thread plus MAMBABYTE_THREADS - 1 workers (default: navigator.hardwareConcurrency,
+ * at most MAX_THREADS). TF.js kernels are synchronous, so the caller hands each worker its share, does its
+ * own, then blocks in Atomics.wait until the workers are done (allowed on Deno's main thread). Workers are
+ * node:worker_threads workers started on first use and unref'd: they never keep a process alive. If they
+ * cannot start, everything runs on the calling thread.
+ *
+ * Memory: the first 4 KiB hold parameter blocks and the workers' control words; callers lay out their
+ * arrays from HEAP upwards for the duration of one synchronous call (calls never overlap).
+ */
+import { Worker } from "node:worker_threads";
+import { MATMUL_WASM_BASE64, SCAN_WASM_BASE64 } from "./wasm_bytes.ts";
+
+const PAGE = 65536;
+/** The memory's maximum, as declared in the .wat files (2 GiB). */
+export const MAX_PAGES = 32768;
+/** Parameter blocks: 0 .. 2047 (callers' own layout), 2048 .. 3071 for `transpose`; then workers' words. */
+export const PARAMS = 0;
+const TRANSPOSE_PARAMS = 2048;
+const WORKER_CTRL = 3072; // + 32 bytes per worker: seq, fn, a0, a1, a2, a3, done, error
+export const HEAP = 4096;
+export const MAX_THREADS = 16; // (HEAP - WORKER_CTRL) / 32 workers + the caller, and the callers' blocks
+
+/** Kernel functions, by index (the same table in the workers). */
+export const Fn = {
+  ScanForward: 0,
+  ScanBackward: 1,
+  Gemm: 2,
+  Transpose: 3,
+  ConvForward: 4,
+  ConvBackward: 5,
+} as const;
+export type Fn = typeof Fn[keyof typeof Fn];
+
+type KernelFn = (a0: number, a1: number, a2: number, a3: number) => void;
+
+export interface ScanExports {
+  forward: KernelFn;
+  backward: KernelFn;
+  map(f: number, src: number, dst: number, n: number): void;
+  transpose: KernelFn;
+  convForward: KernelFn;
+  convBackward: KernelFn;
+}
+export interface MatmulExports {
+  gemm: KernelFn;
+  pack(src: number, K: number, N: number, transposed: number, dst: number): void;
+  packAT(src: number, K: number, M: number, dst: number): void;
+}
+
+interface WorkerSlot {
+  worker: Worker;
+  ctrl: number; // word index of its control block
+  seq: number;
+}
+
+export interface Pool {
+  memory: WebAssembly.Memory;
+  scan: ScanExports;
+  matmul: MatmulExports;
+  fns: KernelFn[];
+  modules: WebAssembly.Module[];
+  workers: WorkerSlot[];
+  /** Set when starting workers failed: the reason; single-threaded from then on. */
+  workerFailure?: string;
+}
+
+let pool: Pool | undefined;
+let poolError: Error | undefined;
+let threadOverride: number | undefined;
+
+function decodeBase64(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** The pool (modules compiled and instantiated on first use); throws where WebAssembly SIMD is missing. */
+export function getPool(): Pool {
+  if (pool) return pool;
+  if (poolError) throw poolError;
+  try {
+    const modules = [SCAN_WASM_BASE64, MATMUL_WASM_BASE64].map((b) =>
+      new WebAssembly.Module(decodeBase64(b) as BufferSource)
+    );
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
+    const [scan, matmul] = modules.map((m) =>
+      new WebAssembly.Instance(m, { env: { memory } }).exports
+    ) as unknown as [
+      ScanExports,
+      MatmulExports,
+    ];
+    pool = {
+      memory,
+      scan,
+      matmul,
+      fns: [scan.forward, scan.backward, matmul.gemm, scan.transpose, scan.convForward, scan.convBackward],
+      modules,
+      workers: [],
+    };
+    return pool;
+  } catch (e) {
+    poolError = new Error(`the WebAssembly kernels cannot run here: ${(e as Error).message}`);
+    throw poolError;
+  }
+}
+
+/** True where the WebAssembly kernels run (SIMD, relaxed SIMD and shared memory are available). */
+export function wasmKernelsAvailable(): boolean {
+  try {
+    getPool();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let enabledOverride: boolean | undefined;
+
+/**
+ * Whether the cpu and wasm backends use these kernels (the scan's and the matmul's ops): available and not
+ * switched off by setWasmKernels(false) or MAMBABYTE_WASM_KERNELS=0 (then: the plain-JS scan and tf.matMul).
+ */
+export function wasmKernelsEnabled(): boolean {
+  let on = enabledOverride;
+  if (on === undefined) {
+    let env: string | undefined;
+    try {
+      env = Deno.env.get("MAMBABYTE_WASM_KERNELS");
+    } catch {
+      env = undefined; // no --allow-env
+    }
+    if (env !== undefined && env !== "" && env !== "0" && env !== "1") {
+      throw new Error(`MAMBABYTE_WASM_KERNELS must be 0 or 1, got "${env}"`);
+    }
+    on = env !== "0";
+  }
+  return on && wasmKernelsAvailable();
+}
+
+/** Overrides wasmKernelsEnabled() for this process (undefined: back to MAMBABYTE_WASM_KERNELS / on). */
+export function setWasmKernels(on: boolean | undefined): void {
+  enabledOverride = on;
+}
+
+/** Threads asked for: setThreads(), else MAMBABYTE_THREADS, else the number of logical CPUs. */
+export function threadCount(): number {
+  if (threadOverride !== undefined) return threadOverride;
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("MAMBABYTE_THREADS");
+  } catch {
+    env = undefined; // no --allow-env: the default
+  }
+  if (env !== undefined && env !== "") {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new Error(`MAMBABYTE_THREADS must be a positive integer, got "${env}"`);
+    }
+    return Math.min(n, MAX_THREADS);
+  }
+  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS));
+}
+
+/** Overrides the thread count for this process (undefined: back to MAMBABYTE_THREADS / the default). */
+export function setThreads(n: number | undefined): void {
+  if (n !== undefined && (!Number.isInteger(n) || n < 1)) throw new Error(`threads must be >= 1, got ${n}`);
+  threadOverride = n === undefined ? undefined : Math.min(n, MAX_THREADS);
+}
+
+/** How many worker threads run now (started on demand, up to threadCount() - 1). */
+export function workerCount(): number {
+  return pool?.workers.length ?? 0;
+}
+
+/** Why workers could not be started (then every call runs on one thread), or undefined. */
+export function workerFailure(): string | undefined {
+  return pool?.workerFailure;
+}
+
+/** Grows the memory to at least `bytes`; returns a fresh Float32Array view of all of it. */
+export function ensureMemory(p: Pool, bytes: number): Float32Array {
+  const have = p.memory.buffer.byteLength;
+  if (bytes > MAX_PAGES * PAGE) {
+    throw new Error(`WebAssembly kernels: ${bytes} bytes exceed the 2 GiB memory`);
+  }
+  if (bytes > have) p.memory.grow(Math.ceil((bytes - have) / PAGE));
+  return new Float32Array(p.memory.buffer);
+}
+
+/** A bump allocator over the heap: 64-byte aligned byte addresses. */
+export function allocator(start = HEAP) {
+  let top = start;
+  const alloc = (floats: number) => {
+    const at = top;
+    top += Math.ceil(floats * 4 / 64) * 64;
+    return at;
+  };
+  return { alloc, top: () => top };
+}
+
+// The worker's program: instantiate the modules on the shared memory, then run jobs as they are posted.
+const WORKER_SOURCE = `
+const { workerData } = require("node:worker_threads");
+const { wasmModules, memory, ctrl } = workerData;
+const [scan, matmul] = wasmModules.map((m) => new WebAssembly.Instance(m, { env: { memory } }).exports);
+const fns = [scan.forward, scan.backward, matmul.gemm, scan.transpose, scan.convForward, scan.convBackward];
+const w = new Int32Array(memory.buffer, 0, ${HEAP / 4});
+let seq = 0;
+Atomics.store(w, ctrl + 6, 0);
+Atomics.notify(w, ctrl + 6);
+for (;;) {
+  Atomics.wait(w, ctrl, seq);
+  seq = Atomics.load(w, ctrl);
+  let error = 0;
+  try {
+    fns[w[ctrl + 1]](w[ctrl + 2], w[ctrl + 3], w[ctrl + 4], w[ctrl + 5]);
+  } catch (e) {
+    error = 1;
+  }
+  Atomics.store(w, ctrl + 7, error);
+  Atomics.store(w, ctrl + 6, seq);
+  Atomics.notify(w, ctrl + 6);
+}
+`;
+
+/** Makes sure `count` workers run; returns false (and runs single-threaded from then on) if they cannot. */
+function ensureWorkers(p: Pool, count: number): boolean {
+  if (p.workerFailure) return false;
+  const w = new Int32Array(p.memory.buffer, 0, HEAP / 4);
+  while (p.workers.length < count) {
+    const ctrl = (WORKER_CTRL >> 2) + 8 * p.workers.length;
+    Atomics.store(w, ctrl, 0);
+    Atomics.store(w, ctrl + 6, -1); // the worker writes 0 once it is ready
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { wasmModules: p.modules, memory: p.memory, ctrl },
+      });
+      worker.unref();
+      worker.on("error", () => {}); // a failure shows up as a timeout below or in the error word
+    } catch (err) {
+      p.workerFailure = `could not start a worker: ${(err as Error).message}`;
+      return false;
+    }
+    p.workers.push({ worker, ctrl, seq: 0 });
+    const deadline = performance.now() + 30_000;
+    while (Atomics.load(w, ctrl + 6) !== 0) {
+      if (performance.now() > deadline) {
+        p.workerFailure = "a kernel worker did not start within 30 s";
+        for (const s of p.workers) s.worker.terminate();
+        p.workers = [];
+        return false;
+      }
+      Atomics.wait(w, ctrl + 6, -1, 100);
+    }
+  }
+  return true;
+}
+
+/**
+ * How many threads a call with this much work (in rough units of one multiply-add) should use: 1 below
+ * `minWork` per extra thread, else up to threadCount() (and never more than `parts`).
+ */
+export function threadsFor(p: Pool, parts: number, work: number, minWork = 1 << 16): number {
+  let want = Math.min(threadCount(), parts, Math.max(1, Math.floor(work / minWork)));
+  if (want > 1 && !ensureWorkers(p, want - 1)) want = 1;
+  return want;
+}
+
+/**
+ * Runs `fn` once per job: job 0 on this thread, job k on worker k-1 (threadsFor must have started them),
+ * and returns when all are done. A trap in any of them is rethrown here.
+ */
+export function runJobs(p: Pool, fn: Fn, jobs: [number, number, number, number][]): void {
+  const kernel = p.fns[fn];
+  if (jobs.length === 1) {
+    kernel(...jobs[0]);
+    return;
+  }
+  if (p.workers.length < jobs.length - 1) {
+    throw new Error("runJobs: not enough workers (call threadsFor first)");
+  }
+  const w = new Int32Array(p.memory.buffer, 0, HEAP / 4);
+  for (let k = 1; k < jobs.length; k++) {
+    const slot = p.workers[k - 1];
+    const c = slot.ctrl;
+    w[c + 1] = fn;
+    w.set(jobs[k], c + 2);
+    slot.seq = (slot.seq + 1) | 0;
+    Atomics.store(w, c, slot.seq);
+    Atomics.notify(w, c);
+  }
+  let failure: unknown;
+  try {
+    kernel(...jobs[0]);
+  } catch (err) {
+    failure = err;
+  }
+  for (let k = 1; k < jobs.length; k++) {
+    const slot = p.workers[k - 1];
+    const c = slot.ctrl;
+    let v: number;
+    while ((v = Atomics.load(w, c + 6)) !== slot.seq) Atomics.wait(w, c + 6, v, 1000);
+    if (w[c + 7] !== 0) failure ??= new Error("a WebAssembly kernel failed in a worker thread");
+  }
+  if (failure) throw failure;
+}
+
+/** Splits [0, n) into `parts` contiguous ranges of near-equal size. */
+export function splitRange(n: number, parts: number): [number, number][] {
+  return Array.from(
+    { length: parts },
+    (_, k) => [Math.floor(n * k / parts), Math.floor(n * (k + 1) / parts)],
+  );
+}
+
+/**
+ * dst[m][c][r] = src[m][r][c] for `batches` R x C matrices, byte addresses in the kernels' memory (no
+ * overlap), split by blocks of 4 rows over up to `threads` threads (as from threadsFor).
+ */
+export function transposeInMemory(
+  p: Pool,
+  src: number,
+  dst: number,
+  batches: number,
+  R: number,
+  C: number,
+  threads: number,
+): void {
+  const nb = Math.ceil(R / 4);
+  new Int32Array(p.memory.buffer, TRANSPOSE_PARAMS, 5).set([src, dst, R, C, nb]);
+  const blocks = batches * nb;
+  runJobs(
+    p,
+    Fn.Transpose,
+    splitRange(blocks, Math.max(1, Math.min(threads, blocks))).map((
+      [i0, i1],
+    ) => [TRANSPOSE_PARAMS, i0, i1, 0]),
+  );
+}
