@@ -22,3 +22,6 @@ export { currentScale, reproduceConfig, SCALES } from "./scales.ts";
 export type { ScaleName } from "./scales.ts";
 export { layout, showFigure, showTable } from "./plot/display.ts";
 export { exportFigure, renderFigure } from "./plot/export.ts";
+export * as data from "./data/mod.ts";
+export { addNoise, addNoiseText, ByteBPE, byteHistogram, dataLocation, domainSummary, DOMAIN_NOTES, DOMAINS, evalWindows, NOISE_DEFAULT_P, NOISE_DEFINITIONS, NOISE_KINDS, readCorpusManifest, readDocuments, readDomainSplit, slidingWindows, trainBpe } from "./data/mod.ts";
+export type { CorpusManifest, DataLocation, Domain, DomainRow, NoiseKind, SlidingWindow } from "./data/mod.ts";

@@ -1,11 +1,16 @@
 /**
- * Byte-level data: reading a split into one byte array (documents joined), random training windows,
- * and contiguous evaluation windows.
+ * Byte-level data: reading a split into one byte array (documents joined) or document by document,
+ * seeded resumable random training windows, contiguous evaluation windows (optionally with a sliding
+ * context), and word counts for word-level perplexity.
  */
 import { Rng } from "../util/rng.ts";
 
-/** Reads every file of a directory (sorted, recursively) or a single file; documents joined by "\n\n". */
-export async function readSplit(path: string): Promise<Uint8Array> {
+/**
+ * The files of a split: every file below a directory (recursively, sorted by name at each level, hidden
+ * entries skipped), or the single file given. The corpus writes one file per document, so these are the
+ * split's documents.
+ */
+export async function listSplitFiles(path: string): Promise<string[]> {
   let stat: Deno.FileInfo;
   try {
     stat = await Deno.stat(path);
@@ -26,7 +31,19 @@ export async function readSplit(path: string): Promise<Uint8Array> {
   if (stat.isDirectory) await walk(path);
   else files.push(path);
   if (files.length === 0) throw new Error(`${path}: no files found`);
+  return files;
+}
+
+/** The documents of a split, each as its own byte array (in `listSplitFiles` order). */
+export async function readDocuments(path: string): Promise<{ path: string; bytes: Uint8Array }[]> {
+  const files = await listSplitFiles(path);
   const parts = await Promise.all(files.map((f) => Deno.readFile(f)));
+  return files.map((f, i) => ({ path: f, bytes: parts[i] }));
+}
+
+/** Reads every file of a directory (sorted, recursively) or a single file; documents joined by "\n\n". */
+export async function readSplit(path: string): Promise<Uint8Array> {
+  const parts = (await readDocuments(path)).map((d) => d.bytes);
   const sep = new TextEncoder().encode("\n\n");
   const total = parts.reduce((s, p) => s + p.length, 0) + sep.length * (parts.length - 1);
   const out = new Uint8Array(total);
@@ -44,15 +61,42 @@ export async function readSplit(path: string): Promise<Uint8Array> {
 
 /**
  * Random training windows: each batch is `batch` windows of `length + 1` bytes at uniformly random
- * offsets (inputs and next-byte targets). Seeded; `state()`/`restore()` make it resumable.
+ * offsets (inputs and next-byte targets). Seeded and resumable: the stream of batches is a function of
+ * (data, batch, length, seed) only, `position` counts the batches drawn, and `seek(n)` (or the
+ * constructor's `position`) continues exactly where batch n would come; `state()`/`restore()` save and
+ * restore the generator itself.
  */
 export class ByteBatcher {
   private rng: Rng;
-  constructor(readonly data: Uint8Array, readonly batch: number, readonly length: number, seed = 0) {
+  private drawn = 0;
+  constructor(
+    readonly data: Uint8Array,
+    readonly batch: number,
+    readonly length: number,
+    readonly seed = 0,
+    position = 0,
+  ) {
     if (data.length < length + 1) {
       throw new Error(`the training text has ${data.length} bytes, fewer than one window of ${length + 1}`);
     }
     this.rng = new Rng(seed);
+    this.seek(position);
+  }
+
+  /** Batches drawn so far (the index of the next batch). */
+  get position(): number {
+    return this.drawn;
+  }
+
+  /** Moves to batch `position` by replaying the generator from the seed (one draw per window). */
+  seek(position: number): void {
+    if (!(Number.isInteger(position) && position >= 0)) throw new Error(`batch position must be a whole number >= 0 (got ${position})`);
+    if (position < this.drawn) {
+      this.rng = new Rng(this.seed);
+      this.drawn = 0;
+    }
+    const span = this.data.length - this.length;
+    for (; this.drawn < position; this.drawn++) for (let i = 0; i < this.batch; i++) this.rng.int(span);
   }
 
   /** (batch, length + 1) bytes as int32, row-major. */
@@ -63,6 +107,7 @@ export class ByteBatcher {
       const start = this.rng.int(this.data.length - w + 1);
       for (let j = 0; j < w; j++) out[i * w + j] = this.data[start + j];
     }
+    this.drawn++;
     return out;
   }
 
@@ -70,8 +115,10 @@ export class ByteBatcher {
     return this.rng.getState();
   }
 
-  restore(state: readonly number[]): void {
+  /** Restores a generator state from `state()`; pass the position it was taken at to keep `position` right. */
+  restore(state: readonly number[], position?: number): void {
     this.rng = Rng.fromState(state);
+    if (position !== undefined) this.drawn = position;
   }
 }
 
@@ -83,6 +130,37 @@ export function* evalWindows(data: Uint8Array, length: number): Generator<Int32A
   for (let start = 0; start + 1 < data.length; start += length) {
     const end = Math.min(data.length, start + length + 1);
     yield Int32Array.from(data.subarray(start, end));
+  }
+}
+
+/** A window for sliding-context evaluation: score predictions of `bytes[skip + 1 ..]` only. */
+export interface SlidingWindow {
+  /** Up to `length + 1` bytes: the model reads bytes[0..n-2] and predicts bytes[1..n-1]. */
+  bytes: Int32Array;
+  /** Predictions to ignore at the start (they were scored by an earlier window; they serve as context). */
+  skip: number;
+  /** Offset of bytes[0] in the data. */
+  start: number;
+}
+
+/**
+ * Evaluation windows with a sliding context: each window holds `length` inputs, of which the first
+ * `context` only give context to the bytes that follow (their predictions were scored by the previous
+ * window), so every byte after the first is scored exactly once and, except in the first window, with at
+ * least `context` bytes before it. context = 0 is `evalWindows`; a larger context costs length/(length -
+ * context) times the compute and measures the model with a warm state, as in the paper's extrapolation
+ * plots. Sum the per-byte losses of predictions `skip ..` of each window.
+ */
+export function* slidingWindows(data: Uint8Array, length: number, context: number): Generator<SlidingWindow> {
+  if (!(length >= 1 && context >= 0 && context < length)) {
+    throw new Error(`sliding windows need 0 <= context < length (got context ${context}, length ${length})`);
+  }
+  let next = 1; // the first byte not yet scored (a target position)
+  while (next < data.length) {
+    const start = Math.max(0, next - 1 - context);
+    const end = Math.min(data.length, start + length + 1);
+    yield { bytes: Int32Array.from(data.subarray(start, end)), skip: next - 1 - start, start };
+    next = end;
   }
 }
 

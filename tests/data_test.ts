@@ -1,0 +1,375 @@
+// Data: the tracked sample (hashes, split by document, size, licences), the built corpus when present,
+// the byte-level BPE (lossless on every sample file and on random bytes, GPT-2's pre-split), the six noise
+// transforms (property tests), and resumable / sliding byte windows. No test downloads anything.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { ByteBatcher, evalWindows, listSplitFiles, readSplit, slidingWindows } from "../lib/data/bytes.ts";
+import { ByteBPE, MAX_PIECE_BYTES, preSplit, trainBpe } from "../lib/data/bpe.ts";
+import { readManifest, verifyCorpus } from "../lib/data/corpora/manifest.ts";
+import { DOMAINS } from "../lib/data/corpora/types.ts";
+import { addNoise, charBoundaries, editDistance, NOISE_KINDS, type NoiseKind } from "../lib/data/noise.ts";
+import { Rng } from "../lib/util/rng.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const SAMPLES = `${ROOT}/data/samples`;
+const CORPORA = `${ROOT}/data/corpora`;
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const utf8 = new TextEncoder();
+
+function randomBytes(rng: Rng, n: number): Uint8Array {
+  return Uint8Array.from({ length: n }, () => rng.int(256));
+}
+
+/** Random text mixing ASCII, accented and CJK letters, digits, emoji, apostrophes and whitespace runs. */
+function randomText(rng: Rng, n: number): string {
+  const pieces = ["the", "The", " ", "  ", "\n", "\n\n", "\t", "'s", "'ll", "'", "don't", "42", "3.14", "é", "Ünïcode",
+    "日本語", "😀", "—", "“quoted”", ",", ".", "!?", "\u00a0", "x", "_id", "{}", "\\begin", "٣", "½", " \n "];
+  let s = "";
+  while (s.length < n) s += pieces[rng.int(pieces.length)];
+  return s;
+}
+
+function isValidUtf8(b: Uint8Array): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The tracked sample
+
+Deno.test("sample: every file matches manifest.json (size, sha256) and nothing unlisted sits in a split", async () => {
+  const m = await readManifest(SAMPLES);
+  assert.ok(m, "data/samples/manifest.json exists (regenerate with deno task data --write-sample)");
+  const problems = await verifyCorpus(SAMPLES, m);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(Object.keys(m.domains).sort(), [...DOMAINS].sort(), "all five domains are sampled");
+});
+
+Deno.test("sample: README.md lists every file with its sha256, as generated from the manifest", async () => {
+  const m = (await readManifest(SAMPLES))!;
+  const readme = await Deno.readTextFile(`${SAMPLES}/README.md`);
+  for (const d of m.documents) {
+    const bytes = await Deno.readFile(`${SAMPLES}/${d.path}`);
+    const row = readme.split("\n").find((l) => l.startsWith(`| ${d.split} | ${d.id} |`));
+    assert.ok(row, `README row for ${d.path}`);
+    assert.ok(row.includes(`\`${sha256(bytes)}\``), `README sha256 of ${d.path}`);
+    assert.ok(row.includes(d.license), `README licence of ${d.path}`);
+  }
+});
+
+Deno.test("sample: split by document, train and test in every domain, at most 2 MB, no GPL text", async () => {
+  const m = (await readManifest(SAMPLES))!;
+  const seen = new Map<string, string>();
+  for (const d of m.documents) {
+    const key = `${d.domain}/${d.corpus_id}`;
+    assert.ok(!seen.has(key), `${key} is in two splits (${seen.get(key)}, ${d.split})`);
+    seen.set(key, d.split);
+    assert.ok(!/GPL/.test(d.license), `${d.path} has licence ${d.license}`);
+  }
+  for (const domain of DOMAINS) {
+    for (const split of ["train", "test"]) {
+      const files = await listSplitFiles(`${SAMPLES}/${domain}/${split}`);
+      assert.ok(files.length > 0, `${domain}/${split} has files`);
+    }
+  }
+  let total = 0;
+  const walk = (dir: string) => {
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.isDirectory) walk(`${dir}/${e.name}`);
+      else total += Deno.statSync(`${dir}/${e.name}`).size;
+    }
+  };
+  walk(SAMPLES);
+  assert.ok(total <= 2_000_000, `the sample holds ${total} bytes (limit 2 MB)`);
+});
+
+Deno.test("sample: the books files that reproduce and the tests use are where they always were", async () => {
+  const train = await readSplit(`${SAMPLES}/books/train`);
+  const test = await readSplit(`${SAMPLES}/books/test`);
+  assert.equal(test.length, 144395); // carroll-alice.txt
+  assert.equal(train.length, 243901 + 82992 + 2); // bryant-stories + burgess-busterbrown, joined by "\n\n"
+});
+
+const corpus = await readManifest(CORPORA).catch(() => undefined);
+Deno.test({
+  name: "corpus (data/corpora, when built): files match the manifest; no document in two splits",
+  ignore: !corpus,
+  async fn() {
+    const problems = await verifyCorpus(CORPORA, corpus!);
+    assert.deepEqual(problems.slice(0, 5), []);
+    const splitOf = new Map<string, string>();
+    for (const d of corpus!.documents) {
+      const key = `${d.domain}/${d.id}`;
+      assert.ok(!splitOf.has(key), `${key} listed twice`);
+      splitOf.set(key, d.split);
+    }
+    for (const x of corpus!.dropped) assert.ok(!splitOf.has(`${x.domain}/${x.id}`), `dropped ${x.id} is still in the corpus`);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Byte-level BPE
+
+const GPT2_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+
+function pieces(b: Uint8Array): [number, number][] {
+  const out: [number, number][] = [];
+  preSplit(b, (s, e) => out.push([s, e]));
+  return out;
+}
+
+Deno.test("bpe: the pre-split is GPT-2's regex on valid UTF-8 and tiles any byte sequence", () => {
+  const rng = new Rng(7);
+  for (let t = 0; t < 200; t++) {
+    const text = randomText(rng, rng.int(300));
+    const b = utf8.encode(text);
+    const got = pieces(b).map(([s, e]) => new TextDecoder().decode(b.subarray(s, e)));
+    assert.deepEqual(got, text.match(GPT2_PATTERN) ?? [], JSON.stringify(text));
+  }
+  for (let t = 0; t < 100; t++) {
+    const b = randomBytes(rng, rng.int(2000));
+    let at = 0;
+    for (const [s, e] of pieces(b)) {
+      assert.equal(s, at);
+      assert.ok(e > s && e - s <= MAX_PIECE_BYTES);
+      at = e;
+    }
+    assert.equal(at, b.length);
+  }
+});
+
+// One tokenizer trained on the sample's training text, shared by the round-trip tests.
+const sampleTrain = await Promise.all(DOMAINS.map((d) => readSplit(`${SAMPLES}/${d}/train`)));
+const bpe = trainBpe(sampleTrain, { vocabSize: 1024 });
+
+Deno.test("bpe: trains the requested vocabulary, compresses text, and every token's bytes are its merge", () => {
+  assert.equal(bpe.vocabSize, 1024);
+  for (let id = 256; id < bpe.vocabSize; id++) {
+    const [a, b] = bpe.merges[id - 256];
+    assert.deepEqual(bpe.tokenBytes(id), Uint8Array.from([...bpe.tokenBytes(a), ...bpe.tokenBytes(b)]));
+  }
+  const alice = utf8.encode("Alice was beginning to get very tired of sitting by her sister on the bank.");
+  assert.ok(bpe.bytesPerToken(alice) > 2.5, `bytes/token ${bpe.bytesPerToken(alice)}`);
+});
+
+Deno.test("bpe: round trip is exact on every tracked sample file", async () => {
+  const m = (await readManifest(SAMPLES))!;
+  for (const d of m.documents) {
+    const b = await Deno.readFile(`${SAMPLES}/${d.path}`);
+    const ids = bpe.encode(b);
+    assert.ok(ids.every((x) => x >= 0 && x < bpe.vocabSize));
+    assert.deepEqual(bpe.decode(ids), b, d.path);
+  }
+});
+
+Deno.test("bpe: round trip is exact on random bytes, invalid UTF-8 and edge cases", () => {
+  const rng = new Rng(11);
+  const cases: Uint8Array[] = [
+    new Uint8Array(),
+    Uint8Array.of(0),
+    Uint8Array.of(0xff, 0xfe, 0x80, 0xc0, 0xed, 0xa0, 0x80, 0xf4, 0x90),
+    utf8.encode("é").subarray(0, 1),
+    new Uint8Array(5000).fill(61), // one run longer than MAX_PIECE_BYTES
+    utf8.encode(" ".repeat(700) + "x"),
+  ];
+  for (let t = 0; t < 50; t++) cases.push(randomBytes(rng, rng.int(4000)));
+  for (let t = 0; t < 50; t++) cases.push(utf8.encode(randomText(rng, rng.int(2000))));
+  for (const c of cases) assert.deepEqual(bpe.decode(bpe.encode(c)), c);
+});
+
+Deno.test("bpe: JSON save/load gives the same tokenizer; bad files are rejected with a reason", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await bpe.save(`${dir}/bpe.json`);
+    const back = await ByteBPE.load(`${dir}/bpe.json`);
+    const text = sampleTrain[1].subarray(0, 20000);
+    assert.deepEqual(back.encode(text), bpe.encode(text));
+    assert.throws(() => ByteBPE.fromJSON({ ...bpe.toJSON(), merges: [[5, 300]] }, "x.json"), /unknown token/);
+    assert.throws(() => ByteBPE.fromJSON({ format: "other" } as never, "x.json"), /x\.json: not a/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bpe: training is deterministic and stops early when no pair repeats", () => {
+  const a = trainBpe(sampleTrain[0].subarray(0, 50000), { vocabSize: 400 });
+  const b = trainBpe(sampleTrain[0].subarray(0, 50000), { vocabSize: 400 });
+  assert.deepEqual(a.merges, b.merges);
+  const tiny = trainBpe(utf8.encode("abcd"), { vocabSize: 1000 });
+  assert.equal(tiny.vocabSize, 256);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Noise
+
+const upper = (x: number) => (x >= 97 && x <= 122 ? x - 32 : x);
+const lower = (x: number) => (x >= 65 && x <= 90 ? x + 32 : x);
+
+/** Is `small` a subsequence of `big`? */
+function isSubsequence(small: Uint8Array, big: Uint8Array): boolean {
+  let j = 0;
+  for (let i = 0; i < big.length && j < small.length; i++) if (big[i] === small[j]) j++;
+  return j === small.length;
+}
+
+function noiseInputs(seed: number): Uint8Array[] {
+  const rng = new Rng(seed);
+  const out: Uint8Array[] = [new Uint8Array(), utf8.encode("a"), utf8.encode("The cat sat on the mat.")];
+  for (let t = 0; t < 15; t++) out.push(utf8.encode(randomText(rng, 1 + rng.int(800))));
+  for (let t = 0; t < 5; t++) out.push(randomBytes(rng, 1 + rng.int(800)));
+  return out;
+}
+
+const sortedBytes = (b: Uint8Array) => Array.from(b).sort((x, y) => x - y);
+const withoutSpaces = (b: Uint8Array) => Uint8Array.from(Array.from(b).filter((x) => x !== 32));
+
+Deno.test("noise: p = 0 is the identity; the same seed gives the same output; valid UTF-8 stays valid", () => {
+  for (const kind of NOISE_KINDS) {
+    for (const x of noiseInputs(1)) {
+      assert.deepEqual(addNoise(x, kind, 0, 3), x, kind);
+      assert.deepEqual(addNoise(x, kind, 0.3, 5), addNoise(x, kind, 0.3, 5), kind);
+      if (isValidUtf8(x)) assert.ok(isValidUtf8(addNoise(x, kind, 0.5, 9)), `${kind} broke UTF-8`);
+    }
+    const long = utf8.encode(randomText(new Rng(2), 3000));
+    assert.notDeepEqual(addNoise(long, kind, 0.3, 1), addNoise(long, kind, 0.3, 2), `${kind}: seeds differ`);
+  }
+});
+
+Deno.test("noise: drop only deletes (a subsequence, about p of the characters)", () => {
+  for (const x of noiseInputs(2)) {
+    for (const p of [0.05, 0.3, 1]) {
+      const y = addNoise(x, "drop", p, 4);
+      assert.ok(isSubsequence(y, x));
+      if (p === 1) assert.equal(y.length, 0);
+    }
+  }
+  const long = utf8.encode("abcdefghij".repeat(2000));
+  const frac = 1 - addNoise(long, "drop", 0.3, 1).length / long.length;
+  assert.ok(Math.abs(frac - 0.3) < 0.02, `dropped ${frac}`);
+});
+
+Deno.test("noise: repeat only duplicates characters (the input is a subsequence; at most twice as long)", () => {
+  for (const x of noiseInputs(3)) {
+    const y = addNoise(x, "repeat", 0.3, 4);
+    assert.ok(isSubsequence(x, y) && y.length <= 2 * x.length);
+    assert.equal(addNoise(x, "repeat", 1, 4).length, 2 * x.length);
+  }
+});
+
+/** Is y obtained from x by swapping disjoint pairs of neighbouring characters? */
+function isAdjacentSwaps(x: Uint8Array, y: Uint8Array): boolean {
+  const cb = charBoundaries(x);
+  const ch = (i: number) => x.subarray(cb[i], cb[i + 1]);
+  const at = (off: number, c: Uint8Array) => c.every((b, k) => y[off + k] === b);
+  let off = 0;
+  for (let i = 0; i < cb.length - 1;) {
+    if (at(off, ch(i))) {
+      off += ch(i).length;
+      i++;
+    } else if (i + 2 < cb.length && at(off, ch(i + 1)) && at(off + ch(i + 1).length, ch(i))) {
+      off += ch(i).length + ch(i + 1).length;
+      i += 2;
+    } else return false;
+  }
+  return off === y.length;
+}
+
+Deno.test("noise: swap keeps the byte multiset and moves each character at most one place", () => {
+  for (const x of noiseInputs(4)) {
+    for (const p of [0.05, 0.3, 1]) {
+      const y = addNoise(x, "swap", p, 6);
+      assert.deepEqual(sortedBytes(y), sortedBytes(x));
+      if (isValidUtf8(x)) assert.ok(isAdjacentSwaps(x, y), "y is x with disjoint swaps of neighbouring characters");
+    }
+  }
+  assert.equal(new TextDecoder().decode(addNoise(utf8.encode("abcdef"), "swap", 1, 0)), "badcfe");
+});
+
+Deno.test("noise: uppercase and random case change only the case of ASCII letters", () => {
+  for (const x of noiseInputs(5)) {
+    const u = addNoise(x, "uppercase", 0.3, 1);
+    assert.equal(u.length, x.length);
+    assert.ok(u.every((b, i) => b === x[i] || b === upper(x[i])));
+    assert.deepEqual(addNoise(x, "uppercase", 1, 1), x.map(upper));
+    const r = addNoise(x, "random_case", 1, 1);
+    assert.equal(r.length, x.length);
+    assert.ok(r.every((b, i) => lower(b) === lower(x[i])));
+  }
+});
+
+Deno.test("noise: antspeak upper-cases and puts one space between characters, nothing else", () => {
+  const t = new TextDecoder();
+  assert.equal(t.decode(addNoise(utf8.encode("The cat"), "antspeak", 1, 0)), "T H E   C A T");
+  assert.equal(t.decode(addNoise(utf8.encode("né"), "antspeak", 1, 0)), "N é");
+  for (const x of noiseInputs(6)) {
+    const full = addNoise(x, "antspeak", 1, 0);
+    const cb = charBoundaries(x);
+    const chars = cb.length - 1;
+    assert.equal(full.length, x.length + Math.max(0, chars - 1));
+    for (const p of [0.3, 1]) {
+      const y = addNoise(x, "antspeak", p, 2);
+      assert.deepEqual(withoutSpaces(y).map(lower), withoutSpaces(x).map(lower), "only case and spacing change");
+      assert.ok(withoutSpaces(y).every((b, i) => b === withoutSpaces(x)[i] || b === upper(withoutSpaces(x)[i])));
+    }
+  }
+});
+
+Deno.test("noise: edit distance", () => {
+  const d = (a: string, b: string) => editDistance(utf8.encode(a), utf8.encode(b));
+  assert.deepEqual([d("", ""), d("abc", ""), d("kitten", "sitting"), d("abcdef", "badcfe")], [0, 3, 3, 4]);
+});
+
+Deno.test("noise: unknown kinds and bad probabilities are rejected", () => {
+  assert.throws(() => addNoise(utf8.encode("x"), "shout" as NoiseKind, 0.1, 0), /unknown noise kind shout/);
+  assert.throws(() => addNoise(utf8.encode("x"), "drop", 1.5, 0), /probability/);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Byte windows
+
+Deno.test("bytes: ByteBatcher resumes from a position exactly (seek, constructor, state/restore)", () => {
+  const data = randomBytes(new Rng(1), 5000);
+  const a = new ByteBatcher(data, 3, 16, 42);
+  const stream = Array.from({ length: 10 }, () => a.next());
+  assert.equal(a.position, 10);
+  const b = new ByteBatcher(data, 3, 16, 42, 6);
+  assert.deepEqual(b.next(), stream[6]);
+  b.seek(2);
+  assert.deepEqual(b.next(), stream[2]);
+  b.seek(9);
+  assert.deepEqual(b.next(), stream[9]);
+  const c = new ByteBatcher(data, 3, 16, 42);
+  c.next();
+  const saved = c.state();
+  const d = new ByteBatcher(data, 3, 16, 0);
+  d.restore(saved, 1);
+  assert.deepEqual(d.next(), stream[1]);
+  assert.equal(d.position, 2);
+});
+
+Deno.test("bytes: sliding windows score every byte after the first exactly once, with the context asked for", () => {
+  const data = randomBytes(new Rng(3), 1000);
+  for (const [length, context] of [[64, 0], [64, 16], [64, 63], [7, 3], [2000, 100]]) {
+    const scored = new Uint8Array(data.length);
+    let windows = 0;
+    for (const w of slidingWindows(data, length, context)) {
+      windows++;
+      assert.ok(w.bytes.length <= length + 1);
+      assert.deepEqual(Array.from(w.bytes), Array.from(data.subarray(w.start, w.start + w.bytes.length)));
+      for (let k = w.skip; k < w.bytes.length - 1; k++) {
+        const target = w.start + k + 1;
+        scored[target]++;
+        if (w.start > 0) assert.ok(target - w.start >= context, "at least `context` bytes before a scored byte");
+      }
+    }
+    assert.equal(scored[0], 0);
+    assert.ok(scored.subarray(1).every((x) => x === 1), `length ${length} context ${context}`);
+    if (context === 0) assert.equal(windows, [...evalWindows(data, length)].length);
+  }
+  assert.throws(() => slidingWindows(data, 8, 8).next(), /context < length/);
+});
