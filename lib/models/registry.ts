@@ -1,0 +1,139 @@
+/**
+ * Model families by name: create (seeded), rebuild from saved values, save and load. MambaByte and the
+ * subword Mamba are saved in mamba_ssm's own format (config.json without a kind field, so the authors'
+ * checkpoints load unchanged); every other family writes `model_kind` into its config.json.
+ *
+ * Baselines register themselves here (`registerFamily`) from their own module; `lib/models/mod.ts`
+ * imports them all.
+ */
+import { WEIGHTS_FILE } from "../io/checkpoint.ts";
+import { atomicWriteFile } from "../io/atomic.ts";
+import { InputError } from "../io/errors.ts";
+import { readSafetensors, toFloat32, writeSafetensors } from "../io/safetensors.ts";
+import { type MambaConfig, parseMambaConfig } from "../io/config.ts";
+import type { LanguageModel, ModelKind } from "./lm.ts";
+import { readParams } from "./lm.ts";
+import { createMambaLM, dims, forward, initParameters, type MambaLM, noWeightDecay } from "./mamba.ts";
+import { loadPretrained, saveMambaLM } from "./pretrained.ts";
+
+export interface ModelFamily {
+  kind: ModelKind;
+  /** Validates and completes a config (defaults filled), naming `where` in errors. */
+  parseConfig(raw: Record<string, unknown>, where: string): LanguageModel["config"];
+  /** Fresh, seeded parameters. */
+  init(config: LanguageModel["config"], seed: number): Map<string, Float32Array>;
+  /** Wraps host values as a model (variables created here). */
+  build(config: LanguageModel["config"], values: Map<string, Float32Array>): LanguageModel;
+}
+
+const FAMILIES = new Map<ModelKind, ModelFamily>();
+
+export function registerFamily(f: ModelFamily): void {
+  FAMILIES.set(f.kind, f);
+}
+
+export function family(kind: string): ModelFamily {
+  const f = FAMILIES.get(kind as ModelKind);
+  if (!f) {
+    throw new InputError("--model", undefined, `unknown model "${kind}"; known: ${[...FAMILIES.keys()].join(", ")}`);
+  }
+  return f;
+}
+
+export function createModel(kind: string, config: Record<string, unknown>, seed = 0): LanguageModel {
+  const f = family(kind);
+  const cfg = f.parseConfig(config, `${kind} config`);
+  return f.build(cfg, f.init(cfg, seed));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Mamba (bytes or subwords) as a LanguageModel
+
+/**
+ * Training FLOPs per token of a Mamba LM (forward + backward = 3x forward):
+ * forward = 2 * (matmul weights: in_proj 2ed, x_proj (r+2n)e, dt_proj er, out_proj de per layer; head Vd)
+ *         + per layer: conv 2ke, scan 9en (mamba's count: discretise, multiply-add the state, read C),
+ *           gating and D about 5e.
+ * Independent of the training length (the recurrence costs the same at every position).
+ */
+export function mambaTrainFlopsPerToken(cfg: MambaConfig): number {
+  const { d, e, n, r, k, V, L } = dims(cfg);
+  const matmul = 2 * (L * (2 * e * d + (r + 2 * n) * e + e * r + d * e) + V * d);
+  const other = L * (2 * k * e + 9 * e * n + 5 * e);
+  return 3 * (matmul + other);
+}
+
+/** Views a MambaLM as a LanguageModel (same variables). */
+export function mambaAsLanguageModel(m: MambaLM, kind: ModelKind = m.config.vocab_size === 256 ? "mambabyte" : "mamba_subword"): LanguageModel & { mamba: MambaLM } {
+  return {
+    kind,
+    config: m.config as unknown as LanguageModel["config"],
+    params: m.params,
+    mamba: m,
+    logits: (ids) => forward(m, ids).logits,
+    noWeightDecay,
+    trainFlopsPerToken: () => mambaTrainFlopsPerToken(m.config),
+  };
+}
+
+/** The MambaLM behind a LanguageModel of a Mamba family, or an error naming what it is. */
+export function asMamba(model: LanguageModel): MambaLM {
+  const m = (model as { mamba?: MambaLM }).mamba;
+  if (!m) throw new InputError("<model>", undefined, `this needs a Mamba model, got "${model.kind}"`);
+  return m;
+}
+
+for (const kind of ["mambabyte", "mamba_subword"] as const) {
+  registerFamily({
+    kind,
+    parseConfig: (raw, where) => {
+      const cfg = parseMambaConfig({ vocab_size: kind === "mambabyte" ? 256 : undefined, ...raw }, where);
+      if (kind === "mambabyte" && cfg.vocab_size !== 256) {
+        throw new InputError(where, "vocab_size", `${where}: mambabyte reads bytes, so vocab_size must be 256 (got ${cfg.vocab_size})`);
+      }
+      return cfg as unknown as LanguageModel["config"];
+    },
+    init: (cfg, seed) => initParameters(cfg as unknown as MambaConfig, seed),
+    build: (cfg, values) => mambaAsLanguageModel(createMambaLM(cfg as unknown as MambaConfig, values), kind),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Saving and loading any family
+
+/** The config.json field naming a non-Mamba family. */
+export const KIND_FIELD = "model_kind";
+
+/** Writes config.json + model.safetensors (F32) atomically into `dir`. */
+export async function saveModel(model: LanguageModel, dir: string, metadata: Record<string, string> = {}): Promise<void> {
+  if (model.kind === "mambabyte" || model.kind === "mamba_subword") {
+    return saveMambaLM(asMamba(model), dir, metadata);
+  }
+  const values = await readParams(model);
+  const tensors = new Map(
+    [...model.params].map(([name, v]) => [name, { dtype: "F32" as const, shape: v.shape, data: values.get(name)! }]),
+  );
+  await writeSafetensors(`${dir}/${WEIGHTS_FILE}`, tensors, { format: "mambabyte-lab", ...metadata }, { createParents: true });
+  await atomicWriteFile(`${dir}/config.json`, JSON.stringify({ [KIND_FIELD]: model.kind, ...model.config }, null, 2) + "\n");
+}
+
+/** Loads a directory written by `saveModel` (or a mamba_ssm / Hugging Face Mamba checkpoint). */
+export async function loadModel(dir: string): Promise<LanguageModel> {
+  const configPath = `${dir}/config.json`;
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(await Deno.readTextFile(configPath));
+  } catch (e) {
+    throw new InputError(configPath, undefined, `${configPath}: cannot read the model config (${(e as Error).message})`);
+  }
+  const kind = raw[KIND_FIELD];
+  if (kind === undefined) return mambaAsLanguageModel(await loadPretrained(dir)); // mamba_ssm layout
+  const f = family(String(kind));
+  const { [KIND_FIELD]: _, ...rest } = raw;
+  const cfg = f.parseConfig(rest, configPath);
+  const path = `${dir}/${WEIGHTS_FILE}`;
+  const sf = await readSafetensors(path);
+  const values = new Map<string, Float32Array>();
+  for (const [name, t] of sf.tensors) values.set(name, toFloat32(t, { file: path, key: name }));
+  return f.build(cfg, values);
+}
