@@ -7,7 +7,7 @@
  * model.safetensors under those names), and plain functions of (model, inputs), nanoGPT-style.
  * Token ids are int32 tensors; for byte models a token is a byte (vocab 256), for subword models a BPE id.
  */
-import type * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
 
 /** Every model family the trainer knows. */
 export const MODEL_KINDS = [
@@ -51,6 +51,11 @@ export interface LanguageModel {
   trainFlopsPerToken(length: number): number;
   /** Inputs to `logits` must have a length that is a multiple of this (1 for most models). */
   lengthMultiple?: number;
+  /**
+   * Optional: the training loss (mean nats per predicted token) of ids (b, l+1), for models that do not
+   * predict every position (PerceiverAR predicts only from its latents). Default: `nextTokenLoss`.
+   */
+  trainLoss?(ids: tf.Tensor): tf.Scalar;
 }
 
 /** Total number of scalar parameters. */
@@ -69,4 +74,21 @@ export async function readParams(model: LanguageModel): Promise<Map<string, Floa
   const out = new Map<string, Float32Array>();
   for (const [name, v] of model.params) out.set(name, (await v.data()) as Float32Array);
   return out;
+}
+
+/**
+ * Mean next-token cross-entropy (nats) of ids (b, l+1): inputs ids[:, :l] predict targets ids[:, 1:].
+ * Uses the model's own `trainLoss` when it has one. One-hot targets, so it is differentiable everywhere.
+ */
+export function nextTokenLoss(model: LanguageModel, ids: tf.Tensor): tf.Scalar {
+  if (model.trainLoss) return model.trainLoss(ids);
+  return tf.tidy(() => {
+    const [b, l1] = ids.shape;
+    const l = l1 - 1;
+    const logits = model.logits(tf.slice(ids, [0, 0], [b, l])); // (b, l, V')
+    const V = logits.shape[2]!;
+    const logp = tf.logSoftmax(logits.reshape([b * l, V])); // (b*l, V')
+    const onehot = tf.oneHot(tf.slice(ids, [0, 1], [b, l]).reshape([-1]).toInt(), V).toFloat(); // (b*l, V')
+    return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1))) as tf.Scalar;
+  });
 }

@@ -33,12 +33,16 @@ export class AdamW {
     }
   }
 
-  /** Applies one update with learning rate `lr`; returns the global gradient norm before clipping. */
-  async apply(grads: Map<string, tf.Tensor>, lr: number): Promise<number> {
+  /**
+   * Applies one update with learning rate `lr`; returns the global gradient norm before clipping.
+   * With `requireFinite`, a NaN / infinite norm throws a RangeError and changes nothing.
+   */
+  async apply(grads: Map<string, tf.Tensor>, lr: number, opts: { requireFinite?: boolean } = {}): Promise<number> {
     const { beta1, beta2, eps, weightDecay, clipNorm } = this.config;
     const normT = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
     const norm = (await normT.data())[0];
     normT.dispose();
+    if (opts.requireFinite && !Number.isFinite(norm)) throw new RangeError(`gradient norm is ${norm}`);
     const scale = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1;
     this.step++;
     const bc1 = 1 - beta1 ** this.step, bc2 = 1 - beta2 ** this.step;

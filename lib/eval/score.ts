@@ -1,0 +1,87 @@
+/**
+ * Bits-per-byte and word-level perplexity of ANY language model on a text, so byte and subword models are
+ * compared on the same footing: the model's total negative log-likelihood of the text (nats), divided by
+ * the number of bytes it predicted. A subword model predicts tokens; the nats of a token are the nats of
+ * its bytes, so its loss per byte is sum(token nats) / bytes(predicted tokens) (PAPER.md's conversion).
+ * Word-level perplexity is exp(total nats / words) over whitespace-separated words (PAPER.md).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { countWords } from "../data/bytes.ts";
+import type { ByteBPE } from "../data/bpe.ts";
+import { type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
+
+export interface TextScore {
+  /** Bytes whose likelihood was scored (all bytes after the first window's first token). */
+  bytes: number;
+  /** Tokens predicted (bytes for byte models). */
+  tokens: number;
+  /** Total negative log-likelihood, nats. */
+  nats: number;
+  /** Mean nats per predicted byte. */
+  ce_nats: number;
+  bits_per_byte: number;
+  words: number;
+  word_perplexity: number;
+}
+
+export interface ScoreOptions {
+  /** Tokens per evaluation window (default 2048). */
+  window?: number;
+  /** The tokenizer of a subword model (required for subword models, rejected for byte models). */
+  tokenizer?: ByteBPE;
+  /** Called after each window with (tokens done, tokens in all). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Sum of -log p(token_{t+1} | tokens <= t) over one window of ids (n+1 tokens): a scalar, nats.
+ * Models whose inputs must be a multiple of `lengthMultiple` get zeros appended after the real inputs
+ * (causal models never look right, so the padding changes no scored prediction) and those positions
+ * are not scored.
+ */
+export function windowNats(model: LanguageModel, window: Int32Array): tf.Scalar {
+  return tf.tidy(() => {
+    const n = window.length - 1;
+    const m = model.lengthMultiple ?? 1;
+    const padded = Math.ceil(n / m) * m;
+    const input = new Int32Array(padded);
+    input.set(window.subarray(0, n));
+    const logits = model.logits(tf.tensor(input, [1, padded], "int32")); // (1, padded, V')
+    const V = logits.shape[2]!;
+    const logp = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [1, n, V]).reshape([n, V])); // (n, V')
+    const onehot = tf.oneHot(tf.tensor(window.subarray(1), [n], "int32"), V).toFloat(); // (n, V')
+    return tf.neg(tf.sum(tf.mul(onehot, logp))) as tf.Scalar;
+  });
+}
+
+/** Scores `text` with `model` in contiguous windows (each token after the first predicted once). */
+export async function scoreText(model: LanguageModel, text: Uint8Array, opts: ScoreOptions = {}): Promise<TextScore> {
+  const window = opts.window ?? 2048;
+  const subword = TOKEN_UNIT[model.kind] === "subword";
+  if (subword && !opts.tokenizer) throw new Error(`scoring a ${model.kind} model needs its tokenizer (tokenizer.json)`);
+  if (!subword && opts.tokenizer) throw new Error(`${model.kind} reads bytes; do not pass a tokenizer`);
+  const ids = subword ? opts.tokenizer!.encode(text) : Int32Array.from(text);
+  if (ids.length < 2) throw new Error(`the text is too short to score (${text.length} bytes)`);
+  let nats = 0, tokens = 0;
+  for (let start = 0; start + 1 < ids.length; start += window) { // windows overlap by one token
+    const w = ids.subarray(start, Math.min(ids.length, start + window + 1));
+    const t = windowNats(model, w);
+    nats += (await t.data())[0];
+    t.dispose();
+    tokens += w.length - 1;
+    opts.onProgress?.(tokens, ids.length - 1);
+  }
+  // bytes predicted: every byte except those of the very first token
+  const first = subword ? opts.tokenizer!.tokenBytes(ids[0]).length : 1;
+  const bytes = text.length - first;
+  const words = countWords(text);
+  return {
+    bytes,
+    tokens,
+    nats,
+    ce_nats: nats / bytes,
+    bits_per_byte: nats / bytes / Math.LN2,
+    words,
+    word_perplexity: Math.exp(nats / Math.max(1, words)),
+  };
+}

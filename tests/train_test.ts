@@ -1,0 +1,227 @@
+/**
+ * The trainer: a kill-and-resume run reproduces the uninterrupted loss curve; a real SIGTERM saves a
+ * checkpoint and SIGKILL at any moment never leaves a half-written one; a non-finite loss stops the run
+ * before the update and keeps the last good checkpoint; FLOP budgets; memory stays flat; the CLI's
+ * train / eval commands end to end.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { useBackend } from "./helpers.ts";
+import { createModel, loadModel, mambaTrainFlopsPerToken } from "../lib/models/registry.ts";
+import { disposeModel, nextTokenLoss, readParams } from "../lib/models/lm.ts";
+import { mambaByteConfig } from "../lib/models/pretrained.ts";
+import { NonFiniteLoss, stepsForFlops, train, type TrainLogEntry } from "../lib/train/trainer.ts";
+import { warmupCosine } from "../lib/train/adamw.ts";
+import { pathExists } from "../lib/io/atomic.ts";
+
+await useBackend("wasm");
+
+const text = new TextEncoder().encode(
+  "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. ".repeat(20),
+);
+const tiny = { d_model: 16, n_layer: 2 };
+const base = { batch: 2, length: 32, lr: 5e-3, warmup: 3, seed: 1 };
+
+Deno.test("kill and resume reproduces the uninterrupted loss curve", async () => {
+  const full = createModel("mambabyte", tiny, 0);
+  const a = await train(full, text, { ...base, steps: 12 });
+  disposeModel(full);
+
+  const runDir = await Deno.makeTempDir({ prefix: "train-resume-" });
+  const first = createModel("mambabyte", tiny, 0);
+  // the process "dies" after step 7: the last checkpoint is step 6
+  await assert.rejects(
+    train(first, text, { ...base, steps: 12, runDir, checkpointEvery: 3, handleSignals: false, onStep: (e) => {
+      if (e.step === 7) throw new Error("simulated crash");
+    } }),
+    /simulated crash/,
+  );
+  disposeModel(first);
+  const second = createModel("mambabyte", tiny, 99); // different init: everything must come from the checkpoint
+  const b = await train(second, text, { ...base, steps: 12, runDir, checkpointEvery: 3, resume: true, handleSignals: false });
+  assert.equal(b.resumed_from, 6);
+  assert.deepEqual(b.log.map((e) => e.step), Array.from({ length: 12 }, (_, i) => i + 1));
+  for (let i = 0; i < 12; i++) {
+    assert.ok(Math.abs(a.log[i].loss - b.log[i].loss) < 1e-5, `step ${i + 1}: ${a.log[i].loss} vs ${b.log[i].loss}`);
+  }
+  // the JSONL log on disk holds each step once, in order
+  const onDisk = (await Deno.readTextFile(`${runDir}/train_log.jsonl`)).trim().split("\n").map((l) => JSON.parse(l).step);
+  assert.deepEqual(onDisk, Array.from({ length: 12 }, (_, i) => i + 1));
+  // the final checkpoint loads as a model with the trained weights
+  const loaded = await loadModel(`${runDir}/checkpoint`);
+  const [w1, w2] = [await readParams(second), await readParams(loaded)];
+  for (const [k, v] of w1) assert.deepEqual(w2.get(k), v, k);
+  disposeModel(second);
+  disposeModel(loaded);
+  // resuming with different settings is refused, naming the field
+  const third = createModel("mambabyte", tiny, 0);
+  await assert.rejects(train(third, text, { ...base, lr: 1e-3, steps: 12, runDir, resume: true, handleSignals: false }), /differ.*lr/);
+  disposeModel(third);
+  await Deno.remove(runDir, { recursive: true });
+});
+
+Deno.test("a non-finite loss stops before the update and keeps the last good checkpoint", async () => {
+  const runDir = await Deno.makeTempDir({ prefix: "train-nan-" });
+  const model = createModel("mambabyte", tiny, 0);
+  const W = model.params.get("backbone.layers.0.mixer.in_proj.weight")!;
+  let saved4: Float32Array | undefined;
+  const err = await train(model, text, {
+    ...base, steps: 10, runDir, checkpointEvery: 2, handleSignals: false,
+    onStep: (e) => {
+      if (e.step === 4) saved4 = W.dataSync().slice() as Float32Array; // what the step-4 checkpoint holds
+      if (e.step === 5) tf.tidy(() => W.assign(tf.fill(W.shape, NaN)));
+    },
+  }).catch((e) => e);
+  assert.ok(err instanceof NonFiniteLoss, String(err));
+  assert.match(err.message, /step 6.*not finite.*checkpoint/);
+  const state = JSON.parse(await Deno.readTextFile(`${runDir}/checkpoint/trainer_state.json`));
+  assert.equal(state.step, 4);
+  const saved = await loadModel(`${runDir}/checkpoint`);
+  const values = await readParams(saved);
+  for (const [k, v] of values) assert.ok(v.every(Number.isFinite), `${k} has non-finite values`);
+  assert.deepEqual(values.get("backbone.layers.0.mixer.in_proj.weight"), saved4);
+  disposeModel(saved);
+  disposeModel(model);
+  await Deno.remove(runDir, { recursive: true });
+});
+
+Deno.test("tensor count stays flat across training steps", async () => {
+  const model = createModel("mambabyte", tiny, 0);
+  const counts: number[] = [];
+  await train(model, text, { ...base, steps: 6, onStep: () => counts.push(tf.memory().numTensors) });
+  assert.ok(counts.slice(1).every((c) => c === counts[1]), `tensors per step: ${counts}`);
+  disposeModel(model);
+});
+
+Deno.test("FLOP budget: steps from FLOPs, and the Mamba count by hand", () => {
+  // d 16, 2 layers: e 32, n 16, r 1, k 4, V 256.
+  // per layer matmul weights: in_proj 2*32*16 = 1024, x_proj (1+32)*32 = 1056, dt_proj 32*1 = 32,
+  // out_proj 16*32 = 512 -> 2624; x2 layers = 5248; head 256*16 = 4096 -> 9344 multiply-adds = 18688 FLOPs.
+  // other per layer: conv 2*4*32 = 256, scan 9*32*16 = 4608, gating 5*32 = 160 -> 5024; x2 = 10048.
+  // forward 28736; training = 3x = 86208 FLOPs per byte.
+  assert.equal(mambaTrainFlopsPerToken(mambaByteConfig(16, 2)), 86208);
+  const model = createModel("mambabyte", tiny, 0);
+  assert.equal(model.trainFlopsPerToken(32), 86208);
+  assert.equal(stepsForFlops(model, 86208 * 2 * 32 * 10, 2, 32), 10);
+  assert.equal(stepsForFlops(model, 1, 2, 32), 1);
+  disposeModel(model);
+});
+
+Deno.test("warm-up then cosine schedule", () => {
+  assert.equal(warmupCosine(0, 100, 1, 10), 0.1);
+  assert.equal(warmupCosine(9, 100, 1, 10), 1);
+  assert.ok(Math.abs(warmupCosine(10, 100, 1, 10) - 1) < 1e-12);
+  assert.ok(Math.abs(warmupCosine(99, 100, 1, 10, 0.1) - 0.1) < 1e-3);
+  const mid = warmupCosine(55, 100, 1, 10, 0.1);
+  assert.ok(Math.abs(mid - 0.55) < 1e-9, String(mid));
+});
+
+Deno.test("nextTokenLoss of a Mamba equals the loss of its logits", () => {
+  const model = createModel("mambabyte", tiny, 0);
+  const ids = tf.tensor(Int32Array.from(text.subarray(0, 33)), [1, 33], "int32");
+  const l = nextTokenLoss(model, ids);
+  assert.ok(Math.abs(l.dataSync()[0] - Math.log(256)) < 0.5, "a fresh model is near-uniform");
+  tf.dispose([ids, l]);
+  disposeModel(model);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The CLI in a subprocess: real signals
+
+const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
+
+function spawnTrain(args: string[]) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "train", "--model", "mambabyte", "--size", "tiny", "--data", "books", "--scale", "smoke",
+      "--batch", "2", "--length", "64", "--warmup", "2", "--eval-bytes", "2048", ...args],
+    env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+async function waitForSteps(runDir: string, n: number, timeoutMs = 60000) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    try {
+      const lines = (await Deno.readTextFile(`${runDir}/train_log.jsonl`)).trim().split("\n").filter(Boolean);
+      if (lines.length >= n) return lines.length;
+    } catch { /* not yet created */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no ${n} steps logged in ${runDir} within ${timeoutMs} ms`);
+}
+
+Deno.test("CLI train: SIGTERM saves a checkpoint, --resume finishes, SIGKILL never leaves a torn checkpoint", async () => {
+  const root = await Deno.makeTempDir({ prefix: "train-cli-" });
+  const args = ["--steps", "400", "--name", "run", "--runs-dir", root, "--results", `${root}/results`];
+  const runDir = `${root}/run`;
+  // 1. SIGTERM: the run saves and exits with 130, saying how to continue
+  let p = spawnTrain(args);
+  await waitForSteps(runDir, 5);
+  p.kill("SIGTERM");
+  let out = await p.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 130, stderr);
+  assert.match(stderr, /interrupted at step \d+; checkpoint saved.*--resume/);
+  const stopped = JSON.parse(await Deno.readTextFile(`${runDir}/checkpoint/trainer_state.json`)).step;
+  assert.ok(stopped >= 5);
+  // 2. SIGKILL at arbitrary moments (checkpoints every 20 steps): whatever is on disk is complete
+  for (const waitSteps of [stopped + 13, stopped + 41]) {
+    p = spawnTrain([...args, "--resume"]);
+    await waitForSteps(runDir, waitSteps);
+    p.kill("SIGKILL");
+    await p.output();
+    const dir = (await pathExists(`${runDir}/checkpoint`)) ? `${runDir}/checkpoint` : `${runDir}/checkpoint.old`;
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/trainer_state.json`));
+    assert.ok(state.step >= stopped, `checkpoint step ${state.step}`);
+    const m = await loadModel(dir); // complete weights: loads and checks every tensor
+    disposeModel(m);
+  }
+  // 3. resume to the end: evaluation runs and the run is recorded
+  p = spawnTrain([...args, "--resume"]);
+  out = await p.output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const summary = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.equal(summary.run, "run");
+  assert.ok(summary.test_bits_per_byte > 0 && summary.test_bits_per_byte < 8);
+  const log = (await Deno.readTextFile(`${runDir}/train_log.jsonl`)).trim().split("\n").map((l) => JSON.parse(l) as TrainLogEntry);
+  assert.deepEqual(log.map((e) => e.step), Array.from({ length: 400 }, (_, i) => i + 1));
+  const rec = JSON.parse((await Deno.readTextFile(`${root}/results/runs.jsonl`)).trim());
+  assert.equal(rec.steps, 400);
+  assert.equal(rec.bytes_seen, 400 * 2 * 64);
+  assert.ok(rec.provenance.commit);
+  // leftovers: no temporary checkpoint directories
+  for await (const e of Deno.readDir(runDir)) assert.ok(!e.name.includes(".tmp-"), `left behind: ${e.name}`);
+  // 4. eval command on the trained model
+  const ev = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "eval", "--model", `${runDir}/model`, "--data", "books", "--scale", "smoke", "--max-bytes", "4096",
+      "--results", `${root}/results`],
+    env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(ev.code, 0, new TextDecoder().decode(ev.stderr));
+  const score = JSON.parse(new TextDecoder().decode(ev.stdout));
+  assert.equal(score.bytes, 4095);
+  assert.equal(score.model, "mambabyte");
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("CLI train rejects bad input with one clear line", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--steps", "5", "--flops", "1e9"], /exactly one of --steps N and --flops F/],
+    [["--steps", "0"], /--steps must be a positive integer/],
+  ];
+  for (const [args, re] of cases) {
+    const out = await spawnTrain(args).output();
+    assert.equal(out.code, 2);
+    assert.match(new TextDecoder().decode(out.stderr), re);
+  }
+  const bad = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "train", "--model", "gpt9", "--size", "tiny", "--data", "books", "--steps", "1"],
+    env: { NO_COLOR: "1" }, stdout: "piped", stderr: "piped",
+  }).output();
+  assert.equal(bad.code, 2);
+  assert.match(new TextDecoder().decode(bad.stderr), /unknown model "gpt9"|no size presets for model "gpt9"/);
+});
