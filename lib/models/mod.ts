@@ -1,0 +1,2 @@
+/** Every model family, registered with the registry on import. */
+export * from "./registry.ts";
