@@ -5,14 +5,13 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "./backend.ts";
 import { InputError } from "./io/errors.ts";
 import { readCheckpoint } from "./io/checkpoint.ts";
-import { countParameters, initMambaLM } from "./models/mamba.ts";
-import { loadPretrained, mambaByteConfig, saveMambaLM } from "./models/pretrained.ts";
+import { countParameters } from "./models/mamba.ts";
+import { loadPretrained } from "./models/pretrained.ts";
 import { generate } from "./decode/sample.ts";
 import { scoreBytes } from "./eval/bpb.ts";
-import { readSplit } from "./data/bytes.ts";
-import { trainBytes } from "./train/train.ts";
+import { reproduce } from "./reproduce.ts";
 import { appendRecord } from "./results/store.ts";
-import { SCALES, type ScaleName, reproduceConfig } from "./scales.ts";
+import { SCALES, type ScaleName } from "./scales.ts";
 import { dInner, dtRank, paddedVocab } from "./io/config.ts";
 import "./models/mod.ts";
 import { countParams, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
@@ -45,10 +44,11 @@ commands:
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
                                             domain's split (data/results/eval.jsonl)
-  reproduce [--scale smoke|small|gpu] [--out DIR] [--results DIR]
-                                            train a MambaByte on the bundled books sample, evaluate it on
-                                            the held-out book, print bits-per-byte, record the run
-                                            (checkpoint in data/checkpoints/, record in data/results/)
+  reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--results DIR]
+            [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
+                                            the whole reproduction: data, the compute-matched plan
+                                            (data/plans/compute-matched.json; recorded runs are skipped,
+                                            interrupted ones resume), evaluations, figures, notebooks
 
 common options:
   --backend webgpu|wasm|cpu|tensorflow      override the automatic choice (also MAMBABYTE_BACKEND)
@@ -257,49 +257,39 @@ async function evalCommand(args: string[]) {
   console.log(JSON.stringify(record));
 }
 
-async function reproduce(args: string[]) {
-  const flags = parseFlags(args, { ...COMMON, scale: "value", out: "value", results: "value" }, "reproduce");
-  const scale = (flags.get("scale") ?? Deno.env.get("SCALE") ?? "small") as ScaleName;
-  if (!(scale in SCALES)) throw new UsageError(`reproduce: --scale must be one of ${Object.keys(SCALES).join(", ")}`);
-  const rc = reproduceConfig(scale);
+async function reproduceCommand(args: string[]) {
+  const flags = parseFlags(args, {
+    ...COMMON, scale: "value", results: "value", "runs-dir": "value", domains: "value", models: "value",
+    "no-data": "bool", "no-evaluations": "bool", "no-figures": "bool", "no-notebooks": "bool",
+  }, "reproduce");
+  const scale = scaleFlag(flags, "small");
+  const list = (name: string) => flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
   const backend = await initBackend();
-  const root = new URL("../", import.meta.url).pathname;
-  const train = await readSplit(root + rc.data.train);
-  const testSplit = await readSplit(root + rc.data.test);
-  const test = testSplit.subarray(0, Math.min(testSplit.length, rc.evalBytes));
-  const cfg = mambaByteConfig(rc.model.d_model, rc.model.n_layer);
-  console.error(`reproduce (${scale}): MambaByte d_model ${cfg.d_model}, ${cfg.n_layer} layers, ` +
-    `${countParameters(cfg)} parameters; ${train.length} training bytes, ${test.length} test bytes; ` +
-    `${rc.train.steps} steps of ${rc.train.batch} x ${rc.train.length} bytes`);
-  const model = initMambaLM(cfg, rc.train.seed);
-  const result = await trainBytes(model, train, { ...rc.train, logEvery: Math.max(1, Math.round(rc.train.steps / 20)) });
-  console.error("evaluating on the held-out book...");
-  const t0 = performance.now();
-  const s = await scoreBytes(model, test, rc.evalWindow);
-  const evalWall = (performance.now() - t0) / 1000;
-  const outDir = (flags.get("out") as string | undefined) ?? `${root}data/checkpoints/reproduce-${scale}`;
-  await saveMambaLM(model, outDir);
-  const record = {
-    experiment: "reproduce",
+  console.error(`reproduce at the ${scale} scale (${SCALES[scale]}) on ${backend.backend}`);
+  const r = await reproduce({
     scale,
-    model: "mambabyte",
-    config: cfg,
-    parameters: countParameters(cfg),
-    train: { ...rc.train, data: rc.data.train, bytes_seen: result.bytes_seen, wall_s: result.wall_s,
-      bytes_per_s: result.bytes_seen / result.wall_s, final_loss: result.log.at(-1)!.loss },
-    eval: { data: rc.data.test, window: rc.evalWindow, ...s, wall_s: evalWall },
-    checkpoint: outDir.replace(root, ""),
-  };
-  const path = await appendRecord("reproduce", record, (flags.get("results") as string | undefined) ?? undefined);
-  console.log(`test bits-per-byte ${s.bits_per_byte.toFixed(4)} (${s.bytes} bytes of ${rc.data.test}; ` +
-    `word perplexity ${s.word_perplexity.toFixed(1)}) — ${scale} scale on ${backend.backend}, ` +
-    `${(result.wall_s / 60).toFixed(1)} min of training; recorded in ${path.replace(root, "")}`);
+    resultsDir: flags.get("results") as string | undefined,
+    runsDir: flags.get("runs-dir") as string | undefined,
+    domains: list("domains"),
+    models: list("models"),
+    skipData: flags.get("no-data") === true,
+    skipEvaluations: flags.get("no-evaluations") === true,
+    skipFigures: flags.get("no-figures") === true,
+    skipNotebooks: flags.get("no-notebooks") === true,
+  });
+  if (r.failures.length) throw new ReproduceFailed(r.failures.length);
+}
+
+class ReproduceFailed extends Error {
+  constructor(n: number) {
+    super(`reproduce: ${n} stage(s) or run(s) failed (listed above)`);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const commands: Record<string, (a: string[]) => Promise<void>> = {
-    info, score, generate: generateCommand, train: trainCommand, eval: evalCommand, reproduce,
+    info, score, generate: generateCommand, train: trainCommand, eval: evalCommand, reproduce: reproduceCommand,
   };
   if (!command || command === "--help" || command === "-h" || command === "help") {
     console.log(HELP);
@@ -314,6 +304,10 @@ export async function main(argv: string[]): Promise<number> {
     await fn(rest);
     return 0;
   } catch (e) {
+    if (e instanceof ReproduceFailed) {
+      console.error(e.message);
+      return 1;
+    }
     if (e instanceof InputError || e instanceof UsageError) {
       console.error(`error: ${e.message}`);
       return 2;

@@ -18,7 +18,7 @@ export { trainBytes } from "./train/train.ts";
 export { perByteBits, scoreBytes } from "./eval/bpb.ts";
 export { generate } from "./decode/sample.ts";
 export { appendRecord, readRecords } from "./results/store.ts";
-export { currentScale, reproduceConfig, SCALES } from "./scales.ts";
+export { currentScale, SCALES } from "./scales.ts";
 export type { ScaleName } from "./scales.ts";
 export { layout, showFigure, showTable } from "./plot/display.ts";
 export { exportFigure, renderFigure } from "./plot/export.ts";

@@ -143,21 +143,33 @@ Deno.test("cli: bad checkpoints fail with one clear message naming the file and 
   });
 });
 
-Deno.test("cli reproduce --scale smoke trains, evaluates, saves a loadable checkpoint and records the run", async () => {
+Deno.test("cli reproduce --scale smoke runs the plan, records every run, prints the table, skips recorded runs", async () => {
   const tmp = await Deno.makeTempDir();
-  const r = await cli("reproduce", "--scale", "smoke", "--out", `${tmp}/ckpt`, "--results", `${tmp}/results`);
+  const args = ["reproduce", "--scale", "smoke", "--results", `${tmp}/results`, "--runs-dir", `${tmp}/runs`,
+    "--models", "mambabyte,mamba_subword", "--no-figures", "--no-notebooks"];
+  const r = await cli(...args);
   assert.equal(r.code, 0, r.stderr);
   const out = new TextDecoder().decode(r.stdout);
-  assert.match(out, /test bits-per-byte \d+\.\d+/);
-  const lines = (await Deno.readTextFile(`${tmp}/results/reproduce.jsonl`)).trim().split("\n");
-  assert.equal(lines.length, 1);
-  const rec = JSON.parse(lines[0]);
-  assert.equal(rec.scale, "smoke");
-  assert.equal(rec.eval.bytes, 16383);
-  assert.ok(rec.eval.bits_per_byte > 0 && rec.eval.bits_per_byte < 8, "a trained model beats 8 bits/byte");
-  for (const k of ["commit", "backend", "device", "time"]) assert.ok(rec.provenance[k], `provenance.${k}`);
-  assert.equal(rec.provenance.backend, "wasm");
-  const info = await cli("info", "--model", `${tmp}/ckpt`);
+  assert.match(out, /\| MambaByte \|.*\| \d\.\d{3} \(0\.930\) \|/, out);
+  assert.match(out, /\| Mamba \(subword\) \|/);
+  assert.match(r.stderr, /run 1\/2/);
+  const recs = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(recs.map((x) => x.labels.entry).sort(), ["mamba_subword", "mambabyte"]);
+  for (const rec of recs) {
+    assert.equal(rec.scale, "smoke");
+    assert.equal(rec.eval.bytes, rec.model === "mambabyte" ? 16383 : rec.eval.bytes);
+    assert.ok(rec.eval.bits_per_byte > 0 && rec.eval.bits_per_byte < 8, "a trained model beats 8 bits/byte");
+    assert.ok(Math.abs(rec.train_flops / 2e10 - 1) < 0.1, `train FLOPs ${rec.train_flops} ~ the plan's 2e10`);
+    for (const k of ["commit", "backend", "device", "time"]) assert.ok(rec.provenance[k], `provenance.${k}`);
+    assert.equal(rec.provenance.backend, "wasm");
+  }
+  // the trained model is loadable
+  const info = await cli("info", "--model", `${tmp}/runs/compute-matched/smoke/books/mambabyte/model`);
   assert.equal(info.code, 0, info.stderr);
+  // a second reproduce skips the recorded runs
+  const again = await cli(...args);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /2 already recorded, 0 to run/);
+  assert.equal((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").length, 2);
   await Deno.remove(tmp, { recursive: true });
 });

@@ -83,6 +83,8 @@ export interface RunRecord {
   train_wall_s: number;
   train_bytes_per_s: number;
   final_train_bpb: number;
+  /** The training curve, about 50 points: [step, training FLOPs so far, train bits-per-byte (mean of the steps since the previous point)]. */
+  curve: [number, number, number][];
   eval: {
     split: string;
     bytes: number;
@@ -200,6 +202,7 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
       train_wall_s: result.wall_s,
       train_bytes_per_s: result.bytes_seen / result.wall_s,
       final_train_bpb: result.log.at(-1)?.bits_per_byte ?? NaN,
+      curve: downsampleCurve(result.log.map((e) => e.bits_per_byte), flopsPerToken * t.batch * t.length, 50),
       eval: {
         split: text.evalSplit,
         bytes: score.bytes,
@@ -229,4 +232,16 @@ export async function loadTrained(dir: string): Promise<{ model: LanguageModel; 
     throw new Error(`${dir}: a ${model.kind} model needs its tokenizer.json next to config.json`);
   }
   return { model, tokenizer };
+}
+
+/** Averages a per-step series into about `points` buckets: [last step, FLOPs at it, mean value]. */
+export function downsampleCurve(values: number[], flopsPerStep: number, points: number): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  const per = Math.max(1, Math.ceil(values.length / points));
+  for (let i = 0; i < values.length; i += per) {
+    const chunk = values.slice(i, i + per);
+    const step = i + chunk.length;
+    out.push([step, step * flopsPerStep, chunk.reduce((a, b) => a + b, 0) / chunk.length]);
+  }
+  return out;
 }

@@ -1,0 +1,130 @@
+/**
+ * The compute-matched experiment's table and figure, computed from data/results/runs.jsonl only:
+ * test bits-per-byte per model and domain beside the paper's Table 1, and bits-per-byte against
+ * training FLOPs (the paper's Figure 1 analogue).
+ */
+import * as aq from "arquero";
+import { PAPER_COMPUTE_MATCHED, PAPER_DOMAIN_OF } from "../paper.ts";
+import type { RunRecord } from "../train/experiment.ts";
+import type { PlotlyFigure } from "../plot/export.ts";
+
+/** The latest record of each run at a scale (a re-run replaces an earlier one). */
+export function latestRuns(records: RunRecord[], scale: string, plan = "compute-matched"): RunRecord[] {
+  const byRun = new Map<string, RunRecord>();
+  for (const r of records) {
+    if (r.scale !== scale || (r.labels?.plan ?? "") !== plan) continue;
+    byRun.set(r.run, r); // records are in append order
+  }
+  return [...byRun.values()];
+}
+
+export interface MatchedRow {
+  model: string;
+  kind: string;
+  domain: string;
+  parameters: number;
+  bytes_seen: number;
+  train_flops: number;
+  train_bytes_per_s: number;
+  bits_per_byte: number;
+  word_perplexity: number;
+  eval_bytes: number;
+}
+
+export function matchedRows(runs: RunRecord[]): MatchedRow[] {
+  return runs.map((r) => ({
+    model: String(r.labels?.label ?? r.model),
+    kind: r.model,
+    domain: r.domain,
+    parameters: r.parameters,
+    bytes_seen: r.bytes_seen,
+    train_flops: r.train_flops,
+    train_bytes_per_s: r.train_bytes_per_s,
+    bits_per_byte: r.eval.bits_per_byte,
+    word_perplexity: r.eval.word_perplexity,
+    eval_bytes: r.eval.bytes,
+  }));
+}
+
+const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "—");
+const si = (x: number) => {
+  if (!Number.isFinite(x)) return "—";
+  const units: [number, string][] = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]];
+  for (const [v, u] of units) if (Math.abs(x) >= v) return `${(x / v).toPrecision(3)}${u}`;
+  return x.toPrecision(3);
+};
+
+/**
+ * Wide table: one row per model, a bits-per-byte column per domain (ours, with the paper's value for
+ * the matching paper domain beside it), parameters, bytes and FLOPs per run (the first domain's, as
+ * every domain gets the same budget).
+ */
+export function computeMatchedTable(rows: MatchedRow[], scale: string): { columns: string[]; rows: string[][]; note: string } {
+  const domains = [...new Set(rows.map((r) => r.domain))];
+  const t = aq.from(rows);
+  const models = t.groupby("model").rollup({
+    kind: aq.op.any("kind"),
+    parameters: aq.op.max("parameters"),
+    bytes_seen: aq.op.mean("bytes_seen"),
+    train_flops: aq.op.mean("train_flops"),
+    bytes_per_s: aq.op.mean("train_bytes_per_s"),
+  }).orderby(aq.desc("train_flops")).objects() as { model: string; kind: string; parameters: number; bytes_seen: number; train_flops: number; bytes_per_s: number }[];
+  const bpb = new Map(rows.map((r) => [`${r.model}|${r.domain}`, r.bits_per_byte]));
+  const columns = ["model", "params", "bytes seen", "train FLOPs", "train bytes/s", ...domains.map((d) => `${d} bpb (paper ${PAPER_DOMAIN_OF[d] ?? "—"})`)];
+  const out: string[][] = models.map((m) => {
+    const paper = PAPER_COMPUTE_MATCHED.find((p) => p.kind === m.kind);
+    return [
+      m.model, si(m.parameters), si(m.bytes_seen), si(m.train_flops), si(m.bytes_per_s),
+      ...domains.map((d) => {
+        const ours = fmt(bpb.get(`${m.model}|${d}`) ?? NaN);
+        const pd = PAPER_DOMAIN_OF[d];
+        return paper && pd ? `${ours} (${fmt(paper.bpb[pd])})` : ours;
+      }),
+    ];
+  });
+  const note = `Test bits-per-byte at the ${scale} scale (ours; lower is better), with the paper's Table 1 value in ` +
+    `parentheses (MambaByte-353M, Transformer-320M, PerceiverAR-248M, MegaByte-758M+262M, trained on 30-80B bytes). ` +
+    `Our models are ${si(Math.min(...models.map((m) => m.parameters)))}-${si(Math.max(...models.map((m) => m.parameters)))} ` +
+    `parameters trained on ${si(Math.min(...models.map((m) => m.bytes_seen)))}-${si(Math.max(...models.map((m) => m.bytes_seen)))} bytes: ` +
+    `compare the ordering of models, not the values.`;
+  return { columns, rows: out, note };
+}
+
+export function tableMarkdown(t: { columns: string[]; rows: string[][]; note?: string }): string {
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [line(t.columns), line(t.columns.map(() => "---")), ...t.rows.map(line), ...(t.note ? ["", t.note] : [])].join("\n") + "\n";
+}
+
+const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
+
+/**
+ * Bits-per-byte against training FLOPs for one domain: each model's training curve (train bpb, from the
+ * record's curve) and its final test bpb as a marker at its total FLOPs.
+ */
+export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: string): PlotlyFigure {
+  const mine = runs.filter((r) => r.domain === domain).sort((a, b) => String(a.labels?.label ?? a.model).localeCompare(String(b.labels?.label ?? b.model)));
+  const data: Record<string, unknown>[] = [];
+  mine.forEach((r, i) => {
+    const name = String(r.labels?.label ?? r.model);
+    const color = PALETTE[i % PALETTE.length];
+    data.push({
+      type: "scatter", mode: "lines", name: `${name} (train)`, legendgroup: name, showlegend: false,
+      x: r.curve.map((c) => c[1]), y: r.curve.map((c) => c[2]), line: { color, width: 1.5 }, opacity: 0.6,
+    });
+    data.push({
+      type: "scatter", mode: "markers", name: `${name}: ${r.eval.bits_per_byte.toFixed(3)}`, legendgroup: name,
+      x: [r.train_flops], y: [r.eval.bits_per_byte], marker: { color, size: 11, symbol: "diamond", line: { color: "#000", width: 1 } },
+    });
+  });
+  return {
+    data,
+    layout: {
+      title: { text: `Bits per byte against training FLOPs — ${domain} (${scale} scale)` },
+      xaxis: { title: { text: "training FLOPs (forward + backward)" }, type: "log", exponentformat: "power" },
+      yaxis: { title: { text: "bits per byte (lines: training batches; ◆: test split)" } },
+      legend: { title: { text: "model: test bpb" } },
+      width: 900,
+      height: 520,
+    },
+  };
+}
