@@ -1,0 +1,62 @@
+import { code, md } from "../../lib/notebook/build.ts";
+
+export default [
+  md`
+  # 03 · The compute-matched comparison (the paper's Table 1 and Figure 1, at small scale)
+
+  The paper's main claim: at matched training compute, MambaByte beats byte-level Transformers, PerceiverAR
+  and MegaByte, and is competitive with subword models. Here every model is trained by the same trainer
+  (\`lib/train/trainer.ts\`) and evaluated by the same scorer (\`lib/eval/score.ts\`: total negative
+  log-likelihood of the test split divided by its bytes, so subword models are scored in bits per BYTE of the
+  same text).
+
+  The plan (\`data/plans/compute-matched.json\`) gives every byte-level baseline the same training FLOPs
+  (forward + backward, counted per model in \`lib/models/\`, attention and scan terms included); MambaByte runs
+  twice, on the same FLOPs and on 0.375x of them, as the paper trained MambaByte-353M on 30B bytes against the
+  baselines' 80B at about equal FLOPs per byte. \`deno task reproduce --scale S\` runs the plan and writes one
+  record per run to \`data/results/runs.jsonl\`; this notebook reads those records only.
+  `,
+  code`
+  import * as mb from "../lib/mod.ts";
+  const SCALE = mb.currentScale();
+  const all = await mb.readRecords<mb.RunRecord>("runs", "../data/results");
+  const runs = mb.latestRuns(all, SCALE);
+  const domains = [...new Set(runs.map((r) => r.domain))];
+  console.log(runs.length
+    ? \`scale \${SCALE}: \${runs.length} runs on \${domains.join(", ")} (commits \${[...new Set(runs.map((r: any) => r.provenance.commit))].join(", ")})\`
+    : \`no compute-matched runs recorded at scale \${SCALE}: run deno task reproduce --scale \${SCALE}\`);
+  `,
+  md`
+  ## Test bits-per-byte per domain, beside the paper
+
+  Ours first, the paper's Table 1 value in parentheses for the matching model family and the paper's domain
+  this one stands in for (books → PG19, stories → Stories, prose → Books, latex → ArXiv, code → Code).
+  **The scales differ by five orders of magnitude** (see the parameters and bytes columns): compare the ordering.
+  `,
+  code`
+  const table = mb.computeMatchedTable(mb.matchedRows(runs), SCALE);
+  await mb.showTable(table.rows.map((r) => Object.fromEntries(table.columns.map((c, i) => [c, r[i]]))), { caption: table.note });
+  `,
+  md`
+  ## Bits-per-byte against training FLOPs (the paper's Figure 1 analogue)
+
+  Lines: the training loss (bits per byte of the random training windows, averaged over about 2% of the run
+  per point) against the FLOPs spent so far; diamonds: the test bits-per-byte at the end of training.
+  `,
+  code`
+  for (const d of domains) await mb.showFigure(mb.computeMatchedFigure(runs, d, SCALE));
+  `,
+  md`
+  ## Training throughput on this run's hardware
+
+  Bytes per second of whole training steps (AdamW included), from the same records; the backend and device
+  are in each record's provenance.
+  `,
+  code`
+  await mb.showTable(runs.map((r: any) => ({
+    run: r.run.split("/").slice(-2).join("/"), model: r.labels?.label ?? r.model, parameters: r.parameters,
+    "FLOPs/byte": r.train_flops_per_token / r.bytes_per_token, steps: r.steps, "bytes seen": r.bytes_seen,
+    "train bytes/s": r.train_bytes_per_s, "test bpb": r.eval.bits_per_byte, backend: r.provenance.backend,
+  })), { digits: 3 });
+  `,
+];
