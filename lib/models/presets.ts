@@ -4,6 +4,12 @@
  * because the count depends on the family (see `deno task mambabyte train --model M --size S --dry-run`).
  */
 import type { ModelKind } from "./lm.ts";
+import { baselineConfig } from "./mod.ts";
+
+const SIZES: Record<string, [number, number]> = { tiny: [32, 2], small: [128, 4], base: [256, 8], gpu: [512, 8] };
+function widthDepth(make: (d: number, l: number) => Record<string, unknown>): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(Object.entries(SIZES).map(([name, [d, l]]) => [name, make(d, l)]));
+}
 
 export const PRESETS: Partial<Record<ModelKind, Record<string, Record<string, unknown>>>> = {
   mambabyte: {
@@ -20,6 +26,12 @@ export const PRESETS: Partial<Record<ModelKind, Record<string, Record<string, un
     base: { d_model: 256, n_layer: 8 },
     gpu: { d_model: 512, n_layer: 8 },
   },
+  // the Transformers and PerceiverAR: the same width and depth as the Mamba presets (baselineConfig)
+  transformer: widthDepth((d, l) => baselineConfig("transformer", { d_model: d, n_layer: l })),
+  transformer_subword: widthDepth((d, l) => baselineConfig("transformer_subword", { d_model: d, n_layer: l })),
+  perceiver_ar: widthDepth((d, l) => baselineConfig("perceiver_ar", { d_model: d, n_layer: l })),
+  // MegaByte: a global model of the preset's width and depth, a local one in the paper's proportions
+  megabyte: widthDepth((d, l) => baselineConfig("megabyte", { d_model: d, n_layer: l })),
 };
 
 /** The preset config, or an error listing the sizes the family has. */

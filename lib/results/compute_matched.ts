@@ -68,7 +68,8 @@ export function computeMatchedTable(rows: MatchedRow[], scale: string): { column
     bytes_seen: aq.op.mean("bytes_seen"),
     train_flops: aq.op.mean("train_flops"),
     bytes_per_s: aq.op.mean("train_bytes_per_s"),
-  }).orderby(aq.desc("train_flops")).objects() as { model: string; kind: string; parameters: number; bytes_seen: number; train_flops: number; bytes_per_s: number }[];
+    mean_bpb: aq.op.mean("bits_per_byte"),
+  }).orderby("mean_bpb").objects() as { model: string; kind: string; parameters: number; bytes_seen: number; train_flops: number; bytes_per_s: number }[];
   const bpb = new Map(rows.map((r) => [`${r.model}|${r.domain}`, r.bits_per_byte]));
   const columns = ["model", "params", "bytes seen", "train FLOPs", "train bytes/s", ...domains.map((d) => `${d} bpb (paper ${PAPER_DOMAIN_OF[d] ?? "—"})`)];
   const out: string[][] = models.map((m) => {

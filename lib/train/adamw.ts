@@ -39,7 +39,13 @@ export class AdamW {
    */
   async apply(grads: Map<string, tf.Tensor>, lr: number, opts: { requireFinite?: boolean } = {}): Promise<number> {
     const { beta1, beta2, eps, weightDecay, clipNorm } = this.config;
-    const normT = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
+    // sum of squares one gradient at a time: addN over every gradient would bind one buffer per
+    // parameter, beyond WebGPU's per-shader limit for models with many tensors
+    const normT = tf.tidy(() => {
+      let sq: tf.Tensor = tf.scalar(0);
+      for (const g of grads.values()) sq = tf.add(sq, tf.sum(tf.square(g)));
+      return tf.sqrt(sq);
+    });
     const norm = (await normT.data())[0];
     normT.dispose();
     if (opts.requireFinite && !Number.isFinite(norm)) throw new RangeError(`gradient norm is ${norm}`);
