@@ -52,3 +52,13 @@ export const PAPER_NOISE: { noise: string; p: number | null; subword: number; ma
   { noise: "swap", p: 0.05, subword: 29.0, mambabyte: 9.3 },
   { noise: "swap", p: 0.3, subword: 630.6, mambabyte: 28.7 },
 ];
+
+/**
+ * PG19 word-level perplexity, validation / test (PAPER.md result 2, [P/S]) of the two models of the noise
+ * table: the clean perplexity its increases are relative to (which split the noise table used is not
+ * stated [U]; figures that turn the increases into ratios say they assume the test split).
+ */
+export const PAPER_PG19_WORD_PPL = {
+  mambabyte: { model: "MambaByte-972M", bytes: "150B", validation: 39.6, test: 33.0 },
+  subword: { model: "Mamba-1.03B (subword)", bytes: "150B", validation: 40.7, test: 34.6 },
+} as const;

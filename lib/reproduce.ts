@@ -11,6 +11,8 @@ import { formatSeconds } from "./train/trainer.ts";
 import { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
 import { RESULTS_DIR } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
+import { extrapolationStage } from "./eval/extrapolation.ts";
+import { noiseStage } from "./eval/noise.ts";
 
 export interface ReproduceOptions {
   scale: string;
@@ -34,6 +36,13 @@ const EVALUATIONS: { name: string; run: EvaluationStage }[] = [];
 export function registerEvaluation(name: string, run: EvaluationStage): void {
   EVALUATIONS.push({ name, run });
 }
+
+registerEvaluation("extrapolation", async (runs, o) => {
+  await extrapolationStage(runs, { scale: o.scale, resultsDir: o.resultsDir, runsDir: o.runsDir });
+});
+registerEvaluation("noise", async (runs, o) => {
+  await noiseStage(runs, { scale: o.scale, resultsDir: o.resultsDir, runsDir: o.runsDir });
+});
 
 async function subprocess(what: string, args: string[], env: Record<string, string> = {}): Promise<boolean> {
   const p = new Deno.Command(Deno.execPath(), { args, env, stdout: "inherit", stderr: "inherit", cwd: REPO_ROOT }).spawn();

@@ -54,6 +54,43 @@ export function windowNats(model: LanguageModel, window: Int32Array): tf.Scalar 
   });
 }
 
+/**
+ * Per-position -log p(token_{t+1} | tokens <= t) of windows of ids, each n+1 tokens, read as one batch:
+ * (b, n) nats, for loss against position (extrapolation). Same conventions as `windowNats` (zeros appended
+ * for `lengthMultiple`, never scored).
+ */
+export function tokenNats(model: LanguageModel, windows: Int32Array[]): tf.Tensor2D {
+  return tf.tidy(() => {
+    const b = windows.length, n = (windows[0]?.length ?? 0) - 1;
+    if (n < 1) throw new Error(`tokenNats: a window needs at least 2 tokens (got ${n + 1})`);
+    if (windows.some((w) => w.length !== n + 1)) throw new Error("tokenNats: the windows of one batch must have equal lengths");
+    const m = model.lengthMultiple ?? 1;
+    const padded = Math.ceil(n / m) * m;
+    const input = new Int32Array(b * padded), targets = new Int32Array(b * n);
+    windows.forEach((w, i) => {
+      input.set(w.subarray(0, n), i * padded);
+      targets.set(w.subarray(1), i * n);
+    });
+    const logits = model.logits(tf.tensor(input, [b, padded], "int32")); // (b, padded, V')
+    const V = logits.shape[2]!;
+    return logitsNats(tf.slice(logits, [0, 0, 0], [b, n, V]), targets).reshape([b, n]) as tf.Tensor2D;
+  });
+}
+
+/**
+ * logits (..., V') and one target per row (row-major, as many as the leading dims hold) -> (rows) nats,
+ * -log softmax(logits)[target]. One-hot, so it runs on any backend.
+ */
+export function logitsNats(logits: tf.Tensor, targets: Int32Array): tf.Tensor1D {
+  return tf.tidy(() => {
+    const n = targets.length, V = logits.shape[logits.rank - 1];
+    if (logits.size !== n * V) throw new Error(`logitsNats: ${n} targets for logits of shape [${logits.shape}]`);
+    const logp = tf.logSoftmax(logits.reshape([n, V])); // (n, V')
+    const onehot = tf.oneHot(tf.tensor(targets, [n], "int32"), V).toFloat(); // (n, V')
+    return tf.neg(tf.sum(tf.mul(onehot, logp), 1)) as tf.Tensor1D; // (n)
+  });
+}
+
 /** Scores `text` with `model` in contiguous windows (each token after the first predicted once). */
 export async function scoreText(model: LanguageModel, text: Uint8Array, opts: ScoreOptions = {}): Promise<TextScore> {
   const window = opts.window ?? 2048;

@@ -1,0 +1,600 @@
+/**
+ * Length extrapolation (PAPER.md, result 3): a model trained on sequences of C tokens is evaluated on test
+ * sequences of 1x, 2x, 4x ... 64x C, and its loss is recorded against the evaluation length and against
+ * the byte position inside the sequence. The paper's finding [S]: MambaByte trained at 8,192 bytes shows no
+ * significant degradation at 4x and more, while a Transformer, limited by its position embeddings, does not
+ * extrapolate beyond its training length.
+ *
+ * Modes:
+ * - whole: the model reads each test sequence at once. Mamba (bytes or subwords) reads it as the recurrence
+ *   it is: chunk by chunk, each layer's state (conv window and SSM state) carried from one chunk into the
+ *   next, which gives the numbers of one pass over the whole sequence (tested) with memory bounded by the
+ *   chunk. Any other model (the Transformer) gets the whole sequence in one call: full attention, and
+ *   positions beyond those it was trained on.
+ * - sliding: the model never sees more than C tokens. Windows of C inputs; every window after the first
+ *   starts with `slidingContext` tokens that only give context (lib/data/bytes.ts `slidingWindows`), so
+ *   every byte is scored exactly once, with at least that much context.
+ *
+ * Positions: a predicted token's loss is put at its byte position, the number of bytes of the sequence
+ * before it (byte models: t for the t-th byte, t = 1 .. L; subword models: the offset of the token's first
+ * byte), and summed into log-spaced bins (`binsPerOctave` per doubling). Every evaluation length scores the
+ * SAME tokens of the test split (the first `span` tokens after the first, `span` a multiple of the longest
+ * length that fits), so the lengths differ only in how much context the model has.
+ *
+ *   deno run -A lib/eval/extrapolation.ts --scale smoke      # the recorded runs of that scale -> records
+ */
+import * as tf from "@tensorflow/tfjs";
+import { slidingWindows } from "../data/bytes.ts";
+import type { ByteBPE } from "../data/bpe.ts";
+import { disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
+import { dims, embed, linear, type LayerState, type MambaLM, type MambaState, rmsNorm, silu, causalConv } from "../models/mamba.ts";
+import { defaultScanImpl, selectiveScan } from "../ssm/mod.ts";
+import { channelsLastScanAvailable, fusedSelectiveScanChannelsLast } from "../ssm/kernels/op.ts";
+import { fusedCausalConvSilu, fusedConvAvailable } from "../ssm/kernels/conv_op.ts";
+import { appendRecord, RESULTS_DIR } from "../results/store.ts";
+import { logitsNats, tokenNats } from "./score.ts";
+
+export const EXTRAPOLATION_MULTIPLES = [1, 2, 4, 8, 16, 32, 64] as const;
+export type ExtrapolationMode = "whole" | "sliding";
+
+// ---------------------------------------------------------------------------------------------------
+// Mamba from a given state: the recurrence over a long sequence, one chunk at a time
+
+function param(model: MambaLM, name: string): tf.Tensor {
+  const p = model.params.get(name);
+  if (!p) throw new Error(`model has no parameter "${name}"`);
+  return p;
+}
+
+/**
+ * One Mamba mixer on hidden (b, l, d) continuing from `state` (the layer's state after the previous
+ * chunk; undefined = the start of the sequence) -> out (b, l, d) and the state after this chunk. The same
+ * arithmetic as mamba.ts `mixerForward`, with the conv reading the previous chunk's last k-1 inputs and
+ * the scan starting from the previous SSM state.
+ */
+export function mixerFromState(model: MambaLM, layer: number, hidden: tf.Tensor, state?: LayerState): { out: tf.Tensor; state: LayerState } {
+  const p = (name: string) => param(model, `backbone.layers.${layer}.mixer.${name}`);
+  const { e, n, r, k } = dims(model.config);
+  const [b, l] = hidden.shape;
+  const bias = model.config.ssm_cfg.bias;
+  const xz = linear(hidden, p("in_proj.weight"), bias ? p("in_proj.bias") : undefined); // (b, l, 2e)
+  const [xIn, z] = tf.split(xz, 2, 2); // (b, l, e) each
+  // The conv state holds the last k inputs (b, e, k), oldest first; the first chunk sees zeros, which is
+  // exactly the left padding of the one-pass causal conv.
+  const prev = state
+    ? tf.transpose(tf.slice(state.conv, [0, 0, 1], [b, e, k - 1]), [0, 2, 1]) // (b, k-1, e)
+    : tf.zeros([b, k - 1, e]);
+  const xCat = tf.concat([prev, xIn], 1); // (b, k-1+l, e)
+  const convBias = model.config.ssm_cfg.conv_bias ? p("conv1d.bias") : undefined;
+  const xAll = fusedConvAvailable()
+    ? fusedCausalConvSilu(xCat, p("conv1d.weight"), convBias)
+    : silu(causalConv(xCat, p("conv1d.weight"), convBias)); // (b, k-1+l, e)
+  const x = tf.slice(xAll, [0, k - 1, 0], [b, l, e]); // (b, l, e): every output saw k real (or initial) inputs
+  const [dtLow, Bm, Cm] = tf.split(linear(x, p("x_proj.weight")), [r, n, n], 2); // (b, l, r), (b, l, n), (b, l, n)
+  const dt = linear(dtLow, p("dt_proj.weight")); // (b, l, e); the bias goes into the scan
+  const A = tf.neg(tf.exp(p("A_log"))); // (e, n)
+  const toChannels = (t: tf.Tensor) => tf.transpose(t, [0, 2, 1]); // (b, l, c) <-> (b, c, l)
+  const h0 = state?.ssm; // (b, e, n)
+  let y: tf.Tensor, last: tf.Tensor;
+  if (defaultScanImpl() === "fused" && channelsLastScanAvailable()) {
+    const s = fusedSelectiveScanChannelsLast(
+      { u: x, delta: dt, A, B: Bm, C: Cm, D: p("D"), z, deltaBias: p("dt_proj.bias") },
+      { deltaSoftplus: true, initialState: h0, returnLastState: true },
+    );
+    y = s.y; // (b, l, e)
+    last = s.lastState!;
+  } else {
+    const s = selectiveScan(
+      toChannels(x), toChannels(dt), A, toChannels(Bm), toChannels(Cm), p("D"), toChannels(z), p("dt_proj.bias"),
+      { deltaSoftplus: true, initialState: h0, returnLastState: true },
+    );
+    y = toChannels(s.y); // (b, l, e)
+    last = s.lastState!;
+  }
+  const out = linear(y, p("out_proj.weight"), bias ? p("out_proj.bias") : undefined); // (b, l, d)
+  const conv = toChannels(tf.slice(xCat, [0, l - 1, 0], [b, k, e])); // (b, e, k): the last k conv inputs
+  return { out, state: { conv, ssm: last } };
+}
+
+/**
+ * ids (b, l) -> logits (b, l, V) and every layer's state after them, continuing from `state` (not
+ * disposed: the caller owns it). forwardFromState(ids[:, :a]) then forwardFromState(ids[:, a:], state)
+ * gives the logits of one forward pass over ids.
+ */
+export function forwardFromState(model: MambaLM, ids: tf.Tensor, state?: MambaState): { logits: tf.Tensor; state: MambaState } {
+  return tf.tidy(() => {
+    const cfg = model.config;
+    const E = param(model, "backbone.embedding.weight");
+    let h = embed(E, ids); // (b, l, d)
+    const next: MambaState = [];
+    for (let i = 0; i < cfg.n_layer; i++) {
+      const normed = rmsNorm(h, param(model, `backbone.layers.${i}.norm.weight`));
+      const { out, state: s } = mixerFromState(model, i, normed, state?.[i]);
+      h = tf.add(h, out); // (b, l, d)
+      next.push(s);
+    }
+    const final = rmsNorm(h, param(model, "backbone.norm_f.weight"));
+    const logits = linear(final, cfg.tie_embeddings ? E : param(model, "lm_head.weight")); // (b, l, V)
+    return { logits, state: next };
+  }) as { logits: tf.Tensor; state: MambaState };
+}
+
+/**
+ * Per-token nats of equal-length rows (each n+1 tokens) read by Mamba as a recurrence, `chunk` inputs at a
+ * time with the state carried over: (b, n) values, row-major. chunk >= n is one pass.
+ */
+export async function recurrentNats(model: MambaLM, rows: Int32Array[], chunk: number): Promise<Float32Array> {
+  const b = rows.length, n = rows[0].length - 1;
+  if (!(chunk >= 1)) throw new Error(`chunk must be >= 1 (got ${chunk})`);
+  const out = new Float32Array(b * n);
+  let state: MambaState | undefined;
+  try {
+    for (let s = 0; s < n; s += chunk) {
+      const l = Math.min(chunk, n - s);
+      const input = new Int32Array(b * l), targets = new Int32Array(b * l);
+      rows.forEach((row, i) => {
+        input.set(row.subarray(s, s + l), i * l);
+        targets.set(row.subarray(s + 1, s + l + 1), i * l);
+      });
+      const ids = tf.tensor(input, [b, l], "int32");
+      const { logits, state: next } = forwardFromState(model, ids, state);
+      ids.dispose();
+      const nats = logitsNats(logits, targets); // (b*l)
+      logits.dispose();
+      const values = (await nats.data()) as Float32Array;
+      nats.dispose();
+      for (let i = 0; i < b; i++) out.set(values.subarray(i * l, (i + 1) * l), i * n + s);
+      if (state) disposeStateTensors(state);
+      state = next;
+    }
+  } finally {
+    if (state) disposeStateTensors(state);
+  }
+  return out;
+}
+
+function disposeStateTensors(state: MambaState): void {
+  for (const s of state) tf.dispose([s.conv, s.ssm]);
+}
+
+/** The MambaLM behind a Mamba-family LanguageModel (registry.ts `mambaAsLanguageModel`), if it is one. */
+export function recurrentCore(model: LanguageModel): MambaLM | undefined {
+  return (model as { mamba?: MambaLM }).mamba;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Loss against byte position
+
+export interface PositionBin {
+  /** Bin index floor(log2(position) * binsPerOctave): the same bin in every record of equal binsPerOctave. */
+  bin: number;
+  /** Smallest and largest byte position (bytes of context before the token) that fell in this bin. */
+  lo: number;
+  hi: number;
+  bytes: number;
+  nats: number;
+  bits_per_byte: number;
+}
+
+/** Sums of nats and bytes in log-spaced position bins: bin floor(log2(pos) * binsPerOctave), pos >= 1. */
+export class PositionLoss {
+  private bins = new Map<number, { lo: number; hi: number; bytes: number; nats: number }>();
+  constructor(readonly binsPerOctave = 2) {}
+
+  /** Adds one predicted token: its byte position (>= 1), its nats and its bytes. */
+  add(position: number, nats: number, bytes: number): void {
+    const k = Math.floor(Math.log2(Math.max(1, position)) * this.binsPerOctave + 1e-9);
+    const b = this.bins.get(k);
+    if (b) {
+      b.lo = Math.min(b.lo, position);
+      b.hi = Math.max(b.hi, position);
+      b.bytes += bytes;
+      b.nats += nats;
+    } else this.bins.set(k, { lo: position, hi: position, bytes, nats });
+  }
+
+  result(): PositionBin[] {
+    return [...this.bins.entries()].sort((a, b) => a[0] - b[0]).map(([bin, b]) => ({
+      bin,
+      ...b,
+      nats: Number(b.nats.toFixed(4)),
+      bits_per_byte: b.nats / b.bytes / Math.LN2,
+    }));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The evaluation
+
+export interface ExtrapolationOptions {
+  /** Training context C, in the model's tokens. */
+  trainedContext: number;
+  /** Evaluation lengths as multiples of C (default 1, 2, 4, ..., 64). */
+  multiples?: readonly number[];
+  /** Default: recurrent models ["whole"], others ["whole", "sliding"]. */
+  modes?: ExtrapolationMode[];
+  /** Context tokens at the start of each sliding window (default C / 2). */
+  slidingContext?: number;
+  /** Tokens per chunk of the recurrent whole-sequence pass (default 4096). */
+  chunk?: number;
+  /** Score at most this many tokens per evaluation length (default: the whole test split). */
+  maxTokens?: number;
+  /** Non-recurrent models read whole sequences of at most this many tokens (attention memory; default 4096). */
+  maxAttentionLength?: number;
+  /** Tokens per batch (rows of one length are batched up to this; default 16384). */
+  batchTokens?: number;
+  binsPerOctave?: number;
+  /** The tokenizer of a subword model. */
+  tokenizer?: ByteBPE;
+  onProgress?: (line: string) => void;
+}
+
+export interface ExtrapolationResult {
+  multiple: number;
+  mode: ExtrapolationMode;
+  /** Tokens per evaluation sequence (inputs; each sequence holds eval_length + 1 tokens). */
+  eval_length: number;
+  /** Mean bytes per evaluation sequence. */
+  eval_length_bytes: number;
+  status: "ok" | "skipped" | "failed";
+  reason?: string;
+  sequences: number;
+  tokens: number;
+  bytes: number;
+  nats: number;
+  bits_per_byte: number;
+  /** Bits per byte of each sequence (4 decimals), for error bars. */
+  sequence_bpb: number[];
+  position_bins: PositionBin[];
+  bins_per_octave: number;
+  sliding_context?: number;
+  chunk?: number;
+  wall_s: number;
+}
+
+/** Groups equal-length rows into batches of at most `batchTokens` tokens. */
+function batches<T extends { length: number }>(rows: T[], batchTokens: number): T[][] {
+  const byLength = new Map<number, T[]>();
+  for (const r of rows) byLength.set(r.length, [...(byLength.get(r.length) ?? []), r]);
+  const out: T[][] = [];
+  for (const [len, group] of byLength) {
+    const per = Math.max(1, Math.floor(batchTokens / len));
+    for (let i = 0; i < group.length; i += per) out.push(group.slice(i, i + per));
+  }
+  return out;
+}
+
+/** Per-token nats of equal-length rows through the model's ordinary forward pass: (b, n) row-major. */
+async function forwardNats(model: LanguageModel, rows: Int32Array[]): Promise<Float32Array> {
+  const t = tokenNats(model, rows);
+  const v = (await t.data()) as Float32Array;
+  t.dispose();
+  return v;
+}
+
+/**
+ * Per-token nats of each sequence (each L+1 tokens -> L values) in one mode. whole: recurrent models chunk by
+ * chunk with the state carried, others in one call; sliding: windows of C inputs over each byte sequence.
+ */
+export async function sequenceNats(
+  model: LanguageModel,
+  seqs: Int32Array[],
+  mode: ExtrapolationMode,
+  opts: { trainedContext: number; slidingContext?: number; chunk?: number; batchTokens?: number },
+): Promise<Float32Array[]> {
+  const batchTokens = opts.batchTokens ?? 16384;
+  const out = new Map<Int32Array, Float32Array>();
+  if (mode === "whole") {
+    const core = recurrentCore(model);
+    for (const group of batches(seqs, batchTokens)) {
+      const n = group[0].length - 1;
+      const v = core ? await recurrentNats(core, group, opts.chunk ?? 4096) : await forwardNats(model, group);
+      group.forEach((s, i) => out.set(s, v.slice(i * n, (i + 1) * n)));
+    }
+    return seqs.map((s) => out.get(s)!);
+  }
+  if (TOKEN_UNIT[model.kind] !== "byte") throw new Error(`sliding-window evaluation is for byte models (got ${model.kind})`);
+  const C = opts.trainedContext;
+  const context = opts.slidingContext ?? Math.floor(C / 2);
+  // every window of every sequence, remembering where its scored predictions go
+  const windows: { bytes: Int32Array; seq: number; skip: number; start: number; length: number }[] = [];
+  seqs.forEach((s, seq) => {
+    for (const w of slidingWindows(Uint8Array.from(s), C, context)) {
+      windows.push({ bytes: w.bytes, seq, skip: w.skip, start: w.start, length: w.bytes.length });
+    }
+  });
+  const result = seqs.map((s) => new Float32Array(s.length - 1).fill(NaN));
+  for (const group of batches(windows, batchTokens)) {
+    const n = group[0].length - 1;
+    const v = await forwardNats(model, group.map((w) => w.bytes));
+    group.forEach((w, i) => {
+      // prediction j of the window is target start + j + 1, i.e. entry start + j of the sequence's values
+      for (let j = w.skip; j < n; j++) result[w.seq][w.start + j] = v[i * n + j];
+    });
+  }
+  for (const r of result) if (r.some(Number.isNaN)) throw new Error("sliding windows left a byte unscored (a bug)");
+  return result;
+}
+
+/**
+ * Evaluates `model` on `test` (bytes) at every multiple of the trained context, in every mode. Lengths whose
+ * sequence does not fit in the test split (or its `maxTokens` budget) are returned as skipped, saying so.
+ */
+export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Array, opts: ExtrapolationOptions): Promise<ExtrapolationResult[]> {
+  const C = opts.trainedContext;
+  if (!(Number.isInteger(C) && C >= 2)) throw new Error(`trainedContext must be an integer >= 2 (got ${C})`);
+  const subword = TOKEN_UNIT[model.kind] === "subword";
+  if (subword && !opts.tokenizer) throw new Error(`extrapolation of a ${model.kind} model needs its tokenizer`);
+  const ids = subword ? opts.tokenizer!.encode(test) : Int32Array.from(test);
+  const tokenBytes = (id: number) => (subword ? opts.tokenizer!.tokenBytes(id).length : 1);
+  const recurrent = !!recurrentCore(model);
+  const modes = opts.modes ?? (recurrent ? ["whole"] : ["whole", "sliding"]);
+  const multiples = [...(opts.multiples ?? EXTRAPOLATION_MULTIPLES)].sort((a, b) => a - b);
+  const budget = Math.min(ids.length - 1, opts.maxTokens ?? Infinity);
+  const fits = multiples.filter((m) => m * C <= budget);
+  const say = opts.onProgress ?? (() => {});
+  const results: ExtrapolationResult[] = [];
+  const binsPerOctave = opts.binsPerOctave ?? 2;
+  const empty = {
+    sequences: 0, tokens: 0, bytes: 0, nats: 0, bits_per_byte: NaN, sequence_bpb: [], position_bins: [], bins_per_octave: binsPerOctave, wall_s: 0,
+  };
+  if (!fits.length) {
+    throw new Error(`the test text has ${ids.length} tokens (budget ${budget}): not even one sequence of ${C + 1} tokens fits`);
+  }
+  const longest = fits.at(-1)! * C;
+  // the same tokens for every length: the first `span` predictions, a multiple of the longest length
+  const span = Math.floor(budget / longest) * longest;
+  for (const m of multiples.filter((m) => !fits.includes(m))) {
+    const reason = `capped: the ${opts.maxTokens !== undefined && opts.maxTokens < ids.length - 1 ? `token budget (${budget})` : `test split (${ids.length} tokens)`} ` +
+      `holds no sequence of ${m * C + 1} tokens; the longest evaluated is ${fits.at(-1)}x`;
+    say(`${m}x: ${reason}`);
+    for (const mode of modes) results.push({ multiple: m, mode, eval_length: m * C, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
+  }
+  for (const m of fits) {
+    const L = m * C;
+    const seqs: Int32Array[] = [];
+    for (let s = 0; s + L <= span; s += L) seqs.push(ids.slice(s, s + L + 1));
+    for (const mode of modes) {
+      const base = { multiple: m, mode, eval_length: L };
+      if (mode === "whole" && !recurrent && L > (opts.maxAttentionLength ?? 4096)) {
+        const reason = `full attention over ${L} tokens exceeds maxAttentionLength ${opts.maxAttentionLength ?? 4096} (memory)`;
+        say(`${m}x ${mode}: skipped, ${reason}`);
+        results.push({ ...base, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
+        continue;
+      }
+      const t0 = performance.now();
+      let nats: Float32Array[];
+      try {
+        nats = await sequenceNats(model, seqs, mode, {
+          trainedContext: C, slidingContext: opts.slidingContext, chunk: opts.chunk, batchTokens: opts.batchTokens,
+        });
+      } catch (e) {
+        const reason = (e as Error).message;
+        say(`${m}x ${mode}: failed: ${reason}`);
+        results.push({ ...base, eval_length_bytes: NaN, status: "failed", reason, ...empty });
+        continue;
+      }
+      const pos = new PositionLoss(binsPerOctave);
+      let totalNats = 0, totalBytes = 0, seqBytes = 0;
+      const perSeq: number[] = [];
+      seqs.forEach((s, i) => {
+        let offset = tokenBytes(s[0]); // bytes before target 1
+        let sn = 0, sb = 0;
+        for (let t = 1; t < s.length; t++) {
+          const nb = tokenBytes(s[t]), v = nats[i][t - 1];
+          pos.add(offset, v, nb);
+          sn += v;
+          sb += nb;
+          offset += nb;
+        }
+        seqBytes += offset;
+        totalNats += sn;
+        totalBytes += sb;
+        perSeq.push(Number((sn / sb / Math.LN2).toFixed(4)));
+      });
+      const r: ExtrapolationResult = {
+        ...base,
+        eval_length_bytes: seqBytes / seqs.length,
+        status: "ok",
+        sequences: seqs.length,
+        tokens: seqs.length * L,
+        bytes: totalBytes,
+        nats: totalNats,
+        bits_per_byte: totalNats / totalBytes / Math.LN2,
+        sequence_bpb: perSeq,
+        position_bins: pos.result(),
+        bins_per_octave: binsPerOctave,
+        ...(mode === "sliding" ? { sliding_context: opts.slidingContext ?? Math.floor(C / 2) } : {}),
+        ...(mode === "whole" && recurrent ? { chunk: opts.chunk ?? 4096 } : {}),
+        wall_s: (performance.now() - t0) / 1000,
+      };
+      say(`${m}x (${L} tokens) ${mode}: ${r.bits_per_byte.toFixed(4)} bits/byte over ${r.bytes} bytes, ${r.sequences} sequences, ${r.wall_s.toFixed(1)} s`);
+      results.push(r);
+    }
+  }
+  return results.sort((a, b) => a.multiple - b.multiple || a.mode.localeCompare(b.mode));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Records (data/results/extrapolation.jsonl)
+
+export interface ExtrapolationRecord extends ExtrapolationResult {
+  experiment: "extrapolation";
+  scale: string;
+  /** The training run (runs.jsonl `run`) when the model came from one, and its record's time. */
+  run?: string;
+  run_time?: string;
+  model_dir: string;
+  model_kind: string;
+  /** Shown in figures (the run's label). */
+  label: string;
+  unit: "byte" | "subword";
+  domain: string;
+  /** Where the test text came from, and how many tokens it has. */
+  data: string;
+  test_tokens: number;
+  trained_context: number;
+  /** The trained context in bytes (tokens x the test text's bytes per token). */
+  trained_context_bytes: number;
+  bytes_per_token: number;
+  parameters?: number;
+}
+
+/** The settings of each scale (tokens scored per length, attention cap). */
+export const EXTRAPOLATION_SCALES: Record<string, Partial<ExtrapolationOptions>> = {
+  smoke: { maxTokens: 8192, maxAttentionLength: 4096 },
+  small: { maxTokens: 65536, maxAttentionLength: 4096 },
+  gpu: { maxTokens: 1 << 20, maxAttentionLength: 16384 },
+};
+
+/** The model families the experiment compares (PAPER.md): MambaByte, subword Mamba, the byte Transformer. */
+export const EXTRAPOLATION_KINDS = ["mambabyte", "mamba_subword", "transformer"];
+
+/** Minimal view of a runs.jsonl record (lib/train/experiment.ts RunRecord). */
+export interface RunLike {
+  run: string;
+  model: string;
+  domain: string;
+  scale: string;
+  length: number;
+  parameters?: number;
+  train_flops?: number;
+  labels?: Record<string, unknown>;
+  /** The run record's provenance (its time identifies the training run). */
+  provenance?: { time?: string };
+}
+
+/**
+ * Runs already evaluated: records of `table` whose (run, run_time) match, so a stage does not evaluate the
+ * same trained model twice (a re-trained run has a new time and is evaluated again).
+ */
+export async function evaluatedRuns(table: string, resultsDir: string): Promise<Set<string>> {
+  const { readRecords } = await import("../results/store.ts");
+  const recs = await readRecords<{ run?: string; run_time?: string }>(table, resultsDir);
+  return new Set(recs.filter((r) => r.run).map((r) => `${r.run}|${r.run_time ?? ""}`));
+}
+
+/**
+ * The runs to evaluate: per model family of `kinds`, one run on `domain` (default books, the PG19
+ * stand-in, else the first domain present), the full-budget one (labels.budget_ratio 1) with the most FLOPs.
+ */
+export function pickRuns<T extends RunLike>(runs: T[], kinds = EXTRAPOLATION_KINDS, domain?: string): T[] {
+  const domains = [...new Set(runs.map((r) => r.domain))];
+  const d = domain ?? (domains.includes("books") ? "books" : domains[0]);
+  const out: T[] = [];
+  for (const kind of kinds) {
+    const mine = runs.filter((r) => r.model === kind && r.domain === d)
+      .sort((a, b) => Number((b.labels?.budget_ratio ?? 1) === 1) - Number((a.labels?.budget_ratio ?? 1) === 1) ||
+        (b.train_flops ?? 0) - (a.train_flops ?? 0));
+    if (mine.length) out.push(mine[0]);
+  }
+  return out;
+}
+
+export interface StageOptions {
+  scale: string;
+  resultsDir?: string;
+  runsDir?: string;
+  domain?: string;
+  kinds?: string[];
+  /** Overrides of the scale's settings. */
+  settings?: Partial<ExtrapolationOptions>;
+  /** Evaluate runs that already have records too (default: skip them). */
+  force?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * Evaluates the recorded runs of a scale (see pickRuns) and appends one record per (model, length, mode).
+ * Usable as a `reproduce` evaluation stage: registerEvaluation("extrapolation", (runs, o) => extrapolationStage(runs, o)).
+ */
+export async function extrapolationStage(runs: RunLike[], opts: StageOptions): Promise<ExtrapolationRecord[]> {
+  // loaded lazily: the trainer's module graph is only needed when a stage runs
+  const { domainText, loadTrained, REPO_ROOT } = await import("../train/experiment.ts");
+  const { countParams } = await import("../models/lm.ts");
+  await import("../models/mod.ts");
+  const say = (s: string) => opts.quiet || console.error(s);
+  const runsDir = opts.runsDir ?? `${REPO_ROOT}data/checkpoints/runs`;
+  // the latest record of each run (a re-trained run is recorded again)
+  const latest = [...new Map(runs.filter((r) => r.scale === opts.scale).map((r) => [r.run, r])).values()];
+  const chosen = pickRuns(latest, opts.kinds, opts.domain);
+  if (!chosen.length) say(`extrapolation: no runs of ${(opts.kinds ?? EXTRAPOLATION_KINDS).join(", ")} recorded at scale ${opts.scale}`);
+  const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
+  const resultsDir = opts.resultsDir ?? RESULTS_DIR;
+  const done = opts.force ? new Set<string>() : await evaluatedRuns("extrapolation", resultsDir);
+  const out: ExtrapolationRecord[] = [];
+  for (const run of chosen) {
+    if (done.has(`${run.run}|${run.provenance?.time ?? ""}`)) {
+      say(`extrapolation: ${run.run} already evaluated (records in ${resultsDir}/extrapolation.jsonl)`);
+      continue;
+    }
+    const dir = `${runsDir}/${run.run}/model`;
+    const { model, tokenizer } = await loadTrained(dir);
+    try {
+      const text = await domainText(run.domain as Parameters<typeof domainText>[0], run.scale);
+      say(`extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${text.test.length} test bytes`);
+      const recs = await extrapolationRecords(model, text.test, {
+        ...settings, trainedContext: run.length, tokenizer,
+        onProgress: (l) => say(`  ${l}`),
+      }, {
+        scale: opts.scale, run: run.run, run_time: run.provenance?.time, model_dir: dir.replace(REPO_ROOT, ""), label: String(run.labels?.label ?? run.model),
+        domain: run.domain, data: `${text.source}/${run.domain}/${text.evalSplit}`, parameters: countParams(model),
+      });
+      for (const r of recs) await appendRecord("extrapolation", r as unknown as Record<string, unknown>, resultsDir);
+      out.push(...recs);
+    } finally {
+      disposeModel(model);
+    }
+  }
+  return out;
+}
+
+/** evaluateExtrapolation, with each result completed into a record (not yet written). */
+export async function extrapolationRecords(
+  model: LanguageModel,
+  test: Uint8Array,
+  opts: ExtrapolationOptions,
+  about: { scale: string; run?: string; run_time?: string; model_dir: string; label?: string; domain: string; data: string; parameters?: number },
+): Promise<ExtrapolationRecord[]> {
+  const results = await evaluateExtrapolation(model, test, opts);
+  const unit = TOKEN_UNIT[model.kind];
+  const testTokens = unit === "subword" ? opts.tokenizer!.encode(test).length : test.length;
+  const bytesPerToken = test.length / testTokens;
+  return results.map((r) => ({
+    experiment: "extrapolation",
+    ...about,
+    label: about.label ?? model.kind,
+    model_kind: model.kind,
+    unit,
+    test_tokens: testTokens,
+    trained_context: opts.trainedContext,
+    trained_context_bytes: Math.round(opts.trainedContext * bytesPerToken),
+    bytes_per_token: bytesPerToken,
+    ...r,
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Command line: evaluate the recorded runs of a scale
+
+if (import.meta.main) {
+  const { initBackend } = await import("../backend.ts");
+  const { readRecords } = await import("../results/store.ts");
+  const args = Deno.args;
+  const flag = (name: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  if (args.includes("--help")) {
+    console.log("deno run -A lib/eval/extrapolation.ts [--scale smoke|small|gpu] [--results DIR] [--runs-dir DIR] [--domain D] [--kinds a,b] [--force]");
+    Deno.exit(0);
+  }
+  await initBackend({});
+  const scale = flag("scale") ?? Deno.env.get("SCALE") ?? "small";
+  const resultsDir = flag("results") ?? RESULTS_DIR;
+  const runs = await readRecords<RunLike>("runs", resultsDir);
+  const recs = await extrapolationStage(runs, {
+    scale, resultsDir, runsDir: flag("runs-dir"), domain: flag("domain"), kinds: flag("kinds")?.split(","), force: args.includes("--force"),
+  });
+  console.log(`${recs.length} extrapolation records appended to ${resultsDir}/extrapolation.jsonl`);
+}

@@ -1,0 +1,296 @@
+/**
+ * The evaluations of issue 7: length extrapolation (chunked recurrent evaluation equals one pass, sliding
+ * windows score every byte once at the right position, every length scores the same bytes, capped lengths
+ * are reported), noise robustness (p = 0 changes nothing, the word-perplexity denominator), and the
+ * figure registry / `deno task figures` on a small records folder (Chromium needed: without it this FAILS).
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { trainBpe } from "../lib/data/bpe.ts";
+import { countWords, readSplit, slidingWindows } from "../lib/data/bytes.ts";
+import { NOISE_KINDS } from "../lib/data/noise.ts";
+import {
+  evaluateExtrapolation, extrapolationRecords, extrapolationStage, forwardFromState, PositionLoss, recurrentNats, sequenceNats,
+} from "../lib/eval/extrapolation.ts";
+import { evaluateNoise, NOISE_SETTINGS, noiseStage } from "../lib/eval/noise.ts";
+import { runExperiment } from "../lib/train/experiment.ts";
+import { tokenNats } from "../lib/eval/score.ts";
+import { disposeModel, type LanguageModel } from "../lib/models/lm.ts";
+import { disposeState, prefill } from "../lib/models/mamba.ts";
+import { asMamba, createModel } from "../lib/models/mod.ts";
+import { buildFigure, exportFigures, figureBuilders } from "../lib/plot/figures.ts";
+import { appendRecord } from "../lib/results/store.ts";
+import { setDefaultScanImpl } from "../lib/ssm/mod.ts";
+import { Rng } from "../lib/util/rng.ts";
+import { useBackend } from "./helpers.ts";
+
+/** The tracked books test sample (Project Gutenberg text). */
+const SAMPLE = await readSplit(new URL("../data/samples/books/test", import.meta.url).pathname);
+
+/** A tiny random-init MambaByte (d_model 16, 2 layers). */
+const tinyMamba = (seed = 1) => createModel("mambabyte", { d_model: 16, n_layer: 2 }, seed);
+
+/**
+ * A non-recurrent byte model whose prediction depends on the previous byte only (a bigram table), so its
+ * loss at a position does not depend on how much context a window gives: the sliding-window and the
+ * whole-sequence evaluations must agree position by position.
+ */
+function bigramModel(seed = 0): LanguageModel {
+  const table = tf.variable(tf.tensor2d(new Rng(seed).normalArray(256 * 256), [256, 256]));
+  return {
+    kind: "transformer",
+    config: { vocab_size: 256 },
+    params: new Map([["table", table]]),
+    logits: (ids) => tf.tidy(() => tf.gather(table, ids.toInt())), // (b, l, 256)
+    noWeightDecay: () => false,
+    trainFlopsPerToken: () => 0,
+  };
+}
+
+Deno.test("extrapolation: chunked recurrent evaluation (state carried) equals one pass, on cpu and wasm, fused and sequential scans", async () => {
+  for (const backend of ["cpu", "wasm"] as const) {
+    await useBackend(backend);
+    const model = tinyMamba();
+    const core = asMamba(model);
+    const rows = [Int32Array.from(SAMPLE.subarray(0, 201)), Int32Array.from(SAMPLE.subarray(500, 701))];
+    for (const impl of ["fused", "sequential"] as const) {
+      setDefaultScanImpl(impl);
+      try {
+        const t = tokenNats(model, rows); // (2, 200): the ordinary forward pass over the whole rows
+        const onePass = (await t.data()) as Float32Array;
+        t.dispose();
+        const before = tf.memory().numTensors;
+        for (const chunk of [200, 64, 7, 1]) {
+          const chunked = await recurrentNats(core, rows, chunk);
+          let worst = 0;
+          for (let i = 0; i < onePass.length; i++) worst = Math.max(worst, Math.abs(chunked[i] - onePass[i]));
+          assert.ok(worst < 1e-4, `${backend}/${impl}, chunk ${chunk}: max |chunked - one pass| = ${worst} nats`);
+        }
+        assert.equal(tf.memory().numTensors, before, `${backend}/${impl}: tensors leaked by recurrentNats`);
+      } finally {
+        setDefaultScanImpl(undefined);
+      }
+    }
+    disposeModel(model);
+  }
+});
+
+Deno.test("extrapolation: forwardFromState continues a prefill exactly (logits and final state)", async () => {
+  await useBackend("wasm");
+  const model = tinyMamba(2);
+  const core = asMamba(model);
+  const ids = Int32Array.from(SAMPLE.subarray(0, 90));
+  const whole = prefill(core, tf.tensor(ids, [1, 90], "int32")); // logits (1, 90, V), final state
+  const a = forwardFromState(core, tf.tensor(ids.subarray(0, 37), [1, 37], "int32"));
+  const b = forwardFromState(core, tf.tensor(ids.subarray(37), [1, 53], "int32"), a.state);
+  const joined = tf.concat([a.logits, b.logits], 1);
+  const diff = (x: tf.Tensor, y: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(x, y))).dataSync()[0]);
+  assert.ok(diff(joined, whole.logits) < 1e-4, `logits differ by ${diff(joined, whole.logits)}`);
+  for (let i = 0; i < whole.state.length; i++) {
+    assert.ok(diff(b.state[i].ssm, whole.state[i].ssm) < 1e-4, `layer ${i}: SSM state differs`);
+    assert.ok(diff(b.state[i].conv, whole.state[i].conv) < 1e-6, `layer ${i}: conv state differs`);
+  }
+  tf.dispose([joined, a.logits, b.logits, whole.logits]);
+  [a.state, b.state, whole.state].forEach(disposeState);
+  disposeModel(model);
+});
+
+Deno.test("extrapolation: sliding windows score every byte once, at its own position", async () => {
+  await useBackend("wasm");
+  // alignment: a previous-byte model gives the same loss at every position whatever the window
+  const bigram = bigramModel();
+  const seqs = [Int32Array.from(SAMPLE.subarray(0, 301)), Int32Array.from(SAMPLE.subarray(301, 602))];
+  const whole = await sequenceNats(bigram, seqs, "whole", { trainedContext: 32 });
+  for (const context of [0, 16, 31]) {
+    const sliding = await sequenceNats(bigram, seqs, "sliding", { trainedContext: 32, slidingContext: context });
+    for (let s = 0; s < seqs.length; s++) {
+      assert.equal(sliding[s].length, 300);
+      for (let p = 0; p < 300; p++) {
+        assert.ok(Math.abs(sliding[s][p] - whole[s][p]) < 1e-4, `context ${context}, sequence ${s}, target ${p + 1}: ${sliding[s][p]} vs ${whole[s][p]}`);
+      }
+    }
+  }
+  // coverage and context: with a model that uses context, each target's loss is that of a window holding
+  // between `context` and C-1 bytes before it (or the whole prefix, at the start)
+  const mamba = tinyMamba(3);
+  const C = 16, context = 6;
+  const seq = Int32Array.from(SAMPLE.subarray(1000, 1061)); // 60 targets
+  const [got] = await sequenceNats(mamba, [seq], "sliding", { trainedContext: C, slidingContext: context });
+  let scored = 0;
+  for (const w of slidingWindows(Uint8Array.from(seq), C, context)) scored += w.bytes.length - 1 - w.skip;
+  assert.equal(scored, 60, "slidingWindows' windows score 60 predictions in all");
+  for (let p = 1; p <= 60; p++) {
+    const candidates: Int32Array[] = [];
+    for (let k = Math.min(p, context); k <= Math.min(p, C); k++) candidates.push(seq.slice(p - k, p + 1)); // k bytes of context
+    const matches = await Promise.all(candidates.map(async (w) => {
+      const t = tokenNats(mamba, [w]);
+      const v = (await t.data())[w.length - 2];
+      t.dispose();
+      return Math.abs(v - got[p - 1]) < 1e-4;
+    }));
+    assert.ok(matches.some(Boolean), `target ${p}: its loss is not that of any window with ${context}..${C} bytes of context`);
+  }
+  disposeModel(bigram);
+  disposeModel(mamba);
+});
+
+Deno.test("extrapolation: every length scores the same bytes; capped and attention-limited lengths are reported", async () => {
+  await useBackend("wasm");
+  const mamba = tinyMamba(4);
+  const text = SAMPLE.subarray(0, 2100);
+  const before = tf.memory().numTensors;
+  const res = await evaluateExtrapolation(mamba, text, { trainedContext: 32, multiples: [1, 2, 4, 8, 16, 32, 64, 128], chunk: 100 });
+  assert.equal(tf.memory().numTensors, before, "no tensors leaked");
+  const ok = res.filter((r) => r.status === "ok");
+  assert.deepEqual(ok.map((r) => r.multiple), [1, 2, 4, 8, 16, 32, 64]);
+  for (const r of ok) {
+    assert.equal(r.bytes, 2048, `${r.multiple}x scores the same 2,048 bytes`);
+    assert.equal(r.position_bins.reduce((s, b) => s + b.bytes, 0), r.bytes, "position bins hold every byte");
+    assert.ok(Math.abs(r.position_bins.reduce((s, b) => s + b.nats, 0) - r.nats) < 1e-2, "position bins hold every nat");
+    assert.equal(Math.max(...r.position_bins.map((b) => b.hi)), r.multiple * 32, "positions reach the sequence length");
+  }
+  const capped = res.find((r) => r.multiple === 128)!;
+  assert.equal(capped.status, "skipped");
+  assert.match(capped.reason!, /capped.*test split \(2100 tokens\).*4097 tokens.*longest evaluated is 64x/);
+  // a non-recurrent model: whole sequences beyond maxAttentionLength are skipped, saying why; sliding runs
+  const bigram = bigramModel(1);
+  const res2 = await evaluateExtrapolation(bigram, text, { trainedContext: 32, multiples: [1, 4, 16], maxAttentionLength: 128 });
+  const at16 = res2.filter((r) => r.multiple === 16);
+  assert.deepEqual(at16.map((r) => [r.mode, r.status]), [["sliding", "ok"], ["whole", "skipped"]]);
+  assert.match(at16[1].reason!, /maxAttentionLength 128/);
+  // and for it, whole and sliding agree (previous-byte model)
+  const at4 = res2.filter((r) => r.multiple === 4);
+  assert.ok(Math.abs(at4[0].bits_per_byte - at4[1].bits_per_byte) < 1e-5);
+  disposeModel(mamba);
+  disposeModel(bigram);
+});
+
+Deno.test("extrapolation: subword models are evaluated in tokens and scored per byte of the same text", async () => {
+  await useBackend("wasm");
+  const text = SAMPLE.subarray(0, 3000);
+  const bpe = trainBpe(SAMPLE.subarray(0, 20000), { vocabSize: 300 });
+  const model = createModel("mamba_subword", { d_model: 16, n_layer: 1, vocab_size: bpe.vocabSize }, 0);
+  const recs = await extrapolationRecords(model, text, { trainedContext: 16, multiples: [1, 4], tokenizer: bpe }, {
+    scale: "test", model_dir: "(test)", domain: "books", data: "(test)",
+  });
+  const ids = bpe.encode(text);
+  const span = Math.floor((ids.length - 1) / 64) * 64;
+  const expectBytes = [...ids.subarray(1, span + 1)].reduce((s, id) => s + bpe.tokenBytes(id).length, 0);
+  for (const r of recs) {
+    assert.equal(r.status, "ok");
+    assert.equal(r.unit, "subword");
+    assert.equal(r.tokens, span);
+    assert.equal(r.bytes, expectBytes, "bytes of the predicted tokens");
+    assert.ok(r.trained_context_bytes > 16, "C in bytes is larger than C in tokens");
+  }
+  disposeModel(model);
+});
+
+Deno.test("noise: p = 0 changes nothing; perplexity is per CLEAN word; subword models too", async () => {
+  await useBackend("wasm");
+  const clean = SAMPLE.subarray(0, 1500);
+  const mamba = tinyMamba(5);
+  const zero = await evaluateNoise(mamba, clean, { window: 256, settings: NOISE_KINDS.map((kind) => ({ kind, p: 0 })) });
+  assert.equal(zero.length, 1 + NOISE_KINDS.length);
+  for (const r of zero) {
+    assert.equal(r.delta_bits_per_byte, 0, `${r.noise}: bits-per-byte increase`);
+    assert.equal(r.delta_word_perplexity, 0, `${r.noise}: word-perplexity increase`);
+    assert.equal(r.ratio_word_perplexity, 1);
+  }
+  const noisy = await evaluateNoise(mamba, clean, { window: 256, settings: NOISE_SETTINGS, seed: 7 });
+  const ant = noisy.find((r) => r.noise === "antspeak")!;
+  assert.equal(ant.words, countWords(clean));
+  assert.ok(ant.words_noisy > 3 * ant.words, "antspeak multiplies the words");
+  assert.ok(Math.abs(ant.word_perplexity - Math.exp(ant.nats / ant.words)) <= 1e-9 * ant.word_perplexity, "denominator: clean words");
+  assert.ok(ant.text_bytes > clean.length && ant.delta_bits_per_byte !== 0);
+  assert.ok(noisy.find((r) => r.noise === "drop" && r.p === 0.3)!.text_bytes < clean.length * 0.8);
+  // a subword model reads the noisy bytes through its tokenizer
+  const bpe = trainBpe(SAMPLE.subarray(0, 20000), { vocabSize: 300 });
+  const sub = createModel("mamba_subword", { d_model: 16, n_layer: 1, vocab_size: bpe.vocabSize }, 0);
+  const subZero = await evaluateNoise(sub, clean, { window: 64, tokenizer: bpe, settings: [{ kind: "swap", p: 0 }] });
+  assert.equal(subZero[1].delta_bits_per_byte, 0);
+  disposeModel(mamba);
+  disposeModel(sub);
+});
+
+Deno.test("stages: evaluate a recorded run from its checkpoint, record with provenance, skip it the next time", async () => {
+  await useBackend("wasm");
+  const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });
+  const runsDir = await Deno.makeTempDir({ prefix: "eval-test-runs-" });
+  try {
+    const run = await runExperiment({
+      name: "t/smoke/books/mambabyte", model: "mambabyte", config: { d_model: 16, n_layer: 1 }, domain: "books", scale: "smoke",
+      train: { batch: 2, length: 32, lr: 1e-3, warmup: 1, seed: 0, steps: 2 }, eval: { maxBytes: 512 },
+      labels: { label: "MB-test", budget_ratio: 1 },
+    }, { resultsDir: results, runsDir, quiet: true });
+    const runs = [{ ...run, provenance: { time: "t0" } }];
+    const opts = { scale: "smoke", resultsDir: results, runsDir, quiet: true };
+    const ex = await extrapolationStage(runs, { ...opts, settings: { maxTokens: 1024, multiples: [1, 2, 4] } });
+    assert.deepEqual(ex.map((r) => [r.multiple, r.mode, r.status]), [[1, "whole", "ok"], [2, "whole", "ok"], [4, "whole", "ok"]]);
+    assert.equal(ex[0].trained_context, 32);
+    assert.equal(ex[0].label, "MB-test");
+    const no = await noiseStage(runs, { ...opts, maxBytes: 600 });
+    assert.equal(no.length, 1 + NOISE_SETTINGS.length);
+    assert.equal(no[0].window, 32, "scored in windows of the training length");
+    const written = (await Deno.readTextFile(`${results}/extrapolation.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(written.length, 3);
+    assert.ok(written.every((r) => r.provenance?.commit && r.run_time === "t0"), "records carry provenance and the run's time");
+    // a second pass finds them and evaluates nothing; a re-trained run (new time) is evaluated again
+    assert.equal((await extrapolationStage(runs, opts)).length, 0);
+    assert.equal((await noiseStage(runs, { ...opts, maxBytes: 600 })).length, 0);
+    const retrained = [{ ...run, provenance: { time: "t1" } }];
+    assert.equal((await extrapolationStage(retrained, { ...opts, settings: { maxTokens: 1024, multiples: [1] } })).length, 1);
+  } finally {
+    await Deno.remove(results, { recursive: true });
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});
+
+Deno.test("PositionLoss: log-spaced bins, every byte in one bin", () => {
+  const pos = new PositionLoss(2);
+  for (let p = 1; p <= 100; p++) pos.add(p, 0.5, 1);
+  const bins = pos.result();
+  assert.equal(bins.reduce((s, b) => s + b.bytes, 0), 100);
+  for (let i = 1; i < bins.length; i++) assert.equal(bins[i].lo, bins[i - 1].hi + 1, "bins tile the positions");
+  assert.deepEqual(bins.slice(0, 4).map((b) => [b.lo, b.hi]), [[1, 1], [2, 2], [3, 3], [4, 5]]);
+  assert.ok(bins.every((b) => Math.abs(b.bits_per_byte - 0.5 / Math.LN2) < 1e-12));
+});
+
+Deno.test("figures: the registry builds from a records folder and `figures` exports SVG, PNG and markdown", async () => {
+  await useBackend("wasm");
+  const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });
+  const out = await Deno.makeTempDir({ prefix: "eval-test-figures-" });
+  try {
+    // nothing recorded: every builder says so, nothing is written
+    const empty = await exportFigures({ resultsDir: results, outDir: out, quiet: true, anchorsDir: results });
+    assert.equal(empty.written.length, 0);
+    assert.equal(empty.skipped.length, figureBuilders().length);
+    // small real records from a tiny model
+    const mamba = tinyMamba(6);
+    const text = SAMPLE.subarray(0, 1100);
+    const about = { scale: "smoke", model_dir: "tiny", label: "tiny-MambaByte", domain: "books", data: "sample" };
+    for (const r of await extrapolationRecords(mamba, text, { trainedContext: 16, multiples: [1, 2, 4, 8] }, about)) {
+      await appendRecord("extrapolation", r as unknown as Record<string, unknown>, results);
+    }
+    for (const r of await evaluateNoise(mamba, text.subarray(0, 600), { window: 128, settings: NOISE_SETTINGS.slice(0, 3) })) {
+      await appendRecord("noise", { ...r, ...about, experiment: "noise", model_kind: "mambabyte", unit: "byte" }, results);
+    }
+    disposeModel(mamba);
+    const built = await buildFigure("extrapolation_length", { resultsDir: results });
+    assert.ok(built && "figure" in built);
+    assert.equal((built.figure.data[0] as { x: number[] }).x.length, 4, "one point per evaluated length");
+    assert.equal(await buildFigure("extrapolation_length", { resultsDir: results, scale: "gpu" }), undefined, "no gpu records");
+    const report = await exportFigures({ resultsDir: results, outDir: out, only: ["extrapolation_length", "extrapolation", "noise"], quiet: true });
+    assert.deepEqual(report.written.map((w) => w.name), ["extrapolation_length", "extrapolation", "noise"]);
+    const png = await Deno.readFile(`${out}/extrapolation_length.png`);
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+    assert.match(await Deno.readTextFile(`${out}/extrapolation_length.svg`), /^<svg[\s\S]*tiny-MambaByte[\s\S]*<\/svg>\s*$/);
+    const table = await Deno.readTextFile(`${out}/extrapolation.md`);
+    assert.match(table, /\| tiny-MambaByte \| whole sequence \| 16 \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/);
+    const noise = await Deno.readTextFile(`${out}/noise.md`);
+    assert.match(noise, /\| drop p=0\.05 \| .* \| \+16\.9 \| \+8\.5 \|/, "the paper's values beside ours");
+  } finally {
+    await Deno.remove(results, { recursive: true });
+    await Deno.remove(out, { recursive: true });
+  }
+});
