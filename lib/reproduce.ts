@@ -11,8 +11,6 @@ import { formatSeconds } from "./train/trainer.ts";
 import { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
 import { RESULTS_DIR } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
-import { extrapolationStage } from "./eval/extrapolation.ts";
-import { noiseStage } from "./eval/noise.ts";
 
 export interface ReproduceOptions {
   scale: string;
@@ -37,12 +35,16 @@ export function registerEvaluation(name: string, run: EvaluationStage): void {
   EVALUATIONS.push({ name, run });
 }
 
-registerEvaluation("extrapolation", async (runs, o) => {
-  await extrapolationStage(runs, { scale: o.scale, resultsDir: o.resultsDir, runsDir: o.runsDir });
-});
-registerEvaluation("noise", async (runs, o) => {
-  await noiseStage(runs, { scale: o.scale, resultsDir: o.resultsDir, runsDir: o.runsDir });
-});
+// Each evaluation runs in its own process: a model that exhausts the wasm heap (4 GiB) aborts that process
+// only, not the stages after it. Runs already evaluated are skipped by the stage itself.
+for (const name of ["extrapolation", "noise"]) {
+  registerEvaluation(name, async (_runs, o) => {
+    const args = ["run", "-A", `lib/eval/${name}.ts`, "--scale", o.scale];
+    if (o.resultsDir) args.push("--results", o.resultsDir);
+    if (o.runsDir) args.push("--runs-dir", o.runsDir);
+    if (!(await subprocess(name, args))) throw new Error(`the ${name} stage failed (its output is above)`);
+  });
+}
 
 async function subprocess(what: string, args: string[], env: Record<string, string> = {}): Promise<boolean> {
   const p = new Deno.Command(Deno.execPath(), { args, env, stdout: "inherit", stderr: "inherit", cwd: REPO_ROOT }).spawn();

@@ -282,7 +282,8 @@ export async function sequenceNats(
   mode: ExtrapolationMode,
   opts: { trainedContext: number; slidingContext?: number; chunk?: number; batchTokens?: number },
 ): Promise<Float32Array[]> {
-  const batchTokens = opts.batchTokens ?? 16384;
+  // attention models materialise (b, heads, l, l) scores: smaller batches keep them inside wasm's 4 GiB heap
+  const batchTokens = opts.batchTokens ?? (recurrentCore(model) ? 16384 : 4096);
   const out = new Map<Int32Array, Float32Array>();
   if (mode === "whole") {
     const core = recurrentCore(model);
