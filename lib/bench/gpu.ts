@@ -4,7 +4,10 @@
  * h200-pytorch-train-decode-*.json. Each figure is printed beside the peer's, and recorded (JSONL, with
  * provenance) to --out (default data/results/bench/gpu.jsonl).
  *
- *   deno run -A lib/bench/gpu.ts [--quick] [--out FILE] [--backend webgpu]
+ *   deno run -A lib/bench/gpu.ts [--quick] [--out FILE] [--shapes B,D,N,L;...] [--fwd-only] [--no-train]
+ *
+ * Kernel settings come from the environment (MAMBABYTE_SCAN_FWD_CHUNK, MAMBABYTE_SCAN_FWD_WGS,
+ * MAMBABYTE_SCAN_CHUNK, MAMBABYTE_SCAN_SUB; see lib/ssm/kernels/scan_webgpu.ts) and are recorded.
  *
  * Timing: after a warm-up, K calls are queued back to back and the clock stops when a one-element
  * reduction of the last result has been read back, so the figure is the sustained time per call,
@@ -15,6 +18,7 @@ import { selectiveScan } from "../ssm/mod.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
+import { forwardChunk } from "../ssm/kernels/scan_webgpu.ts";
 
 const args = Deno.args;
 const quick = args.includes("--quick");
@@ -72,7 +76,8 @@ const scanShapes: [number, number, number, number][] = shapesIdx >= 0
   : quick
   ? [[1, 64, 16, 256]]
   : [[8, 1536, 16, 8192], [1, 1536, 16, 8192], [16, 512, 16, 2048]];
-const kernelConfig = { sub: Deno.env.get("MAMBABYTE_SCAN_SUB") ?? "default", chunk: Deno.env.get("MAMBABYTE_SCAN_CHUNK") ?? "default" };
+const fwdOnly = args.includes("--fwd-only"); // skip the backward timing (kernel sweeps)
+const kernelConfig: Record<string, unknown> = { sub: Deno.env.get("MAMBABYTE_SCAN_SUB") ?? "default", chunk: Deno.env.get("MAMBABYTE_SCAN_CHUNK") ?? "default" };
 
 for (const [B, D, N, L] of scanShapes) {
   const u = tf.randomNormal([B, D, L]), delta = tf.randomUniform([B, D, L], -6, -2);
@@ -82,7 +87,7 @@ for (const [B, D, N, L] of scanShapes) {
   const gy = tf.randomNormal([B, D, L]);
   const opts = { deltaSoftplus: true, impl: "fused" as const };
   const fwd = await sustainedMs(() => selectiveScan(u, delta, A, Bm, Cm, Dv, z, bias, opts).y, quick ? 3 : 20);
-  const fwdBwd = await sustainedMs(() => {
+  const fwdBwd = fwdOnly ? NaN : await sustainedMs(() => {
     const grads = tf.grads((uu: tf.Tensor, dd: tf.Tensor, aa: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor, zz: tf.Tensor) =>
       tf.sum(tf.mul(selectiveScan(uu, dd, aa, bb, cc, Dv, zz, bias, opts).y, gy)) as tf.Scalar
     )([u, delta, A, Bm, Cm, z]);
@@ -94,13 +99,13 @@ for (const [B, D, N, L] of scanShapes) {
   const minBytes = typeof anchor?.fwd_min_bytes_GB === "number" ? anchor.fwd_min_bytes_GB as number
     : 4 * (3 * B * D * L + 2 * B * N * L + B * D * L) / 1e9;
   const rec = {
-    bench: "scan", impl: "fused", kernel_config: kernelConfig, shape: { B, D, N, L }, fwd_ms: fwd, fwdbwd_ms: fwdBwd,
+    bench: "scan", impl: "fused", kernel_config: { ...kernelConfig, fwd_chunk: forwardChunk(B, D, L), kernel: "tiled-v2" }, shape: { B, D, N, L }, fwd_ms: fwd, fwdbwd_ms: fwdOnly ? null : fwdBwd,
     fwd_min_bytes_GB: minBytes, fwd_GBps: minBytes / (fwd / 1000),
     peer: anchor ? { cuda_fwd_ms: anchor.cuda_fwd_ms, cuda_fwdbwd_ms: anchor.cuda_fwdbwd_ms, pscan_fwd_ms: anchor.pscan_fwd_ms } : null,
   };
   await appendRecord(table, rec, outDir);
   const ratio = (a: unknown, b: number) => typeof a === "number" ? `${(b / a).toFixed(2)}x of CUDA` : "no anchor";
-  console.log(`scan (${B}, ${D}, ${N}, ${L}) [sub ${kernelConfig.sub}, chunk ${kernelConfig.chunk}]: fwd ${fwd.toFixed(2)} ms (${ratio(anchor?.cuda_fwd_ms, fwd)}, ` +
+  console.log(`scan (${B}, ${D}, ${N}, ${L}) [sub ${kernelConfig.sub}, chunk ${kernelConfig.chunk}, fwd chunk ${forwardChunk(B, D, L)}]: fwd ${fwd.toFixed(2)} ms (${ratio(anchor?.cuda_fwd_ms, fwd)}, ` +
     `${rec.fwd_GBps.toFixed(0)} GB/s), fwd+bwd ${fwdBwd.toFixed(2)} ms (${ratio(anchor?.cuda_fwdbwd_ms, fwdBwd)})`);
   tf.dispose([u, delta, A, Bm, Cm, Dv, z, bias, gy]);
 }

@@ -883,7 +883,7 @@ if (import.meta.main) {
     return i >= 0 ? args[i + 1] : undefined;
   };
   if (args.includes("--help")) {
-    console.log("deno task figures [--results DIR] [--out DIR] [--scale smoke|small|gpu] [--only a,b] [--list]");
+    console.log("deno task figures [--results DIR] [--out DIR] [--scale smoke|small|gpu] [--only a,b] [--list] [--no-readme]");
     Deno.exit(0);
   }
   if (args.includes("--list")) {
@@ -896,4 +896,10 @@ if (import.meta.main) {
   });
   console.log(`${report.written.length} figures/tables written, ${report.skipped.length} skipped (no records), ` +
     `${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (!flag("out") && !flag("only") && !args.includes("--no-readme")) {
+    // the README's results section is regenerated from the same records
+    const { updateReadme } = await import("../results/readme.ts");
+    await updateReadme({ buildFigure, tableMarkdown }, `${REPO_ROOT}README.md`, flag("results") ?? RESULTS_DIR);
+    console.log("README.md results section regenerated");
+  }
 }
