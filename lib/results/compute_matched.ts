@@ -60,6 +60,7 @@ const si = (x: number) => {
  * every domain gets the same budget).
  */
 export function computeMatchedTable(rows: MatchedRow[], scale: string): { columns: string[]; rows: string[][]; note: string } {
+  if (!rows.length) return { columns: ["model"], rows: [], note: `no compute-matched runs recorded at the ${scale} scale` };
   const domains = [...new Set(rows.map((r) => r.domain))];
   const t = aq.from(rows);
   const models = t.groupby("model").rollup({

@@ -35,7 +35,7 @@ export default [
   `,
   code`
   const table = mb.computeMatchedTable(mb.matchedRows(runs), SCALE);
-  await mb.showTable(table.rows.map((r) => Object.fromEntries(table.columns.map((c, i) => [c, r[i]]))), { caption: table.note });
+  if (runs.length) await mb.showTable(table.rows.map((r) => Object.fromEntries(table.columns.map((c, i) => [c, r[i]]))), { caption: table.note });
   `,
   md`
   ## Bits-per-byte against training FLOPs (the paper's Figure 1 analogue)
@@ -53,7 +53,7 @@ export default [
   are in each record's provenance.
   `,
   code`
-  await mb.showTable(runs.map((r: any) => ({
+  if (runs.length) await mb.showTable(runs.map((r: any) => ({
     run: r.run.split("/").slice(-2).join("/"), model: r.labels?.label ?? r.model, parameters: r.parameters,
     "FLOPs/byte": r.train_flops_per_token / r.bytes_per_token, steps: r.steps, "bytes seen": r.bytes_seen,
     "train bytes/s": r.train_bytes_per_s, "test bpb": r.eval.bits_per_byte, backend: r.provenance.backend,
