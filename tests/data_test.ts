@@ -1,13 +1,15 @@
-// Data: the tracked sample (hashes, split by document, size, licences), the built corpus when present,
-// the byte-level BPE (lossless on every sample file and on random bytes, GPT-2's pre-split), the six noise
-// transforms (property tests), and resumable / sliding byte windows. No test downloads anything.
+// Data: the tracked sample (hashes, split by document, the 2 MB limit, licences), the built corpus when
+// present (hashes, splits, the sample taken from it), the byte-level BPE (lossless on every sample and corpus
+// file and on random bytes, GPT-2's pre-split, the training subsample), the six noise transforms (property
+// tests), and resumable / sliding byte windows. No test downloads anything.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { ByteBatcher, evalWindows, listSplitFiles, readSplit, slidingWindows } from "../lib/data/bytes.ts";
-import { ByteBPE, MAX_PIECE_BYTES, preSplit, trainBpe } from "../lib/data/bpe.ts";
+import { ByteBPE, MAX_PIECE_BYTES, preSplit, subsample, trainBpe } from "../lib/data/bpe.ts";
 import { readManifest, verifyCorpus } from "../lib/data/corpora/manifest.ts";
-import { DOMAINS } from "../lib/data/corpora/types.ts";
+import { SOURCES } from "../lib/data/corpora/sources.ts";
+import { DOMAINS, SPLITS } from "../lib/data/corpora/types.ts";
 import { addNoise, charBoundaries, editDistance, NOISE_KINDS, type NoiseKind } from "../lib/data/noise.ts";
 import { Rng } from "../lib/util/rng.ts";
 
@@ -62,21 +64,23 @@ Deno.test("sample: README.md lists every file with its sha256, as generated from
   }
 });
 
-Deno.test("sample: split by document, train and test in every domain, at most 2 MB, no GPL text", async () => {
+Deno.test("sample: split by document; train, validation and test in every domain", async () => {
   const m = (await readManifest(SAMPLES))!;
   const seen = new Map<string, string>();
   for (const d of m.documents) {
     const key = `${d.domain}/${d.corpus_id}`;
     assert.ok(!seen.has(key), `${key} is in two splits (${seen.get(key)}, ${d.split})`);
     seen.set(key, d.split);
-    assert.ok(!/GPL/.test(d.license), `${d.path} has licence ${d.license}`);
   }
   for (const domain of DOMAINS) {
-    for (const split of ["train", "test"]) {
+    for (const split of SPLITS) {
       const files = await listSplitFiles(`${SAMPLES}/${domain}/${split}`);
       assert.ok(files.length > 0, `${domain}/${split} has files`);
     }
   }
+});
+
+Deno.test("sample: at most 2 MB in all (every file under data/samples, manifest, README and licences included)", () => {
   let total = 0;
   const walk = (dir: string) => {
     for (const e of Deno.readDirSync(dir)) {
@@ -86,6 +90,51 @@ Deno.test("sample: split by document, train and test in every domain, at most 2 
   };
   walk(SAMPLES);
   assert.ok(total <= 2_000_000, `the sample holds ${total} bytes (limit 2 MB)`);
+});
+
+/** Globs and licence of each `Files:` stanza of a Debian machine-readable copyright file, and its licence texts. */
+function parseDep5(text: string) {
+  const paragraphs = text.split(/\n\s*\n/);
+  const field = (p: string, name: string) => new RegExp(`^${name}:([^\\n]*(?:\\n[ \\t][^\\n]*)*)`, "m").exec(p)?.[1];
+  const toRegex = (g: string) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  return {
+    stanzas: paragraphs.filter((p) => field(p, "Files")).map((p) => ({
+      globs: field(p, "Files")!.trim().split(/\s+/).map(toRegex),
+      license: field(p, "License")!.split("\n")[0].trim(),
+    })),
+    texts: new Set(paragraphs.filter((p) => !field(p, "Files") && field(p, "License")?.includes("\n")).map((p) => field(p, "License")!.split("\n")[0].trim())),
+  };
+}
+
+Deno.test("sample: every file carries its licence (manifest, README, notices in LICENSES/); only redistributable licences", async () => {
+  const m = (await readManifest(SAMPLES))!;
+  const readme = await Deno.readTextFile(`${SAMPLES}/README.md`);
+  for (const d of m.documents) {
+    assert.ok(d.license.trim().length > 0, `${d.path} has no licence in manifest.json`);
+    assert.ok(!/GPL/.test(d.license), `${d.path} has licence ${d.license}`);
+    if (d.domain === "latex") assert.match(d.license, /^pd \(/, `${d.path}: LaTeX files in the sample must be public domain`);
+    const spec = SOURCES.find((s) => s.id === d.source);
+    assert.ok(spec?.sampleable, `${d.path}: source ${d.source} is not sampleable`);
+    assert.ok(!spec.sampleFilter || spec.sampleFilter({ relpath: d.corpus_id!.slice(d.source.length + 1), license: d.license }), `${d.path} fails its source's sample filter`);
+    if (!spec.licenseFile) continue;
+    // The notice the licence asks for travels with the file, and the README points at it.
+    const notice = `LICENSES/${spec.id}.txt`;
+    const text = await Deno.readTextFile(`${SAMPLES}/${notice}`);
+    assert.ok(readme.includes(`](${notice})`), `README links ${notice}`);
+    if (spec.licenseFile.dep5) {
+      // A Debian copyright excerpt: a stanza covers the file, and the text of each licence it names is there.
+      const { stanzas, texts } = parseDep5(text);
+      const upstream = spec.licenseFile.dep5.upstreamPrefix + d.corpus_id!.slice(d.source.length + 1);
+      const covering = stanzas.filter((st) => st.globs.some((g) => g.test(upstream))).at(-1);
+      assert.ok(covering, `${notice} has no Files stanza for ${upstream}`);
+      const names = covering.license.split(/\s+(?:or|and)\s+/i);
+      assert.ok(names.some((n) => texts.has(n)), `${notice}: no licence text for ${covering.license} (${upstream})`);
+    }
+  }
+  // No orphan notice.
+  for (const f of Deno.readDirSync(`${SAMPLES}/LICENSES`)) {
+    assert.ok(m.documents.some((d) => `${d.source}.txt` === f.name), `LICENSES/${f.name} belongs to no sampled file`);
+  }
 });
 
 Deno.test("sample: the books files that reproduce and the tests use are where they always were", async () => {
@@ -109,6 +158,26 @@ Deno.test({
       splitOf.set(key, d.split);
     }
     for (const x of corpus!.dropped) assert.ok(!splitOf.has(`${x.domain}/${x.id}`), `dropped ${x.id} is still in the corpus`);
+  },
+});
+
+Deno.test({
+  name: "corpus (when built): each sample file is its corpus document (or that document's first bytes), in the same split",
+  ignore: !corpus,
+  async fn() {
+    const sample = (await readManifest(SAMPLES))!;
+    for (const d of sample.documents) {
+      const c = corpus!.documents.find((x) => x.domain === d.domain && x.id === d.corpus_id);
+      assert.ok(c, `${d.path}: ${d.corpus_id} is not in the corpus`);
+      assert.equal(d.split, c.split, `${d.path} is in ${d.split}, its corpus document in ${c.split}`);
+      if (!d.excerpt_of) {
+        assert.equal(d.sha256, c.sha256, `${d.path} differs from ${c.path}`);
+        continue;
+      }
+      assert.equal(d.excerpt_of.sha256, c.sha256);
+      const [part, full] = await Promise.all([Deno.readFile(`${SAMPLES}/${d.path}`), Deno.readFile(`${CORPORA}/${c.path}`)]);
+      assert.ok(part.length < full.length && full.subarray(0, part.length).every((b, i) => b === part[i]), `${d.path} is a prefix of ${c.path}`);
+    }
   },
 });
 
@@ -182,6 +251,34 @@ Deno.test("bpe: round trip is exact on random bytes, invalid UTF-8 and edge case
   for (const c of cases) assert.deepEqual(bpe.decode(bpe.encode(c)), c);
 });
 
+Deno.test({
+  name: "bpe: round trip is exact on every file of the built corpus (data/corpora, when built)",
+  ignore: !corpus,
+  async fn() {
+    for (const d of corpus!.documents) {
+      const b = await Deno.readFile(`${CORPORA}/${d.path}`);
+      const back = bpe.decode(bpe.encode(b));
+      assert.ok(back.length === b.length && back.every((x, i) => x === b[i]), d.path);
+    }
+  },
+});
+
+Deno.test("bpe: training subsample is evenly spaced slices, bounded, within documents, whole when small", () => {
+  const rng = new Rng(5);
+  const docs = Array.from({ length: 300 }, () => randomBytes(rng, 100 + rng.int(5000)));
+  const total = docs.reduce((n, d) => n + d.length, 0);
+  assert.deepEqual(subsample(docs, total), docs, "nothing dropped when the text fits");
+  const parts = subsample(docs, 40_000, 4096);
+  const sizes = parts.reduce((n, p) => n + p.length, 0);
+  assert.equal(sizes, Math.floor(40_000 / 4096) * 4096, "count x slice bytes in all");
+  for (const p of parts) assert.ok(docs.some((d) => d.buffer === p.buffer), "every part lies inside one document");
+  const one = randomBytes(rng, 200_000);
+  const slices = subsample(one, 50_000, 10_000);
+  assert.equal(slices.length, 5);
+  assert.equal(slices[0].byteOffset, 0);
+  assert.equal(slices[4].byteOffset + slices[4].length, one.length, "the last slice ends at the end");
+});
+
 Deno.test("bpe: JSON save/load gives the same tokenizer; bad files are rejected with a reason", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -253,12 +350,34 @@ Deno.test("noise: drop only deletes (a subsequence, about p of the characters)",
   assert.ok(Math.abs(frac - 0.3) < 0.02, `dropped ${frac}`);
 });
 
-Deno.test("noise: repeat only duplicates characters (the input is a subsequence; at most twice as long)", () => {
+/** The characters of b (as strings of their bytes, so invalid bytes compare too), run-length encoded. */
+function charRuns(b: Uint8Array): [string, number][] {
+  const cb = charBoundaries(b);
+  const runs: [string, number][] = [];
+  for (let i = 0; i + 1 < cb.length; i++) {
+    const c = Array.from(b.subarray(cb[i], cb[i + 1])).join(",");
+    if (runs.length && runs[runs.length - 1][0] === c) runs[runs.length - 1][1]++;
+    else runs.push([c, 1]);
+  }
+  return runs;
+}
+
+Deno.test("noise: repeat only duplicates characters (each run of a character grows by at most its length)", () => {
   for (const x of noiseInputs(3)) {
     const y = addNoise(x, "repeat", 0.3, 4);
     assert.ok(isSubsequence(x, y) && y.length <= 2 * x.length);
+    // On valid UTF-8, y is x with some characters written twice: the same runs of characters, each 1 to 2
+    // times as long. (Stray bytes can join a repeated neighbour into a new character, so not on any bytes.)
+    if (isValidUtf8(x)) {
+      const rx = charRuns(x), ry = charRuns(y);
+      assert.deepEqual(ry.map((r) => r[0]), rx.map((r) => r[0]));
+      assert.ok(ry.every((r, i) => r[1] >= rx[i][1] && r[1] <= 2 * rx[i][1]));
+    }
     assert.equal(addNoise(x, "repeat", 1, 4).length, 2 * x.length);
   }
+  const long = utf8.encode("abcdefghij".repeat(2000));
+  const frac = addNoise(long, "repeat", 0.3, 1).length / long.length - 1;
+  assert.ok(Math.abs(frac - 0.3) < 0.02, `repeated ${frac}`);
 });
 
 /** Is y obtained from x by swapping disjoint pairs of neighbouring characters? */
@@ -300,6 +419,11 @@ Deno.test("noise: uppercase and random case change only the case of ASCII letter
     assert.equal(r.length, x.length);
     assert.ok(r.every((b, i) => lower(b) === lower(x[i])));
   }
+  // The rates: uppercase hits about p of the letters; random case at p = 1 makes about half upper case.
+  const letters = utf8.encode("the quick brown fox jumps over the lazy dog ".repeat(500));
+  const upperShare = (b: Uint8Array) => b.filter((c) => c >= 65 && c <= 90).length / letters.filter((c) => c !== 32).length;
+  assert.ok(Math.abs(upperShare(addNoise(letters, "uppercase", 0.3, 2)) - 0.3) < 0.02);
+  assert.ok(Math.abs(upperShare(addNoise(letters, "random_case", 1, 2)) - 0.5) < 0.02);
 });
 
 Deno.test("noise: antspeak upper-cases and puts one space between characters, nothing else", () => {
@@ -307,10 +431,15 @@ Deno.test("noise: antspeak upper-cases and puts one space between characters, no
   assert.equal(t.decode(addNoise(utf8.encode("The cat"), "antspeak", 1, 0)), "T H E   C A T");
   assert.equal(t.decode(addNoise(utf8.encode("né"), "antspeak", 1, 0)), "N é");
   for (const x of noiseInputs(6)) {
+    // p = 1: every character upper-cased, one space between each two (spaces of the input included).
     const full = addNoise(x, "antspeak", 1, 0);
     const cb = charBoundaries(x);
-    const chars = cb.length - 1;
-    assert.equal(full.length, x.length + Math.max(0, chars - 1));
+    const spaced: number[] = [];
+    for (let i = 0; i + 1 < cb.length; i++) {
+      if (i > 0) spaced.push(32);
+      spaced.push(...x.subarray(cb[i], cb[i + 1]).map(upper));
+    }
+    assert.deepEqual(full, Uint8Array.from(spaced));
     for (const p of [0.3, 1]) {
       const y = addNoise(x, "antspeak", p, 2);
       assert.deepEqual(withoutSpaces(y).map(lower), withoutSpaces(x).map(lower), "only case and spacing change");

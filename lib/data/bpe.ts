@@ -6,15 +6,19 @@
  *   gives the exact bytes of every id (never go through decoded strings: a token may be half a character).
  * - Pre-split: GPT-2's pattern  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  *   applied to bytes: UTF-8 sequences are decoded to classify characters, and each byte that is not part of
- *   a valid UTF-8 character counts as one "other" character. On valid UTF-8 this is exactly GPT-2's split.
- *   Merges never cross piece boundaries. One difference from GPT-2: a piece longer than MAX_PIECE_BYTES
- *   bytes (a run of 1,000 "=" or a base64 blob) is cut into pieces of that length, which bounds the
- *   quadratic cost of applying merges; real text never has pieces that long.
- * - Training: count the pieces of the training text (a deterministic subsample of `maxTrainBytes` when the
+ *   a valid UTF-8 character counts as one "other" character. On valid UTF-8 the pieces are those of the
+ *   pattern run by JavaScript's Unicode regular expressions (tests/data_test.ts compares them), i.e. GPT-2's
+ *   split up to the Unicode tables behind \p{L}, \p{N} and \s. Merges never cross piece boundaries. One
+ *   difference from GPT-2: a piece longer than MAX_PIECE_BYTES bytes (a run of 1,000 "=", a base64 blob,
+ *   a long indentation run) is cut into pieces of that length, which bounds the quadratic cost of applying
+ *   merges to a piece; prose and code rarely have pieces that long.
+ * - Training: count the pieces of the training text (evenly spaced slices of `maxTrainBytes` in all when the
  *   text is longer), then repeatedly merge the most frequent adjacent pair (ties: the smaller pair id), with
  *   incremental pair counts and a lazy max-heap. Stops early when no pair occurs `minFrequency` times.
  * - Saved as JSON: the merge list is the whole model.
  */
+
+import { charLength, codePointAt } from "./utf8.ts";
 
 export const MAX_PIECE_BYTES = 256;
 export const BPE_FORMAT = "mambabyte-byte-bpe";
@@ -43,27 +47,12 @@ function classOfCodePoint(cp: number): number {
   return c;
 }
 
-/**
- * Length in bytes of the character at i and its class. Invalid or truncated UTF-8 (and surrogates,
- * overlong forms) yield one byte of class "other".
- */
+/** Length in bytes of the character at i and its class (a byte outside valid UTF-8 is one "other"). */
 function charAt(b: Uint8Array, i: number): [number, number] {
   const x = b[i];
   if (x < 0x80) return [1, ASCII_CLASS[x]];
-  const n = b.length;
-  const cont = (k: number) => i + k < n && (b[i + k] & 0xc0) === 0x80;
-  if (x >= 0xc2 && x <= 0xdf && cont(1)) return [2, classOfCodePoint(((x & 0x1f) << 6) | (b[i + 1] & 0x3f))];
-  if (x >= 0xe0 && x <= 0xef && cont(1) && cont(2)) {
-    const y = b[i + 1];
-    if ((x === 0xe0 && y < 0xa0) || (x === 0xed && y > 0x9f)) return [1, O];
-    return [3, classOfCodePoint(((x & 0x0f) << 12) | ((y & 0x3f) << 6) | (b[i + 2] & 0x3f))];
-  }
-  if (x >= 0xf0 && x <= 0xf4 && cont(1) && cont(2) && cont(3)) {
-    const y = b[i + 1];
-    if ((x === 0xf0 && y < 0x90) || (x === 0xf4 && y > 0x8f)) return [1, O];
-    return [4, classOfCodePoint(((x & 0x07) << 18) | ((y & 0x3f) << 12) | ((b[i + 2] & 0x3f) << 6) | (b[i + 3] & 0x3f))];
-  }
-  return [1, O];
+  const len = charLength(b, i);
+  return len === 1 ? [1, O] : [len, classOfCodePoint(codePointAt(b, i, len))];
 }
 
 /** End of the run of characters of class `cls` starting at i. */
@@ -302,15 +291,33 @@ export interface TrainBpeOptions {
   trainedOn?: Record<string, unknown>;
 }
 
-/** Evenly spaced slices of `data` totalling about `max` bytes (deterministic; the whole text if small). */
-export function subsample(data: Uint8Array, max: number, slice = 65536): Uint8Array[] {
-  if (data.length <= max) return [data];
+/**
+ * Evenly spaced slices of `slice` bytes, `max` bytes in all (deterministic), over one text or over several
+ * documents taken end to end; a slice that reaches the end of a document goes on in the next one, as a
+ * separate part (pieces, and so merges, never join two documents). Everything when the text is no longer
+ * than `max`.
+ */
+export function subsample(data: Uint8Array | Uint8Array[], max: number, slice = 65536): Uint8Array[] {
+  const docs = Array.isArray(data) ? data : [data];
+  const total = docs.reduce((n, d) => n + d.length, 0);
+  if (total <= max) return docs;
   const count = Math.max(1, Math.floor(max / slice));
-  const stride = (data.length - slice) / Math.max(1, count - 1);
-  return Array.from({ length: count }, (_, k) => {
-    const s = Math.round(k * stride);
-    return data.subarray(s, s + slice);
-  });
+  // The first slice starts at 0 and the last ends at the end of the text; total > count * slice, so the
+  // stride exceeds the slice length and slices never overlap.
+  const stride = (total - slice) / Math.max(1, count - 1);
+  const out: Uint8Array[] = [];
+  let doc = 0, docStart = 0; // the document holding the current offset, and where it starts in the whole
+  for (let k = 0; k < count; k++) {
+    let at = Math.round(k * stride), need = Math.min(slice, total - at);
+    while (need > 0) {
+      while (at >= docStart + docs[doc].length) docStart += docs[doc++].length;
+      const s = at - docStart, e = Math.min(docs[doc].length, s + need);
+      out.push(docs[doc].subarray(s, e));
+      need -= e - s;
+      at += e - s;
+    }
+  }
+  return out;
 }
 
 /** Max-heap of (count, pair) with lazy deletion; ties go to the smaller pair key. */
@@ -364,10 +371,8 @@ export function trainBpe(data: Uint8Array | Uint8Array[], opts: TrainBpeOptions)
   const target = opts.vocabSize;
   if (!(target >= 256 && target <= 65536)) throw new Error(`vocabSize must be in 256..65536 (got ${target})`);
   const minFreq = opts.minFrequency ?? 2;
-  const docs = Array.isArray(data) ? data : [data];
-  const total = docs.reduce((s, d) => s + d.length, 0);
-  const maxBytes = opts.maxTrainBytes ?? 16 * 1024 * 1024;
-  const parts = total <= maxBytes ? docs : docs.flatMap((d) => subsample(d, Math.max(65536, Math.round((maxBytes * d.length) / total))));
+  const parts = subsample(data, opts.maxTrainBytes ?? 16 * 1024 * 1024);
+  const total = Array.isArray(data) ? data.reduce((s, d) => s + d.length, 0) : data.length;
 
   // 1. Piece counts.
   const counts = new Map<string, number>();

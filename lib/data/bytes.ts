@@ -6,6 +6,13 @@
 import { Rng } from "../util/rng.ts";
 
 /**
+ * File names in the order documents are concatenated: ICU's en-US collation (what `localeCompare` gave
+ * on the machines that recorded the results), pinned so that the system locale cannot reorder a split's
+ * byte stream (and with it the training windows of a resumed run).
+ */
+const byName = new Intl.Collator("en-US").compare;
+
+/**
  * The files of a split: every file below a directory (recursively, sorted by name at each level, hidden
  * entries skipped), or the single file given. The corpus writes one file per document, so these are the
  * split's documents.
@@ -21,7 +28,7 @@ export async function listSplitFiles(path: string): Promise<string[]> {
   const walk = async (dir: string) => {
     const entries = [];
     for await (const e of Deno.readDir(dir)) entries.push(e);
-    entries.sort((a, b) => a.name.localeCompare(b.name));
+    entries.sort((a, b) => byName(a.name, b.name));
     for (const e of entries) {
       if (e.name.startsWith(".")) continue;
       if (e.isDirectory) await walk(`${dir}/${e.name}`);

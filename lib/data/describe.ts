@@ -51,7 +51,7 @@ export async function dataLocation(scale: string, dataDir: string): Promise<Data
       dir: sample,
       domains: await domainsIn(sample),
       manifest: await readManifest(sample).catch(() => undefined),
-      note: `scale ${scale}: ${corpora} is missing, so the tracked sample is used; run \`deno task data\` (about two minutes, ~700 MB of downloads cached in data/corpora/.cache) for the full corpora`,
+      note: `scale ${scale}: ${corpora} is missing, so the tracked sample is used; run \`deno task data\` (~650 MB of downloads, cached in data/corpora/.cache; building from the cache takes under a minute) for the full corpora`,
     };
   }
   return {

@@ -8,8 +8,9 @@
  * character keeps its bytes, so case changes never change the length.
  *
  * Each transform takes a probability `p` and a `seed`; the same (input, p, seed) always gives the same
- * output, and p = 0 returns the input unchanged. One uniform draw is made per character (swap: per
- * position it visits), from the project's seeded PRNG.
+ * output, and p = 0 returns the input unchanged. Whether a character is hit is one uniform draw per
+ * character (swap: per position it visits) from the project's seeded PRNG; random_case draws once more
+ * for the case of a hit character.
  *
  * | kind        | what it does                                                                          |
  * |-------------|---------------------------------------------------------------------------------------|
@@ -22,8 +23,17 @@
  * |             | (so about half of the chosen letters actually change); p = 1 is the paper's setting    |
  * | swap        | left to right, each character is swapped with the next one with probability p; a     |
  * |             | swapped pair is then skipped, so a character moves at most one place                   |
+ *
+ * PAPER.md (result 4) gives the paper's definitions, marked unconfirmed: "drop = delete each character with
+ * prob p; repeat = repeat a character (prob p); antspeak = upper-case everything and put a space between
+ * characters; uppercase = upper-case each character with prob p; random case = each character's case random;
+ * swap = swap adjacent characters with prob p", with p = 0.05 and 0.3 for drop, repeat, uppercase and swap,
+ * and no p for antspeak and random case (here p = 1). Where the paper is silent this module chooses: a
+ * repeated character appears twice (one extra copy); antspeak's spaces go between ALL characters, spaces
+ * included ("E" + " " + " " + " " + "C" in the example above); swaps are of disjoint pairs.
  */
 import { Rng } from "../util/rng.ts";
+import { charLength } from "./utf8.ts";
 
 export const NOISE_KINDS = ["drop", "repeat", "antspeak", "uppercase", "random_case", "swap"] as const;
 export type NoiseKind = typeof NOISE_KINDS[number];
@@ -47,25 +57,6 @@ export const NOISE_DEFAULT_P: Record<NoiseKind, number> = {
   random_case: 1,
   swap: 0.05,
 };
-
-/** Byte length of the UTF-8 character at i (1 for a byte that does not start a valid character). */
-export function charLength(b: Uint8Array, i: number): number {
-  const x = b[i];
-  if (x < 0x80) return 1;
-  const cont = (k: number) => i + k < b.length && (b[i + k] & 0xc0) === 0x80;
-  if (x >= 0xc2 && x <= 0xdf) return cont(1) ? 2 : 1;
-  if (x >= 0xe0 && x <= 0xef) {
-    const y = b[i + 1];
-    if ((x === 0xe0 && y < 0xa0) || (x === 0xed && y > 0x9f)) return 1;
-    return cont(1) && cont(2) ? 3 : 1;
-  }
-  if (x >= 0xf0 && x <= 0xf4) {
-    const y = b[i + 1];
-    if ((x === 0xf0 && y < 0x90) || (x === 0xf4 && y > 0x8f)) return 1;
-    return cont(1) && cont(2) && cont(3) ? 4 : 1;
-  }
-  return 1;
-}
 
 /** Start offsets of the characters of `b`, plus b.length at the end. */
 export function charBoundaries(b: Uint8Array): Int32Array {

@@ -3,6 +3,9 @@
  * from the registry when npm is missing) and Debian packages with `apt-get download` (download only:
  * nothing is installed). An archive already in the cache is used as it is; its sha256 goes into the
  * manifest, which is how a changed source is noticed.
+ *
+ * Every command and HTTP request goes through a `Fetcher`, so tests can replay what npm, apt-get and the
+ * registry answer (a missing package, no network) without a network.
  */
 import { createHash } from "node:crypto";
 import type { AcquiredArchive, ArchiveSpec } from "./types.ts";
@@ -40,10 +43,17 @@ export function sha256Bytes(bytes: Uint8Array | string): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-interface Run {
+export interface Run {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** How archives are fetched: external commands (npm, apt-get, dpkg-deb) and HTTP. */
+export interface Fetcher {
+  /** Runs a command; a command that is not installed gives code 127. */
+  run(cmd: string, args: string[], cwd?: string): Promise<Run>;
+  fetch(url: string): Promise<Response>;
 }
 
 async function run(cmd: string, args: string[], cwd?: string): Promise<Run> {
@@ -56,6 +66,9 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<Run> {
     throw e;
   }
 }
+
+/** The real thing: subprocesses and the network. */
+export const systemFetcher: Fetcher = { run, fetch: (url) => fetch(url) };
 
 const tail = (s: string) => s.trim().split("\n").slice(-4).join(" | ").slice(-600);
 
@@ -72,11 +85,11 @@ export function npmTarballName(name: string, version: string): string {
   return `${name.replace(/^@/, "").replace(/\//g, "-")}-${version}.tgz`;
 }
 
-async function acquireNpm(name: string, version: string, dir: string): Promise<{ path: string; downloaded: boolean }> {
+async function acquireNpm(name: string, version: string, dir: string, f: Fetcher): Promise<{ path: string; downloaded: boolean }> {
   const file = `${dir}/${npmTarballName(name, version)}`;
   if (await exists(file)) return { path: file, downloaded: false };
   await Deno.mkdir(dir, { recursive: true });
-  const r = await run("npm", ["pack", `${name}@${version}`, "--pack-destination", dir, "--silent"], dir);
+  const r = await f.run("npm", ["pack", `${name}@${version}`, "--pack-destination", dir, "--silent"], dir);
   if (r.code === 0 && (await exists(file))) return { path: file, downloaded: true };
   if (r.code !== 127) throw new Error(`npm pack ${name}@${version} exited with ${r.code}: ${tail(r.stderr || r.stdout)}`);
   // No npm: fetch the tarball from the registry directly.
@@ -84,7 +97,7 @@ async function acquireNpm(name: string, version: string, dir: string): Promise<{
   const url = `https://registry.npmjs.org/${name}/-/${base}-${version}.tgz`;
   let res: Response;
   try {
-    res = await fetch(url);
+    res = await f.fetch(url);
   } catch (e) {
     throw new Error(`npm is not installed and fetching ${url} failed: ${e instanceof Error ? e.message : e}`);
   }
@@ -113,11 +126,12 @@ async function findDeb(dir: string, name: string, version?: string): Promise<str
   return found.sort().at(-1) && `${dir}/${found.sort().at(-1)}`;
 }
 
-let aptUpdated = false;
+/** Fetchers that already ran `apt-get update` in this process (once is enough). */
+const aptUpdated = new WeakSet<Fetcher>();
 
-async function aptDownload(spec: string, dir: string): Promise<Run> {
+async function aptDownload(f: Fetcher, spec: string, dir: string): Promise<Run> {
   // APT::Sandbox::User=root: the _apt user may not be able to write into the repository's folder.
-  return await run("apt-get", ["download", "-q", "-o", "APT::Sandbox::User=root", spec], dir);
+  return await f.run("apt-get", ["download", "-q", "-o", "APT::Sandbox::User=root", spec], dir);
 }
 
 async function acquireDeb(
@@ -125,18 +139,19 @@ async function acquireDeb(
   version: string,
   dir: string,
   warn: (m: string) => void,
+  f: Fetcher,
 ): Promise<{ path: string; downloaded: boolean; version: string }> {
   const cached = await findDeb(dir, name, version);
   if (cached) return { path: cached, downloaded: false, version };
   await Deno.mkdir(dir, { recursive: true });
-  let r = await aptDownload(`${name}=${version}`, dir);
+  let r = await aptDownload(f, `${name}=${version}`, dir);
   if (r.code === 127) throw new Error("apt-get is not available (a Debian system is needed for this source)");
-  if (r.code !== 0 && /Unable to locate|not found|has no installation candidate/i.test(r.stderr) && !aptUpdated) {
+  if (r.code !== 0 && /Unable to locate|not found|has no installation candidate/i.test(r.stderr) && !aptUpdated.has(f)) {
     // A fresh machine may have empty package lists.
-    aptUpdated = true;
-    const u = await run("apt-get", ["update", "-q"]);
+    aptUpdated.add(f);
+    const u = await f.run("apt-get", ["update", "-q"]);
     if (u.code !== 0) warn(`apt-get update exited with ${u.code}: ${tail(u.stderr)}`);
-    r = await aptDownload(`${name}=${version}`, dir);
+    r = await aptDownload(f, `${name}=${version}`, dir);
   }
   if (r.code === 0) {
     const got = await findDeb(dir, name, version);
@@ -144,11 +159,11 @@ async function acquireDeb(
   }
   // The pinned version may have left the mirror (Debian point releases replace packages): take the
   // candidate version and say so; the manifest records the version and hash actually used.
-  const fallback = await aptDownload(name, dir);
+  const fallback = await aptDownload(f, name, dir);
   if (fallback.code === 0) {
     const got = await findDeb(dir, name);
     if (got) {
-      const v = await run("dpkg-deb", ["-f", got, "Version"]);
+      const v = await f.run("dpkg-deb", ["-f", got, "Version"]);
       const actual = v.stdout.trim() || "unknown";
       warn(`${name}=${version} is not available from apt; used version ${actual} instead`);
       return { path: got, downloaded: true, version: actual };
@@ -166,12 +181,13 @@ export async function acquireArchive(
   cacheDir: string,
   sourceId: string,
   warn: (m: string) => void = () => {},
+  fetcher: Fetcher = systemFetcher,
 ): Promise<AcquiredArchive> {
   try {
     let path: string, downloaded: boolean, version = spec.version;
-    if (spec.kind === "npm") ({ path, downloaded } = await acquireNpm(spec.name, spec.version, `${cacheDir}/npm`));
+    if (spec.kind === "npm") ({ path, downloaded } = await acquireNpm(spec.name, spec.version, `${cacheDir}/npm`, fetcher));
     else if (spec.kind === "deb") {
-      ({ path, downloaded, version } = await acquireDeb(spec.name, spec.version, `${cacheDir}/deb`, warn));
+      ({ path, downloaded, version } = await acquireDeb(spec.name, spec.version, `${cacheDir}/deb`, warn, fetcher));
     } else {
       if (!(await exists(spec.path))) throw new Error(`${spec.path}: no such file`);
       path = spec.path;

@@ -226,11 +226,6 @@ export function debNestedTarXzEntries(debPath: string, member: string, want: Ent
   return commandTarEntries("bash", ["-c", script], want);
 }
 
-/** Reads a whole stream into one array. */
-export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
 /** gunzip of bytes in memory (.tex.gz inside a package). */
 export function gunzipBytes(data: Uint8Array): Uint8Array {
   return new Uint8Array(gunzipSync(data));

@@ -27,15 +27,6 @@ const utf8Fatal = new TextDecoder("utf-8", { fatal: true });
 // Gutenberg files that are not UTF-8 (CORPORA.md) decode the same either way.
 const latin1 = new TextDecoder("latin1");
 
-export function isValidUtf8(bytes: Uint8Array): boolean {
-  try {
-    utf8Fatal.decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Bytes to text: UTF-8 when valid (a BOM is dropped), else read as Latin-1 and re-encoded later as UTF-8. */
 export function decodeText(bytes: Uint8Array): { text: string; latin1: boolean } {
   try {

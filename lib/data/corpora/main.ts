@@ -57,7 +57,8 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-const fmtMB = (n: number) => (n / 1024 / 1024).toFixed(2);
+/** Decimal megabytes (10^6 bytes), as in CORPORA.md. */
+const fmtMB = (n: number) => (n / 1e6).toFixed(2);
 
 async function main() {
   const args = parseArgs(Deno.args);

@@ -10,7 +10,17 @@
  * run the whole pipeline on fixture archives (`kind: "local"`) without a network.
  */
 import { countWords } from "../bytes.ts";
-import { acquireArchive, archiveKey, cachedArchivePath, describeArchive, sha256Bytes, sha256File, SourceError } from "./acquire.ts";
+import {
+  acquireArchive,
+  archiveKey,
+  cachedArchivePath,
+  describeArchive,
+  type Fetcher,
+  sha256Bytes,
+  sha256File,
+  SourceError,
+  systemFetcher,
+} from "./acquire.ts";
 import { findDuplicates } from "./dedupe.ts";
 import { emptyManifest, readManifest, splitTotals, verifyCorpus, writeManifest } from "./manifest.ts";
 import { CLEANING_VERSION, SOURCES, SPLIT_PINS } from "./sources.ts";
@@ -51,6 +61,13 @@ export interface BuildOptions {
   log?: (line: string) => void;
   /** Sources read at the same time (default 2). */
   concurrency?: number;
+  /** How archives are downloaded (default: npm, apt-get and the network; tests pass a fake). */
+  fetcher?: Fetcher;
+  /**
+   * Least time between two progress lines of one step (default 2000 ms); a download that gives no output
+   * of its own (apt-get, npm) is reported as still running every 5 x this.
+   */
+  progressMs?: number;
 }
 
 export interface DomainReport {
@@ -106,12 +123,12 @@ function timedLogger(log: (line: string) => void) {
   return (line: string) => log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
 }
 
-/** Rate-limited progress for one source (a line at most every 2 s). */
-function progressFor(log: (line: string) => void, label: string) {
-  let last = 0;
+/** Rate-limited progress for one source (a line at most every `everyMs`). */
+function progressFor(log: (line: string) => void, label: string, everyMs: number) {
+  let last = -Infinity;
   return (message: string) => {
     const now = performance.now();
-    if (now - last < 2000) return;
+    if (now - last < everyMs) return;
     last = now;
     log(`${label}: ${message}`);
   };
@@ -185,6 +202,8 @@ export async function buildCorpora(options: BuildOptions): Promise<BuildResult> 
   const failures: SourceError[] = [];
   const archives = new Map<string, Promise<AcquiredArchive>>(); // shared by sources that read the same archive
   const concurrency = options.concurrency ?? 2;
+  const fetcher = options.fetcher ?? systemFetcher;
+  const progressMs = options.progressMs ?? 2000;
 
   for (const domain of domains) {
     const t0 = performance.now();
@@ -194,7 +213,7 @@ export async function buildCorpora(options: BuildOptions): Promise<BuildResult> 
     let reason = options.force ? "--force" : await staleReason(domain, previous, hash, { outDir, cacheDir }, own);
     if (!reason && options.verifySources) {
       for (const s of own) {
-        const a = await acquireArchive(s.archive, cacheDir, s.id, (w) => log(`${domain}: ${w}`)).catch((e) => e);
+        const a = await acquireArchive(s.archive, cacheDir, s.id, (w) => log(`${domain}: ${w}`), fetcher).catch((e) => e);
         if (a instanceof Error) {
           reason = `could not verify ${s.id}: ${a.message}`;
           break;
@@ -214,7 +233,7 @@ export async function buildCorpora(options: BuildOptions): Promise<BuildResult> 
     log(`${domain}: building (${reason})`);
     const warnings: string[] = [];
     try {
-      await buildDomain(domain, own, { outDir, cacheDir, seed, fractions, pins, hash, log, warnings, archives, manifest, t0, concurrency });
+      await buildDomain(domain, own, { outDir, cacheDir, seed, fractions, pins, hash, log, warnings, archives, manifest, t0, concurrency, fetcher, progressMs });
       reports.push({ domain, status: "built", reason, seconds: (performance.now() - t0) / 1000, warnings });
       await writeManifest(outDir, manifest);
     } catch (e) {
@@ -227,7 +246,8 @@ export async function buildCorpora(options: BuildOptions): Promise<BuildResult> 
   return { manifest, reports, failures };
 }
 
-const mb = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MB`;
+/** Decimal megabytes (10^6 bytes), the unit of CORPORA.md and of the issue's size goals. */
+const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
 
 interface DomainContext {
   outDir: string;
@@ -242,6 +262,8 @@ interface DomainContext {
   manifest: Manifest;
   t0: number;
   concurrency: number;
+  fetcher: Fetcher;
+  progressMs: number;
 }
 
 /** Maps with at most `n` calls in flight; results in input order; the first error wins. */
@@ -275,16 +297,27 @@ async function buildDomain(domain: Domain, own: SourceSpec[], c: DomainContext):
     let pending = c.archives.get(key);
     if (!pending) {
       c.log(`${label}: acquiring ${describeArchive(s.archive)}`);
-      pending = acquireArchive(s.archive, c.cacheDir, s.id, warn);
+      pending = acquireArchive(s.archive, c.cacheDir, s.id, warn, c.fetcher);
       c.archives.set(key, pending);
-      const a = await pending;
+      // npm and apt-get print nothing while they download (their output is captured): say that it runs.
+      const tAcquire = performance.now();
+      const beat = setInterval(
+        () => c.log(`${label}: still acquiring ${describeArchive(s.archive)} (${((performance.now() - tAcquire) / 1000).toFixed(0)} s)`),
+        5 * c.progressMs,
+      );
+      let a: AcquiredArchive;
+      try {
+        a = await pending;
+      } finally {
+        clearInterval(beat);
+      }
       c.log(`${label}: ${a.downloaded ? "downloaded" : "cached"} ${a.path.split("/").pop()} (${mb(a.bytes)})`);
     }
     const archive = await pending;
     let read: SourceDocument[];
     const tRead = performance.now();
     try {
-      read = await s.read(archive, { progress: progressFor(c.log, `${label}: reading`), warn });
+      read = await s.read(archive, { progress: progressFor(c.log, `${label}: reading`, c.progressMs), warn });
     } catch (e) {
       throw new SourceError(`${s.id} (${describeArchive(s.archive)})`, `reading ${archive.path}: ${e instanceof Error ? e.message : e}`, { cause: e });
     }
@@ -331,7 +364,7 @@ async function buildDomain(domain: Domain, own: SourceSpec[], c: DomainContext):
   await Deno.remove(staging, { recursive: true }).catch(() => {});
   const entries: ManifestDocument[] = [];
   let written = 0;
-  const progress = progressFor(c.log, `${domain}: writing`);
+  const progress = progressFor(c.log, `${domain}: writing`, c.progressMs);
   for (const d of final) {
     const split = splits.get(d.id)!;
     const path = `${domain}/${split}/${d.id}`;

