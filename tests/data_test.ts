@@ -1,11 +1,19 @@
 // Data: the tracked sample (hashes, split by document, the 2 MB limit, licences), the built corpus when
 // present (hashes, splits, the sample taken from it), the byte-level BPE (lossless on every sample and corpus
 // file and on random bytes, GPT-2's pre-split, the training subsample), the six noise transforms (property
-// tests), and resumable / sliding byte windows. No test downloads anything.
+// tests), resumable training windows, evaluation / sliding windows and word counts. No test downloads
+// anything.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { ByteBatcher, evalWindows, listSplitFiles, readSplit, slidingWindows } from "../lib/data/bytes.ts";
+import {
+  ByteBatcher,
+  countWords,
+  evalWindows,
+  listSplitFiles,
+  readSplit,
+  slidingWindows,
+} from "../lib/data/bytes.ts";
 import { ByteBPE, MAX_PIECE_BYTES, preSplit, subsample, trainBpe } from "../lib/data/bpe.ts";
 import { readManifest, verifyCorpus } from "../lib/data/corpora/manifest.ts";
 import { SOURCES } from "../lib/data/corpora/sources.ts";
@@ -501,4 +509,49 @@ Deno.test("bytes: sliding windows score every byte after the first exactly once,
     if (context === 0) assert.equal(windows, [...evalWindows(data, length)].length);
   }
   assert.throws(() => slidingWindows(data, 8, 8).next(), /context < length/);
+});
+
+Deno.test("bytes: training windows are contiguous slices of the data; every start offset can be drawn", () => {
+  const data = Uint8Array.from({ length: 40 }, (_, i) => i); // byte value = offset, so a window names its start
+  const length = 8, batch = 4;
+  const b = new ByteBatcher(data, batch, length, 7);
+  const starts = new Set<number>();
+  for (let t = 0; t < 200; t++) {
+    const x = b.next();
+    assert.equal(x.length, batch * (length + 1));
+    for (let i = 0; i < batch; i++) {
+      const row = x.subarray(i * (length + 1), (i + 1) * (length + 1));
+      assert.ok(row.every((v, j) => v === row[0] + j), "one contiguous window");
+      assert.ok(row[0] + length < data.length, "inside the data");
+      starts.add(row[0]);
+    }
+  }
+  assert.equal(starts.size, data.length - length, "offsets 0 .. n - length - 1 all occur");
+  assert.throws(() => new ByteBatcher(data.subarray(0, 8), 1, 8), /fewer than one window of 9/);
+});
+
+Deno.test("bytes: evaluation windows tile the data; every byte after the first is a target once", () => {
+  const data = randomBytes(new Rng(4), 1001);
+  for (const length of [1, 7, 100, 1000, 5000]) {
+    const windows = [...evalWindows(data, length)];
+    const targets: number[] = [];
+    let start = 0;
+    for (const w of windows) {
+      assert.ok(w.length >= 2 && w.length <= length + 1);
+      assert.deepEqual(Array.from(w), Array.from(data.subarray(start, start + w.length)), "contiguous, in order");
+      for (let k = 1; k < w.length; k++) targets.push(start + k);
+      start += length;
+    }
+    assert.deepEqual(targets, Array.from({ length: data.length - 1 }, (_, i) => i + 1), `length ${length}`);
+  }
+  assert.equal([...evalWindows(Uint8Array.of(5), 4)].length, 0, "one byte has nothing to predict");
+});
+
+Deno.test("bytes: words are runs of non-whitespace (space, tab, LF, CR, VT, FF)", () => {
+  const w = (s: string) => countWords(utf8.encode(s));
+  assert.deepEqual(
+    [w(""), w("   "), w("one"), w(" two  words\n"), w("a\tb\rc\vd\fe\nf"), w("naïve café — ok"), w("x\u00a0y")],
+    [0, 0, 1, 2, 6, 4, 1],
+  );
+  assert.equal(countWords(Uint8Array.of(0xff, 32, 0x80)), 2, "any non-whitespace byte is part of a word");
 });
