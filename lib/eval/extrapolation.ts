@@ -579,23 +579,6 @@ export async function extrapolationRecords(
 // Command line: evaluate the recorded runs of a scale
 
 if (import.meta.main) {
-  const { initBackend } = await import("../backend.ts");
-  const { readRecords } = await import("../results/store.ts");
-  const args = Deno.args;
-  const flag = (name: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  if (args.includes("--help")) {
-    console.log("deno run -A lib/eval/extrapolation.ts [--scale smoke|small|gpu] [--results DIR] [--runs-dir DIR] [--domain D] [--kinds a,b] [--force]");
-    Deno.exit(0);
-  }
-  await initBackend({});
-  const scale = flag("scale") ?? Deno.env.get("SCALE") ?? "small";
-  const resultsDir = flag("results") ?? RESULTS_DIR;
-  const runs = await readRecords<RunLike>("runs", resultsDir);
-  const recs = await extrapolationStage(runs, {
-    scale, resultsDir, runsDir: flag("runs-dir"), domain: flag("domain"), kinds: flag("kinds")?.split(","), force: args.includes("--force"),
-  });
-  console.log(`${recs.length} extrapolation records appended to ${resultsDir}/extrapolation.jsonl`);
+  const { runStageCli } = await import("./stage_cli.ts");
+  await runStageCli("extrapolation", "", (runs, opts) => extrapolationStage(runs, opts));
 }

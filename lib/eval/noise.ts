@@ -205,24 +205,7 @@ export async function noiseStage(runs: (RunLike & { eval?: { window?: number } }
 }
 
 if (import.meta.main) {
-  const { initBackend } = await import("../backend.ts");
-  const { readRecords } = await import("../results/store.ts");
-  const args = Deno.args;
-  const flag = (name: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  if (args.includes("--help")) {
-    console.log("deno run -A lib/eval/noise.ts [--scale smoke|small|gpu] [--results DIR] [--runs-dir DIR] [--domain D] [--kinds a,b] [--force] [--max-bytes N]");
-    Deno.exit(0);
-  }
-  await initBackend({});
-  const scale = flag("scale") ?? Deno.env.get("SCALE") ?? "small";
-  const resultsDir = flag("results") ?? RESULTS_DIR;
-  const runs = await readRecords<RunLike>("runs", resultsDir);
-  const recs = await noiseStage(runs, {
-    scale, resultsDir, runsDir: flag("runs-dir"), domain: flag("domain"), kinds: flag("kinds")?.split(","), force: args.includes("--force"),
-    maxBytes: flag("max-bytes") ? Number(flag("max-bytes")) : undefined,
-  });
-  console.log(`${recs.length} noise records appended to ${resultsDir}/noise.jsonl`);
+  const { runStageCli } = await import("./stage_cli.ts");
+  await runStageCli("noise", " [--max-bytes N]", (runs, opts, flag) =>
+    noiseStage(runs, { ...opts, maxBytes: flag("max-bytes") ? Number(flag("max-bytes")) : undefined }));
 }

@@ -40,18 +40,7 @@ export interface ScoreOptions {
  * are not scored.
  */
 export function windowNats(model: LanguageModel, window: Int32Array): tf.Scalar {
-  return tf.tidy(() => {
-    const n = window.length - 1;
-    const m = model.lengthMultiple ?? 1;
-    const padded = Math.ceil(n / m) * m;
-    const input = new Int32Array(padded);
-    input.set(window.subarray(0, n));
-    const logits = model.logits(tf.tensor(input, [1, padded], "int32")); // (1, padded, V')
-    const V = logits.shape[2]!;
-    const logp = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [1, n, V]).reshape([n, V])); // (n, V')
-    const onehot = tf.oneHot(tf.tensor(window.subarray(1), [n], "int32"), V).toFloat(); // (n, V')
-    return tf.neg(tf.sum(tf.mul(onehot, logp))) as tf.Scalar;
-  });
+  return tf.tidy(() => tf.sum(tokenNats(model, [window])) as tf.Scalar);
 }
 
 /**

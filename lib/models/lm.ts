@@ -8,6 +8,7 @@
  * Token ids are int32 tensors; for byte models a token is a byte (vocab 256), for subword models a BPE id.
  */
 import * as tf from "@tensorflow/tfjs";
+import { crossEntropy } from "./mamba.ts";
 
 /** Every model family the trainer knows. */
 export const MODEL_KINDS = [
@@ -86,9 +87,6 @@ export function nextTokenLoss(model: LanguageModel, ids: tf.Tensor): tf.Scalar {
     const [b, l1] = ids.shape;
     const l = l1 - 1;
     const logits = model.logits(tf.slice(ids, [0, 0], [b, l])); // (b, l, V')
-    const V = logits.shape[2]!;
-    const logp = tf.logSoftmax(logits.reshape([b * l, V])); // (b*l, V')
-    const onehot = tf.oneHot(tf.slice(ids, [0, 1], [b, l]).reshape([-1]).toInt(), V).toFloat(); // (b*l, V')
-    return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1))) as tf.Scalar;
+    return crossEntropy(logits, tf.slice(ids, [0, 1], [b, l])) as tf.Scalar;
   });
 }

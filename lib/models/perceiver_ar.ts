@@ -36,7 +36,7 @@ import { crossEntropy, embed, linear } from "./mamba.ts";
 import { registerFamily } from "./registry.ts";
 import {
   checkHeads, ConfigFields, defaultHeads, getParam, initStack, makeVariables, runStack, stackForwardFlopsPerRow,
-  stackShapes, type StackSpec, transformerNoWeightDecay,
+  stackShapes, type StackSpec, transformerNoWeightDecay, transformerStack,
 } from "./transformer.ts";
 
 type Json = Record<string, unknown>;
@@ -80,28 +80,16 @@ export function parsePerceiverARConfig(raw: Json, where: string): PerceiverARCon
   return cfg;
 }
 
-function perceiverStack(cfg: PerceiverARConfig): StackSpec {
-  return {
-    prefix: "",
-    d: cfg.d_model,
-    nLayer: cfg.n_layer,
-    nHead: cfg.n_head,
-    f: cfg.mlp_ratio * cfg.d_model,
-    ropeTheta: cfg.rope_theta,
-    eps: cfg.norm_eps,
-  };
-}
-
 /** Same names as the transformer's; h.0 is the cross-attention. */
 export function perceiverShapes(cfg: PerceiverARConfig): [string, number[]][] {
-  return [["wte.weight", [256, cfg.d_model]], ...stackShapes(perceiverStack(cfg))];
+  return [["wte.weight", [256, cfg.d_model]], ...stackShapes(transformerStack(cfg))];
 }
 
 export function initPerceiverAR(cfg: PerceiverARConfig, seed = 0): Map<string, Float32Array> {
   const rng = new Rng(seed);
   const out = new Map<string, Float32Array>();
   out.set("wte.weight", rng.normalArray(256 * cfg.d_model, 0.02));
-  initStack(perceiverStack(cfg), rng, out);
+  initStack(transformerStack(cfg), rng, out);
   return out;
 }
 
@@ -118,7 +106,7 @@ export function initPerceiverAR(cfg: PerceiverARConfig, seed = 0): Map<string, F
 export function perceiverTrainFlopsPerToken(cfg: PerceiverARConfig, length: number): number {
   const l = length, n = Math.min(cfg.num_latents, length), d = cfg.d_model, f = cfg.mlp_ratio * d;
   const cross = 2 * 2 * d * d * l + n * (2 * (2 * d * d + 2 * d * f) + 4 * l * d);
-  const latent = n * stackForwardFlopsPerRow({ ...perceiverStack(cfg), nLayer: cfg.n_layer - 1 }, n);
+  const latent = n * stackForwardFlopsPerRow({ ...transformerStack(cfg), nLayer: cfg.n_layer - 1 }, n);
   const head = n * 2 * cfg.vocab_size * d;
   return 3 * (cross + latent + head) / l;
 }
@@ -166,7 +154,7 @@ export function buildPerceiverAR(cfg: PerceiverARConfig, values: Map<string, Flo
     kind: "perceiver_ar",
     config: { ...cfg },
     params: makeVariables(perceiverShapes(cfg), values, "perceiver_ar"),
-    stack: perceiverStack(cfg),
+    stack: transformerStack(cfg),
     logits: (ids) => perceiverLogits(model, ids),
     trainLoss: (ids) => perceiverTrainLoss(model, ids),
     noWeightDecay: transformerNoWeightDecay,

@@ -457,7 +457,10 @@ export function parseTransformerConfig(raw: Json, where: string, kind: "transfor
   return cfg;
 }
 
-export function transformerStack(cfg: TransformerConfig): StackSpec {
+/** The decoder stack of a config (the Transformer's, and PerceiverAR's, which has the same fields). */
+export function transformerStack(
+  cfg: Pick<TransformerConfig, "d_model" | "n_layer" | "n_head" | "mlp_ratio" | "rope_theta" | "norm_eps">,
+): StackSpec {
   return {
     prefix: "",
     d: cfg.d_model,
