@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { availableScanImpls, selectiveScan } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { randomScanInputs, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
+import { type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../lib/ssm/kernels/scan_webgpu.ts";
 
 type In = ReturnType<typeof randomScanInputs>;
 const NAMES = ["u", "delta", "A", "B", "C", "D", "z", "deltaBias", "h0"] as const;
@@ -60,6 +61,43 @@ for (const backend of TEST_BACKENDS) {
     const s = run("sequential"), f = run("fused");
     assert.ok(await relL2T(f.y, s.y) < 1e-5);
     assert.ok(await relL2T(f.lastState!, s.lastState!) < 1e-5);
+  });
+}
+
+if (TEST_BACKENDS.includes("webgpu")) {
+  Deno.test("every WGSL kernel variant matches the chunked scan (webgpu: tiled/direct forward, split/channel gradients, vec4/scalar runs, blocks, chunks, dead lanes)", async () => {
+    await useBackend("webgpu");
+    const rng = new Rng(17);
+    const variants: Partial<ScanKernelConfig>[] = [
+      { fwdKernel: "tiled", bwdKernel: "channel", fwdThreads: 64, bwdThreads: 32 },
+      { fwdKernel: "direct", bwdKernel: "split", vec4: false, bwdSub: 2, bwdChunk: 16, fwdChunk: 16 },
+      { fwdKernel: "direct", bwdKernel: "split", vec4: true, bwdSub: 8, bwdChunk: 8, bwdThreads: 16, fwdChunk: 64, fwdThreads: 32 },
+      { fwdKernel: "direct", bwdKernel: "channel", vec4: true, bwdSub: 4, bwdChunk: 8, bwdThreads: 64 },
+    ];
+    const saved = scanKernelConfig();
+    try {
+      // 37 channels: the last workgroup has idle lanes; 300 steps read as vec4s, 301 as scalars; 3 states pad to a vec4
+      for (const [b, d, n, l] of [[2, 37, 16, 300], [1, 37, 3, 301]]) {
+        const x = randomScanInputs(rng, b, d, n, l);
+        const gy = tf.tensor(rng.normalArray(b * d * l), [b, d, l]);
+        const gs = tf.tensor(rng.normalArray(b * d * n), [b, d, n]);
+        const ref = lossAndGrads(x, "chunked", gy, gs);
+        for (const v of variants) {
+          setScanKernelConfig({ ...saved, ...v });
+          const got = lossAndGrads(x, "fused", gy, gs);
+          const what = `${JSON.stringify(v)} (b=${b}, d=${d}, n=${n}, l=${l})`;
+          assert.ok(await relL2T(got.value, ref.value) < 1e-4, `${what}: value`);
+          for (const [i, name] of NAMES.entries()) {
+            const err = await relL2T(got.grads[i], ref.grads[i]);
+            assert.ok(err < 1e-3, `${what}: grad ${name} rel err ${err}`);
+          }
+          tf.dispose([got.value, ...got.grads]);
+        }
+        tf.dispose([ref.value, ...ref.grads, gy, gs, ...Object.values(x)]);
+      }
+    } finally {
+      setScanKernelConfig(saved);
+    }
   });
 }
 

@@ -5,26 +5,38 @@
  * provenance) to --out (default data/results/bench/gpu.jsonl).
  *
  *   deno run -A lib/bench/gpu.ts [--quick] [--out FILE] [--shapes B,D,N,L;...] [--fwd-only] [--no-train]
+ *                                [--no-scan] [--variants SPEC] [--profile-train]
  *
- * Kernel settings come from the environment (MAMBABYTE_SCAN_FWD_CHUNK, MAMBABYTE_SCAN_FWD_WGS,
- * MAMBABYTE_SCAN_CHUNK, MAMBABYTE_SCAN_SUB; see lib/ssm/kernels/scan_webgpu.ts) and are recorded.
+ * Kernel settings: the environment gives the defaults (MAMBABYTE_SCAN_*, see
+ * lib/ssm/kernels/scan_webgpu.ts); --variants "name:key=value,key=value;name2:..." (keys of
+ * ScanKernelConfig) benchmarks several settings in one process, each recorded with its full config and
+ * checked against the first variant (relative L2 error of y and of every gradient).
  *
- * Timing: after a warm-up, K calls are queued back to back and the clock stops when a one-element
- * reduction of the last result has been read back, so the figure is the sustained time per call,
- * dispatch overhead included.
+ * Forward+backward is y and the vector-Jacobian product with a fixed gy for u, delta, A, B, C, z
+ * (as y.backward(gy) in PyTorch).
+ *
+ * Timing: after a warm-up of K2 calls, K1 and then K2 calls are queued back to back, each run ending when a
+ * one-element reduction of the last result has been read back. The figure is the slope
+ * (t(K2) - t(K1)) / (K2 - K1): the sustained time per call, dispatch overhead included, without the
+ * one-off latency of the read-back (recorded apart, as is t(K2) / K2). The GPU time of every pass
+ * (timestamp queries, tf.time) is recorded too.
+ * --profile-train adds one profiled training step per training shape: GPU time per kernel (tf.profile).
  */
 import { initBackend, tf } from "../backend.ts";
 import { selectiveScan } from "../ssm/mod.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
-import { forwardChunk } from "../ssm/kernels/scan_webgpu.ts";
+import { forwardChunk, type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
 
 const args = Deno.args;
 const quick = args.includes("--quick");
-const outIdx = args.indexOf("--out");
+const argValue = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
 const root = new URL("../../", import.meta.url).pathname;
-const outFile = outIdx >= 0 ? args[outIdx + 1] : `${root}data/results/bench/gpu.jsonl`;
+const outFile = argValue("--out") ?? `${root}data/results/bench/gpu.jsonl`;
 const outDir = outFile.slice(0, outFile.lastIndexOf("/"));
 const table = outFile.slice(outFile.lastIndexOf("/") + 1).replace(/\.jsonl$/, "");
 
@@ -50,63 +62,180 @@ function findAnchor(data: unknown, match: (o: Record<string, unknown>) => boolea
   return undefined;
 }
 
-async function sustainedMs(fn: () => tf.Tensor, repeats: number): Promise<number> {
-  const sync = async (t: tf.Tensor) => {
-    const s = tf.sum(t);
-    await s.data();
-    s.dispose();
-  };
-  const warm = fn();
-  await sync(warm);
-  warm.dispose();
+/** Waits for everything queued before `t` to finish (a one-element reduction read back). */
+async function sync(t: tf.Tensor): Promise<void> {
+  const s = tf.sum(t);
+  await s.data();
+  s.dispose();
+}
+
+/** Wall time of `calls` back-to-back calls until the last result is read, and of queueing them alone. */
+async function timeCalls(fn: () => tf.Tensor, calls: number): Promise<{ total: number; enqueue: number }> {
   const t0 = performance.now();
   let last: tf.Tensor | undefined;
-  for (let i = 0; i < repeats; i++) {
+  for (let i = 0; i < calls; i++) {
     last?.dispose();
     last = fn();
   }
+  const enqueue = performance.now() - t0;
   await sync(last!);
   last!.dispose();
-  return (performance.now() - t0) / repeats;
+  return { total: performance.now() - t0, enqueue };
 }
 
-const shapesIdx = args.indexOf("--shapes"); // e.g. --shapes 8,1536,16,8192;1,1536,16,8192
-const scanShapes: [number, number, number, number][] = shapesIdx >= 0
-  ? args[shapesIdx + 1].split(";").map((s) => s.split(",").map(Number) as [number, number, number, number])
+/**
+ * Per-call time as the slope between K1 and K2 back-to-back calls (see the header), t(K2) / K2, and the
+ * host time to queue one call (when it is close to `ms`, the host, not the GPU, sets the pace).
+ */
+async function perCallMs(fn: () => tf.Tensor, k1: number, k2: number) {
+  await timeCalls(fn, k2); // warm-up, and fills tfjs's buffer pool for k2 calls in flight
+  const a = await timeCalls(fn, k1);
+  const b = await timeCalls(fn, k2);
+  return { ms: (b.total - a.total) / (k2 - k1), withReadbackMs: b.total / k2, enqueueMs: b.enqueue / k2 };
+}
+
+/** The latency of a read-back alone (nothing queued): median of 5. */
+async function readbackMs(): Promise<number> {
+  const t = tf.ones([4]);
+  await sync(t);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await sync(t);
+    times.push(performance.now() - t0);
+  }
+  t.dispose();
+  return times.sort((x, y) => x - y)[2];
+}
+
+/** GPU time per program (timestamp queries) of one call: {name: ms} summed over repeats of a name. */
+async function gpuPasses(fn: () => tf.Tensor): Promise<Record<string, number>> {
+  const timing = await tf.time(() => fn().dispose()) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
+  const out: Record<string, number> = {};
+  for (const item of (timing.getExtraProfileInfo?.() ?? "").split(", ").filter(Boolean)) {
+    const at = item.lastIndexOf(": ");
+    const name = item.slice(0, at), ms = Number(item.slice(at + 2));
+    out[name] = (out[name] ?? 0) + ms;
+  }
+  return out;
+}
+
+/** --variants "name:key=value,...;name2:..." -> [name, partial config]; none: the environment's config. */
+function parseVariants(spec: string | undefined): [string, Partial<ScanKernelConfig>][] {
+  if (!spec) return [["env", {}]];
+  return spec.split(";").filter(Boolean).map((part) => {
+    const [name, body = ""] = part.split(":");
+    const change: Record<string, unknown> = {};
+    for (const kv of body.split(",").filter(Boolean)) {
+      const [key, value] = kv.split("=");
+      if (!(key in scanKernelConfig())) throw new Error(`--variants: unknown kernel setting "${key}" in "${part}"`);
+      change[key] = value === "true" ? true : value === "false" ? false : /^\d+$/.test(value) ? Number(value) : value;
+    }
+    return [name, change as Partial<ScanKernelConfig>];
+  });
+}
+
+const baseConfig = scanKernelConfig();
+const variants = parseVariants(argValue("--variants") ?? Deno.env.get("MAMBABYTE_BENCH_VARIANTS"));
+const shapesArg = argValue("--shapes"); // e.g. --shapes 8,1536,16,8192;1,1536,16,8192
+const scanShapes: [number, number, number, number][] = args.includes("--no-scan") ? [] : shapesArg
+  ? shapesArg.split(";").map((s) => s.split(",").map(Number) as [number, number, number, number])
   : quick
   ? [[1, 64, 16, 256]]
   : [[8, 1536, 16, 8192], [1, 1536, 16, 8192], [16, 512, 16, 2048]];
 const fwdOnly = args.includes("--fwd-only"); // skip the backward timing (kernel sweeps)
-const kernelConfig: Record<string, unknown> = { sub: Deno.env.get("MAMBABYTE_SCAN_SUB") ?? "default", chunk: Deno.env.get("MAMBABYTE_SCAN_CHUNK") ?? "default" };
+const readback = await readbackMs();
+console.log(`read-back latency alone: ${readback.toFixed(2)} ms`);
+
+/**
+ * Deterministic pseudo-random inputs made on the GPU, frac(sin(12.9898 r + 78.233 c + seed) 43758.5453)
+ * over (row, column): only the two index vectors travel from the host (host-made random tensors of
+ * this size take seconds to make and upload).
+ */
+function pseudoRandom(shape: number[], seed: number, lo: number, hi: number): tf.Tensor {
+  return tf.tidy(() => {
+    const cols = shape[shape.length - 1], rows = shape.reduce((a, b) => a * b, 1) / cols;
+    const r = tf.range(0, rows).reshape([rows, 1]), c = tf.range(0, cols).reshape([1, cols]);
+    const x = tf.sin(tf.add(tf.add(tf.mul(r, 12.9898), tf.mul(c, 78.233)), 1.618 * seed)).mul(43758.5453);
+    return tf.sub(x, tf.floor(x)).mul(hi - lo).add(lo).reshape(shape);
+  });
+}
 
 for (const [B, D, N, L] of scanShapes) {
-  const u = tf.randomNormal([B, D, L]), delta = tf.randomUniform([B, D, L], -6, -2);
+  const u = pseudoRandom([B, D, L], 1, -2, 2), delta = pseudoRandom([B, D, L], 2, -6, -2);
   const A = tf.neg(tf.range(1, N + 1).tile([D]).reshape([D, N]));
-  const Bm = tf.randomNormal([B, N, L]), Cm = tf.randomNormal([B, N, L]);
-  const Dv = tf.ones([D]), z = tf.randomNormal([B, D, L]), bias = tf.zeros([D]);
-  const gy = tf.randomNormal([B, D, L]);
+  const Bm = pseudoRandom([B, N, L], 3, -2, 2), Cm = pseudoRandom([B, N, L], 4, -2, 2);
+  const Dv = tf.ones([D]), z = pseudoRandom([B, D, L], 5, -2, 2), bias = tf.zeros([D]);
+  const gy = pseudoRandom([B, D, L], 6, -1, 1);
   const opts = { deltaSoftplus: true, impl: "fused" as const };
-  const fwd = await sustainedMs(() => selectiveScan(u, delta, A, Bm, Cm, Dv, z, bias, opts).y, quick ? 3 : 20);
-  const fwdBwd = fwdOnly ? NaN : await sustainedMs(() => {
-    const grads = tf.grads((uu: tf.Tensor, dd: tf.Tensor, aa: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor, zz: tf.Tensor) =>
-      tf.sum(tf.mul(selectiveScan(uu, dd, aa, bb, cc, Dv, zz, bias, opts).y, gy)) as tf.Scalar
-    )([u, delta, A, Bm, Cm, z]);
-    const first = grads[0];
+  const forward = () => selectiveScan(u, delta, A, Bm, Cm, Dv, z, bias, opts).y;
+  // the vector-Jacobian product with gy, as mamba_ssm's benchmark back-propagates y.backward(gy)
+  const allGrads = () =>
+    tf.grads((uu: tf.Tensor, dd: tf.Tensor, aa: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor, zz: tf.Tensor) =>
+      selectiveScan(uu, dd, aa, bb, cc, Dv, zz, bias, opts).y
+    )([u, delta, A, Bm, Cm, z], gy);
+  const fwdBwd = () => {
+    const grads = allGrads();
     tf.dispose(grads.slice(1));
-    return first;
-  }, quick ? 3 : Number(Deno.env.get("MAMBABYTE_BENCH_REPEATS") ?? 10));
+    return grads[0];
+  };
   const anchor = findAnchor(scanAnchors, (o) => o.B === B && o.D === D && o.N === N && o.L === L);
   const minBytes = typeof anchor?.fwd_min_bytes_GB === "number" ? anchor.fwd_min_bytes_GB as number
     : 4 * (3 * B * D * L + 2 * B * N * L + B * D * L) / 1e9;
-  const rec = {
-    bench: "scan", impl: "fused", kernel_config: { ...kernelConfig, fwd_chunk: forwardChunk(B, D, L), kernel: "tiled-v2" }, shape: { B, D, N, L }, fwd_ms: fwd, fwdbwd_ms: fwdOnly ? null : fwdBwd,
-    fwd_min_bytes_GB: minBytes, fwd_GBps: minBytes / (fwd / 1000),
-    peer: anchor ? { cuda_fwd_ms: anchor.cuda_fwd_ms, cuda_fwdbwd_ms: anchor.cuda_fwdbwd_ms, pscan_fwd_ms: anchor.pscan_fwd_ms } : null,
-  };
-  await appendRecord(table, rec, outDir);
-  const ratio = (a: unknown, b: number) => typeof a === "number" ? `${(b / a).toFixed(2)}x of CUDA` : "no anchor";
-  console.log(`scan (${B}, ${D}, ${N}, ${L}) [sub ${kernelConfig.sub}, chunk ${kernelConfig.chunk}, fwd chunk ${forwardChunk(B, D, L)}]: fwd ${fwd.toFixed(2)} ms (${ratio(anchor?.cuda_fwd_ms, fwd)}, ` +
-    `${rec.fwd_GBps.toFixed(0)} GB/s), fwd+bwd ${fwdBwd.toFixed(2)} ms (${ratio(anchor?.cuda_fwdbwd_ms, fwdBwd)})`);
+  let reference: tf.Tensor[] | undefined; // y and the gradients of the first variant
+  for (const [name, change] of variants) {
+    try {
+      setScanKernelConfig({ ...baseConfig, ...change });
+      const cfg = scanKernelConfig();
+      const k1 = quick ? 2 : 3, k2 = quick ? 4 : 13;
+      const fwd = await perCallMs(forward, k1, k2);
+      const both = fwdOnly ? undefined : await perCallMs(fwdBwd, quick ? 1 : 2, quick ? 3 : 7);
+      const passesFwd = await gpuPasses(forward);
+      const passesBoth = fwdOnly ? undefined : await gpuPasses(fwdBwd);
+      // agreement with the first variant
+      const outputs = tf.tidy(() => [forward(), ...(fwdOnly ? [] : allGrads())]);
+      let agreement: Record<string, number> | null = null;
+      if (!reference) reference = outputs;
+      else {
+        const names = ["y", "du", "ddelta", "dA", "dB", "dC", "dz"];
+        agreement = {};
+        for (const [i, t] of outputs.entries()) {
+          const e = tf.tidy(() => tf.div(tf.norm(tf.sub(t, reference![i])), tf.maximum(tf.norm(reference![i]), 1e-30)));
+          agreement[names[i]] = (await e.data())[0];
+          e.dispose();
+        }
+        tf.dispose(outputs);
+      }
+      const scanGpu = (p: Record<string, number> | undefined) =>
+        p ? Object.entries(p).filter(([n]) => n.startsWith("SelectiveScan")).reduce((s, [, ms]) => s + ms, 0) : null;
+      const rec = {
+        bench: "scan", impl: "fused", variant: name,
+        kernel_config: { ...cfg, fwd_chunk: forwardChunk(B, D, L), kernel: "v3-straight-line" },
+        shape: { B, D, N, L }, fwd_ms: fwd.ms, fwdbwd_ms: both?.ms ?? null,
+        fwd_ms_with_readback: fwd.withReadbackMs, fwdbwd_ms_with_readback: both?.withReadbackMs ?? null, readback_ms: readback,
+        fwd_enqueue_ms: fwd.enqueueMs, fwdbwd_enqueue_ms: both?.enqueueMs ?? null,
+        gpu_fwd_ms: scanGpu(passesFwd), gpu_fwdbwd_scan_ms: scanGpu(passesBoth), gpu_passes_fwd: passesFwd, gpu_passes_fwdbwd: passesBoth ?? null,
+        agreement_vs_first_variant: agreement,
+        fwd_min_bytes_GB: minBytes, fwd_GBps: minBytes / (fwd.ms / 1000),
+        peer: anchor ? { cuda_fwd_ms: anchor.cuda_fwd_ms, cuda_fwdbwd_ms: anchor.cuda_fwdbwd_ms, pscan_fwd_ms: anchor.pscan_fwd_ms } : null,
+      };
+      await appendRecord(table, rec, outDir);
+      const ratio = (a: unknown, b: number) => typeof a === "number" ? `${(b / a).toFixed(2)}x of CUDA` : "no anchor";
+      console.log(`scan (${B}, ${D}, ${N}, ${L}) [${name}: ${JSON.stringify(change)}, fwd chunk ${forwardChunk(B, D, L)}]: ` +
+        `fwd ${fwd.ms.toFixed(2)} ms (${ratio(anchor?.cuda_fwd_ms, fwd.ms)}, ${rec.fwd_GBps.toFixed(0)} GB/s; GPU ${rec.gpu_fwd_ms?.toFixed(2)} ms, ` +
+        `queueing ${fwd.enqueueMs.toFixed(2)} ms), ` +
+        `fwd+bwd ${both ? both.ms.toFixed(2) : "-"} ms (${both ? ratio(anchor?.cuda_fwdbwd_ms, both.ms) : "-"})` +
+        (agreement ? `; vs first: ${Object.entries(agreement).map(([n, e]) => `${n} ${e.toExponential(1)}`).join(" ")}` : ""));
+      console.log(`  passes fwd: ${JSON.stringify(passesFwd)}`);
+      if (passesBoth) console.log(`  passes fwd+bwd: ${JSON.stringify(passesBoth)}`);
+    } catch (e) { // a variant the device cannot run (e.g. too much workgroup memory): record it, go on
+      const message = e instanceof Error ? e.message : String(e);
+      console.log(`scan (${B}, ${D}, ${N}, ${L}) [${name}]: FAILED: ${message}`);
+      await appendRecord(table, { bench: "scan", impl: "fused", variant: name, shape: { B, D, N, L }, kernel_config: { ...baseConfig, ...change }, error: message }, outDir);
+    }
+  }
+  tf.dispose(reference ?? []);
+  setScanKernelConfig(baseConfig);
   tf.dispose([u, delta, A, Bm, Cm, Dv, z, bias, gy]);
 }
 
@@ -124,10 +253,37 @@ for (const [d, layers, batch, length] of trainShapes) {
     (o.batch === batch || o.B === batch));
   await appendRecord(table, {
     bench: "train", model: "mambabyte", d_model: d, n_layer: layers, batch, length, steps, bytes_per_s: bytesPerS,
-    warmup_wall_s: warm.wall_s, wall_s: run.wall_s, peer: anchor ?? null,
+    step_s: run.wall_s / steps, warmup_wall_s: warm.wall_s, wall_s: run.wall_s, kernel_config: scanKernelConfig(), peer: anchor ?? null,
   }, outDir);
-  console.log(`train (d ${d}, ${layers} layers, batch ${batch}, length ${length}): ${Math.round(bytesPerS)} bytes/s` +
-    (anchor ? ` (peer entry: ${JSON.stringify(anchor)})` : ""));
+  console.log(`train (d ${d}, ${layers} layers, batch ${batch}, length ${length}): ${Math.round(bytesPerS)} bytes/s, ` +
+    `${(run.wall_s / steps * 1000).toFixed(0)} ms/step` + (anchor ? ` (peer entry: ${JSON.stringify(anchor)})` : ""));
+  if (args.includes("--profile-train")) {
+    try {
+      // one step with every kernel timed on the GPU (each is submitted alone, so the wall time is not the step's)
+      const t0 = performance.now();
+      const profile = await tf.profile(async () => {
+        await trainBytes(model, text, { steps: 1, batch, length, lr: 1e-4, warmup: 1, seed: 2 });
+      });
+      const byKernel = new Map<string, { ms: number; calls: number }>();
+      for (const kern of profile.kernels) {
+        const ms = typeof kern.kernelTimeMs === "number" ? kern.kernelTimeMs : 0;
+        const e = byKernel.get(kern.name) ?? { ms: 0, calls: 0 };
+        e.ms += ms;
+        e.calls++;
+        byKernel.set(kern.name, e);
+      }
+      const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
+      const total = rows.reduce((s, [, e]) => s + e.ms, 0);
+      await appendRecord(table, {
+        bench: "train_profile", model: "mambabyte", d_model: d, n_layer: layers, batch, length, gpu_ms_total: total,
+        profiled_wall_s: (performance.now() - t0) / 1000, kernels: Object.fromEntries(rows.map(([n, e]) => [n, { ms: e.ms, calls: e.calls }])),
+      }, outDir);
+      console.log(`  profiled step: ${total.toFixed(0)} ms of GPU time over ${profile.kernels.length} kernels; top:`);
+      for (const [n, e] of rows.slice(0, 15)) console.log(`    ${n.padEnd(28)} ${e.ms.toFixed(1).padStart(8)} ms  ${e.calls} calls`);
+    } catch (e) {
+      console.log(`  profiling failed: ${e instanceof Error ? e.message : e}`);
+    }
+  }
   for (const v of model.params.values()) v.dispose();
 }
 console.log(`device: ${info.device}; records in ${outFile}`);

@@ -3,294 +3,426 @@
  * encoder (so they are ordered with every other tfjs op), registered as the webgpu kernels of
  * `SelectiveScan` and `SelectiveScanGrad` (see op.ts). The math is that of scan_js.ts, its reference twin.
  *
- * Parallel over length too: the sequence is cut into chunks of T steps, and every (batch, channel,
- * chunk) is one thread.
+ * Parallel over length too: the sequence is cut into chunks of T steps, and every (batch, channel, chunk)
+ * is one thread; the workgroups' threads are neighbouring channels of one chunk.
+ *   0. transpose: B, C (b, n, l) -> bct (b, l, [B | C]) as vec4s, so that one step's 2 x 16 values are
+ *      8 loads of one cache line, the same line for every thread of a workgroup (a broadcast)
  *   forward   1. summary: each chunk from a zero state -> its final state S_c and decay product P_c
  *             2. carry:   per (batch, channel, state), sequentially over chunks: H_c = P_{c-1} H_{c-1} + S_{c-1}
- *             3. output:  each chunk again from its true initial state H_c -> y (and the last state)
- *   Steps 1 and 3 go through workgroup memory in coalesced (64 channels, 32 steps) tiles (see tileLoads)
- *   and keep the 16 states in named registers; the forward picks its own, longer chunks (forwardChunk).
- *   backward  the forward's steps 1-2 give H_c; then the same three steps on the adjoint, in reverse time:
- *             4. local adjoint of each chunk from zero; 5. reverse carry; 6. gradients: each chunk
- *             recomputes its states (16 steps at a time, kept in registers) and walks back through them.
- * Sums over channels (dB, dC) are reduced inside a workgroup (64 channels) in shared memory; sums over
- * batch and chunks (dA, dD, d bias) and over channel groups are finished by two small reduction passes.
- * Extra memory: O(b d l / T * n) for chunk states plus O(b n l d / 64) partial sums; never (b, d, l, n).
+ *             3. output:  each chunk again from its true initial state H_c -> y (the last chunk also
+ *                         writes the last state)
+ *   backward  the forward's steps 1-2 give H_c; then 4. the adjoint carried out of each chunk from zero
+ *             (in reverse time), 5. the reverse carry -> the adjoint entering each chunk from its end,
+ *             6. gradients: each chunk sweeps forward once, checkpointing its state every U steps in
+ *             workgroup memory, then walks back U steps at a time, recomputing those U states in
+ *             registers; 7. two reduction passes (dA, dD, d bias over batch and chunks; dB, dC over
+ *             channel groups).
+ *
+ * How the code is written matters as much as the algorithm here. Deno's WebGPU (wgpu) translates WGSL
+ * with naga, which emits every loop as an open `loop` with an added 64-bit iteration counter, so the
+ * driver unrolls nothing and a load inside a loop waits for the previous iteration. So the generators
+ * below write the per-step work out as straight-line code: all loads of a block of steps are issued
+ * together, the 16 states are 4 vec4 registers (h0..h3), and loops are left only around whole blocks.
+ *
+ * Two layouts of the forward passes (ScanKernelConfig.fwdKernel):
+ *   "direct": each thread loads its own channel's U consecutive steps (one 32-byte sector per array
+ *             and block; as vec4s where the length allows), no workgroup memory, no barriers;
+ *   "tiled":  the workgroup copies (channels, 32 steps) tiles of u and softplus(delta) through workgroup
+ *             memory with fully coalesced loads (and y out the same way), each thread then scans its row.
+ * and two of the gradient pass (bwdKernel): "split" spreads a channel's states over ceil(ns / 4)
+ * threads (a vec4 each), "channel" keeps them in one thread.
+ * Defaults, from a sweep on the H200 (data/results/bench/sweep/gpu_scan_variants.jsonl): direct
+ * forward with vec4 runs and chunks leaving >= 65536 threads; split gradients, T = 32, U = 4, 16 channels
+ * per workgroup. "tiled" and "channel" were slower there (tiled: 1.7x the forward's GPU time; channel:
+ * 2.1x the gradient pass's) and are kept as tested alternatives.
+ * Extra memory, all O(b d l) (chunk states and partial sums, n / T <= 1): about 5 b d l floats in the
+ * backward at the defaults; never (b, d, l, n).
  */
 import * as tf from "@tensorflow/tfjs";
 import { namedInputs, SCAN_GRAD_KERNEL, SCAN_KERNEL, type ScanAttrs } from "./op_common.ts";
 
-const WG = 64; // channels per workgroup
-/** Steps recomputed at once in the backward pass (kept in private memory); MAMBABYTE_SCAN_SUB overrides. */
-const SUB = envInt("MAMBABYTE_SCAN_SUB", 16);
-/** Steps per chunk (a multiple of SUB); MAMBABYTE_SCAN_CHUNK overrides. */
-const CHUNK = Math.ceil(envInt("MAMBABYTE_SCAN_CHUNK", 64) / SUB) * SUB;
+// ---------------------------------------------------------------------------------------------------
+// Configuration (environment defaults; setScanKernelConfig changes it at run time, e.g. for benchmarks)
+
+export interface ScanKernelConfig {
+  /** Forward-pass layout (also used for the backward's summary pass): see the header. */
+  fwdKernel: "direct" | "tiled";
+  /** Channels (threads) per workgroup in the forward passes. */
+  fwdThreads: number;
+  /** Forward chunk length; 0 picks it from the shape (forwardChunk). */
+  fwdChunk: number;
+  /** The automatic forward chunk is the longest that still leaves this many threads. */
+  fwdMinThreads: number;
+  /**
+   * Gradient pass layout: "split" (the states of a channel over ceil(ns / 4) threads) or "channel" (one
+   * thread holds a channel's 16 states).
+   */
+  bwdKernel: "split" | "channel";
+  /** Backward chunk length T (a multiple of bwdSub). */
+  bwdChunk: number;
+  /** Backward block U: steps whose states are recomputed and kept in registers at once. */
+  bwdSub: number;
+  /** Channels (threads) per workgroup in the backward gradient pass. */
+  bwdThreads: number;
+  /** Read runs of consecutive steps as vec4s where the length is a multiple of 4. */
+  vec4: boolean;
+}
 
 function envInt(name: string, fallback: number): number {
   const v = Number(Deno.env.get(name) ?? "");
-  return Number.isInteger(v) && v > 0 ? v : fallback;
+  return Number.isInteger(v) && v >= 0 && Deno.env.get(name) !== undefined && Deno.env.get(name) !== "" ? v : fallback;
 }
+
+const config: ScanKernelConfig = {
+  fwdKernel: Deno.env.get("MAMBABYTE_SCAN_FWD_KERNEL") === "tiled" ? "tiled" : "direct",
+  fwdThreads: envInt("MAMBABYTE_SCAN_FWD_THREADS", 64),
+  fwdChunk: envInt("MAMBABYTE_SCAN_FWD_CHUNK", 0),
+  fwdMinThreads: envInt("MAMBABYTE_SCAN_FWD_MIN_THREADS", 1 << 16),
+  bwdKernel: Deno.env.get("MAMBABYTE_SCAN_BWD_KERNEL") === "channel" ? "channel" : "split",
+  bwdChunk: envInt("MAMBABYTE_SCAN_CHUNK", 32),
+  bwdSub: envInt("MAMBABYTE_SCAN_SUB", 4),
+  bwdThreads: envInt("MAMBABYTE_SCAN_BWD_THREADS", 16),
+  vec4: Deno.env.get("MAMBABYTE_SCAN_VEC4") !== "0",
+};
+
+/** The current kernel configuration (a copy). */
+export function scanKernelConfig(): ScanKernelConfig {
+  return { ...config };
+}
+
+/** Changes the kernel configuration; later calls compile (and cache) the matching shaders. */
+export function setScanKernelConfig(change: Partial<ScanKernelConfig>): void {
+  const next = { ...config, ...change };
+  const positive = ["fwdThreads", "bwdChunk", "bwdSub", "bwdThreads", "fwdMinThreads"] as const;
+  for (const key of positive) {
+    if (!Number.isInteger(next[key]) || next[key] <= 0) {
+      throw new Error(`setScanKernelConfig: ${key} must be a positive integer, got ${next[key]}`);
+    }
+  }
+  if (next.fwdKernel !== "direct" && next.fwdKernel !== "tiled") {
+    throw new Error(`setScanKernelConfig: fwdKernel must be "direct" or "tiled", got ${next.fwdKernel}`);
+  }
+  if (next.bwdKernel !== "split" && next.bwdKernel !== "channel") {
+    throw new Error(`setScanKernelConfig: bwdKernel must be "split" or "channel", got ${next.bwdKernel}`);
+  }
+  if (next.bwdChunk % next.bwdSub !== 0) {
+    throw new Error(`setScanKernelConfig: bwdChunk (${next.bwdChunk}) must be a multiple of bwdSub (${next.bwdSub})`);
+  }
+  Object.assign(config, next);
+}
+
+/** Steps per block of the direct forward passes and the local-adjoint pass (straight-line code). */
+const FWD_U = 8;
+/** Time steps per tile of the tiled forward passes, and the unrolled steps of their inner loop. */
+const TT = 32;
+const TT_INNER = 8;
+const PAD = TT + 1; // row stride of a (channels, TT) tile: odd, so a thread per row hits distinct banks
+const LOG2E = 1.4426950408889634;
+const LN2 = 0.6931471805599453;
+
+/**
+ * The forward chunk: the longest (at most 512 steps, a power of two, at least one block) that still
+ * leaves `fwdMinThreads` threads (b d ceil(l / T)), since fewer chunks mean less chunk-state traffic but
+ * the GPU needs a few hundred thousand threads to hide latency; config.fwdChunk fixes it.
+ */
+export function forwardChunk(batch: number, dim: number, len: number): number {
+  const unit = config.fwdKernel === "tiled" ? TT : FWD_U;
+  const cap = Math.max(unit, Math.ceil(len / unit) * unit);
+  if (config.fwdChunk > 0) return Math.min(cap, Math.ceil(config.fwdChunk / unit) * unit);
+  let chunk = 512;
+  while (chunk > unit && batch * dim * Math.ceil(len / chunk) < config.fwdMinThreads) chunk /= 2;
+  return Math.min(cap, chunk);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shapes and WGSL building blocks
 
 interface Dims {
   batch: number;
   dim: number;
   ns: number;
+  /** vec4s per state vector: ceil(ns / 4) (the padding states stay zero) */
+  nq: number;
   len: number;
+  /** chunk length and count */
   T: number;
   nc: number;
+  /** threads (channels) per workgroup and workgroups along channels */
+  ch: number;
   groups: number;
+  /** runs of steps read as vec4s */
+  vec: boolean;
 }
 
-// deno-lint-ignore no-explicit-any
-type Backend = any;
-
-function dimsFor(u: tf.TensorInfo, A: tf.TensorInfo, chunk = CHUNK): Dims {
+function dimsFor(u: tf.TensorInfo, A: tf.TensorInfo, T: number, ch: number, unit: number): Dims {
   const [batch, dim, len] = u.shape;
   const ns = A.shape[1];
-  const T = Math.min(chunk, Math.ceil(len / SUB) * SUB);
-  return { batch, dim, ns, len, T, nc: Math.ceil(len / T), groups: Math.ceil(dim / WG) };
+  const chunk = Math.min(T, Math.ceil(len / unit) * unit);
+  const nc = Math.ceil(len / chunk);
+  if (nc > 65535 || batch > 65535) {
+    throw new Error(`selective scan (webgpu): (batch ${batch}, length ${len}) needs ${nc} chunks of ${chunk}; at most 65535 of each are supported`);
+  }
+  return {
+    batch, dim, ns, nq: Math.ceil(ns / 4), len, T: chunk, nc, ch, groups: Math.ceil(dim / ch),
+    vec: config.vec4 && len % 4 === 0 && unit % 4 === 0,
+  };
 }
 
-/** Workgroups the forward pass aims for (enough to fill the GPU); MAMBABYTE_SCAN_FWD_WGS overrides. */
-const FWD_WGS = envInt("MAMBABYTE_SCAN_FWD_WGS", 4096);
+type Access = "read" | "read_write";
+/** A storage binding: name, access, element type. Every declared binding must be used by the shader. */
+type Binding = [string, Access, "f32" | "vec4<f32>"];
 
-/**
- * The forward pass has no per-thread state history to keep, so its chunks can be long: fewer chunks means
- * less chunk-state traffic (summary and states are O(b d l / T ns)). It takes the longest chunk (at most
- * 512 steps, at least one tile) that still leaves about FWD_WGS workgroups; MAMBABYTE_SCAN_FWD_CHUNK fixes it.
- */
-export function forwardChunk(batch: number, dim: number, len: number): number {
-  const fixed = envInt("MAMBABYTE_SCAN_FWD_CHUNK", 0);
-  if (fixed > 0) return Math.ceil(fixed / TT) * TT;
-  let chunk = 512;
-  while (chunk > TT && batch * Math.ceil(dim / WG) * Math.ceil(len / chunk) < FWD_WGS) chunk /= 2;
-  return chunk;
-}
-function forwardDimsFor(u: tf.TensorInfo, A: tf.TensorInfo): Dims {
-  const [batch, dim, len] = u.shape;
-  return dimsFor(u, A, forwardChunk(batch, dim, len));
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const lines = (n: number, f: (i: number) => string, sep = "\n  ") => range(n).map(f).join(sep);
+const XYZW = "xyzw";
+
+/** A (b, d, l) array read in runs of consecutive steps: declared as vec4s when k.vec. */
+function runBinding(k: Dims, name: string, access: Access = "read"): Binding {
+  return k.vec ? [`${name}_v4`, access, "vec4<f32>"] : [name, access, "f32"];
 }
 
-/** WGSL shared by all passes: constants, bindings and the per-step math. */
-function prelude(k: Dims, has: Set<string>, softplus: boolean, bindings: [string, "read" | "read_write"][]): string {
-  const decls = bindings.map(([name, access], i) =>
-    `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<f32>;`
+function header(k: Dims, bindings: Binding[]): string {
+  const decls = bindings.map(([name, access, type], i) =>
+    `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${type}>;`
   ).join("\n");
   return `
-const BATCH: u32 = ${k.batch}u; const DIM: u32 = ${k.dim}u; const NS: u32 = ${k.ns}u; const LEN: u32 = ${k.len}u;
-const T: u32 = ${k.T}u; const NC: u32 = ${k.nc}u; const GROUPS: u32 = ${k.groups}u; const SUB: u32 = ${SUB}u;
+const BATCH: u32 = ${k.batch}u; const DIM: u32 = ${k.dim}u; const NS: u32 = ${k.ns}u; const NQ: u32 = ${k.nq}u;
+const LEN: u32 = ${k.len}u; const T: u32 = ${k.T}u; const NC: u32 = ${k.nc}u; const CH: u32 = ${k.ch}u;
+const GROUPS: u32 = ${k.groups}u;
 ${decls}
-${bindings.some(([n]) => n === "delta") ? `// delta + bias of channel d at time t (batch b)
-fn raw_dt(b: u32, d: u32, t: u32) -> f32 {
-  return delta[(b * DIM + d) * LEN + t]${has.has("deltaBias") ? " + deltaBias[d]" : ""};
-}` : ""}
-// the step size: softplus as in PyTorch (linear above 20)
-fn step_dt(raw: f32) -> f32 {
-  ${softplus ? "if (raw > 20.0) { return raw; } if (raw < -15.0) { return exp(raw); } return log(1.0 + exp(raw));" : "return raw;"}
+// softplus as max(x, 0) + log1p(exp(-|x|)), log1p by Goldberg's trick (WGSL has no log1p)
+fn softplus(raw: f32) -> f32 {
+  let x = exp(-abs(raw));
+  let w = 1.0 + x;
+  return max(raw, 0.0) + select(log(w) * (x / (w - 1.0)), x, w == 1.0);
 }
-fn chunk_end(c: u32) -> u32 { return min(LEN, (c + 1u) * T); }
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 `;
 }
 
-function inputBindings(names: string[], has: Set<string>): [string, "read"][] {
-  return names.filter((n) => has.has(n)).map((n) => [n, "read"]);
-}
-
 /**
- * Coalesced tiles. In the (b, d, l) layout a thread per channel walking along time reads with stride
- * LEN across the warp, which wastes most of every memory transaction. So a workgroup of CH threads
- * (one channel each) walks its chunk TT steps at a time: first all threads copy the (CH, TT) tiles of u
- * and delta (consecutive threads -> consecutive time steps, 128-byte runs) and the (ns, TT) tiles of
- * B and C into workgroup memory, computing softplus(delta + bias) on the way in; then each thread scans
- * its own channel out of workgroup memory (B, C reads are broadcasts); the output pass writes y back
- * into the u tile and stores it with the same coalesced pattern, applying the z gate there.
+ * WGSL defining `${v}0 .. ${v}{n-1}` = arr[row + t0 + j]: n consecutive steps of this thread's channel
+ * (`row` = (b DIM + d) LEN), clamped to the row's last step (the caller zeroes steps past the chunk).
  */
-const CH = 64; // channels per workgroup in the tiled passes (= threads)
-const TT = 32; // time steps per tile
-const PAD = TT + 1; // row stride of a (CH, TT) tile: odd, so a thread per row hits distinct banks
-
-function quads(ns: number): number {
-  return Math.ceil(ns / 4);
-}
-/**
- * The state loop written out over n with one scalar per state (h0, h1, ...): an array indexed in a
- * loop may be kept in (slow, per-thread) local memory by the shader compiler; named scalars stay in registers.
- */
-function unrolled(ns: number, line: (n: number) => string): string {
-  return Array.from({ length: ns }, (_, n) => line(n)).join("\n      ");
-}
-/** WGSL lines loading step t's B (and C) quads into bq0.., cq0..; `Bn`/`Cn` name state n's value. */
-function stepBC(ns: number, withC: boolean): string {
-  return Array.from({ length: quads(ns) }, (_, q) =>
-    `let bq${q} = sB[t * ${quads(ns)}u + ${q}u];` + (withC ? ` let cq${q} = sC[t * ${quads(ns)}u + ${q}u];` : "")
-  ).join("\n      ");
-}
-const Bn = (n: number) => `bq${n >> 2}.${"xyzw"[n % 4]}`;
-const Cn = (n: number) => `cq${n >> 2}.${"xyzw"[n % 4]}`;
-
-/** WGSL for the tiled passes: tile storage and the cooperative loads of one tile starting at t0. */
-function tileLoads(k: Dims, has: Set<string>, withC: boolean): string {
-  return `
-var<workgroup> sU: array<f32, ${CH * PAD}>;  // (CH, TT) u, then y in the output pass
-var<workgroup> sDt: array<f32, ${CH * PAD}>; // (CH, TT) step size after bias and softplus
-// (TT, ns) as vec4s: one step's 16 values of B (or C) are 4 broadcast loads, not 16
-var<workgroup> sB: array<vec4<f32>, ${TT * quads(k.ns)}>;
-${withC ? `var<workgroup> sC: array<vec4<f32>, ${TT * quads(k.ns)}>;` : ""}
-// copies the tiles of time steps [t0, t0 + nt) of channels [d0, d0 + CH) of batch b
-fn load_tile(lid: u32, b: u32, d0: u32, t0: u32, nt: u32) {
-  for (var e = lid; e < ${CH * TT}u; e += ${CH}u) {
-    let r = e / ${TT}u; let t = e % ${TT}u; let d = d0 + r;
-    var uv = 0.0; var dv = 0.0;
-    if (t < nt && d < DIM) {
-      let i = (b * DIM + d) * LEN + t0 + t;
-      uv = u[i];
-      dv = step_dt(delta[i]${has.has("deltaBias") ? " + deltaBias[d]" : ""});
-    }
-    sU[r * ${PAD}u + t] = uv; sDt[r * ${PAD}u + t] = dv;
+function loadRun(k: Dims, arr: string, v: string, n: number): string {
+  if (k.vec) {
+    return lines(n / 4, (q) => `let ${v}q${q} = ${arr}_v4[(row + min(t0 + ${4 * q}u, LEN - 4u)) / 4u];`) + "\n  " +
+      lines(n, (j) => `let ${v}${j} = ${v}q${j >> 2}.${XYZW[j % 4]};`);
   }
-  for (var e = lid; e < ${TT}u * NS; e += ${CH}u) {
-    let n = e / ${TT}u; let t = e % ${TT}u;
-    var bv = 0.0; ${withC ? "var cv = 0.0;" : ""}
-    if (t < nt) {
-      let j = (b * NS + n) * LEN + t0 + t;
-      bv = B[j]; ${withC ? "cv = C[j];" : ""}
-    }
-    let q = t * ${quads(k.ns)}u + n / 4u;
-    sB[q][n % 4u] = bv; ${withC ? "sC[q][n % 4u] = cv;" : ""}
+  return lines(n, (j) => `let ${v}${j} = ${arr}[row + min(t0 + ${j}u, LEN - 1u)];`);
+}
+
+/** WGSL for one element arr[idx] of a (b, d, l) array declared by runBinding. */
+function elementAt(k: Dims, arr: string, idx: string): string {
+  return k.vec ? `${arr}_v4[(${idx}) / 4u][(${idx}) % 4u]` : `${arr}[${idx}]`;
+}
+
+/** WGSL storing values `vals(j)` to arr[row + t0 + j] for the steps before `end`, on live lanes. */
+function storeRun(k: Dims, arr: string, n: number, vals: (j: number) => string): string {
+  if (k.vec) { // LEN % 4 == 0 and chunks are multiples of 4: a quad is all before `end` or all after
+    return lines(n / 4, (q) =>
+      `if (live && t0 + ${4 * q}u < end) { ${arr}_v4[(row + t0) / 4u + ${q}u] = vec4<f32>(${range(4).map((i) => vals(4 * q + i)).join(", ")}); }`);
   }
+  return lines(n, (j) => `if (live && t0 + ${j}u < end) { ${arr}[row + t0 + ${j}u] = ${vals(j)}; }`);
+}
+
+/** `let aq0 = vec4(A[d, 0..4]) * log2(e)` ...: exp(dt A) = exp2(dt aq); padding states get a = 0. */
+function loadA(k: Dims): string {
+  return lines(k.nq, (q) =>
+    `let aq${q} = vec4<f32>(${range(4).map((i) => 4 * q + i < k.ns ? `A[d * NS + ${4 * q + i}u]` : "0.0").join(", ")}) * ${LOG2E};`);
+}
+
+/** `var ${v}0 = vec4(buf[base + 0..4])` ...: a state vector from a (.., ns) buffer, zero-padded. */
+function loadState(k: Dims, v: string, buf: string, base: string): string {
+  return lines(k.nq, (q) =>
+    `var ${v}${q} = vec4<f32>(${range(4).map((i) => 4 * q + i < k.ns ? `${buf}[${base} + ${4 * q + i}u]` : "0.0").join(", ")});`);
+}
+
+/** WGSL storing state n of `expr(q, component)` to buf[base + n] for every real state n. */
+function storeState(k: Dims, buf: string, base: string, expr: (q: number, c: string) => string): string {
+  return lines(k.ns, (n) => `${buf}[${base} + ${n}u] = ${expr(n >> 2, XYZW[n % 4])};`);
+}
+
+/** WGSL for one forward step at time `t` (clamped inside the sequence) with step size dt, dtu = dt u. */
+function forwardStep(k: Dims, s: string, withC: boolean): string {
+  return `let bo${s} = (b * LEN + ts${s}) * 2u * NQ;
+  ${lines(k.nq, (q) => `h${q} = exp2(dt${s} * aq${q}) * h${q} + dtu${s} * bct[bo${s} + ${q}u];`)}` +
+    (withC ? `\n  let yc${s} = ${range(k.nq).map((q) => `dot(h${q}, bct[bo${s} + NQ + ${q}u])`).join(" + ")};` : "");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 0. B, C -> bct (b, l, 2, nq) vec4
+
+function transposeShader(k: Dims): string {
+  return header(k, [["B", "read", "f32"], ["C", "read", "f32"], ["bct", "read_write", "vec4<f32>"]]) + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = gid.x + gid.y * 65535u * 64u; // over (b, which, q, t), t fastest: coalesced reads
+  if (idx >= BATCH * 2u * NQ * LEN) { return; }
+  let t = idx % LEN; let q = (idx / LEN) % NQ; let w = (idx / (LEN * NQ)) % 2u; let b = idx / (LEN * NQ * 2u);
+  var v = vec4<f32>(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let n = q * 4u + i;
+    if (n < NS) { let j = (b * NS + n) * LEN + t; v[i] = select(B[j], C[j], w == 1u); }
+  }
+  bct[((b * LEN + t) * 2u + w) * NQ + q] = v;
 }`;
 }
 
-/** 1. (b, d, c): final state from zero and decay product of each chunk -> summary (b, d, nc, 2 ns). */
-function summaryShader(k: Dims, has: Set<string>, sp: boolean): string {
-  return prelude(k, has, sp, [...inputBindings(["u", "delta", "A", "B", "deltaBias"], has), ["summary", "read_write"]]) +
-    tileLoads(k, has, false) + `
-@compute @workgroup_size(${CH}) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let lid = lid3.x; let d0 = wid.x * ${CH}u; let c = wid.y; let b = wid.z; // uniform, as barriers need
-  let d = min(d0 + lid, DIM - 1u);
-  // exp(x) = exp2(x log2 e): A is scaled once
-  ${unrolled(k.ns, (n) => `var h${n} = 0.0; let a${n} = A[d * NS + ${n}u] * 1.4426950408889634;`)}
-  var dtSum = 0.0; // the chunk's decay product is exp(A sum(dt)): no per-step product needed
-  let end = chunk_end(c);
-  for (var t0 = c * T; t0 < end; t0 += ${TT}u) {
-    let nt = min(${TT}u, end - t0);
-    load_tile(lid, b, d0, t0, nt);
-    workgroupBarrier();
-    for (var t = 0u; t < nt; t++) {
-      let dt = sDt[lid * ${PAD}u + t];
-      let dtu = dt * sU[lid * ${PAD}u + t];
-      dtSum += dt;
-      ${stepBC(k.ns, false)}
-      ${unrolled(k.ns, (n) => `h${n} = exp2(dt * a${n}) * h${n} + dtu * ${Bn(n)};`)}
-    }
-    workgroupBarrier();
+// ---------------------------------------------------------------------------------------------------
+// 1, 3. forward passes over chunks: "summary" (from zero: final state, decay product) or "output" (y)
+
+function forwardBindings(k: Dims, has: Set<string>, mode: "summary" | "output"): Binding[] {
+  const out = mode === "output";
+  const b: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], ["bct", "read", "vec4<f32>"]];
+  if (has.has("deltaBias")) b.push(["deltaBias", "read", "f32"]);
+  if (out && has.has("D")) b.push(["D", "read", "f32"]);
+  if (out && has.has("z")) b.push(runBinding(k, "z"));
+  if (out) b.push(["states", "read", "f32"], runBinding(k, "y", "read_write"), ["last", "read_write", "f32"]);
+  else b.push(["summary", "read_write", "f32"]);
+  return b;
+}
+
+function forwardPrologue(k: Dims, mode: "summary" | "output"): string {
+  return `let lid = lid3.x; let c = wid.y; let b = wid.z; // c, b uniform in the workgroup, as barriers need
+  let lane = wid.x * CH + lid; let live = lane < DIM; let d = min(lane, DIM - 1u);
+  let row = (b * DIM + d) * LEN;
+  let start = c * T; let end = min(LEN, start + T);
+  ${loadA(k)}
+  ${mode === "output" ? loadState(k, "h", "states", "((b * DIM + d) * (NC + 1u) + c) * NS") : lines(k.nq, (q) => `var h${q} = vec4<f32>(0.0);`)}
+  var dtSum = 0.0; // the chunk's decay product is exp(A sum(dt)): no per-step product needed`;
+}
+
+function forwardEpilogue(k: Dims, mode: "summary" | "output"): string {
+  if (mode === "output") { // the last chunk's final state is the scan's last state
+    return `if (live && c == NC - 1u) {
+    let o = (b * DIM + d) * NS;
+    ${storeState(k, "last", "o", (q, c) => `h${q}.${c}`)}
+  }`;
   }
-  if (d0 + lid < DIM) {
+  return `if (live) {
     let o = ((b * DIM + d) * NC + c) * 2u * NS;
-    ${unrolled(k.ns, (n) => `summary[o + ${n}u] = h${n}; summary[o + NS + ${n}u] = exp2(dtSum * a${n});`)}
+    ${storeState(k, "summary", "o", (q, c) => `h${q}.${c}`)}
+    ${storeState(k, "summary", "o + NS", (q, c) => `exp2(dtSum * aq${q}.${c})`)}
+  }`;
+}
+
+/** y of step s before the gate (D skip + C . h) and after it (times silu(z)). */
+function gatedOutput(has: Set<string>, s: string, u: string): string {
+  const pre = `${has.has("D") ? `D[d] * ${u} + ` : ""}yc${s}`;
+  return has.has("z") ? `(${pre}) * z${s} * sigmoid(z${s})` : pre;
+}
+
+function directForwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summary" | "output"): string {
+  const out = mode === "output";
+  const U = FWD_U;
+  const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
+  return header(k, forwardBindings(k, has, mode)) + `
+@compute @workgroup_size(${k.ch}) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  ${forwardPrologue(k, mode)}
+  for (var t0 = start; t0 < end; t0 += ${U}u) {
+  ${loadRun(k, "u", "u", U)}
+  ${loadRun(k, "delta", "dl", U)}
+  ${out && has.has("z") ? loadRun(k, "z", "z", U) : ""}
+  // steps past the chunk get dt = 0, which leaves the state as it is
+  ${lines(U, (j) => `let ts${j} = min(t0 + ${j}u, LEN - 1u);
+  let dt${j} = select(0.0, ${sp ? `softplus(dl${j}${bias})` : `dl${j}${bias}`}, t0 + ${j}u < end);
+  let dtu${j} = dt${j} * u${j};
+  dtSum += dt${j};
+  ${forwardStep(k, String(j), out)}`)}
+  ${out ? storeRun(k, "y", U, (j) => gatedOutput(has, String(j), `u${j}`)) : ""}
   }
+  ${forwardEpilogue(k, mode)}
 }`;
 }
 
-/**
- * 2. (b, d, n): chunk initial states -> states (b, d, nc + 1, ns); the last slot is the final state. A
- * thread per state n (not per channel): the walk over chunks is sequential, so it needs all the threads
- * it can get when b d is small, and neighbouring threads then read neighbouring words.
- */
-function carryShader(k: Dims, has: Set<string>, sp: boolean): string {
-  return prelude(k, has, sp, [["summary", "read"], ...inputBindings(["initialState"], has), ["states", "read_write"]]) + `
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let idx = gid.x + gid.y * 65535u * ${WG}u; // over b * d * ns
+function tiledForwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summary" | "output"): string {
+  const out = mode === "output";
+  // the cooperative copies: element e = lid + i CH of the (CH, TT) tile is row e / TT, step e % TT
+  const perThread = TT; // CH * TT elements over CH threads
+  const tileIndex = (i: number) => `let e${i} = lid + ${i}u * CH; let r${i} = e${i} / ${TT}u; let s${i} = e${i} % ${TT}u;
+    let i${i} = (b * DIM + min(d0 + r${i}, DIM - 1u)) * LEN + min(t0 + s${i}, LEN - 1u);`;
+  const bias = (i: number) => has.has("deltaBias") ? ` + deltaBias[min(d0 + r${i}, DIM - 1u)]` : "";
+  const fb = forwardBindings(k, has, mode).map((b): Binding => b[0].endsWith("_v4") ? [b[0].slice(0, -3), b[1], "f32"] : b);
+  return header(k, fb) + `
+var<workgroup> sU: array<f32, ${k.ch * PAD}>;  // (CH, TT) u, then y (before the gate) in the output pass
+var<workgroup> sDt: array<f32, ${k.ch * PAD}>; // (CH, TT) step sizes after bias and softplus
+@compute @workgroup_size(${k.ch}) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  ${forwardPrologue(k, mode)}
+  let d0 = wid.x * CH;
+  for (var t0 = start; t0 < end; t0 += ${TT}u) {
+    ${lines(perThread, (i) => `{ ${tileIndex(i)}
+    sU[r${i} * ${PAD}u + s${i}] = u[i${i}];
+    sDt[r${i} * ${PAD}u + s${i}] = select(0.0, ${sp ? `softplus(delta[i${i}]${bias(i)})` : `delta[i${i}]${bias(i)}`}, t0 + s${i} < end); }`, "\n    ")}
+    workgroupBarrier();
+    for (var j0 = 0u; j0 < ${TT}u; j0 += ${TT_INNER}u) {
+      ${lines(TT_INNER, (j) => `let x${j} = lid * ${PAD}u + j0 + ${j}u;
+      let ts${j} = min(t0 + j0 + ${j}u, LEN - 1u);
+      let dt${j} = sDt[x${j}]; let u${j} = sU[x${j}]; let dtu${j} = dt${j} * u${j};
+      dtSum += dt${j};
+      ${forwardStep(k, String(j), out)}
+      ${out ? `sU[x${j}] = ${has.has("D") ? `D[d] * u${j} + ` : ""}yc${j};` : ""}`, "\n      ")}
+    }
+    ${out ? `workgroupBarrier();
+    ${lines(perThread, (i) => `{ ${tileIndex(i)}
+    if (t0 + s${i} < end && d0 + r${i} < DIM) {
+      let v = sU[r${i} * ${PAD}u + s${i}];
+      ${has.has("z") ? `let zz = z[i${i}]; y[i${i}] = v * zz * sigmoid(zz);` : `y[i${i}] = v;`}
+    } }`, "\n    ")}` : ""}
+    workgroupBarrier();
+  }
+  ${forwardEpilogue(k, mode)}
+}`;
+}
+
+function forwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summary" | "output"): string {
+  return config.fwdKernel === "tiled" ? tiledForwardShader(k, has, sp, mode) : directForwardShader(k, has, sp, mode);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 2, 5. carries over chunks: one thread per (b, d, n), four chunks per iteration (loads issued together)
+
+/** 2. summary (b, d, nc, 2 ns) -> states (b, d, nc + 1, ns): H_{c+1} = P_c H_c + S_c; slot nc = last state. */
+function carryShader(k: Dims, has: Set<string>): string {
+  return header(k, [["summary", "read", "f32"], ...(has.has("initialState") ? [["initialState", "read", "f32"] as Binding] : []),
+    ["states", "read_write", "f32"]]) + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = gid.x + gid.y * 65535u * 64u; // over b * d * ns
   if (idx >= BATCH * DIM * NS) { return; }
   let n = idx % NS; let bd = idx / NS;
   var h = ${has.has("initialState") ? "initialState[idx]" : "0.0"};
-  for (var c = 0u; c < NC; c++) {
-    let s = (bd * NC + c) * 2u * NS;
+  var c = 0u;
+  for (; c + 4u <= NC; c += 4u) {
+    let s = (bd * NC + c) * 2u * NS + n; let o = (bd * (NC + 1u) + c) * NS + n;
+    ${lines(4, (i) => `let S${i} = summary[s + ${2 * i}u * NS]; let P${i} = summary[s + ${2 * i + 1}u * NS];`, "\n    ")}
+    ${lines(4, (i) => `states[o + ${i}u * NS] = h; h = P${i} * h + S${i};`, "\n    ")}
+  }
+  for (; c < NC; c++) {
+    let s = (bd * NC + c) * 2u * NS + n;
     states[(bd * (NC + 1u) + c) * NS + n] = h;
-    h = summary[s + NS + n] * h + summary[s + n];
+    h = summary[s + NS] * h + summary[s];
   }
   states[(bd * (NC + 1u) + NC) * NS + n] = h;
 }`;
 }
 
-/** 3. (b, d, c): y over the chunk from its initial state (tiled as the summary pass). */
-function outputShader(k: Dims, has: Set<string>, sp: boolean): string {
-  return prelude(k, has, sp, [
-    ...inputBindings(["u", "delta", "A", "B", "C", "D", "z", "deltaBias"], has), ["states", "read"], ["y", "read_write"],
-  ]) + tileLoads(k, has, true) + `
-@compute @workgroup_size(${CH}) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let lid = lid3.x; let d0 = wid.x * ${CH}u; let c = wid.y; let b = wid.z;
-  let d = min(d0 + lid, DIM - 1u);
-  let so = ((b * DIM + d) * (NC + 1u) + c) * NS;
-  ${unrolled(k.ns, (n) => `var h${n} = states[so + ${n}u]; let a${n} = A[d * NS + ${n}u] * 1.4426950408889634;`)}
-  let skip = ${has.has("D") ? "D[d]" : "0.0"};
-  let end = chunk_end(c);
-  for (var t0 = c * T; t0 < end; t0 += ${TT}u) {
-    let nt = min(${TT}u, end - t0);
-    load_tile(lid, b, d0, t0, nt);
-    workgroupBarrier();
-    for (var t = 0u; t < nt; t++) {
-      let dt = sDt[lid * ${PAD}u + t];
-      let ut = sU[lid * ${PAD}u + t];
-      let dtu = dt * ut;
-      var acc = skip * ut;
-      ${stepBC(k.ns, true)}
-      ${unrolled(k.ns, (n) => `h${n} = exp2(dt * a${n}) * h${n} + dtu * ${Bn(n)}; acc += h${n} * ${Cn(n)};`)}
-      sU[lid * ${PAD}u + t] = acc; // u of this step is no longer needed: the tile now holds y
-    }
-    workgroupBarrier();
-    for (var e = lid; e < ${CH * TT}u; e += ${CH}u) { // coalesced store, z gate on the way out
-      let r = e / ${TT}u; let t = e % ${TT}u; let dd = d0 + r;
-      if (t < nt && dd < DIM) {
-        let i = (b * DIM + dd) * LEN + t0 + t;
-        var out = sU[r * ${PAD}u + t];
-        ${has.has("z") ? "let zt = z[i]; out = out * zt / (1.0 + exp(-zt));" : ""}
-        y[i] = out;
-      }
-    }
-    workgroupBarrier();
-  }
-}`;
-}
-
-/** gOut_t = dL/d(out_t) = gy_t * silu(z_t) */
-function gOutExpr(has: Set<string>): string {
-  return has.has("z") ? "gy[i] * z[i] / (1.0 + exp(-z[i]))" : "gy[i]";
-}
-
-/** 4. (b, d, c): the adjoint carried out of each chunk from a zero incoming adjoint -> local (b, d, nc, ns). */
-function localAdjointShader(k: Dims, has: Set<string>, sp: boolean): string {
-  return prelude(k, has, sp, [
-    ...inputBindings(["delta", "A", "C", "z", "deltaBias"], has), ["gy", "read"], ["local", "read_write"],
-  ]) + `
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let d = gid.x; let c = gid.y; let b = gid.z;
-  if (d >= DIM) { return; }
-  var g: array<f32, ${k.ns}>;
-  for (var n = 0u; n < NS; n++) { g[n] = 0.0; }
-  for (var t = chunk_end(c); t > c * T; t--) {
-    let s = t - 1u;
-    let i = (b * DIM + d) * LEN + s;
-    let dt = step_dt(raw_dt(b, d, s));
-    let go = ${gOutExpr(has).replace(/\[i\]/g, "[i]")};
-    for (var n = 0u; n < NS; n++) {
-      g[n] = exp(dt * A[d * NS + n]) * (g[n] + go * C[(b * NS + n) * LEN + s]);
-    }
-  }
-  let o = ((b * DIM + d) * NC + c) * NS;
-  for (var n = 0u; n < NS; n++) { local[o + n] = g[n]; }
-}`;
-}
-
-/** 5. (b, d, n): incoming adjoint of every chunk -> incoming (b, d, nc + 1, ns); slot nc = dL/d initialState. */
-function reverseCarryShader(k: Dims, has: Set<string>, sp: boolean): string {
-  return prelude(k, has, sp, [["summary", "read"], ["local", "read"], ...(has.has("dLast") ? [["dLast", "read"] as [string, "read"]] : []), ["incoming", "read_write"]]) + `
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let idx = gid.x + gid.y * 65535u * ${WG}u; // over b * d * ns
+/**
+ * 5. local (b, d, nc, ns) and the decay products -> incoming (b, d, nc + 1, ns): the adjoint entering each
+ * chunk from its end, G_c = local_{c+1} + P_{c+1} G_{c+1}, walking back from dLast; slot nc = dL/dh0.
+ */
+function reverseCarryShader(k: Dims, has: Set<string>): string {
+  return header(k, [["summary", "read", "f32"], ["local", "read", "f32"], ...(has.has("dLast") ? [["dLast", "read", "f32"] as Binding] : []),
+    ["incoming", "read_write", "f32"]]) + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = gid.x + gid.y * 65535u * 64u; // over b * d * ns
   if (idx >= BATCH * DIM * NS) { return; }
   let n = idx % NS; let bd = idx / NS;
   var g = ${has.has("dLast") ? "dLast[idx]" : "0.0"};
-  for (var cc = NC; cc > 0u; cc--) {
+  var cc = NC;
+  for (; cc >= 4u; cc -= 4u) { // chunks cc - 1 .. cc - 4
+    ${lines(4, (i) => `let c${i} = cc - ${i + 1}u; let L${i} = local[(bd * NC + c${i}) * NS + n]; let P${i} = summary[(bd * NC + c${i}) * 2u * NS + NS + n];`, "\n    ")}
+    ${lines(4, (i) => `incoming[(bd * (NC + 1u) + c${i}) * NS + n] = g; g = L${i} + P${i} * g;`, "\n    ")}
+  }
+  for (; cc > 0u; cc--) {
     let c = cc - 1u;
     incoming[(bd * (NC + 1u) + c) * NS + n] = g;
     g = local[(bd * NC + c) * NS + n] + summary[(bd * NC + c) * 2u * NS + NS + n] * g;
@@ -299,150 +431,419 @@ function reverseCarryShader(k: Dims, has: Set<string>, sp: boolean): string {
 }`;
 }
 
-/**
- * 6. (b, d, c): all gradients of the chunk. Writes du, ddelta, dz directly; per-thread partial sums for
- * dA, dD, d bias -> paramPartial (b, nc, d, ns + 2); per-workgroup sums over its 64 channels for dB, dC
- * -> bcPartial (2, b, groups, ns, l).
- */
-function gradientShader(k: Dims, has: Set<string>, sp: boolean): string {
-  const hasZ = has.has("z");
-  return prelude(k, has, sp, [
-    ...inputBindings(["u", "delta", "A", "B", "C", "D", "z", "deltaBias"], has),
-    ["states", "read"], ["incoming", "read"], ["gy", "read"],
-    ["gu", "read_write"], ["gdelta", "read_write"], ...(hasZ ? [["gz", "read_write"] as [string, "read_write"]] : []),
-    ["paramPartial", "read_write"], ["bcPartial", "read_write"],
-  ]) + `
-var<workgroup> shB: array<f32, ${WG * k.ns}>;
-var<workgroup> shC: array<f32, ${WG * k.ns}>;
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-                                       @builtin(workgroup_id) wid: vec3<u32>) {
-  let d = gid.x; let c = wid.y; let b = wid.z; // c, b from the workgroup id: uniform, as barriers need
-  let live = d < DIM;
-  let dd = min(d, DIM - 1u); // dead lanes read a valid channel and contribute zeros
-  let start = c * T; let end = chunk_end(c);
-  let nsub = (end - start + SUB - 1u) / SUB;
-  // states before each sub-chunk, from one forward sweep
-  var hsub: array<f32, ${(k.T / SUB) * k.ns}>;
-  // per-state values as named scalars (h0, g0, gA0, ...), written out over n: see unrolled()
-  let so = ((b * DIM + dd) * (NC + 1u) + c) * NS;
-  ${unrolled(k.ns, (n) => `var h${n} = states[so + ${n}u]; let a${n} = A[dd * NS + ${n}u];`)}
-  for (var t = start; t < end; t++) {
-    if ((t - start) % SUB == 0u) { let j = (t - start) / SUB; ${unrolled(k.ns, (n) => `hsub[j * NS + ${n}u] = h${n};`)} }
-    let dt = step_dt(raw_dt(b, dd, t));
-    let dtu = dt * u[(b * DIM + dd) * LEN + t];
-    ${unrolled(k.ns, (n) => `h${n} = exp(dt * a${n}) * h${n} + dtu * B[(b * NS + ${n}u) * LEN + t];`)}
-  }
-  // dL/dh_t of the step being processed, before adding the step's own output
-  ${unrolled(k.ns, (n) => `var g${n} = incoming[so + ${n}u]; var gA${n} = 0.0;`)}
-  var gD = 0.0; var gBias = 0.0;
-  var hbuf: array<f32, ${SUB * k.ns}>; // h of the current sub-chunk's steps
-  for (var jj = nsub; jj > 0u; jj--) {
-    let j = jj - 1u;
-    let s0 = start + j * SUB; let s1 = min(end, s0 + SUB);
-    ${unrolled(k.ns, (n) => `h${n} = hsub[j * NS + ${n}u];`)}
-    for (var t = s0; t < s1; t++) {
-      let dt = step_dt(raw_dt(b, dd, t));
-      let dtu = dt * u[(b * DIM + dd) * LEN + t];
-      ${unrolled(k.ns, (n) => `h${n} = exp(dt * a${n}) * h${n} + dtu * B[(b * NS + ${n}u) * LEN + t]; hbuf[(t - s0) * NS + ${n}u] = h${n};`)}
-    }
-    for (var tt = s1; tt > s0; tt--) {
-      let t = tt - 1u;
-      let i = (b * DIM + dd) * LEN + t;
-      let ut = u[i];
-      let raw = raw_dt(b, dd, t);
-      let dt = step_dt(raw);
-      var gOut = gy[i];
-      let hb = (t - s0) * NS; // this step's h in hbuf
-      ${hasZ ? `let zt = z[i]; let sg = 1.0 / (1.0 + exp(-zt));
-      var out = ${has.has("D") ? "D[dd] * ut" : "0.0"};
-      for (var n = 0u; n < NS; n++) { out += hbuf[hb + n] * C[(b * NS + n) * LEN + t]; }
-      if (live) { gz[i] = gOut * out * sg * (1.0 + zt * (1.0 - sg)); }
-      gOut = gOut * zt * sg;` : ""}
-      gD += gOut * ut;
-      var gU = gOut * ${has.has("D") ? "D[dd]" : "0.0"};
-      var gDt = 0.0;
-      let first = t == s0;
-      ${unrolled(k.ns, (n) => `{
-        let bt = B[(b * NS + ${n}u) * LEN + t]; let ct = C[(b * NS + ${n}u) * LEN + t];
-        let hn = hbuf[hb + ${n}u];
-        let prev = select(hbuf[max(hb, NS) - NS + ${n}u], hsub[j * NS + ${n}u], first);
-        let a = exp(dt * a${n});
-        let gh = g${n} + gOut * ct; // dL/dh_t
-        let gDecay = gh * prev * a;
-        gDt += gDecay * a${n} + gh * bt * ut;
-        gA${n} += gDecay * dt;
-        gU += gh * dt * bt;
-        shB[lid.x * NS + ${n}u] = select(0.0, gh * dt * ut, live);
-        shC[lid.x * NS + ${n}u] = select(0.0, gOut * hn, live);
-        g${n} = gh * a; // dL/dh_{t-1}
-      }`)}
-      ${sp ? "let gDelta = gDt / (1.0 + exp(-raw));" : "let gDelta = gDt;"}
-      gBias += gDelta;
-      if (live) { gu[i] = gU; gdelta[i] = gDelta; }
-      workgroupBarrier();
-      if (lid.x < 2u * NS) { // one lane per (B or C, n) sums the 64 channels of this step
-        let which = lid.x / NS; let n = lid.x % NS;
-        var acc = 0.0;
-        for (var r = 0u; r < ${WG}u; r++) { if (which == 0u) { acc += shB[r * NS + n]; } else { acc += shC[r * NS + n]; } }
-        bcPartial[(((which * BATCH + b) * GROUPS + wid.x) * NS + n) * LEN + t] = acc;
-      }
-      workgroupBarrier();
-    }
+/** Copies slot nc of a (b, d, nc + 1, ns) buffer out to (b, d, ns) (dL/dh0 from `incoming`). */
+function lastSlotShader(k: Dims): string {
+  return header(k, [["slots", "read", "f32"], ["last", "read_write", "f32"]]) + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = gid.x + gid.y * 65535u * 64u;
+  if (idx >= BATCH * DIM * NS) { return; }
+  let n = idx % NS; let bd = idx / NS;
+  last[idx] = slots[(bd * (NC + 1u) + NC) * NS + n];
+}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 4. local adjoint: dL/dh at each chunk's start from its own outputs only (zero adjoint at its end)
+
+/** gOut = dL/d(pre-gate y) = gy silu(z); zero past the chunk. */
+function gOutExpr(has: Set<string>, j: number): string {
+  return has.has("z") ? `gy${j} * z${j} * sigmoid(z${j})` : `gy${j}`;
+}
+
+function localAdjointShader(k: Dims, has: Set<string>, sp: boolean): string {
+  const U = FWD_U;
+  const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
+  const bindings: Binding[] = [runBinding(k, "delta"), ["A", "read", "f32"], ["bct", "read", "vec4<f32>"], runBinding(k, "gy")];
+  if (has.has("z")) bindings.push(runBinding(k, "z"));
+  if (has.has("deltaBias")) bindings.push(["deltaBias", "read", "f32"]);
+  bindings.push(["local", "read_write", "f32"]);
+  return header(k, bindings) + `
+@compute @workgroup_size(${k.ch}) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let lid = lid3.x; let c = wid.y; let b = wid.z;
+  let lane = wid.x * CH + lid; let live = lane < DIM; let d = min(lane, DIM - 1u);
+  let row = (b * DIM + d) * LEN;
+  let start = c * T; let end = min(LEN, start + T);
+  ${loadA(k)}
+  ${lines(k.nq, (q) => `var g${q} = vec4<f32>(0.0);`)}
+  for (var jb = (end - start + ${U - 1}u) / ${U}u; jb > 0u; jb--) {
+  let t0 = start + (jb - 1u) * ${U}u;
+  ${loadRun(k, "delta", "dl", U)}
+  ${loadRun(k, "gy", "gy", U)}
+  ${has.has("z") ? loadRun(k, "z", "z", U) : ""}
+  ${lines(U, (jj) => {
+    const j = U - 1 - jj;
+    return `let ok${j} = t0 + ${j}u < end;
+  let dt${j} = select(0.0, ${sp ? `softplus(dl${j}${bias})` : `dl${j}${bias}`}, ok${j});
+  let go${j} = select(0.0, ${gOutExpr(has, j)}, ok${j});
+  let bo${j} = (b * LEN + min(t0 + ${j}u, LEN - 1u)) * 2u * NQ;
+  ${lines(k.nq, (q) => `g${q} = exp2(dt${j} * aq${q}) * (g${q} + go${j} * bct[bo${j} + NQ + ${q}u]);`)}`;
+  })}
   }
   if (live) {
-    let po = ((b * NC + c) * DIM + d) * (NS + 2u);
-    ${unrolled(k.ns, (n) => `paramPartial[po + ${n}u] = gA${n};`)}
+    let o = ((b * DIM + d) * NC + c) * NS;
+    ${storeState(k, "local", "o", (q, c) => `g${q}.${c}`)}
+  }
+}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 6. gradients of one chunk
+
+/** Workgroup memory of the gradient pass, in bytes: checkpoints and the dB/dC reduction buffer. */
+function gradientSharedBytes(k: Dims, U: number): number {
+  return (k.T / U) * k.nq * 16 * k.ch + U * 2 * k.ns * (k.ch + 1) * 4;
+}
+
+/**
+ * 6. (b, d, c): writes du, ddelta (and dz) directly; per-thread sums for dA, dD, d bias ->
+ * paramPartial (d, b * nc, ns + 2); sums over the workgroup's channels for dB, dC ->
+ * bcPartial (b, groups, l, 2 ns).
+ *
+ * Per step t (reverse time) with gh = dL/dh_t = g + gOut C_t, and pd = exp(dt A) h_{t-1} = h_t - dt u B_t
+ * (so h_{t-1} itself is never needed):
+ *   ddelta += sum_n gh (A pd + u B);  dA += gh pd dt;  dB = gh dt u;  du += dt sum_n gh B;
+ *   dC = gOut h_t;  g <- gh exp(dt A).
+ */
+function gradientShader(k: Dims, has: Set<string>, sp: boolean, U: number): string {
+  const hasZ = has.has("z"), hasD = has.has("D");
+  const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
+  const nblk = k.T / U;
+  const outs = U * 2 * k.ns; // dB and dC values of one block
+  const bindings: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], ["bct", "read", "vec4<f32>"]];
+  if (hasD) bindings.push(["D", "read", "f32"]);
+  if (hasZ) bindings.push(runBinding(k, "z"));
+  if (has.has("deltaBias")) bindings.push(["deltaBias", "read", "f32"]);
+  bindings.push(["states", "read", "f32"], ["incoming", "read", "f32"], runBinding(k, "gy"),
+    runBinding(k, "gu", "read_write"), runBinding(k, "gdelta", "read_write"));
+  if (hasZ) bindings.push(runBinding(k, "gz", "read_write"));
+  bindings.push(["paramPartial", "read_write", "f32"], ["bcPartial", "read_write", "f32"]);
+  const dtOf = (j: number) => `select(0.0, ${sp ? `softplus(dl${j}${bias})` : `dl${j}${bias}`}, ok${j})`;
+  return header(k, bindings) + `
+// states at the start of each block of the chunk, (block, q, channel): a thread reads its own column
+var<workgroup> ck: array<vec4<f32>, ${nblk * k.nq * k.ch}>;
+// one block's dB, dC contributions, (step, B|C, n, channel) with a padded row: summed over channels
+var<workgroup> red: array<f32, ${outs * (k.ch + 1)}>;
+@compute @workgroup_size(${k.ch}) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let lid = lid3.x; let c = wid.y; let b = wid.z; // uniform in the workgroup, as barriers need
+  let lane = wid.x * CH + lid; let live = lane < DIM; let d = min(lane, DIM - 1u);
+  let row = (b * DIM + d) * LEN;
+  let start = c * T; let end = min(LEN, start + T);
+  let nblk = (end - start + ${U - 1}u) / ${U}u;
+  ${loadA(k)}
+  let so = ((b * DIM + d) * (NC + 1u) + c) * NS;
+  ${loadState(k, "h", "states", "so")}
+  // sweep: the state at each block's start
+  for (var jb = 0u; jb < nblk; jb++) {
+    let t0 = start + jb * ${U}u;
+    ${lines(k.nq, (q) => `ck[(jb * NQ + ${q}u) * CH + lid] = h${q};`, "\n    ")}
+    ${loadRun(k, "u", "u", U)}
+    ${loadRun(k, "delta", "dl", U)}
+    ${lines(U, (j) => `let ok${j} = t0 + ${j}u < end; let ts${j} = min(t0 + ${j}u, LEN - 1u);
+    let dt${j} = ${dtOf(j)}; let dtu${j} = dt${j} * u${j};
+    ${forwardStep(k, String(j), false)}`, "\n    ")}
+  }
+  ${loadState(k, "g", "incoming", "so")}
+  ${lines(k.nq, (q) => `var gA${q} = vec4<f32>(0.0);`)}
+  var gD = 0.0; var gBias = 0.0;
+  for (var jb = nblk; jb > 0u; jb--) {
+    let t0 = start + (jb - 1u) * ${U}u;
+    ${lines(k.nq, (q) => `h${q} = ck[((jb - 1u) * NQ + ${q}u) * CH + lid];`, "\n    ")}
+    ${loadRun(k, "u", "u", U)}
+    ${loadRun(k, "delta", "dl", U)}
+    ${loadRun(k, "gy", "gy", U)}
+    ${hasZ ? loadRun(k, "z", "z", U) : ""}
+    // recompute the block's states (kept as h{step}_{q}) and outputs
+    ${lines(U, (j) => `let ok${j} = t0 + ${j}u < end; let ts${j} = min(t0 + ${j}u, LEN - 1u);
+    let dt${j} = ${dtOf(j)}; let dtu${j} = dt${j} * u${j};
+    ${forwardStep(k, String(j), hasZ)}
+    ${lines(k.nq, (q) => `let h${j}_${q} = h${q};`, " ")}
+    ${hasZ ? `let sg${j} = sigmoid(z${j}); let pre${j} = ${hasD ? `D[d] * u${j} + ` : ""}yc${j};
+    let gz${j} = gy${j} * pre${j} * sg${j} * (1.0 + z${j} * (1.0 - sg${j}));
+    let go${j} = select(0.0, gy${j} * z${j} * sg${j}, ok${j});` : `let go${j} = select(0.0, gy${j}, ok${j});`}`, "\n    ")}
+    // walk back through the block
+    ${lines(U, (jj) => {
+    const j = U - 1 - jj;
+    return `var gDt${j} = 0.0; var gU${j} = 0.0;
+    {
+      ${lines(k.nq, (q) => `let bq${q} = bct[bo${j} + ${q}u]; let cq${q} = bct[bo${j} + NQ + ${q}u];
+      let gh${q} = g${q} + go${j} * cq${q};
+      let pd${q} = h${j}_${q} - dtu${j} * bq${q};
+      gDt${j} += ${LN2} * dot(gh${q}, pd${q} * aq${q}) + u${j} * dot(gh${q}, bq${q});
+      gA${q} += gh${q} * pd${q} * dt${j};
+      gU${j} += dot(gh${q}, bq${q});
+      g${q} = gh${q} * exp2(dt${j} * aq${q});
+      let db${q} = gh${q} * dtu${j}; let dc${q} = go${j} * h${j}_${q};`, "\n      ")}
+      ${lines(k.ns, (n) => `red[${(j * 2) * k.ns + n}u * ${k.ch + 1}u + lid] = select(0.0, db${n >> 2}.${XYZW[n % 4]}, live);` +
+      ` red[${(j * 2 + 1) * k.ns + n}u * ${k.ch + 1}u + lid] = select(0.0, dc${n >> 2}.${XYZW[n % 4]}, live);`, "\n      ")}
+    }
+    gU${j} = gU${j} * dt${j}${hasD ? ` + go${j} * D[d]` : ""};
+    let gDelta${j} = ${sp ? `gDt${j} * sigmoid(dl${j}${bias})` : `gDt${j}`};
+    gBias += select(0.0, gDelta${j}, ok${j});
+    gD += go${j} * u${j};`;
+  }, "\n    ")}
+    ${storeRun(k, "gu", U, (j) => `gU${j}`)}
+    ${storeRun(k, "gdelta", U, (j) => `gDelta${j}`)}
+    ${hasZ ? storeRun(k, "gz", U, (j) => `gz${j}`) : ""}
+    // dB, dC of the block: sum the workgroup's channels, one (step, B|C, n) per thread
+    workgroupBarrier();
+    ${lines(Math.ceil(outs / k.ch), (s) => `{
+      let o = lid + ${s * k.ch}u;
+      if (o < ${outs}u) {
+        let base = o * ${k.ch + 1}u;
+        var r0 = 0.0; var r1 = 0.0; var r2 = 0.0; var r3 = 0.0;
+        ${lines(Math.ceil(k.ch / 4), (r) => range(4).filter((i) => 4 * r + i < k.ch).map((i) => `r${i} += red[base + ${4 * r + i}u];`).join(" "), "\n        ")}
+        let t = t0 + o / ${2 * k.ns}u;
+        if (t < end) { bcPartial[((b * GROUPS + wid.x) * LEN + t) * ${2 * k.ns}u + o % ${2 * k.ns}u] = (r0 + r1) + (r2 + r3); }
+      }
+    }`, "\n    ")}
+    workgroupBarrier();
+  }
+  if (live) {
+    let po = ((d * BATCH + b) * NC + c) * (NS + 2u);
+    ${storeState(k, "paramPartial", "po", (q, c) => `gA${q}.${c}`)}
     paramPartial[po + NS] = gD;
     paramPartial[po + NS + 1u] = gBias;
   }
 }`;
 }
 
-/** Sums paramPartial over (b, c) -> gA (d, ns), gD (d), gBias (d); one thread per (d, column). */
-function paramReduceShader(k: Dims, outs: string[]): string {
-  return prelude(k, new Set(), false, [["paramPartial", "read"], ...outs.map((o) => [o, "read_write"] as [string, "read_write"])]) + `
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let idx = gid.x; // over d * (ns + 2)
-  if (idx >= DIM * (NS + 2u)) { return; }
-  let d = idx / (NS + 2u); let col = idx % (NS + 2u);
-  var acc = 0.0;
-  for (var bc = 0u; bc < BATCH * NC; bc++) { acc += paramPartial[(bc * DIM + d) * (NS + 2u) + col]; }
-  if (col < NS) { gA[d * NS + col] = acc; }
-  ${outs.includes("gD") ? "else if (col == NS) { gD[d] = acc; }" : ""}
-  ${outs.includes("gBias") ? "else if (col == NS + 1u) { gBias[d] = acc; }" : ""}
+/** Workgroup memory of the split gradient pass: checkpoints, dB/dC reduction, per-quad partial sums. */
+function splitGradientSharedBytes(k: Dims, U: number): number {
+  const wg = k.ch * k.nq;
+  return (k.T / U) * wg * 16 + U * 2 * k.ns * (k.ch + 1) * 4 + 3 * U * wg * 4;
+}
+
+/**
+ * 6'. The same gradients with the states of a channel split over nq = ceil(ns / 4) threads (one vec4 of
+ * states each): a quarter of the registers and checkpoints per thread, so four times the threads per
+ * SM. The per-step sums over states (ddelta, du, and y for dz) are finished in workgroup memory after
+ * each block: thread q of a channel then handles steps q, q + nq, ... of the block, reading that step's
+ * inputs again (L1 hits). Same outputs and layouts as gradientShader.
+ */
+function splitGradientShader(k: Dims, has: Set<string>, sp: boolean, U: number): string {
+  const hasZ = has.has("z"), hasD = has.has("D");
+  const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
+  const nblk = k.T / U;
+  const wg = k.ch * k.nq;
+  const outs = U * 2 * k.ns;
+  const kinds = hasZ ? 3 : 2; // per-step partial sums: ddelta, du (and y)
+  const bindings: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], ["bct", "read", "vec4<f32>"]];
+  if (hasD) bindings.push(["D", "read", "f32"]);
+  if (hasZ) bindings.push(["z", "read", "f32"]); // read per step by the combining threads; as runs below
+  if (has.has("deltaBias")) bindings.push(["deltaBias", "read", "f32"]);
+  bindings.push(["states", "read", "f32"], ["incoming", "read", "f32"], ["gy", "read", "f32"],
+    ["gu", "read_write", "f32"], ["gdelta", "read_write", "f32"]);
+  if (hasZ) bindings.push(["gz", "read_write", "f32"]);
+  bindings.push(["paramPartial", "read_write", "f32"], ["bcPartial", "read_write", "f32"]);
+  // gy and z are read per step (scalar loads) both in the block and by the combining threads
+  const scalarRun = (arr: string, v: string) => lines(U, (j) => `let ${v}${j} = ${arr}[row + min(t0 + ${j}u, LEN - 1u)];`, "\n    ");
+  const dtOf = (j: number) => `select(0.0, ${sp ? `softplus(dl${j}${bias})` : `dl${j}${bias}`}, ok${j})`;
+  const stateAt = (buf: string, base: string) =>
+    `vec4<f32>(${range(4).map((i) => `select(0.0, ${buf}[${base} + min(4u * q + ${i}u, NS - 1u)], 4u * q + ${i}u < NS)`).join(", ")})`;
+  return header(k, bindings) + `
+const WG: u32 = ${wg}u;
+// this thread's states at the start of each block of the chunk, (block, thread)
+var<workgroup> ck: array<vec4<f32>, ${nblk * wg}>;
+// one block's dB, dC contributions, (step, B|C, n, channel) with a padded row: summed over channels
+var<workgroup> red: array<f32, ${outs * (k.ch + 1)}>;
+// one block's per-thread partial sums over its 4 states, (step, kind, thread)
+var<workgroup> part: array<f32, ${kinds * U * wg}>;
+@compute @workgroup_size(${wg}) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let lid = lid3.x; let c = wid.y; let b = wid.z; // uniform in the workgroup, as barriers need
+  let q = lid % NQ; let cl = lid / NQ; // state quad, channel in the workgroup
+  let lane = wid.x * CH + cl; let live = lane < DIM; let d = min(lane, DIM - 1u);
+  let row = (b * DIM + d) * LEN;
+  let start = c * T; let end = min(LEN, start + T);
+  let nblk = (end - start + ${U - 1}u) / ${U}u;
+  let aq = vec4<f32>(${range(4).map((i) => `select(0.0, A[d * NS + min(4u * q + ${i}u, NS - 1u)], 4u * q + ${i}u < NS)`).join(", ")}) * ${LOG2E};
+  let so = ((b * DIM + d) * (NC + 1u) + c) * NS;
+  var h = ${stateAt("states", "so")};
+  // sweep: the state at each block's start
+  for (var jb = 0u; jb < nblk; jb++) {
+    let t0 = start + jb * ${U}u;
+    ck[jb * WG + lid] = h;
+    ${loadRun(k, "u", "u", U)}
+    ${loadRun(k, "delta", "dl", U)}
+    ${lines(U, (j) => `let ok${j} = t0 + ${j}u < end;
+    let dt${j} = ${dtOf(j)};
+    h = exp2(dt${j} * aq) * h + (dt${j} * u${j}) * bct[(b * LEN + min(t0 + ${j}u, LEN - 1u)) * 2u * NQ + q];`, "\n    ")}
+  }
+  var g = ${stateAt("incoming", "so")};
+  var gA = vec4<f32>(0.0);
+  var gD = 0.0; var gBias = 0.0;
+  for (var jb = nblk; jb > 0u; jb--) {
+    let t0 = start + (jb - 1u) * ${U}u;
+    h = ck[(jb - 1u) * WG + lid];
+    ${loadRun(k, "u", "u", U)}
+    ${loadRun(k, "delta", "dl", U)}
+    ${scalarRun("gy", "gy")}
+    ${hasZ ? scalarRun("z", "z") : ""}
+    // recompute the block's states (h{step}) and this quad's part of y
+    ${lines(U, (j) => `let ok${j} = t0 + ${j}u < end;
+    let dt${j} = ${dtOf(j)}; let dtu${j} = dt${j} * u${j};
+    let bo${j} = (b * LEN + min(t0 + ${j}u, LEN - 1u)) * 2u * NQ;
+    let bq${j} = bct[bo${j} + q]; let cq${j} = bct[bo${j} + NQ + q];
+    h = exp2(dt${j} * aq) * h + dtu${j} * bq${j};
+    let h${j} = h;
+    ${hasZ ? `part[(${j * kinds + 2}u) * WG + lid] = dot(h, cq${j});
+    let go${j} = select(0.0, gy${j} * z${j} * sigmoid(z${j}), ok${j});` : `let go${j} = select(0.0, gy${j}, ok${j});`}
+    gD += go${j} * u${j};`, "\n    ")}
+    // walk back through the block
+    ${lines(U, (jj) => {
+    const j = U - 1 - jj;
+    return `{
+      let gh = g + go${j} * cq${j};
+      let pd = h${j} - dtu${j} * bq${j};
+      part[${j * kinds}u * WG + lid] = ${LN2} * dot(gh, pd * aq) + u${j} * dot(gh, bq${j});
+      part[${j * kinds + 1}u * WG + lid] = dot(gh, bq${j});
+      gA += gh * pd * dt${j};
+      g = gh * exp2(dt${j} * aq);
+      let db = select(vec4<f32>(0.0), gh * dtu${j}, live); let dc = select(vec4<f32>(0.0), go${j} * h${j}, live);
+      ${lines(4, (i) => `if (4u * q + ${i}u < NS) { red[(${2 * j}u * NS + 4u * q + ${i}u) * ${k.ch + 1}u + cl] = db.${XYZW[i]}; red[(${2 * j + 1}u * NS + 4u * q + ${i}u) * ${k.ch + 1}u + cl] = dc.${XYZW[i]}; }`, "\n      ")}
+    }`;
+  }, "\n    ")}
+    workgroupBarrier();
+    // thread q of a channel finishes steps q, q + NQ, ...: sums over the channel's quads, then du, ddelta, dz
+    ${lines(Math.ceil(U / k.nq), (s) => `{
+      let j = q + ${s * k.nq}u;
+      let t = t0 + j;
+      if (j < ${U}u && t < end) {
+        let i = row + t;
+        var sDt = 0.0; var sU = 0.0;${hasZ ? " var sY = 0.0;" : ""}
+        for (var qq = 0u; qq < NQ; qq++) {
+          let p = cl * NQ + qq;
+          sDt += part[(j * ${kinds}u) * WG + p]; sU += part[(j * ${kinds}u + 1u) * WG + p];${hasZ ? ` sY += part[(j * ${kinds}u + 2u) * WG + p];` : ""}
+        }
+        let raw = ${elementAt(k, "delta", "i")}${bias};
+        let dt = ${sp ? "softplus(raw)" : "raw"};
+        let gyt = gy[i];
+        ${hasZ ? `let zt = z[i]; let sg = sigmoid(zt);
+        let go = gyt * zt * sg;
+        let pre = sY${hasD ? ` + D[d] * ${elementAt(k, "u", "i")}` : ""};` : "let go = gyt;"}
+        let gDelta = ${sp ? "sDt * sigmoid(raw)" : "sDt"};
+        gBias += gDelta;
+        if (live) {
+          gu[i] = sU * dt${hasD ? " + go * D[d]" : ""};
+          gdelta[i] = gDelta;
+          ${hasZ ? "gz[i] = gyt * pre * sg * (1.0 + zt * (1.0 - sg));" : ""}
+        }
+      }
+    }`, "\n    ")}
+    // dB, dC of the block: sum the workgroup's channels, one (step, B|C, n) per thread
+    ${lines(Math.ceil(outs / wg), (s) => `{
+      let o = lid + ${s * wg}u;
+      if (o < ${outs}u) {
+        let base = o * ${k.ch + 1}u;
+        var r0 = 0.0; var r1 = 0.0; var r2 = 0.0; var r3 = 0.0;
+        ${lines(Math.ceil(k.ch / 4), (r) => range(4).filter((i) => 4 * r + i < k.ch).map((i) => `r${i} += red[base + ${4 * r + i}u];`).join(" "), "\n        ")}
+        let t = t0 + o / ${2 * k.ns}u;
+        if (t < end) { bcPartial[((b * GROUPS + wid.x) * LEN + t) * ${2 * k.ns}u + o % ${2 * k.ns}u] = (r0 + r1) + (r2 + r3); }
+      }
+    }`, "\n    ")}
+    workgroupBarrier();
+  }
+  // d bias: each thread summed its own steps; add up the channel's threads
+  part[lid] = gBias;
+  workgroupBarrier();
+  if (live) {
+    let po = ((d * BATCH + b) * NC + c) * (NS + 2u);
+    ${lines(4, (i) => `if (4u * q + ${i}u < NS) { paramPartial[po + 4u * q + ${i}u] = gA.${XYZW[i]}; }`, "\n    ")}
+    if (q == 0u) {
+      var sb = 0.0;
+      for (var qq = 0u; qq < NQ; qq++) { sb += part[cl * NQ + qq]; }
+      paramPartial[po + NS] = gD;
+      paramPartial[po + NS + 1u] = sb;
+    }
+  }
 }`;
 }
 
-/** Sums bcPartial over channel groups -> gB, gC (b, ns, l); one thread per element. */
-function bcReduceShader(k: Dims): string {
-  return prelude(k, new Set(), false, [["bcPartial", "read"], ["gB", "read_write"], ["gC", "read_write"]]) + `
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let idx = gid.x + gid.y * 65535u * ${WG}u; // over b * ns * l
-  if (idx >= BATCH * NS * LEN) { return; }
-  let t = idx % LEN; let n = (idx / LEN) % NS; let b = idx / (LEN * NS);
-  var accB = 0.0; var accC = 0.0;
-  for (var g = 0u; g < GROUPS; g++) {
-    accB += bcPartial[((b * GROUPS + g) * NS + n) * LEN + t];
-    accC += bcPartial[(((BATCH + b) * GROUPS + g) * NS + n) * LEN + t];
+// ---------------------------------------------------------------------------------------------------
+// 7. reductions
+
+/** paramPartial (d, b nc, ns + 2) summed over its middle axis -> gA (d, ns), gD (d), gBias (d); a workgroup per d. */
+function paramReduceShader(k: Dims, outs: string[]): string {
+  const cols = k.ns + 2;
+  return header(k, [["paramPartial", "read", "f32"], ...outs.map((o): Binding => [o, "read_write", "f32"])]) + `
+var<workgroup> sh: array<f32, ${cols * 64}>;
+@compute @workgroup_size(64) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let lid = lid3.x; let d = wid.x;
+  let rows = BATCH * NC;
+  ${lines(cols, (m) => `var a${m} = 0.0;`, " ")}
+  for (var r = lid; r < rows; r += 64u) {
+    let o = (d * rows + r) * ${cols}u;
+    ${lines(cols, (m) => `a${m} += paramPartial[o + ${m}u];`, " ")}
   }
-  gB[idx] = accB; gC[idx] = accC;
+  ${lines(cols, (m) => `sh[${m * 64}u + lid] = a${m};`, " ")}
+  workgroupBarrier();
+  ${[32, 16, 8, 4, 2, 1].map((s) => `if (lid < ${s}u) { ${lines(cols, (m) => `sh[${m * 64}u + lid] += sh[${m * 64}u + lid + ${s}u];`, " ")} }
+  workgroupBarrier();`).join("\n  ")}
+  if (lid == 0u) {
+    ${lines(k.ns, (n) => `gA[d * NS + ${n}u] = sh[${n * 64}u];`, " ")}
+    ${outs.includes("gD") ? `gD[d] = sh[${k.ns * 64}u];` : ""}
+    ${outs.includes("gBias") ? `gBias[d] = sh[${(k.ns + 1) * 64}u];` : ""}
+  }
+}`;
+}
+
+/** bcPartial (b, groups, l, 2 ns) summed over groups -> gB, gC (b, ns, l); one thread per (b, t, B|C, n). */
+function bcReduceShader(k: Dims): string {
+  return header(k, [["bcPartial", "read", "f32"], ["gB", "read_write", "f32"], ["gC", "read_write", "f32"]]) + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let idx = gid.x + gid.y * 65535u * 64u; // over (b, t, m), m fastest: coalesced reads
+  if (idx >= BATCH * LEN * 2u * NS) { return; }
+  let m = idx % (2u * NS); let t = (idx / (2u * NS)) % LEN; let b = idx / (2u * NS * LEN);
+  let stride = LEN * 2u * NS; // from one channel group to the next
+  let base = b * GROUPS * stride + t * 2u * NS + m;
+  var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0;
+  var g = 0u;
+  for (; g + 4u <= GROUPS; g += 4u) {
+    a0 += bcPartial[base + g * stride]; a1 += bcPartial[base + (g + 1u) * stride];
+    a2 += bcPartial[base + (g + 2u) * stride]; a3 += bcPartial[base + (g + 3u) * stride];
+  }
+  for (; g < GROUPS; g++) { a0 += bcPartial[base + g * stride]; }
+  let total = (a0 + a1) + (a2 + a3);
+  if (m < NS) { gB[(b * NS + m) * LEN + t] = total; } else { gC[(b * NS + m - NS) * LEN + t] = total; }
 }`;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Dispatch on tfjs's device
 
-const pipelines = new Map<string, GPUComputePipeline>();
+// deno-lint-ignore no-explicit-any
+type Backend = any;
 
-function pipeline(be: Backend, code: string): GPUComputePipeline {
+/** Compiled pipelines by WGSL source, with their bind group layouts (asked for once: it is not free). */
+const pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+const codes = new Map<string, string>();
+
+/**
+ * The WGSL of `make(...args)`, generated once per (generator, arguments, kernel configuration): building
+ * the unrolled source costs more host time than a small scan's dispatch.
+ */
+// deno-lint-ignore no-explicit-any
+function code<A extends any[]>(make: (...args: A) => string, ...args: A): string {
+  const key = make.name + JSON.stringify(args, (_, v) => v instanceof Set ? [...v].sort() : v) + JSON.stringify(config);
+  let text = codes.get(key);
+  if (text === undefined) {
+    text = make(...args);
+    codes.set(key, text);
+  }
+  return text;
+}
+
+function pipeline(be: Backend, code: string): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
   let p = pipelines.get(code);
   if (!p) {
     const device: GPUDevice = be.device;
-    p = device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code }), entryPoint: "main" } });
+    const made = device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code }), entryPoint: "main" } });
+    p = { pipeline: made, layout: made.getBindGroupLayout(0) };
     pipelines.set(code, p);
   }
   return p;
 }
+
+const bufferLimits = new WeakMap<GPUDevice, number>();
 
 function newTensor(be: Backend, shape: number[]): tf.TensorInfo {
   const info = be.makeTensorInfo(shape, "float32");
@@ -455,35 +856,47 @@ function bufferOf(be: Backend, info: tf.TensorInfo): GPUBuffer {
   return be.tensorMap.get(info.dataId).resource as GPUBuffer;
 }
 
-/** Records one dispatch of `code` over `groups` workgroups, binding `tensors` in order. */
-function run(be: Backend, code: string, tensors: tf.TensorInfo[], groups: [number, number, number]): void {
+/**
+ * Records one dispatch of `code` over `groups` workgroups, binding `tensors` in order. Inside tf.time or
+ * tf.profile (tfjs's activeTimers) the pass is timed with timestamp queries like tfjs's own programs,
+ * under the name `SelectiveScan:${label}`.
+ */
+function run(be: Backend, label: string, code: string, tensors: tf.TensorInfo[], groups: [number, number, number]): void {
   const p = pipeline(be, code);
   const device: GPUDevice = be.device;
-  const limit = device.limits.maxStorageBuffersPerShaderStage;
+  let limit = bufferLimits.get(device);
+  if (limit === undefined) bufferLimits.set(device, limit = device.limits.maxStorageBuffersPerShaderStage);
   if (tensors.length > limit) {
     throw new Error(`selective scan (webgpu): a pass needs ${tensors.length} storage buffers but this device allows ${limit}`);
   }
   const bindGroup = device.createBindGroup({
-    layout: p.getBindGroupLayout(0),
+    layout: p.layout,
     entries: tensors.map((t, i) => ({ binding: i, resource: { buffer: bufferOf(be, t) } })),
   });
   for (const t of tensors) be.commandQueueOwnedIds.add(t.dataId); // keep buffers alive until submitted
   be.ensureCommandEncoderReady();
   be.endComputePassEncoder();
-  const pass = (be.commandEncoder as GPUCommandEncoder).beginComputePass();
-  pass.setPipeline(p);
+  const timed = be.activeTimers != null && be.supportTimestampQuery;
+  const descriptor: GPUComputePassDescriptor = {};
+  if (timed) {
+    if (be.querySet == null) be.querySet = device.createQuerySet({ type: "timestamp", count: be.querySetCount });
+    descriptor.timestampWrites = { querySet: be.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+  }
+  const pass = (be.commandEncoder as GPUCommandEncoder).beginComputePass(descriptor);
+  pass.setPipeline(p.pipeline);
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(...groups);
   pass.end();
   be.dispatchCountInPass++;
+  if (timed) be.activeTimers.push({ name: `SelectiveScan:${label}`, query: be.getQueryTime() });
 }
 
 function perChunk(k: Dims): [number, number, number] {
   return [k.groups, k.nc, k.batch];
 }
-/** One thread per (b, d, n), for the carry passes (2-d grid past 65535 workgroups). */
-function perState(k: Dims): [number, number, number] {
-  const wgs = Math.ceil(k.batch * k.dim * k.ns / WG);
+/** One thread per item of a 1-d range of `count` (2-d grid past 65535 workgroups of 64). */
+function flat(count: number): [number, number, number] {
+  const wgs = Math.ceil(count / 64);
   return [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
 }
 
@@ -491,41 +904,68 @@ function pick(inputs: Record<string, tf.TensorInfo>, names: string[]): tf.Tensor
   return names.filter((n) => inputs[n]).map((n) => inputs[n]);
 }
 
-/** Forward steps 1-2: chunk summaries and chunk initial states (the caller disposes both). */
-function chunkStates(be: Backend, x: Record<string, tf.TensorInfo>, k: Dims, has: Set<string>, sp: boolean) {
+/** 0. bct (b, l, 2, nq) vec4 (the caller disposes it). */
+function transposeBC(be: Backend, x: Record<string, tf.TensorInfo>, k: Dims): tf.TensorInfo {
+  const bct = newTensor(be, [k.batch, k.len, 2, k.nq * 4]);
+  run(be, "transposeBC", code(transposeShader, k), [x.B, x.C, bct], flat(k.batch * 2 * k.nq * k.len));
+  return bct;
+}
+
+/** Inputs of a forward pass in forwardBindings' order. */
+function forwardInputs(x: Record<string, tf.TensorInfo>, bct: tf.TensorInfo, mode: "summary" | "output", extra: tf.TensorInfo[]) {
+  const out = mode === "output";
+  return [x.u, x.delta, x.A, bct, ...pick(x, ["deltaBias"]), ...(out ? pick(x, ["D", "z"]) : []), ...extra];
+}
+
+/** Forward steps 1-2 with chunks of k.T: chunk summaries and chunk initial states (the caller disposes both). */
+function chunkStates(be: Backend, x: Record<string, tf.TensorInfo>, bct: tf.TensorInfo, k: Dims, has: Set<string>, sp: boolean) {
   const summary = newTensor(be, [k.batch, k.dim, k.nc, 2 * k.ns]);
-  run(be, summaryShader(k, has, sp), [...pick(x, ["u", "delta", "A", "B", "deltaBias"]), summary], perChunk(k));
+  run(be, "summary", code(forwardShader, k, has, sp, "summary"), forwardInputs(x, bct, "summary", [summary]), perChunk(k));
   const states = newTensor(be, [k.batch, k.dim, k.nc + 1, k.ns]);
-  run(be, carryShader(k, has, sp), [summary, ...pick(x, ["initialState"]), states], perState(k));
+  run(be, "carry", code(carryShader, k, has), [summary, ...pick(x, ["initialState"]), states], flat(k.batch * k.dim * k.ns));
   return { summary, states };
+}
+
+function forwardDims(x: Record<string, tf.TensorInfo>): Dims {
+  const [batch, dim, len] = x.u.shape;
+  return dimsFor(x.u, x.A, forwardChunk(batch, dim, len), config.fwdThreads, config.fwdKernel === "tiled" ? TT : FWD_U);
 }
 
 function forwardKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) {
   const be = backend as Backend;
   const a = attrs as unknown as ScanAttrs;
   const x = namedInputs(list, a);
-  const k = forwardDimsFor(x.u, x.A);
+  const k = forwardDims(x);
   const has = new Set(Object.keys(x));
-  const { summary, states } = chunkStates(be, x, k, has, a.deltaSoftplus);
+  const bct = transposeBC(be, x, k);
+  const { summary, states } = chunkStates(be, x, bct, k, has, a.deltaSoftplus);
   const y = newTensor(be, [k.batch, k.dim, k.len]);
-  run(be, outputShader(k, has, a.deltaSoftplus),
-    [...pick(x, ["u", "delta", "A", "B", "C", "D", "z", "deltaBias"]), states, y], perChunk(k));
-  // the last state is slot nc of `states`: copy it out with a strided copy pass
   const last = newTensor(be, [k.batch, k.dim, k.ns]);
-  run(be, lastStateShader(k), [states, last], [Math.ceil(k.batch * k.dim * k.ns / WG), 1, 1]);
-  be.disposeData(summary.dataId);
-  be.disposeData(states.dataId);
+  run(be, "output", code(forwardShader, k, has, a.deltaSoftplus, "output"), forwardInputs(x, bct, "output", [states, y, last]), perChunk(k));
+  for (const t of [bct, summary, states]) be.disposeData(t.dataId);
   return [y, last];
 }
 
-function lastStateShader(k: Dims): string {
-  return prelude(k, new Set(), false, [["states", "read"], ["last", "read_write"]]) + `
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let idx = gid.x;
-  if (idx >= BATCH * DIM * NS) { return; }
-  let n = idx % NS; let bd = idx / NS;
-  last[idx] = states[(bd * (NC + 1u) + NC) * NS + n];
-}`;
+/**
+ * The backward's dims: chunk bwdChunk, block bwdSub, bwdThreads channels per workgroup, shrunk (chunk
+ * first, then channels) until the gradient pass's workgroup memory fits the device.
+ */
+function backwardDims(be: Backend, x: Record<string, tf.TensorInfo>): { k: Dims; U: number } {
+  const U = config.bwdSub;
+  const limit = (be.device as GPUDevice).limits.maxComputeWorkgroupStorageSize;
+  let T = config.bwdChunk, ch = config.bwdThreads;
+  const bytes = (k: Dims) => config.bwdKernel === "split" ? splitGradientSharedBytes(k, U) : gradientSharedBytes(k, U);
+  let k = dimsFor(x.u, x.A, T, ch, U);
+  while (bytes(k) > limit) {
+    if (T > U) T = Math.max(U, Math.floor(T / 2 / U) * U);
+    else if (ch > (config.bwdKernel === "split" ? 8 : 32)) ch = Math.max(config.bwdKernel === "split" ? 8 : 32, ch / 2);
+    else {
+      throw new Error(`selective scan (webgpu): the gradient pass needs ${bytes(k)} bytes of workgroup memory ` +
+        `(d_state ${k.ns}, block ${U}) but this device allows ${limit}; lower MAMBABYTE_SCAN_SUB`);
+    }
+    k = dimsFor(x.u, x.A, T, ch, U);
+  }
+  return { k, U };
 }
 
 function gradKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) {
@@ -533,13 +973,16 @@ function gradKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorIn
   const a = attrs as unknown as ScanAttrs;
   const sp = a.deltaSoftplus;
   const x = namedInputs(list, a);
-  const k = dimsFor(x.u, x.A);
+  const { k, U } = backwardDims(be, x);
   const has = new Set(Object.keys(x));
-  const { summary, states } = chunkStates(be, x, k, has, sp);
+  const bct = transposeBC(be, x, k);
+  // 1-2 on the backward's chunks; summary and local adjoint run with the gradient pass's channels per workgroup
+  const { summary, states } = chunkStates(be, x, bct, k, has, sp);
   const local = newTensor(be, [k.batch, k.dim, k.nc, k.ns]);
-  run(be, localAdjointShader(k, has, sp), [...pick(x, ["delta", "A", "C", "z", "deltaBias"]), x.dy, local], perChunk(k));
+  run(be, "localAdjoint", code(localAdjointShader, k, has, sp),
+    [x.delta, x.A, bct, x.dy, ...pick(x, ["z", "deltaBias"]), local], perChunk(k));
   const incoming = newTensor(be, [k.batch, k.dim, k.nc + 1, k.ns]);
-  run(be, reverseCarryShader(k, has, sp), [summary, local, ...pick(x, ["dLast"]), incoming], perState(k));
+  run(be, "reverseCarry", code(reverseCarryShader, k, has), [summary, local, ...pick(x, ["dLast"]), incoming], flat(k.batch * k.dim * k.ns));
   const g: Record<string, tf.TensorInfo> = {
     u: newTensor(be, x.u.shape), delta: newTensor(be, x.u.shape),
     A: newTensor(be, x.A.shape), B: newTensor(be, x.B.shape), C: newTensor(be, x.C.shape),
@@ -547,23 +990,21 @@ function gradKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorIn
   if (has.has("z")) g.z = newTensor(be, x.u.shape);
   if (has.has("D")) g.D = newTensor(be, [k.dim]);
   if (has.has("deltaBias")) g.deltaBias = newTensor(be, [k.dim]);
-  const paramPartial = newTensor(be, [k.batch, k.nc, k.dim, k.ns + 2]);
-  const bcPartial = newTensor(be, [2, k.batch, k.groups, k.ns, k.len]);
-  run(be, gradientShader(k, has, sp), [
-    ...pick(x, ["u", "delta", "A", "B", "C", "D", "z", "deltaBias"]), states, incoming, x.dy,
+  const paramPartial = newTensor(be, [k.dim, k.batch * k.nc, k.ns + 2]);
+  const bcPartial = newTensor(be, [k.batch, k.groups, k.len, 2 * k.ns]);
+  run(be, "gradients", config.bwdKernel === "split" ? code(splitGradientShader, k, has, sp, U) : code(gradientShader, k, has, sp, U), [
+    x.u, x.delta, x.A, bct, ...pick(x, ["D", "z", "deltaBias"]), states, incoming, x.dy,
     g.u, g.delta, ...(g.z ? [g.z] : []), paramPartial, bcPartial,
   ], perChunk(k));
   const paramOuts = ["gA", ...(g.D ? ["gD"] : []), ...(g.deltaBias ? ["gBias"] : [])];
-  run(be, paramReduceShader(k, paramOuts), [paramPartial, g.A, ...(g.D ? [g.D] : []), ...(g.deltaBias ? [g.deltaBias] : [])],
-    [Math.ceil(k.dim * (k.ns + 2) / WG), 1, 1]);
-  const total = k.batch * k.ns * k.len;
-  const wgs = Math.ceil(total / WG);
-  run(be, bcReduceShader(k), [bcPartial, g.B, g.C], [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1]);
+  run(be, "paramReduce", code(paramReduceShader, k, paramOuts), [paramPartial, g.A, ...(g.D ? [g.D] : []), ...(g.deltaBias ? [g.deltaBias] : [])],
+    [k.dim, 1, 1]);
+  run(be, "bcReduce", code(bcReduceShader, k), [bcPartial, g.B, g.C], flat(k.batch * k.len * 2 * k.ns));
   if (has.has("initialState")) {
     g.initialState = newTensor(be, [k.batch, k.dim, k.ns]);
-    run(be, lastStateShader(k), [incoming, g.initialState], [Math.ceil(k.batch * k.dim * k.ns / WG), 1, 1]);
+    run(be, "initialStateGrad", code(lastSlotShader, k), [incoming, g.initialState], flat(k.batch * k.dim * k.ns));
   }
-  for (const t of [summary, states, local, incoming, paramPartial, bcPartial]) be.disposeData(t.dataId);
+  for (const t of [bct, summary, states, local, incoming, paramPartial, bcPartial]) be.disposeData(t.dataId);
   return a.present.split(",").map((name) => g[name]);
 }
 
