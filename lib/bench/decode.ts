@@ -1,0 +1,357 @@
+/**
+ * Decoding benchmarks (issue 5/7), recorded in data/results/bench/decode.jsonl:
+ *
+ * 1. Per-byte latency at batch 1 against the context length (1K, 4K, 16K, 64K bytes) on the current
+ *    backend, for MambaByte (d_model 256, 4 layers; its state is O(1), so its cost must stay flat), the byte
+ *    Transformer with a KV cache and MegaByte (same width and depth; their per-byte cost grows with the
+ *    cache). MambaByte's context is really read (chunked forwardFromState); the attention models' caches are
+ *    filled with random keys and values of the right shape (a step's cost depends on the cache's size, not
+ *    its values; a real 64K prefill of full attention does not fit wasm's 4 GiB heap). MambaByte is timed
+ *    with the fused JS stepper ("js", cpu/wasm) and with tfjs `step` ("tf").
+ * 2. Given trained checkpoints (--verifier DIR --drafter DIR): plain greedy MambaByte decoding,
+ *    speculative decoding (m 3; beta 1 and 3) and subword Mamba decoding alone, on a held-out prompt.
+ *
+ * Each figure is printed beside the anchor: PyTorch eager batch-1 decoding of MambaByte d256 x 4 on an
+ * H200 (data/anchors/h200-pytorch-train-decode-2026-11-28.json, `decode_eager_b1`).
+ *
+ *   deno run -A lib/bench/decode.ts [--backend wasm] [--contexts 1024,4096,16384,65536] [--steps 100]
+ *        [--models mambabyte,transformer,megabyte] [--budget-s 60] [--verifier DIR --drafter DIR]
+ *        [--spec-bytes 400] [--prompt-file FILE] [--no-record]        (--models "" runs only the speculative part)
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type BackendName, initBackend } from "../backend.ts";
+import "../models/mod.ts";
+import {
+  asMamba,
+  asMegaByte,
+  asTransformer,
+  baselineConfig,
+  createModel,
+  disposeCache,
+  disposeMegaByteState,
+  type KVCache,
+  megabytePrefill,
+  megabyteStep,
+  transformerPrefill,
+  transformerStep,
+} from "../models/mod.ts";
+import { disposeModel } from "../models/lm.ts";
+import { greedyDecode, RecurrentSession, speculativeDecode } from "../decode/speculative.ts";
+import { createStepper } from "../decode/stepper.ts";
+import { loadTrained } from "../train/experiment.ts";
+import { appendRecord, RESULTS_DIR } from "../results/store.ts";
+import { Rng } from "../util/rng.ts";
+import { ANCHORS_DIR } from "./anchors.ts";
+
+const arg = (name: string, fallback?: string) => {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : fallback;
+};
+const TABLE = "decode";
+const DIR = RESULTS_DIR + "bench";
+export const DECODE_SIZE = { d_model: 256, n_layer: 4 };
+
+/** The PyTorch eager batch-1 decoding anchor for d256 x 4 (bytes/s), with its source. */
+export async function decodeAnchor(): Promise<{ bytesPerS: number; source: string } | undefined> {
+  const file = "h200-pytorch-train-decode-2026-11-28.json";
+  try {
+    const rows = JSON.parse(await Deno.readTextFile(ANCHORS_DIR + file)) as Record<string, number | string>[];
+    const r = rows.find((x) => x.kind === "decode_eager_b1" && x.d_model === 256 && x.n_layer === 4);
+    return r ? { bytesPerS: r.bytes_per_s as number, source: `data/anchors/${file}` } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Steps `one()` up to `steps` times or until `budgetS` is spent (at least 3): mean seconds per step. */
+async function timeSteps(one: () => Promise<void>, steps: number, budgetS: number) {
+  for (let i = 0; i < 10; i++) await one(); // warm-up: compiles kernels, grows buffers, lets the JIT optimise the JS stepper
+  const t0 = performance.now();
+  let n = 0;
+  while (n < steps && (n < 3 || (performance.now() - t0) / 1000 < budgetS)) {
+    await one();
+    n++;
+  }
+  const s = (performance.now() - t0) / 1000 / n;
+  return { steps: n, msPerByte: s * 1000, bytesPerS: 1 / s };
+}
+
+async function mambaAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
+  const model = createModel("mambabyte", DECODE_SIZE, 0);
+  const m = asMamba(model);
+  const out: Record<string, unknown>[] = [];
+  const context = Int32Array.from({ length: ctx }, () => Math.floor(rng.uniform() * 256));
+  const t0 = performance.now();
+  const s = new RecurrentSession(m, "tf");
+  await s.prefill(context, 4096); // the real context, chunk by chunk, state carried
+  const prefillS = (performance.now() - t0) / 1000;
+  for (const kind of ["js", "tf"] as const) {
+    const stepper = createStepper(m, kind);
+    let state = s.state!, id = 65;
+    const r = await timeSteps(
+      async () => {
+        const x = await stepper.step(state, id);
+        state = x.state;
+        id = (id * 31 + 7) % 256;
+      },
+      steps,
+      budgetS,
+    );
+    out.push({ model: "mambabyte", stepper: kind, context: ctx, prefill_s: prefillS, ...r });
+  }
+  s.dispose();
+  disposeModel(model);
+  return out;
+}
+
+/** Grows every cache tensor's time axis (axis 2 of (b, h, t, k)) to `len` with random values. */
+function syntheticCache(cache: KVCache, len: number, seed: number): KVCache {
+  const layers = cache.layers.map((l, i) => {
+    const [b, h, , k] = l.k.shape;
+    return {
+      k: tf.randomNormal([b, h, len, k], 0, 1, "float32", seed + 2 * i),
+      v: tf.randomNormal([b, h, len, k], 0, 1, "float32", seed + 2 * i + 1),
+    };
+  });
+  return { ...cache, layers, position: len, length: len };
+}
+
+async function transformerAt(ctx: number, steps: number, budgetS: number) {
+  const model = createModel(
+    "transformer",
+    baselineConfig("transformer", DECODE_SIZE, { vocab_size: 256 }),
+    0,
+  );
+  const t = asTransformer(model);
+  const ids = tf.tensor([[1, 2, 3, 4]], [1, 4], "int32");
+  const pre = transformerPrefill(t, ids);
+  ids.dispose();
+  pre.logits.dispose();
+  let cache = syntheticCache(pre.cache, ctx, 1);
+  disposeCache(pre.cache);
+  let id = 65;
+  try {
+    const r = await timeSteps(
+      async () => {
+        const x = transformerStep(t, id, cache);
+        await x.logits.data();
+        x.logits.dispose();
+        disposeCache(cache);
+        cache = x.cache;
+        id = (id * 31 + 7) % 256;
+      },
+      steps,
+      budgetS,
+    );
+    return { model: "transformer", context: ctx, cache: "kv (synthetic, appended per step)", ...r };
+  } finally {
+    disposeCache(cache);
+    disposeModel(model);
+  }
+}
+
+async function megabyteAt(ctx: number, steps: number, budgetS: number) {
+  const model = createModel("megabyte", baselineConfig("megabyte", DECODE_SIZE), 0);
+  const mb = asMegaByte(model);
+  const P = mb.config.patch_size;
+  const ids = tf.tensor([[1, 2, 3, 4, 5, 6, 7, 8, 9].slice(0, P + 1)], [1, P + 1], "int32"); // a second patch begun
+  const pre = megabytePrefill(mb, ids);
+  ids.dispose();
+  pre.logits.dispose();
+  // the global cache holds the patches begun: ctx / P of them at context ctx
+  const patches = Math.ceil(ctx / P);
+  const global = syntheticCache(pre.state.global, patches, 3);
+  disposeCache(pre.state.global);
+  let state = {
+    ...pre.state,
+    global,
+    position: pre.state.position + (patches - pre.state.global.length) * P,
+  };
+  let id = 65;
+  try {
+    const r = await timeSteps(
+      async () => {
+        const x = megabyteStep(mb, id, state);
+        await x.logits.data();
+        x.logits.dispose();
+        disposeMegaByteState(state);
+        state = x.state;
+        id = (id * 31 + 7) % 256;
+      },
+      Math.max(steps, 2 * P),
+      budgetS,
+    );
+    return { model: "megabyte", context: ctx, patch_size: P, cache: "global kv (synthetic) + local", ...r };
+  } finally {
+    disposeMegaByteState(state);
+    disposeModel(model);
+  }
+}
+
+async function speculativeBench(verifierDir: string, drafterDir: string, nBytes: number, prompt: Uint8Array) {
+  const { model: vModel } = await loadTrained(verifierDir);
+  const { model: dModel, tokenizer } = await loadTrained(drafterDir);
+  if (!tokenizer) {
+    throw new Error(`${drafterDir}: no tokenizer.json (the drafter must be a mamba_subword checkpoint)`);
+  }
+  const verifier = asMamba(vModel), drafter = asMamba(dModel);
+  const out: Record<string, unknown>[] = [];
+  const base = { verifier: verifierDir, drafter: drafterDir, prompt_bytes: prompt.length, bytes: nBytes };
+  const plain = await greedyDecode(verifier, prompt, nBytes);
+  const plainBps = nBytes / plain.seconds;
+  out.push({ ...base, mode: "plain", stepper: "js", bytesPerS: plainBps, seconds: plain.seconds });
+  const plainTf = await greedyDecode(verifier, prompt, Math.min(nBytes, 100), { stepper: "tf" });
+  out.push({
+    ...base,
+    bytes: Math.min(nBytes, 100),
+    mode: "plain",
+    stepper: "tf",
+    bytesPerS: Math.min(nBytes, 100) / plainTf.seconds,
+    seconds: plainTf.seconds,
+  });
+  for (const [beta, verify] of [[1, "steps"], [3, "steps"], [1, "pass"], [3, "pass"]] as const) {
+    const r = await speculativeDecode(verifier, drafter, tokenizer, prompt, nBytes, {
+      draftTokens: 3,
+      beta,
+      verify,
+    });
+    const same = beta === 1 ? r.bytes.every((b, i) => b === plain.bytes[i]) : undefined;
+    out.push({
+      ...base,
+      mode: "speculative",
+      stepper: "js",
+      verify,
+      draftTokens: 3,
+      beta,
+      ...r.stats,
+      speedup: r.stats.bytesPerSecond / plainBps,
+      bytesPerS: r.stats.bytesPerSecond,
+      identicalToGreedy: same,
+      sample: new TextDecoder().decode(r.bytes),
+      acceptedMask: Array.from(r.accepted).join(""),
+    });
+  }
+  // the subword Mamba alone: greedy tokens, counted in bytes
+  const s = new RecurrentSession(drafter);
+  const t0 = performance.now();
+  await s.prefill(tokenizer.encode(prompt));
+  let bytes = 0, tokens = 0;
+  while (bytes < nBytes) {
+    let best = 0;
+    for (let i = 1; i < tokenizer.vocabSize; i++) if (s.next[i] > s.next[best]) best = i;
+    bytes += tokenizer.tokenBytes(best).length;
+    tokens++;
+    await s.step(best);
+  }
+  const sec = (performance.now() - t0) / 1000;
+  s.dispose();
+  out.push({
+    ...base,
+    bytes,
+    mode: "subword",
+    stepper: "js",
+    tokens,
+    bytesPerS: bytes / sec,
+    seconds: sec,
+    speedup: bytes / sec / plainBps,
+  });
+  disposeModel(vModel);
+  disposeModel(dModel);
+  return out;
+}
+
+if (import.meta.main) {
+  const backend = arg("backend") as BackendName | undefined;
+  const info = await initBackend({ backend, quiet: false });
+  const contexts = (arg("contexts", "1024,4096,16384,65536")!).split(",").map(Number);
+  const steps = Number(arg("steps", "100"));
+  const budgetS = Number(arg("budget-s", "60"));
+  const models = (arg("models", "mambabyte,transformer,megabyte")!).split(",").filter(Boolean);
+  for (const m of models) {
+    if (!["mambabyte", "transformer", "megabyte"].includes(m)) {
+      throw new Error(`--models: unknown model "${m}" (mambabyte, transformer, megabyte; "" for none)`);
+    }
+  }
+  const record = !Deno.args.includes("--no-record");
+  const anchor = await decodeAnchor();
+  const anchorText = anchor
+    ? `anchor: PyTorch eager H200 d256x4 ${anchor.bytesPerS.toFixed(0)} bytes/s (${anchor.source})`
+    : "anchor: not found";
+  const device = `${info.backend}${info.device ? ` on ${info.device}` : ""}`;
+  const save = async (rec: Record<string, unknown>) => {
+    const full = {
+      bench: "decode",
+      backend: tf.getBackend(),
+      device,
+      ...DECODE_SIZE,
+      batch: 1,
+      anchor_bytes_per_s: anchor?.bytesPerS,
+      anchor_source: anchor?.source,
+      ...rec,
+    };
+    if (record) await appendRecord(TABLE, full, DIR);
+    const bps = rec.bytesPerS as number | undefined;
+    console.log(
+      `${String(rec.model ?? rec.mode).padEnd(12)} ${String(rec.stepper ?? "").padEnd(3)} ctx ${
+        String(rec.context ?? rec.prompt_bytes).padStart(6)
+      }  ` +
+        (rec.skipped
+          ? `skipped: ${rec.skipped}`
+          : `${(rec.msPerByte as number | undefined)?.toFixed(3) ?? "-"} ms/byte  ${
+            bps?.toFixed(1)
+          } bytes/s`) +
+        (bps && anchor ? `  (${(bps / anchor.bytesPerS).toFixed(2)}x ${anchorText})` : ""),
+    );
+  };
+  const rng = new Rng(0);
+  const skipAfter = new Map<string, string>(); // model -> why longer contexts are skipped
+  for (const ctx of contexts) {
+    for (const name of models) {
+      if (skipAfter.has(name)) {
+        await save({ model: name, context: ctx, skipped: skipAfter.get(name) });
+        continue;
+      }
+      try {
+        const recs = name === "mambabyte" ? await mambaAt(ctx, steps, budgetS, rng) : [
+          name === "transformer"
+            ? await transformerAt(ctx, steps, budgetS)
+            : await megabyteAt(ctx, steps, budgetS),
+        ];
+        for (const r of recs) {
+          await save(r);
+          // a model whose step already takes > 1/10 of the budget would need > 10x longer at 4x the context
+          if ((r.msPerByte as number) * 10 > budgetS * 1000 / 10 && name !== "mambabyte") {
+            skipAfter.set(
+              name,
+              `per-byte cost ${
+                (r.msPerByte as number).toFixed(0)
+              } ms at context ${ctx} grows with the context; longer contexts exceed the ${budgetS} s budget`,
+            );
+          }
+        }
+      } catch (e) {
+        const msg = (e as Error).message.slice(0, 300);
+        await save({ model: name, context: ctx, skipped: `failed: ${msg}` });
+        skipAfter.set(name, `failed at context ${ctx}: ${msg}`);
+      }
+    }
+  }
+  const verifierDir = arg("verifier"), drafterDir = arg("drafter");
+  if (!verifierDir || !drafterDir) {
+    console.log(
+      "speculative: skipped (give --verifier DIR --drafter DIR, trained mambabyte and mamba_subword checkpoints)",
+    );
+  } else {
+    const nBytes = Number(arg("spec-bytes", "400"));
+    let prompt = new TextEncoder().encode(
+      "It was the best of times, it was the worst of times, it was the age of wisdom, ",
+    );
+    const promptFile = arg("prompt-file");
+    if (promptFile) prompt = await Deno.readFile(promptFile);
+    for (const r of await speculativeBench(verifierDir, drafterDir, nBytes, prompt)) {
+      const { sample: _s, acceptedMask: _a, ...shown } = r;
+      await save(r);
+      console.log("  ", JSON.stringify(shown));
+    }
+  }
+}

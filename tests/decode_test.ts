@@ -1,0 +1,345 @@
+/**
+ * Decoding: the fused JS stepper equals mamba.ts `step`; speculative decoding with beta = 1 equals plain
+ * greedy decoding byte for byte for any drafter (random, deliberately wrong), prompts ending mid-UTF-8
+ * character included; beta > 1 only ever emits bytes inside the verifier's top-beta; rolling the
+ * verifier back equals a fresh prefill of the accepted prefix; no tensors leak.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { deepStrictEqual, ok as assert } from "node:assert/strict";
+/** Equality of bytes (shown as arrays) or of plain values; the message names the case. */
+function assertEquals(a: unknown, b: unknown, msg?: string): void {
+  const [x, y] = a instanceof Uint8Array ? [Array.from(a), Array.from(b as Uint8Array)] : [a, b];
+  if (msg === undefined) deepStrictEqual(x, y);
+  else deepStrictEqual(x, y, `${msg}: ${JSON.stringify(x)} !== ${JSON.stringify(y)}`);
+}
+import { ByteBPE, trainBpe } from "../lib/data/bpe.ts";
+import { parseMambaConfig } from "../lib/io/config.ts";
+import {
+  disposeMambaLM,
+  disposeState,
+  forward,
+  initMambaLM,
+  type MambaLM,
+  prefill,
+  step,
+} from "../lib/models/mamba.ts";
+import { generate, generateBatch, generateTokens } from "../lib/decode/sample.ts";
+import {
+  argmax,
+  greedyDecode,
+  rankOf,
+  RecurrentSession,
+  speculativeDecode,
+} from "../lib/decode/speculative.ts";
+import { MambaStepper, tensorsToHost } from "../lib/decode/stepper.ts";
+import { relL2, useBackend } from "./helpers.ts";
+
+const enc = new TextEncoder();
+const CORPUS = enc.encode(
+  ("The quick brown fox jumps over the lazy dog. A stitch in time saves nine; the early bird catches the worm. " +
+    "Über café naïve — résumé, déjà vu. Ça va? Ἀρχὴ ἥμισυ παντός. 東京は大きい都市です。 ").repeat(6),
+);
+
+/**
+ * A random tiny Mamba with an untied, random N(0, 1) head: its logits are peaked (no near-ties) and its
+ * greedy text varied (a tied random head mostly predicts the input byte again).
+ */
+function tinyMamba(vocab: number, seed: number, d = 32, layers = 2): MambaLM {
+  const cfg = parseMambaConfig({
+    d_model: d,
+    n_layer: layers,
+    vocab_size: vocab,
+    ssm_cfg: { d_state: 8 },
+    tie_embeddings: false,
+  }, "test");
+  const m = initMambaLM(cfg, seed);
+  const head = m.params.get("lm_head.weight")!;
+  head.assign(tf.randomNormal(head.shape, 0, 1, "float32", seed));
+  return m;
+}
+
+/** A tied random Mamba with the embedding scaled up: it mostly predicts its input again ("echo"), which
+ * makes an echo drafter agree with an echo verifier often, exercising the accept paths. */
+function echoMamba(vocab: number, seed: number): MambaLM {
+  const m = initMambaLM(
+    parseMambaConfig({ d_model: 32, n_layer: 2, vocab_size: vocab, ssm_cfg: { d_state: 8 } }, "test"),
+    seed,
+  );
+  const E = m.params.get("backbone.embedding.weight")!;
+  E.assign(tf.tidy(() => tf.mul(E, 40)));
+  return m;
+}
+
+const bpe = trainBpe(CORPUS, { vocabSize: 320 });
+
+Deno.test("MambaStepper (plain JS) equals mamba.ts step within 1e-5, step after step", async () => {
+  await useBackend("wasm");
+  for (const m of [tinyMamba(256, 1), tinyMamba(320, 2, 48, 3), tinyMamba(256, 15, 128, 1)]) { // d 128: every width % 8 == 0 (all SIMD)
+    const prompt = tf.tensor([[3, 200, 17, 99, 5, 250, 1]], [1, 7], "int32");
+    const { logits, state } = prefill(m, prompt);
+    logits.dispose();
+    prompt.dispose();
+    const js = new MambaStepper(m);
+    let host = await tensorsToHost(state);
+    let tfState = state;
+    for (const id of [12, 255, 0, 77, 130, 4]) {
+      const ids = tf.tensor([id], [1], "int32");
+      const r = step(m, ids, tfState);
+      ids.dispose();
+      disposeState(tfState);
+      tfState = r.state;
+      const want = (await r.logits.data()) as Float32Array;
+      r.logits.dispose();
+      const got = js.stepSync(host, id);
+      host = got.state;
+      assert(relL2(got.logits, want) < 1e-5, `logits rel. error ${relL2(got.logits, want)}`);
+      const wantHost = await tensorsToHost(tfState);
+      for (let l = 0; l < wantHost.ssm.length; l++) {
+        assert(relL2(host.ssm[l], wantHost.ssm[l]) < 1e-5, `layer ${l} ssm state`);
+        assert(relL2(host.conv[l], wantHost.conv[l]) < 1e-5, `layer ${l} conv state`);
+      }
+    }
+    disposeState(tfState);
+    disposeMambaLM(m);
+  }
+});
+
+Deno.test("rolling the verifier back gives the logits and state of a fresh prefill of the accepted prefix", async () => {
+  await useBackend("wasm");
+  const m = tinyMamba(256, 3);
+  const prompt = Array.from(enc.encode("Hello, wor"));
+  const draft = Array.from(enc.encode("ld! How"));
+  const s = new RecurrentSession(m);
+  await s.read(prompt);
+  const before = s.state!;
+  await s.read(draft); // the verification pass moves the state past the whole draft
+  const accepted = [...draft.slice(0, 3), 0x3f]; // say 3 bytes accepted, then the verifier's own byte "?"
+  await s.read(accepted, before); // the roll-back pass: only the accepted bytes, from the cached state
+  const full = tf.tensor([[...prompt, ...accepted]], [1, prompt.length + accepted.length], "int32");
+  const fresh = prefill(m, full);
+  full.dispose();
+  const V = 256, l = prompt.length + accepted.length;
+  const want = ((await fresh.logits.data()) as Float32Array).slice((l - 1) * V, l * V);
+  assert(relL2(s.next, want) < 1e-5, `rolled-back logits rel. error ${relL2(s.next, want)}`);
+  const wantState = await tensorsToHost(fresh.state);
+  for (let i = 0; i < wantState.ssm.length; i++) {
+    assert(relL2(s.state!.ssm[i], wantState.ssm[i]) < 1e-5, `layer ${i} ssm state`);
+    assert(relL2(s.state!.conv[i], wantState.conv[i]) < 1e-5, `layer ${i} conv state`);
+  }
+  fresh.logits.dispose();
+  disposeState(fresh.state);
+  // and a step from the rolled-back state continues exactly like the one-pass forward
+  const nxt = await s.step(0x20);
+  const ids = tf.tensor([[...prompt, ...accepted, 0x20]], [1, l + 1], "int32");
+  const { logits } = forward(m, ids);
+  ids.dispose();
+  const want2 = ((await logits.data()) as Float32Array).slice(l * V, (l + 1) * V);
+  logits.dispose();
+  assert(relL2(nxt, want2) < 1e-5);
+  s.dispose();
+  disposeMambaLM(m);
+});
+
+Deno.test("speculative decoding with beta = 1 equals plain greedy decoding byte for byte, for any drafter", async () => {
+  await useBackend("wasm");
+  const verifier = tinyMamba(256, 4);
+  const random = tinyMamba(bpe.vocabSize, 5);
+  // a deliberately wrong drafter: norm_f = 0 makes every logit 0, so it always drafts the lowest-id token
+  const wrong = tinyMamba(bpe.vocabSize, 6);
+  const nf = wrong.params.get("backbone.norm_f.weight")!;
+  nf.assign(tf.zerosLike(nf));
+  const cafe = enc.encode("Ça va, café");
+  const prompts: Uint8Array[] = [
+    enc.encode("The quick brown "),
+    enc.encode("Über"),
+    cafe.subarray(0, cafe.length - 1), // ends inside "é" (0xC3 0xA9): only 0xC3
+    enc.encode("東京").subarray(0, 4), // ends inside the second character
+    Uint8Array.of(0x41),
+  ];
+  const echoV = echoMamba(256, 9), echoD = echoMamba(bpe.vocabSize, 10);
+  const always = () => true; // resume drafting after every corrected byte: many rounds
+  const numTensors = tf.memory().numTensors;
+  let echoAccepted = 0, echoDrafted = 0, partial = 0;
+  for (const prompt of prompts) {
+    for (
+      const [vName, ver, drafters] of [
+        ["random", verifier, [["random", random], ["wrong", wrong]]],
+        ["echo", echoV, [["echo", echoD], ["wrong", wrong]]],
+      ] as const
+    ) {
+      const want = await generate(ver, prompt, 60, { greedy: true });
+      const plain = await greedyDecode(ver, prompt, 60);
+      assertEquals(plain.bytes, want, "greedyDecode (JS stepper) vs generate");
+      for (const [name, drafter] of drafters) {
+        for (const m of [1, 3]) {
+          for (
+            const [boundary, verify] of [[undefined, "pass"], [always, "pass"], [undefined, "steps"], [
+              always,
+              "steps",
+            ]] as const
+          ) {
+            const r = await speculativeDecode(ver, drafter, bpe, prompt, 60, {
+              draftTokens: m,
+              beta: 1,
+              boundary,
+              verify,
+            });
+            const what = `${vName} verifier, ${name} drafter, m ${m}, ${verify}, prompt ${
+              JSON.stringify(Array.from(prompt))
+            }`;
+            assertEquals(r.bytes, want, what);
+            const s = r.stats;
+            assertEquals(s.accepted + s.corrected, 60);
+            assertEquals(r.accepted.reduce((a, b) => a + b, 0), s.accepted);
+            assert(s.accepted <= s.drafted && s.verifierPasses <= 2 * s.rounds + 1, JSON.stringify(s));
+            if (name === "wrong") {
+              assert(s.acceptanceRate < 0.5, `${what}: the wrong drafter was accepted ${s.acceptanceRate}`);
+            }
+            if (name === "echo") (echoAccepted += s.accepted), (echoDrafted += s.drafted);
+            for (let i = 1; i < 60; i++) if (r.accepted[i - 1] && !r.accepted[i]) partial++;
+          }
+        }
+      }
+      // the tf stepper path gives the same bytes too
+      const rt = await speculativeDecode(ver, drafters[0][1], bpe, prompt, 30, {
+        draftTokens: 2,
+        stepper: "tf",
+      });
+      assertEquals(rt.bytes, want.subarray(0, 30));
+    }
+  }
+  // the accept and reject-after-accept paths were exercised, not only rejections
+  assert(echoAccepted > 0.5 * echoDrafted, `echo drafter accepted ${echoAccepted} of ${echoDrafted}`);
+  assert(partial > 0, "no draft was rejected after accepted bytes");
+  assertEquals(tf.memory().numTensors, numTensors, "tensors leaked");
+  for (const m of [verifier, random, wrong, echoV, echoD]) disposeMambaLM(m);
+});
+
+Deno.test("beta = 1 with a byte-level drafter: the verifier itself is always accepted, a noisy copy (near misses) never changes the output", async () => {
+  await useBackend("wasm");
+  const bytesOnly = new ByteBPE([]); // no merges: tokens are bytes, so a byte model can draft
+  const verifier = tinyMamba(256, 11);
+  const self = tinyMamba(256, 11); // the same weights
+  const noisy = tinyMamba(256, 11);
+  const head = noisy.params.get("lm_head.weight")!;
+  head.assign(tf.tidy(() => tf.add(head, tf.randomNormal(head.shape, 0, 0.3, "float32", 12))));
+  const prompt = enc.encode("déjà");
+  const want = await generate(verifier, prompt, 80, { greedy: true });
+  for (const verify of ["pass", "steps"] as const) {
+    const a = await speculativeDecode(verifier, self, bytesOnly, prompt, 80, { draftTokens: 4, verify });
+    assertEquals(a.bytes, want);
+    assert(a.stats.acceptanceRate > 0.95, `self-drafting accepted ${a.stats.acceptanceRate}`);
+  }
+  let nearMisses = 0;
+  for (const [m, verify] of [[2, "pass"], [4, "pass"], [8, "pass"], [3, "steps"], [8, "steps"]] as const) {
+    const b = await speculativeDecode(verifier, noisy, bytesOnly, prompt, 80, {
+      draftTokens: m,
+      boundary: () => true,
+      verify,
+    });
+    assertEquals(b.bytes, want, `noisy drafter, m ${m}`);
+    nearMisses += b.stats.drafted - b.stats.accepted;
+    assert(b.stats.accepted > 0, JSON.stringify(b.stats));
+  }
+  assert(nearMisses > 0, "the noisy drafter was never rejected");
+  for (const m of [verifier, self, noisy]) disposeMambaLM(m);
+});
+
+Deno.test("speculative decoding with beta = 3 emits accepted bytes within the verifier's top 3, its own bytes otherwise", async () => {
+  await useBackend("wasm");
+  const verifier = tinyMamba(256, 7);
+  const drafter = echoMamba(bpe.vocabSize, 8); // drafts repeats of the last token: some within the top 3
+  const prompt = enc.encode("A stitch in ");
+  for (const verify of ["pass", "steps"] as const) {
+    const r = await speculativeDecode(verifier, drafter, bpe, prompt, 50, {
+      draftTokens: 3,
+      beta: 3,
+      boundary: () => true,
+      verify,
+    });
+    assert(r.stats.accepted > 0 && r.stats.corrected > 0, JSON.stringify(r.stats));
+    const all = Uint8Array.from([...prompt, ...r.bytes]);
+    const ids = tf.tensor(Int32Array.from(all), [1, all.length], "int32");
+    const { logits } = forward(verifier, ids);
+    ids.dispose();
+    const L = (await logits.data()) as Float32Array;
+    logits.dispose();
+    const V = 256;
+    for (let i = 0; i < r.bytes.length; i++) {
+      const row = L.subarray((prompt.length + i - 1) * V, (prompt.length + i) * V);
+      if (r.accepted[i]) {
+        assert(rankOf(row, r.bytes[i]) < 3, `accepted byte ${i} has rank ${rankOf(row, r.bytes[i])}`);
+      } else assertEquals(r.bytes[i], argmax(row), `verifier byte ${i} is not the argmax`);
+    }
+  }
+  disposeMambaLM(verifier);
+  disposeMambaLM(drafter);
+});
+
+Deno.test("generate: the JS stepper and tfjs step agree; a batch of prompts of different lengths equals one prompt at a time", async () => {
+  await useBackend("wasm");
+  const m = tinyMamba(256, 13);
+  const prompts = [enc.encode("Hi"), enc.encode("A longer prompt"), enc.encode("é").subarray(0, 1)];
+  await generateBatch(m, prompts, 2, { greedy: true, stepper: "tf" }); // warm-up: kernels' persistent constants
+  const numTensors = tf.memory().numTensors;
+  for (const opts of [{ greedy: true, seed: 0 }, { temperature: 0.7, topK: 20, seed: 5 }]) {
+    const batched = await generateBatch(m, prompts, 40, { ...opts, stepper: "tf" });
+    const js = await generateBatch(m, prompts, 40, { ...opts, stepper: "js" });
+    for (let i = 0; i < prompts.length; i++) {
+      const one = await generate(m, prompts[i], 40, { ...opts, seed: opts.seed + i, stepper: "tf" });
+      assertEquals(
+        Uint8Array.from(batched[i]),
+        one,
+        `row ${i}, ${JSON.stringify(opts)}: batched vs one prompt`,
+      );
+      assertEquals(Uint8Array.from(js[i]), one, `row ${i}, ${JSON.stringify(opts)}: js stepper vs tf`);
+    }
+  }
+  assertEquals(tf.memory().numTensors, numTensors, "tensors leaked");
+  // a subword model: token ids beyond 255
+  const sub = tinyMamba(bpe.vocabSize, 14);
+  const toks = await generateTokens(sub, bpe.encode(enc.encode("The quick ")), 20, { greedy: true });
+  assert(toks.every((t) => t >= 0 && t < bpe.vocabSize) && toks.some((t) => t > 255), `subword ids ${toks}`);
+  disposeMambaLM(m);
+  disposeMambaLM(sub);
+});
+
+Deno.test("cli generate --speculative: greedy-identical bytes on stdout, statistics as JSON on stderr, clear errors", async () => {
+  await useBackend("wasm");
+  const { tinyModelDir } = await import("./helpers.ts");
+  const { saveModel, mambaAsLanguageModel } = await import("../lib/models/registry.ts");
+  const verifierDir = await tinyModelDir();
+  const drafterDir = await Deno.makeTempDir({ prefix: "drafter-" });
+  const drafter = tinyMamba(bpe.vocabSize, 16);
+  await saveModel(mambaAsLanguageModel(drafter, "mamba_subword"), drafterDir);
+  await bpe.save(`${drafterDir}/tokenizer.json`);
+  const promptFile = await Deno.makeTempFile();
+  await Deno.writeFile(promptFile, enc.encode("Once upon a time, "));
+  const cli = async (...args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../lib/cli.ts", import.meta.url).pathname, "generate", "--model", verifierDir, "--prompt-file", promptFile, ...args],
+      env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
+  };
+  try {
+    const plain = await cli("--max-bytes", "40", "--greedy");
+    assertEquals(plain.code, 0, plain.stderr);
+    const spec = await cli("--max-bytes", "40", "--speculative", "--drafter", drafterDir, "--draft-tokens", "2");
+    assertEquals(spec.code, 0, spec.stderr);
+    assertEquals(spec.stdout, plain.stdout);
+    const stats = JSON.parse(spec.stderr.trim().split("\n").at(-1)!).speculative;
+    assertEquals(stats.bytes, 40);
+    assertEquals(stats.draftTokens, 2);
+    assert(stats.drafted >= stats.accepted && typeof stats.bytesPerSecond === "number");
+    const noDrafter = await cli("--max-bytes", "4", "--speculative");
+    assert(noDrafter.code !== 0 && noDrafter.stderr.includes("--drafter"), noDrafter.stderr);
+    const noTok = await cli("--max-bytes", "4", "--speculative", "--drafter", verifierDir);
+    assert(noTok.code !== 0 && noTok.stderr.includes("tokenizer.json"), noTok.stderr);
+  } finally {
+    for (const p of [verifierDir, drafterDir, promptFile]) await Deno.remove(p, { recursive: true });
+    disposeMambaLM(drafter);
+  }
+});
