@@ -1,30 +1,45 @@
 #!/usr/bin/env bash
 # Runs the `gpu` scale of the compute-matched plan on the GPU machine (see README, "GPU runs"), several
 # plan entries at once (one process each: the GPU is shared, each process mostly waits on kernel launches),
-# each bounded in time; then copies the records and any unfinished run's checkpoint to $OUT so a later
-# call can resume it.
+# each bounded in time; then copies the records, the logs and what a later call needs to $OUT.
 #   bash lib/gpu_plan.sh SECONDS DOMAIN:entry,entry DOMAIN:entry ...
+# Environment:
+#   GPU_PLAN_MODELS="books code"  also pack the final models of these domains ($OUT/models-DOMAIN.tar.xz:
+#                                 for evaluations and decoding benchmarks in a later call)
+#   GPU_PLAN_TAG=rerun            a suffix for the results directories (a run trained again on purpose)
+# Records go to data/tmp/gpu/DOMAIN-ENTRIES/runs.jsonl (ignored by git, so a warm machine keeps them);
+# merge them on the workstation with lib/results/merge_runs.ts.
 set -uo pipefail
 limit=$1; shift
-out=${OUT:-/tmp/out}; mkdir -p "$out" data/results
-# the corpus subset packed on the workstation (data/corpora is not tracked)
-[ -f data/tmp/gpu-corpora.tar.xz ] && mkdir -p data/corpora && tar -C data/corpora -xJf data/tmp/gpu-corpora.tar.xz
-# resume from checkpoints brought back by an earlier call
-[ -f carry-runs.tar.xz ] && tar -xJf carry-runs.tar.xz
+out=${OUT:-/tmp/out}; mkdir -p "$out" data/tmp/gpu
+# the corpus packed on the workstation (data/corpora is not tracked):
+#   tar -C data/corpora -cJf data/tmp/gpu-corpora.tar.xz manifest.json books code stories prose latex
+if [ -f data/tmp/gpu-corpora.tar.xz ] && [ ! -f data/corpora/.unpacked ]; then
+  mkdir -p data/corpora && tar -C data/corpora -xJf data/tmp/gpu-corpora.tar.xz && touch data/corpora/.unpacked
+fi
+# resume from checkpoints and models brought back by an earlier call
+for t in carry-*.tar.xz models-*.tar.xz; do [ -f "$t" ] && tar -xJf "$t"; done
 pids=()
 for job in "$@"; do
   domain=${job%%:*}; models=${job#*:}
-  log="$out/log-${domain}-${models//,/_}.txt"
+  name="${domain}-${models//,/_}${GPU_PLAN_TAG:+-$GPU_PLAN_TAG}"
   timeout -s INT "$limit" deno run -A --cached-only lib/cli.ts reproduce --scale gpu --no-data --no-evaluations \
-    --no-figures --no-notebooks --domains "$domain" --models "$models" --results "data/results/gpu-$domain-${models//,/_}" \
-    > "$log" 2>&1 &
+    --no-figures --no-notebooks --domains "$domain" --models "$models" --results "data/tmp/gpu/$name" \
+    > "data/tmp/gpu/log-$name.txt" 2>&1 &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-cat data/results/gpu-*/runs.jsonl > "$out/runs-gpu.jsonl" 2>/dev/null || true
-# runs without a record (training or evaluation cut by the time limit): their checkpoints (small
-# models: a few MB) go back for the next call, which resumes them
-unfinished=$(cd data/checkpoints/runs 2>/dev/null && find . -name trainer_state.json -path '*/checkpoint/*' | sed 's#/checkpoint/trainer_state.json##' |
-  while read -r r; do grep -q "\"run\":\"${r#./}\"" "$out/runs-gpu.jsonl" || echo "data/checkpoints/runs/${r#./}/checkpoint"; done)
-[ -n "$unfinished" ] && tar -cJf "$out/carry-runs.tar.xz" $unfinished
-grep -h "bits-per-byte\|error\|failed" "$out"/log-*.txt | tail -40
+cat data/tmp/gpu/*/runs.jsonl > "$out/runs-gpu.jsonl" 2>/dev/null || true
+tar -C data/tmp/gpu -cJf "$out/logs-plan.tar.xz" $(cd data/tmp/gpu && ls log-*.txt)
+for d in ${GPU_PLAN_MODELS:-}; do
+  dirs=$(ls -d data/checkpoints/runs/compute-matched/gpu/"$d"/*/model 2>/dev/null)
+  [ -n "$dirs" ] && tar -cJf "$out/models-$d.tar.xz" $dirs
+done
+# runs without a record (training or evaluation cut by the time limit): their checkpoints go back, one
+# archive per run, for the next call to resume
+(cd data/checkpoints/runs 2>/dev/null && find . -name trainer_state.json -path '*/checkpoint/*') | sed 's#^\./##; s#/checkpoint/trainer_state.json##' |
+  while read -r r; do
+    grep -q "\"run\":\"$r\"" "$out/runs-gpu.jsonl" && continue
+    tar -cJf "$out/carry-${r//\//_}.tar.xz" "data/checkpoints/runs/$r/checkpoint" "data/checkpoints/runs/$r/train_log.jsonl" 2>/dev/null
+  done
+grep -h "bits-per-byte\|rror\|failed" data/tmp/gpu/log-*.txt | tail -40

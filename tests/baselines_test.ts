@@ -337,12 +337,19 @@ Deno.test("the shared trainer and scorer run every baseline (MegaByte's length m
     const score = await scoreText(model, text.subarray(0, 200), { window: 45 });
     assert.equal(score.bytes, 199);
     assert.ok(score.bits_per_byte > 0 && score.bits_per_byte < 10, `${kind}: ${score.bits_per_byte} bits per byte`);
+    // batched windows (4 full ones of 45 + a short last one, in batches of 3) give the same sum
+    const batched = await scoreText(model, text.subarray(0, 200), { window: 45, batch: 3 });
+    assert.equal(batched.tokens, score.tokens);
+    assert.ok(Math.abs(batched.nats - score.nats) < 1e-3 * score.nats, `${kind}: ${batched.nats} vs ${score.nats}`);
     disposeModel(model);
   }
   await assert.rejects(
     train(createModel("megabyte", TINY.megabyte), text, { steps: 1, batch: 1, length: 30, lr: 1e-3, warmup: 1, seed: 0 }),
     /multiple of 4/,
   );
+  const m = createModel("transformer", TINY.transformer);
+  await assert.rejects(scoreText(m, text, { batch: 0 }), /batch must be a positive integer/);
+  disposeModel(m);
 });
 
 // ---------------------------------------------------------------------------------------------------

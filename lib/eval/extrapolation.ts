@@ -445,7 +445,7 @@ export interface ExtrapolationRecord extends ExtrapolationResult {
 export const EXTRAPOLATION_SCALES: Record<string, Partial<ExtrapolationOptions>> = {
   smoke: { maxTokens: 8192, maxAttentionLength: 4096 },
   small: { maxTokens: 65536, maxAttentionLength: 4096 },
-  gpu: { maxTokens: 1 << 20, maxAttentionLength: 16384 },
+  gpu: { maxTokens: 1 << 19, maxAttentionLength: 16384 },
 };
 
 /** The model families the experiment compares (PAPER.md): MambaByte, subword Mamba, the byte Transformer. */

@@ -23,7 +23,7 @@ import { disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { PAPER_NOISE } from "../paper.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { evaluatedRuns, pickRuns, type RunLike } from "./extrapolation.ts";
-import { scoreText } from "./score.ts";
+import { evalBatch, scoreText } from "./score.ts";
 
 export interface NoiseSetting {
   kind: NoiseKind;
@@ -83,7 +83,7 @@ export async function evaluateNoise(model: LanguageModel, clean: Uint8Array, opt
   if (words === 0) throw new Error("the clean text has no words (word perplexity is undefined)");
   const score = async (text: Uint8Array): Promise<NoiseScore & { wall_s: number }> => {
     const t0 = performance.now();
-    const s = await scoreText(model, text, { window: opts.window, tokenizer: opts.tokenizer });
+    const s = await scoreText(model, text, { window: opts.window, tokenizer: opts.tokenizer, batch: evalBatch(opts.window) });
     return {
       bytes: s.bytes, tokens: s.tokens, nats: s.nats, bits_per_byte: s.bits_per_byte,
       word_perplexity: Math.exp(s.nats / words), wall_s: (performance.now() - t0) / 1000,
@@ -138,7 +138,7 @@ export interface NoiseRecord extends NoiseResult {
 export const NOISE_SCALES: Record<string, { maxBytes?: number }> = {
   smoke: { maxBytes: 4096 },
   small: { maxBytes: 32768 },
-  gpu: {},
+  gpu: { maxBytes: 262144 },
 };
 
 /** MambaByte against subword Mamba (the paper's pair), plus the byte Transformer. */

@@ -11,7 +11,7 @@ import type { Domain } from "../data/corpora/types.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { countParams, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { createModel, family, loadModel, saveModel } from "../models/registry.ts";
-import { scoreText } from "../eval/score.ts";
+import { evalBatch, scoreText } from "../eval/score.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { stepsForFlops, train, type TrainerResult } from "./trainer.ts";
 
@@ -44,6 +44,8 @@ export interface RunSpec {
   eval: {
     /** Tokens per evaluation window (default: the training length). */
     window?: number;
+    /** Windows per forward pass (default: about 16K tokens a pass). */
+    batch?: number;
     /** Score at most this many bytes of the test split (default: all). */
     maxBytes?: number;
     split?: "test" | "validation";
@@ -93,6 +95,8 @@ export interface RunRecord {
     word_perplexity: number;
     words: number;
     window: number;
+    /** Windows per forward pass (absent in records older than batched scoring: 1). */
+    batch?: number;
     wall_s: number;
   };
   labels?: Record<string, unknown>;
@@ -181,7 +185,8 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
     const window = spec.eval.window ?? t.length;
     say(`evaluating ${spec.name} on ${test.length} bytes of the ${text.evalSplit} split...`);
     const t0 = performance.now();
-    const score = await scoreText(model, test, { window, tokenizer });
+    const batch = spec.eval.batch ?? evalBatch(window);
+    const score = await scoreText(model, test, { window, tokenizer, batch });
     const record: RunRecord = {
       run: spec.name,
       model: spec.model,
@@ -211,6 +216,7 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
         word_perplexity: score.word_perplexity,
         words: score.words,
         window,
+        batch,
         wall_s: (performance.now() - t0) / 1000,
       },
       ...(spec.labels ? { labels: spec.labels } : {}),

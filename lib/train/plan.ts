@@ -40,7 +40,7 @@ export interface PlanScale {
   warmup: number;
   seed: number;
   vocab: number;
-  eval: { maxBytes?: number; window?: number };
+  eval: { maxBytes?: number; window?: number; batch?: number };
   models: Record<string, PlanModel>;
 }
 
