@@ -37,7 +37,7 @@ import {
 } from "../models/mod.ts";
 import { disposeModel } from "../models/lm.ts";
 import { greedyDecode, RecurrentSession, speculativeDecode } from "../decode/speculative.ts";
-import { createStepper } from "../decode/stepper.ts";
+import { createStepper, MambaStepper } from "../decode/stepper.ts";
 import { loadTrained } from "../train/experiment.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { Rng } from "../util/rng.ts";
@@ -86,7 +86,7 @@ async function mambaAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
   await s.prefill(context, 4096); // the real context, chunk by chunk, state carried
   const prefillS = (performance.now() - t0) / 1000;
   for (const kind of ["js", "tf"] as const) {
-    const stepper = createStepper(m, kind);
+    const stepper = kind === "js" ? await MambaStepper.create(m) : createStepper(m, kind);
     let state = s.state!, id = 65;
     const r = await timeSteps(
       async () => {
@@ -199,7 +199,9 @@ async function speculativeBench(verifierDir: string, drafterDir: string, nBytes:
   const base = { verifier: verifierDir, drafter: drafterDir, prompt_bytes: prompt.length, bytes: nBytes };
   const plain = await greedyDecode(verifier, prompt, nBytes);
   const plainBps = nBytes / plain.seconds;
-  out.push({ ...base, mode: "plain", stepper: "js", bytesPerS: plainBps, seconds: plain.seconds });
+  // the default stepper of the backend (RecurrentSession): the fused JS one on cpu/wasm, tfjs ops elsewhere
+  const stepper = ["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tf";
+  out.push({ ...base, mode: "plain", stepper, bytesPerS: plainBps, seconds: plain.seconds });
   const plainTf = await greedyDecode(verifier, prompt, Math.min(nBytes, 100), { stepper: "tf" });
   out.push({
     ...base,
@@ -219,7 +221,7 @@ async function speculativeBench(verifierDir: string, drafterDir: string, nBytes:
     out.push({
       ...base,
       mode: "speculative",
-      stepper: "js",
+      stepper,
       verify,
       draftTokens: 3,
       beta,
@@ -249,7 +251,7 @@ async function speculativeBench(verifierDir: string, drafterDir: string, nBytes:
     ...base,
     bytes,
     mode: "subword",
-    stepper: "js",
+    stepper,
     tokens,
     bytesPerS: bytes / sec,
     seconds: sec,

@@ -25,7 +25,10 @@ export interface Stepper {
   dispose(): void;
 }
 
-/** "js" on cpu/wasm, "tf" elsewhere, unless asked. */
+/**
+ * "js" on cpu/wasm, "tf" elsewhere, unless asked. The JS stepper on webgpu needs the asynchronous
+ * `MambaStepper.create`.
+ */
 export function createStepper(model: MambaLM, kind?: "js" | "tf"): Stepper {
   const k = kind ?? (["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tf");
   return k === "js" ? new MambaStepper(model) : new TfStepper(model);
@@ -196,7 +199,18 @@ export class MambaStepper implements Stepper {
     } else matvec(W, x, y, rows, cols, bias);
   }
 
-  constructor(model: MambaLM) {
+  /**
+   * Reads the weights asynchronously first: the only way on webgpu, whose synchronous reads go through a
+   * canvas that Deno does not have.
+   */
+  static async create(model: MambaLM): Promise<MambaStepper> {
+    const weights = new Map<string, Float32Array>();
+    for (const [name, v] of model.params) weights.set(name, (await v.data()) as Float32Array);
+    return new MambaStepper(model, weights);
+  }
+
+  /** `weights`: the parameters already on the host (see `create`); read synchronously otherwise (cpu, wasm). */
+  constructor(model: MambaLM, weights?: Map<string, Float32Array>) {
     const cfg = model.config;
     const { d, e, n, r, k, V } = dims(cfg);
     Object.assign(this, { d, e, n, r, k, Vp: V });
@@ -218,7 +232,11 @@ export class MambaStepper implements Stepper {
     const get = (name: string) => {
       const p = model.params.get(name);
       if (!p) throw new Error(`MambaStepper: model has no parameter "${name}"`);
-      return place(p.dataSync() as Float32Array);
+      const host = weights?.get(name);
+      if (!host && tf.getBackend() === "webgpu") {
+        throw new Error("MambaStepper on webgpu: build it with `await MambaStepper.create(model)` (no synchronous reads there)");
+      }
+      return place(host ?? (p.dataSync() as Float32Array));
     };
     const opt = (name: string) => (model.params.has(name) ? get(name) : undefined);
     this.E = get("backbone.embedding.weight");

@@ -580,5 +580,9 @@ export async function extrapolationRecords(
 
 if (import.meta.main) {
   const { runStageCli } = await import("./stage_cli.ts");
-  await runStageCli("extrapolation", "", (runs, opts) => extrapolationStage(runs, opts));
+  await runStageCli("extrapolation", " [--max-tokens N]", (runs, opts, flag) => {
+    const maxTokens = flag("max-tokens");
+    if (maxTokens !== undefined && !(Number(maxTokens) >= 1)) throw new Error(`--max-tokens: expected a positive number, got "${maxTokens}"`);
+    return extrapolationStage(runs, { ...opts, ...(maxTokens ? { settings: { maxTokens: Number(maxTokens) } } : {}) });
+  });
 }
