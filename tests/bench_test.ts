@@ -143,3 +143,9 @@ Deno.test("minBytes matches the anchors' fwd_min_bytes_GB definition", async () 
     assert.equal(minBytes({ B, D, N, L }, "fwd"), Math.round(fwd_min_bytes_GB * 1e9));
   }
 });
+
+Deno.test("bench: an unknown suite is named in the error, before anything runs", async () => {
+  const { code, stderr } = await bench(["--suite", "scan,nope"]);
+  assert.equal(code, 1);
+  assert.match(stderr, /unknown suite "nope"; expected some of scan, train, decode, gpu/);
+});

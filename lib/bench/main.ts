@@ -1,5 +1,7 @@
 /**
- * `deno task bench`: forward and forward+backward wall time of each selective-scan implementation on each
+ * `deno task bench [--suite scan,train,decode,gpu]`: the suites below in turn (default scan, train, decode;
+ * see takeSuites). The scan suite is this file:
+ * forward and forward+backward wall time of each selective-scan implementation on each
  * backend (default: batch 1, d_inner 512, d_state 16, length 2048 on wasm and cpu), one record per
  * (backend, impl, pass) in data/results/bench/scan.jsonl, each beside the peer figure measured on the same
  * shape (data/anchors/), then a table.
@@ -132,8 +134,42 @@ async function runChild(
   );
 }
 
+/** The benchmark suites of `deno task bench`; `scan` is this file, the others their own scripts. */
+export const SUITES = ["scan", "train", "decode", "gpu"] as const;
+type Suite = typeof SUITES[number];
+
+/**
+ * Takes `--suite LIST` out of the arguments. Default: scan, train and decode (the CPU benchmarks of issues
+ * 3 and 6); `--quick` (tests) runs the scan suite only; `gpu` is asked for by name (it needs a GPU).
+ */
+function takeSuites(args: string[]): { suites: Suite[]; rest: string[] } {
+  const rest = [...args];
+  const i = rest.findIndex((a) => a === "--suite" || a.startsWith("--suite="));
+  let value: string | undefined;
+  if (i >= 0) value = rest[i].includes("=") ? rest.splice(i, 1)[0].split("=")[1] : rest.splice(i, 2)[1];
+  if (value === undefined) return { suites: rest.includes("--quick") ? ["scan"] : ["scan", "train", "decode"], rest };
+  const suites = value.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const x of suites) {
+    if (!(SUITES as readonly string[]).includes(x)) throw new Error(`unknown suite "${x}"; expected some of ${SUITES.join(", ")}`);
+  }
+  if (!suites.length) throw new Error(`--suite: expected some of ${SUITES.join(", ")}`);
+  return { suites: suites as Suite[], rest };
+}
+
+/** The command of a suite other than `scan` (each records to data/results/bench/SUITE.jsonl). */
+async function suiteCommand(suite: Exclude<Suite, "scan">): Promise<string[]> {
+  if (suite === "train") return [`${ROOT}lib/bench/train.ts`, "--backend", "wasm"];
+  if (suite === "gpu") return [`${ROOT}lib/bench/gpu.ts`];
+  // speculative decoding needs trained models: the small-scale books runs, when trained here
+  const runs = `${ROOT}data/checkpoints/runs/compute-matched/small/books`;
+  const trained = await Deno.stat(`${runs}/mamba_subword/model/tokenizer.json`).then(() => true, () => false) &&
+    await Deno.stat(`${runs}/mambabyte/model/config.json`).then(() => true, () => false);
+  return [`${ROOT}lib/bench/decode.ts`, ...(trained ? ["--verifier", `${runs}/mambabyte/model`, "--drafter", `${runs}/mamba_subword/model`] : [])];
+}
+
 async function main(): Promise<void> {
-  const opts = parseArgs(Deno.args);
+  const { suites, rest } = takeSuites(Deno.args);
+  const opts = parseArgs(rest);
   if (opts === "help") {
     console.log(USAGE);
     return;
@@ -142,6 +178,18 @@ async function main(): Promise<void> {
     await runScanBench(opts);
     return;
   }
+  if (suites.includes("scan")) await scanSuite(opts);
+  for (const suite of suites) {
+    if (suite === "scan") continue;
+    const args = await suiteCommand(suite);
+    console.error(`\n== bench suite ${suite}: deno run -A ${args.map((a) => a.replace(ROOT, "")).join(" ")}`);
+    const { code } = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", ...args], cwd: ROOT, stdout: "inherit", stderr: "inherit" }).spawn().status;
+    if (code !== 0) throw new Error(`the ${suite} suite failed (exit ${code}); its output is above`);
+  }
+}
+
+/** The scan suite: every (backend, implementation, pass) in its own child process. */
+async function scanSuite(opts: BenchOptions): Promise<void> {
   const { B, D, N, L } = opts.shape;
   const t0 = performance.now();
   console.error(

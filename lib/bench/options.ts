@@ -47,7 +47,12 @@ export interface BenchOptions {
   child?: { backend: BackendName; impl: ScanImpl };
 }
 
-const USAGE = `deno task bench [options]
+const USAGE = `deno task bench [--suite scan,train,decode,gpu] [options]
+  --suite LIST      benchmarks to run (default scan,train,decode; --quick: scan): scan (below),
+                    train (lib/bench/train.ts: MambaByte training steps, wasm), decode
+                    (lib/bench/decode.ts: per-byte latency against context; speculative decoding on the
+                    small-scale books models when trained), gpu (lib/bench/gpu.ts, webgpu)
+  options of the scan suite:
   --backends LIST   comma-separated backends (default wasm,cpu; webgpu works too)
   --impls LIST      scan implementations (default: all available on each backend)
   --passes LIST     fwd, fwd+bwd (default both)

@@ -20,45 +20,14 @@ export default [
   code`
   import * as mb from "../lib/mod.ts";
   const SCALE = mb.currentScale();
-  const resultsDir = (Deno.env.get("MAMBABYTE_RESULTS") ?? "../data/results") + "/bench";
-  const recs = (await mb.readRecords<any>("decode", resultsDir)).filter((r) => r.context && r.model);
-  // the latest record per (device, model, stepper, context)
-  const latest = new Map(recs.map((r) => [\`\${r.device}|\${r.model}|\${r.stepper ?? ""}|\${r.context}\`, r]));
-  const rows = [...latest.values()].sort((a, b) => a.model.localeCompare(b.model) || (a.stepper ?? "").localeCompare(b.stepper ?? "") || a.context - b.context);
-  const anchor = rows.find((r) => r.anchor_bytes_per_s)?.anchor_bytes_per_s;
-  if (rows.length) {
-    await mb.showTable(rows.map((r) => ({
-      model: r.model, stepper: r.stepper ?? "", device: r.device, context: r.context,
-      "ms / byte": r.skipped ? null : r.msPerByte, "bytes/s": r.skipped ? null : r.bytesPerS,
-      "x anchor": r.skipped || !anchor ? null : r.bytesPerS / anchor, steps: r.steps ?? null, note: r.skipped ?? "",
-    })), { digits: 3, caption: \`Batch-1 decoding, d_model 256 x 4 layers (anchor: PyTorch eager on an H200, \${anchor?.toFixed(0)} bytes/s)\` });
-  } else console.log("no decode records yet: deno run -A lib/bench/decode.ts");
+  const resultsDir = Deno.env.get("MAMBABYTE_RESULTS") ?? "../data/results";
+  await mb.figures.showRegistered("decode", { resultsDir });
   `,
   md`
   ## Bytes per second against context
   `,
   code`
-  if (rows.length) {
-    const series = new Map<string, any[]>();
-    for (const r of rows.filter((r) => !r.skipped)) {
-      const key = \`\${r.model}\${r.stepper ? " (" + r.stepper + ")" : ""}, \${r.backend}\`;
-      series.set(key, [...(series.get(key) ?? []), r]);
-    }
-    const ctxs = [...new Set(rows.map((r) => r.context))].sort((a, b) => a - b);
-    await mb.showFigure({
-      data: [
-        ...[...series].map(([name, rs]) => ({ type: "scatter", mode: "lines+markers", name, x: rs.map((r) => r.context), y: rs.map((r) => r.bytesPerS) })),
-        ...(anchor ? [{ type: "scatter", mode: "lines", name: "anchor: PyTorch eager, H200", x: [ctxs[0], ctxs[ctxs.length - 1]], y: [anchor, anchor], line: { dash: "dash", color: "#888" } }] : []),
-      ],
-      layout: mb.layout({ title: "Decoding speed against context (batch 1, d256 x 4)", xTitle: "context", xUnit: "bytes", yTitle: "bytes per second", xType: "log", yType: "log" }),
-    });
-    for (const [name, rs] of series) {
-      if (rs.length > 1 && name.startsWith("mambabyte")) {
-        const v = rs.map((r) => r.msPerByte);
-        console.log(\`\${name}: per-byte cost from \${rs[0].context} to \${rs[rs.length - 1].context} bytes of context changes by \${((v[v.length - 1] / v[0] - 1) * 100).toFixed(1)}% (max/min \${(Math.max(...v) / Math.min(...v)).toFixed(3)})\`);
-      }
-    }
-  }
+  await mb.figures.showRegistered("decode_context", { resultsDir });
   `,
   md`
   ## Samples

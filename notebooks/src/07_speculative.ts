@@ -22,36 +22,14 @@ export default [
   code`
   import * as mb from "../lib/mod.ts";
   const SCALE = mb.currentScale();
-  const resultsDir = (Deno.env.get("MAMBABYTE_RESULTS") ?? "../data/results") + "/bench";
-  const recs = (await mb.readRecords<any>("decode", resultsDir)).filter((r) => r.mode);
-  // the latest record per (verifier, device, mode, stepper, beta)
-  const latest = new Map(recs.map((r) => [\`\${r.verifier}|\${r.device}|\${r.mode}|\${r.stepper}|\${r.beta ?? ""}|\${r.verify ?? ""}\`, r]));
-  const rows = [...latest.values()].map((r) => ({
-    verifier: r.verifier.replace("data/checkpoints/runs/", ""), device: r.device, mode: r.mode, stepper: r.stepper,
-    beta: r.beta ?? "", verify: r.verify ?? "", "bytes/s": r.bytesPerS, "speed-up vs plain (js)": r.speedup ?? (r.mode === "plain" && r.stepper === "js" ? 1 : null),
-    "acceptance": r.acceptanceRate ?? null, "verifier passes": r.verifierPasses ?? null, "identical to greedy": r.identicalToGreedy ?? "",
-  }));
-  if (rows.length) await mb.showTable(rows, { digits: 3, caption: "Recorded decoding runs: plain MambaByte, speculative (m = 3), the subword drafter alone" });
-  else console.log("no speculative records yet: deno run -A lib/bench/decode.ts --verifier DIR --drafter DIR");
+  const resultsDir = Deno.env.get("MAMBABYTE_RESULTS") ?? "../data/results";
+  await mb.figures.showRegistered("speculative", { resultsDir });
   `,
   md`
   ## Speed-up and acceptance
   `,
   code`
-  if (rows.length) {
-    const bars = rows.filter((r) => r.mode !== "plain" || r.stepper === "js");
-    const label = (r: any) => r.mode === "speculative" ? \`speculative β=\${r.beta} (\${r.verify || "pass"})\` : r.mode;
-    await mb.showFigure({
-      data: [
-        { type: "bar", name: "bytes/s", x: bars.map(label), y: bars.map((r) => r["bytes/s"]) },
-        { type: "bar", name: "acceptance (%)", x: bars.map(label), y: bars.map((r) => (r.acceptance ?? 0) * 100), yaxis: "y2", opacity: 0.5 },
-      ],
-      layout: mb.layout({
-        title: \`Decoding speed (\${bars[0]?.device ?? ""})\`, yTitle: "bytes per second", legend: "top",
-        extra: { barmode: "group", yaxis2: { title: { text: "acceptance (%)" }, overlaying: "y", side: "right", range: [0, 100] } },
-      }),
-    });
-  }
+  await mb.figures.showRegistered("speculative_speedup", { resultsDir });
   `,
   md`
   ## The generated text, coloured by origin
