@@ -9,7 +9,7 @@ import { countParameters } from "./models/mamba.ts";
 import { loadPretrained } from "./models/pretrained.ts";
 import { generate } from "./decode/sample.ts";
 import { scoreBytes } from "./eval/bpb.ts";
-import { reproduce } from "./reproduce.ts";
+import { reproduce, ReproduceInterrupted } from "./reproduce.ts";
 import { appendRecord } from "./results/store.ts";
 import { SCALES, type ScaleName } from "./scales.ts";
 import { dInner, dtRank, paddedVocab } from "./io/config.ts";
@@ -291,23 +291,33 @@ async function evalCommand(args: string[]) {
 async function reproduceCommand(args: string[]) {
   const flags = parseFlags(args, {
     ...COMMON, scale: "value", results: "value", "runs-dir": "value", domains: "value", models: "value",
-    "no-data": "bool", "no-evaluations": "bool", "no-figures": "bool", "no-notebooks": "bool",
+    "no-data": "bool", "no-evaluations": "bool", "no-figures": "bool", "no-notebooks": "bool", "in-process": "bool",
   }, "reproduce");
   const scale = scaleFlag(flags, "small");
   const list = (name: string) => flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
   const backend = await initBackend();
-  console.error(`reproduce at the ${scale} scale (${SCALES[scale]}) on ${backend.backend}`);
-  const r = await reproduce({
-    scale,
-    resultsDir: flags.get("results") as string | undefined,
-    runsDir: flags.get("runs-dir") as string | undefined,
-    domains: list("domains"),
-    models: list("models"),
-    skipData: flags.get("no-data") === true,
-    skipEvaluations: flags.get("no-evaluations") === true,
-    skipFigures: flags.get("no-figures") === true,
-    skipNotebooks: flags.get("no-notebooks") === true,
-  });
+  const inProcess = flags.get("in-process") === true;
+  if (!inProcess) console.error(`reproduce at the ${scale} scale (${SCALES[scale]}) on ${backend.backend}`);
+  let r;
+  try {
+    r = await reproduce({
+      inProcess,
+      backend: backend.backend,
+      scale,
+      resultsDir: flags.get("results") as string | undefined,
+      runsDir: flags.get("runs-dir") as string | undefined,
+      domains: list("domains"),
+      models: list("models"),
+      skipData: flags.get("no-data") === true,
+      skipEvaluations: flags.get("no-evaluations") === true,
+      skipFigures: flags.get("no-figures") === true,
+      skipNotebooks: flags.get("no-notebooks") === true,
+    });
+  } catch (e) {
+    if (!(e instanceof ReproduceInterrupted)) throw e;
+    if (!inProcess) console.error(`reproduce: ${e.message}`); // a child: its parent says it
+    Deno.exit(130);
+  }
   if (r.failures.length) throw new ReproduceFailed(r.failures.length);
 }
 

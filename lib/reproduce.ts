@@ -1,13 +1,13 @@
 /**
  * `deno task reproduce [--scale S]`: data -> the compute-matched training plan -> evaluations on the
  * trained models (extrapolation, noise) -> tables and figures -> every notebook executed headlessly and
- * rendered to HTML (figures/notebooks/). Each stage skips work already done: recorded runs are not
+ * rendered to HTML (figures/notebooks/SCALE/). Each stage skips work already done: recorded runs are not
  * re-trained, an interrupted run resumes from its checkpoint, and the data step is a no-op when the
  * corpus matches its manifest. Progress is printed throughout (stage, run i/N, elapsed, ETA).
  */
 import { readPlan, planRuns, isRecorded, recordedRuns } from "./train/plan.ts";
-import { REPO_ROOT, runExperiment, type RunRecord } from "./train/experiment.ts";
-import { formatSeconds } from "./train/trainer.ts";
+import { REPO_ROOT, runExperiment, type RunRecord, type RunSpec } from "./train/experiment.ts";
+import { formatSeconds, TrainingInterrupted } from "./train/trainer.ts";
 import { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
 import { RESULTS_DIR } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
@@ -26,6 +26,14 @@ export interface ReproduceOptions {
   skipEvaluations?: boolean;
   skipFigures?: boolean;
   skipNotebooks?: boolean;
+  /**
+   * Train in this process and stop after training (no table, no later stage). By default each run trains in
+   * a child process that does exactly this, so a run that aborts its backend (the wasm heap's 4 GiB limit)
+   * fails alone instead of every run after it.
+   */
+  inProcess?: boolean;
+  /** The backend the child processes use (default: the environment's choice). */
+  backend?: string;
 }
 
 /** A stage hook run after training (extrapolation / noise evaluations register here). */
@@ -53,15 +61,44 @@ async function subprocess(what: string, args: string[], env: Record<string, stri
   return code === 0;
 }
 
+/** SIGINT / SIGTERM stopped the training plan (the interrupted run saved its checkpoint). */
+export class ReproduceInterrupted extends Error {
+  constructor(run: string) {
+    super(`interrupted during ${run}; its checkpoint is saved and the next \`reproduce\` resumes it`);
+    this.name = "ReproduceInterrupted";
+  }
+}
+
+/** The child process training a run, and whether a signal asked everything to stop. */
+const active: { child?: Deno.ChildProcess; interrupted: boolean } = { interrupted: false };
+
+/** Trains one plan entry in a child process (`reproduce --in-process` restricted to it). */
+async function runInChild(spec: RunSpec, opts: ReproduceOptions, resultsDir: string): Promise<void> {
+  const entry = String(spec.labels?.entry ?? "");
+  if (!entry) throw new Error(`${spec.name}: the plan entry is not in the run's labels`);
+  const args = [
+    "run", "-A", "lib/cli.ts", "reproduce", "--in-process", "--scale", opts.scale, "--domains", spec.domain, "--models", entry,
+    "--results", resultsDir, ...(opts.runsDir ? ["--runs-dir", opts.runsDir] : []), ...(opts.backend ? ["--backend", opts.backend] : []),
+  ];
+  const p = new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "inherit", cwd: REPO_ROOT }).spawn();
+  active.child = p;
+  const { code, signal } = await p.status.finally(() => (active.child = undefined));
+  if (code === 130) active.interrupted = true; // the child saved its checkpoint on SIGINT / SIGTERM
+  if (active.interrupted) throw new ReproduceInterrupted(spec.name);
+  if (code !== 0) throw new Error(`its process exited with ${signal ? `signal ${signal}` : `code ${code}`} (its output is above)`);
+}
+
 export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunRecord[]; table: string; failures: string[] }> {
   const t0 = performance.now();
   const elapsed = () => formatSeconds((performance.now() - t0) / 1000);
-  const stage = (i: number, s: string) => console.error(`\n== [${i}/5] ${s}  (elapsed ${elapsed()})`);
+  const stage = (i: number, s: string) => opts.inProcess || console.error(`\n== [${i}/5] ${s}  (elapsed ${elapsed()})`);
   const failures: string[] = [];
   const resultsDir = opts.resultsDir ?? RESULTS_DIR;
 
   stage(1, "data");
-  if (opts.scale === "smoke" || opts.skipData) {
+  if (opts.inProcess) {
+    // a child of reproduce: the parent did the data stage
+  } else if (opts.scale === "smoke" || opts.skipData) {
     console.error("using the tracked sample in data/samples (no download)");
   } else if (!(await subprocess("deno task data", ["run", "-A", "lib/data/corpora/main.ts"]))) {
     console.error("reproduce: continuing with whatever data is present (the tracked sample if the corpus is missing)");
@@ -72,18 +109,39 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
   const specs = planRuns(plan, opts.scale, { domains: opts.domains, models: opts.models });
   const done = await recordedRuns(resultsDir);
   const todo = specs.filter((s) => !isRecorded(s, done));
-  console.error(`${specs.length} runs in the plan at scale ${opts.scale}; ${specs.length - todo.length} already recorded, ${todo.length} to run`);
+  if (!opts.inProcess) console.error(`${specs.length} runs in the plan at scale ${opts.scale}; ${specs.length - todo.length} already recorded, ${todo.length} to run`);
   const tTrain = performance.now();
-  for (const [i, spec] of todo.entries()) {
-    const eta = i ? formatSeconds((performance.now() - tTrain) / 1000 / i * (todo.length - i)) : "?";
-    console.error(`\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${eta})`);
+  // a signal reaches the child training a run (which saves a checkpoint), then the plan stops
+  const forward = (sig: Deno.Signal) => () => {
+    active.interrupted = true;
     try {
-      await runExperiment(spec, { resultsDir, runsDir: opts.runsDir, resume: true, quiet: false });
-    } catch (e) {
-      failures.push(`${spec.name}: ${(e as Error).message}`);
-      console.error(`run ${spec.name} failed: ${(e as Error).message}`);
+      active.child?.kill(sig);
+    } catch { /* already gone */ }
+  };
+  const listeners = opts.inProcess ? [] : (["SIGINT", "SIGTERM"] as Deno.Signal[]).map((sig) => [sig, forward(sig)] as const);
+  for (const [sig, f] of listeners) Deno.addSignalListener(sig, f);
+  active.interrupted = false;
+  try {
+    for (const [i, spec] of todo.entries()) {
+      const eta = i ? formatSeconds((performance.now() - tTrain) / 1000 / i * (todo.length - i)) : "?";
+      if (!opts.inProcess) console.error(`\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${eta})`);
+      try {
+        if (opts.inProcess) await runExperiment(spec, { resultsDir, runsDir: opts.runsDir, resume: true, quiet: false });
+        else await runInChild(spec, opts, resultsDir);
+      } catch (e) {
+        if (e instanceof ReproduceInterrupted) throw e;
+        if (e instanceof TrainingInterrupted) {
+          console.error(`run ${spec.name}: ${e.message}`);
+          throw new ReproduceInterrupted(spec.name);
+        }
+        failures.push(`${spec.name}: ${(e as Error).message}`);
+        console.error(`run ${spec.name} failed: ${(e as Error).message}`);
+      }
     }
+  } finally {
+    for (const [sig, f] of listeners) Deno.removeSignalListener(sig, f);
   }
+  if (opts.inProcess) return { runs: [], table: "", failures };
   const runs = latestRuns(await recordedRuns(resultsDir), opts.scale, plan.name)
     .filter((r) => specs.some((s) => s.name === r.run));
   const table = runs.length ? tableMarkdown(computeMatchedTable(matchedRows(runs), opts.scale)) : "(no runs recorded)\n";
@@ -107,7 +165,7 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
     if (!(await subprocess("deno task figures", ["run", "-A", "lib/plot/figures.ts"]))) failures.push("figures");
   }
 
-  stage(5, "notebooks (executed headlessly, rendered to figures/notebooks/)");
+  stage(5, "notebooks (executed headlessly, rendered to figures/notebooks/SCALE/)");
   if (opts.skipNotebooks) console.error("skipped");
   else if (!(await subprocess("notebooks", ["run", "-A", "lib/notebook/run.ts", "--scale", opts.scale]))) failures.push("notebooks");
 

@@ -173,3 +173,40 @@ Deno.test("cli reproduce --scale smoke runs the plan, records every run, prints 
   assert.equal((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").length, 2);
   await Deno.remove(tmp, { recursive: true });
 });
+
+Deno.test("cli reproduce: SIGINT reaches the run's process, which saves a checkpoint; the plan stops with 130 and resumes next time", async () => {
+  const tmp = await Deno.makeTempDir();
+  const args = ["run", "-A", CLI, "reproduce", "--scale", "smoke", "--results", `${tmp}/results`, "--runs-dir", `${tmp}/runs`,
+    "--models", "transformer,mambabyte", "--no-figures", "--no-notebooks", "--no-evaluations"];
+  const env = { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" };
+  const child = new Deno.Command(Deno.execPath(), { args, env, stdout: "null", stderr: "piped" }).spawn();
+  // wait for the first training progress line of the first run, then interrupt the parent only
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const reader = child.stderr.getReader();
+  while (!/\nstep\s+\d+\//.test(stderr)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stderr += decoder.decode(value, { stream: true });
+  }
+  child.kill("SIGINT");
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stderr += decoder.decode(value, { stream: true });
+  }
+  const status = await child.status;
+  assert.equal(status.code, 130, stderr);
+  assert.match(stderr, /run compute-matched\/smoke\/books\/mambabyte: interrupted at step \d+; checkpoint saved/);
+  assert.match(stderr, /reproduce: interrupted during compute-matched\/smoke\/books\/mambabyte/);
+  assert.doesNotMatch(stderr, /run 2\/2/, "the plan stops: the next run does not start");
+  const run = `${tmp}/runs/compute-matched/smoke/books/mambabyte`;
+  assert.ok((await Deno.stat(`${run}/checkpoint/trainer_state.json`)).isFile, "the interrupted run saved its checkpoint");
+  // the next reproduce resumes it and finishes the plan
+  const again = await cli(...args.slice(3));
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /resuming from step \d+/);
+  const recs = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(recs.map((x) => x.labels.entry).sort(), ["mambabyte", "transformer"]);
+  await Deno.remove(tmp, { recursive: true });
+});

@@ -458,6 +458,8 @@ export interface RunLike {
   domain: string;
   scale: string;
   length: number;
+  /** Training batch (sequences per step). */
+  batch?: number;
   parameters?: number;
   train_flops?: number;
   labels?: Record<string, unknown>;

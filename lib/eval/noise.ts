@@ -23,7 +23,7 @@ import { disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { PAPER_NOISE } from "../paper.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { evaluatedRuns, pickRuns, type RunLike } from "./extrapolation.ts";
-import { evalBatch, scoreText } from "./score.ts";
+import { scoreText } from "./score.ts";
 
 export interface NoiseSetting {
   kind: NoiseKind;
@@ -40,6 +40,8 @@ export const NOISE_SETTINGS: NoiseSetting[] = PAPER_NOISE.map((r) => {
 export interface NoiseOptions {
   /** Tokens per scoring window (the model's training length). */
   window: number;
+  /** Windows per forward pass (default 1; the stage uses the run's training batch, which fitted in memory). */
+  batch?: number;
   tokenizer?: ByteBPE;
   settings?: NoiseSetting[];
   /** Seed of the noise (the same for every model, so every model reads the same noisy texts). */
@@ -83,7 +85,7 @@ export async function evaluateNoise(model: LanguageModel, clean: Uint8Array, opt
   if (words === 0) throw new Error("the clean text has no words (word perplexity is undefined)");
   const score = async (text: Uint8Array): Promise<NoiseScore & { wall_s: number }> => {
     const t0 = performance.now();
-    const s = await scoreText(model, text, { window: opts.window, tokenizer: opts.tokenizer, batch: evalBatch(opts.window) });
+    const s = await scoreText(model, text, { window: opts.window, tokenizer: opts.tokenizer, batch: opts.batch });
     return {
       bytes: s.bytes, tokens: s.tokens, nats: s.nats, bits_per_byte: s.bits_per_byte,
       word_perplexity: Math.exp(s.nats / words), wall_s: (performance.now() - t0) / 1000,
@@ -187,7 +189,8 @@ export async function noiseStage(runs: (RunLike & { eval?: { window?: number } }
       const clean = maxBytes ? text.test.subarray(0, maxBytes) : text.test;
       const window = run.eval?.window ?? run.length;
       say(`noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${run.domain}/${text.evalSplit}, window ${window}`);
-      const results = await evaluateNoise(model, clean, { window, tokenizer, seed: opts.seed, onProgress: (l) => say(`  ${l}`) });
+      const batch = run.batch ? Math.max(1, Math.floor(run.batch * run.length / window)) : 1;
+      const results = await evaluateNoise(model, clean, { window, batch, tokenizer, seed: opts.seed, onProgress: (l) => say(`  ${l}`) });
       for (const r of results) {
         const rec: NoiseRecord = {
           experiment: "noise", scale: opts.scale, run: run.run, run_time: run.provenance?.time, model_dir: dir.replace(REPO_ROOT, ""), model_kind: model.kind,

@@ -86,14 +86,6 @@ export function logitsNats(logits: tf.Tensor, targets: Int32Array): tf.Tensor1D 
   });
 }
 
-/**
- * Windows per forward pass for the small models trained here: about `tokens` tokens a pass, 1 to 32
- * windows (a GPU is filled; a CPU loses nothing).
- */
-export function evalBatch(window: number, tokens = 16384): number {
-  return Math.max(1, Math.min(32, Math.floor(tokens / window)));
-}
-
 /** Scores `text` with `model` in contiguous windows (each token after the first predicted once). */
 export async function scoreText(model: LanguageModel, text: Uint8Array, opts: ScoreOptions = {}): Promise<TextScore> {
   const window = opts.window ?? 2048;

@@ -7,7 +7,7 @@
  *
  * Every notebooks/*.ipynb (or the ones named) is executed by `jupyter nbconvert --to notebook --execute`
  * with SCALE in the environment (default smoke), then converted with `--to html`. Results go to
- * figures/notebooks/NAME.ipynb and NAME.html, replaced only when the run succeeds (written in a temporary
+ * figures/notebooks/SCALE/NAME.ipynb and NAME.html, replaced only when the run succeeds (written in a temporary
  * folder first). The kernel's cwd is the notebook's folder (Jupyter's rule), and Deno's kernel reads
  * deno.json from there upward. Exits 1 naming each failing notebook with its cell and error.
  *
@@ -24,7 +24,7 @@ export const REPO_ROOT = decodeURIComponent(new URL("../../", import.meta.url).p
 
 export interface RunOptions {
   scale?: Scale;
-  /** Output folder (default <repo>/figures/notebooks). */
+  /** Output folder (default <repo>/figures/notebooks/SCALE: one report per scale). */
   outDir?: string;
   /** Per-cell timeout in seconds; -1 for none. Default: smoke 600, small 3600, gpu none. */
   timeoutS?: number;
@@ -177,7 +177,7 @@ export async function runNotebook(notebook: string, opts: RunOptions = {}): Prom
   const path = absolute(notebook);
   const name = basename(path).replace(/\.ipynb$/, "");
   const scale = opts.scale ?? "smoke";
-  const outDir = absolute(opts.outDir ?? `${REPO_ROOT}/figures/notebooks`);
+  const outDir = absolute(opts.outDir ?? `${REPO_ROOT}/figures/notebooks/${scale}`);
   const timeout = opts.timeoutS ?? defaultTimeout(scale);
   const seconds = () => (performance.now() - t0) / 1000;
   const fail = (error: string): NotebookResult => ({ notebook, ok: false, seconds: seconds(), error });

@@ -176,6 +176,23 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const lines = (n: number, f: (i: number) => string, sep = "\n  ") => range(n).map(f).join(sep);
 const XYZW = "xyzw";
 
+/**
+ * WGSL: sums one block's dB, dC contributions over the workgroup's channels (`red`, (step, B|C, n) rows of
+ * k.ch + 1 with padding), `threads` outputs per pass, into bcPartial. Shared by both gradient kernels.
+ */
+function bcReduction(k: Dims, outs: number, threads: number): string {
+  return lines(Math.ceil(outs / threads), (s) => `{
+      let o = lid + ${s * threads}u;
+      if (o < ${outs}u) {
+        let base = o * ${k.ch + 1}u;
+        var r0 = 0.0; var r1 = 0.0; var r2 = 0.0; var r3 = 0.0;
+        ${lines(Math.ceil(k.ch / 4), (r) => range(4).filter((i) => 4 * r + i < k.ch).map((i) => `r${i} += red[base + ${4 * r + i}u];`).join(" "), "\n        ")}
+        let t = t0 + o / ${2 * k.ns}u;
+        if (t < end) { bcPartial[((b * GROUPS + wid.x) * LEN + t) * ${2 * k.ns}u + o % ${2 * k.ns}u] = (r0 + r1) + (r2 + r3); }
+      }
+    }`, "\n    ");
+}
+
 /** A (b, d, l) array read in runs of consecutive steps: declared as vec4s when k.vec. */
 function runBinding(k: Dims, name: string, access: Access = "read"): Binding {
   return k.vec ? [`${name}_v4`, access, "vec4<f32>"] : [name, access, "f32"];
@@ -586,16 +603,7 @@ var<workgroup> red: array<f32, ${outs * (k.ch + 1)}>;
     ${hasZ ? storeRun(k, "gz", U, (j) => `gz${j}`) : ""}
     // dB, dC of the block: sum the workgroup's channels, one (step, B|C, n) per thread
     workgroupBarrier();
-    ${lines(Math.ceil(outs / k.ch), (s) => `{
-      let o = lid + ${s * k.ch}u;
-      if (o < ${outs}u) {
-        let base = o * ${k.ch + 1}u;
-        var r0 = 0.0; var r1 = 0.0; var r2 = 0.0; var r3 = 0.0;
-        ${lines(Math.ceil(k.ch / 4), (r) => range(4).filter((i) => 4 * r + i < k.ch).map((i) => `r${i} += red[base + ${4 * r + i}u];`).join(" "), "\n        ")}
-        let t = t0 + o / ${2 * k.ns}u;
-        if (t < end) { bcPartial[((b * GROUPS + wid.x) * LEN + t) * ${2 * k.ns}u + o % ${2 * k.ns}u] = (r0 + r1) + (r2 + r3); }
-      }
-    }`, "\n    ")}
+    ${bcReduction(k, outs, k.ch)}
     workgroupBarrier();
   }
   if (live) {
@@ -730,16 +738,7 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
       }
     }`, "\n    ")}
     // dB, dC of the block: sum the workgroup's channels, one (step, B|C, n) per thread
-    ${lines(Math.ceil(outs / wg), (s) => `{
-      let o = lid + ${s * wg}u;
-      if (o < ${outs}u) {
-        let base = o * ${k.ch + 1}u;
-        var r0 = 0.0; var r1 = 0.0; var r2 = 0.0; var r3 = 0.0;
-        ${lines(Math.ceil(k.ch / 4), (r) => range(4).filter((i) => 4 * r + i < k.ch).map((i) => `r${i} += red[base + ${4 * r + i}u];`).join(" "), "\n        ")}
-        let t = t0 + o / ${2 * k.ns}u;
-        if (t < end) { bcPartial[((b * GROUPS + wid.x) * LEN + t) * ${2 * k.ns}u + o % ${2 * k.ns}u] = (r0 + r1) + (r2 + r3); }
-      }
-    }`, "\n    ")}
+    ${bcReduction(k, outs, wg)}
     workgroupBarrier();
   }
   // d bias: each thread summed its own steps; add up the channel's threads
