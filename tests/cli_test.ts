@@ -85,7 +85,7 @@ async function expectCleanFailure(dir: string, file: RegExp, key?: RegExp) {
   assert.match(lines[0], /^error: /);
   assert.match(lines[0], file);
   if (key) assert.match(lines[0], key);
-  assert.doesNotMatch(r.stderr, /    at /, "no stack trace");
+  assert.doesNotMatch(r.stderr, / {4}at /, "no stack trace");
   assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), before, "nothing written");
 }
 
