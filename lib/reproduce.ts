@@ -9,7 +9,7 @@ import { readPlan, planRuns, isRecorded, recordedRuns } from "./train/plan.ts";
 import { REPO_ROOT, runExperiment, type RunRecord, type RunSpec } from "./train/experiment.ts";
 import { formatSeconds, TrainingInterrupted } from "./train/trainer.ts";
 import { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
-import { RESULTS_DIR } from "./results/store.ts";
+import { appendRecord, RESULTS_DIR } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
 
 export interface ReproduceOptions {
@@ -91,7 +91,15 @@ async function runInChild(spec: RunSpec, opts: ReproduceOptions, resultsDir: str
 export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunRecord[]; table: string; failures: string[] }> {
   const t0 = performance.now();
   const elapsed = () => formatSeconds((performance.now() - t0) / 1000);
-  const stage = (i: number, s: string) => opts.inProcess || console.error(`\n== [${i}/5] ${s}  (elapsed ${elapsed()})`);
+  // seconds spent in each stage, recorded at the end (reproduce.jsonl)
+  const stages: Record<string, number> = {};
+  let current: { name: string; t: number } | undefined;
+  const stage = (i: number, s: string) => {
+    const now = performance.now();
+    if (current) stages[current.name] = (now - current.t) / 1000;
+    current = { name: ["data", "training", "evaluations", "figures", "notebooks"][i - 1], t: now };
+    if (!opts.inProcess) console.error(`\n== [${i}/5] ${s}  (elapsed ${elapsed()})`);
+  };
   const failures: string[] = [];
   const resultsDir = opts.resultsDir ?? RESULTS_DIR;
 
@@ -169,6 +177,12 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
   if (opts.skipNotebooks) console.error("skipped");
   else if (!(await subprocess("notebooks", ["run", "-A", "lib/notebook/run.ts", "--scale", opts.scale]))) failures.push("notebooks");
 
+  if (current) stages[current.name] = (performance.now() - current.t) / 1000;
   console.error(`\nreproduce (${opts.scale}) finished in ${elapsed()}` + (failures.length ? `; ${failures.length} failure(s):\n  ${failures.join("\n  ")}` : ""));
+  await appendRecord("reproduce", {
+    experiment: "reproduce", scale: opts.scale, wall_s: (performance.now() - t0) / 1000, stage_wall_s: stages,
+    runs_in_plan: specs.length, runs_trained: todo.length, failures,
+    skipped_stages: { data: !!opts.skipData, evaluations: !!opts.skipEvaluations, figures: !!opts.skipFigures, notebooks: !!opts.skipNotebooks },
+  }, resultsDir);
   return { runs, table, failures };
 }

@@ -163,6 +163,12 @@ Deno.test("cli reproduce --scale smoke runs the plan, records every run, prints 
     for (const k of ["commit", "backend", "device", "time"]) assert.ok(rec.provenance[k], `provenance.${k}`);
     assert.equal(rec.provenance.backend, "wasm");
   }
+  // the reproduction records its own time, stage by stage
+  const [rep] = (await Deno.readTextFile(`${tmp}/results/reproduce.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(rep.scale, "smoke");
+  assert.equal(rep.runs_trained, 2);
+  assert.ok(rep.stage_wall_s.training > 0 && rep.wall_s >= rep.stage_wall_s.training, JSON.stringify(rep));
+  assert.ok(rep.provenance.commit);
   // the trained model is loadable
   const info = await cli("info", "--model", `${tmp}/runs/compute-matched/smoke/books/mambabyte/model`);
   assert.equal(info.code, 0, info.stderr);

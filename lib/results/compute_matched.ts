@@ -88,7 +88,8 @@ export function computeMatchedTable(rows: MatchedRow[], scale: string): { column
     `parentheses (MambaByte-353M, Transformer-320M, PerceiverAR-248M, MegaByte-758M+262M, trained on 30-80B bytes). ` +
     `Our models are ${si(Math.min(...models.map((m) => m.parameters)))}-${si(Math.max(...models.map((m) => m.parameters)))} ` +
     `parameters trained on ${si(Math.min(...models.map((m) => m.bytes_seen)))}-${si(Math.max(...models.map((m) => m.bytes_seen)))} bytes: ` +
-    `compare the ordering of models, not the values.`;
+    `compare the ordering of models, not the values.` +
+    (scale === "gpu" ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)." : "");
   return { columns, rows: out, note };
 }
 
