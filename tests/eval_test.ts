@@ -170,9 +170,12 @@ Deno.test("extrapolation: subword models are evaluated in tokens and scored per 
   const text = SAMPLE.subarray(0, 3000);
   const bpe = trainBpe(SAMPLE.subarray(0, 20000), { vocabSize: 300 });
   const model = createModel("mamba_subword", { d_model: 16, n_layer: 1, vocab_size: bpe.vocabSize }, 0);
+  const streamed: unknown[] = [];
   const recs = await extrapolationRecords(model, text, { trainedContext: 16, multiples: [1, 4], tokenizer: bpe }, {
     scale: "test", model_dir: "(test)", domain: "books", data: "(test)",
-  });
+  }, async (r) => void streamed.push(r));
+  // each record is handed over as soon as its length is done (the stage appends it at once), complete
+  assert.deepEqual(streamed, recs);
   const ids = bpe.encode(text);
   const span = Math.floor((ids.length - 1) / 64) * 64;
   const expectBytes = [...ids.subarray(1, span + 1)].reduce((s, id) => s + bpe.tokenBytes(id).length, 0);

@@ -227,6 +227,8 @@ export interface ExtrapolationOptions {
   /** The tokenizer of a subword model. */
   tokenizer?: ByteBPE;
   onProgress?: (line: string) => void;
+  /** Called with each result as soon as it is known (the stage records it at once, so a cut run keeps them). */
+  onResult?: (r: ExtrapolationResult) => Promise<void> | void;
 }
 
 export interface ExtrapolationResult {
@@ -349,7 +351,10 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
     const reason = `capped: the ${opts.maxTokens !== undefined && opts.maxTokens < ids.length - 1 ? `token budget (${budget})` : `test split (${ids.length} tokens)`} ` +
       `holds no sequence of ${m * C + 1} tokens; the longest evaluated is ${fits.at(-1)}x`;
     say(`${m}x: ${reason}`);
-    for (const mode of modes) results.push({ multiple: m, mode, eval_length: m * C, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
+    for (const mode of modes) {
+      results.push({ multiple: m, mode, eval_length: m * C, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
+      await opts.onResult?.(results.at(-1)!);
+    }
   }
   for (const m of fits) {
     const L = m * C;
@@ -361,6 +366,7 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
         const reason = `full attention over ${L} tokens exceeds maxAttentionLength ${opts.maxAttentionLength ?? 4096} (memory)`;
         say(`${m}x ${mode}: skipped, ${reason}`);
         results.push({ ...base, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
+        await opts.onResult?.(results.at(-1)!);
         continue;
       }
       const t0 = performance.now();
@@ -373,6 +379,7 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
         const reason = (e as Error).message;
         say(`${m}x ${mode}: failed: ${reason}`);
         results.push({ ...base, eval_length_bytes: NaN, status: "failed", reason, ...empty });
+        await opts.onResult?.(results.at(-1)!);
         continue;
       }
       const pos = new PositionLoss(binsPerOctave);
@@ -411,6 +418,7 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
       };
       say(`${m}x (${L} tokens) ${mode}: ${r.bits_per_byte.toFixed(4)} bits/byte over ${r.bytes} bytes, ${r.sequences} sequences, ${r.wall_s.toFixed(1)} s`);
       results.push(r);
+      await opts.onResult?.(r);
     }
   }
   return results.sort((a, b) => a.multiple - b.multiple || a.mode.localeCompare(b.mode));
@@ -528,7 +536,7 @@ export async function extrapolationStage(runs: RunLike[], opts: StageOptions): P
   const out: ExtrapolationRecord[] = [];
   for (const run of chosen) {
     if (done.has(`${run.run}|${run.provenance?.time ?? ""}`)) {
-      say(`extrapolation: ${run.run} already evaluated (records in ${resultsDir}/extrapolation.jsonl)`);
+      say(`extrapolation: ${run.run} already evaluated (records in ${resultsDir}/extrapolation.jsonl; lengths missing there were cut short: --force evaluates again)`);
       continue;
     }
     const dir = `${runsDir}/${run.run}/model`;
@@ -542,8 +550,10 @@ export async function extrapolationStage(runs: RunLike[], opts: StageOptions): P
       }, {
         scale: opts.scale, run: run.run, run_time: run.provenance?.time, model_dir: dir.replace(REPO_ROOT, ""), label: String(run.labels?.label ?? run.model),
         domain: run.domain, data: `${text.source}/${run.domain}/${text.evalSplit}`, parameters: countParams(model),
+      }, async (r) => {
+        // recorded as soon as known: a stage cut by a time limit keeps the lengths it finished
+        await appendRecord("extrapolation", r as unknown as Record<string, unknown>, resultsDir);
       });
-      for (const r of recs) await appendRecord("extrapolation", r as unknown as Record<string, unknown>, resultsDir);
       out.push(...recs);
     } finally {
       disposeModel(model);
@@ -558,12 +568,12 @@ export async function extrapolationRecords(
   test: Uint8Array,
   opts: ExtrapolationOptions,
   about: { scale: string; run?: string; run_time?: string; model_dir: string; label?: string; domain: string; data: string; parameters?: number },
+  onRecord?: (r: ExtrapolationRecord) => Promise<void>,
 ): Promise<ExtrapolationRecord[]> {
-  const results = await evaluateExtrapolation(model, test, opts);
   const unit = TOKEN_UNIT[model.kind];
   const testTokens = unit === "subword" ? opts.tokenizer!.encode(test).length : test.length;
   const bytesPerToken = test.length / testTokens;
-  return results.map((r) => ({
+  const complete = (r: ExtrapolationResult): ExtrapolationRecord => ({
     experiment: "extrapolation",
     ...about,
     label: about.label ?? model.kind,
@@ -574,7 +584,9 @@ export async function extrapolationRecords(
     trained_context_bytes: Math.round(opts.trainedContext * bytesPerToken),
     bytes_per_token: bytesPerToken,
     ...r,
-  }));
+  });
+  const results = await evaluateExtrapolation(model, test, { ...opts, onResult: onRecord && ((r) => onRecord(complete(r))) });
+  return results.map(complete);
 }
 
 // ---------------------------------------------------------------------------------------------------
