@@ -54,9 +54,22 @@ for (const name of ["extrapolation", "noise"]) {
   });
 }
 
-async function subprocess(what: string, args: string[], env: Record<string, string> = {}): Promise<boolean> {
+/** The child process running now: a signal during training is forwarded to it (signals are per process). */
+let runningChild: Deno.ChildProcess | undefined;
+
+/** Runs `deno ARGS` in the repository, its output inherited; resolves to its exit status. */
+async function denoChild(args: string[], env: Record<string, string> = {}): Promise<Deno.CommandStatus> {
   const p = new Deno.Command(Deno.execPath(), { args, env, stdout: "inherit", stderr: "inherit", cwd: REPO_ROOT }).spawn();
-  const { code } = await p.status;
+  runningChild = p;
+  try {
+    return await p.status;
+  } finally {
+    runningChild = undefined;
+  }
+}
+
+async function subprocess(what: string, args: string[], env: Record<string, string> = {}): Promise<boolean> {
+  const { code } = await denoChild(args, env);
   if (code !== 0) console.error(`reproduce: ${what} failed (exit ${code})`);
   return code === 0;
 }
@@ -69,23 +82,14 @@ export class ReproduceInterrupted extends Error {
   }
 }
 
-/** The child process training a run, and whether a signal asked everything to stop. */
-const active: { child?: Deno.ChildProcess; interrupted: boolean } = { interrupted: false };
-
-/** Trains one plan entry in a child process (`reproduce --in-process` restricted to it). */
-async function runInChild(spec: RunSpec, opts: ReproduceOptions, resultsDir: string): Promise<void> {
+/** The command line that trains one plan entry in a child process (`reproduce --in-process` restricted to it). */
+function childArgs(spec: RunSpec, opts: ReproduceOptions, resultsDir: string): string[] {
   const entry = String(spec.labels?.entry ?? "");
   if (!entry) throw new Error(`${spec.name}: the plan entry is not in the run's labels`);
-  const args = [
+  return [
     "run", "-A", "lib/cli.ts", "reproduce", "--in-process", "--scale", opts.scale, "--domains", spec.domain, "--models", entry,
     "--results", resultsDir, ...(opts.runsDir ? ["--runs-dir", opts.runsDir] : []), ...(opts.backend ? ["--backend", opts.backend] : []),
   ];
-  const p = new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "inherit", cwd: REPO_ROOT }).spawn();
-  active.child = p;
-  const { code, signal } = await p.status.finally(() => (active.child = undefined));
-  if (code === 130) active.interrupted = true; // the child saved its checkpoint on SIGINT / SIGTERM
-  if (active.interrupted) throw new ReproduceInterrupted(spec.name);
-  if (code !== 0) throw new Error(`its process exited with ${signal ? `signal ${signal}` : `code ${code}`} (its output is above)`);
 }
 
 export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunRecord[]; table: string; failures: string[] }> {
@@ -120,22 +124,27 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
   if (!opts.inProcess) console.error(`${specs.length} runs in the plan at scale ${opts.scale}; ${specs.length - todo.length} already recorded, ${todo.length} to run`);
   const tTrain = performance.now();
   // a signal reaches the child training a run (which saves a checkpoint), then the plan stops
+  let interrupted = false;
   const forward = (sig: Deno.Signal) => () => {
-    active.interrupted = true;
+    interrupted = true;
     try {
-      active.child?.kill(sig);
+      runningChild?.kill(sig);
     } catch { /* already gone */ }
   };
   const listeners = opts.inProcess ? [] : (["SIGINT", "SIGTERM"] as Deno.Signal[]).map((sig) => [sig, forward(sig)] as const);
   for (const [sig, f] of listeners) Deno.addSignalListener(sig, f);
-  active.interrupted = false;
   try {
     for (const [i, spec] of todo.entries()) {
       const eta = i ? formatSeconds((performance.now() - tTrain) / 1000 / i * (todo.length - i)) : "?";
       if (!opts.inProcess) console.error(`\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${eta})`);
       try {
         if (opts.inProcess) await runExperiment(spec, { resultsDir, runsDir: opts.runsDir, resume: true, quiet: false });
-        else await runInChild(spec, opts, resultsDir);
+        else {
+          const { code, signal } = await denoChild(childArgs(spec, opts, resultsDir));
+          // 130: the child saved its checkpoint on SIGINT / SIGTERM
+          if (code === 130 || interrupted) throw new ReproduceInterrupted(spec.name);
+          if (code !== 0) throw new Error(`its process exited with ${signal ? `signal ${signal}` : `code ${code}`} (its output is above)`);
+        }
       } catch (e) {
         if (e instanceof ReproduceInterrupted) throw e;
         if (e instanceof TrainingInterrupted) {

@@ -4,6 +4,8 @@
  */
 export const SCALES = { smoke: "seconds, CI", small: "CPU minutes", gpu: "H200" } as const;
 export type ScaleName = keyof typeof SCALES;
+/** Largest first: figures and the README show the largest scale recorded. */
+export const SCALES_LARGEST_FIRST: readonly ScaleName[] = ["gpu", "small", "smoke"];
 
 /** The scale from the SCALE environment variable (notebooks), default `smoke`. */
 export function currentScale(fallback: ScaleName = "smoke"): ScaleName {

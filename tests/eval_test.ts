@@ -173,7 +173,7 @@ Deno.test("extrapolation: subword models are evaluated in tokens and scored per 
   const streamed: unknown[] = [];
   const recs = await extrapolationRecords(model, text, { trainedContext: 16, multiples: [1, 4], tokenizer: bpe }, {
     scale: "test", model_dir: "(test)", domain: "books", data: "(test)",
-  }, async (r) => void streamed.push(r));
+  }, (r) => void streamed.push(r));
   // each record is handed over as soon as its length is done (the stage appends it at once), complete
   assert.deepEqual(streamed, recs);
   const ids = bpe.encode(text);

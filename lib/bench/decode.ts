@@ -37,7 +37,7 @@ import {
 } from "../models/mod.ts";
 import { disposeModel } from "../models/lm.ts";
 import { greedyDecode, RecurrentSession, speculativeDecode } from "../decode/speculative.ts";
-import { createStepper, MambaStepper } from "../decode/stepper.ts";
+import { createStepper, defaultStepperKind, MambaStepper } from "../decode/stepper.ts";
 import { loadTrained } from "../train/experiment.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { Rng } from "../util/rng.ts";
@@ -199,8 +199,7 @@ async function speculativeBench(verifierDir: string, drafterDir: string, nBytes:
   const base = { verifier: verifierDir, drafter: drafterDir, prompt_bytes: prompt.length, bytes: nBytes };
   const plain = await greedyDecode(verifier, prompt, nBytes);
   const plainBps = nBytes / plain.seconds;
-  // the default stepper of the backend (RecurrentSession): the fused JS one on cpu/wasm, tfjs ops elsewhere
-  const stepper = ["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tf";
+  const stepper = defaultStepperKind(); // what RecurrentSession uses below
   out.push({ ...base, mode: "plain", stepper, bytesPerS: plainBps, seconds: plain.seconds });
   const plainTf = await greedyDecode(verifier, prompt, Math.min(nBytes, 100), { stepper: "tf" });
   out.push({

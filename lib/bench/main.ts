@@ -26,6 +26,7 @@ import {
   writeUnrunRecords,
 } from "./scan_bench.ts";
 import { scanTable } from "./table.ts";
+import { pathExists } from "../io/atomic.ts";
 
 async function implsFor(backend: BackendName, opts: BenchOptions): Promise<ScanImpl[]> {
   if (opts.impls) return opts.impls;
@@ -162,8 +163,7 @@ async function suiteCommand(suite: Exclude<Suite, "scan">): Promise<string[]> {
   if (suite === "gpu") return [`${ROOT}lib/bench/gpu.ts`];
   // speculative decoding needs trained models: the small-scale books runs, when trained here
   const runs = `${ROOT}data/checkpoints/runs/compute-matched/small/books`;
-  const trained = await Deno.stat(`${runs}/mamba_subword/model/tokenizer.json`).then(() => true, () => false) &&
-    await Deno.stat(`${runs}/mambabyte/model/config.json`).then(() => true, () => false);
+  const trained = await pathExists(`${runs}/mamba_subword/model/tokenizer.json`) && await pathExists(`${runs}/mambabyte/model/config.json`);
   return [`${ROOT}lib/bench/decode.ts`, ...(trained ? ["--verifier", `${runs}/mambabyte/model`, "--drafter", `${runs}/mamba_subword/model`] : [])];
 }
 

@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { disposeState, type MambaLM, type MambaState, prefill, step } from "../models/mamba.ts";
 import { RecurrentSession } from "./speculative.ts";
+import { defaultStepperKind } from "./stepper.ts";
 import { Rng } from "../util/rng.ts";
 
 export interface SamplingOptions {
@@ -58,7 +59,7 @@ export function pickToken(logits: Float32Array, opts: SamplingOptions, rng: Rng)
 
 /** Whether decoding runs through the fused JS stepper (cpu/wasm) rather than tfjs ops. */
 function useJsStepper(kind?: "js" | "tf"): boolean {
-  return (kind ?? (["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tf")) === "js";
+  return (kind ?? defaultStepperKind()) === "js";
 }
 
 /**

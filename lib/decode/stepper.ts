@@ -25,12 +25,17 @@ export interface Stepper {
   dispose(): void;
 }
 
+/** The stepper `createStepper` picks on the current backend: the fused JS one on cpu/wasm, tfjs ops elsewhere. */
+export function defaultStepperKind(): "js" | "tf" {
+  return ["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tf";
+}
+
 /**
  * "js" on cpu/wasm, "tf" elsewhere, unless asked. The JS stepper on webgpu needs the asynchronous
  * `MambaStepper.create`.
  */
 export function createStepper(model: MambaLM, kind?: "js" | "tf"): Stepper {
-  const k = kind ?? (["cpu", "wasm"].includes(tf.getBackend()) ? "js" : "tf");
+  const k = kind ?? defaultStepperKind();
   return k === "js" ? new MambaStepper(model) : new TfStepper(model);
 }
 

@@ -337,6 +337,11 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
   const fits = multiples.filter((m) => m * C <= budget);
   const say = opts.onProgress ?? (() => {});
   const results: ExtrapolationResult[] = [];
+  // each result is kept and handed to onResult as soon as it is known
+  const emit = async (r: ExtrapolationResult) => {
+    results.push(r);
+    await opts.onResult?.(r);
+  };
   const binsPerOctave = opts.binsPerOctave ?? 2;
   const empty = {
     sequences: 0, tokens: 0, bytes: 0, nats: 0, bits_per_byte: NaN, sequence_bpb: [], position_bins: [], bins_per_octave: binsPerOctave, wall_s: 0,
@@ -351,10 +356,7 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
     const reason = `capped: the ${opts.maxTokens !== undefined && opts.maxTokens < ids.length - 1 ? `token budget (${budget})` : `test split (${ids.length} tokens)`} ` +
       `holds no sequence of ${m * C + 1} tokens; the longest evaluated is ${fits.at(-1)}x`;
     say(`${m}x: ${reason}`);
-    for (const mode of modes) {
-      results.push({ multiple: m, mode, eval_length: m * C, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
-      await opts.onResult?.(results.at(-1)!);
-    }
+    for (const mode of modes) await emit({ multiple: m, mode, eval_length: m * C, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
   }
   for (const m of fits) {
     const L = m * C;
@@ -365,8 +367,7 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
       if (mode === "whole" && !recurrent && L > (opts.maxAttentionLength ?? 4096)) {
         const reason = `full attention over ${L} tokens exceeds maxAttentionLength ${opts.maxAttentionLength ?? 4096} (memory)`;
         say(`${m}x ${mode}: skipped, ${reason}`);
-        results.push({ ...base, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
-        await opts.onResult?.(results.at(-1)!);
+        await emit({ ...base, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
         continue;
       }
       const t0 = performance.now();
@@ -378,8 +379,7 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
       } catch (e) {
         const reason = (e as Error).message;
         say(`${m}x ${mode}: failed: ${reason}`);
-        results.push({ ...base, eval_length_bytes: NaN, status: "failed", reason, ...empty });
-        await opts.onResult?.(results.at(-1)!);
+        await emit({ ...base, eval_length_bytes: NaN, status: "failed", reason, ...empty });
         continue;
       }
       const pos = new PositionLoss(binsPerOctave);
@@ -417,8 +417,7 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
         wall_s: (performance.now() - t0) / 1000,
       };
       say(`${m}x (${L} tokens) ${mode}: ${r.bits_per_byte.toFixed(4)} bits/byte over ${r.bytes} bytes, ${r.sequences} sequences, ${r.wall_s.toFixed(1)} s`);
-      results.push(r);
-      await opts.onResult?.(r);
+      await emit(r);
     }
   }
   return results.sort((a, b) => a.multiple - b.multiple || a.mode.localeCompare(b.mode));
@@ -568,7 +567,7 @@ export async function extrapolationRecords(
   test: Uint8Array,
   opts: ExtrapolationOptions,
   about: { scale: string; run?: string; run_time?: string; model_dir: string; label?: string; domain: string; data: string; parameters?: number },
-  onRecord?: (r: ExtrapolationRecord) => Promise<void>,
+  onRecord?: (r: ExtrapolationRecord) => Promise<void> | void,
 ): Promise<ExtrapolationRecord[]> {
   const unit = TOKEN_UNIT[model.kind];
   const testTokens = unit === "subword" ? opts.tokenizer!.encode(test).length : test.length;

@@ -23,7 +23,7 @@ import { disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { PAPER_NOISE } from "../paper.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { evaluatedRuns, pickRuns, type RunLike } from "./extrapolation.ts";
-import { scoreText } from "./score.ts";
+import { evalBatch, scoreText } from "./score.ts";
 
 export interface NoiseSetting {
   kind: NoiseKind;
@@ -189,7 +189,7 @@ export async function noiseStage(runs: (RunLike & { eval?: { window?: number } }
       const clean = maxBytes ? text.test.subarray(0, maxBytes) : text.test;
       const window = run.eval?.window ?? run.length;
       say(`noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${run.domain}/${text.evalSplit}, window ${window}`);
-      const batch = run.batch ? Math.max(1, Math.floor(run.batch * run.length / window)) : 1;
+      const batch = run.batch ? evalBatch(run.batch, run.length, window) : 1;
       const results = await evaluateNoise(model, clean, { window, batch, tokenizer, seed: opts.seed, onProgress: (l) => say(`  ${l}`) });
       for (const r of results) {
         const rec: NoiseRecord = {

@@ -40,13 +40,22 @@ export interface ScoreOptions {
 }
 
 /**
- * Sum of -log p(token_{t+1} | tokens <= t) over one window of ids (n+1 tokens): a scalar, nats.
- * Models whose inputs must be a multiple of `lengthMultiple` get zeros appended after the real inputs
- * (causal models never look right, so the padding changes no scored prediction) and those positions
- * are not scored.
+ * Sum of -log p(token_{t+1} | tokens <= t) over windows of ids (each n+1 tokens, all of one length), read as
+ * one batch: a scalar, nats. Models whose inputs must be a multiple of `lengthMultiple` get zeros appended
+ * after the real inputs (causal models never look right, so the padding changes no scored prediction) and
+ * those positions are not scored.
  */
-export function windowNats(model: LanguageModel, window: Int32Array): tf.Scalar {
-  return tf.tidy(() => tf.sum(tokenNats(model, [window])) as tf.Scalar);
+export function windowNats(model: LanguageModel, windows: Int32Array[]): tf.Scalar {
+  return tf.tidy(() => tf.sum(tokenNats(model, windows)) as tf.Scalar);
+}
+
+/**
+ * Windows per evaluation pass for a model trained at `batch` sequences of `length` tokens: as many tokens
+ * as a training batch held (that fitted in memory with gradients; a larger batch of attention scores can
+ * exhaust the wasm heap).
+ */
+export function evalBatch(batch: number, length: number, window: number): number {
+  return Math.max(1, Math.floor(batch * length / window));
 }
 
 /**
@@ -106,7 +115,7 @@ export async function scoreText(model: LanguageModel, text: Uint8Array, opts: Sc
     let j = i + 1; // a batch holds windows of one length: full ones, or the short last one alone
     while (j < windows.length && j - i < batch && windows[j].length === windows[i].length) j++;
     const group = windows.slice(i, j);
-    const t = tf.tidy(() => tf.sum(tokenNats(model, group)));
+    const t = windowNats(model, group);
     nats += (await t.data())[0];
     t.dispose();
     for (const w of group) tokens += w.length - 1;

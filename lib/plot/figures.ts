@@ -22,6 +22,7 @@ import { deviation, extent, group, mean } from "d3-array";
 import { atomicWriteFile } from "../io/atomic.ts";
 import { PAPER_NOISE, PAPER_PG19_WORD_PPL } from "../paper.ts";
 import { readRecords, RESULTS_DIR } from "../results/store.ts";
+import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import { layout, showFigure, showTable } from "./display.ts";
 import { computeMatchedFigure, computeMatchedTable, latestRuns, matchedRows } from "../results/compute_matched.ts";
 import type { RunRecord } from "../train/experiment.ts";
@@ -123,13 +124,12 @@ export function tableMarkdown(t: MarkdownTable): string {
 // ---------------------------------------------------------------------------------------------------
 // Shared helpers
 
-const SCALE_ORDER = ["gpu", "small", "smoke"];
 
 /** The scale to show: the one asked for, else the largest present in the records. */
 export function chooseScale(recs: Rec[], wanted?: string): string | undefined {
   if (wanted) return wanted;
   const have = new Set(recs.map((r) => r.scale).filter(Boolean));
-  return SCALE_ORDER.find((s) => have.has(s)) ?? [...have][0];
+  return SCALES_LARGEST_FIRST.find((s) => have.has(s)) ?? [...have][0];
 }
 
 /** The last record for each key (a re-run replaces an earlier record). */
@@ -766,8 +766,11 @@ function contextRecords(records: Records): Rec[] {
   const recs = (records["bench/decode"] ?? []).filter((r) => r.context && r.model);
   const place = (r: Rec) => `${r.provenance?.device}|${r.backend}|${r.model}|${r.context}`;
   // a failure recorded without its stepper is superseded by any later measurement at the same place
-  const measured = new Set(recs.filter((r) => !r.skipped).map((r) => `${place(r)}|${r.provenance?.time}`));
-  const superseded = (r: Rec) => r.skipped && !r.stepper && [...measured].some((m) => m.startsWith(place(r) + "|") && m.split("|")[4] > r.provenance?.time);
+  const lastMeasured = new Map<string, string>();
+  for (const r of recs) {
+    if (!r.skipped && (lastMeasured.get(place(r)) ?? "") < r.provenance?.time) lastMeasured.set(place(r), r.provenance?.time);
+  }
+  const superseded = (r: Rec) => r.skipped && !r.stepper && (lastMeasured.get(place(r)) ?? "") > r.provenance?.time;
   return latestBy(recs.filter((r) => !superseded(r)), (r) => `${place(r)}|${r.stepper ?? ""}`)
     .sort((a, b) => decodeSeriesName(a).localeCompare(decodeSeriesName(b)) || a.context - b.context);
 }
@@ -811,11 +814,11 @@ registerFigure({
       line: { color: colorOf(rs[0].model, i), dash: rs[0].stepper === "js" ? "solid" : "dot" },
       marker: { size: 7, symbol: rs[0].backend === "webgpu" ? "square" : "circle" },
     }));
-    const contexts = recs.map((r) => r.context as number);
+    const contexts = [...new Set(recs.map((r) => r.context as number))].sort((a, b) => a - b);
     if (anchor) {
       data.push({
         type: "scatter", mode: "lines", name: `anchor: PyTorch eager MambaByte, H200 (${sig(anchor)} bytes/s)`,
-        x: [Math.min(...contexts), Math.max(...contexts)], y: [anchor, anchor], line: { dash: "dash", color: "#888" },
+        x: [contexts[0], contexts.at(-1)], y: [anchor, anchor], line: { dash: "dash", color: "#888" },
       });
     }
     const top = topTitle(`Batch-1 decoding speed against context (d_model ${recs[0].d_model} x ${recs[0].n_layer} layers)`, data);
@@ -832,7 +835,7 @@ registerFigure({
           xTitle: "Context", xUnit: "bytes", xType: "log", yTitle: "Bytes per second", yType: "log", legend: "top", width: 1000, height: 560 + foot.margin - 60,
           extra: {
             title: top.title, margin: { l: 80, r: 30, t: top.margin, b: foot.margin }, annotations: [foot.annotation],
-            xaxis: { tickvals: [...new Set(contexts)].sort((a, b) => a - b), ticktext: [...new Set(contexts)].sort((a, b) => a - b).map((c) => c >= 1024 ? `${c / 1024}K` : String(c)) },
+            xaxis: { tickvals: contexts, ticktext: contexts.map((c) => c >= 1024 ? `${c / 1024}K` : String(c)) },
           },
         }),
       },
@@ -840,22 +843,31 @@ registerFigure({
   },
 });
 
+/** The latest speculative-benchmark record per setting, and the plain greedy baseline of each. */
+function speculativeRecords(records: Records): { latest: Rec[]; plainOf: (r: Rec) => Rec | undefined } {
+  const latest = latestBy((records["bench/decode"] ?? []).filter((r) => r.mode),
+    (r) => `${r.provenance?.device}|${r.backend}|${r.verifier}|${r.mode}|${r.stepper}|${r.verify ?? ""}|${r.beta ?? ""}|${r.bytes}`);
+  // the plain baseline of each (device, verifier): the one over the most bytes
+  const plainOf = (r: Rec) =>
+    latest.filter((p) => p.mode === "plain" && p.provenance?.device === r.provenance?.device && p.verifier === r.verifier)
+      .sort((a, b) => b.bytes - a.bytes)[0];
+  return { latest, plainOf };
+}
+
+/** "gpu/books" from a verifier path data/checkpoints/runs/compute-matched/gpu/books/mambabyte/model. */
+const verifierModels = (r: Rec) => String(r.verifier).replace(/^.*compute-matched\//, "").replace(/\/mambabyte\/model$/, "");
+
 registerFigure({
   name: "speculative",
   description: "Table: speculative decoding (subword Mamba drafter, MambaByte verifier) against plain MambaByte and the drafter alone",
   reads: ["bench/decode"],
   build(records) {
-    const recs = (records["bench/decode"] ?? []).filter((r) => r.mode);
-    if (!recs.length) return undefined;
-    const latest = latestBy(recs, (r) => `${r.provenance?.device}|${r.backend}|${r.verifier}|${r.mode}|${r.stepper}|${r.verify ?? ""}|${r.beta ?? ""}|${r.bytes}`);
-    // the plain baseline of each (device, verifier): the one over the most bytes
-    const plainOf = (r: Rec) =>
-      latest.filter((p) => p.mode === "plain" && p.provenance?.device === r.provenance?.device && p.verifier === r.verifier)
-        .sort((a, b) => b.bytes - a.bytes)[0];
+    const { latest, plainOf } = speculativeRecords(records);
+    if (!latest.length) return undefined;
     const rows = latest.map((r) => {
       const plain = plainOf(r);
       return [
-        r.verifier.replace(/^.*compute-matched\//, "").replace(/\/mambabyte\/model$/, ""), decodeWhere(r), r.mode,
+        verifierModels(r), decodeWhere(r), r.mode,
         r.mode === "speculative" ? `${r.verify === "pass" ? "one pass" : "per-byte steps"}, m ${r.draftTokens}, β ${r.beta}` : STEPPER_TEXT[r.stepper] ?? r.stepper,
         String(r.bytes), r.mode === "speculative" ? `${fmt(r.acceptanceRate, 2)} (${r.accepted}/${r.drafted})` : "—",
         r.mode === "speculative" ? `${r.verifierPasses} / ${r.verifierSteps}` : "—",
@@ -882,17 +894,13 @@ registerFigure({
   description: "Speculative decoding: bytes/s over plain greedy MambaByte per setting and device, with the acceptance rate",
   reads: ["bench/decode"],
   build(records) {
-    const recs = latestBy((records["bench/decode"] ?? []).filter((r) => r.mode),
-      (r) => `${r.provenance?.device}|${r.backend}|${r.verifier}|${r.mode}|${r.stepper}|${r.verify ?? ""}|${r.beta ?? ""}|${r.bytes}`);
-    const plainOf = (r: Rec) => recs.filter((p) => p.mode === "plain" && p.provenance?.device === r.provenance?.device && p.verifier === r.verifier)
-      .sort((a, b) => b.bytes - a.bytes)[0];
-    const shown = recs.filter((r) => r.mode !== "plain" && plainOf(r));
+    const { latest, plainOf } = speculativeRecords(records);
+    const shown = latest.filter((r) => r.mode !== "plain" && plainOf(r));
     if (!shown.length) return undefined;
     const setting = (r: Rec) => r.mode === "speculative" ? `speculative, ${r.verify === "pass" ? "one pass" : "steps"}, β ${r.beta}` : "subword Mamba alone";
-    const models = (r: Rec) => String(r.verifier).replace(/^.*compute-matched\//, "").replace(/\/mambabyte\/model$/, "");
-    const series = (r: Rec) => `${decodeWhere(r)}; ${models(r)} models`;
+    const series = (r: Rec) => `${decodeWhere(r)}; ${verifierModels(r)} models`;
     const data: Rec[] = [...(group(shown, series) as Map<string, Rec[]>)].map(([where, rs], i) => ({
-      type: "bar", name: where, x: rs.map(setting), y: rs.map((r) => r.bytesPerS / plainOf(r).bytesPerS),
+      type: "bar", name: where, x: rs.map(setting), y: rs.map((r) => r.bytesPerS / plainOf(r)!.bytesPerS),
       text: rs.map((r) => r.mode === "speculative" ? `${Math.round(r.acceptanceRate * 100)}% accepted` : ""), textposition: "outside",
       marker: { color: ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"][i % 4] },
     }));

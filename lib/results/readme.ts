@@ -5,6 +5,7 @@
 import { atomicWriteFile } from "../io/atomic.ts";
 import { computeMatchedTable, latestRuns, matchedRows } from "./compute_matched.ts";
 import { readRecords, RESULTS_DIR } from "./store.ts";
+import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import type { RunRecord } from "../train/experiment.ts";
 import type { Built, BuildOptions, MarkdownTable } from "../plot/figures.ts";
 
@@ -43,19 +44,16 @@ export async function resultsSection(api: FigureApi, resultsDir = RESULTS_DIR, f
       "times smaller and see 10^5 times fewer bytes, so the comparison is about the ordering of models, not the values.",
     "",
   );
-  for (const scale of ["gpu", "small"]) {
+  // the largest recorded scale with its figures, then the smaller one (table only); smoke runs are a pipeline check
+  const matched = ["gpu", "small"].filter((scale) => latestRuns(runs, scale).length);
+  for (const [i, scale] of matched.entries()) {
     const mine = latestRuns(runs, scale);
-    if (!mine.length) continue;
     out.push(`### Compute-matched test bits-per-byte, ${SCALE_TEXT[scale]}`, "", tableMarkdown(computeMatchedTable(matchedRows(mine), scale)).trim(), "");
+    if (i > 0) continue;
     for (const d of [...new Set(mine.map((r) => r.domain))]) {
       out.push(`![bits per byte against training FLOPs, ${d}, ${scale} scale](${figuresLink}/compute_matched_${d}.png)`);
     }
     out.push("");
-    break; // the largest recorded scale gets the figures; the smaller one is listed below
-  }
-  const smaller = ["small"].filter((s) => latestRuns(runs, "gpu").length && latestRuns(runs, s).length);
-  for (const scale of smaller) {
-    out.push(`### Compute-matched test bits-per-byte, ${SCALE_TEXT[scale]}`, "", tableMarkdown(computeMatchedTable(matchedRows(latestRuns(runs, scale)), scale)).trim(), "");
   }
   out.push(...agreement(runs, await readRecords<Rec>("extrapolation", resultsDir), await readRecords<Rec>("noise", resultsDir)));
   // extrapolation and noise: the largest scale with the figure, then the smaller ones (tables only)
@@ -87,7 +85,7 @@ type Rec = Record<string, any>;
 /** Scales present in records, largest first. */
 function scalesOf(recs: Rec[]): string[] {
   const have = new Set(recs.map((r) => r.scale));
-  return ["gpu", "small", "smoke"].filter((x) => have.has(x));
+  return SCALES_LARGEST_FIRST.filter((x) => have.has(x));
 }
 
 const f3 = (x: number) => x.toFixed(3);

@@ -11,7 +11,7 @@ import type { Domain } from "../data/corpora/types.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { countParams, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { createModel, family, loadModel, saveModel } from "../models/registry.ts";
-import { scoreText } from "../eval/score.ts";
+import { evalBatch, scoreText } from "../eval/score.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { stepsForFlops, train, type TrainerResult } from "./trainer.ts";
 
@@ -185,9 +185,7 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
     const window = spec.eval.window ?? t.length;
     say(`evaluating ${spec.name} on ${test.length} bytes of the ${text.evalSplit} split...`);
     const t0 = performance.now();
-    // as many windows a pass as the training batch held (that fitted in memory with gradients; a larger
-    // batch of attention scores can exhaust the wasm heap), unless the plan says otherwise
-    const batch = spec.eval.batch ?? Math.max(1, Math.floor(t.batch * t.length / window));
+    const batch = spec.eval.batch ?? evalBatch(t.batch, t.length, window);
     const score = await scoreText(model, test, { window, tokenizer, batch });
     const record: RunRecord = {
       run: spec.name,
