@@ -5,7 +5,7 @@
  * verifier back equals a fresh prefill of the accepted prefix; no tensors leak.
  */
 import * as tf from "@tensorflow/tfjs";
-import { deepStrictEqual, ok as assert } from "node:assert/strict";
+import { deepStrictEqual, ok as assert, throws } from "node:assert/strict";
 /** Equality of bytes (shown as arrays) or of plain values; the message names the case. */
 function assertEquals(a: unknown, b: unknown, msg?: string): void {
   const [x, y] = a instanceof Uint8Array ? [Array.from(a), Array.from(b as Uint8Array)] : [a, b];
@@ -136,6 +136,74 @@ Deno.test("rolling the verifier back gives the logits and state of a fresh prefi
   const want2 = ((await logits.data()) as Float32Array).slice(l * V, (l + 1) * V);
   logits.dispose();
   assert(relL2(nxt, want2) < 1e-5);
+  s.dispose();
+  disposeMambaLM(m);
+});
+
+Deno.test("MambaStepper.read: one pass equals id-by-id steps bit for bit (logits, the state after every id), SIMD and plain JS", async () => {
+  await useBackend("wasm");
+  // d 128: every product in SIMD (mv4 and mv); d 48: dt_rank 3, so the dt product runs the JS loop
+  for (const m of [tinyMamba(256, 11, 128, 2), tinyMamba(320, 12, 48, 2)]) {
+    for (const kernels of [true, false]) {
+      const js = new MambaStepper(m, undefined, { kernels });
+      if (kernels) assert(js.simd, "WebAssembly SIMD kernels expected here");
+      let st = js.emptyState();
+      for (const id of [5, 17, 200]) st = js.stepSync(st, id).state;
+      const copy = structuredClone(st);
+      const ids = Array.from({ length: 70 }, (_, i) => (i * 37 + 11) % m.config.vocab_size); // > one 64-id chunk
+      const pass = js.read(st, ids);
+      const last = js.read(st, ids, "last");
+      assertEquals(pass.states.length, ids.length);
+      assertEquals(last.states.length, 1);
+      const Vp = pass.logits.length / ids.length;
+      let cur = st;
+      for (let t = 0; t < ids.length; t++) {
+        const got = js.stepSync(cur, ids[t]);
+        cur = got.state;
+        assertEquals(pass.logits.subarray(t * Vp, (t + 1) * Vp), got.logits, `logits after id ${t} (kernels ${kernels})`);
+        for (let l = 0; l < cur.ssm.length; l++) {
+          assertEquals(pass.states[t].ssm[l], cur.ssm[l], `ssm state, layer ${l}, id ${t}`);
+          assertEquals(pass.states[t].conv[l], cur.conv[l], `conv state, layer ${l}, id ${t}`);
+        }
+      }
+      assertEquals(last.logits, pass.logits);
+      assertEquals(last.states[0], cur);
+      assertEquals(st, copy, "the input state is never mutated");
+      throws(() => js.read(st, []), /no ids/);
+      throws(() => js.read(st, [m.config.vocab_size]), /outside the vocabulary/);
+    }
+    disposeMambaLM(m);
+  }
+});
+
+Deno.test("rollTo after a fused pass gives the logits and state of a fresh prefill of the accepted prefix", async () => {
+  await useBackend("wasm");
+  const m = tinyMamba(256, 3);
+  const prompt = Array.from(enc.encode("Hello, wor"));
+  const draft = Array.from(enc.encode("ld! How"));
+  const s = new RecurrentSession(m, "js");
+  await s.prefill(prompt);
+  const before = s.state!, beforeNext = s.next;
+  await s.read(draft);
+  assert(s.canRoll);
+  for (const a of [0, 3, draft.length]) {
+    s.rollTo(a, before, beforeNext);
+    await s.step(0x3f); // the verifier's own byte "?"
+    const ids = [...prompt, ...draft.slice(0, a), 0x3f];
+    const full = tf.tensor([ids], [1, ids.length], "int32");
+    const fresh = prefill(m, full);
+    full.dispose();
+    const l = ids.length, V = 256;
+    const want = ((await fresh.logits.data()) as Float32Array).slice((l - 1) * V, l * V);
+    assert(relL2(s.next, want) < 1e-5, `a = ${a}: rolled-back logits rel. error ${relL2(s.next, want)}`);
+    const wantState = await tensorsToHost(fresh.state);
+    for (let i = 0; i < wantState.ssm.length; i++) {
+      assert(relL2(s.state!.ssm[i], wantState.ssm[i]) < 1e-5, `a = ${a}: layer ${i} ssm state`);
+      assert(relL2(s.state!.conv[i], wantState.conv[i]) < 1e-5, `a = ${a}: layer ${i} conv state`);
+    }
+    fresh.logits.dispose();
+    disposeState(fresh.state);
+  }
   s.dispose();
   disposeMambaLM(m);
 });

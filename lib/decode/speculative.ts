@@ -17,8 +17,9 @@
  *      accepts exactly the bytes greedy decoding would emit.
  *   3. All accepted: the pass's final state and L_k are the new cache, and drafting continues from the
  *      drafter's own state after its tokens. Otherwise, with a accepted bytes: the verifier emits its own
- *      byte c = argmax L_a, and its state is rolled to "after d_1..d_a, c" by ONE more pass over just
- *      those a+1 bytes from the state cached before verification (never re-reading the context).
+ *      byte c = argmax L_a, and its state is rolled to "after d_1..d_a, c": the state the pass kept after
+ *      d_a plus one step on c (the JS stepper), or ONE more pass over just those a+1 bytes from the state
+ *      cached before verification (tfjs); never re-reading the context.
  *   4. Correct: while the last emitted byte is not a boundary byte, MambaByte emits its argmax byte and
  *      steps (O(1) per byte). Boundary bytes are ASCII whitespace (space, \t, \n, \v, \f, \r): word ends,
  *      where the drafter's tokenization restarts cleanly. After `maxCorrection` bytes without one (text
@@ -26,11 +27,13 @@
  *   5. Re-sync the drafter: the complete pieces of text[dPos, end) are encoded and read by the drafter in
  *      one pass from its state; the unfinished last piece becomes the new P.
  *
- * Cost model: with verify = "pass" (the paper's scheme, the default off cpu/wasm) the verifier runs one
- * parallel pass per round (two on a rejection) plus one step per corrected byte. With verify = "steps"
- * (the default with the fused JS stepper on cpu/wasm, where a step costs its arithmetic and a parallel
- * pass saves nothing) steps 2-3 become steps through the draft, stopping at the first rejected byte, so
- * nothing is rolled back. The drafter runs one step per drafted token plus one read per re-sync.
+ * Cost model: with verify = "pass" (the paper's scheme, the default) the verifier runs one parallel pass
+ * per round plus one step per corrected byte. With the fused JS stepper (cpu/wasm) the pass is its `read`,
+ * which streams each weight matrix once per four bytes and keeps the state after every byte, so a
+ * rejection rolls back by taking a kept state (`rollTo`); with tfjs ops (webgpu) a rejection costs a second
+ * pass over the accepted bytes from the state cached before verification. verify = "steps" reads the
+ * draft byte by byte instead, stopping at the first rejection (nothing to roll back). The drafter runs one
+ * step per drafted token plus one read per re-sync.
  * Either way every emitted byte is the verifier's argmax (beta = 1) or within its top-beta.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -47,8 +50,8 @@ import {
   tensorsToHost,
 } from "./stepper.ts";
 
-/** Reads of at most this many ids go through the JS stepper when the session has one. */
-const SHORT_READ = 32;
+/** Prompts of at most this many ids are read by the JS stepper's fused pass when the session has one. */
+const SHORT_READ = 512;
 
 export interface SpeculativeOptions {
   /** Subword tokens drafted per round (the paper: 3). */
@@ -64,11 +67,9 @@ export interface SpeculativeOptions {
   /** "js": the fused typed-array stepper (cpu/wasm), "tf": tfjs `step`; default: js on cpu/wasm. */
   stepper?: "js" | "tf";
   /**
-   * How the verifier reads a draft. "pass": one parallel pass (forwardFromState) over all drafted bytes,
-   * and a second pass over the accepted ones to roll back after a rejection (the paper's scheme: on a GPU
-   * a pass over m bytes costs about one step). "steps": the stepper, byte by byte, stopping at the first
-   * rejected byte, so nothing is rolled back (on cpu/wasm a step's cost is its arithmetic, so a parallel
-   * pass saves nothing there and costs tfjs dispatch). Default: "steps" with the JS stepper, else "pass".
+   * How the verifier reads a draft. "pass" (default): one parallel pass over all drafted bytes from the
+   * cached state (the paper's scheme; the JS stepper's fused pass on cpu/wasm, tfjs ops elsewhere).
+   * "steps": byte by byte, stopping at the first rejected byte.
    */
   verify?: "pass" | "steps";
 }
@@ -133,49 +134,82 @@ export class RecurrentSession {
   next: Float32Array = new Float32Array(0);
   passes = 0;
   steps = 0;
+  /** The state after each id, and the logits rows, of the last fused `read` (for `rollTo`). */
+  private passStates?: HostState[];
+  private passRows?: Float32Array;
   readonly V: number;
   private stepper: Stepper;
-  /** Whether steps run through the fused JS stepper. */
-  get usesJs(): boolean {
-    return this.stepper instanceof MambaStepper;
-  }
-
   constructor(readonly model: MambaLM, kind?: "js" | "tf") {
     this.V = model.config.vocab_size;
     this.stepper = createStepper(model, kind);
   }
 
-  /** Reads ids in one pass from the current state; returns all l rows of logits (l, V) row-major. */
+  /**
+   * Reads ids in one pass from `from` (default: the current state); returns all l rows of logits (l, V)
+   * row-major. With the JS stepper the pass is its fused `read`, which also keeps the state after every
+   * id for `rollTo`; otherwise tfjs ops (forwardFromState).
+   */
   async read(ids: ArrayLike<number>, from: HostState | undefined = this.state): Promise<Float32Array> {
     if (ids.length === 0) throw new Error("RecurrentSession.read: no ids");
     const l = ids.length, V = this.V;
-    const input = tf.tensor(Int32Array.from(ids), [1, l], "int32");
-    const s0 = from ? hostToTensors(this.model, from) : undefined;
-    const { logits, state } = forwardFromState(this.model, input, s0);
-    input.dispose();
-    if (s0) disposeState(s0);
-    const Vp = logits.shape[2]!;
-    const all = (await logits.data()) as Float32Array; // (1, l, Vp)
-    logits.dispose();
-    this.state = await tensorsToHost(state);
-    disposeState(state);
+    let all: Float32Array, Vp: number;
+    if (this.stepper instanceof MambaStepper) {
+      const r = this.stepper.read(from ?? this.stepper.emptyState(), ids, "all");
+      all = r.logits;
+      Vp = all.length / l;
+      this.passStates = r.states;
+      this.state = r.states[l - 1];
+    } else {
+      const input = tf.tensor(Int32Array.from(ids), [1, l], "int32");
+      const s0 = from ? hostToTensors(this.model, from) : undefined;
+      const { logits, state } = forwardFromState(this.model, input, s0);
+      input.dispose();
+      if (s0) disposeState(s0);
+      Vp = logits.shape[2]!;
+      all = (await logits.data()) as Float32Array; // (1, l, Vp)
+      logits.dispose();
+      this.state = await tensorsToHost(state);
+      disposeState(state);
+      this.passStates = undefined;
+    }
     const out = new Float32Array(l * V);
     for (let t = 0; t < l; t++) out.set(all.subarray(t * Vp, t * Vp + V), t * V);
+    this.passRows = out;
     this.next = out.slice((l - 1) * V);
     this.passes++;
     return out;
   }
 
+  /** Whether `rollTo` can take a state kept by the last `read` (the JS stepper's fused pass). */
+  get canRoll(): boolean {
+    return this.passStates !== undefined;
+  }
+
+  /**
+   * Rolls back to the state after the first `a` ids of the last `read` (a = 0: its starting state
+   * `from`, whose next-id logits were `fromNext`), without reading anything again.
+   */
+  rollTo(a: number, from: HostState, fromNext: Float32Array): void {
+    if (!this.passStates || !this.passRows) throw new Error("RecurrentSession.rollTo: no fused pass to roll back in");
+    this.state = a === 0 ? from : this.passStates[a - 1];
+    this.next = a === 0 ? fromNext : this.passRows.slice((a - 1) * this.V, a * this.V);
+  }
+
   /** Reads a long prompt in chunks of `chunk` ids (memory bounded by the chunk). */
   async prefill(ids: ArrayLike<number>, chunk = 4096): Promise<void> {
     const a = Array.from(ids);
+    if (a.length === 0) return;
     if (this.stepper instanceof MambaStepper && a.length <= SHORT_READ) {
-      // a few ids: fused JS steps cost less than one pass of tfjs ops (same numbers up to rounding)
-      this.state ??= this.stepper.emptyState();
-      for (const id of a) await this.step(id);
+      // a few hundred ids: the fused JS pass costs less than one pass of tfjs ops (same numbers up to rounding)
+      const r = this.stepper.read(this.state ?? this.stepper.emptyState(), a, "last");
+      this.state = r.states[0];
+      const Vp = r.logits.length / a.length;
+      this.next = r.logits.slice((a.length - 1) * Vp, (a.length - 1) * Vp + this.V);
+      this.passes++;
       return;
     }
     for (let s = 0; s < a.length; s += chunk) await this.read(a.slice(s, s + chunk));
+    this.passStates = this.passRows = undefined;
   }
 
   /** One recurrent step on `id` from the current state; returns (and caches) the next logits. */
@@ -253,7 +287,7 @@ export async function speculativeDecode(
   const st = { rounds: 0, draftedTokens: 0, drafted: 0, accepted: 0, corrected: 0 };
 
   const ver = new RecurrentSession(verifier, opts.stepper);
-  const verifyMode = opts.verify ?? (ver.usesJs ? "steps" : "pass");
+  const verifyMode = opts.verify ?? "pass";
   const dra = new RecurrentSession(drafter, opts.stepper);
   const emit = async (b: number, acc: boolean) => {
     acceptedMask[end - prompt.length] = acc ? 1 : 0;
@@ -375,7 +409,11 @@ export async function speculativeDecode(
         const c = argmax(cRow);
         await emit(c, false);
         if (done()) break;
-        await ver.read([...draft.slice(0, a), c], before);
+        if (ver.canRoll) {
+          // the fused pass kept the state after every drafted byte: take the one after d_a, step c
+          ver.rollTo(a, before, beforeNext);
+          await ver.step(c);
+        } else await ver.read([...draft.slice(0, a), c], before);
       }
 
       // ---- 4. byte by byte until a boundary byte

@@ -12,6 +12,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { dims, disposeState, type MambaLM, type MambaState, step as tfStep } from "../models/mamba.ts";
+import { SCAN_WASM_BASE64 } from "../ssm/kernels/wasm_bytes.ts";
+import { decodeBase64 } from "../ssm/kernels/wasm_pool.ts";
 
 /** A batch-1 Mamba state: per layer the conv window (e, k), oldest first, and the SSM state (e, n). */
 export interface HostState {
@@ -78,6 +80,7 @@ interface LayerWeights {
   dtProj: Float32Array; // (e, r)
   dtBias: Float32Array; // (e)
   A: Float32Array; // (e, n) = -exp(A_log)
+  A2: Float32Array; // (e, n) = A log2 e, for the kernel's 2^(dt A2)
   D: Float32Array; // (e)
   outProj: Float32Array; // (d, e)
   outBias?: Float32Array; // (d)
@@ -120,31 +123,34 @@ function matvec(
   }
 }
 
-/**
- * The matrix-vector product as a WebAssembly SIMD kernel (f32x4, two accumulators, 8 columns per
- * iteration; about 7x the scalar JS loop here). Hand-assembled; the function, in WAT:
- *   (func (export "mv") (param $W i32) (param $x i32) (param $y i32) (param $rows i32) (param $cols i32)
- *     $bytes = $cols << 2
- *     loop over rows: a0 = a1 = 0; for (i = 0; i < $bytes; i += 32) {
- *       a0 += v128.load($W + i) * v128.load($x + i); a1 += v128.load($W + i + 16) * v128.load($x + i + 16) }
- *     f32.store($y, sum of the lanes of a0 + a1); $W += $bytes; $y += 4)
- * It reads and writes one imported memory (pointers are byte offsets), so the weights, inputs and outputs
- * all live in that memory. Needs cols % 8 == 0 (every Mamba width here; otherwise the JS loop runs).
- * Sums in float32 (the JS loop sums in float64): equal to `step` within 1e-5 relative (tested).
- */
-const MV_WASM =
-  "AGFzbQEAAAABCQFgBX9/f39/AAIMAQNlbnYDbWVtAgABAwIBAAcGAQJtdgAACsgBAcUBAgJ/AnsgBEECdCEGAkADQCADRQ0B/QwAAAAAAAAAAAAAAAAAAAAAIQf9DAAAAAAAAAAAAAAAAAAAAAAhCEEAIQUDQCAHIAAgBWr9AAAAIAEgBWr9AAAA/eYB/eQBIQcgCCAAIAVq/QAAECABIAVq/QAAEP3mAf3kASEIIAVBIGoiBSAGSQ0ACyACIAcgCP3kASIH/R8AIAf9HwGSIAf9HwKSIAf9HwOSOAIAIAAgBmohACACQQRqIQIgA0EBayEDDAALCws=";
-
 type MvFn = (W: number, x: number, y: number, rows: number, cols: number) => void;
+type Mv4Fn = (W: number, x: number, xs: number, y: number, ys: number, rows: number, cols: number) => void;
+type MapFn = (f: number, src: number, dst: number, n: number) => void;
+type SsmStepFn = (
+  hOld: number, h: number, A2: number, dt: number, x: number, B: number, C: number, s: number, e: number, n: number,
+) => void;
 
-/** A memory holding `floats` float32 values and the SIMD kernel bound to it; undefined without wasm SIMD. */
-function simdArena(floats: number): { mem: WebAssembly.Memory; mv: MvFn } | undefined {
+/**
+ * The decoding kernels of scan.wat (WebAssembly SIMD: `mv`, `mv4`, `ssmStep`), bound to a fresh memory of
+ * `floats` float32 values; undefined where WebAssembly SIMD (or shared memory) is missing, and then the
+ * stepper runs plain JS. Pointers are byte offsets into that memory, so the weights, inputs and outputs all
+ * live there.
+ */
+function decodeKernels(
+  floats: number,
+): { mem: WebAssembly.Memory; mv: MvFn; mv4: Mv4Fn; ssmStep: SsmStepFn; map: MapFn } | undefined {
   try {
-    const bytes = Uint8Array.from(atob(MV_WASM), (c) => c.charCodeAt(0));
-    if (!WebAssembly.validate(bytes)) return undefined;
-    const mem = new WebAssembly.Memory({ initial: Math.ceil((floats * 4 + 64) / 65536) });
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
-    return { mem, mv: inst.exports.mv as unknown as MvFn };
+    const pages = Math.ceil((floats * 4 + 64) / 65536);
+    const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    const module = new WebAssembly.Module(decodeBase64(SCAN_WASM_BASE64) as BufferSource);
+    const x = new WebAssembly.Instance(module, { env: { memory: mem } }).exports;
+    return {
+      mem,
+      mv: x.mv as unknown as MvFn,
+      mv4: x.mv4 as unknown as Mv4Fn,
+      ssmStep: x.ssmStep as unknown as SsmStepFn,
+      map: x.map as unknown as MapFn,
+    };
   } catch {
     return undefined;
   }
@@ -158,10 +164,19 @@ function rmsNormInto(x: Float32Array, w: Float32Array, out: Float32Array, eps = 
   for (let i = 0; i < x.length; i++) out[i] = x[i] * inv * w[i];
 }
 
-const siluS = (v: number) => v / (1 + Math.exp(-v));
 const softplusS = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
 
-/** mamba.ts `step` at batch 1 as one JS loop nest over the weights, read once at construction. */
+/** Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). */
+const RUN_CHUNK = 64;
+
+/**
+ * mamba.ts `step` at batch 1 as one JS loop nest over the weights, read once at construction, with the
+ * matrix-vector products and the recurrence in WebAssembly SIMD (scan.wat's decoding kernels) where
+ * available. `read` runs several ids in one pass: each weight matrix is streamed once per four ids (mv4)
+ * instead of once per id, and the pass keeps the state after every id, so a speculative verifier can take
+ * the state after its last accepted byte without re-reading anything. A pass and the same ids stepped one
+ * at a time give bit-for-bit the same logits and states (the kernels do identical arithmetic per id).
+ */
 export class MambaStepper implements Stepper {
   private E: Float32Array; // (Vp, d)
   private head: Float32Array; // (Vp, d)
@@ -173,35 +188,50 @@ export class MambaStepper implements Stepper {
   private r!: number;
   private k!: number;
   private Vp!: number;
-  // scratch buffers, reused every step
-  private h: Float32Array;
-  private normed: Float32Array;
-  private xz: Float32Array;
-  private x: Float32Array;
-  private xDbl: Float32Array;
-  private dt: Float32Array;
-  private y: Float32Array;
-  private o: Float32Array;
-  private logits: Float32Array;
-  private mvSimd?: MvFn;
-  /** Whether the matrix-vector products run in WebAssembly SIMD. */
+  // scratch rows for RUN_CHUNK ids, reused by every call: (T, width) row-major
+  private h: Float32Array; // (T, d) residual stream
+  private normed: Float32Array; // (T, d)
+  private xz: Float32Array; // (T, 2e): x_in, z
+  private x: Float32Array; // (T, e) conv + silu output
+  private xDbl: Float32Array; // (T, r + 2n): dt_low, B, C
+  private dt: Float32Array; // (T, e)
+  private y: Float32Array; // (T, e)
+  private o: Float32Array; // (T, d)
+  private g: Float32Array; // (T, e) sigmoids for the SiLUs
+  private logits: Float32Array; // (T, Vp)
+  private hA: Float32Array; // (e, n) running SSM state (ping-pong with hB)
+  private hB: Float32Array;
+  private kern?: ReturnType<typeof decodeKernels>;
+  /** Whether the products and the recurrence run in WebAssembly SIMD. */
   get simd(): boolean {
-    return this.mvSimd !== undefined;
+    return this.kern !== undefined;
   }
 
-  /** y = W x (+ bias): the SIMD kernel when W, x, y are in its memory and cols % 8 == 0, else JS. */
-  private mv(
+  /**
+   * Y (T, rows) = X (T, cols) W^T (+ bias), row t of X starting at t xStride: mv4 over groups of four rows
+   * of X, mv for the rest (the plain JS loop without SIMD or when cols % 8 != 0).
+   */
+  private mm(
     W: Float32Array,
-    x: Float32Array,
-    y: Float32Array,
+    X: Float32Array,
+    Y: Float32Array,
+    T: number,
     rows: number,
     cols: number,
     bias?: Float32Array,
+    xStride = cols,
   ) {
-    if (this.mvSimd && cols % 8 === 0) {
-      this.mvSimd(W.byteOffset, x.byteOffset, y.byteOffset, rows, cols);
-      if (bias) { for (let o = 0; o < rows; o++) y[o] += bias[o]; }
-    } else matvec(W, x, y, rows, cols, bias);
+    const kern = this.kern, xs = xStride * 4, ys = rows * 4;
+    if (kern && cols % 8 === 0) {
+      let t = 0;
+      for (; t + 3 < T; t += 4) kern.mv4(W.byteOffset, X.byteOffset + t * xs, xs, Y.byteOffset + t * ys, ys, rows, cols);
+      for (; t < T; t++) kern.mv(W.byteOffset, X.byteOffset + t * xs, Y.byteOffset + t * ys, rows, cols);
+    } else {
+      for (let t = 0; t < T; t++) {
+        matvec(W, X.subarray(t * xStride, t * xStride + cols), Y.subarray(t * rows, (t + 1) * rows), rows, cols);
+      }
+    }
+    if (bias) for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o];
   }
 
   /**
@@ -214,22 +244,27 @@ export class MambaStepper implements Stepper {
     return new MambaStepper(model, weights);
   }
 
-  /** `weights`: the parameters already on the host (see `create`); read synchronously otherwise (cpu, wasm). */
-  constructor(model: MambaLM, weights?: Map<string, Float32Array>) {
+  /**
+   * `weights`: the parameters already on the host (see `create`); read synchronously otherwise (cpu, wasm).
+   * `kernels: false` runs plain JS even where WebAssembly SIMD is available (tests compare the two).
+   */
+  constructor(model: MambaLM, weights?: Map<string, Float32Array>, opts: { kernels?: boolean } = {}) {
     const cfg = model.config;
     const { d, e, n, r, k, V } = dims(cfg);
     Object.assign(this, { d, e, n, r, k, Vp: V });
-    // Every weight and scratch vector is placed in one WebAssembly memory (when SIMD is available), so
-    // the SIMD kernel can read them; `place` copies an array in, 16-byte aligned.
+    // Every weight and scratch row is placed in one WebAssembly memory (when SIMD is available), so the
+    // kernels can read them; `place` copies an array in, 16-byte aligned.
+    const T = RUN_CHUNK;
     let total = 0;
     for (const v of model.params.values()) total += v.size + 4;
-    total += (4 + 8) * (d + 2 * e + r + 2 * n + V) + 64;
-    const arena = simdArena(total);
-    this.mvSimd = arena?.mv;
+    total += cfg.n_layer * (e * n + 4); // A2 = A log2 e
+    total += T * (4 * d + 6 * e + r + 2 * n + V) + 2 * e * n + 64;
+    const kern = opts.kernels === false ? undefined : decodeKernels(total);
+    this.kern = kern;
     let at = 0;
     const place = (a: Float32Array): Float32Array => {
-      if (!arena) return a;
-      const view = new Float32Array(arena.mem.buffer, at * 4, a.length);
+      if (!kern) return a;
+      const view = new Float32Array(kern.mem.buffer, at * 4, a.length);
       view.set(a);
       at += Math.ceil(a.length / 4) * 4;
       return view;
@@ -250,7 +285,7 @@ export class MambaStepper implements Stepper {
     for (let i = 0; i < cfg.n_layer; i++) {
       const p = (s: string) => get(`backbone.layers.${i}.mixer.${s}`);
       const q = (s: string) => opt(`backbone.layers.${i}.mixer.${s}`);
-      const Alog = p("A_log");
+      const A = p("A_log").map((v) => -Math.exp(v));
       this.layers.push({
         norm: get(`backbone.layers.${i}.norm.weight`),
         inProj: p("in_proj.weight"),
@@ -260,85 +295,185 @@ export class MambaStepper implements Stepper {
         xProj: p("x_proj.weight"),
         dtProj: p("dt_proj.weight"),
         dtBias: p("dt_proj.bias"),
-        A: Alog.map((v) => -Math.exp(v)),
+        A,
+        A2: place(A.map((v) => v * Math.LOG2E)), // the kernel's decay is 2^(dt A log2 e)
         D: p("D"),
         outProj: p("out_proj.weight"),
         outBias: cfg.ssm_cfg.bias ? q("out_proj.bias") : undefined,
       });
     }
-    this.h = place(new Float32Array(d));
-    this.normed = place(new Float32Array(d));
-    this.xz = place(new Float32Array(2 * e));
-    this.x = place(new Float32Array(e));
-    this.xDbl = place(new Float32Array(r + 2 * n));
-    this.dt = place(new Float32Array(e));
-    this.y = place(new Float32Array(e));
-    this.o = place(new Float32Array(d));
-    this.logits = place(new Float32Array(V));
+    const rows = (w: number) => place(new Float32Array(T * w));
+    this.h = rows(d);
+    this.normed = rows(d);
+    this.xz = rows(2 * e);
+    this.x = rows(e);
+    this.xDbl = rows(r + 2 * n);
+    this.dt = rows(e);
+    this.y = rows(e);
+    this.o = rows(d);
+    this.g = rows(e);
+    this.logits = rows(V);
+    this.hA = place(new Float32Array(e * n));
+    this.hB = place(new Float32Array(e * n));
   }
 
-  /** Synchronous step (the async `step` wraps it). */
-  stepSync(state: HostState, id: number): { logits: Float32Array; state: HostState } {
+  /**
+   * Reads ids[0, T) (T <= RUN_CHUNK) from `state`: the logits after each id stay in this.logits (T, Vp);
+   * returns the state after each id (`keep` "all") or after the last one only.
+   */
+  private run(state: HostState, ids: ArrayLike<number>, keep: "all" | "last"): HostState[] {
     const { d, e, n, r, k, Vp } = this;
-    if (!(id >= 0 && id < Vp)) {
-      throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${Vp - 1})`);
+    const T = ids.length;
+    for (const id of Array.from(ids)) {
+      if (!(Number.isInteger(id) && id >= 0 && id < Vp)) {
+        throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${Vp - 1})`);
+      }
     }
-    const h = this.h,
-      normed = this.normed,
-      xz = this.xz,
-      x = this.x,
-      xDbl = this.xDbl,
-      dt = this.dt,
-      y = this.y;
-    h.set(this.E.subarray(id * d, (id + 1) * d)); // (d): the residual stream
-    const next: HostState = { conv: [], ssm: [] };
+    const { h, normed, xz, x, xDbl, dt, y, o } = this;
+    const w = r + 2 * n;
+    for (let t = 0; t < T; t++) h.set(this.E.subarray(ids[t] * d, (ids[t] + 1) * d), t * d); // (T, d)
+    const states: HostState[] = Array.from({ length: keep === "all" ? T : 1 }, () => ({ conv: [], ssm: [] }));
     for (let li = 0; li < this.layers.length; li++) {
       const L = this.layers[li];
-      rmsNormInto(h, L.norm, normed);
-      this.mv(L.inProj, normed, xz, 2 * e, d, L.inBias); // (2e): x_in = xz[0, e), z = xz[e, 2e)
-      // conv window (e, k): shift left by one, append x_in; x = silu(sum_j window[j] w[j] + bias)
-      const conv = new Float32Array(e * k), old = state.conv[li];
-      for (let c = 0; c < e; c++) {
-        const b = c * k;
-        let s = L.convB ? L.convB[c] : 0;
-        for (let j = 0; j < k - 1; j++) {
-          const v = old[b + j + 1];
-          conv[b + j] = v;
-          s += v * L.convW[b + j];
-        }
-        conv[b + k - 1] = xz[c];
-        s += xz[c] * L.convW[b + k - 1];
-        x[c] = siluS(s);
+      for (let t = 0; t < T; t++) {
+        rmsNormInto(h.subarray(t * d, (t + 1) * d), L.norm, normed.subarray(t * d, (t + 1) * d));
       }
-      this.mv(L.xProj, x, xDbl, r + 2 * n, e); // (r + 2n): dt_low, B, C
-      // dt = softplus(dt_low @ dt_proj^T + bias)   (e)
-      this.mv(L.dtProj, xDbl, dt, e, r, L.dtBias); // reads xDbl[0, r) = dt_low
-      for (let c = 0; c < e; c++) dt[c] = softplusS(dt[c]);
-      // h_ssm = exp(dt A) h_ssm + dt B x ;  y = <h_ssm, C> + D x ;  y *= silu(z)
-      const ssm = new Float32Array(e * n), oldS = state.ssm[li];
-      const Bo = r, Co = r + n;
-      for (let c = 0; c < e; c++) {
-        const b = c * n, dtc = dt[c], dx = dtc * x[c];
-        let s = 0;
-        for (let j = 0; j < n; j++) {
-          const v = oldS[b + j] * Math.exp(dtc * L.A[b + j]) + dx * xDbl[Bo + j];
-          ssm[b + j] = v;
-          s += v * xDbl[Co + j];
+      this.mm(L.inProj, normed, xz, T, 2 * e, d, L.inBias); // (T, 2e): x_in = xz[t, 0:e), z = xz[t, e:2e)
+      // conv window (e, k), oldest first: shift left by one, append x_in; x = silu(sum_j window[j] w[j] + bias)
+      let win = state.conv[li];
+      for (let t = 0; t < T; t++) {
+        const next = new Float32Array(e * k), xin = t * 2 * e, xt = t * e;
+        for (let c = 0; c < e; c++) {
+          const b = c * k;
+          let s = L.convB ? L.convB[c] : 0;
+          for (let j = 0; j < k - 1; j++) {
+            const v = win[b + j + 1];
+            next[b + j] = v;
+            s += v * L.convW[b + j];
+          }
+          next[b + k - 1] = xz[xin + c];
+          s += xz[xin + c] * L.convW[b + k - 1];
+          x[xt + c] = s;
         }
-        y[c] = (s + L.D[c] * x[c]) * siluS(xz[e + c]);
+        win = next;
+        if (keep === "all") states[t].conv.push(next);
       }
-      this.mv(L.outProj, y, this.o, d, e, L.outBias);
-      for (let i = 0; i < d; i++) h[i] += this.o[i];
-      next.conv.push(conv);
-      next.ssm.push(ssm);
+      if (keep === "last") states[0].conv.push(win);
+      this.silu(x, 0, e, T); // x = silu(conv)
+      this.mm(L.xProj, x, xDbl, T, w, e); // (T, r + 2n): dt_low, B, C
+      // dt = softplus(dt_low @ dt_proj^T + bias)   (T, e); dt_low = xDbl[t, 0:r)
+      this.mm(L.dtProj, xDbl, dt, T, e, r, L.dtBias, w);
+      this.softplus(dt, T * e);
+      // h = exp(dt A) h + dt B x ;  y = <h, C> + D x ;  y *= silu(z)   (one id after another)
+      let hOld = this.hA, hNew = this.hB;
+      hOld.set(state.ssm[li]);
+      for (let t = 0; t < T; t++) {
+        const xt = t * e, Bo = t * w + r, Co = Bo + n;
+        this.ssmStep(L, hOld, hNew, dt.subarray(xt, xt + e), x.subarray(xt, xt + e), xDbl.subarray(Bo, Bo + n), xDbl.subarray(Co, Co + n), y.subarray(xt, xt + e));
+        for (let c = 0; c < e; c++) y[xt + c] += L.D[c] * x[xt + c];
+        if (keep === "all") states[t].ssm.push(hNew.slice());
+        [hOld, hNew] = [hNew, hOld];
+      }
+      if (keep === "last") states[0].ssm.push(hOld.slice());
+      this.silu(xz, e, 2 * e, T, y); // y *= silu(z)
+      this.mm(L.outProj, y, o, T, d, e, L.outBias); // (T, d)
+      for (let i = 0; i < T * d; i++) h[i] += o[i];
     }
-    rmsNormInto(h, this.normF, normed);
-    this.mv(this.head, normed, this.logits, Vp, d);
-    return { logits: this.logits.slice(), state: next };
+    for (let t = 0; t < T; t++) {
+      rmsNormInto(h.subarray(t * d, (t + 1) * d), this.normF, normed.subarray(t * d, (t + 1) * d));
+    }
+    this.mm(this.head, normed, this.logits, T, Vp, d);
+    return states;
+  }
+  /**
+   * SiLU of e values per row of X (T rows of `stride` values, starting at column `from`), in place, or,
+   * with `into`, multiplied into `into` (T, e) (the gate y *= silu(z)). The vector sigmoid of scan.wat when
+   * e % 4 == 0 (the kernels present), else Math.exp.
+   */
+  private silu(X: Float32Array, from: number, stride: number, T: number, into?: Float32Array) {
+    const e = this.e, g = this.g, kern = this.kern;
+    if (kern && e % 4 === 0) {
+      for (let t = 0; t < T; t++) kern.map(3, X.byteOffset + (t * stride + from) * 4, g.byteOffset + t * e * 4, e);
+    } else {
+      for (let t = 0; t < T; t++) for (let c = 0; c < e; c++) g[t * e + c] = 1 / (1 + Math.exp(-X[t * stride + from + c]));
+    }
+    for (let t = 0; t < T; t++) {
+      for (let c = 0; c < e; c++) {
+        const v = X[t * stride + from + c] * g[t * e + c];
+        if (into) into[t * e + c] *= v;
+        else X[t * stride + from + c] = v;
+      }
+    }
+  }
+
+  /** softplus of X[0, count) in place (scan.wat's vector softplus when count % 4 == 0). */
+  private softplus(X: Float32Array, count: number) {
+    if (this.kern && count % 4 === 0) this.kern.map(2, X.byteOffset, X.byteOffset, count);
+    else for (let i = 0; i < count; i++) X[i] = softplusS(X[i]);
+  }
+
+  /** s[c] = <h[c], C> after h = exp(dt A) hOld + (dt x) B, for one id (the kernel, or the same in JS). */
+  private ssmStep(
+    L: LayerWeights,
+    hOld: Float32Array,
+    hNew: Float32Array,
+    dt: Float32Array,
+    x: Float32Array,
+    B: Float32Array,
+    C: Float32Array,
+    s: Float32Array,
+  ) {
+    const { e, n } = this;
+    if (this.kern && n % 4 === 0) {
+      this.kern.ssmStep(hOld.byteOffset, hNew.byteOffset, L.A2.byteOffset, dt.byteOffset, x.byteOffset, B.byteOffset, C.byteOffset, s.byteOffset, e, n);
+      return;
+    }
+    for (let c = 0; c < e; c++) {
+      const b = c * n, dtc = dt[c], dx = dtc * x[c];
+      let acc = 0;
+      for (let j = 0; j < n; j++) {
+        const v = hOld[b + j] * Math.exp(dtc * L.A[b + j]) + dx * B[j];
+        hNew[b + j] = v;
+        acc += v * C[j];
+      }
+      s[c] = acc;
+    }
+  }
+
+  /** One id from `state` (never mutated): the logits (padded vocabulary) and the new state. */
+  stepSync(state: HostState, id: number): { logits: Float32Array; state: HostState } {
+    const [next] = this.run(state, [id], "last");
+    return { logits: this.logits.slice(0, this.Vp), state: next };
   }
 
   step(state: HostState, id: number) {
     return Promise.resolve(this.stepSync(state, id));
+  }
+
+  /**
+   * Reads ids in one pass from `state` (never mutated): logits (T, Vp) row-major, and the state after
+   * every id (`keep` "all": what a verifier rolls back to) or after the last one only (a prefill). Equal
+   * bit for bit to stepping through the ids one at a time.
+   */
+  read(
+    state: HostState,
+    ids: ArrayLike<number>,
+    keep: "all" | "last" = "all",
+  ): { logits: Float32Array; states: HostState[] } {
+    if (ids.length === 0) throw new Error("MambaStepper.read: no ids");
+    const all = Array.from(ids), Vp = this.Vp;
+    const logits = new Float32Array(all.length * Vp);
+    const states: HostState[] = [];
+    let s = state;
+    for (let a = 0; a < all.length; a += RUN_CHUNK) {
+      const part = all.slice(a, a + RUN_CHUNK);
+      const got = this.run(s, part, keep);
+      logits.set(this.logits.subarray(0, part.length * Vp), a * Vp);
+      s = got[got.length - 1];
+      if (keep === "all") states.push(...got);
+    }
+    if (keep === "last") states.push(s);
+    return { logits, states };
   }
 
   /** An all-zero state (before any input). */

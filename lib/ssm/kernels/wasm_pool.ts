@@ -73,7 +73,8 @@ let pool: Pool | undefined;
 let poolError: Error | undefined;
 let threadOverride: number | undefined;
 
-function decodeBase64(b64: string): Uint8Array {
+/** The bytes of a base64 string (the kernels ship as base64 in wasm_bytes.ts). */
+export function decodeBase64(b64: string): Uint8Array {
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
