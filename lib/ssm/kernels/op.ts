@@ -82,7 +82,9 @@ function forwardKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTenso
   ]);
   const kernel = wasmKernelsEnabled() ? wasmKernel : jsKernel;
   kernel.scanForward(readInputs(inputs, be), dims, a.deltaSoftplus, y, last);
-  return infos;
+  if (a.lastState) return infos;
+  (be as unknown as tf.KernelBackend).disposeData(infos[1].dataId); // computed alongside y, not an output
+  return [infos[0]];
 }
 
 function gradKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) {
@@ -135,7 +137,8 @@ for (const [kernelName, gradKernelName] of [[SCAN_KERNEL, SCAN_GRAD_KERNEL], [SC
     kernelName,
     saveAllInputs: true, // in `present` order (optional inputs may be missing, so no fixed inputsToSave)
     gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
-      const [dy, dLast] = dys as tf.Tensor[]; // the engine passes zeros for an unused output
+      // with attrs.lastState the op has two outputs (the engine passes zeros for one not used), else one
+      const [dy, dLast] = Array.isArray(dys) ? dys : [dys];
       const inputs = [...saved, dy, ...(dLast ? [dLast] : [])];
       // computed eagerly, in the backward pass's own scope (which disposes what is not used)
       const grads = tf.engine().runKernel(gradKernelName, inputs as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
@@ -173,15 +176,17 @@ export function fusedSelectiveScanChannelsLast(inputs: ScanInputs, opts: ScanOpt
 function runFused(kernelName: string, inputs: ScanInputs, opts: ScanOptions, channelsLast: boolean): ScanResult {
   const named: Partial<Record<ScanInputName, tf.Tensor>> = { ...inputs, initialState: opts.initialState };
   const present = SCAN_INPUTS.filter((n) => named[n] !== undefined);
-  const attrs: ScanAttrs = { deltaSoftplus: !!opts.deltaSoftplus, present: present.join(",") };
+  const attrs: ScanAttrs = {
+    deltaSoftplus: !!opts.deltaSoftplus,
+    present: present.join(","),
+    lastState: !!opts.returnLastState,
+  };
   if (channelsLast) attrs.channelsLast = true;
   const list = present.map((n) => named[n]!);
   const [y, lastState] = tf.engine().runKernel(
     kernelName, list as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap,
   ) as tf.Tensor[];
-  if (opts.returnLastState) return { y, lastState };
-  lastState.dispose();
-  return { y };
+  return opts.returnLastState ? { y, lastState } : { y };
 }
 
 registerFusedScan("cpu", fusedSelectiveScan);

@@ -12,6 +12,13 @@ export interface ScanAttrs {
   deltaSoftplus: boolean;
   /** Comma-separated names of the inputs present (optional ones may be missing), in input order. */
   present: string;
+  /**
+   * Whether the forward kernel returns the last state as a second output. Off unless asked: an output
+   * nobody reads still gets a gradient from tfjs's tape, a tensor of zeros made on the host, which on
+   * webgpu is uploaded through a staging buffer every backward pass (measured on the H200: 3-23 ms of
+   * host time per call, more than the backward's GPU time).
+   */
+  lastState?: boolean;
   [key: string]: unknown;
 }
 

@@ -888,6 +888,9 @@ function run(be: Backend, label: string, code: string, tensors: tf.TensorInfo[],
   pass.end();
   be.dispatchCountInPass++;
   if (timed) be.activeTimers.push({ name: `SelectiveScan:${label}`, query: be.getQueryTime() });
+  // submit every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches as tfjs's own programs do, so the GPU starts
+  // while the host is still queueing (otherwise queued calls reach the GPU only at the next read-back)
+  else if ((tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number) <= be.dispatchCountInPass) be.submitQueue();
 }
 
 function perChunk(k: Dims): [number, number, number] {
@@ -942,7 +945,9 @@ function forwardKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTenso
   const last = newTensor(be, [k.batch, k.dim, k.ns]);
   run(be, "output", code(forwardShader, k, has, a.deltaSoftplus, "output"), forwardInputs(x, bct, "output", [states, y, last]), perChunk(k));
   for (const t of [bct, summary, states]) be.disposeData(t.dataId);
-  return [y, last];
+  if (a.lastState) return [y, last];
+  be.disposeData(last.dataId); // written by the output pass, not an output (see ScanAttrs.lastState)
+  return [y];
 }
 
 /**
