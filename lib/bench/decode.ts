@@ -37,7 +37,7 @@ import {
 } from "../models/mod.ts";
 import { disposeModel } from "../models/lm.ts";
 import { greedyDecode, RecurrentSession, speculativeDecode } from "../decode/speculative.ts";
-import { createStepper, defaultStepperKind, MambaStepper } from "../decode/stepper.ts";
+import { createStepper, defaultStepperKind, type HostState, MambaStepper } from "../decode/stepper.ts";
 import { loadTrained } from "../train/experiment.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { Rng } from "../util/rng.ts";
@@ -64,17 +64,28 @@ export async function decodeAnchor(): Promise<{ bytesPerS: number; source: strin
 }
 
 /** Steps `one()` up to `steps` times or until `budgetS` is spent (at least 3): mean seconds per step. */
+/**
+ * Mean time per call over at least `steps` calls and at least MIN_TIMED_S seconds (a fast stepper's 100
+ * calls take ~60 ms, too short to average over GC pauses and scheduling noise), stopping at `budgetS`
+ * (after 3 calls at least); the median call is recorded too.
+ */
 async function timeSteps(one: () => Promise<void>, steps: number, budgetS: number) {
   for (let i = 0; i < 10; i++) await one(); // warm-up: compiles kernels, grows buffers, lets the JIT optimise the JS stepper
+  const times: number[] = [];
   const t0 = performance.now();
-  let n = 0;
-  while (n < steps && (n < 3 || (performance.now() - t0) / 1000 < budgetS)) {
+  const elapsed = () => (performance.now() - t0) / 1000;
+  while ((times.length < steps || elapsed() < MIN_TIMED_S) && (times.length < 3 || elapsed() < budgetS)) {
+    const t = performance.now();
     await one();
-    n++;
+    times.push(performance.now() - t);
   }
-  const s = (performance.now() - t0) / 1000 / n;
-  return { steps: n, msPerByte: s * 1000, bytesPerS: 1 / s };
+  const n = times.length, s = elapsed() / n;
+  const sorted = times.sort((a, b) => a - b);
+  return { steps: n, msPerByte: s * 1000, medianMsPerByte: sorted[n >> 1], bytesPerS: 1 / s };
 }
+
+/** The least time a decoding-speed figure is averaged over (seconds). */
+const MIN_TIMED_S = 2;
 
 async function mambaAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
   const model = createModel("mambabyte", DECODE_SIZE, 0);
@@ -85,8 +96,8 @@ async function mambaAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
   const s = new RecurrentSession(m, "tf");
   await s.prefill(context, 4096); // the real context, chunk by chunk, state carried
   const prefillS = (performance.now() - t0) / 1000;
-  for (const kind of ["js", "tf"] as const) {
-    const stepper = kind === "js" ? await MambaStepper.create(m) : createStepper(m, kind);
+  for (const kind of ["tf"] as const) { // the JS stepper: mambaJsRoundRobin
+    const stepper = createStepper(m, kind);
     let state = s.state!, id = 65;
     const r = await timeSteps(
       async () => {
@@ -102,6 +113,58 @@ async function mambaAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
   s.dispose();
   disposeModel(model);
   return out;
+}
+
+/**
+ * The fused JS stepper's per-byte time at every context length, measured round-robin: one step at each
+ * context in turn, so that this machine's noise (GC pauses, a neighbour's load) falls on all contexts
+ * alike and the flatness comparison is between like and like. Each context's state comes from really
+ * reading a random context of that length (chunked tfjs passes).
+ */
+async function mambaJsRoundRobin(contexts: number[], steps: number, budgetS: number, rng: Rng) {
+  const model = createModel("mambabyte", DECODE_SIZE, 0);
+  const m = asMamba(model);
+  const runs: { ctx: number; state: HostState; id: number; times: number[]; prefillS: number }[] = [];
+  for (const ctx of contexts) {
+    const t0 = performance.now();
+    const s = new RecurrentSession(m, "tf");
+    await s.prefill(Int32Array.from({ length: ctx }, () => Math.floor(rng.uniform() * 256)), 4096);
+    runs.push({ ctx, state: s.state!, id: 65, times: [] as number[], prefillS: (performance.now() - t0) / 1000 });
+    s.dispose();
+  }
+  const stepper = await MambaStepper.create(m);
+  const one = async (r: typeof runs[number], keep: boolean) => {
+    const t = performance.now();
+    const x = await stepper.step(r.state, r.id);
+    if (keep) r.times.push(performance.now() - t);
+    r.state = x.state;
+    r.id = (r.id * 31 + 7) % 256;
+  };
+  for (let i = 0; i < 10; i++) for (const r of runs) await one(r, false); // warm-up
+  const t0 = performance.now();
+  const elapsed = () => (performance.now() - t0) / 1000;
+  while (
+    (runs[0].times.length < steps || elapsed() < MIN_TIMED_S * runs.length) &&
+    (runs[0].times.length < 3 || elapsed() < budgetS * runs.length)
+  ) {
+    for (const r of runs) await one(r, true);
+  }
+  disposeModel(model);
+  return new Map(runs.map((r) => {
+    const n = r.times.length, ms = r.times.reduce((a, b) => a + b, 0) / n;
+    const sorted = [...r.times].sort((a, b) => a - b);
+    return [r.ctx, {
+      model: "mambabyte",
+      stepper: "js",
+      context: r.ctx,
+      prefill_s: r.prefillS,
+      timing: "round-robin over the context lengths",
+      steps: n,
+      msPerByte: ms,
+      medianMsPerByte: sorted[n >> 1],
+      bytesPerS: 1000 / ms,
+    }];
+  }));
 }
 
 /** Grows every cache tensor's time axis (axis 2 of (b, h, t, k)) to `len` with random values. */
@@ -306,6 +369,7 @@ if (import.meta.main) {
   };
   const rng = new Rng(0);
   const skipAfter = new Map<string, string>(); // model -> why longer contexts are skipped
+  const jsTimes = models.includes("mambabyte") ? await mambaJsRoundRobin(contexts, steps, budgetS, rng) : undefined;
   for (const ctx of contexts) {
     for (const name of models) {
       if (skipAfter.has(name)) {
@@ -313,7 +377,7 @@ if (import.meta.main) {
         continue;
       }
       try {
-        const recs = name === "mambabyte" ? await mambaAt(ctx, steps, budgetS, rng) : [
+        const recs = name === "mambabyte" ? [jsTimes!.get(ctx)!, ...await mambaAt(ctx, steps, budgetS, rng)] : [
           name === "transformer"
             ? await transformerAt(ctx, steps, budgetS)
             : await megabyteAt(ctx, steps, budgetS),

@@ -736,17 +736,35 @@ registerFigure({
   build(records) {
     const gpu = (records["bench/gpu"] ?? []).filter((r) => r.bench === "scan");
     if (!gpu.length) return undefined;
-    const rows = latestBy(gpu, (r) => JSON.stringify(r.shape)).map((r) => [
-      `(${r.shape.B}, ${r.shape.D}, ${r.shape.N}, ${r.shape.L})`,
-      fmt(r.fwd_ms, 2), fmt(r.peer?.cuda_fwd_ms, 2), fmt(r.peer ? r.fwd_ms / r.peer.cuda_fwd_ms : NaN, 1),
-      fmt(r.fwdbwd_ms, 2), fmt(r.peer?.cuda_fwdbwd_ms, 2), fmt(r.peer ? r.fwdbwd_ms / r.peer.cuda_fwdbwd_ms : NaN, 1),
-      String(r.provenance?.device ?? "?"),
-    ]);
+    // per shape: every run of the latest record's commit and kernel settings (repeats in one process, or
+    // calls in one session), as the median and the range, so one lucky or unlucky run does not decide
+    const settings = (r: Rec) => JSON.stringify({ ...r.kernel_config, fwd_chunk: undefined });
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b), m = v.length >> 1;
+      return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+    };
+    const cell = (xs: number[], peer: number | undefined) => {
+      const ratio = peer ? fmt(median(xs) / peer, 2) : "—";
+      return xs.length > 1 && peer ? `${ratio} (${fmt(Math.min(...xs) / peer, 2)}–${fmt(Math.max(...xs) / peer, 2)})` : ratio;
+    };
+    const rows = latestBy(gpu, (r) => JSON.stringify(r.shape)).map((last) => {
+      const runs = gpu.filter((r) =>
+        JSON.stringify(r.shape) === JSON.stringify(last.shape) && r.provenance?.commit === last.provenance?.commit &&
+        settings(r) === settings(last)
+      );
+      const fwd = runs.map((r) => r.fwd_ms as number), both = runs.map((r) => r.fwdbwd_ms as number);
+      return [
+        `(${last.shape.B}, ${last.shape.D}, ${last.shape.N}, ${last.shape.L})`,
+        fmt(median(fwd), 2), fmt(last.peer?.cuda_fwd_ms, 2), cell(fwd, last.peer?.cuda_fwd_ms),
+        fmt(median(both), 2), fmt(last.peer?.cuda_fwdbwd_ms, 2), cell(both, last.peer?.cuda_fwdbwd_ms),
+        String(runs.length), String(last.provenance?.device ?? "?"),
+      ];
+    });
     return {
       table: {
-        columns: ["shape (B, D, N, L)", "fwd ms", "CUDA fwd ms", "fwd / CUDA", "fwd+bwd ms", "CUDA fwd+bwd ms", "fwd+bwd / CUDA", "device"],
+        columns: ["shape (B, D, N, L)", "fwd ms", "CUDA fwd ms", "fwd / CUDA", "fwd+bwd ms", "CUDA fwd+bwd ms", "fwd+bwd / CUDA", "runs", "device"],
         rows,
-        note: "lib/bench/gpu.ts (data/results/bench/gpu.jsonl): WGSL kernels through Deno's WebGPU; the peer is mamba_ssm's CUDA kernel on the same GPU (data/anchors). Ratio > 1: slower than CUDA.",
+        note: "lib/bench/gpu.ts (data/results/bench/gpu.jsonl): WGSL kernels through Deno's WebGPU; the peer is mamba_ssm's CUDA kernel on the same GPU (data/anchors). Times: the median of the runs of the latest commit and kernel settings; ratios: median (range). Ratio > 1: slower than CUDA.",
       },
     };
   },
