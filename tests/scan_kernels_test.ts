@@ -245,6 +245,39 @@ Deno.test("WebAssembly causal conv + SiLU matches its reference, forward and bac
 // ---------------------------------------------------------------------------------------------------
 // The TF.js ops against the op-built computations they replace
 
+if (TEST_BACKENDS.includes("webgpu")) {
+  Deno.test("fastMatMul on webgpu: the WGSL GEMM's values and gradients equal tf.matMul's (edges, both tile sizes, every transpose)", async () => {
+    await useBackend("webgpu");
+    const rng = new Rng(13);
+    // (M, K, N): 128-row and 64-row tiles, sizes that are not multiples of the tiles or of the k step 8
+    for (const [M, K, N] of [[600, 33, 520], [130, 70, 601], [517, 17, 480]]) {
+      for (const [transposeA, transposeB] of [[false, false], [false, true], [true, false], [true, true]]) {
+        const a = tf.tensor(rng.normalArray(M * K), transposeA ? [K, M] : [M, K]);
+        const b = tf.tensor(rng.normalArray(K * N), transposeB ? [N, K] : [K, N]);
+        const w = tf.tensor(rng.normalArray(M * N), [M, N]);
+        const loss = (mm: typeof tf.matMul) => (x: tf.Tensor, y: tf.Tensor) =>
+          tf.sum(tf.mul(mm(x, y, transposeA, transposeB), w));
+        const want = tf.valueAndGrads(loss(tf.matMul))([a, b]);
+        let got: { value: tf.Tensor; grads: tf.Tensor[] } | undefined;
+        const prof = await tf.profile(() => {
+          const r = tf.valueAndGrads(loss(fastMatMul as typeof tf.matMul))([a, b]);
+          got = r;
+          return [r.value, ...r.grads];
+        });
+        const what = `(${M}, ${K}, ${N}) transposeA=${transposeA} transposeB=${transposeB}`;
+        // the forward and both gradient products ran the GEMM, not tf.matMul (BatchMatMul)
+        assert.equal(prof.kernels.filter((k) => k.name === "WasmMatMul").length, 3, `${what}: ${prof.kernelNames}`);
+        assert.ok(!prof.kernelNames.includes("BatchMatMul"), what);
+        const c = fastMatMul(a, b, transposeA, transposeB), cw = tf.matMul(a, b, transposeA, transposeB);
+        assert.ok(await relL2T(c, cw) < 1e-6, `${what}: product`);
+        assert.ok(await relL2T(got!.value, want.value) < 1e-5, `${what}: value`);
+        for (const i of [0, 1]) assert.ok(await relL2T(got!.grads[i], want.grads[i]) < 1e-5, `${what}: grad ${i}`);
+        tf.dispose([a, b, w, c, cw, want.value, ...want.grads, got!.value, ...got!.grads]);
+      }
+    }
+  });
+}
+
 for (const backend of CPU_BACKENDS) {
   Deno.test(`fastMatMul: values and gradients equal tf.matMul's (${backend})`, async () => {
     await useBackend(backend);

@@ -5,7 +5,10 @@
  * provenance) to --out (default data/results/bench/gpu.jsonl).
  *
  *   deno run -A lib/bench/gpu.ts [--quick] [--out FILE] [--shapes B,D,N,L;...] [--fwd-only] [--no-train]
- *                                [--no-scan] [--variants SPEC] [--profile-train]
+ *                                [--no-scan] [--variants SPEC] [--profile-train] [--gemm]
+ *
+ * --gemm: the training step's Linear products through the WGSL GEMM (fastMatMul) and tf.matMul, in
+ * TFLOP/s. MAMBABYTE_WEBGPU_GEMM=0 trains with tf.matMul (the record's `matmul` says which).
  *
  * Kernel settings: the environment gives the defaults (MAMBABYTE_SCAN_*, see
  * lib/ssm/kernels/scan_webgpu.ts); --variants "name:key=value,key=value;name2:..." (keys of
@@ -27,6 +30,7 @@ import { selectiveScan } from "../ssm/mod.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
+import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../ssm/kernels/matmul_op.ts";
 import { forwardChunk, type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
 
 const args = Deno.args;
@@ -239,6 +243,36 @@ for (const [B, D, N, L] of scanShapes) {
   tf.dispose([u, delta, A, Bm, Cm, Dv, z, bias, gy]);
 }
 
+// The products of a Linear layer in the d512 x 8 training step (32768 tokens): forward x W^T, and the two
+// gradients dy W and dy^T x, through fastMatMul's WGSL GEMM and through tf.matMul, in TFLOP/s.
+if (args.includes("--gemm")) {
+  const T = quick ? 512 : 32768, d = 512, e2 = 2048;
+  const products: [string, number[], number[], boolean, boolean][] = [
+    ["x W^T (in_proj forward)", [T, d], [e2, d], false, true],
+    ["dy W (in_proj input gradient)", [T, e2], [e2, d], false, false],
+    ["dy^T x (in_proj weight gradient)", [T, e2], [T, d], true, false],
+  ];
+  for (const [what, sa, sb, ta, tb] of products) {
+    const a = tf.randomNormal(sa), b = tf.randomNormal(sb);
+    const [M, K] = ta ? [sa[1], sa[0]] : sa;
+    const N = tb ? sb[0] : sb[1];
+    const flop = 2 * M * N * K;
+    const rec: Record<string, unknown> = { bench: "gemm", product: what, M, N, K, transposeA: ta, transposeB: tb };
+    for (const [impl, fn] of [["wgsl-gemm", () => fastMatMul(a, b, ta, tb)], ["tf.matMul", () => tf.matMul(a, b, ta, tb)]] as const) {
+      setWebGPUGemm(impl === "wgsl-gemm");
+      const t = await perCallMs(fn, 3, 13);
+      rec[impl === "wgsl-gemm" ? "gemm_ms" : "tfjs_ms"] = t.ms;
+      rec[impl === "wgsl-gemm" ? "gemm_tflops" : "tfjs_tflops"] = flop / t.ms / 1e9;
+    }
+    setWebGPUGemm(undefined);
+    await appendRecord(table, rec, outDir);
+    console.log(`gemm ${what} (${M} x ${K} x ${N}): WGSL ${(rec.gemm_ms as number).toFixed(2)} ms ` +
+      `(${(rec.gemm_tflops as number).toFixed(1)} TFLOP/s), tf.matMul ${(rec.tfjs_ms as number).toFixed(2)} ms ` +
+      `(${(rec.tfjs_tflops as number).toFixed(1)} TFLOP/s)`);
+    tf.dispose([a, b]);
+  }
+}
+
 const trainShapes: [number, number, number, number][] = args.includes("--no-train") ? []
   : quick ? [[64, 2, 2, 256]] : [[256, 4, 4, 1024], [512, 8, 16, 2048]];
 for (const [d, layers, batch, length] of trainShapes) {
@@ -253,9 +287,10 @@ for (const [d, layers, batch, length] of trainShapes) {
     (o.batch === batch || o.B === batch));
   await appendRecord(table, {
     bench: "train", model: "mambabyte", d_model: d, n_layer: layers, batch, length, steps, bytes_per_s: bytesPerS,
-    step_s: run.wall_s / steps, warmup_wall_s: warm.wall_s, wall_s: run.wall_s, kernel_config: scanKernelConfig(), peer: anchor ?? null,
+    step_s: run.wall_s / steps, warmup_wall_s: warm.wall_s, wall_s: run.wall_s, kernel_config: scanKernelConfig(),
+    matmul: webgpuGemmEnabled() ? "wgsl-gemm" : "tf.matMul", peer: anchor ?? null,
   }, outDir);
-  console.log(`train (d ${d}, ${layers} layers, batch ${batch}, length ${length}): ${Math.round(bytesPerS)} bytes/s, ` +
+  console.log(`train (d ${d}, ${layers} layers, batch ${batch}, length ${length}; ${webgpuGemmEnabled() ? "WGSL GEMM" : "tf.matMul"}): ${Math.round(bytesPerS)} bytes/s, ` +
     `${(run.wall_s / steps * 1000).toFixed(0)} ms/step` + (anchor ? ` (peer entry: ${JSON.stringify(anchor)})` : ""));
   if (args.includes("--profile-train")) {
     try {

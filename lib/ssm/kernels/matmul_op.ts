@@ -8,6 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { matMul } from "./matmul_wasm.ts";
+import { gemmWebGPU, gemmWorthwhile } from "./matmul_webgpu.ts";
 import { wasmKernelsEnabled } from "./wasm_pool.ts";
 
 export const MATMUL_KERNEL = "WasmMatMul";
@@ -59,6 +60,14 @@ function kernelFunc(
 for (const backendName of ["cpu", "wasm"]) {
   tf.registerKernel({ kernelName: MATMUL_KERNEL, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
 }
+tf.registerKernel({
+  kernelName: MATMUL_KERNEL,
+  backendName: "webgpu",
+  kernelFunc: (({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) => {
+    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    return gemmWebGPU(backend, a, b, dimsOf(a, b, attrs as unknown as MatMulAttrs));
+  }) as tf.KernelFunc,
+});
 
 const run = (a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean) =>
   tf.engine().runKernel(
@@ -97,14 +106,31 @@ tf.registerGradient({
   },
 });
 
-/** op(a) op(b) for matrices (float32): the WebAssembly GEMM on cpu and wasm where enabled, else tf.matMul. */
+/**
+ * op(a) op(b) for matrices (float32): the WebAssembly GEMM on cpu and wasm where enabled, the WGSL GEMM of
+ * matmul_webgpu.ts on webgpu for sizeable products (MAMBABYTE_WEBGPU_GEMM=0 switches it off), else
+ * tf.matMul.
+ */
 export function fastMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
   const backend = tf.getBackend();
-  if (
-    (backend === "cpu" || backend === "wasm") && a.dtype === "float32" && b.dtype === "float32" &&
-    wasmKernelsEnabled()
-  ) {
-    return run(a, b, transposeA, transposeB);
+  if (a.dtype !== "float32" || b.dtype !== "float32" || a.rank !== 2 || b.rank !== 2) {
+    return tf.matMul(a, b, transposeA, transposeB);
+  }
+  if ((backend === "cpu" || backend === "wasm") && wasmKernelsEnabled()) return run(a, b, transposeA, transposeB);
+  if (backend === "webgpu" && webgpuGemmEnabled()) {
+    const [M, K] = transposeA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
+    const N = transposeB ? b.shape[0]! : b.shape[1]!;
+    if (gemmWorthwhile(M, N, K)) return run(a, b, transposeA, transposeB);
   }
   return tf.matMul(a, b, transposeA, transposeB);
+}
+
+let webgpuGemm: boolean | undefined;
+/** Whether fastMatMul uses the WGSL GEMM on webgpu (default on; MAMBABYTE_WEBGPU_GEMM=0 or setWebGPUGemm(false): off). */
+export function webgpuGemmEnabled(): boolean {
+  return webgpuGemm ?? Deno.env.get("MAMBABYTE_WEBGPU_GEMM") !== "0";
+}
+/** Switches the WGSL GEMM on or off (undefined: back to the environment's setting); for tests and benchmarks. */
+export function setWebGPUGemm(on: boolean | undefined): void {
+  webgpuGemm = on;
 }

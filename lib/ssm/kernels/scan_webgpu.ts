@@ -810,7 +810,7 @@ function bcReduceShader(k: Dims): string {
 // Dispatch on tfjs's device
 
 // deno-lint-ignore no-explicit-any
-type Backend = any;
+export type Backend = any;
 
 /** Compiled pipelines by WGSL source, with their bind group layouts (asked for once: it is not free). */
 const pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
@@ -844,7 +844,7 @@ function pipeline(be: Backend, code: string): { pipeline: GPUComputePipeline; la
 
 const bufferLimits = new WeakMap<GPUDevice, number>();
 
-function newTensor(be: Backend, shape: number[]): tf.TensorInfo {
+export function newTensor(be: Backend, shape: number[]): tf.TensorInfo {
   const info = be.makeTensorInfo(shape, "float32");
   be.uploadToGPU(info.dataId); // allocates the GPU buffer
   return info;
@@ -855,12 +855,17 @@ function bufferOf(be: Backend, info: tf.TensorInfo): GPUBuffer {
   return be.tensorMap.get(info.dataId).resource as GPUBuffer;
 }
 
-/**
- * Records one dispatch of `code` over `groups` workgroups, binding `tensors` in order. Inside tf.time or
- * tf.profile (tfjs's activeTimers) the pass is timed with timestamp queries like tfjs's own programs,
- * under the name `SelectiveScan:${label}`.
- */
+/** One dispatch of the scan's program `label` (timed as `SelectiveScan:${label}`, see `dispatch`). */
 function run(be: Backend, label: string, code: string, tensors: tf.TensorInfo[], groups: [number, number, number]): void {
+  dispatch(be, `SelectiveScan:${label}`, code, tensors, groups);
+}
+
+/**
+ * Records one dispatch of `code` over `groups` workgroups, binding `tensors` in order, into tfjs's command
+ * encoder. Inside tf.time or tf.profile (tfjs's activeTimers) the pass is timed with timestamp queries like
+ * tfjs's own programs, under `name`.
+ */
+export function dispatch(be: Backend, name: string, code: string, tensors: tf.TensorInfo[], groups: [number, number, number]): void {
   const p = pipeline(be, code);
   const device: GPUDevice = be.device;
   let limit = bufferLimits.get(device);
@@ -887,7 +892,7 @@ function run(be: Backend, label: string, code: string, tensors: tf.TensorInfo[],
   pass.dispatchWorkgroups(...groups);
   pass.end();
   be.dispatchCountInPass++;
-  if (timed) be.activeTimers.push({ name: `SelectiveScan:${label}`, query: be.getQueryTime() });
+  if (timed) be.activeTimers.push({ name, query: be.getQueryTime() });
   // submit every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches as tfjs's own programs do, so the GPU starts
   // while the host is still queueing (otherwise queued calls reach the GPU only at the next read-back)
   else if ((tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number) <= be.dispatchCountInPass) be.submitQueue();

@@ -1,0 +1,122 @@
+/**
+ * The matrix product of matmul_op.ts (`fastMatMul`, TF.js op `WasmMatMul`) on webgpu: one WGSL GEMM,
+ * C (M, N) = op(A) op(B), either operand transposed in place (no transpose pass), which is what a Linear
+ * layer's forward (x W^T) and its two gradients (dy W, dy^T x) need.
+ *
+ * Why not tf.matMul: on the H200 tfjs-webgpu's BatchMatMul ran the MambaByte training step's products at
+ * about 1 TFLOP/s (93% of the step's GPU time, data/results/bench/gpu.jsonl `train_profile`). Its tiles
+ * are 32 x 32 with 4 x 4 outputs per thread; here a workgroup of 256 threads computes a 128 x 128 (or
+ * 64 x 64) tile with 8 x 8 (4 x 4) outputs per thread, so each value read from workgroup memory feeds 8
+ * (4) multiply-adds instead of 4.
+ *
+ * Layout: A tile and B tile staged in workgroup memory k-major ([BK][BM + 4], [BK][BN + 4]; the 4 floats
+ * of padding put the staging stores of one k-row on distinct banks); thread (tx, ty) of the 16 x 16 grid
+ * owns rows ty + 16 i and columns tx + 16 j (strided, so a warp's reads of a k-row are consecutive
+ * addresses and its stores to C are coalesced). Global loads are arranged so consecutive threads read
+ * consecutive addresses of whichever axis is contiguous in memory. Edges (M, N, K not multiples of the
+ * tile) load zeros and skip stores. Accumulation is a plain fp32 fma chain over k, like tfjs's.
+ *
+ * Shapes are written into the shader (one pipeline per (M, N, K, transposes), cached), as the scan's are.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type Backend, dispatch, newTensor } from "./scan_webgpu.ts";
+
+interface Gemm {
+  M: number;
+  N: number;
+  K: number;
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+/** Tile sizes: 128 x 128 (8 x 8 per thread) when both output sides are large, else 64 (4 per thread). */
+export function gemmTiles({ M, N }: Gemm): { BM: number; BN: number } {
+  return { BM: M >= 512 ? 128 : 64, BN: N >= 512 ? 128 : 64 };
+}
+
+/** Whether the WGSL GEMM is used for these sizes (smaller products: tf.matMul, where launch cost dominates). */
+export function gemmWorthwhile(M: number, N: number, K: number): boolean {
+  return M >= 64 && N >= 64 && K >= 16 && M * N * K >= 1 << 22;
+}
+
+const codes = new Map<string, string>();
+
+/** The WGSL of one GEMM shape. */
+export function gemmShader(g: Gemm): string {
+  const key = JSON.stringify(g);
+  const hit = codes.get(key);
+  if (hit) return hit;
+  const { M, N, K, transposeA, transposeB } = g;
+  const { BM, BN } = gemmTiles(g);
+  const BK = 8, TM = BM / 16, TN = BN / 16, SA = BM + 4, SB = BN + 4;
+  // A (M, K) row-major: element (m, k) at m K + k; transposed, A is stored (K, M): at k M + m
+  const aIndex = transposeA ? "k * M + m" : "m * K + k";
+  const bIndex = transposeB ? "n * K + k" : "k * N + n";
+  // staging loads: consecutive threads along the axis contiguous in memory
+  const aLoad = transposeA ? "let mm = e % BM; let kk = e / BM;" : "let kk = e % BK; let mm = e / BK;";
+  const bLoad = transposeB ? "let kk = e % BK; let nn = e / BK;" : "let nn = e % BN; let kk = e / BN;";
+  const text = `
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+const M = ${M}u; const N = ${N}u; const K = ${K}u;
+const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u; const TM = ${TM}u; const TN = ${TN}u;
+const SA = ${SA}u; const SB = ${SB}u;
+var<workgroup> As: array<f32, ${BK * SA}>; // [k][m], row stride SA
+var<workgroup> Bs: array<f32, ${BK * SB}>; // [k][n], row stride SB
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let m0 = wg.y * BM;
+  let n0 = wg.x * BN;
+  let tx = tid % 16u;
+  let ty = tid / 16u;
+  var acc: array<f32, ${TM * TN}>;
+  var a: array<f32, ${TM}>;
+  var b: array<f32, ${TN}>;
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    for (var e = tid; e < BM * BK; e += 256u) {
+      ${aLoad}
+      let m = m0 + mm; let k = k0 + kk;
+      var v = 0.0;
+      if (m < M && k < K) { v = A[${aIndex}]; }
+      As[kk * SA + mm] = v;
+    }
+    for (var e = tid; e < BN * BK; e += 256u) {
+      ${bLoad}
+      let n = n0 + nn; let k = k0 + kk;
+      var v = 0.0;
+      if (n < N && k < K) { v = B[${bIndex}]; }
+      Bs[kk * SB + nn] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      for (var i = 0u; i < TM; i++) { a[i] = As[kk * SA + ty + 16u * i]; }
+      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * SB + tx + 16u * j]; }
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + ty + 16u * i;
+    if (m >= M) { break; }
+    for (var j = 0u; j < TN; j++) {
+      let n = n0 + tx + 16u * j;
+      if (n < N) { C[m * N + n] = acc[i * TN + j]; }
+    }
+  }
+}
+`;
+  codes.set(key, text);
+  return text;
+}
+
+/** C = op(A) op(B) on the webgpu backend (matrices, float32). */
+export function gemmWebGPU(be: Backend, a: tf.TensorInfo, b: tf.TensorInfo, g: Gemm): tf.TensorInfo {
+  const c = newTensor(be, [g.M, g.N]);
+  const { BM, BN } = gemmTiles(g);
+  dispatch(be, "MatMul:gemm", gemmShader(g), [a, b, c], [Math.ceil(g.N / BN), Math.ceil(g.M / BM), 1]);
+  return c;
+}
