@@ -31,6 +31,7 @@ import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
 import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../ssm/kernels/matmul_op.ts";
+import { type GemmConfig, getGemmConfig, setGemmConfig } from "../ssm/kernels/matmul_webgpu.ts";
 import { forwardChunk, type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
 
 const args = Deno.args;
@@ -258,17 +259,28 @@ if (args.includes("--gemm")) {
     const N = tb ? sb[0] : sb[1];
     const flop = 2 * M * N * K;
     const rec: Record<string, unknown> = { bench: "gemm", product: what, M, N, K, transposeA: ta, transposeB: tb };
-    for (const [impl, fn] of [["wgsl-gemm", () => fastMatMul(a, b, ta, tb)], ["tf.matMul", () => tf.matMul(a, b, ta, tb)]] as const) {
-      setWebGPUGemm(impl === "wgsl-gemm");
-      const t = await perCallMs(fn, 3, 13);
-      rec[impl === "wgsl-gemm" ? "gemm_ms" : "tfjs_ms"] = t.ms;
-      rec[impl === "wgsl-gemm" ? "gemm_tflops" : "tfjs_tflops"] = flop / t.ms / 1e9;
+    setWebGPUGemm(false);
+    const tfjs = await perCallMs(() => tf.matMul(a, b, ta, tb), 3, 13);
+    setWebGPUGemm(true);
+    // GEMM settings to compare: MAMBABYTE_GEMM_VARIANTS="128,8;128,16;64,8" (tile,bk), default: the current
+    const variantsSpec = Deno.env.get("MAMBABYTE_GEMM_VARIANTS");
+    const gemmVariants = variantsSpec
+      ? variantsSpec.split(";").map((v) => v.split(",").map(Number)).map(([tile, bk]) => ({ tile, bk }) as GemmConfig)
+      : [getGemmConfig()];
+    const base = getGemmConfig();
+    for (const cfg of gemmVariants) {
+      setGemmConfig(cfg);
+      const t = await perCallMs(() => fastMatMul(a, b, ta, tb), 3, 13);
+      await appendRecord(table, {
+        ...rec, gemm_config: cfg, gemm_ms: t.ms, gemm_tflops: flop / t.ms / 1e9, tfjs_ms: tfjs.ms,
+        tfjs_tflops: flop / tfjs.ms / 1e9,
+      }, outDir);
+      console.log(`gemm ${what} (${M} x ${K} x ${N}) ${JSON.stringify(cfg)}: WGSL ${t.ms.toFixed(2)} ms ` +
+        `(${(flop / t.ms / 1e9).toFixed(1)} TFLOP/s), tf.matMul ${tfjs.ms.toFixed(2)} ms ` +
+        `(${(flop / tfjs.ms / 1e9).toFixed(1)} TFLOP/s)`);
     }
+    setGemmConfig(base);
     setWebGPUGemm(undefined);
-    await appendRecord(table, rec, outDir);
-    console.log(`gemm ${what} (${M} x ${K} x ${N}): WGSL ${(rec.gemm_ms as number).toFixed(2)} ms ` +
-      `(${(rec.gemm_tflops as number).toFixed(1)} TFLOP/s), tf.matMul ${(rec.tfjs_ms as number).toFixed(2)} ms ` +
-      `(${(rec.tfjs_tflops as number).toFixed(1)} TFLOP/s)`);
     tf.dispose([a, b]);
   }
 }

@@ -29,9 +29,27 @@ interface Gemm {
   transposeB: boolean;
 }
 
-/** Tile sizes: 128 x 128 (8 x 8 per thread) when both output sides are large, else 64 (4 per thread). */
+/** The GEMM's settings: the large tile side (128 or 64) and the k step staged per barrier (8 or 16). */
+export interface GemmConfig {
+  tile: 64 | 128;
+  bk: 8 | 16;
+}
+let gemmConfig: GemmConfig = { tile: 128, bk: 8 };
+export function setGemmConfig(c: Partial<GemmConfig>): void {
+  const next = { ...gemmConfig, ...c };
+  if (![64, 128].includes(next.tile) || ![8, 16].includes(next.bk)) {
+    throw new Error(`setGemmConfig: tile must be 64 or 128 and bk 8 or 16, got ${JSON.stringify(next)}`);
+  }
+  gemmConfig = next;
+}
+export function getGemmConfig(): GemmConfig {
+  return { ...gemmConfig };
+}
+
+/** Tile sizes: the large tile (8 x 8 per thread at 128) on a side of 512 or more, else 64 (4 per thread). */
 export function gemmTiles({ M, N }: Gemm): { BM: number; BN: number } {
-  return { BM: M >= 512 ? 128 : 64, BN: N >= 512 ? 128 : 64 };
+  const big = gemmConfig.tile;
+  return { BM: M >= 512 ? big : 64, BN: N >= 512 ? big : 64 };
 }
 
 /** Whether the WGSL GEMM is used for these sizes (smaller products: tf.matMul, where launch cost dominates). */
@@ -43,12 +61,12 @@ const codes = new Map<string, string>();
 
 /** The WGSL of one GEMM shape. */
 export function gemmShader(g: Gemm): string {
-  const key = JSON.stringify(g);
+  const key = JSON.stringify([g, gemmConfig]);
   const hit = codes.get(key);
   if (hit) return hit;
   const { M, N, K, transposeA, transposeB } = g;
   const { BM, BN } = gemmTiles(g);
-  const BK = 8, TM = BM / 16, TN = BN / 16, SA = BM + 4, SB = BN + 4;
+  const BK = gemmConfig.bk, TM = BM / 16, TN = BN / 16, SA = BM + 4, SB = BN + 4;
   // A (M, K) row-major: element (m, k) at m K + k; transposed, A is stored (K, M): at k M + m
   const aIndex = transposeA ? "k * M + m" : "m * K + k";
   const bIndex = transposeB ? "n * K + k" : "k * N + n";
