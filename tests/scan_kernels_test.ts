@@ -12,6 +12,7 @@ import * as conv from "../lib/ssm/kernels/conv_wasm.ts";
 import { fusedCausalConvSilu } from "../lib/ssm/kernels/conv_op.ts";
 import { matMul, matMulReference } from "../lib/ssm/kernels/matmul_wasm.ts";
 import { fastMatMul } from "../lib/ssm/kernels/matmul_op.ts";
+import { getGemmConfig, setGemmConfig } from "../lib/ssm/kernels/matmul_webgpu.ts";
 import { fusedSelectiveScan, fusedSelectiveScanChannelsLast } from "../lib/ssm/kernels/op.ts";
 import * as ref from "../lib/ssm/kernels/scan_js.ts";
 import * as fast from "../lib/ssm/kernels/scan_wasm.ts";
@@ -248,9 +249,20 @@ Deno.test("WebAssembly causal conv + SiLU matches its reference, forward and bac
 if (TEST_BACKENDS.includes("webgpu")) {
   Deno.test("fastMatMul on webgpu: the WGSL GEMM's values and gradients equal tf.matMul's (edges, both tile sizes, every transpose)", async () => {
     await useBackend("webgpu");
+    const defaultGemm = getGemmConfig();
     const rng = new Rng(13);
-    // (M, K, N): 128-row and 64-row tiles, sizes that are not multiples of the tiles or of the k step 8
-    for (const [M, K, N] of [[600, 33, 520], [130, 70, 601], [517, 17, 480]]) {
+    // (M, K, N): 128-row and 64-row tiles, sizes that are not multiples of the tiles or of the k step 8;
+    // every implementation (the WGSL GEMM at both k steps; tfjs's kernel with transposes made first)
+    for (
+      const [M, K, N, config] of [
+        [600, 33, 520, { impl: "wgsl", bk: 8 }],
+        [130, 70, 601, { impl: "wgsl", bk: 16 }],
+        [517, 17, 480, { impl: "wgsl", bk: 8 }],
+        [130, 70, 601, { impl: "tfjs-b" }],
+        [600, 33, 520, { impl: "tfjs-ab" }],
+      ] as const
+    ) {
+      setGemmConfig(config);
       for (const [transposeA, transposeB] of [[false, false], [false, true], [true, false], [true, true]]) {
         const a = tf.tensor(rng.normalArray(M * K), transposeA ? [K, M] : [M, K]);
         const b = tf.tensor(rng.normalArray(K * N), transposeB ? [N, K] : [K, N]);
@@ -264,7 +276,7 @@ if (TEST_BACKENDS.includes("webgpu")) {
           got = r;
           return [r.value, ...r.grads];
         });
-        const what = `(${M}, ${K}, ${N}) transposeA=${transposeA} transposeB=${transposeB}`;
+        const what = `(${M}, ${K}, ${N}) ${JSON.stringify(config)} transposeA=${transposeA} transposeB=${transposeB}`;
         // the forward and both gradient products ran the GEMM, not tf.matMul (BatchMatMul)
         assert.equal(prof.kernels.filter((k) => k.name === "WasmMatMul").length, 3, `${what}: ${prof.kernelNames}`);
         assert.ok(!prof.kernelNames.includes("BatchMatMul"), what);
@@ -275,6 +287,7 @@ if (TEST_BACKENDS.includes("webgpu")) {
         tf.dispose([a, b, w, c, cw, want.value, ...want.grads, got!.value, ...got!.grads]);
       }
     }
+    setGemmConfig(defaultGemm);
   });
 }
 

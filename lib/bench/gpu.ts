@@ -262,10 +262,12 @@ if (args.includes("--gemm")) {
     setWebGPUGemm(false);
     const tfjs = await perCallMs(() => tf.matMul(a, b, ta, tb), 3, 13);
     setWebGPUGemm(true);
-    // GEMM settings to compare: MAMBABYTE_GEMM_VARIANTS="128,8;128,16;64,8" (tile,bk), default: the current
+    // settings to compare: MAMBABYTE_GEMM_VARIANTS="wgsl,128,8;wgsl,64,16;tfjs-b" (impl,tile,bk), default: the current
     const variantsSpec = Deno.env.get("MAMBABYTE_GEMM_VARIANTS");
     const gemmVariants = variantsSpec
-      ? variantsSpec.split(";").map((v) => v.split(",").map(Number)).map(([tile, bk]) => ({ tile, bk }) as GemmConfig)
+      ? variantsSpec.split(";").map((v) => v.split(",")).map(([impl, tile = "128", bk = "8"]) =>
+        ({ impl, tile: Number(tile), bk: Number(bk) }) as GemmConfig
+      )
       : [getGemmConfig()];
     const base = getGemmConfig();
     for (const cfg of gemmVariants) {
@@ -300,9 +302,9 @@ for (const [d, layers, batch, length] of trainShapes) {
   await appendRecord(table, {
     bench: "train", model: "mambabyte", d_model: d, n_layer: layers, batch, length, steps, bytes_per_s: bytesPerS,
     step_s: run.wall_s / steps, warmup_wall_s: warm.wall_s, wall_s: run.wall_s, kernel_config: scanKernelConfig(),
-    matmul: webgpuGemmEnabled() ? "wgsl-gemm" : "tf.matMul", peer: anchor ?? null,
+    matmul: webgpuGemmEnabled() ? getGemmConfig() : "tf.matMul", peer: anchor ?? null,
   }, outDir);
-  console.log(`train (d ${d}, ${layers} layers, batch ${batch}, length ${length}; ${webgpuGemmEnabled() ? "WGSL GEMM" : "tf.matMul"}): ${Math.round(bytesPerS)} bytes/s, ` +
+  console.log(`train (d ${d}, ${layers} layers, batch ${batch}, length ${length}; ${webgpuGemmEnabled() ? JSON.stringify(getGemmConfig()) : "tf.matMul"}): ${Math.round(bytesPerS)} bytes/s, ` +
     `${(run.wall_s / steps * 1000).toFixed(0)} ms/step` + (anchor ? ` (peer entry: ${JSON.stringify(anchor)})` : ""));
   if (args.includes("--profile-train")) {
     try {

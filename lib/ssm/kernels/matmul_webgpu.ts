@@ -29,16 +29,34 @@ interface Gemm {
   transposeB: boolean;
 }
 
-/** The GEMM's settings: the large tile side (128 or 64) and the k step staged per barrier (8 or 16). */
+/**
+ * The product's implementation on webgpu. impl "wgsl": the GEMM below, with the large tile side (128 or
+ * 64) and the k step staged per barrier (8 or 16). impl "tfjs-b" / "tfjs-ab": tfjs's own BatchMatMul
+ * kernel with B (and A) transposed first by its Transpose kernel when the product reads them transposed
+ * (tfjs's kernels are much slower reading B transposed, measured on the H200).
+ */
 export interface GemmConfig {
+  impl: "wgsl" | "tfjs-b" | "tfjs-ab";
   tile: 64 | 128;
   bk: 8 | 16;
 }
-let gemmConfig: GemmConfig = { tile: 128, bk: 8 };
+let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 8 };
+{
+  // MAMBABYTE_GEMM="impl[,tile[,bk]]" sets the default (e.g. "tfjs-b", "wgsl,64,16")
+  const env = Deno.env.get("MAMBABYTE_GEMM");
+  if (env) {
+    const [impl, tile, bk] = env.split(",");
+    setGemmConfig({
+      impl: impl as GemmConfig["impl"],
+      ...(tile ? { tile: Number(tile) as GemmConfig["tile"] } : {}),
+      ...(bk ? { bk: Number(bk) as GemmConfig["bk"] } : {}),
+    });
+  }
+}
 export function setGemmConfig(c: Partial<GemmConfig>): void {
   const next = { ...gemmConfig, ...c };
-  if (![64, 128].includes(next.tile) || ![8, 16].includes(next.bk)) {
-    throw new Error(`setGemmConfig: tile must be 64 or 128 and bk 8 or 16, got ${JSON.stringify(next)}`);
+  if (![64, 128].includes(next.tile) || ![8, 16].includes(next.bk) || !["wgsl", "tfjs-b", "tfjs-ab"].includes(next.impl)) {
+    throw new Error(`setGemmConfig: impl wgsl, tfjs-b or tfjs-ab, tile 64 or 128, bk 8 or 16; got ${JSON.stringify(next)}`);
   }
   gemmConfig = next;
 }
@@ -73,12 +91,23 @@ export function gemmShader(g: Gemm): string {
   // staging loads: consecutive threads along the axis contiguous in memory
   const aLoad = transposeA ? "let mm = e % BM; let kk = e / BM;" : "let kk = e % BK; let mm = e / BK;";
   const bLoad = transposeB ? "let kk = e % BK; let nn = e / BK;" : "let nn = e % BN; let kk = e / BN;";
+  // everything per thread is straight-line code over scalars (acc, a, b): arrays indexed in loops were
+  // kept in local memory by the shader compiler on the H200 (0.2-0.7 TFLOP/s, measured)
+  const rows = [...Array(TM).keys()], cols = [...Array(TN).keys()];
+  const acc = rows.map((i) => cols.map((j) => `var c${i}_${j} = 0.0;`).join(" ")).join("\n  ");
+  const loadA = rows.map((i) => `let a${i} = As[kk * SA + ty + ${16 * i}u];`).join(" ");
+  const loadB = cols.map((j) => `let b${j} = Bs[kk * SB + tx + ${16 * j}u];`).join(" ");
+  const fmas = rows.map((i) => cols.map((j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join(" ")).join("\n      ");
+  const stores = rows.map((i) =>
+    `{ let m = m0 + ty + ${16 * i}u; if (m < M) { let row = m * N;\n    ` +
+    cols.map((j) => `if (n0 + tx + ${16 * j}u < N) { C[row + n0 + tx + ${16 * j}u] = c${i}_${j}; }`).join(" ") + " } }"
+  ).join("\n  ");
   const text = `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 const M = ${M}u; const N = ${N}u; const K = ${K}u;
-const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u; const TM = ${TM}u; const TN = ${TN}u;
+const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u;
 const SA = ${SA}u; const SB = ${SB}u;
 var<workgroup> As: array<f32, ${BK * SA}>; // [k][m], row stride SA
 var<workgroup> Bs: array<f32, ${BK * SB}>; // [k][n], row stride SB
@@ -89,9 +118,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let n0 = wg.x * BN;
   let tx = tid % 16u;
   let ty = tid / 16u;
-  var acc: array<f32, ${TM * TN}>;
-  var a: array<f32, ${TM}>;
-  var b: array<f32, ${TN}>;
+  ${acc}
   for (var k0 = 0u; k0 < K; k0 += BK) {
     for (var e = tid; e < BM * BK; e += 256u) {
       ${aLoad}
@@ -109,22 +136,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      for (var i = 0u; i < TM; i++) { a[i] = As[kk * SA + ty + 16u * i]; }
-      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * SB + tx + 16u * j]; }
-      for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
-      }
+      ${loadA}
+      ${loadB}
+      ${fmas}
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < TM; i++) {
-    let m = m0 + ty + 16u * i;
-    if (m >= M) { break; }
-    for (var j = 0u; j < TN; j++) {
-      let n = n0 + tx + 16u * j;
-      if (n < N) { C[m * N + n] = acc[i * TN + j]; }
-    }
-  }
+  ${stores}
 }
 `;
   codes.set(key, text);
@@ -133,6 +151,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
 
 /** C = op(A) op(B) on the webgpu backend (matrices, float32). */
 export function gemmWebGPU(be: Backend, a: tf.TensorInfo, b: tf.TensorInfo, g: Gemm): tf.TensorInfo {
+  if (gemmConfig.impl !== "wgsl") {
+    const kernel = (name: string) => tf.getKernel(name, "webgpu")!.kernelFunc;
+    const transposed = (x: tf.TensorInfo) =>
+      kernel("Transpose")({ inputs: { x }, backend: be, attrs: { perm: [1, 0] } }) as tf.TensorInfo;
+    const firstA = g.transposeA && gemmConfig.impl === "tfjs-ab";
+    const A = firstA ? transposed(a) : a, B = g.transposeB ? transposed(b) : b;
+    const c = kernel("BatchMatMul")({
+      inputs: { a: A, b: B },
+      backend: be,
+      attrs: { transposeA: g.transposeA && !firstA, transposeB: false },
+    }) as tf.TensorInfo;
+    for (const t of [A, B]) if (t !== a && t !== b) be.disposeData(t.dataId);
+    return c;
+  }
   const c = newTensor(be, [g.M, g.N]);
   const { BM, BN } = gemmTiles(g);
   dispatch(be, "MatMul:gemm", gemmShader(g), [a, b, c], [Math.ceil(g.N / BN), Math.ceil(g.M / BM), 1]);
