@@ -4,10 +4,12 @@
  * layer's forward (x W^T) and its two gradients (dy W, dy^T x) need.
  *
  * Why not tf.matMul: on the H200 tfjs-webgpu's BatchMatMul ran the MambaByte training step's products at
- * about 1 TFLOP/s (93% of the step's GPU time, data/results/bench/gpu.jsonl `train_profile`). Its tiles
- * are 32 x 32 with 4 x 4 outputs per thread; here a workgroup of 256 threads computes a 128 x 128 (or
- * 64 x 64) tile with 8 x 8 (4 x 4) outputs per thread, so each value read from workgroup memory feeds 8
- * (4) multiply-adds instead of 4.
+ * about 1 TFLOP/s (93% of the step's GPU time, data/results/bench/gpu.jsonl `train_profile`), reading B
+ * transposed (a Linear layer's forward x W^T) at 0.5. Its tiles are 32 x 32 with 4 x 4 outputs per
+ * thread; here a workgroup of 256 threads computes a 128 x 128 (or 64 x 64) tile with 8 x 8 (4 x 4)
+ * outputs per thread, so each value read from workgroup memory feeds 8 (4) multiply-adds instead of 4.
+ * Measured on the H200 (`gpu.ts --gemm`, d512 training shapes): 16.6 TFLOP/s for x W^T, 13.6 for dy W,
+ * 7.4 for dy^T x (k = 32768), against tf.matMul's 0.5, 6.2 and 2.5.
  *
  * Layout: A tile and B tile staged in workgroup memory k-major ([BK][BM + 4], [BK][BN + 4]; the 4 floats
  * of padding put the staging stores of one k-row on distinct banks); thread (tx, ty) of the 16 x 16 grid
@@ -39,8 +41,10 @@ export interface GemmConfig {
   impl: "wgsl" | "tfjs-b" | "tfjs-ab";
   tile: 64 | 128;
   bk: 8 | 16;
+  /** The large tile is used when the output makes at least this many workgroups with it (see gemmTiles). */
+  minGroups: number;
 }
-let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 8 };
+let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 16, minGroups: 512 };
 {
   // MAMBABYTE_GEMM="impl[,tile[,bk]]" sets the default (e.g. "tfjs-b", "wgsl,64,16")
   const env = Deno.env.get("MAMBABYTE_GEMM");
@@ -55,8 +59,11 @@ let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 8 };
 }
 export function setGemmConfig(c: Partial<GemmConfig>): void {
   const next = { ...gemmConfig, ...c };
-  if (![64, 128].includes(next.tile) || ![8, 16].includes(next.bk) || !["wgsl", "tfjs-b", "tfjs-ab"].includes(next.impl)) {
-    throw new Error(`setGemmConfig: impl wgsl, tfjs-b or tfjs-ab, tile 64 or 128, bk 8 or 16; got ${JSON.stringify(next)}`);
+  if (
+    ![64, 128].includes(next.tile) || ![8, 16].includes(next.bk) || !["wgsl", "tfjs-b", "tfjs-ab"].includes(next.impl) ||
+    !(Number.isInteger(next.minGroups) && next.minGroups >= 1)
+  ) {
+    throw new Error(`setGemmConfig: impl wgsl, tfjs-b or tfjs-ab, tile 64 or 128, bk 8 or 16; minGroups an integer >= 1; got ${JSON.stringify(next)}`);
   }
   gemmConfig = next;
 }
@@ -64,10 +71,16 @@ export function getGemmConfig(): GemmConfig {
   return { ...gemmConfig };
 }
 
-/** Tile sizes: the large tile (8 x 8 per thread at 128) on a side of 512 or more, else 64 (4 per thread). */
+/**
+ * Tile sizes: the large tile (8 x 8 outputs per thread at 128) when the output still makes at least
+ * `minGroups` (512) workgroups with it, else 64 x 64 (4 x 4 per thread). On the H200 (132 SMs) a
+ * weight gradient (2048 x 512 outputs, k = 32768) ran at 3.9 TFLOP/s in 64 workgroups of 128 x 128 and at
+ * 7.4 in 256 of 64 x 64; the forward products (4096 workgroups) run at 16.6 with 128 x 128.
+ */
 export function gemmTiles({ M, N }: Gemm): { BM: number; BN: number } {
   const big = gemmConfig.tile;
-  return { BM: M >= 512 ? big : 64, BN: N >= 512 ? big : 64 };
+  if (big === 128 && Math.ceil(M / 128) * Math.ceil(N / 128) >= gemmConfig.minGroups) return { BM: 128, BN: 128 };
+  return { BM: 64, BN: 64 };
 }
 
 /** Whether the WGSL GEMM is used for these sizes (smaller products: tf.matMul, where launch cost dominates). */
