@@ -770,6 +770,50 @@ registerFigure({
   },
 });
 
+registerFigure({
+  name: "train_speed",
+  description: "Table: MambaByte training throughput (whole steps, AdamW included) on the CPU and the H200, beside PyTorch",
+  reads: ["bench/train", "bench/gpu"],
+  build(records) {
+    const cpu = (records["bench/train"] ?? []).filter((r) => r.bench === "train");
+    const gpu = (records["bench/gpu"] ?? []).filter((r) => r.bench === "train");
+    // the matrix products' implementation on webgpu: records before the WGSL GEMM have no `matmul` (tf.matMul);
+    // "wgsl-gemm" marks its first version (arrays indexed in loops, kept in local memory: slow)
+    const IMPL: Record<string, string> = {
+      wgsl: "WGSL GEMM",
+      "tfjs-b": "tfjs BatchMatMul, B transposed first",
+      "tfjs-ab": "tfjs BatchMatMul, A and B transposed first",
+    };
+    const matmul = (r: Rec) =>
+      r.provenance?.backend !== "webgpu" ? "WebAssembly GEMM"
+      : r.matmul === undefined || r.matmul === "tf.matMul" ? "tf.matMul"
+      : r.matmul === "wgsl-gemm" ? "WGSL GEMM, first version"
+      : IMPL[r.matmul.impl] ?? String(r.matmul.impl);
+    const recs = latestBy([...cpu, ...gpu], (r) =>
+      `${r.provenance?.device}|${r.d_model}|${r.n_layer}|${r.batch}|${r.length}|${matmul(r)}`)
+      .sort((a, b) => String(a.provenance?.backend).localeCompare(String(b.provenance?.backend)) || a.d_model - b.d_model ||
+        b.bytes_per_s - a.bytes_per_s);
+    if (!recs.length) return undefined;
+    const rows = recs.map((r) => {
+      const peer = r.peer?.bytes_per_s ?? r.peer?.pytorch_pscan_bytes_per_s;
+      const peerText = r.peer?.bytes_per_s ? "PyTorch + CUDA scan, H200" : r.peer?.pytorch_pscan_bytes_per_s ? "PyTorch + pscan, this CPU" : "—";
+      return [
+        `d ${r.d_model} x ${r.n_layer}, batch ${r.batch}, length ${r.length}`, `${r.provenance?.backend}, ${r.provenance?.device}`,
+        matmul(r), sig(r.bytes_per_s), peer ? sig(peer) : "—", peerText, peer ? fmt(r.bytes_per_s / peer, 2) : "—",
+      ];
+    });
+    return {
+      table: {
+        columns: ["model and batch", "where", "matrix products", "bytes/s", "peer bytes/s", "peer", "ratio"],
+        rows,
+        note: "deno task bench --suite train (CPU, data/results/bench/train.jsonl) and lib/bench/gpu.ts (H200, " +
+          "data/results/bench/gpu.jsonl): whole training steps on synthetic bytes, the latest record per setting. " +
+          "Peers from ../shared/anchors (data/anchors).",
+      },
+    };
+  },
+});
+
 // ---------------------------------------------------------------------------------------------------
 // Decoding (lib/bench/decode.ts -> bench/decode.jsonl)
 

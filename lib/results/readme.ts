@@ -75,6 +75,8 @@ export async function resultsSection(api: FigureApi, resultsDir = RESULTS_DIR, f
   if (spec) out.push("### Speculative decoding", "", tableMarkdown(spec).trim(), "");
   const scan = await tableOf(api, "scan_gpu", resultsDir);
   if (scan) out.push("### Selective scan on the H200 against mamba_ssm's CUDA kernel", "", tableMarkdown(scan).trim(), "");
+  const train = await tableOf(api, "train_speed", resultsDir);
+  if (train) out.push("### Training throughput", "", tableMarkdown(train).trim(), "");
   out.push("All figures and tables: [figures/index.md](figures/index.md).", "", END);
   return out.join("\n");
 }
