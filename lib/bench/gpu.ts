@@ -244,14 +244,17 @@ for (const [B, D, N, L] of scanShapes) {
   tf.dispose([u, delta, A, Bm, Cm, Dv, z, bias, gy]);
 }
 
-// The products of a Linear layer in the d512 x 8 training step (32768 tokens): forward x W^T, and the two
-// gradients dy W and dy^T x, through fastMatMul's WGSL GEMM and through tf.matMul, in TFLOP/s.
+// The products of the Linear layers in the d512 x 8 training step (32768 tokens): in_proj's forward x W^T
+// and its two gradients dy W and dy^T x, and the weight gradients of out_proj and x_proj (few outputs, long
+// k), through fastMatMul's WGSL GEMM and through tf.matMul, in TFLOP/s.
 if (args.includes("--gemm")) {
   const T = quick ? 512 : 32768, d = 512, e2 = 2048;
   const products: [string, number[], number[], boolean, boolean][] = [
     ["x W^T (in_proj forward)", [T, d], [e2, d], false, true],
     ["dy W (in_proj input gradient)", [T, e2], [e2, d], false, false],
     ["dy^T x (in_proj weight gradient)", [T, e2], [T, d], true, false],
+    ["dy^T x (out_proj weight gradient)", [T, d], [T, e2 / 2], true, false],
+    ["dy^T x (x_proj weight gradient)", [T, 64], [T, e2 / 2], true, false],
   ];
   for (const [what, sa, sb, ta, tb] of products) {
     const a = tf.randomNormal(sa), b = tf.randomNormal(sb);
@@ -262,11 +265,11 @@ if (args.includes("--gemm")) {
     setWebGPUGemm(false);
     const tfjs = await perCallMs(() => tf.matMul(a, b, ta, tb), 3, 13);
     setWebGPUGemm(true);
-    // settings to compare: MAMBABYTE_GEMM_VARIANTS="wgsl,128,8;wgsl,64,16;tfjs-b" (impl,tile,bk), default: the current
+    // settings to compare: MAMBABYTE_GEMM_VARIANTS="wgsl,128,16,1;wgsl,128,16,0;tfjs-b" (impl,tile,bk,split k), default: the current
     const variantsSpec = Deno.env.get("MAMBABYTE_GEMM_VARIANTS");
     const gemmVariants = variantsSpec
-      ? variantsSpec.split(";").map((v) => v.split(",")).map(([impl, tile = "128", bk = "8"]) =>
-        ({ impl, tile: Number(tile), bk: Number(bk) }) as GemmConfig
+      ? variantsSpec.split(";").map((v) => v.split(",")).map(([impl, tile = "128", bk = "16", split = "1"]) =>
+        ({ impl, tile: Number(tile), bk: Number(bk), splitK: split !== "0" }) as GemmConfig
       )
       : [getGemmConfig()];
     const base = getGemmConfig();

@@ -43,8 +43,10 @@ export interface GemmConfig {
   bk: 8 | 16;
   /** The large tile is used when the output makes at least this many workgroups with it (see gemmTiles). */
   minGroups: number;
+  /** Split a long k range over several workgroups per tile when the output makes few tiles (see gemmSplit). */
+  splitK: boolean;
 }
-let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 16, minGroups: 512 };
+let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 16, minGroups: 512, splitK: true };
 {
   // MAMBABYTE_GEMM="impl[,tile[,bk]]" sets the default (e.g. "tfjs-b", "wgsl,64,16")
   const env = Deno.env.get("MAMBABYTE_GEMM");
@@ -61,7 +63,7 @@ export function setGemmConfig(c: Partial<GemmConfig>): void {
   const next = { ...gemmConfig, ...c };
   if (
     ![64, 128].includes(next.tile) || ![8, 16].includes(next.bk) || !["wgsl", "tfjs-b", "tfjs-ab"].includes(next.impl) ||
-    !(Number.isInteger(next.minGroups) && next.minGroups >= 1)
+    !(Number.isInteger(next.minGroups) && next.minGroups >= 1) || typeof next.splitK !== "boolean"
   ) {
     throw new Error(`setGemmConfig: impl wgsl, tfjs-b or tfjs-ab, tile 64 or 128, bk 8 or 16; minGroups an integer >= 1; got ${JSON.stringify(next)}`);
   }
@@ -83,6 +85,22 @@ export function gemmTiles({ M, N }: Gemm): { BM: number; BN: number } {
   return { BM: 64, BN: 64 };
 }
 
+/**
+ * Into how many k slices a product is split (1: none). A weight gradient reduces over every token (k =
+ * batch x length) into few outputs: the output of x_proj's (64 x 1024) makes 16 tiles of 64 x 64, so 16
+ * workgroups would each run all 32768 steps of k on a GPU of 132 SMs. Split, each of S workgroups per tile
+ * runs a slice of k into its own partial tile, and a second pass adds the S partials in order. S is chosen
+ * to bring the workgroups to about SPLIT_TARGET_GROUPS, with slices of at least SPLIT_MIN_K.
+ */
+export function gemmSplit(g: Gemm): number {
+  if (!gemmConfig.splitK) return 1;
+  const { BM, BN } = gemmTiles(g);
+  const tiles = Math.ceil(g.M / BM) * Math.ceil(g.N / BN);
+  if (tiles >= SPLIT_TARGET_GROUPS / 2) return 1;
+  return Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_GROUPS / tiles), Math.floor(g.K / SPLIT_MIN_K), 64));
+}
+const SPLIT_TARGET_GROUPS = 512, SPLIT_MIN_K = 1024;
+
 /** Whether the WGSL GEMM is used for these sizes (smaller products: tf.matMul, where launch cost dominates). */
 export function gemmWorthwhile(M: number, N: number, K: number): boolean {
   return M >= 64 && N >= 64 && K >= 16 && M * N * K >= 1 << 22;
@@ -97,6 +115,7 @@ export function gemmShader(g: Gemm): string {
   if (hit) return hit;
   const { M, N, K, transposeA, transposeB } = g;
   const { BM, BN } = gemmTiles(g);
+  const S = gemmSplit(g), KS = Math.ceil(K / S / gemmConfig.bk) * gemmConfig.bk; // k slice of workgroup z
   const BK = gemmConfig.bk, TM = BM / 16, TN = BN / 16, SA = BM + 4, SB = BN + 4;
   // A (M, K) row-major: element (m, k) at m K + k; transposed, A is stored (K, M): at k M + m
   const aIndex = transposeA ? "k * M + m" : "m * K + k";
@@ -113,13 +132,13 @@ export function gemmShader(g: Gemm): string {
   const fmas = rows.map((i) => cols.map((j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join(" ")).join("\n      ");
   const stores = rows.map((i) =>
     `{ let m = m0 + ty + ${16 * i}u; if (m < M) { let row = m * N;\n    ` +
-    cols.map((j) => `if (n0 + tx + ${16 * j}u < N) { C[row + n0 + tx + ${16 * j}u] = c${i}_${j}; }`).join(" ") + " } }"
+    cols.map((j) => `if (n0 + tx + ${16 * j}u < N) { C[outBase + row + n0 + tx + ${16 * j}u] = c${i}_${j}; }`).join(" ") + " } }"
   ).join("\n  ");
   const text = `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
-const M = ${M}u; const N = ${N}u; const K = ${K}u;
+const M = ${M}u; const N = ${N}u; const K = ${K}u; const KS = ${KS}u;
 const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u;
 const SA = ${SA}u; const SB = ${SB}u;
 var<workgroup> As: array<f32, ${BK * SA}>; // [k][m], row stride SA
@@ -131,20 +150,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let n0 = wg.x * BN;
   let tx = tid % 16u;
   let ty = tid / 16u;
+  // split k: workgroup z runs k in [kBegin, kEnd) into partial tile z of C (S x M x N); unsplit, z = 0
+  let kBegin = wg.z * KS;
+  let kEnd = min(K, kBegin + KS);
+  let outBase = wg.z * M * N;
   ${acc}
-  for (var k0 = 0u; k0 < K; k0 += BK) {
+  for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
     for (var e = tid; e < BM * BK; e += 256u) {
       ${aLoad}
       let m = m0 + mm; let k = k0 + kk;
       var v = 0.0;
-      if (m < M && k < K) { v = A[${aIndex}]; }
+      if (m < M && k < kEnd) { v = A[${aIndex}]; }
       As[kk * SA + mm] = v;
     }
     for (var e = tid; e < BN * BK; e += 256u) {
       ${bLoad}
       let n = n0 + nn; let k = k0 + kk;
       var v = 0.0;
-      if (n < N && k < K) { v = B[${bIndex}]; }
+      if (n < N && k < kEnd) { v = B[${bIndex}]; }
       Bs[kk * SB + nn] = v;
     }
     workgroupBarrier();
@@ -180,6 +203,37 @@ export function gemmWebGPU(be: Backend, a: tf.TensorInfo, b: tf.TensorInfo, g: G
   }
   const c = newTensor(be, [g.M, g.N]);
   const { BM, BN } = gemmTiles(g);
-  dispatch(be, "MatMul:gemm", gemmShader(g), [a, b, c], [Math.ceil(g.N / BN), Math.ceil(g.M / BM), 1]);
+  const S = gemmSplit(g);
+  const groups: [number, number, number] = [Math.ceil(g.N / BN), Math.ceil(g.M / BM), S];
+  if (S === 1) {
+    dispatch(be, "MatMul:gemm", gemmShader(g), [a, b, c], groups);
+    return c;
+  }
+  const partial = newTensor(be, [S, g.M, g.N]);
+  dispatch(be, "MatMul:gemm", gemmShader(g), [a, b, partial], groups);
+  const count = g.M * g.N, wgs = Math.ceil(count / 256);
+  dispatch(be, "MatMul:splitSum", splitSumShader(S, count), [partial, c], [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1]);
+  be.disposeData(partial.dataId);
   return c;
+}
+
+/** C[i] = sum over s of P[s, i], s in order (the k slices' partial tiles of a split product). */
+function splitSumShader(S: number, count: number): string {
+  const key = `splitSum ${S} ${count}`;
+  let text = codes.get(key);
+  if (text) return text;
+  text = `
+@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read_write> C: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = id.x + id.y * nwg.x * 256u;
+  if (i >= ${count}u) { return; }
+  var sum = 0.0;
+  for (var s = 0u; s < ${S}u; s++) { sum += P[s * ${count}u + i]; }
+  C[i] = sum;
+}
+`;
+  codes.set(key, text);
+  return text;
 }
