@@ -246,6 +246,15 @@ Deno.test("WebAssembly causal conv + SiLU matches its reference, forward and bac
 // ---------------------------------------------------------------------------------------------------
 // The TF.js ops against the op-built computations they replace
 
+/** Random operands of op(a) op(b) (M, K, N), weights w (M, N), and loss(mm) = sum(mm(a, b) * w). */
+function matMulCase(rng: Rng, M: number, K: number, N: number, transposeA: boolean, transposeB: boolean) {
+  const a = tf.tensor(rng.normalArray(M * K), transposeA ? [K, M] : [M, K]);
+  const b = tf.tensor(rng.normalArray(K * N), transposeB ? [N, K] : [K, N]);
+  const w = tf.tensor(rng.normalArray(M * N), [M, N]);
+  const loss = (mm: typeof tf.matMul) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(mm(x, y, transposeA, transposeB), w));
+  return { a, b, w, loss };
+}
+
 if (TEST_BACKENDS.includes("webgpu")) {
   Deno.test("fastMatMul on webgpu: the WGSL GEMM's values and gradients equal tf.matMul's (edges, both tile sizes, every transpose)", async () => {
     await useBackend("webgpu");
@@ -266,11 +275,7 @@ if (TEST_BACKENDS.includes("webgpu")) {
     ) {
       setGemmConfig(config);
       for (const [transposeA, transposeB] of [[false, false], [false, true], [true, false], [true, true]]) {
-        const a = tf.tensor(rng.normalArray(M * K), transposeA ? [K, M] : [M, K]);
-        const b = tf.tensor(rng.normalArray(K * N), transposeB ? [N, K] : [K, N]);
-        const w = tf.tensor(rng.normalArray(M * N), [M, N]);
-        const loss = (mm: typeof tf.matMul) => (x: tf.Tensor, y: tf.Tensor) =>
-          tf.sum(tf.mul(mm(x, y, transposeA, transposeB), w));
+        const { a, b, w, loss } = matMulCase(rng, M, K, N, transposeA, transposeB);
         const want = tf.valueAndGrads(loss(tf.matMul))([a, b]);
         let got: { value: tf.Tensor; grads: tf.Tensor[] } | undefined;
         const prof = await tf.profile(() => {
@@ -302,11 +307,7 @@ for (const backend of CPU_BACKENDS) {
     const rng = new Rng(11);
     for (const [transposeA, transposeB] of [[false, false], [false, true], [true, false], [true, true]]) {
       const [M, K, N] = [37, 19, 23];
-      const a = tf.tensor(rng.normalArray(M * K), transposeA ? [K, M] : [M, K]);
-      const b = tf.tensor(rng.normalArray(K * N), transposeB ? [N, K] : [K, N]);
-      const w = tf.tensor(rng.normalArray(M * N), [M, N]);
-      const loss = (mm: typeof tf.matMul) => (x: tf.Tensor, y: tf.Tensor) =>
-        tf.sum(tf.mul(mm(x, y, transposeA, transposeB), w));
+      const { a, b, w, loss } = matMulCase(rng, M, K, N, transposeA, transposeB);
       const want = tf.valueAndGrads(loss(tf.matMul))([a, b]);
       const got = tf.valueAndGrads(loss(fastMatMul as typeof tf.matMul))([a, b]);
       const what = `transposeA=${transposeA} transposeB=${transposeB}`;

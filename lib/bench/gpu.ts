@@ -30,6 +30,7 @@ import { selectiveScan } from "../ssm/mod.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
+import { pseudoRandom, sync } from "./gpu_inputs.ts";
 import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../ssm/kernels/matmul_op.ts";
 import { type GemmConfig, getGemmConfig, setGemmConfig } from "../ssm/kernels/matmul_webgpu.ts";
 import { forwardChunk, type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
@@ -67,12 +68,6 @@ function findAnchor(data: unknown, match: (o: Record<string, unknown>) => boolea
   return undefined;
 }
 
-/** Waits for everything queued before `t` to finish (a one-element reduction read back). */
-async function sync(t: tf.Tensor): Promise<void> {
-  const s = tf.sum(t);
-  await s.data();
-  s.dispose();
-}
 
 /** Wall time of `calls` back-to-back calls until the last result is read, and of queueing them alone. */
 async function timeCalls(fn: () => tf.Tensor, calls: number): Promise<{ total: number; enqueue: number }> {
@@ -152,19 +147,6 @@ const fwdOnly = args.includes("--fwd-only"); // skip the backward timing (kernel
 const readback = await readbackMs();
 console.log(`read-back latency alone: ${readback.toFixed(2)} ms`);
 
-/**
- * Deterministic pseudo-random inputs made on the GPU, frac(sin(12.9898 r + 78.233 c + seed) 43758.5453)
- * over (row, column): only the two index vectors travel from the host (host-made random tensors of
- * this size take seconds to make and upload).
- */
-function pseudoRandom(shape: number[], seed: number, lo: number, hi: number): tf.Tensor {
-  return tf.tidy(() => {
-    const cols = shape[shape.length - 1], rows = shape.reduce((a, b) => a * b, 1) / cols;
-    const r = tf.range(0, rows).reshape([rows, 1]), c = tf.range(0, cols).reshape([1, cols]);
-    const x = tf.sin(tf.add(tf.add(tf.mul(r, 12.9898), tf.mul(c, 78.233)), 1.618 * seed)).mul(43758.5453);
-    return tf.sub(x, tf.floor(x)).mul(hi - lo).add(lo).reshape(shape);
-  });
-}
 
 for (const [B, D, N, L] of scanShapes) {
   const u = pseudoRandom([B, D, L], 1, -2, 2), delta = pseudoRandom([B, D, L], 2, -6, -2);

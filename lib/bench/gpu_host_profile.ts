@@ -18,6 +18,7 @@
  * the queueing time outside every wrapped call (engine bookkeeping, tape, tidy).
  */
 import { initBackend, tf } from "../backend.ts";
+import { pseudoRandom, sync } from "./gpu_inputs.ts";
 import { selectiveScan } from "../ssm/mod.ts";
 import { SCAN_GRAD_KERNEL, SCAN_KERNEL } from "../ssm/kernels/op_common.ts";
 import { scanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
@@ -204,24 +205,7 @@ console.log(`wrapped (${wrapped.length}): ${wrapped.join(", ")}`);
 if (skipped.length) console.log(`skipped (missing in this runtime): ${skipped.join(", ")}`);
 
 // ---------------------------------------------------------------------------------------------------
-// 3. The calls of lib/bench/gpu.ts (its helpers are module-local there, so repeated here)
-
-/** Waits for everything queued before `t` to finish (a one-element reduction read back). */
-async function sync(t: tf.Tensor): Promise<void> {
-  const s = tf.sum(t);
-  await s.data();
-  s.dispose();
-}
-
-/** gpu.ts's pseudoRandom: deterministic inputs made on the GPU from two index vectors. */
-function pseudoRandom(shape: number[], seed: number, lo: number, hi: number): tf.Tensor {
-  return tf.tidy(() => {
-    const cols = shape[shape.length - 1], rows = shape.reduce((a, b) => a * b, 1) / cols;
-    const r = tf.range(0, rows).reshape([rows, 1]), c = tf.range(0, cols).reshape([1, cols]);
-    const x = tf.sin(tf.add(tf.add(tf.mul(r, 12.9898), tf.mul(c, 78.233)), 1.618 * seed)).mul(43758.5453);
-    return tf.sub(x, tf.floor(x)).mul(hi - lo).add(lo).reshape(shape);
-  });
-}
+// 3. The calls of lib/bench/gpu.ts (inputs and sync from gpu_inputs.ts)
 
 function snapshot(n: number) {
   const per = (x: number) => x / n;
