@@ -36,6 +36,7 @@ import {
   transformerStep,
 } from "../models/mod.ts";
 import { disposeModel } from "../models/lm.ts";
+import type { MambaLM } from "../models/mamba.ts";
 import { greedyDecode, RecurrentSession, speculativeDecode } from "../decode/speculative.ts";
 import { createStepper, defaultStepperKind, type HostState, MambaStepper } from "../decode/stepper.ts";
 import { loadTrained } from "../train/experiment.ts";
@@ -251,6 +252,42 @@ async function megabyteAt(ctx: number, steps: number, budgetS: number) {
   }
 }
 
+/**
+ * What bounds speculative decoding with the fused JS stepper: the verifier's cost per byte stepping one
+ * byte at a time and reading `draftLen` bytes in one fused pass (MambaStepper.read), and the drafter's cost
+ * per step (one subword token), each the mean over at least MIN_TIMED_S. At full acceptance a round of m
+ * tokens costs m drafter steps plus one pass over their bytes.
+ */
+async function verifyCost(verifier: MambaLM, drafter: MambaLM, text: Uint8Array, draftLen = 12) {
+  const v = await MambaStepper.create(verifier), d = await MambaStepper.create(drafter);
+  let state = v.emptyState();
+  for (const b of text.subarray(0, 64)) state = v.stepSync(state, b).state;
+  const bytes = Array.from(text.subarray(64, 64 + draftLen));
+  const timed = (fn: () => void) => {
+    for (let i = 0; i < 20; i++) fn();
+    const t0 = performance.now();
+    let n = 0;
+    while (performance.now() - t0 < MIN_TIMED_S * 1000) (fn(), n++);
+    return (performance.now() - t0) / n;
+  };
+  const stepMs = timed(() => {
+    let s = state;
+    for (const b of bytes) s = v.stepSync(s, b).state;
+  }) / bytes.length;
+  const passMs = timed(() => v.read(state, bytes)) / bytes.length;
+  let ds = d.emptyState();
+  const drafterStepMs = timed(() => (ds = d.stepSync(ds, 65).state));
+  return {
+    mode: "verify_cost",
+    stepper: "js",
+    draft_bytes: bytes.length,
+    verifier_step_ms_per_byte: stepMs,
+    verifier_pass_ms_per_byte: passMs,
+    pass_over_step: passMs / stepMs,
+    drafter_step_ms: drafterStepMs,
+  };
+}
+
 async function speculativeBench(verifierDir: string, drafterDir: string, nBytes: number, prompt: Uint8Array) {
   const { model: vModel } = await loadTrained(verifierDir);
   const { model: dModel, tokenizer } = await loadTrained(drafterDir);
@@ -264,6 +301,7 @@ async function speculativeBench(verifierDir: string, drafterDir: string, nBytes:
   const plainBps = nBytes / plain.seconds;
   const stepper = defaultStepperKind(); // what RecurrentSession uses below
   out.push({ ...base, mode: "plain", stepper, bytesPerS: plainBps, seconds: plain.seconds });
+  out.push({ ...base, ...await verifyCost(verifier, drafter, plain.bytes) });
   const plainTf = await greedyDecode(verifier, prompt, Math.min(nBytes, 100), { stepper: "tf" });
   out.push({
     ...base,
@@ -361,6 +399,10 @@ if (import.meta.main) {
       }  ` +
         (rec.skipped
           ? `skipped: ${rec.skipped}`
+          : rec.mode === "verify_cost"
+          ? `verifier step ${((rec.verifier_step_ms_per_byte as number) * 1000).toFixed(0)} us/byte, fused pass ` +
+            `${((rec.verifier_pass_ms_per_byte as number) * 1000).toFixed(0)} us/byte, drafter ` +
+            `${((rec.drafter_step_ms as number) * 1000).toFixed(0)} us/token`
           : `${(rec.msPerByte as number | undefined)?.toFixed(3) ?? "-"} ms/byte  ${
             bps?.toFixed(1)
           } bytes/s`) +

@@ -73,6 +73,8 @@ export async function resultsSection(api: FigureApi, resultsDir = RESULTS_DIR, f
   if (decode) out.push("### Decoding speed against context", "", tableMarkdown(decode).trim(), "", `![decoding speed](${figuresLink}/decode_context.png)`, "");
   const spec = await tableOf(api, "speculative", resultsDir);
   if (spec) out.push("### Speculative decoding", "", tableMarkdown(spec).trim(), "");
+  const bound = await tableOf(api, "speculative_bound", resultsDir);
+  if (bound) out.push(tableMarkdown(bound).trim(), "");
   const scan = await tableOf(api, "scan_gpu", resultsDir);
   if (scan) out.push("### Selective scan on the H200 against mamba_ssm's CUDA kernel", "", tableMarkdown(scan).trim(), "");
   const train = await tableOf(api, "train_speed", resultsDir);

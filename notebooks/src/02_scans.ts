@@ -95,4 +95,20 @@ export default [
     "fwd GB/s": r.fwd_GBps, device: r.provenance?.device, commit: r.provenance?.commit,
   })), { digits: 3, caption: "lib/bench/gpu.ts (data/results/bench/gpu.jsonl); ratio > 1 means slower than CUDA" });
   `,
+  md`
+  The same runs summarised per shape: the median and range over the runs of the latest commit (every run
+  above is kept, with its commit).
+  `,
+  code`
+  await mb.figures.showRegistered("scan_gpu", { resultsDir: "../data/results" });
+  `,
+  md`
+  ## The fused path in whole training steps
+
+  MambaByte training throughput (AdamW step included) on this CPU and on the H200, with the implementation
+  of the matrix products recorded, beside PyTorch.
+  `,
+  code`
+  await mb.figures.showRegistered("train_speed", { resultsDir: "../data/results" });
+  `,
 ];
