@@ -32,6 +32,17 @@ export default [
   await mb.figures.showRegistered("speculative_speedup", { resultsDir });
   `,
   md`
+  ## What bounds the speed-up here
+
+  Speculative decoding gains only when verifying a draft in one pass costs much less than stepping through
+  its bytes, and drafting costs much less than verifying. The costs of the fused JS stepper, timed alone
+  (mode \`verify_cost\` of the decode benchmark), and the best speed-up they allow when every drafted
+  byte is accepted:
+  `,
+  code`
+  await mb.figures.showRegistered("speculative_bound", { resultsDir });
+  `,
+  md`
   ## The generated text, coloured by origin
 
   Green: drafted bytes MambaByte accepted; red: bytes MambaByte produced itself (corrections and byte-by-byte
