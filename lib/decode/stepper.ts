@@ -1,10 +1,11 @@
 /**
  * One-byte (one-token) recurrent steps of a Mamba LM at batch 1, with the state held in host arrays.
  *
- * - `MambaStepper` ("js"): the whole step in plain JS over Float32Arrays, the weights read from the
- *   variables once. At batch 1 a step is ~40 tiny ops per layer; on the cpu/wasm backends each tfjs op
- *   costs tens of microseconds of dispatch, more than its arithmetic, so fusing the step into one loop
- *   nest is what makes CPU decoding fast. The arithmetic is mamba.ts `step`'s, in the same order.
+ * - `MambaStepper` ("js"): the whole step over Float32Arrays, the weights read from the variables once,
+ *   the products and the recurrence in WebAssembly SIMD (scan.wat's decoding kernels; plain JS without
+ *   SIMD). At batch 1 a step is ~40 tiny ops per layer; on the cpu/wasm backends each tfjs op costs tens
+ *   of microseconds of dispatch, more than its arithmetic, so fusing the step is what makes CPU decoding
+ *   fast. The arithmetic is mamba.ts `step`'s, in the same order; `read` runs several ids in one pass.
  * - `TfStepper` ("tf"): mamba.ts `step` on tensors (the right choice on webgpu, where the weights live on
  *   the GPU).
  *
