@@ -22,6 +22,7 @@ import { deviation, extent, group, mean } from "d3-array";
 import { atomicWriteFile } from "../io/atomic.ts";
 import { PAPER_NOISE, PAPER_PG19_WORD_PPL } from "../paper.ts";
 import { readRecords, RESULTS_DIR } from "../results/store.ts";
+import { speculativeBounds } from "../results/speculative.ts";
 import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import { layout, showFigure, showTable } from "./display.ts";
 import { computeMatchedFigure, computeMatchedTable, latestRuns, matchedRows } from "../results/compute_matched.ts";
@@ -956,21 +957,13 @@ registerFigure({
   description: "Table: what bounds speculative decoding with the fused JS stepper: verifier step and pass costs per byte, drafter step cost, best speed-up at full acceptance",
   reads: ["bench/decode"],
   build(records) {
-    const all = records["bench/decode"] ?? [];
-    const costs = latestBy(all.filter((r) => r.mode === "verify_cost"), (r) => `${r.provenance?.device}|${r.verifier}`);
-    if (!costs.length) return undefined;
-    const rows = costs.map((r) => {
-      // bytes per drafted token: from the drafter-alone record of the same run (same device and models)
-      const sub = latestBy(all.filter((x) => x.mode === "subword" && x.verifier === r.verifier && x.drafter === r.drafter &&
-        x.provenance?.device === r.provenance?.device), () => "")[0];
-      const bpt = sub ? sub.bytes / sub.tokens : NaN;
-      // a round at full acceptance: m drafter steps and one pass over their m * bpt bytes, against m * bpt steps
-      const bound = r.verifier_step_ms_per_byte * bpt / (r.drafter_step_ms + r.verifier_pass_ms_per_byte * bpt);
-      return [
-        verifierModels(r), decodeWhere(r), fmt(r.verifier_step_ms_per_byte * 1000, 0), fmt(r.verifier_pass_ms_per_byte * 1000, 0),
-        fmt(r.pass_over_step, 2), fmt(r.drafter_step_ms * 1000, 0), fmt(bpt, 2), fmt(bound, 2),
-      ];
-    });
+    const bounds = speculativeBounds(records["bench/decode"] ?? []);
+    if (!bounds.length) return undefined;
+    const costs = bounds.map((b) => b.cost);
+    const rows = bounds.map(({ cost: r, bytesPerToken, bound }) => [
+      verifierModels(r), decodeWhere(r), fmt(r.verifier_step_ms_per_byte * 1000, 0), fmt(r.verifier_pass_ms_per_byte * 1000, 0),
+      fmt(r.pass_over_step, 2), fmt(r.drafter_step_ms * 1000, 0), fmt(bytesPerToken, 2), fmt(bound, 2),
+    ]);
     return {
       table: {
         columns: ["models (scale/domain)", "backend, device", "verifier step µs/byte", `fused pass µs/byte (${costs[0].draft_bytes} bytes)`, "pass / step",

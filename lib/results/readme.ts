@@ -5,6 +5,7 @@
 import { atomicWriteFile } from "../io/atomic.ts";
 import { computeMatchedTable, latestRuns, matchedRows } from "./compute_matched.ts";
 import { readRecords, RESULTS_DIR } from "./store.ts";
+import { speculativeBounds } from "./speculative.ts";
 import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import type { RunRecord } from "../train/experiment.ts";
 import type { Built, BuildOptions, MarkdownTable } from "../plot/figures.ts";
@@ -177,13 +178,8 @@ function speculativeAgreement(decode: Rec[]): string[] {
   const best = latest.sort((a, b) => b.speedup - a.speedup)[0];
   const exact = latest.filter((r) => r.beta === 1);
   const where = (r: Rec) => `${r.provenance?.backend}, ${r.provenance?.device}`;
-  const costs = [...new Map(decode.filter((r) => r.mode === "verify_cost").map((r) => [`${r.provenance?.device}|${r.verifier}`, r])).values()];
-  const bound = (r: Rec) => {
-    const sub = decode.filter((x) => x.mode === "subword" && x.verifier === r.verifier && x.provenance?.device === r.provenance?.device).at(-1);
-    const b = sub ? sub.bytes / sub.tokens : NaN;
-    return r.verifier_step_ms_per_byte * b / (r.drafter_step_ms + r.verifier_pass_ms_per_byte * b);
-  };
-  const bounds = costs.map(bound).filter(Number.isFinite);
+  const found = speculativeBounds(decode);
+  const costs = found.map((b) => b.cost), bounds = found.map((b) => b.bound).filter(Number.isFinite);
   return [
     `- Paper: speculative decoding with a subword drafter is 2.6x faster than plain MambaByte decoding. Here the best measured speed-up is ` +
     `${best.speedup.toFixed(2)}x (${best.verify === "pass" ? "one verification pass" : "per-byte verification"}, β ${best.beta}, ` +
