@@ -151,29 +151,39 @@ export class RecurrentSession {
    */
   async read(ids: ArrayLike<number>, from: HostState | undefined = this.state): Promise<Float32Array> {
     if (ids.length === 0) throw new Error("RecurrentSession.read: no ids");
-    const l = ids.length, V = this.V;
-    let all: Float32Array, Vp: number;
     if (this.stepper instanceof MambaStepper) {
       const r = this.stepper.read(from ?? this.stepper.emptyState(), ids, "all");
-      all = r.logits;
-      Vp = all.length / l;
       this.passStates = r.states;
-      this.state = r.states[l - 1];
-    } else {
-      const input = tf.tensor(Int32Array.from(ids), [1, l], "int32");
-      const s0 = from ? hostToTensors(this.model, from) : undefined;
-      const { logits, state } = forwardFromState(this.model, input, s0);
-      input.dispose();
-      if (s0) disposeState(s0);
-      Vp = logits.shape[2]!;
-      all = (await logits.data()) as Float32Array; // (1, l, Vp)
-      logits.dispose();
-      this.state = await tensorsToHost(state);
-      disposeState(state);
-      this.passStates = undefined;
+      return this.took(r.logits, ids.length, r.states[ids.length - 1]);
     }
+    const r = await this.tfPass(ids, from);
+    this.passStates = undefined;
+    return this.took(r.logits, ids.length, r.state);
+  }
+
+  /** One pass of tfjs ops (forwardFromState) over ids from `from`: logits (l, Vp) and the state after. */
+  private async tfPass(ids: ArrayLike<number>, from: HostState | undefined) {
+    const input = tf.tensor(Int32Array.from(ids), [1, ids.length], "int32");
+    const s0 = from ? hostToTensors(this.model, from) : undefined;
+    const { logits, state } = forwardFromState(this.model, input, s0);
+    input.dispose();
+    if (s0) disposeState(s0);
+    const all = (await logits.data()) as Float32Array; // (1, l, Vp)
+    logits.dispose();
+    const host = await tensorsToHost(state);
+    disposeState(state);
+    return { logits: all, state: host };
+  }
+
+  /**
+   * Takes the result of a pass over l ids: the state after it, its logits rows without the vocabulary's
+   * padding (kept for `rollTo`, and returned), the next-id logits; counts the pass.
+   */
+  private took(all: Float32Array, l: number, state: HostState): Float32Array {
+    const V = this.V, Vp = all.length / l;
     const out = new Float32Array(l * V);
     for (let t = 0; t < l; t++) out.set(all.subarray(t * Vp, t * Vp + V), t * V);
+    this.state = state;
     this.passRows = out;
     this.next = out.slice((l - 1) * V);
     this.passes++;
@@ -195,20 +205,24 @@ export class RecurrentSession {
     this.next = a === 0 ? fromNext : this.passRows.slice((a - 1) * this.V, a * this.V);
   }
 
-  /** Reads a long prompt in chunks of `chunk` ids (memory bounded by the chunk). */
+  /**
+   * Reads a prompt: up to SHORT_READ ids with the JS stepper's fused pass (it costs less than one pass of
+   * tfjs ops; same numbers up to rounding), longer ones by tfjs passes of `chunk` ids (memory bounded by the
+   * chunk). Nothing is kept for `rollTo`.
+   */
   async prefill(ids: ArrayLike<number>, chunk = 4096): Promise<void> {
     const a = Array.from(ids);
     if (a.length === 0) return;
     if (this.stepper instanceof MambaStepper && a.length <= SHORT_READ) {
-      // a few hundred ids: the fused JS pass costs less than one pass of tfjs ops (same numbers up to rounding)
       const r = this.stepper.read(this.state ?? this.stepper.emptyState(), a, "last");
-      this.state = r.states[0];
-      const Vp = r.logits.length / a.length;
-      this.next = r.logits.slice((a.length - 1) * Vp, (a.length - 1) * Vp + this.V);
-      this.passes++;
-      return;
+      this.took(r.logits, a.length, r.states[0]);
+    } else {
+      for (let s = 0; s < a.length; s += chunk) {
+        const part = a.slice(s, s + chunk);
+        const r = await this.tfPass(part, this.state);
+        this.took(r.logits, part.length, r.state);
+      }
     }
-    for (let s = 0; s < a.length; s += chunk) await this.read(a.slice(s, s + chunk));
     this.passStates = this.passRows = undefined;
   }
 
