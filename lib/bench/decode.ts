@@ -263,20 +263,15 @@ async function verifyCost(verifier: MambaLM, drafter: MambaLM, text: Uint8Array,
   let state = v.emptyState();
   for (const b of text.subarray(0, 64)) state = v.stepSync(state, b).state;
   const bytes = Array.from(text.subarray(64, 64 + draftLen));
-  const timed = (fn: () => void) => {
-    for (let i = 0; i < 20; i++) fn();
-    const t0 = performance.now();
-    let n = 0;
-    while (performance.now() - t0 < MIN_TIMED_S * 1000) (fn(), n++);
-    return (performance.now() - t0) / n;
-  };
-  const stepMs = timed(() => {
+  // mean ms per call over at least MIN_TIMED_S (timeSteps), here per byte or per token
+  const timed = async (fn: () => void) => (await timeSteps(() => Promise.resolve(fn()), 1, Infinity)).msPerByte;
+  const stepMs = await timed(() => {
     let s = state;
     for (const b of bytes) s = v.stepSync(s, b).state;
   }) / bytes.length;
-  const passMs = timed(() => v.read(state, bytes)) / bytes.length;
+  const passMs = await timed(() => v.read(state, bytes)) / bytes.length;
   let ds = d.emptyState();
-  const drafterStepMs = timed(() => (ds = d.stepSync(ds, 65).state));
+  const drafterStepMs = await timed(() => (ds = d.stepSync(ds, 65).state));
   return {
     mode: "verify_cost",
     stepper: "js",

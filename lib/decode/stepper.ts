@@ -325,7 +325,8 @@ export class MambaStepper implements Stepper {
   private run(state: HostState, ids: ArrayLike<number>, keep: "all" | "last"): HostState[] {
     const { d, e, n, r, k, Vp } = this;
     const T = ids.length;
-    for (const id of Array.from(ids)) {
+    for (let t = 0; t < T; t++) {
+      const id = ids[t];
       if (!(Number.isInteger(id) && id >= 0 && id < Vp)) {
         throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${Vp - 1})`);
       }
