@@ -118,8 +118,7 @@ export function fastMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, trans
   }
   if ((backend === "cpu" || backend === "wasm") && wasmKernelsEnabled()) return run(a, b, transposeA, transposeB);
   if (backend === "webgpu" && webgpuGemmEnabled()) {
-    const [M, K] = transposeA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
-    const N = transposeB ? b.shape[0]! : b.shape[1]!;
+    const { M, N, K } = dimsOf(a, b, { transposeA, transposeB });
     if (gemmWorthwhile(M, N, K)) return run(a, b, transposeA, transposeB);
   }
   return tf.matMul(a, b, transposeA, transposeB);
