@@ -32,7 +32,7 @@ import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
 import { pseudoRandom, sync } from "./gpu_inputs.ts";
 import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../ssm/kernels/matmul_op.ts";
-import { type GemmConfig, getGemmConfig, setGemmConfig } from "../ssm/kernels/matmul_webgpu.ts";
+import { type GemmConfig, getGemmConfig, parseGemmConfig, setGemmConfig } from "../ssm/kernels/matmul_webgpu.ts";
 import { forwardChunk, type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
 
 const args = Deno.args;
@@ -231,6 +231,12 @@ for (const [B, D, N, L] of scanShapes) {
 // k), through fastMatMul's WGSL GEMM and through tf.matMul, in TFLOP/s.
 if (args.includes("--gemm")) {
   const T = quick ? 512 : 32768, d = 512, e2 = 2048;
+  // settings to compare: MAMBABYTE_GEMM_VARIANTS="wgsl,128,16,1;wgsl,128,16,0;tfjs-b" (impl,tile,bk,split k;
+  // tile, bk and split default to 128, 16 and 1), default: the current
+  const variantsSpec = Deno.env.get("MAMBABYTE_GEMM_VARIANTS");
+  const gemmVariants: Partial<GemmConfig>[] = variantsSpec
+    ? variantsSpec.split(";").map((v) => ({ tile: 128, bk: 16, splitK: true, ...parseGemmConfig(v) }))
+    : [getGemmConfig()];
   const products: [string, number[], number[], boolean, boolean][] = [
     ["x W^T (in_proj forward)", [T, d], [e2, d], false, true],
     ["dy W (in_proj input gradient)", [T, e2], [e2, d], false, false],
@@ -247,13 +253,6 @@ if (args.includes("--gemm")) {
     setWebGPUGemm(false);
     const tfjs = await perCallMs(() => tf.matMul(a, b, ta, tb), 3, 13);
     setWebGPUGemm(true);
-    // settings to compare: MAMBABYTE_GEMM_VARIANTS="wgsl,128,16,1;wgsl,128,16,0;tfjs-b" (impl,tile,bk,split k), default: the current
-    const variantsSpec = Deno.env.get("MAMBABYTE_GEMM_VARIANTS");
-    const gemmVariants = variantsSpec
-      ? variantsSpec.split(";").map((v) => v.split(",")).map(([impl, tile = "128", bk = "16", split = "1"]) =>
-        ({ impl, tile: Number(tile), bk: Number(bk), splitK: split !== "0" }) as GemmConfig
-      )
-      : [getGemmConfig()];
     const base = getGemmConfig();
     for (const cfg of gemmVariants) {
       setGemmConfig(cfg);

@@ -48,18 +48,15 @@ export interface GemmConfig {
 }
 // splitK is off by default: it is tested (lavapipe) but not yet timed on the H200, where the defaults were measured
 let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 16, minGroups: 512, splitK: false };
-{
-  // MAMBABYTE_GEMM="impl[,tile[,bk[,split]]]" sets the default (e.g. "tfjs-b", "wgsl,64,16", "wgsl,128,16,1")
-  const env = Deno.env.get("MAMBABYTE_GEMM");
-  if (env) {
-    const [impl, tile, bk, split] = env.split(",");
-    setGemmConfig({
-      impl: impl as GemmConfig["impl"],
-      ...(tile ? { tile: Number(tile) as GemmConfig["tile"] } : {}),
-      ...(bk ? { bk: Number(bk) as GemmConfig["bk"] } : {}),
-      ...(split ? { splitK: split !== "0" } : {}),
-    });
-  }
+/** "impl[,tile[,bk[,split]]]" (e.g. "tfjs-b", "wgsl,64,16", "wgsl,128,16,1") -> the settings it names. */
+export function parseGemmConfig(spec: string): Partial<GemmConfig> {
+  const [impl, tile, bk, split] = spec.split(",");
+  return {
+    impl: impl as GemmConfig["impl"],
+    ...(tile ? { tile: Number(tile) as GemmConfig["tile"] } : {}),
+    ...(bk ? { bk: Number(bk) as GemmConfig["bk"] } : {}),
+    ...(split ? { splitK: split !== "0" } : {}),
+  };
 }
 export function setGemmConfig(c: Partial<GemmConfig>): void {
   const next = { ...gemmConfig, ...c };
@@ -71,6 +68,9 @@ export function setGemmConfig(c: Partial<GemmConfig>): void {
   }
   gemmConfig = next;
 }
+// MAMBABYTE_GEMM="impl[,tile[,bk[,split]]]" sets the default
+if (Deno.env.get("MAMBABYTE_GEMM")) setGemmConfig(parseGemmConfig(Deno.env.get("MAMBABYTE_GEMM")!));
+
 export function getGemmConfig(): GemmConfig {
   return { ...gemmConfig };
 }
