@@ -30,7 +30,7 @@ import { selectiveScan } from "../ssm/mod.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
-import { pseudoRandom, sync } from "./gpu_inputs.ts";
+import { scanBenchInputs, sync } from "./gpu_inputs.ts";
 import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../ssm/kernels/matmul_op.ts";
 import { type GemmConfig, getGemmConfig, parseGemmConfig, setGemmConfig } from "../ssm/kernels/matmul_webgpu.ts";
 import { forwardChunk, type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
@@ -147,13 +147,8 @@ const fwdOnly = args.includes("--fwd-only"); // skip the backward timing (kernel
 const readback = await readbackMs();
 console.log(`read-back latency alone: ${readback.toFixed(2)} ms`);
 
-
 for (const [B, D, N, L] of scanShapes) {
-  const u = pseudoRandom([B, D, L], 1, -2, 2), delta = pseudoRandom([B, D, L], 2, -6, -2);
-  const A = tf.neg(tf.range(1, N + 1).tile([D]).reshape([D, N]));
-  const Bm = pseudoRandom([B, N, L], 3, -2, 2), Cm = pseudoRandom([B, N, L], 4, -2, 2);
-  const Dv = tf.ones([D]), z = pseudoRandom([B, D, L], 5, -2, 2), bias = tf.zeros([D]);
-  const gy = pseudoRandom([B, D, L], 6, -1, 1);
+  const { u, delta, A, Bm, Cm, Dv, z, bias, gy } = scanBenchInputs(B, D, N, L);
   const opts = { deltaSoftplus: true, impl: "fused" as const };
   const forward = () => selectiveScan(u, delta, A, Bm, Cm, Dv, z, bias, opts).y;
   // the vector-Jacobian product with gy, as mamba_ssm's benchmark back-propagates y.backward(gy)

@@ -18,7 +18,7 @@
  * the queueing time outside every wrapped call (engine bookkeeping, tape, tidy).
  */
 import { initBackend, tf } from "../backend.ts";
-import { pseudoRandom, sync } from "./gpu_inputs.ts";
+import { scanBenchInputs, sync } from "./gpu_inputs.ts";
 import { selectiveScan } from "../ssm/mod.ts";
 import { SCAN_GRAD_KERNEL, SCAN_KERNEL } from "../ssm/kernels/op_common.ts";
 import { scanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
@@ -319,11 +319,7 @@ function print(label: string, r: Awaited<ReturnType<typeof profilePhase>>) {
 
 const results: unknown[] = [];
 for (const [B, D, N, L] of shapes) {
-  const u = pseudoRandom([B, D, L], 1, -2, 2), delta = pseudoRandom([B, D, L], 2, -6, -2);
-  const A = tf.neg(tf.range(1, N + 1).tile([D]).reshape([D, N]));
-  const Bm = pseudoRandom([B, N, L], 3, -2, 2), Cm = pseudoRandom([B, N, L], 4, -2, 2);
-  const Dv = tf.ones([D]), z = pseudoRandom([B, D, L], 5, -2, 2), bias = tf.zeros([D]);
-  const gy = pseudoRandom([B, D, L], 6, -1, 1);
+  const { u, delta, A, Bm, Cm, Dv, z, bias, gy } = scanBenchInputs(B, D, N, L);
   await sync(gy);
   const opts = { deltaSoftplus: true, impl: "fused" as const };
   const forward = () => selectiveScan(u, delta, A, Bm, Cm, Dv, z, bias, opts).y;
