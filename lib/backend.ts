@@ -50,7 +50,11 @@ tf.registerBackend("webgpu", async () => {
  * backends fill on the device.
  */
 function reducedAxes(axis: unknown, rank: number): number[] {
-  const list = axis === undefined || axis === null ? [...Array(rank).keys()] : Array.isArray(axis) ? axis : [axis];
+  const list = axis === undefined || axis === null
+    ? [...Array(rank).keys()]
+    : Array.isArray(axis)
+    ? axis
+    : [axis];
   return list.map((a: number) => (a < 0 ? a + rank : a));
 }
 for (const kernelName of ["Sum", "Mean"]) {
@@ -130,8 +134,10 @@ export function requestedBackend(args: string[] = Deno.args): BackendName | unde
   name ??= Deno.env.get("MAMBABYTE_BACKEND") || undefined;
   if (name === undefined || name === "auto") return undefined;
   if (!BACKENDS.includes(name as BackendName)) {
-    throw new Error(`unknown backend "${name}" (from --backend or MAMBABYTE_BACKEND); expected one of ` +
-      `${BACKENDS.join(", ")} or auto`);
+    throw new Error(
+      `unknown backend "${name}" (from --backend or MAMBABYTE_BACKEND); expected one of ` +
+        `${BACKENDS.join(", ")} or auto`,
+    );
   }
   return name as BackendName;
 }
@@ -169,7 +175,8 @@ export async function initBackend(
     info = { backend: "tensorflow", device: "libtensorflow", reason: "requested" };
   } else if (wanted === "webgpu" || wanted === undefined) {
     const adapter = await webgpuAdapter();
-    const usable = adapter && (autoBackend(adapter) === "webgpu" || wanted === "webgpu" || opts.allowFallbackGpu);
+    const usable = adapter &&
+      (autoBackend(adapter) === "webgpu" || wanted === "webgpu" || opts.allowFallbackGpu);
     if (usable && await tf.setBackend("webgpu")) {
       await tf.ready();
       info = {
@@ -178,10 +185,15 @@ export async function initBackend(
         reason: wanted ? "requested" : "a GPU adapter is present",
       };
     } else if (wanted === "webgpu") {
-      throw new Error("backend webgpu was requested but no WebGPU adapter is available (on Debian, " +
-        "mesa-vulkan-drivers gives a software one; on a GPU machine the Vulkan loader and driver are needed)");
+      throw new Error(
+        "backend webgpu was requested but no WebGPU adapter is available (on Debian, " +
+          "mesa-vulkan-drivers gives a software one; on a GPU machine the Vulkan loader and driver are needed)",
+      );
     } else {
-      info = await startCpuLike("wasm", adapter ? `only a fallback GPU adapter (${adapter.description})` : "no GPU adapter");
+      info = await startCpuLike(
+        "wasm",
+        adapter ? `only a fallback GPU adapter (${adapter.description})` : "no GPU adapter",
+      );
     }
   } else {
     info = await startCpuLike(wanted, "requested");

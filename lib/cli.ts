@@ -11,7 +11,7 @@ import { generate } from "./decode/sample.ts";
 import { scoreBytes } from "./eval/bpb.ts";
 import { reproduce, ReproduceInterrupted } from "./reproduce.ts";
 import { appendRecord } from "./results/store.ts";
-import { SCALES, type ScaleName } from "./scales.ts";
+import { type ScaleName, SCALES } from "./scales.ts";
 import { dInner, dtRank, paddedVocab } from "./io/config.ts";
 import "./models/mod.ts";
 import { countParams, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
@@ -71,7 +71,9 @@ export function parseFlags(args: string[], known: Record<string, "value" | "bool
     const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
     const kind = known[name];
     if (!kind) {
-      throw new UsageError(`${command}: unknown option --${name} (known: ${Object.keys(known).map((k) => "--" + k).join(", ")})`);
+      throw new UsageError(
+        `${command}: unknown option --${name} (known: ${Object.keys(known).map((k) => "--" + k).join(", ")})`,
+      );
     }
     if (kind === "bool") {
       flags.set(name, true);
@@ -92,11 +94,19 @@ function required(flags: Flags, name: string, command: string): string {
   return v;
 }
 
-function numberFlag(flags: Flags, name: string, fallback: number, check: (x: number) => boolean, what: string): number {
+function numberFlag(
+  flags: Flags,
+  name: string,
+  fallback: number,
+  check: (x: number) => boolean,
+  what: string,
+): number {
   const v = flags.get(name);
   if (v === undefined) return fallback;
   const x = Number(v);
-  if (typeof v !== "string" || !Number.isFinite(x) || !check(x)) throw new UsageError(`--${name} must be ${what} (got "${v}")`);
+  if (typeof v !== "string" || !Number.isFinite(x) || !check(x)) {
+    throw new UsageError(`--${name} must be ${what} (got "${v}")`);
+  }
   return x;
 }
 
@@ -104,7 +114,11 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (e) {
-    throw new InputError(path, undefined, `${path}: cannot read the ${what}: ${(e as Error).message.split(":")[0]}`);
+    throw new InputError(
+      path,
+      undefined,
+      `${path}: cannot read the ${what}: ${(e as Error).message.split(":")[0]}`,
+    );
   }
 }
 
@@ -114,39 +128,77 @@ async function info(args: string[]) {
   const flags = parseFlags(args, { ...COMMON, model: "value" }, "info");
   const ckpt = await readCheckpoint(required(flags, "model", "info"));
   const cfg = ckpt.config;
-  console.log(JSON.stringify({
-    model: ckpt.dir,
-    config: cfg,
-    derived: { d_inner: dInner(cfg), dt_rank: dtRank(cfg), padded_vocab: paddedVocab(cfg) },
-    parameters: countParameters(cfg),
-    weights: ckpt.weightsPaths,
-    dtypes: [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))],
-  }, null, 2));
+  console.log(JSON.stringify(
+    {
+      model: ckpt.dir,
+      config: cfg,
+      derived: { d_inner: dInner(cfg), dt_rank: dtRank(cfg), padded_vocab: paddedVocab(cfg) },
+      parameters: countParameters(cfg),
+      weights: ckpt.weightsPaths,
+      dtypes: [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))],
+    },
+    null,
+    2,
+  ));
 }
 
 async function score(args: string[]) {
   const flags = parseFlags(args, { ...COMMON, model: "value", text: "value", window: "value" }, "score");
   const modelDir = required(flags, "model", "score");
   const textPath = required(flags, "text", "score");
-  const window = numberFlag(flags, "window", 8192, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
+  const window = numberFlag(
+    flags,
+    "window",
+    8192,
+    (x) => Number.isInteger(x) && x >= 1,
+    "a positive integer",
+  );
   const text = await readInput(textPath, "text");
-  if (text.length < 2) throw new InputError(textPath, undefined, `${textPath}: needs at least 2 bytes to score`);
+  if (text.length < 2) {
+    throw new InputError(textPath, undefined, `${textPath}: needs at least 2 bytes to score`);
+  }
   await initBackend();
   const model = await loadPretrained(modelDir);
   const s = await scoreBytes(model, text, window);
-  console.log(JSON.stringify({ model: modelDir, text: textPath, bytes: s.bytes, ce_nats: s.ce_nats, bits_per_byte: s.bits_per_byte }));
+  console.log(
+    JSON.stringify({
+      model: modelDir,
+      text: textPath,
+      bytes: s.bytes,
+      ce_nats: s.ce_nats,
+      bits_per_byte: s.bits_per_byte,
+    }),
+  );
 }
 
 async function generateCommand(args: string[]) {
   const flags = parseFlags(args, {
-    ...COMMON, model: "value", "prompt-file": "value", "max-bytes": "value", greedy: "bool", temperature: "value",
-    "top-k": "value", "top-p": "value", seed: "value", speculative: "bool", drafter: "value", "draft-tokens": "value",
+    ...COMMON,
+    model: "value",
+    "prompt-file": "value",
+    "max-bytes": "value",
+    greedy: "bool",
+    temperature: "value",
+    "top-k": "value",
+    "top-p": "value",
+    seed: "value",
+    speculative: "bool",
+    drafter: "value",
+    "draft-tokens": "value",
     beta: "value",
   }, "generate");
   const modelDir = required(flags, "model", "generate");
   const prompt = await readInput(required(flags, "prompt-file", "generate"), "prompt");
-  if (prompt.length === 0) throw new UsageError("generate: the prompt file is empty (need at least one byte)");
-  const maxBytes = numberFlag(flags, "max-bytes", NaN, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
+  if (prompt.length === 0) {
+    throw new UsageError("generate: the prompt file is empty (need at least one byte)");
+  }
+  const maxBytes = numberFlag(
+    flags,
+    "max-bytes",
+    NaN,
+    (x) => Number.isInteger(x) && x >= 1,
+    "a positive integer",
+  );
   if (Number.isNaN(maxBytes)) throw new UsageError("generate: --max-bytes is required");
   const greedy = flags.get("greedy") === true;
   if (greedy && ["temperature", "top-k", "top-p"].some((f) => flags.has(f))) {
@@ -165,23 +217,47 @@ async function generateCommand(args: string[]) {
   }
   if (speculative) {
     if (["temperature", "top-k", "top-p", "seed"].some((f) => flags.has(f))) {
-      throw new UsageError("generate: --speculative decodes greedily (top-beta acceptance); drop --temperature, --top-k, --top-p, --seed");
+      throw new UsageError(
+        "generate: --speculative decodes greedily (top-beta acceptance); drop --temperature, --top-k, --top-p, --seed",
+      );
     }
     const drafterDir = required(flags, "drafter", "generate --speculative");
-    const draftTokens = numberFlag(flags, "draft-tokens", 3, (x) => Number.isInteger(x) && x >= 1, "an integer >= 1");
-    const beta = numberFlag(flags, "beta", 1, (x) => Number.isInteger(x) && x >= 1 && x <= 256, "an integer in 1..256");
+    const draftTokens = numberFlag(
+      flags,
+      "draft-tokens",
+      3,
+      (x) => Number.isInteger(x) && x >= 1,
+      "an integer >= 1",
+    );
+    const beta = numberFlag(
+      flags,
+      "beta",
+      1,
+      (x) => Number.isInteger(x) && x >= 1 && x <= 256,
+      "an integer in 1..256",
+    );
     await initBackend({ quiet: false });
     const verifier = await loadPretrained(modelDir);
     const { model: drafter, tokenizer } = await loadTrained(drafterDir);
-    if (!tokenizer) throw new UsageError(`generate: the drafter ${drafterDir} has no tokenizer.json (a mamba_subword checkpoint is needed)`);
+    if (!tokenizer) {
+      throw new UsageError(
+        `generate: the drafter ${drafterDir} has no tokenizer.json (a mamba_subword checkpoint is needed)`,
+      );
+    }
     const out = new Uint8Array(1);
     const r = await speculativeDecode(verifier, asMamba(drafter), tokenizer, prompt, maxBytes, {
-      draftTokens, beta, onByte: async (b) => {
+      draftTokens,
+      beta,
+      onByte: async (b) => {
         out[0] = b;
         await Deno.stdout.write(out);
       },
     });
-    console.error(JSON.stringify({ speculative: { verifier: modelDir, drafter: drafterDir, draftTokens, beta, ...r.stats } }));
+    console.error(
+      JSON.stringify({
+        speculative: { verifier: modelDir, drafter: drafterDir, draftTokens, beta, ...r.stats },
+      }),
+    );
     return;
   }
   await initBackend({ quiet: false });
@@ -198,26 +274,48 @@ const DOMAIN_NAMES = ["books", "stories", "prose", "latex", "code"];
 
 function domainFlag(flags: Flags, command: string): Domain {
   const d = required(flags, "data", command);
-  if (!DOMAIN_NAMES.includes(d)) throw new UsageError(`${command}: --data must be one of ${DOMAIN_NAMES.join(", ")} (got "${d}")`);
+  if (!DOMAIN_NAMES.includes(d)) {
+    throw new UsageError(`${command}: --data must be one of ${DOMAIN_NAMES.join(", ")} (got "${d}")`);
+  }
   return d as Domain;
 }
 
 function scaleFlag(flags: Flags, fallback: ScaleName): ScaleName {
   const s = (flags.get("scale") ?? Deno.env.get("SCALE") ?? fallback) as ScaleName;
-  if (!(s in SCALES)) throw new UsageError(`--scale must be one of ${Object.keys(SCALES).join(", ")} (got "${s}")`);
+  if (!(s in SCALES)) {
+    throw new UsageError(`--scale must be one of ${Object.keys(SCALES).join(", ")} (got "${s}")`);
+  }
   return s;
 }
 
 async function trainCommand(args: string[]) {
   const flags = parseFlags(args, {
-    ...COMMON, model: "value", size: "value", data: "value", steps: "value", flops: "value", batch: "value",
-    length: "value", lr: "value", warmup: "value", seed: "value", vocab: "value", scale: "value", name: "value",
-    resume: "bool", "eval-bytes": "value", config: "value", "runs-dir": "value", results: "value",
+    ...COMMON,
+    model: "value",
+    size: "value",
+    data: "value",
+    steps: "value",
+    flops: "value",
+    batch: "value",
+    length: "value",
+    lr: "value",
+    warmup: "value",
+    seed: "value",
+    vocab: "value",
+    scale: "value",
+    name: "value",
+    resume: "bool",
+    "eval-bytes": "value",
+    config: "value",
+    "runs-dir": "value",
+    results: "value",
   }, "train");
   const kind = required(flags, "model", "train");
   const size = required(flags, "size", "train");
   const domain = domainFlag(flags, "train");
-  if (flags.has("steps") === flags.has("flops")) throw new UsageError("train: give exactly one of --steps N and --flops F");
+  if (flags.has("steps") === flags.has("flops")) {
+    throw new UsageError("train: give exactly one of --steps N and --flops F");
+  }
   let config: Record<string, unknown>;
   try {
     config = presetConfig(kind, size);
@@ -225,7 +323,8 @@ async function trainCommand(args: string[]) {
   } catch (e) {
     throw new UsageError(`train: ${(e as Error).message}`);
   }
-  const int = (name: string, fallback: number) => numberFlag(flags, name, fallback, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
+  const int = (name: string, fallback: number) =>
+    numberFlag(flags, name, fallback, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
   const seed = numberFlag(flags, "seed", 0, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0");
   const scale = scaleFlag(flags, "small");
   const spec: RunSpec = {
@@ -240,9 +339,13 @@ async function trainCommand(args: string[]) {
       lr: numberFlag(flags, "lr", 2e-3, (x) => x > 0, "a number > 0"),
       warmup: numberFlag(flags, "warmup", 50, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
       seed,
-      ...(flags.has("steps") ? { steps: int("steps", 1) } : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
+      ...(flags.has("steps")
+        ? { steps: int("steps", 1) }
+        : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
     },
-    vocab: flags.has("vocab") ? int("vocab", 1024) : (TOKEN_UNIT[kind as ModelKind] === "subword" ? 1024 : undefined),
+    vocab: flags.has("vocab")
+      ? int("vocab", 1024)
+      : (TOKEN_UNIT[kind as ModelKind] === "subword" ? 1024 : undefined),
     eval: { maxBytes: flags.has("eval-bytes") ? int("eval-bytes", 1) : undefined },
   };
   family(kind); // unknown model: a usage error before the backend starts
@@ -253,48 +356,99 @@ async function trainCommand(args: string[]) {
       runsDir: flags.get("runs-dir") as string | undefined,
       resultsDir: flags.get("results") as string | undefined,
     });
-    console.log(JSON.stringify({ run: rec.run, model: rec.model, parameters: rec.parameters, bytes_seen: rec.bytes_seen,
-      train_flops: rec.train_flops, train_bytes_per_s: rec.train_bytes_per_s, test_bits_per_byte: rec.eval.bits_per_byte,
-      word_perplexity: rec.eval.word_perplexity }));
+    console.log(
+      JSON.stringify({
+        run: rec.run,
+        model: rec.model,
+        parameters: rec.parameters,
+        bytes_seen: rec.bytes_seen,
+        train_flops: rec.train_flops,
+        train_bytes_per_s: rec.train_bytes_per_s,
+        test_bits_per_byte: rec.eval.bits_per_byte,
+        word_perplexity: rec.eval.word_perplexity,
+      }),
+    );
   } catch (e) {
     if (e instanceof TrainingInterrupted || e instanceof NonFiniteLoss) {
       console.error(`error: ${e.message}`);
       Deno.exit(e instanceof TrainingInterrupted ? 130 : 1);
     }
-    if (e instanceof Error && !(e instanceof InputError) && /^(run |no data|no size|model ")/.test(e.message)) throw new UsageError(e.message);
+    if (
+      e instanceof Error && !(e instanceof InputError) && /^(run |no data|no size|model ")/.test(e.message)
+    ) throw new UsageError(e.message);
     throw e;
   }
 }
 
 async function evalCommand(args: string[]) {
   const flags = parseFlags(args, {
-    ...COMMON, model: "value", data: "value", split: "value", window: "value", "max-bytes": "value", scale: "value", results: "value",
+    ...COMMON,
+    model: "value",
+    data: "value",
+    split: "value",
+    window: "value",
+    "max-bytes": "value",
+    scale: "value",
+    results: "value",
   }, "eval");
   const dir = required(flags, "model", "eval");
   const domain = domainFlag(flags, "eval");
   const split = (flags.get("split") ?? "test") as string;
-  if (split !== "test" && split !== "validation") throw new UsageError(`eval: --split must be test or validation (got "${split}")`);
+  if (split !== "test" && split !== "validation") {
+    throw new UsageError(`eval: --split must be test or validation (got "${split}")`);
+  }
   const scale = scaleFlag(flags, "small");
   await initBackend();
   const { model, tokenizer } = await loadTrained(dir);
   const text = await domainText(domain, scale, split);
-  const maxBytes = numberFlag(flags, "max-bytes", text.test.length, (x) => Number.isInteger(x) && x >= 2, "an integer >= 2");
-  const window = numberFlag(flags, "window", 2048, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
+  const maxBytes = numberFlag(
+    flags,
+    "max-bytes",
+    text.test.length,
+    (x) => Number.isInteger(x) && x >= 2,
+    "an integer >= 2",
+  );
+  const window = numberFlag(
+    flags,
+    "window",
+    2048,
+    (x) => Number.isInteger(x) && x >= 1,
+    "a positive integer",
+  );
   const t0 = performance.now();
   const s = await scoreText(model, text.test.subarray(0, maxBytes), { window, tokenizer });
-  const record = { model_dir: dir, model: model.kind, domain, split: text.evalSplit, data: text.source, window,
-    parameters: countParams(model), ...s, wall_s: (performance.now() - t0) / 1000 };
+  const record = {
+    model_dir: dir,
+    model: model.kind,
+    domain,
+    split: text.evalSplit,
+    data: text.source,
+    window,
+    parameters: countParams(model),
+    ...s,
+    wall_s: (performance.now() - t0) / 1000,
+  };
   await appendRecord("eval", record, flags.get("results") as string | undefined);
   console.log(JSON.stringify(record));
 }
 
 async function reproduceCommand(args: string[]) {
   const flags = parseFlags(args, {
-    ...COMMON, scale: "value", results: "value", "runs-dir": "value", domains: "value", models: "value",
-    "no-data": "bool", "no-evaluations": "bool", "no-figures": "bool", "no-notebooks": "bool", "in-process": "bool",
+    ...COMMON,
+    scale: "value",
+    results: "value",
+    "runs-dir": "value",
+    domains: "value",
+    models: "value",
+    "no-data": "bool",
+    "no-evaluations": "bool",
+    "no-figures": "bool",
+    "no-notebooks": "bool",
+    "in-process": "bool",
   }, "reproduce");
   const scale = scaleFlag(flags, "small");
-  const list = (name: string) => flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
+  const list = (name: string) =>
+    flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
   const backend = await initBackend();
   const inProcess = flags.get("in-process") === true;
   if (!inProcess) console.error(`reproduce at the ${scale} scale (${SCALES[scale]}) on ${backend.backend}`);
@@ -330,7 +484,12 @@ class ReproduceFailed extends Error {
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const commands: Record<string, (a: string[]) => Promise<void>> = {
-    info, score, generate: generateCommand, train: trainCommand, eval: evalCommand, reproduce: reproduceCommand,
+    info,
+    score,
+    generate: generateCommand,
+    train: trainCommand,
+    eval: evalCommand,
+    reproduce: reproduceCommand,
   };
   if (!command || command === "--help" || command === "-h" || command === "help") {
     console.log(HELP);

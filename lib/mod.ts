@@ -26,21 +26,58 @@ export type { ScaleName } from "./scales.ts";
 export { layout, showFigure, showTable } from "./plot/display.ts";
 export { exportFigure, renderFigure } from "./plot/export.ts";
 export * as data from "./data/mod.ts";
-export { addNoise, addNoiseText, ByteBPE, byteHistogram, dataLocation, domainSummary, DOMAIN_NOTES, DOMAINS, evalWindows, NOISE_DEFAULT_P, NOISE_DEFINITIONS, NOISE_KINDS, readCorpusManifest, readDocuments, readDomainSplit, slidingWindows, trainBpe } from "./data/mod.ts";
-export type { CorpusManifest, DataLocation, Domain, DomainRow, NoiseKind, SlidingWindow } from "./data/mod.ts";
+export {
+  addNoise,
+  addNoiseText,
+  ByteBPE,
+  byteHistogram,
+  dataLocation,
+  DOMAIN_NOTES,
+  DOMAINS,
+  domainSummary,
+  evalWindows,
+  NOISE_DEFAULT_P,
+  NOISE_DEFINITIONS,
+  NOISE_KINDS,
+  readCorpusManifest,
+  readDocuments,
+  readDomainSplit,
+  slidingWindows,
+  trainBpe,
+} from "./data/mod.ts";
+export type {
+  CorpusManifest,
+  DataLocation,
+  Domain,
+  DomainRow,
+  NoiseKind,
+  SlidingWindow,
+} from "./data/mod.ts";
 export { countParams, MODEL_KINDS, nextTokenLoss, TOKEN_UNIT } from "./models/lm.ts";
 export type { LanguageModel, ModelKind } from "./models/lm.ts";
 export { createModel, loadModel, saveModel } from "./models/mod.ts";
-export { PRESETS, presetConfig } from "./models/presets.ts";
+export { presetConfig, PRESETS } from "./models/presets.ts";
 export { train } from "./train/trainer.ts";
 export type { TrainerConfig, TrainLogEntry } from "./train/trainer.ts";
 export { loadTrained, runExperiment } from "./train/experiment.ts";
 export type { RunRecord, RunSpec } from "./train/experiment.ts";
 export { planRuns, readPlan } from "./train/plan.ts";
 export { scoreText } from "./eval/score.ts";
-export { computeMatchedFigure, computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
+export {
+  computeMatchedFigure,
+  computeMatchedTable,
+  latestRuns,
+  matchedRows,
+  tableMarkdown,
+} from "./results/compute_matched.ts";
 export * as paper from "./paper.ts";
-export { evaluateExtrapolation, EXTRAPOLATION_MULTIPLES, extrapolationRecords, extrapolationStage, forwardFromState } from "./eval/extrapolation.ts";
+export {
+  evaluateExtrapolation,
+  EXTRAPOLATION_MULTIPLES,
+  extrapolationRecords,
+  extrapolationStage,
+  forwardFromState,
+} from "./eval/extrapolation.ts";
 export type { ExtrapolationRecord, ExtrapolationResult } from "./eval/extrapolation.ts";
 export { evaluateNoise, NOISE_SETTINGS, noiseStage } from "./eval/noise.ts";
 export type { NoiseRecord, NoiseResult } from "./eval/noise.ts";

@@ -29,14 +29,35 @@ export interface PaperBpbRow {
 
 /** Table 1 (compute-matched, medium scale): test bits-per-byte [P]. */
 export const PAPER_COMPUTE_MATCHED: PaperBpbRow[] = [
-  { model: "Transformer-320M", kind: "transformer", context: 1024, bytes: "80B",
-    bpb: { PG19: 1.057, Stories: 1.064, Books: 1.097, ArXiv: 0.816, Code: 0.575 } },
-  { model: "PerceiverAR-248M", kind: "perceiver_ar", context: 8192, bytes: "80B",
-    bpb: { PG19: 1.104, Stories: 1.070, Books: 1.104, ArXiv: 0.791, Code: 0.546 } },
-  { model: "MegaByte-758M+262M (patch 8)", kind: "megabyte", context: 8192, bytes: "80B",
-    bpb: { PG19: 1.000, Stories: 0.978, Books: 1.007, ArXiv: 0.678, Code: 0.411 } },
-  { model: "MambaByte-353M", kind: "mambabyte", context: 8192, bytes: "30B",
-    bpb: { PG19: 0.930, Stories: 0.908, Books: 0.966, ArXiv: 0.663, Code: 0.396 }, tags: { Books: "[S]" } },
+  {
+    model: "Transformer-320M",
+    kind: "transformer",
+    context: 1024,
+    bytes: "80B",
+    bpb: { PG19: 1.057, Stories: 1.064, Books: 1.097, ArXiv: 0.816, Code: 0.575 },
+  },
+  {
+    model: "PerceiverAR-248M",
+    kind: "perceiver_ar",
+    context: 8192,
+    bytes: "80B",
+    bpb: { PG19: 1.104, Stories: 1.070, Books: 1.104, ArXiv: 0.791, Code: 0.546 },
+  },
+  {
+    model: "MegaByte-758M+262M (patch 8)",
+    kind: "megabyte",
+    context: 8192,
+    bytes: "80B",
+    bpb: { PG19: 1.000, Stories: 0.978, Books: 1.007, ArXiv: 0.678, Code: 0.411 },
+  },
+  {
+    model: "MambaByte-353M",
+    kind: "mambabyte",
+    context: 8192,
+    bytes: "30B",
+    bpb: { PG19: 0.930, Stories: 0.908, Books: 0.966, ArXiv: 0.663, Code: 0.396 },
+    tags: { Books: "[S]" },
+  },
 ];
 
 /** Noise robustness (PG19 word-perplexity increase), subword Mamba-1.03B vs MambaByte-972M [S]. */

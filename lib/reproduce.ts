@@ -5,7 +5,7 @@
  * re-trained, an interrupted run resumes from its checkpoint, and the data step is a no-op when the
  * corpus matches its manifest. Progress is printed throughout (stage, run i/N, elapsed, ETA).
  */
-import { readPlan, planRuns, isRecorded, recordedRuns } from "./train/plan.ts";
+import { isRecorded, planRuns, readPlan, recordedRuns } from "./train/plan.ts";
 import { REPO_ROOT, runExperiment, type RunRecord, type RunSpec } from "./train/experiment.ts";
 import { formatSeconds, TrainingInterrupted } from "./train/trainer.ts";
 import { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
@@ -59,7 +59,13 @@ let runningChild: Deno.ChildProcess | undefined;
 
 /** Runs `deno ARGS` in the repository, its output inherited; resolves to its exit status. */
 async function denoChild(args: string[], env: Record<string, string> = {}): Promise<Deno.CommandStatus> {
-  const p = new Deno.Command(Deno.execPath(), { args, env, stdout: "inherit", stderr: "inherit", cwd: REPO_ROOT }).spawn();
+  const p = new Deno.Command(Deno.execPath(), {
+    args,
+    env,
+    stdout: "inherit",
+    stderr: "inherit",
+    cwd: REPO_ROOT,
+  }).spawn();
   runningChild = p;
   try {
     return await p.status;
@@ -87,12 +93,27 @@ function childArgs(spec: RunSpec, opts: ReproduceOptions, resultsDir: string): s
   const entry = String(spec.labels?.entry ?? "");
   if (!entry) throw new Error(`${spec.name}: the plan entry is not in the run's labels`);
   return [
-    "run", "-A", "lib/cli.ts", "reproduce", "--in-process", "--scale", opts.scale, "--domains", spec.domain, "--models", entry,
-    "--results", resultsDir, ...(opts.runsDir ? ["--runs-dir", opts.runsDir] : []), ...(opts.backend ? ["--backend", opts.backend] : []),
+    "run",
+    "-A",
+    "lib/cli.ts",
+    "reproduce",
+    "--in-process",
+    "--scale",
+    opts.scale,
+    "--domains",
+    spec.domain,
+    "--models",
+    entry,
+    "--results",
+    resultsDir,
+    ...(opts.runsDir ? ["--runs-dir", opts.runsDir] : []),
+    ...(opts.backend ? ["--backend", opts.backend] : []),
   ];
 }
 
-export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunRecord[]; table: string; failures: string[] }> {
+export async function reproduce(
+  opts: ReproduceOptions,
+): Promise<{ runs: RunRecord[]; table: string; failures: string[] }> {
   const t0 = performance.now();
   const elapsed = () => formatSeconds((performance.now() - t0) / 1000);
   // seconds spent in each stage, recorded at the end (reproduce.jsonl)
@@ -113,7 +134,9 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
   } else if (opts.scale === "smoke" || opts.skipData) {
     console.error("using the tracked sample in data/samples (no download)");
   } else if (!(await subprocess("deno task data", ["run", "-A", "lib/data/corpora/main.ts"]))) {
-    console.error("reproduce: continuing with whatever data is present (the tracked sample if the corpus is missing)");
+    console.error(
+      "reproduce: continuing with whatever data is present (the tracked sample if the corpus is missing)",
+    );
   }
 
   stage(2, "training plan (compute-matched)");
@@ -121,7 +144,13 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
   const specs = planRuns(plan, opts.scale, { domains: opts.domains, models: opts.models });
   const done = await recordedRuns(resultsDir);
   const todo = specs.filter((s) => !isRecorded(s, done));
-  if (!opts.inProcess) console.error(`${specs.length} runs in the plan at scale ${opts.scale}; ${specs.length - todo.length} already recorded, ${todo.length} to run`);
+  if (!opts.inProcess) {
+    console.error(
+      `${specs.length} runs in the plan at scale ${opts.scale}; ${
+        specs.length - todo.length
+      } already recorded, ${todo.length} to run`,
+    );
+  }
   const tTrain = performance.now();
   // a signal reaches the child training a run (which saves a checkpoint), then the plan stops
   let interrupted = false;
@@ -131,19 +160,28 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
       runningChild?.kill(sig);
     } catch { /* already gone */ }
   };
-  const listeners = opts.inProcess ? [] : (["SIGINT", "SIGTERM"] as Deno.Signal[]).map((sig) => [sig, forward(sig)] as const);
+  const listeners = opts.inProcess
+    ? []
+    : (["SIGINT", "SIGTERM"] as Deno.Signal[]).map((sig) => [sig, forward(sig)] as const);
   for (const [sig, f] of listeners) Deno.addSignalListener(sig, f);
   try {
     for (const [i, spec] of todo.entries()) {
       const eta = i ? formatSeconds((performance.now() - tTrain) / 1000 / i * (todo.length - i)) : "?";
-      if (!opts.inProcess) console.error(`\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${eta})`);
+      if (!opts.inProcess) {
+        console.error(`\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${eta})`);
+      }
       try {
-        if (opts.inProcess) await runExperiment(spec, { resultsDir, runsDir: opts.runsDir, resume: true, quiet: false });
-        else {
+        if (opts.inProcess) {
+          await runExperiment(spec, { resultsDir, runsDir: opts.runsDir, resume: true, quiet: false });
+        } else {
           const { code, signal } = await denoChild(childArgs(spec, opts, resultsDir));
           // 130: the child saved its checkpoint on SIGINT / SIGTERM
           if (code === 130 || interrupted) throw new ReproduceInterrupted(spec.name);
-          if (code !== 0) throw new Error(`its process exited with ${signal ? `signal ${signal}` : `code ${code}`} (its output is above)`);
+          if (code !== 0) {
+            throw new Error(
+              `its process exited with ${signal ? `signal ${signal}` : `code ${code}`} (its output is above)`,
+            );
+          }
         }
       } catch (e) {
         if (e instanceof ReproduceInterrupted) throw e;
@@ -161,7 +199,9 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
   if (opts.inProcess) return { runs: [], table: "", failures };
   const runs = latestRuns(await recordedRuns(resultsDir), opts.scale, plan.name)
     .filter((r) => specs.some((s) => s.name === r.run));
-  const table = runs.length ? tableMarkdown(computeMatchedTable(matchedRows(runs), opts.scale)) : "(no runs recorded)\n";
+  const table = runs.length
+    ? tableMarkdown(computeMatchedTable(matchedRows(runs), opts.scale))
+    : "(no runs recorded)\n";
   console.log(`\nCompute-matched test bits-per-byte (${opts.scale} scale):\n\n${table}`);
 
   stage(3, "evaluations on the trained models");
@@ -179,19 +219,36 @@ export async function reproduce(opts: ReproduceOptions): Promise<{ runs: RunReco
   stage(4, "figures and tables (deno task figures)");
   if (opts.skipFigures) console.error("skipped");
   else if (await pathExists(`${REPO_ROOT}lib/plot/figures.ts`)) {
-    if (!(await subprocess("deno task figures", ["run", "-A", "lib/plot/figures.ts"]))) failures.push("figures");
+    if (!(await subprocess("deno task figures", ["run", "-A", "lib/plot/figures.ts"]))) {
+      failures.push("figures");
+    }
   }
 
   stage(5, "notebooks (executed headlessly, rendered to figures/notebooks/SCALE/)");
   if (opts.skipNotebooks) console.error("skipped");
-  else if (!(await subprocess("notebooks", ["run", "-A", "lib/notebook/run.ts", "--scale", opts.scale]))) failures.push("notebooks");
+  else if (!(await subprocess("notebooks", ["run", "-A", "lib/notebook/run.ts", "--scale", opts.scale]))) {
+    failures.push("notebooks");
+  }
 
   if (current) stages[current.name] = (performance.now() - current.t) / 1000;
-  console.error(`\nreproduce (${opts.scale}) finished in ${elapsed()}` + (failures.length ? `; ${failures.length} failure(s):\n  ${failures.join("\n  ")}` : ""));
+  console.error(
+    `\nreproduce (${opts.scale}) finished in ${elapsed()}` +
+      (failures.length ? `; ${failures.length} failure(s):\n  ${failures.join("\n  ")}` : ""),
+  );
   await appendRecord("reproduce", {
-    experiment: "reproduce", scale: opts.scale, wall_s: (performance.now() - t0) / 1000, stage_wall_s: stages,
-    runs_in_plan: specs.length, runs_trained: todo.length, failures,
-    skipped_stages: { data: !!opts.skipData, evaluations: !!opts.skipEvaluations, figures: !!opts.skipFigures, notebooks: !!opts.skipNotebooks },
+    experiment: "reproduce",
+    scale: opts.scale,
+    wall_s: (performance.now() - t0) / 1000,
+    stage_wall_s: stages,
+    runs_in_plan: specs.length,
+    runs_trained: todo.length,
+    failures,
+    skipped_stages: {
+      data: !!opts.skipData,
+      evaluations: !!opts.skipEvaluations,
+      figures: !!opts.skipFigures,
+      notebooks: !!opts.skipNotebooks,
+    },
   }, resultsDir);
   return { runs, table, failures };
 }

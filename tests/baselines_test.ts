@@ -9,11 +9,31 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { useBackend } from "./helpers.ts";
 import {
-  asMegaByte, asPerceiverAR, asTransformer, attentionLimits, baselineConfig, createModel, disposeCache,
-  disposeMegaByteState, family, loadModel, megabytePrefill, megabyteStep, perceiverLatentLogits, saveModel,
-  transformerForward, transformerPrefill, transformerStep,
+  asMegaByte,
+  asPerceiverAR,
+  asTransformer,
+  attentionLimits,
+  baselineConfig,
+  createModel,
+  disposeCache,
+  disposeMegaByteState,
+  family,
+  loadModel,
+  megabytePrefill,
+  megabyteStep,
+  perceiverLatentLogits,
+  saveModel,
+  transformerForward,
+  transformerPrefill,
+  transformerStep,
 } from "../lib/models/mod.ts";
-import { countParams, disposeModel, type LanguageModel, nextTokenLoss, readParams } from "../lib/models/lm.ts";
+import {
+  countParams,
+  disposeModel,
+  type LanguageModel,
+  nextTokenLoss,
+  readParams,
+} from "../lib/models/lm.ts";
 import { AdamW, ADAMW_DEFAULTS, warmupCosine } from "../lib/train/adamw.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { train } from "../lib/train/trainer.ts";
@@ -71,7 +91,11 @@ for (const kind of Object.keys(TINY)) {
     const vocab = model.config.vocab_size;
     const data = Int32Array.from(text, (c) => c % vocab); // subword model: the bytes folded into its vocabulary
     const { lr, steps, minRatio } = OVERFIT[kind];
-    const opt = new AdamW(model.params, { ...ADAMW_DEFAULTS, lr, weightDecay: 0.01 }, (n) => !model.noWeightDecay(n));
+    const opt = new AdamW(
+      model.params,
+      { ...ADAMW_DEFAULTS, lr, weightDecay: 0.01 },
+      (n) => !model.noWeightDecay(n),
+    );
     const names = [...model.params.keys()], vars = names.map((n) => model.params.get(n)!);
     const rng = new Rng(3);
     const b = 4, l = 32; // l: a multiple of MegaByte's patch, twice PerceiverAR's latents
@@ -86,16 +110,30 @@ for (const kind of Object.keys(TINY)) {
       const ids = tf.tensor(rows, [b, l + 1], "int32");
       const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, ids), vars);
       losses.push((await value.data())[0]);
-      await opt.apply(new Map(names.map((n, i) => [n, grads[vars[i].name]])), warmupCosine(s, steps, lr, 5, minRatio));
+      await opt.apply(
+        new Map(names.map((n, i) => [n, grads[vars[i].name]])),
+        warmupCosine(s, steps, lr, 5, minRatio),
+      );
       tf.dispose([ids, value, ...Object.values(grads)]);
       if (s === 1) tensorsAfterFirst = tf.memory().numTensors;
     }
     assert.equal(tf.memory().numTensors, tensorsAfterFirst, "tensors leak during training");
     const first = losses[0], last = losses.slice(-5).reduce((a, x) => a + x, 0) / 5;
     const unigram = unigramEntropy(data); // 2.35 nats for the bytes of this text
-    assert.ok(first > 0.8 * Math.log(vocab), `${kind}: initial loss ${first} should be near ln V = ${Math.log(vocab)}`);
-    assert.ok(last < 0.5 * first, `${kind}: loss ${first.toFixed(3)} -> ${last.toFixed(3)} did not fall clearly`);
-    assert.ok(last < unigram - 0.3, `${kind}: loss ${last.toFixed(3)} is not clearly below the unigram entropy ${unigram.toFixed(3)}: context unused`);
+    assert.ok(
+      first > 0.8 * Math.log(vocab),
+      `${kind}: initial loss ${first} should be near ln V = ${Math.log(vocab)}`,
+    );
+    assert.ok(
+      last < 0.5 * first,
+      `${kind}: loss ${first.toFixed(3)} -> ${last.toFixed(3)} did not fall clearly`,
+    );
+    assert.ok(
+      last < unigram - 0.3,
+      `${kind}: loss ${last.toFixed(3)} is not clearly below the unigram entropy ${
+        unigram.toFixed(3)
+      }: context unused`,
+    );
     opt.dispose();
     disposeModel(model);
   });
@@ -111,8 +149,14 @@ for (const kind of Object.keys(TINY)) {
       const changed = ids.slice();
       changed[j] = (changed[j] + 1) % model.config.vocab_size;
       const out = model.logits(tf.tensor(changed, [1, l], "int32"));
-      const before = await maxAbsDiff(tf.slice(out, [0, 0, 0], [1, j, V]), tf.slice(base, [0, 0, 0], [1, j, V]));
-      const after = await maxAbsDiff(tf.slice(out, [0, j, 0], [1, l - j, V]), tf.slice(base, [0, j, 0], [1, l - j, V]));
+      const before = await maxAbsDiff(
+        tf.slice(out, [0, 0, 0], [1, j, V]),
+        tf.slice(base, [0, 0, 0], [1, j, V]),
+      );
+      const after = await maxAbsDiff(
+        tf.slice(out, [0, j, 0], [1, l - j, V]),
+        tf.slice(base, [0, j, 0], [1, l - j, V]),
+      );
       assert.equal(before, 0, `${kind}: changing token ${j} changed an earlier logit by ${before}`);
       assert.ok(after > 1e-6, `${kind}: changing token ${j} changed nothing at or after it`);
       out.dispose();
@@ -158,7 +202,10 @@ Deno.test("training FLOPs per token and parameter counts match hand counts", () 
   assert.deepEqual(flops("transformer", { d_model: 32, n_layer: 2 }, 64), { flops: 245760, params: 33088 });
   // transformer_subword, V 100: head 2 x 100 x 32 = 6400 -> forward 49152 + 16384 + 6400 = 71936, x 3 = 215808
   //   params 100 x 32 + 24832 + 64 = 28096
-  assert.deepEqual(flops("transformer_subword", { d_model: 32, n_layer: 2, vocab_size: 100 }, 64), { flops: 215808, params: 28096 });
+  assert.deepEqual(flops("transformer_subword", { d_model: 32, n_layer: 2, vocab_size: 100 }, 64), {
+    flops: 215808,
+    params: 28096,
+  });
   // megabyte, P 4, d_g 32 x 2 layers, d_l 16 x 2 layers, byte embedding e = 32 / 4 = 8, l = 64, K = 16:
   //   per patch: patch embedder 2 P e d_g = 2 x 4 x 8 x 32                          = 2048
   //              global layers 2 x (2 x (4 x 1024 + 2 x 32 x 128) + 4 x 16 x 32)    = 53248
@@ -336,15 +383,28 @@ Deno.test("the shared trainer and scorer run every baseline (MegaByte's length m
     // an evaluation window that is not a multiple of MegaByte's patch, nor of PerceiverAR's latents
     const score = await scoreText(model, text.subarray(0, 200), { window: 45 });
     assert.equal(score.bytes, 199);
-    assert.ok(score.bits_per_byte > 0 && score.bits_per_byte < 10, `${kind}: ${score.bits_per_byte} bits per byte`);
+    assert.ok(
+      score.bits_per_byte > 0 && score.bits_per_byte < 10,
+      `${kind}: ${score.bits_per_byte} bits per byte`,
+    );
     // batched windows (4 full ones of 45 + a short last one, in batches of 3) give the same sum
     const batched = await scoreText(model, text.subarray(0, 200), { window: 45, batch: 3 });
     assert.equal(batched.tokens, score.tokens);
-    assert.ok(Math.abs(batched.nats - score.nats) < 1e-3 * score.nats, `${kind}: ${batched.nats} vs ${score.nats}`);
+    assert.ok(
+      Math.abs(batched.nats - score.nats) < 1e-3 * score.nats,
+      `${kind}: ${batched.nats} vs ${score.nats}`,
+    );
     disposeModel(model);
   }
   await assert.rejects(
-    train(createModel("megabyte", TINY.megabyte), text, { steps: 1, batch: 1, length: 30, lr: 1e-3, warmup: 1, seed: 0 }),
+    train(createModel("megabyte", TINY.megabyte), text, {
+      steps: 1,
+      batch: 1,
+      length: 30,
+      lr: 1e-3,
+      warmup: 1,
+      seed: 0,
+    }),
     /multiple of 4/,
   );
   const m = createModel("transformer", TINY.transformer);
@@ -388,13 +448,20 @@ Deno.test("baselineConfig gives a valid config of every family", () => {
     disposeModel(m);
   }
   assert.deepEqual(baselineConfig("megabyte", { d_model: 1536, n_layer: 24 }), {
-    d_global: 1536, n_layer_global: 24, d_local: 1024, n_layer_local: 18, // the paper's 758M + 262M shape
+    d_global: 1536,
+    n_layer_global: 24,
+    d_local: 1024,
+    n_layer_local: 18, // the paper's 758M + 262M shape
   });
 });
 
 Deno.test("initialisation is seeded", async () => {
   for (const kind of Object.keys(TINY)) {
-    const [a, b, c] = [createModel(kind, TINY[kind], 1), createModel(kind, TINY[kind], 1), createModel(kind, TINY[kind], 2)];
+    const [a, b, c] = [
+      createModel(kind, TINY[kind], 1),
+      createModel(kind, TINY[kind], 1),
+      createModel(kind, TINY[kind], 2),
+    ];
     const [va, vb, vc] = [await readParams(a), await readParams(b), await readParams(c)];
     const key = [...va.keys()].find((k) => k.endsWith("c_attn.weight"))!;
     assert.deepEqual(va.get(key), vb.get(key));

@@ -36,8 +36,23 @@ Deno.test("cli generate with sampling is seeded: same seed, same bytes", async (
   const dir = await tinyModelDir();
   const prompt = `${dir}/prompt.txt`;
   await Deno.writeTextFile(prompt, "Once upon a time");
-  const args = ["generate", "--model", dir, "--prompt-file", prompt, "--max-bytes", "20", "--temperature", "0.8",
-    "--top-k", "40", "--top-p", "0.95", "--seed", "7"];
+  const args = [
+    "generate",
+    "--model",
+    dir,
+    "--prompt-file",
+    prompt,
+    "--max-bytes",
+    "20",
+    "--temperature",
+    "0.8",
+    "--top-k",
+    "40",
+    "--top-p",
+    "0.95",
+    "--seed",
+    "7",
+  ];
   const a = await cli(...args), b = await cli(...args);
   assert.equal(a.code, 0, a.stderr);
   assert.equal(a.stdout.length, 20);
@@ -53,8 +68,10 @@ Deno.test("cli score reproduces loss_next_byte_ce_nats", async () => {
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(new TextDecoder().decode(r.stdout));
   assert.equal(s.bytes, inputIds.length - 1);
-  assert.ok(Math.abs(s.ce_nats - reference.loss_next_byte_ce_nats) < 1e-5 * reference.loss_next_byte_ce_nats,
-    `${s.ce_nats} vs ${reference.loss_next_byte_ce_nats}`);
+  assert.ok(
+    Math.abs(s.ce_nats - reference.loss_next_byte_ce_nats) < 1e-5 * reference.loss_next_byte_ce_nats,
+    `${s.ce_nats} vs ${reference.loss_next_byte_ce_nats}`,
+  );
   assert.ok(Math.abs(s.bits_per_byte - s.ce_nats / Math.LN2) < 1e-9);
   await Deno.remove(dir, { recursive: true });
 });
@@ -118,8 +135,10 @@ Deno.test("cli: bad checkpoints fail with one clear message naming the file and 
   });
   await t.step("mis-shaped key", async () => {
     const dir = await tinyModelDir();
-    await Deno.writeTextFile(`${dir}/config.json`,
-      JSON.stringify({ ...reference.config, ssm_cfg: { ...reference.config.ssm_cfg, d_state: 8 } }));
+    await Deno.writeTextFile(
+      `${dir}/config.json`,
+      JSON.stringify({ ...reference.config, ssm_cfg: { ...reference.config.ssm_cfg, d_state: 8 } }),
+    );
     await expectCleanFailure(dir, /model\.safetensors|config\.json/, /A_log|x_proj/);
     await Deno.remove(dir, { recursive: true });
   });
@@ -145,15 +164,28 @@ Deno.test("cli: bad checkpoints fail with one clear message naming the file and 
 
 Deno.test("cli reproduce --scale smoke runs the plan, records every run, prints the table, skips recorded runs", async () => {
   const tmp = await Deno.makeTempDir();
-  const args = ["reproduce", "--scale", "smoke", "--results", `${tmp}/results`, "--runs-dir", `${tmp}/runs`,
-    "--models", "mambabyte,mamba_subword", "--no-figures", "--no-notebooks"];
+  const args = [
+    "reproduce",
+    "--scale",
+    "smoke",
+    "--results",
+    `${tmp}/results`,
+    "--runs-dir",
+    `${tmp}/runs`,
+    "--models",
+    "mambabyte,mamba_subword",
+    "--no-figures",
+    "--no-notebooks",
+  ];
   const r = await cli(...args);
   assert.equal(r.code, 0, r.stderr);
   const out = new TextDecoder().decode(r.stdout);
   assert.match(out, /\| MambaByte \|.*\| \d\.\d{3} \(0\.930\) \|/, out);
   assert.match(out, /\| Mamba \(subword\) \|/);
   assert.match(r.stderr, /run 1\/2/);
-  const recs = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  const recs = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
   assert.deepEqual(recs.map((x) => x.labels.entry).sort(), ["mamba_subword", "mambabyte"]);
   for (const rec of recs) {
     assert.equal(rec.scale, "smoke");
@@ -164,7 +196,9 @@ Deno.test("cli reproduce --scale smoke runs the plan, records every run, prints 
     assert.equal(rec.provenance.backend, "wasm");
   }
   // the reproduction records its own time, stage by stage
-  const [rep] = (await Deno.readTextFile(`${tmp}/results/reproduce.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  const [rep] = (await Deno.readTextFile(`${tmp}/results/reproduce.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
   assert.equal(rep.scale, "smoke");
   assert.equal(rep.runs_trained, 2);
   assert.ok(rep.stage_wall_s.training > 0 && rep.wall_s >= rep.stage_wall_s.training, JSON.stringify(rep));
@@ -182,8 +216,23 @@ Deno.test("cli reproduce --scale smoke runs the plan, records every run, prints 
 
 Deno.test("cli reproduce: SIGINT reaches the run's process, which saves a checkpoint; the plan stops with 130 and resumes next time", async () => {
   const tmp = await Deno.makeTempDir();
-  const args = ["run", "-A", CLI, "reproduce", "--scale", "smoke", "--results", `${tmp}/results`, "--runs-dir", `${tmp}/runs`,
-    "--models", "transformer,mambabyte", "--no-figures", "--no-notebooks", "--no-evaluations"];
+  const args = [
+    "run",
+    "-A",
+    CLI,
+    "reproduce",
+    "--scale",
+    "smoke",
+    "--results",
+    `${tmp}/results`,
+    "--runs-dir",
+    `${tmp}/runs`,
+    "--models",
+    "transformer,mambabyte",
+    "--no-figures",
+    "--no-notebooks",
+    "--no-evaluations",
+  ];
   const env = { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" };
   const child = new Deno.Command(Deno.execPath(), { args, env, stdout: "null", stderr: "piped" }).spawn();
   // wait for the first training progress line of the first run, then interrupt the parent only
@@ -203,16 +252,24 @@ Deno.test("cli reproduce: SIGINT reaches the run's process, which saves a checkp
   }
   const status = await child.status;
   assert.equal(status.code, 130, stderr);
-  assert.match(stderr, /run compute-matched\/smoke\/books\/mambabyte: interrupted at step \d+; checkpoint saved/);
+  assert.match(
+    stderr,
+    /run compute-matched\/smoke\/books\/mambabyte: interrupted at step \d+; checkpoint saved/,
+  );
   assert.match(stderr, /reproduce: interrupted during compute-matched\/smoke\/books\/mambabyte/);
   assert.doesNotMatch(stderr, /run 2\/2/, "the plan stops: the next run does not start");
   const run = `${tmp}/runs/compute-matched/smoke/books/mambabyte`;
-  assert.ok((await Deno.stat(`${run}/checkpoint/trainer_state.json`)).isFile, "the interrupted run saved its checkpoint");
+  assert.ok(
+    (await Deno.stat(`${run}/checkpoint/trainer_state.json`)).isFile,
+    "the interrupted run saved its checkpoint",
+  );
   // the next reproduce resumes it and finishes the plan
   const again = await cli(...args.slice(3));
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /resuming from step \d+/);
-  const recs = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  const recs = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
   assert.deepEqual(recs.map((x) => x.labels.entry).sort(), ["mambabyte", "transformer"]);
   await Deno.remove(tmp, { recursive: true });
 });

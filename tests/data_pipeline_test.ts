@@ -35,7 +35,12 @@ async function tar(args: string[], cwd: string) {
 }
 
 /** Writes `files` (path -> content) under a fresh folder and packs them as a .tgz; returns its path. */
-async function makeTgz(dir: string, name: string, files: Record<string, string | Uint8Array>, format = "gnu"): Promise<string> {
+async function makeTgz(
+  dir: string,
+  name: string,
+  files: Record<string, string | Uint8Array>,
+  format = "gnu",
+): Promise<string> {
   const root = `${dir}/${name}-src`;
   await Deno.remove(root, { recursive: true }).catch(() => {});
   for (const [p, content] of Object.entries(files)) {
@@ -55,7 +60,9 @@ Deno.test("archive: tar entries with long names in GNU, ustar and pax formats", 
   try {
     const long = `package/${"deep/".repeat(30)}file-with-a-long-name.txt`;
     for (const format of ["gnu", "ustar", "pax"]) {
-      const files = format === "ustar" ? { "package/a.txt": "alpha", [`package/${"d/".repeat(60)}b.txt`]: "beta" } : { "package/a.txt": "alpha", [long]: "beta" };
+      const files = format === "ustar"
+        ? { "package/a.txt": "alpha", [`package/${"d/".repeat(60)}b.txt`]: "beta" }
+        : { "package/a.txt": "alpha", [long]: "beta" };
       const tgz = await makeTgz(dir, format, files, format);
       const got: Record<string, string> = {};
       for await (const e of tgzEntries(tgz, (p) => p.endsWith(".txt"))) got[e.path] = dec.decode(e.data);
@@ -71,16 +78,30 @@ Deno.test("clean: Latin-1 to UTF-8, CRLF, Gutenberg licence text, Brown tags, HT
   assert.deepEqual(decodeText(latin1), { text: "Cæsar", latin1: true });
   assert.deepEqual(decodeText(enc.encode("Cæsar")), { text: "Cæsar", latin1: false });
 
-  const book = "[A Book by Some One 1900]\n\nIt was a dark night.\n\nEnd of Project Gutenberg's A Book\n\n*** END OF THE PROJECT GUTENBERG EBOOK ***\nlicence...";
-  assert.deepEqual(stripGutenbergBoilerplate(book), { text: "[A Book by Some One 1900]\n\nIt was a dark night.\n", stripped: true });
-  const framed = "header\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\nBody.\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***\n";
+  const book =
+    "[A Book by Some One 1900]\n\nIt was a dark night.\n\nEnd of Project Gutenberg's A Book\n\n*** END OF THE PROJECT GUTENBERG EBOOK ***\nlicence...";
+  assert.deepEqual(stripGutenbergBoilerplate(book), {
+    text: "[A Book by Some One 1900]\n\nIt was a dark night.\n",
+    stripped: true,
+  });
+  const framed =
+    "header\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\nBody.\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***\n";
   assert.equal(stripGutenbergBoilerplate(framed).text, "Body.\n");
   assert.equal(stripGutenbergBoilerplate("plain").stripped, false);
 
-  const brown = "\n\n\tThirty-three/cd-hl\nScotty/np did/dod not/* go/vb back/rb ./.\n``/`` Our/pp$ objective/nn ''/'' ,/, he/pps said/vbd ./.\n\n\n\tAnother/dt one/cd (/( yes/rb )/) ./.\n";
-  assert.equal(brownToText(brown), 'Thirty-three\n\nScotty did not go back. "Our objective", he said.\n\nAnother one (yes).\n');
+  const brown =
+    "\n\n\tThirty-three/cd-hl\nScotty/np did/dod not/* go/vb back/rb ./.\n``/`` Our/pp$ objective/nn ''/'' ,/, he/pps said/vbd ./.\n\n\n\tAnother/dt one/cd (/( yes/rb )/) ./.\n";
+  assert.equal(
+    brownToText(brown),
+    'Thirty-three\n\nScotty did not go back. "Our objective", he said.\n\nAnother one (yes).\n',
+  );
 
-  assert.equal(htmlToText("<html><head><title>t</title><style>p{}</style></head><body><p>Hello&nbsp;<b>world</b> &amp; you</p><br>Bye<!-- x --></body></html>"), "Hello world & you\n\nBye\n");
+  assert.equal(
+    htmlToText(
+      "<html><head><title>t</title><style>p{}</style></head><body><p>Hello&nbsp;<b>world</b> &amp; you</p><br>Bye<!-- x --></body></html>",
+    ),
+    "Hello world & you\n\nBye\n",
+  );
   assert.equal(normalizeForHash("Hello,\n  World!"), normalizeForHash("hello world"));
 });
 
@@ -106,13 +127,21 @@ Deno.test("clean: e-mail bodies (headers cut, multipart, quoted-printable, base6
     "",
   ].join("\r\n");
   assert.equal(emailToText(enc.encode(multipart)), "Café au lait, a long line that is continued.\n");
-  const b64 = `From: a\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n${btoa("<div>Hi <i>you</i></div>")}\n`;
+  const b64 = `From: a\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n${
+    btoa("<div>Hi <i>you</i></div>")
+  }\n`;
   assert.equal(emailToText(enc.encode(b64)), "Hi you\n");
   assert.equal(emailToText(enc.encode("From: a\nContent-Type: image/png\n\nxxxx")), undefined);
 });
 
 /** A tiny writer of R's XDR serialization, enough for a lazy-load data base of character vectors. */
-function rSerialize(value: { type: "chr"; v: string[] } | { type: "dbl"; v: number[] } | { type: "list"; names: string[]; v: unknown[] }): Uint8Array {
+function rSerialize(
+  value: { type: "chr"; v: string[] } | { type: "dbl"; v: number[] } | {
+    type: "list";
+    names: string[];
+    v: unknown[];
+  },
+): Uint8Array {
   const out: number[] = [];
   const int = (x: number) => out.push((x >>> 24) & 255, (x >>> 16) & 255, (x >>> 8) & 255, x & 255);
   const str = (s: string) => {
@@ -212,14 +241,19 @@ Deno.test("sword: zText blocks (with padding after each zlib stream) and OSIS to
 // De-duplication, split, cap
 
 Deno.test("dedupe: same work, exact copy after normalisation, near copy; the earlier source wins", () => {
-  const words = (seed: number, n: number) => Array.from({ length: n }, (_, i) => `w${(i * 7919 + seed * 104729) % 5003}`).join(" ");
+  const words = (seed: number, n: number) =>
+    Array.from({ length: n }, (_, i) => `w${(i * 7919 + seed * 104729) % 5003}`).join(" ");
   const base = words(1, 3000);
   const drops = findDuplicates([
     { id: "b/emma", text: "different text entirely " + words(9, 500), priority: 1, work: "austen/emma" },
     { id: "a/emma", text: words(2, 2000), priority: 0, work: "austen/emma" },
     { id: "a/book", text: base, priority: 0 },
     { id: "b/book-rewrapped", text: base.replace(/ /g, "\n").toUpperCase(), priority: 1 },
-    { id: "b/book-abridged", text: base.split(" ").slice(200, 2800).join(" ") + " " + words(3, 100), priority: 1 },
+    {
+      id: "b/book-abridged",
+      text: base.split(" ").slice(200, 2800).join(" ") + " " + words(3, 100),
+      priority: 1,
+    },
     { id: "b/other", text: words(4, 3000), priority: 1 },
   ]);
   assert.deepEqual(drops.map((d) => [d.id, d.reason, d.duplicate_of]), [
@@ -230,7 +264,10 @@ Deno.test("dedupe: same work, exact copy after normalisation, near copy; the ear
 });
 
 Deno.test("split: by document, deterministic, groups together, pins respected, budgets kept", () => {
-  const items: SplitItem[] = Array.from({ length: 200 }, (_, i) => ({ id: `doc${i}`, bytes: 1000 + ((i * 37) % 500), group: i < 4 ? "bible" : undefined }));
+  const items: SplitItem[] = Array.from(
+    { length: 200 },
+    (_, i) => ({ id: `doc${i}`, bytes: 1000 + ((i * 37) % 500), group: i < 4 ? "bible" : undefined }),
+  );
   items.push({ id: "huge", bytes: 1_000_000 });
   const opts = { seed: 3, fractions: { validation: 0.1, test: 0.1 }, pins: { "doc10": "test" as const } };
   const a = assignSplits(items, opts);
@@ -238,7 +275,11 @@ Deno.test("split: by document, deterministic, groups together, pins respected, b
   assert.equal(a.size, items.length);
   assert.equal(a.get("doc10"), "test");
   assert.equal(a.get("huge"), "train", "a document bigger than an evaluation budget trains");
-  assert.equal(new Set(["doc0", "doc1", "doc2", "doc3"].map((d) => a.get(d))).size, 1, "a group stays in one split");
+  assert.equal(
+    new Set(["doc0", "doc1", "doc2", "doc3"].map((d) => a.get(d))).size,
+    1,
+    "a group stays in one split",
+  );
   const total = items.reduce((s, x) => s + x.bytes, 0);
   for (const s of ["validation", "test"] as const) {
     const bytes = items.filter((x) => a.get(x.id) === s).reduce((n, x) => n + x.bytes, 0);
@@ -246,7 +287,10 @@ Deno.test("split: by document, deterministic, groups together, pins respected, b
   }
   assert.notDeepEqual(a, assignSplits(items, { ...opts, seed: 4 }), "the seed matters");
   // Every split non-empty even when budgets are too small for any document.
-  const few = assignSplits([{ id: "a", bytes: 100 }, { id: "b", bytes: 200 }, { id: "c", bytes: 300 }], { seed: 0, fractions: { validation: 0.01, test: 0.01 } });
+  const few = assignSplits([{ id: "a", bytes: 100 }, { id: "b", bytes: 200 }, { id: "c", bytes: 300 }], {
+    seed: 0,
+    fractions: { validation: 0.01, test: 0.01 },
+  });
   assert.deepEqual(new Set(few.values()), new Set(["train", "validation", "test"]));
 });
 
@@ -294,9 +338,27 @@ Deno.test("texlive licences: one or several licence tags per package, the longes
 });
 
 Deno.test("sample chooser: round-robin within each split's budget, whole documents, an excerpt only when nothing fits", () => {
-  const doc = (source: string, name: string, split: Split, bytes: number, license = "PD"): ManifestDocument => ({
-    id: `${source}/${name}`, domain: "stories", source, package: source, version: "1", archive: "local", license, split,
-    path: `stories/${split}/${source}/${name}`, bytes, words: 1, sha256: "0".repeat(64), origin: name, cleaning: [],
+  const doc = (
+    source: string,
+    name: string,
+    split: Split,
+    bytes: number,
+    license = "PD",
+  ): ManifestDocument => ({
+    id: `${source}/${name}`,
+    domain: "stories",
+    source,
+    package: source,
+    version: "1",
+    archive: "local",
+    license,
+    split,
+    path: `stories/${split}/${source}/${name}`,
+    bytes,
+    words: 1,
+    sha256: "0".repeat(64),
+    origin: name,
+    cleaning: [],
   });
   const documents = [
     ...Array.from({ length: 10 }, (_, i) => doc("a", `a${i}.txt`, "train", 3000 + i)),
@@ -308,20 +370,49 @@ Deno.test("sample chooser: round-robin within each split's budget, whole documen
     doc("a", "big-test.txt", "test", 50_000),
     doc("b", "bigger-test.txt", "test", 60_000),
   ];
-  const m: Manifest = { format: "mambabyte-corpora", version: 1, domains: {}, sources: [], documents, dropped: [] };
+  const m: Manifest = {
+    format: "mambabyte-corpora",
+    version: 1,
+    domains: {},
+    sources: [],
+    documents,
+    dropped: [],
+  };
   const spec = (id: string, sampleable: boolean): SourceSpec => ({
-    ...sotuSpec, id, domain: "stories", sampleable, sampleFilter: (d) => d.license === "PD",
+    ...sotuSpec,
+    id,
+    domain: "stories",
+    sampleable,
+    sampleFilter: (d) => d.license === "PD",
   });
   const budget = { train: 12_000, validation: 1_000, test: 5_000 };
   const chosen = chooseSample(m, [spec("a", true), spec("b", true), spec("c", false)], 0, budget);
   const bySplit = (s: Split) => chosen.filter((c) => c.doc.split === s);
   const train = bySplit("train");
-  assert.ok(train.every((c) => c.excerptBytes === undefined && /^[ab]\/[ab]\d\.txt$/.test(c.doc.id)), "only whole, sampleable, filtered documents");
+  assert.ok(
+    train.every((c) => c.excerptBytes === undefined && /^[ab]\/[ab]\d\.txt$/.test(c.doc.id)),
+    "only whole, sampleable, filtered documents",
+  );
   assert.ok(train.reduce((n, c) => n + c.doc.bytes, 0) <= budget.train);
-  assert.ok(train.some((c) => c.doc.source === "a") && train.some((c) => c.doc.source === "b"), "every source contributes");
-  assert.deepEqual(bySplit("validation").map((c) => c.doc.id), ["a/va.txt"], "the next document would exceed the budget");
-  assert.deepEqual(bySplit("test").map((c) => [c.doc.id, c.excerptBytes]), [["a/big-test.txt", 5_000]], "the smallest document, excerpted");
-  assert.deepEqual(chosen, chooseSample(m, [spec("a", true), spec("b", true), spec("c", false)], 0, budget), "deterministic");
+  assert.ok(
+    train.some((c) => c.doc.source === "a") && train.some((c) => c.doc.source === "b"),
+    "every source contributes",
+  );
+  assert.deepEqual(
+    bySplit("validation").map((c) => c.doc.id),
+    ["a/va.txt"],
+    "the next document would exceed the budget",
+  );
+  assert.deepEqual(
+    bySplit("test").map((c) => [c.doc.id, c.excerptBytes]),
+    [["a/big-test.txt", 5_000]],
+    "the smallest document, excerpted",
+  );
+  assert.deepEqual(
+    chosen,
+    chooseSample(m, [spec("a", true), spec("b", true), spec("c", false)], 0, budget),
+    "deterministic",
+  );
 });
 
 Deno.test("excerpt: whole paragraphs up to the limit, else whole lines", () => {
@@ -337,15 +428,24 @@ Deno.test("excerpt: whole paragraphs up to the limit, else whole lines", () => {
 // ---------------------------------------------------------------------------------------------------------
 // The whole pipeline on fixture archives
 
-
 function localSource(spec: SourceSpec, id: string, path: string): SourceSpec {
-  return { ...spec, id, archive: { kind: "local", name: spec.archive.name, version: spec.archive.version, path } };
+  return {
+    ...spec,
+    id,
+    archive: { kind: "local", name: spec.archive.name, version: spec.archive.version, path },
+  };
 }
 
 /** A book of `n` sentences whose words depend on `seed` (distinct books do not look alike). */
 function book(title: string, seed: number, n = 300): string {
   const lines = [`[${title}]`, ""];
-  for (let i = 0; i < n; i++) lines.push(`Sentence ${i} of ${title.split(" ")[0]}: w${(i * 31 + seed * 977) % 1009} w${(i * 17 + seed * 131) % 1013} went on.`);
+  for (let i = 0; i < n; i++) {
+    lines.push(
+      `Sentence ${i} of ${title.split(" ")[0]}: w${(i * 31 + seed * 977) % 1009} w${
+        (i * 17 + seed * 131) % 1013
+      } went on.`,
+    );
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -354,24 +454,41 @@ Deno.test("pipeline: clean, de-duplicate, split by document, manifest hashes; re
   const log: string[] = [];
   try {
     const books: Record<string, string | Uint8Array> = {};
-    for (let i = 0; i < 12; i++) books[`package/gutenberg/author${i}-book.txt`] = book(`Book ${i} by Author Number${i} 1900`, i);
+    for (let i = 0; i < 12; i++) {
+      books[`package/gutenberg/author${i}-book.txt`] = book(`Book ${i} by Author Number${i} 1900`, i);
+    }
     books["package/gutenberg/austen-emma.txt"] = book("Emma by Jane Austen 1816", 100);
     books["package/gutenberg/bible-kjv.txt"] = book("The King James Bible", 101, 2000);
     books["package/gutenberg/crlf-latin1.txt"] = Uint8Array.from([
-      ...enc.encode("[Caesar by W Shakespeare 1599]\r\n\r\nC"), 0xe6, ...enc.encode("sar speaks.\r\n"),
+      ...enc.encode("[Caesar by W Shakespeare 1599]\r\n\r\nC"),
+      0xe6,
+      ...enc.encode("sar speaks.\r\n"),
       ...enc.encode(book("x", 102).slice(10)),
       ...enc.encode("End of Project Gutenberg's Caesar\r\nTHE LICENCE TEXT\r\n"),
     ]);
     const second: Record<string, string> = {
       "package/gutenberg/emma-again.txt": book("Emma by Jane Austen 1816", 200), // same work, other edition
-      "package/gutenberg/rewrapped.txt": (books["package/gutenberg/author3-book.txt"] as string).replace(/ /g, "\n"),
+      "package/gutenberg/rewrapped.txt": (books["package/gutenberg/author3-book.txt"] as string).replace(
+        / /g,
+        "\n",
+      ),
       "package/gutenberg/bible-web.txt": book("World English Bible", 103, 1500),
       "package/gutenberg/new-book.txt": book("New Book by Someone Else 1910", 104),
     };
     const first = await makeTgz(dir, "first", books);
-    const sources = [localSource(gutenbergSpec, "first", first), localSource(gutenbergSpec, "second", await makeTgz(dir, "second", second))];
+    const sources = [
+      localSource(gutenbergSpec, "first", first),
+      localSource(gutenbergSpec, "second", await makeTgz(dir, "second", second)),
+    ];
     const out = `${dir}/corpora`;
-    const opts = { outDir: out, sources, seed: 5, fractions: { validation: 0.1, test: 0.15 }, pins: { "first/author0-book.txt": "test" as const }, log: (l: string) => log.push(l) };
+    const opts = {
+      outDir: out,
+      sources,
+      seed: 5,
+      fractions: { validation: 0.1, test: 0.15 },
+      pins: { "first/author0-book.txt": "test" as const },
+      log: (l: string) => log.push(l),
+    };
 
     const r1 = await buildCorpora(opts);
     assert.deepEqual(r1.failures, []);
@@ -404,7 +521,10 @@ Deno.test("pipeline: clean, de-duplicate, split by document, manifest hashes; re
     const caesar = m.documents.find((d) => d.id === "first/crlf-latin1.txt")!;
     assert.deepEqual(caesar.cleaning, ["latin1->utf8", "crlf->lf", "gutenberg-boilerplate"]);
     const text = await Deno.readTextFile(`${out}/${caesar.path}`);
-    assert.ok(text.startsWith("[Caesar by W Shakespeare 1599]\n\nCæsar speaks.\n") && !text.includes("LICENCE") && !text.includes("\r"));
+    assert.ok(
+      text.startsWith("[Caesar by W Shakespeare 1599]\n\nCæsar speaks.\n") && !text.includes("LICENCE") &&
+        !text.includes("\r"),
+    );
     // The manifest's per-document fields.
     for (const d of m.documents) {
       assert.equal(d.domain, "books");
@@ -447,14 +567,19 @@ Deno.test("pipeline: clean, de-duplicate, split by document, manifest hashes; re
 Deno.test("pipeline: a failing source is named; other domains still build; nothing half-written", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const ok = await makeTgz(dir, "sotu", { "package/data/1790_george_washington_n.txt": "Fellow-Citizens of the Senate.\n" });
+    const ok = await makeTgz(dir, "sotu", {
+      "package/data/1790_george_washington_n.txt": "Fellow-Citizens of the Senate.\n",
+    });
     const sources = [
       localSource(gutenbergSpec, "broken", `${dir}/does-not-exist.tgz`),
       localSource(sotuSpec, "sotu", ok),
     ];
     const r = await buildCorpora({ outDir: `${dir}/corpora`, sources, log: () => {} });
     assert.equal(r.failures.length, 1);
-    assert.match(r.failures[0].message, /^source broken \(local .*does-not-exist\.tgz\) failed: .*no such file/);
+    assert.match(
+      r.failures[0].message,
+      /^source broken \(local .*does-not-exist\.tgz\) failed: .*no such file/,
+    );
     assert.deepEqual(r.reports.map((x) => [x.domain, x.status]), [["books", "failed"], ["prose", "built"]]);
     const m = (await readManifest(`${dir}/corpora`))!;
     assert.equal(m.domains.books, undefined);
@@ -481,37 +606,80 @@ Deno.test("acquire: a missing npm or Debian package and a missing network fail n
       calls.push(`${cmd} ${args.join(" ")}`);
       await new Promise((r) => setTimeout(r, 30));
       if (cmd === "npm" && args[1] === "no-such-package@1.0.0") {
-        return answer(1, "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/no-such-package - Not found");
+        return answer(
+          1,
+          "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/no-such-package - Not found",
+        );
       }
       if (cmd === "npm") return answer(127, "npm: command not found");
       if (cmd === "apt-get" && args[0] === "update") return answer(0);
       if (cmd === "apt-get") return answer(100, `E: Unable to locate package ${args.at(-1)!.split("=")[0]}`);
       throw new Error(`unexpected command ${cmd}`);
     },
-    fetch: (url) => Promise.reject(new TypeError(`error sending request for url (${url}): dns error: failed to lookup address information`)),
+    fetch: (url) =>
+      Promise.reject(
+        new TypeError(
+          `error sending request for url (${url}): dns error: failed to lookup address information`,
+        ),
+      ),
   };
   try {
-    const ok = await makeTgz(dir, "sotu", { "package/data/1790_george_washington_n.txt": "Fellow-Citizens of the Senate.\n" });
+    const ok = await makeTgz(dir, "sotu", {
+      "package/data/1790_george_washington_n.txt": "Fellow-Citizens of the Senate.\n",
+    });
     const texSpec = SOURCES.find((s) => s.domain === "latex")!;
     const sources: SourceSpec[] = [
-      { ...gutenbergSpec, id: "ghost-npm", archive: { kind: "npm", name: "no-such-package", version: "1.0.0" } },
-      { ...sotuSpec, id: "offline", archive: { kind: "npm", name: "@scope/offline-package", version: "2.0.0" } },
+      {
+        ...gutenbergSpec,
+        id: "ghost-npm",
+        archive: { kind: "npm", name: "no-such-package", version: "1.0.0" },
+      },
+      {
+        ...sotuSpec,
+        id: "offline",
+        archive: { kind: "npm", name: "@scope/offline-package", version: "2.0.0" },
+      },
       { ...texSpec, id: "ghost-deb", archive: { kind: "deb", name: "no-such-deb", version: "1.0-1" } },
       { ...localSource(sotuSpec, "ok", ok), domain: "stories" },
     ];
     const log: string[] = [];
-    const r = await buildCorpora({ outDir: `${dir}/corpora`, sources, fetcher: offline, progressMs: 2, log: (l) => log.push(l) });
-    assert.deepEqual(r.reports.map((x) => [x.domain, x.status]), [["books", "failed"], ["stories", "built"], ["prose", "failed"], ["latex", "failed"]]);
+    const r = await buildCorpora({
+      outDir: `${dir}/corpora`,
+      sources,
+      fetcher: offline,
+      progressMs: 2,
+      log: (l) => log.push(l),
+    });
+    assert.deepEqual(r.reports.map((x) => [x.domain, x.status]), [["books", "failed"], ["stories", "built"], [
+      "prose",
+      "failed",
+    ], ["latex", "failed"]]);
     const messages = r.failures.map((f) => f.message);
-    assert.match(messages[0], /^source ghost-npm \(npm no-such-package@1\.0\.0\) failed: npm pack no-such-package@1\.0\.0 exited with 1: .*404 Not Found/);
+    assert.match(
+      messages[0],
+      /^source ghost-npm \(npm no-such-package@1\.0\.0\) failed: npm pack no-such-package@1\.0\.0 exited with 1: .*404 Not Found/,
+    );
     assert.match(
       messages[1],
       /^source offline \(npm @scope\/offline-package@2\.0\.0\) failed: npm is not installed and fetching https:\/\/registry\.npmjs\.org\/@scope\/offline-package\/-\/offline-package-2\.0\.0\.tgz failed: .*dns error/,
     );
-    assert.match(messages[2], /^source ghost-deb \(Debian no-such-deb=1\.0-1\) failed: apt-get download no-such-deb=1\.0-1 exited with 100: E: Unable to locate package no-such-deb/);
-    assert.equal(calls.filter((c) => c === "apt-get update -q").length, 1, "empty package lists are refreshed once, then the download retried");
-    assert.ok(log.some((l) => /books: ghost-npm: still acquiring npm no-such-package@1\.0\.0/.test(l)), "a download without output of its own shows progress");
-    assert.ok(log.some((l) => /latex: FAILED: source ghost-deb/.test(l)), "the log names the failing source too");
+    assert.match(
+      messages[2],
+      /^source ghost-deb \(Debian no-such-deb=1\.0-1\) failed: apt-get download no-such-deb=1\.0-1 exited with 100: E: Unable to locate package no-such-deb/,
+    );
+    assert.equal(
+      calls.filter((c) => c === "apt-get update -q").length,
+      1,
+      "empty package lists are refreshed once, then the download retried",
+    );
+    assert.ok(
+      log.some((l) => /books: ghost-npm: still acquiring npm no-such-package@1\.0\.0/.test(l)),
+      "a download without output of its own shows progress",
+    );
+    assert.ok(
+      log.some((l) => /latex: FAILED: source ghost-deb/.test(l)),
+      "the log names the failing source too",
+    );
     // Nothing of the failed domains was written; the good one is complete.
     const m = (await readManifest(`${dir}/corpora`))!;
     assert.deepEqual(Object.keys(m.domains), ["stories"]);

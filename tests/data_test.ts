@@ -33,8 +33,38 @@ function randomBytes(rng: Rng, n: number): Uint8Array {
 
 /** Random text mixing ASCII, accented and CJK letters, digits, emoji, apostrophes and whitespace runs. */
 function randomText(rng: Rng, n: number): string {
-  const pieces = ["the", "The", " ", "  ", "\n", "\n\n", "\t", "'s", "'ll", "'", "don't", "42", "3.14", "é", "Ünïcode",
-    "日本語", "😀", "—", "“quoted”", ",", ".", "!?", "\u00a0", "x", "_id", "{}", "\\begin", "٣", "½", " \n "];
+  const pieces = [
+    "the",
+    "The",
+    " ",
+    "  ",
+    "\n",
+    "\n\n",
+    "\t",
+    "'s",
+    "'ll",
+    "'",
+    "don't",
+    "42",
+    "3.14",
+    "é",
+    "Ünïcode",
+    "日本語",
+    "😀",
+    "—",
+    "“quoted”",
+    ",",
+    ".",
+    "!?",
+    "\u00a0",
+    "x",
+    "_id",
+    "{}",
+    "\\begin",
+    "٣",
+    "½",
+    " \n ",
+  ];
   let s = "";
   while (s.length < n) s += pieces[rng.int(pieces.length)];
   return s;
@@ -103,14 +133,20 @@ Deno.test("sample: at most 2 MB in all (every file under data/samples, manifest,
 /** Globs and licence of each `Files:` stanza of a Debian machine-readable copyright file, and its licence texts. */
 function parseDep5(text: string) {
   const paragraphs = text.split(/\n\s*\n/);
-  const field = (p: string, name: string) => new RegExp(`^${name}:([^\\n]*(?:\\n[ \\t][^\\n]*)*)`, "m").exec(p)?.[1];
-  const toRegex = (g: string) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  const field = (p: string, name: string) =>
+    new RegExp(`^${name}:([^\\n]*(?:\\n[ \\t][^\\n]*)*)`, "m").exec(p)?.[1];
+  const toRegex = (g: string) =>
+    new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
   return {
     stanzas: paragraphs.filter((p) => field(p, "Files")).map((p) => ({
       globs: field(p, "Files")!.trim().split(/\s+/).map(toRegex),
       license: field(p, "License")!.split("\n")[0].trim(),
     })),
-    texts: new Set(paragraphs.filter((p) => !field(p, "Files") && field(p, "License")?.includes("\n")).map((p) => field(p, "License")!.split("\n")[0].trim())),
+    texts: new Set(
+      paragraphs.filter((p) => !field(p, "Files") && field(p, "License")?.includes("\n")).map((p) =>
+        field(p, "License")!.split("\n")[0].trim()
+      ),
+    ),
   };
 }
 
@@ -120,10 +156,16 @@ Deno.test("sample: every file carries its licence (manifest, README, notices in 
   for (const d of m.documents) {
     assert.ok(d.license.trim().length > 0, `${d.path} has no licence in manifest.json`);
     assert.ok(!/GPL/.test(d.license), `${d.path} has licence ${d.license}`);
-    if (d.domain === "latex") assert.match(d.license, /^pd \(/, `${d.path}: LaTeX files in the sample must be public domain`);
+    if (d.domain === "latex") {
+      assert.match(d.license, /^pd \(/, `${d.path}: LaTeX files in the sample must be public domain`);
+    }
     const spec = SOURCES.find((s) => s.id === d.source);
     assert.ok(spec?.sampleable, `${d.path}: source ${d.source} is not sampleable`);
-    assert.ok(!spec.sampleFilter || spec.sampleFilter({ relpath: d.corpus_id!.slice(d.source.length + 1), license: d.license }), `${d.path} fails its source's sample filter`);
+    assert.ok(
+      !spec.sampleFilter ||
+        spec.sampleFilter({ relpath: d.corpus_id!.slice(d.source.length + 1), license: d.license }),
+      `${d.path} fails its source's sample filter`,
+    );
     if (!spec.licenseFile) continue;
     // The notice the licence asks for travels with the file, and the README points at it.
     const notice = `LICENSES/${spec.id}.txt`;
@@ -136,12 +178,18 @@ Deno.test("sample: every file carries its licence (manifest, README, notices in 
       const covering = stanzas.filter((st) => st.globs.some((g) => g.test(upstream))).at(-1);
       assert.ok(covering, `${notice} has no Files stanza for ${upstream}`);
       const names = covering.license.split(/\s+(?:or|and)\s+/i);
-      assert.ok(names.some((n) => texts.has(n)), `${notice}: no licence text for ${covering.license} (${upstream})`);
+      assert.ok(
+        names.some((n) => texts.has(n)),
+        `${notice}: no licence text for ${covering.license} (${upstream})`,
+      );
     }
   }
   // No orphan notice.
   for (const f of Deno.readDirSync(`${SAMPLES}/LICENSES`)) {
-    assert.ok(m.documents.some((d) => `${d.source}.txt` === f.name), `LICENSES/${f.name} belongs to no sampled file`);
+    assert.ok(
+      m.documents.some((d) => `${d.source}.txt` === f.name),
+      `LICENSES/${f.name} belongs to no sampled file`,
+    );
   }
 });
 
@@ -165,12 +213,15 @@ Deno.test({
       assert.ok(!splitOf.has(key), `${key} listed twice`);
       splitOf.set(key, d.split);
     }
-    for (const x of corpus!.dropped) assert.ok(!splitOf.has(`${x.domain}/${x.id}`), `dropped ${x.id} is still in the corpus`);
+    for (const x of corpus!.dropped) {
+      assert.ok(!splitOf.has(`${x.domain}/${x.id}`), `dropped ${x.id} is still in the corpus`);
+    }
   },
 });
 
 Deno.test({
-  name: "corpus (when built): each sample file is its corpus document (or that document's first bytes), in the same split",
+  name:
+    "corpus (when built): each sample file is its corpus document (or that document's first bytes), in the same split",
   ignore: !corpus,
   async fn() {
     const sample = (await readManifest(SAMPLES))!;
@@ -183,8 +234,14 @@ Deno.test({
         continue;
       }
       assert.equal(d.excerpt_of.sha256, c.sha256);
-      const [part, full] = await Promise.all([Deno.readFile(`${SAMPLES}/${d.path}`), Deno.readFile(`${CORPORA}/${c.path}`)]);
-      assert.ok(part.length < full.length && full.subarray(0, part.length).every((b, i) => b === part[i]), `${d.path} is a prefix of ${c.path}`);
+      const [part, full] = await Promise.all([
+        Deno.readFile(`${SAMPLES}/${d.path}`),
+        Deno.readFile(`${CORPORA}/${c.path}`),
+      ]);
+      assert.ok(
+        part.length < full.length && full.subarray(0, part.length).every((b, i) => b === part[i]),
+        `${d.path} is a prefix of ${c.path}`,
+      );
     }
   },
 });
@@ -279,7 +336,9 @@ Deno.test("bpe: training subsample is evenly spaced slices, bounded, within docu
   const parts = subsample(docs, 40_000, 4096);
   const sizes = parts.reduce((n, p) => n + p.length, 0);
   assert.equal(sizes, Math.floor(40_000 / 4096) * 4096, "count x slice bytes in all");
-  for (const p of parts) assert.ok(docs.some((d) => d.buffer === p.buffer), "every part lies inside one document");
+  for (const p of parts) {
+    assert.ok(docs.some((d) => d.buffer === p.buffer), "every part lies inside one document");
+  }
   const one = randomBytes(rng, 200_000);
   const slices = subsample(one, 50_000, 10_000);
   assert.equal(slices.length, 5);
@@ -411,7 +470,9 @@ Deno.test("noise: swap keeps the byte multiset and moves each character at most 
     for (const p of [0.05, 0.3, 1]) {
       const y = addNoise(x, "swap", p, 6);
       assert.deepEqual(sortedBytes(y), sortedBytes(x));
-      if (isValidUtf8(x)) assert.ok(isAdjacentSwaps(x, y), "y is x with disjoint swaps of neighbouring characters");
+      if (isValidUtf8(x)) {
+        assert.ok(isAdjacentSwaps(x, y), "y is x with disjoint swaps of neighbouring characters");
+      }
     }
   }
   assert.equal(new TextDecoder().decode(addNoise(utf8.encode("abcdef"), "swap", 1, 0)), "badcfe");
@@ -429,7 +490,8 @@ Deno.test("noise: uppercase and random case change only the case of ASCII letter
   }
   // The rates: uppercase hits about p of the letters; random case at p = 1 makes about half upper case.
   const letters = utf8.encode("the quick brown fox jumps over the lazy dog ".repeat(500));
-  const upperShare = (b: Uint8Array) => b.filter((c) => c >= 65 && c <= 90).length / letters.filter((c) => c !== 32).length;
+  const upperShare = (b: Uint8Array) =>
+    b.filter((c) => c >= 65 && c <= 90).length / letters.filter((c) => c !== 32).length;
   assert.ok(Math.abs(upperShare(addNoise(letters, "uppercase", 0.3, 2)) - 0.3) < 0.02);
   assert.ok(Math.abs(upperShare(addNoise(letters, "random_case", 1, 2)) - 0.5) < 0.02);
 });
@@ -450,8 +512,14 @@ Deno.test("noise: antspeak upper-cases and puts one space between characters, no
     assert.deepEqual(full, Uint8Array.from(spaced));
     for (const p of [0.3, 1]) {
       const y = addNoise(x, "antspeak", p, 2);
-      assert.deepEqual(withoutSpaces(y).map(lower), withoutSpaces(x).map(lower), "only case and spacing change");
-      assert.ok(withoutSpaces(y).every((b, i) => b === withoutSpaces(x)[i] || b === upper(withoutSpaces(x)[i])));
+      assert.deepEqual(
+        withoutSpaces(y).map(lower),
+        withoutSpaces(x).map(lower),
+        "only case and spacing change",
+      );
+      assert.ok(
+        withoutSpaces(y).every((b, i) => b === withoutSpaces(x)[i] || b === upper(withoutSpaces(x)[i])),
+      );
     }
   }
 });
@@ -501,7 +569,9 @@ Deno.test("bytes: sliding windows score every byte after the first exactly once,
       for (let k = w.skip; k < w.bytes.length - 1; k++) {
         const target = w.start + k + 1;
         scored[target]++;
-        if (w.start > 0) assert.ok(target - w.start >= context, "at least `context` bytes before a scored byte");
+        if (w.start > 0) {
+          assert.ok(target - w.start >= context, "at least `context` bytes before a scored byte");
+        }
       }
     }
     assert.equal(scored[0], 0);
@@ -538,7 +608,11 @@ Deno.test("bytes: evaluation windows tile the data; every byte after the first i
     let start = 0;
     for (const w of windows) {
       assert.ok(w.length >= 2 && w.length <= length + 1);
-      assert.deepEqual(Array.from(w), Array.from(data.subarray(start, start + w.length)), "contiguous, in order");
+      assert.deepEqual(
+        Array.from(w),
+        Array.from(data.subarray(start, start + w.length)),
+        "contiguous, in order",
+      );
       for (let k = 1; k < w.length; k++) targets.push(start + k);
       start += length;
     }
@@ -550,7 +624,15 @@ Deno.test("bytes: evaluation windows tile the data; every byte after the first i
 Deno.test("bytes: words are runs of non-whitespace (space, tab, LF, CR, VT, FF)", () => {
   const w = (s: string) => countWords(utf8.encode(s));
   assert.deepEqual(
-    [w(""), w("   "), w("one"), w(" two  words\n"), w("a\tb\rc\vd\fe\nf"), w("naïve café — ok"), w("x\u00a0y")],
+    [
+      w(""),
+      w("   "),
+      w("one"),
+      w(" two  words\n"),
+      w("a\tb\rc\vd\fe\nf"),
+      w("naïve café — ok"),
+      w("x\u00a0y"),
+    ],
     [0, 0, 1, 2, 6, 4, 1],
   );
   assert.equal(countWords(Uint8Array.of(0xff, 32, 0x80)), 2, "any non-whitespace byte is part of a word");

@@ -160,7 +160,11 @@ Deno.test("MambaStepper.read: one pass equals id-by-id steps bit for bit (logits
       for (let t = 0; t < ids.length; t++) {
         const got = js.stepSync(cur, ids[t]);
         cur = got.state;
-        assertEquals(pass.logits.subarray(t * Vp, (t + 1) * Vp), got.logits, `logits after id ${t} (kernels ${kernels})`);
+        assertEquals(
+          pass.logits.subarray(t * Vp, (t + 1) * Vp),
+          got.logits,
+          `logits after id ${t} (kernels ${kernels})`,
+        );
         for (let l = 0; l < cur.ssm.length; l++) {
           assertEquals(pass.states[t].ssm[l], cur.ssm[l], `ssm state, layer ${l}, id ${t}`);
           assertEquals(pass.states[t].conv[l], cur.conv[l], `conv state, layer ${l}, id ${t}`);
@@ -385,7 +389,17 @@ Deno.test("cli generate --speculative: greedy-identical bytes on stdout, statist
   await Deno.writeFile(promptFile, enc.encode("Once upon a time, "));
   const cli = async (...args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("../lib/cli.ts", import.meta.url).pathname, "generate", "--model", verifierDir, "--prompt-file", promptFile, ...args],
+      args: [
+        "run",
+        "-A",
+        new URL("../lib/cli.ts", import.meta.url).pathname,
+        "generate",
+        "--model",
+        verifierDir,
+        "--prompt-file",
+        promptFile,
+        ...args,
+      ],
       env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
       stdout: "piped",
       stderr: "piped",
@@ -395,7 +409,15 @@ Deno.test("cli generate --speculative: greedy-identical bytes on stdout, statist
   try {
     const plain = await cli("--max-bytes", "40", "--greedy");
     assertEquals(plain.code, 0, plain.stderr);
-    const spec = await cli("--max-bytes", "40", "--speculative", "--drafter", drafterDir, "--draft-tokens", "2");
+    const spec = await cli(
+      "--max-bytes",
+      "40",
+      "--speculative",
+      "--drafter",
+      drafterDir,
+      "--draft-tokens",
+      "2",
+    );
     assertEquals(spec.code, 0, spec.stderr);
     assertEquals(spec.stdout, plain.stdout);
     const stats = JSON.parse(spec.stderr.trim().split("\n").at(-1)!).speculative;

@@ -10,7 +10,13 @@ import { trainBpe } from "../lib/data/bpe.ts";
 import { countWords, readSplit, slidingWindows } from "../lib/data/bytes.ts";
 import { NOISE_KINDS } from "../lib/data/noise.ts";
 import {
-  evaluateExtrapolation, extrapolationRecords, extrapolationStage, forwardFromState, PositionLoss, recurrentNats, sequenceNats,
+  evaluateExtrapolation,
+  extrapolationRecords,
+  extrapolationStage,
+  forwardFromState,
+  PositionLoss,
+  recurrentNats,
+  sequenceNats,
 } from "../lib/eval/extrapolation.ts";
 import { evaluateNoise, NOISE_SETTINGS, noiseStage } from "../lib/eval/noise.ts";
 import { runExperiment } from "../lib/train/experiment.ts";
@@ -64,7 +70,10 @@ Deno.test("extrapolation: chunked recurrent evaluation (state carried) equals on
           const chunked = await recurrentNats(core, rows, chunk);
           let worst = 0;
           for (let i = 0; i < onePass.length; i++) worst = Math.max(worst, Math.abs(chunked[i] - onePass[i]));
-          assert.ok(worst < 1e-4, `${backend}/${impl}, chunk ${chunk}: max |chunked - one pass| = ${worst} nats`);
+          assert.ok(
+            worst < 1e-4,
+            `${backend}/${impl}, chunk ${chunk}: max |chunked - one pass| = ${worst} nats`,
+          );
         }
         assert.equal(tf.memory().numTensors, before, `${backend}/${impl}: tensors leaked by recurrentNats`);
       } finally {
@@ -102,11 +111,17 @@ Deno.test("extrapolation: sliding windows score every byte once, at its own posi
   const seqs = [Int32Array.from(SAMPLE.subarray(0, 301)), Int32Array.from(SAMPLE.subarray(301, 602))];
   const whole = await sequenceNats(bigram, seqs, "whole", { trainedContext: 32 });
   for (const context of [0, 16, 31]) {
-    const sliding = await sequenceNats(bigram, seqs, "sliding", { trainedContext: 32, slidingContext: context });
+    const sliding = await sequenceNats(bigram, seqs, "sliding", {
+      trainedContext: 32,
+      slidingContext: context,
+    });
     for (let s = 0; s < seqs.length; s++) {
       assert.equal(sliding[s].length, 300);
       for (let p = 0; p < 300; p++) {
-        assert.ok(Math.abs(sliding[s][p] - whole[s][p]) < 1e-4, `context ${context}, sequence ${s}, target ${p + 1}: ${sliding[s][p]} vs ${whole[s][p]}`);
+        assert.ok(
+          Math.abs(sliding[s][p] - whole[s][p]) < 1e-4,
+          `context ${context}, sequence ${s}, target ${p + 1}: ${sliding[s][p]} vs ${whole[s][p]}`,
+        );
       }
     }
   }
@@ -128,7 +143,10 @@ Deno.test("extrapolation: sliding windows score every byte once, at its own posi
       t.dispose();
       return Math.abs(v - got[p - 1]) < 1e-4;
     }));
-    assert.ok(matches.some(Boolean), `target ${p}: its loss is not that of any window with ${context}..${C} bytes of context`);
+    assert.ok(
+      matches.some(Boolean),
+      `target ${p}: its loss is not that of any window with ${context}..${C} bytes of context`,
+    );
   }
   disposeModel(bigram);
   disposeModel(mamba);
@@ -139,22 +157,37 @@ Deno.test("extrapolation: every length scores the same bytes; capped and attenti
   const mamba = tinyMamba(4);
   const text = SAMPLE.subarray(0, 2100);
   const before = tf.memory().numTensors;
-  const res = await evaluateExtrapolation(mamba, text, { trainedContext: 32, multiples: [1, 2, 4, 8, 16, 32, 64, 128], chunk: 100 });
+  const res = await evaluateExtrapolation(mamba, text, {
+    trainedContext: 32,
+    multiples: [1, 2, 4, 8, 16, 32, 64, 128],
+    chunk: 100,
+  });
   assert.equal(tf.memory().numTensors, before, "no tensors leaked");
   const ok = res.filter((r) => r.status === "ok");
   assert.deepEqual(ok.map((r) => r.multiple), [1, 2, 4, 8, 16, 32, 64]);
   for (const r of ok) {
     assert.equal(r.bytes, 2048, `${r.multiple}x scores the same 2,048 bytes`);
     assert.equal(r.position_bins.reduce((s, b) => s + b.bytes, 0), r.bytes, "position bins hold every byte");
-    assert.ok(Math.abs(r.position_bins.reduce((s, b) => s + b.nats, 0) - r.nats) < 1e-2, "position bins hold every nat");
-    assert.equal(Math.max(...r.position_bins.map((b) => b.hi)), r.multiple * 32, "positions reach the sequence length");
+    assert.ok(
+      Math.abs(r.position_bins.reduce((s, b) => s + b.nats, 0) - r.nats) < 1e-2,
+      "position bins hold every nat",
+    );
+    assert.equal(
+      Math.max(...r.position_bins.map((b) => b.hi)),
+      r.multiple * 32,
+      "positions reach the sequence length",
+    );
   }
   const capped = res.find((r) => r.multiple === 128)!;
   assert.equal(capped.status, "skipped");
   assert.match(capped.reason!, /capped.*test split \(2100 tokens\).*4097 tokens.*longest evaluated is 64x/);
   // a non-recurrent model: whole sequences beyond maxAttentionLength are skipped, saying why; sliding runs
   const bigram = bigramModel(1);
-  const res2 = await evaluateExtrapolation(bigram, text, { trainedContext: 32, multiples: [1, 4, 16], maxAttentionLength: 128 });
+  const res2 = await evaluateExtrapolation(bigram, text, {
+    trainedContext: 32,
+    multiples: [1, 4, 16],
+    maxAttentionLength: 128,
+  });
   const at16 = res2.filter((r) => r.multiple === 16);
   assert.deepEqual(at16.map((r) => [r.mode, r.status]), [["sliding", "ok"], ["whole", "skipped"]]);
   assert.match(at16[1].reason!, /maxAttentionLength 128/);
@@ -171,8 +204,15 @@ Deno.test("extrapolation: subword models are evaluated in tokens and scored per 
   const bpe = trainBpe(SAMPLE.subarray(0, 20000), { vocabSize: 300 });
   const model = createModel("mamba_subword", { d_model: 16, n_layer: 1, vocab_size: bpe.vocabSize }, 0);
   const streamed: unknown[] = [];
-  const recs = await extrapolationRecords(model, text, { trainedContext: 16, multiples: [1, 4], tokenizer: bpe }, {
-    scale: "test", model_dir: "(test)", domain: "books", data: "(test)",
+  const recs = await extrapolationRecords(model, text, {
+    trainedContext: 16,
+    multiples: [1, 4],
+    tokenizer: bpe,
+  }, {
+    scale: "test",
+    model_dir: "(test)",
+    domain: "books",
+    data: "(test)",
   }, (r) => void streamed.push(r));
   // each record is handed over as soon as its length is done (the stage appends it at once), complete
   assert.deepEqual(streamed, recs);
@@ -193,7 +233,10 @@ Deno.test("noise: p = 0 changes nothing; perplexity is per CLEAN word; subword m
   await useBackend("wasm");
   const clean = SAMPLE.subarray(0, 1500);
   const mamba = tinyMamba(5);
-  const zero = await evaluateNoise(mamba, clean, { window: 256, settings: NOISE_KINDS.map((kind) => ({ kind, p: 0 })) });
+  const zero = await evaluateNoise(mamba, clean, {
+    window: 256,
+    settings: NOISE_KINDS.map((kind) => ({ kind, p: 0 })),
+  });
   assert.equal(zero.length, 1 + NOISE_KINDS.length);
   for (const r of zero) {
     assert.equal(r.delta_bits_per_byte, 0, `${r.noise}: bits-per-byte increase`);
@@ -204,13 +247,20 @@ Deno.test("noise: p = 0 changes nothing; perplexity is per CLEAN word; subword m
   const ant = noisy.find((r) => r.noise === "antspeak")!;
   assert.equal(ant.words, countWords(clean));
   assert.ok(ant.words_noisy > 3 * ant.words, "antspeak multiplies the words");
-  assert.ok(Math.abs(ant.word_perplexity - Math.exp(ant.nats / ant.words)) <= 1e-9 * ant.word_perplexity, "denominator: clean words");
+  assert.ok(
+    Math.abs(ant.word_perplexity - Math.exp(ant.nats / ant.words)) <= 1e-9 * ant.word_perplexity,
+    "denominator: clean words",
+  );
   assert.ok(ant.text_bytes > clean.length && ant.delta_bits_per_byte !== 0);
   assert.ok(noisy.find((r) => r.noise === "drop" && r.p === 0.3)!.text_bytes < clean.length * 0.8);
   // a subword model reads the noisy bytes through its tokenizer
   const bpe = trainBpe(SAMPLE.subarray(0, 20000), { vocabSize: 300 });
   const sub = createModel("mamba_subword", { d_model: 16, n_layer: 1, vocab_size: bpe.vocabSize }, 0);
-  const subZero = await evaluateNoise(sub, clean, { window: 64, tokenizer: bpe, settings: [{ kind: "swap", p: 0 }] });
+  const subZero = await evaluateNoise(sub, clean, {
+    window: 64,
+    tokenizer: bpe,
+    settings: [{ kind: "swap", p: 0 }],
+  });
   assert.equal(subZero[1].delta_bits_per_byte, 0);
   disposeModel(mamba);
   disposeModel(sub);
@@ -222,27 +272,48 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
   const runsDir = await Deno.makeTempDir({ prefix: "eval-test-runs-" });
   try {
     const run = await runExperiment({
-      name: "t/smoke/books/mambabyte", model: "mambabyte", config: { d_model: 16, n_layer: 1 }, domain: "books", scale: "smoke",
-      train: { batch: 2, length: 32, lr: 1e-3, warmup: 1, seed: 0, steps: 2 }, eval: { maxBytes: 512 },
+      name: "t/smoke/books/mambabyte",
+      model: "mambabyte",
+      config: { d_model: 16, n_layer: 1 },
+      domain: "books",
+      scale: "smoke",
+      train: { batch: 2, length: 32, lr: 1e-3, warmup: 1, seed: 0, steps: 2 },
+      eval: { maxBytes: 512 },
       labels: { label: "MB-test", budget_ratio: 1 },
     }, { resultsDir: results, runsDir, quiet: true });
     const runs = [{ ...run, provenance: { time: "t0" } }];
     const opts = { scale: "smoke", resultsDir: results, runsDir, quiet: true };
-    const ex = await extrapolationStage(runs, { ...opts, settings: { maxTokens: 1024, multiples: [1, 2, 4] } });
-    assert.deepEqual(ex.map((r) => [r.multiple, r.mode, r.status]), [[1, "whole", "ok"], [2, "whole", "ok"], [4, "whole", "ok"]]);
+    const ex = await extrapolationStage(runs, {
+      ...opts,
+      settings: { maxTokens: 1024, multiples: [1, 2, 4] },
+    });
+    assert.deepEqual(ex.map((r) => [r.multiple, r.mode, r.status]), [[1, "whole", "ok"], [2, "whole", "ok"], [
+      4,
+      "whole",
+      "ok",
+    ]]);
     assert.equal(ex[0].trained_context, 32);
     assert.equal(ex[0].label, "MB-test");
     const no = await noiseStage(runs, { ...opts, maxBytes: 600 });
     assert.equal(no.length, 1 + NOISE_SETTINGS.length);
     assert.equal(no[0].window, 32, "scored in windows of the training length");
-    const written = (await Deno.readTextFile(`${results}/extrapolation.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+    const written = (await Deno.readTextFile(`${results}/extrapolation.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
     assert.equal(written.length, 3);
-    assert.ok(written.every((r) => r.provenance?.commit && r.run_time === "t0"), "records carry provenance and the run's time");
+    assert.ok(
+      written.every((r) => r.provenance?.commit && r.run_time === "t0"),
+      "records carry provenance and the run's time",
+    );
     // a second pass finds them and evaluates nothing; a re-trained run (new time) is evaluated again
     assert.equal((await extrapolationStage(runs, opts)).length, 0);
     assert.equal((await noiseStage(runs, { ...opts, maxBytes: 600 })).length, 0);
     const retrained = [{ ...run, provenance: { time: "t1" } }];
-    assert.equal((await extrapolationStage(retrained, { ...opts, settings: { maxTokens: 1024, multiples: [1] } })).length, 1);
+    assert.equal(
+      (await extrapolationStage(retrained, { ...opts, settings: { maxTokens: 1024, multiples: [1] } }))
+        .length,
+      1,
+    );
   } finally {
     await Deno.remove(results, { recursive: true });
     await Deno.remove(runsDir, { recursive: true });
@@ -254,7 +325,9 @@ Deno.test("PositionLoss: log-spaced bins, every byte in one bin", () => {
   for (let p = 1; p <= 100; p++) pos.add(p, 0.5, 1);
   const bins = pos.result();
   assert.equal(bins.reduce((s, b) => s + b.bytes, 0), 100);
-  for (let i = 1; i < bins.length; i++) assert.equal(bins[i].lo, bins[i - 1].hi + 1, "bins tile the positions");
+  for (let i = 1; i < bins.length; i++) {
+    assert.equal(bins[i].lo, bins[i - 1].hi + 1, "bins tile the positions");
+  }
   assert.deepEqual(bins.slice(0, 4).map((b) => [b.lo, b.hi]), [[1, 1], [2, 2], [3, 3], [4, 5]]);
   assert.ok(bins.every((b) => Math.abs(b.bits_per_byte - 0.5 / Math.LN2) < 1e-12));
 });
@@ -271,25 +344,64 @@ Deno.test("figures: the registry builds from a records folder and `figures` expo
     // small real records from a tiny model
     const mamba = tinyMamba(6);
     const text = SAMPLE.subarray(0, 1100);
-    const about = { scale: "smoke", model_dir: "tiny", label: "tiny-MambaByte", domain: "books", data: "sample" };
-    for (const r of await extrapolationRecords(mamba, text, { trainedContext: 16, multiples: [1, 2, 4, 8] }, about)) {
+    const about = {
+      scale: "smoke",
+      model_dir: "tiny",
+      label: "tiny-MambaByte",
+      domain: "books",
+      data: "sample",
+    };
+    for (
+      const r of await extrapolationRecords(
+        mamba,
+        text,
+        { trainedContext: 16, multiples: [1, 2, 4, 8] },
+        about,
+      )
+    ) {
       await appendRecord("extrapolation", r as unknown as Record<string, unknown>, results);
     }
-    for (const r of await evaluateNoise(mamba, text.subarray(0, 600), { window: 128, settings: NOISE_SETTINGS.slice(0, 3) })) {
-      await appendRecord("noise", { ...r, ...about, experiment: "noise", model_kind: "mambabyte", unit: "byte" }, results);
+    for (
+      const r of await evaluateNoise(mamba, text.subarray(0, 600), {
+        window: 128,
+        settings: NOISE_SETTINGS.slice(0, 3),
+      })
+    ) {
+      await appendRecord("noise", {
+        ...r,
+        ...about,
+        experiment: "noise",
+        model_kind: "mambabyte",
+        unit: "byte",
+      }, results);
     }
     disposeModel(mamba);
     const built = await buildFigure("extrapolation_length", { resultsDir: results });
     assert.ok(built && "figure" in built);
     assert.equal((built.figure.data[0] as { x: number[] }).x.length, 4, "one point per evaluated length");
-    assert.equal(await buildFigure("extrapolation_length", { resultsDir: results, scale: "gpu" }), undefined, "no gpu records");
-    const report = await exportFigures({ resultsDir: results, outDir: out, only: ["extrapolation_length", "extrapolation", "noise"], quiet: true });
+    assert.equal(
+      await buildFigure("extrapolation_length", { resultsDir: results, scale: "gpu" }),
+      undefined,
+      "no gpu records",
+    );
+    const report = await exportFigures({
+      resultsDir: results,
+      outDir: out,
+      only: ["extrapolation_length", "extrapolation", "noise"],
+      quiet: true,
+    });
     assert.deepEqual(report.written.map((w) => w.name), ["extrapolation_length", "extrapolation", "noise"]);
     const png = await Deno.readFile(`${out}/extrapolation_length.png`);
     assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
-    assert.match(await Deno.readTextFile(`${out}/extrapolation_length.svg`), /^<svg[\s\S]*tiny-MambaByte[\s\S]*<\/svg>\s*$/);
+    assert.match(
+      await Deno.readTextFile(`${out}/extrapolation_length.svg`),
+      /^<svg[\s\S]*tiny-MambaByte[\s\S]*<\/svg>\s*$/,
+    );
     const table = await Deno.readTextFile(`${out}/extrapolation.md`);
-    assert.match(table, /\| tiny-MambaByte \| whole sequence \| 16 \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/);
+    assert.match(
+      table,
+      /\| tiny-MambaByte \| whole sequence \| 16 \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \|/,
+    );
     const noise = await Deno.readTextFile(`${out}/noise.md`);
     assert.match(noise, /\| drop p=0\.05 \| .* \| \+16\.9 \| \+8\.5 \|/, "the paper's values beside ours");
   } finally {

@@ -7,17 +7,40 @@ import * as tf from "@tensorflow/tfjs";
 import { availableScanImpls, selectiveScan } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { randomScanInputs, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
-import { type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../lib/ssm/kernels/scan_webgpu.ts";
+import {
+  type ScanKernelConfig,
+  scanKernelConfig,
+  setScanKernelConfig,
+} from "../lib/ssm/kernels/scan_webgpu.ts";
 
 type In = ReturnType<typeof randomScanInputs>;
 const NAMES = ["u", "delta", "A", "B", "C", "D", "z", "deltaBias", "h0"] as const;
 
 /** Value and gradients of sum(y * gy) + sum(last * gs) with respect to all nine inputs. */
-function lossAndGrads(x: In, impl: "fused" | "chunked" | "sequential", gy: tf.Tensor, gs: tf.Tensor, softplus = true) {
-  const f = (u: tf.Tensor, delta: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, D: tf.Tensor, z: tf.Tensor,
-    bias: tf.Tensor, h0: tf.Tensor) => {
+function lossAndGrads(
+  x: In,
+  impl: "fused" | "chunked" | "sequential",
+  gy: tf.Tensor,
+  gs: tf.Tensor,
+  softplus = true,
+) {
+  const f = (
+    u: tf.Tensor,
+    delta: tf.Tensor,
+    A: tf.Tensor,
+    B: tf.Tensor,
+    C: tf.Tensor,
+    D: tf.Tensor,
+    z: tf.Tensor,
+    bias: tf.Tensor,
+    h0: tf.Tensor,
+  ) => {
     const r = selectiveScan(u, delta, A, B, C, D, z, bias, {
-      deltaSoftplus: softplus, initialState: h0, returnLastState: true, impl, chunkSize: 32,
+      deltaSoftplus: softplus,
+      initialState: h0,
+      returnLastState: true,
+      impl,
+      chunkSize: 32,
     });
     return tf.add(tf.sum(tf.mul(r.y, gy)), tf.sum(tf.mul(r.lastState!, gs))) as tf.Scalar;
   };
@@ -57,7 +80,10 @@ for (const backend of TEST_BACKENDS) {
     const x = randomScanInputs(new Rng(5), 2, 3, 4, 17);
     const delta = tf.sigmoid(x.delta); // positive steps, no softplus
     const run = (impl: "sequential" | "fused") =>
-      selectiveScan(x.u, delta, x.A, x.B, x.C, undefined, undefined, undefined, { impl, returnLastState: true });
+      selectiveScan(x.u, delta, x.A, x.B, x.C, undefined, undefined, undefined, {
+        impl,
+        returnLastState: true,
+      });
     const s = run("sequential"), f = run("fused");
     assert.ok(await relL2T(f.y, s.y) < 1e-5);
     assert.ok(await relL2T(f.lastState!, s.lastState!) < 1e-5);
@@ -71,7 +97,16 @@ if (TEST_BACKENDS.includes("webgpu")) {
     const variants: Partial<ScanKernelConfig>[] = [
       { fwdKernel: "tiled", bwdKernel: "channel", fwdThreads: 64, bwdThreads: 32 },
       { fwdKernel: "direct", bwdKernel: "split", vec4: false, bwdSub: 2, bwdChunk: 16, fwdChunk: 16 },
-      { fwdKernel: "direct", bwdKernel: "split", vec4: true, bwdSub: 8, bwdChunk: 8, bwdThreads: 16, fwdChunk: 64, fwdThreads: 32 },
+      {
+        fwdKernel: "direct",
+        bwdKernel: "split",
+        vec4: true,
+        bwdSub: 8,
+        bwdChunk: 8,
+        bwdThreads: 16,
+        fwdChunk: 64,
+        fwdThreads: 32,
+      },
       { fwdKernel: "direct", bwdKernel: "channel", vec4: true, bwdSub: 4, bwdChunk: 8, bwdThreads: 64 },
     ];
     const saved = scanKernelConfig();
@@ -120,7 +155,10 @@ Deno.test("fused scan gradients agree with central finite differences on a small
         return lossAndGrads(moved, "fused", gy, gs).value;
       };
       const fd = ((await probe(eps).data())[0] - (await probe(-eps).data())[0]) / (2 * eps);
-      assert.ok(Math.abs(fd - g[k]) <= 2e-2 * Math.max(1, Math.abs(fd)), `${name}[${k}]: fd ${fd} vs grad ${g[k]}`);
+      assert.ok(
+        Math.abs(fd - g[k]) <= 2e-2 * Math.max(1, Math.abs(fd)),
+        `${name}[${k}]: fd ${fd} vs grad ${g[k]}`,
+      );
     }
   }
 });

@@ -1,6 +1,6 @@
 /** Shared test helpers: backends to test on, fixture loading, error norms. */
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, type BackendName } from "../lib/backend.ts";
+import { type BackendName, initBackend } from "../lib/backend.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
 import type { Rng } from "../lib/util/rng.ts";
 
@@ -20,7 +20,10 @@ export async function loadFixture(file: string): Promise<Map<string, tf.Tensor>>
   const st = await readSafetensors(FIXTURES + file);
   const out = new Map<string, tf.Tensor>();
   for (const [name, t] of st.tensors) {
-    out.set(name, tf.tensor(t.data as Float32Array | Int32Array, t.shape, t.dtype === "I32" ? "int32" : "float32"));
+    out.set(
+      name,
+      tf.tensor(t.data as Float32Array | Int32Array, t.shape, t.dtype === "I32" ? "int32" : "float32"),
+    );
   }
   return out;
 }
@@ -52,7 +55,8 @@ export async function tinyModelDir(): Promise<string> {
 
 /** Random scan inputs of a given shape, in the ranges Mamba produces. */
 export function randomScanInputs(rng: Rng, b: number, d: number, n: number, l: number) {
-  const t = (shape: number[], make: (k: number) => Float32Array) => tf.tensor(make(shape.reduce((x, y) => x * y)), shape);
+  const t = (shape: number[], make: (k: number) => Float32Array) =>
+    tf.tensor(make(shape.reduce((x, y) => x * y)), shape);
   return {
     u: t([b, d, l], (k) => rng.normalArray(k)),
     delta: t([b, d, l], (k) => rng.uniformArray(k, -4, 1)),
@@ -65,4 +69,3 @@ export function randomScanInputs(rng: Rng, b: number, d: number, n: number, l: n
     h0: t([b, d, n], (k) => rng.normalArray(k)),
   };
 }
-

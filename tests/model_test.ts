@@ -7,7 +7,14 @@ import * as tf from "@tensorflow/tfjs";
 import { parseMambaConfig } from "../lib/io/config.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
 import {
-  disposeMambaLM, disposeState, forward, type MambaLM, nextByteLoss, parameterValues, prefill, step,
+  disposeMambaLM,
+  disposeState,
+  forward,
+  type MambaLM,
+  nextByteLoss,
+  parameterValues,
+  prefill,
+  step,
 } from "../lib/models/mamba.ts";
 import { initMambaLM, loadPretrained, mambaByteConfig, saveMambaLM } from "../lib/models/pretrained.ts";
 import { availableScanImpls } from "../lib/ssm/mod.ts";
@@ -38,8 +45,10 @@ for (const backend of TEST_BACKENDS) {
       const vars = names.map((n) => model.params.get(n)!);
       const { value, grads } = tf.variableGrads(() => nextByteLoss(model, ids, { impl }) as tf.Scalar, vars);
       const loss = (await value.data())[0];
-      assert.ok(Math.abs(loss - reference.loss_next_byte_ce_nats) / reference.loss_next_byte_ce_nats < 1e-5,
-        `${what}: loss ${loss} vs ${reference.loss_next_byte_ce_nats}`);
+      assert.ok(
+        Math.abs(loss - reference.loss_next_byte_ce_nats) / reference.loss_next_byte_ce_nats < 1e-5,
+        `${what}: loss ${loss} vs ${reference.loss_next_byte_ce_nats}`,
+      );
       for (const [i, name] of names.entries()) {
         const err = await relL2T(grads[vars[i].name], exp.get(`grad.${name}`)!);
         assert.ok(err < 1e-3, `${what}: grad of ${name} rel err ${err}`);
@@ -142,7 +151,12 @@ for (const backend of TEST_BACKENDS) {
     const text = new TextEncoder().encode("the quick brown fox jumps over the lazy dog. ".repeat(40));
     const counts: number[] = [];
     const { log } = await trainBytes(model, text, {
-      steps: 12, batch: 2, length: 32, lr: 1e-2, warmup: 2, seed: 0,
+      steps: 12,
+      batch: 2,
+      length: 32,
+      lr: 1e-2,
+      warmup: 2,
+      seed: 0,
       onStep: () => counts.push(tf.memory().numTensors),
     });
     assert.ok(counts.slice(1).every((c) => c === counts[1]), `numTensors per step: ${counts.join(", ")}`);

@@ -97,7 +97,13 @@ await showTable([{ a: 1, b: 2.5 }]);`,
         outputs.some((o: { data?: Record<string, unknown> }) =>
           o.data?.["text/html"]?.toString().includes("<table>")
         ),
-        `a table output; outputs: ${JSON.stringify(outputs.map((o: any) => [o.output_type, Object.keys(o.data ?? {}), String(o.text ?? "").slice(0, 200)]))}`,
+        `a table output; outputs: ${
+          JSON.stringify(
+            outputs.map((
+              o: any,
+            ) => [o.output_type, Object.keys(o.data ?? {}), String(o.text ?? "").slice(0, 200)]),
+          )
+        }`,
       );
       // The static HTML shows the figure as an image (inline SVG would be emptied by nbconvert's sanitizer).
       const html = await Deno.readTextFile(r.html!);

@@ -251,7 +251,8 @@ function matMulCase(rng: Rng, M: number, K: number, N: number, transposeA: boole
   const a = tf.tensor(rng.normalArray(M * K), transposeA ? [K, M] : [M, K]);
   const b = tf.tensor(rng.normalArray(K * N), transposeB ? [N, K] : [K, N]);
   const w = tf.tensor(rng.normalArray(M * N), [M, N]);
-  const loss = (mm: typeof tf.matMul) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(mm(x, y, transposeA, transposeB), w));
+  const loss = (mm: typeof tf.matMul) => (x: tf.Tensor, y: tf.Tensor) =>
+    tf.sum(tf.mul(mm(x, y, transposeA, transposeB), w));
   return { a, b, w, loss };
 }
 
@@ -283,9 +284,15 @@ if (TEST_BACKENDS.includes("webgpu")) {
           got = r;
           return [r.value, ...r.grads];
         });
-        const what = `(${M}, ${K}, ${N}) ${JSON.stringify(config)} transposeA=${transposeA} transposeB=${transposeB}`;
+        const what = `(${M}, ${K}, ${N}) ${
+          JSON.stringify(config)
+        } transposeA=${transposeA} transposeB=${transposeB}`;
         // the forward and both gradient products ran the GEMM, not tf.matMul (BatchMatMul)
-        assert.equal(prof.kernels.filter((k) => k.name === "WasmMatMul").length, 3, `${what}: ${prof.kernelNames}`);
+        assert.equal(
+          prof.kernels.filter((k) => k.name === "WasmMatMul").length,
+          3,
+          `${what}: ${prof.kernelNames}`,
+        );
         assert.ok(!prof.kernelNames.includes("BatchMatMul"), what);
         const c = fastMatMul(a, b, transposeA, transposeB), cw = tf.matMul(a, b, transposeA, transposeB);
         assert.ok(await relL2T(c, cw) < 1e-5, `${what}: product`); // a split k sums in another order
@@ -293,7 +300,9 @@ if (TEST_BACKENDS.includes("webgpu")) {
         const scale = tf.sum(tf.abs(tf.mul(cw, w)));
         const [gv, wv, sv] = [await got!.value.data(), await want.value.data(), await scale.data()];
         assert.ok(Math.abs(gv[0] - wv[0]) <= 1e-6 * sv[0], `${what}: value ${gv[0]} vs ${wv[0]}`);
-        for (const i of [0, 1]) assert.ok(await relL2T(got!.grads[i], want.grads[i]) < 1e-5, `${what}: grad ${i}`);
+        for (const i of [0, 1]) {
+          assert.ok(await relL2T(got!.grads[i], want.grads[i]) < 1e-5, `${what}: grad ${i}`);
+        }
         tf.dispose([a, b, w, c, cw, scale, want.value, ...want.grads, got!.value, ...got!.grads]);
       }
     }

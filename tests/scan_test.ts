@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { availableScanImpls, selectiveScan, type ScanImpl } from "../lib/ssm/mod.ts";
+import { availableScanImpls, type ScanImpl, selectiveScan } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { loadFixture, randomScanInputs, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
 
@@ -13,8 +13,16 @@ const GRAD_NAMES = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"] as cons
 /** sum(y * gy) and its gradients with respect to the eight inputs (what the fixtures hold). */
 function scanWithGrads(impl: ScanImpl, t: Map<string, tf.Tensor>, h0?: tf.Tensor) {
   const gy = t.get("gy")!;
-  const f = (u: tf.Tensor, delta: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, D: tf.Tensor, z: tf.Tensor,
-    db: tf.Tensor) => {
+  const f = (
+    u: tf.Tensor,
+    delta: tf.Tensor,
+    A: tf.Tensor,
+    B: tf.Tensor,
+    C: tf.Tensor,
+    D: tf.Tensor,
+    z: tf.Tensor,
+    db: tf.Tensor,
+  ) => {
     const { y } = selectiveScan(u, delta, A, B, C, D, z, db, { deltaSoftplus: true, impl, initialState: h0 });
     return tf.sum(tf.mul(y, gy));
   };
@@ -50,7 +58,13 @@ for (const backend of TEST_BACKENDS) {
 }
 
 // Shapes: length 1, odd, non-power-of-two, > 1000; (b, d, n, l)
-const SHAPES: [number, number, number, number][] = [[1, 3, 2, 1], [2, 5, 3, 7], [1, 4, 4, 33], [3, 2, 5, 100], [1, 2, 3, 1025]];
+const SHAPES: [number, number, number, number][] = [
+  [1, 3, 2, 1],
+  [2, 5, 3, 7],
+  [1, 4, 4, 33],
+  [3, 2, 5, 100],
+  [1, 2, 3, 1025],
+];
 
 for (const backend of TEST_BACKENDS) {
   Deno.test(`scan implementations agree with the sequential recurrence on random shapes (${backend})`, async () => {
@@ -65,9 +79,20 @@ for (const backend of TEST_BACKENDS) {
         const gy = tf.tensor(rng.normalArray(b * d * l), [b, d, l]);
         const gs = tf.tensor(rng.normalArray(b * d * n), [b, d, n]);
         const run = (impl: ScanImpl) => {
-          const f = (u: tf.Tensor, delta: tf.Tensor, A: tf.Tensor, B: tf.Tensor, C: tf.Tensor, h: tf.Tensor) => {
+          const f = (
+            u: tf.Tensor,
+            delta: tf.Tensor,
+            A: tf.Tensor,
+            B: tf.Tensor,
+            C: tf.Tensor,
+            h: tf.Tensor,
+          ) => {
             const r = selectiveScan(u, delta, A, B, C, x.D, x.z, x.deltaBias, {
-              deltaSoftplus: true, impl, initialState: withState ? h : undefined, returnLastState: true, chunkSize: 8,
+              deltaSoftplus: true,
+              impl,
+              initialState: withState ? h : undefined,
+              returnLastState: true,
+              chunkSize: 8,
             });
             return tf.add(tf.sum(tf.mul(r.y, gy)), tf.sum(tf.mul(r.lastState!, gs)));
           };
@@ -76,7 +101,11 @@ for (const backend of TEST_BACKENDS) {
             withState ? [x.u, x.delta, x.A, x.B, x.C, x.h0] : [x.u, x.delta, x.A, x.B, x.C],
           );
           const { y, lastState } = selectiveScan(x.u, x.delta, x.A, x.B, x.C, x.D, x.z, x.deltaBias, {
-            deltaSoftplus: true, impl, initialState: h0, returnLastState: true, chunkSize: 8,
+            deltaSoftplus: true,
+            impl,
+            initialState: h0,
+            returnLastState: true,
+            chunkSize: 8,
           });
           return { value, grads, y, lastState: lastState! };
         };
@@ -105,10 +134,28 @@ for (const backend of TEST_BACKENDS) {
       const opts = { deltaSoftplus: true, impl, returnLastState: true, chunkSize: 4 };
       const whole = selectiveScan(x.u, x.delta, x.A, x.B, x.C, x.D, x.z, x.deltaBias, opts);
       const part = (t: tf.Tensor, s: number, len: number) => tf.slice(t, [0, 0, s], [-1, -1, len]);
-      const first = selectiveScan(part(x.u, 0, 11), part(x.delta, 0, 11), x.A, part(x.B, 0, 11), part(x.C, 0, 11),
-        x.D, part(x.z, 0, 11), x.deltaBias, opts);
-      const second = selectiveScan(part(x.u, 11, 8), part(x.delta, 11, 8), x.A, part(x.B, 11, 8), part(x.C, 11, 8),
-        x.D, part(x.z, 11, 8), x.deltaBias, { ...opts, initialState: first.lastState });
+      const first = selectiveScan(
+        part(x.u, 0, 11),
+        part(x.delta, 0, 11),
+        x.A,
+        part(x.B, 0, 11),
+        part(x.C, 0, 11),
+        x.D,
+        part(x.z, 0, 11),
+        x.deltaBias,
+        opts,
+      );
+      const second = selectiveScan(
+        part(x.u, 11, 8),
+        part(x.delta, 11, 8),
+        x.A,
+        part(x.B, 11, 8),
+        part(x.C, 11, 8),
+        x.D,
+        part(x.z, 11, 8),
+        x.deltaBias,
+        { ...opts, initialState: first.lastState },
+      );
       assert.ok(await relL2T(tf.concat([first.y, second.y], 2), whole.y) < 1e-5, impl);
       assert.ok(await relL2T(second.lastState!, whole.lastState!) < 1e-5, impl);
     }
@@ -117,10 +164,27 @@ for (const backend of TEST_BACKENDS) {
 
 Deno.test("scan: bad shapes fail with a message naming the argument", () => {
   const u = tf.zeros([1, 4, 5]);
-  assert.throws(() => selectiveScan(u, tf.zeros([1, 4, 6]), tf.zeros([4, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5])),
-    /delta must have u's shape/);
-  assert.throws(() => selectiveScan(u, u, tf.zeros([3, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5])),
-    /A must be \(d_inner, d_state\)/);
-  assert.throws(() => selectiveScan(u, u, tf.zeros([4, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5]), undefined,
-    undefined, undefined, { initialState: tf.zeros([1, 4, 3]) }), /initialState must be/);
+  assert.throws(
+    () => selectiveScan(u, tf.zeros([1, 4, 6]), tf.zeros([4, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5])),
+    /delta must have u's shape/,
+  );
+  assert.throws(
+    () => selectiveScan(u, u, tf.zeros([3, 2]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 5])),
+    /A must be \(d_inner, d_state\)/,
+  );
+  assert.throws(
+    () =>
+      selectiveScan(
+        u,
+        u,
+        tf.zeros([4, 2]),
+        tf.zeros([1, 2, 5]),
+        tf.zeros([1, 2, 5]),
+        undefined,
+        undefined,
+        undefined,
+        { initialState: tf.zeros([1, 4, 3]) },
+      ),
+    /initialState must be/,
+  );
 });

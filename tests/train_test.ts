@@ -17,7 +17,8 @@ import { pathExists } from "../lib/io/atomic.ts";
 await useBackend("wasm");
 
 const text = new TextEncoder().encode(
-  "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. ".repeat(20),
+  "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. "
+    .repeat(20),
 );
 const tiny = { d_model: 16, n_layer: 2 };
 const base = { batch: 2, length: 32, lr: 5e-3, warmup: 3, seed: 1 };
@@ -31,21 +32,40 @@ Deno.test("kill and resume reproduces the uninterrupted loss curve", async () =>
   const first = createModel("mambabyte", tiny, 0);
   // the process "dies" after step 7: the last checkpoint is step 6
   await assert.rejects(
-    train(first, text, { ...base, steps: 12, runDir, checkpointEvery: 3, handleSignals: false, onStep: (e) => {
-      if (e.step === 7) throw new Error("simulated crash");
-    } }),
+    train(first, text, {
+      ...base,
+      steps: 12,
+      runDir,
+      checkpointEvery: 3,
+      handleSignals: false,
+      onStep: (e) => {
+        if (e.step === 7) throw new Error("simulated crash");
+      },
+    }),
     /simulated crash/,
   );
   disposeModel(first);
   const second = createModel("mambabyte", tiny, 99); // different init: everything must come from the checkpoint
-  const b = await train(second, text, { ...base, steps: 12, runDir, checkpointEvery: 3, resume: true, handleSignals: false });
+  const b = await train(second, text, {
+    ...base,
+    steps: 12,
+    runDir,
+    checkpointEvery: 3,
+    resume: true,
+    handleSignals: false,
+  });
   assert.equal(b.resumed_from, 6);
   assert.deepEqual(b.log.map((e) => e.step), Array.from({ length: 12 }, (_, i) => i + 1));
   for (let i = 0; i < 12; i++) {
-    assert.ok(Math.abs(a.log[i].loss - b.log[i].loss) < 1e-5, `step ${i + 1}: ${a.log[i].loss} vs ${b.log[i].loss}`);
+    assert.ok(
+      Math.abs(a.log[i].loss - b.log[i].loss) < 1e-5,
+      `step ${i + 1}: ${a.log[i].loss} vs ${b.log[i].loss}`,
+    );
   }
   // the JSONL log on disk holds each step once, in order
-  const onDisk = (await Deno.readTextFile(`${runDir}/train_log.jsonl`)).trim().split("\n").map((l) => JSON.parse(l).step);
+  const onDisk = (await Deno.readTextFile(`${runDir}/train_log.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l).step
+  );
   assert.deepEqual(onDisk, Array.from({ length: 12 }, (_, i) => i + 1));
   // the final checkpoint loads as a model with the trained weights
   const loaded = await loadModel(`${runDir}/checkpoint`);
@@ -55,7 +75,10 @@ Deno.test("kill and resume reproduces the uninterrupted loss curve", async () =>
   disposeModel(loaded);
   // resuming with different settings is refused, naming the field
   const third = createModel("mambabyte", tiny, 0);
-  await assert.rejects(train(third, text, { ...base, lr: 1e-3, steps: 12, runDir, resume: true, handleSignals: false }), /differ.*lr/);
+  await assert.rejects(
+    train(third, text, { ...base, lr: 1e-3, steps: 12, runDir, resume: true, handleSignals: false }),
+    /differ.*lr/,
+  );
   disposeModel(third);
   await Deno.remove(runDir, { recursive: true });
 });
@@ -66,7 +89,11 @@ Deno.test("a non-finite loss stops before the update and keeps the last good che
   const W = model.params.get("backbone.layers.0.mixer.in_proj.weight")!;
   let saved4: Float32Array | undefined;
   const err = await train(model, text, {
-    ...base, steps: 10, runDir, checkpointEvery: 2, handleSignals: false,
+    ...base,
+    steps: 10,
+    runDir,
+    checkpointEvery: 2,
+    handleSignals: false,
     onStep: (e) => {
       if (e.step === 4) saved4 = W.dataSync().slice() as Float32Array; // what the step-4 checkpoint holds
       if (e.step === 5) tf.tidy(() => W.assign(tf.fill(W.shape, NaN)));
@@ -132,8 +159,29 @@ const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
 
 function spawnTrain(args: string[]) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "train", "--model", "mambabyte", "--size", "tiny", "--data", "books", "--scale", "smoke",
-      "--batch", "2", "--length", "64", "--warmup", "2", "--eval-bytes", "2048", ...args],
+    args: [
+      "run",
+      "-A",
+      CLI,
+      "train",
+      "--model",
+      "mambabyte",
+      "--size",
+      "tiny",
+      "--data",
+      "books",
+      "--scale",
+      "smoke",
+      "--batch",
+      "2",
+      "--length",
+      "64",
+      "--warmup",
+      "2",
+      "--eval-bytes",
+      "2048",
+      ...args,
+    ],
     env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -172,7 +220,9 @@ Deno.test("CLI train: SIGTERM saves a checkpoint, --resume finishes, SIGKILL nev
     await waitForSteps(runDir, waitSteps);
     p.kill("SIGKILL");
     await p.output();
-    const dir = (await pathExists(`${runDir}/checkpoint`)) ? `${runDir}/checkpoint` : `${runDir}/checkpoint.old`;
+    const dir = (await pathExists(`${runDir}/checkpoint`))
+      ? `${runDir}/checkpoint`
+      : `${runDir}/checkpoint.old`;
     const state = JSON.parse(await Deno.readTextFile(`${dir}/trainer_state.json`));
     assert.ok(state.step >= stopped, `checkpoint step ${state.step}`);
     const m = await loadModel(dir); // complete weights: loads and checks every tensor
@@ -185,7 +235,9 @@ Deno.test("CLI train: SIGTERM saves a checkpoint, --resume finishes, SIGKILL nev
   const summary = JSON.parse(new TextDecoder().decode(out.stdout));
   assert.equal(summary.run, "run");
   assert.ok(summary.test_bits_per_byte > 0 && summary.test_bits_per_byte < 8);
-  const log = (await Deno.readTextFile(`${runDir}/train_log.jsonl`)).trim().split("\n").map((l) => JSON.parse(l) as TrainLogEntry);
+  const log = (await Deno.readTextFile(`${runDir}/train_log.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l) as TrainLogEntry
+  );
   assert.deepEqual(log.map((e) => e.step), Array.from({ length: 400 }, (_, i) => i + 1));
   const rec = JSON.parse((await Deno.readTextFile(`${root}/results/runs.jsonl`)).trim());
   assert.equal(rec.steps, 400);
@@ -195,8 +247,22 @@ Deno.test("CLI train: SIGTERM saves a checkpoint, --resume finishes, SIGKILL nev
   for await (const e of Deno.readDir(runDir)) assert.ok(!e.name.includes(".tmp-"), `left behind: ${e.name}`);
   // 4. eval command on the trained model
   const ev = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "eval", "--model", `${runDir}/model`, "--data", "books", "--scale", "smoke", "--max-bytes", "4096",
-      "--results", `${root}/results`],
+    args: [
+      "run",
+      "-A",
+      CLI,
+      "eval",
+      "--model",
+      `${runDir}/model`,
+      "--data",
+      "books",
+      "--scale",
+      "smoke",
+      "--max-bytes",
+      "4096",
+      "--results",
+      `${root}/results`,
+    ],
     env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -220,7 +286,9 @@ Deno.test("CLI train rejects bad input with one clear line", async () => {
   }
   const bad = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, "train", "--model", "gpt9", "--size", "tiny", "--data", "books", "--steps", "1"],
-    env: { NO_COLOR: "1" }, stdout: "piped", stderr: "piped",
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
   }).output();
   assert.equal(bad.code, 2);
   assert.match(new TextDecoder().decode(bad.stderr), /unknown model "gpt9"|no size presets for model "gpt9"/);

@@ -130,7 +130,13 @@ async function mambaJsRoundRobin(contexts: number[], steps: number, budgetS: num
     const t0 = performance.now();
     const s = new RecurrentSession(m, "tf");
     await s.prefill(Int32Array.from({ length: ctx }, () => Math.floor(rng.uniform() * 256)), 4096);
-    runs.push({ ctx, state: s.state!, id: 65, times: [] as number[], prefillS: (performance.now() - t0) / 1000 });
+    runs.push({
+      ctx,
+      state: s.state!,
+      id: 65,
+      times: [] as number[],
+      prefillS: (performance.now() - t0) / 1000,
+    });
     s.dispose();
   }
   const stepper = await MambaStepper.create(m);
@@ -264,7 +270,8 @@ async function verifyCost(verifier: MambaLM, drafter: MambaLM, text: Uint8Array,
   for (const b of text.subarray(0, 64)) state = v.stepSync(state, b).state;
   const bytes = Array.from(text.subarray(64, 64 + draftLen));
   // mean ms per call over at least MIN_TIMED_S (timeSteps), here per byte or per token
-  const timed = async (fn: () => void) => (await timeSteps(() => Promise.resolve(fn()), 1, Infinity)).msPerByte;
+  const timed = async (fn: () => void) =>
+    (await timeSteps(() => Promise.resolve(fn()), 1, Infinity)).msPerByte;
   const stepMs = await timed(() => {
     let s = state;
     for (const b of bytes) s = v.stepSync(s, b).state;
@@ -395,7 +402,9 @@ if (import.meta.main) {
         (rec.skipped
           ? `skipped: ${rec.skipped}`
           : rec.mode === "verify_cost"
-          ? `verifier step ${((rec.verifier_step_ms_per_byte as number) * 1000).toFixed(0)} us/byte, fused pass ` +
+          ? `verifier step ${
+            ((rec.verifier_step_ms_per_byte as number) * 1000).toFixed(0)
+          } us/byte, fused pass ` +
             `${((rec.verifier_pass_ms_per_byte as number) * 1000).toFixed(0)} us/byte, drafter ` +
             `${((rec.drafter_step_ms as number) * 1000).toFixed(0)} us/token`
           : `${(rec.msPerByte as number | undefined)?.toFixed(3) ?? "-"} ms/byte  ${
@@ -406,7 +415,9 @@ if (import.meta.main) {
   };
   const rng = new Rng(0);
   const skipAfter = new Map<string, string>(); // model -> why longer contexts are skipped
-  const jsTimes = models.includes("mambabyte") ? await mambaJsRoundRobin(contexts, steps, budgetS, rng) : undefined;
+  const jsTimes = models.includes("mambabyte")
+    ? await mambaJsRoundRobin(contexts, steps, budgetS, rng)
+    : undefined;
   for (const ctx of contexts) {
     for (const name of models) {
       if (skipAfter.has(name)) {
@@ -414,11 +425,13 @@ if (import.meta.main) {
         continue;
       }
       try {
-        const recs = name === "mambabyte" ? [jsTimes!.get(ctx)!, ...await mambaAt(ctx, steps, budgetS, rng)] : [
-          name === "transformer"
-            ? await transformerAt(ctx, steps, budgetS)
-            : await megabyteAt(ctx, steps, budgetS),
-        ];
+        const recs = name === "mambabyte"
+          ? [jsTimes!.get(ctx)!, ...await mambaAt(ctx, steps, budgetS, rng)]
+          : [
+            name === "transformer"
+              ? await transformerAt(ctx, steps, budgetS)
+              : await megabyteAt(ctx, steps, budgetS),
+          ];
         for (const r of recs) {
           await save(r);
           // a model whose step already takes > 1/10 of the budget would need > 10x longer at 4x the context

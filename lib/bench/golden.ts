@@ -6,7 +6,7 @@
  *
  *   deno run -A lib/bench/golden.ts [--backends cpu,wasm,webgpu] [--out DIR]
  */
-import { initBackend, type BackendName, tf } from "../backend.ts";
+import { type BackendName, initBackend, tf } from "../backend.ts";
 import { availableScanImpls, selectiveScan } from "../ssm/mod.ts";
 import { readSafetensors } from "../io/safetensors.ts";
 import { forward, nextByteLoss } from "../models/mamba.ts";
@@ -33,7 +33,11 @@ function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 async function load(file: string): Promise<Map<string, tf.Tensor>> {
   const st = await readSafetensors(fixtures + file);
-  return new Map([...st.tensors].map(([k, t]) => [k, tf.tensor(t.data as Float32Array, t.shape, t.dtype === "I32" ? "int32" : "float32")]));
+  return new Map(
+    [...st.tensors].map((
+      [k, t],
+    ) => [k, tf.tensor(t.data as Float32Array, t.shape, t.dtype === "I32" ? "int32" : "float32")]),
+  );
 }
 
 const GRADS = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"];
@@ -46,18 +50,38 @@ for (const backend of backends) {
     for (const impl of availableScanImpls()) {
       const inputs = GRADS.map((n) => t.get(n)!);
       const f = (...x: tf.Tensor[]) =>
-        tf.sum(tf.mul(selectiveScan(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], { deltaSoftplus: true, impl }).y, t.get("gy")!)) as tf.Scalar;
+        tf.sum(
+          tf.mul(
+            selectiveScan(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], { deltaSoftplus: true, impl }).y,
+            t.get("gy")!,
+          ),
+        ) as tf.Scalar;
       const { grads } = tf.valueAndGrads(f)(inputs);
-      const { y, lastState } = selectiveScan(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], inputs[6], inputs[7],
-        { deltaSoftplus: true, impl, returnLastState: true });
+      const { y, lastState } = selectiveScan(
+        inputs[0],
+        inputs[1],
+        inputs[2],
+        inputs[3],
+        inputs[4],
+        inputs[5],
+        inputs[6],
+        inputs[7],
+        { deltaSoftplus: true, impl, returnLastState: true },
+      );
       const errors: Record<string, number> = {
         y: relL2(await y.data(), await t.get("y")!.data()),
         last_state: relL2(await lastState!.data(), await t.get("last_state")!.data()),
       };
-      for (const [i, n] of GRADS.entries()) errors[`grad_${n}`] = relL2(await grads[i].data(), await t.get(`grad_${n}`)!.data());
+      for (const [i, n] of GRADS.entries()) {
+        errors[`grad_${n}`] = relL2(await grads[i].data(), await t.get(`grad_${n}`)!.data());
+      }
       await appendRecord("golden", { check: "scan", fixture: file, impl, errors }, outDir);
-      console.log(`${backend} ${impl} ${file}: max value err ${Math.max(errors.y, errors.last_state).toExponential(2)}, ` +
-        `max grad err ${Math.max(...GRADS.map((n) => errors[`grad_${n}`])).toExponential(2)}`);
+      console.log(
+        `${backend} ${impl} ${file}: max value err ${
+          Math.max(errors.y, errors.last_state).toExponential(2)
+        }, ` +
+          `max grad err ${Math.max(...GRADS.map((n) => errors[`grad_${n}`])).toExponential(2)}`,
+      );
     }
   }
   const dir = await Deno.makeTempDir();
@@ -82,9 +106,15 @@ for (const backend of backends) {
       loss: Math.abs(loss - reference.loss_next_byte_ce_nats) / reference.loss_next_byte_ce_nats,
       worst_parameter_grad: worst,
     };
-    await appendRecord("golden", { check: "mambabyte-tiny", impl, errors, worst_parameter: worstName }, outDir);
-    console.log(`${backend} ${impl} tiny MambaByte: logits err ${errors.logits.toExponential(2)}, loss err ` +
-      `${errors.loss.toExponential(2)}, worst grad err ${worst.toExponential(2)} (${worstName})`);
+    await appendRecord(
+      "golden",
+      { check: "mambabyte-tiny", impl, errors, worst_parameter: worstName },
+      outDir,
+    );
+    console.log(
+      `${backend} ${impl} tiny MambaByte: logits err ${errors.logits.toExponential(2)}, loss err ` +
+        `${errors.loss.toExponential(2)}, worst grad err ${worst.toExponential(2)} (${worstName})`,
+    );
     tf.dispose([logits, value, ...Object.values(grads)]);
   }
   await Deno.remove(dir, { recursive: true });

@@ -32,8 +32,18 @@ import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
 import { scanBenchInputs, sync } from "./gpu_inputs.ts";
 import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../ssm/kernels/matmul_op.ts";
-import { type GemmConfig, getGemmConfig, parseGemmConfig, setGemmConfig } from "../ssm/kernels/matmul_webgpu.ts";
-import { forwardChunk, type ScanKernelConfig, scanKernelConfig, setScanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
+import {
+  type GemmConfig,
+  getGemmConfig,
+  parseGemmConfig,
+  setGemmConfig,
+} from "../ssm/kernels/matmul_webgpu.ts";
+import {
+  forwardChunk,
+  type ScanKernelConfig,
+  scanKernelConfig,
+  setScanKernelConfig,
+} from "../ssm/kernels/scan_webgpu.ts";
 
 const args = Deno.args;
 const quick = args.includes("--quick");
@@ -50,7 +60,9 @@ const info = await initBackend({ backend: "webgpu" });
 
 async function anchors(prefix: string): Promise<unknown> {
   for (const e of Deno.readDirSync(`${root}data/anchors`)) {
-    if (e.name.startsWith(prefix)) return JSON.parse(await Deno.readTextFile(`${root}data/anchors/${e.name}`));
+    if (e.name.startsWith(prefix)) {
+      return JSON.parse(await Deno.readTextFile(`${root}data/anchors/${e.name}`));
+    }
   }
   return undefined;
 }
@@ -58,7 +70,10 @@ const scanAnchors = await anchors("h200-selective-scan");
 const trainAnchors = await anchors("h200-pytorch-train-decode");
 
 /** Finds the anchor entry for a shape wherever it sits in the anchor file's structure. */
-function findAnchor(data: unknown, match: (o: Record<string, unknown>) => boolean): Record<string, unknown> | undefined {
+function findAnchor(
+  data: unknown,
+  match: (o: Record<string, unknown>) => boolean,
+): Record<string, unknown> | undefined {
   if (!data || typeof data !== "object") return undefined;
   if (!Array.isArray(data) && match(data as Record<string, unknown>)) return data as Record<string, unknown>;
   for (const v of Object.values(data as object)) {
@@ -67,7 +82,6 @@ function findAnchor(data: unknown, match: (o: Record<string, unknown>) => boolea
   }
   return undefined;
 }
-
 
 /** Wall time of `calls` back-to-back calls until the last result is read, and of queueing them alone. */
 async function timeCalls(fn: () => tf.Tensor, calls: number): Promise<{ total: number; enqueue: number }> {
@@ -110,7 +124,9 @@ async function readbackMs(): Promise<number> {
 
 /** GPU time per program (timestamp queries) of one call: {name: ms} summed over repeats of a name. */
 async function gpuPasses(fn: () => tf.Tensor): Promise<Record<string, number>> {
-  const timing = await tf.time(() => fn().dispose()) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
+  const timing = await tf.time(() => fn().dispose()) as tf.TimingInfo & {
+    getExtraProfileInfo?: () => string;
+  };
   const out: Record<string, number> = {};
   for (const item of (timing.getExtraProfileInfo?.() ?? "").split(", ").filter(Boolean)) {
     const at = item.lastIndexOf(": ");
@@ -128,8 +144,16 @@ function parseVariants(spec: string | undefined): [string, Partial<ScanKernelCon
     const change: Record<string, unknown> = {};
     for (const kv of body.split(",").filter(Boolean)) {
       const [key, value] = kv.split("=");
-      if (!(key in scanKernelConfig())) throw new Error(`--variants: unknown kernel setting "${key}" in "${part}"`);
-      change[key] = value === "true" ? true : value === "false" ? false : /^\d+$/.test(value) ? Number(value) : value;
+      if (!(key in scanKernelConfig())) {
+        throw new Error(`--variants: unknown kernel setting "${key}" in "${part}"`);
+      }
+      change[key] = value === "true"
+        ? true
+        : value === "false"
+        ? false
+        : /^\d+$/.test(value)
+        ? Number(value)
+        : value;
     }
     return [name, change as Partial<ScanKernelConfig>];
   });
@@ -138,7 +162,9 @@ function parseVariants(spec: string | undefined): [string, Partial<ScanKernelCon
 const baseConfig = scanKernelConfig();
 const variants = parseVariants(argValue("--variants") ?? Deno.env.get("MAMBABYTE_BENCH_VARIANTS"));
 const shapesArg = argValue("--shapes"); // e.g. --shapes 8,1536,16,8192;1,1536,16,8192
-const scanShapes: [number, number, number, number][] = args.includes("--no-scan") ? [] : shapesArg
+const scanShapes: [number, number, number, number][] = args.includes("--no-scan")
+  ? []
+  : shapesArg
   ? shapesArg.split(";").map((s) => s.split(",").map(Number) as [number, number, number, number])
   : quick
   ? [[1, 64, 16, 256]]
@@ -162,7 +188,8 @@ for (const [B, D, N, L] of scanShapes) {
     return grads[0];
   };
   const anchor = findAnchor(scanAnchors, (o) => o.B === B && o.D === D && o.N === N && o.L === L);
-  const minBytes = typeof anchor?.fwd_min_bytes_GB === "number" ? anchor.fwd_min_bytes_GB as number
+  const minBytes = typeof anchor?.fwd_min_bytes_GB === "number"
+    ? anchor.fwd_min_bytes_GB as number
     : 4 * (3 * B * D * L + 2 * B * N * L + B * D * L) / 1e9;
   let reference: tf.Tensor[] | undefined; // y and the gradients of the first variant
   for (const [name, change] of variants) {
@@ -182,38 +209,79 @@ for (const [B, D, N, L] of scanShapes) {
         const names = ["y", "du", "ddelta", "dA", "dB", "dC", "dz"];
         agreement = {};
         for (const [i, t] of outputs.entries()) {
-          const e = tf.tidy(() => tf.div(tf.norm(tf.sub(t, reference![i])), tf.maximum(tf.norm(reference![i]), 1e-30)));
+          const e = tf.tidy(() =>
+            tf.div(tf.norm(tf.sub(t, reference![i])), tf.maximum(tf.norm(reference![i]), 1e-30))
+          );
           agreement[names[i]] = (await e.data())[0];
           e.dispose();
         }
         tf.dispose(outputs);
       }
       const scanGpu = (p: Record<string, number> | undefined) =>
-        p ? Object.entries(p).filter(([n]) => n.startsWith("SelectiveScan")).reduce((s, [, ms]) => s + ms, 0) : null;
+        p
+          ? Object.entries(p).filter(([n]) => n.startsWith("SelectiveScan")).reduce((s, [, ms]) => s + ms, 0)
+          : null;
       const rec = {
-        bench: "scan", impl: "fused", variant: name,
+        bench: "scan",
+        impl: "fused",
+        variant: name,
         kernel_config: { ...cfg, fwd_chunk: forwardChunk(B, D, L), kernel: "v3-straight-line" },
-        shape: { B, D, N, L }, fwd_ms: fwd.ms, fwdbwd_ms: both?.ms ?? null,
-        fwd_ms_with_readback: fwd.withReadbackMs, fwdbwd_ms_with_readback: both?.withReadbackMs ?? null, readback_ms: readback,
-        fwd_enqueue_ms: fwd.enqueueMs, fwdbwd_enqueue_ms: both?.enqueueMs ?? null,
-        gpu_fwd_ms: scanGpu(passesFwd), gpu_fwdbwd_scan_ms: scanGpu(passesBoth), gpu_passes_fwd: passesFwd, gpu_passes_fwdbwd: passesBoth ?? null,
+        shape: { B, D, N, L },
+        fwd_ms: fwd.ms,
+        fwdbwd_ms: both?.ms ?? null,
+        fwd_ms_with_readback: fwd.withReadbackMs,
+        fwdbwd_ms_with_readback: both?.withReadbackMs ?? null,
+        readback_ms: readback,
+        fwd_enqueue_ms: fwd.enqueueMs,
+        fwdbwd_enqueue_ms: both?.enqueueMs ?? null,
+        gpu_fwd_ms: scanGpu(passesFwd),
+        gpu_fwdbwd_scan_ms: scanGpu(passesBoth),
+        gpu_passes_fwd: passesFwd,
+        gpu_passes_fwdbwd: passesBoth ?? null,
         agreement_vs_first_variant: agreement,
-        fwd_min_bytes_GB: minBytes, fwd_GBps: minBytes / (fwd.ms / 1000),
-        peer: anchor ? { cuda_fwd_ms: anchor.cuda_fwd_ms, cuda_fwdbwd_ms: anchor.cuda_fwdbwd_ms, pscan_fwd_ms: anchor.pscan_fwd_ms } : null,
+        fwd_min_bytes_GB: minBytes,
+        fwd_GBps: minBytes / (fwd.ms / 1000),
+        peer: anchor
+          ? {
+            cuda_fwd_ms: anchor.cuda_fwd_ms,
+            cuda_fwdbwd_ms: anchor.cuda_fwdbwd_ms,
+            pscan_fwd_ms: anchor.pscan_fwd_ms,
+          }
+          : null,
       };
       await appendRecord(table, rec, outDir);
-      const ratio = (a: unknown, b: number) => typeof a === "number" ? `${(b / a).toFixed(2)}x of CUDA` : "no anchor";
-      console.log(`scan (${B}, ${D}, ${N}, ${L}) [${name}: ${JSON.stringify(change)}, fwd chunk ${forwardChunk(B, D, L)}]: ` +
-        `fwd ${fwd.ms.toFixed(2)} ms (${ratio(anchor?.cuda_fwd_ms, fwd.ms)}, ${rec.fwd_GBps.toFixed(0)} GB/s; GPU ${rec.gpu_fwd_ms?.toFixed(2)} ms, ` +
-        `queueing ${fwd.enqueueMs.toFixed(2)} ms), ` +
-        `fwd+bwd ${both ? both.ms.toFixed(2) : "-"} ms (${both ? ratio(anchor?.cuda_fwdbwd_ms, both.ms) : "-"})` +
-        (agreement ? `; vs first: ${Object.entries(agreement).map(([n, e]) => `${n} ${e.toExponential(1)}`).join(" ")}` : ""));
+      const ratio = (a: unknown, b: number) =>
+        typeof a === "number" ? `${(b / a).toFixed(2)}x of CUDA` : "no anchor";
+      console.log(
+        `scan (${B}, ${D}, ${N}, ${L}) [${name}: ${JSON.stringify(change)}, fwd chunk ${
+          forwardChunk(B, D, L)
+        }]: ` +
+          `fwd ${fwd.ms.toFixed(2)} ms (${ratio(anchor?.cuda_fwd_ms, fwd.ms)}, ${
+            rec.fwd_GBps.toFixed(0)
+          } GB/s; GPU ${rec.gpu_fwd_ms?.toFixed(2)} ms, ` +
+          `queueing ${fwd.enqueueMs.toFixed(2)} ms), ` +
+          `fwd+bwd ${both ? both.ms.toFixed(2) : "-"} ms (${
+            both ? ratio(anchor?.cuda_fwdbwd_ms, both.ms) : "-"
+          })` +
+          (agreement
+            ? `; vs first: ${
+              Object.entries(agreement).map(([n, e]) => `${n} ${e.toExponential(1)}`).join(" ")
+            }`
+            : ""),
+      );
       console.log(`  passes fwd: ${JSON.stringify(passesFwd)}`);
       if (passesBoth) console.log(`  passes fwd+bwd: ${JSON.stringify(passesBoth)}`);
     } catch (e) { // a variant the device cannot run (e.g. too much workgroup memory): record it, go on
       const message = e instanceof Error ? e.message : String(e);
       console.log(`scan (${B}, ${D}, ${N}, ${L}) [${name}]: FAILED: ${message}`);
-      await appendRecord(table, { bench: "scan", impl: "fused", variant: name, shape: { B, D, N, L }, kernel_config: { ...baseConfig, ...change }, error: message }, outDir);
+      await appendRecord(table, {
+        bench: "scan",
+        impl: "fused",
+        variant: name,
+        shape: { B, D, N, L },
+        kernel_config: { ...baseConfig, ...change },
+        error: message,
+      }, outDir);
     }
   }
   tf.dispose(reference ?? []);
@@ -244,7 +312,15 @@ if (args.includes("--gemm")) {
     const [M, K] = ta ? [sa[1], sa[0]] : sa;
     const N = tb ? sb[0] : sb[1];
     const flop = 2 * M * N * K;
-    const rec: Record<string, unknown> = { bench: "gemm", product: what, M, N, K, transposeA: ta, transposeB: tb };
+    const rec: Record<string, unknown> = {
+      bench: "gemm",
+      product: what,
+      M,
+      N,
+      K,
+      transposeA: ta,
+      transposeB: tb,
+    };
     setWebGPUGemm(false);
     const tfjs = await perCallMs(() => tf.matMul(a, b, ta, tb), 3, 13);
     setWebGPUGemm(true);
@@ -253,12 +329,18 @@ if (args.includes("--gemm")) {
       setGemmConfig(cfg);
       const t = await perCallMs(() => fastMatMul(a, b, ta, tb), 3, 13);
       await appendRecord(table, {
-        ...rec, gemm_config: cfg, gemm_ms: t.ms, gemm_tflops: flop / t.ms / 1e9, tfjs_ms: tfjs.ms,
+        ...rec,
+        gemm_config: cfg,
+        gemm_ms: t.ms,
+        gemm_tflops: flop / t.ms / 1e9,
+        tfjs_ms: tfjs.ms,
         tfjs_tflops: flop / tfjs.ms / 1e9,
       }, outDir);
-      console.log(`gemm ${what} (${M} x ${K} x ${N}) ${JSON.stringify(cfg)}: WGSL ${t.ms.toFixed(2)} ms ` +
-        `(${(flop / t.ms / 1e9).toFixed(1)} TFLOP/s), tf.matMul ${tfjs.ms.toFixed(2)} ms ` +
-        `(${(flop / tfjs.ms / 1e9).toFixed(1)} TFLOP/s)`);
+      console.log(
+        `gemm ${what} (${M} x ${K} x ${N}) ${JSON.stringify(cfg)}: WGSL ${t.ms.toFixed(2)} ms ` +
+          `(${(flop / t.ms / 1e9).toFixed(1)} TFLOP/s), tf.matMul ${tfjs.ms.toFixed(2)} ms ` +
+          `(${(flop / tfjs.ms / 1e9).toFixed(1)} TFLOP/s)`,
+      );
     }
     setGemmConfig(base);
     setWebGPUGemm(undefined);
@@ -266,8 +348,11 @@ if (args.includes("--gemm")) {
   }
 }
 
-const trainShapes: [number, number, number, number][] = args.includes("--no-train") ? []
-  : quick ? [[64, 2, 2, 256]] : [[256, 4, 4, 1024], [512, 8, 16, 2048]];
+const trainShapes: [number, number, number, number][] = args.includes("--no-train")
+  ? []
+  : quick
+  ? [[64, 2, 2, 256]]
+  : [[256, 4, 4, 1024], [512, 8, 16, 2048]];
 for (const [d, layers, batch, length] of trainShapes) {
   const model = initMambaLM(mambaByteConfig(d, layers), 0);
   const text = new Uint8Array(1 << 20);
@@ -276,15 +361,35 @@ for (const [d, layers, batch, length] of trainShapes) {
   const warm = await trainBytes(model, text, { steps: 2, batch, length, lr: 1e-4, warmup: 1, seed: 0 });
   const run = await trainBytes(model, text, { steps, batch, length, lr: 1e-4, warmup: 1, seed: 1 });
   const bytesPerS = run.bytes_seen / run.wall_s;
-  const anchor = findAnchor(trainAnchors, (o) => (o.d_model === d || o.d === d) && (o.n_layer === layers || o.layers === layers) &&
-    (o.batch === batch || o.B === batch));
+  const anchor = findAnchor(
+    trainAnchors,
+    (o) =>
+      (o.d_model === d || o.d === d) && (o.n_layer === layers || o.layers === layers) &&
+      (o.batch === batch || o.B === batch),
+  );
   await appendRecord(table, {
-    bench: "train", model: "mambabyte", d_model: d, n_layer: layers, batch, length, steps, bytes_per_s: bytesPerS,
-    step_s: run.wall_s / steps, warmup_wall_s: warm.wall_s, wall_s: run.wall_s, kernel_config: scanKernelConfig(),
-    matmul: webgpuGemmEnabled() ? getGemmConfig() : "tf.matMul", peer: anchor ?? null,
+    bench: "train",
+    model: "mambabyte",
+    d_model: d,
+    n_layer: layers,
+    batch,
+    length,
+    steps,
+    bytes_per_s: bytesPerS,
+    step_s: run.wall_s / steps,
+    warmup_wall_s: warm.wall_s,
+    wall_s: run.wall_s,
+    kernel_config: scanKernelConfig(),
+    matmul: webgpuGemmEnabled() ? getGemmConfig() : "tf.matMul",
+    peer: anchor ?? null,
   }, outDir);
-  console.log(`train (d ${d}, ${layers} layers, batch ${batch}, length ${length}; ${webgpuGemmEnabled() ? JSON.stringify(getGemmConfig()) : "tf.matMul"}): ${Math.round(bytesPerS)} bytes/s, ` +
-    `${(run.wall_s / steps * 1000).toFixed(0)} ms/step` + (anchor ? ` (peer entry: ${JSON.stringify(anchor)})` : ""));
+  console.log(
+    `train (d ${d}, ${layers} layers, batch ${batch}, length ${length}; ${
+      webgpuGemmEnabled() ? JSON.stringify(getGemmConfig()) : "tf.matMul"
+    }): ${Math.round(bytesPerS)} bytes/s, ` +
+      `${(run.wall_s / steps * 1000).toFixed(0)} ms/step` +
+      (anchor ? ` (peer entry: ${JSON.stringify(anchor)})` : ""),
+  );
   if (args.includes("--profile-train")) {
     try {
       // one step with every kernel timed on the GPU (each is submitted alone, so the wall time is not the step's)
@@ -303,11 +408,22 @@ for (const [d, layers, batch, length] of trainShapes) {
       const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
       const total = rows.reduce((s, [, e]) => s + e.ms, 0);
       await appendRecord(table, {
-        bench: "train_profile", model: "mambabyte", d_model: d, n_layer: layers, batch, length, gpu_ms_total: total,
-        profiled_wall_s: (performance.now() - t0) / 1000, kernels: Object.fromEntries(rows.map(([n, e]) => [n, { ms: e.ms, calls: e.calls }])),
+        bench: "train_profile",
+        model: "mambabyte",
+        d_model: d,
+        n_layer: layers,
+        batch,
+        length,
+        gpu_ms_total: total,
+        profiled_wall_s: (performance.now() - t0) / 1000,
+        kernels: Object.fromEntries(rows.map(([n, e]) => [n, { ms: e.ms, calls: e.calls }])),
       }, outDir);
-      console.log(`  profiled step: ${total.toFixed(0)} ms of GPU time over ${profile.kernels.length} kernels; top:`);
-      for (const [n, e] of rows.slice(0, 15)) console.log(`    ${n.padEnd(28)} ${e.ms.toFixed(1).padStart(8)} ms  ${e.calls} calls`);
+      console.log(
+        `  profiled step: ${total.toFixed(0)} ms of GPU time over ${profile.kernels.length} kernels; top:`,
+      );
+      for (const [n, e] of rows.slice(0, 15)) {
+        console.log(`    ${n.padEnd(28)} ${e.ms.toFixed(1).padStart(8)} ms  ${e.calls} calls`);
+      }
     } catch (e) {
       console.log(`  profiling failed: ${e instanceof Error ? e.message : e}`);
     }

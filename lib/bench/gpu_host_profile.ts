@@ -31,7 +31,9 @@ const argValue = (name: string) => {
 const root = new URL("../../", import.meta.url).pathname;
 const outFile = argValue("--out") ?? `${root}data/results/bench/gpu_host_profile.json`;
 const calls = Number(argValue("--calls") ?? 10);
-const shapes = (argValue("--shapes") ?? "8,1536,16,8192;1,1536,16,8192;16,512,16,2048").split(";").filter(Boolean)
+const shapes = (argValue("--shapes") ?? "8,1536,16,8192;1,1536,16,8192;16,512,16,2048").split(";").filter(
+  Boolean,
+)
   .map((s) => s.split(",").map(Number) as [number, number, number, number]);
 
 // ---------------------------------------------------------------------------------------------------
@@ -73,7 +75,13 @@ function reset() {
 type Info = (self: any, args: any[], result: any) => { bytes?: number; sub?: string } | undefined;
 
 /** Replaces obj[method] with a timed pass-through; skipped (and listed) where it does not exist. */
-function wrap(obj: any, method: string, label: string, info?: Info, before?: (self: any, args: any[]) => unknown) {
+function wrap(
+  obj: any,
+  method: string,
+  label: string,
+  info?: Info,
+  before?: (self: any, args: any[]) => unknown,
+) {
   const orig = obj?.[method];
   if (typeof orig !== "function") {
     skipped.push(label);
@@ -115,8 +123,16 @@ function wrap(obj: any, method: string, label: string, info?: Info, before?: (se
 }
 
 const USAGE: [number, string][] = [
-  [0x0001, "MAP_READ"], [0x0002, "MAP_WRITE"], [0x0004, "COPY_SRC"], [0x0008, "COPY_DST"], [0x0010, "INDEX"],
-  [0x0020, "VERTEX"], [0x0040, "UNIFORM"], [0x0080, "STORAGE"], [0x0100, "INDIRECT"], [0x0200, "QUERY_RESOLVE"],
+  [0x0001, "MAP_READ"],
+  [0x0002, "MAP_WRITE"],
+  [0x0004, "COPY_SRC"],
+  [0x0008, "COPY_DST"],
+  [0x0010, "INDEX"],
+  [0x0020, "VERTEX"],
+  [0x0040, "UNIFORM"],
+  [0x0080, "STORAGE"],
+  [0x0100, "INDIRECT"],
+  [0x0200, "QUERY_RESOLVE"],
 ];
 const usageName = (u: number) => USAGE.filter(([bit]) => u & bit).map(([, n]) => n).join("|");
 const byteLength = (x: any) => x?.byteLength ?? (x?.length ?? 0) * 4;
@@ -126,18 +142,39 @@ const byteLength = (x: any) => x?.byteLength ?? (x?.length ?? 0) * 4;
 
 const g = globalThis as any;
 const proto = (cls: string) => g[cls]?.prototype;
-for (const m of ["createBuffer", "createBindGroup", "createComputePipeline", "createComputePipelineAsync",
-  "createCommandEncoder", "createShaderModule", "createQuerySet", "createBindGroupLayout", "createPipelineLayout"]) {
-  wrap(proto("GPUDevice"), m, `GPUDevice.${m}`, m === "createBuffer"
-    ? (_s, a) => ({
-      bytes: a[0]?.size ?? 0,
-      sub: `${usageName(a[0]?.usage ?? 0)}${a[0]?.mappedAtCreation ? ",mappedAtCreation" : ""}`,
-    })
-    : m === "createBindGroup"
-    ? (_s, a) => ({ sub: `${a[0]?.entries?.length ?? 0} entries` })
-    : undefined);
+for (
+  const m of [
+    "createBuffer",
+    "createBindGroup",
+    "createComputePipeline",
+    "createComputePipelineAsync",
+    "createCommandEncoder",
+    "createShaderModule",
+    "createQuerySet",
+    "createBindGroupLayout",
+    "createPipelineLayout",
+  ]
+) {
+  wrap(
+    proto("GPUDevice"),
+    m,
+    `GPUDevice.${m}`,
+    m === "createBuffer"
+      ? (_s, a) => ({
+        bytes: a[0]?.size ?? 0,
+        sub: `${usageName(a[0]?.usage ?? 0)}${a[0]?.mappedAtCreation ? ",mappedAtCreation" : ""}`,
+      })
+      : m === "createBindGroup"
+      ? (_s, a) => ({ sub: `${a[0]?.entries?.length ?? 0} entries` })
+      : undefined,
+  );
 }
-wrap(proto("GPUQueue"), "submit", "GPUQueue.submit", (_s, a) => ({ sub: `${a[0]?.length ?? 0} command buffers` }));
+wrap(
+  proto("GPUQueue"),
+  "submit",
+  "GPUQueue.submit",
+  (_s, a) => ({ sub: `${a[0]?.length ?? 0} command buffers` }),
+);
 wrap(proto("GPUQueue"), "writeBuffer", "GPUQueue.writeBuffer", (_s, a) => {
   const [, , data, , size] = a;
   const per = ArrayBuffer.isView(data) ? (data as any).BYTES_PER_ELEMENT ?? 1 : 1;
@@ -146,14 +183,23 @@ wrap(proto("GPUQueue"), "writeBuffer", "GPUQueue.writeBuffer", (_s, a) => {
 });
 wrap(proto("GPUQueue"), "onSubmittedWorkDone", "GPUQueue.onSubmittedWorkDone (sync part)");
 for (const m of ["beginComputePass", "copyBufferToBuffer", "finish", "resolveQuerySet", "clearBuffer"]) {
-  wrap(proto("GPUCommandEncoder"), m, `GPUCommandEncoder.${m}`,
-    m === "copyBufferToBuffer" ? (_s, a) => ({ bytes: a[4] ?? 0 }) : undefined);
+  wrap(
+    proto("GPUCommandEncoder"),
+    m,
+    `GPUCommandEncoder.${m}`,
+    m === "copyBufferToBuffer" ? (_s, a) => ({ bytes: a[4] ?? 0 }) : undefined,
+  );
 }
 for (const m of ["setPipeline", "setBindGroup", "dispatchWorkgroups", "end"]) {
   wrap(proto("GPUComputePassEncoder"), m, `GPUComputePassEncoder.${m}`);
 }
 wrap(proto("GPUBuffer"), "mapAsync", "GPUBuffer.mapAsync (sync part)");
-wrap(proto("GPUBuffer"), "getMappedRange", "GPUBuffer.getMappedRange", (_s, _a, r) => ({ bytes: byteLength(r) }));
+wrap(
+  proto("GPUBuffer"),
+  "getMappedRange",
+  "GPUBuffer.getMappedRange",
+  (_s, _a, r) => ({ bytes: byteLength(r) }),
+);
 wrap(proto("GPUBuffer"), "unmap", "GPUBuffer.unmap", (s) => ({ bytes: s?.size ?? 0 }));
 wrap(proto("GPUBuffer"), "destroy", "GPUBuffer.destroy", (s) => ({ bytes: s?.size ?? 0 }));
 
@@ -161,34 +207,71 @@ wrap(proto("GPUBuffer"), "destroy", "GPUBuffer.destroy", (s) => ({ bytes: s?.siz
 // 2. The backend (an instance: wrapped after it starts), the engine, our kernels
 
 const info = await initBackend({ backend: "webgpu", allowFallbackGpu: true });
-if (tf.getBackend() !== "webgpu") throw new Error(`gpu_host_profile needs the webgpu backend, got ${tf.getBackend()}`);
+if (tf.getBackend() !== "webgpu") {
+  throw new Error(`gpu_host_profile needs the webgpu backend, got ${tf.getBackend()}`);
+}
 const be = tf.backend() as any;
 
 // uploadToGPU: bytes of host values copied (0 when the tensor only gets a GPU buffer)
 const hostBytes = (s: any, a: any[]) => {
   const d = s.tensorMap?.get(a[0]);
-  return d && d.resource == null && d.values ? { bytes: byteLength(d.values), shape: `[${d.shape}]` } : undefined;
+  return d && d.resource == null && d.values
+    ? { bytes: byteLength(d.values), shape: `[${d.shape}]` }
+    : undefined;
 };
-wrap(be, "uploadToGPU", "backend.uploadToGPU", (_s, _a, pre) =>
-  pre && typeof pre === "object" && "shape" in pre
-    ? { bytes: pre.bytes, sub: `host values ${pre.shape}` }
-    : { sub: "no host values (allocate or already on GPU)" }, hostBytes);
-wrap(be, "makeTensorInfo", "backend.makeTensorInfo", (_s, a) =>
-  a[2] ? { bytes: byteLength(a[2]), sub: `with values [${a[0]}]` } : { sub: "no values" });
-for (const m of ["runWebGPUProgram", "recordAndSubmit", "makeUniforms", "submitQueue", "disposeData", "releaseResource",
-  "ensureCommandEncoderReady", "endComputePassEncoder", "write", "incRef", "read", "getBufferData", "readSync",
-  "copyBuffer", "getQueryTime"]) {
-  wrap(be, m, `backend.${m}`, m === "runWebGPUProgram" ? (_s, a) => ({ sub: a[0]?.constructor?.name ?? "?" }) : undefined);
+wrap(
+  be,
+  "uploadToGPU",
+  "backend.uploadToGPU",
+  (_s, _a, pre) =>
+    pre && typeof pre === "object" && "shape" in pre
+      ? { bytes: pre.bytes, sub: `host values ${pre.shape}` }
+      : { sub: "no host values (allocate or already on GPU)" },
+  hostBytes,
+);
+wrap(
+  be,
+  "makeTensorInfo",
+  "backend.makeTensorInfo",
+  (_s, a) => a[2] ? { bytes: byteLength(a[2]), sub: `with values [${a[0]}]` } : { sub: "no values" },
+);
+for (
+  const m of [
+    "runWebGPUProgram",
+    "recordAndSubmit",
+    "makeUniforms",
+    "submitQueue",
+    "disposeData",
+    "releaseResource",
+    "ensureCommandEncoderReady",
+    "endComputePassEncoder",
+    "write",
+    "incRef",
+    "read",
+    "getBufferData",
+    "readSync",
+    "copyBuffer",
+    "getQueryTime",
+  ]
+) {
+  wrap(
+    be,
+    m,
+    `backend.${m}`,
+    m === "runWebGPUProgram" ? (_s, a) => ({ sub: a[0]?.constructor?.name ?? "?" }) : undefined,
+  );
 }
 wrap(be.bufferManager, "acquireBuffer", "bufferManager.acquireBuffer", (_s, a) => ({
-  bytes: a[0], sub: `${usageName(a[1])}${a[2] ? ",mapped" : ""}${a[3] === false ? ",no-reuse" : ""}`,
+  bytes: a[0],
+  sub: `${usageName(a[1])}${a[2] ? ",mapped" : ""}${a[3] === false ? ",no-reuse" : ""}`,
 }));
 wrap(be.bufferManager, "releaseBuffer", "bufferManager.releaseBuffer");
 
 const engine = tf.engine() as any;
 wrap(engine, "runKernel", "engine.runKernel", (_s, a) => ({ sub: String(a[0]) }));
 wrap(engine, "makeTensor", "engine.makeTensor (host array -> tensor)", (_s, a) => ({
-  bytes: byteLength(a[0]), sub: `[${a[1]}] ${a[2] ?? ""}`,
+  bytes: byteLength(a[0]),
+  sub: `[${a[1]}] ${a[2] ?? ""}`,
 }));
 
 for (const name of [SCAN_KERNEL, SCAN_GRAD_KERNEL]) {
@@ -210,11 +293,17 @@ if (skipped.length) console.log(`skipped (missing in this runtime): ${skipped.jo
 function snapshot(n: number) {
   const per = (x: number) => x / n;
   const methods = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms).map(([name, s]) => ({
-    name, ms_per_call: per(s.ms), self_ms_per_call: per(s.self), calls_per_call: per(s.calls),
+    name,
+    ms_per_call: per(s.ms),
+    self_ms_per_call: per(s.self),
+    calls_per_call: per(s.calls),
     ...(s.bytes ? { bytes_per_call: per(s.bytes) } : {}),
   }));
   const details = [...detail.entries()].sort((a, b) => b[1].ms - a[1].ms).map(([name, d]) => ({
-    name, ms_per_call: per(d.ms), calls_per_call: per(d.calls), ...(d.bytes ? { bytes_per_call: per(d.bytes) } : {}),
+    name,
+    ms_per_call: per(d.ms),
+    calls_per_call: per(d.calls),
+    ...(d.bytes ? { bytes_per_call: per(d.bytes) } : {}),
   }));
   return { methods, details, wrapped_top_level_ms_per_call: per(topLevelMs) };
 }
@@ -222,8 +311,10 @@ function snapshot(n: number) {
 const bufferManagerState = () => {
   const bm = be.bufferManager;
   return {
-    used: bm?.getNumUsedBuffers?.(), free: bm?.getNumFreeBuffers?.(),
-    bytes_used: bm?.numBytesUsed, bytes_allocated: bm?.numBytesAllocated,
+    used: bm?.getNumUsedBuffers?.(),
+    free: bm?.getNumFreeBuffers?.(),
+    bytes_used: bm?.numBytesUsed,
+    bytes_allocated: bm?.numBytesAllocated,
   };
 };
 
@@ -272,12 +363,17 @@ async function profilePhase(fn: () => tf.Tensor, n: number) {
     enqueue_ms_per_call_uninstrumented: plain.ms / n,
     unwrapped_ms_per_call: (run.ms - enqueue.wrapped_top_level_ms_per_call * n) / n,
     counts_per_call: {
-      createBuffer: count("GPUDevice.createBuffer"), createBindGroup: count("GPUDevice.createBindGroup"),
-      createComputePipeline: count("GPUDevice.createComputePipeline"), createShaderModule: count("GPUDevice.createShaderModule"),
-      writeBuffer: count("GPUQueue.writeBuffer"), submit: count("GPUQueue.submit"),
+      createBuffer: count("GPUDevice.createBuffer"),
+      createBindGroup: count("GPUDevice.createBindGroup"),
+      createComputePipeline: count("GPUDevice.createComputePipeline"),
+      createShaderModule: count("GPUDevice.createShaderModule"),
+      writeBuffer: count("GPUQueue.writeBuffer"),
+      submit: count("GPUQueue.submit"),
       dispatchWorkgroups: count("GPUComputePassEncoder.dispatchWorkgroups"),
-      beginComputePass: count("GPUCommandEncoder.beginComputePass"), copyBufferToBuffer: count("GPUCommandEncoder.copyBufferToBuffer"),
-      uploadToGPU: count("backend.uploadToGPU"), runKernel: count("engine.runKernel"),
+      beginComputePass: count("GPUCommandEncoder.beginComputePass"),
+      copyBufferToBuffer: count("GPUCommandEncoder.copyBufferToBuffer"),
+      uploadToGPU: count("backend.uploadToGPU"),
+      runKernel: count("engine.runKernel"),
       makeTensor_host: count("engine.makeTensor (host array -> tensor)"),
     },
     bytes_per_call: {
@@ -289,8 +385,16 @@ async function profilePhase(fn: () => tf.Tensor, n: number) {
     },
     enqueue,
     readback: { ms: syncMs, ...readback },
-    memory_before: { numTensors: memoryBefore.numTensors, numBytes: memoryBefore.numBytes, numDataBuffers: memoryBefore.numDataBuffers },
-    memory_after: { numTensors: memoryAfter.numTensors, numBytes: memoryAfter.numBytes, numDataBuffers: memoryAfter.numDataBuffers },
+    memory_before: {
+      numTensors: memoryBefore.numTensors,
+      numBytes: memoryBefore.numBytes,
+      numDataBuffers: memoryBefore.numDataBuffers,
+    },
+    memory_after: {
+      numTensors: memoryAfter.numTensors,
+      numBytes: memoryAfter.numBytes,
+      numDataBuffers: memoryAfter.numDataBuffers,
+    },
     buffer_manager_before: buffersBefore,
     buffer_manager_after: bufferManagerState(),
   };
@@ -298,22 +402,36 @@ async function profilePhase(fn: () => tf.Tensor, n: number) {
 
 function print(label: string, r: Awaited<ReturnType<typeof profilePhase>>) {
   const f = (x: number) => x.toFixed(3).padStart(9);
-  console.log(`\n== ${label}: queueing ${r.enqueue_ms_per_call.toFixed(3)} ms/call (uninstrumented ` +
-    `${r.enqueue_ms_per_call_uninstrumented.toFixed(3)}; outside wrapped calls ${r.unwrapped_ms_per_call.toFixed(3)}); ` +
-    `read-back ${r.readback.ms.toFixed(2)} ms; numTensors ${r.memory_before.numTensors} -> ${r.memory_after.numTensors}; ` +
-    `buffers used/free ${r.buffer_manager_before.used}/${r.buffer_manager_before.free} -> ` +
-    `${r.buffer_manager_after.used}/${r.buffer_manager_after.free}`);
+  console.log(
+    `\n== ${label}: queueing ${r.enqueue_ms_per_call.toFixed(3)} ms/call (uninstrumented ` +
+      `${r.enqueue_ms_per_call_uninstrumented.toFixed(3)}; outside wrapped calls ${
+        r.unwrapped_ms_per_call.toFixed(3)
+      }); ` +
+      `read-back ${
+        r.readback.ms.toFixed(2)
+      } ms; numTensors ${r.memory_before.numTensors} -> ${r.memory_after.numTensors}; ` +
+      `buffers used/free ${r.buffer_manager_before.used}/${r.buffer_manager_before.free} -> ` +
+      `${r.buffer_manager_after.used}/${r.buffer_manager_after.free}`,
+  );
   console.log(`   counts per call: ${JSON.stringify(r.counts_per_call)}`);
   console.log(`   bytes per call:  ${JSON.stringify(r.bytes_per_call)}`);
-  console.log(`   ${"ms/call".padStart(9)} ${"self".padStart(9)} ${"calls".padStart(8)} ${"bytes".padStart(12)}  method`);
+  console.log(
+    `   ${"ms/call".padStart(9)} ${"self".padStart(9)} ${"calls".padStart(8)} ${
+      "bytes".padStart(12)
+    }  method`,
+  );
   for (const m of r.enqueue.methods) {
-    console.log(`   ${f(m.ms_per_call)} ${f(m.self_ms_per_call)} ${m.calls_per_call.toFixed(1).padStart(8)} ` +
-      `${(m.bytes_per_call ? Math.round(m.bytes_per_call).toString() : "").padStart(12)}  ${m.name}`);
+    console.log(
+      `   ${f(m.ms_per_call)} ${f(m.self_ms_per_call)} ${m.calls_per_call.toFixed(1).padStart(8)} ` +
+        `${(m.bytes_per_call ? Math.round(m.bytes_per_call).toString() : "").padStart(12)}  ${m.name}`,
+    );
   }
   console.log(`   details (by usage / kernel / shape):`);
   for (const d of r.enqueue.details) {
-    console.log(`   ${f(d.ms_per_call)} ${"".padStart(9)} ${d.calls_per_call.toFixed(1).padStart(8)} ` +
-      `${(d.bytes_per_call ? Math.round(d.bytes_per_call).toString() : "").padStart(12)}  ${d.name}`);
+    console.log(
+      `   ${f(d.ms_per_call)} ${"".padStart(9)} ${d.calls_per_call.toFixed(1).padStart(8)} ` +
+        `${(d.bytes_per_call ? Math.round(d.bytes_per_call).toString() : "").padStart(12)}  ${d.name}`,
+    );
   }
 }
 
@@ -324,9 +442,14 @@ for (const [B, D, N, L] of shapes) {
   const opts = { deltaSoftplus: true, impl: "fused" as const };
   const forward = () => selectiveScan(u, delta, A, Bm, Cm, Dv, z, bias, opts).y;
   const fwdBwd = () => {
-    const grads = tf.grads((uu: tf.Tensor, dd: tf.Tensor, aa: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor, zz: tf.Tensor) =>
-      selectiveScan(uu, dd, aa, bb, cc, Dv, zz, bias, opts).y
-    )([u, delta, A, Bm, Cm, z], gy);
+    const grads = tf.grads((
+      uu: tf.Tensor,
+      dd: tf.Tensor,
+      aa: tf.Tensor,
+      bb: tf.Tensor,
+      cc: tf.Tensor,
+      zz: tf.Tensor,
+    ) => selectiveScan(uu, dd, aa, bb, cc, Dv, zz, bias, opts).y)([u, delta, A, Bm, Cm, z], gy);
     tf.dispose(grads.slice(1));
     return grads[0];
   };
@@ -339,8 +462,15 @@ for (const [B, D, N, L] of shapes) {
 }
 
 const record = {
-  bench: "gpu_host_profile", device: info.device, date: new Date().toISOString(), deno: Deno.version.deno,
-  kernel_config: scanKernelConfig(), calls, wrapped, skipped, results,
+  bench: "gpu_host_profile",
+  device: info.device,
+  date: new Date().toISOString(),
+  deno: Deno.version.deno,
+  kernel_config: scanKernelConfig(),
+  calls,
+  wrapped,
+  skipped,
+  results,
 };
 await Deno.mkdir(outFile.slice(0, outFile.lastIndexOf("/")) || ".", { recursive: true });
 await Deno.writeTextFile(outFile, JSON.stringify(record, null, 1) + "\n");

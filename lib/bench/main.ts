@@ -148,10 +148,14 @@ function takeSuites(args: string[]): { suites: Suite[]; rest: string[] } {
   const i = rest.findIndex((a) => a === "--suite" || a.startsWith("--suite="));
   let value: string | undefined;
   if (i >= 0) value = rest[i].includes("=") ? rest.splice(i, 1)[0].split("=")[1] : rest.splice(i, 2)[1];
-  if (value === undefined) return { suites: rest.includes("--quick") ? ["scan"] : ["scan", "train", "decode"], rest };
+  if (value === undefined) {
+    return { suites: rest.includes("--quick") ? ["scan"] : ["scan", "train", "decode"], rest };
+  }
   const suites = value.split(",").map((x) => x.trim()).filter(Boolean);
   for (const x of suites) {
-    if (!(SUITES as readonly string[]).includes(x)) throw new Error(`unknown suite "${x}"; expected some of ${SUITES.join(", ")}`);
+    if (!(SUITES as readonly string[]).includes(x)) {
+      throw new Error(`unknown suite "${x}"; expected some of ${SUITES.join(", ")}`);
+    }
   }
   if (!suites.length) throw new Error(`--suite: expected some of ${SUITES.join(", ")}`);
   return { suites: suites as Suite[], rest };
@@ -163,8 +167,12 @@ async function suiteCommand(suite: Exclude<Suite, "scan">): Promise<string[]> {
   if (suite === "gpu") return [`${ROOT}lib/bench/gpu.ts`];
   // speculative decoding needs trained models: the small-scale books runs, when trained here
   const runs = `${ROOT}data/checkpoints/runs/compute-matched/small/books`;
-  const trained = await pathExists(`${runs}/mamba_subword/model/tokenizer.json`) && await pathExists(`${runs}/mambabyte/model/config.json`);
-  return [`${ROOT}lib/bench/decode.ts`, ...(trained ? ["--verifier", `${runs}/mambabyte/model`, "--drafter", `${runs}/mamba_subword/model`] : [])];
+  const trained = await pathExists(`${runs}/mamba_subword/model/tokenizer.json`) &&
+    await pathExists(`${runs}/mambabyte/model/config.json`);
+  return [
+    `${ROOT}lib/bench/decode.ts`,
+    ...(trained ? ["--verifier", `${runs}/mambabyte/model`, "--drafter", `${runs}/mamba_subword/model`] : []),
+  ];
 }
 
 async function main(): Promise<void> {
@@ -183,7 +191,12 @@ async function main(): Promise<void> {
     if (suite === "scan") continue;
     const args = await suiteCommand(suite);
     console.error(`\n== bench suite ${suite}: deno run -A ${args.map((a) => a.replace(ROOT, "")).join(" ")}`);
-    const { code } = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", ...args], cwd: ROOT, stdout: "inherit", stderr: "inherit" }).spawn().status;
+    const { code } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ...args],
+      cwd: ROOT,
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn().status;
     if (code !== 0) throw new Error(`the ${suite} suite failed (exit ${code}); its output is above`);
   }
 }

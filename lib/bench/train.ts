@@ -24,7 +24,12 @@ const model = initMambaLM(mambaByteConfig(d, layers), 0);
 const times: number[] = [];
 let last = performance.now();
 await trainBytes(model, text, {
-  steps: steps + 1, batch, length, lr: 1e-4, warmup: 1, seed: 0,
+  steps: steps + 1,
+  batch,
+  length,
+  lr: 1e-4,
+  warmup: 1,
+  seed: 0,
   onStep: () => {
     const now = performance.now();
     times.push((now - last) / 1000);
@@ -39,12 +44,26 @@ const peer = (anchors.train_step as Record<string, number>[]).find((a) =>
   a.d_model === d && a.n_layer === layers && a.batch === batch && a.length === length
 );
 await appendRecord("train", {
-  bench: "train", model: "mambabyte", d_model: d, n_layer: layers, batch, length, steps: timed.length,
-  median_step_s: median, bytes_per_s: bytesPerS, step_s: timed,
+  bench: "train",
+  model: "mambabyte",
+  d_model: d,
+  n_layer: layers,
+  batch,
+  length,
+  steps: timed.length,
+  median_step_s: median,
+  bytes_per_s: bytesPerS,
+  step_s: timed,
   threads: Deno.env.get("MAMBABYTE_THREADS") ?? String(navigator.hardwareConcurrency),
   peer: peer ? { pytorch_pscan_bytes_per_s: peer.pscan_train_bytes_per_s } : null,
 }, `${root}data/results/bench`);
-console.log(`train ${info.backend} (d ${d}, ${layers} layers, batch ${batch}, length ${length}): median step ` +
-  `${median.toFixed(2)} s, ${Math.round(bytesPerS)} bytes/s` +
-  (peer ? ` (PyTorch on this CPU: ${peer.pscan_train_bytes_per_s} bytes/s, ${(bytesPerS / peer.pscan_train_bytes_per_s).toFixed(1)}x)` : ""));
+console.log(
+  `train ${info.backend} (d ${d}, ${layers} layers, batch ${batch}, length ${length}): median step ` +
+    `${median.toFixed(2)} s, ${Math.round(bytesPerS)} bytes/s` +
+    (peer
+      ? ` (PyTorch on this CPU: ${peer.pscan_train_bytes_per_s} bytes/s, ${
+        (bytesPerS / peer.pscan_train_bytes_per_s).toFixed(1)
+      }x)`
+      : ""),
+);
 disposeMambaLM(model);

@@ -155,7 +155,9 @@ export class ByteBPE {
     this.tokens = Array.from({ length: 256 }, (_, i) => Uint8Array.of(i));
     merges.forEach(([a, b], i) => {
       const id = 256 + i;
-      if (!(a >= 0 && a < id && b >= 0 && b < id)) throw new Error(`BPE merge ${i}: [${a}, ${b}] refers to an unknown token`);
+      if (!(a >= 0 && a < id && b >= 0 && b < id)) {
+        throw new Error(`BPE merge ${i}: [${a}, ${b}] refers to an unknown token`);
+      }
       const t = new Uint8Array(this.tokens[a].length + this.tokens[b].length);
       t.set(this.tokens[a]);
       t.set(this.tokens[b], this.tokens[a].length);
@@ -257,12 +259,16 @@ export class ByteBPE {
   }
 
   static fromJSON(j: BpeJson, where = "<json>"): ByteBPE {
-    if (j?.format !== BPE_FORMAT || j.version !== 1) throw new Error(`${where}: not a ${BPE_FORMAT} version 1 tokenizer`);
+    if (j?.format !== BPE_FORMAT || j.version !== 1) {
+      throw new Error(`${where}: not a ${BPE_FORMAT} version 1 tokenizer`);
+    }
     if (j.pretokenizer !== "gpt2-bytes" || j.max_piece_bytes !== MAX_PIECE_BYTES) {
       throw new Error(`${where}: pre-tokenizer ${j.pretokenizer}/${j.max_piece_bytes} is not supported`);
     }
     const bpe = new ByteBPE(j.merges, j.trained_on);
-    if (bpe.vocabSize !== j.vocab_size) throw new Error(`${where}: vocab_size ${j.vocab_size} but ${bpe.vocabSize} tokens`);
+    if (bpe.vocabSize !== j.vocab_size) {
+      throw new Error(`${where}: vocab_size ${j.vocab_size} but ${bpe.vocabSize} tokens`);
+    }
     return bpe;
   }
 
@@ -465,5 +471,9 @@ export function trainBpe(data: Uint8Array | Uint8Array[], opts: TrainBpeOptions)
     }
     if (opts.onProgress && merges.length % 256 === 0) opts.onProgress(merges.length, wanted);
   }
-  return new ByteBPE(merges, { bytes: total, sampled_bytes: parts.reduce((s, d) => s + d.length, 0), ...opts.trainedOn });
+  return new ByteBPE(merges, {
+    bytes: total,
+    sampled_bytes: parts.reduce((s, d) => s + d.length, 0),
+    ...opts.trainedOn,
+  });
 }

@@ -97,7 +97,9 @@ export class ByteBatcher {
 
   /** Moves to batch `position` by replaying the generator from the seed (one draw per window). */
   seek(position: number): void {
-    if (!(Number.isInteger(position) && position >= 0)) throw new Error(`batch position must be a whole number >= 0 (got ${position})`);
+    if (!(Number.isInteger(position) && position >= 0)) {
+      throw new Error(`batch position must be a whole number >= 0 (got ${position})`);
+    }
     if (position < this.drawn) {
       this.rng = new Rng(this.seed);
       this.drawn = 0;

@@ -4,7 +4,7 @@
  */
 import { countWords, listSplitFiles, readSplit } from "./bytes.ts";
 import { readManifest } from "./corpora/manifest.ts";
-import { DOMAINS, type Domain, type Manifest, SPLITS, type Split } from "./corpora/types.ts";
+import { type Domain, DOMAINS, type Manifest, type Split, SPLITS } from "./corpora/types.ts";
 
 export interface DataLocation {
   kind: "sample" | "corpora";
@@ -43,7 +43,13 @@ export async function dataLocation(scale: string, dataDir: string): Promise<Data
     if (manifest) {
       const domains = (await domainsIn(corpora)).filter((d) => manifest.domains[d]);
       if (domains.length) {
-        return { kind: "corpora", dir: corpora, domains, manifest, note: `scale ${scale}: the corpus in ${corpora} (built by deno task data)` };
+        return {
+          kind: "corpora",
+          dir: corpora,
+          domains,
+          manifest,
+          note: `scale ${scale}: the corpus in ${corpora} (built by deno task data)`,
+        };
       }
     }
     return {
@@ -51,7 +57,8 @@ export async function dataLocation(scale: string, dataDir: string): Promise<Data
       dir: sample,
       domains: await domainsIn(sample),
       manifest: await readManifest(sample).catch(() => undefined),
-      note: `scale ${scale}: ${corpora} is missing, so the tracked sample is used; run \`deno task data\` (~650 MB of downloads, cached in data/corpora/.cache; building from the cache takes under a minute) for the full corpora`,
+      note:
+        `scale ${scale}: ${corpora} is missing, so the tracked sample is used; run \`deno task data\` (~650 MB of downloads, cached in data/corpora/.cache; building from the cache takes under a minute) for the full corpora`,
     };
   }
   return {
@@ -87,7 +94,14 @@ export async function domainSummary(loc: DataLocation): Promise<DomainRow[]> {
         bytes += b.length;
         words += countWords(b);
       }
-      rows.push({ domain, split, documents: files.length, bytes, words, bytes_per_word: bytes / Math.max(1, words) });
+      rows.push({
+        domain,
+        split,
+        documents: files.length,
+        bytes,
+        words,
+        bytes_per_word: bytes / Math.max(1, words),
+      });
       all.documents += files.length;
       all.bytes += bytes;
       all.words += words;

@@ -44,7 +44,8 @@ export const NOISE_DEFINITIONS: Record<NoiseKind, string> = {
   repeat: "each character written twice with probability p",
   antspeak: "each character (p = 1: all) upper-cased and followed by a space, none after the last",
   uppercase: "each character upper-cased with probability p (ASCII letters)",
-  random_case: "each character (p = 1: all) given a random case, upper or lower with 1/2 each (ASCII letters)",
+  random_case:
+    "each character (p = 1: all) given a random case, upper or lower with 1/2 each (ASCII letters)",
   swap: "each character swapped with the next with probability p (a swapped pair is skipped)",
 };
 
@@ -73,7 +74,9 @@ const lower = (x: number) => (x >= 65 && x <= 90 ? x + 32 : x);
 /** Applies one noise transform (see the module comment). */
 export function addNoise(bytes: Uint8Array, kind: NoiseKind, p: number, seed: number): Uint8Array {
   if (!(p >= 0 && p <= 1)) throw new Error(`noise probability must be in [0, 1] (got ${p})`);
-  if (!NOISE_KINDS.includes(kind)) throw new Error(`unknown noise kind ${kind} (one of ${NOISE_KINDS.join(", ")})`);
+  if (!NOISE_KINDS.includes(kind)) {
+    throw new Error(`unknown noise kind ${kind} (one of ${NOISE_KINDS.join(", ")})`);
+  }
   if (p === 0) return bytes.slice();
   const rng = new Rng(seed);
   const cb = charBoundaries(bytes);

@@ -200,7 +200,9 @@ export class RecurrentSession {
    * `from`, whose next-id logits were `fromNext`), without reading anything again.
    */
   rollTo(a: number, from: HostState, fromNext: Float32Array): void {
-    if (!this.passStates || !this.passRows) throw new Error("RecurrentSession.rollTo: no fused pass to roll back in");
+    if (!this.passStates || !this.passRows) {
+      throw new Error("RecurrentSession.rollTo: no fused pass to roll back in");
+    }
     this.state = a === 0 ? from : this.passStates[a - 1];
     this.next = a === 0 ? fromNext : this.passRows.slice((a - 1) * this.V, a * this.V);
   }

@@ -128,7 +128,16 @@ type MvFn = (W: number, x: number, y: number, rows: number, cols: number) => voi
 type Mv4Fn = (W: number, x: number, xs: number, y: number, ys: number, rows: number, cols: number) => void;
 type MapFn = (f: number, src: number, dst: number, n: number) => void;
 type SsmStepFn = (
-  hOld: number, h: number, A2: number, dt: number, x: number, B: number, C: number, s: number, e: number, n: number,
+  hOld: number,
+  h: number,
+  A2: number,
+  dt: number,
+  x: number,
+  B: number,
+  C: number,
+  s: number,
+  e: number,
+  n: number,
 ) => void;
 
 /**
@@ -225,14 +234,22 @@ export class MambaStepper implements Stepper {
     const kern = this.kern, xs = xStride * 4, ys = rows * 4;
     if (kern && cols % 8 === 0) {
       let t = 0;
-      for (; t + 3 < T; t += 4) kern.mv4(W.byteOffset, X.byteOffset + t * xs, xs, Y.byteOffset + t * ys, ys, rows, cols);
+      for (; t + 3 < T; t += 4) {
+        kern.mv4(W.byteOffset, X.byteOffset + t * xs, xs, Y.byteOffset + t * ys, ys, rows, cols);
+      }
       for (; t < T; t++) kern.mv(W.byteOffset, X.byteOffset + t * xs, Y.byteOffset + t * ys, rows, cols);
     } else {
       for (let t = 0; t < T; t++) {
-        matvec(W, X.subarray(t * xStride, t * xStride + cols), Y.subarray(t * rows, (t + 1) * rows), rows, cols);
+        matvec(
+          W,
+          X.subarray(t * xStride, t * xStride + cols),
+          Y.subarray(t * rows, (t + 1) * rows),
+          rows,
+          cols,
+        );
       }
     }
-    if (bias) for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o];
+    if (bias) { for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o]; }
   }
 
   /**
@@ -275,7 +292,9 @@ export class MambaStepper implements Stepper {
       if (!p) throw new Error(`MambaStepper: model has no parameter "${name}"`);
       const host = weights?.get(name);
       if (!host && tf.getBackend() === "webgpu") {
-        throw new Error("MambaStepper on webgpu: build it with `await MambaStepper.create(model)` (no synchronous reads there)");
+        throw new Error(
+          "MambaStepper on webgpu: build it with `await MambaStepper.create(model)` (no synchronous reads there)",
+        );
       }
       return place(host ?? (p.dataSync() as Float32Array));
     };
@@ -371,7 +390,16 @@ export class MambaStepper implements Stepper {
       hOld.set(state.ssm[li]);
       for (let t = 0; t < T; t++) {
         const xt = t * e, Bo = t * w + r, Co = Bo + n;
-        this.ssmStep(L, hOld, hNew, dt.subarray(xt, xt + e), x.subarray(xt, xt + e), xDbl.subarray(Bo, Bo + n), xDbl.subarray(Co, Co + n), y.subarray(xt, xt + e));
+        this.ssmStep(
+          L,
+          hOld,
+          hNew,
+          dt.subarray(xt, xt + e),
+          x.subarray(xt, xt + e),
+          xDbl.subarray(Bo, Bo + n),
+          xDbl.subarray(Co, Co + n),
+          y.subarray(xt, xt + e),
+        );
         for (let c = 0; c < e; c++) y[xt + c] += L.D[c] * x[xt + c];
         if (keep === "all") states[t].ssm.push(hNew.slice());
         [hOld, hNew] = [hNew, hOld];
@@ -395,9 +423,13 @@ export class MambaStepper implements Stepper {
   private silu(X: Float32Array, from: number, stride: number, T: number, into?: Float32Array) {
     const e = this.e, g = this.g, kern = this.kern;
     if (kern && e % 4 === 0) {
-      for (let t = 0; t < T; t++) kern.map(3, X.byteOffset + (t * stride + from) * 4, g.byteOffset + t * e * 4, e);
+      for (let t = 0; t < T; t++) {
+        kern.map(3, X.byteOffset + (t * stride + from) * 4, g.byteOffset + t * e * 4, e);
+      }
     } else {
-      for (let t = 0; t < T; t++) for (let c = 0; c < e; c++) g[t * e + c] = 1 / (1 + Math.exp(-X[t * stride + from + c]));
+      for (let t = 0; t < T; t++) {
+        for (let c = 0; c < e; c++) g[t * e + c] = 1 / (1 + Math.exp(-X[t * stride + from + c]));
+      }
     }
     for (let t = 0; t < T; t++) {
       for (let c = 0; c < e; c++) {
@@ -427,7 +459,18 @@ export class MambaStepper implements Stepper {
   ) {
     const { e, n } = this;
     if (this.kern && n % 4 === 0) {
-      this.kern.ssmStep(hOld.byteOffset, hNew.byteOffset, L.A2.byteOffset, dt.byteOffset, x.byteOffset, B.byteOffset, C.byteOffset, s.byteOffset, e, n);
+      this.kern.ssmStep(
+        hOld.byteOffset,
+        hNew.byteOffset,
+        L.A2.byteOffset,
+        dt.byteOffset,
+        x.byteOffset,
+        B.byteOffset,
+        C.byteOffset,
+        s.byteOffset,
+        e,
+        n,
+      );
       return;
     }
     for (let c = 0; c < e; c++) {

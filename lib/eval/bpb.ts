@@ -21,13 +21,21 @@ export interface ByteScore {
 /** Sums -log p(byte) over the text in contiguous windows of `window` bytes. */
 export async function scoreBytes(model: MambaLM, data: Uint8Array, window = 2048): Promise<ByteScore> {
   const s = await scoreText(mambaAsLanguageModel(model), data, { window });
-  return { bytes: s.bytes, ce_nats: s.ce_nats, bits_per_byte: s.bits_per_byte, words: s.words, word_perplexity: s.word_perplexity };
+  return {
+    bytes: s.bytes,
+    ce_nats: s.ce_nats,
+    bits_per_byte: s.bits_per_byte,
+    words: s.words,
+    word_perplexity: s.word_perplexity,
+  };
 }
 
 /** -log2 p(byte_t | bytes < t) for t = 1..n-1 of one text (one window; for plots of a sentence). */
 export async function perByteBits(model: MambaLM, text: Uint8Array): Promise<Float32Array> {
   if (text.length < 2) throw new Error("perByteBits: need at least 2 bytes");
-  const bits = tf.tidy(() => tf.div(tokenNats(mambaAsLanguageModel(model), [Int32Array.from(text)]), Math.LN2).reshape([-1]));
+  const bits = tf.tidy(() =>
+    tf.div(tokenNats(mambaAsLanguageModel(model), [Int32Array.from(text)]), Math.LN2).reshape([-1])
+  );
   const out = (await bits.data()) as Float32Array;
   bits.dispose();
   return out;

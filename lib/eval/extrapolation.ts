@@ -27,7 +27,17 @@ import * as tf from "@tensorflow/tfjs";
 import { slidingWindows } from "../data/bytes.ts";
 import type { ByteBPE } from "../data/bpe.ts";
 import { disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
-import { dims, embed, linear, type LayerState, type MambaLM, type MambaState, rmsNorm, silu, causalConv } from "../models/mamba.ts";
+import {
+  causalConv,
+  dims,
+  embed,
+  type LayerState,
+  linear,
+  type MambaLM,
+  type MambaState,
+  rmsNorm,
+  silu,
+} from "../models/mamba.ts";
 import { defaultScanImpl, selectiveScan } from "../ssm/mod.ts";
 import { channelsLastScanAvailable, fusedSelectiveScanChannelsLast } from "../ssm/kernels/op.ts";
 import { fusedCausalConvSilu, fusedConvAvailable } from "../ssm/kernels/conv_op.ts";
@@ -52,7 +62,12 @@ function param(model: MambaLM, name: string): tf.Tensor {
  * arithmetic as mamba.ts `mixerForward`, with the conv reading the previous chunk's last k-1 inputs and
  * the scan starting from the previous SSM state.
  */
-export function mixerFromState(model: MambaLM, layer: number, hidden: tf.Tensor, state?: LayerState): { out: tf.Tensor; state: LayerState } {
+export function mixerFromState(
+  model: MambaLM,
+  layer: number,
+  hidden: tf.Tensor,
+  state?: LayerState,
+): { out: tf.Tensor; state: LayerState } {
   const p = (name: string) => param(model, `backbone.layers.${layer}.mixer.${name}`);
   const { e, n, r, k } = dims(model.config);
   const [b, l] = hidden.shape;
@@ -85,7 +100,14 @@ export function mixerFromState(model: MambaLM, layer: number, hidden: tf.Tensor,
     last = s.lastState!;
   } else {
     const s = selectiveScan(
-      toChannels(x), toChannels(dt), A, toChannels(Bm), toChannels(Cm), p("D"), toChannels(z), p("dt_proj.bias"),
+      toChannels(x),
+      toChannels(dt),
+      A,
+      toChannels(Bm),
+      toChannels(Cm),
+      p("D"),
+      toChannels(z),
+      p("dt_proj.bias"),
       { deltaSoftplus: true, initialState: h0, returnLastState: true },
     );
     y = toChannels(s.y); // (b, l, e)
@@ -101,7 +123,11 @@ export function mixerFromState(model: MambaLM, layer: number, hidden: tf.Tensor,
  * disposed: the caller owns it). forwardFromState(ids[:, :a]) then forwardFromState(ids[:, a:], state)
  * gives the logits of one forward pass over ids.
  */
-export function forwardFromState(model: MambaLM, ids: tf.Tensor, state?: MambaState): { logits: tf.Tensor; state: MambaState } {
+export function forwardFromState(
+  model: MambaLM,
+  ids: tf.Tensor,
+  state?: MambaState,
+): { logits: tf.Tensor; state: MambaState } {
   return tf.tidy(() => {
     const cfg = model.config;
     const E = param(model, "backbone.embedding.weight");
@@ -123,7 +149,11 @@ export function forwardFromState(model: MambaLM, ids: tf.Tensor, state?: MambaSt
  * Per-token nats of equal-length rows (each n+1 tokens) read by Mamba as a recurrence, `chunk` inputs at a
  * time with the state carried over: (b, n) values, row-major. chunk >= n is one pass.
  */
-export async function recurrentNats(model: MambaLM, rows: Int32Array[], chunk: number): Promise<Float32Array> {
+export async function recurrentNats(
+  model: MambaLM,
+  rows: Int32Array[],
+  chunk: number,
+): Promise<Float32Array> {
   const b = rows.length, n = rows[0].length - 1;
   if (!(chunk >= 1)) throw new Error(`chunk must be >= 1 (got ${chunk})`);
   const out = new Float32Array(b * n);
@@ -296,7 +326,9 @@ export async function sequenceNats(
     }
     return seqs.map((s) => out.get(s)!);
   }
-  if (TOKEN_UNIT[model.kind] !== "byte") throw new Error(`sliding-window evaluation is for byte models (got ${model.kind})`);
+  if (TOKEN_UNIT[model.kind] !== "byte") {
+    throw new Error(`sliding-window evaluation is for byte models (got ${model.kind})`);
+  }
   const C = opts.trainedContext;
   const context = opts.slidingContext ?? Math.floor(C / 2);
   // every window of every sequence, remembering where its scored predictions go
@@ -315,7 +347,9 @@ export async function sequenceNats(
       for (let j = w.skip; j < n; j++) result[w.seq][w.start + j] = v[i * n + j];
     });
   }
-  for (const r of result) if (r.some(Number.isNaN)) throw new Error("sliding windows left a byte unscored (a bug)");
+  for (const r of result) {
+    if (r.some(Number.isNaN)) throw new Error("sliding windows left a byte unscored (a bug)");
+  }
   return result;
 }
 
@@ -323,11 +357,17 @@ export async function sequenceNats(
  * Evaluates `model` on `test` (bytes) at every multiple of the trained context, in every mode. Lengths whose
  * sequence does not fit in the test split (or its `maxTokens` budget) are returned as skipped, saying so.
  */
-export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Array, opts: ExtrapolationOptions): Promise<ExtrapolationResult[]> {
+export async function evaluateExtrapolation(
+  model: LanguageModel,
+  test: Uint8Array,
+  opts: ExtrapolationOptions,
+): Promise<ExtrapolationResult[]> {
   const C = opts.trainedContext;
   if (!(Number.isInteger(C) && C >= 2)) throw new Error(`trainedContext must be an integer >= 2 (got ${C})`);
   const subword = TOKEN_UNIT[model.kind] === "subword";
-  if (subword && !opts.tokenizer) throw new Error(`extrapolation of a ${model.kind} model needs its tokenizer`);
+  if (subword && !opts.tokenizer) {
+    throw new Error(`extrapolation of a ${model.kind} model needs its tokenizer`);
+  }
   const ids = subword ? opts.tokenizer!.encode(test) : Int32Array.from(test);
   const tokenBytes = (id: number) => (subword ? opts.tokenizer!.tokenBytes(id).length : 1);
   const recurrent = !!recurrentCore(model);
@@ -344,19 +384,45 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
   };
   const binsPerOctave = opts.binsPerOctave ?? 2;
   const empty = {
-    sequences: 0, tokens: 0, bytes: 0, nats: 0, bits_per_byte: NaN, sequence_bpb: [], position_bins: [], bins_per_octave: binsPerOctave, wall_s: 0,
+    sequences: 0,
+    tokens: 0,
+    bytes: 0,
+    nats: 0,
+    bits_per_byte: NaN,
+    sequence_bpb: [],
+    position_bins: [],
+    bins_per_octave: binsPerOctave,
+    wall_s: 0,
   };
   if (!fits.length) {
-    throw new Error(`the test text has ${ids.length} tokens (budget ${budget}): not even one sequence of ${C + 1} tokens fits`);
+    throw new Error(
+      `the test text has ${ids.length} tokens (budget ${budget}): not even one sequence of ${
+        C + 1
+      } tokens fits`,
+    );
   }
   const longest = fits.at(-1)! * C;
   // the same tokens for every length: the first `span` predictions, a multiple of the longest length
   const span = Math.floor(budget / longest) * longest;
   for (const m of multiples.filter((m) => !fits.includes(m))) {
-    const reason = `capped: the ${opts.maxTokens !== undefined && opts.maxTokens < ids.length - 1 ? `token budget (${budget})` : `test split (${ids.length} tokens)`} ` +
+    const reason = `capped: the ${
+      opts.maxTokens !== undefined && opts.maxTokens < ids.length - 1
+        ? `token budget (${budget})`
+        : `test split (${ids.length} tokens)`
+    } ` +
       `holds no sequence of ${m * C + 1} tokens; the longest evaluated is ${fits.at(-1)}x`;
     say(`${m}x: ${reason}`);
-    for (const mode of modes) await emit({ multiple: m, mode, eval_length: m * C, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
+    for (const mode of modes) {
+      await emit({
+        multiple: m,
+        mode,
+        eval_length: m * C,
+        eval_length_bytes: NaN,
+        status: "skipped",
+        reason,
+        ...empty,
+      });
+    }
   }
   for (const m of fits) {
     const L = m * C;
@@ -365,7 +431,9 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
     for (const mode of modes) {
       const base = { multiple: m, mode, eval_length: L };
       if (mode === "whole" && !recurrent && L > (opts.maxAttentionLength ?? 4096)) {
-        const reason = `full attention over ${L} tokens exceeds maxAttentionLength ${opts.maxAttentionLength ?? 4096} (memory)`;
+        const reason = `full attention over ${L} tokens exceeds maxAttentionLength ${
+          opts.maxAttentionLength ?? 4096
+        } (memory)`;
         say(`${m}x ${mode}: skipped, ${reason}`);
         await emit({ ...base, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
         continue;
@@ -374,7 +442,10 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
       let nats: Float32Array[];
       try {
         nats = await sequenceNats(model, seqs, mode, {
-          trainedContext: C, slidingContext: opts.slidingContext, chunk: opts.chunk, batchTokens: opts.batchTokens,
+          trainedContext: C,
+          slidingContext: opts.slidingContext,
+          chunk: opts.chunk,
+          batchTokens: opts.batchTokens,
         });
       } catch (e) {
         const reason = (e as Error).message;
@@ -416,7 +487,11 @@ export async function evaluateExtrapolation(model: LanguageModel, test: Uint8Arr
         ...(mode === "whole" && recurrent ? { chunk: opts.chunk ?? 4096 } : {}),
         wall_s: (performance.now() - t0) / 1000,
       };
-      say(`${m}x (${L} tokens) ${mode}: ${r.bits_per_byte.toFixed(4)} bits/byte over ${r.bytes} bytes, ${r.sequences} sequences, ${r.wall_s.toFixed(1)} s`);
+      say(
+        `${m}x (${L} tokens) ${mode}: ${
+          r.bits_per_byte.toFixed(4)
+        } bits/byte over ${r.bytes} bytes, ${r.sequences} sequences, ${r.wall_s.toFixed(1)} s`,
+      );
       await emit(r);
     }
   }
@@ -494,8 +569,10 @@ export function pickRuns<T extends RunLike>(runs: T[], kinds = EXTRAPOLATION_KIN
   const out: T[] = [];
   for (const kind of kinds) {
     const mine = runs.filter((r) => r.model === kind && r.domain === d)
-      .sort((a, b) => Number((b.labels?.budget_ratio ?? 1) === 1) - Number((a.labels?.budget_ratio ?? 1) === 1) ||
-        (b.train_flops ?? 0) - (a.train_flops ?? 0));
+      .sort((a, b) =>
+        Number((b.labels?.budget_ratio ?? 1) === 1) - Number((a.labels?.budget_ratio ?? 1) === 1) ||
+        (b.train_flops ?? 0) - (a.train_flops ?? 0)
+      );
     if (mine.length) out.push(mine[0]);
   }
   return out;
@@ -518,7 +595,10 @@ export interface StageOptions {
  * Evaluates the recorded runs of a scale (see pickRuns) and appends one record per (model, length, mode).
  * Usable as a `reproduce` evaluation stage: registerEvaluation("extrapolation", (runs, o) => extrapolationStage(runs, o)).
  */
-export async function extrapolationStage(runs: RunLike[], opts: StageOptions): Promise<ExtrapolationRecord[]> {
+export async function extrapolationStage(
+  runs: RunLike[],
+  opts: StageOptions,
+): Promise<ExtrapolationRecord[]> {
   // loaded lazily: the trainer's module graph is only needed when a stage runs
   const { domainText, loadTrained, REPO_ROOT } = await import("../train/experiment.ts");
   const { countParams } = await import("../models/lm.ts");
@@ -528,27 +608,45 @@ export async function extrapolationStage(runs: RunLike[], opts: StageOptions): P
   // the latest record of each run (a re-trained run is recorded again)
   const latest = [...new Map(runs.filter((r) => r.scale === opts.scale).map((r) => [r.run, r])).values()];
   const chosen = pickRuns(latest, opts.kinds, opts.domain);
-  if (!chosen.length) say(`extrapolation: no runs of ${(opts.kinds ?? EXTRAPOLATION_KINDS).join(", ")} recorded at scale ${opts.scale}`);
+  if (!chosen.length) {
+    say(
+      `extrapolation: no runs of ${
+        (opts.kinds ?? EXTRAPOLATION_KINDS).join(", ")
+      } recorded at scale ${opts.scale}`,
+    );
+  }
   const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
   const resultsDir = opts.resultsDir ?? RESULTS_DIR;
   const done = opts.force ? new Set<string>() : await evaluatedRuns("extrapolation", resultsDir);
   const out: ExtrapolationRecord[] = [];
   for (const run of chosen) {
     if (done.has(`${run.run}|${run.provenance?.time ?? ""}`)) {
-      say(`extrapolation: ${run.run} already evaluated (records in ${resultsDir}/extrapolation.jsonl; lengths missing there were cut short: --force evaluates again)`);
+      say(
+        `extrapolation: ${run.run} already evaluated (records in ${resultsDir}/extrapolation.jsonl; lengths missing there were cut short: --force evaluates again)`,
+      );
       continue;
     }
     const dir = `${runsDir}/${run.run}/model`;
     const { model, tokenizer } = await loadTrained(dir);
     try {
       const text = await domainText(run.domain as Parameters<typeof domainText>[0], run.scale);
-      say(`extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${text.test.length} test bytes`);
+      say(
+        `extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${text.test.length} test bytes`,
+      );
       const recs = await extrapolationRecords(model, text.test, {
-        ...settings, trainedContext: run.length, tokenizer,
+        ...settings,
+        trainedContext: run.length,
+        tokenizer,
         onProgress: (l) => say(`  ${l}`),
       }, {
-        scale: opts.scale, run: run.run, run_time: run.provenance?.time, model_dir: dir.replace(REPO_ROOT, ""), label: String(run.labels?.label ?? run.model),
-        domain: run.domain, data: `${text.source}/${run.domain}/${text.evalSplit}`, parameters: countParams(model),
+        scale: opts.scale,
+        run: run.run,
+        run_time: run.provenance?.time,
+        model_dir: dir.replace(REPO_ROOT, ""),
+        label: String(run.labels?.label ?? run.model),
+        domain: run.domain,
+        data: `${text.source}/${run.domain}/${text.evalSplit}`,
+        parameters: countParams(model),
       }, async (r) => {
         // recorded as soon as known: a stage cut by a time limit keeps the lengths it finished
         await appendRecord("extrapolation", r as unknown as Record<string, unknown>, resultsDir);
@@ -566,7 +664,16 @@ export async function extrapolationRecords(
   model: LanguageModel,
   test: Uint8Array,
   opts: ExtrapolationOptions,
-  about: { scale: string; run?: string; run_time?: string; model_dir: string; label?: string; domain: string; data: string; parameters?: number },
+  about: {
+    scale: string;
+    run?: string;
+    run_time?: string;
+    model_dir: string;
+    label?: string;
+    domain: string;
+    data: string;
+    parameters?: number;
+  },
   onRecord?: (r: ExtrapolationRecord) => Promise<void> | void,
 ): Promise<ExtrapolationRecord[]> {
   const unit = TOKEN_UNIT[model.kind];
@@ -584,7 +691,10 @@ export async function extrapolationRecords(
     bytes_per_token: bytesPerToken,
     ...r,
   });
-  const results = await evaluateExtrapolation(model, test, { ...opts, onResult: onRecord && ((r) => onRecord(complete(r))) });
+  const results = await evaluateExtrapolation(model, test, {
+    ...opts,
+    onResult: onRecord && ((r) => onRecord(complete(r))),
+  });
   return results.map(complete);
 }
 
@@ -595,7 +705,12 @@ if (import.meta.main) {
   const { runStageCli } = await import("./stage_cli.ts");
   await runStageCli("extrapolation", " [--max-tokens N]", (runs, opts, flag) => {
     const maxTokens = flag("max-tokens");
-    if (maxTokens !== undefined && !(Number(maxTokens) >= 1)) throw new Error(`--max-tokens: expected a positive number, got "${maxTokens}"`);
-    return extrapolationStage(runs, { ...opts, ...(maxTokens ? { settings: { maxTokens: Number(maxTokens) } } : {}) });
+    if (maxTokens !== undefined && !(Number(maxTokens) >= 1)) {
+      throw new Error(`--max-tokens: expected a positive number, got "${maxTokens}"`);
+    }
+    return extrapolationStage(runs, {
+      ...opts,
+      ...(maxTokens ? { settings: { maxTokens: Number(maxTokens) } } : {}),
+    });
   });
 }

@@ -79,25 +79,51 @@ export interface NoiseResult extends NoiseScore {
 }
 
 /** Scores the clean text and each noisy version: one result per setting, the clean one first (noise "none"). */
-export async function evaluateNoise(model: LanguageModel, clean: Uint8Array, opts: NoiseOptions): Promise<NoiseResult[]> {
+export async function evaluateNoise(
+  model: LanguageModel,
+  clean: Uint8Array,
+  opts: NoiseOptions,
+): Promise<NoiseResult[]> {
   const seed = opts.seed ?? 0;
   const words = countWords(clean);
   if (words === 0) throw new Error("the clean text has no words (word perplexity is undefined)");
   const score = async (text: Uint8Array): Promise<NoiseScore & { wall_s: number }> => {
     const t0 = performance.now();
-    const s = await scoreText(model, text, { window: opts.window, tokenizer: opts.tokenizer, batch: opts.batch });
+    const s = await scoreText(model, text, {
+      window: opts.window,
+      tokenizer: opts.tokenizer,
+      batch: opts.batch,
+    });
     return {
-      bytes: s.bytes, tokens: s.tokens, nats: s.nats, bits_per_byte: s.bits_per_byte,
-      word_perplexity: Math.exp(s.nats / words), wall_s: (performance.now() - t0) / 1000,
+      bytes: s.bytes,
+      tokens: s.tokens,
+      nats: s.nats,
+      bits_per_byte: s.bits_per_byte,
+      word_perplexity: Math.exp(s.nats / words),
+      wall_s: (performance.now() - t0) / 1000,
     };
   };
   const say = opts.onProgress ?? (() => {});
   const { wall_s: cleanWall, ...cleanScore } = await score(clean);
-  say(`clean: ${cleanScore.bits_per_byte.toFixed(4)} bits/byte, word perplexity ${cleanScore.word_perplexity.toPrecision(5)}`);
-  const result = (noise: NoiseKind | "none", p: number, text: Uint8Array, s: NoiseScore, wall_s: number): NoiseResult => ({
-    noise, p, seed,
+  say(
+    `clean: ${cleanScore.bits_per_byte.toFixed(4)} bits/byte, word perplexity ${
+      cleanScore.word_perplexity.toPrecision(5)
+    }`,
+  );
+  const result = (
+    noise: NoiseKind | "none",
+    p: number,
+    text: Uint8Array,
+    s: NoiseScore,
+    wall_s: number,
+  ): NoiseResult => ({
+    noise,
+    p,
+    seed,
     definition: noise === "none" ? "the clean test text" : NOISE_DEFINITIONS[noise],
-    text_bytes: text.length, words, words_noisy: countWords(text),
+    text_bytes: text.length,
+    words,
+    words_noisy: countWords(text),
     ...s,
     clean: cleanScore,
     delta_bits_per_byte: s.bits_per_byte - cleanScore.bits_per_byte,
@@ -111,8 +137,10 @@ export async function evaluateNoise(model: LanguageModel, clean: Uint8Array, opt
     const noisy = addNoise(clean, kind, p, seed);
     const { wall_s, ...s } = await score(noisy);
     const r = result(kind, p, noisy, s, wall_s);
-    say(`${kind} p=${p}: ${r.bits_per_byte.toFixed(4)} bits/byte (+${r.delta_bits_per_byte.toFixed(4)}), ` +
-      `word perplexity ${r.word_perplexity.toPrecision(5)} (x${r.ratio_word_perplexity.toPrecision(4)})`);
+    say(
+      `${kind} p=${p}: ${r.bits_per_byte.toFixed(4)} bits/byte (+${r.delta_bits_per_byte.toFixed(4)}), ` +
+        `word perplexity ${r.word_perplexity.toPrecision(5)} (x${r.ratio_word_perplexity.toPrecision(4)})`,
+    );
     out.push(r);
   }
   return out;
@@ -163,7 +191,10 @@ export interface NoiseStageOptions {
  * Evaluates the recorded runs of a scale (one per model family, extrapolation.ts pickRuns) and appends one
  * record per (model, setting). Usable as a `reproduce` evaluation stage.
  */
-export async function noiseStage(runs: (RunLike & { eval?: { window?: number } })[], opts: NoiseStageOptions): Promise<NoiseRecord[]> {
+export async function noiseStage(
+  runs: (RunLike & { eval?: { window?: number } })[],
+  opts: NoiseStageOptions,
+): Promise<NoiseRecord[]> {
   const { domainText, loadTrained, REPO_ROOT } = await import("../train/experiment.ts");
   const { countParams } = await import("../models/lm.ts");
   await import("../models/mod.ts");
@@ -172,7 +203,11 @@ export async function noiseStage(runs: (RunLike & { eval?: { window?: number } }
   // the latest record of each run (a re-trained run is recorded again)
   const latest = [...new Map(runs.filter((r) => r.scale === opts.scale).map((r) => [r.run, r])).values()];
   const chosen = pickRuns(latest, opts.kinds ?? NOISE_KINDS_COMPARED, opts.domain);
-  if (!chosen.length) say(`noise: no runs of ${(opts.kinds ?? NOISE_KINDS_COMPARED).join(", ")} recorded at scale ${opts.scale}`);
+  if (!chosen.length) {
+    say(
+      `noise: no runs of ${(opts.kinds ?? NOISE_KINDS_COMPARED).join(", ")} recorded at scale ${opts.scale}`,
+    );
+  }
   const maxBytes = opts.maxBytes ?? NOISE_SCALES[opts.scale]?.maxBytes;
   const resultsDir = opts.resultsDir ?? RESULTS_DIR;
   const done = opts.force ? new Set<string>() : await evaluatedRuns("noise", resultsDir);
@@ -188,14 +223,31 @@ export async function noiseStage(runs: (RunLike & { eval?: { window?: number } }
       const text = await domainText(run.domain as Parameters<typeof domainText>[0], run.scale);
       const clean = maxBytes ? text.test.subarray(0, maxBytes) : text.test;
       const window = run.eval?.window ?? run.length;
-      say(`noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${run.domain}/${text.evalSplit}, window ${window}`);
+      say(
+        `noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${run.domain}/${text.evalSplit}, window ${window}`,
+      );
       const batch = run.batch ? evalBatch(run.batch, run.length, window) : 1;
-      const results = await evaluateNoise(model, clean, { window, batch, tokenizer, seed: opts.seed, onProgress: (l) => say(`  ${l}`) });
+      const results = await evaluateNoise(model, clean, {
+        window,
+        batch,
+        tokenizer,
+        seed: opts.seed,
+        onProgress: (l) => say(`  ${l}`),
+      });
       for (const r of results) {
         const rec: NoiseRecord = {
-          experiment: "noise", scale: opts.scale, run: run.run, run_time: run.provenance?.time, model_dir: dir.replace(REPO_ROOT, ""), model_kind: model.kind,
-          label: String(run.labels?.label ?? run.model), unit: TOKEN_UNIT[model.kind], domain: run.domain,
-          data: `${text.source}/${run.domain}/${text.evalSplit}`, parameters: countParams(model), ...r,
+          experiment: "noise",
+          scale: opts.scale,
+          run: run.run,
+          run_time: run.provenance?.time,
+          model_dir: dir.replace(REPO_ROOT, ""),
+          model_kind: model.kind,
+          label: String(run.labels?.label ?? run.model),
+          unit: TOKEN_UNIT[model.kind],
+          domain: run.domain,
+          data: `${text.source}/${run.domain}/${text.evalSplit}`,
+          parameters: countParams(model),
+          ...r,
         };
         await appendRecord("noise", rec as unknown as Record<string, unknown>, resultsDir);
         out.push(rec);
@@ -209,6 +261,10 @@ export async function noiseStage(runs: (RunLike & { eval?: { window?: number } }
 
 if (import.meta.main) {
   const { runStageCli } = await import("./stage_cli.ts");
-  await runStageCli("noise", " [--max-bytes N]", (runs, opts, flag) =>
-    noiseStage(runs, { ...opts, maxBytes: flag("max-bytes") ? Number(flag("max-bytes")) : undefined }));
+  await runStageCli(
+    "noise",
+    " [--max-bytes N]",
+    (runs, opts, flag) =>
+      noiseStage(runs, { ...opts, maxBytes: flag("max-bytes") ? Number(flag("max-bytes")) : undefined }),
+  );
 }

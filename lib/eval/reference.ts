@@ -20,7 +20,9 @@ export async function referenceCheckpoint(): Promise<string> {
 }
 
 /** What mamba_ssm computed with the reference model: its input text, loss, and greedy continuation. */
-export async function referenceExpected(): Promise<{ input: Uint8Array; prompt: Uint8Array; lossNats: number; greedy: Uint8Array }> {
+export async function referenceExpected(): Promise<
+  { input: Uint8Array; prompt: Uint8Array; lossNats: number; greedy: Uint8Array }
+> {
   const meta = JSON.parse(await Deno.readTextFile(`${REFERENCE_FIXTURES}${STEM}.json`));
   const st = await readSafetensors(`${REFERENCE_FIXTURES}${STEM}.expected.safetensors`);
   const ids = st.tensors.get("input_ids");

@@ -67,7 +67,9 @@ export function tokenNats(model: LanguageModel, windows: Int32Array[]): tf.Tenso
   return tf.tidy(() => {
     const b = windows.length, n = (windows[0]?.length ?? 0) - 1;
     if (n < 1) throw new Error(`tokenNats: a window needs at least 2 tokens (got ${n + 1})`);
-    if (windows.some((w) => w.length !== n + 1)) throw new Error("tokenNats: the windows of one batch must have equal lengths");
+    if (windows.some((w) => w.length !== n + 1)) {
+      throw new Error("tokenNats: the windows of one batch must have equal lengths");
+    }
     const m = model.lengthMultiple ?? 1;
     const padded = Math.ceil(n / m) * m;
     const input = new Int32Array(b * padded), targets = new Int32Array(b * n);
@@ -88,7 +90,9 @@ export function tokenNats(model: LanguageModel, windows: Int32Array[]): tf.Tenso
 export function logitsNats(logits: tf.Tensor, targets: Int32Array): tf.Tensor1D {
   return tf.tidy(() => {
     const n = targets.length, V = logits.shape[logits.rank - 1];
-    if (logits.size !== n * V) throw new Error(`logitsNats: ${n} targets for logits of shape [${logits.shape}]`);
+    if (logits.size !== n * V) {
+      throw new Error(`logitsNats: ${n} targets for logits of shape [${logits.shape}]`);
+    }
     const logp = tf.logSoftmax(logits.reshape([n, V])); // (n, V')
     const onehot = tf.oneHot(tf.tensor(targets, [n], "int32"), V).toFloat(); // (n, V')
     return tf.neg(tf.sum(tf.mul(onehot, logp), 1)) as tf.Tensor1D; // (n)
@@ -96,15 +100,23 @@ export function logitsNats(logits: tf.Tensor, targets: Int32Array): tf.Tensor1D 
 }
 
 /** Scores `text` with `model` in contiguous windows (each token after the first predicted once). */
-export async function scoreText(model: LanguageModel, text: Uint8Array, opts: ScoreOptions = {}): Promise<TextScore> {
+export async function scoreText(
+  model: LanguageModel,
+  text: Uint8Array,
+  opts: ScoreOptions = {},
+): Promise<TextScore> {
   const window = opts.window ?? 2048;
   const subword = TOKEN_UNIT[model.kind] === "subword";
-  if (subword && !opts.tokenizer) throw new Error(`scoring a ${model.kind} model needs its tokenizer (tokenizer.json)`);
+  if (subword && !opts.tokenizer) {
+    throw new Error(`scoring a ${model.kind} model needs its tokenizer (tokenizer.json)`);
+  }
   if (!subword && opts.tokenizer) throw new Error(`${model.kind} reads bytes; do not pass a tokenizer`);
   const ids = subword ? opts.tokenizer!.encode(text) : Int32Array.from(text);
   if (ids.length < 2) throw new Error(`the text is too short to score (${text.length} bytes)`);
   const batch = opts.batch ?? 1;
-  if (!Number.isInteger(batch) || batch < 1) throw new Error(`scoreText: batch must be a positive integer (got ${batch})`);
+  if (!Number.isInteger(batch) || batch < 1) {
+    throw new Error(`scoreText: batch must be a positive integer (got ${batch})`);
+  }
   // contiguous windows of window+1 tokens, overlapping by one token; only the last may be shorter
   const windows: Int32Array[] = [];
   for (let start = 0; start + 1 < ids.length; start += window) {

@@ -23,7 +23,11 @@ export interface StageCliOptions {
 export async function runStageCli(
   table: string,
   extraUsage: string,
-  stage: (runs: RunLike[], opts: StageCliOptions, flag: (name: string) => string | undefined) => Promise<unknown[]>,
+  stage: (
+    runs: RunLike[],
+    opts: StageCliOptions,
+    flag: (name: string) => string | undefined,
+  ) => Promise<unknown[]>,
 ): Promise<void> {
   const args = Deno.args;
   const flag = (name: string) => {
@@ -31,7 +35,9 @@ export async function runStageCli(
     return i >= 0 ? args[i + 1] : undefined;
   };
   if (args.includes("--help")) {
-    console.log(`deno run -A lib/eval/${table}.ts [--scale smoke|small|gpu] [--results DIR] [--runs-dir DIR] [--domain D] [--kinds a,b] [--force]${extraUsage}`);
+    console.log(
+      `deno run -A lib/eval/${table}.ts [--scale smoke|small|gpu] [--results DIR] [--runs-dir DIR] [--domain D] [--kinds a,b] [--force]${extraUsage}`,
+    );
     Deno.exit(0);
   }
   await initBackend({});

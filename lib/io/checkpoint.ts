@@ -46,7 +46,6 @@ function join(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }
 
-
 /**
  * Reads config.json and the weights of a checkpoint directory. Shapes are checked against the config from
  * the headers alone, before any tensor data is read.

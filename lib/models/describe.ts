@@ -14,7 +14,10 @@ export function mixerShapeTable(cfg: MambaConfig, batch: number, length: number)
   const { d, e, n, r, k } = dims(cfg);
   const [b, l] = [batch, length];
   const row = (step: string, tensor: string, shape: number[]): ShapeRow => ({
-    step, tensor, shape: `(${shape.join(", ")})`, elements: shape.reduce((x, y) => x * y, 1),
+    step,
+    tensor,
+    shape: `(${shape.join(", ")})`,
+    elements: shape.reduce((x, y) => x * y, 1),
   });
   return [
     row("input", "hidden (after RMSNorm)", [b, l, d]),

@@ -8,7 +8,7 @@
  * of (model, inputs), nanoGPT-style, so gradients with respect to the parameters are just tf.grads.
  */
 import * as tf from "@tensorflow/tfjs";
-import { type MambaConfig, dInner, dtRank, paddedVocab } from "../io/config.ts";
+import { dInner, dtRank, type MambaConfig, paddedVocab } from "../io/config.ts";
 import { defaultScanImpl, selectiveScan } from "../ssm/mod.ts";
 import { fastMatMul } from "../ssm/kernels/matmul_op.ts";
 import { channelsLastScanAvailable, fusedSelectiveScanChannelsLast } from "../ssm/kernels/op.ts";
@@ -134,7 +134,9 @@ export function createMambaLM(cfg: MambaConfig, values: Map<string, Float32Array
     if (!v) throw new Error(`createMambaLM: missing parameter "${name}"`);
     const size = shape.reduce((a, b) => a * b, 1);
     if (v.length !== size) {
-      throw new Error(`createMambaLM: parameter "${name}" has ${v.length} values, expected [${shape}] = ${size}`);
+      throw new Error(
+        `createMambaLM: parameter "${name}" has ${v.length} values, expected [${shape}] = ${size}`,
+      );
     }
     params.set(name, tf.variable(tf.tensor(v, shape, "float32"), true));
   }
@@ -189,14 +191,16 @@ export function embed(E: tf.Tensor, ids: tf.Tensor): tf.Tensor {
   const [V, d] = E.shape;
   const flat = ids.reshape([-1]).toInt();
   // deno-lint-ignore no-explicit-any
-  const lookup = tf.customGrad(((table: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([flat]);
-    return {
-      value: tf.gather(table, flat), // (b*l, d)
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        fastMatMul(tf.oneHot(saved[0], V).toFloat(), dy, true, false), // (V, d)
-    };
-  }) as any);
+  const lookup = tf.customGrad(
+    ((table: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([flat]);
+      return {
+        value: tf.gather(table, flat), // (b*l, d)
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          fastMatMul(tf.oneHot(saved[0], V).toFloat(), dy, true, false), // (V, d)
+      };
+    }) as any,
+  );
   return (lookup(E) as tf.Tensor).reshape([...ids.shape, d]);
 }
 
@@ -249,8 +253,15 @@ export function mixerForward(
     ));
   } else {
     const r = selectiveScan(
-      toChannels(x), toChannels(dt), A, toChannels(Bm), toChannels(Cm), p("D"), toChannels(z),
-      p("dt_proj.bias"), { deltaSoftplus: true, returnLastState: opts.returnState, impl: opts.impl },
+      toChannels(x),
+      toChannels(dt),
+      A,
+      toChannels(Bm),
+      toChannels(Cm),
+      p("D"),
+      toChannels(z),
+      p("dt_proj.bias"),
+      { deltaSoftplus: true, returnLastState: opts.returnState, impl: opts.impl },
     ); // y (b, e, l)
     y = toChannels(r.y);
     lastState = r.lastState;
@@ -336,7 +347,11 @@ export function disposeState(state: MambaState): void {
  * One recurrent step: ids (b) -> logits (b, V) and the next state, O(1) in the context length. The
  * given state is not disposed (the caller owns it, e.g. to roll back).
  */
-export function step(model: MambaLM, ids: tf.Tensor, state: MambaState): { logits: tf.Tensor; state: MambaState } {
+export function step(
+  model: MambaLM,
+  ids: tf.Tensor,
+  state: MambaState,
+): { logits: tf.Tensor; state: MambaState } {
   return tf.tidy(() => {
     const cfg = model.config;
     const { e, n, r, k } = dims(cfg);

@@ -34,8 +34,19 @@ import type { LanguageModel } from "./lm.ts";
 import { embed, linear } from "./mamba.ts";
 import { registerFamily } from "./registry.ts";
 import {
-  checkHeads, ConfigFields, defaultHeads, getParam, initStack, type KVCache, makeVariables, runStack,
-  stackForwardFlopsPerRow, stackShapes, type StackSpec, tidyKeep, transformerNoWeightDecay,
+  checkHeads,
+  ConfigFields,
+  defaultHeads,
+  getParam,
+  initStack,
+  type KVCache,
+  makeVariables,
+  runStack,
+  stackForwardFlopsPerRow,
+  stackShapes,
+  type StackSpec,
+  tidyKeep,
+  transformerNoWeightDecay,
 } from "./transformer.ts";
 
 type Json = Record<string, unknown>;
@@ -94,8 +105,22 @@ export function parseMegaByteConfig(raw: Json, where: string): MegaByteConfig {
 function stacks(cfg: MegaByteConfig): { global: StackSpec; local: StackSpec } {
   const common = { ropeTheta: cfg.rope_theta, eps: cfg.norm_eps };
   return {
-    global: { prefix: "global.", d: cfg.d_global, nLayer: cfg.n_layer_global, nHead: cfg.n_head_global, f: cfg.mlp_ratio * cfg.d_global, ...common },
-    local: { prefix: "local.", d: cfg.d_local, nLayer: cfg.n_layer_local, nHead: cfg.n_head_local, f: cfg.mlp_ratio * cfg.d_local, ...common },
+    global: {
+      prefix: "global.",
+      d: cfg.d_global,
+      nLayer: cfg.n_layer_global,
+      nHead: cfg.n_head_global,
+      f: cfg.mlp_ratio * cfg.d_global,
+      ...common,
+    },
+    local: {
+      prefix: "local.",
+      d: cfg.d_local,
+      nLayer: cfg.n_layer_local,
+      nHead: cfg.n_head_local,
+      f: cfg.mlp_ratio * cfg.d_local,
+      ...common,
+    },
   };
 }
 
@@ -160,7 +185,11 @@ function patchEmbed(model: MegaByteLM, ids: tf.Tensor): tf.Tensor {
 
 /** The learned start patch for a batch: (b, 1, d_g). */
 function startPatch(model: MegaByteLM, b: number): tf.Tensor {
-  return tf.tile(getParam(model.params, "global.start_patch").reshape([1, 1, model.config.d_global]), [b, 1, 1]);
+  return tf.tile(getParam(model.params, "global.start_patch").reshape([1, 1, model.config.d_global]), [
+    b,
+    1,
+    1,
+  ]);
 }
 
 /** Global outputs (b, k, d_g) -> per-byte conditioning of each patch (b, k, P, d_l). */
@@ -175,10 +204,14 @@ export function megabyteForward(model: MegaByteLM, ids: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const [b, l] = ids.shape;
     const P = model.config.patch_size, dl = model.config.d_local;
-    if (l % P !== 0) throw new Error(`megabyte: the input length (${l}) must be a multiple of patch_size ${P}`);
+    if (l % P !== 0) {
+      throw new Error(`megabyte: the input length (${l}) must be a multiple of patch_size ${P}`);
+    }
     const K = l / P;
     // global model over patches shifted by one: [start, patch 0, ..., patch K-2]
-    const shifted = K > 1 ? tf.concat([startPatch(model, b), patchEmbed(model, tf.slice(ids, [0, 0], [b, l - P]))], 1) : startPatch(model, b); // (b, K, d_g)
+    const shifted = K > 1
+      ? tf.concat([startPatch(model, b), patchEmbed(model, tf.slice(ids, [0, 0], [b, l - P]))], 1)
+      : startPatch(model, b); // (b, K, d_g)
     const g = runStack(model.params, model.global, shifted).out; // (b, K, d_g)
     const cond = conditioning(model, g).reshape([b * K, P, dl]); // (b K, P, d_l)
     // local model inside every patch, all patches as one batch
@@ -236,7 +269,10 @@ export function disposeMegaByteState(s: MegaByteState): void {
  * Runs a prompt ids (b, l), l >= 1 and any length, -> logits (b, l, 256) (same as the full forward) and
  * the decoding state. Nothing given is disposed.
  */
-export function megabytePrefill(model: MegaByteLM, ids: tf.Tensor): { logits: tf.Tensor; state: MegaByteState } {
+export function megabytePrefill(
+  model: MegaByteLM,
+  ids: tf.Tensor,
+): { logits: tf.Tensor; state: MegaByteState } {
   return tidyKeep(() => {
     const [b, l] = ids.shape;
     if (!(l >= 1)) throw new Error("megabytePrefill: the prompt must hold at least one byte");
@@ -244,7 +280,9 @@ export function megabytePrefill(model: MegaByteLM, ids: tf.Tensor): { logits: tf
     const K = Math.ceil(l / P); // patches begun
     const done = (K - 1) * P; // bytes in complete patches before the current one
     const r = l - done; // bytes of the current patch, 1..P
-    const gin = K > 1 ? tf.concat([startPatch(model, b), patchEmbed(model, tf.slice(ids, [0, 0], [b, done]))], 1) : startPatch(model, b);
+    const gin = K > 1
+      ? tf.concat([startPatch(model, b), patchEmbed(model, tf.slice(ids, [0, 0], [b, done]))], 1)
+      : startPatch(model, b);
     const { out: g, cache: global } = runStack(model.params, model.global, gin, { returnCache: true }); // (b, K, d_g)
     const cond = conditioning(model, g); // (b, K, P, d_l)
     const El = getParam(model.params, "local.wte.weight");
@@ -272,7 +310,11 @@ export function megabytePrefill(model: MegaByteLM, ids: tf.Tensor): { logits: tf
  * one global step per P bytes. The given state is not disposed (caller owns it; the states share no
  * tensors, so dispose the old one once the new one is in use).
  */
-export function megabyteStep(model: MegaByteLM, ids: tf.Tensor | number, state: MegaByteState): { logits: tf.Tensor; state: MegaByteState } {
+export function megabyteStep(
+  model: MegaByteLM,
+  ids: tf.Tensor | number,
+  state: MegaByteState,
+): { logits: tf.Tensor; state: MegaByteState } {
   return tidyKeep(() => {
     const idsT = (typeof ids === "number" ? tf.tensor([ids], [1], "int32") : ids).toInt();
     const b = idsT.shape[0];
@@ -285,7 +327,10 @@ export function megabyteStep(model: MegaByteLM, ids: tf.Tensor | number, state: 
       global = r.cache!;
       cond = conditioning(model, r.out).reshape([b, P, dl]); // (b, P, d_l)
     } else {
-      global = { ...state.global, layers: state.global.layers.map((l) => ({ k: tf.clone(l.k), v: tf.clone(l.v) })) };
+      global = {
+        ...state.global,
+        layers: state.global.layers.map((l) => ({ k: tf.clone(l.k), v: tf.clone(l.v) })),
+      };
       cond = tf.clone(state.cond);
       local = state.local;
       patchSoFar = state.patch;

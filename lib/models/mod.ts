@@ -10,10 +10,22 @@ import "./perceiver_ar.ts";
 
 export * from "./registry.ts";
 export {
-  asTransformer, attentionLimits, disposeCache, emptyCache, type KVCache, transformerForward, transformerPrefill,
+  asTransformer,
+  attentionLimits,
+  disposeCache,
+  emptyCache,
+  type KVCache,
+  transformerForward,
+  transformerPrefill,
   transformerStep,
 } from "./transformer.ts";
-export { asMegaByte, disposeMegaByteState, megabytePrefill, megabyteStep, type MegaByteState } from "./megabyte.ts";
+export {
+  asMegaByte,
+  disposeMegaByteState,
+  megabytePrefill,
+  type MegaByteState,
+  megabyteStep,
+} from "./megabyte.ts";
 export { asPerceiverAR, perceiverLatentLogits } from "./perceiver_ar.ts";
 
 /**

@@ -35,8 +35,18 @@ import type { LanguageModel } from "./lm.ts";
 import { crossEntropy, embed, linear } from "./mamba.ts";
 import { registerFamily } from "./registry.ts";
 import {
-  checkHeads, ConfigFields, defaultHeads, getParam, initStack, makeVariables, runStack, stackForwardFlopsPerRow,
-  stackShapes, type StackSpec, transformerNoWeightDecay, transformerStack,
+  checkHeads,
+  ConfigFields,
+  defaultHeads,
+  getParam,
+  initStack,
+  makeVariables,
+  runStack,
+  stackForwardFlopsPerRow,
+  stackShapes,
+  type StackSpec,
+  transformerNoWeightDecay,
+  transformerStack,
 } from "./transformer.ts";
 
 type Json = Record<string, unknown>;
@@ -115,7 +125,10 @@ export function perceiverTrainFlopsPerToken(cfg: PerceiverARConfig, length: numb
  * One PerceiverAR pass: ids (b, l) -> logits (b, n, V) of the last n = min(N, l) positions;
  * logits[:, i] predicts ids[:, predictsFrom + i + 1], predictsFrom = l - n.
  */
-export function perceiverLatentLogits(model: PerceiverARLM, ids: tf.Tensor): { logits: tf.Tensor; predictsFrom: number } {
+export function perceiverLatentLogits(
+  model: PerceiverARLM,
+  ids: tf.Tensor,
+): { logits: tf.Tensor; predictsFrom: number } {
   const l = ids.shape[1]!;
   const n = Math.min(model.config.num_latents, l);
   const logits = tf.tidy(() => {

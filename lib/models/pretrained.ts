@@ -20,7 +20,10 @@ export async function loadPretrained(dir: string): Promise<MambaLM> {
   // tensor: mirror that so a file whose two copies differ behaves as it does in PyTorch.
   const head = ckpt.tensors.get("lm_head.weight");
   if (ckpt.config.tie_embeddings && head) {
-    values.set("backbone.embedding.weight", toFloat32(head, { file: ckpt.weightsPaths[0], key: "lm_head.weight" }));
+    values.set(
+      "backbone.embedding.weight",
+      toFloat32(head, { file: ckpt.weightsPaths[0], key: "lm_head.weight" }),
+    );
   }
   return createMambaLM(ckpt.config, values);
 }
@@ -29,7 +32,11 @@ export async function loadPretrained(dir: string): Promise<MambaLM> {
  * Writes `model` to `dir` as config.json + model.safetensors (F32). lm_head.weight is stored too when
  * tied, as mamba_ssm's state_dict() does, so PyTorch's strict loading accepts the file.
  */
-export async function saveMambaLM(model: MambaLM, dir: string, metadata: Record<string, string> = {}): Promise<void> {
+export async function saveMambaLM(
+  model: MambaLM,
+  dir: string,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   const values = await parameterValues(model);
   const tensors = new Map<string, { dtype: "F32"; shape: number[]; data: Float32Array }>();
   for (const [name, shape] of parameterShapes(model.config)) {
@@ -43,7 +50,11 @@ export async function saveMambaLM(model: MambaLM, dir: string, metadata: Record<
 }
 
 /** A MambaByte config (vocabulary = 256 bytes) with mamba_ssm's defaults for everything else. */
-export function mambaByteConfig(d_model: number, n_layer: number, fields: Record<string, unknown> = {}): MambaConfig {
+export function mambaByteConfig(
+  d_model: number,
+  n_layer: number,
+  fields: Record<string, unknown> = {},
+): MambaConfig {
   return parseMambaConfig({ d_model, n_layer, vocab_size: 256, ...fields }, "mambaByteConfig");
 }
 

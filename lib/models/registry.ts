@@ -35,7 +35,11 @@ export function registerFamily(f: ModelFamily): void {
 export function family(kind: string): ModelFamily {
   const f = FAMILIES.get(kind as ModelKind);
   if (!f) {
-    throw new InputError("--model", undefined, `unknown model "${kind}"; known: ${[...FAMILIES.keys()].join(", ")}`);
+    throw new InputError(
+      "--model",
+      undefined,
+      `unknown model "${kind}"; known: ${[...FAMILIES.keys()].join(", ")}`,
+    );
   }
   return f;
 }
@@ -64,7 +68,10 @@ export function mambaTrainFlopsPerToken(cfg: MambaConfig): number {
 }
 
 /** Views a MambaLM as a LanguageModel (same variables). */
-export function mambaAsLanguageModel(m: MambaLM, kind: ModelKind = m.config.vocab_size === 256 ? "mambabyte" : "mamba_subword"): LanguageModel & { mamba: MambaLM } {
+export function mambaAsLanguageModel(
+  m: MambaLM,
+  kind: ModelKind = m.config.vocab_size === 256 ? "mambabyte" : "mamba_subword",
+): LanguageModel & { mamba: MambaLM } {
   return {
     kind,
     config: m.config as unknown as LanguageModel["config"],
@@ -89,7 +96,11 @@ for (const kind of ["mambabyte", "mamba_subword"] as const) {
     parseConfig: (raw, where) => {
       const cfg = parseMambaConfig({ vocab_size: kind === "mambabyte" ? 256 : undefined, ...raw }, where);
       if (kind === "mambabyte" && cfg.vocab_size !== 256) {
-        throw new InputError(where, "vocab_size", `${where}: mambabyte reads bytes, so vocab_size must be 256 (got ${cfg.vocab_size})`);
+        throw new InputError(
+          where,
+          "vocab_size",
+          `${where}: mambabyte reads bytes, so vocab_size must be 256 (got ${cfg.vocab_size})`,
+        );
       }
       return cfg as unknown as LanguageModel["config"];
     },
@@ -105,16 +116,27 @@ for (const kind of ["mambabyte", "mamba_subword"] as const) {
 export const KIND_FIELD = "model_kind";
 
 /** Writes config.json + model.safetensors (F32) atomically into `dir`. */
-export async function saveModel(model: LanguageModel, dir: string, metadata: Record<string, string> = {}): Promise<void> {
+export async function saveModel(
+  model: LanguageModel,
+  dir: string,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   if (model.kind === "mambabyte" || model.kind === "mamba_subword") {
     return saveMambaLM(asMamba(model), dir, metadata);
   }
   const values = await readParams(model);
   const tensors = new Map(
-    [...model.params].map(([name, v]) => [name, { dtype: "F32" as const, shape: v.shape, data: values.get(name)! }]),
+    [...model.params].map((
+      [name, v],
+    ) => [name, { dtype: "F32" as const, shape: v.shape, data: values.get(name)! }]),
   );
-  await writeSafetensors(`${dir}/${WEIGHTS_FILE}`, tensors, { format: "mambabyte-lab", ...metadata }, { createParents: true });
-  await atomicWriteFile(`${dir}/config.json`, JSON.stringify({ [KIND_FIELD]: model.kind, ...model.config }, null, 2) + "\n");
+  await writeSafetensors(`${dir}/${WEIGHTS_FILE}`, tensors, { format: "mambabyte-lab", ...metadata }, {
+    createParents: true,
+  });
+  await atomicWriteFile(
+    `${dir}/config.json`,
+    JSON.stringify({ [KIND_FIELD]: model.kind, ...model.config }, null, 2) + "\n",
+  );
 }
 
 /** Loads a directory written by `saveModel` (or a mamba_ssm / Hugging Face Mamba checkpoint). */
@@ -124,7 +146,11 @@ export async function loadModel(dir: string): Promise<LanguageModel> {
   try {
     raw = JSON.parse(await Deno.readTextFile(configPath));
   } catch (e) {
-    throw new InputError(configPath, undefined, `${configPath}: cannot read the model config (${(e as Error).message})`);
+    throw new InputError(
+      configPath,
+      undefined,
+      `${configPath}: cannot read the model config (${(e as Error).message})`,
+    );
   }
   const kind = raw[KIND_FIELD];
   if (kind === undefined) return mambaAsLanguageModel(await loadPretrained(dir)); // mamba_ssm layout

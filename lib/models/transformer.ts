@@ -40,7 +40,11 @@ export class ConfigFields {
   private readonly seen = new Set<string>();
   constructor(readonly raw: Json, readonly where: string, readonly kind: string) {
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-      throw new ConfigError(where, undefined, `${where}: a ${kind} config must be a JSON object, got ${show(raw)}`);
+      throw new ConfigError(
+        where,
+        undefined,
+        `${where}: a ${kind} config must be a JSON object, got ${show(raw)}`,
+      );
     }
   }
 
@@ -63,7 +67,9 @@ export class ConfigFields {
   positive(field: string, dflt: number): number {
     this.seen.add(field);
     const v = this.raw[field] ?? dflt;
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) this.fail(field, `must be a positive number, got ${show(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      this.fail(field, `must be a positive number, got ${show(v)}`);
+    }
     return v as number;
   }
 
@@ -87,7 +93,13 @@ export function defaultHeads(d: number): number {
 }
 
 /** Checks that `heads` divides `width` into even head dims (RoPE rotates pairs). */
-export function checkHeads(f: ConfigFields, headsField: string, heads: number, widthField: string, width: number): void {
+export function checkHeads(
+  f: ConfigFields,
+  headsField: string,
+  heads: number,
+  widthField: string,
+  width: number,
+): void {
   if (width % heads !== 0 || (width / heads) % 2 !== 0) {
     f.fail(headsField, `(${heads}) must divide ${widthField} (${width}) into heads of even size`);
   }
@@ -133,7 +145,12 @@ export function stackShapes(s: StackSpec): [string, number[]][] {
  * GPT-2 / nanoGPT initialisation of a stack: weights N(0, 0.02), the two projections into the residual
  * stream N(0, 0.02 / sqrt(2 n_layer)) so the residual's variance does not grow with depth; LN 1 and 0.
  */
-export function initStack(s: StackSpec, rng: Rng, out: Map<string, Float32Array>, depthForScale = s.nLayer): void {
+export function initStack(
+  s: StackSpec,
+  rng: Rng,
+  out: Map<string, Float32Array>,
+  depthForScale = s.nLayer,
+): void {
   const resid = 0.02 / Math.sqrt(2 * depthForScale);
   for (const [name, shape] of stackShapes(s)) {
     const size = shape.reduce((a, b) => a * b, 1);
@@ -161,13 +178,21 @@ export function makeVariables(
     if (!v) throw new ConfigError(`<${kind} weights>`, name, `${kind}: missing parameter "${name}"`);
     const size = shape.reduce((a, b) => a * b, 1);
     if (v.length !== size) {
-      throw new ConfigError(`<${kind} weights>`, name, `${kind}: parameter "${name}" has ${v.length} values, expected [${shape}] = ${size}`);
+      throw new ConfigError(
+        `<${kind} weights>`,
+        name,
+        `${kind}: parameter "${name}" has ${v.length} values, expected [${shape}] = ${size}`,
+      );
     }
     params.set(name, tf.variable(tf.tensor(v, shape, "float32"), true));
   }
   for (const name of values.keys()) {
     if (!shapes.some(([n]) => n === name)) {
-      throw new ConfigError(`<${kind} weights>`, name, `${kind}: unexpected parameter "${name}" (does the config match the weights?)`);
+      throw new ConfigError(
+        `<${kind} weights>`,
+        name,
+        `${kind}: unexpected parameter "${name}" (does the config match the weights?)`,
+      );
     }
   }
   return params;
@@ -230,7 +255,9 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, tran
   const [B, r, c] = a.shape;
   const n = transposeB ? b.shape[1]! : b.shape[2]!;
   const backend = tf.getBackend();
-  if ((backend !== "cpu" && backend !== "wasm") || B > 256 || r * c * n < 32768) return tf.matMul(a, b, transposeA, transposeB);
+  if ((backend !== "cpu" && backend !== "wasm") || B > 256 || r * c * n < 32768) {
+    return tf.matMul(a, b, transposeA, transposeB);
+  }
   const as = tf.unstack(a), bs = tf.unstack(b);
   return tf.stack(as.map((x, i) => fastMatMul(x, bs[i], transposeA, transposeB)));
 }
@@ -280,7 +307,9 @@ export function causalAttention(
     const qFirst = qPos0 + s, qLast = qFirst + n - 1; // absolute positions of this chunk's queries
     const kLo = Math.max(0, window ? qFirst - window + 1 - kPos0 : 0); // first key any query may see
     const kHi = Math.min(lk, qLast - kPos0 + 1); // one past the last key any query may see
-    if (kHi <= kLo) throw new Error(`causalAttention: queries at ${qFirst}..${qLast} see no key (keys from ${kPos0})`);
+    if (kHi <= kLo) {
+      throw new Error(`causalAttention: queries at ${qFirst}..${qLast} see no key (keys from ${kPos0})`);
+    }
     const m = kHi - kLo;
     const qc = tf.slice(q, [0, 0, s, 0], [b, h, n, hd]).reshape([b * h, n, hd]);
     const kc = tf.slice(k, [0, 0, kLo, 0], [b, h, m, hd]).reshape([b * h, m, hd]);
@@ -369,7 +398,10 @@ function block(
   const merged = tf.transpose(y, [0, 2, 1, 3]).reshape([b, queries, d]); // (b, lq, d)
   const resid = queries === l ? x : tf.slice(x, [0, l - queries, 0], [b, queries, d]);
   const hAttn = tf.add(resid, linear(merged, p("attn.c_proj.weight"))); // h + attn(LN(h))
-  const mlp = linear(gelu(linear(layerNorm(hAttn, p("ln_2.weight"), p("ln_2.bias"), s.eps), p("mlp.c_fc.weight"))), p("mlp.c_proj.weight"));
+  const mlp = linear(
+    gelu(linear(layerNorm(hAttn, p("ln_2.weight"), p("ln_2.bias"), s.eps), p("mlp.c_fc.weight"))),
+    p("mlp.c_proj.weight"),
+  );
   return { out: tf.add(hAttn, mlp), kv: { k, v } }; // (b, lq, d)
 }
 
@@ -385,8 +417,12 @@ export function runStack(
 ): { out: tf.Tensor; cache?: KVCache } {
   const l = x.shape[1]!;
   const pos0 = opts.pos0 ?? opts.cache?.position ?? 0;
-  if (opts.cache && opts.cache.position !== pos0) throw new Error(`runStack: cache ends at ${opts.cache.position}, input starts at ${pos0}`);
-  if (opts.queries !== undefined && opts.cache) throw new Error("runStack: queries and cache cannot be combined");
+  if (opts.cache && opts.cache.position !== pos0) {
+    throw new Error(`runStack: cache ends at ${opts.cache.position}, input starts at ${pos0}`);
+  }
+  if (opts.queries !== undefined && opts.cache) {
+    throw new Error("runStack: queries and cache cannot be combined");
+  }
   const window = opts.window ?? opts.cache?.window;
   let h = x;
   const layers: LayerKV[] = [];
@@ -402,7 +438,12 @@ export function runStack(
       layers.push({ k: trim(kv.k), v: trim(kv.v) });
     }
   }
-  const out = layerNorm(h, getParam(params, `${s.prefix}ln_f.weight`), getParam(params, `${s.prefix}ln_f.bias`), s.eps);
+  const out = layerNorm(
+    h,
+    getParam(params, `${s.prefix}ln_f.weight`),
+    getParam(params, `${s.prefix}ln_f.bias`),
+    s.eps,
+  );
   if (!opts.returnCache) return { out };
   return { out, cache: { layers, position: pos0 + l, length: layers[0]?.k.shape[2] ?? 0, window } };
 }
@@ -438,10 +479,16 @@ export interface TransformerLM extends LanguageModel {
 }
 
 /** Validates a transformer config and fills defaults. */
-export function parseTransformerConfig(raw: Json, where: string, kind: "transformer" | "transformer_subword"): TransformerConfig {
+export function parseTransformerConfig(
+  raw: Json,
+  where: string,
+  kind: "transformer" | "transformer_subword",
+): TransformerConfig {
   const f = new ConfigFields(raw, where, kind);
   const vocab = kind === "transformer" ? f.int("vocab_size", 256) : f.int("vocab_size", undefined, 2);
-  if (kind === "transformer" && vocab !== 256) f.fail("vocab_size", `must be 256 for the byte-level transformer (got ${vocab})`);
+  if (kind === "transformer" && vocab !== 256) {
+    f.fail("vocab_size", `must be 256 for the byte-level transformer (got ${vocab})`);
+  }
   const d = f.int("d_model", 256);
   const cfg: TransformerConfig = {
     vocab_size: vocab,
@@ -501,7 +548,11 @@ export interface TransformerForwardOptions {
 }
 
 /** ids (b, l) -> logits (b, l, V): position t predicts token t+1. */
-export function transformerForward(model: TransformerLM, ids: tf.Tensor, opts: TransformerForwardOptions = {}): tf.Tensor {
+export function transformerForward(
+  model: TransformerLM,
+  ids: tf.Tensor,
+  opts: TransformerForwardOptions = {},
+): tf.Tensor {
   return tf.tidy(() => {
     const E = getParam(model.params, "wte.weight"); // (V, d)
     const x = embed(E, ids); // (b, l, d)
@@ -549,7 +600,10 @@ export function transformerPrefill(
 ): { logits: tf.Tensor; cache: KVCache } {
   return tidyKeep(() => {
     const E = getParam(model.params, "wte.weight");
-    const { out, cache } = runStack(model.params, model.stack, embed(E, ids), { returnCache: true, window: opts.window });
+    const { out, cache } = runStack(model.params, model.stack, embed(E, ids), {
+      returnCache: true,
+      window: opts.window,
+    });
     return { logits: linear(out, E), cache: cache! };
   });
 }
@@ -588,7 +642,8 @@ export function transformerStep(
 for (const kind of ["transformer", "transformer_subword"] as const) {
   registerFamily({
     kind: kind as ModelKind,
-    parseConfig: (raw, where) => parseTransformerConfig(raw, where, kind) as unknown as LanguageModel["config"],
+    parseConfig: (raw, where) =>
+      parseTransformerConfig(raw, where, kind) as unknown as LanguageModel["config"],
     init: (cfg, seed) => initTransformer(cfg as unknown as TransformerConfig, seed),
     build: (cfg, values) => buildTransformer(kind, cfg as unknown as TransformerConfig, values),
   });

@@ -158,7 +158,9 @@ export function layout(opts: LayoutOptions = {}): Record<string, unknown> {
   for (const [k, v] of Object.entries(opts.extra ?? {})) {
     const base = merged[k];
     const isObj = (x: unknown) => !!x && typeof x === "object" && !Array.isArray(x);
-    merged[k] = /^[xy]axis\d*$/.test(k) && isObj(base) && isObj(v) ? { ...(base as object), ...(v as object) } : v;
+    merged[k] = /^[xy]axis\d*$/.test(k) && isObj(base) && isObj(v)
+      ? { ...(base as object), ...(v as object) }
+      : v;
   }
   return merged;
 }

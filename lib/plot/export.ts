@@ -126,7 +126,6 @@ export async function plotlyScriptPath(): Promise<string> {
   return path;
 }
 
-
 /**
  * JSON-safe copy of a figure: typed arrays become plain arrays (JSON.stringify would turn a Float32Array
  * into {"0":..,"1":..}), non-finite numbers become null (plotly's gap), and functions are dropped.
@@ -443,7 +442,6 @@ export interface ExportOptions extends Omit<RenderOptions, "format"> {
 
 /** File names allowed for exported figures: no folders, nothing hidden. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
 
 /**
  * Export a figure to DIR/NAME.svg and DIR/NAME.png. Both images are rendered before either file is

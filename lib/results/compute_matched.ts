@@ -59,8 +59,13 @@ const si = (x: number) => {
  * the matching paper domain beside it), parameters, bytes and FLOPs per run (the first domain's, as
  * every domain gets the same budget).
  */
-export function computeMatchedTable(rows: MatchedRow[], scale: string): { columns: string[]; rows: string[][]; note: string } {
-  if (!rows.length) return { columns: ["model"], rows: [], note: `no compute-matched runs recorded at the ${scale} scale` };
+export function computeMatchedTable(
+  rows: MatchedRow[],
+  scale: string,
+): { columns: string[]; rows: string[][]; note: string } {
+  if (!rows.length) {
+    return { columns: ["model"], rows: [], note: `no compute-matched runs recorded at the ${scale} scale` };
+  }
   const domains = [...new Set(rows.map((r) => r.domain))];
   const t = aq.from(rows);
   const models = t.groupby("model").rollup({
@@ -70,13 +75,31 @@ export function computeMatchedTable(rows: MatchedRow[], scale: string): { column
     train_flops: aq.op.mean("train_flops"),
     bytes_per_s: aq.op.mean("train_bytes_per_s"),
     mean_bpb: aq.op.mean("bits_per_byte"),
-  }).orderby("mean_bpb").objects() as { model: string; kind: string; parameters: number; bytes_seen: number; train_flops: number; bytes_per_s: number }[];
+  }).orderby("mean_bpb").objects() as {
+    model: string;
+    kind: string;
+    parameters: number;
+    bytes_seen: number;
+    train_flops: number;
+    bytes_per_s: number;
+  }[];
   const bpb = new Map(rows.map((r) => [`${r.model}|${r.domain}`, r.bits_per_byte]));
-  const columns = ["model", "params", "bytes seen", "train FLOPs", "train bytes/s", ...domains.map((d) => `${d} bpb (paper ${PAPER_DOMAIN_OF[d] ?? "—"})`)];
+  const columns = [
+    "model",
+    "params",
+    "bytes seen",
+    "train FLOPs",
+    "train bytes/s",
+    ...domains.map((d) => `${d} bpb (paper ${PAPER_DOMAIN_OF[d] ?? "—"})`),
+  ];
   const out: string[][] = models.map((m) => {
     const paper = PAPER_COMPUTE_MATCHED.find((p) => p.kind === m.kind);
     return [
-      m.model, si(m.parameters), si(m.bytes_seen), si(m.train_flops), si(m.bytes_per_s),
+      m.model,
+      si(m.parameters),
+      si(m.bytes_seen),
+      si(m.train_flops),
+      si(m.bytes_per_s),
       ...domains.map((d) => {
         const ours = fmt(bpb.get(`${m.model}|${d}`) ?? NaN);
         const pd = PAPER_DOMAIN_OF[d];
@@ -84,18 +107,30 @@ export function computeMatchedTable(rows: MatchedRow[], scale: string): { column
       }),
     ];
   });
-  const note = `Test bits-per-byte at the ${scale} scale (ours; lower is better), with the paper's Table 1 value in ` +
+  const note =
+    `Test bits-per-byte at the ${scale} scale (ours; lower is better), with the paper's Table 1 value in ` +
     `parentheses (MambaByte-353M, Transformer-320M, PerceiverAR-248M, MegaByte-758M+262M, trained on 30-80B bytes). ` +
-    `Our models are ${si(Math.min(...models.map((m) => m.parameters)))}-${si(Math.max(...models.map((m) => m.parameters)))} ` +
-    `parameters trained on ${si(Math.min(...models.map((m) => m.bytes_seen)))}-${si(Math.max(...models.map((m) => m.bytes_seen)))} bytes: ` +
+    `Our models are ${si(Math.min(...models.map((m) => m.parameters)))}-${
+      si(Math.max(...models.map((m) => m.parameters)))
+    } ` +
+    `parameters trained on ${si(Math.min(...models.map((m) => m.bytes_seen)))}-${
+      si(Math.max(...models.map((m) => m.bytes_seen)))
+    } bytes: ` +
     `compare the ordering of models, not the values.` +
-    (scale === "gpu" ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)." : "");
+    (scale === "gpu"
+      ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
+      : "");
   return { columns, rows: out, note };
 }
 
 export function tableMarkdown(t: { columns: string[]; rows: string[][]; note?: string }): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  return [line(t.columns), line(t.columns.map(() => "---")), ...t.rows.map(line), ...(t.note ? ["", t.note] : [])].join("\n") + "\n";
+  return [
+    line(t.columns),
+    line(t.columns.map(() => "---")),
+    ...t.rows.map(line),
+    ...(t.note ? ["", t.note] : []),
+  ].join("\n") + "\n";
 }
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
@@ -105,18 +140,32 @@ const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b
  * record's curve) and its final test bpb as a marker at its total FLOPs.
  */
 export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: string): PlotlyFigure {
-  const mine = runs.filter((r) => r.domain === domain).sort((a, b) => String(a.labels?.label ?? a.model).localeCompare(String(b.labels?.label ?? b.model)));
+  const mine = runs.filter((r) => r.domain === domain).sort((a, b) =>
+    String(a.labels?.label ?? a.model).localeCompare(String(b.labels?.label ?? b.model))
+  );
   const data: Record<string, unknown>[] = [];
   mine.forEach((r, i) => {
     const name = String(r.labels?.label ?? r.model);
     const color = PALETTE[i % PALETTE.length];
     data.push({
-      type: "scatter", mode: "lines", name: `${name} (train)`, legendgroup: name, showlegend: false,
-      x: r.curve.map((c) => c[1]), y: r.curve.map((c) => c[2]), line: { color, width: 1.5 }, opacity: 0.6,
+      type: "scatter",
+      mode: "lines",
+      name: `${name} (train)`,
+      legendgroup: name,
+      showlegend: false,
+      x: r.curve.map((c) => c[1]),
+      y: r.curve.map((c) => c[2]),
+      line: { color, width: 1.5 },
+      opacity: 0.6,
     });
     data.push({
-      type: "scatter", mode: "markers", name: `${name}: ${r.eval.bits_per_byte.toFixed(3)}`, legendgroup: name,
-      x: [r.train_flops], y: [r.eval.bits_per_byte], marker: { color, size: 11, symbol: "diamond", line: { color: "#000", width: 1 } },
+      type: "scatter",
+      mode: "markers",
+      name: `${name}: ${r.eval.bits_per_byte.toFixed(3)}`,
+      legendgroup: name,
+      x: [r.train_flops],
+      y: [r.eval.bits_per_byte],
+      marker: { color, size: 11, symbol: "diamond", line: { color: "#000", width: 1 } },
     });
   });
   return {

@@ -7,7 +7,11 @@
 import { RESULTS_DIR } from "./store.ts";
 
 /** Appends the records of `files` missing from `dir`/`table`.jsonl; returns how many were added and skipped. */
-export async function mergeRecords(table: string, files: string[], dir = RESULTS_DIR): Promise<{ added: number; skipped: number }> {
+export async function mergeRecords(
+  table: string,
+  files: string[],
+  dir = RESULTS_DIR,
+): Promise<{ added: number; skipped: number }> {
   const path = `${dir}${dir.endsWith("/") ? "" : "/"}${table}.jsonl`;
   let existing = "";
   try {
@@ -16,7 +20,9 @@ export async function mergeRecords(table: string, files: string[], dir = RESULTS
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   // canonical form: parsed and re-serialised, so whitespace differences do not count as new records
-  const seen = new Set(existing.split("\n").filter((l) => l.trim()).map((l) => JSON.stringify(JSON.parse(l))));
+  const seen = new Set(
+    existing.split("\n").filter((l) => l.trim()).map((l) => JSON.stringify(JSON.parse(l))),
+  );
   const lines: string[] = [];
   let skipped = 0;
   for (const file of files) {
@@ -54,7 +60,9 @@ if (import.meta.main) {
   const dir = i >= 0 ? args.splice(i, 2)[1] : RESULTS_DIR;
   const [table, ...files] = args;
   if (!table || !files.length || !/^[a-z_]+$/.test(table)) {
-    console.error("usage: deno run -A lib/results/merge.ts TABLE FILE.jsonl [FILE.jsonl ...] [--results DIR]");
+    console.error(
+      "usage: deno run -A lib/results/merge.ts TABLE FILE.jsonl [FILE.jsonl ...] [--results DIR]",
+    );
     Deno.exit(2);
   }
   try {

@@ -8,7 +8,7 @@ import { readRecords, RESULTS_DIR } from "./store.ts";
 import { speculativeBounds } from "./speculative.ts";
 import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import type { RunRecord } from "../train/experiment.ts";
-import type { Built, BuildOptions, MarkdownTable } from "../plot/figures.ts";
+import type { BuildOptions, Built, MarkdownTable } from "../plot/figures.ts";
 
 /** What this module needs from lib/plot/figures.ts, passed in (figures.ts calls us: no import cycle). */
 export interface FigureApi {
@@ -25,7 +25,12 @@ const SCALE_TEXT: Record<string, string> = {
   smoke: "`smoke` scale (seconds, CI: a pipeline check, not a result)",
 };
 
-async function tableOf(api: FigureApi, name: string, resultsDir: string, scale?: string): Promise<MarkdownTable | undefined> {
+async function tableOf(
+  api: FigureApi,
+  name: string,
+  resultsDir: string,
+  scale?: string,
+): Promise<MarkdownTable | undefined> {
   try {
     const built = await api.buildFigure(name, { resultsDir, scale });
     return built && "table" in built ? built.table : undefined;
@@ -35,7 +40,11 @@ async function tableOf(api: FigureApi, name: string, resultsDir: string, scale?:
 }
 
 /** The markdown of the results section. */
-export async function resultsSection(api: FigureApi, resultsDir = RESULTS_DIR, figuresLink = "figures"): Promise<string> {
+export async function resultsSection(
+  api: FigureApi,
+  resultsDir = RESULTS_DIR,
+  figuresLink = "figures",
+): Promise<string> {
   const { tableMarkdown } = api;
   const runs = await readRecords<RunRecord>("runs", resultsDir);
   const out: string[] = [BEGIN, "", "## Results", ""];
@@ -49,10 +58,17 @@ export async function resultsSection(api: FigureApi, resultsDir = RESULTS_DIR, f
   const matched = ["gpu", "small"].filter((scale) => latestRuns(runs, scale).length);
   for (const [i, scale] of matched.entries()) {
     const mine = latestRuns(runs, scale);
-    out.push(`### Compute-matched test bits-per-byte, ${SCALE_TEXT[scale]}`, "", tableMarkdown(computeMatchedTable(matchedRows(mine), scale)).trim(), "");
+    out.push(
+      `### Compute-matched test bits-per-byte, ${SCALE_TEXT[scale]}`,
+      "",
+      tableMarkdown(computeMatchedTable(matchedRows(mine), scale)).trim(),
+      "",
+    );
     if (i > 0) continue;
     for (const d of [...new Set(mine.map((r) => r.domain))]) {
-      out.push(`![bits per byte against training FLOPs, ${d}, ${scale} scale](${figuresLink}/compute_matched_${d}.png)`);
+      out.push(
+        `![bits per byte against training FLOPs, ${d}, ${scale} scale](${figuresLink}/compute_matched_${d}.png)`,
+      );
     }
     out.push("");
   }
@@ -63,10 +79,12 @@ export async function resultsSection(api: FigureApi, resultsDir = RESULTS_DIR, f
     await readRecords<Rec>("decode", `${resultsDir}/bench`),
   ));
   // extrapolation and noise: the largest scale with the figure, then the smaller ones (tables only)
-  for (const [name, title, figure] of [
-    ["extrapolation", "Length extrapolation", "extrapolation_length"],
-    ["noise", "Robustness to synthetic noise", "noise_word_ppl"],
-  ]) {
+  for (
+    const [name, title, figure] of [
+      ["extrapolation", "Length extrapolation", "extrapolation_length"],
+      ["noise", "Robustness to synthetic noise", "noise_word_ppl"],
+    ]
+  ) {
     const scales = scalesOf(await readRecords<Rec>(name, resultsDir));
     for (const [i, scale] of scales.entries()) {
       const t = await tableOf(api, name, resultsDir, scale);
@@ -76,13 +94,29 @@ export async function resultsSection(api: FigureApi, resultsDir = RESULTS_DIR, f
     }
   }
   const decode = await tableOf(api, "decode", resultsDir);
-  if (decode) out.push("### Decoding speed against context", "", tableMarkdown(decode).trim(), "", `![decoding speed](${figuresLink}/decode_context.png)`, "");
+  if (decode) {
+    out.push(
+      "### Decoding speed against context",
+      "",
+      tableMarkdown(decode).trim(),
+      "",
+      `![decoding speed](${figuresLink}/decode_context.png)`,
+      "",
+    );
+  }
   const spec = await tableOf(api, "speculative", resultsDir);
   if (spec) out.push("### Speculative decoding", "", tableMarkdown(spec).trim(), "");
   const bound = await tableOf(api, "speculative_bound", resultsDir);
   if (bound) out.push(tableMarkdown(bound).trim(), "");
   const scan = await tableOf(api, "scan_gpu", resultsDir);
-  if (scan) out.push("### Selective scan on the H200 against mamba_ssm's CUDA kernel", "", tableMarkdown(scan).trim(), "");
+  if (scan) {
+    out.push(
+      "### Selective scan on the H200 against mamba_ssm's CUDA kernel",
+      "",
+      tableMarkdown(scan).trim(),
+      "",
+    );
+  }
   const train = await tableOf(api, "train_speed", resultsDir);
   if (train) out.push("### Training throughput", "", tableMarkdown(train).trim(), "");
   out.push("All figures and tables: [figures/index.md](figures/index.md).", "", END);
@@ -104,7 +138,12 @@ const f3 = (x: number) => x.toFixed(3);
  * "What agrees with the paper, what does not": each claim of PAPER.md checked against the records of the
  * largest scale, with the numbers that decide it (computed here, never typed).
  */
-export function agreement(runs: RunRecord[], extrapolation: Rec[], noise: Rec[], decode: Rec[] = []): string[] {
+export function agreement(
+  runs: RunRecord[],
+  extrapolation: Rec[],
+  noise: Rec[],
+  decode: Rec[] = [],
+): string[] {
   const scale = ["gpu", "small"].find((x) => latestRuns(runs, x).length);
   if (!scale) return [];
   const mine = latestRuns(runs, scale);
@@ -122,24 +161,48 @@ export function agreement(runs: RunRecord[], extrapolation: Rec[], noise: Rec[],
   };
   const byteBaselines = ["transformer", "perceiver_ar", "megabyte"];
   const c1 = count(beats("mambabyte", byteBaselines));
-  lines.push(`- Paper: at equal training FLOPs MambaByte has lower bits-per-byte than the byte-level Transformer, PerceiverAR and MegaByte. ` +
-    `Here: on ${c1.yes} of ${c1.of} domains (${domains.map((d) => `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs best baseline ${f3(Math.min(...byteBaselines.map((b) => bpb(b, d) ?? Infinity)))}`).join("; ")}). ` +
-    (c1.yes === c1.of ? "Agrees." : "Partly agrees."));
+  lines.push(
+    `- Paper: at equal training FLOPs MambaByte has lower bits-per-byte than the byte-level Transformer, PerceiverAR and MegaByte. ` +
+      `Here: on ${c1.yes} of ${c1.of} domains (${
+        domains.map((d) =>
+          `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs best baseline ${
+            f3(Math.min(...byteBaselines.map((b) => bpb(b, d) ?? Infinity)))
+          }`
+        ).join("; ")
+      }). ` +
+      (c1.yes === c1.of ? "Agrees." : "Partly agrees."),
+  );
   const c2 = count(beats("mambabyte_0.375", byteBaselines));
   const each = byteBaselines.map((b) => `${b} on ${count(beats("mambabyte_0.375", [b])).yes}`).join(", ");
-  lines.push(`- Paper: MambaByte trained on 0.375x the FLOPs (30B vs 80B bytes) still matches or beats those baselines. Here it beats all three on ${c2.yes} of ${c2.of} domains ` +
-    `(it beats ${each} of ${c2.of}). ` +
-    (c2.yes === c2.of ? "Agrees." : `${c2.yes ? "Partly agrees" : "Does not agree"}: at a few million training bytes the models are far from converged, so cutting the budget to 0.375x costs more here than near convergence.`));
+  lines.push(
+    `- Paper: MambaByte trained on 0.375x the FLOPs (30B vs 80B bytes) still matches or beats those baselines. Here it beats all three on ${c2.yes} of ${c2.of} domains ` +
+      `(it beats ${each} of ${c2.of}). ` +
+      (c2.yes === c2.of
+        ? "Agrees."
+        : `${
+          c2.yes ? "Partly agrees" : "Does not agree"
+        }: at a few million training bytes the models are far from converged, so cutting the budget to 0.375x costs more here than near convergence.`),
+  );
   const c3 = count((d) => {
     const a = bpb("mambabyte", d), b = bpb("mamba_subword", d);
     return a === undefined || b === undefined ? undefined : a <= b;
   });
-  const seen = (entry: string) => mine.filter((r) => (r.labels?.entry ?? r.model) === entry).map((r) => r.bytes_seen);
+  const seen = (entry: string) =>
+    mine.filter((r) => (r.labels?.entry ?? r.model) === entry).map((r) => r.bytes_seen);
   const ratioSeen = Math.min(...seen("mamba_subword")) / Math.max(...seen("mambabyte"));
-  lines.push(`- Paper: at the same parameters and training BYTES (about 4x the compute for MambaByte), MambaByte and the subword Mamba perform similarly. ` +
-    `The plan here matches FLOPs instead, so the subword Mamba reads at least ${ratioSeen.toFixed(1)}x the bytes; MambaByte is at or below it on ${c3.yes} of ${c3.of} domains ` +
-    `(${domains.map((d) => `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs ${f3(bpb("mamba_subword", d) ?? NaN)}`).join("; ")}). ` +
-    (c3.yes === c3.of ? "MambaByte matches it even so." : "Consistent with the paper's statement: at equal FLOPs the subword model is ahead; equal bytes would need MambaByte to train about 4x longer."));
+  lines.push(
+    `- Paper: at the same parameters and training BYTES (about 4x the compute for MambaByte), MambaByte and the subword Mamba perform similarly. ` +
+      `The plan here matches FLOPs instead, so the subword Mamba reads at least ${
+        ratioSeen.toFixed(1)
+      }x the bytes; MambaByte is at or below it on ${c3.yes} of ${c3.of} domains ` +
+      `(${
+        domains.map((d) => `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs ${f3(bpb("mamba_subword", d) ?? NaN)}`)
+          .join("; ")
+      }). ` +
+      (c3.yes === c3.of
+        ? "MambaByte matches it even so."
+        : "Consistent with the paper's statement: at equal FLOPs the subword model is ahead; equal bytes would need MambaByte to train about 4x longer."),
+  );
   // extrapolation: the change from 1x to the longest length, whole-sequence mode
   for (const kind of ["mambabyte", "transformer"]) {
     // the largest scale at which this model was evaluated
@@ -149,20 +212,45 @@ export function agreement(runs: RunRecord[], extrapolation: Rec[], noise: Rec[],
     const one = recs.find((r) => r.multiple === 1), top = recs.sort((a, b) => b.multiple - a.multiple)[0];
     if (!one || !top || top.multiple === 1) continue;
     const d = top.bits_per_byte - one.bits_per_byte;
-    lines.push(kind === "mambabyte"
-      ? `- Paper: MambaByte extrapolates past its training length without degrading. Here (${at} scale): ${f3(one.bits_per_byte)} bits/byte at 1x, ${f3(top.bits_per_byte)} at ${top.multiple}x (change ${d >= 0 ? "+" : ""}${f3(d)}). ${d <= 0.01 ? "Agrees." : "Does not agree."}`
-      : `- Paper: the Transformer does not extrapolate. Here (${at} scale, whole sequence) ${f3(one.bits_per_byte)} at 1x, ${f3(top.bits_per_byte)} at ${top.multiple}x: ${d > 0.05 ? "agrees" : "no degradation is visible, because this Transformer is so undertrained that its loss hardly depends on context (its 1x bits-per-byte is far above MambaByte's); the comparison needs a better-trained Transformer"}.`);
+    lines.push(
+      kind === "mambabyte"
+        ? `- Paper: MambaByte extrapolates past its training length without degrading. Here (${at} scale): ${
+          f3(one.bits_per_byte)
+        } bits/byte at 1x, ${f3(top.bits_per_byte)} at ${top.multiple}x (change ${d >= 0 ? "+" : ""}${
+          f3(d)
+        }). ${d <= 0.01 ? "Agrees." : "Does not agree."}`
+        : `- Paper: the Transformer does not extrapolate. Here (${at} scale, whole sequence) ${
+          f3(one.bits_per_byte)
+        } at 1x, ${f3(top.bits_per_byte)} at ${top.multiple}x: ${
+          d > 0.05
+            ? "agrees"
+            : "no degradation is visible, because this Transformer is so undertrained that its loss hardly depends on context (its 1x bits-per-byte is far above MambaByte's); the comparison needs a better-trained Transformer"
+        }.`,
+    );
   }
   // noise: where MambaByte's word perplexity grows less than the subword Mamba's
   const nz = noise.filter((r) => r.scale === scale && r.noise !== "none");
-  const ratio = (kind: string, n: string, p: number) => nz.find((r) => r.model_kind === kind && r.noise === n && r.p === p)?.ratio_word_perplexity;
-  const settings = [...new Map(nz.map((r) => [`${r.noise}|${r.p}`, [r.noise as string, r.p as number] as const])).values()];
-  const compared = settings.filter(([n, p]) => ratio("mambabyte", n, p) !== undefined && ratio("mamba_subword", n, p) !== undefined);
+  const ratio = (kind: string, n: string, p: number) =>
+    nz.find((r) => r.model_kind === kind && r.noise === n && r.p === p)?.ratio_word_perplexity;
+  const settings = [
+    ...new Map(nz.map((r) => [`${r.noise}|${r.p}`, [r.noise as string, r.p as number] as const])).values(),
+  ];
+  const compared = settings.filter(([n, p]) =>
+    ratio("mambabyte", n, p) !== undefined && ratio("mamba_subword", n, p) !== undefined
+  );
   if (compared.length) {
     const more = compared.filter(([n, p]) => ratio("mambabyte", n, p)! < ratio("mamba_subword", n, p)!);
-    lines.push(`- Paper: MambaByte's perplexity grows less under noise than the subword Mamba's. Here its word-perplexity ratio (noisy / clean) is smaller in ${more.length} of ` +
-      `${compared.length} settings (not in: ${compared.filter((x) => !more.includes(x)).map(([n, p]) => `${n} p=${p}`).join(", ") || "none"}). ` +
-      (more.length === compared.length ? "Agrees." : more.length > compared.length / 2 ? "Mostly agrees." : "Does not agree."));
+    lines.push(
+      `- Paper: MambaByte's perplexity grows less under noise than the subword Mamba's. Here its word-perplexity ratio (noisy / clean) is smaller in ${more.length} of ` +
+        `${compared.length} settings (not in: ${
+          compared.filter((x) => !more.includes(x)).map(([n, p]) => `${n} p=${p}`).join(", ") || "none"
+        }). ` +
+        (more.length === compared.length
+          ? "Agrees."
+          : more.length > compared.length / 2
+          ? "Mostly agrees."
+          : "Does not agree."),
+    );
   }
   lines.push(...speculativeAgreement(decode));
   lines.push("");
@@ -174,7 +262,10 @@ function speculativeAgreement(decode: Rec[]): string[] {
   const spec = decode.filter((r) => r.mode === "speculative" && typeof r.speedup === "number");
   if (!spec.length) return [];
   // the latest record per setting, then the best of those
-  const latest = [...new Map(spec.map((r) => [`${r.provenance?.device}|${r.verifier}|${r.verify}|${r.beta}|${r.bytes}`, r])).values()];
+  const latest = [
+    ...new Map(spec.map((r) => [`${r.provenance?.device}|${r.verifier}|${r.verify}|${r.beta}|${r.bytes}`, r]))
+      .values(),
+  ];
   const best = latest.sort((a, b) => b.speedup - a.speedup)[0];
   const exact = latest.filter((r) => r.beta === 1);
   const where = (r: Rec) => `${r.provenance?.backend}, ${r.provenance?.device}`;
@@ -182,16 +273,25 @@ function speculativeAgreement(decode: Rec[]): string[] {
   const costs = found.map((b) => b.cost), bounds = found.map((b) => b.bound).filter(Number.isFinite);
   return [
     `- Paper: speculative decoding with a subword drafter is 2.6x faster than plain MambaByte decoding. Here the best measured speed-up is ` +
-    `${best.speedup.toFixed(2)}x (${best.verify === "pass" ? "one verification pass" : "per-byte verification"}, β ${best.beta}, ` +
-    `acceptance ${best.acceptanceRate.toFixed(2)}, ${where(best)}); with β = 1 the output equals plain greedy decoding in ` +
+    `${best.speedup.toFixed(2)}x (${
+      best.verify === "pass" ? "one verification pass" : "per-byte verification"
+    }, β ${best.beta}, ` +
+    `acceptance ${best.acceptanceRate.toFixed(2)}, ${
+      where(best)
+    }); with β = 1 the output equals plain greedy decoding in ` +
     `${exact.filter((r) => r.identicalToGreedy).length} of ${exact.length} settings. ` +
     (best.speedup >= 2.6 ? "Agrees." : "Does not agree" +
       (bounds.length
-        ? `: on the CPU the fused verification pass still costs ${costs.map((r) => r.pass_over_step.toFixed(2)).join(" / ")} of the bytes' steps and the ` +
+        ? `: on the CPU the fused verification pass still costs ${
+          costs.map((r) => r.pass_over_step.toFixed(2)).join(" / ")
+        } of the bytes' steps and the ` +
           `drafter about as much per token as the verifier per byte, so even with every drafted byte accepted the speed-up is at most ` +
-          `${bounds.map((x) => x.toFixed(2)).join(" / ")}x; on the H200 every tfjs op is a kernel launch; the paper's gain needs a verification ` +
+          `${
+            bounds.map((x) => x.toFixed(2)).join(" / ")
+          }x; on the H200 every tfjs op is a kernel launch; the paper's gain needs a verification ` +
           `pass that costs about one step and a drafter far cheaper than the verifier, with the high acceptance of well-trained models.`
-        : "."))];
+        : ".")),
+  ];
 }
 
 /** Replaces the results block of `readme` (appending it if the markers are missing). */
@@ -199,6 +299,8 @@ export async function updateReadme(api: FigureApi, readme: string, resultsDir = 
   const text = await Deno.readTextFile(readme);
   const section = await resultsSection(api, resultsDir);
   const a = text.indexOf(BEGIN), b = text.indexOf(END);
-  const next = a >= 0 && b > a ? text.slice(0, a) + section + text.slice(b + END.length) : text.trimEnd() + "\n\n" + section + "\n";
+  const next = a >= 0 && b > a
+    ? text.slice(0, a) + section + text.slice(b + END.length)
+    : text.trimEnd() + "\n\n" + section + "\n";
   if (next !== text) await atomicWriteFile(readme, next);
 }

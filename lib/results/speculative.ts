@@ -19,7 +19,9 @@ export interface SpeculativeBound {
 
 export function speculativeBounds(decode: Rec[]): SpeculativeBound[] {
   const latest = new Map<string, Rec>(); // records are in append order: the last one of a key wins
-  for (const r of decode) if (r.mode === "verify_cost") latest.set(`${r.provenance?.device}|${r.verifier}`, r);
+  for (const r of decode) {
+    if (r.mode === "verify_cost") latest.set(`${r.provenance?.device}|${r.verifier}`, r);
+  }
   return [...latest.values()].map((cost) => {
     const sub = decode.filter((x) =>
       x.mode === "subword" && x.verifier === cost.verifier && x.drafter === cost.drafter &&

@@ -59,7 +59,11 @@ export async function provenance(): Promise<Provenance> {
  * Appends one record to data/results/<table>.jsonl (or `path`). Appending one line with O_APPEND keeps
  * earlier lines intact even if the process dies mid-way; a torn last line is skipped by `readRecords`.
  */
-export async function appendRecord(table: string, record: Record<string, unknown>, dir = RESULTS_DIR): Promise<string> {
+export async function appendRecord(
+  table: string,
+  record: Record<string, unknown>,
+  dir = RESULTS_DIR,
+): Promise<string> {
   const path = `${dir}${dir.endsWith("/") ? "" : "/"}${table}.jsonl`;
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   const full = { ...record, provenance: await provenance() };
@@ -68,7 +72,10 @@ export async function appendRecord(table: string, record: Record<string, unknown
 }
 
 /** All complete records of a table (an unparsable line, e.g. a torn final write, is reported and skipped). */
-export async function readRecords<T = Record<string, unknown>>(table: string, dir = RESULTS_DIR): Promise<T[]> {
+export async function readRecords<T = Record<string, unknown>>(
+  table: string,
+  dir = RESULTS_DIR,
+): Promise<T[]> {
   const path = `${dir}${dir.endsWith("/") ? "" : "/"}${table}.jsonl`;
   let text: string;
   try {

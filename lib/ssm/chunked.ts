@@ -44,7 +44,12 @@ export const chunkedRecurrence: RecurrenceFn = ({ u, delta, A, B, C, h0, chunkSi
       const Cc = Cs[c].reshape([b, 1, n, T]);
       // S_t = sum_{s<=t} delta_s A, as a matmul with an upper-triangular ones matrix: tf.cumsum's gradient
       // (a reverse cumsum) returns wrong values on tfjs-webgpu 4.22 for T >= 7 (tests/scan_test.ts caught it)
-      const S = tf.matMul(tf.mul(dt, An).reshape([rows, T]), cached("sum", T, () => upperOnes(T))).reshape([b, d, n, T]);
+      const S = tf.matMul(tf.mul(dt, An).reshape([rows, T]), cached("sum", T, () => upperOnes(T))).reshape([
+        b,
+        d,
+        n,
+        T,
+      ]);
       const x = tf.mul(tf.mul(dt, uc), Bc); // delta_s B_s u_s, (b, d, n, T)
       // decay[t, s] = exp(S_t - S_s) for s <= t, else exp(-inf) = 0
       const diff = tf.sub(S.reshape([rows, T, 1]), S.reshape([rows, 1, T])); // (b*d*n, T, T)

@@ -43,8 +43,10 @@ export const parallelRecurrence: RecurrenceFn = ({ u, delta, A, B, C, h0 }) => {
     // fold the initial state into the first input: x_0 += a_0 h_{-1}. Done for a zero state too, so that
     // A stays connected to the output (tf.grads throws on a disconnected input, e.g. for l = 1).
     h0 ??= tf.zeros([b, d, n]);
-    const first = tf.add(tf.slice(deltaBu, [0, 0, 0, 0], [b, d, 1, n]),
-      tf.mul(tf.slice(deltaA, [0, 0, 0, 0], [b, d, 1, n]), h0.reshape([b, d, 1, n])));
+    const first = tf.add(
+      tf.slice(deltaBu, [0, 0, 0, 0], [b, d, 1, n]),
+      tf.mul(tf.slice(deltaA, [0, 0, 0, 0], [b, d, 1, n]), h0.reshape([b, d, 1, n])),
+    );
     deltaBu = l === 1 ? first : tf.concat([first, tf.slice(deltaBu, [0, 0, 1, 0], [b, d, l - 1, n])], 2);
   }
   const states = linearScan(deltaA, deltaBu); // (b, d, l, n)

@@ -49,8 +49,10 @@ export function defaultScanImpl(): ScanImpl {
 
 function checkShapes({ u, delta, A, B, C, D, z, deltaBias }: ScanInputs, h0?: tf.Tensor): void {
   const fail = (what: string) => {
-    throw new Error(`selectiveScan: ${what} (u ${fmt(u)}, delta ${fmt(delta)}, A ${fmt(A)}, B ${fmt(B)}, ` +
-      `C ${fmt(C)})`);
+    throw new Error(
+      `selectiveScan: ${what} (u ${fmt(u)}, delta ${fmt(delta)}, A ${fmt(A)}, B ${fmt(B)}, ` +
+        `C ${fmt(C)})`,
+    );
   };
   if (u.rank !== 3) fail("u must be (batch, d_inner, length)");
   const [b, d, l] = u.shape;
@@ -63,9 +65,12 @@ function checkShapes({ u, delta, A, B, C, D, z, deltaBias }: ScanInputs, h0?: tf
   if (D && !same(D.shape, [d])) fail(`D must be (d_inner), got ${fmt(D)}`);
   if (deltaBias && !same(deltaBias.shape, [d])) fail(`deltaBias must be (d_inner), got ${fmt(deltaBias)}`);
   if (z && !same(z.shape, u.shape)) fail(`z must have u's shape, got ${fmt(z)}`);
-  if (h0 && !same(h0.shape, [b, d, n])) fail(`initialState must be (batch, d_inner, d_state), got ${fmt(h0)}`);
+  if (h0 && !same(h0.shape, [b, d, n])) {
+    fail(`initialState must be (batch, d_inner, d_state), got ${fmt(h0)}`);
+  }
 }
-const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const same = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
 const fmt = (t: tf.Tensor) => `[${t.shape.join(", ")}]`;
 
 /**
@@ -90,8 +95,10 @@ export function selectiveScan(
   if (impl === "fused") {
     const fn = fused.get(tf.getBackend());
     if (!fn) {
-      throw new Error(`selectiveScan: no fused kernel is registered for the ${tf.getBackend()} backend ` +
-        `(available: ${availableScanImpls().join(", ")})`);
+      throw new Error(
+        `selectiveScan: no fused kernel is registered for the ${tf.getBackend()} backend ` +
+          `(available: ${availableScanImpls().join(", ")})`,
+      );
     }
     return fn(inputs, opts);
   }
@@ -101,7 +108,13 @@ export function selectiveScan(
     let dt = deltaBias ? tf.add(delta, deltaBias.reshape([1, -1, 1])) : delta; // (b, d, l)
     if (opts.deltaSoftplus) dt = tf.softplus(dt);
     const { y: yScan, last } = recurrence({
-      u, delta: dt, A, B, C, h0: opts.initialState, chunkSize: opts.chunkSize,
+      u,
+      delta: dt,
+      A,
+      B,
+      C,
+      h0: opts.initialState,
+      chunkSize: opts.chunkSize,
     });
     let y = D ? tf.add(yScan, tf.mul(u, D.reshape([1, -1, 1]))) : yScan; // + D u
     if (z) y = tf.mul(y, tf.mul(z, tf.sigmoid(z))); // * silu(z)

@@ -15,7 +15,14 @@ export interface AdamWConfig {
   clipNorm: number;
 }
 
-export const ADAMW_DEFAULTS: AdamWConfig = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 };
+export const ADAMW_DEFAULTS: AdamWConfig = {
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  clipNorm: 1,
+};
 
 export class AdamW {
   readonly m = new Map<string, tf.Variable>();
@@ -37,7 +44,11 @@ export class AdamW {
    * Applies one update with learning rate `lr`; returns the global gradient norm before clipping.
    * With `requireFinite`, a NaN / infinite norm throws a RangeError and changes nothing.
    */
-  async apply(grads: Map<string, tf.Tensor>, lr: number, opts: { requireFinite?: boolean } = {}): Promise<number> {
+  async apply(
+    grads: Map<string, tf.Tensor>,
+    lr: number,
+    opts: { requireFinite?: boolean } = {},
+  ): Promise<number> {
     const { beta1, beta2, eps, weightDecay, clipNorm } = this.config;
     // sum of squares one gradient at a time: addN over every gradient would bind one buffer per
     // parameter, beyond WebGPU's per-shader limit for models with many tensors
@@ -72,7 +83,13 @@ export class AdamW {
 }
 
 /** Linear warm-up to `peak`, then cosine decay to `peak * minRatio` at `total` steps. */
-export function warmupCosine(step: number, total: number, peak: number, warmup: number, minRatio = 0.1): number {
+export function warmupCosine(
+  step: number,
+  total: number,
+  peak: number,
+  warmup: number,
+  minRatio = 0.1,
+): number {
   if (step < warmup) return peak * (step + 1) / warmup;
   const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
   return peak * (minRatio + (1 - minRatio) * 0.5 * (1 + Math.cos(Math.PI * progress)));

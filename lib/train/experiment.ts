@@ -106,7 +106,9 @@ export interface RunRecord {
 export async function domainText(domain: Domain, scale: string, split: "test" | "validation" = "test") {
   const loc = await dataLocation(scale, `${REPO_ROOT}data`);
   if (!loc.domains.includes(domain)) {
-    throw new Error(`no data for domain "${domain}" in ${loc.dir} (have: ${loc.domains.join(", ") || "none"}); ${loc.note}`);
+    throw new Error(
+      `no data for domain "${domain}" in ${loc.dir} (have: ${loc.domains.join(", ") || "none"}); ${loc.note}`,
+    );
   }
   let evalDir = `${loc.dir}/${domain}/${split}`;
   if (!(await pathExists(evalDir)) && split === "validation") evalDir = `${loc.dir}/${domain}/test`;
@@ -123,7 +125,12 @@ export async function domainText(domain: Domain, scale: string, split: "test" | 
  * The BPE tokenizer of a domain (trained on its training split, cached next to the runs so every subword
  * model of a plan shares one).
  */
-export async function domainTokenizer(train: Uint8Array, vocab: number, cachePath: string, quiet = false): Promise<ByteBPE> {
+export async function domainTokenizer(
+  train: Uint8Array,
+  vocab: number,
+  cachePath: string,
+  quiet = false,
+): Promise<ByteBPE> {
   if (await pathExists(cachePath)) {
     const bpe = await ByteBPE.load(cachePath);
     if (bpe.vocabSize === vocab) return bpe;
@@ -148,8 +155,17 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
   let bytesPerToken = 1;
   const config = { ...spec.config };
   if (subword) {
-    if (!spec.vocab) throw new Error(`run ${spec.name}: subword model ${spec.model} needs "vocab" (the BPE vocabulary size)`);
-    tokenizer = await domainTokenizer(text.train, spec.vocab, `${runsDir}/tokenizers/${spec.scale}-${spec.domain}-${spec.vocab}.json`, opts.quiet);
+    if (!spec.vocab) {
+      throw new Error(
+        `run ${spec.name}: subword model ${spec.model} needs "vocab" (the BPE vocabulary size)`,
+      );
+    }
+    tokenizer = await domainTokenizer(
+      text.train,
+      spec.vocab,
+      `${runsDir}/tokenizers/${spec.scale}-${spec.domain}-${spec.vocab}.json`,
+      opts.quiet,
+    );
     ids = tokenizer.encode(text.train);
     bytesPerToken = text.train.length / ids.length;
     config.vocab_size = tokenizer.vocabSize;
@@ -157,11 +173,15 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
   const model = createModel(spec.model, config, spec.train.seed);
   try {
     const t = spec.train;
-    if ((t.steps === undefined) === (t.flops === undefined)) throw new Error(`run ${spec.name}: give exactly one of train.steps and train.flops`);
+    if ((t.steps === undefined) === (t.flops === undefined)) {
+      throw new Error(`run ${spec.name}: give exactly one of train.steps and train.flops`);
+    }
     const steps = t.steps ?? stepsForFlops(model, t.flops!, t.batch, t.length);
     const flopsPerToken = model.trainFlopsPerToken(t.length);
     say(
-      `run ${spec.name}: ${spec.model} (${countParams(model).toLocaleString("en")} parameters) on ${spec.domain} ` +
+      `run ${spec.name}: ${spec.model} (${
+        countParams(model).toLocaleString("en")
+      } parameters) on ${spec.domain} ` +
         `[${text.source}], ${steps} steps of ${t.batch} x ${t.length} ${subword ? "tokens" : "bytes"}, ` +
         `${(flopsPerToken * t.batch * t.length * steps).toExponential(2)} training FLOPs`,
     );
@@ -180,7 +200,9 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
     });
     // the final model, loadable by loadModel / `eval` / `generate`
     await saveModel(model, `${runDir}/model`, { run: spec.name });
-    if (tokenizer) await atomicWriteFile(`${runDir}/model/tokenizer.json`, JSON.stringify(tokenizer.toJSON()) + "\n");
+    if (tokenizer) {
+      await atomicWriteFile(`${runDir}/model/tokenizer.json`, JSON.stringify(tokenizer.toJSON()) + "\n");
+    }
     const test = spec.eval.maxBytes ? text.test.subarray(0, spec.eval.maxBytes) : text.test;
     const window = spec.eval.window ?? t.length;
     say(`evaluating ${spec.name} on ${test.length} bytes of the ${text.evalSplit} split...`);
@@ -222,7 +244,11 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
       ...(spec.labels ? { labels: spec.labels } : {}),
     };
     await appendRecord("runs", record as unknown as Record<string, unknown>, opts.resultsDir ?? RESULTS_DIR);
-    say(`${spec.name}: test bits-per-byte ${score.bits_per_byte.toFixed(4)}, word perplexity ${score.word_perplexity.toFixed(1)}`);
+    say(
+      `${spec.name}: test bits-per-byte ${score.bits_per_byte.toFixed(4)}, word perplexity ${
+        score.word_perplexity.toFixed(1)
+      }`,
+    );
     return record;
   } finally {
     disposeModel(model);
@@ -241,7 +267,11 @@ export async function loadTrained(dir: string): Promise<{ model: LanguageModel; 
 }
 
 /** Averages a per-step series into about `points` buckets: [last step, FLOPs at it, mean value]. */
-export function downsampleCurve(values: number[], flopsPerStep: number, points: number): [number, number, number][] {
+export function downsampleCurve(
+  values: number[],
+  flopsPerStep: number,
+  points: number,
+): [number, number, number][] {
   const out: [number, number, number][] = [];
   const per = Math.max(1, Math.ceil(values.length / points));
   for (let i = 0; i < values.length; i += per) {

@@ -9,7 +9,7 @@
  * about the same bytes. Steps are derived from each model's own FLOPs per token, never typed.
  */
 import { InputError } from "../io/errors.ts";
-import { DOMAINS, type Domain } from "../data/corpora/types.ts";
+import { type Domain, DOMAINS } from "../data/corpora/types.ts";
 import { MODEL_KINDS } from "../models/lm.ts";
 import { presetConfig } from "../models/presets.ts";
 import { readRecords, RESULTS_DIR } from "../results/store.ts";
@@ -62,7 +62,9 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
     throw new InputError(path, undefined, `${path}: cannot read the plan (${(e as Error).message})`);
   }
   const bad = (field: string, what: string) => new InputError(path, field, `${path}: ${field} ${what}`);
-  if (typeof raw.scales !== "object" || !raw.scales) throw bad("scales", "must be an object of scale -> settings");
+  if (typeof raw.scales !== "object" || !raw.scales) {
+    throw bad("scales", "must be an object of scale -> settings");
+  }
   for (const [scale, s] of Object.entries(raw.scales)) {
     const at = `scales.${scale}`;
     for (const k of ["flops", "batch", "length", "lr", "warmup", "seed", "vocab"] as const) {
@@ -73,17 +75,29 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
     }
     for (const [name, m] of Object.entries(s.models ?? {})) {
       const kind = m.model ?? name;
-      if (!(MODEL_KINDS as readonly string[]).includes(kind)) throw bad(`${at}.models.${name}`, `names an unknown model family "${kind}"`);
-      if (!m.size === !m.config) throw bad(`${at}.models.${name}`, `needs exactly one of "size" and "config"`);
+      if (!(MODEL_KINDS as readonly string[]).includes(kind)) {
+        throw bad(`${at}.models.${name}`, `names an unknown model family "${kind}"`);
+      }
+      if (!m.size === !m.config) {
+        throw bad(`${at}.models.${name}`, `needs exactly one of "size" and "config"`);
+      }
     }
   }
   return raw;
 }
 
 /** The runs of a plan at one scale (optionally some domains / models only), in execution order. */
-export function planRuns(plan: Plan, scale: string, only: { domains?: string[]; models?: string[] } = {}): RunSpec[] {
+export function planRuns(
+  plan: Plan,
+  scale: string,
+  only: { domains?: string[]; models?: string[] } = {},
+): RunSpec[] {
   const s = plan.scales[scale];
-  if (!s) throw new Error(`plan ${plan.name} has no scale "${scale}" (has: ${Object.keys(plan.scales).join(", ")})`);
+  if (!s) {
+    throw new Error(
+      `plan ${plan.name} has no scale "${scale}" (has: ${Object.keys(plan.scales).join(", ")})`,
+    );
+  }
   const runs: RunSpec[] = [];
   for (const domain of s.domains) {
     if (only.domains && !only.domains.includes(domain)) continue;
@@ -116,7 +130,8 @@ export function planRuns(plan: Plan, scale: string, only: { domains?: string[]; 
 /** Whether a run with exactly this spec is already recorded in runs.jsonl. */
 export function isRecorded(spec: RunSpec, records: RunRecord[]): boolean {
   return records.some((r) =>
-    r.run === spec.name && r.scale === spec.scale && r.batch === spec.train.batch && r.length === spec.train.length &&
+    r.run === spec.name && r.scale === spec.scale && r.batch === spec.train.batch &&
+    r.length === spec.train.length &&
     r.seed === spec.train.seed && Math.abs(r.train_flops / (spec.train.flops ?? 1) - 1) < 0.1 &&
     Object.entries(spec.config).every(([k, v]) => JSON.stringify(r.config[k]) === JSON.stringify(v))
   );

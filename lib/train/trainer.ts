@@ -118,17 +118,29 @@ function fingerprint(model: LanguageModel, cfg: TrainerConfig, dataLength: numbe
 }
 
 /** Trains `model` in place on `data` (the training split as token ids: bytes, or BPE ids). */
-export async function train(model: LanguageModel, data: Uint8Array | Int32Array, cfg: TrainerConfig): Promise<TrainerResult> {
+export async function train(
+  model: LanguageModel,
+  data: Uint8Array | Int32Array,
+  cfg: TrainerConfig,
+): Promise<TrainerResult> {
   for (const [k, v] of Object.entries({ steps: cfg.steps, batch: cfg.batch, length: cfg.length })) {
-    if (!(Number.isInteger(v) && v >= 1)) throw new Error(`train: ${k} must be a positive integer (got ${v})`);
+    if (!(Number.isInteger(v) && v >= 1)) {
+      throw new Error(`train: ${k} must be a positive integer (got ${v})`);
+    }
   }
   const multiple = model.lengthMultiple ?? 1;
   if (cfg.length % multiple !== 0) {
-    throw new Error(`train: ${model.kind} needs a sequence length that is a multiple of ${multiple} (got ${cfg.length})`);
+    throw new Error(
+      `train: ${model.kind} needs a sequence length that is a multiple of ${multiple} (got ${cfg.length})`,
+    );
   }
   const bytesPerToken = cfg.bytesPerToken ?? 1;
   const batcher = new ByteBatcher(data as Uint8Array, cfg.batch, cfg.length, cfg.seed);
-  const opt = new AdamW(model.params, { ...ADAMW_DEFAULTS, lr: cfg.lr, ...cfg.optimizer }, (n) => !model.noWeightDecay(n));
+  const opt = new AdamW(
+    model.params,
+    { ...ADAMW_DEFAULTS, lr: cfg.lr, ...cfg.optimizer },
+    (n) => !model.noWeightDecay(n),
+  );
   const names = [...model.params.keys()];
   const vars = names.map((n) => model.params.get(n)!);
   const fp = fingerprint(model, cfg, data.length);
@@ -152,7 +164,9 @@ export async function train(model: LanguageModel, data: Uint8Array | Int32Array,
     await Deno.mkdir(cfg.runDir, { recursive: true });
     // a process killed while saving leaves its unfinished temporary checkpoint: never used, removed here
     for await (const e of Deno.readDir(cfg.runDir)) {
-      if (e.name.startsWith(`${CHECKPOINT_DIR}.tmp-`)) await Deno.remove(`${cfg.runDir}/${e.name}`, { recursive: true });
+      if (e.name.startsWith(`${CHECKPOINT_DIR}.tmp-`)) {
+        await Deno.remove(`${cfg.runDir}/${e.name}`, { recursive: true });
+      }
     }
     // the log holds exactly the steps up to the checkpoint we continue from
     await atomicWriteFile(`${cfg.runDir}/${TRAIN_LOG}`, log.map((e) => JSON.stringify(e) + "\n").join(""));
@@ -208,7 +222,8 @@ export async function train(model: LanguageModel, data: Uint8Array | Int32Array,
         bits_per_byte: loss / bytesPerToken / Math.LN2,
         lr,
         grad_norm: gradNorm,
-        bytes_per_s: (tokensSeen - start * cfg.batch * cfg.length) * bytesPerToken / ((performance.now() - t0) / 1000),
+        bytes_per_s: (tokensSeen - start * cfg.batch * cfg.length) * bytesPerToken /
+          ((performance.now() - t0) / 1000),
         wall_s: wall,
       };
       log.push(entry);
@@ -218,11 +233,17 @@ export async function train(model: LanguageModel, data: Uint8Array | Int32Array,
       if (cfg.logEvery && ((s + 1) % cfg.logEvery === 0 || last)) {
         const eta = (performance.now() - t0) / 1000 / (s + 1 - start) * (cfg.steps - s - 1);
         console.error(
-          `step ${String(s + 1).padStart(6)}/${cfg.steps}  loss ${loss.toFixed(4)}  bpb ${entry.bits_per_byte.toFixed(3)}` +
-            `  lr ${lr.toExponential(2)}  ${Math.round(entry.bytes_per_s)} bytes/s  ETA ${formatSeconds(eta)}`,
+          `step ${String(s + 1).padStart(6)}/${cfg.steps}  loss ${loss.toFixed(4)}  bpb ${
+            entry.bits_per_byte.toFixed(3)
+          }` +
+            `  lr ${lr.toExponential(2)}  ${Math.round(entry.bytes_per_s)} bytes/s  ETA ${
+              formatSeconds(eta)
+            }`,
         );
       }
-      if (last || (cfg.checkpointEvery && (s + 1) % cfg.checkpointEvery === 0) || interrupted) await save(s + 1, wall);
+      if (last || (cfg.checkpointEvery && (s + 1) % cfg.checkpointEvery === 0) || interrupted) {
+        await save(s + 1, wall);
+      }
       if (interrupted && !last) throw new TrainingInterrupted(s + 1, ckptDir!);
     }
   } finally {
@@ -257,15 +278,28 @@ async function readLog(runDir: string): Promise<TrainLogEntry[]> {
  * checkpoint stays whole until the new one is complete (a crash in between leaves checkpoint.old, which
  * `resume` falls back to).
  */
-async function saveCheckpoint(runDir: string, model: LanguageModel, opt: AdamW, state: TrainerState): Promise<void> {
+async function saveCheckpoint(
+  runDir: string,
+  model: LanguageModel,
+  opt: AdamW,
+  state: TrainerState,
+): Promise<void> {
   const final = `${runDir}/${CHECKPOINT_DIR}`, old = `${final}.old`;
   const tmp = await Deno.makeTempDir({ dir: runDir, prefix: `${CHECKPOINT_DIR}.tmp-` });
   try {
     await saveModel(model, tmp, { step: String(state.step) });
     const moments = new Map<string, { dtype: "F32"; shape: number[]; data: Float32Array }>();
     for (const [name, p] of model.params) {
-      moments.set(`m.${name}`, { dtype: "F32", shape: p.shape, data: (await opt.m.get(name)!.data()) as Float32Array });
-      moments.set(`v.${name}`, { dtype: "F32", shape: p.shape, data: (await opt.v.get(name)!.data()) as Float32Array });
+      moments.set(`m.${name}`, {
+        dtype: "F32",
+        shape: p.shape,
+        data: (await opt.m.get(name)!.data()) as Float32Array,
+      });
+      moments.set(`v.${name}`, {
+        dtype: "F32",
+        shape: p.shape,
+        data: (await opt.v.get(name)!.data()) as Float32Array,
+      });
     }
     await writeSafetensors(`${tmp}/optimizer.safetensors`, moments, { format: "mambabyte-lab-adamw" });
     await atomicWriteFile(`${tmp}/trainer_state.json`, JSON.stringify(state, null, 2) + "\n");
@@ -295,11 +329,17 @@ async function loadCheckpointInto(
   }
   const statePath = `${dir}/trainer_state.json`;
   const state = JSON.parse(await Deno.readTextFile(statePath)) as TrainerState;
-  if (state.format !== "mambabyte-lab-trainer/1") throw new Error(`${statePath}: unknown format "${state.format}"`);
-  const mismatch = Object.keys(fp).filter((k) => JSON.stringify(fp[k]) !== JSON.stringify(state.fingerprint[k]));
+  if (state.format !== "mambabyte-lab-trainer/1") {
+    throw new Error(`${statePath}: unknown format "${state.format}"`);
+  }
+  const mismatch = Object.keys(fp).filter((k) =>
+    JSON.stringify(fp[k]) !== JSON.stringify(state.fingerprint[k])
+  );
   if (mismatch.length) {
     throw new Error(
-      `${statePath}: cannot resume, the run's settings differ from the checkpoint's in ${mismatch.join(", ")} ` +
+      `${statePath}: cannot resume, the run's settings differ from the checkpoint's in ${
+        mismatch.join(", ")
+      } ` +
         `(checkpoint: ${mismatch.map((k) => `${k}=${JSON.stringify(state.fingerprint[k])}`).join(", ")}); ` +
         `use a new run directory or the same settings`,
     );
@@ -315,8 +355,12 @@ async function loadCheckpointInto(
     if (!w || !m || !v) throw new Error(`${dir}: the checkpoint lacks parameter or moments of "${name}"`);
     tf.tidy(() => {
       p.assign(tf.tensor(w, p.shape, "float32"));
-      opt.m.get(name)!.assign(tf.tensor(toFloat32(m, { file: optPath, key: `m.${name}` }), p.shape, "float32"));
-      opt.v.get(name)!.assign(tf.tensor(toFloat32(v, { file: optPath, key: `v.${name}` }), p.shape, "float32"));
+      opt.m.get(name)!.assign(
+        tf.tensor(toFloat32(m, { file: optPath, key: `m.${name}` }), p.shape, "float32"),
+      );
+      opt.v.get(name)!.assign(
+        tf.tensor(toFloat32(v, { file: optPath, key: `v.${name}` }), p.shape, "float32"),
+      );
     });
   }
   opt.step = state.adam_step;

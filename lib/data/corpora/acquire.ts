@@ -58,11 +58,14 @@ export interface Fetcher {
 
 async function run(cmd: string, args: string[], cwd?: string): Promise<Run> {
   try {
-    const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped", stdin: "null" }).output();
+    const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped", stdin: "null" })
+      .output();
     const dec = new TextDecoder();
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { code: 127, stdout: "", stderr: `${cmd}: command not found` };
+    if (e instanceof Deno.errors.NotFound) {
+      return { code: 127, stdout: "", stderr: `${cmd}: command not found` };
+    }
     throw e;
   }
 }
@@ -85,13 +88,20 @@ export function npmTarballName(name: string, version: string): string {
   return `${name.replace(/^@/, "").replace(/\//g, "-")}-${version}.tgz`;
 }
 
-async function acquireNpm(name: string, version: string, dir: string, f: Fetcher): Promise<{ path: string; downloaded: boolean }> {
+async function acquireNpm(
+  name: string,
+  version: string,
+  dir: string,
+  f: Fetcher,
+): Promise<{ path: string; downloaded: boolean }> {
   const file = `${dir}/${npmTarballName(name, version)}`;
   if (await exists(file)) return { path: file, downloaded: false };
   await Deno.mkdir(dir, { recursive: true });
   const r = await f.run("npm", ["pack", `${name}@${version}`, "--pack-destination", dir, "--silent"], dir);
   if (r.code === 0 && (await exists(file))) return { path: file, downloaded: true };
-  if (r.code !== 127) throw new Error(`npm pack ${name}@${version} exited with ${r.code}: ${tail(r.stderr || r.stdout)}`);
+  if (r.code !== 127) {
+    throw new Error(`npm pack ${name}@${version} exited with ${r.code}: ${tail(r.stderr || r.stdout)}`);
+  }
   // No npm: fetch the tarball from the registry directly.
   const base = name.includes("/") ? name.split("/")[1] : name;
   const url = `https://registry.npmjs.org/${name}/-/${base}-${version}.tgz`;
@@ -118,7 +128,9 @@ async function findDeb(dir: string, name: string, version?: string): Promise<str
   try {
     for await (const e of Deno.readDir(dir)) {
       if (!e.isFile || !e.name.endsWith(".deb")) continue;
-      if (version ? e.name.startsWith(debPrefix(name, version)) : e.name.startsWith(`${name}_`)) found.push(e.name);
+      if (version ? e.name.startsWith(debPrefix(name, version)) : e.name.startsWith(`${name}_`)) {
+        found.push(e.name);
+      }
     }
   } catch {
     return undefined;
@@ -146,7 +158,10 @@ async function acquireDeb(
   await Deno.mkdir(dir, { recursive: true });
   let r = await aptDownload(f, `${name}=${version}`, dir);
   if (r.code === 127) throw new Error("apt-get is not available (a Debian system is needed for this source)");
-  if (r.code !== 0 && /Unable to locate|not found|has no installation candidate/i.test(r.stderr) && !aptUpdated.has(f)) {
+  if (
+    r.code !== 0 && /Unable to locate|not found|has no installation candidate/i.test(r.stderr) &&
+    !aptUpdated.has(f)
+  ) {
     // A fresh machine may have empty package lists.
     aptUpdated.add(f);
     const u = await f.run("apt-get", ["update", "-q"]);
@@ -185,9 +200,16 @@ export async function acquireArchive(
 ): Promise<AcquiredArchive> {
   try {
     let path: string, downloaded: boolean, version = spec.version;
-    if (spec.kind === "npm") ({ path, downloaded } = await acquireNpm(spec.name, spec.version, `${cacheDir}/npm`, fetcher));
-    else if (spec.kind === "deb") {
-      ({ path, downloaded, version } = await acquireDeb(spec.name, spec.version, `${cacheDir}/deb`, warn, fetcher));
+    if (spec.kind === "npm") {
+      ({ path, downloaded } = await acquireNpm(spec.name, spec.version, `${cacheDir}/npm`, fetcher));
+    } else if (spec.kind === "deb") {
+      ({ path, downloaded, version } = await acquireDeb(
+        spec.name,
+        spec.version,
+        `${cacheDir}/deb`,
+        warn,
+        fetcher,
+      ));
     } else {
       if (!(await exists(spec.path))) throw new Error(`${spec.path}: no such file`);
       path = spec.path;
@@ -197,9 +219,13 @@ export async function acquireArchive(
     return { spec, path, sha256: await sha256File(path), bytes, version, downloaded };
   } catch (e) {
     if (e instanceof SourceError) throw e;
-    throw new SourceError(`${sourceId} (${describeArchive(spec)})`, e instanceof Error ? e.message : String(e), {
-      cause: e,
-    });
+    throw new SourceError(
+      `${sourceId} (${describeArchive(spec)})`,
+      e instanceof Error ? e.message : String(e),
+      {
+        cause: e,
+      },
+    );
   }
 }
 

@@ -67,7 +67,9 @@ class ByteQueue {
   async skip(n: number): Promise<void> {
     let left = n;
     while (left > 0) {
-      if (this.buffered === 0 && !(await this.fill(1))) throw new Error(`truncated tar stream while skipping`);
+      if (this.buffered === 0 && !(await this.fill(1))) {
+        throw new Error(`truncated tar stream while skipping`);
+      }
       const c = this.chunks[0];
       const take = Math.min(left, c.length - this.head);
       this.head += take;
@@ -125,7 +127,10 @@ function parsePax(data: Uint8Array): Record<string, string> {
  * Streams a tar archive and yields the regular files that `want` selects (ustar, GNU long names and pax
  * headers are understood; links, devices and directories are skipped).
  */
-export async function* tarEntries(stream: ReadableStream<Uint8Array>, want: EntryFilter): AsyncGenerator<TarEntry> {
+export async function* tarEntries(
+  stream: ReadableStream<Uint8Array>,
+  want: EntryFilter,
+): AsyncGenerator<TarEntry> {
   const q = new ByteQueue(stream.getReader());
   let longName: string | undefined;
   let pax: Record<string, string> = {};
@@ -180,12 +185,18 @@ export async function* tgzEntries(path: string, want: EntryFilter): AsyncGenerat
  * Runs a command whose stdout is a tar stream and yields the selected entries. The command's stderr and
  * exit status are checked once the stream ends, so a failing `dpkg-deb` is an error, not an empty archive.
  */
-export async function* commandTarEntries(cmd: string, args: string[], want: EntryFilter): AsyncGenerator<TarEntry> {
+export async function* commandTarEntries(
+  cmd: string,
+  args: string[],
+  want: EntryFilter,
+): AsyncGenerator<TarEntry> {
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).spawn();
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`${cmd} is not installed (needed to read ${args.at(-1)})`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`${cmd} is not installed (needed to read ${args.at(-1)})`);
+    }
     throw e;
   }
   const stderr = new Response(child.stderr).text();
@@ -207,7 +218,9 @@ export async function* commandTarEntries(cmd: string, args: string[], want: Entr
   const status = await child.status;
   const err = (await stderr).trim();
   if (!status.success) {
-    throw new Error(`${cmd} ${args.join(" ")} exited with ${status.code}${err ? `: ${err.slice(-500)}` : ""}`);
+    throw new Error(
+      `${cmd} ${args.join(" ")} exited with ${status.code}${err ? `: ${err.slice(-500)}` : ""}`,
+    );
   }
 }
 
@@ -220,7 +233,11 @@ export function debEntries(debPath: string, want: EntryFilter): AsyncGenerator<T
  * Entries of a .tar.xz stored inside a .deb (linux-source ships its tree that way). Runs
  * `dpkg-deb --fsys-tarfile | tar -xO member | xz -dc` in a shell: xz is the fastest decoder available.
  */
-export function debNestedTarXzEntries(debPath: string, member: string, want: EntryFilter): AsyncGenerator<TarEntry> {
+export function debNestedTarXzEntries(
+  debPath: string,
+  member: string,
+  want: EntryFilter,
+): AsyncGenerator<TarEntry> {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const script = `set -o pipefail; dpkg-deb --fsys-tarfile ${q(debPath)} | tar -xOf - ${q(member)} | xz -dc`;
   return commandTarEntries("bash", ["-c", script], want);

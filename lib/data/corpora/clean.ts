@@ -5,10 +5,39 @@
  */
 
 const ENTITIES: Record<string, string> = {
-  amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00a0", copy: "©", reg: "®", trade: "™",
-  mdash: "—", ndash: "–", hellip: "…", lsquo: "‘", rsquo: "’", ldquo: "“", rdquo: "”", bull: "•",
-  middot: "·", laquo: "«", raquo: "»", eacute: "é", egrave: "è", aacute: "á", agrave: "à", ouml: "ö",
-  uuml: "ü", auml: "ä", szlig: "ß", pound: "£", euro: "€", cent: "¢", deg: "°", times: "×",
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  nbsp: "\u00a0",
+  copy: "©",
+  reg: "®",
+  trade: "™",
+  mdash: "—",
+  ndash: "–",
+  hellip: "…",
+  lsquo: "‘",
+  rsquo: "’",
+  ldquo: "“",
+  rdquo: "”",
+  bull: "•",
+  middot: "·",
+  laquo: "«",
+  raquo: "»",
+  eacute: "é",
+  egrave: "è",
+  aacute: "á",
+  agrave: "à",
+  ouml: "ö",
+  uuml: "ü",
+  auml: "ä",
+  szlig: "ß",
+  pound: "£",
+  euro: "€",
+  cent: "¢",
+  deg: "°",
+  times: "×",
 };
 
 /** Decodes the XML/HTML character references and the few named entities that occur in text. */
@@ -232,7 +261,9 @@ function partText(part: MimePart, depth = 0): { text: string; html: boolean } | 
     : encoding.includes("base64")
     ? decodeBase64(part.body)
     : latin1Bytes(part.body);
-  const text = normalizeNewlines(decodeCharset(bytes, headerParam(part.headers.get("content-type"), "charset")));
+  const text = normalizeNewlines(
+    decodeCharset(bytes, headerParam(part.headers.get("content-type"), "charset")),
+  );
   const html = type.startsWith("text/html") || /<(html|body|table|font|p|div)\b/i.test(text.slice(0, 2000));
   return { text, html };
 }

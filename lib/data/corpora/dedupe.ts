@@ -73,7 +73,9 @@ export function findDuplicates(items: DedupeItem[], opts: DedupeOptions = {}): D
   const maxPosting = opts.maxPosting ?? 50;
   const minShingles = opts.minShingles ?? 8;
 
-  const order = [...items].sort((a, b) => a.priority - b.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const order = [...items].sort((a, b) =>
+    a.priority - b.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  );
   const drops: DedupeDrop[] = [];
   const works = new Map<string, string>();
   const exact = new Map<string, string>();

@@ -14,7 +14,7 @@
 import { readManifest, verifyCorpus } from "./manifest.ts";
 import { buildCorpora } from "./pipeline.ts";
 import { writeSample } from "./sample.ts";
-import { DOMAINS, type Domain } from "./types.ts";
+import { type Domain, DOMAINS } from "./types.ts";
 
 const ROOT = decodeURIComponent(new URL("../../../", import.meta.url).pathname).replace(/\/$/, "");
 
@@ -30,18 +30,29 @@ interface Args {
 }
 
 function usage(msg: string): never {
-  console.error(`${msg}\nusage: deno task data [--domain D]... [--force] [--verify-sources] [--check] [--write-sample] [--out DIR] [--cache DIR] [--samples DIR]`);
+  console.error(
+    `${msg}\nusage: deno task data [--domain D]... [--force] [--verify-sources] [--check] [--write-sample] [--out DIR] [--cache DIR] [--samples DIR]`,
+  );
   Deno.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { force: false, verifySources: false, check: false, writeSample: false, out: `${ROOT}/data/corpora`, samples: `${ROOT}/data/samples` };
+  const a: Args = {
+    force: false,
+    verifySources: false,
+    check: false,
+    writeSample: false,
+    out: `${ROOT}/data/corpora`,
+    samples: `${ROOT}/data/samples`,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => argv[++i] ?? usage(`${arg} needs a value`);
     if (arg === "--domain") {
       for (const d of value().split(",")) {
-        if (!(DOMAINS as readonly string[]).includes(d)) usage(`unknown domain ${d} (one of ${DOMAINS.join(", ")})`);
+        if (!(DOMAINS as readonly string[]).includes(d)) {
+          usage(`unknown domain ${d} (one of ${DOMAINS.join(", ")})`);
+        }
         (a.domains ??= []).push(d as Domain);
       }
     } else if (arg === "--force") a.force = true;
@@ -71,7 +82,11 @@ async function main() {
     }
     const problems = await verifyCorpus(args.out, m, args.domains);
     for (const p of problems.slice(0, 20)) console.error(`${p.path}: ${p.problem}`);
-    console.error(problems.length ? `${problems.length} problem(s)` : `ok: ${m.documents.length} documents match the manifest`);
+    console.error(
+      problems.length
+        ? `${problems.length} problem(s)`
+        : `ok: ${m.documents.length} documents match the manifest`,
+    );
     Deno.exit(problems.length ? 1 : 0);
   }
 
@@ -94,15 +109,25 @@ async function main() {
         `${r.seconds.toFixed(1)}`.padStart(12),
     );
   }
-  console.log(`wall time ${((performance.now() - t0) / 1000).toFixed(1)} s; manifest ${args.out}/manifest.json`);
+  console.log(
+    `wall time ${((performance.now() - t0) / 1000).toFixed(1)} s; manifest ${args.out}/manifest.json`,
+  );
   if (result.failures.length) {
     console.error(`\n${result.failures.length} failure(s):`);
     for (const f of result.failures) console.error(`  ${f.message}`);
     Deno.exit(1);
   }
   if (args.writeSample) {
-    const written = await writeSample({ corpusDir: args.out, cacheDir: args.cache ?? `${args.out}/.cache`, sampleDir: args.samples });
-    console.log(`sample: ${written.files} files, ${fmtMB(written.bytes)} MB in ${args.samples} (README.md and manifest.json regenerated)`);
+    const written = await writeSample({
+      corpusDir: args.out,
+      cacheDir: args.cache ?? `${args.out}/.cache`,
+      sampleDir: args.samples,
+    });
+    console.log(
+      `sample: ${written.files} files, ${
+        fmtMB(written.bytes)
+      } MB in ${args.samples} (README.md and manifest.json regenerated)`,
+    );
   }
 }
 

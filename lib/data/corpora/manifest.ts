@@ -5,7 +5,14 @@
  */
 import { atomicWriteFile } from "../../io/atomic.ts";
 import { sha256Bytes } from "./acquire.ts";
-import { DOMAINS, type Domain, type Manifest, type ManifestDocument, SPLITS, type SplitTotals } from "./types.ts";
+import {
+  type Domain,
+  DOMAINS,
+  type Manifest,
+  type ManifestDocument,
+  SPLITS,
+  type SplitTotals,
+} from "./types.ts";
 
 export const MANIFEST_FILE = "manifest.json";
 
@@ -58,7 +65,9 @@ export async function writeManifest(dir: string, m: Manifest): Promise<void> {
 }
 
 /** Totals per split and overall for a list of documents. */
-export function splitTotals(docs: ManifestDocument[]): { totals: SplitTotals; splits: Record<string, SplitTotals> } {
+export function splitTotals(
+  docs: ManifestDocument[],
+): { totals: SplitTotals; splits: Record<string, SplitTotals> } {
   const zero = (): SplitTotals => ({ documents: 0, bytes: 0, words: 0 });
   const totals = zero();
   const splits = Object.fromEntries(SPLITS.map((s) => [s, zero()])) as Record<string, SplitTotals>;
@@ -81,17 +90,30 @@ export interface VerifyProblem {
  * Checks the manifest's documents against the files: each exists with the recorded size and sha256, no
  * document is listed twice or in two splits, and (with `strict`) no unlisted file sits in a split folder.
  */
-export async function verifyCorpus(dir: string, m: Manifest, domains?: Domain[], strict = true): Promise<VerifyProblem[]> {
+export async function verifyCorpus(
+  dir: string,
+  m: Manifest,
+  domains?: Domain[],
+  strict = true,
+): Promise<VerifyProblem[]> {
   const problems: VerifyProblem[] = [];
   const want = new Set(domains ?? DOMAINS);
   const docs = m.documents.filter((d) => want.has(d.domain));
   const ids = new Map<string, string>();
   for (const d of docs) {
     const key = `${d.domain}/${d.id}`;
-    if (ids.has(key)) problems.push({ path: d.path, problem: `document ${key} listed twice (${ids.get(key)} and ${d.split})` });
+    if (ids.has(key)) {
+      problems.push({
+        path: d.path,
+        problem: `document ${key} listed twice (${ids.get(key)} and ${d.split})`,
+      });
+    }
     ids.set(key, d.split);
     if (d.path !== `${d.domain}/${d.split}/${d.id}`) {
-      problems.push({ path: d.path, problem: `path does not match domain/split/id (${d.domain}/${d.split}/${d.id})` });
+      problems.push({
+        path: d.path,
+        problem: `path does not match domain/split/id (${d.domain}/${d.split}/${d.id})`,
+      });
     }
     let bytes: Uint8Array;
     try {
@@ -100,8 +122,11 @@ export async function verifyCorpus(dir: string, m: Manifest, domains?: Domain[],
       problems.push({ path: d.path, problem: "missing" });
       continue;
     }
-    if (bytes.length !== d.bytes) problems.push({ path: d.path, problem: `size ${bytes.length}, manifest says ${d.bytes}` });
-    else if (sha256Bytes(bytes) !== d.sha256) problems.push({ path: d.path, problem: "sha256 differs from the manifest" });
+    if (bytes.length !== d.bytes) {
+      problems.push({ path: d.path, problem: `size ${bytes.length}, manifest says ${d.bytes}` });
+    } else if (sha256Bytes(bytes) !== d.sha256) {
+      problems.push({ path: d.path, problem: "sha256 differs from the manifest" });
+    }
   }
   if (strict) {
     const listed = new Set(docs.map((d) => d.path));

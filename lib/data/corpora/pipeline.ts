@@ -86,7 +86,13 @@ export interface BuildResult {
 }
 
 /** The recipe of one domain as hashed into the manifest. */
-export function recipeOf(domain: Domain, sources: SourceSpec[], seed: number, fractions: object, pins: Record<string, Split>) {
+export function recipeOf(
+  domain: Domain,
+  sources: SourceSpec[],
+  seed: number,
+  fractions: object,
+  pins: Record<string, Split>,
+) {
   const own = sources.filter((s) => s.domain === domain);
   const ids = new Set(own.map((s) => s.id));
   return {
@@ -146,9 +152,15 @@ interface DocWithMeta extends SourceDocument {
  * each taken if it still fits. The choice depends only on the seed and the documents, not on archive
  * order, and spreads over the whole tree instead of taking its alphabetical beginning.
  */
-export function capSelection<T extends { id: string; bytes: Uint8Array }>(docs: T[], cap: number | undefined, seed: number): T[] {
+export function capSelection<T extends { id: string; bytes: Uint8Array }>(
+  docs: T[],
+  cap: number | undefined,
+  seed: number,
+): T[] {
   if (cap === undefined) return docs;
-  const order = [...docs].sort((a, b) => seededHash(seed, a.id) - seededHash(seed, b.id) || (a.id < b.id ? -1 : 1));
+  const order = [...docs].sort((a, b) =>
+    seededHash(seed, a.id) - seededHash(seed, b.id) || (a.id < b.id ? -1 : 1)
+  );
   const out: T[] = [];
   let total = 0;
   for (const d of order) {
@@ -176,11 +188,19 @@ async function staleReason(
     const cached = await cachedArchivePath(s.archive, opts.cacheDir);
     if (cached) {
       const sha = await sha256File(cached);
-      if (sha !== rec.sha256) return `source ${s.id} changed: ${cached} has sha256 ${sha.slice(0, 12)}…, the manifest ${rec.sha256.slice(0, 12)}…`;
+      if (sha !== rec.sha256) {
+        return `source ${s.id} changed: ${cached} has sha256 ${sha.slice(0, 12)}…, the manifest ${
+          rec.sha256.slice(0, 12)
+        }…`;
+      }
     }
   }
   const problems = await verifyCorpus(opts.outDir, m, [domain]);
-  if (problems.length) return `${problems.length} file(s) differ from the manifest (first: ${problems[0].path}: ${problems[0].problem})`;
+  if (problems.length) {
+    return `${problems.length} file(s) differ from the manifest (first: ${problems[0].path}: ${
+      problems[0].problem
+    })`;
+  }
   return undefined;
 }
 
@@ -193,7 +213,7 @@ export async function buildCorpora(options: BuildOptions): Promise<BuildResult> 
   const fractions = options.fractions ?? DEFAULT_FRACTIONS;
   const pins = options.pins ?? SPLIT_PINS;
   const log = timedLogger(options.log ?? ((l) => console.error(l)));
-  const domains = (options.domains ?? DOMAINS.filter((d) => sources.some((s) => s.domain === d)));
+  const domains = options.domains ?? DOMAINS.filter((d) => sources.some((s) => s.domain === d));
 
   await Deno.mkdir(outDir, { recursive: true });
   const manifest = (await readManifest(outDir)) ?? emptyManifest();
@@ -210,10 +230,13 @@ export async function buildCorpora(options: BuildOptions): Promise<BuildResult> 
     const own = sources.filter((s) => s.domain === domain);
     if (!own.length) throw new Error(`no sources for domain ${domain}`);
     const hash = recipeHash(domain, sources, seed, fractions, pins);
-    let reason = options.force ? "--force" : await staleReason(domain, previous, hash, { outDir, cacheDir }, own);
+    let reason = options.force
+      ? "--force"
+      : await staleReason(domain, previous, hash, { outDir, cacheDir }, own);
     if (!reason && options.verifySources) {
       for (const s of own) {
-        const a = await acquireArchive(s.archive, cacheDir, s.id, (w) => log(`${domain}: ${w}`), fetcher).catch((e) => e);
+        const a = await acquireArchive(s.archive, cacheDir, s.id, (w) => log(`${domain}: ${w}`), fetcher)
+          .catch((e) => e);
         if (a instanceof Error) {
           reason = `could not verify ${s.id}: ${a.message}`;
           break;
@@ -226,21 +249,48 @@ export async function buildCorpora(options: BuildOptions): Promise<BuildResult> 
       }
     }
     if (!reason) {
-      log(`${domain}: up to date (${manifest.domains[domain]!.totals.documents} documents, ${mb(manifest.domains[domain]!.totals.bytes)})`);
+      log(
+        `${domain}: up to date (${manifest.domains[domain]!.totals.documents} documents, ${
+          mb(manifest.domains[domain]!.totals.bytes)
+        })`,
+      );
       reports.push({ domain, status: "up-to-date", reason: "manifest matches", seconds: 0, warnings: [] });
       continue;
     }
     log(`${domain}: building (${reason})`);
     const warnings: string[] = [];
     try {
-      await buildDomain(domain, own, { outDir, cacheDir, seed, fractions, pins, hash, log, warnings, archives, manifest, t0, concurrency, fetcher, progressMs });
+      await buildDomain(domain, own, {
+        outDir,
+        cacheDir,
+        seed,
+        fractions,
+        pins,
+        hash,
+        log,
+        warnings,
+        archives,
+        manifest,
+        t0,
+        concurrency,
+        fetcher,
+        progressMs,
+      });
       reports.push({ domain, status: "built", reason, seconds: (performance.now() - t0) / 1000, warnings });
       await writeManifest(outDir, manifest);
     } catch (e) {
-      const err = e instanceof SourceError ? e : new SourceError(`${domain} domain`, e instanceof Error ? e.message : String(e), { cause: e });
+      const err = e instanceof SourceError
+        ? e
+        : new SourceError(`${domain} domain`, e instanceof Error ? e.message : String(e), { cause: e });
       failures.push(err);
       log(`${domain}: FAILED: ${err.message}`);
-      reports.push({ domain, status: "failed", reason: err.message, seconds: (performance.now() - t0) / 1000, warnings });
+      reports.push({
+        domain,
+        status: "failed",
+        reason: err.message,
+        seconds: (performance.now() - t0) / 1000,
+        warnings,
+      });
     }
   }
   return { manifest, reports, failures };
@@ -302,7 +352,12 @@ async function buildDomain(domain: Domain, own: SourceSpec[], c: DomainContext):
       // npm and apt-get print nothing while they download (their output is captured): say that it runs.
       const tAcquire = performance.now();
       const beat = setInterval(
-        () => c.log(`${label}: still acquiring ${describeArchive(s.archive)} (${((performance.now() - tAcquire) / 1000).toFixed(0)} s)`),
+        () =>
+          c.log(
+            `${label}: still acquiring ${describeArchive(s.archive)} (${
+              ((performance.now() - tAcquire) / 1000).toFixed(0)
+            } s)`,
+          ),
         5 * c.progressMs,
       );
       let a: AcquiredArchive;
@@ -311,7 +366,9 @@ async function buildDomain(domain: Domain, own: SourceSpec[], c: DomainContext):
       } finally {
         clearInterval(beat);
       }
-      c.log(`${label}: ${a.downloaded ? "downloaded" : "cached"} ${a.path.split("/").pop()} (${mb(a.bytes)})`);
+      c.log(
+        `${label}: ${a.downloaded ? "downloaded" : "cached"} ${a.path.split("/").pop()} (${mb(a.bytes)})`,
+      );
     }
     const archive = await pending;
     let read: SourceDocument[];
@@ -319,7 +376,11 @@ async function buildDomain(domain: Domain, own: SourceSpec[], c: DomainContext):
     try {
       read = await s.read(archive, { progress: progressFor(c.log, `${label}: reading`, c.progressMs), warn });
     } catch (e) {
-      throw new SourceError(`${s.id} (${describeArchive(s.archive)})`, `reading ${archive.path}: ${e instanceof Error ? e.message : e}`, { cause: e });
+      throw new SourceError(
+        `${s.id} (${describeArchive(s.archive)})`,
+        `reading ${archive.path}: ${e instanceof Error ? e.message : e}`,
+        { cause: e },
+      );
     }
     const seen = new Set<string>();
     const mine: DocWithMeta[] = [];
@@ -332,7 +393,11 @@ async function buildDomain(domain: Domain, own: SourceSpec[], c: DomainContext):
     }
     const kept = capSelection(mine, s.capBytes, c.seed);
     const total = kept.reduce((n, d) => n + d.bytes.length, 0);
-    c.log(`${label}: ${kept.length} documents, ${mb(total)}${s.capBytes ? ` (of ${mine.length} candidates, cap ${mb(s.capBytes)})` : ""} in ${((performance.now() - tRead) / 1000).toFixed(1)}s`);
+    c.log(
+      `${label}: ${kept.length} documents, ${mb(total)}${
+        s.capBytes ? ` (of ${mine.length} candidates, cap ${mb(s.capBytes)})` : ""
+      } in ${((performance.now() - tRead) / 1000).toFixed(1)}s`,
+    );
     return { kept, candidates: mine.length, archive };
   });
   own.forEach((s, i) => {
@@ -342,13 +407,21 @@ async function buildDomain(domain: Domain, own: SourceSpec[], c: DomainContext):
 
   // De-duplicate across the domain's sources (recipe order = priority).
   const priority = new Map(own.map((s, i) => [s.id, i]));
-  const drops = findDuplicates(docs.map((d) => ({ id: d.id, text: d.text, priority: priority.get(d.source.id)!, work: d.work })));
+  const drops = findDuplicates(
+    docs.map((d) => ({ id: d.id, text: d.text, priority: priority.get(d.source.id)!, work: d.work })),
+  );
   const dropped = new Set(drops.map((d) => d.id));
-  for (const d of drops.slice(0, 8)) c.log(`${domain}: dropped ${d.id}: ${d.reason} of ${d.duplicate_of}${d.detail ? ` (${d.detail})` : ""}`);
+  for (const d of drops.slice(0, 8)) {
+    c.log(`${domain}: dropped ${d.id}: ${d.reason} of ${d.duplicate_of}${d.detail ? ` (${d.detail})` : ""}`);
+  }
   if (drops.length > 8) {
     const counts = new Map<string, number>();
     for (const d of drops) counts.set(d.reason, (counts.get(d.reason) ?? 0) + 1);
-    c.log(`${domain}: dropped ${drops.length} duplicates in all (${[...counts].map(([r, n]) => `${n} ${r}`).join(", ")}; listed in the manifest)`);
+    c.log(
+      `${domain}: dropped ${drops.length} duplicates in all (${
+        [...counts].map(([r, n]) => `${n} ${r}`).join(", ")
+      }; listed in the manifest)`,
+    );
   }
   const final = docs.filter((d) => !dropped.has(d.id));
 
@@ -402,7 +475,13 @@ async function buildDomain(domain: Domain, own: SourceSpec[], c: DomainContext):
   const m = c.manifest;
   m.documents = m.documents.filter((d) => d.domain !== domain).concat(entries);
   m.dropped = m.dropped.filter((d) => d.domain !== domain).concat(
-    drops.map((d): DroppedDocument => ({ id: d.id, domain, reason: d.reason, duplicate_of: d.duplicate_of, ...(d.detail ? { detail: d.detail } : {}) })),
+    drops.map((d): DroppedDocument => ({
+      id: d.id,
+      domain,
+      reason: d.reason,
+      duplicate_of: d.duplicate_of,
+      ...(d.detail ? { detail: d.detail } : {}),
+    })),
   );
   m.sources = m.sources.filter((s) => s.domain !== domain).concat(own.map((s): ManifestSource => {
     const info = perSource.get(s.id)!;

@@ -75,7 +75,11 @@ function readItem(r: XdrReader): RValue {
       r.refs.push(sym);
       return sym;
     }
-    case 2: case 6: case 17: case 239: case 240: { // LISTSXP, LANGSXP, DOTSXP, ATTRLISTSXP, ATTRLANGSXP
+    case 2:
+    case 6:
+    case 17:
+    case 239:
+    case 240: { // LISTSXP, LANGSXP, DOTSXP, ATTRLISTSXP, ATTRLANGSXP
       const entries: RPairs = [];
       let f = flags;
       // R writes a pairlist as a chain of cells (flags, attributes?, tag?, CAR), the CDR being the next
@@ -107,7 +111,8 @@ function readItem(r: XdrReader): RValue {
       const bytes = r.raw(n);
       return new TextDecoder(levels & LATIN1_MASK ? "latin1" : "utf-8").decode(bytes);
     }
-    case 10: case 13: { // LGLSXP, INTSXP
+    case 10:
+    case 13: { // LGLSXP, INTSXP
       const n = r.length();
       const values = new Array<number>(n);
       for (let i = 0; i < n; i++) values[i] = r.int();
@@ -125,7 +130,8 @@ function readItem(r: XdrReader): RValue {
       for (let i = 0; i < n; i++) values[i] = readItem(r) as string | null;
       return withAttrs(r, hasAttr, { type: "character", values });
     }
-    case 19: case 20: { // VECSXP, EXPRSXP
+    case 19:
+    case 20: { // VECSXP, EXPRSXP
       const n = r.length();
       const values = new Array<RValue>(n);
       for (let i = 0; i < n; i++) values[i] = readItem(r);
@@ -155,7 +161,9 @@ function withAttrs(r: XdrReader, hasAttr: boolean, v: RVector): RVector {
 /** Deserializes one R object in XDR format ("X\n" header). */
 export function unserialize(bytes: Uint8Array): RValue {
   if (bytes[0] !== 0x58 || bytes[1] !== 0x0a) {
-    throw new Error(`not an XDR R serialization (starts with ${JSON.stringify(String.fromCharCode(bytes[0], bytes[1]))})`);
+    throw new Error(
+      `not an XDR R serialization (starts with ${JSON.stringify(String.fromCharCode(bytes[0], bytes[1]))})`,
+    );
   }
   const r = new XdrReader(bytes);
   r.at = 2;
@@ -172,7 +180,9 @@ export function unserialize(bytes: Uint8Array): RValue {
 function namedList(v: RValue): Map<string, RValue> {
   if (!v || typeof v !== "object" || v.type !== "list") throw new Error("expected a named list");
   const names = v.attributes?.find((a) => a.tag === "names")?.value;
-  if (!names || typeof names !== "object" || names.type !== "character") throw new Error("list without names");
+  if (!names || typeof names !== "object" || names.type !== "character") {
+    throw new Error("list without names");
+  }
   return new Map(v.values.map((x, i) => [names.values[i] ?? `#${i}`, x]));
 }
 

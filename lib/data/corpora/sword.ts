@@ -11,7 +11,9 @@ import { decodeEntities } from "./clean.ts";
 
 /** The decompressed blocks of one testament ("ot" or "nt"), in order. */
 export function readZTextBlocks(bzs: Uint8Array, bzz: Uint8Array): Uint8Array[] {
-  if (bzs.length % 12 !== 0) throw new Error(`SWORD block index has ${bzs.length} bytes, not a multiple of 12`);
+  if (bzs.length % 12 !== 0) {
+    throw new Error(`SWORD block index has ${bzs.length} bytes, not a multiple of 12`);
+  }
   const view = new DataView(bzs.buffer, bzs.byteOffset, bzs.byteLength);
   const blocks: Uint8Array[] = [];
   for (let i = 0; i < bzs.length / 12; i++) {

@@ -63,10 +63,11 @@ for (const backendName of ["cpu", "wasm"]) {
 tf.registerKernel({
   kernelName: MATMUL_KERNEL,
   backendName: "webgpu",
-  kernelFunc: (({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) => {
-    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    return gemmWebGPU(backend, a, b, dimsOf(a, b, attrs as unknown as MatMulAttrs));
-  }) as tf.KernelFunc,
+  kernelFunc:
+    (({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) => {
+      const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      return gemmWebGPU(backend, a, b, dimsOf(a, b, attrs as unknown as MatMulAttrs));
+    }) as tf.KernelFunc,
 });
 
 const run = (a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean) =>
@@ -116,7 +117,9 @@ export function fastMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, trans
   if (a.dtype !== "float32" || b.dtype !== "float32" || a.rank !== 2 || b.rank !== 2) {
     return tf.matMul(a, b, transposeA, transposeB);
   }
-  if ((backend === "cpu" || backend === "wasm") && wasmKernelsEnabled()) return run(a, b, transposeA, transposeB);
+  if ((backend === "cpu" || backend === "wasm") && wasmKernelsEnabled()) {
+    return run(a, b, transposeA, transposeB);
+  }
   if (backend === "webgpu" && webgpuGemmEnabled()) {
     const { M, N, K } = dimsOf(a, b, { transposeA, transposeB });
     if (gemmWorthwhile(M, N, K)) return run(a, b, transposeA, transposeB);

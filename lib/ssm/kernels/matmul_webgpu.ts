@@ -61,10 +61,15 @@ export function parseGemmConfig(spec: string): Partial<GemmConfig> {
 export function setGemmConfig(c: Partial<GemmConfig>): void {
   const next = { ...gemmConfig, ...c };
   if (
-    ![64, 128].includes(next.tile) || ![8, 16].includes(next.bk) || !["wgsl", "tfjs-b", "tfjs-ab"].includes(next.impl) ||
+    ![64, 128].includes(next.tile) || ![8, 16].includes(next.bk) ||
+    !["wgsl", "tfjs-b", "tfjs-ab"].includes(next.impl) ||
     !(Number.isInteger(next.minGroups) && next.minGroups >= 1) || typeof next.splitK !== "boolean"
   ) {
-    throw new Error(`setGemmConfig: impl wgsl, tfjs-b or tfjs-ab, tile 64 or 128, bk 8 or 16; minGroups an integer >= 1; got ${JSON.stringify(next)}`);
+    throw new Error(
+      `setGemmConfig: impl wgsl, tfjs-b or tfjs-ab, tile 64 or 128, bk 8 or 16; minGroups an integer >= 1; got ${
+        JSON.stringify(next)
+      }`,
+    );
   }
   gemmConfig = next;
 }
@@ -83,7 +88,9 @@ export function getGemmConfig(): GemmConfig {
  */
 export function gemmTiles({ M, N }: Gemm): { BM: number; BN: number } {
   const big = gemmConfig.tile;
-  if (big === 128 && Math.ceil(M / 128) * Math.ceil(N / 128) >= gemmConfig.minGroups) return { BM: 128, BN: 128 };
+  if (big === 128 && Math.ceil(M / 128) * Math.ceil(N / 128) >= gemmConfig.minGroups) {
+    return { BM: 128, BN: 128 };
+  }
   return { BM: 64, BN: 64 };
 }
 
@@ -131,10 +138,14 @@ export function gemmShader(g: Gemm): string {
   const acc = rows.map((i) => cols.map((j) => `var c${i}_${j} = 0.0;`).join(" ")).join("\n  ");
   const loadA = rows.map((i) => `let a${i} = As[kk * SA + ty + ${16 * i}u];`).join(" ");
   const loadB = cols.map((j) => `let b${j} = Bs[kk * SB + tx + ${16 * j}u];`).join(" ");
-  const fmas = rows.map((i) => cols.map((j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join(" ")).join("\n      ");
+  const fmas = rows.map((i) => cols.map((j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join(" ")).join(
+    "\n      ",
+  );
   const stores = rows.map((i) =>
     `{ let m = m0 + ty + ${16 * i}u; if (m < M) { let row = m * N;\n    ` +
-    cols.map((j) => `if (n0 + tx + ${16 * j}u < N) { C[outBase + row + n0 + tx + ${16 * j}u] = c${i}_${j}; }`).join(" ") + " } }"
+    cols.map((j) => `if (n0 + tx + ${16 * j}u < N) { C[outBase + row + n0 + tx + ${16 * j}u] = c${i}_${j}; }`)
+      .join(" ") +
+    " } }"
   ).join("\n  ");
   const text = `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
@@ -214,7 +225,11 @@ export function gemmWebGPU(be: Backend, a: tf.TensorInfo, b: tf.TensorInfo, g: G
   const partial = newTensor(be, [S, g.M, g.N]);
   dispatch(be, "MatMul:gemm", gemmShader(g), [a, b, partial], groups);
   const count = g.M * g.N, wgs = Math.ceil(count / 256);
-  dispatch(be, "MatMul:splitSum", splitSumShader(S, count), [partial, c], [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1]);
+  dispatch(be, "MatMul:splitSum", splitSumShader(S, count), [partial, c], [
+    Math.min(wgs, 65535),
+    Math.ceil(wgs / 65535),
+    1,
+  ]);
   be.disposeData(partial.dataId);
   return c;
 }

@@ -15,7 +15,14 @@ import { wasmKernelsEnabled } from "./wasm_pool.ts";
 
 export { namedInputs, SCAN_GRAD_KERNEL, SCAN_INPUTS, SCAN_KERNEL } from "./op_common.ts";
 export type { ScanAttrs, ScanInputName } from "./op_common.ts";
-import { namedInputs, SCAN_GRAD_KERNEL, SCAN_INPUTS, SCAN_KERNEL, type ScanAttrs, type ScanInputName } from "./op_common.ts";
+import {
+  namedInputs,
+  SCAN_GRAD_KERNEL,
+  SCAN_INPUTS,
+  SCAN_KERNEL,
+  type ScanAttrs,
+  type ScanInputName,
+} from "./op_common.ts";
 import "./scan_webgpu.ts";
 
 export function dimsOf(u: tf.TensorInfo, A: tf.TensorInfo) {
@@ -43,11 +50,20 @@ function readInputs(inputs: Record<string, tf.TensorInfo>, backend: AnyBackend):
   const read = (name: string) => {
     const t = inputs[name];
     if (!t) return undefined;
-    return (backend.typedArrayFromHeap ? backend.typedArrayFromHeap(t) : backend.readSync(t.dataId)) as Float32Array;
+    return (backend.typedArrayFromHeap
+      ? backend.typedArrayFromHeap(t)
+      : backend.readSync(t.dataId)) as Float32Array;
   };
   return {
-    u: read("u")!, delta: read("delta")!, A: read("A")!, B: read("B")!, C: read("C")!,
-    D: read("D"), z: read("z"), deltaBias: read("deltaBias"), initialState: read("initialState"),
+    u: read("u")!,
+    delta: read("delta")!,
+    A: read("A")!,
+    B: read("B")!,
+    C: read("C")!,
+    D: read("D"),
+    z: read("z"),
+    deltaBias: read("deltaBias"),
+    initialState: read("initialState"),
   };
 }
 
@@ -56,7 +72,10 @@ function readInputs(inputs: Record<string, tf.TensorInfo>, backend: AnyBackend):
  * memory (all allocated before any view is taken: a heap growth would detach earlier views), on cpu
  * fresh arrays that become the outputs' storage.
  */
-function makeOutputs(backend: AnyBackend, shapes: number[][]): { infos: tf.TensorInfo[]; arrays: Float32Array[] } {
+function makeOutputs(
+  backend: AnyBackend,
+  shapes: number[][],
+): { infos: tf.TensorInfo[]; arrays: Float32Array[] } {
   if (backend.typedArrayFromHeap) {
     const infos = shapes.map((shape) => backend.makeOutput!(shape, "float32"));
     return { infos, arrays: infos.map((info) => backend.typedArrayFromHeap!(info)) };
@@ -72,13 +91,16 @@ function cpuDims(inputs: Record<string, tf.TensorInfo>, attrs: ScanAttrs) {
   return { batch, dInner, dState: inputs.A.shape[1], length, channelsLast: true };
 }
 
-function forwardKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) {
+function forwardKernel(
+  { inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown },
+) {
   const be = backend as AnyBackend;
   const a = attrs as unknown as ScanAttrs;
   const inputs = namedInputs(list, a);
   const dims = cpuDims(inputs, a);
   const { infos, arrays: [y, last] } = makeOutputs(be, [
-    [...inputs.u.shape], [dims.batch, dims.dInner, dims.dState],
+    [...inputs.u.shape],
+    [dims.batch, dims.dInner, dims.dState],
   ]);
   const kernel = wasmKernelsEnabled() ? wasmKernel : jsKernel;
   kernel.scanForward(readInputs(inputs, be), dims, a.deltaSoftplus, y, last);
@@ -87,7 +109,9 @@ function forwardKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTenso
   return [infos[0]];
 }
 
-function gradKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) {
+function gradKernel(
+  { inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown },
+) {
   const be = backend as AnyBackend;
   const a = attrs as unknown as ScanAttrs;
   const inputs = namedInputs(list, a);
@@ -120,7 +144,11 @@ for (const backendName of ["cpu", "wasm"]) {
   tf.registerKernel({ kernelName: SCAN_KERNEL, backendName, kernelFunc: forwardKernel as tf.KernelFunc });
   tf.registerKernel({ kernelName: SCAN_GRAD_KERNEL, backendName, kernelFunc: gradKernel as tf.KernelFunc });
   tf.registerKernel({ kernelName: SCAN_CL_KERNEL, backendName, kernelFunc: forwardKernel as tf.KernelFunc });
-  tf.registerKernel({ kernelName: SCAN_CL_GRAD_KERNEL, backendName, kernelFunc: gradKernel as tf.KernelFunc });
+  tf.registerKernel({
+    kernelName: SCAN_CL_GRAD_KERNEL,
+    backendName,
+    kernelFunc: gradKernel as tf.KernelFunc,
+  });
 }
 
 /** Whether `fusedSelectiveScanChannelsLast` runs on the current backend (cpu or wasm, kernels enabled). */
@@ -132,7 +160,12 @@ export function channelsLastScanAvailable(): boolean {
 // ---------------------------------------------------------------------------------------------------
 // The differentiable op: the gradient of SelectiveScan is one SelectiveScanGrad call for all inputs
 
-for (const [kernelName, gradKernelName] of [[SCAN_KERNEL, SCAN_GRAD_KERNEL], [SCAN_CL_KERNEL, SCAN_CL_GRAD_KERNEL]]) {
+for (
+  const [kernelName, gradKernelName] of [[SCAN_KERNEL, SCAN_GRAD_KERNEL], [
+    SCAN_CL_KERNEL,
+    SCAN_CL_GRAD_KERNEL,
+  ]]
+) {
   tf.registerGradient({
     kernelName,
     saveAllInputs: true, // in `present` order (optional inputs may be missing, so no fixed inputsToSave)
@@ -141,7 +174,11 @@ for (const [kernelName, gradKernelName] of [[SCAN_KERNEL, SCAN_GRAD_KERNEL], [SC
       const [dy, dLast] = Array.isArray(dys) ? dys : [dys];
       const inputs = [...saved, dy, ...(dLast ? [dLast] : [])];
       // computed eagerly, in the backward pass's own scope (which disposes what is not used)
-      const grads = tf.engine().runKernel(gradKernelName, inputs as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
+      const grads = tf.engine().runKernel(
+        gradKernelName,
+        inputs as unknown as tf.NamedTensorMap,
+        attrs,
+      ) as tf.Tensor[];
       return Object.fromEntries(saved.map((_, i) => [String(i), () => grads[i]]));
     },
   });
@@ -165,15 +202,25 @@ export function fusedSelectiveScanChannelsLast(inputs: ScanInputs, opts: ScanOpt
   const [b, l, d] = u.shape;
   const n = A.shape[1] ?? -1;
   const same = (t: tf.Tensor | undefined, shape: number[]) => !t || t.shape.join() === shape.join();
-  if (u.rank !== 3 || !same(delta, [b, l, d]) || !same(z, [b, l, d]) || !same(A, [d, n]) || !same(B, [b, l, n]) ||
-    !same(C, [b, l, n]) || !same(D, [d]) || !same(deltaBias, [d]) || !same(opts.initialState, [b, d, n])) {
-    throw new Error(`fusedSelectiveScanChannelsLast: expected u, delta, z (b, l, d), A (d, n), B, C (b, l, n), ` +
-      `got u [${u.shape}], delta [${delta.shape}], A [${A.shape}], B [${B.shape}], C [${C.shape}]`);
+  if (
+    u.rank !== 3 || !same(delta, [b, l, d]) || !same(z, [b, l, d]) || !same(A, [d, n]) ||
+    !same(B, [b, l, n]) ||
+    !same(C, [b, l, n]) || !same(D, [d]) || !same(deltaBias, [d]) || !same(opts.initialState, [b, d, n])
+  ) {
+    throw new Error(
+      `fusedSelectiveScanChannelsLast: expected u, delta, z (b, l, d), A (d, n), B, C (b, l, n), ` +
+        `got u [${u.shape}], delta [${delta.shape}], A [${A.shape}], B [${B.shape}], C [${C.shape}]`,
+    );
   }
   return runFused(SCAN_CL_KERNEL, inputs, opts, true);
 }
 
-function runFused(kernelName: string, inputs: ScanInputs, opts: ScanOptions, channelsLast: boolean): ScanResult {
+function runFused(
+  kernelName: string,
+  inputs: ScanInputs,
+  opts: ScanOptions,
+  channelsLast: boolean,
+): ScanResult {
   const named: Partial<Record<ScanInputName, tf.Tensor>> = { ...inputs, initialState: opts.initialState };
   const present = SCAN_INPUTS.filter((n) => named[n] !== undefined);
   const attrs: ScanAttrs = {
@@ -184,7 +231,9 @@ function runFused(kernelName: string, inputs: ScanInputs, opts: ScanOptions, cha
   if (channelsLast) attrs.channelsLast = true;
   const list = present.map((n) => named[n]!);
   const [y, lastState] = tf.engine().runKernel(
-    kernelName, list as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap,
+    kernelName,
+    list as unknown as tf.NamedTensorMap,
+    attrs as unknown as tf.NamedAttrMap,
   ) as tf.Tensor[];
   return opts.returnLastState ? { y, lastState } : { y };
 }

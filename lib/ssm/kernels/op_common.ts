@@ -32,4 +32,3 @@ export function namedInputs(inputs: tf.NamedTensorInfoMap, attrs: ScanAttrs): Re
   const list = inputs as unknown as tf.TensorInfo[];
   return Object.fromEntries(list.map((t, i) => [names[i], t]));
 }
-

@@ -70,7 +70,9 @@ export interface ScanKernelConfig {
 
 function envInt(name: string, fallback: number): number {
   const v = Number(Deno.env.get(name) ?? "");
-  return Number.isInteger(v) && v >= 0 && Deno.env.get(name) !== undefined && Deno.env.get(name) !== "" ? v : fallback;
+  return Number.isInteger(v) && v >= 0 && Deno.env.get(name) !== undefined && Deno.env.get(name) !== ""
+    ? v
+    : fallback;
 }
 
 const config: ScanKernelConfig = {
@@ -106,7 +108,9 @@ export function setScanKernelConfig(change: Partial<ScanKernelConfig>): void {
     throw new Error(`setScanKernelConfig: bwdKernel must be "split" or "channel", got ${next.bwdKernel}`);
   }
   if (next.bwdChunk % next.bwdSub !== 0) {
-    throw new Error(`setScanKernelConfig: bwdChunk (${next.bwdChunk}) must be a multiple of bwdSub (${next.bwdSub})`);
+    throw new Error(
+      `setScanKernelConfig: bwdChunk (${next.bwdChunk}) must be a multiple of bwdSub (${next.bwdSub})`,
+    );
   }
   Object.assign(config, next);
 }
@@ -160,10 +164,20 @@ function dimsFor(u: tf.TensorInfo, A: tf.TensorInfo, T: number, ch: number, unit
   const chunk = Math.min(T, Math.ceil(len / unit) * unit);
   const nc = Math.ceil(len / chunk);
   if (nc > 65535 || batch > 65535) {
-    throw new Error(`selective scan (webgpu): (batch ${batch}, length ${len}) needs ${nc} chunks of ${chunk}; at most 65535 of each are supported`);
+    throw new Error(
+      `selective scan (webgpu): (batch ${batch}, length ${len}) needs ${nc} chunks of ${chunk}; at most 65535 of each are supported`,
+    );
   }
   return {
-    batch, dim, ns, nq: Math.ceil(ns / 4), len, T: chunk, nc, ch, groups: Math.ceil(dim / ch),
+    batch,
+    dim,
+    ns,
+    nq: Math.ceil(ns / 4),
+    len,
+    T: chunk,
+    nc,
+    ch,
+    groups: Math.ceil(dim / ch),
     vec: config.vec4 && len % 4 === 0 && unit % 4 === 0,
   };
 }
@@ -181,14 +195,22 @@ const XYZW = "xyzw";
  * k.ch + 1 with padding), `threads` outputs per pass, into bcPartial. Shared by both gradient kernels.
  */
 function bcReduction(k: Dims, outs: number, threads: number): string {
-  return lines(Math.ceil(outs / threads), (s) => `{
+  return lines(Math.ceil(outs / threads), (s) =>
+    `{
       let o = lid + ${s * threads}u;
       if (o < ${outs}u) {
         let base = o * ${k.ch + 1}u;
         var r0 = 0.0; var r1 = 0.0; var r2 = 0.0; var r3 = 0.0;
-        ${lines(Math.ceil(k.ch / 4), (r) => range(4).filter((i) => 4 * r + i < k.ch).map((i) => `r${i} += red[base + ${4 * r + i}u];`).join(" "), "\n        ")}
+        ${
+      lines(Math.ceil(k.ch / 4), (r) =>
+        range(4).filter((i) => 4 * r + i < k.ch).map((i) =>
+          `r${i} += red[base + ${4 * r + i}u];`
+        ).join(" "), "\n        ")
+    }
         let t = t0 + o / ${2 * k.ns}u;
-        if (t < end) { bcPartial[((b * GROUPS + wid.x) * LEN + t) * ${2 * k.ns}u + o % ${2 * k.ns}u] = (r0 + r1) + (r2 + r3); }
+        if (t < end) { bcPartial[((b * GROUPS + wid.x) * LEN + t) * ${2 * k.ns}u + o % ${
+      2 * k.ns
+    }u] = (r0 + r1) + (r2 + r3); }
       }
     }`, "\n    ");
 }
@@ -223,7 +245,8 @@ fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
  */
 function loadRun(k: Dims, arr: string, v: string, n: number): string {
   if (k.vec) {
-    return lines(n / 4, (q) => `let ${v}q${q} = ${arr}_v4[(row + min(t0 + ${4 * q}u, LEN - 4u)) / 4u];`) + "\n  " +
+    return lines(n / 4, (q) => `let ${v}q${q} = ${arr}_v4[(row + min(t0 + ${4 * q}u, LEN - 4u)) / 4u];`) +
+      "\n  " +
       lines(n, (j) => `let ${v}${j} = ${v}q${j >> 2}.${XYZW[j % 4]};`);
   }
   return lines(n, (j) => `let ${v}${j} = ${arr}[row + min(t0 + ${j}u, LEN - 1u)];`);
@@ -237,22 +260,37 @@ function elementAt(k: Dims, arr: string, idx: string): string {
 /** WGSL storing values `vals(j)` to arr[row + t0 + j] for the steps before `end`, on live lanes. */
 function storeRun(k: Dims, arr: string, n: number, vals: (j: number) => string): string {
   if (k.vec) { // LEN % 4 == 0 and chunks are multiples of 4: a quad is all before `end` or all after
-    return lines(n / 4, (q) =>
-      `if (live && t0 + ${4 * q}u < end) { ${arr}_v4[(row + t0) / 4u + ${q}u] = vec4<f32>(${range(4).map((i) => vals(4 * q + i)).join(", ")}); }`);
+    return lines(
+      n / 4,
+      (q) =>
+        `if (live && t0 + ${4 * q}u < end) { ${arr}_v4[(row + t0) / 4u + ${q}u] = vec4<f32>(${
+          range(4).map((i) => vals(4 * q + i)).join(", ")
+        }); }`,
+    );
   }
   return lines(n, (j) => `if (live && t0 + ${j}u < end) { ${arr}[row + t0 + ${j}u] = ${vals(j)}; }`);
 }
 
 /** `let aq0 = vec4(A[d, 0..4]) * log2(e)` ...: exp(dt A) = exp2(dt aq); padding states get a = 0. */
 function loadA(k: Dims): string {
-  return lines(k.nq, (q) =>
-    `let aq${q} = vec4<f32>(${range(4).map((i) => 4 * q + i < k.ns ? `A[d * NS + ${4 * q + i}u]` : "0.0").join(", ")}) * ${LOG2E};`);
+  return lines(
+    k.nq,
+    (q) =>
+      `let aq${q} = vec4<f32>(${
+        range(4).map((i) => 4 * q + i < k.ns ? `A[d * NS + ${4 * q + i}u]` : "0.0").join(", ")
+      }) * ${LOG2E};`,
+  );
 }
 
 /** `var ${v}0 = vec4(buf[base + 0..4])` ...: a state vector from a (.., ns) buffer, zero-padded. */
 function loadState(k: Dims, v: string, buf: string, base: string): string {
-  return lines(k.nq, (q) =>
-    `var ${v}${q} = vec4<f32>(${range(4).map((i) => 4 * q + i < k.ns ? `${buf}[${base} + ${4 * q + i}u]` : "0.0").join(", ")});`);
+  return lines(
+    k.nq,
+    (q) =>
+      `var ${v}${q} = vec4<f32>(${
+        range(4).map((i) => 4 * q + i < k.ns ? `${buf}[${base} + ${4 * q + i}u]` : "0.0").join(", ")
+      });`,
+  );
 }
 
 /** WGSL storing state n of `expr(q, component)` to buf[base + n] for every real state n. */
@@ -264,7 +302,9 @@ function storeState(k: Dims, buf: string, base: string, expr: (q: number, c: str
 function forwardStep(k: Dims, s: string, withC: boolean): string {
   return `let bo${s} = (b * LEN + ts${s}) * 2u * NQ;
   ${lines(k.nq, (q) => `h${q} = exp2(dt${s} * aq${q}) * h${q} + dtu${s} * bct[bo${s} + ${q}u];`)}` +
-    (withC ? `\n  let yc${s} = ${range(k.nq).map((q) => `dot(h${q}, bct[bo${s} + NQ + ${q}u])`).join(" + ")};` : "");
+    (withC
+      ? `\n  let yc${s} = ${range(k.nq).map((q) => `dot(h${q}, bct[bo${s} + NQ + ${q}u])`).join(" + ")};`
+      : "");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -290,7 +330,11 @@ function transposeShader(k: Dims): string {
 
 function forwardBindings(k: Dims, has: Set<string>, mode: "summary" | "output"): Binding[] {
   const out = mode === "output";
-  const b: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], ["bct", "read", "vec4<f32>"]];
+  const b: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], [
+    "bct",
+    "read",
+    "vec4<f32>",
+  ]];
   if (has.has("deltaBias")) b.push(["deltaBias", "read", "f32"]);
   if (out && has.has("D")) b.push(["D", "read", "f32"]);
   if (out && has.has("z")) b.push(runBinding(k, "z"));
@@ -305,7 +349,11 @@ function forwardPrologue(k: Dims, mode: "summary" | "output"): string {
   let row = (b * DIM + d) * LEN;
   let start = c * T; let end = min(LEN, start + T);
   ${loadA(k)}
-  ${mode === "output" ? loadState(k, "h", "states", "((b * DIM + d) * (NC + 1u) + c) * NS") : lines(k.nq, (q) => `var h${q} = vec4<f32>(0.0);`)}
+  ${
+    mode === "output"
+      ? loadState(k, "h", "states", "((b * DIM + d) * (NC + 1u) + c) * NS")
+      : lines(k.nq, (q) => `var h${q} = vec4<f32>(0.0);`)
+  }
   var dtSum = 0.0; // the chunk's decay product is exp(A sum(dt)): no per-step product needed`;
 }
 
@@ -341,11 +389,14 @@ function directForwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summ
   ${loadRun(k, "delta", "dl", U)}
   ${out && has.has("z") ? loadRun(k, "z", "z", U) : ""}
   // steps past the chunk get dt = 0, which leaves the state as it is
-  ${lines(U, (j) => `let ts${j} = min(t0 + ${j}u, LEN - 1u);
+  ${
+    lines(U, (j) =>
+      `let ts${j} = min(t0 + ${j}u, LEN - 1u);
   let dt${j} = select(0.0, ${sp ? `softplus(dl${j}${bias})` : `dl${j}${bias}`}, t0 + ${j}u < end);
   let dtu${j} = dt${j} * u${j};
   dtSum += dt${j};
-  ${forwardStep(k, String(j), out)}`)}
+  ${forwardStep(k, String(j), out)}`)
+  }
   ${out ? storeRun(k, "y", U, (j) => gatedOutput(has, String(j), `u${j}`)) : ""}
   }
   ${forwardEpilogue(k, mode)}
@@ -356,10 +407,13 @@ function tiledForwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summa
   const out = mode === "output";
   // the cooperative copies: element e = lid + i CH of the (CH, TT) tile is row e / TT, step e % TT
   const perThread = TT; // CH * TT elements over CH threads
-  const tileIndex = (i: number) => `let e${i} = lid + ${i}u * CH; let r${i} = e${i} / ${TT}u; let s${i} = e${i} % ${TT}u;
+  const tileIndex = (i: number) =>
+    `let e${i} = lid + ${i}u * CH; let r${i} = e${i} / ${TT}u; let s${i} = e${i} % ${TT}u;
     let i${i} = (b * DIM + min(d0 + r${i}, DIM - 1u)) * LEN + min(t0 + s${i}, LEN - 1u);`;
   const bias = (i: number) => has.has("deltaBias") ? ` + deltaBias[min(d0 + r${i}, DIM - 1u)]` : "";
-  const fb = forwardBindings(k, has, mode).map((b): Binding => b[0].endsWith("_v4") ? [b[0].slice(0, -3), b[1], "f32"] : b);
+  const fb = forwardBindings(k, has, mode).map((b): Binding =>
+    b[0].endsWith("_v4") ? [b[0].slice(0, -3), b[1], "f32"] : b
+  );
   return header(k, fb) + `
 var<workgroup> sU: array<f32, ${k.ch * PAD}>;  // (CH, TT) u, then y (before the gate) in the output pass
 var<workgroup> sDt: array<f32, ${k.ch * PAD}>; // (CH, TT) step sizes after bias and softplus
@@ -367,24 +421,43 @@ var<workgroup> sDt: array<f32, ${k.ch * PAD}>; // (CH, TT) step sizes after bias
   ${forwardPrologue(k, mode)}
   let d0 = wid.x * CH;
   for (var t0 = start; t0 < end; t0 += ${TT}u) {
-    ${lines(perThread, (i) => `{ ${tileIndex(i)}
+    ${
+    lines(perThread, (i) =>
+      `{ ${tileIndex(i)}
     sU[r${i} * ${PAD}u + s${i}] = u[i${i}];
-    sDt[r${i} * ${PAD}u + s${i}] = select(0.0, ${sp ? `softplus(delta[i${i}]${bias(i)})` : `delta[i${i}]${bias(i)}`}, t0 + s${i} < end); }`, "\n    ")}
+    sDt[r${i} * ${PAD}u + s${i}] = select(0.0, ${
+        sp ? `softplus(delta[i${i}]${bias(i)})` : `delta[i${i}]${bias(i)}`
+      }, t0 + s${i} < end); }`, "\n    ")
+  }
     workgroupBarrier();
     for (var j0 = 0u; j0 < ${TT}u; j0 += ${TT_INNER}u) {
-      ${lines(TT_INNER, (j) => `let x${j} = lid * ${PAD}u + j0 + ${j}u;
+      ${
+    lines(TT_INNER, (j) =>
+      `let x${j} = lid * ${PAD}u + j0 + ${j}u;
       let ts${j} = min(t0 + j0 + ${j}u, LEN - 1u);
       let dt${j} = sDt[x${j}]; let u${j} = sU[x${j}]; let dtu${j} = dt${j} * u${j};
       dtSum += dt${j};
       ${forwardStep(k, String(j), out)}
-      ${out ? `sU[x${j}] = ${has.has("D") ? `D[d] * u${j} + ` : ""}yc${j};` : ""}`, "\n      ")}
+      ${out ? `sU[x${j}] = ${has.has("D") ? `D[d] * u${j} + ` : ""}yc${j};` : ""}`, "\n      ")
+  }
     }
-    ${out ? `workgroupBarrier();
-    ${lines(perThread, (i) => `{ ${tileIndex(i)}
+    ${
+    out
+      ? `workgroupBarrier();
+    ${
+        lines(
+          perThread,
+          (i) =>
+            `{ ${tileIndex(i)}
     if (t0 + s${i} < end && d0 + r${i} < DIM) {
       let v = sU[r${i} * ${PAD}u + s${i}];
       ${has.has("z") ? `let zz = z[i${i}]; y[i${i}] = v * zz * sigmoid(zz);` : `y[i${i}] = v;`}
-    } }`, "\n    ")}` : ""}
+    } }`,
+          "\n    ",
+        )
+      }`
+      : ""
+  }
     workgroupBarrier();
   }
   ${forwardEpilogue(k, mode)}
@@ -392,7 +465,9 @@ var<workgroup> sDt: array<f32, ${k.ch * PAD}>; // (CH, TT) step sizes after bias
 }
 
 function forwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summary" | "output"): string {
-  return config.fwdKernel === "tiled" ? tiledForwardShader(k, has, sp, mode) : directForwardShader(k, has, sp, mode);
+  return config.fwdKernel === "tiled"
+    ? tiledForwardShader(k, has, sp, mode)
+    : directForwardShader(k, has, sp, mode);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -400,8 +475,11 @@ function forwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summary" |
 
 /** 2. summary (b, d, nc, 2 ns) -> states (b, d, nc + 1, ns): H_{c+1} = P_c H_c + S_c; slot nc = last state. */
 function carryShader(k: Dims, has: Set<string>): string {
-  return header(k, [["summary", "read", "f32"], ...(has.has("initialState") ? [["initialState", "read", "f32"] as Binding] : []),
-    ["states", "read_write", "f32"]]) + `
+  return header(k, [
+    ["summary", "read", "f32"],
+    ...(has.has("initialState") ? [["initialState", "read", "f32"] as Binding] : []),
+    ["states", "read_write", "f32"],
+  ]) + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = gid.x + gid.y * 65535u * 64u; // over b * d * ns
   if (idx >= BATCH * DIM * NS) { return; }
@@ -410,7 +488,10 @@ function carryShader(k: Dims, has: Set<string>): string {
   var c = 0u;
   for (; c + 4u <= NC; c += 4u) {
     let s = (bd * NC + c) * 2u * NS + n; let o = (bd * (NC + 1u) + c) * NS + n;
-    ${lines(4, (i) => `let S${i} = summary[s + ${2 * i}u * NS]; let P${i} = summary[s + ${2 * i + 1}u * NS];`, "\n    ")}
+    ${
+    lines(4, (i) =>
+      `let S${i} = summary[s + ${2 * i}u * NS]; let P${i} = summary[s + ${2 * i + 1}u * NS];`, "\n    ")
+  }
     ${lines(4, (i) => `states[o + ${i}u * NS] = h; h = P${i} * h + S${i};`, "\n    ")}
   }
   for (; c < NC; c++) {
@@ -427,8 +508,12 @@ function carryShader(k: Dims, has: Set<string>): string {
  * chunk from its end, G_c = local_{c+1} + P_{c+1} G_{c+1}, walking back from dLast; slot nc = dL/dh0.
  */
 function reverseCarryShader(k: Dims, has: Set<string>): string {
-  return header(k, [["summary", "read", "f32"], ["local", "read", "f32"], ...(has.has("dLast") ? [["dLast", "read", "f32"] as Binding] : []),
-    ["incoming", "read_write", "f32"]]) + `
+  return header(k, [
+    ["summary", "read", "f32"],
+    ["local", "read", "f32"],
+    ...(has.has("dLast") ? [["dLast", "read", "f32"] as Binding] : []),
+    ["incoming", "read_write", "f32"],
+  ]) + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = gid.x + gid.y * 65535u * 64u; // over b * d * ns
   if (idx >= BATCH * DIM * NS) { return; }
@@ -436,7 +521,16 @@ function reverseCarryShader(k: Dims, has: Set<string>): string {
   var g = ${has.has("dLast") ? "dLast[idx]" : "0.0"};
   var cc = NC;
   for (; cc >= 4u; cc -= 4u) { // chunks cc - 1 .. cc - 4
-    ${lines(4, (i) => `let c${i} = cc - ${i + 1}u; let L${i} = local[(bd * NC + c${i}) * NS + n]; let P${i} = summary[(bd * NC + c${i}) * 2u * NS + NS + n];`, "\n    ")}
+    ${
+    lines(
+      4,
+      (i) =>
+        `let c${i} = cc - ${
+          i + 1
+        }u; let L${i} = local[(bd * NC + c${i}) * NS + n]; let P${i} = summary[(bd * NC + c${i}) * 2u * NS + NS + n];`,
+      "\n    ",
+    )
+  }
     ${lines(4, (i) => `incoming[(bd * (NC + 1u) + c${i}) * NS + n] = g; g = L${i} + P${i} * g;`, "\n    ")}
   }
   for (; cc > 0u; cc--) {
@@ -470,7 +564,12 @@ function gOutExpr(has: Set<string>, j: number): string {
 function localAdjointShader(k: Dims, has: Set<string>, sp: boolean): string {
   const U = FWD_U;
   const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
-  const bindings: Binding[] = [runBinding(k, "delta"), ["A", "read", "f32"], ["bct", "read", "vec4<f32>"], runBinding(k, "gy")];
+  const bindings: Binding[] = [
+    runBinding(k, "delta"),
+    ["A", "read", "f32"],
+    ["bct", "read", "vec4<f32>"],
+    runBinding(k, "gy"),
+  ];
   if (has.has("z")) bindings.push(runBinding(k, "z"));
   if (has.has("deltaBias")) bindings.push(["deltaBias", "read", "f32"]);
   bindings.push(["local", "read_write", "f32"]);
@@ -487,14 +586,16 @@ function localAdjointShader(k: Dims, has: Set<string>, sp: boolean): string {
   ${loadRun(k, "delta", "dl", U)}
   ${loadRun(k, "gy", "gy", U)}
   ${has.has("z") ? loadRun(k, "z", "z", U) : ""}
-  ${lines(U, (jj) => {
-    const j = U - 1 - jj;
-    return `let ok${j} = t0 + ${j}u < end;
+  ${
+    lines(U, (jj) => {
+      const j = U - 1 - jj;
+      return `let ok${j} = t0 + ${j}u < end;
   let dt${j} = select(0.0, ${sp ? `softplus(dl${j}${bias})` : `dl${j}${bias}`}, ok${j});
   let go${j} = select(0.0, ${gOutExpr(has, j)}, ok${j});
   let bo${j} = (b * LEN + min(t0 + ${j}u, LEN - 1u)) * 2u * NQ;
   ${lines(k.nq, (q) => `g${q} = exp2(dt${j} * aq${q}) * (g${q} + go${j} * bct[bo${j} + NQ + ${q}u]);`)}`;
-  })}
+    })
+  }
   }
   if (live) {
     let o = ((b * DIM + d) * NC + c) * NS;
@@ -526,12 +627,21 @@ function gradientShader(k: Dims, has: Set<string>, sp: boolean, U: number): stri
   const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
   const nblk = k.T / U;
   const outs = U * 2 * k.ns; // dB and dC values of one block
-  const bindings: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], ["bct", "read", "vec4<f32>"]];
+  const bindings: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], [
+    "bct",
+    "read",
+    "vec4<f32>",
+  ]];
   if (hasD) bindings.push(["D", "read", "f32"]);
   if (hasZ) bindings.push(runBinding(k, "z"));
   if (has.has("deltaBias")) bindings.push(["deltaBias", "read", "f32"]);
-  bindings.push(["states", "read", "f32"], ["incoming", "read", "f32"], runBinding(k, "gy"),
-    runBinding(k, "gu", "read_write"), runBinding(k, "gdelta", "read_write"));
+  bindings.push(
+    ["states", "read", "f32"],
+    ["incoming", "read", "f32"],
+    runBinding(k, "gy"),
+    runBinding(k, "gu", "read_write"),
+    runBinding(k, "gdelta", "read_write"),
+  );
   if (hasZ) bindings.push(runBinding(k, "gz", "read_write"));
   bindings.push(["paramPartial", "read_write", "f32"], ["bcPartial", "read_write", "f32"]);
   const dtOf = (j: number) => `select(0.0, ${sp ? `softplus(dl${j}${bias})` : `dl${j}${bias}`}, ok${j})`;
@@ -555,9 +665,12 @@ var<workgroup> red: array<f32, ${outs * (k.ch + 1)}>;
     ${lines(k.nq, (q) => `ck[(jb * NQ + ${q}u) * CH + lid] = h${q};`, "\n    ")}
     ${loadRun(k, "u", "u", U)}
     ${loadRun(k, "delta", "dl", U)}
-    ${lines(U, (j) => `let ok${j} = t0 + ${j}u < end; let ts${j} = min(t0 + ${j}u, LEN - 1u);
+    ${
+    lines(U, (j) =>
+      `let ok${j} = t0 + ${j}u < end; let ts${j} = min(t0 + ${j}u, LEN - 1u);
     let dt${j} = ${dtOf(j)}; let dtu${j} = dt${j} * u${j};
-    ${forwardStep(k, String(j), false)}`, "\n    ")}
+    ${forwardStep(k, String(j), false)}`, "\n    ")
+  }
   }
   ${loadState(k, "g", "incoming", "so")}
   ${lines(k.nq, (q) => `var gA${q} = vec4<f32>(0.0);`)}
@@ -570,34 +683,53 @@ var<workgroup> red: array<f32, ${outs * (k.ch + 1)}>;
     ${loadRun(k, "gy", "gy", U)}
     ${hasZ ? loadRun(k, "z", "z", U) : ""}
     // recompute the block's states (kept as h{step}_{q}) and outputs
-    ${lines(U, (j) => `let ok${j} = t0 + ${j}u < end; let ts${j} = min(t0 + ${j}u, LEN - 1u);
+    ${
+    lines(U, (j) =>
+      `let ok${j} = t0 + ${j}u < end; let ts${j} = min(t0 + ${j}u, LEN - 1u);
     let dt${j} = ${dtOf(j)}; let dtu${j} = dt${j} * u${j};
     ${forwardStep(k, String(j), hasZ)}
     ${lines(k.nq, (q) => `let h${j}_${q} = h${q};`, " ")}
-    ${hasZ ? `let sg${j} = sigmoid(z${j}); let pre${j} = ${hasD ? `D[d] * u${j} + ` : ""}yc${j};
+    ${
+        hasZ
+          ? `let sg${j} = sigmoid(z${j}); let pre${j} = ${hasD ? `D[d] * u${j} + ` : ""}yc${j};
     let gz${j} = gy${j} * pre${j} * sg${j} * (1.0 + z${j} * (1.0 - sg${j}));
-    let go${j} = select(0.0, gy${j} * z${j} * sg${j}, ok${j});` : `let go${j} = select(0.0, gy${j}, ok${j});`}`, "\n    ")}
+    let go${j} = select(0.0, gy${j} * z${j} * sg${j}, ok${j});`
+          : `let go${j} = select(0.0, gy${j}, ok${j});`
+      }`, "\n    ")
+  }
     // walk back through the block
-    ${lines(U, (jj) => {
-    const j = U - 1 - jj;
-    return `var gDt${j} = 0.0; var gU${j} = 0.0;
+    ${
+    lines(U, (jj) => {
+      const j = U - 1 - jj;
+      return `var gDt${j} = 0.0; var gU${j} = 0.0;
     {
-      ${lines(k.nq, (q) => `let bq${q} = bct[bo${j} + ${q}u]; let cq${q} = bct[bo${j} + NQ + ${q}u];
+      ${
+        lines(k.nq, (q) =>
+          `let bq${q} = bct[bo${j} + ${q}u]; let cq${q} = bct[bo${j} + NQ + ${q}u];
       let gh${q} = g${q} + go${j} * cq${q};
       let pd${q} = h${j}_${q} - dtu${j} * bq${q};
       gDt${j} += ${LN2} * dot(gh${q}, pd${q} * aq${q}) + u${j} * dot(gh${q}, bq${q});
       gA${q} += gh${q} * pd${q} * dt${j};
       gU${j} += dot(gh${q}, bq${q});
       g${q} = gh${q} * exp2(dt${j} * aq${q});
-      let db${q} = gh${q} * dtu${j}; let dc${q} = go${j} * h${j}_${q};`, "\n      ")}
-      ${lines(k.ns, (n) => `red[${(j * 2) * k.ns + n}u * ${k.ch + 1}u + lid] = select(0.0, db${n >> 2}.${XYZW[n % 4]}, live);` +
-      ` red[${(j * 2 + 1) * k.ns + n}u * ${k.ch + 1}u + lid] = select(0.0, dc${n >> 2}.${XYZW[n % 4]}, live);`, "\n      ")}
+      let db${q} = gh${q} * dtu${j}; let dc${q} = go${j} * h${j}_${q};`, "\n      ")
+      }
+      ${
+        lines(k.ns, (n) =>
+          `red[${(j * 2) * k.ns + n}u * ${k.ch + 1}u + lid] = select(0.0, db${n >> 2}.${
+            XYZW[n % 4]
+          }, live);` +
+          ` red[${(j * 2 + 1) * k.ns + n}u * ${k.ch + 1}u + lid] = select(0.0, dc${n >> 2}.${
+            XYZW[n % 4]
+          }, live);`, "\n      ")
+      }
     }
     gU${j} = gU${j} * dt${j}${hasD ? ` + go${j} * D[d]` : ""};
     let gDelta${j} = ${sp ? `gDt${j} * sigmoid(dl${j}${bias})` : `gDt${j}`};
     gBias += select(0.0, gDelta${j}, ok${j});
     gD += go${j} * u${j};`;
-  }, "\n    ")}
+    }, "\n    ")
+  }
     ${storeRun(k, "gu", U, (j) => `gU${j}`)}
     ${storeRun(k, "gdelta", U, (j) => `gDelta${j}`)}
     ${hasZ ? storeRun(k, "gz", U, (j) => `gz${j}`) : ""}
@@ -635,19 +767,30 @@ function splitGradientShader(k: Dims, has: Set<string>, sp: boolean, U: number):
   const wg = k.ch * k.nq;
   const outs = U * 2 * k.ns;
   const kinds = hasZ ? 3 : 2; // per-step partial sums: ddelta, du (and y)
-  const bindings: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], ["bct", "read", "vec4<f32>"]];
+  const bindings: Binding[] = [runBinding(k, "u"), runBinding(k, "delta"), ["A", "read", "f32"], [
+    "bct",
+    "read",
+    "vec4<f32>",
+  ]];
   if (hasD) bindings.push(["D", "read", "f32"]);
   if (hasZ) bindings.push(["z", "read", "f32"]); // read per step by the combining threads; as runs below
   if (has.has("deltaBias")) bindings.push(["deltaBias", "read", "f32"]);
-  bindings.push(["states", "read", "f32"], ["incoming", "read", "f32"], ["gy", "read", "f32"],
-    ["gu", "read_write", "f32"], ["gdelta", "read_write", "f32"]);
+  bindings.push(["states", "read", "f32"], ["incoming", "read", "f32"], ["gy", "read", "f32"], [
+    "gu",
+    "read_write",
+    "f32",
+  ], ["gdelta", "read_write", "f32"]);
   if (hasZ) bindings.push(["gz", "read_write", "f32"]);
   bindings.push(["paramPartial", "read_write", "f32"], ["bcPartial", "read_write", "f32"]);
   // gy and z are read per step (scalar loads) both in the block and by the combining threads
-  const scalarRun = (arr: string, v: string) => lines(U, (j) => `let ${v}${j} = ${arr}[row + min(t0 + ${j}u, LEN - 1u)];`, "\n    ");
+  const scalarRun = (arr: string, v: string) =>
+    lines(U, (j) => `let ${v}${j} = ${arr}[row + min(t0 + ${j}u, LEN - 1u)];`, "\n    ");
   const dtOf = (j: number) => `select(0.0, ${sp ? `softplus(dl${j}${bias})` : `dl${j}${bias}`}, ok${j})`;
   const stateAt = (buf: string, base: string) =>
-    `vec4<f32>(${range(4).map((i) => `select(0.0, ${buf}[${base} + min(4u * q + ${i}u, NS - 1u)], 4u * q + ${i}u < NS)`).join(", ")})`;
+    `vec4<f32>(${
+      range(4).map((i) => `select(0.0, ${buf}[${base} + min(4u * q + ${i}u, NS - 1u)], 4u * q + ${i}u < NS)`)
+        .join(", ")
+    })`;
   return header(k, bindings) + `
 const WG: u32 = ${wg}u;
 // this thread's states at the start of each block of the chunk, (block, thread)
@@ -663,7 +806,11 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
   let row = (b * DIM + d) * LEN;
   let start = c * T; let end = min(LEN, start + T);
   let nblk = (end - start + ${U - 1}u) / ${U}u;
-  let aq = vec4<f32>(${range(4).map((i) => `select(0.0, A[d * NS + min(4u * q + ${i}u, NS - 1u)], 4u * q + ${i}u < NS)`).join(", ")}) * ${LOG2E};
+  let aq = vec4<f32>(${
+    range(4).map((i) => `select(0.0, A[d * NS + min(4u * q + ${i}u, NS - 1u)], 4u * q + ${i}u < NS)`).join(
+      ", ",
+    )
+  }) * ${LOG2E};
   let so = ((b * DIM + d) * (NC + 1u) + c) * NS;
   var h = ${stateAt("states", "so")};
   // sweep: the state at each block's start
@@ -672,9 +819,16 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
     ck[jb * WG + lid] = h;
     ${loadRun(k, "u", "u", U)}
     ${loadRun(k, "delta", "dl", U)}
-    ${lines(U, (j) => `let ok${j} = t0 + ${j}u < end;
+    ${
+    lines(
+      U,
+      (j) =>
+        `let ok${j} = t0 + ${j}u < end;
     let dt${j} = ${dtOf(j)};
-    h = exp2(dt${j} * aq) * h + (dt${j} * u${j}) * bct[(b * LEN + min(t0 + ${j}u, LEN - 1u)) * 2u * NQ + q];`, "\n    ")}
+    h = exp2(dt${j} * aq) * h + (dt${j} * u${j}) * bct[(b * LEN + min(t0 + ${j}u, LEN - 1u)) * 2u * NQ + q];`,
+      "\n    ",
+    )
+  }
   }
   var g = ${stateAt("incoming", "so")};
   var gA = vec4<f32>(0.0);
@@ -687,19 +841,27 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
     ${scalarRun("gy", "gy")}
     ${hasZ ? scalarRun("z", "z") : ""}
     // recompute the block's states (h{step}) and this quad's part of y
-    ${lines(U, (j) => `let ok${j} = t0 + ${j}u < end;
+    ${
+    lines(U, (j) =>
+      `let ok${j} = t0 + ${j}u < end;
     let dt${j} = ${dtOf(j)}; let dtu${j} = dt${j} * u${j};
     let bo${j} = (b * LEN + min(t0 + ${j}u, LEN - 1u)) * 2u * NQ;
     let bq${j} = bct[bo${j} + q]; let cq${j} = bct[bo${j} + NQ + q];
     h = exp2(dt${j} * aq) * h + dtu${j} * bq${j};
     let h${j} = h;
-    ${hasZ ? `part[(${j * kinds + 2}u) * WG + lid] = dot(h, cq${j});
-    let go${j} = select(0.0, gy${j} * z${j} * sigmoid(z${j}), ok${j});` : `let go${j} = select(0.0, gy${j}, ok${j});`}
-    gD += go${j} * u${j};`, "\n    ")}
+    ${
+        hasZ
+          ? `part[(${j * kinds + 2}u) * WG + lid] = dot(h, cq${j});
+    let go${j} = select(0.0, gy${j} * z${j} * sigmoid(z${j}), ok${j});`
+          : `let go${j} = select(0.0, gy${j}, ok${j});`
+      }
+    gD += go${j} * u${j};`, "\n    ")
+  }
     // walk back through the block
-    ${lines(U, (jj) => {
-    const j = U - 1 - jj;
-    return `{
+    ${
+    lines(U, (jj) => {
+      const j = U - 1 - jj;
+      return `{
       let gh = g + go${j} * cq${j};
       let pd = h${j} - dtu${j} * bq${j};
       part[${j * kinds}u * WG + lid] = ${LN2} * dot(gh, pd * aq) + u${j} * dot(gh, bq${j});
@@ -707,12 +869,20 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
       gA += gh * pd * dt${j};
       g = gh * exp2(dt${j} * aq);
       let db = select(vec4<f32>(0.0), gh * dtu${j}, live); let dc = select(vec4<f32>(0.0), go${j} * h${j}, live);
-      ${lines(4, (i) => `if (4u * q + ${i}u < NS) { red[(${2 * j}u * NS + 4u * q + ${i}u) * ${k.ch + 1}u + cl] = db.${XYZW[i]}; red[(${2 * j + 1}u * NS + 4u * q + ${i}u) * ${k.ch + 1}u + cl] = dc.${XYZW[i]}; }`, "\n      ")}
+      ${
+        lines(4, (i) =>
+          `if (4u * q + ${i}u < NS) { red[(${2 * j}u * NS + 4u * q + ${i}u) * ${k.ch + 1}u + cl] = db.${
+            XYZW[i]
+          }; red[(${2 * j + 1}u * NS + 4u * q + ${i}u) * ${k.ch + 1}u + cl] = dc.${XYZW[i]}; }`, "\n      ")
+      }
     }`;
-  }, "\n    ")}
+    }, "\n    ")
+  }
     workgroupBarrier();
     // thread q of a channel finishes steps q, q + NQ, ...: sums over the channel's quads, then du, ddelta, dz
-    ${lines(Math.ceil(U / k.nq), (s) => `{
+    ${
+    lines(Math.ceil(U / k.nq), (s) =>
+      `{
       let j = q + ${s * k.nq}u;
       let t = t0 + j;
       if (j < ${U}u && t < end) {
@@ -720,14 +890,20 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
         var sDt = 0.0; var sU = 0.0;${hasZ ? " var sY = 0.0;" : ""}
         for (var qq = 0u; qq < NQ; qq++) {
           let p = cl * NQ + qq;
-          sDt += part[(j * ${kinds}u) * WG + p]; sU += part[(j * ${kinds}u + 1u) * WG + p];${hasZ ? ` sY += part[(j * ${kinds}u + 2u) * WG + p];` : ""}
+          sDt += part[(j * ${kinds}u) * WG + p]; sU += part[(j * ${kinds}u + 1u) * WG + p];${
+        hasZ ? ` sY += part[(j * ${kinds}u + 2u) * WG + p];` : ""
+      }
         }
         let raw = ${elementAt(k, "delta", "i")}${bias};
         let dt = ${sp ? "softplus(raw)" : "raw"};
         let gyt = gy[i];
-        ${hasZ ? `let zt = z[i]; let sg = sigmoid(zt);
+        ${
+        hasZ
+          ? `let zt = z[i]; let sg = sigmoid(zt);
         let go = gyt * zt * sg;
-        let pre = sY${hasD ? ` + D[d] * ${elementAt(k, "u", "i")}` : ""};` : "let go = gyt;"}
+        let pre = sY${hasD ? ` + D[d] * ${elementAt(k, "u", "i")}` : ""};`
+          : "let go = gyt;"
+      }
         let gDelta = ${sp ? "sDt * sigmoid(raw)" : "sDt"};
         gBias += gDelta;
         if (live) {
@@ -736,7 +912,8 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
           ${hasZ ? "gz[i] = gyt * pre * sg * (1.0 + zt * (1.0 - sg));" : ""}
         }
       }
-    }`, "\n    ")}
+    }`, "\n    ")
+  }
     // dB, dC of the block: sum the workgroup's channels, one (step, B|C, n) per thread
     ${bcReduction(k, outs, wg)}
     workgroupBarrier();
@@ -746,7 +923,13 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
   workgroupBarrier();
   if (live) {
     let po = ((d * BATCH + b) * NC + c) * (NS + 2u);
-    ${lines(4, (i) => `if (4u * q + ${i}u < NS) { paramPartial[po + 4u * q + ${i}u] = gA.${XYZW[i]}; }`, "\n    ")}
+    ${
+    lines(
+      4,
+      (i) => `if (4u * q + ${i}u < NS) { paramPartial[po + 4u * q + ${i}u] = gA.${XYZW[i]}; }`,
+      "\n    ",
+    )
+  }
     if (q == 0u) {
       var sb = 0.0;
       for (var qq = 0u; qq < NQ; qq++) { sb += part[cl * NQ + qq]; }
@@ -763,7 +946,8 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
 /** paramPartial (d, b nc, ns + 2) summed over its middle axis -> gA (d, ns), gD (d), gBias (d); a workgroup per d. */
 function paramReduceShader(k: Dims, outs: string[]): string {
   const cols = k.ns + 2;
-  return header(k, [["paramPartial", "read", "f32"], ...outs.map((o): Binding => [o, "read_write", "f32"])]) + `
+  return header(k, [["paramPartial", "read", "f32"], ...outs.map((o): Binding => [o, "read_write", "f32"])]) +
+    `
 var<workgroup> sh: array<f32, ${cols * 64}>;
 @compute @workgroup_size(64) fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let lid = lid3.x; let d = wid.x;
@@ -775,8 +959,14 @@ var<workgroup> sh: array<f32, ${cols * 64}>;
   }
   ${lines(cols, (m) => `sh[${m * 64}u + lid] = a${m};`, " ")}
   workgroupBarrier();
-  ${[32, 16, 8, 4, 2, 1].map((s) => `if (lid < ${s}u) { ${lines(cols, (m) => `sh[${m * 64}u + lid] += sh[${m * 64}u + lid + ${s}u];`, " ")} }
-  workgroupBarrier();`).join("\n  ")}
+  ${
+      [32, 16, 8, 4, 2, 1].map((s) =>
+        `if (lid < ${s}u) { ${
+          lines(cols, (m) => `sh[${m * 64}u + lid] += sh[${m * 64}u + lid + ${s}u];`, " ")
+        } }
+  workgroupBarrier();`
+      ).join("\n  ")
+    }
   if (lid == 0u) {
     ${lines(k.ns, (n) => `gA[d * NS + ${n}u] = sh[${n * 64}u];`, " ")}
     ${outs.includes("gD") ? `gD[d] = sh[${k.ns * 64}u];` : ""}
@@ -787,7 +977,8 @@ var<workgroup> sh: array<f32, ${cols * 64}>;
 
 /** bcPartial (b, groups, l, 2 ns) summed over groups -> gB, gC (b, ns, l); one thread per (b, t, B|C, n). */
 function bcReduceShader(k: Dims): string {
-  return header(k, [["bcPartial", "read", "f32"], ["gB", "read_write", "f32"], ["gC", "read_write", "f32"]]) + `
+  return header(k, [["bcPartial", "read", "f32"], ["gB", "read_write", "f32"], ["gC", "read_write", "f32"]]) +
+    `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = gid.x + gid.y * 65535u * 64u; // over (b, t, m), m fastest: coalesced reads
   if (idx >= BATCH * LEN * 2u * NS) { return; }
@@ -822,7 +1013,8 @@ const codes = new Map<string, string>();
  */
 // deno-lint-ignore no-explicit-any
 function code<A extends any[]>(make: (...args: A) => string, ...args: A): string {
-  const key = make.name + JSON.stringify(args, (_, v) => v instanceof Set ? [...v].sort() : v) + JSON.stringify(config);
+  const key = make.name + JSON.stringify(args, (_, v) => v instanceof Set ? [...v].sort() : v) +
+    JSON.stringify(config);
   let text = codes.get(key);
   if (text === undefined) {
     text = make(...args);
@@ -835,7 +1027,10 @@ function pipeline(be: Backend, code: string): { pipeline: GPUComputePipeline; la
   let p = pipelines.get(code);
   if (!p) {
     const device: GPUDevice = be.device;
-    const made = device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code }), entryPoint: "main" } });
+    const made = device.createComputePipeline({
+      layout: "auto",
+      compute: { module: device.createShaderModule({ code }), entryPoint: "main" },
+    });
     p = { pipeline: made, layout: made.getBindGroupLayout(0) };
     pipelines.set(code, p);
   }
@@ -856,7 +1051,13 @@ function bufferOf(be: Backend, info: tf.TensorInfo): GPUBuffer {
 }
 
 /** One dispatch of the scan's program `label` (timed as `SelectiveScan:${label}`, see `dispatch`). */
-function run(be: Backend, label: string, code: string, tensors: tf.TensorInfo[], groups: [number, number, number]): void {
+function run(
+  be: Backend,
+  label: string,
+  code: string,
+  tensors: tf.TensorInfo[],
+  groups: [number, number, number],
+): void {
   dispatch(be, `SelectiveScan:${label}`, code, tensors, groups);
 }
 
@@ -865,13 +1066,21 @@ function run(be: Backend, label: string, code: string, tensors: tf.TensorInfo[],
  * encoder. Inside tf.time or tf.profile (tfjs's activeTimers) the pass is timed with timestamp queries like
  * tfjs's own programs, under `name`.
  */
-export function dispatch(be: Backend, name: string, code: string, tensors: tf.TensorInfo[], groups: [number, number, number]): void {
+export function dispatch(
+  be: Backend,
+  name: string,
+  code: string,
+  tensors: tf.TensorInfo[],
+  groups: [number, number, number],
+): void {
   const p = pipeline(be, code);
   const device: GPUDevice = be.device;
   let limit = bufferLimits.get(device);
   if (limit === undefined) bufferLimits.set(device, limit = device.limits.maxStorageBuffersPerShaderStage);
   if (tensors.length > limit) {
-    throw new Error(`selective scan (webgpu): a pass needs ${tensors.length} storage buffers but this device allows ${limit}`);
+    throw new Error(
+      `selective scan (webgpu): a pass needs ${tensors.length} storage buffers but this device allows ${limit}`,
+    );
   }
   const bindGroup = device.createBindGroup({
     layout: p.layout,
@@ -883,8 +1092,14 @@ export function dispatch(be: Backend, name: string, code: string, tensors: tf.Te
   const timed = be.activeTimers != null && be.supportTimestampQuery;
   const descriptor: GPUComputePassDescriptor = {};
   if (timed) {
-    if (be.querySet == null) be.querySet = device.createQuerySet({ type: "timestamp", count: be.querySetCount });
-    descriptor.timestampWrites = { querySet: be.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+    if (be.querySet == null) {
+      be.querySet = device.createQuerySet({ type: "timestamp", count: be.querySetCount });
+    }
+    descriptor.timestampWrites = {
+      querySet: be.querySet,
+      beginningOfPassWriteIndex: 0,
+      endOfPassWriteIndex: 1,
+    };
   }
   const pass = (be.commandEncoder as GPUCommandEncoder).beginComputePass(descriptor);
   pass.setPipeline(p.pipeline);
@@ -895,7 +1110,9 @@ export function dispatch(be: Backend, name: string, code: string, tensors: tf.Te
   if (timed) be.activeTimers.push({ name, query: be.getQueryTime() });
   // submit every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches as tfjs's own programs do, so the GPU starts
   // while the host is still queueing (otherwise queued calls reach the GPU only at the next read-back)
-  else if ((tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number) <= be.dispatchCountInPass) be.submitQueue();
+  else if ((tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number) <= be.dispatchCountInPass) {
+    be.submitQueue();
+  }
 }
 
 function perChunk(k: Dims): [number, number, number] {
@@ -919,26 +1136,58 @@ function transposeBC(be: Backend, x: Record<string, tf.TensorInfo>, k: Dims): tf
 }
 
 /** Inputs of a forward pass in forwardBindings' order. */
-function forwardInputs(x: Record<string, tf.TensorInfo>, bct: tf.TensorInfo, mode: "summary" | "output", extra: tf.TensorInfo[]) {
+function forwardInputs(
+  x: Record<string, tf.TensorInfo>,
+  bct: tf.TensorInfo,
+  mode: "summary" | "output",
+  extra: tf.TensorInfo[],
+) {
   const out = mode === "output";
   return [x.u, x.delta, x.A, bct, ...pick(x, ["deltaBias"]), ...(out ? pick(x, ["D", "z"]) : []), ...extra];
 }
 
 /** Forward steps 1-2 with chunks of k.T: chunk summaries and chunk initial states (the caller disposes both). */
-function chunkStates(be: Backend, x: Record<string, tf.TensorInfo>, bct: tf.TensorInfo, k: Dims, has: Set<string>, sp: boolean) {
+function chunkStates(
+  be: Backend,
+  x: Record<string, tf.TensorInfo>,
+  bct: tf.TensorInfo,
+  k: Dims,
+  has: Set<string>,
+  sp: boolean,
+) {
   const summary = newTensor(be, [k.batch, k.dim, k.nc, 2 * k.ns]);
-  run(be, "summary", code(forwardShader, k, has, sp, "summary"), forwardInputs(x, bct, "summary", [summary]), perChunk(k));
+  run(
+    be,
+    "summary",
+    code(forwardShader, k, has, sp, "summary"),
+    forwardInputs(x, bct, "summary", [summary]),
+    perChunk(k),
+  );
   const states = newTensor(be, [k.batch, k.dim, k.nc + 1, k.ns]);
-  run(be, "carry", code(carryShader, k, has), [summary, ...pick(x, ["initialState"]), states], flat(k.batch * k.dim * k.ns));
+  run(
+    be,
+    "carry",
+    code(carryShader, k, has),
+    [summary, ...pick(x, ["initialState"]), states],
+    flat(k.batch * k.dim * k.ns),
+  );
   return { summary, states };
 }
 
 function forwardDims(x: Record<string, tf.TensorInfo>): Dims {
   const [batch, dim, len] = x.u.shape;
-  return dimsFor(x.u, x.A, forwardChunk(batch, dim, len), config.fwdThreads, config.fwdKernel === "tiled" ? TT : FWD_U);
+  return dimsFor(
+    x.u,
+    x.A,
+    forwardChunk(batch, dim, len),
+    config.fwdThreads,
+    config.fwdKernel === "tiled" ? TT : FWD_U,
+  );
 }
 
-function forwardKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) {
+function forwardKernel(
+  { inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown },
+) {
   const be = backend as Backend;
   const a = attrs as unknown as ScanAttrs;
   const x = namedInputs(list, a);
@@ -948,7 +1197,13 @@ function forwardKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTenso
   const { summary, states } = chunkStates(be, x, bct, k, has, a.deltaSoftplus);
   const y = newTensor(be, [k.batch, k.dim, k.len]);
   const last = newTensor(be, [k.batch, k.dim, k.ns]);
-  run(be, "output", code(forwardShader, k, has, a.deltaSoftplus, "output"), forwardInputs(x, bct, "output", [states, y, last]), perChunk(k));
+  run(
+    be,
+    "output",
+    code(forwardShader, k, has, a.deltaSoftplus, "output"),
+    forwardInputs(x, bct, "output", [states, y, last]),
+    perChunk(k),
+  );
   for (const t of [bct, summary, states]) be.disposeData(t.dataId);
   if (a.lastState) return [y, last];
   be.disposeData(last.dataId); // written by the output pass, not an output (see ScanAttrs.lastState)
@@ -963,21 +1218,27 @@ function backwardDims(be: Backend, x: Record<string, tf.TensorInfo>): { k: Dims;
   const U = config.bwdSub;
   const limit = (be.device as GPUDevice).limits.maxComputeWorkgroupStorageSize;
   let T = config.bwdChunk, ch = config.bwdThreads;
-  const bytes = (k: Dims) => config.bwdKernel === "split" ? splitGradientSharedBytes(k, U) : gradientSharedBytes(k, U);
+  const bytes = (k: Dims) =>
+    config.bwdKernel === "split" ? splitGradientSharedBytes(k, U) : gradientSharedBytes(k, U);
   let k = dimsFor(x.u, x.A, T, ch, U);
   while (bytes(k) > limit) {
     if (T > U) T = Math.max(U, Math.floor(T / 2 / U) * U);
-    else if (ch > (config.bwdKernel === "split" ? 8 : 32)) ch = Math.max(config.bwdKernel === "split" ? 8 : 32, ch / 2);
-    else {
-      throw new Error(`selective scan (webgpu): the gradient pass needs ${bytes(k)} bytes of workgroup memory ` +
-        `(d_state ${k.ns}, block ${U}) but this device allows ${limit}; lower MAMBABYTE_SCAN_SUB`);
+    else if (ch > (config.bwdKernel === "split" ? 8 : 32)) {
+      ch = Math.max(config.bwdKernel === "split" ? 8 : 32, ch / 2);
+    } else {
+      throw new Error(
+        `selective scan (webgpu): the gradient pass needs ${bytes(k)} bytes of workgroup memory ` +
+          `(d_state ${k.ns}, block ${U}) but this device allows ${limit}; lower MAMBABYTE_SCAN_SUB`,
+      );
     }
     k = dimsFor(x.u, x.A, T, ch, U);
   }
   return { k, U };
 }
 
-function gradKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }) {
+function gradKernel(
+  { inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown },
+) {
   const be = backend as Backend;
   const a = attrs as unknown as ScanAttrs;
   const sp = a.deltaSoftplus;
@@ -988,34 +1249,86 @@ function gradKernel({ inputs: list, backend, attrs }: { inputs: tf.NamedTensorIn
   // 1-2 on the backward's chunks; summary and local adjoint run with the gradient pass's channels per workgroup
   const { summary, states } = chunkStates(be, x, bct, k, has, sp);
   const local = newTensor(be, [k.batch, k.dim, k.nc, k.ns]);
-  run(be, "localAdjoint", code(localAdjointShader, k, has, sp),
-    [x.delta, x.A, bct, x.dy, ...pick(x, ["z", "deltaBias"]), local], perChunk(k));
+  run(be, "localAdjoint", code(localAdjointShader, k, has, sp), [
+    x.delta,
+    x.A,
+    bct,
+    x.dy,
+    ...pick(x, ["z", "deltaBias"]),
+    local,
+  ], perChunk(k));
   const incoming = newTensor(be, [k.batch, k.dim, k.nc + 1, k.ns]);
-  run(be, "reverseCarry", code(reverseCarryShader, k, has), [summary, local, ...pick(x, ["dLast"]), incoming], flat(k.batch * k.dim * k.ns));
+  run(
+    be,
+    "reverseCarry",
+    code(reverseCarryShader, k, has),
+    [summary, local, ...pick(x, ["dLast"]), incoming],
+    flat(k.batch * k.dim * k.ns),
+  );
   const g: Record<string, tf.TensorInfo> = {
-    u: newTensor(be, x.u.shape), delta: newTensor(be, x.u.shape),
-    A: newTensor(be, x.A.shape), B: newTensor(be, x.B.shape), C: newTensor(be, x.C.shape),
+    u: newTensor(be, x.u.shape),
+    delta: newTensor(be, x.u.shape),
+    A: newTensor(be, x.A.shape),
+    B: newTensor(be, x.B.shape),
+    C: newTensor(be, x.C.shape),
   };
   if (has.has("z")) g.z = newTensor(be, x.u.shape);
   if (has.has("D")) g.D = newTensor(be, [k.dim]);
   if (has.has("deltaBias")) g.deltaBias = newTensor(be, [k.dim]);
   const paramPartial = newTensor(be, [k.dim, k.batch * k.nc, k.ns + 2]);
   const bcPartial = newTensor(be, [k.batch, k.groups, k.len, 2 * k.ns]);
-  run(be, "gradients", config.bwdKernel === "split" ? code(splitGradientShader, k, has, sp, U) : code(gradientShader, k, has, sp, U), [
-    x.u, x.delta, x.A, bct, ...pick(x, ["D", "z", "deltaBias"]), states, incoming, x.dy,
-    g.u, g.delta, ...(g.z ? [g.z] : []), paramPartial, bcPartial,
-  ], perChunk(k));
+  run(
+    be,
+    "gradients",
+    config.bwdKernel === "split"
+      ? code(splitGradientShader, k, has, sp, U)
+      : code(gradientShader, k, has, sp, U),
+    [
+      x.u,
+      x.delta,
+      x.A,
+      bct,
+      ...pick(x, ["D", "z", "deltaBias"]),
+      states,
+      incoming,
+      x.dy,
+      g.u,
+      g.delta,
+      ...(g.z ? [g.z] : []),
+      paramPartial,
+      bcPartial,
+    ],
+    perChunk(k),
+  );
   const paramOuts = ["gA", ...(g.D ? ["gD"] : []), ...(g.deltaBias ? ["gBias"] : [])];
-  run(be, "paramReduce", code(paramReduceShader, k, paramOuts), [paramPartial, g.A, ...(g.D ? [g.D] : []), ...(g.deltaBias ? [g.deltaBias] : [])],
-    [k.dim, 1, 1]);
+  run(be, "paramReduce", code(paramReduceShader, k, paramOuts), [
+    paramPartial,
+    g.A,
+    ...(g.D ? [g.D] : []),
+    ...(g.deltaBias ? [g.deltaBias] : []),
+  ], [k.dim, 1, 1]);
   run(be, "bcReduce", code(bcReduceShader, k), [bcPartial, g.B, g.C], flat(k.batch * k.len * 2 * k.ns));
   if (has.has("initialState")) {
     g.initialState = newTensor(be, [k.batch, k.dim, k.ns]);
-    run(be, "initialStateGrad", code(lastSlotShader, k), [incoming, g.initialState], flat(k.batch * k.dim * k.ns));
+    run(
+      be,
+      "initialStateGrad",
+      code(lastSlotShader, k),
+      [incoming, g.initialState],
+      flat(k.batch * k.dim * k.ns),
+    );
   }
   for (const t of [bct, summary, states, local, incoming, paramPartial, bcPartial]) be.disposeData(t.dataId);
   return a.present.split(",").map((name) => g[name]);
 }
 
-tf.registerKernel({ kernelName: SCAN_KERNEL, backendName: "webgpu", kernelFunc: forwardKernel as tf.KernelFunc });
-tf.registerKernel({ kernelName: SCAN_GRAD_KERNEL, backendName: "webgpu", kernelFunc: gradKernel as tf.KernelFunc });
+tf.registerKernel({
+  kernelName: SCAN_KERNEL,
+  backendName: "webgpu",
+  kernelFunc: forwardKernel as tf.KernelFunc,
+});
+tf.registerKernel({
+  kernelName: SCAN_GRAD_KERNEL,
+  backendName: "webgpu",
+  kernelFunc: gradKernel as tf.KernelFunc,
+});
