@@ -7,7 +7,7 @@ export type { BackendInfo, BackendName } from "./backend.ts";
 export { availableScanImpls, defaultScanImpl, selectiveScan, setDefaultScanImpl } from "./ssm/mod.ts";
 export type { ScanImpl, ScanOptions } from "./ssm/mod.ts";
 export * as mamba from "./models/mamba.ts";
-export { countParameters, forward, initMambaLM, nextByteLoss, prefill, step } from "./models/mamba.ts";
+export { countParameters, forward, initMambaLM, prefill, step } from "./models/mamba.ts";
 export type { MambaLM, MambaState } from "./models/mamba.ts";
 export { loadPretrained, mambaByteConfig, saveMambaLM } from "./models/pretrained.ts";
 export { mixerShapeTable, parameterBreakdown } from "./models/describe.ts";
@@ -76,7 +76,6 @@ export {
   EXTRAPOLATION_MULTIPLES,
   extrapolationRecords,
   extrapolationStage,
-  forwardFromState,
 } from "./eval/extrapolation.ts";
 export type { ExtrapolationRecord, ExtrapolationResult } from "./eval/extrapolation.ts";
 export { evaluateNoise, NOISE_SETTINGS, noiseStage } from "./eval/noise.ts";

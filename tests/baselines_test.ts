@@ -12,7 +12,6 @@ import {
   asMegaByte,
   asPerceiverAR,
   asTransformer,
-  attentionLimits,
   baselineConfig,
   createModel,
   disposeCache,
@@ -38,6 +37,7 @@ import { AdamW, ADAMW_DEFAULTS, warmupCosine } from "../lib/train/adamw.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { train } from "../lib/train/trainer.ts";
 import { scoreText } from "../lib/eval/score.ts";
+import { attentionLimits } from "../lib/nn/attention.ts";
 
 await useBackend("wasm");
 

@@ -13,7 +13,6 @@ import {
   evaluateExtrapolation,
   extrapolationRecords,
   extrapolationStage,
-  forwardFromState,
   PositionLoss,
   recurrentNats,
   sequenceNats,
@@ -84,14 +83,14 @@ Deno.test("extrapolation: chunked recurrent evaluation (state carried) equals on
   }
 });
 
-Deno.test("extrapolation: forwardFromState continues a prefill exactly (logits and final state)", async () => {
+Deno.test("prefill from a state continues a prefill exactly (logits and final state)", async () => {
   await useBackend("wasm");
   const model = tinyMamba(2);
   const core = asMamba(model);
   const ids = Int32Array.from(SAMPLE.subarray(0, 90));
   const whole = prefill(core, tf.tensor(ids, [1, 90], "int32")); // logits (1, 90, V), final state
-  const a = forwardFromState(core, tf.tensor(ids.subarray(0, 37), [1, 37], "int32"));
-  const b = forwardFromState(core, tf.tensor(ids.subarray(37), [1, 53], "int32"), a.state);
+  const a = prefill(core, tf.tensor(ids.subarray(0, 37), [1, 37], "int32"));
+  const b = prefill(core, tf.tensor(ids.subarray(37), [1, 53], "int32"), a.state);
   const joined = tf.concat([a.logits, b.logits], 1);
   const diff = (x: tf.Tensor, y: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(x, y))).dataSync()[0]);
   assert.ok(diff(joined, whole.logits) < 1e-4, `logits differ by ${diff(joined, whole.logits)}`);

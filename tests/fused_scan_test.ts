@@ -11,7 +11,7 @@ import {
   type ScanKernelConfig,
   scanKernelConfig,
   setScanKernelConfig,
-} from "../lib/ssm/kernels/scan_webgpu.ts";
+} from "../lib/kernels/webgpu/scan_wgsl.ts";
 
 type In = ReturnType<typeof randomScanInputs>;
 const NAMES = ["u", "delta", "A", "B", "C", "D", "z", "deltaBias", "h0"] as const;

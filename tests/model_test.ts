@@ -11,7 +11,6 @@ import {
   disposeState,
   forward,
   type MambaLM,
-  nextByteLoss,
   parameterValues,
   prefill,
   step,
@@ -21,6 +20,8 @@ import { availableScanImpls } from "../lib/ssm/mod.ts";
 import { generate } from "../lib/decode/sample.ts";
 import { trainBytes } from "../lib/train/train.ts";
 import { FIXTURES, loadFixture, relL2, relL2T, TEST_BACKENDS, tinyModelDir, useBackend } from "./helpers.ts";
+import { withScanImpl } from "../lib/models/registry.ts";
+import { nextTokenLoss } from "../lib/models/lm.ts";
 
 const reference = JSON.parse(await Deno.readTextFile(FIXTURES + "mambabyte-tiny-public.json"));
 
@@ -43,7 +44,7 @@ for (const backend of TEST_BACKENDS) {
       assert.ok(errLogits < 1e-4, `${what}: logits rel err ${errLogits}`);
       const names = [...model.params.keys()];
       const vars = names.map((n) => model.params.get(n)!);
-      const { value, grads } = tf.variableGrads(() => nextByteLoss(model, ids, { impl }) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(() => nextTokenLoss(withScanImpl(model, impl), ids), vars);
       const loss = (await value.data())[0];
       assert.ok(
         Math.abs(loss - reference.loss_next_byte_ce_nats) / reference.loss_next_byte_ce_nats < 1e-5,

@@ -1,21 +1,21 @@
 /**
  * The WebAssembly kernels of the cpu and wasm backends (lib/ssm/kernels: scan.wat, matmul.wat) against
- * their plain-JS reference twins: the selective scan (scan_wasm.ts vs scan_js.ts), the matrix multiply
- * (matmul_wasm.ts), the causal conv + SiLU (conv_wasm.ts), their vector math, their TF.js ops against the
+ * their plain-JS reference twins: the selective scan (wasm/scan.ts vs wasm/scan_reference.ts), the matrix multiply
+ * (wasm/matmul.ts), the causal conv + SiLU (wasm/conv.ts), their vector math, their TF.js ops against the
  * op-built versions, the worker threads, and that the committed bytes are built from the .wat sources.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { compileAll } from "../lib/ssm/kernels/build_wasm.ts";
-import * as committed from "../lib/ssm/kernels/wasm_bytes.ts";
-import * as conv from "../lib/ssm/kernels/conv_wasm.ts";
-import { fusedCausalConvSilu } from "../lib/ssm/kernels/conv_op.ts";
-import { matMul, matMulReference } from "../lib/ssm/kernels/matmul_wasm.ts";
-import { fastMatMul } from "../lib/ssm/kernels/matmul_op.ts";
-import { getGemmConfig, setGemmConfig } from "../lib/ssm/kernels/matmul_webgpu.ts";
-import { fusedSelectiveScan, fusedSelectiveScanChannelsLast } from "../lib/ssm/kernels/op.ts";
-import * as ref from "../lib/ssm/kernels/scan_js.ts";
-import * as fast from "../lib/ssm/kernels/scan_wasm.ts";
+import { compileAll } from "../lib/kernels/wasm/build.ts";
+import * as committed from "../lib/kernels/wasm/bytes.ts";
+import * as conv from "../lib/kernels/wasm/conv.ts";
+import { fusedCausalConvSilu } from "../lib/kernels/tfjs/conv_op.ts";
+import { matMul, matMulReference } from "../lib/kernels/wasm/matmul.ts";
+import { fastMatMul } from "../lib/kernels/tfjs/matmul_op.ts";
+import { getGemmConfig, setGemmConfig } from "../lib/kernels/webgpu/gemm.ts";
+import { fusedSelectiveScan, fusedSelectiveScanChannelsLast } from "../lib/kernels/tfjs/scan_op.ts";
+import * as ref from "../lib/kernels/wasm/scan_reference.ts";
+import * as fast from "../lib/kernels/wasm/scan.ts";
 import {
   ensureMemory,
   getPool,
@@ -25,11 +25,11 @@ import {
   threadCount,
   wasmKernelsEnabled,
   workerCount,
-} from "../lib/ssm/kernels/wasm_pool.ts";
-import { causalConv, silu } from "../lib/models/mamba.ts";
+} from "../lib/kernels/wasm/pool.ts";
 import { selectiveScan } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { relL2, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
+import { causalConv, silu } from "../lib/nn/layers.ts";
 
 const CPU_BACKENDS = TEST_BACKENDS.filter((b) => b === "cpu" || b === "wasm");
 
@@ -45,13 +45,13 @@ function withThreads(f: (threads: number) => void): void {
   }
 }
 
-Deno.test("wasm_bytes.ts holds exactly what build_wasm.ts compiles from the .wat sources", async () => {
+Deno.test("wasm/bytes.ts holds exactly what wasm/build.ts compiles from the .wat sources", async () => {
   const want = await compileAll();
   assert.deepEqual(Object.keys(want).sort(), Object.keys(committed).sort());
   for (const [name, b64] of Object.entries(want)) {
     assert.ok(
       committed[name as keyof typeof committed] === b64,
-      `${name} is stale: run deno run -A lib/ssm/kernels/build_wasm.ts`,
+      `${name} is stale: run deno run -A lib/kernels/wasm/build.ts`,
     );
   }
 });
@@ -442,7 +442,7 @@ for (const backend of CPU_BACKENDS) {
 
 Deno.test("MAMBABYTE_THREADS: sets the thread count; a bad value is an error naming it", async () => {
   const script = `import { threadCount } from "${
-    new URL("../lib/ssm/kernels/wasm_pool.ts", import.meta.url).href
+    new URL("../lib/kernels/wasm/pool.ts", import.meta.url).href
   }";
     console.log(threadCount());`;
   const run = (value: string) =>
@@ -465,9 +465,9 @@ Deno.test("MAMBABYTE_THREADS: sets the thread count; a bad value is an error nam
 
 Deno.test("a process that used worker threads exits by itself as soon as its work is done", async () => {
   const script = `import { setThreads, workerCount } from "${
-    new URL("../lib/ssm/kernels/wasm_pool.ts", import.meta.url).href
+    new URL("../lib/kernels/wasm/pool.ts", import.meta.url).href
   }";
-    import { matMul } from "${new URL("../lib/ssm/kernels/matmul_wasm.ts", import.meta.url).href}";
+    import { matMul } from "${new URL("../lib/kernels/wasm/matmul.ts", import.meta.url).href}";
     setThreads(2);
     const n = 256, a = new Float32Array(n * n).fill(1), c = new Float32Array(n * n);
     matMul(a, a, { M: n, K: n, N: n, transposeA: false, transposeB: false }, c);

@@ -4,7 +4,7 @@
  * 1. Per-byte latency at batch 1 against the context length (1K, 4K, 16K, 64K bytes) on the current
  *    backend, for MambaByte (d_model 256, 4 layers; its state is O(1), so its cost must stay flat), the byte
  *    Transformer with a KV cache and MegaByte (same width and depth; their per-byte cost grows with the
- *    cache). MambaByte's context is really read (chunked forwardFromState); the attention models' caches are
+ *    cache). MambaByte's context is really read (chunked `prefill` from the carried state); the attention models' caches are
  *    filled with random keys and values of the right shape (a step's cost depends on the cache's size, not
  *    its values; a real 64K prefill of full attention does not fit wasm's 4 GiB heap). MambaByte is timed
  *    with the fused JS stepper ("js", cpu/wasm) and with tfjs `step` ("tf").

@@ -9,9 +9,11 @@
 import { type BackendName, initBackend, tf } from "../backend.ts";
 import { availableScanImpls, selectiveScan } from "../ssm/mod.ts";
 import { readSafetensors } from "../io/safetensors.ts";
-import { forward, nextByteLoss } from "../models/mamba.ts";
+import { forward } from "../models/mamba.ts";
 import { loadPretrained } from "../models/pretrained.ts";
 import { appendRecord } from "../results/store.ts";
+import { withScanImpl } from "../models/registry.ts";
+import { nextTokenLoss } from "../models/lm.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const fixtures = `${root}tests/fixtures/reference/`;
@@ -94,7 +96,7 @@ for (const backend of backends) {
     const { logits } = forward(model, ids, { impl });
     const names = [...model.params.keys()];
     const vars = names.map((n) => model.params.get(n)!);
-    const { value, grads } = tf.variableGrads(() => nextByteLoss(model, ids, { impl }) as tf.Scalar, vars);
+    const { value, grads } = tf.variableGrads(() => nextTokenLoss(withScanImpl(model, impl), ids), vars);
     const loss = (await value.data())[0];
     let worst = 0, worstName = "";
     for (const [i, n] of names.entries()) {

@@ -11,7 +11,7 @@
  * TFLOP/s. MAMBABYTE_WEBGPU_GEMM=0 trains with tf.matMul (the record's `matmul` says which).
  *
  * Kernel settings: the environment gives the defaults (MAMBABYTE_SCAN_*, see
- * lib/ssm/kernels/scan_webgpu.ts); --variants "name:key=value,key=value;name2:..." (keys of
+ * lib/kernels/webgpu/scan.ts); --variants "name:key=value,key=value;name2:..." (keys of
  * ScanKernelConfig) benchmarks several settings in one process, each recorded with its full config and
  * checked against the first variant (relative L2 error of y and of every gradient).
  *
@@ -31,19 +31,14 @@ import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
 import { scanBenchInputs, sync } from "./gpu_inputs.ts";
-import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../ssm/kernels/matmul_op.ts";
-import {
-  type GemmConfig,
-  getGemmConfig,
-  parseGemmConfig,
-  setGemmConfig,
-} from "../ssm/kernels/matmul_webgpu.ts";
+import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../kernels/tfjs/matmul_op.ts";
+import { type GemmConfig, getGemmConfig, parseGemmConfig, setGemmConfig } from "../kernels/webgpu/gemm.ts";
 import {
   forwardChunk,
   type ScanKernelConfig,
   scanKernelConfig,
   setScanKernelConfig,
-} from "../ssm/kernels/scan_webgpu.ts";
+} from "../kernels/webgpu/scan_wgsl.ts";
 
 const args = Deno.args;
 const quick = args.includes("--quick");

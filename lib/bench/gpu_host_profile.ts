@@ -20,8 +20,8 @@
 import { initBackend, tf } from "../backend.ts";
 import { scanBenchInputs, sync } from "./gpu_inputs.ts";
 import { selectiveScan } from "../ssm/mod.ts";
-import { SCAN_GRAD_KERNEL, SCAN_KERNEL } from "../ssm/kernels/op_common.ts";
-import { scanKernelConfig } from "../ssm/kernels/scan_webgpu.ts";
+import { SCAN_GRAD_KERNEL, SCAN_KERNEL } from "../kernels/tfjs/scan_attrs.ts";
+import { scanKernelConfig } from "../kernels/webgpu/scan_wgsl.ts";
 
 const args = Deno.args;
 const argValue = (name: string) => {

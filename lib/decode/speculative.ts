@@ -11,7 +11,7 @@
  *      the drafter's best token whose bytes START with P (so the drafter sees " word" as one token, as in
  *      training, rather than a lone " "); its bytes after P, then the bytes of m-1 more greedy tokens, are
  *      the draft d_1..d_k (token bytes, never decoded strings: a token may be half a character).
- *   2. Verify: forwardFromState(verifier, d_1..d_k, state) gives logits L_1..L_k in one pass; d_1 is checked
+ *   2. Verify: prefill(verifier, d_1..d_k, state) gives logits L_1..L_k in one pass; d_1 is checked
  *      against the cached logits L_0, d_{j+1} against L_j. d_j is accepted while its rank under the
  *      verifier is < beta (rank 0 = the argmax, ties to the lower byte as in `pickToken`), so beta = 1
  *      accepts exactly the bytes greedy decoding would emit.
@@ -39,8 +39,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ByteBPE } from "../data/bpe.ts";
 import { preSplit } from "../data/bpe.ts";
-import { disposeState, type MambaLM } from "../models/mamba.ts";
-import { forwardFromState } from "../eval/extrapolation.ts";
+import { disposeState, type MambaLM, prefill } from "../models/mamba.ts";
 import {
   createStepper,
   type HostState,
@@ -125,7 +124,7 @@ export function rankOf(x: ArrayLike<number>, t: number, n = x.length): number {
 
 /**
  * A Mamba model decoded at batch 1 with its state held on the host: `read` runs a parallel pass
- * (forwardFromState) over several ids from the current state, `step` one id with the stepper. Both return
+ * (mamba.ts `prefill` from a state) over several ids from the current state, `step` one id with the stepper. Both return
  * logits over the real vocabulary (no padding rows).
  */
 export class RecurrentSession {
@@ -147,7 +146,7 @@ export class RecurrentSession {
   /**
    * Reads ids in one pass from `from` (default: the current state); returns all l rows of logits (l, V)
    * row-major. With the JS stepper the pass is its fused `read`, which also keeps the state after every
-   * id for `rollTo`; otherwise tfjs ops (forwardFromState).
+   * id for `rollTo`; otherwise tfjs ops (mamba.ts `prefill` from a state).
    */
   async read(ids: ArrayLike<number>, from: HostState | undefined = this.state): Promise<Float32Array> {
     if (ids.length === 0) throw new Error("RecurrentSession.read: no ids");
@@ -161,11 +160,11 @@ export class RecurrentSession {
     return this.took(r.logits, ids.length, r.state);
   }
 
-  /** One pass of tfjs ops (forwardFromState) over ids from `from`: logits (l, Vp) and the state after. */
+  /** One pass of tfjs ops (mamba.ts `prefill` from a state) over ids from `from`: logits (l, Vp) and the state after. */
   private async tfPass(ids: ArrayLike<number>, from: HostState | undefined) {
     const input = tf.tensor(Int32Array.from(ids), [1, ids.length], "int32");
     const s0 = from ? hostToTensors(this.model, from) : undefined;
-    const { logits, state } = forwardFromState(this.model, input, s0);
+    const { logits, state } = prefill(this.model, input, s0);
     input.dispose();
     if (s0) disposeState(s0);
     const all = (await logits.data()) as Float32Array; // (1, l, Vp)

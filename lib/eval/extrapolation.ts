@@ -27,20 +27,8 @@ import * as tf from "@tensorflow/tfjs";
 import { slidingWindows } from "../data/bytes.ts";
 import type { ByteBPE } from "../data/bpe.ts";
 import { disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
-import {
-  causalConv,
-  dims,
-  embed,
-  type LayerState,
-  linear,
-  type MambaLM,
-  type MambaState,
-  rmsNorm,
-  silu,
-} from "../models/mamba.ts";
-import { defaultScanImpl, selectiveScan } from "../ssm/mod.ts";
-import { channelsLastScanAvailable, fusedSelectiveScanChannelsLast } from "../ssm/kernels/op.ts";
-import { fusedCausalConvSilu, fusedConvAvailable } from "../ssm/kernels/conv_op.ts";
+import { type MambaLM, type MambaState, prefill } from "../models/mamba.ts";
+
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { logitsNats, tokenNats } from "./score.ts";
 
@@ -49,101 +37,6 @@ export type ExtrapolationMode = "whole" | "sliding";
 
 // ---------------------------------------------------------------------------------------------------
 // Mamba from a given state: the recurrence over a long sequence, one chunk at a time
-
-function param(model: MambaLM, name: string): tf.Tensor {
-  const p = model.params.get(name);
-  if (!p) throw new Error(`model has no parameter "${name}"`);
-  return p;
-}
-
-/**
- * One Mamba mixer on hidden (b, l, d) continuing from `state` (the layer's state after the previous
- * chunk; undefined = the start of the sequence) -> out (b, l, d) and the state after this chunk. The same
- * arithmetic as mamba.ts `mixerForward`, with the conv reading the previous chunk's last k-1 inputs and
- * the scan starting from the previous SSM state.
- */
-export function mixerFromState(
-  model: MambaLM,
-  layer: number,
-  hidden: tf.Tensor,
-  state?: LayerState,
-): { out: tf.Tensor; state: LayerState } {
-  const p = (name: string) => param(model, `backbone.layers.${layer}.mixer.${name}`);
-  const { e, n, r, k } = dims(model.config);
-  const [b, l] = hidden.shape;
-  const bias = model.config.ssm_cfg.bias;
-  const xz = linear(hidden, p("in_proj.weight"), bias ? p("in_proj.bias") : undefined); // (b, l, 2e)
-  const [xIn, z] = tf.split(xz, 2, 2); // (b, l, e) each
-  // The conv state holds the last k inputs (b, e, k), oldest first; the first chunk sees zeros, which is
-  // exactly the left padding of the one-pass causal conv.
-  const prev = state
-    ? tf.transpose(tf.slice(state.conv, [0, 0, 1], [b, e, k - 1]), [0, 2, 1]) // (b, k-1, e)
-    : tf.zeros([b, k - 1, e]);
-  const xCat = tf.concat([prev, xIn], 1); // (b, k-1+l, e)
-  const convBias = model.config.ssm_cfg.conv_bias ? p("conv1d.bias") : undefined;
-  const xAll = fusedConvAvailable()
-    ? fusedCausalConvSilu(xCat, p("conv1d.weight"), convBias)
-    : silu(causalConv(xCat, p("conv1d.weight"), convBias)); // (b, k-1+l, e)
-  const x = tf.slice(xAll, [0, k - 1, 0], [b, l, e]); // (b, l, e): every output saw k real (or initial) inputs
-  const [dtLow, Bm, Cm] = tf.split(linear(x, p("x_proj.weight")), [r, n, n], 2); // (b, l, r), (b, l, n), (b, l, n)
-  const dt = linear(dtLow, p("dt_proj.weight")); // (b, l, e); the bias goes into the scan
-  const A = tf.neg(tf.exp(p("A_log"))); // (e, n)
-  const toChannels = (t: tf.Tensor) => tf.transpose(t, [0, 2, 1]); // (b, l, c) <-> (b, c, l)
-  const h0 = state?.ssm; // (b, e, n)
-  let y: tf.Tensor, last: tf.Tensor;
-  if (defaultScanImpl() === "fused" && channelsLastScanAvailable()) {
-    const s = fusedSelectiveScanChannelsLast(
-      { u: x, delta: dt, A, B: Bm, C: Cm, D: p("D"), z, deltaBias: p("dt_proj.bias") },
-      { deltaSoftplus: true, initialState: h0, returnLastState: true },
-    );
-    y = s.y; // (b, l, e)
-    last = s.lastState!;
-  } else {
-    const s = selectiveScan(
-      toChannels(x),
-      toChannels(dt),
-      A,
-      toChannels(Bm),
-      toChannels(Cm),
-      p("D"),
-      toChannels(z),
-      p("dt_proj.bias"),
-      { deltaSoftplus: true, initialState: h0, returnLastState: true },
-    );
-    y = toChannels(s.y); // (b, l, e)
-    last = s.lastState!;
-  }
-  const out = linear(y, p("out_proj.weight"), bias ? p("out_proj.bias") : undefined); // (b, l, d)
-  const conv = toChannels(tf.slice(xCat, [0, l - 1, 0], [b, k, e])); // (b, e, k): the last k conv inputs
-  return { out, state: { conv, ssm: last } };
-}
-
-/**
- * ids (b, l) -> logits (b, l, V) and every layer's state after them, continuing from `state` (not
- * disposed: the caller owns it). forwardFromState(ids[:, :a]) then forwardFromState(ids[:, a:], state)
- * gives the logits of one forward pass over ids.
- */
-export function forwardFromState(
-  model: MambaLM,
-  ids: tf.Tensor,
-  state?: MambaState,
-): { logits: tf.Tensor; state: MambaState } {
-  return tf.tidy(() => {
-    const cfg = model.config;
-    const E = param(model, "backbone.embedding.weight");
-    let h = embed(E, ids); // (b, l, d)
-    const next: MambaState = [];
-    for (let i = 0; i < cfg.n_layer; i++) {
-      const normed = rmsNorm(h, param(model, `backbone.layers.${i}.norm.weight`));
-      const { out, state: s } = mixerFromState(model, i, normed, state?.[i]);
-      h = tf.add(h, out); // (b, l, d)
-      next.push(s);
-    }
-    const final = rmsNorm(h, param(model, "backbone.norm_f.weight"));
-    const logits = linear(final, cfg.tie_embeddings ? E : param(model, "lm_head.weight")); // (b, l, V)
-    return { logits, state: next };
-  }) as { logits: tf.Tensor; state: MambaState };
-}
 
 /**
  * Per-token nats of equal-length rows (each n+1 tokens) read by Mamba as a recurrence, `chunk` inputs at a
@@ -167,7 +60,7 @@ export async function recurrentNats(
         targets.set(row.subarray(s + 1, s + l + 1), i * l);
       });
       const ids = tf.tensor(input, [b, l], "int32");
-      const { logits, state: next } = forwardFromState(model, ids, state);
+      const { logits, state: next } = prefill(model, ids, state);
       ids.dispose();
       const nats = logitsNats(logits, targets); // (b*l)
       logits.dispose();

@@ -8,7 +8,7 @@
  * Token ids are int32 tensors; for byte models a token is a byte (vocab 256), for subword models a BPE id.
  */
 import * as tf from "@tensorflow/tfjs";
-import { crossEntropy } from "./mamba.ts";
+import { crossEntropy } from "../nn/layers.ts";
 
 /** Every model family the trainer knows. */
 export const MODEL_KINDS = [

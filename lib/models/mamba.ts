@@ -10,11 +10,16 @@
 import * as tf from "@tensorflow/tfjs";
 import { dInner, dtRank, type MambaConfig, paddedVocab } from "../io/config.ts";
 import { defaultScanImpl, selectiveScan } from "../ssm/mod.ts";
-import { fastMatMul } from "../ssm/kernels/matmul_op.ts";
-import { channelsLastScanAvailable, fusedSelectiveScanChannelsLast } from "../ssm/kernels/op.ts";
-import { fusedCausalConvSilu, fusedConvAvailable } from "../ssm/kernels/conv_op.ts";
+
+import {
+  channelsLastScanAvailable,
+  fusedCausalConvSilu,
+  fusedConvAvailable,
+  fusedSelectiveScanChannelsLast,
+} from "../kernels/mod.ts";
 import type { ScanImpl } from "../ssm/types.ts";
 import { Rng } from "../util/rng.ts";
+import { causalConv, embed, linear, rmsNorm, silu } from "../nn/layers.ts";
 
 export interface MambaLM {
   config: MambaConfig;
@@ -33,6 +38,8 @@ export type MambaState = LayerState[];
 
 export interface ForwardOptions {
   impl?: ScanImpl;
+  /** Continue from this state (the state after earlier ids); default: the start of a sequence. */
+  state?: MambaState;
   /** Also return each layer's state after the last position (for prefill). */
   returnState?: boolean;
 }
@@ -165,65 +172,12 @@ function param(model: MambaLM, name: string): tf.Tensor {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Building blocks
+// The Mamba mixer (one block's sequence transformation): the one place its math is written. The whole
+// sequence, a chunk continuing from a state (long evaluations, speculative verification) and one
+// recurrent step (decoding) all run through `mixer`.
 
-/** x (..., in) @ W^T (+ bias), W (out, in) as PyTorch stores it -> (..., out). */
-export function linear(x: tf.Tensor, W: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
-  const inDim = x.shape[x.rank - 1];
-  const y = fastMatMul(x.reshape([-1, inDim]), W, false, true);
-  const out = bias ? tf.add(y, bias) : y;
-  return out.reshape([...x.shape.slice(0, -1), W.shape[0]]);
-}
-
-/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * w. */
-export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps = 1e-5): tf.Tensor {
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w);
-}
-
-export const silu = (x: tf.Tensor) => tf.mul(x, tf.sigmoid(x));
-
-/**
- * Embedding lookup E[ids]: (V, d), (b, l) -> (b, l, d). tf.gather's gradient needs UnsortedSegmentSum,
- * which the wasm backend lacks; the gradient here is written as onehot(ids)^T @ dy, a matmul every
- * backend has (it costs what the tied output head costs, b*l*V*d).
- */
-export function embed(E: tf.Tensor, ids: tf.Tensor): tf.Tensor {
-  const [V, d] = E.shape;
-  const flat = ids.reshape([-1]).toInt();
-  // deno-lint-ignore no-explicit-any
-  const lookup = tf.customGrad(
-    ((table: tf.Tensor, save: tf.GradSaveFunc) => {
-      save([flat]);
-      return {
-        value: tf.gather(table, flat), // (b*l, d)
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-          fastMatMul(tf.oneHot(saved[0], V).toFloat(), dy, true, false), // (V, d)
-      };
-    }) as any,
-  );
-  return (lookup(E) as tf.Tensor).reshape([...ids.shape, d]);
-}
-
-/**
- * Causal depthwise conv1d along l with bias: x (b, l, e), w (e, 1, k) -> (b, l, e).
- * y_t = bias + sum_j w[j] x_{t-k+1+j}: written as k shifted multiply-adds because tfjs has no causal
- * padding and wasm has no depthwise-conv gradient; for k = 4 this is also cheap.
- */
-export function causalConv(x: tf.Tensor, w: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
-  const [b, l, e] = x.shape;
-  const k = w.shape[2]!;
-  const xp = tf.pad(x, [[0, 0], [k - 1, 0], [0, 0]]); // (b, l+k-1, e)
-  const taps = tf.unstack(w.reshape([e, k]), 1); // k x (e)
-  let y: tf.Tensor = bias ? bias.reshape([1, 1, e]) : tf.zeros([1, 1, e]);
-  for (let j = 0; j < k; j++) y = tf.add(y, tf.mul(tf.slice(xp, [0, j, 0], [b, l, e]), taps[j]));
-  return y;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The Mamba mixer (one block's sequence transformation)
-
-/** hidden (b, l, d) -> (b, l, d); optionally the layer's final recurrent state. */
-export function mixerForward(
+/** hidden (b, l, d), optionally continuing from the layer's `state` -> out (b, l, d) [and its new state]. */
+export function mixer(
   model: MambaLM,
   layer: number,
   hidden: tf.Tensor,
@@ -233,26 +187,34 @@ export function mixerForward(
   const { e, n, r, k } = dims(model.config);
   const [b, l] = hidden.shape;
   const bias = model.config.ssm_cfg.bias;
+  const state = opts.state?.[layer];
   const xz = linear(hidden, p("in_proj.weight"), bias ? p("in_proj.bias") : undefined); // (b, l, 2e)
   const [xIn, z] = tf.split(xz, 2, 2); // (b, l, e) each
+  // The causal conv reads the k-1 inputs before this sequence: the state's (its conv window holds the
+  // last k inputs, oldest first), or zeros at the start, which is the conv's own left padding.
+  const convIn = state // (b, k-1+l, e) with a state, else (b, l, e)
+    ? tf.concat([toLength(tf.slice(state.conv, [0, 0, 1], [b, e, k - 1])), xIn], 1)
+    : xIn;
   const convBias = model.config.ssm_cfg.conv_bias ? p("conv1d.bias") : undefined;
-  const x = fusedConvAvailable() // cpu/wasm: one op, forward and backward (same math)
-    ? fusedCausalConvSilu(xIn, p("conv1d.weight"), convBias)
-    : silu(causalConv(xIn, p("conv1d.weight"), convBias)); // (b, l, e)
+  const convOut = fusedConvAvailable() // cpu/wasm: one op, forward and backward (same math)
+    ? fusedCausalConvSilu(convIn, p("conv1d.weight"), convBias)
+    : silu(causalConv(convIn, p("conv1d.weight"), convBias));
+  const x = state ? tf.slice(convOut, [0, k - 1, 0], [b, l, e]) : convOut; // (b, l, e)
   const xDbl = linear(x, p("x_proj.weight")); // (b, l, r + 2n)
   const [dtLow, Bm, Cm] = tf.split(xDbl, [r, n, n], 2); // (b, l, r), (b, l, n), (b, l, n)
   const dt = linear(dtLow, p("dt_proj.weight")); // (b, l, e); bias goes into the scan, as in mamba_ssm
   const A = tf.neg(tf.exp(p("A_log"))); // (e, n)
-  const toChannels = (t: tf.Tensor) => tf.transpose(t, [0, 2, 1]); // (b, l, c) <-> (b, c, l)
+  const returnLastState = !!opts.returnState;
+  const scanOpts = { deltaSoftplus: true, initialState: state?.ssm, returnLastState };
   let y: tf.Tensor, lastState: tf.Tensor | undefined; // y (b, l, e)
   if ((opts.impl ?? defaultScanImpl()) === "fused" && channelsLastScanAvailable()) {
     // cpu/wasm: the same fused scan on the (b, l, c) tensors as they are, without the transposes
     ({ y, lastState } = fusedSelectiveScanChannelsLast(
       { u: x, delta: dt, A, B: Bm, C: Cm, D: p("D"), z, deltaBias: p("dt_proj.bias") },
-      { deltaSoftplus: true, returnLastState: opts.returnState },
+      scanOpts,
     ));
   } else {
-    const r = selectiveScan(
+    const s = selectiveScan(
       toChannels(x),
       toChannels(dt),
       A,
@@ -261,23 +223,33 @@ export function mixerForward(
       p("D"),
       toChannels(z),
       p("dt_proj.bias"),
-      { deltaSoftplus: true, returnLastState: opts.returnState, impl: opts.impl },
+      { ...scanOpts, impl: opts.impl },
     ); // y (b, e, l)
-    y = toChannels(r.y);
-    lastState = r.lastState;
+    y = toLength(s.y);
+    lastState = s.lastState;
   }
   const out = linear(y, p("out_proj.weight"), bias ? p("out_proj.bias") : undefined); // (b, l, d)
-  if (!opts.returnState) return { out };
-  // conv state: the last k conv inputs, zero-padded on the left for prompts shorter than k
-  const padded = tf.pad(xIn, [[0, 0], [Math.max(0, k - l), 0], [0, 0]]);
+  if (!returnLastState) return { out };
+  // the new conv window: the last k conv inputs (zeros before the first input)
+  const padded = convIn.shape[1]! < k ? tf.pad(convIn, [[0, 0], [k - convIn.shape[1]!, 0], [0, 0]]) : convIn;
   const conv = toChannels(tf.slice(padded, [0, padded.shape[1]! - k, 0], [b, k, e])); // (b, e, k)
   return { out, state: { conv, ssm: lastState! } };
 }
 
+/** (b, l, c) -> (b, c, l): mamba_ssm's channels-first layout of the scan and the conv state. */
+const toChannels = (t: tf.Tensor) => tf.transpose(t, [0, 2, 1]);
+/** (b, c, l) -> (b, l, c). */
+const toLength = (t: tf.Tensor) => tf.transpose(t, [0, 2, 1]);
+
 // ---------------------------------------------------------------------------------------------------
 // The language model
 
-/** ids (b, l) int32 -> logits (b, l, V_padded); with returnState also the per-layer final state. */
+/**
+ * ids (b, l) int32 -> logits (b, l, V_padded). With `state`, the sequence continues from it (the state
+ * after earlier ids: forward(ids[:, :a]) then forward(ids[:, a:], {state}) gives the logits of one pass
+ * over ids); with `returnState`, also every layer's state after the last position. A given state is
+ * never disposed (the caller owns it, e.g. to roll back).
+ */
 export function forward(
   model: MambaLM,
   ids: tf.Tensor,
@@ -289,7 +261,7 @@ export function forward(
   const state: MambaState = [];
   for (let i = 0; i < cfg.n_layer; i++) {
     const normed = rmsNorm(h, param(model, layerKey(i, "norm.weight"))); // pre-norm
-    const { out, state: s } = mixerForward(model, i, normed, opts);
+    const { out, state: s } = mixer(model, i, normed, opts);
     h = tf.add(h, out); // h = h + mixer(norm(h))
     if (s) state.push(s);
   }
@@ -300,28 +272,11 @@ export function forward(
 }
 
 /**
- * Mean cross-entropy (nats) of predicting byte t+1 from bytes <= t, over all l-1 positions of each row.
- * Works with one-hot targets (no gather), so it is differentiable on every backend.
+ * Reads ids (b, l) from `state` (none: the start of a sequence) in one pass -> the logits at every
+ * position and the state after the last one. `state` is not disposed.
  */
-export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
-  const V = logits.shape[logits.rank - 1];
-  const logp = tf.logSoftmax(logits.reshape([-1, V])); // (b*l, V)
-  const onehot = tf.oneHot(targets.reshape([-1]).toInt(), V).toFloat();
-  return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1)));
-}
-
-/** Mean next-byte cross-entropy (nats) of ids (b, l): positions 0..l-2 predict 1..l-1. */
-export function nextByteLoss(model: MambaLM, ids: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor {
-  return tf.tidy(() => {
-    const [b, l] = ids.shape;
-    const { logits } = forward(model, tf.slice(ids, [0, 0], [b, l - 1]), opts);
-    return crossEntropy(logits, tf.slice(ids, [0, 1], [b, l - 1]));
-  });
-}
-
-/** Runs a prompt (b, l) through the model; returns the logits at every position and the final state. */
-export function prefill(model: MambaLM, ids: tf.Tensor, opts: ForwardOptions = {}) {
-  return tf.tidy(() => forward(model, ids, { ...opts, returnState: true })) as {
+export function prefill(model: MambaLM, ids: tf.Tensor, state?: MambaState, opts: ForwardOptions = {}) {
+  return tf.tidy(() => forward(model, ids, { ...opts, state, returnState: true })) as {
     logits: tf.Tensor;
     state: MambaState;
   };
@@ -344,8 +299,8 @@ export function disposeState(state: MambaState): void {
 }
 
 /**
- * One recurrent step: ids (b) -> logits (b, V) and the next state, O(1) in the context length. The
- * given state is not disposed (the caller owns it, e.g. to roll back).
+ * One recurrent step: ids (b) -> logits (b, V) and the next state, O(1) in the context length: a
+ * one-position `prefill` from `state` (which is not disposed: the caller owns it, e.g. to roll back).
  */
 export function step(
   model: MambaLM,
@@ -353,37 +308,8 @@ export function step(
   state: MambaState,
 ): { logits: tf.Tensor; state: MambaState } {
   return tf.tidy(() => {
-    const cfg = model.config;
-    const { e, n, r, k } = dims(cfg);
-    const bias = cfg.ssm_cfg.bias;
-    const E = param(model, "backbone.embedding.weight");
-    let h = tf.gather(E, ids.toInt()); // (b, d)
-    const next: MambaState = [];
-    for (let i = 0; i < cfg.n_layer; i++) {
-      const p = (name: string) => param(model, layerKey(i, `mixer.${name}`));
-      const normed = rmsNorm(h, param(model, layerKey(i, "norm.weight")));
-      const xz = linear(normed, p("in_proj.weight"), bias ? p("in_proj.bias") : undefined); // (b, 2e)
-      const [xIn, z] = tf.split(xz, 2, 1); // (b, e)
-      const b = xIn.shape[0];
-      // shift the conv window left by one and append the new input
-      const conv = tf.concat([tf.slice(state[i].conv, [0, 0, 1], [b, e, k - 1]), xIn.reshape([b, e, 1])], 2);
-      let x = tf.sum(tf.mul(conv, p("conv1d.weight").reshape([1, e, k])), 2); // (b, e)
-      if (cfg.ssm_cfg.conv_bias) x = tf.add(x, p("conv1d.bias"));
-      x = silu(x);
-      const [dtLow, Bm, Cm] = tf.split(linear(x, p("x_proj.weight")), [r, n, n], 1); // (b, r), (b, n), (b, n)
-      const dt = tf.softplus(linear(dtLow, p("dt_proj.weight"), p("dt_proj.bias"))).reshape([b, e, 1]);
-      const A = tf.neg(tf.exp(p("A_log"))); // (e, n)
-      const ssm = tf.add(
-        tf.mul(state[i].ssm, tf.exp(tf.mul(dt, A))), // exp(dt A) h
-        tf.mul(tf.mul(dt, x.reshape([b, e, 1])), Bm.reshape([b, 1, n])), // + dt B x
-      ); // (b, e, n)
-      let y = tf.add(tf.sum(tf.mul(ssm, Cm.reshape([b, 1, n])), 2), tf.mul(x, p("D"))); // <h, C> + D x
-      y = tf.mul(y, silu(z));
-      h = tf.add(h, linear(y, p("out_proj.weight"), bias ? p("out_proj.bias") : undefined));
-      next.push({ conv, ssm });
-    }
-    const final = rmsNorm(h, param(model, "backbone.norm_f.weight"));
-    const logits = linear(final, cfg.tie_embeddings ? E : param(model, "lm_head.weight")); // (b, V)
-    return { logits, state: next };
+    const b = ids.shape[0];
+    const r = forward(model, ids.reshape([b, 1]), { state, returnState: true });
+    return { logits: r.logits.reshape([b, -1]), state: r.state! };
   }) as { logits: tf.Tensor; state: MambaState };
 }

@@ -31,7 +31,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../util/rng.ts";
 import type { LanguageModel } from "./lm.ts";
-import { embed, linear } from "./mamba.ts";
 import { registerFamily } from "./registry.ts";
 import {
   checkHeads,
@@ -48,6 +47,7 @@ import {
   tidyKeep,
   transformerNoWeightDecay,
 } from "./transformer.ts";
+import { embed, linear } from "../nn/layers.ts";
 
 type Json = Record<string, unknown>;
 

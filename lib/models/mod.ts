@@ -11,7 +11,6 @@ import "./perceiver_ar.ts";
 export * from "./registry.ts";
 export {
   asTransformer,
-  attentionLimits,
   disposeCache,
   emptyCache,
   type KVCache,

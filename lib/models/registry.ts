@@ -15,6 +15,7 @@ import type { LanguageModel, ModelKind } from "./lm.ts";
 import { readParams } from "./lm.ts";
 import { createMambaLM, dims, forward, initParameters, type MambaLM, noWeightDecay } from "./mamba.ts";
 import { loadPretrained, saveMambaLM } from "./pretrained.ts";
+import type { ScanImpl } from "../ssm/mod.ts";
 
 export interface ModelFamily {
   kind: ModelKind;
@@ -81,6 +82,11 @@ export function mambaAsLanguageModel(
     noWeightDecay,
     trainFlopsPerToken: () => mambaTrainFlopsPerToken(m.config),
   };
+}
+
+/** A MambaLM as a LanguageModel whose forward passes use scan implementation `impl` (tests, benchmarks). */
+export function withScanImpl(m: MambaLM, impl?: ScanImpl): LanguageModel {
+  return { ...mambaAsLanguageModel(m), logits: (ids) => forward(m, ids, { impl }).logits };
 }
 
 /** The MambaLM behind a LanguageModel of a Mamba family, or an error naming what it is. */

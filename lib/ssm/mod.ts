@@ -1,6 +1,6 @@
 /**
- * The selective scan with every implementation loaded: importing this module registers the fused kernels
- * (cpu, wasm, webgpu), which `selectiveScan` then uses by default.
+ * `selectiveScan`: one API over every implementation (SCAN_IMPLS), the fused kernels by default where the
+ * backend has them.
  */
-import "./kernels/op.ts";
 export * from "./scan.ts";
+export { SCAN_IMPL_DESCRIPTIONS, SCAN_IMPLS } from "./types.ts";

@@ -2,11 +2,19 @@
  * `selectiveScan`: ONE op, several interchangeable implementations (see types.ts for the math and the
  * layout). The op-built implementations share the input preparation (delta bias and softplus) and the
  * output (skip connection D u and the silu(z) gate); they differ only in how the linear recurrence is
- * evaluated. Fused kernels (one op doing everything, with a hand-written backward pass) register
- * themselves through `registerFusedScan` and are then used by default.
+ * evaluated. The fused kernels (one op doing everything, with a hand-written backward pass: lib/kernels)
+ * are used by default on every backend that has them.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { RecurrenceFn, ScanImpl, ScanInputs, ScanOptions, ScanResult } from "./types.ts";
+import { fusedScanAvailable, fusedSelectiveScan } from "../kernels/mod.ts";
+import {
+  type RecurrenceFn,
+  SCAN_IMPLS,
+  type ScanImpl,
+  type ScanInputs,
+  type ScanOptions,
+  type ScanResult,
+} from "./types.ts";
 import { sequentialRecurrence } from "./reference.ts";
 import { parallelRecurrence } from "./parallel.ts";
 import { chunkedRecurrence } from "./chunked.ts";
@@ -19,20 +27,9 @@ const recurrences: Record<Exclude<ScanImpl, "fused">, RecurrenceFn> = {
   chunked: chunkedRecurrence,
 };
 
-/** A fused implementation: takes the raw inputs and options, returns y (and the last state). */
-export type FusedScanFn = (inputs: ScanInputs, opts: ScanOptions) => ScanResult;
-/** Which backends have a fused kernel; filled by lib/ssm/kernels when they are loaded. */
-const fused = new Map<string, FusedScanFn>();
-
-export function registerFusedScan(backendName: string, fn: FusedScanFn): void {
-  fused.set(backendName, fn);
-}
-
-/** The implementations usable on the current backend. */
+/** The implementations usable on the current backend, in SCAN_IMPLS's order. */
 export function availableScanImpls(): ScanImpl[] {
-  const list: ScanImpl[] = ["sequential", "parallel", "chunked"];
-  if (fused.has(tf.getBackend())) list.push("fused");
-  return list;
+  return SCAN_IMPLS.filter((impl) => impl !== "fused" || fusedScanAvailable());
 }
 
 let defaultImpl: ScanImpl | undefined;
@@ -44,7 +41,7 @@ export function setDefaultScanImpl(impl: ScanImpl | undefined): void {
 /** The fused kernel where the backend has one; otherwise the chunked scan (the fastest op-built one). */
 export function defaultScanImpl(): ScanImpl {
   if (defaultImpl) return defaultImpl;
-  return fused.has(tf.getBackend()) ? "fused" : "chunked";
+  return fusedScanAvailable() ? "fused" : "chunked";
 }
 
 function checkShapes({ u, delta, A, B, C, D, z, deltaBias }: ScanInputs, h0?: tf.Tensor): void {
@@ -93,14 +90,13 @@ export function selectiveScan(
   checkShapes(inputs, opts.initialState);
   const impl = opts.impl ?? defaultScanImpl();
   if (impl === "fused") {
-    const fn = fused.get(tf.getBackend());
-    if (!fn) {
+    if (!fusedScanAvailable()) {
       throw new Error(
-        `selectiveScan: no fused kernel is registered for the ${tf.getBackend()} backend ` +
+        `selectiveScan: the ${tf.getBackend()} backend has no fused kernel ` +
           `(available: ${availableScanImpls().join(", ")})`,
       );
     }
-    return fn(inputs, opts);
+    return fusedSelectiveScan(inputs, opts);
   }
   const recurrence = recurrences[impl];
   if (!recurrence) throw new Error(`selectiveScan: unknown impl "${impl}"`);

@@ -14,38 +14,31 @@
  *   y_t     = <h_t, C_t> + D u_t ;  out_t = y_t * silu(z_t)
  */
 import type { Tensor } from "@tensorflow/tfjs";
+import type { ScanInputs, ScanOptions as FusedScanOptions, ScanResult } from "../kernels/mod.ts";
 
-export type ScanImpl = "sequential" | "parallel" | "chunked" | "fused";
+/**
+ * Every implementation of `selectiveScan`, listed once: tests, benchmarks, figures and notebooks iterate
+ * over this list (or over `availableScanImpls()`, the ones the current backend runs).
+ */
+export const SCAN_IMPLS = ["sequential", "parallel", "chunked", "fused"] as const;
+export type ScanImpl = typeof SCAN_IMPLS[number];
 
-export interface ScanOptions {
-  /** Apply softplus to delta (+ deltaBias) before the scan, as Mamba does. Default false. */
-  deltaSoftplus?: boolean;
-  /** h_{-1}, shape (b, d, n). Default zeros. */
-  initialState?: Tensor;
-  /** Also return h_{l-1}, shape (b, d, n). */
-  returnLastState?: boolean;
-  /** Which implementation; default: the fastest registered one (see `defaultScanImpl`). */
+/** One line per implementation: what it is (for tables, figures and notebooks). */
+export const SCAN_IMPL_DESCRIPTIONS: Record<ScanImpl, string> = {
+  sequential: "reference recurrence, one step per position (TF.js ops)",
+  parallel: "work-efficient Blelloch scan over the length (TF.js ops)",
+  chunked: "closed form inside chunks, recurrence across them (TF.js ops)",
+  fused: "one op with a hand-written backward pass (WebAssembly SIMD, WGSL, plain-JS twin)",
+};
+
+export type { ScanInputs, ScanResult };
+
+/** The fused kernels' options, plus the choice of implementation. */
+export interface ScanOptions extends FusedScanOptions {
+  /** Which implementation; default: the fastest one the backend has (see `defaultScanImpl`). */
   impl?: ScanImpl;
   /** Chunk length for the chunked implementation (default 16). */
   chunkSize?: number;
-}
-
-export interface ScanResult {
-  /** (b, d, l) */
-  y: Tensor;
-  /** (b, d, n), present when returnLastState */
-  lastState?: Tensor;
-}
-
-export interface ScanInputs {
-  u: Tensor;
-  delta: Tensor;
-  A: Tensor;
-  B: Tensor;
-  C: Tensor;
-  D?: Tensor;
-  z?: Tensor;
-  deltaBias?: Tensor;
 }
 
 /** The core every op-built implementation provides: the linear recurrence and the readout. */

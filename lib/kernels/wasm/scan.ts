@@ -1,10 +1,10 @@
 /**
- * The fused selective scan in WebAssembly with SIMD (scan.wat, compiled into wasm_bytes.ts by
- * build_wasm.ts): the fast twin of scan_js.ts, with the same functions and signatures, used by the cpu and
- * wasm backends' kernels (op.ts). tests/scan_kernels_test.ts compares the two.
+ * The fused selective scan in WebAssembly with SIMD (scan.wat, compiled into wasm/bytes.ts by
+ * wasm/build.ts): the fast twin of wasm/scan_reference.ts, with the same functions and signatures, used by the cpu and
+ * wasm backends' kernels (tfjs/scan_op.ts). tests/scan_kernels_test.ts compares the two.
  *
  * This file stages the typed arrays into the kernels' memory (B and C transposed to (b, l, n), the state
- * axis padded to a multiple of 4), splits the channels (b, d) over threads (wasm_pool.ts: the calling
+ * axis padded to a multiple of 4), splits the channels (b, d) over threads (wasm/pool.ts: the calling
  * thread plus workers on a shared memory, MAMBABYTE_THREADS), and sums the per-thread partial gradients
  * (dB, dC over channels; dA, dD, dBias over the batch).
  *
@@ -12,8 +12,8 @@
  * scratch (the recomputed states of one channel) and, in the backward pass, the thread's partial dB and dC
  * (b, l, n): never O(b * d * l * n). Batches are processed in chunks that fit MAX_BYTES.
  */
-import * as reference from "./scan_js.ts";
-import type { ScanArrays, ScanDims, ScanGradients } from "./scan_js.ts";
+import * as reference from "./scan_reference.ts";
+import type { ScanArrays, ScanDims, ScanGradients } from "./scan_reference.ts";
 import {
   allocator,
   ensureMemory,
@@ -25,10 +25,10 @@ import {
   splitRange,
   threadsFor,
   transposeInMemory,
-} from "./wasm_pool.ts";
+} from "./pool.ts";
 
-export type { ScanArrays, ScanDims, ScanGradients } from "./scan_js.ts";
-export { setThreads as setScanThreads, threadCount as scanThreads } from "./wasm_pool.ts";
+export type { ScanArrays, ScanDims, ScanGradients } from "./scan_reference.ts";
+export { setThreads as setScanThreads, threadCount as scanThreads } from "./pool.ts";
 
 /** What one batch chunk may use; larger inputs are processed in several chunks. */
 const MAX_BYTES = 1.5 * 2 ** 30;
@@ -36,7 +36,7 @@ const MAX_BYTES = 1.5 * 2 ** 30;
 const THREAD_BLOCK = 256;
 
 /** True where WebAssembly SIMD and shared memory are available (the kernels compile). */
-export { wasmKernelsAvailable as wasmScanAvailable } from "./wasm_pool.ts";
+export { wasmKernelsAvailable as wasmScanAvailable } from "./pool.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Memory layout of one batch chunk
@@ -305,7 +305,7 @@ function unpadStates(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The two entry points, with scan_js.ts's signatures
+// The two entry points, with wasm/scan_reference.ts's signatures
 
 /** Forward: writes y (b, d, l) and lastState (b, d, n). */
 export function scanForward(

@@ -1,6 +1,6 @@
 /**
  * The fused selective scan over plain typed arrays: forward and backward, one (batch, channel) at a time,
- * with the state in a small local array. Used by the cpu and wasm backends' kernels (kernels/op.ts).
+ * with the state in a small local array. Used by the cpu and wasm backends' kernels (kernels/tfjs/scan_op.ts).
  *
  * Memory: the forward keeps only h (n values) per channel. The backward recomputes the channel's forward
  * into two (l, n) scratch arrays (the states and the decays), reused for every channel, so the extra

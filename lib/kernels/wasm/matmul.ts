@@ -1,23 +1,14 @@
 /**
  * C = op(A) op(B) in float32 with the WebAssembly GEMM of matmul.wat, split by rows of C over the
- * kernels' threads (wasm_pool.ts). `matMulReference` is its slow twin in plain JS (float64 accumulation),
+ * kernels' threads (wasm/pool.ts). `matMulReference` is its slow twin in plain JS (float64 accumulation),
  * for tests.
  *
  * Shapes, row-major: A is (M, K), or (K, M) when transposeA; B is (K, N), or (N, K) when transposeB;
  * C is (M, N).
  */
-import {
-  allocator,
-  ensureMemory,
-  Fn,
-  getPool,
-  PARAMS,
-  runJobs,
-  splitRange,
-  threadsFor,
-} from "./wasm_pool.ts";
+import { allocator, ensureMemory, Fn, getPool, PARAMS, runJobs, splitRange, threadsFor } from "./pool.ts";
 
-export { wasmKernelsAvailable as wasmMatMulAvailable } from "./wasm_pool.ts";
+export { wasmKernelsAvailable as wasmMatMulAvailable } from "./pool.ts";
 
 export interface MatMulDims {
   M: number;

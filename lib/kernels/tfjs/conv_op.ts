@@ -1,7 +1,7 @@
 /**
  * `fusedCausalConvSilu`: silu(causal depthwise conv1d(x) + bias), channels last, as ONE TF.js op
  * (`CausalConvSilu`, gradient `CausalConvSiluGrad`) on the cpu and wasm backends, with the kernels of
- * conv_wasm.ts (their JS twins where the channels are not a multiple of 4). Replaces the pad, k shifted
+ * wasm/conv.ts (their JS twins where the channels are not a multiple of 4). Replaces the pad, k shifted
  * slices, multiply-adds and SiLU of the op-built version (mamba.ts causalConv), and their gradients.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -12,8 +12,8 @@ import {
   convSiluBackwardReference,
   convSiluReference,
   convWasmSupports,
-} from "./conv_wasm.ts";
-import { wasmKernelsEnabled } from "./wasm_pool.ts";
+} from "../wasm/conv.ts";
+import { wasmKernelsEnabled } from "../wasm/pool.ts";
 
 export const CONV_KERNEL = "CausalConvSilu";
 export const CONV_GRAD_KERNEL = "CausalConvSiluGrad";

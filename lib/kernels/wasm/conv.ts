@@ -1,14 +1,14 @@
 /**
  * The causal depthwise conv1d + SiLU in front of a Mamba block's scan, channels last, forward and
  * backward: the WebAssembly kernels of scan.wat (convForward, convBackward), split by channel ranges over
- * the kernels' threads (wasm_pool.ts), and their slow twins in plain JS (`convSiluReference`,
+ * the kernels' threads (wasm/pool.ts), and their slow twins in plain JS (`convSiluReference`,
  * `convSiluBackwardReference`), which tests compare them with.
  *
  *   pre[b, t, e] = bias[e] + sum_j w[e, j] x[b, t - k + 1 + j, e]   (x = 0 before t = 0)
  *   y = silu(pre) = pre sigmoid(pre)
  * x, y, dy, dx: (b, l, e); w: (e, k) (PyTorch's conv1d weight (e, 1, k)); bias: (e).
  */
-import { allocator, ensureMemory, Fn, getPool, PARAMS, runJobs, threadsFor } from "./wasm_pool.ts";
+import { allocator, ensureMemory, Fn, getPool, PARAMS, runJobs, threadsFor } from "./pool.ts";
 
 export interface ConvDims {
   batch: number;

@@ -21,7 +21,7 @@
  * Shapes are written into the shader (one pipeline per (M, N, K, transposes), cached), as the scan's are.
  */
 import * as tf from "@tensorflow/tfjs";
-import { type Backend, dispatch, newTensor } from "./scan_webgpu.ts";
+import { type Backend, dispatch, newTensor } from "./runtime.ts";
 
 interface Gemm {
   M: number;

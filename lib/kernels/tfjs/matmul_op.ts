@@ -1,5 +1,5 @@
 /**
- * `fastMatMul`: tf.matMul of two matrices, through the multi-threaded WebAssembly GEMM of matmul_wasm.ts
+ * `fastMatMul`: tf.matMul of two matrices, through the multi-threaded WebAssembly GEMM of wasm/matmul.ts
  * on the cpu and wasm backends (TF.js op `WasmMatMul`, with its gradient), tf.matMul elsewhere.
  *
  * Why: the wasm backend's BatchMatMul runs XNNPACK only when neither operand is transposed (otherwise a
@@ -7,9 +7,9 @@
  * plain JS. The GEMM here takes either operand transposed at no extra cost and uses every thread.
  */
 import * as tf from "@tensorflow/tfjs";
-import { matMul } from "./matmul_wasm.ts";
-import { gemmWebGPU, gemmWorthwhile } from "./matmul_webgpu.ts";
-import { wasmKernelsEnabled } from "./wasm_pool.ts";
+import { matMul } from "../wasm/matmul.ts";
+import { gemmWebGPU, gemmWorthwhile } from "../webgpu/gemm.ts";
+import { wasmKernelsEnabled } from "../wasm/pool.ts";
 
 export const MATMUL_KERNEL = "WasmMatMul";
 
@@ -109,7 +109,7 @@ tf.registerGradient({
 
 /**
  * op(a) op(b) for matrices (float32): the WebAssembly GEMM on cpu and wasm where enabled, the WGSL GEMM of
- * matmul_webgpu.ts on webgpu for sizeable products (MAMBABYTE_WEBGPU_GEMM=0 switches it off), else
+ * webgpu/gemm.ts on webgpu for sizeable products (MAMBABYTE_WEBGPU_GEMM=0 switches it off), else
  * tf.matMul.
  */
 export function fastMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {

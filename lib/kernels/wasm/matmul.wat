@@ -1,14 +1,12 @@
-;; Single-precision matrix multiply C = A B for the cpu and wasm backends (driven by matmul_wasm.ts), with
+;; Single-precision matrix multiply C = A B for the cpu and wasm backends (driven by wasm/matmul.ts), with
 ;; 128-bit SIMD and fused multiply-adds (f32x4.relaxed_madd: one rounding where the CPU has FMA, two
-;; otherwise). Compiled by build_wasm.ts into wasm_bytes.ts.
+;; otherwise). Compiled by wasm/build.ts into wasm/bytes.ts.
 ;;
 ;; A is read with a row stride and a k stride (bytes): row-major A in place, A^T after `packAT` packs it
 ;; into k-major panels of 6 rows (reading A^T in place would stride through memory by rows);
 ;; B is packed into panels of 8 columns, k-major (`pack`); C is row-major with `ldc` bytes per row.
 ;; The micro-kernel computes a 6 x 8 tile of C over the whole k range in 12 registers: per k, 2 vector
 ;; loads of B, 6 broadcast loads of A, 12 multiply-adds.
-(module
-  (import "env" "memory" (memory 1 32768 shared))
 
   ;; C[6 x 8] at c (row stride ldc) = sum_k A[r, k] Bp[k, 0..7], A[r, k] at a + r rs + k ks
   (func $kernel6x8 (param $a i32) (param $rs i32) (param $ks i32) (param $bp i32) (param $K i32) (param $c i32) (param $ldc i32)
@@ -172,4 +170,3 @@
       (local.set $t (i32.add (local.get $t) (i32.const 6)))
       (br_if $lt (i32.lt_u (local.get $t) (local.get $M))))
   )
-)

@@ -1,20 +1,18 @@
 /**
  * The fused selective scan as TF.js ops: `SelectiveScan` (outputs y and the last state) and
  * `SelectiveScanGrad` (the gradients of every input), registered for the cpu and wasm backends with the
- * WebAssembly SIMD kernels of scan_wasm.ts (their plain-JS twins in scan_js.ts as the fallback), and for webgpu with the WGSL kernels of scan_webgpu.ts. Autodiff connects
+ * WebAssembly SIMD kernels of wasm/scan.ts (their plain-JS twins in wasm/scan_reference.ts as the fallback), and for webgpu with the WGSL kernels of webgpu/scan.ts. Autodiff connects
  * them through tf.customGrad, so `selectiveScan(..., {impl: "fused"})` is differentiable like the
  * op-built implementations.
  */
 import * as tf from "@tensorflow/tfjs";
-import { registerFusedScan } from "../scan.ts";
-import type { ScanInputs, ScanOptions, ScanResult } from "../types.ts";
-import * as jsKernel from "./scan_js.ts";
-import type { ScanArrays, ScanGradients } from "./scan_js.ts";
-import * as wasmKernel from "./scan_wasm.ts";
-import { wasmKernelsEnabled } from "./wasm_pool.ts";
+import * as jsKernel from "../wasm/scan_reference.ts";
+import type { ScanArrays, ScanGradients } from "../wasm/scan_reference.ts";
+import * as wasmKernel from "../wasm/scan.ts";
+import { wasmKernelsEnabled } from "../wasm/pool.ts";
 
-export { namedInputs, SCAN_GRAD_KERNEL, SCAN_INPUTS, SCAN_KERNEL } from "./op_common.ts";
-export type { ScanAttrs, ScanInputName } from "./op_common.ts";
+export { namedInputs, SCAN_GRAD_KERNEL, SCAN_INPUTS, SCAN_KERNEL } from "./scan_attrs.ts";
+export type { ScanAttrs, ScanInputName } from "./scan_attrs.ts";
 import {
   namedInputs,
   SCAN_GRAD_KERNEL,
@@ -22,8 +20,37 @@ import {
   SCAN_KERNEL,
   type ScanAttrs,
   type ScanInputName,
-} from "./op_common.ts";
-import "./scan_webgpu.ts";
+} from "./scan_attrs.ts";
+import "../webgpu/scan.ts";
+
+/**
+ * The fused scan's tensors, in mamba_ssm's layout (lib/ssm/types.ts documents the math): u, delta, z
+ * (b, d, l); A (d, n); B, C (b, n, l); D, deltaBias (d). Channels-last variants: see SCAN_CL_KERNEL.
+ */
+export interface ScanInputs {
+  u: tf.Tensor;
+  delta: tf.Tensor;
+  A: tf.Tensor;
+  B: tf.Tensor;
+  C: tf.Tensor;
+  D?: tf.Tensor;
+  z?: tf.Tensor;
+  deltaBias?: tf.Tensor;
+}
+
+export interface ScanOptions {
+  /** softplus(delta + deltaBias) before the scan, as Mamba does. */
+  deltaSoftplus?: boolean;
+  /** h_{-1}, (b, d, n); default zeros. */
+  initialState?: tf.Tensor;
+  /** Also return h_{l-1}, (b, d, n). */
+  returnLastState?: boolean;
+}
+
+export interface ScanResult {
+  y: tf.Tensor;
+  lastState?: tf.Tensor;
+}
 
 export function dimsOf(u: tf.TensorInfo, A: tf.TensorInfo) {
   const [batch, dInner, length] = u.shape;
@@ -31,9 +58,9 @@ export function dimsOf(u: tf.TensorInfo, A: tf.TensorInfo) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// cpu and wasm: the WebAssembly SIMD kernel of scan_wasm.ts (multi-threaded) over typed arrays, or its
-// reference twin in plain JS (scan_js.ts) where WebAssembly SIMD is missing or the kernels are switched
-// off (MAMBABYTE_WASM_KERNELS=0 or setWasmKernels(false), see wasm_pool.ts)
+// cpu and wasm: the WebAssembly SIMD kernel of wasm/scan.ts (multi-threaded) over typed arrays, or its
+// reference twin in plain JS (wasm/scan_reference.ts) where WebAssembly SIMD is missing or the kernels are switched
+// off (MAMBABYTE_WASM_KERNELS=0 or setWasmKernels(false), see wasm/pool.ts)
 
 type AnyBackend = {
   readSync(dataId: unknown): unknown;
@@ -238,6 +265,7 @@ function runFused(
   return opts.returnLastState ? { y, lastState } : { y };
 }
 
-registerFusedScan("cpu", fusedSelectiveScan);
-registerFusedScan("wasm", fusedSelectiveScan);
-registerFusedScan("webgpu", fusedSelectiveScan);
+/** Whether `backend` (default: the current one) has the fused scan's kernels (cpu, wasm and webgpu do). */
+export function fusedScanAvailable(backend = tf.getBackend()): boolean {
+  return tf.getKernel(SCAN_KERNEL, backend) !== undefined;
+}

@@ -1,6 +1,6 @@
 /**
  * The WebAssembly kernels' runtime: one shared WebAssembly.Memory, the kernel modules (scan.wat,
- * matmul.wat, compiled into wasm_bytes.ts by build_wasm.ts) instantiated on it, and a pool of worker
+ * matmul.wat, compiled into wasm/bytes.ts by wasm/build.ts) instantiated on it, and a pool of worker
  * threads running the same modules on the same memory.
  *
  * Threads: the calling thread plus MAMBABYTE_THREADS - 1 workers (default: navigator.hardwareConcurrency,
@@ -13,7 +13,7 @@
  * arrays from HEAP upwards for the duration of one synchronous call (calls never overlap).
  */
 import { Worker } from "node:worker_threads";
-import { MATMUL_WASM_BASE64, SCAN_WASM_BASE64 } from "./wasm_bytes.ts";
+import { MATMUL_WASM_BASE64, SCAN_WASM_BASE64 } from "./bytes.ts";
 
 const PAGE = 65536;
 /** The memory's maximum, as declared in the .wat files (2 GiB). */
@@ -73,7 +73,7 @@ let pool: Pool | undefined;
 let poolError: Error | undefined;
 let threadOverride: number | undefined;
 
-/** The bytes of a base64 string (the kernels ship as base64 in wasm_bytes.ts). */
+/** The bytes of a base64 string (the kernels ship as base64 in wasm/bytes.ts). */
 export function decodeBase64(b64: string): Uint8Array {
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);

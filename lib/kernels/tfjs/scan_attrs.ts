@@ -1,4 +1,4 @@
-/** Names and attributes shared by the fused scan's kernels on every backend (see op.ts). */
+/** Names and attributes shared by the fused scan's kernels on every backend (see tfjs/scan_op.ts). */
 import type * as tf from "@tensorflow/tfjs";
 
 export const SCAN_KERNEL = "SelectiveScan";

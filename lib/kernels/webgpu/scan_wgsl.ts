@@ -1,45 +1,10 @@
 /**
- * The fused selective scan on WebGPU: WGSL compute shaders dispatched on TF.js's own device and command
- * encoder (so they are ordered with every other tfjs op), registered as the webgpu kernels of
- * `SelectiveScan` and `SelectiveScanGrad` (see op.ts). The math is that of scan_js.ts, its reference twin.
- *
- * Parallel over length too: the sequence is cut into chunks of T steps, and every (batch, channel, chunk)
- * is one thread; the workgroups' threads are neighbouring channels of one chunk.
- *   0. transpose: B, C (b, n, l) -> bct (b, l, [B | C]) as vec4s, so that one step's 2 x 16 values are
- *      8 loads of one cache line, the same line for every thread of a workgroup (a broadcast)
- *   forward   1. summary: each chunk from a zero state -> its final state S_c and decay product P_c
- *             2. carry:   per (batch, channel, state), sequentially over chunks: H_c = P_{c-1} H_{c-1} + S_{c-1}
- *             3. output:  each chunk again from its true initial state H_c -> y (the last chunk also
- *                         writes the last state)
- *   backward  the forward's steps 1-2 give H_c; then 4. the adjoint carried out of each chunk from zero
- *             (in reverse time), 5. the reverse carry -> the adjoint entering each chunk from its end,
- *             6. gradients: each chunk sweeps forward once, checkpointing its state every U steps in
- *             workgroup memory, then walks back U steps at a time, recomputing those U states in
- *             registers; 7. two reduction passes (dA, dD, d bias over batch and chunks; dB, dC over
- *             channel groups).
- *
- * How the code is written matters as much as the algorithm here. Deno's WebGPU (wgpu) translates WGSL
- * with naga, which emits every loop as an open `loop` with an added 64-bit iteration counter, so the
- * driver unrolls nothing and a load inside a loop waits for the previous iteration. So the generators
- * below write the per-step work out as straight-line code: all loads of a block of steps are issued
- * together, the 16 states are 4 vec4 registers (h0..h3), and loops are left only around whole blocks.
- *
- * Two layouts of the forward passes (ScanKernelConfig.fwdKernel):
- *   "direct": each thread loads its own channel's U consecutive steps (one 32-byte sector per array
- *             and block; as vec4s where the length allows), no workgroup memory, no barriers;
- *   "tiled":  the workgroup copies (channels, 32 steps) tiles of u and softplus(delta) through workgroup
- *             memory with fully coalesced loads (and y out the same way), each thread then scans its row.
- * and two of the gradient pass (bwdKernel): "split" spreads a channel's states over ceil(ns / 4)
- * threads (a vec4 each), "channel" keeps them in one thread.
- * Defaults, from a sweep on the H200 (data/results/bench/sweep/gpu_scan_variants.jsonl): direct
- * forward with vec4 runs and chunks leaving >= 65536 threads; split gradients, T = 32, U = 4, 16 channels
- * per workgroup. "tiled" and "channel" were slower there (tiled: 1.7x the forward's GPU time; channel:
- * 2.1x the gradient pass's) and are kept as tested alternatives.
- * Extra memory, all O(b d l) (chunk states and partial sums, n / T <= 1): about 5 b d l floats in the
- * backward at the defaults; never (b, d, l, n).
+ * The WGSL of the fused selective scan (the passes that lib/kernels/webgpu/scan.ts dispatches, and the
+ * algorithm, are described there): the kernels' settings (environment defaults, changeable at run time for
+ * benchmarks), the shapes every pass is generated for, and one source generator per pass. Pure functions
+ * of their arguments: no device here.
  */
-import * as tf from "@tensorflow/tfjs";
-import { namedInputs, SCAN_GRAD_KERNEL, SCAN_KERNEL, type ScanAttrs } from "./op_common.ts";
+import type * as tf from "@tensorflow/tfjs";
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration (environment defaults; setScanKernelConfig changes it at run time, e.g. for benchmarks)
@@ -116,9 +81,9 @@ export function setScanKernelConfig(change: Partial<ScanKernelConfig>): void {
 }
 
 /** Steps per block of the direct forward passes and the local-adjoint pass (straight-line code). */
-const FWD_U = 8;
+export const FWD_U = 8;
 /** Time steps per tile of the tiled forward passes, and the unrolled steps of their inner loop. */
-const TT = 32;
+export const TT = 32;
 const TT_INNER = 8;
 const PAD = TT + 1; // row stride of a (channels, TT) tile: odd, so a thread per row hits distinct banks
 const LOG2E = 1.4426950408889634;
@@ -141,7 +106,7 @@ export function forwardChunk(batch: number, dim: number, len: number): number {
 // ---------------------------------------------------------------------------------------------------
 // Shapes and WGSL building blocks
 
-interface Dims {
+export interface Dims {
   batch: number;
   dim: number;
   ns: number;
@@ -158,7 +123,7 @@ interface Dims {
   vec: boolean;
 }
 
-function dimsFor(u: tf.TensorInfo, A: tf.TensorInfo, T: number, ch: number, unit: number): Dims {
+export function dimsFor(u: tf.TensorInfo, A: tf.TensorInfo, T: number, ch: number, unit: number): Dims {
   const [batch, dim, len] = u.shape;
   const ns = A.shape[1];
   const chunk = Math.min(T, Math.ceil(len / unit) * unit);
@@ -310,7 +275,7 @@ function forwardStep(k: Dims, s: string, withC: boolean): string {
 // ---------------------------------------------------------------------------------------------------
 // 0. B, C -> bct (b, l, 2, nq) vec4
 
-function transposeShader(k: Dims): string {
+export function transposeShader(k: Dims): string {
   return header(k, [["B", "read", "f32"], ["C", "read", "f32"], ["bct", "read_write", "vec4<f32>"]]) + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = gid.x + gid.y * 65535u * 64u; // over (b, which, q, t), t fastest: coalesced reads
@@ -464,7 +429,7 @@ var<workgroup> sDt: array<f32, ${k.ch * PAD}>; // (CH, TT) step sizes after bias
 }`;
 }
 
-function forwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summary" | "output"): string {
+export function forwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summary" | "output"): string {
   return config.fwdKernel === "tiled"
     ? tiledForwardShader(k, has, sp, mode)
     : directForwardShader(k, has, sp, mode);
@@ -474,7 +439,7 @@ function forwardShader(k: Dims, has: Set<string>, sp: boolean, mode: "summary" |
 // 2, 5. carries over chunks: one thread per (b, d, n), four chunks per iteration (loads issued together)
 
 /** 2. summary (b, d, nc, 2 ns) -> states (b, d, nc + 1, ns): H_{c+1} = P_c H_c + S_c; slot nc = last state. */
-function carryShader(k: Dims, has: Set<string>): string {
+export function carryShader(k: Dims, has: Set<string>): string {
   return header(k, [
     ["summary", "read", "f32"],
     ...(has.has("initialState") ? [["initialState", "read", "f32"] as Binding] : []),
@@ -507,7 +472,7 @@ function carryShader(k: Dims, has: Set<string>): string {
  * 5. local (b, d, nc, ns) and the decay products -> incoming (b, d, nc + 1, ns): the adjoint entering each
  * chunk from its end, G_c = local_{c+1} + P_{c+1} G_{c+1}, walking back from dLast; slot nc = dL/dh0.
  */
-function reverseCarryShader(k: Dims, has: Set<string>): string {
+export function reverseCarryShader(k: Dims, has: Set<string>): string {
   return header(k, [
     ["summary", "read", "f32"],
     ["local", "read", "f32"],
@@ -543,7 +508,7 @@ function reverseCarryShader(k: Dims, has: Set<string>): string {
 }
 
 /** Copies slot nc of a (b, d, nc + 1, ns) buffer out to (b, d, ns) (dL/dh0 from `incoming`). */
-function lastSlotShader(k: Dims): string {
+export function lastSlotShader(k: Dims): string {
   return header(k, [["slots", "read", "f32"], ["last", "read_write", "f32"]]) + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = gid.x + gid.y * 65535u * 64u;
@@ -561,7 +526,7 @@ function gOutExpr(has: Set<string>, j: number): string {
   return has.has("z") ? `gy${j} * z${j} * sigmoid(z${j})` : `gy${j}`;
 }
 
-function localAdjointShader(k: Dims, has: Set<string>, sp: boolean): string {
+export function localAdjointShader(k: Dims, has: Set<string>, sp: boolean): string {
   const U = FWD_U;
   const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
   const bindings: Binding[] = [
@@ -608,7 +573,7 @@ function localAdjointShader(k: Dims, has: Set<string>, sp: boolean): string {
 // 6. gradients of one chunk
 
 /** Workgroup memory of the gradient pass, in bytes: checkpoints and the dB/dC reduction buffer. */
-function gradientSharedBytes(k: Dims, U: number): number {
+export function gradientSharedBytes(k: Dims, U: number): number {
   return (k.T / U) * k.nq * 16 * k.ch + U * 2 * k.ns * (k.ch + 1) * 4;
 }
 
@@ -622,7 +587,7 @@ function gradientSharedBytes(k: Dims, U: number): number {
  *   ddelta += sum_n gh (A pd + u B);  dA += gh pd dt;  dB = gh dt u;  du += dt sum_n gh B;
  *   dC = gOut h_t;  g <- gh exp(dt A).
  */
-function gradientShader(k: Dims, has: Set<string>, sp: boolean, U: number): string {
+export function gradientShader(k: Dims, has: Set<string>, sp: boolean, U: number): string {
   const hasZ = has.has("z"), hasD = has.has("D");
   const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
   const nblk = k.T / U;
@@ -748,7 +713,7 @@ var<workgroup> red: array<f32, ${outs * (k.ch + 1)}>;
 }
 
 /** Workgroup memory of the split gradient pass: checkpoints, dB/dC reduction, per-quad partial sums. */
-function splitGradientSharedBytes(k: Dims, U: number): number {
+export function splitGradientSharedBytes(k: Dims, U: number): number {
   const wg = k.ch * k.nq;
   return (k.T / U) * wg * 16 + U * 2 * k.ns * (k.ch + 1) * 4 + 3 * U * wg * 4;
 }
@@ -760,7 +725,7 @@ function splitGradientSharedBytes(k: Dims, U: number): number {
  * each block: thread q of a channel then handles steps q, q + nq, ... of the block, reading that step's
  * inputs again (L1 hits). Same outputs and layouts as gradientShader.
  */
-function splitGradientShader(k: Dims, has: Set<string>, sp: boolean, U: number): string {
+export function splitGradientShader(k: Dims, has: Set<string>, sp: boolean, U: number): string {
   const hasZ = has.has("z"), hasD = has.has("D");
   const bias = has.has("deltaBias") ? " + deltaBias[d]" : "";
   const nblk = k.T / U;
@@ -944,7 +909,7 @@ var<workgroup> part: array<f32, ${kinds * U * wg}>;
 // 7. reductions
 
 /** paramPartial (d, b nc, ns + 2) summed over its middle axis -> gA (d, ns), gD (d), gBias (d); a workgroup per d. */
-function paramReduceShader(k: Dims, outs: string[]): string {
+export function paramReduceShader(k: Dims, outs: string[]): string {
   const cols = k.ns + 2;
   return header(k, [["paramPartial", "read", "f32"], ...outs.map((o): Binding => [o, "read_write", "f32"])]) +
     `
@@ -976,7 +941,7 @@ var<workgroup> sh: array<f32, ${cols * 64}>;
 }
 
 /** bcPartial (b, groups, l, 2 ns) summed over groups -> gB, gC (b, ns, l); one thread per (b, t, B|C, n). */
-function bcReduceShader(k: Dims): string {
+export function bcReduceShader(k: Dims): string {
   return header(k, [["bcPartial", "read", "f32"], ["gB", "read_write", "f32"], ["gC", "read_write", "f32"]]) +
     `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -996,339 +961,3 @@ function bcReduceShader(k: Dims): string {
   if (m < NS) { gB[(b * NS + m) * LEN + t] = total; } else { gC[(b * NS + m - NS) * LEN + t] = total; }
 }`;
 }
-
-// ---------------------------------------------------------------------------------------------------
-// Dispatch on tfjs's device
-
-// deno-lint-ignore no-explicit-any
-export type Backend = any;
-
-/** Compiled pipelines by WGSL source, with their bind group layouts (asked for once: it is not free). */
-const pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
-const codes = new Map<string, string>();
-
-/**
- * The WGSL of `make(...args)`, generated once per (generator, arguments, kernel configuration): building
- * the unrolled source costs more host time than a small scan's dispatch.
- */
-// deno-lint-ignore no-explicit-any
-function code<A extends any[]>(make: (...args: A) => string, ...args: A): string {
-  const key = make.name + JSON.stringify(args, (_, v) => v instanceof Set ? [...v].sort() : v) +
-    JSON.stringify(config);
-  let text = codes.get(key);
-  if (text === undefined) {
-    text = make(...args);
-    codes.set(key, text);
-  }
-  return text;
-}
-
-function pipeline(be: Backend, code: string): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
-  let p = pipelines.get(code);
-  if (!p) {
-    const device: GPUDevice = be.device;
-    const made = device.createComputePipeline({
-      layout: "auto",
-      compute: { module: device.createShaderModule({ code }), entryPoint: "main" },
-    });
-    p = { pipeline: made, layout: made.getBindGroupLayout(0) };
-    pipelines.set(code, p);
-  }
-  return p;
-}
-
-const bufferLimits = new WeakMap<GPUDevice, number>();
-
-export function newTensor(be: Backend, shape: number[]): tf.TensorInfo {
-  const info = be.makeTensorInfo(shape, "float32");
-  be.uploadToGPU(info.dataId); // allocates the GPU buffer
-  return info;
-}
-
-function bufferOf(be: Backend, info: tf.TensorInfo): GPUBuffer {
-  be.uploadToGPU(info.dataId);
-  return be.tensorMap.get(info.dataId).resource as GPUBuffer;
-}
-
-/** One dispatch of the scan's program `label` (timed as `SelectiveScan:${label}`, see `dispatch`). */
-function run(
-  be: Backend,
-  label: string,
-  code: string,
-  tensors: tf.TensorInfo[],
-  groups: [number, number, number],
-): void {
-  dispatch(be, `SelectiveScan:${label}`, code, tensors, groups);
-}
-
-/**
- * Records one dispatch of `code` over `groups` workgroups, binding `tensors` in order, into tfjs's command
- * encoder. Inside tf.time or tf.profile (tfjs's activeTimers) the pass is timed with timestamp queries like
- * tfjs's own programs, under `name`.
- */
-export function dispatch(
-  be: Backend,
-  name: string,
-  code: string,
-  tensors: tf.TensorInfo[],
-  groups: [number, number, number],
-): void {
-  const p = pipeline(be, code);
-  const device: GPUDevice = be.device;
-  let limit = bufferLimits.get(device);
-  if (limit === undefined) bufferLimits.set(device, limit = device.limits.maxStorageBuffersPerShaderStage);
-  if (tensors.length > limit) {
-    throw new Error(
-      `selective scan (webgpu): a pass needs ${tensors.length} storage buffers but this device allows ${limit}`,
-    );
-  }
-  const bindGroup = device.createBindGroup({
-    layout: p.layout,
-    entries: tensors.map((t, i) => ({ binding: i, resource: { buffer: bufferOf(be, t) } })),
-  });
-  for (const t of tensors) be.commandQueueOwnedIds.add(t.dataId); // keep buffers alive until submitted
-  be.ensureCommandEncoderReady();
-  be.endComputePassEncoder();
-  const timed = be.activeTimers != null && be.supportTimestampQuery;
-  const descriptor: GPUComputePassDescriptor = {};
-  if (timed) {
-    if (be.querySet == null) {
-      be.querySet = device.createQuerySet({ type: "timestamp", count: be.querySetCount });
-    }
-    descriptor.timestampWrites = {
-      querySet: be.querySet,
-      beginningOfPassWriteIndex: 0,
-      endOfPassWriteIndex: 1,
-    };
-  }
-  const pass = (be.commandEncoder as GPUCommandEncoder).beginComputePass(descriptor);
-  pass.setPipeline(p.pipeline);
-  pass.setBindGroup(0, bindGroup);
-  pass.dispatchWorkgroups(...groups);
-  pass.end();
-  be.dispatchCountInPass++;
-  if (timed) be.activeTimers.push({ name, query: be.getQueryTime() });
-  // submit every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches as tfjs's own programs do, so the GPU starts
-  // while the host is still queueing (otherwise queued calls reach the GPU only at the next read-back)
-  else if ((tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number) <= be.dispatchCountInPass) {
-    be.submitQueue();
-  }
-}
-
-function perChunk(k: Dims): [number, number, number] {
-  return [k.groups, k.nc, k.batch];
-}
-/** One thread per item of a 1-d range of `count` (2-d grid past 65535 workgroups of 64). */
-function flat(count: number): [number, number, number] {
-  const wgs = Math.ceil(count / 64);
-  return [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
-}
-
-function pick(inputs: Record<string, tf.TensorInfo>, names: string[]): tf.TensorInfo[] {
-  return names.filter((n) => inputs[n]).map((n) => inputs[n]);
-}
-
-/** 0. bct (b, l, 2, nq) vec4 (the caller disposes it). */
-function transposeBC(be: Backend, x: Record<string, tf.TensorInfo>, k: Dims): tf.TensorInfo {
-  const bct = newTensor(be, [k.batch, k.len, 2, k.nq * 4]);
-  run(be, "transposeBC", code(transposeShader, k), [x.B, x.C, bct], flat(k.batch * 2 * k.nq * k.len));
-  return bct;
-}
-
-/** Inputs of a forward pass in forwardBindings' order. */
-function forwardInputs(
-  x: Record<string, tf.TensorInfo>,
-  bct: tf.TensorInfo,
-  mode: "summary" | "output",
-  extra: tf.TensorInfo[],
-) {
-  const out = mode === "output";
-  return [x.u, x.delta, x.A, bct, ...pick(x, ["deltaBias"]), ...(out ? pick(x, ["D", "z"]) : []), ...extra];
-}
-
-/** Forward steps 1-2 with chunks of k.T: chunk summaries and chunk initial states (the caller disposes both). */
-function chunkStates(
-  be: Backend,
-  x: Record<string, tf.TensorInfo>,
-  bct: tf.TensorInfo,
-  k: Dims,
-  has: Set<string>,
-  sp: boolean,
-) {
-  const summary = newTensor(be, [k.batch, k.dim, k.nc, 2 * k.ns]);
-  run(
-    be,
-    "summary",
-    code(forwardShader, k, has, sp, "summary"),
-    forwardInputs(x, bct, "summary", [summary]),
-    perChunk(k),
-  );
-  const states = newTensor(be, [k.batch, k.dim, k.nc + 1, k.ns]);
-  run(
-    be,
-    "carry",
-    code(carryShader, k, has),
-    [summary, ...pick(x, ["initialState"]), states],
-    flat(k.batch * k.dim * k.ns),
-  );
-  return { summary, states };
-}
-
-function forwardDims(x: Record<string, tf.TensorInfo>): Dims {
-  const [batch, dim, len] = x.u.shape;
-  return dimsFor(
-    x.u,
-    x.A,
-    forwardChunk(batch, dim, len),
-    config.fwdThreads,
-    config.fwdKernel === "tiled" ? TT : FWD_U,
-  );
-}
-
-function forwardKernel(
-  { inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown },
-) {
-  const be = backend as Backend;
-  const a = attrs as unknown as ScanAttrs;
-  const x = namedInputs(list, a);
-  const k = forwardDims(x);
-  const has = new Set(Object.keys(x));
-  const bct = transposeBC(be, x, k);
-  const { summary, states } = chunkStates(be, x, bct, k, has, a.deltaSoftplus);
-  const y = newTensor(be, [k.batch, k.dim, k.len]);
-  const last = newTensor(be, [k.batch, k.dim, k.ns]);
-  run(
-    be,
-    "output",
-    code(forwardShader, k, has, a.deltaSoftplus, "output"),
-    forwardInputs(x, bct, "output", [states, y, last]),
-    perChunk(k),
-  );
-  for (const t of [bct, summary, states]) be.disposeData(t.dataId);
-  if (a.lastState) return [y, last];
-  be.disposeData(last.dataId); // written by the output pass, not an output (see ScanAttrs.lastState)
-  return [y];
-}
-
-/**
- * The backward's dims: chunk bwdChunk, block bwdSub, bwdThreads channels per workgroup, shrunk (chunk
- * first, then channels) until the gradient pass's workgroup memory fits the device.
- */
-function backwardDims(be: Backend, x: Record<string, tf.TensorInfo>): { k: Dims; U: number } {
-  const U = config.bwdSub;
-  const limit = (be.device as GPUDevice).limits.maxComputeWorkgroupStorageSize;
-  let T = config.bwdChunk, ch = config.bwdThreads;
-  const bytes = (k: Dims) =>
-    config.bwdKernel === "split" ? splitGradientSharedBytes(k, U) : gradientSharedBytes(k, U);
-  let k = dimsFor(x.u, x.A, T, ch, U);
-  while (bytes(k) > limit) {
-    if (T > U) T = Math.max(U, Math.floor(T / 2 / U) * U);
-    else if (ch > (config.bwdKernel === "split" ? 8 : 32)) {
-      ch = Math.max(config.bwdKernel === "split" ? 8 : 32, ch / 2);
-    } else {
-      throw new Error(
-        `selective scan (webgpu): the gradient pass needs ${bytes(k)} bytes of workgroup memory ` +
-          `(d_state ${k.ns}, block ${U}) but this device allows ${limit}; lower MAMBABYTE_SCAN_SUB`,
-      );
-    }
-    k = dimsFor(x.u, x.A, T, ch, U);
-  }
-  return { k, U };
-}
-
-function gradKernel(
-  { inputs: list, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown },
-) {
-  const be = backend as Backend;
-  const a = attrs as unknown as ScanAttrs;
-  const sp = a.deltaSoftplus;
-  const x = namedInputs(list, a);
-  const { k, U } = backwardDims(be, x);
-  const has = new Set(Object.keys(x));
-  const bct = transposeBC(be, x, k);
-  // 1-2 on the backward's chunks; summary and local adjoint run with the gradient pass's channels per workgroup
-  const { summary, states } = chunkStates(be, x, bct, k, has, sp);
-  const local = newTensor(be, [k.batch, k.dim, k.nc, k.ns]);
-  run(be, "localAdjoint", code(localAdjointShader, k, has, sp), [
-    x.delta,
-    x.A,
-    bct,
-    x.dy,
-    ...pick(x, ["z", "deltaBias"]),
-    local,
-  ], perChunk(k));
-  const incoming = newTensor(be, [k.batch, k.dim, k.nc + 1, k.ns]);
-  run(
-    be,
-    "reverseCarry",
-    code(reverseCarryShader, k, has),
-    [summary, local, ...pick(x, ["dLast"]), incoming],
-    flat(k.batch * k.dim * k.ns),
-  );
-  const g: Record<string, tf.TensorInfo> = {
-    u: newTensor(be, x.u.shape),
-    delta: newTensor(be, x.u.shape),
-    A: newTensor(be, x.A.shape),
-    B: newTensor(be, x.B.shape),
-    C: newTensor(be, x.C.shape),
-  };
-  if (has.has("z")) g.z = newTensor(be, x.u.shape);
-  if (has.has("D")) g.D = newTensor(be, [k.dim]);
-  if (has.has("deltaBias")) g.deltaBias = newTensor(be, [k.dim]);
-  const paramPartial = newTensor(be, [k.dim, k.batch * k.nc, k.ns + 2]);
-  const bcPartial = newTensor(be, [k.batch, k.groups, k.len, 2 * k.ns]);
-  run(
-    be,
-    "gradients",
-    config.bwdKernel === "split"
-      ? code(splitGradientShader, k, has, sp, U)
-      : code(gradientShader, k, has, sp, U),
-    [
-      x.u,
-      x.delta,
-      x.A,
-      bct,
-      ...pick(x, ["D", "z", "deltaBias"]),
-      states,
-      incoming,
-      x.dy,
-      g.u,
-      g.delta,
-      ...(g.z ? [g.z] : []),
-      paramPartial,
-      bcPartial,
-    ],
-    perChunk(k),
-  );
-  const paramOuts = ["gA", ...(g.D ? ["gD"] : []), ...(g.deltaBias ? ["gBias"] : [])];
-  run(be, "paramReduce", code(paramReduceShader, k, paramOuts), [
-    paramPartial,
-    g.A,
-    ...(g.D ? [g.D] : []),
-    ...(g.deltaBias ? [g.deltaBias] : []),
-  ], [k.dim, 1, 1]);
-  run(be, "bcReduce", code(bcReduceShader, k), [bcPartial, g.B, g.C], flat(k.batch * k.len * 2 * k.ns));
-  if (has.has("initialState")) {
-    g.initialState = newTensor(be, [k.batch, k.dim, k.ns]);
-    run(
-      be,
-      "initialStateGrad",
-      code(lastSlotShader, k),
-      [incoming, g.initialState],
-      flat(k.batch * k.dim * k.ns),
-    );
-  }
-  for (const t of [bct, summary, states, local, incoming, paramPartial, bcPartial]) be.disposeData(t.dataId);
-  return a.present.split(",").map((name) => g[name]);
-}
-
-tf.registerKernel({
-  kernelName: SCAN_KERNEL,
-  backendName: "webgpu",
-  kernelFunc: forwardKernel as tf.KernelFunc,
-});
-tf.registerKernel({
-  kernelName: SCAN_GRAD_KERNEL,
-  backendName: "webgpu",
-  kernelFunc: gradKernel as tf.KernelFunc,
-});
