@@ -4,17 +4,16 @@
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "./backend.ts";
 import { InputError } from "./io/errors.ts";
-import { readCheckpoint } from "./io/checkpoint.ts";
-import { countParameters } from "./models/mamba.ts";
+import { readCheckpoint } from "./models/checkpoint.ts";
 import { loadPretrained } from "./models/pretrained.ts";
 import { generate } from "./decode/sample.ts";
 import { scoreBytes } from "./eval/bpb.ts";
 import { reproduce, ReproduceInterrupted } from "./reproduce.ts";
 import { appendRecord } from "./results/store.ts";
 import { type ScaleName, SCALES } from "./scales.ts";
-import { dInner, dtRank, paddedVocab } from "./io/config.ts";
+import { dInner, dtRank, paddedVocab } from "./models/mamba_config.ts";
 import "./models/mod.ts";
-import { countParams, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
+import { countParameters, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
 import { asMamba, family } from "./models/registry.ts";
 import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig } from "./models/presets.ts";
@@ -22,6 +21,7 @@ import type { Domain } from "./data/corpora/types.ts";
 import { domainText, loadTrained, runExperiment, type RunSpec } from "./train/experiment.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import { scoreText } from "./eval/score.ts";
+import { parameterBreakdown } from "./models/describe.ts";
 
 const HELP = `MambaByte lab — a byte-level Mamba language model on TensorFlow.js
 
@@ -133,7 +133,7 @@ async function info(args: string[]) {
       model: ckpt.dir,
       config: cfg,
       derived: { d_inner: dInner(cfg), dt_rank: dtRank(cfg), padded_vocab: paddedVocab(cfg) },
-      parameters: countParameters(cfg),
+      parameters: parameterBreakdown(cfg).total,
       weights: ckpt.weightsPaths,
       dtypes: [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))],
     },
@@ -424,7 +424,7 @@ async function evalCommand(args: string[]) {
     split: text.evalSplit,
     data: text.source,
     window,
-    parameters: countParams(model),
+    parameters: countParameters(model),
     ...s,
     wall_s: (performance.now() - t0) / 1000,
   };

@@ -2,16 +2,17 @@
  * The public API: what notebooks and scripts import. Dependencies point one way:
  * notebooks -> lib/mod.ts -> {eval, decode, train} -> models -> ssm -> backend.
  */
+
 export { backendInfo, initBackend, tf, webgpuAdapter } from "./backend.ts";
 export type { BackendInfo, BackendName } from "./backend.ts";
 export { availableScanImpls, defaultScanImpl, selectiveScan, setDefaultScanImpl } from "./ssm/mod.ts";
 export type { ScanImpl, ScanOptions } from "./ssm/mod.ts";
 export * as mamba from "./models/mamba.ts";
-export { countParameters, forward, initMambaLM, prefill, step } from "./models/mamba.ts";
+export { forward, initMambaLM, prefill, step } from "./models/mamba.ts";
 export type { MambaLM, MambaState } from "./models/mamba.ts";
 export { loadPretrained, mambaByteConfig, saveMambaLM } from "./models/pretrained.ts";
 export { mixerShapeTable, parameterBreakdown } from "./models/describe.ts";
-export { parseMambaConfig, readMambaConfig } from "./io/config.ts";
+export { parseMambaConfig, readMambaConfig } from "./models/mamba_config.ts";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.ts";
 export { ByteBatcher, countWords, readSplit } from "./data/bytes.ts";
 export { trainBytes } from "./train/train.ts";
@@ -53,7 +54,7 @@ export type {
   NoiseKind,
   SlidingWindow,
 } from "./data/mod.ts";
-export { countParams, MODEL_KINDS, nextTokenLoss, TOKEN_UNIT } from "./models/lm.ts";
+export { countParameters, MODEL_KINDS, nextTokenLoss, TOKEN_UNIT } from "./models/lm.ts";
 export type { LanguageModel, ModelKind } from "./models/lm.ts";
 export { createModel, loadModel, saveModel } from "./models/mod.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";

@@ -27,11 +27,11 @@ import {
   transformerStep,
 } from "../lib/models/mod.ts";
 import {
-  countParams,
+  countParameters,
   disposeModel,
   type LanguageModel,
   nextTokenLoss,
-  readParams,
+  readParameters,
 } from "../lib/models/lm.ts";
 import { AdamW, ADAMW_DEFAULTS, warmupCosine } from "../lib/train/adamw.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -188,7 +188,7 @@ for (const kind of Object.keys(TINY)) {
 Deno.test("training FLOPs per token and parameter counts match hand counts", () => {
   const flops = (kind: string, cfg: Record<string, unknown>, l: number) => {
     const m = createModel(kind, cfg);
-    const r = { flops: m.trainFlopsPerToken(l), params: countParams(m) };
+    const r = { flops: m.trainFlopsPerToken(l), params: countParameters(m) };
     disposeModel(m);
     return r;
   };
@@ -444,7 +444,7 @@ Deno.test("bad config fields are rejected with a message naming the field", () =
 Deno.test("baselineConfig gives a valid config of every family", () => {
   for (const kind of ["transformer", "perceiver_ar", "megabyte", "mambabyte"] as const) {
     const m: LanguageModel = createModel(kind, baselineConfig(kind, { d_model: 32, n_layer: 2 }));
-    assert.ok(countParams(m) > 0);
+    assert.ok(countParameters(m) > 0);
     disposeModel(m);
   }
   assert.deepEqual(baselineConfig("megabyte", { d_model: 1536, n_layer: 24 }), {
@@ -462,7 +462,7 @@ Deno.test("initialisation is seeded", async () => {
       createModel(kind, TINY[kind], 1),
       createModel(kind, TINY[kind], 2),
     ];
-    const [va, vb, vc] = [await readParams(a), await readParams(b), await readParams(c)];
+    const [va, vb, vc] = [await readParameters(a), await readParameters(b), await readParameters(c)];
     const key = [...va.keys()].find((k) => k.endsWith("c_attn.weight"))!;
     assert.deepEqual(va.get(key), vb.get(key));
     assert.notDeepEqual(va.get(key), vc.get(key));

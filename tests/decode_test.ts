@@ -13,7 +13,7 @@ function assertEquals(a: unknown, b: unknown, msg?: string): void {
   else deepStrictEqual(x, y, `${msg}: ${JSON.stringify(x)} !== ${JSON.stringify(y)}`);
 }
 import { ByteBPE, trainBpe } from "../lib/data/bpe.ts";
-import { parseMambaConfig } from "../lib/io/config.ts";
+import { parseMambaConfig } from "../lib/models/mamba_config.ts";
 import {
   disposeMambaLM,
   disposeState,

@@ -1,32 +1,22 @@
-// Tests of lib/io: safetensors read/write, float16/bfloat16, mamba_ssm / Hugging Face configs, state-dict
-// checks, atomic writes and checkpoints. Bad input must fail with ONE InputError naming the file and key.
+// Tests of lib/io (safetensors read/write, float16/bfloat16, atomic writes) and of the Mamba config and
+// checkpoint files (lib/models: mamba_ssm / Hugging Face configs, state-dict checks, checkpoints). Bad input must fail with ONE InputError naming the file and key.
 import assert from "node:assert/strict";
 import {
   atomicWriteFile,
   bfloat16BitsToNumber,
-  checkStateDict,
   ConfigError,
-  configToJson,
   decodeBfloat16,
   decodeFloat16,
-  dInner,
-  dtRank,
   encodeBfloat16,
   encodeFloat16,
-  expectedStateDictShapes,
   FileWriteError,
   float16BitsToNumber,
   getFloat32,
   getInt32,
   InputError,
-  type MambaConfig,
   numberToBfloat16Bits,
   numberToFloat16Bits,
-  paddedVocab,
-  parseMambaConfig,
   parseSafetensors,
-  readCheckpoint,
-  readMambaConfig,
   readSafetensors,
   readSafetensorsHeader,
   SafetensorsError,
@@ -36,9 +26,20 @@ import {
   type TensorInput,
   toFloat32,
   toInt32,
-  writeCheckpoint,
   writeSafetensors,
 } from "../lib/io/mod.ts";
+import {
+  checkStateDict,
+  configToJson,
+  dInner,
+  dtRank,
+  expectedStateDictShapes,
+  type MambaConfig,
+  paddedVocab,
+  parseMambaConfig,
+  readMambaConfig,
+} from "../lib/models/mamba_config.ts";
+import { readCheckpoint, writeCheckpoint } from "../lib/models/checkpoint.ts";
 
 const FIXTURES = decodeURIComponent(new URL("./fixtures/reference/", import.meta.url).pathname);
 const TINY_MODEL = `${FIXTURES}mambabyte-tiny-public.model.safetensors`;

@@ -4,24 +4,16 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { parseMambaConfig } from "../lib/io/config.ts";
+import { parseMambaConfig } from "../lib/models/mamba_config.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
-import {
-  disposeMambaLM,
-  disposeState,
-  forward,
-  type MambaLM,
-  parameterValues,
-  prefill,
-  step,
-} from "../lib/models/mamba.ts";
+import { disposeMambaLM, disposeState, forward, type MambaLM, prefill, step } from "../lib/models/mamba.ts";
 import { initMambaLM, loadPretrained, mambaByteConfig, saveMambaLM } from "../lib/models/pretrained.ts";
 import { availableScanImpls } from "../lib/ssm/mod.ts";
 import { generate } from "../lib/decode/sample.ts";
 import { trainBytes } from "../lib/train/train.ts";
 import { FIXTURES, loadFixture, relL2, relL2T, TEST_BACKENDS, tinyModelDir, useBackend } from "./helpers.ts";
 import { withScanImpl } from "../lib/models/registry.ts";
-import { nextTokenLoss } from "../lib/models/lm.ts";
+import { nextTokenLoss, readParameters } from "../lib/models/lm.ts";
 
 const reference = JSON.parse(await Deno.readTextFile(FIXTURES + "mambabyte-tiny-public.json"));
 
@@ -109,7 +101,7 @@ Deno.test("save then load gives the same parameters and a file mamba_ssm's layou
   const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
   assert.deepEqual(names, ["config.json", "model.safetensors"]); // no temp files left
   const back = await loadPretrained(dir);
-  const a = await parameterValues(model), b = await parameterValues(back);
+  const a = await readParameters(model), b = await readParameters(back);
   for (const [k, v] of a) assert.equal(relL2(b.get(k)!, v), 0, k);
   const st = await readSafetensors(`${dir}/model.safetensors`);
   assert.ok(st.tensors.has("lm_head.weight"), "tied head is stored, as mamba_ssm's state_dict does");
@@ -124,7 +116,7 @@ Deno.test("initialisation follows mamba_ssm: A_log = log(1..N), D = 1, dt bias i
   await useBackend("cpu");
   const cfg = mambaByteConfig(64, 3);
   const model = initMambaLM(cfg, 0);
-  const v = await parameterValues(model);
+  const v = await readParameters(model);
   const aLog = v.get("backbone.layers.0.mixer.A_log")!;
   assert.ok(Math.abs(aLog[0] - 0) < 1e-7 && Math.abs(aLog[15] - Math.log(16)) < 1e-6);
   assert.ok(v.get("backbone.layers.2.mixer.D")!.every((x) => x === 1));
@@ -140,7 +132,7 @@ Deno.test("initialisation follows mamba_ssm: A_log = log(1..N), D = 1, dt bias i
   const bound = 1 / Math.sqrt(128) / Math.sqrt(3);
   assert.ok(out.every((x) => Math.abs(x) <= bound + 1e-7), "out_proj rescaled by 1/sqrt(n_layer)");
   // same seed, same parameters; another seed, others
-  const again = await parameterValues(initMambaLM(cfg, 0));
+  const again = await readParameters(initMambaLM(cfg, 0));
   assert.equal(relL2(again.get("backbone.embedding.weight")!, emb), 0);
   disposeMambaLM(model);
 });

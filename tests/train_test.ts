@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { useBackend } from "./helpers.ts";
 import { createModel, loadModel, mambaTrainFlopsPerToken } from "../lib/models/registry.ts";
-import { disposeModel, nextTokenLoss, readParams } from "../lib/models/lm.ts";
+import { disposeModel, nextTokenLoss, readParameters } from "../lib/models/lm.ts";
 import { mambaByteConfig } from "../lib/models/pretrained.ts";
 import { NonFiniteLoss, stepsForFlops, train, type TrainLogEntry } from "../lib/train/trainer.ts";
 import { warmupCosine } from "../lib/train/adamw.ts";
@@ -69,7 +69,7 @@ Deno.test("kill and resume reproduces the uninterrupted loss curve", async () =>
   assert.deepEqual(onDisk, Array.from({ length: 12 }, (_, i) => i + 1));
   // the final checkpoint loads as a model with the trained weights
   const loaded = await loadModel(`${runDir}/checkpoint`);
-  const [w1, w2] = [await readParams(second), await readParams(loaded)];
+  const [w1, w2] = [await readParameters(second), await readParameters(loaded)];
   for (const [k, v] of w1) assert.deepEqual(w2.get(k), v, k);
   disposeModel(second);
   disposeModel(loaded);
@@ -104,7 +104,7 @@ Deno.test("a non-finite loss stops before the update and keeps the last good che
   const state = JSON.parse(await Deno.readTextFile(`${runDir}/checkpoint/trainer_state.json`));
   assert.equal(state.step, 4);
   const saved = await loadModel(`${runDir}/checkpoint`);
-  const values = await readParams(saved);
+  const values = await readParameters(saved);
   for (const [k, v] of values) assert.ok(v.every(Number.isFinite), `${k} has non-finite values`);
   assert.deepEqual(values.get("backbone.layers.0.mixer.in_proj.weight"), saved4);
   disposeModel(saved);

@@ -494,7 +494,7 @@ export async function extrapolationStage(
 ): Promise<ExtrapolationRecord[]> {
   // loaded lazily: the trainer's module graph is only needed when a stage runs
   const { domainText, loadTrained, REPO_ROOT } = await import("../train/experiment.ts");
-  const { countParams } = await import("../models/lm.ts");
+  const { countParameters } = await import("../models/lm.ts");
   await import("../models/mod.ts");
   const say = (s: string) => opts.quiet || console.error(s);
   const runsDir = opts.runsDir ?? `${REPO_ROOT}data/checkpoints/runs`;
@@ -539,7 +539,7 @@ export async function extrapolationStage(
         label: String(run.labels?.label ?? run.model),
         domain: run.domain,
         data: `${text.source}/${run.domain}/${text.evalSplit}`,
-        parameters: countParams(model),
+        parameters: countParameters(model),
       }, async (r) => {
         // recorded as soon as known: a stage cut by a time limit keeps the lengths it finished
         await appendRecord("extrapolation", r as unknown as Record<string, unknown>, resultsDir);

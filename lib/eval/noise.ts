@@ -196,7 +196,7 @@ export async function noiseStage(
   opts: NoiseStageOptions,
 ): Promise<NoiseRecord[]> {
   const { domainText, loadTrained, REPO_ROOT } = await import("../train/experiment.ts");
-  const { countParams } = await import("../models/lm.ts");
+  const { countParameters } = await import("../models/lm.ts");
   await import("../models/mod.ts");
   const say = (s: string) => opts.quiet || console.error(s);
   const runsDir = opts.runsDir ?? `${REPO_ROOT}data/checkpoints/runs`;
@@ -246,7 +246,7 @@ export async function noiseStage(
           unit: TOKEN_UNIT[model.kind],
           domain: run.domain,
           data: `${text.source}/${run.domain}/${text.evalSplit}`,
-          parameters: countParams(model),
+          parameters: countParameters(model),
           ...r,
         };
         await appendRecord("noise", rec as unknown as Record<string, unknown>, resultsDir);

@@ -1,7 +1,6 @@
-/** lib/io: files in and out (safetensors, model configs, checkpoints, atomic writes). No tfjs here. */
+/** lib/io: file formats only (safetensors, JSON, atomic writes, errors that name the file). No tfjs here. */
 export * from "./errors.ts";
 export * from "./atomic.ts";
 export * from "./half.ts";
+export * from "./json.ts";
 export * from "./safetensors.ts";
-export * from "./config.ts";
-export * from "./checkpoint.ts";

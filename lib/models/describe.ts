@@ -1,6 +1,6 @@
 /** Human-readable descriptions of a Mamba model: the tensor shapes through one block, parameter counts. */
-import type { MambaConfig } from "../io/config.ts";
-import { countParameters, dims, parameterShapes } from "./mamba.ts";
+import type { MambaConfig } from "./mamba_config.ts";
+import { dims, parameterShapes } from "./mamba.ts";
 
 export interface ShapeRow {
   step: string;
@@ -35,10 +35,13 @@ export function mixerShapeTable(cfg: MambaConfig, batch: number, length: number)
 /** Parameter counts split by component, for one config. */
 export function parameterBreakdown(cfg: MambaConfig): Record<string, number> {
   const out: Record<string, number> = {};
+  let total = 0;
   for (const [name, shape] of parameterShapes(cfg)) {
     const part = name.replace(/^backbone\.layers\.\d+\./, "layers.*.").replace(/\.weight$|\.bias$/, "");
-    out[part] = (out[part] ?? 0) + shape.reduce((a, b) => a * b, 1);
+    const size = shape.reduce((a, b) => a * b, 1);
+    out[part] = (out[part] ?? 0) + size;
+    total += size;
   }
-  out.total = countParameters(cfg);
+  out.total = total;
   return out;
 }

@@ -59,8 +59,11 @@ export interface LanguageModel {
   trainLoss?(ids: tf.Tensor): tf.Scalar;
 }
 
+/** Anything holding named trainable variables: every LanguageModel, and a MambaLM. */
+export type HasParameters = { params: Map<string, tf.Variable> };
+
 /** Total number of scalar parameters. */
-export function countParams(model: LanguageModel): number {
+export function countParameters(model: HasParameters): number {
   let n = 0;
   for (const v of model.params.values()) n += v.size;
   return n;
@@ -71,7 +74,7 @@ export function disposeModel(model: LanguageModel): void {
 }
 
 /** Reads all parameters back to the host (for saving). */
-export async function readParams(model: LanguageModel): Promise<Map<string, Float32Array>> {
+export async function readParameters(model: HasParameters): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, v] of model.params) out.set(name, (await v.data()) as Float32Array);
   return out;

@@ -8,7 +8,8 @@
  * of (model, inputs), nanoGPT-style, so gradients with respect to the parameters are just tf.grads.
  */
 import * as tf from "@tensorflow/tfjs";
-import { dInner, dtRank, type MambaConfig, paddedVocab } from "../io/config.ts";
+import { dInner, dtRank, type MambaConfig, paddedVocab, stateDictSpec } from "./mamba_config.ts";
+import { ConfigError } from "../io/errors.ts";
 import { defaultScanImpl, selectiveScan } from "../ssm/mod.ts";
 
 import {
@@ -59,33 +60,20 @@ export function dims(cfg: MambaConfig) {
   };
 }
 
-/** Every parameter's mamba_ssm name and shape, in state-dict order. */
-export function parameterShapes(cfg: MambaConfig): [string, number[]][] {
-  const { d, e, n, r, k, V, L } = dims(cfg);
-  const out: [string, number[]][] = [["backbone.embedding.weight", [V, d]]];
-  for (let i = 0; i < L; i++) {
-    out.push(
-      [layerKey(i, "mixer.in_proj.weight"), [2 * e, d]],
-      ...(cfg.ssm_cfg.bias ? [[layerKey(i, "mixer.in_proj.bias"), [2 * e]] as [string, number[]]] : []),
-      [layerKey(i, "mixer.conv1d.weight"), [e, 1, k]],
-      ...(cfg.ssm_cfg.conv_bias ? [[layerKey(i, "mixer.conv1d.bias"), [e]] as [string, number[]]] : []),
-      [layerKey(i, "mixer.x_proj.weight"), [r + 2 * n, e]],
-      [layerKey(i, "mixer.dt_proj.weight"), [e, r]],
-      [layerKey(i, "mixer.dt_proj.bias"), [e]],
-      [layerKey(i, "mixer.A_log"), [e, n]],
-      [layerKey(i, "mixer.D"), [e]],
-      [layerKey(i, "mixer.out_proj.weight"), [d, e]],
-      ...(cfg.ssm_cfg.bias ? [[layerKey(i, "mixer.out_proj.bias"), [d]] as [string, number[]]] : []),
-      [layerKey(i, "norm.weight"), [d]],
+/** mamba_ssm's LayerNorm variant (rms_norm false) is not implemented here: every MambaByte uses RMSNorm. */
+function requireRmsNorm(cfg: MambaConfig): void {
+  if (!cfg.rms_norm) {
+    throw new ConfigError(
+      "config",
+      "rms_norm",
+      "rms_norm is false (LayerNorm): only RMSNorm Mamba models (every MambaByte checkpoint) are supported",
     );
   }
-  out.push(["backbone.norm_f.weight", [d]]);
-  if (!cfg.tie_embeddings) out.push(["lm_head.weight", [V, d]]);
-  return out;
 }
 
-export function countParameters(cfg: MambaConfig): number {
-  return parameterShapes(cfg).reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
+/** The model's parameters: names and shapes (mamba_config.ts `stateDictSpec`, less the tied head). */
+export function parameterShapes(cfg: MambaConfig): [string, number[]][] {
+  return stateDictSpec(cfg).filter((e) => !e.optional).map((e) => [e.key, e.shape]);
 }
 
 /** Parameters that AdamW must not decay (mamba_ssm marks A_log and D `_no_weight_decay`; norms, biases). */
@@ -100,6 +88,7 @@ export function noWeightDecay(name: string): boolean {
  * dt_init_floor; A_log[e, n] = log(n + 1) (S4D-real); D = 1; norms 1; out_proj rescaled by 1/sqrt(n_layer).
  */
 export function initParameters(cfg: MambaConfig, seed = 0): Map<string, Float32Array> {
+  requireRmsNorm(cfg);
   const rng = new Rng(seed);
   const { d, e, n, r, k, V, L } = dims(cfg);
   const s = cfg.ssm_cfg;
@@ -135,6 +124,7 @@ export function initParameters(cfg: MambaConfig, seed = 0): Map<string, Float32A
 
 /** Wraps host arrays (from `initParameters` or a checkpoint) as trainable variables. */
 export function createMambaLM(cfg: MambaConfig, values: Map<string, Float32Array>): MambaLM {
+  requireRmsNorm(cfg);
   const params = new Map<string, tf.Variable>();
   for (const [name, shape] of parameterShapes(cfg)) {
     const v = values.get(name);
@@ -156,13 +146,6 @@ export function initMambaLM(cfg: MambaConfig, seed = 0): MambaLM {
 
 export function disposeMambaLM(model: MambaLM): void {
   for (const v of model.params.values()) v.dispose();
-}
-
-/** Reads all parameters back to the host (for saving). */
-export async function parameterValues(model: MambaLM): Promise<Map<string, Float32Array>> {
-  const out = new Map<string, Float32Array>();
-  for (const [name, v] of model.params) out.set(name, (await v.data()) as Float32Array);
-  return out;
 }
 
 function param(model: MambaLM, name: string): tf.Tensor {

@@ -3,10 +3,11 @@
  * model.safetensors (the layout of the authors' released MambaByte checkpoints on Hugging Face), so
  * checkpoints move freely between this project and PyTorch.
  */
-import { readCheckpoint, writeCheckpoint } from "../io/checkpoint.ts";
-import { type MambaConfig, parseMambaConfig } from "../io/config.ts";
+import { readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
+import { type MambaConfig, parseMambaConfig } from "./mamba_config.ts";
 import { toFloat32 } from "../io/safetensors.ts";
-import { createMambaLM, initMambaLM, type MambaLM, parameterShapes, parameterValues } from "./mamba.ts";
+import { createMambaLM, initMambaLM, type MambaLM, parameterShapes } from "./mamba.ts";
+import { readParameters } from "./lm.ts";
 
 /** Loads config.json + model.safetensors (or a sharded index) from `dir` into a trainable MambaLM. */
 export async function loadPretrained(dir: string): Promise<MambaLM> {
@@ -37,7 +38,7 @@ export async function saveMambaLM(
   dir: string,
   metadata: Record<string, string> = {},
 ): Promise<void> {
-  const values = await parameterValues(model);
+  const values = await readParameters(model);
   const tensors = new Map<string, { dtype: "F32"; shape: number[]; data: Float32Array }>();
   for (const [name, shape] of parameterShapes(model.config)) {
     tensors.set(name, { dtype: "F32", shape, data: values.get(name)! });

@@ -6,16 +6,16 @@
  * Baselines register themselves here (`registerFamily`) from their own module; `lib/models/mod.ts`
  * imports them all.
  */
-import { WEIGHTS_FILE } from "../io/checkpoint.ts";
+import { WEIGHTS_FILE } from "./checkpoint.ts";
 import { atomicWriteFile } from "../io/atomic.ts";
 import { InputError } from "../io/errors.ts";
 import { readSafetensors, toFloat32, writeSafetensors } from "../io/safetensors.ts";
-import { type MambaConfig, parseMambaConfig } from "../io/config.ts";
+import { type MambaConfig, parseMambaConfig } from "./mamba_config.ts";
 import type { LanguageModel, ModelKind } from "./lm.ts";
-import { readParams } from "./lm.ts";
 import { createMambaLM, dims, forward, initParameters, type MambaLM, noWeightDecay } from "./mamba.ts";
 import { loadPretrained, saveMambaLM } from "./pretrained.ts";
 import type { ScanImpl } from "../ssm/mod.ts";
+import { readParameters } from "./lm.ts";
 
 export interface ModelFamily {
   kind: ModelKind;
@@ -130,7 +130,7 @@ export async function saveModel(
   if (model.kind === "mambabyte" || model.kind === "mamba_subword") {
     return saveMambaLM(asMamba(model), dir, metadata);
   }
-  const values = await readParams(model);
+  const values = await readParameters(model);
   const tensors = new Map(
     [...model.params].map((
       [name, v],

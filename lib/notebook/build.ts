@@ -3,10 +3,10 @@
  * notebook can be authored as readable source and regenerated:
  *
  *   // notebooks/src/01_mamba_block.ts
- *   import { code, md } from "../../lib/notebook/build.ts";
+ *   import { code, md } from "./build.ts";
  *   export default [
  *     md`# The Mamba block`,
- *     code`import { showFigure } from "../lib/plot/display.ts";
+ *     code`import { showFigure } from "./plot/display.ts";
  *   const SCALE = Deno.env.get("SCALE") ?? "smoke";`,
  *   ];
  *

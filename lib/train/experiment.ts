@@ -9,7 +9,7 @@ import { ByteBPE, trainBpe } from "../data/bpe.ts";
 import { dataLocation } from "../data/describe.ts";
 import type { Domain } from "../data/corpora/types.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
-import { countParams, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
+import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { createModel, family, loadModel, saveModel } from "../models/registry.ts";
 import { evalBatch, scoreText } from "../eval/score.ts";
 import { appendRecord, RESULTS_DIR } from "../results/store.ts";
@@ -180,7 +180,7 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
     const flopsPerToken = model.trainFlopsPerToken(t.length);
     say(
       `run ${spec.name}: ${spec.model} (${
-        countParams(model).toLocaleString("en")
+        countParameters(model).toLocaleString("en")
       } parameters) on ${spec.domain} ` +
         `[${text.source}], ${steps} steps of ${t.batch} x ${t.length} ${subword ? "tokens" : "bytes"}, ` +
         `${(flopsPerToken * t.batch * t.length * steps).toExponential(2)} training FLOPs`,
@@ -216,7 +216,7 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
       scale: spec.scale,
       data: text.source,
       config: model.config,
-      parameters: countParams(model),
+      parameters: countParameters(model),
       train_flops_per_token: flopsPerToken,
       train_flops: flopsPerToken * result.tokens_seen,
       steps,

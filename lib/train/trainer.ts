@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { ByteBatcher } from "../data/bytes.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { readSafetensors, toFloat32, writeSafetensors } from "../io/safetensors.ts";
-import { type LanguageModel, nextTokenLoss, readParams } from "../models/lm.ts";
+import { type LanguageModel, nextTokenLoss, readParameters } from "../models/lm.ts";
 import { loadModel, saveModel } from "../models/registry.ts";
 import { AdamW, ADAMW_DEFAULTS, type AdamWConfig, warmupCosine } from "./adamw.ts";
 
@@ -345,7 +345,7 @@ async function loadCheckpointInto(
     );
   }
   const saved = await loadModel(dir);
-  const values = await readParams(saved);
+  const values = await readParameters(saved);
   for (const v of saved.params.values()) v.dispose();
   const optPath = `${dir}/optimizer.safetensors`;
   const moments = await readSafetensors(optPath);

@@ -52,7 +52,7 @@ export default [
   if (usingReference) await Deno.remove(dir, { recursive: true }); // a temporary copy of the fixture
   const model = mb.mambaAsLanguageModel(lm);
   console.log(\`\${usingReference ? "reference model (untrained, tests/fixtures/reference)" : dir}: d_model \${lm.config.d_model}, \` +
-    \`\${lm.config.n_layer} layers, vocab \${lm.config.vocab_size}, \${mb.countParameters(lm.config).toLocaleString("en")} parameters, \` +
+    \`\${lm.config.n_layer} layers, vocab \${lm.config.vocab_size}, \${mb.countParameters(lm).toLocaleString("en")} parameters, \` +
     \`loaded in \${((performance.now() - t0) / 1000).toFixed(1)} s on \${mb.backendInfo()?.backend}\`);
   `,
   md`

@@ -8,11 +8,10 @@ import {
   checkStateDict,
   configToJson,
   type MambaConfig,
-  parseJsonText,
   readMambaConfig,
-} from "./config.ts";
-import { atomicWriteFile, pathExists as exists } from "./atomic.ts";
-import { describeFsError, InputError, SafetensorsError } from "./errors.ts";
+} from "./mamba_config.ts";
+import { atomicWriteFile, pathExists as exists } from "../io/atomic.ts";
+import { describeFsError, InputError, SafetensorsError } from "../io/errors.ts";
 import {
   readSafetensors,
   readSafetensorsHeader,
@@ -20,7 +19,8 @@ import {
   type TensorInfo,
   type TensorsInput,
   writeSafetensors,
-} from "./safetensors.ts";
+} from "../io/safetensors.ts";
+import { parseJsonText } from "../io/json.ts";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";

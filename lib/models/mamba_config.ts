@@ -12,7 +12,8 @@
  * n_layer and vocab_size are required: mamba_ssm's defaults (a 2.8B subword model) are never what a
  * config that omits them means. Unknown fields are errors, so a typo cannot silently select a default.
  */
-import { ConfigError, describeFsError, StateDictError } from "./errors.ts";
+import { ConfigError, describeFsError, StateDictError } from "../io/errors.ts";
+import { parseJsonText } from "../io/json.ts";
 
 export interface MambaSsmConfig {
   /** Mixer type; only "Mamba1" (the MambaByte architecture) is supported. Not written by configToJson. */
@@ -468,24 +469,6 @@ export async function readMambaConfig(path: string): Promise<MambaConfig> {
   return parseMambaConfig(parseJsonText(text, path), path);
 }
 
-/** JSON.parse with errors that name the file and give line and column. */
-export function parseJsonText(text: string, source: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    let msg = (err as Error).message;
-    const m = /at position (\d+)/.exec(msg);
-    if (m && !/line \d+/.test(msg)) {
-      const pos = Number(m[1]);
-      const before = text.slice(0, pos);
-      const line = before.split("\n").length;
-      const column = pos - before.lastIndexOf("\n");
-      msg += ` (line ${line} column ${column})`;
-    }
-    throw new ConfigError(source, undefined, `${source}: invalid JSON: ${msg}`, { cause: err });
-  }
-}
-
 // ===================================================================================================
 // Derived quantities and serialisation
 
@@ -551,7 +534,10 @@ export interface StateDictEntry {
   optional: boolean;
 }
 
-/** Every parameter of mamba_ssm's MambaLMHeadModel for `cfg`, in mamba_ssm's state_dict order. */
+/**
+ * Every parameter of mamba_ssm's MambaLMHeadModel for `cfg`, in mamba_ssm's state_dict order: the one list
+ * of names and shapes that the model (lib/models/mamba.ts), checkpoints and the native engine use.
+ */
 export function stateDictSpec(cfg: MambaConfig): StateDictEntry[] {
   const d = cfg.d_model;
   const di = dInner(cfg);
