@@ -18,7 +18,7 @@ import { asMamba, family } from "./models/registry.ts";
 import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
-import { domainText, loadTrained, runExperiment, type RunSpec } from "./train/experiment.ts";
+import { domainText, loadTrained, runExperiment, type RunSpec } from "./runs/experiment.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import { scoreText } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";

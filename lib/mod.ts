@@ -18,7 +18,8 @@ export { ByteBatcher, countWords, readSplit } from "./data/bytes.ts";
 export { trainBytes } from "./train/train.ts";
 export { perByteBits, scoreBytes } from "./eval/bpb.ts";
 export { generate, generateBatch, generateTokens } from "./decode/sample.ts";
-export { greedyDecode, originHtml, RecurrentSession, speculativeDecode } from "./decode/speculative.ts";
+export { greedyDecode, originHtml, speculativeDecode } from "./decode/speculative.ts";
+export { RecurrentSession } from "./decode/session.ts";
 export type { SpeculativeOptions, SpeculativeResult, SpeculativeStats } from "./decode/speculative.ts";
 export { MambaStepper } from "./decode/stepper.ts";
 export { appendRecord, readRecords } from "./results/store.ts";
@@ -60,27 +61,27 @@ export { createModel, loadModel, saveModel } from "./models/mod.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";
 export { train } from "./train/trainer.ts";
 export type { TrainerConfig, TrainLogEntry } from "./train/trainer.ts";
-export { loadTrained, runExperiment } from "./train/experiment.ts";
-export type { RunRecord, RunSpec } from "./train/experiment.ts";
-export { planRuns, readPlan } from "./train/plan.ts";
+export { loadTrained, runExperiment } from "./runs/experiment.ts";
+export type { RunSpec } from "./runs/experiment.ts";
+export type {
+  ExtrapolationRecord,
+  ExtrapolationResult,
+  NoiseRecord,
+  NoiseResult,
+  RunRecord,
+} from "./results/records.ts";
+export { planRuns, readPlan } from "./runs/plan.ts";
 export { scoreText } from "./eval/score.ts";
-export {
-  computeMatchedFigure,
-  computeMatchedTable,
-  latestRuns,
-  matchedRows,
-  tableMarkdown,
-} from "./results/compute_matched.ts";
-export * as paper from "./paper.ts";
+export { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
+export * as paper from "./results/paper.ts";
 export {
   evaluateExtrapolation,
   EXTRAPOLATION_MULTIPLES,
   extrapolationRecords,
-  extrapolationStage,
 } from "./eval/extrapolation.ts";
-export type { ExtrapolationRecord, ExtrapolationResult } from "./eval/extrapolation.ts";
-export { evaluateNoise, NOISE_SETTINGS, noiseStage } from "./eval/noise.ts";
-export type { NoiseRecord, NoiseResult } from "./eval/noise.ts";
+export { evaluateNoise, NOISE_SETTINGS } from "./eval/noise.ts";
+export { extrapolationStage, noiseStage } from "./runs/stages.ts";
 export { asMamba, mambaAsLanguageModel } from "./models/registry.ts";
-export * as figures from "./plot/figures.ts";
+export * as figures from "./plot/figures/mod.ts";
+export { computeMatchedFigure } from "./plot/figures/compute_matched.ts";
 export { referenceCheckpoint, referenceExpected } from "./eval/reference.ts";

@@ -5,12 +5,14 @@
  * re-trained, an interrupted run resumes from its checkpoint, and the data step is a no-op when the
  * corpus matches its manifest. Progress is printed throughout (stage, run i/N, elapsed, ETA).
  */
-import { isRecorded, planRuns, readPlan, recordedRuns } from "./train/plan.ts";
-import { REPO_ROOT, runExperiment, type RunRecord, type RunSpec } from "./train/experiment.ts";
+import { isRecorded, planRuns, readPlan, recordedRuns } from "./runs/plan.ts";
+import { runExperiment, type RunSpec } from "./runs/experiment.ts";
 import { formatSeconds, TrainingInterrupted } from "./train/trainer.ts";
 import { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
-import { appendRecord, RESULTS_DIR } from "./results/store.ts";
+import { appendRecord } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
+import { REPO_ROOT, RESULTS_DIR } from "./paths.ts";
+import type { RunRecord } from "./results/records.ts";
 
 export interface ReproduceOptions {
   scale: string;
@@ -47,7 +49,7 @@ export function registerEvaluation(name: string, run: EvaluationStage): void {
 // only, not the stages after it. Runs already evaluated are skipped by the stage itself.
 for (const name of ["extrapolation", "noise"]) {
   registerEvaluation(name, async (_runs, o) => {
-    const args = ["run", "-A", `lib/eval/${name}.ts`, "--scale", o.scale];
+    const args = ["run", "-A", "lib/runs/stages.ts", name, "--scale", o.scale];
     if (o.resultsDir) args.push("--results", o.resultsDir);
     if (o.runsDir) args.push("--runs-dir", o.runsDir);
     if (!(await subprocess(name, args))) throw new Error(`the ${name} stage failed (its output is above)`);
@@ -218,8 +220,8 @@ export async function reproduce(
 
   stage(4, "figures and tables (deno task figures)");
   if (opts.skipFigures) console.error("skipped");
-  else if (await pathExists(`${REPO_ROOT}lib/plot/figures.ts`)) {
-    if (!(await subprocess("deno task figures", ["run", "-A", "lib/plot/figures.ts"]))) {
+  else if (await pathExists(`${REPO_ROOT}lib/plot/main.ts`)) {
+    if (!(await subprocess("deno task figures", ["run", "-A", "lib/plot/main.ts"]))) {
       failures.push("figures");
     }
   }

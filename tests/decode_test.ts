@@ -24,15 +24,10 @@ import {
   step,
 } from "../lib/models/mamba.ts";
 import { generate, generateBatch, generateTokens } from "../lib/decode/sample.ts";
-import {
-  argmax,
-  greedyDecode,
-  rankOf,
-  RecurrentSession,
-  speculativeDecode,
-} from "../lib/decode/speculative.ts";
+import { argmax, greedyDecode, rankOf, speculativeDecode } from "../lib/decode/speculative.ts";
 import { MambaStepper, tensorsToHost } from "../lib/decode/stepper.ts";
 import { relL2, useBackend } from "./helpers.ts";
+import { RecurrentSession } from "../lib/decode/session.ts";
 
 const enc = new TextEncoder();
 const CORPUS = enc.encode(

@@ -12,22 +12,22 @@ import { NOISE_KINDS } from "../lib/data/noise.ts";
 import {
   evaluateExtrapolation,
   extrapolationRecords,
-  extrapolationStage,
   PositionLoss,
   recurrentNats,
   sequenceNats,
 } from "../lib/eval/extrapolation.ts";
-import { evaluateNoise, NOISE_SETTINGS, noiseStage } from "../lib/eval/noise.ts";
-import { runExperiment } from "../lib/train/experiment.ts";
+import { evaluateNoise, NOISE_SETTINGS } from "../lib/eval/noise.ts";
+import { runExperiment } from "../lib/runs/experiment.ts";
 import { tokenNats } from "../lib/eval/score.ts";
 import { disposeModel, type LanguageModel } from "../lib/models/lm.ts";
 import { disposeState, prefill } from "../lib/models/mamba.ts";
 import { asMamba, createModel } from "../lib/models/mod.ts";
-import { buildFigure, exportFigures, figureBuilders } from "../lib/plot/figures.ts";
+import { buildFigure, exportFigures, figureBuilders } from "../lib/plot/figures/mod.ts";
 import { appendRecord } from "../lib/results/store.ts";
 import { setDefaultScanImpl } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { useBackend } from "./helpers.ts";
+import { extrapolationStage, noiseStage } from "../lib/runs/stages.ts";
 
 /** The tracked books test sample (Project Gutenberg text). */
 const SAMPLE = await readSplit(new URL("../data/samples/books/test", import.meta.url).pathname);

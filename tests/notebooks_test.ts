@@ -5,7 +5,8 @@
 
 import assert from "node:assert/strict";
 import { code, loadCells, md, notebookPathFor, notebookText, writeNotebook } from "../lib/notebook/build.ts";
-import { listNotebooks, notebookPrerequisites, REPO_ROOT, runNotebook } from "../lib/notebook/run.ts";
+import { listNotebooks, notebookPrerequisites, runNotebook } from "../lib/notebook/run.ts";
+import { REPO_ROOT } from "../lib/paths.ts";
 
 const notebooks = await listNotebooks();
 

@@ -9,9 +9,8 @@
  *    (`cuda_fwd_ms`, `cuda_fwdbwd_ms`), mamba.py's pscan (`pscan_fwd_ms`) and the loop (`ref_fwd_ms`).
  */
 import type { BackendName } from "../backend.ts";
-import { type Pass, ROOT, type Shape } from "./options.ts";
-
-export const ANCHORS_DIR = `${ROOT}data/anchors/`;
+import { type Pass, type Shape } from "./options.ts";
+import { ANCHORS_DIR, repoRelative } from "../paths.ts";
 
 /** One peer figure for a (shape, pass). */
 export interface PeerFigure {
@@ -66,10 +65,6 @@ async function anchorFiles(prefix: string, dir: string): Promise<string[]> {
   return names.sort().reverse(); // newest date first
 }
 
-function relative(path: string): string {
-  return path.startsWith(ROOT) ? path.slice(ROOT.length) : path;
-}
-
 /**
  * Peer figures for a shape and pass, best first. CPU peers (measured on this machine kind) apply to the
  * cpu and wasm backends; the H200 peers apply to webgpu only when the device is an H200. Empty when no
@@ -80,7 +75,7 @@ export async function peerFigures(
   device: string,
   shape: Shape,
   pass: Pass,
-  dir = ANCHORS_DIR,
+  dir = `${ANCHORS_DIR}/`,
 ): Promise<PeerFigure[]> {
   const out: PeerFigure[] = [];
   if (backend === "cpu" || backend === "wasm") {
@@ -99,7 +94,7 @@ export async function peerFigures(
             peer,
             ms: entry[key] * 1000,
             peerDevice: "this 2-core CPU, PyTorch 1.13",
-            source: relative(dir + name),
+            source: repoRelative(dir + name),
             key,
           });
         }
@@ -119,7 +114,7 @@ export async function peerFigures(
             peer,
             ms: entry[key],
             peerDevice: "NVIDIA H200, PyTorch",
-            source: relative(dir + name),
+            source: repoRelative(dir + name),
             key,
           });
         }

@@ -37,12 +37,13 @@ import {
 } from "../models/mod.ts";
 import { disposeModel } from "../models/lm.ts";
 import type { MambaLM } from "../models/mamba.ts";
-import { greedyDecode, RecurrentSession, speculativeDecode } from "../decode/speculative.ts";
+import { greedyDecode, speculativeDecode } from "../decode/speculative.ts";
 import { createStepper, defaultStepperKind, type HostState, MambaStepper } from "../decode/stepper.ts";
-import { loadTrained } from "../train/experiment.ts";
-import { appendRecord, RESULTS_DIR } from "../results/store.ts";
+import { loadTrained } from "../runs/experiment.ts";
+import { appendRecord } from "../results/store.ts";
 import { Rng } from "../util/rng.ts";
-import { ANCHORS_DIR } from "./anchors.ts";
+import { ANCHORS_DIR, RESULTS_DIR } from "../paths.ts";
+import { RecurrentSession } from "../decode/session.ts";
 
 const arg = (name: string, fallback?: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -56,7 +57,10 @@ export const DECODE_SIZE = { d_model: 256, n_layer: 4 };
 export async function decodeAnchor(): Promise<{ bytesPerS: number; source: string } | undefined> {
   const file = "h200-pytorch-train-decode-2026-11-28.json";
   try {
-    const rows = JSON.parse(await Deno.readTextFile(ANCHORS_DIR + file)) as Record<string, number | string>[];
+    const rows = JSON.parse(await Deno.readTextFile(`${ANCHORS_DIR}/${file}`)) as Record<
+      string,
+      number | string
+    >[];
     const r = rows.find((x) => x.kind === "decode_eager_b1" && x.d_model === 256 && x.n_layer === 4);
     return r ? { bytesPerS: r.bytes_per_s as number, source: `data/anchors/${file}` } : undefined;
   } catch {

@@ -14,15 +14,15 @@ import { loadPretrained } from "../models/pretrained.ts";
 import { appendRecord } from "../results/store.ts";
 import { withScanImpl } from "../models/registry.ts";
 import { nextTokenLoss } from "../models/lm.ts";
+import { REFERENCE_FIXTURES, RESULTS_DIR } from "../paths.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
-const fixtures = `${root}tests/fixtures/reference/`;
+const fixtures = REFERENCE_FIXTURES;
 const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Deno.args[i + 1] : fallback;
 };
 const backends = arg("--backends", "cpu,wasm,webgpu").split(",") as BackendName[];
-const outDir = arg("--out", `${root}data/results`);
+const outDir = arg("--out", RESULTS_DIR);
 
 function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0, den = 0;

@@ -39,6 +39,7 @@ import {
   scanKernelConfig,
   setScanKernelConfig,
 } from "../kernels/webgpu/scan_wgsl.ts";
+import { ANCHORS_DIR, RESULTS_DIR } from "../paths.ts";
 
 const args = Deno.args;
 const quick = args.includes("--quick");
@@ -46,17 +47,16 @@ const argValue = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const root = new URL("../../", import.meta.url).pathname;
-const outFile = argValue("--out") ?? `${root}data/results/bench/gpu.jsonl`;
+const outFile = argValue("--out") ?? `${RESULTS_DIR}bench/gpu.jsonl`;
 const outDir = outFile.slice(0, outFile.lastIndexOf("/"));
 const table = outFile.slice(outFile.lastIndexOf("/") + 1).replace(/\.jsonl$/, "");
 
 const info = await initBackend({ backend: "webgpu" });
 
 async function anchors(prefix: string): Promise<unknown> {
-  for (const e of Deno.readDirSync(`${root}data/anchors`)) {
+  for (const e of Deno.readDirSync(ANCHORS_DIR)) {
     if (e.name.startsWith(prefix)) {
-      return JSON.parse(await Deno.readTextFile(`${root}data/anchors/${e.name}`));
+      return JSON.parse(await Deno.readTextFile(`${ANCHORS_DIR}/${e.name}`));
     }
   }
   return undefined;

@@ -22,14 +22,14 @@ import { scanBenchInputs, sync } from "./gpu_inputs.ts";
 import { selectiveScan } from "../ssm/mod.ts";
 import { SCAN_GRAD_KERNEL, SCAN_KERNEL } from "../kernels/tfjs/scan_attrs.ts";
 import { scanKernelConfig } from "../kernels/webgpu/scan_wgsl.ts";
+import { RESULTS_DIR } from "../paths.ts";
 
 const args = Deno.args;
 const argValue = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const root = new URL("../../", import.meta.url).pathname;
-const outFile = argValue("--out") ?? `${root}data/results/bench/gpu_host_profile.json`;
+const outFile = argValue("--out") ?? `${RESULTS_DIR}bench/gpu_host_profile.json`;
 const calls = Number(argValue("--calls") ?? 10);
 const shapes = (argValue("--shapes") ?? "8,1536,16,8192;1,1536,16,8192;16,512,16,2048").split(";").filter(
   Boolean,

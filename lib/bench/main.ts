@@ -17,7 +17,7 @@
 import { type BackendName, initBackend } from "../backend.ts";
 import { availableScanImpls, type ScanImpl } from "../ssm/mod.ts"; // mod.ts registers the fused kernels
 import { readRecords } from "../results/store.ts";
-import { type BenchOptions, childArgs, parseArgs, type Pass, ROOT, USAGE } from "./options.ts";
+import { type BenchOptions, childArgs, parseArgs, type Pass, USAGE } from "./options.ts";
 import {
   type ChildState,
   runScanBench,
@@ -27,6 +27,7 @@ import {
 } from "./scan_bench.ts";
 import { scanTable } from "./table.ts";
 import { pathExists } from "../io/atomic.ts";
+import { REPO_ROOT } from "../paths.ts";
 
 async function implsFor(backend: BackendName, opts: BenchOptions): Promise<ScanImpl[]> {
   if (opts.impls) return opts.impls;
@@ -89,8 +90,8 @@ async function runChild(
   budgetS: number,
 ) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}lib/bench/main.ts`, ...childArgs(opts, backend, impl, pass, budgetS)],
-    cwd: ROOT,
+    args: ["run", "-A", `${REPO_ROOT}lib/bench/main.ts`, ...childArgs(opts, backend, impl, pass, budgetS)],
+    cwd: REPO_ROOT,
     stdout: "inherit",
     stderr: "piped",
   }).spawn();
@@ -163,14 +164,14 @@ function takeSuites(args: string[]): { suites: Suite[]; rest: string[] } {
 
 /** The command of a suite other than `scan` (each records to data/results/bench/SUITE.jsonl). */
 async function suiteCommand(suite: Exclude<Suite, "scan">): Promise<string[]> {
-  if (suite === "train") return [`${ROOT}lib/bench/train.ts`, "--backend", "wasm"];
-  if (suite === "gpu") return [`${ROOT}lib/bench/gpu.ts`];
+  if (suite === "train") return [`${REPO_ROOT}lib/bench/train.ts`, "--backend", "wasm"];
+  if (suite === "gpu") return [`${REPO_ROOT}lib/bench/gpu.ts`];
   // speculative decoding needs trained models: the small-scale books runs, when trained here
-  const runs = `${ROOT}data/checkpoints/runs/compute-matched/small/books`;
+  const runs = `${REPO_ROOT}data/checkpoints/runs/compute-matched/small/books`;
   const trained = await pathExists(`${runs}/mamba_subword/model/tokenizer.json`) &&
     await pathExists(`${runs}/mambabyte/model/config.json`);
   return [
-    `${ROOT}lib/bench/decode.ts`,
+    `${REPO_ROOT}lib/bench/decode.ts`,
     ...(trained ? ["--verifier", `${runs}/mambabyte/model`, "--drafter", `${runs}/mamba_subword/model`] : []),
   ];
 }
@@ -190,10 +191,12 @@ async function main(): Promise<void> {
   for (const suite of suites) {
     if (suite === "scan") continue;
     const args = await suiteCommand(suite);
-    console.error(`\n== bench suite ${suite}: deno run -A ${args.map((a) => a.replace(ROOT, "")).join(" ")}`);
+    console.error(
+      `\n== bench suite ${suite}: deno run -A ${args.map((a) => a.replace(REPO_ROOT, "")).join(" ")}`,
+    );
     const { code } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", ...args],
-      cwd: ROOT,
+      cwd: REPO_ROOT,
       stdout: "inherit",
       stderr: "inherit",
     }).spawn().status;

@@ -4,9 +4,9 @@
  */
 import type { BackendName } from "../backend.ts";
 import type { ScanImpl } from "../ssm/scan.ts";
+import { RESULTS_DIR } from "../paths.ts";
 
-export const ROOT = new URL("../../", import.meta.url).pathname;
-export const DEFAULT_OUT = `${ROOT}data/results/bench`;
+export const DEFAULT_OUT = `${RESULTS_DIR}bench`;
 
 export type Pass = "fwd" | "fwd+bwd";
 export const PASSES: readonly Pass[] = ["fwd", "fwd+bwd"];

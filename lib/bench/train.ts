@@ -10,8 +10,8 @@ import { disposeMambaLM } from "../models/mamba.ts";
 import { readSplit } from "../data/bytes.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
+import { ANCHORS_DIR, RESULTS_DIR, SAMPLES_DIR } from "../paths.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Deno.args[i + 1] : fallback;
@@ -19,7 +19,7 @@ const arg = (name: string, fallback: string) => {
 const [d, layers, batch, length] = arg("--shape", "256,4,4,1024").split(",").map(Number);
 const steps = Number(arg("--steps", "5"));
 const info = await initBackend();
-const text = await readSplit(`${root}data/samples/books/train`);
+const text = await readSplit(`${SAMPLES_DIR}/books/train`);
 const model = initMambaLM(mambaByteConfig(d, layers), 0);
 const times: number[] = [];
 let last = performance.now();
@@ -39,7 +39,7 @@ await trainBytes(model, text, {
 const timed = times.slice(1).sort((a, b) => a - b); // the first step compiles and warms up
 const median = timed[Math.floor(timed.length / 2)];
 const bytesPerS = batch * length / median;
-const anchors = JSON.parse(await Deno.readTextFile(`${root}data/anchors/cpu-pytorch-2026-11-28.json`));
+const anchors = JSON.parse(await Deno.readTextFile(`${ANCHORS_DIR}/cpu-pytorch-2026-11-28.json`));
 const peer = (anchors.train_step as Record<string, number>[]).find((a) =>
   a.d_model === d && a.n_layer === layers && a.batch === batch && a.length === length
 );
@@ -56,7 +56,7 @@ await appendRecord("train", {
   step_s: timed,
   threads: Deno.env.get("MAMBABYTE_THREADS") ?? String(navigator.hardwareConcurrency),
   peer: peer ? { pytorch_pscan_bytes_per_s: peer.pscan_train_bytes_per_s } : null,
-}, `${root}data/results/bench`);
+}, `${RESULTS_DIR}bench`);
 console.log(
   `train ${info.backend} (d ${d}, ${layers} layers, batch ${batch}, length ${length}): median step ` +
     `${median.toFixed(2)} s, ${Math.round(bytesPerS)} bytes/s` +

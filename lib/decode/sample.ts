@@ -5,9 +5,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { disposeState, type MambaLM, type MambaState, prefill, step } from "../models/mamba.ts";
-import { RecurrentSession } from "./speculative.ts";
 import { defaultStepperKind } from "./stepper.ts";
 import { Rng } from "../util/rng.ts";
+import { RecurrentSession } from "./session.ts";
 
 export interface SamplingOptions {
   /** Argmax decoding (ignores the other options). */

@@ -21,19 +21,24 @@
  * SAME tokens of the test split (the first `span` tokens after the first, `span` a multiple of the longest
  * length that fits), so the lengths differ only in how much context the model has.
  *
- *   deno run -A lib/eval/extrapolation.ts --scale smoke      # the recorded runs of that scale -> records
+ *   deno run -A lib/runs/stages.ts extrapolation --scale smoke   # the recorded runs of that scale -> records
  */
 import * as tf from "@tensorflow/tfjs";
 import { slidingWindows } from "../data/bytes.ts";
 import type { ByteBPE } from "../data/bpe.ts";
-import { disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
+import { type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { type MambaLM, type MambaState, prefill } from "../models/mamba.ts";
 
-import { appendRecord, RESULTS_DIR } from "../results/store.ts";
 import { logitsNats, tokenNats } from "./score.ts";
 
+import {
+  ExtrapolationMode,
+  ExtrapolationRecord,
+  ExtrapolationResult,
+  PositionBin,
+} from "../results/records.ts";
+
 export const EXTRAPOLATION_MULTIPLES = [1, 2, 4, 8, 16, 32, 64] as const;
-export type ExtrapolationMode = "whole" | "sliding";
 
 // ---------------------------------------------------------------------------------------------------
 // Mamba from a given state: the recurrence over a long sequence, one chunk at a time
@@ -88,17 +93,6 @@ export function recurrentCore(model: LanguageModel): MambaLM | undefined {
 // ---------------------------------------------------------------------------------------------------
 // Loss against byte position
 
-export interface PositionBin {
-  /** Bin index floor(log2(position) * binsPerOctave): the same bin in every record of equal binsPerOctave. */
-  bin: number;
-  /** Smallest and largest byte position (bytes of context before the token) that fell in this bin. */
-  lo: number;
-  hi: number;
-  bytes: number;
-  nats: number;
-  bits_per_byte: number;
-}
-
 /** Sums of nats and bytes in log-spaced position bins: bin floor(log2(pos) * binsPerOctave), pos >= 1. */
 export class PositionLoss {
   private bins = new Map<number, { lo: number; hi: number; bytes: number; nats: number }>();
@@ -152,29 +146,6 @@ export interface ExtrapolationOptions {
   onProgress?: (line: string) => void;
   /** Called with each result as soon as it is known (the stage records it at once, so a cut run keeps them). */
   onResult?: (r: ExtrapolationResult) => Promise<void> | void;
-}
-
-export interface ExtrapolationResult {
-  multiple: number;
-  mode: ExtrapolationMode;
-  /** Tokens per evaluation sequence (inputs; each sequence holds eval_length + 1 tokens). */
-  eval_length: number;
-  /** Mean bytes per evaluation sequence. */
-  eval_length_bytes: number;
-  status: "ok" | "skipped" | "failed";
-  reason?: string;
-  sequences: number;
-  tokens: number;
-  bytes: number;
-  nats: number;
-  bits_per_byte: number;
-  /** Bits per byte of each sequence (4 decimals), for error bars. */
-  sequence_bpb: number[];
-  position_bins: PositionBin[];
-  bins_per_octave: number;
-  sliding_context?: number;
-  chunk?: number;
-  wall_s: number;
 }
 
 /** Groups equal-length rows into batches of at most `batchTokens` tokens. */
@@ -394,164 +365,6 @@ export async function evaluateExtrapolation(
 // ---------------------------------------------------------------------------------------------------
 // Records (data/results/extrapolation.jsonl)
 
-export interface ExtrapolationRecord extends ExtrapolationResult {
-  experiment: "extrapolation";
-  scale: string;
-  /** The training run (runs.jsonl `run`) when the model came from one, and its record's time. */
-  run?: string;
-  run_time?: string;
-  model_dir: string;
-  model_kind: string;
-  /** Shown in figures (the run's label). */
-  label: string;
-  unit: "byte" | "subword";
-  domain: string;
-  /** Where the test text came from, and how many tokens it has. */
-  data: string;
-  test_tokens: number;
-  trained_context: number;
-  /** The trained context in bytes (tokens x the test text's bytes per token). */
-  trained_context_bytes: number;
-  bytes_per_token: number;
-  parameters?: number;
-}
-
-/** The settings of each scale (tokens scored per length, attention cap). */
-export const EXTRAPOLATION_SCALES: Record<string, Partial<ExtrapolationOptions>> = {
-  smoke: { maxTokens: 8192, maxAttentionLength: 4096 },
-  small: { maxTokens: 65536, maxAttentionLength: 4096 },
-  gpu: { maxTokens: 1 << 19, maxAttentionLength: 16384 },
-};
-
-/** The model families the experiment compares (PAPER.md): MambaByte, subword Mamba, the byte Transformer. */
-export const EXTRAPOLATION_KINDS = ["mambabyte", "mamba_subword", "transformer"];
-
-/** Minimal view of a runs.jsonl record (lib/train/experiment.ts RunRecord). */
-export interface RunLike {
-  run: string;
-  model: string;
-  domain: string;
-  scale: string;
-  length: number;
-  /** Training batch (sequences per step). */
-  batch?: number;
-  parameters?: number;
-  train_flops?: number;
-  labels?: Record<string, unknown>;
-  /** The run record's provenance (its time identifies the training run). */
-  provenance?: { time?: string };
-}
-
-/**
- * Runs already evaluated: records of `table` whose (run, run_time) match, so a stage does not evaluate the
- * same trained model twice (a re-trained run has a new time and is evaluated again).
- */
-export async function evaluatedRuns(table: string, resultsDir: string): Promise<Set<string>> {
-  const { readRecords } = await import("../results/store.ts");
-  const recs = await readRecords<{ run?: string; run_time?: string }>(table, resultsDir);
-  return new Set(recs.filter((r) => r.run).map((r) => `${r.run}|${r.run_time ?? ""}`));
-}
-
-/**
- * The runs to evaluate: per model family of `kinds`, one run on `domain` (default books, the PG19
- * stand-in, else the first domain present), the full-budget one (labels.budget_ratio 1) with the most FLOPs.
- */
-export function pickRuns<T extends RunLike>(runs: T[], kinds = EXTRAPOLATION_KINDS, domain?: string): T[] {
-  const domains = [...new Set(runs.map((r) => r.domain))];
-  const d = domain ?? (domains.includes("books") ? "books" : domains[0]);
-  const out: T[] = [];
-  for (const kind of kinds) {
-    const mine = runs.filter((r) => r.model === kind && r.domain === d)
-      .sort((a, b) =>
-        Number((b.labels?.budget_ratio ?? 1) === 1) - Number((a.labels?.budget_ratio ?? 1) === 1) ||
-        (b.train_flops ?? 0) - (a.train_flops ?? 0)
-      );
-    if (mine.length) out.push(mine[0]);
-  }
-  return out;
-}
-
-export interface StageOptions {
-  scale: string;
-  resultsDir?: string;
-  runsDir?: string;
-  domain?: string;
-  kinds?: string[];
-  /** Overrides of the scale's settings. */
-  settings?: Partial<ExtrapolationOptions>;
-  /** Evaluate runs that already have records too (default: skip them). */
-  force?: boolean;
-  quiet?: boolean;
-}
-
-/**
- * Evaluates the recorded runs of a scale (see pickRuns) and appends one record per (model, length, mode).
- * Usable as a `reproduce` evaluation stage: registerEvaluation("extrapolation", (runs, o) => extrapolationStage(runs, o)).
- */
-export async function extrapolationStage(
-  runs: RunLike[],
-  opts: StageOptions,
-): Promise<ExtrapolationRecord[]> {
-  // loaded lazily: the trainer's module graph is only needed when a stage runs
-  const { domainText, loadTrained, REPO_ROOT } = await import("../train/experiment.ts");
-  const { countParameters } = await import("../models/lm.ts");
-  await import("../models/mod.ts");
-  const say = (s: string) => opts.quiet || console.error(s);
-  const runsDir = opts.runsDir ?? `${REPO_ROOT}data/checkpoints/runs`;
-  // the latest record of each run (a re-trained run is recorded again)
-  const latest = [...new Map(runs.filter((r) => r.scale === opts.scale).map((r) => [r.run, r])).values()];
-  const chosen = pickRuns(latest, opts.kinds, opts.domain);
-  if (!chosen.length) {
-    say(
-      `extrapolation: no runs of ${
-        (opts.kinds ?? EXTRAPOLATION_KINDS).join(", ")
-      } recorded at scale ${opts.scale}`,
-    );
-  }
-  const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
-  const resultsDir = opts.resultsDir ?? RESULTS_DIR;
-  const done = opts.force ? new Set<string>() : await evaluatedRuns("extrapolation", resultsDir);
-  const out: ExtrapolationRecord[] = [];
-  for (const run of chosen) {
-    if (done.has(`${run.run}|${run.provenance?.time ?? ""}`)) {
-      say(
-        `extrapolation: ${run.run} already evaluated (records in ${resultsDir}/extrapolation.jsonl; lengths missing there were cut short: --force evaluates again)`,
-      );
-      continue;
-    }
-    const dir = `${runsDir}/${run.run}/model`;
-    const { model, tokenizer } = await loadTrained(dir);
-    try {
-      const text = await domainText(run.domain as Parameters<typeof domainText>[0], run.scale);
-      say(
-        `extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${text.test.length} test bytes`,
-      );
-      const recs = await extrapolationRecords(model, text.test, {
-        ...settings,
-        trainedContext: run.length,
-        tokenizer,
-        onProgress: (l) => say(`  ${l}`),
-      }, {
-        scale: opts.scale,
-        run: run.run,
-        run_time: run.provenance?.time,
-        model_dir: dir.replace(REPO_ROOT, ""),
-        label: String(run.labels?.label ?? run.model),
-        domain: run.domain,
-        data: `${text.source}/${run.domain}/${text.evalSplit}`,
-        parameters: countParameters(model),
-      }, async (r) => {
-        // recorded as soon as known: a stage cut by a time limit keeps the lengths it finished
-        await appendRecord("extrapolation", r as unknown as Record<string, unknown>, resultsDir);
-      });
-      out.push(...recs);
-    } finally {
-      disposeModel(model);
-    }
-  }
-  return out;
-}
-
 /** evaluateExtrapolation, with each result completed into a record (not yet written). */
 export async function extrapolationRecords(
   model: LanguageModel,
@@ -589,21 +402,4 @@ export async function extrapolationRecords(
     onResult: onRecord && ((r) => onRecord(complete(r))),
   });
   return results.map(complete);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Command line: evaluate the recorded runs of a scale
-
-if (import.meta.main) {
-  const { runStageCli } = await import("./stage_cli.ts");
-  await runStageCli("extrapolation", " [--max-tokens N]", (runs, opts, flag) => {
-    const maxTokens = flag("max-tokens");
-    if (maxTokens !== undefined && !(Number(maxTokens) >= 1)) {
-      throw new Error(`--max-tokens: expected a positive number, got "${maxTokens}"`);
-    }
-    return extrapolationStage(runs, {
-      ...opts,
-      ...(maxTokens ? { settings: { maxTokens: Number(maxTokens) } } : {}),
-    });
-  });
 }

@@ -6,8 +6,9 @@
  * numbers that carry no meaning about language modelling.
  */
 import { readSafetensors } from "../io/safetensors.ts";
+import { REFERENCE_FIXTURES } from "../paths.ts";
 
-export const REFERENCE_FIXTURES = new URL("../../tests/fixtures/reference/", import.meta.url).pathname;
+export { REFERENCE_FIXTURES };
 const STEM = "mambabyte-tiny-public";
 
 /** A temporary directory with config.json + model.safetensors of the reference model (the caller may remove it). */

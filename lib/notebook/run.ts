@@ -15,12 +15,10 @@
  */
 
 import { DEBIAN_JUPYTER, denoKernelStatus, ensureDenoKernel } from "../setup.ts";
+import { FIGURES_DIR, NOTEBOOKS_DIR } from "../paths.ts";
 
 export type Scale = "smoke" | "small" | "gpu";
 export const SCALES: readonly Scale[] = ["smoke", "small", "gpu"];
-
-/** Repository root (this file is lib/notebook/run.ts). */
-export const REPO_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
 
 export interface RunOptions {
   scale?: Scale;
@@ -53,7 +51,7 @@ export function defaultTimeout(scale: Scale): number {
 }
 
 /** notebooks/*.ipynb of the repository, sorted by name. */
-export async function listNotebooks(dir = `${REPO_ROOT}/notebooks`): Promise<string[]> {
+export async function listNotebooks(dir = NOTEBOOKS_DIR): Promise<string[]> {
   const out: string[] = [];
   try {
     for await (const e of Deno.readDir(dir)) {
@@ -177,7 +175,7 @@ export async function runNotebook(notebook: string, opts: RunOptions = {}): Prom
   const path = absolute(notebook);
   const name = basename(path).replace(/\.ipynb$/, "");
   const scale = opts.scale ?? "smoke";
-  const outDir = absolute(opts.outDir ?? `${REPO_ROOT}/figures/notebooks/${scale}`);
+  const outDir = absolute(opts.outDir ?? `${FIGURES_DIR}/notebooks/${scale}`);
   const timeout = opts.timeoutS ?? defaultTimeout(scale);
   const seconds = () => (performance.now() - t0) / 1000;
   const fail = (error: string): NotebookResult => ({ notebook, ok: false, seconds: seconds(), error });

@@ -4,9 +4,9 @@
  * training FLOPs (the paper's Figure 1 analogue).
  */
 import * as aq from "arquero";
-import { PAPER_COMPUTE_MATCHED, PAPER_DOMAIN_OF } from "../paper.ts";
-import type { RunRecord } from "../train/experiment.ts";
-import type { PlotlyFigure } from "../plot/export.ts";
+import { PAPER_COMPUTE_MATCHED, PAPER_DOMAIN_OF } from "./paper.ts";
+
+import type { RunRecord } from "./records.ts";
 
 /** The latest record of each run at a scale (a re-run replaces an earlier one). */
 export function latestRuns(records: RunRecord[], scale: string, plan = "compute-matched"): RunRecord[] {
@@ -131,52 +131,4 @@ export function tableMarkdown(t: { columns: string[]; rows: string[][]; note?: s
     ...t.rows.map(line),
     ...(t.note ? ["", t.note] : []),
   ].join("\n") + "\n";
-}
-
-const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
-
-/**
- * Bits-per-byte against training FLOPs for one domain: each model's training curve (train bpb, from the
- * record's curve) and its final test bpb as a marker at its total FLOPs.
- */
-export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: string): PlotlyFigure {
-  const mine = runs.filter((r) => r.domain === domain).sort((a, b) =>
-    String(a.labels?.label ?? a.model).localeCompare(String(b.labels?.label ?? b.model))
-  );
-  const data: Record<string, unknown>[] = [];
-  mine.forEach((r, i) => {
-    const name = String(r.labels?.label ?? r.model);
-    const color = PALETTE[i % PALETTE.length];
-    data.push({
-      type: "scatter",
-      mode: "lines",
-      name: `${name} (train)`,
-      legendgroup: name,
-      showlegend: false,
-      x: r.curve.map((c) => c[1]),
-      y: r.curve.map((c) => c[2]),
-      line: { color, width: 1.5 },
-      opacity: 0.6,
-    });
-    data.push({
-      type: "scatter",
-      mode: "markers",
-      name: `${name}: ${r.eval.bits_per_byte.toFixed(3)}`,
-      legendgroup: name,
-      x: [r.train_flops],
-      y: [r.eval.bits_per_byte],
-      marker: { color, size: 11, symbol: "diamond", line: { color: "#000", width: 1 } },
-    });
-  });
-  return {
-    data,
-    layout: {
-      title: { text: `Bits per byte against training FLOPs — ${domain} (${scale} scale)` },
-      xaxis: { title: { text: "training FLOPs (forward + backward)" }, type: "log", exponentformat: "power" },
-      yaxis: { title: { text: "bits per byte (lines: training batches; ◆: test split)" } },
-      legend: { title: { text: "model: test bpb" } },
-      width: 900,
-      height: 520,
-    },
-  };
 }

@@ -4,7 +4,7 @@
  * same file twice changes nothing; the others are appended in their order, provenance untouched.
  *   deno run -A lib/results/merge.ts TABLE FILE.jsonl [FILE.jsonl ...] [--results DIR]
  */
-import { RESULTS_DIR } from "./store.ts";
+import { RESULTS_DIR } from "../paths.ts";
 
 /** Appends the records of `files` missing from `dir`/`table`.jsonl; returns how many were added and skipped. */
 export async function mergeRecords(

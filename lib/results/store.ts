@@ -4,8 +4,9 @@
  * records only; no number is typed by hand.
  */
 import { backendInfo } from "../backend.ts";
+import { REPO_ROOT, RESULTS_DIR } from "../paths.ts";
 
-export const RESULTS_DIR = new URL("../../data/results/", import.meta.url).pathname;
+export { RESULTS_DIR };
 
 export interface Provenance {
   /** git commit of the code that produced the record ("+dirty" when the tree had changes). */
@@ -34,9 +35,8 @@ export function gitCommit(): string {
       return undefined;
     }
   };
-  const root = new URL("../../", import.meta.url).pathname;
-  const head = run(["-C", root, "rev-parse", "--short=12", "HEAD"]);
-  const dirty = run(["-C", root, "status", "--porcelain", "--untracked-files=no"]);
+  const head = run(["-C", REPO_ROOT, "rev-parse", "--short=12", "HEAD"]);
+  const dirty = run(["-C", REPO_ROOT, "status", "--porcelain", "--untracked-files=no"]);
   commitCache = head ? head + (dirty ? "+dirty" : "") : "unknown";
   return commitCache;
 }

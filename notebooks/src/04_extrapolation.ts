@@ -22,7 +22,7 @@ export default [
     byte scored once.
 
   Records: \`data/results/extrapolation.jsonl\`, one per (model, length, mode), written by \`deno task
-  reproduce\` (or \`deno run -A lib/eval/extrapolation.ts --scale S\` on the recorded runs). Lengths that do
+  reproduce\` (or \`deno run -A lib/runs/stages.ts extrapolation --scale S\` on the recorded runs). Lengths that do
   not fit in the test split are recorded as skipped, with the reason.
   `,
   code`

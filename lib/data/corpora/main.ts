@@ -15,8 +15,7 @@ import { readManifest, verifyCorpus } from "./manifest.ts";
 import { buildCorpora } from "./pipeline.ts";
 import { writeSample } from "./sample.ts";
 import { type Domain, DOMAINS } from "./types.ts";
-
-const ROOT = decodeURIComponent(new URL("../../../", import.meta.url).pathname).replace(/\/$/, "");
+import { CORPORA_DIR, SAMPLES_DIR } from "../../paths.ts";
 
 interface Args {
   domains?: Domain[];
@@ -42,8 +41,8 @@ function parseArgs(argv: string[]): Args {
     verifySources: false,
     check: false,
     writeSample: false,
-    out: `${ROOT}/data/corpora`,
-    samples: `${ROOT}/data/samples`,
+    out: CORPORA_DIR,
+    samples: SAMPLES_DIR,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];

@@ -12,10 +12,10 @@ import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { createModel, family, loadModel, saveModel } from "../models/registry.ts";
 import { evalBatch, scoreText } from "../eval/score.ts";
-import { appendRecord, RESULTS_DIR } from "../results/store.ts";
-import { stepsForFlops, train, type TrainerResult } from "./trainer.ts";
-
-export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
+import { appendRecord } from "../results/store.ts";
+import { stepsForFlops, train, type TrainerResult } from "../train/trainer.ts";
+import { REPO_ROOT, RESULTS_DIR } from "../paths.ts";
+import type { RunRecord } from "../results/records.ts";
 
 export interface RunSpec {
   /** Unique name; the run directory is <runsDir>/<name>. */
@@ -63,43 +63,6 @@ export interface RunOptions {
   logEvery?: number;
   /** Quiet: no progress lines. */
   quiet?: boolean;
-}
-
-export interface RunRecord {
-  run: string;
-  model: string;
-  domain: string;
-  scale: string;
-  data: string;
-  config: Record<string, unknown>;
-  parameters: number;
-  train_flops_per_token: number;
-  train_flops: number;
-  steps: number;
-  batch: number;
-  length: number;
-  seed: number;
-  tokens_seen: number;
-  bytes_seen: number;
-  bytes_per_token: number;
-  train_wall_s: number;
-  train_bytes_per_s: number;
-  final_train_bpb: number;
-  /** The training curve, about 50 points: [step, training FLOPs so far, train bits-per-byte (mean of the steps since the previous point)]. */
-  curve: [number, number, number][];
-  eval: {
-    split: string;
-    bytes: number;
-    tokens: number;
-    bits_per_byte: number;
-    word_perplexity: number;
-    words: number;
-    window: number;
-    /** Windows per forward pass (absent in records older than batched scoring: 1). */
-    batch?: number;
-    wall_s: number;
-  };
-  labels?: Record<string, unknown>;
 }
 
 /** Training and test text of a domain at a scale (bytes), and where they came from. */

@@ -12,8 +12,10 @@ import { InputError } from "../io/errors.ts";
 import { type Domain, DOMAINS } from "../data/corpora/types.ts";
 import { MODEL_KINDS } from "../models/lm.ts";
 import { presetConfig } from "../models/presets.ts";
-import { readRecords, RESULTS_DIR } from "../results/store.ts";
-import { REPO_ROOT, type RunRecord, type RunSpec } from "./experiment.ts";
+import { readRecords } from "../results/store.ts";
+import { type RunSpec } from "./experiment.ts";
+import { REPO_ROOT, RESULTS_DIR } from "../paths.ts";
+import type { RunRecord } from "../results/records.ts";
 
 export interface PlanModel {
   /** A preset name (lib/models/presets.ts) or an explicit config. */

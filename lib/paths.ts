@@ -1,0 +1,31 @@
+/**
+ * Where things live in the repository, computed in this one place (every other module imports these).
+ * Paths are absolute; REPO_ROOT ends with "/".
+ */
+
+/** The repository's root directory (this file is lib/paths.ts), with a trailing slash. */
+export const REPO_ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
+
+/** data/: recipes, manifests, tracked samples, published records. */
+export const DATA_DIR = `${REPO_ROOT}data`;
+/** The published records (JSONL), from which every table and figure is built. */
+export const RESULTS_DIR = `${DATA_DIR}/results/`;
+/** Peer measurements (PyTorch, mamba_ssm, llama.cpp) that benchmarks compare with. */
+export const ANCHORS_DIR = `${DATA_DIR}/anchors`;
+/** The tracked sample of every corpus domain (tests and the smoke scale). */
+export const SAMPLES_DIR = `${DATA_DIR}/samples`;
+/** The built corpora (ignored by git; `deno task data`). */
+export const CORPORA_DIR = `${DATA_DIR}/corpora`;
+/** Training runs' directories: checkpoints, logs, trained models (ignored by git). */
+export const RUNS_DIR = `${DATA_DIR}/checkpoints/runs`;
+/** Exported figures and tables. */
+export const FIGURES_DIR = `${REPO_ROOT}figures`;
+/** The notebooks. */
+export const NOTEBOOKS_DIR = `${REPO_ROOT}notebooks`;
+/** Reference outputs of mamba_ssm (and the baselines' PyTorch references) that golden tests compare with. */
+export const REFERENCE_FIXTURES = `${REPO_ROOT}tests/fixtures/reference/`;
+
+/** `path` relative to the repository root (for records and messages), or unchanged when outside it. */
+export function repoRelative(path: string): string {
+  return path.startsWith(REPO_ROOT) ? path.slice(REPO_ROOT.length) : path;
+}

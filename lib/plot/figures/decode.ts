@@ -1,0 +1,329 @@
+/** Figures and tables of the decoding benchmarks (bench/decode.jsonl; notebooks 06, 07). */
+import { group } from "d3-array";
+
+import { speculativeBounds } from "../../results/speculative.ts";
+import { layout } from "../display.ts";
+
+import { type Rec, type Records, registerFigure } from "./registry.ts";
+import { colorOf, fmt, footnote, latestBy, sig, topTitle } from "./common.ts";
+
+// ---------------------------------------------------------------------------------------------------
+// Decoding (lib/bench/decode.ts -> bench/decode.jsonl)
+
+/** Where a decoding record ran: "wasm, 2-core Xeon" / "webgpu, NVIDIA H200". */
+const decodeWhere = (r: Rec) =>
+  `${r.backend}, ${
+    String(r.provenance?.device ?? r.device ?? "?").replace(
+      /^Intel\(R\) Xeon\(R\) Processor \((\d+) cores\)$/,
+      "$1-core Xeon",
+    )
+  }`;
+/** "js": the fused stepper on the host CPU; "tf": tfjs ops on the backend. */
+const STEPPER_TEXT: Record<string, string> = { js: "fused JS stepper (host CPU)", tf: "tfjs ops" };
+const decodeSeriesName = (r: Rec) =>
+  `${r.model}${r.stepper ? ` (${STEPPER_TEXT[r.stepper] ?? r.stepper})` : ""} on ${decodeWhere(r)}`;
+
+/** The latest context-sweep record per (device, backend, model, stepper, context). */
+function contextRecords(records: Records): Rec[] {
+  const recs = (records["bench/decode"] ?? []).filter((r) => r.context && r.model);
+  const place = (r: Rec) => `${r.provenance?.device}|${r.backend}|${r.model}|${r.context}`;
+  // a failure recorded without its stepper is superseded by any later measurement at the same place
+  const lastMeasured = new Map<string, string>();
+  for (const r of recs) {
+    if (!r.skipped && (lastMeasured.get(place(r)) ?? "") < r.provenance?.time) {
+      lastMeasured.set(place(r), r.provenance?.time);
+    }
+  }
+  const superseded = (r: Rec) =>
+    r.skipped && !r.stepper && (lastMeasured.get(place(r)) ?? "") > r.provenance?.time;
+  return latestBy(recs.filter((r) => !superseded(r)), (r) => `${place(r)}|${r.stepper ?? ""}`)
+    .sort((a, b) => decodeSeriesName(a).localeCompare(decodeSeriesName(b)) || a.context - b.context);
+}
+
+registerFigure({
+  name: "decode",
+  description:
+    "Table: batch-1 decoding latency against context length (MambaByte, byte Transformer with KV cache, MegaByte), beside the PyTorch anchor",
+  reads: ["bench/decode"],
+  build(records) {
+    const recs = contextRecords(records);
+    if (!recs.length) return undefined;
+    const anchor = recs.find((r) => r.anchor_bytes_per_s)?.anchor_bytes_per_s as number | undefined;
+    const rows = recs.map((r) => [
+      r.model,
+      r.stepper ? STEPPER_TEXT[r.stepper] ?? r.stepper : r.model === "mambabyte" ? "—" : "tfjs ops",
+      decodeWhere(r),
+      r.context.toLocaleString("en"),
+      r.skipped ? "—" : fmt(r.msPerByte, 2),
+      r.skipped ? "—" : sig(r.bytesPerS),
+      r.skipped || !anchor ? "—" : fmt(r.bytesPerS / anchor, 2),
+      r.skipped ? String(r.skipped).slice(0, 90) : "",
+    ]);
+    return {
+      table: {
+        columns: [
+          "model",
+          "stepper",
+          "backend, device",
+          "context (bytes)",
+          "ms / byte",
+          "bytes/s",
+          "x anchor",
+          "note",
+        ],
+        rows,
+        note:
+          `lib/bench/decode.ts (data/results/bench/decode.jsonl): batch 1, d_model ${recs[0].d_model} x ${
+            recs[0].n_layer
+          } layers, random weights ` +
+          `(speed does not depend on them); MambaByte reads the whole context, the attention models' caches hold random keys and values of that length. ` +
+          `x anchor: bytes/s over PyTorch eager decoding of MambaByte of the same size on an H200 (${
+            anchor ? sig(anchor) : "?"
+          } bytes/s, data/anchors).`,
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "decode_context",
+  description: "Bytes per second of batch-1 decoding against context length, per model, stepper and device",
+  reads: ["bench/decode"],
+  build(records) {
+    const recs = contextRecords(records).filter((r) => !r.skipped);
+    if (!recs.length) return undefined;
+    const anchor = recs.find((r) => r.anchor_bytes_per_s)?.anchor_bytes_per_s as number | undefined;
+    const series = group(recs, decodeSeriesName) as Map<string, Rec[]>;
+    const data: Rec[] = [...series].map(([name, rs], i) => ({
+      type: "scatter",
+      mode: "lines+markers",
+      name,
+      x: rs.map((r) => r.context),
+      y: rs.map((r) => r.bytesPerS),
+      line: { color: colorOf(rs[0].model, i), dash: rs[0].stepper === "js" ? "solid" : "dot" },
+      marker: { size: 7, symbol: rs[0].backend === "webgpu" ? "square" : "circle" },
+    }));
+    const contexts = [...new Set(recs.map((r) => r.context as number))].sort((a, b) => a - b);
+    if (anchor) {
+      data.push({
+        type: "scatter",
+        mode: "lines",
+        name: `anchor: PyTorch eager MambaByte, H200 (${sig(anchor)} bytes/s)`,
+        x: [contexts[0], contexts.at(-1)],
+        y: [anchor, anchor],
+        line: { dash: "dash", color: "#888" },
+      });
+    }
+    const top = topTitle(
+      `Batch-1 decoding speed against context (d_model ${recs[0].d_model} x ${recs[0].n_layer} layers)`,
+      data,
+    );
+    const foot = footnote(
+      "MambaByte's state has a fixed size, so its cost per byte does not grow with the context; the Transformer's KV cache and MegaByte's global cache grow by " +
+        "one position per byte (per patch). Solid: MambaByte's fused JS stepper, which runs on the host CPU whatever the backend; dotted: tfjs ops on the " +
+        "backend (on the H200 through WebGPU each op is a kernel launch, which is what bounds them). Circles: this 2-core Xeon; squares: the H200 machine. " +
+        "Random weights: speed does not depend on them. A missing point: the run failed or did not fit its time budget (see the table).",
+    );
+    return {
+      figure: {
+        data,
+        layout: layout({
+          xTitle: "Context",
+          xUnit: "bytes",
+          xType: "log",
+          yTitle: "Bytes per second",
+          yType: "log",
+          legend: "top",
+          width: 1000,
+          height: 560 + foot.margin - 60,
+          extra: {
+            title: top.title,
+            margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
+            annotations: [foot.annotation],
+            xaxis: {
+              tickvals: contexts,
+              ticktext: contexts.map((c) => c >= 1024 ? `${c / 1024}K` : String(c)),
+            },
+          },
+        }),
+      },
+    };
+  },
+});
+
+/** The latest speculative-benchmark record per setting, and the plain greedy baseline of each. */
+function speculativeRecords(records: Records): { latest: Rec[]; plainOf: (r: Rec) => Rec | undefined } {
+  const latest = latestBy(
+    (records["bench/decode"] ?? []).filter((r) => ["plain", "speculative", "subword"].includes(r.mode)),
+    (r) =>
+      `${r.provenance?.device}|${r.backend}|${r.verifier}|${r.mode}|${r.stepper}|${r.verify ?? ""}|${
+        r.beta ?? ""
+      }|${r.bytes}`,
+  );
+  // the plain baseline of each (device, verifier): the one over the most bytes
+  const plainOf = (r: Rec) =>
+    latest.filter((p) =>
+      p.mode === "plain" && p.provenance?.device === r.provenance?.device && p.verifier === r.verifier
+    )
+      .sort((a, b) => b.bytes - a.bytes)[0];
+  return { latest, plainOf };
+}
+
+/** "gpu/books" from a verifier path data/checkpoints/runs/compute-matched/gpu/books/mambabyte/model. */
+const verifierModels = (r: Rec) =>
+  String(r.verifier).replace(/^.*compute-matched\//, "").replace(/\/mambabyte\/model$/, "");
+
+registerFigure({
+  name: "speculative",
+  description:
+    "Table: speculative decoding (subword Mamba drafter, MambaByte verifier) against plain MambaByte and the drafter alone",
+  reads: ["bench/decode"],
+  build(records) {
+    const { latest, plainOf } = speculativeRecords(records);
+    if (!latest.length) return undefined;
+    const rows = latest.map((r) => {
+      const plain = plainOf(r);
+      return [
+        verifierModels(r),
+        decodeWhere(r),
+        r.mode,
+        r.mode === "speculative"
+          ? `${r.verify === "pass" ? "one pass" : "per-byte steps"}, m ${r.draftTokens}, β ${r.beta}`
+          : STEPPER_TEXT[r.stepper] ?? r.stepper,
+        String(r.bytes),
+        r.mode === "speculative" ? `${fmt(r.acceptanceRate, 2)} (${r.accepted}/${r.drafted})` : "—",
+        r.mode === "speculative" ? `${r.verifierPasses} / ${r.verifierSteps}` : "—",
+        sig(r.bytesPerS),
+        plain && r !== plain ? fmt(r.bytesPerS / plain.bytesPerS, 2) : "—",
+        r.identicalToGreedy === undefined ? "—" : r.identicalToGreedy ? "yes" : "NO",
+      ];
+    });
+    return {
+      table: {
+        columns: [
+          "models (scale/domain)",
+          "backend, device",
+          "mode",
+          "how",
+          "bytes",
+          "acceptance",
+          "verifier passes / steps",
+          "bytes/s",
+          "x plain",
+          "= greedy",
+        ],
+        rows,
+        note:
+          "lib/bench/decode.ts --verifier --drafter (data/results/bench/decode.jsonl), greedy decoding after the same prompt, on trained MambaByte and subword " +
+          "Mamba models of this project. Acceptance: drafted bytes accepted (within the verifier's top β). x plain: bytes/s over plain greedy MambaByte on " +
+          "the same device. = greedy: β = 1 output byte-identical to plain greedy decoding. The paper reports 2.6x for speculative over plain MambaByte " +
+          "decoding with a parallel verification pass as cheap as a step (CUDA); here the fused verification pass still costs most of the bytes' steps " +
+          "on the CPU (see the bound below), and each tfjs op on the H200 is a kernel launch.",
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "speculative_bound",
+  description:
+    "Table: what bounds speculative decoding with the fused JS stepper: verifier step and pass costs per byte, drafter step cost, best speed-up at full acceptance",
+  reads: ["bench/decode"],
+  build(records) {
+    const bounds = speculativeBounds(records["bench/decode"] ?? []);
+    if (!bounds.length) return undefined;
+    const costs = bounds.map((b) => b.cost);
+    const rows = bounds.map(({ cost: r, bytesPerToken, bound }) => [
+      verifierModels(r),
+      decodeWhere(r),
+      fmt(r.verifier_step_ms_per_byte * 1000, 0),
+      fmt(r.verifier_pass_ms_per_byte * 1000, 0),
+      fmt(r.pass_over_step, 2),
+      fmt(r.drafter_step_ms * 1000, 0),
+      fmt(bytesPerToken, 2),
+      fmt(bound, 2),
+    ]);
+    return {
+      table: {
+        columns: [
+          "models (scale/domain)",
+          "backend, device",
+          "verifier step µs/byte",
+          `fused pass µs/byte (${costs[0].draft_bytes} bytes)`,
+          "pass / step",
+          "drafter µs/token",
+          "bytes/token",
+          "best speed-up (all accepted)",
+        ],
+        rows,
+        note:
+          "lib/bench/decode.ts (mode verify_cost, data/results/bench/decode.jsonl): the JS stepper's kernels timed alone, without the decoding " +
+          "loop's bookkeeping. Best speed-up = step x b / (drafter + pass x b), b bytes per token: a round in which every drafted byte is accepted, " +
+          "against stepping the same bytes. On a CPU the matrix-vector products are compute-bound, so a pass saves only the repeated weight " +
+          "reads; the paper's 2.6x needs a pass that costs about one step (a GPU) and a drafter much cheaper than the verifier.",
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "speculative_speedup",
+  description:
+    "Speculative decoding: bytes/s over plain greedy MambaByte per setting and device, with the acceptance rate",
+  reads: ["bench/decode"],
+  build(records) {
+    const { latest, plainOf } = speculativeRecords(records);
+    const shown = latest.filter((r) => r.mode !== "plain" && plainOf(r));
+    if (!shown.length) return undefined;
+    const setting = (r: Rec) =>
+      r.mode === "speculative"
+        ? `speculative, ${r.verify === "pass" ? "one pass" : "steps"}, β ${r.beta}`
+        : "subword Mamba alone";
+    const series = (r: Rec) => `${decodeWhere(r)}; ${verifierModels(r)} models`;
+    const data: Rec[] = [...(group(shown, series) as Map<string, Rec[]>)].map(([where, rs], i) => ({
+      type: "bar",
+      name: where,
+      x: rs.map(setting),
+      y: rs.map((r) => r.bytesPerS / plainOf(r)!.bytesPerS),
+      text: rs.map((r) => r.mode === "speculative" ? `${Math.round(r.acceptanceRate * 100)}% accepted` : ""),
+      textposition: "outside",
+      marker: { color: ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"][i % 4] },
+    }));
+    const top = topTitle("Speculative decoding: speed over plain greedy MambaByte", data);
+    const foot = footnote(
+      "Bars: bytes/s over plain greedy MambaByte decoding with the same verifier on the same device (1 = no gain; dotted line: the paper's 2.6x). Labels: " +
+        "drafted bytes accepted. Drafter: this project's subword Mamba, 3 tokens per round; β: top-β acceptance (β = 1 equals greedy decoding byte for byte). " +
+        "A gain needs a verification pass that costs far less than the bytes' steps: true of mamba_ssm's CUDA kernels, not of the fused CPU stepper " +
+        "(a pass costs about as much) nor of tfjs on WebGPU (each op a kernel launch).",
+    );
+    return {
+      figure: {
+        data,
+        layout: layout({
+          yTitle: "Speed-up over plain MambaByte (x)",
+          legend: "top",
+          width: 1000,
+          height: 520 + foot.margin - 60,
+          extra: {
+            title: top.title,
+            barmode: "group",
+            margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
+            annotations: [foot.annotation],
+            shapes: [
+              { type: "line", xref: "paper", x0: 0, x1: 1, y0: 1, y1: 1, line: { color: "#444", width: 1 } },
+              {
+                type: "line",
+                xref: "paper",
+                x0: 0,
+                x1: 1,
+                y0: 2.6,
+                y1: 2.6,
+                line: { color: "#888", dash: "dot", width: 1 },
+              },
+            ],
+          },
+        }),
+      },
+    };
+  },
+});

@@ -1,0 +1,326 @@
+/** Figures and tables of the scan and training benchmarks (bench/*.jsonl; notebook 02). */
+
+import { layout } from "../display.ts";
+
+import { type Rec, registerFigure } from "./registry.ts";
+import { fmt, latestBy, sig } from "./common.ts";
+
+// ---------------------------------------------------------------------------------------------------
+// Scan benchmarks (notebook 02; lib/bench -> bench/scan.jsonl, bench/sweep/scan.jsonl, bench/gpu.jsonl)
+
+const okBench = (r: Rec) => r.status === "ok" && typeof r.median_ms === "number";
+const SCAN_COLORS: Record<string, string> = {
+  fused: "#1f77b4",
+  chunked: "#2ca02c",
+  sequential: "#7f7f7f",
+  parallel: "#ff7f0e",
+};
+
+async function readAnchor(dir: string, file: string): Promise<Rec | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(`${dir}/${file}`));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ticks at the benchmarked lengths (powers of two) instead of plotly's 2-3-5 log ticks. */
+const lengthTicks = (lengths: number[]) => {
+  const v = [...new Set(lengths)].sort((a, b) => a - b);
+  return { tickvals: v, ticktext: v.map((x) => x.toLocaleString("en")) };
+};
+
+registerFigure({
+  name: "scan_time_vs_length",
+  description:
+    "Selective-scan time against sequence length, per implementation and pass (wasm), with the PyTorch peer",
+  reads: ["bench/sweep/scan"],
+  async build(records, ctx) {
+    const byLength = (records["bench/sweep/scan"] ?? []).filter((r) =>
+      okBench(r) && r.backend === "wasm" && r.shape.B === 1
+    );
+    if (!byLength.length) return undefined;
+    const data: Rec[] = [];
+    for (const impl of ["fused", "chunked", "sequential", "parallel"]) {
+      for (const pass of ["fwd", "fwd+bwd"]) {
+        const pts = byLength.filter((r) => r.impl === impl && r.pass === pass).sort((a, b) =>
+          a.shape.L - b.shape.L
+        );
+        if (pts.length) {
+          data.push({
+            x: pts.map((r) => r.shape.L),
+            y: pts.map((r) => r.median_ms),
+            name: `${impl} ${pass}`,
+            mode: "lines+markers",
+            line: { color: SCAN_COLORS[impl], dash: pass === "fwd" ? "dot" : "solid" },
+          });
+        }
+      }
+    }
+    const anchor = await readAnchor(ctx.anchorsDir, "cpu-pytorch-2026-11-28.json");
+    const peers = (anchor?.scan ?? []).filter((a: Rec) => a.b === 1 && a.d_inner === 512 && a.pscan_fwdbwd_s);
+    if (peers.length) {
+      data.push({
+        x: peers.map((a: Rec) => a.length),
+        y: peers.map((a: Rec) => a.pscan_fwdbwd_s * 1000),
+        name: "PyTorch pscan fwd+bwd (peer, same CPU)",
+        mode: "markers",
+        marker: { symbol: "x", size: 11, color: "black" },
+      });
+    }
+    const d = byLength[0].shape;
+    return {
+      figure: {
+        data,
+        layout: layout({
+          title: `Scan time against length (batch 1, d_inner ${d.D}, d_state ${d.N}, wasm)`,
+          xTitle: "Sequence length",
+          xUnit: "bytes",
+          yTitle: "Median time",
+          yUnit: "ms",
+          xType: "log",
+          yType: "log",
+          width: 900,
+          height: 540,
+          extra: { xaxis: lengthTicks(byLength.map((r) => r.shape.L)) },
+        }),
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "scan_time_vs_batch",
+  description: "Fused scan time against batch size (length 1,024, wasm)",
+  reads: ["bench/sweep/scan"],
+  build(records) {
+    const byBatch = (records["bench/sweep/scan"] ?? []).filter((r) =>
+      okBench(r) && r.backend === "wasm" && r.impl === "fused" && r.shape.L === 1024
+    )
+      .sort((a, b) => a.shape.B - b.shape.B);
+    if (!byBatch.length) return undefined;
+    return {
+      figure: {
+        data: ["fwd", "fwd+bwd"].map((pass) => {
+          const pts = byBatch.filter((r) => r.pass === pass);
+          return {
+            x: pts.map((r) => r.shape.B),
+            y: pts.map((r) => r.median_ms),
+            name: `fused ${pass}`,
+            mode: "lines+markers",
+            line: { color: SCAN_COLORS.fused, dash: pass === "fwd" ? "dot" : "solid" },
+          };
+        }),
+        layout: layout({
+          title: "Fused scan time against batch (length 1,024, wasm)",
+          xTitle: "Batch",
+          yTitle: "Median time",
+          yUnit: "ms",
+          width: 900,
+          height: 540,
+        }),
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "scan_memory",
+  description: "Peak tensor memory of scan forward + backward against length (wasm)",
+  reads: ["bench/sweep/scan"],
+  build(records) {
+    const mem = (records["bench/sweep/scan"] ?? []).filter((r) =>
+      okBench(r) && r.backend === "wasm" && r.shape.B === 1 && r.pass === "fwd+bwd" && r.peak_tensor_bytes
+    );
+    if (!mem.length) return undefined;
+    return {
+      figure: {
+        data: ["fused", "chunked", "sequential", "parallel"].flatMap((impl) => {
+          const pts = mem.filter((r) => r.impl === impl).sort((a, b) => a.shape.L - b.shape.L);
+          return pts.length
+            ? [{
+              x: pts.map((r) => r.shape.L),
+              y: pts.map((r) => r.peak_tensor_bytes / 2 ** 20),
+              name: impl,
+              mode: "lines+markers",
+              line: { color: SCAN_COLORS[impl] },
+            }]
+            : [];
+        }),
+        layout: layout({
+          title: "Peak tensor memory of scan forward + backward (batch 1, wasm)",
+          xTitle: "Sequence length",
+          xUnit: "bytes",
+          yTitle: "Peak tensor memory",
+          yUnit: "MiB",
+          xType: "log",
+          yType: "log",
+          width: 900,
+          height: 540,
+          extra: { xaxis: lengthTicks(mem.map((r) => r.shape.L)) },
+        }),
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "scan_cpu",
+  description: "Table: scan implementations at the benchmark shape on CPU, beside PyTorch's pscan",
+  reads: ["bench/scan"],
+  build(records) {
+    const cpu = records["bench/scan"] ?? [];
+    if (!cpu.length) return undefined;
+    const rows = latestBy(cpu, (r) => `${r.backend}|${r.impl}|${r.pass}|${JSON.stringify(r.shape)}`).map((
+      r,
+    ) => [
+      r.backend,
+      r.impl,
+      r.pass,
+      `(${r.shape.B}, ${r.shape.D}, ${r.shape.N}, ${r.shape.L})`,
+      okBench(r) ? fmt(r.median_ms, 1) : "—",
+      okBench(r) && r.peer?.ms ? fmt(r.peer.ms / r.median_ms, 2) : "—",
+      r.peak_tensor_bytes ? fmt(r.peak_tensor_bytes / 2 ** 20, 1) : "—",
+      okBench(r) ? "ok" : `${r.status}: ${String(r.reason ?? "").slice(0, 80)}`,
+    ]);
+    return {
+      table: {
+        columns: [
+          "backend",
+          "impl",
+          "pass",
+          "shape (B, D, N, L)",
+          "median ms",
+          "speed-up vs PyTorch pscan",
+          "peak tensors MiB",
+          "status",
+        ],
+        rows,
+        note:
+          "deno task bench (data/results/bench/scan.jsonl) on a 2-core CPU; the peer is PyTorch 1.13 with mamba.py's pscan on the same machine (data/anchors). > 1: faster than the peer.",
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "scan_gpu",
+  description: "Table: fused WGSL scan on the H200 beside mamba_ssm's CUDA kernel",
+  reads: ["bench/gpu"],
+  build(records) {
+    const gpu = (records["bench/gpu"] ?? []).filter((r) => r.bench === "scan");
+    if (!gpu.length) return undefined;
+    // per shape: every run of the latest record's commit and kernel settings (repeats in one process, or
+    // calls in one session), as the median and the range, so one lucky or unlucky run does not decide
+    const settings = (r: Rec) => JSON.stringify({ ...r.kernel_config, fwd_chunk: undefined });
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b), m = v.length >> 1;
+      return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+    };
+    const cell = (xs: number[], peer: number | undefined) => {
+      const ratio = peer ? fmt(median(xs) / peer, 2) : "—";
+      return xs.length > 1 && peer
+        ? `${ratio} (${fmt(Math.min(...xs) / peer, 2)}–${fmt(Math.max(...xs) / peer, 2)})`
+        : ratio;
+    };
+    const rows = latestBy(gpu, (r) => JSON.stringify(r.shape)).map((last) => {
+      const runs = gpu.filter((r) =>
+        JSON.stringify(r.shape) === JSON.stringify(last.shape) &&
+        r.provenance?.commit === last.provenance?.commit &&
+        settings(r) === settings(last)
+      );
+      const fwd = runs.map((r) => r.fwd_ms as number), both = runs.map((r) => r.fwdbwd_ms as number);
+      return [
+        `(${last.shape.B}, ${last.shape.D}, ${last.shape.N}, ${last.shape.L})`,
+        fmt(median(fwd), 2),
+        fmt(last.peer?.cuda_fwd_ms, 2),
+        cell(fwd, last.peer?.cuda_fwd_ms),
+        fmt(median(both), 2),
+        fmt(last.peer?.cuda_fwdbwd_ms, 2),
+        cell(both, last.peer?.cuda_fwdbwd_ms),
+        String(runs.length),
+        String(last.provenance?.device ?? "?"),
+      ];
+    });
+    return {
+      table: {
+        columns: [
+          "shape (B, D, N, L)",
+          "fwd ms",
+          "CUDA fwd ms",
+          "fwd / CUDA",
+          "fwd+bwd ms",
+          "CUDA fwd+bwd ms",
+          "fwd+bwd / CUDA",
+          "runs",
+          "device",
+        ],
+        rows,
+        note:
+          "lib/bench/gpu.ts (data/results/bench/gpu.jsonl): WGSL kernels through Deno's WebGPU; the peer is mamba_ssm's CUDA kernel on the same GPU (data/anchors). Times: the median of the runs of the latest commit and kernel settings; ratios: median (range). Ratio > 1: slower than CUDA.",
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "train_speed",
+  description:
+    "Table: MambaByte training throughput (whole steps, AdamW included) on the CPU and the H200, beside PyTorch",
+  reads: ["bench/train", "bench/gpu"],
+  build(records) {
+    const cpu = (records["bench/train"] ?? []).filter((r) => r.bench === "train");
+    const gpu = (records["bench/gpu"] ?? []).filter((r) => r.bench === "train");
+    // the matrix products' implementation on webgpu: records before the WGSL GEMM have no `matmul` (tf.matMul);
+    // "wgsl-gemm" marks its first version (arrays indexed in loops, kept in local memory: slow)
+    const IMPL: Record<string, string> = {
+      wgsl: "WGSL GEMM",
+      "tfjs-b": "tfjs BatchMatMul, B transposed first",
+      "tfjs-ab": "tfjs BatchMatMul, A and B transposed first",
+    };
+    const matmul = (r: Rec) =>
+      r.provenance?.backend !== "webgpu"
+        ? "WebAssembly GEMM"
+        : r.matmul === undefined || r.matmul === "tf.matMul"
+        ? "tf.matMul"
+        : r.matmul === "wgsl-gemm"
+        ? "WGSL GEMM, first version"
+        : IMPL[r.matmul.impl] ?? String(r.matmul.impl);
+    const recs = latestBy(
+      [...cpu, ...gpu],
+      (r) => `${r.provenance?.device}|${r.d_model}|${r.n_layer}|${r.batch}|${r.length}|${matmul(r)}`,
+    )
+      .sort((a, b) =>
+        String(a.provenance?.backend).localeCompare(String(b.provenance?.backend)) || a.d_model - b.d_model ||
+        b.bytes_per_s - a.bytes_per_s
+      );
+    if (!recs.length) return undefined;
+    const rows = recs.map((r) => {
+      const peer = r.peer?.bytes_per_s ?? r.peer?.pytorch_pscan_bytes_per_s;
+      const peerText = r.peer?.bytes_per_s
+        ? "PyTorch + CUDA scan, H200"
+        : r.peer?.pytorch_pscan_bytes_per_s
+        ? "PyTorch + pscan, this CPU"
+        : "—";
+      return [
+        `d ${r.d_model} x ${r.n_layer}, batch ${r.batch}, length ${r.length}`,
+        `${r.provenance?.backend}, ${r.provenance?.device}`,
+        matmul(r),
+        sig(r.bytes_per_s),
+        peer ? sig(peer) : "—",
+        peerText,
+        peer ? fmt(r.bytes_per_s / peer, 2) : "—",
+      ];
+    });
+    return {
+      table: {
+        columns: ["model and batch", "where", "matrix products", "bytes/s", "peer bytes/s", "peer", "ratio"],
+        rows,
+        note:
+          "deno task bench --suite train (CPU, data/results/bench/train.jsonl) and lib/bench/gpu.ts (H200, " +
+          "data/results/bench/gpu.jsonl): whole training steps on synthetic bytes, the latest record per setting. " +
+          "Peers from ../shared/anchors (data/anchors).",
+      },
+    };
+  },
+});

@@ -1,0 +1,161 @@
+/**
+ * The schema of the published records (data/results/*.jsonl): what a training run, an extrapolation
+ * evaluation and a noise evaluation write, and what figures, tables and notebooks read. Types only, kept
+ * at the bottom of the house so that every floor can name them.
+ */
+import type { NoiseKind } from "../data/noise.ts";
+
+export interface RunRecord {
+  run: string;
+  model: string;
+  domain: string;
+  scale: string;
+  data: string;
+  config: Record<string, unknown>;
+  parameters: number;
+  train_flops_per_token: number;
+  train_flops: number;
+  steps: number;
+  batch: number;
+  length: number;
+  seed: number;
+  tokens_seen: number;
+  bytes_seen: number;
+  bytes_per_token: number;
+  train_wall_s: number;
+  train_bytes_per_s: number;
+  final_train_bpb: number;
+  /** The training curve, about 50 points: [step, training FLOPs so far, train bits-per-byte (mean of the steps since the previous point)]. */
+  curve: [number, number, number][];
+  eval: {
+    split: string;
+    bytes: number;
+    tokens: number;
+    bits_per_byte: number;
+    word_perplexity: number;
+    words: number;
+    window: number;
+    /** Windows per forward pass (absent in records older than batched scoring: 1). */
+    batch?: number;
+    wall_s: number;
+  };
+  labels?: Record<string, unknown>;
+}
+
+export type ExtrapolationMode = "whole" | "sliding";
+
+export interface PositionBin {
+  /** Bin index floor(log2(position) * binsPerOctave): the same bin in every record of equal binsPerOctave. */
+  bin: number;
+  /** Smallest and largest byte position (bytes of context before the token) that fell in this bin. */
+  lo: number;
+  hi: number;
+  bytes: number;
+  nats: number;
+  bits_per_byte: number;
+}
+
+export interface ExtrapolationResult {
+  multiple: number;
+  mode: ExtrapolationMode;
+  /** Tokens per evaluation sequence (inputs; each sequence holds eval_length + 1 tokens). */
+  eval_length: number;
+  /** Mean bytes per evaluation sequence. */
+  eval_length_bytes: number;
+  status: "ok" | "skipped" | "failed";
+  reason?: string;
+  sequences: number;
+  tokens: number;
+  bytes: number;
+  nats: number;
+  bits_per_byte: number;
+  /** Bits per byte of each sequence (4 decimals), for error bars. */
+  sequence_bpb: number[];
+  position_bins: PositionBin[];
+  bins_per_octave: number;
+  sliding_context?: number;
+  chunk?: number;
+  wall_s: number;
+}
+
+export interface ExtrapolationRecord extends ExtrapolationResult {
+  experiment: "extrapolation";
+  scale: string;
+  /** The training run (runs.jsonl `run`) when the model came from one, and its record's time. */
+  run?: string;
+  run_time?: string;
+  model_dir: string;
+  model_kind: string;
+  /** Shown in figures (the run's label). */
+  label: string;
+  unit: "byte" | "subword";
+  domain: string;
+  /** Where the test text came from, and how many tokens it has. */
+  data: string;
+  test_tokens: number;
+  trained_context: number;
+  /** The trained context in bytes (tokens x the test text's bytes per token). */
+  trained_context_bytes: number;
+  bytes_per_token: number;
+  parameters?: number;
+}
+
+/** Minimal view of a runs.jsonl record (RunRecord above). */
+export interface RunLike {
+  run: string;
+  model: string;
+  domain: string;
+  scale: string;
+  length: number;
+  /** Training batch (sequences per step). */
+  batch?: number;
+  parameters?: number;
+  train_flops?: number;
+  labels?: Record<string, unknown>;
+  /** The run record's provenance (its time identifies the training run). */
+  provenance?: { time?: string };
+}
+
+export interface NoiseScore {
+  bytes: number;
+  tokens: number;
+  nats: number;
+  bits_per_byte: number;
+  /** exp(nats / clean words). */
+  word_perplexity: number;
+}
+
+export interface NoiseResult extends NoiseScore {
+  /** "none" for the clean text. */
+  noise: NoiseKind | "none";
+  p: number;
+  seed: number;
+  definition: string;
+  /** Bytes of the noisy text (before scoring). */
+  text_bytes: number;
+  /** Words of the clean text (the perplexity's denominator) and of the noisy text. */
+  words: number;
+  words_noisy: number;
+  clean: NoiseScore;
+  delta_bits_per_byte: number;
+  delta_word_perplexity: number;
+  /** word_perplexity / clean word_perplexity. */
+  ratio_word_perplexity: number;
+  window: number;
+  wall_s: number;
+}
+
+export interface NoiseRecord extends NoiseResult {
+  experiment: "noise";
+  scale: string;
+  run?: string;
+  /** The run record's time (identifies the training run). */
+  run_time?: string;
+  model_dir: string;
+  model_kind: string;
+  label: string;
+  unit: "byte" | "subword";
+  domain: string;
+  data: string;
+  parameters?: number;
+}

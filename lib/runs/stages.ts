@@ -1,0 +1,289 @@
+/**
+ * The evaluation stages of recorded runs: length extrapolation (lib/eval/extrapolation.ts) and noise
+ * robustness (lib/eval/noise.ts) on one shared loop. A stage picks, per model family, the run it evaluates
+ * (`pickRuns`), skips runs it has already evaluated (same run and run time: a re-trained run is evaluated
+ * again), loads each trained model with its tokenizer and test text, evaluates, and appends records as
+ * soon as each is known (a stage cut by a time limit keeps what it finished).
+ *
+ *   deno run -A lib/runs/stages.ts extrapolation [--scale S] [--results DIR] [--runs-dir DIR] [--domain D]
+ *       [--kinds a,b] [--force] [--max-tokens N]
+ *   deno run -A lib/runs/stages.ts noise [same flags] [--max-bytes N]
+ *
+ * `reproduce` runs each stage in a child process this way (a model that exhausts the wasm heap aborts
+ * that process only).
+ */
+import { initBackend } from "../backend.ts";
+import type { ByteBPE } from "../data/bpe.ts";
+import { type ExtrapolationOptions, extrapolationRecords } from "../eval/extrapolation.ts";
+import { evaluateNoise } from "../eval/noise.ts";
+import { evalBatch } from "../eval/score.ts";
+import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
+import { repoRelative, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
+import { appendRecord, readRecords } from "../results/store.ts";
+import { domainText, loadTrained } from "./experiment.ts";
+import type { ExtrapolationRecord, NoiseRecord, RunLike } from "../results/records.ts";
+
+export interface StageOptions {
+  scale: string;
+  resultsDir?: string;
+  runsDir?: string;
+  /** The domain whose runs are evaluated (default books, the PG19 stand-in, else the first present). */
+  domain?: string;
+  /** Model families (default: the stage's own list). */
+  kinds?: string[];
+  /** Evaluate runs that already have records too (default: skip them). */
+  force?: boolean;
+  quiet?: boolean;
+}
+
+/** What one stage does with one loaded run. */
+interface Stage<O> {
+  table: "extrapolation" | "noise";
+  /** The families the stage compares by default. */
+  kinds: string[];
+  evaluate(
+    run: EvaluatedRun,
+    opts: O,
+    record: (r: Record<string, unknown>) => Promise<void>,
+    say: (line: string) => void,
+  ): Promise<void>;
+}
+
+/** A recorded run with its trained model, tokenizer and test text loaded. */
+interface EvaluatedRun {
+  record: RunLike & { eval?: { window?: number } };
+  model: LanguageModel;
+  tokenizer?: ByteBPE;
+  test: Uint8Array;
+  /** The fields every record of the stage shares (scale, run, model, data, parameters). */
+  about: {
+    scale: string;
+    run: string;
+    run_time?: string;
+    model_dir: string;
+    model_kind: string;
+    label: string;
+    unit: "byte" | "subword";
+    domain: string;
+    data: string;
+    parameters: number;
+  };
+}
+
+/**
+ * Runs already evaluated: records of `table` whose (run, run_time) match, so a stage does not evaluate the
+ * same trained model twice (a re-trained run has a new time and is evaluated again).
+ */
+export async function evaluatedRuns(table: string, resultsDir: string): Promise<Set<string>> {
+  const recs = await readRecords<{ run?: string; run_time?: string }>(table, resultsDir);
+  return new Set(recs.filter((r) => r.run).map((r) => `${r.run}|${r.run_time ?? ""}`));
+}
+
+/**
+ * The runs to evaluate: per model family of `kinds`, one run on `domain` (default books, the PG19
+ * stand-in, else the first domain present), the full-budget one (labels.budget_ratio 1) with the most FLOPs.
+ */
+export function pickRuns<T extends RunLike>(runs: T[], kinds: string[], domain?: string): T[] {
+  const domains = [...new Set(runs.map((r) => r.domain))];
+  const d = domain ?? (domains.includes("books") ? "books" : domains[0]);
+  const out: T[] = [];
+  for (const kind of kinds) {
+    const mine = runs.filter((r) => r.model === kind && r.domain === d)
+      .sort((a, b) =>
+        Number((b.labels?.budget_ratio ?? 1) === 1) - Number((a.labels?.budget_ratio ?? 1) === 1) ||
+        (b.train_flops ?? 0) - (a.train_flops ?? 0)
+      );
+    if (mine.length) out.push(mine[0]);
+  }
+  return out;
+}
+
+/** The shared loop: pick, skip what is done, load, evaluate, record; returns the records appended. */
+async function runStage<O extends StageOptions>(
+  stage: Stage<O>,
+  runs: (RunLike & { eval?: { window?: number } })[],
+  opts: O,
+): Promise<Record<string, unknown>[]> {
+  await import("../models/mod.ts"); // every family registered, so any trained model loads
+  const say = (s: string) => opts.quiet || console.error(s);
+  const runsDir = opts.runsDir ?? RUNS_DIR;
+  const resultsDir = opts.resultsDir ?? RESULTS_DIR;
+  const kinds = opts.kinds ?? stage.kinds;
+  // the latest record of each run (a re-trained run is recorded again)
+  const latest = [...new Map(runs.filter((r) => r.scale === opts.scale).map((r) => [r.run, r])).values()];
+  const chosen = pickRuns(latest, kinds, opts.domain);
+  if (!chosen.length) say(`${stage.table}: no runs of ${kinds.join(", ")} recorded at scale ${opts.scale}`);
+  const done = opts.force ? new Set<string>() : await evaluatedRuns(stage.table, resultsDir);
+  const out: Record<string, unknown>[] = [];
+  for (const run of chosen) {
+    if (done.has(`${run.run}|${run.provenance?.time ?? ""}`)) {
+      say(
+        `${stage.table}: ${run.run} already evaluated (records in ${resultsDir}/${stage.table}.jsonl; ` +
+          `--force evaluates again)`,
+      );
+      continue;
+    }
+    const dir = `${runsDir}/${run.run}/model`;
+    const { model, tokenizer } = await loadTrained(dir);
+    try {
+      const text = await domainText(run.domain as Parameters<typeof domainText>[0], run.scale);
+      const about = {
+        scale: opts.scale,
+        run: run.run,
+        run_time: run.provenance?.time,
+        model_dir: repoRelative(dir),
+        model_kind: model.kind,
+        label: String(run.labels?.label ?? run.model),
+        unit: TOKEN_UNIT[model.kind],
+        domain: run.domain,
+        data: `${text.source}/${run.domain}/${text.evalSplit}`,
+        parameters: countParameters(model),
+      };
+      await stage.evaluate({ record: run, model, tokenizer, test: text.test, about }, opts, async (r) => {
+        await appendRecord(stage.table, r, resultsDir);
+        out.push(r);
+      }, say);
+    } finally {
+      disposeModel(model);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Extrapolation
+
+/** The settings of each scale (tokens scored per length, attention cap). */
+export const EXTRAPOLATION_SCALES: Record<string, Partial<ExtrapolationOptions>> = {
+  smoke: { maxTokens: 8192, maxAttentionLength: 4096 },
+  small: { maxTokens: 65536, maxAttentionLength: 4096 },
+  gpu: { maxTokens: 1 << 19, maxAttentionLength: 16384 },
+};
+
+/** The model families the experiment compares (PAPER.md): MambaByte, subword Mamba, the byte Transformer. */
+export const EXTRAPOLATION_KINDS = ["mambabyte", "mamba_subword", "transformer"];
+
+const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOptions> }> = {
+  table: "extrapolation",
+  kinds: EXTRAPOLATION_KINDS,
+  async evaluate({ record: run, model, tokenizer, test, about }, opts, record, say) {
+    say(
+      `extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${test.length} test bytes`,
+    );
+    const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
+    const { model_kind: _, unit: __, ...fields } = about;
+    await extrapolationRecords(
+      model,
+      test,
+      { ...settings, trainedContext: run.length, tokenizer, onProgress: (l) => say(`  ${l}`) },
+      fields,
+      (r) => record(r as unknown as Record<string, unknown>),
+    );
+  },
+};
+
+/**
+ * Evaluates the recorded runs of a scale (see pickRuns) and appends one record per (model, length, mode).
+ */
+export async function extrapolationStage(
+  runs: RunLike[],
+  opts: StageOptions & { settings?: Partial<ExtrapolationOptions> },
+): Promise<ExtrapolationRecord[]> {
+  return await runStage(EXTRAPOLATION, runs, opts) as unknown as ExtrapolationRecord[];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Noise
+
+/** Clean bytes scored per model and setting (a prefix of the test split). */
+export const NOISE_SCALES: Record<string, { maxBytes?: number }> = {
+  smoke: { maxBytes: 4096 },
+  small: { maxBytes: 32768 },
+  gpu: { maxBytes: 262144 },
+};
+
+/** MambaByte against subword Mamba (the paper's pair), plus the byte Transformer. */
+export const NOISE_KINDS_COMPARED = ["mambabyte", "mamba_subword", "transformer"];
+
+type NoiseStageOptions = StageOptions & { maxBytes?: number; seed?: number };
+
+const NOISE: Stage<NoiseStageOptions> = {
+  table: "noise",
+  kinds: NOISE_KINDS_COMPARED,
+  async evaluate({ record: run, model, tokenizer, test, about }, opts, record, say) {
+    const maxBytes = opts.maxBytes ?? NOISE_SCALES[opts.scale]?.maxBytes;
+    const clean = maxBytes ? test.subarray(0, maxBytes) : test;
+    const window = run.eval?.window ?? run.length;
+    say(`noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${about.data}, window ${window}`);
+    const results = await evaluateNoise(model, clean, {
+      window,
+      batch: run.batch ? evalBatch(run.batch, run.length, window) : 1,
+      tokenizer,
+      seed: opts.seed,
+      onProgress: (l) => say(`  ${l}`),
+    });
+    for (const r of results) {
+      const rec: NoiseRecord = { experiment: "noise", ...about, ...r };
+      await record(rec as unknown as Record<string, unknown>);
+    }
+  },
+};
+
+/**
+ * Evaluates the recorded runs of a scale (one per model family, see pickRuns) and appends one record per
+ * (model, setting).
+ */
+export async function noiseStage(
+  runs: (RunLike & { eval?: { window?: number } })[],
+  opts: NoiseStageOptions,
+): Promise<NoiseRecord[]> {
+  return await runStage(NOISE, runs, opts) as unknown as NoiseRecord[];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Command line: evaluate the recorded runs of a scale
+
+const USAGE =
+  "deno run -A lib/runs/stages.ts extrapolation|noise [--scale smoke|small|gpu] [--results DIR] " +
+  "[--runs-dir DIR] [--domain D] [--kinds a,b] [--force] [--max-tokens N (extrapolation)] " +
+  "[--max-bytes N (noise)]";
+
+if (import.meta.main) {
+  const [table, ...args] = Deno.args;
+  const flag = (name: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const positive = (name: string) => {
+    const v = flag(name);
+    if (v !== undefined && !(Number(v) >= 1)) {
+      console.error(`--${name}: expected a positive number, got "${v}"`);
+      Deno.exit(2);
+    }
+    return v === undefined ? undefined : Number(v);
+  };
+  if (args.includes("--help") || table === "--help") {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  if (table !== "extrapolation" && table !== "noise") {
+    console.error(`unknown stage "${table ?? ""}": ${USAGE}`);
+    Deno.exit(2);
+  }
+  await initBackend({});
+  const resultsDir = flag("results") ?? RESULTS_DIR;
+  const runs = await readRecords<RunLike>("runs", resultsDir);
+  const opts: StageOptions = {
+    scale: flag("scale") ?? Deno.env.get("SCALE") ?? "small",
+    resultsDir,
+    runsDir: flag("runs-dir"),
+    domain: flag("domain"),
+    kinds: flag("kinds")?.split(","),
+    force: args.includes("--force"),
+  };
+  const maxTokens = positive("max-tokens"), maxBytes = positive("max-bytes");
+  const recs = table === "extrapolation"
+    ? await extrapolationStage(runs, { ...opts, ...(maxTokens ? { settings: { maxTokens } } : {}) })
+    : await noiseStage(runs, { ...opts, maxBytes });
+  console.log(`${recs.length} ${table} records appended to ${resultsDir}/${table}.jsonl`);
+}
