@@ -5,7 +5,14 @@
 
 export { backendInfo, initBackend, tf, webgpuAdapter } from "./backend.ts";
 export type { BackendInfo, BackendName } from "./backend.ts";
-export { availableScanImpls, defaultScanImpl, selectiveScan, setDefaultScanImpl } from "./ssm/mod.ts";
+export {
+  availableScanImpls,
+  defaultScanImpl,
+  SCAN_IMPL_DESCRIPTIONS,
+  SCAN_IMPLS,
+  selectiveScan,
+  setDefaultScanImpl,
+} from "./ssm/mod.ts";
 export type { ScanImpl, ScanOptions } from "./ssm/mod.ts";
 export * as mamba from "./models/mamba.ts";
 export { forward, initMambaLM, prefill, step } from "./models/mamba.ts";

@@ -8,6 +8,7 @@ import { readRecords } from "../lib/results/store.ts";
 import { peerFigures } from "../lib/bench/anchors.ts";
 import { minBytes, type ScanRecord } from "../lib/bench/scan_bench.ts";
 import { QUICK_SHAPE } from "../lib/bench/options.ts";
+import { SCAN_IMPLS } from "../lib/ssm/mod.ts";
 
 const MAIN = new URL("../lib/bench/main.ts", import.meta.url).pathname;
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -30,9 +31,8 @@ Deno.test("bench --quick writes a record with provenance per backend, implementa
     const { code, stdout, stderr } = await bench(["--quick", "--backends", "wasm,cpu", "--out", dir]);
     assert.equal(code, 0, stderr);
     const records = await readRecords<ScanRecord & { provenance: Record<string, unknown> }>("scan", dir);
-    const impls = ["sequential", "parallel", "chunked", "fused"];
     for (const backend of ["wasm", "cpu"]) {
-      for (const impl of impls) {
+      for (const impl of SCAN_IMPLS) {
         for (const pass of ["fwd", "fwd+bwd"]) {
           const r = records.find((x) => x.backend === backend && x.impl === impl && x.pass === pass);
           assert.ok(r, `no record for ${backend} ${impl} ${pass}`);

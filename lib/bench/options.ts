@@ -3,7 +3,7 @@
  * per-(backend, implementation) child processes it spawns.
  */
 import type { BackendName } from "../backend.ts";
-import type { ScanImpl } from "../ssm/scan.ts";
+import { SCAN_IMPLS, type ScanImpl } from "../ssm/mod.ts";
 import { RESULTS_DIR } from "../paths.ts";
 
 export const DEFAULT_OUT = `${RESULTS_DIR}bench`;
@@ -125,10 +125,11 @@ export function parseArgs(args: string[]): BenchOptions | "help" {
 
   const quick = flags.has("--quick");
   const backendNames = ["wasm", "cpu", "webgpu", "tensorflow"];
-  const implNames = ["sequential", "parallel", "chunked", "fused"];
   const opts: BenchOptions = {
     backends: list(flags.get("--backends") ?? "wasm,cpu", backendNames, "backend"),
-    impls: flags.has("--impls") ? list(flags.get("--impls")!, implNames, "scan implementation") : undefined,
+    impls: flags.has("--impls")
+      ? list(flags.get("--impls")!, [...SCAN_IMPLS], "scan implementation")
+      : undefined,
     passes: list(flags.get("--passes") ?? PASSES.join(","), PASSES, "pass"),
     shape: flags.has("--shape") ? parseShape(flags.get("--shape")!) : quick ? QUICK_SHAPE : FULL_SHAPE,
     repeats: flags.has("--repeats") ? positive(flags.get("--repeats")!, "--repeats") : quick ? 2 : 3,
@@ -146,7 +147,7 @@ export function parseArgs(args: string[]): BenchOptions | "help" {
   };
   if (flags.has("--child")) {
     const backend = list<BackendName>(flags.get("--backend") ?? "", backendNames, "backend");
-    const impl = list<ScanImpl>(flags.get("--impl") ?? "", implNames, "scan implementation");
+    const impl = list<ScanImpl>(flags.get("--impl") ?? "", [...SCAN_IMPLS], "scan implementation");
     opts.child = { backend: backend[0], impl: impl[0] };
   }
   return opts;

@@ -4,7 +4,14 @@
  * pass, step one id, roll back to a state kept by the last pass).
  */
 import * as tf from "@tensorflow/tfjs";
-import { createStepper, type HostState, hostToTensors, MambaStepper, type Stepper, tensorsToHost } from "./stepper.ts";
+import {
+  createStepper,
+  type HostState,
+  hostToTensors,
+  MambaStepper,
+  type Stepper,
+  tensorsToHost,
+} from "./stepper.ts";
 import { disposeState, type MambaLM, prefill } from "../models/mamba.ts";
 
 /** Prompts of at most this many ids are read by the JS stepper's fused pass when the session has one. */

@@ -20,7 +20,7 @@ import type { ScanInputs, ScanOptions as FusedScanOptions, ScanResult } from "..
  * Every implementation of `selectiveScan`, listed once: tests, benchmarks, figures and notebooks iterate
  * over this list (or over `availableScanImpls()`, the ones the current backend runs).
  */
-export const SCAN_IMPLS = ["sequential", "parallel", "chunked", "fused"] as const;
+export const SCAN_IMPLS = ["fused", "chunked", "sequential", "parallel"] as const;
 export type ScanImpl = typeof SCAN_IMPLS[number];
 
 /** One line per implementation: what it is (for tables, figures and notebooks). */

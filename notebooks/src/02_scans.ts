@@ -43,7 +43,7 @@ export default [
   const colors: Record<string, string> = { fused: "#1f77b4", chunked: "#2ca02c", sequential: "#7f7f7f", parallel: "#ff7f0e" };
   const byLength = sweep.filter((r) => ok(r) && r.backend === "wasm" && r.shape.B === 1);
   const traces = [];
-  for (const impl of ["fused", "chunked", "sequential", "parallel"]) {
+  for (const impl of mb.SCAN_IMPLS) {
     for (const pass of ["fwd", "fwd+bwd"]) {
       const pts = byLength.filter((r) => r.impl === impl && r.pass === pass).sort((a, b) => a.shape.L - b.shape.L);
       if (!pts.length) continue;

@@ -4,6 +4,7 @@ import { layout } from "../display.ts";
 
 import { type Rec, registerFigure } from "./registry.ts";
 import { fmt, latestBy, sig } from "./common.ts";
+import { SCAN_IMPLS } from "../../ssm/types.ts"; // the list only: no TF.js behind it
 
 // ---------------------------------------------------------------------------------------------------
 // Scan benchmarks (notebook 02; lib/bench -> bench/scan.jsonl, bench/sweep/scan.jsonl, bench/gpu.jsonl)
@@ -41,7 +42,7 @@ registerFigure({
     );
     if (!byLength.length) return undefined;
     const data: Rec[] = [];
-    for (const impl of ["fused", "chunked", "sequential", "parallel"]) {
+    for (const impl of SCAN_IMPLS) {
       for (const pass of ["fwd", "fwd+bwd"]) {
         const pts = byLength.filter((r) => r.impl === impl && r.pass === pass).sort((a, b) =>
           a.shape.L - b.shape.L
@@ -135,7 +136,7 @@ registerFigure({
     if (!mem.length) return undefined;
     return {
       figure: {
-        data: ["fused", "chunked", "sequential", "parallel"].flatMap((impl) => {
+        data: SCAN_IMPLS.flatMap((impl) => {
           const pts = mem.filter((r) => r.impl === impl).sort((a, b) => a.shape.L - b.shape.L);
           return pts.length
             ? [{
