@@ -25,6 +25,25 @@
  * slices); patches get rotary embeddings in the global stack, bytes rotary embeddings in the local one,
  * so the model is defined at any length (the paper used learned absolute positions).
  *
+ * Departures from the paper's definition (parameter counts at its 758M+262M shape: global width
+ * d_g = 1536 = P D_G x 24 layers, local d_l = 1024 x 18 layers, P = 8, so D_G = 192; context 8192):
+ * - Patch embedder: the paper's global model reads the concatenation of the P byte embeddings
+ *   (P x D_G = d_g wide) directly; here a learned `global.patch_proj` (d_g x P e, e = d_byte_global)
+ *   maps the concatenation to d_g, so the byte embedding width e is free of d_g / P (tiny models, sweeps)
+ *   and the patch gets one learned mixing before the global stack. Cost: d_g P e = 1536 x 1536 =
+ *   2,359,296 parameters (e = 192, the default).
+ * - Global to local: the paper cuts each global output into P slices of D_G and applies ONE map
+ *   w_GL (D_G x d_l) shared by the slots; here `global_to_local` is a full d_g x (P d_l) matrix, one
+ *   d_g x d_l block per slot, each reading the whole global output: with patch_proj mixing the slots (and
+ *   d_g not necessarily a multiple of P) the global output has no per-slot slices to cut.
+ *   Cost: 1536 x 8192 = 12,582,912 parameters instead of 192 x 1024 = 196,608 (P^2 = 64x; +12,386,304).
+ * - Positions: rotary (no parameters) instead of the paper's learned byte positions added in the patch
+ *   embedder (T x D_G = 8192 x 192 = 1,572,864 parameters): defined at any length (the extrapolation
+ *   experiment), and the same positional scheme as the other baselines here.
+ * - The global input before the first patch is a learned `global.start_patch` (d_g = 1536 parameters)
+ *   in place of the paper's padding patch; the local model reads ids[t] instead of the shifted targets
+ *   (see above). Net at this shape: +13,174,272 parameters (+1.3% of 758M+262M).
+ *
  * Shapes: b batch, l bytes, P patch size, K = l/P patches, d_g / d_l global / local widths, e byte
  * embedding width of the patch embedder.
  */

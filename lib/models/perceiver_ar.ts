@@ -10,7 +10,29 @@
  * absolute position (latent i, at position l-n+i, sees inputs 0 .. l-n+i). Layers 1 .. n_layer-1 are
  * ordinary causal blocks over the latents. So `n_layer` counts the cross-attention layer, the model has
  * exactly the parameters of a `transformer` of the same d_model / n_layer / mlp_ratio, and with N >= l
- * it IS that transformer (tested). Positions: rotary, as in the paper (and as in our transformer).
+ * it IS that transformer (tested). Positions: rotary embeddings, as the paper uses, but in our
+ * transformer's form (see the departures below), not the published code's.
+ *
+ * Departures from the published model (google-research/perceiver-ar), all so that the model is exactly
+ * the project's transformer when N >= l and shares its code; parameter costs with d = d_model (1,024 at
+ * the published default width):
+ * - One LayerNorm (h.0.ln_1) normalises both the cross-attention's queries and its keys/values; the
+ *   published cross-attention has separate LayerNorms for the query and key/value inputs: -2d (-2,048).
+ * - No query-embedding projection: the latents (queries and residual rows) ARE the last n input
+ *   embeddings; the published code first maps them through a learned linear layer (z_linear, d x d +
+ *   bias): -(d^2 + d) (-1,049,600). (The cross-attention's own query projection is there: the first d
+ *   rows of h.0.attn.c_attn.weight.)
+ * - Rotary on all channels of every head, "rotate half" pairs (i, i + k/2), positions counted from the
+ *   start of the input, base rope_theta; the published code rotates a fraction of each head's channels
+ *   (fraction_to_rotate), pairs interleaved channels (2i, 2i+1), counts positions from the end of the
+ *   sequence (the last input is position 0) and uses a maximum wavelength of 8192. No parameters either way.
+ * - The cross-attention uses the latent layers' head count (n_head) and MLP width (mlp_ratio d); the
+ *   published model has its own num_cross_attend_heads (1 by default) and cross_attend_widening_factor
+ *   (1 by default). Heads cost nothing; the MLP costs 2 (mlp_ratio - 1) d^2 more than a widening of 1
+ *   (mlp_ratio 4: +6d^2 = +6,291,456).
+ * - Also, as everywhere here: no biases in the Linear layers (the published ones have biases), GELU
+ *   (published default: squared ReLU), and the output head tied to the embedding (published: a separate
+ *   logits layer, -(V d + V) = -262,400).
  *
  * THE CONTRACT FOR TRAINERS AND EVALUATORS (LanguageModel terms):
  * - `trainLoss(ids (b, l+1))` — the paper's training objective — runs one pass over the input ids[:, :l]
