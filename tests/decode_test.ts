@@ -67,14 +67,19 @@ function echoMamba(vocab: number, seed: number): MambaLM {
 
 const bpe = trainBpe(CORPUS, { vocabSize: 320 });
 
-Deno.test("MambaStepper (plain JS) equals mamba.ts step within 1e-5, step after step", async () => {
+Deno.test("MambaStepper (WebAssembly SIMD and plain JS) equals mamba.ts step within 1e-5, step after step", async () => {
   await useBackend("wasm");
-  for (const m of [tinyMamba(256, 1), tinyMamba(320, 2, 48, 3), tinyMamba(256, 15, 128, 1)]) { // d 128: every width % 8 == 0 (all SIMD)
+  // d 128: every width % 8 == 0 (all SIMD)
+  for (
+    const [m, kernels] of [tinyMamba(256, 1), tinyMamba(320, 2, 48, 3), tinyMamba(256, 15, 128, 1)]
+      .flatMap((m) => [[m, true], [m, false]] as const)
+  ) {
     const prompt = tf.tensor([[3, 200, 17, 99, 5, 250, 1]], [1, 7], "int32");
     const { logits, state } = prefill(m, prompt);
     logits.dispose();
     prompt.dispose();
-    const js = new MambaStepper(m);
+    const js = new MambaStepper(m, undefined, { kernels });
+    assert(js.simd === kernels, `simd: ${js.simd}`);
     let host = await tensorsToHost(state);
     let tfState = state;
     for (const id of [12, 255, 0, 77, 130, 4]) {
@@ -87,7 +92,7 @@ Deno.test("MambaStepper (plain JS) equals mamba.ts step within 1e-5, step after 
       r.logits.dispose();
       const got = js.stepSync(host, id);
       host = got.state;
-      assert(relL2(got.logits, want) < 1e-5, `logits rel. error ${relL2(got.logits, want)}`);
+      assert(relL2(got.logits, want) < 1e-5, `simd ${kernels}: logits rel. error ${relL2(got.logits, want)}`);
       const wantHost = await tensorsToHost(tfState);
       for (let l = 0; l < wantHost.ssm.length; l++) {
         assert(relL2(host.ssm[l], wantHost.ssm[l]) < 1e-5, `layer ${l} ssm state`);
@@ -95,7 +100,7 @@ Deno.test("MambaStepper (plain JS) equals mamba.ts step within 1e-5, step after 
       }
     }
     disposeState(tfState);
-    disposeMambaLM(m);
+    if (!kernels) disposeMambaLM(m);
   }
 });
 
