@@ -79,7 +79,8 @@ export type {
 } from "./results/records.ts";
 export { planRuns, readPlan } from "./runs/plan.ts";
 export { scoreText } from "./eval/score.ts";
-export { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
+export { computeMatchedTable, latestRuns, matchedRows } from "./results/compute_matched.ts";
+export { tableMarkdown } from "./results/tables.ts";
 export * as paper from "./results/paper.ts";
 export {
   evaluateExtrapolation,

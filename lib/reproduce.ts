@@ -8,7 +8,8 @@
 import { isRecorded, planRuns, readPlan, recordedRuns } from "./runs/plan.ts";
 import { runExperiment, type RunSpec } from "./runs/experiment.ts";
 import { formatSeconds, TrainingInterrupted } from "./train/trainer.ts";
-import { computeMatchedTable, latestRuns, matchedRows, tableMarkdown } from "./results/compute_matched.ts";
+import { computeMatchedTable, latestRuns, matchedRows } from "./results/compute_matched.ts";
+import { tableMarkdown } from "./results/tables.ts";
 import { appendRecord } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
 import { REPO_ROOT, RESULTS_DIR } from "./paths.ts";

@@ -32,6 +32,7 @@ import { type MambaLM, type MambaState, prefill } from "../models/mamba.ts";
 import { logitsNats, tokenNats } from "./score.ts";
 
 import {
+  EvaluatedModel,
   ExtrapolationMode,
   ExtrapolationRecord,
   ExtrapolationResult,
@@ -370,16 +371,7 @@ export async function extrapolationRecords(
   model: LanguageModel,
   test: Uint8Array,
   opts: ExtrapolationOptions,
-  about: {
-    scale: string;
-    run?: string;
-    run_time?: string;
-    model_dir: string;
-    label?: string;
-    domain: string;
-    data: string;
-    parameters?: number;
-  },
+  about: Omit<EvaluatedModel, "model_kind" | "unit" | "label"> & { label?: string },
   onRecord?: (r: ExtrapolationRecord) => Promise<void> | void,
 ): Promise<ExtrapolationRecord[]> {
   const unit = TOKEN_UNIT[model.kind];

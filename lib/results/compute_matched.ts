@@ -122,13 +122,3 @@ export function computeMatchedTable(
       : "");
   return { columns, rows: out, note };
 }
-
-export function tableMarkdown(t: { columns: string[]; rows: string[][]; note?: string }): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  return [
-    line(t.columns),
-    line(t.columns.map(() => "---")),
-    ...t.rows.map(line),
-    ...(t.note ? ["", t.note] : []),
-  ].join("\n") + "\n";
-}

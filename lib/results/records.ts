@@ -78,8 +78,8 @@ export interface ExtrapolationResult {
   wall_s: number;
 }
 
-export interface ExtrapolationRecord extends ExtrapolationResult {
-  experiment: "extrapolation";
+/** What every evaluation record (extrapolation.jsonl, noise.jsonl) says of the model it evaluated. */
+export interface EvaluatedModel {
   scale: string;
   /** The training run (runs.jsonl `run`) when the model came from one, and its record's time. */
   run?: string;
@@ -90,14 +90,19 @@ export interface ExtrapolationRecord extends ExtrapolationResult {
   label: string;
   unit: "byte" | "subword";
   domain: string;
-  /** Where the test text came from, and how many tokens it has. */
+  /** Where the test text came from. */
   data: string;
+  parameters?: number;
+}
+
+export interface ExtrapolationRecord extends ExtrapolationResult, EvaluatedModel {
+  experiment: "extrapolation";
+  /** Tokens of the test text. */
   test_tokens: number;
   trained_context: number;
   /** The trained context in bytes (tokens x the test text's bytes per token). */
   trained_context_bytes: number;
   bytes_per_token: number;
-  parameters?: number;
 }
 
 /** Minimal view of a runs.jsonl record (RunRecord above). */
@@ -145,17 +150,6 @@ export interface NoiseResult extends NoiseScore {
   wall_s: number;
 }
 
-export interface NoiseRecord extends NoiseResult {
+export interface NoiseRecord extends NoiseResult, EvaluatedModel {
   experiment: "noise";
-  scale: string;
-  run?: string;
-  /** The run record's time (identifies the training run). */
-  run_time?: string;
-  model_dir: string;
-  model_kind: string;
-  label: string;
-  unit: "byte" | "subword";
-  domain: string;
-  data: string;
-  parameters?: number;
 }

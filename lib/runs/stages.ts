@@ -21,7 +21,7 @@ import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from ".
 import { repoRelative, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
 import { appendRecord, readRecords } from "../results/store.ts";
 import { domainText, loadTrained } from "./experiment.ts";
-import type { ExtrapolationRecord, NoiseRecord, RunLike } from "../results/records.ts";
+import type { EvaluatedModel, ExtrapolationRecord, NoiseRecord, RunLike } from "../results/records.ts";
 
 export interface StageOptions {
   scale: string;
@@ -56,18 +56,7 @@ interface EvaluatedRun {
   tokenizer?: ByteBPE;
   test: Uint8Array;
   /** The fields every record of the stage shares (scale, run, model, data, parameters). */
-  about: {
-    scale: string;
-    run: string;
-    run_time?: string;
-    model_dir: string;
-    model_kind: string;
-    label: string;
-    unit: "byte" | "subword";
-    domain: string;
-    data: string;
-    parameters: number;
-  };
+  about: EvaluatedModel & { parameters: number };
 }
 
 /**

@@ -29,13 +29,13 @@ import {
   figureBuilders,
   loadRecords,
   type Rec,
-  tableMarkdown,
 } from "./registry.ts";
 import "./extrapolation.ts";
 import "./noise.ts";
 import "./scans.ts";
 import "./decode.ts";
 import "./compute_matched.ts";
+import { tableMarkdown } from "../../results/tables.ts";
 
 export * from "./registry.ts";
 export { chooseScale, latestBy } from "./common.ts";

@@ -8,18 +8,12 @@ import { readRecords } from "../../results/store.ts";
 import { ANCHORS_DIR, RESULTS_DIR } from "../../paths.ts";
 import { showFigure, showTable } from "../display.ts";
 import type { PlotlyFigure } from "../export.ts";
+import { type MarkdownTable, tableObjects } from "../../results/tables.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Rec = Record<string, any>;
 /** Result table name -> its records (append order). */
 export type Records = Record<string, Rec[]>;
-
-export interface MarkdownTable {
-  columns: string[];
-  rows: string[][];
-  /** Shown under the table (scale, units, caveats). */
-  note?: string;
-}
 
 export type Built = { figure: PlotlyFigure } | { table: MarkdownTable };
 
@@ -92,20 +86,4 @@ export async function showRegistered(name: string, opts: BuildOptions = {}): Pro
     );
   } else if ("figure" in built) await showFigure(built.figure);
   else await showTable(tableObjects(built.table), { caption: built.table.note, maxRows: 200 });
-}
-
-/** A markdown table as row objects (for showTable). */
-export function tableObjects(t: MarkdownTable): Record<string, string>[] {
-  return t.rows.map((r) => Object.fromEntries(t.columns.map((c, i) => [c, r[i]])));
-}
-
-export function tableMarkdown(t: MarkdownTable): string {
-  const esc = (s: string) => s.replace(/\|/g, "\\|");
-  const line = (cells: string[]) => `| ${cells.map(esc).join(" | ")} |`;
-  return [
-    line(t.columns),
-    line(t.columns.map(() => "---")),
-    ...t.rows.map(line),
-    ...(t.note ? ["", t.note] : []),
-  ].join("\n") + "\n";
 }
