@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { dims, disposeState, type MambaLM, type MambaState, step as tfStep } from "../models/mamba.ts";
-import { type DecodeKernels, decodeKernels, matvec } from "../kernels/wasm/decode.ts";
+import { type DecodeKernels, decodeKernels, matvec } from "../kernels/mod.ts";
 
 /** A batch-1 Mamba state: per layer the conv window (e, k), oldest first, and the SSM state (e, n). */
 export interface HostState {

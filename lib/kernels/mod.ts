@@ -22,3 +22,4 @@ export {
   wasmKernelsAvailable,
   wasmKernelsEnabled,
 } from "./wasm/pool.ts";
+export { type DecodeKernels, decodeKernels, matvec } from "./wasm/decode.ts";
