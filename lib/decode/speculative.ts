@@ -36,11 +36,9 @@
  * step per drafted token plus one read per re-sync.
  * Either way every emitted byte is the verifier's argmax (beta = 1) or within its top-beta.
  */
-import * as tf from "@tensorflow/tfjs";
 import type { ByteBPE } from "../data/bpe.ts";
 import { preSplit } from "../data/bpe.ts";
-import { type MambaLM } from "../models/mamba.ts";
-import { createStepper, type HostState, hostToTensors, MambaStepper, type Stepper } from "./stepper.ts";
+import type { MambaLM } from "../models/mamba.ts";
 import { RecurrentSession } from "./session.ts";
 
 export interface SpeculativeOptions {
