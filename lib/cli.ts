@@ -49,11 +49,15 @@ commands:
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
                                             domain's split (data/results/eval.jsonl)
-  reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--results DIR]
+  reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--seeds 0,1,..] [--results DIR]
             [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
                                             the whole reproduction: data, the compute-matched plan
                                             (data/plans/compute-matched.json; recorded runs are skipped,
-                                            interrupted ones resume), evaluations, figures, notebooks
+                                            interrupted ones resume), evaluations, figures, notebooks, then
+                                            its numbers beside the published ones. Records go to
+                                            data/local/results (ignored by git) unless --results names
+                                            another directory (data/results: publish into the committed
+                                            records)
 
 common options:
   --backend webgpu|wasm|cpu|tensorflow      override the automatic choice (also MAMBABYTE_BACKEND)
@@ -440,6 +444,7 @@ async function reproduceCommand(args: string[]) {
     "runs-dir": "value",
     domains: "value",
     models: "value",
+    seeds: "value",
     "no-data": "bool",
     "no-evaluations": "bool",
     "no-figures": "bool",
@@ -462,6 +467,10 @@ async function reproduceCommand(args: string[]) {
       runsDir: flags.get("runs-dir") as string | undefined,
       domains: list("domains"),
       models: list("models"),
+      seeds: list("seeds")?.map((s) => {
+        if (!/^\d+$/.test(s)) throw new UsageError(`--seeds: expected integers like 0,1,2, got "${s}"`);
+        return Number(s);
+      }),
       skipData: flags.get("no-data") === true,
       skipEvaluations: flags.get("no-evaluations") === true,
       skipFigures: flags.get("no-figures") === true,
