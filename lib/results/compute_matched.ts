@@ -126,7 +126,8 @@ export function computeMatchedTable(
     `parameters trained on ${si(Math.min(...models.map((m) => m.bytes_seen)))}-${
       si(Math.max(...models.map((m) => m.bytes_seen)))
     } bytes: ` +
-    `compare the ordering of models, not the values.` +
+    `compare the ordering of models, not the values. Bytes seen, train FLOPs and train bytes/s: the mean ` +
+    `over a model's runs on these domains.` +
     (scale === "gpu"
       ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
       : "");
