@@ -152,6 +152,19 @@ function watchStderr(child: Deno.ChildProcess) {
   };
 }
 
+/** Runs `fn`; if it throws while `child` still runs, kills the child (no stray training process) and rethrows. */
+async function killOnFailure<T>(child: Deno.ChildProcess, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.status;
+    throw e;
+  }
+}
+
 function logSteps(runDir: string): number[] {
   return Deno.readTextFileSync(`${runDir}/train_log.jsonl`).trim().split("\n").map((l) => JSON.parse(l).step);
 }
@@ -247,17 +260,19 @@ Deno.test("CLI: a second process on a running run gets one line naming the holde
   const runDir = `${root}/runs/run`;
   const first = spawnTrain(root, ["--steps", "400", "--name", "run"]);
   const watch = watchStderr(first);
-  await watch.until(/\nstep\s+\d+\/400/, deadline); // training has started
-  const second = await runTrain(root, ["--steps", "400", "--name", "run"]);
-  assert.notEqual(second.code, 0);
-  assert.equal(second.stderr.trim().split("\n").length, 1, second.stderr);
-  assert.match(second.stderr, new RegExp(`^error: .*run is in use by process ${first.pid} on .*since`));
-  const third = await runTrain(root, ["--steps", "400", "--name", "run", "--resume"]);
-  assert.notEqual(third.code, 0);
-  assert.match(third.stderr.trim(), new RegExp(`^error: .*in use by process ${first.pid} on [^\\n]*$`));
-  // the first run goes on, then saves on SIGTERM: its log has every step once, its checkpoint is whole
-  first.kill("SIGTERM");
-  const status = await first.status;
+  const status = await killOnFailure(first, async () => {
+    await watch.until(/\nstep\s+\d+\/400/, deadline); // training has started
+    const second = await runTrain(root, ["--steps", "400", "--name", "run"]);
+    assert.notEqual(second.code, 0);
+    assert.equal(second.stderr.trim().split("\n").length, 1, second.stderr);
+    assert.match(second.stderr, new RegExp(`^error: .*run is in use by process ${first.pid} on .*since`));
+    const third = await runTrain(root, ["--steps", "400", "--name", "run", "--resume"]);
+    assert.notEqual(third.code, 0);
+    assert.match(third.stderr.trim(), new RegExp(`^error: .*in use by process ${first.pid} on [^\\n]*$`));
+    // the first run goes on, then saves on SIGTERM: its log has every step once, its checkpoint is whole
+    first.kill("SIGTERM");
+    return await first.status;
+  });
   await watch.done;
   assert.equal(status.code, 130, watch.text);
   const steps = logSteps(runDir);
@@ -411,7 +426,7 @@ Deno.test({
     const runDir = `${root}/runs/run`;
     const first = spawnTrain(root, ["--steps", "400", "--name", "run"]);
     const watch = watchStderr(first);
-    await watch.until(/\nstep\s+\d+\/400/, Date.now() + DEADLINE_MS);
+    await killOnFailure(first, () => watch.until(/\nstep\s+\d+\/400/, Date.now() + DEADLINE_MS));
     first.kill("SIGTERM");
     assert.equal((await first.status).code, 130);
     await watch.done;
@@ -481,7 +496,7 @@ Deno.test({
     await Deno.mkdir(`${root}/results`);
     const child = spawnTrain(root, ["--steps", "200", "--name", "run"]);
     const watch = watchStderr(child);
-    await watch.until(/\nstep\s+\d+\/200/, Date.now() + DEADLINE_MS);
+    await killOnFailure(child, () => watch.until(/\nstep\s+\d+\/200/, Date.now() + DEADLINE_MS));
     const undo = (await makeUnwritable(`${root}/results`))!;
     let code: number;
     try {
