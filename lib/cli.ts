@@ -18,7 +18,7 @@ import { asMamba, family } from "./models/registry.ts";
 import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
-import { domainText, loadTrained, runExperiment, type RunSpec } from "./runs/experiment.ts";
+import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from "./runs/experiment.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import { scoreText } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
@@ -40,12 +40,15 @@ commands:
                                             greedy); statistics to stderr as JSON
   train     --model NAME --size PRESET --data DOMAIN (--steps N | --flops F)
             [--batch B] [--length L] [--lr X] [--warmup N] [--seed S] [--vocab V] [--scale S]
-            [--name RUN] [--resume] [--eval-bytes N] [--config JSON]
+            [--name RUN] [--resume | --overwrite] [--eval-bytes N] [--config JSON]
                                             train any model (mambabyte, transformer, megabyte, perceiver_ar,
                                             transformer_subword, mamba_subword) on a domain's training split,
                                             checkpointing to data/checkpoints/runs/RUN (Ctrl-C saves; --resume
                                             continues), then evaluate on its test split; the run is recorded
-                                            in data/results/runs.jsonl
+                                            in data/results/runs.jsonl. A run directory already holding a run
+                                            needs --resume (continue) or --overwrite (start over); one process
+                                            at a time may use it (a lock). The default RUN names the scale,
+                                            data, model, size, steps or FLOPs, learning rate and seed
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
                                             domain's split (data/results/eval.jsonl)
@@ -61,6 +64,7 @@ commands:
 
 common options:
   --backend webgpu|wasm|cpu|tensorflow      override the automatic choice (also MAMBABYTE_BACKEND)
+  --debug                                   print the stack trace of an error (also MAMBABYTE_DEBUG=1)
 `;
 
 type Flags = Map<string, string | true>;
@@ -309,6 +313,7 @@ async function trainCommand(args: string[]) {
     scale: "value",
     name: "value",
     resume: "bool",
+    overwrite: "bool",
     "eval-bytes": "value",
     config: "value",
     "runs-dir": "value",
@@ -331,35 +336,51 @@ async function trainCommand(args: string[]) {
     numberFlag(flags, name, fallback, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
   const seed = numberFlag(flags, "seed", 0, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0");
   const scale = scaleFlag(flags, "small");
+  const resume = flags.get("resume") === true, overwrite = flags.get("overwrite") === true;
+  if (resume && overwrite) throw new UsageError("train: give at most one of --resume and --overwrite");
+  const train = {
+    batch: int("batch", 8),
+    length: int("length", 256),
+    lr: numberFlag(flags, "lr", 2e-3, (x) => x > 0, "a number > 0"),
+    warmup: numberFlag(flags, "warmup", 50, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
+    seed,
+    ...(flags.has("steps")
+      ? { steps: int("steps", 1) }
+      : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
+  };
+  const vocab = flags.has("vocab")
+    ? int("vocab", 1024)
+    : (TOKEN_UNIT[kind as ModelKind] === "subword" ? 1024 : undefined);
+  const name = flags.get("name") as string | undefined;
+  if (typeof name === "string" && (!/^[^/\\.\0][^/\\\0]*$/.test(name) || name.includes(".."))) {
+    throw new UsageError(
+      `train: --name must be a plain name: no "/" or "\\", no "..", not starting with "." (got ${
+        JSON.stringify(name)
+      })`,
+    );
+  }
   const spec: RunSpec = {
-    name: (flags.get("name") as string | undefined) ?? `${scale}-${domain}-${kind}-${size}-s${seed}`,
+    name: name ?? defaultRunName(scale, domain, kind, size, train, vocab, flags.get("config") as string),
     model: kind,
     config,
     domain,
     scale,
-    train: {
-      batch: int("batch", 8),
-      length: int("length", 256),
-      lr: numberFlag(flags, "lr", 2e-3, (x) => x > 0, "a number > 0"),
-      warmup: numberFlag(flags, "warmup", 50, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
-      seed,
-      ...(flags.has("steps")
-        ? { steps: int("steps", 1) }
-        : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
-    },
-    vocab: flags.has("vocab")
-      ? int("vocab", 1024)
-      : (TOKEN_UNIT[kind as ModelKind] === "subword" ? 1024 : undefined),
+    train,
+    vocab,
     eval: { maxBytes: flags.has("eval-bytes") ? int("eval-bytes", 1) : undefined },
   };
   family(kind); // unknown model: a usage error before the backend starts
-  await initBackend();
+  // the run directory is locked and checked before anything else is printed or computed
+  const opts = {
+    resume,
+    overwrite,
+    runsDir: flags.get("runs-dir") as string | undefined,
+    resultsDir: flags.get("results") as string | undefined,
+  };
+  const run = await openRun(spec, opts);
   try {
-    const rec = await runExperiment(spec, {
-      resume: flags.get("resume") === true,
-      runsDir: flags.get("runs-dir") as string | undefined,
-      resultsDir: flags.get("results") as string | undefined,
-    });
+    await initBackend();
+    const rec = await runExperiment(spec, { ...opts, run });
     console.log(
       JSON.stringify({
         run: rec.run,
@@ -374,6 +395,7 @@ async function trainCommand(args: string[]) {
     );
   } catch (e) {
     if (e instanceof TrainingInterrupted || e instanceof NonFiniteLoss) {
+      await run.close();
       console.error(`error: ${e.message}`);
       Deno.exit(e instanceof TrainingInterrupted ? 130 : 1);
     }
@@ -381,7 +403,48 @@ async function trainCommand(args: string[]) {
       e instanceof Error && !(e instanceof InputError) && /^(run |no data|no size|model ")/.test(e.message)
     ) throw new UsageError(e.message);
     throw e;
+  } finally {
+    await run.close();
   }
+}
+
+/**
+ * The run name when --name is not given: what tells two experiments apart (scale, data, model, size, the
+ * budget, the learning rate, the seed; batch, length, warm-up and vocabulary when not the defaults; a hash
+ * of --config when given), so that a different experiment never lands in another's directory.
+ */
+function defaultRunName(
+  scale: string,
+  domain: string,
+  kind: string,
+  size: string,
+  t: RunSpec["train"],
+  vocab: number | undefined,
+  config: string | undefined,
+): string {
+  const num = (x: number) => {
+    const s = String(x);
+    return s.length <= 8 ? s : x.toExponential().replace("e+", "e");
+  };
+  const parts = [
+    scale,
+    domain,
+    kind,
+    size,
+    t.steps !== undefined ? `${t.steps}steps` : `${num(t.flops!)}flops`,
+  ];
+  parts.push(`lr${num(t.lr)}`);
+  if (t.batch !== 8) parts.push(`b${t.batch}`);
+  if (t.length !== 256) parts.push(`l${t.length}`);
+  if (t.warmup !== 50) parts.push(`w${t.warmup}`);
+  if (vocab !== undefined && vocab !== 1024) parts.push(`v${vocab}`);
+  if (config !== undefined) {
+    let h = 0x811c9dc5; // FNV-1a of the --config text
+    for (const c of new TextEncoder().encode(config)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+    parts.push(`c${h.toString(16).padStart(8, "0")}`);
+  }
+  parts.push(`s${t.seed}`);
+  return parts.join("-");
 }
 
 async function evalCommand(args: string[]) {
@@ -491,7 +554,9 @@ class ReproduceFailed extends Error {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  // errors are one line; --debug (or MAMBABYTE_DEBUG=1) adds the stack trace
+  const debug = argv.includes("--debug") || Deno.env.get("MAMBABYTE_DEBUG") === "1";
+  const [command, ...rest] = argv.filter((a) => a !== "--debug");
   const commands: Record<string, (a: string[]) => Promise<void>> = {
     info,
     score,
@@ -519,6 +584,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof InputError || e instanceof UsageError) {
       console.error(`error: ${e.message}`);
+      if (debug) console.error(e.stack);
       return 2;
     }
     throw e;
