@@ -22,6 +22,7 @@ import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from ".
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import { scoreText } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
+import { LOCAL_RESULTS_DIR } from "./paths.ts";
 
 const HELP = `MambaByte lab — a byte-level Mamba language model on TensorFlow.js
 
@@ -45,13 +46,14 @@ commands:
                                             transformer_subword, mamba_subword) on a domain's training split,
                                             checkpointing to data/checkpoints/runs/RUN (Ctrl-C saves; --resume
                                             continues), then evaluate on its test split; the run is recorded
-                                            in data/results/runs.jsonl. A run directory already holding a run
+                                            in data/local/results/runs.jsonl (--results DIR: elsewhere, e.g.
+                                            data/results to publish it). A run directory already holding a run
                                             needs --resume (continue) or --overwrite (start over); one process
                                             at a time may use it (a lock). The default RUN names the scale,
                                             data, model, size, steps or FLOPs, learning rate and seed
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
-                                            domain's split (data/results/eval.jsonl)
+                                            domain's split (data/local/results/eval.jsonl, or --results DIR)
   reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--seeds 0,1,..] [--results DIR]
             [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
                                             the whole reproduction: data, the compute-matched plan
@@ -375,7 +377,7 @@ async function trainCommand(args: string[]) {
     resume,
     overwrite,
     runsDir: flags.get("runs-dir") as string | undefined,
-    resultsDir: flags.get("results") as string | undefined,
+    resultsDir: (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
   };
   const run = await openRun(spec, opts);
   try {
@@ -495,7 +497,7 @@ async function evalCommand(args: string[]) {
     ...s,
     wall_s: (performance.now() - t0) / 1000,
   };
-  await appendRecord("eval", record, flags.get("results") as string | undefined);
+  await appendRecord("eval", record, (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR);
   console.log(JSON.stringify(record));
 }
 
@@ -526,7 +528,7 @@ async function reproduceCommand(args: string[]) {
       inProcess,
       backend: backend.backend,
       scale,
-      resultsDir: flags.get("results") as string | undefined,
+      resultsDir: (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
       runsDir: flags.get("runs-dir") as string | undefined,
       domains: list("domains"),
       models: list("models"),

@@ -35,7 +35,7 @@ import {
   train,
   type TrainerResult,
 } from "../train/trainer.ts";
-import { DATA_DIR, REPO_ROOT, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
+import { DATA_DIR, LOCAL_RESULTS_DIR, REPO_ROOT, RUNS_DIR } from "../paths.ts";
 import type { RunRecord } from "../results/records.ts";
 
 export interface RunSpec {
@@ -78,7 +78,7 @@ export interface RunSpec {
 export interface RunOptions {
   /** Where run directories live (default data/checkpoints/runs). */
   runsDir?: string;
-  /** Results directory (default data/results). */
+  /** Results directory (default data/local/results: local, ignored by git; data/results publishes). */
   resultsDir?: string;
   /** The data/ folder holding samples/ and corpora/ (default the repository's). */
   dataDir?: string;
@@ -154,7 +154,7 @@ async function readRunRecord(runDir: string): Promise<StoredRunRecord | undefine
 export async function openRun(spec: RunSpec, opts: RunOptions = {}): Promise<OpenRun> {
   checkRunName(spec.name);
   const runDir = `${opts.runsDir ?? RUNS_DIR}/${spec.name}`;
-  const resultsDir = opts.resultsDir ?? RESULTS_DIR;
+  const resultsDir = opts.resultsDir ?? LOCAL_RESULTS_DIR;
   const resume = opts.resume ?? true;
   await checkRecordsWritable(
     "runs",
