@@ -23,77 +23,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { type Backend, newTensor, tfjsDispatcher } from "./runtime.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
+import { type Gemm, gemmLayout, type GemmSpec } from "../js/gemm.ts";
 
-/** C (M, N) = op(A) op(B), op = transpose where asked: the product as a Linear layer names it. */
-export interface Gemm {
-  M: number;
-  N: number;
-  K: number;
-  transposeA: boolean;
-  transposeB: boolean;
-}
+export type { Gemm, GemmLayout, GemmSpec } from "../js/gemm.ts";
 
-/**
- * Where the operands of a product live, so that one GEMM reads slices, strided views and batches of
- * larger buffers in place (the engine's activations are channel-major (b, c, l) inside the mixer and
- * token-major (b l, c) outside it; no transpose or copy pass between them). All in float elements;
- * every field is optional, the defaults being dense row-major matrices at offset 0 and one product.
- *   lda, ldb, ldc   row strides of A, B, C as stored (A stored (M, K), or (K, M) when transposed)
- *   offA, offB, offC  first element
- *   batch, strideA, strideB, strideC   `batch` products, product z reading A at offA + z strideA, ...
- *   kSeg, segA, segB  k runs over segments of kSeg consecutive values; segment s of A (B) starts
- *                     s segA (s segB) elements further: a reduction over (batch, length) of a
- *                     channel-major (b, c, l) array, whose l runs are contiguous but its batches are not
- *   accumulate      C += op(A) op(B) instead of C = op(A) op(B)
- *   splitK          override the global splitK setting for this product (see gemmSplit)
- */
-export interface GemmLayout {
-  lda?: number;
-  ldb?: number;
-  ldc?: number;
-  offA?: number;
-  offB?: number;
-  offC?: number;
-  batch?: number;
-  strideA?: number;
-  strideB?: number;
-  strideC?: number;
-  kSeg?: number;
-  segA?: number;
-  segB?: number;
-  accumulate?: boolean;
-  splitK?: boolean;
-}
-
-export type GemmSpec = Gemm & GemmLayout;
-
-/** Every layout field filled in (the defaults of GemmLayout). */
-export function gemmLayout(g: GemmSpec): Required<GemmSpec> {
-  const lda = g.lda ?? (g.transposeA ? g.M : g.K);
-  const ldb = g.ldb ?? (g.transposeB ? g.K : g.N);
-  const kSeg = g.kSeg ?? g.K;
-  return {
-    M: g.M,
-    N: g.N,
-    K: g.K,
-    transposeA: g.transposeA,
-    transposeB: g.transposeB,
-    lda,
-    ldb,
-    ldc: g.ldc ?? g.N,
-    offA: g.offA ?? 0,
-    offB: g.offB ?? 0,
-    offC: g.offC ?? 0,
-    batch: g.batch ?? 1,
-    strideA: g.strideA ?? 0,
-    strideB: g.strideB ?? 0,
-    strideC: g.strideC ?? 0,
-    kSeg,
-    segA: g.segA ?? kSeg * (g.transposeA ? lda : 1),
-    segB: g.segB ?? kSeg * (g.transposeB ? 1 : ldb),
-    accumulate: g.accumulate ?? false,
-    splitK: g.splitK ?? gemmConfig.splitK,
-  };
+/** Every layout field filled in, and the split setting resolved against the global one. */
+function fullLayout(g: GemmSpec): Required<GemmSpec> {
+  return { ...gemmLayout(g), splitK: g.splitK ?? gemmConfig.splitK };
 }
 
 /**
@@ -206,7 +142,7 @@ function address(
 
 /** The WGSL of one GEMM (shape and layout written in as constants). */
 export function gemmShader(spec: GemmSpec): string {
-  const g = gemmLayout(spec);
+  const g = fullLayout(spec);
   const key = JSON.stringify([g, gemmConfig]);
   const hit = codes.get(key);
   if (hit) return hit;
@@ -300,7 +236,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
  * product per slice and the pass that sums them (its scratch from d.alloc, released after).
  */
 export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B): void {
-  const g = gemmLayout(spec);
+  const g = fullLayout(spec);
   const { BM, BN } = gemmTiles(g);
   const S = gemmSplit(g);
   if (g.batch > 65535) throw new Error(`gemm: a batch of ${g.batch} products exceeds 65535`);

@@ -65,6 +65,9 @@ import {
   TT,
 } from "./scan_wgsl.ts";
 
+import { nq4, type PackedBC, type PackParams, type ScanParams } from "../js/scan.ts";
+import { declare, FLAT_ARGS, flatIndex } from "./wgsl.ts";
+
 export type { ScanShape } from "./scan_wgsl.ts";
 
 // ---------------------------------------------------------------------------------------------------
@@ -323,6 +326,56 @@ export function recordScanBackward<B>(
   }
   d.release(incoming);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The engine's ops (plain-JS twins with the same parameters and buffers: ../js/scan.ts)
+
+function packBCSource(p: PackParams): string {
+  const q = nq4(p.ns);
+  return `${declare([["x", "read", "f32"], ["bct", "read_write", "f32"]])}
+@compute @workgroup_size(256) fn main(${FLAT_ARGS}) {
+  let i = ${flatIndex(256)}; // over (row, B|C, state), states fastest
+  if (i >= ${p.rows * 2 * q}u) { return; }
+  let s = i % ${q}u; let w = (i / ${q}u) % 2u; let row = i / ${2 * q}u;
+  var v = 0.0;
+  if (s < ${p.ns}u) { v = x[row * ${p.row}u + ${p.offset}u + w * ${p.ns}u + s]; }
+  bct[i] = v;
+}`;
+}
+
+export const packBCShader = (p: PackParams) => code(packBCSource, p);
+
+/** bct (rows, 2, nq4): B and C from columns [offset, offset + 2 ns) of the token-major x (rows, row). */
+export function packBC<B>(d: Dispatcher<B>, p: PackParams, b: { x: B; bct: B }): void {
+  d.dispatch("packBC", packBCShader(p), [b.x, b.bct], flatGroups(p.rows * 2 * nq4(p.ns), 256));
+}
+
+/** The forward as the engine calls it (see recordScanForward). */
+export function scanForward<B>(
+  d: Dispatcher<B>,
+  p: ScanParams,
+  b: EngineScanInputs<B> & { y: B; last: B },
+): void {
+  recordScanForward(d, p, p.softplus, b, { y: b.y, last: b.last });
+}
+
+/** The backward as the engine calls it: dB, dC packed (see recordScanBackward), no initial state. */
+export function scanBackward<B>(
+  d: Dispatcher<B>,
+  p: ScanParams & PackedBC,
+  b: EngineScanInputs<B> & { dy: B; du: B; ddelta: B; dA: B; dD?: B; dz?: B; dDeltaBias?: B; dbc: B },
+): void {
+  recordScanBackward(d, p, p.softplus, b, b.dy, undefined, {
+    u: b.du,
+    delta: b.ddelta,
+    A: b.dA,
+    D: b.dD,
+    z: b.dz,
+    deltaBias: b.dDeltaBias,
+  }, { packed: b.dbc, row: p.row, offset: p.offset });
+}
+
+type EngineScanInputs<B> = Omit<ScanBuffers<B>, "initialState">;
 
 // ---------------------------------------------------------------------------------------------------
 // The TF.js kernels: tensors in, tensors out, the passes above on tfjs's device and encoder
