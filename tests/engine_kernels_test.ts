@@ -10,7 +10,7 @@ import { type Backend, GpuBackend, JsBackend } from "../lib/engine/backend.ts";
 import type { EngineOps, JsBuffer } from "../lib/kernels/js/ops.ts";
 import { gemm as gemmTwin, type GemmSpec } from "../lib/kernels/js/gemm.ts";
 import { sortTokensById } from "../lib/kernels/js/norm.ts";
-import { nq4, packBC, scanBackward, scanForward } from "../lib/kernels/js/scan.ts";
+import { nq4, packBC } from "../lib/kernels/js/scan.ts";
 import * as scanRef from "../lib/kernels/wasm/scan_reference.ts";
 import { HYPER, STATE } from "../lib/kernels/js/optim.ts";
 import { Rng } from "../lib/util/rng.ts";
