@@ -68,6 +68,8 @@ export interface Backend<B> {
   profile?(programs: Program[]): Promise<{ label: string; ms: number }[]>;
   /** Counters of what was created on the device (webgpu). */
   readonly counters?: GpuCounters;
+  /** The most floats one binding (one buffer view an op reads) may span. */
+  readonly maxBindingFloats: number;
   /** Bytes of memory the backend holds (device buffers, or typed arrays). */
   readonly allocatedBytes: number;
   readonly device: string;
@@ -85,6 +87,7 @@ class JsProgram implements Program {
 export class JsBackend implements Backend<JsBuffer> {
   readonly name = "js";
   readonly device = "JS (float32 typed arrays)";
+  readonly maxBindingFloats = Infinity;
   allocatedBytes = 0;
 
   f32(floats: number): JsBuffer {
@@ -182,6 +185,9 @@ export class GpuBackend implements Backend<GpuView> {
   }
   get allocatedBytes(): number {
     return this.rt.allocatedBytes;
+  }
+  get maxBindingFloats(): number {
+    return Math.floor(this.rt.limits.maxStorageBufferBindingSize / 4);
   }
   /** Whether submissions can be timed (the device has timestamp-query and slots were asked for). */
   get timing(): boolean {
