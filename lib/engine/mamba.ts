@@ -65,7 +65,10 @@ export interface MambaEngineOptions {
   timing?: boolean;
   /** Token rows of logits the head computes at once (default: all, up to 32M logits). */
   headChunk?: number;
-  /** Split k of the weight gradients' GEMMs (reductions over every token) over several workgroups (default true). */
+  /**
+   * Split k of the weight gradients' GEMMs (reductions over every token) over several workgroups
+   * (default true; webgpu/gemm.ts gemmSplit).
+   */
   splitK?: boolean;
 }
 
@@ -191,7 +194,7 @@ function build<B>(
   const lossRows = f32(T, "loss per token"); // (b l)
 
   // ---- gradients of activations (shared by all layers)
-  const grad = {
+  const dact = {
     res: f32(T * d, "d residual"), // (b l, d)
     hf: f32(T * d, "d final norm"), // (b l, d)
     hn: f32(T * d, "d hn"), // (b l, d)
@@ -203,319 +206,143 @@ function build<B>(
     xdbl: f32(T * R, "d x_dbl"), // (b l, R)
   };
 
-  const sp = { batch: b, dim: e, len: l, ns: n, softplus: true };
-  const cp = { batch: b, ch: e, len: l, k, bias: convBias };
-  const split = o.splitK;
-  // a batch of b products, one per sequence: channel-major (e, l) <-> token-major (l, c)
-  const perSeq = (g: GemmSpec): GemmSpec => ({ batch: b, ...g });
-
-  const forward = be.record((ops) => {
-    ops.embedding({ batch: b, len: l, stride: l + 1, d, V }, { ids, table: P.E, out: res[0] }); // res0 (b l, d) = E[ids]
-    ops.negExp({ count: L * aStride }, { x: aLogAll.P, y: A }); // A (L, e, n) = -exp(A_log)
-    for (let i = 0; i < L; i++) {
-      const w = P.layers[i], a = acts[i], Ai = be.view(A, i * aStride, e * n);
-      // hn (b l, d) = rmsnorm(res_i) w;  res_i = res_{i-1} + out_{i-1} (the residual add, fused)
-      if (i === 0) {
-        ops.addRmsNorm({ rows: T, d, eps: NORM_EPS, add: false }, {
-          x: res[0],
-          w: w.norm,
-          y: a.hn,
-          rstd: rstd[0],
-        });
-      } else {ops.addRmsNorm({ rows: T, d, eps: NORM_EPS, add: true }, {
-          x: res[i - 1],
-          delta: out,
-          res: res[i],
-          w: w.norm,
-          y: a.hn,
-          rstd: rstd[i],
-        });}
-      // in_proj: x (b, e, l) = W_in[0:e] (e, d) . hn^T;  z (b, e, l) = W_in[e:2e] . hn^T
-      ops.gemm(
-        perSeq({ M: e, N: l, K: d, transposeA: false, transposeB: true, strideB: l * d, strideC: e * l }),
-        { a: w.inW, b: a.hn, c: a.x },
-      );
-      ops.gemm(
-        perSeq({
-          M: e,
-          N: l,
-          K: d,
-          transposeA: false,
-          transposeB: true,
-          offA: e * d,
-          strideB: l * d,
-          strideC: e * l,
-        }),
-        { a: w.inW, b: a.hn, c: a.z },
-      );
-      // u (b, e, l) = silu(causal depthwise conv(x) + bias)
-      ops.conv(cp, { x: a.x, w: w.convW, bias: w.convB, y: a.u });
-      // x_proj: x_dbl (b l, R) = u^T (l, e) . W_xp^T (e, R), per sequence
-      ops.gemm(
-        perSeq({ M: l, N: R, K: e, transposeA: true, transposeB: true, strideA: e * l, strideC: l * R }),
-        { a: a.u, b: w.xpW, c: a.xdbl },
-      );
-      // dt_proj: delta (b, e, l) = W_dt (e, r) . dt^T (r, l), dt = x_dbl[:, 0:r]
-      ops.gemm(
-        perSeq({
-          M: e,
-          N: l,
-          K: r,
-          transposeA: false,
-          transposeB: true,
-          ldb: R,
-          strideB: l * R,
-          strideC: e * l,
-        }),
-        { a: w.dtW, b: a.xdbl, c: a.delta },
-      );
-      // B, C (b l, 2, nq4) = x_dbl[:, r:r+n], x_dbl[:, r+n:R]
-      ops.packBC({ rows: T, row: R, offset: r, ns: n }, { x: a.xdbl, bct: a.bct });
-      // y (b, e, l) = (scan(u, softplus(delta + dt_bias), A, B, C) + D u) silu(z)
-      ops.scanForward(sp, {
-        u: a.u,
-        delta: a.delta,
-        A: Ai,
-        bct: a.bct,
-        D: w.D,
-        z: a.z,
-        deltaBias: w.dtB,
-        y: a.y,
-        last,
-      });
-      // out_proj: out (b l, d) = y^T (l, e) . W_out^T (e, d), per sequence
-      ops.gemm(
-        perSeq({ M: l, N: d, K: e, transposeA: true, transposeB: true, strideA: e * l, strideC: l * d }),
-        { a: a.y, b: w.outW, c: out },
-      );
-    }
-    // hf (b l, d) = rmsnorm(res_L) w_f;  res_L = res_{L-1} + out_{L-1}
-    ops.addRmsNorm({ rows: T, d, eps: NORM_EPS, add: true }, {
-      x: res[L - 1],
-      delta: out,
-      res: res[L],
-      w: P.normF,
-      y: hf,
-      rstd: rstdF,
-    });
+  // ---- the products. GEMM layouts (kernels/js/gemm.ts) read channel-major views in place: a batch of
+  // one product per sequence where a side is channel-major; weight gradients reduce over all b l tokens,
+  // k running over (sequence, step) in segments of l. op: "NT" = A as stored, B transposed, ...
+  const mm = (M: number, N: number, K: number, op: "NN" | "NT" | "TN" | "TT", rest: Partial<GemmSpec> = {}) =>
+    ({ M, N, K, transposeA: op[0] === "T", transposeB: op[1] === "T", ...rest }) as GemmSpec;
+  const perSeq = (strideA: number, strideB: number, strideC: number) => ({
+    batch: b,
+    strideA,
+    strideB,
+    strideC,
+  });
+  const overTokens = (operand: "A" | "B", ld: number) =>
+    operand === "A"
+      ? { kSeg: l, lda: ld, segA: e * l, splitK: o.splitK }
+      : { kSeg: l, ldb: ld, segB: e * l, splitK: o.splitK };
+  const gemms = {
+    // x[b] (e, l) = W_in[0:e] (e, d) . hn[b]^T;  z[b] likewise with W_in[e:2e]
+    inX: mm(e, l, d, "NT", perSeq(0, l * d, e * l)),
+    inZ: mm(e, l, d, "NT", { ...perSeq(0, l * d, e * l), offA: e * d }),
+    // x_dbl[b] (l, R) = u[b]^T (l, e) . W_xp^T (e, R)
+    xProj: mm(l, R, e, "TT", perSeq(e * l, 0, l * R)),
+    // delta[b] (e, l) = W_dt (e, r) . dt[b]^T (r, l), dt = x_dbl[:, 0:r]
+    dtProj: mm(e, l, r, "NT", { ...perSeq(0, l * R, e * l), ldb: R }),
+    // out[b] (l, d) = y[b]^T (l, e) . W_out^T (e, d)
+    outProj: mm(l, d, e, "TT", perSeq(e * l, 0, l * d)),
+    // dy[b] (e, l) = W_out^T (e, d) . dout[b]^T (d, l)
+    outProjDx: mm(e, l, d, "TT", perSeq(0, l * d, e * l)),
+    // dW_out (d, e) = sum over tokens of dout^T (d, T) . y^T (T, e)
+    outProjDw: mm(d, e, T, "TT", overTokens("B", l)),
+    // d dt[b] (l, r) = d delta[b]^T (l, e) . W_dt (e, r), into d x_dbl[:, 0:r]
+    dtProjDx: mm(l, r, e, "TN", { ...perSeq(e * l, 0, l * R), ldc: R }),
+    // dW_dt (e, r) = d delta (e, T) . dt (T, r)
+    dtProjDw: mm(e, r, T, "NN", { ...overTokens("A", l), ldb: R }),
+    // du[b] (e, l) += W_xp^T (e, R) . d x_dbl[b]^T (R, l)
+    xProjDx: mm(e, l, R, "TT", { ...perSeq(0, l * R, e * l), accumulate: true }),
+    // dW_xp (R, e) = d x_dbl^T (R, T) . u^T (T, e)
+    xProjDw: mm(R, e, T, "TT", overTokens("B", l)),
+    // d hn[b] (l, d) = dx[b]^T (l, e) . W_in[0:e] (e, d)  (+= dz[b]^T . W_in[e:2e])
+    inDxX: mm(l, d, e, "TN", perSeq(e * l, 0, l * d)),
+    inDxZ: mm(l, d, e, "TN", { ...perSeq(e * l, 0, l * d), offB: e * d, accumulate: true }),
+    // dW_in[0:e] (e, d) = dx (e, T) . hn (T, d);  dW_in[e:2e] likewise with dz
+    inDwX: mm(e, d, T, "NN", overTokens("A", l)),
+    inDwZ: mm(e, d, T, "NN", { ...overTokens("A", l), offC: e * d }),
+  };
+  // the head, one chunk of `rows` token rows from row r0: logits (rows, V) = hf[r0:] . W_head^T;
+  // d hf[r0:] = dlogits . W_head;  dW_head (V, d) (+)= dlogits^T . hf[r0:]
+  const headGemms = (r0: number, rows: number) => ({
+    logits: mm(rows, V, d, "NT", { offA: r0 * d }),
+    dx: mm(rows, d, V, "NN", { offC: r0 * d }),
+    dw: mm(V, d, rows, "TN", { offB: r0 * d, accumulate: r0 > 0, splitK: o.splitK }),
   });
 
-  /** The tied head and the loss, chunk by chunk; with `train` also dhf and the head's weight gradient. */
-  const head = (
-    ops: EngineOps<B>,
-    train: boolean,
-    each?: (ops: EngineOps<B>, r0: number, rows: number) => void,
-  ) => {
+  const embedP = { batch: b, len: l, stride: l + 1, d, V };
+  const norm = (add: boolean) => ({ rows: T, d, eps: NORM_EPS, add });
+  const normOut = (i: number) => ({ w: P.layers[i].norm, y: acts[i].hn, rstd: rstd[i] });
+  const conv = { batch: b, ch: e, len: l, k, bias: convBias };
+  const scan = { batch: b, dim: e, len: l, ns: n, softplus: true };
+  const A_ = (i: number) => be.view(A, i * aStride, e * n); // layer i's A (e, n)
+  const scanIn = (i: number) => {
+    const w = P.layers[i], a = acts[i];
+    return { u: a.u, delta: a.delta, A: A_(i), bct: a.bct, D: w.D, z: a.z, deltaBias: w.dtB };
+  };
+
+  const forward = be.record((ops) => {
+    ops.embedding(embedP, { ids, table: P.E, out: res[0] }); // res_0 (b l, d) = E[ids]
+    ops.negExp({ count: L * aStride }, { x: aLogAll.P, y: A }); // A (L, e, n) = -exp(A_log)
+    for (let i = 0; i < L; i++) {
+      const w = P.layers[i], a = acts[i];
+      // hn (b l, d) = rmsnorm(res_i) w_i, res_i = res_{i-1} + out (the residual add, fused; none at layer 0)
+      if (i === 0) ops.addRmsNorm(norm(false), { x: res[0], ...normOut(0) });
+      else ops.addRmsNorm(norm(true), { x: res[i - 1], delta: out, res: res[i], ...normOut(i) });
+      ops.gemm(gemms.inX, { a: w.inW, b: a.hn, c: a.x }); // in_proj: x (b, e, l)
+      ops.gemm(gemms.inZ, { a: w.inW, b: a.hn, c: a.z }); // in_proj: z (b, e, l), the gate
+      ops.conv(conv, { x: a.x, w: w.convW, bias: w.convB, y: a.u }); // u (b, e, l) = silu(conv(x) + bias)
+      ops.gemm(gemms.xProj, { a: a.u, b: w.xpW, c: a.xdbl }); // x_proj: x_dbl (b l, R) = dt | B | C
+      ops.gemm(gemms.dtProj, { a: w.dtW, b: a.xdbl, c: a.delta }); // dt_proj: delta (b, e, l)
+      ops.packBC({ rows: T, row: R, offset: r, ns: n }, { x: a.xdbl, bct: a.bct }); // B, C (b l, 2, nq4)
+      // y (b, e, l) = (scan(u, softplus(delta + dt_bias), A, B, C) + D u) silu(z)
+      ops.scanForward(scan, { ...scanIn(i), y: a.y, last });
+      ops.gemm(gemms.outProj, { a: a.y, b: w.outW, c: out }); // out_proj: out (b l, d)
+    }
+    // hf (b l, d) = rmsnorm(res_L) w_f, res_L = res_{L-1} + out
+    ops.addRmsNorm(norm(true), { x: res[L - 1], delta: out, res: res[L], w: P.normF, y: hf, rstd: rstdF });
+  });
+
+  /** The head and the loss, chunk by chunk; with `train` also d hf and the head's weight gradient. */
+  const head = (ops: EngineOps<B>, train: boolean) => {
     for (let r0 = 0; r0 < T; r0 += chunk) {
-      const rows = Math.min(chunk, T - r0);
-      // logits (rows, V) = hf[r0:] (rows, d) . W_head^T (d, V)
-      ops.gemm({ M: rows, N: V, K: d, transposeA: false, transposeB: true, offA: r0 * d }, {
-        a: hf,
-        b: P.head,
-        c: logits,
-      });
-      each?.(ops, r0, rows);
+      const rows = Math.min(chunk, T - r0), hg = headGemms(r0, rows);
+      ops.gemm(hg.logits, { a: hf, b: P.head, c: logits }); // logits (rows, V)
       // loss per token; logits <- dL/dlogits = (softmax - onehot(target)) / T
-      ops.crossEntropy({ rows, rowOffset: r0, V, len: l, stride: l + 1, scale: 1 / T }, {
-        logits,
-        ids,
-        loss: lossRows,
-      });
+      const ce = { rows, rowOffset: r0, V, len: l, stride: l + 1, scale: 1 / T };
+      ops.crossEntropy(ce, { logits, ids, loss: lossRows });
       if (!train) continue;
-      // dhf[r0:] (rows, d) = dlogits (rows, V) . W_head (V, d)
-      ops.gemm({ M: rows, N: d, K: V, transposeA: false, transposeB: false, offC: r0 * d }, {
-        a: logits,
-        b: P.head,
-        c: grad.hf,
-      });
-      // dW_head (V, d) (+)= dlogits^T (V, rows) . hf[r0:] (rows, d)
-      ops.gemm({
-        M: V,
-        N: d,
-        K: rows,
-        transposeA: true,
-        transposeB: false,
-        offB: r0 * d,
-        accumulate: r0 > 0,
-        splitK: split,
-      }, { a: logits, b: hf, c: G.head });
+      ops.gemm(hg.dx, { a: logits, b: P.head, c: dact.hf }); // d hf[r0:] (rows, d)
+      ops.gemm(hg.dw, { a: logits, b: hf, c: G.head }); // dW_head (V, d)
     }
   };
   const headTrain = be.record((ops) => head(ops, true));
   const headLoss = be.record((ops) => head(ops, false));
 
   const backward = be.record((ops) => {
-    // d res_L (b l, d) = rmsnorm backward of the final norm; d w_f
-    ops.rmsNormBackward({ rows: T, d, accumulate: false }, {
-      x: res[L],
-      w: P.normF,
-      rstd: rstdF,
-      dy: grad.hf,
-      dx: grad.res,
-      dw: G.normF,
-    });
+    // d res_L (b l, d) and d w_f: the final norm's backward
+    const normF = { x: res[L], w: P.normF, rstd: rstdF, dy: dact.hf, dx: dact.res, dw: G.normF };
+    ops.rmsNormBackward({ rows: T, d, accumulate: false }, normF);
     for (let i = L - 1; i >= 0; i--) {
-      const w = P.layers[i], g = G.layers[i], a = acts[i], Ai = be.view(A, i * aStride, e * n);
-      // out_proj (d out = d res_{i+1}): dy (b, e, l) = W_out^T (e, d) . dout^T (d, l)
-      ops.gemm(
-        perSeq({ M: e, N: l, K: d, transposeA: true, transposeB: true, strideB: l * d, strideC: e * l }),
-        { a: w.outW, b: grad.res, c: grad.y },
-      );
-      // dW_out (d, e) = sum over sequences of dout^T (d, l) . y^T (l, e)
-      ops.gemm({
-        M: d,
-        N: e,
-        K: T,
-        transposeA: true,
-        transposeB: true,
-        ldb: l,
-        kSeg: l,
-        segB: e * l,
-        splitK: split,
-      }, { a: grad.res, b: a.y, c: g.outW });
-      // scan: du, d delta, dz (b, e, l); dA (e, n) (mapped to dA_log below), dD, d dt_bias; dB, dC into d x_dbl[:, r:R]
-      ops.scanBackward({ ...sp, row: R, offset: r }, {
-        u: a.u,
-        delta: a.delta,
-        A: Ai,
-        bct: a.bct,
-        D: w.D,
-        z: a.z,
-        deltaBias: w.dtB,
-        dy: grad.y,
-        du: grad.u,
-        ddelta: grad.delta,
-        dz: grad.z,
-        dA: g.aLog,
-        dD: g.D,
-        dDeltaBias: g.dtB,
-        dbc: grad.xdbl,
-      }); // prettier-ignore
-      // dt_proj: d dt (b l, r) = d delta^T (l, e) . W_dt (e, r), into d x_dbl[:, 0:r]
-      ops.gemm(
-        perSeq({
-          M: l,
-          N: r,
-          K: e,
-          transposeA: true,
-          transposeB: false,
-          ldc: R,
-          strideA: e * l,
-          strideC: l * R,
-        }),
-        { a: grad.delta, b: w.dtW, c: grad.xdbl },
-      );
-      // dW_dt (e, r) = sum over sequences of d delta (e, l) . dt (l, r)
-      ops.gemm({
-        M: e,
-        N: r,
-        K: T,
-        transposeA: false,
-        transposeB: false,
-        lda: l,
-        kSeg: l,
-        segA: e * l,
-        ldb: R,
-        splitK: split,
-      }, { a: grad.delta, b: a.xdbl, c: g.dtW });
-      // x_proj: du (b, e, l) += W_xp^T (e, R) . d x_dbl^T (R, l)
-      ops.gemm(
-        perSeq({
-          M: e,
-          N: l,
-          K: R,
-          transposeA: true,
-          transposeB: true,
-          strideB: l * R,
-          strideC: e * l,
-          accumulate: true,
-        }),
-        { a: w.xpW, b: grad.xdbl, c: grad.u },
-      );
-      // dW_xp (R, e) = sum over sequences of d x_dbl^T (R, l) . u^T (l, e)
-      ops.gemm({
-        M: R,
-        N: e,
-        K: T,
-        transposeA: true,
-        transposeB: true,
-        ldb: l,
-        kSeg: l,
-        segB: e * l,
-        splitK: split,
-      }, { a: grad.xdbl, b: a.u, c: g.xpW });
+      const w = P.layers[i], g = G.layers[i], a = acts[i];
+      // out_proj, with d out = d res_{i+1}: dy (b, e, l), dW_out
+      ops.gemm(gemms.outProjDx, { a: w.outW, b: dact.res, c: dact.y });
+      ops.gemm(gemms.outProjDw, { a: dact.res, b: a.y, c: g.outW });
+      // scan: du, d delta, dz (b, e, l); dA (e, n) (dA_log below), dD, d dt_bias; dB, dC -> d x_dbl[:, r:R]
+      const dIn = { dy: dact.y, du: dact.u, ddelta: dact.delta, dz: dact.z };
+      const dParams = { dA: g.aLog, dD: g.D, dDeltaBias: g.dtB, dbc: dact.xdbl };
+      ops.scanBackward({ ...scan, row: R, offset: r }, { ...scanIn(i), ...dIn, ...dParams });
+      // dt_proj: d dt (b l, r) -> d x_dbl[:, 0:r], dW_dt
+      ops.gemm(gemms.dtProjDx, { a: dact.delta, b: w.dtW, c: dact.xdbl });
+      ops.gemm(gemms.dtProjDw, { a: dact.delta, b: a.xdbl, c: g.dtW });
+      // x_proj: du (b, e, l) += ..., dW_xp
+      ops.gemm(gemms.xProjDx, { a: w.xpW, b: dact.xdbl, c: dact.u });
+      ops.gemm(gemms.xProjDw, { a: dact.xdbl, b: a.u, c: g.xpW });
       // conv: dx (b, e, l), d conv weight (e, k), d conv bias (e)
-      ops.convBackward(cp, {
-        x: a.x,
-        w: w.convW,
-        bias: w.convB,
-        dy: grad.u,
-        dx: grad.x,
-        dw: g.convW,
-        dbias: g.convB,
-      });
-      // in_proj: d hn (b l, d) = dx^T (l, e) . W_in[0:e] (e, d) + dz^T . W_in[e:2e]
-      ops.gemm(
-        perSeq({ M: l, N: d, K: e, transposeA: true, transposeB: false, strideA: e * l, strideC: l * d }),
-        { a: grad.x, b: w.inW, c: grad.hn },
-      );
-      ops.gemm(
-        perSeq({
-          M: l,
-          N: d,
-          K: e,
-          transposeA: true,
-          transposeB: false,
-          offB: e * d,
-          strideA: e * l,
-          strideC: l * d,
-          accumulate: true,
-        }),
-        { a: grad.z, b: w.inW, c: grad.hn },
-      );
-      // dW_in (2e, d): rows 0:e = sum of dx (e, l) . hn (l, d), rows e:2e the same with dz
-      ops.gemm({
-        M: e,
-        N: d,
-        K: T,
-        transposeA: false,
-        transposeB: false,
-        lda: l,
-        kSeg: l,
-        segA: e * l,
-        splitK: split,
-      }, { a: grad.x, b: a.hn, c: g.inW });
-      ops.gemm({
-        M: e,
-        N: d,
-        K: T,
-        transposeA: false,
-        transposeB: false,
-        lda: l,
-        kSeg: l,
-        segA: e * l,
-        offC: e * d,
-        splitK: split,
-      }, { a: grad.z, b: a.hn, c: g.inW });
-      // norm: d res_i = d res_{i+1} + rmsnorm backward (the residual's two paths); d w_i
-      ops.rmsNormBackward({ rows: T, d, accumulate: true }, {
-        x: res[i],
-        w: w.norm,
-        rstd: rstd[i],
-        dy: grad.hn,
-        dx: grad.res,
-        dw: g.norm,
-      });
+      const dConv = { dy: dact.u, dx: dact.x, dw: g.convW, dbias: g.convB };
+      ops.convBackward(conv, { x: a.x, w: w.convW, bias: w.convB, ...dConv });
+      // in_proj: d hn (b l, d) from dx and dz; dW_in (2e, d)
+      ops.gemm(gemms.inDxX, { a: dact.x, b: w.inW, c: dact.hn });
+      ops.gemm(gemms.inDxZ, { a: dact.z, b: w.inW, c: dact.hn });
+      ops.gemm(gemms.inDwX, { a: dact.x, b: a.hn, c: g.inW });
+      ops.gemm(gemms.inDwZ, { a: dact.z, b: a.hn, c: g.inW });
+      // d res_i = d res_{i+1} + the norm's backward (the residual's two paths); d w_i
+      const dNorm = { x: res[i], w: w.norm, rstd: rstd[i], dy: dact.hn, dx: dact.res, dw: g.norm };
+      ops.rmsNormBackward({ rows: T, d, accumulate: true }, dNorm);
     }
     // dA_log = dA dA/dA_log = dA A, every layer at once
     ops.mulInPlace({ count: L * aStride }, { x: aLogAll.G, y: A });
-    // embedding: dE (V, d) (+)= rows of d res_0 summed by id (onto the tied head's gradient)
-    ops.embeddingBackward({ tokens: T, d, V, accumulate: tied }, {
-      order,
-      rowStart,
-      dOut: grad.res,
-      dTable: G.E,
-    });
+    // embedding: dE (V, d) (+)= d res_0's rows summed by id (onto the tied head's gradient)
+    const embedGrad = { tokens: T, d, V, accumulate: tied };
+    ops.embeddingBackward(embedGrad, { order, rowStart, dOut: dact.res, dTable: G.E });
   });
 
   // AdamW over the arenas, in ranges a binding can hold
@@ -564,11 +391,7 @@ function build<B>(
       const program = be.record((ops) => {
         for (let r0 = 0; r0 < T; r0 += chunk) {
           const rows = Math.min(chunk, T - r0);
-          ops.gemm({ M: rows, N: V, K: d, transposeA: false, transposeB: true, offA: r0 * d }, {
-            a: hf,
-            b: P.head,
-            c: logits,
-          });
+          ops.gemm(headGemms(r0, rows).logits, { a: hf, b: P.head, c: logits });
           ops.copy({ count: rows * V, srcOffset: 0, dstOffset: r0 * V }, { src: logits, dst: all });
         }
       });
@@ -678,7 +501,8 @@ export class MambaEngine {
       if (!v) throw new Error(`MambaEngine: ${what} lacks "${slot.name}"`);
       if (v.length !== slot.size) {
         throw new Error(
-          `MambaEngine: ${what} "${slot.name}" has ${v.length} values, expected [${slot.shape}] = ${slot.size}`,
+          `MambaEngine: ${what} "${slot.name}" has ${v.length} values, ` +
+            `expected [${slot.shape}] = ${slot.size}`,
         );
       }
       this.backend.write(buf, v, slot.offset);
@@ -730,7 +554,8 @@ export class MambaEngine {
   async step(ids: Int32Array, lr: number): Promise<{ step: number; stats: Promise<StepStats> }> {
     if (this.haltedAt !== undefined) {
       throw new Error(
-        `MambaEngine: halted at step ${this.haltedAt} (non-finite loss or gradient norm); no update was made since`,
+        `MambaEngine: halted at step ${this.haltedAt} (non-finite loss or gradient norm); ` +
+          "no update was made since",
       );
     }
     this.prepare(ids);
@@ -801,7 +626,7 @@ export class MambaEngine {
     return this.haltedAt;
   }
 
-  /** Parameters (mamba_ssm names, TF.js model's set: no lm_head.weight when tied), after every queued step. */
+  /** Parameters by mamba_ssm name (the TF.js model's set: no lm_head.weight when tied), after every queued step. */
   async parameters(): Promise<Map<string, Float32Array>> {
     await this.flush();
     return this.download(this.s.arena.P);
