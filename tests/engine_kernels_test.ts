@@ -210,6 +210,22 @@ Deno.test("engine kernels: embedding gather and its sorted scatter-add; residual
         }),
     });
   }
+  // a skewed distribution (as bytes are: ' ' and 'e' dominate): one id's run split over parts
+  const skewed = Int32Array.from({ length: 2 * 301 }, (_, i) => (i % 10 < 7 ? 3 : (i * 7) % vocab));
+  const skewOrder = new Int32Array(600), skewStart = new Int32Array(V + 1);
+  sortTokensById(skewed, { batch: 2, len: 300, stride: 301, d: 37, V }, vocab, skewOrder, skewStart);
+  assert.ok(skewStart[4] - skewStart[3] > 400);
+  await check("embedding backward (skewed ids)", {
+    inputs: { order: skewOrder, rowStart: skewStart, dOut: normal(600 * 37), dTable: normal(V * 37) },
+    outputs: { dTable: 1e-6 },
+    run: (ops, b) =>
+      ops.embeddingBackward({ tokens: 600, d: 37, V, accumulate: true }, {
+        order: b.order,
+        rowStart: b.rowStart,
+        dOut: b.dOut,
+        dTable: b.dTable,
+      }),
+  });
   for (const [rows, width] of [[37, 45], [5, 600], [1100, 8]]) {
     for (const add of [false, true]) {
       const n = rows * width;

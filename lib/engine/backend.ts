@@ -16,7 +16,7 @@ import {
   type Recorded,
 } from "../kernels/webgpu/device.ts";
 
-export type EngineBackendName = "webgpu" | "js";
+export type EngineBackendName = "webgpu" | "js" | "plan";
 
 /** Views into a buffer start at multiples of this many floats (256 bytes: any device's binding alignment). */
 export const ALIGN = 64;
@@ -290,6 +290,80 @@ export class GpuBackend implements Backend<GpuView> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------
+// plan: what webgpu would record, without a device (dispatch counts, workgroups, memory), for planning
+// shapes on a machine without a GPU. Submitting does nothing.
+
+export interface PlannedDispatch {
+  label: string;
+  groups: [number, number, number];
+  /** bytes of WGSL */
+  code: number;
+}
+
+class PlanProgram implements Program {
+  readonly labels: string[] = [];
+  readonly dispatches: PlannedDispatch[] = [];
+}
+
+export class PlanBackend implements Backend<GpuView> {
+  readonly name = "plan";
+  readonly device = "plan (no device)";
+  allocatedBytes = 0;
+  private free: number[] = [];
+  private fake = { size: 0 } as unknown as GPUBuffer;
+  constructor(
+    readonly limits = { maxComputeWorkgroupStorageSize: 32768, maxStorageBuffersPerShaderStage: 16 },
+    readonly maxBindingFloats = 2 ** 29,
+  ) {}
+  f32(floats: number): GpuView {
+    const size = 4 * Math.max(1, floats);
+    this.allocatedBytes += Math.ceil(size / 16) * 16;
+    return { buffer: this.fake, offset: 0, size };
+  }
+  i32(count: number): GpuView {
+    return this.f32(count);
+  }
+  view(buf: GpuView, offset: number, count: number): GpuView {
+    return { buffer: buf.buffer, offset: buf.offset + 4 * offset, size: 4 * Math.max(1, count) };
+  }
+  record(build: (ops: EngineOps<GpuView>) => void): Program {
+    const p = new PlanProgram();
+    build(webgpuOps<GpuView>({
+      limits: this.limits,
+      alloc: (floats) => {
+        // the runtime's pool: reuse the smallest released buffer that fits
+        const size = 4 * Math.max(1, floats);
+        this.free.sort((a, b) => a - b);
+        const i = this.free.findIndex((f) => f >= size);
+        const got = i >= 0 ? this.free.splice(i, 1)[0] : (this.allocatedBytes += size, size);
+        return { buffer: this.fake, offset: 0, size: got };
+      },
+      release: (v) => this.free.push(v.size),
+      dispatch: (label, code, _bufs, groups) => {
+        p.labels.push(label);
+        p.dispatches.push({ label, groups, code: code.length });
+      },
+    }));
+    return p;
+  }
+  submit() {
+    return Promise.resolve({});
+  }
+  write(): void {}
+  read(_buf: GpuView, _offset = 0, count = 0): Promise<Float32Array> {
+    return Promise.resolve(new Float32Array(count));
+  }
+  finish(): Promise<void> {
+    return Promise.resolve();
+  }
+  destroy(): void {}
+  /** The dispatches of recorded programs. */
+  static dispatches(programs: Program[]): PlannedDispatch[] {
+    return programs.flatMap((p) => (p as PlanProgram).dispatches);
+  }
+}
+
 /** A backend by name; webgpu options as GpuBackendOptions. */
 export async function createBackend(
   name: EngineBackendName,
@@ -297,5 +371,6 @@ export async function createBackend(
 ): Promise<Backend<GpuView> | Backend<JsBuffer>> {
   if (name === "js") return new JsBackend();
   if (name === "webgpu") return await GpuBackend.create(opts);
-  throw new Error(`unknown engine backend "${name}" (webgpu or js)`);
+  if (name === "plan") return new PlanBackend();
+  throw new Error(`unknown engine backend "${name}" (webgpu, js or plan)`);
 }

@@ -45,6 +45,15 @@ export function embedding<B>(d: Dispatcher<B>, p: EmbeddingParams, b: { ids: B; 
   );
 }
 
+/** Columns and row-range parts of a workgroup of the embedding's backward (32 x 8 = 256 threads). */
+const EB_COLS = 32, EB_PARTS = 8;
+
+/**
+ * A workgroup per (id, 32 columns): its 8 x 32 threads split the id's sorted rows in 8 contiguous parts
+ * (a frequent byte such as ' ' has ~15% of all rows: one thread per column would walk them all), each
+ * summing its part 4 rows at a time (independent loads in flight); the 8 partial sums are then added in
+ * order in workgroup memory. A warp reads 32 consecutive columns of one row: coalesced.
+ */
 export function embeddingBackwardShader(p: EmbeddingGradParams): string {
   return cached(`embeddingBackward ${JSON.stringify(p)}`, () =>
     `${
@@ -55,13 +64,32 @@ export function embeddingBackwardShader(p: EmbeddingGradParams): string {
         ["dTable", "read_write", "f32"],
       ])
     }
-@compute @workgroup_size(256) fn main(${FLAT_ARGS}) {
-  let i = ${flatIndex(256)}; // (id, column), columns fastest: a warp reads one row's columns together
-  if (i >= ${p.V * p.d}u) { return; }
-  let v = i / ${p.d}u; let c = i % ${p.d}u;
-  var s = 0.0;
-  for (var j = rowStart[v]; j < rowStart[v + 1u]; j++) { s += dOut[u32(order[j]) * ${p.d}u + c]; }
-  dTable[i] = ${p.accumulate ? "dTable[i] + s" : "s"};
+var<workgroup> part: array<f32, ${EB_COLS * EB_PARTS}>;
+@compute @workgroup_size(${EB_COLS * EB_PARTS}) fn main(${GROUP_ARGS}) {
+  let item = wg.x + wg.y * nwg.x; // uniform in the workgroup
+  if (item >= ${p.V * Math.ceil(p.d / EB_COLS)}u) { return; }
+  let v = item / ${Math.ceil(p.d / EB_COLS)}u;
+  let c = (item % ${Math.ceil(p.d / EB_COLS)}u) * ${EB_COLS}u + lid % ${EB_COLS}u;
+  let q = lid / ${EB_COLS}u;
+  let first = rowStart[v]; let count = rowStart[v + 1u] - first;
+  let size = (count + ${EB_PARTS - 1}) / ${EB_PARTS};
+  let begin = first + min(count, i32(q) * size); let end = first + min(count, (i32(q) + 1) * size);
+  let cc = min(c, ${p.d - 1}u);
+  var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+  var j = begin;
+  for (; j + 4 <= end; j += 4) {
+    s0 += dOut[u32(order[j]) * ${p.d}u + cc]; s1 += dOut[u32(order[j + 1]) * ${p.d}u + cc];
+    s2 += dOut[u32(order[j + 2]) * ${p.d}u + cc]; s3 += dOut[u32(order[j + 3]) * ${p.d}u + cc];
+  }
+  for (; j < end; j++) { s0 += dOut[u32(order[j]) * ${p.d}u + cc]; }
+  part[lid] = (s0 + s1) + (s2 + s3);
+  workgroupBarrier();
+  if (q == 0u && c < ${p.d}u) {
+    var s = 0.0;
+    for (var k = 0u; k < ${EB_PARTS}u; k++) { s += part[k * ${EB_COLS}u + lid]; }
+    let o = v * ${p.d}u + c;
+    dTable[o] = ${p.accumulate ? "dTable[o] + s" : "s"};
+  }
 }`);
 }
 
@@ -74,7 +102,7 @@ export function embeddingBackward<B>(
     "embeddingBackward",
     embeddingBackwardShader(p),
     [b.order, b.rowStart, b.dOut, b.dTable],
-    flatGroups(p.V * p.d, 256),
+    itemGroups(p.V * Math.ceil(p.d / EB_COLS)),
   );
 }
 
