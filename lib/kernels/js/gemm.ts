@@ -129,8 +129,7 @@ export function gemm(spec: GemmSpec, b: { a: Float32Array; b: Float32Array; c: F
         }
       }
       const cm = cBase + m * g.ldc;
-      if (g.accumulate) { for (let n = 0; n < g.N; n++) C[cm + n] += row[n]; }
-      else for (let n = 0; n < g.N; n++) C[cm + n] = row[n];
+      for (let n = 0; n < g.N; n++) C[cm + n] = g.accumulate ? C[cm + n] + row[n] : row[n];
     }
   }
 }

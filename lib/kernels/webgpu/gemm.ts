@@ -131,11 +131,11 @@ function address(
   K: number,
 ): string {
   const terms = [base];
-  if (kSeg >= K) terms.push(kStride === 1 ? "k" : `k * ${kStride}u`);
-  else {terms.push(
-      `(k / ${kSeg}u) * ${seg}u`,
-      kStride === 1 ? `(k % ${kSeg}u)` : `(k % ${kSeg}u) * ${kStride}u`,
-    );}
+  const inSegment = kStride === 1 ? `(k % ${kSeg}u)` : `(k % ${kSeg}u) * ${kStride}u`;
+  const kTerms = kSeg >= K
+    ? [kStride === 1 ? "k" : `k * ${kStride}u`]
+    : [`(k / ${kSeg}u) * ${seg}u`, inSegment];
+  terms.push(...kTerms);
   terms.push(mStride === 1 ? "mm_" : `mm_ * ${mStride}u`);
   return terms.join(" + ");
 }
