@@ -63,7 +63,7 @@ export interface MambaEngineOptions {
   allowSoftwareGpu?: boolean;
   /** webgpu: time every step on the GPU with timestamp queries (StepStats.gpuMs). */
   timing?: boolean;
-  /** Token rows of logits the head computes at once (default: all, up to 32M logits). */
+  /** Token rows of logits the head computes at once (default: all, up to 64M logits). */
   headChunk?: number;
   /**
    * Split k of the weight gradients' GEMMs (reductions over every token) over several workgroups
@@ -123,7 +123,7 @@ function build<B>(
   cfg: MambaConfig,
   batch: number,
   length: number,
-  o: Required<BuildOptions>,
+  o: BuildOptions,
 ) {
   const { d, e, n, r, k, V, L } = dims(cfg);
   const b = batch, l = length, T = b * l, R = r + 2 * n;
@@ -189,7 +189,11 @@ function build<B>(
   const hf = f32(T * d, "final norm"); // (b l, d)
   const out = f32(T * d, "mixer output"); // (b l, d) shared: consumed by the next add
   const last = f32(b * e * n, "scan last state (unused)"); // (b, e, n)
-  const chunk = Math.min(T, o.headChunk);
+  // the head's logits chunk: at most 64M floats (256 MiB) and what one binding may hold
+  const chunk = Math.min(
+    T,
+    o.headChunk ?? Math.max(1, Math.floor(Math.min(1 << 26, be.maxBindingFloats) / V)),
+  );
   const logits = f32(chunk * V, "logits chunk"); // (chunk, V), then dL/dlogits in place
   const lossRows = f32(T, "loss per token"); // (b l)
 
@@ -416,7 +420,7 @@ function build<B>(
 interface BuildOptions {
   optimizer: EngineOptimizer;
   readbackEvery: number;
-  headChunk: number;
+  headChunk?: number;
   splitK: boolean;
 }
 
@@ -472,7 +476,7 @@ export class MambaEngine {
     const opts: BuildOptions = {
       optimizer: { ...ENGINE_OPTIMIZER_DEFAULTS, ...o.optimizer },
       readbackEvery,
-      headChunk: o.headChunk ?? Math.max(1, Math.floor((1 << 25) / dims(cfg).V)),
+      headChunk: o.headChunk,
       splitK: o.splitK ?? true,
     };
     // deno-lint-ignore no-explicit-any
