@@ -431,7 +431,7 @@ export class MambaEngine {
   private steps = 0;
   private adamBase = 0;
   /** steps whose stats wait for the next read-back */
-  private waiting: { step: number; resolve: (s: StepStats) => void }[] = [];
+  private waiting: { step: number; resolve: (s: StepStats) => void; reject: (e: unknown) => void }[] = [];
   private haltedAt?: number;
   /** history slots: steps between read-backs */
   private readonly N: number;
@@ -565,7 +565,7 @@ export class MambaEngine {
     this.prepare(ids);
     const slot = this.nextStep(lr);
     const step = this.steps;
-    const stats = new Promise<StepStats>((resolve) => this.waiting.push({ step, resolve }));
+    const stats = new Promise<StepStats>((resolve, reject) => this.waiting.push({ step, resolve, reject }));
     const p = this.s.programs;
     const { readback } = await this.backend.submit([p.forward, p.headTrain, p.backward, p.optimizer], {
       writes: this.writes(),
@@ -574,7 +574,7 @@ export class MambaEngine {
         : undefined,
       timestampSlot: this.timing ? slot : undefined,
     });
-    if (readback) this.deliver(readback);
+    if (readback) this.deliver(readback).catch(() => {}); // failures reach the steps' stats
     return { step, stats };
   }
 
@@ -591,36 +591,29 @@ export class MambaEngine {
     return slot;
   }
 
-  /** Resolves the waiting steps' stats from a read-back of the history (slots 0 .. of the window). */
-  private deliver(readback: Promise<{ floats: Float32Array; gpuMs?: Float64Array }>): void {
+  /** Resolves the waiting steps' stats from a read-back of the history; resolves when they are. */
+  private deliver(readback: Promise<{ floats: Float32Array; gpuMs?: Float64Array }>): Promise<void> {
     const batch = this.waiting.splice(0);
-    readback.then(({ floats, gpuMs }) => {
+    return readback.then(({ floats, gpuMs }) => {
       for (const w of batch) {
         const slot = (w.step - 1) % this.N, o = slot * HISTORY_STRIDE;
         const halted = floats[o + 2] !== 0;
         if (halted && (this.haltedAt === undefined || w.step < this.haltedAt)) this.haltedAt = w.step;
         w.resolve({ step: w.step, loss: floats[o], gradNorm: floats[o + 1], halted, gpuMs: gpuMs?.[slot] });
       }
+    }, (e) => {
+      for (const w of batch) w.reject(e);
+      throw e;
     });
   }
 
-  /** Reads back the stats of every step queued so far and waits for them. */
+  /** Reads back the stats of every step queued so far and waits for them and for the device. */
   async flush(): Promise<void> {
     if (this.waiting.length) {
-      const pending = this.waiting.map((w) =>
-        new Promise<void>((res) => {
-          const r = w.resolve;
-          w.resolve = (s) => {
-            r(s);
-            res();
-          };
-        })
-      );
       const { readback } = await this.backend.submit([], {
         readback: { from: this.s.inputs.history, floats: this.N * HISTORY_STRIDE },
       });
-      this.deliver(readback!);
-      await Promise.all(pending);
+      await this.deliver(readback!);
     }
     await this.backend.finish();
   }
