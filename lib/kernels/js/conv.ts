@@ -3,6 +3,7 @@
  * activations x (b, ch, l) (each channel's steps contiguous), weights w (ch, k), forward and backward.
  *   pre_t = bias + sum_j w_j x_{t-k+1+j} (zeros before the sequence), y_t = silu(pre_t)
  */
+import { scratch } from "./scratch.ts";
 
 export interface ConvParams {
   batch: number;
@@ -62,9 +63,9 @@ export function convBackward(
     dbias?: Float32Array;
   },
 ): void {
-  const g = new Float64Array(p.len);
+  const g = scratch("conv g", p.len), dw = scratch("conv dw", p.k);
   for (let c = 0; c < p.ch; c++) {
-    const dw = new Float64Array(p.k);
+    dw.fill(0);
     let db = 0;
     for (let bb = 0; bb < p.batch; bb++) {
       const row = (bb * p.ch + c) * p.len;

@@ -3,6 +3,8 @@
  * (leading dimensions, offsets, batches, segmented k; see GemmLayout), accumulated in float64 and stored
  * as float32. The twin each WGSL product is tested against, and the engine's "js" execution.
  */
+import { scratch } from "./scratch.ts";
+
 /** C (M, N) = op(A) op(B), op = transpose where asked: the product as a Linear layer names it. */
 export interface Gemm {
   M: number;
@@ -92,9 +94,6 @@ function offsetsOf(spec: GemmSpec, g: ReturnType<typeof gemmLayout>) {
   return o;
 }
 
-/** One output row, float64 (grown, never shrunk: no allocation per call once warm). */
-let rowScratch = new Float64Array(0);
-
 /**
  * C (M, N) = op(A) op(B) as `recordGemm` computes it. `spec` should be the same object at every call (its
  * k offsets are cached per object); the split setting does not change the result beyond rounding.
@@ -105,8 +104,7 @@ export function gemm(spec: GemmSpec, b: { a: Float32Array; b: Float32Array; c: F
   const mA = g.transposeA ? 1 : g.lda;
   const nB = g.transposeB ? g.ldb : 1;
   const A = b.a, B = b.b, C = b.c;
-  if (rowScratch.length < g.N) rowScratch = new Float64Array(g.N);
-  const row = rowScratch.subarray(0, g.N);
+  const row = scratch("gemm row", g.N);
   for (let z = 0; z < g.batch; z++) {
     const aBase = g.offA + z * g.strideA, bBase = g.offB + z * g.strideB, cBase = g.offC + z * g.strideC;
     for (let m = 0; m < g.M; m++) {

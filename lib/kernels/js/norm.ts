@@ -3,6 +3,7 @@
  * deterministic by sorting token positions by id on the host), and the residual add fused with RMSNorm,
  * forward and backward. Shapes: rows = tokens (b l), d the width, V the table's rows.
  */
+import { scratch } from "./scratch.ts";
 
 /** ids (b, stride) int32 (a row holds len inputs, then possibly the targets) -> out (b len, d). */
 export interface EmbeddingParams {
@@ -145,7 +146,7 @@ export function rmsNormBackward(
     dw: Float32Array;
   },
 ): void {
-  const dw = new Float64Array(p.d);
+  const dw = scratch("norm dw", p.d).fill(0);
   for (let i = 0; i < p.rows; i++) {
     const o = i * p.d, r = b.rstd[i];
     let dot = 0;

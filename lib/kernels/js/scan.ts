@@ -8,6 +8,7 @@
  *   dt_t = softplus(delta_t + bias)   h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t
  *   y_t = (C_t . h_t + D u_t) silu(z_t)
  */
+import { scratch } from "./scratch.ts";
 
 export interface ScanParams {
   batch: number;
@@ -191,12 +192,4 @@ export function scanBackward(
       }
     }
   }
-}
-
-/** Float64 scratch by name, grown when needed and never shrunk (no allocation per call once warm). */
-const scratches = new Map<string, Float64Array>();
-function scratch(name: string, size: number): Float64Array {
-  let a = scratches.get(name);
-  if (!a || a.length < size) scratches.set(name, a = new Float64Array(size));
-  return a.subarray(0, size);
 }
