@@ -1,7 +1,9 @@
 /**
  * The matrix product of matmul_op.ts (`fastMatMul`, TF.js op `WasmMatMul`) on webgpu: one WGSL GEMM,
  * C (M, N) = op(A) op(B), either operand transposed in place (no transpose pass), which is what a Linear
- * layer's forward (x W^T) and its two gradients (dy W, dy^T x) need.
+ * layer's forward (x W^T) and its two gradients (dy W, dy^T x) need. `recordGemm` writes its passes over
+ * a Dispatcher, so the same GEMM also serves the native engine, where GemmLayout (leading dimensions,
+ * offsets, batches, segmented k, accumulation) lets it read channel-major activations in place.
  *
  * Why not tf.matMul: on the H200 tfjs-webgpu's BatchMatMul ran the MambaByte training step's products at
  * about 1 TFLOP/s (93% of the step's GPU time, data/results/bench/gpu.jsonl `train_profile`), reading B

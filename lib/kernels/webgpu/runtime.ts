@@ -1,8 +1,9 @@
 /**
  * The WebGPU runtime the hand-written WGSL kernels share: compiled pipelines (cached per device and
  * source), and dispatches recorded into TF.js's own command encoder on TF.js's device, so a kernel is
- * ordered with every other tfjs op and reads and writes tfjs tensors' buffers in place. No model
- * knowledge lives here.
+ * ordered with every other tfjs op and reads and writes tfjs tensors' buffers in place; and the
+ * Dispatcher of that path (`tfjsDispatcher`), through which the scan's and the GEMM's pass sequences run
+ * as TF.js ops (the native engine's own runtime is device.ts). No model knowledge lives here.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Dispatcher } from "./dispatcher.ts";

@@ -1,7 +1,10 @@
 /**
- * The fused selective scan on WebGPU: WGSL compute shaders dispatched on TF.js's own device and command
- * encoder (so they are ordered with every other tfjs op), registered as the webgpu kernels of
- * `SelectiveScan` and `SelectiveScanGrad` (see tfjs/scan_op.ts). The math is that of wasm/scan_reference.ts, its reference twin.
+ * The fused selective scan on WebGPU: WGSL compute shaders whose pass sequences (recordScanForward,
+ * recordScanBackward) are written once over a Dispatcher (dispatcher.ts) and run in two places: as the
+ * webgpu kernels of `SelectiveScan` and `SelectiveScanGrad` (see tfjs/scan_op.ts) on TF.js's own device
+ * and command encoder (so they are ordered with every other tfjs op), and in the native engine
+ * (lib/engine, on raw buffers: `scanForward`, `scanBackward`, whose plain-JS twins are ../js/scan.ts).
+ * The math is that of wasm/scan_reference.ts, its reference twin.
  *
  * Parallel over length too: the sequence is cut into chunks of T steps, and every (batch, channel, chunk)
  * is one thread; the workgroups' threads are neighbouring channels of one chunk.
