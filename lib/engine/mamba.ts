@@ -19,8 +19,7 @@
  * norms and projections' inputs are token-major; inside the mixer activations are channel-major, and
  * the GEMMs read and write both layouts in place (kernels/js/gemm.ts GemmLayout), so no transposes.
  */
-import type { MambaConfig } from "../models/mamba_config.ts";
-import { dims, noWeightDecay, parameterShapes } from "../models/mamba.ts";
+import { dims, type MambaConfig, noWeightDecay, parameterShapes } from "../models/mamba_config.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
 import { sortTokensById } from "../kernels/js/norm.ts";
