@@ -9,6 +9,7 @@ import { ByteBPE, trainBpe } from "../data/bpe.ts";
 import { dataLocation } from "../data/describe.ts";
 import type { Domain } from "../data/corpora/types.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
+import { InputError } from "../io/errors.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { createModel, family, loadModel, saveModel } from "../models/registry.ts";
 import { evalBatch, scoreText } from "../eval/score.ts";
@@ -224,7 +225,11 @@ export async function loadTrained(dir: string): Promise<{ model: LanguageModel; 
   const tokPath = `${dir}/tokenizer.json`;
   const tokenizer = (await pathExists(tokPath)) ? await ByteBPE.load(tokPath) : undefined;
   if (TOKEN_UNIT[model.kind] === "subword" && !tokenizer) {
-    throw new Error(`${dir}: a ${model.kind} model needs its tokenizer.json next to config.json`);
+    throw new InputError(
+      tokPath,
+      undefined,
+      `${dir}: a ${model.kind} model needs its tokenizer.json next to config.json`,
+    );
   }
   return { model, tokenizer };
 }
