@@ -54,11 +54,15 @@ commands:
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
                                             domain's split (data/results/eval.jsonl)
-  reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--results DIR]
+  reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--seeds 0,1,..] [--results DIR]
             [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
                                             the whole reproduction: data, the compute-matched plan
                                             (data/plans/compute-matched.json; recorded runs are skipped,
-                                            interrupted ones resume), evaluations, figures, notebooks
+                                            interrupted ones resume), evaluations, figures, notebooks, then
+                                            its numbers beside the published ones. Records go to
+                                            data/local/results (ignored by git) unless --results names
+                                            another directory (data/results: publish into the committed
+                                            records)
 
 common options:
   --backend webgpu|wasm|cpu|tensorflow|auto override the automatic choice (also MAMBABYTE_BACKEND)
@@ -323,13 +327,22 @@ const DOCS: Record<string, CommandDoc> = {
   reproduce: {
     usage: "deno task mambabyte reproduce [options]",
     summary: "The whole reproduction: data, the compute-matched plan (data/plans/compute-matched.json; " +
-      "recorded runs are skipped, interrupted ones resume), evaluations, figures, notebooks.",
+      "recorded runs are skipped, interrupted ones resume), evaluations, figures, notebooks, then its " +
+      "numbers beside the published ones.",
     options: {
       scale: ["S", "smoke, small or gpu (default small, or SCALE)"],
-      results: ["DIR", "where the records go (default data/results)"],
+      results: [
+        "DIR",
+        "where the records go (default data/local/results, ignored by git; data/results publishes into the " +
+        "committed records)",
+      ],
       "runs-dir": ["DIR", "where runs go (default data/checkpoints/runs)"],
       domains: ["D,..", "only these domains (default: the plan's)"],
       models: ["M,..", "only these plan entries (default: all)"],
+      seeds: [
+        "0,1,..",
+        "train each run with these seeds (default: the scale's one seed); other seeds are named ENTRY_seedN",
+      ],
       "no-data": ["", "skip building the corpora"],
       "no-evaluations": ["", "skip the extrapolation and noise evaluations"],
       "no-figures": ["", "skip the figures"],
@@ -856,6 +869,7 @@ async function reproduceCommand(args: string[]) {
     "runs-dir": "value",
     domains: "value",
     models: "value",
+    seeds: "value",
     "no-data": "bool",
     "no-evaluations": "bool",
     "no-figures": "bool",
@@ -878,6 +892,12 @@ async function reproduceCommand(args: string[]) {
       runsDir: flags.get("runs-dir") as string | undefined,
       domains: list("domains"),
       models: list("models"),
+      seeds: list("seeds")?.map((s) => {
+        if (!/^\d+$/.test(s)) {
+          throw new UsageError(`reproduce: --seeds: expected integers like 0,1,2, got "${s}"`);
+        }
+        return Number(s);
+      }),
       skipData: flags.get("no-data") === true,
       skipEvaluations: flags.get("no-evaluations") === true,
       skipFigures: flags.get("no-figures") === true,

@@ -10,6 +10,12 @@ export const REPO_ROOT = decodeURIComponent(new URL("../", import.meta.url).path
 export const DATA_DIR = `${REPO_ROOT}data`;
 /** The published records (JSONL), from which every table and figure is built. */
 export const RESULTS_DIR = `${DATA_DIR}/results/`;
+/**
+ * Local work that is never committed (git ignores it): a reproduction's own results, figures and executed
+ * notebooks (`deno task reproduce`), compared with the published records in data/results.
+ */
+export const LOCAL_DIR = `${DATA_DIR}/local`;
+export const LOCAL_RESULTS_DIR = `${LOCAL_DIR}/results/`;
 /** Peer measurements (PyTorch, mamba_ssm, llama.cpp) that benchmarks compare with. */
 export const ANCHORS_DIR = `${DATA_DIR}/anchors`;
 /** The tracked sample of every corpus domain (tests and the smoke scale). */
@@ -24,6 +30,15 @@ export const FIGURES_DIR = `${REPO_ROOT}figures`;
 export const NOTEBOOKS_DIR = `${REPO_ROOT}notebooks`;
 /** Reference outputs of mamba_ssm (and the baselines' PyTorch references) that golden tests compare with. */
 export const REFERENCE_FIXTURES = `${REPO_ROOT}tests/fixtures/reference/`;
+
+/**
+ * The results directory that experiments' records are read from: MAMBABYTE_RESULTS when set (a
+ * reproduction's local records, see LOCAL_RESULTS_DIR), else the published records. Benchmarks always
+ * read the published records (RESULTS_DIR).
+ */
+export function resultsDir(): string {
+  return Deno.env.get("MAMBABYTE_RESULTS") || RESULTS_DIR;
+}
 
 /** `path` relative to the repository root (for records and messages), or unchanged when outside it. */
 export function repoRelative(path: string): string {

@@ -1,9 +1,16 @@
 /**
  * `deno task reproduce [--scale S]`: data -> the compute-matched training plan -> evaluations on the
  * trained models (extrapolation, noise) -> tables and figures -> every notebook executed headlessly and
- * rendered to HTML (figures/notebooks/SCALE/). Each stage skips work already done: recorded runs are not
- * re-trained, an interrupted run resumes from its checkpoint, and the data step is a no-op when the
- * corpus matches its manifest. Progress is printed throughout (stage, run i/N, elapsed, ETA).
+ * rendered to HTML -> this reproduction's numbers side by side with the published records.
+ *
+ * Where things go: by default a fresh local results directory, data/local/results (ignored by git), with
+ * its figures in data/local/figures and its executed notebooks in data/local/notebooks/SCALE; the
+ * committed records (data/results) stay the published ones, and `deno task figures` builds from them.
+ * `--results data/results` publishes into the committed records instead (the team's way to record runs).
+ *
+ * Each stage skips work already done: recorded runs are not re-trained, an interrupted run resumes from its
+ * checkpoint, the data step is a no-op when the corpus matches its manifest, and a notebook whose inputs did
+ * not change is not executed again. Progress is printed throughout (stage, run i/N, elapsed, ETA).
  */
 import { isRecorded, planRuns, readPlan, recordedRuns } from "./runs/plan.ts";
 import { runExperiment, type RunSpec } from "./runs/experiment.ts";
@@ -12,13 +19,16 @@ import { computeMatchedTable, latestRuns, matchedRows } from "./results/compute_
 import { tableMarkdown } from "./results/tables.ts";
 import { appendRecord } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
-import { REPO_ROOT, RESULTS_DIR } from "./paths.ts";
+import { LOCAL_DIR, LOCAL_RESULTS_DIR, REPO_ROOT, repoRelative, RESULTS_DIR } from "./paths.ts";
+import { compareWithPublished, comparisonTable } from "./results/compare.ts";
 import type { RunRecord } from "./results/records.ts";
 
 export interface ReproduceOptions {
   scale: string;
-  /** Results directory (default data/results). */
+  /** Results directory (default data/local/results: a fresh local one, compared with data/results). */
   resultsDir?: string;
+  /** Train every plan entry once per seed (default: the plan's seed). */
+  seeds?: number[];
   /** Run directories (default data/checkpoints/runs). */
   runsDir?: string;
   /** Restrict to some domains / plan entries. */
@@ -91,6 +101,12 @@ export class ReproduceInterrupted extends Error {
   }
 }
 
+/** Whether two directory paths name the same place (trailing slashes ignored). */
+function samePath(a: string, b: string): boolean {
+  const norm = (p: string) => (p.startsWith("/") ? p : `${Deno.cwd()}/${p}`).replace(/\/+$/, "");
+  return norm(a) === norm(b);
+}
+
 /** The command line that trains one plan entry in a child process (`reproduce --in-process` restricted to it). */
 function childArgs(spec: RunSpec, opts: ReproduceOptions, resultsDir: string): string[] {
   const entry = String(spec.labels?.entry ?? "");
@@ -107,6 +123,8 @@ function childArgs(spec: RunSpec, opts: ReproduceOptions, resultsDir: string): s
     spec.domain,
     "--models",
     entry,
+    "--seeds",
+    String(spec.train.seed),
     "--results",
     resultsDir,
     ...(opts.runsDir ? ["--runs-dir", opts.runsDir] : []),
@@ -129,7 +147,18 @@ export async function reproduce(
     if (!opts.inProcess) console.error(`\n== [${i}/5] ${s}  (elapsed ${elapsed()})`);
   };
   const failures: string[] = [];
-  const resultsDir = opts.resultsDir ?? RESULTS_DIR;
+  const resultsDir = opts.resultsDir ?? LOCAL_RESULTS_DIR;
+  // a local reproduction keeps its figures and notebooks apart from the published ones
+  const local = !samePath(resultsDir, RESULTS_DIR);
+  if (!opts.inProcess) {
+    console.error(
+      local
+        ? `records go to ${repoRelative(resultsDir)} (compared with the published ones in ${
+          repoRelative(RESULTS_DIR)
+        } at the end)`
+        : `records go to the published results, ${repoRelative(resultsDir)}`,
+    );
+  }
 
   stage(1, "data");
   if (opts.inProcess) {
@@ -144,7 +173,7 @@ export async function reproduce(
 
   stage(2, "training plan (compute-matched)");
   const plan = await readPlan("compute-matched");
-  const specs = planRuns(plan, opts.scale, { domains: opts.domains, models: opts.models });
+  const specs = planRuns(plan, opts.scale, { domains: opts.domains, models: opts.models, seeds: opts.seeds });
   const done = await recordedRuns(resultsDir);
   const todo = specs.filter((s) => !isRecorded(s, done));
   if (!opts.inProcess) {
@@ -154,7 +183,6 @@ export async function reproduce(
       } already recorded, ${todo.length} to run`,
     );
   }
-  const tTrain = performance.now();
   // a signal reaches the child training a run (which saves a checkpoint), then the plan stops
   let interrupted = false;
   const forward = (sig: Deno.Signal) => () => {
@@ -167,11 +195,22 @@ export async function reproduce(
     ? []
     : (["SIGINT", "SIGTERM"] as Deno.Signal[]).map((sig) => [sig, forward(sig)] as const);
   for (const [sig, f] of listeners) Deno.addSignalListener(sig, f);
+  // The ETA comes from the training FLOP rate of the runs finished in this invocation (their records: FLOPs
+  // and wall time over all of a run's resumed parts), so a run resumed near its end does not make the rest
+  // of the plan look fast.
+  const finished: RunRecord[] = [];
+  const eta = (remaining: RunSpec[]) => {
+    const flops = finished.reduce((s, r) => s + r.train_flops, 0);
+    const seconds = finished.reduce((s, r) => s + r.train_wall_s, 0);
+    if (!flops || !seconds) return "?";
+    return formatSeconds(remaining.reduce((s, r) => s + (r.train.flops ?? 0), 0) * seconds / flops);
+  };
   try {
     for (const [i, spec] of todo.entries()) {
-      const eta = i ? formatSeconds((performance.now() - tTrain) / 1000 / i * (todo.length - i)) : "?";
       if (!opts.inProcess) {
-        console.error(`\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${eta})`);
+        console.error(
+          `\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${eta(todo.slice(i))})`,
+        );
       }
       try {
         if (opts.inProcess) {
@@ -185,6 +224,8 @@ export async function reproduce(
               `its process exited with ${signal ? `signal ${signal}` : `code ${code}`} (its output is above)`,
             );
           }
+          const rec = (await recordedRuns(resultsDir)).findLast((r) => r.run === spec.name);
+          if (rec) finished.push(rec);
         }
       } catch (e) {
         if (e instanceof ReproduceInterrupted) throw e;
@@ -219,18 +260,57 @@ export async function reproduce(
     }
   }
 
-  stage(4, "figures and tables (deno task figures)");
+  const figuresOut = local ? `${LOCAL_DIR}/figures` : undefined;
+  stage(4, `figures and tables (deno task figures${local ? ` -> ${repoRelative(figuresOut!)}` : ""})`);
   if (opts.skipFigures) console.error("skipped");
   else if (await pathExists(`${REPO_ROOT}lib/plot/main.ts`)) {
-    if (!(await subprocess("deno task figures", ["run", "-A", "lib/plot/main.ts"]))) {
-      failures.push("figures");
+    const args = [
+      "run",
+      "-A",
+      "lib/plot/main.ts",
+      ...(local ? ["--results", resultsDir, "--out", figuresOut!] : []),
+    ];
+    if (!(await subprocess("deno task figures", args))) failures.push("figures");
+  }
+
+  const notebooksOut = local ? `${LOCAL_DIR}/notebooks/${opts.scale}` : undefined;
+  stage(
+    5,
+    `notebooks (executed headlessly, rendered to ${
+      repoRelative(notebooksOut ?? `figures/notebooks/${opts.scale}`)
+    })`,
+  );
+  if (opts.skipNotebooks) console.error("skipped");
+  else {
+    const { code } = await denoChild(
+      [
+        "run",
+        "-A",
+        "lib/notebook/run.ts",
+        "--scale",
+        opts.scale,
+        ...(notebooksOut ? ["--out", notebooksOut] : []),
+      ],
+      local ? { MAMBABYTE_RESULTS: resultsDir } : {},
+    );
+    if (code === 130) throw new ReproduceInterrupted("the notebooks");
+    if (code !== 0) {
+      console.error(`reproduce: notebooks failed (exit ${code})`);
+      failures.push("notebooks");
     }
   }
 
-  stage(5, "notebooks (executed headlessly, rendered to figures/notebooks/SCALE/)");
-  if (opts.skipNotebooks) console.error("skipped");
-  else if (!(await subprocess("notebooks", ["run", "-A", "lib/notebook/run.ts", "--scale", opts.scale]))) {
-    failures.push("notebooks");
+  if (local) {
+    const rows = compareWithPublished(
+      await recordedRuns(resultsDir),
+      await recordedRuns(RESULTS_DIR),
+      opts.scale,
+    );
+    console.log(
+      `\nThis reproduction against the published records:\n\n${
+        tableMarkdown(comparisonTable(rows, opts.scale, repoRelative(RESULTS_DIR)))
+      }`,
+    );
   }
 
   if (current) stages[current.name] = (performance.now() - current.t) / 1000;

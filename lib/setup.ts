@@ -1,13 +1,17 @@
 /**
  * Idempotent machine setup for a fresh Debian 12 machine (run as root).
  *
- *   deno run -A lib/setup.ts [--quiet] [--with-notebooks] [--with-webgpu] [--with-chromium]
+ *   deno run -A lib/setup.ts [--quiet] [--with-notebooks] [--with-lab] [--with-webgpu] [--with-chromium]
  *
- * It checks what is present and installs only what is missing:
+ * It checks what is present and installs only what is missing. Always: a stable copy of the running Deno
+ * (the README's first command runs Deno from npx's cache, which can be cleaned), `deno` on PATH pointing
+ * at it when no deno is there, and the Deno Jupyter kernelspec pointing at the stable copy. Then:
  *   --with-chromium   Debian's `chromium` (+ fonts-liberation so PNG text has an Arial-metric font);
  *                     skipped when CHROMIUM_PATH names an existing executable.
  *   --with-notebooks  jupyter-nbconvert, python3-nbclient and Deno's Jupyter kernelspec; implies
  *                     --with-chromium (notebooks render their figures to SVG through Chromium).
+ *   --with-lab        also Debian's Jupyter Notebook server and jupyter-client (`deno task lab`); implies
+ *                     --with-notebooks.
  *   --with-webgpu     mesa-vulkan-drivers (lavapipe: software Vulkan, so WebGPU code runs on CPU machines).
  *
  * `apt-get update` runs at most once, and only when some package must be installed. Without root, a missing
@@ -18,6 +22,7 @@
 export interface SetupOptions {
   quiet: boolean;
   notebooks: boolean;
+  lab: boolean;
   webgpu: boolean;
   chromium: boolean;
 }
@@ -30,6 +35,8 @@ export class SetupError extends Error {
 /** Debian packages per feature. */
 export const APT_PACKAGES = {
   notebooks: ["jupyter-nbconvert", "python3-nbclient"],
+  // the notebook server for `deno task lab`; jupyter-client brings `jupyter kernelspec`
+  lab: ["jupyter-notebook", "jupyter-client"],
   webgpu: ["mesa-vulkan-drivers"],
   // fonts-liberation is only "recommended" by chromium-common; we install without recommends, and a machine
   // without any font renders every label as empty boxes in PNGs.
@@ -45,15 +52,16 @@ export const DEBIAN_PYTHON = "/usr/bin/python3";
 
 /** Parse the command line of lib/setup.ts. Unknown flags are an error (a typo should not pass silently). */
 export function parseSetupArgs(args: string[]): SetupOptions {
-  const opts: SetupOptions = { quiet: false, notebooks: false, webgpu: false, chromium: false };
+  const opts: SetupOptions = { quiet: false, notebooks: false, lab: false, webgpu: false, chromium: false };
   for (const a of args) {
     if (a === "--quiet" || a === "-q") opts.quiet = true;
     else if (a === "--with-notebooks") opts.notebooks = true;
+    else if (a === "--with-lab") opts.lab = opts.notebooks = true;
     else if (a === "--with-webgpu") opts.webgpu = true;
     else if (a === "--with-chromium") opts.chromium = true;
     else {
       throw new SetupError(
-        `unknown argument '${a}' (expected --quiet, --with-notebooks, --with-webgpu, --with-chromium)`,
+        `unknown argument '${a}' (expected --quiet, --with-notebooks, --with-lab, --with-webgpu, --with-chromium)`,
       );
     }
   }
@@ -181,6 +189,86 @@ function homeDir(): string {
   return h;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// A stable Deno: the README's first command runs Deno from npx's cache (a path that a cache clean, another
+// npx version or a new clone changes), so setup keeps a copy of the running Deno at a fixed, versioned
+// place, points the Jupyter kernelspec at it, and puts `deno` on PATH when there is none.
+
+/** The fixed place of this Deno version's copy: /usr/local/lib (root) or ~/.local/share (a user). */
+export function stableDenoPath(): string {
+  const base = isRoot() ? "/usr/local/lib/mambabyte-lab" : `${homeDir()}/.local/share/mambabyte-lab`;
+  return `${base}/deno-${Deno.version.deno}/deno`;
+}
+
+/** Where `deno` is put on PATH when no deno is there: /usr/local/bin (root) or ~/.local/bin. */
+export function denoLinkPath(): string {
+  return isRoot() ? "/usr/local/bin/deno" : `${homeDir()}/.local/bin/deno`;
+}
+
+/** The version a `deno` executable reports, or undefined when it does not run. */
+async function denoVersionOf(exe: string): Promise<string | undefined> {
+  const r = await runCommand([exe, "--version"], { env: { NO_COLOR: "1" } });
+  return r.code === 0 ? /deno (\S+)/.exec(r.stdout)?.[1] : undefined;
+}
+
+/** The first `deno` on PATH, or undefined. */
+async function denoOnPath(): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":").filter(Boolean)) {
+    if (await isExecutable(`${dir}/deno`)) return `${dir}/deno`;
+  }
+  return undefined;
+}
+
+/** What `ensureStableDeno` found or did. */
+export interface StableDeno {
+  /** The stable copy the kernelspec uses. */
+  path: string;
+  /** The `deno` that PATH finds after setup (undefined: none, with `note` saying what to do). */
+  onPath?: string;
+  note?: string;
+}
+
+/**
+ * Copies the running Deno to `stableDenoPath()` when missing (written under a temporary name, then
+ * renamed), and links `deno` on PATH to it when PATH has no deno. A deno already on PATH is left alone
+ * (a user's own install), with a note when its version differs.
+ */
+export async function ensureStableDeno(opts: { quiet?: boolean } = {}): Promise<StableDeno> {
+  const path = stableDenoPath();
+  if ((await realPath(path)) === undefined) {
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    await Deno.mkdir(dir, { recursive: true });
+    const tmp = `${path}.tmp-${Deno.pid}`;
+    await Deno.copyFile(Deno.execPath(), tmp);
+    await Deno.chmod(tmp, 0o755);
+    await Deno.rename(tmp, path);
+    if (!opts.quiet) console.log(`setup: copied Deno ${Deno.version.deno} to ${path}`);
+  }
+  const found = await denoOnPath();
+  if (found) {
+    const version = await denoVersionOf(found);
+    return version === Deno.version.deno ? { path, onPath: found } : {
+      path,
+      onPath: found,
+      note:
+        `the deno on PATH (${found}) is version ${version ?? "?"}; this project pins ${Deno.version.deno} ` +
+        `(${path})`,
+    };
+  }
+  const link = denoLinkPath();
+  const linkDir = link.slice(0, link.lastIndexOf("/"));
+  await Deno.mkdir(linkDir, { recursive: true });
+  await Deno.remove(link).catch(() => {}); // a dangling link of an earlier version
+  await Deno.symlink(path, link);
+  if (!opts.quiet) console.log(`setup: ${link} -> ${path}`);
+  const onPath = (Deno.env.get("PATH") ?? "").split(":").includes(linkDir);
+  return onPath ? { path, onPath: link } : {
+    path,
+    note:
+      `deno is installed as ${link}, but ${linkDir} is not on PATH: add it (export PATH="${linkDir}:$PATH")`,
+  };
+}
+
 /**
  * Where `deno jupyter --install` writes the kernelspec. Deno always uses the per-user data dir
  * (~/.local/share/jupyter, ignoring JUPYTER_DATA_DIR), so that is what we check.
@@ -195,7 +283,7 @@ export interface KernelStatus {
   exists: boolean;
   /** argv[0] of the kernelspec, when it exists and parses. */
   argv0?: string;
-  /** True when argv[0] is (after resolving symlinks) the Deno running now. */
+  /** True when argv[0] is (after resolving symlinks) the stable copy of the Deno running now. */
   current: boolean;
 }
 
@@ -208,9 +296,9 @@ async function realPath(p: string): Promise<string | undefined> {
 }
 
 /**
- * Check the Deno kernelspec. kernel.json stores an ABSOLUTE deno path (whatever path deno was invoked by,
- * e.g. a node_modules/.bin symlink or an npx cache directory), so a fresh clone, another npx cache or a
- * deleted .tools leaves a kernel that cannot start. Compare real paths.
+ * Check the Deno kernelspec. kernel.json stores an ABSOLUTE deno path, so it must name the stable copy
+ * (`stableDenoPath`), never the npx cache or a clone's .tools folder, which move or vanish. Compare real
+ * paths.
  */
 export async function denoKernelStatus(): Promise<KernelStatus> {
   const path = denoKernelSpecPath();
@@ -228,22 +316,23 @@ export async function denoKernelStatus(): Promise<KernelStatus> {
     return { path, exists: true, current: false };
   }
   const a = argv0 ? await realPath(argv0) : undefined;
-  const b = await realPath(Deno.execPath());
+  const b = await realPath(stableDenoPath());
   return { path, exists: true, argv0, current: a !== undefined && a === b };
 }
 
-/** (Re)install the Deno kernelspec with the running Deno's path when it is missing or stale. */
+/** (Re)install the Deno kernelspec with the stable Deno's path when it is missing or stale. */
 export async function ensureDenoKernel(opts: { quiet?: boolean } = {}): Promise<KernelStatus> {
+  const { path: deno } = await ensureStableDeno(opts);
   const before = await denoKernelStatus();
   if (before.current) return before;
   if (!opts.quiet || before.exists) {
     console.log(
       before.exists
-        ? `setup: Deno kernelspec points at ${before.argv0 ?? "?"}; reinstalling for ${Deno.execPath()}`
-        : `setup: installing the Deno Jupyter kernelspec (${Deno.execPath()})`,
+        ? `setup: Deno kernelspec points at ${before.argv0 ?? "?"}; reinstalling for ${deno}`
+        : `setup: installing the Deno Jupyter kernelspec (${deno})`,
     );
   }
-  const cmd = [Deno.execPath(), "jupyter", "--install", "--force"];
+  const cmd = [deno, "jupyter", "--install", "--force"];
   const r = await runCommand(cmd, { env: { NO_COLOR: "1" } });
   if (r.code !== 0) {
     throw new SetupError(`'${cmd.join(" ")}' failed (exit code ${r.code}):\n${tail(r.stderr || r.stdout)}`);
@@ -251,9 +340,7 @@ export async function ensureDenoKernel(opts: { quiet?: boolean } = {}): Promise<
   const after = await denoKernelStatus();
   if (!after.current) {
     throw new SetupError(
-      `'${
-        cmd.join(" ")
-      }' ran but ${after.path} does not point at ${Deno.execPath()} (argv[0]: ${after.argv0})`,
+      `'${cmd.join(" ")}' ran but ${after.path} does not point at ${deno} (argv[0]: ${after.argv0})`,
     );
   }
   return after;
@@ -278,7 +365,7 @@ export async function jupyterSeesDenoKernel(): Promise<{ ok: boolean; detail: st
     const found = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "null");
     if (!found) return { ok: false, detail: "Jupyter finds no 'deno' kernel" };
     const argv0 = String(found.argv?.[0]);
-    const ok = (await realPath(argv0)) === (await realPath(Deno.execPath()));
+    const ok = (await realPath(argv0)) === (await realPath(stableDenoPath()));
     return { ok, detail: `${found.dir} -> ${argv0}` };
   } catch (e) {
     return { ok: false, detail: `cannot parse jupyter_client's answer (${e}): ${r.stdout}` };
@@ -288,6 +375,7 @@ export async function jupyterSeesDenoKernel(): Promise<{ ok: boolean; detail: st
 /** What setup found and did. */
 export interface SetupReport {
   installed: string[];
+  deno: StableDeno;
   kernel?: KernelStatus;
   chromium?: string;
 }
@@ -296,6 +384,7 @@ export interface SetupReport {
 export async function setup(opts: SetupOptions): Promise<SetupReport> {
   const wanted: string[] = [];
   if (opts.notebooks) wanted.push(...APT_PACKAGES.notebooks);
+  if (opts.lab) wanted.push(...APT_PACKAGES.lab);
   if (opts.webgpu) wanted.push(...APT_PACKAGES.webgpu);
   const customChromium = Deno.env.get("CHROMIUM_PATH");
   if (opts.chromium) {
@@ -310,7 +399,7 @@ export async function setup(opts: SetupOptions): Promise<SetupReport> {
   const missing = await missingAptPackages(wanted);
   await installAptPackages(missing, opts);
 
-  const report: SetupReport = { installed: missing };
+  const report: SetupReport = { installed: missing, deno: await ensureStableDeno(opts) };
   if (opts.chromium) {
     const path = chromiumPath();
     if (!(await isExecutable(path))) {
@@ -323,7 +412,7 @@ export async function setup(opts: SetupOptions): Promise<SetupReport> {
     const seen = await jupyterSeesDenoKernel();
     if (!seen.ok) {
       throw new SetupError(
-        `Jupyter does not start the Deno kernel from ${Deno.execPath()}: ${seen.detail}\n` +
+        `Jupyter does not start the Deno kernel from ${stableDenoPath()}: ${seen.detail}\n` +
           `(JUPYTER_PATH or JUPYTER_DATA_DIR may point elsewhere; Deno installs into ~/.local/share/jupyter)`,
       );
     }
@@ -335,10 +424,12 @@ async function main(args: string[]): Promise<number> {
   try {
     const opts = parseSetupArgs(args);
     const report = await setup(opts);
+    if (report.deno.note) console.log(`setup: ${report.deno.note}`);
     if (!opts.quiet) {
       const parts = [
         report.installed.length ? `installed ${report.installed.join(", ")}` : "nothing to install",
       ];
+      parts.push(`deno: ${report.deno.onPath ?? report.deno.path}`);
       if (report.chromium) parts.push(`chromium: ${report.chromium}`);
       if (report.kernel) parts.push(`deno kernel: ${report.kernel.path}`);
       console.log(`setup: ok (${parts.join("; ")})`);

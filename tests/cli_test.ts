@@ -183,6 +183,12 @@ Deno.test("cli reproduce --scale smoke runs the plan, records every run, prints 
   assert.match(out, /\| MambaByte \|.*\| \d\.\d{3} \(0\.930\) \|/, out);
   assert.match(out, /\| Mamba \(subword\) \|/);
   assert.match(r.stderr, /run 1\/2/);
+  // then this reproduction's numbers beside the published records of the same runs
+  assert.match(out, /This reproduction against the published records:/);
+  assert.match(
+    out,
+    /\| MambaByte \| books \| \d\.\d{4} \| \d\.\d{4} \| [+−]\d\.\d{4} \| [^|]+ \| (within seed noise|differs|no seed spread) \|/,
+  );
   const recs = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((l) =>
     JSON.parse(l)
   );

@@ -135,3 +135,69 @@ await showTable([{ a: 1, b: 2.5 }]);`,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("notebook runner: an unchanged notebook is not executed again; a changed input runs it; --force too", async () => {
+  await Deno.mkdir(`${REPO_ROOT}/data/tmp`, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: `${REPO_ROOT}/data/tmp`, prefix: "unchanged-" });
+  const results = `${dir}/results`;
+  await Deno.mkdir(results);
+  const nb = `${dir}/stamp.ipynb`;
+  await writeNotebook(nb, [code`console.log("ran at " + performance.timeOrigin);`]);
+  const opts = {
+    scale: "smoke" as const,
+    outDir: `${dir}/out`,
+    heartbeatS: 0,
+    env: { MAMBABYTE_RESULTS: results },
+  };
+  const ranAt = async () =>
+    JSON.stringify(JSON.parse(await Deno.readTextFile(`${dir}/out/stamp.ipynb`)).cells[0].outputs);
+  try {
+    const first = await runNotebook(nb, opts);
+    assert.ok(first.ok && !first.unchanged, first.error ?? "");
+    const out1 = await ranAt();
+    const second = await runNotebook(nb, opts);
+    assert.ok(second.ok && second.unchanged, "the second run with the same inputs is skipped");
+    assert.equal(await ranAt(), out1, "and its outputs are the first run's");
+    // a record appears in the results directory the notebook reads: it runs again
+    await Deno.writeTextFile(`${results}/runs.jsonl`, `{"run":"x"}\n`);
+    const third = await runNotebook(nb, opts);
+    assert.ok(third.ok && !third.unchanged, "a new record is a changed input");
+    assert.notEqual(await ranAt(), out1);
+    const forced = await runNotebook(nb, { ...opts, force: true });
+    assert.ok(forced.ok && !forced.unchanged, "--force runs it");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("notebook runner: Ctrl-C stops the notebook running now, says so and exits 130", async () => {
+  await Deno.mkdir(`${REPO_ROOT}/data/tmp`, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: `${REPO_ROOT}/data/tmp`, prefix: "interrupt-" });
+  const nb = `${dir}/slow.ipynb`;
+  // the cell announces itself through a file, then waits far longer than the test
+  await writeNotebook(nb, [code`await Deno.writeTextFile("${dir}/started", "1");
+await new Promise((r) => setTimeout(r, 600_000));`]);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${REPO_ROOT}/lib/notebook/run.ts`, "--out", `${dir}/out`, nb],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    // wait for the cell to start (an event: the file), bounded by the test runner's own limits
+    for (;;) {
+      if (await Deno.stat(`${dir}/started`).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGINT");
+    const out = await child.output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 130, stderr);
+    assert.match(stderr, /notebooks: interrupted during slow\.ipynb \(0 finished and kept\)/);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -2,6 +2,7 @@
  * What the data notebook shows: where the text comes from at a given scale (the tracked sample, or the
  * corpus built by `deno task data`), per-domain document / byte / word counts, and byte frequencies.
  */
+import { DATA_DIR } from "../paths.ts";
 import { countWords, listSplitFiles, readSplit } from "./bytes.ts";
 import { readManifest } from "./corpora/manifest.ts";
 import { type Domain, DOMAINS, type Manifest, type Split, SPLITS } from "./corpora/types.ts";
@@ -35,7 +36,7 @@ async function domainsIn(dir: string): Promise<Domain[]> {
  * `gpu` use data/corpora when its manifest exists, else fall back to the sample and say how to build it.
  * `dataDir` is the repository's data/ folder (notebooks run in notebooks/, so "../data").
  */
-export async function dataLocation(scale: string, dataDir: string): Promise<DataLocation> {
+export async function dataLocation(scale: string, dataDir = DATA_DIR): Promise<DataLocation> {
   const sample = `${dataDir}/samples`;
   if (scale !== "smoke") {
     const corpora = `${dataDir}/corpora`;

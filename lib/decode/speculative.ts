@@ -38,7 +38,7 @@
  */
 import type { ByteBPE } from "../data/bpe.ts";
 import { preSplit } from "../data/bpe.ts";
-import { type MambaLM } from "../models/mamba.ts";
+import type { MambaLM } from "../models/mamba.ts";
 import { RecurrentSession } from "./session.ts";
 
 export interface SpeculativeOptions {

@@ -130,6 +130,27 @@ export function logitsNats(logits: tf.Tensor, targets: Int32Array): tf.Tensor1D 
 }
 
 /**
+ * -log2 p(token_t | tokens < t) for t = 1..n-1 of one short text read as one window (for plots of a
+ * sentence): bits per byte of each predicted byte for byte models; bits of each token for subword models
+ * (their tokenizer encodes the text).
+ */
+export async function perTokenBits(model: LanguageModel, text: Uint8Array): Promise<Float32Array> {
+  const ids = TOKEN_UNIT[model.kind] === "subword"
+    ? requireTokenizer(model).encode(text)
+    : Int32Array.from(text);
+  if (ids.length < 2) throw new Error(`perTokenBits: need at least 2 tokens (got ${ids.length})`);
+  const bits = tf.tidy(() => tf.div(tokenNats(model, [ids]), Math.LN2).reshape([-1]));
+  const out = (await bits.data()) as Float32Array;
+  bits.dispose();
+  return out;
+}
+
+function requireTokenizer(model: LanguageModel): ByteBPE {
+  if (!model.tokenizer) throw new Error(`a ${model.kind} model needs its tokenizer (tokenizer.json)`);
+  return model.tokenizer;
+}
+
+/**
  * Scores `text` with `model` in contiguous windows (each token after the first predicted once). A window
  * whose loss comes out NaN or infinite is an error (NonFiniteError) naming the windows and bytes, never a
  * NaN score. Memory: byte models read windows straight from `text`; one batch of windows is in flight.
@@ -144,6 +165,7 @@ export async function scoreText(
     throw new Error(`scoreText: window must be a positive integer (got ${window})`);
   }
   const subword = TOKEN_UNIT[model.kind] === "subword";
+  if (subword) opts = { ...opts, tokenizer: opts.tokenizer ?? model.tokenizer };
   if (subword && !opts.tokenizer) {
     throw new Error(`scoring a ${model.kind} model needs its tokenizer (tokenizer.json)`);
   }

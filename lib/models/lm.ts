@@ -8,6 +8,7 @@
  * Token ids are int32 tensors; for byte models a token is a byte (vocab 256), for subword models a BPE id.
  */
 import * as tf from "@tensorflow/tfjs";
+import type { ByteBPE } from "../data/bpe.ts";
 import { crossEntropy } from "../nn/layers.ts";
 
 /** Every model family the trainer knows. */
@@ -57,6 +58,11 @@ export interface LanguageModel {
    * predict every position (PerceiverAR predicts only from its latents). Default: `nextTokenLoss`.
    */
   trainLoss?(ids: tf.Tensor): tf.Scalar;
+  /**
+   * The BPE tokenizer of a subword model, attached by `loadModel` when tokenizer.json lies next to
+   * config.json (scoring and generation then need no separate tokenizer argument).
+   */
+  tokenizer?: ByteBPE;
 }
 
 /** Anything holding named trainable variables: every LanguageModel, and a MambaLM. */

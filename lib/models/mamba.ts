@@ -8,7 +8,7 @@
  * of (model, inputs), nanoGPT-style, so gradients with respect to the parameters are just tf.grads.
  */
 import * as tf from "@tensorflow/tfjs";
-import { dInner, dtRank, type MambaConfig, paddedVocab, stateDictSpec } from "./mamba_config.ts";
+import { dims, type MambaConfig, noWeightDecay, parameterShapes } from "./mamba_config.ts";
 import { ConfigError } from "../io/errors.ts";
 import { defaultScanImpl, selectiveScan } from "../ssm/mod.ts";
 
@@ -21,6 +21,9 @@ import {
 import type { ScanImpl } from "../ssm/types.ts";
 import { Rng } from "../util/rng.ts";
 import { causalConv, embed, linear, rmsNorm, silu } from "../nn/layers.ts";
+
+/** Derived sizes and the parameter list live with the config (the native engine reads them there). */
+export { dims, noWeightDecay, parameterShapes };
 
 export interface MambaLM {
   config: MambaConfig;
@@ -47,19 +50,6 @@ export interface ForwardOptions {
 
 const layerKey = (i: number, name: string) => `backbone.layers.${i}.${name}`;
 
-/** Dimensions derived from the config, named as in the shape comments. */
-export function dims(cfg: MambaConfig) {
-  return {
-    d: cfg.d_model,
-    e: dInner(cfg),
-    n: cfg.ssm_cfg.d_state,
-    r: dtRank(cfg),
-    k: cfg.ssm_cfg.d_conv,
-    V: paddedVocab(cfg),
-    L: cfg.n_layer,
-  };
-}
-
 /** mamba_ssm's LayerNorm variant (rms_norm false) is not implemented here: every MambaByte uses RMSNorm. */
 function requireRmsNorm(cfg: MambaConfig): void {
   if (!cfg.rms_norm) {
@@ -69,16 +59,6 @@ function requireRmsNorm(cfg: MambaConfig): void {
       "rms_norm is false (LayerNorm): only RMSNorm Mamba models (every MambaByte checkpoint) are supported",
     );
   }
-}
-
-/** The model's parameters: names and shapes (mamba_config.ts `stateDictSpec`, less the tied head). */
-export function parameterShapes(cfg: MambaConfig): [string, number[]][] {
-  return stateDictSpec(cfg).filter((e) => !e.optional).map((e) => [e.key, e.shape]);
-}
-
-/** Parameters that AdamW must not decay (mamba_ssm marks A_log and D `_no_weight_decay`; norms, biases). */
-export function noWeightDecay(name: string): boolean {
-  return /(A_log|\.D|norm(_f)?\.weight|\.bias)$/.test(name);
 }
 
 /**

@@ -690,3 +690,29 @@ function fmt(shape: readonly number[]): string {
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
+
+// ===================================================================================================
+// Sizes and parameters the config implies (the TF.js model and the native engine both read these)
+
+/** Dimensions derived from the config, named as in the shape comments. */
+export function dims(cfg: MambaConfig) {
+  return {
+    d: cfg.d_model,
+    e: dInner(cfg),
+    n: cfg.ssm_cfg.d_state,
+    r: dtRank(cfg),
+    k: cfg.ssm_cfg.d_conv,
+    V: paddedVocab(cfg),
+    L: cfg.n_layer,
+  };
+}
+
+/** The model's parameters: names and shapes (`stateDictSpec`, less the tied head). */
+export function parameterShapes(cfg: MambaConfig): [string, number[]][] {
+  return stateDictSpec(cfg).filter((e) => !e.optional).map((e) => [e.key, e.shape]);
+}
+
+/** Parameters that AdamW must not decay (mamba_ssm marks A_log and D `_no_weight_decay`; norms, biases). */
+export function noWeightDecay(name: string): boolean {
+  return /(A_log|\.D|norm(_f)?\.weight|\.bias)$/.test(name);
+}

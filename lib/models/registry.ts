@@ -7,7 +7,8 @@
  * imports them all.
  */
 import { WEIGHTS_FILE, weightValues } from "./checkpoint.ts";
-import { atomicWriteFile } from "../io/atomic.ts";
+import { atomicWriteFile, pathExists } from "../io/atomic.ts";
+import { ByteBPE } from "../data/bpe.ts";
 import { describeFsError, InputError } from "../io/errors.ts";
 import { parseJsonText } from "../io/json.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
@@ -146,8 +147,21 @@ export async function saveModel(
   );
 }
 
-/** Loads a directory written by `saveModel` (or a mamba_ssm / Hugging Face Mamba checkpoint). */
+/** The tokenizer file a subword model's directory holds next to config.json. */
+export const TOKENIZER_FILE = "tokenizer.json";
+
+/**
+ * Loads a directory written by `saveModel` (or a mamba_ssm / Hugging Face Mamba checkpoint), with its
+ * tokenizer attached (`model.tokenizer`) when the directory has one.
+ */
 export async function loadModel(dir: string): Promise<LanguageModel> {
+  const model = await loadWeights(dir);
+  const tokenizerPath = `${dir}/${TOKENIZER_FILE}`;
+  if (await pathExists(tokenizerPath)) model.tokenizer = await ByteBPE.load(tokenizerPath);
+  return model;
+}
+
+async function loadWeights(dir: string): Promise<LanguageModel> {
   let isDir: boolean;
   try {
     isDir = (await Deno.stat(dir)).isDirectory;

@@ -11,11 +11,17 @@
  * folder first). The kernel's cwd is the notebook's folder (Jupyter's rule), and Deno's kernel reads
  * deno.json from there upward. Exits 1 naming each failing notebook with its cell and error.
  *
+ * A notebook whose inputs did not change since its last successful run in the same output folder is not
+ * executed again (`--force` runs it anyway): the inputs are the notebook itself, the scale, the records it
+ * can read (every .jsonl of the results directories), the trained models' files (sizes and times), and
+ * the library's sources and lock file. Ctrl-C stops the notebook running now, keeps the finished ones and
+ * exits with 130.
+ *
  * Library use (tests): `await runNotebook("notebooks/01_mamba_block.ipynb", { scale: "smoke" })`.
  */
 
 import { DEBIAN_JUPYTER, denoKernelStatus, ensureDenoKernel } from "../setup.ts";
-import { FIGURES_DIR, NOTEBOOKS_DIR } from "../paths.ts";
+import { FIGURES_DIR, NOTEBOOKS_DIR, REPO_ROOT, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
 
 export type Scale = "smoke" | "small" | "gpu";
 export const SCALES: readonly Scale[] = ["smoke", "small", "gpu"];
@@ -32,6 +38,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Print a "still running" line this often (seconds; 0 = never). Default 60. */
   heartbeatS?: number;
+  /** Execute even when nothing the notebook reads changed since its last run (default false). */
+  force?: boolean;
 }
 
 export interface NotebookResult {
@@ -41,6 +49,8 @@ export interface NotebookResult {
   /** Written on success. */
   executed?: string;
   html?: string;
+  /** Not executed: its inputs are those of its last successful run, whose outputs are kept. */
+  unchanged?: boolean;
   /** On failure: which cell, its first lines, and the error; or what else went wrong. */
   error?: string;
 }
@@ -155,18 +165,73 @@ export async function describeFailure(notebook: string, code: number, stderr: st
   return `nbconvert exited with code ${code}:\n${tail}${hint}`;
 }
 
+/** The nbconvert running now, so that Ctrl-C can stop it. */
+let running: Deno.ChildProcess | undefined;
+
 async function nbconvert(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(DEBIAN_JUPYTER, {
+  const child = new Deno.Command(DEBIAN_JUPYTER, {
     args: ["nbconvert", ...args],
     env,
     stdin: "null",
-    stdout: "piped",
+    stdout: "null",
     stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  }).spawn();
+  running = child;
+  try {
+    const out = await child.output();
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  } finally {
+    running = undefined;
+  }
+}
+
+/** SHA-256 of the notebook's inputs (see the module's doc); undefined when they cannot be read. */
+export async function notebookInputs(
+  path: string,
+  scale: string,
+  env: Record<string, string>,
+): Promise<string> {
+  const parts: string[] = [`scale ${scale}`, `results ${env.MAMBABYTE_RESULTS ?? ""}`];
+  const file = async (p: string) => {
+    try {
+      const bytes = await Deno.readFile(p);
+      parts.push(`${p} ${hex(await crypto.subtle.digest("SHA-256", bytes))}`);
+    } catch {
+      parts.push(`${p} absent`);
+    }
+  };
+  const walk = async (dir: string, keep: (name: string) => boolean, each: (p: string) => Promise<void>) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dir));
+    } catch {
+      return;
+    }
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(p, keep, each);
+      else if (keep(e.name)) await each(p);
+    }
+  };
+  await file(path);
+  await file(`${REPO_ROOT}deno.lock`);
+  await walk(`${REPO_ROOT}lib`, (n) => n.endsWith(".ts"), file);
+  for (const dir of new Set([RESULTS_DIR, env.MAMBABYTE_RESULTS ?? RESULTS_DIR])) {
+    await walk(dir.replace(/\/$/, ""), (n) => n.endsWith(".jsonl"), file);
+  }
+  // trained models: their size and modification time stand for their bytes (hundreds of MB at gpu scale)
+  await walk(RUNS_DIR, (n) => n.endsWith(".safetensors") || n === "tokenizer.json", async (p) => {
+    const s = await Deno.stat(p);
+    parts.push(`${p} ${s.size} ${s.mtime?.getTime()}`);
+  });
+  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\n"))));
+}
+
+function hex(buf: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Execute one notebook (and render its HTML). Never throws for a notebook failure: see `ok` / `error`. */
@@ -190,10 +255,30 @@ export async function runNotebook(notebook: string, opts: RunOptions = {}): Prom
   if (missing) return fail(missing);
 
   await Deno.mkdir(outDir, { recursive: true });
+  const env = { SCALE: scale, NO_COLOR: "1", PYDEVD_DISABLE_FILE_VALIDATION: "1", ...opts.env };
+  const stamp = `${outDir}/.inputs-${name}.txt`;
+  const inputs = await notebookInputs(path, scale, env);
+  const html = opts.html ?? true;
+  if (!opts.force) {
+    const before = await Deno.readTextFile(stamp).catch(() => "");
+    const outputs = [`${outDir}/${name}.ipynb`, ...(html ? [`${outDir}/${name}.html`] : [])];
+    const kept = (await Promise.all(outputs.map((p) => Deno.stat(p).then(() => true, () => false)))).every(
+      Boolean,
+    );
+    if (before.trim() === inputs && kept) {
+      return {
+        notebook,
+        ok: true,
+        seconds: seconds(),
+        unchanged: true,
+        executed: outputs[0],
+        html: html ? outputs[1] : undefined,
+      };
+    }
+  }
   // Work in a temporary folder inside outDir (same file system, so the final renames are atomic). The files
   // keep the notebook's name there, since nbconvert uses it as the HTML page title.
   const work = await Deno.makeTempDir({ dir: outDir, prefix: `.run-${name}-` });
-  const env = { SCALE: scale, NO_COLOR: "1", PYDEVD_DISABLE_FILE_VALIDATION: "1", ...opts.env };
   const heartbeatS = opts.heartbeatS ?? 60;
   const timer = heartbeatS > 0
     ? setInterval(
@@ -217,7 +302,7 @@ export async function runNotebook(notebook: string, opts: RunOptions = {}): Prom
     if (exec.code !== 0) return fail(await describeFailure(path, exec.code, exec.stderr));
 
     const result: NotebookResult = { notebook, ok: true, seconds: 0 };
-    if (opts.html ?? true) {
+    if (html) {
       const html = await nbconvert(["--to", "html", "--output-dir", work, `${work}/${name}.ipynb`], env);
       if (html.code !== 0) {
         return fail(
@@ -229,6 +314,7 @@ export async function runNotebook(notebook: string, opts: RunOptions = {}): Prom
     }
     await Deno.rename(`${work}/${name}.ipynb`, `${outDir}/${name}.ipynb`);
     result.executed = `${outDir}/${name}.ipynb`;
+    await Deno.writeTextFile(stamp, `${inputs}\n`);
     result.seconds = seconds();
     return result;
   } finally {
@@ -260,6 +346,7 @@ function parseArgs(args: string[]): CliOptions {
     else if (a === "--timeout") opts.timeoutS = Number(value());
     else if (a === "--out") opts.outDir = value();
     else if (a === "--no-html") opts.html = false;
+    else if (a === "--force") opts.force = true;
     else if (a.startsWith("-")) throw new Error(`unknown option ${a}`);
     else opts.notebooks.push(a);
   }
@@ -279,7 +366,8 @@ async function main(args: string[]): Promise<number> {
   } catch (e) {
     console.error(`notebooks: ${(e as Error).message}`);
     console.error(
-      "usage: lib/notebook/run.ts [--scale smoke|small|gpu] [--timeout S] [--out DIR] [--no-html] [NB.ipynb ...]",
+      "usage: lib/notebook/run.ts [--scale smoke|small|gpu] [--timeout S] [--out DIR] [--no-html] [--force] " +
+        "[NB.ipynb ...]",
     );
     return 2;
   }
@@ -297,11 +385,30 @@ async function main(args: string[]): Promise<number> {
   console.log(`notebooks: executing ${notebooks.length} at SCALE=${scale}`);
   const failures: NotebookResult[] = [];
   const t0 = performance.now();
+  let interrupted = false;
+  const stop = () => {
+    interrupted = true;
+    try {
+      running?.kill("SIGINT");
+    } catch { /* already gone */ }
+  };
+  for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, stop);
   for (const [i, nb] of notebooks.entries()) {
     const label = `[${i + 1}/${notebooks.length}] ${basename(nb)}`;
     console.log(`${label} ...`);
     const r = await runNotebook(nb, { ...opts, scale });
-    if (r.ok) {
+    if (interrupted) {
+      console.error(
+        `notebooks: interrupted during ${basename(nb)} (${i} finished and kept); run again to continue: ` +
+          "unchanged notebooks are not executed again",
+      );
+      return 130;
+    }
+    if (r.unchanged) {
+      console.log(
+        `${label} unchanged since its last run (--force runs it) -> ${relative(r.html ?? r.executed!)}`,
+      );
+    } else if (r.ok) {
       console.log(`${label} ok (${r.seconds.toFixed(1)} s)${r.html ? ` -> ${relative(r.html)}` : ""}`);
     } else {
       console.log(`${label} FAILED (${r.seconds.toFixed(1)} s)\n${indent(r.error ?? "")}`);

@@ -354,6 +354,22 @@ async function renderer(): Promise<Renderer> {
   }
 }
 
+/**
+ * Runs `task` on a fresh page of the shared headless Chromium, closed afterwards (browser tests: the
+ * notebook server, figures in a page). Uses the same browser and clean-up as figure rendering.
+ */
+export async function withPage<T>(task: (page: Page) => Promise<T>): Promise<T> {
+  const r = await renderer();
+  return await r.run(async (plotlyPage) => {
+    const page = await plotlyPage.browser().newPage();
+    try {
+      return await task(page);
+    } finally {
+      await page.close().catch(() => {});
+    }
+  });
+}
+
 /** Stop the shared browser (if any). Safe to call any number of times; a later render starts a new one. */
 export async function closeRenderer(): Promise<void> {
   const s = shared;

@@ -8,11 +8,21 @@ import { PAPER_COMPUTE_MATCHED, PAPER_DOMAIN_OF } from "./paper.ts";
 
 import type { RunRecord } from "./records.ts";
 
-/** The latest record of each run at a scale (a re-run replaces an earlier one). */
-export function latestRuns(records: RunRecord[], scale: string, plan = "compute-matched"): RunRecord[] {
+/**
+ * The latest record of each run at a scale (a re-run replaces an earlier one). Runs of extra seeds
+ * (`labels.seed`, plan.ts) are left out unless `allSeeds`: tables show the plan's own seed, and the seed
+ * spread is computed apart (compare.ts).
+ */
+export function latestRuns(
+  records: RunRecord[],
+  scale: string,
+  plan = "compute-matched",
+  allSeeds = false,
+): RunRecord[] {
   const byRun = new Map<string, RunRecord>();
   for (const r of records) {
     if (r.scale !== scale || (r.labels?.plan ?? "") !== plan) continue;
+    if (!allSeeds && r.labels?.seed !== undefined) continue;
     byRun.set(r.run, r); // records are in append order
   }
   return [...byRun.values()];
@@ -116,7 +126,8 @@ export function computeMatchedTable(
     `parameters trained on ${si(Math.min(...models.map((m) => m.bytes_seen)))}-${
       si(Math.max(...models.map((m) => m.bytes_seen)))
     } bytes: ` +
-    `compare the ordering of models, not the values.` +
+    `compare the ordering of models, not the values. Bytes seen, train FLOPs and train bytes/s: the mean ` +
+    `over a model's runs on these domains.` +
     (scale === "gpu"
       ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
       : "");

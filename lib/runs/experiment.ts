@@ -222,16 +222,14 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
 /** Loads a trained run's model (and tokenizer, for subword models) from a model directory. */
 export async function loadTrained(dir: string): Promise<{ model: LanguageModel; tokenizer?: ByteBPE }> {
   const model = await loadModel(dir);
-  const tokPath = `${dir}/tokenizer.json`;
-  const tokenizer = (await pathExists(tokPath)) ? await ByteBPE.load(tokPath) : undefined;
-  if (TOKEN_UNIT[model.kind] === "subword" && !tokenizer) {
+  if (TOKEN_UNIT[model.kind] === "subword" && !model.tokenizer) {
     throw new InputError(
-      tokPath,
+      `${dir}/tokenizer.json`,
       undefined,
       `${dir}: a ${model.kind} model needs its tokenizer.json next to config.json`,
     );
   }
-  return { model, tokenizer };
+  return { model, tokenizer: model.tokenizer };
 }
 
 /** Averages a per-step series into about `points` buckets: [last step, FLOPs at it, mean value]. */

@@ -88,11 +88,16 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
   return raw;
 }
 
-/** The runs of a plan at one scale (optionally some domains / models only), in execution order. */
+/**
+ * The runs of a plan at one scale (optionally some domains / models only), in execution order. `seeds`
+ * trains every entry once per seed (default: the scale's own seed); a run with another seed than the
+ * scale's is named `<entry>_seed<N>`, so the published records of several seeds give each entry's seed
+ * spread (results/compare.ts).
+ */
 export function planRuns(
   plan: Plan,
   scale: string,
-  only: { domains?: string[]; models?: string[] } = {},
+  only: { domains?: string[]; models?: string[]; seeds?: number[] } = {},
 ): RunSpec[] {
   const s = plan.scales[scale];
   if (!s) {
@@ -101,32 +106,53 @@ export function planRuns(
     );
   }
   const runs: RunSpec[] = [];
-  for (const domain of s.domains) {
-    if (only.domains && !only.domains.includes(domain)) continue;
-    for (const [name, m] of Object.entries(s.models)) {
-      if (only.models && !only.models.includes(name)) continue;
-      const kind = m.model ?? name;
-      runs.push({
-        name: `${plan.name}/${scale}/${domain}/${name}`,
-        model: kind,
-        config: m.config ? { ...m.config } : presetConfig(kind, m.size!),
-        domain,
-        scale,
-        train: {
-          batch: s.batch,
-          length: m.length ?? s.length,
-          lr: m.lr ?? s.lr,
-          warmup: s.warmup,
-          seed: s.seed,
-          flops: s.flops * (m.budget_ratio ?? 1),
-        },
-        vocab: s.vocab,
-        eval: { ...s.eval },
-        labels: { plan: plan.name, entry: name, label: m.label ?? name, budget_ratio: m.budget_ratio ?? 1 },
-      });
+  for (const seed of only.seeds ?? [s.seed]) {
+    for (const domain of s.domains) {
+      if (only.domains && !only.domains.includes(domain)) continue;
+      for (const [name, m] of Object.entries(s.models)) {
+        if (only.models && !only.models.includes(name)) continue;
+        runs.push(planRun(plan, scale, domain, name, m, seed));
+      }
     }
   }
   return runs;
+}
+
+/** One plan entry on one domain with one seed. */
+function planRun(
+  plan: Plan,
+  scale: string,
+  domain: Domain,
+  name: string,
+  m: PlanModel,
+  seed: number,
+): RunSpec {
+  const s = plan.scales[scale];
+  const kind = m.model ?? name;
+  return {
+    name: `${plan.name}/${scale}/${domain}/${name}${seed === s.seed ? "" : `_seed${seed}`}`,
+    model: kind,
+    config: m.config ? { ...m.config } : presetConfig(kind, m.size!),
+    domain,
+    scale,
+    train: {
+      batch: s.batch,
+      length: m.length ?? s.length,
+      lr: m.lr ?? s.lr,
+      warmup: s.warmup,
+      seed,
+      flops: s.flops * (m.budget_ratio ?? 1),
+    },
+    vocab: s.vocab,
+    eval: { ...s.eval },
+    labels: {
+      plan: plan.name,
+      entry: name,
+      label: m.label ?? name,
+      budget_ratio: m.budget_ratio ?? 1,
+      ...(seed === s.seed ? {} : { seed }),
+    },
+  };
 }
 
 /** Whether a run with exactly this spec is already recorded in runs.jsonl. */

@@ -130,7 +130,7 @@ export default [
   await mb.showTable(mb.NOISE_KINDS.flatMap((kind) => (kind === "antspeak" || kind === "random_case" ? [1] : [0.05, 0.3]).map((p) => ({
     noise: kind, p,
     "length ratio": mb.addNoise(excerpt, kind, p, 1).length / excerpt.length,
-    "edit distance per byte": mb.data.editDistance(head, mb.addNoise(head, kind, p, 1)) / head.length,
+    "edit distance per byte": mb.editDistance(head, mb.addNoise(head, kind, p, 1)) / head.length,
   }))), { caption: \`Effect on the books test split (\${excerpt.length} bytes; edit distance on the first \${head.length})\`, digits: 3 });
   `,
 ];

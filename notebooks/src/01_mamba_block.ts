@@ -93,13 +93,13 @@ export default [
   code`
   const plan = { smoke: { d: 32, layers: 2, steps: 30 }, small: { d: 64, layers: 2, steps: 400 }, gpu: { d: 128, layers: 4, steps: 1500 } }[SCALE];
   const train = await mb.readSplit("../data/samples/books/train");
-  const model = mb.initMambaLM(mb.mambaByteConfig(plan.d, plan.layers), 0);
-  const run = await mb.trainBytes(model, train, { steps: plan.steps, batch: 8, length: 128, lr: 3e-3, warmup: 10, seed: 0 });
+  const model = mb.createModel("mambabyte", { d_model: plan.d, n_layer: plan.layers }, 0);
+  const run = await mb.train(model, train, { steps: plan.steps, batch: 8, length: 128, lr: 3e-3, warmup: 10, seed: 0 });
   console.log(\`trained \${plan.steps} steps (\${run.bytes_seen} bytes) in \${run.wall_s.toFixed(1)} s; last training loss \${(run.log.at(-1)!.bits_per_byte).toFixed(3)} bits/byte\`);
   `,
   code`
   const sentence = new TextEncoder().encode("Alice was beginning to get very tired of sitting by her sister on the bank.");
-  const bits = await mb.perByteBits(model, sentence);
+  const bits = await mb.perTokenBits(model, sentence);
   const chars = Array.from(sentence.subarray(1), (c) => c === 32 ? "␣" : String.fromCharCode(c));
   await mb.showFigure({
     data: [{ type: "bar", x: chars.map((_, i) => i), y: Array.from(bits), marker: { color: "#1f77b4" }, hovertext: chars }],

@@ -19,7 +19,7 @@ export default [
   code`
   import * as mb from "../lib/mod.ts";
   const SCALE = mb.currentScale();
-  const all = await mb.readRecords<mb.RunRecord>("runs", "../data/results");
+  const all = await mb.readRecords<mb.RunRecord>("runs", mb.resultsDir());
   const runs = mb.latestRuns(all, SCALE);
   const domains = [...new Set(runs.map((r) => r.domain))];
   console.log(runs.length

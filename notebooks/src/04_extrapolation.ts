@@ -28,8 +28,8 @@ export default [
   code`
   import * as mb from "../lib/mod.ts";
   const SCALE = mb.currentScale();
-  // MAMBABYTE_RESULTS: read records from another results folder (default the repository's)
-  let resultsDir = Deno.env.get("MAMBABYTE_RESULTS") ?? "../data/results";
+  // the published records, or a reproduction's own (MAMBABYTE_RESULTS: deno task reproduce sets it)
+  let resultsDir = mb.resultsDir();
   let standIn = false; // records of the untrained reference model, in a temporary folder
   const recorded = (await mb.readRecords<any>("extrapolation", resultsDir)).filter((r) => r.scale === SCALE);
   if (recorded.length) {

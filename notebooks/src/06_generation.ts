@@ -20,7 +20,7 @@ export default [
   code`
   import * as mb from "../lib/mod.ts";
   const SCALE = mb.currentScale();
-  const resultsDir = Deno.env.get("MAMBABYTE_RESULTS") ?? "../data/results";
+  const resultsDir = mb.RESULTS_DIR; // benchmark records: always the published ones
   await mb.figures.showRegistered("decode", { resultsDir });
   `,
   md`
@@ -38,11 +38,11 @@ export default [
   `,
   code`
   await mb.initBackend({});
-  const ckpt = "../data/checkpoints/runs/compute-matched/small/books/mambabyte/model";
+  const ckpt = \`\${mb.RUNS_DIR}/compute-matched/small/books/mambabyte/model\`;
   const trained = await Deno.stat(\`\${ckpt}/config.json\`).then(() => true, () => false);
   const model = trained
-    ? mb.asMamba((await mb.loadTrained(ckpt)).model)
-    : mb.initMambaLM(mb.parseMambaConfig({ d_model: 32, n_layer: 2, vocab_size: 256 }, "notebook"), 1);
+    ? mb.asMamba(await mb.loadModel(ckpt))
+    : mb.mamba.initMambaLM(mb.parseMambaConfig({ d_model: 32, n_layer: 2, vocab_size: 256 }, "notebook"), 1);
   console.log(trained ? \`model: \${ckpt.slice(3)}\` : "model: TINY RANDOM (untrained) MambaByte: the text is noise");
   const prompt = new TextEncoder().encode("It was the best of times, it was the worst of times, ");
   const n = SCALE === "smoke" ? 120 : 400;

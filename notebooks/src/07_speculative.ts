@@ -22,7 +22,7 @@ export default [
   code`
   import * as mb from "../lib/mod.ts";
   const SCALE = mb.currentScale();
-  const resultsDir = Deno.env.get("MAMBABYTE_RESULTS") ?? "../data/results";
+  const resultsDir = mb.RESULTS_DIR; // benchmark records: always the published ones
   await mb.figures.showRegistered("speculative", { resultsDir });
   `,
   md`
@@ -51,22 +51,22 @@ export default [
   `,
   code`
   await mb.initBackend({});
-  const runs = "../data/checkpoints/runs/compute-matched/small/books";
+  const runs = \`\${mb.RUNS_DIR}/compute-matched/small/books\`;
   const haveTrained = await Deno.stat(\`\${runs}/mamba_subword/model/tokenizer.json\`).then(() => true, () => false)
     && await Deno.stat(\`\${runs}/mambabyte/model/config.json\`).then(() => true, () => false);
   let verifier: mb.MambaLM, drafter: mb.MambaLM, tokenizer: mb.ByteBPE, label: string;
   if (haveTrained) {
-    verifier = mb.asMamba((await mb.loadTrained(\`\${runs}/mambabyte/model\`)).model);
-    const d = await mb.loadTrained(\`\${runs}/mamba_subword/model\`);
-    drafter = mb.asMamba(d.model);
+    verifier = mb.asMamba(await mb.loadModel(\`\${runs}/mambabyte/model\`));
+    const d = await mb.loadModel(\`\${runs}/mamba_subword/model\`); // its tokenizer.json comes along
+    drafter = mb.asMamba(d);
     tokenizer = d.tokenizer!;
     label = "trained small checkpoints (compute-matched/small/books)";
   } else {
     const text = new TextEncoder().encode("The quick brown fox jumps over the lazy dog. ".repeat(40));
     tokenizer = mb.trainBpe(text, { vocabSize: 300 });
     const cfg = (v: number) => mb.parseMambaConfig({ d_model: 32, n_layer: 2, vocab_size: v }, "notebook");
-    verifier = mb.initMambaLM(cfg(256), 1);
-    drafter = mb.initMambaLM(cfg(tokenizer.vocabSize), 2);
+    verifier = mb.mamba.initMambaLM(cfg(256), 1);
+    drafter = mb.mamba.initMambaLM(cfg(tokenizer.vocabSize), 2);
     label = "TINY RANDOM (untrained) models: the text is noise";
   }
   const prompt = new TextEncoder().encode("It was the best of times, it was the worst of times, ");

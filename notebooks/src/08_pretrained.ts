@@ -7,7 +7,7 @@ export default [
   The authors released MambaByte on Hugging Face as \`JunxiongWang/MambaByte_{PG19_972M, PG19_353M, Books,
   Stories, Arxiv, Code}\`, in \`mamba_ssm\`'s format (\`MambaLMHeadModel\`: config.json and the state dict).
   This project's models use the same names, shapes and arithmetic (\`lib/models/mamba.ts\`, checked against
-  \`mamba_ssm\`'s outputs in \`tests/model_test.ts\`), so \`loadPretrained(dir)\` reads them as they are.
+  \`mamba_ssm\`'s outputs in \`tests/model_test.ts\`), so \`loadModel(dir)\` reads them as they are.
 
   **Getting one** (on a machine with internet; these machines have none):
 
@@ -17,7 +17,7 @@ export default [
   \`\`\`
 
   If the download holds \`pytorch_model.bin\` rather than \`model.safetensors\`, convert it once with PyTorch:
-  \`loadPretrained\` fails with an error that prints the exact one-line Python command (it drops the tied
+  \`loadModel\` fails with an error that prints the exact one-line Python command (it drops the tied
   \`lm_head.weight\` copy and writes \`model.safetensors\`). Then set \`MAMBABYTE_CHECKPOINT\` to the directory
   or leave it under \`data/checkpoints/\`, where this notebook looks for the six names above.
 
@@ -48,9 +48,9 @@ export default [
   }
   await mb.initBackend({});
   const t0 = performance.now();
-  const lm = await mb.loadPretrained(dir);
+  const model = await mb.loadModel(dir); // a mamba_ssm checkpoint loads as a MambaByte LanguageModel
+  const lm = mb.asMamba(model); // its Mamba internals (config, parameters)
   if (usingReference) await Deno.remove(dir, { recursive: true }); // a temporary copy of the fixture
-  const model = mb.mambaAsLanguageModel(lm);
   console.log(\`\${usingReference ? "reference model (untrained, tests/fixtures/reference)" : dir}: d_model \${lm.config.d_model}, \` +
     \`\${lm.config.n_layer} layers, vocab \${lm.config.vocab_size}, \${mb.countParameters(lm).toLocaleString("en")} parameters, \` +
     \`loaded in \${((performance.now() - t0) / 1000).toFixed(1)} s on \${mb.backendInfo()?.backend}\`);
@@ -74,7 +74,7 @@ export default [
   `,
   code`
   const sentence = new TextEncoder().encode("It was the best of times, it was the worst of times, it was the age of wisdom.");
-  const bits = await mb.perByteBits(lm, sentence);
+  const bits = await mb.perTokenBits(model, sentence);
   const chars = [...sentence.subarray(1)].map((b) => (b === 32 ? "␣" : String.fromCharCode(b)));
   const at = chars.map((_, i) => i + 1); // byte position in the sentence
   await mb.showFigure({

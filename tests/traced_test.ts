@@ -1,0 +1,189 @@
+/**
+ * Numbers traced: every number of the README's result tables (compute-matched, extrapolation, noise) and of
+ * the figures that plot them equals the record it comes from. The test finds each record itself, from the
+ * row and column a number stands in (label, domain, scale, length, mode, noise), so a builder that shows a
+ * number under the wrong model, domain, length or scale, or a README that was edited by hand, goes red.
+ */
+import assert from "node:assert/strict";
+import { readRecords } from "../lib/results/store.ts";
+import type { ExtrapolationRecord, NoiseRecord, RunRecord } from "../lib/results/records.ts";
+import { buildFigure } from "../lib/plot/figures/mod.ts";
+import { REPO_ROOT, RESULTS_DIR } from "../lib/paths.ts";
+
+const runs = await readRecords<RunRecord>("runs", RESULTS_DIR);
+const extrapolation = await readRecords<ExtrapolationRecord>("extrapolation", RESULTS_DIR);
+const noise = await readRecords<NoiseRecord>("noise", RESULTS_DIR);
+const readme = await Deno.readTextFile(`${REPO_ROOT}README.md`);
+const results = readme.slice(readme.indexOf("<!-- results:begin"), readme.indexOf("<!-- results:end"));
+
+/** The README's tables under headings starting with `heading`, by scale: header cells and rows of cells. */
+function tables(heading: string): { scale: string; columns: string[]; rows: string[][] }[] {
+  const out = [];
+  for (const section of results.split(/^### /m).slice(1)) {
+    if (!section.startsWith(heading)) continue;
+    const scale = /`(\w+)` scale/.exec(section.split("\n")[0])?.[1];
+    assert.ok(scale, `no scale in the heading "${section.split("\n")[0]}"`);
+    const lines = section.split("\n").filter((l) => l.startsWith("| "));
+    const cells = (l: string) => l.slice(2, -2).split(" | ").map((c) => c.trim());
+    out.push({ scale, columns: cells(lines[0]), rows: lines.slice(2).map(cells) });
+  }
+  return out;
+}
+
+/** The latest record per key (a re-run replaces an earlier record, as the figures read them). */
+function latest<T>(recs: T[], key: (r: T) => string): Map<string, T> {
+  return new Map(recs.map((r) => [key(r), r]));
+}
+
+const label = (r: { labels?: Record<string, unknown>; model: string }) => String(r.labels?.label ?? r.model);
+const first = (cell: string) => /^[−-]?\d+(\.\d+)?/.exec(cell)?.[0];
+/** "499K", "1.79M", "5.95T" -> a number. */
+const si = (s: string) =>
+  Number(s.replace(/[KMGTP]$/, "")) * ({ K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 }[s.at(-1)!] ?? 1);
+
+Deno.test("README compute-matched tables: every bits-per-byte, parameter, byte and FLOP count is its run's record", () => {
+  const found = tables("Compute-matched test bits-per-byte");
+  assert.ok(found.length >= 2, "a compute-matched table per recorded scale");
+  for (const t of found) {
+    const byKey = latest(
+      runs.filter((r) =>
+        r.scale === t.scale && r.labels?.plan === "compute-matched" && r.labels?.seed === undefined
+      ),
+      (r) => `${label(r)}|${r.domain}`,
+    );
+    let checked = 0;
+    for (const row of t.rows) {
+      const model = row[0];
+      for (const [i, col] of t.columns.entries()) {
+        const domain = /^(\w+) bpb/.exec(col)?.[1];
+        if (!domain) continue;
+        const rec = byKey.get(`${model}|${domain}`);
+        assert.ok(rec, `${t.scale}: no record for ${model} on ${domain}`);
+        assert.equal(first(row[i]), rec.eval.bits_per_byte.toFixed(3), `${t.scale} ${model} ${domain}`);
+        checked++;
+      }
+      // the model's size (largest run) and budget (mean over its runs on the table's domains)
+      const mine = [...byKey.values()].filter((r) => label(r) === model);
+      const mean = (f: (r: RunRecord) => number) => mine.reduce((s, r) => s + f(r), 0) / mine.length;
+      const rec = {
+        parameters: Math.max(...mine.map((r) => r.parameters)),
+        bytes_seen: mean((r) => r.bytes_seen),
+        train_flops: mean((r) => r.train_flops),
+      };
+      for (
+        const [col, value] of [["params", rec.parameters], ["bytes seen", rec.bytes_seen], [
+          "train FLOPs",
+          rec.train_flops,
+        ]] as const
+      ) {
+        const shown = si(row[t.columns.indexOf(col)]);
+        assert.ok(
+          Math.abs(shown - value) <= 0.005 * value,
+          `${t.scale} ${model} ${col}: ${shown} vs ${value}`,
+        );
+      }
+    }
+    assert.ok(checked >= t.rows.length * 2, `${t.scale}: ${checked} numbers checked`);
+  }
+});
+
+Deno.test("README extrapolation tables: every bits per byte is the record of that model, mode and length", () => {
+  const found = tables("Length extrapolation");
+  assert.ok(found.length >= 1);
+  const modeOf: Record<string, string> = { "whole sequence": "whole", "sliding window of C": "sliding" };
+  for (const t of found) {
+    const byKey = latest(
+      extrapolation.filter((r) => r.scale === t.scale),
+      (r) => `${r.label}|${r.mode}|${r.multiple}`,
+    );
+    for (const row of t.rows) {
+      const [model, modeText] = row;
+      for (const [i, col] of t.columns.entries()) {
+        const multiple = /^(\d+)x bpb$/.exec(col)?.[1];
+        if (!multiple) continue;
+        const rec = byKey.get(`${model}|${modeOf[modeText]}|${multiple}`);
+        if (row[i] === "—") {
+          assert.ok(
+            !rec || rec.status !== "ok",
+            `${t.scale} ${model} ${modeText} ${multiple}x: recorded but not shown`,
+          );
+        } else {
+          assert.ok(
+            rec?.status === "ok",
+            `${t.scale} ${model} ${modeText} ${multiple}x: shown but not recorded`,
+          );
+          assert.equal(row[i], rec.bits_per_byte.toFixed(3), `${t.scale} ${model} ${modeText} ${multiple}x`);
+        }
+      }
+    }
+  }
+});
+
+Deno.test("README noise tables: every bits per byte and its increase is the record of that model and noise", () => {
+  const found = tables("Robustness to synthetic noise");
+  assert.ok(found.length >= 1);
+  for (const t of found) {
+    const byKey = latest(noise.filter((r) => r.scale === t.scale), (r) => `${r.label}|${r.noise}|${r.p}`);
+    for (const row of t.rows) {
+      const [kind, p] = row[0] === "clean" ? ["none", "0"] : row[0].split(" p=");
+      for (const [i, col] of t.columns.entries()) {
+        const model = /^(.+) bpb \(Δ\)$/.exec(col)?.[1];
+        if (!model) continue;
+        const rec = byKey.get(`${model}|${kind.replace(" ", "_")}|${Number(p)}`);
+        assert.ok(rec, `${t.scale}: no noise record for ${model}, ${row[0]}`);
+        assert.equal(first(row[i]), rec.bits_per_byte.toFixed(3), `${t.scale} ${model} ${row[0]}`);
+        if (kind !== "none") {
+          const delta = /\(([+−-]\d+\.\d+)\)/.exec(row[i])?.[1]?.replace("−", "-");
+          assert.equal(
+            Number(delta).toFixed(3),
+            rec.delta_bits_per_byte.toFixed(3),
+            `${t.scale} ${model} ${row[0]} Δ`,
+          );
+        }
+      }
+    }
+  }
+});
+
+Deno.test("figures: the compute-matched markers and curves and the noise bars are their records' values", async () => {
+  for (const domain of ["books", "code"]) {
+    const built = await buildFigure(`compute_matched_${domain}`, { resultsDir: RESULTS_DIR });
+    assert.ok(built && "figure" in built, `compute_matched_${domain}`);
+    const scale = /\((\w+) scale\)/.exec(JSON.stringify(built.figure.layout))?.[1];
+    const byLabel = latest(
+      runs.filter((r) =>
+        r.scale === scale && r.domain === domain && r.labels?.plan === "compute-matched" &&
+        r.labels?.seed === undefined
+      ),
+      label,
+    );
+    let markers = 0;
+    for (const trace of built.figure.data as { mode: string; name: string; x: number[]; y: number[] }[]) {
+      const name = trace.name.replace(/: \d+\.\d+$/, "").replace(/ \(train\)$/, "");
+      const rec = byLabel.get(name);
+      assert.ok(rec, `${domain}: a trace named "${trace.name}" has no record`);
+      if (trace.mode === "markers") {
+        assert.deepEqual([trace.x, trace.y], [[rec.train_flops], [rec.eval.bits_per_byte]], trace.name);
+        markers++;
+      } else {
+        assert.deepEqual(trace.x, rec.curve.map((c) => c[1]), `${trace.name}: curve FLOPs`);
+        assert.deepEqual(trace.y, rec.curve.map((c) => c[2]), `${trace.name}: curve bits per byte`);
+      }
+    }
+    assert.equal(markers, byLabel.size, `${domain}: one test marker per run`);
+  }
+  const bars = await buildFigure("noise_bpb", { resultsDir: RESULTS_DIR });
+  assert.ok(bars && "figure" in bars);
+  const scale = /(\w+) scale\)/.exec(JSON.stringify(bars.figure.layout))?.[1];
+  for (const trace of bars.figure.data as { name: string; x: string[]; y: (number | null)[] }[]) {
+    const model = trace.name.replace(/ \(clean: .*$/, "");
+    trace.x.forEach((setting, i) => {
+      const [kind, p] = setting.split(" p=");
+      const rec = noise.findLast((r) =>
+        r.scale === scale && r.label === model && r.noise === kind.replace(" ", "_") && r.p === Number(p)
+      );
+      assert.ok(rec, `noise_bpb: ${model} ${setting} has no record`);
+      assert.equal(trace.y[i], rec.delta_bits_per_byte, `noise_bpb: ${model} ${setting}`);
+    });
+  }
+});
