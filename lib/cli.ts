@@ -29,7 +29,8 @@ import { parameterBreakdown } from "./models/describe.ts";
 
 const HELP = `MambaByte lab — a byte-level Mamba language model on TensorFlow.js
 
-usage: deno task mambabyte <command> [options]      (deno task mambabyte <command> --help: its options)
+usage: deno task mambabyte <command> [options]
+       deno task mambabyte <command> --help          every option of a command, with its default
 
 commands:
   info      --model DIR                     config and parameter count of a checkpoint (any model family)
@@ -65,7 +66,8 @@ commands:
                                             records)
 
 common options:
-  --backend webgpu|wasm|cpu|tensorflow|auto override the automatic choice (also MAMBABYTE_BACKEND)
+  --backend webgpu|wasm|cpu|tensorflow|auto the TF.js backend (default auto: a real GPU gets webgpu, else
+                                            wasm; also MAMBABYTE_BACKEND)
   --debug                                   print stack traces of errors (also MAMBABYTE_DEBUG=1)
   -h, --help                                help (also after a command)
 `;
