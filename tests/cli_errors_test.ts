@@ -240,6 +240,21 @@ Deno.test("cli: bad numbers, unknown options, missing values, wrong files and mo
   }
 });
 
+/** A help text's option entries: "--name" -> its lines (the option's line and the wrapped ones under it). */
+function optionBlocks(help: string): Map<string, string> {
+  const blocks = new Map<string, string>();
+  let current: string | undefined;
+  for (const line of help.split("\n")) {
+    const m = /^  (--[a-z][a-z0-9-]*)/.exec(line);
+    if (m) {
+      current = m[1];
+      blocks.set(current, line);
+    } else if (current && /^ {4,}\S/.test(line)) blocks.set(current, `${blocks.get(current)}\n${line}`);
+    else current = undefined;
+  }
+  return blocks;
+}
+
 /** Options a command accepts, read from its own "unknown option" error (so the test cannot drift). */
 async function acceptedOptions(command: string): Promise<string[]> {
   const r = await cli(command, "--zzz-not-an-option");
@@ -256,8 +271,15 @@ Deno.test("cli: --help and -h on every subcommand name every option it accepts; 
       assert.equal(r.code, 0, `${command} ${flag}: ${r.stderr}`);
       const help = dec.decode(r.stdout);
       assert.match(help, new RegExp(`^usage: deno task mambabyte ${command}`), command);
+      const blocks = optionBlocks(help);
       for (const o of [...options, "--debug"]) {
-        assert.match(help, new RegExp(`^  ${o}\\b.*\\S`, "m"), `${command} --help describes ${o}`);
+        const block = blocks.get(o);
+        assert.ok(block, `${command} --help lists ${o}`);
+        // "--name ARG  text...": described, and an option that takes a value says its default
+        assert.match(block, new RegExp(`^  ${o}( \\S+)? {2,}\\S`), `${command} --help describes ${o}`);
+        if (/^  --\S+ [A-Z]/.test(block)) {
+          assert.match(block, /default|required/, `${command} --help gives ${o}'s default:\n${block}`);
+        }
       }
     }
   }
