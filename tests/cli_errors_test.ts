@@ -245,7 +245,7 @@ function optionBlocks(help: string): Map<string, string> {
   const blocks = new Map<string, string>();
   let current: string | undefined;
   for (const line of help.split("\n")) {
-    const m = /^  (--[a-z][a-z0-9-]*)/.exec(line);
+    const m = /^ {2}(--[a-z][a-z0-9-]*)/.exec(line);
     if (m) {
       current = m[1];
       blocks.set(current, line);
@@ -277,7 +277,7 @@ Deno.test("cli: --help and -h on every subcommand name every option it accepts; 
         assert.ok(block, `${command} --help lists ${o}`);
         // "--name ARG  text...": described, and an option that takes a value says its default
         assert.match(block, new RegExp(`^  ${o}( \\S+)? {2,}\\S`), `${command} --help describes ${o}`);
-        if (/^  --\S+ [A-Z]/.test(block)) {
+        if (/^ {2}--\S+ [A-Z]/.test(block)) {
           assert.match(block, /default|required/, `${command} --help gives ${o}'s default:\n${block}`);
         }
       }
