@@ -243,7 +243,10 @@ const DOCS: Record<string, CommandDoc> = {
     options: {
       model: ["DIR", "model directory (required); subword models need their tokenizer.json in it"],
       text: ["FILE", "the file to score, read as raw bytes (required; at least 2 bytes)"],
-      window: ["N", "tokens per evaluation window (default 8192)"],
+      window: [
+        "N",
+        "tokens per evaluation window (default 8192 for Mamba models, 2048 for attention models)",
+      ],
       batch: SCORE_BATCH_DOC,
       "progress-every": PROGRESS_DOC,
       backend: BACKEND_DOC,
@@ -563,7 +566,7 @@ async function score(args: string[]) {
   }, "score");
   const modelDir = required(flags, "model", "score");
   const textPath = required(flags, "text", "score");
-  const opts = scoreFlags(flags, 8192);
+  const opts = scoreFlags(flags, NaN); // the default depends on the model (below)
   const text = await readInput(textPath, "text");
   if (text.length < 2) {
     throw new InputError(
@@ -574,10 +577,13 @@ async function score(args: string[]) {
   }
   await startBackend();
   const { model, tokenizer } = await loadTrained(modelDir);
-  const batch = opts.batch ?? scoreBatch(model.kind, opts.window);
+  // attention holds window x window scores per head: 8192-token windows are for the Mamba families
+  const mamba = model.kind === "mambabyte" || model.kind === "mamba_subword";
+  const window = Number.isNaN(opts.window) ? (mamba ? 8192 : 2048) : opts.window;
+  const batch = opts.batch ?? scoreBatch(model.kind, window);
   const progress = progressReporter(`score ${textPath}`, text.length, opts.progressEvery);
   const s = await scoreText(model, text, {
-    window: opts.window,
+    window,
     tokenizer,
     batch,
     onProgress: progress.onProgress,
@@ -586,7 +592,7 @@ async function score(args: string[]) {
     model: modelDir,
     model_kind: model.kind,
     text: textPath,
-    window: opts.window,
+    window,
     bytes: s.bytes,
     ce_nats: s.ce_nats,
     bits_per_byte: s.bits_per_byte,
