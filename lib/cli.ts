@@ -842,7 +842,10 @@ async function evalCommand(args: string[]) {
   );
   await startBackend();
   const { model, tokenizer } = await loadTrained(dir);
-  const text = await domainText(domain, scale, split);
+  const text = await domainText(domain, scale, split).catch((e) => {
+    // a domain or split missing from the data is the user's to fix (deno task data), not a bug
+    throw e instanceof InputError || !(e instanceof Error) ? e : new InputError("data", undefined, e.message);
+  });
   const data = text.test.subarray(0, Math.min(maxBytes, text.test.length));
   const batch = opts.batch ?? scoreBatch(model.kind, opts.window);
   const progress = progressReporter(`eval ${domain}/${text.evalSplit}`, data.length, opts.progressEvery);
