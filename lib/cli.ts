@@ -22,10 +22,11 @@ import { asMamba, family, KIND_FIELD, loadModel } from "./models/registry.ts";
 import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig, PRESETS } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
-import { domainText, loadTrained, runExperiment, type RunSpec } from "./runs/experiment.ts";
+import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from "./runs/experiment.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import { scoreBatch, type ScoreProgress, scoreText } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
+import { LOCAL_RESULTS_DIR } from "./paths.ts";
 
 const HELP = `MambaByte lab — a byte-level Mamba language model on TensorFlow.js
 
@@ -46,15 +47,20 @@ commands:
                                             greedy); statistics to stderr as JSON
   train     --model NAME --size PRESET --data DOMAIN (--steps N | --flops F)
             [--batch B] [--length L] [--lr X] [--warmup N] [--seed S] [--vocab V] [--scale S]
-            [--name RUN] [--resume] [--eval-bytes N] [--config JSON]
+            [--name RUN] [--resume | --overwrite] [--eval-bytes N] [--config JSON]
                                             train any model (mambabyte, transformer, megabyte, perceiver_ar,
                                             transformer_subword, mamba_subword) on a domain's training split,
                                             checkpointing to data/checkpoints/runs/RUN (Ctrl-C saves; --resume
                                             continues), then evaluate on its test split; the run is recorded
-                                            in data/results/runs.jsonl; train --help lists the size presets
+                                            in data/local/results/runs.jsonl (--results DIR: elsewhere, e.g.
+                                            data/results to publish it). A run directory already holding a run
+                                            needs --resume (continue) or --overwrite (start over); one process
+                                            at a time may use it (a lock). The default RUN names the scale,
+                                            data, model, size, steps or FLOPs, learning rate and seed;
+                                            train --help lists the size presets
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
-                                            domain's split (data/results/eval.jsonl)
+                                            domain's split (data/local/results/eval.jsonl, or --results DIR)
   reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--seeds 0,1,..] [--results DIR]
             [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
                                             the whole reproduction: data, the compute-matched plan
@@ -101,9 +107,9 @@ class HelpRequested extends Error {
 class StdoutClosed extends Error {}
 
 /**
- * Parses `--name value`, `--name=value` and boolean `--name`; rejects anything not in `known`, a value
- * missing (or starting with "--"), a value given to a boolean, an option given twice, and an unknown
- * backend. `--help` / `-h` anywhere asks for the command's help.
+ * Parses `--name value`, `--name=value` and boolean `--name` (given twice, the last one counts); rejects
+ * anything not in `known`, a value missing (or starting with "--"), a value given to a boolean, and an
+ * unknown backend. `--help` / `-h` anywhere asks for the command's help.
  */
 export function parseFlags(args: string[], known: Known, command: string): Flags {
   if (args.some((a) => a === "--help" || a === "-h")) throw new HelpRequested(command, known);
@@ -122,7 +128,6 @@ export function parseFlags(args: string[], known: Known, command: string): Flags
         `${command}: unknown option --${name} (known: ${Object.keys(known).map((k) => "--" + k).join(", ")})`,
       );
     }
-    if (flags.has(name)) throw new UsageError(`${command}: --${name} is given twice`);
     if (kind === "bool") {
       if (eq > 0) throw new UsageError(`${command}: --${name} takes no value (got "${a.slice(eq + 1)}")`);
       flags.set(name, true);
@@ -284,7 +289,8 @@ const DOCS: Record<string, CommandDoc> = {
       "deno task mambabyte train --model NAME --size PRESET --data DOMAIN (--steps N | --flops F) [options]",
     summary: "Trains a model on a domain's training split, checkpointing to data/checkpoints/runs/RUN " +
       "(Ctrl-C saves; --resume continues), then evaluates it on the test split and records the run in " +
-      "data/results/runs.jsonl.",
+      "data/local/results/runs.jsonl. A run directory already holding a run needs --resume or --overwrite; " +
+      "one process at a time may use it.",
     options: {
       model: [
         "NAME",
@@ -305,15 +311,20 @@ const DOCS: Record<string, CommandDoc> = {
       seed: ["S", "seed of initialisation and batches, an integer >= 0 (default 0)"],
       vocab: ["V", "BPE vocabulary of subword models (default 1024)"],
       scale: ["S", "data scale: smoke, small or gpu (default small, or SCALE)"],
-      name: ["RUN", "run name (default SCALE-DOMAIN-MODEL-SIZE-sSEED)"],
+      name: [
+        "RUN",
+        'run name, no "/" or ".." (default: the scale, data, model, size, steps or FLOPs, learning rate, ' +
+        "the settings that differ from their defaults and the seed, e.g. small-books-mambabyte-tiny-100steps-lr0.002-s0)",
+      ],
       resume: ["", "continue the run from its checkpoint"],
+      overwrite: ["", "start the run over, deleting what its directory holds"],
       "eval-bytes": ["N", "evaluate on the first N bytes of the test split (default: all of it)"],
       config: [
         "JSON",
         "config fields over the preset's, e.g. '{\"d_state\": 8}' (default: the preset as it is)",
       ],
       "runs-dir": ["DIR", "where runs go (default data/checkpoints/runs)"],
-      results: ["DIR", "where runs.jsonl goes (default data/results)"],
+      results: ["DIR", "where runs.jsonl goes (default data/local/results; data/results publishes the run)"],
       backend: BACKEND_DOC,
     },
     more: presetsHelp,
@@ -321,7 +332,8 @@ const DOCS: Record<string, CommandDoc> = {
   eval: {
     usage: "deno task mambabyte eval --model DIR --data DOMAIN [options]",
     summary: "Bits-per-byte and word perplexity of a trained model (any family) on a domain's split, " +
-      "appended to eval.jsonl and printed as JSON. Progress goes to stderr.",
+      "appended to eval.jsonl (data/local/results unless --results) and printed as JSON. Progress goes to " +
+      "stderr.",
     options: {
       model: ["DIR", "model directory (required); subword models need their tokenizer.json in it"],
       data: ["DOMAIN", `evaluation domain (required): ${DOMAINS_DOC}`],
@@ -330,7 +342,7 @@ const DOCS: Record<string, CommandDoc> = {
       batch: SCORE_BATCH_DOC,
       "max-bytes": ["N", "score the split's first N bytes, N >= 2 (default: all of it)"],
       scale: ["S", "data scale: smoke, small or gpu (default small, or SCALE)"],
-      results: ["DIR", "where eval.jsonl goes (default data/results)"],
+      results: ["DIR", "where eval.jsonl goes (default data/local/results)"],
       "progress-every": PROGRESS_DOC,
       backend: BACKEND_DOC,
     },
@@ -347,7 +359,11 @@ const DOCS: Record<string, CommandDoc> = {
         "where the records go (default data/local/results, ignored by git; data/results publishes into the " +
         "committed records)",
       ],
-      "runs-dir": ["DIR", "where runs go (default data/checkpoints/runs)"],
+      "runs-dir": [
+        "DIR",
+        "where runs go (default data/local/runs with the local results, data/checkpoints/runs with --results " +
+        "data/results)",
+      ],
       domains: ["D,..", "only these domains (default: the plan's)"],
       models: ["M,..", "only these plan entries (default: all)"],
       seeds: [
@@ -737,6 +753,7 @@ async function trainCommand(args: string[]) {
     scale: "value",
     name: "value",
     resume: "bool",
+    overwrite: "bool",
     "eval-bytes": "value",
     config: "value",
     "runs-dir": "value",
@@ -759,35 +776,51 @@ async function trainCommand(args: string[]) {
     numberFlag(flags, name, fallback, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
   const seed = numberFlag(flags, "seed", 0, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0");
   const scale = scaleFlag(flags, "small");
+  const resume = flags.get("resume") === true, overwrite = flags.get("overwrite") === true;
+  if (resume && overwrite) throw new UsageError("train: give at most one of --resume and --overwrite");
+  const train = {
+    batch: int("batch", 8),
+    length: int("length", 256),
+    lr: numberFlag(flags, "lr", 2e-3, (x) => x > 0, "a number > 0"),
+    warmup: numberFlag(flags, "warmup", 50, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
+    seed,
+    ...(flags.has("steps")
+      ? { steps: int("steps", 1) }
+      : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
+  };
+  const vocab = flags.has("vocab")
+    ? int("vocab", 1024)
+    : (TOKEN_UNIT[kind as ModelKind] === "subword" ? 1024 : undefined);
+  const name = flags.get("name") as string | undefined;
+  if (typeof name === "string" && (!/^[^/\\.\0][^/\\\0]*$/.test(name) || name.includes(".."))) {
+    throw new UsageError(
+      `train: --name must be a plain name: no "/" or "\\", no "..", not starting with "." (got ${
+        JSON.stringify(name)
+      })`,
+    );
+  }
   const spec: RunSpec = {
-    name: (flags.get("name") as string | undefined) ?? `${scale}-${domain}-${kind}-${size}-s${seed}`,
+    name: name ?? defaultRunName(scale, domain, kind, size, train, vocab, flags.get("config") as string),
     model: kind,
     config,
     domain,
     scale,
-    train: {
-      batch: int("batch", 8),
-      length: int("length", 256),
-      lr: numberFlag(flags, "lr", 2e-3, (x) => x > 0, "a number > 0"),
-      warmup: numberFlag(flags, "warmup", 50, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
-      seed,
-      ...(flags.has("steps")
-        ? { steps: int("steps", 1) }
-        : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
-    },
-    vocab: flags.has("vocab")
-      ? int("vocab", 1024)
-      : (TOKEN_UNIT[kind as ModelKind] === "subword" ? 1024 : undefined),
+    train,
+    vocab,
     eval: { maxBytes: flags.has("eval-bytes") ? int("eval-bytes", 1) : undefined },
   };
   family(kind); // unknown model: a usage error before the backend starts
-  await initBackend();
+  // the run directory is locked and checked before anything else is printed or computed
+  const opts = {
+    resume,
+    overwrite,
+    runsDir: flags.get("runs-dir") as string | undefined,
+    resultsDir: (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
+  };
+  const run = await openRun(spec, opts);
   try {
-    const rec = await runExperiment(spec, {
-      resume: flags.get("resume") === true,
-      runsDir: flags.get("runs-dir") as string | undefined,
-      resultsDir: flags.get("results") as string | undefined,
-    });
+    await initBackend();
+    const rec = await runExperiment(spec, { ...opts, run });
     console.log(
       JSON.stringify({
         run: rec.run,
@@ -802,6 +835,7 @@ async function trainCommand(args: string[]) {
     );
   } catch (e) {
     if (e instanceof TrainingInterrupted || e instanceof NonFiniteLoss) {
+      await run.close();
       console.error(`error: ${e.message}`);
       Deno.exit(e instanceof TrainingInterrupted ? 130 : 1);
     }
@@ -809,7 +843,48 @@ async function trainCommand(args: string[]) {
       e instanceof Error && !(e instanceof InputError) && /^(run |no data|no size|model ")/.test(e.message)
     ) throw new UsageError(e.message);
     throw e;
+  } finally {
+    await run.close();
   }
+}
+
+/**
+ * The run name when --name is not given: what tells two experiments apart (scale, data, model, size, the
+ * budget, the learning rate, the seed; batch, length, warm-up and vocabulary when not the defaults; a hash
+ * of --config when given), so that a different experiment never lands in another's directory.
+ */
+function defaultRunName(
+  scale: string,
+  domain: string,
+  kind: string,
+  size: string,
+  t: RunSpec["train"],
+  vocab: number | undefined,
+  config: string | undefined,
+): string {
+  const num = (x: number) => {
+    const s = String(x);
+    return s.length <= 8 ? s : x.toExponential().replace("e+", "e");
+  };
+  const parts = [
+    scale,
+    domain,
+    kind,
+    size,
+    t.steps !== undefined ? `${t.steps}steps` : `${num(t.flops!)}flops`,
+  ];
+  parts.push(`lr${num(t.lr)}`);
+  if (t.batch !== 8) parts.push(`b${t.batch}`);
+  if (t.length !== 256) parts.push(`l${t.length}`);
+  if (t.warmup !== 50) parts.push(`w${t.warmup}`);
+  if (vocab !== undefined && vocab !== 1024) parts.push(`v${vocab}`);
+  if (config !== undefined) {
+    let h = 0x811c9dc5; // FNV-1a of the --config text
+    for (const c of new TextEncoder().encode(config)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+    parts.push(`c${h.toString(16).padStart(8, "0")}`);
+  }
+  parts.push(`s${t.seed}`);
+  return parts.join("-");
 }
 
 async function evalCommand(args: string[]) {
@@ -874,7 +949,7 @@ async function evalCommand(args: string[]) {
       throw new NonFiniteError(`eval: ${k} came out ${v} for ${dir} on ${domain}; nothing was recorded`);
     }
   }
-  await appendRecord("eval", record, flags.get("results") as string | undefined);
+  await appendRecord("eval", record, (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR);
   await printJson(record);
 }
 
@@ -905,7 +980,7 @@ async function reproduceCommand(args: string[]) {
       inProcess,
       backend: backend.backend,
       scale,
-      resultsDir: flags.get("results") as string | undefined,
+      resultsDir: (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
       runsDir: flags.get("runs-dir") as string | undefined,
       domains: list("domains"),
       models: list("models"),

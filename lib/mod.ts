@@ -25,7 +25,7 @@ export { backendInfo, initBackend, tf, webgpuAdapter } from "./backend.ts";
 export type { BackendInfo, BackendName } from "./backend.ts";
 export { currentScale, SCALES } from "./scales.ts";
 export type { ScaleName } from "./scales.ts";
-export { RESULTS_DIR, resultsDir, RUNS_DIR } from "./paths.ts";
+export { RESULTS_DIR, resultsDir, runsDir } from "./paths.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Data: corpora, splits, byte batches, the subword tokenizer, noise

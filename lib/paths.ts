@@ -16,6 +16,8 @@ export const RESULTS_DIR = `${DATA_DIR}/results/`;
  */
 export const LOCAL_DIR = `${DATA_DIR}/local`;
 export const LOCAL_RESULTS_DIR = `${LOCAL_DIR}/results/`;
+/** A local reproduction's run directories (checkpoints, logs, trained models). */
+export const LOCAL_RUNS_DIR = `${LOCAL_DIR}/runs`;
 /** Peer measurements (PyTorch, mamba_ssm, llama.cpp) that benchmarks compare with. */
 export const ANCHORS_DIR = `${DATA_DIR}/anchors`;
 /** The tracked sample of every corpus domain (tests and the smoke scale). */
@@ -38,6 +40,11 @@ export const REFERENCE_FIXTURES = `${REPO_ROOT}tests/fixtures/reference/`;
  */
 export function resultsDir(): string {
   return Deno.env.get("MAMBABYTE_RESULTS") || RESULTS_DIR;
+}
+
+/** The run directories trained models are read from: MAMBABYTE_RUNS when set, else RUNS_DIR. */
+export function runsDir(): string {
+  return Deno.env.get("MAMBABYTE_RUNS") || RUNS_DIR;
 }
 
 /** `path` relative to the repository root (for records and messages), or unchanged when outside it. */

@@ -19,7 +19,14 @@ import { computeMatchedTable, latestRuns, matchedRows } from "./results/compute_
 import { tableMarkdown } from "./results/tables.ts";
 import { appendRecord } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
-import { LOCAL_DIR, LOCAL_RESULTS_DIR, REPO_ROOT, repoRelative, RESULTS_DIR } from "./paths.ts";
+import {
+  LOCAL_DIR,
+  LOCAL_RESULTS_DIR,
+  LOCAL_RUNS_DIR,
+  REPO_ROOT,
+  repoRelative,
+  RESULTS_DIR,
+} from "./paths.ts";
 import { compareWithPublished, comparisonTable } from "./results/compare.ts";
 import type { RunRecord } from "./results/records.ts";
 
@@ -29,7 +36,7 @@ export interface ReproduceOptions {
   resultsDir?: string;
   /** Train every plan entry once per seed (default: the plan's seed). */
   seeds?: number[];
-  /** Run directories (default data/checkpoints/runs). */
+  /** Run directories (default data/local/runs for a local reproduction, else data/checkpoints/runs). */
   runsDir?: string;
   /** Restrict to some domains / plan entries. */
   domains?: string[];
@@ -150,6 +157,8 @@ export async function reproduce(
   const resultsDir = opts.resultsDir ?? LOCAL_RESULTS_DIR;
   // a local reproduction keeps its figures and notebooks apart from the published ones
   const local = !samePath(resultsDir, RESULTS_DIR);
+  // ... and its own run directories, so no model trained for the published records is taken as its own
+  opts = { ...opts, runsDir: opts.runsDir ?? (local ? LOCAL_RUNS_DIR : undefined) };
   if (!opts.inProcess) {
     console.error(
       local
@@ -291,7 +300,7 @@ export async function reproduce(
         opts.scale,
         ...(notebooksOut ? ["--out", notebooksOut] : []),
       ],
-      local ? { MAMBABYTE_RESULTS: resultsDir } : {},
+      local ? { MAMBABYTE_RESULTS: resultsDir, MAMBABYTE_RUNS: opts.runsDir! } : {},
     );
     if (code === 130) throw new ReproduceInterrupted("the notebooks");
     if (code !== 0) {

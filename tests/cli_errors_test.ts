@@ -172,7 +172,6 @@ Deno.test("cli: bad numbers, unknown options, missing values, wrong files and mo
     [[...gen, "--max-bytes", "5", "--temprature", "1"], /unknown option --temprature \(known: /],
     [[...gen, "--max-bytes"], /--max-bytes needs a value/],
     [[...gen, "--max-bytes", "5", "--greedy=yes"], /--greedy takes no value/],
-    [[...gen, "--max-bytes", "5", "--max-bytes", "6"], /--max-bytes is given twice/],
     [["generate", "--model", dir, "--prompt-file", empty, "--max-bytes", "5"], /empty\.txt is empty/],
     [
       ["generate", "--model", dir, "--prompt-file", dir, "--max-bytes", "5"],
@@ -367,6 +366,19 @@ Deno.test("tasks: --help on bench, figures, data, notebooks, setup, the stages a
       "--gemm",
     ]],
     [["run", "-A", "lib/bench/gpu_host_profile.ts", "--help"], ["--backend", "--shapes", "--calls", "--out"]],
+    [["run", "-A", "lib/bench/engine.ts", "--help"], [
+      "--shape",
+      "--steps",
+      "--warmup",
+      "--readback-every",
+      "--profile",
+      "--backend",
+      "--allow-software",
+      "--vocab",
+      "--split-k",
+      "--lr",
+      "--out",
+    ]],
   ];
   for (const [args, options] of entries) {
     const r = await deno(args);

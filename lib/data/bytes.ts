@@ -3,6 +3,7 @@
  * seeded resumable random training windows, contiguous evaluation windows (optionally with a sliding
  * context), and word counts for word-level perplexity.
  */
+import { InputError } from "../io/errors.ts";
 import { Rng } from "../util/rng.ts";
 
 /**
@@ -22,7 +23,11 @@ export async function listSplitFiles(path: string): Promise<string[]> {
   try {
     stat = await Deno.stat(path);
   } catch {
-    throw new Error(`${path}: no such file or directory (expected a text file or a directory of them)`);
+    throw new InputError(
+      path,
+      undefined,
+      `${path}: no such file or directory (expected a text file or a directory of them)`,
+    );
   }
   const files: string[] = [];
   const walk = async (dir: string) => {
@@ -37,7 +42,9 @@ export async function listSplitFiles(path: string): Promise<string[]> {
   };
   if (stat.isDirectory) await walk(path);
   else files.push(path);
-  if (files.length === 0) throw new Error(`${path}: no files found`);
+  if (files.length === 0) {
+    throw new InputError(path, undefined, `${path}: no files found (the split is empty)`);
+  }
   return files;
 }
 
@@ -50,9 +57,13 @@ export async function readDocuments(path: string): Promise<{ path: string; bytes
 
 /** Reads every file of a directory (sorted, recursively) or a single file; documents joined by "\n\n". */
 export async function readSplit(path: string): Promise<Uint8Array> {
-  const parts = (await readDocuments(path)).map((d) => d.bytes);
+  return joinDocuments((await readDocuments(path)).map((d) => d.bytes));
+}
+
+/** Documents joined by "\n\n" into one byte array (what `readSplit` returns). */
+export function joinDocuments(parts: Uint8Array[]): Uint8Array {
   const sep = new TextEncoder().encode("\n\n");
-  const total = parts.reduce((s, p) => s + p.length, 0) + sep.length * (parts.length - 1);
+  const total = parts.reduce((s, p) => s + p.length, 0) + sep.length * Math.max(0, parts.length - 1);
   const out = new Uint8Array(total);
   let at = 0;
   parts.forEach((p, i) => {

@@ -3,8 +3,10 @@
  * corpus built by `deno task data`), per-domain document / byte / word counts, and byte frequencies.
  */
 import { DATA_DIR } from "../paths.ts";
-import { countWords, listSplitFiles, readSplit } from "./bytes.ts";
-import { readManifest } from "./corpora/manifest.ts";
+import { InputError } from "../io/errors.ts";
+import { countWords, joinDocuments, listSplitFiles, readSplit } from "./bytes.ts";
+import { sha256Bytes } from "./corpora/acquire.ts";
+import { MANIFEST_FILE, readManifest } from "./corpora/manifest.ts";
 import { type Domain, DOMAINS, type Manifest, type Split, SPLITS } from "./corpora/types.ts";
 
 export interface DataLocation {
@@ -31,18 +33,25 @@ async function domainsIn(dir: string): Promise<Domain[]> {
   return out;
 }
 
+/** Data folders whose fallback to the sample was already announced (once per process). */
+const announced = new Set<string>();
+
 /**
  * The data to use at a scale: `smoke` always uses the tracked sample (no download, seconds); `small` and
- * `gpu` use data/corpora when its manifest exists, else fall back to the sample and say how to build it.
+ * `gpu` use data/corpora when its manifest exists, else (no corpus was ever built) fall back to the sample
+ * and say so on stderr, with how to build it. A corrupt manifest, or built domains without a manifest, are
+ * errors naming the file: a damaged corpus never silently turns into the 1.3 MB sample.
  * `dataDir` is the repository's data/ folder (notebooks run in notebooks/, so "../data").
  */
 export async function dataLocation(scale: string, dataDir = DATA_DIR): Promise<DataLocation> {
   const sample = `${dataDir}/samples`;
   if (scale !== "smoke") {
     const corpora = `${dataDir}/corpora`;
-    const manifest = await readManifest(corpora).catch(() => undefined);
+    const manifest = await readManifest(corpora);
+    const built = await domainsIn(corpora);
     if (manifest) {
-      const domains = (await domainsIn(corpora)).filter((d) => manifest.domains[d]);
+      const listed = Object.keys(manifest.domains) as Domain[];
+      const domains = built.filter((d) => manifest.domains[d]);
       if (domains.length) {
         return {
           kind: "corpora",
@@ -52,23 +61,99 @@ export async function dataLocation(scale: string, dataDir = DATA_DIR): Promise<D
           note: `scale ${scale}: the corpus in ${corpora} (built by deno task data)`,
         };
       }
+      if (listed.length) {
+        throw new InputError(
+          `${corpora}/${MANIFEST_FILE}`,
+          undefined,
+          `${corpora}/${MANIFEST_FILE}: lists ${
+            listed.join(", ")
+          }, but none of their folders exist in ${corpora}; run \`deno task data\` to rebuild them`,
+        );
+      }
+    } else if (built.length) {
+      throw new InputError(
+        `${corpora}/${MANIFEST_FILE}`,
+        undefined,
+        `${corpora}/${MANIFEST_FILE}: missing, but ${corpora} holds built domains (${
+          built.join(", ")
+        }); run \`deno task data\` to rebuild it (or remove ${corpora} to use the tracked sample)`,
+      );
+    }
+    const note =
+      `scale ${scale}: ${corpora} was never built, so the tracked sample (${sample}) is used; run \`deno task data\` (~650 MB of downloads, cached in data/corpora/.cache; building from the cache takes under a minute) for the full corpora`;
+    if (!announced.has(dataDir)) {
+      announced.add(dataDir);
+      console.error(note);
     }
     return {
       kind: "sample",
       dir: sample,
       domains: await domainsIn(sample),
-      manifest: await readManifest(sample).catch(() => undefined),
-      note:
-        `scale ${scale}: ${corpora} is missing, so the tracked sample is used; run \`deno task data\` (~650 MB of downloads, cached in data/corpora/.cache; building from the cache takes under a minute) for the full corpora`,
+      manifest: await readManifest(sample),
+      note,
     };
   }
   return {
     kind: "sample",
     dir: sample,
     domains: await domainsIn(sample),
-    manifest: await readManifest(sample).catch(() => undefined),
+    manifest: await readManifest(sample),
     note: `scale smoke: the tracked sample in ${sample} (no download)`,
   };
+}
+
+/** Files already checked against the manifest in this process, with the size, mtime and hash then seen. */
+const checked = new Map<string, { size: number; mtime: number; sha256: string }>();
+
+/**
+ * A split of a domain as one byte array (documents joined as readSplit does), checked against the
+ * location's manifest: every file must be listed, every listed file present, each with the recorded size
+ * (compared on every read) and sha256 (computed once per file per process, and again when its size or
+ * mtime changed). A difference is an `InputError` naming the file and saying how to check the corpus.
+ */
+export async function readCheckedSplit(loc: DataLocation, domain: Domain, split: Split): Promise<Uint8Array> {
+  const dir = `${loc.dir}/${domain}/${split}`;
+  if (!loc.manifest) return await readSplit(dir);
+  const manifestPath = `${loc.dir}/${MANIFEST_FILE}`;
+  const fix = loc.kind === "corpora"
+    ? "run `deno task data --check` (and `deno task data` to rebuild what changed)"
+    : `restore the tracked sample (git checkout -- ${loc.dir})`;
+  const bad = (file: string, problem: string) =>
+    new InputError(file, undefined, `${file}: ${problem}; ${fix}`);
+  const listed = new Map(
+    loc.manifest.documents.filter((d) => d.domain === domain && d.split === split).map((d) => [
+      `${loc.dir}/${d.path}`,
+      d,
+    ]),
+  );
+  const files = await listSplitFiles(dir);
+  for (const f of files) {
+    if (!listed.has(f)) throw bad(f, `not listed in ${manifestPath} (the corpus changed since it was built)`);
+  }
+  const present = new Set(files);
+  for (const f of listed.keys()) if (!present.has(f)) throw bad(f, `listed in ${manifestPath} but missing`);
+  const parts: Uint8Array[] = [];
+  for (const f of files) {
+    const doc = listed.get(f)!;
+    const st = await Deno.stat(f);
+    const bytes = st.size === doc.bytes ? await Deno.readFile(f) : undefined;
+    if (!bytes || bytes.length !== doc.bytes) {
+      throw bad(
+        f,
+        `${bytes?.length ?? st.size} bytes, but ${manifestPath} says ${doc.bytes} (modified or truncated)`,
+      );
+    }
+    const mtime = st.mtime?.getTime() ?? -1;
+    const seen = checked.get(f);
+    if (!seen || seen.size !== st.size || seen.mtime !== mtime || seen.sha256 !== doc.sha256) {
+      if (sha256Bytes(bytes) !== doc.sha256) {
+        throw bad(f, `its sha256 differs from ${manifestPath} (modified)`);
+      }
+      checked.set(f, { size: st.size, mtime, sha256: doc.sha256 });
+    }
+    parts.push(bytes);
+  }
+  return joinDocuments(parts);
 }
 
 export interface DomainRow {
@@ -119,7 +204,7 @@ export function byteHistogram(bytes: Uint8Array): Float64Array {
   return h;
 }
 
-/** A split of a domain as one byte array (documents joined as readSplit does). */
+/** A split of a domain as one byte array (documents joined as readSplit does), checked (`readCheckedSplit`). */
 export function readDomainSplit(loc: DataLocation, domain: Domain, split: Split): Promise<Uint8Array> {
-  return readSplit(`${loc.dir}/${domain}/${split}`);
+  return readCheckedSplit(loc, domain, split);
 }

@@ -108,6 +108,26 @@ async function syncDirectory(dir: string): Promise<void> {
   } catch { /* not supported here: the data is written, only durability of the rename is weaker */ }
 }
 
+/**
+ * Checks that files can be created and removed in the existing directory `dir` (by creating and removing
+ * a probe file), so that a long job fails before it starts rather than when it saves. Throws a
+ * `FileWriteError` naming the directory (and `hint`, what to do) otherwise.
+ */
+export async function checkWritableDir(dir: string, what: string, hint?: string): Promise<void> {
+  const probe = `${dir}/.write-probe-${Deno.pid}-${randomSuffix()}`;
+  try {
+    (await Deno.open(probe, { write: true, createNew: true })).close();
+    await Deno.remove(probe);
+  } catch (err) {
+    await Deno.remove(probe).catch(() => {});
+    throw new FileWriteError(
+      dir,
+      `${dir}: cannot write in the ${what}: ${describeFsError(err)}${hint ? `; ${hint}` : ""}`,
+      { cause: err },
+    );
+  }
+}
+
 /** True when something exists at `path` (a file, directory or link). */
 export async function pathExists(path: string): Promise<boolean> {
   try {

@@ -41,6 +41,12 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, tran
   if ((backend !== "cpu" && backend !== "wasm") || B > 256 || r * c * n < 32768) {
     return tf.matMul(a, b, transposeA, transposeB);
   }
+  if (B === 1) {
+    // tf.unstack into ONE tensor has a broken gradient in tfjs 4.22 (its grad gets dy unwrapped and
+    // stack() rejects it: "Argument tensors passed to stack must be a `Tensor[]`"), so batch 1 reshapes
+    const [a2, b2] = [a.reshape(a.shape.slice(1)), b.reshape(b.shape.slice(1))];
+    return fastMatMul(a2, b2, transposeA, transposeB).expandDims(0);
+  }
   const as = tf.unstack(a), bs = tf.unstack(b);
   return tf.stack(as.map((x, i) => fastMatMul(x, bs[i], transposeA, transposeB)));
 }

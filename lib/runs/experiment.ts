@@ -3,19 +3,39 @@
  * trainer (checkpointed, resumable) -> test-split evaluation -> one record in data/results/runs.jsonl.
  * `deno task mambabyte train` and the plan runner (plan.ts) both come through here, so every model is
  * trained and evaluated the same way.
+ *
+ * A run directory is safe to come back to: it is locked while a process uses it (a second process gets a
+ * one-line error naming the holder), a finished or interrupted run is never silently trained over (resume
+ * it, or `overwrite`), and the finished run's record is kept in <runDir>/record.json before it is appended
+ * to runs.jsonl, so resuming a finished run appends it once (if it is missing) and never twice.
  */
-import { readSplit } from "../data/bytes.ts";
 import { ByteBPE, trainBpe } from "../data/bpe.ts";
-import { dataLocation } from "../data/describe.ts";
+import { dataLocation, readCheckedSplit } from "../data/describe.ts";
 import type { Domain } from "../data/corpora/types.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
-import { InputError } from "../io/errors.ts";
+import { describeFsError, FileWriteError, InputError } from "../io/errors.ts";
+import { acquireDirLock, type DirLock } from "../io/lock.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { createModel, family, loadModel, saveModel } from "../models/registry.ts";
 import { evalBatch, scoreText } from "../eval/score.ts";
-import { appendRecord } from "../results/store.ts";
-import { stepsForFlops, train, type TrainerResult } from "../train/trainer.ts";
-import { REPO_ROOT, RESULTS_DIR } from "../paths.ts";
+import {
+  appendJsonLine,
+  checkRecordsWritable,
+  type Provenance,
+  readRecords,
+  tablePath,
+  withProvenance,
+} from "../results/store.ts";
+import {
+  clearRun,
+  describeRun,
+  inspectRun,
+  RunExistsError,
+  stepsForFlops,
+  train,
+  type TrainerResult,
+} from "../train/trainer.ts";
+import { DATA_DIR, LOCAL_RESULTS_DIR, REPO_ROOT, RUNS_DIR } from "../paths.ts";
 import type { RunRecord } from "../results/records.ts";
 
 export interface RunSpec {
@@ -58,29 +78,155 @@ export interface RunSpec {
 export interface RunOptions {
   /** Where run directories live (default data/checkpoints/runs). */
   runsDir?: string;
-  /** Results directory (default data/results). */
+  /** Results directory (default data/local/results: local, ignored by git; data/results publishes). */
   resultsDir?: string;
+  /** The data/ folder holding samples/ and corpora/ (default the repository's). */
+  dataDir?: string;
+  /** Continue the run in its directory, if there is one (default true). */
   resume?: boolean;
+  /** Without `resume`: remove what the run directory holds and start over (else such a rerun is refused). */
+  overwrite?: boolean;
   logEvery?: number;
   /** Quiet: no progress lines. */
   quiet?: boolean;
+  /** The run, already opened (locked and checked) by the caller with `openRun`; the caller closes it. */
+  run?: OpenRun;
+}
+
+/** The record of a finished run, as appended to runs.jsonl. */
+export type StoredRunRecord = RunRecord & { provenance: Provenance };
+
+/** The finished run's record, written into its directory before it is appended to runs.jsonl. */
+export const RECORD_FILE = "record.json";
+
+/**
+ * Checks a run name: one or more "/"-separated segments (plans nest their runs), none empty, ".", ".."
+ * or starting with "."; no backslash, no absolute path. So <runsDir>/<name> stays inside runsDir.
+ */
+export function checkRunName(name: string): void {
+  const segments = name.split("/");
+  if (
+    !name || name.includes("\\") || /[\0\n\r]/.test(name) ||
+    segments.some((s) => !s || s === "." || s === ".." || s.startsWith("."))
+  ) {
+    throw new InputError(
+      "run name",
+      "name",
+      `run name "${name}": use plain names separated by "/" (no "..", no empty part, no part starting with ".", no "\\")`,
+    );
+  }
+}
+
+/** A run directory, locked by this process and checked against what it already holds. */
+export interface OpenRun {
+  runDir: string;
+  resultsDir: string;
+  lock: DirLock;
+  /** The record of the run when it had already finished (resume only: there is nothing to train). */
+  finished?: StoredRunRecord;
+  /** Releases the lock. */
+  close(): Promise<void>;
+}
+
+async function readRunRecord(runDir: string): Promise<StoredRunRecord | undefined> {
+  const path = `${runDir}/${RECORD_FILE}`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new InputError(path, undefined, `${path}: cannot read the run's record: ${describeFsError(e)}`);
+  }
+  try {
+    const r = JSON.parse(text);
+    if (r && typeof r === "object" && typeof r.run === "string" && r.provenance) return r;
+  } catch { /* reported below */ }
+  throw new InputError(path, undefined, `${path}: not a run record (damaged); start over with --overwrite`);
+}
+
+/**
+ * Opens a run before anything is computed: checks the name and that the results directory takes a record,
+ * creates and locks <runsDir>/<name> (`LockHeldError` when another live process has it), and decides what
+ * to do with what it holds: without `resume` a finished or interrupted run is refused (`RunExistsError`)
+ * unless `overwrite`, which removes it; with `resume` an interrupted run continues and a finished one is
+ * returned as `finished`. Nothing in the directory changes before the lock is held.
+ */
+export async function openRun(spec: RunSpec, opts: RunOptions = {}): Promise<OpenRun> {
+  checkRunName(spec.name);
+  const runDir = `${opts.runsDir ?? RUNS_DIR}/${spec.name}`;
+  const resultsDir = opts.resultsDir ?? LOCAL_RESULTS_DIR;
+  const resume = opts.resume ?? true;
+  await checkRecordsWritable(
+    "runs",
+    resultsDir,
+    "the run's record could not be saved: make it writable or choose another results directory (--results DIR)",
+  );
+  try {
+    await Deno.mkdir(runDir, { recursive: true });
+  } catch (e) {
+    throw new FileWriteError(runDir, `${runDir}: cannot create the run directory: ${describeFsError(e)}`, {
+      cause: e,
+    });
+  }
+  const lock = await acquireDirLock(runDir, `run ${spec.name}`);
+  try {
+    const record = await readRunRecord(runDir);
+    if (!resume) {
+      const contents = await inspectRun(runDir);
+      const model = await pathExists(`${runDir}/model`);
+      const what = record
+        ? `a finished run (${record.steps} steps, test bits-per-byte ${
+          record.eval?.bits_per_byte?.toFixed?.(4) ?? "?"
+        }, recorded ${record.provenance.time})`
+        : describeRun(contents) ?? (model ? "a trained model (model/)" : undefined);
+      if (what && !opts.overwrite) throw new RunExistsError(runDir, what, !!record);
+      if (what) {
+        await clearRun(runDir);
+        for (const p of [`${runDir}/model`, `${runDir}/${RECORD_FILE}`]) {
+          await Deno.remove(p, { recursive: true }).catch((e) => {
+            if (!(e instanceof Deno.errors.NotFound)) {
+              throw new FileWriteError(p, `${p}: cannot remove it: ${describeFsError(e)}`, { cause: e });
+            }
+          });
+        }
+      }
+    }
+    return { runDir, resultsDir, lock, finished: resume ? record : undefined, close: () => lock.release() };
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+/** Appends a finished run's stored record to runs.jsonl unless it is there already (same run and time). */
+async function ensureRecorded(record: StoredRunRecord, resultsDir: string): Promise<boolean> {
+  const recs = await readRecords<StoredRunRecord>("runs", resultsDir);
+  if (recs.some((r) => r.run === record.run && r.provenance?.time === record.provenance.time)) return false;
+  await appendJsonLine(tablePath("runs", resultsDir), record);
+  return true;
 }
 
 /** Training and test text of a domain at a scale (bytes), and where they came from. */
-export async function domainText(domain: Domain, scale: string, split: "test" | "validation" = "test") {
-  const loc = await dataLocation(scale, `${REPO_ROOT}data`);
+export async function domainText(
+  domain: Domain,
+  scale: string,
+  split: "test" | "validation" = "test",
+  dataDir: string = DATA_DIR,
+) {
+  const loc = await dataLocation(scale, dataDir);
   if (!loc.domains.includes(domain)) {
     throw new Error(
       `no data for domain "${domain}" in ${loc.dir} (have: ${loc.domains.join(", ") || "none"}); ${loc.note}`,
     );
   }
-  let evalDir = `${loc.dir}/${domain}/${split}`;
-  if (!(await pathExists(evalDir)) && split === "validation") evalDir = `${loc.dir}/${domain}/test`;
+  let evalSplit = split;
+  if (!(await pathExists(`${loc.dir}/${domain}/${split}`)) && split === "validation") evalSplit = "test";
   return {
-    train: await readSplit(`${loc.dir}/${domain}/train`),
-    test: await readSplit(evalDir),
+    train: await readCheckedSplit(loc, domain, "train"),
+    test: await readCheckedSplit(loc, domain, evalSplit),
+    trainPath: `${loc.dir}/${domain}/train`,
     source: loc.dir.replace(REPO_ROOT, ""),
-    evalSplit: evalDir.endsWith("/test") ? "test" : "validation",
+    evalSplit,
     note: loc.note,
   };
 }
@@ -106,13 +252,25 @@ export async function domainTokenizer(
   return bpe;
 }
 
-/** Runs (or resumes) one training run and evaluates it; returns the record appended to runs.jsonl. */
+/**
+ * Runs (or resumes) one training run and evaluates it; returns the record appended to runs.jsonl (or, when
+ * the run had finished before, its stored record, appended only if runs.jsonl lacks it).
+ */
 export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promise<RunRecord> {
-  const runsDir = opts.runsDir ?? `${REPO_ROOT}data/checkpoints/runs`;
-  const runDir = `${runsDir}/${spec.name}`;
-  const say = (s: string) => opts.quiet || console.error(s);
+  const runsDir = opts.runsDir ?? RUNS_DIR;
   family(spec.model); // unknown model names fail before any work
-  const text = await domainText(spec.domain, spec.scale, spec.eval.split);
+  const run = opts.run ?? await openRun(spec, opts);
+  try {
+    return await runOpened(spec, opts, runsDir, run);
+  } finally {
+    if (!opts.run) await run.close();
+  }
+}
+
+async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: OpenRun): Promise<RunRecord> {
+  const { runDir, resultsDir } = run;
+  const say = (s: string) => opts.quiet || console.error(s);
+  const text = await domainText(spec.domain, spec.scale, spec.eval.split, opts.dataDir);
   const subword = TOKEN_UNIT[spec.model as keyof typeof TOKEN_UNIT] === "subword";
   let tokenizer: ByteBPE | undefined;
   let ids: Uint8Array | Int32Array = text.train;
@@ -149,6 +307,15 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
         `[${text.source}], ${steps} steps of ${t.batch} x ${t.length} ${subword ? "tokens" : "bytes"}, ` +
         `${(flopsPerToken * t.batch * t.length * steps).toExponential(2)} training FLOPs`,
     );
+    if (ids.length < t.length + 1) {
+      throw new InputError(
+        text.trainPath,
+        undefined,
+        `${text.trainPath}: the training split has ${text.train.length} bytes (${ids.length} ${
+          subword ? "tokens" : "bytes"
+        }), fewer than one training window of ${t.length + 1}; add data or lower --length`,
+      );
+    }
     const result: TrainerResult = await train(model, ids, {
       steps,
       batch: t.batch,
@@ -160,8 +327,19 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
       runDir,
       checkpointEvery: t.checkpointEvery ?? Math.max(1, Math.round(steps / 20)),
       resume: opts.resume ?? true,
+      lock: run.lock,
       logEvery: opts.quiet ? 0 : (opts.logEvery ?? Math.max(1, Math.round(steps / 20))),
     });
+    if (run.finished && result.resumed_from === steps) {
+      // finished and recorded before, and its checkpoint matched these settings: nothing to do again
+      const appended = await ensureRecorded(run.finished, resultsDir);
+      say(
+        `run ${spec.name}: already finished (${run.finished.steps} steps); its record is in ${
+          tablePath("runs", resultsDir)
+        }${appended ? " (appended now: it was missing)" : ""}; train it again with --overwrite`,
+      );
+      return run.finished;
+    }
     // the final model, loadable by loadModel / `eval` / `generate`
     await saveModel(model, `${runDir}/model`, { run: spec.name });
     if (tokenizer) {
@@ -207,7 +385,21 @@ export async function runExperiment(spec: RunSpec, opts: RunOptions = {}): Promi
       },
       ...(spec.labels ? { labels: spec.labels } : {}),
     };
-    await appendRecord("runs", record as unknown as Record<string, unknown>, opts.resultsDir ?? RESULTS_DIR);
+    // kept in the run directory first: a results file that cannot take it loses nothing
+    const stored = await withProvenance(record as unknown as Record<string, unknown>);
+    await atomicWriteFile(`${runDir}/${RECORD_FILE}`, JSON.stringify(stored, null, 1) + "\n");
+    const path = tablePath("runs", resultsDir);
+    try {
+      await appendJsonLine(path, stored);
+    } catch (e) {
+      throw new FileWriteError(
+        path,
+        `${
+          (e as Error).message
+        }; the run's record is kept in ${runDir}/${RECORD_FILE}, and \`--resume\` with the same settings appends it`,
+        { cause: e },
+      );
+    }
     say(
       `${spec.name}: test bits-per-byte ${score.bits_per_byte.toFixed(4)}, word perplexity ${
         score.word_perplexity.toFixed(1)

@@ -9,12 +9,19 @@
  *    trainer_state.json (step, data position, generator state, bytes seen). The directory is written
  *    under a temporary name and renamed, so a checkpoint is never half-written;
  *  - `resume`: continue from the checkpoint exactly (same batches, same optimizer state), so an
- *    interrupted run reproduces the uninterrupted loss curve;
- *  - a non-finite loss or gradient stops the run before the update, keeping the last good checkpoint.
+ *    interrupted run reproduces the uninterrupted weights, moments and curve bit for bit;
+ *  - a non-finite loss or gradient stops the run before the update, keeping the last good checkpoint;
+ *  - a run directory is used by one process at a time (an advisory lock, io/lock.ts); a directory that
+ *    already holds a run is never silently reused: `resume` continues it, `overwrite` starts over, and
+ *    otherwise the trainer refuses, saying what is there. Settings that differ from the checkpoint's, a
+ *    damaged trainer_state.json or a directory the checkpoint cannot be written to are one-line
+ *    `InputError`s before the first step.
  */
 import * as tf from "@tensorflow/tfjs";
 import { ByteBatcher } from "../data/bytes.ts";
-import { atomicWriteFile, pathExists } from "../io/atomic.ts";
+import { atomicWriteFile, checkWritableDir, pathExists } from "../io/atomic.ts";
+import { describeFsError, FileWriteError, InputError } from "../io/errors.ts";
+import { acquireDirLock, type DirLock, pidAlive } from "../io/lock.ts";
 import { readSafetensors, toFloat32, writeSafetensors } from "../io/safetensors.ts";
 import { type LanguageModel, nextTokenLoss, readParameters } from "../models/lm.ts";
 import { loadModel, saveModel } from "../models/registry.ts";
@@ -39,6 +46,13 @@ export interface TrainerConfig {
   checkpointEvery?: number;
   /** Continue from runDir/checkpoint if there is one. */
   resume?: boolean;
+  /**
+   * Without `resume`, a runDir that already holds a run (a checkpoint or logged steps) is refused
+   * (`RunExistsError`); with `overwrite` its checkpoint and log are removed and the run starts over.
+   */
+  overwrite?: boolean;
+  /** The lock of runDir, when the caller already holds it (runExperiment); else the trainer takes it. */
+  lock?: DirLock;
   /** Print a progress line every this many steps (0 = silent). */
   logEvery?: number;
   /** Save and stop on SIGINT / SIGTERM (default: true when runDir is set). */
@@ -88,6 +102,21 @@ export class NonFiniteLoss extends Error {
   }
 }
 
+/** runDir already holds a run, and neither resume nor overwrite was asked for. */
+export class RunExistsError extends InputError {
+  constructor(readonly runDir: string, what: string, finished = false) {
+    super(
+      runDir,
+      undefined,
+      `${runDir} already holds ${what}; ` +
+        (finished
+          ? "train it again with --overwrite, or choose another --name"
+          : "continue it with --resume, or start over with --overwrite"),
+    );
+    this.name = "RunExistsError";
+  }
+}
+
 interface TrainerState {
   format: "mambabyte-lab-trainer/1";
   step: number;
@@ -102,6 +131,94 @@ interface TrainerState {
 
 export const CHECKPOINT_DIR = "checkpoint";
 export const TRAIN_LOG = "train_log.jsonl";
+/** Temporary checkpoints are named checkpoint.tmp-<pid of the writer>-<random>. */
+const TMP_PREFIX = `${CHECKPOINT_DIR}.tmp-`;
+
+/** What a run directory holds of a run (the trainer's files only). */
+export interface RunContents {
+  /** The checkpoint the run would continue from (checkpoint/, else checkpoint.old/), when there is one. */
+  checkpoint?: string;
+  /** Its step and the run's total steps, when its trainer_state.json is readable. */
+  step?: number;
+  steps?: number;
+  /** Steps in train_log.jsonl. */
+  loggedSteps: number;
+}
+
+/** Looks at a run directory without changing it. */
+export async function inspectRun(runDir: string): Promise<RunContents> {
+  let checkpoint: string | undefined;
+  for (const d of [`${runDir}/${CHECKPOINT_DIR}`, `${runDir}/${CHECKPOINT_DIR}.old`]) {
+    if (await pathExists(d)) {
+      checkpoint = d;
+      break;
+    }
+  }
+  let step: number | undefined, steps: number | undefined;
+  if (checkpoint) {
+    try {
+      const st = JSON.parse(await Deno.readTextFile(`${checkpoint}/trainer_state.json`));
+      if (Number.isInteger(st.step)) step = st.step;
+      if (Number.isInteger(st.fingerprint?.steps)) steps = st.fingerprint.steps;
+    } catch { /* described without its step */ }
+  }
+  let loggedSteps = 0;
+  try {
+    loggedSteps = (await Deno.readTextFile(`${runDir}/${TRAIN_LOG}`)).split("\n").filter((l) => l.trim())
+      .length;
+  } catch { /* no log */ }
+  return { checkpoint, step, steps, loggedSteps };
+}
+
+/** "a run (checkpoint at step 6 of 12, 7 steps logged)", or undefined when the directory holds none. */
+export function describeRun(c: RunContents): string | undefined {
+  if (!c.checkpoint && !c.loggedSteps) return undefined;
+  const parts: string[] = [];
+  if (c.checkpoint) {
+    parts.push(
+      c.step !== undefined
+        ? `checkpoint at step ${c.step}${c.steps !== undefined ? ` of ${c.steps}` : ""}`
+        : `a checkpoint in ${c.checkpoint}`,
+    );
+  } else parts.push("no checkpoint yet");
+  if (c.loggedSteps) parts.push(`${c.loggedSteps} steps logged`);
+  const finished = c.step !== undefined && c.step === c.steps;
+  return `${finished ? "a finished" : "an interrupted"} run (${parts.join(", ")})`;
+}
+
+/** Removes the trainer's files of a run (checkpoints, log, temporary checkpoints of dead processes). */
+export async function clearRun(runDir: string): Promise<void> {
+  for (const p of [CHECKPOINT_DIR, `${CHECKPOINT_DIR}.old`, TRAIN_LOG]) {
+    try {
+      await Deno.remove(`${runDir}/${p}`, { recursive: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new FileWriteError(
+          `${runDir}/${p}`,
+          `${runDir}/${p}: cannot remove it: ${describeFsError(e)}`,
+          {
+            cause: e,
+          },
+        );
+      }
+    }
+  }
+  await removeStaleTemporaries(runDir);
+}
+
+/**
+ * Removes temporary checkpoints left by processes that died while saving (their pid is in the name and
+ * no longer runs) or by this process. Another live process's save in progress is never touched, nor a
+ * temporary directory whose name carries no pid.
+ */
+async function removeStaleTemporaries(runDir: string): Promise<void> {
+  for await (const e of Deno.readDir(runDir)) {
+    if (!e.name.startsWith(TMP_PREFIX)) continue;
+    const pid = Number(/^(\d+)-/.exec(e.name.slice(TMP_PREFIX.length))?.[1]);
+    if (!Number.isInteger(pid) || (pid !== Deno.pid && pidAlive(pid))) continue;
+    await Deno.remove(`${runDir}/${e.name}`, { recursive: true }).catch(() => {});
+  }
+}
 
 function fingerprint(model: LanguageModel, cfg: TrainerConfig, dataLength: number) {
   return {
@@ -134,71 +251,92 @@ export async function train(
       `train: ${model.kind} needs a sequence length that is a multiple of ${multiple} (got ${cfg.length})`,
     );
   }
+  if (data.length < cfg.length + 1) {
+    throw new InputError(
+      "training data",
+      "length",
+      `train: the training data has ${data.length} tokens, fewer than one window of length + 1 = ${
+        cfg.length + 1
+      } (use more data or a shorter --length)`,
+    );
+  }
+  if (cfg.resume && !cfg.runDir) throw new Error("train: resume needs a run directory");
   const bytesPerToken = cfg.bytesPerToken ?? 1;
-  const batcher = new ByteBatcher(data as Uint8Array, cfg.batch, cfg.length, cfg.seed);
+  const fp = fingerprint(model, cfg, data.length);
+  const runDir = cfg.runDir;
+  const ckptDir = runDir ? `${runDir}/${CHECKPOINT_DIR}` : undefined;
+
+  let lock: DirLock | undefined;
+  if (runDir) {
+    try {
+      await Deno.mkdir(runDir, { recursive: true });
+    } catch (e) {
+      throw new FileWriteError(runDir, `${runDir}: cannot create the run directory: ${describeFsError(e)}`, {
+        cause: e,
+      });
+    }
+    lock = cfg.lock ?? await acquireDirLock(runDir, "train");
+  }
   const opt = new AdamW(
     model.params,
     { ...ADAMW_DEFAULTS, lr: cfg.lr, ...cfg.optimizer },
     (n) => !model.noWeightDecay(n),
   );
-  const names = [...model.params.keys()];
-  const vars = names.map((n) => model.params.get(n)!);
-  const fp = fingerprint(model, cfg, data.length);
-  const ckptDir = cfg.runDir ? `${cfg.runDir}/${CHECKPOINT_DIR}` : undefined;
-
-  let start = 0, tokensSeen = 0, wallBefore = 0;
-  const log: TrainLogEntry[] = [];
-  if (cfg.resume) {
-    if (!cfg.runDir) throw new Error("train: resume needs a run directory");
-    const state = await loadCheckpointInto(cfg.runDir, model, opt, fp);
-    if (state) {
-      start = state.step;
-      tokensSeen = state.tokens_seen;
-      wallBefore = state.wall_s;
-      batcher.restore(state.batcher_rng, state.batcher_position);
-      log.push(...(await readLog(cfg.runDir)).filter((e) => e.step <= start));
-      if (cfg.logEvery) console.error(`resuming from step ${start} (${ckptDir})`);
-    }
-  }
-  if (cfg.runDir) {
-    await Deno.mkdir(cfg.runDir, { recursive: true });
-    // a process killed while saving leaves its unfinished temporary checkpoint: never used, removed here
-    for await (const e of Deno.readDir(cfg.runDir)) {
-      if (e.name.startsWith(`${CHECKPOINT_DIR}.tmp-`)) {
-        await Deno.remove(`${cfg.runDir}/${e.name}`, { recursive: true });
-      }
-    }
-    // the log holds exactly the steps up to the checkpoint we continue from
-    await atomicWriteFile(`${cfg.runDir}/${TRAIN_LOG}`, log.map((e) => JSON.stringify(e) + "\n").join(""));
-  }
-
+  const signals: Deno.Signal[] = (cfg.handleSignals ?? !!runDir) ? ["SIGINT", "SIGTERM"] : [];
   let interrupted = false;
   const onSignal = () => {
     interrupted = true;
   };
-  const signals: Deno.Signal[] = (cfg.handleSignals ?? !!cfg.runDir) ? ["SIGINT", "SIGTERM"] : [];
-  for (const s of signals) Deno.addSignalListener(s, onSignal);
-  let lastCheckpoint: string | undefined = ckptDir && (await pathExists(ckptDir)) ? ckptDir : undefined;
-  const save = async (step: number, wall: number) => {
-    if (!cfg.runDir) return;
-    const state: TrainerState = {
-      format: "mambabyte-lab-trainer/1",
-      step,
-      adam_step: opt.step,
-      batcher_position: batcher.position,
-      batcher_rng: batcher.state(),
-      tokens_seen: tokensSeen,
-      wall_s: wall,
-      fingerprint: fp,
-    };
-    await saveCheckpoint(cfg.runDir, model, opt, state);
-    lastCheckpoint = ckptDir;
-  };
-
-  const t0 = performance.now();
-  const elapsed = () => wallBefore + (performance.now() - t0) / 1000;
-  const logFile = cfg.runDir ? await Deno.open(`${cfg.runDir}/${TRAIN_LOG}`, { append: true }) : undefined;
+  let logFile: Deno.FsFile | undefined;
   try {
+    const batcher = new ByteBatcher(data as Uint8Array, cfg.batch, cfg.length, cfg.seed);
+    const names = [...model.params.keys()];
+    const vars = names.map((n) => model.params.get(n)!);
+
+    let start = 0, tokensSeen = 0, wallBefore = 0;
+    const log: TrainLogEntry[] = [];
+    if (runDir) {
+      if (!cfg.resume) {
+        const what = describeRun(await inspectRun(runDir));
+        if (what && !cfg.overwrite) throw new RunExistsError(runDir, what);
+        if (what) await clearRun(runDir);
+      } else {
+        const state = await loadCheckpointInto(runDir, model, opt, fp);
+        if (state) {
+          start = state.step;
+          tokensSeen = state.tokens_seen;
+          wallBefore = state.wall_s;
+          batcher.restore(state.batcher_rng, state.batcher_position);
+          log.push(...(await readLog(runDir)).filter((e) => e.step <= start));
+          if (cfg.logEvery) console.error(`resuming from step ${start} (${ckptDir})`);
+        }
+      }
+      await prepareRunDir(runDir);
+      // the log holds exactly the steps up to the checkpoint we continue from
+      await atomicWriteFile(`${runDir}/${TRAIN_LOG}`, log.map((e) => JSON.stringify(e) + "\n").join(""));
+    }
+
+    for (const s of signals) Deno.addSignalListener(s, onSignal);
+    let lastCheckpoint: string | undefined = ckptDir && (await pathExists(ckptDir)) ? ckptDir : undefined;
+    const save = async (step: number, wall: number) => {
+      if (!runDir) return;
+      const state: TrainerState = {
+        format: "mambabyte-lab-trainer/1",
+        step,
+        adam_step: opt.step,
+        batcher_position: batcher.position,
+        batcher_rng: batcher.state(),
+        tokens_seen: tokensSeen,
+        wall_s: wall,
+        fingerprint: fp,
+      };
+      await saveCheckpoint(runDir, model, opt, state);
+      lastCheckpoint = ckptDir;
+    };
+
+    const t0 = performance.now();
+    const elapsed = () => wallBefore + (performance.now() - t0) / 1000;
+    logFile = runDir ? await Deno.open(`${runDir}/${TRAIN_LOG}`, { append: true }) : undefined;
     for (let s = start; s < cfg.steps; s++) {
       const lr = warmupCosine(s, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrRatio);
       const ids = tf.tensor(batcher.next(), [cfg.batch, cfg.length + 1], "int32"); // (b, l+1)
@@ -246,18 +384,50 @@ export async function train(
       }
       if (interrupted && !last) throw new TrainingInterrupted(s + 1, ckptDir!);
     }
+    return {
+      log,
+      wall_s: elapsed(),
+      tokens_seen: tokensSeen,
+      bytes_seen: tokensSeen * bytesPerToken,
+      resumed_from: start,
+    };
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
     logFile?.close();
     opt.dispose();
+    if (!cfg.lock) await lock?.release();
   }
-  return {
-    log,
-    wall_s: elapsed(),
-    tokens_seen: tokensSeen,
-    bytes_seen: tokensSeen * bytesPerToken,
-    resumed_from: start,
-  };
+}
+
+/**
+ * Before the first step: the run directory and its checkpoint must be writable (else the run would train
+ * and then fail at every save), a leftover checkpoint.old beside a whole checkpoint is removed, and so are
+ * temporary checkpoints of dead processes (never those of a live one).
+ */
+async function prepareRunDir(runDir: string): Promise<void> {
+  const final = `${runDir}/${CHECKPOINT_DIR}`, old = `${final}.old`;
+  await checkWritableDir(runDir, "run directory");
+  for (const dir of [final, old]) {
+    if (await pathExists(dir)) {
+      await checkWritableDir(
+        dir,
+        "checkpoint directory",
+        `the run replaces its checkpoint as it trains: make it writable (chmod -R u+w ${dir})`,
+      );
+    }
+  }
+  if ((await pathExists(final)) && (await pathExists(old))) await removeDir(old);
+  await removeStaleTemporaries(runDir);
+}
+
+/** Removes a directory tree; a missing one is fine, anything else a FileWriteError naming it. */
+async function removeDir(path: string): Promise<void> {
+  try {
+    await Deno.remove(path, { recursive: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw new FileWriteError(path, `${path}: cannot remove it: ${describeFsError(e)}`, { cause: e });
+  }
 }
 
 export function formatSeconds(s: number): string {
@@ -267,16 +437,24 @@ export function formatSeconds(s: number): string {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
+/** The logged steps (a torn last line, from a process killed mid-write, is skipped: it is never resumed). */
 async function readLog(runDir: string): Promise<TrainLogEntry[]> {
   const path = `${runDir}/${TRAIN_LOG}`;
   if (!(await pathExists(path))) return [];
-  return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  const out: TrainLogEntry[] = [];
+  for (const line of (await Deno.readTextFile(path)).split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch { /* torn */ }
+  }
+  return out;
 }
 
 /**
- * Writes the checkpoint into a fresh temporary directory, then swaps it in with renames: the previous
- * checkpoint stays whole until the new one is complete (a crash in between leaves checkpoint.old, which
- * `resume` falls back to).
+ * Writes the checkpoint into a fresh temporary directory (checkpoint.tmp-<pid>-<random>), then swaps it in
+ * with renames: the previous checkpoint stays whole until the new one is complete (a crash in between
+ * leaves checkpoint.old, which `resume` falls back to).
  */
 async function saveCheckpoint(
   runDir: string,
@@ -285,7 +463,18 @@ async function saveCheckpoint(
   state: TrainerState,
 ): Promise<void> {
   const final = `${runDir}/${CHECKPOINT_DIR}`, old = `${final}.old`;
-  const tmp = await Deno.makeTempDir({ dir: runDir, prefix: `${CHECKPOINT_DIR}.tmp-` });
+  const tmp = `${runDir}/${TMP_PREFIX}${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const fail = (what: string, e: unknown) =>
+    e instanceof InputError
+      ? e
+      : new FileWriteError(final, `${final}: cannot ${what}: ${describeFsError(e)}`, {
+        cause: e,
+      });
+  try {
+    await Deno.mkdir(tmp);
+  } catch (e) {
+    throw fail(`save the checkpoint (creating ${tmp})`, e);
+  }
   try {
     await saveModel(model, tmp, { step: String(state.step) });
     const moments = new Map<string, { dtype: "F32"; shape: number[]; data: Float32Array }>();
@@ -304,15 +493,70 @@ async function saveCheckpoint(
     await writeSafetensors(`${tmp}/optimizer.safetensors`, moments, { format: "mambabyte-lab-adamw" });
     await atomicWriteFile(`${tmp}/trainer_state.json`, JSON.stringify(state, null, 2) + "\n");
     if (await pathExists(final)) {
-      await Deno.remove(old, { recursive: true }).catch(() => {});
-      await Deno.rename(final, old);
+      await removeDir(old);
+      try {
+        await Deno.rename(final, old);
+      } catch (e) {
+        throw fail(`move it aside to ${old}`, e);
+      }
     }
-    await Deno.rename(tmp, final);
-    await Deno.remove(old, { recursive: true }).catch(() => {});
+    try {
+      await Deno.rename(tmp, final);
+    } catch (e) {
+      throw fail(`rename ${tmp} to it`, e);
+    }
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw e;
+    throw fail("save the checkpoint", e);
   }
+  await removeDir(old);
+}
+
+/** One line per differing setting, "name old -> new" (nested objects such as the config by field). */
+export function settingsDiff(was: unknown, now: unknown, prefix = ""): string[] {
+  const isObj = (x: unknown): x is Record<string, unknown> =>
+    !!x && typeof x === "object" && !Array.isArray(x);
+  if (isObj(was) && isObj(now)) {
+    const keys = [...new Set([...Object.keys(was), ...Object.keys(now)])];
+    return keys.flatMap((k) => settingsDiff(was[k], now[k], prefix ? `${prefix}.${k}` : k));
+  }
+  if (JSON.stringify(was) === JSON.stringify(now)) return [];
+  const show = (x: unknown) => (x === undefined ? "(unset)" : JSON.stringify(x));
+  return [`${prefix} ${show(was)} -> ${show(now)}`];
+}
+
+/** Reads and checks a checkpoint's trainer_state.json; damage is an InputError naming the file and field. */
+async function readTrainerState(statePath: string): Promise<TrainerState> {
+  const fix = "the checkpoint cannot be resumed: start over with --overwrite";
+  let text: string;
+  try {
+    text = await Deno.readTextFile(statePath);
+  } catch (e) {
+    throw new InputError(statePath, undefined, `${statePath}: ${describeFsError(e)}; ${fix}`, { cause: e });
+  }
+  let state: TrainerState;
+  try {
+    state = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(
+      statePath,
+      undefined,
+      `${statePath}: not valid JSON (${(e as Error).message}); ${fix}`,
+    );
+  }
+  const bad = (field: string, what: string) =>
+    new InputError(statePath, field, `${statePath}: ${field} ${what}; ${fix}`);
+  if (!state || typeof state !== "object") throw bad("(the whole file)", "is not a JSON object");
+  if (state.format !== "mambabyte-lab-trainer/1") throw bad("format", `is not "mambabyte-lab-trainer/1"`);
+  for (const k of ["step", "adam_step", "batcher_position", "tokens_seen"] as const) {
+    if (!(Number.isInteger(state[k]) && state[k] >= 0)) throw bad(k, "is not an integer >= 0");
+  }
+  if (typeof state.wall_s !== "number") throw bad("wall_s", "is not a number");
+  if (!Array.isArray(state.batcher_rng) || !state.batcher_rng.every(Number.isFinite)) {
+    throw bad("batcher_rng", "is not an array of numbers");
+  }
+  if (!state.fingerprint || typeof state.fingerprint !== "object") throw bad("fingerprint", "is missing");
+  return state;
 }
 
 /** Restores weights, AdamW moments and trainer state from runDir's checkpoint; undefined if none. */
@@ -328,20 +572,14 @@ async function loadCheckpointInto(
     dir = `${dir}.old`; // a crash between the two renames of saveCheckpoint
   }
   const statePath = `${dir}/trainer_state.json`;
-  const state = JSON.parse(await Deno.readTextFile(statePath)) as TrainerState;
-  if (state.format !== "mambabyte-lab-trainer/1") {
-    throw new Error(`${statePath}: unknown format "${state.format}"`);
-  }
-  const mismatch = Object.keys(fp).filter((k) =>
-    JSON.stringify(fp[k]) !== JSON.stringify(state.fingerprint[k])
-  );
-  if (mismatch.length) {
-    throw new Error(
-      `${statePath}: cannot resume, the run's settings differ from the checkpoint's in ${
-        mismatch.join(", ")
-      } ` +
-        `(checkpoint: ${mismatch.map((k) => `${k}=${JSON.stringify(state.fingerprint[k])}`).join(", ")}); ` +
-        `use a new run directory or the same settings`,
+  const state = await readTrainerState(statePath);
+  const diff = settingsDiff(state.fingerprint, fp);
+  if (diff.length) {
+    throw new InputError(
+      statePath,
+      diff[0].split(" ")[0],
+      `${runDir}: cannot resume, the settings differ from the checkpoint's: ${diff.join(", ")} ` +
+        `(resume with the checkpoint's settings, or start over with --overwrite)`,
     );
   }
   const saved = await loadModel(dir);
@@ -352,7 +590,13 @@ async function loadCheckpointInto(
   for (const [name, p] of model.params) {
     const w = values.get(name);
     const m = moments.tensors.get(`m.${name}`), v = moments.tensors.get(`v.${name}`);
-    if (!w || !m || !v) throw new Error(`${dir}: the checkpoint lacks parameter or moments of "${name}"`);
+    if (!w || !m || !v) {
+      throw new InputError(
+        dir,
+        name,
+        `${dir}: the checkpoint lacks parameter or moments of "${name}"; start over with --overwrite`,
+      );
+    }
     tf.tidy(() => {
       p.assign(tf.tensor(w, p.shape, "float32"));
       opt.m.get(name)!.assign(

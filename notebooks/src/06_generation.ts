@@ -38,7 +38,7 @@ export default [
   `,
   code`
   await mb.initBackend({});
-  const ckpt = \`\${mb.RUNS_DIR}/compute-matched/small/books/mambabyte/model\`;
+  const ckpt = \`\${mb.runsDir()}/compute-matched/small/books/mambabyte/model\`;
   const trained = await Deno.stat(\`\${ckpt}/config.json\`).then(() => true, () => false);
   const model = trained
     ? mb.asMamba(await mb.loadModel(ckpt))

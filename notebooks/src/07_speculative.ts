@@ -51,7 +51,7 @@ export default [
   `,
   code`
   await mb.initBackend({});
-  const runs = \`\${mb.RUNS_DIR}/compute-matched/small/books\`;
+  const runs = \`\${mb.runsDir()}/compute-matched/small/books\`;
   const haveTrained = await Deno.stat(\`\${runs}/mamba_subword/model/tokenizer.json\`).then(() => true, () => false)
     && await Deno.stat(\`\${runs}/mambabyte/model/config.json\`).then(() => true, () => false);
   let verifier: mb.MambaLM, drafter: mb.MambaLM, tokenizer: mb.ByteBPE, label: string;

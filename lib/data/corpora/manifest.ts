@@ -4,6 +4,7 @@
  * that decides whether a re-run has anything to do. Reading, writing (atomically) and verifying it.
  */
 import { atomicWriteFile } from "../../io/atomic.ts";
+import { describeFsError, InputError } from "../../io/errors.ts";
 import { sha256Bytes } from "./acquire.ts";
 import {
   type Domain,
@@ -20,23 +21,40 @@ export function emptyManifest(): Manifest {
   return { format: "mambabyte-corpora", version: 1, domains: {}, sources: [], documents: [], dropped: [] };
 }
 
-/** The manifest of a corpus folder, or undefined when there is none. A malformed file is an error. */
+/**
+ * The manifest of a corpus folder, or undefined when there is none. A malformed or unreadable file is an
+ * `InputError` naming it.
+ */
 export async function readManifest(dir: string): Promise<Manifest | undefined> {
+  const path = `${dir}/${MANIFEST_FILE}`;
   let text: string;
   try {
-    text = await Deno.readTextFile(`${dir}/${MANIFEST_FILE}`);
+    text = await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
+    throw new InputError(path, undefined, `${path}: cannot read the manifest: ${describeFsError(e)}`);
   }
   let m: Manifest;
   try {
     m = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${dir}/${MANIFEST_FILE}: not valid JSON (${e instanceof Error ? e.message : e})`);
+    throw new InputError(
+      path,
+      undefined,
+      `${path}: not valid JSON (${
+        e instanceof Error ? e.message : e
+      }); remove it and run \`deno task data\` to rebuild the corpus`,
+    );
   }
-  if (m.format !== "mambabyte-corpora" || m.version !== 1 || !Array.isArray(m.documents)) {
-    throw new Error(`${dir}/${MANIFEST_FILE}: not a version-1 mambabyte-corpora manifest`);
+  if (
+    !m || typeof m !== "object" || m.format !== "mambabyte-corpora" || m.version !== 1 ||
+    !Array.isArray(m.documents) || typeof m.domains !== "object" || !m.domains
+  ) {
+    throw new InputError(
+      path,
+      undefined,
+      `${path}: not a version-1 mambabyte-corpora manifest; remove it and run \`deno task data\` to rebuild the corpus`,
+    );
   }
   return m;
 }

@@ -1,7 +1,9 @@
 /**
  * The matrix product of matmul_op.ts (`fastMatMul`, TF.js op `WasmMatMul`) on webgpu: one WGSL GEMM,
  * C (M, N) = op(A) op(B), either operand transposed in place (no transpose pass), which is what a Linear
- * layer's forward (x W^T) and its two gradients (dy W, dy^T x) need.
+ * layer's forward (x W^T) and its two gradients (dy W, dy^T x) need. `recordGemm` writes its passes over
+ * a Dispatcher, so the same GEMM also serves the native engine, where GemmLayout (leading dimensions,
+ * offsets, batches, segmented k, accumulation) lets it read channel-major activations in place.
  *
  * Why not tf.matMul: on the H200 tfjs-webgpu's BatchMatMul ran the MambaByte training step's products at
  * about 1 TFLOP/s (93% of the step's GPU time, data/results/bench/gpu.jsonl `train_profile`), reading B
@@ -21,14 +23,15 @@
  * Shapes are written into the shader (one pipeline per (M, N, K, transposes), cached), as the scan's are.
  */
 import * as tf from "@tensorflow/tfjs";
-import { type Backend, dispatch, newTensor } from "./runtime.ts";
+import { type Backend, newTensor, tfjsDispatcher } from "./runtime.ts";
+import { type Dispatcher, flatGroups } from "./dispatcher.ts";
+import { type Gemm, gemmLayout, type GemmSpec } from "../js/gemm.ts";
 
-interface Gemm {
-  M: number;
-  N: number;
-  K: number;
-  transposeA: boolean;
-  transposeB: boolean;
+export type { Gemm, GemmLayout, GemmSpec } from "../js/gemm.ts";
+
+/** Every layout field filled in, and the split setting resolved against the global one. */
+function fullLayout(g: GemmSpec): Required<GemmSpec> {
+  return { ...gemmLayout(g), splitK: g.splitK ?? gemmConfig.splitK };
 }
 
 /**
@@ -84,11 +87,13 @@ export function getGemmConfig(): GemmConfig {
  * Tile sizes: the large tile (8 x 8 outputs per thread at 128) when the output still makes at least
  * `minGroups` (512) workgroups with it, else 64 x 64 (4 x 4 per thread). On the H200 (132 SMs) a
  * weight gradient (2048 x 512 outputs, k = 32768) ran at 3.9 TFLOP/s in 64 workgroups of 128 x 128 and at
- * 7.4 in 256 of 64 x 64; the forward products (4096 workgroups) run at 16.6 with 128 x 128.
+ * 7.4 in 256 of 64 x 64; the forward products (4096 workgroups) run at 16.6 with 128 x 128. A batch of
+ * products counts all its tiles.
  */
-export function gemmTiles({ M, N }: Gemm): { BM: number; BN: number } {
+export function gemmTiles(g: Gemm & { batch?: number }): { BM: number; BN: number } {
   const big = gemmConfig.tile;
-  if (big === 128 && Math.ceil(M / 128) * Math.ceil(N / 128) >= gemmConfig.minGroups) {
+  const batch = g.batch ?? 1;
+  if (big === 128 && Math.ceil(g.M / 128) * Math.ceil(g.N / 128) * batch >= gemmConfig.minGroups) {
     return { BM: 128, BN: 128 };
   }
   return { BM: 64, BN: 64 };
@@ -99,10 +104,11 @@ export function gemmTiles({ M, N }: Gemm): { BM: number; BN: number } {
  * batch x length) into few outputs: the output of x_proj's (64 x 1024) makes 16 tiles of 64 x 64, so 16
  * workgroups would each run all 32768 steps of k on a GPU of 132 SMs. Split, each of S workgroups per tile
  * runs a slice of k into its own partial tile, and a second pass adds the S partials in order. S is chosen
- * to bring the workgroups to about SPLIT_TARGET_GROUPS, with slices of at least SPLIT_MIN_K.
+ * to bring the workgroups to about SPLIT_TARGET_GROUPS, with slices of at least SPLIT_MIN_K. Batched
+ * products are not split (the batch already makes the workgroups).
  */
-export function gemmSplit(g: Gemm): number {
-  if (!gemmConfig.splitK) return 1;
+export function gemmSplit(g: GemmSpec): number {
+  if (!(g.splitK ?? gemmConfig.splitK) || (g.batch ?? 1) > 1) return 1;
   const { BM, BN } = gemmTiles(g);
   const tiles = Math.ceil(g.M / BM) * Math.ceil(g.N / BN);
   if (tiles >= SPLIT_TARGET_GROUPS / 2) return 1;
@@ -117,8 +123,28 @@ export function gemmWorthwhile(M: number, N: number, K: number): boolean {
 
 const codes = new Map<string, string>();
 
-/** The WGSL of one GEMM shape. */
-export function gemmShader(g: Gemm): string {
+/** WGSL for `base + k * kStride` (or its segmented form) + `m * mStride`, terms of 0 left out. */
+function address(
+  base: string,
+  mStride: number,
+  kStride: number,
+  kSeg: number,
+  seg: number,
+  K: number,
+): string {
+  const terms = [base];
+  const inSegment = kStride === 1 ? `(k % ${kSeg}u)` : `(k % ${kSeg}u) * ${kStride}u`;
+  const kTerms = kSeg >= K
+    ? [kStride === 1 ? "k" : `k * ${kStride}u`]
+    : [`(k / ${kSeg}u) * ${seg}u`, inSegment];
+  terms.push(...kTerms);
+  terms.push(mStride === 1 ? "mm_" : `mm_ * ${mStride}u`);
+  return terms.join(" + ");
+}
+
+/** The WGSL of one GEMM (shape and layout written in as constants). */
+export function gemmShader(spec: GemmSpec): string {
+  const g = fullLayout(spec);
   const key = JSON.stringify([g, gemmConfig]);
   const hit = codes.get(key);
   if (hit) return hit;
@@ -126,12 +152,14 @@ export function gemmShader(g: Gemm): string {
   const { BM, BN } = gemmTiles(g);
   const S = gemmSplit(g), KS = Math.ceil(K / S / gemmConfig.bk) * gemmConfig.bk; // k slice of workgroup z
   const BK = gemmConfig.bk, TM = BM / 16, TN = BN / 16, SA = BM + 4, SB = BN + 4;
-  // A (M, K) row-major: element (m, k) at m K + k; transposed, A is stored (K, M): at k M + m
-  const aIndex = transposeA ? "k * M + m" : "m * K + k";
-  const bIndex = transposeB ? "n * K + k" : "k * N + n";
+  // A(m, k) at offA + z strideA + k kA + m mA (k segmented if kSeg < K); B(k, n) likewise with n
+  const [mA, kA] = transposeA ? [1, g.lda] : [g.lda, 1];
+  const [nB, kB] = transposeB ? [g.ldb, 1] : [1, g.ldb];
+  const aIndex = address("aBase", mA, kA, g.kSeg, g.segA, K).replace("mm_", "m");
+  const bIndex = address("bBase", nB, kB, g.kSeg, g.segB, K).replace("mm_", "n");
   // staging loads: consecutive threads along the axis contiguous in memory
-  const aLoad = transposeA ? "let mm = e % BM; let kk = e / BM;" : "let kk = e % BK; let mm = e / BK;";
-  const bLoad = transposeB ? "let kk = e % BK; let nn = e / BK;" : "let nn = e % BN; let kk = e / BN;";
+  const aLoad = mA === 1 ? "let mm = e % BM; let kk = e / BM;" : "let kk = e % BK; let mm = e / BK;";
+  const bLoad = nB === 1 ? "let nn = e % BN; let kk = e / BN;" : "let kk = e % BK; let nn = e / BK;";
   // everything per thread is straight-line code over scalars (acc, a, b): arrays indexed in loops were
   // kept in local memory by the shader compiler on the H200 (0.2-0.7 TFLOP/s, measured)
   const rows = [...Array(TM).keys()], cols = [...Array(TN).keys()];
@@ -141,9 +169,13 @@ export function gemmShader(g: Gemm): string {
   const fmas = rows.map((i) => cols.map((j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join(" ")).join(
     "\n      ",
   );
+  // split: workgroup z writes its partial tile into a dense (S, M, N) buffer; else z is the batch index
+  const split = S > 1;
+  const store = (v: string, at: string) =>
+    split || !g.accumulate ? `C[${at}] = ${v};` : `C[${at}] = C[${at}] + ${v};`;
   const stores = rows.map((i) =>
-    `{ let m = m0 + ty + ${16 * i}u; if (m < M) { let row = m * N;\n    ` +
-    cols.map((j) => `if (n0 + tx + ${16 * j}u < N) { C[outBase + row + n0 + tx + ${16 * j}u] = c${i}_${j}; }`)
+    `{ let m = m0 + ty + ${16 * i}u; if (m < M) { let row = cBase + m * LDC;\n    ` +
+    cols.map((j) => `if (n0 + tx + ${16 * j}u < N) { ${store(`c${i}_${j}`, `row + n0 + tx + ${16 * j}u`)} }`)
       .join(" ") +
     " } }"
   ).join("\n  ");
@@ -154,6 +186,7 @@ export function gemmShader(g: Gemm): string {
 const M = ${M}u; const N = ${N}u; const K = ${K}u; const KS = ${KS}u;
 const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u;
 const SA = ${SA}u; const SB = ${SB}u;
+const LDC = ${split ? N : g.ldc}u;
 var<workgroup> As: array<f32, ${BK * SA}>; // [k][m], row stride SA
 var<workgroup> Bs: array<f32, ${BK * SB}>; // [k][n], row stride SB
 
@@ -163,10 +196,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let n0 = wg.x * BN;
   let tx = tid % 16u;
   let ty = tid / 16u;
-  // split k: workgroup z runs k in [kBegin, kEnd) into partial tile z of C (S x M x N); unsplit, z = 0
-  let kBegin = wg.z * KS;
+  // split k: workgroup z runs k in [kBegin, kEnd) into partial tile z (S x M x N); else z is the batch
+  let kBegin = ${split ? "wg.z * KS" : "0u"};
   let kEnd = min(K, kBegin + KS);
-  let outBase = wg.z * M * N;
+  let aBase = ${g.offA}u${split ? "" : ` + wg.z * ${g.strideA}u`};
+  let bBase = ${g.offB}u${split ? "" : ` + wg.z * ${g.strideB}u`};
+  let cBase = ${split ? "wg.z * M * N" : `${g.offC}u + wg.z * ${g.strideC}u`};
   ${acc}
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
     for (var e = tid; e < BM * BK; e += 256u) {
@@ -198,6 +233,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   return text;
 }
 
+/**
+ * Records C = op(A) op(B) (or C += with `accumulate`) on `d`: one dispatch, or with k split a partial
+ * product per slice and the pass that sums them (its scratch from d.alloc, released after).
+ */
+export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B): void {
+  const g = fullLayout(spec);
+  const { BM, BN } = gemmTiles(g);
+  const S = gemmSplit(g);
+  if (g.batch > 65535) throw new Error(`gemm: a batch of ${g.batch} products exceeds 65535`);
+  const groups: [number, number, number] = [Math.ceil(g.N / BN), Math.ceil(g.M / BM), S > 1 ? S : g.batch];
+  if (S === 1) {
+    d.dispatch("gemm", gemmShader(g), [a, b, c], groups);
+    return;
+  }
+  const partial = d.alloc(S * g.M * g.N, "gemm split partials");
+  d.dispatch("gemm", gemmShader(g), [a, b, partial], groups);
+  d.dispatch("splitSum", splitSumShader(S, g), [partial, c], flatGroups(g.M * g.N, 256));
+  d.release(partial);
+}
+
 /** C = op(A) op(B) on the webgpu backend (matrices, float32). */
 export function gemmWebGPU(be: Backend, a: tf.TensorInfo, b: tf.TensorInfo, g: Gemm): tf.TensorInfo {
   if (gemmConfig.impl !== "wgsl") {
@@ -215,30 +270,19 @@ export function gemmWebGPU(be: Backend, a: tf.TensorInfo, b: tf.TensorInfo, g: G
     return c;
   }
   const c = newTensor(be, [g.M, g.N]);
-  const { BM, BN } = gemmTiles(g);
-  const S = gemmSplit(g);
-  const groups: [number, number, number] = [Math.ceil(g.N / BN), Math.ceil(g.M / BM), S];
-  if (S === 1) {
-    dispatch(be, "MatMul:gemm", gemmShader(g), [a, b, c], groups);
-    return c;
-  }
-  const partial = newTensor(be, [S, g.M, g.N]);
-  dispatch(be, "MatMul:gemm", gemmShader(g), [a, b, partial], groups);
-  const count = g.M * g.N, wgs = Math.ceil(count / 256);
-  dispatch(be, "MatMul:splitSum", splitSumShader(S, count), [partial, c], [
-    Math.min(wgs, 65535),
-    Math.ceil(wgs / 65535),
-    1,
-  ]);
-  be.disposeData(partial.dataId);
+  recordGemm(tfjsDispatcher(be, "MatMul:"), g, a, b, c);
   return c;
 }
 
-/** C[i] = sum over s of P[s, i], s in order (the k slices' partial tiles of a split product). */
-function splitSumShader(S: number, count: number): string {
-  const key = `splitSum ${S} ${count}`;
+/**
+ * C[offC + m ldc + n] (+)= sum over s of P[s, m, n], s in order (the k slices' partial tiles of a split
+ * product).
+ */
+function splitSumShader(S: number, g: Required<GemmSpec>): string {
+  const key = `splitSum ${S} ${g.M} ${g.N} ${g.ldc} ${g.offC} ${g.accumulate}`;
   let text = codes.get(key);
   if (text) return text;
+  const count = g.M * g.N;
   text = `
 @group(0) @binding(0) var<storage, read> P: array<f32>;
 @group(0) @binding(1) var<storage, read_write> C: array<f32>;
@@ -248,7 +292,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) n
   if (i >= ${count}u) { return; }
   var sum = 0.0;
   for (var s = 0u; s < ${S}u; s++) { sum += P[s * ${count}u + i]; }
-  C[i] = sum;
+  let o = ${g.offC}u + (i / ${g.N}u) * ${g.ldc}u + i % ${g.N}u;
+  C[o] = ${g.accumulate ? "C[o] + " : ""}sum;
 }
 `;
   codes.set(key, text);

@@ -1,10 +1,12 @@
 /**
  * The WebGPU runtime the hand-written WGSL kernels share: compiled pipelines (cached per device and
  * source), and dispatches recorded into TF.js's own command encoder on TF.js's device, so a kernel is
- * ordered with every other tfjs op and reads and writes tfjs tensors' buffers in place. No model
- * knowledge lives here.
+ * ordered with every other tfjs op and reads and writes tfjs tensors' buffers in place; and the
+ * Dispatcher of that path (`tfjsDispatcher`), through which the scan's and the GEMM's pass sequences run
+ * as TF.js ops (the native engine's own runtime is device.ts). No model knowledge lives here.
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Dispatcher } from "./dispatcher.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Backend = any;
@@ -96,4 +98,18 @@ export function dispatch(
   else if ((tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number) <= be.dispatchCountInPass) {
     be.submitQueue();
   }
+}
+
+/**
+ * The Dispatcher (dispatcher.ts) of the TF.js op path: scratch buffers are tfjs tensors freed by
+ * `release`, dispatches go into tfjs's encoder (timed under `${prefix}${label}` inside tf.profile).
+ */
+export function tfjsDispatcher(be: Backend, prefix: string): Dispatcher<tf.TensorInfo> {
+  const device: GPUDevice = be.device;
+  return {
+    alloc: (floats) => newTensor(be, [floats]),
+    release: (t) => be.disposeData(t.dataId),
+    dispatch: (label, code, bufs, groups) => dispatch(be, `${prefix}${label}`, code, bufs, groups),
+    limits: device.limits,
+  };
 }

@@ -4,7 +4,6 @@
  * benchmarks), the shapes every pass is generated for, and one source generator per pass. Pure functions
  * of their arguments: no device here.
  */
-import type * as tf from "@tensorflow/tfjs";
 
 // ---------------------------------------------------------------------------------------------------
 // Configuration (environment defaults; setScanKernelConfig changes it at run time, e.g. for benchmarks)
@@ -123,9 +122,15 @@ export interface Dims {
   vec: boolean;
 }
 
-export function dimsFor(u: tf.TensorInfo, A: tf.TensorInfo, T: number, ch: number, unit: number): Dims {
-  const [batch, dim, len] = u.shape;
-  const ns = A.shape[1];
+/** The scan's sizes: u, delta, z, y (batch, dim, len); A (dim, ns); B, C (batch, ns, len). */
+export interface ScanShape {
+  batch: number;
+  dim: number;
+  len: number;
+  ns: number;
+}
+
+export function dimsFor({ batch, dim, len, ns }: ScanShape, T: number, ch: number, unit: number): Dims {
   const chunk = Math.min(T, Math.ceil(len / unit) * unit);
   const nc = Math.ceil(len / chunk);
   if (nc > 65535 || batch > 65535) {
@@ -940,9 +945,24 @@ var<workgroup> sh: array<f32, ${cols * 64}>;
 }`;
 }
 
-/** bcPartial (b, groups, l, 2 ns) summed over groups -> gB, gC (b, ns, l); one thread per (b, t, B|C, n). */
-export function bcReduceShader(k: Dims): string {
-  return header(k, [["bcPartial", "read", "f32"], ["gB", "read_write", "f32"], ["gC", "read_write", "f32"]]) +
+/**
+ * Where bcReduceShader writes dB and dC: by default gB, gC (b, ns, l) as the scan's B and C are laid out;
+ * `packed`, into one token-major buffer gBC whose row (b, t) holds dB at columns offset .. offset + ns and
+ * dC right after (the engine's d x_dbl, (b l, dt_rank + 2 ns), whose B and C columns the scan read).
+ */
+export interface BcOutput {
+  packed?: { row: number; offset: number };
+}
+
+/** bcPartial (b, groups, l, 2 ns) summed over groups -> gB, gC; one thread per (b, t, B|C, n). */
+export function bcReduceShader(k: Dims, out: BcOutput = {}): string {
+  const outs: Binding[] = out.packed
+    ? [["gBC", "read_write", "f32"]]
+    : [["gB", "read_write", "f32"], ["gC", "read_write", "f32"]];
+  const write = out.packed
+    ? `gBC[(b * LEN + t) * ${out.packed.row}u + ${out.packed.offset}u + m] = total;`
+    : "if (m < NS) { gB[(b * NS + m) * LEN + t] = total; } else { gC[(b * NS + m - NS) * LEN + t] = total; }";
+  return header(k, [["bcPartial", "read", "f32"], ...outs]) +
     `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let idx = gid.x + gid.y * 65535u * 64u; // over (b, t, m), m fastest: coalesced reads
@@ -958,6 +978,6 @@ export function bcReduceShader(k: Dims): string {
   }
   for (; g < GROUPS; g++) { a0 += bcPartial[base + g * stride]; }
   let total = (a0 + a1) + (a2 + a3);
-  if (m < NS) { gB[(b * NS + m) * LEN + t] = total; } else { gC[(b * NS + m - NS) * LEN + t] = total; }
+  ${write}
 }`;
 }

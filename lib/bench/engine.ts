@@ -1,0 +1,209 @@
+/**
+ * Times MambaByte training steps on the native engine (lib/engine/mamba.ts) and prints one JSON line per
+ * shape: bytes/s, wall ms per step, the host's ms per step (encoding and submitting, what the CPU spends)
+ * beside the GPU's ms per step (timestamp queries around each step's compute pass), the GPU memory the
+ * engine allocated, the dispatches per step, achieved TFLOP/s; with --profile also GPU ms per kernel
+ * (one extra step run with a pass and timestamps per dispatch).
+ *
+ *   deno run -A --cached-only lib/bench/engine.ts --shape 512,8,16,2048 [--shape D,L,B,T ...]
+ *     --shape d_model,n_layer,batch,length   (repeatable; default 512,8,16,2048)
+ *     --steps N          timed steps (default 20), after --warmup N (default 3)
+ *     --readback-every N losses read back every N steps (default 10)
+ *     --profile          also GPU time per kernel label
+ *     --backend NAME     webgpu (default), js (the plain-JS twins: slow), plan (no device: dispatch
+ *                        counts and memory of what webgpu would run)
+ *     --allow-software   accept a software WebGPU adapter (llvmpipe; for trying the bench on a CPU machine)
+ *     --vocab V          vocabulary (default 256: MambaByte; else a subword Mamba)
+ *     --split-k 0|1      split k of the weight gradients' GEMMs (default 1)
+ *     --lr X             learning rate (default 1e-3)
+ *     --out FILE         also append the JSON lines to FILE
+ * Needs nothing beyond the repository and Deno's cache (no registry): imports are local or already cached.
+ */
+import { MambaEngine, type StepStats } from "../engine/mamba.ts";
+import { type EngineBackendName, PlanBackend } from "../engine/backend.ts";
+import { initParameters } from "../models/mamba.ts";
+import { parseMambaConfig } from "../models/mamba_config.ts";
+import { mambaTrainFlopsPerToken } from "../models/registry.ts";
+import { ByteBatcher } from "../data/bytes.ts";
+
+interface Options {
+  shapes: [number, number, number, number][];
+  steps: number;
+  warmup: number;
+  readbackEvery: number;
+  profile: boolean;
+  backend: EngineBackendName;
+  allowSoftware: boolean;
+  vocab: number;
+  splitK: boolean;
+  lr: number;
+  out?: string;
+}
+
+function parse(args: string[]): Options {
+  const o: Options = {
+    shapes: [],
+    steps: 20,
+    warmup: 3,
+    readbackEvery: 10,
+    profile: false,
+    backend: "webgpu",
+    allowSoftware: false,
+    vocab: 256,
+    splitK: true,
+    lr: 1e-3,
+  };
+  const num = (flag: string, v: string | undefined, min = 1) => {
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < min) throw new Error(`${flag}: expected a number >= ${min}, got "${v}"`);
+    return x;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i], v = args[i + 1];
+    if (a === "--shape") {
+      const s = (v ?? "").split(",").map(Number);
+      if (s.length !== 4 || !s.every((x) => Number.isInteger(x) && x >= 1)) {
+        throw new Error(`--shape: expected d_model,n_layer,batch,length (e.g. 512,8,16,2048), got "${v}"`);
+      }
+      o.shapes.push(s as [number, number, number, number]);
+      i++;
+    } else if (a === "--steps") o.steps = num(a, v), i++;
+    else if (a === "--warmup") o.warmup = num(a, v, 0), i++;
+    else if (a === "--readback-every") o.readbackEvery = num(a, v), i++;
+    else if (a === "--profile") o.profile = true;
+    else if (a === "--backend") o.backend = v as EngineBackendName, i++;
+    else if (a === "--allow-software") o.allowSoftware = true;
+    else if (a === "--vocab") o.vocab = num(a, v, 2), i++;
+    else if (a === "--split-k") o.splitK = v !== "0", i++;
+    else if (a === "--lr") o.lr = num(a, v, 0), i++;
+    else if (a === "--out") o.out = v, i++;
+    else if (a === "--help" || a === "-h") {
+      console.log(new TextDecoder().decode(Deno.readFileSync(new URL(import.meta.url))).split("*/")[0]);
+      Deno.exit(0);
+    } else throw new Error(`unknown option "${a}" (--help lists them)`);
+  }
+  if (!["webgpu", "js", "plan"].includes(o.backend)) throw new Error(`--backend: webgpu, js or plan`);
+  if (!o.shapes.length) o.shapes.push([512, 8, 16, 2048]);
+  return o;
+}
+
+/** Training text for the batches: the repository's README (English prose and tables), repeated. */
+function trainingBytes(minBytes: number): Uint8Array {
+  let text: Uint8Array;
+  try {
+    text = Deno.readFileSync(new URL("../../README.md", import.meta.url));
+  } catch {
+    text = new TextEncoder().encode("The quick brown fox jumps over the lazy dog. ".repeat(1000));
+  }
+  const out = new Uint8Array(Math.max(minBytes, text.length));
+  for (let i = 0; i < out.length; i += text.length) out.set(text.subarray(0, out.length - i), i);
+  return out;
+}
+
+async function benchShape(o: Options, [d, L, b, l]: [number, number, number, number]) {
+  const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: o.vocab }, "--shape");
+  const tokens = b * l;
+  const params = initParameters(config, 0);
+  const t0 = performance.now();
+  const engine = await MambaEngine.create({
+    config,
+    params,
+    batch: b,
+    length: l,
+    backend: o.backend,
+    allowSoftwareGpu: o.allowSoftware,
+    timing: o.backend === "webgpu",
+    readbackEvery: o.readbackEvery,
+    splitK: o.splitK,
+  });
+  const createMs = performance.now() - t0;
+  const dispatches = engine.dispatches();
+  const record: Record<string, unknown> = {
+    bench: "engine",
+    shape: { d_model: d, n_layer: L, batch: b, length: l, vocab: o.vocab },
+    backend: o.backend,
+    device: engine.backend.device,
+    dispatches_per_step: dispatches.total,
+    dispatches_by_kernel: dispatches.byLabel,
+    gpu_bytes: engine.backend.allocatedBytes,
+    create_ms: round(createMs), // buffers, pipelines (compiled here), dispatch lists, parameter upload
+    split_k: o.splitK,
+  };
+  try {
+    if (o.backend === "plan") {
+      // deno-lint-ignore no-explicit-any
+      const p = (engine as any).s.programs;
+      const list = PlanBackend.dispatches([p.forward, p.headTrain, p.backward, p.optimizer]);
+      record.workgroups_per_step = list.reduce((s, x) => s + x.groups[0] * x.groups[1] * x.groups[2], 0);
+      return record;
+    }
+    const vocabIds = o.vocab === 256 ? undefined : o.vocab;
+    const batcher = new ByteBatcher(trainingBytes(4 * (l + 1) + 1024), b, l, 1);
+    const next = () => {
+      const ids = batcher.next();
+      if (vocabIds) { for (let i = 0; i < ids.length; i++) ids[i] = (ids[i] * 131 + i) % vocabIds; }
+      return ids;
+    };
+    for (let s = 0; s < o.warmup; s++) await engine.step(next(), o.lr);
+    await engine.flush();
+    const stats: Promise<StepStats>[] = [];
+    let hostMs = 0;
+    const start = performance.now();
+    for (let s = 0; s < o.steps; s++) {
+      const ids = next(); // the batch is the data loader's work, outside the step's host time
+      const h = performance.now();
+      stats.push((await engine.step(ids, o.lr)).stats);
+      hostMs += performance.now() - h;
+    }
+    await engine.flush();
+    const wallMs = performance.now() - start;
+    const all = await Promise.all(stats);
+    const gpu = all.map((s) => s.gpuMs).filter((x): x is number => x !== undefined);
+    const msPerStep = wallMs / o.steps;
+    const flops = mambaTrainFlopsPerToken(config) * tokens;
+    Object.assign(record, {
+      steps: o.steps,
+      ms_per_step: round(msPerStep),
+      host_ms_per_step: round(hostMs / o.steps),
+      gpu_ms_per_step: gpu.length ? round(gpu.reduce((a, x) => a + x, 0) / gpu.length) : null,
+      gpu_ms_per_step_min: gpu.length ? round(Math.min(...gpu)) : null,
+      bytes_per_s: Math.round(tokens / (msPerStep / 1000)),
+      tflops: round(flops / (msPerStep / 1000) / 1e12),
+      loss_first: all[0]?.loss,
+      loss_last: all[all.length - 1]?.loss,
+      halted: engine.halted ?? null,
+    });
+    if (o.profile && engine.backend.profile) {
+      const kernels = await engine.profile(next(), o.lr);
+      record.kernel_ms = Object.fromEntries(
+        kernels.map((k) => [k.label, { ms: round(k.ms), count: k.count }]),
+      );
+      record.kernel_ms_total = round(kernels.reduce((s, k) => s + k.ms, 0));
+    }
+    return record;
+  } finally {
+    engine.destroy();
+  }
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+if (import.meta.main) {
+  let o: Options;
+  try {
+    o = parse(Deno.args);
+  } catch (e) {
+    console.error(`lib/bench/engine.ts: ${(e as Error).message}`); // a bad option: one line, no stack
+    Deno.exit(2);
+  }
+  for (const shape of o.shapes) {
+    let line: string;
+    try {
+      line = JSON.stringify(await benchShape(o, shape));
+    } catch (e) {
+      line = JSON.stringify({ bench: "engine", shape, backend: o.backend, error: (e as Error).message });
+    }
+    console.log(line);
+    if (o.out) await Deno.writeTextFile(o.out, line + "\n", { append: true });
+  }
+}

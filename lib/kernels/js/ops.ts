@@ -1,0 +1,71 @@
+/**
+ * The op set a native training engine composes (lib/engine), each op given as (parameters, named
+ * buffers): implemented here by the plain-JS twins (buffers are typed arrays), in ../webgpu/ops.ts by
+ * WGSL pass sequences (buffers are GPU buffer views), later by WebAssembly kernels for the CPU engine.
+ * The twins are the reference every other implementation is tested against. No model knowledge: shapes
+ * and layouts come in the parameters.
+ */
+import * as conv from "./conv.ts";
+import * as elementwise from "./elementwise.ts";
+import * as gemm from "./gemm.ts";
+import * as norm from "./norm.ts";
+import * as optim from "./optim.ts";
+import * as scan from "./scan.ts";
+import * as xent from "./xent.ts";
+
+type ScanIn<B> = { u: B; delta: B; A: B; bct: B; D?: B; z?: B; deltaBias?: B };
+
+export interface EngineOps<B> {
+  embedding(p: norm.EmbeddingParams, b: { ids: B; table: B; out: B }): void;
+  embeddingBackward(p: norm.EmbeddingGradParams, b: { order: B; rowStart: B; dOut: B; dTable: B }): void;
+  addRmsNorm(p: norm.NormParams, b: { x: B; delta?: B; res?: B; w: B; y: B; rstd: B }): void;
+  rmsNormBackward(p: norm.NormGradParams, b: { x: B; w: B; rstd: B; dy: B; dx: B; dw: B }): void;
+  gemm(p: gemm.GemmSpec, b: { a: B; b: B; c: B }): void;
+  conv(p: conv.ConvParams, b: { x: B; w: B; bias?: B; y: B }): void;
+  convBackward(p: conv.ConvParams, b: { x: B; w: B; bias?: B; dy: B; dx: B; dw: B; dbias?: B }): void;
+  packBC(p: scan.PackParams, b: { x: B; bct: B }): void;
+  scanForward(p: scan.ScanParams, b: ScanIn<B> & { y: B; last: B }): void;
+  scanBackward(
+    p: scan.ScanParams & scan.PackedBC,
+    b: ScanIn<B> & { dy: B; du: B; ddelta: B; dA: B; dD?: B; dz?: B; dDeltaBias?: B; dbc: B },
+  ): void;
+  negExp(p: elementwise.RangeParams, b: { x: B; y: B }): void;
+  mulInPlace(p: elementwise.RangeParams, b: { x: B; y: B }): void;
+  copy(p: elementwise.CopyParams, b: { src: B; dst: B }): void;
+  crossEntropy(p: xent.CrossEntropyParams, b: { logits: B; ids: B; loss: B }): void;
+  sumSquares(p: optim.SumSquaresParams, b: { x: B; partials: B }): void;
+  finalizeStep(p: optim.FinalizeParams, b: { partials: B; loss: B; hyper: B; state: B; history: B }): void;
+  adamw(p: optim.AdamWParams, b: { param: B; grad: B; m: B; v: B; hyper: B; state: B }): void;
+}
+
+export type JsBuffer = Float32Array | Int32Array;
+
+/**
+ * The twins as an EngineOps whose calls are recorded, not run: each call appends a closure to the
+ * program being built (`record`), which the engine then replays every step with no allocation.
+ */
+export function jsOps(record: (label: string, run: () => void) => void): EngineOps<JsBuffer> {
+  // deno-lint-ignore no-explicit-any
+  const op =
+    <P>(label: string, twin: (p: P, b: any) => void) => (p: P, b: Record<string, JsBuffer | undefined>) =>
+      record(label, () => twin(p, b));
+  return {
+    embedding: op("embedding", norm.embedding),
+    embeddingBackward: op("embeddingBackward", norm.embeddingBackward),
+    addRmsNorm: op("addRmsNorm", norm.addRmsNorm),
+    rmsNormBackward: op("rmsNormBackward", norm.rmsNormBackward),
+    gemm: op("gemm", gemm.gemm),
+    conv: op("conv", conv.conv),
+    convBackward: op("convBackward", conv.convBackward),
+    packBC: op("packBC", scan.packBC),
+    scanForward: op("scanForward", scan.scanForward),
+    scanBackward: op("scanBackward", scan.scanBackward),
+    negExp: op("negExp", elementwise.negExp),
+    mulInPlace: op("mulInPlace", elementwise.mulInPlace),
+    copy: op("copy", elementwise.copy),
+    crossEntropy: op("crossEntropy", xent.crossEntropy),
+    sumSquares: op("sumSquares", optim.sumSquares),
+    finalizeStep: op("finalizeStep", optim.finalizeStep),
+    adamw: op("adamw", optim.adamw),
+  };
+}

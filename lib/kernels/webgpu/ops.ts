@@ -1,0 +1,35 @@
+/**
+ * The engine's op set (../js/ops.ts EngineOps, whose plain-JS twins are the reference) in WGSL: every
+ * call records its passes on the Dispatcher `d` (in the engine, into the step's dispatch list).
+ */
+import type { EngineOps } from "../js/ops.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import * as conv from "./conv.ts";
+import * as elementwise from "./elementwise.ts";
+import { recordGemm } from "./gemm.ts";
+import * as norm from "./norm.ts";
+import * as optim from "./optim.ts";
+import * as scan from "./scan.ts";
+import * as xent from "./xent.ts";
+
+export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
+  return {
+    embedding: (p, b) => norm.embedding(d, p, b),
+    embeddingBackward: (p, b) => norm.embeddingBackward(d, p, b),
+    addRmsNorm: (p, b) => norm.addRmsNorm(d, p, b),
+    rmsNormBackward: (p, b) => norm.rmsNormBackward(d, p, b),
+    gemm: (p, b) => recordGemm(d, p, b.a, b.b, b.c),
+    conv: (p, b) => conv.conv(d, p, b),
+    convBackward: (p, b) => conv.convBackward(d, p, b),
+    packBC: (p, b) => scan.packBC(d, p, b),
+    scanForward: (p, b) => scan.scanForward(d, p, b),
+    scanBackward: (p, b) => scan.scanBackward(d, p, b),
+    negExp: (p, b) => elementwise.negExp(d, p, b),
+    mulInPlace: (p, b) => elementwise.mulInPlace(d, p, b),
+    copy: (p, b) => elementwise.copy(d, p, b),
+    crossEntropy: (p, b) => xent.crossEntropy(d, p, b),
+    sumSquares: (p, b) => optim.sumSquares(d, p, b),
+    finalizeStep: (p, b) => optim.finalizeStep(d, p, b),
+    adamw: (p, b) => optim.adamw(d, p, b),
+  };
+}

@@ -1,0 +1,529 @@
+/**
+ * Every kernel of the native engine against its plain-JS twin (lib/kernels/js: the reference), on random
+ * inputs of odd sizes: each op is recorded on both engine backends with the same buffers, run, and its
+ * outputs compared. The WGSL side runs on WebGPU when MAMBABYTE_TEST_BACKENDS includes webgpu (Mesa's
+ * software adapter in CI); a few twins are also checked against independent definitions (the scan
+ * against wasm/scan_reference.ts, the GEMM's layouts against plain index arithmetic).
+ */
+import assert from "node:assert/strict";
+import { type Backend, GpuBackend, JsBackend } from "../lib/engine/backend.ts";
+import type { EngineOps, JsBuffer } from "../lib/kernels/js/ops.ts";
+import { gemm as gemmTwin, type GemmSpec } from "../lib/kernels/js/gemm.ts";
+import { sortTokensById } from "../lib/kernels/js/norm.ts";
+import { nq4, packBC } from "../lib/kernels/js/scan.ts";
+import * as scanRef from "../lib/kernels/wasm/scan_reference.ts";
+import { HYPER, STATE } from "../lib/kernels/js/optim.ts";
+import { Rng } from "../lib/util/rng.ts";
+import { relL2 } from "./helpers.ts";
+import { ENGINE_BACKENDS } from "./engine_helpers.ts";
+
+type Data = Float32Array | Int32Array;
+type Case = {
+  inputs: Record<string, Data>;
+  /** buffers compared after the op (they may also be inputs: in-place ops, accumulation) */
+  outputs: Record<string, number>;
+  run: <B>(ops: EngineOps<B>, b: Record<string, B>) => void;
+};
+
+const gpu = ENGINE_BACKENDS.includes("webgpu") ? await GpuBackend.create({ allowSoftware: true }) : undefined;
+const js = new JsBackend();
+
+async function runOn<B>(be: Backend<B>, c: Case): Promise<Record<string, Float32Array>> {
+  const bufs: Record<string, B> = {};
+  for (const [name, data] of Object.entries(c.inputs)) {
+    bufs[name] = data instanceof Int32Array ? be.i32(data.length, name) : be.f32(data.length, name);
+    be.write(bufs[name], data);
+  }
+  const p = be.record((ops) => c.run(ops, bufs));
+  await be.submit([p]);
+  const out: Record<string, Float32Array> = {};
+  for (const name of Object.keys(c.inputs)) {
+    if (!(c.inputs[name] instanceof Int32Array)) {
+      out[name] = await be.read(bufs[name], 0, c.inputs[name].length);
+    }
+  }
+  await be.finish();
+  return out;
+}
+
+/** Runs a case on the twins and (when tested) on WebGPU; returns the twins' outputs. */
+async function check(what: string, c: Case): Promise<Record<string, Float32Array>> {
+  const want = await runOn(js as Backend<JsBuffer>, c);
+  for (const name of Object.keys(c.outputs)) {
+    assert.ok(want[name].every(Number.isFinite), `${what}: twin ${name} not finite`);
+  }
+  if (gpu) {
+    const got = await runOn(gpu, c);
+    for (const [name, tol] of Object.entries(c.outputs)) {
+      const err = relL2(got[name], want[name]);
+      assert.ok(err <= tol, `${what}: ${name} rel err ${err} > ${tol}`);
+    }
+  }
+  return want;
+}
+
+const rng = new Rng(2024);
+const normal = (n: number, std = 1) => rng.normalArray(n, std);
+const uniform = (n: number, lo: number, hi: number) => rng.uniformArray(n, lo, hi);
+
+Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batches, segmented k, accumulate, split k)", async () => {
+  const specs: GemmSpec[] = [];
+  for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
+    specs.push({ M: 37, N: 29, K: 45, transposeA: tA, transposeB: tB });
+    specs.push({ M: 70, N: 131, K: 19, transposeA: tA, transposeB: tB, accumulate: true });
+  }
+  // the engine's shapes: a batch of channel-major products, a column slice with a leading dim, a
+  // reduction over (batch, length) of a channel-major operand (segmented k), split k into a slice of C
+  const b = 3, l = 23, e = 18, d = 13, R = 11;
+  specs.push({
+    M: e,
+    N: l,
+    K: d,
+    transposeA: false,
+    transposeB: true,
+    batch: b,
+    strideB: l * d,
+    strideC: e * l,
+  });
+  specs.push({
+    M: e,
+    N: l,
+    K: 4,
+    transposeA: false,
+    transposeB: true,
+    ldb: R,
+    batch: b,
+    strideB: l * R,
+    strideC: e * l,
+  });
+  specs.push({ M: e, N: d, K: b * l, transposeA: false, transposeB: false, lda: l, kSeg: l, segA: e * l });
+  specs.push({
+    M: R,
+    N: e,
+    K: b * l,
+    transposeA: true,
+    transposeB: true,
+    ldb: l,
+    kSeg: l,
+    segB: e * l,
+    offC: 5,
+  });
+  specs.push({
+    M: 20,
+    N: 30,
+    K: 3000,
+    transposeA: true,
+    transposeB: false,
+    splitK: true,
+    accumulate: true,
+    ldc: 33,
+  });
+  for (const spec of specs) {
+    const g = { ...spec };
+    const batch = g.batch ?? 1;
+    const span = (ld: number, rows: number, stride: number) => ld * rows + stride * batch + 4000;
+    await check(`gemm ${JSON.stringify(spec)}`, {
+      inputs: {
+        a: normal(span(Math.max(g.M, g.K), Math.max(g.M, g.K), g.strideA ?? 0)),
+        b: normal(span(Math.max(g.N, g.K), Math.max(g.N, g.K), g.strideB ?? 0)),
+        c: normal(span(g.ldc ?? g.N, g.M, g.strideC ?? 0) + (g.offC ?? 0)),
+      },
+      outputs: { c: 1e-5 },
+      run: (ops, bf) => ops.gemm(g, { a: bf.a, b: bf.b, c: bf.c }),
+    });
+  }
+});
+
+Deno.test("engine kernels: the GEMM twin's layouts equal plain index arithmetic", () => {
+  // C[z] (M, N) += sum over (s, t) of A[z-independent](m, s l + t) B(s l + t, n), A channel-major
+  const M = 5, N = 4, bsz = 3, l = 7, K = bsz * l;
+  const A = normal(bsz * M * l), B = normal(K * N + 3), C = normal(M * 6 + 2);
+  const want = Float32Array.from(C);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let bb = 0; bb < bsz; bb++) {
+        for (let t = 0; t < l; t++) s += A[bb * M * l + m * l + t] * B[3 + (bb * l + t) * N + n];
+      }
+      want[2 + m * 6 + n] += s;
+    }
+  }
+  gemmTwin(
+    {
+      M,
+      N,
+      K,
+      transposeA: false,
+      transposeB: false,
+      lda: l,
+      kSeg: l,
+      segA: M * l,
+      offB: 3,
+      offC: 2,
+      ldc: 6,
+      accumulate: true,
+    },
+    { a: A, b: B, c: C },
+  );
+  assert.ok(relL2(C, want) < 1e-6, `${relL2(C, want)}`);
+});
+
+Deno.test("engine kernels: embedding gather and its sorted scatter-add; residual add + RMSNorm forward and backward", async () => {
+  const batch = 3, len = 17, d = 45, V = 24, vocab = 21, stride = len + 1;
+  const ids = Int32Array.from({ length: batch * stride }, () => rng.int(vocab));
+  const order = new Int32Array(batch * len), rowStart = new Int32Array(V + 1);
+  sortTokensById(ids, { batch, len, stride, d, V }, vocab, order, rowStart);
+  // every token row appears once, grouped by id
+  assert.deepEqual([...order].sort((a, b) => a - b), [...Array(batch * len).keys()]);
+  for (let v = 0; v < V; v++) {
+    for (let j = rowStart[v]; j < rowStart[v + 1]; j++) {
+      const row = order[j];
+      assert.equal(ids[Math.floor(row / len) * stride + (row % len)], v);
+    }
+  }
+  assert.throws(
+    () =>
+      sortTokensById(
+        Int32Array.from(ids).fill(vocab, 5, 6),
+        { batch, len, stride, d, V },
+        vocab,
+        order,
+        rowStart,
+      ),
+    /outside/,
+  );
+  await check("embedding", {
+    inputs: { ids, table: normal(V * d), out: new Float32Array(batch * len * d) },
+    outputs: { out: 0 },
+    run: (ops, b) => ops.embedding({ batch, len, stride, d, V }, { ids: b.ids, table: b.table, out: b.out }),
+  });
+  for (const accumulate of [false, true]) {
+    await check(`embedding backward (accumulate ${accumulate})`, {
+      inputs: { order, rowStart, dOut: normal(batch * len * d), dTable: normal(V * d) },
+      outputs: { dTable: 1e-6 },
+      run: (ops, b) =>
+        ops.embeddingBackward({ tokens: batch * len, d, V, accumulate }, {
+          order: b.order,
+          rowStart: b.rowStart,
+          dOut: b.dOut,
+          dTable: b.dTable,
+        }),
+    });
+  }
+  // a skewed distribution (as bytes are: ' ' and 'e' dominate): one id's run split over parts
+  const skewed = Int32Array.from({ length: 2 * 301 }, (_, i) => (i % 10 < 7 ? 3 : (i * 7) % vocab));
+  const skewOrder = new Int32Array(600), skewStart = new Int32Array(V + 1);
+  sortTokensById(skewed, { batch: 2, len: 300, stride: 301, d: 37, V }, vocab, skewOrder, skewStart);
+  assert.ok(skewStart[4] - skewStart[3] > 400);
+  await check("embedding backward (skewed ids)", {
+    inputs: { order: skewOrder, rowStart: skewStart, dOut: normal(600 * 37), dTable: normal(V * 37) },
+    outputs: { dTable: 1e-6 },
+    run: (ops, b) =>
+      ops.embeddingBackward({ tokens: 600, d: 37, V, accumulate: true }, {
+        order: b.order,
+        rowStart: b.rowStart,
+        dOut: b.dOut,
+        dTable: b.dTable,
+      }),
+  });
+  for (const [rows, width] of [[37, 45], [5, 600], [1100, 8]]) {
+    for (const add of [false, true]) {
+      const n = rows * width;
+      await check(`addRmsNorm ${rows}x${width} add ${add}`, {
+        inputs: {
+          x: normal(n),
+          delta: normal(n),
+          res: new Float32Array(n),
+          w: normal(width),
+          y: new Float32Array(n),
+          rstd: new Float32Array(rows),
+        },
+        outputs: { y: 1e-6, rstd: 1e-6, ...(add ? { res: 0 } : {}) },
+        run: (ops, b) =>
+          ops.addRmsNorm({ rows, d: width, eps: 1e-5, add }, {
+            x: b.x,
+            ...(add ? { delta: b.delta, res: b.res } : {}),
+            w: b.w,
+            y: b.y,
+            rstd: b.rstd,
+          }),
+      });
+    }
+    for (const accumulate of [false, true]) {
+      const n = rows * width;
+      await check(`rmsNormBackward ${rows}x${width} accumulate ${accumulate}`, {
+        inputs: {
+          x: normal(n),
+          w: normal(width),
+          rstd: uniform(rows, 0.5, 2),
+          dy: normal(n),
+          dx: normal(n),
+          dw: new Float32Array(width),
+        },
+        outputs: { dx: 1e-5, dw: 1e-5 },
+        run: (ops, b) =>
+          ops.rmsNormBackward({ rows, d: width, accumulate }, {
+            x: b.x,
+            w: b.w,
+            rstd: b.rstd,
+            dy: b.dy,
+            dx: b.dx,
+            dw: b.dw,
+          }),
+      });
+    }
+  }
+});
+
+Deno.test("engine kernels: causal depthwise conv + SiLU, forward and backward (with and without bias, k 4 and 3)", async () => {
+  for (
+    const [batch, ch, len, k, bias] of [[2, 7, 19, 4, true], [3, 5, 2, 4, true], [
+      1,
+      9,
+      33,
+      3,
+      false,
+    ]] as const
+  ) {
+    const p = { batch, ch, len, k, bias };
+    const n = batch * ch * len;
+    const inputs = {
+      x: normal(n),
+      w: normal(ch * k, 0.5),
+      bias: normal(ch),
+      y: new Float32Array(n),
+      dy: normal(n),
+      dx: new Float32Array(n),
+      dw: new Float32Array(ch * k),
+      dbias: new Float32Array(ch),
+    };
+    const withBias = <B>(b: Record<string, B>) => (bias ? { bias: b.bias } : {});
+    await check(`conv ${JSON.stringify(p)}`, {
+      inputs,
+      outputs: { y: 1e-6 },
+      run: (ops, b) => ops.conv(p, { x: b.x, w: b.w, ...withBias(b), y: b.y }),
+    });
+    await check(`convBackward ${JSON.stringify(p)}`, {
+      inputs,
+      outputs: { dx: 1e-5, dw: 1e-5, ...(bias ? { dbias: 1e-5 } : {}) },
+      run: (ops, b) =>
+        ops.convBackward(p, {
+          x: b.x,
+          w: b.w,
+          ...withBias(b),
+          dy: b.dy,
+          dx: b.dx,
+          dw: b.dw,
+          ...(bias ? { dbias: b.dbias } : {}),
+        }),
+    });
+  }
+});
+
+Deno.test("engine kernels: selective scan forward and backward from packed B, C (odd sizes, chunk edges), and packBC", async () => {
+  for (const [batch, dim, len, ns] of [[2, 5, 37, 16], [1, 19, 70, 6], [3, 3, 4, 16]]) {
+    const r = 3, R = r + 2 * ns, rows = batch * len;
+    const xdbl = normal(rows * R);
+    const bct = new Float32Array(rows * 2 * nq4(ns));
+    const p = { rows, row: R, offset: r, ns };
+    await check(`packBC ${JSON.stringify(p)}`, {
+      inputs: { x: xdbl, bct },
+      outputs: { bct: 0 },
+      run: (ops, b) => ops.packBC(p, { x: b.x, bct: b.bct }),
+    });
+    packBC(p, { x: xdbl, bct });
+    const n = batch * dim * len;
+    const inputs = {
+      u: normal(n),
+      delta: uniform(n, -4, 1),
+      A: uniform(dim * ns, -8, -0.1),
+      bct,
+      D: normal(dim),
+      z: normal(n),
+      deltaBias: uniform(dim, -3, 0),
+      y: new Float32Array(n),
+      last: new Float32Array(batch * dim * ns),
+      dy: normal(n),
+      du: new Float32Array(n),
+      ddelta: new Float32Array(n),
+      dz: new Float32Array(n),
+      dA: new Float32Array(dim * ns),
+      dD: new Float32Array(dim),
+      dDeltaBias: new Float32Array(dim),
+      dbc: normal(rows * R), // the dt columns must survive: only B, C columns are written
+    };
+    const sp = { batch, dim, len, ns, softplus: true };
+    const x = <B>(b: Record<string, B>) => ({
+      u: b.u,
+      delta: b.delta,
+      A: b.A,
+      bct: b.bct,
+      D: b.D,
+      z: b.z,
+      deltaBias: b.deltaBias,
+    });
+    const fwd = await check(`scanForward ${JSON.stringify(sp)}`, {
+      inputs,
+      outputs: { y: 1e-5, last: 1e-5 },
+      run: (ops, b) => ops.scanForward(sp, { ...x(b), y: b.y, last: b.last }),
+    });
+    const bwd = await check(`scanBackward ${JSON.stringify(sp)}`, {
+      inputs,
+      outputs: { du: 1e-4, ddelta: 1e-4, dz: 1e-4, dA: 1e-4, dD: 1e-4, dDeltaBias: 1e-4, dbc: 1e-4 },
+      run: (ops, b) =>
+        ops.scanBackward({ ...sp, row: R, offset: r }, {
+          ...x(b),
+          dy: b.dy,
+          du: b.du,
+          ddelta: b.ddelta,
+          dz: b.dz,
+          dA: b.dA,
+          dD: b.dD,
+          dDeltaBias: b.dDeltaBias,
+          dbc: b.dbc,
+        }),
+    });
+    // the twins against the project's reference scan (B, C unpacked to (b, n, l))
+    const Bm = new Float32Array(batch * ns * len), Cm = new Float32Array(batch * ns * len);
+    for (let bb = 0; bb < batch; bb++) {
+      for (let t = 0; t < len; t++) {
+        for (let s = 0; s < ns; s++) {
+          Bm[(bb * ns + s) * len + t] = xdbl[(bb * len + t) * R + r + s];
+          Cm[(bb * ns + s) * len + t] = xdbl[(bb * len + t) * R + r + ns + s];
+        }
+      }
+    }
+    const ref = { ...inputs, B: Bm, C: Cm };
+    const dims = { batch, dInner: dim, dState: ns, length: len };
+    const y = new Float32Array(n), last = new Float32Array(batch * dim * ns);
+    scanRef.scanForward(ref, dims, true, y, last);
+    assert.ok(relL2(fwd.y, y) < 1e-6 && relL2(fwd.last, last) < 1e-6, "twin forward vs reference");
+    const g = scanRef.scanBackward(ref, dims, true, inputs.dy, undefined);
+    for (
+      const [mine, theirs] of [["du", "u"], ["ddelta", "delta"], ["dz", "z"], ["dA", "A"], ["dD", "D"], [
+        "dDeltaBias",
+        "deltaBias",
+      ]] as const
+    ) {
+      assert.ok(
+        relL2(bwd[mine], g[theirs]) < 1e-6,
+        `twin ${mine} vs reference: ${relL2(bwd[mine], g[theirs])}`,
+      );
+    }
+    for (let bb = 0; bb < batch; bb++) {
+      for (let t = 0; t < len; t++) {
+        for (let s = 0; s < ns; s++) {
+          const o = (bb * len + t) * R + r;
+          assert.ok(
+            Math.abs(bwd.dbc[o + s] - g.B[(bb * ns + s) * len + t]) <
+              1e-5 * (1 + Math.abs(g.B[(bb * ns + s) * len + t])),
+          );
+          assert.ok(
+            Math.abs(bwd.dbc[o + ns + s] - g.C[(bb * ns + s) * len + t]) <
+              1e-5 * (1 + Math.abs(g.C[(bb * ns + s) * len + t])),
+          );
+        }
+        for (let j = 0; j < r; j++) {
+          const o = (bb * len + t) * R + j;
+          assert.equal(bwd.dbc[o], inputs.dbc[o], "dt columns untouched");
+        }
+      }
+    }
+  }
+});
+
+Deno.test("engine kernels: cross-entropy with its gradient in place; negExp, mulInPlace, copy", async () => {
+  const batch = 2, len = 13, V = 40, stride = len + 1;
+  const ids = Int32Array.from({ length: batch * stride }, () => rng.int(V));
+  for (const [rows, rowOffset] of [[batch * len, 0], [9, 11]]) {
+    const p = { rows, rowOffset, V, len, stride, scale: 1 / (batch * len) };
+    const out = await check(`crossEntropy ${JSON.stringify(p)}`, {
+      inputs: { logits: normal(rows * V, 3), ids, loss: new Float32Array(batch * len) },
+      outputs: { logits: 1e-5, loss: 1e-5 },
+      run: (ops, b) => ops.crossEntropy(p, { logits: b.logits, ids: b.ids, loss: b.loss }),
+    });
+    // each row's gradient sums to zero (softmax minus one-hot)
+    for (let i = 0; i < rows; i++) {
+      const s = out.logits.subarray(i * V, (i + 1) * V).reduce((a, x) => a + x, 0);
+      assert.ok(Math.abs(s) < 1e-6, `row ${i} sums to ${s}`);
+    }
+  }
+  const n = 1000;
+  await check("negExp", {
+    inputs: { x: normal(n), y: new Float32Array(n) },
+    outputs: { y: 1e-6 },
+    run: (ops, b) => ops.negExp({ count: n }, { x: b.x, y: b.y }),
+  });
+  await check("mulInPlace", {
+    inputs: { x: normal(n), y: normal(n) },
+    outputs: { x: 1e-7 },
+    run: (ops, b) => ops.mulInPlace({ count: n }, { x: b.x, y: b.y }),
+  });
+  await check("copy", {
+    inputs: { src: normal(n), dst: normal(n) },
+    outputs: { dst: 0 },
+    run: (ops, b) => ops.copy({ count: 300, srcOffset: 17, dstOffset: 411 }, { src: b.src, dst: b.dst }),
+  });
+});
+
+Deno.test("engine kernels: optimizer (sums of squares, finalize with clipping and the halted flag, AdamW with a no-decay range)", async () => {
+  const count = 5000, parts = 7;
+  const grad = normal(count, 0.3);
+  const hyper = new Float32Array(HYPER.SIZE);
+  hyper[HYPER.LR] = 0.01;
+  hyper[HYPER.BC1] = 1 - 0.9 ** 3;
+  hyper[HYPER.BC2] = 1 - 0.95 ** 3;
+  hyper[HYPER.DECAY] = 1 - 0.01 * 0.1;
+  hyper[HYPER.SLOT] = 2;
+  for (const [clip, bad] of [[1, false], [0, false], [100, false], [1, true]] as const) {
+    const g = Float32Array.from(grad);
+    if (bad) g[1234] = NaN;
+    const inputs = {
+      grad: g,
+      partials: new Float32Array(parts + 3),
+      loss: uniform(77, 1, 5),
+      hyper,
+      state: new Float32Array(STATE.SIZE),
+      history: new Float32Array(16),
+      param: normal(count),
+      m: normal(count, 0.01),
+      v: uniform(count, 0, 0.01),
+    };
+    const out = await check(`optimizer clip ${clip} nan ${bad}`, {
+      inputs,
+      outputs: bad
+        ? { param: 0, m: 0, v: 0 } // halted: nothing changes
+        : { partials: 1e-5, state: 1e-5, history: 1e-5, param: 1e-6, m: 1e-6, v: 1e-6 },
+      run: (ops, b) => {
+        ops.sumSquares({ count, parts, partOffset: 3 }, { x: b.grad, partials: b.partials });
+        ops.finalizeStep({ parts: parts + 3, rows: 77, clip }, {
+          partials: b.partials,
+          loss: b.loss,
+          hyper: b.hyper,
+          state: b.state,
+          history: b.history,
+        });
+        ops.adamw({ count, decayEnd: 3001, beta1: 0.9, beta2: 0.95, eps: 1e-8 }, {
+          param: b.param,
+          grad: b.grad,
+          m: b.m,
+          v: b.v,
+          hyper: b.hyper,
+          state: b.state,
+        });
+      },
+    });
+    // the norm, scale and history slot as defined
+    const norm = Math.sqrt(grad.reduce((s, x) => s + x * x, 0));
+    if (!bad) {
+      assert.ok(Math.abs(out.state[STATE.NORM] - norm) < 1e-4 * norm);
+      const scale = clip > 0 && norm > clip ? clip / norm : 1;
+      assert.ok(Math.abs(out.state[STATE.SCALE] - scale) < 1e-5);
+      assert.ok(Math.abs(out.history[8 + 1] - norm) < 1e-4 * norm && out.history[8 + 2] === 0);
+    } else {
+      assert.equal(out.state[STATE.HALTED], 1);
+      assert.equal(out.history[8 + 2], 1);
+      assert.deepEqual(out.param, inputs.param, "a halted step changes no parameter");
+    }
+  }
+});
