@@ -1,37 +1,43 @@
 /**
- * The command line: `deno task mambabyte <command> [options]`. Run without a command for help.
+ * The command line: `deno task mambabyte <command> [options]`. Run without a command for help;
+ * `deno task mambabyte <command> --help` describes a command and every option with its default.
+ *
+ * Errors a user can cause (bad options, unreadable files, damaged checkpoints, non-finite weights or
+ * results) are one line on stderr and a non-zero exit; `--debug` (anywhere on the line) or
+ * MAMBABYTE_DEBUG=1 prints stack traces instead.
  */
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "./backend.ts";
-import { InputError } from "./io/errors.ts";
+import { BACKENDS, initBackend, requestedBackend } from "./backend.ts";
+import { describeFsError, findNonFinite, InputError, NonFiniteError } from "./io/errors.ts";
+import { toFloat32 } from "./io/safetensors.ts";
 import { readCheckpoint } from "./models/checkpoint.ts";
-import { loadPretrained } from "./models/pretrained.ts";
-import { generate } from "./decode/sample.ts";
-import { scoreBytes } from "./eval/bpb.ts";
+import { streamTokens } from "./decode/sample.ts";
 import { reproduce, ReproduceInterrupted } from "./reproduce.ts";
 import { appendRecord } from "./results/store.ts";
 import { type ScaleName, SCALES } from "./scales.ts";
 import { dInner, dtRank, paddedVocab } from "./models/mamba_config.ts";
 import "./models/mod.ts";
-import { countParameters, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
-import { asMamba, family } from "./models/registry.ts";
+import { countParameters, disposeModel, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
+import { asMamba, family, KIND_FIELD, loadModel } from "./models/registry.ts";
 import { speculativeDecode } from "./decode/speculative.ts";
-import { presetConfig } from "./models/presets.ts";
+import { presetConfig, PRESETS } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
 import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from "./runs/experiment.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
-import { scoreText } from "./eval/score.ts";
+import { scoreBatch, type ScoreProgress, scoreText } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
 import { LOCAL_RESULTS_DIR } from "./paths.ts";
 
 const HELP = `MambaByte lab — a byte-level Mamba language model on TensorFlow.js
 
 usage: deno task mambabyte <command> [options]
+       deno task mambabyte <command> --help          every option of a command, with its default
 
 commands:
-  info      --model DIR                     config and parameter count of a checkpoint
-  score     --model DIR --text FILE [--window N]
-                                            bytes, mean next-byte cross-entropy (nats) and bits-per-byte, as JSON
+  info      --model DIR                     config and parameter count of a checkpoint (any model family)
+  score     --model DIR --text FILE [--window N] [--batch B]
+                                            bytes, mean next-byte cross-entropy (nats) and bits-per-byte of
+                                            a file under any trained model, as JSON (progress on stderr)
   generate  --model DIR --prompt-file FILE --max-bytes N
             [--greedy | --temperature T --top-k K --top-p P --seed S]
             [--speculative --drafter DIR [--draft-tokens M] [--beta B]]
@@ -50,7 +56,8 @@ commands:
                                             data/results to publish it). A run directory already holding a run
                                             needs --resume (continue) or --overwrite (start over); one process
                                             at a time may use it (a lock). The default RUN names the scale,
-                                            data, model, size, steps or FLOPs, learning rate and seed
+                                            data, model, size, steps or FLOPs, learning rate and seed;
+                                            train --help lists the size presets
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
                                             domain's split (data/local/results/eval.jsonl, or --results DIR)
@@ -65,38 +72,82 @@ commands:
                                             records)
 
 common options:
-  --backend webgpu|wasm|cpu|tensorflow      override the automatic choice (also MAMBABYTE_BACKEND)
-  --debug                                   print the stack trace of an error (also MAMBABYTE_DEBUG=1)
+  --backend webgpu|wasm|cpu|tensorflow|auto the TF.js backend (default auto: a real GPU gets webgpu, else
+                                            wasm; also MAMBABYTE_BACKEND)
+  --debug                                   print stack traces of errors (also MAMBABYTE_DEBUG=1)
+  -h, --help                                help (also after a command)
 `;
 
-type Flags = Map<string, string | true>;
+// ---------------------------------------------------------------------------------------------------
+// Options
 
-/** Parses `--name value`, `--name=value` and boolean `--name`; rejects anything not in `known`. */
-export function parseFlags(args: string[], known: Record<string, "value" | "bool">, command: string): Flags {
-  const flags: Flags = new Map();
+/** The options a command accepts: "value" takes one argument, "bool" none. */
+type Known = Record<string, "value" | "bool">;
+
+/** Parsed options of one command (the command's name rides along for messages). */
+class Flags extends Map<string, string | true> {
+  constructor(readonly command: string) {
+    super();
+  }
+}
+
+/** A mistake on the command line (printed as one line, exit 2). */
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** `--help` / `-h` among a command's arguments: main prints the command's help. */
+class HelpRequested extends Error {
+  constructor(readonly command: string, readonly known: Known) {
+    super(`${command} --help`);
+  }
+}
+
+/** stdout was closed by its reader (`| head`): nothing more to say, exit quietly. */
+class StdoutClosed extends Error {}
+
+/**
+ * Parses `--name value`, `--name=value` and boolean `--name` (given twice, the last one counts); rejects
+ * anything not in `known`, a value missing (or starting with "--"), a value given to a boolean, and an
+ * unknown backend. `--help` / `-h` anywhere asks for the command's help.
+ */
+export function parseFlags(args: string[], known: Known, command: string): Flags {
+  if (args.some((a) => a === "--help" || a === "-h")) throw new HelpRequested(command, known);
+  const flags = new Flags(command);
+  const seeHelp = `(deno task mambabyte ${command} --help lists the options)`;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (!a.startsWith("--")) throw new UsageError(`${command}: unexpected argument "${a}"`);
+    if (!a.startsWith("--") || a === "--") {
+      throw new UsageError(`${command}: unexpected argument "${a}" ${seeHelp}`);
+    }
     const eq = a.indexOf("=");
     const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    const kind = known[name];
+    const kind = Object.hasOwn(known, name) ? known[name] : undefined;
     if (!kind) {
       throw new UsageError(
         `${command}: unknown option --${name} (known: ${Object.keys(known).map((k) => "--" + k).join(", ")})`,
       );
     }
     if (kind === "bool") {
+      if (eq > 0) throw new UsageError(`${command}: --${name} takes no value (got "${a.slice(eq + 1)}")`);
       flags.set(name, true);
     } else {
       const value = eq > 0 ? a.slice(eq + 1) : args[++i];
-      if (value === undefined) throw new UsageError(`${command}: --${name} needs a value`);
+      if (value === undefined || (eq < 0 && value.startsWith("--"))) {
+        throw new UsageError(`${command}: --${name} needs a value`);
+      }
+      if (value === "") throw new UsageError(`${command}: --${name} needs a value (got an empty string)`);
       flags.set(name, value);
     }
   }
+  const backend = flags.get("backend");
+  if (typeof backend === "string" && backend !== "auto" && !BACKENDS.includes(backend as never)) {
+    throw new UsageError(
+      `${command}: --backend must be one of ${BACKENDS.join(", ")} or auto (got "${backend}")`,
+    );
+  }
   return flags;
 }
-
-class UsageError extends Error {}
 
 function required(flags: Flags, name: string, command: string): string {
   const v = flags.get(name);
@@ -104,6 +155,10 @@ function required(flags: Flags, name: string, command: string): string {
   return v;
 }
 
+/**
+ * A numeric option: `fallback` when absent; otherwise a finite number within the safe-integer range that
+ * passes `check`, else a usage error saying `what` was expected.
+ */
 function numberFlag(
   flags: Flags,
   name: string,
@@ -113,9 +168,9 @@ function numberFlag(
 ): number {
   const v = flags.get(name);
   if (v === undefined) return fallback;
-  const x = Number(v);
-  if (typeof v !== "string" || !Number.isFinite(x) || !check(x)) {
-    throw new UsageError(`--${name} must be ${what} (got "${v}")`);
+  const x = typeof v === "string" && v.trim() !== "" ? Number(v) : NaN;
+  if (!Number.isFinite(x) || Math.abs(x) > Number.MAX_SAFE_INTEGER || !check(x)) {
+    throw new UsageError(`${flags.command}: --${name} must be ${what} (got "${v}")`);
   }
   return x;
 }
@@ -124,61 +179,440 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (e) {
-    throw new InputError(
-      path,
-      undefined,
-      `${path}: cannot read the ${what}: ${(e as Error).message.split(":")[0]}`,
-    );
+    throw new InputError(path, undefined, `${path}: cannot read the ${what}: ${describeFsError(e)}`);
   }
+}
+
+/** Writes to stdout; a reader that went away (`| head -c 10`) ends the command quietly. */
+async function writeStdout(bytes: Uint8Array): Promise<void> {
+  try {
+    let done = 0;
+    while (done < bytes.length) done += await Deno.stdout.write(bytes.subarray(done));
+  } catch (e) {
+    if (e instanceof Deno.errors.BrokenPipe) throw new StdoutClosed();
+    throw e;
+  }
+}
+
+function printJson(value: unknown): Promise<void> {
+  return writeStdout(new TextEncoder().encode(JSON.stringify(value) + "\n"));
 }
 
 const COMMON = { backend: "value" } as const;
 
+/** The largest --max-bytes: output streams, so this only guards against typos (1e15 bytes is 11 days at 1 GB/s). */
+const MAX_GENERATE = 1e12;
+
+// ---------------------------------------------------------------------------------------------------
+// Help of each command: what it does, and a line per option (its argument, what it does, its default)
+
+interface CommandDoc {
+  usage: string;
+  summary: string;
+  options: Record<string, [arg: string, text: string]>;
+  /** More text after the options (train: the size presets). */
+  more?: () => string;
+}
+
+const BACKEND_DOC: [string, string] = [
+  "NAME",
+  `${BACKENDS.join("|")}|auto: the TF.js backend (default auto, or MAMBABYTE_BACKEND: a real GPU gets ` +
+  "webgpu, else wasm)",
+];
+const SCORE_BATCH_DOC: [string, string] = [
+  "B",
+  "windows read in one forward pass (default: as many as fit 8192 tokens for Mamba models, 2048 for " +
+  "attention models; at least 1); the score is the same sum whatever the batch",
+];
+const PROGRESS_DOC: [string, string] = [
+  "S",
+  "seconds between progress lines on stderr (default 0.25 on a terminal, one line updated in place; " +
+  "10 otherwise; 0: after every batch)",
+];
+const DOMAINS_DOC = "books, stories, prose, latex or code";
+
+const DOCS: Record<string, CommandDoc> = {
+  info: {
+    usage: "deno task mambabyte info --model DIR",
+    summary: "The config, parameter count, weight files and dtypes of a checkpoint directory, as JSON.",
+    options: {
+      model: ["DIR", "checkpoint directory: config.json + model.safetensors (required)"],
+      backend: BACKEND_DOC,
+    },
+  },
+  score: {
+    usage: "deno task mambabyte score --model DIR --text FILE [options]",
+    summary: "Bytes, mean next-byte cross-entropy (nats) and bits-per-byte of a file under a trained model " +
+      "of any family (a train run's model/ directory, or a mamba_ssm / Hugging Face Mamba checkpoint), as " +
+      "one JSON line on stdout. Progress (windows, bytes/s, ETA) goes to stderr.",
+    options: {
+      model: ["DIR", "model directory (required); subword models need their tokenizer.json in it"],
+      text: ["FILE", "the file to score, read as raw bytes (required; at least 2 bytes)"],
+      window: [
+        "N",
+        "tokens per evaluation window (default 8192 for Mamba models, 2048 for attention models)",
+      ],
+      batch: SCORE_BATCH_DOC,
+      "progress-every": PROGRESS_DOC,
+      backend: BACKEND_DOC,
+    },
+  },
+  generate: {
+    usage: "deno task mambabyte generate --model DIR --prompt-file FILE --max-bytes N [options]",
+    summary: "Samples bytes after a prompt from a MambaByte model and streams them to stdout (raw), O(1) " +
+      "per byte. With --speculative, a subword Mamba drafts tokens that MambaByte verifies (statistics to " +
+      "stderr as JSON).",
+    options: {
+      model: ["DIR", "MambaByte checkpoint directory (required)"],
+      "prompt-file": ["FILE", "the prompt, raw bytes (required; at least 1 byte)"],
+      "max-bytes": ["N", `bytes to generate, 1 to ${MAX_GENERATE.toExponential()} (required)`],
+      greedy: ["", "take the most likely byte each step (default: sample)"],
+      temperature: ["T", "sampling temperature > 0 (default 1)"],
+      "top-k": ["K", "sample among the K most likely bytes (default 0: all)"],
+      "top-p": [
+        "P",
+        "sample among the most likely bytes whose probability reaches P, in (0, 1] (default 1: all)",
+      ],
+      seed: ["S", "integer seed of the sampler (default 0)"],
+      speculative: ["", "speculative decoding: a subword drafter proposes, MambaByte verifies (greedy)"],
+      drafter: [
+        "DIR",
+        "the drafter: a mamba_subword model directory with tokenizer.json (required with --speculative)",
+      ],
+      "draft-tokens": ["M", "tokens drafted per round (default 3)"],
+      beta: ["B", "accept drafted bytes within MambaByte's top B, 1 to 256 (default 1: exactly greedy)"],
+      backend: BACKEND_DOC,
+    },
+  },
+  train: {
+    usage:
+      "deno task mambabyte train --model NAME --size PRESET --data DOMAIN (--steps N | --flops F) [options]",
+    summary: "Trains a model on a domain's training split, checkpointing to data/checkpoints/runs/RUN " +
+      "(Ctrl-C saves; --resume continues), then evaluates it on the test split and records the run in " +
+      "data/local/results/runs.jsonl. A run directory already holding a run needs --resume or --overwrite; " +
+      "one process at a time may use it.",
+    options: {
+      model: [
+        "NAME",
+        "model family (required): mambabyte, mamba_subword, transformer, transformer_subword, megabyte, " +
+        "perceiver_ar",
+      ],
+      size: ["PRESET", "size preset of the family (required; listed below)"],
+      data: ["DOMAIN", `training domain (required): ${DOMAINS_DOC}`],
+      steps: ["N", "optimizer steps (one of --steps and --flops is required)"],
+      flops: [
+        "F",
+        "training compute, e.g. 3e12: the steps that spend it (one of --steps and --flops is required)",
+      ],
+      batch: ["B", "sequences per step (default 8)"],
+      length: ["L", "tokens per sequence (default 256)"],
+      lr: ["X", "peak learning rate (default 2e-3)"],
+      warmup: ["N", "warm-up steps (default 50)"],
+      seed: ["S", "seed of initialisation and batches, an integer >= 0 (default 0)"],
+      vocab: ["V", "BPE vocabulary of subword models (default 1024)"],
+      scale: ["S", "data scale: smoke, small or gpu (default small, or SCALE)"],
+      name: [
+        "RUN",
+        'run name, no "/" or ".." (default: the scale, data, model, size, steps or FLOPs, learning rate, ' +
+        "the settings that differ from their defaults and the seed, e.g. small-books-mambabyte-tiny-100steps-lr0.002-s0)",
+      ],
+      resume: ["", "continue the run from its checkpoint"],
+      overwrite: ["", "start the run over, deleting what its directory holds"],
+      "eval-bytes": ["N", "evaluate on the first N bytes of the test split (default: all of it)"],
+      config: [
+        "JSON",
+        "config fields over the preset's, e.g. '{\"d_state\": 8}' (default: the preset as it is)",
+      ],
+      "runs-dir": ["DIR", "where runs go (default data/checkpoints/runs)"],
+      results: ["DIR", "where runs.jsonl goes (default data/local/results; data/results publishes the run)"],
+      backend: BACKEND_DOC,
+    },
+    more: presetsHelp,
+  },
+  eval: {
+    usage: "deno task mambabyte eval --model DIR --data DOMAIN [options]",
+    summary: "Bits-per-byte and word perplexity of a trained model (any family) on a domain's split, " +
+      "appended to eval.jsonl (data/local/results unless --results) and printed as JSON. Progress goes to " +
+      "stderr.",
+    options: {
+      model: ["DIR", "model directory (required); subword models need their tokenizer.json in it"],
+      data: ["DOMAIN", `evaluation domain (required): ${DOMAINS_DOC}`],
+      split: ["NAME", "test or validation (default test)"],
+      window: ["N", "tokens per evaluation window (default 2048)"],
+      batch: SCORE_BATCH_DOC,
+      "max-bytes": ["N", "score the split's first N bytes, N >= 2 (default: all of it)"],
+      scale: ["S", "data scale: smoke, small or gpu (default small, or SCALE)"],
+      results: ["DIR", "where eval.jsonl goes (default data/local/results)"],
+      "progress-every": PROGRESS_DOC,
+      backend: BACKEND_DOC,
+    },
+  },
+  reproduce: {
+    usage: "deno task mambabyte reproduce [options]",
+    summary: "The whole reproduction: data, the compute-matched plan (data/plans/compute-matched.json; " +
+      "recorded runs are skipped, interrupted ones resume), evaluations, figures, notebooks, then its " +
+      "numbers beside the published ones.",
+    options: {
+      scale: ["S", "smoke, small or gpu (default small, or SCALE)"],
+      results: [
+        "DIR",
+        "where the records go (default data/local/results, ignored by git; data/results publishes into the " +
+        "committed records)",
+      ],
+      "runs-dir": [
+        "DIR",
+        "where runs go (default data/local/runs with the local results, data/checkpoints/runs with --results " +
+        "data/results)",
+      ],
+      domains: ["D,..", "only these domains (default: the plan's)"],
+      models: ["M,..", "only these plan entries (default: all)"],
+      seeds: [
+        "0,1,..",
+        "train each run with these seeds (default: the scale's one seed); other seeds are named ENTRY_seedN",
+      ],
+      "no-data": ["", "skip building the corpora"],
+      "no-evaluations": ["", "skip the extrapolation and noise evaluations"],
+      "no-figures": ["", "skip the figures"],
+      "no-notebooks": ["", "skip executing the notebooks"],
+      "in-process": ["", "(internal) run the plan in this process: how reproduce trains each run in a child"],
+      backend: BACKEND_DOC,
+    },
+  },
+};
+
+/** The size presets of every family, as `train --help` lists them (each preset's config fields). */
+function presetsHelp(): string {
+  const lines = [
+    "size presets (--size), per model family (the preset's config; --config JSON overrides any field):",
+  ];
+  for (const [kind, sizes] of Object.entries(PRESETS)) {
+    lines.push(`  ${kind}:`);
+    for (const [name, cfg] of Object.entries(sizes!)) {
+      const fields = Object.entries(cfg).map(([k, v]) => `${k} ${v}`).join(", ");
+      lines.push(`    ${name.padEnd(6)} ${fields}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+/** A command's help: usage, summary, then every option it accepts (`known`) with its documentation. */
+export function commandHelp(command: string, known: Known): string {
+  const doc = DOCS[command] ??
+    { usage: `deno task mambabyte ${command} [options]`, summary: "", options: {} };
+  // the command's own options first, in its order; --backend (every command has it) after them
+  const names = [
+    ...Object.keys(known).filter((n) => n !== "backend"),
+    ...("backend" in known ? ["backend"] : []),
+  ];
+  const rows: [string, string][] = names.map((name) => {
+    const [arg, text] = doc.options[name] ?? [known[name] === "value" ? "VALUE" : "", ""];
+    return [`--${name}${arg ? " " + arg : ""}`, text];
+  });
+  rows.push(["--debug", "print stack traces of errors (also MAMBABYTE_DEBUG=1)"]);
+  rows.push(["-h, --help", "this help"]);
+  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
+  const wrap = (text: string, columns: number, indent: number) => {
+    const out: string[] = [];
+    let line = "";
+    for (const word of text.split(" ")) {
+      if (line && line.length + word.length + 1 > columns) {
+        out.push(line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
+    }
+    if (line) out.push(line);
+    return out.join("\n" + " ".repeat(indent));
+  };
+  return [
+    `usage: ${doc.usage}`,
+    "",
+    wrap(doc.summary, 108, 0),
+    "",
+    "options:",
+    ...rows.map(([l, t]) => `  ${l.padEnd(width)}${wrap(t, 108 - width, width + 2)}`),
+    ...(doc.more ? ["", doc.more()] : []),
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Progress of long scoring on stderr
+
+/**
+ * Reports a score's progress on stderr: windows done / total, bytes/s and the time left. On a terminal one
+ * line is rewritten in place at most every `everyS` seconds (default 0.25); otherwise a line every `everyS`
+ * seconds (default 10; 0: after every batch), so logs stay short. When any progress was shown, the last
+ * batch's line says how long it all took.
+ */
+function progressReporter(label: string, textBytes: number, everyS?: number): {
+  onProgress: (p: ScoreProgress) => void;
+} {
+  const tty = Deno.stderr.isTerminal();
+  const every = (everyS ?? (tty ? 0.25 : 10)) * 1000;
+  const t0 = performance.now();
+  let last = t0, shown = false;
+  const enc = new TextEncoder();
+  const say = (line: string) => {
+    try {
+      Deno.stderr.writeSync(enc.encode(tty ? `\r${line}\x1b[K` : `${line}\n`));
+    } catch { /* stderr gone: nothing to report to */ }
+  };
+  const line = (p: ScoreProgress, now: number) => {
+    const s = (now - t0) / 1000;
+    const frac = p.tokens / p.totalTokens;
+    const rate = s > 0 ? (frac * textBytes) / s : 0;
+    const left = frac > 0 ? s * (1 - frac) / frac : NaN;
+    return `${label}: ${p.windows}/${p.totalWindows} windows (${(100 * frac).toFixed(1)}%), ` +
+      `${formatBytes(rate)}/s, ${
+        p.windows === p.totalWindows ? `done in ${formatSeconds(s)}` : `ETA ${formatSeconds(left)}`
+      }`;
+  };
+  return {
+    onProgress(p: ScoreProgress) {
+      const now = performance.now();
+      const final = p.windows === p.totalWindows;
+      if (final ? !shown && !(every === 0) : now - last < every) return;
+      last = now;
+      shown = true;
+      say(line(p, now) + (final && tty ? "\n" : ""));
+    },
+  };
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n.toFixed(0)} B`;
+}
+
+function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const t = Math.round(s);
+  const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = t % 60;
+  return h ? `${h}h${String(m).padStart(2, "0")}m` : m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Commands
+
+/** The `model_kind` a model directory's config.json names ("mamba" for mamba_ssm's format), if readable. */
+async function configKind(dir: string): Promise<string | undefined> {
+  try {
+    const raw = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    return raw && typeof raw === "object" && KIND_FIELD in raw ? String(raw[KIND_FIELD]) : "mamba";
+  } catch {
+    return undefined; // readCheckpoint / loadModel say what is wrong
+  }
+}
+
+/** Starts the backend; a bad MAMBABYTE_BACKEND or an unavailable backend is a usage error. */
+async function startBackend(opts: { quiet?: boolean } = {}) {
+  try {
+    return await initBackend(opts);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 async function info(args: string[]) {
   const flags = parseFlags(args, { ...COMMON, model: "value" }, "info");
-  const ckpt = await readCheckpoint(required(flags, "model", "info"));
+  const dir = required(flags, "model", "info");
+  const kind = await configKind(dir);
+  if (kind !== undefined && kind !== "mamba") {
+    // a baseline (or a Mamba saved with its kind): its weights give the count
+    await startBackend({ quiet: true });
+    const model = await loadModel(dir);
+    await printJson({
+      model: dir,
+      kind: model.kind,
+      config: model.config,
+      parameters: countParameters(model),
+    });
+    disposeModel(model);
+    return;
+  }
+  const ckpt = await readCheckpoint(dir);
   const cfg = ckpt.config;
-  console.log(JSON.stringify(
-    {
-      model: ckpt.dir,
-      config: cfg,
-      derived: { d_inner: dInner(cfg), dt_rank: dtRank(cfg), padded_vocab: paddedVocab(cfg) },
-      parameters: parameterBreakdown(cfg).total,
-      weights: ckpt.weightsPaths,
-      dtypes: [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))],
-    },
-    null,
-    2,
+  await writeStdout(new TextEncoder().encode(
+    JSON.stringify(
+      {
+        model: ckpt.dir,
+        kind: cfg.vocab_size === 256 ? "mambabyte" : "mamba_subword",
+        config: cfg,
+        derived: { d_inner: dInner(cfg), dt_rank: dtRank(cfg), padded_vocab: paddedVocab(cfg) },
+        parameters: parameterBreakdown(cfg).total,
+        weights: ckpt.weightsPaths,
+        dtypes: [...new Set([...ckpt.tensors.values()].map((t) => t.dtype))],
+        // tensors holding NaN or infinities (score, eval and generate refuse such a checkpoint)
+        non_finite_tensors: [...ckpt.tensors].filter(([k, t]) => findNonFinite(toFloat32(t, { key: k })))
+          .map(([k]) => k),
+      },
+      null,
+      2,
+    ) + "\n",
   ));
 }
 
+/** The score options every scoring command shares: window, batch, progress. */
+function scoreFlags(flags: Flags, defaultWindow: number) {
+  return {
+    window: numberFlag(
+      flags,
+      "window",
+      defaultWindow,
+      (x) => Number.isInteger(x) && x >= 1,
+      "a positive integer",
+    ),
+    batch: flags.has("batch")
+      ? numberFlag(flags, "batch", 1, (x) => Number.isInteger(x) && x >= 1, "a positive integer")
+      : undefined,
+    progressEvery: flags.has("progress-every")
+      ? numberFlag(flags, "progress-every", 0, (x) => x >= 0, "a number of seconds >= 0")
+      : undefined,
+  };
+}
+
 async function score(args: string[]) {
-  const flags = parseFlags(args, { ...COMMON, model: "value", text: "value", window: "value" }, "score");
+  const flags = parseFlags(args, {
+    ...COMMON,
+    model: "value",
+    text: "value",
+    window: "value",
+    batch: "value",
+    "progress-every": "value",
+  }, "score");
   const modelDir = required(flags, "model", "score");
   const textPath = required(flags, "text", "score");
-  const window = numberFlag(
-    flags,
-    "window",
-    8192,
-    (x) => Number.isInteger(x) && x >= 1,
-    "a positive integer",
-  );
+  const opts = scoreFlags(flags, NaN); // the default depends on the model (below)
   const text = await readInput(textPath, "text");
   if (text.length < 2) {
-    throw new InputError(textPath, undefined, `${textPath}: needs at least 2 bytes to score`);
+    throw new InputError(
+      textPath,
+      undefined,
+      `${textPath}: needs at least 2 bytes to score (has ${text.length})`,
+    );
   }
-  await initBackend();
-  const model = await loadPretrained(modelDir);
-  const s = await scoreBytes(model, text, window);
-  console.log(
-    JSON.stringify({
-      model: modelDir,
-      text: textPath,
-      bytes: s.bytes,
-      ce_nats: s.ce_nats,
-      bits_per_byte: s.bits_per_byte,
-    }),
-  );
+  await startBackend();
+  const { model, tokenizer } = await loadTrained(modelDir);
+  // attention holds window x window scores per head: 8192-token windows are for the Mamba families
+  const mamba = model.kind === "mambabyte" || model.kind === "mamba_subword";
+  const window = Number.isNaN(opts.window) ? (mamba ? 8192 : 2048) : opts.window;
+  const batch = opts.batch ?? scoreBatch(model.kind, window);
+  const progress = progressReporter(`score ${textPath}`, text.length, opts.progressEvery);
+  const s = await scoreText(model, text, {
+    window,
+    tokenizer,
+    batch,
+    onProgress: progress.onProgress,
+  });
+  await printJson({
+    model: modelDir,
+    model_kind: model.kind,
+    text: textPath,
+    window,
+    bytes: s.bytes,
+    ce_nats: s.ce_nats,
+    bits_per_byte: s.bits_per_byte,
+  });
 }
 
 async function generateCommand(args: string[]) {
@@ -198,16 +632,13 @@ async function generateCommand(args: string[]) {
     beta: "value",
   }, "generate");
   const modelDir = required(flags, "model", "generate");
-  const prompt = await readInput(required(flags, "prompt-file", "generate"), "prompt");
-  if (prompt.length === 0) {
-    throw new UsageError("generate: the prompt file is empty (need at least one byte)");
-  }
+  const promptPath = required(flags, "prompt-file", "generate");
   const maxBytes = numberFlag(
     flags,
     "max-bytes",
     NaN,
-    (x) => Number.isInteger(x) && x >= 1,
-    "a positive integer",
+    (x) => Number.isInteger(x) && x >= 1 && x <= MAX_GENERATE,
+    `an integer from 1 to ${MAX_GENERATE.toExponential()}`,
   );
   if (Number.isNaN(maxBytes)) throw new UsageError("generate: --max-bytes is required");
   const greedy = flags.get("greedy") === true;
@@ -225,43 +656,55 @@ async function generateCommand(args: string[]) {
   if (!speculative && ["drafter", "draft-tokens", "beta"].some((f) => flags.has(f))) {
     throw new UsageError("generate: --drafter, --draft-tokens and --beta need --speculative");
   }
+  if (speculative && ["temperature", "top-k", "top-p", "seed"].some((f) => flags.has(f))) {
+    throw new UsageError(
+      "generate: --speculative decodes greedily (top-beta acceptance); drop --temperature, --top-k, --top-p, --seed",
+    );
+  }
+  const drafterDir = speculative ? required(flags, "drafter", "generate --speculative") : "";
+  const draftTokens = numberFlag(
+    flags,
+    "draft-tokens",
+    3,
+    (x) => Number.isInteger(x) && x >= 1 && x <= 1024,
+    "an integer from 1 to 1024",
+  );
+  const beta = numberFlag(
+    flags,
+    "beta",
+    1,
+    (x) => Number.isInteger(x) && x >= 1 && x <= 256,
+    "an integer in 1..256",
+  );
+  const prompt = await readInput(promptPath, "prompt");
+  if (prompt.length === 0) {
+    throw new UsageError(`generate: the prompt file ${promptPath} is empty (need at least one byte)`);
+  }
+  await startBackend({ quiet: false });
+  const { model } = await loadTrained(modelDir);
+  if (model.kind !== "mambabyte") {
+    throw new UsageError(
+      `generate: ${modelDir} holds a ${model.kind} model; generate decodes MambaByte (mambabyte) models`,
+    );
+  }
+  // each byte goes to stdout as it comes; nothing is kept, so --max-bytes allocates nothing
+  const buf = new Uint8Array(1);
+  const emit = async (b: number) => {
+    buf[0] = b;
+    await writeStdout(buf);
+  };
   if (speculative) {
-    if (["temperature", "top-k", "top-p", "seed"].some((f) => flags.has(f))) {
-      throw new UsageError(
-        "generate: --speculative decodes greedily (top-beta acceptance); drop --temperature, --top-k, --top-p, --seed",
-      );
-    }
-    const drafterDir = required(flags, "drafter", "generate --speculative");
-    const draftTokens = numberFlag(
-      flags,
-      "draft-tokens",
-      3,
-      (x) => Number.isInteger(x) && x >= 1,
-      "an integer >= 1",
-    );
-    const beta = numberFlag(
-      flags,
-      "beta",
-      1,
-      (x) => Number.isInteger(x) && x >= 1 && x <= 256,
-      "an integer in 1..256",
-    );
-    await initBackend({ quiet: false });
-    const verifier = await loadPretrained(modelDir);
     const { model: drafter, tokenizer } = await loadTrained(drafterDir);
-    if (!tokenizer) {
+    if (!tokenizer || drafter.kind !== "mamba_subword") {
       throw new UsageError(
-        `generate: the drafter ${drafterDir} has no tokenizer.json (a mamba_subword checkpoint is needed)`,
+        `generate: the drafter ${drafterDir} holds a ${drafter.kind} model; a mamba_subword model with ` +
+          `tokenizer.json is needed`,
       );
     }
-    const out = new Uint8Array(1);
-    const r = await speculativeDecode(verifier, asMamba(drafter), tokenizer, prompt, maxBytes, {
+    const r = await speculativeDecode(asMamba(model), asMamba(drafter), tokenizer, prompt, maxBytes, {
       draftTokens,
       beta,
-      onByte: async (b) => {
-        out[0] = b;
-        await Deno.stdout.write(out);
-      },
+      onByte: emit,
     });
     console.error(
       JSON.stringify({
@@ -270,14 +713,7 @@ async function generateCommand(args: string[]) {
     );
     return;
   }
-  await initBackend({ quiet: false });
-  const model = await loadPretrained(modelDir);
-  // stream bytes to stdout as they come
-  const buf = new Uint8Array(1);
-  await generate(model, prompt, maxBytes, opts, async (b) => {
-    buf[0] = b;
-    await Deno.stdout.write(buf);
-  });
+  await streamTokens(asMamba(model), prompt, maxBytes, opts, emit);
 }
 
 const DOMAIN_NAMES = ["books", "stories", "prose", "latex", "code"];
@@ -292,8 +728,10 @@ function domainFlag(flags: Flags, command: string): Domain {
 
 function scaleFlag(flags: Flags, fallback: ScaleName): ScaleName {
   const s = (flags.get("scale") ?? Deno.env.get("SCALE") ?? fallback) as ScaleName;
-  if (!(s in SCALES)) {
-    throw new UsageError(`--scale must be one of ${Object.keys(SCALES).join(", ")} (got "${s}")`);
+  if (!Object.hasOwn(SCALES, s)) {
+    throw new UsageError(
+      `${flags.command}: --scale (or SCALE) must be one of ${Object.keys(SCALES).join(", ")} (got "${s}")`,
+    );
   }
   return s;
 }
@@ -456,9 +894,11 @@ async function evalCommand(args: string[]) {
     data: "value",
     split: "value",
     window: "value",
+    batch: "value",
     "max-bytes": "value",
     scale: "value",
     results: "value",
+    "progress-every": "value",
   }, "eval");
   const dir = required(flags, "model", "eval");
   const domain = domainFlag(flags, "eval");
@@ -467,38 +907,50 @@ async function evalCommand(args: string[]) {
     throw new UsageError(`eval: --split must be test or validation (got "${split}")`);
   }
   const scale = scaleFlag(flags, "small");
-  await initBackend();
-  const { model, tokenizer } = await loadTrained(dir);
-  const text = await domainText(domain, scale, split);
+  const opts = scoreFlags(flags, 2048);
   const maxBytes = numberFlag(
     flags,
     "max-bytes",
-    text.test.length,
+    Infinity,
     (x) => Number.isInteger(x) && x >= 2,
     "an integer >= 2",
   );
-  const window = numberFlag(
-    flags,
-    "window",
-    2048,
-    (x) => Number.isInteger(x) && x >= 1,
-    "a positive integer",
-  );
+  await startBackend();
+  const { model, tokenizer } = await loadTrained(dir);
+  const text = await domainText(domain, scale, split).catch((e) => {
+    // a domain or split missing from the data is the user's to fix (deno task data), not a bug
+    throw e instanceof InputError || !(e instanceof Error) ? e : new InputError("data", undefined, e.message);
+  });
+  const data = text.test.subarray(0, Math.min(maxBytes, text.test.length));
+  const batch = opts.batch ?? scoreBatch(model.kind, opts.window);
+  const progress = progressReporter(`eval ${domain}/${text.evalSplit}`, data.length, opts.progressEvery);
   const t0 = performance.now();
-  const s = await scoreText(model, text.test.subarray(0, maxBytes), { window, tokenizer });
+  const s = await scoreText(model, data, {
+    window: opts.window,
+    tokenizer,
+    batch,
+    onProgress: progress.onProgress,
+  });
   const record = {
     model_dir: dir,
     model: model.kind,
     domain,
     split: text.evalSplit,
     data: text.source,
-    window,
+    window: opts.window,
+    batch,
     parameters: countParameters(model),
     ...s,
     wall_s: (performance.now() - t0) / 1000,
   };
+  // the figures read these records: a number that is not finite is an error, never a record
+  for (const [k, v] of Object.entries(record)) {
+    if (typeof v === "number" && !Number.isFinite(v)) {
+      throw new NonFiniteError(`eval: ${k} came out ${v} for ${dir} on ${domain}; nothing was recorded`);
+    }
+  }
   await appendRecord("eval", record, (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR);
-  console.log(JSON.stringify(record));
+  await printJson(record);
 }
 
 async function reproduceCommand(args: string[]) {
@@ -519,7 +971,7 @@ async function reproduceCommand(args: string[]) {
   const scale = scaleFlag(flags, "small");
   const list = (name: string) =>
     flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
-  const backend = await initBackend();
+  const backend = await startBackend();
   const inProcess = flags.get("in-process") === true;
   if (!inProcess) console.error(`reproduce at the ${scale} scale (${SCALES[scale]}) on ${backend.backend}`);
   let r;
@@ -533,7 +985,9 @@ async function reproduceCommand(args: string[]) {
       domains: list("domains"),
       models: list("models"),
       seeds: list("seeds")?.map((s) => {
-        if (!/^\d+$/.test(s)) throw new UsageError(`--seeds: expected integers like 0,1,2, got "${s}"`);
+        if (!/^\d+$/.test(s)) {
+          throw new UsageError(`reproduce: --seeds: expected integers like 0,1,2, got "${s}"`);
+        }
         return Number(s);
       }),
       skipData: flags.get("no-data") === true,
@@ -555,9 +1009,52 @@ class ReproduceFailed extends Error {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Errors: one line each; stack traces with --debug or MAMBABYTE_DEBUG=1
+
+/** Whether errors print their stack traces: `--debug` on the command line or MAMBABYTE_DEBUG set (not 0). */
+function debugRequested(argv: string[]): boolean {
+  const env = Deno.env.get("MAMBABYTE_DEBUG");
+  return argv.includes("--debug") || (env !== undefined && env !== "" && env !== "0");
+}
+
+/** A message on one line (a multi-line message's lines joined). */
+function oneLine(message: string): string {
+  return message.split("\n").map((l) => l.trim()).filter(Boolean).join("; ");
+}
+
+/**
+ * Prints an error that ended a command and returns the exit status: 2 for usage and input errors
+ * (the message names the option, file or tensor), 1 otherwise. Errors nobody foresaw say how to see
+ * where they came from.
+ */
+function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof StdoutClosed) return 0;
+  const usage = e instanceof UsageError || e instanceof InputError;
+  const status = usage ? 2 : 1;
+  if (debug) {
+    console.error(e instanceof Error ? e.stack ?? e.message : String(e));
+    return status;
+  }
+  if (e instanceof ReproduceFailed) {
+    console.error(e.message);
+    return 1;
+  }
+  const message = oneLine(e instanceof Error ? e.message : String(e)) || String(e);
+  const foreseen = usage || e instanceof NonFiniteError || isDenoError(e);
+  console.error(
+    `error: ${message}${foreseen ? "" : " (run with --debug or MAMBABYTE_DEBUG=1 for the stack trace)"}`,
+  );
+  return status;
+}
+
+/** Deno's file-system and I/O errors (their messages name the path and the OS's reason). */
+function isDenoError(e: unknown): boolean {
+  return Object.values(Deno.errors).some((cls) => e instanceof cls);
+}
+
 export async function main(argv: string[]): Promise<number> {
-  // errors are one line; --debug (or MAMBABYTE_DEBUG=1) adds the stack trace
-  const debug = argv.includes("--debug") || Deno.env.get("MAMBABYTE_DEBUG") === "1";
+  const debug = debugRequested(argv);
   const [command, ...rest] = argv.filter((a) => a !== "--debug");
   const commands: Record<string, (a: string[]) => Promise<void>> = {
     info,
@@ -571,29 +1068,42 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return command ? 0 : 2;
   }
-  const fn = commands[command];
-  if (!fn) {
-    console.error(`unknown command "${command}"\n\n${HELP}`);
+  if (!Object.hasOwn(commands, command)) {
+    console.error(
+      `error: unknown command "${command}" (commands: ${Object.keys(commands).join(", ")}; ` +
+        `deno task mambabyte --help describes them)`,
+    );
     return 2;
   }
   try {
-    await fn(rest);
+    requestedBackend(rest); // a bad --backend or MAMBABYTE_BACKEND fails here, before any work
+  } catch (e) {
+    return reportError(new UsageError(`${command}: ${(e as Error).message}`), debug);
+  }
+  try {
+    await commands[command](rest);
     return 0;
   } catch (e) {
-    if (e instanceof ReproduceFailed) {
-      console.error(e.message);
-      return 1;
+    if (e instanceof HelpRequested) {
+      console.log(commandHelp(e.command, e.known));
+      return 0;
     }
-    if (e instanceof InputError || e instanceof UsageError) {
-      console.error(`error: ${e.message}`);
-      if (debug) console.error(e.stack);
-      return 2;
-    }
-    throw e;
+    return reportError(e, debug);
   }
 }
 
 if (import.meta.main) {
   tf.env().set("PROD", true);
+  const debug = debugRequested(Deno.args);
+  // an error that escapes the command's promise chain (a callback, a timer) is still one line
+  const escaped = (e: unknown) => Deno.exit(reportError(e, debug));
+  globalThis.addEventListener("unhandledrejection", (ev) => {
+    ev.preventDefault();
+    escaped(ev.reason);
+  });
+  globalThis.addEventListener("error", (ev) => {
+    ev.preventDefault();
+    escaped(ev.error);
+  });
   Deno.exit(await main(Deno.args));
 }

@@ -420,7 +420,20 @@ export async function setup(opts: SetupOptions): Promise<SetupReport> {
   return report;
 }
 
+const USAGE =
+  `deno task setup [options]      (idempotent machine setup for Debian 12; installs only what is missing)
+  always: a stable copy of the running Deno, deno on PATH when none is there, the Deno Jupyter kernelspec
+  --quiet, -q         print only what changes
+  --with-chromium     Debian's chromium and fonts-liberation (skipped when CHROMIUM_PATH names one)
+  --with-notebooks    jupyter-nbconvert, python3-nbclient; implies --with-chromium
+  --with-lab          Debian's Jupyter Notebook server and jupyter-client (deno task lab); implies --with-notebooks
+  --with-webgpu       mesa-vulkan-drivers (lavapipe: software Vulkan, so WebGPU code runs on CPU machines)`;
+
 async function main(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
   try {
     const opts = parseSetupArgs(args);
     const report = await setup(opts);

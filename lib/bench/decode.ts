@@ -44,6 +44,7 @@ import { appendRecord } from "../results/store.ts";
 import { Rng } from "../util/rng.ts";
 import { ANCHORS_DIR, RESULTS_DIR } from "../paths.ts";
 import { RecurrentSession } from "../decode/session.ts";
+import { helpOrUnknown } from "../util/usage.ts";
 
 const arg = (name: string, fallback?: string) => {
   const i = Deno.args.indexOf(`--${name}`);
@@ -368,7 +369,20 @@ async function speculativeBench(verifierDir: string, drafterDir: string, nBytes:
   return out;
 }
 
+const USAGE = `deno run -A lib/bench/decode.ts [options]   (per-byte decoding latency; speculative decoding)
+  --backend NAME       webgpu, wasm, cpu or tensorflow (default: the automatic choice)
+  --contexts LIST      context lengths in bytes (default 1024,4096,16384,65536)
+  --steps N            timed decoding steps per context (default 100)
+  --models LIST        mambabyte, transformer, megabyte (default all three; "" runs only the speculative part)
+  --budget-s S         seconds allowed per (model, context) (default 60)
+  --verifier DIR       a trained MambaByte model: with --drafter, benchmarks speculative decoding (default: none)
+  --drafter DIR        a trained mamba_subword model with tokenizer.json (default: none)
+  --spec-bytes N       bytes generated per speculative measurement (default 400)
+  --prompt-file FILE   the prompt of the speculative part (default: "It was the best of times, ...")
+  --no-record          print only; append nothing to data/results/bench/decode.jsonl`;
+
 if (import.meta.main) {
+  helpOrUnknown(Deno.args, USAGE, "lib/bench/decode.ts");
   const backend = arg("backend") as BackendName | undefined;
   const info = await initBackend({ backend, quiet: false });
   const contexts = (arg("contexts", "1024,4096,16384,65536")!).split(",").map(Number);

@@ -189,7 +189,13 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 if (import.meta.main) {
-  const o = parse(Deno.args);
+  let o: Options;
+  try {
+    o = parse(Deno.args);
+  } catch (e) {
+    console.error(`lib/bench/engine.ts: ${(e as Error).message}`); // a bad option: one line, no stack
+    Deno.exit(2);
+  }
   for (const shape of o.shapes) {
     let line: string;
     try {

@@ -15,6 +15,12 @@ import { appendRecord } from "../results/store.ts";
 import { withScanImpl } from "../models/registry.ts";
 import { nextTokenLoss } from "../models/lm.ts";
 import { REFERENCE_FIXTURES, RESULTS_DIR } from "../paths.ts";
+import { helpOrUnknown } from "../util/usage.ts";
+
+const USAGE = `deno run -A lib/bench/golden.ts [options]   (errors against mamba_ssm's reference outputs)
+  --backends LIST  comma-separated backends (default cpu,wasm,webgpu)
+  --out DIR        where golden.jsonl goes (default data/results)`;
+helpOrUnknown(Deno.args, USAGE, "lib/bench/golden.ts");
 
 const fixtures = REFERENCE_FIXTURES;
 const arg = (name: string, fallback: string) => {

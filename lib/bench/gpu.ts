@@ -40,8 +40,24 @@ import {
   setScanKernelConfig,
 } from "../kernels/webgpu/scan_wgsl.ts";
 import { ANCHORS_DIR, RESULTS_DIR } from "../paths.ts";
+import { helpOrUnknown } from "../util/usage.ts";
+
+const USAGE =
+  `deno run -A lib/bench/gpu.ts [options]      (webgpu: the fused scan and training steps on the GPU)
+  --quick            tiny shapes (scan 1,64,16,256; training 64,2,2,256), for tests
+  --out FILE         the JSONL file of records (default data/results/bench/gpu.jsonl)
+  --shapes LIST      scan shapes B,D,N,L;... (default 8,1536,16,8192;1,1536,16,8192;16,512,16,2048)
+  --fwd-only         time the forward pass only (kernel sweeps)
+  --no-scan          skip the scan benchmark
+  --no-train         skip the training steps (default shapes d,layers,batch,length 256,4,4,1024 and
+                     512,8,16,2048)
+  --variants SPEC    kernel settings "name:key=value,key=value;name2:..." (keys of ScanKernelConfig; default:
+                     the environment's, MAMBABYTE_BENCH_VARIANTS / MAMBABYTE_SCAN_*)
+  --profile-train    one profiled training step per training shape (GPU time per kernel)
+  --gemm             the training step's Linear products through the WGSL GEMM and tf.matMul, in TFLOP/s`;
 
 const args = Deno.args;
+helpOrUnknown(args, USAGE, "lib/bench/gpu.ts");
 const quick = args.includes("--quick");
 const argValue = (name: string) => {
   const i = args.indexOf(name);

@@ -23,8 +23,17 @@ import { selectiveScan } from "../ssm/mod.ts";
 import { SCAN_GRAD_KERNEL, SCAN_KERNEL } from "../kernels/tfjs/scan_attrs.ts";
 import { scanKernelConfig } from "../kernels/webgpu/scan_wgsl.ts";
 import { RESULTS_DIR } from "../paths.ts";
+import { helpOrUnknown } from "../util/usage.ts";
+
+const HELP = `deno run -A lib/bench/gpu_host_profile.ts --backend webgpu [options]
+  (host-side profile of the fused scan on webgpu: where the time goes while calls are queued)
+  --backend NAME   the backend (webgpu; default: the automatic choice)
+  --shapes LIST    shapes B,D,N,L;... (default 8,1536,16,8192;1,1536,16,8192;16,512,16,2048)
+  --calls N        calls queued back to back per shape (default 10)
+  --out FILE       the JSON report (default data/results/bench/gpu_host_profile.json)`;
 
 const args = Deno.args;
+helpOrUnknown(args, HELP, "lib/bench/gpu_host_profile.ts");
 const argValue = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;

@@ -64,7 +64,8 @@ const USAGE = `deno task bench [--suite scan,train,decode,gpu] [options]
                     equal share of the time left
   --probe-length P  longest probe run that estimates a full run's time (default 256, at least 4)
   --quick           tiny shape ${Object.values(QUICK_SHAPE).join(",")}, 2 repeats (for tests)
-  --out DIR         where scan.jsonl goes (default data/results/bench)`;
+  --out DIR         where scan.jsonl goes (default data/results/bench)
+  internal (the child processes the scan suite spawns): --child --backend NAME --impl NAME --run-id ID`;
 
 function list<T extends string>(value: string, allowed: readonly string[], what: string): T[] {
   const items = value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -102,7 +103,7 @@ export function parseArgs(args: string[]): BenchOptions | "help" {
     if (arg.startsWith("--") && eq > 0) flags.set(arg.slice(0, eq), arg.slice(eq + 1));
     else if (booleans.has(arg)) flags.set(arg, "true");
     else if (arg.startsWith("-") && i + 1 < args.length) flags.set(arg, args[++i]);
-    else throw new Error(`unexpected argument "${arg}"\n${USAGE}`);
+    else throw new Error(`unexpected argument "${arg}" (deno task bench --help lists the options)`);
   }
   if (flags.has("--help") || flags.has("-h")) return "help";
   const known = new Set([
@@ -121,7 +122,9 @@ export function parseArgs(args: string[]): BenchOptions | "help" {
     "--backend",
     "--impl",
   ]);
-  for (const key of flags.keys()) if (!known.has(key)) throw new Error(`unknown option ${key}\n${USAGE}`);
+  for (const key of flags.keys()) {
+    if (!known.has(key)) throw new Error(`unknown option ${key} (deno task bench --help lists the options)`);
+  }
 
   const quick = flags.has("--quick");
   const backendNames = ["wasm", "cpu", "webgpu", "tensorflow"];

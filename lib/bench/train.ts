@@ -11,6 +11,14 @@ import { readSplit } from "../data/bytes.ts";
 import { trainBytes } from "../train/train.ts";
 import { appendRecord } from "../results/store.ts";
 import { ANCHORS_DIR, RESULTS_DIR, SAMPLES_DIR } from "../paths.ts";
+import { helpOrUnknown } from "../util/usage.ts";
+
+const USAGE =
+  `deno run -A lib/bench/train.ts [options]   (MambaByte training steps per second, AdamW included)
+  --backend NAME   webgpu, wasm, cpu or tensorflow (default: the automatic choice)
+  --shape D,L,B,T  d_model, layers, batch, length (default 256,4,4,1024)
+  --steps N        timed steps after one warm-up step (default 5)`;
+helpOrUnknown(Deno.args, USAGE, "lib/bench/train.ts");
 
 const arg = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(name);

@@ -7,7 +7,8 @@ import * as tf from "@tensorflow/tfjs";
 import { disposeState, type MambaLM, type MambaState, prefill, step } from "../models/mamba.ts";
 import { defaultStepperKind } from "./stepper.ts";
 import { Rng } from "../util/rng.ts";
-import { RecurrentSession } from "./session.ts";
+import { checkLogits, RecurrentSession } from "./session.ts";
+import { reclaimWebGpuGarbage } from "../backend.ts";
 
 export interface SamplingOptions {
   /** Argmax decoding (ignores the other options). */
@@ -20,8 +21,12 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-/** Picks the next token from one row of logits (host-side; V is small). Exported for tests. */
+/**
+ * Picks the next token from one row of logits (host-side; V is small). Logits holding NaN or an infinity
+ * are an error (NonFiniteError): no token is drawn from them. Exported for tests.
+ */
 export function pickToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): number {
+  checkLogits(logits);
   if (opts.greedy) {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
@@ -92,29 +97,68 @@ export async function generateTokens(
   opts: SamplingOptions & { stepper?: "js" | "tf" } = {},
   onToken?: (t: number) => void | Promise<void>,
 ): Promise<Int32Array> {
+  const out = new TokenList();
+  await streamTokens(model, prompt, maxTokens, opts, async (t) => {
+    out.push(t);
+    await onToken?.(t);
+  });
+  return out.array();
+}
+
+/**
+ * Samples up to `maxTokens` tokens after `prompt`, handing each to `onToken` as it is produced and keeping
+ * none: memory does not depend on `maxTokens` (the command line streams unbounded output this way).
+ * Returns how many tokens were produced. Same sampling and steppers as `generateTokens`.
+ */
+export async function streamTokens(
+  model: MambaLM,
+  prompt: ArrayLike<number>,
+  maxTokens: number,
+  opts: SamplingOptions & { stepper?: "js" | "tf" },
+  onToken: (t: number) => void | Promise<void>,
+): Promise<number> {
   if (prompt.length === 0) throw new Error("generate: the prompt must hold at least one token");
+  checkCount(maxTokens);
   const rng = new Rng(opts.seed ?? 0);
-  const out = new Int32Array(maxTokens);
   if (useJsStepper(opts.stepper)) {
     const s = new RecurrentSession(model, "js");
-    await s.prefill(prompt);
-    for (let i = 0; i < maxTokens; i++) {
-      out[i] = pickToken(s.next, opts, rng);
-      await onToken?.(out[i]);
-      if (i < maxTokens - 1) await s.step(out[i]);
+    try {
+      await s.prefill(prompt);
+      for (let i = 0; i < maxTokens; i++) {
+        const t = pickToken(s.next, opts, rng);
+        await onToken(t);
+        if (i < maxTokens - 1) await s.step(t);
+      }
+    } finally {
+      s.dispose();
     }
-    s.dispose();
-    return out;
+    return maxTokens;
   }
-  const [row] = await generateBatchTf(
-    model,
-    [prompt],
-    maxTokens,
-    opts,
-    [rng],
-    onToken && ((_, t) => onToken(t)),
-  );
-  return row;
+  await generateBatchTf(model, [prompt], maxTokens, opts, [rng], (_, t) => onToken(t));
+  return maxTokens;
+}
+
+function checkCount(maxTokens: number): void {
+  if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) {
+    throw new Error(`generate: the number of tokens must be an integer >= 0 (got ${maxTokens})`);
+  }
+}
+
+/** Token ids collected as they come (grows by doubling: nothing allocated for tokens not produced). */
+class TokenList {
+  private buf = new Int32Array(256);
+  private n = 0;
+  push(t: number): void {
+    if (this.n === this.buf.length) {
+      const bigger = new Int32Array(this.buf.length * 2);
+      bigger.set(this.buf);
+      this.buf = bigger;
+    }
+    this.buf[this.n++] = t;
+  }
+  array(): Int32Array {
+    return this.buf.slice(0, this.n);
+  }
 }
 
 /**
@@ -149,17 +193,34 @@ export async function generateBatch(
     }
     return out;
   }
-  return generateBatchTf(model, prompts, maxTokens, opts, prompts.map((_, i) => new Rng(seed + i)), onToken);
+  checkCount(maxTokens);
+  const lists = prompts.map(() => new TokenList());
+  await generateBatchTf(
+    model,
+    prompts,
+    maxTokens,
+    opts,
+    prompts.map((_, i) => new Rng(seed + i)),
+    async (r, t) => {
+      lists[r].push(t);
+      await onToken?.(r, t);
+    },
+  );
+  return lists.map((l) => l.array());
 }
 
+/**
+ * The rows advance together through tfjs `step`, the state kept on the device; each token goes to `onToken`
+ * as it is sampled (nothing is kept here).
+ */
 async function generateBatchTf(
   model: MambaLM,
   prompts: ArrayLike<number>[],
   maxTokens: number,
   opts: SamplingOptions,
   rngs: Rng[],
-  onToken?: (row: number, t: number) => void | Promise<void>,
-): Promise<Int32Array[]> {
+  onToken: (row: number, t: number) => void | Promise<void>,
+): Promise<void> {
   const V = model.config.vocab_size; // sample real tokens only, not the padding rows
   const b = prompts.length;
   // each prompt prefilled on its own (lengths differ), the states stacked along the batch axis
@@ -180,25 +241,27 @@ async function generateBatchTf(
     ssm: tf.concat(states.map((s) => s[l].ssm), 0), // (b, e, n)
   }));
   states.forEach(disposeState);
-  const out = prompts.map(() => new Int32Array(maxTokens));
-  for (let i = 0; i < maxTokens; i++) {
+  try {
     const next = new Int32Array(b);
-    for (let r = 0; r < b; r++) {
-      next[r] = out[r][i] = pickToken(rows[r], opts, rngs[r]);
-      await onToken?.(r, next[r]);
+    for (let i = 0; i < maxTokens; i++) {
+      for (let r = 0; r < b; r++) {
+        next[r] = pickToken(rows[r], opts, rngs[r]);
+        await onToken(r, next[r]);
+      }
+      if (i === maxTokens - 1) break;
+      const input = tf.tensor(next, [b], "int32");
+      const s = step(model, input, state);
+      input.dispose();
+      disposeState(state);
+      state = s.state;
+      const all = tf.tidy(() => tf.slice(s.logits, [0, 0], [b, V]));
+      s.logits.dispose();
+      const flat = (await all.data()) as Float32Array;
+      all.dispose();
+      for (let r = 0; r < b; r++) rows[r] = flat.subarray(r * V, (r + 1) * V);
+      reclaimWebGpuGarbage();
     }
-    if (i === maxTokens - 1) break;
-    const input = tf.tensor(next, [b], "int32");
-    const s = step(model, input, state);
-    input.dispose();
+  } finally {
     disposeState(state);
-    state = s.state;
-    const all = tf.tidy(() => tf.slice(s.logits, [0, 0], [b, V]));
-    s.logits.dispose();
-    const flat = (await all.data()) as Float32Array;
-    all.dispose();
-    for (let r = 0; r < b; r++) rows[r] = flat.subarray(r * V, (r + 1) * V);
   }
-  disposeState(state);
-  return out;
 }

@@ -13,6 +13,22 @@ import {
   tensorsToHost,
 } from "./stepper.ts";
 import { disposeState, type MambaLM, prefill } from "../models/mamba.ts";
+import { findNonFinite, NonFiniteError } from "../io/errors.ts";
+import { reclaimWebGpuGarbage } from "../backend.ts";
+
+/**
+ * Refuses logits holding NaN or an infinity (a model whose state or weights overflowed): decoding stops
+ * with a NonFiniteError instead of emitting tokens drawn from them. One pass over the row(s).
+ */
+export function checkLogits(logits: Float32Array): void {
+  const bad = findNonFinite(logits);
+  if (bad) {
+    throw new NonFiniteError(
+      `the model's logits are not finite (${bad.count} of ${logits.length} values; the first, ` +
+        `${logits[bad.first]}, at index ${bad.first}); no token is emitted from them`,
+    );
+  }
+}
 
 /** Prompts of at most this many ids are read by the JS stepper's fused pass when the session has one. */
 const SHORT_READ = 512;
@@ -66,6 +82,7 @@ export class RecurrentSession {
     logits.dispose();
     const host = await tensorsToHost(state);
     disposeState(state);
+    reclaimWebGpuGarbage();
     return { logits: all, state: host };
   }
 
@@ -77,6 +94,7 @@ export class RecurrentSession {
     const V = this.V, Vp = all.length / l;
     const out = new Float32Array(l * V);
     for (let t = 0; t < l; t++) out.set(all.subarray(t * Vp, t * Vp + V), t * V);
+    checkLogits(out);
     this.state = state;
     this.passRows = out;
     this.next = out.slice((l - 1) * V);
@@ -128,6 +146,7 @@ export class RecurrentSession {
     const r = await this.stepper.step(this.state, id);
     this.state = r.state;
     this.next = r.logits.subarray(0, this.V).slice();
+    checkLogits(this.next);
     this.steps++;
     return this.next;
   }

@@ -164,16 +164,26 @@ export async function speculativeDecode(
   }
   const t0 = performance.now();
   const Vt = tokenizer.vocabSize;
-  const text = new Uint8Array(prompt.length + maxBytes); // prompt + emitted bytes
+  // prompt + emitted bytes, and per emitted byte whether it was accepted: grown as bytes come (doubling),
+  // so a large maxBytes allocates nothing up front
+  let text = new Uint8Array(prompt.length + Math.min(maxBytes, 4096));
   text.set(prompt);
   let end = prompt.length;
-  const acceptedMask = new Uint8Array(maxBytes);
+  let acceptedMask = new Uint8Array(Math.min(maxBytes, 4096));
   const st = { rounds: 0, draftedTokens: 0, drafted: 0, accepted: 0, corrected: 0 };
 
   const ver = new RecurrentSession(verifier, opts.stepper);
   const verifyMode = opts.verify ?? "pass";
   const dra = new RecurrentSession(drafter, opts.stepper);
   const emit = async (b: number, acc: boolean) => {
+    if (end === text.length) {
+      const more = Math.min(maxBytes, 2 * acceptedMask.length);
+      const t = new Uint8Array(prompt.length + more), mask = new Uint8Array(more);
+      t.set(text);
+      mask.set(acceptedMask);
+      text = t;
+      acceptedMask = mask;
+    }
     acceptedMask[end - prompt.length] = acc ? 1 : 0;
     text[end++] = b;
     if (acc) st.accepted++;
@@ -326,7 +336,11 @@ export async function speculativeDecode(
     seconds,
     bytesPerSecond: maxBytes / seconds,
   };
-  return { bytes: text.slice(prompt.length, end), accepted: acceptedMask, stats };
+  return {
+    bytes: text.slice(prompt.length, end),
+    accepted: acceptedMask.slice(0, end - prompt.length),
+    stats,
+  };
 }
 
 /** The drafter's best token (by logits) whose bytes start with `prefix`; -1 if there is none. */

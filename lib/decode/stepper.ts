@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { dims, disposeState, type MambaLM, type MambaState, step as tfStep } from "../models/mamba.ts";
 import { type DecodeKernels, decodeKernels, matvec } from "../kernels/mod.ts";
+import { reclaimWebGpuGarbage } from "../backend.ts";
 
 /** A batch-1 Mamba state: per layer the conv window (e, k), oldest first, and the SSM state (e, n). */
 export interface HostState {
@@ -65,6 +66,7 @@ export class TfStepper implements Stepper {
     r.logits.dispose();
     const next = await tensorsToHost(r.state);
     disposeState(r.state);
+    reclaimWebGpuGarbage();
     return { logits, state: next };
   }
   dispose() {}

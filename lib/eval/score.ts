@@ -9,6 +9,8 @@ import * as tf from "@tensorflow/tfjs";
 import { countWords } from "../data/bytes.ts";
 import type { ByteBPE } from "../data/bpe.ts";
 import { type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
+import { NonFiniteError } from "../io/errors.ts";
+import { reclaimWebGpuGarbage } from "../backend.ts";
 
 export interface TextScore {
   /** Bytes whose likelihood was scored (all bytes after the first window's first token). */
@@ -32,12 +34,24 @@ export interface ScoreOptions {
   /**
    * Windows read in one forward pass (default 1). Larger batches fill a GPU (each pass costs about the
    * same host time whatever its batch) at the price of batch x window activations in memory; the score
-   * is the same sum either way.
+   * is the same sum either way. `scoreBatch` is a default that keeps a pass's memory bounded.
    */
   batch?: number;
-  /** Called after each batch of windows with (tokens done, tokens in all). */
-  onProgress?: (done: number, total: number) => void;
+  /** Called after each batch of windows. */
+  onProgress?: (p: ScoreProgress) => void;
 }
+
+/** How far a `scoreText` has got (after a batch of windows). */
+export interface ScoreProgress {
+  windows: number;
+  totalWindows: number;
+  /** Tokens predicted so far, and in all. */
+  tokens: number;
+  totalTokens: number;
+}
+
+/** A window of token ids: byte models read the text's own bytes (no copy), subword models token ids. */
+export type TokenWindow = Int32Array | Uint8Array;
 
 /**
  * Sum of -log p(token_{t+1} | tokens <= t) over windows of ids (each n+1 tokens, all of one length), read as
@@ -45,7 +59,7 @@ export interface ScoreOptions {
  * after the real inputs (causal models never look right, so the padding changes no scored prediction) and
  * those positions are not scored.
  */
-export function windowNats(model: LanguageModel, windows: Int32Array[]): tf.Scalar {
+export function windowNats(model: LanguageModel, windows: TokenWindow[]): tf.Scalar {
   return tf.tidy(() => tf.sum(tokenNats(model, windows)) as tf.Scalar);
 }
 
@@ -59,11 +73,27 @@ export function evalBatch(batch: number, length: number, window: number): number
 }
 
 /**
+ * Tokens per forward pass that `scoreBatch` allows: the Mamba families' memory is linear in the tokens of
+ * a pass; the attention families hold (window x window) scores per head, and 16K-token passes of those
+ * aborted the wasm heap on the small Transformer, so they get a training batch's worth (8 x 256).
+ */
+const PASS_TOKENS = { linear: 8192, attention: 2048 };
+
+/**
+ * The default windows per pass for a model with no training record at hand (`deno task mambabyte
+ * score/eval`): as many as PASS_TOKENS allows, at least one.
+ */
+export function scoreBatch(kind: LanguageModel["kind"], window: number): number {
+  const linear = kind === "mambabyte" || kind === "mamba_subword";
+  return Math.max(1, Math.floor((linear ? PASS_TOKENS.linear : PASS_TOKENS.attention) / window));
+}
+
+/**
  * Per-position -log p(token_{t+1} | tokens <= t) of windows of ids, each n+1 tokens, read as one batch:
  * (b, n) nats, for loss against position (extrapolation). Same conventions as `windowNats` (zeros appended
  * for `lengthMultiple`, never scored).
  */
-export function tokenNats(model: LanguageModel, windows: Int32Array[]): tf.Tensor2D {
+export function tokenNats(model: LanguageModel, windows: TokenWindow[]): tf.Tensor2D {
   return tf.tidy(() => {
     const b = windows.length, n = (windows[0]?.length ?? 0) - 1;
     if (n < 1) throw new Error(`tokenNats: a window needs at least 2 tokens (got ${n + 1})`);
@@ -120,40 +150,56 @@ function requireTokenizer(model: LanguageModel): ByteBPE {
   return model.tokenizer;
 }
 
-/** Scores `text` with `model` in contiguous windows (each token after the first predicted once). */
+/**
+ * Scores `text` with `model` in contiguous windows (each token after the first predicted once). A window
+ * whose loss comes out NaN or infinite is an error (NonFiniteError) naming the windows and bytes, never a
+ * NaN score. Memory: byte models read windows straight from `text`; one batch of windows is in flight.
+ */
 export async function scoreText(
   model: LanguageModel,
   text: Uint8Array,
   opts: ScoreOptions = {},
 ): Promise<TextScore> {
   const window = opts.window ?? 2048;
+  if (!Number.isInteger(window) || window < 1) {
+    throw new Error(`scoreText: window must be a positive integer (got ${window})`);
+  }
   const subword = TOKEN_UNIT[model.kind] === "subword";
   if (subword) opts = { ...opts, tokenizer: opts.tokenizer ?? model.tokenizer };
   if (subword && !opts.tokenizer) {
     throw new Error(`scoring a ${model.kind} model needs its tokenizer (tokenizer.json)`);
   }
   if (!subword && opts.tokenizer) throw new Error(`${model.kind} reads bytes; do not pass a tokenizer`);
-  const ids = subword ? opts.tokenizer!.encode(text) : Int32Array.from(text);
+  const ids: TokenWindow = subword ? opts.tokenizer!.encode(text) : text;
   if (ids.length < 2) throw new Error(`the text is too short to score (${text.length} bytes)`);
   const batch = opts.batch ?? 1;
   if (!Number.isInteger(batch) || batch < 1) {
     throw new Error(`scoreText: batch must be a positive integer (got ${batch})`);
   }
   // contiguous windows of window+1 tokens, overlapping by one token; only the last may be shorter
-  const windows: Int32Array[] = [];
-  for (let start = 0; start + 1 < ids.length; start += window) {
-    windows.push(ids.subarray(start, Math.min(ids.length, start + window + 1)));
-  }
+  const totalWindows = Math.ceil((ids.length - 1) / window);
+  const windowAt = (k: number) => ids.subarray(k * window, Math.min(ids.length, k * window + window + 1));
   let nats = 0, tokens = 0;
-  for (let i = 0; i < windows.length;) {
+  for (let i = 0; i < totalWindows;) {
     let j = i + 1; // a batch holds windows of one length: full ones, or the short last one alone
-    while (j < windows.length && j - i < batch && windows[j].length === windows[i].length) j++;
-    const group = windows.slice(i, j);
+    while (j < totalWindows && j - i < batch && windowAt(j).length === windowAt(i).length) j++;
+    const group: TokenWindow[] = [];
+    for (let k = i; k < j; k++) group.push(windowAt(k));
     const t = windowNats(model, group);
-    nats += (await t.data())[0];
+    const v = (await t.data())[0];
     t.dispose();
+    reclaimWebGpuGarbage();
+    if (!Number.isFinite(v)) {
+      const unit = subword ? "tokens" : "bytes";
+      throw new NonFiniteError(
+        `the ${model.kind} model's loss is ${v} on window${j - i > 1 ? `s ${i + 1}-${j}` : ` ${i + 1}`} of ` +
+          `${totalWindows} (${unit} ${i * window}-${Math.min(ids.length, j * window + 1)}); its weights or ` +
+          `activations overflow, so no score is reported`,
+      );
+    }
+    nats += v;
     for (const w of group) tokens += w.length - 1;
-    opts.onProgress?.(tokens, ids.length - 1);
+    opts.onProgress?.({ windows: j, totalWindows, tokens, totalTokens: ids.length - 1 });
     i = j;
   }
   // bytes predicted: every byte except those of the very first token

@@ -43,6 +43,44 @@ export class StateDictError extends InputError {
   }
 }
 
+/**
+ * A tensor of a checkpoint holding NaN or an infinity: nothing computed from it can be trusted (a score
+ * would be NaN, sampling would pick arbitrary bytes), so loading fails and names the tensor.
+ */
+export class NonFiniteWeightsError extends InputError {
+  constructor(file: string, key: string, message: string) {
+    super(file, key, message);
+    this.name = "NonFiniteWeightsError";
+  }
+}
+
+/**
+ * A result that came out NaN or infinite (a loss, a score, the logits of a step) where a finite number is
+ * required; the message says what and where. Raised instead of recording or printing the number.
+ */
+export class NonFiniteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NonFiniteError";
+  }
+}
+
+/**
+ * Index of the first value of `values` that is NaN or infinite, and how many such values there are; one
+ * pass, no allocation (x - x is 0 for every finite x and NaN otherwise).
+ */
+export function findNonFinite(values: ArrayLike<number>): { first: number; count: number } | undefined {
+  let first = -1, count = 0;
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i];
+    if (x - x !== 0) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  return first < 0 ? undefined : { first, count };
+}
+
 /** A file that could not be written (the destination is left untouched). */
 export class FileWriteError extends InputError {
   constructor(file: string, message: string, options?: ErrorOptions) {

@@ -11,13 +11,20 @@ import {
   readMambaConfig,
 } from "./mamba_config.ts";
 import { atomicWriteFile, pathExists as exists } from "../io/atomic.ts";
-import { describeFsError, InputError, SafetensorsError } from "../io/errors.ts";
+import {
+  describeFsError,
+  findNonFinite,
+  InputError,
+  NonFiniteWeightsError,
+  SafetensorsError,
+} from "../io/errors.ts";
 import {
   readSafetensors,
   readSafetensorsHeader,
   type Tensor,
   type TensorInfo,
   type TensorsInput,
+  toFloat32,
   writeSafetensors,
 } from "../io/safetensors.ts";
 import { parseJsonText } from "../io/json.ts";
@@ -124,6 +131,27 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
     tensors: canonicalizeStateDictKeys(weightsLabel, raw),
     metadata: headers[0]?.metadata ?? {},
   };
+}
+
+/**
+ * A stored weight as float32 (F16 / BF16 / F64 converted), refused when it holds NaN or an infinity: the
+ * one gate every model loader (`loadPretrained`, the registry's `loadModel`) passes each tensor through, so
+ * a damaged or diverged checkpoint fails on load with the tensor's name instead of scoring NaN or sampling
+ * arbitrary bytes. One pass over the values.
+ */
+export function weightValues(t: Tensor, file: string, key: string): Float32Array {
+  const values = toFloat32(t, { file, key });
+  const bad = findNonFinite(values);
+  if (bad) {
+    const first = values[bad.first];
+    throw new NonFiniteWeightsError(
+      file,
+      key,
+      `${file}: tensor "${key}" holds ${bad.count} non-finite value${bad.count === 1 ? "" : "s"} of ` +
+        `${values.length} (${first} at index ${bad.first}); the checkpoint is damaged or its training diverged`,
+    );
+  }
+  return values;
 }
 
 async function readIndex(index: string, dir: string): Promise<{ path: string; keys: string[] }[]> {

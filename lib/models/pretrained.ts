@@ -3,9 +3,8 @@
  * model.safetensors (the layout of the authors' released MambaByte checkpoints on Hugging Face), so
  * checkpoints move freely between this project and PyTorch.
  */
-import { readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
+import { readCheckpoint, weightValues, writeCheckpoint } from "./checkpoint.ts";
 import { type MambaConfig, parseMambaConfig } from "./mamba_config.ts";
-import { toFloat32 } from "../io/safetensors.ts";
 import { createMambaLM, initMambaLM, type MambaLM, parameterShapes } from "./mamba.ts";
 import { readParameters } from "./lm.ts";
 
@@ -15,7 +14,7 @@ export async function loadPretrained(dir: string): Promise<MambaLM> {
   const values = new Map<string, Float32Array>();
   for (const [name] of parameterShapes(ckpt.config)) {
     const t = ckpt.tensors.get(name)!;
-    values.set(name, toFloat32(t, { file: ckpt.weightsPaths[0], key: name })); // F16 / BF16 checkpoints too
+    values.set(name, weightValues(t, ckpt.weightsPaths[0], name)); // F16 / BF16 too; NaN refused
   }
   // With tied embeddings mamba_ssm's load_state_dict copies lm_head.weight last, over the shared
   // tensor: mirror that so a file whose two copies differ behaves as it does in PyTorch.
@@ -23,7 +22,7 @@ export async function loadPretrained(dir: string): Promise<MambaLM> {
   if (ckpt.config.tie_embeddings && head) {
     values.set(
       "backbone.embedding.weight",
-      toFloat32(head, { file: ckpt.weightsPaths[0], key: "lm_head.weight" }),
+      weightValues(head, ckpt.weightsPaths[0], "lm_head.weight"),
     );
   }
   return createMambaLM(ckpt.config, values);

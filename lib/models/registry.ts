@@ -6,11 +6,12 @@
  * Baselines register themselves here (`registerFamily`) from their own module; `lib/models/mod.ts`
  * imports them all.
  */
-import { WEIGHTS_FILE } from "./checkpoint.ts";
+import { WEIGHTS_FILE, weightValues } from "./checkpoint.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { ByteBPE } from "../data/bpe.ts";
-import { InputError } from "../io/errors.ts";
-import { readSafetensors, toFloat32, writeSafetensors } from "../io/safetensors.ts";
+import { describeFsError, InputError } from "../io/errors.ts";
+import { parseJsonText } from "../io/json.ts";
+import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { type MambaConfig, parseMambaConfig } from "./mamba_config.ts";
 import type { LanguageModel, ModelKind } from "./lm.ts";
 import { createMambaLM, dims, forward, initParameters, type MambaLM, noWeightDecay } from "./mamba.ts";
@@ -161,25 +162,52 @@ export async function loadModel(dir: string): Promise<LanguageModel> {
 }
 
 async function loadWeights(dir: string): Promise<LanguageModel> {
-  const configPath = `${dir}/config.json`;
-  let raw: Record<string, unknown>;
+  let isDir: boolean;
   try {
-    raw = JSON.parse(await Deno.readTextFile(configPath));
+    isDir = (await Deno.stat(dir)).isDirectory;
+  } catch (e) {
+    throw new InputError(dir, undefined, `${dir}: cannot open the model directory: ${describeFsError(e)}`);
+  }
+  if (!isDir) {
+    throw new InputError(
+      dir,
+      undefined,
+      `${dir}: not a directory (expected a model directory with config.json)`,
+    );
+  }
+  const configPath = `${dir}/config.json`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(configPath);
   } catch (e) {
     throw new InputError(
       configPath,
       undefined,
-      `${configPath}: cannot read the model config (${(e as Error).message})`,
+      `${configPath}: cannot read the model config: ${describeFsError(e)}`,
     );
   }
+  const json = parseJsonText(text, configPath);
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new InputError(configPath, undefined, `${configPath}: expected a JSON object (the model config)`);
+  }
+  const raw = json as Record<string, unknown>;
   const kind = raw[KIND_FIELD];
   if (kind === undefined) return mambaAsLanguageModel(await loadPretrained(dir)); // mamba_ssm layout
+  if (!FAMILIES.has(kind as ModelKind)) {
+    throw new InputError(
+      configPath,
+      KIND_FIELD,
+      `${configPath}: unknown ${KIND_FIELD} ${JSON.stringify(kind)} (known: ${
+        [...FAMILIES.keys()].join(", ")
+      })`,
+    );
+  }
   const f = family(String(kind));
   const { [KIND_FIELD]: _, ...rest } = raw;
   const cfg = f.parseConfig(rest, configPath);
   const path = `${dir}/${WEIGHTS_FILE}`;
   const sf = await readSafetensors(path);
   const values = new Map<string, Float32Array>();
-  for (const [name, t] of sf.tensors) values.set(name, toFloat32(t, { file: path, key: name }));
+  for (const [name, t] of sf.tensors) values.set(name, weightValues(t, path, name));
   return f.build(cfg, values);
 }

@@ -359,16 +359,25 @@ function parseArgs(args: string[]): CliOptions {
   return opts;
 }
 
+const USAGE = `deno task notebooks [options] [NB.ipynb ...]
+  executes the notebooks headlessly (default: every notebooks/*.ipynb) and renders each to HTML; a notebook
+  whose inputs did not change since its last run is not executed again
+  --scale S      smoke, small or gpu (default smoke)
+  --timeout S    seconds per cell, -1 for none (default: smoke 600, small 3600, gpu none)
+  --out DIR      where executed notebooks go (default figures/notebooks/SCALE)
+  --no-html      do not render HTML
+  --force        execute even when nothing the notebook reads changed`;
+
 async function main(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
   let opts: CliOptions;
   try {
     opts = parseArgs(args);
   } catch (e) {
-    console.error(`notebooks: ${(e as Error).message}`);
-    console.error(
-      "usage: lib/notebook/run.ts [--scale smoke|small|gpu] [--timeout S] [--out DIR] [--no-html] [--force] " +
-        "[NB.ipynb ...]",
-    );
+    console.error(`notebooks: ${(e as Error).message} (deno task notebooks --help lists the options)`);
     return 2;
   }
   const scale = opts.scale ?? "smoke";

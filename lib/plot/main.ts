@@ -7,9 +7,21 @@
 import { REPO_ROOT, RESULTS_DIR } from "../paths.ts";
 import { exportFigures, figureBuilders } from "./figures/mod.ts";
 import { updateReadme } from "./readme.ts";
+import { helpOrUnknown } from "../util/usage.ts";
+
+const USAGE = `deno task figures [options]
+  every figure and table exported from the records (SVG, PNG, markdown; figures/index.md), and the README's
+  results section regenerated from the same records
+  --results DIR   the records to read (default data/results)
+  --out DIR       where figures go (default figures/; with --out, the README is left alone)
+  --scale S       smoke, small or gpu (default: each figure's largest recorded scale)
+  --only a,b      only these figures (names: --list); the README is left alone
+  --list          list the figures (name, description, records read) and exit
+  --no-readme     do not regenerate the README's results section`;
 
 if (import.meta.main) {
   const args = Deno.args;
+  helpOrUnknown(args, USAGE, "deno task figures");
   const flag = (name: string) => {
     const i = args.indexOf(`--${name}`);
     if (i >= 0 && (i + 1 >= args.length || args[i + 1].startsWith("--"))) {
@@ -18,12 +30,6 @@ if (import.meta.main) {
     }
     return i >= 0 ? args[i + 1] : undefined;
   };
-  if (args.includes("--help")) {
-    console.log(
-      "deno task figures [--results DIR] [--out DIR] [--scale smoke|small|gpu] [--only a,b] [--list] [--no-readme]",
-    );
-    Deno.exit(0);
-  }
   if (args.includes("--list")) {
     for (const b of figureBuilders()) {
       console.log(`${b.name.padEnd(24)} ${b.description} [${b.reads.join(", ")}]`);

@@ -415,7 +415,11 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
 export async function loadTrained(dir: string): Promise<{ model: LanguageModel; tokenizer?: ByteBPE }> {
   const model = await loadModel(dir);
   if (TOKEN_UNIT[model.kind] === "subword" && !model.tokenizer) {
-    throw new Error(`${dir}: a ${model.kind} model needs its tokenizer.json next to config.json`);
+    throw new InputError(
+      `${dir}/tokenizer.json`,
+      undefined,
+      `${dir}: a ${model.kind} model needs its tokenizer.json next to config.json`,
+    );
   }
   return { model, tokenizer: model.tokenizer };
 }

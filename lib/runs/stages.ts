@@ -13,6 +13,8 @@
  * that process only).
  */
 import { initBackend } from "../backend.ts";
+import { SCALES } from "../scales.ts";
+import { helpOrUnknown } from "../util/usage.ts";
 import type { ByteBPE } from "../data/bpe.ts";
 import { type ExtrapolationOptions, extrapolationRecords } from "../eval/extrapolation.ts";
 import { evaluateNoise } from "../eval/noise.ts";
@@ -232,47 +234,71 @@ export async function noiseStage(
 // ---------------------------------------------------------------------------------------------------
 // Command line: evaluate the recorded runs of a scale
 
-const USAGE =
-  "deno run -A lib/runs/stages.ts extrapolation|noise [--scale smoke|small|gpu] [--results DIR] " +
-  "[--runs-dir DIR] [--domain D] [--kinds a,b] [--force] [--max-tokens N (extrapolation)] " +
-  "[--max-bytes N (noise)]";
+const USAGE = `deno run -A lib/runs/stages.ts extrapolation|noise [options]
+  evaluates the recorded runs of a scale (one run per model family on one domain) and appends the records
+  to RESULTS/extrapolation.jsonl or RESULTS/noise.jsonl; runs already evaluated are skipped
+  --scale S         smoke, small or gpu (default small, or SCALE)
+  --results DIR     where runs.jsonl is read and the records appended (default data/results)
+  --runs-dir DIR    where the runs' models are (default data/checkpoints/runs)
+  --domain D        the domain whose runs are evaluated (default books, else the first recorded)
+  --kinds a,b       model families (default: the stage's, extrapolation ${EXTRAPOLATION_KINDS.join(",")};
+                    noise ${NOISE_KINDS_COMPARED.join(",")})
+  --force           evaluate runs already evaluated again
+  --max-tokens N    extrapolation: tokens scored per length (default per scale: ${
+  Object.entries(EXTRAPOLATION_SCALES).map(([k, v]) => `${k} ${v.maxTokens}`).join(", ")
+})
+  --max-bytes N     noise: bytes of the test split (default per scale: ${
+  Object.entries(NOISE_SCALES).map(([k, v]) => `${k} ${v.maxBytes}`).join(", ")
+})`;
 
 if (import.meta.main) {
   const [table, ...args] = Deno.args;
+  helpOrUnknown(Deno.args, USAGE, "lib/runs/stages.ts");
+  const fail = (message: string): never => {
+    console.error(`lib/runs/stages.ts: ${message}`);
+    Deno.exit(2);
+  };
   const flag = (name: string) => {
     const i = args.indexOf(`--${name}`);
+    if (i >= 0 && (i + 1 >= args.length || args[i + 1].startsWith("--"))) fail(`--${name} needs a value`);
     return i >= 0 ? args[i + 1] : undefined;
   };
   const positive = (name: string) => {
     const v = flag(name);
-    if (v !== undefined && !(Number(v) >= 1)) {
-      console.error(`--${name}: expected a positive number, got "${v}"`);
-      Deno.exit(2);
+    const x = Number(v);
+    if (v !== undefined && !(Number.isSafeInteger(x) && x >= 1)) {
+      fail(`--${name} must be a positive integer (got "${v}")`);
     }
-    return v === undefined ? undefined : Number(v);
+    return v === undefined ? undefined : x;
   };
-  if (args.includes("--help") || table === "--help") {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
   if (table !== "extrapolation" && table !== "noise") {
-    console.error(`unknown stage "${table ?? ""}": ${USAGE}`);
-    Deno.exit(2);
+    fail(`the first argument is the stage, extrapolation or noise (got "${table ?? ""}"; --help for usage)`);
   }
-  await initBackend({});
-  const resultsDir = flag("results") ?? RESULTS_DIR;
-  const runs = await readRecords<RunLike>("runs", resultsDir);
-  const opts: StageOptions = {
-    scale: flag("scale") ?? Deno.env.get("SCALE") ?? "small",
-    resultsDir,
-    runsDir: flag("runs-dir"),
-    domain: flag("domain"),
-    kinds: flag("kinds")?.split(","),
-    force: args.includes("--force"),
-  };
+  const scale = flag("scale") ?? Deno.env.get("SCALE") ?? "small";
+  if (!Object.hasOwn(SCALES, scale)) {
+    fail(`--scale must be one of ${Object.keys(SCALES).join(", ")} (got "${scale}")`);
+  }
   const maxTokens = positive("max-tokens"), maxBytes = positive("max-bytes");
-  const recs = table === "extrapolation"
-    ? await extrapolationStage(runs, { ...opts, ...(maxTokens ? { settings: { maxTokens } } : {}) })
-    : await noiseStage(runs, { ...opts, maxBytes });
-  console.log(`${recs.length} ${table} records appended to ${resultsDir}/${table}.jsonl`);
+  try {
+    await initBackend({});
+    const resultsDir = flag("results") ?? RESULTS_DIR;
+    const runs = await readRecords<RunLike>("runs", resultsDir);
+    const opts: StageOptions = {
+      scale,
+      resultsDir,
+      runsDir: flag("runs-dir"),
+      domain: flag("domain"),
+      kinds: flag("kinds")?.split(","),
+      force: args.includes("--force"),
+    };
+    const recs = table === "extrapolation"
+      ? await extrapolationStage(runs, { ...opts, ...(maxTokens ? { settings: { maxTokens } } : {}) })
+      : await noiseStage(runs, { ...opts, maxBytes });
+    console.log(`${recs.length} ${table} records appended to ${resultsDir}/${table}.jsonl`);
+  } catch (e) {
+    // one line; the stack with MAMBABYTE_DEBUG=1
+    const debug = !["", "0", undefined].includes(Deno.env.get("MAMBABYTE_DEBUG"));
+    console.error(`lib/runs/stages.ts ${table}: ${debug ? (e as Error).stack : (e as Error).message}`);
+    Deno.exit(1);
+  }
 }

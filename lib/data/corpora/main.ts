@@ -28,10 +28,20 @@ interface Args {
   samples: string;
 }
 
+const USAGE = `deno task data [options]
+  builds the five domains' corpora (acquire, clean, de-duplicate, split; a no-op when up to date)
+  --domain D        only these domains (repeatable or comma-separated; default all: ${DOMAINS.join(", ")})
+  --force           rebuild even if up to date
+  --verify-sources  also download archives missing from the cache to compare hashes
+  --check           verify the files against the manifest; build nothing
+  --write-sample    (after a build) regenerate the tracked sample in --samples
+  --out DIR         where the corpora go (default data/corpora)
+  --cache DIR       downloaded archives (default <out>/.cache)
+  --samples DIR     the tracked sample (default data/samples)`;
+
+/** A usage error: one line on stderr, exit 2. */
 function usage(msg: string): never {
-  console.error(
-    `${msg}\nusage: deno task data [--domain D]... [--force] [--verify-sources] [--check] [--write-sample] [--out DIR] [--cache DIR] [--samples DIR]`,
-  );
+  console.error(`deno task data: ${msg} (deno task data --help lists the options)`);
   Deno.exit(2);
 }
 
@@ -61,8 +71,10 @@ function parseArgs(argv: string[]): Args {
     else if (arg === "--out") a.out = value();
     else if (arg === "--cache") a.cache = value();
     else if (arg === "--samples") a.samples = value();
-    else if (arg === "--help" || arg === "-h") usage("");
-    else usage(`unknown argument ${arg}`);
+    else if (arg === "--help" || arg === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    } else usage(`unknown argument ${arg}`);
   }
   return a;
 }
