@@ -3,7 +3,7 @@
  * fixtures, info, and bad input that must fail with one clear line naming the file and key.
  */
 import assert from "node:assert/strict";
-import { FIXTURES, tinyModelDir } from "./helpers.ts";
+import { FIXTURES, tinyModelDir, trainedModelDir } from "./helpers.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
 
 const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
@@ -21,13 +21,22 @@ async function cli(...args: string[]) {
   return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
 }
 
-Deno.test("cli generate --greedy reproduces greedy_continuation (raw bytes on stdout)", async () => {
-  const dir = await tinyModelDir();
-  const prompt = `${dir}/prompt.bin`;
-  await Deno.writeFile(prompt, Uint8Array.from(inputIds.slice(0, reference.prompt_bytes)));
-  const r = await cli("generate", "--model", dir, "--prompt-file", prompt, "--max-bytes", "48", "--greedy");
+Deno.test("cli generate --greedy reproduces the trained reference's greedy continuation (raw bytes on stdout)", async () => {
+  const { dir, prompt, greedy } = await trainedModelDir();
+  const promptFile = `${dir}/prompt.bin`;
+  await Deno.writeFile(promptFile, prompt);
+  const r = await cli(
+    "generate",
+    "--model",
+    dir,
+    "--prompt-file",
+    promptFile,
+    "--max-bytes",
+    "64",
+    "--greedy",
+  );
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual([...r.stdout], reference.greedy_continuation);
+  assert.deepEqual([...r.stdout], greedy);
   assert.match(r.stderr, /backend: wasm/);
   await Deno.remove(dir, { recursive: true });
 });
