@@ -42,18 +42,22 @@ for (const backend of TEST_BACKENDS) {
     Deno.test(`scan golden ${file} on ${backend}: values and all eight gradients match mamba_ssm`, async () => {
       await useBackend(backend);
       const t = await loadFixture(file);
+      const worst: Record<string, number> = {};
       for (const impl of availableScanImpls()) {
         const { y, lastState, grads } = scanWithGrads(impl, t);
         const errY = await relL2T(y, t.get("y")!);
         const errS = await relL2T(lastState, t.get("last_state")!);
-        assert.ok(errY < 1e-4, `${impl}: y rel err ${errY}`);
-        assert.ok(errS < 1e-4, `${impl}: last_state rel err ${errS}`);
+        assert.ok(errY < 1e-5, `${impl}: y rel err ${errY}`);
+        assert.ok(errS < 1e-5, `${impl}: last_state rel err ${errS}`);
+        worst.y = Math.max(worst.y ?? 0, errY, errS);
         for (const [i, name] of GRAD_NAMES.entries()) {
           const err = await relL2T(grads[i], t.get(`grad_${name}`)!);
-          assert.ok(err < 1e-3, `${impl}: grad_${name} rel err ${err}`);
+          worst.grads = Math.max(worst.grads ?? 0, err);
+          assert.ok(err < 1e-4, `${impl}: grad_${name} rel err ${err}`);
         }
         tf.dispose([y, lastState, ...grads]);
       }
+      console.log(`${file} on ${backend}: worst rel. L2 errors ${JSON.stringify(worst)}`);
       tf.dispose([...t.values()]);
     });
   }
