@@ -85,3 +85,22 @@ export function randomScanInputs(rng: Rng, b: number, d: number, n: number, l: n
     h0: t([b, d, n], (k) => rng.normalArray(k)),
   };
 }
+
+/**
+ * Runs `work` under one generous overall deadline for a whole test (tests wait on events: a line, a file,
+ * a process exit; none waits a fixed time). Rejects naming `what` if the deadline passes first.
+ */
+export async function withDeadline<T>(what: string, ms: number, work: () => Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: not done within the overall limit of ${ms / 1000} s`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([work(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
