@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { FIXTURES, tinyModelDir, trainedModelDir } from "./helpers.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
+import { withDeadline } from "./deadline.ts";
 
 const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
 const reference = JSON.parse(await Deno.readTextFile(FIXTURES + "mambabyte-tiny-public.json"));
@@ -250,22 +251,30 @@ Deno.test("cli reproduce: SIGINT reaches the run's process, which saves a checkp
   ];
   const env = { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" };
   const child = new Deno.Command(Deno.execPath(), { args, env, stdout: "null", stderr: "piped" }).spawn();
-  // wait for the first training progress line of the first run, then interrupt the parent only
+  // wait for the first training progress line of the first run (an event: a line), then interrupt the
+  // parent only; one overall deadline for the interrupted part
   let stderr = "";
   const decoder = new TextDecoder();
   const reader = child.stderr.getReader();
-  while (!/\nstep\s+\d+\//.test(stderr)) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stderr += decoder.decode(value, { stream: true });
-  }
-  child.kill("SIGINT");
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stderr += decoder.decode(value, { stream: true });
-  }
-  const status = await child.status;
+  const status = await withDeadline("reproduce interrupted by SIGINT", 15 * 60_000, async () => {
+    while (!/\nstep\s+\d+\//.test(stderr)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+    }
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+    }
+    return await child.status;
+  }).catch((e) => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    throw e;
+  });
   assert.equal(status.code, 130, stderr);
   assert.match(
     stderr,

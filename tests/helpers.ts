@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
 import type { Rng } from "../lib/util/rng.ts";
+export { waitUntil, withDeadline } from "./deadline.ts";
 
 export const FIXTURES = new URL("./fixtures/reference/", import.meta.url).pathname;
 
@@ -84,23 +85,4 @@ export function randomScanInputs(rng: Rng, b: number, d: number, n: number, l: n
     deltaBias: t([d], (k) => rng.uniformArray(k, -3, 0)),
     h0: t([b, d, n], (k) => rng.normalArray(k)),
   };
-}
-
-/**
- * Runs `work` under one generous overall deadline for a whole test (tests wait on events: a line, a file,
- * a process exit; none waits a fixed time). Rejects naming `what` if the deadline passes first.
- */
-export async function withDeadline<T>(what: string, ms: number, work: () => Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: not done within the overall limit of ${ms / 1000} s`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([work(), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { useBackend, withDeadline } from "./helpers.ts";
+import { useBackend, waitUntil, withDeadline } from "./helpers.ts";
 import { createModel, loadModel, mambaTrainFlopsPerToken } from "../lib/models/registry.ts";
 import { disposeModel, nextTokenLoss, readParameters } from "../lib/models/lm.ts";
 import { mambaByteConfig } from "../lib/models/pretrained.ts";
@@ -246,13 +246,13 @@ async function loggedSteps(runDir: string): Promise<number> {
  * Waits until the run's log holds n steps (an event: the file), or fails at once if the process exits
  * first. No time limit of its own: the test has one overall deadline.
  */
-async function waitForSteps(p: Deno.ChildProcess, runDir: string, n: number) {
+async function waitForSteps(p: Deno.ChildProcess, runDir: string, n: number, signal: AbortSignal) {
   let exited = false;
   p.status.then(() => exited = true);
-  while ((await loggedSteps(runDir)) < n) {
+  await waitUntil(async () => {
     if (exited) throw new Error(`the run exited before logging ${n} steps in ${runDir}`);
-    await new Promise((r) => setTimeout(r, 50)); // poll the file; how long it takes does not matter
-  }
+    return (await loggedSteps(runDir)) >= n; // how long it takes does not matter
+  }, signal);
 }
 
 Deno.test("CLI train: SIGTERM saves a checkpoint, --resume finishes, SIGKILL never leaves a torn checkpoint; the result equals an uninterrupted run's bit for bit", async () => {
@@ -268,10 +268,10 @@ Deno.test("CLI train: SIGTERM saves a checkpoint, --resume finishes, SIGKILL nev
     children.push(p);
     return p;
   };
-  await withDeadline("CLI kill and resume", 20 * 60_000, async () => {
+  await withDeadline("CLI kill and resume", 20 * 60_000, async (signal) => {
     // 1. SIGTERM: the run saves and exits with 130, saying how to continue
     let p = spawn(args);
-    await waitForSteps(p, runDir, 5);
+    await waitForSteps(p, runDir, 5, signal);
     p.kill("SIGTERM");
     let out = await p.output();
     const stderr = new TextDecoder().decode(out.stderr);
@@ -282,7 +282,7 @@ Deno.test("CLI train: SIGTERM saves a checkpoint, --resume finishes, SIGKILL nev
     // 2. SIGKILL at arbitrary moments (checkpoints every 20 steps): whatever is on disk is complete
     for (const waitSteps of [stopped + 13, stopped + 41]) {
       p = spawn([...args, "--resume"]);
-      await waitForSteps(p, runDir, waitSteps);
+      await waitForSteps(p, runDir, waitSteps, signal);
       p.kill("SIGKILL");
       await p.output();
       const dir = (await pathExists(`${runDir}/checkpoint`))
