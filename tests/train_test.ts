@@ -1,8 +1,9 @@
 /**
- * The trainer: a kill-and-resume run reproduces the uninterrupted loss curve; a real SIGTERM saves a
- * checkpoint and SIGKILL at any moment never leaves a half-written one; a non-finite loss stops the run
- * before the update and keeps the last good checkpoint; FLOP budgets; memory stays flat; the CLI's
- * train / eval commands end to end.
+ * The trainer: a kill-and-resume run equals the uninterrupted run bit for bit (losses, weights, AdamW
+ * moments, data position), in process and through the CLI (a real SIGTERM saves a checkpoint, SIGKILL at
+ * any moment never leaves a half-written one); a non-finite loss stops the run before the update and keeps
+ * the last good checkpoint; nextTokenLoss against a host cross-entropy; FLOP budgets; memory stays flat;
+ * the CLI's train / eval commands end to end. The trainer's step against mamba_ssm: train_reference_test.ts.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
