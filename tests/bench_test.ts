@@ -28,7 +28,19 @@ async function bench(args: string[]): Promise<{ code: number; stdout: string; st
 Deno.test("bench --quick writes a record with provenance per backend, implementation and pass", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bench_test_" });
   try {
-    const { code, stdout, stderr } = await bench(["--quick", "--backends", "wasm,cpu", "--out", dir]);
+    // budgets far beyond any machine's need: every pass runs however loaded the machine is (the time
+    // a pass takes decides nothing here)
+    const { code, stdout, stderr } = await bench([
+      "--quick",
+      "--backends",
+      "wasm,cpu",
+      "--budget",
+      "100000",
+      "--total-budget",
+      "1000000",
+      "--out",
+      dir,
+    ]);
     assert.equal(code, 0, stderr);
     const records = await readRecords<ScanRecord & { provenance: Record<string, unknown> }>("scan", dir);
     for (const backend of ["wasm", "cpu"]) {

@@ -3,8 +3,9 @@
  * fixtures, info, and bad input that must fail with one clear line naming the file and key.
  */
 import assert from "node:assert/strict";
-import { FIXTURES, tinyModelDir } from "./helpers.ts";
+import { FIXTURES, tinyModelDir, trainedModelDir } from "./helpers.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
+import { withDeadline } from "./deadline.ts";
 
 const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
 const reference = JSON.parse(await Deno.readTextFile(FIXTURES + "mambabyte-tiny-public.json"));
@@ -21,13 +22,22 @@ async function cli(...args: string[]) {
   return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
 }
 
-Deno.test("cli generate --greedy reproduces greedy_continuation (raw bytes on stdout)", async () => {
-  const dir = await tinyModelDir();
-  const prompt = `${dir}/prompt.bin`;
-  await Deno.writeFile(prompt, Uint8Array.from(inputIds.slice(0, reference.prompt_bytes)));
-  const r = await cli("generate", "--model", dir, "--prompt-file", prompt, "--max-bytes", "48", "--greedy");
+Deno.test("cli generate --greedy reproduces the trained reference's greedy continuation (raw bytes on stdout)", async () => {
+  const { dir, prompt, greedy } = await trainedModelDir();
+  const promptFile = `${dir}/prompt.bin`;
+  await Deno.writeFile(promptFile, prompt);
+  const r = await cli(
+    "generate",
+    "--model",
+    dir,
+    "--prompt-file",
+    promptFile,
+    "--max-bytes",
+    "64",
+    "--greedy",
+  );
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual([...r.stdout], reference.greedy_continuation);
+  assert.deepEqual([...r.stdout], greedy);
   assert.match(r.stderr, /backend: wasm/);
   await Deno.remove(dir, { recursive: true });
 });
@@ -241,22 +251,30 @@ Deno.test("cli reproduce: SIGINT reaches the run's process, which saves a checkp
   ];
   const env = { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" };
   const child = new Deno.Command(Deno.execPath(), { args, env, stdout: "null", stderr: "piped" }).spawn();
-  // wait for the first training progress line of the first run, then interrupt the parent only
+  // wait for the first training progress line of the first run (an event: a line), then interrupt the
+  // parent only; one overall deadline for the interrupted part
   let stderr = "";
   const decoder = new TextDecoder();
   const reader = child.stderr.getReader();
-  while (!/\nstep\s+\d+\//.test(stderr)) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stderr += decoder.decode(value, { stream: true });
-  }
-  child.kill("SIGINT");
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stderr += decoder.decode(value, { stream: true });
-  }
-  const status = await child.status;
+  const status = await withDeadline("reproduce interrupted by SIGINT", 15 * 60_000, async () => {
+    while (!/\nstep\s+\d+\//.test(stderr)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+    }
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+    }
+    return await child.status;
+  }).catch((e) => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    throw e;
+  });
   assert.equal(status.code, 130, stderr);
   assert.match(
     stderr,

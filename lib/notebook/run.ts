@@ -55,6 +55,9 @@ export interface NotebookResult {
   error?: string;
 }
 
+/** nbclient's IOPub wait must be a number: a day stands for "no limit". */
+const IOPUB_NO_LIMIT_S = 86_400;
+
 /** Default per-cell timeout for a scale (seconds; -1 = none). */
 export function defaultTimeout(scale: Scale): number {
   return scale === "smoke" ? 600 : scale === "small" ? 3600 : -1;
@@ -293,6 +296,12 @@ export async function runNotebook(notebook: string, opts: RunOptions = {}): Prom
       "--execute",
       `--ExecutePreprocessor.timeout=${timeout}`,
       "--ExecutePreprocessor.startup_timeout=120",
+      // After a cell's execute_reply, nbclient waits only iopub_timeout (default 4 s) for the outputs still
+      // in flight on IOPub, then drops them with a mere warning: a loaded machine, or a cell displaying
+      // much, lost its last outputs (a showTable after a showFigure). Wait as long as a cell may run, and
+      // fail rather than lose an output.
+      `--ExecutePreprocessor.iopub_timeout=${timeout > 0 ? timeout : IOPUB_NO_LIMIT_S}`,
+      "--ExecutePreprocessor.raise_on_iopub_timeout=True",
       "--output-dir",
       work,
       "--output",

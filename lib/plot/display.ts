@@ -12,16 +12,30 @@
  */
 
 import { chromiumAvailable, plainFigure, type PlotlyFigure, renderFigure } from "./export.ts";
+import { flushDisplays } from "./jupyter_flush.ts";
 
 /** The MIME type JupyterLab's plotly renderer reads. */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
 
 type Bundle = Record<string, unknown>;
 
+type Kernel = {
+  display(obj: unknown, opts?: { raw?: boolean }): Promise<void>;
+  broadcast(type: string, content: unknown, extra?: { metadata?: unknown }): Promise<void> | void;
+};
+
 /** Deno.jupyter exists only inside the kernel; typed loosely so this module also runs under `deno run`. */
-function jupyter(): { display(obj: unknown, opts?: { raw?: boolean }): Promise<void> } | undefined {
-  return (Deno as unknown as { jupyter?: { display(obj: unknown, opts?: { raw?: boolean }): Promise<void> } })
-    .jupyter;
+function jupyter(): Kernel | undefined {
+  return (Deno as unknown as { jupyter?: Kernel }).jupyter;
+}
+
+/**
+ * Displays a bundle and waits until it has left the kernel: Deno's kernel may otherwise end the cell
+ * (status idle) before publishing it, and the frontend then drops it (see jupyter_flush.ts).
+ */
+async function display(j: Kernel, bundle: Bundle): Promise<void> {
+  await j.display(bundle, { raw: true });
+  await flushDisplays(j);
 }
 
 /** A figure's title as text, for text/plain fallbacks. */
@@ -82,7 +96,7 @@ export async function figureBundle(fig: PlotlyFigure, opts: ShowFigureOptions = 
 export async function showFigure(fig: PlotlyFigure, opts: ShowFigureOptions = {}): Promise<void> {
   const bundle = await figureBundle(fig, opts);
   const j = jupyter();
-  if (j) await j.display(bundle, { raw: true });
+  if (j) await display(j, bundle);
   else console.log(bundle["text/plain"]);
 }
 
@@ -262,6 +276,6 @@ export async function showTable(
 ): Promise<void> {
   const bundle = tableBundle(data, opts);
   const j = jupyter();
-  if (j) await j.display(bundle, { raw: true });
+  if (j) await display(j, bundle);
   else console.log(bundle["text/plain"]);
 }

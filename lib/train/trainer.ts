@@ -57,6 +57,11 @@ export interface TrainerConfig {
   logEvery?: number;
   /** Save and stop on SIGINT / SIGTERM (default: true when runDir is set). */
   handleSignals?: boolean;
+  /**
+   * The batch of step s (0-based) as (batch, length + 1) token ids, row-major, instead of random windows of
+   * `data`: the tests feed a reference run's exact batches through the trainer's own step with it.
+   */
+  batches?: (step: number) => Int32Array;
   /** Called after every step (tests watch tf.memory() here; throwing aborts the run without saving). */
   onStep?: (entry: TrainLogEntry) => void;
 }
@@ -339,7 +344,7 @@ export async function train(
     logFile = runDir ? await Deno.open(`${runDir}/${TRAIN_LOG}`, { append: true }) : undefined;
     for (let s = start; s < cfg.steps; s++) {
       const lr = warmupCosine(s, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrRatio);
-      const ids = tf.tensor(batcher.next(), [cfg.batch, cfg.length + 1], "int32"); // (b, l+1)
+      const ids = tf.tensor(cfg.batches?.(s) ?? batcher.next(), [cfg.batch, cfg.length + 1], "int32"); // (b, l+1)
       const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, ids), vars);
       const loss = (await value.data())[0];
       if (!Number.isFinite(loss)) {

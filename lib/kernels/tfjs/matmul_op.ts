@@ -120,11 +120,23 @@ export function fastMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, trans
   if ((backend === "cpu" || backend === "wasm") && wasmKernelsEnabled()) {
     return run(a, b, transposeA, transposeB);
   }
-  if (backend === "webgpu" && webgpuGemmEnabled()) {
+  if (backend === "webgpu" && webgpuGemmEnabled() && storedAsFloat32(a) && storedAsFloat32(b)) {
     const { M, N, K } = dimsOf(a, b, { transposeA, transposeB });
     if (gemmWorthwhile(M, N, K)) return run(a, b, transposeA, transposeB);
   }
   return tf.matMul(a, b, transposeA, transposeB);
+}
+
+/**
+ * Whether a float32 tensor's data really is float32 on the backend. tfjs-webgpu casts int32 and bool to
+ * float32 without converting: the cast shares the integer buffer, and tfjs's own shaders read it by the
+ * stored dtype; the WGSL GEMM binds it as f32 and would read integer bits (1 as 1.4e-45), as it did for the
+ * embedding's gradient onehot(ids)^T dy. Such tensors go to tf.matMul.
+ */
+function storedAsFloat32(t: tf.Tensor): boolean {
+  const map = (tf.backend() as { tensorMap?: { get(id: unknown): { dtype?: string } | undefined } })
+    .tensorMap;
+  return (map?.get(t.dataId)?.dtype ?? t.dtype) === "float32";
 }
 
 let webgpuGemm: boolean | undefined;
