@@ -16,7 +16,11 @@
  *     --vocab V          vocabulary (default 256: MambaByte; else a subword Mamba)
  *     --split-k 0|1      split k of the weight gradients' GEMMs (default 1)
  *     --lr X             learning rate (default 1e-3)
+ *     --timing 0|1       GPU timestamps around each step (default 1 on webgpu)
+ *     --one-by-one       diagnostic: one step with each dispatch in its own submission, naming each on
+ *                        stderr before it runs (the last name printed is the kernel a device hangs on)
  *     --out FILE         also append the JSON lines to FILE
+ * Progress (engine created, warm-up, timed steps) goes to stderr, so a hang shows where it is.
  * Needs nothing beyond the repository and Deno's cache (no registry): imports are local or already cached.
  */
 import { MambaEngine, type StepStats } from "../engine/mamba.ts";
@@ -38,6 +42,8 @@ interface Options {
   splitK: boolean;
   lr: number;
   out?: string;
+  timing: boolean;
+  oneByOne: boolean;
 }
 
 function parse(args: string[]): Options {
@@ -52,6 +58,8 @@ function parse(args: string[]): Options {
     vocab: 256,
     splitK: true,
     lr: 1e-3,
+    timing: true,
+    oneByOne: false,
   };
   const num = (flag: string, v: string | undefined, min = 1) => {
     const x = Number(v);
@@ -77,6 +85,8 @@ function parse(args: string[]): Options {
     else if (a === "--split-k") o.splitK = v !== "0", i++;
     else if (a === "--lr") o.lr = num(a, v, 0), i++;
     else if (a === "--out") o.out = v, i++;
+    else if (a === "--timing") o.timing = v !== "0", i++;
+    else if (a === "--one-by-one") o.oneByOne = true;
     else if (a === "--help" || a === "-h") {
       console.log(new TextDecoder().decode(Deno.readFileSync(new URL(import.meta.url))).split("*/")[0]);
       Deno.exit(0);
@@ -112,11 +122,13 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
     length: l,
     backend: o.backend,
     allowSoftwareGpu: o.allowSoftware,
-    timing: o.backend === "webgpu",
+    timing: o.backend === "webgpu" && o.timing,
     readbackEvery: o.readbackEvery,
     splitK: o.splitK,
   });
   const createMs = performance.now() - t0;
+  const say = (s: string) => console.error(`engine ${d}x${L} b${b} l${l}: ${s}`);
+  say(`created in ${round(createMs)} ms`);
   const dispatches = engine.dispatches();
   const record: Record<string, unknown> = {
     bench: "engine",
@@ -144,8 +156,13 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
       if (vocabIds) { for (let i = 0; i < ids.length; i++) ids[i] = (ids[i] * 131 + i) % vocabIds; }
       return ids;
     };
+    if (o.oneByOne) {
+      await engine.stepOneByOne(next(), o.lr, (label, i) => say(`dispatch ${i} ${label}`));
+      say("one-by-one step done");
+    }
     for (let s = 0; s < o.warmup; s++) await engine.step(next(), o.lr);
     await engine.flush();
+    say(`${o.warmup} warm-up steps done`);
     const stats: Promise<StepStats>[] = [];
     let hostMs = 0;
     const start = performance.now();

@@ -66,6 +66,8 @@ export interface Backend<B> {
   finish(): Promise<void>;
   /** GPU milliseconds of each dispatch of `programs`, run once with per-dispatch timestamps (webgpu only). */
   profile?(programs: Program[]): Promise<{ label: string; ms: number }[]>;
+  /** Each dispatch of `programs` in a submission of its own, `before` called first (webgpu diagnostics). */
+  runEach?(programs: Program[], before: (label: string, index: number) => void): Promise<void>;
   /** Counters of what was created on the device (webgpu). */
   readonly counters?: GpuCounters;
   /** The most floats one binding (one buffer view an op reads) may span. */
@@ -278,6 +280,9 @@ export class GpuBackend implements Backend<GpuView> {
   async finish(): Promise<void> {
     await this.ring.drain();
     await this.rt.check();
+  }
+  runEach(programs: Program[], before: (label: string, index: number) => void): Promise<void> {
+    return this.rt.runEach(programs.flatMap((p) => (p as GpuProgram).list), before);
   }
   async profile(programs: Program[]): Promise<{ label: string; ms: number }[]> {
     const list = programs.flatMap((p) => (p as GpuProgram).list);

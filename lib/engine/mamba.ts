@@ -714,6 +714,24 @@ export class MambaEngine {
   }
 
   /** GPU milliseconds per kernel label of one training step (webgpu with timestamps; makes an update). */
+  /**
+   * One training step with every dispatch in a submission of its own, the GPU awaited after each and
+   * `before(label, i)` called first (webgpu): names the kernel a device hangs on. Updates the parameters.
+   */
+  async stepOneByOne(
+    ids: Int32Array,
+    lr: number,
+    before: (label: string, index: number) => void,
+  ): Promise<void> {
+    if (!this.backend.runEach) throw new Error("stepOneByOne: only on webgpu");
+    await this.flush();
+    this.prepare(ids);
+    const p = this.s.programs;
+    this.nextStep(lr);
+    await this.backend.submit([], { writes: this.writes() });
+    await this.backend.runEach([p.forward, p.headTrain, p.backward, p.optimizer], before);
+  }
+
   async profile(ids: Int32Array, lr: number): Promise<{ label: string; ms: number; count: number }[]> {
     if (!this.backend.profile) throw new Error("profile: only on webgpu");
     await this.flush();

@@ -267,6 +267,25 @@ export class GpuRuntime {
   }
 
   /**
+   * Runs `list` one dispatch per submission, waiting for the GPU after each and calling `before` first:
+   * a diagnostic that names the dispatch a device hangs or faults on (never for training: it waits).
+   */
+  async runEach(list: Recorded[], before: (label: string, index: number) => void): Promise<void> {
+    for (const [i, r] of list.entries()) {
+      before(r.label, i);
+      const enc = this.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(r.pipeline);
+      pass.setBindGroup(0, r.bindGroup);
+      pass.dispatchWorkgroups(r.groups[0], r.groups[1], r.groups[2]);
+      pass.end();
+      this.device.queue.submit([enc.finish()]);
+      await this.device.queue.onSubmittedWorkDone();
+    }
+    await this.check();
+  }
+
+  /**
    * Runs `list` once with one pass per dispatch, each timed, and returns the GPU milliseconds of each
    * dispatch (waits for the GPU: for profiling, not for training).
    */
