@@ -9,7 +9,8 @@ import { readSafetensors } from "../lib/io/safetensors.ts";
 import { disposeMambaLM, disposeState, forward, type MambaLM, prefill, step } from "../lib/models/mamba.ts";
 import { initMambaLM, loadPretrained, mambaByteConfig, saveMambaLM } from "../lib/models/pretrained.ts";
 import { availableScanImpls } from "../lib/ssm/mod.ts";
-import { trainBytes } from "../lib/train/train.ts";
+import { train } from "../lib/train/trainer.ts";
+import { mambaAsLanguageModel } from "../lib/models/registry.ts";
 import { FIXTURES, loadFixture, relL2, relL2T, TEST_BACKENDS, tinyModelDir, useBackend } from "./helpers.ts";
 import { withScanImpl } from "../lib/models/registry.ts";
 import { nextTokenLoss, readParameters } from "../lib/models/lm.ts";
@@ -127,7 +128,7 @@ for (const backend of TEST_BACKENDS) {
     const model: MambaLM = initMambaLM(mambaByteConfig(16, 2), 1);
     const text = new TextEncoder().encode("the quick brown fox jumps over the lazy dog. ".repeat(40));
     const counts: number[] = [];
-    const { log } = await trainBytes(model, text, {
+    const { log } = await train(mambaAsLanguageModel(model), text, {
       steps: 12,
       batch: 2,
       length: 32,

@@ -28,7 +28,8 @@
 import { initBackend, tf } from "../backend.ts";
 import { selectiveScan } from "../ssm/mod.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
-import { trainBytes } from "../train/train.ts";
+import { train } from "../train/trainer.ts";
+import { mambaAsLanguageModel } from "../models/registry.ts";
 import { appendRecord } from "../results/store.ts";
 import { scanBenchInputs, sync } from "./gpu_inputs.ts";
 import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../kernels/tfjs/matmul_op.ts";
@@ -369,8 +370,22 @@ for (const [d, layers, batch, length] of trainShapes) {
   const text = new Uint8Array(1 << 20);
   for (let i = 0; i < text.length; i++) text[i] = 32 + (i * 2654435761 % 95); // synthetic bytes: speed only
   const steps = quick ? 3 : 8;
-  const warm = await trainBytes(model, text, { steps: 2, batch, length, lr: 1e-4, warmup: 1, seed: 0 });
-  const run = await trainBytes(model, text, { steps, batch, length, lr: 1e-4, warmup: 1, seed: 1 });
+  const warm = await train(mambaAsLanguageModel(model), text, {
+    steps: 2,
+    batch,
+    length,
+    lr: 1e-4,
+    warmup: 1,
+    seed: 0,
+  });
+  const run = await train(mambaAsLanguageModel(model), text, {
+    steps,
+    batch,
+    length,
+    lr: 1e-4,
+    warmup: 1,
+    seed: 1,
+  });
   const bytesPerS = run.bytes_seen / run.wall_s;
   const anchor = findAnchor(
     trainAnchors,
@@ -406,7 +421,14 @@ for (const [d, layers, batch, length] of trainShapes) {
       // one step with every kernel timed on the GPU (each is submitted alone, so the wall time is not the step's)
       const t0 = performance.now();
       const profile = await tf.profile(async () => {
-        await trainBytes(model, text, { steps: 1, batch, length, lr: 1e-4, warmup: 1, seed: 2 });
+        await train(mambaAsLanguageModel(model), text, {
+          steps: 1,
+          batch,
+          length,
+          lr: 1e-4,
+          warmup: 1,
+          seed: 2,
+        });
       });
       const byKernel = new Map<string, { ms: number; calls: number }>();
       for (const kern of profile.kernels) {

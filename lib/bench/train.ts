@@ -8,7 +8,8 @@ import { initBackend } from "../backend.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { disposeMambaLM } from "../models/mamba.ts";
 import { readSplit } from "../data/bytes.ts";
-import { trainBytes } from "../train/train.ts";
+import { train } from "../train/trainer.ts";
+import { mambaAsLanguageModel } from "../models/registry.ts";
 import { appendRecord } from "../results/store.ts";
 import { ANCHORS_DIR, RESULTS_DIR, SAMPLES_DIR } from "../paths.ts";
 import { helpOrUnknown } from "../util/usage.ts";
@@ -31,7 +32,7 @@ const text = await readSplit(`${SAMPLES_DIR}/books/train`);
 const model = initMambaLM(mambaByteConfig(d, layers), 0);
 const times: number[] = [];
 let last = performance.now();
-await trainBytes(model, text, {
+await train(mambaAsLanguageModel(model), text, {
   steps: steps + 1,
   batch,
   length,
