@@ -187,3 +187,28 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
     });
   }
 });
+
+Deno.test("README: a compute-matched table whose runs a known defect touches carries the caution", async () => {
+  const { DEFECTS } = await import("../lib/results/defects.ts");
+  for (const t of results.split(/^### /m).slice(1).filter((s) => s.startsWith("Compute-matched"))) {
+    const scale = /`(\w+)` scale/.exec(t)![1];
+    const mine = [
+      ...latest(
+        runs.filter((r) =>
+          r.scale === scale && r.labels?.plan === "compute-matched" && r.labels?.seed === undefined
+        ),
+        (r) => r.run,
+      ).values(),
+    ];
+    for (const d of DEFECTS) {
+      const n = mine.filter((r) =>
+        d.touches(r as unknown as { provenance?: Record<string, unknown> })
+      ).length;
+      assert.equal(
+        t.includes(`**Caution:** ${n} of these ${mine.length} runs`),
+        n > 0,
+        `${scale}: ${n} touched`,
+      );
+    }
+  }
+});
