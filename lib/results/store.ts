@@ -11,7 +11,10 @@ import { REPO_ROOT, RESULTS_DIR } from "../paths.ts";
 export { RESULTS_DIR };
 
 export interface Provenance {
-  /** git commit of the code that produced the record ("+dirty" when the tree had changes). */
+  /**
+   * git commit of the code that produced the record ("+dirty" when the code had uncommitted changes;
+   * changes under data/, the records themselves among them, do not count).
+   */
   commit: string;
   backend: string;
   device: string;
@@ -38,7 +41,17 @@ export function gitCommit(): string {
     }
   };
   const head = run(["-C", REPO_ROOT, "rev-parse", "--short=12", "HEAD"]);
-  const dirty = run(["-C", REPO_ROOT, "status", "--porcelain", "--untracked-files=no"]);
+  // records appended by earlier runs of the same session change data/results, not the code
+  const dirty = run([
+    "-C",
+    REPO_ROOT,
+    "status",
+    "--porcelain",
+    "--untracked-files=no",
+    "--",
+    ".",
+    ":(exclude)data",
+  ]);
   commitCache = head ? head + (dirty ? "+dirty" : "") : "unknown";
   return commitCache;
 }
