@@ -101,7 +101,12 @@ async function runStage<O extends StageOptions>(
   const resultsDir = opts.resultsDir ?? RESULTS_DIR;
   const kinds = opts.kinds ?? stage.kinds;
   // the latest record of each run (a re-trained run is recorded again)
-  const latest = [...new Map(runs.filter((r) => r.scale === opts.scale).map((r) => [r.run, r])).values()];
+  // runs of extra seeds (labels.seed) measure the seed spread; the evaluations use the plan's own seed
+  const latest = [
+    ...new Map(
+      runs.filter((r) => r.scale === opts.scale && r.labels?.seed === undefined).map((r) => [r.run, r]),
+    ).values(),
+  ];
   const chosen = pickRuns(latest, kinds, opts.domain);
   if (!chosen.length) say(`${stage.table}: no runs of ${kinds.join(", ")} recorded at scale ${opts.scale}`);
   const done = opts.force ? new Set<string>() : await evaluatedRuns(stage.table, resultsDir);
