@@ -23,6 +23,7 @@ import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig, PRESETS } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
 import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from "./runs/experiment.ts";
+import { TRAIN_ENGINES, type TrainEngine } from "./train/steps.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import { scoreBatch, type ScoreProgress, scoreText } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
@@ -198,6 +199,23 @@ function printJson(value: unknown): Promise<void> {
   return writeStdout(new TextEncoder().encode(JSON.stringify(value) + "\n"));
 }
 
+/** --engine: what trains Mamba models (lib/train/steps.ts). */
+const ENGINE_DOC: [string, string] = [
+  "NAME",
+  `${TRAIN_ENGINES.join("|")}: what runs the training steps: the native engine (explicit WebGPU kernels; ` +
+  "mambabyte and mamba_subword) or TF.js (every model; the reference). Default auto: native for Mamba " +
+  "models when the backend is webgpu on a real GPU, else tfjs",
+];
+
+function engineFlag(flags: Flags, command: string): TrainEngine | undefined {
+  if (!flags.has("engine")) return undefined;
+  const v = String(flags.get("engine"));
+  if (!TRAIN_ENGINES.includes(v as TrainEngine)) {
+    throw new UsageError(`${command}: --engine must be one of ${TRAIN_ENGINES.join(", ")} (got "${v}")`);
+  }
+  return v as TrainEngine;
+}
+
 const COMMON = { backend: "value" } as const;
 
 /** The largest --max-bytes: output streams, so this only guards against typos (1e15 bytes is 11 days at 1 GB/s). */
@@ -325,6 +343,7 @@ const DOCS: Record<string, CommandDoc> = {
       ],
       "runs-dir": ["DIR", "where runs go (default data/checkpoints/runs)"],
       results: ["DIR", "where runs.jsonl goes (default data/local/results; data/results publishes the run)"],
+      engine: ENGINE_DOC,
       backend: BACKEND_DOC,
     },
     more: presetsHelp,
@@ -375,6 +394,7 @@ const DOCS: Record<string, CommandDoc> = {
       "no-figures": ["", "skip the figures"],
       "no-notebooks": ["", "skip executing the notebooks"],
       "in-process": ["", "(internal) run the plan in this process: how reproduce trains each run in a child"],
+      engine: ENGINE_DOC,
       backend: BACKEND_DOC,
     },
   },
@@ -758,6 +778,7 @@ async function trainCommand(args: string[]) {
     config: "value",
     "runs-dir": "value",
     results: "value",
+    engine: "value",
   }, "train");
   const kind = required(flags, "model", "train");
   const size = required(flags, "size", "train");
@@ -817,10 +838,11 @@ async function trainCommand(args: string[]) {
     runsDir: flags.get("runs-dir") as string | undefined,
     resultsDir: (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
   };
+  const engine = engineFlag(flags, "train");
   const run = await openRun(spec, opts);
   try {
     await initBackend();
-    const rec = await runExperiment(spec, { ...opts, run });
+    const rec = await runExperiment(spec, { ...opts, run, engine });
     console.log(
       JSON.stringify({
         run: rec.run,
@@ -967,6 +989,7 @@ async function reproduceCommand(args: string[]) {
     "no-figures": "bool",
     "no-notebooks": "bool",
     "in-process": "bool",
+    engine: "value",
   }, "reproduce");
   const scale = scaleFlag(flags, "small");
   const list = (name: string) =>
@@ -979,6 +1002,7 @@ async function reproduceCommand(args: string[]) {
     r = await reproduce({
       inProcess,
       backend: backend.backend,
+      engine: engineFlag(flags, "reproduce"),
       scale,
       resultsDir: (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
       runsDir: flags.get("runs-dir") as string | undefined,

@@ -93,7 +93,11 @@ export type { ScanImpl, ScanOptions } from "./ssm/mod.ts";
 // Training and experiments
 
 export { train } from "./train/trainer.ts";
-export type { TrainerConfig, TrainLogEntry } from "./train/trainer.ts";
+export type { TrainerConfig, TrainerResult, TrainLogEntry } from "./train/trainer.ts";
+// the native engine: `train(model, data, { engine: "native" })` on WebGPU, or driven step by step
+export type { TrainEngine } from "./train/steps.ts";
+export { MambaEngine } from "./engine/mamba.ts";
+export type { MambaEngineOptions, StepStats } from "./engine/mamba.ts";
 export { runExperiment } from "./runs/experiment.ts";
 export type { RunSpec } from "./runs/experiment.ts";
 export { planRuns, readPlan } from "./runs/plan.ts";

@@ -14,6 +14,7 @@
  */
 import { isRecorded, planRuns, readPlan, recordedRuns } from "./runs/plan.ts";
 import { runExperiment, type RunSpec } from "./runs/experiment.ts";
+import type { TrainEngine } from "./train/steps.ts";
 import { formatSeconds, TrainingInterrupted } from "./train/trainer.ts";
 import { computeMatchedTable, latestRuns, matchedRows } from "./results/compute_matched.ts";
 import { tableMarkdown } from "./results/tables.ts";
@@ -54,6 +55,8 @@ export interface ReproduceOptions {
   inProcess?: boolean;
   /** The backend the child processes use (default: the environment's choice). */
   backend?: string;
+  /** What trains the runs (lib/train/steps.ts; default auto). */
+  engine?: TrainEngine;
 }
 
 /** A stage hook run after training (extrapolation / noise evaluations register here). */
@@ -136,6 +139,7 @@ function childArgs(spec: RunSpec, opts: ReproduceOptions, resultsDir: string): s
     resultsDir,
     ...(opts.runsDir ? ["--runs-dir", opts.runsDir] : []),
     ...(opts.backend ? ["--backend", opts.backend] : []),
+    ...(opts.engine ? ["--engine", opts.engine] : []),
   ];
 }
 
@@ -223,7 +227,13 @@ export async function reproduce(
       }
       try {
         if (opts.inProcess) {
-          await runExperiment(spec, { resultsDir, runsDir: opts.runsDir, resume: true, quiet: false });
+          await runExperiment(spec, {
+            resultsDir,
+            runsDir: opts.runsDir,
+            resume: true,
+            quiet: false,
+            engine: opts.engine,
+          });
         } else {
           const { code, signal } = await denoChild(childArgs(spec, opts, resultsDir));
           // 130: the child saved its checkpoint on SIGINT / SIGTERM

@@ -297,3 +297,49 @@ Deno.test("cli reproduce: SIGINT reaches the run's process, which saves a checkp
   assert.deepEqual(recs.map((x) => x.labels.entry).sort(), ["mambabyte", "transformer"]);
   await Deno.remove(tmp, { recursive: true });
 });
+
+Deno.test({
+  name: "cli train --engine native trains MambaByte on the engine and records it; a model the engine does not train is refused",
+  // the engine runs on WebGPU: Mesa's software adapter in CI
+  ignore: !(Deno.env.get("MAMBABYTE_TEST_BACKENDS") ?? "cpu,wasm,webgpu").split(",").includes("webgpu"),
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "cli-engine-" });
+    try {
+      const base = ["train", "--model", "mambabyte", "--size", "tiny", "--data", "books", "--scale", "smoke"];
+      const rest = ["--batch", "2", "--length", "64", "--warmup", "1", "--eval-bytes", "600", "--name", "e"];
+      const dirs = ["--runs-dir", `${tmp}/runs`, "--results", `${tmp}/results`];
+      const r = await cli(...base, "--steps", "4", ...rest, ...dirs, "--engine", "native");
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /training on the native \(webgpu: .*\) engine/);
+      const rec = JSON.parse((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim());
+      assert.match(rec.engine, /^native \(webgpu: /);
+      assert.equal(rec.steps, 4);
+      assert.ok(rec.eval.bits_per_byte > 0 && rec.eval.bits_per_byte < 9, `bpb ${rec.eval.bits_per_byte}`);
+      const state = JSON.parse(await Deno.readTextFile(`${tmp}/runs/e/checkpoint/trainer_state.json`));
+      assert.equal(state.adam_step, 4);
+      // a model the engine does not train: one clear line
+      const t = await cli(
+        "train",
+        "--model",
+        "transformer",
+        "--size",
+        "tiny",
+        "--data",
+        "books",
+        "--scale",
+        "smoke",
+        "--steps",
+        "1",
+        ...dirs,
+        "--name",
+        "t",
+        "--engine",
+        "native",
+      );
+      assert.equal(t.code, 2, t.stderr);
+      assert.match(t.stderr, /--engine native trains mambabyte and mamba_subword models/);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});

@@ -1,21 +1,19 @@
 /**
- * A training run moves between the project's TF.js trainer and the native engine mid-way, through the
- * trainer's own checkpoint files (model.safetensors + config.json, optimizer.safetensors with m./v. per
- * parameter, trainer_state.json): TF.js trains 4 steps and checkpoints; the engine loads that checkpoint
- * (weights, AdamW moments and step, the batcher's position and generator) and trains steps 5-7; it
- * writes a checkpoint in the same format; the trainer resumes from it for steps 8-10. Losses at every
- * step and the final weights must equal an uninterrupted TF.js run of 10 steps.
+ * The trainer on the native engine (TrainerConfig.engine "native", lib/train/steps.ts) and a run that moves
+ * between TF.js and the engine mid-way through the trainer's own checkpoint files (model.safetensors +
+ * config.json, optimizer.safetensors with m./v. per parameter, trainer_state.json): TF.js trains steps 1-4
+ * and checkpoints; the trainer resumes on the engine (weights, AdamW moments and step, the batcher's
+ * position and generator) for steps 5-8 and checkpoints at 8 (the engine's state copied back first); TF.js
+ * resumes for steps 9-10. Losses and norms at every step and the final weights must equal an uninterrupted
+ * TF.js run of 10 steps. Also: "auto" keeps TF.js on a software adapter, "native" refuses a model it
+ * cannot train, and a non-finite loss on the engine stops the run as on TF.js.
  */
 import assert from "node:assert/strict";
-import { readSafetensors, toFloat32, writeSafetensors } from "../lib/io/safetensors.ts";
 import { createMambaLM, disposeMambaLM, initParameters } from "../lib/models/mamba.ts";
 import { mambaByteConfig } from "../lib/models/pretrained.ts";
-import { mambaAsLanguageModel, saveModel } from "../lib/models/registry.ts";
+import { createModel, mambaAsLanguageModel } from "../lib/models/mod.ts";
 import { readParameters } from "../lib/models/lm.ts";
-import { warmupCosine } from "../lib/train/adamw.ts";
-import { CHECKPOINT_DIR, train, type TrainerConfig } from "../lib/train/trainer.ts";
-import { ByteBatcher } from "../lib/data/bytes.ts";
-import { MambaEngine, type StepStats } from "../lib/engine/mamba.ts";
+import { CHECKPOINT_DIR, NonFiniteLoss, train, type TrainerConfig } from "../lib/train/trainer.ts";
 import { relL2, useBackend } from "./helpers.ts";
 import { ENGINE_BACKENDS, TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
 
@@ -23,9 +21,12 @@ const text = new TextEncoder().encode(
   "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of " +
     "foolishness, it was the epoch of belief, it was the epoch of incredulity. 0123456789 ".repeat(6),
 );
+const webgpu = ENGINE_BACKENDS.includes("webgpu");
 
-for (const backend of ENGINE_BACKENDS) {
-  Deno.test(`engine (${backend}): a run moves TF.js -> engine -> TF.js through the trainer's checkpoint files`, async () => {
+Deno.test({
+  name: "trainer on the engine: a run moves TF.js -> engine -> TF.js through the trainer's checkpoint files",
+  ignore: !webgpu,
+  async fn() {
     await useBackend(TFJS_REFERENCE_BACKEND);
     const cfg = mambaByteConfig(32, 2);
     const init = initParameters(cfg, 8);
@@ -38,108 +39,80 @@ for (const backend of ENGINE_BACKENDS) {
       seed: 5,
       checkpointEvery: 4,
     };
+    const stopAt = (step: number) => (e: { step: number }) => {
+      if (e.step === step) throw new Error("stop");
+    };
     const root = await Deno.makeTempDir({ prefix: "engine-ckpt-" });
     try {
       // the reference: 10 steps of TF.js
       const refModel = createMambaLM(cfg, init);
-      const ref = await train(mambaAsLanguageModel(refModel), text, { ...run, runDir: `${root}/ref` });
+      const ref = await train(mambaAsLanguageModel(refModel), text, {
+        ...run,
+        engine: "tfjs",
+        runDir: `${root}/ref`,
+      });
+      assert.equal(ref.engine, "tfjs");
       const want = await readParameters(refModel);
       disposeMambaLM(refModel);
+      const close = (e: { step: number; loss: number; grad_norm: number }, who: string) => {
+        const r = ref.log[e.step - 1];
+        assert.equal(r.step, e.step);
+        assert.ok(
+          Math.abs(e.loss / r.loss - 1) < 1e-3,
+          `step ${e.step} (${who}): loss ${e.loss} vs ${r.loss}`,
+        );
+        assert.ok(Math.abs(e.grad_norm / r.grad_norm - 1) < 1e-3, `step ${e.step} (${who}): norm`);
+      };
 
       // TF.js: steps 1-4, checkpoint at 4, stopped during step 5 (before its checkpoint)
       const runDir = `${root}/moved`;
       const a = createMambaLM(cfg, init);
-      await assert.rejects(() =>
-        train(mambaAsLanguageModel(a), text, {
-          ...run,
-          runDir,
-          onStep: (e) => {
-            if (e.step === 5) throw new Error("stop");
-          },
-        }), /stop/);
+      await assert.rejects(
+        () => train(mambaAsLanguageModel(a), text, { ...run, engine: "tfjs", runDir, onStep: stopAt(5) }),
+        /stop/,
+      );
       disposeMambaLM(a);
-      const dir = `${runDir}/${CHECKPOINT_DIR}`;
-      const state = JSON.parse(await Deno.readTextFile(`${dir}/trainer_state.json`));
-      assert.equal(state.step, 4);
+      const statePath = `${runDir}/${CHECKPOINT_DIR}/trainer_state.json`;
+      assert.equal(JSON.parse(await Deno.readTextFile(statePath)).step, 4);
 
-      // the engine reads the checkpoint: weights, moments, AdamW's step, the batcher
-      const weights = await readSafetensors(`${dir}/model.safetensors`);
-      const moments = await readSafetensors(`${dir}/optimizer.safetensors`);
-      const byPrefix = (prefix: string) =>
-        new Map(
-          [...moments.tensors].filter(([k]) => k.startsWith(prefix)).map((
-            [k, t],
-          ) => [k.slice(prefix.length), toFloat32(t)]),
-        );
-      const eng = await MambaEngine.create({
-        config: cfg,
-        params: new Map([...weights.tensors].map(([k, t]) => [k, toFloat32(t)])),
-        batch: run.batch,
-        length: run.length,
-        backend,
-        allowSoftwareGpu: true,
-        readbackEvery: 3,
-      });
-      try {
-        await eng.setState({ m: byPrefix("m."), v: byPrefix("v."), step: state.adam_step });
-        const batcher = new ByteBatcher(text, run.batch, run.length, run.seed);
-        batcher.restore(state.batcher_rng, state.batcher_position);
-        const stats: Promise<StepStats>[] = [];
-        for (let s = 4; s < 7; s++) {
-          stats.push((await eng.step(batcher.next(), warmupCosine(s, run.steps, run.lr, run.warmup))).stats);
-        }
-        await eng.flush();
-        for (const [i, st] of (await Promise.all(stats)).entries()) {
-          const r = ref.log[4 + i];
-          assert.ok(
-            Math.abs(st.loss / r.loss - 1) < 1e-3,
-            `step ${r.step} (engine): loss ${st.loss} vs ${r.loss}`,
-          );
-          assert.ok(Math.abs(st.gradNorm / r.grad_norm - 1) < 1e-3, `step ${r.step} (engine): norm`);
-        }
-
-        // the engine writes the checkpoint of step 7 as the trainer does, and the trainer resumes from it
-        const params = await eng.parameters(), opt = await eng.optimizerState();
-        assert.equal(opt.step, 7);
-        const tmp = `${runDir}/${CHECKPOINT_DIR}.next`;
-        const asModel = createMambaLM(cfg, params);
-        await saveModel(mambaAsLanguageModel(asModel), tmp, { step: "7" });
-        disposeMambaLM(asModel);
-        const tensors = new Map<string, { dtype: "F32"; shape: number[]; data: Float32Array }>();
-        for (const [name, w] of params) {
-          const shape = [...weights.tensors.get(name)!.shape];
-          tensors.set(`m.${name}`, { dtype: "F32", shape, data: opt.m.get(name)! });
-          tensors.set(`v.${name}`, { dtype: "F32", shape, data: opt.v.get(name)! });
-          assert.equal(w.length, shape.reduce((x, y) => x * y, 1));
-        }
-        await writeSafetensors(`${tmp}/optimizer.safetensors`, tensors, { format: "mambabyte-lab-adamw" });
-        const next = {
-          ...state,
-          step: 7,
-          adam_step: opt.step,
-          batcher_position: batcher.position,
-          batcher_rng: batcher.state(),
-          tokens_seen: 7 * run.batch * run.length,
-        };
-        await Deno.writeTextFile(`${tmp}/trainer_state.json`, JSON.stringify(next, null, 2));
-        await Deno.remove(dir, { recursive: true });
-        await Deno.rename(tmp, dir);
-      } finally {
-        eng.destroy();
-      }
+      // the engine: resumes at 4, checkpoints at 8, stopped during step 9 (its outcome is read with step 10's)
       const b = createMambaLM(cfg, initParameters(cfg, 99)); // overwritten by the checkpoint
-      const resumed = await train(mambaAsLanguageModel(b), text, { ...run, runDir, resume: true });
-      assert.equal(resumed.resumed_from, 7);
-      assert.equal(resumed.log.filter((e) => e.step > 7).length, 3);
-      for (const e of resumed.log.filter((e) => e.step > 7)) {
-        const r = ref.log[e.step - 1];
-        assert.ok(
-          Math.abs(e.loss / r.loss - 1) < 1e-3,
-          `step ${e.step} (TF.js, resumed): loss ${e.loss} vs ${r.loss}`,
-        );
-      }
-      const got = await readParameters(b);
+      const seen: { step: number; loss: number; grad_norm: number }[] = [];
+      await assert.rejects(
+        () =>
+          train(mambaAsLanguageModel(b), text, {
+            ...run,
+            engine: "native",
+            runDir,
+            resume: true,
+            onStep: (e) => {
+              seen.push(e);
+              stopAt(9)(e);
+            },
+          }),
+        /stop/,
+      );
       disposeMambaLM(b);
+      assert.deepEqual(seen.map((e) => e.step), [5, 6, 7, 8, 9]);
+      for (const e of seen) close(e, "engine");
+      const state = JSON.parse(await Deno.readTextFile(statePath));
+      assert.equal(state.step, 8);
+      assert.equal(state.adam_step, 8);
+      assert.equal(state.tokens_seen, 8 * run.batch * run.length);
+
+      // TF.js resumes from the engine's checkpoint
+      const c = createMambaLM(cfg, initParameters(cfg, 98));
+      const resumed = await train(mambaAsLanguageModel(c), text, {
+        ...run,
+        engine: "tfjs",
+        runDir,
+        resume: true,
+      });
+      assert.equal(resumed.resumed_from, 8);
+      assert.deepEqual(resumed.log.map((e) => e.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      for (const e of resumed.log.filter((e) => e.step > 8)) close(e, "TF.js, resumed");
+      const got = await readParameters(c);
+      disposeMambaLM(c);
       for (const [name, w] of want) {
         const err = relL2(got.get(name)!, w);
         assert.ok(err < 1e-3, `${name} after the moved run: rel err ${err}`);
@@ -147,5 +120,85 @@ for (const backend of ENGINE_BACKENDS) {
     } finally {
       await Deno.remove(root, { recursive: true });
     }
-  });
-}
+  },
+});
+
+Deno.test({
+  name:
+    "trainer on the engine: the whole run without a run directory leaves the trained weights in the model",
+  ignore: !webgpu,
+  async fn() {
+    await useBackend(TFJS_REFERENCE_BACKEND);
+    const cfg = mambaByteConfig(32, 2);
+    const init = initParameters(cfg, 3);
+    const run: TrainerConfig = { steps: 7, batch: 2, length: 24, lr: 3e-3, warmup: 2, seed: 1 };
+    const ref = createMambaLM(cfg, init), eng = createMambaLM(cfg, init);
+    try {
+      const r = await train(mambaAsLanguageModel(ref), text, { ...run, engine: "tfjs" });
+      const e = await train(mambaAsLanguageModel(eng), text, {
+        ...run,
+        engine: "native",
+      });
+      assert.match(e.engine, /^native \(webgpu: /);
+      assert.equal(e.tokens_seen, r.tokens_seen);
+      assert.deepEqual(e.log.map((x) => x.step), r.log.map((x) => x.step));
+      for (const [i, x] of e.log.entries()) {
+        assert.ok(
+          Math.abs(x.loss / r.log[i].loss - 1) < 1e-3,
+          `step ${x.step}: ${x.loss} vs ${r.log[i].loss}`,
+        );
+      }
+      const want = await readParameters(ref), got = await readParameters(eng);
+      for (const [name, w] of want) assert.ok(relL2(got.get(name)!, w) < 1e-3, name);
+    } finally {
+      disposeMambaLM(ref);
+      disposeMambaLM(eng);
+    }
+  },
+});
+
+Deno.test({
+  name: "trainer on the engine: a non-finite loss stops the run with the trainer's error",
+  ignore: !webgpu,
+  async fn() {
+    await useBackend(TFJS_REFERENCE_BACKEND);
+    const cfg = mambaByteConfig(32, 2);
+    const params = initParameters(cfg, 3);
+    params.set("backbone.embedding.weight", params.get("backbone.embedding.weight")!.map(() => NaN));
+    const m = createMambaLM(cfg, params);
+    try {
+      const err = await train(mambaAsLanguageModel(m), text, {
+        steps: 5,
+        batch: 1,
+        length: 16,
+        lr: 1e-3,
+        warmup: 1,
+        seed: 1,
+        engine: "native",
+      }).catch((e) => e);
+      assert.ok(err instanceof NonFiniteLoss, String(err));
+      assert.equal(err.step, 1);
+      assert.match(err.message, /step 1: the loss \(NaN\) is not finite/);
+    } finally {
+      disposeMambaLM(m);
+    }
+  },
+});
+
+Deno.test("trainer: --engine native refuses a model the engine does not train; auto keeps TF.js off a real GPU", async () => {
+  await useBackend(TFJS_REFERENCE_BACKEND);
+  const t = createModel("transformer", { d_model: 16, n_layer: 1, n_head: 2, vocab_size: 256 }, 1);
+  try {
+    const base = { steps: 1, batch: 1, length: 8, lr: 1e-3, warmup: 0, seed: 1 };
+    await assert.rejects(
+      () => train(t, text, { ...base, engine: "native" }),
+      /--engine native trains mambabyte and mamba_subword models; "transformer" trains with --engine tfjs/,
+    );
+    const m = createMambaLM(mambaByteConfig(16, 1), initParameters(mambaByteConfig(16, 1), 1));
+    const r = await train(mambaAsLanguageModel(m), text, { ...base, engine: "auto" });
+    disposeMambaLM(m);
+    assert.equal(r.engine, "tfjs"); // the reference backend is a CPU one, or webgpu on a software adapter
+  } finally {
+    for (const v of t.params.values()) v.dispose();
+  }
+});

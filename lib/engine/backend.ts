@@ -157,6 +157,8 @@ export class GpuBackend implements Backend<GpuView> {
   private ring: ReadbackRing;
   private querySet?: GPUQuerySet;
   private resolveBuffer?: GPUBuffer;
+  /** slots whose timestamps were written since the last resolve: only those may be resolved */
+  private written = new Set<number>();
   private readonly slotsTimed: number;
   private readonly readbackFloats: number;
 
@@ -167,8 +169,9 @@ export class GpuBackend implements Backend<GpuView> {
     this.ring = new ReadbackRing(rt, 4 * this.readbackFloats + tsBytes, opts.readbackSlots ?? 3);
     if (this.slotsTimed > 0) {
       this.querySet = rt.device.createQuerySet({ type: "timestamp", count: 2 * this.slotsTimed });
+      // one 256-byte line per slot: resolveQuerySet's destination offset must be a multiple of 256
       this.resolveBuffer = rt.buffer(
-        tsBytes,
+        256 * this.slotsTimed,
         "timestamps",
         GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
       );
@@ -228,27 +231,30 @@ export class GpuBackend implements Backend<GpuView> {
       queue.writeBuffer(buf.buffer, buf.offset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     }
     const enc = this.rt.device.createCommandEncoder();
-    const slot = opts.timestampSlot;
-    const ts = this.querySet && slot !== undefined
-      ? {
-        querySet: this.querySet,
-        beginningOfPassWriteIndex: 2 * (slot % this.slotsTimed),
-        endOfPassWriteIndex: 2 * (slot % this.slotsTimed) + 1,
-      }
+    const slot = opts.timestampSlot === undefined || !this.querySet
+      ? undefined
+      : opts.timestampSlot % this.slotsTimed;
+    const ts = slot !== undefined
+      ? { querySet: this.querySet!, beginningOfPassWriteIndex: 2 * slot, endOfPassWriteIndex: 2 * slot + 1 }
       : undefined;
     this.rt.encode(enc, programs.flatMap((p) => (p as GpuProgram).list), ts);
+    if (slot !== undefined) this.written.add(slot);
     if (r && staging) {
       enc.copyBufferToBuffer(r.from.buffer, r.from.offset, staging.buffer, 0, 4 * r.floats);
-      if (this.querySet) {
-        enc.resolveQuerySet(this.querySet, 0, 2 * this.slotsTimed, this.resolveBuffer!, 0);
+      // Resolve only the slots written since the last resolve. Vulkan's query copy waits for each query
+      // to become available, so resolving one never written (a flush after fewer steps than slots)
+      // hangs the device: it did on the H200. Slots not written keep stale bytes that nobody reads.
+      for (const s of this.written) {
+        enc.resolveQuerySet(this.querySet!, 2 * s, 2, this.resolveBuffer!, 256 * s);
         enc.copyBufferToBuffer(
           this.resolveBuffer!,
-          0,
+          256 * s,
           staging.buffer,
-          4 * this.readbackFloats,
-          16 * this.slotsTimed,
+          4 * this.readbackFloats + 16 * s,
+          16,
         );
       }
+      this.written.clear();
     }
     queue.submit([enc.finish()]);
     if (!r || !staging) return {};

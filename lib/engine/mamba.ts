@@ -253,12 +253,13 @@ function build<B>(
     inDwX: mm(e, d, T, "NN", overTokens("A", l)),
     inDwZ: mm(e, d, T, "NN", { ...overTokens("A", l), offC: e * d }),
   };
+  for (const [name, g] of Object.entries(gemms)) g.name = name; // dispatch labels "gemm inX", ... (profiles)
   // the head, one chunk of `rows` token rows from row r0: logits (rows, V) = hf[r0:] . W_head^T;
   // d hf[r0:] = dlogits . W_head;  dW_head (V, d) (+)= dlogits^T . hf[r0:]
   const headGemms = (r0: number, rows: number) => ({
-    logits: mm(rows, V, d, "NT", { offA: r0 * d }),
-    dx: mm(rows, d, V, "NN", { offC: r0 * d }),
-    dw: mm(V, d, rows, "TN", { offB: r0 * d, accumulate: r0 > 0, splitK: o.splitK }),
+    logits: mm(rows, V, d, "NT", { offA: r0 * d, name: "headLogits" }),
+    dx: mm(rows, d, V, "NN", { offC: r0 * d, name: "headDx" }),
+    dw: mm(V, d, rows, "TN", { offB: r0 * d, accumulate: r0 > 0, splitK: o.splitK, name: "headDw" }),
   });
 
   const embedP = { batch: b, len: l, stride: l + 1, d, V };
@@ -709,7 +710,7 @@ export class MambaEngine {
     const p = this.s.programs;
     const labels = [p.forward, p.headTrain, p.backward, p.optimizer].flatMap((x) => x.labels);
     const byLabel: Record<string, number> = {};
-    for (const l of labels) byLabel[l] = (byLabel[l] ?? 0) + 1;
+    for (const l of labels.map((x) => x.split(" ")[0])) byLabel[l] = (byLabel[l] ?? 0) + 1; // by kernel
     return { total: labels.length, byLabel };
   }
 

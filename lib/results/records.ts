@@ -24,6 +24,11 @@ export interface RunRecord {
   bytes_per_token: number;
   train_wall_s: number;
   train_bytes_per_s: number;
+  /**
+   * What ran the training steps: "tfjs", or "native (webgpu: DEVICE)" (lib/train/steps.ts); absent in
+   * records older than the engine (all TF.js).
+   */
+  engine?: string;
   final_train_bpb: number;
   /** The training curve, about 50 points: [step, training FLOPs so far, train bits-per-byte (mean of the steps since the previous point)]. */
   curve: [number, number, number][];

@@ -35,6 +35,7 @@ import {
   train,
   type TrainerResult,
 } from "../train/trainer.ts";
+import type { TrainEngine } from "../train/steps.ts";
 import { DATA_DIR, LOCAL_RESULTS_DIR, REPO_ROOT, RUNS_DIR } from "../paths.ts";
 import type { RunRecord } from "../results/records.ts";
 
@@ -87,6 +88,8 @@ export interface RunOptions {
   /** Without `resume`: remove what the run directory holds and start over (else such a rerun is refused). */
   overwrite?: boolean;
   logEvery?: number;
+  /** What runs the training steps (lib/train/steps.ts; default auto: the native engine for Mamba models on a real GPU). */
+  engine?: TrainEngine;
   /** Quiet: no progress lines. */
   quiet?: boolean;
   /** The run, already opened (locked and checked) by the caller with `openRun`; the caller closes it. */
@@ -329,6 +332,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       resume: opts.resume ?? true,
       lock: run.lock,
       logEvery: opts.quiet ? 0 : (opts.logEvery ?? Math.max(1, Math.round(steps / 20))),
+      engine: opts.engine,
     });
     if (run.finished && result.resumed_from === steps) {
       // finished and recorded before, and its checkpoint matched these settings: nothing to do again
@@ -370,6 +374,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       bytes_per_token: bytesPerToken,
       train_wall_s: result.wall_s,
       train_bytes_per_s: result.bytes_seen / result.wall_s,
+      engine: result.engine,
       final_train_bpb: result.log.at(-1)?.bits_per_byte ?? NaN,
       curve: downsampleCurve(result.log.map((e) => e.bits_per_byte), flopsPerToken * t.batch * t.length, 50),
       eval: {

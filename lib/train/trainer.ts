@@ -23,9 +23,10 @@ import { atomicWriteFile, checkWritableDir, pathExists } from "../io/atomic.ts";
 import { describeFsError, FileWriteError, InputError } from "../io/errors.ts";
 import { acquireDirLock, type DirLock, pidAlive } from "../io/lock.ts";
 import { readSafetensors, toFloat32, writeSafetensors } from "../io/safetensors.ts";
-import { type LanguageModel, nextTokenLoss, readParameters } from "../models/lm.ts";
+import { type LanguageModel, readParameters } from "../models/lm.ts";
 import { loadModel, saveModel } from "../models/registry.ts";
 import { AdamW, ADAMW_DEFAULTS, type AdamWConfig, warmupCosine } from "./adamw.ts";
+import { createRunner, type StepOutcome, type StepRunner, type TrainEngine } from "./steps.ts";
 
 export interface TrainerConfig {
   steps: number;
@@ -64,6 +65,12 @@ export interface TrainerConfig {
   batches?: (step: number) => Int32Array;
   /** Called after every step (tests watch tf.memory() here; throwing aborts the run without saving). */
   onStep?: (entry: TrainLogEntry) => void;
+  /**
+   * What runs the steps (steps.ts): "tfjs", "native" (the engine; Mamba models on WebGPU) or "auto"
+   * (default: native for Mamba models when TF.js runs on a real GPU). Not part of a run's settings: a
+   * run may resume on the other.
+   */
+  engine?: TrainEngine;
 }
 
 export interface TrainLogEntry {
@@ -86,6 +93,8 @@ export interface TrainerResult {
   bytes_seen: number;
   /** The step the run started from (0, or the checkpoint's step when resumed). */
   resumed_from: number;
+  /** What ran the steps: "tfjs" or "native (webgpu: DEVICE)" (steps.ts StepRunner.name). */
+  engine: string;
 }
 
 /** The run was stopped by SIGINT / SIGTERM after saving a checkpoint. */
@@ -293,10 +302,9 @@ export async function train(
     interrupted = true;
   };
   let logFile: Deno.FsFile | undefined;
+  let runner: StepRunner | undefined;
   try {
     const batcher = new ByteBatcher(data as Uint8Array, cfg.batch, cfg.length, cfg.seed);
-    const names = [...model.params.keys()];
-    const vars = names.map((n) => model.params.get(n)!);
 
     let start = 0, tokensSeen = 0, wallBefore = 0;
     const log: TrainLogEntry[] = [];
@@ -320,6 +328,8 @@ export async function train(
       // the log holds exactly the steps up to the checkpoint we continue from
       await atomicWriteFile(`${runDir}/${TRAIN_LOG}`, log.map((e) => JSON.stringify(e) + "\n").join(""));
     }
+    runner = await createRunner(cfg.engine ?? "auto", model, opt, { batch: cfg.batch, length: cfg.length });
+    if (cfg.logEvery && runner.name !== "tfjs") console.error(`training on the ${runner.name} engine`);
 
     for (const s of signals) Deno.addSignalListener(s, onSignal);
     let lastCheckpoint: string | undefined = ckptDir && (await pathExists(ckptDir)) ? ckptDir : undefined;
@@ -342,50 +352,51 @@ export async function train(
     const t0 = performance.now();
     const elapsed = () => wallBefore + (performance.now() - t0) / 1000;
     logFile = runDir ? await Deno.open(`${runDir}/${TRAIN_LOG}`, { append: true }) : undefined;
+    // A step's outcome (loss, norm) may arrive after later steps were queued (the native engine reads
+    // them back every runner.window steps); they are logged in order as they settle.
+    const pending: { step: number; lr: number; outcome: Promise<StepOutcome> }[] = [];
+    const settle = async () => {
+      await runner!.flush();
+      for (const p of pending.splice(0)) {
+        const { loss, gradNorm, notFinite } = await p.outcome;
+        if (notFinite) throw new NonFiniteLoss(p.step, notFinite, lastCheckpoint);
+        tokensSeen += cfg.batch * cfg.length;
+        const entry: TrainLogEntry = {
+          step: p.step,
+          loss,
+          bits_per_byte: loss / bytesPerToken / Math.LN2,
+          lr: p.lr,
+          grad_norm: gradNorm,
+          bytes_per_s: (tokensSeen - start * cfg.batch * cfg.length) * bytesPerToken /
+            ((performance.now() - t0) / 1000),
+          wall_s: elapsed(),
+        };
+        log.push(entry);
+        await logFile?.write(new TextEncoder().encode(JSON.stringify(entry) + "\n"));
+        cfg.onStep?.(entry);
+        if (cfg.logEvery && (p.step % cfg.logEvery === 0 || p.step === cfg.steps)) {
+          const eta = (performance.now() - t0) / 1000 / (p.step - start) * (cfg.steps - p.step);
+          console.error(
+            `step ${String(p.step).padStart(6)}/${cfg.steps}  loss ${loss.toFixed(4)}  bpb ${
+              entry.bits_per_byte.toFixed(3)
+            }` +
+              `  lr ${p.lr.toExponential(2)}  ${Math.round(entry.bytes_per_s)} bytes/s  ETA ${
+                formatSeconds(eta)
+              }`,
+          );
+        }
+      }
+    };
     for (let s = start; s < cfg.steps; s++) {
       const lr = warmupCosine(s, cfg.steps, cfg.lr, cfg.warmup, cfg.minLrRatio);
-      const ids = tf.tensor(cfg.batches?.(s) ?? batcher.next(), [cfg.batch, cfg.length + 1], "int32"); // (b, l+1)
-      const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, ids), vars);
-      const loss = (await value.data())[0];
-      if (!Number.isFinite(loss)) {
-        tf.dispose([ids, value, ...Object.values(grads)]);
-        throw new NonFiniteLoss(s + 1, `the loss (${loss})`, lastCheckpoint);
-      }
-      const byName = new Map(names.map((n, i) => [n, grads[vars[i].name]]));
-      const gradNorm = await opt.apply(byName, lr, { requireFinite: true }).catch((e) => {
-        tf.dispose([ids, value, ...Object.values(grads)]);
-        throw e instanceof RangeError ? new NonFiniteLoss(s + 1, "the gradient norm", lastCheckpoint) : e;
-      });
-      tf.dispose([ids, value, ...Object.values(grads)]);
-      tokensSeen += cfg.batch * cfg.length;
-      const wall = elapsed();
-      const entry: TrainLogEntry = {
-        step: s + 1,
-        loss,
-        bits_per_byte: loss / bytesPerToken / Math.LN2,
-        lr,
-        grad_norm: gradNorm,
-        bytes_per_s: (tokensSeen - start * cfg.batch * cfg.length) * bytesPerToken /
-          ((performance.now() - t0) / 1000),
-        wall_s: wall,
-      };
-      log.push(entry);
-      await logFile?.write(new TextEncoder().encode(JSON.stringify(entry) + "\n"));
-      cfg.onStep?.(entry);
+      const ids = cfg.batches?.(s) ?? batcher.next(); // (b, l+1)
+      pending.push({ step: s + 1, lr, outcome: (await runner.step(ids, lr)).outcome });
       const last = s + 1 === cfg.steps;
-      if (cfg.logEvery && ((s + 1) % cfg.logEvery === 0 || last)) {
-        const eta = (performance.now() - t0) / 1000 / (s + 1 - start) * (cfg.steps - s - 1);
-        console.error(
-          `step ${String(s + 1).padStart(6)}/${cfg.steps}  loss ${loss.toFixed(4)}  bpb ${
-            entry.bits_per_byte.toFixed(3)
-          }` +
-            `  lr ${lr.toExponential(2)}  ${Math.round(entry.bytes_per_s)} bytes/s  ETA ${
-              formatSeconds(eta)
-            }`,
-        );
-      }
-      if (last || (cfg.checkpointEvery && (s + 1) % cfg.checkpointEvery === 0) || interrupted) {
-        await save(s + 1, wall);
+      const checkpoint = last || (cfg.checkpointEvery && (s + 1) % cfg.checkpointEvery === 0) || interrupted;
+      if (pending.length >= runner.window || checkpoint) await settle();
+      if (checkpoint) {
+        if (runDir || last) await runner.sync(); // the model's variables hold the run's state from here
+        await save(s + 1, elapsed());
       }
       if (interrupted && !last) throw new TrainingInterrupted(s + 1, ckptDir!);
     }
@@ -395,10 +406,12 @@ export async function train(
       tokens_seen: tokensSeen,
       bytes_seen: tokensSeen * bytesPerToken,
       resumed_from: start,
+      engine: runner.name,
     };
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
     logFile?.close();
+    runner?.dispose();
     opt.dispose();
     if (!cfg.lock) await lock?.release();
   }

@@ -27,6 +27,7 @@ export interface Gemm {
  *                     channel-major (b, c, l) array, whose l runs are contiguous but its batches are not
  *   accumulate      C += op(A) op(B) instead of C = op(A) op(B)
  *   splitK          (WGSL only) override the global setting of splitting k (webgpu/gemm.ts gemmSplit)
+ *   name            what the product is (e.g. "inX", in_proj's x half): labels its dispatches "gemm inX"
  */
 export interface GemmLayout {
   lda?: number;
@@ -44,12 +45,13 @@ export interface GemmLayout {
   segB?: number;
   accumulate?: boolean;
   splitK?: boolean;
+  name?: string;
 }
 
 export type GemmSpec = Gemm & GemmLayout;
 
-/** Every layout field filled in (the defaults of GemmLayout), splitK aside. */
-export function gemmLayout(g: GemmSpec): Required<Omit<GemmSpec, "splitK">> {
+/** Every layout field filled in (the defaults of GemmLayout), splitK and name aside. */
+export function gemmLayout(g: GemmSpec): Required<Omit<GemmSpec, "splitK" | "name">> {
   const lda = g.lda ?? (g.transposeA ? g.M : g.K);
   const ldb = g.ldb ?? (g.transposeB ? g.K : g.N);
   const kSeg = g.kSeg ?? g.K;

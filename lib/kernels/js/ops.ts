@@ -54,7 +54,7 @@ export function jsOps(record: (label: string, run: () => void) => void): EngineO
     embeddingBackward: op("embeddingBackward", norm.embeddingBackward),
     addRmsNorm: op("addRmsNorm", norm.addRmsNorm),
     rmsNormBackward: op("rmsNormBackward", norm.rmsNormBackward),
-    gemm: op("gemm", gemm.gemm),
+    gemm: (p, b) => record(p.name ? `gemm ${p.name}` : "gemm", () => gemm.gemm(p, b as never)),
     conv: op("conv", conv.conv),
     convBackward: op("convBackward", conv.convBackward),
     packBC: op("packBC", scan.packBC),

@@ -9,16 +9,22 @@
  * about 1 TFLOP/s (93% of the step's GPU time, data/results/bench/gpu.jsonl `train_profile`), reading B
  * transposed (a Linear layer's forward x W^T) at 0.5. Its tiles are 32 x 32 with 4 x 4 outputs per
  * thread; here a workgroup of 256 threads computes a 128 x 128 (or 64 x 64) tile with 8 x 8 (4 x 4)
- * outputs per thread, so each value read from workgroup memory feeds 8 (4) multiply-adds instead of 4.
- * Measured on the H200 (`gpu.ts --gemm`, d512 training shapes): 16.6 TFLOP/s for x W^T, 13.6 for dy W,
- * 7.4 for dy^T x (k = 32768), against tf.matMul's 0.5, 6.2 and 2.5.
+ * outputs per thread.
  *
- * Layout: A tile and B tile staged in workgroup memory k-major ([BK][BM + 4], [BK][BN + 4]; the 4 floats
- * of padding put the staging stores of one k-row on distinct banks); thread (tx, ty) of the 16 x 16 grid
- * owns rows ty + 16 i and columns tx + 16 j (strided, so a warp's reads of a k-row are consecutive
- * addresses and its stores to C are coalesced). Global loads are arranged so consecutive threads read
- * consecutive addresses of whichever axis is contiguous in memory. Edges (M, N, K not multiples of the
- * tile) load zeros and skip stores. Accumulation is a plain fp32 fma chain over k, like tfjs's.
+ * Layout: A tile and B tile staged in workgroup memory k-major as vec4s ([BK][BM / 4 + 1], [BK][BN / 4 +
+ * 1]; one vec4 of padding per k-row puts the staging stores of consecutive k on distinct banks). Thread
+ * (tx, ty) of the 16 x 16 grid owns rows 64 g + 4 ty + r and columns 64 h + 4 tx + c (r, c < 4), so for
+ * each k one vec4 read of A per 64 rows and one of B per 64 columns feed 16 fmas each. Global loads are
+ * arranged so consecutive threads read consecutive addresses of whichever axis is contiguous in memory, and
+ * the next k step's tiles are loaded into registers while the current step is multiplied (their latency
+ * hides behind the fmas). Edges (M, N, K not multiples of the tile) load zeros and skip stores.
+ * Accumulation is a plain fp32 fma chain over k, like tfjs's.
+ *
+ * Measured on the H200 inside the engine's d512x8 b16 l2048 step (lib/bench/engine.ts --profile, the same
+ * run): the earlier version of this kernel (scalar reads of workgroup memory, one float per 8 fmas: those
+ * reads, not the fmas, set its speed; no prefetch) ran the forward products at 15.8 TFLOP/s, the input
+ * gradients at 13.2-15.9 and the weight gradients (k = 32768, split) at 10.3; this one at 25.1, 23.3-26.3
+ * and 17.7 (the step: 212 -> 126 ms of products). WGSL's fp32 fma ceiling on that GPU is 52 TFLOP/s.
  *
  * Shapes are written into the shader (one pipeline per (M, N, K, transposes), cached), as the scan's are.
  */
@@ -30,7 +36,7 @@ import { type Gemm, gemmLayout, type GemmSpec } from "../js/gemm.ts";
 export type { Gemm, GemmLayout, GemmSpec } from "../js/gemm.ts";
 
 /** Every layout field filled in, and the split setting resolved against the global one. */
-function fullLayout(g: GemmSpec): Required<GemmSpec> {
+function fullLayout(g: GemmSpec): Required<Omit<GemmSpec, "name">> {
   return { ...gemmLayout(g), splitK: g.splitK ?? gemmConfig.splitK };
 }
 
@@ -142,7 +148,7 @@ function address(
   return terms.join(" + ");
 }
 
-/** The WGSL of one GEMM (shape and layout written in as constants). */
+/** The WGSL of one GEMM (shape and layout written in as constants; see the file's comment). */
 export function gemmShader(spec: GemmSpec): string {
   const g = fullLayout(spec);
   const key = JSON.stringify([g, gemmConfig]);
@@ -151,7 +157,7 @@ export function gemmShader(spec: GemmSpec): string {
   const { M, N, K, transposeA, transposeB } = g;
   const { BM, BN } = gemmTiles(g);
   const S = gemmSplit(g), KS = Math.ceil(K / S / gemmConfig.bk) * gemmConfig.bk; // k slice of workgroup z
-  const BK = gemmConfig.bk, TM = BM / 16, TN = BN / 16, SA = BM + 4, SB = BN + 4;
+  const BK = gemmConfig.bk;
   // A(m, k) at offA + z strideA + k kA + m mA (k segmented if kSeg < K); B(k, n) likewise with n
   const [mA, kA] = transposeA ? [1, g.lda] : [g.lda, 1];
   const [nB, kB] = transposeB ? [g.ldb, 1] : [1, g.ldb];
@@ -160,35 +166,60 @@ export function gemmShader(spec: GemmSpec): string {
   // staging loads: consecutive threads along the axis contiguous in memory
   const aLoad = mA === 1 ? "let mm = e % BM; let kk = e / BM;" : "let kk = e % BK; let mm = e / BK;";
   const bLoad = nB === 1 ? "let nn = e % BN; let kk = e / BN;" : "let kk = e % BK; let nn = e / BK;";
-  // everything per thread is straight-line code over scalars (acc, a, b): arrays indexed in loops were
-  // kept in local memory by the shader compiler on the H200 (0.2-0.7 TFLOP/s, measured)
-  const rows = [...Array(TM).keys()], cols = [...Array(TN).keys()];
-  const acc = rows.map((i) => cols.map((j) => `var c${i}_${j} = 0.0;`).join(" ")).join("\n  ");
-  const loadA = rows.map((i) => `let a${i} = As[kk * SA + ty + ${16 * i}u];`).join(" ");
-  const loadB = cols.map((j) => `let b${j} = Bs[kk * SB + tx + ${16 * j}u];`).join(" ");
-  const fmas = rows.map((i) => cols.map((j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`).join(" ")).join(
+  const split = S > 1;
+  const GA = BM / 64, GB = BN / 64; // vec4 groups per thread along m and n
+  const SA4 = BM / 4 + 1, SB4 = BN / 4 + 1; // row strides in vec4s (padded: staging stores on distinct banks)
+  const LA = (BM * BK) / 256, LB = (BN * BK) / 256; // prefetched floats per thread
+  const lines = (n: number, f: (i: number) => string, sep = " ") => [...Array(n).keys()].map(f).join(sep);
+  // prefetch registers pa*, pb*: element e = tid + 256 j of the (BM or BN) x BK tile at k step `kb`
+  const fetch = (which: "a" | "b", n: number, load: string, index: string, kb: string) => {
+    const [edge, bound, src] = which === "a" ? ["m", "M", "A"] : ["n", "N", "B"];
+    return lines(
+      n,
+      (j) =>
+        `{ let e = tid + ${256 * j}u; ${load} let ${edge} = ${edge}0 + ${edge}${edge}; let k = ${kb} + kk; ` +
+        `p${which}${j} = 0.0; if (${edge} < ${bound} && k < kEnd) { p${which}${j} = ${src}[${index}]; } }`,
+      "\n    ",
+    );
+  };
+  const stage = (which: "a" | "b", n: number, load: string, stride: number) => {
+    const [tile, idx] = which === "a" ? ["As", "mm"] : ["Bs", "nn"];
+    return lines(
+      n,
+      (j) =>
+        `{ let e = tid + ${
+          256 * j
+        }u; ${load} ${tile}[kk * ${stride}u + ${idx} / 4u][${idx} % 4u] = p${which}${j}; }`,
+      "\n    ",
+    );
+  };
+  const acc = lines(GA * 4, (i) => lines(GB * 4, (j) => `var c${i}_${j} = 0.0;`), "\n  ");
+  const fmas = lines(
+    GA * 4,
+    (i) => lines(GB * 4, (j) => `c${i}_${j} = fma(a${i >> 2}[${i & 3}], b${j >> 2}[${j & 3}], c${i}_${j});`),
     "\n      ",
   );
-  // split: workgroup z writes its partial tile into a dense (S, M, N) buffer; else z is the batch index
-  const split = S > 1;
   const store = (v: string, at: string) =>
     split || !g.accumulate ? `C[${at}] = ${v};` : `C[${at}] = C[${at}] + ${v};`;
-  const stores = rows.map((i) =>
-    `{ let m = m0 + ty + ${16 * i}u; if (m < M) { let row = cBase + m * LDC;\n    ` +
-    cols.map((j) => `if (n0 + tx + ${16 * j}u < N) { ${store(`c${i}_${j}`, `row + n0 + tx + ${16 * j}u`)} }`)
-      .join(" ") +
-    " } }"
-  ).join("\n  ");
+  const stores = lines(
+    GA * 4,
+    (i) =>
+      `{ let m = m0 + ${64 * (i >> 2) + (i & 3)}u + 4u * ty; if (m < M) { let row = cBase + m * LDC;\n    ` +
+      lines(GB * 4, (j) => {
+        const n = `n0 + ${64 * (j >> 2) + (j & 3)}u + 4u * tx`;
+        return `if (${n} < N) { ${store(`c${i}_${j}`, `row + ${n}`)} }`;
+      }) + " } }",
+    "\n  ",
+  );
   const text = `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 const M = ${M}u; const N = ${N}u; const K = ${K}u; const KS = ${KS}u;
 const BM = ${BM}u; const BN = ${BN}u; const BK = ${BK}u;
-const SA = ${SA}u; const SB = ${SB}u;
 const LDC = ${split ? N : g.ldc}u;
-var<workgroup> As: array<f32, ${BK * SA}>; // [k][m], row stride SA
-var<workgroup> Bs: array<f32, ${BK * SB}>; // [k][n], row stride SB
+var<workgroup> As: array<vec4<f32>, ${BK * SA4}>; // [k][m / 4], row stride ${SA4}
+var<workgroup> Bs: array<vec4<f32>, ${BK * SB4}>; // [k][n / 4], row stride ${SB4}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -196,32 +227,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let n0 = wg.x * BN;
   let tx = tid % 16u;
   let ty = tid / 16u;
-  // split k: workgroup z runs k in [kBegin, kEnd) into partial tile z (S x M x N); else z is the batch
   let kBegin = ${split ? "wg.z * KS" : "0u"};
   let kEnd = min(K, kBegin + KS);
   let aBase = ${g.offA}u${split ? "" : ` + wg.z * ${g.strideA}u`};
   let bBase = ${g.offB}u${split ? "" : ` + wg.z * ${g.strideB}u`};
   let cBase = ${split ? "wg.z * M * N" : `${g.offC}u + wg.z * ${g.strideC}u`};
   ${acc}
+  ${lines(LA, (j) => `var pa${j}: f32;`)} ${lines(LB, (j) => `var pb${j}: f32;`)}
+  ${fetch("a", LA, aLoad, aIndex, "kBegin")}
+  ${fetch("b", LB, bLoad, bIndex, "kBegin")}
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
-    for (var e = tid; e < BM * BK; e += 256u) {
-      ${aLoad}
-      let m = m0 + mm; let k = k0 + kk;
-      var v = 0.0;
-      if (m < M && k < kEnd) { v = A[${aIndex}]; }
-      As[kk * SA + mm] = v;
-    }
-    for (var e = tid; e < BN * BK; e += 256u) {
-      ${bLoad}
-      let n = n0 + nn; let k = k0 + kk;
-      var v = 0.0;
-      if (n < N && k < kEnd) { v = B[${bIndex}]; }
-      Bs[kk * SB + nn] = v;
-    }
+    ${stage("a", LA, aLoad, SA4)}
+    ${stage("b", LB, bLoad, SB4)}
     workgroupBarrier();
+    let kn = k0 + BK; // the next step's tiles, in flight during this step's products
+    if (kn < kEnd) {
+    ${fetch("a", LA, aLoad, aIndex, "kn")}
+    ${fetch("b", LB, bLoad, bIndex, "kn")}
+    }
     for (var kk = 0u; kk < BK; kk++) {
-      ${loadA}
-      ${loadB}
+      ${lines(GA, (h) => `let a${h} = As[kk * ${SA4}u + ${16 * h}u + ty];`)}
+      ${lines(GB, (h) => `let b${h} = Bs[kk * ${SB4}u + ${16 * h}u + tx];`)}
       ${fmas}
     }
     workgroupBarrier();
@@ -243,13 +269,14 @@ export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B
   const S = gemmSplit(g);
   if (g.batch > 65535) throw new Error(`gemm: a batch of ${g.batch} products exceeds 65535`);
   const groups: [number, number, number] = [Math.ceil(g.N / BN), Math.ceil(g.M / BM), S > 1 ? S : g.batch];
+  const suffix = spec.name ? ` ${spec.name}` : "";
   if (S === 1) {
-    d.dispatch("gemm", gemmShader(g), [a, b, c], groups);
+    d.dispatch("gemm" + suffix, gemmShader(g), [a, b, c], groups);
     return;
   }
   const partial = d.alloc(S * g.M * g.N, "gemm split partials");
-  d.dispatch("gemm", gemmShader(g), [a, b, partial], groups);
-  d.dispatch("splitSum", splitSumShader(S, g), [partial, c], flatGroups(g.M * g.N, 256));
+  d.dispatch("gemm" + suffix, gemmShader(g), [a, b, partial], groups);
+  d.dispatch("splitSum" + suffix, splitSumShader(S, g), [partial, c], flatGroups(g.M * g.N, 256));
   d.release(partial);
 }
 
@@ -278,7 +305,7 @@ export function gemmWebGPU(be: Backend, a: tf.TensorInfo, b: tf.TensorInfo, g: G
  * C[offC + m ldc + n] (+)= sum over s of P[s, m, n], s in order (the k slices' partial tiles of a split
  * product).
  */
-function splitSumShader(S: number, g: Required<GemmSpec>): string {
+function splitSumShader(S: number, g: Required<Omit<GemmSpec, "name">>): string {
   const key = `splitSum ${S} ${g.M} ${g.N} ${g.ldc} ${g.offC} ${g.accumulate}`;
   let text = codes.get(key);
   if (text) return text;

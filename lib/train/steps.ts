@@ -1,0 +1,166 @@
+/**
+ * What runs the trainer's steps (trainer.ts keeps the loop: schedule, batches, log, checkpoints). Two
+ * step runners, one interface:
+ *  - "tfjs": the TF.js model's forward and gradients and AdamW in TF.js ops (every model; the reference);
+ *  - "native": MambaByte and the subword Mamba on the native engine (lib/engine/mamba.ts: explicit
+ *    kernels, buffers allocated once, one submission per step) on WebGPU. Its losses come back every
+ *    `window` steps, not per step, so the host never waits on the GPU between steps.
+ * Either way the model's variables and the AdamW moments are the run's state: the native runner copies
+ * its own into them (`sync`) before every checkpoint and at the end, so checkpoints are the same files and
+ * a run moves between the two mid-way (tests/engine_checkpoint_test.ts).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type LanguageModel, nextTokenLoss, readParameters } from "../models/lm.ts";
+import { asMamba } from "../models/registry.ts";
+import { InputError } from "../io/errors.ts";
+import { webgpuAdapter } from "../backend.ts";
+import { MambaEngine } from "../engine/mamba.ts";
+import type { AdamW } from "./adamw.ts";
+
+/** Which code runs the training steps: "auto" is the native engine for Mamba models on a real GPU. */
+export type TrainEngine = "auto" | "tfjs" | "native";
+export const TRAIN_ENGINES: TrainEngine[] = ["auto", "tfjs", "native"];
+
+/** One step's outcome. `notFinite` names what was NaN or infinite (the update was then not made). */
+export interface StepOutcome {
+  loss: number;
+  gradNorm: number;
+  notFinite?: string;
+}
+
+export interface StepRunner {
+  /** "tfjs", or "native (webgpu: DEVICE)" */
+  readonly name: string;
+  /** Steps whose outcomes may be pending at once (the trainer settles them at least this often). */
+  readonly window: number;
+  /** Makes (or queues) the update on ids (batch, length + 1) with learning rate lr. */
+  step(ids: Int32Array, lr: number): Promise<{ outcome: Promise<StepOutcome> }>;
+  /** Makes the outcomes of every step queued so far arrive (the engine reads them back). */
+  flush(): Promise<void>;
+  /** Copies the runner's parameters and AdamW state into the model's variables and `opt` (no-op for tfjs). */
+  sync(): Promise<void>;
+  dispose(): void;
+}
+
+/** The TF.js step: the model's loss and gradients (tf.variableGrads), then AdamW in TF.js ops. */
+export function tfjsRunner(model: LanguageModel, opt: AdamW, batch: number, length: number): StepRunner {
+  const names = [...model.params.keys()];
+  const vars = names.map((n) => model.params.get(n)!);
+  return {
+    name: "tfjs",
+    window: 1,
+    async step(idsData, lr) {
+      const ids = tf.tensor(idsData, [batch, length + 1], "int32"); // (b, l+1)
+      const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, ids), vars);
+      try {
+        const loss = (await value.data())[0];
+        if (!Number.isFinite(loss)) {
+          return { outcome: Promise.resolve({ loss, gradNorm: NaN, notFinite: `the loss (${loss})` }) };
+        }
+        const byName = new Map(names.map((n, i) => [n, grads[vars[i].name]]));
+        try {
+          const gradNorm = await opt.apply(byName, lr, { requireFinite: true });
+          return { outcome: Promise.resolve({ loss, gradNorm }) };
+        } catch (e) {
+          if (!(e instanceof RangeError)) throw e;
+          return { outcome: Promise.resolve({ loss, gradNorm: NaN, notFinite: "the gradient norm" }) };
+        }
+      } finally {
+        tf.dispose([ids, value, ...Object.values(grads)]);
+      }
+    },
+    flush: () => Promise.resolve(),
+    sync: () => Promise.resolve(),
+    dispose() {},
+  };
+}
+
+/**
+ * The native engine's step for a Mamba model, starting from the model's variables and `opt`'s moments
+ * and step count (a fresh run, or one resumed from any checkpoint).
+ */
+export async function nativeRunner(
+  model: LanguageModel,
+  opt: AdamW,
+  o: { batch: number; length: number; window?: number; allowSoftwareGpu?: boolean },
+): Promise<StepRunner> {
+  const mamba = asMamba(model);
+  const { beta1, beta2, eps, weightDecay, clipNorm } = opt.config;
+  const window = o.window ?? 16;
+  const engine = await MambaEngine.create({
+    config: mamba.config,
+    params: await readParameters(model),
+    batch: o.batch,
+    length: o.length,
+    backend: "webgpu",
+    optimizer: { beta1, beta2, eps, weightDecay, clipNorm },
+    readbackEvery: window,
+    allowSoftwareGpu: o.allowSoftwareGpu,
+  });
+  try {
+    const read = async (vars: Map<string, tf.Variable>) =>
+      new Map(
+        await Promise.all([...vars].map(async ([n, v]) => [n, (await v.data()) as Float32Array] as const)),
+      );
+    await engine.setState({ m: await read(opt.m), v: await read(opt.v), step: opt.step });
+  } catch (e) {
+    engine.destroy();
+    throw e;
+  }
+  const assign = (vars: Map<string, tf.Variable>, values: Map<string, Float32Array>) =>
+    tf.tidy(() => {
+      for (const [n, v] of vars) v.assign(tf.tensor(values.get(n)!, v.shape, "float32"));
+    });
+  return {
+    name: `native (webgpu: ${engine.backend.device})`,
+    window,
+    async step(ids, lr) {
+      const { stats } = await engine.step(ids, lr);
+      return {
+        outcome: stats.then((s) => ({
+          loss: s.loss,
+          gradNorm: s.gradNorm,
+          ...(s.halted
+            ? { notFinite: Number.isFinite(s.loss) ? "the gradient norm" : `the loss (${s.loss})` }
+            : {}),
+        })),
+      };
+    },
+    flush: () => engine.flush(),
+    async sync() {
+      assign(model.params, await engine.parameters());
+      const st = await engine.optimizerState();
+      assign(opt.m, st.m);
+      assign(opt.v, st.v);
+      opt.step = st.step;
+    },
+    dispose: () => engine.destroy(),
+  };
+}
+
+/**
+ * The runner `engine` names for `model`: "native" needs a Mamba model (else a clear error) and takes any
+ * WebGPU adapter, a software one included (asked for by name, as --backend webgpu is); "auto" picks native
+ * for a Mamba model when TF.js runs on WebGPU with a real (not software) adapter, else tfjs.
+ */
+export async function createRunner(
+  engine: TrainEngine,
+  model: LanguageModel,
+  opt: AdamW,
+  o: { batch: number; length: number },
+): Promise<StepRunner> {
+  const isMamba = model.kind === "mambabyte" || model.kind === "mamba_subword";
+  if (engine === "native" && !isMamba) {
+    throw new InputError(
+      "--engine",
+      "engine",
+      `--engine native trains mambabyte and mamba_subword models; "${model.kind}" trains with --engine tfjs`,
+    );
+  }
+  const native = engine === "native" ||
+    (engine === "auto" && isMamba && tf.getBackend() === "webgpu" &&
+      (await webgpuAdapter())?.fallback === false);
+  return native
+    ? await nativeRunner(model, opt, { ...o, allowSoftwareGpu: engine === "native" })
+    : tfjsRunner(model, opt, o.batch, o.length);
+}
