@@ -299,7 +299,8 @@ Deno.test("cli reproduce: SIGINT reaches the run's process, which saves a checkp
 });
 
 Deno.test({
-  name: "cli train --engine native trains MambaByte on the engine and records it; a model the engine does not train is refused",
+  name:
+    "cli train --engine native trains MambaByte on the engine and records it; a model the engine does not train is refused",
   // the engine runs on WebGPU: Mesa's software adapter in CI
   ignore: !(Deno.env.get("MAMBABYTE_TEST_BACKENDS") ?? "cpu,wasm,webgpu").split(",").includes("webgpu"),
   async fn() {
