@@ -7,6 +7,11 @@
  *   deno run -A lib/bench/gpu.ts [--quick] [--out FILE] [--shapes B,D,N,L;...] [--fwd-only] [--no-train]
  *                                [--no-scan] [--variants SPEC] [--profile-train] [--gemm]
  *
+ * Training runs through the trainer (lib/train/trainer.ts) on each engine of --engines (default native and
+ * tfjs; TF.js only up to d512, where its step still fits and ends). --peers FILE takes the peer figures from
+ * the JSONL that ../shared/anchors/peers/h200_peers.py printed in the same run on the same machine (the
+ * records then say peer_source "same run"); without it they come from the anchor files (an older run).
+ *
  * --gemm: the training step's Linear products through the WGSL GEMM (fastMatMul) and tf.matMul, in
  * TFLOP/s. MAMBABYTE_WEBGPU_GEMM=0 trains with tf.matMul (the record's `matmul` says which).
  *
@@ -29,6 +34,7 @@ import { initBackend, tf } from "../backend.ts";
 import { selectiveScan } from "../ssm/mod.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { train } from "../train/trainer.ts";
+import type { TrainEngine } from "../train/steps.ts";
 import { mambaAsLanguageModel } from "../models/registry.ts";
 import { appendRecord } from "../results/store.ts";
 import { scanBenchInputs, sync } from "./gpu_inputs.ts";
@@ -55,6 +61,9 @@ const USAGE =
   --variants SPEC    kernel settings "name:key=value,key=value;name2:..." (keys of ScanKernelConfig; default:
                      the environment's, MAMBABYTE_BENCH_VARIANTS / MAMBABYTE_SCAN_*)
   --profile-train    one profiled training step per training shape (GPU time per kernel)
+  --train-shapes L   training shapes d,layers,batch,length;... (default 256,4,4,1024;512,8,16,2048;1024,16,8,8192)
+  --engines LIST     what trains: native,tfjs (default both; tfjs skips shapes above d512)
+  --peers FILE       the peer figures measured in the same run (JSONL of h200_peers.py)
   --gemm             the training step's Linear products through the WGSL GEMM and tf.matMul, in TFLOP/s`;
 
 const args = Deno.args;
@@ -78,8 +87,16 @@ async function anchors(prefix: string): Promise<unknown> {
   }
   return undefined;
 }
-const scanAnchors = await anchors("h200-selective-scan");
-const trainAnchors = await anchors("h200-pytorch-train-decode");
+// peers: the same run's JSONL (--peers), else the anchor files of an older run
+const peersFile = argValue("--peers");
+const sameRun = peersFile
+  ? (await Deno.readTextFile(peersFile)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
+  : undefined;
+const peerSource = peersFile ? `same run (${peersFile})` : "anchor files (an earlier run)";
+const scanAnchors = sameRun ? sameRun.filter((r) => r.kind === "scan") : await anchors("h200-selective-scan");
+const trainAnchors = sameRun
+  ? sameRun.filter((r) => r.kind === "train" && r.length !== undefined)
+  : await anchors("h200-pytorch-train-decode");
 
 /** Finds the anchor entry for a shape wherever it sits in the anchor file's structure. */
 function findAnchor(
@@ -362,60 +379,64 @@ if (args.includes("--gemm")) {
 
 const trainShapes: [number, number, number, number][] = args.includes("--no-train")
   ? []
+  : argValue("--train-shapes")
+  ? argValue("--train-shapes")!.split(";").map((s) =>
+    s.split(",").map(Number) as [number, number, number, number]
+  )
   : quick
   ? [[64, 2, 2, 256]]
-  : [[256, 4, 4, 1024], [512, 8, 16, 2048]];
+  : [[256, 4, 4, 1024], [512, 8, 16, 2048], [1024, 16, 8, 8192]];
+const engines = (argValue("--engines") ?? "native,tfjs").split(",") as TrainEngine[];
 for (const [d, layers, batch, length] of trainShapes) {
   const model = initMambaLM(mambaByteConfig(d, layers), 0);
   const text = new Uint8Array(1 << 20);
   for (let i = 0; i < text.length; i++) text[i] = 32 + (i * 2654435761 % 95); // synthetic bytes: speed only
-  const steps = quick ? 3 : 8;
-  const warm = await train(mambaAsLanguageModel(model), text, {
-    steps: 2,
-    batch,
-    length,
-    lr: 1e-4,
-    warmup: 1,
-    seed: 0,
-  });
-  const run = await train(mambaAsLanguageModel(model), text, {
-    steps,
-    batch,
-    length,
-    lr: 1e-4,
-    warmup: 1,
-    seed: 1,
-  });
-  const bytesPerS = run.bytes_seen / run.wall_s;
-  const anchor = findAnchor(
-    trainAnchors,
-    (o) =>
-      (o.d_model === d || o.d === d) && (o.n_layer === layers || o.layers === layers) &&
-      (o.batch === batch || o.B === batch),
-  );
-  await appendRecord(table, {
-    bench: "train",
-    model: "mambabyte",
-    d_model: d,
-    n_layer: layers,
-    batch,
-    length,
-    steps,
-    bytes_per_s: bytesPerS,
-    step_s: run.wall_s / steps,
-    warmup_wall_s: warm.wall_s,
-    wall_s: run.wall_s,
-    kernel_config: scanKernelConfig(),
-    matmul: webgpuGemmEnabled() ? getGemmConfig() : "tf.matMul",
-    peer: anchor ?? null,
-  }, outDir);
-  console.log(
-    `train (d ${d}, ${layers} layers, batch ${batch}, length ${length}; ${
-      webgpuGemmEnabled() ? JSON.stringify(getGemmConfig()) : "tf.matMul"
-    }): ${Math.round(bytesPerS)} bytes/s, ` +
-      `${(run.wall_s / steps * 1000).toFixed(0)} ms/step` +
-      (anchor ? ` (peer entry: ${JSON.stringify(anchor)})` : ""),
-  );
+  for (const engine of engines) {
+    if (engine === "tfjs" && d > 512 && !argValue("--train-shapes")) continue; // minutes per step, if it fits
+    // long enough that the native engine's read-backs (every 16 steps) and start are a small part
+    const steps = quick ? 3 : engine === "tfjs" ? 8 : d >= 1024 ? 12 : 48;
+    const common = { batch, length, lr: 1e-4, warmup: 1, engine };
+    const warm = await train(mambaAsLanguageModel(model), text, { ...common, steps: 2, seed: 0 });
+    const run = await train(mambaAsLanguageModel(model), text, { ...common, steps, seed: 1 });
+    const bytesPerS = run.bytes_seen / run.wall_s;
+    const anchor = findAnchor(
+      trainAnchors,
+      (o) =>
+        (o.d_model === d || o.d === d) && (o.n_layer === layers || o.layers === layers) &&
+        (o.batch === batch || o.B === batch),
+    );
+    await appendRecord(table, {
+      bench: "train",
+      model: "mambabyte",
+      engine: run.engine,
+      d_model: d,
+      n_layer: layers,
+      batch,
+      length,
+      steps,
+      bytes_per_s: bytesPerS,
+      step_s: run.wall_s / steps,
+      warmup_wall_s: warm.wall_s,
+      wall_s: run.wall_s,
+      gpu_bytes: run.gpu_bytes ?? null,
+      final_loss: run.log.at(-1)?.loss ?? null,
+      kernel_config: scanKernelConfig(),
+      matmul: engine === "tfjs" && !webgpuGemmEnabled() ? "tf.matMul" : getGemmConfig(),
+      peer: anchor ?? null,
+      peer_source: anchor ? peerSource : null,
+      ratio_to_peer: typeof anchor?.bytes_per_s === "number" ? bytesPerS / anchor.bytes_per_s : null,
+    }, outDir);
+    console.log(
+      `train on ${run.engine} (d ${d}, ${layers} layers, batch ${batch}, length ${length}): ` +
+        `${Math.round(bytesPerS)} bytes/s, ${(run.wall_s / steps * 1000).toFixed(0)} ms/step` +
+        (run.gpu_bytes ? `, ${(run.gpu_bytes / 1e9).toFixed(1)} GB` : "") +
+        (typeof anchor?.bytes_per_s === "number"
+          ? `; peer ${Math.round(anchor.bytes_per_s)} bytes/s (${
+            (bytesPerS / anchor.bytes_per_s).toFixed(2)
+          }x)`
+          : ""),
+    );
+  }
   if (args.includes("--profile-train")) {
     try {
       // one step with every kernel timed on the GPU (each is submitted alone, so the wall time is not the step's)
@@ -428,6 +449,7 @@ for (const [d, layers, batch, length] of trainShapes) {
           lr: 1e-4,
           warmup: 1,
           seed: 2,
+          engine: "tfjs", // tf.profile sees TF.js's kernels only (the engine's: lib/bench/engine.ts --profile)
         });
       });
       const byKernel = new Map<string, { ms: number; calls: number }>();

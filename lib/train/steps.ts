@@ -33,6 +33,8 @@ export interface StepRunner {
   readonly name: string;
   /** Steps whose outcomes may be pending at once (the trainer settles them at least this often). */
   readonly window: number;
+  /** GPU memory the runner allocated for training (native: every buffer of the engine; tfjs: unknown). */
+  readonly gpuBytes?: number;
   /** Makes (or queues) the update on ids (batch, length + 1) with learning rate lr. */
   step(ids: Int32Array, lr: number): Promise<{ outcome: Promise<StepOutcome> }>;
   /** Makes the outcomes of every step queued so far arrive (the engine reads them back). */
@@ -114,6 +116,7 @@ export async function nativeRunner(
   return {
     name: `native (webgpu: ${engine.backend.device})`,
     window,
+    gpuBytes: engine.backend.allocatedBytes,
     async step(ids, lr) {
       const { stats } = await engine.step(ids, lr);
       return {

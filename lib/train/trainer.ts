@@ -95,6 +95,8 @@ export interface TrainerResult {
   resumed_from: number;
   /** What ran the steps: "tfjs" or "native (webgpu: DEVICE)" (steps.ts StepRunner.name). */
   engine: string;
+  /** GPU memory the native engine allocated (all of its buffers); absent for tfjs. */
+  gpu_bytes?: number;
 }
 
 /** The run was stopped by SIGINT / SIGTERM after saving a checkpoint. */
@@ -407,6 +409,7 @@ export async function train(
       bytes_seen: tokensSeen * bytesPerToken,
       resumed_from: start,
       engine: runner.name,
+      ...(runner.gpuBytes !== undefined ? { gpu_bytes: runner.gpuBytes } : {}),
     };
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
