@@ -277,6 +277,7 @@ for (const [B, D, N, L] of scanShapes) {
             pscan_fwd_ms: anchor.pscan_fwd_ms,
           }
           : null,
+        peer_source: anchor ? peerSource : null,
       };
       await appendRecord(table, rec, outDir);
       const ratio = (a: unknown, b: number) =>

@@ -103,10 +103,13 @@ export default [
   await mb.figures.showRegistered("scan_gpu", { resultsDir: "../data/results" });
   `,
   md`
-  ## The fused path in whole training steps
+  ## Whole training steps: the native engine and TF.js
 
-  MambaByte training throughput (AdamW step included) on this CPU and on the H200, with the implementation
-  of the matrix products recorded, beside PyTorch.
+  MambaByte training throughput (AdamW step included) through the trainer, on this CPU and on the H200: the
+  native engine (lib/engine: explicit WGSL forward and backward kernels, one submission per step) and the
+  TF.js reference path, beside PyTorch with mamba_ssm's CUDA scan measured in the same device session.
+  \`train(model, data, { engine: "native" })\` (or \`--engine native\` on the command line) trains on the
+  engine; on a real GPU it is the default for Mamba models.
   `,
   code`
   await mb.figures.showRegistered("train_speed", { resultsDir: "../data/results" });

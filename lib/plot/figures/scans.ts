@@ -258,7 +258,7 @@ registerFigure({
         ],
         rows,
         note:
-          "lib/bench/gpu.ts (data/results/bench/gpu.jsonl): WGSL kernels through Deno's WebGPU; the peer is mamba_ssm's CUDA kernel on the same GPU (data/anchors). Times: the median of the runs of the latest commit and kernel settings; ratios: median (range). Ratio > 1: slower than CUDA.",
+          "lib/bench/gpu.ts (data/results/bench/gpu.jsonl): WGSL kernels through Deno's WebGPU; the peer is mamba_ssm's CUDA kernel on the same GPU (measured in the same session when the records say peer_source \"same run\", else data/anchors). Times: the median of the runs of the latest commit and kernel settings; ratios: median (range). Ratio > 1: slower than CUDA.",
       },
     };
   },
@@ -271,56 +271,73 @@ registerFigure({
   reads: ["bench/train", "bench/gpu"],
   build(records) {
     const cpu = (records["bench/train"] ?? []).filter((r) => r.bench === "train");
-    const gpu = (records["bench/gpu"] ?? []).filter((r) => r.bench === "train");
-    // the matrix products' implementation on webgpu: records before the WGSL GEMM have no `matmul` (tf.matMul);
-    // "wgsl-gemm" marks its first version (arrays indexed in loops, kept in local memory: slow)
+    const all = (records["bench/gpu"] ?? []).filter((r) => r.bench === "train");
+    // since the native engine, each GPU record names its engine and carries the peer of its own run; the
+    // TF.js-only records before it (matrix-product variants of 2026-11/12) stay in the file, not in the table
+    const gpu = all.some((r) => r.engine) ? all.filter((r) => r.engine) : all;
     const IMPL: Record<string, string> = {
       wgsl: "WGSL GEMM",
       "tfjs-b": "tfjs BatchMatMul, B transposed first",
       "tfjs-ab": "tfjs BatchMatMul, A and B transposed first",
     };
-    const matmul = (r: Rec) =>
-      r.provenance?.backend !== "webgpu"
-        ? "WebAssembly GEMM"
+    const engine = (r: Rec) =>
+      String(r.engine ?? "").startsWith("native")
+        ? "native engine (WGSL kernels)"
+        : r.provenance?.backend !== "webgpu"
+        ? "TF.js, WebAssembly GEMM"
         : r.matmul === undefined || r.matmul === "tf.matMul"
-        ? "tf.matMul"
-        : r.matmul === "wgsl-gemm"
-        ? "WGSL GEMM, first version"
-        : IMPL[r.matmul.impl] ?? String(r.matmul.impl);
+        ? "TF.js, tf.matMul"
+        : `TF.js, ${IMPL[r.matmul.impl] ?? String(r.matmul.impl)}`;
     const recs = latestBy(
       [...cpu, ...gpu],
-      (r) => `${r.provenance?.device}|${r.d_model}|${r.n_layer}|${r.batch}|${r.length}|${matmul(r)}`,
+      (r) => `${r.provenance?.device}|${r.d_model}|${r.n_layer}|${r.batch}|${r.length}|${engine(r)}`,
     )
       .sort((a, b) =>
         String(a.provenance?.backend).localeCompare(String(b.provenance?.backend)) || a.d_model - b.d_model ||
         b.bytes_per_s - a.bytes_per_s
       );
     if (!recs.length) return undefined;
+    const gb = (x: unknown) => (typeof x === "number" ? fmt(x, 1) : "—");
     const rows = recs.map((r) => {
       const peer = r.peer?.bytes_per_s ?? r.peer?.pytorch_pscan_bytes_per_s;
       const peerText = r.peer?.bytes_per_s
         ? "PyTorch + CUDA scan, H200"
         : r.peer?.pytorch_pscan_bytes_per_s
-        ? "PyTorch + pscan, this CPU"
+        ? "PyTorch + pscan, CPU"
         : "—";
+      const when = String(r.peer_source ?? "").startsWith("same run") ? "same run" : "earlier run";
       return [
         `d ${r.d_model} x ${r.n_layer}, batch ${r.batch}, length ${r.length}`,
         `${r.provenance?.backend}, ${r.provenance?.device}`,
-        matmul(r),
+        engine(r),
         sig(r.bytes_per_s),
+        gb(typeof r.gpu_bytes === "number" ? r.gpu_bytes / 1e9 : undefined),
         peer ? sig(peer) : "—",
-        peerText,
+        gb(r.peer?.peak_mem_GB),
+        peer ? `${peerText} (${when})` : "—",
         peer ? fmt(r.bytes_per_s / peer, 2) : "—",
       ];
     });
     return {
       table: {
-        columns: ["model and batch", "where", "matrix products", "bytes/s", "peer bytes/s", "peer", "ratio"],
+        columns: [
+          "model and batch",
+          "where",
+          "engine",
+          "bytes/s",
+          "GPU GB",
+          "peer bytes/s",
+          "peer GB",
+          "peer",
+          "ratio",
+        ],
         rows,
         note:
           "deno task bench --suite train (CPU, data/results/bench/train.jsonl) and lib/bench/gpu.ts (H200, " +
-          "data/results/bench/gpu.jsonl): whole training steps on synthetic bytes, the latest record per setting. " +
-          "Peers from ../shared/anchors (data/anchors).",
+          "data/results/bench/gpu.jsonl): whole training steps on synthetic bytes through the trainer, the latest " +
+          "record per setting. GPU GB: every buffer the native engine allocates; peer GB: PyTorch's peak. " +
+          '"same run": the peer was measured by ../shared/anchors/peers/h200_peers.py in the same device ' +
+          'session, minutes apart; "earlier run": an anchor file of another session (compare with care).',
       },
     };
   },
