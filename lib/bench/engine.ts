@@ -19,7 +19,7 @@
  *     --timing 0|1       GPU timestamps around each step (default 1 on webgpu)
  *     --one-by-one       diagnostic: one step with each dispatch in its own submission, naming each on
  *                        stderr before it runs (the last name printed is the kernel a device hangs on)
- *     --out FILE         also append the JSON lines to FILE
+ *     --out FILE         also append the JSON lines, with provenance, to FILE (e.g. data/results/bench/engine.jsonl)
  * Progress (engine created, warm-up, timed steps) goes to stderr, so a hang shows where it is.
  * Needs nothing beyond the repository and Deno's cache (no registry): imports are local or already cached.
  */
@@ -29,6 +29,7 @@ import { initParameters } from "../models/mamba.ts";
 import { parseMambaConfig } from "../models/mamba_config.ts";
 import { mambaTrainFlopsPerToken } from "../models/registry.ts";
 import { ByteBatcher } from "../data/bytes.ts";
+import { gitCommit } from "../results/store.ts";
 
 interface Options {
   shapes: [number, number, number, number][];
@@ -192,8 +193,15 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
     });
     if (o.profile && engine.backend.profile) {
       const kernels = await engine.profile(next(), o.lr);
+      // per label: GPU ms, dispatches, TFLOP/s (GEMMs), and bound bytes / time in GB/s (an upper estimate
+      // of the traffic rate: each binding counted once) against the H200's ~4.8 TB/s and 52 TFLOP/s of WGSL fma
       record.kernel_ms = Object.fromEntries(
-        kernels.map((k) => [k.label, { ms: round(k.ms), count: k.count }]),
+        kernels.map((k) => [k.label, {
+          ms: round(k.ms),
+          count: k.count,
+          ...(k.flops ? { tflops: round(k.flops / k.ms / 1e9) } : {}),
+          bound_GBps: round(k.boundBytes / k.ms / 1e6),
+        }]),
       );
       record.kernel_ms_total = round(kernels.reduce((s, k) => s + k.ms, 0));
     }
@@ -216,7 +224,17 @@ if (import.meta.main) {
   for (const shape of o.shapes) {
     let line: string;
     try {
-      line = JSON.stringify(await benchShape(o, shape));
+      const r = await benchShape(o, shape);
+      // provenance as the results store writes it (the TF.js fields aside: TF.js is not in the loop)
+      const provenance = {
+        commit: gitCommit(),
+        backend: `engine ${o.backend}`,
+        device: r.device,
+        time: new Date().toISOString(),
+        deno: Deno.version.deno,
+        host: { cores: navigator.hardwareConcurrency, os: Deno.build.os },
+      };
+      line = JSON.stringify({ ...r, provenance });
     } catch (e) {
       line = JSON.stringify({ bench: "engine", shape, backend: o.backend, error: (e as Error).message });
     }

@@ -65,7 +65,7 @@ export interface Backend<B> {
   /** Waits for every submission and read-back in flight; throws device errors reported so far. */
   finish(): Promise<void>;
   /** GPU milliseconds of each dispatch of `programs`, run once with per-dispatch timestamps (webgpu only). */
-  profile?(programs: Program[]): Promise<{ label: string; ms: number }[]>;
+  profile?(programs: Program[]): Promise<{ label: string; ms: number; boundBytes: number; flops?: number }[]>;
   /** Each dispatch of `programs` in a submission of its own, `before` called first (webgpu diagnostics). */
   runEach?(programs: Program[], before: (label: string, index: number) => void): Promise<void>;
   /** Counters of what was created on the device (webgpu). */
@@ -290,10 +290,12 @@ export class GpuBackend implements Backend<GpuView> {
   runEach(programs: Program[], before: (label: string, index: number) => void): Promise<void> {
     return this.rt.runEach(programs.flatMap((p) => (p as GpuProgram).list), before);
   }
-  async profile(programs: Program[]): Promise<{ label: string; ms: number }[]> {
+  async profile(
+    programs: Program[],
+  ): Promise<{ label: string; ms: number; boundBytes: number; flops?: number }[]> {
     const list = programs.flatMap((p) => (p as GpuProgram).list);
     const ms = await this.rt.profile(list);
-    return list.map((r, i) => ({ label: r.label, ms: ms[i] }));
+    return list.map((r, i) => ({ label: r.label, ms: ms[i], boundBytes: r.boundBytes, flops: r.flops }));
   }
   destroy(): void {
     this.querySet?.destroy();

@@ -733,7 +733,16 @@ export class MambaEngine {
     await this.backend.runEach([p.forward, p.headTrain, p.backward, p.optimizer], before);
   }
 
-  async profile(ids: Int32Array, lr: number): Promise<{ label: string; ms: number; count: number }[]> {
+  /**
+   * GPU milliseconds of one training step per dispatch label (each dispatch in its own timed pass; makes
+   * an update), with the bytes bound to those dispatches and, for the GEMMs, their FLOPs: bound bytes / ms
+   * is an upper estimate of a kernel's memory traffic rate (each binding read or written once), FLOPs / ms
+   * its arithmetic rate.
+   */
+  async profile(
+    ids: Int32Array,
+    lr: number,
+  ): Promise<{ label: string; ms: number; count: number; boundBytes: number; flops: number }[]> {
     if (!this.backend.profile) throw new Error("profile: only on webgpu");
     await this.flush();
     this.prepare(ids);
@@ -742,11 +751,13 @@ export class MambaEngine {
     this.nextStep(lr);
     await this.backend.submit([], { writes: this.writes() });
     const times = await this.backend.profile([p.forward, p.headTrain, p.backward, p.optimizer]);
-    const by = new Map<string, { ms: number; count: number }>();
+    const by = new Map<string, { ms: number; count: number; boundBytes: number; flops: number }>();
     for (const t of times) {
-      const e = by.get(t.label) ?? { ms: 0, count: 0 };
+      const e = by.get(t.label) ?? { ms: 0, count: 0, boundBytes: 0, flops: 0 };
       e.ms += t.ms;
       e.count++;
+      e.boundBytes += t.boundBytes;
+      e.flops += t.flops ?? 0;
       by.set(t.label, e);
     }
     return [...by].map(([label, e]) => ({ label, ...e })).sort((a, b) => b.ms - a.ms);

@@ -27,6 +27,10 @@ export interface Recorded {
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   groups: [number, number, number];
+  /** bytes of every binding together: what the dispatch could read or write at most once each (profiles) */
+  boundBytes: number;
+  /** floating-point operations, where the kernel says (the GEMM) */
+  flops?: number;
 }
 
 export interface GpuChoice {
@@ -221,7 +225,7 @@ export class GpuRuntime {
       limits,
       alloc: (floats, label) => this.scratch.take(floats * 4, label),
       release: (v) => this.scratch.give(v),
-      dispatch: (label, code, bufs, groups) => {
+      dispatch: (label, code, bufs, groups, flops) => {
         if (bufs.length > this.limits.maxStorageBuffersPerShaderStage) {
           throw new Error(
             `${label}: ${bufs.length} storage buffers, this device allows ${this.limits.maxStorageBuffersPerShaderStage}`,
@@ -249,7 +253,15 @@ export class GpuRuntime {
             resource: { buffer: v.buffer, offset: v.offset, size: v.size },
           })),
         });
-        list.push({ label, pipeline: p.pipeline, bindGroup, groups });
+        const boundBytes = bufs.reduce((s, v) => s + v.size, 0);
+        list.push({
+          label,
+          pipeline: p.pipeline,
+          bindGroup,
+          groups,
+          boundBytes,
+          ...(flops ? { flops } : {}),
+        });
       },
     };
   }

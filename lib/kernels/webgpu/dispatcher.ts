@@ -21,8 +21,11 @@ export interface Dispatcher<B> {
    * `alloc`. Never call it on a buffer the caller passed in.
    */
   release(buf: B): void;
-  /** One dispatch of `code` (entry point `main`), binding `bufs` to bindings 0.. in order. */
-  dispatch(label: string, code: string, bufs: B[], groups: [number, number, number]): void;
+  /**
+   * One dispatch of `code` (entry point `main`), binding `bufs` to bindings 0.. in order; `flops`: the
+   * arithmetic it does, where the kernel knows it (the GEMM), for profiles.
+   */
+  dispatch(label: string, code: string, bufs: B[], groups: [number, number, number], flops?: number): void;
   readonly limits: DispatchLimits;
 }
 

@@ -57,14 +57,18 @@ export interface GemmConfig {
 }
 // splitK is off by default: it is tested (lavapipe) but not yet timed on the H200, where the defaults were measured
 let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 16, minGroups: 512, splitK: false };
-/** "impl[,tile[,bk[,split]]]" (e.g. "tfjs-b", "wgsl,64,16", "wgsl,128,16,1") -> the settings it names. */
+/**
+ * "impl[,tile[,bk[,split[,minGroups]]]]" (e.g. "tfjs-b", "wgsl,64,16", "wgsl,128,16,1", "wgsl,128,16,1,64")
+ * -> the settings it names.
+ */
 export function parseGemmConfig(spec: string): Partial<GemmConfig> {
-  const [impl, tile, bk, split] = spec.split(",");
+  const [impl, tile, bk, split, minGroups] = spec.split(",");
   return {
     impl: impl as GemmConfig["impl"],
     ...(tile ? { tile: Number(tile) as GemmConfig["tile"] } : {}),
     ...(bk ? { bk: Number(bk) as GemmConfig["bk"] } : {}),
     ...(split ? { splitK: split !== "0" } : {}),
+    ...(minGroups ? { minGroups: Number(minGroups) } : {}),
   };
 }
 export function setGemmConfig(c: Partial<GemmConfig>): void {
@@ -270,12 +274,13 @@ export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B
   if (g.batch > 65535) throw new Error(`gemm: a batch of ${g.batch} products exceeds 65535`);
   const groups: [number, number, number] = [Math.ceil(g.N / BN), Math.ceil(g.M / BM), S > 1 ? S : g.batch];
   const suffix = spec.name ? ` ${spec.name}` : "";
+  const flops = 2 * g.M * g.N * g.K * g.batch;
   if (S === 1) {
-    d.dispatch("gemm" + suffix, gemmShader(g), [a, b, c], groups);
+    d.dispatch("gemm" + suffix, gemmShader(g), [a, b, c], groups, flops);
     return;
   }
   const partial = d.alloc(S * g.M * g.N, "gemm split partials");
-  d.dispatch("gemm" + suffix, gemmShader(g), [a, b, partial], groups);
+  d.dispatch("gemm" + suffix, gemmShader(g), [a, b, partial], groups, flops);
   d.dispatch("splitSum" + suffix, splitSumShader(S, g), [partial, c], flatGroups(g.M * g.N, 256));
   d.release(partial);
 }
