@@ -95,18 +95,25 @@ export function getGemmConfig(): GemmConfig {
 
 /**
  * Tile sizes: the large tile (8 x 8 outputs per thread at 128) when the output still makes at least
- * `minGroups` (512) workgroups with it, else 64 x 64 (4 x 4 per thread). On the H200 (132 SMs) a
- * weight gradient (2048 x 512 outputs, k = 32768) ran at 3.9 TFLOP/s in 64 workgroups of 128 x 128 and at
- * 7.4 in 256 of 64 x 64; the forward products (4096 workgroups) run at 16.6 with 128 x 128. A batch of
- * products counts all its tiles.
+ * `minGroups` (512) workgroups with it, or would once its k range is split (a product over many tokens
+ * with split-k on), else 64 x 64 (4 x 4 per thread). On the H200 (132 SMs) a weight gradient (2048 x 512
+ * outputs, k = 32768) ran at 3.9 TFLOP/s in 64 unsplit workgroups of 128 x 128 and at 7.4 in 256 of 64 x 64
+ * (the first, scalar kernel); with split k the engine's weight gradients ran at 17.6-17.8 TFLOP/s in 64 x 64
+ * tiles and 22.5-23.0 in 128 x 128 tiles (lib/bench/engine.ts --profile, d512x8 and d1024x16 steps, same
+ * session; data/results/bench/engine.jsonl). A batch of products counts all its tiles.
  */
-export function gemmTiles(g: Gemm & { batch?: number }): { BM: number; BN: number } {
+export function gemmTiles(g: GemmSpec): { BM: number; BN: number } {
   const big = gemmConfig.tile;
   const batch = g.batch ?? 1;
-  if (big === 128 && Math.ceil(g.M / 128) * Math.ceil(g.N / 128) * batch >= gemmConfig.minGroups) {
-    return { BM: 128, BN: 128 };
-  }
+  const tiles = Math.ceil(g.M / 128) * Math.ceil(g.N / 128) * batch;
+  const splits = (g.splitK ?? gemmConfig.splitK) && batch === 1 ? maxSplit(g.K) : 1;
+  if (big === 128 && tiles * splits >= gemmConfig.minGroups) return { BM: 128, BN: 128 };
   return { BM: 64, BN: 64 };
+}
+
+/** The most k slices a product of depth K may be split into (slices of at least SPLIT_MIN_K). */
+function maxSplit(K: number): number {
+  return Math.max(1, Math.min(Math.floor(K / SPLIT_MIN_K), 64));
 }
 
 /**
@@ -122,7 +129,7 @@ export function gemmSplit(g: GemmSpec): number {
   const { BM, BN } = gemmTiles(g);
   const tiles = Math.ceil(g.M / BM) * Math.ceil(g.N / BN);
   if (tiles >= SPLIT_TARGET_GROUPS / 2) return 1;
-  return Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_GROUPS / tiles), Math.floor(g.K / SPLIT_MIN_K), 64));
+  return Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_GROUPS / tiles), maxSplit(g.K)));
 }
 const SPLIT_TARGET_GROUPS = 512, SPLIT_MIN_K = 1024;
 
