@@ -166,6 +166,7 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
     say(`${o.warmup} warm-up steps done`);
     const stats: Promise<StepStats>[] = [];
     let hostMs = 0;
+    const times0 = { ...(engine.backend.hostTimes ?? { waitMs: 0, encodeMs: 0, submitMs: 0 }) };
     const start = performance.now();
     for (let s = 0; s < o.steps; s++) {
       const ids = next(); // the batch is the data loader's work, outside the step's host time
@@ -173,6 +174,7 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
       stats.push((await engine.step(ids, o.lr)).stats);
       hostMs += performance.now() - h;
     }
+    const times1 = { ...(engine.backend.hostTimes ?? times0) };
     await engine.flush();
     const wallMs = performance.now() - start;
     const all = await Promise.all(stats);
@@ -183,6 +185,16 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
       steps: o.steps,
       ms_per_step: round(msPerStep),
       host_ms_per_step: round(hostMs / o.steps),
+      // where the host's time goes (webgpu): encoding is the host's work; a full queue makes submit (and a
+      // busy read-back ring makes wait) block until the GPU catches up
+      ...(engine.backend.hostTimes
+        ? Object.fromEntries(
+          (["encode", "submit", "wait"] as const).map((k) => [
+            `host_${k}_ms_per_step`,
+            round((times1[`${k}Ms`] - times0[`${k}Ms`]) / o.steps),
+          ]),
+        )
+        : {}),
       gpu_ms_per_step: gpu.length ? round(gpu.reduce((a, x) => a + x, 0) / gpu.length) : null,
       gpu_ms_per_step_min: gpu.length ? round(Math.min(...gpu)) : null,
       bytes_per_s: Math.round(tokens / (msPerStep / 1000)),

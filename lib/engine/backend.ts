@@ -66,6 +66,11 @@ export interface Backend<B> {
   finish(): Promise<void>;
   /** GPU milliseconds of each dispatch of `programs`, run once with per-dispatch timestamps (webgpu only). */
   profile?(programs: Program[]): Promise<{ label: string; ms: number; boundBytes: number; flops?: number }[]>;
+  /**
+   * (webgpu) host milliseconds spent by submissions so far: waiting for a free read-back buffer, encoding
+   * the passes, and inside queue.submit (which can block when the driver's queue is full: waiting, not work)
+   */
+  readonly hostTimes?: { waitMs: number; encodeMs: number; submitMs: number };
   /** Each dispatch of `programs` in a submission of its own, `before` called first (webgpu diagnostics). */
   runEach?(programs: Program[], before: (label: string, index: number) => void): Promise<void>;
   /** Counters of what was created on the device (webgpu). */
@@ -154,6 +159,7 @@ export interface GpuBackendOptions extends GpuChoice {
 
 export class GpuBackend implements Backend<GpuView> {
   readonly name = "webgpu";
+  readonly hostTimes = { waitMs: 0, encodeMs: 0, submitMs: 0 };
   private ring: ReadbackRing;
   private querySet?: GPUQuerySet;
   private resolveBuffer?: GPUBuffer;
@@ -225,7 +231,9 @@ export class GpuBackend implements Backend<GpuView> {
     if (r && r.floats > this.readbackFloats) {
       throw new Error(`readback of ${r.floats} floats > ${this.readbackFloats}`);
     }
+    const t0 = performance.now();
     const staging = r ? await this.ring.acquire() : undefined;
+    const t1 = performance.now();
     const queue = this.rt.device.queue;
     for (const [buf, data] of opts.writes ?? []) {
       queue.writeBuffer(buf.buffer, buf.offset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
@@ -256,7 +264,13 @@ export class GpuBackend implements Backend<GpuView> {
       }
       this.written.clear();
     }
-    queue.submit([enc.finish()]);
+    const commands = enc.finish();
+    const t2 = performance.now();
+    queue.submit([commands]);
+    const t3 = performance.now();
+    this.hostTimes.waitMs += t1 - t0;
+    this.hostTimes.encodeMs += t2 - t1;
+    this.hostTimes.submitMs += t3 - t2;
     if (!r || !staging) return {};
     const floats = r.floats, timed = this.slotsTimed, offset = 4 * this.readbackFloats;
     return {
