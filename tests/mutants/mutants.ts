@@ -213,4 +213,26 @@ export const MUTANTS: Mutant[] = [
     replace: "return true;",
     tests: [{ file: "scan_kernels_test.ts", filter: "cast from int32", backends: "webgpu" }],
   },
+  // --- the native engine: its GEMM, its timing, the trainer's engine runner -------------------------------
+  {
+    name: "engine GEMM: the prefetch reads the current k step again instead of the next",
+    file: "lib/kernels/webgpu/gemm.ts",
+    search: "let kn = k0 + BK; // the next step's tiles, in flight during this step's products",
+    replace: "let kn = k0; // the next step's tiles, in flight during this step's products",
+    tests: [{ file: "engine_kernels_test.ts", filter: "GEMM layouts", backends: "webgpu" }],
+  },
+  {
+    name: "engine timestamps: every slot resolved, written or not (hung the H200)",
+    file: "lib/engine/backend.ts",
+    search: "      for (const s of this.written) {",
+    replace: "      for (let s = 0; s < this.slotsTimed; s++) {",
+    tests: [{ file: "engine_timing_test.ts", backends: "webgpu" }],
+  },
+  {
+    name: "trainer on the engine: AdamW's first moments not copied back before a checkpoint",
+    file: "lib/train/steps.ts",
+    search: "      assign(opt.m, st.m);",
+    replace: "",
+    tests: [{ file: "engine_checkpoint_test.ts", filter: "moves", backends: "webgpu" }],
+  },
 ];
