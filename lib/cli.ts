@@ -203,8 +203,8 @@ function printJson(value: unknown): Promise<void> {
 const ENGINE_DOC: [string, string] = [
   "NAME",
   `${TRAIN_ENGINES.join("|")}: what runs the training steps: the native engine (explicit WebGPU kernels; ` +
-  "mambabyte and mamba_subword) or TF.js (every model; the reference). Default auto: native for Mamba " +
-  "models when the backend is webgpu on a real GPU, else tfjs",
+  "mambabyte and mamba_subword) or TF.js (every model; the reference) (default auto: native for Mamba " +
+  "models when the backend is webgpu on a real GPU, else tfjs)",
 ];
 
 function engineFlag(flags: Flags, command: string): TrainEngine | undefined {
