@@ -394,13 +394,15 @@ export async function train(
       const ids = cfg.batches?.(s) ?? batcher.next(); // (b, l+1)
       pending.push({ step: s + 1, lr, outcome: (await runner.step(ids, lr)).outcome });
       const last = s + 1 === cfg.steps;
-      const checkpoint = last || (cfg.checkpointEvery && (s + 1) % cfg.checkpointEvery === 0) || interrupted;
+      // read once: a signal arriving during the awaits below stops the run after the next step, saved
+      const stopping = interrupted;
+      const checkpoint = last || (cfg.checkpointEvery && (s + 1) % cfg.checkpointEvery === 0) || stopping;
       if (pending.length >= runner.window || checkpoint) await settle();
       if (checkpoint) {
         if (runDir || last) await runner.sync(); // the model's variables hold the run's state from here
         await save(s + 1, elapsed());
       }
-      if (interrupted && !last) throw new TrainingInterrupted(s + 1, ckptDir!);
+      if (stopping && !last) throw new TrainingInterrupted(s + 1, ckptDir!);
     }
     return {
       log,
