@@ -1,6 +1,6 @@
 /**
- * Numbers traced: every number of the README's result tables (compute-matched, extrapolation, noise) and of
- * the figures that plot them equals the record it comes from. The test finds each record itself, from the
+ * Numbers traced: every number of the README's result tables (compute-matched, extrapolation, noise, training
+ * throughput) and of the figures that plot them equals the record it comes from. The test finds each record itself, from the
  * row and column a number stands in (label, domain, scale, length, mode, noise), so a builder that shows a
  * number under the wrong model, domain, length or scale, or a README that was edited by hand, goes red.
  */
@@ -211,4 +211,52 @@ Deno.test("README: a compute-matched table whose runs a known defect touches car
       );
     }
   }
+});
+
+Deno.test("README training throughput: every row's bytes/s, memory, peer and ratio are its bench record's", async () => {
+  const section = results.split(/^### /m).find((s) => s.startsWith("Training throughput"));
+  assert.ok(section, "the README has a Training throughput table");
+  const lines = section.split("\n").filter((l) => l.startsWith("| "));
+  const cells = (l: string) => l.slice(2, -2).split(" | ").map((c) => c.trim());
+  const columns = cells(lines[0]);
+  const col = (name: string) => {
+    const i = columns.indexOf(name);
+    assert.ok(i >= 0, `column ${name}`);
+    return i;
+  };
+  // deno-lint-ignore no-explicit-any
+  type Rec = Record<string, any>;
+  const bench = [
+    ...(await readRecords<Rec>("train", `${RESULTS_DIR}bench`)),
+    ...(await readRecords<Rec>("gpu", `${RESULTS_DIR}bench`)),
+  ].filter((r) => r.bench === "train");
+  const sig3 = (x: number) => Number(x.toPrecision(3));
+  const parse = (cell: string) => Number(cell.replace(/,/g, ""));
+  let checked = 0;
+  for (const row of lines.slice(2).map(cells)) {
+    const [, d, n, b, l] = /^d (\d+) x (\d+), batch (\d+), length (\d+)$/.exec(row[col("model and batch")])!
+      .map(Number);
+    const where = row[col("where")], engine = row[col("engine")];
+    const native = engine.startsWith("native");
+    // the latest record of that shape, device and engine (records are in time order)
+    const rec = bench.filter((r) =>
+      r.d_model === d && r.n_layer === n && r.batch === b && r.length === l &&
+      `${r.provenance?.backend}, ${r.provenance?.device}` === where &&
+      String(r.engine ?? "").startsWith("native") === native
+    ).at(-1);
+    assert.ok(rec, `a record for ${row.join(" | ")}`);
+    assert.equal(parse(row[col("bytes/s")]), sig3(rec.bytes_per_s), `bytes/s of ${row.join(" | ")}`);
+    const peer = rec.peer?.bytes_per_s ?? rec.peer?.pytorch_pscan_bytes_per_s;
+    if (peer) {
+      assert.equal(parse(row[col("peer bytes/s")]), sig3(peer), `peer of ${row.join(" | ")}`);
+      assert.equal(row[col("ratio")], (rec.bytes_per_s / peer).toFixed(2), `ratio of ${row.join(" | ")}`);
+      const same = String(rec.peer_source ?? "").startsWith("same run");
+      assert.match(row[col("peer")], same ? /\(same run\)$/ : /\(earlier run\)$/);
+    }
+    if (typeof rec.gpu_bytes === "number") {
+      assert.equal(row[col("GPU GB")], (rec.gpu_bytes / 1e9).toFixed(1), `GPU GB of ${row.join(" | ")}`);
+    }
+    checked++;
+  }
+  assert.ok(checked >= 3, `${checked} rows checked`);
 });
