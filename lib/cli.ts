@@ -17,7 +17,7 @@ import { appendRecord } from "./results/store.ts";
 import { type ScaleName, SCALES } from "./scales.ts";
 import { dInner, dtRank, paddedVocab } from "./models/mamba_config.ts";
 import "./models/mod.ts";
-import { countParameters, disposeModel, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
+import { countParameters, disposeModel, isMambaKind, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
 import { asMamba, family, KIND_FIELD, loadModel } from "./models/registry.ts";
 import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig, PRESETS } from "./models/presets.ts";
@@ -614,7 +614,7 @@ async function score(args: string[]) {
   await startBackend();
   const { model, tokenizer } = await loadTrained(modelDir);
   // attention holds window x window scores per head: 8192-token windows are for the Mamba families
-  const mamba = model.kind === "mambabyte" || model.kind === "mamba_subword";
+  const mamba = isMambaKind(model.kind);
   const window = Number.isNaN(opts.window) ? (mamba ? 8192 : 2048) : opts.window;
   const batch = opts.batch ?? scoreBatch(model.kind, window);
   const progress = progressReporter(`score ${textPath}`, text.length, opts.progressEvery);

@@ -108,7 +108,7 @@ await appendRecord("train", {
   median_step_s: median,
   bytes_per_s: bytesPerS,
   step_s: timed,
-  threads: Deno.env.get("MAMBABYTE_THREADS") ?? String(navigator.hardwareConcurrency),
+  threads: String(threads),
   peer,
   peer_source: peerSource,
 }, `${RESULTS_DIR}bench`);

@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { countWords } from "../data/bytes.ts";
 import type { ByteBPE } from "../data/bpe.ts";
-import { type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
+import { isMambaKind, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { NonFiniteError } from "../io/errors.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
 
@@ -84,7 +84,7 @@ const PASS_TOKENS = { linear: 8192, attention: 2048 };
  * score/eval`): as many as PASS_TOKENS allows, at least one.
  */
 export function scoreBatch(kind: LanguageModel["kind"], window: number): number {
-  const linear = kind === "mambabyte" || kind === "mamba_subword";
+  const linear = isMambaKind(kind);
   return Math.max(1, Math.floor((linear ? PASS_TOKENS.linear : PASS_TOKENS.attention) / window));
 }
 

@@ -22,6 +22,11 @@ export const MODEL_KINDS = [
 ] as const;
 export type ModelKind = typeof MODEL_KINDS[number];
 
+/** Whether a family is a Mamba (MambaByte or the subword Mamba): recurrent, linear in length, on the engine. */
+export function isMambaKind(kind: string): boolean {
+  return kind === "mambabyte" || kind === "mamba_subword";
+}
+
 /** Whether a model family reads bytes or BPE subword tokens. */
 export const TOKEN_UNIT: Record<ModelKind, "byte" | "subword"> = {
   mambabyte: "byte",

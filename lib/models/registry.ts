@@ -17,7 +17,7 @@ import type { LanguageModel, ModelKind } from "./lm.ts";
 import { createMambaLM, dims, forward, initParameters, type MambaLM, noWeightDecay } from "./mamba.ts";
 import { loadPretrained, saveMambaLM } from "./pretrained.ts";
 import type { ScanImpl } from "../ssm/mod.ts";
-import { readParameters } from "./lm.ts";
+import { isMambaKind, readParameters } from "./lm.ts";
 
 export interface ModelFamily {
   kind: ModelKind;
@@ -129,7 +129,7 @@ export async function saveModel(
   dir: string,
   metadata: Record<string, string> = {},
 ): Promise<void> {
-  if (model.kind === "mambabyte" || model.kind === "mamba_subword") {
+  if (isMambaKind(model.kind)) {
     return saveMambaLM(asMamba(model), dir, metadata);
   }
   const values = await readParameters(model);

@@ -10,7 +10,7 @@
  * a run moves between the two mid-way (tests/engine_checkpoint_test.ts).
  */
 import * as tf from "@tensorflow/tfjs";
-import { type LanguageModel, nextTokenLoss, readParameters } from "../models/lm.ts";
+import { isMambaKind, type LanguageModel, nextTokenLoss, readParameters } from "../models/lm.ts";
 import { asMamba } from "../models/registry.ts";
 import { InputError } from "../io/errors.ts";
 import { webgpuAdapter } from "../backend.ts";
@@ -100,11 +100,8 @@ export async function nativeRunner(
     allowSoftwareGpu: o.allowSoftwareGpu,
   });
   try {
-    const read = async (vars: Map<string, tf.Variable>) =>
-      new Map(
-        await Promise.all([...vars].map(async ([n, v]) => [n, (await v.data()) as Float32Array] as const)),
-      );
-    await engine.setState({ m: await read(opt.m), v: await read(opt.v), step: opt.step });
+    const [m, v] = await Promise.all([readParameters({ params: opt.m }), readParameters({ params: opt.v })]);
+    await engine.setState({ m, v, step: opt.step });
   } catch (e) {
     engine.destroy();
     throw e;
@@ -152,7 +149,7 @@ export async function createRunner(
   opt: AdamW,
   o: { batch: number; length: number },
 ): Promise<StepRunner> {
-  const isMamba = model.kind === "mambabyte" || model.kind === "mamba_subword";
+  const isMamba = isMambaKind(model.kind);
   if (engine === "native" && !isMamba) {
     throw new InputError(
       "--engine",

@@ -55,7 +55,8 @@ export interface GemmConfig {
   /** Split a long k range over several workgroups per tile when the output makes few tiles (see gemmSplit). */
   splitK: boolean;
 }
-// splitK is off by default: it is tested (lavapipe) but not yet timed on the H200, where the defaults were measured
+// splitK is off by default for TF.js's products (fastMatMul); the engine turns it on for its weight gradients
+// (GemmSpec.splitK), where it was timed on the H200 (see gemmTiles)
 let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 16, minGroups: 512, splitK: false };
 /**
  * "impl[,tile[,bk[,split[,minGroups]]]]" (e.g. "tfjs-b", "wgsl,64,16", "wgsl,128,16,1", "wgsl,128,16,1,64")
@@ -177,6 +178,7 @@ export function gemmShader(spec: GemmSpec): string {
   // staging loads: consecutive threads along the axis contiguous in memory
   const aLoad = mA === 1 ? "let mm = e % BM; let kk = e / BM;" : "let kk = e % BK; let mm = e / BK;";
   const bLoad = nB === 1 ? "let nn = e % BN; let kk = e / BN;" : "let kk = e % BK; let nn = e / BK;";
+  // split: workgroup z writes its partial tile into a dense (S, M, N) buffer; else z is the batch index
   const split = S > 1;
   const GA = BM / 64, GB = BN / 64; // vec4 groups per thread along m and n
   const SA4 = BM / 4 + 1, SB4 = BN / 4 + 1; // row strides in vec4s (padded: staging stores on distinct banks)
@@ -204,6 +206,8 @@ export function gemmShader(spec: GemmSpec): string {
       "\n    ",
     );
   };
+  // everything per thread is straight-line code over scalars (acc, a, b): arrays indexed in loops were
+  // kept in local memory by the shader compiler on the H200 (0.2-0.7 TFLOP/s, measured)
   const acc = lines(GA * 4, (i) => lines(GB * 4, (j) => `var c${i}_${j} = 0.0;`), "\n  ");
   const fmas = lines(
     GA * 4,
@@ -238,6 +242,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let n0 = wg.x * BN;
   let tx = tid % 16u;
   let ty = tid / 16u;
+  // split k: workgroup z runs k in [kBegin, kEnd) into partial tile z (S x M x N); else z is the batch
   let kBegin = ${split ? "wg.z * KS" : "0u"};
   let kEnd = min(K, kBegin + KS);
   let aBase = ${g.offA}u${split ? "" : ` + wg.z * ${g.strideA}u`};

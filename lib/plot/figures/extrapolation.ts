@@ -6,6 +6,7 @@ import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
 import { chooseScale, colorOf, fmt, footnote, latestBy, scaleNote, signed, topTitle } from "./common.ts";
+import { isMambaKind } from "../../models/lm.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Extrapolation (lib/eval/extrapolation.ts -> extrapolation.jsonl)
@@ -33,7 +34,7 @@ function extrapolationSeries(recs: Rec[]) {
   return [...byModelMode].flatMap(([dir, byMode]) =>
     [...byMode].map(([mode, rs]) => {
       const r0 = rs[0];
-      const recurrent = r0.model_kind === "mambabyte" || r0.model_kind === "mamba_subword";
+      const recurrent = isMambaKind(r0.model_kind);
       const how = mode === "whole"
         ? (recurrent ? "whole sequence, recurrent" : "whole sequence, full attention")
         : MODE_TEXT[mode] ?? mode;
