@@ -28,6 +28,7 @@ import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import { scoreBatch, type ScoreProgress, scoreText } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
 import { LOCAL_RESULTS_DIR } from "./paths.ts";
+import { windowLine } from "./util/progress.ts";
 
 const HELP = `MambaByte lab — a byte-level Mamba language model on TensorFlow.js
 
@@ -476,16 +477,7 @@ function progressReporter(label: string, textBytes: number, everyS?: number): {
       Deno.stderr.writeSync(enc.encode(tty ? `\r${line}\x1b[K` : `${line}\n`));
     } catch { /* stderr gone: nothing to report to */ }
   };
-  const line = (p: ScoreProgress, now: number) => {
-    const s = (now - t0) / 1000;
-    const frac = p.tokens / p.totalTokens;
-    const rate = s > 0 ? (frac * textBytes) / s : 0;
-    const left = frac > 0 ? s * (1 - frac) / frac : NaN;
-    return `${label}: ${p.windows}/${p.totalWindows} windows (${(100 * frac).toFixed(1)}%), ` +
-      `${formatBytes(rate)}/s, ${
-        p.windows === p.totalWindows ? `done in ${formatSeconds(s)}` : `ETA ${formatSeconds(left)}`
-      }`;
-  };
+  const line = (p: ScoreProgress, now: number) => windowLine(label, p, textBytes, (now - t0) / 1000);
   return {
     onProgress(p: ScoreProgress) {
       const now = performance.now();
@@ -496,19 +488,6 @@ function progressReporter(label: string, textBytes: number, everyS?: number): {
       say(line(p, now) + (final && tty ? "\n" : ""));
     },
   };
-}
-
-function formatBytes(n: number): string {
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
-  return `${n.toFixed(0)} B`;
-}
-
-function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return "?";
-  const t = Math.round(s);
-  const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = t % 60;
-  return h ? `${h}h${String(m).padStart(2, "0")}m` : m ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ export type {
 // Models: every family behind one interface; the Mamba internals in the `mamba` namespace
 
 export { asMamba, createModel, loadModel, saveModel } from "./models/mod.ts";
-export { countParameters, MODEL_KINDS, nextTokenLoss, TOKEN_UNIT } from "./models/lm.ts";
+export { countParameters, disposeModel, MODEL_KINDS, nextTokenLoss, TOKEN_UNIT } from "./models/lm.ts";
 export type { LanguageModel, ModelKind } from "./models/lm.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";
 /** The Mamba block and LM as plain functions (forward, forward from a state, step, init): mamba.ts. */
@@ -140,6 +140,8 @@ export { tableMarkdown } from "./results/tables.ts";
 /** The paper's published numbers (tables 1 and 2, noise), for comparisons: results/paper.ts. */
 export * as paper from "./results/paper.ts";
 export { layout, showFigure, showTable } from "./plot/display.ts";
+export { LiveTable, liveTable, LiveText, liveText, LiveTraining, liveTraining } from "./plot/live.ts";
+export type { LiveTableOptions, LiveTextOptions, LiveTrainingOptions } from "./plot/live.ts";
 export { exportFigure, renderFigure } from "./plot/export.ts";
 /** Every registered figure and table of the project, by name (`figures.showRegistered(name, ...)`). */
 export * as figures from "./plot/figures/mod.ts";

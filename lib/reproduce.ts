@@ -15,7 +15,8 @@
 import { isRecorded, planRuns, readPlan, recordedRuns } from "./runs/plan.ts";
 import { runExperiment, type RunSpec } from "./runs/experiment.ts";
 import type { TrainEngine } from "./train/steps.ts";
-import { formatSeconds, TrainingInterrupted } from "./train/trainer.ts";
+import { TrainingInterrupted } from "./train/trainer.ts";
+import { formatSeconds } from "./util/progress.ts";
 import { computeMatchedTable, latestRuns, matchedRows } from "./results/compute_matched.ts";
 import { tableMarkdown } from "./results/tables.ts";
 import { appendRecord } from "./results/store.ts";

@@ -23,6 +23,34 @@ async function runSmoke(path: string) {
   }
 }
 
+type Output = { output_type: string; data?: Record<string, string | string[]> };
+const joined = (v: string | string[] | undefined) => [v ?? ""].flat().join("");
+
+/**
+ * Run headless, notebook 01's live views leave only their last draw (nbclient applies each
+ * update_display_data in place): the training cell one figure (plotly JSON + SVG) with the run's summary,
+ * the generation cell one text output holding all 600 bytes.
+ */
+async function checkLiveOutputs(executed: string) {
+  const cells = JSON.parse(await Deno.readTextFile(executed)).cells as {
+    source: string[];
+    outputs?: Output[];
+  }[];
+  const cellWith = (s: string) => cells.find((c) => joined(c.source).includes(s))!;
+  const shown = (c: { outputs?: Output[] }) =>
+    (c.outputs ?? []).filter((o) => o.output_type === "display_data");
+  const training = shown(cellWith("mb.liveTraining("));
+  assert.equal(training.length, 1, `training cell: ${training.length} displays`);
+  assert.ok(training[0].data?.["application/vnd.plotly.v1+json"] && training[0].data?.["image/svg+xml"]);
+  assert.match(
+    joined(training[0].data?.["text/plain"]),
+    /^MambaByte d32 x 2 \(smoke scale\): 60 steps; 61.4 kB seen; /,
+  );
+  const generation = shown(cellWith("mb.liveText("));
+  assert.equal(generation.length, 1, `generation cell: ${generation.length} displays`);
+  assert.match(joined(generation[0].data?.["text/html"]), /data-live="text" data-bytes="600"/);
+}
+
 Deno.test("notebook prerequisites: Debian's Jupyter and the Deno kernel (deno task setup --with-notebooks)", async () => {
   const problem = await notebookPrerequisites();
   assert.equal(problem, undefined, problem ?? "");
@@ -35,6 +63,7 @@ for (const nb of notebooks) {
     try {
       if (!r.ok) throw new Error(`${name} failed at SCALE=smoke: ${r.error}`);
       assert.ok(r.html && (await Deno.stat(r.html)).size > 0, "HTML rendered");
+      if (name === "01_mamba_block.ipynb") await checkLiveOutputs(r.executed!);
     } finally {
       await Deno.remove(outDir, { recursive: true });
     }

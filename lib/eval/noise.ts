@@ -50,6 +50,8 @@ export interface NoiseOptions {
   /** Seed of the noise (the same for every model, so every model reads the same noisy texts). */
   seed?: number;
   onProgress?: (line: string) => void;
+  /** Each result as soon as it is known (the clean text's first), awaited (a live table draws here). */
+  onResult?: (r: NoiseResult) => void | Promise<void>;
 }
 
 /** Scores the clean text and each noisy version: one result per setting, the clean one first (noise "none"). */
@@ -107,6 +109,7 @@ export async function evaluateNoise(
     wall_s,
   });
   const out = [result("none", 0, clean, cleanScore, cleanWall)];
+  await opts.onResult?.(out[0]);
   for (const { kind, p } of opts.settings ?? NOISE_SETTINGS) {
     const noisy = addNoise(clean, kind, p, seed);
     const { wall_s, ...s } = await score(noisy);
@@ -116,6 +119,7 @@ export async function evaluateNoise(
         `word perplexity ${r.word_perplexity.toPrecision(5)} (x${r.ratio_word_perplexity.toPrecision(4)})`,
     );
     out.push(r);
+    await opts.onResult?.(r);
   }
   return out;
 }

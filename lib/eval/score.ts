@@ -37,8 +37,8 @@ export interface ScoreOptions {
    * is the same sum either way. `scoreBatch` is a default that keeps a pass's memory bounded.
    */
   batch?: number;
-  /** Called after each batch of windows. */
-  onProgress?: (p: ScoreProgress) => void;
+  /** Called after each batch of windows, and awaited (a live view draws here). */
+  onProgress?: (p: ScoreProgress) => void | Promise<void>;
 }
 
 /** How far a `scoreText` has got (after a batch of windows). */
@@ -199,7 +199,7 @@ export async function scoreText(
     }
     nats += v;
     for (const w of group) tokens += w.length - 1;
-    opts.onProgress?.({ windows: j, totalWindows, tokens, totalTokens: ids.length - 1 });
+    await opts.onProgress?.({ windows: j, totalWindows, tokens, totalTokens: ids.length - 1 });
     i = j;
   }
   // bytes predicted: every byte except those of the very first token

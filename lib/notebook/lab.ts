@@ -17,6 +17,8 @@ export interface LabOptions {
   token?: string;
   /** Print the server's own log lines (default false: only the address and errors). */
   verbose?: boolean;
+  /** Extra environment for the server and the kernels it starts (e.g. SCALE). */
+  env?: Record<string, string>;
 }
 
 export interface Lab {
@@ -55,7 +57,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       ...(isRoot() ? ["--allow-root"] : []), // the README's machines run as root; it listens on 127.0.0.1 only
     ],
     cwd: REPO_ROOT,
-    env: { PYDEVD_DISABLE_FILE_VALIDATION: "1", NO_COLOR: "1" },
+    env: { PYDEVD_DISABLE_FILE_VALIDATION: "1", NO_COLOR: "1", ...opts.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -17,16 +17,20 @@ import { flushDisplays } from "./jupyter_flush.ts";
 /** The MIME type JupyterLab's plotly renderer reads. */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
 
-type Bundle = Record<string, unknown>;
+export type Bundle = Record<string, unknown>;
 
-type Kernel = {
-  display(obj: unknown, opts?: { raw?: boolean }): Promise<void>;
+export type Kernel = {
+  display(obj: unknown, opts?: { raw?: boolean; display_id?: string }): Promise<void>;
   broadcast(type: string, content: unknown, extra?: { metadata?: unknown }): Promise<void> | void;
 };
 
 /** Deno.jupyter exists only inside the kernel; typed loosely so this module also runs under `deno run`. */
-function jupyter(): Kernel | undefined {
-  return (Deno as unknown as { jupyter?: Kernel }).jupyter;
+export function jupyter(): Kernel | undefined {
+  try {
+    return (Deno as unknown as { jupyter?: Kernel }).jupyter;
+  } catch {
+    return undefined; // some Deno subcommands (deno test) throw on the property instead of leaving it undefined
+  }
 }
 
 /**
@@ -217,7 +221,7 @@ function formatCell(v: unknown, digits: number): string {
   return String(v);
 }
 
-function escapeHtml(s: string): string {
+export function escapeHtml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 

@@ -33,6 +33,7 @@ import {
   RunExistsError,
   stepsForFlops,
   train,
+  type TrainerConfig,
   type TrainerResult,
 } from "../train/trainer.ts";
 import type { TrainEngine } from "../train/steps.ts";
@@ -92,6 +93,10 @@ export interface RunOptions {
   engine?: TrainEngine;
   /** Quiet: no progress lines. */
   quiet?: boolean;
+  /** Each training step's log entry, awaited (a notebook's live view: lib/plot/live.ts). */
+  onStep?: TrainerConfig["onStep"];
+  /** Called once the run's steps are known, before training (a live view's plan: its total and x axis). */
+  onStart?: (p: { steps: number; batch: number; length: number; bytesPerToken: number }) => void;
   /** The run, already opened (locked and checked) by the caller with `openRun`; the caller closes it. */
   run?: OpenRun;
 }
@@ -319,6 +324,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
         }), fewer than one training window of ${t.length + 1}; add data or lower --length`,
       );
     }
+    opts.onStart?.({ steps, batch: t.batch, length: t.length, bytesPerToken });
     const result: TrainerResult = await train(model, ids, {
       steps,
       batch: t.batch,
@@ -333,6 +339,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       lock: run.lock,
       logEvery: opts.quiet ? 0 : (opts.logEvery ?? Math.max(1, Math.round(steps / 20))),
       engine: opts.engine,
+      onStep: opts.onStep,
     });
     if (run.finished && result.resumed_from === steps) {
       // finished and recorded before, and its checkpoint matched these settings: nothing to do again

@@ -26,6 +26,7 @@ import { readSafetensors, toFloat32, writeSafetensors } from "../io/safetensors.
 import { type LanguageModel, readParameters } from "../models/lm.ts";
 import { loadModel, saveModel } from "../models/registry.ts";
 import { AdamW, ADAMW_DEFAULTS, type AdamWConfig, warmupCosine } from "./adamw.ts";
+import { secondsLeft, stepLine } from "../util/progress.ts";
 import { createRunner, type StepOutcome, type StepRunner, type TrainEngine } from "./steps.ts";
 
 export interface TrainerConfig {
@@ -63,8 +64,17 @@ export interface TrainerConfig {
    * `data`: the tests feed a reference run's exact batches through the trainer's own step with it.
    */
   batches?: (step: number) => Int32Array;
-  /** Called after every step (tests watch tf.memory() here; throwing aborts the run without saving). */
-  onStep?: (entry: TrainLogEntry) => void;
+  /**
+   * Called with every step's log entry, in order, and awaited (a live view in a notebook, lib/plot/live.ts;
+   * tests watch tf.memory() here); throwing aborts the run without saving.
+   */
+  onStep?: (entry: TrainLogEntry) => void | Promise<void>;
+  /**
+   * Measures validation every `every` steps and at the last step: `score(model)` (bits per byte of held-out
+   * text, e.g. with lib/eval/score.ts) is called with the model's current parameters, and its value goes
+   * into that step's log entry as `val_bits_per_byte`. It must not change the model.
+   */
+  validate?: { every: number; score: (model: LanguageModel) => Promise<number> };
   /**
    * What runs the steps (steps.ts): "tfjs", "native" (the engine; Mamba models on WebGPU) or "auto"
    * (default: native for Mamba models when TF.js runs on a real GPU). Not part of a run's settings: a
@@ -83,6 +93,8 @@ export interface TrainLogEntry {
   bytes_per_s: number;
   /** Wall seconds since the run began (over all resumed parts). */
   wall_s: number;
+  /** Bits per byte of the validation text (TrainerConfig.validate), at the steps where it was measured. */
+  val_bits_per_byte?: number;
 }
 
 export interface TrainerResult {
@@ -102,7 +114,9 @@ export interface TrainerResult {
 /** The run was stopped by SIGINT / SIGTERM after saving a checkpoint. */
 export class TrainingInterrupted extends Error {
   constructor(readonly step: number, readonly checkpoint: string) {
-    super(`interrupted at step ${step}; checkpoint saved in ${checkpoint} (continue with --resume)`);
+    super(
+      `interrupted at step ${step}; checkpoint saved in ${checkpoint} (continue with --resume, or resume: true in code)`,
+    );
     this.name = "TrainingInterrupted";
   }
 }
@@ -357,6 +371,10 @@ export async function train(
     // A step's outcome (loss, norm) may arrive after later steps were queued (the native engine reads
     // them back every runner.window steps); they are logged in order as they settle.
     const pending: { step: number; lr: number; outcome: Promise<StepOutcome> }[] = [];
+    const v = cfg.validate;
+    if (v && !(Number.isInteger(v.every) && v.every >= 1)) {
+      throw new RangeError(`validate.every must be a positive integer (got ${v.every})`);
+    }
     const settle = async () => {
       await runner!.flush();
       for (const p of pending.splice(0)) {
@@ -373,19 +391,16 @@ export async function train(
             ((performance.now() - t0) / 1000),
           wall_s: elapsed(),
         };
+        if (v && (p.step % v.every === 0 || p.step === cfg.steps)) {
+          await runner!.sync(); // the model's variables hold this step's parameters
+          entry.val_bits_per_byte = await v.score(model);
+        }
         log.push(entry);
         await logFile?.write(new TextEncoder().encode(JSON.stringify(entry) + "\n"));
-        cfg.onStep?.(entry);
+        await cfg.onStep?.(entry);
         if (cfg.logEvery && (p.step % cfg.logEvery === 0 || p.step === cfg.steps)) {
-          const eta = (performance.now() - t0) / 1000 / (p.step - start) * (cfg.steps - p.step);
-          console.error(
-            `step ${String(p.step).padStart(6)}/${cfg.steps}  loss ${loss.toFixed(4)}  bpb ${
-              entry.bits_per_byte.toFixed(3)
-            }` +
-              `  lr ${p.lr.toExponential(2)}  ${Math.round(entry.bytes_per_s)} bytes/s  ETA ${
-                formatSeconds(eta)
-              }`,
-          );
+          const eta = secondsLeft(p.step - start, cfg.steps - start, (performance.now() - t0) / 1000);
+          console.error(stepLine(entry, cfg.steps, eta));
         }
       }
     };
@@ -397,7 +412,8 @@ export async function train(
       // read once: a signal arriving during the awaits below stops the run after the next step, saved
       const stopping = interrupted;
       const checkpoint = last || (cfg.checkpointEvery && (s + 1) % cfg.checkpointEvery === 0) || stopping;
-      if (pending.length >= runner.window || checkpoint) await settle();
+      const validating = v !== undefined && (s + 1) % v.every === 0;
+      if (pending.length >= runner.window || checkpoint || validating) await settle();
       if (checkpoint) {
         if (runDir || last) await runner.sync(); // the model's variables hold the run's state from here
         await save(s + 1, elapsed());
@@ -451,13 +467,6 @@ async function removeDir(path: string): Promise<void> {
     if (e instanceof Deno.errors.NotFound) return;
     throw new FileWriteError(path, `${path}: cannot remove it: ${describeFsError(e)}`, { cause: e });
   }
-}
-
-export function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return "?";
-  if (s < 90) return `${s.toFixed(0)} s`;
-  if (s < 5400) return `${(s / 60).toFixed(1)} min`;
-  return `${(s / 3600).toFixed(1)} h`;
 }
 
 /** The logged steps (a torn last line, from a process killed mid-write, is skipped: it is never resumed). */

@@ -87,15 +87,29 @@ export default [
   ## 3. A small MambaByte and its loss on each byte
 
   A small MambaByte trained here on the bundled books sample (two children's books from Project
-  Gutenberg); its size and steps depend on the scale, so at \`smoke\` it has barely learned anything. Lower
-  bars are bytes the model found easy to predict.
+  Gutenberg); its size and steps depend on the scale, so at \`smoke\` it has barely learned anything. The
+  chart below draws itself while the cell runs: the training loss after every step and the validation
+  split's loss a few times, against the bytes seen.
+
+  To stop early, interrupt the kernel (Kernel → Interrupt): training stops after the step under way,
+  writes a checkpoint in the run's folder and the cell reports where. Running the cell again continues
+  from that checkpoint (\`resume: true\`); once the run is finished, running it again loads the trained model
+  instead of training anew (delete the folder printed below to start over).
   `,
   code`
-  const plan = { smoke: { d: 32, layers: 2, steps: 30 }, small: { d: 64, layers: 2, steps: 400 }, gpu: { d: 128, layers: 4, steps: 1500 } }[SCALE];
+  const plan = { smoke: { d: 32, layers: 2, steps: 60 }, small: { d: 64, layers: 2, steps: 400 }, gpu: { d: 128, layers: 4, steps: 1500 } }[SCALE];
   const train = await mb.readSplit("../data/samples/books/train");
+  const validation = (await mb.readSplit("../data/samples/books/validation")).subarray(0, 16 * 1024);
   const model = mb.createModel("mambabyte", { d_model: plan.d, n_layer: plan.layers }, 0);
-  const run = await mb.train(model, train, { steps: plan.steps, batch: 8, length: 128, lr: 3e-3, warmup: 10, seed: 0 });
-  console.log(\`trained \${plan.steps} steps (\${run.bytes_seen} bytes) in \${run.wall_s.toFixed(1)} s; last training loss \${(run.log.at(-1)!.bits_per_byte).toFixed(3)} bits/byte\`);
+  const cfg = { steps: plan.steps, batch: 8, length: 128, lr: 3e-3, warmup: 10, seed: 0 };
+  const runDir = \`\${mb.runsDir()}/notebooks/01_mamba_block/\${SCALE}\`;
+  const live = mb.liveTraining({ ...cfg, title: \`MambaByte d\${plan.d} x \${plan.layers} (\${SCALE} scale)\` });
+  const run = await live.watch(mb.train(model, train, {
+    ...cfg, runDir, resume: true, checkpointEvery: Math.ceil(plan.steps / 10), onStep: live.onStep,
+    validate: { every: Math.ceil(plan.steps / 6), score: async (m) => (await mb.scoreText(m, validation, { window: 512 })).bits_per_byte },
+  }));
+  const resumed = run.resumed_from === plan.steps ? " (trained before: loaded from its checkpoint)" : run.resumed_from ? \` (continued from step \${run.resumed_from})\` : "";
+  console.log(\`run folder: \${runDir}\${resumed}\`);
   `,
   code`
   const sentence = new TextEncoder().encode("Alice was beginning to get very tired of sitting by her sister on the bank.");
@@ -109,5 +123,18 @@ export default [
       extra: { xaxis: { tickmode: "array", tickvals: chars.map((_, i) => i), ticktext: chars, tickangle: 0, tickfont: { size: 9 } } },
     }),
   });
+  `,
+  md`
+  ## 4. What it writes
+
+  Bytes sampled from the model just trained (temperature 0.8), after a prompt from the books; the text
+  appears as it is generated (a character made of several bytes shows once its last byte arrives). At
+  \`smoke\` scale the model has learned little more than which bytes are common.
+  `,
+  code`
+  const prompt = new TextEncoder().encode("Alice was beginning to ");
+  const text = mb.liveText({ prompt, title: "sampled at temperature 0.8" });
+  const sampled = await mb.generate(mb.asMamba(model), prompt, 600, { temperature: 0.8, seed: 0 }, text.onByte);
+  const stream = await text.finish();
   `,
 ];

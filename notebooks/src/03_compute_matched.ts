@@ -59,4 +59,22 @@ export default [
     "train bytes/s": r.train_bytes_per_s, "test bpb": r.eval.bits_per_byte, backend: r.provenance.backend,
   })), { digits: 3 });
   `,
+  md`
+  ## Watching one run of the plan train
+
+  The plan's MambaByte run on books at this scale, trained here from scratch while the chart draws itself
+  (training loss per step against bytes seen, then the final figure). It goes to a temporary folder, run
+  directory and record alike: the records above are \`deno task reproduce\`'s, and this one changes none of
+  them. At \`smoke\` it takes seconds, at \`small\` and \`gpu\` a few minutes.
+  `,
+  code`
+  await mb.initBackend({ quiet: true });
+  const [spec] = mb.planRuns(await mb.readPlan(), SCALE, { domains: ["books"], models: ["mambabyte"] });
+  const here = await Deno.makeTempDir({ prefix: "notebook-03-" });
+  const live = mb.liveTraining({ title: \`\${spec.name}, trained in this notebook\` });
+  const record = await live.watch(mb.runExperiment(spec, { runsDir: here, resultsDir: here, quiet: true, onStart: live.plan, onStep: live.onStep }));
+  console.log(\`test: \${record.eval.bits_per_byte.toFixed(3)} bits per byte (\${record.eval.bytes} bytes); the plan's recorded run: \${
+    runs.find((r) => r.run === record.run)?.eval.bits_per_byte.toFixed(3) ?? "not recorded at this scale"}\`);
+  await Deno.remove(here, { recursive: true });
+  `,
 ];

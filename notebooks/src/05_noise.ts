@@ -48,7 +48,12 @@ export default [
     const model = await mb.loadModel(dir);
     await Deno.remove(dir, { recursive: true });
     const clean = (await mb.readSplit("../data/samples/books/test")).subarray(0, 2048);
-    for (const r of await mb.evaluateNoise(model, clean, { window: 256 })) {
+    // each setting fills a row of the table below as soon as it is scored
+    const live = mb.liveTable({ title: "Noise on the reference model", total: 1 + mb.NOISE_SETTINGS.length, unit: "settings",
+      columns: ["noise", "p", "bits_per_byte", "delta_bits_per_byte", "word_perplexity", "wall_s"] });
+    const results = await mb.evaluateNoise(model, clean, { window: 256, onResult: live.onRow });
+    await live.finish();
+    for (const r of results) {
       await mb.appendRecord("noise", {
         experiment: "noise", scale: SCALE, model_dir: "tests/fixtures/reference", model_kind: model.kind,
         label: "reference MambaByte (untrained)", unit: "byte", domain: "books", data: "data/samples/books/test", ...r,

@@ -33,8 +33,8 @@ export default [
   ## Samples
 
   From the trained \`small\` MambaByte checkpoint when it exists (else a tiny random model, labelled): greedy,
-  then sampling at temperature 0.8 with top-p 0.9 (\`generate\` in \`lib/decode/sample.ts\`), bytes streamed
-  as they come.
+  then sampling at temperature 0.8 with top-p 0.9 (\`generate\` in \`lib/decode/sample.ts\`), the text
+  streamed into the cell as it is produced (\`mb.liveText\`).
   `,
   code`
   await mb.initBackend({});
@@ -47,10 +47,9 @@ export default [
   const prompt = new TextEncoder().encode("It was the best of times, it was the worst of times, ");
   const n = SCALE === "smoke" ? 120 : 400;
   for (const opts of [{ greedy: true }, { temperature: 0.8, topP: 0.9, seed: 1 }]) {
-    const t0 = performance.now();
-    const out = await mb.generate(model, prompt, n, opts);
-    const s = (performance.now() - t0) / 1000;
-    console.log(\`--- \${JSON.stringify(opts)}: \${n} bytes in \${s.toFixed(2)} s (\${(n / s).toFixed(0)} bytes/s, prefill included)\n\` + new TextDecoder().decode(prompt) + new TextDecoder().decode(out));
+    const text = mb.liveText({ prompt, title: JSON.stringify(opts) }); // streamed as it comes; bytes/s from the first byte
+    const out = await mb.generate(model, prompt, n, opts, text.onByte);
+    await text.finish();
   }
   `,
 ];

@@ -74,8 +74,10 @@ export default [
   const plain = await mb.greedyDecode(verifier, prompt, n);
   const shown: any[] = [{ mode: "plain greedy", "bytes/s": n / plain.seconds }];
   for (const beta of [1, 3]) {
-    const r = await mb.speculativeDecode(verifier, drafter, tokenizer, prompt, n, { draftTokens: 3, beta });
     console.log(\`\${label}: speculative, m = 3, beta = \${beta}\`);
+    const text = mb.liveText({ prompt, title: \`speculative β=\${beta}\` }); // streamed; counts accepted draft bytes
+    const r = await mb.speculativeDecode(verifier, drafter, tokenizer, prompt, n, { draftTokens: 3, beta, onByte: text.onByte });
+    await text.finish();
     await (Deno as any).jupyter?.display({ "text/html": mb.originHtml(prompt, r.bytes, r.accepted), "text/plain": new TextDecoder().decode(r.bytes) }, { raw: true });
     shown.push({
       mode: \`speculative β=\${beta}\`, "bytes/s": r.stats.bytesPerSecond, acceptance: r.stats.acceptanceRate, drafted: r.stats.drafted,

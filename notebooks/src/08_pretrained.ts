@@ -65,7 +65,8 @@ export default [
   code`
   const text = (await mb.readSplit("../data/samples/books/test")).subarray(0, SCALE === "smoke" || usingReference ? 2048 : 16384);
   const t1 = performance.now();
-  const s = await mb.scoreText(model, text, { window: 2048 });
+  const progress = mb.liveTable({ title: "Scoring the books sample" }); // windows done / total, ETA
+  const s = await mb.scoreText(model, text, { window: 2048, onProgress: progress.onProgress });
   console.log(\`\${s.bytes.toLocaleString("en")} bytes: \${s.bits_per_byte.toFixed(4)} bits per byte, word perplexity \${s.word_perplexity.toPrecision(4)} \` +
     \`(\${s.words} words), \${(s.bytes / ((performance.now() - t1) / 1000)).toFixed(0)} bytes/s\`);
   `,
@@ -102,10 +103,8 @@ export default [
   }
   const prompt = new TextEncoder().encode("CHAPTER I.\n\nIt was a cold morning in");
   const n = SCALE === "smoke" || usingReference ? 64 : 400;
-  const t2 = performance.now();
-  const gen = await mb.generate(lm, prompt, n, { temperature: 0.8, topP: 0.95, seed: 0 });
-  const secs = (performance.now() - t2) / 1000;
-  console.log(new TextDecoder().decode(prompt) + "⟪" + new TextDecoder().decode(gen) + "⟫");
-  console.log(\`\${n} bytes in \${secs.toFixed(2)} s (\${(n / secs).toFixed(1)} bytes/s; temperature 0.8, top-p 0.95, seed 0)\`);
+  const text = mb.liveText({ prompt, title: "temperature 0.8, top-p 0.95, seed 0" }); // streamed as it comes
+  const gen = await mb.generate(lm, prompt, n, { temperature: 0.8, topP: 0.95, seed: 0 }, text.onByte);
+  const stream = await text.finish();
   `,
 ];
