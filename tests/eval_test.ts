@@ -182,11 +182,23 @@ Deno.test("extrapolation: every length scores the same bytes; capped and attenti
   assert.match(capped.reason!, /capped.*test split \(2100 tokens\).*4097 tokens.*longest evaluated is 64x/);
   // a non-recurrent model: whole sequences beyond maxAttentionLength are skipped, saying why; sliding runs
   const bigram = bigramModel(1);
+  const progress: { windows: number; totalWindows: number; tokens: number; totalTokens: number }[] = [];
   const res2 = await evaluateExtrapolation(bigram, text, {
     trainedContext: 32,
     multiples: [1, 4, 16],
     maxAttentionLength: 128,
+    batchTokens: 256, // several batches per length: progress between results
+    onScored: (p) => void progress.push(p),
   });
+  // progress: evaluations and predictions only grow, and end at all of them; the predictions are the
+  // results' own tokens, a skipped evaluation counting its span (every length scores the same span)
+  const span = res2.find((r) => r.status === "ok")!.tokens;
+  const expected = res2.reduce((a, r) => a + (r.status === "ok" ? r.tokens : span), 0);
+  for (let i = 1; i < progress.length; i++) {
+    assert.ok(progress[i].tokens >= progress[i - 1].tokens && progress[i].windows >= progress[i - 1].windows);
+  }
+  assert.ok(progress.length > res2.length, `${progress.length} reports for ${res2.length} results`);
+  assert.deepEqual(progress.at(-1), { windows: 6, totalWindows: 6, tokens: expected, totalTokens: expected });
   const at16 = res2.filter((r) => r.multiple === 16);
   assert.deepEqual(at16.map((r) => [r.mode, r.status]), [["sliding", "ok"], ["whole", "skipped"]]);
   assert.match(at16[1].reason!, /maxAttentionLength 128/);

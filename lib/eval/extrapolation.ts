@@ -29,7 +29,7 @@ import type { ByteBPE } from "../data/bpe.ts";
 import { type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { type MambaLM, type MambaState, prefill } from "../models/mamba.ts";
 
-import { logitsNats, tokenNats } from "./score.ts";
+import { logitsNats, type ScoreProgress, tokenNats } from "./score.ts";
 
 import {
   EvaluatedModel,
@@ -145,6 +145,11 @@ export interface ExtrapolationOptions {
   /** The tokenizer of a subword model. */
   tokenizer?: ByteBPE;
   onProgress?: (line: string) => void;
+  /**
+   * Progress as it goes, awaited (a live view draws here): evaluations (length x mode) finished of all,
+   * and predictions scored of all (every evaluated length scores the same span of tokens), after each batch.
+   */
+  onScored?: (p: ScoreProgress) => unknown;
   /** Called with each result as soon as it is known (the stage records it at once, so a cut run keeps them). */
   onResult?: (r: ExtrapolationResult) => Promise<void> | void;
 }
@@ -177,7 +182,14 @@ export async function sequenceNats(
   model: LanguageModel,
   seqs: Int32Array[],
   mode: ExtrapolationMode,
-  opts: { trainedContext: number; slidingContext?: number; chunk?: number; batchTokens?: number },
+  opts: {
+    trainedContext: number;
+    slidingContext?: number;
+    chunk?: number;
+    batchTokens?: number;
+    /** after each batch: the predictions it scored (awaited) */
+    onBatch?: (predictions: number) => void | Promise<void>;
+  },
 ): Promise<Float32Array[]> {
   // attention models materialise (b, heads, l, l) scores: smaller batches keep them inside wasm's 4 GiB heap
   const batchTokens = opts.batchTokens ?? (recurrentCore(model) ? 16384 : 4096);
@@ -188,6 +200,7 @@ export async function sequenceNats(
       const n = group[0].length - 1;
       const v = core ? await recurrentNats(core, group, opts.chunk ?? 4096) : await forwardNats(model, group);
       group.forEach((s, i) => out.set(s, v.slice(i * n, (i + 1) * n)));
+      await opts.onBatch?.(group.length * n);
     }
     return seqs.map((s) => out.get(s)!);
   }
@@ -211,6 +224,7 @@ export async function sequenceNats(
       // prediction j of the window is target start + j + 1, i.e. entry start + j of the sequence's values
       for (let j = w.skip; j < n; j++) result[w.seq][w.start + j] = v[i * n + j];
     });
+    await opts.onBatch?.(group.reduce((a, w) => a + w.length - 1 - w.skip, 0));
   }
   for (const r of result) {
     if (r.some(Number.isNaN)) throw new Error("sliding windows left a byte unscored (a bug)");
@@ -242,10 +256,22 @@ export async function evaluateExtrapolation(
   const fits = multiples.filter((m) => m * C <= budget);
   const say = opts.onProgress ?? (() => {});
   const results: ExtrapolationResult[] = [];
+  // progress: evaluations finished, and predictions scored (an evaluation not run counts its span at once)
+  const evaluations = multiples.length * modes.length;
+  let scored = 0, spanOfOne = 0, totalScored = 0;
+  const progress = () =>
+    opts.onScored?.({
+      windows: results.length,
+      totalWindows: evaluations,
+      tokens: scored,
+      totalTokens: totalScored,
+    });
   // each result is kept and handed to onResult as soon as it is known
-  const emit = async (r: ExtrapolationResult) => {
+  const emit = async (r: ExtrapolationResult, unscored = 0) => {
     results.push(r);
+    scored += unscored;
     await opts.onResult?.(r);
+    await progress();
   };
   const binsPerOctave = opts.binsPerOctave ?? 2;
   const empty = {
@@ -269,6 +295,8 @@ export async function evaluateExtrapolation(
   const longest = fits.at(-1)! * C;
   // the same tokens for every length: the first `span` predictions, a multiple of the longest length
   const span = Math.floor(budget / longest) * longest;
+  spanOfOne = span;
+  totalScored = fits.length * modes.length * span;
   for (const m of multiples.filter((m) => !fits.includes(m))) {
     const reason = `capped: the ${
       opts.maxTokens !== undefined && opts.maxTokens < ids.length - 1
@@ -300,22 +328,30 @@ export async function evaluateExtrapolation(
           opts.maxAttentionLength ?? 4096
         } (memory)`;
         say(`${m}x ${mode}: skipped, ${reason}`);
-        await emit({ ...base, eval_length_bytes: NaN, status: "skipped", reason, ...empty });
+        await emit({ ...base, eval_length_bytes: NaN, status: "skipped", reason, ...empty }, spanOfOne);
         continue;
       }
       const t0 = performance.now();
       let nats: Float32Array[];
+      const before = scored;
       try {
         nats = await sequenceNats(model, seqs, mode, {
           trainedContext: C,
           slidingContext: opts.slidingContext,
           chunk: opts.chunk,
           batchTokens: opts.batchTokens,
+          onBatch: async (n) => {
+            scored += n;
+            await progress();
+          },
         });
       } catch (e) {
         const reason = (e as Error).message;
         say(`${m}x ${mode}: failed: ${reason}`);
-        await emit({ ...base, eval_length_bytes: NaN, status: "failed", reason, ...empty });
+        await emit(
+          { ...base, eval_length_bytes: NaN, status: "failed", reason, ...empty },
+          before + span - scored,
+        );
         continue;
       }
       const pos = new PositionLoss(binsPerOctave);

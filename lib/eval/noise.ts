@@ -51,7 +51,7 @@ export interface NoiseOptions {
   seed?: number;
   onProgress?: (line: string) => void;
   /** Each result as soon as it is known (the clean text's first), awaited (a live table draws here). */
-  onResult?: (r: NoiseResult) => void | Promise<void>;
+  onResult?: (r: NoiseResult) => unknown;
 }
 
 /** Scores the clean text and each noisy version: one result per setting, the clean one first (noise "none"). */

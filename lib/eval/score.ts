@@ -38,7 +38,7 @@ export interface ScoreOptions {
    */
   batch?: number;
   /** Called after each batch of windows, and awaited (a live view draws here). */
-  onProgress?: (p: ScoreProgress) => void | Promise<void>;
+  onProgress?: (p: ScoreProgress) => unknown;
 }
 
 /** How far a `scoreText` has got (after a batch of windows). */

@@ -405,9 +405,9 @@ export class LiveTraining {
 
 export interface LiveTableOptions {
   title: string;
-  /** Rows expected (each `onRow` is one done); without it progress comes from `onProgress`. */
+  /** Rows expected, when each `onRow` is one unit of progress (else progress comes from `onProgress`). */
   total?: number;
-  /** What a row is, in the progress line (default "results"). */
+  /** What a unit of progress is, in the status line (default "windows"). */
   unit?: string;
   /** Columns of each row to show (default: all of them). */
   columns?: string[];
@@ -416,44 +416,50 @@ export interface LiveTableOptions {
   minIntervalMs?: number;
 }
 
-/** A live evaluation: progress (done / total, ETA) and its table, filled row by row. */
+/**
+ * A live evaluation: progress (units done / total, percent and ETA by tokens scored) and its table, filled
+ * row by row as results arrive.
+ */
 export class LiveTable {
   readonly rows: Record<string, unknown>[] = [];
   private readonly out?: LiveOutput;
   private readonly t0 = performance.now();
   private done = 0;
   private total: number;
-  private unit: string;
+  /** fraction of the work done (tokens scored of all, or rows of total) */
+  private frac = 0;
   private lastLine = -Infinity;
 
   constructor(readonly o: LiveTableOptions, kernel: Kernel | null = jupyter() ?? null) {
     this.total = o.total ?? 0;
-    this.unit = o.unit ?? "results";
     if (kernel) this.out = new LiveOutput(kernel, o.minIntervalMs ?? 250);
   }
 
-  /** A scoring pass's progress (lib/eval/score.ts `onProgress`): windows done / total. */
+  /**
+   * Progress of a scoring loop (lib/eval/score.ts `onProgress`, the extrapolation's `onScored`): units done /
+   * total, and the fraction by tokens.
+   */
   onProgress = async (p: WindowProgress): Promise<void> => {
-    this.unit = "windows";
     this.done = p.windows;
     this.total = p.totalWindows;
+    this.frac = p.totalTokens > 0 ? p.tokens / p.totalTokens : p.windows / Math.max(1, p.totalWindows);
     await this.update(p.windows === p.totalWindows);
   };
 
-  /** A result (a row of the table) as soon as it is known; with `total` it counts as one done. */
+  /** A result (a row of the table) as soon as it is known; with `total` it is one unit done. */
   onRow = async (row: object): Promise<void> => {
     const r = row as Record<string, unknown>;
     this.rows.push(this.o.columns ? Object.fromEntries(this.o.columns.map((c) => [c, r[c]])) : r);
-    if (this.o.total !== undefined) this.done = this.rows.length;
+    if (this.o.total !== undefined) {
+      this.done = this.rows.length;
+      this.frac = this.done / this.o.total;
+    }
     await this.update(true);
   };
 
-  /** The final draw: the table of every row, with how long it took. */
+  /** The final draw: the table of every row with how long it took (or the last progress line, without rows). */
   async finish(): Promise<void> {
-    const caption = `${this.o.title}: ${this.rows.length} rows in ${
-      formatSeconds((performance.now() - this.t0) / 1000)
-    }`;
-    if (!this.rows.length) { // progress only: its last line stays
+    if (!this.rows.length) {
       if (this.out) {
         await this.out.close({
           "text/html": `<div style="${FONT}">${escapeHtml(this.status())}</div>`,
@@ -462,6 +468,9 @@ export class LiveTable {
       } else console.error(this.status());
       return;
     }
+    const caption = `${this.o.title}: ${this.rows.length} rows in ${
+      formatSeconds((performance.now() - this.t0) / 1000)
+    }`;
     const table = tableBundle(this.rows, { caption, digits: this.o.digits });
     if (this.out) await this.out.close(table);
     else console.log(table["text/plain"]);
@@ -469,11 +478,11 @@ export class LiveTable {
 
   private status(): string {
     const elapsed = (performance.now() - this.t0) / 1000;
-    const left = this.total ? secondsLeft(this.done, this.total, elapsed) : NaN;
-    return `${this.o.title}: ${this.done}/${this.total || "?"} ${this.unit}` +
-      (this.total ? ` (${(100 * this.done / this.total).toFixed(0)}%)` : "") +
+    const complete = this.total > 0 && this.done >= this.total;
+    return `${this.o.title}: ${this.done}/${this.total || "?"} ${this.o.unit ?? "windows"}` +
+      (this.total ? ` (${(100 * this.frac).toFixed(0)}%)` : "") +
       ` · elapsed ${formatSeconds(elapsed)}` +
-      (this.total && this.done < this.total ? ` · ETA ${formatSeconds(left)}` : "");
+      (this.total && !complete ? ` · ETA ${formatSeconds(secondsLeft(this.frac, 1, elapsed))}` : "");
   }
 
   private async update(force: boolean): Promise<void> {
@@ -489,7 +498,7 @@ export class LiveTable {
     const table = tableBundle(this.rows, { digits: this.o.digits });
     await this.out.draw({
       "text/html": `<div data-live="table" data-rows="${this.rows.length}" style="${FONT}">` +
-        `<div>${escapeHtml(this.status())}</div>${bar(this.total ? this.done / this.total : 0)}` +
+        `<div>${escapeHtml(this.status())}</div>${bar(this.frac)}` +
         `${this.rows.length ? table["text/html"] : ""}</div>`,
       "text/plain": this.status(),
     });

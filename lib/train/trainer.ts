@@ -68,7 +68,7 @@ export interface TrainerConfig {
    * Called with every step's log entry, in order, and awaited (a live view in a notebook, lib/plot/live.ts;
    * tests watch tf.memory() here); throwing aborts the run without saving.
    */
-  onStep?: (entry: TrainLogEntry) => void | Promise<void>;
+  onStep?: (entry: TrainLogEntry) => unknown;
   /**
    * Measures validation every `every` steps and at the last step: `score(model)` (bits per byte of held-out
    * text, e.g. with lib/eval/score.ts) is called with the model's current parameters, and its value goes

@@ -47,9 +47,9 @@ export default [
     await Deno.remove(dir, { recursive: true });
     const test = await mb.readSplit("../data/samples/books/test");
     // each evaluation length fills a row of the table below as soon as it is scored
-    const live = mb.liveTable({ title: "Extrapolation of the reference model", total: mb.EXTRAPOLATION_MULTIPLES.length, unit: "lengths",
+    const live = mb.liveTable({ title: "Extrapolation of the reference model", unit: "lengths",
       columns: ["multiple", "eval_length", "mode", "status", "sequences", "bits_per_byte", "wall_s"] });
-    const recs = await mb.extrapolationRecords(model, test, { trainedContext: 64, maxTokens: 4096 }, {
+    const recs = await mb.extrapolationRecords(model, test, { trainedContext: 64, maxTokens: 4096, onScored: live.onProgress }, {
       scale: SCALE, model_dir: "tests/fixtures/reference", label: "reference MambaByte (untrained)", domain: "books",
       data: "data/samples/books/test",
     }, live.onRow);
