@@ -203,9 +203,9 @@ function printJson(value: unknown): Promise<void> {
 /** --engine: what trains Mamba models (lib/train/steps.ts). */
 const ENGINE_DOC: [string, string] = [
   "NAME",
-  `${TRAIN_ENGINES.join("|")}: what runs the training steps: the native engine (explicit WebGPU kernels; ` +
-  "mambabyte and mamba_subword) or TF.js (every model; the reference) (default auto: native for Mamba " +
-  "models when the backend is webgpu on a real GPU, else tfjs)",
+  `${TRAIN_ENGINES.join("|")}: what runs the training steps: the native engine (explicit kernels, WebGPU ` +
+  "on webgpu, WebAssembly on cpu and wasm; mambabyte and mamba_subword) or TF.js (every model; the " +
+  "reference) (default auto: native for Mamba models on the CPU and on a real GPU, else tfjs)",
 ];
 
 function engineFlag(flags: Flags, command: string): TrainEngine | undefined {

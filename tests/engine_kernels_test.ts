@@ -6,7 +6,7 @@
  * against wasm/scan_reference.ts, the GEMM's layouts against plain index arithmetic).
  */
 import assert from "node:assert/strict";
-import { type Backend, GpuBackend, JsBackend } from "../lib/engine/backend.ts";
+import { type Backend, GpuBackend, JsBackend, WasmBackend } from "../lib/engine/backend.ts";
 import type { EngineOps, JsBuffer } from "../lib/kernels/js/ops.ts";
 import { gemm as gemmTwin, type GemmSpec } from "../lib/kernels/js/gemm.ts";
 import { sortTokensById } from "../lib/kernels/js/norm.ts";
@@ -46,17 +46,33 @@ async function runOn<B>(be: Backend<B>, c: Case): Promise<Record<string, Float32
   return out;
 }
 
-/** Runs a case on the twins and (when tested) on WebGPU; returns the twins' outputs. */
-async function check(what: string, c: Case): Promise<Record<string, Float32Array>> {
+/**
+ * Runs a case on the twins and (when tested) on WebGPU and on the WebAssembly kernels; returns the twins'
+ * outputs. `twinLayout`: the case compares a buffer whose layout is the twins' and WebGPU's but not the
+ * WebAssembly set's own (packBC's packed B, C), so the wasm backend sits it out.
+ */
+async function check(
+  what: string,
+  c: Case,
+  o: { twinLayout?: boolean } = {},
+): Promise<Record<string, Float32Array>> {
   const want = await runOn(js as Backend<JsBuffer>, c);
   for (const name of Object.keys(c.outputs)) {
     assert.ok(want[name].every(Number.isFinite), `${what}: twin ${name} not finite`);
   }
-  if (gpu) {
-    const got = await runOn(gpu, c);
+  const compare = (who: string, got: Record<string, Float32Array>) => {
     for (const [name, tol] of Object.entries(c.outputs)) {
       const err = relL2(got[name], want[name]);
-      assert.ok(err <= tol, `${what}: ${name} rel err ${err} > ${tol}`);
+      assert.ok(err <= tol, `${what} (${who}): ${name} rel err ${err} > ${tol}`);
+    }
+  };
+  if (gpu) compare("webgpu", await runOn(gpu, c));
+  if (ENGINE_BACKENDS.includes("wasm") && !o.twinLayout) {
+    const wasm = new WasmBackend(); // its buffers are held in the kernels' memory until destroyed
+    try {
+      compare("wasm", await runOn(wasm as Backend<JsBuffer>, c));
+    } finally {
+      wasm.destroy();
     }
   }
   return want;
@@ -71,6 +87,8 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
   for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
     specs.push({ M: 37, N: 29, K: 45, transposeA: tA, transposeB: tB });
     specs.push({ M: 70, N: 131, K: 19, transposeA: tA, transposeB: tB, accumulate: true });
+    // below one 6 x 8 tile of the WebAssembly kernel, and k of one
+    specs.push({ M: 5, N: 7, K: 1, transposeA: tA, transposeB: tB, accumulate: true });
   }
   // the engine's shapes: a batch of channel-major products, a column slice with a leading dim, a
   // reduction over (batch, length) of a channel-major operand (segmented k), split k into a slice of C
@@ -325,15 +343,16 @@ Deno.test("engine kernels: selective scan forward and backward from packed B, C 
     const r = 3, R = r + 2 * ns, rows = batch * len;
     const xdbl = normal(rows * R);
     const bct = new Float32Array(rows * 2 * nq4(ns));
-    const p = { rows, row: R, offset: r, ns };
+    const p = { rows, row: R, offset: r, ns, len };
     await check(`packBC ${JSON.stringify(p)}`, {
       inputs: { x: xdbl, bct },
       outputs: { bct: 0 },
       run: (ops, b) => ops.packBC(p, { x: b.x, bct: b.bct }),
-    });
+    }, { twinLayout: true });
     packBC(p, { x: xdbl, bct });
     const n = batch * dim * len;
     const inputs = {
+      x: xdbl,
       u: normal(n),
       delta: uniform(n, -4, 1),
       A: uniform(dim * ns, -8, -0.1),
@@ -365,12 +384,16 @@ Deno.test("engine kernels: selective scan forward and backward from packed B, C 
     const fwd = await check(`scanForward ${JSON.stringify(sp)}`, {
       inputs,
       outputs: { y: 1e-5, last: 1e-5 },
-      run: (ops, b) => ops.scanForward(sp, { ...x(b), y: b.y, last: b.last }),
+      run: (ops, b) => {
+        ops.packBC(p, { x: b.x, bct: b.bct }); // each backend reads B, C in its own packed layout
+        ops.scanForward(sp, { ...x(b), y: b.y, last: b.last });
+      },
     });
     const bwd = await check(`scanBackward ${JSON.stringify(sp)}`, {
       inputs,
       outputs: { du: 1e-4, ddelta: 1e-4, dz: 1e-4, dA: 1e-4, dD: 1e-4, dDeltaBias: 1e-4, dbc: 1e-4 },
-      run: (ops, b) =>
+      run: (ops, b) => {
+        ops.packBC(p, { x: b.x, bct: b.bct });
         ops.scanBackward({ ...sp, row: R, offset: r }, {
           ...x(b),
           dy: b.dy,
@@ -381,7 +404,8 @@ Deno.test("engine kernels: selective scan forward and backward from packed B, C 
           dD: b.dD,
           dDeltaBias: b.dDeltaBias,
           dbc: b.dbc,
-        }),
+        });
+      },
     });
     // the twins against the project's reference scan (B, C unpacked to (b, n, l))
     const Bm = new Float32Array(batch * ns * len), Cm = new Float32Array(batch * ns * len);

@@ -10,7 +10,8 @@
  *     --steps N          timed steps (default 20), after --warmup N (default 3)
  *     --readback-every N losses read back every N steps (default 10)
  *     --profile          also GPU time per kernel label
- *     --backend NAME     webgpu (default), js (the plain-JS twins: slow), plan (no device: dispatch
+ *     --backend NAME     webgpu (default), wasm (the CPU engine: WebAssembly kernels), js (the plain-JS
+ *                        twins: slow), plan (no device: dispatch
  *                        counts and memory of what webgpu would run)
  *     --allow-software   accept a software WebGPU adapter (llvmpipe; for trying the bench on a CPU machine)
  *     --vocab V          vocabulary (default 256: MambaByte; else a subword Mamba)
@@ -93,7 +94,9 @@ function parse(args: string[]): Options {
       Deno.exit(0);
     } else throw new Error(`unknown option "${a}" (--help lists them)`);
   }
-  if (!["webgpu", "js", "plan"].includes(o.backend)) throw new Error(`--backend: webgpu, js or plan`);
+  if (!["webgpu", "wasm", "js", "plan"].includes(o.backend)) {
+    throw new Error(`--backend: webgpu, wasm, js or plan`);
+  }
   if (!o.shapes.length) o.shapes.push([512, 8, 16, 2048]);
   return o;
 }

@@ -7,6 +7,8 @@
  */
 import { type EngineOps, type JsBuffer, jsOps } from "../kernels/js/ops.ts";
 import { webgpuOps } from "../kernels/webgpu/ops.ts";
+import { wasmOps } from "../kernels/wasm/ops.ts";
+import { getPool, reserve, threadCount, workerFailure } from "../kernels/wasm/pool.ts";
 import {
   type GpuChoice,
   type GpuCounters,
@@ -16,7 +18,7 @@ import {
   type Recorded,
 } from "../kernels/webgpu/device.ts";
 
-export type EngineBackendName = "webgpu" | "js" | "plan";
+export type EngineBackendName = "webgpu" | "wasm" | "js" | "plan";
 
 /** Views into a buffer start at multiples of this many floats (256 bytes: any device's binding alignment). */
 export const ALIGN = 64;
@@ -89,11 +91,14 @@ export interface Backend<B> {
 class JsProgram implements Program {
   readonly labels: string[] = [];
   readonly steps: (() => void)[] = [];
+  readonly flops: (number | undefined)[] = [];
 }
 
 export class JsBackend implements Backend<JsBuffer> {
-  readonly name = "js";
-  readonly device = "JS (float32 typed arrays)";
+  readonly name: EngineBackendName = "js";
+  get device(): string {
+    return "JS (float32 typed arrays)";
+  }
   readonly maxBindingFloats = Infinity;
   allocatedBytes = 0;
 
@@ -113,9 +118,10 @@ export class JsBackend implements Backend<JsBuffer> {
   }
   record(build: (ops: EngineOps<JsBuffer>) => void): Program {
     const p = new JsProgram();
-    build(jsOps((label, run) => {
+    build(jsOps((label, run, flops) => {
       p.labels.push(label);
       p.steps.push(run);
+      p.flops.push(flops);
     }));
     return p;
   }
@@ -137,7 +143,64 @@ export class JsBackend implements Backend<JsBuffer> {
   finish(): Promise<void> {
     return Promise.resolve();
   }
+  /** Wall milliseconds of each op of `programs`, run once in order (the CPU's profile: ops run synchronously). */
+  profile(programs: Program[]): Promise<{ label: string; ms: number; boundBytes: number; flops?: number }[]> {
+    const out: { label: string; ms: number; boundBytes: number; flops?: number }[] = [];
+    for (const p of programs as JsProgram[]) {
+      p.steps.forEach((run, i) => {
+        const t0 = performance.now();
+        run();
+        out.push({ label: p.labels[i], ms: performance.now() - t0, boundBytes: 0, flops: p.flops[i] });
+      });
+    }
+    return Promise.resolve(out);
+  }
   destroy(): void {}
+}
+
+// ---------------------------------------------------------------------------------------------------
+// wasm: the CPU engine. Buffers are views of the WebAssembly kernels' shared memory, held for the engine's
+// life (wasm/pool.ts reserve), so the kernels read and write them in place; the ops are wasm/ops.ts's.
+
+export class WasmBackend extends JsBackend {
+  override readonly name = "wasm";
+  private regions: { release: () => void }[] = [];
+  constructor() {
+    super();
+    getPool(); // throws, saying why, where WebAssembly SIMD or shared memory is missing
+  }
+  override get device(): string {
+    const why = workerFailure();
+    return `WebAssembly SIMD, ${threadCount()} threads` + (why ? ` (workers failed: ${why})` : "");
+  }
+  /** A zero-filled region of the kernels' memory: its buffer and byte address. */
+  private region(bytes: number): { buffer: ArrayBufferLike; start: number } {
+    const r = reserve(bytes);
+    this.regions.push(r);
+    this.allocatedBytes += bytes;
+    return { buffer: getPool().memory.buffer, start: r.start };
+  }
+  override f32(floats: number): JsBuffer {
+    const { buffer, start } = this.region(4 * Math.max(1, floats));
+    return new Float32Array(buffer, start, floats);
+  }
+  override i32(count: number): JsBuffer {
+    const { buffer, start } = this.region(4 * Math.max(1, count));
+    return new Int32Array(buffer, start, count);
+  }
+  override record(build: (ops: EngineOps<JsBuffer>) => void): Program {
+    const p = new JsProgram();
+    build(wasmOps((label, run, flops) => {
+      p.labels.push(label);
+      p.steps.push(run);
+      p.flops.push(flops);
+    }));
+    return p;
+  }
+  override destroy(): void {
+    for (const r of this.regions.splice(0)) r.release();
+    this.allocatedBytes = 0;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -397,7 +460,8 @@ export async function createBackend(
   opts: GpuBackendOptions = {},
 ): Promise<Backend<GpuView> | Backend<JsBuffer>> {
   if (name === "js") return new JsBackend();
+  if (name === "wasm") return new WasmBackend();
   if (name === "webgpu") return await GpuBackend.create(opts);
   if (name === "plan") return new PlanBackend();
-  throw new Error(`unknown engine backend "${name}" (webgpu, js or plan)`);
+  throw new Error(`unknown engine backend "${name}" (webgpu, wasm, js or plan)`);
 }

@@ -286,7 +286,7 @@ function build<B>(
       ops.conv(conv, { x: a.x, w: w.convW, bias: w.convB, y: a.u }); // u (b, e, l) = silu(conv(x) + bias)
       ops.gemm(gemms.xProj, { a: a.u, b: w.xpW, c: a.xdbl }); // x_proj: x_dbl (b l, R) = dt | B | C
       ops.gemm(gemms.dtProj, { a: w.dtW, b: a.xdbl, c: a.delta }); // dt_proj: delta (b, e, l)
-      ops.packBC({ rows: T, row: R, offset: r, ns: n }, { x: a.xdbl, bct: a.bct }); // B, C (b l, 2, nq4)
+      ops.packBC({ rows: T, row: R, offset: r, ns: n, len: l }, { x: a.xdbl, bct: a.bct }); // B, C packed
       // y (b, e, l) = (scan(u, softplus(delta + dt_bias), A, B, C) + D u) silu(z)
       ops.scanForward(scan, { ...scanIn(i), y: a.y, last });
       ops.gemm(gemms.outProj, { a: a.y, b: w.outW, c: out }); // out_proj: out (b l, d)
@@ -743,7 +743,7 @@ export class MambaEngine {
     ids: Int32Array,
     lr: number,
   ): Promise<{ label: string; ms: number; count: number; boundBytes: number; flops: number }[]> {
-    if (!this.backend.profile) throw new Error("profile: only on webgpu");
+    if (!this.backend.profile) throw new Error(`profile: not on the ${this.backend.name} backend`);
     await this.flush();
     this.prepare(ids);
     const p = this.s.programs;

@@ -3,8 +3,9 @@
  * step runners, one interface:
  *  - "tfjs": the TF.js model's forward and gradients and AdamW in TF.js ops (every model; the reference);
  *  - "native": MambaByte and the subword Mamba on the native engine (lib/engine/mamba.ts: explicit
- *    kernels, buffers allocated once, one submission per step) on WebGPU. Its losses come back every
- *    `window` steps, not per step, so the host never waits on the GPU between steps.
+ *    kernels, buffers allocated once, one submission per step), on WebGPU when TF.js runs there and on the
+ *    CPU (WebAssembly kernels, engine backend "wasm") when TF.js runs on cpu or wasm. Its losses come back
+ *    every `window` steps, not per step, so the host never waits on a GPU between steps.
  * Either way the model's variables and the AdamW moments are the run's state: the native runner copies
  * its own into them (`sync`) before every checkpoint and at the end, so checkpoints are the same files and
  * a run moves between the two mid-way (tests/engine_checkpoint_test.ts).
@@ -15,9 +16,13 @@ import { asMamba } from "../models/registry.ts";
 import { InputError } from "../io/errors.ts";
 import { webgpuAdapter } from "../backend.ts";
 import { MambaEngine } from "../engine/mamba.ts";
+import { wasmKernelsAvailable } from "../kernels/wasm/pool.ts";
 import type { AdamW } from "./adamw.ts";
 
-/** Which code runs the training steps: "auto" is the native engine for Mamba models on a real GPU. */
+/**
+ * Which code runs the training steps: "auto" is the native engine for Mamba models on a real GPU or on the
+ * CPU (where the WebAssembly kernels run), else TF.js.
+ */
 export type TrainEngine = "auto" | "tfjs" | "native";
 export const TRAIN_ENGINES: TrainEngine[] = ["auto", "tfjs", "native"];
 
@@ -29,7 +34,7 @@ export interface StepOutcome {
 }
 
 export interface StepRunner {
-  /** "tfjs", or "native (webgpu: DEVICE)" */
+  /** "tfjs", or "native (webgpu: DEVICE)" / "native (wasm: WebAssembly SIMD, N threads)" */
   readonly name: string;
   /** Steps whose outcomes may be pending at once (the trainer settles them at least this often). */
   readonly window: number;
@@ -84,7 +89,7 @@ export function tfjsRunner(model: LanguageModel, opt: AdamW, batch: number, leng
 export async function nativeRunner(
   model: LanguageModel,
   opt: AdamW,
-  o: { batch: number; length: number; window?: number; allowSoftwareGpu?: boolean },
+  o: { batch: number; length: number; backend: NativeBackend; window?: number; allowSoftwareGpu?: boolean },
 ): Promise<StepRunner> {
   const mamba = asMamba(model);
   const { beta1, beta2, eps, weightDecay, clipNorm } = opt.config;
@@ -94,7 +99,7 @@ export async function nativeRunner(
     params: await readParameters(model),
     batch: o.batch,
     length: o.length,
-    backend: "webgpu",
+    backend: o.backend,
     optimizer: { beta1, beta2, eps, weightDecay, clipNorm },
     readbackEvery: window,
     allowSoftwareGpu: o.allowSoftwareGpu,
@@ -111,9 +116,9 @@ export async function nativeRunner(
       for (const [n, v] of vars) v.assign(tf.tensor(values.get(n)!, v.shape, "float32"));
     });
   return {
-    name: `native (webgpu: ${engine.backend.device})`,
+    name: `native (${o.backend}: ${engine.backend.device})`,
     window,
-    gpuBytes: engine.backend.allocatedBytes,
+    ...(o.backend === "webgpu" ? { gpuBytes: engine.backend.allocatedBytes } : {}),
     async step(ids, lr) {
       const { stats } = await engine.step(ids, lr);
       return {
@@ -138,16 +143,29 @@ export async function nativeRunner(
   };
 }
 
+/** Where the native engine runs: the GPU through WebGPU, or the CPU through the WebAssembly kernels. */
+export type NativeBackend = "webgpu" | "wasm";
+
 /**
- * The runner `engine` names for `model`: "native" needs a Mamba model (else a clear error) and takes any
- * WebGPU adapter, a software one included (asked for by name, as --backend webgpu is); "auto" picks native
- * for a Mamba model when TF.js runs on WebGPU with a real (not software) adapter, else tfjs.
+ * The native engine's backend for TF.js's current backend: webgpu on webgpu, wasm on cpu and wasm (the CPU
+ * engine; undefined where the WebAssembly kernels cannot run).
+ */
+export function nativeBackendFor(tfBackend: string): NativeBackend | undefined {
+  if (tfBackend === "webgpu") return "webgpu";
+  return (tfBackend === "cpu" || tfBackend === "wasm") && wasmKernelsAvailable() ? "wasm" : undefined;
+}
+
+/**
+ * The runner `engine` names for `model`: "native" needs a Mamba model (else a clear error) and runs where
+ * TF.js runs (`nativeBackendFor`, or `backend` when given), on WebGPU taking any adapter, a software one
+ * included (asked for by name, as --backend webgpu is); "auto" picks native for a Mamba model on the CPU
+ * and on WebGPU with a real (not software) adapter, else tfjs.
  */
 export async function createRunner(
   engine: TrainEngine,
   model: LanguageModel,
   opt: AdamW,
-  o: { batch: number; length: number },
+  o: { batch: number; length: number; backend?: NativeBackend },
 ): Promise<StepRunner> {
   const isMamba = isMambaKind(model.kind);
   if (engine === "native" && !isMamba) {
@@ -157,10 +175,18 @@ export async function createRunner(
       `--engine native trains mambabyte and mamba_subword models; "${model.kind}" trains with --engine tfjs`,
     );
   }
+  const backend = o.backend ?? nativeBackendFor(tf.getBackend());
+  if (engine === "native" && !backend) {
+    throw new InputError(
+      "--engine",
+      "engine",
+      `--engine native: the engine runs on webgpu, or on the CPU with WebAssembly SIMD, which this runtime lacks`,
+    );
+  }
   const native = engine === "native" ||
-    (engine === "auto" && isMamba && tf.getBackend() === "webgpu" &&
-      (await webgpuAdapter())?.fallback === false);
+    (engine === "auto" && isMamba && backend !== undefined &&
+      (backend === "wasm" || (await webgpuAdapter())?.fallback === false));
   return native
-    ? await nativeRunner(model, opt, { ...o, allowSoftwareGpu: engine === "native" })
+    ? await nativeRunner(model, opt, { ...o, backend: backend!, allowSoftwareGpu: engine === "native" })
     : tfjsRunner(model, opt, o.batch, o.length);
 }

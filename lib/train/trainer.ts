@@ -27,7 +27,13 @@ import { type LanguageModel, readParameters } from "../models/lm.ts";
 import { loadModel, saveModel } from "../models/registry.ts";
 import { AdamW, ADAMW_DEFAULTS, type AdamWConfig, warmupCosine } from "./adamw.ts";
 import { secondsLeft, stepLine } from "../util/progress.ts";
-import { createRunner, type StepOutcome, type StepRunner, type TrainEngine } from "./steps.ts";
+import {
+  createRunner,
+  type NativeBackend,
+  type StepOutcome,
+  type StepRunner,
+  type TrainEngine,
+} from "./steps.ts";
 
 export interface TrainerConfig {
   steps: number;
@@ -76,11 +82,13 @@ export interface TrainerConfig {
    */
   validate?: { every: number; score: (model: LanguageModel) => Promise<number> };
   /**
-   * What runs the steps (steps.ts): "tfjs", "native" (the engine; Mamba models on WebGPU) or "auto"
-   * (default: native for Mamba models when TF.js runs on a real GPU). Not part of a run's settings: a
-   * run may resume on the other.
+   * What runs the steps (steps.ts): "tfjs", "native" (the engine; Mamba models, on WebGPU or the CPU) or
+   * "auto" (default: native for Mamba models on the CPU and on a real GPU). Not part of a run's settings:
+   * a run may resume on the other.
    */
   engine?: TrainEngine;
+  /** Where the native engine runs (default: where TF.js runs; steps.ts nativeBackendFor). */
+  nativeBackend?: NativeBackend;
 }
 
 export interface TrainLogEntry {
@@ -344,7 +352,11 @@ export async function train(
       // the log holds exactly the steps up to the checkpoint we continue from
       await atomicWriteFile(`${runDir}/${TRAIN_LOG}`, log.map((e) => JSON.stringify(e) + "\n").join(""));
     }
-    runner = await createRunner(cfg.engine ?? "auto", model, opt, { batch: cfg.batch, length: cfg.length });
+    runner = await createRunner(cfg.engine ?? "auto", model, opt, {
+      batch: cfg.batch,
+      length: cfg.length,
+      backend: cfg.nativeBackend,
+    });
     if (cfg.logEvery && runner.name !== "tfjs") console.error(`training on the ${runner.name} engine`);
 
     for (const s of signals) Deno.addSignalListener(s, onSignal);

@@ -44,7 +44,13 @@ export type JsBuffer = Float32Array | Int32Array;
  * The twins as an EngineOps whose calls are recorded, not run: each call appends a closure to the
  * program being built (`record`), which the engine then replays every step with no allocation.
  */
-export function jsOps(record: (label: string, run: () => void) => void): EngineOps<JsBuffer> {
+/** Records one op: its label, its work, and (products) its floating-point operations. */
+export type OpRecorder = (label: string, run: () => void, flops?: number) => void;
+
+/** 2 M N K per product of a GemmSpec, times its batch. */
+export const gemmFlops = (p: gemm.GemmSpec) => 2 * p.M * p.N * p.K * (p.batch ?? 1);
+
+export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
   // deno-lint-ignore no-explicit-any
   const op =
     <P>(label: string, twin: (p: P, b: any) => void) => (p: P, b: Record<string, JsBuffer | undefined>) =>
@@ -54,7 +60,7 @@ export function jsOps(record: (label: string, run: () => void) => void): EngineO
     embeddingBackward: op("embeddingBackward", norm.embeddingBackward),
     addRmsNorm: op("addRmsNorm", norm.addRmsNorm),
     rmsNormBackward: op("rmsNormBackward", norm.rmsNormBackward),
-    gemm: (p, b) => record(p.name ? `gemm ${p.name}` : "gemm", () => gemm.gemm(p, b as never)),
+    gemm: (p, b) => record(p.name ? `gemm ${p.name}` : "gemm", () => gemm.gemm(p, b as never), gemmFlops(p)),
     conv: op("conv", conv.conv),
     convBackward: op("convBackward", conv.convBackward),
     packBC: op("packBC", scan.packBC),

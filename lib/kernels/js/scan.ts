@@ -37,6 +37,8 @@ export interface PackParams {
   row: number;
   offset: number;
   ns: number;
+  /** steps per sequence (rows = sequences x len): the WebAssembly set packs per sequence (wasm/ops.ts) */
+  len: number;
 }
 
 export function packBC(p: PackParams, b: { x: Float32Array; bct: Float32Array }): void {

@@ -47,9 +47,9 @@ export function matMul(a: Float32Array, b: Float32Array, dims: MatMulDims, c: Fl
   mem.set(b.subarray(0, K * N), Bsrc >> 2);
   p.matmul.pack(Bsrc, K, N, transposeB ? 1 : 0, Bp);
   const params = transposeA
-    ? [Ap, 4, 24, Bp, K, C, 4 * N8, N8, 24 * K] // panels: rows 4 bytes apart, k 24 bytes, tiles 6 K floats
-    : [A, 4 * K, 4, Bp, K, C, 4 * N8, N8, 24 * K]; // row-major: rows K floats apart, tiles 6 rows
-  new Int32Array(p.memory.buffer, PARAMS, 9).set(params);
+    ? [Ap, 4, 24, Bp, K, C, 4 * N8, N8, 24 * K, 0] // panels: rows 4 bytes apart, k 24 bytes, tiles 6 K floats
+    : [A, 4 * K, 4, Bp, K, C, 4 * N8, N8, 24 * K, 0]; // row-major: rows K floats apart, tiles 6 rows
+  new Int32Array(p.memory.buffer, PARAMS, 10).set(params);
   const tiles = M6 / 6;
   const threads = threadsFor(p, tiles, M * K * N, MIN_PARALLEL_WORK);
   runJobs(p, Fn.Gemm, splitRange(tiles, threads).map(([t0, t1]) => [PARAMS, t0, t1, 0]));

@@ -10,10 +10,24 @@
 
   ;; C[6 x 8] at c (row stride ldc) = sum_k A[r, k] Bp[k, 0..7], A[r, k] at a + r rs + k ks
   (func $kernel6x8 (param $a i32) (param $rs i32) (param $ks i32) (param $bp i32) (param $K i32) (param $c i32) (param $ldc i32)
+    (param $acc i32)
     (local $k i32) (local $o1 i32) (local $o2 i32) (local $o3 i32) (local $o4 i32) (local $o5 i32)
-    (local $b0 v128) (local $b1 v128) (local $x v128)
+    (local $b0 v128) (local $b1 v128) (local $x v128) (local $cc i32)
     (local $c0a v128) (local $c0b v128) (local $c1a v128) (local $c1b v128) (local $c2a v128) (local $c2b v128)
     (local $c3a v128) (local $c3b v128) (local $c4a v128) (local $c4b v128) (local $c5a v128) (local $c5b v128)
+    (if (local.get $acc) (then ;; C += A B: start from the tile's current values
+      (local.set $cc (local.get $c))
+      (local.set $c0a (v128.load (local.get $cc))) (local.set $c0b (v128.load offset=16 (local.get $cc)))
+      (local.set $cc (i32.add (local.get $cc) (local.get $ldc)))
+      (local.set $c1a (v128.load (local.get $cc))) (local.set $c1b (v128.load offset=16 (local.get $cc)))
+      (local.set $cc (i32.add (local.get $cc) (local.get $ldc)))
+      (local.set $c2a (v128.load (local.get $cc))) (local.set $c2b (v128.load offset=16 (local.get $cc)))
+      (local.set $cc (i32.add (local.get $cc) (local.get $ldc)))
+      (local.set $c3a (v128.load (local.get $cc))) (local.set $c3b (v128.load offset=16 (local.get $cc)))
+      (local.set $cc (i32.add (local.get $cc) (local.get $ldc)))
+      (local.set $c4a (v128.load (local.get $cc))) (local.set $c4b (v128.load offset=16 (local.get $cc)))
+      (local.set $cc (i32.add (local.get $cc) (local.get $ldc)))
+      (local.set $c5a (v128.load (local.get $cc))) (local.set $c5b (v128.load offset=16 (local.get $cc)))))
     (local.set $o1 (local.get $rs))
     (local.set $o2 (i32.add (local.get $o1) (local.get $rs)))
     (local.set $o3 (i32.add (local.get $o2) (local.get $rs)))
@@ -66,10 +80,11 @@
   ;; Row tiles [t0, t1) of C (6 rows each) over all column panels. Params block at p (i32 words):
   ;;   0 A   1 rs (A row stride, bytes)   2 ks (A k stride, bytes)   3 Bp (packed B)   4 K   5 C   6 ldc (bytes)
   ;;   7 N8 (columns of C, a multiple of 8)   8 ts (bytes from one row tile of A to the next)
+  ;;   9 accumulate (C += A B when nonzero)
   ;; C must have 6 * t1 rows; A must be readable for those rows (its padding rows give padding results).
   (func (export "gemm") (param $p i32) (param $t0 i32) (param $t1 i32) (param $unused i32)
     (local $A i32) (local $rs i32) (local $ks i32) (local $Bp i32) (local $K i32) (local $C i32) (local $ldc i32)
-    (local $N8 i32) (local $ts i32) (local $t i32) (local $j i32) (local $panel i32)
+    (local $N8 i32) (local $ts i32) (local $t i32) (local $j i32) (local $panel i32) (local $acc i32)
     (local.set $A (i32.load (local.get $p)))
     (local.set $rs (i32.load offset=4 (local.get $p)))
     (local.set $ks (i32.load offset=8 (local.get $p)))
@@ -79,6 +94,7 @@
     (local.set $ldc (i32.load offset=24 (local.get $p)))
     (local.set $N8 (i32.load offset=28 (local.get $p)))
     (local.set $ts (i32.load offset=32 (local.get $p)))
+    (local.set $acc (i32.load offset=36 (local.get $p)))
     (local.set $panel (i32.shl (local.get $K) (i32.const 5))) ;; bytes per packed panel: K x 8 floats
     (local.set $t (local.get $t0))
     (block $done (loop $lt
@@ -92,7 +108,7 @@
           (local.get $K)
           (i32.add (i32.add (local.get $C) (i32.mul (i32.mul (local.get $t) (i32.const 6)) (local.get $ldc)))
             (i32.shl (local.get $j) (i32.const 2)))
-          (local.get $ldc))
+          (local.get $ldc) (local.get $acc))
         (local.set $j (i32.add (local.get $j) (i32.const 8)))
         (br_if $lj (i32.lt_u (local.get $j) (local.get $N8))))
       (local.set $t (i32.add (local.get $t) (i32.const 1)))
@@ -169,4 +185,77 @@
         (br_if $lk (i32.lt_u (local.get $k) (local.get $K))))
       (local.set $t (i32.add (local.get $t) (i32.const 6)))
       (br_if $lt (i32.lt_u (local.get $t) (local.get $M))))
+  )
+
+  ;; Packs B(k, n) = src[k sk + n sn] (strides in floats; K x N) into panels of 8 columns at dst, as `pack`
+  ;; does: dst[(panel K + k) 8 + c] = B[k, panel 8 + c], zero for columns >= N. Whole panels of a B whose
+  ;; columns are adjacent (sn = 1) move two vectors per k.
+  (func (export "packStrided") (param $src i32) (param $K i32) (param $N i32) (param $sk i32) (param $sn i32)
+    (param $dst i32)
+    (local $j i32) (local $k i32) (local $c i32) (local $s i32) (local $skb i32) (local $snb i32)
+    (local.set $skb (i32.shl (local.get $sk) (i32.const 2)))
+    (local.set $snb (i32.shl (local.get $sn) (i32.const 2)))
+    (loop $lj
+      (local.set $s (i32.add (local.get $src) (i32.mul (local.get $j) (local.get $snb))))
+      (local.set $k (i32.const 0))
+      (if (i32.and (i32.eq (local.get $sn) (i32.const 1)) (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
+        (then
+          (loop $lk
+            (v128.store (local.get $dst) (v128.load (local.get $s)))
+            (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $s)))
+            (local.set $s (i32.add (local.get $s) (local.get $skb)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br_if $lk (i32.lt_u (local.get $k) (local.get $K)))))
+        (else
+          (loop $lk
+            (local.set $c (i32.const 0))
+            (loop $lc
+              (f32.store (local.get $dst)
+                (if (result f32) (i32.lt_u (i32.add (local.get $j) (local.get $c)) (local.get $N))
+                  (then (f32.load (i32.add (local.get $s) (i32.mul (local.get $c) (local.get $snb)))))
+                  (else (f32.const 0))))
+              (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+              (local.set $c (i32.add (local.get $c) (i32.const 1)))
+              (br_if $lc (i32.lt_u (local.get $c) (i32.const 8))))
+            (local.set $s (i32.add (local.get $s) (local.get $skb)))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br_if $lk (i32.lt_u (local.get $k) (local.get $K))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 8)))
+      (br_if $lj (i32.lt_u (local.get $j) (local.get $N))))
+  )
+
+  ;; dst[m ldd + n] = src[m lds + n] (or += when acc) for m < M, n < N: a product's padded tiles into the
+  ;; matrix it belongs to (leading dimensions in floats).
+  (func (export "epilogue") (param $src i32) (param $lds i32) (param $dst i32) (param $ldd i32) (param $M i32)
+    (param $N i32) (param $acc i32)
+    (local $m i32) (local $n i32) (local $s i32) (local $d i32) (local $N4 i32)
+    (local.set $N4 (i32.and (local.get $N) (i32.const -4)))
+    (block $done (loop $lm
+      (br_if $done (i32.ge_u (local.get $m) (local.get $M)))
+      (local.set $s (i32.add (local.get $src) (i32.shl (i32.mul (local.get $m) (local.get $lds)) (i32.const 2))))
+      (local.set $d (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $m) (local.get $ldd)) (i32.const 2))))
+      (local.set $n (i32.const 0))
+      (block $vdone (loop $ln
+        (br_if $vdone (i32.ge_u (local.get $n) (local.get $N4)))
+        (v128.store (local.get $d)
+          (if (result v128) (local.get $acc)
+            (then (f32x4.add (v128.load (local.get $d)) (v128.load (local.get $s))))
+            (else (v128.load (local.get $s)))))
+        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (local.set $d (i32.add (local.get $d) (i32.const 16)))
+        (local.set $n (i32.add (local.get $n) (i32.const 4)))
+        (br $ln)))
+      (block $sdone (loop $lt
+        (br_if $sdone (i32.ge_u (local.get $n) (local.get $N)))
+        (f32.store (local.get $d)
+          (if (result f32) (local.get $acc)
+            (then (f32.add (f32.load (local.get $d)) (f32.load (local.get $s))))
+            (else (f32.load (local.get $s)))))
+        (local.set $s (i32.add (local.get $s) (i32.const 4)))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $lt)))
+      (local.set $m (i32.add (local.get $m) (i32.const 1)))
+      (br $lm)))
   )

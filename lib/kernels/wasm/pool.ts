@@ -33,6 +33,8 @@ export const Fn = {
   Transpose: 3,
   ConvForward: 4,
   ConvBackward: 5,
+  ConvChForward: 6,
+  ConvChBackward: 7,
 } as const;
 export type Fn = typeof Fn[keyof typeof Fn];
 
@@ -45,11 +47,15 @@ export interface ScanExports {
   transpose: KernelFn;
   convForward: KernelFn;
   convBackward: KernelFn;
+  convChForward: KernelFn;
+  convChBackward: KernelFn;
 }
 export interface MatmulExports {
   gemm: KernelFn;
   pack(src: number, K: number, N: number, transposed: number, dst: number): void;
   packAT(src: number, K: number, M: number, dst: number): void;
+  packStrided(src: number, K: number, N: number, sk: number, sn: number, dst: number): void;
+  epilogue(src: number, lds: number, dst: number, ldd: number, M: number, N: number, acc: number): void;
 }
 
 interface WorkerSlot {
@@ -100,7 +106,16 @@ export function getPool(): Pool {
       memory,
       scan,
       matmul,
-      fns: [scan.forward, scan.backward, matmul.gemm, scan.transpose, scan.convForward, scan.convBackward],
+      fns: [
+        scan.forward,
+        scan.backward,
+        matmul.gemm,
+        scan.transpose,
+        scan.convForward,
+        scan.convBackward,
+        scan.convChForward,
+        scan.convChBackward,
+      ],
       modules,
       workers: [],
     };
@@ -194,8 +209,44 @@ export function ensureMemory(p: Pool, bytes: number): Float32Array {
   return new Float32Array(p.memory.buffer);
 }
 
-/** A bump allocator over the heap: 64-byte aligned byte addresses. */
-export function allocator(start = HEAP) {
+/**
+ * Regions of the memory held across calls (the CPU engine's buffers, which the kernels read in place), as
+ * [start, end) byte ranges; the per-call heap of `allocator` starts above the highest of them.
+ */
+const reserved: { start: number; end: number }[] = [];
+
+/** Where a call's scratch may start: above every reserved region. */
+export function heapStart(): number {
+  return reserved.reduce((top, r) => Math.max(top, r.end), HEAP);
+}
+
+/**
+ * Holds `bytes` of the memory (64-byte aligned, zero-filled) until `release`; returns its byte address.
+ * Calls of the kernels never overlap a reserved region.
+ */
+export function reserve(bytes: number): { start: number; release: () => void } {
+  const p = getPool();
+  const start = Math.ceil(heapStart() / 64) * 64;
+  const region = { start, end: start + Math.ceil(bytes / 64) * 64 };
+  ensureMemory(p, region.end);
+  new Uint8Array(p.memory.buffer, region.start, region.end - region.start).fill(0);
+  reserved.push(region);
+  return {
+    start,
+    release: () => {
+      const i = reserved.indexOf(region);
+      if (i >= 0) reserved.splice(i, 1);
+    },
+  };
+}
+
+/** Bytes held by reserved regions (tests check that an engine gives them back). */
+export function reservedBytes(): number {
+  return reserved.reduce((a, r) => a + r.end - r.start, 0);
+}
+
+/** A bump allocator over the heap (above reserved regions): 64-byte aligned byte addresses. */
+export function allocator(start = heapStart()) {
   let top = start;
   const alloc = (floats: number) => {
     const at = top;
@@ -210,7 +261,8 @@ const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
 const { wasmModules, memory, ctrl } = workerData;
 const [scan, matmul] = wasmModules.map((m) => new WebAssembly.Instance(m, { env: { memory } }).exports);
-const fns = [scan.forward, scan.backward, matmul.gemm, scan.transpose, scan.convForward, scan.convBackward];
+const fns = [scan.forward, scan.backward, matmul.gemm, scan.transpose, scan.convForward, scan.convBackward,
+  scan.convChForward, scan.convChBackward];
 const w = new Int32Array(memory.buffer, 0, ${HEAP / 4});
 let seq = 0;
 Atomics.store(w, ctrl + 6, 0);

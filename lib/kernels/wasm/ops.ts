@@ -1,0 +1,232 @@
+/**
+ * The engine's op set on the CPU with WebAssembly kernels (lib/engine "wasm" backend): the buffers are
+ * views of the kernels' shared memory (wasm/pool.ts `reserve`), so the kernels read and write them in
+ * place. The products (every GemmSpec layout: strided operands, batches, k in segments, accumulation) run
+ * on matmul.wat's 6 x 8 micro-kernel over the pool's threads; the selective scan on scan.wat's fused
+ * kernels; the conv + SiLU on conv.wat's channels-first kernels; the rest are ../js's twins, which this set is tested against op by op (tests/engine_wasm_test.ts).
+ *
+ * A product, per batch item z and k segment s: B's segment is packed into 8-column panels (packStrided), A
+ * is read in place through its row and k strides, the micro-kernel writes 6 x 8 tiles of a padded
+ * scratch C (adding to it from the second segment on), and the epilogue stores (or adds) the M x N part into
+ * C with its leading dimension.
+ */
+import { type EngineOps, gemmFlops, type JsBuffer, jsOps, type OpRecorder } from "../js/ops.ts";
+import { gemmLayout, type GemmSpec } from "../js/gemm.ts";
+import type { PackedBC, PackParams, ScanParams } from "../js/scan.ts";
+import type { ConvParams } from "../js/conv.ts";
+import {
+  allocator,
+  ensureMemory,
+  Fn,
+  getPool,
+  PARAMS,
+  runJobs,
+  splitRange,
+  threadCount,
+  threadsFor,
+} from "./pool.ts";
+import * as wasmScan from "./scan.ts";
+
+/** Below this many multiply-adds per extra thread a product stays on one thread (as wasm/matmul.ts). */
+const MIN_PARALLEL_WORK = 1 << 20;
+
+/** The byte address of a view of the kernels' memory. */
+function addr(v: JsBuffer): number {
+  return v.byteOffset;
+}
+
+/** C (+)= op(A) op(B) with every layout of GemmSpec (the module comment); a, b, c views of the pool memory. */
+export function gemmInMemory(spec: GemmSpec, b: { a: Float32Array; b: Float32Array; c: Float32Array }): void {
+  const g = gemmLayout(spec);
+  const p = getPool();
+  const { M, N, K } = g;
+  if (M === 0 || N === 0) return;
+  const M6 = Math.ceil(M / 6) * 6, N8 = Math.ceil(N / 8) * 8;
+  const kSeg = Math.min(g.kSeg, K), segs = Math.ceil(K / kSeg);
+  const { alloc, top } = allocator();
+  const Bp = alloc(N8 * kSeg), Cp = alloc(M6 * N8);
+  alloc(16384); // slack: the last row tile reads up to 5 rows of A past M (their results are dropped)
+  ensureMemory(p, top());
+  // A(m, k) at a + m mA + k kA within a segment; B(k, n) at b + k kB + n nB
+  const mA = g.transposeA ? 1 : g.lda, kA = g.transposeA ? g.lda : 1;
+  const kB = g.transposeB ? 1 : g.ldb, nB = g.transposeB ? g.ldb : 1;
+  const tiles = M6 / 6;
+  const params = new Int32Array(p.memory.buffer, PARAMS, 10);
+  for (let z = 0; z < g.batch; z++) {
+    if (K === 0) {
+      if (!g.accumulate) {
+        for (let m = 0; m < M; m++) {
+          const at = g.offC + z * g.strideC + m * g.ldc;
+          b.c.fill(0, at, at + N);
+        }
+      }
+      continue;
+    }
+    for (let s = 0; s < segs; s++) {
+      const kLen = Math.min(kSeg, K - s * kSeg);
+      const aAt = addr(b.a) + 4 * (g.offA + z * g.strideA + s * g.segA);
+      const bAt = addr(b.b) + 4 * (g.offB + z * g.strideB + s * g.segB);
+      p.matmul.packStrided(bAt, kLen, N, kB, nB, Bp);
+      params.set([aAt, 4 * mA, 4 * kA, Bp, kLen, Cp, 4 * N8, N8, 24 * mA, s > 0 ? 1 : 0]);
+      const threads = threadsFor(p, tiles, M * N * kLen, MIN_PARALLEL_WORK);
+      runJobs(p, Fn.Gemm, splitRange(tiles, threads).map(([t0, t1]) => [PARAMS, t0, t1, 0]));
+    }
+    const cAt = addr(b.c) + 4 * (g.offC + z * g.strideC);
+    p.matmul.epilogue(Cp, N8, cAt, g.ldc, M, N, g.accumulate ? 1 : 0);
+  }
+}
+
+/**
+ * The scan's B and C as scan.wat reads them: packBC here writes x_dbl's B and C columns as (b, n, l) each,
+ * B first (the js twin packs (b l, 2, nq4); the buffer, T 2 nq4 floats, holds either).
+ */
+function packBCChannels(p: PackParams, b: { x: Float32Array; bct: Float32Array }) {
+  const { rows: T, len, ns, row, offset } = p;
+  const batch = T / len;
+  for (let w = 0; w < 2; w++) {
+    for (let bb = 0; bb < batch; bb++) {
+      for (let s = 0; s < ns; s++) {
+        const dst = w * T * ns + (bb * ns + s) * len, src = bb * len * row + offset + w * ns + s;
+        for (let t = 0; t < len; t++) b.bct[dst + t] = b.x[src + t * row];
+      }
+    }
+  }
+}
+
+/** Channel ranges of the conv's threads (each owns its channels' dw and dbias over every batch). */
+function convJobs(p: ConvParams, scratch: number[]): [number, number, number, number][] {
+  const pool = getPool();
+  const threads = Math.min(scratch.length, threadsFor(pool, p.ch, p.batch * p.ch * p.len * (3 * p.k + 20)));
+  return splitRange(p.ch, threads).map(([c0, c1], i) => [PARAMS, c0, c1, scratch[i]]);
+}
+
+/** conv.wat's channels-first conv + SiLU (params block as it documents); `dy` set: the backward. */
+function convInMemory(
+  p: ConvParams,
+  b: {
+    x: JsBuffer;
+    w: JsBuffer;
+    bias?: JsBuffer;
+    y?: JsBuffer;
+    dy?: JsBuffer;
+    dx?: JsBuffer;
+    dw?: JsBuffer;
+    dbias?: JsBuffer;
+  },
+): void {
+  const pool = getPool();
+  const at = (v?: JsBuffer) => (v ? addr(v) : 0);
+  // per thread: one row of dL/dpre (backward only)
+  const { alloc, top } = allocator();
+  const scratch = Array.from({ length: threadCount() }, () => (b.dy ? alloc(p.len) : 0));
+  ensureMemory(pool, top());
+  new Int32Array(pool.memory.buffer, PARAMS, 12).set([
+    addr(b.x),
+    addr(b.w),
+    p.bias ? at(b.bias) : 0,
+    at(b.y),
+    p.len,
+    p.ch,
+    p.k,
+    p.batch,
+    at(b.dy),
+    at(b.dx),
+    at(b.dw),
+    p.bias ? at(b.dbias) : 0,
+  ]);
+  runJobs(pool, b.dy ? Fn.ConvChBackward : Fn.ConvChForward, convJobs(p, scratch));
+}
+
+/**
+ * The WebAssembly op set over views of the kernels' memory: products and the scan in WebAssembly, the rest
+ * the js twins. `record` as in jsOps.
+ */
+export function wasmOps(record: OpRecorder): EngineOps<JsBuffer> {
+  const ops = jsOps(record);
+  // the scan's per-call outputs it needs beyond the engine's buffers: dB, dC (b, n, l), made once per size
+  const scratch = new Map<string, Float32Array>();
+  const buffer = (name: string, floats: number) => {
+    let a = scratch.get(name);
+    if (!a || a.length < floats) scratch.set(name, a = new Float32Array(floats));
+    return a.subarray(0, floats);
+  };
+  const dims = (p: ScanParams): wasmScan.ScanDims => ({
+    batch: p.batch,
+    dInner: p.dim,
+    dState: p.ns,
+    length: p.len,
+  });
+  const scanArrays = (p: ScanParams, b: {
+    u: JsBuffer;
+    delta: JsBuffer;
+    A: JsBuffer;
+    bct: JsBuffer;
+    D?: JsBuffer;
+    z?: JsBuffer;
+    deltaBias?: JsBuffer;
+  }): wasmScan.ScanArrays => {
+    const Tn = p.batch * p.len * p.ns;
+    const bct = b.bct as Float32Array;
+    return {
+      u: b.u as Float32Array,
+      delta: b.delta as Float32Array,
+      A: b.A as Float32Array,
+      B: bct.subarray(0, Tn),
+      C: bct.subarray(Tn, 2 * Tn),
+      D: b.D as Float32Array | undefined,
+      z: b.z as Float32Array | undefined,
+      deltaBias: b.deltaBias as Float32Array | undefined,
+    };
+  };
+  return {
+    ...ops,
+    gemm: (p, b) =>
+      record(
+        p.name ? `gemm ${p.name}` : "gemm",
+        () => gemmInMemory(p, b as { a: Float32Array; b: Float32Array; c: Float32Array }),
+        gemmFlops(p),
+      ),
+    conv: (p, b) => record("conv", () => convInMemory(p, b)),
+    convBackward: (p, b) => record("convBackward", () => convInMemory(p, b)),
+    packBC: (p, b) => record("packBC", () => packBCChannels(p, b as { x: Float32Array; bct: Float32Array })),
+    scanForward: (p, b) =>
+      record(
+        "scanForward",
+        () =>
+          wasmScan.scanForward(
+            scanArrays(p, b),
+            dims(p),
+            p.softplus,
+            b.y as Float32Array,
+            b.last as Float32Array,
+          ),
+      ),
+    scanBackward: (p: ScanParams & PackedBC, b) =>
+      record("scanBackward", () => {
+        const T = p.batch * p.len, n = p.ns;
+        const dB = buffer("dB", T * n), dC = buffer("dC", T * n);
+        wasmScan.scanBackward(scanArrays(p, b), dims(p), p.softplus, b.dy as Float32Array, undefined, {
+          u: b.du as Float32Array,
+          delta: b.ddelta as Float32Array,
+          A: b.dA as Float32Array,
+          B: dB,
+          C: dC,
+          ...(b.D ? { D: b.dD as Float32Array } : {}),
+          ...(b.z ? { z: b.dz as Float32Array } : {}),
+          ...(b.deltaBias ? { deltaBias: b.dDeltaBias as Float32Array } : {}),
+          initialState: buffer("dh0", p.batch * p.dim * n),
+        });
+        // dB, dC (b, n, l) -> d x_dbl's columns [offset, offset + 2n) of rows (b l, row)
+        const dbc = b.dbc as Float32Array;
+        for (let bb = 0; bb < p.batch; bb++) {
+          for (let s = 0; s < n; s++) {
+            const src = (bb * n + s) * p.len, dst = bb * p.len * p.row + p.offset + s;
+            for (let t = 0; t < p.len; t++) {
+              dbc[dst + t * p.row] = dB[src + t];
+              dbc[dst + n + t * p.row] = dC[src + t];
+            }
+          }
+        }
+      }),
+  };
+}
