@@ -137,6 +137,32 @@ function convInMemory(
   runJobs(pool, b.dy ? Fn.ConvChBackward : Fn.ConvChForward, convJobs(p, scratch));
 }
 
+/** Writes a params block: i32 words, numbers marked `f` as float32 bits. */
+function params(words: (number | { f: number })[]): void {
+  const w = new Int32Array(getPool().memory.buffer, PARAMS, words.length);
+  const f = new Float32Array(w.buffer, PARAMS, words.length);
+  words.forEach((x, i) => typeof x === "number" ? (w[i] = x) : (f[i] = x.f));
+}
+
+/** Runs `fn` over [0, n) split between threads, with `work` per unit (rough multiply-adds). */
+function rangeJobs(fn: Fn, n: number, work: number, scratch?: number[]): void {
+  const pool = getPool();
+  const threads = Math.min(scratch?.length ?? Infinity, threadsFor(pool, n, n * work));
+  runJobs(pool, fn, splitRange(n, threads).map(([i0, i1], k) => [PARAMS, i0, i1, scratch?.[k] ?? 0]));
+}
+
+/** AdamW over [0, count) in ranges whose starts are multiples of 4 (whole vectors but the last). */
+function adamwJobs(count: number): void {
+  const pool = getPool();
+  const quads = Math.ceil(count / 4);
+  const threads = threadsFor(pool, quads, count * 20);
+  runJobs(
+    pool,
+    Fn.AdamW,
+    splitRange(quads, threads).map(([q0, q1]) => [PARAMS, 4 * q0, Math.min(count, 4 * q1), 0]),
+  );
+}
+
 /**
  * The WebAssembly op set over views of the kernels' memory: products and the scan in WebAssembly, the rest
  * the js twins. `record` as in jsOps.
@@ -186,6 +212,70 @@ export function wasmOps(record: OpRecorder): EngineOps<JsBuffer> {
         () => gemmInMemory(p, b as { a: Float32Array; b: Float32Array; c: Float32Array }),
         gemmFlops(p),
       ),
+    addRmsNorm: (p, b) =>
+      record("addRmsNorm", () => {
+        params([
+          addr(b.x),
+          b.delta ? addr(b.delta) : 0,
+          b.res ? addr(b.res) : 0,
+          addr(b.w),
+          addr(b.y),
+          addr(b.rstd),
+          p.d,
+          {
+            f: p.eps,
+          },
+          p.add ? 1 : 0,
+        ]);
+        rangeJobs(Fn.AddRmsNorm, p.rows, 4 * p.d);
+      }),
+    rmsNormBackward: (p, b) =>
+      record("rmsNormBackward", () => {
+        // each thread sums its rows' dw into a partial of its own; the partials are added here
+        const pool = getPool();
+        const { alloc, top } = allocator();
+        const parts = Array.from({ length: threadCount() }, () => alloc(p.d));
+        ensureMemory(pool, top());
+        params([addr(b.x), addr(b.w), addr(b.rstd), addr(b.dy), addr(b.dx), p.d, p.accumulate ? 1 : 0]);
+        const threads = Math.min(parts.length, threadsFor(pool, p.rows, p.rows * 6 * p.d));
+        runJobs(
+          pool,
+          Fn.RmsNormBackward,
+          splitRange(p.rows, threads).map(([i0, i1], k) => [PARAMS, i0, i1, parts[k]]),
+        );
+        const mem = new Float32Array(pool.memory.buffer);
+        const dw = b.dw as Float32Array;
+        for (let c = 0; c < p.d; c++) {
+          let s = 0;
+          for (let k = 0; k < threads; k++) s += mem[(parts[k] >> 2) + c];
+          dw[c] = s;
+        }
+      }),
+    crossEntropy: (p, b) =>
+      record("crossEntropy", () => {
+        params([addr(b.logits), addr(b.ids), addr(b.loss), p.rowOffset, p.V, p.len, p.stride, {
+          f: p.scale,
+        }]);
+        rangeJobs(Fn.CrossEntropy, p.rows, 30 * p.V);
+      }),
+    adamw: (p, b) =>
+      record("adamw", () => {
+        params([
+          addr(b.param),
+          addr(b.grad),
+          addr(b.m),
+          addr(b.v),
+          addr(b.hyper),
+          addr(b.state),
+          p.decayEnd,
+          {
+            f: p.beta1,
+          },
+          { f: p.beta2 },
+          { f: p.eps },
+        ]);
+        adamwJobs(p.count);
+      }),
     conv: (p, b) => record("conv", () => convInMemory(p, b)),
     convBackward: (p, b) => record("convBackward", () => convInMemory(p, b)),
     packBC: (p, b) => record("packBC", () => packBCChannels(p, b as { x: Float32Array; bct: Float32Array })),

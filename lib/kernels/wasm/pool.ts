@@ -35,6 +35,10 @@ export const Fn = {
   ConvBackward: 5,
   ConvChForward: 6,
   ConvChBackward: 7,
+  AddRmsNorm: 8,
+  RmsNormBackward: 9,
+  CrossEntropy: 10,
+  AdamW: 11,
 } as const;
 export type Fn = typeof Fn[keyof typeof Fn];
 
@@ -49,6 +53,10 @@ export interface ScanExports {
   convBackward: KernelFn;
   convChForward: KernelFn;
   convChBackward: KernelFn;
+  addRmsNorm: KernelFn;
+  rmsNormBackward: KernelFn;
+  crossEntropy: KernelFn;
+  adamw: KernelFn;
 }
 export interface MatmulExports {
   gemm: KernelFn;
@@ -115,6 +123,10 @@ export function getPool(): Pool {
         scan.convBackward,
         scan.convChForward,
         scan.convChBackward,
+        scan.addRmsNorm,
+        scan.rmsNormBackward,
+        scan.crossEntropy,
+        scan.adamw,
       ],
       modules,
       workers: [],
@@ -262,7 +274,7 @@ const { workerData } = require("node:worker_threads");
 const { wasmModules, memory, ctrl } = workerData;
 const [scan, matmul] = wasmModules.map((m) => new WebAssembly.Instance(m, { env: { memory } }).exports);
 const fns = [scan.forward, scan.backward, matmul.gemm, scan.transpose, scan.convForward, scan.convBackward,
-  scan.convChForward, scan.convChBackward];
+  scan.convChForward, scan.convChBackward, scan.addRmsNorm, scan.rmsNormBackward, scan.crossEntropy, scan.adamw];
 const w = new Int32Array(memory.buffer, 0, ${HEAP / 4});
 let seq = 0;
 Atomics.store(w, ctrl + 6, 0);
