@@ -12,7 +12,7 @@
  */
 import { type EngineOps, gemmFlops, type JsBuffer, jsOps, type OpRecorder } from "../js/ops.ts";
 import { gemmLayout, type GemmSpec } from "../js/gemm.ts";
-import type { PackedBC, PackParams, ScanParams } from "../js/scan.ts";
+import { nq4, type PackedBC, type PackParams, type ScanParams } from "../js/scan.ts";
 import type { ConvParams } from "../js/conv.ts";
 import {
   allocator,
@@ -25,7 +25,6 @@ import {
   threadCount,
   threadsFor,
 } from "./pool.ts";
-import * as wasmScan from "./scan.ts";
 
 /** Below this many multiply-adds per extra thread a product stays on one thread (as wasm/matmul.ts). */
 const MIN_PARALLEL_WORK = 1 << 20;
@@ -77,18 +76,168 @@ export function gemmInMemory(spec: GemmSpec, b: { a: Float32Array; b: Float32Arr
 }
 
 /**
- * The scan's B and C as scan.wat reads them: packBC here writes x_dbl's B and C columns as (b, n, l) each,
- * B first (the js twin packs (b l, 2, nq4); the buffer, T 2 nq4 floats, holds either).
+ * The scan's B and C as scan.wat reads them: packBC here writes x_dbl's B columns as Bt (b l, Np) and its
+ * C columns as Ct (b l, Np) after it, the state axis padded with zeros to Np (the js twin interleaves them
+ * per row, (b l, 2, nq4); the buffer, 2 (b l) Np floats, holds either).
  */
-function packBCChannels(p: PackParams, b: { x: Float32Array; bct: Float32Array }) {
-  const { rows: T, len, ns, row, offset } = p;
-  const batch = T / len;
+function packBCRows(p: PackParams, b: { x: Float32Array; bct: Float32Array }) {
+  const { rows: T, ns, row, offset } = p;
+  const Np = nq4(ns);
   for (let w = 0; w < 2; w++) {
-    for (let bb = 0; bb < batch; bb++) {
-      for (let s = 0; s < ns; s++) {
-        const dst = w * T * ns + (bb * ns + s) * len, src = bb * len * row + offset + w * ns + s;
-        for (let t = 0; t < len; t++) b.bct[dst + t] = b.x[src + t * row];
+    for (let i = 0; i < T; i++) {
+      const dst = (w * T + i) * Np, src = i * row + offset + w * ns;
+      for (let s = 0; s < Np; s++) b.bct[dst + s] = s < ns ? b.x[src + s] : 0;
+    }
+  }
+}
+
+/** Per-thread scratch of scan.wat (its thread block: 17 words) for a call over `threads` threads. */
+function scanThreadBlocks(
+  alloc: (floats: number) => number,
+  threads: number,
+  p: ScanParams,
+  backward: boolean,
+): number[][] {
+  const Np = nq4(p.ns), L = p.len, row = ((L + 3) & ~3) + 4, bl = p.batch * L * Np;
+  return Array.from({ length: threads }, () => {
+    const t = [
+      ...Array.from({ length: 8 }, () => alloc(row)),
+      alloc((L + 1) * Np),
+      alloc(L * Np),
+      alloc(Np),
+      alloc(Np),
+    ];
+    if (backward) t.push(alloc(p.dim * Np), alloc(p.dim), alloc(p.dim), alloc(bl), alloc(bl));
+    else t.push(0, 0, 0, 0, 0);
+    return t;
+  });
+}
+
+/** Byte offset of thread k's block (after the params block, as wasm/scan.ts lays them out). */
+const THREAD_BLOCK = 256;
+
+/**
+ * scan.wat's forward or backward over the engine's buffers in place (no staging): u, delta, z, y, dy, du,
+ * ddelta, dz are the engine's (b, e, l) arrays; Bt, Ct packBCRows' halves of bct; A padded to (e, Np) and
+ * A2 = A log2 e, the zero initial state and the per-thread accumulators in the call's scratch. The
+ * backward sums the threads' partial dA, dD, d bias and writes dB, dC into d x_dbl's columns.
+ */
+function scanInMemory(
+  p: ScanParams & Partial<PackedBC>,
+  b: {
+    u: JsBuffer;
+    delta: JsBuffer;
+    A: JsBuffer;
+    bct: JsBuffer;
+    D?: JsBuffer;
+    z?: JsBuffer;
+    deltaBias?: JsBuffer;
+    y?: JsBuffer;
+    last?: JsBuffer;
+    dy?: JsBuffer;
+    du?: JsBuffer;
+    ddelta?: JsBuffer;
+    dz?: JsBuffer;
+    dA?: JsBuffer;
+    dD?: JsBuffer;
+    dDeltaBias?: JsBuffer;
+    dbc?: JsBuffer;
+  },
+): void {
+  const pool = getPool();
+  const backward = b.dy !== undefined;
+  const { batch, dim: E, len: L, ns } = p, Np = nq4(ns), T = batch * L;
+  const channels = batch * E;
+  const threads = Math.min(channels, threadsFor(pool, channels, channels * L * Np));
+  const { alloc, top } = allocator();
+  const A = alloc(E * Np), A2 = alloc(E * Np), zeros = alloc(Math.max(E, batch * E * Np));
+  const state = alloc(batch * E * Np); // the padded last state (forward), or dh0 (backward: unused)
+  const blocks = scanThreadBlocks(alloc, threads, p, backward);
+  ensureMemory(pool, top());
+  const mem = new Float32Array(pool.memory.buffer);
+  mem.fill(0, zeros >> 2, (zeros >> 2) + Math.max(E, batch * E * Np));
+  const a = b.A as Float32Array;
+  for (let d = 0; d < E; d++) {
+    for (let s = 0; s < Np; s++) {
+      const v = s < ns ? a[d * ns + s] : 0;
+      mem[(A >> 2) + d * Np + s] = v;
+      mem[(A2 >> 2) + d * Np + s] = v * Math.LOG2E; // rounded to float32 on store, as wasm/scan.ts does
+    }
+  }
+  const Bt = addr(b.bct), Ct = Bt + 4 * T * Np;
+  const at = (v?: JsBuffer) => (v ? addr(v) : 0);
+  const words = [
+    L,
+    Np,
+    E,
+    (p.softplus ? 1 : 0) | (b.z ? 2 : 0),
+    addr(b.u),
+    addr(b.delta),
+    A,
+    Bt,
+    Ct,
+    b.D ? addr(b.D) : zeros,
+    at(b.z),
+    b.deltaBias ? addr(b.deltaBias) : zeros,
+    zeros, // h0
+    at(b.y),
+    backward ? 0 : Np === ns ? addr(b.last!) : state, // last (b, e, n): written in place unless padded
+    at(b.dy),
+    zeros, // gLast
+    at(b.du),
+    at(b.ddelta),
+    at(b.dz),
+    backward ? state : 0, // dh0
+    A2,
+  ];
+  const w = new Int32Array(pool.memory.buffer, 0, THREAD_BLOCK / 4 + 32 * threads);
+  w.set(words, PARAMS >> 2);
+  blocks.forEach((t, k) => w.set(t, (THREAD_BLOCK + 128 * k) >> 2));
+  if (backward) {
+    for (const t of blocks) {
+      for (const [i, n] of [[12, E * Np], [13, E], [14, E], [15, T * Np], [16, T * Np]]) {
+        mem.fill(0, t[i] >> 2, (t[i] >> 2) + n);
       }
+    }
+  }
+  runJobs(
+    pool,
+    backward ? Fn.ScanBackward : Fn.ScanForward,
+    splitRange(channels, threads).map(([c0, c1], k) => [PARAMS, THREAD_BLOCK + 128 * k, c0, c1]),
+  );
+  if (!backward) {
+    if (Np !== ns) {
+      const last = b.last as Float32Array;
+      for (let c = 0; c < channels; c++) {
+        for (let j = 0; j < ns; j++) last[c * ns + j] = mem[(state >> 2) + c * Np + j];
+      }
+    }
+    return;
+  }
+  // the threads' partial sums: dA (e, n), dD, d bias (e); dB, dC into d x_dbl's columns
+  const dA = b.dA as Float32Array, dD = b.dD as Float32Array | undefined;
+  const dBias = b.dDeltaBias as Float32Array | undefined, dbc = b.dbc as Float32Array;
+  dA.fill(0);
+  dD?.fill(0);
+  dBias?.fill(0);
+  for (const t of blocks) {
+    const pa = t[12] >> 2, pd = t[13] >> 2, pb = t[14] >> 2;
+    for (let d = 0; d < E; d++) {
+      for (let s = 0; s < ns; s++) dA[d * ns + s] += mem[pa + d * Np + s];
+      if (dD) dD[d] += mem[pd + d];
+      if (dBias) dBias[d] += mem[pb + d];
+    }
+  }
+  const R = p.row!, off = p.offset!;
+  for (let i = 0; i < T; i++) {
+    for (let s = 0; s < ns; s++) {
+      let gb = 0, gc = 0;
+      for (const t of blocks) {
+        gb += mem[(t[15] >> 2) + i * Np + s];
+        gc += mem[(t[16] >> 2) + i * Np + s];
+      }
+      dbc[i * R + off + s] = gb;
+      dbc[i * R + off + ns + s] = gc;
     }
   }
 }
@@ -169,41 +318,6 @@ function adamwJobs(count: number): void {
  */
 export function wasmOps(record: OpRecorder): EngineOps<JsBuffer> {
   const ops = jsOps(record);
-  // the scan's per-call outputs it needs beyond the engine's buffers: dB, dC (b, n, l), made once per size
-  const scratch = new Map<string, Float32Array>();
-  const buffer = (name: string, floats: number) => {
-    let a = scratch.get(name);
-    if (!a || a.length < floats) scratch.set(name, a = new Float32Array(floats));
-    return a.subarray(0, floats);
-  };
-  const dims = (p: ScanParams): wasmScan.ScanDims => ({
-    batch: p.batch,
-    dInner: p.dim,
-    dState: p.ns,
-    length: p.len,
-  });
-  const scanArrays = (p: ScanParams, b: {
-    u: JsBuffer;
-    delta: JsBuffer;
-    A: JsBuffer;
-    bct: JsBuffer;
-    D?: JsBuffer;
-    z?: JsBuffer;
-    deltaBias?: JsBuffer;
-  }): wasmScan.ScanArrays => {
-    const Tn = p.batch * p.len * p.ns;
-    const bct = b.bct as Float32Array;
-    return {
-      u: b.u as Float32Array,
-      delta: b.delta as Float32Array,
-      A: b.A as Float32Array,
-      B: bct.subarray(0, Tn),
-      C: bct.subarray(Tn, 2 * Tn),
-      D: b.D as Float32Array | undefined,
-      z: b.z as Float32Array | undefined,
-      deltaBias: b.deltaBias as Float32Array | undefined,
-    };
-  };
   return {
     ...ops,
     gemm: (p, b) =>
@@ -278,45 +392,8 @@ export function wasmOps(record: OpRecorder): EngineOps<JsBuffer> {
       }),
     conv: (p, b) => record("conv", () => convInMemory(p, b)),
     convBackward: (p, b) => record("convBackward", () => convInMemory(p, b)),
-    packBC: (p, b) => record("packBC", () => packBCChannels(p, b as { x: Float32Array; bct: Float32Array })),
-    scanForward: (p, b) =>
-      record(
-        "scanForward",
-        () =>
-          wasmScan.scanForward(
-            scanArrays(p, b),
-            dims(p),
-            p.softplus,
-            b.y as Float32Array,
-            b.last as Float32Array,
-          ),
-      ),
-    scanBackward: (p: ScanParams & PackedBC, b) =>
-      record("scanBackward", () => {
-        const T = p.batch * p.len, n = p.ns;
-        const dB = buffer("dB", T * n), dC = buffer("dC", T * n);
-        wasmScan.scanBackward(scanArrays(p, b), dims(p), p.softplus, b.dy as Float32Array, undefined, {
-          u: b.du as Float32Array,
-          delta: b.ddelta as Float32Array,
-          A: b.dA as Float32Array,
-          B: dB,
-          C: dC,
-          ...(b.D ? { D: b.dD as Float32Array } : {}),
-          ...(b.z ? { z: b.dz as Float32Array } : {}),
-          ...(b.deltaBias ? { deltaBias: b.dDeltaBias as Float32Array } : {}),
-          initialState: buffer("dh0", p.batch * p.dim * n),
-        });
-        // dB, dC (b, n, l) -> d x_dbl's columns [offset, offset + 2n) of rows (b l, row)
-        const dbc = b.dbc as Float32Array;
-        for (let bb = 0; bb < p.batch; bb++) {
-          for (let s = 0; s < n; s++) {
-            const src = (bb * n + s) * p.len, dst = bb * p.len * p.row + p.offset + s;
-            for (let t = 0; t < p.len; t++) {
-              dbc[dst + t * p.row] = dB[src + t];
-              dbc[dst + n + t * p.row] = dC[src + t];
-            }
-          }
-        }
-      }),
+    packBC: (p, b) => record("packBC", () => packBCRows(p, b as { x: Float32Array; bct: Float32Array })),
+    scanForward: (p, b) => record("scanForward", () => scanInMemory(p, b)),
+    scanBackward: (p, b) => record("scanBackward", () => scanInMemory(p, b)),
   };
 }
