@@ -238,7 +238,9 @@ for (const t of timed) {
     const c = t.profile.classes;
     console.log(
       `  per step: ${
-        Object.entries(c).map(([k, v]) => `${k} ${v.ms} ms${v.gflops ? ` (${v.gflops} GFLOP/s)` : ""}`).join(", ")
+        Object.entries(c).map(([k, v]) => `${k} ${v.ms} ms${v.gflops ? ` (${v.gflops} GFLOP/s)` : ""}`).join(
+          ", ",
+        )
       }` + (sgemm ? `; OpenBLAS sgemm ${JSON.stringify(sgemm)} GFLOP/s` : ""),
     );
   }
