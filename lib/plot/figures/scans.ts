@@ -281,7 +281,9 @@ registerFigure({
       "tfjs-ab": "tfjs BatchMatMul, A and B transposed first",
     };
     const engine = (r: Rec) =>
-      String(r.engine ?? "").startsWith("native")
+      String(r.engine ?? "").startsWith("native (wasm")
+        ? "native engine (WebAssembly kernels)"
+        : String(r.engine ?? "").startsWith("native")
         ? "native engine (WGSL kernels)"
         : r.provenance?.backend !== "webgpu"
         ? "TF.js, WebAssembly GEMM"
