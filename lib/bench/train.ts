@@ -92,7 +92,8 @@ async function cpuProfile() {
   });
   try {
     const batcher = new ByteBatcher(text, batch, length, 0);
-    await (await engine.step(batcher.next(), 1e-4)).stats; // warm-up
+    await engine.step(batcher.next(), 1e-4); // warm-up
+    await engine.flush();
     const ops = await engine.profile(batcher.next(), 1e-4);
     const classOf = (label: string) =>
       label.startsWith("gemm")
