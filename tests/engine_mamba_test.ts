@@ -29,6 +29,7 @@ import {
   type StepStats,
 } from "../lib/engine/mamba.ts";
 import type { EngineBackendName } from "../lib/engine/backend.ts";
+import { getPool, reservedBytes } from "../lib/kernels/wasm/pool.ts";
 import { FIXTURES, relL2, useBackend } from "./helpers.ts";
 import { ENGINE_BACKENDS, TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
 
@@ -239,11 +240,17 @@ for (const backend of ENGINE_BACKENDS) {
       for (let s = 0; s < 3; s++) await eng.step(batcher.next(), 1e-3);
       await eng.flush();
       const before = { ...eng.backend.counters }, bytes = eng.backend.allocatedBytes;
+      const kernelMemory = getPool().memory.buffer.byteLength, held = reservedBytes();
       const stats: Promise<StepStats>[] = [];
       for (let s = 0; s < 6; s++) stats.push((await eng.step(batcher.next(), 1e-3)).stats);
       await Promise.all(stats); // two read-backs, no flush needed
       await eng.backend.finish();
       assert.equal(eng.backend.allocatedBytes, bytes, "memory held");
+      if (backend === "wasm") {
+        // the kernels' memory neither grows nor gains reserved regions: each step's scratch is reused
+        assert.equal(getPool().memory.buffer.byteLength, kernelMemory, "WebAssembly memory grew");
+        assert.equal(reservedBytes(), held, "regions reserved during 6 steps");
+      }
       if (backend === "webgpu") {
         const after = eng.backend.counters!;
         assert.equal(after.buffers, before.buffers, "buffers created during 6 steps");
@@ -256,6 +263,7 @@ for (const backend of ENGINE_BACKENDS) {
     } finally {
       eng.destroy();
     }
+    if (backend === "wasm") assert.equal(reservedBytes(), 0, "the engine's regions given back");
   });
 
   Deno.test(`engine (${backend}): parameters and AdamW moments move to TF.js's AdamW mid-run and back`, async () => {
