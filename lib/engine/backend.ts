@@ -94,6 +94,14 @@ class JsProgram implements Program {
   readonly flops: (number | undefined)[] = [];
 }
 
+/** A copy of `count` values of a buffer as float32 bits (an int32 buffer's bits kept, as a GPU copy does). */
+function bitsOf(buf: JsBuffer, offset: number, count: number): Float32Array {
+  const out = new Float32Array(count);
+  if (buf instanceof Int32Array) new Int32Array(out.buffer).set(buf.subarray(offset, offset + count));
+  else out.set(buf.subarray(offset, offset + count));
+  return out;
+}
+
 export class JsBackend implements Backend<JsBuffer> {
   readonly name: EngineBackendName = "js";
   get device(): string {
@@ -129,16 +137,13 @@ export class JsBackend implements Backend<JsBuffer> {
     for (const [buf, data] of opts.writes ?? []) buf.set(data);
     for (const p of programs) for (const s of (p as JsProgram).steps) s();
     const r = opts.readback;
-    return Promise.resolve({
-      readback: r &&
-        Promise.resolve({ floats: Float32Array.from(r.from.subarray(0, r.floats) as Float32Array) }),
-    });
+    return Promise.resolve({ readback: r && Promise.resolve({ floats: bitsOf(r.from, 0, r.floats) }) });
   }
   write(buf: JsBuffer, data: Float32Array | Int32Array, offset = 0): void {
     buf.set(data, offset);
   }
   read(buf: JsBuffer, offset = 0, count = buf.length - offset): Promise<Float32Array> {
-    return Promise.resolve(Float32Array.from(buf.subarray(offset, offset + count) as Float32Array));
+    return Promise.resolve(bitsOf(buf, offset, count));
   }
   finish(): Promise<void> {
     return Promise.resolve();

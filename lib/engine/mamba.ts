@@ -97,7 +97,7 @@ interface Slot {
  * every layer's A_log next to each other, so A = -exp(A_log) and dA_log = dA A are one dispatch each.
  * Every tensor starts at a multiple of ALIGN floats (a binding offset any device accepts).
  */
-function arenaLayout(cfg: MambaConfig) {
+export function arenaLayout(cfg: MambaConfig) {
   const shapes = parameterShapes(cfg);
   const slots = new Map<string, Slot>();
   let offset = 0;
@@ -114,6 +114,39 @@ function arenaLayout(cfg: MambaConfig) {
   const aLogFloats = offset - aLogStart;
   shapes.filter(([name]) => noWeightDecay(name) && !name.endsWith(".A_log")).forEach(place);
   return { slots, decayEnd, total: offset, aLogStart, aLogFloats };
+}
+
+/** Views of every parameter of a Mamba LM in an arena laid out by `arenaLayout` (mamba_ssm's names). */
+export function parameterViews<B>(
+  be: Backend<B>,
+  buf: B,
+  cfg: MambaConfig,
+  layout: ReturnType<typeof arenaLayout>,
+) {
+  const { L } = dims(cfg);
+  const tied = cfg.tie_embeddings, convBias = cfg.ssm_cfg.conv_bias;
+  const at = (buf: B, name: string) => {
+    const s = layout.slots.get(name)!;
+    return be.view(buf, s.offset, s.size);
+  };
+  const lk = (i: number, name: string) => `backbone.layers.${i}.${name}`;
+  return {
+    E: at(buf, "backbone.embedding.weight"), // (V, d)
+    head: at(buf, tied ? "backbone.embedding.weight" : "lm_head.weight"), // (V, d)
+    normF: at(buf, "backbone.norm_f.weight"), // (d)
+    layers: Array.from({ length: L }, (_, i) => ({
+      norm: at(buf, lk(i, "norm.weight")), // (d)
+      inW: at(buf, lk(i, "mixer.in_proj.weight")), // (2e, d)
+      convW: at(buf, lk(i, "mixer.conv1d.weight")), // (e, 1, k)
+      convB: convBias ? at(buf, lk(i, "mixer.conv1d.bias")) : undefined, // (e)
+      xpW: at(buf, lk(i, "mixer.x_proj.weight")), // (R, e)
+      dtW: at(buf, lk(i, "mixer.dt_proj.weight")), // (e, r)
+      dtB: at(buf, lk(i, "mixer.dt_proj.bias")), // (e)
+      aLog: at(buf, lk(i, "mixer.A_log")), // (e, n)
+      D: at(buf, lk(i, "mixer.D")), // (e)
+      outW: at(buf, lk(i, "mixer.out_proj.weight")), // (d, e)
+    })),
+  };
 }
 
 /** Buffers and programs of one engine; B is the backend's buffer type. */
@@ -133,28 +166,7 @@ function build<B>(
   // ---- parameters, gradients, AdamW moments: flat arenas; views per tensor
   const arena = { P: f32(layout.total, "parameters"), G: f32(layout.total, "gradients") };
   const moments = { m: f32(layout.total, "AdamW m"), v: f32(layout.total, "AdamW v") };
-  const at = (buf: B, name: string) => {
-    const s = layout.slots.get(name)!;
-    return be.view(buf, s.offset, s.size);
-  };
-  const lk = (i: number, name: string) => `backbone.layers.${i}.${name}`;
-  const weights = (buf: B) => ({
-    E: at(buf, "backbone.embedding.weight"), // (V, d)
-    head: at(buf, tied ? "backbone.embedding.weight" : "lm_head.weight"), // (V, d)
-    normF: at(buf, "backbone.norm_f.weight"), // (d)
-    layers: Array.from({ length: L }, (_, i) => ({
-      norm: at(buf, lk(i, "norm.weight")), // (d)
-      inW: at(buf, lk(i, "mixer.in_proj.weight")), // (2e, d)
-      convW: at(buf, lk(i, "mixer.conv1d.weight")), // (e, 1, k)
-      convB: convBias ? at(buf, lk(i, "mixer.conv1d.bias")) : undefined, // (e)
-      xpW: at(buf, lk(i, "mixer.x_proj.weight")), // (R, e)
-      dtW: at(buf, lk(i, "mixer.dt_proj.weight")), // (e, r)
-      dtB: at(buf, lk(i, "mixer.dt_proj.bias")), // (e)
-      aLog: at(buf, lk(i, "mixer.A_log")), // (e, n)
-      D: at(buf, lk(i, "mixer.D")), // (e)
-      outW: at(buf, lk(i, "mixer.out_proj.weight")), // (d, e)
-    })),
-  });
+  const weights = (buf: B) => parameterViews(be, buf, cfg, layout);
   const P = weights(arena.P), G = weights(arena.G);
   const aLogAll = {
     P: be.view(arena.P, layout.aLogStart, layout.aLogFloats),

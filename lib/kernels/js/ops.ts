@@ -6,6 +6,7 @@
  * and layouts come in the parameters.
  */
 import * as conv from "./conv.ts";
+import * as decode from "./decode.ts";
 import * as elementwise from "./elementwise.ts";
 import * as gemm from "./gemm.ts";
 import * as norm from "./norm.ts";
@@ -36,6 +37,13 @@ export interface EngineOps<B> {
   sumSquares(p: optim.SumSquaresParams, b: { x: B; partials: B }): void;
   finalizeStep(p: optim.FinalizeParams, b: { partials: B; loss: B; hyper: B; state: B; history: B }): void;
   adamw(p: optim.AdamWParams, b: { param: B; grad: B; m: B; v: B; hyper: B; state: B }): void;
+  // decoding (lib/engine/decode.ts): one token per sequence from a state held in buffers
+  convStep(p: decode.ConvStepParams, b: { x: B; window: B; w: B; bias?: B; y: B }): void;
+  ssmStep(
+    p: decode.SsmStepParams,
+    b: { u: B; delta: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
+  ): void;
+  argmax(p: decode.ArgmaxParams, b: { logits: B; ids: B }): void;
 }
 
 export type JsBuffer = Float32Array | Int32Array;
@@ -73,5 +81,8 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     sumSquares: op("sumSquares", optim.sumSquares),
     finalizeStep: op("finalizeStep", optim.finalizeStep),
     adamw: op("adamw", optim.adamw),
+    convStep: op("convStep", decode.convStep),
+    ssmStep: op("ssmStep", decode.ssmStep),
+    argmax: op("argmax", decode.argmax),
   };
 }

@@ -5,6 +5,7 @@
 import type { EngineOps } from "../js/ops.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import * as conv from "./conv.ts";
+import * as decode from "./decode.ts";
 import * as elementwise from "./elementwise.ts";
 import { recordGemm } from "./gemm.ts";
 import * as norm from "./norm.ts";
@@ -31,5 +32,8 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     sumSquares: (p, b) => optim.sumSquares(d, p, b),
     finalizeStep: (p, b) => optim.finalizeStep(d, p, b),
     adamw: (p, b) => optim.adamw(d, p, b),
+    convStep: (p, b) => decode.convStep(d, p, b),
+    ssmStep: (p, b) => decode.ssmStep(d, p, b),
+    argmax: (p, b) => decode.argmax(d, p, b),
   };
 }

@@ -1,0 +1,324 @@
+/**
+ * Decoding on the native engine: a Mamba LM's recurrent step for a batch of sequences (1..64), the state
+ * (every layer's conv window and SSM state) held in buffers on the engine's backend and updated in place,
+ * the greedy choice made there too, so that greedy generation runs `stepsPerSubmit` steps per submission
+ * with each step's chosen id feeding the next step on the device and only the chosen ids read back.
+ *
+ * One step, per sequence b (shapes for the batch: B sequences, d d_model, e d_inner, n d_state, r dt_rank,
+ * R = r + 2n, k d_conv, V padded vocabulary):
+ *   h (B, d) = E[id]                                   embedding
+ *   per layer: hn = rmsnorm(h [+ out]) w               residual add fused with the norm
+ *              x, z (B, e) = hn W_in^T                 two products (the halves of in_proj)
+ *              u (B, e) = silu(conv(window <- x))      the window moves by one (convStep)
+ *              x_dbl (B, R) = u W_xp^T;  delta (B, e) = x_dbl[:, :r] W_dt^T
+ *              y (B, e) = ssm step (h_ssm updated) gated by silu(z)          (ssmStep)
+ *              out (B, d) = y W_out^T
+ *   logits (B, V) = rmsnorm(h + out) w_f W_head^T;  id' = argmax over the real vocabulary
+ * The math is lib/models/mamba.ts's step (tests compare the two, and the greedy bytes with mamba_ssm's).
+ *
+ * Ids live in a ring of stepsPerSubmit + 1 rows (each row ALIGN floats apart so that every row is a view):
+ * step j of a submission reads row j and writes its choice into row j + 1; the last step also writes row 0,
+ * where the next submission starts.
+ */
+import { dims, type MambaConfig } from "../models/mamba_config.ts";
+import type { GemmSpec } from "../kernels/js/gemm.ts";
+import type { EngineOps } from "../kernels/js/ops.ts";
+import { align, type Backend, createBackend, type EngineBackendName } from "./backend.ts";
+import { arenaLayout, parameterViews } from "./mamba.ts";
+
+const NORM_EPS = 1e-5; // RMSNorm's epsilon (models/mamba_config.ts NORM_EPSILON)
+
+export interface MambaDecoderOptions {
+  config: MambaConfig;
+  /** Every parameter under mamba_ssm's state-dict names (lm_head.weight ignored when tied). */
+  params: Map<string, Float32Array>;
+  /** Sequences decoded together (default 1; at most 64). */
+  batch?: number;
+  backend?: EngineBackendName;
+  /** Greedy steps per submission (default 16): ids of that many steps come back per read-back. */
+  stepsPerSubmit?: number;
+  /** webgpu: accept a software adapter (tests on machines without a GPU). */
+  allowSoftwareGpu?: boolean;
+}
+
+/** Buffers and programs of a decoder; B is the backend's buffer type. */
+function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
+  const { d, e, n, r, k, V, L } = dims(cfg);
+  const Bq = batch, R = r + 2 * n, convBias = cfg.ssm_cfg.conv_bias;
+  const layout = arenaLayout(cfg);
+  const f32 = (floats: number, label: string) => be.f32(floats, label);
+  const P = f32(layout.total, "parameters");
+  const W = parameterViews(be, P, cfg, layout);
+  // the state: per layer the conv window (B, e, k), oldest input first, and the SSM state (B, e, n)
+  const cs = align(Bq * e * k), ss = align(Bq * e * n);
+  const convState = f32(L * cs, "conv windows"), ssmState = f32(L * ss, "SSM states");
+  const window = (i: number) => be.view(convState, i * cs, Bq * e * k);
+  const hState = (i: number) => be.view(ssmState, i * ss, Bq * e * n);
+  const aStride = align(e * n);
+  const A = f32(L * aStride, "A = -exp(A_log)"); // (L, e, n), computed once after the weights are written
+  const rowFloats = align(Bq);
+  const ring = be.i32((K + 1) * rowFloats, "ids ring"); // (K + 1) rows of B ids
+  const row = (j: number) => be.view(ring, j * rowFloats, Bq);
+  const act = {
+    res: [f32(Bq * d, "residual a"), f32(Bq * d, "residual b")], // (B, d) ping-pong
+    hn: f32(Bq * d, "hn"),
+    rstd: f32(Bq, "rstd"),
+    x: f32(Bq * e, "x"),
+    z: f32(Bq * e, "z"),
+    u: f32(Bq * e, "u"),
+    xdbl: f32(Bq * R, "x_dbl"),
+    delta: f32(Bq * e, "delta"),
+    y: f32(Bq * e, "y"),
+    out: f32(Bq * d, "mixer output"),
+    hf: f32(Bq * d, "final norm"),
+    logits: f32(Bq * V, "logits"),
+  };
+  // products, token-major (one row per sequence): C (B, N) = A (B, K) . W^T, W stored (N, K)
+  const nt = (N: number, Kd: number, rest: Partial<GemmSpec> = {}): GemmSpec => ({
+    M: Bq,
+    N,
+    K: Kd,
+    transposeA: false,
+    transposeB: true,
+    ...rest,
+  });
+  const g = {
+    inX: nt(e, d, { name: "inX" }),
+    inZ: nt(e, d, { offB: e * d, name: "inZ" }),
+    xProj: nt(R, e, { name: "xProj" }),
+    dtProj: nt(e, r, { lda: R, name: "dtProj" }), // dt = x_dbl[:, 0:r]
+    outProj: nt(d, e, { name: "outProj" }),
+    head: nt(V, d, { name: "head" }),
+  };
+  // A (L, e, n) = -exp(A_log): every layer's A_log lies together in the arena (arenaLayout)
+  const prepare = be.record((ops) =>
+    ops.negExp({ count: layout.aLogFloats }, { x: be.view(P, layout.aLogStart, layout.aLogFloats), y: A })
+  );
+
+  /** One step: ids from ring row `from`, choice into row `to` (and row 0 when `wrap`). */
+  const stepOps = (ops: EngineOps<B>, from: number, to: number, wrap: boolean) => {
+    ops.embedding({ batch: Bq, len: 1, stride: 1, d, V }, { ids: row(from), table: W.E, out: act.res[0] });
+    let cur = 0;
+    for (let i = 0; i < L; i++) {
+      const w = W.layers[i];
+      if (i === 0) {
+        ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: false }, {
+          x: act.res[0],
+          w: w.norm,
+          y: act.hn,
+          rstd: act.rstd,
+        });
+      } else {
+        ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: true }, {
+          x: act.res[cur],
+          delta: act.out,
+          res: act.res[1 - cur],
+          w: w.norm,
+          y: act.hn,
+          rstd: act.rstd,
+        });
+        cur = 1 - cur;
+      }
+      ops.gemm(g.inX, { a: act.hn, b: w.inW, c: act.x }); // x (B, e)
+      ops.gemm(g.inZ, { a: act.hn, b: w.inW, c: act.z }); // z (B, e)
+      ops.convStep({ batch: Bq, ch: e, k, bias: convBias }, {
+        x: act.x,
+        window: window(i),
+        w: w.convW,
+        bias: w.convB,
+        y: act.u,
+      });
+      ops.gemm(g.xProj, { a: act.u, b: w.xpW, c: act.xdbl }); // dt | B | C (B, R)
+      ops.gemm(g.dtProj, { a: act.xdbl, b: w.dtW, c: act.delta }); // delta (B, e)
+      ops.ssmStep({ batch: Bq, dim: e, ns: n, softplus: true, row: R, offset: r }, {
+        u: act.u,
+        delta: act.delta,
+        deltaBias: w.dtB,
+        A: be.view(A, i * aStride, e * n),
+        xdbl: act.xdbl,
+        D: w.D,
+        z: act.z,
+        h: hState(i),
+        y: act.y,
+      });
+      ops.gemm(g.outProj, { a: act.y, b: w.outW, c: act.out }); // out (B, d)
+    }
+    ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: true }, {
+      x: act.res[cur],
+      delta: act.out,
+      res: act.res[1 - cur],
+      w: W.normF,
+      y: act.hf,
+      rstd: act.rstd,
+    });
+    ops.gemm(g.head, { a: act.hf, b: W.head, c: act.logits }); // logits (B, V)
+    ops.argmax({
+      rows: Bq,
+      V,
+      vocab: cfg.vocab_size,
+      outOffset: to * rowFloats,
+      ...(wrap ? { alsoOffset: 0 } : {}),
+    }, { logits: act.logits, ids: ring });
+  };
+  const single = be.record((ops) => stepOps(ops, 0, 1, false));
+  const greedy = be.record((ops) => {
+    for (let j = 0; j < K; j++) stepOps(ops, j, j + 1, j === K - 1);
+  });
+  return {
+    layout,
+    P,
+    convState,
+    ssmState,
+    ring,
+    row,
+    rowFloats,
+    act,
+    programs: { prepare, single, greedy },
+    V,
+  };
+}
+
+/** A Mamba LM decoded on the native engine (module comment). */
+export class MambaDecoder {
+  private host: Int32Array;
+  private constructor(
+    // deno-lint-ignore no-explicit-any
+    readonly backend: Backend<any>,
+    // deno-lint-ignore no-explicit-any
+    private s: ReturnType<typeof build<any>>,
+    readonly config: MambaConfig,
+    readonly batch: number,
+    readonly stepsPerSubmit: number,
+  ) {
+    this.host = new Int32Array(s.rowFloats);
+  }
+
+  static async create(o: MambaDecoderOptions): Promise<MambaDecoder> {
+    const cfg = o.config, batch = o.batch ?? 1, K = o.stepsPerSubmit ?? 16;
+    if (!cfg.rms_norm || cfg.ssm_cfg.bias) {
+      throw new Error("MambaDecoder: RMSNorm models without in/out projection biases only (as MambaEngine)");
+    }
+    if (!(Number.isInteger(batch) && batch >= 1 && batch <= 64)) {
+      throw new Error(`MambaDecoder: batch must be an integer in [1, 64] (got ${batch})`);
+    }
+    if (!(Number.isInteger(K) && K >= 1)) throw new Error(`MambaDecoder: stepsPerSubmit ${K}`);
+    // deno-lint-ignore no-explicit-any
+    const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
+      allowSoftware: o.allowSoftwareGpu,
+      readbackFloats: Math.max(align(batch) * K, batch * dims(cfg).V),
+    });
+    try {
+      const s = build(be, cfg, batch, K);
+      for (const slot of s.layout.slots.values()) {
+        const v = o.params.get(slot.name);
+        if (!v || v.length !== slot.size) {
+          throw new Error(
+            `MambaDecoder: params "${slot.name}": ${
+              v ? `${v.length} values, expected ${slot.size}` : "missing"
+            }`,
+          );
+        }
+        be.write(s.P, v, slot.offset);
+      }
+      await be.submit([s.programs.prepare]);
+      await be.finish();
+      return new MambaDecoder(be, s, cfg, batch, K);
+    } catch (e) {
+      be.destroy();
+      throw e;
+    }
+  }
+
+  /** Back to the empty state (before any input): every conv window and SSM state zero. */
+  reset(): void {
+    this.backend.write(this.s.convState, new Float32Array(this.floatsOf(this.s.convState)));
+    this.backend.write(this.s.ssmState, new Float32Array(this.floatsOf(this.s.ssmState)));
+  }
+
+  // deno-lint-ignore no-explicit-any
+  private floatsOf(buf: any): number {
+    return buf instanceof Float32Array || buf instanceof Int32Array ? buf.length : buf.size / 4;
+  }
+
+  private idsWrite(ids: ArrayLike<number>): [unknown, Int32Array][] {
+    if (ids.length !== this.batch) {
+      throw new RangeError(`expected ${this.batch} ids (one per sequence), got ${ids.length}`);
+    }
+    this.host.set(ids);
+    return [[this.s.row(0), this.host.subarray(0, this.batch)]];
+  }
+
+  /** Reads one id per sequence; returns the logits (B, V padded) for the next one. */
+  async step(ids: ArrayLike<number>): Promise<Float32Array> {
+    const p = this.s.programs;
+    const { readback } = await this.backend.submit([p.single], {
+      writes: this.idsWrite(ids),
+      readback: { from: this.s.act.logits, floats: this.batch * this.s.V },
+    });
+    return (await readback!).floats;
+  }
+
+  /** Reads one id per sequence without reading anything back (a prompt's bytes but its last). */
+  async feed(ids: ArrayLike<number>): Promise<void> {
+    await this.backend.submit([this.s.programs.single], { writes: this.idsWrite(ids) });
+  }
+
+  /**
+   * Greedy decoding: reads `first` (one id per sequence: the prompt's last), then generates `count` ids per
+   * sequence, each the argmax of the logits after the one before, on the device. Returns them (count, B)
+   * row-major; `onIds` receives each submission's ids as they arrive. The state ends after the last id read.
+   */
+  async greedy(
+    first: ArrayLike<number>,
+    count: number,
+    onIds?: (ids: Int32Array) => void | Promise<void>,
+  ): Promise<Int32Array> {
+    const K = this.stepsPerSubmit, B = this.batch, rf = this.s.rowFloats, p = this.s.programs;
+    const out = new Int32Array(count * B);
+    if (count === 0) {
+      await this.feed(first);
+      return out;
+    }
+    let writes: [unknown, Int32Array][] | undefined = this.idsWrite(first);
+    // whole submissions of K steps, queued ahead (the ring's row 0 carries the last id between them);
+    // the last id each produces is read by the next one, so a count not a multiple of K ends with single steps
+    const pending: Promise<{ floats: Float32Array }>[] = [];
+    const whole = Math.floor(count / K);
+    for (let s = 0; s < whole; s++) {
+      const { readback } = await this.backend.submit([p.greedy], {
+        writes,
+        readback: { from: this.backend.view(this.s.ring, rf, K * rf), floats: K * rf },
+      });
+      writes = undefined;
+      pending.push(readback!);
+    }
+    let at = 0;
+    for (const r of pending) {
+      const ids = new Int32Array((await r).floats.buffer);
+      for (let j = 0; j < K; j++) out.set(ids.subarray(j * rf, j * rf + B), (at + j) * B);
+      await onIds?.(out.subarray(at * B, (at + K) * B));
+      at += K;
+    }
+    for (; at < count; at++) {
+      // one step: its choice (ring row 1) is both this output and the next step's input (row 0)
+      const { readback } = await this.backend.submit([p.single], {
+        writes,
+        readback: { from: this.s.row(1), floats: B },
+      });
+      const ids = new Int32Array((await readback!).floats.buffer).slice(0, B);
+      out.set(ids, at * B);
+      writes = [[this.s.row(0), ids]];
+      await onIds?.(ids);
+    }
+    return out;
+  }
+
+  /** Dispatches (webgpu) or op calls of one step. */
+  dispatchesPerStep(): number {
+    return this.s.programs.single.labels.length;
+  }
+
+  destroy(): void {
+    this.backend.destroy();
+  }
+}

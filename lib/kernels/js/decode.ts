@@ -1,0 +1,105 @@
+/**
+ * Plain-JS twins of webgpu/decode.ts: the recurrent step's kernels of the decoding engine
+ * (lib/engine/decode.ts), one token per sequence of a batch, the state (conv window, SSM state) held in
+ * buffers and updated in place. The math is lib/models/mamba.ts's `mixer` at l = 1 from a state.
+ */
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+const softplus = (x: number) => (x > 20 ? x : Math.log1p(Math.exp(x)));
+
+export interface ConvStepParams {
+  batch: number;
+  ch: number;
+  k: number;
+  bias: boolean;
+}
+
+/**
+ * The conv window (batch, ch, k), oldest first, moves by one and takes x (batch, ch) as its newest input;
+ * y = silu(bias + sum_j w[c, j] window[c, j]).
+ */
+export function convStep(
+  p: ConvStepParams,
+  b: { x: Float32Array; window: Float32Array; w: Float32Array; bias?: Float32Array; y: Float32Array },
+): void {
+  const { k } = p;
+  for (let i = 0; i < p.batch * p.ch; i++) {
+    const c = i % p.ch, o = i * k;
+    for (let j = 0; j < k - 1; j++) b.window[o + j] = b.window[o + j + 1];
+    b.window[o + k - 1] = b.x[i];
+    let s = p.bias ? b.bias![c] : 0;
+    for (let j = 0; j < k; j++) s = Math.fround(s + Math.fround(b.window[o + j] * b.w[c * k + j]));
+    b.y[i] = s * sigmoid(s);
+  }
+}
+
+export interface SsmStepParams {
+  batch: number;
+  dim: number;
+  ns: number;
+  softplus: boolean;
+  /** floats per row of x_dbl (dt_rank + 2 ns), and where B starts in a row (C follows it) */
+  row: number;
+  offset: number;
+}
+
+/**
+ * One step of the selective SSM per (sequence, channel), the state h (batch, dim, ns) updated in place:
+ *   dt = softplus(delta + bias);  h = exp(dt A) h + dt B u;  y = (<h, C> + D u) silu(z)
+ * with B, C from x_dbl's row of the sequence.
+ */
+export function ssmStep(
+  p: SsmStepParams,
+  b: {
+    u: Float32Array;
+    delta: Float32Array;
+    deltaBias?: Float32Array;
+    A: Float32Array;
+    xdbl: Float32Array;
+    D?: Float32Array;
+    z?: Float32Array;
+    h: Float32Array;
+    y: Float32Array;
+  },
+): void {
+  const { dim, ns } = p;
+  for (let i = 0; i < p.batch * dim; i++) {
+    const bb = Math.floor(i / dim), c = i % dim;
+    const raw = b.delta[i] + (b.deltaBias ? b.deltaBias[c] : 0);
+    const dt = p.softplus ? softplus(raw) : raw;
+    const u = b.u[i], bo = bb * p.row + p.offset;
+    let acc = 0;
+    for (let s = 0; s < ns; s++) {
+      const h = Math.exp(dt * b.A[c * ns + s]) * b.h[i * ns + s] + dt * b.xdbl[bo + s] * u;
+      b.h[i * ns + s] = h;
+      acc += h * b.xdbl[bo + ns + s];
+    }
+    let y = acc + (b.D ? b.D[c] * u : 0);
+    if (b.z) y *= b.z[i] * sigmoid(b.z[i]);
+    b.y[i] = y;
+  }
+}
+
+export interface ArgmaxParams {
+  rows: number;
+  /** floats per logits row (the padded vocabulary) */
+  V: number;
+  /** the ids taking part: [0, vocab) (the padding rows of the head are not tokens) */
+  vocab: number;
+  /** ids[outOffset + row] = the row's argmax (and ids[alsoOffset + row], when given) */
+  outOffset: number;
+  alsoOffset?: number;
+}
+
+/** Greedy choice per row: the first index of the largest logit among the real vocabulary. */
+export function argmax(p: ArgmaxParams, b: { logits: Float32Array; ids: Int32Array }): void {
+  for (let r = 0; r < p.rows; r++) {
+    let best = 0, max = -Infinity;
+    for (let j = 0; j < p.vocab; j++) {
+      const v = b.logits[r * p.V + j];
+      if (v > max) [max, best] = [v, j];
+    }
+    b.ids[p.outOffset + r] = best;
+    if (p.alsoOffset !== undefined) b.ids[p.alsoOffset + r] = best;
+  }
+}

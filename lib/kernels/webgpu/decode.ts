@@ -1,0 +1,142 @@
+/**
+ * WGSL of the decoding engine's recurrent-step kernels (plain-JS twins: ../js/decode.ts): the conv window
+ * and the selective SSM stepped one token per sequence, the state updated in place, one thread per
+ * (sequence, channel); and the greedy choice, one workgroup per row reducing (value, index) pairs.
+ */
+import type { ArgmaxParams, ConvStepParams, SsmStepParams } from "../js/decode.ts";
+import { type Dispatcher, flatGroups } from "./dispatcher.ts";
+import { cached, declare, FLAT_ARGS, flatIndex, GROUP_ARGS, itemGroups, SIGMOID } from "./wgsl.ts";
+
+export function convStepShader(p: ConvStepParams): string {
+  const k = p.k;
+  return cached(`convStep ${JSON.stringify(p)}`, () =>
+    `${
+      declare([
+        ["x", "read", "f32"],
+        ["window", "read_write", "f32"],
+        ["w", "read", "f32"],
+        ...(p.bias ? [["bias", "read", "f32"] as ["bias", "read", "f32"]] : []),
+        ["y", "read_write", "f32"],
+      ])
+    }
+${SIGMOID}
+@compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
+  let i = ${flatIndex(64)};
+  if (i >= ${p.batch * p.ch}u) { return; }
+  let c = i % ${p.ch}u; let o = i * ${k}u;
+  for (var j = 0u; j < ${k - 1}u; j++) { window[o + j] = window[o + j + 1u]; }
+  window[o + ${k - 1}u] = x[i];
+  var s = ${p.bias ? "bias[c]" : "0.0"};
+  for (var j = 0u; j < ${k}u; j++) { s = s + window[o + j] * w[c * ${k}u + j]; }
+  y[i] = s * sigmoid(s);
+}`);
+}
+
+/** The conv window moves by one token; y = silu(conv of the window). */
+export function convStep<B>(
+  d: Dispatcher<B>,
+  p: ConvStepParams,
+  b: { x: B; window: B; w: B; bias?: B; y: B },
+): void {
+  const bufs = [b.x, b.window, b.w, ...(p.bias ? [b.bias!] : []), b.y];
+  d.dispatch("convStep", convStepShader(p), bufs, flatGroups(p.batch * p.ch, 64));
+}
+
+export function ssmStepShader(p: SsmStepParams, has: { bias: boolean; D: boolean; z: boolean }): string {
+  return cached(`ssmStep ${JSON.stringify([p, has])}`, () =>
+    `${
+      declare([
+        ["u", "read", "f32"],
+        ["delta", "read", "f32"],
+        ...(has.bias ? [["deltaBias", "read", "f32"] as ["deltaBias", "read", "f32"]] : []),
+        ["A", "read", "f32"],
+        ["xdbl", "read", "f32"],
+        ...(has.D ? [["D", "read", "f32"] as ["D", "read", "f32"]] : []),
+        ...(has.z ? [["z", "read", "f32"] as ["z", "read", "f32"]] : []),
+        ["h", "read_write", "f32"],
+        ["y", "read_write", "f32"],
+      ])
+    }
+${SIGMOID}
+fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
+@compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
+  let i = ${flatIndex(64)};
+  if (i >= ${p.batch * p.dim}u) { return; }
+  let bb = i / ${p.dim}u; let c = i % ${p.dim}u;
+  let raw = delta[i]${has.bias ? " + deltaBias[c]" : ""};
+  let dt = ${p.softplus ? "softplus(raw)" : "raw"};
+  let uu = u[i]; let bo = bb * ${p.row}u + ${p.offset}u;
+  var acc = 0.0;
+  for (var s = 0u; s < ${p.ns}u; s++) {
+    let hv = exp(dt * A[c * ${p.ns}u + s]) * h[i * ${p.ns}u + s] + dt * xdbl[bo + s] * uu;
+    h[i * ${p.ns}u + s] = hv;
+    acc = acc + hv * xdbl[bo + ${p.ns}u + s];
+  }
+  var out = acc${has.D ? " + D[c] * uu" : ""};
+  ${has.z ? "out = out * z[i] * sigmoid(z[i]);" : ""}
+  y[i] = out;
+}`);
+}
+
+/** One step of the selective SSM per (sequence, channel), h updated in place. */
+export function ssmStep<B>(
+  d: Dispatcher<B>,
+  p: SsmStepParams,
+  b: { u: B; delta: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
+): void {
+  const has = { bias: !!b.deltaBias, D: !!b.D, z: !!b.z };
+  const bufs = [
+    b.u,
+    b.delta,
+    ...(b.deltaBias ? [b.deltaBias] : []),
+    b.A,
+    b.xdbl,
+    ...(b.D ? [b.D] : []),
+    ...(b.z ? [b.z] : []),
+    b.h,
+    b.y,
+  ];
+  d.dispatch("ssmStep", ssmStepShader(p, has), bufs, flatGroups(p.batch * p.dim, 64));
+}
+
+const W = 256;
+
+export function argmaxShader(p: ArgmaxParams): string {
+  return cached(
+    `argmax ${JSON.stringify(p)}`,
+    () =>
+      `${declare([["logits", "read", "f32"], ["ids", "read_write", "i32"]])}
+var<workgroup> bestV: array<f32, ${W}>;
+var<workgroup> bestI: array<u32, ${W}>;
+@compute @workgroup_size(${W}) fn main(${GROUP_ARGS}) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= ${p.rows}u) { return; }
+  var v = -3.4028234663852886e38; var at = 0xffffffffu;
+  for (var j = lid; j < ${p.vocab}u; j += ${W}u) {
+    let x = logits[row * ${p.V}u + j];
+    if (x > v || at == 0xffffffffu) { v = x; at = j; }
+  }
+  bestV[lid] = v; bestI[lid] = at;
+  workgroupBarrier();
+  for (var s = ${W / 2}u; s >= 1u; s = s / 2u) {
+    if (lid < s) {
+      let ov = bestV[lid + s]; let oi = bestI[lid + s];
+      // the larger value; on a tie the smaller index (the first maximum, as the twin)
+      if (oi != 0xffffffffu && (ov > bestV[lid] || (ov == bestV[lid] && oi < bestI[lid]) || bestI[lid] == 0xffffffffu)) {
+        bestV[lid] = ov; bestI[lid] = oi;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    ids[${p.outOffset}u + row] = i32(bestI[0]);
+    ${p.alsoOffset !== undefined ? `ids[${p.alsoOffset}u + row] = i32(bestI[0]);` : ""}
+  }
+}`,
+  );
+}
+
+/** ids[outOffset + row] (and ids[alsoOffset + row]) = argmax of the row's first `vocab` logits. */
+export function argmax<B>(d: Dispatcher<B>, p: ArgmaxParams, b: { logits: B; ids: B }): void {
+  d.dispatch("argmax", argmaxShader(p), [b.logits, b.ids], itemGroups(p.rows));
+}

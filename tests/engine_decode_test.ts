@@ -1,0 +1,116 @@
+/**
+ * Decoding on the native engine (lib/engine/decode.ts), on the kernels' plain-JS twins and on WebGPU
+ * (Mesa's software adapter in CI), against mamba_ssm: the recurrent steps' logits equal mamba_ssm's
+ * full-forward logits of the tiny reference model at every one of its 248 positions; greedy decoding on
+ * the device (several steps per submission, ids fed back on the device) reproduces mamba_ssm's greedy
+ * continuation of the trained reference model byte for byte, whatever the steps per submission; sequences
+ * of a batch do not interfere; a decoded byte creates no GPU buffer.
+ */
+import assert from "node:assert/strict";
+import { MambaDecoder } from "../lib/engine/decode.ts";
+import type { EngineBackendName } from "../lib/engine/backend.ts";
+import { parseMambaConfig } from "../lib/models/mamba_config.ts";
+import { readSafetensors, toFloat32 } from "../lib/io/safetensors.ts";
+import { REFERENCE_FIXTURES } from "../lib/paths.ts";
+import { relL2 } from "./helpers.ts";
+import { ENGINE_BACKENDS } from "./engine_helpers.ts";
+
+async function reference(stem: string) {
+  const meta = JSON.parse(await Deno.readTextFile(`${REFERENCE_FIXTURES}${stem}.json`));
+  const model = await readSafetensors(`${REFERENCE_FIXTURES}${stem}.model.safetensors`);
+  const params = new Map([...model.tensors].map(([k, t]) => [k, toFloat32(t)]));
+  const expected = await readSafetensors(`${REFERENCE_FIXTURES}${stem}.expected.safetensors`);
+  return { meta, config: parseMambaConfig(meta.config), params, expected: expected.tensors };
+}
+
+/** The decoding backends: the twins (as "js") and WebGPU; the wasm engine's decode ops are the twins. */
+const DECODE_BACKENDS = ENGINE_BACKENDS.filter((b): b is EngineBackendName => b === "js" || b === "webgpu");
+
+for (const backend of DECODE_BACKENDS) {
+  const create = (o: Omit<Parameters<typeof MambaDecoder.create>[0], "backend">) =>
+    MambaDecoder.create({ ...o, backend, allowSoftwareGpu: true });
+
+  Deno.test(`decode engine (${backend}): step by step, the logits of mamba_ssm's full forward at all 248 positions`, async () => {
+    const ref = await reference("mambabyte-tiny-public");
+    const ids = ref.expected.get("input_ids")!.data as Int32Array; // (1, 249)
+    const want = toFloat32(ref.expected.get("logits")!); // (1, 249, 256)
+    const dec = await create({ config: ref.config, params: ref.params });
+    try {
+      let worst = 0;
+      for (let t = 0; t < 248; t++) {
+        const got = await dec.step([ids[t]]);
+        const err = relL2(got, want.subarray(t * 256, (t + 1) * 256));
+        worst = Math.max(worst, err);
+        assert.ok(err < 1e-4, `position ${t}: logits rel err ${err}`);
+      }
+      assert.ok(worst > 0, "compared");
+    } finally {
+      dec.destroy();
+    }
+  });
+
+  Deno.test(`decode engine (${backend}): greedy on the device reproduces mamba_ssm's continuation (1, 5 and 8 steps per submission; batch 3)`, async () => {
+    const ref = await reference("mambabyte-trained-public");
+    const input = ref.expected.get("input_ids")!.data as Int32Array;
+    const prompt = Array.from(input.subarray(0, ref.meta.prompt_bytes));
+    const want = ref.meta.greedy_continuation as number[];
+    for (const K of [1, 5, 8]) {
+      const dec = await create({ config: ref.config, params: ref.params, stepsPerSubmit: K });
+      try {
+        for (const id of prompt.slice(0, -1)) await dec.feed([id]);
+        const chunks: number[] = [];
+        const got = await dec.greedy([prompt.at(-1)!], want.length, (ids) => void chunks.push(ids.length));
+        assert.deepEqual(Array.from(got), want, `${K} steps per submission`);
+        assert.equal(chunks.reduce((a, b) => a + b, 0), want.length, "every id streamed once");
+      } finally {
+        dec.destroy();
+      }
+    }
+    // three sequences at once: the prompt, the prompt without its first 8 bytes, and the first row again;
+    // rows 0 and 2 equal the single-sequence bytes, row 1 its own single-sequence decode
+    const rows = [prompt, [...prompt.slice(8), ...Array(8).fill(32)], prompt];
+    const one = async (p: number[]) => {
+      const d = await create({ config: ref.config, params: ref.params, stepsPerSubmit: 4 });
+      try {
+        for (const id of p.slice(0, -1)) await d.feed([id]);
+        return Array.from(await d.greedy([p.at(-1)!], 20));
+      } finally {
+        d.destroy();
+      }
+    };
+    const dec = await create({ config: ref.config, params: ref.params, batch: 3, stepsPerSubmit: 4 });
+    try {
+      for (let t = 0; t < prompt.length - 1; t++) await dec.feed(rows.map((r) => r[t]));
+      const got = await dec.greedy(rows.map((r) => r.at(-1)!), 20); // (20, 3)
+      const column = (c: number) => Array.from({ length: 20 }, (_, t) => got[t * 3 + c]);
+      assert.deepEqual(column(0), want.slice(0, 20));
+      assert.deepEqual(column(2), want.slice(0, 20));
+      assert.deepEqual(column(1), await one(rows[1]));
+    } finally {
+      dec.destroy();
+    }
+  });
+
+  Deno.test(`decode engine (${backend}): reset returns to the empty state; a decoded byte creates no buffer`, async () => {
+    const ref = await reference("mambabyte-tiny-public");
+    const ids = ref.expected.get("input_ids")!.data as Int32Array;
+    const dec = await create({ config: ref.config, params: ref.params, stepsPerSubmit: 4 });
+    try {
+      const first = await dec.step([ids[0]]);
+      await dec.greedy([ids[1]], 12);
+      dec.reset();
+      assert.deepEqual(await dec.step([ids[0]]), first, "after reset, the first step's logits again");
+      const before = { ...dec.backend.counters }, bytes = dec.backend.allocatedBytes;
+      await dec.greedy([ids[1]], 40);
+      assert.equal(dec.backend.allocatedBytes, bytes);
+      if (backend === "webgpu") {
+        const after = dec.backend.counters!;
+        assert.equal(after.buffers, before.buffers, "buffers created while decoding 40 bytes");
+        assert.equal(after.bindGroups, before.bindGroups, "bind groups created while decoding");
+        assert.equal(after.submits - before.submits!, 10, "one submission per 4 bytes");
+      }
+    } finally {
+      dec.destroy();
+    }
+  });
+}
