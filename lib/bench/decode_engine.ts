@@ -1,0 +1,109 @@
+/**
+ * Greedy decoding on the native engine (lib/engine/decode.ts): bytes/s at batch 1 (and larger batches) for
+ * MambaByte shapes with random weights (speed does not depend on them), several steps per submission, after
+ * a context of C bytes (its state: a fixed size, so the cost must not grow with C), and the cost of one
+ * step submitted alone (a logits read-back each). One JSON line per setting on stdout, and with --out FILE
+ * the same lines with provenance appended to FILE (e.g. data/results/bench/decode.jsonl). The peer
+ * (mamba_ssm's batch-1 step, eager and as a CUDA graph) is ../shared/anchors/peers/h200_peers.py `decode`,
+ * run in the same device session.
+ *
+ *   deno run -A --cached-only lib/bench/decode_engine.ts [--shape 256,4 --shape 1792,48] [--batch 1]
+ *     [--steps-per-submit 16,64] [--bytes 512] [--contexts 1024,65536] [--backend webgpu] [--allow-software]
+ *     [--out FILE]
+ */
+import { MambaDecoder } from "../engine/decode.ts";
+import type { EngineBackendName } from "../engine/backend.ts";
+import { initParameters } from "../models/mamba.ts";
+import { parseMambaConfig } from "../models/mamba_config.ts";
+import { gitCommit } from "../results/store.ts";
+import { helpOrUnknown } from "../util/usage.ts";
+
+const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decoding on the native engine)
+  --shape D,L            d_model, layers (repeatable; default 256,4)
+  --batch N              sequences decoded together (default 1)
+  --steps-per-submit LIST  greedy steps per submission (default 16,64)
+  --bytes N              bytes decoded per timing (default 512)
+  --contexts LIST        bytes read before timing (default 1024)
+  --backend NAME         webgpu (default) or js
+  --allow-software       accept a software WebGPU adapter
+  --out FILE             also append the lines, with provenance, to FILE`;
+helpOrUnknown(Deno.args, USAGE, "lib/bench/decode_engine.ts");
+
+const all = (name: string) => Deno.args.flatMap((a, i) => (a === name ? [Deno.args[i + 1]] : []));
+const one = (name: string, fallback: string) => all(name).at(-1) ?? fallback;
+const list = (s: string) => s.split(",").map(Number);
+const shapes = (all("--shape").length ? all("--shape") : ["256,4"]).map(list);
+const batch = Number(one("--batch", "1"));
+const perSubmit = list(one("--steps-per-submit", "16,64"));
+const bytes = Number(one("--bytes", "512"));
+const contexts = list(one("--contexts", "1024"));
+const backend = one("--backend", "webgpu") as EngineBackendName;
+const out = all("--out").at(-1);
+const say = (s: string) => console.error(`[decode engine] ${s}`);
+
+for (const [d, L] of shapes) {
+  const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: 256 }, "bench");
+  say(`d${d} x ${L}: initialising ${L} layers of random weights`);
+  const params = initParameters(config, 0);
+  for (const K of perSubmit) {
+    const t0 = performance.now();
+    const dec = await MambaDecoder.create({
+      config,
+      params,
+      batch,
+      backend,
+      stepsPerSubmit: K,
+      allowSoftwareGpu: Deno.args.includes("--allow-software"),
+    });
+    const createMs = performance.now() - t0;
+    try {
+      const first = new Int32Array(batch).fill(65);
+      // one step alone, logits read back (the cost a host-side sampler or a test pays per byte)
+      await dec.step(first);
+      const s0 = performance.now();
+      for (let i = 0; i < 20; i++) await dec.step(first);
+      const stepMs = (performance.now() - s0) / 20;
+      for (const C of contexts) {
+        dec.reset();
+        // the context: C bytes read through the fast path (greedy submissions); only the state size matters
+        const c0 = performance.now();
+        await dec.greedy(first, C);
+        const contextS = (performance.now() - c0) / 1000;
+        const g0 = performance.now();
+        await dec.greedy(first, bytes);
+        const s = (performance.now() - g0) / 1000;
+        const line = {
+          bench: "decode_engine",
+          backend,
+          device: dec.backend.device,
+          d_model: d,
+          n_layer: L,
+          batch,
+          steps_per_submit: K,
+          context: C,
+          bytes,
+          bytes_per_s: Math.round(batch * bytes / s),
+          ms_per_step: Math.round(s * 1000 / bytes * 1000) / 1000,
+          context_bytes_per_s: Math.round(batch * C / contextS),
+          single_step_ms: Math.round(stepMs * 1000) / 1000,
+          dispatches_per_step: dec.dispatchesPerStep(),
+          gpu_bytes: dec.backend.allocatedBytes,
+          create_ms: Math.round(createMs),
+        };
+        console.log(JSON.stringify(line));
+        if (out) {
+          const provenance = {
+            commit: gitCommit(),
+            backend: `engine ${backend}`,
+            device: dec.backend.device,
+            time: new Date().toISOString(),
+            deno: Deno.version.deno,
+          };
+          await Deno.writeTextFile(out, JSON.stringify({ ...line, provenance }) + "\n", { append: true });
+        }
+      }
+    } finally {
+      dec.destroy();
+    }
+  }
+}
