@@ -90,6 +90,24 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
     // below one 6 x 8 tile of the WebAssembly kernel, and k of one
     specs.push({ M: 5, N: 7, K: 1, transposeA: tA, transposeB: tB, accumulate: true });
   }
+  // a few rows against weights stored (N, K) (decoding: the WGSL GEMV), with leading dims and offsets
+  for (const M of [1, 3, 8]) {
+    specs.push({ M, N: 77, K: 300, transposeA: false, transposeB: true });
+    specs.push({
+      M,
+      N: 19,
+      K: 33,
+      transposeA: false,
+      transposeB: true,
+      lda: 48,
+      ldb: 40,
+      ldc: 25,
+      offA: 5,
+      offB: 64,
+      offC: 3,
+      accumulate: true,
+    });
+  }
   // the engine's shapes: a batch of channel-major products, a column slice with a leading dim, a
   // reduction over (batch, length) of a channel-major operand (segmented k), split k into a slice of C
   const b = 3, l = 23, e = 18, d = 13, R = 11;

@@ -279,8 +279,76 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
  * Records C = op(A) op(B) (or C += with `accumulate`) on `d`: one dispatch, or with k split a partial
  * product per slice and the pass that sums them (its scratch from d.alloc, released after).
  */
+/**
+ * Whether a product is a few rows against a weight matrix stored (N, K), the decoding engine's case
+ * (one row per sequence): then a GEMV kernel reads the weights once, coalesced, instead of tiles meant
+ * for many rows (at 1 row, 128-row tiles waste 127/128 of their work).
+ */
+function isGemv(g: Required<Omit<GemmSpec, "name">>): boolean {
+  return g.M <= GEMV_MAX_ROWS && !g.transposeA && g.transposeB && g.batch === 1 && g.kSeg >= g.K;
+}
+const GEMV_MAX_ROWS = 8;
+/** Output columns per GEMV workgroup: 8 groups of 32 threads, each group one column. */
+const GEMV_COLUMNS = 8;
+
+/** C[m, n] (+)= sum_k A[m, k] B[n, k] for m < M <= 8: one 32-thread group per column n, k strided over it. */
+function gemvShader(g: Required<Omit<GemmSpec, "name">>): string {
+  const key = `gemv ${JSON.stringify(g)}`;
+  let text = codes.get(key);
+  if (text) return text;
+  const rows = [...Array(g.M).keys()];
+  text = `
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+var<workgroup> part: array<f32, ${256 * g.M}>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let grp = lid / 32u; let lane = lid % 32u;
+  let n = (wg.x + wg.y * nwg.x) * ${GEMV_COLUMNS}u + grp; // uniform within the group, not the workgroup
+  ${rows.map((m) => `var acc${m} = 0.0;`).join(" ")}
+  if (n < ${g.N}u) {
+    let wrow = ${g.offB}u + n * ${g.ldb}u;
+    for (var k = lane; k < ${g.K}u; k += 32u) {
+      let w = B[wrow + k];
+      ${rows.map((m) => `acc${m} += A[${g.offA + m * g.lda}u + k] * w;`).join("\n      ")}
+    }
+  }
+  ${rows.map((m) => `part[${m * 256}u + lid] = acc${m};`).join(" ")}
+  workgroupBarrier();
+  for (var s = 16u; s >= 1u; s = s / 2u) {
+    if (lane < s) { ${rows.map((m) => `part[${m * 256}u + lid] += part[${m * 256}u + lid + s];`).join(" ")} }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < ${g.N}u) {
+    ${
+    rows.map((m) => {
+      const o = `${g.offC + m * g.ldc}u + n`;
+      return `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}part[${m * 256}u + lid];`;
+    }).join("\n    ")
+  }
+  }
+}
+`;
+  codes.set(key, text);
+  return text;
+}
+
 export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B): void {
   const g = fullLayout(spec);
+  if (isGemv(g)) {
+    const wgs = Math.ceil(g.N / GEMV_COLUMNS);
+    const groups: [number, number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
+    d.dispatch(
+      `gemv${spec.name ? ` ${spec.name}` : ""}`,
+      gemvShader(g),
+      [a, b, c],
+      groups,
+      2 * g.M * g.N * g.K,
+    );
+    return;
+  }
   const { BM, BN } = gemmTiles(g);
   const S = gemmSplit(g);
   if (g.batch > 65535) throw new Error(`gemm: a batch of ${g.batch} products exceeds 65535`);
