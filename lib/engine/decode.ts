@@ -98,27 +98,21 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
   /** One step: ids from ring row `from`, choice into row `to` (and row 0 when `wrap`). */
   const stepOps = (ops: EngineOps<B>, from: number, to: number, wrap: boolean) => {
     ops.embedding({ batch: Bq, len: 1, stride: 1, d, V }, { ids: row(from), table: W.E, out: act.res[0] });
+    // the residual stream ping-pongs between two buffers: norm(first) reads the embedding, later ones add
+    // the previous mixer's output first (the residual add fused with the norm)
     let cur = 0;
+    const norm = (first: boolean, w: B, y: B) => {
+      if (first) {
+        ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: false }, { x: act.res[0], w, y, rstd: act.rstd });
+        return;
+      }
+      const io = { x: act.res[cur], delta: act.out, res: act.res[1 - cur] };
+      ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: true }, { ...io, w, y, rstd: act.rstd });
+      cur = 1 - cur;
+    };
     for (let i = 0; i < L; i++) {
       const w = W.layers[i];
-      if (i === 0) {
-        ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: false }, {
-          x: act.res[0],
-          w: w.norm,
-          y: act.hn,
-          rstd: act.rstd,
-        });
-      } else {
-        ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: true }, {
-          x: act.res[cur],
-          delta: act.out,
-          res: act.res[1 - cur],
-          w: w.norm,
-          y: act.hn,
-          rstd: act.rstd,
-        });
-        cur = 1 - cur;
-      }
+      norm(i === 0, w.norm, act.hn); // hn (B, d)
       ops.gemm(g.inX, { a: act.hn, b: w.inW, c: act.x }); // x (B, e)
       ops.gemm(g.inZ, { a: act.hn, b: w.inW, c: act.z }); // z (B, e)
       ops.convStep({ batch: Bq, ch: e, k, bias: convBias }, {
@@ -143,14 +137,7 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
       });
       ops.gemm(g.outProj, { a: act.y, b: w.outW, c: act.out }); // out (B, d)
     }
-    ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: true }, {
-      x: act.res[cur],
-      delta: act.out,
-      res: act.res[1 - cur],
-      w: W.normF,
-      y: act.hf,
-      rstd: act.rstd,
-    });
+    norm(false, W.normF, act.hf); // hf (B, d)
     ops.gemm(g.head, { a: act.hf, b: W.head, c: act.logits }); // logits (B, V)
     ops.argmax({
       rows: Bq,
