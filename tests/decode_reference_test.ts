@@ -107,6 +107,33 @@ Deno.test("RecurrentSession with the JS stepper (fused prompt pass, then steps) 
   disposeMambaLM(model);
 });
 
+Deno.test({
+  name:
+    "generate on webgpu decodes on the native engine: greedy on the device reproduces it; sampling equals the CPU stepper's",
+  ignore: !TEST_BACKENDS.includes("webgpu"),
+  async fn() {
+    await useBackend("webgpu");
+    const model = await loadPretrained(dir);
+    try {
+      const streamed: number[] = [];
+      // the default on webgpu is the engine (greedy ids chosen on the device, 16 steps per submission)
+      assertGreedy(
+        await generate(model, prompt, N, { greedy: true }, (b) => void streamed.push(b)),
+        "generate engine",
+      );
+      assertGreedy(streamed, "generate engine, streamed");
+      // sampling: the engine's logits, sampled on the host by the same sampler as the CPU stepper
+      const opts = { temperature: 0.8, topP: 0.95, seed: 3 };
+      const onEngine = await generate(model, prompt, 40, { ...opts, stepper: "engine" });
+      await useBackend("wasm");
+      const onCpu = await generate(model, prompt, 40, { ...opts, stepper: "js" });
+      assert.deepEqual(Array.from(onEngine), Array.from(onCpu));
+    } finally {
+      disposeMambaLM(model);
+    }
+  },
+});
+
 for (const backend of TEST_BACKENDS.filter((b) => b === "wasm" || b === "webgpu")) {
   Deno.test(`tfjs step after a tfjs prefill, and RecurrentSession on tfjs, reproduce it (${backend})`, async () => {
     await useBackend(backend);

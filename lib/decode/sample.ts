@@ -9,6 +9,8 @@ import { defaultStepperKind } from "./stepper.ts";
 import { Rng } from "../util/rng.ts";
 import { checkLogits, RecurrentSession } from "./session.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
+import { readParameters } from "../models/lm.ts";
+import { MambaDecoder } from "../engine/decode.ts";
 
 export interface SamplingOptions {
   /** Argmax decoding (ignores the other options). */
@@ -63,8 +65,61 @@ export function pickToken(logits: Float32Array, opts: SamplingOptions, rng: Rng)
 }
 
 /** Whether decoding runs through the fused JS stepper (cpu/wasm) rather than tfjs ops. */
-function useJsStepper(kind?: "js" | "tf"): boolean {
+function useJsStepper(kind?: Stepping): boolean {
   return (kind ?? defaultStepperKind()) === "js";
+}
+
+/**
+ * How the steps run: "js" the fused CPU stepper, "tf" tfjs `step`, "engine" the native engine's decoder on
+ * WebGPU (lib/engine/decode.ts). Default: engine on webgpu, js on cpu/wasm.
+ */
+export type Stepping = "js" | "tf" | "engine";
+
+/** Whether `streamTokens` decodes on the native engine: asked for, or by default on webgpu. */
+function useEngine(kind?: Stepping): boolean {
+  return kind === "engine" || (kind === undefined && tf.getBackend() === "webgpu");
+}
+
+/**
+ * Decoding on the native engine: the prompt read step by step, then greedy ids chosen on the device (many
+ * steps per submission, only ids read back), or, for sampling, each step's logits read back and sampled on
+ * the host with the same sampler as the other paths.
+ */
+async function engineTokens(
+  model: MambaLM,
+  prompt: ArrayLike<number>,
+  maxTokens: number,
+  opts: SamplingOptions,
+  rng: Rng,
+  onToken: (t: number) => void | Promise<void>,
+): Promise<number> {
+  const V = model.config.vocab_size;
+  const dec = await MambaDecoder.create({
+    config: model.config,
+    params: await readParameters(model),
+    backend: "webgpu",
+    allowSoftwareGpu: true, // TF.js already runs on this adapter
+    stepsPerSubmit: 16,
+  });
+  try {
+    for (let i = 0; i < prompt.length - 1; i++) await dec.feed([prompt[i]]);
+    const last = prompt[prompt.length - 1];
+    if (opts.greedy) {
+      await dec.greedy([last], maxTokens, async (ids) => {
+        for (const t of ids) await onToken(t);
+      });
+      return maxTokens;
+    }
+    let logits = await dec.step([last]);
+    for (let i = 0; i < maxTokens; i++) {
+      const t = pickToken(logits.subarray(0, V), opts, rng);
+      await onToken(t);
+      if (i < maxTokens - 1) logits = await dec.step([t]);
+    }
+    return maxTokens;
+  } finally {
+    dec.destroy();
+  }
 }
 
 /**
@@ -77,7 +132,7 @@ export async function generate(
   model: MambaLM,
   prompt: Uint8Array | Int32Array,
   maxBytes: number,
-  opts: SamplingOptions & { stepper?: "js" | "tf" } = {},
+  opts: SamplingOptions & { stepper?: Stepping } = {},
   onByte?: (b: number) => void | Promise<void>,
 ): Promise<Uint8Array> {
   if (prompt.length === 0) throw new Error("generate: the prompt must hold at least one byte");
@@ -94,7 +149,7 @@ export async function generateTokens(
   model: MambaLM,
   prompt: ArrayLike<number>,
   maxTokens: number,
-  opts: SamplingOptions & { stepper?: "js" | "tf" } = {},
+  opts: SamplingOptions & { stepper?: Stepping } = {},
   onToken?: (t: number) => void | Promise<void>,
 ): Promise<Int32Array> {
   const out = new TokenList();
@@ -114,12 +169,13 @@ export async function streamTokens(
   model: MambaLM,
   prompt: ArrayLike<number>,
   maxTokens: number,
-  opts: SamplingOptions & { stepper?: "js" | "tf" },
+  opts: SamplingOptions & { stepper?: Stepping },
   onToken: (t: number) => void | Promise<void>,
 ): Promise<number> {
   if (prompt.length === 0) throw new Error("generate: the prompt must hold at least one token");
   checkCount(maxTokens);
   const rng = new Rng(opts.seed ?? 0);
+  if (useEngine(opts.stepper)) return await engineTokens(model, prompt, maxTokens, opts, rng, onToken);
   if (useJsStepper(opts.stepper)) {
     const s = new RecurrentSession(model, "js");
     try {
@@ -170,7 +226,7 @@ export async function generateBatch(
   model: MambaLM,
   prompts: ArrayLike<number>[],
   maxTokens: number,
-  opts: SamplingOptions & { stepper?: "js" | "tf" } = {},
+  opts: SamplingOptions & { stepper?: Stepping } = {},
   onToken?: (row: number, t: number) => void | Promise<void>,
 ): Promise<Int32Array[]> {
   if (prompts.length === 0) throw new Error("generateBatch: no prompts");
