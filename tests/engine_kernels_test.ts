@@ -569,3 +569,102 @@ Deno.test("engine kernels: optimizer (sums of squares, finalize with clipping an
     }
   }
 });
+
+Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fused, residual + norm + GEMV, argmax), odd sizes", async () => {
+  for (const [batch, ch, k, bias] of [[3, 7, 4, true], [1, 13, 3, false]] as const) {
+    const p = { batch, ch, k, bias, xStride: 2 * ch + 1 };
+    await check(`convStep ${JSON.stringify(p)}`, {
+      inputs: {
+        x: normal(batch * p.xStride),
+        window: normal(batch * ch * k),
+        w: normal(ch * k),
+        bias: normal(ch),
+        y: new Float32Array(batch * ch),
+      },
+      outputs: { window: 0, y: 1e-5 },
+      run: (ops, b) =>
+        ops.convStep(p, { x: b.x, window: b.window, w: b.w, bias: bias ? b.bias : undefined, y: b.y }),
+    });
+  }
+  for (const [batch, dim, ns, rank] of [[3, 5, 16, 3], [2, 9, 6, 1]]) {
+    const row = rank + 2 * ns;
+    const p = { batch, dim, ns, softplus: true, row, rank, zStride: 2 * dim, zOffset: dim };
+    await check(`ssmStep ${JSON.stringify(p)}`, {
+      inputs: {
+        u: normal(batch * dim),
+        dtW: normal(dim * rank),
+        deltaBias: uniform(dim, -3, 0),
+        A: uniform(dim * ns, -8, -0.1),
+        xdbl: normal(batch * row),
+        D: normal(dim),
+        z: normal(batch * 2 * dim),
+        h: normal(batch * dim * ns),
+        y: new Float32Array(batch * dim),
+      },
+      outputs: { h: 1e-5, y: 1e-5 },
+      run: (ops, b) =>
+        ops.ssmStep(p, {
+          u: b.u,
+          dtW: b.dtW,
+          deltaBias: b.deltaBias,
+          A: b.A,
+          xdbl: b.xdbl,
+          D: b.D,
+          z: b.z,
+          h: b.h,
+          y: b.y,
+        }),
+    });
+  }
+  for (const add of [false, true]) {
+    const p = { rows: 3, d: 45, N: 37, eps: 1e-5, add };
+    await check(`normGemv ${JSON.stringify(p)}`, {
+      inputs: {
+        x: normal(3 * 45),
+        delta: normal(3 * 45),
+        res: new Float32Array(3 * 45),
+        w: uniform(45, 0.5, 1.5),
+        W: normal(37 * 45),
+        c: new Float32Array(3 * 37),
+      },
+      outputs: { c: 1e-5, ...(add ? { res: 0 } : {}) },
+      run: (ops, b) =>
+        ops.normGemv(
+          p,
+          add ? { x: b.x, delta: b.delta, res: b.res, w: b.w, W: b.W, c: b.c } : {
+            x: b.x,
+            w: b.w,
+            W: b.W,
+            c: b.c,
+          },
+        ),
+    });
+  }
+  // argmax: the first maximum of each row's real vocabulary (padding columns ignored), into two places
+  const V = 40, vocab = 37, rows = 3;
+  const logits = normal(rows * V);
+  logits[1 * V + 5] = logits[1 * V + 20] = 9; // a tie: the first wins
+  logits[2 * V + 38] = 99; // a padding column: not a token
+  const ids = new Int32Array(3 * 64);
+  const run = async <B>(be: Backend<B>) => {
+    const l = be.f32(logits.length, "logits"), i = be.i32(ids.length, "ids");
+    be.write(l, logits);
+    await be.submit([
+      be.record((ops) =>
+        ops.argmax({ rows, V, vocab, outOffset: 64, alsoOffset: 128 }, { logits: l, ids: i })
+      ),
+    ]);
+    return new Int32Array((await be.read(i, 0, ids.length)).buffer);
+  };
+  const want = Array.from({ length: rows }, (_, r) => {
+    const row = Array.from(logits.subarray(r * V, r * V + vocab));
+    return row.indexOf(Math.max(...row));
+  });
+  assert.equal(want[1], 5);
+  for (const [who, be] of [["js", js], ["webgpu", gpu]] as const) {
+    if (!be) continue;
+    const got = await run(be as Backend<unknown>);
+    assert.deepEqual([...got.subarray(64, 67)], want, `${who}: argmax`);
+    assert.deepEqual([...got.subarray(128, 131)], want, `${who}: argmax, second place`);
+  }
+});

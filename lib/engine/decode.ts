@@ -7,13 +7,14 @@
  * One step, per sequence b (shapes for the batch: B sequences, d d_model, e d_inner, n d_state, r dt_rank,
  * R = r + 2n, k d_conv, V padded vocabulary):
  *   h (B, d) = E[id]                                   embedding
- *   per layer: hn = rmsnorm(h [+ out]) w               residual add fused with the norm
- *              x, z (B, e) = hn W_in^T                 two products (the halves of in_proj)
+ *   per layer: x | z (B, 2e) = rmsnorm(h [+ out]) w W_in^T   the residual add, the norm and in_proj
+ *                                                      in one dispatch (normGemv)
  *              u (B, e) = silu(conv(window <- x))      the window moves by one (convStep)
- *              x_dbl (B, R) = u W_xp^T;  delta (B, e) = x_dbl[:, :r] W_dt^T
- *              y (B, e) = ssm step (h_ssm updated) gated by silu(z)          (ssmStep)
+ *              x_dbl (B, R) = u W_xp^T
+ *              y (B, e) = ssm step with delta = x_dbl[:, :r] W_dt^T computed per channel inside it,
+ *                         h_ssm updated, gated by silu(z)                   (ssmStep)
  *              out (B, d) = y W_out^T
- *   logits (B, V) = rmsnorm(h + out) w_f W_head^T;  id' = argmax over the real vocabulary
+ *   logits (B, V) = rmsnorm(h + out) w_f W_head^T (normGemv);  id' = argmax over the real vocabulary
  * The math is lib/models/mamba.ts's step (tests compare the two, and the greedy bytes with mamba_ssm's).
  *
  * Ids live in a ring of stepsPerSubmit + 1 rows (each row ALIGN floats apart so that every row is a view):
@@ -61,16 +62,11 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
   const row = (j: number) => be.view(ring, j * rowFloats, Bq);
   const act = {
     res: [f32(Bq * d, "residual a"), f32(Bq * d, "residual b")], // (B, d) ping-pong
-    hn: f32(Bq * d, "hn"),
-    rstd: f32(Bq, "rstd"),
-    x: f32(Bq * e, "x"),
-    z: f32(Bq * e, "z"),
+    xz: f32(Bq * 2 * e, "x | z"), // (B, 2e): in_proj's output, x then the gate z
     u: f32(Bq * e, "u"),
     xdbl: f32(Bq * R, "x_dbl"),
-    delta: f32(Bq * e, "delta"),
     y: f32(Bq * e, "y"),
     out: f32(Bq * d, "mixer output"),
-    hf: f32(Bq * d, "final norm"),
     logits: f32(Bq * V, "logits"),
   };
   // products, token-major (one row per sequence): C (B, N) = A (B, K) . W^T, W stored (N, K)
@@ -83,12 +79,8 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
     ...rest,
   });
   const g = {
-    inX: nt(e, d, { name: "inX" }),
-    inZ: nt(e, d, { offB: e * d, name: "inZ" }),
     xProj: nt(R, e, { name: "xProj" }),
-    dtProj: nt(e, r, { lda: R, name: "dtProj" }), // dt = x_dbl[:, 0:r]
     outProj: nt(d, e, { name: "outProj" }),
-    head: nt(V, d, { name: "head" }),
   };
   // A (L, e, n) = -exp(A_log): every layer's A_log lies together in the arena (arenaLayout)
   const prepare = be.record((ops) =>
@@ -98,47 +90,51 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
   /** One step: ids from ring row `from`, choice into row `to` (and row 0 when `wrap`). */
   const stepOps = (ops: EngineOps<B>, from: number, to: number, wrap: boolean) => {
     ops.embedding({ batch: Bq, len: 1, stride: 1, d, V }, { ids: row(from), table: W.E, out: act.res[0] });
-    // the residual stream ping-pongs between two buffers: norm(first) reads the embedding, later ones add
-    // the previous mixer's output first (the residual add fused with the norm)
+    // the residual stream ping-pongs between two buffers: the first norm reads the embedding, later ones
+    // add the previous mixer's output first; each norm is fused with the product that reads it (normGemv)
     let cur = 0;
-    const norm = (first: boolean, w: B, y: B) => {
+    const normThen = (first: boolean, w: B, W: B, N: number, c: B) => {
+      const base = { rows: Bq, d, N, eps: NORM_EPS };
       if (first) {
-        ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: false }, { x: act.res[0], w, y, rstd: act.rstd });
+        ops.normGemv({ ...base, add: false }, { x: act.res[0], w, W, c });
         return;
       }
-      const io = { x: act.res[cur], delta: act.out, res: act.res[1 - cur] };
-      ops.addRmsNorm({ rows: Bq, d, eps: NORM_EPS, add: true }, { ...io, w, y, rstd: act.rstd });
+      ops.normGemv({ ...base, add: true }, {
+        x: act.res[cur],
+        delta: act.out,
+        res: act.res[1 - cur],
+        w,
+        W,
+        c,
+      });
       cur = 1 - cur;
     };
     for (let i = 0; i < L; i++) {
       const w = W.layers[i];
-      norm(i === 0, w.norm, act.hn); // hn (B, d)
-      ops.gemm(g.inX, { a: act.hn, b: w.inW, c: act.x }); // x (B, e)
-      ops.gemm(g.inZ, { a: act.hn, b: w.inW, c: act.z }); // z (B, e)
-      ops.convStep({ batch: Bq, ch: e, k, bias: convBias }, {
-        x: act.x,
+      normThen(i === 0, w.norm, w.inW, 2 * e, act.xz); // x | z (B, 2e) = rmsnorm(h) w in_proj^T
+      ops.convStep({ batch: Bq, ch: e, k, bias: convBias, xStride: 2 * e }, {
+        x: act.xz,
         window: window(i),
         w: w.convW,
         bias: w.convB,
         y: act.u,
       });
       ops.gemm(g.xProj, { a: act.u, b: w.xpW, c: act.xdbl }); // dt | B | C (B, R)
-      ops.gemm(g.dtProj, { a: act.xdbl, b: w.dtW, c: act.delta }); // delta (B, e)
-      ops.ssmStep({ batch: Bq, dim: e, ns: n, softplus: true, row: R, offset: r }, {
+      // dt_proj inside the step: delta = x_dbl[:, 0:r] W_dt^T, per channel
+      ops.ssmStep({ batch: Bq, dim: e, ns: n, softplus: true, row: R, rank: r, zStride: 2 * e, zOffset: e }, {
         u: act.u,
-        delta: act.delta,
+        dtW: w.dtW,
         deltaBias: w.dtB,
         A: be.view(A, i * aStride, e * n),
         xdbl: act.xdbl,
         D: w.D,
-        z: act.z,
+        z: act.xz,
         h: hState(i),
         y: act.y,
       });
       ops.gemm(g.outProj, { a: act.y, b: w.outW, c: act.out }); // out (B, d)
     }
-    norm(false, W.normF, act.hf); // hf (B, d)
-    ops.gemm(g.head, { a: act.hf, b: W.head, c: act.logits }); // logits (B, V)
+    normThen(false, W.normF, W.head, V, act.logits); // logits (B, V) = rmsnorm(h) w_f head^T
     ops.argmax({
       rows: Bq,
       V,

@@ -3,6 +3,8 @@
  * (lib/engine/decode.ts), one token per sequence of a batch, the state (conv window, SSM state) held in
  * buffers and updated in place. The math is lib/models/mamba.ts's `mixer` at l = 1 from a state.
  */
+import { addRmsNorm } from "./norm.ts";
+import { gemm } from "./gemm.ts";
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const softplus = (x: number) => (x > 20 ? x : Math.log1p(Math.exp(x)));
@@ -12,6 +14,8 @@ export interface ConvStepParams {
   ch: number;
   k: number;
   bias: boolean;
+  /** floats between two sequences' x rows (x is in_proj's (B, 2e) output: its first ch columns) */
+  xStride: number;
 }
 
 /**
@@ -26,7 +30,7 @@ export function convStep(
   for (let i = 0; i < p.batch * p.ch; i++) {
     const c = i % p.ch, o = i * k;
     for (let j = 0; j < k - 1; j++) b.window[o + j] = b.window[o + j + 1];
-    b.window[o + k - 1] = b.x[i];
+    b.window[o + k - 1] = b.x[Math.floor(i / p.ch) * p.xStride + c];
     let s = p.bias ? b.bias![c] : 0;
     for (let j = 0; j < k; j++) s = Math.fround(s + Math.fround(b.window[o + j] * b.w[c * k + j]));
     b.y[i] = s * sigmoid(s);
@@ -38,21 +42,26 @@ export interface SsmStepParams {
   dim: number;
   ns: number;
   softplus: boolean;
-  /** floats per row of x_dbl (dt_rank + 2 ns), and where B starts in a row (C follows it) */
+  /** floats per row of x_dbl (dt_rank + 2 ns); its first `rank` values are dt, then B (ns), then C (ns) */
   row: number;
-  offset: number;
+  rank: number;
+  /** z of sequence b, channel c at z[b zStride + zOffset + c] (in_proj's (B, 2e) output: its second half) */
+  zStride: number;
+  zOffset: number;
 }
 
 /**
- * One step of the selective SSM per (sequence, channel), the state h (batch, dim, ns) updated in place:
- *   dt = softplus(delta + bias);  h = exp(dt A) h + dt B u;  y = (<h, C> + D u) silu(z)
- * with B, C from x_dbl's row of the sequence.
+ * One step of the selective SSM per (sequence, channel), dt_proj fused in, the state h (batch, dim, ns)
+ * updated in place:
+ *   delta = <dt, W_dt[c, :]>;  dt' = softplus(delta + bias);  h = exp(dt' A) h + dt' B u;
+ *   y = (<h, C> + D u) silu(z)
+ * with dt, B, C from x_dbl's row of the sequence.
  */
 export function ssmStep(
   p: SsmStepParams,
   b: {
     u: Float32Array;
-    delta: Float32Array;
+    dtW: Float32Array;
     deltaBias?: Float32Array;
     A: Float32Array;
     xdbl: Float32Array;
@@ -65,9 +74,13 @@ export function ssmStep(
   const { dim, ns } = p;
   for (let i = 0; i < p.batch * dim; i++) {
     const bb = Math.floor(i / dim), c = i % dim;
-    const raw = b.delta[i] + (b.deltaBias ? b.deltaBias[c] : 0);
+    let delta = 0;
+    for (let j = 0; j < p.rank; j++) {
+      delta = Math.fround(delta + Math.fround(b.xdbl[bb * p.row + j] * b.dtW[c * p.rank + j]));
+    }
+    const raw = delta + (b.deltaBias ? b.deltaBias[c] : 0);
     const dt = p.softplus ? softplus(raw) : raw;
-    const u = b.u[i], bo = bb * p.row + p.offset;
+    const u = b.u[i], bo = bb * p.row + p.rank;
     let acc = 0;
     for (let s = 0; s < ns; s++) {
       const h = Math.exp(dt * b.A[c * ns + s]) * b.h[i * ns + s] + dt * b.xdbl[bo + s] * u;
@@ -75,7 +88,10 @@ export function ssmStep(
       acc += h * b.xdbl[bo + ns + s];
     }
     let y = acc + (b.D ? b.D[c] * u : 0);
-    if (b.z) y *= b.z[i] * sigmoid(b.z[i]);
+    if (b.z) {
+      const z = b.z[bb * p.zStride + p.zOffset + c];
+      y *= z * sigmoid(z);
+    }
     b.y[i] = y;
   }
 }
@@ -102,4 +118,42 @@ export function argmax(p: ArgmaxParams, b: { logits: Float32Array; ids: Int32Arr
     b.ids[p.outOffset + r] = best;
     if (p.alsoOffset !== undefined) b.ids[p.alsoOffset + r] = best;
   }
+}
+
+/** normGemv's float32 scratch: the normed rows and their rstd (addRmsNorm's outputs). */
+let normed = new Float32Array(0), rstds = new Float32Array(0);
+
+export interface NormGemvParams {
+  /** rows (sequences), at most 8 */
+  rows: number;
+  /** the residual stream's width (the product's k) */
+  d: number;
+  /** output columns: rows of W (stored (N, d)) */
+  N: number;
+  eps: number;
+  /** res = x + delta first (the residual add), written to `res`, and normalised; else x normalised */
+  add: boolean;
+}
+
+/**
+ * The residual add, RMSNorm and the product that follows it, fused for decoding:
+ *   [res = x + delta;]  hn = rmsnorm(res or x) w;  c (rows, N) = hn W^T
+ * the same arithmetic as addRmsNorm then the GEMM (norm.ts, gemm.ts), which this twin runs in turn.
+ */
+export function normGemv(
+  p: NormGemvParams,
+  b: {
+    x: Float32Array;
+    delta?: Float32Array;
+    res?: Float32Array;
+    w: Float32Array;
+    W: Float32Array;
+    c: Float32Array;
+  },
+): void {
+  if (normed.length < p.rows * p.d) normed = new Float32Array(p.rows * p.d); // grown once, then reused
+  if (rstds.length < p.rows) rstds = new Float32Array(p.rows);
+  const hn = normed.subarray(0, p.rows * p.d), rstd = rstds.subarray(0, p.rows);
+  addRmsNorm({ rows: p.rows, d: p.d, eps: p.eps, add: p.add }, { ...b, y: hn, rstd });
+  gemm({ M: p.rows, N: p.N, K: p.d, transposeA: false, transposeB: true }, { a: hn, b: b.W, c: b.c });
 }

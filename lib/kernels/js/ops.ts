@@ -41,9 +41,10 @@ export interface EngineOps<B> {
   convStep(p: decode.ConvStepParams, b: { x: B; window: B; w: B; bias?: B; y: B }): void;
   ssmStep(
     p: decode.SsmStepParams,
-    b: { u: B; delta: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
+    b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
   ): void;
   argmax(p: decode.ArgmaxParams, b: { logits: B; ids: B }): void;
+  normGemv(p: decode.NormGemvParams, b: { x: B; delta?: B; res?: B; w: B; W: B; c: B }): void;
 }
 
 export type JsBuffer = Float32Array | Int32Array;
@@ -84,5 +85,6 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     convStep: op("convStep", decode.convStep),
     ssmStep: op("ssmStep", decode.ssmStep),
     argmax: op("argmax", decode.argmax),
+    normGemv: op("normGemv", decode.normGemv),
   };
 }

@@ -3,7 +3,7 @@
  * and the selective SSM stepped one token per sequence, the state updated in place, one thread per
  * (sequence, channel); and the greedy choice, one workgroup per row reducing (value, index) pairs.
  */
-import type { ArgmaxParams, ConvStepParams, SsmStepParams } from "../js/decode.ts";
+import type { ArgmaxParams, ConvStepParams, NormGemvParams, SsmStepParams } from "../js/decode.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
 import { cached, declare, FLAT_ARGS, flatIndex, GROUP_ARGS, itemGroups, SIGMOID } from "./wgsl.ts";
 
@@ -25,7 +25,7 @@ ${SIGMOID}
   if (i >= ${p.batch * p.ch}u) { return; }
   let c = i % ${p.ch}u; let o = i * ${k}u;
   for (var j = 0u; j < ${k - 1}u; j++) { window[o + j] = window[o + j + 1u]; }
-  window[o + ${k - 1}u] = x[i];
+  window[o + ${k - 1}u] = x[(i / ${p.ch}u) * ${p.xStride}u + c];
   var s = ${p.bias ? "bias[c]" : "0.0"};
   for (var j = 0u; j < ${k}u; j++) { s = s + window[o + j] * w[c * ${k}u + j]; }
   y[i] = s * sigmoid(s);
@@ -47,7 +47,7 @@ export function ssmStepShader(p: SsmStepParams, has: { bias: boolean; D: boolean
     `${
       declare([
         ["u", "read", "f32"],
-        ["delta", "read", "f32"],
+        ["dtW", "read", "f32"],
         ...(has.bias ? [["deltaBias", "read", "f32"] as ["deltaBias", "read", "f32"]] : []),
         ["A", "read", "f32"],
         ["xdbl", "read", "f32"],
@@ -63,9 +63,11 @@ fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
   let i = ${flatIndex(64)};
   if (i >= ${p.batch * p.dim}u) { return; }
   let bb = i / ${p.dim}u; let c = i % ${p.dim}u;
-  let raw = delta[i]${has.bias ? " + deltaBias[c]" : ""};
+  var delta = 0.0;
+  for (var j = 0u; j < ${p.rank}u; j++) { delta = delta + xdbl[bb * ${p.row}u + j] * dtW[c * ${p.rank}u + j]; }
+  let raw = delta${has.bias ? " + deltaBias[c]" : ""};
   let dt = ${p.softplus ? "softplus(raw)" : "raw"};
-  let uu = u[i]; let bo = bb * ${p.row}u + ${p.offset}u;
+  let uu = u[i]; let bo = bb * ${p.row}u + ${p.rank}u;
   var acc = 0.0;
   for (var s = 0u; s < ${p.ns}u; s++) {
     let hv = exp(dt * A[c * ${p.ns}u + s]) * h[i * ${p.ns}u + s] + dt * xdbl[bo + s] * uu;
@@ -73,21 +75,21 @@ fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
     acc = acc + hv * xdbl[bo + ${p.ns}u + s];
   }
   var out = acc${has.D ? " + D[c] * uu" : ""};
-  ${has.z ? "out = out * z[i] * sigmoid(z[i]);" : ""}
+  ${has.z ? `let zz = z[bb * ${p.zStride}u + ${p.zOffset}u + c]; out = out * zz * sigmoid(zz);` : ""}
   y[i] = out;
 }`);
 }
 
-/** One step of the selective SSM per (sequence, channel), h updated in place. */
+/** One step of the selective SSM per (sequence, channel), dt_proj fused in, h updated in place. */
 export function ssmStep<B>(
   d: Dispatcher<B>,
   p: SsmStepParams,
-  b: { u: B; delta: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
+  b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
 ): void {
   const has = { bias: !!b.deltaBias, D: !!b.D, z: !!b.z };
   const bufs = [
     b.u,
-    b.delta,
+    b.dtW,
     ...(b.deltaBias ? [b.deltaBias] : []),
     b.A,
     b.xdbl,
@@ -139,4 +141,85 @@ var<workgroup> bestI: array<u32, ${W}>;
 /** ids[outOffset + row] (and ids[alsoOffset + row]) = argmax of the row's first `vocab` logits. */
 export function argmax<B>(d: Dispatcher<B>, p: ArgmaxParams, b: { logits: B; ids: B }): void {
   d.dispatch("argmax", argmaxShader(p), [b.logits, b.ids], itemGroups(p.rows));
+}
+
+/** Output columns per normGemv workgroup: 8 groups of 32 threads, one column each (as the GEMM's GEMV). */
+const NG_COLUMNS = 8;
+
+export function normGemvShader(p: NormGemvParams): string {
+  const rows = [...Array(p.rows).keys()];
+  return cached(`normGemv ${JSON.stringify(p)}`, () =>
+    `${
+      declare([
+        ["x", "read", "f32"],
+        ...(p.add
+          ? [["delta", "read", "f32"], ["res", "read_write", "f32"]] as [
+            string,
+            "read" | "read_write",
+            "f32",
+          ][]
+          : []),
+        ["w", "read", "f32"],
+        ["W", "read", "f32"],
+        ["c", "read_write", "f32"],
+      ])
+    }
+var<workgroup> red: array<f32, 256>;
+var<workgroup> rstd: array<f32, ${p.rows}>;
+var<workgroup> part: array<f32, ${256 * p.rows}>;
+fn src(m: u32, k: u32) -> f32 { return x[m * ${p.d}u + k]${p.add ? ` + delta[m * ${p.d}u + k]` : ""}; }
+@compute @workgroup_size(256) fn main(${GROUP_ARGS}) {
+  let item = wg.x + wg.y * nwg.x;
+  // every workgroup normalises the rows itself (d values each); the first also stores the residual sum
+  for (var m = 0u; m < ${p.rows}u; m++) {
+    var ss = 0.0;
+    for (var k = lid; k < ${p.d}u; k += 256u) {
+      let v = src(m, k);
+      ss = ss + v * v;
+      ${p.add ? `if (item == 0u) { res[m * ${p.d}u + k] = v; }` : ""}
+    }
+    red[lid] = ss;
+    workgroupBarrier();
+    for (var s = 128u; s >= 1u; s = s / 2u) {
+      if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+      workgroupBarrier();
+    }
+    if (lid == 0u) { rstd[m] = 1.0 / sqrt(red[0] / ${p.d}.0 + ${p.eps}); }
+    workgroupBarrier();
+  }
+  let grp = lid / 32u; let lane = lid % 32u;
+  let n = item * ${NG_COLUMNS}u + grp;
+  ${rows.map((m) => `var acc${m} = 0.0;`).join(" ")}
+  if (n < ${p.N}u) {
+    for (var k = lane; k < ${p.d}u; k += 32u) {
+      let wk = W[n * ${p.d}u + k] * w[k];
+      ${rows.map((m) => `acc${m} = acc${m} + src(${m}u, k) * rstd[${m}u] * wk;`).join("\n      ")}
+    }
+  }
+  ${rows.map((m) => `part[${m * 256}u + lid] = acc${m};`).join(" ")}
+  workgroupBarrier();
+  for (var s = 16u; s >= 1u; s = s / 2u) {
+    if (lane < s) { ${rows.map((m) => `part[${m * 256}u + lid] += part[${m * 256}u + lid + s];`).join(" ")} }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < ${p.N}u) {
+    ${rows.map((m) => `c[${m}u * ${p.N}u + n] = part[${m * 256}u + lid];`).join(" ")}
+  }
+}`);
+}
+
+/** [res = x + delta;] c = rmsnorm(res or x) w W^T, one dispatch (the norm recomputed by each workgroup). */
+export function normGemv<B>(
+  d: Dispatcher<B>,
+  p: NormGemvParams,
+  b: { x: B; delta?: B; res?: B; w: B; W: B; c: B },
+): void {
+  const bufs = [b.x, ...(p.add ? [b.delta!, b.res!] : []), b.w, b.W, b.c];
+  d.dispatch(
+    "normGemv",
+    normGemvShader(p),
+    bufs,
+    itemGroups(Math.ceil(p.N / NG_COLUMNS)),
+    2 * p.rows * p.N * p.d,
+  );
 }

@@ -35,5 +35,6 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     convStep: (p, b) => decode.convStep(d, p, b),
     ssmStep: (p, b) => decode.ssmStep(d, p, b),
     argmax: (p, b) => decode.argmax(d, p, b),
+    normGemv: (p, b) => decode.normGemv(d, p, b),
   };
 }
