@@ -116,7 +116,7 @@ Deno.test({
     const model = await loadPretrained(dir);
     try {
       const streamed: number[] = [];
-      // the default on webgpu is the engine (greedy ids chosen on the device, 16 steps per submission)
+      // the default on webgpu is the engine (greedy ids chosen on the device, 64 steps per submission)
       assertGreedy(
         await generate(model, prompt, N, { greedy: true }, (b) => void streamed.push(b)),
         "generate engine",

@@ -616,15 +616,16 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
         }),
     });
   }
-  for (const add of [false, true]) {
-    const p = { rows: 3, d: 45, N: 37, eps: 1e-5, add };
+  // d 45: scalar weight loads; d 48: vectors of four
+  for (const [add, d] of [[false, 45], [true, 45], [true, 48]] as const) {
+    const p = { rows: 3, d, N: 37, eps: 1e-5, add };
     await check(`normGemv ${JSON.stringify(p)}`, {
       inputs: {
-        x: normal(3 * 45),
-        delta: normal(3 * 45),
-        res: new Float32Array(3 * 45),
-        w: uniform(45, 0.5, 1.5),
-        W: normal(37 * 45),
+        x: normal(3 * d),
+        delta: normal(3 * d),
+        res: new Float32Array(3 * d),
+        w: uniform(d, 0.5, 1.5),
+        W: normal(37 * d),
         c: new Float32Array(3 * 37),
       },
       outputs: { c: 1e-5, ...(add ? { res: 0 } : {}) },

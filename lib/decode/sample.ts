@@ -99,7 +99,7 @@ async function engineTokens(
     params: await readParameters(model),
     backend: "webgpu",
     allowSoftwareGpu: true, // TF.js already runs on this adapter
-    stepsPerSubmit: 16,
+    stepsPerSubmit: 64, // on the H200, 16 per submission gave 3.1K bytes/s at d256x4, 64 gave 5.0K
   });
   try {
     for (let i = 0; i < prompt.length - 1; i++) await dec.feed([prompt[i]]);

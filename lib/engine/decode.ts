@@ -36,7 +36,7 @@ export interface MambaDecoderOptions {
   /** Sequences decoded together (default 1; at most 64). */
   batch?: number;
   backend?: EngineBackendName;
-  /** Greedy steps per submission (default 16): ids of that many steps come back per read-back. */
+  /** Greedy steps per submission (default 64): ids of that many steps come back per read-back. */
   stepsPerSubmit?: number;
   /** webgpu: accept a software adapter (tests on machines without a GPU). */
   allowSoftwareGpu?: boolean;
@@ -177,7 +177,7 @@ export class MambaDecoder {
   }
 
   static async create(o: MambaDecoderOptions): Promise<MambaDecoder> {
-    const cfg = o.config, batch = o.batch ?? 1, K = o.stepsPerSubmit ?? 16;
+    const cfg = o.config, batch = o.batch ?? 1, K = o.stepsPerSubmit ?? 64;
     if (!cfg.rms_norm || cfg.ssm_cfg.bias) {
       throw new Error("MambaDecoder: RMSNorm models without in/out projection biases only (as MambaEngine)");
     }

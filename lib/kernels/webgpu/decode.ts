@@ -148,6 +148,22 @@ const NG_COLUMNS = 8;
 
 export function normGemvShader(p: NormGemvParams): string {
   const rows = [...Array(p.rows).keys()];
+  // whole vectors of four along d when it allows (16-byte weight loads)
+  const v4 = p.d % 4 === 0;
+  const loop = v4
+    ? `for (var k4 = lane; k4 < ${p.d / 4}u; k4 += 32u) {
+      let k = 4u * k4;
+      let wk = W[n * ${p.d / 4}u + k4] * vec4<f32>(w[k], w[k + 1u], w[k + 2u], w[k + 3u]);
+      ${
+      rows.map((m) =>
+        `acc${m} = acc${m} + dot(vec4<f32>(src(${m}u, k), src(${m}u, k + 1u), src(${m}u, k + 2u), src(${m}u, k + 3u)) * rstd[${m}u], wk);`
+      ).join("\n      ")
+    }
+    }`
+    : `for (var k = lane; k < ${p.d}u; k += 32u) {
+      let wk = W[n * ${p.d}u + k] * w[k];
+      ${rows.map((m) => `acc${m} = acc${m} + src(${m}u, k) * rstd[${m}u] * wk;`).join("\n      ")}
+    }`;
   return cached(`normGemv ${JSON.stringify(p)}`, () =>
     `${
       declare([
@@ -160,7 +176,7 @@ export function normGemvShader(p: NormGemvParams): string {
           ][]
           : []),
         ["w", "read", "f32"],
-        ["W", "read", "f32"],
+        ["W", "read", v4 ? "vec4<f32>" : "f32"],
         ["c", "read_write", "f32"],
       ])
     }
@@ -191,10 +207,7 @@ fn src(m: u32, k: u32) -> f32 { return x[m * ${p.d}u + k]${p.add ? ` + delta[m *
   let n = item * ${NG_COLUMNS}u + grp;
   ${rows.map((m) => `var acc${m} = 0.0;`).join(" ")}
   if (n < ${p.N}u) {
-    for (var k = lane; k < ${p.d}u; k += 32u) {
-      let wk = W[n * ${p.d}u + k] * w[k];
-      ${rows.map((m) => `acc${m} = acc${m} + src(${m}u, k) * rstd[${m}u] * wk;`).join("\n      ")}
-    }
+    ${loop}
   }
   ${rows.map((m) => `part[${m * 256}u + lid] = acc${m};`).join(" ")}
   workgroupBarrier();
