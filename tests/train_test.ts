@@ -125,6 +125,7 @@ Deno.test("a non-finite loss stops before the update and keeps the last good che
     runDir,
     checkpointEvery: 2,
     handleSignals: false,
+    engine: "tfjs", // the NaN goes into the TF.js variables (the engine's own case: engine_checkpoint_test.ts)
     onStep: (e) => {
       if (e.step === 4) saved4 = W.dataSync().slice() as Float32Array; // what the step-4 checkpoint holds
       if (e.step === 5) tf.tidy(() => W.assign(tf.fill(W.shape, NaN)));
