@@ -113,4 +113,51 @@ for (const backend of DECODE_BACKENDS) {
       dec.destroy();
     }
   });
+
+  Deno.test(`decode engine (${backend}): a pass of k ids equals k steps (logits and the state after); roll-back equals a fresh read of the prefix`, async () => {
+    const ref = await reference("mambabyte-tiny-public");
+    const ids = Array.from(ref.expected.get("input_ids")!.data as Int32Array);
+    const want = toFloat32(ref.expected.get("logits")!); // mamba_ssm's logits at every position
+    const dec = await create({ config: ref.config, params: ref.params });
+    const fresh = await create({ config: ref.config, params: ref.params });
+    try {
+      for (const id of ids.slice(0, 20)) await dec.feed([id]);
+      for (const k of [1, 5, 8]) {
+        // a pass over ids 20 .. 20+k-1 from the state after 20 ids: row j = the logits after id 20 + j
+        const got = await dec.pass(ids.slice(20, 20 + k));
+        for (let j = 0; j < k; j++) {
+          const err = relL2(
+            got.subarray(j * 256, (j + 1) * 256),
+            want.subarray((20 + j) * 256, (21 + j) * 256),
+          );
+          assert.ok(err < 1e-4, `pass of ${k}, row ${j}: rel err ${err}`);
+        }
+        // the state after the pass is the state after those k ids: the next step gives position 20 + k's logits
+        const next = await dec.step([ids[20 + k]]);
+        assert.ok(
+          relL2(next, want.subarray((20 + k) * 256, (21 + k) * 256)) < 1e-4,
+          `step after a pass of ${k}`,
+        );
+        // roll back into the pass: after a of its ids, the next step equals a fresh reader's
+        for (const a of [0, Math.floor(k / 2), k]) {
+          dec.reset();
+          for (const id of ids.slice(0, 20)) await dec.feed([id]);
+          await dec.pass(ids.slice(20, 20 + k));
+          await dec.rollTo(a);
+          const after = await dec.step([ids[20 + a]]);
+          fresh.reset();
+          for (const id of ids.slice(0, 20 + a)) await fresh.feed([id]);
+          const base = await fresh.step([ids[20 + a]]);
+          assert.ok(relL2(after, base) < 1e-5, `roll back to ${a} of ${k}: rel err ${relL2(after, base)}`);
+        }
+        dec.reset();
+        for (const id of ids.slice(0, 20)) await dec.feed([id]);
+      }
+      await assert.rejects(() => dec.pass([]), /pass: 1\.\.8 ids/);
+      await assert.rejects(() => dec.rollTo(9), /rollTo: 0\.\.\d+/);
+    } finally {
+      dec.destroy();
+      fresh.destroy();
+    }
+  });
 }

@@ -1,8 +1,9 @@
 /**
  * Greedy decoding on the native engine (lib/engine/decode.ts): bytes/s at batch 1 (and larger batches) for
  * MambaByte shapes with random weights (speed does not depend on them), several steps per submission, after
- * a context of C bytes (its state: a fixed size, so the cost must not grow with C), and the cost of one
- * step submitted alone (a logits read-back each). One JSON line per setting on stdout, and with --out FILE
+ * a context of C bytes (its state: a fixed size, so the cost must not grow with C), the cost of one
+ * step submitted alone (a logits read-back each), and at batch 1 the cost of one step and of one
+ * verification pass of 8 ids queued back to back (nothing read back: the device's own time per submission). One JSON line per setting on stdout, and with --out FILE
  * the same lines with provenance appended to FILE (e.g. data/results/bench/decode.jsonl). The peer
  * (mamba_ssm's batch-1 step, eager and as a CUDA graph) is ../shared/anchors/peers/h200_peers.py `decode`,
  * run in the same device session.
@@ -63,6 +64,20 @@ for (const [d, L] of shapes) {
       const s0 = performance.now();
       for (let i = 0; i < 20; i++) await dec.step(first);
       const stepMs = (performance.now() - s0) / 20;
+      // GPU cost of one step and of one pass of 8 ids (batch 1): 50 of each queued, nothing read back
+      let queuedStepMs: number | undefined, pass8Ms: number | undefined;
+      if (batch === 1) {
+        const time = async (run: () => Promise<unknown>) => {
+          await run();
+          await dec.backend.finish();
+          const q0 = performance.now();
+          for (let i = 0; i < 50; i++) await run();
+          await dec.backend.finish();
+          return (performance.now() - q0) / 50;
+        };
+        queuedStepMs = await time(() => dec.feed(first));
+        pass8Ms = await time(() => dec.pass([65, 66, 67, 68, 69, 70, 71, 72], { read: false }));
+      }
       for (const C of contexts) {
         dec.reset();
         // the context: C bytes read through the fast path (greedy submissions); only the state size matters
@@ -86,6 +101,13 @@ for (const [d, L] of shapes) {
           ms_per_step: Math.round(s * 1000 / bytes * 1000) / 1000,
           context_bytes_per_s: Math.round(batch * C / contextS),
           single_step_ms: Math.round(stepMs * 1000) / 1000,
+          ...(queuedStepMs !== undefined
+            ? {
+              queued_step_ms: Math.round(queuedStepMs * 1000) / 1000,
+              pass8_ms: Math.round(pass8Ms! * 1000) / 1000,
+              pass8_over_step: Math.round(pass8Ms! / queuedStepMs * 1000) / 1000,
+            }
+            : {}),
           dispatches_per_step: dec.dispatchesPerStep(),
           gpu_bytes: dec.backend.allocatedBytes,
           create_ms: Math.round(createMs),

@@ -24,7 +24,7 @@
 import { dims, type MambaConfig } from "../models/mamba_config.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
-import { align, type Backend, createBackend, type EngineBackendName } from "./backend.ts";
+import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
 import { arenaLayout, parameterViews } from "./mamba.ts";
 
 const NORM_EPS = 1e-5; // RMSNorm's epsilon (models/mamba_config.ts NORM_EPSILON)
@@ -40,12 +40,15 @@ export interface MambaDecoderOptions {
   stepsPerSubmit?: number;
   /** webgpu: accept a software adapter (tests on machines without a GPU). */
   allowSoftwareGpu?: boolean;
+  /** The most ids one verification pass reads (`pass`; batch 1; at most 8; default 8; 0: no pass). */
+  maxPass?: number;
 }
 
 /** Buffers and programs of a decoder; B is the backend's buffer type. */
-function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
+function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number, maxPass: number) {
   const { d, e, n, r, k, V, L } = dims(cfg);
   const Bq = batch, R = r + 2 * n, convBias = cfg.ssm_cfg.conv_bias;
+  const rows = Math.max(Bq, maxPass); // activation rows: the batch's sequences, or a pass's positions
   const layout = arenaLayout(cfg);
   const f32 = (floats: number, label: string) => be.f32(floats, label);
   const P = f32(layout.total, "parameters");
@@ -61,40 +64,46 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
   const ring = be.i32((K + 1) * rowFloats, "ids ring"); // (K + 1) rows of B ids
   const row = (j: number) => be.view(ring, j * rowFloats, Bq);
   const act = {
-    res: [f32(Bq * d, "residual a"), f32(Bq * d, "residual b")], // (B, d) ping-pong
-    xz: f32(Bq * 2 * e, "x | z"), // (B, 2e): in_proj's output, x then the gate z
-    u: f32(Bq * e, "u"),
-    xdbl: f32(Bq * R, "x_dbl"),
-    y: f32(Bq * e, "y"),
-    out: f32(Bq * d, "mixer output"),
-    logits: f32(Bq * V, "logits"),
+    res: [f32(rows * d, "residual a"), f32(rows * d, "residual b")], // (rows, d) ping-pong
+    xz: f32(rows * 2 * e, "x | z"), // (rows, 2e): in_proj's output, x then the gate z
+    u: f32(rows * e, "u"),
+    xdbl: f32(rows * R, "x_dbl"),
+    y: f32(rows * e, "y"),
+    out: f32(rows * d, "mixer output"),
+    logits: f32(rows * V, "logits"),
   };
-  // products, token-major (one row per sequence): C (B, N) = A (B, K) . W^T, W stored (N, K)
-  const nt = (N: number, Kd: number, rest: Partial<GemmSpec> = {}): GemmSpec => ({
-    M: Bq,
+  // products, token-major (one row per sequence or position): C (M, N) = A (M, K) . W^T, W stored (N, K)
+  const nt = (M: number, N: number, Kd: number, name: string): GemmSpec => ({
+    M,
     N,
     K: Kd,
     transposeA: false,
     transposeB: true,
-    ...rest,
+    name,
   });
-  const g = {
-    xProj: nt(R, e, { name: "xProj" }),
-    outProj: nt(d, e, { name: "outProj" }),
-  };
+  // a pass: the ids it reads, and per layer the conv window and SSM state before it and after each id
+  const passIds = be.i32(align(Math.max(1, maxPass)), "pass ids");
+  const cSnap = align((maxPass + 1) * e * k), hSnap = align((maxPass + 1) * e * n);
+  const convSnaps = maxPass ? f32(L * cSnap, "conv windows of a pass") : undefined;
+  const ssmSnaps = maxPass ? f32(L * hSnap, "SSM states of a pass") : undefined;
   // A (L, e, n) = -exp(A_log): every layer's A_log lies together in the arena (arenaLayout)
   const prepare = be.record((ops) =>
     ops.negExp({ count: layout.aLogFloats }, { x: be.view(P, layout.aLogStart, layout.aLogFloats), y: A })
   );
 
-  /** One step: ids from ring row `from`, choice into row `to` (and row 0 when `wrap`). */
-  const stepOps = (ops: EngineOps<B>, from: number, to: number, wrap: boolean) => {
-    ops.embedding({ batch: Bq, len: 1, stride: 1, d, V }, { ids: row(from), table: W.E, out: act.res[0] });
+  /**
+   * The model over M rows: M sequences one step each (`pass` false), or M positions of one sequence read
+   * in one pass (the conv and the SSM carried from position to position, snapshots kept); logits (M, V).
+   */
+  const modelOps = (ops: EngineOps<B>, M: number, ids: B, pass: boolean) => {
+    const g = { xProj: nt(M, R, e, "xProj"), outProj: nt(M, d, e, "outProj") };
+    const emb = pass ? { batch: 1, len: M, stride: M, d, V } : { batch: M, len: 1, stride: 1, d, V };
+    ops.embedding(emb, { ids, table: W.E, out: act.res[0] });
     // the residual stream ping-pongs between two buffers: the first norm reads the embedding, later ones
     // add the previous mixer's output first; each norm is fused with the product that reads it (normGemv)
     let cur = 0;
     const normThen = (first: boolean, w: B, W: B, N: number, c: B) => {
-      const base = { rows: Bq, d, N, eps: NORM_EPS };
+      const base = { rows: M, d, N, eps: NORM_EPS };
       if (first) {
         ops.normGemv({ ...base, add: false }, { x: act.res[0], w, W, c });
         return;
@@ -112,16 +121,15 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
     for (let i = 0; i < L; i++) {
       const w = W.layers[i];
       normThen(i === 0, w.norm, w.inW, 2 * e, act.xz); // x | z (B, 2e) = rmsnorm(h) w in_proj^T
-      ops.convStep({ batch: Bq, ch: e, k, bias: convBias, xStride: 2 * e }, {
-        x: act.xz,
-        window: window(i),
-        w: w.convW,
-        bias: w.convB,
-        y: act.u,
-      });
+      const conv = { ch: e, k, bias: convBias, xStride: 2 * e };
+      const convIo = { x: act.xz, window: window(i), w: w.convW, bias: w.convB, y: act.u };
+      if (pass) {
+        ops.convScan({ ...conv, len: M }, { ...convIo, snaps: be.view(convSnaps!, i * cSnap, cSnap) });
+      } else ops.convStep({ ...conv, batch: M }, convIo);
       ops.gemm(g.xProj, { a: act.u, b: w.xpW, c: act.xdbl }); // dt | B | C (B, R)
       // dt_proj inside the step: delta = x_dbl[:, 0:r] W_dt^T, per channel
-      ops.ssmStep({ batch: Bq, dim: e, ns: n, softplus: true, row: R, rank: r, zStride: 2 * e, zOffset: e }, {
+      const ssm = { dim: e, ns: n, softplus: true, row: R, rank: r, zStride: 2 * e, zOffset: e };
+      const ssmIo = {
         u: act.u,
         dtW: w.dtW,
         deltaBias: w.dtB,
@@ -131,10 +139,16 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
         z: act.xz,
         h: hState(i),
         y: act.y,
-      });
+      };
+      if (pass) ops.ssmScan({ ...ssm, len: M }, { ...ssmIo, snaps: be.view(ssmSnaps!, i * hSnap, hSnap) });
+      else ops.ssmStep({ ...ssm, batch: M }, ssmIo);
       ops.gemm(g.outProj, { a: act.y, b: w.outW, c: act.out }); // out (B, d)
     }
-    normThen(false, W.normF, W.head, V, act.logits); // logits (B, V) = rmsnorm(h) w_f head^T
+    normThen(false, W.normF, W.head, V, act.logits); // logits (M, V) = rmsnorm(h) w_f head^T
+  };
+  /** One step: ids from ring row `from`, choice into row `to` (and row 0 when `wrap`). */
+  const stepOps = (ops: EngineOps<B>, from: number, to: number, wrap: boolean) => {
+    modelOps(ops, Bq, row(from), false);
     ops.argmax({
       rows: Bq,
       V,
@@ -144,6 +158,29 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
     }, { logits: act.logits, ids: ring });
   };
   const single = be.record((ops) => stepOps(ops, 0, 1, false));
+  // passes of 1..maxPass ids, and roll-backs to the state after a of them (0..maxPass), made when first used
+  const passes = new Map<number, Program>();
+  const pass = (m: number) => {
+    if (!passes.has(m)) passes.set(m, be.record((ops) => modelOps(ops, m, be.view(passIds, 0, m), true)));
+    return passes.get(m)!;
+  };
+  const rolls = new Map<number, Program>();
+  const roll = (a: number) => {
+    if (!rolls.has(a)) {
+      rolls.set(
+        a,
+        be.record((ops) => {
+          for (let i = 0; i < L; i++) {
+            const c = { count: e * k, srcOffset: a * e * k, dstOffset: 0 };
+            ops.copy(c, { src: be.view(convSnaps!, i * cSnap, cSnap), dst: window(i) });
+            const h = { count: e * n, srcOffset: a * e * n, dstOffset: 0 };
+            ops.copy(h, { src: be.view(ssmSnaps!, i * hSnap, hSnap), dst: hState(i) });
+          }
+        }),
+      );
+    }
+    return rolls.get(a)!;
+  };
   const greedy = be.record((ops) => {
     for (let j = 0; j < K; j++) stepOps(ops, j, j + 1, j === K - 1);
   });
@@ -156,7 +193,8 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number) {
     row,
     rowFloats,
     act,
-    programs: { prepare, single, greedy },
+    passIds,
+    programs: { prepare, single, greedy, pass, roll },
     V,
   };
 }
@@ -172,12 +210,19 @@ export class MambaDecoder {
     readonly config: MambaConfig,
     readonly batch: number,
     readonly stepsPerSubmit: number,
+    readonly maxPass: number,
   ) {
     this.host = new Int32Array(s.rowFloats);
   }
 
   static async create(o: MambaDecoderOptions): Promise<MambaDecoder> {
     const cfg = o.config, batch = o.batch ?? 1, K = o.stepsPerSubmit ?? 64;
+    const maxPass = o.maxPass ?? (batch === 1 ? 8 : 0);
+    if (!(Number.isInteger(maxPass) && maxPass >= 0 && maxPass <= 8) || (maxPass > 0 && batch !== 1)) {
+      throw new Error(
+        `MambaDecoder: maxPass must be 0..8, and a pass reads one sequence (batch 1); got ${maxPass}`,
+      );
+    }
     if (!cfg.rms_norm || cfg.ssm_cfg.bias) {
       throw new Error("MambaDecoder: RMSNorm models without in/out projection biases only (as MambaEngine)");
     }
@@ -188,10 +233,10 @@ export class MambaDecoder {
     // deno-lint-ignore no-explicit-any
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
       allowSoftware: o.allowSoftwareGpu,
-      readbackFloats: Math.max(align(batch) * K, batch * dims(cfg).V),
+      readbackFloats: Math.max(align(batch) * K, Math.max(batch, maxPass) * dims(cfg).V),
     });
     try {
-      const s = build(be, cfg, batch, K);
+      const s = build(be, cfg, batch, K, maxPass);
       for (const slot of s.layout.slots.values()) {
         const v = o.params.get(slot.name);
         if (!v || v.length !== slot.size) {
@@ -205,7 +250,7 @@ export class MambaDecoder {
       }
       await be.submit([s.programs.prepare]);
       await be.finish();
-      return new MambaDecoder(be, s, cfg, batch, K);
+      return new MambaDecoder(be, s, cfg, batch, K, maxPass);
     } catch (e) {
       be.destroy();
       throw e;
@@ -294,6 +339,34 @@ export class MambaDecoder {
       await onIds?.(ids);
     }
     return out;
+  }
+
+  /**
+   * The verification pass: reads `ids` (1..maxPass of them, one sequence) from the current state in one pass
+   * (each weight matrix read once for all of them) and returns their logits (ids.length, V padded); the
+   * state after each id is kept, so `rollTo` can stop after any prefix without reading anything again.
+   */
+  async pass(ids: ArrayLike<number>): Promise<Float32Array>;
+  /** With `read: false`, only queued: nothing read back (timing the pass itself). */
+  async pass(ids: ArrayLike<number>, o: { read: false }): Promise<undefined>;
+  async pass(ids: ArrayLike<number>, o: { read?: boolean } = {}): Promise<Float32Array | undefined> {
+    const m = ids.length;
+    if (!(m >= 1 && m <= this.maxPass)) throw new RangeError(`pass: 1..${this.maxPass} ids (got ${m})`);
+    const { readback } = await this.backend.submit([this.s.programs.pass(m)], {
+      writes: [[this.s.passIds, Int32Array.from(ids)]],
+      readback: o.read === false ? undefined : { from: this.s.act.logits, floats: m * this.s.V },
+    });
+    this.passed = m;
+    return readback ? (await readback).floats : undefined;
+  }
+  private passed = 0;
+
+  /** The state after the first `a` ids of the last pass (0: before it). */
+  async rollTo(a: number): Promise<void> {
+    if (!(Number.isInteger(a) && a >= 0 && a <= this.passed)) {
+      throw new RangeError(`rollTo: 0..${this.passed} (ids of the last pass), got ${a}`);
+    }
+    await this.backend.submit([this.s.programs.roll(a)]);
   }
 
   /** Dispatches (webgpu) or op calls of one step. */

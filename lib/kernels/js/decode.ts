@@ -157,3 +157,71 @@ export function normGemv(
   addRmsNorm({ rows: p.rows, d: p.d, eps: p.eps, add: p.add }, { ...b, y: hn, rstd });
   gemm({ M: p.rows, N: p.N, K: p.d, transposeA: false, transposeB: true }, { a: hn, b: b.W, c: b.c });
 }
+
+export interface ConvScanParams extends Omit<ConvStepParams, "batch"> {
+  /** positions of the one sequence read in the pass (rows of x, at xStride floats apart) */
+  len: number;
+}
+
+/**
+ * convStep over `len` positions of one sequence, the window carried from each to the next; snaps (len + 1,
+ * ch, k) receives the window before the pass (slot 0) and after each position (slot t + 1).
+ */
+export function convScan(
+  p: ConvScanParams,
+  b: {
+    x: Float32Array;
+    window: Float32Array;
+    snaps: Float32Array;
+    w: Float32Array;
+    bias?: Float32Array;
+    y: Float32Array;
+  },
+): void {
+  const { k, ch } = p, size = ch * k;
+  b.snaps.set(b.window.subarray(0, size), 0);
+  for (let t = 0; t < p.len; t++) {
+    convStep({ ...p, batch: 1 }, {
+      x: b.x.subarray(t * p.xStride),
+      window: b.window,
+      w: b.w,
+      bias: b.bias,
+      y: b.y.subarray(t * ch),
+    });
+    b.snaps.set(b.window.subarray(0, size), (t + 1) * size);
+  }
+}
+
+export interface SsmScanParams extends Omit<SsmStepParams, "batch"> {
+  len: number;
+}
+
+/** ssmStep over `len` positions of one sequence; snaps (len + 1, dim, ns) as convScan's. */
+export function ssmScan(
+  p: SsmScanParams,
+  b: {
+    u: Float32Array;
+    dtW: Float32Array;
+    deltaBias?: Float32Array;
+    A: Float32Array;
+    xdbl: Float32Array;
+    D?: Float32Array;
+    z?: Float32Array;
+    h: Float32Array;
+    snaps: Float32Array;
+    y: Float32Array;
+  },
+): void {
+  const size = p.dim * p.ns;
+  b.snaps.set(b.h.subarray(0, size), 0);
+  for (let t = 0; t < p.len; t++) {
+    ssmStep({ ...p, batch: 1 }, {
+      ...b,
+      u: b.u.subarray(t * p.dim),
+      xdbl: b.xdbl.subarray(t * p.row),
+      z: b.z?.subarray(t * p.zStride),
+      y: b.y.subarray(t * p.dim),
+    });
+    b.snaps.set(b.h.subarray(0, size), (t + 1) * size);
+  }
+}

@@ -45,6 +45,11 @@ export interface EngineOps<B> {
   ): void;
   argmax(p: decode.ArgmaxParams, b: { logits: B; ids: B }): void;
   normGemv(p: decode.NormGemvParams, b: { x: B; delta?: B; res?: B; w: B; W: B; c: B }): void;
+  convScan(p: decode.ConvScanParams, b: { x: B; window: B; snaps: B; w: B; bias?: B; y: B }): void;
+  ssmScan(
+    p: decode.SsmScanParams,
+    b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; snaps: B; y: B },
+  ): void;
 }
 
 export type JsBuffer = Float32Array | Int32Array;
@@ -86,5 +91,7 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     ssmStep: op("ssmStep", decode.ssmStep),
     argmax: op("argmax", decode.argmax),
     normGemv: op("normGemv", decode.normGemv),
+    convScan: op("convScan", decode.convScan),
+    ssmScan: op("ssmScan", decode.ssmScan),
   };
 }

@@ -3,7 +3,14 @@
  * and the selective SSM stepped one token per sequence, the state updated in place, one thread per
  * (sequence, channel); and the greedy choice, one workgroup per row reducing (value, index) pairs.
  */
-import type { ArgmaxParams, ConvStepParams, NormGemvParams, SsmStepParams } from "../js/decode.ts";
+import type {
+  ArgmaxParams,
+  ConvScanParams,
+  ConvStepParams,
+  NormGemvParams,
+  SsmScanParams,
+  SsmStepParams,
+} from "../js/decode.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
 import { cached, declare, FLAT_ARGS, flatIndex, GROUP_ARGS, itemGroups, SIGMOID } from "./wgsl.ts";
 
@@ -235,4 +242,111 @@ export function normGemv<B>(
     itemGroups(Math.ceil(p.N / NG_COLUMNS)),
     2 * p.rows * p.N * p.d,
   );
+}
+
+export function convScanShader(p: ConvScanParams): string {
+  const k = p.k, size = p.ch * k;
+  return cached(`convScan ${JSON.stringify(p)}`, () =>
+    `${
+      declare([
+        ["x", "read", "f32"],
+        ["window", "read_write", "f32"],
+        ["snaps", "read_write", "f32"],
+        ["w", "read", "f32"],
+        ...(p.bias ? [["bias", "read", "f32"] as ["bias", "read", "f32"]] : []),
+        ["y", "read_write", "f32"],
+      ])
+    }
+${SIGMOID}
+@compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
+  let c = ${flatIndex(64)};
+  if (c >= ${p.ch}u) { return; }
+  let o = c * ${k}u;
+  for (var j = 0u; j < ${k}u; j++) { snaps[o + j] = window[o + j]; }
+  for (var t = 0u; t < ${p.len}u; t++) {
+    for (var j = 0u; j < ${k - 1}u; j++) { window[o + j] = window[o + j + 1u]; }
+    window[o + ${k - 1}u] = x[t * ${p.xStride}u + c];
+    var s = ${p.bias ? "bias[c]" : "0.0"};
+    for (var j = 0u; j < ${k}u; j++) { s = s + window[o + j] * w[c * ${k}u + j]; }
+    y[t * ${p.ch}u + c] = s * sigmoid(s);
+    for (var j = 0u; j < ${k}u; j++) { snaps[(t + 1u) * ${size}u + o + j] = window[o + j]; }
+  }
+}`);
+}
+
+/** The conv window over `len` positions of one sequence, a snapshot before and after each. */
+export function convScan<B>(
+  d: Dispatcher<B>,
+  p: ConvScanParams,
+  b: { x: B; window: B; snaps: B; w: B; bias?: B; y: B },
+): void {
+  const bufs = [b.x, b.window, b.snaps, b.w, ...(p.bias ? [b.bias!] : []), b.y];
+  d.dispatch("convScan", convScanShader(p), bufs, flatGroups(p.ch, 64));
+}
+
+export function ssmScanShader(p: SsmScanParams, has: { bias: boolean; D: boolean; z: boolean }): string {
+  const size = p.dim * p.ns;
+  return cached(`ssmScan ${JSON.stringify([p, has])}`, () =>
+    `${
+      declare([
+        ["u", "read", "f32"],
+        ["dtW", "read", "f32"],
+        ...(has.bias ? [["deltaBias", "read", "f32"] as ["deltaBias", "read", "f32"]] : []),
+        ["A", "read", "f32"],
+        ["xdbl", "read", "f32"],
+        ...(has.D ? [["D", "read", "f32"] as ["D", "read", "f32"]] : []),
+        ...(has.z ? [["z", "read", "f32"] as ["z", "read", "f32"]] : []),
+        ["h", "read_write", "f32"],
+        ["snaps", "read_write", "f32"],
+        ["y", "read_write", "f32"],
+      ])
+    }
+${SIGMOID}
+fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
+@compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
+  let c = ${flatIndex(64)};
+  if (c >= ${p.dim}u) { return; }
+  let hs = c * ${p.ns}u;
+  for (var s = 0u; s < ${p.ns}u; s++) { snaps[hs + s] = h[hs + s]; }
+  for (var t = 0u; t < ${p.len}u; t++) {
+    let ro = t * ${p.row}u;
+    var delta = 0.0;
+    for (var j = 0u; j < ${p.rank}u; j++) { delta = delta + xdbl[ro + j] * dtW[c * ${p.rank}u + j]; }
+    let raw = delta${has.bias ? " + deltaBias[c]" : ""};
+    let dt = ${p.softplus ? "softplus(raw)" : "raw"};
+    let uu = u[t * ${p.dim}u + c]; let bo = ro + ${p.rank}u;
+    var acc = 0.0;
+    for (var s = 0u; s < ${p.ns}u; s++) {
+      let hv = exp(dt * A[c * ${p.ns}u + s]) * h[hs + s] + dt * xdbl[bo + s] * uu;
+      h[hs + s] = hv;
+      snaps[(t + 1u) * ${size}u + hs + s] = hv;
+      acc = acc + hv * xdbl[bo + ${p.ns}u + s];
+    }
+    var out = acc${has.D ? " + D[c] * uu" : ""};
+    ${has.z ? `let zz = z[t * ${p.zStride}u + ${p.zOffset}u + c]; out = out * zz * sigmoid(zz);` : ""}
+    y[t * ${p.dim}u + c] = out;
+  }
+}`);
+}
+
+/** The selective SSM over `len` positions of one sequence, a snapshot of h before and after each. */
+export function ssmScan<B>(
+  d: Dispatcher<B>,
+  p: SsmScanParams,
+  b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; snaps: B; y: B },
+): void {
+  const has = { bias: !!b.deltaBias, D: !!b.D, z: !!b.z };
+  const bufs = [
+    b.u,
+    b.dtW,
+    ...(b.deltaBias ? [b.deltaBias] : []),
+    b.A,
+    b.xdbl,
+    ...(b.D ? [b.D] : []),
+    ...(b.z ? [b.z] : []),
+    b.h,
+    b.snaps,
+    b.y,
+  ];
+  d.dispatch("ssmScan", ssmScanShader(p, has), bufs, flatGroups(p.dim, 64));
 }

@@ -36,5 +36,7 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     ssmStep: (p, b) => decode.ssmStep(d, p, b),
     argmax: (p, b) => decode.argmax(d, p, b),
     normGemv: (p, b) => decode.normGemv(d, p, b),
+    convScan: (p, b) => decode.convScan(d, p, b),
+    ssmScan: (p, b) => decode.ssmScan(d, p, b),
   };
 }
