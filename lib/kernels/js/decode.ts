@@ -57,20 +57,20 @@ export interface SsmStepParams {
  *   y = (<h, C> + D u) silu(z)
  * with dt, B, C from x_dbl's row of the sequence.
  */
-export function ssmStep(
-  p: SsmStepParams,
-  b: {
-    u: Float32Array;
-    dtW: Float32Array;
-    deltaBias?: Float32Array;
-    A: Float32Array;
-    xdbl: Float32Array;
-    D?: Float32Array;
-    z?: Float32Array;
-    h: Float32Array;
-    y: Float32Array;
-  },
-): void {
+/** The SSM step's buffers: inputs, the weights it reads, the state h, the output y. */
+export interface SsmIo {
+  u: Float32Array;
+  dtW: Float32Array;
+  deltaBias?: Float32Array;
+  A: Float32Array;
+  xdbl: Float32Array;
+  D?: Float32Array;
+  z?: Float32Array;
+  h: Float32Array;
+  y: Float32Array;
+}
+
+export function ssmStep(p: SsmStepParams, b: SsmIo): void {
   const { dim, ns } = p;
   for (let i = 0; i < p.batch * dim; i++) {
     const bb = Math.floor(i / dim), c = i % dim;
@@ -197,21 +197,7 @@ export interface SsmScanParams extends Omit<SsmStepParams, "batch"> {
 }
 
 /** ssmStep over `len` positions of one sequence; snaps (len + 1, dim, ns) as convScan's. */
-export function ssmScan(
-  p: SsmScanParams,
-  b: {
-    u: Float32Array;
-    dtW: Float32Array;
-    deltaBias?: Float32Array;
-    A: Float32Array;
-    xdbl: Float32Array;
-    D?: Float32Array;
-    z?: Float32Array;
-    h: Float32Array;
-    snaps: Float32Array;
-    y: Float32Array;
-  },
-): void {
+export function ssmScan(p: SsmScanParams, b: SsmIo & { snaps: Float32Array }): void {
   const size = p.dim * p.ns;
   b.snaps.set(b.h.subarray(0, size), 0);
   for (let t = 0; t < p.len; t++) {

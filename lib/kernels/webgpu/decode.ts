@@ -12,15 +12,37 @@ import type {
   SsmStepParams,
 } from "../js/decode.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
-import { cached, declare, FLAT_ARGS, flatIndex, GROUP_ARGS, itemGroups, SIGMOID } from "./wgsl.ts";
+import {
+  cached,
+  declare,
+  FLAT_ARGS,
+  flatIndex,
+  gemvColumns,
+  GROUP_ARGS,
+  itemGroups,
+  SIGMOID,
+} from "./wgsl.ts";
 
-export function convStepShader(p: ConvStepParams): string {
-  const k = p.k;
-  return cached(`convStep ${JSON.stringify(p)}`, () =>
+/** What one conv or SSM dispatch runs: `seqs` sequences of `len` positions each, snapshots or not. */
+interface Walk {
+  seqs: number;
+  len: number;
+  snaps: boolean;
+}
+
+/**
+ * The conv window of `seqs` sequences over `len` positions each (position t of sequence s is row
+ * s len + t of x and y), one thread per (sequence, channel); with `snaps`, the window before the first
+ * position and after each is stored (snaps (len + 1, ch, k), one sequence).
+ */
+function convShader(p: Omit<ConvStepParams, "batch">, w: Walk): string {
+  const k = p.k, size = p.ch * k;
+  return cached(`conv walk ${JSON.stringify([p, w])}`, () =>
     `${
       declare([
         ["x", "read", "f32"],
         ["window", "read_write", "f32"],
+        ...(w.snaps ? [["snaps", "read_write", "f32"] as ["snaps", "read_write", "f32"]] : []),
         ["w", "read", "f32"],
         ...(p.bias ? [["bias", "read", "f32"] as ["bias", "read", "f32"]] : []),
         ["y", "read_write", "f32"],
@@ -29,28 +51,58 @@ export function convStepShader(p: ConvStepParams): string {
 ${SIGMOID}
 @compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
   let i = ${flatIndex(64)};
-  if (i >= ${p.batch * p.ch}u) { return; }
-  let c = i % ${p.ch}u; let o = i * ${k}u;
-  for (var j = 0u; j < ${k - 1}u; j++) { window[o + j] = window[o + j + 1u]; }
-  window[o + ${k - 1}u] = x[(i / ${p.ch}u) * ${p.xStride}u + c];
-  var s = ${p.bias ? "bias[c]" : "0.0"};
-  for (var j = 0u; j < ${k}u; j++) { s = s + window[o + j] * w[c * ${k}u + j]; }
-  y[i] = s * sigmoid(s);
+  if (i >= ${w.seqs * p.ch}u) { return; }
+  let sq = i / ${p.ch}u; let c = i % ${p.ch}u; let o = i * ${k}u;
+  ${w.snaps ? `for (var j = 0u; j < ${k}u; j++) { snaps[o + j] = window[o + j]; }` : ""}
+  for (var t = 0u; t < ${w.len}u; t++) {
+    let rowi = sq * ${w.len}u + t;
+    for (var j = 0u; j < ${k - 1}u; j++) { window[o + j] = window[o + j + 1u]; }
+    window[o + ${k - 1}u] = x[rowi * ${p.xStride}u + c];
+    var s = ${p.bias ? "bias[c]" : "0.0"};
+    for (var j = 0u; j < ${k}u; j++) { s = s + window[o + j] * w[c * ${k}u + j]; }
+    y[rowi * ${p.ch}u + c] = s * sigmoid(s);
+    ${
+      w.snaps
+        ? `for (var j = 0u; j < ${k}u; j++) { snaps[(t + 1u) * ${size}u + o + j] = window[o + j]; }`
+        : ""
+    }
+  }
 }`);
 }
 
-/** The conv window moves by one token; y = silu(conv of the window). */
+function convDispatch<B>(
+  d: Dispatcher<B>,
+  label: string,
+  p: Omit<ConvStepParams, "batch">,
+  w: Walk,
+  b: { x: B; window: B; snaps?: B; w: B; bias?: B; y: B },
+): void {
+  const bufs = [b.x, b.window, ...(w.snaps ? [b.snaps!] : []), b.w, ...(p.bias ? [b.bias!] : []), b.y];
+  d.dispatch(label, convShader(p, w), bufs, flatGroups(w.seqs * p.ch, 64));
+}
+
+/** The conv window moves by one token per sequence; y = silu(conv of the window). */
 export function convStep<B>(
   d: Dispatcher<B>,
   p: ConvStepParams,
   b: { x: B; window: B; w: B; bias?: B; y: B },
 ): void {
-  const bufs = [b.x, b.window, b.w, ...(p.bias ? [b.bias!] : []), b.y];
-  d.dispatch("convStep", convStepShader(p), bufs, flatGroups(p.batch * p.ch, 64));
+  convDispatch(d, "convStep", p, { seqs: p.batch, len: 1, snaps: false }, b);
 }
 
-export function ssmStepShader(p: SsmStepParams, has: { bias: boolean; D: boolean; z: boolean }): string {
-  return cached(`ssmStep ${JSON.stringify([p, has])}`, () =>
+type SsmBuffers<B> = { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; snaps?: B; y: B };
+
+/**
+ * The selective SSM of `seqs` sequences over `len` positions each (row s len + t), dt_proj fused in, one
+ * thread per (sequence, channel), h carried; with `snaps`, h before the first position and after each.
+ */
+function ssmShader(
+  p: Omit<SsmStepParams, "batch">,
+  w: Walk,
+  has: { bias: boolean; D: boolean; z: boolean },
+): string {
+  const size = p.dim * p.ns;
+  return cached(`ssm walk ${JSON.stringify([p, w, has])}`, () =>
     `${
       declare([
         ["u", "read", "f32"],
@@ -61,6 +113,7 @@ export function ssmStepShader(p: SsmStepParams, has: { bias: boolean; D: boolean
         ...(has.D ? [["D", "read", "f32"] as ["D", "read", "f32"]] : []),
         ...(has.z ? [["z", "read", "f32"] as ["z", "read", "f32"]] : []),
         ["h", "read_write", "f32"],
+        ...(w.snaps ? [["snaps", "read_write", "f32"] as ["snaps", "read_write", "f32"]] : []),
         ["y", "read_write", "f32"],
       ])
     }
@@ -68,31 +121,37 @@ ${SIGMOID}
 fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
 @compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
   let i = ${flatIndex(64)};
-  if (i >= ${p.batch * p.dim}u) { return; }
-  let bb = i / ${p.dim}u; let c = i % ${p.dim}u;
-  var delta = 0.0;
-  for (var j = 0u; j < ${p.rank}u; j++) { delta = delta + xdbl[bb * ${p.row}u + j] * dtW[c * ${p.rank}u + j]; }
-  let raw = delta${has.bias ? " + deltaBias[c]" : ""};
-  let dt = ${p.softplus ? "softplus(raw)" : "raw"};
-  let uu = u[i]; let bo = bb * ${p.row}u + ${p.rank}u;
-  var acc = 0.0;
-  for (var s = 0u; s < ${p.ns}u; s++) {
-    let hv = exp(dt * A[c * ${p.ns}u + s]) * h[i * ${p.ns}u + s] + dt * xdbl[bo + s] * uu;
-    h[i * ${p.ns}u + s] = hv;
-    acc = acc + hv * xdbl[bo + ${p.ns}u + s];
+  if (i >= ${w.seqs * p.dim}u) { return; }
+  let sq = i / ${p.dim}u; let c = i % ${p.dim}u; let hs = i * ${p.ns}u;
+  ${w.snaps ? `for (var s = 0u; s < ${p.ns}u; s++) { snaps[hs + s] = h[hs + s]; }` : ""}
+  for (var t = 0u; t < ${w.len}u; t++) {
+    let rowi = sq * ${w.len}u + t; let ro = rowi * ${p.row}u;
+    var delta = 0.0;
+    for (var j = 0u; j < ${p.rank}u; j++) { delta = delta + xdbl[ro + j] * dtW[c * ${p.rank}u + j]; }
+    let raw = delta${has.bias ? " + deltaBias[c]" : ""};
+    let dt = ${p.softplus ? "softplus(raw)" : "raw"};
+    let uu = u[rowi * ${p.dim}u + c]; let bo = ro + ${p.rank}u;
+    var acc = 0.0;
+    for (var s = 0u; s < ${p.ns}u; s++) {
+      let hv = exp(dt * A[c * ${p.ns}u + s]) * h[hs + s] + dt * xdbl[bo + s] * uu;
+      h[hs + s] = hv;
+      ${w.snaps ? `snaps[(t + 1u) * ${size}u + hs + s] = hv;` : ""}
+      acc = acc + hv * xdbl[bo + ${p.ns}u + s];
+    }
+    var out = acc${has.D ? " + D[c] * uu" : ""};
+    ${has.z ? `let zz = z[rowi * ${p.zStride}u + ${p.zOffset}u + c]; out = out * zz * sigmoid(zz);` : ""}
+    y[rowi * ${p.dim}u + c] = out;
   }
-  var out = acc${has.D ? " + D[c] * uu" : ""};
-  ${has.z ? `let zz = z[bb * ${p.zStride}u + ${p.zOffset}u + c]; out = out * zz * sigmoid(zz);` : ""}
-  y[i] = out;
 }`);
 }
 
-/** One step of the selective SSM per (sequence, channel), dt_proj fused in, h updated in place. */
-export function ssmStep<B>(
+function ssmDispatch<B>(
   d: Dispatcher<B>,
-  p: SsmStepParams,
-  b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
-): void {
+  label: string,
+  p: Omit<SsmStepParams, "batch">,
+  w: Walk,
+  b: SsmBuffers<B>,
+) {
   const has = { bias: !!b.deltaBias, D: !!b.D, z: !!b.z };
   const bufs = [
     b.u,
@@ -103,9 +162,15 @@ export function ssmStep<B>(
     ...(b.D ? [b.D] : []),
     ...(b.z ? [b.z] : []),
     b.h,
+    ...(w.snaps ? [b.snaps!] : []),
     b.y,
   ];
-  d.dispatch("ssmStep", ssmStepShader(p, has), bufs, flatGroups(p.batch * p.dim, 64));
+  d.dispatch(label, ssmShader(p, w, has), bufs, flatGroups(w.seqs * p.dim, 64));
+}
+
+/** One step of the selective SSM per (sequence, channel), dt_proj fused in, h updated in place. */
+export function ssmStep<B>(d: Dispatcher<B>, p: SsmStepParams, b: SsmBuffers<B>): void {
+  ssmDispatch(d, "ssmStep", p, { seqs: p.batch, len: 1, snaps: false }, b);
 }
 
 const W = 256;
@@ -212,19 +277,7 @@ fn src(m: u32, k: u32) -> f32 { return x[m * ${p.d}u + k]${p.add ? ` + delta[m *
   }
   let grp = lid / 32u; let lane = lid % 32u;
   let n = item * ${NG_COLUMNS}u + grp;
-  ${rows.map((m) => `var acc${m} = 0.0;`).join(" ")}
-  if (n < ${p.N}u) {
-    ${loop}
-  }
-  ${rows.map((m) => `part[${m * 256}u + lid] = acc${m};`).join(" ")}
-  workgroupBarrier();
-  for (var s = 16u; s >= 1u; s = s / 2u) {
-    if (lane < s) { ${rows.map((m) => `part[${m * 256}u + lid] += part[${m * 256}u + lid + s];`).join(" ")} }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < ${p.N}u) {
-    ${rows.map((m) => `c[${m}u * ${p.N}u + n] = part[${m * 256}u + lid];`).join(" ")}
-  }
+  ${gemvColumns(p.rows, p.N, loop, (m, v) => `c[${m}u * ${p.N}u + n] = ${v};`)}
 }`);
 }
 
@@ -244,109 +297,16 @@ export function normGemv<B>(
   );
 }
 
-export function convScanShader(p: ConvScanParams): string {
-  const k = p.k, size = p.ch * k;
-  return cached(`convScan ${JSON.stringify(p)}`, () =>
-    `${
-      declare([
-        ["x", "read", "f32"],
-        ["window", "read_write", "f32"],
-        ["snaps", "read_write", "f32"],
-        ["w", "read", "f32"],
-        ...(p.bias ? [["bias", "read", "f32"] as ["bias", "read", "f32"]] : []),
-        ["y", "read_write", "f32"],
-      ])
-    }
-${SIGMOID}
-@compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
-  let c = ${flatIndex(64)};
-  if (c >= ${p.ch}u) { return; }
-  let o = c * ${k}u;
-  for (var j = 0u; j < ${k}u; j++) { snaps[o + j] = window[o + j]; }
-  for (var t = 0u; t < ${p.len}u; t++) {
-    for (var j = 0u; j < ${k - 1}u; j++) { window[o + j] = window[o + j + 1u]; }
-    window[o + ${k - 1}u] = x[t * ${p.xStride}u + c];
-    var s = ${p.bias ? "bias[c]" : "0.0"};
-    for (var j = 0u; j < ${k}u; j++) { s = s + window[o + j] * w[c * ${k}u + j]; }
-    y[t * ${p.ch}u + c] = s * sigmoid(s);
-    for (var j = 0u; j < ${k}u; j++) { snaps[(t + 1u) * ${size}u + o + j] = window[o + j]; }
-  }
-}`);
-}
-
 /** The conv window over `len` positions of one sequence, a snapshot before and after each. */
 export function convScan<B>(
   d: Dispatcher<B>,
   p: ConvScanParams,
   b: { x: B; window: B; snaps: B; w: B; bias?: B; y: B },
 ): void {
-  const bufs = [b.x, b.window, b.snaps, b.w, ...(p.bias ? [b.bias!] : []), b.y];
-  d.dispatch("convScan", convScanShader(p), bufs, flatGroups(p.ch, 64));
-}
-
-export function ssmScanShader(p: SsmScanParams, has: { bias: boolean; D: boolean; z: boolean }): string {
-  const size = p.dim * p.ns;
-  return cached(`ssmScan ${JSON.stringify([p, has])}`, () =>
-    `${
-      declare([
-        ["u", "read", "f32"],
-        ["dtW", "read", "f32"],
-        ...(has.bias ? [["deltaBias", "read", "f32"] as ["deltaBias", "read", "f32"]] : []),
-        ["A", "read", "f32"],
-        ["xdbl", "read", "f32"],
-        ...(has.D ? [["D", "read", "f32"] as ["D", "read", "f32"]] : []),
-        ...(has.z ? [["z", "read", "f32"] as ["z", "read", "f32"]] : []),
-        ["h", "read_write", "f32"],
-        ["snaps", "read_write", "f32"],
-        ["y", "read_write", "f32"],
-      ])
-    }
-${SIGMOID}
-fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
-@compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
-  let c = ${flatIndex(64)};
-  if (c >= ${p.dim}u) { return; }
-  let hs = c * ${p.ns}u;
-  for (var s = 0u; s < ${p.ns}u; s++) { snaps[hs + s] = h[hs + s]; }
-  for (var t = 0u; t < ${p.len}u; t++) {
-    let ro = t * ${p.row}u;
-    var delta = 0.0;
-    for (var j = 0u; j < ${p.rank}u; j++) { delta = delta + xdbl[ro + j] * dtW[c * ${p.rank}u + j]; }
-    let raw = delta${has.bias ? " + deltaBias[c]" : ""};
-    let dt = ${p.softplus ? "softplus(raw)" : "raw"};
-    let uu = u[t * ${p.dim}u + c]; let bo = ro + ${p.rank}u;
-    var acc = 0.0;
-    for (var s = 0u; s < ${p.ns}u; s++) {
-      let hv = exp(dt * A[c * ${p.ns}u + s]) * h[hs + s] + dt * xdbl[bo + s] * uu;
-      h[hs + s] = hv;
-      snaps[(t + 1u) * ${size}u + hs + s] = hv;
-      acc = acc + hv * xdbl[bo + ${p.ns}u + s];
-    }
-    var out = acc${has.D ? " + D[c] * uu" : ""};
-    ${has.z ? `let zz = z[t * ${p.zStride}u + ${p.zOffset}u + c]; out = out * zz * sigmoid(zz);` : ""}
-    y[t * ${p.dim}u + c] = out;
-  }
-}`);
+  convDispatch(d, "convScan", p, { seqs: 1, len: p.len, snaps: true }, b);
 }
 
 /** The selective SSM over `len` positions of one sequence, a snapshot of h before and after each. */
-export function ssmScan<B>(
-  d: Dispatcher<B>,
-  p: SsmScanParams,
-  b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; snaps: B; y: B },
-): void {
-  const has = { bias: !!b.deltaBias, D: !!b.D, z: !!b.z };
-  const bufs = [
-    b.u,
-    b.dtW,
-    ...(b.deltaBias ? [b.deltaBias] : []),
-    b.A,
-    b.xdbl,
-    ...(b.D ? [b.D] : []),
-    ...(b.z ? [b.z] : []),
-    b.h,
-    b.snaps,
-    b.y,
-  ];
-  d.dispatch("ssmScan", ssmScanShader(p, has), bufs, flatGroups(p.dim, 64));
+export function ssmScan<B>(d: Dispatcher<B>, p: SsmScanParams, b: SsmBuffers<B> & { snaps: B }): void {
+  ssmDispatch(d, "ssmScan", p, { seqs: 1, len: p.len, snaps: true }, b);
 }

@@ -31,6 +31,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type Backend, newTensor, tfjsDispatcher } from "./runtime.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
+import { gemvColumns } from "./wgsl.ts";
 import { type Gemm, gemmLayout, type GemmSpec } from "../js/gemm.ts";
 
 export type { Gemm, GemmLayout, GemmSpec } from "../js/gemm.ts";
@@ -324,23 +325,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let grp = lid / 32u; let lane = lid % 32u;
   let n = (wg.x + wg.y * nwg.x) * ${GEMV_COLUMNS}u + grp; // uniform within the group, not the workgroup
-  ${rows.map((m) => `var acc${m} = 0.0;`).join(" ")}
-  if (n < ${g.N}u) {
-    ${loop}
-  }
-  ${rows.map((m) => `part[${m * 256}u + lid] = acc${m};`).join(" ")}
-  workgroupBarrier();
-  for (var s = 16u; s >= 1u; s = s / 2u) {
-    if (lane < s) { ${rows.map((m) => `part[${m * 256}u + lid] += part[${m * 256}u + lid + s];`).join(" ")} }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < ${g.N}u) {
-    ${
-    rows.map((m) => {
+  ${
+    gemvColumns(g.M, g.N, loop, (m, v) => {
       const o = `${g.offC + m * g.ldc}u + n`;
-      return `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}part[${m * 256}u + lid];`;
-    }).join("\n    ")
-  }
+      return `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${v};`;
+    })
   }
 }
 `;
