@@ -8,9 +8,10 @@
  * Each engine trains through the trainer (lib/train/trainer.ts): one warm-up run of one step, then a timed
  * run of `--steps` steps (the trainer's wall time, the engine's creation excluded; the native engine
  * reports losses in windows, so steps are timed together, not one by one). For the native engine on the
- * CPU, one more step is profiled op by op: milliseconds and GFLOP/s per kernel class (products, scan,
- * conv, the rest), beside OpenBLAS's sgemm through PyTorch on the same machine and threads at the step's
- * product shapes. One record per engine in data/results/bench/train.jsonl with `peer_source`.
+ * CPU, one more step is profiled op by op: milliseconds and GFLOP/s per kernel class (products: their
+ * exact FLOPs; scan and conv: the project's FLOP count; the rest, norms, cross-entropy and AdamW, memory
+ * traffic more than arithmetic: milliseconds only), beside OpenBLAS's sgemm through PyTorch on the same
+ * machine and threads at the step's product shapes. One record per engine in data/results/bench/train.jsonl with `peer_source`.
  *
  *   deno run -A lib/bench/train.ts [--backend wasm] [--shape 256,4,4,1024] [--steps 5] [--engines native,tfjs]
  *                                   [--peer-script PATH]
@@ -18,6 +19,7 @@
 import { initBackend } from "../backend.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { disposeMambaLM, initParameters } from "../models/mamba.ts";
+import { dims } from "../models/mamba_config.ts";
 import { readSplit } from "../data/bytes.ts";
 import { train } from "../train/trainer.ts";
 import { TRAIN_ENGINES, type TrainEngine } from "../train/steps.ts";
@@ -109,6 +111,12 @@ async function cpuProfile() {
       c.ms += o.ms;
       c.flops += o.flops;
     }
+    // the scan's and the conv's FLOPs by the project's count (models/registry.ts mambaTrainFlopsPerToken:
+    // per token and layer, forward 9 e n for the scan plus 5 e for the gate, which the scan kernels apply,
+    // and 2 k e for the conv; training 3x the forward); the products' are exact (2 M N K each)
+    const { e, n, k } = dims(config), tokens = batch * length;
+    classes.scan.flops = 3 * (9 * e * n + 5 * e) * tokens * layers;
+    classes.conv.flops = 3 * 2 * k * e * tokens * layers;
     for (const c of Object.values(classes)) {
       if (c.flops) c.gflops = Math.round(c.flops / c.ms / 1e6 * 10) / 10;
       c.ms = Math.round(c.ms * 10) / 10;
