@@ -665,8 +665,8 @@ async function generateCommand(args: string[]) {
     flags,
     "draft-tokens",
     3,
-    (x) => Number.isInteger(x) && x >= 1 && x <= 1024,
-    "an integer from 1 to 1024",
+    (x) => Number.isInteger(x) && x >= 1 && x <= 64,
+    "an integer from 1 to 64",
   );
   const beta = numberFlag(
     flags,

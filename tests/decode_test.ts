@@ -13,13 +13,10 @@ function assertEquals(a: unknown, b: unknown, msg?: string): void {
   else deepStrictEqual(x, y, `${msg}: ${JSON.stringify(x)} !== ${JSON.stringify(y)}`);
 }
 import { ByteBPE, trainBpe } from "../lib/data/bpe.ts";
-import { parseMambaConfig } from "../lib/models/mamba_config.ts";
 import {
   disposeMambaLM,
   disposeState,
   forward,
-  initMambaLM,
-  type MambaLM,
   prefill,
   step,
 } from "../lib/models/mamba.ts";
@@ -27,44 +24,10 @@ import { generate, generateBatch, generateTokens } from "../lib/decode/sample.ts
 import { argmax, greedyDecode, rankOf, speculativeDecode } from "../lib/decode/speculative.ts";
 import { MambaStepper, tensorsToHost } from "../lib/decode/stepper.ts";
 import { relL2, useBackend } from "./helpers.ts";
+import { CORPUS, echoMamba, tinyMamba } from "./decode_helpers.ts";
 import { RecurrentSession } from "../lib/decode/session.ts";
 
 const enc = new TextEncoder();
-const CORPUS = enc.encode(
-  ("The quick brown fox jumps over the lazy dog. A stitch in time saves nine; the early bird catches the worm. " +
-    "Über café naïve — résumé, déjà vu. Ça va? Ἀρχὴ ἥμισυ παντός. 東京は大きい都市です。 ").repeat(6),
-);
-
-/**
- * A random tiny Mamba with an untied, random N(0, 1) head: its logits are peaked (no near-ties) and its
- * greedy text varied (a tied random head mostly predicts the input byte again).
- */
-function tinyMamba(vocab: number, seed: number, d = 32, layers = 2): MambaLM {
-  const cfg = parseMambaConfig({
-    d_model: d,
-    n_layer: layers,
-    vocab_size: vocab,
-    ssm_cfg: { d_state: 8 },
-    tie_embeddings: false,
-  }, "test");
-  const m = initMambaLM(cfg, seed);
-  const head = m.params.get("lm_head.weight")!;
-  head.assign(tf.randomNormal(head.shape, 0, 1, "float32", seed));
-  return m;
-}
-
-/** A tied random Mamba with the embedding scaled up: it mostly predicts its input again ("echo"), which
- * makes an echo drafter agree with an echo verifier often, exercising the accept paths. */
-function echoMamba(vocab: number, seed: number): MambaLM {
-  const m = initMambaLM(
-    parseMambaConfig({ d_model: 32, n_layer: 2, vocab_size: vocab, ssm_cfg: { d_state: 8 } }, "test"),
-    seed,
-  );
-  const E = m.params.get("backbone.embedding.weight")!;
-  E.assign(tf.tidy(() => tf.mul(E, 40)));
-  return m;
-}
-
 const bpe = trainBpe(CORPUS, { vocabSize: 320 });
 
 Deno.test("MambaStepper (WebAssembly SIMD and plain JS) equals mamba.ts step within 1e-5, step after step", async () => {

@@ -40,6 +40,11 @@ import type { ByteBPE } from "../data/bpe.ts";
 import { preSplit } from "../data/bpe.ts";
 import type { MambaLM } from "../models/mamba.ts";
 import { RecurrentSession } from "./session.ts";
+import { EngineSpeculative, type SpeculativeResult, type SpeculativeStats } from "../engine/speculative.ts";
+import { readParameters } from "../models/lm.ts";
+import * as tf from "@tensorflow/tfjs";
+
+export type { SpeculativeResult, SpeculativeStats };
 
 export interface SpeculativeOptions {
   /** Subword tokens drafted per round (the paper: 3). */
@@ -52,45 +57,18 @@ export interface SpeculativeOptions {
   maxCorrection?: number;
   /** Streaming: receives each emitted byte and whether it was an accepted draft byte. */
   onByte?: (byte: number, accepted: boolean) => void | Promise<void>;
-  /** "js": the fused typed-array stepper (cpu/wasm), "tf": tfjs `step`; default: js on cpu/wasm. */
-  stepper?: "js" | "tf";
+  /**
+   * "js": the fused typed-array stepper (cpu/wasm), "tf": tfjs `step`, "engine": whole rounds on the native
+   * engine (lib/engine/speculative.ts: no correction phase, so `boundary`, `maxCorrection` and `verify` do
+   * not apply). Default: engine on webgpu, js on cpu/wasm.
+   */
+  stepper?: "js" | "tf" | "engine";
   /**
    * How the verifier reads a draft. "pass" (default): one parallel pass over all drafted bytes from the
    * cached state (the paper's scheme; the JS stepper's fused pass on cpu/wasm, tfjs ops elsewhere).
    * "steps": byte by byte, stopping at the first rejected byte.
    */
   verify?: "pass" | "steps";
-}
-
-export interface SpeculativeStats {
-  /** Bytes emitted. */
-  bytes: number;
-  /** Draft rounds (one verifier pass each). */
-  rounds: number;
-  /** Subword tokens drafted, and their bytes sent to verification. */
-  draftedTokens: number;
-  drafted: number;
-  /** Drafted bytes accepted by the verifier (all emitted). */
-  accepted: number;
-  /** accepted / drafted. */
-  acceptanceRate: number;
-  /** Bytes emitted by the verifier itself (corrections and byte-by-byte decoding). */
-  corrected: number;
-  /** Parallel verifier passes (verification + roll-back), and single verifier steps. */
-  verifierPasses: number;
-  verifierSteps: number;
-  /** Drafter passes (re-syncs) and single drafter steps. */
-  drafterPasses: number;
-  drafterSteps: number;
-  seconds: number;
-  bytesPerSecond: number;
-}
-
-export interface SpeculativeResult {
-  bytes: Uint8Array;
-  /** Per emitted byte: 1 = an accepted draft byte, 0 = emitted by the verifier. */
-  accepted: Uint8Array;
-  stats: SpeculativeStats;
 }
 
 /** ASCII whitespace: space, \t, \n, \v, \f, \r. */
@@ -162,6 +140,9 @@ export async function speculativeDecode(
       `speculativeDecode: the drafter's vocab_size ${drafter.config.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize}`,
     );
   }
+  const engine = opts.stepper === "engine" || (opts.stepper === undefined && tf.getBackend() === "webgpu");
+  if (engine) return await onEngine(verifier, drafter, tokenizer, prompt, maxBytes, opts);
+  const stepper = opts.stepper as "js" | "tf" | undefined;
   const t0 = performance.now();
   const Vt = tokenizer.vocabSize;
   // prompt + emitted bytes, and per emitted byte whether it was accepted: grown as bytes come (doubling),
@@ -172,9 +153,9 @@ export async function speculativeDecode(
   let acceptedMask = new Uint8Array(Math.min(maxBytes, 4096));
   const st = { rounds: 0, draftedTokens: 0, drafted: 0, accepted: 0, corrected: 0 };
 
-  const ver = new RecurrentSession(verifier, opts.stepper);
+  const ver = new RecurrentSession(verifier, stepper);
   const verifyMode = opts.verify ?? "pass";
-  const dra = new RecurrentSession(drafter, opts.stepper);
+  const dra = new RecurrentSession(drafter, stepper);
   const emit = async (b: number, acc: boolean) => {
     if (end === text.length) {
       const more = Math.min(maxBytes, 2 * acceptedMask.length);
@@ -341,6 +322,36 @@ export async function speculativeDecode(
     accepted: acceptedMask.slice(0, end - prompt.length),
     stats,
   };
+}
+
+/** speculativeDecode on the native engine (WebGPU; the kernels' JS twins off a GPU): rounds on the device. */
+async function onEngine(
+  verifier: MambaLM,
+  drafter: MambaLM,
+  tokenizer: ByteBPE,
+  prompt: Uint8Array,
+  maxBytes: number,
+  opts: SpeculativeOptions,
+): Promise<SpeculativeResult> {
+  const t0 = performance.now();
+  const spec = await EngineSpeculative.create({
+    verifier: { config: verifier.config, params: await readParameters(verifier) },
+    drafter: { config: drafter.config, params: await readParameters(drafter) },
+    tokenizer,
+    draftTokens: opts.draftTokens,
+    beta: opts.beta,
+    backend: tf.getBackend() === "webgpu" ? "webgpu" : "js",
+    allowSoftwareGpu: true, // TF.js already runs on this adapter
+  });
+  try {
+    const r = await spec.decode(prompt, maxBytes, async (bytes, accepted) => {
+      for (let i = 0; i < bytes.length; i++) await opts.onByte?.(bytes[i], accepted[i] === 1);
+    });
+    const seconds = (performance.now() - t0) / 1000; // loading the weights onto the device included
+    return { ...r, stats: { ...r.stats, seconds, bytesPerSecond: maxBytes / seconds } };
+  } finally {
+    spec.destroy();
+  }
 }
 
 /** The drafter's best token (by logits) whose bytes start with `prefix`; -1 if there is none. */

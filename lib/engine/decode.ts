@@ -44,8 +44,11 @@ export interface MambaDecoderOptions {
   maxPass?: number;
 }
 
-/** Buffers and programs of a decoder; B is the backend's buffer type. */
-function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number, maxPass: number) {
+/**
+ * Buffers and programs of a decoder on backend `be` (B its buffer type): `batch` sequences, greedy runs of
+ * K steps, passes of up to maxPass ids. lib/engine/speculative.ts builds two on one backend.
+ */
+export function buildDecoder<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number, maxPass: number) {
   const { d, e, n, r, k, V, L } = dims(cfg);
   const Bq = batch, R = r + 2 * n, convBias = cfg.ssm_cfg.conv_bias;
   const rows = Math.max(Bq, maxPass); // activation rows: the batch's sequences, or a pass's positions
@@ -189,6 +192,11 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number, ma
     P,
     convState,
     ssmState,
+    /** floats between two layers' conv windows and SSM states, and between their pass snapshots */
+    strides: { cs, ss, cSnap, hSnap, conv: e * k, ssm: e * n },
+    convSnaps,
+    ssmSnaps,
+    modelOps,
     ring,
     row,
     rowFloats,
@@ -199,6 +207,26 @@ function build<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number, ma
   };
 }
 
+/** Writes every parameter into the decoder's arena and computes A; names a missing or mis-sized one. */
+export async function writeDecoderParams<B>(
+  be: Backend<B>,
+  s: ReturnType<typeof buildDecoder<B>>,
+  params: Map<string, Float32Array>,
+  who: string,
+): Promise<void> {
+  for (const slot of s.layout.slots.values()) {
+    const v = params.get(slot.name);
+    if (!v || v.length !== slot.size) {
+      throw new Error(
+        `${who}: params "${slot.name}": ${v ? `${v.length} values, expected ${slot.size}` : "missing"}`,
+      );
+    }
+    be.write(s.P, v, slot.offset);
+  }
+  await be.submit([s.programs.prepare]);
+  await be.finish();
+}
+
 /** A Mamba LM decoded on the native engine (module comment). */
 export class MambaDecoder {
   private host: Int32Array;
@@ -206,7 +234,7 @@ export class MambaDecoder {
     // deno-lint-ignore no-explicit-any
     readonly backend: Backend<any>,
     // deno-lint-ignore no-explicit-any
-    private s: ReturnType<typeof build<any>>,
+    private s: ReturnType<typeof buildDecoder<any>>,
     readonly config: MambaConfig,
     readonly batch: number,
     readonly stepsPerSubmit: number,
@@ -236,20 +264,8 @@ export class MambaDecoder {
       readbackFloats: Math.max(align(batch) * K, Math.max(batch, maxPass) * dims(cfg).V),
     });
     try {
-      const s = build(be, cfg, batch, K, maxPass);
-      for (const slot of s.layout.slots.values()) {
-        const v = o.params.get(slot.name);
-        if (!v || v.length !== slot.size) {
-          throw new Error(
-            `MambaDecoder: params "${slot.name}": ${
-              v ? `${v.length} values, expected ${slot.size}` : "missing"
-            }`,
-          );
-        }
-        be.write(s.P, v, slot.offset);
-      }
-      await be.submit([s.programs.prepare]);
-      await be.finish();
+      const s = buildDecoder(be, cfg, batch, K, maxPass);
+      await writeDecoderParams(be, s, o.params, "MambaDecoder");
       return new MambaDecoder(be, s, cfg, batch, K, maxPass);
     } catch (e) {
       be.destroy();

@@ -12,6 +12,7 @@ import * as gemm from "./gemm.ts";
 import * as norm from "./norm.ts";
 import * as optim from "./optim.ts";
 import * as scan from "./scan.ts";
+import * as speculate from "./speculate.ts";
 import * as xent from "./xent.ts";
 
 type ScanIn<B> = { u: B; delta: B; A: B; bct: B; D?: B; z?: B; deltaBias?: B };
@@ -50,6 +51,13 @@ export interface EngineOps<B> {
     p: decode.SsmScanParams,
     b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; snaps: B; y: B },
   ): void;
+  // speculative rounds on the device (lib/engine/speculative.ts)
+  draftChoose(
+    p: speculate.DraftChooseParams,
+    b: { logits: B; table: B; lens: B; ctl: B; draft: B; ids: B },
+  ): void;
+  acceptDraft(p: speculate.AcceptParams, b: { first: B; rows: B; draft: B; ctl: B; out: B; ids: B }): void;
+  copyIndexed(p: speculate.CopyIndexedParams, b: { src: B; dst: B; ctl: B }): void;
 }
 
 export type JsBuffer = Float32Array | Int32Array;
@@ -93,5 +101,8 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     normGemv: op("normGemv", decode.normGemv),
     convScan: op("convScan", decode.convScan),
     ssmScan: op("ssmScan", decode.ssmScan),
+    draftChoose: op("draftChoose", speculate.draftChoose),
+    acceptDraft: op("acceptDraft", speculate.acceptDraft),
+    copyIndexed: op("copyIndexed", speculate.copyIndexed),
   };
 }

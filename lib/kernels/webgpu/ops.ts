@@ -11,6 +11,7 @@ import { recordGemm } from "./gemm.ts";
 import * as norm from "./norm.ts";
 import * as optim from "./optim.ts";
 import * as scan from "./scan.ts";
+import * as speculate from "./speculate.ts";
 import * as xent from "./xent.ts";
 
 export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
@@ -38,5 +39,8 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     normGemv: (p, b) => decode.normGemv(d, p, b),
     convScan: (p, b) => decode.convScan(d, p, b),
     ssmScan: (p, b) => decode.ssmScan(d, p, b),
+    draftChoose: (p, b) => speculate.draftChoose(d, p, b),
+    acceptDraft: (p, b) => speculate.acceptDraft(d, p, b),
+    copyIndexed: (p, b) => speculate.copyIndexed(d, p, b),
   };
 }
