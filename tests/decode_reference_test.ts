@@ -4,7 +4,8 @@
  * the recurrent JS stepper (WebAssembly SIMD and plain JS, the prompt read id by id), tfjs `step` after a
  * tfjs prefill (wasm and webgpu), RecurrentSession (its fused prompt pass, then steps), and speculative
  * decoding with beta = 1 for several drafters (random subword Mamba, one that always drafts a wrong token,
- * the verifier itself as a byte-level drafter), verified by parallel passes and by steps. The CLI's
+ * the verifier itself as a byte-level drafter), verified by parallel passes and by steps, and whole rounds on
+ * the native engine (lib/engine/speculative.ts). The CLI's
  * `generate --greedy` is in cli_test.ts and `generate --speculative` in decode_test.ts, against the same bytes.
  */
 import assert from "node:assert/strict";
@@ -122,7 +123,7 @@ Deno.test({
         "generate engine",
       );
       assertGreedy(streamed, "generate engine, streamed");
-      // sampling: the engine's logits, sampled on the host by the same sampler as the CPU stepper
+      // sampling: on the device, by pickToken's rule with the uniforms of the same seeded generator
       const opts = { temperature: 0.8, topP: 0.95, seed: 3 };
       const onEngine = await generate(model, prompt, 40, { ...opts, stepper: "engine" });
       await useBackend("wasm");
@@ -182,6 +183,24 @@ for (const backend of TEST_BACKENDS.filter((b) => b === "wasm" || b === "webgpu"
           assert.ok(r.stats.acceptanceRate > 0.9, `self-drafting accepted ${r.stats.acceptanceRate}`);
         }
         if (name === "wrong") assert.ok(r.stats.acceptanceRate < 0.5, JSON.stringify(r.stats));
+      }
+    }
+    // on the native engine (WebGPU, or the kernels' twins on the CPU): whole rounds on the device
+    for (
+      const [name, drafter, tok] of [["random subword", random, bpe], [
+        "self, bytes",
+        self,
+        bytesOnly,
+      ]] as const
+    ) {
+      const r = await speculativeDecode(model, drafter, tok, prompt, N, {
+        beta: 1,
+        draftTokens: 3,
+        stepper: "engine",
+      });
+      assertGreedy(r.bytes, `${backend} engine: ${name} drafter`);
+      if (name === "self, bytes") {
+        assert.ok(r.stats.acceptanceRate > 0.9, `engine self-drafting accepted ${r.stats.acceptanceRate}`);
       }
     }
     for (const m of [model, random, wrong, self]) disposeMambaLM(m);

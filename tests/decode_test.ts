@@ -13,13 +13,7 @@ function assertEquals(a: unknown, b: unknown, msg?: string): void {
   else deepStrictEqual(x, y, `${msg}: ${JSON.stringify(x)} !== ${JSON.stringify(y)}`);
 }
 import { ByteBPE, trainBpe } from "../lib/data/bpe.ts";
-import {
-  disposeMambaLM,
-  disposeState,
-  forward,
-  prefill,
-  step,
-} from "../lib/models/mamba.ts";
+import { disposeMambaLM, disposeState, forward, prefill, step } from "../lib/models/mamba.ts";
 import { generate, generateBatch, generateTokens } from "../lib/decode/sample.ts";
 import { argmax, greedyDecode, rankOf, speculativeDecode } from "../lib/decode/speculative.ts";
 import { MambaStepper, tensorsToHost } from "../lib/decode/stepper.ts";

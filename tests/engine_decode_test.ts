@@ -12,8 +12,12 @@ import type { EngineBackendName } from "../lib/engine/backend.ts";
 import { parseMambaConfig } from "../lib/models/mamba_config.ts";
 import { readSafetensors, toFloat32 } from "../lib/io/safetensors.ts";
 import { REFERENCE_FIXTURES } from "../lib/paths.ts";
-import { relL2 } from "./helpers.ts";
 import { ENGINE_BACKENDS } from "./engine_helpers.ts";
+import { relL2, trainedModelDir, useBackend } from "./helpers.ts";
+import { loadPretrained } from "../lib/models/pretrained.ts";
+import { disposeMambaLM } from "../lib/models/mamba.ts";
+import { generate } from "../lib/decode/sample.ts";
+import { Rng } from "../lib/util/rng.ts";
 
 async function reference(stem: string) {
   const meta = JSON.parse(await Deno.readTextFile(`${REFERENCE_FIXTURES}${stem}.json`));
@@ -158,6 +162,42 @@ for (const backend of DECODE_BACKENDS) {
     } finally {
       dec.destroy();
       fresh.destroy();
+    }
+  });
+
+  Deno.test(`decode engine (${backend}): sampling on the device draws the CPU stepper's bytes for the same seed (temperature, top-k, top-p)`, async () => {
+    await useBackend("wasm");
+    const { dir, prompt } = await trainedModelDir();
+    const model = await loadPretrained(dir);
+    const ref = await reference("mambabyte-trained-public");
+    try {
+      const rules = [
+        { temperature: 1, topK: 0, topP: 1, seed: 1 },
+        { temperature: 0.7, topK: 20, topP: 1, seed: 2 },
+        { temperature: 1.3, topK: 0, topP: 0.9, seed: 3 },
+        { temperature: 1, topK: 40, topP: 0.95, seed: 4 },
+      ];
+      let distinct = 0;
+      for (const rule of rules) {
+        // the host path: the fused CPU stepper's logits, pickToken with the seeded Rng
+        const want = Array.from(await generate(model, prompt, 30, { ...rule, stepper: "js" }));
+        const { seed, ...sampling } = rule;
+        const dec = await create({ config: ref.config, params: ref.params, stepsPerSubmit: 8, sampling });
+        try {
+          for (const id of prompt.subarray(0, -1)) await dec.feed([id]);
+          const rng = new Rng(seed);
+          const got = await dec.sample([prompt.at(-1)!], 30, () => rng.uniform()); // 3 submissions + 6 steps
+          assert.deepEqual(Array.from(got), want, JSON.stringify(rule));
+        } finally {
+          dec.destroy();
+        }
+        const greedy = Array.from(await generate(model, prompt, 30, { greedy: true, stepper: "js" }));
+        if (want.some((b, i) => b !== greedy[i])) distinct++;
+      }
+      assert.ok(distinct >= 3, "sampled text differs from greedy text (the rules were exercised)");
+    } finally {
+      disposeMambaLM(model);
+      await Deno.remove(dir, { recursive: true });
     }
   });
 }

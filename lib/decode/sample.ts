@@ -11,6 +11,7 @@ import { checkLogits, RecurrentSession } from "./session.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
 import { readParameters } from "../models/lm.ts";
 import { MambaDecoder } from "../engine/decode.ts";
+import { MAX_SAMPLE_VOCAB } from "../kernels/js/decode.ts";
 
 export interface SamplingOptions {
   /** Argmax decoding (ignores the other options). */
@@ -81,9 +82,10 @@ function useEngine(kind?: Stepping): boolean {
 }
 
 /**
- * Decoding on the native engine: the prompt read step by step, then greedy ids chosen on the device (many
- * steps per submission, only ids read back), or, for sampling, each step's logits read back and sampled on
- * the host with the same sampler as the other paths.
+ * Decoding on the native engine: the prompt read step by step, then ids chosen on the device (many steps per
+ * submission, only ids read back): greedy, or sampled by pickToken's rule with the uniforms of the same
+ * seeded Rng written by the host (vocabularies up to MAX_SAMPLE_VOCAB; larger ones read each step's logits
+ * back and sample on the host).
  */
 async function engineTokens(
   model: MambaLM,
@@ -94,27 +96,33 @@ async function engineTokens(
   onToken: (t: number) => void | Promise<void>,
 ): Promise<number> {
   const V = model.config.vocab_size;
+  const onDevice = opts.greedy || V <= MAX_SAMPLE_VOCAB;
+  const sampling = opts.greedy
+    ? undefined
+    : { temperature: opts.temperature ?? 1, topK: opts.topK ?? 0, topP: opts.topP ?? 1 };
   const dec = await MambaDecoder.create({
     config: model.config,
     params: await readParameters(model),
     backend: "webgpu",
     allowSoftwareGpu: true, // TF.js already runs on this adapter
     stepsPerSubmit: 64, // on the H200, 16 per submission gave 3.1K bytes/s at d256x4, 64 gave 5.0K
+    ...(onDevice && sampling ? { sampling } : {}),
   });
   try {
     for (let i = 0; i < prompt.length - 1; i++) await dec.feed([prompt[i]]);
     const last = prompt[prompt.length - 1];
-    if (opts.greedy) {
-      await dec.greedy([last], maxTokens, async (ids) => {
-        for (const t of ids) await onToken(t);
-      });
-      return maxTokens;
-    }
-    let logits = await dec.step([last]);
-    for (let i = 0; i < maxTokens; i++) {
-      const t = pickToken(logits.subarray(0, V), opts, rng);
-      await onToken(t);
-      if (i < maxTokens - 1) logits = await dec.step([t]);
+    const each = async (ids: Int32Array) => {
+      for (const t of ids) await onToken(t);
+    };
+    if (opts.greedy) await dec.greedy([last], maxTokens, each);
+    else if (onDevice) await dec.sample([last], maxTokens, () => rng.uniform(), each);
+    else {
+      let logits = await dec.step([last]);
+      for (let i = 0; i < maxTokens; i++) {
+        const t = pickToken(logits.subarray(0, V), opts, rng);
+        await onToken(t);
+        if (i < maxTokens - 1) logits = await dec.step([t]);
+      }
     }
     return maxTokens;
   } finally {

@@ -24,6 +24,7 @@
 import { dims, type MambaConfig } from "../models/mamba_config.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
+import { MAX_SAMPLE_VOCAB } from "../kernels/js/decode.ts";
 import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
 import { arenaLayout, parameterViews } from "./mamba.ts";
 
@@ -42,13 +43,29 @@ export interface MambaDecoderOptions {
   allowSoftwareGpu?: boolean;
   /** The most ids one verification pass reads (`pass`; batch 1; at most 8; default 8; 0: no pass). */
   maxPass?: number;
+  /** `sample`'s rule (lib/decode/sample.ts pickToken's), fixed when the programs are recorded. */
+  sampling?: Sampling;
+}
+
+/** Sampling on the device: temperature > 0, topK (0: all), topP in (0, 1]. */
+export interface Sampling {
+  temperature: number;
+  topK: number;
+  topP: number;
 }
 
 /**
  * Buffers and programs of a decoder on backend `be` (B its buffer type): `batch` sequences, greedy runs of
  * K steps, passes of up to maxPass ids. lib/engine/speculative.ts builds two on one backend.
  */
-export function buildDecoder<B>(be: Backend<B>, cfg: MambaConfig, batch: number, K: number, maxPass: number) {
+export function buildDecoder<B>(
+  be: Backend<B>,
+  cfg: MambaConfig,
+  batch: number,
+  K: number,
+  maxPass: number,
+  sampling?: Sampling,
+) {
   const { d, e, n, r, k, V, L } = dims(cfg);
   const Bq = batch, R = r + 2 * n, convBias = cfg.ssm_cfg.conv_bias;
   const rows = Math.max(Bq, maxPass); // activation rows: the batch's sequences, or a pass's positions
@@ -149,18 +166,33 @@ export function buildDecoder<B>(be: Backend<B>, cfg: MambaConfig, batch: number,
     }
     normThen(false, W.normF, W.head, V, act.logits); // logits (M, V) = rmsnorm(h) w_f head^T
   };
-  /** One step: ids from ring row `from`, choice into row `to` (and row 0 when `wrap`). */
-  const stepOps = (ops: EngineOps<B>, from: number, to: number, wrap: boolean) => {
+  // sampling's uniforms: one row of B per step of a submission, written by the host (its seeded Rng)
+  const uniforms = sampling ? f32(K * rowFloats, "uniforms") : undefined;
+  /** One step: ids from ring row `from`, choice into row `to` (and row 0 when `wrap`), greedy or sampled. */
+  const stepOps = (ops: EngineOps<B>, from: number, to: number, wrap: boolean, sampled = false) => {
     modelOps(ops, Bq, row(from), false);
-    ops.argmax({
+    const choice = {
       rows: Bq,
       V,
       vocab: cfg.vocab_size,
       outOffset: to * rowFloats,
       ...(wrap ? { alsoOffset: 0 } : {}),
-    }, { logits: act.logits, ids: ring });
+    };
+    if (sampled) {
+      ops.sample({ ...choice, ...sampling!, uOffset: from * rowFloats }, {
+        logits: act.logits,
+        u: uniforms!,
+        ids: ring,
+      });
+    } else ops.argmax(choice, { logits: act.logits, ids: ring });
   };
   const single = be.record((ops) => stepOps(ops, 0, 1, false));
+  const singleSampled = sampling ? be.record((ops) => stepOps(ops, 0, 1, false, true)) : undefined;
+  const sampled = sampling
+    ? be.record((ops) => {
+      for (let j = 0; j < K; j++) stepOps(ops, j, j + 1, j === K - 1, true);
+    })
+    : undefined;
   // passes of 1..maxPass ids, and roll-backs to the state after a of them (0..maxPass), made when first used
   const passes = new Map<number, Program>();
   const pass = (m: number) => {
@@ -202,7 +234,8 @@ export function buildDecoder<B>(be: Backend<B>, cfg: MambaConfig, batch: number,
     rowFloats,
     act,
     passIds,
-    programs: { prepare, single, greedy, pass, roll },
+    uniforms,
+    programs: { prepare, single, greedy, pass, roll, singleSampled, sampled },
     V,
   };
 }
@@ -258,13 +291,26 @@ export class MambaDecoder {
       throw new Error(`MambaDecoder: batch must be an integer in [1, 64] (got ${batch})`);
     }
     if (!(Number.isInteger(K) && K >= 1)) throw new Error(`MambaDecoder: stepsPerSubmit ${K}`);
+    const sm = o.sampling;
+    if (
+      sm && !(sm.temperature > 0 && Number.isInteger(sm.topK) && sm.topK >= 0 && sm.topP > 0 && sm.topP <= 1)
+    ) {
+      throw new Error(
+        `MambaDecoder: sampling needs temperature > 0, topK >= 0, topP in (0, 1]: ${JSON.stringify(sm)}`,
+      );
+    }
+    if (sm && cfg.vocab_size > MAX_SAMPLE_VOCAB) {
+      throw new Error(
+        `MambaDecoder: sampling on the device sorts at most ${MAX_SAMPLE_VOCAB} ids (vocab ${cfg.vocab_size})`,
+      );
+    }
     // deno-lint-ignore no-explicit-any
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
       allowSoftware: o.allowSoftwareGpu,
       readbackFloats: Math.max(align(batch) * K, Math.max(batch, maxPass) * dims(cfg).V),
     });
     try {
-      const s = buildDecoder(be, cfg, batch, K, maxPass);
+      const s = buildDecoder(be, cfg, batch, K, maxPass, o.sampling);
       await writeDecoderParams(be, s, o.params, "MambaDecoder");
       return new MambaDecoder(be, s, cfg, batch, K, maxPass);
     } catch (e) {
@@ -317,23 +363,53 @@ export class MambaDecoder {
     count: number,
     onIds?: (ids: Int32Array) => void | Promise<void>,
   ): Promise<Int32Array> {
+    return await this.run(first, count, undefined, onIds);
+  }
+
+  /**
+   * As `greedy`, each id sampled on the device by the decoder's `sampling` rule, with uniforms drawn from
+   * `uniform` (step by step, sequence by sequence; written with each submission, never read back).
+   */
+  async sample(
+    first: ArrayLike<number>,
+    count: number,
+    uniform: () => number,
+    onIds?: (ids: Int32Array) => void | Promise<void>,
+  ): Promise<Int32Array> {
+    if (!this.s.uniforms) throw new Error("MambaDecoder.sample: create the decoder with `sampling`");
+    return await this.run(first, count, uniform, onIds);
+  }
+
+  private async run(
+    first: ArrayLike<number>,
+    count: number,
+    uniform: (() => number) | undefined,
+    onIds?: (ids: Int32Array) => void | Promise<void>,
+  ): Promise<Int32Array> {
     const K = this.stepsPerSubmit, B = this.batch, rf = this.s.rowFloats, p = this.s.programs;
     const out = new Int32Array(count * B);
     if (count === 0) {
       await this.feed(first);
       return out;
     }
-    let writes: [unknown, Int32Array][] | undefined = this.idsWrite(first);
+    let writes: [unknown, Float32Array | Int32Array][] = this.idsWrite(first);
+    // the uniforms of `steps` steps, row j for step j (the host's generator, in step order)
+    const draws = (steps: number): [unknown, Float32Array][] => {
+      if (!uniform) return [];
+      const u = new Float32Array(steps * rf);
+      for (let j = 0; j < steps; j++) for (let b = 0; b < B; b++) u[j * rf + b] = uniform();
+      return [[this.s.uniforms, u]];
+    };
     // whole submissions of K steps, queued ahead (the ring's row 0 carries the last id between them);
     // the last id each produces is read by the next one, so a count not a multiple of K ends with single steps
     const pending: Promise<{ floats: Float32Array }>[] = [];
     const whole = Math.floor(count / K);
     for (let s = 0; s < whole; s++) {
-      const { readback } = await this.backend.submit([p.greedy], {
-        writes,
+      const { readback } = await this.backend.submit([uniform ? p.sampled! : p.greedy], {
+        writes: [...writes, ...draws(K)],
         readback: { from: this.backend.view(this.s.ring, rf, K * rf), floats: K * rf },
       });
-      writes = undefined;
+      writes = [];
       pending.push(readback!);
     }
     let at = 0;
@@ -345,8 +421,8 @@ export class MambaDecoder {
     }
     for (; at < count; at++) {
       // one step: its choice (ring row 1) is both this output and the next step's input (row 0)
-      const { readback } = await this.backend.submit([p.single], {
-        writes,
+      const { readback } = await this.backend.submit([uniform ? p.singleSampled! : p.single], {
+        writes: [...writes, ...draws(1)],
         readback: { from: this.s.row(1), floats: B },
       });
       const ids = new Int32Array((await readback!).floats.buffer).slice(0, B);

@@ -120,6 +120,68 @@ export function argmax(p: ArgmaxParams, b: { logits: Float32Array; ids: Int32Arr
   }
 }
 
+export interface SampleParams {
+  rows: number;
+  /** floats per logits row (the padded vocabulary) */
+  V: number;
+  /** the ids taking part: [0, vocab), at most MAX_SAMPLE_VOCAB */
+  vocab: number;
+  temperature: number;
+  /** keep the topK most likely ids (0: all) */
+  topK: number;
+  /** then the smallest head of them whose probability reaches topP (1: all) */
+  topP: number;
+  /** the row's uniform in [0, 1) is u[uOffset + row]; its id goes to ids[outOffset + row] (and alsoOffset) */
+  uOffset: number;
+  outOffset: number;
+  alsoOffset?: number;
+}
+
+/** The largest vocabulary the device sampler sorts in one workgroup (bytes: 256). */
+export const MAX_SAMPLE_VOCAB = 1024;
+
+/**
+ * Sampling per row, the rule of lib/decode/sample.ts `pickToken` with the uniform given: the ids sorted by
+ * logit (descending, ties by id), the first topK kept, softmax at the temperature, cut at the first
+ * cumulative probability >= topP, then the id where u times the kept mass is used up. float32 arithmetic in
+ * the order the WGSL kernel uses.
+ */
+export function sample(p: SampleParams, b: { logits: Float32Array; u: Float32Array; ids: Int32Array }): void {
+  const f = Math.fround;
+  for (let r = 0; r < p.rows; r++) {
+    const row = b.logits.subarray(r * p.V, r * p.V + p.vocab);
+    const order = Array.from(row.keys()).sort((x, y) => row[y] - row[x] || x - y);
+    const k = p.topK > 0 ? Math.min(p.topK, p.vocab) : p.vocab;
+    const probs = new Float32Array(k);
+    let sum = 0;
+    for (let i = 0; i < k; i++) {
+      sum = f(sum + (probs[i] = f(Math.exp(f(f(row[order[i]] - row[order[0]]) / p.temperature)))));
+    }
+    let cut = k, acc = 0;
+    if (p.topP < 1) {
+      for (let i = 0; i < k; i++) {
+        acc = f(acc + f(probs[i] / sum));
+        if (acc >= f(p.topP)) {
+          cut = i + 1;
+          break;
+        }
+      }
+    }
+    let kept = 0;
+    for (let i = 0; i < cut; i++) kept = f(kept + f(probs[i] / sum));
+    let left = f(b.u[p.uOffset + r] * kept), id = order[cut - 1];
+    for (let i = 0; i < cut; i++) {
+      left = f(left - f(probs[i] / sum));
+      if (left <= 0) {
+        id = order[i];
+        break;
+      }
+    }
+    b.ids[p.outOffset + r] = id;
+    if (p.alsoOffset !== undefined) b.ids[p.alsoOffset + r] = id;
+  }
+}
+
 /** normGemv's float32 scratch: the normed rows and their rstd (addRmsNorm's outputs). */
 let normed = new Float32Array(0), rstds = new Float32Array(0);
 

@@ -45,6 +45,7 @@ export interface EngineOps<B> {
     b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
   ): void;
   argmax(p: decode.ArgmaxParams, b: { logits: B; ids: B }): void;
+  sample(p: decode.SampleParams, b: { logits: B; u: B; ids: B }): void;
   normGemv(p: decode.NormGemvParams, b: { x: B; delta?: B; res?: B; w: B; W: B; c: B }): void;
   convScan(p: decode.ConvScanParams, b: { x: B; window: B; snaps: B; w: B; bias?: B; y: B }): void;
   ssmScan(
@@ -98,6 +99,7 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     convStep: op("convStep", decode.convStep),
     ssmStep: op("ssmStep", decode.ssmStep),
     argmax: op("argmax", decode.argmax),
+    sample: op("sample", decode.sample),
     normGemv: op("normGemv", decode.normGemv),
     convScan: op("convScan", decode.convScan),
     ssmScan: op("ssmScan", decode.ssmScan),

@@ -8,6 +8,7 @@ import type {
   ConvScanParams,
   ConvStepParams,
   NormGemvParams,
+  SampleParams,
   SsmScanParams,
   SsmStepParams,
 } from "../js/decode.ts";
@@ -213,6 +214,85 @@ var<workgroup> bestI: array<u32, ${W}>;
 /** ids[outOffset + row] (and ids[alsoOffset + row]) = argmax of the row's first `vocab` logits. */
 export function argmax<B>(d: Dispatcher<B>, p: ArgmaxParams, b: { logits: B; ids: B }): void {
   d.dispatch("argmax", argmaxShader(p), [b.logits, b.ids], itemGroups(p.rows));
+}
+
+/**
+ * Sampling per row (the twin ../js/decode.ts `sample`): one workgroup sorts the row's (logit, id) pairs in
+ * workgroup memory (a bitonic sort: logits descending, ties by id), then its first thread walks the sorted
+ * head as pickToken does, in float32.
+ */
+export function sampleShader(p: SampleParams): string {
+  let N = W;
+  while (N < p.vocab) N *= 2;
+  return cached(
+    `sample ${JSON.stringify(p)}`,
+    () =>
+      `${declare([["logits", "read", "f32"], ["u", "read", "f32"], ["ids", "read_write", "i32"]])}
+var<workgroup> sv: array<f32, ${N}>;
+var<workgroup> si: array<u32, ${N}>;
+fn before(a: u32, b: u32) -> bool { return sv[a] > sv[b] || (sv[a] == sv[b] && si[a] < si[b]); }
+@compute @workgroup_size(${W}) fn main(${GROUP_ARGS}) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= ${p.rows}u) { return; }
+  for (var e = lid; e < ${N}u; e += ${W}u) {
+    sv[e] = select(-3.4028234663852886e38, logits[row * ${p.V}u + min(e, ${p.vocab - 1}u)], e < ${p.vocab}u);
+    si[e] = e;
+  }
+  workgroupBarrier();
+  for (var k = 2u; k <= ${N}u; k = k * 2u) {
+    for (var j = k / 2u; j > 0u; j = j / 2u) {
+      for (var e = lid; e < ${N}u; e += ${W}u) {
+        let o = e ^ j;
+        if (o > e) {
+          let swap = select(before(e, o), before(o, e), (e & k) == 0u);
+          if (swap) {
+            let tv = sv[e]; sv[e] = sv[o]; sv[o] = tv;
+            let ti = si[e]; si[e] = si[o]; si[o] = ti;
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  if (lid == 0u) {
+    let k = ${p.topK > 0 ? Math.min(p.topK, p.vocab) : p.vocab}u;
+    let top = sv[0];
+    var sum = 0.0;
+    for (var i = 0u; i < k; i++) { sv[i] = exp((sv[i] - top) / ${f32(p.temperature)}); sum = sum + sv[i]; }
+    var cut = k;
+    ${
+        p.topP < 1
+          ? `var acc = 0.0;
+    for (var i = 0u; i < k; i++) {
+      acc = acc + sv[i] / sum;
+      if (acc >= ${f32(p.topP)}) { cut = i + 1u; break; }
+    }`
+          : ""
+      }
+    var kept = 0.0;
+    for (var i = 0u; i < cut; i++) { kept = kept + sv[i] / sum; }
+    var left = u[${p.uOffset}u + row] * kept;
+    var id = si[cut - 1u];
+    for (var i = 0u; i < cut; i++) {
+      left = left - sv[i] / sum;
+      if (left <= 0.0) { id = si[i]; break; }
+    }
+    ids[${p.outOffset}u + row] = i32(id);
+    ${p.alsoOffset !== undefined ? `ids[${p.alsoOffset}u + row] = i32(id);` : ""}
+  }
+}`,
+  );
+}
+
+/** A WGSL float literal of x (always with a decimal point or exponent). */
+const f32 = (x: number) => {
+  const t = String(Math.fround(x));
+  return /[.e]/.test(t) ? t : `${t}.0`;
+};
+
+/** ids[outOffset + row] (and ids[alsoOffset + row]) = the id sampled from the row with uniform u[uOffset + row]. */
+export function sample<B>(d: Dispatcher<B>, p: SampleParams, b: { logits: B; u: B; ids: B }): void {
+  d.dispatch("sample", sampleShader(p), [b.logits, b.u, b.ids], itemGroups(p.rows));
 }
 
 /** Output columns per normGemv workgroup: 8 groups of 32 threads, one column each (as the GEMM's GEMV). */
