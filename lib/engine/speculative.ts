@@ -362,6 +362,15 @@ export class EngineSpeculative {
     return { bytes, accepted, stats };
   }
 
+  /**
+   * Benchmarks: queues `submissions` more blocks of rounds after a `decode`, reading nothing back, and waits
+   * for the device (their bytes are discarded; the state moves on as decoding would).
+   */
+  async runRounds(submissions: number): Promise<void> {
+    for (let i = 0; i < submissions; i++) await this.backend.submit([this.s.rounds]);
+    await this.backend.finish();
+  }
+
   destroy(): void {
     this.backend.destroy();
   }
