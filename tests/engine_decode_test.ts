@@ -34,22 +34,24 @@ for (const backend of DECODE_BACKENDS) {
   const create = (o: Omit<Parameters<typeof MambaDecoder.create>[0], "backend">) =>
     MambaDecoder.create({ ...o, backend, allowSoftwareGpu: true });
 
-  Deno.test(`decode engine (${backend}): step by step, the logits of mamba_ssm's full forward at all 248 positions`, async () => {
+  Deno.test(`decode engine (${backend}): step by step, the logits of mamba_ssm's full forward at all 248 positions (fused and split norms)`, async () => {
     const ref = await reference("mambabyte-tiny-public");
     const ids = ref.expected.get("input_ids")!.data as Int32Array; // (1, 249)
     const want = toFloat32(ref.expected.get("logits")!); // (1, 249, 256)
-    const dec = await create({ config: ref.config, params: ref.params });
-    try {
-      let worst = 0;
-      for (let t = 0; t < 248; t++) {
-        const got = await dec.step([ids[t]]);
-        const err = relL2(got, want.subarray(t * 256, (t + 1) * 256));
-        worst = Math.max(worst, err);
-        assert.ok(err < 1e-4, `position ${t}: logits rel err ${err}`);
+    for (const splitNorm of [false, true]) {
+      const dec = await create({ config: ref.config, params: ref.params, splitNorm });
+      try {
+        let worst = 0;
+        for (let t = 0; t < 248; t++) {
+          const got = await dec.step([ids[t]]);
+          const err = relL2(got, want.subarray(t * 256, (t + 1) * 256));
+          worst = Math.max(worst, err);
+          assert.ok(err < 1e-4, `position ${t}: logits rel err ${err} (split norms ${splitNorm})`);
+        }
+        assert.ok(worst > 0, "compared");
+      } finally {
+        dec.destroy();
       }
-      assert.ok(worst > 0, "compared");
-    } finally {
-      dec.destroy();
     }
   });
 

@@ -93,6 +93,10 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
   // a few rows against weights stored (N, K) (decoding: the WGSL GEMV), with leading dims and offsets
   for (const M of [1, 3, 8]) {
     specs.push({ M, N: 77, K: 300, transposeA: false, transposeB: true });
+    // k long enough for the unrolled loads (1100 / 4 = 275 vectors: 2 unrolled rounds, then the rest), with
+    // A's rows as vectors and, at lda 1102, as scalars
+    specs.push({ M, N: 21, K: 1100, transposeA: false, transposeB: true });
+    specs.push({ M, N: 13, K: 1100, transposeA: false, transposeB: true, lda: 1102 });
     specs.push({
       M,
       N: 19,

@@ -25,6 +25,7 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --steps-per-submit LIST  greedy steps per submission (default 16,64)
   --bytes N              bytes decoded per timing (default 512)
   --contexts LIST        bytes read before timing (default 1024)
+  --split-norm LIST      auto (default: from d_model 1024 up), on, off: norms as their own dispatches
   --backend NAME         webgpu (default) or js
   --allow-software       accept a software WebGPU adapter
   --out FILE             also append the lines, with provenance, to FILE`;
@@ -39,6 +40,9 @@ const perSubmit = list(one("--steps-per-submit", "16,64"));
 const bytes = Number(one("--bytes", "512"));
 const contexts = list(one("--contexts", "1024"));
 const backend = one("--backend", "webgpu") as EngineBackendName;
+const splitNorms = one("--split-norm", "auto").split(",").map((
+  v,
+) => (v === "on" ? true : v === "off" ? false : undefined));
 const out = all("--out").at(-1);
 const say = (s: string) => console.error(`[decode engine] ${s}`);
 
@@ -46,7 +50,7 @@ for (const [d, L] of shapes) {
   const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: 256 }, "bench");
   say(`d${d} x ${L}: initialising ${L} layers of random weights`);
   const params = initParameters(config, 0);
-  for (const K of perSubmit) {
+  for (const [K, splitNorm] of perSubmit.flatMap((K) => splitNorms.map((sn) => [K, sn] as const))) {
     const t0 = performance.now();
     const dec = await MambaDecoder.create({
       config,
@@ -54,6 +58,7 @@ for (const [d, L] of shapes) {
       batch,
       backend,
       stepsPerSubmit: K,
+      splitNorm,
       allowSoftwareGpu: Deno.args.includes("--allow-software"),
     });
     const createMs = performance.now() - t0;
@@ -109,6 +114,7 @@ for (const [d, L] of shapes) {
             }
             : {}),
           dispatches_per_step: dec.dispatchesPerStep(),
+          split_norm: splitNorm ?? "auto",
           gpu_bytes: dec.backend.allocatedBytes,
           create_ms: Math.round(createMs),
         };

@@ -29,6 +29,12 @@ import { align, type Backend, createBackend, type EngineBackendName, type Progra
 import { arenaLayout, parameterViews } from "./mamba.ts";
 
 const NORM_EPS = 1e-5; // RMSNorm's epsilon (models/mamba_config.ts NORM_EPSILON)
+/**
+ * From this d_model up, each norm is its own dispatch before a plain GEMV: normGemv's workgroups each
+ * renormalise the rows, which at the 972M shape (d 1792, 896 workgroups for in_proj) costs more than the
+ * extra dispatch; below it the fused kernel wins (fewer dispatches on small models).
+ */
+export const SPLIT_NORM_WIDTH = 1024;
 
 export interface MambaDecoderOptions {
   config: MambaConfig;
@@ -45,6 +51,8 @@ export interface MambaDecoderOptions {
   maxPass?: number;
   /** `sample`'s rule (lib/decode/sample.ts pickToken's), fixed when the programs are recorded. */
   sampling?: Sampling;
+  /** Each norm its own dispatch before the GEMV (default: from d_model SPLIT_NORM_WIDTH up), else normGemv. */
+  splitNorm?: boolean;
 }
 
 /** Sampling on the device: temperature > 0, topK (0: all), topP in (0, 1]. */
@@ -61,14 +69,13 @@ export interface Sampling {
 export function buildDecoder<B>(
   be: Backend<B>,
   cfg: MambaConfig,
-  batch: number,
-  K: number,
-  maxPass: number,
-  sampling?: Sampling,
+  o: { batch: number; K: number; maxPass: number; sampling?: Sampling; splitNorm?: boolean },
 ) {
+  const { batch, K, maxPass, sampling } = o;
   const { d, e, n, r, k, V, L } = dims(cfg);
   const Bq = batch, R = r + 2 * n, convBias = cfg.ssm_cfg.conv_bias;
   const rows = Math.max(Bq, maxPass); // activation rows: the batch's sequences, or a pass's positions
+  const splitNorm = o.splitNorm ?? d >= SPLIT_NORM_WIDTH;
   const layout = arenaLayout(cfg);
   const f32 = (floats: number, label: string) => be.f32(floats, label);
   const P = f32(layout.total, "parameters");
@@ -91,6 +98,9 @@ export function buildDecoder<B>(
     y: f32(rows * e, "y"),
     out: f32(rows * d, "mixer output"),
     logits: f32(rows * V, "logits"),
+    // wide models (splitNorm): the normalised rows and their rstd
+    normed: splitNorm ? f32(rows * d, "normed rows") : undefined,
+    rstd: splitNorm ? f32(align(rows), "rstd") : undefined,
   };
   // products, token-major (one row per sequence or position): C (M, N) = A (M, K) . W^T, W stored (N, K)
   const nt = (M: number, N: number, Kd: number, name: string): GemmSpec => ({
@@ -124,6 +134,22 @@ export function buildDecoder<B>(
     let cur = 0;
     const normThen = (first: boolean, w: B, W: B, N: number, c: B) => {
       const base = { rows: M, d, N, eps: NORM_EPS };
+      if (splitNorm) {
+        // wide rows: normalise once, then the GEMV (normGemv would renormalise in each of its workgroups)
+        const io = { w, y: act.normed!, rstd: act.rstd! };
+        if (first) ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add: false }, { x: act.res[0], ...io });
+        else {
+          ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add: true }, {
+            x: act.res[cur],
+            delta: act.out,
+            res: act.res[1 - cur],
+            ...io,
+          });
+          cur = 1 - cur;
+        }
+        ops.gemm(nt(M, N, d, N === V ? "head" : "inProj"), { a: act.normed!, b: W, c });
+        return;
+      }
       if (first) {
         ops.normGemv({ ...base, add: false }, { x: act.res[0], w, W, c });
         return;
@@ -310,7 +336,7 @@ export class MambaDecoder {
       readbackFloats: Math.max(align(batch) * K, Math.max(batch, maxPass) * dims(cfg).V),
     });
     try {
-      const s = buildDecoder(be, cfg, batch, K, maxPass, o.sampling);
+      const s = buildDecoder(be, cfg, { batch, K, maxPass, sampling: o.sampling, splitNorm: o.splitNorm });
       await writeDecoderParams(be, s, o.params, "MambaDecoder");
       return new MambaDecoder(be, s, cfg, batch, K, maxPass);
     } catch (e) {

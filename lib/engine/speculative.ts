@@ -93,7 +93,8 @@ function build<B>(
   R: number,
 ) {
   const vc = o.verifier.config, dc = o.drafter.config, tok = o.tokenizer;
-  const v = buildDecoder(be, vc, 1, 1, M), dr = buildDecoder(be, dc, 1, 1, 0);
+  const v = buildDecoder(be, vc, { batch: 1, K: 1, maxPass: M }),
+    dr = buildDecoder(be, dc, { batch: 1, K: 1, maxPass: 0 });
   const vd = dims(vc), dd = dims(dc);
   const L = specLayout(M, m);
   const ctl = be.i32(align(L.size), "speculation control");

@@ -291,6 +291,8 @@ function isGemv(g: Required<Omit<GemmSpec, "name">>): boolean {
 const GEMV_MAX_ROWS = 8;
 /** Output columns per GEMV workgroup: 8 groups of 32 threads, each group one column. */
 const GEMV_COLUMNS = 8;
+/** Weight vectors each GEMV lane loads before using them. */
+const GEMV_UNROLL = 4;
 
 /** C[m, n] (+)= sum_k A[m, k] B[n, k] for m < M <= 8: one 32-thread group per column n, k strided over it. */
 function gemvShader(g: Required<Omit<GemmSpec, "name">>): string {
@@ -298,17 +300,33 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>): string {
   let text = codes.get(key);
   if (text) return text;
   const rows = [...Array(g.M).keys()];
-  // whole vectors of four along k when B's rows allow it (16-byte loads: four times the bytes per request)
+  // whole vectors of four along k when B's rows allow it (16-byte loads: four times the bytes per request),
+  // and A's rows too when they allow it; the loop takes UNROLL vectors per lane before its FMAs, so that
+  // several loads are in flight per thread (one at a time left the H200's memory idle)
   const v4 = g.K % 4 === 0 && g.ldb % 4 === 0 && g.offB % 4 === 0;
-  const a4 = (m: number) => {
-    const at = `${g.offA + m * g.lda}u + 4u * k`;
+  const av4 = v4 && g.lda % 4 === 0 && g.offA % 4 === 0;
+  const a4 = (m: number, k: string) => {
+    if (av4) return `A[${(g.offA + m * g.lda) / 4}u + ${k}]`;
+    const at = `${g.offA + m * g.lda}u + 4u * (${k})`;
     return `vec4<f32>(A[${at}], A[${at} + 1u], A[${at} + 2u], A[${at} + 3u])`;
   };
+  const K4 = g.K / 4, U = GEMV_UNROLL;
+  const unrolled = [...Array(U).keys()];
   const loop = v4
     ? `let wrow = ${g.offB / 4}u + n * ${g.ldb / 4}u;
-    for (var k = lane; k < ${g.K / 4}u; k += 32u) {
+    var k = lane;
+    for (; k + ${32 * (U - 1)}u < ${K4}u; k += ${32 * U}u) {
+      ${unrolled.map((u) => `let w${u} = B[wrow + k + ${32 * u}u];`).join(" ")}
+      ${
+      unrolled.map((u) =>
+        rows.map((m) => `acc${m} += dot(${a4(m, `k + ${32 * u}u`)}, w${u});`).join("\n      ")
+      )
+        .join("\n      ")
+    }
+    }
+    for (; k < ${K4}u; k += 32u) {
       let w = B[wrow + k];
-      ${rows.map((m) => `acc${m} += dot(${a4(m)}, w);`).join("\n      ")}
+      ${rows.map((m) => `acc${m} += dot(${a4(m, "k")}, w);`).join("\n      ")}
     }`
     : `let wrow = ${g.offB}u + n * ${g.ldb}u;
     for (var k = lane; k < ${g.K}u; k += 32u) {
@@ -316,7 +334,7 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>): string {
       ${rows.map((m) => `acc${m} += A[${g.offA + m * g.lda}u + k] * w;`).join("\n      ")}
     }`;
   text = `
-@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<${av4 ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(1) var<storage, read> B: array<${v4 ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 var<workgroup> part: array<f32, ${256 * g.M}>;
