@@ -26,6 +26,7 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --bytes N              bytes decoded per timing (default 512)
   --contexts LIST        bytes read before timing (default 1024)
   --split-norm LIST      auto (default: from d_model 1024 up), on, off: norms as their own dispatches
+  --profile              also each kernel's device time in one step (summed by kernel)
   --backend NAME         webgpu (default) or js
   --allow-software       accept a software WebGPU adapter
   --out FILE             also append the lines, with provenance, to FILE`;
@@ -45,6 +46,7 @@ const splitNorms = one("--split-norm", "auto").split(",").map((
 ) => (v === "on" ? true : v === "off" ? false : undefined));
 const out = all("--out").at(-1);
 const say = (s: string) => console.error(`[decode engine] ${s}`);
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 for (const [d, L] of shapes) {
   const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: 256 }, "bench");
@@ -83,6 +85,9 @@ for (const [d, L] of shapes) {
         queuedStepMs = await time(() => dec.feed(first));
         pass8Ms = await time(() => dec.pass([65, 66, 67, 68, 69, 70, 71, 72], { read: false }));
       }
+      const profile = Deno.args.includes("--profile")
+        ? (await dec.profileStep()).map((k) => ({ ...k, ms: round3(k.ms), gbPerS: Math.round(k.gbPerS) }))
+        : undefined;
       for (const C of contexts) {
         dec.reset();
         // the context: C bytes read through the fast path (greedy submissions); only the state size matters
@@ -115,6 +120,7 @@ for (const [d, L] of shapes) {
             : {}),
           dispatches_per_step: dec.dispatchesPerStep(),
           split_norm: splitNorm ?? "auto",
+          ...(profile ? { step_profile: profile } : {}),
           gpu_bytes: dec.backend.allocatedBytes,
           create_ms: Math.round(createMs),
         };
