@@ -61,6 +61,7 @@ for (const [d, L] of shapes) {
       backend,
       stepsPerSubmit: K,
       splitNorm,
+      timestamps: Deno.args.includes("--profile"),
       allowSoftwareGpu: Deno.args.includes("--allow-software"),
     });
     const createMs = performance.now() - t0;

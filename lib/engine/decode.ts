@@ -53,6 +53,8 @@ export interface MambaDecoderOptions {
   sampling?: Sampling;
   /** Each norm its own dispatch before the GEMV (default: from d_model SPLIT_NORM_WIDTH up), else normGemv. */
   splitNorm?: boolean;
+  /** webgpu: ask for timestamp queries (`profileStep`). */
+  timestamps?: boolean;
 }
 
 /** Sampling on the device: temperature > 0, topK (0: all), topP in (0, 1]. */
@@ -333,6 +335,7 @@ export class MambaDecoder {
     // deno-lint-ignore no-explicit-any
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
       allowSoftware: o.allowSoftwareGpu,
+      timestamps: o.timestamps,
       readbackFloats: Math.max(align(batch) * K, Math.max(batch, maxPass) * dims(cfg).V),
     });
     try {
