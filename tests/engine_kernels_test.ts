@@ -97,6 +97,10 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
     // A's rows as vectors and, at lda 1102, as scalars
     specs.push({ M, N: 21, K: 1100, transposeA: false, transposeB: true });
     specs.push({ M, N: 13, K: 1100, transposeA: false, transposeB: true, lda: 1102 });
+    // few columns: 256 lanes per column, long enough k (4000 / 4 = 1000 vectors) for their unrolled loads
+    specs.push({ M, N: 21, K: 4000, transposeA: false, transposeB: true });
+    // many columns: 32 lanes per column (as in_proj)
+    specs.push({ M, N: 4100, K: 1100, transposeA: false, transposeB: true });
     specs.push({
       M,
       N: 19,
@@ -162,10 +166,13 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
     const g = { ...spec };
     const batch = g.batch ?? 1;
     const span = (ld: number, rows: number, stride: number) => ld * rows + stride * batch + 4000;
+    // a GEMV's operands are rows of k (A (M, K), B stored (N, K)): sized to them, not to a square
+    const gemv = !g.transposeA && g.transposeB && batch === 1 && g.M <= 8;
+    const aRows = gemv ? g.M : Math.max(g.M, g.K), bRows = gemv ? g.N : Math.max(g.N, g.K);
     await check(`gemm ${JSON.stringify(spec)}`, {
       inputs: {
-        a: normal(span(Math.max(g.M, g.K), Math.max(g.M, g.K), g.strideA ?? 0)),
-        b: normal(span(Math.max(g.N, g.K), Math.max(g.N, g.K), g.strideB ?? 0)),
+        a: normal(span(Math.max(g.M, g.K, g.lda ?? 0), aRows, g.strideA ?? 0) + (g.offA ?? 0)),
+        b: normal(span(Math.max(g.N, g.K, g.ldb ?? 0), bRows, g.strideB ?? 0) + (g.offB ?? 0)),
         c: normal(span(g.ldc ?? g.N, g.M, g.strideC ?? 0) + (g.offC ?? 0)),
       },
       outputs: { c: 1e-5 },
@@ -590,7 +597,8 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
         ops.convStep(p, { x: b.x, window: b.window, w: b.w, bias: bias ? b.bias : undefined, y: b.y }),
     });
   }
-  for (const [batch, dim, ns, rank] of [[3, 5, 16, 3], [2, 9, 6, 1]]) {
+  // ns 16 and 8: a lane per state (several workgroups, rank above and below the lanes), ns 6 a thread per channel
+  for (const [batch, dim, ns, rank] of [[3, 5, 16, 3], [1, 50, 8, 40], [2, 9, 6, 1]]) {
     const row = rank + 2 * ns;
     const p = { batch, dim, ns, softplus: true, row, rank, zStride: 2 * dim, zOffset: dim };
     await check(`ssmStep ${JSON.stringify(p)}`, {

@@ -289,8 +289,17 @@ function isGemv(g: Required<Omit<GemmSpec, "name">>): boolean {
   return g.M <= GEMV_MAX_ROWS && !g.transposeA && g.transposeB && g.batch === 1 && g.kSeg >= g.K;
 }
 const GEMV_MAX_ROWS = 8;
-/** Output columns per GEMV workgroup: 8 groups of 32 threads, each group one column. */
-const GEMV_COLUMNS = 8;
+/**
+ * Threads per GEMV output column (a workgroup of 256 computes 256 / lanes columns): 32, doubled while the
+ * product would run fewer than GEMV_MIN_GROUPS workgroups and every lane still gets a vector of k. At the
+ * 972M shape x_proj (144 columns) ran as 18 workgroups of 8 columns, on 18 of the H200's 132 SMs.
+ */
+function gemvLanes(g: { N: number; K: number }): number {
+  let lanes = 32;
+  while (lanes < 256 && Math.ceil(g.N / (256 / lanes)) < GEMV_MIN_GROUPS && lanes * 2 <= g.K / 4) lanes *= 2;
+  return lanes;
+}
+const GEMV_MIN_GROUPS = 512;
 /** Weight vectors each GEMV lane loads before using them. */
 const GEMV_UNROLL = 4;
 
@@ -310,26 +319,26 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>): string {
     const at = `${g.offA + m * g.lda}u + 4u * (${k})`;
     return `vec4<f32>(A[${at}], A[${at} + 1u], A[${at} + 2u], A[${at} + 3u])`;
   };
-  const K4 = g.K / 4, U = GEMV_UNROLL;
+  const K4 = g.K / 4, U = GEMV_UNROLL, L = gemvLanes(g);
   const unrolled = [...Array(U).keys()];
   const loop = v4
     ? `let wrow = ${g.offB / 4}u + n * ${g.ldb / 4}u;
     var k = lane;
-    for (; k + ${32 * (U - 1)}u < ${K4}u; k += ${32 * U}u) {
-      ${unrolled.map((u) => `let w${u} = B[wrow + k + ${32 * u}u];`).join(" ")}
+    for (; k + ${L * (U - 1)}u < ${K4}u; k += ${L * U}u) {
+      ${unrolled.map((u) => `let w${u} = B[wrow + k + ${L * u}u];`).join(" ")}
       ${
       unrolled.map((u) =>
-        rows.map((m) => `acc${m} += dot(${a4(m, `k + ${32 * u}u`)}, w${u});`).join("\n      ")
+        rows.map((m) => `acc${m} += dot(${a4(m, `k + ${L * u}u`)}, w${u});`).join("\n      ")
       )
         .join("\n      ")
     }
     }
-    for (; k < ${K4}u; k += 32u) {
+    for (; k < ${K4}u; k += ${L}u) {
       let w = B[wrow + k];
       ${rows.map((m) => `acc${m} += dot(${a4(m, "k")}, w);`).join("\n      ")}
     }`
     : `let wrow = ${g.offB}u + n * ${g.ldb}u;
-    for (var k = lane; k < ${g.K}u; k += 32u) {
+    for (var k = lane; k < ${g.K}u; k += ${L}u) {
       let w = B[wrow + k];
       ${rows.map((m) => `acc${m} += A[${g.offA + m * g.lda}u + k] * w;`).join("\n      ")}
     }`;
@@ -341,13 +350,13 @@ var<workgroup> part: array<f32, ${256 * g.M}>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-  let grp = lid / 32u; let lane = lid % 32u;
-  let n = (wg.x + wg.y * nwg.x) * ${GEMV_COLUMNS}u + grp; // uniform within the group, not the workgroup
+  let grp = lid / ${L}u; let lane = lid % ${L}u;
+  let n = (wg.x + wg.y * nwg.x) * ${256 / L}u + grp; // uniform within the group, not the workgroup
   ${
     gemvColumns(g.M, g.N, loop, (m, v) => {
       const o = `${g.offC + m * g.ldc}u + n`;
       return `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${v};`;
-    })
+    }, L)
   }
 }
 `;
@@ -358,7 +367,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
 export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B): void {
   const g = fullLayout(spec);
   if (isGemv(g)) {
-    const wgs = Math.ceil(g.N / GEMV_COLUMNS);
+    const wgs = Math.ceil(g.N / (256 / gemvLanes(g)));
     const groups: [number, number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
     d.dispatch(
       `gemv${spec.name ? ` ${spec.name}` : ""}`,

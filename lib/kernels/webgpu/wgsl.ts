@@ -64,7 +64,7 @@ export const IS_FINITE =
 export const SIGMOID = "fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }";
 
 /**
- * The body of a GEMV-style kernel of 256 threads in 8 groups of 32, group `grp` computing output column
+ * The body of a GEMV-style kernel of 256 threads in groups of `lanes` (default 32), group `grp` computing output column
  * `n` for `rows` rows: accumulators acc0.. declared, `loop` (run when n < N) adds into them, then each
  * group sums its 32 lanes' partials in workgroup memory `part` (which the shader declares, 256 * rows
  * floats) and lane 0 stores row m's sum with `store(m, value)`. Needs lid, lane and n in scope.
@@ -74,6 +74,7 @@ export function gemvColumns(
   N: number,
   loop: string,
   store: (m: number, value: string) => string,
+  lanes = 32,
 ) {
   const ms = [...Array(rows).keys()];
   return `${ms.map((m) => `var acc${m} = 0.0;`).join(" ")}
@@ -82,7 +83,7 @@ export function gemvColumns(
   }
   ${ms.map((m) => `part[${m * 256}u + lid] = acc${m};`).join(" ")}
   workgroupBarrier();
-  for (var s = 16u; s >= 1u; s = s / 2u) {
+  for (var s = ${lanes / 2}u; s >= 1u; s = s / 2u) {
     if (lane < s) { ${ms.map((m) => `part[${m * 256}u + lid] += part[${m * 256}u + lid + s];`).join(" ")} }
     workgroupBarrier();
   }
