@@ -653,6 +653,34 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
         ),
     });
   }
+  // in_proj with the conv in its epilogue: a batch's step (3 sequences) and a pass (5 positions, snapshots)
+  for (const [rows, pass, bias] of [[3, false, true], [5, true, false], [1, false, false]] as const) {
+    const p = { rows, K: 44, ch: 9, k: 4, bias, pass };
+    await check(`gemvConv ${JSON.stringify(p)}`, {
+      inputs: {
+        a: normal(rows * 44),
+        W: normal(18 * 44),
+        c: new Float32Array(rows * 18),
+        window: normal((pass ? 1 : rows) * 9 * 4),
+        w: normal(9 * 4),
+        bias: normal(9),
+        u: new Float32Array(rows * 9),
+        snaps: new Float32Array((rows + 1) * 9 * 4),
+      },
+      outputs: { c: 1e-5, window: 1e-6, u: 1e-5, ...(pass ? { snaps: 1e-6 } : {}) },
+      run: (ops, b) =>
+        ops.gemvConv(p, {
+          a: b.a,
+          W: b.W,
+          c: b.c,
+          window: b.window,
+          w: b.w,
+          bias: bias ? b.bias : undefined,
+          u: b.u,
+          snaps: pass ? b.snaps : undefined,
+        }),
+    });
+  }
   // argmax: the first maximum of each row's real vocabulary (padding columns ignored), into two places
   const V = 40, vocab = 37, rows = 3;
   const logits = normal(rows * V);

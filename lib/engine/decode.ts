@@ -134,22 +134,26 @@ export function buildDecoder<B>(
     // the residual stream ping-pongs between two buffers: the first norm reads the embedding, later ones
     // add the previous mixer's output first; each norm is fused with the product that reads it (normGemv)
     let cur = 0;
+    /** The split path's norm alone: act.normed (M, d) = rmsnorm(h [+ out]) w. */
+    const normOnly = (first: boolean, w: B) => {
+      const io = { w, y: act.normed!, rstd: act.rstd! };
+      if (first) ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add: false }, { x: act.res[0], ...io });
+      else {
+        ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add: true }, {
+          x: act.res[cur],
+          delta: act.out,
+          res: act.res[1 - cur],
+          ...io,
+        });
+        cur = 1 - cur;
+      }
+    };
     const normThen = (first: boolean, w: B, W: B, N: number, c: B) => {
       const base = { rows: M, d, N, eps: NORM_EPS };
       if (splitNorm) {
         // wide rows: normalise once, then the GEMV (normGemv would renormalise in each of its workgroups)
-        const io = { w, y: act.normed!, rstd: act.rstd! };
-        if (first) ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add: false }, { x: act.res[0], ...io });
-        else {
-          ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add: true }, {
-            x: act.res[cur],
-            delta: act.out,
-            res: act.res[1 - cur],
-            ...io,
-          });
-          cur = 1 - cur;
-        }
-        ops.gemm(nt(M, N, d, N === V ? "head" : "inProj"), { a: act.normed!, b: W, c });
+        normOnly(first, w);
+        ops.gemm(nt(M, N, d, "head"), { a: act.normed!, b: W, c });
         return;
       }
       if (first) {
@@ -168,12 +172,27 @@ export function buildDecoder<B>(
     };
     for (let i = 0; i < L; i++) {
       const w = W.layers[i];
-      normThen(i === 0, w.norm, w.inW, 2 * e, act.xz); // x | z (B, 2e) = rmsnorm(h) w in_proj^T
-      const conv = { ch: e, k, bias: convBias, xStride: 2 * e };
-      const convIo = { x: act.xz, window: window(i), w: w.convW, bias: w.convB, y: act.u };
-      if (pass) {
-        ops.convScan({ ...conv, len: M }, { ...convIo, snaps: be.view(convSnaps!, i * cSnap, cSnap) });
-      } else ops.convStep({ ...conv, batch: M }, convIo);
+      const snaps = pass ? be.view(convSnaps!, i * cSnap, cSnap) : undefined;
+      if (splitNorm) {
+        // wide: the norm, then in_proj with the conv step in its epilogue (u = silu(conv(window <- x)))
+        normOnly(i === 0, w.norm);
+        ops.gemvConv({ rows: M, K: d, ch: e, k, bias: convBias, pass }, {
+          a: act.normed!,
+          W: w.inW,
+          c: act.xz,
+          window: window(i),
+          w: w.convW,
+          bias: w.convB,
+          u: act.u,
+          snaps,
+        });
+      } else {
+        normThen(i === 0, w.norm, w.inW, 2 * e, act.xz); // x | z (B, 2e) = rmsnorm(h) w in_proj^T
+        const conv = { ch: e, k, bias: convBias, xStride: 2 * e };
+        const convIo = { x: act.xz, window: window(i), w: w.convW, bias: w.convB, y: act.u };
+        if (pass) ops.convScan({ ...conv, len: M }, { ...convIo, snaps: snaps! });
+        else ops.convStep({ ...conv, batch: M }, convIo);
+      }
       ops.gemm(g.xProj, { a: act.u, b: w.xpW, c: act.xdbl }); // dt | B | C (B, R)
       // dt_proj inside the step: delta = x_dbl[:, 0:r] W_dt^T, per channel
       const ssm = { dim: e, ns: n, softplus: true, row: R, rank: r, zStride: 2 * e, zOffset: e };

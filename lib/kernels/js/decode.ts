@@ -120,6 +120,43 @@ export function argmax(p: ArgmaxParams, b: { logits: Float32Array; ids: Int32Arr
   }
 }
 
+export interface GemvConvParams {
+  /** rows: sequences one step each, or (pass) positions of one sequence */
+  rows: number;
+  /** the product's k (d_model) */
+  K: number;
+  /** conv channels (d_inner): the product's N is 2 ch (x then the gate z) */
+  ch: number;
+  k: number;
+  bias: boolean;
+  pass: boolean;
+}
+
+/**
+ * in_proj and the conv step fused for wide models: c (rows, 2ch) = a W^T, then the conv window of each
+ * channel takes x = c[:, :ch] (convStep over the rows as sequences, or convScan over them as one sequence's
+ * positions with snapshots), u = silu(conv). The same arithmetic as the GEMM then the conv twin.
+ */
+export function gemvConv(
+  p: GemvConvParams,
+  b: {
+    a: Float32Array;
+    W: Float32Array;
+    c: Float32Array;
+    window: Float32Array;
+    w: Float32Array;
+    bias?: Float32Array;
+    u: Float32Array;
+    snaps?: Float32Array;
+  },
+): void {
+  gemm({ M: p.rows, N: 2 * p.ch, K: p.K, transposeA: false, transposeB: true }, { a: b.a, b: b.W, c: b.c });
+  const conv = { ch: p.ch, k: p.k, bias: p.bias, xStride: 2 * p.ch };
+  const io = { x: b.c, window: b.window, w: b.w, bias: b.bias, y: b.u };
+  if (p.pass) convScan({ ...conv, len: p.rows }, { ...io, snaps: b.snaps! });
+  else convStep({ ...conv, batch: p.rows }, io);
+}
+
 export interface SampleParams {
   rows: number;
   /** floats per logits row (the padded vocabulary) */

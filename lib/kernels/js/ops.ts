@@ -45,6 +45,10 @@ export interface EngineOps<B> {
     b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
   ): void;
   argmax(p: decode.ArgmaxParams, b: { logits: B; ids: B }): void;
+  gemvConv(
+    p: decode.GemvConvParams,
+    b: { a: B; W: B; c: B; window: B; w: B; bias?: B; u: B; snaps?: B },
+  ): void;
   sample(p: decode.SampleParams, b: { logits: B; u: B; ids: B }): void;
   normGemv(p: decode.NormGemvParams, b: { x: B; delta?: B; res?: B; w: B; W: B; c: B }): void;
   convScan(p: decode.ConvScanParams, b: { x: B; window: B; snaps: B; w: B; bias?: B; y: B }): void;
@@ -99,6 +103,7 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     convStep: op("convStep", decode.convStep),
     ssmStep: op("ssmStep", decode.ssmStep),
     argmax: op("argmax", decode.argmax),
+    gemvConv: op("gemvConv", decode.gemvConv),
     sample: op("sample", decode.sample),
     normGemv: op("normGemv", decode.normGemv),
     convScan: op("convScan", decode.convScan),

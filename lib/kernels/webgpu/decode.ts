@@ -7,12 +7,14 @@ import type {
   ArgmaxParams,
   ConvScanParams,
   ConvStepParams,
+  GemvConvParams,
   NormGemvParams,
   SampleParams,
   SsmScanParams,
   SsmStepParams,
 } from "../js/decode.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
+import { recordGemv } from "./gemm.ts";
 import {
   cached,
   declare,
@@ -355,6 +357,65 @@ fn before(a: u32, b: u32) -> bool { return sv[a] > sv[b] || (sv[a] == sv[b] && s
   }
 }`,
   );
+}
+
+/**
+ * in_proj with the conv step in its epilogue (twin: ../js/decode.ts gemvConv): the group that computes x's
+ * column c for every row then moves channel c's conv window through those rows (a batch's sequences, or a
+ * pass's positions with snapshots) and writes u. The conv needs only its own channel, so nothing waits for
+ * other workgroups; wide models save the conv's dispatch per layer.
+ */
+export function gemvConv<B>(
+  d: Dispatcher<B>,
+  p: GemvConvParams,
+  b: { a: B; W: B; c: B; window: B; w: B; bias?: B; u: B; snaps?: B },
+): void {
+  const { rows, ch, k } = p, size = ch * k;
+  const walk = (v: (m: number) => string) => {
+    const steps = [...Array(rows).keys()].map((m) => {
+      const o = p.pass ? "o" : `(${m}u * ${ch}u + n) * ${k}u`;
+      return `{
+        let o${m} = ${o};
+        for (var j = 0u; j < ${k - 1}u; j++) { window[o${m} + j] = window[o${m} + j + 1u]; }
+        window[o${m} + ${k - 1}u] = ${v(m)};
+        var s = ${p.bias ? "cbias[n]" : "0.0"};
+        for (var j = 0u; j < ${k}u; j++) { s = s + window[o${m} + j] * cw[n * ${k}u + j]; }
+        u[${m}u * ${ch}u + n] = s * sigmoid(s);
+        ${
+        p.pass
+          ? `for (var j = 0u; j < ${k}u; j++) { snaps[${(m + 1) * size}u + o + j] = window[o + j]; }`
+          : ""
+      }
+      }`;
+    });
+    return `if (n < ${ch}u) {
+      ${p.pass ? `let o = n * ${k}u; for (var j = 0u; j < ${k}u; j++) { snaps[o + j] = window[o + j]; }` : ""}
+      ${steps.join("\n      ")}
+    }`;
+  };
+  const bindings: [string, "read" | "read_write", string][] = [
+    ["window", "read_write", "f32"],
+    ["cw", "read", "f32"],
+    ...(p.bias ? [["cbias", "read", "f32"] as [string, "read", string]] : []),
+    ["u", "read_write", "f32"],
+    ...(p.pass ? [["snaps", "read_write", "f32"] as [string, "read_write", string]] : []),
+  ];
+  const bufs: [B, B, B, ...B[]] = [
+    b.a,
+    b.W,
+    b.c,
+    b.window,
+    b.w,
+    ...(p.bias ? [b.bias!] : []),
+    b.u,
+    ...(p.pass ? [b.snaps!] : []),
+  ];
+  recordGemv(d, "gemvConv", { M: rows, N: 2 * ch, K: p.K, transposeA: false, transposeB: true }, bufs, {
+    key: `conv ${JSON.stringify(p)}`,
+    bindings,
+    after: walk,
+    helpers: SIGMOID,
+  });
 }
 
 /** A WGSL float literal of x (always with a decimal point or exponent). */

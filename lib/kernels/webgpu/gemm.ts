@@ -303,9 +303,21 @@ const GEMV_MIN_GROUPS = 512;
 /** Weight vectors each GEMV lane loads before using them. */
 const GEMV_UNROLL = 4;
 
-/** C[m, n] (+)= sum_k A[m, k] B[n, k] for m < M <= 8: one 32-thread group per column n, k strided over it. */
-function gemvShader(g: Required<Omit<GemmSpec, "name">>): string {
-  const key = `gemv ${JSON.stringify(g)}`;
+/**
+ * More work in a GEMV's epilogue (the decoding engine's fused in_proj + conv): bindings after A, B, C and
+ * code that lane 0 of column n's group runs after storing the column, `v(m)` its value for row m.
+ */
+export interface GemvEpilogue {
+  key: string;
+  bindings: [string, "read" | "read_write", string][];
+  after: (v: (m: number) => string) => string;
+  /** WGSL functions the epilogue calls */
+  helpers?: string;
+}
+
+/** C[m, n] (+)= sum_k A[m, k] B[n, k] for m < M <= 8: one group of lanes per column n, k strided over it. */
+function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue): string {
+  const key = `gemv ${JSON.stringify(g)} ${epi?.key ?? ""}`;
   let text = codes.get(key);
   if (text) return text;
   const rows = [...Array(g.M).keys()];
@@ -346,6 +358,12 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>): string {
 @group(0) @binding(0) var<storage, read> A: array<${av4 ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(1) var<storage, read> B: array<${v4 ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${
+    (epi?.bindings ?? []).map(([name, access, type], i) =>
+      `@group(0) @binding(${3 + i}) var<storage, ${access}> ${name}: array<${type}>;`
+    ).join("\n")
+  }
+${epi?.helpers ?? ""}
 var<workgroup> part: array<f32, ${256 * g.M}>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>,
@@ -355,7 +373,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   ${
     gemvColumns(g.M, g.N, loop, (m, v) => {
       const o = `${g.offC + m * g.ldc}u + n`;
-      return `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${v};`;
+      const store = `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${v};`;
+      return m === g.M - 1 && epi ? `${store}\n    ${epi.after((r) => `part[${r * 256}u + lid]`)}` : store;
     }, L)
   }
 }
@@ -364,18 +383,25 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   return text;
 }
 
+/** A GEMV (a few rows, weights stored (N, K)) with an epilogue and its extra buffers, one dispatch. */
+export function recordGemv<B>(
+  d: Dispatcher<B>,
+  label: string,
+  spec: GemmSpec,
+  bufs: [B, B, B, ...B[]],
+  epi?: GemvEpilogue,
+): void {
+  const g = fullLayout(spec);
+  if (!isGemv(g)) throw new Error(`recordGemv: not a GEMV: ${JSON.stringify(spec)}`);
+  const wgs = Math.ceil(g.N / (256 / gemvLanes(g)));
+  const groups: [number, number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
+  d.dispatch(label, gemvShader(g, epi), bufs, groups, 2 * g.M * g.N * g.K);
+}
+
 export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B): void {
   const g = fullLayout(spec);
   if (isGemv(g)) {
-    const wgs = Math.ceil(g.N / (256 / gemvLanes(g)));
-    const groups: [number, number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
-    d.dispatch(
-      `gemv${spec.name ? ` ${spec.name}` : ""}`,
-      gemvShader(g),
-      [a, b, c],
-      groups,
-      2 * g.M * g.N * g.K,
-    );
+    recordGemv(d, `gemv${spec.name ? ` ${spec.name}` : ""}`, spec, [a, b, c]);
     return;
   }
   const { BM, BN } = gemmTiles(g);

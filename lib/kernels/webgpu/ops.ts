@@ -36,6 +36,7 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     convStep: (p, b) => decode.convStep(d, p, b),
     ssmStep: (p, b) => decode.ssmStep(d, p, b),
     argmax: (p, b) => decode.argmax(d, p, b),
+    gemvConv: (p, b) => decode.gemvConv(d, p, b),
     sample: (p, b) => decode.sample(d, p, b),
     normGemv: (p, b) => decode.normGemv(d, p, b),
     convScan: (p, b) => decode.convScan(d, p, b),
