@@ -273,7 +273,8 @@ Deno.test("engine kernels: embedding gather and its sorted scatter-add; residual
         dTable: b.dTable,
       }),
   });
-  for (const [rows, width] of [[37, 45], [5, 600], [1100, 8]]) {
+  // widths held in registers (up to 2,048) and wider (2,300: read again after the reduction)
+  for (const [rows, width] of [[37, 45], [5, 600], [1100, 8], [2, 2300]]) {
     for (const add of [false, true]) {
       const n = rows * width;
       await check(`addRmsNorm ${rows}x${width} add ${add}`, {
