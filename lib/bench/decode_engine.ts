@@ -13,6 +13,7 @@
  *     [--out FILE]
  */
 import { MambaDecoder } from "../engine/decode.ts";
+import { gemvTuning } from "../kernels/webgpu/gemm.ts";
 import type { EngineBackendName } from "../engine/backend.ts";
 import { initParameters } from "../models/mamba.ts";
 import { parseMambaConfig } from "../models/mamba_config.ts";
@@ -27,6 +28,7 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --contexts LIST        bytes read before timing (default 1024)
   --split-norm LIST      auto (default: from d_model 1024 up), on, off: norms as their own dispatches
   --profile              also each kernel's device time in one step (summed by kernel)
+  --gemv MIN,UNROLL      the GEMV's settings (lib/kernels/webgpu/gemm.ts gemvTuning; default 512,4)
   --backend NAME         webgpu (default) or js
   --allow-software       accept a software WebGPU adapter
   --out FILE             also append the lines, with provenance, to FILE`;
@@ -46,6 +48,8 @@ const splitNorms = one("--split-norm", "auto").split(",").map((
 ) => (v === "on" ? true : v === "off" ? false : undefined));
 const out = all("--out").at(-1);
 const say = (s: string) => console.error(`[decode engine] ${s}`);
+const gemvSetting = all("--gemv").at(-1);
+if (gemvSetting) [gemvTuning.minGroups, gemvTuning.unroll] = list(gemvSetting);
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 for (const [d, L] of shapes) {
@@ -121,6 +125,7 @@ for (const [d, L] of shapes) {
             : {}),
           dispatches_per_step: dec.dispatchesPerStep(),
           split_norm: splitNorm ?? "auto",
+          gemv: { ...gemvTuning },
           ...(profile ? { step_profile: profile } : {}),
           gpu_bytes: dec.backend.allocatedBytes,
           create_ms: Math.round(createMs),

@@ -296,12 +296,17 @@ const GEMV_MAX_ROWS = 8;
  */
 function gemvLanes(g: { N: number; K: number }): number {
   let lanes = 32;
-  while (lanes < 256 && Math.ceil(g.N / (256 / lanes)) < GEMV_MIN_GROUPS && lanes * 2 <= g.K / 4) lanes *= 2;
+  while (lanes < 256 && Math.ceil(g.N / (256 / lanes)) < gemvTuning.minGroups && lanes * 2 <= g.K / 4) {
+    lanes *= 2;
+  }
   return lanes;
 }
-const GEMV_MIN_GROUPS = 512;
-/** Weight vectors each GEMV lane loads before using them. */
-const GEMV_UNROLL = 4;
+/**
+ * The GEMV's two settings: the fewest workgroups a product should run (lanes per column double until it
+ * does) and the weight vectors each lane loads before using them. Benchmarks may change them
+ * (lib/bench/decode_engine.ts --gemv) before any program is recorded.
+ */
+export const gemvTuning = { minGroups: 512, unroll: 4 };
 
 /**
  * More work in a GEMV's epilogue (the decoding engine's fused in_proj + conv): bindings after A, B, C and
@@ -317,7 +322,7 @@ export interface GemvEpilogue {
 
 /** C[m, n] (+)= sum_k A[m, k] B[n, k] for m < M <= 8: one group of lanes per column n, k strided over it. */
 function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue): string {
-  const key = `gemv ${JSON.stringify(g)} ${epi?.key ?? ""}`;
+  const key = `gemv ${JSON.stringify(g)} ${epi?.key ?? ""} ${JSON.stringify(gemvTuning)}`;
   let text = codes.get(key);
   if (text) return text;
   const rows = [...Array(g.M).keys()];
@@ -331,7 +336,7 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue): st
     const at = `${g.offA + m * g.lda}u + 4u * (${k})`;
     return `vec4<f32>(A[${at}], A[${at} + 1u], A[${at} + 2u], A[${at} + 3u])`;
   };
-  const K4 = g.K / 4, U = GEMV_UNROLL, L = gemvLanes(g);
+  const K4 = g.K / 4, U = gemvTuning.unroll, L = gemvLanes(g);
   const unrolled = [...Array(U).keys()];
   const loop = v4
     ? `let wrow = ${g.offB / 4}u + n * ${g.ldb / 4}u;
