@@ -31,6 +31,8 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --gemv MIN,UNROLL      the GEMV's settings (lib/kernels/webgpu/gemm.ts gemvTuning; default 512,4)
   --backend NAME         webgpu (default) or js
   --allow-software       accept a software WebGPU adapter
+  --peers FILE           mamba_ssm's decode step measured in this session (h200_peers.py decode output):
+                         each line gets its shape's peer and the ratio to the CUDA graph
   --out FILE             also append the lines, with provenance, to FILE`;
 helpOrUnknown(Deno.args, USAGE, "lib/bench/decode_engine.ts");
 
@@ -47,10 +49,28 @@ const splitNorms = one("--split-norm", "auto").split(",").map((
   v,
 ) => (v === "on" ? true : v === "off" ? false : undefined));
 const out = all("--out").at(-1);
+const peersFile = all("--peers").at(-1);
+// deno-lint-ignore no-explicit-any
+const peers: any[] = peersFile
+  ? (await Deno.readTextFile(peersFile)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
+  : [];
 const say = (s: string) => console.error(`[decode engine] ${s}`);
 const gemvSetting = all("--gemv").at(-1);
 if (gemvSetting) [gemvTuning.minGroups, gemvTuning.unroll] = list(gemvSetting);
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** The same-session peer of a batch-1 shape, and the ratio of `bytesPerS` to its CUDA graph. */
+function peerOf(d: number, L: number, bytesPerS: number) {
+  const p = batch === 1
+    ? peers.find((x) => x.kind === "decode_b1" && x.d_model === d && x.n_layer === L)
+    : undefined;
+  if (!p) return {};
+  return {
+    peer: { cuda_graph_bytes_per_s: p.cuda_graph_bytes_per_s, eager_bytes_per_s: p.eager_bytes_per_s },
+    peer_source: `same run: ../shared/anchors/peers/h200_peers.py decode (${peersFile})`,
+    ratio_to_cuda_graph: Math.round(bytesPerS / p.cuda_graph_bytes_per_s * 1000) / 1000,
+  };
+}
 
 for (const [d, L] of shapes) {
   const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: 256 }, "bench");
@@ -123,6 +143,7 @@ for (const [d, L] of shapes) {
               pass8_over_step: Math.round(pass8Ms! / queuedStepMs * 1000) / 1000,
             }
             : {}),
+          ...peerOf(d, L, batch * bytes / s),
           dispatches_per_step: dec.dispatchesPerStep(),
           split_norm: splitNorm ?? "auto",
           gemv: { ...gemvTuning },

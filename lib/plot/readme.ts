@@ -116,6 +116,12 @@ export async function resultsSection(
   if (spec) out.push("### Speculative decoding", "", tableMarkdown(spec).trim(), "");
   const bound = await tableOf("speculative_bound", resultsDir);
   if (bound) out.push(tableMarkdown(bound).trim(), "");
+  const engineDecode = await tableOf("decode_engine", resultsDir);
+  if (engineDecode) out.push("### Decoding on the GPU engine", "", tableMarkdown(engineDecode).trim(), "");
+  const engineSpec = await tableOf("speculative_engine", resultsDir);
+  if (engineSpec) {
+    out.push("### Speculative decoding on the GPU engine", "", tableMarkdown(engineSpec).trim(), "");
+  }
   const scan = await tableOf("scan_gpu", resultsDir);
   if (scan) {
     out.push(

@@ -327,3 +327,119 @@ registerFigure({
     };
   },
 });
+
+// ---------------------------------------------------------------------------------------------------
+// Decoding on the native engine (lib/bench/decode_engine.ts, lib/bench/speculative_engine.ts)
+
+registerFigure({
+  name: "decode_engine",
+  description:
+    "Table: greedy decoding on the native engine (WebGPU), batch 1, beside mamba_ssm's step as a CUDA graph measured in the same session",
+  reads: ["bench/decode_engine"],
+  build(records) {
+    // the latest record with a same-session peer per shape and context, default settings only
+    const recs = (records["bench/decode_engine"] ?? []).filter((r) =>
+      r.peer?.cuda_graph_bytes_per_s && r.batch === 1 && (r.split_norm ?? "auto") === "auto" &&
+      (r.gemv === undefined || (r.gemv.minGroups === 512 && r.gemv.unroll === 4))
+    );
+    const rows = latestBy(recs, (r) => `${r.d_model}|${r.n_layer}|${r.context}`)
+      .sort((a, b) => a.d_model - b.d_model || a.context - b.context)
+      .map((r) => [
+        `d ${r.d_model} x ${r.n_layer}`,
+        r.context.toLocaleString("en"),
+        sig(r.bytes_per_s),
+        fmt(r.ms_per_step, 3),
+        sig(r.peer.cuda_graph_bytes_per_s),
+        fmt(r.bytes_per_s / r.peer.cuda_graph_bytes_per_s, 2),
+        fmt(r.pass8_over_step, 2),
+        String(r.dispatches_per_step),
+        String(r.provenance?.commit ?? "?"),
+      ]);
+    if (!rows.length) return undefined;
+    return {
+      table: {
+        columns: [
+          "shape (random weights)",
+          "context (bytes)",
+          "bytes/s",
+          "ms / byte",
+          "mamba_ssm CUDA graph bytes/s",
+          "ratio",
+          "pass of 8 / step",
+          "dispatches / byte",
+          "commit",
+        ],
+        rows,
+        note:
+          "lib/bench/decode_engine.ts --peers (data/results/bench/decode_engine.jsonl): greedy decoding, 64 steps per submission, ids chosen and fed back on the GPU; the peer is ../shared/anchors/peers/h200_peers.py decode (mamba_ssm's batch-1 step replayed as a CUDA graph, fp32) in the same device session. Pass of 8 / step: one verification pass over 8 bytes against one step, both queued back to back.",
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "speculative_engine",
+  description:
+    "Table: speculative decoding on the native engine: the round's costs and the speed-up they allow, and the measured speed-up with trained models",
+  reads: ["bench/speculative_engine"],
+  build(records) {
+    const recs = records["bench/speculative_engine"] ?? [];
+    const costs = latestBy(
+      recs.filter((r) => r.kind === "costs"),
+      (r) => JSON.stringify([r.verifier, r.drafter, r.draft_tokens]),
+    ).sort((a, b) => b.verifier.d_model - a.verifier.d_model);
+    const trained = latestBy(
+      recs.filter((r) => r.kind === "trained"),
+      (r) => JSON.stringify([r.verifier, r.drafter, r.draft_tokens, r.beta]),
+    );
+    if (!costs.length && !trained.length) return undefined;
+    const shape = (c: Rec) =>
+      `d ${c.d_model} x ${c.n_layer}${c.vocab && c.vocab !== 256 ? ` (V ${c.vocab})` : ""}`;
+    const rows = [
+      ...costs.map((r) => [
+        "costs (random weights)",
+        `${shape(r.verifier)}; ${shape(r.drafter)}`,
+        `m ${r.draft_tokens}`,
+        sig(r.greedy_bytes_per_s),
+        `${fmt(r.verifier_step_ms, 2)} / ${fmt(r.verifier_pass8_ms, 2)} / ${fmt(r.drafter_step_ms, 2)} / ${
+          fmt(r.round_ms, 2)
+        }`,
+        "—",
+        "—",
+        `≤ ${fmt(r.speedup_bound, 2)}`,
+        String(r.provenance?.commit ?? "?"),
+      ]),
+      ...trained.map((r) => [
+        "trained, gpu-scale books",
+        `${shape(r.verifier_config)}; ${shape(r.drafter_config)}`,
+        `m ${r.draft_tokens}, β ${r.beta}, ${r.bytes.toLocaleString("en")} bytes`,
+        sig(r.greedy_bytes_per_s),
+        "—",
+        `${fmt(r.acceptance, 2)} (${fmt(r.bytes_per_round, 1)} bytes/round)`,
+        sig(r.speculative_bytes_per_s),
+        `${fmt(r.speedup, 2)}${
+          r.beta === 1 ? (r.identical_to_greedy ? ", = greedy" : ", DIFFERS from greedy") : ""
+        }`,
+        String(r.provenance?.commit ?? "?"),
+      ]),
+    ];
+    return {
+      table: {
+        columns: [
+          "what",
+          "verifier; drafter",
+          "drafting",
+          "greedy bytes/s",
+          "ms: step / pass of 8 / drafter step / round",
+          "acceptance",
+          "speculative bytes/s",
+          "speed-up",
+          "commit",
+        ],
+        rows,
+        note:
+          "lib/bench/speculative_engine.ts (data/results/bench/speculative_engine.jsonl), one NVIDIA H200: whole rounds on the device (lib/engine/speculative.ts), bytes read back 16 rounds at a time. Costs: the verifier's step and 8-byte pass, a drafter step and a whole round, queued back to back; a round emits at most 9 bytes, so the speed-up over greedy decoding is at most 9 x (greedy ms per byte) / (round ms), every draft accepted. The paper's setting is the 972M verifier (d 1792 x 48) with a 110M drafter (here d 768 x 24 with a 50,280-token head); its reported speed-up is 2.6x. Trained: the project's gpu-scale books MambaByte and subword Mamba (data/results/bench/speculative_models.jsonl), decoding after the same prompt; speed-up: over greedy decoding on the engine in the same run.",
+      },
+    };
+  },
+});
