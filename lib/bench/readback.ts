@@ -66,7 +66,7 @@ const workDoneWhileSubmitting = await timed(async () => {
 });
 const line = {
   bench: "readback",
-  device: `${info.vendor ?? ""} ${info.description ?? info.device ?? ""}`.trim() +
+  device: String(info.description || info.device || "unknown") + (fallback ? " (software)" : ""),
     (fallback ? " (software)" : ""),
   reps,
   map_async: mapAsync,
