@@ -67,7 +67,6 @@ const workDoneWhileSubmitting = await timed(async () => {
 const line = {
   bench: "readback",
   device: String(info.description || info.device || "unknown") + (fallback ? " (software)" : ""),
-    (fallback ? " (software)" : ""),
   reps,
   map_async: mapAsync,
   on_submitted_work_done: workDone,
