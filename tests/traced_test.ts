@@ -260,3 +260,69 @@ Deno.test("README training throughput: every row's bytes/s, memory, peer and rat
   }
   assert.ok(checked >= 3, `${checked} rows checked`);
 });
+
+/** A README results table under the heading starting with `heading`: its column index and rows of cells. */
+function readmeTable(heading: string) {
+  const section = results.split(/^### /m).find((s) => s.startsWith(heading));
+  assert.ok(section, `the README has a "${heading}" table`);
+  const lines = section.split("\n").filter((l) => l.startsWith("| "));
+  const cells = (l: string) => l.slice(2, -2).split(" | ").map((c) => c.trim());
+  const columns = cells(lines[0]);
+  const col = (name: string) => {
+    const i = columns.indexOf(name);
+    assert.ok(i >= 0, `column ${name}`);
+    return i;
+  };
+  return { col, rows: lines.slice(2).map(cells) };
+}
+
+Deno.test("README decoding on the GPU engine: every row's bytes/s, peer and ratio are its record's, of its commit", async () => {
+  const { col, rows } = readmeTable("Decoding on the GPU engine");
+  // deno-lint-ignore no-explicit-any
+  const recs = await readRecords<Record<string, any>>("decode_engine", `${RESULTS_DIR}bench`);
+  const parse = (cell: string) => Number(cell.replace(/,/g, ""));
+  const sig3 = (x: number) => Number(x.toPrecision(3));
+  for (const row of rows) {
+    const [, d, n] = /^d (\d+) x (\d+)$/.exec(row[col("shape (random weights)")])!.map(Number);
+    const rec = recs.filter((r) =>
+      r.d_model === d && r.n_layer === n && r.context === parse(row[col("context (bytes)")]) &&
+      r.provenance?.commit === row[col("commit")] && r.peer
+    ).at(-1);
+    assert.ok(rec, `a record for ${row.join(" | ")}`);
+    assert.equal(parse(row[col("bytes/s")]), sig3(rec.bytes_per_s), `bytes/s of ${row.join(" | ")}`);
+    assert.equal(parse(row[col("mamba_ssm CUDA graph bytes/s")]), sig3(rec.peer.cuda_graph_bytes_per_s));
+    assert.equal(row[col("ratio")], (rec.bytes_per_s / rec.peer.cuda_graph_bytes_per_s).toFixed(2));
+    assert.ok(String(rec.peer_source).startsWith("same run"), "the peer was measured in the same session");
+  }
+  assert.ok(rows.length >= 2, `${rows.length} rows`);
+});
+
+Deno.test("README speculative decoding on the GPU engine: costs, bounds and speed-ups are their records'", async () => {
+  const { col, rows } = readmeTable("Speculative decoding on the GPU engine");
+  // deno-lint-ignore no-explicit-any
+  const recs = await readRecords<Record<string, any>>("speculative_engine", `${RESULTS_DIR}bench`);
+  let costs = 0, trained = 0;
+  for (const row of rows) {
+    const mine = recs.filter((r) => r.provenance?.commit === row[col("commit")]);
+    if (row[col("what")].startsWith("costs")) {
+      const [, dv] = /^d (\d+) x/.exec(row[col("verifier; drafter")])!.map(Number);
+      const rec = mine.filter((r) => r.kind === "costs" && r.verifier.d_model === dv).at(-1);
+      assert.ok(rec, `a record for ${row.join(" | ")}`);
+      assert.equal(row[col("speed-up")], `≤ ${rec.speedup_bound.toFixed(2)}`);
+      assert.equal(
+        row[col("ms: step / pass of 8 / drafter step / round")].split(" / ").at(-1),
+        rec.round_ms.toFixed(2),
+      );
+      costs++;
+    } else {
+      const beta = Number(/β (\d+)/.exec(row[col("drafting")])![1]);
+      const rec = mine.filter((r) => r.kind === "trained" && r.beta === beta).at(-1);
+      assert.ok(rec, `a record for ${row.join(" | ")}`);
+      assert.ok(row[col("speed-up")].startsWith(rec.speedup.toFixed(2)), `speed-up of ${row.join(" | ")}`);
+      assert.ok(row[col("acceptance")].startsWith(rec.acceptance.toFixed(2)));
+      if (beta === 1) assert.match(row[col("speed-up")], rec.identical_to_greedy ? /= greedy/ : /DIFFERS/);
+      trained++;
+    }
+  }
+  assert.ok(costs >= 1 && trained >= 1, `${costs} cost rows, ${trained} trained rows`);
+});

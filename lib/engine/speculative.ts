@@ -2,7 +2,7 @@
  * Speculative decoding on the native engine: a subword Mamba drafts, MambaByte verifies, and whole rounds
  * run on the device back to back. The host writes the prompt, then only reads the emitted bytes, a block
  * of rounds at a time; nothing in a round waits for the host. On Deno's WebGPU a read-back costs ~11 ms
- * whatever the work (a 10 ms sleep in `mapAsync`'s poll loop: docs/NOTES.md), so a design that returns to
+ * whatever the work (a 10 ms sleep in `mapAsync`'s poll loop; lib/bench/readback.ts measures it), so a design that returns to
  * the host once per round could never beat greedy decoding on the device.
  *
  * One round (the kernels' rules: lib/kernels/js/speculate.ts):

@@ -43,6 +43,21 @@ export default [
   await mb.figures.showRegistered("speculative_bound", { resultsDir });
   `,
   md`
+  ## On the GPU engine
+
+  On an H200 both models run on the native engine and whole rounds stay on the GPU (\`lib/engine/speculative.ts\`):
+  the drafter's tokens, the verifier's one pass over their bytes, the acceptance and both roll-backs are
+  kernels, and the host only reads the emitted bytes, 16 rounds at a time (a read-back costs about 11 ms
+  through Deno's WebGPU, whatever the work). First greedy decoding on the engine beside mamba_ssm's step
+  replayed as a CUDA graph, then the round's costs at the paper's shapes (the speed-up they allow when every
+  draft is accepted) and the speed-up measured with this project's trained gpu-scale books models, all from
+  \`data/results/bench\`.
+  `,
+  code`
+  await mb.figures.showRegistered("decode_engine", { resultsDir });
+  await mb.figures.showRegistered("speculative_engine", { resultsDir });
+  `,
+  md`
   ## The generated text, coloured by origin
 
   Green: drafted bytes MambaByte accepted; red: bytes MambaByte produced itself (corrections and byte-by-byte
