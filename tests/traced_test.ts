@@ -214,16 +214,7 @@ Deno.test("README: a compute-matched table whose runs a known defect touches car
 });
 
 Deno.test("README training throughput: every row's bytes/s, memory, peer and ratio are its bench record's", async () => {
-  const section = results.split(/^### /m).find((s) => s.startsWith("Training throughput"));
-  assert.ok(section, "the README has a Training throughput table");
-  const lines = section.split("\n").filter((l) => l.startsWith("| "));
-  const cells = (l: string) => l.slice(2, -2).split(" | ").map((c) => c.trim());
-  const columns = cells(lines[0]);
-  const col = (name: string) => {
-    const i = columns.indexOf(name);
-    assert.ok(i >= 0, `column ${name}`);
-    return i;
-  };
+  const { col, rows } = readmeTable("Training throughput");
   // deno-lint-ignore no-explicit-any
   type Rec = Record<string, any>;
   const bench = [
@@ -233,7 +224,7 @@ Deno.test("README training throughput: every row's bytes/s, memory, peer and rat
   const sig3 = (x: number) => Number(x.toPrecision(3));
   const parse = (cell: string) => Number(cell.replace(/,/g, ""));
   let checked = 0;
-  for (const row of lines.slice(2).map(cells)) {
+  for (const row of rows) {
     const [, d, n, b, l] = /^d (\d+) x (\d+), batch (\d+), length (\d+)$/.exec(row[col("model and batch")])!
       .map(Number);
     const where = row[col("where")], engine = row[col("engine")];

@@ -307,6 +307,12 @@ export async function writeDecoderParams<B>(
   await be.finish();
 }
 
+/** Floats in a buffer of any backend (a typed array, or a GPU buffer's bytes / 4). */
+// deno-lint-ignore no-explicit-any
+export function floatsOf(buf: any): number {
+  return buf instanceof Float32Array || buf instanceof Int32Array ? buf.length : buf.size / 4;
+}
+
 /** A Mamba LM decoded on the native engine (module comment). */
 export class MambaDecoder {
   private host: Int32Array;
@@ -369,13 +375,8 @@ export class MambaDecoder {
 
   /** Back to the empty state (before any input): every conv window and SSM state zero. */
   reset(): void {
-    this.backend.write(this.s.convState, new Float32Array(this.floatsOf(this.s.convState)));
-    this.backend.write(this.s.ssmState, new Float32Array(this.floatsOf(this.s.ssmState)));
-  }
-
-  // deno-lint-ignore no-explicit-any
-  private floatsOf(buf: any): number {
-    return buf instanceof Float32Array || buf instanceof Int32Array ? buf.length : buf.size / 4;
+    this.backend.write(this.s.convState, new Float32Array(floatsOf(this.s.convState)));
+    this.backend.write(this.s.ssmState, new Float32Array(floatsOf(this.s.ssmState)));
   }
 
   private idsWrite(ids: ArrayLike<number>): [unknown, Int32Array][] {

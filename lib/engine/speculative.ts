@@ -27,7 +27,7 @@ import { preSplit } from "../data/bpe.ts";
 import { dims, type MambaConfig } from "../models/mamba_config.ts";
 import { specLayout } from "../kernels/js/speculate.ts";
 import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
-import { buildDecoder, writeDecoderParams } from "./decode.ts";
+import { buildDecoder, floatsOf, writeDecoderParams } from "./decode.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 
 export interface EngineSpeculativeOptions {
@@ -375,9 +375,4 @@ export class EngineSpeculative {
   destroy(): void {
     this.backend.destroy();
   }
-}
-
-// deno-lint-ignore no-explicit-any
-function floatsOf(buf: any): number {
-  return buf instanceof Float32Array || buf instanceof Int32Array ? buf.length : buf.size / 4;
 }

@@ -95,6 +95,19 @@ export function convStep<B>(
 
 type SsmBuffers<B> = { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; snaps?: B; y: B };
 
+/** The bindings of both SSM walks, in ssmDispatch's buffer order. */
+function ssmBindings(w: Walk, has: { bias: boolean; D: boolean; z: boolean }): string {
+  const b: [string, "read" | "read_write", "f32"][] = [["u", "read", "f32"], ["dtW", "read", "f32"]];
+  if (has.bias) b.push(["deltaBias", "read", "f32"]);
+  b.push(["A", "read", "f32"], ["xdbl", "read", "f32"]);
+  if (has.D) b.push(["D", "read", "f32"]);
+  if (has.z) b.push(["z", "read", "f32"]);
+  b.push(["h", "read_write", "f32"]);
+  if (w.snaps) b.push(["snaps", "read_write", "f32"]);
+  b.push(["y", "read_write", "f32"]);
+  return declare(b);
+}
+
 /**
  * The selective SSM of `seqs` sequences over `len` positions each (row s len + t), dt_proj fused in, one
  * thread per (sequence, channel), h carried; with `snaps`, h before the first position and after each.
@@ -106,20 +119,7 @@ function ssmShader(
 ): string {
   const size = p.dim * p.ns;
   return cached(`ssm walk ${JSON.stringify([p, w, has])}`, () =>
-    `${
-      declare([
-        ["u", "read", "f32"],
-        ["dtW", "read", "f32"],
-        ...(has.bias ? [["deltaBias", "read", "f32"] as ["deltaBias", "read", "f32"]] : []),
-        ["A", "read", "f32"],
-        ["xdbl", "read", "f32"],
-        ...(has.D ? [["D", "read", "f32"] as ["D", "read", "f32"]] : []),
-        ...(has.z ? [["z", "read", "f32"] as ["z", "read", "f32"]] : []),
-        ["h", "read_write", "f32"],
-        ...(w.snaps ? [["snaps", "read_write", "f32"] as ["snaps", "read_write", "f32"]] : []),
-        ["y", "read_write", "f32"],
-      ])
-    }
+    `${ssmBindings(w, has)}
 ${SIGMOID}
 fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
 @compute @workgroup_size(64) fn main(${FLAT_ARGS}) {
@@ -168,20 +168,7 @@ function ssmLanesShader(
       workgroupBarrier();
     }`;
   return cached(`ssm lanes ${JSON.stringify([p, w, has])}`, () =>
-    `${
-      declare([
-        ["u", "read", "f32"],
-        ["dtW", "read", "f32"],
-        ...(has.bias ? [["deltaBias", "read", "f32"] as ["deltaBias", "read", "f32"]] : []),
-        ["A", "read", "f32"],
-        ["xdbl", "read", "f32"],
-        ...(has.D ? [["D", "read", "f32"] as ["D", "read", "f32"]] : []),
-        ...(has.z ? [["z", "read", "f32"] as ["z", "read", "f32"]] : []),
-        ["h", "read_write", "f32"],
-        ...(w.snaps ? [["snaps", "read_write", "f32"] as ["snaps", "read_write", "f32"]] : []),
-        ["y", "read_write", "f32"],
-      ])
-    }
+    `${ssmBindings(w, has)}
 ${SIGMOID}
 fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
 var<workgroup> red: array<f32, 256>;
