@@ -202,4 +202,27 @@ for (const backend of DECODE_BACKENDS) {
       await Deno.remove(dir, { recursive: true });
     }
   });
+
+  Deno.test(`decode engine (${backend}): logits that overflow stop greedy and sampled decoding with NonFiniteError`, async () => {
+    const ref = await reference("mambabyte-tiny-public");
+    const params = new Map(ref.params);
+    // a final norm weight of 1e38 and a head 1e4 times larger: finite weights whose logits overflow
+    params.set("backbone.norm_f.weight", params.get("backbone.norm_f.weight")!.map(() => 1e38));
+    for (const name of ["backbone.embedding.weight", "lm_head.weight"]) {
+      if (params.has(name)) params.set(name, params.get(name)!.map((x) => x * 1e4));
+    }
+    for (const sampling of [undefined, { temperature: 1, topK: 0, topP: 1 }]) {
+      const dec = await create({ config: ref.config, params, stepsPerSubmit: 4, sampling });
+      try {
+        const run = sampling ? dec.sample([65], 10, () => 0.5) : dec.greedy([65], 10);
+        await assert.rejects(run, (e: Error) => {
+          assert.equal(e.name, "NonFiniteError");
+          assert.match(e.message, /not finite at generated token 0; no token is emitted/);
+          return true;
+        });
+      } finally {
+        dec.destroy();
+      }
+    }
+  });
 }

@@ -24,7 +24,8 @@
 import { dims, type MambaConfig } from "../models/mamba_config.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
-import { MAX_SAMPLE_VOCAB } from "../kernels/js/decode.ts";
+import { MAX_SAMPLE_VOCAB, NOT_FINITE_ID } from "../kernels/js/decode.ts";
+import { NonFiniteError } from "../io/errors.ts";
 import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
 import { arenaLayout, parameterViews } from "./mamba.ts";
 
@@ -307,6 +308,19 @@ export async function writeDecoderParams<B>(
   await be.finish();
 }
 
+/**
+ * Stops decoding at an id the device marked NOT_FINITE_ID (its logits held NaN or an infinity: a model
+ * whose state or weights overflowed), as the host path's checkLogits does: no token is emitted from them.
+ */
+function refuseNotFinite(ids: Int32Array, firstStep: number, B: number): void {
+  const i = ids.indexOf(NOT_FINITE_ID);
+  if (i < 0) return;
+  throw new NonFiniteError(
+    `the model's logits are not finite at generated token ${firstStep + Math.floor(i / B)}` +
+      `${B > 1 ? ` of sequence ${i % B}` : ""}; no token is emitted from them`,
+  );
+}
+
 /** Floats in a buffer of any backend (a typed array, or a GPU buffer's bytes / 4). */
 // deno-lint-ignore no-explicit-any
 export function floatsOf(buf: any): number {
@@ -462,11 +476,17 @@ export class MambaDecoder {
       pending.push(readback!);
     }
     let at = 0;
-    for (const r of pending) {
-      const ids = new Int32Array((await r).floats.buffer);
-      for (let j = 0; j < K; j++) out.set(ids.subarray(j * rf, j * rf + B), (at + j) * B);
-      await onIds?.(out.subarray(at * B, (at + K) * B));
-      at += K;
+    try {
+      for (const r of pending) {
+        const ids = new Int32Array((await r).floats.buffer);
+        for (let j = 0; j < K; j++) out.set(ids.subarray(j * rf, j * rf + B), (at + j) * B);
+        refuseNotFinite(out.subarray(at * B, (at + K) * B), at, B);
+        await onIds?.(out.subarray(at * B, (at + K) * B));
+        at += K;
+      }
+    } catch (e) {
+      await Promise.allSettled(pending); // read-backs still in flight finish before anything is released
+      throw e;
     }
     for (; at < count; at++) {
       // one step: its choice (ring row 1) is both this output and the next step's input (row 0)
@@ -475,6 +495,7 @@ export class MambaDecoder {
         readback: { from: this.s.row(1), floats: B },
       });
       const ids = new Int32Array((await readback!).floats.buffer).slice(0, B);
+      refuseNotFinite(ids, at, B);
       out.set(ids, at * B);
       writes = [[this.s.row(0), ids]];
       await onIds?.(ids);

@@ -107,12 +107,22 @@ export interface ArgmaxParams {
   alsoOffset?: number;
 }
 
-/** Greedy choice per row: the first index of the largest logit among the real vocabulary. */
+/** The id a choice kernel writes for a row holding NaN or an infinity: no token is chosen from it. */
+export const NOT_FINITE_ID = -1;
+
+/**
+ * Greedy choice per row: the first index of the largest logit among the real vocabulary (NOT_FINITE_ID when
+ * a logit is not finite).
+ */
 export function argmax(p: ArgmaxParams, b: { logits: Float32Array; ids: Int32Array }): void {
   for (let r = 0; r < p.rows; r++) {
     let best = 0, max = -Infinity;
     for (let j = 0; j < p.vocab; j++) {
       const v = b.logits[r * p.V + j];
+      if (!Number.isFinite(v)) {
+        best = NOT_FINITE_ID;
+        break;
+      }
       if (v > max) [max, best] = [v, j];
     }
     b.ids[p.outOffset + r] = best;
@@ -187,6 +197,11 @@ export function sample(p: SampleParams, b: { logits: Float32Array; u: Float32Arr
   const f = Math.fround;
   for (let r = 0; r < p.rows; r++) {
     const row = b.logits.subarray(r * p.V, r * p.V + p.vocab);
+    if (!row.every(Number.isFinite)) {
+      b.ids[p.outOffset + r] = NOT_FINITE_ID;
+      if (p.alsoOffset !== undefined) b.ids[p.alsoOffset + r] = NOT_FINITE_ID;
+      continue;
+    }
     const order = Array.from(row.keys()).sort((x, y) => row[y] - row[x] || x - y);
     const k = p.topK > 0 ? Math.min(p.topK, p.vocab) : p.vocab;
     const probs = new Float32Array(k);

@@ -13,6 +13,7 @@ import type {
   SsmScanParams,
   SsmStepParams,
 } from "../js/decode.ts";
+import { NOT_FINITE_ID } from "../js/decode.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
 import { recordGemv } from "./gemm.ts";
 import {
@@ -22,6 +23,7 @@ import {
   flatIndex,
   gemvColumns,
   GROUP_ARGS,
+  IS_FINITE,
   itemGroups,
   SIGMOID,
 } from "./wgsl.ts";
@@ -243,14 +245,19 @@ export function argmaxShader(p: ArgmaxParams): string {
     `argmax ${JSON.stringify(p)}`,
     () =>
       `${declare([["logits", "read", "f32"], ["ids", "read_write", "i32"]])}
+${IS_FINITE}
 var<workgroup> bestV: array<f32, ${W}>;
 var<workgroup> bestI: array<u32, ${W}>;
+var<workgroup> bad: atomic<u32>;
 @compute @workgroup_size(${W}) fn main(${GROUP_ARGS}) {
   let row = wg.x + wg.y * nwg.x;
   if (row >= ${p.rows}u) { return; }
+  if (lid == 0u) { atomicStore(&bad, 0u); }
+  workgroupBarrier();
   var v = -3.4028234663852886e38; var at = 0xffffffffu;
   for (var j = lid; j < ${p.vocab}u; j += ${W}u) {
     let x = logits[row * ${p.V}u + j];
+    if (!isFinite(x)) { atomicStore(&bad, 1u); }
     if (x > v || at == 0xffffffffu) { v = x; at = j; }
   }
   bestV[lid] = v; bestI[lid] = at;
@@ -266,8 +273,9 @@ var<workgroup> bestI: array<u32, ${W}>;
     workgroupBarrier();
   }
   if (lid == 0u) {
-    ids[${p.outOffset}u + row] = i32(bestI[0]);
-    ${p.alsoOffset !== undefined ? `ids[${p.alsoOffset}u + row] = i32(bestI[0]);` : ""}
+    let id = select(i32(bestI[0]), ${NOT_FINITE_ID}, atomicLoad(&bad) != 0u);
+    ids[${p.outOffset}u + row] = id;
+    ${p.alsoOffset !== undefined ? `ids[${p.alsoOffset}u + row] = id;` : ""}
   }
 }`,
   );
@@ -290,15 +298,20 @@ export function sampleShader(p: SampleParams): string {
     `sample ${JSON.stringify(p)}`,
     () =>
       `${declare([["logits", "read", "f32"], ["u", "read", "f32"], ["ids", "read_write", "i32"]])}
+${IS_FINITE}
 var<workgroup> sv: array<f32, ${N}>;
 var<workgroup> si: array<u32, ${N}>;
+var<workgroup> bad: atomic<u32>;
 fn before(a: u32, b: u32) -> bool { return sv[a] > sv[b] || (sv[a] == sv[b] && si[a] < si[b]); }
 @compute @workgroup_size(${W}) fn main(${GROUP_ARGS}) {
   let row = wg.x + wg.y * nwg.x;
   if (row >= ${p.rows}u) { return; }
+  if (lid == 0u) { atomicStore(&bad, 0u); }
+  workgroupBarrier();
   for (var e = lid; e < ${N}u; e += ${W}u) {
     sv[e] = select(-3.4028234663852886e38, logits[row * ${p.V}u + min(e, ${p.vocab - 1}u)], e < ${p.vocab}u);
     si[e] = e;
+    if (!isFinite(sv[e])) { atomicStore(&bad, 1u); }
   }
   workgroupBarrier();
   for (var k = 2u; k <= ${N}u; k = k * 2u) {
@@ -339,8 +352,9 @@ fn before(a: u32, b: u32) -> bool { return sv[a] > sv[b] || (sv[a] == sv[b] && s
       left = left - sv[i] / sum;
       if (left <= 0.0) { id = si[i]; break; }
     }
-    ids[${p.outOffset}u + row] = i32(id);
-    ${p.alsoOffset !== undefined ? `ids[${p.alsoOffset}u + row] = i32(id);` : ""}
+    let chosen = select(i32(id), ${NOT_FINITE_ID}, atomicLoad(&bad) != 0u);
+    ids[${p.outOffset}u + row] = chosen;
+    ${p.alsoOffset !== undefined ? `ids[${p.alsoOffset}u + row] = chosen;` : ""}
   }
 }`,
   );
