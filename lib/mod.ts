@@ -97,6 +97,10 @@ export type { TrainerConfig, TrainerResult, TrainLogEntry } from "./train/traine
 // the native engine: `train(model, data, { engine: "native" })` on WebGPU, or driven step by step
 export type { TrainEngine } from "./train/steps.ts";
 export { MambaEngine } from "./engine/mamba.ts";
+export { MambaDecoder } from "./engine/decode.ts";
+export type { MambaDecoderOptions, Sampling } from "./engine/decode.ts";
+export { EngineSpeculative } from "./engine/speculative.ts";
+export type { EngineSpeculativeOptions } from "./engine/speculative.ts";
 export type { MambaEngineOptions, StepStats } from "./engine/mamba.ts";
 export { runExperiment } from "./runs/experiment.ts";
 export type { RunSpec } from "./runs/experiment.ts";
