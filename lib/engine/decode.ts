@@ -26,7 +26,14 @@ import type { GemmSpec } from "../kernels/js/gemm.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 import { MAX_SAMPLE_VOCAB, NOT_FINITE_ID } from "../kernels/js/decode.ts";
 import { NonFiniteError } from "../io/errors.ts";
-import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
+import {
+  ALIGN,
+  align,
+  type Backend,
+  createBackend,
+  type EngineBackendName,
+  type Program,
+} from "./backend.ts";
 import { arenaLayout, parameterViews } from "./mamba.ts";
 
 const NORM_EPS = 1e-5; // RMSNorm's epsilon (models/mamba_config.ts NORM_EPSILON)
@@ -135,41 +142,27 @@ export function buildDecoder<B>(
     // the residual stream ping-pongs between two buffers: the first norm reads the embedding, later ones
     // add the previous mixer's output first; each norm is fused with the product that reads it (normGemv)
     let cur = 0;
+    /** A norm's input: the embedding first, later the residual add of the stream and the mixer's output. */
+    const normInput = (first: boolean) => {
+      if (first) return { add: false, io: { x: act.res[0] } };
+      const io = { x: act.res[cur], delta: act.out, res: act.res[1 - cur] };
+      cur = 1 - cur;
+      return { add: true, io };
+    };
     /** The split path's norm alone: act.normed (M, d) = rmsnorm(h [+ out]) w. */
     const normOnly = (first: boolean, w: B) => {
-      const io = { w, y: act.normed!, rstd: act.rstd! };
-      if (first) ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add: false }, { x: act.res[0], ...io });
-      else {
-        ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add: true }, {
-          x: act.res[cur],
-          delta: act.out,
-          res: act.res[1 - cur],
-          ...io,
-        });
-        cur = 1 - cur;
-      }
+      const { add, io } = normInput(first);
+      ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add }, { ...io, w, y: act.normed!, rstd: act.rstd! });
     };
     const normThen = (first: boolean, w: B, W: B, N: number, c: B) => {
-      const base = { rows: M, d, N, eps: NORM_EPS };
       if (splitNorm) {
         // wide rows: normalise once, then the GEMV (normGemv would renormalise in each of its workgroups)
         normOnly(first, w);
         ops.gemm(nt(M, N, d, "head"), { a: act.normed!, b: W, c });
         return;
       }
-      if (first) {
-        ops.normGemv({ ...base, add: false }, { x: act.res[0], w, W, c });
-        return;
-      }
-      ops.normGemv({ ...base, add: true }, {
-        x: act.res[cur],
-        delta: act.out,
-        res: act.res[1 - cur],
-        w,
-        W,
-        c,
-      });
-      cur = 1 - cur;
+      const { add, io } = normInput(first);
+      ops.normGemv({ rows: M, d, N, eps: NORM_EPS, add }, { ...io, w, W, c });
     };
     for (let i = 0; i < L; i++) {
       const w = W.layers[i];
@@ -247,23 +240,24 @@ export function buildDecoder<B>(
     if (!passes.has(m)) passes.set(m, be.record((ops) => modelOps(ops, m, be.view(passIds, 0, m), true)));
     return passes.get(m)!;
   };
-  const rolls = new Map<number, Program>();
-  const roll = (a: number) => {
-    if (!rolls.has(a)) {
-      rolls.set(
-        a,
-        be.record((ops) => {
-          for (let i = 0; i < L; i++) {
-            const c = { count: e * k, srcOffset: a * e * k, dstOffset: 0 };
-            ops.copy(c, { src: be.view(convSnaps!, i * cSnap, cSnap), dst: window(i) });
-            const h = { count: e * n, srcOffset: a * e * n, dstOffset: 0 };
-            ops.copy(h, { src: be.view(ssmSnaps!, i * hSnap, hSnap), dst: hState(i) });
-          }
-        }),
-      );
-    }
-    return rolls.get(a)!;
+  /**
+   * Every layer's conv window and SSM state back to those a pass kept after slot[at] of its ids (0: before
+   * it); the slot is read on the device, so one recording serves every roll-back (`rollTo` writes the slot,
+   * a speculative round's acceptance kernel does).
+   */
+  const rollOps = (ops: EngineOps<B>, slot: B, at: number) => {
+    const layers = { rows: L, indexAt: at };
+    ops.copyIndexed(
+      { ...layers, count: e * k, srcRowStride: cSnap, dstRowStride: cs, slotStride: e * k },
+      { src: convSnaps!, dst: convState, ctl: slot },
+    );
+    ops.copyIndexed(
+      { ...layers, count: e * n, srcRowStride: hSnap, dstRowStride: ss, slotStride: e * n },
+      { src: ssmSnaps!, dst: ssmState, ctl: slot },
+    );
   };
+  const rollSlot = be.i32(ALIGN, "roll-back slot");
+  const roll = maxPass ? be.record((ops) => rollOps(ops, rollSlot, 0)) : undefined;
   const greedy = be.record((ops) => {
     for (let j = 0; j < K; j++) stepOps(ops, j, j + 1, j === K - 1);
   });
@@ -272,11 +266,11 @@ export function buildDecoder<B>(
     P,
     convState,
     ssmState,
-    /** floats between two layers' conv windows and SSM states, and between their pass snapshots */
-    strides: { cs, ss, cSnap, hSnap, conv: e * k, ssm: e * n },
-    convSnaps,
-    ssmSnaps,
+    /** floats between two layers' conv windows and SSM states */
+    strides: { cs, ss },
     modelOps,
+    rollOps,
+    rollSlot,
     ring,
     row,
     rowFloats,
@@ -321,10 +315,18 @@ function refuseNotFinite(ids: Int32Array, firstStep: number, B: number): void {
   );
 }
 
-/** Floats in a buffer of any backend (a typed array, or a GPU buffer's bytes / 4). */
-// deno-lint-ignore no-explicit-any
-export function floatsOf(buf: any): number {
-  return buf instanceof Float32Array || buf instanceof Int32Array ? buf.length : buf.size / 4;
+/** Zeroes a decoder's state: every layer's conv window and SSM state (before any input). */
+export function resetDecoderState<B>(be: Backend<B>, s: ReturnType<typeof buildDecoder<B>>): void {
+  // deno-lint-ignore no-explicit-any
+  const floats = (buf: any) => (buf instanceof Float32Array ? buf.length : buf.size / 4);
+  for (const buf of [s.convState, s.ssmState]) be.write(buf, new Float32Array(floats(buf)));
+}
+
+/** Why a Mamba config cannot be decoded on the engine (the engine's blocks: RMSNorm, no projection biases). */
+export function undecodable(cfg: MambaConfig): string | undefined {
+  return !cfg.rms_norm || cfg.ssm_cfg.bias
+    ? "RMSNorm models without in/out projection biases only"
+    : undefined;
 }
 
 /** A Mamba LM decoded on the native engine (module comment). */
@@ -351,9 +353,8 @@ export class MambaDecoder {
         `MambaDecoder: maxPass must be 0..8, and a pass reads one sequence (batch 1); got ${maxPass}`,
       );
     }
-    if (!cfg.rms_norm || cfg.ssm_cfg.bias) {
-      throw new Error("MambaDecoder: RMSNorm models without in/out projection biases only (as MambaEngine)");
-    }
+    const why = undecodable(cfg);
+    if (why) throw new Error(`MambaDecoder: ${why} (as MambaEngine)`);
     if (!(Number.isInteger(batch) && batch >= 1 && batch <= 64)) {
       throw new Error(`MambaDecoder: batch must be an integer in [1, 64] (got ${batch})`);
     }
@@ -389,8 +390,7 @@ export class MambaDecoder {
 
   /** Back to the empty state (before any input): every conv window and SSM state zero. */
   reset(): void {
-    this.backend.write(this.s.convState, new Float32Array(floatsOf(this.s.convState)));
-    this.backend.write(this.s.ssmState, new Float32Array(floatsOf(this.s.ssmState)));
+    resetDecoderState(this.backend, this.s);
   }
 
   private idsWrite(ids: ArrayLike<number>): [unknown, Int32Array][] {
@@ -528,7 +528,9 @@ export class MambaDecoder {
     if (!(Number.isInteger(a) && a >= 0 && a <= this.passed)) {
       throw new RangeError(`rollTo: 0..${this.passed} (ids of the last pass), got ${a}`);
     }
-    await this.backend.submit([this.s.programs.roll(a)]);
+    const roll = this.s.programs.roll;
+    if (!roll) throw new RangeError("rollTo: this decoder reads no passes (maxPass 0)");
+    await this.backend.submit([roll], { writes: [[this.s.rollSlot, Int32Array.of(a)]] });
   }
 
   /** Device milliseconds of one step's dispatches (webgpu: timestamps per dispatch), summed by kernel. */

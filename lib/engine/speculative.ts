@@ -27,7 +27,7 @@ import { preSplit } from "../data/bpe.ts";
 import { dims, type MambaConfig } from "../models/mamba_config.ts";
 import { specLayout } from "../kernels/js/speculate.ts";
 import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
-import { buildDecoder, floatsOf, writeDecoderParams } from "./decode.ts";
+import { buildDecoder, resetDecoderState, undecodable, writeDecoderParams } from "./decode.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 
 export interface EngineSpeculativeOptions {
@@ -150,27 +150,7 @@ function build<B>(
       ids: v.row(0),
     });
     // the verifier: back to its state after the a accepted bytes, then one step on its own byte c
-    const s = v.strides;
-    const layers = { rows: vd.L, indexAt: L.at.a };
-    ops.copyIndexed({
-      ...layers,
-      count: s.conv,
-      srcRowStride: s.cSnap,
-      dstRowStride: s.cs,
-      slotStride: s.conv,
-    }, {
-      src: v.convSnaps!,
-      dst: v.convState,
-      ctl,
-    });
-    ops.copyIndexed(
-      { ...layers, count: s.ssm, srcRowStride: s.hSnap, dstRowStride: s.ss, slotStride: s.ssm },
-      {
-        src: v.ssmSnaps!,
-        dst: v.ssmState,
-        ctl,
-      },
-    );
+    v.rollOps(ops, ctl, L.at.a);
     v.modelOps(ops, 1, v.row(0), false);
     ops.copy(copy(vd.V, 0, 0), { src: v.act.logits, dst: vNext });
     // the drafter: back to its state and logits after the w tokens it keeps
@@ -250,9 +230,8 @@ export class EngineSpeculative {
       );
     }
     for (const [who, c] of [["verifier", o.verifier.config], ["drafter", o.drafter.config]] as const) {
-      if (!c.rms_norm || c.ssm_cfg.bias) {
-        throw new Error(`EngineSpeculative: the ${who} must use RMSNorm without in/out projection biases`);
-      }
+      const why = undecodable(c);
+      if (why) throw new Error(`EngineSpeculative: the ${who}: ${why}`);
     }
     const L = specLayout(M, m);
     // deno-lint-ignore no-explicit-any
@@ -292,9 +271,8 @@ export class EngineSpeculative {
     const be = this.backend, s = this.s, L = s.L, M = this.draftBytes, R = this.roundsPerSubmit;
     const t0 = performance.now();
     // empty states: every conv window and SSM state zero, and the control buffer cleared
-    for (const buf of [s.v.convState, s.v.ssmState, s.dr.convState, s.dr.ssmState]) {
-      be.write(buf, new Float32Array(floatsOf(buf)));
-    }
+    resetDecoderState(be, s.v);
+    resetDecoderState(be, s.dr);
     // the verifier reads the whole prompt; the drafter its complete pre-split pieces (all of it when it is
     // one piece), the rest is pending
     for (let i = 0; i < prompt.length; i += M) {
