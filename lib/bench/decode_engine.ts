@@ -111,7 +111,12 @@ for (const [d, L] of shapes) {
         pass8Ms = await time(() => dec.pass([65, 66, 67, 68, 69, 70, 71, 72], { read: false }));
       }
       const profile = Deno.args.includes("--profile")
-        ? (await dec.profileStep()).map((k) => ({ ...k, ms: round3(k.ms), gbPerS: Math.round(k.gbPerS) }))
+        ? (await dec.profileStep()).map((k) => ({
+          label: k.label,
+          ms: round3(k.ms),
+          count: k.count,
+          gbPerS: Math.round(k.boundBytes / k.ms / 1e6),
+        }))
         : undefined;
       for (const C of contexts) {
         dec.reset();

@@ -85,6 +85,30 @@ export interface Backend<B> {
   destroy(): void;
 }
 
+/** A kernel label's share of a profile: summed device milliseconds, dispatches, bound bytes and FLOPs. */
+export interface LabelProfile {
+  label: string;
+  ms: number;
+  count: number;
+  boundBytes: number;
+  flops: number;
+}
+
+/** `be.profile(programs)` summed by dispatch label, the slowest label first. */
+export async function profileByLabel<B>(be: Backend<B>, programs: Program[]): Promise<LabelProfile[]> {
+  if (!be.profile) throw new Error(`profile: not on the ${be.name} backend`);
+  const by = new Map<string, LabelProfile>();
+  for (const t of await be.profile(programs)) {
+    const e = by.get(t.label) ?? { label: t.label, ms: 0, count: 0, boundBytes: 0, flops: 0 };
+    e.ms += t.ms;
+    e.count++;
+    e.boundBytes += t.boundBytes;
+    e.flops += t.flops ?? 0;
+    by.set(t.label, e);
+  }
+  return [...by.values()].sort((a, b) => b.ms - a.ms);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // js
 

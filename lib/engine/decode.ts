@@ -32,6 +32,8 @@ import {
   type Backend,
   createBackend,
   type EngineBackendName,
+  type LabelProfile,
+  profileByLabel,
   type Program,
 } from "./backend.ts";
 import { arenaLayout, parameterViews } from "./mamba.ts";
@@ -534,16 +536,8 @@ export class MambaDecoder {
   }
 
   /** Device milliseconds of one step's dispatches (webgpu: timestamps per dispatch), summed by kernel. */
-  async profileStep(): Promise<{ label: string; ms: number; count: number; gbPerS: number }[]> {
-    const each = await this.backend.profile!([this.s.programs.single]);
-    const by = new Map<string, { ms: number; count: number; bytes: number }>();
-    for (const e of each) {
-      const b = by.get(e.label) ?? { ms: 0, count: 0, bytes: 0 };
-      b.ms += e.ms, b.count++, b.bytes += e.boundBytes;
-      by.set(e.label, b);
-    }
-    return [...by].map(([label, b]) => ({ label, ms: b.ms, count: b.count, gbPerS: b.bytes / b.ms / 1e6 }))
-      .sort((x, y) => y.ms - x.ms);
+  async profileStep(): Promise<LabelProfile[]> {
+    return await profileByLabel(this.backend, [this.s.programs.single]);
   }
 
   /** Dispatches (webgpu) or op calls of one step. */

@@ -25,7 +25,14 @@ import type { GemmSpec } from "../kernels/js/gemm.ts";
 import { sortTokensById } from "../kernels/js/norm.ts";
 import { nq4 } from "../kernels/js/scan.ts";
 import { HISTORY_STRIDE, HYPER } from "../kernels/js/optim.ts";
-import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
+import {
+  align,
+  type Backend,
+  createBackend,
+  type EngineBackendName,
+  profileByLabel,
+  type Program,
+} from "./backend.ts";
 
 /** AdamW's settings (lib/train/adamw.ts AdamWConfig, the learning rate aside: it comes with each step). */
 export interface EngineOptimizer {
@@ -762,17 +769,7 @@ export class MambaEngine {
     // the step's host values first (a submission with no programs), then the programs one pass per dispatch
     this.nextStep(lr);
     await this.backend.submit([], { writes: this.writes() });
-    const times = await this.backend.profile([p.forward, p.headTrain, p.backward, p.optimizer]);
-    const by = new Map<string, { ms: number; count: number; boundBytes: number; flops: number }>();
-    for (const t of times) {
-      const e = by.get(t.label) ?? { ms: 0, count: 0, boundBytes: 0, flops: 0 };
-      e.ms += t.ms;
-      e.count++;
-      e.boundBytes += t.boundBytes;
-      e.flops += t.flops ?? 0;
-      by.set(t.label, e);
-    }
-    return [...by].map(([label, e]) => ({ label, ...e })).sort((a, b) => b.ms - a.ms);
+    return await profileByLabel(this.backend, [p.forward, p.headTrain, p.backward, p.optimizer]);
   }
 
   destroy(): void {

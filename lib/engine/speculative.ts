@@ -301,27 +301,30 @@ export class EngineSpeculative {
       });
       queue.push(readback!);
     };
-    if (maxBytes > 0) { for (let i = 0; i < AHEAD; i++) await more(); }
-    while (end < maxBytes) {
-      const out = new Int32Array((await queue.shift()!).floats.buffer);
-      if (end + R * (M + 1) < maxBytes) await more(); // may still be needed: keep the device busy
-      const from = end;
-      for (let r = 0; r < R && end < maxBytes; r++) {
-        const o = r * L.outStride, count = out[o], n = out[o + M + 2];
-        st.rounds++;
-        st.drafted += n;
-        for (let q = 0; q < count && end < maxBytes; q++) {
-          const own = q === count - 1;
-          bytes[end] = out[o + 1 + q];
-          accepted[end++] = own ? 0 : 1;
-          if (own) st.corrected++;
-          else st.accepted++;
+    try {
+      if (maxBytes > 0) { for (let i = 0; i < AHEAD; i++) await more(); }
+      while (end < maxBytes) {
+        const out = new Int32Array((await queue.shift()!).floats.buffer);
+        if (end + R * (M + 1) < maxBytes) await more(); // may still be needed: keep the device busy
+        const from = end;
+        for (let r = 0; r < R && end < maxBytes; r++) {
+          const o = r * L.outStride, count = out[o], n = out[o + M + 2];
+          st.rounds++;
+          st.drafted += n;
+          for (let q = 0; q < count && end < maxBytes; q++) {
+            const own = q === count - 1;
+            bytes[end] = out[o + 1 + q];
+            accepted[end++] = own ? 0 : 1;
+            if (own) st.corrected++;
+            else st.accepted++;
+          }
         }
+        await onBytes?.(bytes.subarray(from, end), accepted.subarray(from, end));
+        if (end < maxBytes && queue.length === 0) await more();
       }
-      await onBytes?.(bytes.subarray(from, end), accepted.subarray(from, end));
-      if (end < maxBytes && queue.length === 0) await more();
+    } finally {
+      await Promise.allSettled(queue); // submissions still in flight finish, also when a callback threw
     }
-    for (const r of queue.splice(0)) await r; // submissions still in flight
     const seconds = (performance.now() - t0) / 1000;
     const stats: SpeculativeStats = {
       bytes: maxBytes,
