@@ -17,6 +17,7 @@ import { NOT_FINITE_ID } from "../js/decode.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
 import { recordGemv } from "./gemm.ts";
 import {
+  argmaxReduce,
   cached,
   declare,
   FLAT_ARGS,
@@ -25,6 +26,7 @@ import {
   GROUP_ARGS,
   IS_FINITE,
   itemGroups,
+  NO_INDEX,
   SIGMOID,
 } from "./wgsl.ts";
 
@@ -254,24 +256,13 @@ var<workgroup> bad: atomic<u32>;
   if (row >= ${p.rows}u) { return; }
   if (lid == 0u) { atomicStore(&bad, 0u); }
   workgroupBarrier();
-  var v = -3.4028234663852886e38; var at = 0xffffffffu;
+  var v = -3.4028234663852886e38; var at = ${NO_INDEX};
   for (var j = lid; j < ${p.vocab}u; j += ${W}u) {
     let x = logits[row * ${p.V}u + j];
     if (!isFinite(x)) { atomicStore(&bad, 1u); }
-    if (x > v || at == 0xffffffffu) { v = x; at = j; }
+    if (x > v || at == ${NO_INDEX}) { v = x; at = j; }
   }
-  bestV[lid] = v; bestI[lid] = at;
-  workgroupBarrier();
-  for (var s = ${W / 2}u; s >= 1u; s = s / 2u) {
-    if (lid < s) {
-      let ov = bestV[lid + s]; let oi = bestI[lid + s];
-      // the larger value; on a tie the smaller index (the first maximum, as the twin)
-      if (oi != 0xffffffffu && (ov > bestV[lid] || (ov == bestV[lid] && oi < bestI[lid]) || bestI[lid] == 0xffffffffu)) {
-        bestV[lid] = ov; bestI[lid] = oi;
-      }
-    }
-    workgroupBarrier();
-  }
+  ${argmaxReduce(W)}
   if (lid == 0u) {
     let id = select(i32(bestI[0]), ${NOT_FINITE_ID}, atomicLoad(&bad) != 0u);
     ids[${p.outOffset}u + row] = id;

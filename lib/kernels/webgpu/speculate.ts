@@ -5,25 +5,9 @@
  */
 import type { AcceptParams, CopyIndexedParams, DraftChooseParams } from "../js/speculate.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
-import { cached, declare, FLAT_ARGS, flatIndex, GROUP_ARGS } from "./wgsl.ts";
+import { argmaxReduce, cached, declare, FLAT_ARGS, flatIndex, GROUP_ARGS, NO_INDEX } from "./wgsl.ts";
 
 const W = 256;
-const NONE = "0xffffffffu";
-
-/** Workgroup (value, index) arrays reduced to the largest value, ties to the smaller index. */
-const ARGMAX_REDUCE = `
-  bestV[lid] = v; bestI[lid] = at;
-  workgroupBarrier();
-  for (var s = ${W / 2}u; s >= 1u; s = s / 2u) {
-    if (lid < s) {
-      let ov = bestV[lid + s]; let oi = bestI[lid + s];
-      if (oi != ${NONE} && (bestI[lid] == ${NONE} || ov > bestV[lid] || (ov == bestV[lid] && oi < bestI[lid]))) {
-        bestV[lid] = ov; bestI[lid] = oi;
-      }
-    }
-    workgroupBarrier();
-  }`;
-
 export function draftChooseShader(p: DraftChooseParams): string {
   const { at, extendMax, draft } = p.L;
   return cached(`draftChoose ${JSON.stringify(p)}`, () =>
@@ -41,7 +25,7 @@ var<workgroup> bestV: array<f32, ${W}>;
 var<workgroup> bestI: array<u32, ${W}>;
 @compute @workgroup_size(${W}) fn main(${GROUP_ARGS}) {
   let pLen = ctl[${at.pLen}]; let pc = ctl[${at.pc}]; let rem = pLen - pc;
-  var v = -3.4028234663852886e38; var at = ${NONE};
+  var v = -3.4028234663852886e38; var at = ${NO_INDEX};
   for (var t = lid; t < ${p.vocab}u; t += ${W}u) {
     let len = lens[t];
     var ok = !(rem > 0 && len > rem && rem > ${extendMax});
@@ -51,9 +35,9 @@ var<workgroup> bestI: array<u32, ${W}>;
       }
     }
     let x = logits[t];
-    if (ok && (at == ${NONE} || x > v)) { v = x; at = t; }
+    if (ok && (at == ${NO_INDEX} || x > v)) { v = x; at = t; }
   }
-  ${ARGMAX_REDUCE}
+  ${argmaxReduce(W)}
   if (lid == 0u) {
     let t = i32(bestI[0]); let len = lens[t];
     ctl[${at.tok + p.j}] = t;
@@ -131,12 +115,12 @@ fn logit(j: u32, i: u32) -> f32 {
     shared_a = a;
   }
   let a = workgroupUniformLoad(&shared_a);
-  var v = -3.4028234663852886e38; var at = ${NONE};
+  var v = -3.4028234663852886e38; var at = ${NO_INDEX};
   for (var i = lid; i < ${p.vocab}u; i += ${W}u) {
     let x = logit(a, i);
-    if (at == ${NONE} || x > v) { v = x; at = i; }
+    if (at == ${NO_INDEX} || x > v) { v = x; at = i; }
   }
-  ${ARGMAX_REDUCE}
+  ${argmaxReduce(W)}
   if (lid == 0u) {
     let c = i32(bestI[0]);
     let ai = i32(a); let pLen = ctl[${at.pLen}];

@@ -91,3 +91,25 @@ export function gemvColumns(
     ${ms.map((m) => store(m, `part[${m * 256}u + lid]`)).join("\n    ")}
   }`;
 }
+
+/** The index a thread holds when it saw no candidate (argmaxReduce). */
+export const NO_INDEX = "0xffffffffu";
+
+/**
+ * WGSL reducing each thread's candidate (value `v`, index `at`, NO_INDEX for none) over a workgroup of
+ * `size` threads, in workgroup arrays bestV / bestI that the shader declares, to the largest value, ties to
+ * the smaller index (the first maximum, as the JS twins pick it); bestV[0], bestI[0] hold it after.
+ */
+export function argmaxReduce(size: number): string {
+  return `bestV[lid] = v; bestI[lid] = at;
+  workgroupBarrier();
+  for (var s = ${size / 2}u; s >= 1u; s = s / 2u) {
+    if (lid < s) {
+      let ov = bestV[lid + s]; let oi = bestI[lid + s];
+      if (oi != ${NO_INDEX} && (bestI[lid] == ${NO_INDEX} || ov > bestV[lid] || (ov == bestV[lid] && oi < bestI[lid]))) {
+        bestV[lid] = ov; bestI[lid] = oi;
+      }
+    }
+    workgroupBarrier();
+  }`;
+}
