@@ -17,8 +17,8 @@ import { gemvTuning } from "../kernels/webgpu/gemm.ts";
 import type { EngineBackendName } from "../engine/backend.ts";
 import { initParameters } from "../models/mamba.ts";
 import { parseMambaConfig } from "../models/mamba_config.ts";
-import { gitCommit } from "../results/store.ts";
-import { helpOrUnknown } from "../util/usage.ts";
+import { appendBenchLine } from "../results/store.ts";
+import { flagValue, flagValues, helpOrUnknown } from "../util/usage.ts";
 
 const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decoding on the native engine)
   --shape D,L            d_model, layers (repeatable; default 256,4)
@@ -36,8 +36,8 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --out FILE             also append the lines, with provenance, to FILE`;
 helpOrUnknown(Deno.args, USAGE, "lib/bench/decode_engine.ts");
 
-const all = (name: string) => Deno.args.flatMap((a, i) => (a === name ? [Deno.args[i + 1]] : []));
-const one = (name: string, fallback: string) => all(name).at(-1) ?? fallback;
+const all = (name: string) => flagValues(Deno.args, name);
+const one = (name: string, fallback: string) => flagValue(Deno.args, name, fallback);
 const list = (s: string) => s.split(",").map(Number);
 const shapes = (all("--shape").length ? all("--shape") : ["256,4"]).map(list);
 const batch = Number(one("--batch", "1"));
@@ -157,16 +157,7 @@ for (const [d, L] of shapes) {
           create_ms: Math.round(createMs),
         };
         console.log(JSON.stringify(line));
-        if (out) {
-          const provenance = {
-            commit: gitCommit(),
-            backend: `engine ${backend}`,
-            device: dec.backend.device,
-            time: new Date().toISOString(),
-            deno: Deno.version.deno,
-          };
-          await Deno.writeTextFile(out, JSON.stringify({ ...line, provenance }) + "\n", { append: true });
-        }
+        if (out) await appendBenchLine(out, line, `engine ${backend}`, dec.backend.device);
       }
     } finally {
       dec.destroy();

@@ -30,7 +30,7 @@ import { initParameters } from "../models/mamba.ts";
 import { parseMambaConfig } from "../models/mamba_config.ts";
 import { mambaTrainFlopsPerToken } from "../models/registry.ts";
 import { ByteBatcher } from "../data/bytes.ts";
-import { gitCommit } from "../results/store.ts";
+import { benchProvenance } from "../results/store.ts";
 
 interface Options {
   shapes: [number, number, number, number][];
@@ -241,15 +241,7 @@ if (import.meta.main) {
     try {
       const r = await benchShape(o, shape);
       // provenance as the results store writes it (the TF.js fields aside: TF.js is not in the loop)
-      const provenance = {
-        commit: gitCommit(),
-        backend: `engine ${o.backend}`,
-        device: r.device,
-        time: new Date().toISOString(),
-        deno: Deno.version.deno,
-        host: { cores: navigator.hardwareConcurrency, os: Deno.build.os },
-      };
-      line = JSON.stringify({ ...r, provenance });
+      line = JSON.stringify({ ...r, provenance: benchProvenance(`engine ${o.backend}`, String(r.device)) });
     } catch (e) {
       line = JSON.stringify({ bench: "engine", shape, backend: o.backend, error: (e as Error).message });
     }

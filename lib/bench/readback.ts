@@ -9,7 +9,7 @@
  *
  *   deno run -A lib/bench/readback.ts [--allow-software] [--reps 20] [--out FILE]
  */
-import { gitCommit } from "../results/store.ts";
+import { appendBenchLine } from "../results/store.ts";
 import { helpOrUnknown } from "../util/usage.ts";
 
 const USAGE = `deno run -A lib/bench/readback.ts [--allow-software] [--reps N] [--out FILE]
@@ -73,14 +73,5 @@ const line = {
   work_done_with_empty_submits: { ...workDoneWhileSubmitting, empty_submits_per_wait: submits / (reps + 1) },
 };
 console.log(JSON.stringify(line));
-if (out) {
-  const provenance = {
-    commit: gitCommit(),
-    backend: "webgpu",
-    device: line.device,
-    time: new Date().toISOString(),
-    deno: Deno.version.deno,
-  };
-  await Deno.writeTextFile(out, JSON.stringify({ ...line, provenance }) + "\n", { append: true });
-}
+if (out) await appendBenchLine(out, line, "webgpu", line.device);
 device.destroy();

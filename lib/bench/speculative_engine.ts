@@ -23,9 +23,9 @@ import { type MambaConfig, parseMambaConfig } from "../models/mamba_config.ts";
 import { asMamba } from "../models/registry.ts";
 import { readParameters } from "../models/lm.ts";
 import { loadTrained } from "../runs/experiment.ts";
-import { gitCommit } from "../results/store.ts";
+import { appendBenchLine } from "../results/store.ts";
 import { Rng } from "../util/rng.ts";
-import { helpOrUnknown } from "../util/usage.ts";
+import { flagValue, flagValues, helpOrUnknown } from "../util/usage.ts";
 import { initBackend } from "../backend.ts";
 
 const USAGE = `deno run -A lib/bench/speculative_engine.ts [options]   (speculative decoding on the engine)
@@ -39,8 +39,8 @@ const USAGE = `deno run -A lib/bench/speculative_engine.ts [options]   (speculat
   --out FILE              also append the lines, with provenance, to FILE`;
 helpOrUnknown(Deno.args, USAGE, "lib/bench/speculative_engine.ts");
 
-const all = (name: string) => Deno.args.flatMap((a, i) => (a === name ? [Deno.args[i + 1]] : []));
-const one = (name: string, fallback: string) => all(name).at(-1) ?? fallback;
+const all = (name: string) => flagValues(Deno.args, name);
+const one = (name: string, fallback: string) => flagValue(Deno.args, name, fallback);
 const list = (s: string) => s.split(",").map(Number);
 const pairs = (all("--pair").length ? all("--pair") : ["1792,48,768,24,50280"]).map(list);
 const m = Number(one("--tokens", "3"));
@@ -51,15 +51,7 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 async function record(line: Record<string, unknown>, device: string) {
   console.log(JSON.stringify(line));
-  if (!out) return;
-  const provenance = {
-    commit: gitCommit(),
-    backend: "engine webgpu",
-    device,
-    time: new Date().toISOString(),
-    deno: Deno.version.deno,
-  };
-  await Deno.writeTextFile(out, JSON.stringify({ ...line, provenance }) + "\n", { append: true });
+  if (out) await appendBenchLine(out, line, "engine webgpu", device);
 }
 
 /** Mean milliseconds of `run` over `n` calls queued back to back (one warm-up call first). */

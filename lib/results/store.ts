@@ -70,6 +70,31 @@ export async function provenance(): Promise<Provenance> {
   };
 }
 
+/**
+ * The provenance of a benchmark line from code outside TF.js (the native engine, raw WebGPU): `backend` names
+ * what ran ("engine webgpu"), `device` where.
+ */
+export function benchProvenance(backend: string, device: string): Omit<Provenance, "tfjs"> {
+  return {
+    commit: gitCommit(),
+    backend,
+    device,
+    time: new Date().toISOString(),
+    deno: Deno.version.deno,
+    host: { cores: navigator.hardwareConcurrency, os: Deno.build.os },
+  };
+}
+
+/** Appends a benchmark line with benchProvenance to the JSONL file `path` (appendJsonLine: locked, synced). */
+export async function appendBenchLine(
+  path: string,
+  line: Record<string, unknown>,
+  backend: string,
+  device: string,
+): Promise<void> {
+  await appendJsonLine(path, { ...line, provenance: benchProvenance(backend, device) });
+}
+
 /** The file of a table in a results directory. */
 export function tablePath(table: string, dir: string = RESULTS_DIR): string {
   return `${dir}${dir.endsWith("/") ? "" : "/"}${table}.jsonl`;

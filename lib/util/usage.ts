@@ -29,3 +29,13 @@ export function helpOrUnknown(args: readonly string[], usage: string, program: s
     }
   }
 }
+
+/** Every value given to option `name` (`--name value`), in order. */
+export function flagValues(args: readonly string[], name: string): string[] {
+  return args.flatMap((a, i) => (a === name && i + 1 < args.length ? [args[i + 1]] : []));
+}
+
+/** The last value given to option `name`, else `fallback`. */
+export function flagValue(args: readonly string[], name: string, fallback: string): string {
+  return flagValues(args, name).at(-1) ?? fallback;
+}
