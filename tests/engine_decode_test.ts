@@ -34,19 +34,19 @@ for (const backend of DECODE_BACKENDS) {
   const create = (o: Omit<Parameters<typeof MambaDecoder.create>[0], "backend">) =>
     MambaDecoder.create({ ...o, backend, allowSoftwareGpu: true });
 
-  Deno.test(`decode engine (${backend}): step by step, the logits of mamba_ssm's full forward at all 248 positions (fused and split norms)`, async () => {
+  Deno.test(`decode engine (${backend}): step by step, the logits of mamba_ssm's full forward at all 248 positions (the conv its own dispatch, and in in_proj's)`, async () => {
     const ref = await reference("mambabyte-tiny-public");
     const ids = ref.expected.get("input_ids")!.data as Int32Array; // (1, 249)
     const want = toFloat32(ref.expected.get("logits")!); // (1, 249, 256)
-    for (const splitNorm of [false, true]) {
-      const dec = await create({ config: ref.config, params: ref.params, splitNorm });
+    for (const fusedConv of [false, true]) {
+      const dec = await create({ config: ref.config, params: ref.params, fusedConv });
       try {
         let worst = 0;
         for (let t = 0; t < 248; t++) {
           const got = await dec.step([ids[t]]);
           const err = relL2(got, want.subarray(t * 256, (t + 1) * 256));
           worst = Math.max(worst, err);
-          assert.ok(err < 1e-4, `position ${t}: logits rel err ${err} (split norms ${splitNorm})`);
+          assert.ok(err < 1e-4, `position ${t}: logits rel err ${err} (conv in in_proj ${fusedConv})`);
         }
         assert.ok(worst > 0, "compared");
       } finally {

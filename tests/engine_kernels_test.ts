@@ -654,13 +654,26 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
         ),
     });
   }
-  // in_proj with the conv in its epilogue: a batch's step (3 sequences) and a pass (5 positions, snapshots)
-  for (const [rows, pass, bias] of [[3, false, true], [5, true, false], [1, false, false]] as const) {
-    const p = { rows, K: 44, ch: 9, k: 4, bias, pass };
+  // in_proj with the conv in its epilogue: a batch's step (3 sequences) and a pass (5 positions, snapshots);
+  // with the norm folded in (and the residual add), over vectors of four (K 44) and scalars (K 45)
+  const convCases = [
+    [3, false, true, undefined, 44],
+    [5, true, false, undefined, 44],
+    [1, false, false, undefined, 44],
+    [3, false, true, { eps: 1e-5, add: true }, 44],
+    [5, true, false, { eps: 1e-5, add: true }, 45],
+    [1, false, false, { eps: 1e-5, add: false }, 44],
+    [2, false, true, { eps: 1e-5, add: false }, 45],
+  ] as const;
+  for (const [rows, pass, bias, norm, K] of convCases) {
+    const p = { rows, K, ch: 9, k: 4, bias, pass, ...(norm ? { norm } : {}) };
     await check(`gemvConv ${JSON.stringify(p)}`, {
       inputs: {
-        a: normal(rows * 44),
-        W: normal(18 * 44),
+        a: normal(rows * K),
+        delta: normal(rows * K),
+        res: new Float32Array(rows * K),
+        gain: uniform(K, 0.5, 1.5),
+        W: normal(18 * K),
         c: new Float32Array(rows * 18),
         window: normal((pass ? 1 : rows) * 9 * 4),
         w: normal(9 * 4),
@@ -668,12 +681,20 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
         u: new Float32Array(rows * 9),
         snaps: new Float32Array((rows + 1) * 9 * 4),
       },
-      outputs: { c: 1e-5, window: 1e-6, u: 1e-5, ...(pass ? { snaps: 1e-6 } : {}) },
+      outputs: {
+        c: 1e-5,
+        window: 1e-5,
+        u: 1e-5,
+        ...(pass ? { snaps: 1e-5 } : {}),
+        ...(norm?.add ? { res: 0 } : {}),
+      },
       run: (ops, b) =>
         ops.gemvConv(p, {
           a: b.a,
           W: b.W,
           c: b.c,
+          ...(norm ? { gain: b.gain } : {}),
+          ...(norm?.add ? { delta: b.delta, res: b.res } : {}),
           window: b.window,
           w: b.w,
           bias: bias ? b.bias : undefined,

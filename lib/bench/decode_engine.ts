@@ -26,7 +26,7 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --steps-per-submit LIST  greedy steps per submission (default 16,64)
   --bytes N              bytes decoded per timing (default 512)
   --contexts LIST        bytes read before timing (default 1024)
-  --split-norm LIST      auto (default: from d_model 1024 up), on, off: norms as their own dispatches
+  --fused-conv LIST      auto (default: from d_model 1024 up), on, off: the conv step in in_proj's dispatch
   --profile              also each kernel's device time in one step (summed by kernel)
   --gemv MIN,UNROLL      the GEMV's settings (lib/kernels/webgpu/gemm.ts gemvTuning; default 512,4)
   --backend NAME         webgpu (default) or js
@@ -45,7 +45,7 @@ const perSubmit = list(one("--steps-per-submit", "16,64"));
 const bytes = Number(one("--bytes", "512"));
 const contexts = list(one("--contexts", "1024"));
 const backend = one("--backend", "webgpu") as EngineBackendName;
-const splitNorms = one("--split-norm", "auto").split(",").map((
+const fusedConvs = one("--fused-conv", "auto").split(",").map((
   v,
 ) => (v === "on" ? true : v === "off" ? false : undefined));
 const out = all("--out").at(-1);
@@ -76,7 +76,7 @@ for (const [d, L] of shapes) {
   const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: 256 }, "bench");
   say(`d${d} x ${L}: initialising ${L} layers of random weights`);
   const params = initParameters(config, 0);
-  for (const [K, splitNorm] of perSubmit.flatMap((K) => splitNorms.map((sn) => [K, sn] as const))) {
+  for (const [K, fusedConv] of perSubmit.flatMap((K) => fusedConvs.map((f) => [K, f] as const))) {
     const t0 = performance.now();
     const dec = await MambaDecoder.create({
       config,
@@ -84,7 +84,7 @@ for (const [d, L] of shapes) {
       batch,
       backend,
       stepsPerSubmit: K,
-      splitNorm,
+      fusedConv,
       timestamps: Deno.args.includes("--profile"),
       allowSoftwareGpu: Deno.args.includes("--allow-software"),
     });
@@ -110,23 +110,29 @@ for (const [d, L] of shapes) {
         queuedStepMs = await time(() => dec.feed(first));
         pass8Ms = await time(() => dec.pass([65, 66, 67, 68, 69, 70, 71, 72], { read: false }));
       }
-      const profile = Deno.args.includes("--profile")
-        ? (await dec.profileStep()).map((k) => ({
+      const profileOf = async (passOf?: number) =>
+        (await dec.profileStep(passOf)).map((k) => ({
           label: k.label,
           ms: round3(k.ms),
           count: k.count,
           gbPerS: Math.round(k.boundBytes / k.ms / 1e6),
-        }))
-        : undefined;
+        }));
+      const profiling = Deno.args.includes("--profile");
+      const profile = profiling ? await profileOf() : undefined;
+      const passProfile = profiling && batch === 1 ? await profileOf(8) : undefined;
       for (const C of contexts) {
         dec.reset();
         // the context: C bytes read through the fast path (greedy submissions); only the state size matters
         const c0 = performance.now();
         await dec.greedy(first, C);
         const contextS = (performance.now() - c0) / 1000;
+        const host0 = { ...dec.backend.hostTimes! };
         const g0 = performance.now();
         await dec.greedy(first, bytes);
         const s = (performance.now() - g0) / 1000;
+        const host = dec.backend.hostTimes!;
+        // the same submission's device time (timestamps at the ends of its pass), when profiling
+        const submissionMs = Deno.args.includes("--profile") ? await dec.greedySubmissionMs() : undefined;
         const line = {
           bench: "decode_engine",
           backend,
@@ -148,11 +154,16 @@ for (const [d, L] of shapes) {
               pass8_over_step: Math.round(pass8Ms! / queuedStepMs * 1000) / 1000,
             }
             : {}),
+          // host milliseconds per step while generating: encoding the submissions, waiting for a read-back
+          host_encode_ms_per_step: round3((host.encodeMs - host0.encodeMs) / bytes),
+          host_wait_ms_per_step: round3((host.waitMs - host0.waitMs) / bytes),
+          ...(submissionMs !== undefined ? { submission_gpu_ms_per_step: round3(submissionMs) } : {}),
           ...peerOf(d, L, batch * bytes / s),
           dispatches_per_step: dec.dispatchesPerStep(),
-          split_norm: splitNorm ?? "auto",
+          fused_conv: fusedConv ?? "auto",
           gemv: { ...gemvTuning },
           ...(profile ? { step_profile: profile } : {}),
+          ...(passProfile ? { pass8_profile: passProfile } : {}),
           gpu_bytes: dec.backend.allocatedBytes,
           create_ms: Math.round(createMs),
         };

@@ -40,11 +40,10 @@ import { arenaLayout, parameterViews } from "./mamba.ts";
 
 const NORM_EPS = 1e-5; // RMSNorm's epsilon (models/mamba_config.ts NORM_EPSILON)
 /**
- * From this d_model up, each norm is its own dispatch before a plain GEMV: normGemv's workgroups each
- * renormalise the rows, which at the 972M shape (d 1792, 896 workgroups for in_proj) costs more than the
- * extra dispatch; below it the fused kernel wins (fewer dispatches on small models).
+ * From this d_model up, the conv step runs in in_proj's epilogue (gemvConv, the norm folded in too): one
+ * dispatch where normGemv then convStep take two.
  */
-export const SPLIT_NORM_WIDTH = 1024;
+export const FUSED_CONV_WIDTH = 1024;
 
 export interface MambaDecoderOptions {
   config: MambaConfig;
@@ -61,8 +60,8 @@ export interface MambaDecoderOptions {
   maxPass?: number;
   /** `sample`'s rule (lib/decode/sample.ts pickToken's), fixed when the programs are recorded. */
   sampling?: Sampling;
-  /** Each norm its own dispatch before the GEMV (default: from d_model SPLIT_NORM_WIDTH up), else normGemv. */
-  splitNorm?: boolean;
+  /** Norm, in_proj and the conv step as one dispatch (gemvConv; default: from d_model FUSED_CONV_WIDTH up). */
+  fusedConv?: boolean;
   /** webgpu: ask for timestamp queries (`profileStep`). */
   timestamps?: boolean;
 }
@@ -81,13 +80,13 @@ export interface Sampling {
 export function buildDecoder<B>(
   be: Backend<B>,
   cfg: MambaConfig,
-  o: { batch: number; K: number; maxPass: number; sampling?: Sampling; splitNorm?: boolean },
+  o: { batch: number; K: number; maxPass: number; sampling?: Sampling; fusedConv?: boolean },
 ) {
   const { batch, K, maxPass, sampling } = o;
   const { d, e, n, r, k, V, L } = dims(cfg);
   const Bq = batch, R = r + 2 * n, convBias = cfg.ssm_cfg.conv_bias;
   const rows = Math.max(Bq, maxPass); // activation rows: the batch's sequences, or a pass's positions
-  const splitNorm = o.splitNorm ?? d >= SPLIT_NORM_WIDTH;
+  const fusedConv = o.fusedConv ?? d >= FUSED_CONV_WIDTH;
   const layout = arenaLayout(cfg);
   const f32 = (floats: number, label: string) => be.f32(floats, label);
   const P = f32(layout.total, "parameters");
@@ -110,9 +109,6 @@ export function buildDecoder<B>(
     y: f32(rows * e, "y"),
     out: f32(rows * d, "mixer output"),
     logits: f32(rows * V, "logits"),
-    // wide models (splitNorm): the normalised rows and their rstd
-    normed: splitNorm ? f32(rows * d, "normed rows") : undefined,
-    rstd: splitNorm ? f32(align(rows), "rstd") : undefined,
   };
   // products, token-major (one row per sequence or position): C (M, N) = A (M, K) . W^T, W stored (N, K)
   const nt = (M: number, N: number, Kd: number, name: string): GemmSpec => ({
@@ -142,38 +138,26 @@ export function buildDecoder<B>(
     const emb = pass ? { batch: 1, len: M, stride: M, d, V } : { batch: M, len: 1, stride: 1, d, V };
     ops.embedding(emb, { ids, table: W.E, out: act.res[0] });
     // the residual stream ping-pongs between two buffers: the first norm reads the embedding, later ones
-    // add the previous mixer's output first; each norm is fused with the product that reads it (normGemv)
+    // add the previous mixer's output first; each norm is folded into the product that reads it
     let cur = 0;
     /** A norm's input: the embedding first, later the residual add of the stream and the mixer's output. */
-    const normInput = (first: boolean) => {
+    const normInput = (first: boolean): { add: boolean; io: { x: B; delta?: B; res?: B } } => {
       if (first) return { add: false, io: { x: act.res[0] } };
       const io = { x: act.res[cur], delta: act.out, res: act.res[1 - cur] };
       cur = 1 - cur;
       return { add: true, io };
     };
-    /** The split path's norm alone: act.normed (M, d) = rmsnorm(h [+ out]) w. */
-    const normOnly = (first: boolean, w: B) => {
-      const { add, io } = normInput(first);
-      ops.addRmsNorm({ rows: M, d, eps: NORM_EPS, add }, { ...io, w, y: act.normed!, rstd: act.rstd! });
-    };
-    const normThen = (first: boolean, w: B, W: B, N: number, c: B) => {
-      if (splitNorm) {
-        // wide rows: normalise once, then the GEMV (normGemv would renormalise in each of its workgroups)
-        normOnly(first, w);
-        ops.gemm(nt(M, N, d, "head"), { a: act.normed!, b: W, c });
-        return;
-      }
-      const { add, io } = normInput(first);
-      ops.normGemv({ rows: M, d, N, eps: NORM_EPS, add }, { ...io, w, W, c });
-    };
     for (let i = 0; i < L; i++) {
       const w = W.layers[i];
       const snaps = pass ? be.view(convSnaps!, i * cSnap, cSnap) : undefined;
-      if (splitNorm) {
-        // wide: the norm, then in_proj with the conv step in its epilogue (u = silu(conv(window <- x)))
-        normOnly(i === 0, w.norm);
-        ops.gemvConv({ rows: M, K: d, ch: e, k, bias: convBias, pass }, {
-          a: act.normed!,
+      const { add, io } = normInput(i === 0);
+      if (fusedConv) {
+        // norm, in_proj and the conv step in one dispatch: u = silu(conv(window <- x)), x | z = rmsnorm(h) w in_proj^T
+        ops.gemvConv({ rows: M, K: d, ch: e, k, bias: convBias, pass, norm: { eps: NORM_EPS, add } }, {
+          a: io.x,
+          delta: io.delta,
+          res: io.res,
+          gain: w.norm,
           W: w.inW,
           c: act.xz,
           window: window(i),
@@ -183,7 +167,8 @@ export function buildDecoder<B>(
           snaps,
         });
       } else {
-        normThen(i === 0, w.norm, w.inW, 2 * e, act.xz); // x | z (B, 2e) = rmsnorm(h) w in_proj^T
+        // x | z (B, 2e) = rmsnorm(h) w in_proj^T, then the conv step its own dispatch
+        ops.normGemv({ rows: M, d, N: 2 * e, eps: NORM_EPS, add }, { ...io, w: w.norm, W: w.inW, c: act.xz });
         const conv = { ch: e, k, bias: convBias, xStride: 2 * e };
         const convIo = { x: act.xz, window: window(i), w: w.convW, bias: w.convB, y: act.u };
         if (pass) ops.convScan({ ...conv, len: M }, { ...convIo, snaps: snaps! });
@@ -207,7 +192,8 @@ export function buildDecoder<B>(
       else ops.ssmStep({ ...ssm, batch: M }, ssmIo);
       ops.gemm(g.outProj, { a: act.y, b: w.outW, c: act.out }); // out (B, d)
     }
-    normThen(false, W.normF, W.head, V, act.logits); // logits (M, V) = rmsnorm(h) w_f head^T
+    const { add, io } = normInput(false);
+    ops.normGemv({ rows: M, d, N: V, eps: NORM_EPS, add }, { ...io, w: W.normF, W: W.head, c: act.logits }); // logits (M, V) = rmsnorm(h) w_f head^T
   };
   // sampling's uniforms: one row of B per step of a submission, written by the host (its seeded Rng)
   const uniforms = sampling ? f32(K * rowFloats, "uniforms") : undefined;
@@ -378,10 +364,11 @@ export class MambaDecoder {
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
       allowSoftware: o.allowSoftwareGpu,
       timestamps: o.timestamps,
+      timestampSlots: o.timestamps ? 1 : 0,
       readbackFloats: Math.max(align(batch) * K, Math.max(batch, maxPass) * dims(cfg).V),
     });
     try {
-      const s = buildDecoder(be, cfg, { batch, K, maxPass, sampling: o.sampling, splitNorm: o.splitNorm });
+      const s = buildDecoder(be, cfg, { batch, K, maxPass, sampling: o.sampling, fusedConv: o.fusedConv });
       await writeDecoderParams(be, s, o.params, "MambaDecoder");
       return new MambaDecoder(be, s, cfg, batch, K, maxPass);
     } catch (e) {
@@ -535,9 +522,30 @@ export class MambaDecoder {
     await this.backend.submit([roll], { writes: [[this.s.rollSlot, Int32Array.of(a)]] });
   }
 
-  /** Device milliseconds of one step's dispatches (webgpu: timestamps per dispatch), summed by kernel. */
-  async profileStep(): Promise<LabelProfile[]> {
-    return await profileByLabel(this.backend, [this.s.programs.single]);
+  /**
+   * Device milliseconds of one step's dispatches (webgpu: timestamps per dispatch), summed by kernel; with
+   * `passOf`, those of a verification pass of that many ids instead.
+   */
+  async profileStep(passOf?: number): Promise<LabelProfile[]> {
+    const p = this.s.programs;
+    return await profileByLabel(this.backend, [passOf ? p.pass(passOf) : p.single]);
+  }
+
+  /**
+   * Device milliseconds per step of one whole greedy submission (stepsPerSubmit steps in one pass, timed
+   * by timestamps at its ends; decoder created with `timestamps`): what generation costs the GPU, beside
+   * `profileStep`'s dispatches timed one by one. Decodes stepsPerSubmit ids from the current state.
+   */
+  async greedySubmissionMs(): Promise<number> {
+    const { readback } = await this.backend.submit([this.s.programs.greedy], {
+      timestampSlot: 0,
+      readback: { from: this.s.row(1), floats: this.batch },
+    });
+    const ms = (await readback!).gpuMs?.[0];
+    if (ms === undefined) {
+      throw new Error("greedySubmissionMs: create the decoder with `timestamps` (webgpu)");
+    }
+    return ms / this.stepsPerSubmit;
   }
 
   /** Dispatches (webgpu) or op calls of one step. */

@@ -140,27 +140,37 @@ export interface GemvConvParams {
   k: number;
   bias: boolean;
   pass: boolean;
+  /** the layer's RMSNorm folded in (a: the residual stream; and with `add` the residual add first) */
+  norm?: { eps: number; add: boolean };
 }
 
+/** gemvConv's buffers; gain (the norm's weight), and with `add` delta and res, only with a folded norm. */
+export type GemvConvBuffers<B> = {
+  a: B;
+  W: B;
+  c: B;
+  gain?: B;
+  delta?: B;
+  res?: B;
+  window: B;
+  w: B;
+  bias?: B;
+  u: B;
+  snaps?: B;
+};
+
 /**
- * in_proj and the conv step fused for wide models: c (rows, 2ch) = a W^T, then the conv window of each
- * channel takes x = c[:, :ch] (convStep over the rows as sequences, or convScan over them as one sequence's
- * positions with snapshots), u = silu(conv). The same arithmetic as the GEMM then the conv twin.
+ * in_proj and the conv step fused: c (rows, 2ch) = a W^T (with `norm`: [res = a + delta;] c =
+ * rmsnorm(res or a) gain W^T, as normGemv), then the conv window of each channel takes x = c[:, :ch]
+ * (convStep over the rows as sequences, or convScan over them as one sequence's positions with
+ * snapshots), u = silu(conv). The same arithmetic as the GEMM (or normGemv) then the conv twin.
  */
-export function gemvConv(
-  p: GemvConvParams,
-  b: {
-    a: Float32Array;
-    W: Float32Array;
-    c: Float32Array;
-    window: Float32Array;
-    w: Float32Array;
-    bias?: Float32Array;
-    u: Float32Array;
-    snaps?: Float32Array;
-  },
-): void {
-  gemm({ M: p.rows, N: 2 * p.ch, K: p.K, transposeA: false, transposeB: true }, { a: b.a, b: b.W, c: b.c });
+export function gemvConv(p: GemvConvParams, b: GemvConvBuffers<Float32Array>): void {
+  const N = 2 * p.ch;
+  if (p.norm) {
+    const { eps, add } = p.norm;
+    normGemv({ rows: p.rows, d: p.K, N, eps, add }, { ...b, x: b.a, w: b.gain! });
+  } else gemm({ M: p.rows, N, K: p.K, transposeA: false, transposeB: true }, { a: b.a, b: b.W, c: b.c });
   const conv = { ch: p.ch, k: p.k, bias: p.bias, xStride: 2 * p.ch };
   const io = { x: b.c, window: b.window, w: b.w, bias: b.bias, y: b.u };
   if (p.pass) convScan({ ...conv, len: p.rows }, { ...io, snaps: b.snaps! });

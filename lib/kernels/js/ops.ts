@@ -45,10 +45,7 @@ export interface EngineOps<B> {
     b: { u: B; dtW: B; deltaBias?: B; A: B; xdbl: B; D?: B; z?: B; h: B; y: B },
   ): void;
   argmax(p: decode.ArgmaxParams, b: { logits: B; ids: B }): void;
-  gemvConv(
-    p: decode.GemvConvParams,
-    b: { a: B; W: B; c: B; window: B; w: B; bias?: B; u: B; snaps?: B },
-  ): void;
+  gemvConv(p: decode.GemvConvParams, b: decode.GemvConvBuffers<B>): void;
   sample(p: decode.SampleParams, b: { logits: B; u: B; ids: B }): void;
   normGemv(p: decode.NormGemvParams, b: { x: B; delta?: B; res?: B; w: B; W: B; c: B }): void;
   convScan(p: decode.ConvScanParams, b: { x: B; window: B; snaps: B; w: B; bias?: B; y: B }): void;

@@ -7,6 +7,7 @@ import type {
   ArgmaxParams,
   ConvScanParams,
   ConvStepParams,
+  GemvConvBuffers,
   GemvConvParams,
   NormGemvParams,
   SampleParams,
@@ -22,7 +23,6 @@ import {
   declare,
   FLAT_ARGS,
   flatIndex,
-  gemvColumns,
   GROUP_ARGS,
   IS_FINITE,
   itemGroups,
@@ -355,12 +355,13 @@ fn before(a: u32, b: u32) -> bool { return sv[a] > sv[b] || (sv[a] == sv[b] && s
  * in_proj with the conv step in its epilogue (twin: ../js/decode.ts gemvConv): the group that computes x's
  * column c for every row then moves channel c's conv window through those rows (a batch's sequences, or a
  * pass's positions with snapshots) and writes u. The conv needs only its own channel, so nothing waits for
- * other workgroups; wide models save the conv's dispatch per layer.
+ * other workgroups. With `norm` the layer's RMSNorm (and the residual add) is folded in too (gemm.ts
+ * GemvNorm): `a` is then the residual stream, and norm, in_proj and conv are one dispatch.
  */
 export function gemvConv<B>(
   d: Dispatcher<B>,
   p: GemvConvParams,
-  b: { a: B; W: B; c: B; window: B; w: B; bias?: B; u: B; snaps?: B },
+  b: GemvConvBuffers<B>,
 ): void {
   const { rows, ch, k } = p, size = ch * k;
   const walk = (v: (m: number) => string) => {
@@ -392,10 +393,12 @@ export function gemvConv<B>(
     ["u", "read_write", "f32"],
     ...(p.pass ? [["snaps", "read_write", "f32"] as [string, "read_write", string]] : []),
   ];
+  const norm = p.norm;
   const bufs: [B, B, B, ...B[]] = [
     b.a,
     b.W,
     b.c,
+    ...(norm ? [b.gain!, ...(norm.add ? [b.delta!, b.res!] : [])] : []),
     b.window,
     b.w,
     ...(p.bias ? [b.bias!] : []),
@@ -407,7 +410,7 @@ export function gemvConv<B>(
     bindings,
     after: walk,
     helpers: SIGMOID,
-  });
+  }, norm);
 }
 
 /** A WGSL float literal of x (always with a decimal point or exponent). */
@@ -421,86 +424,18 @@ export function sample<B>(d: Dispatcher<B>, p: SampleParams, b: { logits: B; u: 
   d.dispatch("sample", sampleShader(p), [b.logits, b.u, b.ids], itemGroups(p.rows));
 }
 
-/** Output columns per normGemv workgroup: 8 groups of 32 threads, one column each (as the GEMM's GEMV). */
-const NG_COLUMNS = 8;
-
-export function normGemvShader(p: NormGemvParams): string {
-  const rows = [...Array(p.rows).keys()];
-  // whole vectors of four along d when it allows (16-byte weight loads)
-  const v4 = p.d % 4 === 0;
-  const loop = v4
-    ? `for (var k4 = lane; k4 < ${p.d / 4}u; k4 += 32u) {
-      let k = 4u * k4;
-      let wk = W[n * ${p.d / 4}u + k4] * vec4<f32>(w[k], w[k + 1u], w[k + 2u], w[k + 3u]);
-      ${
-      rows.map((m) =>
-        `acc${m} = acc${m} + dot(vec4<f32>(src(${m}u, k), src(${m}u, k + 1u), src(${m}u, k + 2u), src(${m}u, k + 3u)) * rstd[${m}u], wk);`
-      ).join("\n      ")
-    }
-    }`
-    : `for (var k = lane; k < ${p.d}u; k += 32u) {
-      let wk = W[n * ${p.d}u + k] * w[k];
-      ${rows.map((m) => `acc${m} = acc${m} + src(${m}u, k) * rstd[${m}u] * wk;`).join("\n      ")}
-    }`;
-  return cached(`normGemv ${JSON.stringify(p)}`, () =>
-    `${
-      declare([
-        ["x", "read", "f32"],
-        ...(p.add
-          ? [["delta", "read", "f32"], ["res", "read_write", "f32"]] as [
-            string,
-            "read" | "read_write",
-            "f32",
-          ][]
-          : []),
-        ["w", "read", "f32"],
-        ["W", "read", v4 ? "vec4<f32>" : "f32"],
-        ["c", "read_write", "f32"],
-      ])
-    }
-var<workgroup> red: array<f32, 256>;
-var<workgroup> rstd: array<f32, ${p.rows}>;
-var<workgroup> part: array<f32, ${256 * p.rows}>;
-fn src(m: u32, k: u32) -> f32 { return x[m * ${p.d}u + k]${p.add ? ` + delta[m * ${p.d}u + k]` : ""}; }
-@compute @workgroup_size(256) fn main(${GROUP_ARGS}) {
-  let item = wg.x + wg.y * nwg.x;
-  // every workgroup normalises the rows itself (d values each); the first also stores the residual sum
-  for (var m = 0u; m < ${p.rows}u; m++) {
-    var ss = 0.0;
-    for (var k = lid; k < ${p.d}u; k += 256u) {
-      let v = src(m, k);
-      ss = ss + v * v;
-      ${p.add ? `if (item == 0u) { res[m * ${p.d}u + k] = v; }` : ""}
-    }
-    red[lid] = ss;
-    workgroupBarrier();
-    for (var s = 128u; s >= 1u; s = s / 2u) {
-      if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-      workgroupBarrier();
-    }
-    if (lid == 0u) { rstd[m] = 1.0 / sqrt(red[0] / ${p.d}.0 + ${p.eps}); }
-    workgroupBarrier();
-  }
-  let grp = lid / 32u; let lane = lid % 32u;
-  let n = item * ${NG_COLUMNS}u + grp;
-  ${gemvColumns(p.rows, p.N, loop, (m, v) => `c[${m}u * ${p.N}u + n] = ${v};`)}
-}`);
-}
-
-/** [res = x + delta;] c = rmsnorm(res or x) w W^T, one dispatch (the norm recomputed by each workgroup). */
+/**
+ * [res = x + delta;] c = rmsnorm(res or x) w W^T: the GEMV with the norm folded in (gemm.ts GemvNorm), one
+ * dispatch, each workgroup computing the rows' rstd itself.
+ */
 export function normGemv<B>(
   d: Dispatcher<B>,
   p: NormGemvParams,
   b: { x: B; delta?: B; res?: B; w: B; W: B; c: B },
 ): void {
-  const bufs = [b.x, ...(p.add ? [b.delta!, b.res!] : []), b.w, b.W, b.c];
-  d.dispatch(
-    "normGemv",
-    normGemvShader(p),
-    bufs,
-    itemGroups(Math.ceil(p.N / NG_COLUMNS)),
-    2 * p.rows * p.N * p.d,
-  );
+  const bufs: [B, B, B, ...B[]] = [b.x, b.W, b.c, b.w, ...(p.add ? [b.delta!, b.res!] : [])];
+  const spec = { M: p.rows, N: p.N, K: p.d, transposeA: false, transposeB: true };
+  recordGemv(d, "normGemv", spec, bufs, undefined, { eps: p.eps, add: p.add });
 }
 
 /** The conv window over `len` positions of one sequence, a snapshot before and after each. */

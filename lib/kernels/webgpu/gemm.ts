@@ -320,9 +320,24 @@ export interface GemvEpilogue {
   helpers?: string;
 }
 
+/**
+ * An RMSNorm folded into a GEMV (decoding's norm + in_proj, and the final norm + head): A holds the residual
+ * stream's rows x (and `add`: x + delta, which the first workgroup also stores to res), each workgroup
+ * computes every row's rstd itself (d values a row, from cache: cheaper than a dispatch of its own), the
+ * loop multiplies each k by the norm's gain, and each column ends scaled by its row's rstd:
+ *   C[m, n] = rstd[m] sum_k (x + delta)[m, k] gain[k] B[n, k]
+ * Bindings after A, B, C: gain, then (add) delta and res, then the epilogue's.
+ */
+export interface GemvNorm {
+  eps: number;
+  add: boolean;
+}
+
 /** C[m, n] (+)= sum_k A[m, k] B[n, k] for m < M <= 8: one group of lanes per column n, k strided over it. */
-function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue): string {
-  const key = `gemv ${JSON.stringify(g)} ${epi?.key ?? ""} ${JSON.stringify(gemvTuning)}`;
+function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue, norm?: GemvNorm): string {
+  const key = `gemv ${JSON.stringify(g)} ${epi?.key ?? ""} ${JSON.stringify(norm ?? {})} ${
+    JSON.stringify(gemvTuning)
+  }`;
   let text = codes.get(key);
   if (text) return text;
   const rows = [...Array(g.M).keys()];
@@ -331,10 +346,22 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue): st
   // several loads are in flight per thread (one at a time left the H200's memory idle)
   const v4 = g.K % 4 === 0 && g.ldb % 4 === 0 && g.offB % 4 === 0;
   const av4 = v4 && g.lda % 4 === 0 && g.offA % 4 === 0;
+  if (norm && !(g.offA === 0 && g.lda === g.K)) {
+    throw new Error(`gemv: a folded norm reads whole rows of A (offA 0, lda K): ${JSON.stringify(g)}`);
+  }
+  // element k of row m as the loop uses it (scalar loads): the stream, with the norm its sum and gain
+  const a1 = (m: number, k: string) => {
+    const at = `${g.offA + m * g.lda}u + ${k}`;
+    if (!norm) return `A[${at}]`;
+    return `(A[${at}]${norm.add ? ` + D[${at}]` : ""}) * G[${k}]`;
+  };
   const a4 = (m: number, k: string) => {
-    if (av4) return `A[${(g.offA + m * g.lda) / 4}u + ${k}]`;
-    const at = `${g.offA + m * g.lda}u + 4u * (${k})`;
-    return `vec4<f32>(A[${at}], A[${at} + 1u], A[${at} + 2u], A[${at} + 3u])`;
+    if (av4) {
+      const at = `${(g.offA + m * g.lda) / 4}u + ${k}`;
+      return norm ? `((A[${at}]${norm.add ? ` + D[${at}]` : ""}) * G[${k}])` : `A[${at}]`;
+    }
+    const at = `4u * (${k})`;
+    return `vec4<f32>(${[0, 1, 2, 3].map((i) => a1(m, `${at} + ${i}u`)).join(", ")})`;
   };
   const K4 = g.K / 4, U = gemvTuning.unroll, L = gemvLanes(g);
   const unrolled = [...Array(U).keys()];
@@ -357,29 +384,39 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue): st
     : `let wrow = ${g.offB}u + n * ${g.ldb}u;
     for (var k = lane; k < ${g.K}u; k += ${L}u) {
       let w = B[wrow + k];
-      ${rows.map((m) => `acc${m} += A[${g.offA + m * g.lda}u + k] * w;`).join("\n      ")}
+      ${rows.map((m) => `acc${m} += ${a1(m, "k")} * w;`).join("\n      ")}
     }`;
+  const aType = av4 ? "vec4<f32>" : "f32";
+  type Binding = [string, "read" | "read_write", string];
+  const normBindings: Binding[] = !norm ? [] : [
+    ["G", "read", aType],
+    ...(norm.add ? [["D", "read", aType], ["R", "read_write", aType]] as Binding[] : []),
+  ];
+  // a column's value for row m: the sum, scaled by the row's rstd when a norm is folded in
+  const value = (m: number) => norm ? `(part[${m * 256}u + lid] * rstd[${m}u])` : `part[${m * 256}u + lid]`;
   text = `
-@group(0) @binding(0) var<storage, read> A: array<${av4 ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(0) var<storage, read> A: array<${aType}>;
 @group(0) @binding(1) var<storage, read> B: array<${v4 ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 ${
-    (epi?.bindings ?? []).map(([name, access, type], i) =>
+    [...normBindings, ...(epi?.bindings ?? [])].map(([name, access, type], i) =>
       `@group(0) @binding(${3 + i}) var<storage, ${access}> ${name}: array<${type}>;`
     ).join("\n")
   }
 ${epi?.helpers ?? ""}
 var<workgroup> part: array<f32, ${256 * g.M}>;
+${norm ? `var<workgroup> rstd: array<f32, ${g.M}>;` : ""}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let grp = lid / ${L}u; let lane = lid % ${L}u;
   let n = (wg.x + wg.y * nwg.x) * ${256 / L}u + grp; // uniform within the group, not the workgroup
+  ${norm ? normPrologue(g.M, g.K, av4, norm) : ""}
   ${
-    gemvColumns(g.M, g.N, loop, (m, v) => {
+    gemvColumns(g.M, g.N, loop, (m) => {
       const o = `${g.offC + m * g.ldc}u + n`;
-      const store = `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${v};`;
-      return m === g.M - 1 && epi ? `${store}\n    ${epi.after((r) => `part[${r * 256}u + lid]`)}` : store;
+      const store = `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${value(m)};`;
+      return m === g.M - 1 && epi ? `${store}\n    ${epi.after(value)}` : store;
     }, L)
   }
 }
@@ -395,12 +432,40 @@ export function recordGemv<B>(
   spec: GemmSpec,
   bufs: [B, B, B, ...B[]],
   epi?: GemvEpilogue,
+  norm?: GemvNorm,
 ): void {
   const g = fullLayout(spec);
   if (!isGemv(g)) throw new Error(`recordGemv: not a GEMV: ${JSON.stringify(spec)}`);
   const wgs = Math.ceil(g.N / (256 / gemvLanes(g)));
   const groups: [number, number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
-  d.dispatch(label, gemvShader(g, epi), bufs, groups, 2 * g.M * g.N * g.K);
+  d.dispatch(label, gemvShader(g, epi, norm), bufs, groups, 2 * g.M * g.N * g.K);
+}
+
+/**
+ * WGSL computing rstd[m] for every row of A (x, or x + delta) in each workgroup, the first workgroup
+ * storing x + delta to R; `part` is free until the loop.
+ */
+function normPrologue(M: number, K: number, v4: boolean, norm: GemvNorm): string {
+  const per = v4 ? K / 4 : K;
+  const at = `m * ${per}u + k`;
+  const v = `A[${at}]${norm.add ? ` + D[${at}]` : ""}`;
+  return `${norm.add ? "let first = wg.x + wg.y * nwg.x == 0u;" : ""}
+  for (var m = 0u; m < ${M}u; m++) {
+    var ss = 0.0;
+    for (var k = lid; k < ${per}u; k += 256u) {
+      let v = ${v};
+      ss += ${v4 ? "dot(v, v)" : "v * v"};
+      ${norm.add ? `if (first) { R[${at}] = v; }` : ""}
+    }
+    part[lid] = ss;
+    workgroupBarrier();
+    for (var s = 128u; s >= 1u; s = s / 2u) {
+      if (lid < s) { part[lid] += part[lid + s]; }
+      workgroupBarrier();
+    }
+    if (lid == 0u) { rstd[m] = 1.0 / sqrt(part[0] / ${K}.0 + ${norm.eps}); }
+    workgroupBarrier();
+  }`;
 }
 
 export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B): void {

@@ -340,6 +340,7 @@ registerFigure({
     // the latest record with a same-session peer per shape and context, default settings only
     const recs = (records["bench/decode_engine"] ?? []).filter((r) =>
       r.peer?.cuda_graph_bytes_per_s && r.batch === 1 && (r.split_norm ?? "auto") === "auto" &&
+      (r.fused_conv ?? "auto") === "auto" &&
       (r.gemv === undefined || (r.gemv.minGroups === 512 && r.gemv.unroll === 4))
     );
     const rows = latestBy(recs, (r) => `${r.d_model}|${r.n_layer}|${r.context}`)
