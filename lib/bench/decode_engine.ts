@@ -157,6 +157,7 @@ for (const [d, L] of shapes) {
           // host milliseconds per step while generating: encoding the submissions, waiting for a read-back
           host_encode_ms_per_step: round3((host.encodeMs - host0.encodeMs) / bytes),
           host_wait_ms_per_step: round3((host.waitMs - host0.waitMs) / bytes),
+          host_map_ms_per_step: round3((host.mapMs - host0.mapMs) / bytes),
           ...(submissionMs !== undefined ? { submission_gpu_ms_per_step: round3(submissionMs) } : {}),
           ...peerOf(d, L, batch * bytes / s),
           dispatches_per_step: dec.dispatchesPerStep(),

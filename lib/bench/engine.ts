@@ -169,7 +169,7 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
     say(`${o.warmup} warm-up steps done`);
     const stats: Promise<StepStats>[] = [];
     let hostMs = 0;
-    const times0 = { ...(engine.backend.hostTimes ?? { waitMs: 0, encodeMs: 0, submitMs: 0 }) };
+    const times0 = { ...(engine.backend.hostTimes ?? { waitMs: 0, encodeMs: 0, submitMs: 0, mapMs: 0 }) };
     const start = performance.now();
     for (let s = 0; s < o.steps; s++) {
       const ids = next(); // the batch is the data loader's work, outside the step's host time
@@ -188,11 +188,11 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
       steps: o.steps,
       ms_per_step: round(msPerStep),
       host_ms_per_step: round(hostMs / o.steps),
-      // where the host's time goes (webgpu): encoding is the host's work; a full queue makes submit (and a
-      // busy read-back ring makes wait) block until the GPU catches up
+      // where the host's time goes (webgpu): encoding is the host's work; a busy read-back ring makes wait,
+      // and issuing a read-back's map makes map, block until the GPU catches up
       ...(engine.backend.hostTimes
         ? Object.fromEntries(
-          (["encode", "submit", "wait"] as const).map((k) => [
+          (["encode", "submit", "wait", "map"] as const).map((k) => [
             `host_${k}_ms_per_step`,
             round((times1[`${k}Ms`] - times0[`${k}Ms`]) / o.steps),
           ]),

@@ -70,9 +70,10 @@ export interface Backend<B> {
   profile?(programs: Program[]): Promise<{ label: string; ms: number; boundBytes: number; flops?: number }[]>;
   /**
    * (webgpu) host milliseconds spent by submissions so far: waiting for a free read-back buffer, encoding
-   * the passes, and inside queue.submit (which can block when the driver's queue is full: waiting, not work)
+   * the passes, issuing earlier read-backs' maps (Deno's mapAsync returns once the GPU has finished what was
+   * submitted: waiting, not work), and inside queue.submit
    */
-  readonly hostTimes?: { waitMs: number; encodeMs: number; submitMs: number };
+  readonly hostTimes?: { waitMs: number; encodeMs: number; submitMs: number; mapMs: number };
   /** Each dispatch of `programs` in a submission of its own, `before` called first (webgpu diagnostics). */
   runEach?(programs: Program[], before: (label: string, index: number) => void): Promise<void>;
   /** Counters of what was created on the device (webgpu). */
@@ -243,7 +244,7 @@ class GpuProgram implements Program {
 export interface GpuBackendOptions extends GpuChoice {
   /** floats a read-back may copy (the staging buffers' size) */
   readbackFloats?: number;
-  /** read-backs in flight at most (staging buffers) */
+  /** read-backs in flight at most (staging buffers; default 8) */
   readbackSlots?: number;
   /** timestamp pairs between read-backs (timing on when > 0 and the device has timestamp-query) */
   timestampSlots?: number;
@@ -251,7 +252,7 @@ export interface GpuBackendOptions extends GpuChoice {
 
 export class GpuBackend implements Backend<GpuView> {
   readonly name = "webgpu";
-  readonly hostTimes = { waitMs: 0, encodeMs: 0, submitMs: 0 };
+  readonly hostTimes = { waitMs: 0, encodeMs: 0, submitMs: 0, mapMs: 0 };
   private ring: ReadbackRing;
   private querySet?: GPUQuerySet;
   private resolveBuffer?: GPUBuffer;
@@ -264,7 +265,7 @@ export class GpuBackend implements Backend<GpuView> {
     this.readbackFloats = opts.readbackFloats ?? 1024;
     this.slotsTimed = rt.info.timestamps ? (opts.timestampSlots ?? 0) : 0;
     const tsBytes = 16 * this.slotsTimed;
-    this.ring = new ReadbackRing(rt, 4 * this.readbackFloats + tsBytes, opts.readbackSlots ?? 3);
+    this.ring = new ReadbackRing(rt, 4 * this.readbackFloats + tsBytes, opts.readbackSlots ?? 8);
     if (this.slotsTimed > 0) {
       this.querySet = rt.device.createQuerySet({ type: "timestamp", count: 2 * this.slotsTimed });
       // one 256-byte line per slot: resolveQuerySet's destination offset must be a multiple of 256
@@ -324,12 +325,12 @@ export class GpuBackend implements Backend<GpuView> {
       throw new Error(`readback of ${r.floats} floats > ${this.readbackFloats}`);
     }
     const t0 = performance.now();
-    const staging = r ? await this.ring.acquire() : undefined;
-    const t1 = performance.now();
     const queue = this.rt.device.queue;
     for (const [buf, data] of opts.writes ?? []) {
       queue.writeBuffer(buf.buffer, buf.offset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     }
+    // encoded while the GPU still runs earlier submissions; the staging slot is taken after (its wait can
+    // let the ring's timer issue an earlier read-back's map, which then waits for the GPU: see collect)
     const enc = this.rt.device.createCommandEncoder();
     const slot = opts.timestampSlot === undefined || !this.querySet
       ? undefined
@@ -339,6 +340,9 @@ export class GpuBackend implements Backend<GpuView> {
       : undefined;
     this.rt.encode(enc, programs.flatMap((p) => (p as GpuProgram).list), ts);
     if (slot !== undefined) this.written.add(slot);
+    const t1 = performance.now();
+    const staging = r ? await this.ring.acquire() : undefined;
+    const t2 = performance.now();
     if (r && staging) {
       enc.copyBufferToBuffer(r.from.buffer, r.from.offset, staging.buffer, 0, 4 * r.floats);
       // Resolve only the slots written since the last resolve. Vulkan's query copy waits for each query
@@ -357,12 +361,17 @@ export class GpuBackend implements Backend<GpuView> {
       this.written.clear();
     }
     const commands = enc.finish();
-    const t2 = performance.now();
-    queue.submit([commands]);
     const t3 = performance.now();
-    this.hostTimes.waitMs += t1 - t0;
-    this.hostTimes.encodeMs += t2 - t1;
-    this.hostTimes.submitMs += t3 - t2;
+    // earlier read-backs' maps now, while nothing more is queued: they return when the GPU is done with
+    // them, and this submission follows at once
+    this.ring.flush();
+    const t4 = performance.now();
+    queue.submit([commands]);
+    const t5 = performance.now();
+    this.hostTimes.encodeMs += t1 - t0 + (t3 - t2);
+    this.hostTimes.waitMs += t2 - t1;
+    this.hostTimes.mapMs += t4 - t3;
+    this.hostTimes.submitMs += t5 - t4;
     if (!r || !staging) return {};
     const floats = r.floats, timed = this.slotsTimed, offset = 4 * this.readbackFloats;
     return {
@@ -404,6 +413,7 @@ export class GpuBackend implements Backend<GpuView> {
     return list.map((r, i) => ({ label: r.label, ms: ms[i], boundBytes: r.boundBytes, flops: r.flops }));
   }
   destroy(): void {
+    this.ring.cancel();
     this.querySet?.destroy();
     this.rt.destroy();
   }

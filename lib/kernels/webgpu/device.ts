@@ -375,6 +375,9 @@ export class ReadbackRing {
   private staging: GPUBuffer[];
   private pending: (Promise<void> | undefined)[];
   private next = 0;
+  /** read-backs collected whose mapAsync is not issued yet (see `collect`) */
+  private deferred: (() => void)[] = [];
+  private timer?: ReturnType<typeof setTimeout>;
 
   constructor(rt: GpuRuntime, readonly bytes: number, readonly slots: number) {
     this.staging = Array.from(
@@ -388,24 +391,56 @@ export class ReadbackRing {
   async acquire(): Promise<{ slot: number; buffer: GPUBuffer }> {
     const slot = this.next;
     this.next = (this.next + 1) % this.slots;
-    if (this.pending[slot]) await this.pending[slot];
+    if (this.pending[slot]) {
+      this.flush();
+      await this.pending[slot];
+    }
     return { slot, buffer: this.staging[slot] };
   }
 
-  /** After the submission that filled `slot`: its contents, once the GPU has written them. */
+  /**
+   * After the submission that filled `slot`: its contents, once the GPU has written them. The map is
+   * deferred to the next `flush`: the next submission's (after it is encoded, before it is submitted), or a
+   * timer when none comes. Deno's mapAsync does not return until the GPU has finished every submission in
+   * flight (measured on the H200: a 64-step 972M submission's map call took 2.28 ms a step, its whole GPU
+   * time), so a map issued as soon as its submission went in kept the GPU idle while the host encoded the
+   * next one: encoding and the GPU's work added up instead of overlapping.
+   */
   collect(slot: number): Promise<ArrayBuffer> {
     const buffer = this.staging[slot];
-    const data = buffer.mapAsync(GPUMapMode.READ).then(() => {
-      const copy = buffer.getMappedRange().slice(0);
-      buffer.unmap();
-      return copy;
+    const data = new Promise<ArrayBuffer>((resolve, reject) => {
+      this.deferred.push(() =>
+        buffer.mapAsync(GPUMapMode.READ).then(() => {
+          const copy = buffer.getMappedRange().slice(0);
+          buffer.unmap();
+          resolve(copy);
+        }, reject)
+      );
     });
     this.pending[slot] = data.then(() => {}, () => {});
+    this.timer ??= setTimeout(() => this.flush(), 0);
     return data;
+  }
+
+  /** Issues the deferred maps (returns once the GPU has finished what was submitted). */
+  flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const maps = this.deferred;
+    this.deferred = [];
+    for (const map of maps) map();
   }
 
   /** Waits until every read-back in flight has come back. */
   async drain(): Promise<void> {
+    this.flush();
     await Promise.all(this.pending.filter((p) => p));
+  }
+
+  /** Drops the maps not issued yet (the device is going away; nobody may await them). */
+  cancel(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.deferred = [];
   }
 }
