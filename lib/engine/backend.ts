@@ -329,8 +329,8 @@ export class GpuBackend implements Backend<GpuView> {
     for (const [buf, data] of opts.writes ?? []) {
       queue.writeBuffer(buf.buffer, buf.offset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     }
-    // encoded while the GPU still runs earlier submissions; the staging slot is taken after (its wait can
-    // let the ring's timer issue an earlier read-back's map, which then waits for the GPU: see collect)
+    // encoded while the GPU still runs earlier submissions, then the staging slot taken (a wait there lets
+    // the event loop run while the GPU is still busy), then earlier maps issued, then this submitted
     const enc = this.rt.device.createCommandEncoder();
     const slot = opts.timestampSlot === undefined || !this.querySet
       ? undefined

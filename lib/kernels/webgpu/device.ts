@@ -377,6 +377,7 @@ export class ReadbackRing {
   private next = 0;
   /** read-backs collected whose mapAsync is not issued yet (see `collect`) */
   private deferred: (() => void)[] = [];
+  private deferredSlots = new Set<number>();
   private timer?: ReturnType<typeof setTimeout>;
 
   constructor(rt: GpuRuntime, readonly bytes: number, readonly slots: number) {
@@ -391,10 +392,10 @@ export class ReadbackRing {
   async acquire(): Promise<{ slot: number; buffer: GPUBuffer }> {
     const slot = this.next;
     this.next = (this.next + 1) % this.slots;
-    if (this.pending[slot]) {
-      this.flush();
-      await this.pending[slot];
-    }
+    // only a slot whose own map is still deferred needs the flush (which waits for the GPU); otherwise the
+    // wait lets the event loop finish that map while the GPU still runs earlier submissions
+    if (this.deferredSlots.has(slot)) this.flush();
+    if (this.pending[slot]) await this.pending[slot];
     return { slot, buffer: this.staging[slot] };
   }
 
@@ -418,6 +419,7 @@ export class ReadbackRing {
       );
     });
     this.pending[slot] = data.then(() => {}, () => {});
+    this.deferredSlots.add(slot);
     this.timer ??= setTimeout(() => this.flush(), 0);
     return data;
   }
@@ -428,6 +430,7 @@ export class ReadbackRing {
     this.timer = undefined;
     const maps = this.deferred;
     this.deferred = [];
+    this.deferredSlots.clear();
     for (const map of maps) map();
   }
 
@@ -442,5 +445,6 @@ export class ReadbackRing {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.deferred = [];
+    this.deferredSlots.clear();
   }
 }
