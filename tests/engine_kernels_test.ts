@@ -629,49 +629,37 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
         }),
     });
   }
-  // d 45: scalar weight loads; d 48: vectors of four
-  for (const [add, d] of [[false, 45], [true, 45], [true, 48]] as const) {
-    const p = { rows: 3, d, N: 37, eps: 1e-5, add };
+  // d 45: scalar weight loads; d 48: vectors of four; 1 row and 3; d 3200: the unrolled loop runs (k past
+  // lanes x (unroll - 1) vectors) before the remainder
+  for (const [rows, d] of [[3, 45], [1, 48], [3, 48], [2, 3200]] as const) {
+    const p = { rows, d, N: 37, eps: 1e-5 };
     await check(`normGemv ${JSON.stringify(p)}`, {
       inputs: {
-        x: normal(3 * d),
-        delta: normal(3 * d),
-        res: new Float32Array(3 * d),
+        x: normal(rows * d),
         w: uniform(d, 0.5, 1.5),
         W: normal(37 * d),
-        c: new Float32Array(3 * 37),
+        c: new Float32Array(rows * 37),
       },
-      outputs: { c: 1e-5, ...(add ? { res: 0 } : {}) },
-      run: (ops, b) =>
-        ops.normGemv(
-          p,
-          add ? { x: b.x, delta: b.delta, res: b.res, w: b.w, W: b.W, c: b.c } : {
-            x: b.x,
-            w: b.w,
-            W: b.W,
-            c: b.c,
-          },
-        ),
+      outputs: { c: 1e-5 },
+      run: (ops, b) => ops.normGemv(p, { x: b.x, w: b.w, W: b.W, c: b.c }),
     });
   }
   // in_proj with the conv in its epilogue: a batch's step (3 sequences) and a pass (5 positions, snapshots);
-  // with the norm folded in (and the residual add), over vectors of four (K 44) and scalars (K 45)
+  // with the norm folded in, over vectors of four (K 44) and scalars (K 45)
   const convCases = [
     [3, false, true, undefined, 44],
     [5, true, false, undefined, 44],
     [1, false, false, undefined, 44],
-    [3, false, true, { eps: 1e-5, add: true }, 44],
-    [5, true, false, { eps: 1e-5, add: true }, 45],
-    [1, false, false, { eps: 1e-5, add: false }, 44],
-    [2, false, true, { eps: 1e-5, add: false }, 45],
+    [3, false, true, { eps: 1e-5 }, 44],
+    [5, true, false, { eps: 1e-5 }, 45],
+    [1, false, false, { eps: 1e-5 }, 44],
+    [2, false, true, { eps: 1e-5 }, 3200],
   ] as const;
   for (const [rows, pass, bias, norm, K] of convCases) {
     const p = { rows, K, ch: 9, k: 4, bias, pass, ...(norm ? { norm } : {}) };
     await check(`gemvConv ${JSON.stringify(p)}`, {
       inputs: {
         a: normal(rows * K),
-        delta: normal(rows * K),
-        res: new Float32Array(rows * K),
         gain: uniform(K, 0.5, 1.5),
         W: normal(18 * K),
         c: new Float32Array(rows * 18),
@@ -686,7 +674,6 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
         window: 1e-5,
         u: 1e-5,
         ...(pass ? { snaps: 1e-5 } : {}),
-        ...(norm?.add ? { res: 0 } : {}),
       },
       run: (ops, b) =>
         ops.gemvConv(p, {
@@ -694,7 +681,6 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
           W: b.W,
           c: b.c,
           ...(norm ? { gain: b.gain } : {}),
-          ...(norm?.add ? { delta: b.delta, res: b.res } : {}),
           window: b.window,
           w: b.w,
           bias: bias ? b.bias : undefined,

@@ -102,12 +102,11 @@ export function buildDecoder<B>(
   const ring = be.i32((K + 1) * rowFloats, "ids ring"); // (K + 1) rows of B ids
   const row = (j: number) => be.view(ring, j * rowFloats, Bq);
   const act = {
-    res: [f32(rows * d, "residual a"), f32(rows * d, "residual b")], // (rows, d) ping-pong
+    res: f32(rows * d, "residual stream"), // (rows, d)
     xz: f32(rows * 2 * e, "x | z"), // (rows, 2e): in_proj's output, x then the gate z
     u: f32(rows * e, "u"),
     xdbl: f32(rows * R, "x_dbl"),
     y: f32(rows * e, "y"),
-    out: f32(rows * d, "mixer output"),
     logits: f32(rows * V, "logits"),
   };
   // products, token-major (one row per sequence or position): C (M, N) = A (M, K) . W^T, W stored (N, K)
@@ -134,29 +133,19 @@ export function buildDecoder<B>(
    * in one pass (the conv and the SSM carried from position to position, snapshots kept); logits (M, V).
    */
   const modelOps = (ops: EngineOps<B>, M: number, ids: B, pass: boolean) => {
-    const g = { xProj: nt(M, R, e, "xProj"), outProj: nt(M, d, e, "outProj") };
+    const g = { xProj: nt(M, R, e, "xProj"), outProj: { ...nt(M, d, e, "outProj"), accumulate: true } };
     const emb = pass ? { batch: 1, len: M, stride: M, d, V } : { batch: M, len: 1, stride: 1, d, V };
-    ops.embedding(emb, { ids, table: W.E, out: act.res[0] });
-    // the residual stream ping-pongs between two buffers: the first norm reads the embedding, later ones
-    // add the previous mixer's output first; each norm is folded into the product that reads it
-    let cur = 0;
-    /** A norm's input: the embedding first, later the residual add of the stream and the mixer's output. */
-    const normInput = (first: boolean): { add: boolean; io: { x: B; delta?: B; res?: B } } => {
-      if (first) return { add: false, io: { x: act.res[0] } };
-      const io = { x: act.res[cur], delta: act.out, res: act.res[1 - cur] };
-      cur = 1 - cur;
-      return { add: true, io };
-    };
+    ops.embedding(emb, { ids, table: W.E, out: act.res });
+    // the residual stream h lives in one buffer: each out_proj adds its product to it in place (one lane per
+    // element), and each norm is folded into the product that reads h
+    const norm = { eps: NORM_EPS };
     for (let i = 0; i < L; i++) {
       const w = W.layers[i];
       const snaps = pass ? be.view(convSnaps!, i * cSnap, cSnap) : undefined;
-      const { add, io } = normInput(i === 0);
       if (fusedConv) {
         // norm, in_proj and the conv step in one dispatch: u = silu(conv(window <- x)), x | z = rmsnorm(h) w in_proj^T
-        ops.gemvConv({ rows: M, K: d, ch: e, k, bias: convBias, pass, norm: { eps: NORM_EPS, add } }, {
-          a: io.x,
-          delta: io.delta,
-          res: io.res,
+        ops.gemvConv({ rows: M, K: d, ch: e, k, bias: convBias, pass, norm }, {
+          a: act.res,
           gain: w.norm,
           W: w.inW,
           c: act.xz,
@@ -168,7 +157,7 @@ export function buildDecoder<B>(
         });
       } else {
         // x | z (B, 2e) = rmsnorm(h) w in_proj^T, then the conv step its own dispatch
-        ops.normGemv({ rows: M, d, N: 2 * e, eps: NORM_EPS, add }, { ...io, w: w.norm, W: w.inW, c: act.xz });
+        ops.normGemv({ rows: M, d, N: 2 * e, ...norm }, { x: act.res, w: w.norm, W: w.inW, c: act.xz });
         const conv = { ch: e, k, bias: convBias, xStride: 2 * e };
         const convIo = { x: act.xz, window: window(i), w: w.convW, bias: w.convB, y: act.u };
         if (pass) ops.convScan({ ...conv, len: M }, { ...convIo, snaps: snaps! });
@@ -190,10 +179,10 @@ export function buildDecoder<B>(
       };
       if (pass) ops.ssmScan({ ...ssm, len: M }, { ...ssmIo, snaps: be.view(ssmSnaps!, i * hSnap, hSnap) });
       else ops.ssmStep({ ...ssm, batch: M }, ssmIo);
-      ops.gemm(g.outProj, { a: act.y, b: w.outW, c: act.out }); // out (B, d)
+      ops.gemm(g.outProj, { a: act.y, b: w.outW, c: act.res }); // h (B, d) += y out_proj^T
     }
-    const { add, io } = normInput(false);
-    ops.normGemv({ rows: M, d, N: V, eps: NORM_EPS, add }, { ...io, w: W.normF, W: W.head, c: act.logits }); // logits (M, V) = rmsnorm(h) w_f head^T
+    // logits (M, V) = rmsnorm(h) w_f head^T
+    ops.normGemv({ rows: M, d, N: V, ...norm }, { x: act.res, w: W.normF, W: W.head, c: act.logits });
   };
   // sampling's uniforms: one row of B per step of a submission, written by the host (its seeded Rng)
   const uniforms = sampling ? f32(K * rowFloats, "uniforms") : undefined;

@@ -140,18 +140,16 @@ export interface GemvConvParams {
   k: number;
   bias: boolean;
   pass: boolean;
-  /** the layer's RMSNorm folded in (a: the residual stream; and with `add` the residual add first) */
-  norm?: { eps: number; add: boolean };
+  /** the layer's RMSNorm folded in (a: the residual stream) */
+  norm?: { eps: number };
 }
 
-/** gemvConv's buffers; gain (the norm's weight), and with `add` delta and res, only with a folded norm. */
+/** gemvConv's buffers; gain (the norm's weight) only with a folded norm. */
 export type GemvConvBuffers<B> = {
   a: B;
   W: B;
   c: B;
   gain?: B;
-  delta?: B;
-  res?: B;
   window: B;
   w: B;
   bias?: B;
@@ -160,17 +158,15 @@ export type GemvConvBuffers<B> = {
 };
 
 /**
- * in_proj and the conv step fused: c (rows, 2ch) = a W^T (with `norm`: [res = a + delta;] c =
- * rmsnorm(res or a) gain W^T, as normGemv), then the conv window of each channel takes x = c[:, :ch]
- * (convStep over the rows as sequences, or convScan over them as one sequence's positions with
- * snapshots), u = silu(conv). The same arithmetic as the GEMM (or normGemv) then the conv twin.
+ * in_proj and the conv step fused: c (rows, 2ch) = a W^T (with `norm`: c = rmsnorm(a) gain W^T, as
+ * normGemv), then the conv window of each channel takes x = c[:, :ch] (convStep over the rows as sequences,
+ * or convScan over them as one sequence's positions with snapshots), u = silu(conv). The same arithmetic as
+ * the GEMM (or normGemv) then the conv twin.
  */
 export function gemvConv(p: GemvConvParams, b: GemvConvBuffers<Float32Array>): void {
   const N = 2 * p.ch;
-  if (p.norm) {
-    const { eps, add } = p.norm;
-    normGemv({ rows: p.rows, d: p.K, N, eps, add }, { ...b, x: b.a, w: b.gain! });
-  } else gemm({ M: p.rows, N, K: p.K, transposeA: false, transposeB: true }, { a: b.a, b: b.W, c: b.c });
+  if (p.norm) normGemv({ rows: p.rows, d: p.K, N, eps: p.norm.eps }, { x: b.a, w: b.gain!, W: b.W, c: b.c });
+  else gemm({ M: p.rows, N, K: p.K, transposeA: false, transposeB: true }, { a: b.a, b: b.W, c: b.c });
   const conv = { ch: p.ch, k: p.k, bias: p.bias, xStride: 2 * p.ch };
   const io = { x: b.c, window: b.window, w: b.w, bias: b.bias, y: b.u };
   if (p.pass) convScan({ ...conv, len: p.rows }, { ...io, snaps: b.snaps! });
@@ -255,30 +251,20 @@ export interface NormGemvParams {
   /** output columns: rows of W (stored (N, d)) */
   N: number;
   eps: number;
-  /** res = x + delta first (the residual add), written to `res`, and normalised; else x normalised */
-  add: boolean;
 }
 
 /**
- * The residual add, RMSNorm and the product that follows it, fused for decoding:
- *   [res = x + delta;]  hn = rmsnorm(res or x) w;  c (rows, N) = hn W^T
+ * RMSNorm and the product that follows it, fused for decoding:  hn = rmsnorm(x) w;  c (rows, N) = hn W^T,
  * the same arithmetic as addRmsNorm then the GEMM (norm.ts, gemm.ts), which this twin runs in turn.
  */
 export function normGemv(
   p: NormGemvParams,
-  b: {
-    x: Float32Array;
-    delta?: Float32Array;
-    res?: Float32Array;
-    w: Float32Array;
-    W: Float32Array;
-    c: Float32Array;
-  },
+  b: { x: Float32Array; w: Float32Array; W: Float32Array; c: Float32Array },
 ): void {
   if (normed.length < p.rows * p.d) normed = new Float32Array(p.rows * p.d); // grown once, then reused
   if (rstds.length < p.rows) rstds = new Float32Array(p.rows);
   const hn = normed.subarray(0, p.rows * p.d), rstd = rstds.subarray(0, p.rows);
-  addRmsNorm({ rows: p.rows, d: p.d, eps: p.eps, add: p.add }, { ...b, y: hn, rstd });
+  addRmsNorm({ rows: p.rows, d: p.d, eps: p.eps, add: false }, { x: b.x, w: b.w, y: hn, rstd });
   gemm({ M: p.rows, N: p.N, K: p.d, transposeA: false, transposeB: true }, { a: hn, b: b.W, c: b.c });
 }
 

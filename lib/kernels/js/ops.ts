@@ -47,7 +47,7 @@ export interface EngineOps<B> {
   argmax(p: decode.ArgmaxParams, b: { logits: B; ids: B }): void;
   gemvConv(p: decode.GemvConvParams, b: decode.GemvConvBuffers<B>): void;
   sample(p: decode.SampleParams, b: { logits: B; u: B; ids: B }): void;
-  normGemv(p: decode.NormGemvParams, b: { x: B; delta?: B; res?: B; w: B; W: B; c: B }): void;
+  normGemv(p: decode.NormGemvParams, b: { x: B; w: B; W: B; c: B }): void;
   convScan(p: decode.ConvScanParams, b: { x: B; window: B; snaps: B; w: B; bias?: B; y: B }): void;
   ssmScan(
     p: decode.SsmScanParams,

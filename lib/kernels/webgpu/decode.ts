@@ -398,7 +398,7 @@ export function gemvConv<B>(
     b.a,
     b.W,
     b.c,
-    ...(norm ? [b.gain!, ...(norm.add ? [b.delta!, b.res!] : [])] : []),
+    ...(norm ? [b.gain!] : []),
     b.window,
     b.w,
     ...(p.bias ? [b.bias!] : []),
@@ -424,18 +424,10 @@ export function sample<B>(d: Dispatcher<B>, p: SampleParams, b: { logits: B; u: 
   d.dispatch("sample", sampleShader(p), [b.logits, b.u, b.ids], itemGroups(p.rows));
 }
 
-/**
- * [res = x + delta;] c = rmsnorm(res or x) w W^T: the GEMV with the norm folded in (gemm.ts GemvNorm), one
- * dispatch, each workgroup computing the rows' rstd itself.
- */
-export function normGemv<B>(
-  d: Dispatcher<B>,
-  p: NormGemvParams,
-  b: { x: B; delta?: B; res?: B; w: B; W: B; c: B },
-): void {
-  const bufs: [B, B, B, ...B[]] = [b.x, b.W, b.c, b.w, ...(p.add ? [b.delta!, b.res!] : [])];
+/** c = rmsnorm(x) w W^T: the GEMV with the norm folded in (gemm.ts GemvNorm), one dispatch. */
+export function normGemv<B>(d: Dispatcher<B>, p: NormGemvParams, b: { x: B; w: B; W: B; c: B }): void {
   const spec = { M: p.rows, N: p.N, K: p.d, transposeA: false, transposeB: true };
-  recordGemv(d, "normGemv", spec, bufs, undefined, { eps: p.eps, add: p.add });
+  recordGemv(d, "normGemv", spec, [b.x, b.W, b.c, b.w], undefined, { eps: p.eps });
 }
 
 /** The conv window over `len` positions of one sequence, a snapshot before and after each. */

@@ -322,15 +322,14 @@ export interface GemvEpilogue {
 
 /**
  * An RMSNorm folded into a GEMV (decoding's norm + in_proj, and the final norm + head): A holds the residual
- * stream's rows x (and `add`: x + delta, which the first workgroup also stores to res), each workgroup
- * computes every row's rstd itself (d values a row, from cache: cheaper than a dispatch of its own), the
- * loop multiplies each k by the norm's gain, and each column ends scaled by its row's rstd:
- *   C[m, n] = rstd[m] sum_k (x + delta)[m, k] gain[k] B[n, k]
- * Bindings after A, B, C: gain, then (add) delta and res, then the epilogue's.
+ * stream's rows h, each workgroup computes every row's rstd itself (d values a row, from cache: cheaper than
+ * a dispatch of its own), the loop multiplies each weight by the norm's gain (once for all rows), and each
+ * column ends scaled by its row's rstd:
+ *   C[m, n] = rstd[m] sum_k h[m, k] gain[k] B[n, k]
+ * Its one binding, gain, follows A, B and C (before an epilogue's).
  */
 export interface GemvNorm {
   eps: number;
-  add: boolean;
 }
 
 /** C[m, n] (+)= sum_k A[m, k] B[n, k] for m < M <= 8: one group of lanes per column n, k strided over it. */
@@ -349,27 +348,20 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue, nor
   if (norm && !(g.offA === 0 && g.lda === g.K)) {
     throw new Error(`gemv: a folded norm reads whole rows of A (offA 0, lda K): ${JSON.stringify(g)}`);
   }
-  // element k of row m as the loop uses it (scalar loads): the stream, with the norm its sum and gain
-  const a1 = (m: number, k: string) => {
-    const at = `${g.offA + m * g.lda}u + ${k}`;
-    if (!norm) return `A[${at}]`;
-    return `(A[${at}]${norm.add ? ` + D[${at}]` : ""}) * G[${k}]`;
-  };
   const a4 = (m: number, k: string) => {
-    if (av4) {
-      const at = `${(g.offA + m * g.lda) / 4}u + ${k}`;
-      return norm ? `((A[${at}]${norm.add ? ` + D[${at}]` : ""}) * G[${k}])` : `A[${at}]`;
-    }
-    const at = `4u * (${k})`;
-    return `vec4<f32>(${[0, 1, 2, 3].map((i) => a1(m, `${at} + ${i}u`)).join(", ")})`;
+    if (av4) return `A[${(g.offA + m * g.lda) / 4}u + ${k}]`;
+    const at = `${g.offA + m * g.lda}u + 4u * (${k})`;
+    return `vec4<f32>(A[${at}], A[${at} + 1u], A[${at} + 2u], A[${at} + 3u])`;
   };
+  // a weight as the loop uses it: a folded norm's gain multiplies the weight (once for all rows)
+  const w = (at: string, k: string) => norm ? `B[${at}] * G[${k}]` : `B[${at}]`;
   const K4 = g.K / 4, U = gemvTuning.unroll, L = gemvLanes(g);
   const unrolled = [...Array(U).keys()];
   const loop = v4
     ? `let wrow = ${g.offB / 4}u + n * ${g.ldb / 4}u;
     var k = lane;
     for (; k + ${L * (U - 1)}u < ${K4}u; k += ${L * U}u) {
-      ${unrolled.map((u) => `let w${u} = B[wrow + k + ${L * u}u];`).join(" ")}
+      ${unrolled.map((u) => `let w${u} = ${w(`wrow + k + ${L * u}u`, `k + ${L * u}u`)};`).join(" ")}
       ${
       unrolled.map((u) =>
         rows.map((m) => `acc${m} += dot(${a4(m, `k + ${L * u}u`)}, w${u});`).join("\n      ")
@@ -378,20 +370,16 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue, nor
     }
     }
     for (; k < ${K4}u; k += ${L}u) {
-      let w = B[wrow + k];
+      let w = ${w("wrow + k", "k")};
       ${rows.map((m) => `acc${m} += dot(${a4(m, "k")}, w);`).join("\n      ")}
     }`
     : `let wrow = ${g.offB}u + n * ${g.ldb}u;
     for (var k = lane; k < ${g.K}u; k += ${L}u) {
-      let w = B[wrow + k];
-      ${rows.map((m) => `acc${m} += ${a1(m, "k")} * w;`).join("\n      ")}
+      let w = ${w("wrow + k", "k")};
+      ${rows.map((m) => `acc${m} += A[${g.offA + m * g.lda}u + k] * w;`).join("\n      ")}
     }`;
   const aType = av4 ? "vec4<f32>" : "f32";
-  type Binding = [string, "read" | "read_write", string];
-  const normBindings: Binding[] = !norm ? [] : [
-    ["G", "read", aType],
-    ...(norm.add ? [["D", "read", aType], ["R", "read_write", aType]] as Binding[] : []),
-  ];
+  const normBindings: [string, "read", string][] = norm ? [["G", "read", v4 ? "vec4<f32>" : "f32"]] : [];
   // a column's value for row m: the sum, scaled by the row's rstd when a norm is folded in
   const value = (m: number) => norm ? `(part[${m * 256}u + lid] * rstd[${m}u])` : `part[${m * 256}u + lid]`;
   text = `
@@ -411,7 +399,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let grp = lid / ${L}u; let lane = lid % ${L}u;
   let n = (wg.x + wg.y * nwg.x) * ${256 / L}u + grp; // uniform within the group, not the workgroup
-  ${norm ? normPrologue(g.M, g.K, av4, norm) : ""}
+  ${norm ? normPrologue(g.M, g.K, av4, norm.eps) : ""}
   ${
     gemvColumns(g.M, g.N, loop, (m) => {
       const o = `${g.offC + m * g.ldc}u + n`;
@@ -441,21 +429,13 @@ export function recordGemv<B>(
   d.dispatch(label, gemvShader(g, epi, norm), bufs, groups, 2 * g.M * g.N * g.K);
 }
 
-/**
- * WGSL computing rstd[m] for every row of A (x, or x + delta) in each workgroup, the first workgroup
- * storing x + delta to R; `part` is free until the loop.
- */
-function normPrologue(M: number, K: number, v4: boolean, norm: GemvNorm): string {
-  const per = v4 ? K / 4 : K;
-  const at = `m * ${per}u + k`;
-  const v = `A[${at}]${norm.add ? ` + D[${at}]` : ""}`;
-  return `${norm.add ? "let first = wg.x + wg.y * nwg.x == 0u;" : ""}
-  for (var m = 0u; m < ${M}u; m++) {
+/** WGSL computing rstd[m] for every row of A in each workgroup (`part` is free until the loop). */
+function normPrologue(M: number, K: number, v4: boolean, eps: number): string {
+  return `for (var m = 0u; m < ${M}u; m++) {
     var ss = 0.0;
-    for (var k = lid; k < ${per}u; k += 256u) {
-      let v = ${v};
+    for (var k = lid; k < ${v4 ? K / 4 : K}u; k += 256u) {
+      let v = A[m * ${v4 ? K / 4 : K}u + k];
       ss += ${v4 ? "dot(v, v)" : "v * v"};
-      ${norm.add ? `if (first) { R[${at}] = v; }` : ""}
     }
     part[lid] = ss;
     workgroupBarrier();
@@ -463,7 +443,7 @@ function normPrologue(M: number, K: number, v4: boolean, norm: GemvNorm): string
       if (lid < s) { part[lid] += part[lid + s]; }
       workgroupBarrier();
     }
-    if (lid == 0u) { rstd[m] = 1.0 / sqrt(part[0] / ${K}.0 + ${norm.eps}); }
+    if (lid == 0u) { rstd[m] = 1.0 / sqrt(part[0] / ${K}.0 + ${eps}); }
     workgroupBarrier();
   }`;
 }
