@@ -13,6 +13,7 @@ import { sortTokensById } from "../lib/kernels/js/norm.ts";
 import { nq4, packBC } from "../lib/kernels/js/scan.ts";
 import * as scanRef from "../lib/kernels/wasm/scan_reference.ts";
 import { HYPER, STATE } from "../lib/kernels/js/optim.ts";
+import { gemvTuning } from "../lib/kernels/webgpu/gemm.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { relL2 } from "./helpers.ts";
 import { ENGINE_BACKENDS } from "./engine_helpers.ts";
@@ -178,6 +179,51 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
       outputs: { c: 1e-5 },
       run: (ops, bf) => ops.gemm(g, { a: bf.a, b: bf.b, c: bf.c }),
     });
+  }
+});
+
+Deno.test("engine kernels: GEMV with several columns per group of lanes (a pass's rows), partial last groups", async () => {
+  const saved = { ...gemvTuning };
+  try {
+    for (const passColumns of [2, 3, 4]) {
+      gemvTuning.passColumns = passColumns;
+      // rows 2..8; N not a multiple of the columns; K 44 (remainder loop only) and 3200 (the unrolled loop);
+      // scalar weights (K 45); accumulate; a folded norm; the conv epilogue over a pass with snapshots
+      for (
+        const [M, N, K, accumulate] of [[8, 37, 44, false], [3, 11, 3200, true], [2, 5, 45, false]] as const
+      ) {
+        const spec = { M, N, K, transposeA: false, transposeB: true, accumulate };
+        await check(`gemv ${passColumns} columns ${JSON.stringify(spec)}`, {
+          inputs: { a: normal(M * K), b: normal(N * K), c: normal(M * N) },
+          outputs: { c: 1e-5 },
+          run: (ops, b) => ops.gemm(spec, { a: b.a, b: b.b, c: b.c }),
+        });
+        const p = { rows: M, d: K, N, eps: 1e-5 };
+        await check(`normGemv ${passColumns} columns ${JSON.stringify(p)}`, {
+          inputs: { x: normal(M * K), w: uniform(K, 0.5, 1.5), W: normal(N * K), c: new Float32Array(M * N) },
+          outputs: { c: 1e-5 },
+          run: (ops, b) => ops.normGemv(p, { x: b.x, w: b.w, W: b.W, c: b.c }),
+        });
+      }
+      const rows = 5, K = 3200, p = { rows, K, ch: 9, k: 4, bias: true, pass: true, norm: { eps: 1e-5 } };
+      await check(`gemvConv ${passColumns} columns ${JSON.stringify(p)}`, {
+        inputs: {
+          a: normal(rows * K),
+          gain: uniform(K, 0.5, 1.5),
+          W: normal(18 * K),
+          c: new Float32Array(rows * 18),
+          window: normal(9 * 4),
+          w: normal(9 * 4),
+          bias: normal(9),
+          u: new Float32Array(rows * 9),
+          snaps: new Float32Array((rows + 1) * 9 * 4),
+        },
+        outputs: { c: 1e-5, window: 1e-5, u: 1e-5, snaps: 1e-5 },
+        run: (ops, b) => ops.gemvConv(p, { ...b, a: b.a, W: b.W, c: b.c, window: b.window, w: b.w, u: b.u }),
+      });
+    }
+  } finally {
+    Object.assign(gemvTuning, saved);
   }
 });
 
@@ -627,6 +673,46 @@ Deno.test("engine kernels: decoding steps (conv window, SSM step with dt_proj fu
           h: b.h,
           y: b.y,
         }),
+    });
+  }
+  // a pass's walks over len positions of one sequence, snapshots of the state before and after each:
+  // the SSM with lanes per state (ns 16, 8 positions: the dt and y reductions of every position at once) and
+  // with a thread per channel (ns 6); the conv window
+  for (const [len, dim, ns, rank] of [[8, 50, 16, 40], [3, 9, 16, 3], [5, 7, 6, 2]]) {
+    const row = rank + 2 * ns;
+    const p = { len, dim, ns, softplus: true, row, rank, zStride: 2 * dim, zOffset: dim };
+    await check(`ssmScan ${JSON.stringify(p)}`, {
+      inputs: {
+        u: normal(len * dim),
+        dtW: normal(dim * rank),
+        deltaBias: uniform(dim, -3, 0),
+        A: uniform(dim * ns, -8, -0.1),
+        xdbl: normal(len * row),
+        D: normal(dim),
+        z: normal(len * 2 * dim),
+        h: normal(dim * ns),
+        snaps: new Float32Array((len + 1) * dim * ns),
+        y: new Float32Array(len * dim),
+      },
+      outputs: { h: 1e-5, y: 1e-5, snaps: 1e-5 },
+      run: (ops, b) =>
+        ops.ssmScan(p, { ...b, u: b.u, dtW: b.dtW, A: b.A, xdbl: b.xdbl, h: b.h, snaps: b.snaps, y: b.y }),
+    });
+  }
+  {
+    const len = 5, ch = 11, k = 4, p = { len, ch, k, bias: true, xStride: 2 * ch };
+    await check(`convScan ${JSON.stringify(p)}`, {
+      inputs: {
+        x: normal(len * 2 * ch),
+        window: normal(ch * k),
+        snaps: new Float32Array((len + 1) * ch * k),
+        w: normal(ch * k),
+        bias: normal(ch),
+        y: new Float32Array(len * ch),
+      },
+      outputs: { window: 1e-6, snaps: 1e-6, y: 1e-5 },
+      run: (ops, b) =>
+        ops.convScan(p, { x: b.x, window: b.window, snaps: b.snaps, w: b.w, bias: b.bias, y: b.y }),
     });
   }
   // d 45: scalar weight loads; d 48: vectors of four; 1 row and 3; d 3200: the unrolled loop runs (k past

@@ -28,7 +28,8 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --contexts LIST        bytes read before timing (default 1024)
   --fused-conv LIST      auto (default: from d_model 1024 up), on, off: the conv step in in_proj's dispatch
   --profile              also each kernel's device time in one step (summed by kernel)
-  --gemv MIN,UNROLL      the GEMV's settings (lib/kernels/webgpu/gemm.ts gemvTuning; default 512,4)
+  --gemv MIN,UNROLL,COLS the GEMV's settings (lib/kernels/webgpu/gemm.ts gemvTuning: fewest workgroups,
+                         unrolling, columns per group in a pass; default 512,4,1)
   --backend NAME         webgpu (default) or js
   --allow-software       accept a software WebGPU adapter
   --peers FILE           mamba_ssm's decode step measured in this session (h200_peers.py decode output):
@@ -56,7 +57,10 @@ const peers: any[] = peersFile
   : [];
 const say = (s: string) => console.error(`[decode engine] ${s}`);
 const gemvSetting = all("--gemv").at(-1);
-if (gemvSetting) [gemvTuning.minGroups, gemvTuning.unroll] = list(gemvSetting);
+if (gemvSetting) {
+  const [minGroups, unroll, passColumns] = list(gemvSetting);
+  Object.assign(gemvTuning, { minGroups, unroll, ...(passColumns ? { passColumns } : {}) });
+}
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** The same-session peer of a batch-1 shape, and the ratio of `bytesPerS` to its CUDA graph. */

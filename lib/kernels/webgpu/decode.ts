@@ -154,54 +154,84 @@ fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
 
 /**
  * The same walk with one thread per (sequence, channel, state): `ns` lanes share a channel, each holding
- * one element of h, and reduce the dt_proj dot product and the output sum <h, C> in workgroup memory. At
- * the 972M shape the thread-per-channel walk ran 3,584 threads (14 workgroups on 132 SMs) through 112 + 16
- * sequential terms each: 23 us a layer, a quarter of the step. Used when ns is a power of two from 2 to 64.
+ * one element of h. At the 972M shape the thread-per-channel walk ran 3,584 threads (14 workgroups on 132
+ * SMs) through 112 + 16 sequential terms each: 23 us a layer, a quarter of the step. Only dt (the dt_proj
+ * dot product) and y = <h, C> need the channel's other lanes, so over `len` positions (a pass) the dt of
+ * every position comes first, all reduced together, then each lane runs the recurrence on its own element
+ * keeping its share of each y, and one reduction gives every position's y: two reductions for the walk,
+ * where one pair a position left the pass's 8 positions waiting on 16 of them in turn.
+ * Used when ns is a power of two from 2 to 64.
  */
 function ssmLanesShader(
   p: Omit<SsmStepParams, "batch">,
   w: Walk,
   has: { bias: boolean; D: boolean; z: boolean },
 ): string {
-  const T = p.ns, size = p.dim * p.ns, items = w.seqs * p.dim;
-  const reduce = (into: string) =>
-    `red[lid] = ${into};
+  const T = p.ns, size = p.dim * p.ns, items = w.seqs * p.dim, ts = [...Array(w.len).keys()];
+  if (w.len > 16) throw new Error(`ssm lanes: at most 16 positions a walk (workgroup memory), got ${w.len}`);
+  // red[t * 256 + lid]: lane lid's share for position t, reduced over the channel's T lanes
+  const reduceAll = `workgroupBarrier();
+  for (var st = ${T / 2}u; st >= 1u; st = st / 2u) {
+    if (s < st) { ${ts.map((t) => `red[${t * 256}u + lid] += red[${t * 256}u + lid + st];`).join(" ")} }
     workgroupBarrier();
-    for (var st = ${T / 2}u; st >= 1u; st = st / 2u) {
-      if (s < st) { red[lid] = red[lid] + red[lid + st]; }
-      workgroupBarrier();
-    }`;
+  }`;
+  const row = (t: number) => `sq * ${w.len}u + ${t}u`;
   return cached(`ssm lanes ${JSON.stringify([p, w, has])}`, () =>
     `${ssmBindings(w, has)}
 ${SIGMOID}
 fn softplus(x: f32) -> f32 { return select(log(1.0 + exp(x)), x, x > 20.0); }
-var<workgroup> red: array<f32, 256>;
+var<workgroup> red: array<f32, ${256 * w.len}>;
 @compute @workgroup_size(256) fn main(${GROUP_ARGS}) {
   let cl = lid / ${T}u; let s = lid % ${T}u;
   let i = (wg.x + wg.y * nwg.x) * ${256 / T}u + cl; // (sequence, channel); lanes past the end only reduce
   let valid = i < ${items}u;
   let ii = min(i, ${items - 1}u);
   let sq = ii / ${p.dim}u; let c = ii % ${p.dim}u; let hi = ii * ${p.ns}u + s;
-  var hv = h[hi];
-  ${w.snaps ? "if (valid) { snaps[hi] = hv; }" : ""}
-  for (var t = 0u; t < ${w.len}u; t++) {
-    let rowi = sq * ${w.len}u + t; let ro = rowi * ${p.row}u;
+  // dt of every position: this lane's terms of each dot product <x_dbl[t, :rank], W_dt[c]>
+  ${
+      ts.map((t) =>
+        `{
+    let ro = (${row(t)}) * ${p.row}u;
     var part = 0.0;
     for (var j = s; j < ${p.rank}u; j += ${T}u) { part = part + xdbl[ro + j] * dtW[c * ${p.rank}u + j]; }
-    ${reduce("part")}
-    let raw = red[cl * ${T}u]${has.bias ? " + deltaBias[c]" : ""};
-    workgroupBarrier();
-    let dt = ${p.softplus ? "softplus(raw)" : "raw"};
-    let uu = u[rowi * ${p.dim}u + c]; let bo = ro + ${p.rank}u;
-    hv = exp(dt * A[c * ${p.ns}u + s]) * hv + dt * xdbl[bo + s] * uu;
-    ${w.snaps ? `if (valid) { snaps[(t + 1u) * ${size}u + hi] = hv; }` : ""}
-    ${reduce(`hv * xdbl[bo + ${p.ns}u + s]`)}
-    if (s == 0u && valid) {
-      var out = red[lid]${has.D ? " + D[c] * uu" : ""};
+    red[${t * 256}u + lid] = part;
+  }`
+      ).join("\n  ")
+    }
+  ${reduceAll}
+  ${
+      ts.map((t) =>
+        `let dt${t} = ${p.softplus ? "softplus" : ""}(red[${t * 256}u + cl * ${T}u]${
+          has.bias ? " + deltaBias[c]" : ""
+        });`
+      ).join("\n  ")
+    }
+  workgroupBarrier();
+  // the recurrence on this lane's element of h; its share of y_t = <h_t, C_t> kept for the reduction
+  var hv = h[hi];
+  ${w.snaps ? "if (valid) { snaps[hi] = hv; }" : ""}
+  ${
+      ts.map((t) =>
+        `{
+    let ro = (${row(t)}) * ${p.row}u + ${p.rank}u;
+    hv = exp(dt${t} * A[c * ${p.ns}u + s]) * hv + dt${t} * xdbl[ro + s] * u[(${row(t)}) * ${p.dim}u + c];
+    ${w.snaps ? `if (valid) { snaps[${(t + 1) * size}u + hi] = hv; }` : ""}
+    red[${t * 256}u + lid] = hv * xdbl[ro + ${p.ns}u + s];
+  }`
+      ).join("\n  ")
+    }
+  ${reduceAll}
+  if (s == 0u && valid) {
+    ${
+      ts.map((t) =>
+        `{
+      let rowi = ${row(t)};
+      var out = red[${t * 256}u + lid]${has.D ? " + D[c] * u[rowi * " + p.dim + "u + c]" : ""};
       ${has.z ? `let zz = z[rowi * ${p.zStride}u + ${p.zOffset}u + c]; out = out * zz * sigmoid(zz);` : ""}
       y[rowi * ${p.dim}u + c] = out;
+    }`
+      ).join("\n    ")
     }
-    workgroupBarrier();
   }
   if (valid) { h[hi] = hv; }
 }`);

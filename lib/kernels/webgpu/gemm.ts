@@ -31,7 +31,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { type Backend, newTensor, tfjsDispatcher } from "./runtime.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
-import { gemvColumns } from "./wgsl.ts";
 import { type Gemm, gemmLayout, type GemmSpec } from "../js/gemm.ts";
 
 export type { Gemm, GemmLayout, GemmSpec } from "../js/gemm.ts";
@@ -294,19 +293,25 @@ const GEMV_MAX_ROWS = 8;
  * product would run fewer than GEMV_MIN_GROUPS workgroups and every lane still gets a vector of k. At the
  * 972M shape x_proj (144 columns) ran as 18 workgroups of 8 columns, on 18 of the H200's 132 SMs.
  */
-function gemvLanes(g: { N: number; K: number }): number {
+function gemvLanes(g: { N: number; K: number }, C = 1): number {
   let lanes = 32;
-  while (lanes < 256 && Math.ceil(g.N / (256 / lanes)) < gemvTuning.minGroups && lanes * 2 <= g.K / 4) {
+  while (lanes < 256 && Math.ceil(g.N / (C * 256 / lanes)) < gemvTuning.minGroups && lanes * 2 <= g.K / 4) {
     lanes *= 2;
   }
   return lanes;
 }
 /**
- * The GEMV's two settings: the fewest workgroups a product should run (lanes per column double until it
- * does) and the weight vectors each lane loads before using them. Benchmarks may change them
- * (lib/bench/decode_engine.ts --gemv) before any program is recorded.
+ * The GEMV's settings: the fewest workgroups a product should run (lanes per group double until it does),
+ * the weight vectors each lane loads before using them, and the columns each group computes when the
+ * product has several rows (a verification pass). Benchmarks may change them (lib/bench/decode_engine.ts
+ * --gemv) before any program is recorded.
  */
-export const gemvTuning = { minGroups: 512, unroll: 4 };
+export const gemvTuning = { minGroups: 512, unroll: 4, passColumns: 1 };
+
+/** Columns per group of lanes: gemvTuning.passColumns with several rows (a pass), else one. */
+function gemvColumnsPerGroup(g: { M: number }): number {
+  return g.M > 1 ? gemvTuning.passColumns : 1;
+}
 
 /**
  * More work in a GEMV's epilogue (the decoding engine's fused in_proj + conv): bindings after A, B, C and
@@ -355,28 +360,40 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue, nor
   };
   // a weight as the loop uses it: a folded norm's gain multiplies the weight (once for all rows)
   const w = (at: string, k: string) => norm ? `B[${at}] * G[${k}]` : `B[${at}]`;
-  const K4 = g.K / 4, U = gemvTuning.unroll, L = gemvLanes(g);
-  const unrolled = [...Array(U).keys()];
+  // with several rows (a verification pass), each group of lanes computes C columns, so that every A load
+  // serves C weights (one column per group read 8 A vectors per weight vector: the loop was bound by the
+  // loads from cache, not by memory); C loads are then in flight per lane, so the unrolling shrinks by C
+  const C = gemvColumnsPerGroup(g), L = gemvLanes(g, C), U = Math.max(1, Math.floor(gemvTuning.unroll / C));
+  const K4 = g.K / 4, unrolled = [...Array(U).keys()], cols = [...Array(C).keys()];
+  const rowStride = v4 ? g.ldb / 4 : g.ldb, rowStart = v4 ? g.offB / 4 : g.offB;
+  const wrows = cols.map((c) => `let wrow${c} = ${rowStart}u + min(n0 + ${c}u, ${g.N - 1}u) * ${rowStride}u;`)
+    .join(" ");
+  // one block of FMAs: weights loaded (tag t), then each row's A vector once for all C columns
+  const fmas = (
+    k: string,
+    t: string,
+    a: (m: number, k: string) => string,
+    mul: (a: string, w: string) => string,
+  ) =>
+    `${cols.map((c) => `let w${c}_${t} = ${w(`wrow${c} + ${k}`, k)};`).join(" ")}
+      ${
+      rows.map((m) =>
+        `{ let a = ${a(m, k)}; ${cols.map((c) => `acc${m}_${c} += ${mul("a", `w${c}_${t}`)};`).join(" ")} }`
+      ).join("\n      ")
+    }`;
+  const dot = (a: string, b: string) => `dot(${a}, ${b})`, mul = (a: string, b: string) => `${a} * ${b}`;
   const loop = v4
-    ? `let wrow = ${g.offB / 4}u + n * ${g.ldb / 4}u;
+    ? `${wrows}
     var k = lane;
     for (; k + ${L * (U - 1)}u < ${K4}u; k += ${L * U}u) {
-      ${unrolled.map((u) => `let w${u} = ${w(`wrow + k + ${L * u}u`, `k + ${L * u}u`)};`).join(" ")}
-      ${
-      unrolled.map((u) =>
-        rows.map((m) => `acc${m} += dot(${a4(m, `k + ${L * u}u`)}, w${u});`).join("\n      ")
-      )
-        .join("\n      ")
-    }
+      ${unrolled.map((u) => fmas(`k + ${L * u}u`, `${u}`, a4, dot)).join("\n      ")}
     }
     for (; k < ${K4}u; k += ${L}u) {
-      let w = ${w("wrow + k", "k")};
-      ${rows.map((m) => `acc${m} += dot(${a4(m, "k")}, w);`).join("\n      ")}
+      ${fmas("k", "r", a4, dot)}
     }`
-    : `let wrow = ${g.offB}u + n * ${g.ldb}u;
+    : `${wrows}
     for (var k = lane; k < ${g.K}u; k += ${L}u) {
-      let w = ${w("wrow + k", "k")};
-      ${rows.map((m) => `acc${m} += A[${g.offA + m * g.lda}u + k] * w;`).join("\n      ")}
+      ${fmas("k", "s", (m, k) => `A[${g.offA + m * g.lda}u + ${k}]`, mul)}
     }`;
   const aType = av4 ? "vec4<f32>" : "f32";
   const normBindings: [string, "read", string][] = norm ? [["G", "read", v4 ? "vec4<f32>" : "f32"]] : [];
@@ -398,14 +415,33 @@ ${norm ? `var<workgroup> rstd: array<f32, ${g.M}>;` : ""}
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
   let grp = lid / ${L}u; let lane = lid % ${L}u;
-  let n = (wg.x + wg.y * nwg.x) * ${256 / L}u + grp; // uniform within the group, not the workgroup
+  // the group's first column: uniform within the group, not the workgroup
+  let n0 = ((wg.x + wg.y * nwg.x) * ${256 / L}u + grp) * ${C}u;
   ${norm ? normPrologue(g.M, g.K, av4, norm.eps) : ""}
+  ${rows.map((m) => cols.map((c) => `var acc${m}_${c} = 0.0;`).join(" ")).join(" ")}
+  if (n0 < ${g.N}u) {
+    ${loop}
+  }
   ${
-    gemvColumns(g.M, g.N, loop, (m) => {
-      const o = `${g.offC + m * g.ldc}u + n`;
-      const store = `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${value(m)};`;
-      return m === g.M - 1 && epi ? `${store}\n    ${epi.after(value)}` : store;
-    }, L)
+    cols.map((c) => {
+      const stores = rows.map((m) => {
+        const o = `${g.offC + m * g.ldc}u + n`;
+        return `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${value(m)};`;
+      }).join("\n      ");
+      // column n0 + c: its lanes' partial sums reduced in part, then stored (and the epilogue run) by lane 0
+      return `${rows.map((m) => `part[${m * 256}u + lid] = acc${m}_${c};`).join(" ")}
+  workgroupBarrier();
+  for (var s = ${L / 2}u; s >= 1u; s = s / 2u) {
+    if (lane < s) { ${rows.map((m) => `part[${m * 256}u + lid] += part[${m * 256}u + lid + s];`).join(" ")} }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n0 + ${c}u < ${g.N}u) {
+    let n = n0 + ${c}u;
+    ${stores}
+    ${epi ? epi.after(value) : ""}
+  }
+  workgroupBarrier();`;
+    }).join("\n  ")
   }
 }
 `;
@@ -424,7 +460,8 @@ export function recordGemv<B>(
 ): void {
   const g = fullLayout(spec);
   if (!isGemv(g)) throw new Error(`recordGemv: not a GEMV: ${JSON.stringify(spec)}`);
-  const wgs = Math.ceil(g.N / (256 / gemvLanes(g)));
+  const C = gemvColumnsPerGroup(g);
+  const wgs = Math.ceil(g.N / (C * 256 / gemvLanes(g, C)));
   const groups: [number, number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
   d.dispatch(label, gemvShader(g, epi, norm), bufs, groups, 2 * g.M * g.N * g.K);
 }

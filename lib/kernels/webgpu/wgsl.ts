@@ -63,35 +63,6 @@ export const IS_FINITE =
 
 export const SIGMOID = "fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }";
 
-/**
- * The body of a GEMV-style kernel of 256 threads in groups of `lanes` (default 32), group `grp` computing output column
- * `n` for `rows` rows: accumulators acc0.. declared, `loop` (run when n < N) adds into them, then each
- * group sums its 32 lanes' partials in workgroup memory `part` (which the shader declares, 256 * rows
- * floats) and lane 0 stores row m's sum with `store(m, value)`. Needs lid, lane and n in scope.
- */
-export function gemvColumns(
-  rows: number,
-  N: number,
-  loop: string,
-  store: (m: number, value: string) => string,
-  lanes = 32,
-) {
-  const ms = [...Array(rows).keys()];
-  return `${ms.map((m) => `var acc${m} = 0.0;`).join(" ")}
-  if (n < ${N}u) {
-    ${loop}
-  }
-  ${ms.map((m) => `part[${m * 256}u + lid] = acc${m};`).join(" ")}
-  workgroupBarrier();
-  for (var s = ${lanes / 2}u; s >= 1u; s = s / 2u) {
-    if (lane < s) { ${ms.map((m) => `part[${m * 256}u + lid] += part[${m * 256}u + lid + s];`).join(" ")} }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < ${N}u) {
-    ${ms.map((m) => store(m, `part[${m * 256}u + lid]`)).join("\n    ")}
-  }`;
-}
-
 /** The index a thread holds when it saw no candidate (argmaxReduce). */
 export const NO_INDEX = "0xffffffffu";
 
