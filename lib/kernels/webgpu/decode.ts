@@ -394,26 +394,36 @@ export function gemvConv<B>(
   b: GemvConvBuffers<B>,
 ): void {
   const { rows, ch, k } = p, size = ch * k;
+  // the window and the conv's weights in registers: lane 0 walks the rows itself, so a walk through global
+  // memory (each tap stored, then loaded back) left it waiting on every access in turn: at the 972M shape a
+  // pass of 8 spent 66 us a layer in this kernel, a step 26
+  const js = [...Array(k).keys()];
+  const taps = (o: string) => js.map((j) => `var w${j} = window[${o} + ${j}u];`).join(" ");
+  const store = (o: string) => js.map((j) => `window[${o} + ${j}u] = w${j};`).join(" ");
+  const snap = (slot: number) => js.map((j) => `snaps[${slot * size}u + o + ${j}u] = w${j};`).join(" ");
+  const conv = (m: number, x: string) =>
+    `${js.slice(0, k - 1).map((j) => `w${j} = w${j + 1};`).join(" ")} w${k - 1} = ${x};
+        let s${m} = ${p.bias ? "cbias[n]" : "0.0"}${js.map((j) => ` + w${j} * c${j}`).join("")};
+        u[${m}u * ${ch}u + n] = s${m} * sigmoid(s${m});`;
   const walk = (v: (m: number) => string) => {
-    const steps = [...Array(rows).keys()].map((m) => {
-      const o = p.pass ? "o" : `(${m}u * ${ch}u + n) * ${k}u`;
-      return `{
-        let o${m} = ${o};
-        for (var j = 0u; j < ${k - 1}u; j++) { window[o${m} + j] = window[o${m} + j + 1u]; }
-        window[o${m} + ${k - 1}u] = ${v(m)};
-        var s = ${p.bias ? "cbias[n]" : "0.0"};
-        for (var j = 0u; j < ${k}u; j++) { s = s + window[o${m} + j] * cw[n * ${k}u + j]; }
-        u[${m}u * ${ch}u + n] = s * sigmoid(s);
-        ${
-        p.pass
-          ? `for (var j = 0u; j < ${k}u; j++) { snaps[${(m + 1) * size}u + o + j] = window[o + j]; }`
-          : ""
-      }
-      }`;
-    });
+    const ms = [...Array(rows).keys()];
+    const body = p.pass
+      // one sequence: its window carried through the positions, a snapshot before and after each
+      ? `let o = n * ${k}u; ${taps("o")}
+      ${snap(0)}
+      ${ms.map((m) => `${conv(m, v(m))}\n        ${snap(m + 1)}`).join("\n      ")}
+      ${store("o")}`
+      // a batch: each row its own sequence's window
+      : ms.map((m) =>
+        `{
+        let o = (${m}u * ${ch}u + n) * ${k}u; ${taps("o")}
+        ${conv(m, v(m))}
+        ${store("o")}
+      }`
+      ).join("\n      ");
     return `if (n < ${ch}u) {
-      ${p.pass ? `let o = n * ${k}u; for (var j = 0u; j < ${k}u; j++) { snaps[o + j] = window[o + j]; }` : ""}
-      ${steps.join("\n      ")}
+      ${js.map((j) => `let c${j} = cw[n * ${k}u + ${j}u];`).join(" ")}
+      ${body}
     }`;
   };
   const bindings: [string, "read" | "read_write", string][] = [
