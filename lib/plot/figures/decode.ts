@@ -343,7 +343,15 @@ registerFigure({
       (r.fused_conv ?? "auto") === "auto" &&
       (r.gemv === undefined || (r.gemv.minGroups === 512 && r.gemv.unroll === 4))
     );
-    const rows = latestBy(recs, (r) => `${r.d_model}|${r.n_layer}|${r.context}`)
+    const key = (r: Rec) => `${r.d_model}|${r.n_layer}|${r.context}`;
+    // the spread between sessions: the ratios of the last three records of a shape and context that share
+    // the latest one's design (its dispatches per byte)
+    const spread = (r: Rec) => {
+      const ratios = recs.filter((x) => key(x) === key(r) && x.dispatches_per_step === r.dispatches_per_step)
+        .slice(-3).map((x) => x.bytes_per_s / x.peer.cuda_graph_bytes_per_s);
+      return ratios.length > 1 ? `${fmt(Math.min(...ratios), 2)}-${fmt(Math.max(...ratios), 2)}` : "—";
+    };
+    const rows = latestBy(recs, key)
       .sort((a, b) => a.d_model - b.d_model || a.context - b.context)
       .map((r) => [
         `d ${r.d_model} x ${r.n_layer}`,
@@ -352,6 +360,7 @@ registerFigure({
         fmt(r.ms_per_step, 3),
         sig(r.peer.cuda_graph_bytes_per_s),
         fmt(r.bytes_per_s / r.peer.cuda_graph_bytes_per_s, 2),
+        spread(r),
         fmt(r.pass8_over_step, 2),
         String(r.dispatches_per_step),
         String(r.provenance?.commit ?? "?"),
@@ -366,13 +375,14 @@ registerFigure({
           "ms / byte",
           "mamba_ssm CUDA graph bytes/s",
           "ratio",
+          "ratio, last 3 sessions",
           "pass of 8 / step",
           "dispatches / byte",
           "commit",
         ],
         rows,
         note:
-          "lib/bench/decode_engine.ts --peers (data/results/bench/decode_engine.jsonl): greedy decoding, 64 steps per submission, ids chosen and fed back on the GPU; the peer is ../shared/anchors/peers/h200_peers.py decode (mamba_ssm's batch-1 step replayed as a CUDA graph, fp32) in the same device session. Pass of 8 / step: one verification pass over 8 bytes against one step, both queued back to back.",
+          "lib/bench/decode_engine.ts --peers (data/results/bench/decode_engine.jsonl): greedy decoding, 64 steps per submission, ids chosen and fed back on the GPU; the peer is ../shared/anchors/peers/h200_peers.py decode (mamba_ssm's batch-1 step replayed as a CUDA graph, fp32) in the same device session. Ratio, last 3 sessions: the lowest and highest ratio of the last three sessions' records of that shape and context with the same dispatches per byte (the design). Pass of 8 / step: one verification pass over 8 bytes against one step, both queued back to back.",
       },
     };
   },
