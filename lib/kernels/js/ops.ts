@@ -5,6 +5,7 @@
  * The twins are the reference every other implementation is tested against. No model knowledge: shapes
  * and layouts come in the parameters.
  */
+import * as attention from "./attention.ts";
 import * as conv from "./conv.ts";
 import * as decode from "./decode.ts";
 import * as elementwise from "./elementwise.ts";
@@ -60,6 +61,12 @@ export interface EngineOps<B> {
   ): void;
   acceptDraft(p: speculate.AcceptParams, b: { first: B; rows: B; draft: B; ctl: B; out: B; ids: B }): void;
   copyIndexed(p: speculate.CopyIndexedParams, b: { src: B; dst: B; ctl: B }): void;
+  // the Transformer family (issue 5/6): causal attention by absolute position, tiled, scores never stored
+  attention(p: attention.AttentionParams, b: { q: B; k: B; v: B; o: B; lse: B }): void;
+  attentionBackward(
+    p: attention.AttentionParams,
+    b: { q: B; k: B; v: B; o: B; lse: B; dO: B; dq: B; dk: B; dv: B },
+  ): void;
 }
 
 export type JsBuffer = Float32Array | Int32Array;
@@ -108,5 +115,7 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     draftChoose: op("draftChoose", speculate.draftChoose),
     acceptDraft: op("acceptDraft", speculate.acceptDraft),
     copyIndexed: op("copyIndexed", speculate.copyIndexed),
+    attention: op("attention", attention.attention),
+    attentionBackward: op("attentionBackward", attention.attentionBackward),
   };
 }

@@ -4,6 +4,7 @@
  */
 import type { EngineOps } from "../js/ops.ts";
 import type { Dispatcher } from "./dispatcher.ts";
+import * as attention from "./attention.ts";
 import * as conv from "./conv.ts";
 import * as decode from "./decode.ts";
 import * as elementwise from "./elementwise.ts";
@@ -44,5 +45,7 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     draftChoose: (p, b) => speculate.draftChoose(d, p, b),
     acceptDraft: (p, b) => speculate.acceptDraft(d, p, b),
     copyIndexed: (p, b) => speculate.copyIndexed(d, p, b),
+    attention: (p, b) => attention.attention(d, p, b),
+    attentionBackward: (p, b) => attention.attentionBackward(d, p, b),
   };
 }

@@ -1,0 +1,144 @@
+/**
+ * The engine's causal attention (lib/kernels/{js,webgpu}/attention.ts) against TF.js's causalAttention
+ * (lib/nn/attention.ts: scores, mask and softmax as whole tensors, an independent implementation) and its
+ * gradients by tf.grads, then every tested engine backend against the twins: self-attention at odd lengths,
+ * sliding windows, PerceiverAR's cross-attention (queries at the end of a longer key set), a decoding-like
+ * tail, and a head of 64 over more than one tile. q, k, v and o sit in padded, packed rows (strides and
+ * offsets), as a model's fused products leave them.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { type AttentionParams, checkAttention } from "../lib/kernels/js/attention.ts";
+import { causalAttention } from "../lib/nn/attention.ts";
+import { Rng } from "../lib/util/rng.ts";
+import { relL2, useBackend } from "./helpers.ts";
+import { TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
+import { check } from "./kernel_check.ts";
+
+type Shape = Pick<AttentionParams, "batch" | "heads" | "lq" | "lk" | "hd" | "qPos0" | "kPos0" | "window">;
+
+const CASES: [string, Shape][] = [
+  ["self, odd length", { batch: 2, heads: 2, lq: 37, lk: 37, hd: 8, qPos0: 0, kPos0: 0, window: 0 }],
+  ["self, window 5", { batch: 2, heads: 2, lq: 37, lk: 37, hd: 8, qPos0: 0, kPos0: 0, window: 5 }],
+  ["cross, queries at the end", { batch: 1, heads: 3, lq: 7, lk: 29, hd: 6, qPos0: 22, kPos0: 0, window: 0 }],
+  ["cross, window 4", { batch: 1, heads: 3, lq: 7, lk: 29, hd: 6, qPos0: 22, kPos0: 0, window: 4 }],
+  ["decoding tail", { batch: 2, heads: 1, lq: 3, lk: 40, hd: 10, qPos0: 37, kPos0: 0, window: 0 }],
+  ["head 64, two tiles", { batch: 1, heads: 2, lq: 70, lk: 70, hd: 64, qPos0: 0, kPos0: 0, window: 33 }],
+];
+
+/** Packed layout: q rows (B, lq) of heads x hd + 3 padding at offset 2; k | v rows (B, lk, 2 d + 1); o rows of d + 1. */
+function layout(s: Shape): AttentionParams {
+  const d = s.heads * s.hd;
+  return {
+    ...s,
+    qStride: d + 3,
+    qOff: 2,
+    kStride: 2 * d + 1,
+    kOff: 0,
+    vStride: 2 * d + 1,
+    vOff: d,
+    oStride: d + 1,
+    oOff: 1,
+  };
+}
+
+/** (B, heads, L, hd) from a packed buffer, and back. */
+function unpack(p: AttentionParams, buf: Float32Array, L: number, stride: number, off: number): Float32Array {
+  const out = new Float32Array(p.batch * p.heads * L * p.hd);
+  for (let b = 0; b < p.batch; b++) {
+    for (let h = 0; h < p.heads; h++) {
+      for (let t = 0; t < L; t++) {
+        for (let c = 0; c < p.hd; c++) {
+          out[((b * p.heads + h) * L + t) * p.hd + c] = buf[(b * L + t) * stride + off + h * p.hd + c];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("engine attention: forward and gradients equal TF.js's causalAttention; every backend equals the twins", async () => {
+  await useBackend(TFJS_REFERENCE_BACKEND);
+  const rng = new Rng(7);
+  for (const [name, shape] of CASES) {
+    const p = layout(shape);
+    const q = rng.normalArray(p.batch * p.lq * p.qStride, 1);
+    const kv = rng.normalArray(p.batch * p.lk * p.kStride, 1);
+    const dO = rng.normalArray(p.batch * p.lq * p.oStride, 1);
+    const inputs = {
+      q,
+      k: kv,
+      o: new Float32Array(p.batch * p.lq * p.oStride),
+      lse: new Float32Array(p.batch * p.heads * p.lq),
+      dO,
+      dq: new Float32Array(q.length),
+      dk: new Float32Array(kv.length),
+      dv: new Float32Array(kv.length),
+    };
+    // the forward, then the backward from its o and lse, on each backend against the twins
+    const want = await check(`attention ${name}`, {
+      inputs,
+      outputs: { o: 1e-5, lse: 1e-5, dq: 1e-4, dk: 1e-4, dv: 1e-4 },
+      run: (ops, b) => {
+        ops.attention(p, { q: b.q, k: b.k, v: b.k, o: b.o, lse: b.lse });
+        // dk and dv are thirds of one buffer, as k and v are: written to separate ones here
+        ops.attentionBackward(p, {
+          q: b.q,
+          k: b.k,
+          v: b.k,
+          o: b.o,
+          lse: b.lse,
+          dO: b.dO,
+          dq: b.dq,
+          dk: b.dk,
+          dv: b.dv,
+        });
+      },
+    });
+    // TF.js: (B, heads, L, hd) tensors, the loss <o, dO> differentiated by tf.grads
+    const shape4 = (L: number) => [p.batch, p.heads, L, p.hd] as [number, number, number, number];
+    const [q4, k4, v4] = [
+      tf.tensor(unpack(p, q, p.lq, p.qStride, p.qOff), shape4(p.lq)),
+      tf.tensor(unpack(p, kv, p.lk, p.kStride, p.kOff), shape4(p.lk)),
+      tf.tensor(unpack(p, kv, p.lk, p.vStride, p.vOff), shape4(p.lk)),
+    ];
+    const dO4 = tf.tensor(unpack(p, dO, p.lq, p.oStride, p.oOff), shape4(p.lq));
+    const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+      causalAttention(a, b, c, p.qPos0, p.kPos0, p.window || undefined);
+    const o4 = f(q4, k4, v4);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c), dO4)))([
+      q4,
+      k4,
+      v4,
+    ]);
+    const close = async (what: string, got: Float32Array, ref: tf.Tensor, tol: number) => {
+      const err = relL2(got, await ref.data() as Float32Array);
+      assert.ok(err < tol, `${name}: ${what} rel err ${err} (twin vs TF.js)`);
+    };
+    await close("o", unpack(p, want.o, p.lq, p.oStride, p.oOff), o4, 1e-5);
+    await close("dq", unpack(p, want.dq, p.lq, p.qStride, p.qOff), grads[0], 1e-4);
+    await close("dk", unpack(p, want.dk, p.lk, p.kStride, p.kOff), grads[1], 1e-4);
+    await close("dv", unpack(p, want.dv, p.lk, p.vStride, p.vOff), grads[2], 1e-4);
+    // lse: log sum over the visible keys of exp(<q, k> / sqrt(hd)), from TF.js's scores
+    const scores = tf.div(tf.matMul(q4, k4, false, true), Math.sqrt(p.hd)); // (B, heads, lq, lk)
+    const mask = new Float32Array(p.lq * p.lk).fill(-Infinity);
+    for (let i = 0; i < p.lq; i++) {
+      for (let j = 0; j < p.lk; j++) {
+        const qpos = p.qPos0 + i, kpos = p.kPos0 + j;
+        if (kpos <= qpos && (!p.window || kpos > qpos - p.window)) mask[i * p.lk + j] = 0;
+      }
+    }
+    await close("lse", want.lse, tf.logSumExp(tf.add(scores, tf.tensor(mask, [p.lq, p.lk])), 3), 1e-5);
+    tf.dispose([q4, k4, v4, dO4, o4, ...grads, scores]);
+  }
+});
+
+Deno.test("engine attention: a query that sees no key is refused, naming it", () => {
+  const p = layout({ batch: 1, heads: 1, lq: 4, lk: 8, hd: 4, qPos0: 0, kPos0: 2, window: 0 });
+  assert.throws(
+    () => checkAttention(p),
+    /the query at position 0 sees no key \(keys at 2\.\.9, window none\)/,
+  );
+  const w = layout({ batch: 1, heads: 1, lq: 2, lk: 4, hd: 4, qPos0: 10, kPos0: 0, window: 3 });
+  assert.throws(() => checkAttention(w), /the query at position 10 sees no key/);
+});
