@@ -14,6 +14,8 @@
  * The forward keeps lse (batch, heads, lq), so the backward recomputes p without the scores being stored.
  */
 
+import { scratch } from "./scratch.ts";
+
 export interface AttentionParams {
   batch: number;
   heads: number;
@@ -63,13 +65,6 @@ export function checkAttention(p: AttentionParams): void {
   }
 }
 
-/** The twins' float64 scratch, grown once and reused (replayed programs allocate nothing). */
-const scratches: Float64Array[] = [];
-function scratch(i: number, n: number): Float64Array {
-  if (!(scratches[i]?.length >= n)) scratches[i] = new Float64Array(n);
-  return scratches[i].subarray(0, n);
-}
-
 const at =
   (p: AttentionParams, stride: number, off: number, len: number) => (b: number, h: number, t: number) =>
     (b * len + t) * stride + off + h * p.hd;
@@ -82,7 +77,7 @@ export function attention(
   const { hd } = p, scale = 1 / Math.sqrt(hd);
   const qa = at(p, p.qStride, p.qOff, p.lq), ka = at(p, p.kStride, p.kOff, p.lk);
   const va = at(p, p.vStride, p.vOff, p.lk), oa = at(p, p.oStride, p.oOff, p.lq);
-  const s = scratch(0, p.lk), acc = scratch(1, hd);
+  const s = scratch("attention scores", p.lk), acc = scratch("attention acc", hd);
   for (let bb = 0; bb < p.batch; bb++) {
     for (let h = 0; h < p.heads; h++) {
       for (let i = 0; i < p.lq; i++) {
@@ -128,7 +123,9 @@ export function attentionBackward(
   const { hd } = p, scale = 1 / Math.sqrt(hd);
   const qa = at(p, p.qStride, p.qOff, p.lq), ka = at(p, p.kStride, p.kOff, p.lk);
   const va = at(p, p.vStride, p.vOff, p.lk), oa = at(p, p.oStride, p.oOff, p.lq);
-  const dk = scratch(0, p.lk * hd), dv = scratch(1, p.lk * hd), dq = scratch(2, hd);
+  const dk = scratch("attention dk", p.lk * hd),
+    dv = scratch("attention dv", p.lk * hd),
+    dq = scratch("attention dq", hd);
   for (let bb = 0; bb < p.batch; bb++) {
     for (let h = 0; h < p.heads; h++) {
       dk.fill(0);

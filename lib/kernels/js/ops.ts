@@ -14,6 +14,7 @@ import * as norm from "./norm.ts";
 import * as optim from "./optim.ts";
 import * as scan from "./scan.ts";
 import * as speculate from "./speculate.ts";
+import * as transformer from "./transformer.ts";
 import * as xent from "./xent.ts";
 
 type ScanIn<B> = { u: B; delta: B; A: B; bct: B; D?: B; z?: B; deltaBias?: B };
@@ -67,6 +68,14 @@ export interface EngineOps<B> {
     p: attention.AttentionParams,
     b: { q: B; k: B; v: B; o: B; lse: B; dO: B; dq: B; dk: B; dv: B },
   ): void;
+  layerNorm(p: transformer.LayerNormParams, b: { x: B; w: B; bias: B; y: B; mean: B; rstd: B }): void;
+  layerNormBackward(
+    p: transformer.LayerNormGradParams,
+    b: { x: B; w: B; mean: B; rstd: B; dy: B; dx: B; dw: B; db: B },
+  ): void;
+  rope(p: transformer.RopeParams, b: { x: B; cos: B; sin: B }): void;
+  gelu(p: transformer.GeluParams, b: { x: B; y: B }): void;
+  geluBackward(p: transformer.GeluParams, b: { x: B; d: B }): void;
 }
 
 export type JsBuffer = Float32Array | Int32Array;
@@ -117,5 +126,10 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     copyIndexed: op("copyIndexed", speculate.copyIndexed),
     attention: op("attention", attention.attention),
     attentionBackward: op("attentionBackward", attention.attentionBackward),
+    layerNorm: op("layerNorm", transformer.layerNorm),
+    layerNormBackward: op("layerNormBackward", transformer.layerNormBackward),
+    rope: op("rope", transformer.rope),
+    gelu: op("gelu", transformer.gelu),
+    geluBackward: op("geluBackward", transformer.geluBackward),
   };
 }

@@ -107,7 +107,7 @@ export function embeddingBackward<B>(
 }
 
 /** Threads per row of the norm kernels: enough for 4 columns each, 32 to 256. */
-function rowThreads(d: number): number {
+export function rowThreads(d: number): number {
   let t = 32;
   while (t < 256 && t * 4 < d) t *= 2;
   return t;

@@ -13,6 +13,7 @@ import * as norm from "./norm.ts";
 import * as optim from "./optim.ts";
 import * as scan from "./scan.ts";
 import * as speculate from "./speculate.ts";
+import * as transformer from "./transformer.ts";
 import * as xent from "./xent.ts";
 
 export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
@@ -47,5 +48,10 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     copyIndexed: (p, b) => speculate.copyIndexed(d, p, b),
     attention: (p, b) => attention.attention(d, p, b),
     attentionBackward: (p, b) => attention.attentionBackward(d, p, b),
+    layerNorm: (p, b) => transformer.layerNorm(d, p, b),
+    layerNormBackward: (p, b) => transformer.layerNormBackward(d, p, b),
+    rope: (p, b) => transformer.rope(d, p, b),
+    gelu: (p, b) => transformer.gelu(d, p, b),
+    geluBackward: (p, b) => transformer.geluBackward(d, p, b),
   };
 }
