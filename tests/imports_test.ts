@@ -39,7 +39,11 @@ export const FLOORS: { floor: number; rooms: string[] }[] = [
 ];
 
 /** The engine reads configs and checkpoint naming from models/, and nothing else of it (DESIGN.md). */
-const ENGINE_MAY_READ_FROM_MODELS = ["lib/models/mamba_config.ts", "lib/models/checkpoint.ts"];
+const ENGINE_MAY_READ_FROM_MODELS = [
+  "lib/models/mamba_config.ts",
+  "lib/models/transformer_config.ts",
+  "lib/models/checkpoint.ts",
+];
 
 function roomOf(path: string): { floor: number; room: string } | undefined {
   for (const { floor, rooms } of FLOORS) {

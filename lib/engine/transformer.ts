@@ -1,0 +1,338 @@
+/**
+ * The byte (and subword) Transformer's forward and backward on the native engine (issue 5/6, first part):
+ * pre-LayerNorm blocks, fused q | k | v and rotary positions, causal attention with the scores never
+ * stored (kernels/webgpu/attention.ts), a GELU MLP, the head tied to the embedding; the math of
+ * lib/models/transformer.ts (the TF.js reference it is tested against), the parameters under its nanoGPT
+ * names. As engine/mamba.ts: every buffer allocated once, the kernel calls recorded once into programs.
+ * Training steps (AdamW, the trainer's runner) come next; this part gives the loss and every gradient.
+ *
+ * Shapes: b batch, l length, T = b l tokens (rows, token-major), d d_model, H heads of hd, f the MLP's
+ * width, V vocabulary, L layers. Per layer:
+ *   a1 = LN1(res_i);  qkv = a1 W_attn^T, rotary on q and k;  o = attention(q, k, v)
+ *   mid_i = res_i + o W_proj^T;  a2 = LN2(mid_i);  h = a2 W_fc^T;  res_{i+1} = mid_i + gelu(h) W_fc2^T
+ * then logits = LN_f(res_L) E^T and the mean next-token cross-entropy.
+ */
+import { type TransformerConfig, transformerShapes } from "../models/transformer_config.ts";
+import type { GemmSpec } from "../kernels/js/gemm.ts";
+import { sortTokensById } from "../kernels/js/norm.ts";
+import { ropeTables } from "../kernels/js/transformer.ts";
+import type { AttentionParams } from "../kernels/js/attention.ts";
+import { align, type Backend, createBackend, type EngineBackendName } from "./backend.ts";
+
+export interface TransformerEngineOptions {
+  config: TransformerConfig;
+  /** Every parameter under lib/models/transformer.ts's names. */
+  params: Map<string, Float32Array>;
+  batch: number;
+  length: number;
+  backend?: EngineBackendName;
+  /** webgpu: accept a software adapter (tests on machines without a GPU). */
+  allowSoftwareGpu?: boolean;
+}
+
+/** The arena layout: each parameter at a multiple of ALIGN floats, in transformerShapes' order. */
+function transformerArena(cfg: TransformerConfig) {
+  const slots = new Map<string, { name: string; shape: number[]; offset: number; size: number }>();
+  let offset = 0;
+  for (const [name, shape] of transformerShapes(cfg)) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    slots.set(name, { name, shape, offset, size });
+    offset += align(size);
+  }
+  return { slots, total: offset };
+}
+
+function build<B>(be: Backend<B>, cfg: TransformerConfig, b: number, l: number) {
+  const d = cfg.d_model, H = cfg.n_head, hd = d / H, f = cfg.mlp_ratio * d, V = cfg.vocab_size;
+  const L = cfg.n_layer, T = b * l, eps = cfg.norm_eps;
+  const layout = transformerArena(cfg);
+  const f32 = (floats: number, label: string) => be.f32(floats, label);
+  const arena = { P: f32(layout.total, "parameters"), G: f32(layout.total, "gradients") };
+  const views = (buf: B) => {
+    const at = (name: string) => {
+      const s = layout.slots.get(name)!;
+      return be.view(buf, s.offset, s.size);
+    };
+    const h = (i: number, name: string) => at(`h.${i}.${name}`);
+    return {
+      E: at("wte.weight"), // (V, d), also the head
+      lnFw: at("ln_f.weight"),
+      lnFb: at("ln_f.bias"),
+      layers: Array.from({ length: L }, (_, i) => ({
+        ln1w: h(i, "ln_1.weight"),
+        ln1b: h(i, "ln_1.bias"),
+        attn: h(i, "attn.c_attn.weight"), // (3d, d): rows q, k, v
+        proj: h(i, "attn.c_proj.weight"), // (d, d)
+        ln2w: h(i, "ln_2.weight"),
+        ln2b: h(i, "ln_2.bias"),
+        fc: h(i, "mlp.c_fc.weight"), // (f, d)
+        fc2: h(i, "mlp.c_proj.weight"), // (d, f)
+      })),
+    };
+  };
+  const P = views(arena.P), G = views(arena.G);
+
+  // ---- host inputs of a step, and the rotation tables of positions 0 .. l-1
+  const ids = be.i32(b * (l + 1), "ids"); // (b, l+1): inputs ids[:, :l], targets ids[:, 1:]
+  const order = be.i32(T, "token rows sorted by id");
+  const rowStart = be.i32(V + 1, "first sorted row of each id");
+  const cos = f32(l * hd / 2, "rotary cos"), sin = f32(l * hd / 2, "rotary sin"); // (l, hd/2)
+
+  // ---- activations kept for the backward
+  const res = Array.from({ length: L + 1 }, (_, i) => f32(T * d, `residual ${i}`)); // (T, d)
+  const stats = (label: string) => ({ mean: f32(T, `${label} mean`), rstd: f32(T, `${label} rstd`) });
+  const acts = Array.from({ length: L }, (_, i) => ({
+    a1: f32(T * d, `ln1 ${i}`), // (T, d)
+    s1: stats(`ln1 ${i}`),
+    qkv: f32(T * 3 * d, `qkv ${i}`), // (T, 3d): q | k (rotated) | v
+    o: f32(T * d, `attention ${i}`), // (T, d)
+    lse: f32(b * H * l, `attention lse ${i}`), // (b, H, l)
+    mid: f32(T * d, `mid ${i}`), // (T, d): res_i + attention's projection
+    a2: f32(T * d, `ln2 ${i}`), // (T, d)
+    s2: stats(`ln2 ${i}`),
+    h: f32(T * f, `mlp in ${i}`), // (T, f) before GELU
+    g: f32(T * f, `mlp act ${i}`), // (T, f) gelu(h)
+  }));
+  const af = f32(T * d, "final norm"), sF = stats("final norm");
+  const logits = f32(T * V, "logits"); // (T, V), then dL/dlogits in place
+  const lossRows = f32(T, "loss per token");
+  const dres = f32(T * d, "d residual"), da = f32(T * d, "d normed"), dO = f32(T * d, "d attention");
+  const dqkv = f32(T * 3 * d, "d qkv"), dh = f32(T * f, "d mlp");
+
+  const mm = (M: number, N: number, K: number, op: "NN" | "NT" | "TN", rest: Partial<GemmSpec> = {}) =>
+    ({ M, N, K, transposeA: op[0] === "T", transposeB: op[1] === "T", ...rest }) as GemmSpec;
+  const gemms = {
+    qkv: mm(T, 3 * d, d, "NT"), // qkv = a1 W_attn^T
+    proj: mm(T, d, d, "NT", { accumulate: true }), // mid += o W_proj^T
+    fc: mm(T, f, d, "NT"), // h = a2 W_fc^T
+    fc2: mm(T, d, f, "NT", { accumulate: true }), // res_{i+1} += g W_fc2^T
+    head: mm(T, V, d, "NT"), // logits = af E^T
+    headDx: mm(T, d, V, "NN"), // d af = dlogits E
+    headDw: mm(V, d, T, "TN"), // dE = dlogits^T af (the embedding's rows are added after)
+    fc2Dw: mm(d, f, T, "TN"), // dW_fc2 = dres^T g
+    fc2Dx: mm(T, f, d, "NN"), // dg = dres W_fc2
+    fcDw: mm(f, d, T, "TN"), // dW_fc = dh^T a2
+    fcDx: mm(T, d, f, "NN"), // d a2 = dh W_fc
+    projDw: mm(d, d, T, "TN"), // dW_proj = dmid^T o
+    projDx: mm(T, d, d, "NN"), // do = dmid W_proj
+    qkvDw: mm(3 * d, d, T, "TN"), // dW_attn = dqkv^T a1
+    qkvDx: mm(T, d, 3 * d, "NN"), // d a1 = dqkv W_attn
+  };
+  for (const [name, g] of Object.entries(gemms)) g.name = name;
+  const att: AttentionParams = {
+    batch: b,
+    heads: H,
+    lq: l,
+    lk: l,
+    hd,
+    qPos0: 0,
+    kPos0: 0,
+    window: 0,
+    qStride: 3 * d,
+    kStride: 3 * d,
+    vStride: 3 * d,
+    oStride: d,
+    qOff: 0,
+    kOff: d,
+    vOff: 2 * d,
+    oOff: 0,
+  };
+  // q and k are adjacent in a qkv row: one rotation over 2H heads from offset 0
+  const rope = (inverse: boolean) => ({
+    batch: b,
+    len: l,
+    heads: 2 * H,
+    hd,
+    stride: 3 * d,
+    offset: 0,
+    inverse,
+  });
+  const ln = { rows: T, d, eps };
+
+  const forward = be.record((ops) => {
+    ops.embedding({ batch: b, len: l, stride: l + 1, d, V }, { ids, table: P.E, out: res[0] }); // res_0 = E[ids]
+    for (let i = 0; i < L; i++) {
+      const w = P.layers[i], a = acts[i];
+      ops.layerNorm(ln, { x: res[i], w: w.ln1w, bias: w.ln1b, y: a.a1, ...a.s1 });
+      ops.gemm(gemms.qkv, { a: a.a1, b: w.attn, c: a.qkv });
+      ops.rope(rope(false), { x: a.qkv, cos, sin });
+      ops.attention(att, { q: a.qkv, k: a.qkv, v: a.qkv, o: a.o, lse: a.lse });
+      ops.copy({ count: T * d, srcOffset: 0, dstOffset: 0 }, { src: res[i], dst: a.mid });
+      ops.gemm(gemms.proj, { a: a.o, b: w.proj, c: a.mid });
+      ops.layerNorm(ln, { x: a.mid, w: w.ln2w, bias: w.ln2b, y: a.a2, ...a.s2 });
+      ops.gemm(gemms.fc, { a: a.a2, b: w.fc, c: a.h });
+      ops.gelu({ count: T * f }, { x: a.h, y: a.g });
+      ops.copy({ count: T * d, srcOffset: 0, dstOffset: 0 }, { src: a.mid, dst: res[i + 1] });
+      ops.gemm(gemms.fc2, { a: a.g, b: w.fc2, c: res[i + 1] });
+    }
+    ops.layerNorm(ln, { x: res[L], w: P.lnFw, bias: P.lnFb, y: af, ...sF });
+    ops.gemm(gemms.head, { a: af, b: P.E, c: logits });
+    // loss per token; logits <- dL/dlogits = (softmax - onehot(target)) / T
+    ops.crossEntropy({ rows: T, rowOffset: 0, V, len: l, stride: l + 1, scale: 1 / T }, {
+      logits,
+      ids,
+      loss: lossRows,
+    });
+  });
+
+  const backward = be.record((ops) => {
+    ops.gemm(gemms.headDx, { a: logits, b: P.E, c: da });
+    ops.gemm(gemms.headDw, { a: logits, b: af, c: G.E });
+    ops.layerNormBackward({ ...ln, accumulate: false }, {
+      x: res[L],
+      w: P.lnFw,
+      ...sF,
+      dy: da,
+      dx: dres,
+      dw: G.lnFw,
+      db: G.lnFb,
+    });
+    for (let i = L - 1; i >= 0; i--) {
+      const w = P.layers[i], gw = G.layers[i], a = acts[i];
+      // res_{i+1} = mid + gelu(h) W_fc2^T: dres is d res_{i+1}
+      ops.gemm(gemms.fc2Dw, { a: dres, b: a.g, c: gw.fc2 });
+      ops.gemm(gemms.fc2Dx, { a: dres, b: w.fc2, c: dh });
+      ops.geluBackward({ count: T * f }, { x: a.h, d: dh }); // dh = dg gelu'(h)
+      ops.gemm(gemms.fcDw, { a: dh, b: a.a2, c: gw.fc });
+      ops.gemm(gemms.fcDx, { a: dh, b: w.fc, c: da });
+      // dres += LN2's backward: now d mid
+      ops.layerNormBackward({ ...ln, accumulate: true }, {
+        x: a.mid,
+        w: w.ln2w,
+        ...a.s2,
+        dy: da,
+        dx: dres,
+        dw: gw.ln2w,
+        db: gw.ln2b,
+      });
+      ops.gemm(gemms.projDw, { a: dres, b: a.o, c: gw.proj });
+      ops.gemm(gemms.projDx, { a: dres, b: w.proj, c: dO });
+      ops.attentionBackward(att, {
+        q: a.qkv,
+        k: a.qkv,
+        v: a.qkv,
+        o: a.o,
+        lse: a.lse,
+        dO,
+        dq: dqkv,
+        dk: dqkv,
+        dv: dqkv,
+      });
+      ops.rope(rope(true), { x: dqkv, cos, sin }); // back through the rotation of q and k
+      ops.gemm(gemms.qkvDw, { a: dqkv, b: a.a1, c: gw.attn });
+      ops.gemm(gemms.qkvDx, { a: dqkv, b: w.attn, c: da });
+      // dres += LN1's backward: now d res_i
+      ops.layerNormBackward({ ...ln, accumulate: true }, {
+        x: res[i],
+        w: w.ln1w,
+        ...a.s1,
+        dy: da,
+        dx: dres,
+        dw: gw.ln1w,
+        db: gw.ln1b,
+      });
+    }
+    // the embedding's rows, added onto the tied head's gradient
+    ops.embeddingBackward({ tokens: T, d, V, accumulate: true }, {
+      order,
+      rowStart,
+      dOut: dres,
+      dTable: G.E,
+    });
+  });
+
+  return {
+    layout,
+    arena,
+    inputs: { ids, order, rowStart, cos, sin },
+    logits,
+    lossRows,
+    T,
+    V,
+    programs: { forward, backward },
+  };
+}
+
+/** A Transformer LM's loss and gradients on the engine (training steps: the next part of issue 5/6). */
+export class TransformerEngine {
+  private readonly host: { ids: Int32Array; order: Int32Array; rowStart: Int32Array };
+
+  private constructor(
+    // deno-lint-ignore no-explicit-any
+    readonly backend: Backend<any>,
+    // deno-lint-ignore no-explicit-any
+    private s: ReturnType<typeof build<any>>,
+    readonly config: TransformerConfig,
+    readonly batch: number,
+    readonly length: number,
+  ) {
+    this.host = {
+      ids: new Int32Array(batch * (length + 1)),
+      order: new Int32Array(batch * length),
+      rowStart: new Int32Array(config.vocab_size + 1),
+    };
+  }
+
+  static async create(o: TransformerEngineOptions): Promise<TransformerEngine> {
+    const cfg = o.config;
+    if (!(Number.isInteger(o.batch) && o.batch >= 1 && Number.isInteger(o.length) && o.length >= 1)) {
+      throw new Error(
+        `TransformerEngine: batch and length must be positive integers (${o.batch}, ${o.length})`,
+      );
+    }
+    // deno-lint-ignore no-explicit-any
+    const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
+      allowSoftware: o.allowSoftwareGpu,
+    });
+    try {
+      const s = build(be, cfg, o.batch, o.length);
+      const arena = new Float32Array(s.layout.total);
+      for (const slot of s.layout.slots.values()) {
+        const v = o.params.get(slot.name);
+        if (!v || v.length !== slot.size) {
+          throw new Error(
+            `TransformerEngine: parameter "${slot.name}" ${
+              v ? `has ${v.length} values` : "is missing"
+            }, expected [${slot.shape}]`,
+          );
+        }
+        arena.set(v, slot.offset);
+      }
+      be.write(s.arena.P, arena);
+      const { cos, sin } = ropeTables(o.length, cfg.d_model / cfg.n_head, cfg.rope_theta);
+      be.write(s.inputs.cos, cos);
+      be.write(s.inputs.sin, sin);
+      return new TransformerEngine(be, s, cfg, o.batch, o.length);
+    } catch (e) {
+      be.destroy();
+      throw e;
+    }
+  }
+
+  private writes(ids: Int32Array): [unknown, Int32Array][] {
+    const { batch, length } = this, h = this.host;
+    if (ids.length !== batch * (length + 1)) {
+      throw new RangeError(`ids: expected ${batch} x ${length + 1} values (b, l+1), got ${ids.length}`);
+    }
+    h.ids.set(ids);
+    const p = { batch, len: length, stride: length + 1, d: 0, V: this.s.V };
+    sortTokensById(h.ids, p, this.config.vocab_size, h.order, h.rowStart);
+    const i = this.s.inputs;
+    return [[i.ids, h.ids], [i.order, h.order], [i.rowStart, h.rowStart]];
+  }
+
+  /** The mean next-token loss on ids (b, l+1) and the gradient of every parameter, by name. */
+  async gradients(ids: Int32Array): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+    const p = this.s.programs;
+    await this.backend.submit([p.forward, p.backward], { writes: this.writes(ids) });
+    const rows = await this.backend.read(this.s.lossRows, 0, this.s.T);
+    const all = await this.backend.read(this.s.arena.G, 0, this.s.layout.total);
+    const grads = new Map<string, Float32Array>();
+    for (const s of this.s.layout.slots.values()) grads.set(s.name, all.slice(s.offset, s.offset + s.size));
+    return { loss: rows.reduce((a, x) => a + x, 0) / rows.length, grads };
+  }
+
+  destroy(): void {
+    this.backend.destroy();
+  }
+}
