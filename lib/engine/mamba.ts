@@ -24,34 +24,17 @@ import type { EngineOps } from "../kernels/js/ops.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
 import { sortTokensById } from "../kernels/js/norm.ts";
 import { nq4 } from "../kernels/js/scan.ts";
-import { HISTORY_STRIDE, HYPER } from "../kernels/js/optim.ts";
+import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
+import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
 import {
-  align,
-  type Backend,
-  createBackend,
-  type EngineBackendName,
-  profileByLabel,
-  type Program,
-} from "./backend.ts";
-
-/** AdamW's settings (lib/train/adamw.ts AdamWConfig, the learning rate aside: it comes with each step). */
-export interface EngineOptimizer {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** clip the global gradient norm to this (0: off) */
-  clipNorm: number;
-}
-
-/** lib/train/adamw.ts ADAMW_DEFAULTS (a test keeps them equal; engine/ may not import train/). */
-export const ENGINE_OPTIMIZER_DEFAULTS: EngineOptimizer = {
-  beta1: 0.9,
-  beta2: 0.95,
-  eps: 1e-8,
-  weightDecay: 0.1,
-  clipNorm: 1,
-};
+  ArenaEngine,
+  ENGINE_OPTIMIZER_DEFAULTS,
+  type EngineOptimizer,
+  layoutArena,
+  recordOptimizer,
+  trainingBuffers,
+} from "./training.ts";
+export { ENGINE_OPTIMIZER_DEFAULTS, type EngineOptimizer, type StepStats } from "./training.ts";
 
 const NORM_EPS = 1e-5; // RMSNorm's epsilon (mamba_ssm's, models/mamba_config.ts NORM_EPSILON)
 
@@ -78,49 +61,20 @@ export interface MambaEngineOptions {
   splitK?: boolean;
 }
 
-export interface StepStats {
-  /** 1-based step of this engine (since creation) */
-  step: number;
-  /** mean next-token cross-entropy (nats) before the update */
-  loss: number;
-  /** global gradient norm before clipping */
-  gradNorm: number;
-  /** the loss or norm was not finite: no update was made, nor will be by any later step */
-  halted: boolean;
-  /** GPU milliseconds of the step (webgpu with timing) */
-  gpuMs?: number;
-}
-
-/** Where a parameter lives in the flat arenas (parameters, gradients, m, v share the layout). */
-interface Slot {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-}
-
 /**
  * The arena layout: parameters with weight decay first, then the rest, so AdamW's decay is one range;
  * every layer's A_log next to each other, so A = -exp(A_log) and dA_log = dA A are one dispatch each.
  * Every tensor starts at a multiple of ALIGN floats (a binding offset any device accepts).
  */
 export function arenaLayout(cfg: MambaConfig) {
-  const shapes = parameterShapes(cfg);
-  const slots = new Map<string, Slot>();
-  let offset = 0;
-  const place = ([name, shape]: [string, number[]]) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    slots.set(name, { name, shape, offset, size });
-    offset += align(size);
+  const l = layoutArena(parameterShapes(cfg), noWeightDecay, (name) => name.endsWith(".A_log"));
+  return {
+    slots: l.slots,
+    decayEnd: l.decayEnd,
+    total: l.total,
+    aLogStart: l.togetherStart,
+    aLogFloats: l.togetherFloats,
   };
-  shapes.filter(([name]) => !noWeightDecay(name)).forEach(place);
-  const decayEnd = offset;
-  const aLog = shapes.filter(([name]) => name.endsWith(".A_log"));
-  const aLogStart = offset;
-  aLog.forEach(place);
-  const aLogFloats = offset - aLogStart;
-  shapes.filter(([name]) => noWeightDecay(name) && !name.endsWith(".A_log")).forEach(place);
-  return { slots, decayEnd, total: offset, aLogStart, aLogFloats };
 }
 
 /** Views of every parameter of a Mamba LM in an arena laid out by `arenaLayout` (mamba_ssm's names). */
@@ -171,8 +125,8 @@ function build<B>(
   const f32 = (floats: number, label: string) => be.f32(floats, label);
 
   // ---- parameters, gradients, AdamW moments: flat arenas; views per tensor
-  const arena = { P: f32(layout.total, "parameters"), G: f32(layout.total, "gradients") };
-  const moments = { m: f32(layout.total, "AdamW m"), v: f32(layout.total, "AdamW v") };
+  const training = trainingBuffers(be, layout, o.readbackEvery);
+  const { arena } = training;
   const weights = (buf: B) => parameterViews(be, buf, cfg, layout);
   const P = weights(arena.P), G = weights(arena.G);
   const aLogAll = {
@@ -184,9 +138,6 @@ function build<B>(
   const ids = be.i32(b * (l + 1), "ids"); // (b, l+1): inputs ids[:, :l], targets ids[:, 1:]
   const order = be.i32(T, "token rows sorted by id"); // (T)
   const rowStart = be.i32(V + 1, "first sorted row of each id"); // (V+1)
-  const hyper = f32(HYPER.SIZE, "step hyper-parameters"); // lr, bias corrections, decay, slot
-  const state = f32(4, "optimizer state"); // halted, clip scale, norm, loss
-  const history = f32(o.readbackEvery * HISTORY_STRIDE, "loss history"); // (N, 4)
 
   // ---- activations kept for the backward, per layer
   const aStride = align(e * n);
@@ -368,43 +319,7 @@ function build<B>(
     ops.embeddingBackward(embedGrad, { order, rowStart, dOut: dact.res, dTable: G.E });
   });
 
-  // AdamW over the arenas, in ranges a binding can hold
-  const rangeFloats = Math.max(align(1), Math.floor(be.maxBindingFloats / align(1)) * align(1));
-  const ranges: { start: number; count: number; parts: number; partOffset: number }[] = [];
-  let parts = 0;
-  for (let start = 0; start < layout.total; start += rangeFloats) {
-    const count = Math.min(rangeFloats, layout.total - start);
-    const p = Math.max(1, Math.min(1024, Math.ceil(count / 8192)));
-    ranges.push({ start, count, parts: p, partOffset: parts });
-    parts += p;
-  }
-  const partials = f32(parts, "gradient norm partials");
-  const optimizer = be.record((ops) => {
-    for (const rg of ranges) {
-      ops.sumSquares({ count: rg.count, parts: rg.parts, partOffset: rg.partOffset }, {
-        x: be.view(arena.G, rg.start, rg.count),
-        partials,
-      });
-    }
-    // the loss, the norm, the clip scale, the halted flag, the step's history slot
-    ops.finalizeStep({ parts, rows: T, clip: o.optimizer.clipNorm }, {
-      partials,
-      loss: lossRows,
-      hyper,
-      state,
-      history,
-    });
-    for (const rg of ranges) {
-      const view = (buf: B) => be.view(buf, rg.start, rg.count);
-      ops.adamw({
-        count: rg.count,
-        decayEnd: Math.max(0, Math.min(rg.count, layout.decayEnd - rg.start)),
-        beta1: o.optimizer.beta1,
-        beta2: o.optimizer.beta2,
-        eps: o.optimizer.eps,
-      }, { param: view(arena.P), grad: view(arena.G), m: view(moments.m), v: view(moments.v), hyper, state });
-    }
-  });
+  const optimizer = recordOptimizer(be, training, layout, lossRows, T, o.optimizer);
 
   // logits for tests and evaluation: copied chunk by chunk into one (b l, V) buffer made on first use
   let logitsProgram: { program: Program; all: B } | undefined;
@@ -425,9 +340,8 @@ function build<B>(
 
   return {
     layout,
-    arena,
-    moments,
-    inputs: { ids, order, rowStart, hyper, state, history },
+    training,
+    inputs: { ids, order, rowStart },
     lossRows,
     programs: { forward, headTrain, headLoss, backward, optimizer },
     logitsAll,
@@ -444,36 +358,25 @@ interface BuildOptions {
 }
 
 /** The native training engine of a Mamba LM for one (batch, length). */
-export class MambaEngine {
-  private host: { ids: Int32Array; order: Int32Array; rowStart: Int32Array; hyper: Float32Array };
-  /** steps submitted by this engine, and AdamW steps counted before them (a checkpoint's) */
-  private steps = 0;
-  private adamBase = 0;
-  /** steps whose stats wait for the next read-back */
-  private waiting: { step: number; resolve: (s: StepStats) => void; reject: (e: unknown) => void }[] = [];
-  private haltedAt?: number;
-  /** history slots: steps between read-backs */
-  private readonly N: number;
-  readonly optimizer: EngineOptimizer;
+export class MambaEngine extends ArenaEngine {
+  private host: { ids: Int32Array; order: Int32Array; rowStart: Int32Array };
 
   private constructor(
     // deno-lint-ignore no-explicit-any
-    readonly backend: Backend<any>,
+    backend: Backend<any>,
     // deno-lint-ignore no-explicit-any
     private s: ReturnType<typeof build<any>>,
     readonly config: MambaConfig,
     readonly batch: number,
     readonly length: number,
     opts: BuildOptions,
-    private timing: boolean,
+    timing: boolean,
   ) {
-    this.N = opts.readbackEvery;
-    this.optimizer = opts.optimizer;
+    super(backend, s.training, s.layout, opts.optimizer, opts.readbackEvery, timing, "MambaEngine");
     this.host = {
       ids: new Int32Array(batch * (length + 1)),
       order: new Int32Array(s.T),
       rowStart: new Int32Array(s.V + 1),
-      hyper: new Float32Array(HYPER.SIZE),
     };
   }
 
@@ -508,7 +411,7 @@ export class MambaEngine {
     try {
       const s = build(be, cfg, o.batch, o.length, opts);
       const engine = new MambaEngine(be, s, cfg, o.batch, o.length, opts, !!o.timing && be.name === "webgpu");
-      engine.upload(s.arena.P, o.params, "params");
+      engine.upload(s.training.arena.P, o.params, "params");
       await be.finish(); // compilation and validation errors surface here, not in the first step
       return engine;
     } catch (e) {
@@ -517,32 +420,17 @@ export class MambaEngine {
     }
   }
 
-  /** Writes host tensors into an arena (every parameter required; tied lm_head ignored). */
-  private upload(buf: unknown, values: Map<string, Float32Array>, what: string): void {
-    for (const slot of this.s.layout.slots.values()) {
-      const v = values.get(slot.name);
-      if (!v) throw new Error(`MambaEngine: ${what} lacks "${slot.name}"`);
-      if (v.length !== slot.size) {
-        throw new Error(
-          `MambaEngine: ${what} "${slot.name}" has ${v.length} values, ` +
-            `expected [${slot.shape}] = ${slot.size}`,
-        );
-      }
-      this.backend.write(buf, v, slot.offset);
-    }
+  protected gradientPrograms(): Program[] {
+    const p = this.s.programs;
+    return [p.forward, p.headTrain, p.backward];
   }
 
-  private async download(buf: unknown): Promise<Map<string, Float32Array>> {
-    const all = await this.backend.read(buf, 0, this.s.layout.total);
-    const out = new Map<string, Float32Array>();
-    for (const slot of this.s.layout.slots.values()) {
-      out.set(slot.name, all.slice(slot.offset, slot.offset + slot.size));
-    }
-    return out;
+  protected optimizerProgram(): Program {
+    return this.s.programs.optimizer;
   }
 
   /** Writes ids (b, l+1) (or (b, l) for logits) and their sort by id into the host arrays. */
-  private prepare(ids: Int32Array): void {
+  protected prepare(ids: Int32Array): void {
     const { batch, length } = this;
     const h = this.host;
     if (ids.length === batch * length) { // inputs only: targets unused (logits)
@@ -560,132 +448,9 @@ export class MambaEngine {
     );
   }
 
-  private writes() {
+  protected inputWrites(): [unknown, Float32Array | Int32Array][] {
     const i = this.s.inputs, h = this.host;
-    return [[i.ids, h.ids], [i.order, h.order], [i.rowStart, h.rowStart], [i.hyper, h.hyper]] as [
-      unknown,
-      Float32Array | Int32Array,
-    ][];
-  }
-
-  /**
-   * Queues one training step on ids (b, l+1) (inputs ids[:, :l], next-token targets ids[:, 1:]) with
-   * learning rate `lr`: forward, backward, clipping and AdamW, as one submission. Resolves once queued
-   * (waiting only when `readback` slots are all in flight); `stats` resolves when the step's loss has
-   * been read back (every readbackEvery steps, or at `flush`).
-   */
-  async step(ids: Int32Array, lr: number): Promise<{ step: number; stats: Promise<StepStats> }> {
-    if (this.haltedAt !== undefined) {
-      throw new Error(
-        `MambaEngine: halted at step ${this.haltedAt} (non-finite loss or gradient norm); ` +
-          "no update was made since",
-      );
-    }
-    this.prepare(ids);
-    const slot = this.nextStep(lr);
-    const step = this.steps;
-    const stats = new Promise<StepStats>((resolve, reject) => this.waiting.push({ step, resolve, reject }));
-    const p = this.s.programs;
-    const { readback } = await this.backend.submit([p.forward, p.headTrain, p.backward, p.optimizer], {
-      writes: this.writes(),
-      readback: slot === this.N - 1
-        ? { from: this.s.inputs.history, floats: this.N * HISTORY_STRIDE }
-        : undefined,
-      timestampSlot: this.timing ? slot : undefined,
-    });
-    if (readback) this.deliver(readback).catch(() => {}); // failures reach the steps' stats
-    return { step, stats };
-  }
-
-  /** Fills the step's host values (learning rate, AdamW's bias corrections, history slot); counts it. */
-  private nextStep(lr: number): number {
-    const t = this.adamBase + this.steps + 1, o = this.optimizer, h = this.host.hyper;
-    h[HYPER.LR] = lr;
-    h[HYPER.BC1] = 1 - o.beta1 ** t;
-    h[HYPER.BC2] = 1 - o.beta2 ** t;
-    h[HYPER.DECAY] = 1 - lr * o.weightDecay;
-    const slot = this.steps % this.N;
-    h[HYPER.SLOT] = slot;
-    this.steps++;
-    return slot;
-  }
-
-  /** Resolves the waiting steps' stats from a read-back of the history; resolves when they are. */
-  private deliver(readback: Promise<{ floats: Float32Array; gpuMs?: Float64Array }>): Promise<void> {
-    const batch = this.waiting.splice(0);
-    return readback.then(({ floats, gpuMs }) => {
-      for (const w of batch) {
-        const slot = (w.step - 1) % this.N, o = slot * HISTORY_STRIDE;
-        const halted = floats[o + 2] !== 0;
-        if (halted && (this.haltedAt === undefined || w.step < this.haltedAt)) this.haltedAt = w.step;
-        w.resolve({ step: w.step, loss: floats[o], gradNorm: floats[o + 1], halted, gpuMs: gpuMs?.[slot] });
-      }
-    }, (e) => {
-      for (const w of batch) w.reject(e);
-      throw e;
-    });
-  }
-
-  /** Reads back the stats of every step queued so far and waits for them and for the device. */
-  async flush(): Promise<void> {
-    if (this.waiting.length) {
-      const { readback } = await this.backend.submit([], {
-        readback: { from: this.s.inputs.history, floats: this.N * HISTORY_STRIDE },
-      });
-      await this.deliver(readback!);
-    }
-    await this.backend.finish();
-  }
-
-  /** The step at which updates stopped (non-finite loss or norm), if they did (known after a read-back). */
-  get halted(): number | undefined {
-    return this.haltedAt;
-  }
-
-  /** Parameters by mamba_ssm name (the TF.js model's set: no lm_head.weight when tied), after every queued step. */
-  async parameters(): Promise<Map<string, Float32Array>> {
-    await this.flush();
-    return this.download(this.s.arena.P);
-  }
-
-  /**
-   * AdamW's moments by parameter name and its step count (AdamW.step of lib/train/adamw.ts: the bias
-   * corrections' exponent), after every queued step: what optimizer.safetensors and trainer_state.json hold.
-   */
-  async optimizerState(): Promise<
-    { m: Map<string, Float32Array>; v: Map<string, Float32Array>; step: number }
-  > {
-    await this.flush();
-    const applied = this.haltedAt !== undefined ? this.haltedAt - 1 : this.steps;
-    return {
-      m: await this.download(this.s.moments.m),
-      v: await this.download(this.s.moments.v),
-      step: this.adamBase + applied,
-    };
-  }
-
-  /**
-   * Replaces parameters and / or AdamW state (a checkpoint, or a run moving over from TF.js); `step` is
-   * AdamW's step count so far. Clears a halt.
-   */
-  async setState(
-    s: {
-      params?: Map<string, Float32Array>;
-      m?: Map<string, Float32Array>;
-      v?: Map<string, Float32Array>;
-      step?: number;
-    },
-  ): Promise<void> {
-    await this.flush();
-    if (s.params) this.upload(this.s.arena.P, s.params, "params");
-    if (s.m) this.upload(this.s.moments.m, s.m, "AdamW m");
-    if (s.v) this.upload(this.s.moments.v, s.v, "AdamW v");
-    if (s.step !== undefined) {
-      this.adamBase = s.step - this.steps;
-    }
-    this.haltedAt = undefined;
-    this.backend.write(this.s.inputs.state, new Float32Array(4));
-    await this.backend.finish();
+    return [[i.ids, h.ids], [i.order, h.order], [i.rowStart, h.rowStart]];
   }
 
   /**
@@ -695,10 +460,9 @@ export class MambaEngine {
   async gradients(ids: Int32Array): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
     await this.flush();
     this.prepare(ids);
-    const p = this.s.programs;
-    await this.backend.submit([p.forward, p.headTrain, p.backward], { writes: this.writes() });
+    await this.backend.submit(this.gradientPrograms(), { writes: this.writes() });
     const loss = await this.meanLoss();
-    return { loss, grads: await this.download(this.s.arena.G) };
+    return { loss, grads: await this.download(this.s.training.arena.G) };
   }
 
   private async meanLoss(): Promise<number> {
@@ -722,57 +486,5 @@ export class MambaEngine {
     const { program, all } = this.s.logitsAll();
     await this.backend.submit([this.s.programs.forward, program], { writes: this.writes() });
     return await this.backend.read(all, 0, this.s.T * this.s.V);
-  }
-
-  /** Dispatches (webgpu) or op calls (js) of one training step, by kind, and in all. */
-  dispatches(): { total: number; byLabel: Record<string, number> } {
-    const p = this.s.programs;
-    const labels = [p.forward, p.headTrain, p.backward, p.optimizer].flatMap((x) => x.labels);
-    const byLabel: Record<string, number> = {};
-    for (const l of labels.map((x) => x.split(" ")[0])) byLabel[l] = (byLabel[l] ?? 0) + 1; // by kernel
-    return { total: labels.length, byLabel };
-  }
-
-  /** GPU milliseconds per kernel label of one training step (webgpu with timestamps; makes an update). */
-  /**
-   * One training step with every dispatch in a submission of its own, the GPU awaited after each and
-   * `before(label, i)` called first (webgpu): names the kernel a device hangs on. Updates the parameters.
-   */
-  async stepOneByOne(
-    ids: Int32Array,
-    lr: number,
-    before: (label: string, index: number) => void,
-  ): Promise<void> {
-    if (!this.backend.runEach) throw new Error("stepOneByOne: only on webgpu");
-    await this.flush();
-    this.prepare(ids);
-    const p = this.s.programs;
-    this.nextStep(lr);
-    await this.backend.submit([], { writes: this.writes() });
-    await this.backend.runEach([p.forward, p.headTrain, p.backward, p.optimizer], before);
-  }
-
-  /**
-   * GPU milliseconds of one training step per dispatch label (each dispatch in its own timed pass; makes
-   * an update), with the bytes bound to those dispatches and, for the GEMMs, their FLOPs: bound bytes / ms
-   * is an upper estimate of a kernel's memory traffic rate (each binding read or written once), FLOPs / ms
-   * its arithmetic rate.
-   */
-  async profile(
-    ids: Int32Array,
-    lr: number,
-  ): Promise<{ label: string; ms: number; count: number; boundBytes: number; flops: number }[]> {
-    if (!this.backend.profile) throw new Error(`profile: not on the ${this.backend.name} backend`);
-    await this.flush();
-    this.prepare(ids);
-    const p = this.s.programs;
-    // the step's host values first (a submission with no programs), then the programs one pass per dispatch
-    this.nextStep(lr);
-    await this.backend.submit([], { writes: this.writes() });
-    return await profileByLabel(this.backend, [p.forward, p.headTrain, p.backward, p.optimizer]);
-  }
-
-  destroy(): void {
-    this.backend.destroy();
   }
 }
