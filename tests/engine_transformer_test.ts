@@ -1,28 +1,41 @@
 /**
  * The byte Transformer's forward and backward on the native engine (lib/engine/transformer.ts) against
  * the TF.js model (lib/models/transformer.ts, itself tested against PyTorch in
- * baselines_reference_test.ts): the loss and the gradient of every parameter, on each engine backend.
+ * baselines_reference_test.ts): the loss and the gradient of every parameter, and 30 AdamW steps of the
+ * project's trainer (loss and norm each step, final weights), on each engine backend.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { TransformerEngine } from "../lib/engine/transformer.ts";
-import { nextTokenLoss } from "../lib/models/lm.ts";
+import { nextTokenLoss, readParameters } from "../lib/models/lm.ts";
+import { warmupCosine } from "../lib/train/adamw.ts";
+import { train } from "../lib/train/trainer.ts";
+import { ByteBatcher } from "../lib/data/bytes.ts";
+import type { StepStats } from "../lib/engine/training.ts";
 import { buildTransformer, initTransformer, type TransformerConfig } from "../lib/models/transformer.ts";
 import { relL2, useBackend } from "./helpers.ts";
 import { ENGINE_BACKENDS, TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
 
+const CONFIG: TransformerConfig = {
+  vocab_size: 256,
+  d_model: 32,
+  n_layer: 2,
+  n_head: 2,
+  mlp_ratio: 4,
+  rope_theta: 10000,
+  norm_eps: 1e-5,
+};
+
+/** Text with structure to learn: a pangram and digits, repeated with a varying stride. */
+function trainingText(): Uint8Array {
+  const line = new TextEncoder().encode("Pack my box with five dozen liquor jugs. 0123456789 ");
+  return Uint8Array.from({ length: 8192 }, (_, i) => line[(i + Math.floor(i / 97)) % line.length]);
+}
+
 for (const backend of ENGINE_BACKENDS) {
   Deno.test(`engine transformer (${backend}): loss and every parameter gradient equal the TF.js model`, async () => {
     await useBackend(TFJS_REFERENCE_BACKEND);
-    const cfg: TransformerConfig = {
-      vocab_size: 256,
-      d_model: 32,
-      n_layer: 2,
-      n_head: 2,
-      mlp_ratio: 4,
-      rope_theta: 10000,
-      norm_eps: 1e-5,
-    };
+    const cfg = CONFIG;
     // larger than default initial weights, so that attention is far from uniform and every term counts
     const init = initTransformer(cfg, 3);
     for (const [name, v] of init) if (!/ln_|bias/.test(name)) init.set(name, v.map((x) => x * 10));
@@ -52,6 +65,48 @@ for (const backend of ENGINE_BACKENDS) {
     } finally {
       eng.destroy();
       tf.dispose([idsT, value, ...Object.values(grads), ...vars]);
+    }
+  });
+
+  Deno.test(`engine transformer (${backend}): 30 steps equal the TF.js model trained by the project's trainer`, async () => {
+    await useBackend(TFJS_REFERENCE_BACKEND);
+    const init = initTransformer(CONFIG, 11);
+    const data = trainingText();
+    const run = { steps: 30, batch: 2, length: 48, lr: 3e-3, warmup: 5, seed: 7 };
+    const model = buildTransformer("transformer", CONFIG, init);
+    const { log } = await train(model, data, run);
+    const want = await readParameters(model);
+    tf.dispose([...model.params.values()]);
+    const eng = await TransformerEngine.create({
+      config: CONFIG,
+      params: init,
+      batch: run.batch,
+      length: run.length,
+      backend,
+      allowSoftwareGpu: true,
+      readbackEvery: 7,
+    });
+    try {
+      const batcher = new ByteBatcher(data, run.batch, run.length, run.seed);
+      const stats: Promise<StepStats>[] = [];
+      for (let s = 0; s < run.steps; s++) {
+        stats.push((await eng.step(batcher.next(), warmupCosine(s, run.steps, run.lr, run.warmup))).stats);
+      }
+      await eng.flush();
+      for (const [i, st] of (await Promise.all(stats)).entries()) {
+        const errLoss = Math.abs(st.loss / log[i].loss - 1),
+          errNorm = Math.abs(st.gradNorm / log[i].grad_norm - 1);
+        assert.ok(errLoss < 1e-3, `step ${i + 1}: loss ${st.loss} vs TF.js ${log[i].loss}`);
+        assert.ok(errNorm < 1e-3, `step ${i + 1}: grad norm ${st.gradNorm} vs TF.js ${log[i].grad_norm}`);
+      }
+      assert.ok(log[29].loss < log[0].loss - 0.5, "the run learns something");
+      const got = await eng.parameters();
+      for (const [name, w] of want) {
+        const err = relL2(got.get(name)!, w);
+        assert.ok(err < 1e-3, `${name} after 30 steps rel err ${err}`);
+      }
+    } finally {
+      eng.destroy();
     }
   });
 }

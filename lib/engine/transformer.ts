@@ -4,7 +4,8 @@
  * stored (kernels/webgpu/attention.ts), a GELU MLP, the head tied to the embedding; the math of
  * lib/models/transformer.ts (the TF.js reference it is tested against), the parameters under its nanoGPT
  * names. As engine/mamba.ts: every buffer allocated once, the kernel calls recorded once into programs.
- * Training steps (AdamW, the trainer's runner) come next; this part gives the loss and every gradient.
+ * Training steps (engine/training.ts ArenaEngine: AdamW with clipping, losses read back in blocks) run as
+ * one submission each; the trainer's runner and checkpoints for this family come next.
  *
  * Shapes: b batch, l length, T = b l tokens (rows, token-major), d d_model, H heads of hd, f the MLP's
  * width, V vocabulary, L layers. Per layer:
@@ -12,12 +13,25 @@
  *   mid_i = res_i + o W_proj^T;  a2 = LN2(mid_i);  h = a2 W_fc^T;  res_{i+1} = mid_i + gelu(h) W_fc2^T
  * then logits = LN_f(res_L) E^T and the mean next-token cross-entropy.
  */
-import { type TransformerConfig, transformerShapes } from "../models/transformer_config.ts";
+import {
+  type TransformerConfig,
+  transformerNoWeightDecay,
+  transformerShapes,
+} from "../models/transformer_config.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
 import { sortTokensById } from "../kernels/js/norm.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
 import type { AttentionParams } from "../kernels/js/attention.ts";
-import { align, type Backend, createBackend, type EngineBackendName } from "./backend.ts";
+import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
+import { type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
+import {
+  ArenaEngine,
+  ENGINE_OPTIMIZER_DEFAULTS,
+  type EngineOptimizer,
+  layoutArena,
+  recordOptimizer,
+  trainingBuffers,
+} from "./training.ts";
 
 export interface TransformerEngineOptions {
   config: TransformerConfig;
@@ -28,26 +42,25 @@ export interface TransformerEngineOptions {
   backend?: EngineBackendName;
   /** webgpu: accept a software adapter (tests on machines without a GPU). */
   allowSoftwareGpu?: boolean;
+  optimizer?: Partial<EngineOptimizer>;
+  /** Copy the steps' losses out every this many steps (default 16). */
+  readbackEvery?: number;
 }
 
-/** The arena layout: each parameter at a multiple of ALIGN floats, in transformerShapes' order. */
-function transformerArena(cfg: TransformerConfig) {
-  const slots = new Map<string, { name: string; shape: number[]; offset: number; size: number }>();
-  let offset = 0;
-  for (const [name, shape] of transformerShapes(cfg)) {
-    const size = shape.reduce((a, b) => a * b, 1);
-    slots.set(name, { name, shape, offset, size });
-    offset += align(size);
-  }
-  return { slots, total: offset };
-}
-
-function build<B>(be: Backend<B>, cfg: TransformerConfig, b: number, l: number) {
+function build<B>(
+  be: Backend<B>,
+  cfg: TransformerConfig,
+  b: number,
+  l: number,
+  o: { optimizer: EngineOptimizer; readbackEvery: number },
+) {
   const d = cfg.d_model, H = cfg.n_head, hd = d / H, f = cfg.mlp_ratio * d, V = cfg.vocab_size;
   const L = cfg.n_layer, T = b * l, eps = cfg.norm_eps;
-  const layout = transformerArena(cfg);
+  // the decayed matrices first (AdamW's decay is one range), each tensor ALIGN-aligned
+  const layout = layoutArena(transformerShapes(cfg), transformerNoWeightDecay);
   const f32 = (floats: number, label: string) => be.f32(floats, label);
-  const arena = { P: f32(layout.total, "parameters"), G: f32(layout.total, "gradients") };
+  const training = trainingBuffers(be, layout, o.readbackEvery);
+  const arena = training.arena;
   const views = (buf: B) => {
     const at = (name: string) => {
       const s = layout.slots.get(name)!;
@@ -241,31 +254,34 @@ function build<B>(be: Backend<B>, cfg: TransformerConfig, b: number, l: number) 
     });
   });
 
+  const optimizer = recordOptimizer(be, training, layout, lossRows, T, o.optimizer);
   return {
     layout,
-    arena,
+    training,
     inputs: { ids, order, rowStart, cos, sin },
-    logits,
     lossRows,
     T,
     V,
-    programs: { forward, backward },
+    programs: { forward, backward, optimizer },
   };
 }
 
-/** A Transformer LM's loss and gradients on the engine (training steps: the next part of issue 5/6). */
-export class TransformerEngine {
+/** The native training engine of a Transformer LM (byte or subword) for one (batch, length). */
+export class TransformerEngine extends ArenaEngine {
   private readonly host: { ids: Int32Array; order: Int32Array; rowStart: Int32Array };
 
   private constructor(
     // deno-lint-ignore no-explicit-any
-    readonly backend: Backend<any>,
+    backend: Backend<any>,
     // deno-lint-ignore no-explicit-any
     private s: ReturnType<typeof build<any>>,
     readonly config: TransformerConfig,
     readonly batch: number,
     readonly length: number,
+    optimizer: EngineOptimizer,
+    readbackEvery: number,
   ) {
+    super(backend, s.training, s.layout, optimizer, readbackEvery, false, "TransformerEngine");
     this.host = {
       ids: new Int32Array(batch * (length + 1)),
       order: new Int32Array(batch * length),
@@ -274,42 +290,42 @@ export class TransformerEngine {
   }
 
   static async create(o: TransformerEngineOptions): Promise<TransformerEngine> {
-    const cfg = o.config;
-    if (!(Number.isInteger(o.batch) && o.batch >= 1 && Number.isInteger(o.length) && o.length >= 1)) {
-      throw new Error(
-        `TransformerEngine: batch and length must be positive integers (${o.batch}, ${o.length})`,
-      );
+    const cfg = o.config, readbackEvery = o.readbackEvery ?? 16;
+    for (const [k, v] of Object.entries({ batch: o.batch, length: o.length, readbackEvery })) {
+      if (!(Number.isInteger(v) && v >= 1)) {
+        throw new Error(`TransformerEngine: ${k} must be a positive integer (got ${v})`);
+      }
     }
+    const optimizer = { ...ENGINE_OPTIMIZER_DEFAULTS, ...o.optimizer };
     // deno-lint-ignore no-explicit-any
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
       allowSoftware: o.allowSoftwareGpu,
+      readbackFloats: readbackEvery * HISTORY_STRIDE,
     });
     try {
-      const s = build(be, cfg, o.batch, o.length);
-      const arena = new Float32Array(s.layout.total);
-      for (const slot of s.layout.slots.values()) {
-        const v = o.params.get(slot.name);
-        if (!v || v.length !== slot.size) {
-          throw new Error(
-            `TransformerEngine: parameter "${slot.name}" ${
-              v ? `has ${v.length} values` : "is missing"
-            }, expected [${slot.shape}]`,
-          );
-        }
-        arena.set(v, slot.offset);
-      }
-      be.write(s.arena.P, arena);
+      const s = build(be, cfg, o.batch, o.length, { optimizer, readbackEvery });
+      const engine = new TransformerEngine(be, s, cfg, o.batch, o.length, optimizer, readbackEvery);
+      engine.upload(s.training.arena.P, o.params, "params");
       const { cos, sin } = ropeTables(o.length, cfg.d_model / cfg.n_head, cfg.rope_theta);
       be.write(s.inputs.cos, cos);
       be.write(s.inputs.sin, sin);
-      return new TransformerEngine(be, s, cfg, o.batch, o.length);
+      await be.finish(); // compilation and validation errors surface here, not in the first step
+      return engine;
     } catch (e) {
       be.destroy();
       throw e;
     }
   }
 
-  private writes(ids: Int32Array): [unknown, Int32Array][] {
+  protected gradientPrograms(): Program[] {
+    return [this.s.programs.forward, this.s.programs.backward];
+  }
+
+  protected optimizerProgram(): Program {
+    return this.s.programs.optimizer;
+  }
+
+  protected prepare(ids: Int32Array): void {
     const { batch, length } = this, h = this.host;
     if (ids.length !== batch * (length + 1)) {
       throw new RangeError(`ids: expected ${batch} x ${length + 1} values (b, l+1), got ${ids.length}`);
@@ -317,22 +333,22 @@ export class TransformerEngine {
     h.ids.set(ids);
     const p = { batch, len: length, stride: length + 1, d: 0, V: this.s.V };
     sortTokensById(h.ids, p, this.config.vocab_size, h.order, h.rowStart);
-    const i = this.s.inputs;
+  }
+
+  protected inputWrites(): [unknown, Float32Array | Int32Array][] {
+    const i = this.s.inputs, h = this.host;
     return [[i.ids, h.ids], [i.order, h.order], [i.rowStart, h.rowStart]];
   }
 
-  /** The mean next-token loss on ids (b, l+1) and the gradient of every parameter, by name. */
+  /** Forward and backward without an update: the mean next-token loss on ids (b, l+1) and every gradient. */
   async gradients(ids: Int32Array): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
-    const p = this.s.programs;
-    await this.backend.submit([p.forward, p.backward], { writes: this.writes(ids) });
+    await this.flush();
+    this.prepare(ids);
+    await this.backend.submit(this.gradientPrograms(), { writes: this.writes() });
     const rows = await this.backend.read(this.s.lossRows, 0, this.s.T);
-    const all = await this.backend.read(this.s.arena.G, 0, this.s.layout.total);
-    const grads = new Map<string, Float32Array>();
-    for (const s of this.s.layout.slots.values()) grads.set(s.name, all.slice(s.offset, s.offset + s.size));
-    return { loss: rows.reduce((a, x) => a + x, 0) / rows.length, grads };
-  }
-
-  destroy(): void {
-    this.backend.destroy();
+    return {
+      loss: rows.reduce((a, x) => a + x, 0) / rows.length,
+      grads: await this.download(this.s.training.arena.G),
+    };
   }
 }

@@ -30,6 +30,7 @@ import {
   stackShapes,
   type StackSpec,
   type TransformerConfig,
+  transformerNoWeightDecay,
   transformerShapes,
   transformerStack,
 } from "./transformer_config.ts";
@@ -38,6 +39,7 @@ export {
   stackShapes,
   type StackSpec,
   type TransformerConfig,
+  transformerNoWeightDecay,
   transformerShapes,
   transformerStack,
 } from "./transformer_config.ts";
@@ -143,11 +145,6 @@ export function initStack(
     else if (/c_proj\.weight$/.test(name)) out.set(name, rng.normalArray(size, resid));
     else out.set(name, rng.normalArray(size, 0.02));
   }
-}
-
-/** Norms, biases and learned start vectors are not decayed; matrices (embeddings included) are. */
-export function transformerNoWeightDecay(name: string): boolean {
-  return /(ln_\w+\.weight|\.bias|start_\w+)$/.test(name);
 }
 
 /** Parameters as variables, checking that every expected one is there with the right size. */

@@ -64,3 +64,8 @@ export function transformerStack(
 export function transformerShapes(cfg: TransformerConfig): [string, number[]][] {
   return [["wte.weight", [cfg.vocab_size, cfg.d_model]], ...stackShapes(transformerStack(cfg))];
 }
+
+/** Norms, biases and learned start vectors are not decayed; matrices (embeddings included) are. */
+export function transformerNoWeightDecay(name: string): boolean {
+  return /(ln_\w+\.weight|\.bias|start_\w+)$/.test(name);
+}
