@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { createMambaLM, disposeMambaLM, initParameters } from "../lib/models/mamba.ts";
 import { mambaByteConfig } from "../lib/models/pretrained.ts";
 import { createModel, mambaAsLanguageModel } from "../lib/models/mod.ts";
-import { readParameters } from "../lib/models/lm.ts";
+import { type LanguageModel, readParameters } from "../lib/models/lm.ts";
 import { CHECKPOINT_DIR, NonFiniteLoss, train, type TrainerConfig } from "../lib/train/trainer.ts";
 import type { NativeBackend } from "../lib/train/steps.ts";
 import { relL2, useBackend } from "./helpers.ts";
@@ -25,107 +25,117 @@ const text = new TextEncoder().encode(
 /** The engine's backends the trainer can run on (the plain-JS twins are not one). */
 const NATIVE = ENGINE_BACKENDS.filter((b): b is NativeBackend => b === "webgpu" || b === "wasm");
 
+/** Models the engine trains, each made from a seed (the same seed, the same weights). */
+const FAMILIES: [string, Record<string, unknown>][] = [
+  ["mambabyte", { ...mambaByteConfig(32, 2) }],
+  ["transformer", { d_model: 32, n_layer: 2, n_head: 2, vocab_size: 256 }],
+];
+const dispose = (lm: LanguageModel) => {
+  for (const v of lm.params.values()) v.dispose();
+};
+
 for (const nb of NATIVE) {
-  Deno.test({
-    name:
-      `trainer on the engine (${nb}): a run moves TF.js -> engine -> TF.js through the trainer's checkpoint files`,
-    async fn() {
-      await useBackend(TFJS_REFERENCE_BACKEND);
-      const cfg = mambaByteConfig(32, 2);
-      const init = initParameters(cfg, 8);
-      const run: TrainerConfig = {
-        steps: 10,
-        batch: 2,
-        length: 40,
-        lr: 4e-3,
-        warmup: 3,
-        seed: 5,
-        checkpointEvery: 4,
-      };
-      const stopAt = (step: number) => (e: { step: number }) => {
-        if (e.step === step) throw new Error("stop");
-      };
-      const root = await Deno.makeTempDir({ prefix: "engine-ckpt-" });
-      try {
-        // the reference: 10 steps of TF.js
-        const refModel = createMambaLM(cfg, init);
-        const ref = await train(mambaAsLanguageModel(refModel), text, {
-          ...run,
-          engine: "tfjs",
-          runDir: `${root}/ref`,
-        });
-        assert.equal(ref.engine, "tfjs");
-        const want = await readParameters(refModel);
-        disposeMambaLM(refModel);
-        const close = (e: { step: number; loss: number; grad_norm: number }, who: string) => {
-          const r = ref.log[e.step - 1];
-          assert.equal(r.step, e.step);
-          assert.ok(
-            Math.abs(e.loss / r.loss - 1) < 1e-3,
-            `step ${e.step} (${who}): loss ${e.loss} vs ${r.loss}`,
-          );
-          assert.ok(Math.abs(e.grad_norm / r.grad_norm - 1) < 1e-3, `step ${e.step} (${who}): norm`);
+  for (const [kind, config] of FAMILIES) {
+    Deno.test({
+      name:
+        `trainer on the engine (${nb}, ${kind}): a run moves TF.js -> engine -> TF.js through the trainer's checkpoint files`,
+      async fn() {
+        await useBackend(TFJS_REFERENCE_BACKEND);
+        const make = (seed: number) => createModel(kind, config, seed);
+        const run: TrainerConfig = {
+          steps: 10,
+          batch: 2,
+          length: 40,
+          lr: 4e-3,
+          warmup: 3,
+          seed: 5,
+          checkpointEvery: 4,
         };
+        const stopAt = (step: number) => (e: { step: number }) => {
+          if (e.step === step) throw new Error("stop");
+        };
+        const root = await Deno.makeTempDir({ prefix: "engine-ckpt-" });
+        try {
+          // the reference: 10 steps of TF.js
+          const refModel = make(8);
+          const ref = await train(refModel, text, {
+            ...run,
+            engine: "tfjs",
+            runDir: `${root}/ref`,
+          });
+          assert.equal(ref.engine, "tfjs");
+          const want = await readParameters(refModel);
+          dispose(refModel);
+          const close = (e: { step: number; loss: number; grad_norm: number }, who: string) => {
+            const r = ref.log[e.step - 1];
+            assert.equal(r.step, e.step);
+            assert.ok(
+              Math.abs(e.loss / r.loss - 1) < 1e-3,
+              `step ${e.step} (${who}): loss ${e.loss} vs ${r.loss}`,
+            );
+            assert.ok(Math.abs(e.grad_norm / r.grad_norm - 1) < 1e-3, `step ${e.step} (${who}): norm`);
+          };
 
-        // TF.js: steps 1-4, checkpoint at 4, stopped during step 5 (before its checkpoint)
-        const runDir = `${root}/moved`;
-        const a = createMambaLM(cfg, init);
-        await assert.rejects(
-          () => train(mambaAsLanguageModel(a), text, { ...run, engine: "tfjs", runDir, onStep: stopAt(5) }),
-          /stop/,
-        );
-        disposeMambaLM(a);
-        const statePath = `${runDir}/${CHECKPOINT_DIR}/trainer_state.json`;
-        assert.equal(JSON.parse(await Deno.readTextFile(statePath)).step, 4);
+          // TF.js: steps 1-4, checkpoint at 4, stopped during step 5 (before its checkpoint)
+          const runDir = `${root}/moved`;
+          const a = make(8);
+          await assert.rejects(
+            () => train(a, text, { ...run, engine: "tfjs", runDir, onStep: stopAt(5) }),
+            /stop/,
+          );
+          dispose(a);
+          const statePath = `${runDir}/${CHECKPOINT_DIR}/trainer_state.json`;
+          assert.equal(JSON.parse(await Deno.readTextFile(statePath)).step, 4);
 
-        // the engine: resumes at 4, checkpoints at 8, stopped during step 9 (its outcome is read with step 10's)
-        const b = createMambaLM(cfg, initParameters(cfg, 99)); // overwritten by the checkpoint
-        const seen: { step: number; loss: number; grad_norm: number }[] = [];
-        await assert.rejects(
-          () =>
-            train(mambaAsLanguageModel(b), text, {
-              ...run,
-              engine: "native",
-              nativeBackend: nb,
-              runDir,
-              resume: true,
-              onStep: (e) => {
-                seen.push(e);
-                stopAt(9)(e);
-              },
-            }),
-          /stop/,
-        );
-        disposeMambaLM(b);
-        assert.deepEqual(seen.map((e) => e.step), [5, 6, 7, 8, 9]);
-        for (const e of seen) close(e, "engine");
-        const state = JSON.parse(await Deno.readTextFile(statePath));
-        assert.equal(state.step, 8);
-        assert.equal(state.adam_step, 8);
-        assert.equal(state.tokens_seen, 8 * run.batch * run.length);
+          // the engine: resumes at 4, checkpoints at 8, stopped during step 9 (its outcome is read with step 10's)
+          const b = make(99); // overwritten by the checkpoint
+          const seen: { step: number; loss: number; grad_norm: number }[] = [];
+          await assert.rejects(
+            () =>
+              train(b, text, {
+                ...run,
+                engine: "native",
+                nativeBackend: nb,
+                runDir,
+                resume: true,
+                onStep: (e) => {
+                  seen.push(e);
+                  stopAt(9)(e);
+                },
+              }),
+            /stop/,
+          );
+          dispose(b);
+          assert.deepEqual(seen.map((e) => e.step), [5, 6, 7, 8, 9]);
+          for (const e of seen) close(e, "engine");
+          const state = JSON.parse(await Deno.readTextFile(statePath));
+          assert.equal(state.step, 8);
+          assert.equal(state.adam_step, 8);
+          assert.equal(state.tokens_seen, 8 * run.batch * run.length);
 
-        // TF.js resumes from the engine's checkpoint
-        const c = createMambaLM(cfg, initParameters(cfg, 98));
-        const resumed = await train(mambaAsLanguageModel(c), text, {
-          ...run,
-          engine: "tfjs",
-          runDir,
-          resume: true,
-        });
-        assert.equal(resumed.resumed_from, 8);
-        assert.deepEqual(resumed.log.map((e) => e.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-        for (const e of resumed.log.filter((e) => e.step > 8)) close(e, "TF.js, resumed");
-        const got = await readParameters(c);
-        disposeMambaLM(c);
-        for (const [name, w] of want) {
-          const err = relL2(got.get(name)!, w);
-          assert.ok(err < 1e-3, `${name} after the moved run: rel err ${err}`);
+          // TF.js resumes from the engine's checkpoint
+          const c = make(98);
+          const resumed = await train(c, text, {
+            ...run,
+            engine: "tfjs",
+            runDir,
+            resume: true,
+          });
+          assert.equal(resumed.resumed_from, 8);
+          assert.deepEqual(resumed.log.map((e) => e.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+          for (const e of resumed.log.filter((e) => e.step > 8)) close(e, "TF.js, resumed");
+          const got = await readParameters(c);
+          dispose(c);
+          for (const [name, w] of want) {
+            const err = relL2(got.get(name)!, w);
+            assert.ok(err < 1e-3, `${name} after the moved run: rel err ${err}`);
+          }
+        } finally {
+          await Deno.remove(root, { recursive: true });
         }
-      } finally {
-        await Deno.remove(root, { recursive: true });
-      }
-    },
-  });
+      },
+    });
+  }
 
   Deno.test({
     name:
@@ -193,11 +203,20 @@ for (const nb of NATIVE) {
 Deno.test("trainer: --engine native refuses a model the engine does not train; auto trains Mamba on the CPU engine", async () => {
   await useBackend(TFJS_REFERENCE_BACKEND);
   const t = createModel("transformer", { d_model: 16, n_layer: 1, n_head: 2, vocab_size: 256 }, 1);
+  const mb = createModel("megabyte", {
+    patch_size: 4,
+    d_global: 16,
+    d_local: 16,
+    n_layer_global: 1,
+    n_layer_local: 1,
+    n_head_global: 2,
+    n_head_local: 2,
+  }, 1);
   try {
     const base = { steps: 1, batch: 1, length: 8, lr: 1e-3, warmup: 0, seed: 1 };
     await assert.rejects(
-      () => train(t, text, { ...base, engine: "native" }),
-      /--engine native trains mambabyte and mamba_subword models; "transformer" trains with --engine tfjs/,
+      () => train(mb, text, { ...base, engine: "native" }),
+      /--engine native trains mambabyte, mamba_subword, transformer and transformer_subword models; "megabyte" trains with --engine tfjs/,
     );
     const m = createMambaLM(mambaByteConfig(16, 1), initParameters(mambaByteConfig(16, 1), 1));
     const r = await train(mambaAsLanguageModel(m), text, { ...base, engine: "auto" });
@@ -208,8 +227,10 @@ Deno.test("trainer: --engine native refuses a model the engine does not train; a
       r.engine,
       TFJS_REFERENCE_BACKEND === "webgpu" ? /^tfjs$/ : /^native \(wasm: WebAssembly SIMD, \d+ threads/,
     );
+    // auto keeps the Transformer on TF.js until its engine's speed is measured against TF.js's
     assert.equal(onTransformer.engine, "tfjs");
   } finally {
-    for (const v of t.params.values()) v.dispose();
+    dispose(t);
+    dispose(mb);
   }
 });

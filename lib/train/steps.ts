@@ -2,10 +2,11 @@
  * What runs the trainer's steps (trainer.ts keeps the loop: schedule, batches, log, checkpoints). Two
  * step runners, one interface:
  *  - "tfjs": the TF.js model's forward and gradients and AdamW in TF.js ops (every model; the reference);
- *  - "native": MambaByte and the subword Mamba on the native engine (lib/engine/mamba.ts: explicit
- *    kernels, buffers allocated once, one submission per step), on WebGPU when TF.js runs there and on the
- *    CPU (WebAssembly kernels, engine backend "wasm") when TF.js runs on cpu or wasm. Its losses come back
- *    every `window` steps, not per step, so the host never waits on a GPU between steps.
+ *  - "native": MambaByte and the subword Mamba (lib/engine/mamba.ts), and the byte and subword
+ *    Transformers (lib/engine/transformer.ts), on the native engine (explicit kernels, buffers allocated
+ *    once, one submission per step), on WebGPU when TF.js runs there and on the CPU (engine backend "wasm")
+ *    when TF.js runs on cpu or wasm. Its losses come back every `window` steps, not per step, so the host
+ *    never waits on a GPU between steps.
  * Either way the model's variables and the AdamW moments are the run's state: the native runner copies
  * its own into them (`sync`) before every checkpoint and at the end, so checkpoints are the same files and
  * a run moves between the two mid-way (tests/engine_checkpoint_test.ts).
@@ -13,9 +14,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { isMambaKind, type LanguageModel, nextTokenLoss, readParameters } from "../models/lm.ts";
 import { asMamba } from "../models/registry.ts";
+import { asTransformer } from "../models/transformer.ts";
 import { InputError } from "../io/errors.ts";
 import { webgpuAdapter } from "../backend.ts";
 import { MambaEngine } from "../engine/mamba.ts";
+import { TransformerEngine } from "../engine/transformer.ts";
+import type { ArenaEngine } from "../engine/training.ts";
 import { wasmKernelsAvailable } from "../kernels/wasm/pool.ts";
 import type { AdamW } from "./adamw.ts";
 
@@ -82,20 +86,23 @@ export function tfjsRunner(model: LanguageModel, opt: AdamW, batch: number, leng
   };
 }
 
+/** Whether the native engine trains models of this kind. */
+export function nativeTrains(kind: string): boolean {
+  return isMambaKind(kind) || kind === "transformer" || kind === "transformer_subword";
+}
+
 /**
- * The native engine's step for a Mamba model, starting from the model's variables and `opt`'s moments
- * and step count (a fresh run, or one resumed from any checkpoint).
+ * The native engine's step for a Mamba or Transformer model, starting from the model's variables and
+ * `opt`'s moments and step count (a fresh run, or one resumed from any checkpoint).
  */
 export async function nativeRunner(
   model: LanguageModel,
   opt: AdamW,
   o: { batch: number; length: number; backend: NativeBackend; window?: number; allowSoftwareGpu?: boolean },
 ): Promise<StepRunner> {
-  const mamba = asMamba(model);
   const { beta1, beta2, eps, weightDecay, clipNorm } = opt.config;
   const window = o.window ?? 16;
-  const engine = await MambaEngine.create({
-    config: mamba.config,
+  const common = {
     params: await readParameters(model),
     batch: o.batch,
     length: o.length,
@@ -103,7 +110,10 @@ export async function nativeRunner(
     optimizer: { beta1, beta2, eps, weightDecay, clipNorm },
     readbackEvery: window,
     allowSoftwareGpu: o.allowSoftwareGpu,
-  });
+  };
+  const engine: ArenaEngine = isMambaKind(model.kind)
+    ? await MambaEngine.create({ ...common, config: asMamba(model).config })
+    : await TransformerEngine.create({ ...common, config: asTransformer(model).config });
   try {
     const [m, v] = await Promise.all([readParameters({ params: opt.m }), readParameters({ params: opt.v })]);
     await engine.setState({ m, v, step: opt.step });
@@ -156,7 +166,8 @@ export function nativeBackendFor(tfBackend: string): NativeBackend | undefined {
 }
 
 /**
- * The runner `engine` names for `model`: "native" needs a Mamba model (else a clear error) and runs where
+ * The runner `engine` names for `model`: "native" needs a model the engine trains (else a clear error:
+ * nativeTrains) and runs where
  * TF.js runs (`nativeBackendFor`, or `backend` when given), on WebGPU taking any adapter, a software one
  * included (asked for by name, as --backend webgpu is); "auto" picks native for a Mamba model on the CPU
  * and on WebGPU with a real (not software) adapter, else tfjs.
@@ -168,11 +179,12 @@ export async function createRunner(
   o: { batch: number; length: number; backend?: NativeBackend },
 ): Promise<StepRunner> {
   const isMamba = isMambaKind(model.kind);
-  if (engine === "native" && !isMamba) {
+  if (engine === "native" && !nativeTrains(model.kind)) {
     throw new InputError(
       "--engine",
       "engine",
-      `--engine native trains mambabyte and mamba_subword models; "${model.kind}" trains with --engine tfjs`,
+      `--engine native trains mambabyte, mamba_subword, transformer and transformer_subword models; ` +
+        `"${model.kind}" trains with --engine tfjs`,
     );
   }
   const backend = o.backend ?? nativeBackendFor(tf.getBackend());
