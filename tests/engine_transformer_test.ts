@@ -33,40 +33,47 @@ function trainingText(): Uint8Array {
 }
 
 for (const backend of ENGINE_BACKENDS) {
-  Deno.test(`engine transformer (${backend}): loss and every parameter gradient equal the TF.js model`, async () => {
-    await useBackend(TFJS_REFERENCE_BACKEND);
-    const cfg = CONFIG;
-    // larger than default initial weights, so that attention is far from uniform and every term counts
-    const init = initTransformer(cfg, 3);
-    for (const [name, v] of init) if (!/ln_|bias/.test(name)) init.set(name, v.map((x) => x * 10));
-    const batch = 2, length = 29;
-    const ids = Int32Array.from({ length: batch * (length + 1) }, (_, i) => (i * 7919 + 13) % 256);
-    const model = buildTransformer("transformer", cfg, init);
-    const idsT = tf.tensor(ids, [batch, length + 1], "int32");
-    const names = [...model.params.keys()];
-    const vars = names.map((n) => model.params.get(n)!);
-    const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, idsT), vars);
-    const wantLoss = (await value.data())[0];
-    const eng = await TransformerEngine.create({
-      config: cfg,
-      params: init,
-      batch,
-      length,
-      backend,
-      allowSoftwareGpu: true,
-    });
-    try {
-      const got = await eng.gradients(ids);
-      assert.ok(Math.abs(got.loss / wantLoss - 1) < 1e-5, `loss ${got.loss} vs ${wantLoss}`);
-      for (const [i, name] of names.entries()) {
-        const err = relL2(got.grads.get(name)!, await grads[vars[i].name].data() as Float32Array);
-        assert.ok(err < 1e-4, `grad of ${name} rel err ${err}`);
+  // the byte model; a subword one (vocabulary 300, one head, MLP ratio 2) with the head in chunks of 13 rows
+  const cases: [string, TransformerConfig, number | undefined][] = [
+    ["transformer", CONFIG, undefined],
+    ["transformer_subword", { ...CONFIG, vocab_size: 300, n_head: 1, mlp_ratio: 2 }, 13],
+  ];
+  for (const [kind, cfg, headChunk] of cases) {
+    Deno.test(`engine ${kind} (${backend}): loss and every parameter gradient equal the TF.js model`, async () => {
+      await useBackend(TFJS_REFERENCE_BACKEND);
+      // larger than default initial weights, so that attention is far from uniform and every term counts
+      const init = initTransformer(cfg, 3);
+      for (const [name, v] of init) if (!/ln_|bias/.test(name)) init.set(name, v.map((x) => x * 10));
+      const batch = 2, length = 29, V = cfg.vocab_size;
+      const ids = Int32Array.from({ length: batch * (length + 1) }, (_, i) => (i * 7919 + 13) % V);
+      const model = buildTransformer(kind as "transformer" | "transformer_subword", cfg, init);
+      const idsT = tf.tensor(ids, [batch, length + 1], "int32");
+      const names = [...model.params.keys()];
+      const vars = names.map((n) => model.params.get(n)!);
+      const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, idsT), vars);
+      const wantLoss = (await value.data())[0];
+      const eng = await TransformerEngine.create({
+        config: cfg,
+        params: init,
+        batch,
+        length,
+        backend,
+        allowSoftwareGpu: true,
+        headChunk,
+      });
+      try {
+        const got = await eng.gradients(ids);
+        assert.ok(Math.abs(got.loss / wantLoss - 1) < 1e-5, `loss ${got.loss} vs ${wantLoss}`);
+        for (const [i, name] of names.entries()) {
+          const err = relL2(got.grads.get(name)!, await grads[vars[i].name].data() as Float32Array);
+          assert.ok(err < 1e-4, `grad of ${name} rel err ${err}`);
+        }
+      } finally {
+        eng.destroy();
+        tf.dispose([idsT, value, ...Object.values(grads), ...vars]);
       }
-    } finally {
-      eng.destroy();
-      tf.dispose([idsT, value, ...Object.values(grads), ...vars]);
-    }
-  });
+    });
+  }
 
   Deno.test(`engine transformer (${backend}): 30 steps equal the TF.js model trained by the project's trainer`, async () => {
     await useBackend(TFJS_REFERENCE_BACKEND);

@@ -45,6 +45,8 @@ export interface TransformerEngineOptions {
   optimizer?: Partial<EngineOptimizer>;
   /** Copy the steps' losses out every this many steps (default 16). */
   readbackEvery?: number;
+  /** Token rows of logits the head computes at once (default: all, up to 64M logits). */
+  headChunk?: number;
 }
 
 function build<B>(
@@ -52,7 +54,7 @@ function build<B>(
   cfg: TransformerConfig,
   b: number,
   l: number,
-  o: { optimizer: EngineOptimizer; readbackEvery: number },
+  o: { optimizer: EngineOptimizer; readbackEvery: number; headChunk?: number },
 ) {
   const d = cfg.d_model, H = cfg.n_head, hd = d / H, f = cfg.mlp_ratio * d, V = cfg.vocab_size;
   const L = cfg.n_layer, T = b * l, eps = cfg.norm_eps;
@@ -107,7 +109,12 @@ function build<B>(
     g: f32(T * f, `mlp act ${i}`), // (T, f) gelu(h)
   }));
   const af = f32(T * d, "final norm"), sF = stats("final norm");
-  const logits = f32(T * V, "logits"); // (T, V), then dL/dlogits in place
+  // the head's logits chunk: at most 64M floats (256 MiB) and what one binding may hold
+  const chunk = Math.min(
+    T,
+    o.headChunk ?? Math.max(1, Math.floor(Math.min(1 << 26, be.maxBindingFloats) / V)),
+  );
+  const logits = f32(chunk * V, "logits chunk"); // (chunk, V), then dL/dlogits in place
   const lossRows = f32(T, "loss per token");
   const dres = f32(T * d, "d residual"), da = f32(T * d, "d normed"), dO = f32(T * d, "d attention");
   const dqkv = f32(T * 3 * d, "d qkv"), dh = f32(T * f, "d mlp");
@@ -119,9 +126,6 @@ function build<B>(
     proj: mm(T, d, d, "NT", { accumulate: true }), // mid += o W_proj^T
     fc: mm(T, f, d, "NT"), // h = a2 W_fc^T
     fc2: mm(T, d, f, "NT", { accumulate: true }), // res_{i+1} += g W_fc2^T
-    head: mm(T, V, d, "NT"), // logits = af E^T
-    headDx: mm(T, d, V, "NN"), // d af = dlogits E
-    headDw: mm(V, d, T, "TN"), // dE = dlogits^T af (the embedding's rows are added after)
     fc2Dw: mm(d, f, T, "TN"), // dW_fc2 = dres^T g
     fc2Dx: mm(T, f, d, "NN"), // dg = dres W_fc2
     fcDw: mm(f, d, T, "TN"), // dW_fc = dh^T a2
@@ -132,6 +136,13 @@ function build<B>(
     qkvDx: mm(T, d, 3 * d, "NN"), // d a1 = dqkv W_attn
   };
   for (const [name, g] of Object.entries(gemms)) g.name = name;
+  // the head over `rows` token rows from r0: logits = af[r0:] E^T;  d af[r0:] = dlogits E;
+  // dE (+)= dlogits^T af[r0:] (the embedding's rows are added after the backward)
+  const headGemms = (r0: number, rows: number) => ({
+    logits: mm(rows, V, d, "NT", { offA: r0 * d, name: "headLogits" }),
+    dx: mm(rows, d, V, "NN", { offC: r0 * d, name: "headDx" }),
+    dw: mm(V, d, rows, "TN", { offB: r0 * d, accumulate: r0 > 0, name: "headDw" }),
+  });
   const att: AttentionParams = {
     batch: b,
     heads: H,
@@ -179,18 +190,25 @@ function build<B>(
       ops.gemm(gemms.fc2, { a: a.g, b: w.fc2, c: res[i + 1] });
     }
     ops.layerNorm(ln, { x: res[L], w: P.lnFw, bias: P.lnFb, y: af, ...sF });
-    ops.gemm(gemms.head, { a: af, b: P.E, c: logits });
-    // loss per token; logits <- dL/dlogits = (softmax - onehot(target)) / T
-    ops.crossEntropy({ rows: T, rowOffset: 0, V, len: l, stride: l + 1, scale: 1 / T }, {
-      logits,
-      ids,
-      loss: lossRows,
-    });
+  });
+
+  /** The head and the loss chunk by chunk, and each chunk's share of d af and of the head's dE. */
+  const head = be.record((ops) => {
+    for (let r0 = 0; r0 < T; r0 += chunk) {
+      const rows = Math.min(chunk, T - r0), hg = headGemms(r0, rows);
+      ops.gemm(hg.logits, { a: af, b: P.E, c: logits }); // logits (rows, V)
+      // loss per token; logits <- dL/dlogits = (softmax - onehot(target)) / T
+      ops.crossEntropy({ rows, rowOffset: r0, V, len: l, stride: l + 1, scale: 1 / T }, {
+        logits,
+        ids,
+        loss: lossRows,
+      });
+      ops.gemm(hg.dx, { a: logits, b: P.E, c: da }); // d af[r0:] (rows, d)
+      ops.gemm(hg.dw, { a: logits, b: af, c: G.E }); // dE (V, d)
+    }
   });
 
   const backward = be.record((ops) => {
-    ops.gemm(gemms.headDx, { a: logits, b: P.E, c: da });
-    ops.gemm(gemms.headDw, { a: logits, b: af, c: G.E });
     ops.layerNormBackward({ ...ln, accumulate: false }, {
       x: res[L],
       w: P.lnFw,
@@ -262,7 +280,7 @@ function build<B>(
     lossRows,
     T,
     V,
-    programs: { forward, backward, optimizer },
+    programs: { forward, head, backward, optimizer },
   };
 }
 
@@ -303,7 +321,7 @@ export class TransformerEngine extends ArenaEngine {
       readbackFloats: readbackEvery * HISTORY_STRIDE,
     });
     try {
-      const s = build(be, cfg, o.batch, o.length, { optimizer, readbackEvery });
+      const s = build(be, cfg, o.batch, o.length, { optimizer, readbackEvery, headChunk: o.headChunk });
       const engine = new TransformerEngine(be, s, cfg, o.batch, o.length, optimizer, readbackEvery);
       engine.upload(s.training.arena.P, o.params, "params");
       const { cos, sin } = ropeTables(o.length, cfg.d_model / cfg.n_head, cfg.rope_theta);
@@ -318,7 +336,8 @@ export class TransformerEngine extends ArenaEngine {
   }
 
   protected gradientPrograms(): Program[] {
-    return [this.s.programs.forward, this.s.programs.backward];
+    const p = this.s.programs;
+    return [p.forward, p.head, p.backward];
   }
 
   protected optimizerProgram(): Program {
