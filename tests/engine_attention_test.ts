@@ -142,3 +142,93 @@ Deno.test("engine attention: a query that sees no key is refused, naming it", ()
   const w = layout({ batch: 1, heads: 1, lq: 2, lk: 4, hd: 4, qPos0: 10, kPos0: 0, window: 3 });
   assert.throws(() => checkAttention(w), /the query at position 10 sees no key/);
 });
+
+Deno.test("engine attention: queries as the last rows of longer sequences (PerceiverAR's cross-attention)", async () => {
+  await useBackend(TFJS_REFERENCE_BACKEND);
+  const rng = new Rng(9);
+  const batch = 2, heads = 2, hd = 6, l = 23, n = 5, d = heads * hd, stride = 3 * d;
+  // one packed (b, l, 3d) q | k | v buffer; the queries are rows l-n .. l-1 of each sequence
+  const p: AttentionParams = {
+    batch,
+    heads,
+    lq: n,
+    lk: l,
+    hd,
+    qPos0: l - n,
+    kPos0: 0,
+    window: 0,
+    qStride: stride,
+    kStride: stride,
+    vStride: stride,
+    oStride: d,
+    qOff: (l - n) * stride,
+    kOff: d,
+    vOff: 2 * d,
+    oOff: 0,
+    qBatch: l * stride,
+    kBatch: l * stride,
+    vBatch: l * stride,
+  };
+  const qkv = rng.normalArray(batch * l * stride, 1), dO = rng.normalArray(batch * n * d, 1);
+  const want = await check("attention, last rows as queries", {
+    inputs: {
+      qkv,
+      o: new Float32Array(batch * n * d),
+      lse: new Float32Array(batch * heads * n),
+      dO,
+      dqkv: new Float32Array(qkv.length),
+    },
+    outputs: { o: 1e-5, lse: 1e-5, dqkv: 1e-4 },
+    run: (ops, b) => {
+      ops.attention(p, { q: b.qkv, k: b.qkv, v: b.qkv, o: b.o, lse: b.lse });
+      const g = { q: b.qkv, k: b.qkv, v: b.qkv, o: b.o, lse: b.lse, dO: b.dO };
+      ops.attentionBackward(p, { ...g, dq: b.dqkv, dk: b.dqkv, dv: b.dqkv });
+    },
+  });
+  // TF.js on (b, heads, rows, hd) tensors cut from the packed rows
+  const cut = (buf: Float32Array, first: number, rows: number, off: number) => {
+    const out = new Float32Array(batch * heads * rows * hd);
+    for (let b = 0; b < batch; b++) {
+      for (let h = 0; h < heads; h++) {
+        for (let t = 0; t < rows; t++) {
+          for (let c = 0; c < hd; c++) {
+            out[((b * heads + h) * rows + t) * hd + c] = buf[(b * l + first + t) * stride + off + h * hd + c];
+          }
+        }
+      }
+    }
+    return tf.tensor(out, [batch, heads, rows, hd]);
+  };
+  const [q4, k4, v4] = [cut(qkv, l - n, n, 0), cut(qkv, 0, l, d), cut(qkv, 0, l, 2 * d)];
+  const oRows = new Float32Array(batch * heads * n * hd), dRows = new Float32Array(oRows.length);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      for (let t = 0; t < n; t++) {
+        for (let c = 0; c < hd; c++) {
+          oRows[((b * heads + h) * n + t) * hd + c] = want.o[(b * n + t) * d + h * hd + c];
+          dRows[((b * heads + h) * n + t) * hd + c] = dO[(b * n + t) * d + h * hd + c];
+        }
+      }
+    }
+  }
+  const dO4 = tf.tensor(dRows, [batch, heads, n, hd]);
+  const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => causalAttention(a, b, c, l - n, 0);
+  const o4 = f(q4, k4, v4);
+  const g = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c), dO4)))([
+    q4,
+    k4,
+    v4,
+  ]);
+  const err = async (got: tf.Tensor, ref: tf.Tensor) =>
+    relL2(await got.data() as Float32Array, await ref.data() as Float32Array);
+  assert.ok(relL2(oRows, await o4.data() as Float32Array) < 1e-5, "o vs TF.js");
+  const [dq, dk, dv] = [cut(want.dqkv, l - n, n, 0), cut(want.dqkv, 0, l, d), cut(want.dqkv, 0, l, 2 * d)];
+  for (const [what, got, ref] of [["dq", dq, g[0]], ["dk", dk, g[1]], ["dv", dv, g[2]]] as const) {
+    const e = await err(got, ref);
+    assert.ok(e < 1e-4, `${what} rel err ${e} vs TF.js`);
+  }
+  // the rows that are not queries get no dq (the kernel leaves them as they were)
+  const untouched = cut(want.dqkv, 0, l - n, 0);
+  assert.ok(untouched.dataSync().every((v) => v === 0), "dq of non-query rows");
+  tf.dispose([q4, k4, v4, dO4, o4, ...g, dq, dk, dv, untouched]);
+});

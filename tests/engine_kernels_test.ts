@@ -470,7 +470,7 @@ Deno.test("engine kernels: selective scan forward and backward from packed B, C 
   }
 });
 
-Deno.test("engine kernels: cross-entropy with its gradient in place; negExp, mulInPlace, copy", async () => {
+Deno.test("engine kernels: cross-entropy with its gradient in place (targets offset too); negExp, mulInPlace, copy, fill", async () => {
   const batch = 2, len = 13, V = 40, stride = len + 1;
   const ids = Int32Array.from({ length: batch * stride }, () => rng.int(V));
   for (const [rows, rowOffset] of [[batch * len, 0], [9, 11]]) {
@@ -485,6 +485,29 @@ Deno.test("engine kernels: cross-entropy with its gradient in place; negExp, mul
       const s = out.logits.subarray(i * V, (i + 1) * V).reduce((a, x) => a + x, 0);
       assert.ok(Math.abs(s) < 1e-6, `row ${i} sums to ${s}`);
     }
+  }
+  // targets offset within each sequence (PerceiverAR's latents: the last 8 of 13 positions) equal the plain
+  // case on ids rearranged so that those targets come first
+  {
+    const lat = 8, off = len - lat, rows = batch * lat;
+    const shifted = new Int32Array(batch * (lat + 1));
+    for (let bb = 0; bb < batch; bb++) {
+      for (let t = 0; t <= lat; t++) shifted[bb * (lat + 1) + t] = ids[bb * stride + off + t];
+    }
+    const logits = normal(rows * V, 3);
+    const p = { rows, rowOffset: 0, V, len: lat, stride, targetOffset: off, scale: 1 / rows };
+    const got = await check(`crossEntropy ${JSON.stringify(p)}`, {
+      inputs: { logits: logits.slice(), ids, loss: new Float32Array(rows) },
+      outputs: { logits: 1e-5, loss: 1e-5 },
+      run: (ops, b) => ops.crossEntropy(p, { logits: b.logits, ids: b.ids, loss: b.loss }),
+    });
+    const plain = { rows, rowOffset: 0, V, len: lat, stride: lat + 1, scale: 1 / rows };
+    const want = await check("crossEntropy, ids rearranged", {
+      inputs: { logits: logits.slice(), ids: shifted, loss: new Float32Array(rows) },
+      outputs: { loss: 1e-5 },
+      run: (ops, b) => ops.crossEntropy(plain, { logits: b.logits, ids: b.ids, loss: b.loss }),
+    });
+    assert.deepEqual([...got.loss], [...want.loss], "offset targets");
   }
   const n = 1000;
   await check("negExp", {
@@ -502,6 +525,21 @@ Deno.test("engine kernels: cross-entropy with its gradient in place; negExp, mul
     outputs: { dst: 0 },
     run: (ops, b) => ops.copy({ count: 300, srcOffset: 17, dstOffset: 411 }, { src: b.src, dst: b.dst }),
   });
+  const src = normal(n), dst = normal(n);
+  const added = await check("copy, accumulated", {
+    inputs: { src, dst: dst.slice() },
+    outputs: { dst: 0 },
+    run: (ops, b) =>
+      ops.copy({ count: 300, srcOffset: 17, dstOffset: 411, accumulate: true }, { src: b.src, dst: b.dst }),
+  });
+  const sum = dst.map((v, i) => i >= 411 && i < 711 ? Math.fround(v + src[i - 411 + 17]) : v);
+  assert.deepEqual([...added.dst], [...sum], "dst += src over the range only");
+  const filled = await check("fill", {
+    inputs: { x: normal(n) },
+    outputs: { x: 0 },
+    run: (ops, b) => ops.fill({ count: 700, value: 0 }, { x: b.x }),
+  });
+  assert.ok(filled.x.subarray(0, 700).every((v) => v === 0) && filled.x.subarray(700).every((v) => v !== 0));
 });
 
 Deno.test("engine kernels: optimizer (sums of squares, finalize with clipping and the halted flag, AdamW with a no-decay range)", async () => {

@@ -5,8 +5,9 @@
  * Query i of a (batch, head) sits at position qPos0 + i, key j at kPos0 + j; the query sees the key iff
  * kPos0 + j <= qPos0 + i and, with a window W > 0, kPos0 + j > qPos0 + i - W. Self-attention has qPos0 =
  * kPos0; PerceiverAR's cross-attention has queries at the end of a longer key set. Element c of head h of
- * position t of sequence b lives at buf[(b L + t) stride + off + h hd + c] (L: lq for q and o, lk for k and
- * v), so q, k and v may be thirds of one packed (B, L, 3 d) product and o a (B, L, d) buffer.
+ * position t of sequence b lives at buf[b batch + t stride + off + h hd + c] (batch defaults to L stride, L:
+ * lq for q and o, lk for k and v), so q, k and v may be thirds of one packed (B, L, 3 d) product and o a
+ * (B, L, d) buffer, and queries may be the last rows of longer sequences.
  *
  *   forward:   s_j = <q, k_j> / sqrt(hd);  o = sum_j softmax(s)_j v_j;  lse = log sum_j exp(s_j)
  *   backward:  D = <dO, o>;  p_j = exp(s_j - lse);  dv_j += p_j dO;  ds_j = p_j (<dO, v_j> - D);
@@ -37,6 +38,14 @@ export interface AttentionParams {
   kOff: number;
   vOff: number;
   oOff: number;
+  /**
+   * Floats between sequences of q (dq), k (dk), v (dv), o (dO); default L stride (L: lq or lk): set when the
+   * queries are the last lq of a longer sequence's rows (PerceiverAR's cross-attention)
+   */
+  qBatch?: number;
+  kBatch?: number;
+  vBatch?: number;
+  oBatch?: number;
 }
 
 /** [first, end) of the keys query i sees (first < end for every query of a valid AttentionParams). */
@@ -65,9 +74,19 @@ export function checkAttention(p: AttentionParams): void {
   }
 }
 
+/** Where head h of position t of sequence b starts in a buffer of that layout. */
 const at =
-  (p: AttentionParams, stride: number, off: number, len: number) => (b: number, h: number, t: number) =>
-    (b * len + t) * stride + off + h * p.hd;
+  (p: AttentionParams, stride: number, off: number, batch: number) => (b: number, h: number, t: number) =>
+    b * batch + t * stride + off + h * p.hd;
+/** The four layouts' batch strides (floats between sequences). */
+export function batchStrides(p: AttentionParams) {
+  return {
+    q: p.qBatch ?? p.lq * p.qStride,
+    k: p.kBatch ?? p.lk * p.kStride,
+    v: p.vBatch ?? p.lk * p.vStride,
+    o: p.oBatch ?? p.lq * p.oStride,
+  };
+}
 
 export function attention(
   p: AttentionParams,
@@ -75,8 +94,9 @@ export function attention(
 ): void {
   checkAttention(p);
   const { hd } = p, scale = 1 / Math.sqrt(hd);
-  const qa = at(p, p.qStride, p.qOff, p.lq), ka = at(p, p.kStride, p.kOff, p.lk);
-  const va = at(p, p.vStride, p.vOff, p.lk), oa = at(p, p.oStride, p.oOff, p.lq);
+  const bs = batchStrides(p);
+  const qa = at(p, p.qStride, p.qOff, bs.q), ka = at(p, p.kStride, p.kOff, bs.k);
+  const va = at(p, p.vStride, p.vOff, bs.v), oa = at(p, p.oStride, p.oOff, bs.o);
   const s = scratch("attention scores", p.lk), acc = scratch("attention acc", hd);
   for (let bb = 0; bb < p.batch; bb++) {
     for (let h = 0; h < p.heads; h++) {
@@ -121,8 +141,9 @@ export function attentionBackward(
 ): void {
   checkAttention(p);
   const { hd } = p, scale = 1 / Math.sqrt(hd);
-  const qa = at(p, p.qStride, p.qOff, p.lq), ka = at(p, p.kStride, p.kOff, p.lk);
-  const va = at(p, p.vStride, p.vOff, p.lk), oa = at(p, p.oStride, p.oOff, p.lq);
+  const bs = batchStrides(p);
+  const qa = at(p, p.qStride, p.qOff, bs.q), ka = at(p, p.kStride, p.kOff, bs.k);
+  const va = at(p, p.vStride, p.vOff, bs.v), oa = at(p, p.oStride, p.oOff, bs.o);
   const dk = scratch("attention dk", p.lk * hd),
     dv = scratch("attention dv", p.lk * hd),
     dq = scratch("attention dq", hd);

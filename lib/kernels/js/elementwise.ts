@@ -18,9 +18,25 @@ export interface CopyParams {
   count: number;
   srcOffset: number;
   dstOffset: number;
+  /** add into dst instead of overwriting it */
+  accumulate?: boolean;
 }
 
-/** dst[dstOffset + i] = src[srcOffset + i] */
+/** dst[dstOffset + i] (+)= src[srcOffset + i] */
 export function copy(p: CopyParams, b: { src: Float32Array; dst: Float32Array }): void {
-  b.dst.set(b.src.subarray(p.srcOffset, p.srcOffset + p.count), p.dstOffset);
+  if (!p.accumulate) {
+    b.dst.set(b.src.subarray(p.srcOffset, p.srcOffset + p.count), p.dstOffset);
+    return;
+  }
+  for (let i = 0; i < p.count; i++) b.dst[p.dstOffset + i] += b.src[p.srcOffset + i];
+}
+
+export interface FillParams {
+  count: number;
+  value: number;
+}
+
+/** x[i] = value for i < count */
+export function fill(p: FillParams, b: { x: Float32Array }): void {
+  b.x.fill(p.value, 0, p.count);
 }

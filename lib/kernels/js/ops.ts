@@ -74,6 +74,7 @@ export interface EngineOps<B> {
     b: { x: B; w: B; mean: B; rstd: B; dy: B; dx: B; dw: B; db: B },
   ): void;
   rope(p: transformer.RopeParams, b: { x: B; cos: B; sin: B }): void;
+  fill(p: elementwise.FillParams, b: { x: B }): void;
   gelu(p: transformer.GeluParams, b: { x: B; y: B }): void;
   geluBackward(p: transformer.GeluParams, b: { x: B; d: B }): void;
 }
@@ -129,6 +130,7 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     layerNorm: op("layerNorm", transformer.layerNorm),
     layerNormBackward: op("layerNormBackward", transformer.layerNormBackward),
     rope: op("rope", transformer.rope),
+    fill: op("fill", elementwise.fill),
     gelu: op("gelu", transformer.gelu),
     geluBackward: op("geluBackward", transformer.geluBackward),
   };

@@ -11,8 +11,10 @@ export interface CrossEntropyParams {
   /** logits per row (the padded vocabulary: every column takes part in the softmax, as in TF.js) */
   V: number;
   len: number;
-  /** ids per row of `ids`: the target of token (b, t) is ids[b stride + t + 1] */
+  /** ids per row of `ids`: the target of token (b, t) is ids[b stride + targetOffset + t + 1] */
   stride: number;
+  /** where a sequence's rows start among its ids (PerceiverAR's latents: the last len of l; default 0) */
+  targetOffset?: number;
   /** dL/dlogits scale: 1 / (tokens in the batch), the loss being the mean over tokens */
   scale: number;
 }
@@ -27,7 +29,7 @@ export function crossEntropy(
 ): void {
   for (let i = 0; i < p.rows; i++) {
     const token = p.rowOffset + i;
-    const target = b.ids[Math.floor(token / p.len) * p.stride + (token % p.len) + 1];
+    const target = b.ids[Math.floor(token / p.len) * p.stride + (p.targetOffset ?? 0) + (token % p.len) + 1];
     const o = i * p.V;
     let max = -Infinity;
     for (let j = 0; j < p.V; j++) max = Math.max(max, b.logits[o + j]);

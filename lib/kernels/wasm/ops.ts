@@ -367,7 +367,9 @@ export function wasmOps(record: OpRecorder): EngineOps<JsBuffer> {
       }),
     crossEntropy: (p, b) =>
       record("crossEntropy", () => {
-        params([addr(b.logits), addr(b.ids), addr(b.loss), p.rowOffset, p.V, p.len, p.stride, {
+        // a target offset shifts where each sequence's ids are read: the same as starting the ids later
+        const ids = addr(b.ids) + 4 * (p.targetOffset ?? 0);
+        params([addr(b.logits), ids, addr(b.loss), p.rowOffset, p.V, p.len, p.stride, {
           f: p.scale,
         }]);
         rangeJobs(Fn.CrossEntropy, p.rows, 30 * p.V);

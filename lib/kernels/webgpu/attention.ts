@@ -5,7 +5,7 @@
  * key tiles in workgroup memory) and one for dk and dv (a thread per key, query tiles in workgroup memory),
  * so every output is written by one thread and nothing is accumulated across workgroups.
  */
-import { type AttentionParams, checkAttention } from "../js/attention.ts";
+import { type AttentionParams, batchStrides, checkAttention } from "../js/attention.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { cached, declare, GROUP_ARGS, itemGroups } from "./wgsl.ts";
 
@@ -23,14 +23,14 @@ function tileRows(hd: number): number {
 
 /** WGSL constants and index functions shared by the three kernels. */
 function prelude(p: AttentionParams): string {
-  const f = (x: number) => `${x}`;
+  const f = (x: number) => `${x}`, bs = batchStrides(p);
   return `const HD = ${f(p.hd)}u; const LQ = ${f(p.lq)}u; const LK = ${f(p.lk)}u; const H = ${f(p.heads)}u;
 const QPOS0 = ${f(p.qPos0)}; const KPOS0 = ${f(p.kPos0)}; const WIN = ${f(p.window)};
 const SCALE = ${1 / Math.sqrt(p.hd)};
-fn qAt(b: u32, h: u32, t: u32) -> u32 { return (b * LQ + t) * ${p.qStride}u + ${p.qOff}u + h * HD; }
-fn kAt(b: u32, h: u32, t: u32) -> u32 { return (b * LK + t) * ${p.kStride}u + ${p.kOff}u + h * HD; }
-fn vAt(b: u32, h: u32, t: u32) -> u32 { return (b * LK + t) * ${p.vStride}u + ${p.vOff}u + h * HD; }
-fn oAt(b: u32, h: u32, t: u32) -> u32 { return (b * LQ + t) * ${p.oStride}u + ${p.oOff}u + h * HD; }
+fn qAt(b: u32, h: u32, t: u32) -> u32 { return b * ${bs.q}u + t * ${p.qStride}u + ${p.qOff}u + h * HD; }
+fn kAt(b: u32, h: u32, t: u32) -> u32 { return b * ${bs.k}u + t * ${p.kStride}u + ${p.kOff}u + h * HD; }
+fn vAt(b: u32, h: u32, t: u32) -> u32 { return b * ${bs.v}u + t * ${p.vStride}u + ${p.vOff}u + h * HD; }
+fn oAt(b: u32, h: u32, t: u32) -> u32 { return b * ${bs.o}u + t * ${p.oStride}u + ${p.oOff}u + h * HD; }
 // keys [first, end) that query i sees
 fn keysFrom(i: u32) -> i32 {
   let qpos = QPOS0 + i32(i);

@@ -1,5 +1,5 @@
 /** WGSL of small maps over float ranges (plain-JS twins: ../js/elementwise.ts). */
-import type { CopyParams, RangeParams } from "../js/elementwise.ts";
+import type { CopyParams, FillParams, RangeParams } from "../js/elementwise.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
 import { cached, declare, FLAT_ARGS, flatIndex } from "./wgsl.ts";
 
@@ -37,12 +37,24 @@ export function copyShader(p: CopyParams): string {
 @compute @workgroup_size(256) fn main(${FLAT_ARGS}) {
   let i = ${flatIndex(256)};
   if (i >= ${p.count}u) { return; }
-  dst[${p.dstOffset}u + i] = src[${p.srcOffset}u + i];
+  dst[${p.dstOffset}u + i] = ${p.accumulate ? `dst[${p.dstOffset}u + i] + ` : ""}src[${p.srcOffset}u + i];
 }`,
   );
 }
 
-/** dst[dstOffset + i] = src[srcOffset + i] */
+/** dst[dstOffset + i] (+)= src[srcOffset + i] */
 export function copy<B>(d: Dispatcher<B>, p: CopyParams, b: { src: B; dst: B }): void {
   d.dispatch("copy", copyShader(p), [b.src, b.dst], flatGroups(p.count, 256));
+}
+
+/** x[i] = value for i < count */
+export function fill<B>(d: Dispatcher<B>, p: FillParams, b: { x: B }): void {
+  const code = cached(`fill ${JSON.stringify(p)}`, () =>
+    `${declare([["x", "read_write", "f32"]])}
+@compute @workgroup_size(256) fn main(${FLAT_ARGS}) {
+  let i = ${flatIndex(256)};
+  if (i >= ${p.count}u) { return; }
+  x[i] = ${Number.isInteger(p.value) ? `${p.value}.0` : p.value};
+}`);
+  d.dispatch("fill", code, [b.x], flatGroups(p.count, 256));
 }

@@ -51,6 +51,7 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     layerNorm: (p, b) => transformer.layerNorm(d, p, b),
     layerNormBackward: (p, b) => transformer.layerNormBackward(d, p, b),
     rope: (p, b) => transformer.rope(d, p, b),
+    fill: (p, b) => elementwise.fill(d, p, b),
     gelu: (p, b) => transformer.gelu(d, p, b),
     geluBackward: (p, b) => transformer.geluBackward(d, p, b),
   };

@@ -19,7 +19,7 @@ var<workgroup> red: array<f32, ${W}>;
   let row = wg.x + wg.y * nwg.x; // uniform in the workgroup
   if (row >= ${p.rows}u) { return; }
   let token = ${p.rowOffset}u + row;
-  let tgt = u32(ids[(token / ${p.len}u) * ${p.stride}u + token % ${p.len}u + 1u]);
+  let tgt = u32(ids[(token / ${p.len}u) * ${p.stride}u + ${p.targetOffset ?? 0}u + token % ${p.len}u + 1u]);
   let o = row * ${p.V}u;
   let xt = logits[o + tgt]; // read before any thread overwrites the row
   var m = -3.4028234663852886e38;
