@@ -29,6 +29,7 @@ const NATIVE = ENGINE_BACKENDS.filter((b): b is NativeBackend => b === "webgpu" 
 const FAMILIES: [string, Record<string, unknown>][] = [
   ["mambabyte", { ...mambaByteConfig(32, 2) }],
   ["transformer", { d_model: 32, n_layer: 2, n_head: 2, vocab_size: 256 }],
+  ["perceiver_ar", { d_model: 32, n_layer: 2, n_head: 2, num_latents: 16 }],
 ];
 const dispose = (lm: LanguageModel) => {
   for (const v of lm.params.values()) v.dispose();
@@ -216,7 +217,7 @@ Deno.test("trainer: --engine native refuses a model the engine does not train; a
     const base = { steps: 1, batch: 1, length: 8, lr: 1e-3, warmup: 0, seed: 1 };
     await assert.rejects(
       () => train(mb, text, { ...base, engine: "native" }),
-      /--engine native trains mambabyte, mamba_subword, transformer and transformer_subword models; "megabyte" trains with --engine tfjs/,
+      /--engine native trains mambabyte, mamba_subword, transformer, transformer_subword and perceiver_ar models; "megabyte" trains with --engine tfjs/,
     );
     const m = createMambaLM(mambaByteConfig(16, 1), initParameters(mambaByteConfig(16, 1), 1));
     const r = await train(mambaAsLanguageModel(m), text, { ...base, engine: "auto" });

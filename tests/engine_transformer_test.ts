@@ -2,7 +2,8 @@
  * The byte Transformer's forward and backward on the native engine (lib/engine/transformer.ts) against
  * the TF.js model (lib/models/transformer.ts, itself tested against PyTorch in
  * baselines_reference_test.ts): the loss and the gradient of every parameter, and 30 AdamW steps of the
- * project's trainer (loss and norm each step, final weights), on each engine backend.
+ * project's trainer (loss and norm each step, final weights), on each engine backend; PerceiverAR (the same
+ * stack, layer 0 attending from the last N positions, the loss over them) likewise.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -13,6 +14,8 @@ import { train } from "../lib/train/trainer.ts";
 import { ByteBatcher } from "../lib/data/bytes.ts";
 import type { StepStats } from "../lib/engine/training.ts";
 import { buildTransformer, initTransformer, type TransformerConfig } from "../lib/models/transformer.ts";
+import { buildPerceiverAR, initPerceiverAR } from "../lib/models/perceiver_ar.ts";
+import type { LanguageModel } from "../lib/models/lm.ts";
 import { relL2, useBackend } from "./helpers.ts";
 import { ENGINE_BACKENDS, TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
 
@@ -114,6 +117,70 @@ for (const backend of ENGINE_BACKENDS) {
       }
     } finally {
       eng.destroy();
+    }
+  });
+
+  Deno.test(`engine perceiver_ar (${backend}): loss and gradients, and 30 trainer steps, equal the TF.js model`, async () => {
+    await useBackend(TFJS_REFERENCE_BACKEND);
+    const cfg = { ...CONFIG, vocab_size: 256 as const, num_latents: 11 };
+    const init = initPerceiverAR(cfg, 4);
+    for (const [name, v] of init) if (!/ln_|bias/.test(name)) init.set(name, v.map((x) => x * 10));
+    const batch = 2, length = 29; // 11 latents of 29 positions: layer 0 is a cross-attention
+    const ids = Int32Array.from({ length: batch * (length + 1) }, (_, i) => (i * 7919 + 13) % 256);
+    const model = buildPerceiverAR(cfg, init);
+    const idsT = tf.tensor(ids, [batch, length + 1], "int32");
+    const names = [...model.params.keys()];
+    const vars = names.map((x) => model.params.get(x)!);
+    const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, idsT), vars);
+    const wantLoss = (await value.data())[0];
+    const opts = { config: cfg, latents: cfg.num_latents, backend, allowSoftwareGpu: true };
+    const eng = await TransformerEngine.create({ ...opts, params: init, batch, length });
+    try {
+      const got = await eng.gradients(ids);
+      assert.ok(Math.abs(got.loss / wantLoss - 1) < 1e-5, `loss ${got.loss} vs ${wantLoss}`);
+      for (const [i, name] of names.entries()) {
+        const err = relL2(got.grads.get(name)!, await grads[vars[i].name].data() as Float32Array);
+        assert.ok(err < 1e-4, `grad of ${name} rel err ${err}`);
+      }
+    } finally {
+      eng.destroy();
+      tf.dispose([idsT, value, ...Object.values(grads), ...vars]);
+    }
+    // 30 steps of the trainer (its loss: the latents')
+    const init2 = initPerceiverAR(cfg, 12), data = trainingText();
+    const run = { steps: 30, batch: 2, length: 48, lr: 3e-3, warmup: 5, seed: 7 };
+    const ref: LanguageModel = buildPerceiverAR(cfg, init2);
+    const { log } = await train(ref, data, run);
+    const want = await readParameters(ref);
+    tf.dispose([...ref.params.values()]);
+    const eng2 = await TransformerEngine.create({
+      ...opts,
+      params: init2,
+      batch: 2,
+      length: 48,
+      readbackEvery: 7,
+    });
+    try {
+      const batcher = new ByteBatcher(data, run.batch, run.length, run.seed);
+      const stats: Promise<StepStats>[] = [];
+      for (let s = 0; s < run.steps; s++) {
+        stats.push((await eng2.step(batcher.next(), warmupCosine(s, run.steps, run.lr, run.warmup))).stats);
+      }
+      await eng2.flush();
+      for (const [i, st] of (await Promise.all(stats)).entries()) {
+        assert.ok(
+          Math.abs(st.loss / log[i].loss - 1) < 1e-3,
+          `step ${i + 1}: loss ${st.loss} vs ${log[i].loss}`,
+        );
+        assert.ok(Math.abs(st.gradNorm / log[i].grad_norm - 1) < 1e-3, `step ${i + 1}: grad norm`);
+      }
+      const got = await eng2.parameters();
+      for (const [name, w] of want) {
+        const err = relL2(got.get(name)!, w);
+        assert.ok(err < 1e-3, `${name} after 30 steps rel err ${err}`);
+      }
+    } finally {
+      eng2.destroy();
     }
   });
 }

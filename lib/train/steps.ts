@@ -3,7 +3,7 @@
  * step runners, one interface:
  *  - "tfjs": the TF.js model's forward and gradients and AdamW in TF.js ops (every model; the reference);
  *  - "native": MambaByte and the subword Mamba (lib/engine/mamba.ts), and the byte and subword
- *    Transformers (lib/engine/transformer.ts), on the native engine (explicit kernels, buffers allocated
+ *    Transformers and PerceiverAR (lib/engine/transformer.ts), on the native engine (explicit kernels, buffers allocated
  *    once, one submission per step), on WebGPU when TF.js runs there and on the CPU (engine backend "wasm")
  *    when TF.js runs on cpu or wasm. Its losses come back every `window` steps, not per step, so the host
  *    never waits on a GPU between steps.
@@ -15,6 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import { isMambaKind, type LanguageModel, nextTokenLoss, readParameters } from "../models/lm.ts";
 import { asMamba } from "../models/registry.ts";
 import { asTransformer } from "../models/transformer.ts";
+import { asPerceiverAR } from "../models/perceiver_ar.ts";
 import { InputError } from "../io/errors.ts";
 import { webgpuAdapter } from "../backend.ts";
 import { MambaEngine } from "../engine/mamba.ts";
@@ -88,7 +89,8 @@ export function tfjsRunner(model: LanguageModel, opt: AdamW, batch: number, leng
 
 /** Whether the native engine trains models of this kind. */
 export function nativeTrains(kind: string): boolean {
-  return isMambaKind(kind) || kind === "transformer" || kind === "transformer_subword";
+  return isMambaKind(kind) || kind === "transformer" || kind === "transformer_subword" ||
+    kind === "perceiver_ar";
 }
 
 /**
@@ -113,6 +115,12 @@ export async function nativeRunner(
   };
   const engine: ArenaEngine = isMambaKind(model.kind)
     ? await MambaEngine.create({ ...common, config: asMamba(model).config })
+    : model.kind === "perceiver_ar"
+    ? await TransformerEngine.create({
+      ...common,
+      config: asPerceiverAR(model).config,
+      latents: asPerceiverAR(model).config.num_latents,
+    })
     : await TransformerEngine.create({ ...common, config: asTransformer(model).config });
   try {
     const [m, v] = await Promise.all([readParameters({ params: opt.m }), readParameters({ params: opt.v })]);
@@ -183,7 +191,8 @@ export async function createRunner(
     throw new InputError(
       "--engine",
       "engine",
-      `--engine native trains mambabyte, mamba_subword, transformer and transformer_subword models; ` +
+      `--engine native trains mambabyte, mamba_subword, transformer, transformer_subword and perceiver_ar ` +
+        `models; ` +
         `"${model.kind}" trains with --engine tfjs`,
     );
   }
