@@ -5,8 +5,12 @@
  * "webgpu" where webgpu is (Mesa's software adapter in CI, allowed explicitly). "js" may also be named
  * directly, and the wasm engine as "wasm-engine".
  */
-import { TEST_BACKENDS } from "./helpers.ts";
+import assert from "node:assert/strict";
+import { relL2, TEST_BACKENDS } from "./helpers.ts";
 import type { EngineBackendName } from "../lib/engine/backend.ts";
+import type { ArenaEngine, StepStats } from "../lib/engine/training.ts";
+import { ByteBatcher } from "../lib/data/bytes.ts";
+import { warmupCosine } from "../lib/train/adamw.ts";
 
 const named = (Deno.env.get("MAMBABYTE_TEST_BACKENDS") ?? "").split(",");
 
@@ -19,3 +23,35 @@ export const ENGINE_BACKENDS: EngineBackendName[] = [
 /** The TF.js backend the engine is compared with: a CPU one when tested, else webgpu. */
 export const TFJS_REFERENCE_BACKEND = TEST_BACKENDS.find((b) => b === "cpu" || b === "wasm") ??
   TEST_BACKENDS[0] ?? "cpu";
+
+/**
+ * Trains `eng` for `run.steps` steps on the trainer's batches and learning-rate schedule, then checks every
+ * step's loss and gradient norm against the TF.js trainer's `log` and the final weights against `want`
+ * (relative 1e-3 each). The run must learn (its loss falls by half a nat).
+ */
+export async function expectTrainerSteps(
+  eng: ArenaEngine,
+  data: Uint8Array,
+  run: { steps: number; batch: number; length: number; lr: number; warmup: number; seed: number },
+  log: { loss: number; grad_norm: number }[],
+  want: Map<string, Float32Array>,
+): Promise<void> {
+  const batcher = new ByteBatcher(data, run.batch, run.length, run.seed);
+  const stats: Promise<StepStats>[] = [];
+  for (let s = 0; s < run.steps; s++) {
+    stats.push((await eng.step(batcher.next(), warmupCosine(s, run.steps, run.lr, run.warmup))).stats);
+  }
+  await eng.flush();
+  for (const [i, st] of (await Promise.all(stats)).entries()) {
+    const errLoss = Math.abs(st.loss / log[i].loss - 1),
+      errNorm = Math.abs(st.gradNorm / log[i].grad_norm - 1);
+    assert.ok(errLoss < 1e-3, `step ${i + 1}: loss ${st.loss} vs TF.js ${log[i].loss}`);
+    assert.ok(errNorm < 1e-3, `step ${i + 1}: grad norm ${st.gradNorm} vs TF.js ${log[i].grad_norm}`);
+  }
+  assert.ok(log[run.steps - 1].loss < log[0].loss - 0.5, "the run learns something");
+  const got = await eng.parameters();
+  for (const [name, w] of want) {
+    const err = relL2(got.get(name)!, w);
+    assert.ok(err < 1e-3, `${name} after ${run.steps} steps rel err ${err}`);
+  }
+}

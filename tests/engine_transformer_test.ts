@@ -9,15 +9,12 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { TransformerEngine } from "../lib/engine/transformer.ts";
 import { nextTokenLoss, readParameters } from "../lib/models/lm.ts";
-import { warmupCosine } from "../lib/train/adamw.ts";
 import { train } from "../lib/train/trainer.ts";
-import { ByteBatcher } from "../lib/data/bytes.ts";
-import type { StepStats } from "../lib/engine/training.ts";
 import { buildTransformer, initTransformer, type TransformerConfig } from "../lib/models/transformer.ts";
 import { buildPerceiverAR, initPerceiverAR } from "../lib/models/perceiver_ar.ts";
 import type { LanguageModel } from "../lib/models/lm.ts";
 import { relL2, useBackend } from "./helpers.ts";
-import { ENGINE_BACKENDS, TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
+import { ENGINE_BACKENDS, expectTrainerSteps, TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
 
 const CONFIG: TransformerConfig = {
   vocab_size: 256,
@@ -97,24 +94,7 @@ for (const backend of ENGINE_BACKENDS) {
       readbackEvery: 7,
     });
     try {
-      const batcher = new ByteBatcher(data, run.batch, run.length, run.seed);
-      const stats: Promise<StepStats>[] = [];
-      for (let s = 0; s < run.steps; s++) {
-        stats.push((await eng.step(batcher.next(), warmupCosine(s, run.steps, run.lr, run.warmup))).stats);
-      }
-      await eng.flush();
-      for (const [i, st] of (await Promise.all(stats)).entries()) {
-        const errLoss = Math.abs(st.loss / log[i].loss - 1),
-          errNorm = Math.abs(st.gradNorm / log[i].grad_norm - 1);
-        assert.ok(errLoss < 1e-3, `step ${i + 1}: loss ${st.loss} vs TF.js ${log[i].loss}`);
-        assert.ok(errNorm < 1e-3, `step ${i + 1}: grad norm ${st.gradNorm} vs TF.js ${log[i].grad_norm}`);
-      }
-      assert.ok(log[29].loss < log[0].loss - 0.5, "the run learns something");
-      const got = await eng.parameters();
-      for (const [name, w] of want) {
-        const err = relL2(got.get(name)!, w);
-        assert.ok(err < 1e-3, `${name} after 30 steps rel err ${err}`);
-      }
+      await expectTrainerSteps(eng, data, run, log, want);
     } finally {
       eng.destroy();
     }
@@ -161,24 +141,7 @@ for (const backend of ENGINE_BACKENDS) {
       readbackEvery: 7,
     });
     try {
-      const batcher = new ByteBatcher(data, run.batch, run.length, run.seed);
-      const stats: Promise<StepStats>[] = [];
-      for (let s = 0; s < run.steps; s++) {
-        stats.push((await eng2.step(batcher.next(), warmupCosine(s, run.steps, run.lr, run.warmup))).stats);
-      }
-      await eng2.flush();
-      for (const [i, st] of (await Promise.all(stats)).entries()) {
-        assert.ok(
-          Math.abs(st.loss / log[i].loss - 1) < 1e-3,
-          `step ${i + 1}: loss ${st.loss} vs ${log[i].loss}`,
-        );
-        assert.ok(Math.abs(st.gradNorm / log[i].grad_norm - 1) < 1e-3, `step ${i + 1}: grad norm`);
-      }
-      const got = await eng2.parameters();
-      for (const [name, w] of want) {
-        const err = relL2(got.get(name)!, w);
-        assert.ok(err < 1e-3, `${name} after 30 steps rel err ${err}`);
-      }
+      await expectTrainerSteps(eng2, data, run, log, want);
     } finally {
       eng2.destroy();
     }

@@ -22,7 +22,6 @@
 import { dims, type MambaConfig, noWeightDecay, parameterShapes } from "../models/mamba_config.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
-import { sortTokensById } from "../kernels/js/norm.ts";
 import { nq4 } from "../kernels/js/scan.ts";
 import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
 import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
@@ -359,8 +358,6 @@ interface BuildOptions {
 
 /** The native training engine of a Mamba LM for one (batch, length). */
 export class MambaEngine extends ArenaEngine {
-  private host: { ids: Int32Array; order: Int32Array; rowStart: Int32Array };
-
   private constructor(
     // deno-lint-ignore no-explicit-any
     backend: Backend<any>,
@@ -372,12 +369,13 @@ export class MambaEngine extends ArenaEngine {
     opts: BuildOptions,
     timing: boolean,
   ) {
-    super(backend, s.training, s.layout, opts.optimizer, opts.readbackEvery, timing, "MambaEngine");
-    this.host = {
-      ids: new Int32Array(batch * (length + 1)),
-      order: new Int32Array(s.T),
-      rowStart: new Int32Array(s.V + 1),
-    };
+    super(backend, s.training, s.layout, opts.optimizer, opts.readbackEvery, timing, "MambaEngine", {
+      ...s.inputs,
+      batch,
+      length,
+      vocab: config.vocab_size,
+      V: s.V,
+    });
   }
 
   static async create(o: MambaEngineOptions): Promise<MambaEngine> {
@@ -427,30 +425,6 @@ export class MambaEngine extends ArenaEngine {
 
   protected optimizerProgram(): Program {
     return this.s.programs.optimizer;
-  }
-
-  /** Writes ids (b, l+1) (or (b, l) for logits) and their sort by id into the host arrays. */
-  protected prepare(ids: Int32Array): void {
-    const { batch, length } = this;
-    const h = this.host;
-    if (ids.length === batch * length) { // inputs only: targets unused (logits)
-      for (let bb = 0; bb < batch; bb++) {
-        h.ids.set(ids.subarray(bb * length, (bb + 1) * length), bb * (length + 1));
-      }
-    } else if (ids.length === batch * (length + 1)) h.ids.set(ids);
-    else throw new RangeError(`ids: expected ${batch} x ${length + 1} values (b, l+1), got ${ids.length}`);
-    sortTokensById(
-      h.ids,
-      { batch, len: length, stride: length + 1, d: 0, V: this.s.V },
-      this.config.vocab_size,
-      h.order,
-      h.rowStart,
-    );
-  }
-
-  protected inputWrites(): [unknown, Float32Array | Int32Array][] {
-    const i = this.s.inputs, h = this.host;
-    return [[i.ids, h.ids], [i.order, h.order], [i.rowStart, h.rowStart]];
   }
 
   /**

@@ -7,6 +7,7 @@
  * (forward, head and loss, backward) and its inputs.
  */
 import { HISTORY_STRIDE, HYPER } from "../kernels/js/optim.ts";
+import { sortTokensById } from "../kernels/js/norm.ts";
 import { align, type Backend, profileByLabel, type Program } from "./backend.ts";
 
 /** AdamW's settings (lib/train/adamw.ts AdamWConfig, the learning rate aside: it comes with each step). */
@@ -165,6 +166,9 @@ export abstract class ArenaEngine {
   /** history slots: steps between read-backs */
   private readonly N: number;
 
+  /** The step's ids and their sort by id (the embedding's scatter-add), as written to `tokens`' buffers. */
+  private readonly host: { ids: Int32Array; order: Int32Array; rowStart: Int32Array };
+
   protected constructor(
     // deno-lint-ignore no-explicit-any
     readonly backend: Backend<any>,
@@ -176,20 +180,46 @@ export abstract class ArenaEngine {
     private readonly timing: boolean,
     /** the engine's name in messages */
     private readonly who: string,
+    /** the ids' buffers, the shape of a step, the vocabulary and its padded width (logits per row) */
+    private readonly tokens: {
+      ids: unknown;
+      order: unknown;
+      rowStart: unknown;
+      batch: number;
+      length: number;
+      vocab: number;
+      V: number;
+    },
   ) {
     this.N = readbackEvery;
+    const { batch, length, V } = tokens;
+    this.host = {
+      ids: new Int32Array(batch * (length + 1)),
+      order: new Int32Array(batch * length),
+      rowStart: new Int32Array(V + 1),
+    };
   }
 
   /** A step's programs before the optimizer's: forward, head and loss, backward. */
   protected abstract gradientPrograms(): Program[];
   /** The optimizer's program (recordOptimizer). */
   protected abstract optimizerProgram(): Program;
-  /** Fills the model's host inputs from ids (b, l+1); `writes` then lists them with their buffers. */
-  protected abstract prepare(ids: Int32Array): void;
-  protected abstract inputWrites(): [unknown, Float32Array | Int32Array][];
+
+  /** Writes ids (b, l+1) (or (b, l): inputs only, for logits) and their sort by id into the host arrays. */
+  protected prepare(ids: Int32Array): void {
+    const { batch, length, vocab, V } = this.tokens, h = this.host;
+    if (ids.length === batch * length) { // inputs only: targets unused (logits)
+      for (let bb = 0; bb < batch; bb++) {
+        h.ids.set(ids.subarray(bb * length, (bb + 1) * length), bb * (length + 1));
+      }
+    } else if (ids.length === batch * (length + 1)) h.ids.set(ids);
+    else throw new RangeError(`ids: expected ${batch} x ${length + 1} values (b, l+1), got ${ids.length}`);
+    sortTokensById(h.ids, { batch, len: length, stride: length + 1, d: 0, V }, vocab, h.order, h.rowStart);
+  }
 
   protected writes(): [unknown, Float32Array | Int32Array][] {
-    return [...this.inputWrites(), [this.training.hyper, this.hyper]];
+    const t = this.tokens, h = this.host;
+    return [[t.ids, h.ids], [t.order, h.order], [t.rowStart, h.rowStart], [this.training.hyper, this.hyper]];
   }
 
   /** Writes host tensors into an arena (every parameter of the layout required). */

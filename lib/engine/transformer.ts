@@ -21,7 +21,6 @@ import {
   transformerShapes,
 } from "../models/transformer_config.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
-import { sortTokensById } from "../kernels/js/norm.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
 import type { AttentionParams } from "../kernels/js/attention.ts";
 import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
@@ -354,8 +353,6 @@ function build<B>(
 
 /** The native training engine of a Transformer LM (byte or subword) for one (batch, length). */
 export class TransformerEngine extends ArenaEngine {
-  private readonly host: { ids: Int32Array; order: Int32Array; rowStart: Int32Array };
-
   private constructor(
     // deno-lint-ignore no-explicit-any
     backend: Backend<any>,
@@ -367,12 +364,15 @@ export class TransformerEngine extends ArenaEngine {
     optimizer: EngineOptimizer,
     readbackEvery: number,
   ) {
-    super(backend, s.training, s.layout, optimizer, readbackEvery, false, "TransformerEngine");
-    this.host = {
-      ids: new Int32Array(batch * (length + 1)),
-      order: new Int32Array(batch * length),
-      rowStart: new Int32Array(config.vocab_size + 1),
-    };
+    super(backend, s.training, s.layout, optimizer, readbackEvery, false, "TransformerEngine", {
+      ids: s.inputs.ids,
+      order: s.inputs.order,
+      rowStart: s.inputs.rowStart,
+      batch,
+      length,
+      vocab: config.vocab_size,
+      V: s.V,
+    });
   }
 
   static async create(o: TransformerEngineOptions): Promise<TransformerEngine> {
@@ -421,21 +421,6 @@ export class TransformerEngine extends ArenaEngine {
 
   protected optimizerProgram(): Program {
     return this.s.programs.optimizer;
-  }
-
-  protected prepare(ids: Int32Array): void {
-    const { batch, length } = this, h = this.host;
-    if (ids.length !== batch * (length + 1)) {
-      throw new RangeError(`ids: expected ${batch} x ${length + 1} values (b, l+1), got ${ids.length}`);
-    }
-    h.ids.set(ids);
-    const p = { batch, len: length, stride: length + 1, d: 0, V: this.s.V };
-    sortTokensById(h.ids, p, this.config.vocab_size, h.order, h.rowStart);
-  }
-
-  protected inputWrites(): [unknown, Float32Array | Int32Array][] {
-    const i = this.s.inputs, h = this.host;
-    return [[i.ids, h.ids], [i.order, h.order], [i.rowStart, h.rowStart]];
   }
 
   /** Forward and backward without an update: the mean next-token loss on ids (b, l+1) and every gradient. */
