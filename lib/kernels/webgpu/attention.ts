@@ -7,7 +7,7 @@
  */
 import { type AttentionParams, batchStrides, checkAttention } from "../js/attention.ts";
 import type { Dispatcher } from "./dispatcher.ts";
-import { cached, declare, GROUP_ARGS, itemGroups } from "./wgsl.ts";
+import { type Binding, cached, declare, GROUP_ARGS, itemGroups } from "./wgsl.ts";
 
 /** Queries (forward, dq) or keys (dk, dv) per workgroup: a thread each. */
 const ROWS = 64;
@@ -53,6 +53,33 @@ const placement = (rows: string) =>
   let r0 = tile * ${ROWS}u; let rLast = min(r0 + ${ROWS - 1}u, ${rows} - 1u);
   let r = r0 + lid; let valid = r < ${rows}; let rr = min(r, ${rows} - 1u);`;
 
+/**
+ * WGSL opening the walk over the workgroup's key tiles (forward and dq): each tile of T keys and values
+ * loaded into ks, vs by all threads, then a loop over its keys t (j = j0 + t) that the caller's code
+ * continues and closes with two braces and a barrier.
+ */
+function keyTiles(T: number, hd: number): string {
+  return `for (var j0 = keysFrom(r0); j0 < wEnd; j0 += ${T}) {
+    for (var e = lid; e < ${T * hd}u; e += ${ROWS}u) {
+      let j = u32(j0) + e / HD; let c = e % HD;
+      if (i32(j) < wEnd) { ks[e] = k[kAt(b, h, j) + c]; vs[e] = v[vAt(b, h, j) + c]; }
+    }
+    workgroupBarrier();
+    let n = min(${T}, wEnd - j0);
+    for (var t = 0; t < n; t++) {
+      let j = j0 + t;`;
+}
+
+/** The backward kernels' inputs: the forward's q, k, v, o, lse and the gradient dO. */
+const BACKWARD_INPUTS: Binding[] = [
+  ["q", "read", "f32"],
+  ["k", "read", "f32"],
+  ["v", "read", "f32"],
+  ["o", "read", "f32"],
+  ["lse", "read", "f32"],
+  ["dO", "read", "f32"],
+];
+
 function forwardShader(p: AttentionParams): string {
   const T = tileRows(p.hd);
   return cached(
@@ -84,15 +111,7 @@ var<workgroup> vs: array<f32, ${T * p.hd}>;
   var m = -3.0e38; var l = 0.0;
   // the tile's queries see keys from its first query's first to its last query's end
   let wEnd = keysEnd(rLast);
-  for (var j0 = keysFrom(r0); j0 < wEnd; j0 += ${T}) {
-    for (var e = lid; e < ${T * p.hd}u; e += ${ROWS}u) {
-      let j = u32(j0) + e / HD; let c = e % HD;
-      if (i32(j) < wEnd) { ks[e] = k[kAt(b, h, j) + c]; vs[e] = v[vAt(b, h, j) + c]; }
-    }
-    workgroupBarrier();
-    let n = min(${T}, wEnd - j0);
-    for (var t = 0; t < n; t++) {
-      let j = j0 + t;
+  ${keyTiles(T, p.hd)}
       if (j >= lo && j < hi) {
         var dot = 0.0;
         for (var c = 0u; c < HD; c++) { dot += qr[c] * ks[u32(t) * HD + c]; }
@@ -124,12 +143,7 @@ function dqShader(p: AttentionParams): string {
   return cached(`attention dq ${JSON.stringify(p)}`, () =>
     `${
       declare([
-        ["q", "read", "f32"],
-        ["k", "read", "f32"],
-        ["v", "read", "f32"],
-        ["o", "read", "f32"],
-        ["lse", "read", "f32"],
-        ["dO", "read", "f32"],
+        ...BACKWARD_INPUTS,
         ["dq", "read_write", "f32"],
       ])
     }
@@ -150,15 +164,7 @@ var<workgroup> vs: array<f32, ${T * p.hd}>;
   }
   let L = lse[bh * LQ + rr];
   let wEnd = keysEnd(rLast);
-  for (var j0 = keysFrom(r0); j0 < wEnd; j0 += ${T}) {
-    for (var e = lid; e < ${T * p.hd}u; e += ${ROWS}u) {
-      let j = u32(j0) + e / HD; let c = e % HD;
-      if (i32(j) < wEnd) { ks[e] = k[kAt(b, h, j) + c]; vs[e] = v[vAt(b, h, j) + c]; }
-    }
-    workgroupBarrier();
-    let n = min(${T}, wEnd - j0);
-    for (var t = 0; t < n; t++) {
-      let j = j0 + t;
+  ${keyTiles(T, p.hd)}
       if (j >= lo && j < hi) {
         var s = 0.0; var dp = 0.0;
         for (var c = 0u; c < HD; c++) {
@@ -180,12 +186,7 @@ function dkdvShader(p: AttentionParams): string {
   return cached(`attention dkdv ${JSON.stringify(p)}`, () =>
     `${
       declare([
-        ["q", "read", "f32"],
-        ["k", "read", "f32"],
-        ["v", "read", "f32"],
-        ["o", "read", "f32"],
-        ["lse", "read", "f32"],
-        ["dO", "read", "f32"],
+        ...BACKWARD_INPUTS,
         ["dk", "read_write", "f32"],
         ["dv", "read_write", "f32"],
       ])
