@@ -321,7 +321,7 @@ Deno.test({
       const t = await cli(
         "train",
         "--model",
-        "transformer",
+        "megabyte",
         "--size",
         "tiny",
         "--data",
@@ -337,7 +337,10 @@ Deno.test({
         "native",
       );
       assert.equal(t.code, 2, t.stderr);
-      assert.match(t.stderr, /--engine native trains mambabyte and mamba_subword models/);
+      assert.match(
+        t.stderr,
+        /\nerror: --engine native trains mambabyte, mamba_subword, transformer, transformer_subword and perceiver_ar models; "megabyte" trains with --engine tfjs\n$/,
+      );
     } finally {
       await Deno.remove(tmp, { recursive: true });
     }
