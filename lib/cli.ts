@@ -200,12 +200,13 @@ function printJson(value: unknown): Promise<void> {
   return writeStdout(new TextEncoder().encode(JSON.stringify(value) + "\n"));
 }
 
-/** --engine: what trains Mamba models (lib/train/steps.ts). */
+/** --engine: what runs the training steps (lib/train/steps.ts). */
 const ENGINE_DOC: [string, string] = [
   "NAME",
   `${TRAIN_ENGINES.join("|")}: what runs the training steps: the native engine (explicit kernels, WebGPU ` +
-  "on webgpu, WebAssembly on cpu and wasm; mambabyte and mamba_subword) or TF.js (every model; the " +
-  "reference) (default auto: native for Mamba models on the CPU and on a real GPU, else tfjs)",
+  "on webgpu, WebAssembly on cpu and wasm; mambabyte, mamba_subword, transformer, transformer_subword, " +
+  "perceiver_ar) or TF.js (every model; the reference) (default auto: native for Mamba models on the CPU " +
+  "and on a real GPU, else tfjs)",
 ];
 
 function engineFlag(flags: Flags, command: string): TrainEngine | undefined {
