@@ -204,9 +204,8 @@ function printJson(value: unknown): Promise<void> {
 const ENGINE_DOC: [string, string] = [
   "NAME",
   `${TRAIN_ENGINES.join("|")}: what runs the training steps: the native engine (explicit kernels, WebGPU ` +
-  "on webgpu, WebAssembly on cpu and wasm; mambabyte, mamba_subword, transformer, transformer_subword, " +
-  "perceiver_ar) or TF.js (every model; the reference) (default auto: native for Mamba models on the CPU " +
-  "and on a real GPU, else tfjs)",
+  "on webgpu, WebAssembly on cpu and wasm) or TF.js (the reference); both train every model (default auto: " +
+  "native for Mamba models on the CPU and on a real GPU, else tfjs)",
 ];
 
 function engineFlag(flags: Flags, command: string): TrainEngine | undefined {

@@ -42,6 +42,7 @@ export const FLOORS: { floor: number; rooms: string[] }[] = [
 const ENGINE_MAY_READ_FROM_MODELS = [
   "lib/models/mamba_config.ts",
   "lib/models/transformer_config.ts",
+  "lib/models/megabyte_config.ts",
   "lib/models/checkpoint.ts",
 ];
 

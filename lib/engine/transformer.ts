@@ -1,5 +1,5 @@
 /**
- * The byte (and subword) Transformer, and PerceiverAR, trained on the native engine (issue 5/6):
+ * The byte (and subword) Transformer, PerceiverAR and MegaByte trained on the native engine (issue 5/6):
  * pre-LayerNorm blocks, fused q | k | v and rotary positions, causal attention with the scores never
  * stored (kernels/webgpu/attention.ts), a GELU MLP, the head tied to the embedding; the math of
  * lib/models/transformer.ts (the TF.js reference it is tested against), the parameters under its nanoGPT
@@ -8,6 +8,7 @@
  * one submission each (lib/train/steps.ts, --engine native). PerceiverAR (`latents` N) is the same stack
  * whose layer 0 takes the last n = min(N, l) positions as queries and residual rows against keys and values
  * at every position; later layers, the head and the loss cover those n (lib/models/perceiver_ar.ts).
+ * MegaByte (buildMegaByte) is two such stacks, a global one over patches and a local one inside each.
  *
  * Shapes: b batch, l length, T = b l tokens (rows, token-major), d d_model, H heads of hd, f the MLP's
  * width, V vocabulary, L layers. Per layer:
@@ -20,7 +21,9 @@ import {
   transformerNoWeightDecay,
   transformerShapes,
 } from "../models/transformer_config.ts";
+import { type MegaByteConfig, megabyteShapes } from "../models/megabyte_config.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
+import type { EngineOps } from "../kernels/js/ops.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
 import type { AttentionParams } from "../kernels/js/attention.ts";
 import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
@@ -35,7 +38,8 @@ import {
 } from "./training.ts";
 
 export interface TransformerEngineOptions {
-  config: TransformerConfig;
+  /** a Transformer's (or PerceiverAR's: see `latents`), or MegaByte's */
+  config: TransformerConfig | MegaByteConfig;
   /** Every parameter under lib/models/transformer.ts's names. */
   params: Map<string, Float32Array>;
   batch: number;
@@ -55,55 +59,73 @@ export interface TransformerEngineOptions {
   latents?: number;
 }
 
-function build<B>(
-  be: Backend<B>,
-  cfg: TransformerConfig,
-  b: number,
-  l: number,
-  o: { optimizer: EngineOptimizer; readbackEvery: number; headChunk?: number; latents?: number },
-) {
-  const d = cfg.d_model, H = cfg.n_head, hd = d / H, f = cfg.mlp_ratio * d, V = cfg.vocab_size;
-  const L = cfg.n_layer, T = b * l, eps = cfg.norm_eps;
-  // PerceiverAR: layer 0's queries and residual rows are the last n positions, later layers run on them
-  const n = Math.min(o.latents ?? l, l), Tn = b * n, cross = n < l;
-  const rowsIn = (i: number) => (i === 0 ? T : Tn); // rows a layer's LayerNorm 1 and q | k | v cover
-  // the decayed matrices first (AdamW's decay is one range), each tensor ALIGN-aligned
-  const layout = layoutArena(transformerShapes(cfg), transformerNoWeightDecay);
-  const f32 = (floats: number, label: string) => be.f32(floats, label);
-  const training = trainingBuffers(be, layout, o.readbackEvery);
-  const arena = training.arena;
-  const views = (buf: B) => {
-    const at = (name: string) => {
-      const s = layout.slots.get(name)!;
-      return be.view(buf, s.offset, s.size);
-    };
-    const h = (i: number, name: string) => at(`h.${i}.${name}`);
-    return {
-      E: at("wte.weight"), // (V, d), also the head
-      lnFw: at("ln_f.weight"),
-      lnFb: at("ln_f.bias"),
-      layers: Array.from({ length: L }, (_, i) => ({
-        ln1w: h(i, "ln_1.weight"),
-        ln1b: h(i, "ln_1.bias"),
-        attn: h(i, "attn.c_attn.weight"), // (3d, d): rows q, k, v
-        proj: h(i, "attn.c_proj.weight"), // (d, d)
-        ln2w: h(i, "ln_2.weight"),
-        ln2b: h(i, "ln_2.bias"),
-        fc: h(i, "mlp.c_fc.weight"), // (f, d)
-        fc2: h(i, "mlp.c_proj.weight"), // (d, f)
-      })),
-    };
-  };
-  const P = views(arena.P), G = views(arena.G);
+/** Whether a config is MegaByte's (it has patches). */
+function isMegaByte(cfg: TransformerConfig | MegaByteConfig): cfg is MegaByteConfig {
+  return "patch_size" in cfg;
+}
 
-  // ---- host inputs of a step, and the rotation tables: positions 0 .. l-1, and the latents' l-n .. l-1
-  const ids = be.i32(b * (l + 1), "ids"); // (b, l+1): inputs ids[:, :l], targets ids[:, 1:]
-  const order = be.i32(T, "token rows sorted by id");
-  const rowStart = be.i32(V + 1, "first sorted row of each id");
+/** One stack of pre-norm blocks: its parameters' prefix and its widths (models/transformer_config.ts StackSpec). */
+interface StackShape {
+  prefix: string;
+  d: number;
+  heads: number;
+  /** the MLP's width */
+  f: number;
+  layers: number;
+  eps: number;
+  theta: number;
+}
+
+/**
+ * A stack's buffers and its forward and backward kernel calls, over `seqs` sequences of `len` rows each
+ * (token-major). The caller fills `res0` before `forward` and `dOut` (the gradient of `out`, the final
+ * LayerNorm's rows) before `backward`, which leaves the gradient of `res0` in `dRes0`. With `latents` N
+ * (PerceiverAR), layer 0 takes the last n = min(N, len) rows of each sequence as queries and residual rows
+ * against keys and values at every row; later layers and `out` cover those n.
+ */
+function recordStack<B>(
+  be: Backend<B>,
+  s: StackShape,
+  P: (name: string) => B,
+  G: (name: string) => B,
+  seqs: number,
+  len: number,
+  latents?: number,
+) {
+  const { d, f, eps } = s, H = s.heads, hd = d / H, L = s.layers, b = seqs, l = len, T = b * l;
+  const n = Math.min(latents ?? l, l), Tn = b * n, cross = n < l;
+  const rowsIn = (i: number) => (i === 0 ? T : Tn); // rows a layer's LayerNorm 1 and q | k | v cover
+  const f32 = (floats: number, label: string) => be.f32(floats, `${s.prefix}${label}`);
+  const weights = (at: (name: string) => B) => ({
+    lnFw: at(`${s.prefix}ln_f.weight`),
+    lnFb: at(`${s.prefix}ln_f.bias`),
+    layers: Array.from({ length: L }, (_, i) => {
+      const h = (name: string) => at(`${s.prefix}h.${i}.${name}`);
+      return {
+        ln1w: h("ln_1.weight"),
+        ln1b: h("ln_1.bias"),
+        attn: h("attn.c_attn.weight"), // (3d, d): rows q, k, v
+        proj: h("attn.c_proj.weight"), // (d, d)
+        ln2w: h("ln_2.weight"),
+        ln2b: h("ln_2.bias"),
+        fc: h("mlp.c_fc.weight"), // (f, d)
+        fc2: h("mlp.c_proj.weight"), // (d, f)
+      };
+    }),
+  });
+  const W = weights(P), dW = weights(G);
+
+  // the rotation tables: rows 0 .. l-1, and the latents' l-n .. l-1 (written once by the engine)
   const tables = { cos: f32(l * hd / 2, "rotary cos"), sin: f32(l * hd / 2, "rotary sin") }; // (l, hd/2)
   const latentTables = cross
     ? { cos: f32(n * hd / 2, "rotary cos, latents"), sin: f32(n * hd / 2, "rotary sin, latents") }
     : tables;
+  const all = ropeTables(l, hd, s.theta);
+  const tableWrites: [B, Float32Array][] = [[tables.cos, all.cos], [tables.sin, all.sin]];
+  if (cross) {
+    const lat = ropeTables(n, hd, s.theta, l - n);
+    tableWrites.push([latentTables.cos, lat.cos], [latentTables.sin, lat.sin]);
+  }
 
   // ---- activations kept for the backward; res_0 (T, d), later residuals (Tn, d)
   const res = Array.from({ length: L + 1 }, (_, i) => f32((i === 0 ? T : Tn) * d, `residual ${i}`));
@@ -123,26 +145,11 @@ function build<B>(
     h: f32(Tn * f, `mlp in ${i}`), // before GELU
     g: f32(Tn * f, `mlp act ${i}`), // gelu(h)
   }));
-  const af = f32(Tn * d, "final norm"), sF = stats(Tn, "final norm");
-  // the head's logits chunk: at most 64M floats (256 MiB) and what one binding may hold
-  const chunk = Math.min(
-    Tn,
-    o.headChunk ?? Math.max(1, Math.floor(Math.min(1 << 26, be.maxBindingFloats) / V)),
-  );
-  const logits = f32(chunk * V, "logits chunk"); // (chunk, V), then dL/dlogits in place
-  const lossRows = f32(Tn, "loss per token");
+  const out = f32(Tn * d, "final norm"), sF = stats(Tn, "final norm");
   const dres = f32(Tn * d, "d residual"), da = f32(T * d, "d normed"), dO = f32(Tn * d, "d attention");
-  const dres0 = cross ? f32(T * d, "d residual 0") : dres; // d res_0 over every position
+  const dRes0 = cross ? f32(T * d, "d residual 0") : dres; // d res_0 over every row
   const dqkv = f32(T * 3 * d, "d qkv"), dh = f32(Tn * f, "d mlp");
 
-  const mm = (
-    M: number,
-    N: number,
-    K: number,
-    op: "NN" | "NT" | "TN",
-    name: string,
-    rest: Partial<GemmSpec> = {},
-  ) => ({ M, N, K, transposeA: op[0] === "T", transposeB: op[1] === "T", name, ...rest }) as GemmSpec;
   const gemms = (i: number) => {
     const R = rowsIn(i);
     return {
@@ -160,13 +167,6 @@ function build<B>(
       qkvDx: mm(R, d, 3 * d, "NN", "qkvDx"), // d a1 = dqkv W_attn
     };
   };
-  // the head over `rows` token rows from r0: logits = af[r0:] E^T;  d af[r0:] = dlogits E;
-  // dE (+)= dlogits^T af[r0:] (the embedding's rows are added after the backward)
-  const headGemms = (r0: number, rows: number) => ({
-    logits: mm(rows, V, d, "NT", "headLogits", { offA: r0 * d }),
-    dx: mm(rows, d, V, "NN", "headDx", { offC: r0 * d }),
-    dw: mm(V, d, rows, "TN", "headDw", { offB: r0 * d, accumulate: r0 > 0 }),
-  });
   /** Layer i's attention: q | k | v rows of 3d; layer 0 of PerceiverAR takes the last n rows as queries. */
   const att = (i: number): AttentionParams => {
     const packed = {
@@ -178,36 +178,22 @@ function build<B>(
       vOff: 2 * d,
       oOff: 0,
     };
+    const shape = { batch: b, heads: H, hd, window: 0, ...packed };
     if (i === 0 && cross) {
       const seq = l * 3 * d;
       return {
-        batch: b,
-        heads: H,
+        ...shape,
         lq: n,
         lk: l,
-        hd,
         qPos0: l - n,
         kPos0: 0,
-        window: 0,
-        ...packed,
         qOff: (l - n) * 3 * d,
         qBatch: seq,
         kBatch: seq,
         vBatch: seq,
       };
     }
-    return {
-      batch: b,
-      heads: H,
-      lq: n,
-      lk: n,
-      hd,
-      qPos0: l - n,
-      kPos0: l - n,
-      window: 0,
-      ...packed,
-      qOff: 0,
-    };
+    return { ...shape, lq: n, lk: n, qPos0: l - n, kPos0: l - n, qOff: 0 };
   };
   // q and k are adjacent in a qkv row: one rotation over 2H heads from offset 0
   const rope = (i: number, inverse: boolean) => ({
@@ -230,10 +216,9 @@ function build<B>(
       accumulate,
     }));
 
-  const forward = be.record((ops) => {
-    ops.embedding({ batch: b, len: l, stride: l + 1, d, V }, { ids, table: P.E, out: res[0] }); // res_0 = E[ids]
+  const forward = (ops: EngineOps<B>) => {
     for (let i = 0; i < L; i++) {
-      const w = P.layers[i], a = acts[i], g = gemms(i), R = rowsIn(i);
+      const w = W.layers[i], a = acts[i], g = gemms(i), R = rowsIn(i);
       ops.layerNorm(ln(R), { x: res[i], w: w.ln1w, bias: w.ln1b, y: a.a1, ...a.s1 });
       ops.gemm(g.qkv, { a: a.a1, b: w.attn, c: a.qkv });
       ops.rope(rope(i, false), { x: a.qkv, ...ropeTablesOf(i) });
@@ -248,35 +233,21 @@ function build<B>(
       ops.copy({ count: Tn * d, srcOffset: 0, dstOffset: 0 }, { src: a.mid, dst: res[i + 1] });
       ops.gemm(g.fc2, { a: a.g, b: w.fc2, c: res[i + 1] });
     }
-    ops.layerNorm(ln(Tn), { x: res[L], w: P.lnFw, bias: P.lnFb, y: af, ...sF });
-  });
+    ops.layerNorm(ln(Tn), { x: res[L], w: W.lnFw, bias: W.lnFb, y: out, ...sF });
+  };
 
-  /** The head and the loss chunk by chunk, and each chunk's share of d af and of the head's dE. */
-  const head = be.record((ops) => {
-    for (let r0 = 0; r0 < Tn; r0 += chunk) {
-      const rows = Math.min(chunk, Tn - r0), hg = headGemms(r0, rows);
-      ops.gemm(hg.logits, { a: af, b: P.E, c: logits }); // logits (rows, V)
-      // loss per token; logits <- dL/dlogits = (softmax - onehot(target)) / Tn; the targets of PerceiverAR's
-      // latents are each sequence's last n
-      const ce = { rows, rowOffset: r0, V, len: n, stride: l + 1, targetOffset: l - n, scale: 1 / Tn };
-      ops.crossEntropy(ce, { logits, ids, loss: lossRows });
-      ops.gemm(hg.dx, { a: logits, b: P.E, c: da }); // d af[r0:] (rows, d)
-      ops.gemm(hg.dw, { a: logits, b: af, c: G.E }); // dE (V, d)
-    }
-  });
-
-  const backward = be.record((ops) => {
+  const backward = (ops: EngineOps<B>) => {
     ops.layerNormBackward({ ...ln(Tn), accumulate: false }, {
       x: res[L],
-      w: P.lnFw,
+      w: W.lnFw,
       ...sF,
       dy: da,
       dx: dres,
-      dw: G.lnFw,
-      db: G.lnFb,
+      dw: dW.lnFw,
+      db: dW.lnFb,
     });
     for (let i = L - 1; i >= 0; i--) {
-      const w = P.layers[i], gw = G.layers[i], a = acts[i], g = gemms(i), R = rowsIn(i);
+      const w = W.layers[i], gw = dW.layers[i], a = acts[i], g = gemms(i), R = rowsIn(i);
       // res_{i+1} = mid + gelu(h) W_fc2^T: dres is d res_{i+1}
       ops.gemm(g.fc2Dw, { a: dres, b: a.g, c: gw.fc2 });
       ops.gemm(g.fc2Dx, { a: dres, b: w.fc2, c: dh });
@@ -302,51 +273,329 @@ function build<B>(
       ops.rope(rope(i, true), { x: dqkv, ...ropeTablesOf(i) }); // back through the rotation of q and k
       ops.gemm(g.qkvDw, { a: dqkv, b: a.a1, c: gw.attn });
       ops.gemm(g.qkvDx, { a: dqkv, b: w.attn, c: da });
+      const ln1 = { x: res[i], w: w.ln1w, ...a.s1, dy: da, dw: gw.ln1w, db: gw.ln1b };
       if (i === 0 && cross) {
-        // d res_0 = LN1's backward over every position, plus d mid on the latents' rows
-        ops.layerNormBackward({ ...ln(R), accumulate: false }, {
-          x: res[0],
-          w: w.ln1w,
-          ...a.s1,
-          dy: da,
-          dx: dres0,
-          dw: gw.ln1w,
-          db: gw.ln1b,
-        });
+        // d res_0 = LN1's backward over every row, plus d mid on the latents' rows
+        ops.layerNormBackward({ ...ln(R), accumulate: false }, { ...ln1, dx: dRes0 });
         for (const c of latentRows(true)) {
-          ops.copy({ ...c, srcOffset: c.dstOffset, dstOffset: c.srcOffset }, { src: dres, dst: dres0 });
+          ops.copy({ ...c, srcOffset: c.dstOffset, dstOffset: c.srcOffset }, { src: dres, dst: dRes0 });
         }
-      } else {
-        // dres += LN1's backward: now d res_i
-        ops.layerNormBackward({ ...ln(R), accumulate: true }, {
-          x: res[i],
-          w: w.ln1w,
-          ...a.s1,
-          dy: da,
-          dx: dres,
-          dw: gw.ln1w,
-          db: gw.ln1b,
-        });
-      }
+      } else ops.layerNormBackward({ ...ln(R), accumulate: true }, { ...ln1, dx: dres }); // now d res_i
     }
+  };
+
+  return { res0: res[0], out, dOut: da, dRes0, rows: T, rowsOut: Tn, n, tableWrites, forward, backward };
+}
+
+/** op: "NN" = A as stored, B as stored; "NT": B transposed; "TN": A transposed. */
+function mm(
+  M: number,
+  N: number,
+  K: number,
+  op: "NN" | "NT" | "TN",
+  name: string,
+  rest: Partial<GemmSpec> = {},
+) {
+  return { M, N, K, transposeA: op[0] === "T", transposeB: op[1] === "T", name, ...rest } as GemmSpec;
+}
+
+/** The head over `rows` rows of `x` (d wide) from r0: logits = x E^T; dx = dlogits E; dE (+)= dlogits^T x. */
+function headGemms(V: number, d: number, r0: number, rows: number) {
+  return {
+    logits: mm(rows, V, d, "NT", "headLogits", { offA: r0 * d }),
+    dx: mm(rows, d, V, "NN", "headDx", { offC: r0 * d }),
+    dw: mm(V, d, rows, "TN", "headDw", { offB: r0 * d, accumulate: r0 > 0 }),
+  };
+}
+
+/**
+ * The head and the loss in chunks of token rows: logits (chunk, V) = x E^T, the cross-entropy (its
+ * gradient in place, scale 1/rows), then dx and the head's dE. `targets`: the rows' targets (a sequence's
+ * `len` rows predict ids[b (l+1) + offset + t + 1]).
+ */
+function recordHead<B>(
+  be: Backend<B>,
+  o: {
+    rows: number;
+    V: number;
+    d: number;
+    headChunk?: number;
+    len: number;
+    stride: number;
+    targetOffset: number;
+  },
+  b: { x: B; E: B; dE: B; dx: B; ids: B; loss: B },
+) {
+  const { rows: Tn, V, d } = o;
+  // at most 64M floats (256 MiB) a chunk, and what one binding may hold
+  const chunk = Math.min(
+    Tn,
+    o.headChunk ?? Math.max(1, Math.floor(Math.min(1 << 26, be.maxBindingFloats) / V)),
+  );
+  const logits = be.f32(chunk * V, "logits chunk"); // (chunk, V), then dL/dlogits in place
+  return be.record((ops) => {
+    for (let r0 = 0; r0 < Tn; r0 += chunk) {
+      const rows = Math.min(chunk, Tn - r0), hg = headGemms(V, d, r0, rows);
+      ops.gemm(hg.logits, { a: b.x, b: b.E, c: logits });
+      const ce = {
+        rows,
+        rowOffset: r0,
+        V,
+        len: o.len,
+        stride: o.stride,
+        targetOffset: o.targetOffset,
+        scale: 1 / Tn,
+      };
+      ops.crossEntropy(ce, { logits, ids: b.ids, loss: b.loss });
+      ops.gemm(hg.dx, { a: logits, b: b.E, c: b.dx });
+      ops.gemm(hg.dw, { a: logits, b: b.x, c: b.dE });
+    }
+  });
+}
+
+/** The arenas, the step's ids and their sort, for a layout; parameter views by name. */
+function engineBase<B>(
+  be: Backend<B>,
+  shapes: [string, number[]][],
+  b: number,
+  l: number,
+  V: number,
+  readbackEvery: number,
+) {
+  // the decayed matrices first (AdamW's decay is one range), each tensor ALIGN-aligned
+  const layout = layoutArena(shapes, transformerNoWeightDecay);
+  const training = trainingBuffers(be, layout, readbackEvery);
+  const view = (buf: B) => (name: string) => {
+    const s = layout.slots.get(name);
+    if (!s) throw new Error(`engine: no parameter "${name}" in the layout`);
+    return be.view(buf, s.offset, s.size);
+  };
+  const inputs = {
+    ids: be.i32(b * (l + 1), "ids"), // (b, l+1): inputs ids[:, :l], targets ids[:, 1:]
+    order: be.i32(b * l, "token rows sorted by id"),
+    rowStart: be.i32(V + 1, "first sorted row of each id"),
+  };
+  return { layout, training, P: view(training.arena.P), G: view(training.arena.G), inputs };
+}
+
+interface BuildOptions {
+  optimizer: EngineOptimizer;
+  readbackEvery: number;
+  headChunk?: number;
+}
+
+/** The Transformer (and PerceiverAR with `latents`): embedding, one stack, the tied head. */
+function build<B>(
+  be: Backend<B>,
+  cfg: TransformerConfig,
+  b: number,
+  l: number,
+  o: BuildOptions & { latents?: number },
+) {
+  const d = cfg.d_model, V = cfg.vocab_size;
+  const base = engineBase(be, transformerShapes(cfg), b, l, V, o.readbackEvery);
+  const { P, G, inputs } = base;
+  const stack = recordStack(
+    be,
+    {
+      prefix: "",
+      d,
+      heads: cfg.n_head,
+      f: cfg.mlp_ratio * d,
+      layers: cfg.n_layer,
+      eps: cfg.norm_eps,
+      theta: cfg.rope_theta,
+    },
+    P,
+    G,
+    b,
+    l,
+    o.latents,
+  );
+  const lossRows = be.f32(stack.rowsOut, "loss per token");
+  const forward = be.record((ops) => {
+    ops.embedding({ batch: b, len: l, stride: l + 1, d, V }, {
+      ids: inputs.ids,
+      table: P("wte.weight"),
+      out: stack.res0,
+    });
+    stack.forward(ops);
+  });
+  // the latents' targets are each sequence's last n
+  const head = recordHead(be, {
+    rows: stack.rowsOut,
+    V,
+    d,
+    headChunk: o.headChunk,
+    len: stack.n,
+    stride: l + 1,
+    targetOffset: l - stack.n,
+  }, {
+    x: stack.out,
+    E: P("wte.weight"),
+    dE: G("wte.weight"),
+    dx: stack.dOut,
+    ids: inputs.ids,
+    loss: lossRows,
+  });
+  const backward = be.record((ops) => {
+    stack.backward(ops);
     // the embedding's rows, added onto the tied head's gradient
-    ops.embeddingBackward({ tokens: T, d, V, accumulate: true }, {
-      order,
-      rowStart,
-      dOut: dres0,
-      dTable: G.E,
+    ops.embeddingBackward({ tokens: b * l, d, V, accumulate: true }, {
+      ...inputs,
+      dOut: stack.dRes0,
+      dTable: G("wte.weight"),
     });
   });
-
-  const optimizer = recordOptimizer(be, training, layout, lossRows, Tn, o.optimizer);
+  const optimizer = recordOptimizer(be, base.training, base.layout, lossRows, stack.rowsOut, o.optimizer);
   return {
-    layout,
-    training,
-    inputs: { ids, order, rowStart, tables, latentTables },
+    ...base,
+    tableWrites: stack.tableWrites,
     lossRows,
-    T: Tn,
+    T: stack.rowsOut,
     V,
-    n,
+    programs: { forward, head, backward, optimizer },
+  };
+}
+
+/**
+ * MegaByte (lib/models/megabyte.ts): a global stack over patches of P bytes (the start patch, then each
+ * patch's byte embeddings concatenated and projected, shifted by one patch), a local stack inside each
+ * patch whose input is the byte's embedding plus its slice of the global output's projection, and the
+ * local embedding as the head. K = l / P patches.
+ */
+function buildMegaByte<B>(be: Backend<B>, cfg: MegaByteConfig, b: number, l: number, o: BuildOptions) {
+  const Pz = cfg.patch_size, K = l / Pz, dg = cfg.d_global, dl = cfg.d_local, e = cfg.d_byte_global, V = 256;
+  const base = engineBase(be, megabyteShapes(cfg), b, l, V, o.readbackEvery);
+  const { P, G, inputs } = base;
+  const common = { eps: cfg.norm_eps, theta: cfg.rope_theta };
+  const global = recordStack(
+    be,
+    {
+      prefix: "global.",
+      d: dg,
+      heads: cfg.n_head_global,
+      f: cfg.mlp_ratio * dg,
+      layers: cfg.n_layer_global,
+      ...common,
+    },
+    P,
+    G,
+    b,
+    K,
+  );
+  const local = recordStack(
+    be,
+    {
+      prefix: "local.",
+      d: dl,
+      heads: cfg.n_head_local,
+      f: cfg.mlp_ratio * dl,
+      layers: cfg.n_layer_local,
+      ...common,
+    },
+    P,
+    G,
+    b * K,
+    Pz,
+  );
+  const T = b * l;
+  const gEmb = be.f32(T * e, "patch bytes"), dgEmb = be.f32(T * e, "d patch bytes"); // (b l, e): (b, K, P e)
+  const lossRows = be.f32(T, "loss per token");
+  // patches 0 .. K-2 of each sequence -> global rows 1 .. K-1: (K-1, P e) . W_patch^T, one product per sequence
+  const perSeq = { batch: b, strideA: l * e, strideB: 0, strideC: K * dg };
+  const patchProj = mm(K - 1, dg, Pz * e, "NT", "patchProj", { ...perSeq, offC: dg });
+  const patchDx = mm(K - 1, Pz * e, dg, "NN", "patchDx", {
+    batch: b,
+    strideA: K * dg,
+    strideB: 0,
+    strideC: l * e,
+    offA: dg,
+  });
+  const patchDw = (bb: number) =>
+    mm(dg, Pz * e, K - 1, "TN", "patchDw", { offA: (bb * K + 1) * dg, offB: bb * l * e, accumulate: bb > 0 });
+  // the local input's conditioning: (b K, P d_l) += G (b K, d_g) W_gl^T, and its gradients
+  const toLocal = mm(b * K, Pz * dl, dg, "NT", "toLocal", { accumulate: true });
+  const toLocalDx = mm(b * K, dg, Pz * dl, "NN", "toLocalDx");
+  const toLocalDw = mm(Pz * dl, dg, b * K, "TN", "toLocalDw");
+  const start = (bb: number, accumulate = false) => ({
+    count: dg,
+    srcOffset: 0,
+    dstOffset: bb * K * dg,
+    accumulate,
+  });
+
+  const forward = be.record((ops) => {
+    ops.embedding({ batch: b, len: l, stride: l + 1, d: e, V }, {
+      ids: inputs.ids,
+      table: P("global.wte.weight"),
+      out: gEmb,
+    });
+    for (let bb = 0; bb < b; bb++) ops.copy(start(bb), { src: P("global.start_patch"), dst: global.res0 });
+    if (K > 1) ops.gemm(patchProj, { a: gEmb, b: P("global.patch_proj.weight"), c: global.res0 });
+    global.forward(ops);
+    ops.embedding({ batch: b, len: l, stride: l + 1, d: dl, V }, {
+      ids: inputs.ids,
+      table: P("local.wte.weight"),
+      out: local.res0,
+    });
+    ops.gemm(toLocal, { a: global.out, b: P("global_to_local.weight"), c: local.res0 });
+    local.forward(ops);
+  });
+  const head = recordHead(be, {
+    rows: T,
+    V,
+    d: dl,
+    headChunk: o.headChunk,
+    len: l,
+    stride: l + 1,
+    targetOffset: 0,
+  }, {
+    x: local.out,
+    E: P("local.wte.weight"),
+    dE: G("local.wte.weight"),
+    dx: local.dOut,
+    ids: inputs.ids,
+    loss: lossRows,
+  });
+  const backward = be.record((ops) => {
+    local.backward(ops);
+    ops.gemm(toLocalDw, { a: local.dRes0, b: global.out, c: G("global_to_local.weight") });
+    ops.gemm(toLocalDx, { a: local.dRes0, b: P("global_to_local.weight"), c: global.dOut });
+    ops.embeddingBackward({ tokens: T, d: dl, V, accumulate: true }, {
+      ...inputs,
+      dOut: local.dRes0,
+      dTable: G("local.wte.weight"),
+    });
+    global.backward(ops);
+    // the start patch: its rows' gradients summed over the batch
+    for (let bb = 0; bb < b; bb++) {
+      ops.copy({ count: dg, srcOffset: bb * K * dg, dstOffset: 0, accumulate: bb > 0 }, {
+        src: global.dRes0,
+        dst: G("global.start_patch"),
+      });
+    }
+    // the patch embedder; the last patch of each sequence feeds no global row
+    ops.fill({ count: T * e, value: 0 }, { x: dgEmb });
+    if (K > 1) {
+      for (let bb = 0; bb < b; bb++) {
+        ops.gemm(patchDw(bb), { a: global.dRes0, b: gEmb, c: G("global.patch_proj.weight") });
+      }
+      ops.gemm(patchDx, { a: global.dRes0, b: P("global.patch_proj.weight"), c: dgEmb });
+    } else ops.fill({ count: dg * Pz * e, value: 0 }, { x: G("global.patch_proj.weight") });
+    ops.embeddingBackward({ tokens: T, d: e, V, accumulate: false }, {
+      ...inputs,
+      dOut: dgEmb,
+      dTable: G("global.wte.weight"),
+    });
+  });
+  const optimizer = recordOptimizer(be, base.training, base.layout, lossRows, T, o.optimizer);
+  return {
+    ...base,
+    tableWrites: [...global.tableWrites, ...local.tableWrites],
+    lossRows,
+    T,
+    V,
     programs: { forward, head, backward, optimizer },
   };
 }
@@ -357,8 +606,8 @@ export class TransformerEngine extends ArenaEngine {
     // deno-lint-ignore no-explicit-any
     backend: Backend<any>,
     // deno-lint-ignore no-explicit-any
-    private s: ReturnType<typeof build<any>>,
-    readonly config: TransformerConfig,
+    private s: ReturnType<typeof build<any>> | ReturnType<typeof buildMegaByte<any>>,
+    readonly config: TransformerConfig | MegaByteConfig,
     readonly batch: number,
     readonly length: number,
     optimizer: EngineOptimizer,
@@ -389,23 +638,19 @@ export class TransformerEngine extends ArenaEngine {
       readbackFloats: readbackEvery * HISTORY_STRIDE,
     });
     try {
-      const s = build(be, cfg, o.batch, o.length, {
-        optimizer,
-        readbackEvery,
-        headChunk: o.headChunk,
-        latents: o.latents,
-      });
+      const opts = { optimizer, readbackEvery, headChunk: o.headChunk };
+      let s;
+      if (isMegaByte(cfg)) {
+        if (o.length % cfg.patch_size !== 0) {
+          throw new Error(
+            `TransformerEngine: MegaByte's length ${o.length} must be a multiple of patch_size ${cfg.patch_size}`,
+          );
+        }
+        s = buildMegaByte(be, cfg, o.batch, o.length, opts);
+      } else s = build(be, cfg, o.batch, o.length, { ...opts, latents: o.latents });
       const engine = new TransformerEngine(be, s, cfg, o.batch, o.length, optimizer, readbackEvery);
       engine.upload(s.training.arena.P, o.params, "params");
-      const hd = cfg.d_model / cfg.n_head, t = s.inputs;
-      const all = ropeTables(o.length, hd, cfg.rope_theta);
-      be.write(t.tables.cos, all.cos);
-      be.write(t.tables.sin, all.sin);
-      if (t.latentTables !== t.tables) {
-        const lat = ropeTables(s.n, hd, cfg.rope_theta, o.length - s.n); // positions l-n .. l-1
-        be.write(t.latentTables.cos, lat.cos);
-        be.write(t.latentTables.sin, lat.sin);
-      }
+      for (const [buf, data] of s.tableWrites) be.write(buf, data);
       await be.finish(); // compilation and validation errors surface here, not in the first step
       return engine;
     } catch (e) {

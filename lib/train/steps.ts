@@ -3,7 +3,7 @@
  * step runners, one interface:
  *  - "tfjs": the TF.js model's forward and gradients and AdamW in TF.js ops (every model; the reference);
  *  - "native": MambaByte and the subword Mamba (lib/engine/mamba.ts), and the byte and subword
- *    Transformers and PerceiverAR (lib/engine/transformer.ts), on the native engine (explicit kernels, buffers allocated
+ *    Transformers, PerceiverAR and MegaByte (lib/engine/transformer.ts), on the native engine (explicit kernels, buffers allocated
  *    once, one submission per step), on WebGPU when TF.js runs there and on the CPU (engine backend "wasm")
  *    when TF.js runs on cpu or wasm. Its losses come back every `window` steps, not per step, so the host
  *    never waits on a GPU between steps.
@@ -16,6 +16,7 @@ import { isMambaKind, type LanguageModel, nextTokenLoss, readParameters } from "
 import { asMamba } from "../models/registry.ts";
 import { asTransformer } from "../models/transformer.ts";
 import { asPerceiverAR } from "../models/perceiver_ar.ts";
+import { asMegaByte } from "../models/megabyte.ts";
 import { InputError } from "../io/errors.ts";
 import { webgpuAdapter } from "../backend.ts";
 import { MambaEngine } from "../engine/mamba.ts";
@@ -87,15 +88,10 @@ export function tfjsRunner(model: LanguageModel, opt: AdamW, batch: number, leng
   };
 }
 
-/** Whether the native engine trains models of this kind. */
-export function nativeTrains(kind: string): boolean {
-  return isMambaKind(kind) || kind === "transformer" || kind === "transformer_subword" ||
-    kind === "perceiver_ar";
-}
-
 /**
- * The native engine's step for a Mamba or Transformer model, starting from the model's variables and
- * `opt`'s moments and step count (a fresh run, or one resumed from any checkpoint).
+ * The native engine's step for any model family (Mamba on engine/mamba.ts; the Transformers, PerceiverAR
+ * and MegaByte on engine/transformer.ts), starting from the model's variables and `opt`'s moments and step
+ * count (a fresh run, or one resumed from any checkpoint).
  */
 export async function nativeRunner(
   model: LanguageModel,
@@ -121,6 +117,8 @@ export async function nativeRunner(
       config: asPerceiverAR(model).config,
       latents: asPerceiverAR(model).config.num_latents,
     })
+    : model.kind === "megabyte"
+    ? await TransformerEngine.create({ ...common, config: asMegaByte(model).config })
     : await TransformerEngine.create({ ...common, config: asTransformer(model).config });
   try {
     const [m, v] = await Promise.all([readParameters({ params: opt.m }), readParameters({ params: opt.v })]);
@@ -174,9 +172,7 @@ export function nativeBackendFor(tfBackend: string): NativeBackend | undefined {
 }
 
 /**
- * The runner `engine` names for `model`: "native" needs a model the engine trains (else a clear error:
- * nativeTrains) and runs where
- * TF.js runs (`nativeBackendFor`, or `backend` when given), on WebGPU taking any adapter, a software one
+ * The runner `engine` names for `model`: "native" (every family) runs where TF.js runs (`nativeBackendFor`, or `backend` when given), on WebGPU taking any adapter, a software one
  * included (asked for by name, as --backend webgpu is); "auto" picks native for a Mamba model on the CPU
  * and on WebGPU with a real (not software) adapter, else tfjs.
  */
@@ -187,15 +183,6 @@ export async function createRunner(
   o: { batch: number; length: number; backend?: NativeBackend },
 ): Promise<StepRunner> {
   const isMamba = isMambaKind(model.kind);
-  if (engine === "native" && !nativeTrains(model.kind)) {
-    throw new InputError(
-      "--engine",
-      "engine",
-      `--engine native trains mambabyte, mamba_subword, transformer, transformer_subword and perceiver_ar ` +
-        `models; ` +
-        `"${model.kind}" trains with --engine tfjs`,
-    );
-  }
   const backend = o.backend ?? nativeBackendFor(tf.getBackend());
   if (engine === "native" && !backend) {
     throw new InputError(
