@@ -376,8 +376,7 @@ export class ReadbackRing {
   private pending: (Promise<void> | undefined)[];
   private next = 0;
   /** read-backs collected whose mapAsync is not issued yet (see `collect`) */
-  private deferred: (() => void)[] = [];
-  private deferredSlots = new Set<number>();
+  private deferred: { slot: number; map: () => void }[] = [];
   private timer?: ReturnType<typeof setTimeout>;
 
   constructor(rt: GpuRuntime, readonly bytes: number, readonly slots: number) {
@@ -394,7 +393,7 @@ export class ReadbackRing {
     this.next = (this.next + 1) % this.slots;
     // only a slot whose own map is still deferred needs the flush (which waits for the GPU); otherwise the
     // wait lets the event loop finish that map while the GPU still runs earlier submissions
-    if (this.deferredSlots.has(slot)) this.flush();
+    if (this.deferred.some((d) => d.slot === slot)) this.flush();
     if (this.pending[slot]) await this.pending[slot];
     return { slot, buffer: this.staging[slot] };
   }
@@ -410,16 +409,17 @@ export class ReadbackRing {
   collect(slot: number): Promise<ArrayBuffer> {
     const buffer = this.staging[slot];
     const data = new Promise<ArrayBuffer>((resolve, reject) => {
-      this.deferred.push(() =>
-        buffer.mapAsync(GPUMapMode.READ).then(() => {
-          const copy = buffer.getMappedRange().slice(0);
-          buffer.unmap();
-          resolve(copy);
-        }, reject)
-      );
+      this.deferred.push({
+        slot,
+        map: () =>
+          buffer.mapAsync(GPUMapMode.READ).then(() => {
+            const copy = buffer.getMappedRange().slice(0);
+            buffer.unmap();
+            resolve(copy);
+          }, reject),
+      });
     });
     this.pending[slot] = data.then(() => {}, () => {});
-    this.deferredSlots.add(slot);
     this.timer ??= setTimeout(() => this.flush(), 0);
     return data;
   }
@@ -430,8 +430,7 @@ export class ReadbackRing {
     this.timer = undefined;
     const maps = this.deferred;
     this.deferred = [];
-    this.deferredSlots.clear();
-    for (const map of maps) map();
+    for (const { map } of maps) map();
   }
 
   /** Waits until every read-back in flight has come back. */
@@ -445,6 +444,5 @@ export class ReadbackRing {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.deferred = [];
-    this.deferredSlots.clear();
   }
 }
