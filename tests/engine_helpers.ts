@@ -6,6 +6,8 @@
  * directly, and the wasm engine as "wasm-engine".
  */
 import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { type LanguageModel, nextTokenLoss } from "../lib/models/lm.ts";
 import { relL2, TEST_BACKENDS } from "./helpers.ts";
 import type { EngineBackendName } from "../lib/engine/backend.ts";
 import type { ArenaEngine, StepStats } from "../lib/engine/training.ts";
@@ -53,5 +55,33 @@ export async function expectTrainerSteps(
   for (const [name, w] of want) {
     const err = relL2(got.get(name)!, w);
     assert.ok(err < 1e-3, `${name} after ${run.steps} steps rel err ${err}`);
+  }
+}
+
+/**
+ * The engine's mean next-token loss and every parameter's gradient on ids (batch, length + 1) against
+ * the TF.js model's (nextTokenLoss differentiated by tf.variableGrads): relative 1e-5 and 1e-4.
+ */
+export async function expectTfjsGradients(
+  eng: ArenaEngine,
+  model: LanguageModel,
+  ids: Int32Array,
+  batch: number,
+  length: number,
+): Promise<void> {
+  const idsT = tf.tensor(ids, [batch, length + 1], "int32");
+  const names = [...model.params.keys()];
+  const vars = names.map((n) => model.params.get(n)!);
+  const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, idsT), vars);
+  try {
+    const wantLoss = (await value.data())[0];
+    const got = await eng.gradients(ids);
+    assert.ok(Math.abs(got.loss / wantLoss - 1) < 1e-5, `loss ${got.loss} vs ${wantLoss}`);
+    for (const [i, name] of names.entries()) {
+      const err = relL2(got.grads.get(name)!, await grads[vars[i].name].data() as Float32Array);
+      assert.ok(err < 1e-4, `grad of ${name} rel err ${err}`);
+    }
+  } finally {
+    tf.dispose([idsT, value, ...Object.values(grads)]);
   }
 }

@@ -375,6 +375,11 @@ export class MambaEngine extends ArenaEngine {
       length,
       vocab: config.vocab_size,
       V: s.V,
+    }, {
+      gradient: [s.programs.forward, s.programs.headTrain, s.programs.backward],
+      optimizer: s.programs.optimizer,
+      lossRows: s.lossRows,
+      lossCount: s.T,
     });
   }
 
@@ -416,32 +421,6 @@ export class MambaEngine extends ArenaEngine {
       be.destroy();
       throw e;
     }
-  }
-
-  protected gradientPrograms(): Program[] {
-    const p = this.s.programs;
-    return [p.forward, p.headTrain, p.backward];
-  }
-
-  protected optimizerProgram(): Program {
-    return this.s.programs.optimizer;
-  }
-
-  /**
-   * Forward and backward without an update: the mean loss and every parameter's gradient (mamba_ssm
-   * names; the tied embedding's gradient holds both uses). For tests and checks, not for training.
-   */
-  async gradients(ids: Int32Array): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
-    await this.flush();
-    this.prepare(ids);
-    await this.backend.submit(this.gradientPrograms(), { writes: this.writes() });
-    const loss = await this.meanLoss();
-    return { loss, grads: await this.download(this.s.training.arena.G) };
-  }
-
-  private async meanLoss(): Promise<number> {
-    const rows = await this.backend.read(this.s.lossRows, 0, this.s.T);
-    return rows.reduce((a, x) => a + x, 0) / rows.length;
   }
 
   /** Mean next-token loss of ids (b, l+1) (forward only). */

@@ -190,6 +190,16 @@ export abstract class ArenaEngine {
       vocab: number;
       V: number;
     },
+    /**
+     * A step's programs: forward, head and loss, backward (`gradient`), then the optimizer's
+     * (recordOptimizer); and the per-token losses the head writes (`lossCount` of them).
+     */
+    private readonly program: {
+      gradient: Program[];
+      optimizer: Program;
+      lossRows: unknown;
+      lossCount: number;
+    },
   ) {
     this.N = readbackEvery;
     const { batch, length, V } = tokens;
@@ -200,10 +210,10 @@ export abstract class ArenaEngine {
     };
   }
 
-  /** A step's programs before the optimizer's: forward, head and loss, backward. */
-  protected abstract gradientPrograms(): Program[];
-  /** The optimizer's program (recordOptimizer). */
-  protected abstract optimizerProgram(): Program;
+  /** Every program of a training step, in order. */
+  private get stepPrograms(): Program[] {
+    return [...this.program.gradient, this.program.optimizer];
+  }
 
   /** Writes ids (b, l+1) (or (b, l): inputs only, for logits) and their sort by id into the host arrays. */
   protected prepare(ids: Int32Array): void {
@@ -263,7 +273,7 @@ export abstract class ArenaEngine {
     const slot = this.nextStep(lr);
     const step = this.steps;
     const stats = new Promise<StepStats>((resolve, reject) => this.waiting.push({ step, resolve, reject }));
-    const { readback } = await this.backend.submit([...this.gradientPrograms(), this.optimizerProgram()], {
+    const { readback } = await this.backend.submit(this.stepPrograms, {
       writes: this.writes(),
       readback: slot === this.N - 1
         ? { from: this.training.history, floats: this.N * HISTORY_STRIDE }
@@ -365,9 +375,27 @@ export abstract class ArenaEngine {
     await this.backend.finish();
   }
 
+  /**
+   * Forward and backward without an update: the mean loss and every parameter's gradient (a tied
+   * embedding's gradient holds both uses). For tests and checks, not for training.
+   */
+  async gradients(ids: Int32Array): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+    await this.flush();
+    this.prepare(ids);
+    await this.backend.submit(this.program.gradient, { writes: this.writes() });
+    const loss = await this.meanLoss();
+    return { loss, grads: await this.download(this.training.arena.G) };
+  }
+
+  /** The mean of the per-token losses the last submitted head wrote. */
+  protected async meanLoss(): Promise<number> {
+    const rows = await this.backend.read(this.program.lossRows, 0, this.program.lossCount);
+    return rows.reduce((a, x) => a + x, 0) / rows.length;
+  }
+
   /** Dispatches (webgpu) or op calls (js) of one training step, by kind, and in all. */
   dispatches(): { total: number; byLabel: Record<string, number> } {
-    const labels = [...this.gradientPrograms(), this.optimizerProgram()].flatMap((x) => x.labels);
+    const labels = this.stepPrograms.flatMap((x) => x.labels);
     const byLabel: Record<string, number> = {};
     for (const l of labels.map((x) => x.split(" ")[0])) byLabel[l] = (byLabel[l] ?? 0) + 1; // by kernel
     return { total: labels.length, byLabel };
@@ -387,7 +415,7 @@ export abstract class ArenaEngine {
     this.prepare(ids);
     this.nextStep(lr);
     await this.backend.submit([], { writes: this.writes() });
-    await this.backend.runEach([...this.gradientPrograms(), this.optimizerProgram()], before);
+    await this.backend.runEach(this.stepPrograms, before);
   }
 
   /**
@@ -406,7 +434,7 @@ export abstract class ArenaEngine {
     // the step's host values first (a submission with no programs), then the programs one pass per dispatch
     this.nextStep(lr);
     await this.backend.submit([], { writes: this.writes() });
-    return await profileByLabel(this.backend, [...this.gradientPrograms(), this.optimizerProgram()]);
+    return await profileByLabel(this.backend, this.stepPrograms);
   }
 
   destroy(): void {

@@ -27,7 +27,7 @@ import type { EngineOps } from "../kernels/js/ops.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
 import type { AttentionParams } from "../kernels/js/attention.ts";
 import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
-import { type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
+import { type Backend, createBackend, type EngineBackendName } from "./backend.ts";
 import {
   ArenaEngine,
   ENGINE_OPTIMIZER_DEFAULTS,
@@ -606,7 +606,7 @@ export class TransformerEngine extends ArenaEngine {
     // deno-lint-ignore no-explicit-any
     backend: Backend<any>,
     // deno-lint-ignore no-explicit-any
-    private s: ReturnType<typeof build<any>> | ReturnType<typeof buildMegaByte<any>>,
+    s: ReturnType<typeof build<any>> | ReturnType<typeof buildMegaByte<any>>,
     readonly config: TransformerConfig | MegaByteConfig,
     readonly batch: number,
     readonly length: number,
@@ -621,6 +621,11 @@ export class TransformerEngine extends ArenaEngine {
       length,
       vocab: config.vocab_size,
       V: s.V,
+    }, {
+      gradient: [s.programs.forward, s.programs.head, s.programs.backward],
+      optimizer: s.programs.optimizer,
+      lossRows: s.lossRows,
+      lossCount: s.T,
     });
   }
 
@@ -657,26 +662,5 @@ export class TransformerEngine extends ArenaEngine {
       be.destroy();
       throw e;
     }
-  }
-
-  protected gradientPrograms(): Program[] {
-    const p = this.s.programs;
-    return [p.forward, p.head, p.backward];
-  }
-
-  protected optimizerProgram(): Program {
-    return this.s.programs.optimizer;
-  }
-
-  /** Forward and backward without an update: the mean next-token loss on ids (b, l+1) and every gradient. */
-  async gradients(ids: Int32Array): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
-    await this.flush();
-    this.prepare(ids);
-    await this.backend.submit(this.gradientPrograms(), { writes: this.writes() });
-    const rows = await this.backend.read(this.s.lossRows, 0, this.s.T);
-    return {
-      loss: rows.reduce((a, x) => a + x, 0) / rows.length,
-      grads: await this.download(this.s.training.arena.G),
-    };
   }
 }
