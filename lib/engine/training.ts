@@ -59,7 +59,8 @@ export interface ArenaLayout {
 
 /**
  * Lays parameters out with the decayed ones first, each at a multiple of ALIGN floats (a binding offset any
- * device accepts); `extra` (placed after the decayed ones, in order) lets a model keep some tensors together.
+ * device accepts); the undecayed ones `together` picks come right after the decayed ones, side by side (Mamba's
+ * A_log: one dispatch for all layers), and their range is returned.
  */
 export function layoutArena(
   shapes: [string, number[]][],
