@@ -1,6 +1,6 @@
 /**
- * Times MambaByte training steps on the native engine (lib/engine/mamba.ts) and prints one JSON line per
- * shape: bytes/s, wall ms per step, the host's ms per step (encoding and submitting, what the CPU spends)
+ * Times training steps on the native engine (lib/engine/mamba.ts; with --model, the baselines of
+ * lib/engine/transformer.ts) and prints one JSON line per shape: bytes/s, wall ms per step, the host's ms per step (encoding and submitting, what the CPU spends)
  * beside the GPU's ms per step (timestamp queries around each step's compute pass), the GPU memory the
  * engine allocated, the dispatches per step, achieved TFLOP/s; with --profile also GPU ms per kernel
  * (one extra step run with a pass and timestamps per dispatch).
@@ -14,7 +14,11 @@
  *                        twins: slow), plan (no device: dispatch
  *                        counts and memory of what webgpu would run)
  *     --allow-software   accept a software WebGPU adapter (llvmpipe; for trying the bench on a CPU machine)
- *     --vocab V          vocabulary (default 256: MambaByte; else a subword Mamba)
+ *     --model KIND       mambabyte (default), transformer, perceiver_ar or megabyte: the family's config at
+ *                        that width and depth (lib/models/mod.ts baselineConfig: MegaByte's global model is
+ *                        d_model x n_layer, its local one in the paper's proportions), its defaults otherwise
+ *                        (heads of 64, PerceiverAR's 256 latents, MegaByte's patches of 8)
+ *     --vocab V          vocabulary (default 256: bytes; else a subword Mamba or Transformer)
  *     --split-k 0|1      split k of the weight gradients' GEMMs (default 1)
  *     --lr X             learning rate (default 1e-3)
  *     --timing 0|1       GPU timestamps around each step (default 1 on webgpu)
@@ -24,11 +28,19 @@
  * Progress (engine created, warm-up, timed steps) goes to stderr, so a hang shows where it is.
  * Needs nothing beyond the repository and Deno's cache (no registry): imports are local or already cached.
  */
-import { MambaEngine, type StepStats } from "../engine/mamba.ts";
+import { MambaEngine } from "../engine/mamba.ts";
+import { TransformerEngine } from "../engine/transformer.ts";
+import type { ArenaEngine, StepStats } from "../engine/training.ts";
 import { type EngineBackendName, PlanBackend } from "../engine/backend.ts";
 import { initParameters } from "../models/mamba.ts";
 import { parseMambaConfig } from "../models/mamba_config.ts";
-import { mambaTrainFlopsPerToken } from "../models/registry.ts";
+import { createModel, mambaTrainFlopsPerToken } from "../models/registry.ts";
+import { baselineConfig } from "../models/mod.ts";
+import { initBackend } from "../backend.ts";
+import { disposeModel, type ModelKind, readParameters } from "../models/lm.ts";
+import type { TransformerConfig } from "../models/transformer_config.ts";
+import type { MegaByteConfig } from "../models/megabyte_config.ts";
+import { asPerceiverAR } from "../models/perceiver_ar.ts";
 import { ByteBatcher } from "../data/bytes.ts";
 import { benchProvenance } from "../results/store.ts";
 
@@ -39,6 +51,7 @@ interface Options {
   readbackEvery: number;
   profile: boolean;
   backend: EngineBackendName;
+  model: ModelKind;
   allowSoftware: boolean;
   vocab: number;
   splitK: boolean;
@@ -56,6 +69,7 @@ function parse(args: string[]): Options {
     readbackEvery: 10,
     profile: false,
     backend: "webgpu",
+    model: "mambabyte",
     allowSoftware: false,
     vocab: 256,
     splitK: true,
@@ -82,6 +96,7 @@ function parse(args: string[]): Options {
     else if (a === "--readback-every") o.readbackEvery = num(a, v), i++;
     else if (a === "--profile") o.profile = true;
     else if (a === "--backend") o.backend = v as EngineBackendName, i++;
+    else if (a === "--model") o.model = v as ModelKind, i++;
     else if (a === "--allow-software") o.allowSoftware = true;
     else if (a === "--vocab") o.vocab = num(a, v, 2), i++;
     else if (a === "--split-k") o.splitK = v !== "0", i++;
@@ -97,8 +112,56 @@ function parse(args: string[]): Options {
   if (!["webgpu", "wasm", "js", "plan"].includes(o.backend)) {
     throw new Error(`--backend: webgpu, wasm, js or plan`);
   }
+  if (!ENGINE_MODELS.includes(o.model)) throw new Error(`--model: one of ${ENGINE_MODELS.join(", ")}`);
+  if (o.model !== "mambabyte" && o.vocab !== 256) {
+    if (o.model !== "transformer") throw new Error(`--vocab: ${o.model} reads bytes (256)`);
+    o.model = "transformer_subword";
+  }
   if (!o.shapes.length) o.shapes.push([512, 8, 16, 2048]);
   return o;
+}
+
+const ENGINE_MODELS: ModelKind[] = ["mambabyte", "transformer", "perceiver_ar", "megabyte"];
+
+/** The engine, and the training FLOPs per token, of one bench shape (random parameters, seed 0). */
+async function createEngine(
+  o: Options,
+  [d, L, b, l]: [number, number, number, number],
+): Promise<{ engine: ArenaEngine; flopsPerToken: number; config: Record<string, unknown> }> {
+  const common = {
+    batch: b,
+    length: l,
+    backend: o.backend,
+    allowSoftwareGpu: o.allowSoftware,
+    readbackEvery: o.readbackEvery,
+    timing: o.backend === "webgpu" && o.timing,
+  };
+  if (o.model === "mambabyte") {
+    const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: o.vocab }, "--shape");
+    const engine = await MambaEngine.create({
+      ...common,
+      config,
+      params: initParameters(config, 0),
+      splitK: o.splitK,
+    });
+    return { engine, flopsPerToken: mambaTrainFlopsPerToken(config), config: { ...config } };
+  }
+  // a baseline: the TF.js model initialises the parameters (on TF.js's CPU backend), the engine trains them
+  await initBackend({ backend: "cpu", quiet: true });
+  const extra = o.model === "transformer_subword" ? { vocab_size: o.vocab } : {};
+  const model = createModel(o.model, baselineConfig(o.model, { d_model: d, n_layer: L }, extra), 0);
+  try {
+    const config = model.config as unknown as TransformerConfig | MegaByteConfig;
+    const engine = await TransformerEngine.create({
+      ...common,
+      config,
+      params: await readParameters(model),
+      latents: o.model === "perceiver_ar" ? asPerceiverAR(model).config.num_latents : undefined,
+    });
+    return { engine, flopsPerToken: model.trainFlopsPerToken(l), config: { ...config } };
+  } finally {
+    disposeModel(model);
+  }
 }
 
 /** Training text for the batches: the repository's README (English prose and tables), repeated. */
@@ -115,28 +178,18 @@ function trainingBytes(minBytes: number): Uint8Array {
 }
 
 async function benchShape(o: Options, [d, L, b, l]: [number, number, number, number]) {
-  const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: o.vocab }, "--shape");
   const tokens = b * l;
-  const params = initParameters(config, 0);
   const t0 = performance.now();
-  const engine = await MambaEngine.create({
-    config,
-    params,
-    batch: b,
-    length: l,
-    backend: o.backend,
-    allowSoftwareGpu: o.allowSoftware,
-    timing: o.backend === "webgpu" && o.timing,
-    readbackEvery: o.readbackEvery,
-    splitK: o.splitK,
-  });
+  const { engine, flopsPerToken, config } = await createEngine(o, [d, L, b, l]);
   const createMs = performance.now() - t0;
   const say = (s: string) => console.error(`engine ${d}x${L} b${b} l${l}: ${s}`);
   say(`created in ${round(createMs)} ms`);
   const dispatches = engine.dispatches();
   const record: Record<string, unknown> = {
     bench: "engine",
+    model: o.model,
     shape: { d_model: d, n_layer: L, batch: b, length: l, vocab: o.vocab },
+    config,
     backend: o.backend,
     device: engine.backend.device,
     dispatches_per_step: dispatches.total,
@@ -147,9 +200,7 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
   };
   try {
     if (o.backend === "plan") {
-      // deno-lint-ignore no-explicit-any
-      const p = (engine as any).s.programs;
-      const list = PlanBackend.dispatches([p.forward, p.headTrain, p.backward, p.optimizer]);
+      const list = PlanBackend.dispatches(engine.stepPrograms);
       record.workgroups_per_step = list.reduce((s, x) => s + x.groups[0] * x.groups[1] * x.groups[2], 0);
       return record;
     }
@@ -183,7 +234,7 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
     const all = await Promise.all(stats);
     const gpu = all.map((s) => s.gpuMs).filter((x): x is number => x !== undefined);
     const msPerStep = wallMs / o.steps;
-    const flops = mambaTrainFlopsPerToken(config) * tokens;
+    const flops = flopsPerToken * tokens;
     Object.assign(record, {
       steps: o.steps,
       ms_per_step: round(msPerStep),

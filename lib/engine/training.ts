@@ -211,8 +211,8 @@ export abstract class ArenaEngine {
     };
   }
 
-  /** Every program of a training step, in order. */
-  private get stepPrograms(): Program[] {
+  /** A training step's programs in their order: forward, head and loss, backward, optimizer. */
+  get stepPrograms(): Program[] {
     return [...this.program.gradient, this.program.optimizer];
   }
 

@@ -50,6 +50,8 @@ export interface TransformerEngineOptions {
   optimizer?: Partial<EngineOptimizer>;
   /** Copy the steps' losses out every this many steps (default 16). */
   readbackEvery?: number;
+  /** webgpu: GPU timestamps around each step (StepStats.gpuMs; the benchmark's). */
+  timing?: boolean;
   /** Token rows of logits the head computes at once (default: all, up to 64M logits). */
   headChunk?: number;
   /**
@@ -612,8 +614,9 @@ export class TransformerEngine extends ArenaEngine {
     readonly length: number,
     optimizer: EngineOptimizer,
     readbackEvery: number,
+    timing: boolean,
   ) {
-    super(backend, s.training, s.layout, optimizer, readbackEvery, false, "TransformerEngine", {
+    super(backend, s.training, s.layout, optimizer, readbackEvery, timing, "TransformerEngine", {
       ids: s.inputs.ids,
       order: s.inputs.order,
       rowStart: s.inputs.rowStart,
@@ -640,6 +643,8 @@ export class TransformerEngine extends ArenaEngine {
     // deno-lint-ignore no-explicit-any
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
       allowSoftware: o.allowSoftwareGpu,
+      timestamps: o.timing,
+      timestampSlots: o.timing ? readbackEvery : 0,
       readbackFloats: readbackEvery * HISTORY_STRIDE,
     });
     try {
@@ -653,7 +658,16 @@ export class TransformerEngine extends ArenaEngine {
         }
         s = buildMegaByte(be, cfg, o.batch, o.length, opts);
       } else s = build(be, cfg, o.batch, o.length, { ...opts, latents: o.latents });
-      const engine = new TransformerEngine(be, s, cfg, o.batch, o.length, optimizer, readbackEvery);
+      const engine = new TransformerEngine(
+        be,
+        s,
+        cfg,
+        o.batch,
+        o.length,
+        optimizer,
+        readbackEvery,
+        !!o.timing && be.name === "webgpu",
+      );
       engine.upload(s.training.arena.P, o.params, "params");
       for (const [buf, data] of s.tableWrites) be.write(buf, data);
       await be.finish(); // compilation and validation errors surface here, not in the first step
