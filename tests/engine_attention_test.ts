@@ -13,7 +13,8 @@ import { causalAttention } from "../lib/nn/attention.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { relL2, useBackend } from "./helpers.ts";
 import { TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
-import { check } from "./kernel_check.ts";
+import { check, gpu } from "./kernel_check.ts";
+import { setAttentionImpl, tiledAttentionFits } from "../lib/kernels/webgpu/attention.ts";
 
 type Shape = Pick<AttentionParams, "batch" | "heads" | "lq" | "lk" | "hd" | "qPos0" | "kPos0" | "window">;
 
@@ -24,6 +25,20 @@ const CASES: [string, Shape][] = [
   ["cross, window 4", { batch: 1, heads: 3, lq: 7, lk: 29, hd: 6, qPos0: 22, kPos0: 0, window: 4 }],
   ["decoding tail", { batch: 2, heads: 1, lq: 3, lk: 40, hd: 10, qPos0: 37, kPos0: 0, window: 0 }],
   ["head 64, two tiles", { batch: 1, heads: 2, lq: 70, lk: 70, hd: 64, qPos0: 0, kPos0: 0, window: 33 }],
+  // heads the tiled WebGPU kernels take (32 rows a workgroup; key tiles of 32, 16 in the backward)
+  ["head 32, self, odd length", {
+    batch: 2,
+    heads: 2,
+    lq: 77,
+    lk: 77,
+    hd: 32,
+    qPos0: 0,
+    kPos0: 0,
+    window: 0,
+  }],
+  ["head 64, window 21", { batch: 1, heads: 3, lq: 83, lk: 83, hd: 64, qPos0: 0, kPos0: 0, window: 21 }],
+  ["head 64, cross", { batch: 2, heads: 1, lq: 19, lk: 75, hd: 64, qPos0: 56, kPos0: 0, window: 0 }],
+  ["head 32, cross, window", { batch: 1, heads: 2, lq: 40, lk: 90, hd: 32, qPos0: 50, kPos0: 0, window: 45 }],
 ];
 
 /** Packed layout: q rows (B, lq) of heads x hd + 3 padding at offset 2; k | v rows (B, lk, 2 d + 1); o rows of d + 1. */
@@ -76,6 +91,9 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
       dv: new Float32Array(kv.length),
     };
     // the forward, then the backward from its o and lse, on each backend against the twins
+    // WebGPU runs both kernel sets where the tiled one serves the head (it must, at heads of 32 and 64)
+    const tiled = gpu && tiledAttentionFits(p, gpu.rt.limits.maxComputeWorkgroupStorageSize);
+    if (gpu) assert.equal(tiled, p.hd === 32 || p.hd === 64, `${name}: the tiled kernels' reach`);
     const want = await check(`attention ${name}`, {
       inputs,
       outputs: { o: 1e-5, lse: 1e-5, dq: 1e-4, dk: 1e-4, dv: 1e-4 },
@@ -94,7 +112,12 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
           dv: b.dv,
         });
       },
+    }, {
+      gpuVariants: tiled
+        ? { tiled: () => setAttentionImpl("tiled"), rows: () => setAttentionImpl("rows") }
+        : { rows: () => setAttentionImpl("auto") },
     });
+    setAttentionImpl("auto");
     // TF.js: (B, heads, L, hd) tensors, the loss <o, dO> differentiated by tf.grads
     const shape4 = (L: number) => [p.batch, p.heads, L, p.hd] as [number, number, number, number];
     const [q4, k4, v4] = [

@@ -49,7 +49,11 @@ async function runOn<B>(be: Backend<B>, c: Case): Promise<Record<string, Float32
 export async function check(
   what: string,
   c: Case,
-  o: { twinLayout?: boolean } = {},
+  o: {
+    twinLayout?: boolean;
+    /** WebGPU runs the case once per entry, after calling it (kernel variants: attention's tiled and rows) */
+    gpuVariants?: Record<string, () => void>;
+  } = {},
 ): Promise<Record<string, Float32Array>> {
   const want = await runOn(js as Backend<JsBuffer>, c);
   for (const name of Object.keys(c.outputs)) {
@@ -61,7 +65,12 @@ export async function check(
       assert.ok(err <= tol, `${what} (${who}): ${name} rel err ${err} > ${tol}`);
     }
   };
-  if (gpu) compare("webgpu", await runOn(gpu, c));
+  if (gpu) {
+    for (const [variant, setup] of Object.entries(o.gpuVariants ?? { "": () => {} })) {
+      setup();
+      compare(variant ? `webgpu ${variant}` : "webgpu", await runOn(gpu, c));
+    }
+  }
   if (ENGINE_BACKENDS.includes("wasm") && !o.twinLayout) {
     const wasm = new WasmBackend(); // its buffers are held in the kernels' memory until destroyed
     try {

@@ -1,15 +1,29 @@
 /**
  * Causal attention kernels for WebGPU (twins and layout: ../js/attention.ts). Tiled so that the (L, L)
  * scores are never stored: the forward walks key tiles with an online softmax and keeps only each query's
- * log-sum-exp; the backward recomputes each probability from it, one kernel for dq (a thread per query,
- * key tiles in workgroup memory) and one for dk and dv (a thread per key, query tiles in workgroup memory),
- * so every output is written by one thread and nothing is accumulated across workgroups.
+ * log-sum-exp; the backward recomputes each probability from it, one kernel for dq (query tiles stay, key
+ * tiles stream through workgroup memory) and one for dk and dv (key tiles stay, query tiles stream), so
+ * every output is written by one thread and nothing is accumulated across workgroups.
+ *
+ * Two implementations of each kernel:
+ * - "tiled" (heads of 32, 64, 96 or 128 floats, when its tiles fit the device's workgroup memory): a
+ *   workgroup of 64 threads holds R = 32 rows of one side (queries: forward, dq; keys: dk, dv) and streams
+ *   tiles of C rows of the other (32 keys; 16 for the backward). Thread (ty, tx) of the 8 x 8 grid owns the
+ *   4 rows ty + 8 r and, in each tile, the C / 8 rows tx + 8 j: every product is a small register-tiled
+ *   GEMM over vec4s staged row-major in workgroup memory (a row padded by one vec4, so the 8 rows a warp
+ *   reads sit on distinct banks), 4 x C/8 dot products per pair of vec4 reads. The tile's products of
+ *   probabilities (p for p v, ds for ds k, both for dv and dk) go through workgroup memory as one vec4 per
+ *   (streamed row, ty): the thread's 4 rows. Row maxima and sums are reduced over the 8 threads of a row
+ *   through workgroup memory. Tiles fit 32 KB at a head of 64 (Mesa's lavapipe offers 32 KB, so CI runs the
+ *   same kernels as the H200).
+ * - "rows" (any head size): a thread per query (or key) with its vectors in registers. The reference the
+ *   tiled one replaced; kept for other head sizes (MegaByte's local model: one head of 336) and tested.
  */
 import { type AttentionParams, batchStrides, checkAttention } from "../js/attention.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { type Binding, cached, declare, GROUP_ARGS, itemGroups } from "./wgsl.ts";
 
-/** Queries (forward, dq) or keys (dk, dv) per workgroup: a thread each. */
+/** "rows" kernels: queries (forward, dq) or keys (dk, dv) per workgroup: a thread each. */
 const ROWS = 64;
 /** The most floats per head: each thread holds a few vectors of hd in registers. */
 export const MAX_HEAD_DIM = 512;
@@ -244,6 +258,431 @@ var<workgroup> Ds: array<f32, ${T}>;
 }`);
 }
 
+/** Which kernels attention() records: "auto" (tiled where the head size and the device allow), or one. */
+export type AttentionImpl = "auto" | "tiled" | "rows";
+let attentionImpl: AttentionImpl = "auto";
+/** Chooses the kernels recorded from now on (tests run both; benchmarks compare them). */
+export function setAttentionImpl(impl: AttentionImpl): void {
+  if (!["auto", "tiled", "rows"].includes(impl)) {
+    throw new Error(`setAttentionImpl: auto, tiled or rows (got ${impl})`);
+  }
+  attentionImpl = impl;
+}
+
+export function getAttentionImpl(): AttentionImpl {
+  return attentionImpl;
+}
+
+/** Tiled kernels: stationary rows per workgroup (4 per thread row), thread rows and columns. */
+const R = 32, TY = 8, TX = 8, THREADS = TY * TX;
+/** Streamed rows per tile: the forward's keys, the backward's keys (dq) or queries (dk, dv). */
+const C_FORWARD = 32, C_BACKWARD = 16;
+
+/** Workgroup memory (bytes) of the three tiled kernels at head size hd (see the shaders' declarations). */
+export function tiledAttentionBytes(hd: number): { forward: number; dq: number; dkdv: number } {
+  const row = (hd / 4 + 1) * 16; // a padded row of vec4s
+  return {
+    forward: (R + 2 * C_FORWARD) * row + C_FORWARD * TY * 16 + R * TX * 4,
+    dq: (2 * R + 2 * C_BACKWARD) * row + C_BACKWARD * TY * 16 + R * TX * 4,
+    dkdv: (2 * R + 2 * C_BACKWARD) * row + 2 * C_BACKWARD * TY * 16 + C_BACKWARD * 4 * 4 + C_BACKWARD * 4,
+  };
+}
+
+/** Whether the tiled kernels serve these params on a device with `storage` bytes of workgroup memory. */
+export function tiledAttentionFits(p: AttentionParams, storage: number): boolean {
+  const b = tiledAttentionBytes(p.hd);
+  return p.hd % 32 === 0 && p.hd <= 128 && Math.max(b.forward, b.dq, b.dkdv) <= storage;
+}
+
+function useTiled(d: Dispatcher<unknown>, p: AttentionParams): boolean {
+  if (attentionImpl === "rows") return false;
+  const fits = tiledAttentionFits(p, d.limits.maxComputeWorkgroupStorageSize);
+  if (attentionImpl === "tiled" && !fits) {
+    throw new Error(
+      `attention: the tiled kernels need a head of 32, 64, 96 or 128 floats whose tiles fit ${d.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory (head ${p.hd})`,
+    );
+  }
+  return fits;
+}
+
+/** JS helpers writing unrolled WGSL: one line per (thread row r < 4, streamed row j < J, column group g < G). */
+const each = (n: number, f: (i: number) => string, sep = "\n    ") =>
+  Array.from({ length: n }, (_, i) => f(i)).join(sep);
+
+/**
+ * WGSL shared by the tiled kernels: constants, the (sequence, head) and row tile of this workgroup (an
+ * extra workgroup of a 2-d grid returns at once: uniform), the thread's place, and vec4 loaders.
+ */
+function tiledPrelude(p: AttentionParams, buffers: string[]): string {
+  return `${prelude(p)}
+const HD4 = ${p.hd / 4}u; const HD4P = ${p.hd / 4 + 1}u; const R = ${R}u; const TX = ${TX}u;
+${
+    buffers.map((x) =>
+      `fn load4_${x}(a: u32) -> vec4<f32> { return vec4<f32>(${x}[a], ${x}[a + 1u], ${x}[a + 2u], ${x}[a + 3u]); }`
+    ).join("\n")
+  }`;
+}
+
+const tiledPlacement = (p: AttentionParams, rows: string) =>
+  `let item = wg.x + wg.y * nwg.x;
+  let tiles = (${rows} + R - 1u) / R;
+  if (item >= ${p.batch * p.heads}u * tiles) { return; }
+  let bh = item / tiles; let tile = item % tiles;
+  let b = bh / H; let h = bh % H;
+  let r0 = tile * R; let rLast = min(r0 + R - 1u, ${rows} - 1u);
+  let tx = lid % TX; let ty = lid / TX;`;
+
+/**
+ * WGSL staging rows [first, first + n) of `count` (clamped at `end`: zeros past it) of a buffer into a
+ * padded row-major workgroup array; `at(row)` is the WGSL index of that row's first float.
+ */
+function stage(
+  dst: string,
+  src: string,
+  n: number,
+  first: string,
+  end: string,
+  at: (row: string) => string,
+): string {
+  return `for (var e = lid; e < ${n}u * HD4; e += ${THREADS}u) {
+      let rr = e / HD4; let c4 = e % HD4; let t = i32(${first}) + i32(rr);
+      var x = vec4<f32>(0.0);
+      if (t < ${end}) { x = load4_${src}(${at("u32(t)")} + 4u * c4); }
+      ${dst}[rr * HD4P + c4] = x;
+    }`;
+}
+
+/**
+ * WGSL accumulating dot products of the thread's 4 stationary rows (workgroup array `a`) with its J
+ * streamed rows (array `b`) into f32 variables `${out}_r_j`, over the head's vec4s.
+ */
+function dots(out: string, a: string, b: string, J: number): string {
+  return `for (var c4 = 0u; c4 < HD4; c4++) {
+      ${each(4, (r) => `let ${a}${r} = ${a}[(ty + ${8 * r}u) * HD4P + c4];`, " ")}
+      ${each(J, (j) => `let ${b}${j} = ${b}[(tx + ${8 * j}u) * HD4P + c4];`, " ")}
+      ${each(4, (r) => each(J, (j) => `${out}_${r}_${j} += dot(${a}${r}, ${b}${j});`, " "))}
+    }`;
+}
+
+/**
+ * WGSL adding, over the tile's C streamed rows t, w(t) v(t) to the thread's accumulators `${acc}_r_g`
+ * (vec4: row r, columns 4 (tx + 8 g)): w's 4 rows are the vec4 `${w}[t * 8 + ty]`, v's row the padded
+ * workgroup array `${v}`.
+ */
+function accumulate(acc: string, w: string, v: string, C: number, G: number): string {
+  return `for (var t = 0u; t < ${C}u; t++) {
+      let w4 = ${w}[t * ${TY}u + ty];
+      ${each(G, (g) => `let v${g} = ${v}[t * HD4P + tx + ${8 * g}u];`, " ")}
+      ${each(4, (r) => each(G, (g) => `${acc}_${r}_${g} += w4[${r}] * v${g};`, " "))}
+    }`;
+}
+
+/** WGSL declaring zeroed f32 variables name_r_j (r < 4, j < J) or vec4 ones. */
+const zeros = (name: string, J: number, vec = false) =>
+  each(4, (r) => each(J, (j) => `var ${name}_${r}_${j} = ${vec ? "vec4<f32>(0.0)" : "0.0"};`, " "), "\n  ");
+
+/** WGSL writing the thread's 4 values of column j of `name` (name_r_j) as the vec4 dst[(tx + 8 j) * 8 + ty]. */
+const transpose = (dst: string, name: string, J: number) =>
+  each(
+    J,
+    (j) =>
+      `${dst}[(tx + ${8 * j}u) * ${TY}u + ty] = vec4<f32>(${each(4, (r) => `${name}_${r}_${j}`, ", ")});`,
+  );
+
+function tiledForwardShader(p: AttentionParams): string {
+  const C = C_FORWARD, J = C / TX, G = p.hd / 4 / TX;
+  return cached(
+    `attention tiled ${JSON.stringify(p)}`,
+    () =>
+      `${
+        declare([
+          ["q", "read", "f32"],
+          ["k", "read", "f32"],
+          ["v", "read", "f32"],
+          ["o", "read_write", "f32"],
+          [
+            "lse",
+            "read_write",
+            "f32",
+          ],
+        ])
+      }
+${tiledPrelude(p, ["q", "k", "v"])}
+var<workgroup> qs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
+var<workgroup> ks: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
+var<workgroup> vs: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
+var<workgroup> ps: array<vec4<f32>, ${C * TY}>;
+var<workgroup> red: array<f32, ${R * TX}>;
+@compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
+  ${tiledPlacement(p, "LQ")}
+  ${stage("qs", "q", R, "r0", "i32(LQ)", (t) => `qAt(b, h, ${t})`)}
+  // the thread's rows i_r = r0 + ty + 8 r see keys [lo_r, hi_r) (none past LQ); m, l: running max and sum
+  ${
+        each(4, (r) =>
+          `let i${r} = r0 + ty + ${
+            8 * r
+          }u; let lo${r} = keysFrom(min(i${r}, LQ - 1u)); let hi${r} = select(lo${r}, keysEnd(i${r}), i${r} < LQ);
+  var m${r} = -3.0e38; var l${r} = 0.0;`, "\n  ")
+      }
+  ${zeros("acc", G, true)}
+  let wEnd = keysEnd(rLast);
+  for (var j0 = keysFrom(r0); j0 < wEnd; j0 += ${C}) {
+    workgroupBarrier(); // the last tile's reads of ks, vs and ps are done
+    ${stage("ks", "k", C, "j0", "wEnd", (t) => `kAt(b, h, ${t})`)}
+    ${stage("vs", "v", C, "j0", "wEnd", (t) => `vAt(b, h, ${t})`)}
+    workgroupBarrier();
+    ${zeros("s", J)}
+    ${dots("s", "qs", "ks", J)}
+    // scaled scores, -3e38 where the key is not visible; each thread's maximum per row, then the row's
+    ${
+        each(4, (r) =>
+          `var mx${r} = -3.0e38;
+    ${
+            each(
+              J,
+              (j) =>
+                `{ let j = j0 + i32(tx + ${
+                  8 * j
+                }u); s_${r}_${j} = select(-3.0e38, s_${r}_${j} * SCALE, j >= lo${r} && j < hi${r}); mx${r} = max(mx${r}, s_${r}_${j}); }`,
+              "\n    ",
+            )
+          }
+    red[(ty + ${8 * r}u) * TX + tx] = mx${r};`)
+      }
+    workgroupBarrier();
+    ${
+        each(4, (r) =>
+          `{
+      var mt = m${r};
+      for (var x = 0u; x < TX; x++) { mt = max(mt, red[(ty + ${8 * r}u) * TX + x]); }
+      let corr = exp(m${r} - mt); m${r} = mt; l${r} *= corr;
+      ${each(G, (g) => `acc_${r}_${g} *= corr;`, " ")}
+      ${
+            each(
+              J,
+              (j) =>
+                `s_${r}_${j} = select(0.0, exp(s_${r}_${j} - mt), s_${r}_${j} > -1.0e38); l${r} += s_${r}_${j};`,
+              " ",
+            )
+          }
+    }`)
+      }
+    ${transpose("ps", "s", J)}
+    workgroupBarrier();
+    ${accumulate("acc", "ps", "vs", C, G)}
+  }
+  // the row sums over the 8 threads of a row, then o = acc / l and lse = m + log l
+  workgroupBarrier();
+  ${each(4, (r) => `red[(ty + ${8 * r}u) * TX + tx] = l${r};`, " ")}
+  workgroupBarrier();
+  ${
+        each(4, (r) =>
+          `if (i${r} < LQ) {
+    var lt = 0.0;
+    for (var x = 0u; x < TX; x++) { lt += red[(ty + ${8 * r}u) * TX + x]; }
+    let o0 = oAt(b, h, i${r});
+    ${
+            each(
+              G,
+              (g) =>
+                `{ let a = o0 + 4u * (tx + ${
+                  8 * g
+                }u); let y = acc_${r}_${g} / lt; o[a] = y.x; o[a + 1u] = y.y; o[a + 2u] = y.z; o[a + 3u] = y.w; }`,
+              "\n    ",
+            )
+          }
+    if (tx == 0u) { lse[bh * LQ + i${r}] = m${r} + log(lt); }
+  }`, "\n  ")
+      }
+}`,
+  );
+}
+
+function tiledDqShader(p: AttentionParams): string {
+  const C = C_BACKWARD, J = C / TX, G = p.hd / 4 / TX;
+  return cached(
+    `attention tiled dq ${JSON.stringify(p)}`,
+    () =>
+      `${declare([...BACKWARD_INPUTS, ["dq", "read_write", "f32"]])}
+${tiledPrelude(p, ["q", "k", "v", "dO", "o"])}
+var<workgroup> qs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
+var<workgroup> dos: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
+var<workgroup> ks: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
+var<workgroup> vs: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
+var<workgroup> dss: array<vec4<f32>, ${C * TY}>;
+var<workgroup> red: array<f32, ${R * TX}>;
+@compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
+  ${tiledPlacement(p, "LQ")}
+  ${stage("qs", "q", R, "r0", "i32(LQ)", (t) => `qAt(b, h, ${t})`)}
+  ${stage("dos", "dO", R, "r0", "i32(LQ)", (t) => `oAt(b, h, ${t})`)}
+  // D_r = <dO, o> of the thread's rows: its column groups here, the row's 8 threads summed below
+  ${
+        each(4, (r) =>
+          `let i${r} = r0 + ty + ${
+            8 * r
+          }u; let lo${r} = keysFrom(min(i${r}, LQ - 1u)); let hi${r} = select(lo${r}, keysEnd(i${r}), i${r} < LQ);
+  {
+    var part = 0.0;
+    if (i${r} < LQ) { ${
+            each(G, (g) =>
+              `part += dot(load4_dO(oAt(b, h, i${r}) + 4u * (tx + ${
+                8 * g
+              }u)), load4_o(oAt(b, h, i${r}) + 4u * (tx + ${8 * g}u)));`, " ")
+          } }
+    red[(ty + ${8 * r}u) * TX + tx] = part;
+  }`, "\n  ")
+      }
+  workgroupBarrier();
+  ${
+        each(4, (r) =>
+          `var D${r} = 0.0; for (var x = 0u; x < TX; x++) { D${r} += red[(ty + ${8 * r}u) * TX + x]; }
+  let L${r} = select(0.0, lse[bh * LQ + min(i${r}, LQ - 1u)], i${r} < LQ);`, "\n  ")
+      }
+  ${zeros("acc", G, true)}
+  let wEnd = keysEnd(rLast);
+  for (var j0 = keysFrom(r0); j0 < wEnd; j0 += ${C}) {
+    workgroupBarrier(); // the last tile's reads of ks, vs and dss are done
+    ${stage("ks", "k", C, "j0", "wEnd", (t) => `kAt(b, h, ${t})`)}
+    ${stage("vs", "v", C, "j0", "wEnd", (t) => `vAt(b, h, ${t})`)}
+    workgroupBarrier();
+    ${zeros("s", J)}
+    ${zeros("dp", J)}
+    ${dots("s", "qs", "ks", J)}
+    ${dots("dp", "dos", "vs", J)}
+    // ds = p (dp - D), p = exp(s / sqrt(hd) - lse): 0 where the key is not visible
+    ${
+        each(4, (r) =>
+          each(
+            J,
+            (j) =>
+              `{ let j = j0 + i32(tx + ${
+                8 * j
+              }u); s_${r}_${j} = select(0.0, exp(s_${r}_${j} * SCALE - L${r}) * (dp_${r}_${j} - D${r}), j >= lo${r} && j < hi${r}); }`,
+            "\n    ",
+          ), "\n    ")
+      }
+    ${transpose("dss", "s", J)}
+    workgroupBarrier();
+    ${accumulate("acc", "dss", "ks", C, G)}
+  }
+  ${
+        each(4, (r) =>
+          `if (i${r} < LQ) {
+    let q0 = qAt(b, h, i${r});
+    ${
+            each(
+              G,
+              (g) =>
+                `{ let a = q0 + 4u * (tx + ${
+                  8 * g
+                }u); let y = acc_${r}_${g} * SCALE; dq[a] = y.x; dq[a + 1u] = y.y; dq[a + 2u] = y.z; dq[a + 3u] = y.w; }`,
+              "\n    ",
+            )
+          }
+  }`, "\n  ")
+      }
+}`,
+  );
+}
+
+function tiledDkDvShader(p: AttentionParams): string {
+  const C = C_BACKWARD, J = C / TX, G = p.hd / 4 / TX;
+  return cached(
+    `attention tiled dkdv ${JSON.stringify(p)}`,
+    () =>
+      `${declare([...BACKWARD_INPUTS, ["dk", "read_write", "f32"], ["dv", "read_write", "f32"]])}
+${tiledPrelude(p, ["q", "k", "v", "dO", "o"])}
+var<workgroup> ks: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
+var<workgroup> vs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
+var<workgroup> qs: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
+var<workgroup> dos: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
+var<workgroup> ps: array<vec4<f32>, ${C * TY}>;
+var<workgroup> dss: array<vec4<f32>, ${C * TY}>;
+var<workgroup> Dpart: array<f32, ${C * 4}>;
+var<workgroup> ls: array<f32, ${C}>;
+@compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
+  ${tiledPlacement(p, "LK")}
+  ${stage("ks", "k", R, "r0", "i32(LK)", (t) => `kAt(b, h, ${t})`)}
+  ${stage("vs", "v", R, "r0", "i32(LK)", (t) => `vAt(b, h, ${t})`)}
+  // the thread's keys j_r = r0 + ty + 8 r are seen by queries [lo_r, hi_r) (none past LK)
+  ${
+        each(
+          4,
+          (r) =>
+            `let j${r} = r0 + ty + ${
+              8 * r
+            }u; let lo${r} = queriesFrom(min(j${r}, LK - 1u)); let hi${r} = select(lo${r}, queriesEnd(j${r}), j${r} < LK);`,
+          "\n  ",
+        )
+      }
+  ${zeros("dk", G, true)}
+  ${zeros("dv", G, true)}
+  let wEnd = queriesEnd(rLast);
+  for (var i0 = queriesFrom(r0); i0 < wEnd; i0 += ${C}) {
+    workgroupBarrier(); // the last tile's reads are done
+    ${stage("qs", "q", C, "i0", "wEnd", (t) => `qAt(b, h, ${t})`)}
+    ${stage("dos", "dO", C, "i0", "wEnd", (t) => `oAt(b, h, ${t})`)}
+    // the tile's lse and D = <dO, o>: four threads per query, a quarter of the head each
+    {
+      let t = lid / 4u; let part = lid % 4u; let i = i0 + i32(t);
+      var D = 0.0;
+      if (i < wEnd) {
+        let o0 = oAt(b, h, u32(i));
+        for (var c4 = part; c4 < HD4; c4 += 4u) { D += dot(load4_dO(o0 + 4u * c4), load4_o(o0 + 4u * c4)); }
+        if (part == 0u) { ls[t] = lse[bh * LQ + u32(i)]; }
+      } else if (part == 0u) { ls[t] = 0.0; }
+      Dpart[lid] = D;
+    }
+    workgroupBarrier();
+    ${zeros("s", J)}
+    ${zeros("dp", J)}
+    ${dots("s", "ks", "qs", J)}
+    ${dots("dp", "vs", "dos", J)}
+    // p = exp(s / sqrt(hd) - lse), ds = p (dp - D): 0 where the query does not see the key
+    ${
+        each(J, (j) =>
+          `{
+      let t = tx + ${8 * j}u; let i = i0 + i32(t);
+      let Di = Dpart[4u * t] + Dpart[4u * t + 1u] + Dpart[4u * t + 2u] + Dpart[4u * t + 3u]; let Li = ls[t];
+      ${
+            each(
+              4,
+              (r) =>
+                `s_${r}_${j} = select(0.0, exp(s_${r}_${j} * SCALE - Li), i >= lo${r} && i < hi${r}); dp_${r}_${j} = s_${r}_${j} * (dp_${r}_${j} - Di);`,
+              "\n      ",
+            )
+          }
+    }`)
+      }
+    ${transpose("ps", "s", J)}
+    ${transpose("dss", "dp", J)}
+    workgroupBarrier();
+    ${accumulate("dv", "ps", "dos", C, G)}
+    ${accumulate("dk", "dss", "qs", C, G)}
+  }
+  ${
+        each(4, (r) =>
+          `if (j${r} < LK) {
+    let k0 = kAt(b, h, j${r}); let v0 = vAt(b, h, j${r});
+    ${
+            each(
+              G,
+              (g) =>
+                `{ let a = k0 + 4u * (tx + ${
+                  8 * g
+                }u); let y = dk_${r}_${g} * SCALE; dk[a] = y.x; dk[a + 1u] = y.y; dk[a + 2u] = y.z; dk[a + 3u] = y.w; }
+    { let a = v0 + 4u * (tx + ${
+                  8 * g
+                }u); let y = dv_${r}_${g}; dv[a] = y.x; dv[a + 1u] = y.y; dv[a + 2u] = y.z; dv[a + 3u] = y.w; }`,
+              "\n    ",
+            )
+          }
+  }`, "\n  ")
+      }
+}`,
+  );
+}
+
 function checked(p: AttentionParams): void {
   checkAttention(p);
   if (p.hd > MAX_HEAD_DIM) {
@@ -261,6 +700,11 @@ export function attention<B>(
   b: { q: B; k: B; v: B; o: B; lse: B },
 ): void {
   checked(p);
+  if (useTiled(d as Dispatcher<unknown>, p)) {
+    const groups = itemGroups(p.batch * p.heads * Math.ceil(p.lq / R));
+    d.dispatch("attention", tiledForwardShader(p), [b.q, b.k, b.v, b.o, b.lse], groups, flops(p));
+    return;
+  }
   const groups = itemGroups(p.batch * p.heads * Math.ceil(p.lq / ROWS));
   d.dispatch("attention", forwardShader(p), [b.q, b.k, b.v, b.o, b.lse], groups, flops(p));
 }
@@ -273,6 +717,24 @@ export function attentionBackward<B>(
 ): void {
   checked(p);
   const bh = p.batch * p.heads;
+  if (useTiled(d as Dispatcher<unknown>, p)) {
+    const inputs = [b.q, b.k, b.v, b.o, b.lse, b.dO];
+    d.dispatch(
+      "attentionDq",
+      tiledDqShader(p),
+      [...inputs, b.dq],
+      itemGroups(bh * Math.ceil(p.lq / R)),
+      flops(p),
+    );
+    d.dispatch(
+      "attentionDkDv",
+      tiledDkDvShader(p),
+      [...inputs, b.dk, b.dv],
+      itemGroups(bh * Math.ceil(p.lk / R)),
+      1.5 * flops(p),
+    );
+    return;
+  }
   d.dispatch(
     "attentionDq",
     dqShader(p),
