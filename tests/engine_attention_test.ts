@@ -94,30 +94,34 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
     // WebGPU runs both kernel sets where the tiled one serves the head (it must, at heads of 32 and 64)
     const tiled = gpu && tiledAttentionFits(p, gpu.rt.limits.maxComputeWorkgroupStorageSize);
     if (gpu) assert.equal(tiled, p.hd === 32 || p.hd === 64, `${name}: the tiled kernels' reach`);
-    const want = await check(`attention ${name}`, {
-      inputs,
-      outputs: { o: 1e-5, lse: 1e-5, dq: 1e-4, dk: 1e-4, dv: 1e-4 },
-      run: (ops, b) => {
-        ops.attention(p, { q: b.q, k: b.k, v: b.k, o: b.o, lse: b.lse });
-        // dk and dv are thirds of one buffer, as k and v are: written to separate ones here
-        ops.attentionBackward(p, {
-          q: b.q,
-          k: b.k,
-          v: b.k,
-          o: b.o,
-          lse: b.lse,
-          dO: b.dO,
-          dq: b.dq,
-          dk: b.dk,
-          dv: b.dv,
-        });
-      },
-    }, {
-      gpuVariants: tiled
-        ? { tiled: () => setAttentionImpl("tiled"), rows: () => setAttentionImpl("rows") }
-        : { rows: () => setAttentionImpl("auto") },
-    });
-    setAttentionImpl("auto");
+    let want: Record<string, Float32Array>;
+    try {
+      want = await check(`attention ${name}`, {
+        inputs,
+        outputs: { o: 1e-5, lse: 1e-5, dq: 1e-4, dk: 1e-4, dv: 1e-4 },
+        run: (ops, b) => {
+          ops.attention(p, { q: b.q, k: b.k, v: b.k, o: b.o, lse: b.lse });
+          // dk and dv are thirds of one buffer, as k and v are: written to separate ones here
+          ops.attentionBackward(p, {
+            q: b.q,
+            k: b.k,
+            v: b.k,
+            o: b.o,
+            lse: b.lse,
+            dO: b.dO,
+            dq: b.dq,
+            dk: b.dk,
+            dv: b.dv,
+          });
+        },
+      }, {
+        gpuVariants: tiled
+          ? { tiled: () => setAttentionImpl("tiled"), rows: () => setAttentionImpl("rows") }
+          : { rows: () => setAttentionImpl("auto") },
+      });
+    } finally {
+      setAttentionImpl("auto");
+    }
     // TF.js: (B, heads, L, hd) tensors, the loss <o, dO> differentiated by tf.grads
     const shape4 = (L: number) => [p.batch, p.heads, L, p.hd] as [number, number, number, number];
     const [q4, k4, v4] = [

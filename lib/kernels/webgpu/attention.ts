@@ -284,7 +284,7 @@ export function tiledAttentionBytes(hd: number): { forward: number; dq: number; 
   return {
     forward: (R + 2 * C_FORWARD) * row + C_FORWARD * TY * 16 + R * TX * 4,
     dq: (2 * R + 2 * C_BACKWARD) * row + C_BACKWARD * TY * 16 + R * TX * 4,
-    dkdv: (2 * R + 2 * C_BACKWARD) * row + 2 * C_BACKWARD * TY * 16 + C_BACKWARD * 4 * 4 + C_BACKWARD * 4,
+    dkdv: (2 * R + 2 * C_BACKWARD) * row + 2 * C_BACKWARD * TY * 16 + 2 * C_BACKWARD * 4,
   };
 }
 
@@ -333,23 +333,44 @@ const tiledPlacement = (p: AttentionParams, rows: string) =>
   let tx = lid % TX; let ty = lid / TX;`;
 
 /**
- * WGSL staging rows [first, first + n) of `count` (clamped at `end`: zeros past it) of a buffer into a
- * padded row-major workgroup array; `at(row)` is the WGSL index of that row's first float.
+ * A tile of `n` rows of buffer `src` on its way to the padded row-major workgroup array `dst`, through
+ * registers: `load(first, end)` issues the thread's share of global reads (rows from `first`, zeros from
+ * `end` on; rows clamped, so every read is in bounds and nothing branches) into `${dst}_in${k}`, `store`
+ * writes them to workgroup memory. Issued a tile ahead, the reads are in flight while the workgroup
+ * computes the tile before (a loop that loaded and stored element by element waited on each read).
+ * `at(row)` is the WGSL index of a row's first float.
  */
+function tileLoader(dst: string, src: string, n: number, hd: number, at: (row: string) => string) {
+  const K = (n * hd / 4) / THREADS; // hd % 32 == 0 and n >= 16: whole
+  const place = (k: number) => `let e = lid + ${k * THREADS}u; let rr = e / HD4; let c4 = e % HD4;`;
+  return {
+    declare: each(K, (k) => `var ${dst}_in${k} = vec4<f32>(0.0);`, " "),
+    load: (first: string, end: string) =>
+      each(
+        K,
+        (k) =>
+          `{ ${
+            place(k)
+          } let t = i32(${first}) + i32(rr); ${dst}_in${k} = select(vec4<f32>(0.0), load4_${src}(${
+            at(`u32(min(t, ${end} - 1))`)
+          } + 4u * c4), t < ${end}); }`,
+      ),
+    store: each(K, (k) => `{ ${place(k)} ${dst}[rr * HD4P + c4] = ${dst}_in${k}; }`),
+  };
+}
+
+/** WGSL staging a tile at once (loads, then stores): the stationary rows. */
 function stage(
   dst: string,
   src: string,
   n: number,
+  hd: number,
   first: string,
   end: string,
   at: (row: string) => string,
-): string {
-  return `for (var e = lid; e < ${n}u * HD4; e += ${THREADS}u) {
-      let rr = e / HD4; let c4 = e % HD4; let t = i32(${first}) + i32(rr);
-      var x = vec4<f32>(0.0);
-      if (t < ${end}) { x = load4_${src}(${at("u32(t)")} + 4u * c4); }
-      ${dst}[rr * HD4P + c4] = x;
-    }`;
+) {
+  const t = tileLoader(dst, src, n, hd, at);
+  return `${t.declare}\n  ${t.load(first, end)}\n  ${t.store}`;
 }
 
 /**
@@ -389,8 +410,31 @@ const transpose = (dst: string, name: string, J: number) =>
       `${dst}[(tx + ${8 * j}u) * ${TY}u + ty] = vec4<f32>(${each(4, (r) => `${name}_${r}_${j}`, ", ")});`,
   );
 
+/** WGSL writing the thread's row r of `acc` (vec4s acc_r_g, times `scale`) at `base` + its columns in `buf`. */
+const writeRow = (buf: string, base: string, acc: string, r: number, G: number, scale = "") =>
+  each(
+    G,
+    (g) =>
+      `{ let a = ${base} + 4u * (tx + ${
+        8 * g
+      }u); let y = ${acc}_${r}_${g}${scale}; ${buf}[a] = y.x; ${buf}[a + 1u] = y.y; ${buf}[a + 2u] = y.z; ${buf}[a + 3u] = y.w; }`,
+  );
+
+/** The thread's 4 stationary rows x_r = r0 + ty + 8 r, and the range of the other side each sees ([lo, hi), empty past the end). */
+const rowRanges = (x: string, rows: string, from: string, to: string) =>
+  each(
+    4,
+    (r) =>
+      `let ${x}${r} = r0 + ty + ${
+        8 * r
+      }u; let lo${r} = ${from}(min(${x}${r}, ${rows} - 1u)); let hi${r} = select(lo${r}, ${to}(${x}${r}), ${x}${r} < ${rows});`,
+    "\n  ",
+  );
+
 function tiledForwardShader(p: AttentionParams): string {
   const C = C_FORWARD, J = C / TX, G = p.hd / 4 / TX;
+  const kt = tileLoader("ks", "k", C, p.hd, (t) => `kAt(b, h, ${t})`);
+  const vt = tileLoader("vs", "v", C, p.hd, (t) => `vAt(b, h, ${t})`);
   return cached(
     `attention tiled ${JSON.stringify(p)}`,
     () =>
@@ -415,22 +459,24 @@ var<workgroup> ps: array<vec4<f32>, ${C * TY}>;
 var<workgroup> red: array<f32, ${R * TX}>;
 @compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
   ${tiledPlacement(p, "LQ")}
-  ${stage("qs", "q", R, "r0", "i32(LQ)", (t) => `qAt(b, h, ${t})`)}
-  // the thread's rows i_r = r0 + ty + 8 r see keys [lo_r, hi_r) (none past LQ); m, l: running max and sum
-  ${
-        each(4, (r) =>
-          `let i${r} = r0 + ty + ${
-            8 * r
-          }u; let lo${r} = keysFrom(min(i${r}, LQ - 1u)); let hi${r} = select(lo${r}, keysEnd(i${r}), i${r} < LQ);
-  var m${r} = -3.0e38; var l${r} = 0.0;`, "\n  ")
-      }
+  ${stage("qs", "q", R, p.hd, "r0", "i32(LQ)", (t) => `qAt(b, h, ${t})`)}
+  // the thread's queries i_r see keys [lo_r, hi_r); m, l: their running maximum score and sum
+  ${rowRanges("i", "LQ", "keysFrom", "keysEnd")}
+  ${each(4, (r) => `var m${r} = -3.0e38; var l${r} = 0.0;`, " ")}
   ${zeros("acc", G, true)}
   let wEnd = keysEnd(rLast);
-  for (var j0 = keysFrom(r0); j0 < wEnd; j0 += ${C}) {
+  let first = keysFrom(r0);
+  ${kt.declare}
+  ${vt.declare}
+  ${kt.load("first", "wEnd")}
+  ${vt.load("first", "wEnd")}
+  for (var j0 = first; j0 < wEnd; j0 += ${C}) {
     workgroupBarrier(); // the last tile's reads of ks, vs and ps are done
-    ${stage("ks", "k", C, "j0", "wEnd", (t) => `kAt(b, h, ${t})`)}
-    ${stage("vs", "v", C, "j0", "wEnd", (t) => `vAt(b, h, ${t})`)}
+    ${kt.store}
+    ${vt.store}
     workgroupBarrier();
+    ${kt.load(`j0 + ${C}`, "wEnd")}
+    ${vt.load(`j0 + ${C}`, "wEnd")}
     ${zeros("s", J)}
     ${dots("s", "qs", "ks", J)}
     // scaled scores, -3e38 where the key is not visible; each thread's maximum per row, then the row's
@@ -480,17 +526,7 @@ var<workgroup> red: array<f32, ${R * TX}>;
           `if (i${r} < LQ) {
     var lt = 0.0;
     for (var x = 0u; x < TX; x++) { lt += red[(ty + ${8 * r}u) * TX + x]; }
-    let o0 = oAt(b, h, i${r});
-    ${
-            each(
-              G,
-              (g) =>
-                `{ let a = o0 + 4u * (tx + ${
-                  8 * g
-                }u); let y = acc_${r}_${g} / lt; o[a] = y.x; o[a + 1u] = y.y; o[a + 2u] = y.z; o[a + 3u] = y.w; }`,
-              "\n    ",
-            )
-          }
+    ${writeRow("o", `oAt(b, h, i${r})`, "acc", r, G, " / lt")}
     if (tx == 0u) { lse[bh * LQ + i${r}] = m${r} + log(lt); }
   }`, "\n  ")
       }
@@ -500,10 +536,12 @@ var<workgroup> red: array<f32, ${R * TX}>;
 
 function tiledDqShader(p: AttentionParams): string {
   const C = C_BACKWARD, J = C / TX, G = p.hd / 4 / TX;
+  const kt = tileLoader("ks", "k", C, p.hd, (t) => `kAt(b, h, ${t})`);
+  const vt = tileLoader("vs", "v", C, p.hd, (t) => `vAt(b, h, ${t})`);
   return cached(
     `attention tiled dq ${JSON.stringify(p)}`,
     () =>
-      `${declare([...BACKWARD_INPUTS, ["dq", "read_write", "f32"]])}
+      `${declare([...BACKWARD_INPUTS, ["dq", "read_write", "f32"], ["delta", "read_write", "f32"]])}
 ${tiledPrelude(p, ["q", "k", "v", "dO", "o"])}
 var<workgroup> qs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> dos: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
@@ -513,38 +551,52 @@ var<workgroup> dss: array<vec4<f32>, ${C * TY}>;
 var<workgroup> red: array<f32, ${R * TX}>;
 @compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
   ${tiledPlacement(p, "LQ")}
-  ${stage("qs", "q", R, "r0", "i32(LQ)", (t) => `qAt(b, h, ${t})`)}
-  ${stage("dos", "dO", R, "r0", "i32(LQ)", (t) => `oAt(b, h, ${t})`)}
-  // D_r = <dO, o> of the thread's rows: its column groups here, the row's 8 threads summed below
+  ${stage("qs", "q", R, p.hd, "r0", "i32(LQ)", (t) => `qAt(b, h, ${t})`)}
+  ${stage("dos", "dO", R, p.hd, "r0", "i32(LQ)", (t) => `oAt(b, h, ${t})`)}
+  ${rowRanges("i", "LQ", "keysFrom", "keysEnd")}
+  // D_r = <dO, o> of the thread's rows: its column groups here, the row's 8 threads summed below (and
+  // kept in delta for the dk, dv kernel)
   ${
         each(4, (r) =>
-          `let i${r} = r0 + ty + ${
-            8 * r
-          }u; let lo${r} = keysFrom(min(i${r}, LQ - 1u)); let hi${r} = select(lo${r}, keysEnd(i${r}), i${r} < LQ);
-  {
+          `{
+    let o0 = oAt(b, h, min(i${r}, LQ - 1u));
     var part = 0.0;
-    if (i${r} < LQ) { ${
-            each(G, (g) =>
-              `part += dot(load4_dO(oAt(b, h, i${r}) + 4u * (tx + ${
-                8 * g
-              }u)), load4_o(oAt(b, h, i${r}) + 4u * (tx + ${8 * g}u)));`, " ")
-          } }
+    ${
+            each(
+              G,
+              (g) =>
+                `part += dot(load4_dO(o0 + 4u * (tx + ${8 * g}u)), load4_o(o0 + 4u * (tx + ${8 * g}u)));`,
+              " ",
+            )
+          }
     red[(ty + ${8 * r}u) * TX + tx] = part;
   }`, "\n  ")
       }
   workgroupBarrier();
   ${
-        each(4, (r) =>
-          `var D${r} = 0.0; for (var x = 0u; x < TX; x++) { D${r} += red[(ty + ${8 * r}u) * TX + x]; }
-  let L${r} = select(0.0, lse[bh * LQ + min(i${r}, LQ - 1u)], i${r} < LQ);`, "\n  ")
+        each(
+          4,
+          (r) =>
+            `var D${r} = 0.0; for (var x = 0u; x < TX; x++) { D${r} += red[(ty + ${8 * r}u) * TX + x]; }
+  let L${r} = lse[bh * LQ + min(i${r}, LQ - 1u)];
+  if (i${r} < LQ && tx == 0u) { delta[bh * LQ + i${r}] = D${r}; }`,
+          "\n  ",
+        )
       }
   ${zeros("acc", G, true)}
   let wEnd = keysEnd(rLast);
-  for (var j0 = keysFrom(r0); j0 < wEnd; j0 += ${C}) {
+  let first = keysFrom(r0);
+  ${kt.declare}
+  ${vt.declare}
+  ${kt.load("first", "wEnd")}
+  ${vt.load("first", "wEnd")}
+  for (var j0 = first; j0 < wEnd; j0 += ${C}) {
     workgroupBarrier(); // the last tile's reads of ks, vs and dss are done
-    ${stage("ks", "k", C, "j0", "wEnd", (t) => `kAt(b, h, ${t})`)}
-    ${stage("vs", "v", C, "j0", "wEnd", (t) => `vAt(b, h, ${t})`)}
+    ${kt.store}
+    ${vt.store}
     workgroupBarrier();
+    ${kt.load(`j0 + ${C}`, "wEnd")}
+    ${vt.load(`j0 + ${C}`, "wEnd")}
     ${zeros("s", J)}
     ${zeros("dp", J)}
     ${dots("s", "qs", "ks", J)}
@@ -566,20 +618,11 @@ var<workgroup> red: array<f32, ${R * TX}>;
     ${accumulate("acc", "dss", "ks", C, G)}
   }
   ${
-        each(4, (r) =>
-          `if (i${r} < LQ) {
-    let q0 = qAt(b, h, i${r});
-    ${
-            each(
-              G,
-              (g) =>
-                `{ let a = q0 + 4u * (tx + ${
-                  8 * g
-                }u); let y = acc_${r}_${g} * SCALE; dq[a] = y.x; dq[a + 1u] = y.y; dq[a + 2u] = y.z; dq[a + 3u] = y.w; }`,
-              "\n    ",
-            )
-          }
-  }`, "\n  ")
+        each(
+          4,
+          (r) => `if (i${r} < LQ) {\n    ${writeRow("dq", `qAt(b, h, i${r})`, "acc", r, G, " * SCALE")}\n  }`,
+          "\n  ",
+        )
       }
 }`,
   );
@@ -587,73 +630,79 @@ var<workgroup> red: array<f32, ${R * TX}>;
 
 function tiledDkDvShader(p: AttentionParams): string {
   const C = C_BACKWARD, J = C / TX, G = p.hd / 4 / TX;
-  return cached(
-    `attention tiled dkdv ${JSON.stringify(p)}`,
-    () =>
-      `${declare([...BACKWARD_INPUTS, ["dk", "read_write", "f32"], ["dv", "read_write", "f32"]])}
-${tiledPrelude(p, ["q", "k", "v", "dO", "o"])}
+  const qt = tileLoader("qs", "q", C, p.hd, (t) => `qAt(b, h, ${t})`);
+  const dot_ = tileLoader("dos", "dO", C, p.hd, (t) => `oAt(b, h, ${t})`);
+  return cached(`attention tiled dkdv ${JSON.stringify(p)}`, () =>
+    `${
+      declare([
+        ["q", "read", "f32"],
+        ["k", "read", "f32"],
+        ["v", "read", "f32"],
+        ["lse", "read", "f32"],
+        ["dO", "read", "f32"],
+        ["delta", "read", "f32"],
+        ["dk", "read_write", "f32"],
+        ["dv", "read_write", "f32"],
+      ])
+    }
+${tiledPrelude(p, ["q", "k", "v", "dO"])}
 var<workgroup> ks: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> vs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> qs: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
 var<workgroup> dos: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
 var<workgroup> ps: array<vec4<f32>, ${C * TY}>;
 var<workgroup> dss: array<vec4<f32>, ${C * TY}>;
-var<workgroup> Dpart: array<f32, ${C * 4}>;
+var<workgroup> Ds: array<f32, ${C}>;
 var<workgroup> ls: array<f32, ${C}>;
 @compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
   ${tiledPlacement(p, "LK")}
-  ${stage("ks", "k", R, "r0", "i32(LK)", (t) => `kAt(b, h, ${t})`)}
-  ${stage("vs", "v", R, "r0", "i32(LK)", (t) => `vAt(b, h, ${t})`)}
-  // the thread's keys j_r = r0 + ty + 8 r are seen by queries [lo_r, hi_r) (none past LK)
-  ${
-        each(
-          4,
-          (r) =>
-            `let j${r} = r0 + ty + ${
-              8 * r
-            }u; let lo${r} = queriesFrom(min(j${r}, LK - 1u)); let hi${r} = select(lo${r}, queriesEnd(j${r}), j${r} < LK);`,
-          "\n  ",
-        )
-      }
+  ${stage("ks", "k", R, p.hd, "r0", "i32(LK)", (t) => `kAt(b, h, ${t})`)}
+  ${stage("vs", "v", R, p.hd, "r0", "i32(LK)", (t) => `vAt(b, h, ${t})`)}
+  // the thread's keys j_r are seen by queries [lo_r, hi_r)
+  ${rowRanges("j", "LK", "queriesFrom", "queriesEnd")}
   ${zeros("dk", G, true)}
   ${zeros("dv", G, true)}
   let wEnd = queriesEnd(rLast);
-  for (var i0 = queriesFrom(r0); i0 < wEnd; i0 += ${C}) {
+  let first = queriesFrom(r0);
+  // the tile's lse and D (threads lid < C: query i0 + lid), loaded a tile ahead as q and dO are
+  var l_in = 0.0; var D_in = 0.0;
+  let lq = u32(min(first + i32(lid), wEnd - 1));
+  if (lid < ${C}u) { l_in = lse[bh * LQ + lq]; D_in = delta[bh * LQ + lq]; }
+  ${qt.declare}
+  ${dot_.declare}
+  ${qt.load("first", "wEnd")}
+  ${dot_.load("first", "wEnd")}
+  for (var i0 = first; i0 < wEnd; i0 += ${C}) {
     workgroupBarrier(); // the last tile's reads are done
-    ${stage("qs", "q", C, "i0", "wEnd", (t) => `qAt(b, h, ${t})`)}
-    ${stage("dos", "dO", C, "i0", "wEnd", (t) => `oAt(b, h, ${t})`)}
-    // the tile's lse and D = <dO, o>: four threads per query, a quarter of the head each
-    {
-      let t = lid / 4u; let part = lid % 4u; let i = i0 + i32(t);
-      var D = 0.0;
-      if (i < wEnd) {
-        let o0 = oAt(b, h, u32(i));
-        for (var c4 = part; c4 < HD4; c4 += 4u) { D += dot(load4_dO(o0 + 4u * c4), load4_o(o0 + 4u * c4)); }
-        if (part == 0u) { ls[t] = lse[bh * LQ + u32(i)]; }
-      } else if (part == 0u) { ls[t] = 0.0; }
-      Dpart[lid] = D;
-    }
+    ${qt.store}
+    ${dot_.store}
+    if (lid < ${C}u) { ls[lid] = l_in; Ds[lid] = D_in; }
     workgroupBarrier();
+    ${qt.load(`i0 + ${C}`, "wEnd")}
+    ${dot_.load(`i0 + ${C}`, "wEnd")}
+    if (lid < ${C}u) {
+      let i = u32(min(i0 + ${C} + i32(lid), wEnd - 1));
+      l_in = lse[bh * LQ + i]; D_in = delta[bh * LQ + i];
+    }
     ${zeros("s", J)}
     ${zeros("dp", J)}
     ${dots("s", "ks", "qs", J)}
     ${dots("dp", "vs", "dos", J)}
     // p = exp(s / sqrt(hd) - lse), ds = p (dp - D): 0 where the query does not see the key
     ${
-        each(J, (j) =>
-          `{
-      let t = tx + ${8 * j}u; let i = i0 + i32(t);
-      let Di = Dpart[4u * t] + Dpart[4u * t + 1u] + Dpart[4u * t + 2u] + Dpart[4u * t + 3u]; let Li = ls[t];
+      each(J, (j) =>
+        `{
+      let t = tx + ${8 * j}u; let i = i0 + i32(t); let Di = Ds[t]; let Li = ls[t];
       ${
-            each(
-              4,
-              (r) =>
-                `s_${r}_${j} = select(0.0, exp(s_${r}_${j} * SCALE - Li), i >= lo${r} && i < hi${r}); dp_${r}_${j} = s_${r}_${j} * (dp_${r}_${j} - Di);`,
-              "\n      ",
-            )
-          }
+          each(
+            4,
+            (r) =>
+              `s_${r}_${j} = select(0.0, exp(s_${r}_${j} * SCALE - Li), i >= lo${r} && i < hi${r}); dp_${r}_${j} = s_${r}_${j} * (dp_${r}_${j} - Di);`,
+            "\n      ",
+          )
+        }
     }`)
-      }
+    }
     ${transpose("ps", "s", J)}
     ${transpose("dss", "dp", J)}
     workgroupBarrier();
@@ -661,26 +710,13 @@ var<workgroup> ls: array<f32, ${C}>;
     ${accumulate("dk", "dss", "qs", C, G)}
   }
   ${
-        each(4, (r) =>
-          `if (j${r} < LK) {
-    let k0 = kAt(b, h, j${r}); let v0 = vAt(b, h, j${r});
-    ${
-            each(
-              G,
-              (g) =>
-                `{ let a = k0 + 4u * (tx + ${
-                  8 * g
-                }u); let y = dk_${r}_${g} * SCALE; dk[a] = y.x; dk[a + 1u] = y.y; dk[a + 2u] = y.z; dk[a + 3u] = y.w; }
-    { let a = v0 + 4u * (tx + ${
-                  8 * g
-                }u); let y = dv_${r}_${g}; dv[a] = y.x; dv[a + 1u] = y.y; dv[a + 2u] = y.z; dv[a + 3u] = y.w; }`,
-              "\n    ",
-            )
-          }
+      each(4, (r) =>
+        `if (j${r} < LK) {
+    ${writeRow("dk", `kAt(b, h, j${r})`, "dk", r, G, " * SCALE")}
+    ${writeRow("dv", `vAt(b, h, j${r})`, "dv", r, G)}
   }`, "\n  ")
-      }
-}`,
-  );
+    }
+}`);
 }
 
 function checked(p: AttentionParams): void {
@@ -718,21 +754,23 @@ export function attentionBackward<B>(
   checked(p);
   const bh = p.batch * p.heads;
   if (useTiled(d as Dispatcher<unknown>, p)) {
-    const inputs = [b.q, b.k, b.v, b.o, b.lse, b.dO];
+    // D = <dO, o> per query: the dq kernel computes it, the dk, dv kernel reads it
+    const delta = d.alloc(bh * p.lq, "attention D");
     d.dispatch(
       "attentionDq",
       tiledDqShader(p),
-      [...inputs, b.dq],
+      [b.q, b.k, b.v, b.o, b.lse, b.dO, b.dq, delta],
       itemGroups(bh * Math.ceil(p.lq / R)),
       flops(p),
     );
     d.dispatch(
       "attentionDkDv",
       tiledDkDvShader(p),
-      [...inputs, b.dk, b.dv],
+      [b.q, b.k, b.v, b.lse, b.dO, delta, b.dk, b.dv],
       itemGroups(bh * Math.ceil(p.lk / R)),
       1.5 * flops(p),
     );
+    d.release(delta);
     return;
   }
   d.dispatch(
