@@ -275,34 +275,44 @@ export function getAttentionImpl(): AttentionImpl {
 
 /** Tiled kernels: stationary rows per workgroup (4 per thread row), thread rows and columns. */
 const R = 32, TY = 8, TX = 8, THREADS = TY * TX;
-/** Streamed rows per tile: the forward's keys, the backward's keys (dq) or queries (dk, dv). */
-const C_FORWARD = 32, C_BACKWARD = 16;
-
-/** Workgroup memory (bytes) of the three tiled kernels at head size hd (see the shaders' declarations). */
-export function tiledAttentionBytes(hd: number): { forward: number; dq: number; dkdv: number } {
+/**
+ * Streamed rows per tile of each kernel (the forward's keys, dq's keys, dk and dv's queries): the largest
+ * of 32 and 16 whose workgroup memory (bytes, as the shaders declare it) fits `storage`, or undefined.
+ * At a head of 64: 32, 16, 16 in Mesa's 32 KB; 32, 32, 32 in the H200's 48 KB. At a head of 32 every
+ * kernel takes 32 even in 32 KB, so CI runs both sizes.
+ */
+export function attentionTiles(
+  hd: number,
+  storage: number,
+): { forward: number; dq: number; dkdv: number } | undefined {
+  if (hd % 32 !== 0 || hd > 128) return undefined;
   const row = (hd / 4 + 1) * 16; // a padded row of vec4s
-  return {
-    forward: (R + 2 * C_FORWARD) * row + C_FORWARD * TY * 16 + R * TX * 4,
-    dq: (2 * R + 2 * C_BACKWARD) * row + C_BACKWARD * TY * 16 + R * TX * 4,
-    dkdv: (2 * R + 2 * C_BACKWARD) * row + 2 * C_BACKWARD * TY * 16 + 2 * C_BACKWARD * 4,
+  const bytes = {
+    // q, k, v tiles; p goes through k's tile (hd >= 28: a tile row holds a row of p's vec4s); row maxima
+    forward: (C: number) => (R + 2 * C) * row + R * TX * 4,
+    dq: (C: number) => (2 * R + 2 * C) * row + C * TY * 16 + R * TX * 4,
+    dkdv: (C: number) => (2 * R + 2 * C) * row + 2 * C * TY * 16 + 2 * C * 4,
   };
+  const pick = (f: (C: number) => number) => [32, 16].find((C) => f(C) <= storage);
+  const t = { forward: pick(bytes.forward), dq: pick(bytes.dq), dkdv: pick(bytes.dkdv) };
+  return t.forward && t.dq && t.dkdv ? t as { forward: number; dq: number; dkdv: number } : undefined;
 }
 
 /** Whether the tiled kernels serve these params on a device with `storage` bytes of workgroup memory. */
 export function tiledAttentionFits(p: AttentionParams, storage: number): boolean {
-  const b = tiledAttentionBytes(p.hd);
-  return p.hd % 32 === 0 && p.hd <= 128 && Math.max(b.forward, b.dq, b.dkdv) <= storage;
+  return attentionTiles(p.hd, storage) !== undefined;
 }
 
-function useTiled(d: Dispatcher<unknown>, p: AttentionParams): boolean {
-  if (attentionImpl === "rows") return false;
-  const fits = tiledAttentionFits(p, d.limits.maxComputeWorkgroupStorageSize);
-  if (attentionImpl === "tiled" && !fits) {
+/** The tiled kernels' tile sizes for these params on this device, or undefined: the "rows" kernels. */
+function tiledTiles(d: Dispatcher<unknown>, p: AttentionParams) {
+  if (attentionImpl === "rows") return undefined;
+  const tiles = attentionTiles(p.hd, d.limits.maxComputeWorkgroupStorageSize);
+  if (attentionImpl === "tiled" && !tiles) {
     throw new Error(
       `attention: the tiled kernels need a head of 32, 64, 96 or 128 floats whose tiles fit ${d.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory (head ${p.hd})`,
     );
   }
-  return fits;
+  return tiles;
 }
 
 /** JS helpers writing unrolled WGSL: one line per (thread row r < 4, streamed row j < J, column group g < G). */
@@ -431,8 +441,8 @@ const rowRanges = (x: string, rows: string, from: string, to: string) =>
     "\n  ",
   );
 
-function tiledForwardShader(p: AttentionParams): string {
-  const C = C_FORWARD, J = C / TX, G = p.hd / 4 / TX;
+function tiledForwardShader(p: AttentionParams, C: number): string {
+  const J = C / TX, G = p.hd / 4 / TX;
   const kt = tileLoader("ks", "k", C, p.hd, (t) => `kAt(b, h, ${t})`);
   const vt = tileLoader("vs", "v", C, p.hd, (t) => `vAt(b, h, ${t})`);
   return cached(
@@ -455,7 +465,6 @@ ${tiledPrelude(p, ["q", "k", "v"])}
 var<workgroup> qs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> ks: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
 var<workgroup> vs: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
-var<workgroup> ps: array<vec4<f32>, ${C * TY}>;
 var<workgroup> red: array<f32, ${R * TX}>;
 @compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
   ${tiledPlacement(p, "LQ")}
@@ -513,9 +522,10 @@ var<workgroup> red: array<f32, ${R * TX}>;
           }
     }`)
       }
-    ${transpose("ps", "s", J)}
+    // p goes through ks: every thread's reads of k ended before the row-maximum barrier above
+    ${transpose("ks", "s", J)}
     workgroupBarrier();
-    ${accumulate("acc", "ps", "vs", C, G)}
+    ${accumulate("acc", "ks", "vs", C, G)}
   }
   // the row sums over the 8 threads of a row, then o = acc / l and lse = m + log l
   workgroupBarrier();
@@ -534,8 +544,8 @@ var<workgroup> red: array<f32, ${R * TX}>;
   );
 }
 
-function tiledDqShader(p: AttentionParams): string {
-  const C = C_BACKWARD, J = C / TX, G = p.hd / 4 / TX;
+function tiledDqShader(p: AttentionParams, C: number): string {
+  const J = C / TX, G = p.hd / 4 / TX;
   const kt = tileLoader("ks", "k", C, p.hd, (t) => `kAt(b, h, ${t})`);
   const vt = tileLoader("vs", "v", C, p.hd, (t) => `vAt(b, h, ${t})`);
   return cached(
@@ -628,11 +638,11 @@ var<workgroup> red: array<f32, ${R * TX}>;
   );
 }
 
-function tiledDkDvShader(p: AttentionParams): string {
-  const C = C_BACKWARD, J = C / TX, G = p.hd / 4 / TX;
+function tiledDkDvShader(p: AttentionParams, C: number): string {
+  const J = C / TX, G = p.hd / 4 / TX;
   const qt = tileLoader("qs", "q", C, p.hd, (t) => `qAt(b, h, ${t})`);
   const dot_ = tileLoader("dos", "dO", C, p.hd, (t) => `oAt(b, h, ${t})`);
-  return cached(`attention tiled dkdv ${JSON.stringify(p)}`, () =>
+  return cached(`attention tiled dkdv ${C} ${JSON.stringify(p)}`, () =>
     `${
       declare([
         ["q", "read", "f32"],
@@ -736,9 +746,11 @@ export function attention<B>(
   b: { q: B; k: B; v: B; o: B; lse: B },
 ): void {
   checked(p);
-  if (useTiled(d as Dispatcher<unknown>, p)) {
+  const tiles = tiledTiles(d as Dispatcher<unknown>, p);
+  if (tiles) {
     const groups = itemGroups(p.batch * p.heads * Math.ceil(p.lq / R));
-    d.dispatch("attention", tiledForwardShader(p), [b.q, b.k, b.v, b.o, b.lse], groups, flops(p));
+    const code = tiledForwardShader(p, tiles.forward);
+    d.dispatch("attention", code, [b.q, b.k, b.v, b.o, b.lse], groups, flops(p));
     return;
   }
   const groups = itemGroups(p.batch * p.heads * Math.ceil(p.lq / ROWS));
@@ -753,19 +765,20 @@ export function attentionBackward<B>(
 ): void {
   checked(p);
   const bh = p.batch * p.heads;
-  if (useTiled(d as Dispatcher<unknown>, p)) {
+  const tiles = tiledTiles(d as Dispatcher<unknown>, p);
+  if (tiles) {
     // D = <dO, o> per query: the dq kernel computes it, the dk, dv kernel reads it
     const delta = d.alloc(bh * p.lq, "attention D");
     d.dispatch(
       "attentionDq",
-      tiledDqShader(p),
+      tiledDqShader(p, tiles.dq),
       [b.q, b.k, b.v, b.o, b.lse, b.dO, b.dq, delta],
       itemGroups(bh * Math.ceil(p.lq / R)),
       flops(p),
     );
     d.dispatch(
       "attentionDkDv",
-      tiledDkDvShader(p),
+      tiledDkDvShader(p, tiles.dkdv),
       [b.q, b.k, b.v, b.lse, b.dO, delta, b.dk, b.dv],
       itemGroups(bh * Math.ceil(p.lk / R)),
       1.5 * flops(p),
