@@ -35,7 +35,9 @@ import { selectiveScan } from "../ssm/mod.ts";
 import { initMambaLM, mambaByteConfig } from "../models/pretrained.ts";
 import { train } from "../train/trainer.ts";
 import type { TrainEngine } from "../train/steps.ts";
-import { mambaAsLanguageModel } from "../models/registry.ts";
+import { createModel, mambaAsLanguageModel } from "../models/registry.ts";
+import { baselineConfig } from "../models/mod.ts";
+import { disposeModel, type LanguageModel, type ModelKind } from "../models/lm.ts";
 import { appendRecord } from "../results/store.ts";
 import { scanBenchInputs, sync } from "./gpu_inputs.ts";
 import { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "../kernels/tfjs/matmul_op.ts";
@@ -47,6 +49,7 @@ import {
   setScanKernelConfig,
 } from "../kernels/webgpu/scan_wgsl.ts";
 import { ANCHORS_DIR, RESULTS_DIR } from "../paths.ts";
+import { getAttentionImpl } from "../kernels/webgpu/attention.ts";
 import { helpOrUnknown } from "../util/usage.ts";
 
 const USAGE =
@@ -62,7 +65,11 @@ const USAGE =
                      the environment's, MAMBABYTE_BENCH_VARIANTS / MAMBABYTE_SCAN_*)
   --profile-train    one profiled training step per training shape (GPU time per kernel)
   --train-shapes L   training shapes d,layers,batch,length;... (default 256,4,4,1024;512,8,16,2048;1024,16,8,8192)
-  --engines LIST     what trains: native,tfjs (default both; tfjs skips shapes above d512)
+  --engines LIST     what trains: native,tfjs (default both; tfjs skips shapes above d512; the baselines:
+                     native only unless given)
+  --models LIST      which families train: mambabyte (default), transformer, perceiver_ar, megabyte (the
+                     family's config at each shape's width and depth: lib/models/mod.ts baselineConfig; the
+                     byte Transformer's peer is h200_peers.py train_transformer, from --peers only)
   --peers FILE       the peer figures measured in the same run (JSONL of h200_peers.py)
   --gemm             the training step's Linear products through the WGSL GEMM and tf.matMul, in TFLOP/s`;
 
@@ -387,63 +394,37 @@ const trainShapes: [number, number, number, number][] = args.includes("--no-trai
   : quick
   ? [[64, 2, 2, 256]]
   : [[256, 4, 4, 1024], [512, 8, 16, 2048], [1024, 16, 8, 8192]];
-const engines = (argValue("--engines") ?? "native,tfjs").split(",") as TrainEngine[];
+const models = (argValue("--models") ?? "mambabyte").split(",") as ModelKind[];
+for (const kind of models) {
+  if (!["mambabyte", "transformer", "perceiver_ar", "megabyte"].includes(kind)) {
+    console.error(
+      `lib/bench/gpu.ts: --models: mambabyte, transformer, perceiver_ar or megabyte (got "${kind}")`,
+    );
+    Deno.exit(2);
+  }
+}
+const text = new Uint8Array(1 << 20);
+for (let i = 0; i < text.length; i++) text[i] = 32 + (i * 2654435761 % 95); // synthetic bytes: speed only
 for (const [d, layers, batch, length] of trainShapes) {
-  const model = initMambaLM(mambaByteConfig(d, layers), 0);
-  const text = new Uint8Array(1 << 20);
-  for (let i = 0; i < text.length; i++) text[i] = 32 + (i * 2654435761 % 95); // synthetic bytes: speed only
-  for (const engine of engines) {
-    if (engine === "tfjs" && d > 512 && !argValue("--train-shapes")) continue; // minutes per step, if it fits
-    // long enough that the native engine's read-backs (every 16 steps) and start are a small part
-    const steps = quick ? 3 : engine === "tfjs" ? 8 : d >= 1024 ? 12 : 48;
-    const common = { batch, length, lr: 1e-4, warmup: 1, engine };
-    const warm = await train(mambaAsLanguageModel(model), text, { ...common, steps: 2, seed: 0 });
-    const run = await train(mambaAsLanguageModel(model), text, { ...common, steps, seed: 1 });
-    const bytesPerS = run.bytes_seen / run.wall_s;
-    const anchor = findAnchor(
-      trainAnchors,
-      (o) =>
-        (o.d_model === d || o.d === d) && (o.n_layer === layers || o.layers === layers) &&
-        (o.batch === batch || o.B === batch),
-    );
-    await appendRecord(table, {
-      bench: "train",
-      model: "mambabyte",
-      engine: run.engine,
-      d_model: d,
-      n_layer: layers,
-      batch,
-      length,
-      steps,
-      bytes_per_s: bytesPerS,
-      step_s: run.wall_s / steps,
-      warmup_wall_s: warm.wall_s,
-      wall_s: run.wall_s,
-      gpu_bytes: run.gpu_bytes ?? null,
-      final_loss: run.log.at(-1)?.loss ?? null,
-      kernel_config: scanKernelConfig(),
-      matmul: engine === "tfjs" && !webgpuGemmEnabled() ? "tf.matMul" : getGemmConfig(),
-      peer: anchor ?? null,
-      peer_source: anchor ? peerSource : null,
-      ratio_to_peer: typeof anchor?.bytes_per_s === "number" ? bytesPerS / anchor.bytes_per_s : null,
-    }, outDir);
-    console.log(
-      `train on ${run.engine} (d ${d}, ${layers} layers, batch ${batch}, length ${length}): ` +
-        `${Math.round(bytesPerS)} bytes/s, ${(run.wall_s / steps * 1000).toFixed(0)} ms/step` +
-        (run.gpu_bytes ? `, ${(run.gpu_bytes / 1e9).toFixed(1)} GB` : "") +
-        (typeof anchor?.bytes_per_s === "number"
-          ? `; peer ${Math.round(anchor.bytes_per_s)} bytes/s (${
-            (bytesPerS / anchor.bytes_per_s).toFixed(2)
-          }x)`
-          : ""),
-    );
+  const mamba = initMambaLM(mambaByteConfig(d, layers), 0);
+  for (const kind of models) {
+    const model: LanguageModel = kind === "mambabyte"
+      ? mambaAsLanguageModel(mamba)
+      : createModel(kind, baselineConfig(kind, { d_model: d, n_layer: layers }), 0);
+    const engines = (argValue("--engines") ?? (kind === "mambabyte" ? "native,tfjs" : "native"))
+      .split(",") as TrainEngine[];
+    for (const engine of engines) {
+      if (engine === "tfjs" && d > 512 && !argValue("--train-shapes")) continue; // minutes per step, if it fits
+      await trainRecord(kind, model, engine, [d, layers, batch, length]);
+    }
+    if (kind !== "mambabyte") disposeModel(model);
   }
   if (args.includes("--profile-train")) {
     try {
       // one step with every kernel timed on the GPU (each is submitted alone, so the wall time is not the step's)
       const t0 = performance.now();
       const profile = await tf.profile(async () => {
-        await train(mambaAsLanguageModel(model), text, {
+        await train(mambaAsLanguageModel(mamba), text, {
           steps: 1,
           batch,
           length,
@@ -484,6 +465,66 @@ for (const [d, layers, batch, length] of trainShapes) {
       console.log(`  profiling failed: ${e instanceof Error ? e.message : e}`);
     }
   }
-  for (const v of model.params.values()) v.dispose();
+  for (const v of mamba.params.values()) v.dispose();
 }
 console.log(`device: ${info.device}; records in ${outFile}`);
+
+/** Trains `model` a few steps on one engine through the trainer and appends the record (with its peer). */
+async function trainRecord(
+  kind: ModelKind,
+  model: LanguageModel,
+  engine: TrainEngine,
+  [d, layers, batch, length]: [number, number, number, number],
+): Promise<void> {
+  // long enough that the native engine's read-backs (every 16 steps) and start are a small part
+  const steps = quick ? 3 : engine === "tfjs" ? 8 : d >= 1024 ? 12 : 48;
+  const common = { batch, length, lr: 1e-4, warmup: 1, engine };
+  const warm = await train(model, text, { ...common, steps: 2, seed: 0 });
+  const run = await train(model, text, { ...common, steps, seed: 1 });
+  const bytesPerS = run.bytes_seen / run.wall_s;
+  // the peer: mamba_ssm's training step for MambaByte; PyTorch's byte Transformer (same run only) for the
+  // Transformer; none for PerceiverAR and MegaByte (recorded beside the Transformer)
+  const anchor = kind === "mambabyte"
+    ? findAnchor(
+      trainAnchors,
+      (o) =>
+        (o.d_model === d || o.d === d) && (o.n_layer === layers || o.layers === layers) &&
+        (o.batch === batch || o.B === batch),
+    )
+    : kind === "transformer"
+    ? sameRun?.find((o) =>
+      o.kind === "train_transformer" && o.d_model === d && o.n_layer === layers && o.batch === batch &&
+      o.length === length
+    )
+    : undefined;
+  await appendRecord(table, {
+    bench: "train",
+    model: kind,
+    ...(kind === "mambabyte" ? {} : { config: model.config, attention: getAttentionImpl() }),
+    engine: run.engine,
+    d_model: d,
+    n_layer: layers,
+    batch,
+    length,
+    steps,
+    bytes_per_s: bytesPerS,
+    step_s: run.wall_s / steps,
+    warmup_wall_s: warm.wall_s,
+    wall_s: run.wall_s,
+    gpu_bytes: run.gpu_bytes ?? null,
+    final_loss: run.log.at(-1)?.loss ?? null,
+    kernel_config: scanKernelConfig(),
+    matmul: engine === "tfjs" && !webgpuGemmEnabled() ? "tf.matMul" : getGemmConfig(),
+    peer: anchor ?? null,
+    peer_source: anchor ? peerSource : null,
+    ratio_to_peer: typeof anchor?.bytes_per_s === "number" ? bytesPerS / anchor.bytes_per_s : null,
+  }, outDir);
+  console.log(
+    `train ${kind} on ${run.engine} (d ${d}, ${layers} layers, batch ${batch}, length ${length}): ` +
+      `${Math.round(bytesPerS)} bytes/s, ${(run.wall_s / steps * 1000).toFixed(0)} ms/step` +
+      (run.gpu_bytes ? `, ${(run.gpu_bytes / 1e9).toFixed(1)} GB` : "") +
+      (typeof anchor?.bytes_per_s === "number"
+        ? `; peer ${Math.round(anchor.bytes_per_s)} bytes/s (${(bytesPerS / anchor.bytes_per_s).toFixed(2)}x)`
+        : ""),
+  );
+}

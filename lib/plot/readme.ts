@@ -133,6 +133,10 @@ export async function resultsSection(
   }
   const train = await tableOf("train_speed", resultsDir);
   if (train) out.push("### Training throughput", "", tableMarkdown(train).trim(), "");
+  const baselines = await tableOf("train_speed_baselines", resultsDir);
+  if (baselines) {
+    out.push("### Training the byte baselines on the GPU engine", "", tableMarkdown(baselines).trim(), "");
+  }
   out.push("All figures and tables: [figures/index.md](figures/index.md).", "", END);
   return out.join("\n");
 }

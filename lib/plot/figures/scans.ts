@@ -270,8 +270,9 @@ registerFigure({
     "Table: MambaByte training throughput (whole steps, AdamW included) on the CPU and the H200, beside PyTorch",
   reads: ["bench/train", "bench/gpu"],
   build(records) {
-    const cpu = (records["bench/train"] ?? []).filter((r) => r.bench === "train");
-    const all = (records["bench/gpu"] ?? []).filter((r) => r.bench === "train");
+    const mamba = (r: Rec) => r.bench === "train" && (r.model ?? "mambabyte") === "mambabyte";
+    const cpu = (records["bench/train"] ?? []).filter(mamba);
+    const all = (records["bench/gpu"] ?? []).filter(mamba);
     // since the native engine, each GPU record names its engine and carries the peer of its own run; the
     // TF.js-only records before it (matrix-product variants of 2026-11/12) stay in the file, not in the table
     const gpu = all.some((r) => r.engine) ? all.filter((r) => r.engine) : all;
@@ -340,6 +341,58 @@ registerFigure({
           "record per setting. GPU GB: every buffer the native engine allocates; peer GB: PyTorch's peak. " +
           '"same run": the peer was measured by ../shared/anchors/peers/h200_peers.py in the same device ' +
           'session, minutes apart; "earlier run": an anchor file of another session (compare with care).',
+      },
+    };
+  },
+});
+
+const FAMILY: Record<string, string> = {
+  transformer: "byte Transformer",
+  perceiver_ar: "PerceiverAR",
+  megabyte: "MegaByte",
+};
+
+registerFigure({
+  name: "train_speed_baselines",
+  description:
+    "Table: the byte baselines' training throughput on the native GPU engine (H200), beside PyTorch's byte Transformer measured in the same run",
+  reads: ["bench/gpu"],
+  build(records) {
+    const recs = latestBy(
+      (records["bench/gpu"] ?? []).filter((r) =>
+        r.bench === "train" && FAMILY[r.model] && String(r.engine ?? "").startsWith("native (webgpu") &&
+        !String(r.engine).includes("software")
+      ),
+      (r) => `${r.provenance?.device}|${r.model}|${r.d_model}|${r.n_layer}|${r.batch}|${r.length}`,
+    ).sort((a, b) =>
+      a.d_model - b.d_model || Object.keys(FAMILY).indexOf(a.model) - Object.keys(FAMILY).indexOf(b.model)
+    );
+    if (!recs.length) return undefined;
+    const rows = recs.map((r) => {
+      const peer = String(r.peer_source ?? "").startsWith("same run") ? r.peer?.bytes_per_s : undefined;
+      return [
+        FAMILY[r.model],
+        `d ${r.d_model} x ${r.n_layer}, batch ${r.batch}, length ${r.length}`,
+        String(r.provenance?.commit ?? "").slice(0, 7),
+        sig(r.bytes_per_s),
+        fmt(r.step_s * 1000, 0),
+        typeof r.gpu_bytes === "number" ? fmt(r.gpu_bytes / 1e9, 1) : "—",
+        peer ? sig(peer) : "—",
+        peer ? fmt(r.bytes_per_s / peer, 2) : "—",
+      ];
+    });
+    return {
+      table: {
+        columns: ["model", "shape", "commit", "bytes/s", "ms/step", "GPU GB", "PyTorch bytes/s", "ratio"],
+        rows,
+        note:
+          "lib/bench/gpu.ts --models transformer,perceiver_ar,megabyte --engines native --peers (data/results/" +
+          "bench/gpu.jsonl): whole training steps through the trainer on the native engine (lib/engine/" +
+          "transformer.ts; attention: the tiled WGSL kernels), synthetic bytes, the latest record per shape. Each " +
+          "family's config at the shape's width and depth (lib/models/mod.ts baselineConfig: heads of 64; " +
+          "MegaByte's global model d x L with patches of 8 and a local model of 2/3 d; PerceiverAR's 256 latents). " +
+          "PyTorch: ../shared/anchors/peers/h200_peers.py train_transformer (pre-LN, RoPE, SDPA causal, GELU MLP, " +
+          "tied head, fp32 AdamW) in the same device session; PerceiverAR and MegaByte have no PyTorch peer here.",
       },
     };
   },
