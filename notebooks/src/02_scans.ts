@@ -114,4 +114,15 @@ export default [
   code`
   await mb.figures.showRegistered("train_speed", { resultsDir: "../data/results" });
   `,
+  md`
+  ## The byte baselines on the engine
+
+  The byte Transformer, PerceiverAR and MegaByte train on the same engine (lib/engine/transformer.ts), with
+  attention as tiled WGSL kernels that never store the scores. The byte Transformer is set beside PyTorch's
+  (scaled_dot_product_attention, fp32) measured in the same device session; at these sizes attention is
+  most of the engine's step.
+  `,
+  code`
+  await mb.figures.showRegistered("train_speed_baselines", { resultsDir: "../data/results" });
+  `,
 ];

@@ -6,16 +6,23 @@
  * every output is written by one thread and nothing is accumulated across workgroups.
  *
  * Two implementations of each kernel:
- * - "tiled" (heads of 32, 64, 96 or 128 floats, when its tiles fit the device's workgroup memory): a
- *   workgroup of 64 threads holds R = 32 rows of one side (queries: forward, dq; keys: dk, dv) and streams
- *   tiles of C rows of the other (32 keys; 16 for the backward). Thread (ty, tx) of the 8 x 8 grid owns the
- *   4 rows ty + 8 r and, in each tile, the C / 8 rows tx + 8 j: every product is a small register-tiled
- *   GEMM over vec4s staged row-major in workgroup memory (a row padded by one vec4, so the 8 rows a warp
- *   reads sit on distinct banks), 4 x C/8 dot products per pair of vec4 reads. The tile's products of
- *   probabilities (p for p v, ds for ds k, both for dv and dk) go through workgroup memory as one vec4 per
- *   (streamed row, ty): the thread's 4 rows. Row maxima and sums are reduced over the 8 threads of a row
- *   through workgroup memory. Tiles fit 32 KB at a head of 64 (Mesa's lavapipe offers 32 KB, so CI runs the
- *   same kernels as the H200).
+ * - "tiled" (heads of 32 and 64 floats; 96 where 48 KB of workgroup memory allow): a workgroup of 64
+ *   threads holds R = 32 rows of one side (queries: forward, dq; keys: dk, dv) and streams tiles of C rows
+ *   of the other (attentionTiles: 32, or 16 where the memory is short). Thread (ty, tx) of the 8 x 8 grid
+ *   owns the 4 rows ty + 8 r and, in each tile, the C / 8 rows tx + 8 j: every product is a small
+ *   register-tiled GEMM over vec4s staged row-major in workgroup memory (a row padded by one vec4, so the 8
+ *   rows a warp reads sit on distinct banks), 4 x C/8 dot products per 4 + C/8 vec4 reads. A tile's global
+ *   reads are issued into registers one tile ahead, so they are in flight while the tile before is
+ *   multiplied. Probabilities (p for p v, ds for ds k, both for dv and dk) go through workgroup memory as one
+ *   vec4 per (streamed row, ty): the thread's 4 rows. Row maxima and sums are reduced over the 8 threads of a
+ *   row through workgroup memory. D = <dO, o> is computed once, by the dq kernel, into scratch the dk, dv
+ *   kernel reads. Mesa's lavapipe offers 32 KB, the H200 48 KB: CI runs heads of 32 with the H200's tiles
+ *   (32 everywhere) and heads of 64 with the short ones.
+ *   Measured on the H200 (lib/bench/engine.ts --profile, d512 x 8 Transformer, batch 16, length 2048, the
+ *   8 layers; data/results/bench/engine.jsonl): forward 620 ms, dq 830, dk dv 1,542 with the thread-per-row
+ *   kernels; 95, 102, 139 ms tiled (10.7-11.9 TFLOP/s counted on every (query, key) pair, about half that
+ *   on the visible ones). Of the forward's 12 ms a layer, about 4.7 are not the two products (staging,
+ *   softmax, barriers): measured by removing parts (scratch variants, 2026-12-04).
  * - "rows" (any head size): a thread per query (or key) with its vectors in registers. The reference the
  *   tiled one replaced; kept for other head sizes (MegaByte's local model: one head of 336) and tested.
  */

@@ -388,7 +388,8 @@ registerFigure({
         note:
           "lib/bench/gpu.ts --models transformer,perceiver_ar,megabyte --engines native --peers (data/results/" +
           "bench/gpu.jsonl): whole training steps through the trainer on the native engine (lib/engine/" +
-          "transformer.ts; attention: the tiled WGSL kernels), synthetic bytes, the latest record per shape. Each " +
+          "transformer.ts; attention: the tiled WGSL kernels at heads of 64, the thread-per-row ones for MegaByte's " +
+          "local model, one head of 2/3 d), synthetic bytes, the latest record per shape. Each " +
           "family's config at the shape's width and depth (lib/models/mod.ts baselineConfig: heads of 64; " +
           "MegaByte's global model d x L with patches of 8 and a local model of 2/3 d; PerceiverAR's 256 latents). " +
           "PyTorch: ../shared/anchors/peers/h200_peers.py train_transformer (pre-LN, RoPE, SDPA causal, GELU MLP, " +
