@@ -14,7 +14,7 @@ import { Rng } from "../lib/util/rng.ts";
 import { relL2, useBackend } from "./helpers.ts";
 import { TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
 import { check, gpu } from "./kernel_check.ts";
-import { setAttentionImpl, tiledAttentionFits } from "../lib/kernels/webgpu/attention.ts";
+import { setAttentionImpl, SHORT_ROWS, tiledAttentionFits } from "../lib/kernels/webgpu/attention.ts";
 
 type Shape = Pick<AttentionParams, "batch" | "heads" | "lq" | "lk" | "hd" | "qPos0" | "kPos0" | "window">;
 
@@ -38,6 +38,9 @@ const CASES: [string, Shape][] = [
   }],
   ["head 64, window 21", { batch: 1, heads: 3, lq: 83, lk: 83, hd: 64, qPos0: 0, kPos0: 0, window: 21 }],
   ["head 64, cross", { batch: 2, heads: 1, lq: 19, lk: 75, hd: 64, qPos0: 56, kPos0: 0, window: 0 }],
+  // short sequences (the short kernels): MegaByte's local model (patch + 1 rows, one big head), a window
+  ["short, head 84", { batch: 3, heads: 1, lq: 9, lk: 9, hd: 84, qPos0: 0, kPos0: 0, window: 0 }],
+  ["short, head 7, window 3", { batch: 2, heads: 2, lq: 32, lk: 32, hd: 7, qPos0: 0, kPos0: 0, window: 3 }],
   ["head 32, cross, window", { batch: 1, heads: 2, lq: 40, lk: 90, hd: 32, qPos0: 50, kPos0: 0, window: 45 }],
 ];
 
@@ -94,6 +97,7 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
     // WebGPU runs both kernel sets where the tiled one serves the head (it must, at heads of 32 and 64)
     const tiled = gpu && tiledAttentionFits(p, gpu.rt.limits.maxComputeWorkgroupStorageSize);
     if (gpu) assert.equal(tiled, p.hd === 32 || p.hd === 64, `${name}: the tiled kernels' reach`);
+    const short = p.lq <= SHORT_ROWS && p.lk <= SHORT_ROWS;
     let want: Record<string, Float32Array>;
     try {
       want = await check(`attention ${name}`, {
@@ -115,9 +119,12 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
           });
         },
       }, {
-        gpuVariants: tiled
-          ? { tiled: () => setAttentionImpl("tiled"), rows: () => setAttentionImpl("rows") }
-          : { rows: () => setAttentionImpl("auto") },
+        // short sequences: the short kernels (auto's choice) and the rows ones; longer: tiled where it fits
+        gpuVariants: {
+          ...(short ? { short: () => setAttentionImpl("short") } : {}),
+          ...(tiled ? { tiled: () => setAttentionImpl("tiled") } : {}),
+          rows: () => setAttentionImpl("rows"),
+        },
       });
     } finally {
       setAttentionImpl("auto");

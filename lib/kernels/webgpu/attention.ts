@@ -266,12 +266,12 @@ var<workgroup> Ds: array<f32, ${T}>;
 }
 
 /** Which kernels attention() records: "auto" (tiled where the head size and the device allow), or one. */
-export type AttentionImpl = "auto" | "tiled" | "rows";
+export type AttentionImpl = "auto" | "tiled" | "short" | "rows";
 let attentionImpl: AttentionImpl = "auto";
 /** Chooses the kernels recorded from now on (tests run both; benchmarks compare them). */
 export function setAttentionImpl(impl: AttentionImpl): void {
-  if (!["auto", "tiled", "rows"].includes(impl)) {
-    throw new Error(`setAttentionImpl: auto, tiled or rows (got ${impl})`);
+  if (!["auto", "tiled", "short", "rows"].includes(impl)) {
+    throw new Error(`setAttentionImpl: auto, tiled, short or rows (got ${impl})`);
   }
   attentionImpl = impl;
 }
@@ -736,6 +736,152 @@ var<workgroup> ls: array<f32, ${C}>;
 }`);
 }
 
+/** "short" kernels: sequences of at most this many queries and keys (a workgroup holds their scores). */
+export const SHORT_ROWS = 32;
+
+/** Whether the short kernels run these params (auto: every sequence that short; "short": required). */
+function useShort(p: AttentionParams): boolean {
+  const fits = p.lq <= SHORT_ROWS && p.lk <= SHORT_ROWS;
+  if (attentionImpl === "short" && !fits) {
+    throw new Error(
+      `attention: the short kernels take at most ${SHORT_ROWS} queries and keys (got ${p.lq}, ${p.lk})`,
+    );
+  }
+  return fits && (attentionImpl === "short" || attentionImpl === "auto");
+}
+
+/**
+ * WGSL shared by the short kernels: the (sequence, head) of this workgroup (extra workgroups return), and
+ * <x_row, y_row> over a head for two bindings (vec4 steps when the head is a multiple of 4).
+ */
+function shortPrelude(p: AttentionParams, pairs: [string, string][]): string {
+  const dotFn = ([x, y]: [string, string]) =>
+    `fn dot_${x}_${y}(a: u32, b: u32) -> f32 {
+  var acc = 0.0;
+  ${
+      p.hd % 4 === 0
+        ? `for (var c = 0u; c < HD; c += 4u) {
+    acc += dot(vec4<f32>(${x}[a + c], ${x}[a + c + 1u], ${x}[a + c + 2u], ${x}[a + c + 3u]), vec4<f32>(${y}[b + c], ${y}[b + c + 1u], ${y}[b + c + 2u], ${y}[b + c + 3u]));
+  }`
+        : `for (var c = 0u; c < HD; c++) { acc += ${x}[a + c] * ${y}[b + c]; }`
+    }
+  return acc;
+}`;
+  return `${prelude(p)}
+${pairs.map(dotFn).join("\n")}`;
+}
+
+const shortPlacement = (p: AttentionParams) =>
+  `let bh = wg.x + wg.y * nwg.x;
+  if (bh >= ${p.batch * p.heads}u) { return; }
+  let b = bh / H; let h = bh % H;`;
+
+/**
+ * Forward over a short sequence (MegaByte's patches; a tail of a few queries): a workgroup per (sequence,
+ * head) holds the (lq, lk) scores. Threads take (query, key) pairs for the scores, a query each for its
+ * softmax, and (query, column) pairs for o, so the big heads (MegaByte's local model: one head of 2/3 d)
+ * spread over all threads instead of sitting in one thread's registers.
+ */
+function shortForwardShader(p: AttentionParams): string {
+  return cached(
+    `attention short ${JSON.stringify(p)}`,
+    () =>
+      `${
+        declare([
+          ["q", "read", "f32"],
+          ["k", "read", "f32"],
+          ["v", "read", "f32"],
+          ["o", "read_write", "f32"],
+          [
+            "lse",
+            "read_write",
+            "f32",
+          ],
+        ])
+      }
+${shortPrelude(p, [["q", "k"]])}
+var<workgroup> ps: array<f32, ${p.lq * p.lk}>;
+@compute @workgroup_size(${ROWS}) fn main(${GROUP_ARGS}) {
+  ${shortPlacement(p)}
+  for (var e = lid; e < LQ * LK; e += ${ROWS}u) {
+    let i = e / LK; let j = i32(e % LK);
+    var s = -3.0e38;
+    if (j >= keysFrom(i) && j < keysEnd(i)) { s = dot_q_k(qAt(b, h, i), kAt(b, h, u32(j))) * SCALE; }
+    ps[e] = s;
+  }
+  workgroupBarrier();
+  if (lid < LQ) {
+    let i = lid;
+    var m = -3.0e38;
+    for (var j = keysFrom(i); j < keysEnd(i); j++) { m = max(m, ps[i * LK + u32(j)]); }
+    var l = 0.0;
+    for (var j = keysFrom(i); j < keysEnd(i); j++) { l += exp(ps[i * LK + u32(j)] - m); }
+    for (var j = keysFrom(i); j < keysEnd(i); j++) { ps[i * LK + u32(j)] = exp(ps[i * LK + u32(j)] - m) / l; }
+    lse[bh * LQ + i] = m + log(l);
+  }
+  workgroupBarrier();
+  for (var e = lid; e < LQ * HD; e += ${ROWS}u) {
+    let i = e / HD; let c = e % HD;
+    var acc = 0.0;
+    for (var j = keysFrom(i); j < keysEnd(i); j++) { acc += ps[i * LK + u32(j)] * v[vAt(b, h, u32(j)) + c]; }
+    o[oAt(b, h, i) + c] = acc;
+  }
+}`,
+  );
+}
+
+/**
+ * The backward over a short sequence in one kernel: p recomputed from lse, dp = <dO_i, v_j> and ds = p (dp -
+ * D_i) for every pair into workgroup memory, then dq, dk and dv by (row, column) pairs, each written once.
+ */
+function shortBackwardShader(p: AttentionParams): string {
+  return cached(
+    `attention short backward ${JSON.stringify(p)}`,
+    () =>
+      `${
+        declare([...BACKWARD_INPUTS, ["dq", "read_write", "f32"], ["dk", "read_write", "f32"], [
+          "dv",
+          "read_write",
+          "f32",
+        ]])
+      }
+${shortPrelude(p, [["q", "k"], ["dO", "v"], ["dO", "o"]])}
+var<workgroup> ps: array<f32, ${p.lq * p.lk}>;
+var<workgroup> ds: array<f32, ${p.lq * p.lk}>;
+var<workgroup> Dr: array<f32, ${p.lq}>;
+@compute @workgroup_size(${ROWS}) fn main(${GROUP_ARGS}) {
+  ${shortPlacement(p)}
+  if (lid < LQ) { Dr[lid] = dot_dO_o(oAt(b, h, lid), oAt(b, h, lid)); }
+  workgroupBarrier();
+  for (var e = lid; e < LQ * LK; e += ${ROWS}u) {
+    let i = e / LK; let j = i32(e % LK);
+    var pe = 0.0; var dse = 0.0;
+    if (j >= keysFrom(i) && j < keysEnd(i)) {
+      pe = exp(dot_q_k(qAt(b, h, i), kAt(b, h, u32(j))) * SCALE - lse[bh * LQ + i]);
+      dse = pe * (dot_dO_v(oAt(b, h, i), vAt(b, h, u32(j))) - Dr[i]);
+    }
+    ps[e] = pe; ds[e] = dse;
+  }
+  workgroupBarrier();
+  for (var e = lid; e < LQ * HD; e += ${ROWS}u) {
+    let i = e / HD; let c = e % HD;
+    var acc = 0.0;
+    for (var j = keysFrom(i); j < keysEnd(i); j++) { acc += ds[i * LK + u32(j)] * k[kAt(b, h, u32(j)) + c]; }
+    dq[qAt(b, h, i) + c] = acc * SCALE;
+  }
+  for (var e = lid; e < LK * HD; e += ${ROWS}u) {
+    let j = e / HD; let c = e % HD;
+    var dkc = 0.0; var dvc = 0.0;
+    for (var i = queriesFrom(j); i < queriesEnd(j); i++) {
+      dkc += ds[u32(i) * LK + j] * q[qAt(b, h, u32(i)) + c];
+      dvc += ps[u32(i) * LK + j] * dO[oAt(b, h, u32(i)) + c];
+    }
+    dk[kAt(b, h, j) + c] = dkc * SCALE; dv[vAt(b, h, j) + c] = dvc;
+  }
+}`,
+  );
+}
+
 function checked(p: AttentionParams): void {
   checkAttention(p);
   if (p.hd > MAX_HEAD_DIM) {
@@ -753,6 +899,11 @@ export function attention<B>(
   b: { q: B; k: B; v: B; o: B; lse: B },
 ): void {
   checked(p);
+  if (useShort(p)) {
+    const code = shortForwardShader(p);
+    d.dispatch("attention", code, [b.q, b.k, b.v, b.o, b.lse], itemGroups(p.batch * p.heads), flops(p));
+    return;
+  }
   const tiles = tiledTiles(d as Dispatcher<unknown>, p);
   if (tiles) {
     const groups = itemGroups(p.batch * p.heads * Math.ceil(p.lq / R));
@@ -772,6 +923,16 @@ export function attentionBackward<B>(
 ): void {
   checked(p);
   const bh = p.batch * p.heads;
+  if (useShort(p)) {
+    d.dispatch(
+      "attentionBackward",
+      shortBackwardShader(p),
+      [b.q, b.k, b.v, b.o, b.lse, b.dO, b.dq, b.dk, b.dv],
+      itemGroups(bh),
+      2.5 * flops(p),
+    );
+    return;
+  }
   const tiles = tiledTiles(d as Dispatcher<unknown>, p);
   if (tiles) {
     // D = <dO, o> per query: the dq kernel computes it, the dk, dv kernel reads it
