@@ -388,6 +388,17 @@ export abstract class ArenaEngine {
     return { loss, grads: await this.download(this.training.arena.G) };
   }
 
+  /**
+   * Per-token losses (nats) of ids (b, l+1) without an update: the forward and the head only, in the head's
+   * row order (b, then position; PerceiverAR: its last n positions). For evaluation.
+   */
+  async tokenLosses(ids: Int32Array): Promise<Float32Array> {
+    await this.flush();
+    this.prepare(ids);
+    await this.backend.submit(this.program.gradient.slice(0, 2), { writes: this.writes() });
+    return await this.backend.read(this.program.lossRows, 0, this.program.lossCount);
+  }
+
   /** The mean of the per-token losses the last submitted head wrote. */
   protected async meanLoss(): Promise<number> {
     const rows = await this.backend.read(this.program.lossRows, 0, this.program.lossCount);

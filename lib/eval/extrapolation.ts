@@ -30,6 +30,7 @@ import { type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { type MambaLM, type MambaState, prefill } from "../models/mamba.ts";
 
 import { logitsNats, type ScoreProgress, tokenNats } from "./score.ts";
+import type { RowScorer } from "./engine_scorer.ts";
 
 import {
   EvaluatedModel,
@@ -137,8 +138,17 @@ export interface ExtrapolationOptions {
   chunk?: number;
   /** Score at most this many tokens per evaluation length (default: the whole test split). */
   maxTokens?: number;
-  /** Non-recurrent models read whole sequences of at most this many tokens (attention memory; default 4096). */
+  /**
+   * Non-recurrent models read whole sequences of at most this many tokens through TF.js (its attention
+   * stores every score; default 4096). With a `scorer` there is no cap: the engine's attention never stores
+   * them, and a length that does not fit the device's memory is recorded as failed, saying why.
+   */
   maxAttentionLength?: number;
+  /**
+   * Scores the rows of non-recurrent models (whole and sliding) instead of TF.js: lib/eval/engine_scorer.ts
+   * (the byte Transformer and MegaByte on the native engine). The caller destroys it.
+   */
+  scorer?: RowScorer;
   /** Tokens per batch (rows of one length are batched up to this; default 16384). */
   batchTokens?: number;
   binsPerOctave?: number;
@@ -167,7 +177,12 @@ function batches<T extends { length: number }>(rows: T[], batchTokens: number): 
 }
 
 /** Per-token nats of equal-length rows through the model's ordinary forward pass: (b, n) row-major. */
-async function forwardNats(model: LanguageModel, rows: Int32Array[]): Promise<Float32Array> {
+async function forwardNats(
+  model: LanguageModel,
+  rows: Int32Array[],
+  scorer?: RowScorer,
+): Promise<Float32Array> {
+  if (scorer) return await scorer.nats(rows);
   const t = tokenNats(model, rows);
   const v = (await t.data()) as Float32Array;
   t.dispose();
@@ -187,6 +202,8 @@ export async function sequenceNats(
     slidingContext?: number;
     chunk?: number;
     batchTokens?: number;
+    /** scores non-recurrent models' rows instead of TF.js (ExtrapolationOptions.scorer) */
+    scorer?: RowScorer;
     /** after each batch: the predictions it scored (awaited) */
     onBatch?: (predictions: number) => void | Promise<void>;
   },
@@ -198,7 +215,9 @@ export async function sequenceNats(
     const core = recurrentCore(model);
     for (const group of batches(seqs, batchTokens)) {
       const n = group[0].length - 1;
-      const v = core ? await recurrentNats(core, group, opts.chunk ?? 4096) : await forwardNats(model, group);
+      const v = core
+        ? await recurrentNats(core, group, opts.chunk ?? 4096)
+        : await forwardNats(model, group, opts.scorer);
       group.forEach((s, i) => out.set(s, v.slice(i * n, (i + 1) * n)));
       await opts.onBatch?.(group.length * n);
     }
@@ -219,7 +238,7 @@ export async function sequenceNats(
   const result = seqs.map((s) => new Float32Array(s.length - 1).fill(NaN));
   for (const group of batches(windows, batchTokens)) {
     const n = group[0].length - 1;
-    const v = await forwardNats(model, group.map((w) => w.bytes));
+    const v = await forwardNats(model, group.map((w) => w.bytes), opts.scorer);
     group.forEach((w, i) => {
       // prediction j of the window is target start + j + 1, i.e. entry start + j of the sequence's values
       for (let j = w.skip; j < n; j++) result[w.seq][w.start + j] = v[i * n + j];
@@ -323,7 +342,7 @@ export async function evaluateExtrapolation(
     for (let s = 0; s + L <= span; s += L) seqs.push(ids.slice(s, s + L + 1));
     for (const mode of modes) {
       const base = { multiple: m, mode, eval_length: L };
-      if (mode === "whole" && !recurrent && L > (opts.maxAttentionLength ?? 4096)) {
+      if (mode === "whole" && !recurrent && !opts.scorer && L > (opts.maxAttentionLength ?? 4096)) {
         const reason = `full attention over ${L} tokens exceeds maxAttentionLength ${
           opts.maxAttentionLength ?? 4096
         } (memory)`;
@@ -340,6 +359,7 @@ export async function evaluateExtrapolation(
           slidingContext: opts.slidingContext,
           chunk: opts.chunk,
           batchTokens: opts.batchTokens,
+          scorer: opts.scorer,
           onBatch: async (n) => {
             scored += n;
             await progress();
@@ -386,6 +406,7 @@ export async function evaluateExtrapolation(
         bins_per_octave: binsPerOctave,
         ...(mode === "sliding" ? { sliding_context: opts.slidingContext ?? Math.floor(C / 2) } : {}),
         ...(mode === "whole" && recurrent ? { chunk: opts.chunk ?? 4096 } : {}),
+        ...(!recurrent && opts.scorer ? { scored_by: opts.scorer.name } : {}),
         wall_s: (performance.now() - t0) / 1000,
       };
       say(

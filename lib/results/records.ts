@@ -69,6 +69,8 @@ export interface ExtrapolationResult {
   eval_length_bytes: number;
   status: "ok" | "skipped" | "failed";
   reason?: string;
+  /** What computed a non-recurrent model's nats: the engine scorer (lib/eval/engine_scorer.ts); absent: TF.js. */
+  scored_by?: string;
   sequences: number;
   tokens: number;
   bytes: number;

@@ -6,13 +6,14 @@
  * soon as each is known (a stage cut by a time limit keeps what it finished).
  *
  *   deno run -A lib/runs/stages.ts extrapolation [--scale S] [--results DIR] [--runs-dir DIR] [--domain D]
- *       [--kinds a,b] [--force] [--max-tokens N]
+ *       [--kinds a,b] [--force] [--max-tokens N] [--engine auto|native|tfjs]
  *   deno run -A lib/runs/stages.ts noise [same flags] [--max-bytes N]
  *
  * `reproduce` runs each stage in a child process this way (a model that exhausts the wasm heap aborts
  * that process only).
  */
-import { initBackend } from "../backend.ts";
+import { initBackend, tf, webgpuAdapter } from "../backend.ts";
+import { ENGINE_SCORED_KINDS, EngineScorer } from "../eval/engine_scorer.ts";
 import { SCALES } from "../scales.ts";
 import { helpOrUnknown } from "../util/usage.ts";
 import type { ByteBPE } from "../data/bpe.ts";
@@ -36,6 +37,12 @@ export interface StageOptions {
   /** Evaluate runs that already have records too (default: skip them). */
   force?: boolean;
   quiet?: boolean;
+  /**
+   * Extrapolation: what scores the byte Transformer and MegaByte: "native" (the engine, lib/eval/
+   * engine_scorer.ts: any length, on WebGPU, a software adapter included), "tfjs" (capped at
+   * maxAttentionLength), "auto" (default: native on TF.js's webgpu backend with a real GPU adapter).
+   */
+  engine?: "auto" | "native" | "tfjs";
 }
 
 /** What one stage does with one loaded run. */
@@ -168,15 +175,30 @@ const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOpti
     );
     const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
     const { model_kind: _, unit: __, ...fields } = about;
-    await extrapolationRecords(
-      model,
-      test,
-      { ...settings, trainedContext: run.length, tokenizer, onProgress: (l) => say(`  ${l}`) },
-      fields,
-      (r) => record(r as unknown as Record<string, unknown>),
-    );
+    const scorer = await scorerFor(model, opts.engine ?? "auto");
+    if (scorer) say(`  scored on the ${scorer.name}: no cap on the attention length`);
+    try {
+      await extrapolationRecords(
+        model,
+        test,
+        { ...settings, trainedContext: run.length, tokenizer, scorer, onProgress: (l) => say(`  ${l}`) },
+        fields,
+        (r) => record(r as unknown as Record<string, unknown>),
+      );
+    } finally {
+      scorer?.destroy();
+    }
   },
 };
+
+/** The engine scorer of an extrapolation, or undefined (TF.js scores): see StageOptions.engine. */
+async function scorerFor(model: LanguageModel, engine: "auto" | "native" | "tfjs") {
+  if (engine === "tfjs" || !ENGINE_SCORED_KINDS.includes(model.kind)) return undefined;
+  if (engine === "auto" && !(tf.getBackend() === "webgpu" && (await webgpuAdapter())?.fallback === false)) {
+    return undefined;
+  }
+  return await EngineScorer.create(model, { allowSoftwareGpu: engine === "native" });
+}
 
 /**
  * Evaluates the recorded runs of a scale (see pickRuns) and appends one record per (model, length, mode).
@@ -249,6 +271,8 @@ const USAGE = `deno run -A lib/runs/stages.ts extrapolation|noise [options]
   --kinds a,b       model families (default: the stage's, extrapolation ${EXTRAPOLATION_KINDS.join(",")};
                     noise ${NOISE_KINDS_COMPARED.join(",")})
   --force           evaluate runs already evaluated again
+  --engine E        extrapolation: what scores the byte Transformer and MegaByte: auto (default: the native
+                    engine on a real GPU), native (the engine, any length; WebGPU, software included), tfjs
   --max-tokens N    extrapolation: tokens scored per length (default per scale: ${
   Object.entries(EXTRAPOLATION_SCALES).map(([k, v]) => `${k} ${v.maxTokens}`).join(", ")
 })
@@ -284,6 +308,10 @@ if (import.meta.main) {
     fail(`--scale must be one of ${Object.keys(SCALES).join(", ")} (got "${scale}")`);
   }
   const maxTokens = positive("max-tokens"), maxBytes = positive("max-bytes");
+  const engineFlag = flag("engine") ?? "auto";
+  if (!["auto", "native", "tfjs"].includes(engineFlag)) {
+    fail(`--engine must be auto, native or tfjs (got "${engineFlag}")`);
+  }
   try {
     await initBackend({});
     const resultsDir = flag("results") ?? RESULTS_DIR;
@@ -295,6 +323,7 @@ if (import.meta.main) {
       domain: flag("domain"),
       kinds: flag("kinds")?.split(","),
       force: args.includes("--force"),
+      engine: engineFlag as StageOptions["engine"],
     };
     const recs = table === "extrapolation"
       ? await extrapolationStage(runs, { ...opts, ...(maxTokens ? { settings: { maxTokens } } : {}) })
