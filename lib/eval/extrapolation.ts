@@ -208,8 +208,9 @@ export async function sequenceNats(
     onBatch?: (predictions: number) => void | Promise<void>;
   },
 ): Promise<Float32Array[]> {
-  // attention models materialise (b, heads, l, l) scores: smaller batches keep them inside wasm's 4 GiB heap
-  const batchTokens = opts.batchTokens ?? (recurrentCore(model) ? 16384 : 4096);
+  // TF.js's attention materialises (b, heads, l, l) scores: smaller batches keep them inside wasm's 4 GiB
+  // heap; the engine's never stores them, and larger batches make fewer submissions
+  const batchTokens = opts.batchTokens ?? (recurrentCore(model) ? 16384 : opts.scorer ? 65536 : 4096);
   const out = new Map<Int32Array, Float32Array>();
   if (mode === "whole") {
     const core = recurrentCore(model);
