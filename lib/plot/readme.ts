@@ -137,6 +137,15 @@ export async function resultsSection(
   if (baselines) {
     out.push("### Training the byte baselines on the GPU engine", "", tableMarkdown(baselines).trim(), "");
   }
+  const extrapolationSpeed = await tableOf("extrapolation_engine_speed", resultsDir);
+  if (extrapolationSpeed) {
+    out.push(
+      "### Extrapolation of the byte baselines on the GPU engine",
+      "",
+      tableMarkdown(extrapolationSpeed).trim(),
+      "",
+    );
+  }
   out.push("All figures and tables: [figures/index.md](figures/index.md).", "", END);
   return out.join("\n");
 }

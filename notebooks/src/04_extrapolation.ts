@@ -83,6 +83,16 @@ export default [
   await mb.figures.showRegistered("extrapolation_position", { resultsDir, scale: SCALE });
   `,
   md`
+  ## Long sequences on the engine
+
+  The byte Transformer and MegaByte read whole sequences on the native engine, whose attention never stores
+  the scores (\`--engine\` of the stage; on a GPU it is the default): every multiple up to 64x of the
+  trained context is scored instead of stopping at TF.js's cap. The time each length takes on the H200:
+  `,
+  code`
+  await mb.figures.showRegistered("extrapolation_engine_speed", { resultsDir });
+  `,
+  md`
   ## What the records say, against the paper's finding
 
   Computed from the records: the change in bits per byte from 1x to 4x and to the longest evaluated length,

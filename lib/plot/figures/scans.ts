@@ -398,3 +398,43 @@ registerFigure({
     };
   },
 });
+
+registerFigure({
+  name: "extrapolation_engine_speed",
+  description:
+    "Table: seconds per evaluation length of the extrapolation sweep (1x-64x of the trained context) of the byte baselines on the native engine (H200)",
+  reads: ["bench/extrapolation_engine"],
+  build(records) {
+    const recs = latestBy(
+      (records["bench/extrapolation_engine"] ?? []).filter((r) => !String(r.scored_by).includes("software")),
+      (r) =>
+        `${r.provenance?.device}|${r.model}|${r.config?.d_model ?? r.config?.d_global}|${r.trained_context}`,
+    );
+    if (!recs.length) return undefined;
+    const multiples = [...new Set(recs.flatMap((r) => r.lengths.map((x: Rec) => x.multiple)))].sort((a, b) =>
+      a - b
+    );
+    const rows = recs.map((r) => [
+      FAMILY[r.model] ?? r.model,
+      `d ${r.config?.d_model ?? r.config?.d_global}, C ${r.trained_context}`,
+      String(r.provenance?.commit ?? "").slice(0, 7),
+      ...multiples.map((m) => {
+        const x = r.lengths.find((y: Rec) => y.multiple === m);
+        return !x ? "—" : x.status === "ok" ? fmt(x.wall_s, 1) : x.status;
+      }),
+      fmt(r.total_s, 0),
+    ]);
+    return {
+      table: {
+        columns: ["model", "size", "commit", ...multiples.map((m) => `${m}x s`), "sweep s"],
+        rows,
+        note:
+          "lib/bench/extrapolation_engine.ts (data/results/bench/extrapolation_engine.jsonl): the extrapolation " +
+          "(lib/eval/extrapolation.ts, whole sequences) scored on the engine (lib/eval/engine_scorer.ts), each " +
+          "length scoring the same 524,288 bytes of the books test split, random parameters (speed only; the " +
+          "stage scores trained runs the same way). Seconds per length include building that length's engine; " +
+          "sweep: the whole run, one process.",
+      },
+    };
+  },
+});
