@@ -220,7 +220,7 @@ Deno.test("README training throughput: every row's bytes/s, memory, peer and rat
   const bench = [
     ...(await readRecords<Rec>("train", `${RESULTS_DIR}bench`)),
     ...(await readRecords<Rec>("gpu", `${RESULTS_DIR}bench`)),
-  ].filter((r) => r.bench === "train");
+  ].filter((r) => r.bench === "train" && (r.model ?? "mambabyte") === "mambabyte");
   const sig3 = (x: number) => Number(x.toPrecision(3));
   const parse = (cell: string) => Number(cell.replace(/,/g, ""));
   let checked = 0;
@@ -253,6 +253,59 @@ Deno.test("README training throughput: every row's bytes/s, memory, peer and rat
 });
 
 /** A README results table under the heading starting with `heading`: its column index and rows of cells. */
+Deno.test("README byte baselines on the GPU engine: every row's bytes/s, ms/step, peer and ratio are its record's", async () => {
+  const { col, rows } = readmeTable("Training the byte baselines on the GPU engine");
+  // deno-lint-ignore no-explicit-any
+  const bench = (await readRecords<Record<string, any>>("gpu", `${RESULTS_DIR}bench`)).filter((r) =>
+    r.bench === "train" && r.model !== "mambabyte" && r.model !== undefined
+  );
+  const family: Record<string, string> = {
+    "byte Transformer": "transformer",
+    PerceiverAR: "perceiver_ar",
+    MegaByte: "megabyte",
+  };
+  const sig3 = (x: number) => Number(x.toPrecision(3));
+  const parse = (cell: string) => Number(cell.replace(/,/g, ""));
+  assert.ok(rows.length >= 3, "rows");
+  for (const row of rows) {
+    const [, d, n, b, l] = /^d (\d+) x (\d+), batch (\d+), length (\d+)$/.exec(row[col("shape")])!.map(
+      Number,
+    );
+    const rec = bench.filter((r) =>
+      r.model === family[row[col("model")]] && r.d_model === d && r.n_layer === n && r.batch === b &&
+      r.length === l && String(r.provenance?.commit).startsWith(row[col("commit")])
+    ).at(-1);
+    assert.ok(rec, `a record for ${row.join(" | ")}`);
+    assert.equal(parse(row[col("bytes/s")]), sig3(rec.bytes_per_s), `bytes/s of ${row.join(" | ")}`);
+    assert.equal(row[col("ms/step")], (rec.step_s * 1000).toFixed(0), `ms/step of ${row.join(" | ")}`);
+    if (rec.peer?.bytes_per_s) {
+      assert.equal(
+        parse(row[col("PyTorch bytes/s")]),
+        sig3(rec.peer.bytes_per_s),
+        `peer of ${row.join(" | ")}`,
+      );
+      assert.equal(row[col("ratio")], (rec.bytes_per_s / rec.peer.bytes_per_s).toFixed(2));
+    } else assert.equal(row[col("ratio")], "—");
+  }
+});
+
+Deno.test("README extrapolation on the GPU engine: every length's seconds are its record's", async () => {
+  const { col, rows } = readmeTable("Extrapolation of the byte baselines on the GPU engine");
+  // deno-lint-ignore no-explicit-any
+  const recs = await readRecords<Record<string, any>>("extrapolation_engine", `${RESULTS_DIR}bench`);
+  assert.ok(rows.length >= 1, "rows");
+  for (const row of rows) {
+    const rec = recs.filter((r) => String(r.provenance?.commit).startsWith(row[col("commit")])).find((r) =>
+      row[col("model")] === (r.model === "transformer" ? "byte Transformer" : "MegaByte")
+    );
+    assert.ok(rec, `a record for ${row.join(" | ")}`);
+    for (const x of rec.lengths) {
+      assert.equal(row[col(`${x.multiple}x s`)], x.wall_s.toFixed(1), `${x.multiple}x of ${row.join(" | ")}`);
+    }
+    assert.equal(row[col("sweep s")], rec.total_s.toFixed(0));
+  }
+});
+
 function readmeTable(heading: string) {
   const section = results.split(/^### /m).find((s) => s.startsWith(heading));
   assert.ok(section, `the README has a "${heading}" table`);

@@ -19,7 +19,7 @@
  *        [--spec-bytes 400] [--prompt-file FILE] [--no-record]        (--models "" runs only the speculative part)
  */
 import * as tf from "@tensorflow/tfjs";
-import { type BackendName, initBackend } from "../backend.ts";
+import { type BackendName, initBackend, webgpuAdapter } from "../backend.ts";
 import "../models/mod.ts";
 import {
   asMamba,
@@ -35,7 +35,8 @@ import {
   transformerPrefill,
   transformerStep,
 } from "../models/mod.ts";
-import { disposeModel } from "../models/lm.ts";
+import { disposeModel, readParameters } from "../models/lm.ts";
+import { TransformerDecoder } from "../engine/transformer_decode.ts";
 import type { MambaLM } from "../models/mamba.ts";
 import { greedyDecode, speculativeDecode } from "../decode/speculative.ts";
 import { createStepper, defaultStepperKind, type HostState, MambaStepper } from "../decode/stepper.ts";
@@ -225,6 +226,52 @@ async function transformerAt(ctx: number, steps: number, budgetS: number) {
   }
 }
 
+/**
+ * The byte Transformer on the native engine (lib/engine/transformer_decode.ts, webgpu): the KV caches on
+ * the device filled with random keys and values up to `ctx`, then greedy runs of 64 steps per submission
+ * from that position (rewound before each run): milliseconds per byte of those runs.
+ */
+async function transformerEngineAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
+  const K = 64;
+  const model = createModel(
+    "transformer",
+    baselineConfig("transformer", DECODE_SIZE, { vocab_size: 256 }),
+    0,
+  );
+  const dec = await TransformerDecoder.create({
+    config: asTransformer(model).config,
+    params: await readParameters(model),
+    maxLen: ctx + K,
+    stepsPerSubmit: K,
+  });
+  try {
+    dec.fillCache(ctx, (n) => rng.normalArray(n, 1));
+    let id = 65;
+    const r = await timeSteps(
+      async () => {
+        dec.seek(ctx);
+        const ids = await dec.greedy(id, K);
+        id = (ids[K - 1] * 31 + 7) % 256;
+      },
+      Math.ceil(steps / K),
+      budgetS,
+    );
+    return {
+      model: "transformer",
+      stepper: "engine",
+      context: ctx,
+      cache: "kv on the device (synthetic), 64 greedy steps per submission",
+      steps: r.steps * K,
+      msPerByte: r.msPerByte / K,
+      medianMsPerByte: r.medianMsPerByte / K,
+      bytesPerS: r.bytesPerS * K,
+    };
+  } finally {
+    dec.destroy();
+    disposeModel(model);
+  }
+}
+
 async function megabyteAt(ctx: number, steps: number, budgetS: number) {
   const model = createModel("megabyte", baselineConfig("megabyte", DECODE_SIZE), 0);
   const mb = asMegaByte(model);
@@ -373,12 +420,14 @@ const USAGE = `deno run -A lib/bench/decode.ts [options]   (per-byte decoding la
   --backend NAME       webgpu, wasm, cpu or tensorflow (default: the automatic choice)
   --contexts LIST      context lengths in bytes (default 1024,4096,16384,65536)
   --steps N            timed decoding steps per context (default 100)
-  --models LIST        mambabyte, transformer, megabyte (default all three; "" runs only the speculative part)
+  --models LIST        mambabyte, transformer, megabyte (default all three; "" runs only the speculative part);
+                       on webgpu the byte Transformer is also decoded on the native engine (KV cache on the GPU)
   --budget-s S         seconds allowed per (model, context) (default 60)
   --verifier DIR       a trained MambaByte model: with --drafter, benchmarks speculative decoding (default: none)
   --drafter DIR        a trained mamba_subword model with tokenizer.json (default: none)
   --spec-bytes N       bytes generated per speculative measurement (default 400)
   --prompt-file FILE   the prompt of the speculative part (default: "It was the best of times, ...")
+  --engine-only        only the native engine's series (the byte Transformer on a GPU), not the TF.js ones
   --no-record          print only; append nothing to data/results/bench/decode.jsonl`;
 
 if (import.meta.main) {
@@ -432,12 +481,28 @@ if (import.meta.main) {
     );
   };
   const rng = new Rng(0);
+  // the engine's series: on webgpu with a GPU (not a software adapter)
+  const gpuEngine = info.backend === "webgpu" && (await webgpuAdapter())?.fallback === false;
+  const engineOnly = Deno.args.includes("--engine-only");
   const skipAfter = new Map<string, string>(); // model -> why longer contexts are skipped
-  const jsTimes = models.includes("mambabyte")
+  const jsTimes = models.includes("mambabyte") && !engineOnly
     ? await mambaJsRoundRobin(contexts, steps, budgetS, rng)
     : undefined;
   for (const ctx of contexts) {
-    for (const name of models) {
+    // the byte Transformer on the native engine (webgpu): its own series, its own failures
+    if (models.includes("transformer") && gpuEngine) {
+      try {
+        await save(await transformerEngineAt(ctx, steps, budgetS, rng));
+      } catch (e) {
+        await save({
+          model: "transformer",
+          stepper: "engine",
+          context: ctx,
+          skipped: `failed: ${(e as Error).message.slice(0, 300)}`,
+        });
+      }
+    }
+    for (const name of engineOnly ? [] : models) {
       if (skipAfter.has(name)) {
         await save({ model: name, context: ctx, skipped: skipAfter.get(name) });
         continue;
@@ -445,11 +510,9 @@ if (import.meta.main) {
       try {
         const recs = name === "mambabyte"
           ? [jsTimes!.get(ctx)!, ...await mambaAt(ctx, steps, budgetS, rng)]
-          : [
-            name === "transformer"
-              ? await transformerAt(ctx, steps, budgetS)
-              : await megabyteAt(ctx, steps, budgetS),
-          ];
+          : name === "transformer"
+          ? [await transformerAt(ctx, steps, budgetS)]
+          : [await megabyteAt(ctx, steps, budgetS)];
         for (const r of recs) {
           await save(r);
           // a model whose step already takes > 1/10 of the budget would need > 10x longer at 4x the context

@@ -183,3 +183,50 @@ export function attentionBackward(
     }
   }
 }
+
+/**
+ * One query per head against a KV cache, the query's position read on the device (decoding): keys 0 ..
+ * ctl[indexAt] of the cache (rows of kvStride floats, k of head h at h hd, v at vOffset + h hd) are seen.
+ */
+export interface DecodeAttentionParams {
+  heads: number;
+  hd: number;
+  /** rows the cache holds (the longest context) */
+  maxLen: number;
+  kvStride: number;
+  vOffset: number;
+  /** the query's position: ctl[indexAt] */
+  indexAt: number;
+  /** q of head h at qOffset + h hd (q inside a q | k | v row) */
+  qOffset: number;
+}
+
+/** o (heads hd) = softmax over keys 0..pos of <q, k_j> / sqrt(hd), times v_j, per head. */
+export function decodeAttention(
+  p: DecodeAttentionParams,
+  b: { q: Float32Array; kv: Float32Array; ctl: Int32Array; o: Float32Array },
+): void {
+  const len = b.ctl[p.indexAt] + 1, { hd } = p, scale = 1 / Math.sqrt(hd);
+  if (!(len >= 1 && len <= p.maxLen)) {
+    throw new Error(`decodeAttention: position ${len - 1} outside the cache of ${p.maxLen} rows`);
+  }
+  const s = scratch("decode attention scores", len);
+  for (let h = 0; h < p.heads; h++) {
+    const q0 = p.qOffset + h * hd;
+    let m = -Infinity;
+    for (let j = 0; j < len; j++) {
+      const k0 = j * p.kvStride + h * hd;
+      let dot = 0;
+      for (let c = 0; c < hd; c++) dot += b.q[q0 + c] * b.kv[k0 + c];
+      s[j] = dot * scale;
+      m = Math.max(m, s[j]);
+    }
+    let l = 0;
+    for (let j = 0; j < len; j++) l += s[j] = Math.exp(s[j] - m);
+    for (let c = 0; c < hd; c++) {
+      let acc = 0;
+      for (let j = 0; j < len; j++) acc += s[j] * b.kv[j * p.kvStride + p.vOffset + h * hd + c];
+      b.o[h * hd + c] = acc / l;
+    }
+  }
+}

@@ -64,6 +64,7 @@ export interface EngineOps<B> {
   copyIndexed(p: speculate.CopyIndexedParams, b: { src: B; dst: B; ctl: B }): void;
   // the Transformer family (issue 5/6): causal attention by absolute position, tiled, scores never stored
   attention(p: attention.AttentionParams, b: { q: B; k: B; v: B; o: B; lse: B }): void;
+  decodeAttention(p: attention.DecodeAttentionParams, b: { q: B; kv: B; ctl: B; o: B }): void;
   attentionBackward(
     p: attention.AttentionParams,
     b: { q: B; k: B; v: B; o: B; lse: B; dO: B; dq: B; dk: B; dv: B },
@@ -126,6 +127,7 @@ export function jsOps(record: OpRecorder): EngineOps<JsBuffer> {
     acceptDraft: op("acceptDraft", speculate.acceptDraft),
     copyIndexed: op("copyIndexed", speculate.copyIndexed),
     attention: op("attention", attention.attention),
+    decodeAttention: op("decodeAttention", attention.decodeAttention),
     attentionBackward: op("attentionBackward", attention.attentionBackward),
     layerNorm: op("layerNorm", transformer.layerNorm),
     layerNormBackward: op("layerNormBackward", transformer.layerNormBackward),

@@ -196,16 +196,25 @@ export interface CopyIndexedParams {
   slotStride: number;
   /** the slot: ctl[indexAt] */
   indexAt: number;
+  /** the slot picks where in dst the block goes instead of where in src it comes from (an append) */
+  slotInDst?: boolean;
+  /** floats before block 0 in src (default 0) */
+  srcOffset?: number;
 }
 
-/** dst[r dstRowStride + i] = src[r srcRowStride + ctl[indexAt] slotStride + i]: a roll-back to a kept state. */
+/**
+ * dst[r dstRowStride + i] = src[r srcRowStride + ctl[indexAt] slotStride + i]: a roll-back to a kept state;
+ * with slotInDst, dst[r dstRowStride + ctl[indexAt] slotStride + i] = src[srcOffset + r srcRowStride + i]:
+ * a row appended at the position the device holds (a KV cache).
+ */
 export function copyIndexed(
   p: CopyIndexedParams,
   b: { src: Float32Array; dst: Float32Array; ctl: Int32Array },
 ): void {
-  const slot = b.ctl[p.indexAt];
+  const slot = b.ctl[p.indexAt], off = p.srcOffset ?? 0;
   for (let r = 0; r < p.rows; r++) {
-    const s = r * p.srcRowStride + slot * p.slotStride;
-    b.dst.set(b.src.subarray(s, s + p.count), r * p.dstRowStride);
+    const s = off + r * p.srcRowStride + (p.slotInDst ? 0 : slot * p.slotStride);
+    const t = r * p.dstRowStride + (p.slotInDst ? slot * p.slotStride : 0);
+    b.dst.set(b.src.subarray(s, s + p.count), t);
   }
 }

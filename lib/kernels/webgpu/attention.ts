@@ -26,9 +26,14 @@
  * - "rows" (any head size): a thread per query (or key) with its vectors in registers. The reference the
  *   tiled one replaced; kept for other head sizes (MegaByte's local model: one head of 336) and tested.
  */
-import { type AttentionParams, batchStrides, checkAttention } from "../js/attention.ts";
+import {
+  type AttentionParams,
+  batchStrides,
+  checkAttention,
+  type DecodeAttentionParams,
+} from "../js/attention.ts";
 import type { Dispatcher } from "./dispatcher.ts";
-import { type Binding, cached, declare, GROUP_ARGS, itemGroups } from "./wgsl.ts";
+import { type Binding, cached, declare, GROUP_ARGS, itemGroups, treeReduce } from "./wgsl.ts";
 
 /** "rows" kernels: queries (forward, dq) or keys (dk, dv) per workgroup: a thread each. */
 const ROWS = 64;
@@ -968,4 +973,135 @@ export function attentionBackward<B>(
     itemGroups(bh * Math.ceil(p.lk / ROWS)),
     1.5 * flops(p),
   );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// decoding: one query per head against a KV cache (../js/attention.ts decodeAttention)
+
+/** Keys per workgroup of the decoding split (a thread each). */
+const DECODE_CHUNK = 64;
+
+const decodePrelude = (p: DecodeAttentionParams) =>
+  `const HD = ${p.hd}u; const H = ${p.heads}u; const CH = ${DECODE_CHUNK}u;
+const CHUNKS = ${Math.ceil(p.maxLen / DECODE_CHUNK)}u; const KVS = ${p.kvStride}u; const VOFF = ${p.vOffset}u;
+const SCALE = ${1 / Math.sqrt(p.hd)};
+var<workgroup> wlen: u32;`;
+
+/** The keys seen, read from ctl by one thread and shared uniformly (control flow may depend on it). */
+const readLength = (p: DecodeAttentionParams) =>
+  `if (lid == 0u) { wlen = min(u32(ctl[${p.indexAt}]) + 1u, ${p.maxLen}u); }
+  let len = workgroupUniformLoad(&wlen);`;
+
+/**
+ * The split: a workgroup per (head, chunk of 64 keys) writes the chunk's maximum score m, its sum of
+ * exp(s - m) and its sum of exp(s - m) v (HD floats) to part; chunks past the length write m = -3e38, 0.
+ */
+function decodeSplitShader(p: DecodeAttentionParams): string {
+  return cached(
+    `decode attention split ${JSON.stringify(p)}`,
+    () =>
+      `${
+        declare([["q", "read", "f32"], ["kv", "read", "f32"], ["ctl", "read", "i32"], [
+          "part",
+          "read_write",
+          "f32",
+        ]])
+      }
+${decodePrelude(p)}
+var<workgroup> qs: array<f32, ${p.hd}>;
+var<workgroup> ps: array<f32, ${DECODE_CHUNK}>;
+var<workgroup> red: array<f32, ${DECODE_CHUNK}>;
+@compute @workgroup_size(${DECODE_CHUNK}) fn main(${GROUP_ARGS}) {
+  let item = wg.x + wg.y * nwg.x;
+  if (item >= H * CHUNKS) { return; }
+  let h = item / CHUNKS; let chunk = item % CHUNKS;
+  ${readLength(p)}
+  let j0 = chunk * CH; let out = item * (HD + 2u);
+  if (j0 >= len) {
+    if (lid == 0u) { part[out] = -3.0e38; part[out + 1u] = 0.0; }
+    return;
+  }
+  for (var c = lid; c < HD; c += CH) { qs[c] = q[${p.qOffset}u + h * HD + c]; }
+  workgroupBarrier();
+  let j = j0 + lid;
+  var s = -3.0e38;
+  if (j < len) {
+    let k0 = j * KVS + h * HD;
+    var acc = 0.0;
+    for (var c = 0u; c < HD; c++) { acc += qs[c] * kv[k0 + c]; }
+    s = acc * SCALE;
+  }
+  red[lid] = s;
+  workgroupBarrier();
+  ${treeReduce("red", DECODE_CHUNK, "max")}
+  let m = red[0];
+  workgroupBarrier(); // every thread has read the maximum before red is reused
+  let pj = select(0.0, exp(s - m), j < len);
+  ps[lid] = pj; red[lid] = pj;
+  workgroupBarrier();
+  ${treeReduce("red", DECODE_CHUNK, "+")}
+  let n = min(CH, len - j0);
+  for (var c = lid; c < HD; c += CH) {
+    var acc = 0.0;
+    for (var t = 0u; t < n; t++) { acc += ps[t] * kv[(j0 + t) * KVS + VOFF + h * HD + c]; }
+    part[out + 2u + c] = acc;
+  }
+  if (lid == 0u) { part[out] = m; part[out + 1u] = red[0]; }
+}`,
+  );
+}
+
+/** The combine: a workgroup per head rescales the chunks' sums to their common maximum into o. */
+function decodeCombineShader(p: DecodeAttentionParams): string {
+  return cached(
+    `decode attention combine ${JSON.stringify(p)}`,
+    () =>
+      `${declare([["part", "read", "f32"], ["ctl", "read", "i32"], ["o", "read_write", "f32"]])}
+${decodePrelude(p)}
+var<workgroup> red: array<f32, ${DECODE_CHUNK}>;
+@compute @workgroup_size(${DECODE_CHUNK}) fn main(${GROUP_ARGS}) {
+  let h = wg.x + wg.y * nwg.x;
+  if (h >= H) { return; }
+  ${readLength(p)}
+  let n = (len + CH - 1u) / CH;
+  let base = h * CHUNKS * (HD + 2u);
+  var mx = -3.0e38;
+  for (var c = lid; c < n; c += CH) { mx = max(mx, part[base + c * (HD + 2u)]); }
+  red[lid] = mx;
+  workgroupBarrier();
+  ${treeReduce("red", DECODE_CHUNK, "max")}
+  let M = red[0];
+  workgroupBarrier();
+  var l = 0.0;
+  for (var c = lid; c < n; c += CH) {
+    let at = base + c * (HD + 2u);
+    l += exp(part[at] - M) * part[at + 1u];
+  }
+  red[lid] = l;
+  workgroupBarrier();
+  ${treeReduce("red", DECODE_CHUNK, "+")}
+  let L = red[0];
+  for (var e = lid; e < HD; e += CH) {
+    var acc = 0.0;
+    for (var c = 0u; c < n; c++) {
+      let at = base + c * (HD + 2u);
+      acc += exp(part[at] - M) * part[at + 2u + e];
+    }
+    o[h * HD + e] = acc / L;
+  }
+}`,
+  );
+}
+
+/** o from q and the KV cache, the length read on the device: split over chunks of keys, then combined. */
+export function decodeAttention<B>(
+  d: Dispatcher<B>,
+  p: DecodeAttentionParams,
+  b: { q: B; kv: B; ctl: B; o: B },
+): void {
+  const chunks = Math.ceil(p.maxLen / DECODE_CHUNK);
+  const part = d.alloc(p.heads * chunks * (p.hd + 2), "decode attention partials");
+  d.dispatch("decodeAttention", decodeSplitShader(p), [b.q, b.kv, b.ctl, part], itemGroups(p.heads * chunks));
+  d.dispatch("decodeAttentionCombine", decodeCombineShader(p), [part, b.ctl, b.o], itemGroups(p.heads));
+  d.release(part);
 }

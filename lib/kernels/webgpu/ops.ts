@@ -47,6 +47,7 @@ export function webgpuOps<B>(d: Dispatcher<B>): EngineOps<B> {
     acceptDraft: (p, b) => speculate.acceptDraft(d, p, b),
     copyIndexed: (p, b) => speculate.copyIndexed(d, p, b),
     attention: (p, b) => attention.attention(d, p, b),
+    decodeAttention: (p, b) => attention.decodeAttention(d, p, b),
     attentionBackward: (p, b) => attention.attentionBackward(d, p, b),
     layerNorm: (p, b) => transformer.layerNorm(d, p, b),
     layerNormBackward: (p, b) => transformer.layerNormBackward(d, p, b),

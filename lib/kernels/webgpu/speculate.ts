@@ -173,7 +173,15 @@ export function copyIndexedShader(p: CopyIndexedParams): string {
   if (i >= ${p.rows * p.count}u) { return; }
   let r = i / ${p.count}u; let k = i % ${p.count}u;
   let slot = u32(ctl[${p.indexAt}]);
-  dst[r * ${p.dstRowStride}u + k] = src[r * ${p.srcRowStride}u + slot * ${p.slotStride}u + k];
+  ${
+        p.slotInDst
+          ? `dst[r * ${p.dstRowStride}u + slot * ${p.slotStride}u + k] = src[${
+            p.srcOffset ?? 0
+          }u + r * ${p.srcRowStride}u + k];`
+          : `dst[r * ${p.dstRowStride}u + k] = src[${
+            p.srcOffset ?? 0
+          }u + r * ${p.srcRowStride}u + slot * ${p.slotStride}u + k];`
+      }
 }`,
   );
 }

@@ -19,7 +19,11 @@ const decodeWhere = (r: Rec) =>
     )
   }`;
 /** "js": the fused stepper on the host CPU; "tf": tfjs ops on the backend. */
-const STEPPER_TEXT: Record<string, string> = { js: "fused JS stepper (host CPU)", tf: "tfjs ops" };
+const STEPPER_TEXT: Record<string, string> = {
+  js: "fused JS stepper (host CPU)",
+  tf: "tfjs ops",
+  engine: "native engine, KV cache on the GPU",
+};
 const decodeSeriesName = (r: Rec) =>
   `${r.model}${r.stepper ? ` (${STEPPER_TEXT[r.stepper] ?? r.stepper})` : ""} on ${decodeWhere(r)}`;
 
