@@ -104,8 +104,15 @@ registerFigure({
       name,
       x: rs.map((r) => r.context),
       y: rs.map((r) => r.bytesPerS),
-      line: { color: colorOf(rs[0].model, i), dash: rs[0].stepper === "js" ? "solid" : "dot" },
-      marker: { size: 7, symbol: rs[0].backend === "webgpu" ? "square" : "circle" },
+      line: {
+        color: colorOf(rs[0].model, i),
+        dash: rs[0].stepper === "js" || rs[0].stepper === "engine" ? "solid" : "dot",
+        width: rs[0].stepper === "engine" ? 3 : 2,
+      },
+      marker: {
+        size: rs[0].stepper === "engine" ? 10 : 7,
+        symbol: rs[0].stepper === "engine" ? "diamond" : rs[0].backend === "webgpu" ? "square" : "circle",
+      },
     }));
     const contexts = [...new Set(recs.map((r) => r.context as number))].sort((a, b) => a - b);
     if (anchor) {
@@ -124,7 +131,7 @@ registerFigure({
     );
     const foot = footnote(
       "MambaByte's state has a fixed size, so its cost per byte does not grow with the context; the Transformer's KV cache and MegaByte's global cache grow by " +
-        "one position per byte (per patch). Solid: MambaByte's fused JS stepper, which runs on the host CPU whatever the backend; dotted: tfjs ops on the " +
+        "one position per byte (per patch). Solid: MambaByte's fused JS stepper, which runs on the host CPU whatever the backend, and (diamonds) the byte Transformer on the native engine, its KV cache on the GPU; dotted: tfjs ops on the " +
         "backend (on the H200 through WebGPU each op is a kernel launch, which is what bounds them). Circles: this 2-core Xeon; squares: the H200 machine. " +
         "Random weights: speed does not depend on them. A missing point: the run failed or did not fit its time budget (see the table).",
     );
@@ -139,7 +146,7 @@ registerFigure({
           yType: "log",
           legend: "top",
           width: 1000,
-          height: 560 + foot.margin - 60,
+          height: 400 + top.margin + foot.margin, // the plot keeps its height however many series the legend lists
           extra: {
             title: top.title,
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
