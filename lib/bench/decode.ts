@@ -37,6 +37,7 @@ import {
 } from "../models/mod.ts";
 import { disposeModel, readParameters } from "../models/lm.ts";
 import { TransformerDecoder } from "../engine/transformer_decode.ts";
+import { MegaByteDecoder } from "../engine/megabyte_decode.ts";
 import type { MambaLM } from "../models/mamba.ts";
 import { greedyDecode, speculativeDecode } from "../decode/speculative.ts";
 import { createStepper, defaultStepperKind, type HostState, MambaStepper } from "../decode/stepper.ts";
@@ -272,6 +273,49 @@ async function transformerEngineAt(ctx: number, steps: number, budgetS: number, 
   }
 }
 
+/**
+ * MegaByte on the native engine (lib/engine/megabyte_decode.ts, webgpu): the global KV caches filled with
+ * random keys and values for the patches of `ctx` bytes, then greedy runs of 64 bytes per submission from
+ * that position (rewound before each run): milliseconds per byte of those runs.
+ */
+async function megabyteEngineAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
+  const K = 64;
+  const model = createModel("megabyte", baselineConfig("megabyte", DECODE_SIZE), 0);
+  const dec = await MegaByteDecoder.create({
+    config: asMegaByte(model).config,
+    params: await readParameters(model),
+    maxLen: ctx + K,
+    stepsPerSubmit: K,
+  });
+  try {
+    dec.fillCache(ctx, (n) => rng.normalArray(n, 1));
+    let id = 65;
+    const r = await timeSteps(
+      async () => {
+        dec.seek(ctx);
+        const ids = await dec.greedy(id, K);
+        id = (ids[K - 1] * 31 + 7) % 256;
+      },
+      Math.ceil(steps / K),
+      budgetS,
+    );
+    return {
+      model: "megabyte",
+      stepper: "engine",
+      context: ctx,
+      patch_size: asMegaByte(model).config.patch_size,
+      cache: "global kv on the device (synthetic) + local, 64 greedy steps per submission",
+      steps: r.steps * K,
+      msPerByte: r.msPerByte / K,
+      medianMsPerByte: r.medianMsPerByte / K,
+      bytesPerS: r.bytesPerS * K,
+    };
+  } finally {
+    dec.destroy();
+    disposeModel(model);
+  }
+}
+
 async function megabyteAt(ctx: number, steps: number, budgetS: number) {
   const model = createModel("megabyte", baselineConfig("megabyte", DECODE_SIZE), 0);
   const mb = asMegaByte(model);
@@ -421,13 +465,14 @@ const USAGE = `deno run -A lib/bench/decode.ts [options]   (per-byte decoding la
   --contexts LIST      context lengths in bytes (default 1024,4096,16384,65536)
   --steps N            timed decoding steps per context (default 100)
   --models LIST        mambabyte, transformer, megabyte (default all three; "" runs only the speculative part);
-                       on webgpu the byte Transformer is also decoded on the native engine (KV cache on the GPU)
+                       on webgpu with a GPU the byte Transformer and MegaByte are also decoded on the native
+                       engine (KV caches on the GPU)
   --budget-s S         seconds allowed per (model, context) (default 60)
   --verifier DIR       a trained MambaByte model: with --drafter, benchmarks speculative decoding (default: none)
   --drafter DIR        a trained mamba_subword model with tokenizer.json (default: none)
   --spec-bytes N       bytes generated per speculative measurement (default 400)
   --prompt-file FILE   the prompt of the speculative part (default: "It was the best of times, ...")
-  --engine-only        only the native engine's series (the byte Transformer on a GPU), not the TF.js ones
+  --engine-only        only the native engine's series (the byte Transformer and MegaByte on a GPU), not TF.js's
   --no-record          print only; append nothing to data/results/bench/decode.jsonl`;
 
 if (import.meta.main) {
@@ -489,13 +534,17 @@ if (import.meta.main) {
     ? await mambaJsRoundRobin(contexts, steps, budgetS, rng)
     : undefined;
   for (const ctx of contexts) {
-    // the byte Transformer on the native engine (webgpu): its own series, its own failures
-    if (models.includes("transformer") && gpuEngine) {
+    // the byte Transformer and MegaByte on the native engine (webgpu): their own series, their own failures
+    for (const name of gpuEngine ? models.filter((m) => m !== "mambabyte") : []) {
       try {
-        await save(await transformerEngineAt(ctx, steps, budgetS, rng));
+        await save(
+          name === "transformer"
+            ? await transformerEngineAt(ctx, steps, budgetS, rng)
+            : await megabyteEngineAt(ctx, steps, budgetS, rng),
+        );
       } catch (e) {
         await save({
-          model: "transformer",
+          model: name,
           stepper: "engine",
           context: ctx,
           skipped: `failed: ${(e as Error).message.slice(0, 300)}`,

@@ -15,6 +15,7 @@
  * submission read ctl[0] .. ctl[K-1]); ids move through a ring of K + 1 rows as in lib/engine/decode.ts.
  */
 import {
+  type StackSpec,
   type TransformerConfig,
   transformerNoWeightDecay,
   transformerShapes,
@@ -41,7 +42,8 @@ export interface TransformerDecoderOptions {
   allowSoftwareGpu?: boolean;
 }
 
-const gemv = (N: number, K: number, name: string, accumulate = false): GemmSpec => ({
+/** A one-row product y (N) = x (K) W^T, W stored (N, K). */
+export const gemv = (N: number, K: number, name: string, accumulate = false): GemmSpec => ({
   M: 1,
   N,
   K,
@@ -51,18 +53,21 @@ const gemv = (N: number, K: number, name: string, accumulate = false): GemmSpec 
   ...(accumulate ? { accumulate: true } : {}),
 });
 
-function buildTransformerDecoder<B>(be: Backend<B>, cfg: TransformerConfig, maxLen: number, K: number) {
-  const s = transformerStack(cfg);
-  const d = s.d, f = s.f, H = s.nHead, hd = d / H, L = s.nLayer, V = cfg.vocab_size, eps = s.eps;
-  const layout = layoutArena(transformerShapes(cfg), transformerNoWeightDecay);
-  const P = be.f32(layout.total, "parameters");
-  const at = (name: string) => {
-    const slot = layout.slots.get(name)!;
-    return be.view(P, slot.offset, slot.size);
-  };
-  const E = at("wte.weight"), lnFw = at("ln_f.weight"), lnFb = at("ln_f.bias");
-  const W = Array.from({ length: L }, (_, i) => {
-    const h = (name: string) => at(`h.${i}.${name}`);
+/**
+ * One stack of pre-norm blocks decoding one position: its weights (views of the arena P by name), its KV
+ * caches (per layer (maxLen, 2d) rows of k | v), its rotation tables and its activations. `res` holds the
+ * position's input before `stackStepOps`; `a` holds LN_f of the output after.
+ */
+export function stackDecodeBuffers<B>(
+  be: Backend<B>,
+  at: (name: string) => B,
+  s: StackSpec,
+  maxLen: number,
+) {
+  const d = s.d, f = s.f, H = s.nHead, hd = d / H;
+  const tag = (label: string) => `${s.prefix}${label}`;
+  const W = Array.from({ length: s.nLayer }, (_, i) => {
+    const h = (name: string) => at(`${s.prefix}h.${i}.${name}`);
     return {
       ln1w: h("ln_1.weight"),
       ln1b: h("ln_1.bias"),
@@ -74,104 +79,136 @@ function buildTransformerDecoder<B>(be: Backend<B>, cfg: TransformerConfig, maxL
       fc2: h("mlp.c_proj.weight"),
     };
   });
-  // per layer, the cache: (maxLen, 2d) rows of k | v
-  const caches = Array.from({ length: L }, (_, i) => be.f32(maxLen * 2 * d, `KV cache ${i}`));
   const tables = ropeTables(maxLen, hd, s.ropeTheta);
-  const cos = be.f32(maxLen * hd / 2, "rotary cos"), sin = be.f32(maxLen * hd / 2, "rotary sin");
+  return {
+    spec: s,
+    maxLen,
+    W,
+    lnFw: at(`${s.prefix}ln_f.weight`),
+    lnFb: at(`${s.prefix}ln_f.bias`),
+    caches: Array.from({ length: s.nLayer }, (_, i) => be.f32(maxLen * 2 * d, tag(`KV cache ${i}`))),
+    tables,
+    cos: be.f32(maxLen * hd / 2, tag("rotary cos")),
+    sin: be.f32(maxLen * hd / 2, tag("rotary sin")),
+    act: {
+      res: be.f32(d, tag("residual stream")),
+      a: be.f32(d, tag("normed")),
+      mean: be.f32(1, tag("norm mean")),
+      rstd: be.f32(1, tag("norm rstd")),
+      qkv: be.f32(3 * d, tag("q | k | v")),
+      o: be.f32(d, tag("attention")),
+      h: be.f32(f, tag("mlp in")),
+      g: be.f32(f, tag("mlp act")),
+      cosRow: be.f32(hd / 2, tag("rotary cos row")),
+      sinRow: be.f32(hd / 2, tag("rotary sin row")),
+    },
+  };
+}
+export type StackDecode<B> = ReturnType<typeof stackDecodeBuffers<B>>;
+
+/** The rotation tables' host values (written once). */
+export function writeStackTables<B>(be: Backend<B>, st: StackDecode<B>): void {
+  be.write(st.cos, st.tables.cos);
+  be.write(st.sin, st.tables.sin);
+}
+
+/**
+ * The stack over one position, ctl[indexAt]: per layer LN1, q | k | v, rotation at that position, k | v
+ * appended to the cache there, attention over the cache up to it, the projection and the MLP added to
+ * `res`; then a = LN_f(res).
+ */
+export function stackStepOps<B>(ops: EngineOps<B>, st: StackDecode<B>, ctl: B, indexAt: number): void {
+  const { d, f, nHead: H, eps } = st.spec, hd = d / H, act = st.act;
+  const ln = { rows: 1, d, eps };
+  const norm = (w: B, bias: B) => ({ x: act.res, w, bias, y: act.a, mean: act.mean, rstd: act.rstd });
+  const tableRow = { rows: 1, count: hd / 2, srcRowStride: 0, dstRowStride: 0, slotStride: hd / 2, indexAt };
+  ops.copyIndexed(tableRow, { src: st.cos, dst: act.cosRow, ctl });
+  ops.copyIndexed(tableRow, { src: st.sin, dst: act.sinRow, ctl });
+  const append = {
+    rows: 1,
+    count: 2 * d,
+    srcRowStride: 0,
+    dstRowStride: 0,
+    slotStride: 2 * d,
+    indexAt,
+    slotInDst: true,
+    srcOffset: d,
+  };
+  st.W.forEach((w, i) => {
+    ops.layerNorm(ln, norm(w.ln1w, w.ln1b));
+    ops.gemm(gemv(3 * d, d, "qkv"), { a: act.a, b: w.attn, c: act.qkv });
+    // q and k are adjacent: one rotation over 2H heads
+    ops.rope({ batch: 1, len: 1, heads: 2 * H, hd, stride: 3 * d, offset: 0, inverse: false }, {
+      x: act.qkv,
+      cos: act.cosRow,
+      sin: act.sinRow,
+    });
+    ops.copyIndexed(append, { src: act.qkv, dst: st.caches[i], ctl }); // cache row ctl[indexAt] = k | v
+    ops.decodeAttention(
+      { heads: H, hd, maxLen: st.maxLen, kvStride: 2 * d, vOffset: d, indexAt, qOffset: 0 },
+      { q: act.qkv, kv: st.caches[i], ctl, o: act.o },
+    );
+    ops.gemm(gemv(d, d, "proj", true), { a: act.o, b: w.proj, c: act.res }); // res += o W_proj^T
+    ops.layerNorm(ln, norm(w.ln2w, w.ln2b));
+    ops.gemm(gemv(f, d, "fc"), { a: act.a, b: w.fc, c: act.h });
+    ops.gelu({ count: f }, { x: act.h, y: act.g });
+    ops.gemm(gemv(d, f, "fc2", true), { a: act.g, b: w.fc2, c: act.res }); // res += gelu(h) W_fc2^T
+  });
+  ops.layerNorm(ln, norm(st.lnFw, st.lnFb));
+}
+
+/** The parameter arena of `shapes`, its views by name, and a writer naming what is missing. */
+export function decoderArena<B>(
+  be: Backend<B>,
+  shapes: [string, number[]][],
+  noDecay: (n: string) => boolean,
+) {
+  const layout = layoutArena(shapes, noDecay);
+  const P = be.f32(layout.total, "parameters");
+  const at = (name: string) => {
+    const slot = layout.slots.get(name);
+    if (!slot) throw new Error(`decoder: no parameter "${name}" in the layout`);
+    return be.view(P, slot.offset, slot.size);
+  };
+  const write = (params: Map<string, Float32Array>, who: string) => {
+    for (const slot of layout.slots.values()) {
+      const v = params.get(slot.name);
+      if (!v || v.length !== slot.size) {
+        throw new Error(
+          `${who}: parameter "${slot.name}" ${v ? `has ${v.length} values` : "is missing"}, ` +
+            `expected [${slot.shape}] = ${slot.size}`,
+        );
+      }
+      be.write(P, v, slot.offset);
+    }
+  };
+  return { at, write };
+}
+
+function buildTransformerDecoder<B>(be: Backend<B>, cfg: TransformerConfig, maxLen: number, K: number) {
+  const arena = decoderArena(be, transformerShapes(cfg), transformerNoWeightDecay);
+  const st = stackDecodeBuffers(be, arena.at, transformerStack(cfg), maxLen);
+  const V = cfg.vocab_size, d = st.spec.d, E = arena.at("wte.weight");
   const ctl = be.i32(Math.max(K, ALIGN), "positions"); // step j of a submission is at position ctl[j]
   const rowFloats = ALIGN;
   const ring = be.i32((K + 1) * rowFloats, "ids ring");
   const row = (j: number) => be.view(ring, j * rowFloats, 1);
-  const act = {
-    res: be.f32(d, "residual stream"),
-    a: be.f32(d, "normed"),
-    mean: be.f32(1, "norm mean"),
-    rstd: be.f32(1, "norm rstd"),
-    qkv: be.f32(3 * d, "q | k | v"),
-    o: be.f32(d, "attention"),
-    h: be.f32(f, "mlp in"),
-    g: be.f32(f, "mlp act"),
-    cosRow: be.f32(hd / 2, "rotary cos row"),
-    sinRow: be.f32(hd / 2, "rotary sin row"),
-    logits: be.f32(V, "logits"),
-  };
-  const ln = { rows: 1, d, eps };
+  const logits = be.f32(V, "logits");
   /** One step: the id in ring row `from`, at position ctl[j]; the choice into row `to` (and 0 when `wrap`). */
   const stepOps = (ops: EngineOps<B>, j: number, from: number, to: number, wrap: boolean) => {
-    ops.embedding({ batch: 1, len: 1, stride: 1, d, V }, { ids: row(from), table: E, out: act.res });
-    // this position's rotation: row ctl[j] of the tables
-    const tableRow = {
-      rows: 1,
-      count: hd / 2,
-      srcRowStride: 0,
-      dstRowStride: 0,
-      slotStride: hd / 2,
-      indexAt: j,
-    };
-    ops.copyIndexed(tableRow, { src: cos, dst: act.cosRow, ctl });
-    ops.copyIndexed(tableRow, { src: sin, dst: act.sinRow, ctl });
-    for (let i = 0; i < L; i++) {
-      const w = W[i];
-      ops.layerNorm(ln, { x: act.res, w: w.ln1w, bias: w.ln1b, y: act.a, mean: act.mean, rstd: act.rstd });
-      ops.gemm(gemv(3 * d, d, "qkv"), { a: act.a, b: w.attn, c: act.qkv });
-      // q and k are adjacent: one rotation over 2H heads
-      ops.rope({ batch: 1, len: 1, heads: 2 * H, hd, stride: 3 * d, offset: 0, inverse: false }, {
-        x: act.qkv,
-        cos: act.cosRow,
-        sin: act.sinRow,
-      });
-      // cache row ctl[j] = k | v
-      ops.copyIndexed(
-        {
-          rows: 1,
-          count: 2 * d,
-          srcRowStride: 0,
-          dstRowStride: 0,
-          slotStride: 2 * d,
-          indexAt: j,
-          slotInDst: true,
-          srcOffset: d,
-        },
-        { src: act.qkv, dst: caches[i], ctl },
-      );
-      ops.decodeAttention({ heads: H, hd, maxLen, kvStride: 2 * d, vOffset: d, indexAt: j, qOffset: 0 }, {
-        q: act.qkv,
-        kv: caches[i],
-        ctl,
-        o: act.o,
-      });
-      ops.gemm(gemv(d, d, "proj", true), { a: act.o, b: w.proj, c: act.res }); // res += o W_proj^T
-      ops.layerNorm(ln, { x: act.res, w: w.ln2w, bias: w.ln2b, y: act.a, mean: act.mean, rstd: act.rstd });
-      ops.gemm(gemv(f, d, "fc"), { a: act.a, b: w.fc, c: act.h });
-      ops.gelu({ count: f }, { x: act.h, y: act.g });
-      ops.gemm(gemv(d, f, "fc2", true), { a: act.g, b: w.fc2, c: act.res }); // res += gelu(h) W_fc2^T
-    }
-    ops.layerNorm(ln, { x: act.res, w: lnFw, bias: lnFb, y: act.a, mean: act.mean, rstd: act.rstd });
-    ops.gemm(gemv(V, d, "head"), { a: act.a, b: E, c: act.logits }); // tied head
+    ops.embedding({ batch: 1, len: 1, stride: 1, d, V }, { ids: row(from), table: E, out: st.act.res });
+    stackStepOps(ops, st, ctl, j);
+    ops.gemm(gemv(V, d, "head"), { a: st.act.a, b: E, c: logits }); // tied head
     ops.argmax(
       { rows: 1, V, vocab: V, outOffset: to * rowFloats, ...(wrap ? { alsoOffset: 0 } : {}) },
-      { logits: act.logits, ids: ring },
+      { logits, ids: ring },
     );
   };
   const single = be.record((ops) => stepOps(ops, 0, 0, 1, false));
   const greedy = be.record((ops) => {
     for (let j = 0; j < K; j++) stepOps(ops, j, j, j + 1, j === K - 1);
   });
-  return {
-    layout,
-    P,
-    caches,
-    cos,
-    sin,
-    tables,
-    ctl,
-    ring,
-    rowFloats,
-    act,
-    V,
-    d,
-    programs: { single, greedy },
-  };
+  return { arena, st, ctl, ring, rowFloats, logits, V, d, programs: { single, greedy } };
 }
 
 /** The KV-cache decoder of a Transformer LM on the native engine (one sequence). */
@@ -202,18 +239,8 @@ export class TransformerDecoder {
     });
     try {
       const s = buildTransformerDecoder(be, o.config, o.maxLen, K);
-      for (const slot of s.layout.slots.values()) {
-        const v = o.params.get(slot.name);
-        if (!v || v.length !== slot.size) {
-          throw new Error(
-            `TransformerDecoder: parameter "${slot.name}" ${v ? `has ${v.length} values` : "is missing"}, ` +
-              `expected [${slot.shape}] = ${slot.size}`,
-          );
-        }
-        be.write(s.P, v, slot.offset);
-      }
-      be.write(s.cos, s.tables.cos);
-      be.write(s.sin, s.tables.sin);
+      s.arena.write(o.params, "TransformerDecoder");
+      writeStackTables(be, s.st);
       await be.finish(); // compilation and validation errors surface here
       return new TransformerDecoder(be, s, o.maxLen, K);
     } catch (e) {
@@ -267,7 +294,7 @@ export class TransformerDecoder {
     this.room(1);
     const { readback } = await this.backend.submit([this.s.programs.single], {
       writes: this.writes(id, 1),
-      readback: { from: this.s.act.logits, floats: this.s.V },
+      readback: { from: this.s.logits, floats: this.s.V },
     });
     this.pos++;
     return (await readback!).floats;
@@ -323,7 +350,7 @@ export class TransformerDecoder {
     if (!(Number.isInteger(position) && position >= 0 && position <= this.maxLen)) {
       throw new Error(`TransformerDecoder.fillCache: position ${position} outside 0 .. ${this.maxLen}`);
     }
-    for (const c of this.s.caches) this.backend.write(c, values(position * 2 * this.s.d));
+    for (const c of this.s.st.caches) this.backend.write(c, values(position * 2 * this.s.d));
     this.seek(position);
   }
 

@@ -1,0 +1,265 @@
+/**
+ * Decoding MegaByte on the native engine, patch by patch (lib/models/megabyte.ts megabyteStep's math): the
+ * global model steps once per patch of P bytes, its KV cache over the patches on the device; the local
+ * model steps once per byte, its cache over the current patch's slots. Both stacks decode with the
+ * Transformer decoder's step (transformer_decode.ts stackStepOps).
+ *
+ * Byte t (slot p = t mod P of patch k = floor(t / P)):
+ *   if p = 0 and t > 0 (a patch completed): the global model reads patch_proj(the P byte embeddings of the
+ *     completed patch) at global position k; cond (P, d_l) = LN_f(g) W_g2l^T   (the start patch at position 0,
+ *     read by `reset`, conditions patch 0)
+ *   slot p of the patch's byte embeddings = global.wte[id]
+ *   x (d_l) = local.wte[id] + cond[p];  the local model at local position p;  logits (256) = LN_f(y) El^T
+ * Which step reads the global model is known on the host (the position), so each submission's program is
+ * recorded per (phase, whether it starts at byte 0) once; the positions (k, p) of each step are written
+ * into ctl with the submission, as the Transformer decoder's are.
+ */
+import { type MegaByteConfig, megabyteShapes, stacks } from "../models/megabyte_config.ts";
+import { transformerNoWeightDecay } from "../models/transformer_config.ts";
+import type { EngineOps } from "../kernels/js/ops.ts";
+import { NOT_FINITE_ID } from "../kernels/js/decode.ts";
+import { NonFiniteError } from "../io/errors.ts";
+import { ALIGN, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
+import {
+  decoderArena,
+  gemv,
+  stackDecodeBuffers,
+  stackStepOps,
+  writeStackTables,
+} from "./transformer_decode.ts";
+
+export interface MegaByteDecoderOptions {
+  config: MegaByteConfig;
+  /** Every parameter under lib/models/megabyte.ts's names. */
+  params: Map<string, Float32Array>;
+  /** The longest context in bytes. */
+  maxLen: number;
+  backend?: EngineBackendName;
+  /** Greedy steps per submission (default 64). */
+  stepsPerSubmit?: number;
+  /** webgpu: accept a software adapter (tests on machines without a GPU). */
+  allowSoftwareGpu?: boolean;
+}
+
+const V = 256;
+
+function buildMegaByteDecoder<B>(be: Backend<B>, cfg: MegaByteConfig, maxLen: number, K: number) {
+  const P = cfg.patch_size, e = cfg.d_byte_global, dl = cfg.d_local, dg = cfg.d_global;
+  const arena = decoderArena(be, megabyteShapes(cfg), transformerNoWeightDecay);
+  const { global, local } = stacks(cfg);
+  const maxPatches = Math.ceil(maxLen / P) + 1;
+  const G = stackDecodeBuffers(be, arena.at, global, maxPatches);
+  const Lc = stackDecodeBuffers(be, arena.at, local, P);
+  const W = {
+    Eg: arena.at("global.wte.weight"), // (256, e)
+    patch: arena.at("global.patch_proj.weight"), // (d_g, P e)
+    start: arena.at("global.start_patch"), // (d_g)
+    toLocal: arena.at("global_to_local.weight"), // (P d_l, d_g)
+    El: arena.at("local.wte.weight"), // (256, d_l)
+  };
+  const patchEmb = be.f32(P * e, "patch byte embeddings"); // the current patch's slots
+  const byteEmb = be.f32(e, "byte embedding");
+  const cond = be.f32(P * dl, "patch conditioning"); // (P, d_l)
+  const logits = be.f32(V, "logits");
+  const ctl = be.i32(Math.max(2 * K, ALIGN), "positions"); // step j: global position ctl[2j], slot ctl[2j+1]
+  const rowFloats = ALIGN;
+  const ring = be.i32((K + 1) * rowFloats, "ids ring");
+  const row = (j: number) => be.view(ring, j * rowFloats, 1);
+  const emb = (d: number) => ({ batch: 1, len: 1, stride: 1, d, V });
+
+  /** The global model at position ctl[indexAt] over G's res; cond = LN_f(g) W_g2l^T. */
+  const globalOps = (ops: EngineOps<B>, indexAt: number) => {
+    stackStepOps(ops, G, ctl, indexAt);
+    ops.gemm(gemv(P * dl, dg, "toLocal"), { a: G.act.a, b: W.toLocal, c: cond });
+  };
+  /** Byte step j at slot p (static), reading the global model first when `readGlobal`. */
+  const stepOps = (
+    ops: EngineOps<B>,
+    j: number,
+    p: number,
+    readGlobal: boolean,
+    to: number,
+    wrap: boolean,
+  ) => {
+    const id = row(j);
+    if (readGlobal) {
+      ops.gemm(gemv(dg, P * e, "patchProj"), { a: patchEmb, b: W.patch, c: G.act.res });
+      globalOps(ops, 2 * j);
+    }
+    ops.embedding(emb(e), { ids: id, table: W.Eg, out: byteEmb });
+    ops.copy({ count: e, srcOffset: 0, dstOffset: p * e }, { src: byteEmb, dst: patchEmb });
+    ops.embedding(emb(dl), { ids: id, table: W.El, out: Lc.act.res });
+    ops.copy({ count: dl, srcOffset: p * dl, dstOffset: 0, accumulate: true }, {
+      src: cond,
+      dst: Lc.act.res,
+    });
+    stackStepOps(ops, Lc, ctl, 2 * j + 1);
+    ops.gemm(gemv(V, dl, "head"), { a: Lc.act.a, b: W.El, c: logits }); // tied to the local embedding
+    ops.argmax(
+      { rows: 1, V, vocab: V, outOffset: to * rowFloats, ...(wrap ? { alsoOffset: 0 } : {}) },
+      { logits, ids: ring },
+    );
+  };
+  const start = be.record((ops) => {
+    ops.copy({ count: dg, srcOffset: 0, dstOffset: 0 }, { src: W.start, dst: G.act.res });
+    globalOps(ops, 0);
+  });
+  // programs of n steps from slot `phase`, the first step at byte 0 or not (it then skips the global read)
+  const programs = new Map<string, Program>();
+  const run = (phase: number, n: number, atZero: boolean) => {
+    const key = `${phase}|${n}|${atZero}`;
+    if (!programs.has(key)) {
+      programs.set(
+        key,
+        be.record((ops) => {
+          for (let j = 0; j < n; j++) {
+            const p = (phase + j) % P;
+            stepOps(ops, j, p, p === 0 && !(atZero && j === 0), j + 1, j === n - 1);
+          }
+        }),
+      );
+    }
+    return programs.get(key)!;
+  };
+  return { arena, G, Lc, ctl, ring, rowFloats, logits, start, run, P, maxPatches };
+}
+
+/** The patch-wise decoder of a MegaByte LM on the native engine (one sequence). */
+export class MegaByteDecoder {
+  /** bytes read: the next byte's position */
+  private pos = 0;
+
+  private constructor(
+    // deno-lint-ignore no-explicit-any
+    readonly backend: Backend<any>,
+    // deno-lint-ignore no-explicit-any
+    private readonly s: ReturnType<typeof buildMegaByteDecoder<any>>,
+    readonly maxLen: number,
+    readonly stepsPerSubmit: number,
+  ) {}
+
+  static async create(o: MegaByteDecoderOptions): Promise<MegaByteDecoder> {
+    const K = o.stepsPerSubmit ?? 64;
+    for (const [k, v] of Object.entries({ maxLen: o.maxLen, stepsPerSubmit: K })) {
+      if (!(Number.isInteger(v) && v >= 1)) {
+        throw new Error(`MegaByteDecoder: ${k} must be a positive integer (got ${v})`);
+      }
+    }
+    // deno-lint-ignore no-explicit-any
+    const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
+      allowSoftware: o.allowSoftwareGpu,
+      readbackFloats: Math.max(V, (K + 1) * ALIGN),
+    });
+    try {
+      const s = buildMegaByteDecoder(be, o.config, o.maxLen, K);
+      s.arena.write(o.params, "MegaByteDecoder");
+      writeStackTables(be, s.G);
+      writeStackTables(be, s.Lc);
+      const dec = new MegaByteDecoder(be, s, o.maxLen, K);
+      await dec.reset(); // compilation and validation errors surface here
+      return dec;
+    } catch (e) {
+      be.destroy();
+      throw e;
+    }
+  }
+
+  /** Bytes read (the position the next byte is read at). */
+  get position(): number {
+    return this.pos;
+  }
+
+  /** An empty context: the global model reads the start patch at position 0, conditioning patch 0. */
+  async reset(): Promise<void> {
+    await this.backend.submit([this.s.start], { writes: [[this.s.ctl, Int32Array.of(0)]] });
+    await this.backend.finish();
+    this.pos = 0;
+  }
+
+  /**
+   * Moves to byte `position` without reading anything (benchmarks: a step's cost depends on how many
+   * patches the global cache holds, not on their values; the patch state there is whatever it was).
+   */
+  seek(position: number): void {
+    if (!(Number.isInteger(position) && position >= 0 && position <= this.maxLen)) {
+      throw new Error(`MegaByteDecoder.seek: position ${position} outside 0 .. ${this.maxLen}`);
+    }
+    this.pos = position;
+  }
+
+  /** Fills the global caches' rows of the patches before `position` with `values()` and moves there. */
+  fillCache(position: number, values: (n: number) => Float32Array): void {
+    this.seek(position);
+    const rows = Math.ceil(position / this.s.P) + 1, d = this.s.G.spec.d;
+    for (const c of this.s.G.caches) this.backend.write(c, values(rows * 2 * d));
+  }
+
+  private room(n: number): void {
+    if (this.pos + n > this.maxLen) {
+      throw new Error(
+        `MegaByteDecoder: ${n} more bytes after ${this.pos} exceed the context's ${this.maxLen} (maxLen)`,
+      );
+    }
+  }
+
+  /** The submission of `n` steps from the current position: its program and host values. */
+  private submission(first: number | undefined, n: number) {
+    const P = this.s.P, positions = new Int32Array(2 * n);
+    for (let j = 0; j < n; j++) {
+      const t = this.pos + j;
+      positions[2 * j] = Math.floor(t / P);
+      positions[2 * j + 1] = t % P;
+    }
+    // deno-lint-ignore no-explicit-any
+    const writes: [any, Int32Array][] = [[this.s.ctl, positions]];
+    if (first !== undefined) writes.push([this.s.ring, Int32Array.of(first)]);
+    return { program: this.s.run(this.pos % P, n, this.pos === 0), writes };
+  }
+
+  /** Reads byte `id` at the current position; the logits (256) of the next byte. */
+  async step(id: number): Promise<Float32Array> {
+    this.room(1);
+    const { program, writes } = this.submission(id, 1);
+    const { readback } = await this.backend.submit([program], {
+      writes,
+      readback: { from: this.s.logits, floats: V },
+    });
+    this.pos++;
+    return (await readback!).floats;
+  }
+
+  /** `count` greedy bytes after `first` (read at the current position), stepsPerSubmit per submission. */
+  async greedy(first: number, count: number): Promise<Int32Array> {
+    this.room(count);
+    const K = this.stepsPerSubmit, rf = this.s.rowFloats, out = new Int32Array(count);
+    const pending: [number, Promise<{ floats: Float32Array }>][] = [];
+    for (let at = 0; at < count; at += K) {
+      const n = Math.min(K, count - at);
+      const { program, writes } = this.submission(at === 0 ? first : undefined, n);
+      const { readback } = await this.backend.submit([program], {
+        writes,
+        readback: { from: this.backend.view(this.s.ring, rf, n * rf), floats: n * rf },
+      });
+      this.pos += n;
+      pending.push([n, readback!]);
+    }
+    let at = 0;
+    try {
+      for (const [n, r] of pending) {
+        const ids = new Int32Array((await r).floats.buffer);
+        for (let j = 0; j < n; j++) out[at + j] = ids[j * rf];
+        at += n;
+      }
+    } catch (e) {
+      await Promise.allSettled(pending.map(([, r]) => r));
+      throw e;
+    }
+    const bad = out.indexOf(NOT_FINITE_ID);
+    if (bad >= 0) throw new NonFiniteError(`MegaByteDecoder: the logits of step ${bad} are not finite`);
+    return out;
+  }
+
+  destroy(): void {
+    this.backend.destroy();
+  }
+}
