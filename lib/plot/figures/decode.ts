@@ -22,7 +22,7 @@ const decodeWhere = (r: Rec) =>
 const STEPPER_TEXT: Record<string, string> = {
   js: "fused JS stepper (host CPU)",
   tf: "tfjs ops",
-  engine: "native engine, KV cache on the GPU",
+  engine: "native engine, on the GPU",
 };
 const decodeSeriesName = (r: Rec) =>
   `${r.model}${r.stepper ? ` (${STEPPER_TEXT[r.stepper] ?? r.stepper})` : ""} on ${decodeWhere(r)}`;
@@ -92,11 +92,29 @@ registerFigure({
 registerFigure({
   name: "decode_context",
   description: "Bytes per second of batch-1 decoding against context length, per model, stepper and device",
-  reads: ["bench/decode"],
+  reads: ["bench/decode", "bench/decode_engine"],
   build(records) {
     const recs = contextRecords(records).filter((r) => !r.skipped);
     if (!recs.length) return undefined;
     const anchor = recs.find((r) => r.anchor_bytes_per_s)?.anchor_bytes_per_s as number | undefined;
+    // MambaByte on the native engine (lib/bench/decode_engine.ts) at the same size: its latest record per
+    // context, as one more series beside the attention models' engine series
+    const size = { d: recs[0].d_model, n: recs[0].n_layer };
+    const mambaEngine = latestBy(
+      (records["bench/decode_engine"] ?? []).filter((r) =>
+        r.d_model === size.d && r.n_layer === size.n && r.batch === 1 && r.context && r.bytes_per_s
+      ),
+      (r) => `${r.device}|${r.context}`,
+    ).map((r) => ({
+      model: "mambabyte",
+      stepper: "engine",
+      backend: r.backend,
+      device: r.device,
+      provenance: r.provenance,
+      context: r.context,
+      bytesPerS: r.bytes_per_s,
+    }));
+    recs.push(...mambaEngine);
     const series = group(recs, decodeSeriesName) as Map<string, Rec[]>;
     const data: Rec[] = [...series].map(([name, rs], i) => ({
       type: "scatter",
@@ -131,7 +149,7 @@ registerFigure({
     );
     const foot = footnote(
       "MambaByte's state has a fixed size, so its cost per byte does not grow with the context; the Transformer's KV cache and MegaByte's global cache grow by " +
-        "one position per byte (per patch). Solid: MambaByte's fused JS stepper, which runs on the host CPU whatever the backend, and (diamonds) the byte Transformer on the native engine, its KV cache on the GPU; dotted: tfjs ops on the " +
+        "one position per byte (per patch). Solid: MambaByte's fused JS stepper, which runs on the host CPU whatever the backend, and (diamonds) each model on the native engine, its state or KV cache on the GPU (MambaByte's from lib/bench/decode_engine.ts); dotted: tfjs ops on the " +
         "backend (on the H200 through WebGPU each op is a kernel launch, which is what bounds them). Circles: this 2-core Xeon; squares: the H200 machine. " +
         "Random weights: speed does not depend on them. A missing point: the run failed or did not fit its time budget (see the table).",
     );
