@@ -6,7 +6,9 @@
  * agrees with eval; long scoring reports progress.
  */
 import assert from "node:assert/strict";
-import { tinyModelDir } from "./helpers.ts";
+import { tinyModelDir, useBackend } from "./helpers.ts";
+import "../lib/models/mod.ts";
+import { createModel, saveModel } from "../lib/models/registry.ts";
 import { readSafetensors, writeSafetensors } from "../lib/io/safetensors.ts";
 import { domainText } from "../lib/runs/experiment.ts";
 import { PRESETS } from "../lib/models/presets.ts";
@@ -226,10 +228,39 @@ Deno.test("cli: bad numbers, unknown options, missing values, wrong files and mo
       assertOneLine(r, pattern, args.join(" "));
       assert.equal(r.code, 2, `${args.join(" ")}: a usage or input error exits 2`);
     }
-    // a baseline handed to generate, which decodes MambaByte only (and the stack behind --debug)
+    // a byte Transformer generates (on the engine); with --speculative it is refused, as is PerceiverAR
     const tdir = await trainedTransformer();
-    const r = await cli("generate", "--model", tdir, "--prompt-file", prompt, "--max-bytes", "5");
-    assertOneLine(r, /holds a transformer model; generate decodes MambaByte/, "generate on a transformer");
+    const ok = await cli(
+      "generate",
+      "--model",
+      tdir,
+      "--prompt-file",
+      prompt,
+      "--max-bytes",
+      "5",
+      "--greedy",
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout.length, 5, "five bytes on stdout");
+    const spec = await cli(
+      "generate",
+      ...["--model", tdir, "--prompt-file", prompt, "--max-bytes", "5", "--speculative", "--drafter", tdir],
+    );
+    assertOneLine(
+      spec,
+      /--speculative verifies with MambaByte; .* holds a transformer/,
+      "speculative transformer",
+    );
+    const sdir = await Deno.makeTempDir({ prefix: "cli-errors-perceiver-" });
+    await useBackend("cpu");
+    await saveModel(createModel("perceiver_ar", { d_model: 16, n_layer: 1, num_latents: 4 }), sdir);
+    const r = await cli("generate", "--model", sdir, "--prompt-file", prompt, "--max-bytes", "5");
+    assertOneLine(
+      r,
+      /holds a perceiver_ar model; generate decodes byte models: mambabyte, transformer/,
+      "perceiver",
+    );
+    await Deno.remove(sdir, { recursive: true });
     const debug = await cli("score", "--model", dir, "--text", text, "--window", "x", "--debug");
     assert.match(debug.stderr, /UsageError: score: --window must be/);
     assert.match(debug.stderr, / {4}at /, "--debug prints the stack");

@@ -3,7 +3,8 @@
  * model (an independent implementation: whole-sequence attention over materialised scores): the logits of
  * every step equal those of the full forward at that position, greedy ids (whole submissions and single
  * steps) equal TF.js's greedy continuation, on every tested engine backend; the decode attention kernel
- * equals its twin at lengths across chunks; a full cache is refused, naming it.
+ * equals its twin at lengths across chunks; a full cache is refused, naming it; generation (greedy and
+ * seeded sampling, the byte Transformer and MegaByte) equals TF.js's logits under pickToken's rule.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -16,6 +17,8 @@ import { disposeModel, readParameters } from "../lib/models/lm.ts";
 import type { TransformerConfig } from "../lib/models/transformer_config.ts";
 import { TransformerDecoder } from "../lib/engine/transformer_decode.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { streamAttentionBytes } from "../lib/decode/attention_sample.ts";
+import { pickToken } from "../lib/decode/sample.ts";
 
 const CONFIG = { d_model: 64, n_layer: 2 }; // one head of 64
 
@@ -90,5 +93,45 @@ Deno.test("decode attention: the split-and-combine kernel equals its twin across
           o: b.o,
         }),
     });
+  }
+});
+
+Deno.test("generation from the byte Transformer and MegaByte: greedy and seeded sampling equal TF.js's logits and pickToken", async () => {
+  await useBackend(TFJS_REFERENCE_BACKEND);
+  const models = [
+    createModel("transformer", CONFIG, 8),
+    createModel(
+      "megabyte",
+      { patch_size: 4, d_global: 32, n_layer_global: 1, d_local: 16, n_layer_local: 1 },
+      8,
+    ),
+  ];
+  const P = 4;
+  try {
+    for (const model of models) {
+      const prompt = [...new TextEncoder().encode("Once upon a")];
+      // TF.js: the whole forward's last row (zeros pad MegaByte's last patch), then pickToken
+      const next = async (ids: number[]) => {
+        const n = model.kind === "megabyte" ? Math.ceil(ids.length / P) * P : ids.length;
+        const input = [...ids, ...new Array(n - ids.length).fill(0)];
+        const t = tf.tidy(() => model.logits(tf.tensor([input], [1, n], "int32")));
+        const v = (await t.data()) as Float32Array;
+        t.dispose();
+        return v.slice((ids.length - 1) * 256, ids.length * 256);
+      };
+      for (const opts of [{ greedy: true }, { temperature: 0.9, topK: 20, seed: 3 }]) {
+        const got: number[] = [];
+        await streamAttentionBytes(model, prompt, 70, opts, (b) => void got.push(b));
+        const rng = new Rng(opts.seed ?? 0);
+        const cur = [...prompt];
+        for (let i = 0; i < 70; i++) {
+          const b = pickToken(await next(cur), opts, rng);
+          assert.equal(got[i], b, `${model.kind} ${JSON.stringify(opts)}: byte ${i}`);
+          cur.push(b);
+        }
+      }
+    }
+  } finally {
+    models.forEach(disposeModel);
   }
 });
