@@ -228,23 +228,28 @@ async function transformerAt(ctx: number, steps: number, budgetS: number) {
 }
 
 /**
- * The byte Transformer on the native engine (lib/engine/transformer_decode.ts, webgpu): the KV caches on
- * the device filled with random keys and values up to `ctx`, then greedy runs of 64 steps per submission
- * from that position (rewound before each run): milliseconds per byte of those runs.
+ * The byte Transformer or MegaByte on the native engine (lib/engine/transformer_decode.ts,
+ * megabyte_decode.ts; webgpu): the KV caches (MegaByte: the global one, over the patches of `ctx` bytes)
+ * filled with random keys and values up to `ctx`, then greedy runs of 64 steps per submission from there
+ * (rewound before each run): milliseconds per byte of those runs.
  */
-async function transformerEngineAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
+async function attentionEngineAt(
+  kind: "transformer" | "megabyte",
+  ctx: number,
+  steps: number,
+  budgetS: number,
+  rng: Rng,
+) {
   const K = 64;
   const model = createModel(
-    "transformer",
-    baselineConfig("transformer", DECODE_SIZE, { vocab_size: 256 }),
+    kind,
+    baselineConfig(kind, DECODE_SIZE, kind === "transformer" ? { vocab_size: 256 } : {}),
     0,
   );
-  const dec = await TransformerDecoder.create({
-    config: asTransformer(model).config,
-    params: await readParameters(model),
-    maxLen: ctx + K,
-    stepsPerSubmit: K,
-  });
+  const common = { params: await readParameters(model), maxLen: ctx + K, stepsPerSubmit: K };
+  const dec = kind === "megabyte"
+    ? await MegaByteDecoder.create({ ...common, config: asMegaByte(model).config })
+    : await TransformerDecoder.create({ ...common, config: asTransformer(model).config });
   try {
     dec.fillCache(ctx, (n) => rng.normalArray(n, 1));
     let id = 65;
@@ -258,53 +263,15 @@ async function transformerEngineAt(ctx: number, steps: number, budgetS: number, 
       budgetS,
     );
     return {
-      model: "transformer",
+      model: kind,
       stepper: "engine",
       context: ctx,
-      cache: "kv on the device (synthetic), 64 greedy steps per submission",
-      steps: r.steps * K,
-      msPerByte: r.msPerByte / K,
-      medianMsPerByte: r.medianMsPerByte / K,
-      bytesPerS: r.bytesPerS * K,
-    };
-  } finally {
-    dec.destroy();
-    disposeModel(model);
-  }
-}
-
-/**
- * MegaByte on the native engine (lib/engine/megabyte_decode.ts, webgpu): the global KV caches filled with
- * random keys and values for the patches of `ctx` bytes, then greedy runs of 64 bytes per submission from
- * that position (rewound before each run): milliseconds per byte of those runs.
- */
-async function megabyteEngineAt(ctx: number, steps: number, budgetS: number, rng: Rng) {
-  const K = 64;
-  const model = createModel("megabyte", baselineConfig("megabyte", DECODE_SIZE), 0);
-  const dec = await MegaByteDecoder.create({
-    config: asMegaByte(model).config,
-    params: await readParameters(model),
-    maxLen: ctx + K,
-    stepsPerSubmit: K,
-  });
-  try {
-    dec.fillCache(ctx, (n) => rng.normalArray(n, 1));
-    let id = 65;
-    const r = await timeSteps(
-      async () => {
-        dec.seek(ctx);
-        const ids = await dec.greedy(id, K);
-        id = (ids[K - 1] * 31 + 7) % 256;
-      },
-      Math.ceil(steps / K),
-      budgetS,
-    );
-    return {
-      model: "megabyte",
-      stepper: "engine",
-      context: ctx,
-      patch_size: asMegaByte(model).config.patch_size,
-      cache: "global kv on the device (synthetic) + local, 64 greedy steps per submission",
+      ...(kind === "megabyte"
+        ? {
+          patch_size: asMegaByte(model).config.patch_size,
+          cache: "global kv on the device (synthetic) + local, 64 greedy steps per submission",
+        }
+        : { cache: "kv on the device (synthetic), 64 greedy steps per submission" }),
       steps: r.steps * K,
       msPerByte: r.msPerByte / K,
       medianMsPerByte: r.medianMsPerByte / K,
@@ -537,11 +504,7 @@ if (import.meta.main) {
     // the byte Transformer and MegaByte on the native engine (webgpu): their own series, their own failures
     for (const name of gpuEngine ? models.filter((m) => m !== "mambabyte") : []) {
       try {
-        await save(
-          name === "transformer"
-            ? await transformerEngineAt(ctx, steps, budgetS, rng)
-            : await megabyteEngineAt(ctx, steps, budgetS, rng),
-        );
+        await save(await attentionEngineAt(name as "transformer" | "megabyte", ctx, steps, budgetS, rng));
       } catch (e) {
         await save({
           model: name,

@@ -17,12 +17,11 @@
 import { type MegaByteConfig, megabyteShapes, stacks } from "../models/megabyte_config.ts";
 import { transformerNoWeightDecay } from "../models/transformer_config.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
-import { NOT_FINITE_ID } from "../kernels/js/decode.ts";
-import { NonFiniteError } from "../io/errors.ts";
 import { ALIGN, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
 import {
   decoderArena,
   gemv,
+  greedyRuns,
   stackDecodeBuffers,
   stackStepOps,
   writeStackTables,
@@ -202,7 +201,7 @@ export class MegaByteDecoder {
     }
   }
 
-  /** The submission of `n` steps from the current position: its program and host values. */
+  /** Program and host values of `n` steps from the current position (the first id in row 0); moves on. */
   private submission(first: number | undefined, n: number) {
     const P = this.s.P, positions = new Int32Array(2 * n);
     for (let j = 0; j < n; j++) {
@@ -213,7 +212,9 @@ export class MegaByteDecoder {
     // deno-lint-ignore no-explicit-any
     const writes: [any, Int32Array][] = [[this.s.ctl, positions]];
     if (first !== undefined) writes.push([this.s.ring, Int32Array.of(first)]);
-    return { program: this.s.run(this.pos % P, n, this.pos === 0), writes };
+    const program = this.s.run(this.pos % P, n, this.pos === 0);
+    this.pos += n;
+    return { program, writes };
   }
 
   /** Reads byte `id` at the current position; the logits (256) of the next byte. */
@@ -224,39 +225,15 @@ export class MegaByteDecoder {
       writes,
       readback: { from: this.s.logits, floats: V },
     });
-    this.pos++;
     return (await readback!).floats;
   }
 
   /** `count` greedy bytes after `first` (read at the current position), stepsPerSubmit per submission. */
   async greedy(first: number, count: number): Promise<Int32Array> {
     this.room(count);
-    const K = this.stepsPerSubmit, rf = this.s.rowFloats, out = new Int32Array(count);
-    const pending: [number, Promise<{ floats: Float32Array }>][] = [];
-    for (let at = 0; at < count; at += K) {
-      const n = Math.min(K, count - at);
-      const { program, writes } = this.submission(at === 0 ? first : undefined, n);
-      const { readback } = await this.backend.submit([program], {
-        writes,
-        readback: { from: this.backend.view(this.s.ring, rf, n * rf), floats: n * rf },
-      });
-      this.pos += n;
-      pending.push([n, readback!]);
-    }
-    let at = 0;
-    try {
-      for (const [n, r] of pending) {
-        const ids = new Int32Array((await r).floats.buffer);
-        for (let j = 0; j < n; j++) out[at + j] = ids[j * rf];
-        at += n;
-      }
-    } catch (e) {
-      await Promise.allSettled(pending.map(([, r]) => r));
-      throw e;
-    }
-    const bad = out.indexOf(NOT_FINITE_ID);
-    if (bad >= 0) throw new NonFiniteError(`MegaByteDecoder: the logits of step ${bad} are not finite`);
-    return out;
+    const ring = { buf: this.s.ring, rowFloats: this.s.rowFloats };
+    const sub = (f: number | undefined, n: number) => this.submission(f, n);
+    return await greedyRuns(this.backend, ring, this.stepsPerSubmit, first, count, sub, "MegaByteDecoder");
   }
 
   destroy(): void {

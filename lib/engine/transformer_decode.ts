@@ -26,7 +26,7 @@ import type { EngineOps } from "../kernels/js/ops.ts";
 import { NOT_FINITE_ID } from "../kernels/js/decode.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
 import { NonFiniteError } from "../io/errors.ts";
-import { ALIGN, type Backend, createBackend, type EngineBackendName } from "./backend.ts";
+import { ALIGN, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
 import { layoutArena } from "./training.ts";
 
 export interface TransformerDecoderOptions {
@@ -204,11 +204,64 @@ function buildTransformerDecoder<B>(be: Backend<B>, cfg: TransformerConfig, maxL
       { logits, ids: ring },
     );
   };
-  const single = be.record((ops) => stepOps(ops, 0, 0, 1, false));
-  const greedy = be.record((ops) => {
-    for (let j = 0; j < K; j++) stepOps(ops, j, j, j + 1, j === K - 1);
-  });
-  return { arena, st, ctl, ring, rowFloats, logits, V, d, programs: { single, greedy } };
+  // programs of n = 1 .. K steps, recorded when first used
+  const programs = new Map<number, Program>();
+  const run = (n: number) => {
+    if (!programs.has(n)) {
+      programs.set(
+        n,
+        be.record((ops) => {
+          for (let j = 0; j < n; j++) stepOps(ops, j, j, j + 1, j === n - 1);
+        }),
+      );
+    }
+    return programs.get(n)!;
+  };
+  return { arena, st, ctl, ring, rowFloats, logits, V, d, run };
+}
+
+/**
+ * Greedy decoding's host loop, shared by the attention models' decoders: submissions of at most K steps
+ * queued back to back (the ring's row 0 carries each one's last id to the next), the ids of each read back
+ * from ring rows 1 .. n, a non-finite step refused (NonFiniteError) once every read-back has landed.
+ * `submission(first, n)` gives the program and host values of n steps from the current position and moves
+ * the position on.
+ */
+export async function greedyRuns<B>(
+  be: Backend<B>,
+  ring: { buf: B; rowFloats: number },
+  K: number,
+  first: number,
+  count: number,
+  // deno-lint-ignore no-explicit-any
+  submission: (first: number | undefined, n: number) => { program: Program; writes: [any, Int32Array][] },
+  who: string,
+): Promise<Int32Array> {
+  const rf = ring.rowFloats, out = new Int32Array(count);
+  const pending: [number, Promise<{ floats: Float32Array }>][] = [];
+  for (let at = 0; at < count; at += K) {
+    const n = Math.min(K, count - at);
+    const { program, writes } = submission(at === 0 ? first : undefined, n);
+    const { readback } = await be.submit([program], {
+      writes,
+      readback: { from: be.view(ring.buf, rf, n * rf), floats: n * rf },
+    });
+    pending.push([n, readback!]);
+  }
+  let at = 0;
+  try {
+    for (const [n, r] of pending) {
+      const ids = new Int32Array((await r).floats.buffer);
+      for (let j = 0; j < n; j++) out[at + j] = ids[j * rf];
+      at += n;
+    }
+  } catch (e) {
+    await Promise.allSettled(pending.map(([, r]) => r)); // read-backs in flight land before anything is released
+    throw e;
+  }
+  const bad = out.indexOf(NOT_FINITE_ID);
+  if (bad >= 0) throw new NonFiniteError(`${who}: the logits of step ${bad} are not finite`);
+  return out;
 }
 
 /** The KV-cache decoder of a Transformer LM on the native engine (one sequence). */
@@ -278,68 +331,34 @@ export class TransformerDecoder {
     }
   }
 
-  /** The host values of a submission of `steps` steps from the current position, the first id in row 0. */
-  // deno-lint-ignore no-explicit-any
-  private writes(first: number | undefined, steps: number): [any, Int32Array][] {
-    const positions = new Int32Array(steps);
-    for (let j = 0; j < steps; j++) positions[j] = this.pos + j;
+  /** Program and host values of `n` steps from the current position (the first id in row 0); moves on. */
+  private submission(first: number | undefined, n: number) {
+    const positions = new Int32Array(n);
+    for (let j = 0; j < n; j++) positions[j] = this.pos + j;
     // deno-lint-ignore no-explicit-any
-    const w: [any, Int32Array][] = [[this.s.ctl, positions]];
-    if (first !== undefined) w.push([this.s.ring, Int32Array.of(first)]);
-    return w;
+    const writes: [any, Int32Array][] = [[this.s.ctl, positions]];
+    if (first !== undefined) writes.push([this.s.ring, Int32Array.of(first)]);
+    this.pos += n;
+    return { program: this.s.run(n), writes };
   }
 
   /** Reads `id` at the current position; the logits (V) of the next token. */
   async step(id: number): Promise<Float32Array> {
     this.room(1);
-    const { readback } = await this.backend.submit([this.s.programs.single], {
-      writes: this.writes(id, 1),
+    const { program, writes } = this.submission(id, 1);
+    const { readback } = await this.backend.submit([program], {
+      writes,
       readback: { from: this.s.logits, floats: this.s.V },
     });
-    this.pos++;
     return (await readback!).floats;
   }
 
-  /**
-   * `count` greedy ids after `first` (read at the current position): whole submissions of stepsPerSubmit
-   * steps queued ahead, each one's last id carried in the ring's row 0 to the next; the rest step by step.
-   */
+  /** `count` greedy ids after `first` (read at the current position), stepsPerSubmit per submission. */
   async greedy(first: number, count: number): Promise<Int32Array> {
     this.room(count);
-    const K = this.stepsPerSubmit, rf = this.s.rowFloats, out = new Int32Array(count);
-    const pending: Promise<{ floats: Float32Array }>[] = [];
-    const whole = Math.floor(count / K);
-    for (let sub = 0; sub < whole; sub++) {
-      const { readback } = await this.backend.submit([this.s.programs.greedy], {
-        writes: this.writes(sub === 0 ? first : undefined, K),
-        readback: { from: this.backend.view(this.s.ring, rf, K * rf), floats: K * rf },
-      });
-      this.pos += K;
-      pending.push(readback!);
-    }
-    let at = 0;
-    try {
-      for (const r of pending) {
-        const ids = new Int32Array((await r).floats.buffer);
-        for (let j = 0; j < K; j++) out[at + j] = ids[j * rf];
-        at += K;
-      }
-    } catch (e) {
-      await Promise.allSettled(pending);
-      throw e;
-    }
-    let last = at ? out[at - 1] : first;
-    for (; at < count; at++) {
-      const logits = await this.step(last);
-      let best = 0;
-      for (let v = 1; v < logits.length; v++) if (logits[v] > logits[best]) best = v;
-      if (!logits.every(Number.isFinite)) out[at] = NOT_FINITE_ID;
-      else out[at] = best;
-      last = out[at];
-    }
-    const bad = out.indexOf(NOT_FINITE_ID);
-    if (bad >= 0) throw new NonFiniteError(`TransformerDecoder: the logits of step ${bad} are not finite`);
-    return out;
+    const ring = { buf: this.s.ring, rowFloats: this.s.rowFloats };
+    const sub = (f: number | undefined, n: number) => this.submission(f, n);
+    return await greedyRuns(this.backend, ring, this.stepsPerSubmit, first, count, sub, "TransformerDecoder");
   }
 
   /**

@@ -381,6 +381,30 @@ function tileLoader(dst: string, src: string, n: number, hd: number, at: (row: s
   };
 }
 
+/**
+ * WGSL opening the walk over tiles of C keys and values (forward, dq) from the workgroup's first visible key
+ * to wEnd: each tile stored from the registers its reads went into, the next tile's reads then issued so
+ * they land while this one is multiplied (the loop variable j0 is the tile's first key; the caller's code
+ * continues the body and closes it).
+ */
+function keyTileLoop(hd: number, C: number): string {
+  const kt = tileLoader("ks", "k", C, hd, (t) => `kAt(b, h, ${t})`);
+  const vt = tileLoader("vs", "v", C, hd, (t) => `vAt(b, h, ${t})`);
+  return `let wEnd = keysEnd(rLast);
+  let first = keysFrom(r0);
+  ${kt.declare}
+  ${vt.declare}
+  ${kt.load("first", "wEnd")}
+  ${vt.load("first", "wEnd")}
+  for (var j0 = first; j0 < wEnd; j0 += ${C}) {
+    workgroupBarrier(); // the last tile's reads of the workgroup arrays are done
+    ${kt.store}
+    ${vt.store}
+    workgroupBarrier();
+    ${kt.load(`j0 + ${C}`, "wEnd")}
+    ${vt.load(`j0 + ${C}`, "wEnd")}`;
+}
+
 /** WGSL staging a tile at once (loads, then stores): the stationary rows. */
 function stage(
   dst: string,
@@ -455,8 +479,6 @@ const rowRanges = (x: string, rows: string, from: string, to: string) =>
 
 function tiledForwardShader(p: AttentionParams, C: number): string {
   const J = C / TX, G = p.hd / 4 / TX;
-  const kt = tileLoader("ks", "k", C, p.hd, (t) => `kAt(b, h, ${t})`);
-  const vt = tileLoader("vs", "v", C, p.hd, (t) => `vAt(b, h, ${t})`);
   return cached(
     `attention tiled ${JSON.stringify(p)}`,
     () =>
@@ -485,19 +507,7 @@ var<workgroup> red: array<f32, ${R * TX}>;
   ${rowRanges("i", "LQ", "keysFrom", "keysEnd")}
   ${each(4, (r) => `var m${r} = -3.0e38; var l${r} = 0.0;`, " ")}
   ${zeros("acc", G, true)}
-  let wEnd = keysEnd(rLast);
-  let first = keysFrom(r0);
-  ${kt.declare}
-  ${vt.declare}
-  ${kt.load("first", "wEnd")}
-  ${vt.load("first", "wEnd")}
-  for (var j0 = first; j0 < wEnd; j0 += ${C}) {
-    workgroupBarrier(); // the last tile's reads of ks, vs and ps are done
-    ${kt.store}
-    ${vt.store}
-    workgroupBarrier();
-    ${kt.load(`j0 + ${C}`, "wEnd")}
-    ${vt.load(`j0 + ${C}`, "wEnd")}
+  ${keyTileLoop(p.hd, C)}
     ${zeros("s", J)}
     ${dots("s", "qs", "ks", J)}
     // scaled scores, -3e38 where the key is not visible; each thread's maximum per row, then the row's
@@ -558,8 +568,6 @@ var<workgroup> red: array<f32, ${R * TX}>;
 
 function tiledDqShader(p: AttentionParams, C: number): string {
   const J = C / TX, G = p.hd / 4 / TX;
-  const kt = tileLoader("ks", "k", C, p.hd, (t) => `kAt(b, h, ${t})`);
-  const vt = tileLoader("vs", "v", C, p.hd, (t) => `vAt(b, h, ${t})`);
   return cached(
     `attention tiled dq ${JSON.stringify(p)}`,
     () =>
@@ -606,19 +614,7 @@ var<workgroup> red: array<f32, ${R * TX}>;
         )
       }
   ${zeros("acc", G, true)}
-  let wEnd = keysEnd(rLast);
-  let first = keysFrom(r0);
-  ${kt.declare}
-  ${vt.declare}
-  ${kt.load("first", "wEnd")}
-  ${vt.load("first", "wEnd")}
-  for (var j0 = first; j0 < wEnd; j0 += ${C}) {
-    workgroupBarrier(); // the last tile's reads of ks, vs and dss are done
-    ${kt.store}
-    ${vt.store}
-    workgroupBarrier();
-    ${kt.load(`j0 + ${C}`, "wEnd")}
-    ${vt.load(`j0 + ${C}`, "wEnd")}
+  ${keyTileLoop(p.hd, C)}
     ${zeros("s", J)}
     ${zeros("dp", J)}
     ${dots("s", "qs", "ks", J)}
