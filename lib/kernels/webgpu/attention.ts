@@ -96,6 +96,15 @@ function keyTiles(T: number, hd: number): string {
       let j = j0 + t;`;
 }
 
+/** The forward kernels' bindings: q, k, v in; o and lse out. */
+const FORWARD_BINDINGS: Binding[] = [
+  ["q", "read", "f32"],
+  ["k", "read", "f32"],
+  ["v", "read", "f32"],
+  ["o", "read_write", "f32"],
+  ["lse", "read_write", "f32"],
+];
+
 /** The backward kernels' inputs: the forward's q, k, v, o, lse and the gradient dO. */
 const BACKWARD_INPUTS: Binding[] = [
   ["q", "read", "f32"],
@@ -111,19 +120,7 @@ function forwardShader(p: AttentionParams): string {
   return cached(
     `attention ${JSON.stringify(p)}`,
     () =>
-      `${
-        declare([
-          ["q", "read", "f32"],
-          ["k", "read", "f32"],
-          ["v", "read", "f32"],
-          ["o", "read_write", "f32"],
-          [
-            "lse",
-            "read_write",
-            "f32",
-          ],
-        ])
-      }
+      `${declare(FORWARD_BINDINGS)}
 ${prelude(p)}
 var<workgroup> ks: array<f32, ${T * p.hd}>;
 var<workgroup> vs: array<f32, ${T * p.hd}>;
@@ -480,21 +477,9 @@ const rowRanges = (x: string, rows: string, from: string, to: string) =>
 function tiledForwardShader(p: AttentionParams, C: number): string {
   const J = C / TX, G = p.hd / 4 / TX;
   return cached(
-    `attention tiled ${JSON.stringify(p)}`,
+    `attention tiled ${C} ${JSON.stringify(p)}`,
     () =>
-      `${
-        declare([
-          ["q", "read", "f32"],
-          ["k", "read", "f32"],
-          ["v", "read", "f32"],
-          ["o", "read_write", "f32"],
-          [
-            "lse",
-            "read_write",
-            "f32",
-          ],
-        ])
-      }
+      `${declare(FORWARD_BINDINGS)}
 ${tiledPrelude(p, ["q", "k", "v"])}
 var<workgroup> qs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> ks: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
@@ -569,7 +554,7 @@ var<workgroup> red: array<f32, ${R * TX}>;
 function tiledDqShader(p: AttentionParams, C: number): string {
   const J = C / TX, G = p.hd / 4 / TX;
   return cached(
-    `attention tiled dq ${JSON.stringify(p)}`,
+    `attention tiled dq ${C} ${JSON.stringify(p)}`,
     () =>
       `${declare([...BACKWARD_INPUTS, ["dq", "read_write", "f32"], ["delta", "read_write", "f32"]])}
 ${tiledPrelude(p, ["q", "k", "v", "dO", "o"])}
@@ -787,19 +772,7 @@ function shortForwardShader(p: AttentionParams): string {
   return cached(
     `attention short ${JSON.stringify(p)}`,
     () =>
-      `${
-        declare([
-          ["q", "read", "f32"],
-          ["k", "read", "f32"],
-          ["v", "read", "f32"],
-          ["o", "read_write", "f32"],
-          [
-            "lse",
-            "read_write",
-            "f32",
-          ],
-        ])
-      }
+      `${declare(FORWARD_BINDINGS)}
 ${shortPrelude(p, [["q", "k"]])}
 var<workgroup> ps: array<f32, ${p.lq * p.lk}>;
 @compute @workgroup_size(${ROWS}) fn main(${GROUP_ARGS}) {
