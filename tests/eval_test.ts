@@ -331,6 +331,46 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
   }
 });
 
+Deno.test("stages: the byte Transformer's extrapolation on the engine reads past TF.js's cap, equal where both read", async () => {
+  await useBackend("wasm");
+  const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });
+  const runsDir = await Deno.makeTempDir({ prefix: "eval-test-runs-" });
+  try {
+    const run = await runExperiment({
+      name: "t/smoke/books/transformer",
+      model: "transformer",
+      config: { d_model: 32, n_layer: 1 },
+      domain: "books",
+      scale: "smoke",
+      train: { batch: 2, length: 32, lr: 1e-3, warmup: 1, seed: 0, steps: 2 },
+      eval: { maxBytes: 512 },
+    }, { resultsDir: results, runsDir, quiet: true });
+    const runs = [{ ...run, provenance: { time: "t0" } }];
+    const settings = {
+      maxTokens: 512,
+      multiples: [1, 2, 4],
+      modes: ["whole" as const],
+      maxAttentionLength: 64,
+    };
+    const opts = { scale: "smoke", resultsDir: results, runsDir, quiet: true, settings };
+    const tfjs = await extrapolationStage(runs, { ...opts, engine: "tfjs" });
+    const engine = await extrapolationStage(runs, { ...opts, engine: "native", force: true });
+    assert.deepEqual(tfjs.map((r) => r.status), ["ok", "ok", "skipped"], "TF.js stops at maxAttentionLength");
+    assert.deepEqual(engine.map((r) => r.status), ["ok", "ok", "ok"], "the engine reads 4x too");
+    assert.ok(
+      engine.every((r) => String(r.scored_by).startsWith("native engine")),
+      "records name the scorer",
+    );
+    for (const i of [0, 1]) {
+      const [a, b] = [tfjs[i].bits_per_byte, engine[i].bits_per_byte];
+      assert.ok(Math.abs(a - b) < 1e-5 * a, `${tfjs[i].multiple}x: ${a} (TF.js) vs ${b} (engine)`);
+    }
+  } finally {
+    await Deno.remove(results, { recursive: true });
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});
+
 Deno.test("PositionLoss: log-spaced bins, every byte in one bin", () => {
   const pos = new PositionLoss(2);
   for (let p = 1; p <= 100; p++) pos.add(p, 0.5, 1);

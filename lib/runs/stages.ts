@@ -14,6 +14,7 @@
  */
 import { initBackend, tf, webgpuAdapter } from "../backend.ts";
 import { ENGINE_SCORED_KINDS, EngineScorer } from "../eval/engine_scorer.ts";
+import { nativeBackendFor } from "../train/steps.ts";
 import { SCALES } from "../scales.ts";
 import { helpOrUnknown } from "../util/usage.ts";
 import type { ByteBPE } from "../data/bpe.ts";
@@ -39,8 +40,9 @@ export interface StageOptions {
   quiet?: boolean;
   /**
    * Extrapolation: what scores the byte Transformer and MegaByte: "native" (the engine, lib/eval/
-   * engine_scorer.ts: any length, on WebGPU, a software adapter included), "tfjs" (capped at
-   * maxAttentionLength), "auto" (default: native on TF.js's webgpu backend with a real GPU adapter).
+   * engine_scorer.ts: any length; on WebGPU where TF.js runs there, a software adapter included, else the
+   * CPU engine), "tfjs" (capped at maxAttentionLength), "auto" (default: native on TF.js's webgpu backend
+   * with a real GPU adapter).
    */
   engine?: "auto" | "native" | "tfjs";
 }
@@ -197,7 +199,9 @@ async function scorerFor(model: LanguageModel, engine: "auto" | "native" | "tfjs
   if (engine === "auto" && !(tf.getBackend() === "webgpu" && (await webgpuAdapter())?.fallback === false)) {
     return undefined;
   }
-  return await EngineScorer.create(model, { allowSoftwareGpu: engine === "native" });
+  // the engine beside TF.js: webgpu on webgpu, else the CPU engine (WebAssembly kernels, else the JS twins)
+  const backend = nativeBackendFor(tf.getBackend()) ?? "js";
+  return await EngineScorer.create(model, { backend, allowSoftwareGpu: engine === "native" });
 }
 
 /**
