@@ -370,6 +370,7 @@ Deno.test("tasks: --help on bench, figures, data, notebooks, setup, the stages a
       "--force",
       "--max-tokens",
       "--max-bytes",
+      "--engine",
     ]],
     [["run", "-A", "lib/bench/train.ts", "--help"], ["--backend", "--shape", "--steps"]],
     [["run", "-A", "lib/bench/decode.ts", "-h"], [
@@ -382,6 +383,7 @@ Deno.test("tasks: --help on bench, figures, data, notebooks, setup, the stages a
       "--drafter",
       "--spec-bytes",
       "--prompt-file",
+      "--engine-only",
       "--no-record",
     ]],
     [["run", "-A", "lib/bench/golden.ts", "--help"], ["--backends", "--out"]],
@@ -395,6 +397,8 @@ Deno.test("tasks: --help on bench, figures, data, notebooks, setup, the stages a
       "--variants",
       "--profile-train",
       "--gemm",
+      "--models",
+      "--engines",
     ]],
     [["run", "-A", "lib/bench/gpu_host_profile.ts", "--help"], ["--backend", "--shapes", "--calls", "--out"]],
     [["run", "-A", "lib/bench/engine.ts", "--help"], [
@@ -408,6 +412,18 @@ Deno.test("tasks: --help on bench, figures, data, notebooks, setup, the stages a
       "--vocab",
       "--split-k",
       "--lr",
+      "--out",
+      "--model",
+      "--attention",
+    ]],
+    [["run", "-A", "lib/bench/extrapolation_engine.ts", "--help"], [
+      "--model",
+      "--shape",
+      "--context",
+      "--multiples",
+      "--max-tokens",
+      "--text",
+      "--backend",
       "--out",
     ]],
   ];

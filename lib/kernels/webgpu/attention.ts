@@ -21,10 +21,12 @@
  *   Measured on the H200 (lib/bench/engine.ts --profile, d512 x 8 Transformer, batch 16, length 2048, the
  *   8 layers; data/results/bench/engine.jsonl): forward 620 ms, dq 830, dk dv 1,542 with the thread-per-row
  *   kernels; 95, 102, 139 ms tiled (10.7-11.9 TFLOP/s counted on every (query, key) pair, about half that
- *   on the visible ones). Of the forward's 12 ms a layer, about 4.7 are not the two products (staging,
- *   softmax, barriers): measured by removing parts (scratch variants, 2026-12-04).
+ *   on the visible ones). Removing parts of the forward one at a time (a scratch experiment, not recorded)
+ *   showed much of its time outside the two products: staging, the softmax's exchanges and barriers. The
+ *   next step is fewer barriers per product (more rows per workgroup), which needs more than 32 KB.
+ * - "short" (at most 32 queries and keys, any head): see shortForwardShader.
  * - "rows" (any head size): a thread per query (or key) with its vectors in registers. The reference the
- *   tiled one replaced; kept for other head sizes (MegaByte's local model: one head of 336) and tested.
+ *   tiled one replaced; kept for the rest (long sequences with heads of other sizes) and tested.
  */
 import {
   type AttentionParams,
