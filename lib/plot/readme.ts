@@ -108,7 +108,9 @@ export async function resultsSection(
       "",
       tableMarkdown(decode).trim(),
       "",
-      `![decoding speed](${figuresLink}/decode_context.png)`,
+      `![decoding speed on the H200 machine](${figuresLink}/decode_context.png)`,
+      "",
+      `![decoding speed on the CPU](${figuresLink}/decode_context_cpu.png)`,
       "",
     );
   }

@@ -28,6 +28,7 @@ export default [
   `,
   code`
   await mb.figures.showRegistered("decode_context", { resultsDir });
+  await mb.figures.showRegistered("decode_context_cpu", { resultsDir });
   `,
   md`
   ## Samples

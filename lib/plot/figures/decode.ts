@@ -89,12 +89,15 @@ registerFigure({
   },
 });
 
-registerFigure({
-  name: "decode_context",
-  description: "Bytes per second of batch-1 decoding against context length, per model, stepper and device",
-  reads: ["bench/decode", "bench/decode_engine"],
-  build(records) {
-    const recs = contextRecords(records).filter((r) => !r.skipped);
+/**
+ * Bytes per second against context for the series of one kind of machine: "gpu" (runs on the H200 machine,
+ * backend webgpu: the engine's series, tfjs ops and the JS stepper on its host) or "cpu" (the wasm backend),
+ * so that each figure's legend stays short.
+ */
+function decodeContextFigure(records: Records, machine: "gpu" | "cpu") {
+  {
+    const onGpu = (r: Rec) => r.backend === "webgpu";
+    const recs = contextRecords(records).filter((r) => !r.skipped && onGpu(r) === (machine === "gpu"));
     if (!recs.length) return undefined;
     const anchor = recs.find((r) => r.anchor_bytes_per_s)?.anchor_bytes_per_s as number | undefined;
     // MambaByte on the native engine (lib/bench/decode_engine.ts) at the same size: its latest record per
@@ -114,7 +117,7 @@ registerFigure({
       context: r.context,
       bytesPerS: r.bytes_per_s,
     }));
-    recs.push(...mambaEngine);
+    if (machine === "gpu") recs.push(...mambaEngine);
     const series = group(recs, decodeSeriesName) as Map<string, Rec[]>;
     const data: Rec[] = [...series].map(([name, rs], i) => ({
       type: "scatter",
@@ -144,13 +147,18 @@ registerFigure({
       });
     }
     const top = topTitle(
-      `Batch-1 decoding speed against context (d_model ${recs[0].d_model} x ${recs[0].n_layer} layers)`,
+      `Batch-1 decoding speed against context ${
+        machine === "gpu" ? "on the H200 machine" : "on the CPU"
+      } (d_model ${recs[0].d_model} x ${recs[0].n_layer} layers)`,
       data,
     );
     const foot = footnote(
       "MambaByte's state has a fixed size, so its cost per byte does not grow with the context; the Transformer's KV cache and MegaByte's global cache grow by " +
         "one position per byte (per patch). Solid: MambaByte's fused JS stepper, which runs on the host CPU whatever the backend, and (diamonds) each model on the native engine, its state or KV cache on the GPU (MambaByte's from lib/bench/decode_engine.ts); dotted: tfjs ops on the " +
-        "backend (on the H200 through WebGPU each op is a kernel launch, which is what bounds them). Circles: this 2-core Xeon; squares: the H200 machine. " +
+        "backend (on the H200 through WebGPU each op is a kernel launch, which is what bounds them). " +
+        (machine === "gpu"
+          ? "Squares and diamonds: the H200 machine (the CPU's series: decode_context_cpu). "
+          : "Circles: the wasm backend on the CPUs named (the H200 machine's series: decode_context). ") +
         "Random weights: speed does not depend on them. A missing point: the run failed or did not fit its time budget (see the table).",
     );
     return {
@@ -177,7 +185,23 @@ registerFigure({
         }),
       },
     };
-  },
+  }
+}
+
+registerFigure({
+  name: "decode_context",
+  description:
+    "Bytes per second of batch-1 decoding against context length on the H200 machine, per model and stepper",
+  reads: ["bench/decode", "bench/decode_engine"],
+  build: (records) => decodeContextFigure(records, "gpu"),
+});
+
+registerFigure({
+  name: "decode_context_cpu",
+  description:
+    "Bytes per second of batch-1 decoding against context length on the CPU, per model, stepper and CPU",
+  reads: ["bench/decode"],
+  build: (records) => decodeContextFigure(records, "cpu"),
 });
 
 /** The latest speculative-benchmark record per setting, and the plain greedy baseline of each. */
