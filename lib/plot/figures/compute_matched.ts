@@ -4,7 +4,7 @@ import { computeMatchedTable, latestRuns, matchedRows } from "../../results/comp
 import type { PlotlyFigure } from "../export.ts";
 import type { RunRecord } from "../../results/records.ts";
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { chooseScale } from "./common.ts";
+import { chooseScale, colorOf } from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Compute-matched comparison (the paper's Table 1 and Figure 1), from lib/results/compute_matched.ts
@@ -44,20 +44,33 @@ for (const domain of ["books", "code", "stories", "prose", "latex"]) {
   });
 }
 
-const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
+/** Runs of one family after the first: their lines dashed and their markers other shapes, the colour kept. */
+const DASHES = ["solid", "dash", "dot", "dashdot"], SYMBOLS = ["diamond", "square", "circle", "triangle-up"];
 
 /**
  * Bits-per-byte against training FLOPs for one domain: each model's training curve (train bpb, from the
- * record's curve) and its final test bpb as a marker at its total FLOPs.
+ * record's curve) and its final test bpb as a marker at its total FLOPs. Colours are the families' (one
+ * colour per model in every figure); compute-matched runs share their FLOPs, so the markers of runs within
+ * 10% of each other's FLOPs are spread over a few percent of the axis (said in the axis title) instead of
+ * hiding each other.
  */
 export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: string): PlotlyFigure {
   const mine = runs.filter((r) => r.domain === domain).sort((a, b) =>
     String(a.labels?.label ?? a.model).localeCompare(String(b.labels?.label ?? b.model))
   );
   const data: Record<string, unknown>[] = [];
-  mine.forEach((r, i) => {
+  const seen = new Map<string, number>(); // runs of each family so far
+  // the markers' x: spread by 3% steps among runs whose FLOPs are within 10%, in the legend's order
+  const markerX = (r: RunRecord) => {
+    const near = mine.filter((o) => Math.abs(o.train_flops / r.train_flops - 1) < 0.1);
+    const j = near.indexOf(r);
+    return r.train_flops * 1.03 ** (j - (near.length - 1) / 2);
+  };
+  mine.forEach((r) => {
     const name = String(r.labels?.label ?? r.model);
-    const color = PALETTE[i % PALETTE.length];
+    const color = colorOf(r.model);
+    const k = seen.get(r.model) ?? 0;
+    seen.set(r.model, k + 1);
     data.push({
       type: "scatter",
       mode: "lines",
@@ -66,7 +79,7 @@ export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: s
       showlegend: false,
       x: r.curve.map((c) => c[1]),
       y: r.curve.map((c) => c[2]),
-      line: { color, width: 1.5 },
+      line: { color, width: 1.5, dash: DASHES[k % DASHES.length] },
       opacity: 0.6,
     });
     data.push({
@@ -74,17 +87,23 @@ export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: s
       mode: "markers",
       name: `${name}: ${r.eval.bits_per_byte.toFixed(3)}`,
       legendgroup: name,
-      x: [r.train_flops],
+      x: [markerX(r)],
       y: [r.eval.bits_per_byte],
-      marker: { color, size: 11, symbol: "diamond", line: { color: "#000", width: 1 } },
+      marker: { color, size: 11, symbol: SYMBOLS[k % SYMBOLS.length], line: { color: "#000", width: 1 } },
     });
   });
   return {
     data,
     layout: {
       title: { text: `Bits per byte against training FLOPs — ${domain} (${scale} scale)` },
-      xaxis: { title: { text: "training FLOPs (forward + backward)" }, type: "log", exponentformat: "power" },
-      yaxis: { title: { text: "bits per byte (lines: training batches; ◆: test split)" } },
+      xaxis: {
+        title: {
+          text: "training FLOPs (forward + backward; test markers of equal-FLOPs runs spread by 3% steps)",
+        },
+        type: "log",
+        exponentformat: "power",
+      },
+      yaxis: { title: { text: "bits per byte (lines: training batches; markers: test split)" } },
       legend: { title: { text: "model: test bpb" } },
       width: 900,
       height: 520,
