@@ -89,6 +89,8 @@ export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: s
       legendgroup: name,
       x: [markerX(r)],
       y: [r.eval.bits_per_byte],
+      customdata: [r.train_flops], // the run's own FLOPs (x is spread), shown on hover
+      hovertemplate: "%{customdata:.3s} FLOPs, %{y:.3f} bits/byte",
       marker: { color, size: 11, symbol: SYMBOLS[k % SYMBOLS.length], line: { color: "#000", width: 1 } },
     });
   });
