@@ -19,7 +19,7 @@ import { TrainingInterrupted } from "./train/trainer.ts";
 import { formatSeconds } from "./util/progress.ts";
 import { computeMatchedTable, latestRuns, matchedRows } from "./results/compute_matched.ts";
 import { tableMarkdown } from "./results/tables.ts";
-import { appendRecord } from "./results/store.ts";
+import { appendRecord, readRecords } from "./results/store.ts";
 import { pathExists } from "./io/atomic.ts";
 import {
   LOCAL_DIR,
@@ -30,7 +30,7 @@ import {
   RESULTS_DIR,
 } from "./paths.ts";
 import { compareWithPublished, comparisonTable } from "./results/compare.ts";
-import type { RunRecord } from "./results/records.ts";
+import type { RunRecord, UnigramRecord } from "./results/records.ts";
 
 export interface ReproduceOptions {
   scale: string;
@@ -264,7 +264,12 @@ export async function reproduce(
   const runs = latestRuns(await recordedRuns(resultsDir), opts.scale, plan.name)
     .filter((r) => specs.some((s) => s.name === r.run));
   const table = runs.length
-    ? tableMarkdown(computeMatchedTable(matchedRows(runs), opts.scale))
+    ? tableMarkdown(
+      computeMatchedTable(
+        matchedRows(runs, await readRecords<UnigramRecord>("unigram", resultsDir)),
+        opts.scale,
+      ),
+    )
     : "(no runs recorded)\n";
   console.log(`\nCompute-matched test bits-per-byte (${opts.scale} scale):\n\n${table}`);
 

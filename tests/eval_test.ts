@@ -292,6 +292,9 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
       eval: { maxBytes: 512 },
       labels: { label: "MB-test", budget_ratio: 1 },
     }, { resultsDir: results, runsDir, quiet: true });
+    // the sanity check's reference: the scored bytes' unigram entropy, in the run's record
+    const u = run.eval.unigram_bpb!;
+    assert.ok(u > 3 && u < 6, `unigram entropy of English-like test bytes: ${u}`);
     const runs = [{ ...run, provenance: { time: "t0" } }];
     const opts = { scale: "smoke", resultsDir: results, runsDir, quiet: true };
     const ex = await extrapolationStage(runs, {

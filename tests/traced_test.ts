@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { readRecords } from "../lib/results/store.ts";
-import type { ExtrapolationRecord, NoiseRecord, RunRecord } from "../lib/results/records.ts";
+import type { ExtrapolationRecord, NoiseRecord, RunRecord, UnigramRecord } from "../lib/results/records.ts";
+import { unigramOf } from "../lib/results/compute_matched.ts";
 import { buildFigure } from "../lib/plot/figures/mod.ts";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/paths.ts";
 
@@ -41,7 +42,8 @@ const first = (cell: string) => /^[−-]?\d+(\.\d+)?/.exec(cell)?.[0];
 const si = (s: string) =>
   Number(s.replace(/[KMGTP]$/, "")) * ({ K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 }[s.at(-1)!] ?? 1);
 
-Deno.test("README compute-matched tables: every bits-per-byte, parameter, byte and FLOP count is its run's record", () => {
+Deno.test("README compute-matched tables: every bits-per-byte, parameter, byte and FLOP count is its run's record", async () => {
+  const unigram = await readRecords<UnigramRecord>("unigram", RESULTS_DIR);
   const found = tables("Compute-matched test bits-per-byte");
   assert.ok(found.length >= 2, "a compute-matched table per recorded scale");
   for (const t of found) {
@@ -60,6 +62,14 @@ Deno.test("README compute-matched tables: every bits-per-byte, parameter, byte a
         const rec = byKey.get(`${model}|${domain}`);
         assert.ok(rec, `${t.scale}: no record for ${model} on ${domain}`);
         assert.equal(first(row[i]), rec.eval.bits_per_byte.toFixed(3), `${t.scale} ${model} ${domain}`);
+        // the sanity flag: † exactly where the run is within a bit of its test bytes' unigram entropy
+        const u = unigramOf(rec, unigram);
+        assert.ok(u !== undefined, `${t.scale} ${model} ${domain}: a unigram entropy for its test bytes`);
+        assert.equal(
+          row[i].includes("†"),
+          rec.eval.bits_per_byte > u - 1,
+          `${t.scale} ${model} ${domain}: †`,
+        );
         checked++;
       }
       // the model's size (largest run) and budget (mean over its runs on the table's domains)
@@ -167,7 +177,7 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
         customdata?: number[];
       }[]
     ) {
-      const name = trace.name.replace(/: \d+\.\d+$/, "").replace(/ \(train\)$/, "");
+      const name = trace.name.replace(/: \d+\.\d+( †)?$/, "").replace(/ \(train\)$/, "");
       const rec = byLabel.get(name);
       assert.ok(rec, `${domain}: a trace named "${trace.name}" has no record`);
       if (trace.mode === "markers") {

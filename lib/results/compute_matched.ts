@@ -6,7 +6,8 @@
 import * as aq from "arquero";
 import { PAPER_COMPUTE_MATCHED, PAPER_DOMAIN_OF } from "./paper.ts";
 
-import type { RunRecord } from "./records.ts";
+import type { RunRecord, UnigramRecord } from "./records.ts";
+import { UNIGRAM_MARGIN } from "../data/unigram.ts";
 
 /**
  * The latest record of each run at a scale (a re-run replaces an earlier one). Runs of extra seeds
@@ -39,10 +40,26 @@ export interface MatchedRow {
   bits_per_byte: number;
   word_perplexity: number;
   eval_bytes: number;
+  /** the scored bytes' unigram entropy, when known (the run's record, else data/results/unigram.jsonl) */
+  unigram_bpb?: number;
 }
 
-export function matchedRows(runs: RunRecord[]): MatchedRow[] {
+/** The unigram entropy of the bytes a run scored: its record's, else the matching unigram record's. */
+export function unigramOf(r: RunRecord, unigram: UnigramRecord[] = []): number | undefined {
+  return r.eval.unigram_bpb ??
+    unigram.find((u) =>
+      u.scale === r.scale && u.domain === r.domain && u.split === r.eval.split && u.bytes === r.eval.bytes
+    )?.unigram_bpb;
+}
+
+/** Whether a run's test bits per byte is within UNIGRAM_MARGIN of its bytes' unigram entropy. */
+export function nearUnigram(bpb: number, unigram?: number): boolean {
+  return unigram !== undefined && bpb > unigram - UNIGRAM_MARGIN;
+}
+
+export function matchedRows(runs: RunRecord[], unigram: UnigramRecord[] = []): MatchedRow[] {
   return runs.map((r) => ({
+    unigram_bpb: unigramOf(r, unigram),
     model: String(r.labels?.label ?? r.model),
     kind: r.model,
     domain: r.domain,
@@ -54,6 +71,17 @@ export function matchedRows(runs: RunRecord[]): MatchedRow[] {
     word_perplexity: r.eval.word_perplexity,
     eval_bytes: r.eval.bytes,
   }));
+}
+
+/** The sanity check's sentence: the domains' unigram entropies and how many cells it flags. */
+function unigramNote(rows: MatchedRow[], flagged: number): string {
+  const byDomain = new Map<string, number>();
+  for (const r of rows) if (r.unigram_bpb !== undefined) byDomain.set(r.domain, r.unigram_bpb);
+  if (!byDomain.size) return "";
+  const values = [...byDomain].map(([d, u]) => `${d} ${u.toFixed(2)}`).join(", ");
+  return ` † (${flagged} of ${rows.length}): within ${UNIGRAM_MARGIN} bit per byte of the test bytes' unigram ` +
+    `entropy (${values}): that model has learned little beyond byte frequencies, and its comparison with ` +
+    `the others says little.`;
 }
 
 const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "—");
@@ -94,6 +122,8 @@ export function computeMatchedTable(
     bytes_per_s: number;
   }[];
   const bpb = new Map(rows.map((r) => [`${r.model}|${r.domain}`, r.bits_per_byte]));
+  const uni = new Map(rows.map((r) => [`${r.model}|${r.domain}`, r.unigram_bpb]));
+  let flagged = 0;
   const columns = [
     "model",
     "params",
@@ -111,7 +141,10 @@ export function computeMatchedTable(
       si(m.train_flops),
       si(m.bytes_per_s),
       ...domains.map((d) => {
-        const ours = fmt(bpb.get(`${m.model}|${d}`) ?? NaN);
+        const v = bpb.get(`${m.model}|${d}`) ?? NaN;
+        const near = nearUnigram(v, uni.get(`${m.model}|${d}`));
+        if (near) flagged++;
+        const ours = fmt(v) + (near ? " †" : "");
         const pd = PAPER_DOMAIN_OF[d];
         return paper && pd ? `${ours} (${fmt(paper.bpb[pd])})` : ours;
       }),
@@ -130,6 +163,7 @@ export function computeMatchedTable(
     `over a model's runs on these domains.` +
     (scale === "gpu"
       ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
-      : "");
+      : "") +
+    unigramNote(rows, flagged);
   return { columns, rows: out, note };
 }

@@ -43,6 +43,11 @@ export interface RunRecord {
     /** Windows per forward pass (absent in records older than batched scoring: 1). */
     batch?: number;
     wall_s: number;
+    /**
+     * The unigram entropy of the scored bytes (lib/data/unigram.ts), bits per byte; absent in records older
+     * than the sanity check (data/results/unigram.jsonl holds theirs).
+     */
+    unigram_bpb?: number;
   };
   labels?: Record<string, unknown>;
 }
@@ -159,4 +164,17 @@ export interface NoiseResult extends NoiseScore {
 
 export interface NoiseRecord extends NoiseResult, EvaluatedModel {
   experiment: "noise";
+}
+
+/**
+ * The unigram entropy of the bytes a run scored (data/results/unigram.jsonl, lib/runs/unigram.ts), for runs
+ * recorded before their records carried it: the first `bytes` bytes of a domain's split at a scale.
+ */
+export interface UnigramRecord {
+  scale: string;
+  domain: string;
+  split: string;
+  data: string;
+  bytes: number;
+  unigram_bpb: number;
 }

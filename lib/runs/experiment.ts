@@ -9,6 +9,7 @@
  * it, or `overwrite`), and the finished run's record is kept in <runDir>/record.json before it is appended
  * to runs.jsonl, so resuming a finished run appends it once (if it is missing) and never twice.
  */
+import { unigramBitsPerByte } from "../data/unigram.ts";
 import { ByteBPE, trainBpe } from "../data/bpe.ts";
 import { dataLocation, readCheckedSplit } from "../data/describe.ts";
 import type { Domain } from "../data/corpora/types.ts";
@@ -394,6 +395,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
         window,
         batch,
         wall_s: (performance.now() - t0) / 1000,
+        unigram_bpb: unigramBitsPerByte(test),
       },
       ...(spec.labels ? { labels: spec.labels } : {}),
     };

@@ -1,13 +1,21 @@
 /** Figures and tables of the compute-matched comparison (runs.jsonl; the paper's Table 1 and Figure 1). */
 
-import { computeMatchedTable, latestRuns, matchedRows } from "../../results/compute_matched.ts";
+import {
+  computeMatchedTable,
+  latestRuns,
+  matchedRows,
+  nearUnigram,
+  unigramOf,
+} from "../../results/compute_matched.ts";
 import type { PlotlyFigure } from "../export.ts";
-import type { RunRecord } from "../../results/records.ts";
+import type { RunRecord, UnigramRecord } from "../../results/records.ts";
 import { type Rec, type Records, registerFigure } from "./registry.ts";
 import { chooseScale, colorOf } from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Compute-matched comparison (the paper's Table 1 and Figure 1), from lib/results/compute_matched.ts
+
+const unigramRecords = (records: Records) => (records.unigram ?? []) as unknown as UnigramRecord[];
 
 function matchedRuns(records: Records, wanted?: string): { scale: string; runs: RunRecord[] } | undefined {
   const all = (records.runs ?? []) as unknown as RunRecord[];
@@ -24,10 +32,10 @@ registerFigure({
   name: "compute_matched",
   description:
     "Test bits-per-byte per model and domain at matched training FLOPs, beside the paper's Table 1",
-  reads: ["runs"],
+  reads: ["runs", "unigram"],
   build(records, ctx) {
     const sel = matchedRuns(records, ctx.scale);
-    return sel && { table: computeMatchedTable(matchedRows(sel.runs), sel.scale) };
+    return sel && { table: computeMatchedTable(matchedRows(sel.runs, unigramRecords(records)), sel.scale) };
   },
 });
 
@@ -35,11 +43,11 @@ for (const domain of ["books", "code", "stories", "prose", "latex"]) {
   registerFigure({
     name: `compute_matched_${domain}`,
     description: `Bits-per-byte against training FLOPs on ${domain} (the paper's Figure 1 analogue)`,
-    reads: ["runs"],
+    reads: ["runs", "unigram"],
     build(records, ctx) {
       const sel = matchedRuns(records, ctx.scale);
       if (!sel || !sel.runs.some((r) => r.domain === domain)) return undefined;
-      return { figure: computeMatchedFigure(sel.runs, domain, sel.scale) };
+      return { figure: computeMatchedFigure(sel.runs, domain, sel.scale, unigramRecords(records)) };
     },
   });
 }
@@ -54,7 +62,12 @@ const DASHES = ["solid", "dash", "dot", "dashdot"], SYMBOLS = ["diamond", "squar
  * 10% of each other's FLOPs are spread over a few percent of the axis (said in the axis title) instead of
  * hiding each other.
  */
-export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: string): PlotlyFigure {
+export function computeMatchedFigure(
+  runs: RunRecord[],
+  domain: string,
+  scale: string,
+  unigram: UnigramRecord[] = [],
+): PlotlyFigure {
   const mine = runs.filter((r) => r.domain === domain).sort((a, b) =>
     String(a.labels?.label ?? a.model).localeCompare(String(b.labels?.label ?? b.model))
   );
@@ -85,7 +98,10 @@ export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: s
     data.push({
       type: "scatter",
       mode: "markers",
-      name: `${name}: ${r.eval.bits_per_byte.toFixed(3)}`,
+      // † : within a bit per byte of the test bytes' unigram entropy (the tables' sanity flag)
+      name: `${name}: ${r.eval.bits_per_byte.toFixed(3)}${
+        nearUnigram(r.eval.bits_per_byte, unigramOf(r, unigram)) ? " †" : ""
+      }`,
       legendgroup: name,
       x: [markerX(r)],
       y: [r.eval.bits_per_byte],
@@ -106,7 +122,13 @@ export function computeMatchedFigure(runs: RunRecord[], domain: string, scale: s
         exponentformat: "power",
       },
       yaxis: { title: { text: "bits per byte (lines: training batches; markers: test split)" } },
-      legend: { title: { text: "model: test bpb" } },
+      legend: {
+        title: {
+          text: data.some((d) => String(d.name).endsWith(" †"))
+            ? "model: test bpb (†: within 1 bit of unigram)"
+            : "model: test bpb",
+        },
+      },
       width: 900,
       height: 520,
     },
