@@ -190,7 +190,8 @@ Deno.test("cli reproduce --scale smoke runs the plan, records every run, prints 
   const r = await cli(...args);
   assert.equal(r.code, 0, r.stderr);
   const out = new TextDecoder().decode(r.stdout);
-  assert.match(out, /\| MambaByte \|.*\| \d\.\d{3} \(0\.930\) \|/, out);
+  // († after a value: within a bit per byte of the unigram entropy, as a smoke-sized model is)
+  assert.match(out, /\| MambaByte \|.*\| \d\.\d{3}( †)? \(0\.930\) \|/, out);
   assert.match(out, /\| Mamba \(subword\) \|/);
   assert.match(r.stderr, /run 1\/2/);
   // then this reproduction's numbers beside the published records of the same runs
