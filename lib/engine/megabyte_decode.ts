@@ -17,27 +17,21 @@
 import { type MegaByteConfig, megabyteShapes, stacks } from "../models/megabyte_config.ts";
 import { transformerNoWeightDecay } from "../models/transformer_config.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
-import { ALIGN, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
+import { ALIGN, type Backend, type Program } from "./backend.ts";
 import {
   decoderArena,
+  type DecoderCommon,
   gemv,
-  greedyRuns,
+  KVCacheDecoder,
   stackDecodeBuffers,
   stackStepOps,
   writeStackTables,
 } from "./transformer_decode.ts";
 
-export interface MegaByteDecoderOptions {
+export interface MegaByteDecoderOptions extends DecoderCommon {
   config: MegaByteConfig;
   /** Every parameter under lib/models/megabyte.ts's names. */
   params: Map<string, Float32Array>;
-  /** The longest context in bytes. */
-  maxLen: number;
-  backend?: EngineBackendName;
-  /** Greedy steps per submission (default 64). */
-  stepsPerSubmit?: number;
-  /** webgpu: accept a software adapter (tests on machines without a GPU). */
-  allowSoftwareGpu?: boolean;
 }
 
 const V = 256;
@@ -124,32 +118,24 @@ function buildMegaByteDecoder<B>(be: Backend<B>, cfg: MegaByteConfig, maxLen: nu
 }
 
 /** The patch-wise decoder of a MegaByte LM on the native engine (one sequence). */
-export class MegaByteDecoder {
-  /** bytes read: the next byte's position */
-  private pos = 0;
-
+export class MegaByteDecoder extends KVCacheDecoder {
   private constructor(
     // deno-lint-ignore no-explicit-any
-    readonly backend: Backend<any>,
+    backend: Backend<any>,
     // deno-lint-ignore no-explicit-any
     private readonly s: ReturnType<typeof buildMegaByteDecoder<any>>,
-    readonly maxLen: number,
-    readonly stepsPerSubmit: number,
-  ) {}
-
-  static async create(o: MegaByteDecoderOptions): Promise<MegaByteDecoder> {
-    const K = o.stepsPerSubmit ?? 64;
-    for (const [k, v] of Object.entries({ maxLen: o.maxLen, stepsPerSubmit: K })) {
-      if (!(Number.isInteger(v) && v >= 1)) {
-        throw new Error(`MegaByteDecoder: ${k} must be a positive integer (got ${v})`);
-      }
-    }
-    // deno-lint-ignore no-explicit-any
-    const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
-      allowSoftware: o.allowSoftwareGpu,
-      readbackFloats: Math.max(V, (K + 1) * ALIGN),
+    maxLen: number,
+    stepsPerSubmit: number,
+  ) {
+    super(backend, { ...s, V }, maxLen, stepsPerSubmit, {
+      who: "MegaByteDecoder",
+      ids: "bytes",
+      context: "context",
     });
-    try {
+  }
+
+  static create(o: MegaByteDecoderOptions): Promise<MegaByteDecoder> {
+    return KVCacheDecoder.open("MegaByteDecoder", o, V, async (be, K) => {
       const s = buildMegaByteDecoder(be, o.config, o.maxLen, K);
       s.arena.write(o.params, "MegaByteDecoder");
       writeStackTables(be, s.G);
@@ -157,15 +143,22 @@ export class MegaByteDecoder {
       const dec = new MegaByteDecoder(be, s, o.maxLen, K);
       await dec.reset(); // compilation and validation errors surface here
       return dec;
-    } catch (e) {
-      be.destroy();
-      throw e;
-    }
+    });
   }
 
-  /** Bytes read (the position the next byte is read at). */
-  get position(): number {
-    return this.pos;
+  /** Step j's global position (its patch) and its slot: ctl[2j], ctl[2j + 1]. */
+  protected positions(n: number): Int32Array {
+    const P = this.s.P, positions = new Int32Array(2 * n);
+    for (let j = 0; j < n; j++) {
+      const t = this.pos + j;
+      positions[2 * j] = Math.floor(t / P);
+      positions[2 * j + 1] = t % P;
+    }
+    return positions;
+  }
+
+  protected program(n: number): Program {
+    return this.s.run(this.pos % this.s.P, n, this.pos === 0);
   }
 
   /** An empty context: the global model reads the start patch at position 0, conditioning patch 0. */
@@ -175,68 +168,10 @@ export class MegaByteDecoder {
     this.pos = 0;
   }
 
-  /**
-   * Moves to byte `position` without reading anything (benchmarks: a step's cost depends on how many
-   * patches the global cache holds, not on their values; the patch state there is whatever it was).
-   */
-  seek(position: number): void {
-    if (!(Number.isInteger(position) && position >= 0 && position <= this.maxLen)) {
-      throw new Error(`MegaByteDecoder.seek: position ${position} outside 0 .. ${this.maxLen}`);
-    }
-    this.pos = position;
-  }
-
   /** Fills the global caches' rows of the patches before `position` with `values()` and moves there. */
   fillCache(position: number, values: (n: number) => Float32Array): void {
     this.seek(position);
     const rows = Math.ceil(position / this.s.P) + 1, d = this.s.G.spec.d;
     for (const c of this.s.G.caches) this.backend.write(c, values(rows * 2 * d));
-  }
-
-  private room(n: number): void {
-    if (this.pos + n > this.maxLen) {
-      throw new Error(
-        `MegaByteDecoder: ${n} more bytes after ${this.pos} exceed the context's ${this.maxLen} (maxLen)`,
-      );
-    }
-  }
-
-  /** Program and host values of `n` steps from the current position (the first id in row 0); moves on. */
-  private submission(first: number | undefined, n: number) {
-    const P = this.s.P, positions = new Int32Array(2 * n);
-    for (let j = 0; j < n; j++) {
-      const t = this.pos + j;
-      positions[2 * j] = Math.floor(t / P);
-      positions[2 * j + 1] = t % P;
-    }
-    // deno-lint-ignore no-explicit-any
-    const writes: [any, Int32Array][] = [[this.s.ctl, positions]];
-    if (first !== undefined) writes.push([this.s.ring, Int32Array.of(first)]);
-    const program = this.s.run(this.pos % P, n, this.pos === 0);
-    this.pos += n;
-    return { program, writes };
-  }
-
-  /** Reads byte `id` at the current position; the logits (256) of the next byte. */
-  async step(id: number): Promise<Float32Array> {
-    this.room(1);
-    const { program, writes } = this.submission(id, 1);
-    const { readback } = await this.backend.submit([program], {
-      writes,
-      readback: { from: this.s.logits, floats: V },
-    });
-    return (await readback!).floats;
-  }
-
-  /** `count` greedy bytes after `first` (read at the current position), stepsPerSubmit per submission. */
-  async greedy(first: number, count: number): Promise<Int32Array> {
-    this.room(count);
-    const ring = { buf: this.s.ring, rowFloats: this.s.rowFloats };
-    const sub = (f: number | undefined, n: number) => this.submission(f, n);
-    return await greedyRuns(this.backend, ring, this.stepsPerSubmit, first, count, sub, "MegaByteDecoder");
-  }
-
-  destroy(): void {
-    this.backend.destroy();
   }
 }

@@ -29,17 +29,10 @@ import { NonFiniteError } from "../io/errors.ts";
 import { ALIGN, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
 import { layoutArena } from "./training.ts";
 
-export interface TransformerDecoderOptions {
+export interface TransformerDecoderOptions extends DecoderCommon {
   config: TransformerConfig;
   /** Every parameter under lib/models/transformer.ts's names. */
   params: Map<string, Float32Array>;
-  /** The longest context: the caches hold positions 0 .. maxLen - 1. */
-  maxLen: number;
-  backend?: EngineBackendName;
-  /** Greedy steps per submission (default 64). */
-  stepsPerSubmit?: number;
-  /** webgpu: accept a software adapter (tests on machines without a GPU). */
-  allowSoftwareGpu?: boolean;
 }
 
 /** A one-row product y (N) = x (K) W^T, W stored (N, K). */
@@ -220,105 +213,84 @@ function buildTransformerDecoder<B>(be: Backend<B>, cfg: TransformerConfig, maxL
   return { arena, st, ctl, ring, rowFloats, logits, V, d, run };
 }
 
-/**
- * Greedy decoding's host loop, shared by the attention models' decoders: submissions of at most K steps
- * queued back to back (the ring's row 0 carries each one's last id to the next), the ids of each read back
- * from ring rows 1 .. n, a non-finite step refused (NonFiniteError) once every read-back has landed.
- * `submission(first, n)` gives the program and host values of n steps from the current position and moves
- * the position on.
- */
-export async function greedyRuns<B>(
-  be: Backend<B>,
-  ring: { buf: B; rowFloats: number },
-  K: number,
-  first: number,
-  count: number,
-  // deno-lint-ignore no-explicit-any
-  submission: (first: number | undefined, n: number) => { program: Program; writes: [any, Int32Array][] },
-  who: string,
-): Promise<Int32Array> {
-  const rf = ring.rowFloats, out = new Int32Array(count);
-  const pending: [number, Promise<{ floats: Float32Array }>][] = [];
-  for (let at = 0; at < count; at += K) {
-    const n = Math.min(K, count - at);
-    const { program, writes } = submission(at === 0 ? first : undefined, n);
-    const { readback } = await be.submit([program], {
-      writes,
-      readback: { from: be.view(ring.buf, rf, n * rf), floats: n * rf },
-    });
-    pending.push([n, readback!]);
-  }
-  let at = 0;
-  try {
-    for (const [n, r] of pending) {
-      const ids = new Int32Array((await r).floats.buffer);
-      for (let j = 0; j < n; j++) out[at + j] = ids[j * rf];
-      at += n;
-    }
-  } catch (e) {
-    await Promise.allSettled(pending.map(([, r]) => r)); // read-backs in flight land before anything is released
-    throw e;
-  }
-  const bad = out.indexOf(NOT_FINITE_ID);
-  if (bad >= 0) throw new NonFiniteError(`${who}: the logits of step ${bad} are not finite`);
-  return out;
+/** The options both attention decoders take beside their config and parameters. */
+export interface DecoderCommon {
+  maxLen: number;
+  backend?: EngineBackendName;
+  stepsPerSubmit?: number;
+  allowSoftwareGpu?: boolean;
 }
 
-/** The KV-cache decoder of a Transformer LM on the native engine (one sequence). */
-export class TransformerDecoder {
-  /** tokens in the caches: the next step's position */
-  private pos = 0;
+/**
+ * The host side both attention models' decoders share (this file's and megabyte_decode.ts's): the position,
+ * the room left in the context, and submissions of n steps (each step's positions and the first id written
+ * with it, the position moved on). `step` reads one id and returns the logits; `greedy` queues submissions
+ * of at most stepsPerSubmit steps back to back (the ring's row 0 carries each one's last id to the next),
+ * reads each one's ids from ring rows 1 .. n and refuses a non-finite step (NonFiniteError) once every
+ * read-back has landed. A subclass gives its programs and the positions its steps read (`positions`).
+ */
+export abstract class KVCacheDecoder {
+  /** ids read: the position of the next one */
+  protected pos = 0;
 
-  private constructor(
+  protected constructor(
     // deno-lint-ignore no-explicit-any
     readonly backend: Backend<any>,
     // deno-lint-ignore no-explicit-any
-    private readonly s: ReturnType<typeof buildTransformerDecoder<any>>,
+    private readonly io: { ctl: any; ring: any; rowFloats: number; logits: any; V: number },
     readonly maxLen: number,
     readonly stepsPerSubmit: number,
+    /** the class's name, and how its room error names the ids and the context, in messages */
+    private readonly names: { who: string; ids: string; context: string },
   ) {}
 
-  static async create(o: TransformerDecoderOptions): Promise<TransformerDecoder> {
+  /**
+   * The checked stepsPerSubmit (K) and a backend whose read-back holds `V` logits or K + 1 ring rows;
+   * `build` records the decoder on it (the backend is destroyed when it throws).
+   */
+  protected static async open<T>(
+    who: string,
+    o: DecoderCommon,
+    V: number,
+    // deno-lint-ignore no-explicit-any
+    build: (be: Backend<any>, K: number) => Promise<T>,
+  ): Promise<T> {
     const K = o.stepsPerSubmit ?? 64;
     for (const [k, v] of Object.entries({ maxLen: o.maxLen, stepsPerSubmit: K })) {
       if (!(Number.isInteger(v) && v >= 1)) {
-        throw new Error(`TransformerDecoder: ${k} must be a positive integer (got ${v})`);
+        throw new Error(`${who}: ${k} must be a positive integer (got ${v})`);
       }
     }
     // deno-lint-ignore no-explicit-any
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
       allowSoftware: o.allowSoftwareGpu,
-      readbackFloats: Math.max(o.config.vocab_size, (K + 1) * ALIGN),
+      readbackFloats: Math.max(V, (K + 1) * ALIGN),
     });
     try {
-      const s = buildTransformerDecoder(be, o.config, o.maxLen, K);
-      s.arena.write(o.params, "TransformerDecoder");
-      writeStackTables(be, s.st);
-      await be.finish(); // compilation and validation errors surface here
-      return new TransformerDecoder(be, s, o.maxLen, K);
+      return await build(be, K);
     } catch (e) {
       be.destroy();
       throw e;
     }
   }
 
-  /** Tokens in the cache (the position the next id is read at). */
+  /** The positions steps pos .. pos + n - 1 read, as written to ctl. */
+  protected abstract positions(n: number): Int32Array;
+  /** The program of n steps from the current position. */
+  protected abstract program(n: number): Program;
+
+  /** Ids read (the position the next one is read at). */
   get position(): number {
     return this.pos;
   }
 
-  /** Back to an empty cache (the caches' rows are overwritten as positions come again). */
-  reset(): void {
-    this.pos = 0;
-  }
-
   /**
-   * Moves to `position`: the next id is read there, against the cache's rows before it as they are (a
-   * benchmark decodes the same stretch again; a caller rewinding keeps the prefix it means).
+   * Moves to `position`: the next id is read there, against the context before it as it is (a benchmark
+   * decodes the same stretch again; a caller rewinding keeps the prefix it means).
    */
   seek(position: number): void {
     if (!(Number.isInteger(position) && position >= 0 && position <= this.maxLen)) {
-      throw new Error(`TransformerDecoder.seek: position ${position} outside 0 .. ${this.maxLen}`);
+      throw new Error(`${this.names.who}.seek: position ${position} outside 0 .. ${this.maxLen}`);
     }
     this.pos = position;
   }
@@ -326,29 +298,28 @@ export class TransformerDecoder {
   private room(n: number): void {
     if (this.pos + n > this.maxLen) {
       throw new Error(
-        `TransformerDecoder: ${n} more positions after ${this.pos} exceed the cache's ${this.maxLen} (maxLen)`,
+        `${this.names.who}: ${n} more ${this.names.ids} after ${this.pos} exceed the ${this.names.context}'s ${this.maxLen} (maxLen)`,
       );
     }
   }
 
   /** Program and host values of `n` steps from the current position (the first id in row 0); moves on. */
   private submission(first: number | undefined, n: number) {
-    const positions = new Int32Array(n);
-    for (let j = 0; j < n; j++) positions[j] = this.pos + j;
     // deno-lint-ignore no-explicit-any
-    const writes: [any, Int32Array][] = [[this.s.ctl, positions]];
-    if (first !== undefined) writes.push([this.s.ring, Int32Array.of(first)]);
+    const writes: [any, Int32Array][] = [[this.io.ctl, this.positions(n)]];
+    if (first !== undefined) writes.push([this.io.ring, Int32Array.of(first)]);
+    const program = this.program(n);
     this.pos += n;
-    return { program: this.s.run(n), writes };
+    return { program, writes };
   }
 
-  /** Reads `id` at the current position; the logits (V) of the next token. */
+  /** Reads `id` at the current position; the logits (V) of the next one. */
   async step(id: number): Promise<Float32Array> {
     this.room(1);
     const { program, writes } = this.submission(id, 1);
     const { readback } = await this.backend.submit([program], {
       writes,
-      readback: { from: this.s.logits, floats: this.s.V },
+      readback: { from: this.io.logits, floats: this.io.V },
     });
     return (await readback!).floats;
   }
@@ -356,9 +327,76 @@ export class TransformerDecoder {
   /** `count` greedy ids after `first` (read at the current position), stepsPerSubmit per submission. */
   async greedy(first: number, count: number): Promise<Int32Array> {
     this.room(count);
-    const ring = { buf: this.s.ring, rowFloats: this.s.rowFloats };
-    const sub = (f: number | undefined, n: number) => this.submission(f, n);
-    return await greedyRuns(this.backend, ring, this.stepsPerSubmit, first, count, sub, "TransformerDecoder");
+    const K = this.stepsPerSubmit, rf = this.io.rowFloats, out = new Int32Array(count);
+    const pending: [number, Promise<{ floats: Float32Array }>][] = [];
+    for (let at = 0; at < count; at += K) {
+      const n = Math.min(K, count - at);
+      const { program, writes } = this.submission(at === 0 ? first : undefined, n);
+      const { readback } = await this.backend.submit([program], {
+        writes,
+        readback: { from: this.backend.view(this.io.ring, rf, n * rf), floats: n * rf },
+      });
+      pending.push([n, readback!]);
+    }
+    let at = 0;
+    try {
+      for (const [n, r] of pending) {
+        const ids = new Int32Array((await r).floats.buffer);
+        for (let j = 0; j < n; j++) out[at + j] = ids[j * rf];
+        at += n;
+      }
+    } catch (e) {
+      await Promise.allSettled(pending.map(([, r]) => r)); // read-backs in flight land before anything is released
+      throw e;
+    }
+    const bad = out.indexOf(NOT_FINITE_ID);
+    if (bad >= 0) throw new NonFiniteError(`${this.names.who}: the logits of step ${bad} are not finite`);
+    return out;
+  }
+
+  destroy(): void {
+    this.backend.destroy();
+  }
+}
+
+/** The KV-cache decoder of a Transformer LM on the native engine (one sequence). */
+export class TransformerDecoder extends KVCacheDecoder {
+  private constructor(
+    // deno-lint-ignore no-explicit-any
+    backend: Backend<any>,
+    // deno-lint-ignore no-explicit-any
+    private readonly s: ReturnType<typeof buildTransformerDecoder<any>>,
+    maxLen: number,
+    stepsPerSubmit: number,
+  ) {
+    super(backend, s, maxLen, stepsPerSubmit, {
+      who: "TransformerDecoder",
+      ids: "positions",
+      context: "cache",
+    });
+  }
+
+  static create(o: TransformerDecoderOptions): Promise<TransformerDecoder> {
+    return KVCacheDecoder.open("TransformerDecoder", o, o.config.vocab_size, async (be, K) => {
+      const s = buildTransformerDecoder(be, o.config, o.maxLen, K);
+      s.arena.write(o.params, "TransformerDecoder");
+      writeStackTables(be, s.st);
+      await be.finish(); // compilation and validation errors surface here
+      return new TransformerDecoder(be, s, o.maxLen, K);
+    });
+  }
+
+  protected positions(n: number): Int32Array {
+    return Int32Array.from({ length: n }, (_, j) => this.pos + j);
+  }
+
+  protected program(n: number): Program {
+    return this.s.run(n);
+  }
+
+  /** Back to an empty cache (the caches' rows are overwritten as positions come again). */
+  reset(): void {
+    this.pos = 0;
   }
 
   /**
@@ -371,9 +409,5 @@ export class TransformerDecoder {
     }
     for (const c of this.s.st.caches) this.backend.write(c, values(position * 2 * this.s.d));
     this.seek(position);
-  }
-
-  destroy(): void {
-    this.backend.destroy();
   }
 }
