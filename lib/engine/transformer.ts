@@ -17,11 +17,13 @@
  * then logits = LN_f(res_L) E^T and the mean next-token cross-entropy.
  */
 import {
+  type StackSpec,
   type TransformerConfig,
   transformerNoWeightDecay,
   transformerShapes,
+  transformerStack,
 } from "../models/transformer_config.ts";
-import { type MegaByteConfig, megabyteShapes } from "../models/megabyte_config.ts";
+import { type MegaByteConfig, megabyteShapes, stacks } from "../models/megabyte_config.ts";
 import type { GemmSpec } from "../kernels/js/gemm.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
@@ -66,18 +68,6 @@ function isMegaByte(cfg: TransformerConfig | MegaByteConfig): cfg is MegaByteCon
   return "patch_size" in cfg;
 }
 
-/** One stack of pre-norm blocks: its parameters' prefix and its widths (models/transformer_config.ts StackSpec). */
-interface StackShape {
-  prefix: string;
-  d: number;
-  heads: number;
-  /** the MLP's width */
-  f: number;
-  layers: number;
-  eps: number;
-  theta: number;
-}
-
 /**
  * A stack's buffers and its forward and backward kernel calls, over `seqs` sequences of `len` rows each
  * (token-major). The caller fills `res0` before `forward` and `dOut` (the gradient of `out`, the final
@@ -87,14 +77,14 @@ interface StackShape {
  */
 function recordStack<B>(
   be: Backend<B>,
-  s: StackShape,
+  s: StackSpec,
   P: (name: string) => B,
   G: (name: string) => B,
   seqs: number,
   len: number,
   latents?: number,
 ) {
-  const { d, f, eps } = s, H = s.heads, hd = d / H, L = s.layers, b = seqs, l = len, T = b * l;
+  const { d, f, eps } = s, H = s.nHead, hd = d / H, L = s.nLayer, b = seqs, l = len, T = b * l;
   const n = Math.min(latents ?? l, l), Tn = b * n, cross = n < l;
   const rowsIn = (i: number) => (i === 0 ? T : Tn); // rows a layer's LayerNorm 1 and q | k | v cover
   const f32 = (floats: number, label: string) => be.f32(floats, `${s.prefix}${label}`);
@@ -122,10 +112,10 @@ function recordStack<B>(
   const latentTables = cross
     ? { cos: f32(n * hd / 2, "rotary cos, latents"), sin: f32(n * hd / 2, "rotary sin, latents") }
     : tables;
-  const all = ropeTables(l, hd, s.theta);
+  const all = ropeTables(l, hd, s.ropeTheta);
   const tableWrites: [B, Float32Array][] = [[tables.cos, all.cos], [tables.sin, all.sin]];
   if (cross) {
-    const lat = ropeTables(n, hd, s.theta, l - n);
+    const lat = ropeTables(n, hd, s.ropeTheta, l - n);
     tableWrites.push([latentTables.cos, lat.cos], [latentTables.sin, lat.sin]);
   }
 
@@ -399,15 +389,7 @@ function build<B>(
   const { P, G, inputs } = base;
   const stack = recordStack(
     be,
-    {
-      prefix: "",
-      d,
-      heads: cfg.n_head,
-      f: cfg.mlp_ratio * d,
-      layers: cfg.n_layer,
-      eps: cfg.norm_eps,
-      theta: cfg.rope_theta,
-    },
+    transformerStack(cfg),
     P,
     G,
     b,
@@ -470,17 +452,10 @@ function buildMegaByte<B>(be: Backend<B>, cfg: MegaByteConfig, b: number, l: num
   const Pz = cfg.patch_size, K = l / Pz, dg = cfg.d_global, dl = cfg.d_local, e = cfg.d_byte_global, V = 256;
   const base = engineBase(be, megabyteShapes(cfg), b, l, V, o.readbackEvery);
   const { P, G, inputs } = base;
-  const common = { eps: cfg.norm_eps, theta: cfg.rope_theta };
+  const stackSpecs = stacks(cfg);
   const global = recordStack(
     be,
-    {
-      prefix: "global.",
-      d: dg,
-      heads: cfg.n_head_global,
-      f: cfg.mlp_ratio * dg,
-      layers: cfg.n_layer_global,
-      ...common,
-    },
+    stackSpecs.global,
     P,
     G,
     b,
@@ -488,14 +463,7 @@ function buildMegaByte<B>(be: Backend<B>, cfg: MegaByteConfig, b: number, l: num
   );
   const local = recordStack(
     be,
-    {
-      prefix: "local.",
-      d: dl,
-      heads: cfg.n_head_local,
-      f: cfg.mlp_ratio * dl,
-      layers: cfg.n_layer_local,
-      ...common,
-    },
+    stackSpecs.local,
     P,
     G,
     b * K,
