@@ -88,15 +88,24 @@ export function batchStrides(p: AttentionParams) {
   };
 }
 
+/** Where head h of position t of sequence b starts in each of q (and dq), k, v and o (and dO). */
+function accessors(p: AttentionParams) {
+  const bs = batchStrides(p);
+  return {
+    qa: at(p, p.qStride, p.qOff, bs.q),
+    ka: at(p, p.kStride, p.kOff, bs.k),
+    va: at(p, p.vStride, p.vOff, bs.v),
+    oa: at(p, p.oStride, p.oOff, bs.o),
+  };
+}
+
 export function attention(
   p: AttentionParams,
   b: { q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array; lse: Float32Array },
 ): void {
   checkAttention(p);
   const { hd } = p, scale = 1 / Math.sqrt(hd);
-  const bs = batchStrides(p);
-  const qa = at(p, p.qStride, p.qOff, bs.q), ka = at(p, p.kStride, p.kOff, bs.k);
-  const va = at(p, p.vStride, p.vOff, bs.v), oa = at(p, p.oStride, p.oOff, bs.o);
+  const { qa, ka, va, oa } = accessors(p);
   const s = scratch("attention scores", p.lk), acc = scratch("attention acc", hd);
   for (let bb = 0; bb < p.batch; bb++) {
     for (let h = 0; h < p.heads; h++) {
@@ -141,9 +150,7 @@ export function attentionBackward(
 ): void {
   checkAttention(p);
   const { hd } = p, scale = 1 / Math.sqrt(hd);
-  const bs = batchStrides(p);
-  const qa = at(p, p.qStride, p.qOff, bs.q), ka = at(p, p.kStride, p.kOff, bs.k);
-  const va = at(p, p.vStride, p.vOff, bs.v), oa = at(p, p.oStride, p.oOff, bs.o);
+  const { qa, ka, va, oa } = accessors(p);
   const dk = scratch("attention dk", p.lk * hd),
     dv = scratch("attention dv", p.lk * hd),
     dq = scratch("attention dq", hd);
