@@ -27,6 +27,7 @@ import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
 import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
 import {
   ArenaEngine,
+  checkPositiveIntegers,
   ENGINE_OPTIMIZER_DEFAULTS,
   type EngineOptimizer,
   layoutArena,
@@ -389,11 +390,7 @@ export class MambaEngine extends ArenaEngine {
     if (cfg.ssm_cfg.bias) {
       throw new Error("MambaEngine: in_proj / out_proj biases (ssm_cfg.bias true) are not supported");
     }
-    for (const [k, v] of Object.entries({ batch: o.batch, length: o.length })) {
-      if (!(Number.isInteger(v) && v >= 1)) {
-        throw new Error(`MambaEngine: ${k} must be a positive integer (got ${v})`);
-      }
-    }
+    checkPositiveIntegers("MambaEngine", { batch: o.batch, length: o.length });
     const readbackEvery = o.readbackEvery ?? 16;
     if (!(Number.isInteger(readbackEvery) && readbackEvery >= 1)) {
       throw new Error(`MambaEngine: readbackEvery ${readbackEvery}`);

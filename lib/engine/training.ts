@@ -62,6 +62,15 @@ export interface ArenaLayout {
  * device accepts); the undecayed ones `together` picks come right after the decayed ones, side by side (Mamba's
  * A_log: one dispatch for all layers), and their range is returned.
  */
+/** Throws, naming `who` and the field, unless every value is a positive integer (batch, length, ...). */
+export function checkPositiveIntegers(who: string, values: Record<string, number>): void {
+  for (const [k, v] of Object.entries(values)) {
+    if (!(Number.isInteger(v) && v >= 1)) {
+      throw new Error(`${who}: ${k} must be a positive integer (got ${v})`);
+    }
+  }
+}
+
 export function layoutArena(
   shapes: [string, number[]][],
   noDecay: (name: string) => boolean,

@@ -32,6 +32,7 @@ import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
 import { type Backend, createBackend, type EngineBackendName } from "./backend.ts";
 import {
   ArenaEngine,
+  checkPositiveIntegers,
   ENGINE_OPTIMIZER_DEFAULTS,
   type EngineOptimizer,
   layoutArena,
@@ -602,11 +603,7 @@ export class TransformerEngine extends ArenaEngine {
 
   static async create(o: TransformerEngineOptions): Promise<TransformerEngine> {
     const cfg = o.config, readbackEvery = o.readbackEvery ?? 16;
-    for (const [k, v] of Object.entries({ batch: o.batch, length: o.length, readbackEvery })) {
-      if (!(Number.isInteger(v) && v >= 1)) {
-        throw new Error(`TransformerEngine: ${k} must be a positive integer (got ${v})`);
-      }
-    }
+    checkPositiveIntegers("TransformerEngine", { batch: o.batch, length: o.length, readbackEvery });
     const optimizer = { ...ENGINE_OPTIMIZER_DEFAULTS, ...o.optimizer };
     // deno-lint-ignore no-explicit-any
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {

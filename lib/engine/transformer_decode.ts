@@ -27,7 +27,7 @@ import { NOT_FINITE_ID } from "../kernels/js/decode.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
 import { NonFiniteError } from "../io/errors.ts";
 import { ALIGN, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
-import { layoutArena } from "./training.ts";
+import { checkPositiveIntegers, layoutArena } from "./training.ts";
 
 export interface TransformerDecoderOptions extends DecoderCommon {
   config: TransformerConfig;
@@ -256,11 +256,7 @@ export abstract class KVCacheDecoder {
     build: (be: Backend<any>, K: number) => Promise<T>,
   ): Promise<T> {
     const K = o.stepsPerSubmit ?? 64;
-    for (const [k, v] of Object.entries({ maxLen: o.maxLen, stepsPerSubmit: K })) {
-      if (!(Number.isInteger(v) && v >= 1)) {
-        throw new Error(`${who}: ${k} must be a positive integer (got ${v})`);
-      }
-    }
+    checkPositiveIntegers(who, { maxLen: o.maxLen, stepsPerSubmit: K });
     // deno-lint-ignore no-explicit-any
     const be: Backend<any> = await createBackend(o.backend ?? "webgpu", {
       allowSoftware: o.allowSoftwareGpu,
