@@ -12,19 +12,12 @@ import { asTransformer } from "../models/transformer.ts";
 import { asMegaByte } from "../models/megabyte.ts";
 import { TransformerDecoder } from "../engine/transformer_decode.ts";
 import { MegaByteDecoder } from "../engine/megabyte_decode.ts";
-import type { EngineBackendName } from "../engine/backend.ts";
-import { wasmKernelsAvailable } from "../kernels/wasm/pool.ts";
+import { nativeBackendFor } from "../train/steps.ts";
 import { pickToken, type SamplingOptions } from "./sample.ts";
 import { Rng } from "../util/rng.ts";
 
 /** The byte models with attention that `streamAttentionBytes` decodes. */
 export const ATTENTION_DECODED_KINDS = ["transformer", "megabyte"];
-
-/** The engine backend beside TF.js's: webgpu on webgpu, else the CPU engine. */
-function engineBackend(): EngineBackendName {
-  if (tf.getBackend() === "webgpu") return "webgpu";
-  return wasmKernelsAvailable() ? "wasm" : "js";
-}
 
 /**
  * `maxBytes` bytes after `prompt` (at least one byte) from a byte Transformer or MegaByte, each passed to
@@ -45,7 +38,7 @@ export async function streamAttentionBytes(
   const common = {
     params: await readParameters(model),
     maxLen: prompt.length + maxBytes,
-    backend: engineBackend(),
+    backend: nativeBackendFor(tf.getBackend()) ?? ("js" as const), // beside TF.js: webgpu, else the CPU engine
     allowSoftwareGpu: true, // TF.js already runs on this adapter
     stepsPerSubmit: K,
   };
