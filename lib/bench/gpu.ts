@@ -406,10 +406,13 @@ for (const kind of models) {
 const text = new Uint8Array(1 << 20);
 for (let i = 0; i < text.length; i++) text[i] = 32 + (i * 2654435761 % 95); // synthetic bytes: speed only
 for (const [d, layers, batch, length] of trainShapes) {
-  const mamba = initMambaLM(mambaByteConfig(d, layers), 0);
+  // MambaByte's model: only when it trains or its step is profiled
+  const mamba = models.includes("mambabyte") || args.includes("--profile-train")
+    ? initMambaLM(mambaByteConfig(d, layers), 0)
+    : undefined;
   for (const kind of models) {
     const model: LanguageModel = kind === "mambabyte"
-      ? mambaAsLanguageModel(mamba)
+      ? mambaAsLanguageModel(mamba!)
       : createModel(kind, baselineConfig(kind, { d_model: d, n_layer: layers }), 0);
     const engines = (argValue("--engines") ?? (kind === "mambabyte" ? "native,tfjs" : "native"))
       .split(",") as TrainEngine[];
@@ -424,7 +427,7 @@ for (const [d, layers, batch, length] of trainShapes) {
       // one step with every kernel timed on the GPU (each is submitted alone, so the wall time is not the step's)
       const t0 = performance.now();
       const profile = await tf.profile(async () => {
-        await train(mambaAsLanguageModel(mamba), text, {
+        await train(mambaAsLanguageModel(mamba!), text, {
           steps: 1,
           batch,
           length,
@@ -465,7 +468,7 @@ for (const [d, layers, batch, length] of trainShapes) {
       console.log(`  profiling failed: ${e instanceof Error ? e.message : e}`);
     }
   }
-  for (const v of mamba.params.values()) v.dispose();
+  for (const v of mamba?.params.values() ?? []) v.dispose();
 }
 console.log(`device: ${info.device}; records in ${outFile}`);
 
