@@ -24,7 +24,6 @@ export const ENGINE_SCORED_KINDS = ["transformer", "transformer_subword", "megab
 
 export class EngineScorer implements RowScorer {
   private engine?: TransformerEngine;
-  private shape = "";
 
   private constructor(
     private readonly model: LanguageModel,
@@ -70,8 +69,7 @@ export class EngineScorer implements RowScorer {
   }
 
   private async engineFor(batch: number, length: number): Promise<TransformerEngine> {
-    const shape = `${batch}x${length}`;
-    if (this.engine && this.shape === shape) return this.engine;
+    if (this.engine?.batch === batch && this.engine.length === length) return this.engine;
     this.destroy();
     this.engine = await TransformerEngine.create({
       config: this.model.config as unknown as TransformerConfig | MegaByteConfig,
@@ -81,13 +79,11 @@ export class EngineScorer implements RowScorer {
       backend: this.backend,
       allowSoftwareGpu: this.allowSoftwareGpu,
     });
-    this.shape = shape;
     return this.engine;
   }
 
   destroy(): void {
     this.engine?.destroy();
     this.engine = undefined;
-    this.shape = "";
   }
 }
