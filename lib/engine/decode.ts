@@ -22,7 +22,7 @@
  * where the next submission starts.
  */
 import { dims, type MambaConfig } from "../models/mamba_config.ts";
-import type { GemmSpec } from "../kernels/js/gemm.ts";
+import { gemmSpec } from "../kernels/js/gemm.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 import { MAX_SAMPLE_VOCAB, NOT_FINITE_ID } from "../kernels/js/decode.ts";
 import { NonFiniteError } from "../io/errors.ts";
@@ -110,14 +110,7 @@ export function buildDecoder<B>(
     logits: f32(rows * V, "logits"),
   };
   // products, token-major (one row per sequence or position): C (M, N) = A (M, K) . W^T, W stored (N, K)
-  const nt = (M: number, N: number, Kd: number, name: string): GemmSpec => ({
-    M,
-    N,
-    K: Kd,
-    transposeA: false,
-    transposeB: true,
-    name,
-  });
+  const nt = (M: number, N: number, Kd: number, name: string) => gemmSpec(M, N, Kd, "NT", { name });
   // a pass: the ids it reads, and per layer the conv window and SSM state before it and after each id
   const passIds = be.i32(align(Math.max(1, maxPass)), "pass ids");
   const cSnap = align((maxPass + 1) * e * k), hSnap = align((maxPass + 1) * e * n);

@@ -21,7 +21,7 @@
  */
 import { dims, type MambaConfig, noWeightDecay, parameterShapes } from "../models/mamba_config.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
-import type { GemmSpec } from "../kernels/js/gemm.ts";
+import { gemmSpec } from "../kernels/js/gemm.ts";
 import { nq4 } from "../kernels/js/scan.ts";
 import { HISTORY_STRIDE } from "../kernels/js/optim.ts";
 import { align, type Backend, createBackend, type EngineBackendName, type Program } from "./backend.ts";
@@ -182,8 +182,7 @@ function build<B>(
   // ---- the products. GEMM layouts (kernels/js/gemm.ts) read channel-major views in place: a batch of
   // one product per sequence where a side is channel-major; weight gradients reduce over all b l tokens,
   // k running over (sequence, step) in segments of l. op: "NT" = A as stored, B transposed, ...
-  const mm = (M: number, N: number, K: number, op: "NN" | "NT" | "TN" | "TT", rest: Partial<GemmSpec> = {}) =>
-    ({ M, N, K, transposeA: op[0] === "T", transposeB: op[1] === "T", ...rest }) as GemmSpec;
+  const mm = gemmSpec;
   const perSeq = (strideA: number, strideB: number, strideC: number) => ({
     batch: b,
     strideA,

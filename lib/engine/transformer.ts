@@ -24,7 +24,7 @@ import {
   transformerStack,
 } from "../models/transformer_config.ts";
 import { type MegaByteConfig, megabyteShapes, stacks } from "../models/megabyte_config.ts";
-import type { GemmSpec } from "../kernels/js/gemm.ts";
+import { type GemmSpec, gemmSpec } from "../kernels/js/gemm.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
 import type { AttentionParams } from "../kernels/js/attention.ts";
@@ -280,17 +280,15 @@ function recordStack<B>(
   return { res0: res[0], out, dOut: da, dRes0, rows: T, rowsOut: Tn, n, tableWrites, forward, backward };
 }
 
-/** op: "NN" = A as stored, B as stored; "NT": B transposed; "TN": A transposed. */
-function mm(
+/** A named product (kernels/js/gemm.ts gemmSpec). */
+const mm = (
   M: number,
   N: number,
   K: number,
   op: "NN" | "NT" | "TN",
   name: string,
   rest: Partial<GemmSpec> = {},
-) {
-  return { M, N, K, transposeA: op[0] === "T", transposeB: op[1] === "T", name, ...rest } as GemmSpec;
-}
+) => gemmSpec(M, N, K, op, { name, ...rest });
 
 /** The head over `rows` rows of `x` (d wide) from r0: logits = x E^T; dx = dlogits E; dE (+)= dlogits^T x. */
 function headGemms(V: number, d: number, r0: number, rows: number) {

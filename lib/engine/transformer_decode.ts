@@ -21,7 +21,7 @@ import {
   transformerShapes,
   transformerStack,
 } from "../models/transformer_config.ts";
-import type { GemmSpec } from "../kernels/js/gemm.ts";
+import { gemmSpec } from "../kernels/js/gemm.ts";
 import type { EngineOps } from "../kernels/js/ops.ts";
 import { NOT_FINITE_ID } from "../kernels/js/decode.ts";
 import { ropeTables } from "../kernels/js/transformer.ts";
@@ -36,15 +36,8 @@ export interface TransformerDecoderOptions extends DecoderCommon {
 }
 
 /** A one-row product y (N) = x (K) W^T, W stored (N, K). */
-export const gemv = (N: number, K: number, name: string, accumulate = false): GemmSpec => ({
-  M: 1,
-  N,
-  K,
-  transposeA: false,
-  transposeB: true,
-  name,
-  ...(accumulate ? { accumulate: true } : {}),
-});
+export const gemv = (N: number, K: number, name: string, accumulate = false) =>
+  gemmSpec(1, N, K, "NT", { name, ...(accumulate ? { accumulate: true } : {}) });
 
 /**
  * One stack of pre-norm blocks decoding one position: its weights (views of the arena P by name), its KV

@@ -50,6 +50,20 @@ export interface GemmLayout {
 
 export type GemmSpec = Gemm & GemmLayout;
 
+/**
+ * A product C (M, N) = op(A) op(B) over depth K: `op` names each operand as stored ("N") or read transposed
+ * ("T"), A's first ("NT": a Linear layer's forward x W^T); `rest` the layout and name.
+ */
+export function gemmSpec(
+  M: number,
+  N: number,
+  K: number,
+  op: "NN" | "NT" | "TN" | "TT",
+  rest: Partial<GemmSpec> = {},
+): GemmSpec {
+  return { M, N, K, transposeA: op[0] === "T", transposeB: op[1] === "T", ...rest };
+}
+
 /** Every layout field filled in (the defaults of GemmLayout), splitK and name aside. */
 export function gemmLayout(g: GemmSpec): Required<Omit<GemmSpec, "splitK" | "name">> {
   const lda = g.lda ?? (g.transposeA ? g.M : g.K);
