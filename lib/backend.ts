@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { softwareDevices } from "./kernels/webgpu/runtime.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
 
@@ -42,6 +43,8 @@ tf.registerBackend("webgpu", async () => {
   device.addEventListener("uncapturederror", (e: { error: { message: string } }) => {
     console.error(`WebGPU error: ${e.error.message}`);
   });
+  // deno-lint-ignore no-explicit-any
+  if (adapter.info?.isFallbackAdapter ?? (adapter as any).isFallbackAdapter) softwareDevices.add(device);
   return new WebGPUBackend(device, adapter.info);
 }, 3);
 

@@ -120,31 +120,41 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
   }
 });
 
-Deno.test("engine kernels: GEMV with several columns per group of lanes (a pass's rows), partial last groups", async () => {
+Deno.test("engine kernels: GEMV of several rows (a pass's positions): lanes with 2-4 columns a group, and A in registers over 1-4 vectors a thread, partial batches of columns", async () => {
   const saved = { ...gemvTuning };
+  // the lanes kernel with several columns per group; then the rows kernel (A in registers; the H200's
+  // default, not software WebGPU's), its columns walked in batches by 2 workgroups. Each setting's shaders
+  // compile anew on lavapipe (the rows kernel's in ~15 s each), so the cases are few.
+  const settings = [
+    ...[2, 4].map((passColumns) => ({ rowsKernel: false, passColumns })),
+    { rowsKernel: true, rowsGroups: 2 },
+  ];
   try {
-    for (const passColumns of [2, 3, 4]) {
-      gemvTuning.passColumns = passColumns;
-      // rows 2..8; N not a multiple of the columns; K 44 (remainder loop only) and 3200 (the unrolled loop);
-      // scalar weights (K 45); accumulate; a folded norm; the conv epilogue over a pass with snapshots
+    for (const setting of settings) {
+      Object.assign(gemvTuning, saved, setting);
+      const passColumns = JSON.stringify(setting);
+      // rows 2..8; N not a multiple of the columns; K 44 (remainder loop only; rows kernel: one vector a
+      // thread, most threads past the row's end) and 3200 (the unrolled loop; rows kernel: four vectors a
+      // thread, the last reaching some threads); scalar weights (K 45: the lanes kernel only); accumulate;
+      // a folded norm; the conv epilogue over a pass with snapshots
       for (
         const [M, N, K, accumulate] of [[8, 37, 44, false], [3, 11, 3200, true], [2, 5, 45, false]] as const
       ) {
         const spec = { M, N, K, transposeA: false, transposeB: true, accumulate };
-        await check(`gemv ${passColumns} columns ${JSON.stringify(spec)}`, {
+        await check(`gemv ${passColumns} ${JSON.stringify(spec)}`, {
           inputs: { a: normal(M * K), b: normal(N * K), c: normal(M * N) },
           outputs: { c: 1e-5 },
           run: (ops, b) => ops.gemm(spec, { a: b.a, b: b.b, c: b.c }),
         });
         const p = { rows: M, d: K, N, eps: 1e-5 };
-        await check(`normGemv ${passColumns} columns ${JSON.stringify(p)}`, {
+        await check(`normGemv ${passColumns} ${JSON.stringify(p)}`, {
           inputs: { x: normal(M * K), w: uniform(K, 0.5, 1.5), W: normal(N * K), c: new Float32Array(M * N) },
           outputs: { c: 1e-5 },
           run: (ops, b) => ops.normGemv(p, { x: b.x, w: b.w, W: b.W, c: b.c }),
         });
       }
       const rows = 5, K = 3200, p = { rows, K, ch: 9, k: 4, bias: true, pass: true, norm: { eps: 1e-5 } };
-      await check(`gemvConv ${passColumns} columns ${JSON.stringify(p)}`, {
+      await check(`gemvConv ${passColumns} ${JSON.stringify(p)}`, {
         inputs: {
           a: normal(rows * K),
           gain: uniform(K, 0.5, 1.5),

@@ -28,8 +28,10 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --contexts LIST        bytes read before timing (default 1024)
   --fused-conv LIST      auto (default: from d_model 1024 up), on, off: the conv step in in_proj's dispatch
   --profile              also each kernel's device time in one step (summed by kernel)
-  --gemv MIN,UNROLL,COLS the GEMV's settings (lib/kernels/webgpu/gemm.ts gemvTuning: fewest workgroups,
-                         unrolling, columns per group in a pass; default 512,4,1)
+  --gemv SETTINGS        the GEMV's settings (lib/kernels/webgpu/gemm.ts gemvTuning), as KEY=VALUE pairs
+                         (e.g. rowsKernel=false or rowsGroups=132,rowsOutputs=8) or MIN,UNROLL,COLS
+                         (fewest workgroups, unrolling, columns per group in a pass); repeatable: every
+                         shape is measured once per setting
   --backend NAME         webgpu (default) or js
   --allow-software       accept a software WebGPU adapter
   --peers FILE           mamba_ssm's decode step measured in this session (h200_peers.py decode output):
@@ -56,11 +58,31 @@ const peers: any[] = peersFile
   ? (await Deno.readTextFile(peersFile)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l))
   : [];
 const say = (s: string) => console.error(`[decode engine] ${s}`);
-const gemvSetting = all("--gemv").at(-1);
-if (gemvSetting) {
-  const [minGroups, unroll, passColumns] = list(gemvSetting);
-  Object.assign(gemvTuning, { minGroups, unroll, ...(passColumns ? { passColumns } : {}) });
+const defaultGemv = { ...gemvTuning };
+/** gemvTuning as the defaults with one --gemv setting applied ("" keeps the defaults). */
+function applyGemv(setting: string): void {
+  Object.assign(gemvTuning, defaultGemv);
+  if (!setting) return;
+  if (!setting.includes("=")) {
+    const [minGroups, unroll, passColumns] = list(setting);
+    Object.assign(gemvTuning, { minGroups, unroll, ...(passColumns ? { passColumns } : {}) });
+    return;
+  }
+  for (const pair of setting.split(",")) {
+    const [key, value] = pair.split("=");
+    const was = (gemvTuning as Record<string, unknown>)[key];
+    const v = typeof was === "boolean" ? value === "true" : Number(value);
+    if (was === undefined || (typeof v === "number" && !Number.isFinite(v))) {
+      console.error(
+        `--gemv: ${pair}: expected KEY=VALUE with KEY one of ${Object.keys(gemvTuning).join(", ")}`,
+      );
+      Deno.exit(2);
+    }
+    (gemvTuning as Record<string, unknown>)[key] = v;
+  }
 }
+const gemvSettings = all("--gemv").length ? all("--gemv") : [""];
+for (const g of gemvSettings) applyGemv(g); // a bad setting fails before any model is built
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** The same-session peer of a batch-1 shape, and the ratio of `bytesPerS` to its CUDA graph. */
@@ -80,7 +102,11 @@ for (const [d, L] of shapes) {
   const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: 256 }, "bench");
   say(`d${d} x ${L}: initialising ${L} layers of random weights`);
   const params = initParameters(config, 0);
-  for (const [K, fusedConv] of perSubmit.flatMap((K) => fusedConvs.map((f) => [K, f] as const))) {
+  const settings = gemvSettings.flatMap((g) =>
+    perSubmit.flatMap((K) => fusedConvs.map((f) => [g, K, f] as const))
+  );
+  for (const [gemv, K, fusedConv] of settings) {
+    applyGemv(gemv);
     const t0 = performance.now();
     const dec = await MambaDecoder.create({
       config,

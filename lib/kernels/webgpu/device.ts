@@ -217,7 +217,11 @@ export class GpuRuntime {
 
   /** A Dispatcher that records into `list` (scratch from the runtime's pool). */
   recorder(list: Recorded[]): Dispatcher<GpuView> {
-    const limits: DispatchLimits = this.limits;
+    const limits: DispatchLimits = {
+      maxComputeWorkgroupStorageSize: this.limits.maxComputeWorkgroupStorageSize,
+      maxStorageBuffersPerShaderStage: this.limits.maxStorageBuffersPerShaderStage,
+      software: this.info.fallback,
+    };
     const maxBinding = this.limits.maxStorageBufferBindingSize;
     const align = this.limits.minStorageBufferOffsetAlignment;
     const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;

@@ -100,16 +100,24 @@ export function dispatch(
   }
 }
 
+/** TF.js's devices on a software (fallback) adapter: lib/backend.ts adds them (DispatchLimits.software). */
+export const softwareDevices = new WeakSet<GPUDevice>();
+
 /**
  * The Dispatcher (dispatcher.ts) of the TF.js op path: scratch buffers are tfjs tensors freed by
  * `release`, dispatches go into tfjs's encoder (timed under `${prefix}${label}` inside tf.profile).
  */
 export function tfjsDispatcher(be: Backend, prefix: string): Dispatcher<tf.TensorInfo> {
   const device: GPUDevice = be.device;
+  const { maxComputeWorkgroupStorageSize, maxStorageBuffersPerShaderStage } = device.limits;
   return {
     alloc: (floats) => newTensor(be, [floats]),
     release: (t) => be.disposeData(t.dataId),
     dispatch: (label, code, bufs, groups) => dispatch(be, `${prefix}${label}`, code, bufs, groups),
-    limits: device.limits,
+    limits: {
+      maxComputeWorkgroupStorageSize,
+      maxStorageBuffersPerShaderStage,
+      software: softwareDevices.has(device),
+    },
   };
 }

@@ -4,7 +4,7 @@
  */
 import type { GeluParams, LayerNormGradParams, LayerNormParams, RopeParams } from "../js/transformer.ts";
 import { type Dispatcher, flatGroups } from "./dispatcher.ts";
-import { columnSumShader, normBlockRows, rowThreads } from "./norm.ts";
+import { columnSumGroups, columnSumShader, normBlockRows, rowThreads } from "./norm.ts";
 import { cached, declare, FLAT_ARGS, flatIndex, GROUP_ARGS, itemGroups, treeReduce } from "./wgsl.ts";
 
 /** One workgroup per row: the mean (a tree), the variance about it (a second tree), then y. */
@@ -55,7 +55,7 @@ export function layerNorm<B>(
 /**
  * LayerNorm backward, pass 1: a workgroup per block of rows; per row the sums of g = dy w and of g xh (two
  * trees), dx written (or added), and each thread's columns of dy xh and dy summed over the block into
- * partials (blocks, d) of dw and of db. Pass 2 sums the blocks per column (columnSum), in order.
+ * partials (blocks, d) of dw and of db. Pass 2 sums the blocks per column (columnSum).
  */
 function layerNormBackwardShader(p: LayerNormGradParams): string {
   const W = rowThreads(p.d), CPT = Math.ceil(p.d / W), RB = normBlockRows(p.rows);
@@ -130,8 +130,8 @@ export function layerNormBackward<B>(
     itemGroups(blocks),
   );
   const sum = columnSumShader(blocks, p.d);
-  d.dispatch("columnSum", sum, [dwParts, b.dw], flatGroups(p.d, 64));
-  d.dispatch("columnSum", sum, [dbParts, b.db], flatGroups(p.d, 64));
+  d.dispatch("columnSum", sum, [dwParts, b.dw], columnSumGroups(p.d));
+  d.dispatch("columnSum", sum, [dbParts, b.db], columnSumGroups(p.d));
   d.release(dwParts);
   d.release(dbParts);
 }
