@@ -30,6 +30,8 @@ import { scoreBatch, type ScoreProgress, scoreText } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
 import { LOCAL_RESULTS_DIR } from "./paths.ts";
 import { windowLine } from "./util/progress.ts";
+import { mambaGguf } from "./models/gguf_export.ts";
+import { writeGguf } from "./io/gguf.ts";
 
 const HELP = `MambaByte lab — a byte-level Mamba language model on TensorFlow.js
 
@@ -66,6 +68,9 @@ commands:
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
                                             domain's split (data/local/results/eval.jsonl, or --results DIR)
+  export    --model DIR --format gguf --out FILE
+                                            a MambaByte checkpoint as a GGUF file that llama.cpp runs
+                                            (architecture mamba, F32; prints a JSON summary)
   reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--seeds 0,1,..] [--results DIR]
             [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
                                             the whole reproduction: data, the compute-matched plan
@@ -372,6 +377,17 @@ const DOCS: Record<string, CommandDoc> = {
       backend: BACKEND_DOC,
     },
   },
+  export: {
+    usage: "deno task mambabyte export --model DIR --format gguf --out FILE",
+    summary: "Writes a MambaByte checkpoint (mamba_ssm names) as a GGUF file for llama.cpp: architecture " +
+      "mamba, F32 tensors, A stored as -exp(A_log), the byte vocabulary as a byte-level BPE that maps text " +
+      "to its bytes one to one, no BOS or EOS. The file is written atomically; a JSON summary goes to stdout.",
+    options: {
+      model: ["DIR", "a MambaByte checkpoint directory: config.json + model.safetensors (required)"],
+      format: ["FORMAT", "gguf (the one format; required)"],
+      out: ["FILE", "the file to write (required; replaced if it exists)"],
+    },
+  },
   reproduce: {
     usage: "deno task mambabyte reproduce [options]",
     summary: "The whole reproduction: data, the compute-matched plan (data/plans/compute-matched.json; " +
@@ -554,6 +570,39 @@ async function info(args: string[]) {
       2,
     ) + "\n",
   ));
+}
+
+async function exportCommand(args: string[]) {
+  const flags = parseFlags(args, { ...COMMON, model: "value", format: "value", out: "value" }, "export");
+  const dir = required(flags, "model", "export");
+  const format = required(flags, "format", "export");
+  const out = required(flags, "out", "export");
+  if (format !== "gguf") throw new UsageError(`export: --format must be gguf, got "${format}"`);
+  const kind = await configKind(dir);
+  if (kind !== undefined && kind !== "mamba") {
+    throw new InputError(
+      `${dir}/config.json`,
+      "kind",
+      `${dir}: a ${kind} checkpoint; export --format gguf writes MambaByte models only`,
+    );
+  }
+  const ckpt = await readCheckpoint(dir);
+  let gguf;
+  try {
+    gguf = mambaGguf(ckpt, dir.replace(/\/+$/, "").split("/").pop() || "mambabyte");
+  } catch (e) {
+    throw new InputError(ckpt.configPath, undefined, (e as Error).message);
+  }
+  const bytes = await writeGguf(out, gguf.metadata, gguf.tensors);
+  await printJson({
+    out,
+    format: "gguf",
+    architecture: "mamba",
+    d_model: ckpt.config.d_model,
+    n_layer: ckpt.config.n_layer,
+    tensors: gguf.tensors.length,
+    bytes,
+  });
 }
 
 /** The score options every scoring command shares: window, batch, progress. */
@@ -1078,6 +1127,7 @@ export async function main(argv: string[]): Promise<number> {
     generate: generateCommand,
     train: trainCommand,
     eval: evalCommand,
+    export: exportCommand,
     reproduce: reproduceCommand,
   };
   if (!command || command === "--help" || command === "-h" || command === "help") {

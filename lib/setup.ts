@@ -2,6 +2,7 @@
  * Idempotent machine setup for a fresh Debian 12 machine (run as root).
  *
  *   deno run -A lib/setup.ts [--quiet] [--with-notebooks] [--with-lab] [--with-webgpu] [--with-chromium]
+ *     [--with-llama]
  *
  * It checks what is present and installs only what is missing. Always: a stable copy of the running Deno
  * (the README's first command runs Deno from npx's cache, which can be cleaned), `deno` on PATH pointing
@@ -13,6 +14,8 @@
  *   --with-lab        also Debian's Jupyter Notebook server and jupyter-client (`deno task lab`); implies
  *                     --with-notebooks.
  *   --with-webgpu     mesa-vulkan-drivers (lavapipe: software Vulkan, so WebGPU code runs on CPU machines).
+ *   --with-llama      llama.cpp (node-llama-cpp's prebuilt Linux x64 libraries, npm) and a small C driver of
+ *                     it built with Debian's gcc, in .tools/llama: the GGUF export's reference.
  *
  * `apt-get update` runs at most once, and only when some package must be installed. Without root, a missing
  * package is an error that says what to install. The helpers are exported for tests and other scripts.
@@ -25,6 +28,7 @@ export interface SetupOptions {
   lab: boolean;
   webgpu: boolean;
   chromium: boolean;
+  llama: boolean;
 }
 
 /** Raised with a message that names the failing package or command and what to do about it. */
@@ -41,6 +45,8 @@ export const APT_PACKAGES = {
   // fonts-liberation is only "recommended" by chromium-common; we install without recommends, and a machine
   // without any font renders every label as empty boxes in PNGs.
   chromium: ["chromium", "fonts-liberation"],
+  // the C compiler that builds the llama.cpp reference driver (tests/reference/llama_logits.c)
+  llama: ["gcc", "libc6-dev"],
 } as const;
 
 /** Where Debian's chromium lives; CHROMIUM_PATH overrides. */
@@ -52,16 +58,25 @@ export const DEBIAN_PYTHON = "/usr/bin/python3";
 
 /** Parse the command line of lib/setup.ts. Unknown flags are an error (a typo should not pass silently). */
 export function parseSetupArgs(args: string[]): SetupOptions {
-  const opts: SetupOptions = { quiet: false, notebooks: false, lab: false, webgpu: false, chromium: false };
+  const opts: SetupOptions = {
+    quiet: false,
+    notebooks: false,
+    lab: false,
+    webgpu: false,
+    chromium: false,
+    llama: false,
+  };
   for (const a of args) {
     if (a === "--quiet" || a === "-q") opts.quiet = true;
     else if (a === "--with-notebooks") opts.notebooks = true;
     else if (a === "--with-lab") opts.lab = opts.notebooks = true;
     else if (a === "--with-webgpu") opts.webgpu = true;
     else if (a === "--with-chromium") opts.chromium = true;
+    else if (a === "--with-llama") opts.llama = true;
     else {
       throw new SetupError(
-        `unknown argument '${a}' (expected --quiet, --with-notebooks, --with-lab, --with-webgpu, --with-chromium)`,
+        `unknown argument '${a}' (expected --quiet, --with-notebooks, --with-lab, --with-webgpu, --with-chromium, ` +
+          "--with-llama)",
       );
     }
   }
@@ -378,6 +393,85 @@ export interface SetupReport {
   deno: StableDeno;
   kernel?: KernelStatus;
   chromium?: string;
+  /** the llama.cpp reference driver (--with-llama) */
+  llama?: string;
+}
+
+/**
+ * llama.cpp as a reference (the GGUF export's test compares its logits) and a peer: node-llama-cpp's
+ * prebuilt libraries for Linux x64 (llama.cpp v0.5.0), no JavaScript of it; the headers of the same release
+ * from the source bundle it ships; tests/reference/llama_logits.c built against them. In .tools/llama
+ * (ignored by git). A benchmark and test dependency only: nothing else in the project needs it.
+ */
+export const LLAMA_NPM = ["node-llama-cpp@3.22.1", "@node-llama-cpp/linux-x64@3.22.1"];
+
+export function llamaPaths(): { dir: string; bins: string; driver: string } {
+  const dir = new URL("../.tools/llama", import.meta.url).pathname;
+  return {
+    dir,
+    bins: `${dir}/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64`,
+    driver: `${dir}/llama_logits`,
+  };
+}
+
+async function ensureLlama(opts: { quiet?: boolean }): Promise<string> {
+  const p = llamaPaths();
+  if (await isExecutable(p.driver)) return p.driver;
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
+    throw new SetupError(
+      `--with-llama: node-llama-cpp's prebuilt llama.cpp is used for Linux x64 only (this is ${Deno.build.os} ` +
+        `${Deno.build.arch})`,
+    );
+  }
+  const step = async (what: string, cmd: string[]) => {
+    if (!opts.quiet) console.log(`setup: ${what}`);
+    const r = await runCommand(cmd);
+    if (r.code !== 0) {
+      throw new SetupError(`--with-llama: ${what} failed (${cmd.join(" ")}):\n${tail(r.stderr || r.stdout)}`);
+    }
+  };
+  await Deno.mkdir(p.dir, { recursive: true });
+  // --ignore-scripts: node-llama-cpp's install script would look for (or build) binaries; the prebuilt
+  // package is named explicitly instead of through optional dependencies (which also pull CUDA builds)
+  await step(`npm install ${LLAMA_NPM.join(" ")} into ${p.dir}`, [
+    "npm",
+    "install",
+    "--prefix",
+    p.dir,
+    "--no-audit",
+    "--no-fund",
+    "--ignore-scripts",
+    "--omit=optional",
+    ...LLAMA_NPM,
+  ]);
+  const src = `${p.dir}/src`;
+  if (!(await isExecutable(`${src}/include`))) {
+    await step("the llama.cpp release's headers (git clone of node-llama-cpp's source bundle)", [
+      "git",
+      "clone",
+      "--quiet",
+      `${p.dir}/node_modules/node-llama-cpp/llama/gitRelease.bundle`,
+      src,
+    ]);
+  }
+  const driverSource = new URL("../tests/reference/llama_logits.c", import.meta.url).pathname;
+  const tmp = `${p.driver}.tmp`;
+  await step("building tests/reference/llama_logits.c", [
+    "gcc",
+    "-O2",
+    "-o",
+    tmp,
+    driverSource,
+    `-I${src}/include`,
+    `-I${src}/ggml/include`,
+    `-L${p.bins}`,
+    "-l:libllama.v0.5.0.so",
+    "-l:libggml.v0.5.0.so",
+    "-lggml-base",
+    `-Wl,-rpath,${p.bins}`,
+  ]);
+  await Deno.rename(tmp, p.driver);
+  return p.driver;
 }
 
 /** Make sure of everything `opts` asks for. Throws SetupError with a clear message on failure. */
@@ -386,6 +480,7 @@ export async function setup(opts: SetupOptions): Promise<SetupReport> {
   if (opts.notebooks) wanted.push(...APT_PACKAGES.notebooks);
   if (opts.lab) wanted.push(...APT_PACKAGES.lab);
   if (opts.webgpu) wanted.push(...APT_PACKAGES.webgpu);
+  if (opts.llama && !(await isExecutable(llamaPaths().driver))) wanted.push(...APT_PACKAGES.llama);
   const customChromium = Deno.env.get("CHROMIUM_PATH");
   if (opts.chromium) {
     if (customChromium && await isExecutable(customChromium)) {
@@ -407,6 +502,7 @@ export async function setup(opts: SetupOptions): Promise<SetupReport> {
     }
     report.chromium = path;
   }
+  if (opts.llama) report.llama = await ensureLlama(opts);
   if (opts.notebooks) {
     report.kernel = await ensureDenoKernel(opts);
     const seen = await jupyterSeesDenoKernel();
@@ -427,7 +523,9 @@ const USAGE =
   --with-chromium     Debian's chromium and fonts-liberation (skipped when CHROMIUM_PATH names one)
   --with-notebooks    jupyter-nbconvert, python3-nbclient; implies --with-chromium
   --with-lab          Debian's Jupyter Notebook server and jupyter-client (deno task lab); implies --with-notebooks
-  --with-webgpu       mesa-vulkan-drivers (lavapipe: software Vulkan, so WebGPU code runs on CPU machines)`;
+  --with-webgpu       mesa-vulkan-drivers (lavapipe: software Vulkan, so WebGPU code runs on CPU machines)
+  --with-llama        llama.cpp as a reference and peer: node-llama-cpp's prebuilt Linux x64 libraries and
+                      a small C driver (tests/reference/llama_logits.c) in .tools/llama; gcc from Debian`;
 
 async function main(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
@@ -445,6 +543,7 @@ async function main(args: string[]): Promise<number> {
       parts.push(`deno: ${report.deno.onPath ?? report.deno.path}`);
       if (report.chromium) parts.push(`chromium: ${report.chromium}`);
       if (report.kernel) parts.push(`deno kernel: ${report.kernel.path}`);
+      if (report.llama) parts.push(`llama.cpp driver: ${report.llama}`);
       console.log(`setup: ok (${parts.join("; ")})`);
     }
     return 0;

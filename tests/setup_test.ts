@@ -19,6 +19,7 @@ Deno.test("setup flags: --with-notebooks implies --with-chromium; unknown flags 
     lab: false,
     webgpu: false,
     chromium: false,
+    llama: false,
   });
   assert.deepEqual(parseSetupArgs(["--quiet", "--with-notebooks"]), {
     quiet: true,
@@ -26,6 +27,7 @@ Deno.test("setup flags: --with-notebooks implies --with-chromium; unknown flags 
     lab: false,
     webgpu: false,
     chromium: true,
+    llama: false,
   });
   assert.deepEqual(parseSetupArgs(["--with-lab"]), {
     quiet: false,
@@ -33,8 +35,10 @@ Deno.test("setup flags: --with-notebooks implies --with-chromium; unknown flags 
     lab: true,
     webgpu: false,
     chromium: true,
+    llama: false,
   });
   assert.equal(parseSetupArgs(["--with-webgpu"]).webgpu, true);
+  assert.equal(parseSetupArgs(["--with-llama"]).llama, true);
   assert.throws(() => parseSetupArgs(["--with-notebook"]), SetupError);
 });
 
