@@ -5,7 +5,7 @@
  * verifier back equals a fresh prefill of the accepted prefix; no tensors leak.
  */
 import * as tf from "@tensorflow/tfjs";
-import { deepStrictEqual, ok as assert, throws } from "node:assert/strict";
+import { deepStrictEqual, match, ok as assert, strictEqual, throws } from "node:assert/strict";
 /** Equality of bytes (shown as arrays) or of plain values; the message names the case. */
 function assertEquals(a: unknown, b: unknown, msg?: string): void {
   const [x, y] = a instanceof Uint8Array ? [Array.from(a), Array.from(b as Uint8Array)] : [a, b];
@@ -20,6 +20,7 @@ import { MambaStepper, tensorsToHost } from "../lib/decode/stepper.ts";
 import { relL2, useBackend } from "./helpers.ts";
 import { CORPUS, echoMamba, tinyMamba } from "./decode_helpers.ts";
 import { RecurrentSession } from "../lib/decode/session.ts";
+import { decodeKernels, decodeKernelsUnavailable } from "../lib/kernels/wasm/decode.ts";
 
 const enc = new TextEncoder();
 const bpe = trainBpe(CORPUS, { vocabSize: 320 });
@@ -390,4 +391,12 @@ Deno.test("cli generate --speculative: the trained reference's greedy bytes on s
     for (const p of [verifierDir, drafterDir, promptFile]) await Deno.remove(p, { recursive: true });
     disposeMambaLM(drafter);
   }
+});
+
+Deno.test("the SIMD stepper names why it cannot hold a model (the 972M shape: 3.9 GB of weights, one 2 GiB memory) instead of falling back silently", () => {
+  const floats = 972e6; // the paper's largest MambaByte, float32
+  const why = decodeKernelsUnavailable(floats);
+  match(why ?? "", /holds at most 2 GiB .* this model needs 3\.62 GiB/);
+  strictEqual(decodeKernelsUnavailable(3.3e6), undefined); // d256x4
+  strictEqual(decodeKernels(floats), undefined); // refused before any memory is asked for
 });

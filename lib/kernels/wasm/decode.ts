@@ -4,7 +4,7 @@
  * lib/decode/stepper.ts runs a Mamba step with them; tests compare the step with lib/models/mamba.ts's.
  */
 import { SCAN_WASM_BASE64 } from "./bytes.ts";
-import { decodeBase64 } from "./pool.ts";
+import { decodeBase64, MAX_PAGES } from "./pool.ts";
 
 /**
  * y (rows) = W (rows, cols) @ x (cols) (+ bias), W row-major as PyTorch stores Linear weights. Four rows
@@ -69,13 +69,21 @@ export type SsmStepFn = (
 
 /**
  * The decoding kernels of decode.wat (WebAssembly SIMD: `mv`, `mv4`, `ssmStep`), bound to a fresh memory of
- * `floats` float32 values; undefined where WebAssembly SIMD (or shared memory) is missing, and then the
- * stepper runs plain JS. Pointers are byte offsets into that memory, so the weights, inputs and outputs all
- * live there.
+ * `floats` float32 values; undefined where they cannot run, and then the stepper runs plain JS, saying why
+ * once on stderr (decodeKernelsUnavailable). Pointers are byte offsets into that memory, so the weights,
+ * inputs and outputs all live there.
  */
 export function decodeKernels(
   floats: number,
 ): { mem: WebAssembly.Memory; mv: MvFn; mv4: Mv4Fn; ssmStep: SsmStepFn; map: MapFn } | undefined {
+  const why = decodeKernelsUnavailable(floats);
+  if (why) {
+    if (!warned.has(why)) {
+      warned.add(why);
+      console.error(`decoding: ${why}; the plain-JS stepper decodes instead (several times slower)`);
+    }
+    return undefined;
+  }
   try {
     const pages = Math.ceil((floats * 4 + 64) / 65536);
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
@@ -88,9 +96,29 @@ export function decodeKernels(
       ssmStep: x.ssmStep as unknown as SsmStepFn,
       map: x.map as unknown as MapFn,
     };
-  } catch {
+  } catch (e) {
+    const reason = `the WebAssembly SIMD stepper could not start (${(e as Error).message})`;
+    if (!warned.has(reason)) {
+      warned.add(reason);
+      console.error(`decoding: ${reason}; the plain-JS stepper decodes instead (several times slower)`);
+    }
     return undefined;
   }
+}
+const warned = new Set<string>();
+
+/**
+ * Why the SIMD stepper cannot hold `floats` float32 values (weights and scratch), or undefined when it can:
+ * its kernels are compiled against one memory of at most MAX_PAGES pages (2 GiB), so the paper's 972M model
+ * (3.9 GB of float32 weights) does not fit.
+ */
+export function decodeKernelsUnavailable(floats: number): string | undefined {
+  const bytes = floats * 4 + 64;
+  if (bytes > MAX_PAGES * 65536) {
+    return `the WebAssembly SIMD stepper holds at most ${MAX_PAGES * 65536 / 2 ** 30} GiB of weights and ` +
+      `scratch in its one memory; this model needs ${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  }
+  return undefined;
 }
 
 /** The bound kernels `decodeKernels` returns. */
