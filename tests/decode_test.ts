@@ -400,3 +400,25 @@ Deno.test("the SIMD stepper names why it cannot hold a model (the 972M shape: 3.
   strictEqual(decodeKernelsUnavailable(3.3e6), undefined); // d256x4
   strictEqual(decodeKernels(floats), undefined); // refused before any memory is asked for
 });
+
+Deno.test("MambaStepper over several WebAssembly memories (a model larger than one, split by layers) equals one memory bit for bit", async () => {
+  await useBackend("wasm");
+  const m = tinyMamba(256, 11, 128, 5); // 5 layers
+  const one = new MambaStepper(m);
+  // a layer is about 113K floats (in_proj 65.5K, out_proj 32.8K, ...), the scratch of 64 ids 153K and the
+  // embedding, head and final norm 66K: 410K floats a memory hold two layers, so three memories
+  const split = new MambaStepper(m, undefined, { memoryFloats: 410_000 });
+  assert(one.simd && split.simd, "WebAssembly SIMD kernels expected here");
+  strictEqual(one.memories, 1);
+  strictEqual(split.memories, 3);
+  const ids = Array.from({ length: 70 }, (_, i) => (i * 53 + 7) % 256);
+  const a = one.read(one.emptyState(), ids), b = split.read(split.emptyState(), ids);
+  assertEquals(b.logits, a.logits);
+  assertEquals(b.states, a.states);
+  // and the plain-JS stepper (no memory of its own; its sums run in another order) within 1e-5
+  const plain = new MambaStepper(m, undefined, { kernels: false });
+  strictEqual(plain.memories, 1);
+  const err = relL2(plain.read(plain.emptyState(), ids.slice(0, 5)).logits, a.logits.subarray(0, 5 * 256));
+  assert(err < 1e-5, `plain JS vs SIMD: ${err}`);
+  disposeMambaLM(m);
+});

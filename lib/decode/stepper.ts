@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { dims, disposeState, type MambaLM, type MambaState, step as tfStep } from "../models/mamba.ts";
 import { type DecodeKernels, decodeKernels, matvec } from "../kernels/mod.ts";
+import { MAX_PAGES } from "../kernels/wasm/pool.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
 
 /** A batch-1 Mamba state: per layer the conv window (e, k), oldest first, and the SSM state (e, n). */
@@ -73,6 +74,8 @@ export class TfStepper implements Stepper {
 }
 
 interface LayerWeights {
+  /** the memory (segment) holding this layer's weights and the scratch its kernels use */
+  seg: number;
   norm: Float32Array; // (d)
   inProj: Float32Array; // (2e, d)
   inBias?: Float32Array; // (2e)
@@ -98,6 +101,34 @@ function rmsNormInto(x: Float32Array, w: Float32Array, out: Float32Array, eps = 
 
 const softplusS = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
 
+/** Scratch rows for RUN_CHUNK ids, reused by every call: (T, width) row-major; one set per memory. */
+interface Scratch {
+  h: Float32Array; // (T, d) residual stream
+  normed: Float32Array; // (T, d)
+  xz: Float32Array; // (T, 2e): x_in, z
+  x: Float32Array; // (T, e) conv + silu output
+  xDbl: Float32Array; // (T, r + 2n): dt_low, B, C
+  dt: Float32Array; // (T, e)
+  y: Float32Array; // (T, e)
+  o: Float32Array; // (T, d)
+  g: Float32Array; // (T, e) sigmoids for the SiLUs
+  logits: Float32Array; // (T, Vp)
+  hA: Float32Array; // (e, n) running SSM state (ping-pong with hB)
+  hB: Float32Array;
+}
+
+/** One WebAssembly memory of the stepper, its kernels bound to it, and the scratch placed in it. */
+interface Segment {
+  kern?: DecodeKernels;
+  scratch: Scratch;
+}
+
+/**
+ * The floats one WebAssembly memory of the stepper holds (2 GiB: the kernels are compiled against a memory
+ * of at most 32,768 pages). Larger models are split by layers over several memories; tests lower it.
+ */
+export const STEPPER_MEMORY_FLOATS = (MAX_PAGES * 65536 - 64) / 4;
+
 /** Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). */
 const RUN_CHUNK = 64;
 
@@ -120,23 +151,24 @@ export class MambaStepper implements Stepper {
   private r!: number;
   private k!: number;
   private Vp!: number;
-  // scratch rows for RUN_CHUNK ids, reused by every call: (T, width) row-major
-  private h: Float32Array; // (T, d) residual stream
-  private normed: Float32Array; // (T, d)
-  private xz: Float32Array; // (T, 2e): x_in, z
-  private x: Float32Array; // (T, e) conv + silu output
-  private xDbl: Float32Array; // (T, r + 2n): dt_low, B, C
-  private dt: Float32Array; // (T, e)
-  private y: Float32Array; // (T, e)
-  private o: Float32Array; // (T, d)
-  private g: Float32Array; // (T, e) sigmoids for the SiLUs
-  private logits: Float32Array; // (T, Vp)
-  private hA: Float32Array; // (e, n) running SSM state (ping-pong with hB)
-  private hB: Float32Array;
-  private kern?: DecodeKernels;
+  /**
+   * The WebAssembly memories: the layers in order, split where the next would not fit in one memory
+   * (STEPPER_MEMORY_FLOATS); the embedding, final norm and head in the last. One, holding plain arrays,
+   * without WebAssembly SIMD.
+   */
+  private segs: Segment[] = [];
+  /** the segment of the final norm and head, whose scratch holds the logits */
+  private headSeg = 0;
   /** Whether the products and the recurrence run in WebAssembly SIMD. */
   get simd(): boolean {
-    return this.kern !== undefined;
+    return this.segs.every((s) => s.kern !== undefined);
+  }
+  /** How many WebAssembly memories hold the model (1 unless it exceeds one memory). */
+  get memories(): number {
+    return this.segs.length;
+  }
+  private get logits(): Float32Array {
+    return this.segs[this.headSeg].scratch.logits;
   }
 
   /**
@@ -144,6 +176,7 @@ export class MambaStepper implements Stepper {
    * of X, mv for the rest (the plain JS loop without SIMD or when cols % 8 != 0).
    */
   private mm(
+    kern: DecodeKernels | undefined,
     W: Float32Array,
     X: Float32Array,
     Y: Float32Array,
@@ -153,7 +186,7 @@ export class MambaStepper implements Stepper {
     bias?: Float32Array,
     xStride = cols,
   ) {
-    const kern = this.kern, xs = xStride * 4, ys = rows * 4;
+    const xs = xStride * 4, ys = rows * 4;
     if (kern && cols % 8 === 0) {
       let t = 0;
       for (; t + 3 < T; t += 4) {
@@ -188,48 +221,82 @@ export class MambaStepper implements Stepper {
    * `weights`: the parameters already on the host (see `create`); read synchronously otherwise (cpu, wasm).
    * `kernels: false` runs plain JS even where WebAssembly SIMD is available (tests compare the two).
    */
-  constructor(model: MambaLM, weights?: Map<string, Float32Array>, opts: { kernels?: boolean } = {}) {
+  constructor(
+    model: MambaLM,
+    weights?: Map<string, Float32Array>,
+    opts: { kernels?: boolean; memoryFloats?: number } = {},
+  ) {
     const cfg = model.config;
     const { d, e, n, r, k, V } = dims(cfg);
     Object.assign(this, { d, e, n, r, k, Vp: V });
-    // Every weight and scratch row is placed in one WebAssembly memory (when SIMD is available), so the
-    // kernels can read them; `place` copies an array in, 16-byte aligned.
     const T = RUN_CHUNK;
-    let total = 0;
-    for (const v of model.params.values()) total += v.size + 4;
-    total += cfg.n_layer * (e * n + 4); // A2 = A log2 e
-    total += T * (4 * d + 6 * e + r + 2 * n + V) + 2 * e * n + 64;
-    const kern = opts.kernels === false ? undefined : decodeKernels(total);
-    this.kern = kern;
-    let at = 0;
-    const place = (a: Float32Array): Float32Array => {
-      if (!kern) return a;
-      const view = new Float32Array(kern.mem.buffer, at * 4, a.length);
-      view.set(a);
-      at += Math.ceil(a.length / 4) * 4;
-      return view;
-    };
-    const get = (name: string) => {
+    const param = (name: string) => {
       const p = model.params.get(name);
       if (!p) throw new Error(`MambaStepper: model has no parameter "${name}"`);
+      return p;
+    };
+    const floatsOf = (names: string[]) => names.reduce((s, name) => s + param(name).size + 4, 0);
+    // Every weight and scratch row of a layer is placed in one WebAssembly memory (when SIMD is available),
+    // so the kernels can read them; the layers go in order, a new memory started where the next layer would
+    // not fit (the paper's 972M model: 3.9 GB of weights over two memories of 2 GiB)
+    const layerNames = (i: number) =>
+      [...model.params.keys()].filter((k) => k.startsWith(`backbone.layers.${i}.`));
+    const headNames = [...model.params.keys()].filter((k) => !k.startsWith("backbone.layers."));
+    const scratchFloats = T * (4 * d + 6 * e + r + 2 * n + V) + 2 * e * n + 12 * 4 + 64;
+    const items = [
+      ...Array.from({ length: cfg.n_layer }, (_, i) => floatsOf(layerNames(i)) + e * n + 4), // + A2
+      floatsOf(headNames),
+    ];
+    const capacity = (opts.memoryFloats ?? STEPPER_MEMORY_FLOATS) - scratchFloats;
+    const segOf: number[] = [], segFloats: number[] = [];
+    for (const size of items) {
+      const last = segFloats.length - 1;
+      if (last >= 0 && segFloats[last] + size <= capacity) {
+        segFloats[last] += size;
+      } else {
+        segFloats.push(size);
+      }
+      segOf.push(segFloats.length - 1);
+    }
+    const useKernels = opts.kernels !== false && segFloats.every((f) => f <= capacity);
+    // a layer larger than one memory: decodeKernels names why and the plain-JS stepper runs
+    const kerns = useKernels
+      ? segFloats.map((f) => decodeKernels(f + scratchFloats))
+      : [opts.kernels === false ? undefined : decodeKernels(Math.max(...segFloats) + scratchFloats)];
+    const simd = kerns.every((x) => x !== undefined);
+    if (!simd) segOf.fill(0);
+    const ats = kerns.map(() => 0);
+    const place = (seg: number, a: Float32Array): Float32Array => {
+      const kern = simd ? kerns[seg] : undefined;
+      if (!kern) return a;
+      const view = new Float32Array(kern.mem.buffer, ats[seg] * 4, a.length);
+      view.set(a);
+      ats[seg] += Math.ceil(a.length / 4) * 4;
+      return view;
+    };
+    const get = (seg: number, name: string) => {
+      const p = param(name);
       const host = weights?.get(name);
       if (!host && tf.getBackend() === "webgpu") {
         throw new Error(
           "MambaStepper on webgpu: build it with `await MambaStepper.create(model)` (no synchronous reads there)",
         );
       }
-      return place(host ?? (p.dataSync() as Float32Array));
+      return place(seg, host ?? (p.dataSync() as Float32Array));
     };
-    const opt = (name: string) => (model.params.has(name) ? get(name) : undefined);
-    this.E = get("backbone.embedding.weight");
-    this.head = cfg.tie_embeddings ? this.E : get("lm_head.weight");
-    this.normF = get("backbone.norm_f.weight");
+    const opt = (seg: number, name: string) => (model.params.has(name) ? get(seg, name) : undefined);
+    this.headSeg = segOf[cfg.n_layer];
+    this.E = get(this.headSeg, "backbone.embedding.weight");
+    this.head = cfg.tie_embeddings ? this.E : get(this.headSeg, "lm_head.weight");
+    this.normF = get(this.headSeg, "backbone.norm_f.weight");
     for (let i = 0; i < cfg.n_layer; i++) {
-      const p = (s: string) => get(`backbone.layers.${i}.mixer.${s}`);
-      const q = (s: string) => opt(`backbone.layers.${i}.mixer.${s}`);
+      const seg = segOf[i];
+      const p = (s: string) => get(seg, `backbone.layers.${i}.mixer.${s}`);
+      const q = (s: string) => opt(seg, `backbone.layers.${i}.mixer.${s}`);
       const A = p("A_log").map((v) => -Math.exp(v));
       this.layers.push({
-        norm: get(`backbone.layers.${i}.norm.weight`),
+        seg,
+        norm: get(seg, `backbone.layers.${i}.norm.weight`),
         inProj: p("in_proj.weight"),
         inBias: cfg.ssm_cfg.bias ? q("in_proj.bias") : undefined,
         convW: p("conv1d.weight"), // (e, 1, k) = (e, k)
@@ -238,25 +305,30 @@ export class MambaStepper implements Stepper {
         dtProj: p("dt_proj.weight"),
         dtBias: p("dt_proj.bias"),
         A,
-        A2: place(A.map((v) => v * Math.LOG2E)), // the kernel's decay is 2^(dt A log2 e)
+        A2: place(seg, A.map((v) => v * Math.LOG2E)), // the kernel's decay is 2^(dt A log2 e)
         D: p("D"),
         outProj: p("out_proj.weight"),
         outBias: cfg.ssm_cfg.bias ? q("out_proj.bias") : undefined,
       });
     }
-    const rows = (w: number) => place(new Float32Array(T * w));
-    this.h = rows(d);
-    this.normed = rows(d);
-    this.xz = rows(2 * e);
-    this.x = rows(e);
-    this.xDbl = rows(r + 2 * n);
-    this.dt = rows(e);
-    this.y = rows(e);
-    this.o = rows(d);
-    this.g = rows(e);
-    this.logits = rows(V);
-    this.hA = place(new Float32Array(e * n));
-    this.hB = place(new Float32Array(e * n));
+    this.segs = (simd ? kerns : [undefined]).map((kern, seg) => {
+      const rows = (w: number) => place(seg, new Float32Array(T * w));
+      const scratch: Scratch = {
+        h: rows(d),
+        normed: rows(d),
+        xz: rows(2 * e),
+        x: rows(e),
+        xDbl: rows(r + 2 * n),
+        dt: rows(e),
+        y: rows(e),
+        o: rows(d),
+        g: rows(e),
+        logits: rows(V),
+        hA: place(seg, new Float32Array(e * n)),
+        hB: place(seg, new Float32Array(e * n)),
+      };
+      return { kern, scratch };
+    });
   }
 
   /**
@@ -272,16 +344,23 @@ export class MambaStepper implements Stepper {
         throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${Vp - 1})`);
       }
     }
-    const { h, normed, xz, x, xDbl, dt, y, o } = this;
     const w = r + 2 * n;
-    for (let t = 0; t < T; t++) h.set(this.E.subarray(ids[t] * d, (ids[t] + 1) * d), t * d); // (T, d)
+    // the residual stream moves with the layers from memory to memory (T d floats copied at a boundary)
+    let seg = this.segs[this.layers.length ? this.layers[0].seg : this.headSeg];
+    const moveTo = (next: Segment) => {
+      if (next !== seg) next.scratch.h.set(seg.scratch.h.subarray(0, T * d));
+      seg = next;
+    };
+    for (let t = 0; t < T; t++) seg.scratch.h.set(this.E.subarray(ids[t] * d, (ids[t] + 1) * d), t * d); // (T, d)
     const states: HostState[] = Array.from({ length: keep === "all" ? T : 1 }, () => ({ conv: [], ssm: [] }));
     for (let li = 0; li < this.layers.length; li++) {
       const L = this.layers[li];
+      moveTo(this.segs[L.seg]);
+      const { h, normed, xz, x, xDbl, dt, y, o } = seg.scratch, kern = seg.kern;
       for (let t = 0; t < T; t++) {
         rmsNormInto(h.subarray(t * d, (t + 1) * d), L.norm, normed.subarray(t * d, (t + 1) * d));
       }
-      this.mm(L.inProj, normed, xz, T, 2 * e, d, L.inBias); // (T, 2e): x_in = xz[t, 0:e), z = xz[t, e:2e)
+      this.mm(kern, L.inProj, normed, xz, T, 2 * e, d, L.inBias); // (T, 2e): x_in = xz[t, 0:e), z = xz[t, e:2e)
       // conv window (e, k), oldest first: shift left by one, append x_in; x = silu(sum_j window[j] w[j] + bias)
       let win = state.conv[li];
       for (let t = 0; t < T; t++) {
@@ -302,17 +381,18 @@ export class MambaStepper implements Stepper {
         if (keep === "all") states[t].conv.push(next);
       }
       if (keep === "last") states[0].conv.push(win);
-      this.silu(x, 0, e, T); // x = silu(conv)
-      this.mm(L.xProj, x, xDbl, T, w, e); // (T, r + 2n): dt_low, B, C
+      this.silu(seg, x, 0, e, T); // x = silu(conv)
+      this.mm(kern, L.xProj, x, xDbl, T, w, e); // (T, r + 2n): dt_low, B, C
       // dt = softplus(dt_low @ dt_proj^T + bias)   (T, e); dt_low = xDbl[t, 0:r)
-      this.mm(L.dtProj, xDbl, dt, T, e, r, L.dtBias, w);
-      this.softplus(dt, T * e);
+      this.mm(kern, L.dtProj, xDbl, dt, T, e, r, L.dtBias, w);
+      this.softplus(kern, dt, T * e);
       // h = exp(dt A) h + dt B x ;  y = <h, C> + D x ;  y *= silu(z)   (one id after another)
-      let hOld = this.hA, hNew = this.hB;
+      let hOld = seg.scratch.hA, hNew = seg.scratch.hB;
       hOld.set(state.ssm[li]);
       for (let t = 0; t < T; t++) {
         const xt = t * e, Bo = t * w + r, Co = Bo + n;
         this.ssmStep(
+          kern,
           L,
           hOld,
           hNew,
@@ -327,14 +407,16 @@ export class MambaStepper implements Stepper {
         [hOld, hNew] = [hNew, hOld];
       }
       if (keep === "last") states[0].ssm.push(hOld.slice());
-      this.silu(xz, e, 2 * e, T, y); // y *= silu(z)
-      this.mm(L.outProj, y, o, T, d, e, L.outBias); // (T, d)
+      this.silu(seg, xz, e, 2 * e, T, y); // y *= silu(z)
+      this.mm(kern, L.outProj, y, o, T, d, e, L.outBias); // (T, d)
       for (let i = 0; i < T * d; i++) h[i] += o[i];
     }
+    moveTo(this.segs[this.headSeg]);
+    const { h, normed, logits } = seg.scratch;
     for (let t = 0; t < T; t++) {
       rmsNormInto(h.subarray(t * d, (t + 1) * d), this.normF, normed.subarray(t * d, (t + 1) * d));
     }
-    this.mm(this.head, normed, this.logits, T, Vp, d);
+    this.mm(seg.kern, this.head, normed, logits, T, Vp, d);
     return states;
   }
   /**
@@ -342,8 +424,8 @@ export class MambaStepper implements Stepper {
    * with `into`, multiplied into `into` (T, e) (the gate y *= silu(z)). The vector sigmoid of scan.wat when
    * e % 4 == 0 (the kernels present), else Math.exp.
    */
-  private silu(X: Float32Array, from: number, stride: number, T: number, into?: Float32Array) {
-    const e = this.e, g = this.g, kern = this.kern;
+  private silu(seg: Segment, X: Float32Array, from: number, stride: number, T: number, into?: Float32Array) {
+    const e = this.e, g = seg.scratch.g, kern = seg.kern;
     if (kern && e % 4 === 0) {
       for (let t = 0; t < T; t++) {
         kern.map(3, X.byteOffset + (t * stride + from) * 4, g.byteOffset + t * e * 4, e);
@@ -363,13 +445,14 @@ export class MambaStepper implements Stepper {
   }
 
   /** softplus of X[0, count) in place (scan.wat's vector softplus when count % 4 == 0). */
-  private softplus(X: Float32Array, count: number) {
-    if (this.kern && count % 4 === 0) this.kern.map(2, X.byteOffset, X.byteOffset, count);
+  private softplus(kern: DecodeKernels | undefined, X: Float32Array, count: number) {
+    if (kern && count % 4 === 0) kern.map(2, X.byteOffset, X.byteOffset, count);
     else for (let i = 0; i < count; i++) X[i] = softplusS(X[i]);
   }
 
   /** s[c] = <h[c], C> after h = exp(dt A) hOld + (dt x) B, for one id (the kernel, or the same in JS). */
   private ssmStep(
+    kern: DecodeKernels | undefined,
     L: LayerWeights,
     hOld: Float32Array,
     hNew: Float32Array,
@@ -380,8 +463,8 @@ export class MambaStepper implements Stepper {
     s: Float32Array,
   ) {
     const { e, n } = this;
-    if (this.kern && n % 4 === 0) {
-      this.kern.ssmStep(
+    if (kern && n % 4 === 0) {
+      kern.ssmStep(
         hOld.byteOffset,
         hNew.byteOffset,
         L.A2.byteOffset,
