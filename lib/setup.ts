@@ -445,7 +445,8 @@ async function ensureLlama(opts: { quiet?: boolean }): Promise<string> {
     ...LLAMA_NPM,
   ]);
   const src = `${p.dir}/src`;
-  if (!(await isExecutable(`${src}/include`))) {
+  if (!(await Deno.stat(`${src}/include/llama.h`).then(() => true, () => false))) {
+    await Deno.remove(src, { recursive: true }).catch(() => {}); // a clone cut short
     await step("the llama.cpp release's headers (git clone of node-llama-cpp's source bundle)", [
       "git",
       "clone",

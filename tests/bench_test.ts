@@ -161,3 +161,35 @@ Deno.test("bench: an unknown suite is named in the error, before anything runs",
   assert.equal(code, 1);
   assert.match(stderr, /unknown suite "nope"; expected some of scan, train, decode, gpu/);
 });
+
+Deno.test("bench llama.ts: the project's stepper and llama.cpp decode the same random model; one record with provenance", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "llama-bench-" });
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}lib/bench/llama.ts`,
+        "--shape",
+        "64,2,32,8",
+        "--reps",
+        "1",
+        "--threads",
+        "1",
+      ]
+        .concat(["--out", `${dir}/llama.jsonl`]),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const [line] = (await Deno.readTextFile(`${dir}/llama.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assert.equal(line.bench, "llama_cpu");
+    assert.equal(line.project.path, "WebAssembly SIMD, 1 thread, 1 memories");
+    assert.ok(line.project.decode_bytes_per_s > 0 && line.llama_cpp["1_threads"].decode_bytes_per_s > 0);
+    assert.equal(line.provenance.backend, "cpu (WebAssembly SIMD stepper)");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

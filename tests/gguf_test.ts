@@ -89,7 +89,9 @@ Deno.test("export --format gguf: llama.cpp runs the file and its logits equal ma
     const ids = expected.tensors.get("input_ids")!.data as Int32Array;
     const mambaSsm = toFloat32(expected.tensors.get("logits")!);
     await Deno.writeFile(`${tmp}/ids.i32`, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
-    const run = await new Deno.Command(driver, { args: [bins, gguf, `${tmp}/ids.i32`, `${tmp}/out.f32`] })
+    const run = await new Deno.Command(driver, {
+      args: ["logits", bins, gguf, `${tmp}/ids.i32`, `${tmp}/out.f32`],
+    })
       .output();
     assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
     const llama = new Float32Array((await Deno.readFile(`${tmp}/out.f32`)).buffer);

@@ -15,6 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import { dims, disposeState, type MambaLM, type MambaState, step as tfStep } from "../models/mamba.ts";
 import { type DecodeKernels, decodeKernels, matvec } from "../kernels/mod.ts";
 import { MAX_PAGES } from "../kernels/wasm/pool.ts";
+import type { MambaConfig } from "../models/mamba_config.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
 
 /** A batch-1 Mamba state: per layer the conv window (e, k), oldest first, and the SSM state (e, n). */
@@ -100,6 +101,23 @@ function rmsNormInto(x: Float32Array, w: Float32Array, out: Float32Array, eps = 
 }
 
 const softplusS = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+
+/** What MambaStepper reads: a config and named parameters (a MambaLM's variables, or hostModel's arrays). */
+export interface StepperModel {
+  config: MambaConfig;
+  params: ReadonlyMap<string, { size: number; dataSync(): unknown }>;
+}
+
+/**
+ * Parameters already on the host (mamba_ssm names) as a StepperModel: for shapes whose TF.js model would
+ * only duplicate them (the 972M benchmark's 3.9 GB).
+ */
+export function hostModel(config: MambaConfig, weights: ReadonlyMap<string, Float32Array>): StepperModel {
+  return {
+    config,
+    params: new Map([...weights].map(([name, a]) => [name, { size: a.length, dataSync: () => a }])),
+  };
+}
 
 /** Scratch rows for RUN_CHUNK ids, reused by every call: (T, width) row-major; one set per memory. */
 interface Scratch {
@@ -222,7 +240,7 @@ export class MambaStepper implements Stepper {
    * `kernels: false` runs plain JS even where WebAssembly SIMD is available (tests compare the two).
    */
   constructor(
-    model: MambaLM,
+    model: StepperModel,
     weights?: Map<string, Float32Array>,
     opts: { kernels?: boolean; memoryFloats?: number } = {},
   ) {
