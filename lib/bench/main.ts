@@ -137,12 +137,13 @@ async function runChild(
 }
 
 /** The benchmark suites of `deno task bench`; `scan` is this file, the others their own scripts. */
-export const SUITES = ["scan", "train", "decode", "gpu"] as const;
+export const SUITES = ["scan", "train", "decode", "gpu", "llama"] as const;
 type Suite = typeof SUITES[number];
 
 /**
  * Takes `--suite LIST` out of the arguments. Default: scan, train and decode (the CPU benchmarks of issues
- * 3 and 6); `--quick` (tests) runs the scan suite only; `gpu` is asked for by name (it needs a GPU).
+ * 3 and 6); `--quick` (tests) runs the scan suite only; `gpu` (it needs a GPU) and `llama` (CPU decoding
+ * beside llama.cpp: deno task setup --with-llama first) are asked for by name.
  */
 function takeSuites(args: string[]): { suites: Suite[]; rest: string[] } {
   const rest = [...args];
@@ -166,6 +167,7 @@ function takeSuites(args: string[]): { suites: Suite[]; rest: string[] } {
 async function suiteCommand(suite: Exclude<Suite, "scan">): Promise<string[]> {
   if (suite === "train") return [`${REPO_ROOT}lib/bench/train.ts`, "--backend", "wasm"];
   if (suite === "gpu") return [`${REPO_ROOT}lib/bench/gpu.ts`];
+  if (suite === "llama") return [`${REPO_ROOT}lib/bench/llama.ts`];
   // speculative decoding needs trained models: the small-scale books runs, when trained here
   const runs = `${REPO_ROOT}data/checkpoints/runs/compute-matched/small/books`;
   const trained = await pathExists(`${runs}/mamba_subword/model/tokenizer.json`) &&
