@@ -9,11 +9,16 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
-import { softwareDevices } from "./kernels/webgpu/runtime.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
 
 tf.env().set("PROD", true);
+
+/**
+ * TF.js's WebGPU devices on a software (fallback) adapter, e.g. Mesa's llvmpipe: the WGSL kernels
+ * (kernels/webgpu/runtime.ts, DispatchLimits.software) choose variants that compile quickly there.
+ */
+export const softwareDevices = new WeakSet<GPUDevice>();
 
 /**
  * tfjs-backend-webgpu asks its device for the default limit of 8 storage buffers per shader stage; the

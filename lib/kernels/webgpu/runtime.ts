@@ -7,6 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Dispatcher } from "./dispatcher.ts";
+import { softwareDevices } from "../../backend.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Backend = any;
@@ -99,9 +100,6 @@ export function dispatch(
     be.submitQueue();
   }
 }
-
-/** TF.js's devices on a software (fallback) adapter: lib/backend.ts adds them (DispatchLimits.software). */
-export const softwareDevices = new WeakSet<GPUDevice>();
 
 /**
  * The Dispatcher (dispatcher.ts) of the TF.js op path: scratch buffers are tfjs tensors freed by
