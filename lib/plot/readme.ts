@@ -147,6 +147,8 @@ export async function resultsSection(
   if (spec) out.push("### Speculative decoding", "", tableMarkdown(spec).trim(), "");
   const bound = await tableOf("speculative_bound", resultsDir);
   if (bound) out.push(tableMarkdown(bound).trim(), "");
+  const llama = await tableOf("llama_cpu", resultsDir);
+  if (llama) out.push("### CPU decoding beside llama.cpp", "", tableMarkdown(llama).trim(), "");
   const engineDecode = await tableOf("decode_engine", resultsDir);
   if (engineDecode) out.push("### Decoding on the GPU engine", "", tableMarkdown(engineDecode).trim(), "");
   const engineSpec = await tableOf("speculative_engine", resultsDir);
