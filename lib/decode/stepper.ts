@@ -13,8 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { dims, disposeState, type MambaLM, type MambaState, step as tfStep } from "../models/mamba.ts";
-import { type DecodeKernels, decodeKernels, matvec } from "../kernels/mod.ts";
-import { MAX_PAGES } from "../kernels/wasm/pool.ts";
+import { DECODE_MEMORY_FLOATS, type DecodeKernels, decodeKernels, matvec } from "../kernels/mod.ts";
 import type { MambaConfig } from "../models/mamba_config.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
 
@@ -141,12 +140,6 @@ interface Segment {
   scratch: Scratch;
 }
 
-/**
- * The floats one WebAssembly memory of the stepper holds (2 GiB: the kernels are compiled against a memory
- * of at most 32,768 pages). Larger models are split by layers over several memories; tests lower it.
- */
-export const STEPPER_MEMORY_FLOATS = (MAX_PAGES * 65536 - 64) / 4;
-
 /** Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). */
 const RUN_CHUNK = 64;
 
@@ -171,7 +164,7 @@ export class MambaStepper implements Stepper {
   private Vp!: number;
   /**
    * The WebAssembly memories: the layers in order, split where the next would not fit in one memory
-   * (STEPPER_MEMORY_FLOATS); the embedding, final norm and head in the last. One, holding plain arrays,
+   * (DECODE_MEMORY_FLOATS; tests lower it); the embedding, final norm and head in the last. One, holding plain arrays,
    * without WebAssembly SIMD.
    */
   private segs: Segment[] = [];
@@ -265,7 +258,7 @@ export class MambaStepper implements Stepper {
       ...Array.from({ length: cfg.n_layer }, (_, i) => floatsOf(layerNames(i)) + e * n + 4), // + A2
       floatsOf(headNames),
     ];
-    const capacity = (opts.memoryFloats ?? STEPPER_MEMORY_FLOATS) - scratchFloats;
+    const capacity = (opts.memoryFloats ?? DECODE_MEMORY_FLOATS) - scratchFloats;
     const segOf: number[] = [], segFloats: number[] = [];
     for (const size of items) {
       const last = segFloats.length - 1;

@@ -22,4 +22,4 @@ export {
   wasmKernelsAvailable,
   wasmKernelsEnabled,
 } from "./wasm/pool.ts";
-export { type DecodeKernels, decodeKernels, matvec } from "./wasm/decode.ts";
+export { DECODE_MEMORY_FLOATS, type DecodeKernels, decodeKernels, matvec } from "./wasm/decode.ts";

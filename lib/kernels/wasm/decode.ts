@@ -77,13 +77,7 @@ export function decodeKernels(
   floats: number,
 ): { mem: WebAssembly.Memory; mv: MvFn; mv4: Mv4Fn; ssmStep: SsmStepFn; map: MapFn } | undefined {
   const why = decodeKernelsUnavailable(floats);
-  if (why) {
-    if (!warned.has(why)) {
-      warned.add(why);
-      console.error(`decoding: ${why}; the plain-JS stepper decodes instead (several times slower)`);
-    }
-    return undefined;
-  }
+  if (why) return fallBack(why);
   try {
     const pages = Math.ceil((floats * 4 + 64) / 65536);
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
@@ -97,26 +91,34 @@ export function decodeKernels(
       map: x.map as unknown as MapFn,
     };
   } catch (e) {
-    const reason = `the WebAssembly SIMD stepper could not start (${(e as Error).message})`;
-    if (!warned.has(reason)) {
-      warned.add(reason);
-      console.error(`decoding: ${reason}; the plain-JS stepper decodes instead (several times slower)`);
-    }
-    return undefined;
+    return fallBack(`the WebAssembly SIMD stepper could not start (${(e as Error).message})`);
   }
+}
+
+/** Says once per reason, on one line, that the plain-JS stepper decodes instead of the kernels. */
+function fallBack(reason: string): undefined {
+  if (!warned.has(reason)) {
+    warned.add(reason);
+    console.error(`decoding: ${reason}; the plain-JS stepper decodes instead (several times slower)`);
+  }
+  return undefined;
 }
 const warned = new Set<string>();
 
 /**
- * Why the SIMD stepper cannot hold `floats` float32 values (weights and scratch), or undefined when it can:
- * its kernels are compiled against one memory of at most MAX_PAGES pages (2 GiB), so the paper's 972M model
- * (3.9 GB of float32 weights) does not fit.
+ * The most float32 values (weights and scratch) one memory of the decoding kernels holds: they are
+ * compiled against a memory of at most MAX_PAGES pages (2 GiB), less 64 bytes of alignment slack.
+ */
+export const DECODE_MEMORY_FLOATS = (MAX_PAGES * 65536 - 64) / 4;
+
+/**
+ * Why the SIMD stepper cannot hold `floats` float32 values in one memory, or undefined when it can: the
+ * paper's 972M model (3.9 GB of float32 weights) does not fit one (the stepper splits it by layers).
  */
 export function decodeKernelsUnavailable(floats: number): string | undefined {
-  const bytes = floats * 4 + 64;
-  if (bytes > MAX_PAGES * 65536) {
+  if (floats > DECODE_MEMORY_FLOATS) {
     return `the WebAssembly SIMD stepper holds at most ${MAX_PAGES * 65536 / 2 ** 30} GiB of weights and ` +
-      `scratch in its one memory; this model needs ${(bytes / 2 ** 30).toFixed(2)} GiB`;
+      `scratch in its one memory; this model needs ${((floats * 4 + 64) / 2 ** 30).toFixed(2)} GiB`;
   }
   return undefined;
 }

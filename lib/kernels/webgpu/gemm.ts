@@ -362,9 +362,6 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue, nor
   // several loads are in flight per thread (one at a time left the H200's memory idle)
   const v4 = g.K % 4 === 0 && g.ldb % 4 === 0 && g.offB % 4 === 0;
   const av4 = v4 && g.lda % 4 === 0 && g.offA % 4 === 0;
-  if (norm && !(g.offA === 0 && g.lda === g.K)) {
-    throw new Error(`gemv: a folded norm reads whole rows of A (offA 0, lda K): ${JSON.stringify(g)}`);
-  }
   const a4 = (m: number, k: string) => {
     if (av4) return `A[${(g.offA + m * g.lda) / 4}u + ${k}]`;
     const at = `${g.offA + m * g.lda}u + 4u * (${k})`;
@@ -490,7 +487,7 @@ function rowsLayout(g: { M: number; N: number }): { CB: number; NB: number; grou
  * threads per output, then one): three barriers per batch of columns instead of M loads per weight.
  *   C[m, n] (+)= sum_k A[m, k] B[n, k]      (norm: rstd[m] sum_k A[m, k] G[k] B[n, k])
  */
-export function gemvRowsShader(
+function gemvRowsShader(
   g: Required<Omit<GemmSpec, "name">>,
   epi?: GemvEpilogue,
   norm?: GemvNorm,
@@ -500,9 +497,6 @@ export function gemvRowsShader(
   }`;
   let text = codes.get(key);
   if (text) return text;
-  if (norm && !(g.offA === 0 && g.lda === g.K)) {
-    throw new Error(`gemv: a folded norm reads whole rows of A (offA 0, lda K): ${JSON.stringify(g)}`);
-  }
   const M = g.M, K4 = g.K / 4, J = Math.ceil(K4 / 256), { CB, NB } = rowsLayout(g);
   const ms = [...Array(M).keys()], js = [...Array(J).keys()], cs = [...Array(CB).keys()];
   // vector j of this thread, and whether it lies inside the row (the last one may not)
@@ -631,6 +625,9 @@ export function recordGemv<B>(
 ): void {
   const g = fullLayout(spec);
   if (!isGemv(g)) throw new Error(`recordGemv: not a GEMV: ${JSON.stringify(spec)}`);
+  if (norm && !(g.offA === 0 && g.lda === g.K)) {
+    throw new Error(`gemv: a folded norm reads whole rows of A (offA 0, lda K): ${JSON.stringify(g)}`);
+  }
   const rows = usesRowsKernel(g, d.limits);
   const C = gemvColumnsPerGroup(g);
   const wgs = rows ? rowsLayout(g).groups : Math.ceil(g.N / (C * 256 / gemvLanes(g, C)));
