@@ -312,7 +312,7 @@ export const gemvTuning = {
   passColumns: 1,
   /**
    * several rows through gemvRowsShader (A in registers) where it applies: always, never, or on hardware
-   * adapters only (software WebGPU compiles it in 15-75 s where the lanes kernel takes 2-14)
+   * adapters only (software WebGPU compiled it several times slower than the lanes kernel, timed by hand)
    */
   rowsKernel: "hardware" as boolean | "hardware",
   /** its outputs per batch of columns (rows x columns), and the workgroups it aims for */
@@ -511,7 +511,7 @@ function gemvRowsShader(
    */
   const slices = (q: number) => Math.floor(256 / q);
   // part holds vectors of four: lavapipe's compile time grew with the number of elements in workgroup
-  // memory (4,096 floats: 73 s; as 1,024 vectors: 15 s)
+  // memory (timed by hand: about five times faster as 1,024 vectors than as 4,096 floats)
   const partAt = (x: string) => `part[(${x}) / 4u][(${x}) % 4u]`;
   const reduce = (q: number) => {
     const P = slices(q);
