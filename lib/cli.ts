@@ -12,6 +12,7 @@ import { describeFsError, findNonFinite, InputError, NonFiniteError } from "./io
 import { toFloat32 } from "./io/safetensors.ts";
 import { readCheckpoint } from "./models/checkpoint.ts";
 import { streamTokens } from "./decode/sample.ts";
+import { WEIGHT_FORMATS, type WeightFormat } from "./kernels/wasm/decode.ts";
 import { reproduce, ReproduceInterrupted } from "./reproduce.ts";
 import { appendRecord } from "./results/store.ts";
 import { type ScaleName, SCALES } from "./scales.ts";
@@ -258,6 +259,12 @@ const PROGRESS_DOC: [string, string] = [
 ];
 const DOMAINS_DOC = "books, stories, prose, latex or code";
 
+const WEIGHTS_DOC: [string, string] = [
+  "f32|bf16|int8",
+  "MambaByte: run on the CPU stepper with its weight matrices in this format (bf16: 2 bytes a weight; " +
+  "int8: 1.06, one scale per 64 weights; default: the model's float32 forward pass or decoder)",
+];
+
 const DOCS: Record<string, CommandDoc> = {
   info: {
     usage: "deno task mambabyte info --model DIR",
@@ -280,6 +287,10 @@ const DOCS: Record<string, CommandDoc> = {
         "tokens per evaluation window (default 8192 for Mamba models, 2048 for attention models)",
       ],
       batch: SCORE_BATCH_DOC,
+      weights: [
+        WEIGHTS_DOC[0],
+        WEIGHTS_DOC[1] + "; other than f32, the f32 score by the same path is reported beside it",
+      ],
       "progress-every": PROGRESS_DOC,
       backend: BACKEND_DOC,
     },
@@ -292,6 +303,7 @@ const DOCS: Record<string, CommandDoc> = {
       "where TF.js runs on WebGPU). With --speculative, a subword Mamba drafts tokens that MambaByte verifies " +
       "(statistics to stderr as JSON).",
     options: {
+      weights: WEIGHTS_DOC,
       model: ["DIR", "a mambabyte, transformer or megabyte checkpoint directory (required)"],
       "prompt-file": ["FILE", "the prompt, raw bytes (required; at least 1 byte)"],
       "max-bytes": ["N", `bytes to generate, 1 to ${MAX_GENERATE.toExponential()} (required)`],
@@ -605,6 +617,18 @@ async function exportCommand(args: string[]) {
   });
 }
 
+/** --weights f32|bf16|int8, or undefined when not given. */
+function weightsFlag(flags: Flags): WeightFormat | undefined {
+  const w = flags.get("weights");
+  if (w === undefined) return undefined;
+  if (!WEIGHT_FORMATS.includes(w as WeightFormat)) {
+    throw new UsageError(
+      `${flags.command}: --weights must be one of ${WEIGHT_FORMATS.join(", ")} (got "${w}")`,
+    );
+  }
+  return w as WeightFormat;
+}
+
 /** The score options every scoring command shares: window, batch, progress. */
 function scoreFlags(flags: Flags, defaultWindow: number) {
   return {
@@ -631,11 +655,13 @@ async function score(args: string[]) {
     text: "value",
     window: "value",
     batch: "value",
+    weights: "value",
     "progress-every": "value",
   }, "score");
   const modelDir = required(flags, "model", "score");
   const textPath = required(flags, "text", "score");
   const opts = scoreFlags(flags, NaN); // the default depends on the model (below)
+  const weights = weightsFlag(flags);
   const text = await readInput(textPath, "text");
   if (text.length < 2) {
     throw new InputError(
@@ -646,6 +672,11 @@ async function score(args: string[]) {
   }
   await startBackend();
   const { model, tokenizer } = await loadTrained(modelDir);
+  if (weights && model.kind !== "mambabyte") {
+    throw new UsageError(
+      `score: --weights applies to MambaByte models (the CPU stepper); ${modelDir} holds a ${model.kind}`,
+    );
+  }
   // attention holds window x window scores per head: 8192-token windows are for the Mamba families
   const mamba = isMambaKind(model.kind);
   const window = Number.isNaN(opts.window) ? (mamba ? 8192 : 2048) : opts.window;
@@ -655,16 +686,28 @@ async function score(args: string[]) {
     window,
     tokenizer,
     batch,
+    weights,
     onProgress: progress.onProgress,
   });
+  // a compressed format's error: the float32 score by the same path (the stepper), same windows
+  const f32 = weights && weights !== "f32"
+    ? await scoreText(model, text, { window, weights: "f32", onProgress: progress.onProgress })
+    : undefined;
   await printJson({
     model: modelDir,
     model_kind: model.kind,
     text: textPath,
     window,
+    ...(weights ? { weights } : {}),
     bytes: s.bytes,
     ce_nats: s.ce_nats,
     bits_per_byte: s.bits_per_byte,
+    ...(f32
+      ? {
+        f32_bits_per_byte: f32.bits_per_byte,
+        bits_per_byte_minus_f32: s.bits_per_byte - f32.bits_per_byte,
+      }
+      : {}),
   });
 }
 
@@ -683,6 +726,7 @@ async function generateCommand(args: string[]) {
     drafter: "value",
     "draft-tokens": "value",
     beta: "value",
+    weights: "value",
   }, "generate");
   const modelDir = required(flags, "model", "generate");
   const promptPath = required(flags, "prompt-file", "generate");
@@ -704,8 +748,14 @@ async function generateCommand(args: string[]) {
     topK: numberFlag(flags, "top-k", 0, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
     topP: numberFlag(flags, "top-p", 1, (x) => x > 0 && x <= 1, "in (0, 1]"),
     seed: numberFlag(flags, "seed", 0, Number.isInteger, "an integer"),
+    weights: weightsFlag(flags),
   };
   const speculative = flags.get("speculative") === true;
+  if (speculative && opts.weights) {
+    throw new UsageError(
+      "generate: --weights is not available with --speculative (its verifier decodes in float32)",
+    );
+  }
   if (!speculative && ["drafter", "draft-tokens", "beta"].some((f) => flags.has(f))) {
     throw new UsageError("generate: --drafter, --draft-tokens and --beta need --speculative");
   }
@@ -740,6 +790,11 @@ async function generateCommand(args: string[]) {
     throw new UsageError(
       `generate: ${modelDir} holds a ${model.kind} model; generate decodes byte models: mambabyte, ` +
         `${ATTENTION_DECODED_KINDS.join(" and ")}`,
+    );
+  }
+  if (attention && opts.weights) {
+    throw new UsageError(
+      `generate: --weights applies to MambaByte (the CPU stepper); ${modelDir} holds a ${model.kind}`,
     );
   }
   if (attention && speculative) {

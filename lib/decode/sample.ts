@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { disposeState, type MambaLM, type MambaState, prefill, step } from "../models/mamba.ts";
 import { defaultStepperKind } from "./stepper.ts";
+import type { WeightFormat } from "../kernels/wasm/decode.ts";
 import { Rng } from "../util/rng.ts";
 import { checkLogits, RecurrentSession } from "./session.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
@@ -22,6 +23,11 @@ export interface SamplingOptions {
   /** Keep the smallest set of bytes whose probability reaches p (1 = off). */
   topP?: number;
   seed?: number;
+  /**
+   * Decode on the CPU stepper with its weight matrices in this format (lib/decode/stepper.ts; default: the
+   * model's `decodeWeights`, else float32 on whichever decoder the backend picks).
+   */
+  weights?: WeightFormat;
 }
 
 /**
@@ -183,9 +189,17 @@ export async function streamTokens(
   if (prompt.length === 0) throw new Error("generate: the prompt must hold at least one token");
   checkCount(maxTokens);
   const rng = new Rng(opts.seed ?? 0);
-  if (useEngine(opts.stepper)) return await engineTokens(model, prompt, maxTokens, opts, rng, onToken);
-  if (useJsStepper(opts.stepper)) {
-    const s = new RecurrentSession(model, "js");
+  const weights = opts.weights ?? model.decodeWeights;
+  if (weights && opts.stepper && opts.stepper !== "js") {
+    throw new Error(
+      `generate: weights "${weights}" are the CPU stepper's; stepper "${opts.stepper}" was asked for`,
+    );
+  }
+  if (!weights && useEngine(opts.stepper)) {
+    return await engineTokens(model, prompt, maxTokens, opts, rng, onToken);
+  }
+  if (weights || useJsStepper(opts.stepper)) {
+    const s = new RecurrentSession(model, "js", { weights });
     try {
       await s.prefill(prompt);
       for (let i = 0; i < maxTokens; i++) {

@@ -10,6 +10,7 @@ import {
   hostToTensors,
   MambaStepper,
   type Stepper,
+  type StepperOptions,
   tensorsToHost,
 } from "./stepper.ts";
 import { disposeState, type MambaLM, prefill } from "../models/mamba.ts";
@@ -49,9 +50,10 @@ export class RecurrentSession {
   private passRows?: Float32Array;
   readonly V: number;
   private stepper: Stepper;
-  constructor(readonly model: MambaLM, kind?: "js" | "tf") {
+  /** `opts`: the JS stepper's options (its weight format and threads; lib/decode/stepper.ts). */
+  constructor(readonly model: MambaLM, kind?: "js" | "tf", opts: StepperOptions = {}) {
     this.V = model.config.vocab_size;
-    this.stepper = createStepper(model, kind);
+    this.stepper = createStepper(model, kind, opts);
   }
 
   /**

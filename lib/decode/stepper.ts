@@ -13,7 +13,26 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { dims, disposeState, type MambaLM, type MambaState, step as tfStep } from "../models/mamba.ts";
-import { DECODE_MEMORY_FLOATS, type DecodeKernels, decodeKernels, matvec } from "../kernels/mod.ts";
+import {
+  DECODE_MEMORY_FLOATS,
+  DECODE_THREAD_KERNELS,
+  DecodeFn,
+  type DecodeKernels,
+  decodeKernels,
+  decodeModules,
+  formatFits,
+  matvec,
+  matvecBf16,
+  matvecQ8,
+  Q8_BLOCK,
+  quantizeQ8,
+  quantizeX16,
+  toBf16,
+  WEIGHT_FORMATS,
+  type WeightFormat,
+} from "../kernels/mod.ts";
+import { KernelThreads, splitAligned } from "../kernels/wasm/threads.ts";
+import { threadCount } from "../kernels/wasm/pool.ts";
 import type { MambaConfig } from "../models/mamba_config.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
 
@@ -38,9 +57,11 @@ export function defaultStepperKind(): "js" | "tf" {
  * "js" on cpu/wasm, "tf" elsewhere, unless asked. The JS stepper on webgpu needs the asynchronous
  * `MambaStepper.create`.
  */
-export function createStepper(model: MambaLM, kind?: "js" | "tf"): Stepper {
+export function createStepper(model: MambaLM, kind?: "js" | "tf", opts: StepperOptions = {}): Stepper {
   const k = kind ?? defaultStepperKind();
-  return k === "js" ? new MambaStepper(model) : new TfStepper(model);
+  return k === "js"
+    ? new MambaStepper(model, undefined, { ...opts, weights: opts.weights ?? model.decodeWeights })
+    : new TfStepper(model);
 }
 
 export function hostToTensors(model: MambaLM, h: HostState): MambaState {
@@ -73,21 +94,35 @@ export class TfStepper implements Stepper {
   dispose() {}
 }
 
+/**
+ * A weight matrix (rows, cols) in the stepper's format: float32, bfloat16 bits, or int8 with a float32
+ * scale per row and block of Q8_BLOCK columns (decode.ts). In a WebAssembly memory where the kernels run.
+ */
+interface Matrix {
+  format: WeightFormat;
+  rows: number;
+  cols: number;
+  f32?: Float32Array;
+  bf16?: Uint16Array;
+  q?: Int8Array;
+  scales?: Float32Array;
+}
+
 interface LayerWeights {
   /** the memory (segment) holding this layer's weights and the scratch its kernels use */
   seg: number;
   norm: Float32Array; // (d)
-  inProj: Float32Array; // (2e, d)
+  inProj: Matrix; // (2e, d)
   inBias?: Float32Array; // (2e)
   convW: Float32Array; // (e, k)
   convB?: Float32Array; // (e)
-  xProj: Float32Array; // (r + 2n, e)
-  dtProj: Float32Array; // (e, r)
+  xProj: Matrix; // (r + 2n, e)
+  dtProj: Matrix; // (e, r)
   dtBias: Float32Array; // (e)
   A: Float32Array; // (e, n) = -exp(A_log)
   A2: Float32Array; // (e, n) = A log2 e, for the kernel's 2^(dt A2)
   D: Float32Array; // (e)
-  outProj: Float32Array; // (d, e)
+  outProj: Matrix; // (d, e)
   outBias?: Float32Array; // (d)
 }
 
@@ -100,6 +135,14 @@ function rmsNormInto(x: Float32Array, w: Float32Array, out: Float32Array, eps = 
 }
 
 const softplusS = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+
+/** MambaStepper's options (see its constructor). */
+export interface StepperOptions {
+  kernels?: boolean;
+  memoryFloats?: number;
+  weights?: WeightFormat;
+  threads?: number;
+}
 
 /** What MambaStepper reads: a config and named parameters (a MambaLM's variables, or hostModel's arrays). */
 export interface StepperModel {
@@ -132,10 +175,14 @@ interface Scratch {
   logits: Float32Array; // (T, Vp)
   hA: Float32Array; // (e, n) running SSM state (ping-pong with hB)
   hB: Float32Array;
+  xq: Int16Array; // (T, max(d, e)) an int8 product's input rounded to int16
+  xScale: Float32Array; // (T) its scales
 }
 
 /** One WebAssembly memory of the stepper, its kernels bound to it, and the scratch placed in it. */
 interface Segment {
+  /** its index among the stepper's memories (the thread gang's memory index) */
+  index: number;
   kern?: DecodeKernels;
   scratch: Scratch;
 }
@@ -144,16 +191,40 @@ interface Segment {
 const RUN_CHUNK = 64;
 
 /**
+ * Multiply-adds below which a product runs on one thread: splitting costs a few microseconds of wake-up
+ * and wait per worker (measured on 2 cores: d256's products, 131K, ran slower split; d768's, 590K and up,
+ * ran about 1.5x faster).
+ */
+const SPLIT_WORK = 1 << 18;
+/** Rows of a split product start at multiples of this (each thread writes whole cache lines of y). */
+const SPLIT_ALIGN = 16;
+
+/** Ends a dropped stepper's threads (dispose() does it at once). */
+const gangs = new FinalizationRegistry<KernelThreads>((g) => g.close());
+
+/** Bytes of a (rows, cols) matrix stored in `format`. */
+export function matrixBytes(format: WeightFormat, rows: number, cols: number): number {
+  if (format === "int8") return rows * cols + rows * cols / Q8_BLOCK * 4;
+  return rows * cols * (format === "bf16" ? 2 : 4);
+}
+
+/**
  * mamba.ts `step` at batch 1 as one JS loop nest over the weights, read once at construction, with the
  * matrix-vector products and the recurrence in WebAssembly SIMD (scan.wat's decoding kernels) where
  * available. `read` runs several ids in one pass: each weight matrix is streamed once per four ids (mv4)
  * instead of once per id, and the pass keeps the state after every id, so a speculative verifier can take
  * the state after its last accepted byte without re-reading anything. A pass and the same ids stepped one
  * at a time give bit-for-bit the same logits and states (the kernels do identical arithmetic per id).
+ *
+ * Threads: each product (and the recurrence) is split by rows over up to `threads` threads (default
+ * MAMBABYTE_THREADS, else every logical CPU; lib/kernels/wasm/threads.ts); every row is computed exactly as
+ * on one thread, so the results do not depend on the thread count. Weights: `weights` "bf16" or "int8"
+ * store the products' matrices compressed (decode.ts WEIGHT_FORMATS): a step streams 2x or 3.8x fewer bytes;
+ * a matrix whose columns the format's kernel cannot take stays float32 (`formats` says which).
  */
 export class MambaStepper implements Stepper {
   private E: Float32Array; // (Vp, d)
-  private head: Float32Array; // (Vp, d)
+  private head!: Matrix; // (Vp, d)
   private normF: Float32Array;
   private layers: LayerWeights[] = [];
   private d!: number;
@@ -170,6 +241,12 @@ export class MambaStepper implements Stepper {
   private segs: Segment[] = [];
   /** the segment of the final norm and head, whose scratch holds the logits */
   private headSeg = 0;
+  /** the threads the products are split over (undefined without the kernels) */
+  private gang?: KernelThreads;
+  /** The weight format asked for. */
+  readonly format: WeightFormat;
+  /** Bytes of the weights a step reads (every matrix once, plus the vectors): what decoding streams. */
+  readonly weightBytes: number;
   /** Whether the products and the recurrence run in WebAssembly SIMD. */
   get simd(): boolean {
     return this.segs.every((s) => s.kern !== undefined);
@@ -178,42 +255,92 @@ export class MambaStepper implements Stepper {
   get memories(): number {
     return this.segs.length;
   }
+  /** The threads a product may be split over (1 without the kernels, or once workers failed to start). */
+  get threads(): number {
+    return this.gang?.usable ?? 1;
+  }
+  /** How many of the matrices are stored in each format ({"int8": 96, "f32": 49}, say). */
+  get formats(): Record<string, number> {
+    const count: Record<string, number> = {};
+    for (const M of [...this.layers.flatMap((L) => [L.inProj, L.xProj, L.dtProj, L.outProj]), this.head]) {
+      count[M.format] = (count[M.format] ?? 0) + 1;
+    }
+    return count;
+  }
   private get logits(): Float32Array {
     return this.segs[this.headSeg].scratch.logits;
   }
 
+  /** Row ranges a product of `work` multiply-adds is split into: one without threads or below SPLIT_WORK. */
+  private parts(rows: number, work: number): [number, number][] {
+    const t = this.gang?.usable ?? 1;
+    return t > 1 && work >= SPLIT_WORK ? splitAligned(rows, t, SPLIT_ALIGN) : [[0, rows]];
+  }
+
   /**
-   * Y (T, rows) = X (T, cols) W^T (+ bias), row t of X starting at t xStride: mv4 over groups of four rows
-   * of X, mv for the rest (the plain JS loop without SIMD or when cols % 8 != 0).
+   * Y (T, rows) = X (T, cols) M^T (+ bias), row t of X starting at t xStride: the 4-vector kernel over
+   * groups of four rows of X, the 1-vector one for the rest, each split by rows of M over the threads; the
+   * plain-JS twins without SIMD or when cols % 8 != 0. int8: X's rows are rounded to int16 first.
    */
   private mm(
-    kern: DecodeKernels | undefined,
-    W: Float32Array,
+    seg: Segment,
+    M: Matrix,
     X: Float32Array,
     Y: Float32Array,
     T: number,
-    rows: number,
-    cols: number,
     bias?: Float32Array,
-    xStride = cols,
+    xStride = M.cols,
   ) {
-    const xs = xStride * 4, ys = rows * 4;
-    if (kern && cols % 8 === 0) {
+    const { rows, cols, format } = M;
+    const { xq, xScale } = seg.scratch;
+    if (format === "int8") {
+      for (let t = 0; t < T; t++) {
+        xScale[t] = quantizeX16(X.subarray(t * xStride), xq.subarray(t * cols), cols);
+      }
+    }
+    const ys = rows * 4;
+    if (seg.kern && this.gang && cols % 8 === 0) {
+      const g = this.gang, parts = this.parts(rows, T * rows * cols);
+      const xs = format === "int8" ? cols * 2 : xStride * 4;
+      const x0 = format === "int8" ? xq.byteOffset : X.byteOffset;
+      // per format: the kernels, W's address of row a, the 4-vector and 1-vector arguments before (y, ...)
+      let one: number, four: number, w: (a: number) => number[];
+      if (format === "int8") {
+        [one, four] = [DecodeFn.mvQ8, DecodeFn.mv4Q8];
+        w = (a) => [M.q!.byteOffset + a * cols, M.scales!.byteOffset + a * cols / Q8_BLOCK * 4];
+      } else if (format === "bf16") {
+        [one, four] = [DecodeFn.mvBf16, DecodeFn.mv4Bf16];
+        w = (a) => [M.bf16!.byteOffset + a * cols * 2];
+      } else {
+        [one, four] = [DecodeFn.mv, DecodeFn.mv4];
+        w = (a) => [M.f32!.byteOffset + a * cols * 4];
+      }
+      const y0 = Y.byteOffset;
       let t = 0;
       for (; t + 3 < T; t += 4) {
-        kern.mv4(W.byteOffset, X.byteOffset + t * xs, xs, Y.byteOffset + t * ys, ys, rows, cols);
-      }
-      for (; t < T; t++) kern.mv(W.byteOffset, X.byteOffset + t * xs, Y.byteOffset + t * ys, rows, cols);
-    } else {
-      for (let t = 0; t < T; t++) {
-        matvec(
-          W,
-          X.subarray(t * xStride, t * xStride + cols),
-          Y.subarray(t * rows, (t + 1) * rows),
-          rows,
-          cols,
+        g.run(
+          seg.index,
+          four,
+          parts.map(([a, b]) => [...w(a), x0 + t * xs, xs, y0 + t * ys + a * 4, ys, b - a, cols]),
         );
       }
+      for (; t < T; t++) {
+        g.run(
+          seg.index,
+          one,
+          parts.map(([a, b]) => [...w(a), x0 + t * xs, y0 + t * ys + a * 4, b - a, cols]),
+        );
+      }
+    } else {
+      for (let t = 0; t < T; t++) {
+        const y = Y.subarray(t * rows, (t + 1) * rows);
+        if (format === "int8") matvecQ8(M.q!, M.scales!, xq.subarray(t * cols), y, rows, cols);
+        else if (format === "bf16") matvecBf16(M.bf16!, X.subarray(t * xStride), y, rows, cols);
+        else matvec(M.f32!, X.subarray(t * xStride, t * xStride + cols), y, rows, cols);
+      }
+    }
+    if (format === "int8") {
+      for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] *= xScale[t];
     }
     if (bias) { for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o]; }
   }
@@ -222,108 +349,153 @@ export class MambaStepper implements Stepper {
    * Reads the weights asynchronously first: the only way on webgpu, whose synchronous reads go through a
    * canvas that Deno does not have.
    */
-  static async create(model: MambaLM): Promise<MambaStepper> {
+  static async create(model: MambaLM, opts: StepperOptions = {}): Promise<MambaStepper> {
     const weights = new Map<string, Float32Array>();
     for (const [name, v] of model.params) weights.set(name, (await v.data()) as Float32Array);
-    return new MambaStepper(model, weights);
+    return new MambaStepper(model, weights, opts);
   }
 
   /**
    * `weights`: the parameters already on the host (see `create`); read synchronously otherwise (cpu, wasm).
-   * `kernels: false` runs plain JS even where WebAssembly SIMD is available (tests compare the two).
+   * Options: `kernels: false` runs plain JS even where WebAssembly SIMD is available (tests compare the
+   * two); `memoryFloats` lowers the size of one memory (tests of the split); `weights` the matrices'
+   * format; `threads` the most threads a product is split over.
    */
-  constructor(
-    model: StepperModel,
-    weights?: Map<string, Float32Array>,
-    opts: { kernels?: boolean; memoryFloats?: number } = {},
-  ) {
+  constructor(model: StepperModel, weights?: Map<string, Float32Array>, opts: StepperOptions = {}) {
     const cfg = model.config;
     const { d, e, n, r, k, V } = dims(cfg);
     Object.assign(this, { d, e, n, r, k, Vp: V });
+    const format = opts.weights ?? "f32";
+    if (!WEIGHT_FORMATS.includes(format)) {
+      throw new Error(`weights: expected one of ${WEIGHT_FORMATS.join(", ")}, got "${format}"`);
+    }
+    this.format = format;
     const T = RUN_CHUNK;
     const param = (name: string) => {
       const p = model.params.get(name);
       if (!p) throw new Error(`MambaStepper: model has no parameter "${name}"`);
       return p;
     };
-    const floatsOf = (names: string[]) => names.reduce((s, name) => s + param(name).size + 4, 0);
+    // the products' matrices by name suffix: (rows, cols)
+    const matrixShapes: Record<string, [number, number]> = {
+      "mixer.in_proj.weight": [2 * e, d],
+      "mixer.x_proj.weight": [r + 2 * n, e],
+      "mixer.dt_proj.weight": [e, r],
+      "mixer.out_proj.weight": [d, e],
+      "lm_head.weight": [V, d],
+    };
+    const formatOf = (cols: number): WeightFormat => (formatFits(format, cols) ? format : "f32");
+    const shapeOf = (name: string) => Object.entries(matrixShapes).find(([s]) => name.endsWith(s))?.[1];
+    const bytesOf = (name: string) => {
+      const shape = shapeOf(name);
+      return (shape ? matrixBytes(formatOf(shape[1]), ...shape) : param(name).size * 4) + 64;
+    };
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     // Every weight and scratch row of a layer is placed in one WebAssembly memory (when SIMD is available),
     // so the kernels can read them; the layers go in order, a new memory started where the next layer would
-    // not fit (the paper's 972M model: 3.9 GB of weights over two memories of 2 GiB)
+    // not fit (the paper's 972M model: 3.9 GB of float32 weights over two memories of 2 GiB)
     const layerNames = (i: number) =>
       [...model.params.keys()].filter((k) => k.startsWith(`backbone.layers.${i}.`));
     const headNames = [...model.params.keys()].filter((k) => !k.startsWith("backbone.layers."));
-    const scratchFloats = T * (4 * d + 6 * e + r + 2 * n + V) + 2 * e * n + 12 * 4 + 64;
+    const tiedCopy = cfg.tie_embeddings && formatOf(d) !== "f32"; // the head compressed beside the embedding
+    const scratchBytes = 4 * (T * (4 * d + 6 * e + r + 2 * n + V + 1) + 2 * e * n) +
+      2 * T * Math.max(d, e) + 16 * 64;
     const items = [
-      ...Array.from({ length: cfg.n_layer }, (_, i) => floatsOf(layerNames(i)) + e * n + 4), // + A2
-      floatsOf(headNames),
+      ...Array.from({ length: cfg.n_layer }, (_, i) => sum(layerNames(i).map(bytesOf)) + 4 * e * n + 64), // + A2
+      sum(headNames.map(bytesOf)) + (tiedCopy ? matrixBytes(formatOf(d), V, d) + 64 : 0),
     ];
-    const capacity = (opts.memoryFloats ?? DECODE_MEMORY_FLOATS) - scratchFloats;
-    const segOf: number[] = [], segFloats: number[] = [];
+    const capacity = (opts.memoryFloats ?? DECODE_MEMORY_FLOATS) * 4 - scratchBytes;
+    const segOf: number[] = [], segBytes: number[] = [];
     for (const size of items) {
-      const last = segFloats.length - 1;
-      if (last >= 0 && segFloats[last] + size <= capacity) {
-        segFloats[last] += size;
+      const last = segBytes.length - 1;
+      if (last >= 0 && segBytes[last] + size <= capacity) {
+        segBytes[last] += size;
       } else {
-        segFloats.push(size);
+        segBytes.push(size);
       }
-      segOf.push(segFloats.length - 1);
+      segOf.push(segBytes.length - 1);
     }
-    const useKernels = opts.kernels !== false && segFloats.every((f) => f <= capacity);
+    this.weightBytes = sum(items);
+    const floats = (bytes: number) => Math.ceil((bytes + scratchBytes) / 4);
+    const useKernels = opts.kernels !== false && segBytes.every((f) => f <= capacity);
     // a layer larger than one memory: decodeKernels names why and the plain-JS stepper runs
     const kerns = useKernels
-      ? segFloats.map((f) => decodeKernels(f + scratchFloats))
-      : [opts.kernels === false ? undefined : decodeKernels(Math.max(...segFloats) + scratchFloats)];
+      ? segBytes.map((b) => decodeKernels(floats(b)))
+      : [opts.kernels === false ? undefined : decodeKernels(floats(Math.max(...segBytes)))];
     const simd = kerns.every((x) => x !== undefined);
     if (!simd) segOf.fill(0);
-    const ats = kerns.map(() => 0);
-    const place = (seg: number, a: Float32Array): Float32Array => {
+    const tops = kerns.map(() => 0);
+    const place = <A extends Float32Array | Uint16Array | Int16Array | Int8Array>(seg: number, a: A): A => {
       const kern = simd ? kerns[seg] : undefined;
       if (!kern) return a;
-      const view = new Float32Array(kern.mem.buffer, ats[seg] * 4, a.length);
-      view.set(a);
-      ats[seg] += Math.ceil(a.length / 4) * 4;
+      const view = new (a.constructor as new (b: ArrayBufferLike, at: number, n: number) => A)(
+        kern.mem.buffer,
+        tops[seg],
+        a.length,
+      );
+      view.set(a as never);
+      tops[seg] += Math.ceil(a.byteLength / 64) * 64;
       return view;
     };
-    const get = (seg: number, name: string) => {
+    const host = (name: string) => {
       const p = param(name);
-      const host = weights?.get(name);
-      if (!host && tf.getBackend() === "webgpu") {
+      const have = weights?.get(name);
+      if (!have && tf.getBackend() === "webgpu") {
         throw new Error(
           "MambaStepper on webgpu: build it with `await MambaStepper.create(model)` (no synchronous reads there)",
         );
       }
-      return place(seg, host ?? (p.dataSync() as Float32Array));
+      return have ?? (p.dataSync() as Float32Array);
     };
+    const get = (seg: number, name: string) => place(seg, host(name));
     const opt = (seg: number, name: string) => (model.params.has(name) ? get(seg, name) : undefined);
+    const matrix = (
+      seg: number,
+      a: Float32Array,
+      rows: number,
+      cols: number,
+      placed?: Float32Array,
+    ): Matrix => {
+      const f = formatOf(cols);
+      if (f === "bf16") return { format: f, rows, cols, bf16: place(seg, toBf16(a)) };
+      if (f === "int8") {
+        const { q, scales } = quantizeQ8(a, rows, cols);
+        return { format: f, rows, cols, q: place(seg, q), scales: place(seg, scales) };
+      }
+      return { format: f, rows, cols, f32: placed ?? place(seg, a) };
+    };
     this.headSeg = segOf[cfg.n_layer];
     this.E = get(this.headSeg, "backbone.embedding.weight");
-    this.head = cfg.tie_embeddings ? this.E : get(this.headSeg, "lm_head.weight");
+    this.head = cfg.tie_embeddings
+      ? matrix(this.headSeg, host("backbone.embedding.weight"), V, d, this.E)
+      : matrix(this.headSeg, host("lm_head.weight"), V, d);
     this.normF = get(this.headSeg, "backbone.norm_f.weight");
     for (let i = 0; i < cfg.n_layer; i++) {
       const seg = segOf[i];
-      const p = (s: string) => get(seg, `backbone.layers.${i}.mixer.${s}`);
-      const q = (s: string) => opt(seg, `backbone.layers.${i}.mixer.${s}`);
-      const A = p("A_log").map((v) => -Math.exp(v));
+      const name = (s: string) => `backbone.layers.${i}.mixer.${s}`;
+      const p = (s: string) => get(seg, name(s));
+      const q = (s: string) => opt(seg, name(s));
+      const m = (s: string) => matrix(seg, host(name(s)), ...shapeOf(name(s))!);
+      const A = host(name("A_log")).map((v) => -Math.exp(v));
       this.layers.push({
         seg,
         norm: get(seg, `backbone.layers.${i}.norm.weight`),
-        inProj: p("in_proj.weight"),
+        inProj: m("in_proj.weight"),
         inBias: cfg.ssm_cfg.bias ? q("in_proj.bias") : undefined,
         convW: p("conv1d.weight"), // (e, 1, k) = (e, k)
         convB: cfg.ssm_cfg.conv_bias ? q("conv1d.bias") : undefined,
-        xProj: p("x_proj.weight"),
-        dtProj: p("dt_proj.weight"),
+        xProj: m("x_proj.weight"),
+        dtProj: m("dt_proj.weight"),
         dtBias: p("dt_proj.bias"),
         A,
         A2: place(seg, A.map((v) => v * Math.LOG2E)), // the kernel's decay is 2^(dt A log2 e)
         D: p("D"),
-        outProj: p("out_proj.weight"),
+        outProj: m("out_proj.weight"),
         outBias: cfg.ssm_cfg.bias ? q("out_proj.bias") : undefined,
       });
     }
-    this.segs = (simd ? kerns : [undefined]).map((kern, seg) => {
-      const rows = (w: number) => place(seg, new Float32Array(T * w));
+    this.segs = (simd ? kerns : [undefined]).map((kern, index) => {
+      const rows = (w: number) => place(index, new Float32Array(T * w));
       const scratch: Scratch = {
         h: rows(d),
         normed: rows(d),
@@ -335,11 +507,23 @@ export class MambaStepper implements Stepper {
         o: rows(d),
         g: rows(e),
         logits: rows(V),
-        hA: place(seg, new Float32Array(e * n)),
-        hB: place(seg, new Float32Array(e * n)),
+        hA: place(index, new Float32Array(e * n)),
+        hB: place(index, new Float32Array(e * n)),
+        xq: place(index, new Int16Array(T * Math.max(d, e))),
+        xScale: place(index, new Float32Array(T)),
       };
-      return { kern, scratch };
+      return { index, kern, scratch };
     });
+    if (simd) {
+      const threads = opts.threads ?? threadCount();
+      this.gang = new KernelThreads(
+        decodeModules(),
+        kerns.map((k) => k!.mem),
+        DECODE_THREAD_KERNELS,
+        threads,
+      );
+      gangs.register(this, this.gang, this);
+    }
   }
 
   /**
@@ -371,7 +555,7 @@ export class MambaStepper implements Stepper {
       for (let t = 0; t < T; t++) {
         rmsNormInto(h.subarray(t * d, (t + 1) * d), L.norm, normed.subarray(t * d, (t + 1) * d));
       }
-      this.mm(kern, L.inProj, normed, xz, T, 2 * e, d, L.inBias); // (T, 2e): x_in = xz[t, 0:e), z = xz[t, e:2e)
+      this.mm(seg, L.inProj, normed, xz, T, L.inBias); // (T, 2e): x_in = xz[t, 0:e), z = xz[t, e:2e)
       // conv window (e, k), oldest first: shift left by one, append x_in; x = silu(sum_j window[j] w[j] + bias)
       let win = state.conv[li];
       for (let t = 0; t < T; t++) {
@@ -393,9 +577,9 @@ export class MambaStepper implements Stepper {
       }
       if (keep === "last") states[0].conv.push(win);
       this.silu(seg, x, 0, e, T); // x = silu(conv)
-      this.mm(kern, L.xProj, x, xDbl, T, w, e); // (T, r + 2n): dt_low, B, C
+      this.mm(seg, L.xProj, x, xDbl, T); // (T, r + 2n): dt_low, B, C
       // dt = softplus(dt_low @ dt_proj^T + bias)   (T, e); dt_low = xDbl[t, 0:r)
-      this.mm(kern, L.dtProj, xDbl, dt, T, e, r, L.dtBias, w);
+      this.mm(seg, L.dtProj, xDbl, dt, T, L.dtBias, w);
       this.softplus(kern, dt, T * e);
       // h = exp(dt A) h + dt B x ;  y = <h, C> + D x ;  y *= silu(z)   (one id after another)
       let hOld = seg.scratch.hA, hNew = seg.scratch.hB;
@@ -403,7 +587,7 @@ export class MambaStepper implements Stepper {
       for (let t = 0; t < T; t++) {
         const xt = t * e, Bo = t * w + r, Co = Bo + n;
         this.ssmStep(
-          kern,
+          seg,
           L,
           hOld,
           hNew,
@@ -419,7 +603,7 @@ export class MambaStepper implements Stepper {
       }
       if (keep === "last") states[0].ssm.push(hOld.slice());
       this.silu(seg, xz, e, 2 * e, T, y); // y *= silu(z)
-      this.mm(kern, L.outProj, y, o, T, d, e, L.outBias); // (T, d)
+      this.mm(seg, L.outProj, y, o, T, L.outBias); // (T, d)
       for (let i = 0; i < T * d; i++) h[i] += o[i];
     }
     moveTo(this.segs[this.headSeg]);
@@ -427,7 +611,7 @@ export class MambaStepper implements Stepper {
     for (let t = 0; t < T; t++) {
       rmsNormInto(h.subarray(t * d, (t + 1) * d), this.normF, normed.subarray(t * d, (t + 1) * d));
     }
-    this.mm(seg.kern, this.head, normed, logits, T, Vp, d);
+    this.mm(seg, this.head, normed, logits, T);
     return states;
   }
   /**
@@ -463,7 +647,7 @@ export class MambaStepper implements Stepper {
 
   /** s[c] = <h[c], C> after h = exp(dt A) hOld + (dt x) B, for one id (the kernel, or the same in JS). */
   private ssmStep(
-    kern: DecodeKernels | undefined,
+    seg: Segment,
     L: LayerWeights,
     hOld: Float32Array,
     hNew: Float32Array,
@@ -474,19 +658,21 @@ export class MambaStepper implements Stepper {
     s: Float32Array,
   ) {
     const { e, n } = this;
-    if (kern && n % 4 === 0) {
-      kern.ssmStep(
-        hOld.byteOffset,
-        hNew.byteOffset,
-        L.A2.byteOffset,
-        dt.byteOffset,
-        x.byteOffset,
+    if (seg.kern && this.gang && n % 4 === 0) {
+      // split by channels: about ten operations per state element (the exp2 polynomial)
+      const jobs = this.parts(e, 10 * e * n).map(([a, b]) => [
+        hOld.byteOffset + a * n * 4,
+        hNew.byteOffset + a * n * 4,
+        L.A2.byteOffset + a * n * 4,
+        dt.byteOffset + a * 4,
+        x.byteOffset + a * 4,
         B.byteOffset,
         C.byteOffset,
-        s.byteOffset,
-        e,
+        s.byteOffset + a * 4,
+        b - a,
         n,
-      );
+      ]);
+      this.gang.run(seg.index, DecodeFn.ssmStep, jobs);
       return;
     }
     for (let c = 0; c < e; c++) {
@@ -545,5 +731,11 @@ export class MambaStepper implements Stepper {
     };
   }
 
-  dispose() {}
+  /** Ends the threads (the stepper still runs, on one thread). */
+  dispose() {
+    if (this.gang) {
+      gangs.unregister(this);
+      this.gang.close();
+    }
+  }
 }

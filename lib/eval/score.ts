@@ -11,6 +11,9 @@ import type { ByteBPE } from "../data/bpe.ts";
 import { isMambaKind, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { NonFiniteError } from "../io/errors.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
+import { MambaStepper } from "../decode/stepper.ts";
+import type { WeightFormat } from "../kernels/wasm/decode.ts";
+import type { MambaLM } from "../models/mamba.ts";
 
 export interface TextScore {
   /** Bytes whose likelihood was scored (all bytes after the first window's first token). */
@@ -39,6 +42,12 @@ export interface ScoreOptions {
   batch?: number;
   /** Called after each batch of windows, and awaited (a live view draws here). */
   onProgress?: (p: ScoreProgress) => unknown;
+  /**
+   * Mamba models: score with the CPU stepper (lib/decode/stepper.ts, one window at a time from an empty
+   * state) with its weight matrices in this format, as decoding would use them (default: the model's
+   * `decodeWeights`; neither: the model's own forward pass in float32).
+   */
+  weights?: WeightFormat;
 }
 
 /** How far a `scoreText` has got (after a batch of windows). */
@@ -61,6 +70,27 @@ export type TokenWindow = Int32Array | Uint8Array;
  */
 export function windowNats(model: LanguageModel, windows: TokenWindow[]): tf.Scalar {
   return tf.tidy(() => tf.sum(tokenNats(model, windows)) as tf.Scalar);
+}
+
+/**
+ * `windowNats` on the CPU stepper: each window read in one pass from an empty state (MambaStepper.read),
+ * -log softmax over the real vocabulary of each position's logits at the next token, summed in doubles.
+ */
+export function stepperWindowNats(stepper: MambaStepper, V: number, windows: TokenWindow[]): number {
+  let nats = 0;
+  for (const w of windows) {
+    const n = w.length - 1;
+    const { logits } = stepper.read(stepper.emptyState(), w.subarray(0, n), "last");
+    const Vp = logits.length / n;
+    for (let t = 0; t < n; t++) {
+      const row = logits.subarray(t * Vp, t * Vp + V);
+      let max = -Infinity, sum = 0;
+      for (let v = 0; v < V; v++) max = Math.max(max, row[v]);
+      for (let v = 0; v < V; v++) sum += Math.exp(row[v] - max);
+      nats += Math.log(sum) + max - row[w[t + 1]];
+    }
+  }
+  return nats;
 }
 
 /**
@@ -180,27 +210,44 @@ export async function scoreText(
   const totalWindows = Math.ceil((ids.length - 1) / window);
   const windowAt = (k: number) => ids.subarray(k * window, Math.min(ids.length, k * window + window + 1));
   let nats = 0, tokens = 0;
-  for (let i = 0; i < totalWindows;) {
-    let j = i + 1; // a batch holds windows of one length: full ones, or the short last one alone
-    while (j < totalWindows && j - i < batch && windowAt(j).length === windowAt(i).length) j++;
-    const group: TokenWindow[] = [];
-    for (let k = i; k < j; k++) group.push(windowAt(k));
-    const t = windowNats(model, group);
-    const v = (await t.data())[0];
-    t.dispose();
-    reclaimWebGpuGarbage();
-    if (!Number.isFinite(v)) {
-      const unit = subword ? "tokens" : "bytes";
-      throw new NonFiniteError(
-        `the ${model.kind} model's loss is ${v} on window${j - i > 1 ? `s ${i + 1}-${j}` : ` ${i + 1}`} of ` +
-          `${totalWindows} (${unit} ${i * window}-${Math.min(ids.length, j * window + 1)}); its weights or ` +
-          `activations overflow, so no score is reported`,
-      );
+  const mamba = (model as { mamba?: MambaLM }).mamba;
+  const weights = opts.weights ?? mamba?.decodeWeights;
+  if (weights && !mamba) throw new Error(`weights "${weights}" score Mamba models only (the CPU stepper)`);
+  const stepper = weights ? await MambaStepper.create(mamba!, { weights }) : undefined;
+  try {
+    for (let i = 0; i < totalWindows;) {
+      let j = i + 1; // a batch holds windows of one length: full ones, or the short last one alone
+      while (j < totalWindows && j - i < batch && windowAt(j).length === windowAt(i).length) j++;
+      const group: TokenWindow[] = [];
+      for (let k = i; k < j; k++) group.push(windowAt(k));
+      let v: number;
+      if (stepper) {
+        v = stepperWindowNats(stepper, model.config.vocab_size, group);
+      } else {
+        const t = windowNats(model, group);
+        v = (await t.data())[0];
+        t.dispose();
+        reclaimWebGpuGarbage();
+      }
+      if (!Number.isFinite(v)) {
+        const unit = subword ? "tokens" : "bytes";
+        throw new NonFiniteError(
+          `the ${model.kind} model's loss is ${v} on window${
+            j - i > 1 ? `s ${i + 1}-${j}` : ` ${i + 1}`
+          } of ` +
+            `${totalWindows} (${unit} ${i * window}-${
+              Math.min(ids.length, j * window + 1)
+            }); its weights or ` +
+            `activations overflow, so no score is reported`,
+        );
+      }
+      nats += v;
+      for (const w of group) tokens += w.length - 1;
+      await opts.onProgress?.({ windows: j, totalWindows, tokens, totalTokens: ids.length - 1 });
+      i = j;
     }
-    nats += v;
-    for (const w of group) tokens += w.length - 1;
-    await opts.onProgress?.({ windows: j, totalWindows, tokens, totalTokens: ids.length - 1 });
-    i = j;
+  } finally {
+    stepper?.dispose();
   }
   // bytes predicted: every byte except those of the very first token
   const first = subword ? opts.tokenizer!.tokenBytes(ids[0]).length : 1;

@@ -22,4 +22,21 @@ export {
   wasmKernelsAvailable,
   wasmKernelsEnabled,
 } from "./wasm/pool.ts";
-export { DECODE_MEMORY_FLOATS, type DecodeKernels, decodeKernels, matvec } from "./wasm/decode.ts";
+export {
+  DECODE_MEMORY_FLOATS,
+  DECODE_THREAD_KERNELS,
+  DecodeFn,
+  type DecodeKernels,
+  decodeKernels,
+  decodeModules,
+  formatFits,
+  matvec,
+  matvecBf16,
+  matvecQ8,
+  Q8_BLOCK,
+  quantizeQ8,
+  quantizeX16,
+  toBf16,
+  WEIGHT_FORMATS,
+  type WeightFormat,
+} from "./wasm/decode.ts";

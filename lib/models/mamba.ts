@@ -7,6 +7,7 @@
  * Parameters live in a Map keyed by mamba_ssm's state-dict names; every function here is a plain function
  * of (model, inputs), nanoGPT-style, so gradients with respect to the parameters are just tf.grads.
  */
+import type { WeightFormat } from "../kernels/wasm/decode.ts";
 import * as tf from "@tensorflow/tfjs";
 import { dims, type MambaConfig, noWeightDecay, parameterShapes } from "./mamba_config.ts";
 import { ConfigError } from "../io/errors.ts";
@@ -29,6 +30,11 @@ export interface MambaLM {
   config: MambaConfig;
   /** mamba_ssm state-dict name -> trainable variable. The tied lm_head is not stored separately. */
   params: Map<string, tf.Variable>;
+  /**
+   * The weight format the CPU stepper decodes this model with (lib/decode/stepper.ts; loadModel's `weights`
+   * option sets it); undefined: float32.
+   */
+  decodeWeights?: WeightFormat;
 }
 
 /** Per-layer recurrent state for decoding: O(1) in the sequence length. */

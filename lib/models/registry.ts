@@ -6,6 +6,7 @@
  * Baselines register themselves here (`registerFamily`) from their own module; `lib/models/mod.ts`
  * imports them all.
  */
+import { WEIGHT_FORMATS, type WeightFormat } from "../kernels/wasm/decode.ts";
 import { WEIGHTS_FILE, weightValues } from "./checkpoint.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { ByteBPE } from "../data/bpe.ts";
@@ -152,12 +153,32 @@ export const TOKENIZER_FILE = "tokenizer.json";
 
 /**
  * Loads a directory written by `saveModel` (or a mamba_ssm / Hugging Face Mamba checkpoint), with its
- * tokenizer attached (`model.tokenizer`) when the directory has one.
+ * tokenizer attached (`model.tokenizer`) when the directory has one. `weights` (Mamba models): the format
+ * the CPU stepper decodes and scores it with ("f32", "bf16", "int8"; lib/kernels/wasm/decode.ts); the
+ * model's own parameters stay float32.
  */
-export async function loadModel(dir: string): Promise<LanguageModel> {
+export async function loadModel(dir: string, opts: { weights?: WeightFormat } = {}): Promise<LanguageModel> {
+  if (opts.weights !== undefined && !WEIGHT_FORMATS.includes(opts.weights)) {
+    throw new InputError(
+      dir,
+      undefined,
+      `weights: expected one of ${WEIGHT_FORMATS.join(", ")}, got "${opts.weights}"`,
+    );
+  }
   const model = await loadWeights(dir);
   const tokenizerPath = `${dir}/${TOKENIZER_FILE}`;
   if (await pathExists(tokenizerPath)) model.tokenizer = await ByteBPE.load(tokenizerPath);
+  if (opts.weights !== undefined) {
+    const m = (model as { mamba?: MambaLM }).mamba;
+    if (!m) {
+      throw new InputError(
+        dir,
+        undefined,
+        `${dir}: weights "${opts.weights}" apply to Mamba models (the CPU stepper); this is a ${model.kind}`,
+      );
+    }
+    m.decodeWeights = opts.weights;
+  }
   return model;
 }
 

@@ -1,10 +1,117 @@
 /**
- * The batch-1 decoding kernels of decode.wat (WebAssembly SIMD: `mv`, `mv4`, `ssmStep`, and math.wat's
- * vector functions through `map`), bound to a memory of their own, and `matvec`, the plain-JS twin of `mv`.
- * lib/decode/stepper.ts runs a Mamba step with them; tests compare the step with lib/models/mamba.ts's.
+ * The batch-1 decoding kernels of decode.wat (WebAssembly SIMD: `mv`, `mv4`, `ssmStep`, their twins over
+ * compressed weights `mvBf16`, `mv4Bf16`, `mvQ8`, `mv4Q8`, and math.wat's vector functions through `map`),
+ * bound to a memory of their own; the weight formats and their plain-JS twins (`matvec`, `matvecBf16`,
+ * `matvecQ8`). lib/decode/stepper.ts runs a Mamba step with them; tests compare the step with
+ * lib/models/mamba.ts's and each kernel with its twin.
  */
 import { SCAN_WASM_BASE64 } from "./bytes.ts";
 import { decodeBase64, MAX_PAGES } from "./pool.ts";
+import type { KernelName } from "./threads.ts";
+
+/**
+ * How the stepper stores its weight matrices: float32; bfloat16 (the top half of each float32, rounded to
+ * nearest even: 2 bytes a weight); int8 with one float32 scale per row and block of Q8_BLOCK columns
+ * (1.0625 bytes a weight; the input vector is then rounded to int16 with one scale per vector).
+ */
+export const WEIGHT_FORMATS = ["f32", "bf16", "int8"] as const;
+export type WeightFormat = typeof WEIGHT_FORMATS[number];
+/** Columns per int8 scale (a row's block): the int8 kernels need cols % Q8_BLOCK == 0. */
+export const Q8_BLOCK = 64;
+
+/** Whether a (rows, cols) matrix can be stored in `format` (the kernels' column multiples). */
+export function formatFits(format: WeightFormat, cols: number): boolean {
+  return format === "int8" ? cols % Q8_BLOCK === 0 : cols % 8 === 0;
+}
+
+/** float32 -> bfloat16 bits, rounded to nearest even (NaN stays NaN). */
+export function toBf16(a: Float32Array): Uint16Array {
+  const u = new Uint32Array(a.buffer, a.byteOffset, a.length), out = new Uint16Array(a.length);
+  for (let i = 0; i < a.length; i++) {
+    const v = u[i];
+    out[i] = (v & 0x7fffffff) > 0x7f800000 ? (v >>> 16) | 0x40 : (v + 0x7fff + ((v >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+/** bfloat16 bits -> float32 values (exact). */
+export function fromBf16(b: Uint16Array): Float32Array {
+  const u = new Uint32Array(b.length);
+  for (let i = 0; i < b.length; i++) u[i] = b[i] << 16;
+  return new Float32Array(u.buffer);
+}
+
+/**
+ * W (rows, cols) -> int8 values and one scale per row and block of Q8_BLOCK columns: scale = max |w| / 127
+ * over the block, q = round(w / scale); w ~ q scale. cols % Q8_BLOCK == 0.
+ */
+export function quantizeQ8(
+  W: Float32Array,
+  rows: number,
+  cols: number,
+): { q: Int8Array; scales: Float32Array } {
+  if (cols % Q8_BLOCK !== 0) throw new Error(`quantizeQ8: cols ${cols} is not a multiple of ${Q8_BLOCK}`);
+  const q = new Int8Array(rows * cols), scales = new Float32Array(rows * cols / Q8_BLOCK);
+  for (let b = 0; b < scales.length; b++) {
+    const at = b * Q8_BLOCK;
+    let m = 0;
+    for (let i = 0; i < Q8_BLOCK; i++) m = Math.max(m, Math.abs(W[at + i]));
+    const s = Math.fround(m / 127);
+    scales[b] = s;
+    if (s > 0) { for (let i = 0; i < Q8_BLOCK; i++) q[at + i] = Math.round(W[at + i] / s); }
+  }
+  return { q, scales };
+}
+
+/**
+ * x[0, cols) -> int16 in out[0, cols), one scale for the vector: scale = max |x| / 32767, q = round(x /
+ * scale); returns the scale (0 for an all-zero x). The int8 kernels' right-hand side.
+ */
+export function quantizeX16(x: Float32Array, out: Int16Array, cols: number): number {
+  let m = 0;
+  for (let i = 0; i < cols; i++) m = Math.max(m, Math.abs(x[i]));
+  const s = Math.fround(m / 32767);
+  if (s === 0) out.fill(0, 0, cols);
+  else for (let i = 0; i < cols; i++) out[i] = Math.round(x[i] / s);
+  return s;
+}
+
+/** The plain-JS twin of `mvBf16`: y = W x with W in bfloat16 bits (sums in double precision). */
+export function matvecBf16(W: Uint16Array, x: Float32Array, y: Float32Array, rows: number, cols: number) {
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  for (let o = 0; o < rows; o++) {
+    let s = 0;
+    for (let i = 0; i < cols; i++) {
+      u[0] = W[o * cols + i] << 16;
+      s += f[0] * x[i];
+    }
+    y[o] = s;
+  }
+}
+
+/**
+ * The plain-JS twin of `mvQ8`: y[o] = sum_b S[o, b] sum_{i in b} q[o, i] xq[i] (integer sums exact, the
+ * rest in double precision); the caller multiplies by xq's scale.
+ */
+export function matvecQ8(
+  q: Int8Array,
+  S: Float32Array,
+  xq: Int16Array,
+  y: Float32Array,
+  rows: number,
+  cols: number,
+) {
+  const nb = cols / Q8_BLOCK;
+  for (let o = 0; o < rows; o++) {
+    let s = 0;
+    for (let b = 0; b < nb; b++) {
+      let dot = 0;
+      for (let i = b * Q8_BLOCK; i < (b + 1) * Q8_BLOCK; i++) dot += q[o * cols + i] * xq[i];
+      s += dot * S[o * nb + b];
+    }
+    y[o] = s;
+  }
+}
 
 /**
  * y (rows) = W (rows, cols) @ x (cols) (+ bias), W row-major as PyTorch stores Linear weights. Four rows
@@ -68,6 +175,28 @@ export type SsmStepFn = (
 ) => void;
 
 /**
+ * The kernels a KernelThreads gang runs for the stepper, by index (DecodeFn): decode.wat's exports of the
+ * kernels module (module 0 of `decodeModules`).
+ */
+export const DECODE_THREAD_KERNELS: readonly KernelName[] = [
+  [0, "mv"],
+  [0, "mv4"],
+  [0, "ssmStep"],
+  [0, "mvBf16"],
+  [0, "mv4Bf16"],
+  [0, "mvQ8"],
+  [0, "mv4Q8"],
+];
+export const DecodeFn = { mv: 0, mv4: 1, ssmStep: 2, mvBf16: 3, mv4Bf16: 4, mvQ8: 5, mv4Q8: 6 } as const;
+
+let compiled: WebAssembly.Module | undefined;
+/** The kernels module, compiled once per process (the stepper's memories and threads all instantiate it). */
+export function decodeModules(): WebAssembly.Module[] {
+  compiled ??= new WebAssembly.Module(decodeBase64(SCAN_WASM_BASE64) as BufferSource);
+  return [compiled];
+}
+
+/**
  * The decoding kernels of decode.wat (WebAssembly SIMD: `mv`, `mv4`, `ssmStep`), bound to a fresh memory of
  * `floats` float32 values; undefined where they cannot run, and then the stepper runs plain JS, saying why
  * once on stderr (decodeKernelsUnavailable). Pointers are byte offsets into that memory, so the weights,
@@ -81,8 +210,7 @@ export function decodeKernels(
   try {
     const pages = Math.ceil((floats * 4 + 64) / 65536);
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    const module = new WebAssembly.Module(decodeBase64(SCAN_WASM_BASE64) as BufferSource);
-    const x = new WebAssembly.Instance(module, { env: { memory: mem } }).exports;
+    const x = new WebAssembly.Instance(decodeModules()[0], { env: { memory: mem } }).exports;
     return {
       mem,
       mv: x.mv as unknown as MvFn,
