@@ -1,0 +1,308 @@
+/**
+ * CPU decoding with compressed weights and several threads (lib/decode/stepper.ts, lib/kernels/wasm/
+ * decode.ts and threads.ts): the bfloat16 and int8 formats against their definitions, each SIMD kernel
+ * against its plain-JS twin, the thread gang, the stepper split over threads against one thread (bit for
+ * bit), and the formats' bits per byte against float32 on the trained reference model, through the
+ * library and the command line.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { FIXTURES, trainedModelDir, useBackend } from "./helpers.ts";
+import {
+  DECODE_THREAD_KERNELS,
+  DecodeFn,
+  decodeKernels,
+  decodeModules,
+  fromBf16,
+  matvec,
+  matvecBf16,
+  matvecQ8,
+  Q8_BLOCK,
+  quantizeQ8,
+  quantizeX16,
+  toBf16,
+  type WeightFormat,
+} from "../lib/kernels/wasm/decode.ts";
+import { KernelThreads, liveKernelThreads, splitAligned } from "../lib/kernels/wasm/threads.ts";
+import { MambaStepper } from "../lib/decode/stepper.ts";
+import { asMamba, loadModel } from "../lib/models/registry.ts";
+import { scoreText } from "../lib/eval/score.ts";
+import { readSafetensors } from "../lib/io/safetensors.ts";
+import { Rng } from "../lib/util/rng.ts";
+
+await useBackend("wasm");
+const { dir, prompt, greedy } = await trainedModelDir();
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+// held-out text: the other GPL v3 batch (train3's), which the trained reference did not see in this order
+const heldOut = Uint8Array.from(
+  (await readSafetensors(`${FIXTURES}mambabyte-train3-public.expected.safetensors`)).tensors.get("input_ids")!
+    .data as Int32Array,
+);
+
+function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+Deno.test("toBf16 rounds float32 to nearest even (IEEE bit patterns); fromBf16 widens exactly", () => {
+  const cases: [number, number][] = [
+    [1, 0x3f80],
+    [1 + 2 ** -8, 0x3f80], // a tie: to the even mantissa
+    [1 + 3 * 2 ** -8, 0x3f82], // a tie: to the even mantissa, upwards
+    [1 + 2 ** -8 + 2 ** -20, 0x3f81], // above the tie
+    [-2.5, 0xc020],
+    [0, 0],
+    [-0, 0x8000],
+    [Infinity, 0x7f80],
+  ];
+  const bits = toBf16(Float32Array.from(cases.map(([v]) => v)));
+  cases.forEach(([v, want], i) => assert.equal(bits[i], want, `toBf16(${v})`));
+  assert.ok(Number.isNaN(fromBf16(toBf16(Float32Array.of(NaN)))[0]), "NaN stays NaN");
+  assert.deepEqual(Array.from(fromBf16(Uint16Array.of(0x3f80, 0xc020, 0x3f81))), [1, -2.5, 1 + 2 ** -7]);
+});
+
+Deno.test("quantizeQ8: |q| <= 127 and |w - q s| <= s / 2 for every weight, s = max |w| / 127 per row and block of 64; quantizeX16 likewise at 32767", () => {
+  const rng = new Rng(5);
+  const rows = 6, cols = 3 * Q8_BLOCK;
+  const W = rng.normalArray(rows * cols);
+  W.fill(0, Q8_BLOCK, 2 * Q8_BLOCK); // an all-zero block
+  W[5 * cols + 7] = 40; // an outlier in one block
+  const { q, scales } = quantizeQ8(W, rows, cols);
+  assert.equal(scales.length, rows * cols / Q8_BLOCK);
+  for (let b = 0; b < scales.length; b++) {
+    const block = W.subarray(b * Q8_BLOCK, (b + 1) * Q8_BLOCK);
+    assert.equal(scales[b], Math.fround(Math.max(...block.map(Math.abs)) / 127), `scale of block ${b}`);
+    for (let i = 0; i < Q8_BLOCK; i++) {
+      const at = b * Q8_BLOCK + i;
+      assert.ok(Math.abs(q[at]) <= 127);
+      assert.ok(Math.abs(W[at] - q[at] * scales[b]) <= scales[b] / 2 * (1 + 1e-6), `weight ${at}`);
+    }
+  }
+  assert.throws(() => quantizeQ8(W, rows * 2, cols / 2), /cols 96 is not a multiple of 64/);
+  const x = rng.normalArray(100), xq = new Int16Array(100);
+  const s = quantizeX16(x, xq, 100);
+  assert.equal(s, Math.fround(Math.max(...x.map(Math.abs)) / 32767));
+  x.forEach((v, i) => assert.ok(Math.abs(v - xq[i] * s) <= s / 2 * (1 + 1e-6)));
+  assert.equal(quantizeX16(new Float32Array(8), xq, 8), 0);
+});
+
+/** The decoding kernels on one memory, with a bump allocator for typed arrays copied into it. */
+function kernelMemory(floats: number) {
+  const k = decodeKernels(floats)!;
+  const fns = new WebAssembly.Instance(decodeModules()[0], { env: { memory: k.mem } })
+    .exports as unknown as Record<string, (...a: number[]) => void>;
+  let top = 0;
+  const put = <A extends Float32Array | Int8Array | Int16Array | Uint16Array>(a: A): A => {
+    const v = new (a.constructor as new (b: ArrayBufferLike, at: number, n: number) => A)(
+      k.mem.buffer,
+      top,
+      a.length,
+    );
+    v.set(a as never);
+    top += Math.ceil(a.byteLength / 64) * 64;
+    return v;
+  };
+  return { mem: k.mem, fns, put };
+}
+
+Deno.test("mvBf16 / mvQ8 equal their plain-JS twins (1e-6), the twins equal float32 products of the widened weights, and the 4-vector kernels equal the 1-vector ones bit for bit", () => {
+  const rng = new Rng(11);
+  for (const [rows, cols] of [[37, 192], [5, 64], [16, 128]]) {
+    const { fns, put } = kernelMemory(1 << 20);
+    const W = rng.normalArray(rows * cols);
+    const X = put(rng.normalArray(4 * cols));
+    const y1 = put(new Float32Array(rows)), y4 = put(new Float32Array(4 * rows));
+    const twin = new Float32Array(rows), exact = new Float32Array(rows);
+    // bfloat16
+    const Wb = put(toBf16(W));
+    fns.mv4Bf16(Wb.byteOffset, X.byteOffset, cols * 4, y4.byteOffset, rows * 4, rows, cols);
+    for (let t = 0; t < 4; t++) {
+      const x = X.subarray(t * cols, (t + 1) * cols);
+      fns.mvBf16(Wb.byteOffset, x.byteOffset, y1.byteOffset, rows, cols);
+      matvecBf16(Wb, x, twin, rows, cols);
+      matvec(fromBf16(Wb), x, exact, rows, cols);
+      assert.ok(relL2(y1, twin) < 1e-6, `mvBf16 ${rows}x${cols}: ${relL2(y1, twin)}`);
+      assert.ok(relL2(twin, exact) < 1e-6, `matvecBf16 ${rows}x${cols}`);
+      assert.deepEqual(y4.subarray(t * rows, (t + 1) * rows), y1, `mv4Bf16 vector ${t}`);
+    }
+    // int8 weights, int16 inputs
+    const { q, scales } = quantizeQ8(W, rows, cols);
+    const Wq = put(q), S = put(scales), xq = put(new Int16Array(4 * cols));
+    const sx = [0, 1, 2, 3].map((t) => quantizeX16(X.subarray(t * cols), xq.subarray(t * cols), cols));
+    fns.mv4Q8(Wq.byteOffset, S.byteOffset, xq.byteOffset, cols * 2, y4.byteOffset, rows * 4, rows, cols);
+    const deq = Float32Array.from(q, (v, i) => v * scales[Math.floor(i / Q8_BLOCK)]);
+    for (let t = 0; t < 4; t++) {
+      const x = xq.subarray(t * cols, (t + 1) * cols);
+      fns.mvQ8(Wq.byteOffset, S.byteOffset, x.byteOffset, y1.byteOffset, rows, cols);
+      matvecQ8(q, scales, x, twin, rows, cols);
+      matvec(deq, Float32Array.from(x, (v) => v * sx[t]), exact, rows, cols);
+      assert.ok(relL2(y1, twin) < 1e-6, `mvQ8 ${rows}x${cols}: ${relL2(y1, twin)}`);
+      assert.ok(relL2(twin.map((v) => v * sx[t]), exact) < 1e-6, `matvecQ8 ${rows}x${cols}`);
+      assert.deepEqual(y4.subarray(t * rows, (t + 1) * rows), y1, `mv4Q8 vector ${t}`);
+    }
+  }
+});
+
+Deno.test("KernelThreads: a product split by rows over 3 threads equals one thread bit for bit; a trap in a worker is rethrown; close ends the workers", () => {
+  const rng = new Rng(2);
+  const rows = 100, cols = 256;
+  const { mem, put } = kernelMemory(1 << 20);
+  const W = put(rng.normalArray(rows * cols)), x = put(rng.normalArray(cols));
+  const one = put(new Float32Array(rows)), split = put(new Float32Array(rows));
+  const before = liveKernelThreads();
+  const gang = new KernelThreads(decodeModules(), [mem], DECODE_THREAD_KERNELS, 3);
+  try {
+    gang.run(0, DecodeFn.mv, [[W.byteOffset, x.byteOffset, one.byteOffset, rows, cols]]);
+    const parts = splitAligned(rows, 3, 16);
+    assert.deepEqual(parts, [[0, 32], [32, 64], [64, 100]]);
+    gang.run(
+      0,
+      DecodeFn.mv,
+      parts.map((
+        [a, b],
+      ) => [W.byteOffset + a * cols * 4, x.byteOffset, split.byteOffset + a * 4, b - a, cols]),
+    );
+    assert.equal(liveKernelThreads(), before + 2);
+    assert.deepEqual(split, one);
+    const outside = mem.buffer.byteLength; // reading past the memory traps
+    assert.throws(
+      () =>
+        gang.run(0, DecodeFn.mv, [[W.byteOffset, x.byteOffset, one.byteOffset, 1, cols], [
+          outside,
+          0,
+          0,
+          1,
+          8,
+        ]]),
+      /failed in a worker thread/,
+    );
+  } finally {
+    gang.close();
+  }
+  assert.equal(liveKernelThreads(), before);
+});
+
+Deno.test("MambaStepper over 2 threads equals 1 thread bit for bit (every format, a 64-byte pass and steps); dispose ends its threads", async () => {
+  const model = asMamba(await loadModel(dir));
+  const ids = Array.from(prompt);
+  const before = liveKernelThreads();
+  for (const weights of ["f32", "bf16", "int8"] as WeightFormat[]) {
+    const one = new MambaStepper(model, undefined, { weights, threads: 1 });
+    const two = new MambaStepper(model, undefined, { weights, threads: 2 });
+    assert.equal(two.threads, 2);
+    const a = one.read(one.emptyState(), ids, "last"), b = two.read(two.emptyState(), ids, "last");
+    assert.ok(liveKernelThreads() > before, `${weights}: the pass was split over a worker`);
+    assert.deepEqual(b.logits, a.logits, `${weights}: pass logits`);
+    assert.deepEqual(b.states, a.states, `${weights}: state after the pass`);
+    const sa = one.stepSync(a.states[0], 32), sb = two.stepSync(b.states[0], 32);
+    assert.deepEqual(sb.logits, sa.logits, `${weights}: step logits`);
+    one.dispose();
+    two.dispose();
+    assert.equal(liveKernelThreads(), before, `${weights}: dispose ends the worker`);
+  }
+  tf.dispose([...model.params.values()]);
+});
+
+Deno.test("bf16 and int8 steppers: SIMD equals the plain-JS twins (1e-4), logits near float32's, bits per byte of held-out text within 0.01 of float32 (f32 stepper = the model's forward pass)", async () => {
+  const lm = await loadModel(dir);
+  const model = asMamba(lm);
+  const ids = Array.from(prompt);
+  const f32 = new MambaStepper(model).read(new MambaStepper(model).emptyState(), ids, "last").logits;
+  const forward = (await scoreText(lm, heldOut, { window: 2048 })).bits_per_byte;
+  const viaStepper = (await scoreText(lm, heldOut, { window: 2048, weights: "f32" })).bits_per_byte;
+  assert.ok(Math.abs(viaStepper - forward) < 1e-5, `f32 stepper ${viaStepper} vs forward ${forward}`);
+  for (const [weights, logitsTol] of [["bf16", 0.01], ["int8", 0.03]] as [WeightFormat, number][]) {
+    const simd = new MambaStepper(model, undefined, { weights });
+    const plain = new MambaStepper(model, undefined, { weights, kernels: false });
+    assert.ok(simd.simd && !plain.simd);
+    assert.equal(simd.formats[weights], 2 * 3 + 1, `${weights}: in, x and out projections and the head`);
+    const a = simd.read(simd.emptyState(), ids, "last").logits;
+    const b = plain.read(plain.emptyState(), ids, "last").logits;
+    // (int8: the two paths' inputs differ in the last float bits, so an int16 rounding can flip by one)
+    assert.ok(relL2(a, b) < 1e-4, `${weights}: SIMD vs plain JS ${relL2(a, b)}`);
+    assert.ok(relL2(a, f32) < logitsTol, `${weights}: logits vs float32 ${relL2(a, f32)}`);
+    simd.dispose();
+    const bpb = (await scoreText(lm, heldOut, { window: 2048, weights })).bits_per_byte;
+    assert.ok(Math.abs(bpb - viaStepper) < 0.01, `${weights}: ${bpb} bits/byte vs float32 ${viaStepper}`);
+  }
+  tf.dispose([...model.params.values()]);
+});
+
+const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
+async function cli(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("cli score --weights int8 reports its bits per byte beside float32's; generate --weights decodes greedily; bad values fail in one line", async () => {
+  const text = `${dir}/held-out.txt`, promptFile = `${dir}/prompt.bin`;
+  await Deno.writeFile(text, heldOut);
+  await Deno.writeFile(promptFile, prompt);
+  const s = await cli("score", "--model", dir, "--text", text, "--window", "2048", "--weights", "int8");
+  assert.equal(s.code, 0, s.stderr);
+  const r = JSON.parse(s.stdout);
+  assert.equal(r.weights, "int8");
+  assert.ok(Math.abs(r.bits_per_byte - r.f32_bits_per_byte - r.bits_per_byte_minus_f32) < 1e-12);
+  assert.ok(Math.abs(r.bits_per_byte_minus_f32) < 0.01, s.stdout);
+  const g = await cli(
+    "generate",
+    "--model",
+    dir,
+    "--prompt-file",
+    promptFile,
+    "--max-bytes",
+    String(greedy.length),
+    "--greedy",
+    "--weights",
+    "f32",
+  );
+  assert.equal(g.code, 0, g.stderr);
+  assert.deepEqual(
+    Array.from(new TextEncoder().encode(g.stdout)),
+    greedy,
+    "f32 on the stepper: mamba_ssm's bytes",
+  );
+  const g8 = await cli(
+    "generate",
+    "--model",
+    dir,
+    "--prompt-file",
+    promptFile,
+    "--max-bytes",
+    "16",
+    "--greedy",
+    "--weights",
+    "int8",
+  );
+  assert.equal(g8.code, 0, g8.stderr);
+  assert.equal(new TextEncoder().encode(g8.stdout).length, 16);
+  for (
+    const args of [["score", "--model", dir, "--text", text], [
+      "generate",
+      "--model",
+      dir,
+      "--prompt-file",
+      promptFile,
+      "--max-bytes",
+      "4",
+    ]]
+  ) {
+    const bad = await cli(...args, "--weights", "int4");
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+    assert.match(bad.stderr, /--weights must be one of f32, bf16, int8 \(got "int4"\)/);
+  }
+});
