@@ -1,13 +1,17 @@
 /**
  * CPU decoding against llama.cpp, in the same run on the same weights: MambaByte's CPU stepper (the
- * WebAssembly SIMD kernels, one thread; lib/decode/stepper.ts) beside llama.cpp (node-llama-cpp's prebuilt
- * Linux x64 library driven by tests/reference/llama_logits.c, no JavaScript in its loop) with 1 and 2
- * threads. Per shape: random weights (speed does not depend on them), exported with `export --format gguf`'s
- * mapping; a prompt of P random bytes read as one pass (prefill), then G greedy bytes; the three contenders
- * interleaved, `--reps` times, medians. One JSON line per shape on stdout, and with --out (default
+ * WebAssembly SIMD kernels over every thread; lib/decode/stepper.ts), with float32 weights and each format
+ * of --weights, beside llama.cpp (node-llama-cpp's prebuilt Linux x64 library driven by
+ * tests/reference/llama_logits.c, no JavaScript in its loop) with 1 and 2 threads. Per shape: random weights
+ * (speed does not depend on them), exported with `export --format gguf`'s mapping; a prompt of P random
+ * bytes read as one pass (prefill), then G greedy bytes; the contenders interleaved, `--reps` times,
+ * medians. Beside them, a plain memory copy (one thread, 512 MiB) measured in the same run: the ceiling a
+ * decoder that streams its weights approaches. One JSON line per shape on stdout, and with --out (default
  * data/results/bench/llama.jsonl) the same line with provenance. Needs `deno task setup --with-llama`.
  *
- *   deno run -A lib/bench/llama.ts [--shape D,L[,P,G]]... [--reps 3] [--threads 1,2] [--out FILE]
+ *   deno run -A lib/bench/llama.ts [--shape D,L[,P,G]]... [--reps 3] [--threads 1,2] [--weights f32,int8]
+ *     [--project-threads N] [--out FILE]
+ *   deno task bench --suite decode --peer llama.cpp    (the same, from the bench driver)
  *
  * Defaults: d256x4 and d768x24 with a 2,048-byte prompt and 256 bytes; --shape 1792,48,128,32 is the
  * paper's 972M model (3.9 GB of weights: several minutes on a 2-core machine).
@@ -17,6 +21,8 @@ import { dims, expectedStateDictShapes, parseMambaConfig } from "../models/mamba
 import { mambaGguf } from "../models/gguf_export.ts";
 import { writeGguf } from "../io/gguf.ts";
 import { hostModel, MambaStepper } from "../decode/stepper.ts";
+import { WEIGHT_FORMATS, type WeightFormat } from "../kernels/wasm/decode.ts";
+import { threadCount } from "../kernels/wasm/pool.ts";
 import { llamaPaths } from "../setup.ts";
 import { appendBenchLine } from "../results/store.ts";
 import { RESULTS_DIR } from "../paths.ts";
@@ -29,6 +35,8 @@ const USAGE =
                       (default 256,4 and 768,24; 1792,48,128,32 is the paper's 972M model)
   --reps N            interleaved repetitions, medians reported (default 3)
   --threads LIST      llama.cpp's thread counts (default 1,2)
+  --weights LIST      the project's weight formats, f32 first (default f32,int8; also bf16)
+  --project-threads N the project's threads (default MAMBABYTE_THREADS, else every logical CPU)
   --out FILE          JSONL of records (default data/results/bench/llama.jsonl; "" for none)`;
 helpOrUnknown(Deno.args, USAGE, "lib/bench/llama.ts");
 
@@ -38,6 +46,15 @@ const shapes =
     .map(list);
 const reps = Number(flagValue(Deno.args, "--reps", "3"));
 const threads = list(flagValue(Deno.args, "--threads", "1,2"));
+const formats = flagValue(Deno.args, "--weights", "f32,int8").split(",") as WeightFormat[];
+for (const f of formats) {
+  if (!WEIGHT_FORMATS.includes(f)) {
+    console.error(`error: --weights: expected formats among ${WEIGHT_FORMATS.join(", ")}, got "${f}"`);
+    Deno.exit(2);
+  }
+}
+if (formats[0] !== "f32") formats.unshift("f32"); // the ratios are to float32's
+const projectThreads = Number(flagValue(Deno.args, "--project-threads", String(threadCount())));
 const out = flagValue(Deno.args, "--out", `${RESULTS_DIR}bench/llama.jsonl`);
 const say = (s: string) => console.error(`[llama bench] ${s}`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -51,6 +68,18 @@ if (!(await Deno.stat(driver).then(() => true, () => false))) {
   Deno.exit(1);
 }
 const cores = navigator.hardwareConcurrency;
+
+/** One thread copying 512 MiB (best of 5): bytes copied per second (each byte read once, written once). */
+function memoryCopyBytesPerS(): number {
+  const n = 2 ** 27, src = new Float32Array(n).fill(1), dst = new Float32Array(n);
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    dst.set(src);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return n * 4 / (best / 1000);
+}
 
 for (const [d, L, P = 2048, G = 256] of shapes) {
   const config = parseMambaConfig({ d_model: d, n_layer: L, vocab_size: 256 }, "bench");
@@ -78,10 +107,14 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
     const rng = new Rng(1);
     const prompt = Int32Array.from({ length: P }, () => Math.floor(rng.uniform() * 256));
     await Deno.writeFile(`${tmp}/prompt.i32`, new Uint8Array(prompt.buffer));
-    say(`d${d} x ${L}: the stepper (${(fileBytes / 2 ** 30).toFixed(2)} GiB of weights)`);
-    const stepper = new MambaStepper(hostModel(config, weights));
+    say(
+      `d${d} x ${L}: the stepper (${(fileBytes / 2 ** 30).toFixed(2)} GiB of weights): ${formats.join(", ")}`,
+    );
+    const steppers = formats.map((w) =>
+      new MambaStepper(hostModel(config, weights), undefined, { weights: w, threads: projectThreads })
+    );
     const Vp = dims(config).V;
-    const project = () => {
+    const project = (stepper: MambaStepper) => {
       const p0 = performance.now();
       const { logits, states } = stepper.read(stepper.emptyState(), Array.from(prompt), "last");
       const prefill = (performance.now() - p0) / 1000;
@@ -103,18 +136,24 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
       if (r.code !== 0) throw new Error(`llama.cpp (${t} threads): ${new TextDecoder().decode(r.stderr)}`);
       return JSON.parse(new TextDecoder().decode(r.stdout));
     };
-    const runs: Record<string, { prefill_s: number; decode_s: number }[]> = { project: [] };
+    const runs: Record<string, { prefill_s: number; decode_s: number }[]> = {};
+    for (const f of formats) runs[f] = [];
     for (const t of threads) runs[`llama_${t}t`] = [];
+    let copy = 0;
     for (let rep = 0; rep < reps; rep++) {
-      runs.project.push(project());
+      formats.forEach((f, i) => runs[f].push(project(steppers[i])));
       for (const t of threads) runs[`llama_${t}t`].push(await llama(t));
-      const last = runs.project.at(-1)!;
+      copy = Math.max(copy, memoryCopyBytesPerS());
       say(
-        `rep ${rep + 1}/${reps}: project decode ${round(G / last.decode_s, 1)} bytes/s; llama.cpp ${
+        `rep ${rep + 1}/${reps}: project decode ${
+          formats.map((f) => `${f} ${round(G / runs[f].at(-1)!.decode_s, 1)}`).join(", ")
+        } bytes/s; llama.cpp ${
           threads.map((t) => `${t}t ${round(G / runs[`llama_${t}t`].at(-1)!.decode_s, 1)}`).join(", ")
-        }`,
+        }; memory copy ${round(copy / 1e9, 1)} GB/s`,
       );
     }
+    steppers.slice(1).forEach((s) => s.dispose());
+    const stepper = steppers[0];
     const speeds = Object.fromEntries(
       Object.entries(runs).map(([who, rs]) => [who, {
         prefill_bytes_per_s: round(P / median(rs.map((r) => r.prefill_s)), 1),
@@ -124,6 +163,20 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
     const llamaBest = (k: "prefill_bytes_per_s" | "decode_bytes_per_s") =>
       Math.max(...threads.map((t) => speeds[`llama_${t}t`][k]));
     const weightBytes = fileBytes;
+    const contender = (f: WeightFormat, s: MambaStepper) => ({
+      ...speeds[f],
+      path: s.simd
+        ? `WebAssembly SIMD, ${s.threads} thread${s.threads > 1 ? "s" : ""}, ${s.memories} memor${
+          s.memories > 1 ? "ies" : "y"
+        }`
+        : "plain JS",
+      weights: f,
+      matrices: s.formats,
+      // every weight is read once per generated byte: the memory bandwidth decoding reaches
+      decode_weight_gb_per_s: round(s.weightBytes * speeds[f].decode_bytes_per_s / 1e9, 2),
+      weight_bytes: s.weightBytes,
+    });
+    stepper.dispose();
     const line = {
       bench: "llama_cpu",
       d_model: d,
@@ -132,23 +185,30 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
       generated_bytes: G,
       reps,
       cores,
-      project: {
-        ...speeds.project,
-        path: stepper.simd ? `WebAssembly SIMD, 1 thread, ${stepper.memories} memories` : "plain JS",
-        // every weight is read once per generated byte: the memory bandwidth decoding reaches
-        decode_weight_gb_per_s: round(weightBytes * speeds.project.decode_bytes_per_s / 1e9, 2),
-      },
-      llama_cpp: Object.fromEntries(threads.map((t) => [`${t}_threads`, speeds[`llama_${t}t`]])),
-      decode_ratio_to_best_llama: round(speeds.project.decode_bytes_per_s / llamaBest("decode_bytes_per_s")),
-      prefill_ratio_to_best_llama: round(
-        speeds.project.prefill_bytes_per_s / llamaBest("prefill_bytes_per_s"),
+      project: contender("f32", stepper),
+      project_formats: Object.fromEntries(
+        formats.slice(1).map((f, i) => [f, {
+          ...contender(f, steppers[i + 1]),
+          decode_over_f32: round(speeds[f].decode_bytes_per_s / speeds.f32.decode_bytes_per_s),
+        }]),
       ),
+      memory_copy_gb_per_s: round(copy / 1e9, 1),
+      llama_cpp: Object.fromEntries(threads.map((t) => [`${t}_threads`, speeds[`llama_${t}t`]])),
+      decode_ratio_to_best_llama: round(speeds.f32.decode_bytes_per_s / llamaBest("decode_bytes_per_s")),
+      prefill_ratio_to_best_llama: round(speeds.f32.prefill_bytes_per_s / llamaBest("prefill_bytes_per_s")),
       weight_bytes: weightBytes,
       llama_cpp_source:
         "node-llama-cpp 3.22.1 (llama.cpp v0.5.0, prebuilt linux-x64) via tests/reference/llama_logits.c",
     };
     console.log(JSON.stringify(line));
-    if (out) await appendBenchLine(out, line, "cpu (WebAssembly SIMD stepper)", `${cores}-core CPU`);
+    if (out) {
+      await appendBenchLine(
+        out,
+        line,
+        `cpu (WebAssembly SIMD stepper, ${projectThreads} threads)`,
+        `${cores}-core CPU`,
+      );
+    }
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

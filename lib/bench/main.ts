@@ -143,13 +143,28 @@ type Suite = typeof SUITES[number];
 /**
  * Takes `--suite LIST` out of the arguments. Default: scan, train and decode (the CPU benchmarks of issues
  * 3 and 6); `--quick` (tests) runs the scan suite only; `gpu` (it needs a GPU) and `llama` (CPU decoding
- * beside llama.cpp: deno task setup --with-llama first) are asked for by name.
+ * beside llama.cpp: deno task setup --with-llama first) are asked for by name. Suites may also be named
+ * bare (`deno task bench decode`); `--peer llama.cpp` adds the llama suite (the decode benchmark beside
+ * llama.cpp, same run, same weights).
  */
 function takeSuites(args: string[]): { suites: Suite[]; rest: string[] } {
   const rest = [...args];
   const i = rest.findIndex((a) => a === "--suite" || a.startsWith("--suite="));
   let value: string | undefined;
   if (i >= 0) value = rest[i].includes("=") ? rest.splice(i, 1)[0].split("=")[1] : rest.splice(i, 2)[1];
+  const bare = rest.filter((a) => (SUITES as readonly string[]).includes(a));
+  if (bare.length) {
+    for (const b of bare) rest.splice(rest.indexOf(b), 1);
+    value = [...(value ? [value] : []), ...bare].join(",");
+  }
+  const p = rest.findIndex((a) => a === "--peer" || a.startsWith("--peer="));
+  if (p >= 0) {
+    const peer = rest[p].includes("=") ? rest.splice(p, 1)[0].split("=")[1] : rest.splice(p, 2)[1];
+    if (peer !== "llama.cpp") {
+      throw new Error(`--peer: the CPU decoding peer is "llama.cpp" (got "${peer}")`);
+    }
+    value = [...(value ? value.split(",") : []), "llama"].join(",");
+  }
   if (value === undefined) {
     return { suites: rest.includes("--quick") ? ["scan"] : ["scan", "train", "decode"], rest };
   }

@@ -47,11 +47,14 @@ export interface BenchOptions {
   child?: { backend: BackendName; impl: ScanImpl };
 }
 
-const USAGE = `deno task bench [--suite scan,train,decode,gpu] [options]
+const USAGE = `deno task bench [SUITE...] [--suite scan,train,decode,gpu,llama] [--peer llama.cpp] [options]
   --suite LIST      benchmarks to run (default scan,train,decode; --quick: scan): scan (below),
                     train (lib/bench/train.ts: MambaByte training steps, wasm), decode
                     (lib/bench/decode.ts: per-byte latency against context; speculative decoding on the
-                    small-scale books models when trained), gpu (lib/bench/gpu.ts, webgpu)
+                    small-scale books models when trained), gpu (lib/bench/gpu.ts, webgpu), llama
+                    (lib/bench/llama.ts: CPU decoding and prefill beside llama.cpp, same weights, same run;
+                    deno task setup --with-llama first); suites may also be named bare
+  --peer llama.cpp  adds the llama suite (deno task bench decode --peer llama.cpp)
   options of the scan suite:
   --backends LIST   comma-separated backends (default wasm,cpu; webgpu works too)
   --impls LIST      scan implementations (default: all available on each backend)
