@@ -98,7 +98,7 @@ Deno.test("rolling the verifier back gives the logits and state of a fresh prefi
   disposeMambaLM(m);
 });
 
-Deno.test("MambaStepper.read: one pass equals id-by-id steps bit for bit (logits, the state after every id), SIMD and plain JS", async () => {
+Deno.test("MambaStepper.read: one pass equals id-by-id steps bit for bit (logits, the state after every id), SIMD and plain JS; a prefill (blocked GEMM) equals them within 1e-5", async () => {
   await useBackend("wasm");
   // d 128: every product in SIMD (mv4 and mv); d 48: dt_rank 3, so the dt product runs the JS loop
   for (const m of [tinyMamba(256, 11, 128, 2), tinyMamba(320, 12, 48, 2)]) {
@@ -108,7 +108,7 @@ Deno.test("MambaStepper.read: one pass equals id-by-id steps bit for bit (logits
       let st = js.emptyState();
       for (const id of [5, 17, 200]) st = js.stepSync(st, id).state;
       const copy = structuredClone(st);
-      const ids = Array.from({ length: 70 }, (_, i) => (i * 37 + 11) % m.config.vocab_size); // > one 64-id chunk
+      const ids = Array.from({ length: 110 }, (_, i) => (i * 37 + 11) % m.config.vocab_size); // > one 96-id chunk
       const pass = js.read(st, ids);
       const last = js.read(st, ids, "last");
       assertEquals(pass.states.length, ids.length);
@@ -128,8 +128,15 @@ Deno.test("MambaStepper.read: one pass equals id-by-id steps bit for bit (logits
           assertEquals(pass.states[t].conv[l], cur.conv[l], `conv state, layer ${l}, id ${t}`);
         }
       }
-      assertEquals(last.logits, pass.logits);
-      assertEquals(last.states[0], cur);
+      // a prefill's float32 products of 24 ids or more run through the GEMM (fused multiply-adds, other sums)
+      const near = (a: Float32Array, b: Float32Array, what: string) =>
+        assert(relL2(a, b) < 1e-5, `${what} (kernels ${kernels}): ${relL2(a, b)}`);
+      near(last.logits, pass.logits, "prefill logits");
+      for (let l = 0; l < cur.ssm.length; l++) {
+        near(last.states[0].ssm[l], cur.ssm[l], `prefill ssm state, layer ${l}`);
+        near(last.states[0].conv[l], cur.conv[l], `prefill conv state, layer ${l}`);
+      }
+      if (!kernels) assertEquals(last.logits, pass.logits, "without SIMD a prefill is the steps' arithmetic");
       assertEquals(st, copy, "the input state is never mutated");
       throws(() => js.read(st, []), /no ids/);
       throws(() => js.read(st, [m.config.vocab_size]), /outside the vocabulary/);
@@ -405,14 +412,17 @@ Deno.test("MambaStepper over several WebAssembly memories (a model larger than o
   await useBackend("wasm");
   const m = tinyMamba(256, 11, 128, 5); // 5 layers
   const one = new MambaStepper(m);
-  // a layer is about 113K floats (in_proj 65.5K, out_proj 32.8K, ...), the scratch of 64 ids 153K and the
-  // embedding, head and final norm 66K: 410K floats a memory hold two layers, so three memories
-  const split = new MambaStepper(m, undefined, { memoryFloats: 410_000 });
+  // a layer is about 113K floats (in_proj 65.5K, out_proj 32.8K, ...), the scratch of 96 ids with the
+  // GEMM's panels about 311K and the embedding, head and final norm 66K: 560K floats a memory hold two
+  // layers, so three memories
+  const split = new MambaStepper(m, undefined, { memoryFloats: 560_000 });
   assert(one.simd && split.simd, "WebAssembly SIMD kernels expected here");
   strictEqual(one.memories, 1);
   strictEqual(split.memories, 3);
-  const ids = Array.from({ length: 70 }, (_, i) => (i * 53 + 7) % 256);
+  const ids = Array.from({ length: 110 }, (_, i) => (i * 53 + 7) % 256);
   const a = one.read(one.emptyState(), ids), b = split.read(split.emptyState(), ids);
+  const pa = one.read(one.emptyState(), ids, "last"), pb = split.read(split.emptyState(), ids, "last");
+  assertEquals(pb.logits, pa.logits, "prefill (GEMM) over three memories");
   assertEquals(b.logits, a.logits);
   assertEquals(b.states, a.states);
   // and the plain-JS stepper (no memory of its own; its sums run in another order) within 1e-5

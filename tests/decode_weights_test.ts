@@ -147,6 +147,66 @@ Deno.test("mvBf16 / mvQ8 equal their plain-JS twins (1e-6), the twins equal floa
   }
 });
 
+Deno.test("ssmScan (a prefill's recurrence over T bytes, by channels) equals ssmStep byte after byte bit for bit; ssmStep equals exp(dt A) h + dt x B, <h, C> in doubles (1e-5)", () => {
+  const rng = new Rng(8);
+  const e = 12, n = 16, T = 7, w = 3 + 2 * n; // xDbl rows: dt_low (3), B, C
+  const { fns, put } = kernelMemory(1 << 18);
+  const A = Float32Array.from(rng.uniformArray(e * n, -8, -0.1));
+  const A2 = put(A.map((v) => v * Math.LOG2E));
+  const dt = put(rng.uniformArray(T * e, 0.001, 0.5)), x = put(rng.normalArray(T * e));
+  const xDbl = put(rng.normalArray(T * w)), h0 = rng.normalArray(e * n);
+  // ssmStep one byte at a time (ping-pong states), the reference in doubles beside it
+  const hA = put(h0.slice()), hB = put(new Float32Array(e * n)), yStep = put(new Float32Array(T * e));
+  const ref = Float64Array.from(h0), yRef = new Float64Array(T * e);
+  let cur = hA, next = hB;
+  for (let t = 0; t < T; t++) {
+    const B = xDbl.byteOffset + (t * w + 3) * 4;
+    fns.ssmStep(
+      cur.byteOffset,
+      next.byteOffset,
+      A2.byteOffset,
+      dt.byteOffset + t * e * 4,
+      x.byteOffset + t * e * 4,
+      B,
+      B + n * 4,
+      yStep.byteOffset + t * e * 4,
+      e,
+      n,
+    );
+    [cur, next] = [next, cur];
+    for (let c = 0; c < e; c++) {
+      let s = 0;
+      for (let j = 0; j < n; j++) {
+        const v = Math.exp(dt[t * e + c] * A[c * n + j]) * ref[c * n + j] +
+          dt[t * e + c] * x[t * e + c] * xDbl[t * w + 3 + j];
+        ref[c * n + j] = v;
+        s += v * xDbl[t * w + 3 + n + j];
+      }
+      yRef[t * e + c] = s;
+    }
+  }
+  assert.ok(relL2(yStep, yRef) < 1e-5 && relL2(cur, ref) < 1e-5, `ssmStep vs doubles: ${relL2(yStep, yRef)}`);
+  // ssmScan over all T bytes, channels split in two calls as two threads would
+  const h = put(h0.slice()), yScan = put(new Float32Array(T * e));
+  for (const [a, b] of [[0, 5], [5, e]]) {
+    fns.ssmScan(
+      h.byteOffset + a * n * 4,
+      A2.byteOffset + a * n * 4,
+      dt.byteOffset + a * 4,
+      x.byteOffset + a * 4,
+      yScan.byteOffset + a * 4,
+      xDbl.byteOffset + 3 * 4,
+      b - a,
+      n,
+      T,
+      e * 4,
+      w * 4,
+    );
+  }
+  assert.deepEqual(yScan, yStep);
+  assert.deepEqual(h, cur);
+});
+
 Deno.test("KernelThreads: a product split by rows over 3 threads equals one thread bit for bit; a trap in a worker is rethrown; close ends the workers", () => {
   const rng = new Rng(2);
   const rows = 100, cols = 256;
@@ -186,7 +246,7 @@ Deno.test("KernelThreads: a product split by rows over 3 threads equals one thre
   assert.equal(liveKernelThreads(), before);
 });
 
-Deno.test("MambaStepper over 2 threads equals 1 thread bit for bit (every format, a 64-byte pass and steps); dispose ends its threads", async () => {
+Deno.test("MambaStepper over 2 threads equals 1 thread bit for bit (every format, a 64-byte prefill and steps); dispose ends its threads", async () => {
   const model = asMamba(await loadModel(dir));
   const ids = Array.from(prompt);
   const before = liveKernelThreads();

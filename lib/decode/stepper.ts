@@ -177,6 +177,8 @@ interface Scratch {
   hB: Float32Array;
   xq: Int16Array; // (T, max(d, e)) an int8 product's input rounded to int16
   xScale: Float32Array; // (T) its scales
+  packed: Float32Array; // a float32 matrix packed into the GEMM's panels (the prefill; matmul.wat `pack`)
+  gemmParams: Int32Array; // the GEMM's parameter block
 }
 
 /** One WebAssembly memory of the stepper, its kernels bound to it, and the scratch placed in it. */
@@ -187,8 +189,17 @@ interface Segment {
   scratch: Scratch;
 }
 
-/** Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). */
-const RUN_CHUNK = 64;
+/**
+ * Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). A multiple of 6
+ * (the GEMM's row tiles write whole tiles) and of 4 (mv4).
+ */
+const RUN_CHUNK = 96;
+/**
+ * A prefill (`read` keeping only the last state) of at least this many ids computes its float32 products
+ * with the blocked GEMM of matmul.wat (the weights packed into panels once per chunk, then reused across
+ * the chunk's ids) instead of mv4 (each weight reused by four ids).
+ */
+const GEMM_MIN_IDS = 24;
 
 /**
  * Multiply-adds below which a product runs on one thread: splitting costs a few microseconds of wake-up
@@ -243,6 +254,8 @@ export class MambaStepper implements Stepper {
   private headSeg = 0;
   /** the threads the products are split over (undefined without the kernels) */
   private gang?: KernelThreads;
+  /** set while a prefill (keep "last") runs: float32 products of enough ids go through the GEMM */
+  private blocked = false;
   /** The weight format asked for. */
   readonly format: WeightFormat;
   /** Bytes of the weights a step reads (every matrix once, plus the vectors): what decoding streams. */
@@ -271,10 +284,13 @@ export class MambaStepper implements Stepper {
     return this.segs[this.headSeg].scratch.logits;
   }
 
-  /** Row ranges a product of `work` multiply-adds is split into: one without threads or below SPLIT_WORK. */
-  private parts(rows: number, work: number): [number, number][] {
+  /**
+   * Ranges of `units` (rows of a product, or the GEMM's panels and tiles with align 1) that a product of
+   * `work` multiply-adds is split into: one without threads or below SPLIT_WORK.
+   */
+  private parts(units: number, work: number, align = SPLIT_ALIGN): [number, number][] {
     const t = this.gang?.usable ?? 1;
-    return t > 1 && work >= SPLIT_WORK ? splitAligned(rows, t, SPLIT_ALIGN) : [[0, rows]];
+    return t > 1 && work >= SPLIT_WORK ? splitAligned(units, t, align) : [[0, units]];
   }
 
   /**
@@ -293,6 +309,11 @@ export class MambaStepper implements Stepper {
   ) {
     const { rows, cols, format } = M;
     const { xq, xScale } = seg.scratch;
+    if (this.blocked && format === "f32" && seg.kern && this.gang && rows % 8 === 0 && T >= GEMM_MIN_IDS) {
+      this.gemm(seg, M.f32!, X, Y, T, rows, cols, xStride);
+      if (bias) { for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o]; }
+      return;
+    }
     if (format === "int8") {
       for (let t = 0; t < T; t++) {
         xScale[t] = quantizeX16(X.subarray(t * xStride), xq.subarray(t * cols), cols);
@@ -343,6 +364,52 @@ export class MambaStepper implements Stepper {
       for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] *= xScale[t];
     }
     if (bias) { for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o]; }
+  }
+
+  /**
+   * Y (T, rows) = X (T, cols) W^T by matmul.wat's blocked GEMM: W packed into panels of 8 rows (split by
+   * panels over the threads), then tiles of 6 ids x 8 outputs with the panel's columns streamed once per
+   * tile (split by tiles of ids). Rows of Y past T, up to a multiple of 6, get padding results (the scratch
+   * holds RUN_CHUNK rows). Fused multiply-adds and another order of sums than mv: not bit for bit a step's.
+   */
+  private gemm(
+    seg: Segment,
+    W: Float32Array,
+    X: Float32Array,
+    Y: Float32Array,
+    T: number,
+    rows: number,
+    cols: number,
+    xStride: number,
+  ) {
+    const g = this.gang!, { packed, gemmParams } = seg.scratch;
+    const panels = this.parts(rows / 8, rows * cols, 1).map(([a, b]) => [
+      W.byteOffset + a * 8 * cols * 4,
+      cols,
+      (b - a) * 8,
+      1,
+      packed.byteOffset + a * 8 * cols * 4,
+    ]);
+    g.run(seg.index, DecodeFn.pack, panels);
+    // A = X (rows xStride floats apart, 6-row tiles), packed B (cols, rows), C = Y (T rows, rows floats apart)
+    gemmParams.set([
+      X.byteOffset,
+      xStride * 4,
+      4,
+      packed.byteOffset,
+      cols,
+      Y.byteOffset,
+      rows * 4,
+      rows,
+      24 * xStride,
+      0,
+    ]);
+    const tiles = Math.ceil(T / 6);
+    g.run(
+      seg.index,
+      DecodeFn.gemm,
+      this.parts(tiles, T * rows * cols, 1).map(([a, b]) => [gemmParams.byteOffset, a, b, 0]),
+    );
   }
 
   /**
@@ -398,8 +465,14 @@ export class MambaStepper implements Stepper {
       [...model.params.keys()].filter((k) => k.startsWith(`backbone.layers.${i}.`));
     const headNames = [...model.params.keys()].filter((k) => !k.startsWith("backbone.layers."));
     const tiedCopy = cfg.tie_embeddings && formatOf(d) !== "f32"; // the head compressed beside the embedding
-    const scratchBytes = 4 * (T * (4 * d + 6 * e + r + 2 * n + V + 1) + 2 * e * n) +
-      2 * T * Math.max(d, e) + 16 * 64;
+    // the prefill's GEMM packs a float32 matrix (rows a multiple of 8) into panels: room for the largest
+    const packFloats = Math.max(
+      0,
+      ...Object.values(matrixShapes).filter(([rows, cols]) => formatOf(cols) === "f32" && rows % 8 === 0)
+        .map(([rows, cols]) => rows * cols),
+    );
+    const scratchBytes = 4 * (T * (4 * d + 6 * e + r + 2 * n + V + 1) + 2 * e * n + packFloats + 16) +
+      2 * T * Math.max(d, e) + 18 * 64;
     const items = [
       ...Array.from({ length: cfg.n_layer }, (_, i) => sum(layerNames(i).map(bytesOf)) + 4 * e * n + 64), // + A2
       sum(headNames.map(bytesOf)) + (tiedCopy ? matrixBytes(formatOf(d), V, d) + 64 : 0),
@@ -425,7 +498,10 @@ export class MambaStepper implements Stepper {
     const simd = kerns.every((x) => x !== undefined);
     if (!simd) segOf.fill(0);
     const tops = kerns.map(() => 0);
-    const place = <A extends Float32Array | Uint16Array | Int16Array | Int8Array>(seg: number, a: A): A => {
+    const place = <A extends Float32Array | Uint16Array | Int16Array | Int8Array | Int32Array>(
+      seg: number,
+      a: A,
+    ): A => {
       const kern = simd ? kerns[seg] : undefined;
       if (!kern) return a;
       const view = new (a.constructor as new (b: ArrayBufferLike, at: number, n: number) => A)(
@@ -435,6 +511,12 @@ export class MambaStepper implements Stepper {
       );
       view.set(a as never);
       tops[seg] += Math.ceil(a.byteLength / 64) * 64;
+      return view;
+    };
+    /** n zero floats of memory `seg`, placed like `place` without a host copy to start from */
+    const region = (seg: number, n: number) => {
+      const view = new Float32Array(kerns[seg]!.mem.buffer, tops[seg], n);
+      tops[seg] += Math.ceil(n * 4 / 64) * 64;
       return view;
     };
     const host = (name: string) => {
@@ -511,6 +593,8 @@ export class MambaStepper implements Stepper {
         hB: place(index, new Float32Array(e * n)),
         xq: place(index, new Int16Array(T * Math.max(d, e))),
         xScale: place(index, new Float32Array(T)),
+        packed: simd ? region(index, packFloats) : new Float32Array(0),
+        gemmParams: place(index, new Int32Array(16)),
       };
       return { index, kern, scratch };
     });
@@ -531,6 +615,15 @@ export class MambaStepper implements Stepper {
    * returns the state after each id (`keep` "all") or after the last one only.
    */
   private run(state: HostState, ids: ArrayLike<number>, keep: "all" | "last"): HostState[] {
+    this.blocked = keep === "last";
+    try {
+      return this.runChunk(state, ids, keep);
+    } finally {
+      this.blocked = false;
+    }
+  }
+
+  private runChunk(state: HostState, ids: ArrayLike<number>, keep: "all" | "last"): HostState[] {
     const { d, e, n, r, k, Vp } = this;
     const T = ids.length;
     for (let t = 0; t < T; t++) {
@@ -582,25 +675,10 @@ export class MambaStepper implements Stepper {
       this.mm(seg, L.dtProj, xDbl, dt, T, L.dtBias, w);
       this.softplus(kern, dt, T * e);
       // h = exp(dt A) h + dt B x ;  y = <h, C> + D x ;  y *= silu(z)   (one id after another)
-      let hOld = seg.scratch.hA, hNew = seg.scratch.hB;
+      const hOld = seg.scratch.hA;
       hOld.set(state.ssm[li]);
-      for (let t = 0; t < T; t++) {
-        const xt = t * e, Bo = t * w + r, Co = Bo + n;
-        this.ssmStep(
-          seg,
-          L,
-          hOld,
-          hNew,
-          dt.subarray(xt, xt + e),
-          x.subarray(xt, xt + e),
-          xDbl.subarray(Bo, Bo + n),
-          xDbl.subarray(Co, Co + n),
-          y.subarray(xt, xt + e),
-        );
-        for (let c = 0; c < e; c++) y[xt + c] += L.D[c] * x[xt + c];
-        if (keep === "all") states[t].ssm.push(hNew.slice());
-        [hOld, hNew] = [hNew, hOld];
-      }
+      if (keep === "last" && kern && this.gang && n % 4 === 0) this.ssmScan(seg, L, hOld, T);
+      else this.ssmSteps(seg, L, T, keep === "all" ? states : undefined);
       if (keep === "last") states[0].ssm.push(hOld.slice());
       this.silu(seg, xz, e, 2 * e, T, y); // y *= silu(z)
       this.mm(seg, L.outProj, y, o, T, L.outBias); // (T, d)
@@ -645,6 +723,59 @@ export class MambaStepper implements Stepper {
     else for (let i = 0; i < count; i++) X[i] = softplusS(X[i]);
   }
 
+  /**
+   * The recurrence over the chunk's T ids, one id after another from the state in scratch hA, which holds
+   * the state after the last id at the end: h = exp(dt A) h + dt B x ; y = <h, C> + D x. With `states`,
+   * the state after every id is kept there.
+   */
+  private ssmSteps(seg: Segment, L: LayerWeights, T: number, states?: HostState[]) {
+    const { e, n, r } = this, w = r + 2 * n;
+    const { dt, x, xDbl, y } = seg.scratch;
+    let hOld = seg.scratch.hA, hNew = seg.scratch.hB;
+    for (let t = 0; t < T; t++) {
+      const xt = t * e, Bo = t * w + r, Co = Bo + n;
+      this.ssmStep(
+        seg,
+        L,
+        hOld,
+        hNew,
+        dt.subarray(xt, xt + e),
+        x.subarray(xt, xt + e),
+        xDbl.subarray(Bo, Bo + n),
+        xDbl.subarray(Co, Co + n),
+        y.subarray(xt, xt + e),
+      );
+      for (let c = 0; c < e; c++) y[xt + c] += L.D[c] * x[xt + c];
+      states?.[t].ssm.push(hNew.slice());
+      [hOld, hNew] = [hNew, hOld];
+    }
+    if (hOld !== seg.scratch.hA) seg.scratch.hA.set(hOld);
+  }
+
+  /**
+   * ssmSteps for a prefill: every id's recurrence in one call per thread, split by channels (ssmScan: the
+   * same arithmetic as ssmStep, so the same state and outputs, the state updated in place in `h`).
+   */
+  private ssmScan(seg: Segment, L: LayerWeights, h: Float32Array, T: number) {
+    const { e, n, r } = this, w = r + 2 * n;
+    const { dt, x, xDbl, y } = seg.scratch;
+    const jobs = this.parts(e, 32 * e * n * T, 1).map(([a, b]) => [
+      h.byteOffset + a * n * 4,
+      L.A2.byteOffset + a * n * 4,
+      dt.byteOffset + a * 4,
+      x.byteOffset + a * 4,
+      y.byteOffset + a * 4,
+      xDbl.byteOffset + r * 4,
+      b - a,
+      n,
+      T,
+      e * 4,
+      w * 4,
+    ]);
+    this.gang!.run(seg.index, DecodeFn.ssmScan, jobs);
+    for (let t = 0; t < T; t++) for (let c = 0; c < e; c++) y[t * e + c] += L.D[c] * x[t * e + c];
+  }
+
   /** s[c] = <h[c], C> after h = exp(dt A) hOld + (dt x) B, for one id (the kernel, or the same in JS). */
   private ssmStep(
     seg: Segment,
@@ -659,8 +790,8 @@ export class MambaStepper implements Stepper {
   ) {
     const { e, n } = this;
     if (seg.kern && this.gang && n % 4 === 0) {
-      // split by channels: about ten operations per state element (the exp2 polynomial)
-      const jobs = this.parts(e, 10 * e * n).map(([a, b]) => [
+      // split by channels: a state element costs about as much as 32 multiply-adds (the exp2 polynomial)
+      const jobs = this.parts(e, 32 * e * n).map(([a, b]) => [
         hOld.byteOffset + a * n * 4,
         hNew.byteOffset + a * n * 4,
         L.A2.byteOffset + a * n * 4,

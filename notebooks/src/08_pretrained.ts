@@ -71,6 +71,24 @@ export default [
     \`(\${s.words} words), \${(s.bytes / ((performance.now() - t1) / 1000)).toFixed(0)} bytes/s\`);
   `,
   md`
+  ## Compressed weights on the CPU
+
+  The CPU stepper can hold its weight matrices as bfloat16 (2 bytes a weight) or int8 with one scale per 64
+  weights (1.06 bytes): decoding reads every weight once per byte, so fewer bytes per weight decode faster
+  (README, "CPU decoding beside llama.cpp"). \`mb.loadModel(dir, { weights: "int8" })\` makes a format the
+  model's default for \`generate\` and \`scoreText\`; here each format scores the same text through the stepper,
+  and its cost in bits per byte is the difference from float32 on the same path.
+  `,
+  code`
+  const formats = [];
+  for (const weights of ["f32", "bf16", "int8"] as const) {
+    const t0 = performance.now();
+    const r = await mb.scoreText(model, text, { window: 2048, weights });
+    formats.push({ weights, bits_per_byte: r.bits_per_byte, bytes_per_s: Math.round(r.bytes / ((performance.now() - t0) / 1000)) });
+  }
+  console.table(formats.map((f) => ({ ...f, minus_f32: f.bits_per_byte - formats[0].bits_per_byte })));
+  `,
+  md`
   Which bytes are hard: bits of each byte of one sentence (the first byte has no context).
   `,
   code`

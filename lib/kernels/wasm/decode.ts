@@ -5,7 +5,7 @@
  * `matvecQ8`). lib/decode/stepper.ts runs a Mamba step with them; tests compare the step with
  * lib/models/mamba.ts's and each kernel with its twin.
  */
-import { SCAN_WASM_BASE64 } from "./bytes.ts";
+import { MATMUL_WASM_BASE64, SCAN_WASM_BASE64 } from "./bytes.ts";
 import { decodeBase64, MAX_PAGES } from "./pool.ts";
 import type { KernelName } from "./threads.ts";
 
@@ -186,14 +186,33 @@ export const DECODE_THREAD_KERNELS: readonly KernelName[] = [
   [0, "mv4Bf16"],
   [0, "mvQ8"],
   [0, "mv4Q8"],
+  [1, "gemm"],
+  [1, "pack"],
+  [0, "ssmScan"],
 ];
-export const DecodeFn = { mv: 0, mv4: 1, ssmStep: 2, mvBf16: 3, mv4Bf16: 4, mvQ8: 5, mv4Q8: 6 } as const;
+export const DecodeFn = {
+  mv: 0,
+  mv4: 1,
+  ssmStep: 2,
+  mvBf16: 3,
+  mv4Bf16: 4,
+  mvQ8: 5,
+  mv4Q8: 6,
+  gemm: 7,
+  pack: 8,
+  ssmScan: 9,
+} as const;
 
-let compiled: WebAssembly.Module | undefined;
-/** The kernels module, compiled once per process (the stepper's memories and threads all instantiate it). */
+let compiled: WebAssembly.Module[] | undefined;
+/**
+ * The kernels module and matmul.wat's GEMM module (the prefill's blocked products), compiled once per
+ * process; the stepper's memories and threads all instantiate them.
+ */
 export function decodeModules(): WebAssembly.Module[] {
-  compiled ??= new WebAssembly.Module(decodeBase64(SCAN_WASM_BASE64) as BufferSource);
-  return [compiled];
+  compiled ??= [SCAN_WASM_BASE64, MATMUL_WASM_BASE64].map((b) =>
+    new WebAssembly.Module(decodeBase64(b) as BufferSource)
+  );
+  return compiled;
 }
 
 /**

@@ -103,7 +103,53 @@
       (br $ch)))
   )
 
-  ;; ---- Decoding with compressed weights (the stepper's --weights bf16 | int8) ----
+;; The recurrence over T bytes for a range of channels (a prefill): for each channel c, for t = 0..T-1,
+  ;;   h[c] = 2^(dt[t, c] A2[c]) * h[c] + (dt[t, c] x[t, c]) B[t] ;   y[t, c] = <h[c], C[t]>
+  ;; with ssmStep's operations in its order (a prefill's state and outputs are the steps' bit for bit). The
+  ;; channels are independent, so threads split them; each channel's state stays in cache across the T
+  ;; bytes. h (chans, n) is updated in place; dt, x, y are (T, .) with rows es bytes apart; B[t] at
+  ;; BC + t ws and C[t] at BC + t ws + 4n (xDbl's rows).
+  (func (export "ssmScan") (param $h i32) (param $A2 i32) (param $dt i32) (param $x i32) (param $y i32)
+    (param $BC i32) (param $chans i32) (param $n i32) (param $T i32) (param $es i32) (param $ws i32)
+    (local $nb i32) (local $t i32) (local $j i32) (local $ro i32) (local $bc i32) (local $dtv v128)
+    (local $dxv v128) (local $acc v128) (local $v v128)
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $ch
+      (br_if $done (i32.eqz (local.get $chans)))
+      (local.set $t (i32.const 0))
+      (local.set $ro (i32.const 0))
+      (local.set $bc (local.get $BC))
+      (loop $time
+        (local.set $dtv (f32x4.splat (f32.load (i32.add (local.get $dt) (local.get $ro)))))
+        (local.set $dxv (f32x4.splat (f32.mul (f32.load (i32.add (local.get $dt) (local.get $ro)))
+          (f32.load (i32.add (local.get $x) (local.get $ro))))))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (loop $st
+          (local.set $v (f32x4.add
+            (f32x4.mul (call $vexp2 (f32x4.mul (local.get $dtv) (v128.load (i32.add (local.get $A2) (local.get $j)))))
+              (v128.load (i32.add (local.get $h) (local.get $j))))
+            (f32x4.mul (local.get $dxv) (v128.load (i32.add (local.get $bc) (local.get $j))))))
+          (v128.store (i32.add (local.get $h) (local.get $j)) (local.get $v))
+          (local.set $acc (f32x4.add (local.get $acc)
+            (f32x4.mul (local.get $v) (v128.load (i32.add (i32.add (local.get $bc) (local.get $nb)) (local.get $j))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 16)))
+          (br_if $st (i32.lt_u (local.get $j) (local.get $nb))))
+        (f32.store (i32.add (local.get $y) (local.get $ro)) (call $hsum (local.get $acc)))
+        (local.set $ro (i32.add (local.get $ro) (local.get $es)))
+        (local.set $bc (i32.add (local.get $bc) (local.get $ws)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br_if $time (i32.lt_u (local.get $t) (local.get $T))))
+      (local.set $h (i32.add (local.get $h) (local.get $nb)))
+      (local.set $A2 (i32.add (local.get $A2) (local.get $nb)))
+      (local.set $dt (i32.add (local.get $dt) (i32.const 4)))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $y (i32.add (local.get $y) (i32.const 4)))
+      (local.set $chans (i32.sub (local.get $chans) (i32.const 1)))
+      (br $ch)))
+  )
+
+    ;; ---- Decoding with compressed weights (the stepper's --weights bf16 | int8) ----
 
   ;; mv with W in bfloat16 (the top 16 bits of each float32, row-major, cols a multiple of 8): each
   ;; 16-byte load is widened to two f32x4 by interleaving its 16-bit words with zeros (exact; one unpack

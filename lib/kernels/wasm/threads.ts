@@ -17,10 +17,10 @@
 import { Worker } from "node:worker_threads";
 
 /** Integer arguments a job can pass to its kernel. */
-export const ARGS = 10;
-/** Control words per worker: seq, memory, fn, ARGS arguments, done, error (padded to a cache line). */
+export const ARGS = 11;
+/** Control words per worker: seq, memory, fn, ARGS arguments, done, error (one 64-byte cache line). */
 const WORDS = 16;
-const SEQ = 0, MEM = 1, FN = 2, ARG0 = 3, DONE = 13, ERROR = 14;
+const SEQ = 0, MEM = 1, FN = 2, ARG0 = 3, DONE = 14, ERROR = 15;
 /** How long a thread spins for the next job or a worker's completion before it sleeps. */
 const SPIN_MS = 0.2;
 
@@ -55,7 +55,7 @@ for (;;) {
   try {
     const a = base + ${ARG0};
     fns[w[base + ${MEM}]][w[base + ${FN}]](w[a], w[a + 1], w[a + 2], w[a + 3], w[a + 4], w[a + 5], w[a + 6],
-      w[a + 7], w[a + 8], w[a + 9]);
+      w[a + 7], w[a + 8], w[a + 9], w[a + 10]);
   } catch (e) {
     error = 1;
   }
