@@ -391,7 +391,8 @@ export class MambaStepper implements Stepper {
       packed.byteOffset + a * 8 * cols * 4,
     ]);
     g.run(seg.index, DecodeFn.pack, panels);
-    // A = X (rows xStride floats apart, 6-row tiles), packed B (cols, rows), C = Y (T rows, rows floats apart)
+    // A = X (rows xStride floats apart, 6-row tiles), packed B (cols, rows), C = Y (T rows, rows floats
+    // apart); threads split the panels, each panel read once and reused by every tile of ids
     gemmParams.set([
       X.byteOffset,
       xStride * 4,
@@ -403,13 +404,10 @@ export class MambaStepper implements Stepper {
       rows,
       24 * xStride,
       0,
+      Math.ceil(T / 6),
     ]);
-    const tiles = Math.ceil(T / 6);
-    g.run(
-      seg.index,
-      DecodeFn.gemm,
-      this.parts(tiles, T * rows * cols, 1).map(([a, b]) => [gemmParams.byteOffset, a, b, 0]),
-    );
+    const jobs = this.parts(rows / 8, T * rows * cols, 1).map(([a, b]) => [gemmParams.byteOffset, a, b, 0]);
+    g.run(seg.index, DecodeFn.gemmPanels, jobs);
   }
 
   /**

@@ -189,6 +189,7 @@ export const DECODE_THREAD_KERNELS: readonly KernelName[] = [
   [1, "gemm"],
   [1, "pack"],
   [0, "ssmScan"],
+  [1, "gemmPanels"],
 ];
 export const DecodeFn = {
   mv: 0,
@@ -201,6 +202,7 @@ export const DecodeFn = {
   gemm: 7,
   pack: 8,
   ssmScan: 9,
+  gemmPanels: 10,
 } as const;
 
 let compiled: WebAssembly.Module[] | undefined;

@@ -115,7 +115,46 @@
       (br $lt)))
   )
 
-  ;; Packs B (K x N, or its transpose stored N x K when `transposed`) at src into panels of 8 columns at
+;; gemm with the loops the other way round: column panels [j0, j1) (8 columns each) over row tiles
+  ;; [0, word 10 of the params block), the same 6 x 8 kernel on each. Each panel of B is read from memory
+  ;; once and stays in cache across the row tiles (gemm reads all of B once per row tile: right for small B,
+  ;; 16x the memory traffic for a prefill chunk's 96 rows against a 51 MB weight matrix). Same params block
+  ;; as gemm, plus 10: row tiles. Results are gemm's bit for bit (same kernel per tile and panel).
+  (func (export "gemmPanels") (param $p i32) (param $j0 i32) (param $j1 i32) (param $unused i32)
+    (local $A i32) (local $rs i32) (local $ks i32) (local $Bp i32) (local $K i32) (local $C i32) (local $ldc i32)
+    (local $ts i32) (local $tiles i32) (local $t i32) (local $j i32) (local $panel i32) (local $acc i32)
+    (local.set $A (i32.load (local.get $p)))
+    (local.set $rs (i32.load offset=4 (local.get $p)))
+    (local.set $ks (i32.load offset=8 (local.get $p)))
+    (local.set $Bp (i32.load offset=12 (local.get $p)))
+    (local.set $K (i32.load offset=16 (local.get $p)))
+    (local.set $C (i32.load offset=20 (local.get $p)))
+    (local.set $ldc (i32.load offset=24 (local.get $p)))
+    (local.set $ts (i32.load offset=32 (local.get $p)))
+    (local.set $acc (i32.load offset=36 (local.get $p)))
+    (local.set $tiles (i32.load offset=40 (local.get $p)))
+    (local.set $panel (i32.shl (local.get $K) (i32.const 5))) ;; bytes per packed panel: K x 8 floats
+    (local.set $j (local.get $j0))
+    (block $done (loop $lj
+      (br_if $done (i32.ge_u (local.get $j) (local.get $j1)))
+      (local.set $t (i32.const 0))
+      (block $tilesDone (loop $lt
+        (br_if $tilesDone (i32.ge_u (local.get $t) (local.get $tiles)))
+        (call $kernel6x8
+          (i32.add (local.get $A) (i32.mul (local.get $t) (local.get $ts)))
+          (local.get $rs) (local.get $ks)
+          (i32.add (local.get $Bp) (i32.mul (local.get $j) (local.get $panel)))
+          (local.get $K)
+          (i32.add (i32.add (local.get $C) (i32.mul (i32.mul (local.get $t) (i32.const 6)) (local.get $ldc)))
+            (i32.shl (local.get $j) (i32.const 5)))
+          (local.get $ldc) (local.get $acc))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $lt)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $lj)))
+  )
+
+    ;; Packs B (K x N, or its transpose stored N x K when `transposed`) at src into panels of 8 columns at
   ;; dst: dst[(panel K + k) 8 + c] = B[k, panel 8 + c], zero for columns >= N.
   (func (export "pack") (param $src i32) (param $K i32) (param $N i32) (param $transposed i32) (param $dst i32)
     (local $j i32) (local $k i32) (local $c i32) (local $col i32) (local $s i32)
