@@ -31,9 +31,6 @@ export function checkLogits(logits: Float32Array): void {
   }
 }
 
-/** Prompts of at most this many ids are read by the JS stepper's fused pass when the session has one. */
-const SHORT_READ = 512;
-
 /**
  * A Mamba model decoded at batch 1 with its state held on the host: `read` runs a parallel pass
  * (mamba.ts `prefill` from a state) over several ids from the current state, `step` one id with the stepper. Both return
@@ -122,19 +119,19 @@ export class RecurrentSession {
   }
 
   /**
-   * Reads a prompt: up to SHORT_READ ids with the JS stepper's fused pass (it costs less than one pass of
-   * tfjs ops; same numbers up to rounding), longer ones by tfjs passes of `chunk` ids (memory bounded by the
-   * chunk). Nothing is kept for `rollTo`.
+   * Reads a prompt in passes of `chunk` ids (memory bounded by the chunk): the JS stepper's prefill (its
+   * blocked GEMM and channel-parallel recurrence; same numbers as tfjs ops up to rounding) when the session
+   * has one, tfjs passes otherwise. Nothing is kept for `rollTo`.
    */
   async prefill(ids: ArrayLike<number>, chunk = 4096): Promise<void> {
     const a = Array.from(ids);
     if (a.length === 0) return;
-    if (this.stepper instanceof MambaStepper && a.length <= SHORT_READ) {
-      const r = this.stepper.read(this.state ?? this.stepper.emptyState(), a, "last");
-      this.took(r.logits, a.length, r.states[0]);
-    } else {
-      for (let s = 0; s < a.length; s += chunk) {
-        const part = a.slice(s, s + chunk);
+    for (let s = 0; s < a.length; s += chunk) {
+      const part = a.slice(s, s + chunk);
+      if (this.stepper instanceof MambaStepper) {
+        const r = this.stepper.read(this.state ?? this.stepper.emptyState(), part, "last");
+        this.took(r.logits, part.length, r.states[0]);
+      } else {
         const r = await this.tfPass(part, this.state);
         this.took(r.logits, part.length, r.state);
       }
