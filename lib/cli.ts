@@ -384,6 +384,10 @@ const DOCS: Record<string, CommandDoc> = {
       batch: SCORE_BATCH_DOC,
       "max-bytes": ["N", "score the split's first N bytes, N >= 2 (default: all of it)"],
       scale: ["S", "data scale: smoke, small or gpu (default small, or SCALE)"],
+      weights: [
+        WEIGHTS_DOC[0],
+        WEIGHTS_DOC[1] + "; the record (eval_weights.jsonl) holds the f32 score by the same path beside it",
+      ],
       results: ["DIR", "where eval.jsonl goes (default data/local/results)"],
       "progress-every": PROGRESS_DOC,
       backend: BACKEND_DOC,
@@ -1016,6 +1020,7 @@ async function evalCommand(args: string[]) {
     "max-bytes": "value",
     scale: "value",
     results: "value",
+    weights: "value",
     "progress-every": "value",
   }, "eval");
   const dir = required(flags, "model", "eval");
@@ -1026,6 +1031,7 @@ async function evalCommand(args: string[]) {
   }
   const scale = scaleFlag(flags, "small");
   const opts = scoreFlags(flags, 2048);
+  const weights = weightsFlag(flags);
   const maxBytes = numberFlag(
     flags,
     "max-bytes",
@@ -1035,6 +1041,11 @@ async function evalCommand(args: string[]) {
   );
   await startBackend();
   const { model, tokenizer } = await loadTrained(dir);
+  if (weights && model.kind !== "mambabyte") {
+    throw new UsageError(
+      `eval: --weights applies to MambaByte models (the CPU stepper); ${dir} holds a ${model.kind}`,
+    );
+  }
   const text = await domainText(domain, scale, split).catch((e) => {
     // a domain or split missing from the data is the user's to fix (deno task data), not a bug
     throw e instanceof InputError || !(e instanceof Error) ? e : new InputError("data", undefined, e.message);
@@ -1047,8 +1058,12 @@ async function evalCommand(args: string[]) {
     window: opts.window,
     tokenizer,
     batch,
+    weights,
     onProgress: progress.onProgress,
   });
+  const f32 = weights && weights !== "f32"
+    ? await scoreText(model, data, { window: opts.window, weights: "f32", onProgress: progress.onProgress })
+    : undefined;
   const record = {
     model_dir: dir,
     model: model.kind,
@@ -1058,7 +1073,14 @@ async function evalCommand(args: string[]) {
     window: opts.window,
     batch,
     parameters: countParameters(model),
+    ...(weights ? { weights } : {}),
     ...s,
+    ...(f32
+      ? {
+        f32_bits_per_byte: f32.bits_per_byte,
+        bits_per_byte_minus_f32: s.bits_per_byte - f32.bits_per_byte,
+      }
+      : {}),
     wall_s: (performance.now() - t0) / 1000,
   };
   // the figures read these records: a number that is not finite is an error, never a record
@@ -1067,7 +1089,12 @@ async function evalCommand(args: string[]) {
       throw new NonFiniteError(`eval: ${k} came out ${v} for ${dir} on ${domain}; nothing was recorded`);
     }
   }
-  await appendRecord("eval", record, (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR);
+  // the stepper's formats go to a table of their own (the figures read eval.jsonl as the models' scores)
+  await appendRecord(
+    weights ? "eval_weights" : "eval",
+    record,
+    (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
+  );
   await printJson(record);
 }
 
