@@ -160,6 +160,9 @@ Deno.test("bench: an unknown suite is named in the error, before anything runs",
   const { code, stderr } = await bench(["--suite", "scan,nope"]);
   assert.equal(code, 1);
   assert.match(stderr, /unknown suite "nope"; expected some of scan, train, decode, gpu/);
+  const peer = await bench(["decode", "--peer", "llama"]);
+  assert.equal(peer.code, 1);
+  assert.match(peer.stderr, /--peer: the CPU decoding peer is "llama.cpp" \(got "llama"\)/);
 });
 
 Deno.test("bench llama.ts: the project's stepper and llama.cpp decode the same random model; one record with provenance", async () => {
@@ -176,6 +179,10 @@ Deno.test("bench llama.ts: the project's stepper and llama.cpp decode the same r
         "1",
         "--threads",
         "1",
+        "--project-threads",
+        "2",
+        "--weights",
+        "int8",
       ]
         .concat(["--out", `${dir}/llama.jsonl`]),
       stdout: "piped",
@@ -186,9 +193,18 @@ Deno.test("bench llama.ts: the project's stepper and llama.cpp decode the same r
       JSON.parse(l)
     );
     assert.equal(line.bench, "llama_cpu");
-    assert.equal(line.project.path, "WebAssembly SIMD, 1 thread, 1 memories");
+    assert.equal(line.project.path, "WebAssembly SIMD, 2 threads, 1 memory");
     assert.ok(line.project.decode_bytes_per_s > 0 && line.llama_cpp["1_threads"].decode_bytes_per_s > 0);
-    assert.equal(line.provenance.backend, "cpu (WebAssembly SIMD stepper)");
+    // f32 comes first whatever --weights says; int8 beside it, its ratio to f32 from the same run
+    const int8 = line.project_formats.int8;
+    assert.equal(int8.weights, "int8");
+    assert.deepEqual(int8.matrices, { int8: 7, f32: 2 }); // dt_proj (4 columns) stays f32 in both layers
+    assert.equal(
+      int8.decode_over_f32,
+      Math.round(int8.decode_bytes_per_s / line.project.decode_bytes_per_s * 1e3) / 1e3,
+    );
+    assert.ok(line.memory_copy_gb_per_s > 0);
+    assert.equal(line.provenance.backend, "cpu (WebAssembly SIMD stepper, 2 threads)");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -349,6 +349,31 @@ Deno.test("cli score --weights int8 reports its bits per byte beside float32's; 
   );
   assert.equal(g8.code, 0, g8.stderr);
   assert.equal(new TextEncoder().encode(g8.stdout).length, 16);
+  // eval records a format's score in eval_weights.jsonl (not eval.jsonl, which the figures read)
+  const results = `${dir}/results`;
+  const ev = await cli(
+    "eval",
+    "--model",
+    dir,
+    "--data",
+    "books",
+    "--scale",
+    "smoke",
+    "--max-bytes",
+    "4096",
+    "--weights",
+    "bf16",
+    "--results",
+    results,
+  );
+  assert.equal(ev.code, 0, ev.stderr);
+  const [rec] = (await Deno.readTextFile(`${results}/eval_weights.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.equal(rec.weights, "bf16");
+  assert.equal(rec.bits_per_byte - rec.f32_bits_per_byte, rec.bits_per_byte_minus_f32);
+  assert.ok(rec.provenance.commit);
+  assert.ok(!(await Deno.stat(`${results}/eval.jsonl`).then(() => true, () => false)));
   for (
     const args of [["score", "--model", dir, "--text", text], [
       "generate",

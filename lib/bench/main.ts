@@ -152,19 +152,22 @@ function takeSuites(args: string[]): { suites: Suite[]; rest: string[] } {
   const i = rest.findIndex((a) => a === "--suite" || a.startsWith("--suite="));
   let value: string | undefined;
   if (i >= 0) value = rest[i].includes("=") ? rest.splice(i, 1)[0].split("=")[1] : rest.splice(i, 2)[1];
-  const bare = rest.filter((a) => (SUITES as readonly string[]).includes(a));
-  if (bare.length) {
-    for (const b of bare) rest.splice(rest.indexOf(b), 1);
-    value = [...(value ? [value] : []), ...bare].join(",");
-  }
+  // --peer first: its value ("llama.cpp") must not be read as a bare suite name
+  let peerSuite = false;
   const p = rest.findIndex((a) => a === "--peer" || a.startsWith("--peer="));
   if (p >= 0) {
     const peer = rest[p].includes("=") ? rest.splice(p, 1)[0].split("=")[1] : rest.splice(p, 2)[1];
     if (peer !== "llama.cpp") {
       throw new Error(`--peer: the CPU decoding peer is "llama.cpp" (got "${peer}")`);
     }
-    value = [...(value ? value.split(",") : []), "llama"].join(",");
+    peerSuite = true;
   }
+  const bare = rest.filter((a) => (SUITES as readonly string[]).includes(a));
+  if (bare.length) {
+    for (const b of bare) rest.splice(rest.indexOf(b), 1);
+    value = [...(value ? [value] : []), ...bare].join(",");
+  }
+  if (peerSuite) value = [...(value ? value.split(",") : []), "llama"].join(",");
   if (value === undefined) {
     return { suites: rest.includes("--quick") ? ["scan"] : ["scan", "train", "decode"], rest };
   }
