@@ -202,11 +202,11 @@ const RUN_CHUNK = 96;
 const GEMM_MIN_IDS = 24;
 
 /**
- * Multiply-adds below which a product runs on one thread: splitting costs a few microseconds of wake-up
- * and wait per worker (measured on 2 cores: d256's products, 131K, ran slower split; d768's, 590K and up,
- * ran about 1.5x faster).
+ * Multiply-adds below which a product runs on one thread: waking a worker and waiting for it costs 3-6 us
+ * (measured on 2 cores), which a product of 65K multiply-adds (about 8 us on one thread) pays back: d256's
+ * decoding step took 319 us split from 2^16 up, 336 us from 2^18 up.
  */
-const SPLIT_WORK = 1 << 18;
+const SPLIT_WORK = 1 << 16;
 /** Rows of a split product start at multiples of this (each thread writes whole cache lines of y). */
 const SPLIT_ALIGN = 16;
 

@@ -149,6 +149,15 @@ export async function resultsSection(
   if (bound) out.push(tableMarkdown(bound).trim(), "");
   const llama = await tableOf("llama_cpu", resultsDir);
   if (llama) out.push("### CPU decoding beside llama.cpp", "", tableMarkdown(llama).trim(), "");
+  const weights = await tableOf("eval_weights", resultsDir);
+  if (weights) {
+    out.push(
+      "### Compressed weights on the CPU: bits per byte against float32",
+      "",
+      tableMarkdown(weights).trim(),
+      "",
+    );
+  }
   const engineDecode = await tableOf("decode_engine", resultsDir);
   if (engineDecode) out.push("### Decoding on the GPU engine", "", tableMarkdown(engineDecode).trim(), "");
   const engineSpec = await tableOf("speculative_engine", resultsDir);
