@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { FIXTURES, trainedModelDir, useBackend } from "./helpers.ts";
+import { FIXTURES, relL2, TEST_BACKENDS, trainedModelDir, useBackend } from "./helpers.ts";
 import {
   DECODE_THREAD_KERNELS,
   DecodeFn,
@@ -27,6 +27,7 @@ import { KernelThreads, liveKernelThreads, splitAligned } from "../lib/kernels/w
 import { MambaStepper } from "../lib/decode/stepper.ts";
 import { asMamba, loadModel } from "../lib/models/registry.ts";
 import { scoreText } from "../lib/eval/score.ts";
+import { generate } from "../lib/decode/sample.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
 import { Rng } from "../lib/util/rng.ts";
 
@@ -38,15 +39,6 @@ const heldOut = Uint8Array.from(
   (await readSafetensors(`${FIXTURES}mambabyte-train3-public.expected.safetensors`)).tensors.get("input_ids")!
     .data as Int32Array,
 );
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 Deno.test("toBf16 rounds float32 to nearest even (IEEE bit patterns); fromBf16 widens exactly", () => {
   const cases: [number, number][] = [
@@ -263,15 +255,37 @@ Deno.test("MambaStepper over 2 threads equals 1 thread bit for bit (every format
     one.dispose();
     two.dispose();
     assert.equal(liveKernelThreads(), before, `${weights}: dispose ends the worker`);
+    // a disposed stepper still decodes, on one thread, and starts no thread again
+    assert.equal(two.threads, 1);
+    assert.deepEqual(two.read(two.emptyState(), ids, "last").logits, b.logits, `${weights}: after dispose`);
+    assert.equal(liveKernelThreads(), before, `${weights}: no thread restarted after dispose`);
   }
   tf.dispose([...model.params.values()]);
 });
+
+Deno.test(
+  "generate with a weight format decodes on the CPU stepper on webgpu too (weights read asynchronously), as on wasm",
+  { ignore: !TEST_BACKENDS.includes("webgpu") },
+  async () => {
+    const want: number[][] = [];
+    for (const backend of ["wasm", "webgpu"] as const) {
+      await useBackend(backend);
+      const model = asMamba(await loadModel(dir));
+      want.push(Array.from(await generate(model, prompt, 12, { greedy: true, weights: "int8" })));
+      tf.dispose([...model.params.values()]);
+    }
+    assert.deepEqual(want[1], want[0]);
+    await useBackend("wasm");
+  },
+);
 
 Deno.test("bf16 and int8 steppers: SIMD equals the plain-JS twins (1e-4), logits near float32's, bits per byte of held-out text within 0.01 of float32 (f32 stepper = the model's forward pass)", async () => {
   const lm = await loadModel(dir);
   const model = asMamba(lm);
   const ids = Array.from(prompt);
-  const f32 = new MambaStepper(model).read(new MambaStepper(model).emptyState(), ids, "last").logits;
+  const ref = new MambaStepper(model);
+  const f32 = ref.read(ref.emptyState(), ids, "last").logits;
+  ref.dispose();
   const forward = (await scoreText(lm, heldOut, { window: 2048 })).bits_per_byte;
   const viaStepper = (await scoreText(lm, heldOut, { window: 2048, weights: "f32" })).bits_per_byte;
   assert.ok(Math.abs(viaStepper - forward) < 1e-5, `f32 stepper ${viaStepper} vs forward ${forward}`);
@@ -286,6 +300,7 @@ Deno.test("bf16 and int8 steppers: SIMD equals the plain-JS twins (1e-4), logits
     assert.ok(relL2(a, b) < 1e-4, `${weights}: SIMD vs plain JS ${relL2(a, b)}`);
     assert.ok(relL2(a, f32) < logitsTol, `${weights}: logits vs float32 ${relL2(a, f32)}`);
     simd.dispose();
+    plain.dispose();
     const bpb = (await scoreText(lm, heldOut, { window: 2048, weights })).bits_per_byte;
     assert.ok(Math.abs(bpb - viaStepper) < 0.01, `${weights}: ${bpb} bits/byte vs float32 ${viaStepper}`);
   }

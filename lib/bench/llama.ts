@@ -5,8 +5,9 @@
  * tests/reference/llama_logits.c, no JavaScript in its loop) with 1 and 2 threads. Per shape: random weights
  * (speed does not depend on them), exported with `export --format gguf`'s mapping; a prompt of P random
  * bytes read as one pass (prefill), then G greedy bytes; the contenders interleaved, `--reps` times,
- * medians. Beside them, a plain memory copy (one thread, 512 MiB) measured in the same run: the ceiling a
- * decoder that streams its weights approaches. One JSON line per shape on stdout, and with --out (default
+ * medians. Beside them, a plain memory copy (one thread, 512 MiB, bytes copied per second: each is read
+ * and written once) measured in the same run, a figure of the machine's memory speed to read the decoders'
+ * weight bandwidth against (several threads reading only reach more). One JSON line per shape on stdout, and with --out (default
  * data/results/bench/llama.jsonl) the same line with provenance. Needs `deno task setup --with-llama`.
  *
  *   deno run -A lib/bench/llama.ts [--shape D,L[,P,G]]... [--reps 3] [--threads 1,2] [--weights f32,int8]
@@ -55,6 +56,14 @@ for (const f of formats) {
 }
 if (formats[0] !== "f32") formats.unshift("f32"); // the ratios are to float32's
 const projectThreads = Number(flagValue(Deno.args, "--project-threads", String(threadCount())));
+if (!Number.isInteger(projectThreads) || projectThreads < 1) {
+  console.error(
+    `error: --project-threads: expected an integer >= 1, got "${
+      flagValue(Deno.args, "--project-threads", "")
+    }"`,
+  );
+  Deno.exit(2);
+}
 const out = flagValue(Deno.args, "--out", `${RESULTS_DIR}bench/llama.jsonl`);
 const say = (s: string) => console.error(`[llama bench] ${s}`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -152,7 +161,6 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
         }; memory copy ${round(copy / 1e9, 1)} GB/s`,
       );
     }
-    steppers.slice(1).forEach((s) => s.dispose());
     const stepper = steppers[0];
     const speeds = Object.fromEntries(
       Object.entries(runs).map(([who, rs]) => [who, {
@@ -176,7 +184,6 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
       decode_weight_gb_per_s: round(s.weightBytes * speeds[f].decode_bytes_per_s / 1e9, 2),
       weight_bytes: s.weightBytes,
     });
-    stepper.dispose();
     const line = {
       bench: "llama_cpu",
       d_model: d,
@@ -200,6 +207,7 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
       llama_cpp_source:
         "node-llama-cpp 3.22.1 (llama.cpp v0.5.0, prebuilt linux-x64) via tests/reference/llama_logits.c",
     };
+    steppers.forEach((s) => s.dispose()); // after the record: it reads their thread counts
     console.log(JSON.stringify(line));
     if (out) {
       await appendBenchLine(

@@ -199,7 +199,8 @@ export async function streamTokens(
     return await engineTokens(model, prompt, maxTokens, opts, rng, onToken);
   }
   if (weights || useJsStepper(opts.stepper)) {
-    const s = new RecurrentSession(model, "js", { weights });
+    // a weight format decodes on the CPU stepper whatever the backend (its weights read asynchronously)
+    const s = weights ? await RecurrentSession.onCpu(model, { weights }) : new RecurrentSession(model, "js");
     try {
       await s.prefill(prompt);
       for (let i = 0; i < maxTokens; i++) {

@@ -54,6 +54,17 @@ export class RecurrentSession {
   }
 
   /**
+   * A session on the JS (CPU) stepper on any backend: its weights read asynchronously
+   * (`MambaStepper.create`), the only way on webgpu, where a compressed format (`opts.weights`) still
+   * decodes on the CPU.
+   */
+  static async onCpu(model: MambaLM, opts: StepperOptions = {}): Promise<RecurrentSession> {
+    const s = new RecurrentSession(model, "tf");
+    s.stepper = await MambaStepper.create(model, { ...opts, weights: opts.weights ?? model.decodeWeights });
+    return s;
+  }
+
+  /**
    * Reads ids in one pass from `from` (default: the current state); returns all l rows of logits (l, V)
    * row-major. With the JS stepper the pass is its fused `read`, which also keeps the state after every
    * id for `rollTo`; otherwise tfjs ops (mamba.ts `prefill` from a state).

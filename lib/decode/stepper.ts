@@ -207,6 +207,8 @@ const GEMM_MIN_IDS = 24;
  * decoding step took 319 us split from 2^16 up, 336 us from 2^18 up.
  */
 const SPLIT_WORK = 1 << 16;
+/** A state element of the recurrence costs about as much as this many multiply-adds (the exp2 polynomial). */
+const STATE_WORK = 32;
 /** Rows of a split product start at multiples of this (each thread writes whole cache lines of y). */
 const SPLIT_ALIGN = 16;
 
@@ -224,8 +226,10 @@ export function matrixBytes(format: WeightFormat, rows: number, cols: number): n
  * matrix-vector products and the recurrence in WebAssembly SIMD (scan.wat's decoding kernels) where
  * available. `read` runs several ids in one pass: each weight matrix is streamed once per four ids (mv4)
  * instead of once per id, and the pass keeps the state after every id, so a speculative verifier can take
- * the state after its last accepted byte without re-reading anything. A pass and the same ids stepped one
- * at a time give bit-for-bit the same logits and states (the kernels do identical arithmetic per id).
+ * the state after its last accepted byte without re-reading anything. Such a pass and the same ids stepped
+ * one at a time give bit-for-bit the same logits and states (the kernels do identical arithmetic per id).
+ * A prefill (`keep` "last", at least GEMM_MIN_IDS ids) computes its float32 products with a GEMM instead:
+ * equal to the steps up to rounding.
  *
  * Threads: each product (and the recurrence) is split by rows over up to `threads` threads (default
  * MAMBABYTE_THREADS, else every logical CPU; lib/kernels/wasm/threads.ts); every row is computed exactly as
@@ -258,7 +262,10 @@ export class MambaStepper implements Stepper {
   private blocked = false;
   /** The weight format asked for. */
   readonly format: WeightFormat;
-  /** Bytes of the weights a step reads (every matrix once, plus the vectors): what decoding streams. */
+  /**
+   * Bytes of the weights a step reads: every matrix (in its format) and vector once, one row of the
+   * embedding (all of it when it is also the float32 head, which the head counts).
+   */
   readonly weightBytes: number;
   /** Whether the products and the recurrence run in WebAssembly SIMD. */
   get simd(): boolean {
@@ -486,7 +493,6 @@ export class MambaStepper implements Stepper {
       }
       segOf.push(segBytes.length - 1);
     }
-    this.weightBytes = sum(items);
     const floats = (bytes: number) => Math.ceil((bytes + scratchBytes) / 4);
     const useKernels = opts.kernels !== false && segBytes.every((f) => f <= capacity);
     // a layer larger than one memory: decodeKernels names why and the plain-JS stepper runs
@@ -574,6 +580,13 @@ export class MambaStepper implements Stepper {
         outBias: cfg.ssm_cfg.bias ? q("out_proj.bias") : undefined,
       });
     }
+    const M = (m: Matrix) => matrixBytes(m.format, m.rows, m.cols);
+    const vectors = (...vs: (Float32Array | undefined)[]) => sum(vs.map((v) => (v ? v.byteLength : 0)));
+    this.weightBytes = M(this.head) + vectors(this.normF) + 4 * d +
+      sum(this.layers.map((L) =>
+        M(L.inProj) + M(L.xProj) + M(L.dtProj) + M(L.outProj) +
+        vectors(L.norm, L.inBias, L.convW, L.convB, L.dtBias, L.A2, L.D, L.outBias)
+      ));
     this.segs = (simd ? kerns : [undefined]).map((kern, index) => {
       const rows = (w: number) => place(index, new Float32Array(T * w));
       const scratch: Scratch = {
@@ -757,7 +770,7 @@ export class MambaStepper implements Stepper {
   private ssmScan(seg: Segment, L: LayerWeights, h: Float32Array, T: number) {
     const { e, n, r } = this, w = r + 2 * n;
     const { dt, x, xDbl, y } = seg.scratch;
-    const jobs = this.parts(e, 32 * e * n * T, 1).map(([a, b]) => [
+    const jobs = this.parts(e, STATE_WORK * e * n * T, 1).map(([a, b]) => [
       h.byteOffset + a * n * 4,
       L.A2.byteOffset + a * n * 4,
       dt.byteOffset + a * 4,
@@ -788,8 +801,8 @@ export class MambaStepper implements Stepper {
   ) {
     const { e, n } = this;
     if (seg.kern && this.gang && n % 4 === 0) {
-      // split by channels: a state element costs about as much as 32 multiply-adds (the exp2 polynomial)
-      const jobs = this.parts(e, 32 * e * n).map(([a, b]) => [
+      // split by channels
+      const jobs = this.parts(e, STATE_WORK * e * n).map(([a, b]) => [
         hOld.byteOffset + a * n * 4,
         hNew.byteOffset + a * n * 4,
         L.A2.byteOffset + a * n * 4,
@@ -828,8 +841,9 @@ export class MambaStepper implements Stepper {
 
   /**
    * Reads ids in one pass from `state` (never mutated): logits (T, Vp) row-major, and the state after
-   * every id (`keep` "all": what a verifier rolls back to) or after the last one only (a prefill). Equal
-   * bit for bit to stepping through the ids one at a time.
+   * every id (`keep` "all": what a verifier rolls back to) or after the last one only (a prefill). "all" is
+   * equal bit for bit to stepping through the ids one at a time; a prefill's float32 products go through
+   * the GEMM (equal up to rounding).
    */
   read(
     state: HostState,

@@ -58,7 +58,12 @@ export function quantizeQ8(
     for (let i = 0; i < Q8_BLOCK; i++) m = Math.max(m, Math.abs(W[at + i]));
     const s = Math.fround(m / 127);
     scales[b] = s;
-    if (s > 0) { for (let i = 0; i < Q8_BLOCK; i++) q[at + i] = Math.round(W[at + i] / s); }
+    // clamped: a subnormal scale (a block of weights below 1e-36) could round past 127
+    if (s > 0) {
+      for (let i = 0; i < Q8_BLOCK; i++) {
+        q[at + i] = Math.max(-127, Math.min(127, Math.round(W[at + i] / s)));
+      }
+    }
   }
   return { q, scales };
 }
@@ -72,7 +77,7 @@ export function quantizeX16(x: Float32Array, out: Int16Array, cols: number): num
   for (let i = 0; i < cols; i++) m = Math.max(m, Math.abs(x[i]));
   const s = Math.fround(m / 32767);
   if (s === 0) out.fill(0, 0, cols);
-  else for (let i = 0; i < cols; i++) out[i] = Math.round(x[i] / s);
+  else for (let i = 0; i < cols; i++) out[i] = Math.max(-32767, Math.min(32767, Math.round(x[i] / s)));
   return s;
 }
 

@@ -23,6 +23,11 @@ const WORDS = 16;
 const SEQ = 0, MEM = 1, FN = 2, ARG0 = 3, DONE = 14, ERROR = 15;
 /** How long a thread spins for the next job or a worker's completion before it sleeps. */
 const SPIN_MS = 0.2;
+/**
+ * A job not done after this long means its worker died (an out-of-memory error kills a worker without
+ * reaching its error word): the caller stops waiting and says so. Decoding's jobs take milliseconds.
+ */
+const JOB_TIMEOUT_MS = 120_000;
 
 /** A kernel a job can run: [index of the module, name of its export]. */
 export type KernelName = readonly [module: number, name: string];
@@ -72,6 +77,8 @@ export class KernelThreads {
   private workers: { worker: Worker; base: number; seq: number }[] = [];
   /** Why workers could not start (then every job list runs on the calling thread), or undefined. */
   failure?: string;
+  /** Set by `close`: every job list runs on the calling thread from then on. */
+  private closed = false;
 
   /**
    * `threads`: the most threads a job list may use (the caller included); workers start on first use.
@@ -92,12 +99,12 @@ export class KernelThreads {
 
   /** Threads a job list may use now: `threads`, or 1 once workers have failed to start. */
   get usable(): number {
-    return this.failure ? 1 : this.threads;
+    return this.failure || this.closed ? 1 : this.threads;
   }
 
   /** Starts workers up to `count` (at most threads - 1); false (and one thread from then on) if they cannot. */
   private ensure(count: number): boolean {
-    if (this.failure) return false;
+    if (this.failure || this.closed) return false;
     const w = this.control;
     while (this.workers.length < count) {
       const base = WORDS * this.workers.length;
@@ -167,14 +174,23 @@ export class KernelThreads {
       const until = performance.now() + SPIN_MS;
       while (Atomics.load(w, b + DONE) !== slot.seq && performance.now() < until);
       let v: number;
-      while ((v = Atomics.load(w, b + DONE)) !== slot.seq) Atomics.wait(w, b + DONE, v, 1000);
+      const deadline = performance.now() + JOB_TIMEOUT_MS;
+      while ((v = Atomics.load(w, b + DONE)) !== slot.seq) {
+        if (performance.now() > deadline) {
+          this.failure = `a kernel worker thread did not finish a job within ${JOB_TIMEOUT_MS / 1000} s`;
+          this.close();
+          throw new Error(`${this.failure}: it died (out of memory?); one thread from now on`);
+        }
+        Atomics.wait(w, b + DONE, v, 1000);
+      }
       if (w[b + ERROR] !== 0) failure ??= new Error("a WebAssembly kernel failed in a worker thread");
     }
     if (failure) throw failure;
   }
 
-  /** Ends the workers (the gang runs on the calling thread afterwards). */
+  /** Ends the workers: job lists run on the calling thread from then on. */
   close(): void {
+    this.closed = true;
     for (const s of this.workers) s.worker.terminate();
     liveWorkers -= this.workers.length;
     this.workers = [];
