@@ -208,6 +208,14 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
         "node-llama-cpp 3.22.1 (llama.cpp v0.5.0, prebuilt linux-x64) via tests/reference/llama_logits.c",
     };
     steppers.forEach((s) => s.dispose()); // after the record: it reads their thread counts
+    say(
+      `d${d} x ${L}: f32 decode ${line.decode_ratio_to_best_llama}x llama.cpp's best, prefill ` +
+        `${line.prefill_ratio_to_best_llama}x; ${
+          Object.entries(line.project_formats).map(([f, c]) => `${f} decode ${c.decode_over_f32}x f32`).join(
+            ", ",
+          )
+        }`,
+    );
     console.log(JSON.stringify(line));
     if (out) {
       await appendBenchLine(
