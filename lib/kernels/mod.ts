@@ -16,6 +16,7 @@ export {
 export { fastMatMul, setWebGPUGemm, webgpuGemmEnabled } from "./tfjs/matmul_op.ts";
 export { fusedCausalConvSilu, fusedConvAvailable } from "./tfjs/conv_op.ts";
 export {
+  kernelModules,
   setThreads,
   setWasmKernels,
   threadCount,
@@ -28,7 +29,6 @@ export {
   DecodeFn,
   type DecodeKernels,
   decodeKernels,
-  decodeModules,
   formatFits,
   matvec,
   matvecBf16,
@@ -40,3 +40,4 @@ export {
   WEIGHT_FORMATS,
   type WeightFormat,
 } from "./wasm/decode.ts";
+export { KernelThreads, splitAligned } from "./wasm/threads.ts";

@@ -5,8 +5,7 @@
  * `matvecQ8`). lib/decode/stepper.ts runs a Mamba step with them; tests compare the step with
  * lib/models/mamba.ts's and each kernel with its twin.
  */
-import { MATMUL_WASM_BASE64, SCAN_WASM_BASE64 } from "./bytes.ts";
-import { decodeBase64, MAX_PAGES } from "./pool.ts";
+import { kernelModules, MAX_PAGES } from "./pool.ts";
 import type { KernelName } from "./threads.ts";
 
 /**
@@ -181,7 +180,7 @@ export type SsmStepFn = (
 
 /**
  * The kernels a KernelThreads gang runs for the stepper, by index (DecodeFn): decode.wat's exports of the
- * kernels module (module 0 of `decodeModules`).
+ * kernels module (module 0 of pool.ts `kernelModules`, matmul.wat module 1).
  */
 export const DECODE_THREAD_KERNELS: readonly KernelName[] = [
   [0, "mv"],
@@ -210,18 +209,6 @@ export const DecodeFn = {
   gemmPanels: 10,
 } as const;
 
-let compiled: WebAssembly.Module[] | undefined;
-/**
- * The kernels module and matmul.wat's GEMM module (the prefill's blocked products), compiled once per
- * process; the stepper's memories and threads all instantiate them.
- */
-export function decodeModules(): WebAssembly.Module[] {
-  compiled ??= [SCAN_WASM_BASE64, MATMUL_WASM_BASE64].map((b) =>
-    new WebAssembly.Module(decodeBase64(b) as BufferSource)
-  );
-  return compiled;
-}
-
 /**
  * The decoding kernels of decode.wat (WebAssembly SIMD: `mv`, `mv4`, `ssmStep`), bound to a fresh memory of
  * `floats` float32 values; undefined where they cannot run, and then the stepper runs plain JS, saying why
@@ -236,7 +223,7 @@ export function decodeKernels(
   try {
     const pages = Math.ceil((floats * 4 + 64) / 65536);
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    const x = new WebAssembly.Instance(decodeModules()[0], { env: { memory: mem } }).exports;
+    const x = new WebAssembly.Instance(kernelModules()[0], { env: { memory: mem } }).exports;
     return {
       mem,
       mv: x.mv as unknown as MvFn,

@@ -4,26 +4,26 @@
  * threads running the same modules on the same memory.
  *
  * Threads: the calling thread plus MAMBABYTE_THREADS - 1 workers (default: navigator.hardwareConcurrency,
- * at most MAX_THREADS). TF.js kernels are synchronous, so the caller hands each worker its share, does its
- * own, then blocks in Atomics.wait until the workers are done (allowed on Deno's main thread). Workers are
- * node:worker_threads workers started on first use and unref'd: they never keep a process alive. If they
- * cannot start, everything runs on the calling thread.
+ * at most MAX_THREADS), a KernelThreads gang (threads.ts) over the one memory. TF.js kernels are
+ * synchronous, so the caller hands each worker its share, does its own, then waits until the workers are
+ * done (allowed on Deno's main thread). Workers start on first use and never keep a process alive. If
+ * they cannot start, everything runs on the calling thread.
  *
- * Memory: the first 4 KiB hold parameter blocks and the workers' control words; callers lay out their
- * arrays from HEAP upwards for the duration of one synchronous call (calls never overlap).
+ * Memory: the first 4 KiB hold parameter blocks; callers lay out their arrays from HEAP upwards for the
+ * duration of one synchronous call (calls never overlap).
  */
-import { Worker } from "node:worker_threads";
 import { MATMUL_WASM_BASE64, SCAN_WASM_BASE64 } from "./bytes.ts";
+import { type KernelName, KernelThreads } from "./threads.ts";
 
 const PAGE = 65536;
 /** The memory's maximum, as declared in the .wat files (2 GiB). */
 export const MAX_PAGES = 32768;
-/** Parameter blocks: 0 .. 2047 (callers' own layout), 2048 .. 3071 for `transpose`; then workers' words. */
+/** Parameter blocks: 0 .. 2047 (callers' own layout), 2048 .. 3071 for `transpose`. */
 export const PARAMS = 0;
 const TRANSPOSE_PARAMS = 2048;
-const WORKER_CTRL = 3072; // + 32 bytes per worker: seq, fn, a0, a1, a2, a3, done, error
 export const HEAP = 4096;
-export const MAX_THREADS = 16; // (HEAP - WORKER_CTRL) / 32 workers + the caller, and the callers' blocks
+/** The most threads, the caller included (the callers' parameter blocks are laid out for 16). */
+export const MAX_THREADS = 16;
 
 /** Kernel functions, by index (the same table in the workers). */
 export const Fn = {
@@ -41,6 +41,22 @@ export const Fn = {
   AdamW: 11,
 } as const;
 export type Fn = typeof Fn[keyof typeof Fn];
+
+/** Fn's kernels as [module (0 scan, 1 matmul), export]: the gang's table, in Fn's order. */
+const POOL_KERNELS: readonly KernelName[] = [
+  [0, "forward"],
+  [0, "backward"],
+  [1, "gemm"],
+  [0, "transpose"],
+  [0, "convForward"],
+  [0, "convBackward"],
+  [0, "convChForward"],
+  [0, "convChBackward"],
+  [0, "addRmsNorm"],
+  [0, "rmsNormBackward"],
+  [0, "crossEntropy"],
+  [0, "adamw"],
+];
 
 type KernelFn = (a0: number, a1: number, a2: number, a3: number) => void;
 
@@ -66,21 +82,12 @@ export interface MatmulExports {
   epilogue(src: number, lds: number, dst: number, ldd: number, M: number, N: number, acc: number): void;
 }
 
-interface WorkerSlot {
-  worker: Worker;
-  ctrl: number; // word index of its control block
-  seq: number;
-}
-
 export interface Pool {
   memory: WebAssembly.Memory;
   scan: ScanExports;
   matmul: MatmulExports;
-  fns: KernelFn[];
-  modules: WebAssembly.Module[];
-  workers: WorkerSlot[];
-  /** Set when starting workers failed: the reason; single-threaded from then on. */
-  workerFailure?: string;
+  /** the threads that run Fn's kernels on `memory` (the caller and up to MAX_THREADS - 1 workers) */
+  threads: KernelThreads;
 }
 
 let pool: Pool | undefined;
@@ -95,14 +102,24 @@ export function decodeBase64(b64: string): Uint8Array {
   return out;
 }
 
+let compiled: WebAssembly.Module[] | undefined;
+/**
+ * The kernels modules, [scan.wat with its parts, matmul.wat], compiled once per process: the pool and the
+ * decoding stepper's memories all instantiate them.
+ */
+export function kernelModules(): WebAssembly.Module[] {
+  compiled ??= [SCAN_WASM_BASE64, MATMUL_WASM_BASE64].map((b) =>
+    new WebAssembly.Module(decodeBase64(b) as BufferSource)
+  );
+  return compiled;
+}
+
 /** The pool (modules compiled and instantiated on first use); throws where WebAssembly SIMD is missing. */
 export function getPool(): Pool {
   if (pool) return pool;
   if (poolError) throw poolError;
   try {
-    const modules = [SCAN_WASM_BASE64, MATMUL_WASM_BASE64].map((b) =>
-      new WebAssembly.Module(decodeBase64(b) as BufferSource)
-    );
+    const modules = kernelModules();
     const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
     const [scan, matmul] = modules.map((m) =>
       new WebAssembly.Instance(m, { env: { memory } }).exports
@@ -114,22 +131,7 @@ export function getPool(): Pool {
       memory,
       scan,
       matmul,
-      fns: [
-        scan.forward,
-        scan.backward,
-        matmul.gemm,
-        scan.transpose,
-        scan.convForward,
-        scan.convBackward,
-        scan.convChForward,
-        scan.convChBackward,
-        scan.addRmsNorm,
-        scan.rmsNormBackward,
-        scan.crossEntropy,
-        scan.adamw,
-      ],
-      modules,
-      workers: [],
+      threads: new KernelThreads(modules, [memory], POOL_KERNELS, MAX_THREADS),
     };
     return pool;
   } catch (e) {
@@ -203,12 +205,12 @@ export function setThreads(n: number | undefined): void {
 
 /** How many worker threads run now (started on demand, up to threadCount() - 1). */
 export function workerCount(): number {
-  return pool?.workers.length ?? 0;
+  return pool?.threads.workerCount ?? 0;
 }
 
 /** Why workers could not be started (then every call runs on one thread), or undefined. */
 export function workerFailure(): string | undefined {
-  return pool?.workerFailure;
+  return pool?.threads.failure;
 }
 
 /** Grows the memory to at least `bytes`; returns a fresh Float32Array view of all of it. */
@@ -268,74 +270,13 @@ export function allocator(start = heapStart()) {
   return { alloc, top: () => top };
 }
 
-// The worker's program: instantiate the modules on the shared memory, then run jobs as they are posted.
-const WORKER_SOURCE = `
-const { workerData } = require("node:worker_threads");
-const { wasmModules, memory, ctrl } = workerData;
-const [scan, matmul] = wasmModules.map((m) => new WebAssembly.Instance(m, { env: { memory } }).exports);
-const fns = [scan.forward, scan.backward, matmul.gemm, scan.transpose, scan.convForward, scan.convBackward,
-  scan.convChForward, scan.convChBackward, scan.addRmsNorm, scan.rmsNormBackward, scan.crossEntropy, scan.adamw];
-const w = new Int32Array(memory.buffer, 0, ${HEAP / 4});
-let seq = 0;
-Atomics.store(w, ctrl + 6, 0);
-Atomics.notify(w, ctrl + 6);
-for (;;) {
-  Atomics.wait(w, ctrl, seq);
-  seq = Atomics.load(w, ctrl);
-  let error = 0;
-  try {
-    fns[w[ctrl + 1]](w[ctrl + 2], w[ctrl + 3], w[ctrl + 4], w[ctrl + 5]);
-  } catch (e) {
-    error = 1;
-  }
-  Atomics.store(w, ctrl + 7, error);
-  Atomics.store(w, ctrl + 6, seq);
-  Atomics.notify(w, ctrl + 6);
-}
-`;
-
-/** Makes sure `count` workers run; returns false (and runs single-threaded from then on) if they cannot. */
-function ensureWorkers(p: Pool, count: number): boolean {
-  if (p.workerFailure) return false;
-  const w = new Int32Array(p.memory.buffer, 0, HEAP / 4);
-  while (p.workers.length < count) {
-    const ctrl = (WORKER_CTRL >> 2) + 8 * p.workers.length;
-    Atomics.store(w, ctrl, 0);
-    Atomics.store(w, ctrl + 6, -1); // the worker writes 0 once it is ready
-    let worker: Worker;
-    try {
-      worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { wasmModules: p.modules, memory: p.memory, ctrl },
-      });
-      worker.unref();
-      worker.on("error", () => {}); // a failure shows up as a timeout below or in the error word
-    } catch (err) {
-      p.workerFailure = `could not start a worker: ${(err as Error).message}`;
-      return false;
-    }
-    p.workers.push({ worker, ctrl, seq: 0 });
-    const deadline = performance.now() + 30_000;
-    while (Atomics.load(w, ctrl + 6) !== 0) {
-      if (performance.now() > deadline) {
-        p.workerFailure = "a kernel worker did not start within 30 s";
-        for (const s of p.workers) s.worker.terminate();
-        p.workers = [];
-        return false;
-      }
-      Atomics.wait(w, ctrl + 6, -1, 100);
-    }
-  }
-  return true;
-}
-
 /**
  * How many threads a call with this much work (in rough units of one multiply-add) should use: 1 below
  * `minWork` per extra thread, else up to threadCount() (and never more than `parts`).
  */
 export function threadsFor(p: Pool, parts: number, work: number, minWork = 1 << 16): number {
   let want = Math.min(threadCount(), parts, Math.max(1, Math.floor(work / minWork)));
-  if (want > 1 && !ensureWorkers(p, want - 1)) want = 1;
+  if (want > 1 && !p.threads.start(want - 1)) want = 1;
   return want;
 }
 
@@ -344,38 +285,7 @@ export function threadsFor(p: Pool, parts: number, work: number, minWork = 1 << 
  * and returns when all are done. A trap in any of them is rethrown here.
  */
 export function runJobs(p: Pool, fn: Fn, jobs: [number, number, number, number][]): void {
-  const kernel = p.fns[fn];
-  if (jobs.length === 1) {
-    kernel(...jobs[0]);
-    return;
-  }
-  if (p.workers.length < jobs.length - 1) {
-    throw new Error("runJobs: not enough workers (call threadsFor first)");
-  }
-  const w = new Int32Array(p.memory.buffer, 0, HEAP / 4);
-  for (let k = 1; k < jobs.length; k++) {
-    const slot = p.workers[k - 1];
-    const c = slot.ctrl;
-    w[c + 1] = fn;
-    w.set(jobs[k], c + 2);
-    slot.seq = (slot.seq + 1) | 0;
-    Atomics.store(w, c, slot.seq);
-    Atomics.notify(w, c);
-  }
-  let failure: unknown;
-  try {
-    kernel(...jobs[0]);
-  } catch (err) {
-    failure = err;
-  }
-  for (let k = 1; k < jobs.length; k++) {
-    const slot = p.workers[k - 1];
-    const c = slot.ctrl;
-    let v: number;
-    while ((v = Atomics.load(w, c + 6)) !== slot.seq) Atomics.wait(w, c + 6, v, 1000);
-    if (w[c + 7] !== 0) failure ??= new Error("a WebAssembly kernel failed in a worker thread");
-  }
-  if (failure) throw failure;
+  p.threads.run(0, fn, jobs);
 }
 
 /** Splits [0, n) into `parts` contiguous ranges of near-equal size. */

@@ -1,6 +1,7 @@
 /**
- * A gang of worker threads that run WebAssembly kernels on shared memories: the decoding stepper splits
- * each matrix-vector product of a step by rows over it (lib/decode/stepper.ts).
+ * A gang of worker threads that run WebAssembly kernels on shared memories: the training kernels' pool
+ * (pool.ts, one memory) and the decoding stepper (lib/decode/stepper.ts, one gang per stepper over its
+ * memories, each product of a step split by rows) both run their threads through it.
  *
  * Every thread (the caller and each worker) instantiates the kernel modules on every memory it is given,
  * so a job names a memory, a kernel and up to ARGS integer arguments (byte addresses, counts). The control
@@ -102,8 +103,17 @@ export class KernelThreads {
     return this.failure || this.closed ? 1 : this.threads;
   }
 
-  /** Starts workers up to `count` (at most threads - 1); false (and one thread from then on) if they cannot. */
-  private ensure(count: number): boolean {
+  /** Worker threads running now (started on demand). */
+  get workerCount(): number {
+    return this.workers.length;
+  }
+
+  /**
+   * Starts workers up to `count` (at most threads - 1; `run` does it itself); false (and one thread from
+   * then on) if they cannot.
+   */
+  start(count: number): boolean {
+    if (count > this.threads - 1) throw new Error(`${count + 1} threads asked of a gang of ${this.threads}`);
     if (this.failure || this.closed) return false;
     const w = this.control;
     while (this.workers.length < count) {
@@ -149,7 +159,7 @@ export class KernelThreads {
    */
   run(mem: number, fn: number, jobs: number[][]): void {
     const kernel = this.local[mem][fn];
-    if (jobs.length > 1 && !this.ensure(jobs.length - 1)) {
+    if (jobs.length > 1 && !this.start(jobs.length - 1)) {
       for (const args of jobs) kernel(...args);
       return;
     }
