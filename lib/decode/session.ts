@@ -47,10 +47,13 @@ export class RecurrentSession {
   private passRows?: Float32Array;
   readonly V: number;
   private stepper: Stepper;
-  /** `opts`: the JS stepper's options (its weight format and threads; lib/decode/stepper.ts). */
-  constructor(readonly model: MambaLM, kind?: "js" | "tf", opts: StepperOptions = {}) {
+  /**
+   * `opts`: the JS stepper's options (its weight format and threads; lib/decode/stepper.ts); `stepper`:
+   * one already built (see `onCpu`), used instead of creating one.
+   */
+  constructor(readonly model: MambaLM, kind?: "js" | "tf", opts: StepperOptions = {}, stepper?: Stepper) {
     this.V = model.config.vocab_size;
-    this.stepper = createStepper(model, kind, opts);
+    this.stepper = stepper ?? createStepper(model, kind, opts);
   }
 
   /**
@@ -59,9 +62,8 @@ export class RecurrentSession {
    * decodes on the CPU.
    */
   static async onCpu(model: MambaLM, opts: StepperOptions = {}): Promise<RecurrentSession> {
-    const s = new RecurrentSession(model, "tf");
-    s.stepper = await MambaStepper.create(model, { ...opts, weights: opts.weights ?? model.decodeWeights });
-    return s;
+    const weights = opts.weights ?? model.decodeWeights;
+    return new RecurrentSession(model, "js", opts, await MambaStepper.create(model, { ...opts, weights }));
   }
 
   /**

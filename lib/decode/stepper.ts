@@ -19,20 +19,21 @@ import {
   DecodeFn,
   type DecodeKernels,
   decodeKernels,
-  decodeModules,
   formatFits,
+  kernelModules,
+  KernelThreads,
   matvec,
   matvecBf16,
   matvecQ8,
   Q8_BLOCK,
   quantizeQ8,
   quantizeX16,
+  splitAligned,
+  threadCount,
   toBf16,
   WEIGHT_FORMATS,
   type WeightFormat,
 } from "../kernels/mod.ts";
-import { KernelThreads, splitAligned } from "../kernels/wasm/threads.ts";
-import { threadCount } from "../kernels/wasm/pool.ts";
 import type { MambaConfig } from "../models/mamba_config.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
 
@@ -282,10 +283,14 @@ export class MambaStepper implements Stepper {
   /** How many of the matrices are stored in each format ({"int8": 96, "f32": 49}, say). */
   get formats(): Record<string, number> {
     const count: Record<string, number> = {};
-    for (const M of [...this.layers.flatMap((L) => [L.inProj, L.xProj, L.dtProj, L.outProj]), this.head]) {
+    for (const M of this.matrices()) {
       count[M.format] = (count[M.format] ?? 0) + 1;
     }
     return count;
+  }
+  /** Every weight matrix of the products: each layer's four, then the head. */
+  private matrices(): Matrix[] {
+    return [...this.layers.flatMap((L) => [L.inProj, L.xProj, L.dtProj, L.outProj]), this.head];
   }
   private get logits(): Float32Array {
     return this.segs[this.headSeg].scratch.logits;
@@ -301,9 +306,8 @@ export class MambaStepper implements Stepper {
   }
 
   /**
-   * Y (T, rows) = X (T, cols) M^T (+ bias), row t of X starting at t xStride: the 4-vector kernel over
-   * groups of four rows of X, the 1-vector one for the rest, each split by rows of M over the threads; the
-   * plain-JS twins without SIMD or when cols % 8 != 0. int8: X's rows are rounded to int16 first.
+   * Y (T, rows) = X (T, cols) M^T (+ bias), row t of X starting at t xStride: a prefill's float32 products
+   * of enough ids by the GEMM, everything else by `mv`.
    */
   private mm(
     seg: Segment,
@@ -315,12 +319,22 @@ export class MambaStepper implements Stepper {
     xStride = M.cols,
   ) {
     const { rows, cols, format } = M;
-    const { xq, xScale } = seg.scratch;
     if (this.blocked && format === "f32" && seg.kern && this.gang && rows % 8 === 0 && T >= GEMM_MIN_IDS) {
       this.gemm(seg, M.f32!, X, Y, T, rows, cols, xStride);
-      if (bias) { for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o]; }
-      return;
+    } else {
+      this.mv(seg, M, X, Y, T, xStride);
     }
+    if (bias) { for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o]; }
+  }
+
+  /**
+   * mm's products by the 4-vector kernel over groups of four rows of X and the 1-vector one for the rest,
+   * each split by rows of M over the threads; the plain-JS twins without SIMD or when cols % 8 != 0. int8:
+   * X's rows are rounded to int16 first, Y scaled back after.
+   */
+  private mv(seg: Segment, M: Matrix, X: Float32Array, Y: Float32Array, T: number, xStride: number) {
+    const { rows, cols, format } = M;
+    const { xq, xScale } = seg.scratch;
     if (format === "int8") {
       for (let t = 0; t < T; t++) {
         xScale[t] = quantizeX16(X.subarray(t * xStride), xq.subarray(t * cols), cols);
@@ -370,13 +384,11 @@ export class MambaStepper implements Stepper {
     if (format === "int8") {
       for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] *= xScale[t];
     }
-    if (bias) { for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) Y[t * rows + o] += bias[o]; }
   }
 
   /**
-   * Y (T, rows) = X (T, cols) W^T by matmul.wat's blocked GEMM: W packed into panels of 8 rows (split by
-   * panels over the threads), then tiles of 6 ids x 8 outputs with the panel's columns streamed once per
-   * tile (split by tiles of ids). Rows of Y past T, up to a multiple of 6, get padding results (the scratch
+   * Y (T, rows) = X (T, cols) W^T by matmul.wat's blocked GEMM: W packed into panels of 8 rows, then each
+   * panel against every tile of 6 ids (`gemmPanels`), both split by panels over the threads. Rows of Y past T, up to a multiple of 6, get padding results (the scratch
    * holds RUN_CHUNK rows). Fused multiply-adds and another order of sums than mv: not bit for bit a step's.
    */
   private gemm(
@@ -580,13 +592,12 @@ export class MambaStepper implements Stepper {
         outBias: cfg.ssm_cfg.bias ? q("out_proj.bias") : undefined,
       });
     }
-    const M = (m: Matrix) => matrixBytes(m.format, m.rows, m.cols);
     const vectors = (...vs: (Float32Array | undefined)[]) => sum(vs.map((v) => (v ? v.byteLength : 0)));
-    this.weightBytes = M(this.head) + vectors(this.normF) + 4 * d +
-      sum(this.layers.map((L) =>
-        M(L.inProj) + M(L.xProj) + M(L.dtProj) + M(L.outProj) +
-        vectors(L.norm, L.inBias, L.convW, L.convB, L.dtBias, L.A2, L.D, L.outBias)
-      ));
+    this.weightBytes = sum(this.matrices().map((m) => matrixBytes(m.format, m.rows, m.cols))) +
+      vectors(this.normF) + 4 * d +
+      sum(
+        this.layers.map((L) => vectors(L.norm, L.inBias, L.convW, L.convB, L.dtBias, L.A2, L.D, L.outBias)),
+      );
     this.segs = (simd ? kerns : [undefined]).map((kern, index) => {
       const rows = (w: number) => place(index, new Float32Array(T * w));
       const scratch: Scratch = {
@@ -612,7 +623,7 @@ export class MambaStepper implements Stepper {
     if (simd) {
       const threads = opts.threads ?? threadCount();
       this.gang = new KernelThreads(
-        decodeModules(),
+        kernelModules(),
         kerns.map((k) => k!.mem),
         DECODE_THREAD_KERNELS,
         threads,
