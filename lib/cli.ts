@@ -19,7 +19,14 @@ import { type ScaleName, SCALES } from "./scales.ts";
 import { dInner, dtRank, paddedVocab } from "./models/mamba_config.ts";
 import "./models/mod.ts";
 import { ATTENTION_DECODED_KINDS, streamAttentionBytes } from "./decode/attention_sample.ts";
-import { countParameters, disposeModel, isMambaKind, type ModelKind, TOKEN_UNIT } from "./models/lm.ts";
+import {
+  countParameters,
+  disposeModel,
+  isMambaKind,
+  type LanguageModel,
+  type ModelKind,
+  TOKEN_UNIT,
+} from "./models/lm.ts";
 import { asMamba, family, KIND_FIELD, loadModel } from "./models/registry.ts";
 import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig, PRESETS } from "./models/presets.ts";
@@ -27,7 +34,13 @@ import type { Domain } from "./data/corpora/types.ts";
 import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from "./runs/experiment.ts";
 import { TRAIN_ENGINES, type TrainEngine } from "./train/steps.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
-import { scoreBatch, type ScoreProgress, scoreText } from "./eval/score.ts";
+import {
+  scoreBatch,
+  type ScoreOptions,
+  type ScoreProgress,
+  scoreText,
+  type TextScore,
+} from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
 import { LOCAL_RESULTS_DIR } from "./paths.ts";
 import { windowLine } from "./util/progress.ts";
@@ -633,6 +646,40 @@ function weightsFlag(flags: Flags): WeightFormat | undefined {
   return w as WeightFormat;
 }
 
+/** --weights is the CPU stepper's, which decodes MambaByte: one line for any other model. */
+function checkWeightsModel(
+  flags: Flags,
+  weights: WeightFormat | undefined,
+  dir: string,
+  model: LanguageModel,
+) {
+  if (weights && model.kind !== "mambabyte") {
+    throw new UsageError(
+      `${flags.command}: --weights applies to MambaByte models (the CPU stepper); ${dir} holds a ${model.kind}`,
+    );
+  }
+}
+
+/**
+ * A compressed format's error, printed and recorded beside its score (score, eval): the same text scored
+ * in float32 by the same path (the stepper), same windows. Nothing for no --weights or f32.
+ */
+async function f32Beside(
+  model: LanguageModel,
+  text: Uint8Array,
+  window: number,
+  weights: WeightFormat | undefined,
+  s: TextScore,
+  onProgress: ScoreOptions["onProgress"],
+): Promise<{ f32_bits_per_byte?: number; bits_per_byte_minus_f32?: number }> {
+  if (!weights || weights === "f32") return {};
+  const f32 = await scoreText(model, text, { window, weights: "f32", onProgress });
+  return {
+    f32_bits_per_byte: f32.bits_per_byte,
+    bits_per_byte_minus_f32: s.bits_per_byte - f32.bits_per_byte,
+  };
+}
+
 /** The score options every scoring command shares: window, batch, progress. */
 function scoreFlags(flags: Flags, defaultWindow: number) {
   return {
@@ -676,11 +723,7 @@ async function score(args: string[]) {
   }
   await startBackend();
   const { model, tokenizer } = await loadTrained(modelDir);
-  if (weights && model.kind !== "mambabyte") {
-    throw new UsageError(
-      `score: --weights applies to MambaByte models (the CPU stepper); ${modelDir} holds a ${model.kind}`,
-    );
-  }
+  checkWeightsModel(flags, weights, modelDir, model);
   // attention holds window x window scores per head: 8192-token windows are for the Mamba families
   const mamba = isMambaKind(model.kind);
   const window = Number.isNaN(opts.window) ? (mamba ? 8192 : 2048) : opts.window;
@@ -693,10 +736,7 @@ async function score(args: string[]) {
     weights,
     onProgress: progress.onProgress,
   });
-  // a compressed format's error: the float32 score by the same path (the stepper), same windows
-  const f32 = weights && weights !== "f32"
-    ? await scoreText(model, text, { window, weights: "f32", onProgress: progress.onProgress })
-    : undefined;
+  const f32 = await f32Beside(model, text, window, weights, s, progress.onProgress);
   await printJson({
     model: modelDir,
     model_kind: model.kind,
@@ -706,12 +746,7 @@ async function score(args: string[]) {
     bytes: s.bytes,
     ce_nats: s.ce_nats,
     bits_per_byte: s.bits_per_byte,
-    ...(f32
-      ? {
-        f32_bits_per_byte: f32.bits_per_byte,
-        bits_per_byte_minus_f32: s.bits_per_byte - f32.bits_per_byte,
-      }
-      : {}),
+    ...f32,
   });
 }
 
@@ -796,11 +831,7 @@ async function generateCommand(args: string[]) {
         `${ATTENTION_DECODED_KINDS.join(" and ")}`,
     );
   }
-  if (attention && opts.weights) {
-    throw new UsageError(
-      `generate: --weights applies to MambaByte (the CPU stepper); ${modelDir} holds a ${model.kind}`,
-    );
-  }
+  checkWeightsModel(flags, opts.weights, modelDir, model);
   if (attention && speculative) {
     throw new UsageError(
       `generate: --speculative verifies with MambaByte; ${modelDir} holds a ${model.kind}`,
@@ -1041,11 +1072,7 @@ async function evalCommand(args: string[]) {
   );
   await startBackend();
   const { model, tokenizer } = await loadTrained(dir);
-  if (weights && model.kind !== "mambabyte") {
-    throw new UsageError(
-      `eval: --weights applies to MambaByte models (the CPU stepper); ${dir} holds a ${model.kind}`,
-    );
-  }
+  checkWeightsModel(flags, weights, dir, model);
   const text = await domainText(domain, scale, split).catch((e) => {
     // a domain or split missing from the data is the user's to fix (deno task data), not a bug
     throw e instanceof InputError || !(e instanceof Error) ? e : new InputError("data", undefined, e.message);
@@ -1061,9 +1088,7 @@ async function evalCommand(args: string[]) {
     weights,
     onProgress: progress.onProgress,
   });
-  const f32 = weights && weights !== "f32"
-    ? await scoreText(model, data, { window: opts.window, weights: "f32", onProgress: progress.onProgress })
-    : undefined;
+  const f32 = await f32Beside(model, data, opts.window, weights, s, progress.onProgress);
   const record = {
     model_dir: dir,
     model: model.kind,
@@ -1075,12 +1100,7 @@ async function evalCommand(args: string[]) {
     parameters: countParameters(model),
     ...(weights ? { weights } : {}),
     ...s,
-    ...(f32
-      ? {
-        f32_bits_per_byte: f32.bits_per_byte,
-        bits_per_byte_minus_f32: s.bits_per_byte - f32.bits_per_byte,
-      }
-      : {}),
+    ...f32,
     wall_s: (performance.now() - t0) / 1000,
   };
   // the figures read these records: a number that is not finite is an error, never a record

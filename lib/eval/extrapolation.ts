@@ -27,6 +27,7 @@ import * as tf from "@tensorflow/tfjs";
 import { slidingWindows } from "../data/bytes.ts";
 import type { ByteBPE } from "../data/bpe.ts";
 import { type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
+import { recurrentCore } from "../models/registry.ts";
 import { type MambaLM, type MambaState, prefill } from "../models/mamba.ts";
 
 import { logitsNats, type ScoreProgress, tokenNats } from "./score.ts";
@@ -85,11 +86,6 @@ export async function recurrentNats(
 
 function disposeStateTensors(state: MambaState): void {
   for (const s of state) tf.dispose([s.conv, s.ssm]);
-}
-
-/** The MambaLM behind a Mamba-family LanguageModel (registry.ts `mambaAsLanguageModel`), if it is one. */
-export function recurrentCore(model: LanguageModel): MambaLM | undefined {
-  return (model as { mamba?: MambaLM }).mamba;
 }
 
 // ---------------------------------------------------------------------------------------------------

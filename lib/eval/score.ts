@@ -13,7 +13,7 @@ import { NonFiniteError } from "../io/errors.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
 import { MambaStepper } from "../decode/stepper.ts";
 import type { WeightFormat } from "../kernels/wasm/decode.ts";
-import type { MambaLM } from "../models/mamba.ts";
+import { recurrentCore } from "../models/registry.ts";
 
 export interface TextScore {
   /** Bytes whose likelihood was scored (all bytes after the first window's first token). */
@@ -210,7 +210,7 @@ export async function scoreText(
   const totalWindows = Math.ceil((ids.length - 1) / window);
   const windowAt = (k: number) => ids.subarray(k * window, Math.min(ids.length, k * window + window + 1));
   let nats = 0, tokens = 0;
-  const mamba = (model as { mamba?: MambaLM }).mamba;
+  const mamba = recurrentCore(model);
   const weights = opts.weights ?? mamba?.decodeWeights;
   if (weights && !mamba) throw new Error(`weights "${weights}" score Mamba models only (the CPU stepper)`);
   const stepper = weights ? await MambaStepper.create(mamba!, { weights }) : undefined;

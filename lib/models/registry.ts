@@ -92,9 +92,14 @@ export function withScanImpl(m: MambaLM, impl?: ScanImpl): LanguageModel {
   return { ...mambaAsLanguageModel(m), logits: (ids) => forward(m, ids, { impl }).logits };
 }
 
+/** The MambaLM behind a Mamba-family LanguageModel (`mambaAsLanguageModel`), if it is one. */
+export function recurrentCore(model: LanguageModel): MambaLM | undefined {
+  return (model as { mamba?: MambaLM }).mamba;
+}
+
 /** The MambaLM behind a LanguageModel of a Mamba family, or an error naming what it is. */
 export function asMamba(model: LanguageModel): MambaLM {
-  const m = (model as { mamba?: MambaLM }).mamba;
+  const m = recurrentCore(model);
   if (!m) throw new InputError("<model>", undefined, `this needs a Mamba model, got "${model.kind}"`);
   return m;
 }
@@ -169,7 +174,7 @@ export async function loadModel(dir: string, opts: { weights?: WeightFormat } = 
   const tokenizerPath = `${dir}/${TOKENIZER_FILE}`;
   if (await pathExists(tokenizerPath)) model.tokenizer = await ByteBPE.load(tokenizerPath);
   if (opts.weights !== undefined) {
-    const m = (model as { mamba?: MambaLM }).mamba;
+    const m = recurrentCore(model);
     if (!m) {
       throw new InputError(
         dir,
