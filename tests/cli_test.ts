@@ -3,7 +3,7 @@
  * fixtures, info, and bad input that must fail with one clear line naming the file and key.
  */
 import assert from "node:assert/strict";
-import { FIXTURES, tinyModelDir, trainedModelDir } from "./helpers.ts";
+import { FIXTURES, runCli, tinyModelDir, trainedModelDir } from "./helpers.ts";
 import { readSafetensors } from "../lib/io/safetensors.ts";
 import { withDeadline } from "./deadline.ts";
 
@@ -12,15 +12,7 @@ const reference = JSON.parse(await Deno.readTextFile(FIXTURES + "mambabyte-tiny-
 const inputIds = (await readSafetensors(FIXTURES + "mambabyte-tiny-public.expected.safetensors"))
   .tensors.get("input_ids")!.data as Int32Array;
 
-async function cli(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
-}
+const cli = runCli;
 
 Deno.test("cli generate --greedy reproduces the trained reference's greedy continuation (raw bytes on stdout)", async () => {
   const { dir, prompt, greedy } = await trainedModelDir();

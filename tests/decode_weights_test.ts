@@ -7,12 +7,11 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { FIXTURES, relL2, TEST_BACKENDS, trainedModelDir, useBackend } from "./helpers.ts";
+import { FIXTURES, relL2, runCli, TEST_BACKENDS, trainedModelDir, useBackend } from "./helpers.ts";
 import {
   DECODE_THREAD_KERNELS,
   DecodeFn,
   decodeKernels,
-  decodeModules,
   fromBf16,
   matvec,
   matvecBf16,
@@ -24,6 +23,7 @@ import {
   type WeightFormat,
 } from "../lib/kernels/wasm/decode.ts";
 import { KernelThreads, liveKernelThreads, splitAligned } from "../lib/kernels/wasm/threads.ts";
+import { kernelModules } from "../lib/kernels/wasm/pool.ts";
 import { MambaStepper } from "../lib/decode/stepper.ts";
 import { asMamba, loadModel } from "../lib/models/registry.ts";
 import { scoreText } from "../lib/eval/score.ts";
@@ -85,7 +85,7 @@ Deno.test("quantizeQ8: |q| <= 127 and |w - q s| <= s / 2 for every weight, s = m
 /** The decoding kernels on one memory, with a bump allocator for typed arrays copied into it. */
 function kernelMemory(floats: number) {
   const k = decodeKernels(floats)!;
-  const fns = new WebAssembly.Instance(decodeModules()[0], { env: { memory: k.mem } })
+  const fns = new WebAssembly.Instance(kernelModules()[0], { env: { memory: k.mem } })
     .exports as unknown as Record<string, (...a: number[]) => void>;
   let top = 0;
   const put = <A extends Float32Array | Int8Array | Int16Array | Uint16Array>(a: A): A => {
@@ -206,7 +206,7 @@ Deno.test("KernelThreads: a product split by rows over 3 threads equals one thre
   const W = put(rng.normalArray(rows * cols)), x = put(rng.normalArray(cols));
   const one = put(new Float32Array(rows)), split = put(new Float32Array(rows));
   const before = liveKernelThreads();
-  const gang = new KernelThreads(decodeModules(), [mem], DECODE_THREAD_KERNELS, 3);
+  const gang = new KernelThreads(kernelModules(), [mem], DECODE_THREAD_KERNELS, 3);
   try {
     gang.run(0, DecodeFn.mv, [[W.byteOffset, x.byteOffset, one.byteOffset, rows, cols]]);
     const parts = splitAligned(rows, 3, 16);
@@ -307,20 +307,7 @@ Deno.test("bf16 and int8 steppers: SIMD equals the plain-JS twins (1e-4), logits
   tf.dispose([...model.params.values()]);
 });
 
-const CLI = new URL("../lib/cli.ts", import.meta.url).pathname;
-async function cli(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const cli = runCli;
 
 Deno.test("cli score --weights int8 reports its bits per byte beside float32's; generate --weights decodes greedily; bad values fail in one line", async () => {
   const text = `${dir}/held-out.txt`, promptFile = `${dir}/prompt.bin`;
@@ -328,10 +315,10 @@ Deno.test("cli score --weights int8 reports its bits per byte beside float32's; 
   await Deno.writeFile(promptFile, prompt);
   const s = await cli("score", "--model", dir, "--text", text, "--window", "2048", "--weights", "int8");
   assert.equal(s.code, 0, s.stderr);
-  const r = JSON.parse(s.stdout);
+  const r = JSON.parse(new TextDecoder().decode(s.stdout));
   assert.equal(r.weights, "int8");
   assert.ok(Math.abs(r.bits_per_byte - r.f32_bits_per_byte - r.bits_per_byte_minus_f32) < 1e-12);
-  assert.ok(Math.abs(r.bits_per_byte_minus_f32) < 0.01, s.stdout);
+  assert.ok(Math.abs(r.bits_per_byte_minus_f32) < 0.01, JSON.stringify(r));
   const g = await cli(
     "generate",
     "--model",
@@ -346,7 +333,7 @@ Deno.test("cli score --weights int8 reports its bits per byte beside float32's; 
   );
   assert.equal(g.code, 0, g.stderr);
   assert.deepEqual(
-    Array.from(new TextEncoder().encode(g.stdout)),
+    Array.from(g.stdout),
     greedy,
     "f32 on the stepper: mamba_ssm's bytes",
   );
@@ -363,7 +350,7 @@ Deno.test("cli score --weights int8 reports its bits per byte beside float32's; 
     "int8",
   );
   assert.equal(g8.code, 0, g8.stderr);
-  assert.equal(new TextEncoder().encode(g8.stdout).length, 16);
+  assert.equal(g8.stdout.length, 16);
   // eval records a format's score in eval_weights.jsonl (not eval.jsonl, which the figures read)
   const results = `${dir}/results`;
   const ev = await cli(

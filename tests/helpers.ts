@@ -86,3 +86,19 @@ export function randomScanInputs(rng: Rng, b: number, d: number, n: number, l: n
     h0: t([b, d, n], (k) => rng.normalArray(k)),
   };
 }
+
+/**
+ * Runs the command line as a user would (a subprocess on the wasm backend): exit code, raw stdout (bytes:
+ * generate writes raw bytes there) and stderr as text.
+ */
+export async function runCli(
+  ...args: string[]
+): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../lib/cli.ts", import.meta.url).pathname, ...args],
+    env: { MAMBABYTE_BACKEND: "wasm", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
+}
