@@ -32,6 +32,9 @@ import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig, PRESETS } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
 import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from "./runs/experiment.ts";
+import { type JobDevice, writeJob } from "./runs/job.ts";
+import { importJob } from "./runs/import_job.ts";
+import { planRuns, readPlan } from "./runs/plan.ts";
 import { TRAIN_ENGINES, type TrainEngine } from "./train/steps.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import {
@@ -85,6 +88,16 @@ commands:
   export    --model DIR --format gguf --out FILE
                                             a MambaByte checkpoint as a GGUF file that llama.cpp runs
                                             (architecture mamba, F32; prints a JSON summary)
+  job       --engine torch --gpus N (--plan P --scale S [--domains ..] [--models ..] [--seeds ..] | train's
+            run options) --out DIR [--device cuda|cpu] [--micro-batch M]
+                                            a self-contained job folder for PyTorch's distributed engine
+                                            (torchrun; NCCL, or gloo with --device cpu): the trainer and
+                                            models in Python, the run's config, the lab's initial weights and
+                                            batches, byte shards with checksums, and run.sh
+  import    DIR [--results DIR] [--runs-dir DIR]
+                                            a torch job's runs (finished or running) into the lab: weights
+                                            scored on the job's test bytes, recorded in runs.jsonl beside the
+                                            native engine's runs, labelled by engine and GPU count
   reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--seeds 0,1,..] [--results DIR]
             [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
                                             the whole reproduction: data, the compute-matched plan
@@ -415,6 +428,63 @@ const DOCS: Record<string, CommandDoc> = {
       model: ["DIR", "a MambaByte checkpoint directory: config.json + model.safetensors (required)"],
       format: ["FORMAT", "gguf (the one format; required)"],
       out: ["FILE", "the file to write (required; replaced if it exists)"],
+    },
+  },
+  job: {
+    usage:
+      "deno task mambabyte job --engine torch --gpus N (--plan P --scale S | RUN OPTIONS) --out DIR [options]",
+    summary: "Writes a self-contained job folder that trains a run (train's run options) or a plan's runs " +
+      "on PyTorch's distributed engine: train.py (data parallel, the lab's batches, schedule and AdamW, " +
+      "checkpoints in the lab's format, resume after a kill), the models (mamba_ssm when importable on " +
+      "CUDA, else lib/torch/'s references), the lab's initial weights, byte shards with sha256 and run.sh " +
+      "(torchrun; GPUS, NNODES, NODE_RANK, RDZV_ENDPOINT and PYTHON override it). docs/ENGINES.md says " +
+      "when to use it. The folder is written whole or not at all.",
+    options: {
+      engine: ["torch", "the engine the job runs on (required; torch is the one)"],
+      gpus: ["N", "processes per node: GPUs with --device cuda, CPU processes with --device cpu (default 1)"],
+      device: [
+        "cuda|cpu",
+        "cuda: NCCL over GPUs; cpu: gloo over CPU processes, for tests and laptops (default cuda)",
+      ],
+      "micro-batch": [
+        "M",
+        "rows per forward pass of each process (gradient accumulation; default: the process's whole share)",
+      ],
+      out: ["DIR", "the job folder to write (required; must not exist)"],
+      plan: ["P", "a plan in data/plans (e.g. compute-matched) or a plan file: its runs at --scale"],
+      domains: ["D,..", "with --plan: only these domains"],
+      models: ["M,..", "with --plan: only these plan entries"],
+      seeds: ["0,1,..", "with --plan: these seeds (default the scale's)"],
+      model: ["NAME", "without --plan: mambabyte, transformer, megabyte or perceiver_ar"],
+      size: ["PRESET", "without --plan: the family's size preset"],
+      data: ["DOMAIN", `without --plan: ${DOMAINS_DOC}`],
+      steps: ["N", "without --plan: optimizer steps (or --flops)"],
+      flops: ["F", "without --plan: training compute (or --steps)"],
+      batch: ["B", "global sequences per step, shared by the processes (default 8)"],
+      length: ["L", "bytes per sequence (default 256)"],
+      lr: ["X", "peak learning rate (default 2e-3)"],
+      warmup: ["N", "warm-up steps (default 50)"],
+      seed: ["S", "seed of the initial weights and batches (default 0)"],
+      vocab: ["V", "(subword models cannot run on the torch engine)"],
+      scale: ["S", "data scale: smoke, small or gpu (default small, or SCALE)"],
+      name: ["RUN", "run name (default as train names it)"],
+      "eval-bytes": ["N", "evaluate on the first N bytes of the test split (default all)"],
+      config: ["JSON", "config fields over the preset's"],
+      backend: BACKEND_DOC,
+    },
+  },
+  import: {
+    usage: "deno task mambabyte import DIR [options]",
+    summary:
+      "Brings a torch job's runs into the lab: each run's checkpoint becomes <runs-dir>/<run>_torch<N>" +
+      "<gpu|cpu>/model, is scored by the lab on the job's test bytes, and is recorded in runs.jsonl with its " +
+      "training curve, wall time and FLOPs, labelled by engine and process count, with the job's provenance " +
+      "(the lab commit that wrote it, GPUs, the implementation). A running job's runs are recorded at their " +
+      "last checkpoint; importing a state twice appends nothing. Prints one JSON line per run.",
+    options: {
+      results: ["DIR", "where runs.jsonl goes (default data/local/results; data/results publishes)"],
+      "runs-dir": ["DIR", "where the imported runs' directories go (default data/checkpoints/runs)"],
+      backend: BACKEND_DOC,
     },
   },
   reproduce: {
@@ -890,78 +960,17 @@ function scaleFlag(flags: Flags, fallback: ScaleName): ScaleName {
 async function trainCommand(args: string[]) {
   const flags = parseFlags(args, {
     ...COMMON,
-    model: "value",
-    size: "value",
-    data: "value",
-    steps: "value",
-    flops: "value",
-    batch: "value",
-    length: "value",
-    lr: "value",
-    warmup: "value",
-    seed: "value",
-    vocab: "value",
-    scale: "value",
-    name: "value",
+    ...RUN_FLAGS,
     resume: "bool",
     overwrite: "bool",
-    "eval-bytes": "value",
-    config: "value",
     "runs-dir": "value",
     results: "value",
     engine: "value",
   }, "train");
-  const kind = required(flags, "model", "train");
-  const size = required(flags, "size", "train");
-  const domain = domainFlag(flags, "train");
-  if (flags.has("steps") === flags.has("flops")) {
-    throw new UsageError("train: give exactly one of --steps N and --flops F");
-  }
-  let config: Record<string, unknown>;
-  try {
-    config = presetConfig(kind, size);
-    if (flags.has("config")) Object.assign(config, JSON.parse(String(flags.get("config"))));
-  } catch (e) {
-    throw new UsageError(`train: ${(e as Error).message}`);
-  }
-  const int = (name: string, fallback: number) =>
-    numberFlag(flags, name, fallback, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
-  const seed = numberFlag(flags, "seed", 0, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0");
-  const scale = scaleFlag(flags, "small");
+  const spec = runSpecFromFlags(flags);
   const resume = flags.get("resume") === true, overwrite = flags.get("overwrite") === true;
   if (resume && overwrite) throw new UsageError("train: give at most one of --resume and --overwrite");
-  const train = {
-    batch: int("batch", 8),
-    length: int("length", 256),
-    lr: numberFlag(flags, "lr", 2e-3, (x) => x > 0, "a number > 0"),
-    warmup: numberFlag(flags, "warmup", 50, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
-    seed,
-    ...(flags.has("steps")
-      ? { steps: int("steps", 1) }
-      : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
-  };
-  const vocab = flags.has("vocab")
-    ? int("vocab", 1024)
-    : (TOKEN_UNIT[kind as ModelKind] === "subword" ? 1024 : undefined);
-  const name = flags.get("name") as string | undefined;
-  if (typeof name === "string" && (!/^[^/\\.\0][^/\\\0]*$/.test(name) || name.includes(".."))) {
-    throw new UsageError(
-      `train: --name must be a plain name: no "/" or "\\", no "..", not starting with "." (got ${
-        JSON.stringify(name)
-      })`,
-    );
-  }
-  const spec: RunSpec = {
-    name: name ?? defaultRunName(scale, domain, kind, size, train, vocab, flags.get("config") as string),
-    model: kind,
-    config,
-    domain,
-    scale,
-    train,
-    vocab,
-    eval: { maxBytes: flags.has("eval-bytes") ? int("eval-bytes", 1) : undefined },
-  };
-  family(kind); // unknown model: a usage error before the backend starts
+  family(spec.model); // unknown model: a usage error before the backend starts
   // the run directory is locked and checked before anything else is printed or computed
   const opts = {
     resume,
@@ -999,6 +1008,79 @@ async function trainCommand(args: string[]) {
   } finally {
     await run.close();
   }
+}
+
+/** The flags of one run (train, job): model, size, data, budget, optimiser settings, scale, name, config. */
+const RUN_FLAGS: Known = {
+  model: "value",
+  size: "value",
+  data: "value",
+  steps: "value",
+  flops: "value",
+  batch: "value",
+  length: "value",
+  lr: "value",
+  warmup: "value",
+  seed: "value",
+  vocab: "value",
+  scale: "value",
+  name: "value",
+  "eval-bytes": "value",
+  config: "value",
+};
+
+/** The run the flags describe (`train`'s run flags; `job` takes the same). */
+function runSpecFromFlags(flags: Flags): RunSpec {
+  const command = flags.command;
+  const kind = required(flags, "model", command);
+  const size = required(flags, "size", command);
+  const domain = domainFlag(flags, command);
+  if (flags.has("steps") === flags.has("flops")) {
+    throw new UsageError(`${command}: give exactly one of --steps N and --flops F`);
+  }
+  let config: Record<string, unknown>;
+  try {
+    config = presetConfig(kind, size);
+    if (flags.has("config")) Object.assign(config, JSON.parse(String(flags.get("config"))));
+  } catch (e) {
+    throw new UsageError(`${command}: ${(e as Error).message}`);
+  }
+  const int = (name: string, fallback: number) =>
+    numberFlag(flags, name, fallback, (x) => Number.isInteger(x) && x >= 1, "a positive integer");
+  const seed = numberFlag(flags, "seed", 0, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0");
+  const scale = scaleFlag(flags, "small");
+  const train = {
+    batch: int("batch", 8),
+    length: int("length", 256),
+    lr: numberFlag(flags, "lr", 2e-3, (x) => x > 0, "a number > 0"),
+    warmup: numberFlag(flags, "warmup", 50, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
+    seed,
+    ...(flags.has("steps")
+      ? { steps: int("steps", 1) }
+      : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
+  };
+  const vocab = flags.has("vocab")
+    ? int("vocab", 1024)
+    : (TOKEN_UNIT[kind as ModelKind] === "subword" ? 1024 : undefined);
+  const name = flags.get("name") as string | undefined;
+  if (typeof name === "string" && (!/^[^/\\.\0][^/\\\0]*$/.test(name) || name.includes(".."))) {
+    throw new UsageError(
+      `${command}: --name must be a plain name: no "/" or "\\", no "..", not starting with "." (got ${
+        JSON.stringify(name)
+      })`,
+    );
+  }
+  const spec: RunSpec = {
+    name: name ?? defaultRunName(scale, domain, kind, size, train, vocab, flags.get("config") as string),
+    model: kind,
+    config,
+    domain,
+    scale,
+    train,
+    vocab,
+    eval: { maxBytes: flags.has("eval-bytes") ? int("eval-bytes", 1) : undefined },
+  };
+  return spec;
 }
 
 /**
@@ -1118,6 +1200,91 @@ async function evalCommand(args: string[]) {
   await printJson(record);
 }
 
+async function jobCommand(args: string[]) {
+  const flags = parseFlags(args, {
+    ...COMMON,
+    ...RUN_FLAGS,
+    engine: "value",
+    gpus: "value",
+    device: "value",
+    "micro-batch": "value",
+    out: "value",
+    plan: "value",
+    domains: "value",
+    models: "value",
+    seeds: "value",
+  }, "job");
+  const engine = required(flags, "engine", "job");
+  if (engine !== "torch") throw new UsageError(`job: --engine must be torch (got "${engine}")`);
+  const out = required(flags, "out", "job");
+  const positive = (x: number) => Number.isInteger(x) && x >= 1;
+  const gpus = numberFlag(flags, "gpus", 1, positive, "a positive integer");
+  const device = (flags.get("device") ?? "cuda") as JobDevice;
+  if (device !== "cuda" && device !== "cpu") {
+    throw new UsageError(`job: --device must be cuda or cpu (got "${device}")`);
+  }
+  const microBatch = flags.has("micro-batch")
+    ? numberFlag(flags, "micro-batch", 1, positive, "a positive integer")
+    : undefined;
+  let specs: RunSpec[];
+  if (flags.has("plan")) {
+    const stray = Object.keys(RUN_FLAGS).filter((k) => k !== "scale" && flags.has(k));
+    if (stray.length) {
+      throw new UsageError(
+        `job: --plan takes its runs' settings from the plan; drop --${stray.join(", --")}`,
+      );
+    }
+    const list = (name: string) =>
+      flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
+    const seeds = list("seeds")?.map((x) => {
+      if (!/^\d+$/.test(x)) throw new UsageError(`job: --seeds: expected integers like 0,1,2, got "${x}"`);
+      return Number(x);
+    });
+    const plan = await readPlan(String(flags.get("plan")));
+    try {
+      specs = planRuns(plan, scaleFlag(flags, "small"), {
+        domains: list("domains"),
+        models: list("models"),
+        seeds,
+      });
+    } catch (e) {
+      throw new UsageError(`job: ${(e as Error).message}`);
+    }
+  } else {
+    for (const k of ["domains", "models", "seeds"]) {
+      if (flags.has(k)) throw new UsageError(`job: --${k} selects a plan's runs: give --plan too`);
+    }
+    specs = [runSpecFromFlags(flags)];
+  }
+  await startBackend({ quiet: true });
+  const job = await writeJob(specs, out, { gpus, device, microBatch });
+  await printJson({
+    out,
+    engine: job.engine,
+    device: job.device,
+    gpus: job.gpus,
+    lab_commit: job.lab_commit,
+    runs: job.runs.map((r) => ({ name: r.name, parameters: r.parameters, steps: r.steps })),
+    run: `bash ${out}/run.sh`,
+  });
+}
+
+async function importCommand(args: string[]) {
+  const dir = args[0] !== undefined && !args[0].startsWith("-") ? args[0] : undefined;
+  const flags = parseFlags(
+    dir ? args.slice(1) : args,
+    { ...COMMON, results: "value", "runs-dir": "value" },
+    "import",
+  );
+  if (!dir) throw new UsageError("import: give the job folder: deno task mambabyte import DIR");
+  await startBackend({ quiet: true });
+  const runs = await importJob(dir.replace(/\/+$/, ""), {
+    resultsDir: (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
+    runsDir: flags.get("runs-dir") as string | undefined,
+  });
+  for (const r of runs) console.log(JSON.stringify(r));
+}
+
 async function reproduceCommand(args: string[]) {
   const flags = parseFlags(args, {
     ...COMMON,
@@ -1230,6 +1397,8 @@ export async function main(argv: string[]): Promise<number> {
     train: trainCommand,
     eval: evalCommand,
     export: exportCommand,
+    job: jobCommand,
+    import: importCommand,
     reproduce: reproduceCommand,
   };
   if (!command || command === "--help" || command === "-h" || command === "help") {

@@ -2,7 +2,7 @@
  * Idempotent machine setup for a fresh Debian 12 machine (run as root).
  *
  *   deno run -A lib/setup.ts [--quiet] [--with-notebooks] [--with-lab] [--with-webgpu] [--with-chromium]
- *     [--with-llama]
+ *     [--with-llama] [--with-torch]
  *
  * It checks what is present and installs only what is missing. Always: a stable copy of the running Deno
  * (the README's first command runs Deno from npx's cache, which can be cleaned), `deno` on PATH pointing
@@ -16,6 +16,8 @@
  *   --with-webgpu     mesa-vulkan-drivers (lavapipe: software Vulkan, so WebGPU code runs on CPU machines).
  *   --with-llama      llama.cpp (node-llama-cpp's prebuilt Linux x64 libraries, npm) and a small C driver of
  *                     it built with Debian's gcc, in .tools/llama: the GGUF export's reference.
+ *   --with-torch      Debian's python3-torch (PyTorch 1.13, CPU): the torch engine's jobs (lib/runs/job.ts)
+ *                     run on it in the tests, as CPU processes over gloo; `torchPython()` finds it.
  *
  * `apt-get update` runs at most once, and only when some package must be installed. Without root, a missing
  * package is an error that says what to install. The helpers are exported for tests and other scripts.
@@ -29,6 +31,7 @@ export interface SetupOptions {
   webgpu: boolean;
   chromium: boolean;
   llama: boolean;
+  torch: boolean;
 }
 
 /** Raised with a message that names the failing package or command and what to do about it. */
@@ -47,6 +50,8 @@ export const APT_PACKAGES = {
   chromium: ["chromium", "fonts-liberation"],
   // the C compiler that builds the llama.cpp reference driver (tests/reference/llama_logits.c)
   llama: ["gcc", "libc6-dev"],
+  // PyTorch for the torch engine's CPU jobs (torchrun over gloo); numpy comes with it
+  torch: ["python3-torch"],
 } as const;
 
 /** Where Debian's chromium lives; CHROMIUM_PATH overrides. */
@@ -65,6 +70,7 @@ export function parseSetupArgs(args: string[]): SetupOptions {
     webgpu: false,
     chromium: false,
     llama: false,
+    torch: false,
   };
   for (const a of args) {
     if (a === "--quiet" || a === "-q") opts.quiet = true;
@@ -73,10 +79,11 @@ export function parseSetupArgs(args: string[]): SetupOptions {
     else if (a === "--with-webgpu") opts.webgpu = true;
     else if (a === "--with-chromium") opts.chromium = true;
     else if (a === "--with-llama") opts.llama = true;
+    else if (a === "--with-torch") opts.torch = true;
     else {
       throw new SetupError(
         `unknown argument '${a}' (expected --quiet, --with-notebooks, --with-lab, --with-webgpu, --with-chromium, ` +
-          "--with-llama)",
+          "--with-llama, --with-torch)",
       );
     }
   }
@@ -395,6 +402,8 @@ export interface SetupReport {
   chromium?: string;
   /** the llama.cpp reference driver (--with-llama) */
   llama?: string;
+  /** a python that imports torch (--with-torch) */
+  torch?: string;
 }
 
 /**
@@ -475,12 +484,26 @@ async function ensureLlama(opts: { quiet?: boolean }): Promise<string> {
   return p.driver;
 }
 
+/**
+ * A python that imports torch and numpy: $PYTHON when set, else Debian's /usr/bin/python3, else the first
+ * python3 on PATH (a pyenv shim may come first there and lack torch); undefined when none does.
+ */
+export async function torchPython(): Promise<string | undefined> {
+  const env = Deno.env.get("PYTHON");
+  for (const python of env ? [env] : [DEBIAN_PYTHON, "python3"]) {
+    const r = await runCommand([python, "-c", "import torch, numpy"]);
+    if (r.code === 0) return python;
+  }
+  return undefined;
+}
+
 /** Make sure of everything `opts` asks for. Throws SetupError with a clear message on failure. */
 export async function setup(opts: SetupOptions): Promise<SetupReport> {
   const wanted: string[] = [];
   if (opts.notebooks) wanted.push(...APT_PACKAGES.notebooks);
   if (opts.lab) wanted.push(...APT_PACKAGES.lab);
   if (opts.webgpu) wanted.push(...APT_PACKAGES.webgpu);
+  if (opts.torch && !(await torchPython())) wanted.push(...APT_PACKAGES.torch);
   if (opts.llama && !(await isExecutable(llamaPaths().driver))) wanted.push(...APT_PACKAGES.llama);
   const customChromium = Deno.env.get("CHROMIUM_PATH");
   if (opts.chromium) {
@@ -504,6 +527,13 @@ export async function setup(opts: SetupOptions): Promise<SetupReport> {
     report.chromium = path;
   }
   if (opts.llama) report.llama = await ensureLlama(opts);
+  if (opts.torch) {
+    const python = await torchPython();
+    if (!python) {
+      throw new SetupError(`python3-torch is installed but ${DEBIAN_PYTHON} cannot import torch`);
+    }
+    report.torch = python;
+  }
   if (opts.notebooks) {
     report.kernel = await ensureDenoKernel(opts);
     const seen = await jupyterSeesDenoKernel();
@@ -526,7 +556,8 @@ const USAGE =
   --with-lab          Debian's Jupyter Notebook server and jupyter-client (deno task lab); implies --with-notebooks
   --with-webgpu       mesa-vulkan-drivers (lavapipe: software Vulkan, so WebGPU code runs on CPU machines)
   --with-llama        llama.cpp as a reference and peer: node-llama-cpp's prebuilt Linux x64 libraries and
-                      a small C driver (tests/reference/llama_logits.c) in .tools/llama; gcc from Debian`;
+                      a small C driver (tests/reference/llama_logits.c) in .tools/llama; gcc from Debian
+  --with-torch        Debian's python3-torch: the torch engine's jobs (deno task mambabyte job) on CPU processes`;
 
 async function main(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
@@ -545,6 +576,7 @@ async function main(args: string[]): Promise<number> {
       if (report.chromium) parts.push(`chromium: ${report.chromium}`);
       if (report.kernel) parts.push(`deno kernel: ${report.kernel.path}`);
       if (report.llama) parts.push(`llama.cpp driver: ${report.llama}`);
+      if (report.torch) parts.push(`torch: ${report.torch}`);
       console.log(`setup: ok (${parts.join("; ")})`);
     }
     return 0;

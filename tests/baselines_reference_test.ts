@@ -1,5 +1,5 @@
 /**
- * The baseline families against independent PyTorch references (tests/reference/baselines.py, fixtures
+ * The baseline families against independent PyTorch references (lib/torch/baselines.py, fixtures
  * from tests/reference/make_baseline_fixtures.py): for each family, with order-1 random weights (sharp
  * attention) and with weights trained in PyTorch, the model built from the fixture's config and weights
  * must give the reference's logits, loss (`nextTokenLoss`) and the gradient of every parameter.

@@ -20,6 +20,7 @@ Deno.test("setup flags: --with-notebooks implies --with-chromium; unknown flags 
     webgpu: false,
     chromium: false,
     llama: false,
+    torch: false,
   });
   assert.deepEqual(parseSetupArgs(["--quiet", "--with-notebooks"]), {
     quiet: true,
@@ -28,6 +29,7 @@ Deno.test("setup flags: --with-notebooks implies --with-chromium; unknown flags 
     webgpu: false,
     chromium: true,
     llama: false,
+    torch: false,
   });
   assert.deepEqual(parseSetupArgs(["--with-lab"]), {
     quiet: false,
@@ -36,9 +38,11 @@ Deno.test("setup flags: --with-notebooks implies --with-chromium; unknown flags 
     webgpu: false,
     chromium: true,
     llama: false,
+    torch: false,
   });
   assert.equal(parseSetupArgs(["--with-webgpu"]).webgpu, true);
   assert.equal(parseSetupArgs(["--with-llama"]).llama, true);
+  assert.equal(parseSetupArgs(["--with-torch"]).torch, true);
   assert.throws(() => parseSetupArgs(["--with-notebook"]), SetupError);
 });
 

@@ -123,12 +123,17 @@ export class ByteBatcher {
   next(): Int32Array {
     const w = this.length + 1;
     const out = new Int32Array(this.batch * w);
-    for (let i = 0; i < this.batch; i++) {
-      const start = this.rng.int(this.data.length - w + 1);
+    this.nextStarts().forEach((start, i) => {
       for (let j = 0; j < w; j++) out[i * w + j] = this.data[start + j];
-    }
-    this.drawn++;
+    });
     return out;
+  }
+
+  /** The next batch's window starts (one per row; row i is data[start, start + length + 1)). */
+  nextStarts(): number[] {
+    const starts = Array.from({ length: this.batch }, () => this.rng.int(this.data.length - this.length));
+    this.drawn++;
+    return starts;
   }
 
   state(): number[] {

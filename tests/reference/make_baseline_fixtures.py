@@ -1,5 +1,5 @@
 """Writes tests/fixtures/baselines/<kind>-<variant>.{safetensors,json} from the PyTorch references in
-baselines.py. Regenerate (from the repository root; Debian's python3-torch, not a pyenv python):
+lib/torch/baselines.py. Regenerate (from the repository root; Debian's python3-torch, not a pyenv python):
 
     /usr/bin/python3 tests/reference/make_baseline_fixtures.py
 
@@ -29,7 +29,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib", "torch"))
 from baselines import CausalAttention, apply_rotary, build  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))

@@ -1,0 +1,241 @@
+/**
+ * `deno task mambabyte import DIR`: a torch job's runs (job.ts), finished or still running, brought into the
+ * lab's results. For each run with a checkpoint: its weights become a lab run directory
+ * (<runsDir>/<run>_torch<N><gpu|cpu>/model), the lab scores it on the test bytes the job evaluated (the
+ * job's own shard, checked against the job's sha256), and a record in the runs.jsonl schema goes to the
+ * results directory, with the job's training curve, wall time and FLOPs, labelled by engine and process
+ * count, and with the job's provenance (the lab commit that wrote it, GPUs, the implementation that ran).
+ * A running job's run is recorded at its checkpoint's step (labels.partial); importing it again once it has
+ * moved on records the later state, and tables take a run's latest record. Importing the same state twice
+ * appends nothing.
+ */
+import { InputError } from "../io/errors.ts";
+import { sha256Bytes } from "../data/corpora/acquire.ts";
+import { atomicWriteFile, pathExists } from "../io/atomic.ts";
+import { loadModel } from "../models/registry.ts";
+import { countParameters, disposeModel } from "../models/lm.ts";
+import { evalBatch, scoreText } from "../eval/score.ts";
+import { unigramBitsPerByte } from "../data/unigram.ts";
+import {
+  appendJsonLine,
+  checkRecordsWritable,
+  readRecords,
+  tablePath,
+  withProvenance,
+} from "../results/store.ts";
+import type { RunRecord } from "../results/records.ts";
+import { RUNS_DIR } from "../paths.ts";
+import { downsampleCurve, RECORD_FILE, type StoredRunRecord } from "./experiment.ts";
+import { JOB_FORMAT, type JobFile, type JobRun } from "./job.ts";
+
+export interface ImportOptions {
+  /** Where runs.jsonl goes. */
+  resultsDir: string;
+  /** Where the imported runs' directories go (default data/checkpoints/runs). */
+  runsDir?: string;
+  quiet?: boolean;
+}
+
+export interface ImportedRun {
+  run: string;
+  status: "imported" | "already imported" | "not started";
+  step?: number;
+  steps: number;
+  /** The lab's test bits per byte of the imported weights. */
+  bits_per_byte?: number;
+  /** The job's own test bits per byte (eval.json; finished runs). */
+  job_bits_per_byte?: number;
+}
+
+async function readJson<T>(path: string, what: string): Promise<T> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    throw new InputError(path, undefined, `${path}: cannot read ${what}`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new InputError(path, undefined, `${path}: ${what} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The checkpoint train.py resumes from (checkpoint/, else checkpoint.old/ after a crash mid-swap). */
+async function jobCheckpoint(runDir: string): Promise<string | undefined> {
+  for (const d of ["checkpoint", "checkpoint.old"]) {
+    if (await pathExists(`${runDir}/${d}/trainer_state.json`)) return `${runDir}/${d}`;
+  }
+  return undefined;
+}
+
+interface TorchState {
+  step: number;
+  wall_s: number;
+  tokens_seen: number;
+  processes: number;
+  gpus: number;
+  implementation: string;
+}
+
+interface TorchLogEntry {
+  step: number;
+  bits_per_byte: number;
+}
+
+/** The lab's name of an imported run: the job's run name, the engine and the process count. */
+export function importedRunName(name: string, processes: number, gpus: number): string {
+  return `${name}_torch${processes}${gpus ? "gpu" : "cpu"}`;
+}
+
+export async function importJob(dir: string, opts: ImportOptions): Promise<ImportedRun[]> {
+  const job = await readJson<JobFile>(`${dir}/job.json`, "the job's job.json (is this a job folder?)");
+  if (job.format !== JOB_FORMAT) {
+    throw new InputError(`${dir}/job.json`, "format", `${dir}/job.json: format is not "${JOB_FORMAT}"`);
+  }
+  const say = (s: string) => opts.quiet || console.error(s);
+  const runsDir = opts.runsDir ?? RUNS_DIR;
+  await checkRecordsWritable("runs", opts.resultsDir, "choose another results directory (--results DIR)");
+  const existing = await readRecords<StoredRunRecord>("runs", opts.resultsDir);
+  const out: ImportedRun[] = [];
+  for (const entry of job.runs) {
+    const runDir = `${dir}/${entry.dir}`;
+    const run = await readJson<JobRun>(`${runDir}/run.json`, "the run's run.json");
+    const ckpt = await jobCheckpoint(runDir);
+    if (!ckpt) {
+      say(`import: ${entry.name}: no checkpoint yet (not started); skipped`);
+      out.push({ run: entry.name, status: "not started", steps: run.steps });
+      continue;
+    }
+    const state = await readJson<TorchState>(
+      `${ckpt}/trainer_state.json`,
+      "the checkpoint's trainer_state.json",
+    );
+    const name = importedRunName(entry.name, state.processes, state.gpus);
+    const finished = state.step === run.steps;
+    if (
+      existing.some((r) => r.run === name && r.steps === state.step && r.labels?.job_created === job.created)
+    ) {
+      say(`import: ${name}: step ${state.step} is recorded already`);
+      out.push({ run: name, status: "already imported", step: state.step, steps: run.steps });
+      continue;
+    }
+    const log: TorchLogEntry[] = (await Deno.readTextFile(`${runDir}/train_log.jsonl`).catch(() => ""))
+      .split("\n").filter((l) => l.trim()).flatMap((l) => {
+        try {
+          return [JSON.parse(l) as TorchLogEntry];
+        } catch {
+          return []; // a torn last line
+        }
+      }).filter((e) => e.step <= state.step);
+    const jobEval = finished && (await pathExists(`${runDir}/eval.json`))
+      ? await readJson<{ bits_per_byte: number }>(`${runDir}/eval.json`, "the run's eval.json")
+      : undefined;
+
+    const testPath = `${dir}/${run.test_data.file}`;
+    const test = await Deno.readFile(testPath).catch(() => {
+      throw new InputError(testPath, undefined, `${testPath}: cannot read the job's test shard`);
+    });
+    if ((sha256Bytes(test)) !== run.test_data.sha256) {
+      throw new InputError(testPath, undefined, `${testPath}: sha256 differs from the job's run.json`);
+    }
+
+    const modelDir = `${runsDir}/${name}/model`;
+    const tmp = `${modelDir}.tmp-${Deno.pid}`;
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await Deno.mkdir(tmp, { recursive: true });
+    for (const f of ["model.safetensors", "config.json"]) await Deno.copyFile(`${ckpt}/${f}`, `${tmp}/${f}`);
+    await Deno.remove(modelDir, { recursive: true }).catch(() => {});
+    await Deno.rename(tmp, modelDir);
+
+    const model = await loadModel(modelDir);
+    try {
+      const window = run.eval_window;
+      const batch = entry.spec.eval.batch ?? evalBatch(run.batch, run.length, window);
+      say(
+        `import: ${name}: step ${state.step} of ${run.steps}; scoring ${test.length} test bytes in the lab...`,
+      );
+      const t0 = performance.now();
+      const score = await scoreText(model, test, { window, batch });
+      const tokensSeen = state.tokens_seen;
+      const label = String(entry.spec.labels?.label ?? entry.spec.model);
+      const where = state.gpus
+        ? `${state.gpus} GPU${state.gpus > 1 ? "s" : ""}`
+        : `${state.processes} CPU process${state.processes > 1 ? "es" : ""}`;
+      const record: RunRecord = {
+        run: name,
+        model: run.kind,
+        domain: entry.spec.domain,
+        scale: entry.spec.scale,
+        data: String(
+          (await readJson<Record<string, { source?: string }>>(
+            `${dir}/data/manifest.json`,
+            "the job's data manifest",
+          ))[run.train_data.file]?.source ?? run.train_data.file,
+        ),
+        config: model.config,
+        parameters: countParameters(model),
+        train_flops_per_token: run.flops_per_token,
+        train_flops: run.flops_per_token * tokensSeen,
+        steps: state.step,
+        batch: run.batch,
+        length: run.length,
+        seed: run.seed,
+        tokens_seen: tokensSeen,
+        bytes_seen: tokensSeen * run.bytes_per_token,
+        bytes_per_token: run.bytes_per_token,
+        train_wall_s: state.wall_s,
+        train_bytes_per_s: tokensSeen * run.bytes_per_token / state.wall_s,
+        engine: `torch (${where}: ${state.implementation})`,
+        final_train_bpb: log.at(-1)?.bits_per_byte ?? NaN,
+        curve: downsampleCurve(
+          log.map((e) => e.bits_per_byte),
+          run.flops_per_token * run.batch * run.length,
+          50,
+        ),
+        eval: {
+          split: entry.spec.eval.split ?? "test",
+          bytes: score.bytes,
+          tokens: score.tokens,
+          bits_per_byte: score.bits_per_byte,
+          word_perplexity: score.word_perplexity,
+          words: score.words,
+          window,
+          batch,
+          wall_s: (performance.now() - t0) / 1000,
+          unigram_bpb: unigramBitsPerByte(test),
+        },
+        labels: {
+          ...entry.spec.labels,
+          label: `${label} (torch, ${where})`,
+          engine: "torch",
+          gpus: state.gpus,
+          processes: state.processes,
+          job_commit: job.lab_commit,
+          job_created: job.created,
+          job_run: entry.name,
+          ...(jobEval ? { job_test_bits_per_byte: jobEval.bits_per_byte } : {}),
+          ...(finished ? {} : { partial: true, of_steps: run.steps }),
+        },
+      };
+      const stored = await withProvenance(record as unknown as Record<string, unknown>);
+      await atomicWriteFile(`${runsDir}/${name}/${RECORD_FILE}`, JSON.stringify(stored, null, 1) + "\n");
+      await appendJsonLine(tablePath("runs", opts.resultsDir), stored);
+      say(
+        `import: ${name}: lab test bits per byte ${score.bits_per_byte.toFixed(5)}` +
+          (jobEval ? ` (the job's own: ${jobEval.bits_per_byte.toFixed(5)})` : " (the job has not finished)"),
+      );
+      out.push({
+        run: name,
+        status: "imported",
+        step: state.step,
+        steps: run.steps,
+        bits_per_byte: score.bits_per_byte,
+        ...(jobEval ? { job_bits_per_byte: jobEval.bits_per_byte } : {}),
+      });
+    } finally {
+      disposeModel(model);
+    }
+  }
+  return out;
+}

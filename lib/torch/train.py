@@ -1,0 +1,530 @@
+"""The lab's trainer on PyTorch's distributed engine: one run of a job folder written by
+`deno task mambabyte job` (lib/runs/job.ts), on one or many processes started by torchrun.
+
+    python3 launch.py --nproc_per_node N train.py RUN_DIR     (what run.sh does)
+    python3 train.py RUN_DIR                                  (one process, no torchrun)
+
+What it keeps equal to the lab's trainer (lib/train/trainer.ts), so that a job's curve is the lab's curve:
+  - the model starts from the lab's initial weights (RUN_DIR/init/, written by the job writer);
+  - step s trains on the lab's batch s: the window starts in RUN_DIR/offsets.u64 ((steps, batch) uint64,
+    drawn by the lab's seeded batcher), each rank taking its own contiguous slice of the rows, in
+    micro-batches of `micro_batch` rows (gradient accumulation), so any number of processes sees the
+    same global batch and the same mean loss;
+  - AdamW with the lab's settings and decay exemptions, warm-up then cosine schedule, global-norm clipping
+    (scale = clip / norm when norm > clip), fp32 parameters; a non-finite loss or norm stops the run
+    before the update.
+What it writes (rank 0): RUN_DIR/checkpoint/ (model.safetensors under mamba_ssm's / the lab's names,
+config.json, optimizer.safetensors with m.<name> and v.<name>, trainer_state.json), replaced atomically
+(written under a temporary name, renamed); train_log.jsonl in the lab's record schema plus bytes, FLOPs and
+GPUs; eval.json (bits per byte of the test shard) at the end. Started again after a kill it continues
+from the checkpoint, with the log cut back to it, so the curve continues exactly.
+
+Needs only torch and numpy (Debian's python3-torch works); uses mamba_ssm for Mamba models when it is
+importable and the job runs on CUDA, else the PyTorch reference in mamba.py. Never downloads anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import signal
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+CHECKPOINT = "checkpoint"
+LOG = "train_log.jsonl"
+STATE_FORMAT = "mambabyte-lab-torch-trainer/1"
+
+# ------------------------------------------------------------------------------------------------
+# safetensors (the format is a little-endian u64 header length, a JSON header, then the raw tensors)
+
+DTYPES = {"F32": (torch.float32, 4), "I32": (torch.int32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2)}
+
+
+def read_safetensors(path: str) -> dict[str, torch.Tensor]:
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, _ = DTYPES[t["dtype"]]
+        a, b = t["data_offsets"]
+        raw = bytearray(blob[8 + n + a : 8 + n + b])
+        out[name] = torch.frombuffer(raw, dtype=dtype).reshape(t["shape"]).clone() if b > a else torch.zeros(t["shape"], dtype=dtype)
+    return out
+
+
+def write_safetensors(path: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    header, parts, at = {"__metadata__": metadata}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [at, at + len(data)]}
+        parts.append(data)
+        at += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * ((8 - len(head) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for p in parts:
+            f.write(p)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ------------------------------------------------------------------------------------------------
+# The run's settings, data and model
+
+
+def fail(message: str) -> None:
+    """One line naming what is wrong, exit status 2 (no traceback)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def read_run(run_dir: str) -> dict:
+    path = os.path.join(run_dir, "run.json")
+    try:
+        with open(path) as f:
+            run = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"{path}: cannot read the run's settings ({e}); write the job again with `deno task mambabyte job`")
+    if run.get("format") != "mambabyte-lab-job-run/1":
+        fail(f'{path}: format is not "mambabyte-lab-job-run/1"')
+    for k in ("kind", "steps", "batch", "length", "lr", "warmup", "min_lr_ratio", "adamw", "no_weight_decay", "train_data", "offsets"):
+        if k not in run:
+            fail(f"{path}: the field {k} is missing")
+    return run
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def open_shard(job_dir: str, shard: dict, verify: bool) -> np.ndarray:
+    """A byte shard, memory-mapped; its size (and, with verify, its sha256) checked against the job's."""
+    path = os.path.join(job_dir, shard["file"])
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        fail(f"{path}: {e.strerror} (the job's data shard)")
+    if size != shard["bytes"]:
+        fail(f"{path}: {size} bytes, expected {shard['bytes']} (a damaged or replaced shard: write the job again)")
+    if verify and sha256(path) != shard["sha256"]:
+        fail(f"{path}: sha256 differs from the job's manifest (a damaged or replaced shard: write the job again)")
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def lr_at(step: int, run: dict) -> float:
+    """The lab's warmupCosine (lib/train/adamw.ts): linear warm-up to lr, cosine to lr * min_lr_ratio."""
+    peak, warmup, total, floor = run["lr"], run["warmup"], run["steps"], run["min_lr_ratio"]
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Objective(nn.Module):
+    """The network and the lab's training loss of ids (b, l + 1): forward returns the mean nats."""
+
+    def __init__(self, net: nn.Module, loss_fn):
+        super().__init__()
+        self.net = net
+        self.loss_fn = loss_fn
+
+    def forward(self, ids):
+        return self.loss_fn(self.net, ids)
+
+
+def mamba_ssm_importable() -> bool:
+    try:
+        import mamba_ssm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def build_net(run: dict, device: torch.device) -> tuple[nn.Module, object, str]:
+    """(network, loss function, implementation name) for the run's model family."""
+    kind, cfg = run["kind"], run["config"]
+    if kind == "mambabyte":
+        if device.type == "cuda" and mamba_ssm_importable():
+            from mamba_ssm.models.config_mamba import MambaConfig
+            from mamba_ssm.models.mixer_seq_simple import MambaLMHeadModel
+
+            fields = ("d_model", "d_intermediate", "n_layer", "vocab_size", "ssm_cfg", "rms_norm", "residual_in_fp32",
+                      "fused_add_norm", "pad_vocab_size_multiple", "tie_embeddings")
+            net = MambaLMHeadModel(MambaConfig(**{k: cfg[k] for k in fields if k in cfg}), device=device)
+            vocab = cfg["vocab_size"]
+
+            def loss(net, ids):
+                logits = net(ids[:, :-1]).logits[..., :vocab]
+                return F.cross_entropy(logits.reshape(-1, vocab).float(), ids[:, 1:].reshape(-1))
+
+            return net, loss, "mamba_ssm (MambaLMHeadModel, CUDA scan)"
+        from mamba import MambaLM
+
+        return MambaLM(cfg).to(device), lambda net, ids: net.loss(ids), "PyTorch reference (lib/torch/mamba.py)"
+    if kind in ("transformer", "megabyte", "perceiver_ar"):
+        from baselines import build
+
+        return build(kind, cfg).to(device), lambda net, ids: net.loss(ids), "PyTorch reference (lib/torch/baselines.py)"
+    fail(f"run.json: kind {kind!r} has no PyTorch model here (mambabyte, transformer, megabyte, perceiver_ar)")
+
+
+def named_trainables(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Parameters under the lab's names, each once (a tied head is the embedding)."""
+    return list(net.named_parameters())
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Optimizer, names: dict, state: dict) -> None:
+    """Writes checkpoint.tmp-<pid>/ and swaps it in for checkpoint/ (the old one stays whole until then)."""
+    final = os.path.join(run_dir, CHECKPOINT)
+    tmp = os.path.join(run_dir, f"{CHECKPOINT}.tmp-{os.getpid()}")
+    old = final + ".old"
+    os.makedirs(tmp, exist_ok=True)
+    sd = {k: v for k, v in net.state_dict().items()}
+    write_safetensors(os.path.join(tmp, "model.safetensors"), sd, {"format": "pt", "step": str(state["step"]), "engine": "torch"})
+    with open(os.path.join(run_dir, "init", "config.json")) as f:
+        config_text = f.read()
+    with open(os.path.join(tmp, "config.json"), "w") as f:
+        f.write(config_text)
+    moments = {}
+    for p, name in names.items():
+        st = opt.state.get(p, {})
+        moments[f"m.{name}"] = st.get("exp_avg", torch.zeros_like(p))
+        moments[f"v.{name}"] = st.get("exp_avg_sq", torch.zeros_like(p))
+    write_safetensors(os.path.join(tmp, "optimizer.safetensors"), moments, {"format": "mambabyte-lab-adamw"})
+    with open(os.path.join(tmp, "trainer_state.json"), "w") as f:
+        json.dump(state, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    if os.path.exists(final):
+        if os.path.exists(old):
+            remove_tree(old)
+        os.rename(final, old)
+    os.rename(tmp, final)
+    if os.path.exists(old):
+        remove_tree(old)
+
+
+def remove_tree(path: str) -> None:
+    for root, dirs, files in os.walk(path, topdown=False):
+        for f in files:
+            os.remove(os.path.join(root, f))
+        for d in dirs:
+            os.rmdir(os.path.join(root, d))
+    os.rmdir(path)
+
+
+def load_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Optimizer, names: dict, fingerprint: dict):
+    """Restores weights, moments and the trainer state from checkpoint/ (or checkpoint.old/); None if none."""
+    for d in (CHECKPOINT, CHECKPOINT + ".old"):
+        ckpt = os.path.join(run_dir, d)
+        if os.path.exists(os.path.join(ckpt, "trainer_state.json")):
+            break
+    else:
+        return None
+    path = os.path.join(ckpt, "trainer_state.json")
+    try:
+        with open(path) as f:
+            state = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"{path}: unreadable ({e}); remove {ckpt} to start the run over")
+    if state.get("format") != STATE_FORMAT:
+        fail(f'{path}: format is not "{STATE_FORMAT}"; remove {ckpt} to start the run over')
+    if state.get("fingerprint") != fingerprint:
+        fail(f"{path}: the run's settings changed since this checkpoint (run.json); remove {ckpt} to start over")
+    load_weights(net, os.path.join(ckpt, "model.safetensors"))
+    moments = read_safetensors(os.path.join(ckpt, "optimizer.safetensors"))
+    for p, name in names.items():
+        opt.state[p] = {
+            "step": torch.tensor(float(state["adam_step"])),
+            "exp_avg": moments[f"m.{name}"].to(p.device).reshape(p.shape),
+            "exp_avg_sq": moments[f"v.{name}"].to(p.device).reshape(p.shape),
+        }
+    return state
+
+
+def load_weights(net: nn.Module, path: str) -> None:
+    tensors = read_safetensors(path)
+    own = net.state_dict()
+    missing = [k for k in own if k not in tensors]
+    extra = [k for k in tensors if k not in own]
+    if missing or extra:
+        fail(f"{path}: the weights do not fit the model (missing {missing[:3]}, unexpected {extra[:3]})")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(tensors[k].reshape(v.shape))
+
+
+def read_log(run_dir: str, upto: int) -> list[str]:
+    """The logged lines of steps <= upto (a torn last line from a kill is dropped)."""
+    path = os.path.join(run_dir, LOG)
+    if not os.path.exists(path):
+        return []
+    keep = []
+    with open(path) as f:
+        for line in f:
+            try:
+                if json.loads(line)["step"] <= upto:
+                    keep.append(line if line.endswith("\n") else line + "\n")
+            except (ValueError, KeyError):
+                pass
+    return keep
+
+
+def write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation: the lab's evalWindows (contiguous windows of length + 1 bytes, stride length)
+
+
+@torch.no_grad()
+def evaluate(objective_net: nn.Module, loss_fn, data: np.ndarray, window: int, device) -> dict:
+    nats, count = 0.0, 0
+    for start in range(0, len(data) - 1, window):
+        w = np.asarray(data[start : min(len(data), start + window + 1)], dtype=np.int64)
+        ids = torch.from_numpy(w)[None].to(device)
+        n = len(w) - 1
+        nats += float(loss_fn(objective_net, ids)) * n
+        count += n
+    return {"bytes": int(len(data)), "predicted": count, "nats": nats, "bits_per_byte": nats / count / math.log(2)}
+
+
+# ------------------------------------------------------------------------------------------------
+# The loop
+
+
+def make_optimizer(trainables, no_decay: set, lr: float, a: dict) -> torch.optim.Optimizer:
+    """AdamW with the lab's settings: decoupled decay except on the parameters named in no_decay."""
+    return torch.optim.AdamW(
+        [
+            {"params": [p for n, p in trainables if n not in no_decay], "weight_decay": a["weight_decay"]},
+            {"params": [p for n, p in trainables if n in no_decay], "weight_decay": 0.0},
+        ],
+        lr=lr, betas=(a["beta1"], a["beta2"]), eps=a["eps"], foreach=False,
+    )
+
+
+def train_step(model, params, opt, ids_all, micro: int, clip: float, world: int):
+    """One update on this process's rows ids_all (rows, l + 1), in micro-batches of `micro` rows: the mean
+    loss over every process's rows and the global gradient norm before clipping, or the name of what was
+    not finite (then nothing is updated). With several processes `model` is DDP-wrapped: gradients are
+    averaged over the processes when the last micro-batch's backward runs."""
+    accum = ids_all.shape[0] // micro
+    opt.zero_grad(set_to_none=True)
+    local = torch.zeros((), dtype=torch.float64, device=ids_all.device)
+    for k in range(accum):
+        ids = ids_all[k * micro : (k + 1) * micro]
+        sync = k == accum - 1 or not hasattr(model, "no_sync")
+        with (_nothing() if sync else model.no_sync()):
+            loss = model(ids) / accum
+            loss.backward()
+        local += loss.detach().double()
+    if world > 1:
+        dist.all_reduce(local)
+        local /= world
+    mean_loss = float(local)
+    sq = torch.zeros((), dtype=torch.float64, device=ids_all.device)
+    for p in params:
+        if p.grad is not None:
+            sq += p.grad.double().pow(2).sum()
+    norm = math.sqrt(float(sq))
+    if not math.isfinite(mean_loss):
+        return f"the loss ({mean_loss})"
+    if not math.isfinite(norm):
+        return "the gradient norm"
+    if clip > 0 and norm > clip:  # the lab's clipping: scale = clip / norm exactly
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(clip / norm)
+    opt.step()
+    return mean_loss, norm
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Train one run of a lab job folder (see the job's README.md).")
+    ap.add_argument("run_dir", help="RUN_DIR: the job's runs/<name> folder (holds run.json)")
+    ap.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the data shards")
+    args = ap.parse_args()
+    run_dir = os.path.abspath(args.run_dir)
+    job_dir = os.path.dirname(os.path.dirname(run_dir))
+    run = read_run(run_dir)
+
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    use_cuda = run.get("device", "cuda") == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        fail("the job was written for CUDA GPUs and this torch sees none (write it with --device cpu for CPU processes)")
+    if distributed:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    else:
+        rank, world = 0, 1
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if rank == 0 else (lambda *a: None)
+
+    batch, length, steps = run["batch"], run["length"], run["steps"]
+    if batch % world:
+        fail(f"run.json: batch {batch} is not a multiple of the {world} processes")
+    rows = batch // world
+    micro = run.get("micro_batch") or rows
+    if rows % micro:
+        fail(f"run.json: micro_batch {micro} does not divide the {rows} rows of each process")
+    accum = rows // micro
+
+    train_data = open_shard(job_dir, run["train_data"], verify=not args.no_verify)
+    offsets = np.memmap(os.path.join(run_dir, run["offsets"]), dtype="<u8", mode="r")
+    if offsets.size != steps * batch:
+        fail(f"{run['offsets']}: {offsets.size} window starts, expected steps x batch = {steps * batch}")
+
+    torch.manual_seed(0)  # nothing is random after the lab's initial weights; this only pins library defaults
+    net, loss_fn, impl = build_net(run, device)
+    load_weights(net, os.path.join(run_dir, "init", "model.safetensors"))
+    trainables = named_trainables(net)
+    names = {p: n for n, p in trainables}
+    no_decay = set(run["no_weight_decay"])
+    unknown = [n for n in no_decay if n not in {n for n, _ in trainables}]
+    if unknown:
+        fail(f"run.json: no_weight_decay names parameters the model lacks: {unknown[:3]}")
+    a = run["adamw"]
+    opt = make_optimizer(trainables, no_decay, run["lr"], a)
+    fingerprint = {k: run[k] for k in ("kind", "config", "steps", "batch", "length", "lr", "warmup", "seed") if k in run}
+    state = load_checkpoint(run_dir, run, net, opt, names, fingerprint)
+    start = state["step"] if state else 0
+    wall_before = state["wall_s"] if state else 0.0
+    if start >= steps and os.path.exists(os.path.join(run_dir, "eval.json")):
+        say(f"{os.path.basename(run_dir)}: finished ({steps} steps); nothing to do")
+        if distributed:
+            dist.destroy_process_group()
+        return 0
+
+    model = Objective(net, loss_fn)
+    if distributed:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
+    params = [p for _, p in trainables]
+
+    if rank == 0:
+        write_atomic(os.path.join(run_dir, LOG), "".join(read_log(run_dir, start)))
+        say(f"{os.path.basename(run_dir)}: {run['kind']} on {world} {'GPU' if use_cuda else 'CPU process'}{'es' if world > 1 and not use_cuda else 's' if world > 1 else ''} "
+            f"({impl}), batch {batch} x {length} ({accum} micro-batch{'es' if accum > 1 else ''} of {micro} per process), "
+            + (f"resuming at step {start} of {steps}" if start else f"{steps} steps"))
+    stop = {"asked": False}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.__setitem__("asked", True))
+
+    bytes_per_token = run.get("bytes_per_token", 1)
+    fpt = run.get("flops_per_token", 0)
+    tokens_per_step = batch * length
+    every = run.get("checkpoint_every") or max(1, steps // 20)
+    t0 = time.time()
+    log = open(os.path.join(run_dir, LOG), "a") if rank == 0 else None
+    w = length + 1
+    span = np.arange(w, dtype=np.int64)
+    for s in range(start, steps):
+        lr = lr_at(s, run)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        starts = np.asarray(offsets[s * batch + rank * rows : s * batch + (rank + 1) * rows], dtype=np.int64)
+        ids_all = torch.from_numpy(np.asarray(train_data[starts[:, None] + span[None, :]], dtype=np.int64)).to(device)
+        outcome = train_step(model, params, opt, ids_all, micro, a["clip_norm"], world if distributed else 1)
+        if isinstance(outcome, str):
+            fail(f"training stopped at step {s + 1}: {outcome} is not finite (lower the learning rate); the last good checkpoint is kept")
+        mean_loss, norm = outcome
+        step = s + 1
+        wall = wall_before + time.time() - t0
+        if rank == 0:
+            entry = {
+                "step": step,
+                "loss": mean_loss,
+                "bits_per_byte": mean_loss / bytes_per_token / math.log(2),
+                "lr": lr,
+                "grad_norm": norm,
+                "bytes_per_s": (step - start) * tokens_per_step * bytes_per_token / max(1e-9, time.time() - t0),
+                "wall_s": wall,
+                "bytes": step * tokens_per_step * bytes_per_token,
+                "flops": step * tokens_per_step * fpt,
+                "gpus": world if use_cuda else 0,
+                "processes": world,
+            }
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            if step % max(1, steps // 20) == 0 or step == steps:
+                say(f"step {step}/{steps}  loss {mean_loss:.4f}  bpb {entry['bits_per_byte']:.4f}  {entry['bytes_per_s']:.0f} B/s")
+        stopping = stop["asked"]
+        if distributed:
+            flag = torch.tensor([1.0 if stopping else 0.0], device=device)
+            dist.all_reduce(flag)
+            stopping = bool(flag.item() > 0)
+        if step == steps or step % every == 0 or stopping:
+            if rank == 0:
+                save_checkpoint(run_dir, run, net, opt, names, {
+                    "format": STATE_FORMAT, "step": step, "adam_step": step, "tokens_seen": step * tokens_per_step,
+                    "wall_s": wall, "processes": world, "gpus": world if use_cuda else 0, "implementation": impl,
+                    "fingerprint": fingerprint,
+                })
+        if stopping and step < steps:
+            say(f"stopped at step {step}; checkpoint saved; run the job again to continue")
+            if distributed:
+                dist.destroy_process_group()
+            return 130
+    if log:
+        log.close()
+    if rank == 0 and run.get("test_data"):
+        test = open_shard(job_dir, run["test_data"], verify=not args.no_verify)
+        net.eval()
+        result = evaluate(net, loss_fn, test, run.get("eval_window") or length, device)
+        result.update({"step": steps, "implementation": impl, "processes": world, "gpus": world if use_cuda else 0})
+        write_atomic(os.path.join(run_dir, "eval.json"), json.dumps(result, indent=2) + "\n")
+        say(f"test bits per byte {result['bits_per_byte']:.4f} over {result['bytes']} bytes")
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
