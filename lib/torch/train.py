@@ -242,6 +242,21 @@ def remove_tree(path: str) -> None:
     os.rmdir(path)
 
 
+def remove_stale_temporaries(run_dir: str) -> None:
+    """Removes checkpoint.tmp-<pid> folders left by processes killed while saving (never a live one's)."""
+    for name in os.listdir(run_dir):
+        if not name.startswith(CHECKPOINT + ".tmp-"):
+            continue
+        try:
+            os.kill(int(name.rsplit("-", 1)[1]), 0)
+            continue  # its writer still runs
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue
+        remove_tree(os.path.join(run_dir, name))
+
+
 def load_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Optimizer, names: dict, fingerprint: dict):
     """Restores weights, moments and the trainer state from checkpoint/ (or checkpoint.old/); None if none."""
     for d in (CHECKPOINT, CHECKPOINT + ".old"):
@@ -440,6 +455,7 @@ def main() -> int:
     params = [p for _, p in trainables]
 
     if rank == 0:
+        remove_stale_temporaries(run_dir)
         write_atomic(os.path.join(run_dir, LOG), "".join(read_log(run_dir, start)))
         say(f"{os.path.basename(run_dir)}: {run['kind']} on {world} {'GPU' if use_cuda else 'CPU process'}{'es' if world > 1 and not use_cuda else 's' if world > 1 else ''} "
             f"({impl}), batch {batch} x {length} ({accum} micro-batch{'es' if accum > 1 else ''} of {micro} per process), "

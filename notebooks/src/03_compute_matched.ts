@@ -49,15 +49,34 @@ export default [
   md`
   ## Training throughput on this run's hardware
 
-  Bytes per second of whole training steps (AdamW included), from the same records; the backend and device
-  are in each record's provenance.
+  Bytes per second of whole training steps (AdamW included), from the same records; \`engine\` is what ran
+  the steps: the lab's native engine, TF.js, or PyTorch's distributed engine (a torch job, with its GPU or
+  process count). Each record's provenance names the machine.
   `,
   code`
   if (runs.length) await mb.showTable(runs.map((r: any) => ({
     run: r.run.split("/").slice(-2).join("/"), model: r.labels?.label ?? r.model, parameters: r.parameters,
     "FLOPs/byte": r.train_flops_per_token / r.bytes_per_token, steps: r.steps, "bytes seen": r.bytes_seen,
-    "train bytes/s": r.train_bytes_per_s, "test bpb": r.eval.bits_per_byte, backend: r.provenance.backend,
+    "train bytes/s": r.train_bytes_per_s, "test bpb": r.eval.bits_per_byte, engine: r.engine ?? "tfjs",
   })), { digits: 3 });
+  `,
+  md`
+  ## Runs trained on PyTorch's distributed engine
+
+  A plan's run can also be trained outside the lab: \`deno task mambabyte job --engine torch --gpus N --plan
+  compute-matched --scale S --out DIR\` writes a torchrun job (the lab's initial weights, batches, schedule and
+  AdamW; docs/ENGINES.md), and \`deno task mambabyte import DIR\` brings its checkpoint back, scored by the
+  lab on the job's test bytes. Those runs are in the table and figure above under their own label (engine
+  and GPU or process count); here beside the test bits per byte the job itself reported.
+  `,
+  code`
+  const torchRuns = runs.filter((r: any) => r.labels?.engine === "torch");
+  if (torchRuns.length) await mb.showTable(torchRuns.map((r: any) => ({
+    run: r.run.split("/").slice(-2).join("/"), model: r.labels.label, GPUs: r.labels.gpus, processes: r.labels.processes,
+    steps: r.steps, "test bpb (lab)": r.eval.bits_per_byte, "test bpb (job)": r.labels.job_test_bits_per_byte,
+    "job written at": r.labels.job_commit, "train bytes/s": r.train_bytes_per_s,
+  })), { digits: 5 });
+  else console.log(\`no torch runs recorded at scale \${SCALE}\`);
   `,
   md`
   ## Watching one run of the plan train
