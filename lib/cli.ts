@@ -32,7 +32,7 @@ import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig, PRESETS } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
 import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from "./runs/experiment.ts";
-import { type JobDevice, writeJob } from "./runs/job.ts";
+import { JOB_KINDS, type JobDevice, jobSupports, writeJob } from "./runs/job.ts";
 import { importJob } from "./runs/import_job.ts";
 import { planRuns, readPlan } from "./runs/plan.ts";
 import { TRAIN_ENGINES, type TrainEngine } from "./train/steps.ts";
@@ -435,7 +435,7 @@ const DOCS: Record<string, CommandDoc> = {
       "deno task mambabyte job --engine torch --gpus N (--plan P --scale S | RUN OPTIONS) --out DIR [options]",
     summary: "Writes a self-contained job folder that trains a run (train's run options) or a plan's runs " +
       "on PyTorch's distributed engine: train.py (data parallel, the lab's batches, schedule and AdamW, " +
-      "checkpoints in the lab's format, resume after a kill), the models (mamba_ssm when importable on " +
+      "checkpoints holding the weights and AdamW moments in the lab's format, resume after a kill), the models (mamba_ssm when importable on " +
       "CUDA, else lib/torch/'s references), the lab's initial weights, byte shards with sha256 and run.sh " +
       "(torchrun; GPUS, NNODES, NODE_RANK, RDZV_ENDPOINT and PYTHON override it). docs/ENGINES.md says " +
       "when to use it. The folder is written whole or not at all.",
@@ -1249,6 +1249,19 @@ async function jobCommand(args: string[]) {
       });
     } catch (e) {
       throw new UsageError(`job: ${(e as Error).message}`);
+    }
+    // a plan's entries that the torch engine cannot run (subword models) are left out, and said so
+    const skipped = specs.filter((r) => !jobSupports(r.model));
+    specs = specs.filter((r) => jobSupports(r.model));
+    if (skipped.length) {
+      console.error(
+        `job: left out ${skipped.map((r) => r.name).join(", ")}: the torch engine runs ${
+          JOB_KINDS.join(", ")
+        }`,
+      );
+    }
+    if (!specs.length) {
+      throw new UsageError("job: none of the selected plan runs can run on the torch engine");
     }
   } else {
     for (const k of ["domains", "models", "seeds"]) {

@@ -530,7 +530,12 @@ export async function setup(opts: SetupOptions): Promise<SetupReport> {
   if (opts.torch) {
     const python = await torchPython();
     if (!python) {
-      throw new SetupError(`python3-torch is installed but ${DEBIAN_PYTHON} cannot import torch`);
+      throw new SetupError(
+        `python3-torch is installed but ${
+          Deno.env.get("PYTHON") ?? DEBIAN_PYTHON
+        } cannot import torch and numpy` +
+          (Deno.env.get("PYTHON") ? " (PYTHON names it; unset PYTHON to use Debian's)" : ""),
+      );
     }
     report.torch = python;
   }

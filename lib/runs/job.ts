@@ -69,7 +69,8 @@ export interface JobRun {
   steps: number;
   batch: number;
   length: number;
-  micro_batch: number;
+  /** Rows per forward pass of each process; absent: the process's whole share (whatever the count). */
+  micro_batch?: number;
   lr: number;
   warmup: number;
   min_lr_ratio: number;
@@ -82,6 +83,10 @@ export interface JobRun {
   train_data: Shard;
   test_data: Shard;
   eval_window: number;
+  /** The split the test shard holds ("test", or "validation"). */
+  eval_split: string;
+  /** Inputs are padded to a multiple of this when scored (MegaByte's patch; 1 for the others). */
+  length_multiple: number;
   offsets: string;
 }
 
@@ -182,6 +187,14 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
       );
       const model = createModel(spec.model, { ...spec.config }, t.seed);
       try {
+        const multiple = model.lengthMultiple ?? 1;
+        if (t.length % multiple !== 0) {
+          throw new InputError(
+            "--length",
+            "length",
+            `job: ${spec.model} needs a sequence length that is a multiple of ${multiple} (got ${t.length})`,
+          );
+        }
         const steps = t.steps ?? stepsForFlops(model, t.flops!, t.batch, t.length);
         const dir = jobRunDir(tmp, spec.name);
         await saveModel(model, `${dir}/init`, { run: spec.name, role: "initial weights" });
@@ -200,7 +213,7 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
           steps,
           batch: t.batch,
           length: t.length,
-          micro_batch: opts.microBatch ?? t.batch / world,
+          ...(opts.microBatch !== undefined ? { micro_batch: opts.microBatch } : {}),
           lr: t.lr,
           warmup: t.warmup,
           min_lr_ratio: 0.1,
@@ -219,6 +232,8 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
           train_data: train,
           test_data: test,
           eval_window: spec.eval.window ?? t.length,
+          eval_split: text.evalSplit,
+          length_multiple: model.lengthMultiple ?? 1,
           offsets: "offsets.u64",
         };
         await atomicWriteFile(`${dir}/run.json`, JSON.stringify(run, null, 2) + "\n");

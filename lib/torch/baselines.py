@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 def rotary_tables(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
     """cos, sin of shape (len(positions), head_dim), frequencies repeated for the two halves."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device=positions.device) / head_dim)
     angles = torch.outer(positions.to(torch.float64), inv_freq)  # (T, head_dim/2)
     angles = torch.cat([angles, angles], dim=-1)  # (T, head_dim)
     return angles.cos().to(dtype), angles.sin().to(dtype)
@@ -149,7 +149,7 @@ class Transformer(nn.Module):
 
     def logits(self, ids):
         x = self.wte(ids)
-        pos = torch.arange(ids.shape[1])
+        pos = torch.arange(ids.shape[1], device=ids.device)
         for blk in self.h:
             x = blk(x, pos)
         return self.ln_f(x) @ self.wte.weight.T
@@ -222,10 +222,10 @@ class MegaByte(nn.Module):
         patches = g.patch_proj(g.wte(ids).reshape(B, K, -1))  # (B, K, dg)
         start = g.start_patch.expand(B, 1, -1)
         g_in = torch.cat([start, patches[:, :-1]], dim=1)  # shifted by one patch
-        g_out = _run(g.h, g.ln_f, g_in, torch.arange(K))  # (B, K, dg)
+        g_out = _run(g.h, g.ln_f, g_in, torch.arange(K, device=ids.device))  # (B, K, dg)
         slots = self.global_to_local(g_out).reshape(B * K, P, dl)
         x = self.local.wte(ids).reshape(B * K, P, dl) + slots
-        y = _run(self.local.h, self.local.ln_f, x, torch.arange(P))  # (B*K, P, dl)
+        y = _run(self.local.h, self.local.ln_f, x, torch.arange(P, device=ids.device))  # (B*K, P, dl)
         return (y @ self.local.wte.weight.T).reshape(B, T, 256)
 
     def loss(self, ids):
@@ -256,8 +256,8 @@ class PerceiverAR(nn.Module):
         T = ids.shape[1]
         n = min(self.cfg["num_latents"], T)
         x = self.wte(ids)
-        z = self.h[0](x, torch.arange(T), queries=n)  # cross-attention
-        latent_pos = torch.arange(T - n, T)
+        z = self.h[0](x, torch.arange(T, device=ids.device), queries=n)  # cross-attention
+        latent_pos = torch.arange(T - n, T, device=ids.device)
         for blk in self.h[1:]:
             z = blk(z, latent_pos)
         return self.ln_f(z) @ self.wte.weight.T

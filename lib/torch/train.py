@@ -26,6 +26,7 @@ importable and the job runs on CUDA, else the PyTorch reference in mamba.py. Nev
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import math
@@ -93,8 +94,9 @@ def write_safetensors(path: str, tensors: dict[str, torch.Tensor], metadata: dic
 
 
 def fail(message: str) -> None:
-    """One line naming what is wrong, exit status 2 (no traceback)."""
-    print(f"error: {message}", file=sys.stderr)
+    """One line naming what is wrong (from the first process only), exit status 2 (no traceback)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
@@ -164,31 +166,38 @@ def mamba_ssm_importable() -> bool:
     return True
 
 
-def build_net(run: dict, device: torch.device) -> tuple[nn.Module, object, str]:
-    """(network, loss function, implementation name) for the run's model family."""
+def build_net(run: dict, device: torch.device) -> tuple[nn.Module, object, object, str]:
+    """(network, training loss of ids (b, l + 1), logits of inputs (b, l) -> (b, l, V), implementation name)."""
     kind, cfg = run["kind"], run["config"]
     if kind == "mambabyte":
         if device.type == "cuda" and mamba_ssm_importable():
             from mamba_ssm.models.config_mamba import MambaConfig
             from mamba_ssm.models.mixer_seq_simple import MambaLMHeadModel
 
-            fields = ("d_model", "d_intermediate", "n_layer", "vocab_size", "ssm_cfg", "rms_norm", "residual_in_fp32",
-                      "fused_add_norm", "pad_vocab_size_multiple", "tie_embeddings")
-            net = MambaLMHeadModel(MambaConfig(**{k: cfg[k] for k in fields if k in cfg}), device=device)
+            import dataclasses
+
+            # the fields this mamba_ssm's MambaConfig has (1.x lacks d_intermediate, for one)
+            known = {f.name for f in dataclasses.fields(MambaConfig)}
+            net = MambaLMHeadModel(MambaConfig(**{k: v for k, v in cfg.items() if k in known}), device=device)
             vocab = cfg["vocab_size"]
 
-            def loss(net, ids):
-                logits = net(ids[:, :-1]).logits[..., :vocab]
-                return F.cross_entropy(logits.reshape(-1, vocab).float(), ids[:, 1:].reshape(-1))
+            def logits(net, inputs):
+                return net(inputs).logits[..., :vocab]
 
-            return net, loss, "mamba_ssm (MambaLMHeadModel, CUDA scan)"
+            def loss(net, ids):
+                out = logits(net, ids[:, :-1])
+                return F.cross_entropy(out.reshape(-1, vocab).float(), ids[:, 1:].reshape(-1))
+
+            return net, loss, logits, "mamba_ssm (MambaLMHeadModel, CUDA scan)"
         from mamba import MambaLM
 
-        return MambaLM(cfg).to(device), lambda net, ids: net.loss(ids), "PyTorch reference (lib/torch/mamba.py)"
+        return (MambaLM(cfg).to(device), lambda net, ids: net.loss(ids), lambda net, x: net.logits(x),
+                "PyTorch reference (lib/torch/mamba.py)")
     if kind in ("transformer", "megabyte", "perceiver_ar"):
         from baselines import build
 
-        return build(kind, cfg).to(device), lambda net, ids: net.loss(ids), "PyTorch reference (lib/torch/baselines.py)"
+        return (build(kind, cfg).to(device), lambda net, ids: net.loss(ids), lambda net, x: net.logits(x),
+                "PyTorch reference (lib/torch/baselines.py)")
     fail(f"run.json: kind {kind!r} has no PyTorch model here (mambabyte, transformer, megabyte, perceiver_ar)")
 
 
@@ -213,6 +222,8 @@ def save_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Op
         config_text = f.read()
     with open(os.path.join(tmp, "config.json"), "w") as f:
         f.write(config_text)
+        f.flush()
+        os.fsync(f.fileno())
     moments = {}
     for p, name in names.items():
         st = opt.state.get(p, {})
@@ -229,8 +240,18 @@ def save_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Op
             remove_tree(old)
         os.rename(final, old)
     os.rename(tmp, final)
+    fsync_dir(run_dir)
     if os.path.exists(old):
         remove_tree(old)
+
+
+def fsync_dir(path: str) -> None:
+    """Makes the renames in a folder durable (they live in the folder's own entry)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_tree(path: str) -> None:
@@ -328,13 +349,19 @@ def write_atomic(path: str, text: str) -> None:
 
 
 @torch.no_grad()
-def evaluate(objective_net: nn.Module, loss_fn, data: np.ndarray, window: int, device) -> dict:
+def evaluate(net: nn.Module, logits_fn, data: np.ndarray, window: int, multiple: int, device) -> dict:
+    """Nats of every byte after the first, window by window, each position scored from the model's logits
+    (PerceiverAR too, not its latents-only training loss); inputs padded at the end to the model's length
+    multiple (MegaByte's patch), as the lab's scorer does: causal models never look ahead, so the padding
+    changes none of the scored positions."""
     nats, count = 0.0, 0
     for start in range(0, len(data) - 1, window):
-        w = np.asarray(data[start : min(len(data), start + window + 1)], dtype=np.int64)
-        ids = torch.from_numpy(w)[None].to(device)
+        w = torch.from_numpy(np.asarray(data[start : min(len(data), start + window + 1)], dtype=np.int64))
         n = len(w) - 1
-        nats += float(loss_fn(objective_net, ids)) * n
+        inputs = torch.zeros(1, -(-n // multiple) * multiple, dtype=torch.int64)
+        inputs[0, :n] = w[:-1]
+        out = logits_fn(net, inputs.to(device))[0, :n].float()
+        nats += float(F.cross_entropy(out, w[1:].to(device), reduction="sum"))
         count += n
     return {"bytes": int(len(data)), "predicted": count, "nats": nats, "bits_per_byte": nats / count / math.log(2)}
 
@@ -404,7 +431,8 @@ def main() -> int:
     if use_cuda and not torch.cuda.is_available():
         fail("the job was written for CUDA GPUs and this torch sees none (write it with --device cpu for CPU processes)")
     if distributed:
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        # evaluation runs on rank 0 alone while the others wait: a long timeout, not the default 30 minutes
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(hours=6))
         rank, world = dist.get_rank(), dist.get_world_size()
     else:
         rank, world = 0, 1
@@ -423,13 +451,13 @@ def main() -> int:
         fail(f"run.json: micro_batch {micro} does not divide the {rows} rows of each process")
     accum = rows // micro
 
-    train_data = open_shard(job_dir, run["train_data"], verify=not args.no_verify)
+    train_data = open_shard(job_dir, run["train_data"], verify=not args.no_verify and local_rank == 0)
     offsets = np.memmap(os.path.join(run_dir, run["offsets"]), dtype="<u8", mode="r")
     if offsets.size != steps * batch:
         fail(f"{run['offsets']}: {offsets.size} window starts, expected steps x batch = {steps * batch}")
 
     torch.manual_seed(0)  # nothing is random after the lab's initial weights; this only pins library defaults
-    net, loss_fn, impl = build_net(run, device)
+    net, loss_fn, logits_fn, impl = build_net(run, device)
     load_weights(net, os.path.join(run_dir, "init", "model.safetensors"))
     trainables = named_trainables(net)
     names = {p: n for n, p in trainables}
@@ -442,6 +470,12 @@ def main() -> int:
     fingerprint = {k: run[k] for k in ("kind", "config", "steps", "batch", "length", "lr", "warmup", "seed") if k in run}
     state = load_checkpoint(run_dir, run, net, opt, names, fingerprint)
     start = state["step"] if state else 0
+    if distributed:  # every process must resume from the same step: the run folder must be shared storage
+        seen = torch.tensor([start, -start], dtype=torch.float64, device=device)
+        dist.all_reduce(seen, op=dist.ReduceOp.MAX)
+        if seen[0] != -seen[1]:
+            fail(f"the processes found checkpoints at different steps ({int(-seen[1])} and {int(seen[0])}): "
+                 "every node must see the same job folder (shared storage), as rank 0 alone writes checkpoints")
     wall_before = state["wall_s"] if state else 0.0
     if start >= steps and os.path.exists(os.path.join(run_dir, "eval.json")):
         say(f"{os.path.basename(run_dir)}: finished ({steps} steps); nothing to do")
@@ -524,7 +558,7 @@ def main() -> int:
     if rank == 0 and run.get("test_data"):
         test = open_shard(job_dir, run["test_data"], verify=not args.no_verify)
         net.eval()
-        result = evaluate(net, loss_fn, test, run.get("eval_window") or length, device)
+        result = evaluate(net, logits_fn, test, run.get("eval_window") or length, run.get("length_multiple") or 1, device)
         result.update({"step": steps, "implementation": impl, "processes": world, "gpus": world if use_cuda else 0})
         write_atomic(os.path.join(run_dir, "eval.json"), json.dumps(result, indent=2) + "\n")
         say(f"test bits per byte {result['bits_per_byte']:.4f} over {result['bytes']} bytes")
