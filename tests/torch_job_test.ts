@@ -68,19 +68,13 @@ const SETTINGS = [
   "t",
 ];
 
+/** `job` for the test's run on CPU processes, with `extra` options last. */
+function jobCli(out: string, ...extra: string[]) {
+  return runCli("job", "--engine", "torch", "--device", "cpu", ...RUN, ...SETTINGS, ...extra, "--out", out);
+}
+
 async function writeJob(out: string, ...extra: string[]): Promise<void> {
-  const r = await runCli(
-    "job",
-    "--engine",
-    "torch",
-    "--device",
-    "cpu",
-    ...RUN,
-    ...SETTINGS,
-    "--out",
-    out,
-    ...extra,
-  );
+  const r = await jobCli(out, ...extra);
   assert.equal(r.code, 0, r.stderr);
 }
 
@@ -261,20 +255,7 @@ Deno.test("torch: job and import refuse bad input in one line and write nothing"
       [["--model", "mamba_subword"], /cannot run on the torch engine/],
     ];
     for (const [extra, message] of cases) {
-      const r = await runCli(
-        "job",
-        "--engine",
-        "torch",
-        "--device",
-        "cpu",
-        ...RUN,
-        ...SETTINGS,
-        "--batch",
-        "4",
-        ...extra,
-        "--out",
-        `${tmp}/job`,
-      );
+      const r = await jobCli(`${tmp}/job`, "--batch", "4", ...extra);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, message);
       assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);

@@ -18,7 +18,7 @@ import { describeFsError, FileWriteError, InputError } from "../io/errors.ts";
 import { acquireDirLock, type DirLock } from "../io/lock.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { createModel, family, loadModel, saveModel } from "../models/registry.ts";
-import { evalBatch, scoreText } from "../eval/score.ts";
+import { evalBatch, scoreText, type TextScore } from "../eval/score.ts";
 import {
   appendJsonLine,
   checkRecordsWritable,
@@ -385,18 +385,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       engine: result.engine,
       final_train_bpb: result.log.at(-1)?.bits_per_byte ?? NaN,
       curve: downsampleCurve(result.log.map((e) => e.bits_per_byte), flopsPerToken * t.batch * t.length, 50),
-      eval: {
-        split: text.evalSplit,
-        bytes: score.bytes,
-        tokens: score.tokens,
-        bits_per_byte: score.bits_per_byte,
-        word_perplexity: score.word_perplexity,
-        words: score.words,
-        window,
-        batch,
-        wall_s: (performance.now() - t0) / 1000,
-        unigram_bpb: unigramBitsPerByte(test),
-      },
+      eval: evalRecord(score, text.evalSplit, test, window, batch, (performance.now() - t0) / 1000),
       ...(spec.labels ? { labels: spec.labels } : {}),
     };
     // kept in the run directory first: a results file that cannot take it loses nothing
@@ -423,6 +412,29 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
   } finally {
     disposeModel(model);
   }
+}
+
+/** A run record's `eval`: the score of `test` (its unigram entropy beside it), and how it was scored. */
+export function evalRecord(
+  score: TextScore,
+  split: string,
+  test: Uint8Array,
+  window: number,
+  batch: number,
+  wallS: number,
+): RunRecord["eval"] {
+  return {
+    split,
+    bytes: score.bytes,
+    tokens: score.tokens,
+    bits_per_byte: score.bits_per_byte,
+    word_perplexity: score.word_perplexity,
+    words: score.words,
+    window,
+    batch,
+    wall_s: wallS,
+    unigram_bpb: unigramBitsPerByte(test),
+  };
 }
 
 /** Loads a trained run's model (and tokenizer, for subword models) from a model directory. */

@@ -16,7 +16,6 @@ import { loadModel } from "../models/registry.ts";
 import { readSafetensorsHeader } from "../io/safetensors.ts";
 import { countParameters, disposeModel } from "../models/lm.ts";
 import { evalBatch, scoreText } from "../eval/score.ts";
-import { unigramBitsPerByte } from "../data/unigram.ts";
 import {
   appendJsonLine,
   checkRecordsWritable,
@@ -26,7 +25,7 @@ import {
 } from "../results/store.ts";
 import type { RunRecord } from "../results/records.ts";
 import { RUNS_DIR } from "../paths.ts";
-import { downsampleCurve, RECORD_FILE, type StoredRunRecord } from "./experiment.ts";
+import { downsampleCurve, evalRecord, RECORD_FILE, type StoredRunRecord } from "./experiment.ts";
 import { JOB_FORMAT, type JobFile, type JobRun } from "./job.ts";
 
 export interface ImportOptions {
@@ -254,18 +253,7 @@ async function importRun(
         run.flops_per_token * run.batch * run.length,
         50,
       ),
-      eval: {
-        split: run.eval_split ?? entry.spec.eval.split ?? "test",
-        bytes: score.bytes,
-        tokens: score.tokens,
-        bits_per_byte: score.bits_per_byte,
-        word_perplexity: score.word_perplexity,
-        words: score.words,
-        window,
-        batch,
-        wall_s: (performance.now() - t0) / 1000,
-        unigram_bpb: unigramBitsPerByte(test),
-      },
+      eval: evalRecord(score, run.eval_split ?? "test", test, window, batch, (performance.now() - t0) / 1000),
       labels: {
         ...entry.spec.labels,
         label: `${label} (torch, ${where})`,

@@ -100,13 +100,18 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def read_run(run_dir: str) -> dict:
-    path = os.path.join(run_dir, "run.json")
+def read_json(path: str, what: str, fix: str):
+    """A JSON file, or one line naming it, what it should hold and what to do."""
     try:
         with open(path) as f:
-            run = json.load(f)
+            return json.load(f)
     except (OSError, ValueError) as e:
-        fail(f"{path}: cannot read the run's settings ({e}); write the job again with `deno task mambabyte job`")
+        fail(f"{path}: cannot read {what} ({e}); {fix}")
+
+
+def read_run(run_dir: str) -> dict:
+    path = os.path.join(run_dir, "run.json")
+    run = read_json(path, "the run's settings", "write the job again with `deno task mambabyte job`")
     if run.get("format") != "mambabyte-lab-job-run/1":
         fail(f'{path}: format is not "mambabyte-lab-job-run/1"')
     for k in ("kind", "steps", "batch", "length", "lr", "warmup", "min_lr_ratio", "adamw", "no_weight_decay", "train_data", "offsets"):
@@ -287,11 +292,7 @@ def load_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Op
     else:
         return None
     path = os.path.join(ckpt, "trainer_state.json")
-    try:
-        with open(path) as f:
-            state = json.load(f)
-    except (OSError, ValueError) as e:
-        fail(f"{path}: unreadable ({e}); remove {ckpt} to start the run over")
+    state = read_json(path, "the trainer state", f"remove {ckpt} to start the run over")
     if state.get("format") != STATE_FORMAT:
         fail(f'{path}: format is not "{STATE_FORMAT}"; remove {ckpt} to start the run over')
     if state.get("fingerprint") != fingerprint:
