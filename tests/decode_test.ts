@@ -16,7 +16,7 @@ import { ByteBPE, trainBpe } from "../lib/data/bpe.ts";
 import { disposeMambaLM, disposeState, forward, prefill, step } from "../lib/models/mamba.ts";
 import { generate, generateBatch, generateTokens } from "../lib/decode/sample.ts";
 import { argmax, greedyDecode, rankOf, speculativeDecode } from "../lib/decode/speculative.ts";
-import { MambaStepper, tensorsToHost } from "../lib/decode/stepper.ts";
+import { MambaStepper, RUN_CHUNK, tensorsToHost } from "../lib/decode/stepper.ts";
 import { relL2, useBackend } from "./helpers.ts";
 import { CORPUS, echoMamba, tinyMamba } from "./decode_helpers.ts";
 import { RecurrentSession } from "../lib/decode/session.ts";
@@ -108,7 +108,7 @@ Deno.test("MambaStepper.read: one pass equals id-by-id steps bit for bit (logits
       let st = js.emptyState();
       for (const id of [5, 17, 200]) st = js.stepSync(st, id).state;
       const copy = structuredClone(st);
-      const ids = Array.from({ length: 110 }, (_, i) => (i * 37 + 11) % m.config.vocab_size); // > one 96-id chunk
+      const ids = Array.from({ length: RUN_CHUNK + 14 }, (_, i) => (i * 37 + 11) % m.config.vocab_size); // > one chunk
       const pass = js.read(st, ids);
       const last = js.read(st, ids, "last");
       assertEquals(pass.states.length, ids.length);
@@ -412,14 +412,14 @@ Deno.test("MambaStepper over several WebAssembly memories (a model larger than o
   await useBackend("wasm");
   const m = tinyMamba(256, 11, 128, 5); // 5 layers
   const one = new MambaStepper(m);
-  // a layer is about 113K floats (in_proj 65.5K, out_proj 32.8K, ...), the scratch of 96 ids with the
-  // GEMM's panels about 311K and the embedding, head and final norm 66K: 560K floats a memory hold two
-  // layers, so three memories
-  const split = new MambaStepper(m, undefined, { memoryFloats: 560_000 });
+  // a layer is about 113K floats (in_proj 65.5K, out_proj 32.8K, ...), the scratch of RUN_CHUNK (264) ids
+  // with the GEMM's panels about 0.7M and the embedding, head and final norm 66K: 1M floats a memory hold
+  // two layers, so three memories
+  const split = new MambaStepper(m, undefined, { memoryFloats: 1_000_000 });
   assert(one.simd && split.simd, "WebAssembly SIMD kernels expected here");
   strictEqual(one.memories, 1);
   strictEqual(split.memories, 3);
-  const ids = Array.from({ length: 110 }, (_, i) => (i * 53 + 7) % 256);
+  const ids = Array.from({ length: RUN_CHUNK + 14 }, (_, i) => (i * 53 + 7) % 256); // > one chunk
   const a = one.read(one.emptyState(), ids), b = split.read(split.emptyState(), ids);
   const pa = one.read(one.emptyState(), ids, "last"), pb = split.read(split.emptyState(), ids, "last");
   assertEquals(pb.logits, pa.logits, "prefill (GEMM) over three memories");

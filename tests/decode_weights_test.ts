@@ -139,6 +139,37 @@ Deno.test("mvBf16 / mvQ8 equal their plain-JS twins (1e-6), the twins equal floa
   }
 });
 
+Deno.test("siluRows (the gates) equals x sigmoid(x) in doubles, in place and multiplied into y, over strided rows; split rows equal one call bit for bit", () => {
+  const rng = new Rng(9);
+  const e = 20, T = 5, xs = 2 * e; // rows of x (2e floats apart), e values from column e: the z half of xz
+  const { fns, put } = kernelMemory(1 << 16);
+  const X = Float32Array.from(rng.normalArray(T * xs).map((v) => 4 * v));
+  const Y0 = Float32Array.from(rng.normalArray(T * e));
+  const silu = (v: number) => v / (1 + Math.exp(-v));
+  // y *= silu(z), rows split in two calls as two threads would
+  const x = put(X), y = put(Y0.slice()), whole = put(Y0.slice());
+  const z0 = x.byteOffset + e * 4;
+  fns.siluRows(z0, xs * 4, whole.byteOffset, e * 4, e, T, 1);
+  fns.siluRows(z0, xs * 4, y.byteOffset, e * 4, e, 2, 1);
+  fns.siluRows(z0 + 2 * xs * 4, xs * 4, y.byteOffset + 2 * e * 4, e * 4, e, T - 2, 1);
+  assert.deepEqual(y, whole);
+  const ref = Float64Array.from(
+    { length: T * e },
+    (_, i) => Y0[i] * silu(X[Math.floor(i / e) * xs + e + (i % e)]),
+  );
+  assert.ok(relL2(y, ref) < 1e-6, `gate vs doubles: ${relL2(y, ref)}`);
+  // x = silu(x) in place on the first e columns of each row; the other columns untouched
+  const inPlace = put(X.slice());
+  fns.siluRows(inPlace.byteOffset, xs * 4, inPlace.byteOffset, xs * 4, e, T, 0);
+  for (let t = 0; t < T; t++) {
+    for (let c = 0; c < xs; c++) {
+      const v = X[t * xs + c], got = inPlace[t * xs + c];
+      if (c >= e) assert.equal(got, v);
+      else assert.ok(Math.abs(got - silu(v)) <= 4e-7 * Math.max(1, Math.abs(v)), `silu(${v}) = ${got}`);
+    }
+  }
+});
+
 Deno.test("ssmScan (a prefill's recurrence over T bytes, by channels) equals ssmStep byte after byte bit for bit; ssmStep equals exp(dt A) h + dt x B, <h, C> in doubles (1e-5)", () => {
   const rng = new Rng(8);
   const e = 12, n = 16, T = 7, w = 3 + 2 * n; // xDbl rows: dt_low (3), B, C

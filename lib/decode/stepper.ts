@@ -192,15 +192,23 @@ interface Segment {
 
 /**
  * Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). A multiple of 6
- * (the GEMM's row tiles write whole tiles) and of 4 (mv4).
+ * (the GEMM's row tiles write whole tiles) and of 4 (mv4). A prefill packs every weight matrix once per
+ * chunk, so longer chunks pack less often: chunks of 256 against 96 read a 2,048-byte prompt 12% faster at d768x24
+ * and 23% at d256x4, and the 972M shape's 128-byte prompt in one chunk instead of two (+15%) (scratch
+ * timings, 2 threads; the bench's records are the measurement).
  */
-const RUN_CHUNK = 96;
+export const RUN_CHUNK = 264;
 /**
  * A prefill (`read` keeping only the last state) of at least this many ids computes its float32 products
  * with the blocked GEMM of matmul.wat (the weights packed into panels once per chunk, then reused across
  * the chunk's ids) instead of mv4 (each weight reused by four ids).
  */
 const GEMM_MIN_IDS = 24;
+/**
+ * Elementwise work (the gates' sigmoid, softplus) counted as this many multiply-adds per value when deciding
+ * whether to split it over the threads (SPLIT_WORK): a vector exp costs about that much.
+ */
+const ELEMENTWISE_COST = 16;
 
 /**
  * Multiply-adds below which a product runs on one thread: waking a worker and waiting for it costs 3-6 us
@@ -259,6 +267,8 @@ export class MambaStepper implements Stepper {
   private headSeg = 0;
   /** the threads the products are split over (undefined without the kernels) */
   private gang?: KernelThreads;
+  /** The conv windows a read that keeps only its last state alternates between (e, k each). */
+  private convWindows!: [Float32Array, Float32Array];
   /** set while a prefill (keep "last") runs: float32 products of enough ids go through the GEMM */
   private blocked = false;
   /** The weight format asked for. */
@@ -448,6 +458,7 @@ export class MambaStepper implements Stepper {
   constructor(model: StepperModel, weights?: Map<string, Float32Array>, opts: StepperOptions = {}) {
     const cfg = model.config;
     const { d, e, n, r, k, V } = dims(cfg);
+    this.convWindows = [new Float32Array(e * k), new Float32Array(e * k)];
     Object.assign(this, { d, e, n, r, k, Vp: V });
     const format = opts.weights ?? "f32";
     if (!WEIGHT_FORMATS.includes(format)) {
@@ -674,7 +685,10 @@ export class MambaStepper implements Stepper {
       // conv window (e, k), oldest first: shift left by one, append x_in; x = silu(sum_j window[j] w[j] + bias)
       let win = state.conv[li];
       for (let t = 0; t < T; t++) {
-        const next = new Float32Array(e * k), xin = t * 2 * e, xt = t * e;
+        // a new window per id when every state is kept; else two reused ones, alternately
+        const next = keep === "all" ? new Float32Array(e * k) : this.convWindows[t & 1],
+          xin = t * 2 * e,
+          xt = t * e;
         for (let c = 0; c < e; c++) {
           const b = c * k;
           let s = L.convB ? L.convB[c] : 0;
@@ -690,12 +704,12 @@ export class MambaStepper implements Stepper {
         win = next;
         if (keep === "all") states[t].conv.push(next);
       }
-      if (keep === "last") states[0].conv.push(win);
+      if (keep === "last") states[0].conv.push(win === state.conv[li] ? win : win.slice());
       this.silu(seg, x, 0, e, T); // x = silu(conv)
       this.mm(seg, L.xProj, x, xDbl, T); // (T, r + 2n): dt_low, B, C
       // dt = softplus(dt_low @ dt_proj^T + bias)   (T, e); dt_low = xDbl[t, 0:r)
       this.mm(seg, L.dtProj, xDbl, dt, T, L.dtBias, w);
-      this.softplus(kern, dt, T * e);
+      this.softplus(seg, dt, T * e);
       // h = exp(dt A) h + dt B x ;  y = <h, C> + D x ;  y *= silu(z)   (one id after another)
       const hOld = seg.scratch.hA;
       hOld.set(state.ssm[li]);
@@ -721,6 +735,22 @@ export class MambaStepper implements Stepper {
    */
   private silu(seg: Segment, X: Float32Array, from: number, stride: number, T: number, into?: Float32Array) {
     const e = this.e, g = seg.scratch.g, kern = seg.kern;
+    if (kern && this.gang && e % 4 === 0) {
+      // decode.wat's siluRows, the rows split over the threads
+      const x0 = X.byteOffset + from * 4, xs = stride * 4;
+      const [y0, ys] = into ? [into.byteOffset, e * 4] : [x0, xs];
+      const jobs = this.parts(T, T * e * ELEMENTWISE_COST, 1).map(([a, b]) => [
+        x0 + a * xs,
+        xs,
+        y0 + a * ys,
+        ys,
+        e,
+        b - a,
+        into ? 1 : 0,
+      ]);
+      this.gang.run(seg.index, DecodeFn.siluRows, jobs);
+      return;
+    }
     if (kern && e % 4 === 0) {
       for (let t = 0; t < T; t++) {
         kern.map(3, X.byteOffset + (t * stride + from) * 4, g.byteOffset + t * e * 4, e);
@@ -740,8 +770,17 @@ export class MambaStepper implements Stepper {
   }
 
   /** softplus of X[0, count) in place (scan.wat's vector softplus when count % 4 == 0). */
-  private softplus(kern: DecodeKernels | undefined, X: Float32Array, count: number) {
-    if (kern && count % 4 === 0) kern.map(2, X.byteOffset, X.byteOffset, count);
+  private softplus(seg: Segment, X: Float32Array, count: number) {
+    if (seg.kern && this.gang && count % 4 === 0) {
+      // the vector softplus (map's f = 2), the values split over the threads in whole vectors
+      const jobs = this.parts(count / 4, count * ELEMENTWISE_COST, 1).map(([a, b]) => [
+        2,
+        X.byteOffset + a * 16,
+        X.byteOffset + a * 16,
+        (b - a) * 4,
+      ]);
+      this.gang.run(seg.index, DecodeFn.map, jobs);
+    } else if (seg.kern && count % 4 === 0) seg.kern.map(2, X.byteOffset, X.byteOffset, count);
     else for (let i = 0; i < count; i++) X[i] = softplusS(X[i]);
   }
 

@@ -194,6 +194,8 @@ export const DECODE_THREAD_KERNELS: readonly KernelName[] = [
   [1, "pack"],
   [0, "ssmScan"],
   [1, "gemmPanels"],
+  [0, "siluRows"],
+  [0, "map"],
 ];
 export const DecodeFn = {
   mv: 0,
@@ -207,6 +209,8 @@ export const DecodeFn = {
   pack: 8,
   ssmScan: 9,
   gemmPanels: 10,
+  siluRows: 11,
+  map: 12,
 } as const;
 
 /**

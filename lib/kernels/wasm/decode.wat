@@ -103,6 +103,31 @@
       (br $ch)))
   )
 
+  ;; SiLU over rows, the gates of a step or a prefill: for t < T, c < e (a multiple of 4),
+  ;;   s = x[t, c] sigmoid(x[t, c]) ;  mul 0: y[t, c] = s ;  mul 1: y[t, c] = y[t, c] s
+  ;; x's and y's rows xs and ys bytes apart (y = x: in place). Rows are independent: threads split them.
+  (func (export "siluRows") (param $x i32) (param $xs i32) (param $y i32) (param $ys i32) (param $e i32)
+    (param $T i32) (param $mul i32)
+    (local $c i32) (local $eb i32) (local $v v128) (local $s v128)
+    (local.set $eb (i32.shl (local.get $e) (i32.const 2)))
+    (block $done (loop $row
+      (br_if $done (i32.eqz (local.get $T)))
+      (local.set $c (i32.const 0))
+      (loop $col
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $c))))
+        (local.set $s (f32x4.mul (local.get $v) (call $vsigmoid (local.get $v))))
+        (v128.store (i32.add (local.get $y) (local.get $c))
+          (if (result v128) (local.get $mul)
+            (then (f32x4.mul (v128.load (i32.add (local.get $y) (local.get $c))) (local.get $s)))
+            (else (local.get $s))))
+        (local.set $c (i32.add (local.get $c) (i32.const 16)))
+        (br_if $col (i32.lt_u (local.get $c) (local.get $eb))))
+      (local.set $x (i32.add (local.get $x) (local.get $xs)))
+      (local.set $y (i32.add (local.get $y) (local.get $ys)))
+      (local.set $T (i32.sub (local.get $T) (i32.const 1)))
+      (br $row)))
+  )
+
 ;; The recurrence over T bytes for a range of channels (a prefill): for each channel c, for t = 0..T-1,
   ;;   h[c] = 2^(dt[t, c] A2[c]) * h[c] + (dt[t, c] x[t, c]) B[t] ;   y[t, c] = <h[c], C[t]>
   ;; with ssmStep's operations in its order (a prefill's state and outputs are the steps' bit for bit). The
