@@ -164,14 +164,9 @@ Deno.test("torch: 2 gloo processes = 1 process with accumulation = the lab's tra
     }
 
     // import: the lab scores the checkpoint on the job's test bytes as the job did
-    const imp = await runCli(
-      "import",
-      `${tmp}/killed`,
-      "--results",
-      `${tmp}/results`,
-      "--runs-dir",
-      `${tmp}/runs`,
-    );
+    const importKilled = () =>
+      runCli("import", `${tmp}/killed`, "--results", `${tmp}/results`, "--runs-dir", `${tmp}/runs`);
+    const imp = await importKilled();
     assert.equal(imp.code, 0, imp.stderr);
     const line = JSON.parse(decode(imp.stdout).trim());
     assert.equal(line.status, "imported");
@@ -184,14 +179,7 @@ Deno.test("torch: 2 gloo processes = 1 process with accumulation = the lab's tra
     assert.equal(record.steps, STEPS);
     assert.equal(record.labels.job_commit, job.lab_commit);
     assert.equal(record.final_train_bpb, killed.at(-1)!.loss / Math.LN2);
-    const again = await runCli(
-      "import",
-      `${tmp}/killed`,
-      "--results",
-      `${tmp}/results`,
-      "--runs-dir",
-      `${tmp}/runs`,
-    );
+    const again = await importKilled();
     assert.equal(JSON.parse(decode(again.stdout).trim()).status, "already imported");
     assert.equal((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").length, 1);
   } finally {
