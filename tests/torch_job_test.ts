@@ -95,13 +95,14 @@ async function runJob(dir: string, port: number): Promise<string> {
   return decode(out.stderr);
 }
 
-Deno.test("torch: 2 gloo processes = 1 process with accumulation = the lab's trainer; a killed job resumes exactly; import scores as the job did", async () => {
+Deno.test("torch: 2 gloo processes = 1 process with accumulation = the lab's trainer; a job killed (SIGKILL) or stopped (SIGTERM) resumes exactly; import scores as the job did", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "torch-job-" });
   try {
     await writeJob(`${tmp}/one`, "--gpus", "1", "--micro-batch", "2"); // 2 micro-batches of 2 rows
     // 2 processes, each its 2 rows in micro-batches of 1 (DDP's no_sync on the first)
     await writeJob(`${tmp}/two`, "--gpus", "2", "--micro-batch", "1");
     await writeJob(`${tmp}/killed`, "--gpus", "2", "--micro-batch", "1");
+    await writeJob(`${tmp}/stopped`, "--gpus", "2", "--micro-batch", "1");
     const job = JSON.parse(await Deno.readTextFile(`${tmp}/two/job.json`));
     assert.equal(job.gpus, 2);
     assert.equal(job.device, "cpu");
@@ -110,25 +111,49 @@ Deno.test("torch: 2 gloo processes = 1 process with accumulation = the lab's tra
     await runJob(`${tmp}/one`, 29611);
     await runJob(`${tmp}/two`, 29612);
 
-    // killed as soon as a few steps are logged, then started again
-    const child = await startJob(`${tmp}/killed`, 29613);
-    const logPath = `${tmp}/killed/runs/t/train_log.jsonl`;
-    const t0 = Date.now();
-    while (true) {
-      const n = (await Deno.readTextFile(logPath).catch(() => "")).split("\n").filter((l) => l.trim()).length;
-      if (n >= 12) break;
-      if (Date.now() - t0 > 120_000) throw new Error("the job logged no steps in 120 s");
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    Deno.kill(-child.pid, "SIGKILL");
-    await child.output();
-    const before = await log("killed");
-    assert.ok(before.length < STEPS, `the job finished (${before.length} steps) before it was killed`);
-    const resumed = /resuming at step (\d+) of 60/.exec(await runJob(`${tmp}/killed`, 29614));
-    assert.ok(resumed && Number(resumed[1]) > 0, "the second start did not resume from a checkpoint");
+    // `signal` to the job's whole process group as soon as a few steps are logged; its stderr
+    const interrupt = async (name: string, signal: Deno.Signal, port: number) => {
+      const child = await startJob(`${tmp}/${name}`, port);
+      const logPath = `${tmp}/${name}/runs/t/train_log.jsonl`;
+      const t0 = Date.now();
+      while (true) {
+        const n = (await Deno.readTextFile(logPath).catch(() =>
+          ""
+        )).split("\n").filter((l) => l.trim()).length;
+        if (n >= 12) break;
+        if (Date.now() - t0 > 120_000) throw new Error("the job logged no steps in 120 s");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      Deno.kill(-child.pid, signal);
+      const out = await child.output();
+      const before = await log(name);
+      assert.ok(before.length < STEPS, `the job finished (${before.length} steps) before ${signal}`);
+      return decode(out.stderr);
+    };
+    const resumes = async (name: string, port: number) => {
+      const resumed = /resuming at step (\d+) of 60/.exec(await runJob(`${tmp}/${name}`, port));
+      assert.ok(
+        resumed && Number(resumed[1]) > 0,
+        `${name}: the second start did not resume from a checkpoint`,
+      );
+    };
+    // killed outright: it continues from its last periodic checkpoint
+    await interrupt("killed", "SIGKILL", 29613);
+    await resumes("killed", 29614);
+    // SIGTERM (what a scheduler sends): the processes finish the step, save it, and stop
+    const termed = await interrupt("stopped", "SIGTERM", 29615);
+    assert.match(termed, /stopped at step \d+; checkpoint saved/);
+    const saved = JSON.parse(await Deno.readTextFile(`${tmp}/stopped/runs/t/checkpoint/trainer_state.json`));
+    assert.equal(saved.step, (await log("stopped")).length, "the checkpoint is the last logged step");
+    await resumes("stopped", 29616);
 
-    const [one, two, killed] = [await log("one"), await log("two"), await log("killed")];
-    for (const l of [one, two, killed]) {
+    const [one, two, killed, stopped] = [
+      await log("one"),
+      await log("two"),
+      await log("killed"),
+      await log("stopped"),
+    ];
+    for (const l of [one, two, killed, stopped]) {
       assert.deepEqual(
         l.map((e) => e.step),
         [...Array(STEPS)].map((_, i) => i + 1),
@@ -140,7 +165,8 @@ Deno.test("torch: 2 gloo processes = 1 process with accumulation = the lab's tra
         Math.abs(one[i].loss - two[i].loss) < 1e-4,
         `step ${i + 1}: 1 process ${one[i].loss}, 2: ${two[i].loss}`,
       );
-      assert.equal(killed[i].loss, two[i].loss, `step ${i + 1}: the resumed curve differs`);
+      assert.equal(killed[i].loss, two[i].loss, `step ${i + 1}: the curve resumed after SIGKILL differs`);
+      assert.equal(stopped[i].loss, two[i].loss, `step ${i + 1}: the curve resumed after SIGTERM differs`);
     }
 
     // the lab's own trainer on the same run (same initial weights and batches)
