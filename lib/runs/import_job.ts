@@ -10,6 +10,8 @@
  * appends nothing.
  */
 import { InputError } from "../io/errors.ts";
+import { parseJsonText } from "../io/json.ts";
+import { readLog } from "../train/trainer.ts";
 import { sha256Bytes } from "../data/corpora/acquire.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { loadModel } from "../models/registry.ts";
@@ -54,11 +56,7 @@ async function readJson<T>(path: string, what: string): Promise<T> {
   } catch {
     throw new InputError(path, undefined, `${path}: cannot read ${what}`);
   }
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new InputError(path, undefined, `${path}: ${what} is not valid JSON (${(e as Error).message})`);
-  }
+  return parseJsonText(text, path) as T;
 }
 
 /** The checkpoint train.py resumes from (checkpoint/, else checkpoint.old/ after a crash mid-swap). */
@@ -106,11 +104,6 @@ interface TorchState {
   processes: number;
   gpus: number;
   implementation: string;
-}
-
-interface TorchLogEntry {
-  step: number;
-  bits_per_byte: number;
 }
 
 /** The lab's name of an imported run: the job's run name, the engine and the process count. */
@@ -180,14 +173,7 @@ async function importRun(
     say(`import: ${name}: step ${state.step} is recorded already`);
     return { run: name, status: "already imported", step: state.step, steps: run.steps };
   }
-  const log: TorchLogEntry[] = (await Deno.readTextFile(`${runDir}/train_log.jsonl`).catch(() => ""))
-    .split("\n").filter((l) => l.trim()).flatMap((l) => {
-      try {
-        return [JSON.parse(l) as TorchLogEntry];
-      } catch {
-        return []; // a torn last line
-      }
-    }).filter((e) => e.step <= state.step);
+  const log = (await readLog(runDir)).filter((e) => e.step <= state.step);
   const jobEval = finished && (await pathExists(`${runDir}/eval.json`))
     ? await readJson<{ bits_per_byte: number }>(`${runDir}/eval.json`, "the run's eval.json")
     : undefined;

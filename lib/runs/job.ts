@@ -18,9 +18,9 @@
  * The folder is written under a temporary name and renamed into place: it exists whole or not at all.
  */
 import { createModel, family, saveModel } from "../models/registry.ts";
-import { countParameters, disposeModel, TOKEN_UNIT } from "../models/lm.ts";
+import { countParameters, disposeModel } from "../models/lm.ts";
 import { ByteBatcher } from "../data/bytes.ts";
-import { ADAMW_DEFAULTS } from "../train/adamw.ts";
+import { ADAMW_DEFAULTS, MIN_LR_RATIO } from "../train/adamw.ts";
 import { CHECKPOINT_DIR, stepsForFlops, TRAIN_LOG } from "../train/trainer.ts";
 import { InputError } from "../io/errors.ts";
 import { sha256Bytes } from "../data/corpora/acquire.ts";
@@ -196,6 +196,7 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
           );
         }
         const steps = t.steps ?? stepsForFlops(model, t.flops!, t.batch, t.length);
+        const parameters = countParameters(model);
         const dir = jobRunDir(tmp, spec.name);
         await saveModel(model, `${dir}/init`, { run: spec.name, role: "initial weights" });
         const batcher = new ByteBatcher(text.train, t.batch, t.length, t.seed);
@@ -216,7 +217,7 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
           ...(opts.microBatch !== undefined ? { micro_batch: opts.microBatch } : {}),
           lr: t.lr,
           warmup: t.warmup,
-          min_lr_ratio: 0.1,
+          min_lr_ratio: MIN_LR_RATIO,
           seed: t.seed,
           adamw: {
             beta1: ADAMW_DEFAULTS.beta1,
@@ -242,13 +243,11 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
           dir: `runs/${runFolder(spec.name)}`,
           spec,
           steps,
-          parameters: countParameters(model),
+          parameters,
         });
         if (!opts.quiet) {
           console.error(
-            `job: ${spec.name}: ${spec.model}, ${
-              countParameters(model).toLocaleString("en")
-            } parameters, ${steps} ` +
+            `job: ${spec.name}: ${spec.model}, ${parameters.toLocaleString("en")} parameters, ${steps} ` +
               `steps of ${t.batch} x ${t.length} bytes on ${spec.domain} (${text.source})`,
           );
         }
@@ -334,8 +333,7 @@ continues from its last checkpoint when started again. Bring the results into th
 `;
 }
 
-/** Whether a model family can run on the torch engine (byte-level families with a PyTorch twin). */
+/** Whether a model family can run on the torch engine (the byte-level families with a PyTorch twin). */
 export function jobSupports(kind: string): boolean {
-  return (JOB_KINDS as readonly string[]).includes(kind) &&
-    TOKEN_UNIT[kind as keyof typeof TOKEN_UNIT] === "byte";
+  return (JOB_KINDS as readonly string[]).includes(kind);
 }

@@ -82,13 +82,16 @@ export class AdamW {
   }
 }
 
+/** Where the cosine ends, as a fraction of the peak learning rate (the trainer's default). */
+export const MIN_LR_RATIO = 0.1;
+
 /** Linear warm-up to `peak`, then cosine decay to `peak * minRatio` at `total` steps. */
 export function warmupCosine(
   step: number,
   total: number,
   peak: number,
   warmup: number,
-  minRatio = 0.1,
+  minRatio = MIN_LR_RATIO,
 ): number {
   if (step < warmup) return peak * (step + 1) / warmup;
   const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));

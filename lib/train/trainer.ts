@@ -481,8 +481,11 @@ async function removeDir(path: string): Promise<void> {
   }
 }
 
-/** The logged steps (a torn last line, from a process killed mid-write, is skipped: it is never resumed). */
-async function readLog(runDir: string): Promise<TrainLogEntry[]> {
+/**
+ * The logged steps of a run directory (a torn last line, from a process killed mid-write, is skipped: it is
+ * never resumed). A torch job's runs (lib/torch/train.py) write the same file with the same fields.
+ */
+export async function readLog(runDir: string): Promise<TrainLogEntry[]> {
   const path = `${runDir}/${TRAIN_LOG}`;
   if (!(await pathExists(path))) return [];
   const out: TrainLogEntry[] = [];
