@@ -947,6 +947,21 @@ function domainFlag(flags: Flags, command: string): Domain {
   return d as Domain;
 }
 
+/** A comma-separated list option (--domains, --models), or undefined when it is not given. */
+function listFlag(flags: Flags, name: string): string[] | undefined {
+  return flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
+}
+
+/** --seeds: integers >= 0, comma-separated; undefined when it is not given. */
+function seedsFlag(flags: Flags): number[] | undefined {
+  return listFlag(flags, "seeds")?.map((x) => {
+    if (!/^\d+$/.test(x)) {
+      throw new UsageError(`${flags.command}: --seeds: expected integers like 0,1,2, got "${x}"`);
+    }
+    return Number(x);
+  });
+}
+
 function scaleFlag(flags: Flags, fallback: ScaleName): ScaleName {
   const s = (flags.get("scale") ?? Deno.env.get("SCALE") ?? fallback) as ScaleName;
   if (!Object.hasOwn(SCALES, s)) {
@@ -1234,17 +1249,12 @@ async function jobCommand(args: string[]) {
         `job: --plan takes its runs' settings from the plan; drop --${stray.join(", --")}`,
       );
     }
-    const list = (name: string) =>
-      flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
-    const seeds = list("seeds")?.map((x) => {
-      if (!/^\d+$/.test(x)) throw new UsageError(`job: --seeds: expected integers like 0,1,2, got "${x}"`);
-      return Number(x);
-    });
+    const seeds = seedsFlag(flags);
     const plan = await readPlan(String(flags.get("plan")));
     try {
       specs = planRuns(plan, scaleFlag(flags, "small"), {
-        domains: list("domains"),
-        models: list("models"),
+        domains: listFlag(flags, "domains"),
+        models: listFlag(flags, "models"),
         seeds,
       });
     } catch (e) {
@@ -1315,8 +1325,6 @@ async function reproduceCommand(args: string[]) {
     engine: "value",
   }, "reproduce");
   const scale = scaleFlag(flags, "small");
-  const list = (name: string) =>
-    flags.has(name) ? String(flags.get(name)).split(",").filter(Boolean) : undefined;
   const backend = await startBackend();
   const inProcess = flags.get("in-process") === true;
   if (!inProcess) console.error(`reproduce at the ${scale} scale (${SCALES[scale]}) on ${backend.backend}`);
@@ -1329,14 +1337,9 @@ async function reproduceCommand(args: string[]) {
       scale,
       resultsDir: (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR,
       runsDir: flags.get("runs-dir") as string | undefined,
-      domains: list("domains"),
-      models: list("models"),
-      seeds: list("seeds")?.map((s) => {
-        if (!/^\d+$/.test(s)) {
-          throw new UsageError(`reproduce: --seeds: expected integers like 0,1,2, got "${s}"`);
-        }
-        return Number(s);
-      }),
+      domains: listFlag(flags, "domains"),
+      models: listFlag(flags, "models"),
+      seeds: seedsFlag(flags),
       skipData: flags.get("no-data") === true,
       skipEvaluations: flags.get("no-evaluations") === true,
       skipFigures: flags.get("no-figures") === true,
