@@ -730,12 +730,12 @@ export class MambaStepper implements Stepper {
   }
   /**
    * SiLU of e values per row of X (T rows of `stride` values, starting at column `from`), in place, or,
-   * with `into`, multiplied into `into` (T, e) (the gate y *= silu(z)). The vector sigmoid of scan.wat when
-   * e % 4 == 0 (the kernels present), else Math.exp.
+   * with `into`, multiplied into `into` (T, e) (the gate y *= silu(z)). decode.wat's siluRows when e % 4 ==
+   * 0 (the kernels present: then so are the threads), else Math.exp.
    */
   private silu(seg: Segment, X: Float32Array, from: number, stride: number, T: number, into?: Float32Array) {
-    const e = this.e, g = seg.scratch.g, kern = seg.kern;
-    if (kern && this.gang && e % 4 === 0) {
+    const e = this.e, g = seg.scratch.g;
+    if (seg.kern && this.gang && e % 4 === 0) {
       // decode.wat's siluRows, the rows split over the threads
       const x0 = X.byteOffset + from * 4, xs = stride * 4;
       const [y0, ys] = into ? [into.byteOffset, e * 4] : [x0, xs];
@@ -751,14 +751,8 @@ export class MambaStepper implements Stepper {
       this.gang.run(seg.index, DecodeFn.siluRows, jobs);
       return;
     }
-    if (kern && e % 4 === 0) {
-      for (let t = 0; t < T; t++) {
-        kern.map(3, X.byteOffset + (t * stride + from) * 4, g.byteOffset + t * e * 4, e);
-      }
-    } else {
-      for (let t = 0; t < T; t++) {
-        for (let c = 0; c < e; c++) g[t * e + c] = 1 / (1 + Math.exp(-X[t * stride + from + c]));
-      }
+    for (let t = 0; t < T; t++) {
+      for (let c = 0; c < e; c++) g[t * e + c] = 1 / (1 + Math.exp(-X[t * stride + from + c]));
     }
     for (let t = 0; t < T; t++) {
       for (let c = 0; c < e; c++) {
@@ -769,7 +763,7 @@ export class MambaStepper implements Stepper {
     }
   }
 
-  /** softplus of X[0, count) in place (scan.wat's vector softplus when count % 4 == 0). */
+  /** softplus of X[0, count) in place (math.wat's vector softplus over the threads when count % 4 == 0). */
   private softplus(seg: Segment, X: Float32Array, count: number) {
     if (seg.kern && this.gang && count % 4 === 0) {
       // the vector softplus (map's f = 2), the values split over the threads in whole vectors
@@ -780,8 +774,7 @@ export class MambaStepper implements Stepper {
         (b - a) * 4,
       ]);
       this.gang.run(seg.index, DecodeFn.map, jobs);
-    } else if (seg.kern && count % 4 === 0) seg.kern.map(2, X.byteOffset, X.byteOffset, count);
-    else for (let i = 0; i < count; i++) X[i] = softplusS(X[i]);
+    } else for (let i = 0; i < count; i++) X[i] = softplusS(X[i]);
   }
 
   /**
