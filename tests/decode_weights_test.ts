@@ -350,36 +350,27 @@ Deno.test("cli score --weights int8 reports its bits per byte beside float32's; 
   assert.equal(r.weights, "int8");
   assert.ok(Math.abs(r.bits_per_byte - r.f32_bits_per_byte - r.bits_per_byte_minus_f32) < 1e-12);
   assert.ok(Math.abs(r.bits_per_byte_minus_f32) < 0.01, JSON.stringify(r));
-  const g = await cli(
-    "generate",
-    "--model",
-    dir,
-    "--prompt-file",
-    promptFile,
-    "--max-bytes",
-    String(greedy.length),
-    "--greedy",
-    "--weights",
-    "f32",
-  );
+  const greedyBytes = (maxBytes: number, weights: string) =>
+    cli(
+      "generate",
+      "--model",
+      dir,
+      "--prompt-file",
+      promptFile,
+      "--max-bytes",
+      String(maxBytes),
+      "--greedy",
+      "--weights",
+      weights,
+    );
+  const g = await greedyBytes(greedy.length, "f32");
   assert.equal(g.code, 0, g.stderr);
   assert.deepEqual(
     Array.from(g.stdout),
     greedy,
     "f32 on the stepper: mamba_ssm's bytes",
   );
-  const g8 = await cli(
-    "generate",
-    "--model",
-    dir,
-    "--prompt-file",
-    promptFile,
-    "--max-bytes",
-    "16",
-    "--greedy",
-    "--weights",
-    "int8",
-  );
+  const g8 = await greedyBytes(16, "int8");
   assert.equal(g8.code, 0, g8.stderr);
   assert.equal(g8.stdout.length, 16);
   // eval records a format's score in eval_weights.jsonl (not eval.jsonl, which the figures read)

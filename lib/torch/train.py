@@ -26,11 +26,13 @@ importable and the job runs on CUDA, else the PyTorch reference in mamba.py. Nev
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import struct
 import sys
@@ -242,12 +244,12 @@ def save_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Op
         os.fsync(f.fileno())
     if os.path.exists(final):
         if os.path.exists(old):
-            remove_tree(old)
+            shutil.rmtree(old)
         os.rename(final, old)
     os.rename(tmp, final)
     fsync_dir(run_dir)
     if os.path.exists(old):
-        remove_tree(old)
+        shutil.rmtree(old)
 
 
 def fsync_dir(path: str) -> None:
@@ -257,15 +259,6 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def remove_tree(path: str) -> None:
-    for root, dirs, files in os.walk(path, topdown=False):
-        for f in files:
-            os.remove(os.path.join(root, f))
-        for d in dirs:
-            os.rmdir(os.path.join(root, d))
-    os.rmdir(path)
 
 
 def remove_stale_temporaries(run_dir: str) -> None:
@@ -280,7 +273,7 @@ def remove_stale_temporaries(run_dir: str) -> None:
             pass
         except (ValueError, PermissionError):
             continue
-        remove_tree(os.path.join(run_dir, name))
+        shutil.rmtree(os.path.join(run_dir, name))
 
 
 def load_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Optimizer, names: dict, fingerprint: dict):
@@ -393,7 +386,7 @@ def train_step(model, params, opt, ids_all, micro: int, clip: float, world: int)
     for k in range(accum):
         ids = ids_all[k * micro : (k + 1) * micro]
         sync = k == accum - 1 or not hasattr(model, "no_sync")
-        with (_nothing() if sync else model.no_sync()):
+        with (contextlib.nullcontext() if sync else model.no_sync()):
             loss = model(ids) / accum
             loss.backward()
         local += loss.detach().double()
@@ -567,14 +560,6 @@ def main() -> int:
         dist.barrier()
         dist.destroy_process_group()
     return 0
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 if __name__ == "__main__":
