@@ -71,7 +71,10 @@ function applyGemv(setting: string): void {
   for (const pair of setting.split(",")) {
     const [key, value] = pair.split("=");
     const was = (gemvTuning as Record<string, unknown>)[key];
-    const v = typeof was === "boolean" ? value === "true" : Number(value);
+    // rowsKernel is true, false or "hardware"; the others are numbers
+    const v = key === "rowsKernel"
+      ? (value === "true" ? true : value === "false" ? false : value === "hardware" ? value : NaN)
+      : Number(value);
     if (was === undefined || (typeof v === "number" && !Number.isFinite(v))) {
       console.error(
         `--gemv: ${pair}: expected KEY=VALUE with KEY one of ${Object.keys(gemvTuning).join(", ")}`,
