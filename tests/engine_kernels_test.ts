@@ -120,23 +120,17 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
   }
 });
 
-Deno.test("engine kernels: GEMV of several rows (a pass's positions): lanes with 2-4 columns a group, and A in registers over 1-4 vectors a thread, partial batches of columns", async () => {
+Deno.test("engine kernels: GEMV of several rows (a pass's positions): lanes with 2-4 columns a group, partial batches of columns", async () => {
   const saved = { ...gemvTuning };
-  // the lanes kernel with several columns per group; then the rows kernel (A in registers; the H200's
-  // default, not software WebGPU's), its columns walked in batches by 2 workgroups. Each setting's shaders
-  // compile anew on lavapipe (the rows kernel's in ~15 s each), so the cases are few.
-  const settings = [
-    ...[2, 4].map((passColumns) => ({ rowsKernel: false, passColumns })),
-    { rowsKernel: true, rowsGroups: 2 },
-  ];
+  // the lanes kernel with several columns per group (the default, one, runs in every other test); each
+  // setting's shaders compile anew on lavapipe, so the cases are few
+  const settings = [2, 4].map((passColumns) => ({ passColumns }));
   try {
     for (const setting of settings) {
       Object.assign(gemvTuning, saved, setting);
       const passColumns = JSON.stringify(setting);
-      // rows 2..8; N not a multiple of the columns; K 44 (remainder loop only; rows kernel: one vector a
-      // thread, most threads past the row's end) and 3200 (the unrolled loop; rows kernel: four vectors a
-      // thread, the last reaching some threads); scalar weights (K 45: the lanes kernel only); accumulate;
-      // a folded norm; the conv epilogue over a pass with snapshots
+      // rows 2..8; N not a multiple of the columns; K 44 (the remainder loop only) and 3200 (the unrolled
+      // loop); scalar weights (K 45); accumulate; a folded norm; the conv epilogue over a pass with snapshots
       for (
         const [M, N, K, accumulate] of [[8, 37, 44, false], [3, 11, 3200, true], [2, 5, 45, false]] as const
       ) {

@@ -29,7 +29,7 @@ const USAGE = `deno run -A lib/bench/decode_engine.ts [options]   (greedy decodi
   --fused-conv LIST      auto (default: from d_model 1024 up), on, off: the conv step in in_proj's dispatch
   --profile              also each kernel's device time in one step (summed by kernel)
   --gemv SETTINGS        the GEMV's settings (lib/kernels/webgpu/gemm.ts gemvTuning), as KEY=VALUE pairs
-                         (e.g. rowsKernel=false or rowsGroups=132,rowsOutputs=8) or MIN,UNROLL,COLS
+                         (e.g. passColumns=2 or minGroups=128,unroll=2) or MIN,UNROLL,COLS
                          (fewest workgroups, unrolling, columns per group in a pass); repeatable: every
                          shape is measured once per setting
   --backend NAME         webgpu (default) or js
@@ -71,11 +71,8 @@ function applyGemv(setting: string): void {
   for (const pair of setting.split(",")) {
     const [key, value] = pair.split("=");
     const was = (gemvTuning as Record<string, unknown>)[key];
-    // rowsKernel is true, false or "hardware"; the others are numbers
-    const v = key === "rowsKernel"
-      ? (value === "true" ? true : value === "false" ? false : value === "hardware" ? value : NaN)
-      : Number(value);
-    if (was === undefined || (typeof v === "number" && !Number.isFinite(v))) {
+    const v = Number(value);
+    if (was === undefined || !Number.isFinite(v)) {
       console.error(
         `--gemv: ${pair}: expected KEY=VALUE with KEY one of ${Object.keys(gemvTuning).join(", ")}`,
       );

@@ -23,7 +23,7 @@ MAMBABYTE_TEST_BACKENDS=webgpu timeout 120 deno test -A --cached-only --no-check
   --filter "pass of k" > $L/test_decode.out 2>&1
 timeout 200 python3 .peer/h200_peers.py --mamba .peer/mamba train_transformer decode > $L/peers.jsonl 2> $L/peers.err
 $R lib/bench/decode_engine.ts --shape 1792,48 --steps-per-submit 64 --bytes 2048 --contexts 1024,65536 --profile \
-  --gemv rowsKernel=true --gemv rowsKernel=false --gemv rowsKernel=true,rowsGroups=132 \
+  \
   --gemv rowsKernel=true,rowsOutputs=8 --peers $L/peers.jsonl --out $L/decode_972m.jsonl \
   > $L/decode_972m.out 2> $L/decode_972m.err
 $R lib/bench/speculative_engine.ts --out $L/spec.jsonl > $L/spec.out 2> $L/spec.err

@@ -30,7 +30,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type Backend, newTensor, tfjsDispatcher } from "./runtime.ts";
-import { type Dispatcher, type DispatchLimits, flatGroups } from "./dispatcher.ts";
+import { type Dispatcher, flatGroups } from "./dispatcher.ts";
 import { type Gemm, gemmLayout, type GemmSpec } from "../js/gemm.ts";
 
 export type { Gemm, GemmLayout, GemmSpec } from "../js/gemm.ts";
@@ -304,20 +304,15 @@ function gemvLanes(g: { N: number; K: number }, C = 1): number {
  * The GEMV's settings: the fewest workgroups a product should run (lanes per group double until it does),
  * the weight vectors each lane loads before using them, and the columns each group computes when the
  * product has several rows (a verification pass). Benchmarks may change them (lib/bench/decode_engine.ts
- * --gemv) before any program is recorded.
+ * --gemv) before any program is recorded. A second kernel for several rows, each thread holding A's rows at
+ * its vectors of k in registers and walking the weights in batches of columns, was measured on the H200 and
+ * removed: a pass of 8 at the 972M shape took 14.6 ms with it against 5.3 ms here, and 0.63 against 0.50 ms
+ * at d256 x 4 (data/results/bench/sweep/decode_gemv_rows.jsonl, decode_engine.jsonl).
  */
 export const gemvTuning = {
   minGroups: 512,
   unroll: 4,
   passColumns: 1,
-  /**
-   * several rows through gemvRowsShader (A in registers) where it applies: always, never, or on hardware
-   * adapters only (software WebGPU compiled it several times slower than the lanes kernel, timed by hand)
-   */
-  rowsKernel: "hardware" as boolean | "hardware",
-  /** its outputs per batch of columns (rows x columns), and the workgroups it aims for */
-  rowsOutputs: 16,
-  rowsGroups: 264,
 };
 
 /** Columns per group of lanes: gemvTuning.passColumns with several rows (a pass), else one. */
@@ -458,162 +453,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   return text;
 }
 
-/**
- * Which GEMV serves several rows (2..8: a verification pass's positions, or a batch of sequences):
- * "registers" (gemvRowsShader) when its conditions hold, else the lanes kernel of one row (gemvShader).
- */
-function usesRowsKernel(g: Required<Omit<GemmSpec, "name">>, limits: DispatchLimits): boolean {
-  const v4 = g.K % 4 === 0 && g.ldb % 4 === 0 && g.offB % 4 === 0 && g.lda % 4 === 0 && g.offA % 4 === 0;
-  const on = gemvTuning.rowsKernel === "hardware" ? !limits.software : gemvTuning.rowsKernel;
-  return on && g.M > 1 && v4 && Math.ceil(g.K / 4 / 256) <= ROWS_MAX_VECTORS;
-}
-/** The most vectors of four of each A row a thread of gemvRowsShader holds (K <= 4,096). */
-const ROWS_MAX_VECTORS = 4;
-
-/** gemvRowsShader's columns per batch (M x columns <= gemvTuning.rowsOutputs) and per workgroup. */
-function rowsLayout(g: { M: number; N: number }): { CB: number; NB: number; groups: number } {
-  const CB = Math.max(1, Math.min(4, Math.floor(gemvTuning.rowsOutputs / g.M)));
-  const NB = CB * Math.max(1, Math.floor(g.N / (gemvTuning.rowsGroups * CB)));
-  return { CB, NB, groups: Math.ceil(g.N / NB) };
-}
-
-/**
- * The GEMV of several rows with A held in registers. With M rows the lanes kernel loads M vectors of A
- * (from cache) for every vector of weights it streams from memory; at the 972M shape a pass of 8
- * positions took 2.3x a step's time in its products. Here each of a workgroup's 256 threads owns the same
- * vectors of k, t + 256 j (j < J), for every column: it loads A's M rows there once (the folded norm's
- * gain multiplied in once), then walks the workgroup's columns in batches of CB, loading only weights.
- * Each batch's M x CB partial sums go through workgroup memory once (each thread's share, then 256 / Q
- * threads per output, then one): three barriers per batch of columns instead of M loads per weight.
- *   C[m, n] (+)= sum_k A[m, k] B[n, k]      (norm: rstd[m] sum_k A[m, k] G[k] B[n, k])
- */
-function gemvRowsShader(
-  g: Required<Omit<GemmSpec, "name">>,
-  epi?: GemvEpilogue,
-  norm?: GemvNorm,
-): string {
-  const key = `gemv rows ${JSON.stringify(g)} ${epi?.key ?? ""} ${JSON.stringify(norm ?? {})} ${
-    JSON.stringify(gemvTuning)
-  }`;
-  let text = codes.get(key);
-  if (text) return text;
-  const M = g.M, K4 = g.K / 4, J = Math.ceil(K4 / 256), { CB, NB } = rowsLayout(g);
-  const ms = [...Array(M).keys()], js = [...Array(J).keys()], cs = [...Array(CB).keys()];
-  // vector j of this thread, and whether it lies inside the row (the last one may not)
-  const kOf = (j: number) => `t + ${256 * j}u`;
-  const inside = (j: number) => (256 * (j + 1) <= K4 ? "true" : `${kOf(j)} < ${K4}u`);
-  const Q = M * CB; // outputs of a batch
-  /**
-   * part[o * 256 + t] holds thread t's share of output o < q; then P = 256 / q threads per output sum
-   * strided slices of it into part2[o * P + s], and the output is the sum of its P slices (`total`).
-   * Two barriers: software WebGPU (lavapipe) compiles each barrier as a coroutine suspension, and its
-   * compile time grew steeply with them.
-   */
-  const slices = (q: number) => Math.floor(256 / q);
-  // part holds vectors of four: lavapipe's compile time grew with the number of elements in workgroup
-  // memory (timed by hand: about five times faster as 1,024 vectors than as 4,096 floats)
-  const partAt = (x: string) => `part[(${x}) / 4u][(${x}) % 4u]`;
-  const reduce = (q: number) => {
-    const P = slices(q);
-    return `workgroupBarrier();
-    if (t < ${q * P}u) {
-      let o = t / ${P}u; let s = t % ${P}u;
-      var sum = 0.0;
-      for (var i = s; i < 256u; i += ${P}u) { sum += ${partAt("o * 256u + i")}; }
-      part2[o * ${P}u + s] = sum;
-    }
-    workgroupBarrier();`;
-  };
-  const total = (q: number, o: string) => `sumSlices((${o}) * ${slices(q)}u, ${slices(q)}u)`;
-  const part2Size = Math.max(...[Q, M].map((q) => q * Math.floor(256 / q)));
-  const value = (m: number) => `v${m}`;
-  const stores = ms.map((m) => {
-    const o = `${g.offC + m * g.ldc}u + n`;
-    return `C[${o}] = ${g.accumulate ? `C[${o}] + ` : ""}${value(m)};`;
-  }).join("\n        ");
-  text = `
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-${
-    [...(norm ? [["G", "read", "vec4<f32>"]] : []), ...(epi?.bindings ?? [])].map(([name, access, type], i) =>
-      `@group(0) @binding(${3 + i}) var<storage, ${access}> ${name}: array<${type}>;`
-    ).join("\n")
-  }
-${epi?.helpers ?? ""}
-var<workgroup> part: array<vec4<f32>, ${64 * Math.max(Q, M)}>;
-var<workgroup> part2: array<f32, ${part2Size}>;
-fn sumSlices(at: u32, count: u32) -> f32 {
-  var sum = 0.0;
-  for (var i = 0u; i < count; i++) { sum += part2[at + i]; }
-  return sum;
-}
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let n0 = (wg.x + wg.y * nwg.x) * ${NB}u;
-  // A's rows at this thread's vectors of k (zeros past the row's end)
-  ${
-    ms.map((m) =>
-      js.map((j) =>
-        `var a${m}_${j} = vec4<f32>(0.0); if (${inside(j)}) { a${m}_${j} = A[${(g.offA + m * g.lda) / 4}u + ${
-          kOf(j)
-        }]; }`
-      ).join(" ")
-    ).join("\n  ")
-  }
-  ${
-    norm
-      // the rows' rstd from the registers, then the gain multiplied into them
-      ? `${
-        ms.map((m) =>
-          `${partAt(`${m * 256}u + t`)} = ${js.map((j) => `dot(a${m}_${j}, a${m}_${j})`).join(" + ")};`
-        ).join(" ")
-      }
-  ${reduce(M)}
-  ${ms.map((m) => `let rstd${m} = 1.0 / sqrt(${total(M, `${m}u`)} / ${g.K}.0 + ${norm.eps});`).join(" ")}
-  ${
-        js.map((j) =>
-          `if (${inside(j)}) { let gj = G[${kOf(j)}]; ${ms.map((m) => `a${m}_${j} *= gj;`).join(" ")} }`
-        ).join("\n  ")
-      }`
-      : ""
-  }
-  for (var nb = 0u; nb < ${NB}u; nb += ${CB}u) {
-    // this batch's weights first (CB x J loads in flight), then every row's dot products
-    ${
-    cs.map((c) =>
-      `let row${c} = min(n0 + nb + ${c}u, ${g.N - 1}u) * ${g.ldb / 4}u + ${g.offB / 4}u; ${
-        js.map((j) =>
-          `var w${c}_${j} = vec4<f32>(0.0); if (${inside(j)}) { w${c}_${j} = B[row${c} + ${kOf(j)}]; }`
-        )
-          .join(" ")
-      }`
-    ).join("\n    ")
-  }
-    ${
-    ms.map((m) =>
-      cs.map((c) =>
-        `${partAt(`${(m * CB + c) * 256}u + t`)} = ${
-          js.map((j) => `dot(a${m}_${j}, w${c}_${j})`).join(" + ")
-        };`
-      ).join(" ")
-    ).join("\n    ")
-  }
-    ${reduce(Q)}
-    if (t < ${CB}u && n0 + nb + t < ${g.N}u) {
-      let c = t; let n = n0 + nb + t;
-      ${ms.map((m) => `let v${m} = ${total(Q, `${m * CB}u + c`)}${norm ? ` * rstd${m}` : ""};`).join(" ")}
-      ${stores}
-      ${epi ? epi.after(value) : ""}
-    }
-  }
-}
-`;
-  codes.set(key, text);
-  return text;
-}
-
 /** A GEMV (a few rows, weights stored (N, K)) with an epilogue and its extra buffers, one dispatch. */
 export function recordGemv<B>(
   d: Dispatcher<B>,
@@ -628,11 +467,10 @@ export function recordGemv<B>(
   if (norm && !(g.offA === 0 && g.lda === g.K)) {
     throw new Error(`gemv: a folded norm reads whole rows of A (offA 0, lda K): ${JSON.stringify(g)}`);
   }
-  const rows = usesRowsKernel(g, d.limits);
   const C = gemvColumnsPerGroup(g);
-  const wgs = rows ? rowsLayout(g).groups : Math.ceil(g.N / (C * 256 / gemvLanes(g, C)));
+  const wgs = Math.ceil(g.N / (C * 256 / gemvLanes(g, C)));
   const groups: [number, number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
-  const code = rows ? gemvRowsShader(g, epi, norm) : gemvShader(g, epi, norm);
+  const code = gemvShader(g, epi, norm);
   d.dispatch(label, code, bufs, groups, 2 * g.M * g.N * g.K);
 }
 

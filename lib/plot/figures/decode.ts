@@ -395,8 +395,8 @@ registerFigure({
       r.peer?.cuda_graph_bytes_per_s && r.batch === 1 && (r.split_norm ?? "auto") === "auto" &&
       (r.fused_conv ?? "auto") === "auto" &&
       (r.gemv === undefined || (r.gemv.minGroups === 512 && r.gemv.unroll === 4 &&
-        (r.gemv.rowsKernel ?? "hardware") === "hardware" && (r.gemv.rowsGroups ?? 264) === 264 &&
-        (r.gemv.rowsOutputs ?? 16) === 16))
+        // a pass through the removed rows kernel (on by default on hardware adapters until it was measured)
+        (r.gemv.rowsKernel === undefined || r.gemv.rowsKernel === false)))
     );
     const key = (r: Rec) => `${r.d_model}|${r.n_layer}|${r.context}`;
     // the spread between sessions: the ratios of the last three records of a shape and context that share
