@@ -139,6 +139,47 @@ Deno.test("mvBf16 / mvQ8 equal their plain-JS twins (1e-6), the twins equal floa
   }
 });
 
+Deno.test("gemmPanels (the prefill's Y = X W^T, each panel of W packed per thread in cache) equals doubles (1e-5) and pack + gemm bit for bit; split panels equal one call", () => {
+  const rng = new Rng(21);
+  // K: a multiple of 4 (the transposing loop only), 13 and 6 (its tail of 1 and 2 columns, 6 below one
+  // vector); T: whole and partial tiles of 6 ids; X rows with a stride past K (xz's halves)
+  for (const [N, K, T, xStride] of [[16, 64, 12, 64], [24, 13, 7, 20], [8, 6, 1, 6], [40, 36, 25, 40]]) {
+    const { mem, put } = kernelMemory(1 << 18);
+    const mm = new WebAssembly.Instance(kernelModules()[1], { env: { memory: mem } })
+      .exports as unknown as Record<string, (...a: number[]) => void>;
+    const tiles = Math.ceil(T / 6);
+    const W = put(rng.normalArray(N * K)), X = put(rng.normalArray(tiles * 6 * xStride));
+    const Y = put(new Float32Array(tiles * 6 * N)), Y2 = put(new Float32Array(tiles * 6 * N));
+    const Yref = put(new Float32Array(tiles * 6 * N)), packedAll = put(new Float32Array(N * K));
+    const scratch = put(new Float32Array(2 * 8 * K));
+    const params = put(new Float32Array(16)), words = new Int32Array(mem.buffer, params.byteOffset, 16);
+    const setParams = (B: number, C: number) =>
+      words.set([X.byteOffset, xStride * 4, 4, B, K, C, N * 4, N, 24 * xStride, 0, tiles]);
+    setParams(W.byteOffset, Y.byteOffset);
+    mm.gemmPanels(params.byteOffset, 0, N / 8, scratch.byteOffset);
+    // two threads' share: panels split, each with its own scratch
+    setParams(W.byteOffset, Y2.byteOffset);
+    mm.gemmPanels(params.byteOffset, 0, 1, scratch.byteOffset);
+    mm.gemmPanels(params.byteOffset, 1, N / 8, scratch.byteOffset + 8 * K * 4);
+    assert.deepEqual(Y2, Y);
+    // the scalar pack of all of W (transposed), then gemm's tiles over the packed panels
+    mm.pack(W.byteOffset, K, N, 1, packedAll.byteOffset);
+    setParams(packedAll.byteOffset, Yref.byteOffset);
+    mm.gemm(params.byteOffset, 0, tiles, 0);
+    assert.deepEqual(Y, Yref);
+    for (let t = 0; t < T; t++) {
+      for (let o = 0; o < N; o++) {
+        let sum = 0;
+        for (let k = 0; k < K; k++) sum += X[t * xStride + k] * W[o * K + k];
+        assert.ok(
+          Math.abs(Y[t * N + o] - sum) <= 1e-5 * Math.max(1, Math.abs(sum)),
+          `N ${N} K ${K} (${t}, ${o})`,
+        );
+      }
+    }
+  }
+});
+
 Deno.test("siluRows (the gates) equals x sigmoid(x) in doubles, in place and multiplied into y, over strided rows; split rows equal one call bit for bit", () => {
   const rng = new Rng(9);
   const e = 20, T = 5, xs = 2 * e; // rows of x (2e floats apart), e values from column e: the z half of xz

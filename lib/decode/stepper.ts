@@ -178,7 +178,7 @@ interface Scratch {
   hB: Float32Array;
   xq: Int16Array; // (T, max(d, e)) an int8 product's input rounded to int16
   xScale: Float32Array; // (T) its scales
-  packed: Float32Array; // a float32 matrix packed into the GEMM's panels (the prefill; matmul.wat `pack`)
+  packed: Float32Array; // a panel of 8 rows of a float32 matrix per thread, packed by the prefill's GEMM
   gemmParams: Int32Array; // the GEMM's parameter block
 }
 
@@ -200,7 +200,7 @@ interface Segment {
 export const RUN_CHUNK = 264;
 /**
  * A prefill (`read` keeping only the last state) of at least this many ids computes its float32 products
- * with the blocked GEMM of matmul.wat (the weights packed into panels once per chunk, then reused across
+ * with the blocked GEMM of matmul.wat (each panel of 8 weight rows packed in cache, then reused across
  * the chunk's ids) instead of mv4 (each weight reused by four ids).
  */
 const GEMM_MIN_IDS = 24;
@@ -397,9 +397,11 @@ export class MambaStepper implements Stepper {
   }
 
   /**
-   * Y (T, rows) = X (T, cols) W^T by matmul.wat's blocked GEMM: W packed into panels of 8 rows, then each
-   * panel against every tile of 6 ids (`gemmPanels`), both split by panels over the threads. Rows of Y past T, up to a multiple of 6, get padding results (the scratch
-   * holds RUN_CHUNK rows). Fused multiply-adds and another order of sums than mv: not bit for bit a step's.
+   * Y (T, rows) = X (T, cols) W^T by matmul.wat's blocked GEMM (`gemmPanels`): the threads split W's panels
+   * of 8 rows; each thread packs a panel into its own slice of the scratch (it stays in cache), then runs
+   * every tile of 6 ids against it. Rows of Y past T, up to a multiple of 6, get padding results (the
+   * scratch holds RUN_CHUNK rows). Fused multiply-adds and another order of sums than mv: not bit for bit
+   * a step's.
    */
   private gemm(
     seg: Segment,
@@ -412,21 +414,12 @@ export class MambaStepper implements Stepper {
     xStride: number,
   ) {
     const g = this.gang!, { packed, gemmParams } = seg.scratch;
-    const panels = this.parts(rows / 8, rows * cols, 1).map(([a, b]) => [
-      W.byteOffset + a * 8 * cols * 4,
-      cols,
-      (b - a) * 8,
-      1,
-      packed.byteOffset + a * 8 * cols * 4,
-    ]);
-    g.run(seg.index, DecodeFn.pack, panels);
-    // A = X (rows xStride floats apart, 6-row tiles), packed B (cols, rows), C = Y (T rows, rows floats
-    // apart); threads split the panels, each panel read once and reused by every tile of ids
+    // A = X (rows xStride floats apart, 6-row tiles), W (rows, cols), C = Y (T rows, rows floats apart)
     gemmParams.set([
       X.byteOffset,
       xStride * 4,
       4,
-      packed.byteOffset,
+      W.byteOffset,
       cols,
       Y.byteOffset,
       rows * 4,
@@ -435,7 +428,12 @@ export class MambaStepper implements Stepper {
       0,
       Math.ceil(T / 6),
     ]);
-    const jobs = this.parts(rows / 8, T * rows * cols, 1).map(([a, b]) => [gemmParams.byteOffset, a, b, 0]);
+    const jobs = this.parts(rows / 8, T * rows * cols, 1).map(([a, b], i) => [
+      gemmParams.byteOffset,
+      a,
+      b,
+      packed.byteOffset + i * 8 * cols * 4, // this thread's packed panel
+    ]);
     g.run(seg.index, DecodeFn.gemmPanels, jobs);
   }
 
@@ -493,11 +491,12 @@ export class MambaStepper implements Stepper {
       [...model.params.keys()].filter((k) => k.startsWith(`backbone.layers.${i}.`));
     const headNames = [...model.params.keys()].filter((k) => !k.startsWith("backbone.layers."));
     const tiedCopy = cfg.tie_embeddings && formatOf(d) !== "f32"; // the head compressed beside the embedding
-    // the prefill's GEMM packs a float32 matrix (rows a multiple of 8) into panels: room for the largest
-    const packFloats = Math.max(
+    // the prefill's GEMM packs a panel of 8 rows of a float32 matrix per thread: room for the widest
+    const threads = opts.threads ?? threadCount();
+    const packFloats = threads * 8 * Math.max(
       0,
       ...Object.values(matrixShapes).filter(([rows, cols]) => formatOf(cols) === "f32" && rows % 8 === 0)
-        .map(([rows, cols]) => rows * cols),
+        .map(([, cols]) => cols),
     );
     const scratchBytes = 4 * (T * (4 * d + 6 * e + r + 2 * n + V + 1) + 2 * e * n + packFloats + 16) +
       2 * T * Math.max(d, e) + 18 * 64;
@@ -632,7 +631,6 @@ export class MambaStepper implements Stepper {
       return { index, kern, scratch };
     });
     if (simd) {
-      const threads = opts.threads ?? threadCount();
       this.gang = new KernelThreads(
         kernelModules(),
         kerns.map((k) => k!.mem),

@@ -191,7 +191,6 @@ export const DECODE_THREAD_KERNELS: readonly KernelName[] = [
   [0, "mvQ8"],
   [0, "mv4Q8"],
   [1, "gemm"],
-  [1, "pack"],
   [0, "ssmScan"],
   [1, "gemmPanels"],
   [0, "siluRows"],
@@ -206,11 +205,10 @@ export const DecodeFn = {
   mvQ8: 5,
   mv4Q8: 6,
   gemm: 7,
-  pack: 8,
-  ssmScan: 9,
-  gemmPanels: 10,
-  siluRows: 11,
-  map: 12,
+  ssmScan: 8,
+  gemmPanels: 9,
+  siluRows: 10,
+  map: 11,
 } as const;
 
 /**

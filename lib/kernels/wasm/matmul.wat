@@ -115,35 +115,39 @@
       (br $lt)))
   )
 
-;; gemm with the loops the other way round: column panels [j0, j1) (8 columns each) over row tiles
-  ;; [0, word 10 of the params block), the same 6 x 8 kernel on each. Each panel of B is read from memory
-  ;; once and stays in cache across the row tiles (gemm reads all of B once per row tile: right for small B,
-  ;; 16x the memory traffic for a prefill chunk's 96 rows against a 51 MB weight matrix). Same params block
-  ;; as gemm, plus 10: row tiles. Results are gemm's bit for bit (same kernel per tile and panel).
-  (func (export "gemmPanels") (param $p i32) (param $j0 i32) (param $j1 i32) (param $unused i32)
-    (local $A i32) (local $rs i32) (local $ks i32) (local $Bp i32) (local $K i32) (local $C i32) (local $ldc i32)
+;; The prefill's product Y = X W^T with W (N x K, rows K floats apart) read where it lies: for each
+  ;; panel j in [j0, j1) (W's rows 8j .. 8j+7), the panel is packed k-major into this thread's `scratch`
+  ;; (K x 8 floats: it stays in cache), then every row tile [0, word 10 of the params block) of X runs the
+  ;; 6 x 8 kernel against it. W is read from memory once, and nothing the size of W is written: packing all
+  ;; of W first (`pack`, transposed) cost the 972M prefill 0.63 s of 5 s, reading and writing 3.9 GB twice
+  ;; more. Params block as gemm's, word 3 W instead of packed B, plus 10: row tiles. The results are
+  ;; `pack` then gemm's, bit for bit (the same packed panel and kernel per tile).
+  (func (export "gemmPanels") (param $p i32) (param $j0 i32) (param $j1 i32) (param $scratch i32)
+    (local $A i32) (local $rs i32) (local $ks i32) (local $W i32) (local $K i32) (local $C i32) (local $ldc i32)
     (local $ts i32) (local $tiles i32) (local $t i32) (local $j i32) (local $panel i32) (local $acc i32)
     (local.set $A (i32.load (local.get $p)))
     (local.set $rs (i32.load offset=4 (local.get $p)))
     (local.set $ks (i32.load offset=8 (local.get $p)))
-    (local.set $Bp (i32.load offset=12 (local.get $p)))
+    (local.set $W (i32.load offset=12 (local.get $p)))
     (local.set $K (i32.load offset=16 (local.get $p)))
     (local.set $C (i32.load offset=20 (local.get $p)))
     (local.set $ldc (i32.load offset=24 (local.get $p)))
     (local.set $ts (i32.load offset=32 (local.get $p)))
     (local.set $acc (i32.load offset=36 (local.get $p)))
     (local.set $tiles (i32.load offset=40 (local.get $p)))
-    (local.set $panel (i32.shl (local.get $K) (i32.const 5))) ;; bytes per packed panel: K x 8 floats
+    (local.set $panel (i32.shl (local.get $K) (i32.const 5))) ;; bytes of 8 rows of W: K x 8 floats
     (local.set $j (local.get $j0))
     (block $done (loop $lj
       (br_if $done (i32.ge_u (local.get $j) (local.get $j1)))
+      (call $packPanel (i32.add (local.get $W) (i32.mul (local.get $j) (local.get $panel))) (local.get $K)
+        (local.get $scratch))
       (local.set $t (i32.const 0))
       (block $tilesDone (loop $lt
         (br_if $tilesDone (i32.ge_u (local.get $t) (local.get $tiles)))
         (call $kernel6x8
           (i32.add (local.get $A) (i32.mul (local.get $t) (local.get $ts)))
           (local.get $rs) (local.get $ks)
-          (i32.add (local.get $Bp) (i32.mul (local.get $j) (local.get $panel)))
+          (local.get $scratch)
           (local.get $K)
           (i32.add (i32.add (local.get $C) (i32.mul (i32.mul (local.get $t) (i32.const 6)) (local.get $ldc)))
             (i32.shl (local.get $j) (i32.const 5)))
@@ -152,6 +156,65 @@
         (br $lt)))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $lj)))
+  )
+
+  ;; One panel of W's 8 rows (K floats apart, at src) k-major at dst: dst[k 8 + c] = W[c, k], as `pack`
+  ;; with `transposed` lays a full panel out. Four k at a time, the 8 rows' vectors transposed in registers
+  ;; (rows 0-3 and 4-7, a 4 x 4 transpose each); the k past a multiple of 4 one float at a time.
+  (func $packPanel (param $src i32) (param $K i32) (param $dst i32)
+    (local $rb i32) (local $k i32) (local $s i32) (local $c i32)
+    (local.set $rb (i32.shl (local.get $K) (i32.const 2)))
+    (local.set $s (local.get $src))
+    (local.set $k (i32.const 4))
+    (block $vdone (loop $lk
+      (br_if $vdone (i32.gt_u (local.get $k) (local.get $K)))
+      (call $transpose4Store
+        (v128.load (local.get $s))
+        (v128.load (i32.add (local.get $s) (local.get $rb)))
+        (v128.load (i32.add (local.get $s) (i32.shl (local.get $rb) (i32.const 1))))
+        (v128.load (i32.add (local.get $s) (i32.mul (local.get $rb) (i32.const 3))))
+        (local.get $dst))
+      (call $transpose4Store
+        (v128.load (i32.add (local.get $s) (i32.shl (local.get $rb) (i32.const 2))))
+        (v128.load (i32.add (local.get $s) (i32.mul (local.get $rb) (i32.const 5))))
+        (v128.load (i32.add (local.get $s) (i32.mul (local.get $rb) (i32.const 6))))
+        (v128.load (i32.add (local.get $s) (i32.mul (local.get $rb) (i32.const 7))))
+        (i32.add (local.get $dst) (i32.const 16)))
+      (local.set $s (i32.add (local.get $s) (i32.const 16)))
+      (local.set $dst (i32.add (local.get $dst) (i32.const 128)))
+      (local.set $k (i32.add (local.get $k) (i32.const 4)))
+      (br $lk)))
+    ;; the last K mod 4 columns: k - 4 is the first of them
+    (local.set $k (i32.sub (local.get $k) (i32.const 4)))
+    (block $done (loop $lt
+      (br_if $done (i32.ge_u (local.get $k) (local.get $K)))
+      (local.set $c (i32.const 0))
+      (loop $lc
+        (f32.store (local.get $dst) (f32.load (i32.add (local.get $s) (i32.mul (local.get $c) (local.get $rb)))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br_if $lc (i32.lt_u (local.get $c) (i32.const 8))))
+      (local.set $s (i32.add (local.get $s) (i32.const 4)))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br $lt)))
+  )
+
+  ;; Four rows a, b, c, d of four floats stored as their columns, 32 bytes apart from dst: (a_k, b_k, c_k, d_k)
+  ;; at dst + 32 k (a panel's 8 floats per k: the other four rows' columns go 16 bytes further).
+  (func $transpose4Store (param $a v128) (param $b v128) (param $c v128) (param $d v128) (param $dst i32)
+    (local $ab01 v128) (local $ab23 v128) (local $cd01 v128) (local $cd23 v128)
+    (local.set $ab01 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $a) (local.get $b)))
+    (local.set $ab23 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $a) (local.get $b)))
+    (local.set $cd01 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c) (local.get $d)))
+    (local.set $cd23 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c) (local.get $d)))
+    (v128.store (local.get $dst)
+      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $ab01) (local.get $cd01)))
+    (v128.store offset=32 (local.get $dst)
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab01) (local.get $cd01)))
+    (v128.store offset=64 (local.get $dst)
+      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $ab23) (local.get $cd23)))
+    (v128.store offset=96 (local.get $dst)
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $ab23) (local.get $cd23)))
   )
 
     ;; Packs B (K x N, or its transpose stored N x K when `transposed`) at src into panels of 8 columns at
