@@ -180,6 +180,73 @@ Deno.test("gemmPanels (the prefill's Y = X W^T, each panel of W packed per threa
   }
 });
 
+Deno.test("convRows (a prefill's conv, 4 taps, channels in pairs) equals the conv in doubles rounded once, bit for bit, windows included; split channels equal one call", () => {
+  const rng = new Rng(23);
+  for (const [e, T, bias] of [[6, 9, true], [10, 1, false], [4, 40, true]] as const) {
+    const k = 4, xs = 2 * e; // x_in: the first e columns of xz's rows
+    const { fns, put } = kernelMemory(1 << 16);
+    const X = put(rng.normalArray(T * xs)), W = put(rng.normalArray(e * k)), B = put(rng.normalArray(e));
+    const win0 = rng.normalArray(e * k);
+    const win = put(win0.slice()), Y = put(new Float32Array(T * e));
+    const win2 = put(win0.slice()), Y2 = put(new Float32Array(T * e));
+    fns.convRows(
+      X.byteOffset,
+      xs * 4,
+      Y.byteOffset,
+      e * 4,
+      win.byteOffset,
+      W.byteOffset,
+      B.byteOffset,
+      bias ? 1 : 0,
+      e,
+      T,
+    );
+    // two threads' shares: channels [0, 2) and [2, e)
+    const at = (a: Float32Array, floats: number) => a.byteOffset + floats * 4;
+    fns.convRows(
+      X.byteOffset,
+      xs * 4,
+      Y2.byteOffset,
+      e * 4,
+      win2.byteOffset,
+      W.byteOffset,
+      B.byteOffset,
+      bias ? 1 : 0,
+      2,
+      T,
+    );
+    fns.convRows(
+      at(X, 2),
+      xs * 4,
+      at(Y2, 2),
+      e * 4,
+      at(win2, 2 * k),
+      at(W, 2 * k),
+      at(B, 2),
+      bias ? 1 : 0,
+      e - 2,
+      T,
+    );
+    assert.deepEqual(Y2, Y);
+    assert.deepEqual(win2, win);
+    // the definition: each window shifted left, the new x appended; y the bias plus the taps times w, summed
+    // in order in doubles, rounded to float32 once
+    const ref = win0.slice(), yRef = new Float32Array(T * e);
+    for (let t = 0; t < T; t++) {
+      for (let c = 0; c < e; c++) {
+        const w = ref.subarray(c * k, c * k + k);
+        w.copyWithin(0, 1);
+        w[k - 1] = X[t * xs + c];
+        let sum = bias ? B[c] : 0;
+        for (let j = 0; j < k; j++) sum += w[j] * W[c * k + j];
+        yRef[t * e + c] = sum;
+      }
+    }
+    assert.deepEqual(Y, yRef);
+    assert.deepEqual(win, ref);
+  }
+});
+
 Deno.test("siluRows (the gates) equals x sigmoid(x) in doubles, in place and multiplied into y, over strided rows; split rows equal one call bit for bit", () => {
   const rng = new Rng(9);
   const e = 20, T = 5, xs = 2 * e; // rows of x (2e floats apart), e values from column e: the z half of xz

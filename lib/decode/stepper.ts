@@ -178,6 +178,7 @@ interface Scratch {
   hB: Float32Array;
   xq: Int16Array; // (T, max(d, e)) an int8 product's input rounded to int16
   xScale: Float32Array; // (T) its scales
+  convWindow: Float32Array; // (e, k): a prefill's conv windows, for convRows
   packed: Float32Array; // a panel of 8 rows of a float32 matrix per thread, packed by the prefill's GEMM
   gemmParams: Int32Array; // the GEMM's parameter block
 }
@@ -498,8 +499,8 @@ export class MambaStepper implements Stepper {
       ...Object.values(matrixShapes).filter(([rows, cols]) => formatOf(cols) === "f32" && rows % 8 === 0)
         .map(([, cols]) => cols),
     );
-    const scratchBytes = 4 * (T * (4 * d + 6 * e + r + 2 * n + V + 1) + 2 * e * n + packFloats + 16) +
-      2 * T * Math.max(d, e) + 18 * 64;
+    const scratchBytes = 4 * (T * (4 * d + 6 * e + r + 2 * n + V + 1) + 2 * e * n + e * k + packFloats + 16) +
+      2 * T * Math.max(d, e) + 19 * 64;
     const items = [
       ...Array.from({ length: cfg.n_layer }, (_, i) => sum(layerNames(i).map(bytesOf)) + 4 * e * n + 64), // + A2
       sum(headNames.map(bytesOf)) + (tiedCopy ? matrixBytes(formatOf(d), V, d) + 64 : 0),
@@ -626,6 +627,7 @@ export class MambaStepper implements Stepper {
         xq: place(index, new Int16Array(T * Math.max(d, e))),
         xScale: place(index, new Float32Array(T)),
         packed: simd ? region(index, packFloats) : new Float32Array(0),
+        convWindow: place(index, new Float32Array(e * k)),
         gemmParams: place(index, new Int32Array(16)),
       };
       return { index, kern, scratch };
@@ -682,25 +684,45 @@ export class MambaStepper implements Stepper {
       this.mm(seg, L.inProj, normed, xz, T, L.inBias); // (T, 2e): x_in = xz[t, 0:e), z = xz[t, e:2e)
       // conv window (e, k), oldest first: shift left by one, append x_in; x = silu(sum_j window[j] w[j] + bias)
       let win = state.conv[li];
-      for (let t = 0; t < T; t++) {
-        // a new window per id when every state is kept; else two reused ones, alternately
-        const next = keep === "all" ? new Float32Array(e * k) : this.convWindows[t & 1],
-          xin = t * 2 * e,
-          xt = t * e;
-        for (let c = 0; c < e; c++) {
-          const b = c * k;
-          let s = L.convB ? L.convB[c] : 0;
-          for (let j = 0; j < k - 1; j++) {
-            const v = win[b + j + 1];
-            next[b + j] = v;
-            s += v * L.convW[b + j];
+      if (keep === "last" && kern && this.gang && k === 4 && e % 2 === 0) {
+        // decode.wat's convRows (this loop's results bit for bit), the channels split over the threads
+        const cw = seg.scratch.convWindow;
+        cw.set(win);
+        const jobs = this.parts(e, T * e * k, 2).map(([a, b]) => [
+          xz.byteOffset + a * 4,
+          2 * e * 4,
+          x.byteOffset + a * 4,
+          e * 4,
+          cw.byteOffset + a * k * 4,
+          L.convW.byteOffset + a * k * 4,
+          L.convB ? L.convB.byteOffset + a * 4 : 0,
+          L.convB ? 1 : 0,
+          b - a,
+          T,
+        ]);
+        this.gang.run(seg.index, DecodeFn.convRows, jobs);
+        win = cw;
+      } else {
+        for (let t = 0; t < T; t++) {
+          // a new window per id when every state is kept; else two reused ones, alternately
+          const next = keep === "all" ? new Float32Array(e * k) : this.convWindows[t & 1],
+            xin = t * 2 * e,
+            xt = t * e;
+          for (let c = 0; c < e; c++) {
+            const b = c * k;
+            let s = L.convB ? L.convB[c] : 0;
+            for (let j = 0; j < k - 1; j++) {
+              const v = win[b + j + 1];
+              next[b + j] = v;
+              s += v * L.convW[b + j];
+            }
+            next[b + k - 1] = xz[xin + c];
+            s += xz[xin + c] * L.convW[b + k - 1];
+            x[xt + c] = s;
           }
-          next[b + k - 1] = xz[xin + c];
-          s += xz[xin + c] * L.convW[b + k - 1];
-          x[xt + c] = s;
+          win = next;
+          if (keep === "all") states[t].conv.push(next);
         }
-        win = next;
-        if (keep === "all") states[t].conv.push(next);
       }
       if (keep === "last") states[0].conv.push(win === state.conv[li] ? win : win.slice());
       this.silu(seg, x, 0, e, T); // x = silu(conv)

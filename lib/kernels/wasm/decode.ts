@@ -195,6 +195,7 @@ export const DECODE_THREAD_KERNELS: readonly KernelName[] = [
   [1, "gemmPanels"],
   [0, "siluRows"],
   [0, "map"],
+  [0, "convRows"],
 ];
 export const DecodeFn = {
   mv: 0,
@@ -209,6 +210,7 @@ export const DecodeFn = {
   gemmPanels: 9,
   siluRows: 10,
   map: 11,
+  convRows: 12,
 } as const;
 
 /**

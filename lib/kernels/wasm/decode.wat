@@ -128,6 +128,78 @@
       (br $row)))
   )
 
+;; The causal conv of a prefill (k = 4 taps) for a range of channels, two at a time (chans even): for each
+  ;; t, a channel's window (oldest first) shifts left by one and takes x[t, c], and
+  ;;   y[t, c] = bias[c] + window[1] w[c, 0] + window[2] w[c, 1] + window[3] w[c, 2] + x[t, c] w[c, 3]
+  ;; with window[j] the values before the shift, in that order, in doubles (the float32 products are exact
+  ;; there), rounded to float32 once: the stepper's JavaScript conv bit for bit. The windows (chans, 4) are
+  ;; read at the start and written back at the end; w (chans, 4); bias (chans) when useBias; x's and y's
+  ;; rows xs and ys bytes apart. The channels are independent, so threads split them.
+  (func (export "convRows") (param $x i32) (param $xs i32) (param $y i32) (param $ys i32) (param $win i32)
+    (param $w i32) (param $bias i32) (param $useBias i32) (param $chans i32) (param $T i32)
+    (local $t i32) (local $xo i32) (local $yo i32)
+    (local $h0 v128) (local $h1 v128) (local $h2 v128) (local $h3 v128)
+    (local $k0 v128) (local $k1 v128) (local $k2 v128) (local $k3 v128) (local $b v128) (local $v v128)
+    (local $s v128)
+    (block $done (loop $pair
+      (br_if $done (i32.lt_s (local.get $chans) (i32.const 2)))
+      ;; the two channels' taps j as (c, c + 1) in doubles: floats j and 4 + j of the (2, 4) block
+      (local.set $h0 (call $pairAt (local.get $win) (i32.const 0)))
+      (local.set $h1 (call $pairAt (local.get $win) (i32.const 4)))
+      (local.set $h2 (call $pairAt (local.get $win) (i32.const 8)))
+      (local.set $h3 (call $pairAt (local.get $win) (i32.const 12)))
+      (local.set $k0 (call $pairAt (local.get $w) (i32.const 0)))
+      (local.set $k1 (call $pairAt (local.get $w) (i32.const 4)))
+      (local.set $k2 (call $pairAt (local.get $w) (i32.const 8)))
+      (local.set $k3 (call $pairAt (local.get $w) (i32.const 12)))
+      (local.set $b (if (result v128) (local.get $useBias)
+        (then (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $bias))))
+        (else (v128.const f64x2 0 0))))
+      (local.set $t (i32.const 0))
+      (local.set $xo (local.get $x))
+      (local.set $yo (local.get $y))
+      (block $tdone (loop $time
+        (br_if $tdone (i32.ge_u (local.get $t) (local.get $T)))
+        (local.set $v (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $xo))))
+        (local.set $s (f64x2.add (local.get $b) (f64x2.mul (local.get $h1) (local.get $k0))))
+        (local.set $s (f64x2.add (local.get $s) (f64x2.mul (local.get $h2) (local.get $k1))))
+        (local.set $s (f64x2.add (local.get $s) (f64x2.mul (local.get $h3) (local.get $k2))))
+        (local.set $s (f64x2.add (local.get $s) (f64x2.mul (local.get $v) (local.get $k3))))
+        (v128.store64_lane 0 (local.get $yo) (f32x4.demote_f64x2_zero (local.get $s)))
+        (local.set $h0 (local.get $h1))
+        (local.set $h1 (local.get $h2))
+        (local.set $h2 (local.get $h3))
+        (local.set $h3 (local.get $v))
+        (local.set $xo (i32.add (local.get $xo) (local.get $xs)))
+        (local.set $yo (i32.add (local.get $yo) (local.get $ys)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $time)))
+      ;; the windows back, (2, 4) floats (exact: every value came from a float32)
+      (call $pairTo (local.get $win) (i32.const 0) (local.get $h0))
+      (call $pairTo (local.get $win) (i32.const 4) (local.get $h1))
+      (call $pairTo (local.get $win) (i32.const 8) (local.get $h2))
+      (call $pairTo (local.get $win) (i32.const 12) (local.get $h3))
+      (local.set $x (i32.add (local.get $x) (i32.const 8)))
+      (local.set $y (i32.add (local.get $y) (i32.const 8)))
+      (local.set $win (i32.add (local.get $win) (i32.const 32)))
+      (local.set $w (i32.add (local.get $w) (i32.const 32)))
+      (local.set $bias (i32.add (local.get $bias) (i32.const 8)))
+      (local.set $chans (i32.sub (local.get $chans) (i32.const 2)))
+      (br $pair)))
+  )
+  ;; (p[j], p[4 + j]) as two doubles, j a byte offset (floats j / 4 and 4 + j / 4 of a (2, 4) block at p)
+  (func $pairAt (param $p i32) (param $j i32) (result v128)
+    (f64x2.replace_lane 1
+      (f64x2.splat (f64.promote_f32 (f32.load (i32.add (local.get $p) (local.get $j)))))
+      (f64.promote_f32 (f32.load offset=16 (i32.add (local.get $p) (local.get $j)))))
+  )
+  ;; $pairAt's inverse: the two doubles rounded to float32 at p + j and p + j + 16
+  (func $pairTo (param $p i32) (param $j i32) (param $v v128)
+    (f32.store (i32.add (local.get $p) (local.get $j)) (f32.demote_f64 (f64x2.extract_lane 0 (local.get $v))))
+    (f32.store offset=16 (i32.add (local.get $p) (local.get $j))
+      (f32.demote_f64 (f64x2.extract_lane 1 (local.get $v))))
+  )
+
 ;; The recurrence over T bytes for a range of channels (a prefill): for each channel c, for t = 0..T-1,
   ;;   h[c] = 2^(dt[t, c] A2[c]) * h[c] + (dt[t, c] x[t, c]) B[t] ;   y[t, c] = <h[c], C[t]>
   ;; with ssmStep's operations in its order (a prefill's state and outputs are the steps' bit for bit). The
