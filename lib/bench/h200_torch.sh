@@ -1,50 +1,67 @@
 #!/usr/bin/env bash
-# Issue 25's GPU measurement, for the two-GPU machine (kind nvidia-h200-x2), in one device call: the torch
-# engine's job (lib/runs/job.ts) for MambaByte d1024x16, batch 8 x 8,192 bytes per GPU, on 1 and on 2 H200s
-# (NCCL, NVLink multicast off), beside the single-GPU peer measured in the same call; then a 2-GPU job killed
-# mid-run and started again, whose curve must continue the uninterrupted one.
+# Issue 25's GPU measurement in one device call: the torch engine's job (lib/runs/job.ts) for MambaByte
+# d1024x16, batch 8 x 8,192 bytes per GPU, on 1 H200 and (on the two-GPU machine, kind nvidia-h200-x2) on 2
+# (NCCL, NVLink multicast off), beside the single-GPU peer measured in the same call; then a job killed
+# mid-run and started again (on 2 GPUs where there are two, else on 1), whose curve must continue the
+# uninterrupted one.
 # Needs: the bundle (../shared/tools/gpu-bundle.sh lib/cli.ts), a copy of state-spaces/mamba in .peer/mamba and
-# ../shared/anchors/peers/h200_peers.py in .peer/ (its `train` builds mamba_ssm's CUDA scan into .peer-build/,
-# which the jobs then import), the commit in .commit. The bytes are the tracked sample's (scale smoke): this
-# measures speed, not learning. Logs and every job's train_log.jsonl come back in $OUT/logs.tgz.
+# ../shared/anchors/peers/h200_peers.py in .peer/ (its `train` builds mamba_ssm's CUDA scan into .peer-build/;
+# the jobs load mamba_ssm's model from .peer/mamba through MAMBA_SSM_SOURCE, lib/torch/train.py), the commit
+# in .commit. The bytes are the tracked sample's (scale smoke): this measures speed, not learning. Logs and
+# every job's train_log.jsonl come back in $OUT/logs.tgz.
 set -x
 source .gpu-bundle/activate.sh
 export MAMBABYTE_COMMIT=$(cat .commit) NCCL_NVLS_ENABLE=0
 L=$OUT/logs; mkdir -p $L
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv > $L/gpu.txt 2>&1
+G=$(nvidia-smi -L | wc -l)
 timeout 300 python3 .peer/h200_peers.py --mamba .peer/mamba train > $L/peers.jsonl 2> $L/peers.err
-export PYTHONPATH=$PWD/.peer-build:$PWD/.peer/mamba${PYTHONPATH:+:$PYTHONPATH}
-python3 -c "import mamba_ssm; print('mamba_ssm importable')" > $L/mamba_ssm.txt 2>&1
+export PYTHONPATH=$PWD/.peer-build${PYTHONPATH:+:$PYTHONPATH} MAMBA_SSM_SOURCE=$PWD/.peer/mamba
 JOB="deno run -A --cached-only lib/cli.ts job --engine torch --device cuda --model mambabyte --size small \
   --config {\"d_model\":1024,\"n_layer\":16} --data books --scale smoke --length 8192 --steps 40 --warmup 5 --name d1024x16"
 $JOB --gpus 1 --batch 8 --out jobs/one > $L/job_one.out 2>&1
-$JOB --gpus 2 --batch 16 --out jobs/two > $L/job_two.out 2>&1
-$JOB --gpus 2 --batch 16 --out jobs/killed > $L/job_killed.out 2>&1
 timeout 200 bash jobs/one/run.sh > $L/one.out 2>&1
-timeout 200 bash jobs/two/run.sh > $L/two.out 2>&1
+if [ "$G" -ge 2 ]; then
+  $JOB --gpus 2 --batch 16 --out jobs/two > $L/job_two.out 2>&1
+  timeout 200 bash jobs/two/run.sh > $L/two.out 2>&1
+  KILLED="--gpus 2 --batch 16" REF=two
+else
+  KILLED="--gpus 1 --batch 8" REF=one
+fi
+$JOB $KILLED --out jobs/killed > $L/job_killed.out 2>&1
 setsid bash jobs/killed/run.sh > $L/killed1.out 2>&1 &
 pid=$!
-for _ in $(seq 600); do
+for _ in $(seq 900); do
   [ "$(wc -l < jobs/killed/runs/d1024x16/train_log.jsonl 2>/dev/null || echo 0)" -ge 22 ] && break
   sleep 0.2
 done
 kill -9 -- -$pid; wait $pid
 timeout 200 bash jobs/killed/run.sh > $L/killed2.out 2>&1
-for j in one two killed; do cp jobs/$j/runs/d1024x16/train_log.jsonl $L/$j.train_log.jsonl; done
-python3 - > $L/summary.json <<'EOF'
+for j in one two killed; do
+  [ -f jobs/$j/runs/d1024x16/train_log.jsonl ] && cp jobs/$j/runs/d1024x16/train_log.jsonl $L/$j.train_log.jsonl
+done
+REF=$REF python3 - > $L/summary.json <<'PY'
 import json, os
-def log(j): return [json.loads(l) for l in open(f"jobs/{j}/runs/d1024x16/train_log.jsonl")]
+def log(j):
+    p = f"jobs/{j}/runs/d1024x16/train_log.jsonl"
+    return [json.loads(l) for l in open(p)] if os.path.exists(p) else None
 def rate(e):  # bytes/s between steps 10 and 40 (start-up and the first steps excluded)
+    if not e or len(e) < 12: return None
     a, b = e[9], e[-1]
     return (b["bytes"] - a["bytes"]) / (b["wall_s"] - a["wall_s"])
-one, two, killed = log("one"), log("two"), log("killed")
+one, two, killed, ref = log("one"), log("two"), log("killed"), log(os.environ["REF"])
 peer = [json.loads(l) for l in open(os.environ["OUT"] + "/logs/peers.jsonl") if '"train"' in l]
 peer = next((p for p in peer if p["d_model"] == 1024), None)
+r1, r2 = rate(one), rate(two)
 print(json.dumps({
-    "one_gpu_bytes_per_s": rate(one), "two_gpu_bytes_per_s": rate(two), "scaling": rate(two) / rate(one),
-    "peer_bytes_per_s": peer and peer["bytes_per_s"], "per_gpu_vs_peer": peer and rate(two) / 2 / peer["bytes_per_s"],
-    "resumed_max_abs_loss_diff": max(abs(a["loss"] - b["loss"]) for a, b in zip(two, killed)),
-    "steps": [len(one), len(two), len(killed)],
+    "one_gpu_bytes_per_s": r1, "two_gpu_bytes_per_s": r2, "scaling": r2 and r1 and r2 / r1,
+    "peer_bytes_per_s": peer and peer["bytes_per_s"],
+    "one_gpu_vs_peer": peer and r1 and r1 / peer["bytes_per_s"],
+    "per_gpu_vs_peer": peer and r2 and r2 / 2 / peer["bytes_per_s"],
+    "resumed_against": os.environ["REF"],
+    "resumed_max_abs_loss_diff": ref and killed and max(abs(a["loss"] - b["loss"]) for a, b in zip(ref, killed)),
+    "steps": [len(x) if x else 0 for x in (one, two, killed)],
+    "implementation": one and one[-1].get("implementation"),
 }))
-EOF
+PY
 cd $OUT && tar czf logs.tgz logs

@@ -20,7 +20,8 @@ GPUs; eval.json (bits per byte of the test shard) at the end. Started again afte
 from the checkpoint, with the log cut back to it, so the curve continues exactly.
 
 Needs only torch and numpy (Debian's python3-torch works); uses mamba_ssm for Mamba models when it is
-importable and the job runs on CUDA, else the PyTorch reference in mamba.py. Never downloads anything.
+importable (installed, or a source checkout named by MAMBA_SSM_SOURCE with its compiled CUDA scan on
+PYTHONPATH) and the job runs on CUDA, else the PyTorch reference in mamba.py. Never downloads anything.
 """
 
 from __future__ import annotations
@@ -165,10 +166,53 @@ class Objective(nn.Module):
         return self.loss_fn(self.net, ids)
 
 
+# parts of mamba_ssm's package a Mamba-1 language model never runs, whose imports need builds (Mamba-2's
+# triton kernels, causal-conv1d) or the network (the hub helpers): stand-ins when loading from a checkout
+MAMBA_SSM_UNUSED = {
+    "mamba_ssm.modules.mamba2": {"Mamba2": None},
+    "mamba_ssm.modules.mamba3": {"Mamba3": None},
+    "mamba_ssm.modules.mha": {"MHA": None},
+    "mamba_ssm.modules.mlp": {"GatedMLP": None},
+    "mamba_ssm.utils.generation": {"GenerationMixin": object},
+    "mamba_ssm.utils.hf": {"load_config_hf": None, "load_state_dict_hf": None},
+}
+
+
 def mamba_ssm_importable() -> bool:
+    """Whether mamba_ssm's MambaLMHeadModel imports: installed, or from the source checkout named by
+    MAMBA_SSM_SOURCE (the package's own __init__ skipped: it imports every model family), with its CUDA
+    scan (the compiled module selective_scan_cuda) importable, e.g. from a folder on PYTHONPATH."""
     try:
-        import mamba_ssm  # noqa: F401
-    except ImportError:
+        import mamba_ssm.models.mixer_seq_simple  # noqa: F401
+        return True
+    except ImportError as err:
+        installed_error = err
+    src = os.environ.get("MAMBA_SSM_SOURCE")
+    if not src:
+        return False
+    import types
+
+    for name in [k for k in sys.modules if k == "mamba_ssm" or k.startswith("mamba_ssm.")]:
+        del sys.modules[name]  # what the failed import above left half-made
+    src = os.path.abspath(src)
+    for pkg in ["mamba_ssm", "mamba_ssm.models", "mamba_ssm.modules", "mamba_ssm.ops", "mamba_ssm.ops.triton",
+                "mamba_ssm.utils"]:
+        module = types.ModuleType(pkg)
+        module.__path__ = [os.path.join(src, *pkg.split("."))]
+        sys.modules[pkg] = module
+    for name, attrs in MAMBA_SSM_UNUSED.items():
+        module = types.ModuleType(name)
+        for key, value in attrs.items():
+            setattr(module, key, value)
+        sys.modules[name] = module
+    try:
+        import selective_scan_cuda  # noqa: F401
+        import mamba_ssm.models.mixer_seq_simple  # noqa: F401,F811
+    except ImportError as err:
+        print(f"train.py: mamba_ssm from MAMBA_SSM_SOURCE={src} does not import ({err}; installed: "
+              f"{installed_error}): the PyTorch reference (mamba.py) trains instead", file=sys.stderr, flush=True)
+        for name in [k for k in sys.modules if k == "mamba_ssm" or k.startswith("mamba_ssm.")]:
+            del sys.modules[name]
         return False
     return True
 
