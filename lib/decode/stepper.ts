@@ -193,10 +193,11 @@ interface Segment {
 
 /**
  * Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). A multiple of 6
- * (the GEMM's row tiles write whole tiles) and of 4 (mv4). A prefill packs every weight matrix once per
- * chunk, so longer chunks pack less often: chunks of 256 against 96 read a 2,048-byte prompt 12% faster at d768x24
- * and 23% at d256x4, and the 972M shape's 128-byte prompt in one chunk instead of two (+15%) (scratch
- * timings, 2 threads; the bench's records are the measurement).
+ * (the GEMM's row tiles write whole tiles) and of 4 (mv4). A prefill reads every weight matrix once per
+ * chunk, so longer chunks read less often: chunks of 256 against 96 read a 2,048-byte prompt 12% faster at
+ * d768x24 and 23% at d256x4, and the 972M shape's 128-byte prompt in one chunk instead of two (+15%)
+ * (scratch timings, 2 threads, when the GEMM still packed whole matrices; the bench's records are the
+ * measurement).
  */
 export const RUN_CHUNK = 264;
 /**
