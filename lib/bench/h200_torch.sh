@@ -18,7 +18,7 @@ G=$(nvidia-smi -L | wc -l)
 timeout 300 python3 .peer/h200_peers.py --mamba .peer/mamba train > $L/peers.jsonl 2> $L/peers.err
 export PYTHONPATH=$PWD/.peer-build${PYTHONPATH:+:$PYTHONPATH} MAMBA_SSM_SOURCE=$PWD/.peer/mamba
 JOB="deno run -A --cached-only lib/cli.ts job --engine torch --device cuda --model mambabyte --size small \
-  --config {\"d_model\":1024,\"n_layer\":16} --data books --scale smoke --length 8192 --steps 40 --warmup 5 --name d1024x16"
+  --config {\"d_model\":1024,\"n_layer\":16} --data books --scale smoke --length 8192 --steps 30 --warmup 5 --name d1024x16"
 $JOB --gpus 1 --batch 8 --out jobs/one > $L/job_one.out 2>&1
 timeout 200 bash jobs/one/run.sh > $L/one.out 2>&1
 if [ "$G" -ge 2 ]; then
@@ -32,7 +32,7 @@ $JOB $KILLED --out jobs/killed > $L/job_killed.out 2>&1
 setsid bash jobs/killed/run.sh > $L/killed1.out 2>&1 &
 pid=$!
 for _ in $(seq 900); do
-  [ "$(wc -l < jobs/killed/runs/d1024x16/train_log.jsonl 2>/dev/null || echo 0)" -ge 22 ] && break
+  [ "$(wc -l < jobs/killed/runs/d1024x16/train_log.jsonl 2>/dev/null || echo 0)" -ge 17 ] && break
   sleep 0.2
 done
 kill -9 -- -$pid; wait $pid
@@ -45,7 +45,7 @@ import json, os
 def log(j):
     p = f"jobs/{j}/runs/d1024x16/train_log.jsonl"
     return [json.loads(l) for l in open(p)] if os.path.exists(p) else None
-def rate(e):  # bytes/s between steps 10 and 40 (start-up and the first steps excluded)
+def rate(e):  # bytes/s from step 10 to the last (start-up and the first steps excluded)
     if not e or len(e) < 12: return None
     a, b = e[9], e[-1]
     return (b["bytes"] - a["bytes"]) / (b["wall_s"] - a["wall_s"])
