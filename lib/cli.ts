@@ -71,7 +71,8 @@ commands:
                                             greedy); statistics to stderr as JSON
   train     --model NAME --size PRESET --data DOMAIN (--steps N | --flops F)
             [--batch B] [--length L] [--lr X] [--warmup N] [--seed S] [--vocab V] [--scale S]
-            [--name RUN] [--resume | --overwrite] [--eval-bytes N] [--config JSON]
+            [--name RUN] [--resume | --overwrite] [--eval-bytes N] [--checkpoint-every N]
+            [--config JSON]
                                             train any model (mambabyte, transformer, megabyte, perceiver_ar,
                                             transformer_subword, mamba_subword) on a domain's training split,
                                             checkpointing to data/checkpoints/runs/RUN (Ctrl-C saves; --resume
@@ -386,6 +387,7 @@ const DOCS: Record<string, CommandDoc> = {
       resume: ["", "continue the run from its checkpoint"],
       overwrite: ["", "start the run over, deleting what its directory holds"],
       "eval-bytes": ["N", "evaluate on the first N bytes of the test split (default: all of it)"],
+      "checkpoint-every": ["N", "save a checkpoint every N steps (default: about every 5% of the run)"],
       config: [
         "JSON",
         "config fields over the preset's, e.g. '{\"d_state\": 8}' (default: the preset as it is)",
@@ -469,6 +471,7 @@ const DOCS: Record<string, CommandDoc> = {
       scale: ["S", "data scale: smoke, small or gpu (default small, or SCALE)"],
       name: ["RUN", "run name (default as train names it)"],
       "eval-bytes": ["N", "evaluate on the first N bytes of the test split (default all)"],
+      "checkpoint-every": ["N", "save a checkpoint every N steps (default about every 5% of the run)"],
       config: ["JSON", "config fields over the preset's"],
       backend: BACKEND_DOC,
     },
@@ -1041,6 +1044,7 @@ const RUN_FLAGS: Known = {
   scale: "value",
   name: "value",
   "eval-bytes": "value",
+  "checkpoint-every": "value",
   config: "value",
 };
 
@@ -1073,6 +1077,7 @@ function runSpecFromFlags(flags: Flags): RunSpec {
     ...(flags.has("steps")
       ? { steps: int("steps", 1) }
       : { flops: numberFlag(flags, "flops", 0, (x) => x > 0, "a number > 0 (e.g. 3e12)") }),
+    ...(flags.has("checkpoint-every") ? { checkpointEvery: int("checkpoint-every", 1) } : {}),
   };
   const vocab = flags.has("vocab")
     ? int("vocab", 1024)

@@ -101,7 +101,8 @@ Deno.test("torch: 2 gloo processes = 1 process with accumulation = the lab's tra
     await writeJob(`${tmp}/one`, "--gpus", "1", "--micro-batch", "2"); // 2 micro-batches of 2 rows
     // 2 processes, each its 2 rows in micro-batches of 1 (DDP's no_sync on the first)
     await writeJob(`${tmp}/two`, "--gpus", "2", "--micro-batch", "1");
-    await writeJob(`${tmp}/killed`, "--gpus", "2", "--micro-batch", "1");
+    // a checkpoint every 5 steps (the default would be every 3 of 60)
+    await writeJob(`${tmp}/killed`, "--gpus", "2", "--micro-batch", "1", "--checkpoint-every", "5");
     await writeJob(`${tmp}/stopped`, "--gpus", "2", "--micro-batch", "1");
     const job = JSON.parse(await Deno.readTextFile(`${tmp}/two/job.json`));
     assert.equal(job.gpus, 2);
@@ -130,16 +131,20 @@ Deno.test("torch: 2 gloo processes = 1 process with accumulation = the lab's tra
       assert.ok(before.length < STEPS, `the job finished (${before.length} steps) before ${signal}`);
       return decode(out.stderr);
     };
-    const resumes = async (name: string, port: number) => {
+    const resumes = async (name: string, port: number, every?: number) => {
       const resumed = /resuming at step (\d+) of 60/.exec(await runJob(`${tmp}/${name}`, port));
       assert.ok(
-        resumed && Number(resumed[1]) > 0,
-        `${name}: the second start did not resume from a checkpoint`,
+        resumed && Number(resumed[1]) > 0 && (!every || Number(resumed[1]) % every === 0),
+        `${name}: the second start did not resume from a checkpoint${
+          every ? ` at a multiple of ${every}` : ""
+        }`,
       );
     };
+    const killedRun = JSON.parse(await Deno.readTextFile(`${tmp}/killed/runs/t/run.json`));
+    assert.equal(killedRun.checkpoint_every, 5);
     // killed outright: it continues from its last periodic checkpoint
     await interrupt("killed", "SIGKILL", 29613);
-    await resumes("killed", 29614);
+    await resumes("killed", 29614, 5);
     // SIGTERM (what a scheduler sends): the processes finish the step, save it, and stop
     const termed = await interrupt("stopped", "SIGTERM", 29615);
     assert.match(termed, /stopped at step \d+; checkpoint saved/);

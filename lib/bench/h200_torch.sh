@@ -18,7 +18,7 @@ G=$(nvidia-smi -L | wc -l)
 timeout 300 python3 .peer/h200_peers.py --mamba .peer/mamba train > $L/peers.jsonl 2> $L/peers.err
 export PYTHONPATH=$PWD/.peer-build${PYTHONPATH:+:$PYTHONPATH} MAMBA_SSM_SOURCE=$PWD/.peer/mamba
 JOB="deno run -A --cached-only lib/cli.ts job --engine torch --device cuda --model mambabyte --size small \
-  --config {\"d_model\":1024,\"n_layer\":16} --data books --scale smoke --length 8192 --steps 30 --warmup 5 --name d1024x16"
+  --config {\"d_model\":1024,\"n_layer\":16} --data books --scale smoke --length 8192 --steps 30 --warmup 5 --checkpoint-every 10 --name d1024x16"
 $JOB --gpus 1 --batch 8 --out jobs/one > $L/job_one.out 2>&1
 timeout 200 bash jobs/one/run.sh > $L/one.out 2>&1
 if [ "$G" -ge 2 ]; then
