@@ -15,12 +15,6 @@ import vm from "node:vm";
 tf.env().set("PROD", true);
 
 /**
- * TF.js's WebGPU devices on a software (fallback) adapter, e.g. Mesa's llvmpipe: the WGSL kernels
- * (kernels/webgpu/runtime.ts, DispatchLimits.software) choose variants that compile quickly there.
- */
-export const softwareDevices = new WeakSet<GPUDevice>();
-
-/**
  * tfjs-backend-webgpu asks its device for the default limit of 8 storage buffers per shader stage; the
  * fused selective-scan kernels bind up to 16. Re-register the backend with a device that asks for what
  * the adapter allows (everything else as tfjs-backend-webgpu 4.22 requests it).
@@ -48,8 +42,6 @@ tf.registerBackend("webgpu", async () => {
   device.addEventListener("uncapturederror", (e: { error: { message: string } }) => {
     console.error(`WebGPU error: ${e.error.message}`);
   });
-  // deno-lint-ignore no-explicit-any
-  if (adapter.info?.isFallbackAdapter ?? (adapter as any).isFallbackAdapter) softwareDevices.add(device);
   return new WebGPUBackend(device, adapter.info);
 }, 3);
 

@@ -13,6 +13,7 @@ set -x
 source .gpu-bundle/activate.sh
 export MAMBABYTE_COMMIT=$(cat .commit) NCCL_NVLS_ENABLE=0
 L=$OUT/logs; mkdir -p $L
+rm -rf jobs # a machine still held keeps the last call's jobs: job refuses an existing --out
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv > $L/gpu.txt 2>&1
 G=$(nvidia-smi -L | wc -l)
 timeout 300 python3 .peer/h200_peers.py --mamba .peer/mamba train > $L/peers.jsonl 2> $L/peers.err
@@ -50,6 +51,7 @@ def rate(e):  # bytes/s from step 10 to the last (start-up and the first steps e
     a, b = e[9], e[-1]
     return (b["bytes"] - a["bytes"]) / (b["wall_s"] - a["wall_s"])
 one, two, killed, ref = log("one"), log("two"), log("killed"), log(os.environ["REF"])
+EVAL = "jobs/one/runs/d1024x16/eval.json"  # train.py names the implementation there (not in the log lines)
 peer = [json.loads(l) for l in open(os.environ["OUT"] + "/logs/peers.jsonl") if '"train"' in l]
 peer = next((p for p in peer if p["d_model"] == 1024), None)
 r1, r2 = rate(one), rate(two)
@@ -61,7 +63,7 @@ print(json.dumps({
     "resumed_against": os.environ["REF"],
     "resumed_max_abs_loss_diff": ref and killed and max(abs(a["loss"] - b["loss"]) for a, b in zip(ref, killed)),
     "steps": [len(x) if x else 0 for x in (one, two, killed)],
-    "implementation": one and one[-1].get("implementation"),
+    "implementation": os.path.exists(EVAL) and json.load(open(EVAL)).get("implementation"),
 }))
 PY
 cd $OUT && tar czf logs.tgz logs

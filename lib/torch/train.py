@@ -185,7 +185,7 @@ def mamba_ssm_importable() -> bool:
     try:
         import mamba_ssm.models.mixer_seq_simple  # noqa: F401
         return True
-    except ImportError as err:
+    except Exception as err:  # ImportError, or an installed build that fails as it loads
         installed_error = err
     src = os.environ.get("MAMBA_SSM_SOURCE")
     if not src:
@@ -208,7 +208,7 @@ def mamba_ssm_importable() -> bool:
     try:
         import selective_scan_cuda  # noqa: F401
         import mamba_ssm.models.mixer_seq_simple  # noqa: F401,F811
-    except ImportError as err:
+    except Exception as err:
         print(f"train.py: mamba_ssm from MAMBA_SSM_SOURCE={src} does not import ({err}; installed: "
               f"{installed_error}): the PyTorch reference (mamba.py) trains instead", file=sys.stderr, flush=True)
         for name in [k for k in sys.modules if k == "mamba_ssm" or k.startswith("mamba_ssm.")]:

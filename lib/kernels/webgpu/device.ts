@@ -220,7 +220,6 @@ export class GpuRuntime {
     const limits: DispatchLimits = {
       maxComputeWorkgroupStorageSize: this.limits.maxComputeWorkgroupStorageSize,
       maxStorageBuffersPerShaderStage: this.limits.maxStorageBuffersPerShaderStage,
-      software: this.info.fallback,
     };
     const maxBinding = this.limits.maxStorageBufferBindingSize;
     const align = this.limits.minStorageBufferOffsetAlignment;

@@ -11,11 +11,6 @@
 export interface DispatchLimits {
   maxComputeWorkgroupStorageSize: number;
   maxStorageBuffersPerShaderStage: number;
-  /**
-   * A software adapter (Mesa's llvmpipe, for tests): kernels whose compile takes long there (lavapipe's
-   * compile time grows steeply with a shader's workgroup memory) choose a simpler variant.
-   */
-  software?: boolean;
 }
 
 export interface Dispatcher<B> {

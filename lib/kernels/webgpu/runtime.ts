@@ -7,7 +7,6 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Dispatcher } from "./dispatcher.ts";
-import { softwareDevices } from "../../backend.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Backend = any;
@@ -115,7 +114,6 @@ export function tfjsDispatcher(be: Backend, prefix: string): Dispatcher<tf.Tenso
     limits: {
       maxComputeWorkgroupStorageSize,
       maxStorageBuffersPerShaderStage,
-      software: softwareDevices.has(device),
     },
   };
 }
