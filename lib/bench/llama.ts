@@ -148,6 +148,13 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
     const runs: Record<string, { prefill_s: number; decode_s: number }[]> = {};
     for (const f of formats) runs[f] = [];
     for (const t of threads) runs[`llama_${t}t`] = [];
+    // one unrecorded read and a few steps per stepper first: the first call starts the worker threads and
+    // compiles the kernels (rep 1's f32 decode measured about half of reps 2 and 3 without this)
+    for (const s of steppers) {
+      const { states } = s.read(s.emptyState(), Array.from(prompt.subarray(0, 32)), "last");
+      let state = states[0];
+      for (let g = 0; g < 4; g++) state = s.stepSync(state, g).state;
+    }
     let copy = 0;
     for (let rep = 0; rep < reps; rep++) {
       formats.forEach((f, i) => runs[f].push(project(steppers[i])));
