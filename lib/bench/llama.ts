@@ -148,8 +148,9 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
     const runs: Record<string, { prefill_s: number; decode_s: number }[]> = {};
     for (const f of formats) runs[f] = [];
     for (const t of threads) runs[`llama_${t}t`] = [];
-    // one unrecorded read and a few steps per stepper first: the first call starts the worker threads and
-    // compiles the kernels (rep 1's f32 decode measured about half of reps 2 and 3 without this)
+    // one unrecorded read and a few steps per stepper first, so that the first repetition does not pay for
+    // starting the worker threads and compiling the kernels (rep 1's f32 decode at d256x4 still measured
+    // about half of reps 2 and 3 with it, in the run of 2026-12-05: that is not the cause, and is not known)
     for (const s of steppers) {
       const { states } = s.read(s.emptyState(), Array.from(prompt.subarray(0, 32)), "last");
       let state = states[0];
