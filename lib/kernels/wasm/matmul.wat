@@ -318,7 +318,7 @@
     (block $done (loop $lj
       (br_if $done (i32.ge_u (local.get $j) (local.get $j1)))
       (call $packPanel (i32.add (local.get $W) (i32.mul (local.get $j) (local.get $panel))) (local.get $K)
-        (local.get $scratch))
+        (i32.shl (local.get $K) (i32.const 2)) (local.get $scratch))
       (local.set $t (i32.const 0))
       (block $tilesDone (loop $lt
         (br_if $tilesDone (i32.ge_u (local.get $t) (local.get $tiles)))
@@ -336,12 +336,12 @@
       (br $lj)))
   )
 
-  ;; One panel of W's 8 rows (K floats apart, at src) k-major at dst: dst[k 8 + c] = W[c, k], as `pack`
-  ;; with `transposed` lays a full panel out. Four k at a time, the 8 rows' vectors transposed in registers
-  ;; (rows 0-3 and 4-7, a 4 x 4 transpose each); the k past a multiple of 4 one float at a time.
-  (func $packPanel (param $src i32) (param $K i32) (param $dst i32)
-    (local $rb i32) (local $k i32) (local $s i32) (local $c i32)
-    (local.set $rb (i32.shl (local.get $K) (i32.const 2)))
+  ;; One panel of 8 rows of K floats (rows rb bytes apart, at src) k-major at dst: dst[k 8 + c] = W[c, k], the
+  ;; layout `pack` and `packStrided` give a full panel of a B stored (N, K). Four k at a time, the 8 rows'
+  ;; vectors transposed in registers (rows 0-3 and 4-7, a 4 x 4 transpose each); the k past a multiple of 4
+  ;; one float at a time.
+  (func $packPanel (param $src i32) (param $K i32) (param $rb i32) (param $dst i32)
+    (local $k i32) (local $s i32) (local $c i32)
     (local.set $s (local.get $src))
     (local.set $k (i32.const 4))
     (block $vdone (loop $lk
@@ -396,7 +396,8 @@
   )
 
     ;; Packs B (K x N, or its transpose stored N x K when `transposed`) at src into panels of 8 columns at
-  ;; dst: dst[(panel K + k) 8 + c] = B[k, panel 8 + c], zero for columns >= N.
+  ;; dst: dst[(panel K + k) 8 + c] = B[k, panel 8 + c], zero for columns >= N. Whole panels of a transposed B
+  ;; go through $packPanel.
   (func (export "pack") (param $src i32) (param $K i32) (param $N i32) (param $transposed i32) (param $dst i32)
     (local $j i32) (local $k i32) (local $c i32) (local $col i32) (local $s i32)
     (loop $lj
@@ -412,7 +413,13 @@
             (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
             (br_if $lk (i32.lt_u (local.get $k) (local.get $K)))))
-        (else
+        (else (if (i32.and (local.get $transposed) (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
+          (then
+            ;; a full panel of a transposed B (N x K rows): transposed in registers
+            (call $packPanel (i32.add (local.get $src) (i32.shl (i32.mul (local.get $j) (local.get $K)) (i32.const 2)))
+              (local.get $K) (i32.shl (local.get $K) (i32.const 2)) (local.get $dst))
+            (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $K) (i32.const 5)))))
+          (else
           (local.set $k (i32.const 0))
           (loop $lk
             (local.set $c (i32.const 0))
@@ -430,7 +437,7 @@
               (local.set $c (i32.add (local.get $c) (i32.const 1)))
               (br_if $lc (i32.lt_u (local.get $c) (i32.const 8))))
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
-            (br_if $lk (i32.lt_u (local.get $k) (local.get $K))))))
+            (br_if $lk (i32.lt_u (local.get $k) (local.get $K))))))))
       (local.set $j (i32.add (local.get $j) (i32.const 8)))
       (br_if $lj (i32.lt_u (local.get $j) (local.get $N))))
   )
@@ -469,7 +476,8 @@
 
   ;; Packs B(k, n) = src[k sk + n sn] (strides in floats; K x N) into panels of 8 columns at dst, as `pack`
   ;; does: dst[(panel K + k) 8 + c] = B[k, panel 8 + c], zero for columns >= N. Whole panels of a B whose
-  ;; columns are adjacent (sn = 1) move two vectors per k.
+  ;; columns are adjacent (sn = 1) move two vectors per k; whole panels of one whose k are adjacent (sk = 1)
+  ;; go through $packPanel.
   (func (export "packStrided") (param $src i32) (param $K i32) (param $N i32) (param $sk i32) (param $sn i32)
     (param $dst i32)
     (local $j i32) (local $k i32) (local $c i32) (local $s i32) (local $skb i32) (local $snb i32)
@@ -487,7 +495,12 @@
             (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
             (br_if $lk (i32.lt_u (local.get $k) (local.get $K)))))
-        (else
+        (else (if (i32.and (i32.eq (local.get $sk) (i32.const 1)) (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
+          (then
+            ;; a full panel whose columns are rows along k (B transposed): transposed in registers
+            (call $packPanel (local.get $s) (local.get $K) (local.get $snb) (local.get $dst))
+            (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $K) (i32.const 5)))))
+          (else
           (loop $lk
             (local.set $c (i32.const 0))
             (loop $lc
@@ -500,7 +513,7 @@
               (br_if $lc (i32.lt_u (local.get $c) (i32.const 8))))
             (local.set $s (i32.add (local.get $s) (local.get $skb)))
             (local.set $k (i32.add (local.get $k) (i32.const 1)))
-            (br_if $lk (i32.lt_u (local.get $k) (local.get $K))))))
+            (br_if $lk (i32.lt_u (local.get $k) (local.get $K))))))))
       (local.set $j (i32.add (local.get $j) (i32.const 8)))
       (br_if $lj (i32.lt_u (local.get $j) (local.get $N))))
   )
