@@ -458,19 +458,17 @@ Deno.test("cli score --weights int8 reports its bits per byte beside float32's; 
   assert.equal(r.weights, "int8");
   assert.ok(Math.abs(r.bits_per_byte - r.f32_bits_per_byte - r.bits_per_byte_minus_f32) < 1e-12);
   assert.ok(Math.abs(r.bits_per_byte_minus_f32) < 0.01, JSON.stringify(r));
+  const generateArgs = (maxBytes: number) => [
+    "generate",
+    "--model",
+    dir,
+    "--prompt-file",
+    promptFile,
+    "--max-bytes",
+    String(maxBytes),
+  ];
   const greedyBytes = (maxBytes: number, weights: string) =>
-    cli(
-      "generate",
-      "--model",
-      dir,
-      "--prompt-file",
-      promptFile,
-      "--max-bytes",
-      String(maxBytes),
-      "--greedy",
-      "--weights",
-      weights,
-    );
+    cli(...generateArgs(maxBytes), "--greedy", "--weights", weights);
   const g = await greedyBytes(greedy.length, "f32");
   assert.equal(g.code, 0, g.stderr);
   assert.deepEqual(
@@ -506,17 +504,7 @@ Deno.test("cli score --weights int8 reports its bits per byte beside float32's; 
   assert.equal(rec.bits_per_byte - rec.f32_bits_per_byte, rec.bits_per_byte_minus_f32);
   assert.ok(rec.provenance.commit);
   assert.ok(!(await Deno.stat(`${results}/eval.jsonl`).then(() => true, () => false)));
-  for (
-    const args of [["score", "--model", dir, "--text", text], [
-      "generate",
-      "--model",
-      dir,
-      "--prompt-file",
-      promptFile,
-      "--max-bytes",
-      "4",
-    ]]
-  ) {
+  for (const args of [["score", "--model", dir, "--text", text], generateArgs(4)]) {
     const bad = await cli(...args, "--weights", "int4");
     assert.equal(bad.code, 2);
     assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);

@@ -178,6 +178,12 @@ MAMBA_SSM_UNUSED = {
 }
 
 
+def forget_mamba_ssm() -> None:
+    """Drops mamba_ssm and its submodules from sys.modules (a failed or partial import's leftovers)."""
+    for name in [k for k in sys.modules if k == "mamba_ssm" or k.startswith("mamba_ssm.")]:
+        del sys.modules[name]
+
+
 def mamba_ssm_importable() -> bool:
     """Whether mamba_ssm's MambaLMHeadModel imports: installed, or from the source checkout named by
     MAMBA_SSM_SOURCE (the package's own __init__ skipped: it imports every model family), with its CUDA
@@ -192,8 +198,7 @@ def mamba_ssm_importable() -> bool:
         return False
     import types
 
-    for name in [k for k in sys.modules if k == "mamba_ssm" or k.startswith("mamba_ssm.")]:
-        del sys.modules[name]  # what the failed import above left half-made
+    forget_mamba_ssm()  # what the failed import above left half-made
     src = os.path.abspath(src)
     for pkg in ["mamba_ssm", "mamba_ssm.models", "mamba_ssm.modules", "mamba_ssm.ops", "mamba_ssm.ops.triton",
                 "mamba_ssm.utils"]:
@@ -211,8 +216,7 @@ def mamba_ssm_importable() -> bool:
     except Exception as err:
         print(f"train.py: mamba_ssm from MAMBA_SSM_SOURCE={src} does not import ({err}; installed: "
               f"{installed_error}): the PyTorch reference (mamba.py) trains instead", file=sys.stderr, flush=True)
-        for name in [k for k in sys.modules if k == "mamba_ssm" or k.startswith("mamba_ssm.")]:
-            del sys.modules[name]
+        forget_mamba_ssm()
         return False
     return True
 
