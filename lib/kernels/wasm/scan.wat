@@ -96,18 +96,18 @@
     ;; The loop below computes a = $vexp2(dt A2) written out inline (a call in the hot loop costs ~10%),
     ;; its constants hoisted out of the loops into $k0.. (V8 rematerialises v128 constants at each use).
     ;; Keep the two copies identical: the tests check $vexp2 directly and the inlined copy via the scan.
-    (local.set $k0 (v128.const f32x4 -124.5 -124.5 -124.5 -124.5))
-    (local.set $k1 (v128.const f32x4 128 128 128 128))
-    (local.set $k2 (v128.const f32x4 12582912 12582912 12582912 12582912))
-    (local.set $k3 (v128.const f32x4 1.535336188319500E-4 1.535336188319500E-4 1.535336188319500E-4 1.535336188319500E-4))
-    (local.set $k4 (v128.const f32x4 1.339887440266574E-3 1.339887440266574E-3 1.339887440266574E-3 1.339887440266574E-3))
-    (local.set $k5 (v128.const f32x4 9.618437357674640E-3 9.618437357674640E-3 9.618437357674640E-3 9.618437357674640E-3))
-    (local.set $k6 (v128.const f32x4 5.550332471162809E-2 5.550332471162809E-2 5.550332471162809E-2 5.550332471162809E-2))
-    (local.set $k7 (v128.const f32x4 2.402264791363012E-1 2.402264791363012E-1 2.402264791363012E-1 2.402264791363012E-1))
-    (local.set $k8 (v128.const f32x4 6.931472028550421E-1 6.931472028550421E-1 6.931472028550421E-1 6.931472028550421E-1))
-    (local.set $k9 (v128.const f32x4 1 1 1 1))
-    (local.set $k10 (v128.const i32x4 -8388608 -8388608 -8388608 -8388608))
-    (local.set $k11 (v128.const f32x4 2 2 2 2))
+    (local.set $k0 (global.get $exp2_lo))
+    (local.set $k1 (global.get $exp2_hi))
+    (local.set $k2 (global.get $round_magic))
+    (local.set $k3 (global.get $exp2_p0))
+    (local.set $k4 (global.get $exp2_p1))
+    (local.set $k5 (global.get $exp2_p2))
+    (local.set $k6 (global.get $exp2_p3))
+    (local.set $k7 (global.get $exp2_p4))
+    (local.set $k8 (global.get $exp2_p5))
+    (local.set $k9 (global.get $one))
+    (local.set $k10 (global.get $minus_2p23))
+    (local.set $k11 (global.get $two))
     (loop $tl
       (local.set $dt (f32.load (local.get $sdt)))
       (local.set $dtv (f32x4.splat (local.get $dt)))
@@ -116,8 +116,8 @@
       (local.set $j (i32.const 0))
       (loop $jl
         (local.set $ex (f32x4.mul (local.get $dtv) (v128.load (i32.add (local.get $pA) (local.get $j)))))
-          (local.set $exc (f32x4.min
-            (f32x4.max (local.get $ex) (local.get $k0))
+          (local.set $exc (f32x4.pmin
+            (f32x4.pmax (local.get $ex) (local.get $k0))
             (local.get $k1)))
           ;; t = xc + 1.5 * 2^23: round(xc) in the low mantissa bits; r = xc - round(xc)
           (local.set $et (f32x4.add (local.get $exc) (local.get $k2)))
