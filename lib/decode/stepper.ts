@@ -143,6 +143,7 @@ export interface StepperOptions {
   memoryFloats?: number;
   weights?: WeightFormat;
   threads?: number;
+  fused?: boolean;
 }
 
 /** What MambaStepper reads: a config and named parameters (a MambaLM's variables, or hostModel's arrays). */
@@ -189,7 +190,23 @@ interface Segment {
   index: number;
   kern?: DecodeKernels;
   scratch: Scratch;
+  /** the plan of its layers for step.wat's one-dispatch step (set where that step can run) */
+  plan?: StepPlan;
 }
+
+/**
+ * A memory's layers as step.wat's `stepLayers` reads them: the plan's words (addresses and sizes, laid out
+ * as step.wat's header says), and each layer's conv window (e, k) and state (e, n), which a step updates in
+ * place between copying the caller's state in and a new state out.
+ */
+interface StepPlan {
+  words: Int32Array;
+  layers: number[];
+  windows: Float32Array[];
+  states: Float32Array[];
+}
+/** Words of step.wat's plan header and of each layer's record. */
+const PLAN_HEADER = 20, PLAN_LAYER = 18;
 
 /**
  * Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). A multiple of 6
@@ -283,6 +300,14 @@ export class MambaStepper implements Stepper {
   /** Whether the products and the recurrence run in WebAssembly SIMD. */
   get simd(): boolean {
     return this.segs.every((s) => s.kern !== undefined);
+  }
+  /**
+   * Whether a step runs as one dispatch per memory (step.wat's `stepLayers` on every thread at once): with
+   * the kernels, for float32 and bfloat16 weights (int8 products scale their inputs in JavaScript) and
+   * widths the kernels take whole (d and dt_rank multiples of 8, d_inner of 16, d_state of 4, 4 taps).
+   */
+  get fused(): boolean {
+    return this.segs[0]?.plan !== undefined;
   }
   /** How many WebAssembly memories hold the model (1 unless it exceeds one memory). */
   get memories(): number {
@@ -453,7 +478,8 @@ export class MambaStepper implements Stepper {
    * `weights`: the parameters already on the host (see `create`); read synchronously otherwise (cpu, wasm).
    * Options: `kernels: false` runs plain JS even where WebAssembly SIMD is available (tests compare the
    * two); `memoryFloats` lowers the size of one memory (tests of the split); `weights` the matrices'
-   * format; `threads` the most threads a product is split over.
+   * format; `threads` the most threads a product is split over; `fused: false` runs a step phase by phase
+   * from JavaScript even where step.wat's one-dispatch step can (tests compare the two).
    */
   constructor(model: StepperModel, weights?: Map<string, Float32Array>, opts: StepperOptions = {}) {
     const cfg = model.config;
@@ -501,9 +527,13 @@ export class MambaStepper implements Stepper {
         .map(([, cols]) => cols),
     );
     const scratchBytes = 4 * (T * (4 * d + 6 * e + r + 2 * n + V + 1) + 2 * e * n + e * k + packFloats + 16) +
-      2 * T * Math.max(d, e) + 19 * 64;
+      2 * T * Math.max(d, e) + 19 * 64 + 4 * (PLAN_HEADER + PLAN_LAYER * cfg.n_layer) + 2 * 64;
     const items = [
-      ...Array.from({ length: cfg.n_layer }, (_, i) => sum(layerNames(i).map(bytesOf)) + 4 * e * n + 64), // + A2
+      // + A2, and the one-dispatch step's conv window and state
+      ...Array.from(
+        { length: cfg.n_layer },
+        (_, i) => sum(layerNames(i).map(bytesOf)) + 4 * e * n + 64 + 4 * (e * k + e * n) + 2 * 64,
+      ),
       sum(headNames.map(bytesOf)) + (tiedCopy ? matrixBytes(formatOf(d), V, d) + 64 : 0),
     ];
     const capacity = (opts.memoryFloats ?? DECODE_MEMORY_FLOATS) * 4 - scratchBytes;
@@ -641,7 +671,88 @@ export class MambaStepper implements Stepper {
         threads,
       );
       gangs.register(this, this.gang, this);
+      const fusable = k === 4 && n % 4 === 0 && e % 16 === 0 && d % 8 === 0 && r % 8 === 0 &&
+        this.matrices().every((M) => M.format !== "int8");
+      if (opts.fused !== false && fusable) this.planSteps(place, region);
     }
+  }
+
+  /**
+   * Writes each memory's plan for step.wat's `stepLayers` (the layout its header gives): the addresses of
+   * the layers' weights, of the scratch rows and of a conv window and a state per layer placed here.
+   */
+  private planSteps(
+    place: (seg: number, a: Int32Array) => Int32Array,
+    region: (seg: number, n: number) => Float32Array,
+  ) {
+    const { d, e, n, r, k, Vp } = this;
+    const at = (a?: { byteOffset: number }) => (a ? a.byteOffset : -1);
+    const matrix = (M: Matrix) => M.format === "bf16" ? [M.bf16!.byteOffset, 1] : [M.f32!.byteOffset, 0];
+    for (const seg of this.segs) {
+      const layers = this.layers.flatMap((L, i) => (L.seg === seg.index ? [i] : []));
+      const plan: StepPlan = {
+        words: place(seg.index, new Int32Array(PLAN_HEADER + PLAN_LAYER * layers.length)),
+        layers,
+        windows: layers.map(() => region(seg.index, e * k)),
+        states: layers.map(() => region(seg.index, e * n)),
+      };
+      const barrier = place(seg.index, new Int32Array(16));
+      const { h, normed, xz, x, xDbl, dt, y, o, logits } = seg.scratch;
+      const hasHead = seg.index === this.headSeg;
+      plan.words.set([
+        ...[layers.length, d, e, n, r, barrier.byteOffset],
+        ...[h, normed, xz, x, xDbl, dt, y, o].map((a) => a.byteOffset),
+        ...(hasHead
+          ? [1, this.normF.byteOffset, ...matrix(this.head), Vp, logits.byteOffset]
+          : [0, 0, 0, 0, 0, 0]),
+        ...layers.flatMap((i, j) => {
+          const L = this.layers[i];
+          return [
+            ...[L.norm.byteOffset, ...matrix(L.inProj), at(L.inBias), L.convW.byteOffset, at(L.convB)],
+            ...[
+              ...matrix(L.xProj),
+              ...matrix(L.dtProj),
+              L.dtBias.byteOffset,
+              L.A2.byteOffset,
+              L.D.byteOffset,
+            ],
+            ...[...matrix(L.outProj), at(L.outBias), plan.windows[j].byteOffset, plan.states[j].byteOffset],
+          ];
+        }),
+      ]);
+      seg.plan = plan;
+    }
+  }
+
+  /**
+   * One id as one dispatch per memory (step.wat's `stepLayers` on every thread at once): the caller's
+   * state copied into the plans' windows and states, the new state copied out. The same logits and state
+   * as `run`'s phase-by-phase step, bit for bit.
+   */
+  private stepFused(state: HostState, id: number): { logits: Float32Array; state: HostState } {
+    const { d, Vp } = this, g = this.gang!;
+    if (!(Number.isInteger(id) && id >= 0 && id < Vp)) {
+      throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${Vp - 1})`);
+    }
+    const next: HostState = { conv: [], ssm: [] };
+    const ranks = Math.min(g.usable, RUN_CHUNK); // each thread normalizes into its own row of `normed`
+    let from = this.E.subarray(id * d, (id + 1) * d);
+    for (const seg of this.segs) {
+      const plan = seg.plan!;
+      seg.scratch.h.set(from);
+      plan.layers.forEach((li, j) => {
+        plan.windows[j].set(state.conv[li]);
+        plan.states[j].set(state.ssm[li]);
+      });
+      const words = plan.words.byteOffset;
+      g.run(seg.index, DecodeFn.stepLayers, Array.from({ length: ranks }, (_, rank) => [words, rank, ranks]));
+      plan.layers.forEach((li, j) => {
+        next.conv[li] = plan.windows[j].slice();
+        next.ssm[li] = plan.states[j].slice();
+      });
+      from = seg.scratch.h.subarray(0, d);
+    }
+    return { logits: this.logits.slice(0, Vp), state: next };
   }
 
   /**
@@ -895,6 +1006,7 @@ export class MambaStepper implements Stepper {
 
   /** One id from `state` (never mutated): the logits (padded vocabulary) and the new state. */
   stepSync(state: HostState, id: number): { logits: Float32Array; state: HostState } {
+    if (this.fused) return this.stepFused(state, id);
     const [next] = this.run(state, [id], "last");
     return { logits: this.logits.slice(0, this.Vp), state: next };
   }

@@ -16,7 +16,7 @@ import wabtInit from "wabt";
 
 /** Export name in bytes.ts -> the source fragments of that module, in order. */
 export const SOURCES: Record<string, URL[]> = {
-  SCAN_WASM_BASE64: ["math.wat", "scan.wat", "conv.wat", "decode.wat", "engine.wat"].map((f) =>
+  SCAN_WASM_BASE64: ["math.wat", "scan.wat", "conv.wat", "decode.wat", "step.wat", "engine.wat"].map((f) =>
     new URL(`./${f}`, import.meta.url)
   ),
   MATMUL_WASM_BASE64: [new URL("./matmul.wat", import.meta.url)],

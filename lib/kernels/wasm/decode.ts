@@ -196,6 +196,7 @@ export const DECODE_THREAD_KERNELS: readonly KernelName[] = [
   [0, "siluRows"],
   [0, "map"],
   [0, "convRows"],
+  [0, "stepLayers"],
 ];
 export const DecodeFn = {
   mv: 0,
@@ -211,6 +212,7 @@ export const DecodeFn = {
   siluRows: 10,
   map: 11,
   convRows: 12,
+  stepLayers: 13,
 } as const;
 
 /**

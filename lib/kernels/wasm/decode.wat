@@ -4,7 +4,7 @@
   ;; y[o] = sum_i W[o, i] x[i] for o < rows: W (rows, cols) row-major, cols a multiple of 8. Per row two
   ;; f32x4 accumulators (columns 8q..8q+3 and 8q+4..8q+7), added, then $hsum; mul then add (no fused
   ;; multiply-add), so the result does not depend on the CPU.
-  (func (export "mv") (param $W i32) (param $x i32) (param $y i32) (param $rows i32) (param $cols i32)
+  (func $mv (export "mv") (param $W i32) (param $x i32) (param $y i32) (param $rows i32) (param $cols i32)
     (local $bytes i32) (local $i i32) (local $a0 v128) (local $a1 v128)
     (local.set $bytes (i32.shl (local.get $cols) (i32.const 2)))
     (block $done (loop $row
@@ -106,7 +106,7 @@
   ;; SiLU over rows, the gates of a step or a prefill: for t < T, c < e (a multiple of 4),
   ;;   s = x[t, c] sigmoid(x[t, c]) ;  mul 0: y[t, c] = s ;  mul 1: y[t, c] = y[t, c] s
   ;; x's and y's rows xs and ys bytes apart (y = x: in place). Rows are independent: threads split them.
-  (func (export "siluRows") (param $x i32) (param $xs i32) (param $y i32) (param $ys i32) (param $e i32)
+  (func $siluRows (export "siluRows") (param $x i32) (param $xs i32) (param $y i32) (param $ys i32) (param $e i32)
     (param $T i32) (param $mul i32)
     (local $c i32) (local $eb i32) (local $v v128) (local $s v128)
     (local.set $eb (i32.shl (local.get $e) (i32.const 2)))
@@ -135,7 +135,7 @@
   ;; there), rounded to float32 once: the stepper's JavaScript conv bit for bit. The windows (chans, 4) are
   ;; read at the start and written back at the end; w (chans, 4); bias (chans) when useBias; x's and y's
   ;; rows xs and ys bytes apart. The channels are independent, so threads split them.
-  (func (export "convRows") (param $x i32) (param $xs i32) (param $y i32) (param $ys i32) (param $win i32)
+  (func $convRows (export "convRows") (param $x i32) (param $xs i32) (param $y i32) (param $ys i32) (param $win i32)
     (param $w i32) (param $bias i32) (param $useBias i32) (param $chans i32) (param $T i32)
     (local $t i32) (local $xo i32) (local $yo i32)
     (local $h0 v128) (local $h1 v128) (local $h2 v128) (local $h3 v128)
@@ -206,7 +206,7 @@
   ;; channels are independent, so threads split them; each channel's state stays in cache across the T
   ;; bytes. h (chans, n) is updated in place; dt, x, y are (T, .) with rows es bytes apart; B[t] at
   ;; BC + t ws and C[t] at BC + t ws + 4n (xDbl's rows).
-  (func (export "ssmScan") (param $h i32) (param $A2 i32) (param $dt i32) (param $x i32) (param $y i32)
+  (func $ssmScan (export "ssmScan") (param $h i32) (param $A2 i32) (param $dt i32) (param $x i32) (param $y i32)
     (param $BC i32) (param $chans i32) (param $n i32) (param $T i32) (param $es i32) (param $ws i32)
     (local $nb i32) (local $t i32) (local $j i32) (local $ro i32) (local $bc i32) (local $dtv v128)
     (local $dxv v128) (local $acc v128) (local $v v128)
@@ -252,7 +252,7 @@
   ;; 16-byte load is widened to two f32x4 by interleaving its 16-bit words with zeros (exact; one unpack
   ;; instruction each), then the same
   ;; operations as mv, so the result is mv's on the widened weights.
-  (func (export "mvBf16") (param $W i32) (param $x i32) (param $y i32) (param $rows i32) (param $cols i32)
+  (func $mvBf16 (export "mvBf16") (param $W i32) (param $x i32) (param $y i32) (param $rows i32) (param $cols i32)
     (local $bytes i32) (local $i i32) (local $w v128) (local $a0 v128) (local $a1 v128)
     (local.set $bytes (i32.shl (local.get $cols) (i32.const 1)))
     (block $done (loop $row

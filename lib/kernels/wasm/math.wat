@@ -173,7 +173,7 @@
 
 
   ;; For tests: dst[i] = f(src[i]), i < n (a multiple of 4); f: 0 exp, 1 exp2, 2 softplus, 3 sigmoid.
-  (func (export "map") (param $f i32) (param $src i32) (param $dst i32) (param $n i32)
+  (func $map (export "map") (param $f i32) (param $src i32) (param $dst i32) (param $n i32)
     (local $i i32) (local $x v128)
     (loop $l
       (local.set $x (v128.load (local.get $src)))
