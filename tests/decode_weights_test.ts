@@ -16,6 +16,7 @@ import {
   matvec,
   matvecBf16,
   matvecQ8,
+  memoryReadBytesPerS,
   Q8_BLOCK,
   quantizeQ8,
   quantizeX16,
@@ -336,6 +337,16 @@ Deno.test("ssmScan (a prefill's recurrence over T bytes, by channels) equals ssm
   }
   assert.deepEqual(yScan, yStep);
   assert.deepEqual(h, cur);
+});
+
+Deno.test("memoryReadBytesPerS (the decoding bench's read ceiling) reads every float once: its threads' sums add up to the count, on 1 and 3 threads", () => {
+  for (const threads of [1, 3]) {
+    const floats = 16 * 3 * 1024 + 16 * 3 * 7; // 3 shares of whole 16-float runs, the last not a power of 2
+    const { bytesPerS, sum } = memoryReadBytesPerS(threads, floats, 2);
+    assert.equal(sum, floats, `${threads} threads: the sum of ${floats} ones`);
+    assert.ok(bytesPerS > 0 && Number.isFinite(bytesPerS));
+  }
+  assert.throws(() => memoryReadBytesPerS(2, 100), /do not split/);
 });
 
 Deno.test("KernelThreads: a product split by rows over 3 threads equals one thread bit for bit; a trap in a worker is rethrown; close ends the workers", () => {

@@ -6,7 +6,7 @@
  * lib/models/mamba.ts's and each kernel with its twin.
  */
 import { kernelModules, MAX_PAGES } from "./pool.ts";
-import type { KernelName } from "./threads.ts";
+import { type KernelName, KernelThreads } from "./threads.ts";
 
 /**
  * How the stepper stores its weight matrices: float32; bfloat16 (the top half of each float32, rounded to
@@ -272,3 +272,39 @@ export function decodeKernelsUnavailable(floats: number): string | undefined {
 
 /** The bound kernels `decodeKernels` returns. */
 export type DecodeKernels = NonNullable<ReturnType<typeof decodeKernels>>;
+
+/**
+ * How fast `threads` threads read memory in WebAssembly (decode.wat's sumFloats, each thread over its
+ * share of one buffer of `floats` float32 values, best of `reps`): the ceiling of a decoding step, which
+ * reads each weight once. Returns bytes read per second and the buffer's sum (1 per float: a check that
+ * every float was read).
+ */
+export function memoryReadBytesPerS(
+  threads: number,
+  floats = 2 ** 27,
+  reps = 5,
+): { bytesPerS: number; sum: number } {
+  if (floats % (16 * threads) !== 0) {
+    throw new Error(`memoryReadBytesPerS: ${floats} floats do not split in ${threads}`);
+  }
+  const pages = Math.ceil((floats * 4 + 64 * threads) / 65536);
+  const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  new Float32Array(mem.buffer, 0, floats).fill(1);
+  const gang = new KernelThreads(kernelModules(), [mem], [[0, "sumFloats"]], threads);
+  try {
+    const share = floats / threads, out = floats * 4;
+    const jobs = Array.from({ length: threads }, (_, k) => [k * share * 4, share, out + 64 * k]);
+    let best = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      gang.run(0, 0, jobs);
+      best = Math.min(best, performance.now() - t0);
+    }
+    const sums = new Float32Array(mem.buffer, out, 16 * threads);
+    let sum = 0;
+    for (let k = 0; k < threads; k++) sum += sums[16 * k];
+    return { bytesPerS: floats * 4 / (best / 1000), sum };
+  } finally {
+    gang.close();
+  }
+}

@@ -418,3 +418,22 @@
       (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
       (br $row)))
   )
+
+  ;; For the decoding benchmark: out = the sum of n floats from p (n a multiple of 16), in four vector
+  ;; accumulators (enough loads in flight to stream memory). Threads summing their shares of a buffer far
+  ;; larger than the caches read memory as fast as this machine lets WebAssembly: the ceiling of a
+  ;; decoding step, which reads every weight once.
+  (func (export "sumFloats") (param $p i32) (param $n i32) (param $out i32)
+    (local $end i32) (local $a v128) (local $b v128) (local $c v128) (local $d v128)
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+      (local.set $a (f32x4.add (local.get $a) (v128.load (local.get $p))))
+      (local.set $b (f32x4.add (local.get $b) (v128.load offset=16 (local.get $p))))
+      (local.set $c (f32x4.add (local.get $c) (v128.load offset=32 (local.get $p))))
+      (local.set $d (f32x4.add (local.get $d) (v128.load offset=48 (local.get $p))))
+      (local.set $p (i32.add (local.get $p) (i32.const 64)))
+      (br $l)))
+    (f32.store (local.get $out)
+      (call $hsum (f32x4.add (f32x4.add (local.get $a) (local.get $b)) (f32x4.add (local.get $c) (local.get $d)))))
+  )
