@@ -735,7 +735,9 @@ export class MambaStepper implements Stepper {
       throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${Vp - 1})`);
     }
     const next: HostState = { conv: [], ssm: [] };
-    const ranks = Math.min(g.usable, RUN_CHUNK); // each thread normalizes into its own row of `normed`
+    // every rank must run at once (they meet at barriers): workers that cannot start leave one rank
+    let ranks = Math.min(g.usable, RUN_CHUNK); // each thread normalizes into its own row of `normed`
+    if (ranks > 1 && !g.start(ranks - 1)) ranks = 1;
     let from = this.E.subarray(id * d, (id + 1) * d);
     for (const seg of this.segs) {
       const plan = seg.plan!;
