@@ -7,11 +7,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { deepStrictEqual, ok as assert, strictEqual, throws } from "node:assert/strict";
-import { disposeMambaLM, disposeState, initMambaLM, prefill, step } from "../lib/models/mamba.ts";
+import { disposeMambaLM, initMambaLM } from "../lib/models/mamba.ts";
 import { parseMambaConfig } from "../lib/models/mamba_config.ts";
-import { type HostState, MambaStepper, tensorsToHost } from "../lib/decode/stepper.ts";
+import { type HostState, MambaStepper } from "../lib/decode/stepper.ts";
 import { liveKernelThreads } from "../lib/kernels/wasm/threads.ts";
-import { relL2, useBackend } from "./helpers.ts";
+import { useBackend } from "./helpers.ts";
+import { assertStepsMatchTf } from "./decode_helpers.ts";
 
 await useBackend("wasm");
 
@@ -80,35 +81,9 @@ Deno.test("the one-dispatch step equals the phase-by-phase step bit for bit (log
 
 Deno.test("the one-dispatch step equals mamba.ts step (TF.js) within 1e-5 after a prefill, with biases; int8 weights and d 48 (dt_rank 3) take the phases", async () => {
   const m = biasedMamba(128, 2, 7);
-  const prompt = tf.tensor([[7, 99, 180, 3]], [1, 4], "int32");
-  const { logits, state } = prefill(m, prompt);
-  logits.dispose();
-  prompt.dispose();
   const js = new MambaStepper(m);
   assert(js.fused, "the one-dispatch step expected");
-  let host = await tensorsToHost(state);
-  let tfState = state;
-  for (const id of [12, 255, 0, 77, 130]) {
-    const input = tf.tensor([id], [1], "int32");
-    const r = step(m, input, tfState);
-    input.dispose();
-    disposeState(tfState);
-    tfState = r.state;
-    const want = (await r.logits.data()) as Float32Array;
-    r.logits.dispose();
-    const got = js.stepSync(host, id);
-    host = got.state;
-    assert(relL2(got.logits, want) < 1e-5, `logits rel. error ${relL2(got.logits, want)}`);
-    const wantHost = await tensorsToHost(tfState);
-    for (let l = 0; l < wantHost.ssm.length; l++) {
-      assert(
-        relL2(host.ssm[l], wantHost.ssm[l]) < 1e-5,
-        `layer ${l} ssm state ${relL2(host.ssm[l], wantHost.ssm[l])}`,
-      );
-      assert(relL2(host.conv[l], wantHost.conv[l]) < 1e-5, `layer ${l} conv state`);
-    }
-  }
-  disposeState(tfState);
+  await assertStepsMatchTf(m, js, [7, 99, 180, 3], [12, 255, 0, 77, 130], "one-dispatch step");
   js.dispose();
   const int8 = new MambaStepper(m, undefined, { weights: "int8" });
   assert(!int8.fused, "int8 weights run phase by phase");

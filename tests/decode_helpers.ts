@@ -1,11 +1,14 @@
 /**
  * Tiny Mamba models for the decoding tests (tests/decode_test.ts, tests/engine_speculative_test.ts): a random
  * one with a peaked untied head, and "echo" models that mostly predict their input again, so that an echo
- * drafter and an echo verifier agree often and the accept paths run.
+ * drafter and an echo verifier agree often and the accept paths run; and the check of a CPU stepper against
+ * mamba.ts `step` (TF.js), the independent reference of its steps.
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseMambaConfig } from "../lib/models/mamba_config.ts";
-import { initMambaLM, type MambaLM } from "../lib/models/mamba.ts";
+import { disposeState, initMambaLM, type MambaLM, prefill, step } from "../lib/models/mamba.ts";
+import { type MambaStepper, tensorsToHost } from "../lib/decode/stepper.ts";
+import { relL2 } from "./helpers.ts";
 
 const enc = new TextEncoder();
 export const CORPUS = enc.encode(
@@ -41,4 +44,49 @@ export function echoMamba(vocab: number, seed: number): MambaLM {
   const E = m.params.get("backbone.embedding.weight")!;
   E.assign(tf.tidy(() => tf.mul(E, 40)));
   return m;
+}
+
+/**
+ * Reads `prompt` with mamba.ts `prefill`, then steps `js` (from that state, on the host) and mamba.ts
+ * `step` through `ids`: after each id, the logits and every layer's SSM state and conv window must agree
+ * within 1e-5 (relative L2). `what` names the case in a failure.
+ */
+export async function assertStepsMatchTf(
+  m: MambaLM,
+  js: MambaStepper,
+  prompt: number[],
+  ids: number[],
+  what: string,
+): Promise<void> {
+  const input = tf.tensor([prompt], [1, prompt.length], "int32");
+  const { logits, state } = prefill(m, input);
+  logits.dispose();
+  input.dispose();
+  let host = await tensorsToHost(state);
+  let tfState = state;
+  const near = (a: Float32Array, b: Float32Array, which: string) => {
+    const err = relL2(a, b);
+    if (!(err < 1e-5)) throw new Error(`${what}: ${which} rel. error ${err}`);
+  };
+  try {
+    for (const id of ids) {
+      const one = tf.tensor([id], [1], "int32");
+      const r = step(m, one, tfState);
+      one.dispose();
+      disposeState(tfState);
+      tfState = r.state;
+      const want = (await r.logits.data()) as Float32Array;
+      r.logits.dispose();
+      const got = js.stepSync(host, id);
+      host = got.state;
+      near(got.logits, want, `logits after id ${id}`);
+      const wantHost = await tensorsToHost(tfState);
+      for (let l = 0; l < wantHost.ssm.length; l++) {
+        near(host.ssm[l], wantHost.ssm[l], `layer ${l} ssm state after id ${id}`);
+        near(host.conv[l], wantHost.conv[l], `layer ${l} conv window after id ${id}`);
+      }
+    }
+  } finally {
+    disposeState(tfState);
+  }
 }

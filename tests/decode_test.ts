@@ -13,12 +13,12 @@ function assertEquals(a: unknown, b: unknown, msg?: string): void {
   else deepStrictEqual(x, y, `${msg}: ${JSON.stringify(x)} !== ${JSON.stringify(y)}`);
 }
 import { ByteBPE, trainBpe } from "../lib/data/bpe.ts";
-import { disposeMambaLM, disposeState, forward, prefill, step } from "../lib/models/mamba.ts";
+import { disposeMambaLM, disposeState, forward, prefill } from "../lib/models/mamba.ts";
 import { generate, generateBatch, generateTokens } from "../lib/decode/sample.ts";
 import { argmax, greedyDecode, rankOf, speculativeDecode } from "../lib/decode/speculative.ts";
 import { MambaStepper, RUN_CHUNK, tensorsToHost } from "../lib/decode/stepper.ts";
 import { relL2, useBackend } from "./helpers.ts";
-import { CORPUS, echoMamba, tinyMamba } from "./decode_helpers.ts";
+import { assertStepsMatchTf, CORPUS, echoMamba, tinyMamba } from "./decode_helpers.ts";
 import { RecurrentSession } from "../lib/decode/session.ts";
 import { decodeKernels, decodeKernelsUnavailable } from "../lib/kernels/wasm/decode.ts";
 
@@ -32,32 +32,9 @@ Deno.test("MambaStepper (WebAssembly SIMD and plain JS) equals mamba.ts step wit
     const [m, kernels] of [tinyMamba(256, 1), tinyMamba(320, 2, 48, 3), tinyMamba(256, 15, 128, 1)]
       .flatMap((m) => [[m, true], [m, false]] as const)
   ) {
-    const prompt = tf.tensor([[3, 200, 17, 99, 5, 250, 1]], [1, 7], "int32");
-    const { logits, state } = prefill(m, prompt);
-    logits.dispose();
-    prompt.dispose();
     const js = new MambaStepper(m, undefined, { kernels });
     assert(js.simd === kernels, `simd: ${js.simd}`);
-    let host = await tensorsToHost(state);
-    let tfState = state;
-    for (const id of [12, 255, 0, 77, 130, 4]) {
-      const ids = tf.tensor([id], [1], "int32");
-      const r = step(m, ids, tfState);
-      ids.dispose();
-      disposeState(tfState);
-      tfState = r.state;
-      const want = (await r.logits.data()) as Float32Array;
-      r.logits.dispose();
-      const got = js.stepSync(host, id);
-      host = got.state;
-      assert(relL2(got.logits, want) < 1e-5, `simd ${kernels}: logits rel. error ${relL2(got.logits, want)}`);
-      const wantHost = await tensorsToHost(tfState);
-      for (let l = 0; l < wantHost.ssm.length; l++) {
-        assert(relL2(host.ssm[l], wantHost.ssm[l]) < 1e-5, `layer ${l} ssm state`);
-        assert(relL2(host.conv[l], wantHost.conv[l]) < 1e-5, `layer ${l} conv state`);
-      }
-    }
-    disposeState(tfState);
+    await assertStepsMatchTf(m, js, [3, 200, 17, 99, 5, 250, 1], [12, 255, 0, 77, 130, 4], `simd ${kernels}`);
     if (!kernels) disposeMambaLM(m);
   }
 });
