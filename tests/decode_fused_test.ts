@@ -1,8 +1,9 @@
 /**
  * The stepper's one-dispatch step (lib/kernels/wasm/step.wat's `stepLayers`, every thread through a whole
  * step with barriers between its phases) against the phase-by-phase step driven from JavaScript, bit for
- * bit, and against mamba.ts `step` (TF.js) within 1e-5: with biases, float32 and bfloat16 weights, 1 to 3
- * threads, one memory and several; where it cannot run (int8 weights, widths the kernels do not take whole)
+ * bit from a random state, and against mamba.ts `step` (TF.js) within 1e-5: with and without biases,
+ * float32 and bfloat16 weights, 1 to 5 threads (some with no share of a phase), one memory, several, and
+ * the head alone in the last; where it cannot run (int8 weights, widths the kernels do not take whole)
  * the stepper takes the phases.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -16,14 +17,23 @@ import { assertStepsMatchTf } from "./decode_helpers.ts";
 
 await useBackend("wasm");
 
-/** A random Mamba with every optional bias present and nonzero (the plan's -1 "no bias" is the other path). */
-function biasedMamba(d: number, layers: number, seed: number) {
+/**
+ * A random Mamba, its optional biases present and nonzero (`biases`: the plan's -1 "no bias" is the other
+ * path), its head untied and random unless `tied`.
+ */
+function randomMamba(
+  d: number,
+  layers: number,
+  seed: number,
+  opts: { biases?: boolean; tied?: boolean; dtRank?: number } = {},
+) {
+  const { biases = true, tied = false, dtRank } = opts;
   const cfg = parseMambaConfig({
     d_model: d,
     n_layer: layers,
     vocab_size: 256,
-    ssm_cfg: { bias: true, conv_bias: true },
-    tie_embeddings: false,
+    ssm_cfg: { bias: biases, conv_bias: biases, ...(dtRank ? { dt_rank: dtRank } : {}) },
+    tie_embeddings: tied,
   }, "test");
   const m = initMambaLM(cfg, seed);
   let k = 0;
@@ -37,10 +47,22 @@ function biasedMamba(d: number, layers: number, seed: number) {
 
 const ids = [3, 200, 17, 99, 5, 250, 1, 128, 64, 12, 255, 0];
 
-/** Steps through `ids` from the empty state: the logits and state after each id. */
-function walk(s: MambaStepper): { logits: Float32Array[]; states: HostState[] } {
+/** A state of uniform values in [-0.5, 0.5) (not the empty one: every window and state entry matters). */
+function randomState(s: MambaStepper, seed: number): HostState {
+  const st = s.emptyState();
+  let x = seed;
+  for (const a of [...st.conv, ...st.ssm]) {
+    for (let i = 0; i < a.length; i++) {
+      a[i] = (x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5;
+    }
+  }
+  return st;
+}
+
+/** Steps through `ids` from `start`: the logits and state after each id. */
+function walk(s: MambaStepper, start: HostState): { logits: Float32Array[]; states: HostState[] } {
   const logits: Float32Array[] = [], states: HostState[] = [];
-  let st = s.emptyState();
+  let st = start;
   for (const id of ids) {
     const r = s.stepSync(st, id);
     logits.push(r.logits);
@@ -50,37 +72,75 @@ function walk(s: MambaStepper): { logits: Float32Array[]; states: HostState[] } 
   return { logits, states };
 }
 
-Deno.test("the one-dispatch step equals the phase-by-phase step bit for bit (logits, conv windows, states): biases, f32 and bf16, 1-3 threads, one memory and several", () => {
-  const m = biasedMamba(128, 5, 3);
+/** Each case: a model, its weight formats, memory sizes (undefined: one memory), thread counts. */
+const cases = () =>
+  [
+    // every bias, an untied head; one memory, and three (950K floats hold two of these layers in float32)
+    {
+      what: "d128 x 5, biases",
+      m: randomMamba(128, 5, 3),
+      formats: ["f32", "bf16"],
+      memories: [undefined, 950_000],
+      threads: [1, 2, 3],
+      headOnly: false,
+    },
+    // no biases, a tied head, d 64 with dt_rank 8: four runs of 16 rows of d and three of x_proj's 40, so 5
+    // threads leave some threads no share of a phase
+    {
+      what: "d64 x 2, no biases, tied",
+      m: randomMamba(64, 2, 5, { biases: false, tied: true, dtRank: 8 }),
+      formats: ["f32", "bf16"],
+      memories: [undefined],
+      threads: [1, 5],
+      headOnly: false,
+    },
+    // 830K floats hold one of these layers: the last memory holds the embedding and head alone
+    {
+      what: "d128 x 3, head alone",
+      m: randomMamba(128, 3, 4),
+      formats: ["f32"],
+      memories: [830_000],
+      threads: [1, 3],
+      headOnly: true,
+    },
+  ] as const;
+
+Deno.test("the one-dispatch step equals the phase-by-phase step bit for bit (logits, conv windows, states) from a random state: with and without biases, f32 and bf16, 1-5 threads (some with no share), one memory, several, the head alone", () => {
   const threadsBefore = liveKernelThreads();
-  for (const weights of ["f32", "bf16"] as const) {
-    // 950K floats a memory hold two of these layers in float32 (three memories, as in decode_test.ts), more in bf16
-    for (const memoryFloats of [undefined, 950_000]) {
-      const phases = new MambaStepper(m, undefined, { weights, memoryFloats, fused: false, threads: 1 });
-      assert(phases.simd && !phases.fused, "the phase-by-phase stepper (WebAssembly SIMD) expected");
-      const want = walk(phases);
-      phases.dispose();
-      for (const threads of [1, 2, 3]) {
-        const one = new MambaStepper(m, undefined, { weights, memoryFloats, threads });
-        const what = `${weights}, ${one.memories} memories, ${threads} threads`;
-        assert(one.fused, `${what}: the one-dispatch step expected`);
-        if (memoryFloats) assert(one.memories >= 2, `${what}: several memories expected`);
-        const start = one.emptyState(), copy = structuredClone(start);
-        const got = walk(one);
-        deepStrictEqual(start, copy, "the input state is never mutated");
-        got.logits.forEach((l, t) => deepStrictEqual(l, want.logits[t], `${what}: logits after id ${t}`));
-        got.states.forEach((s, t) => deepStrictEqual(s, want.states[t], `${what}: state after id ${t}`));
-        throws(() => one.stepSync(start, 256), /outside the vocabulary/);
-        one.dispose();
+  for (const { what: model, m, formats, memories, threads: counts, headOnly } of cases()) {
+    for (const weights of formats) {
+      for (const memoryFloats of memories) {
+        const phases = new MambaStepper(m, undefined, { weights, memoryFloats, fused: false, threads: 1 });
+        assert(phases.simd && !phases.fused, "the phase-by-phase stepper (WebAssembly SIMD) expected");
+        const start = randomState(phases, 11), copy = structuredClone(start);
+        const want = walk(phases, start);
+        phases.dispose();
+        for (const threads of counts) {
+          const one = new MambaStepper(m, undefined, { weights, memoryFloats, threads });
+          const what = `${model}, ${weights}, memories ${
+            JSON.stringify(one.memoryLayers)
+          }, ${threads} threads`;
+          assert(one.fused, `${what}: the one-dispatch step expected`);
+          if (memoryFloats) assert(one.memories >= 2, `${what}: several memories expected`);
+          if (headOnly) {
+            assert(one.memoryLayers.at(-1) === 0, `${what}: the head alone in the last memory expected`);
+          }
+          const got = walk(one, start);
+          deepStrictEqual(start, copy, `${what}: the input state is never mutated`);
+          got.logits.forEach((l, t) => deepStrictEqual(l, want.logits[t], `${what}: logits after id ${t}`));
+          got.states.forEach((s, t) => deepStrictEqual(s, want.states[t], `${what}: state after id ${t}`));
+          throws(() => one.stepSync(start, 256), /outside the vocabulary/);
+          one.dispose();
+        }
       }
     }
+    disposeMambaLM(m);
   }
   strictEqual(liveKernelThreads(), threadsBefore, "dispose ends the gangs' threads");
-  disposeMambaLM(m);
 });
 
 Deno.test("the one-dispatch step equals mamba.ts step (TF.js) within 1e-5 after a prefill, with biases; int8 weights and d 48 (dt_rank 3) take the phases", async () => {
-  const m = biasedMamba(128, 2, 7);
+  const m = randomMamba(128, 2, 7);
   const js = new MambaStepper(m);
   assert(js.fused, "the one-dispatch step expected");
   await assertStepsMatchTf(m, js, [7, 99, 180, 3], [12, 255, 0, 77, 130], "one-dispatch step");
@@ -89,7 +149,7 @@ Deno.test("the one-dispatch step equals mamba.ts step (TF.js) within 1e-5 after 
   assert(!int8.fused, "int8 weights run phase by phase");
   int8.dispose();
   disposeMambaLM(m);
-  const narrow = biasedMamba(48, 1, 9);
+  const narrow = randomMamba(48, 1, 9);
   const s = new MambaStepper(narrow);
   assert(s.simd && !s.fused, "dt_rank 3: the dt product is not the kernels' (phase by phase)");
   s.dispose();

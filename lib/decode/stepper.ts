@@ -201,6 +201,8 @@ interface Segment {
  */
 interface StepPlan {
   words: Int32Array;
+  /** the barrier's two words (arrivals, generation) */
+  barrier: Int32Array;
   layers: number[];
   windows: Float32Array[];
   states: Float32Array[];
@@ -308,6 +310,10 @@ export class MambaStepper implements Stepper {
    */
   get fused(): boolean {
     return this.segs[0]?.plan !== undefined;
+  }
+  /** Layers in each WebAssembly memory, in order (the last memory also holds the embedding and head). */
+  get memoryLayers(): number[] {
+    return this.segs.map((s) => this.layers.filter((L) => L.seg === s.index).length);
   }
   /** How many WebAssembly memories hold the model (1 unless it exceeds one memory). */
   get memories(): number {
@@ -692,15 +698,15 @@ export class MambaStepper implements Stepper {
       const layers = this.layers.flatMap((L, i) => (L.seg === seg.index ? [i] : []));
       const plan: StepPlan = {
         words: place(seg.index, new Int32Array(PLAN_HEADER + PLAN_LAYER * layers.length)),
+        barrier: place(seg.index, new Int32Array(16)).subarray(0, 2), // a cache line of its own
         layers,
         windows: layers.map(() => region(seg.index, e * k)),
         states: layers.map(() => region(seg.index, e * n)),
       };
-      const barrier = place(seg.index, new Int32Array(16));
       const { h, normed, xz, x, xDbl, dt, y, o, logits } = seg.scratch;
       const hasHead = seg.index === this.headSeg;
       plan.words.set([
-        ...[layers.length, d, e, n, r, barrier.byteOffset],
+        ...[layers.length, d, e, n, r, plan.barrier.byteOffset],
         ...[h, normed, xz, x, xDbl, dt, y, o].map((a) => a.byteOffset),
         ...(hasHead
           ? [1, this.normF.byteOffset, ...matrix(this.head), Vp, logits.byteOffset]
@@ -746,6 +752,7 @@ export class MambaStepper implements Stepper {
         plan.windows[j].set(state.conv[li]);
         plan.states[j].set(state.ssm[li]);
       });
+      plan.barrier.fill(0); // arrivals and generation: a step that trapped part way leaves them set
       const words = plan.words.byteOffset;
       g.run(seg.index, DecodeFn.stepLayers, Array.from({ length: ranks }, (_, rank) => [words, rank, ranks]));
       plan.layers.forEach((li, j) => {

@@ -275,24 +275,24 @@ export type DecodeKernels = NonNullable<ReturnType<typeof decodeKernels>>;
 
 /**
  * How fast `threads` threads read memory in WebAssembly (decode.wat's sumFloats, each thread over its
- * share of one buffer of `floats` float32 values, best of `reps`): the ceiling of a decoding step, which
- * reads each weight once. Returns bytes read per second and the buffer's sum (1 per float: a check that
- * every float was read).
+ * share of one buffer of about `floats` float32 values, best of `reps`): the ceiling of a decoding step,
+ * which reads each weight once. The buffer is `floats` rounded down to whole runs of 16 per thread.
+ * Returns bytes read per second, the floats read, and the buffer's sum (1 per float: a check that every
+ * float was read).
  */
 export function memoryReadBytesPerS(
   threads: number,
   floats = 2 ** 27,
   reps = 5,
-): { bytesPerS: number; sum: number } {
-  if (floats % (16 * threads) !== 0) {
-    throw new Error(`memoryReadBytesPerS: ${floats} floats do not split in ${threads}`);
-  }
-  const pages = Math.ceil((floats * 4 + 64 * threads) / 65536);
+): { bytesPerS: number; floats: number; sum: number } {
+  const share = Math.floor(floats / (16 * threads)) * 16;
+  if (share === 0) throw new Error(`memoryReadBytesPerS: ${floats} floats are fewer than 16 per thread`);
+  const n = share * threads, out = n * 4;
+  const pages = Math.ceil((out + 64 * threads) / 65536);
   const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  new Float32Array(mem.buffer, 0, floats).fill(1);
+  new Float32Array(mem.buffer, 0, n).fill(1);
   const gang = new KernelThreads(kernelModules(), [mem], [[0, "sumFloats"]], threads);
   try {
-    const share = floats / threads, out = floats * 4;
     const jobs = Array.from({ length: threads }, (_, k) => [k * share * 4, share, out + 64 * k]);
     let best = Infinity;
     for (let r = 0; r < reps; r++) {
@@ -303,7 +303,7 @@ export function memoryReadBytesPerS(
     const sums = new Float32Array(mem.buffer, out, 16 * threads);
     let sum = 0;
     for (let k = 0; k < threads; k++) sum += sums[16 * k];
-    return { bytesPerS: floats * 4 / (best / 1000), sum };
+    return { bytesPerS: n * 4 / (best / 1000), floats: n, sum };
   } finally {
     gang.close();
   }
