@@ -11,6 +11,7 @@ import { deepStrictEqual, ok as assert, strictEqual, throws } from "node:assert/
 import { disposeMambaLM, initMambaLM } from "../lib/models/mamba.ts";
 import { parseMambaConfig } from "../lib/models/mamba_config.ts";
 import { type HostState, MambaStepper } from "../lib/decode/stepper.ts";
+import { RecurrentSession } from "../lib/decode/session.ts";
 import { liveKernelThreads } from "../lib/kernels/wasm/threads.ts";
 import { useBackend } from "./helpers.ts";
 import { assertStepsMatchTf } from "./decode_helpers.ts";
@@ -154,4 +155,42 @@ Deno.test("the one-dispatch step equals mamba.ts step (TF.js) within 1e-5 after 
   assert(s.simd && !s.fused, "dt_rank 3: the dt product is not the kernels' (phase by phase)");
   s.dispose();
   disposeMambaLM(narrow);
+});
+
+Deno.test("advance (a step in place) equals stepSync bit for bit, also with other steps and a pass between, on the one-dispatch path and the phases (int8); a session never writes a state read from it", async () => {
+  const m = randomMamba(128, 2, 13);
+  for (const weights of ["f32", "int8"] as const) {
+    const s = new MambaStepper(m, undefined, { weights });
+    strictEqual(s.fused, weights === "f32");
+    const start = randomState(s, 5);
+    const mine = structuredClone(start);
+    let ref = start;
+    for (const [t, id] of ids.entries()) {
+      const want = s.stepSync(ref, id);
+      ref = want.state;
+      if (t === 4) s.stepSync(randomState(s, 9), 77); // another state through the stepper's memory
+      if (t === 7) s.read(mine, [1, 2, 3]); // a pass from the state being advanced
+      const logits = s.advance(mine, id);
+      deepStrictEqual(logits, want.logits, `${weights}: logits after id ${t}`);
+      deepStrictEqual(mine, want.state, `${weights}: state after id ${t}`);
+    }
+    s.dispose();
+  }
+  // a session steps its own state in place, but not one that was read from it (speculative decoding keeps
+  // the drafter's state that way to restore it)
+  const session = await RecurrentSession.onCpu(m);
+  await session.read([5, 6, 7]);
+  await session.step(8); // a new state, held by the session alone
+  await session.step(9); // in place
+  const kept = session.state!, copy = structuredClone(kept);
+  await session.step(10);
+  await session.step(11);
+  deepStrictEqual(kept, copy, "a state read from the session is never written");
+  const plain = new MambaStepper(m);
+  let st = plain.read(plain.emptyState(), [5, 6, 7], "all").states[2];
+  for (const id of [8, 9, 10, 11]) st = plain.stepSync(st, id).state;
+  deepStrictEqual(session.state, st, "the session's steps equal the stepper's");
+  plain.dispose();
+  session.dispose();
+  disposeMambaLM(m);
 });

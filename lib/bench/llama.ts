@@ -129,14 +129,14 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
       const p0 = performance.now();
       const { logits, states } = stepper.read(stepper.emptyState(), Array.from(prompt), "last");
       const prefill = (performance.now() - p0) / 1000;
-      let state = states[0], row = logits.subarray(logits.length - Vp), hash = 0;
+      const state = states[0];
+      let row = logits.subarray(logits.length - Vp), hash = 0;
       const d0 = performance.now();
       for (let g = 0; g < G; g++) {
         let next = 0;
         for (let v = 1; v < 256; v++) if (row[v] > row[next]) next = v;
         hash = (hash * 31 + next) >>> 0;
-        const r = stepper.stepSync(state, next);
-        state = r.state, row = r.logits;
+        row = stepper.advance(state, next); // in place, as a generation's session steps
       }
       return { prefill_s: prefill, decode_s: (performance.now() - d0) / 1000, greedy_hash: hash };
     };
@@ -180,6 +180,8 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
       Object.entries(runs).map(([who, rs]) => [who, {
         prefill_bytes_per_s: round(P / median(rs.map((r) => r.prefill_s)), 1),
         decode_bytes_per_s: round(G / median(rs.map((r) => r.decode_s)), 1),
+        // every repetition, in order: the spread a median hides (the machine's memory speed moves)
+        decode_bytes_per_s_reps: rs.map((r) => round(G / r.decode_s, 1)),
       }]),
     );
     const llamaBest = (k: "prefill_bytes_per_s" | "decode_bytes_per_s") =>

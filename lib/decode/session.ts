@@ -37,7 +37,22 @@ export function checkLogits(logits: Float32Array): void {
  * logits over the real vocabulary (no padding rows).
  */
 export class RecurrentSession {
-  state: HostState | undefined;
+  /**
+   * The current state. `step` updates it in place (the JS stepper's `advance`) while no one else can hold
+   * it: any read of `state` from outside, or a state that came from a pass (kept for `rollTo`) or was
+   * assigned, makes the next step build a new state instead.
+   */
+  get state(): HostState | undefined {
+    this.shared = true;
+    return this.current;
+  }
+  set state(s: HostState | undefined) {
+    this.current = s;
+    this.shared = true;
+  }
+  private current: HostState | undefined;
+  /** whether anything but this session may hold `current` (then a step must not write its arrays) */
+  private shared = true;
   /** Logits for the next id after everything read so far. */
   next: Float32Array = new Float32Array(0);
   passes = 0;
@@ -71,7 +86,7 @@ export class RecurrentSession {
    * row-major. With the JS stepper the pass is its fused `read`, which also keeps the state after every
    * id for `rollTo`; otherwise tfjs ops (mamba.ts `prefill` from a state).
    */
-  async read(ids: ArrayLike<number>, from: HostState | undefined = this.state): Promise<Float32Array> {
+  async read(ids: ArrayLike<number>, from: HostState | undefined = this.current): Promise<Float32Array> {
     if (ids.length === 0) throw new Error("RecurrentSession.read: no ids");
     if (this.stepper instanceof MambaStepper) {
       const r = this.stepper.read(from ?? this.stepper.emptyState(), ids, "all");
@@ -142,10 +157,10 @@ export class RecurrentSession {
     for (let s = 0; s < a.length; s += chunk) {
       const part = a.slice(s, s + chunk);
       if (this.stepper instanceof MambaStepper) {
-        const r = this.stepper.read(this.state ?? this.stepper.emptyState(), part, "last");
+        const r = this.stepper.read(this.current ?? this.stepper.emptyState(), part, "last");
         this.took(r.logits, part.length, r.states[0]);
       } else {
-        const r = await this.tfPass(part, this.state);
+        const r = await this.tfPass(part, this.current);
         this.took(r.logits, part.length, r.state);
       }
     }
@@ -154,10 +169,17 @@ export class RecurrentSession {
 
   /** One recurrent step on `id` from the current state; returns (and caches) the next logits. */
   async step(id: number): Promise<Float32Array> {
-    if (!this.state) throw new Error("RecurrentSession.step: read at least one id first");
-    const r = await this.stepper.step(this.state, id);
-    this.state = r.state;
-    this.next = r.logits.subarray(0, this.V).slice();
+    if (!this.current) throw new Error("RecurrentSession.step: read at least one id first");
+    let logits: Float32Array;
+    if (!this.shared && this.stepper instanceof MambaStepper) {
+      logits = this.stepper.advance(this.current, id); // only this session holds the state
+    } else {
+      const r = await this.stepper.step(this.current, id);
+      this.current = r.state; // new arrays, held by this session alone
+      this.shared = false;
+      logits = r.logits;
+    }
+    this.next = logits.subarray(0, this.V).slice();
     checkLogits(this.next);
     this.steps++;
     return this.next;
