@@ -166,7 +166,9 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
       formats.forEach((f, i) => runs[f].push(project(steppers[i])));
       for (const t of threads) runs[`llama_${t}t`].push(await llama(t));
       copy = Math.max(copy, memoryCopyBytesPerS());
-      read = Math.max(read, memoryReadBytesPerS(projectThreads).bytesPerS);
+      const r = memoryReadBytesPerS(projectThreads);
+      if (r.sum !== r.floats) throw new Error(`the read ceiling summed ${r.sum} of ${r.floats} ones`);
+      read = Math.max(read, r.bytesPerS);
       say(
         `rep ${rep + 1}/${reps}: project decode ${
           formats.map((f) => `${f} ${round(G / runs[f].at(-1)!.decode_s, 1)}`).join(", ")
