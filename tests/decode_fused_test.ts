@@ -2,9 +2,9 @@
  * The stepper's one-dispatch step (lib/kernels/wasm/step.wat's `stepLayers`, every thread through a whole
  * step with barriers between its phases) against the phase-by-phase step driven from JavaScript, bit for
  * bit from a random state, and against mamba.ts `step` (TF.js) within 1e-5: with and without biases,
- * float32 and bfloat16 weights, 1 to 5 threads (some with no share of a phase), one memory, several, and
- * the head alone in the last; where it cannot run (int8 weights, widths the kernels do not take whole)
- * the stepper takes the phases.
+ * float32, bfloat16 and int8 weights, 1 to 5 threads (some with no share of a phase), one memory,
+ * several, and the head alone in the last; where it cannot run (widths the kernels do not take whole) the
+ * stepper takes the phases. And `advance`, a step in place, against `stepSync`.
  */
 import * as tf from "@tensorflow/tfjs";
 import { deepStrictEqual, ok as assert, strictEqual, throws } from "node:assert/strict";
@@ -85,12 +85,22 @@ const cases = () =>
       threads: [1, 2, 3],
       headOnly: false,
     },
+    // int8 (its inputs rounded to int16 in the kernel, as in JavaScript; the dt product, 8 columns, stays
+    // float32): the layers fit one memory
+    {
+      what: "d128 x 5, biases",
+      m: randomMamba(128, 5, 3),
+      formats: ["int8"],
+      memories: [undefined],
+      threads: [1, 2, 3],
+      headOnly: false,
+    },
     // no biases, a tied head, d 64 with dt_rank 8: four runs of 16 rows of d and three of x_proj's 40, so 5
     // threads leave some threads no share of a phase
     {
       what: "d64 x 2, no biases, tied",
       m: randomMamba(64, 2, 5, { biases: false, tied: true, dtRank: 8 }),
-      formats: ["f32", "bf16"],
+      formats: ["f32", "bf16", "int8"],
       memories: [undefined],
       threads: [1, 5],
       headOnly: false,
@@ -106,7 +116,7 @@ const cases = () =>
     },
   ] as const;
 
-Deno.test("the one-dispatch step equals the phase-by-phase step bit for bit (logits, conv windows, states) from a random state: with and without biases, f32 and bf16, 1-5 threads (some with no share), one memory, several, the head alone", () => {
+Deno.test("the one-dispatch step equals the phase-by-phase step bit for bit (logits, conv windows, states) from a random state: with and without biases, f32, bf16 and int8, 1-5 threads (some with no share), one memory, several, the head alone", () => {
   const threadsBefore = liveKernelThreads();
   for (const { what: model, m, formats, memories, threads: counts, headOnly } of cases()) {
     for (const weights of formats) {
@@ -140,15 +150,12 @@ Deno.test("the one-dispatch step equals the phase-by-phase step bit for bit (log
   strictEqual(liveKernelThreads(), threadsBefore, "dispose ends the gangs' threads");
 });
 
-Deno.test("the one-dispatch step equals mamba.ts step (TF.js) within 1e-5 after a prefill, with biases; int8 weights and d 48 (dt_rank 3) take the phases", async () => {
+Deno.test("the one-dispatch step equals mamba.ts step (TF.js) within 1e-5 after a prefill, with biases; d 48 (dt_rank 3) takes the phases", async () => {
   const m = randomMamba(128, 2, 7);
   const js = new MambaStepper(m);
   assert(js.fused, "the one-dispatch step expected");
   await assertStepsMatchTf(m, js, [7, 99, 180, 3], [12, 255, 0, 77, 130], "one-dispatch step");
   js.dispose();
-  const int8 = new MambaStepper(m, undefined, { weights: "int8" });
-  assert(!int8.fused, "int8 weights run phase by phase");
-  int8.dispose();
   disposeMambaLM(m);
   const narrow = randomMamba(48, 1, 9);
   const s = new MambaStepper(narrow);
@@ -157,11 +164,12 @@ Deno.test("the one-dispatch step equals mamba.ts step (TF.js) within 1e-5 after 
   disposeMambaLM(narrow);
 });
 
-Deno.test("advance (a step in place) equals stepSync bit for bit, also with other steps and a pass between, on the one-dispatch path and the phases (int8); a session never writes a state read from it", async () => {
+Deno.test("advance (a step in place) equals stepSync bit for bit, also with other steps and a pass between, on the one-dispatch path and the phases; a session never writes a state read from it", async () => {
   const m = randomMamba(128, 2, 13);
-  for (const weights of ["f32", "int8"] as const) {
-    const s = new MambaStepper(m, undefined, { weights });
-    strictEqual(s.fused, weights === "f32");
+  for (const fused of [true, false]) {
+    const weights = fused ? "f32" : "int8";
+    const s = new MambaStepper(m, undefined, { weights, fused });
+    strictEqual(s.fused, fused);
     const start = randomState(s, 5);
     const mine = structuredClone(start);
     let ref = start;

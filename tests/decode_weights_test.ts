@@ -102,6 +102,33 @@ function kernelMemory(floats: number) {
   return { mem: k.mem, fns, put };
 }
 
+Deno.test("step.wat's quantizeX16 (the one-dispatch step's int8 inputs) equals decode.ts quantizeX16 bit for bit: halves rounded up, clamps, zeros, NaN, random vectors", () => {
+  const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  const kernel = new WebAssembly.Instance(kernelModules()[0], { env: { memory: mem } }).exports
+    .quantizeX16 as (x: number, xq: number, cols: number) => number;
+  const rng = new Rng(3);
+  const cases: number[][] = [
+    // max |x| 32767: the scale is 1, so these are exact halves (Math.round takes them up, -2.5 to -2)
+    [32767, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 32766.5, -32767, 0, -0],
+    [0, 0, 0, 0], // scale 0: all zeros
+    [1e-42, -1e-43, 0, 5e-44], // subnormals whose scale rounds to 0 in float32: zeros, not +-32767
+    [1e-30, -3e-31, 7e-31, 0], // tiny values
+    [NaN, 1, 2, 3], // NaN poisons the scale: every value rounds to 0
+    Array.from({ length: 64 }, () => (rng.uniform() - 0.5) * 8),
+    Array.from({ length: 40 }, () => (rng.uniform() - 0.5) * 1e4),
+  ];
+  for (const values of cases) {
+    const x = new Float32Array(mem.buffer, 0, values.length);
+    x.set(values);
+    const want = new Int16Array(values.length);
+    const wantScale = quantizeX16(x, want, values.length);
+    const gotScale = kernel(0, 4096, values.length);
+    const got = new Int16Array(mem.buffer, 4096, values.length);
+    assert.ok(Object.is(gotScale, wantScale), `scale of ${values.slice(0, 4)}: ${gotScale} !== ${wantScale}`);
+    assert.deepEqual(Array.from(got), Array.from(want), `values of ${values.slice(0, 4)}`);
+  }
+});
+
 Deno.test("mvBf16 / mvQ8 equal their plain-JS twins (1e-6), the twins equal float32 products of the widened weights, and the 4-vector kernels equal the 1-vector ones bit for bit", () => {
   const rng = new Rng(11);
   for (const [rows, cols] of [[37, 192], [5, 64], [16, 128]]) {

@@ -208,7 +208,7 @@ interface StepPlan {
   states: Float32Array[];
 }
 /** Words of step.wat's plan header and of each layer's record. */
-const PLAN_HEADER = 20, PLAN_LAYER = 18;
+const PLAN_HEADER = 24, PLAN_LAYER = 22;
 
 /**
  * Ids per `run` chunk: the scratch rows (longer reads go chunk by chunk, the state carried). A multiple of 6
@@ -307,8 +307,8 @@ export class MambaStepper implements Stepper {
   }
   /**
    * Whether a step runs as one dispatch per memory (step.wat's `stepLayers` on every thread at once): with
-   * the kernels, for float32 and bfloat16 weights (int8 products scale their inputs in JavaScript) and
-   * widths the kernels take whole (d and dt_rank multiples of 8, d_inner of 16, d_state of 4, 4 taps).
+   * the kernels, in every weight format, for widths the kernels take whole (d and dt_rank multiples of 8,
+   * d_inner of 16, d_state of 4, 4 taps).
    */
   get fused(): boolean {
     return this.segs[0]?.plan !== undefined;
@@ -679,8 +679,7 @@ export class MambaStepper implements Stepper {
         threads,
       );
       gangs.register(this, this.gang, this);
-      const fusable = k === 4 && n % 4 === 0 && e % 16 === 0 && d % 8 === 0 && r % 8 === 0 &&
-        this.matrices().every((M) => M.format !== "int8");
+      const fusable = k === 4 && n % 4 === 0 && e % 16 === 0 && d % 8 === 0 && r % 8 === 0;
       if (opts.fused !== false && fusable) this.planSteps(place, region);
     }
   }
@@ -695,7 +694,13 @@ export class MambaStepper implements Stepper {
   ) {
     const { d, e, n, r, k, Vp } = this;
     const at = (a?: { byteOffset: number }) => (a ? a.byteOffset : -1);
-    const matrix = (M: Matrix) => M.format === "bf16" ? [M.bf16!.byteOffset, 1] : [M.f32!.byteOffset, 0];
+    // a matrix's three words: weights, format (0 float32, 1 bfloat16, 2 int8), int8 scales
+    const matrix = (M: Matrix) =>
+      M.format === "int8"
+        ? [M.q!.byteOffset, 2, M.scales!.byteOffset]
+        : M.format === "bf16"
+        ? [M.bf16!.byteOffset, 1, 0]
+        : [M.f32!.byteOffset, 0, 0];
     for (const seg of this.segs) {
       const layers = this.layers.flatMap((L, i) => (L.seg === seg.index ? [i] : []));
       const plan: StepPlan = {
@@ -705,14 +710,15 @@ export class MambaStepper implements Stepper {
         windows: layers.map(() => region(seg.index, e * k)),
         states: layers.map(() => region(seg.index, e * n)),
       };
-      const { h, normed, xz, x, xDbl, dt, y, o, logits } = seg.scratch;
+      const { h, normed, xz, x, xDbl, dt, y, o, logits, xq } = seg.scratch;
       const hasHead = seg.index === this.headSeg;
-      plan.words.set([
+      const words = [
         ...[layers.length, d, e, n, r, plan.barrier.byteOffset],
         ...[h, normed, xz, x, xDbl, dt, y, o].map((a) => a.byteOffset),
         ...(hasHead
           ? [1, this.normF.byteOffset, ...matrix(this.head), Vp, logits.byteOffset]
-          : [0, 0, 0, 0, 0, 0]),
+          : [0, 0, 0, 0, 0, 0, 0]),
+        ...[xq.byteOffset, Math.max(d, e), 0], // each thread's row of xq: an int8 product's input
         ...layers.flatMap((i, j) => {
           const L = this.layers[i];
           return [
@@ -727,7 +733,11 @@ export class MambaStepper implements Stepper {
             ...[...matrix(L.outProj), at(L.outBias), plan.windows[j].byteOffset, plan.states[j].byteOffset],
           ];
         }),
-      ]);
+      ];
+      if (words.length !== plan.words.length) {
+        throw new Error(`step plan: ${words.length} words, not ${plan.words.length}`);
+      }
+      plan.words.set(words);
       seg.plan = plan;
     }
   }

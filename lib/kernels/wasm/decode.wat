@@ -326,7 +326,7 @@
   ;; by the caller). The products of a block are summed exactly in integers (|w| <= 127, |x| <= 32767:
   ;; a block's sum stays below 2^28), converted once, and scaled. Each half block (32 columns) is loaded and
   ;; widened to four i16x8 once; everything is written inline (a call would spill the SIMD registers).
-  (func (export "mvQ8") (param $W i32) (param $S i32) (param $x i32) (param $y i32) (param $rows i32)
+  (func $mvQ8 (export "mvQ8") (param $W i32) (param $S i32) (param $x i32) (param $y i32) (param $rows i32)
     (param $cols i32)
     (local $i i32) (local $xi i32) (local $w v128) (local $e0 v128) (local $e1 v128) (local $e2 v128)
     (local $e3 v128) (local $ia v128) (local $acc v128)
