@@ -24,7 +24,7 @@ import { dims, expectedStateDictShapes, parseMambaConfig } from "../models/mamba
 import { mambaGguf } from "../models/gguf_export.ts";
 import { writeGguf } from "../io/gguf.ts";
 import { hostModel, MambaStepper } from "../decode/stepper.ts";
-import { memoryReadBytesPerS, WEIGHT_FORMATS, type WeightFormat } from "../kernels/wasm/decode.ts";
+import { MemoryReader, WEIGHT_FORMATS, type WeightFormat } from "../kernels/wasm/decode.ts";
 import { threadCount } from "../kernels/wasm/pool.ts";
 import { llamaPaths } from "../setup.ts";
 import { appendBenchLine } from "../results/store.ts";
@@ -80,9 +80,15 @@ if (!(await Deno.stat(driver).then(() => true, () => false))) {
 }
 const cores = navigator.hardwareConcurrency;
 
+// The machine's memory speed, measured between the repetitions on buffers and threads made once (making
+// them anew each time, 1.5 GiB and a worker, slowed the float32 decode measured next: d256x4 at 3,173-3,855
+// bytes/s against 5,611 in the first repetition and 5,400-6,000 for bf16 and int8, run of 82059c2).
+const copyFrom = new Float32Array(2 ** 27).fill(1), copyTo = new Float32Array(2 ** 27);
+const reader = new MemoryReader(projectThreads);
+
 /** One thread copying 512 MiB (best of 5): bytes copied per second (each byte read once, written once). */
 function memoryCopyBytesPerS(): number {
-  const n = 2 ** 27, src = new Float32Array(n).fill(1), dst = new Float32Array(n);
+  const n = copyFrom.length, src = copyFrom, dst = copyTo;
   let best = Infinity;
   for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
@@ -166,8 +172,10 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
       formats.forEach((f, i) => runs[f].push(project(steppers[i])));
       for (const t of threads) runs[`llama_${t}t`].push(await llama(t));
       copy = Math.max(copy, memoryCopyBytesPerS());
-      const r = memoryReadBytesPerS(projectThreads);
-      if (r.sum !== r.floats) throw new Error(`the read ceiling summed ${r.sum} of ${r.floats} ones`);
+      const r = reader.measure();
+      if (r.sum !== reader.floats) {
+        throw new Error(`the read ceiling summed ${r.sum} of ${reader.floats} ones`);
+      }
       read = Math.max(read, r.bytesPerS);
       say(
         `rep ${rep + 1}/${reps}: project decode ${
@@ -251,3 +259,4 @@ for (const [d, L, P = 2048, G = 256] of shapes) {
     await Deno.remove(tmp, { recursive: true });
   }
 }
+reader.close();

@@ -275,36 +275,59 @@ export type DecodeKernels = NonNullable<ReturnType<typeof decodeKernels>>;
 
 /**
  * How fast `threads` threads read memory in WebAssembly (decode.wat's sumFloats, each thread over its
- * share of one buffer of about `floats` float32 values, best of `reps`): the ceiling of a decoding step,
- * which reads each weight once. The buffer is `floats` rounded down to whole runs of 16 per thread.
- * Returns bytes read per second, the floats read, and the buffer's sum (1 per float: a check that every
- * float was read).
+ * share of one buffer of about `floats` float32 values): the ceiling of a decoding step, which reads each
+ * weight once. The buffer (`floats` rounded down to whole runs of 16 per thread) and the threads are made
+ * once, so that measuring again allocates and starts nothing (a benchmark measures it between its
+ * contenders' repetitions); `close` ends the threads.
  */
+export class MemoryReader {
+  readonly floats: number;
+  private mem: WebAssembly.Memory;
+  private gang: KernelThreads;
+  private jobs: number[][];
+  private out: number;
+
+  constructor(readonly threads: number, floats = 2 ** 27) {
+    const share = Math.floor(floats / (16 * threads)) * 16;
+    if (share === 0) throw new Error(`MemoryReader: ${floats} floats are fewer than 16 per thread`);
+    this.floats = share * threads;
+    this.out = this.floats * 4;
+    const pages = Math.ceil((this.out + 64 * threads) / 65536);
+    this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    new Float32Array(this.mem.buffer, 0, this.floats).fill(1);
+    this.gang = new KernelThreads(kernelModules(), [this.mem], [[0, "sumFloats"]], threads);
+    this.jobs = Array.from({ length: threads }, (_, k) => [k * share * 4, share, this.out + 64 * k]);
+  }
+
+  /** Bytes read per second, best of `reps`, and the buffer's sum (1 per float: every float was read). */
+  measure(reps = 5): { bytesPerS: number; sum: number } {
+    let best = Infinity;
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      this.gang.run(0, 0, this.jobs);
+      best = Math.min(best, performance.now() - t0);
+    }
+    const sums = new Float32Array(this.mem.buffer, this.out, 16 * this.threads);
+    let sum = 0;
+    for (let k = 0; k < this.threads; k++) sum += sums[16 * k];
+    return { bytesPerS: this.floats * 4 / (best / 1000), sum };
+  }
+
+  close(): void {
+    this.gang.close();
+  }
+}
+
+/** MemoryReader once: bytes read per second, the floats read and their sum. */
 export function memoryReadBytesPerS(
   threads: number,
   floats = 2 ** 27,
   reps = 5,
 ): { bytesPerS: number; floats: number; sum: number } {
-  const share = Math.floor(floats / (16 * threads)) * 16;
-  if (share === 0) throw new Error(`memoryReadBytesPerS: ${floats} floats are fewer than 16 per thread`);
-  const n = share * threads, out = n * 4;
-  const pages = Math.ceil((out + 64 * threads) / 65536);
-  const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  new Float32Array(mem.buffer, 0, n).fill(1);
-  const gang = new KernelThreads(kernelModules(), [mem], [[0, "sumFloats"]], threads);
+  const reader = new MemoryReader(threads, floats);
   try {
-    const jobs = Array.from({ length: threads }, (_, k) => [k * share * 4, share, out + 64 * k]);
-    let best = Infinity;
-    for (let r = 0; r < reps; r++) {
-      const t0 = performance.now();
-      gang.run(0, 0, jobs);
-      best = Math.min(best, performance.now() - t0);
-    }
-    const sums = new Float32Array(mem.buffer, out, 16 * threads);
-    let sum = 0;
-    for (let k = 0; k < threads; k++) sum += sums[16 * k];
-    return { bytesPerS: n * 4 / (best / 1000), floats: n, sum };
+    return { ...reader.measure(reps), floats: reader.floats };
   } finally {
-    gang.close();
+    reader.close();
   }
 }
