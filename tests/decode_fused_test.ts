@@ -12,6 +12,7 @@ import { disposeMambaLM, initMambaLM } from "../lib/models/mamba.ts";
 import { parseMambaConfig } from "../lib/models/mamba_config.ts";
 import { type HostState, MambaStepper } from "../lib/decode/stepper.ts";
 import { RecurrentSession } from "../lib/decode/session.ts";
+import { PROBE_EVERY, PROBE_STEPS, ThreadTuner } from "../lib/decode/thread_tuner.ts";
 import { liveKernelThreads } from "../lib/kernels/wasm/threads.ts";
 import { useBackend } from "./helpers.ts";
 import { assertStepsMatchTf } from "./decode_helpers.ts";
@@ -201,4 +202,40 @@ Deno.test("advance (a step in place) equals stepSync bit for bit, also with othe
   plain.dispose();
   session.dispose();
   disposeMambaLM(m);
+});
+
+Deno.test("ThreadTuner: keeps every thread while they are faster, takes one when a probe finds it 10% faster (another process on the cores), and goes back when all threads are faster again", () => {
+  const t = new ThreadTuner(2);
+  // a quiet machine: 2 threads 1 ms a step, 1 thread 1.7 ms
+  const quiet = (r: number) => (r === 2 ? 1 : 1.7), busy = (r: number) => (r === 2 ? 8 : 1.2);
+  const run = (steps: number, cost: (r: number) => number) => {
+    const used: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const r = t.next();
+      used.push(r);
+      t.record(r, cost(r));
+    }
+    return used;
+  };
+  const a = run(2 * (PROBE_EVERY + PROBE_STEPS), quiet);
+  strictEqual(t.ranks, 2, "quiet: two threads kept");
+  strictEqual(a.filter((r) => r === 1).length, 2 * PROBE_STEPS, "two probes of one thread, PROBE_STEPS each");
+  run(PROBE_EVERY + PROBE_STEPS, busy); // a busy machine: the next probe finds one thread faster
+  strictEqual(t.ranks, 1, "busy: one thread");
+  const b = run(PROBE_EVERY + PROBE_STEPS, quiet); // quiet again: the next probe finds two threads faster
+  strictEqual(t.ranks, 2, "quiet again: two threads");
+  strictEqual(
+    b.filter((r) => r === 2).length,
+    PROBE_STEPS,
+    "only the probe ran two threads before the switch",
+  );
+  // nearly equal timings (within 10%) do not switch
+  const c = new ThreadTuner(2);
+  for (let i = 0; i < 3 * (PROBE_EVERY + PROBE_STEPS); i++) {
+    const r = c.next();
+    c.record(r, r === 2 ? 1 : 0.95);
+  }
+  strictEqual(c.ranks, 2, "one thread 5% faster: no switch");
+  const one = new ThreadTuner(1);
+  for (let i = 0; i < 2 * PROBE_EVERY; i++) strictEqual(one.next(), 1);
 });

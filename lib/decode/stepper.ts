@@ -36,6 +36,7 @@ import {
 } from "../kernels/mod.ts";
 import type { MambaConfig } from "../models/mamba_config.ts";
 import { reclaimWebGpuGarbage } from "../backend.ts";
+import { ThreadTuner } from "./thread_tuner.ts";
 
 /** A batch-1 Mamba state: per layer the conv window (e, k), oldest first, and the SSM state (e, n). */
 export interface HostState {
@@ -290,6 +291,8 @@ export class MambaStepper implements Stepper {
   private gang?: KernelThreads;
   /** The conv windows a read that keeps only its last state alternates between (e, k each). */
   private convWindows!: [Float32Array, Float32Array];
+  /** Picks the one-dispatch step's thread count from its timings (fewer when other processes want cores). */
+  private tuner?: ThreadTuner;
   /** The state last updated in place by `advance` while the plans' windows and states still hold it. */
   private resident?: HostState;
   /** set while a prefill (keep "last") runs: float32 products of enough ids go through the GEMM */
@@ -760,9 +763,12 @@ export class MambaStepper implements Stepper {
     const next: HostState = into ?? { conv: [], ssm: [] };
     const copyIn = !(into && state === into && state === this.resident);
     this.resident = undefined; // the plans' windows and states are about to change
+    // the tuner's thread count (each thread normalizes into its own row of `normed`: at most RUN_CHUNK);
     // every rank must run at once (they meet at barriers): workers that cannot start leave one rank
-    let ranks = Math.min(g.usable, RUN_CHUNK); // each thread normalizes into its own row of `normed`
+    this.tuner ??= new ThreadTuner(Math.min(g.usable, RUN_CHUNK));
+    let ranks = this.tuner.next();
     if (ranks > 1 && !g.start(ranks - 1)) ranks = 1;
+    const t0 = performance.now();
     let from = this.E.subarray(id * d, (id + 1) * d);
     for (const seg of this.segs) {
       const plan = seg.plan!;
@@ -787,6 +793,7 @@ export class MambaStepper implements Stepper {
       });
       from = seg.scratch.h.subarray(0, d);
     }
+    this.tuner.record(ranks, performance.now() - t0);
     if (into) this.resident = into;
     return { logits: this.logits.slice(0, Vp), state: next };
   }
