@@ -134,7 +134,10 @@ Deno.test("live views: notebook 01 in Chromium draws its training as it runs, st
           const done = await waitForOutput(page, training, `continued from step ${at}`);
           assert.match(done, /60 steps; .* seen; last training loss [\d.]+ bits\/byte, validation [\d.]+/);
           const secondPart = await seen(page, "points");
-          assertGrew(secondPart, 3, "the resumed run's points");
+          // the resumed part is shorter (it starts where the interrupt left it) and draws at most every 250 ms:
+          // two increases show it drawing while it runs; how many more depends on the machine's speed (a
+          // clean-clone run saw 1, 6, 14 points after CPU training got faster, and the test then asked for 3)
+          assertGrew(secondPart, 2, "the resumed run's points");
           assert.ok(secondPart[0] >= 1 && secondPart.at(-1)! <= 60 - at, `resumed points ${secondPart}`);
           const figure = await page.evaluate((n: number) => {
             const area = (globalThis as any).Jupyter.notebook.get_cell(n).output_area.element[0];
