@@ -16,7 +16,7 @@ import {
   matvec,
   matvecBf16,
   matvecQ8,
-  memoryReadBytesPerS,
+  MemoryReader,
   Q8_BLOCK,
   quantizeQ8,
   quantizeX16,
@@ -366,16 +366,21 @@ Deno.test("ssmScan (a prefill's recurrence over T bytes, by channels) equals ssm
   assert.deepEqual(h, cur);
 });
 
-Deno.test("memoryReadBytesPerS (the decoding bench's read ceiling) reads every float once: its threads' sums add up to the count read, whole runs of 16 per thread, on 1, 3 and 6 threads", () => {
+Deno.test("MemoryReader (the decoding bench's read ceiling) reads every float once: its threads' sums add up to the count read, whole runs of 16 per thread, on 1, 3 and 6 threads", () => {
   for (
     const [threads, asked, read] of [[1, 1000, 992], [3, 3 * 1024 + 50, 3 * 1024 + 48], [6, 2 ** 14, 16_320]]
   ) {
-    const { bytesPerS, floats, sum } = memoryReadBytesPerS(threads, asked, 2);
-    assert.equal(floats, read, `${threads} threads, ${asked} floats asked`);
-    assert.equal(sum, floats, `${threads} threads: the sum of ${floats} ones`);
-    assert.ok(bytesPerS > 0 && Number.isFinite(bytesPerS));
+    const reader = new MemoryReader(threads, asked);
+    try {
+      const { bytesPerS, sum } = reader.measure(2);
+      assert.equal(reader.floats, read, `${threads} threads, ${asked} floats asked`);
+      assert.equal(sum, reader.floats, `${threads} threads: the sum of ${reader.floats} ones`);
+      assert.ok(bytesPerS > 0 && Number.isFinite(bytesPerS));
+    } finally {
+      reader.close();
+    }
   }
-  assert.throws(() => memoryReadBytesPerS(2, 20), /fewer than 16 per thread/);
+  assert.throws(() => new MemoryReader(2, 20), /fewer than 16 per thread/);
 });
 
 Deno.test("KernelThreads: a product split by rows over 3 threads equals one thread bit for bit; a trap in a worker is rethrown; close ends the workers", () => {

@@ -757,11 +757,9 @@ export class MambaStepper implements Stepper {
     into?: HostState,
   ): { logits: Float32Array; state: HostState } {
     const { d, Vp } = this, g = this.gang!;
-    if (!(Number.isInteger(id) && id >= 0 && id < Vp)) {
-      throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${Vp - 1})`);
-    }
+    this.checkId(id);
     const next: HostState = into ?? { conv: [], ssm: [] };
-    const copyIn = !(into && state === into && state === this.resident);
+    const copyIn = state !== this.resident; // `resident` is what the plans' windows and states hold
     this.resident = undefined; // the plans' windows and states are about to change
     // the tuner's thread count (each thread normalizes into its own row of `normed`: at most RUN_CHUNK);
     // every rank must run at once (they meet at barriers): workers that cannot start leave one rank
@@ -826,15 +824,17 @@ export class MambaStepper implements Stepper {
     }
   }
 
-  private runChunk(state: HostState, ids: ArrayLike<number>, keep: "all" | "last"): HostState[] {
-    const { d, e, n, r, k, Vp } = this;
-    const T = ids.length;
-    for (let t = 0; t < T; t++) {
-      const id = ids[t];
-      if (!(Number.isInteger(id) && id >= 0 && id < Vp)) {
-        throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${Vp - 1})`);
-      }
+  /** Throws unless `id` is an id of the (padded) vocabulary. */
+  private checkId(id: number) {
+    if (!(Number.isInteger(id) && id >= 0 && id < this.Vp)) {
+      throw new Error(`MambaStepper: id ${id} outside the vocabulary (0..${this.Vp - 1})`);
     }
+  }
+
+  private runChunk(state: HostState, ids: ArrayLike<number>, keep: "all" | "last"): HostState[] {
+    const { d, e, n, r, k } = this;
+    const T = ids.length;
+    for (let t = 0; t < T; t++) this.checkId(ids[t]);
     const w = r + 2 * n;
     // the residual stream moves with the layers from memory to memory (T d floats copied at a boundary)
     let seg = this.segs[this.layers.length ? this.layers[0].seg : this.headSeg];

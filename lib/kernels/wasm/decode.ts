@@ -299,7 +299,10 @@ export class MemoryReader {
     this.jobs = Array.from({ length: threads }, (_, k) => [k * share * 4, share, this.out + 64 * k]);
   }
 
-  /** Bytes read per second, best of `reps`, and the buffer's sum (1 per float: every float was read). */
+  /**
+   * Bytes read per second, best of `reps`, and the buffer's sum (1 per float), which must equal `floats`:
+   * every float was read (else it throws).
+   */
   measure(reps = 5): { bytesPerS: number; sum: number } {
     let best = Infinity;
     for (let r = 0; r < reps; r++) {
@@ -310,24 +313,11 @@ export class MemoryReader {
     const sums = new Float32Array(this.mem.buffer, this.out, 16 * this.threads);
     let sum = 0;
     for (let k = 0; k < this.threads; k++) sum += sums[16 * k];
+    if (sum !== this.floats) throw new Error(`MemoryReader: summed ${sum} of ${this.floats} ones`);
     return { bytesPerS: this.floats * 4 / (best / 1000), sum };
   }
 
   close(): void {
     this.gang.close();
-  }
-}
-
-/** MemoryReader once: bytes read per second, the floats read and their sum. */
-export function memoryReadBytesPerS(
-  threads: number,
-  floats = 2 ** 27,
-  reps = 5,
-): { bytesPerS: number; floats: number; sum: number } {
-  const reader = new MemoryReader(threads, floats);
-  try {
-    return { ...reader.measure(reps), floats: reader.floats };
-  } finally {
-    reader.close();
   }
 }
