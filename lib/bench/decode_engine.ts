@@ -65,7 +65,12 @@ function applyGemv(setting: string): void {
   if (!setting) return;
   if (!setting.includes("=")) {
     const [minGroups, unroll, passColumns] = list(setting);
-    Object.assign(gemvTuning, { minGroups, unroll, ...(passColumns ? { passColumns } : {}) });
+    Object.assign(gemvTuning, {
+      minGroups,
+      passMinGroups: minGroups,
+      unroll,
+      ...(passColumns ? { passColumns } : {}),
+    });
     return;
   }
   for (const pair of setting.split(",")) {

@@ -187,17 +187,14 @@ var<workgroup> red: array<f32, ${256 * w.len}>;
   let valid = i < ${items}u;
   let ii = min(i, ${items - 1}u);
   let sq = ii / ${p.dim}u; let c = ii % ${p.dim}u; let hi = ii * ${p.ns}u + s;
-  // dt of every position: this lane's terms of each dot product <x_dbl[t, :rank], W_dt[c]>
-  ${
-      ts.map((t) =>
-        `{
-    let ro = (${row(t)}) * ${p.row}u;
-    var part = 0.0;
-    for (var j = s; j < ${p.rank}u; j += ${T}u) { part = part + xdbl[ro + j] * dtW[c * ${p.rank}u + j]; }
-    red[${t * 256}u + lid] = part;
-  }`
-      ).join("\n  ")
-    }
+  // dt of every position: this lane's terms of each dot product <x_dbl[t, :rank], W_dt[c]>, each weight
+  // loaded once for all positions (the terms of each position still added in order of j)
+  ${ts.map((t) => `var part${t} = 0.0;`).join(" ")}
+  for (var j = s; j < ${p.rank}u; j += ${T}u) {
+    let wj = dtW[c * ${p.rank}u + j];
+    ${ts.map((t) => `part${t} = part${t} + xdbl[(${row(t)}) * ${p.row}u + j] * wj;`).join(" ")}
+  }
+  ${ts.map((t) => `red[${t * 256}u + lid] = part${t};`).join(" ")}
   ${reduceAll}
   ${
       ts.map((t) =>
@@ -209,12 +206,13 @@ var<workgroup> red: array<f32, ${256 * w.len}>;
   workgroupBarrier();
   // the recurrence on this lane's element of h; its share of y_t = <h_t, C_t> kept for the reduction
   var hv = h[hi];
+  let a = A[c * ${p.ns}u + s];
   ${w.snaps ? "if (valid) { snaps[hi] = hv; }" : ""}
   ${
       ts.map((t) =>
         `{
     let ro = (${row(t)}) * ${p.row}u + ${p.rank}u;
-    hv = exp(dt${t} * A[c * ${p.ns}u + s]) * hv + dt${t} * xdbl[ro + s] * u[(${row(t)}) * ${p.dim}u + c];
+    hv = exp(dt${t} * a) * hv + dt${t} * xdbl[ro + s] * u[(${row(t)}) * ${p.dim}u + c];
     ${w.snaps ? `if (valid) { snaps[${(t + 1) * size}u + hi] = hv; }` : ""}
     red[${t * 256}u + lid] = hv * xdbl[ro + ${p.ns}u + s];
   }`

@@ -293,16 +293,18 @@ const GEMV_MAX_ROWS = 8;
  * product would run fewer than GEMV_MIN_GROUPS workgroups and every lane still gets a vector of k. At the
  * 972M shape x_proj (144 columns) ran as 18 workgroups of 8 columns, on 18 of the H200's 132 SMs.
  */
-function gemvLanes(g: { N: number; K: number }, C = 1): number {
+function gemvLanes(g: { M: number; N: number; K: number }, C = 1): number {
+  const minGroups = g.M > 1 ? gemvTuning.passMinGroups : gemvTuning.minGroups;
   let lanes = 32;
-  while (lanes < 256 && Math.ceil(g.N / (C * 256 / lanes)) < gemvTuning.minGroups && lanes * 2 <= g.K / 4) {
+  while (lanes < 256 && Math.ceil(g.N / (C * 256 / lanes)) < minGroups && lanes * 2 <= g.K / 4) {
     lanes *= 2;
   }
   return lanes;
 }
 /**
- * The GEMV's settings: the fewest workgroups a product should run (lanes per group double until it does),
- * the weight vectors each lane loads before using them, and the columns each group computes when the
+ * The GEMV's settings: the fewest workgroups a product should run (lanes per group double until it does;
+ * passMinGroups for products of several rows, where every workgroup reads all of A once: fewer, wider
+ * workgroups read less of it), the weight vectors each lane loads before using them, and the columns each group computes when the
  * product has several rows (a verification pass). Benchmarks may change them (lib/bench/decode_engine.ts
  * --gemv) before any program is recorded. A second kernel for several rows, each thread holding A's rows at
  * its vectors of k in registers and walking the weights in batches of columns, was measured on the H200 and
@@ -311,6 +313,7 @@ function gemvLanes(g: { N: number; K: number }, C = 1): number {
  */
 export const gemvTuning = {
   minGroups: 512,
+  passMinGroups: 512,
   unroll: 4,
   passColumns: 1,
 };
@@ -474,23 +477,33 @@ export function recordGemv<B>(
   d.dispatch(label, code, bufs, groups, 2 * g.M * g.N * g.K);
 }
 
-/** WGSL computing rstd[m] for every row of A in each workgroup (`part` is free until the loop). */
+/**
+ * WGSL computing rstd[m] for every row of A in each workgroup (`part` is free until the loop): each thread's
+ * share of every row's sum of squares, then one tree for all rows at once. A tree a row in turn cost a pass
+ * of 8 rows 72 barriers a workgroup where the weights took 14 vector loads a thread (in_proj, 972M shape).
+ * Each row's sum is added in the same order either way.
+ */
 function normPrologue(M: number, K: number, v4: boolean, eps: number): string {
-  return `for (var m = 0u; m < ${M}u; m++) {
+  const rows = [...Array(M).keys()], K4 = v4 ? K / 4 : K;
+  return `${
+    rows.map((m) =>
+      `{
     var ss = 0.0;
-    for (var k = lid; k < ${v4 ? K / 4 : K}u; k += 256u) {
-      let v = A[m * ${v4 ? K / 4 : K}u + k];
+    for (var k = lid; k < ${K4}u; k += 256u) {
+      let v = A[${m * K4}u + k];
       ss += ${v4 ? "dot(v, v)" : "v * v"};
     }
-    part[lid] = ss;
+    part[${m * 256}u + lid] = ss;
+  }`
+    ).join("\n  ")
+  }
+  workgroupBarrier();
+  for (var s = 128u; s >= 1u; s = s / 2u) {
+    if (lid < s) { ${rows.map((m) => `part[${m * 256}u + lid] += part[${m * 256}u + lid + s];`).join(" ")} }
     workgroupBarrier();
-    for (var s = 128u; s >= 1u; s = s / 2u) {
-      if (lid < s) { part[lid] += part[lid + s]; }
-      workgroupBarrier();
-    }
-    if (lid == 0u) { rstd[m] = 1.0 / sqrt(part[0] / ${K}.0 + ${eps}); }
-    workgroupBarrier();
-  }`;
+  }
+  if (lid < ${M}u) { rstd[lid] = 1.0 / sqrt(part[lid * 256u] / ${K}.0 + ${eps}); }
+  workgroupBarrier();`;
 }
 
 export function recordGemm<B>(d: Dispatcher<B>, spec: GemmSpec, a: B, b: B, c: B): void {
