@@ -90,7 +90,7 @@ commands:
                                             a MambaByte checkpoint as a GGUF file that llama.cpp runs
                                             (architecture mamba, F32; prints a JSON summary)
   job       --engine torch --gpus N (--plan P --scale S [--domains ..] [--models ..] [--seeds ..] | train's
-            run options) --out DIR [--device cuda|cpu] [--micro-batch M]
+            run options) --out DIR [--device cuda|cpu] [--micro-batch M] [--fsdp]
                                             a self-contained job folder for PyTorch's distributed engine
                                             (torchrun; NCCL, or gloo with --device cpu): the trainer and
                                             models in Python, the run's config, the lab's initial weights and
@@ -451,6 +451,11 @@ const DOCS: Record<string, CommandDoc> = {
       "micro-batch": [
         "M",
         "rows per forward pass of each process (gradient accumulation; default: the process's whole share)",
+      ],
+      fsdp: [
+        "",
+        "shard the weights, gradients and AdamW moments over the processes (PyTorch's fully_shard, torch 2.6 or " +
+        "newer) instead of a copy in each (DDP, the default): for models whose training state fills a GPU",
       ],
       out: ["DIR", "the job folder to write (required; must not exist)"],
       plan: ["P", "a plan in data/plans (e.g. compute-matched) or a plan file: its runs at --scale"],
@@ -1228,6 +1233,7 @@ async function jobCommand(args: string[]) {
     gpus: "value",
     device: "value",
     "micro-batch": "value",
+    fsdp: "bool",
     out: "value",
     plan: "value",
     domains: "value",
@@ -1285,7 +1291,12 @@ async function jobCommand(args: string[]) {
     specs = [runSpecFromFlags(flags)];
   }
   await startBackend({ quiet: true });
-  const job = await writeJob(specs, out, { gpus, device, microBatch });
+  const job = await writeJob(specs, out, {
+    gpus,
+    device,
+    microBatch,
+    parallel: flags.has("fsdp") ? "fsdp" : "ddp",
+  });
   await printJson({
     out,
     engine: job.engine,

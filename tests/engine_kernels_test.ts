@@ -120,12 +120,12 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
   }
 });
 
-Deno.test("engine kernels: GEMV of several rows (a pass's positions): lanes with 2-4 columns a group or 32 lanes a column, partial batches of columns", async () => {
+Deno.test("engine kernels: GEMV of several rows (a pass's positions): lanes with 2-4 columns a group or 8 lanes a column, partial batches of columns", async () => {
   const saved = { ...gemvTuning };
   // the lanes kernel with several columns per group (the default, one, runs in every other test), and with
-  // 32 lanes a column where the default takes 256 (passMinGroups 1: the fewest, widest workgroups); each
+  // 8 lanes a column where the default takes 256 (passMinGroups 1: the fewest, widest workgroups); each
   // setting's shaders compile anew on lavapipe, so the cases are few
-  const settings = [{ passColumns: 2 }, { passColumns: 4 }, { passColumns: 1, passMinGroups: 1 }];
+  const settings = [{ passColumns: 2 }, { passColumns: 4 }, { passMinGroups: 1, passMinLanes: 8 }];
   try {
     for (const setting of settings) {
       Object.assign(gemvTuning, saved, setting);

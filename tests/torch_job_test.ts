@@ -265,6 +265,46 @@ Deno.test("torch: MegaByte and PerceiverAR jobs: the job's test score (every pos
   }
 });
 
+Deno.test("torch: an --fsdp job trains like DDP where torch has fully_shard, and where it has none (Debian's 1.13) stops in one line before writing anything", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "torch-job-fsdp-" });
+  try {
+    await writeJob(`${tmp}/fsdp`, "--gpus", "2", "--fsdp");
+    const run = JSON.parse(await Deno.readTextFile(`${tmp}/fsdp/runs/t/run.json`));
+    assert.equal(run.parallel, "fsdp");
+    const probe = await new Deno.Command(await python(), {
+      args: ["-c", "from torch.distributed.fsdp import fully_shard"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (probe.code === 0) {
+      // the same run, its processes holding copies (DDP) or shards (FSDP): the same curve
+      await writeJob(`${tmp}/ddp`, "--gpus", "2");
+      await runJob(`${tmp}/ddp`, 29641);
+      await runJob(`${tmp}/fsdp`, 29642);
+      const ddp = await readLog(`${tmp}/ddp/runs/t/train_log.jsonl`);
+      const fsdp = await readLog(`${tmp}/fsdp/runs/t/train_log.jsonl`);
+      assert.equal(fsdp.length, STEPS);
+      fsdp.forEach((e, i) => assert.ok(Math.abs(e.loss - ddp[i].loss) < 1e-4, `step ${e.step}: ${e.loss}`));
+      return;
+    }
+    const out = await (await startJob(`${tmp}/fsdp`, 29643)).output();
+    const stderr = decode(out.stderr).trim();
+    assert.equal(out.code, 2, stderr);
+    assert.equal(stderr.split("\n").length, 1, stderr);
+    assert.match(
+      stderr,
+      /^error: run\.json: parallel is fsdp, which needs PyTorch's fully_shard \(torch 2\.6/,
+    );
+    assert.deepEqual([...Deno.readDirSync(`${tmp}/fsdp/runs/t`)].map((e) => e.name).sort(), [
+      "init",
+      "offsets.u64",
+      "run.json",
+    ]);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("torch: job and import refuse bad input in one line and write nothing", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "torch-job-bad-" });
   try {

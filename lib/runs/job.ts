@@ -38,6 +38,11 @@ export interface JobOptions {
   device: JobDevice;
   /** Rows of a process's share of the batch per forward pass (gradient accumulation); default: all of it. */
   microBatch?: number;
+  /**
+   * How the processes share the model: "ddp" (default), each a copy of the weights and AdamW moments, or
+   * "fsdp", each a shard of them (PyTorch's fully_shard; torch 2.6 or newer).
+   */
+  parallel?: JobParallel;
   /** The data/ folder (default the repository's). */
   dataDir?: string;
   quiet?: boolean;
@@ -59,6 +64,8 @@ export interface JobFile {
   runs: { name: string; dir: string; spec: RunSpec; steps: number; parameters: number }[];
 }
 
+export type JobParallel = "ddp" | "fsdp";
+
 /** What run.json holds (read by train.py). */
 export interface JobRun {
   format: typeof JOB_RUN_FORMAT;
@@ -71,6 +78,8 @@ export interface JobRun {
   length: number;
   /** Rows per forward pass of each process; absent: the process's whole share (whatever the count). */
   micro_batch?: number;
+  /** "ddp": a copy of the model per process; "fsdp": weights, gradients and moments sharded over them. */
+  parallel: JobParallel;
   lr: number;
   warmup: number;
   min_lr_ratio: number;
@@ -215,6 +224,7 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
           batch: t.batch,
           length: t.length,
           ...(opts.microBatch !== undefined ? { micro_batch: opts.microBatch } : {}),
+          parallel: opts.parallel ?? "ddp",
           lr: t.lr,
           warmup: t.warmup,
           min_lr_ratio: MIN_LR_RATIO,

@@ -4,12 +4,28 @@ Why not the `torchrun` command itself: Debian 12's python3-torch (1.13) on Pytho
 default `--redirects 0` / `--tee 0` (Std.from_str iterates the IntFlag, which on 3.11 skips the zero
 member and returns None, and the agent then fails in to_map). When that bug is present this replaces the
 parser with one that maps the digits to the flags directly; any other torch runs unchanged.
+
+A trainer that stops on bad input says why in one line and exits with status 2 (train.py's fail); torchrun
+would add a log line per process and a traceback of its own. Those are left out for status 2 alone: any
+other failure (a crash, a signal) is reported in full.
 """
 
+import logging
 import re
 import sys
 
 from torch.distributed.elastic.multiprocessing import api
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+TRAINER_REFUSED = 2
+
+
+class _TrainerRefusals(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"exitcode: {TRAINER_REFUSED})" not in record.getMessage()
+
+
+logging.getLogger(api.__name__).addFilter(_TrainerRefusals())
 
 if api.Std.from_str("0") is None:
 
@@ -25,4 +41,9 @@ if api.Std.from_str("0") is None:
 from torch.distributed.run import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ChildFailedError as err:
+        if all(f.exitcode == TRAINER_REFUSED for f in err.failures.values()):
+            sys.exit(TRAINER_REFUSED)
+        raise

@@ -265,13 +265,30 @@ def named_trainables(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
 # Checkpoints
 
 
-def save_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Optimizer, names: dict, state: dict) -> None:
+def whole(t: torch.Tensor) -> torch.Tensor:
+    """A tensor whole on this process: an FSDP shard (a DTensor) gathered from every process (a collective:
+    every process calls it, in the same order), any other tensor as it is."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def gather_checkpoint(net: nn.Module, opt: torch.optim.Optimizer, names: dict) -> tuple[dict, dict]:
+    """The weights (state_dict names) and AdamW moments (m.<name>, v.<name>) as whole tensors. Under FSDP
+    every process must call it (the shards are gathered); under DDP each process holds them already."""
+    sd = {k: whole(v) for k, v in net.state_dict().items()}
+    moments = {}
+    for p, name in names.items():
+        st = opt.state.get(p, {})
+        moments[f"m.{name}"] = whole(st["exp_avg"]) if "exp_avg" in st else torch.zeros(p.shape)
+        moments[f"v.{name}"] = whole(st["exp_avg_sq"]) if "exp_avg_sq" in st else torch.zeros(p.shape)
+    return sd, moments
+
+
+def save_checkpoint(run_dir: str, sd: dict, moments: dict, state: dict) -> None:
     """Writes checkpoint.tmp-<pid>/ and swaps it in for checkpoint/ (the old one stays whole until then)."""
     final = os.path.join(run_dir, CHECKPOINT)
     tmp = os.path.join(run_dir, f"{CHECKPOINT}.tmp-{os.getpid()}")
     old = final + ".old"
     os.makedirs(tmp, exist_ok=True)
-    sd = {k: v for k, v in net.state_dict().items()}
     write_safetensors(os.path.join(tmp, "model.safetensors"), sd, {"format": "pt", "step": str(state["step"]), "engine": "torch"})
     with open(os.path.join(run_dir, "init", "config.json")) as f:
         config_text = f.read()
@@ -279,11 +296,6 @@ def save_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Op
         f.write(config_text)
         f.flush()
         os.fsync(f.fileno())
-    moments = {}
-    for p, name in names.items():
-        st = opt.state.get(p, {})
-        moments[f"m.{name}"] = st.get("exp_avg", torch.zeros_like(p))
-        moments[f"v.{name}"] = st.get("exp_avg_sq", torch.zeros_like(p))
     write_safetensors(os.path.join(tmp, "optimizer.safetensors"), moments, {"format": "mambabyte-lab-adamw"})
     with open(os.path.join(tmp, "trainer_state.json"), "w") as f:
         json.dump(state, f, indent=2)
@@ -324,8 +336,9 @@ def remove_stale_temporaries(run_dir: str) -> None:
         shutil.rmtree(os.path.join(run_dir, name))
 
 
-def load_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Optimizer, names: dict, fingerprint: dict):
-    """Restores weights, moments and the trainer state from checkpoint/ (or checkpoint.old/); None if none."""
+def load_checkpoint(run_dir: str, net: nn.Module, fingerprint: dict):
+    """Restores the weights from checkpoint/ (or checkpoint.old/) and returns (its folder, the trainer
+    state), or None if there is none; the moments follow once the optimizer exists (load_moments)."""
     for d in (CHECKPOINT, CHECKPOINT + ".old"):
         ckpt = os.path.join(run_dir, d)
         if os.path.exists(os.path.join(ckpt, "trainer_state.json")):
@@ -339,14 +352,44 @@ def load_checkpoint(run_dir: str, run: dict, net: nn.Module, opt: torch.optim.Op
     if state.get("fingerprint") != fingerprint:
         fail(f"{path}: the run's settings changed since this checkpoint (run.json); remove {ckpt} to start over")
     load_weights(net, os.path.join(ckpt, "model.safetensors"))
+    return ckpt, state
+
+
+def load_moments(ckpt: str, state: dict, opt: torch.optim.Optimizer, names: dict) -> None:
+    """AdamW's moments from a checkpoint, each placed as its parameter is (an FSDP shard: this process's
+    part of the whole tensor)."""
     moments = read_safetensors(os.path.join(ckpt, "optimizer.safetensors"))
+
+    def placed(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        t = t.to(p.device).reshape(p.shape)
+        if hasattr(p, "device_mesh"):  # a DTensor: keep this process's shard
+            from torch.distributed.tensor import distribute_tensor
+
+            return distribute_tensor(t, p.device_mesh, p.placements)
+        return t
+
     for p, name in names.items():
         opt.state[p] = {
             "step": torch.tensor(float(state["adam_step"])),
-            "exp_avg": moments[f"m.{name}"].to(p.device).reshape(p.shape),
-            "exp_avg_sq": moments[f"v.{name}"].to(p.device).reshape(p.shape),
+            "exp_avg": placed(moments[f"m.{name}"], p),
+            "exp_avg_sq": placed(moments[f"v.{name}"], p),
         }
-    return state
+
+
+def shard_model(model: nn.Module, device: torch.device, world: int) -> None:
+    """FSDP: each block (every element of the model's ModuleLists, innermost first) and then the whole
+    model sharded over the processes with PyTorch's fully_shard, in place: parameter names stay."""
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+    except Exception as err:  # torch before 2.6 has no public fully_shard; 1.13's FSDP fails to import on 3.11
+        fail(f"run.json: parallel is fsdp, which needs PyTorch's fully_shard (torch 2.6 or newer); torch "
+             f"{torch.__version__} here has none ({type(err).__name__}): write the job without --fsdp")
+    mesh = init_device_mesh(device.type, (world,))
+    blocks = [m for lst in model.modules() if isinstance(lst, nn.ModuleList) for m in lst]
+    for block in reversed(blocks):
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
 
 
 def load_weights(net: nn.Module, path: str) -> None:
@@ -426,15 +469,18 @@ def make_optimizer(trainables, no_decay: set, lr: float, a: dict) -> torch.optim
 def train_step(model, params, opt, ids_all, micro: int, clip: float, world: int):
     """One update on this process's rows ids_all (rows, l + 1), in micro-batches of `micro` rows: the mean
     loss over every process's rows and the global gradient norm before clipping, or the name of what was
-    not finite (then nothing is updated). With several processes `model` is DDP-wrapped: gradients are
-    averaged over the processes when the last micro-batch's backward runs."""
+    not finite (then nothing is updated). With several processes `model` is DDP-wrapped or FSDP-sharded:
+    gradients are averaged over the processes when the last micro-batch's backward runs (under FSDP each
+    process keeps its shard, and the norm sums every process's part)."""
     accum = ids_all.shape[0] // micro
     opt.zero_grad(set_to_none=True)
     local = torch.zeros((), dtype=torch.float64, device=ids_all.device)
     for k in range(accum):
         ids = ids_all[k * micro : (k + 1) * micro]
-        sync = k == accum - 1 or not hasattr(model, "no_sync")
-        with (contextlib.nullcontext() if sync else model.no_sync()):
+        sync = k == accum - 1
+        if hasattr(model, "set_requires_gradient_sync"):  # FSDP: reduce the gradients on the last only
+            model.set_requires_gradient_sync(sync)
+        with (model.no_sync() if not sync and hasattr(model, "no_sync") else contextlib.nullcontext()):
             loss = model(ids) / accum
             loss.backward()
         local += loss.detach().double()
@@ -443,9 +489,15 @@ def train_step(model, params, opt, ids_all, micro: int, clip: float, world: int)
         local /= world
     mean_loss = float(local)
     sq = torch.zeros((), dtype=torch.float64, device=ids_all.device)
+    sharded = False
     for p in params:
         if p.grad is not None:
-            sq += p.grad.double().pow(2).sum()
+            g = p.grad
+            if hasattr(g, "to_local"):  # an FSDP shard: this process's part of the gradient
+                g, sharded = g.to_local(), True
+            sq += g.double().pow(2).sum()
+    if sharded:
+        dist.all_reduce(sq)
     norm = math.sqrt(float(sq))
     if not math.isfinite(mean_loss):
         return f"the loss ({mean_loss})"
@@ -498,9 +550,22 @@ def main() -> int:
     if offsets.size != steps * batch:
         fail(f"{run['offsets']}: {offsets.size} window starts, expected steps x batch = {steps * batch}")
 
+    parallel = run.get("parallel", "ddp")
+    if parallel not in ("ddp", "fsdp"):
+        fail(f"run.json: parallel must be ddp or fsdp (got {parallel!r})")
+    fsdp = parallel == "fsdp"
+    if fsdp and not distributed:
+        fail("run.json: parallel is fsdp, which runs under torchrun (bash run.sh), not as one plain process")
+
     torch.manual_seed(0)  # nothing is random after the lab's initial weights; this only pins library defaults
     net, loss_fn, logits_fn, impl = build_net(run, device)
     load_weights(net, os.path.join(run_dir, "init", "model.safetensors"))
+    fingerprint = {k: run[k] for k in ("kind", "config", "steps", "batch", "length", "lr", "warmup", "seed") if k in run}
+    resumed = load_checkpoint(run_dir, net, fingerprint)  # the weights now; the moments once the optimizer exists
+    state = resumed[1] if resumed else None
+    model = Objective(net, loss_fn)
+    if fsdp:  # before the optimizer: sharding replaces the parameters (their names stay)
+        shard_model(model, device, world)
     trainables = named_trainables(net)
     names = {p: n for n, p in trainables}
     no_decay = set(run["no_weight_decay"])
@@ -509,8 +574,8 @@ def main() -> int:
         fail(f"run.json: no_weight_decay names parameters the model lacks: {unknown[:3]}")
     a = run["adamw"]
     opt = make_optimizer(trainables, no_decay, run["lr"], a)
-    fingerprint = {k: run[k] for k in ("kind", "config", "steps", "batch", "length", "lr", "warmup", "seed") if k in run}
-    state = load_checkpoint(run_dir, run, net, opt, names, fingerprint)
+    if resumed:
+        load_moments(resumed[0], state, opt, names)
     start = state["step"] if state else 0
     if distributed:  # every process must resume from the same step: the run folder must be shared storage
         seen = torch.tensor([start, -start], dtype=torch.float64, device=device)
@@ -525,8 +590,7 @@ def main() -> int:
             dist.destroy_process_group()
         return 0
 
-    model = Objective(net, loss_fn)
-    if distributed:
+    if distributed and not fsdp:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
     params = [p for _, p in trainables]
 
@@ -534,7 +598,7 @@ def main() -> int:
         remove_stale_temporaries(run_dir)
         write_atomic(os.path.join(run_dir, LOG), "".join(read_log(run_dir, start)))
         say(f"{os.path.basename(run_dir)}: {run['kind']} on {world} {'GPU' if use_cuda else 'CPU process'}{'es' if world > 1 and not use_cuda else 's' if world > 1 else ''} "
-            f"({impl}), batch {batch} x {length} ({accum} micro-batch{'es' if accum > 1 else ''} of {micro} per process), "
+            f"({impl}{', FSDP' if fsdp else ''}), batch {batch} x {length} ({accum} micro-batch{'es' if accum > 1 else ''} of {micro} per process), "
             + (f"resuming at step {start} of {steps}" if start else f"{steps} steps"))
     stop = {"asked": False}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -584,12 +648,14 @@ def main() -> int:
             dist.all_reduce(flag)
             stopping = bool(flag.item() > 0)
         if step == steps or step % every == 0 or stopping:
+            sd, moments = gather_checkpoint(net, opt, names)  # every process: FSDP gathers the shards
             if rank == 0:
-                save_checkpoint(run_dir, run, net, opt, names, {
+                save_checkpoint(run_dir, sd, moments, {
                     "format": STATE_FORMAT, "step": step, "adam_step": step, "tokens_seen": step * tokens_per_step,
                     "wall_s": wall, "processes": world, "gpus": world if use_cuda else 0, "implementation": impl,
-                    "fingerprint": fingerprint,
+                    "parallel": parallel, "fingerprint": fingerprint,
                 })
+            del sd, moments
         if stopping and step < steps:
             say(f"stopped at step {step}; checkpoint saved; run the job again to continue")
             if distributed:
@@ -599,9 +665,13 @@ def main() -> int:
         log.close()
     if rank == 0 and run.get("test_data"):
         test = open_shard(job_dir, run["test_data"], verify=not args.no_verify)
+        if fsdp:  # rank 0 scores alone: a whole copy of the final weights, from the last checkpoint
+            net, _, logits_fn, _ = build_net(run, device)
+            load_weights(net, os.path.join(run_dir, CHECKPOINT, "model.safetensors"))
         net.eval()
         result = evaluate(net, logits_fn, test, run.get("eval_window") or length, run.get("length_multiple") or 1, device)
-        result.update({"step": steps, "implementation": impl, "processes": world, "gpus": world if use_cuda else 0})
+        result.update({"step": steps, "implementation": impl, "processes": world, "gpus": world if use_cuda else 0,
+                       "parallel": parallel})
         write_atomic(os.path.join(run_dir, "eval.json"), json.dumps(result, indent=2) + "\n")
         say(f"test bits per byte {result['bits_per_byte']:.4f} over {result['bytes']} bytes")
     if distributed:

@@ -289,13 +289,15 @@ function isGemv(g: Required<Omit<GemmSpec, "name">>): boolean {
 }
 const GEMV_MAX_ROWS = 8;
 /**
- * Threads per GEMV output column (a workgroup of 256 computes 256 / lanes columns): 32, doubled while the
+ * Threads per GEMV output column (a workgroup of 256 computes 256 / lanes columns): 32 (a pass:
+ * gemvTuning.passMinLanes), doubled while the
  * product would run fewer than GEMV_MIN_GROUPS workgroups and every lane still gets a vector of k. At the
  * 972M shape x_proj (144 columns) ran as 18 workgroups of 8 columns, on 18 of the H200's 132 SMs.
  */
 function gemvLanes(g: { M: number; N: number; K: number }, C = 1): number {
   const minGroups = g.M > 1 ? gemvTuning.passMinGroups : gemvTuning.minGroups;
-  let lanes = 32;
+  let lanes = g.M > 1 ? gemvTuning.passMinLanes : 32;
+  if (![4, 8, 16, 32].includes(lanes)) throw new Error(`gemvTuning.passMinLanes: 4, 8, 16 or 32 (got ${lanes})`);
   while (lanes < 256 && Math.ceil(g.N / (C * 256 / lanes)) < minGroups && lanes * 2 <= g.K / 4) {
     lanes *= 2;
   }
@@ -304,7 +306,8 @@ function gemvLanes(g: { M: number; N: number; K: number }, C = 1): number {
 /**
  * The GEMV's settings: the fewest workgroups a product should run (lanes per group double until it does;
  * passMinGroups for products of several rows, where every workgroup reads all of A once: fewer, wider
- * workgroups read less of it), the weight vectors each lane loads before using them, and the columns each group computes when the
+ * workgroups read less of it; and their lanes per column start at passMinLanes, a power of two from 4 to
+ * 32: 8 lanes still read a weight row's 128 contiguous bytes at once), the weight vectors each lane loads before using them, and the columns each group computes when the
  * product has several rows (a verification pass). Benchmarks may change them (lib/bench/decode_engine.ts
  * --gemv) before any program is recorded. A second kernel for several rows, each thread holding A's rows at
  * its vectors of k in registers and walking the weights in batches of columns, was measured on the H200 and
@@ -314,6 +317,7 @@ function gemvLanes(g: { M: number; N: number; K: number }, C = 1): number {
 export const gemvTuning = {
   minGroups: 512,
   passMinGroups: 512,
+  passMinLanes: 32,
   unroll: 4,
   passColumns: 1,
 };
