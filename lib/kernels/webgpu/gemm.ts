@@ -297,7 +297,9 @@ const GEMV_MAX_ROWS = 8;
 function gemvLanes(g: { M: number; N: number; K: number }, C = 1): number {
   const minGroups = g.M > 1 ? gemvTuning.passMinGroups : gemvTuning.minGroups;
   let lanes = g.M > 1 ? gemvTuning.passMinLanes : 32;
-  if (![4, 8, 16, 32].includes(lanes)) throw new Error(`gemvTuning.passMinLanes: 4, 8, 16 or 32 (got ${lanes})`);
+  if (![4, 8, 16, 32].includes(lanes)) {
+    throw new Error(`gemvTuning.passMinLanes: 4, 8, 16 or 32 (got ${lanes})`);
+  }
   while (lanes < 256 && Math.ceil(g.N / (C * 256 / lanes)) < minGroups && lanes * 2 <= g.K / 4) {
     lanes *= 2;
   }
