@@ -3,7 +3,8 @@
 # d1024x16, batch 8 x 8,192 bytes per GPU, on 1 H200 and (on the two-GPU machine, kind nvidia-h200-x2) on 2
 # (NCCL, NVLink multicast off), beside the single-GPU peer measured in the same call; then a job killed
 # mid-run and started again (on 2 GPUs where there are two, else on 1), whose curve must continue the
-# uninterrupted one.
+# uninterrupted one; then the one-GPU job again with --fsdp (its parameters, gradients and moments sharded by
+# fully_shard, over one process here), whose curve must follow the DDP one.
 # Needs: the bundle (../shared/tools/gpu-bundle.sh lib/cli.ts), a copy of state-spaces/mamba in .peer/mamba and
 # ../shared/anchors/peers/h200_peers.py in .peer/ (its `train` builds mamba_ssm's CUDA scan into .peer-build/;
 # the jobs load mamba_ssm's model from .peer/mamba through MAMBA_SSM_SOURCE, lib/torch/train.py), the commit
@@ -38,7 +39,9 @@ for _ in $(seq 900); do
 done
 kill -9 -- -$pid; wait $pid
 timeout 200 bash jobs/killed/run.sh > $L/killed2.out 2>&1
-for j in one two killed; do
+$JOB --gpus 1 --batch 8 --fsdp --out jobs/fsdp > $L/job_fsdp.out 2>&1
+timeout 150 bash jobs/fsdp/run.sh > $L/fsdp.out 2>&1
+for j in one two killed fsdp; do
   [ -f jobs/$j/runs/d1024x16/train_log.jsonl ] && cp jobs/$j/runs/d1024x16/train_log.jsonl $L/$j.train_log.jsonl
 done
 REF=$REF python3 - > $L/summary.json <<'PY'
@@ -50,7 +53,7 @@ def rate(e):  # bytes/s from step 10 to the last (start-up and the first steps e
     if not e or len(e) < 12: return None
     a, b = e[9], e[-1]
     return (b["bytes"] - a["bytes"]) / (b["wall_s"] - a["wall_s"])
-one, two, killed, ref = log("one"), log("two"), log("killed"), log(os.environ["REF"])
+one, two, killed, fsdp, ref = log("one"), log("two"), log("killed"), log("fsdp"), log(os.environ["REF"])
 EVAL = "jobs/one/runs/d1024x16/eval.json"  # train.py names the implementation there (not in the log lines)
 peer = [json.loads(l) for l in open(os.environ["OUT"] + "/logs/peers.jsonl") if '"train"' in l]
 peer = next((p for p in peer if p["d_model"] == 1024), None)
@@ -62,7 +65,9 @@ print(json.dumps({
     "per_gpu_vs_peer": peer and r2 and r2 / 2 / peer["bytes_per_s"],
     "resumed_against": os.environ["REF"],
     "resumed_max_abs_loss_diff": ref and killed and max(abs(a["loss"] - b["loss"]) for a, b in zip(ref, killed)),
-    "steps": [len(x) if x else 0 for x in (one, two, killed)],
+    "fsdp_bytes_per_s": rate(fsdp),
+    "fsdp_max_abs_loss_diff": one and fsdp and max(abs(a["loss"] - b["loss"]) for a, b in zip(one, fsdp)),
+    "steps": [len(x) if x else 0 for x in (one, two, killed, fsdp)],
     "implementation": os.path.exists(EVAL) and json.load(open(EVAL)).get("implementation"),
 }))
 PY
