@@ -269,7 +269,8 @@ if (TEST_BACKENDS.includes("webgpu")) {
         [130, 70, 601, { impl: "wgsl", bk: 16, minGroups: 1 }],
         [517, 17, 480, { impl: "wgsl", bk: 8, minGroups: 512 }], // 64 x 64 tiles
         [70, 3500, 100, { impl: "wgsl", bk: 16, splitK: true }], // k split in 3 uneven slices, then summed
-        [70, 3500, 100, { impl: "wgsl", bk: 16, splitK: false }],
+        [70, 3500, 100, { impl: "wgsl", bk: 16, splitK: true, splitMinK: 256 }], // 13 slices of 272 (the last shorter)
+        [70, 3500, 100, { impl: "wgsl", bk: 16, splitK: false, splitMinK: 1024 }],
         [130, 70, 601, { impl: "tfjs-b" }],
         [600, 33, 520, { impl: "tfjs-ab" }],
       ] as const

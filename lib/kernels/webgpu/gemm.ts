@@ -54,22 +54,32 @@ export interface GemmConfig {
   minGroups: number;
   /** Split a long k range over several workgroups per tile when the output makes few tiles (see gemmSplit). */
   splitK: boolean;
+  /** The shortest k slice a split makes (see gemmSplit). */
+  splitMinK: number;
 }
 // splitK is off by default for TF.js's products (fastMatMul); the engine turns it on for its weight gradients
 // (GemmSpec.splitK), where it was timed on the H200 (see gemmTiles)
-let gemmConfig: GemmConfig = { impl: "wgsl", tile: 128, bk: 16, minGroups: 512, splitK: false };
+let gemmConfig: GemmConfig = {
+  impl: "wgsl",
+  tile: 128,
+  bk: 16,
+  minGroups: 512,
+  splitK: false,
+  splitMinK: 1024,
+};
 /**
- * "impl[,tile[,bk[,split[,minGroups]]]]" (e.g. "tfjs-b", "wgsl,64,16", "wgsl,128,16,1", "wgsl,128,16,1,64")
- * -> the settings it names.
+ * "impl[,tile[,bk[,split[,minGroups[,splitMinK]]]]]" (e.g. "tfjs-b", "wgsl,64,16", "wgsl,128,16,1",
+ * "wgsl,128,16,1,64", "wgsl,128,16,0,512,256") -> the settings it names.
  */
 export function parseGemmConfig(spec: string): Partial<GemmConfig> {
-  const [impl, tile, bk, split, minGroups] = spec.split(",");
+  const [impl, tile, bk, split, minGroups, splitMinK] = spec.split(",");
   return {
     impl: impl as GemmConfig["impl"],
     ...(tile ? { tile: Number(tile) as GemmConfig["tile"] } : {}),
     ...(bk ? { bk: Number(bk) as GemmConfig["bk"] } : {}),
     ...(split ? { splitK: split !== "0" } : {}),
     ...(minGroups ? { minGroups: Number(minGroups) } : {}),
+    ...(splitMinK ? { splitMinK: Number(splitMinK) } : {}),
   };
 }
 export function setGemmConfig(c: Partial<GemmConfig>): void {
@@ -77,17 +87,18 @@ export function setGemmConfig(c: Partial<GemmConfig>): void {
   if (
     ![64, 128].includes(next.tile) || ![8, 16].includes(next.bk) ||
     !["wgsl", "tfjs-b", "tfjs-ab"].includes(next.impl) ||
-    !(Number.isInteger(next.minGroups) && next.minGroups >= 1) || typeof next.splitK !== "boolean"
+    !(Number.isInteger(next.minGroups) && next.minGroups >= 1) || typeof next.splitK !== "boolean" ||
+    !(Number.isInteger(next.splitMinK) && next.splitMinK >= 16)
   ) {
     throw new Error(
-      `setGemmConfig: impl wgsl, tfjs-b or tfjs-ab, tile 64 or 128, bk 8 or 16; minGroups an integer >= 1; got ${
+      `setGemmConfig: impl wgsl, tfjs-b or tfjs-ab, tile 64 or 128, bk 8 or 16; minGroups an integer >= 1; splitMinK an integer >= 16; got ${
         JSON.stringify(next)
       }`,
     );
   }
   gemmConfig = next;
 }
-// MAMBABYTE_GEMM="impl[,tile[,bk[,split]]]" sets the default
+// MAMBABYTE_GEMM="impl[,tile[,bk[,split[,minGroups[,splitMinK]]]]]" sets the default
 if (Deno.env.get("MAMBABYTE_GEMM")) setGemmConfig(parseGemmConfig(Deno.env.get("MAMBABYTE_GEMM")!));
 
 export function getGemmConfig(): GemmConfig {
@@ -112,9 +123,9 @@ export function gemmTiles(g: GemmSpec): { BM: number; BN: number } {
   return { BM: 64, BN: 64 };
 }
 
-/** The most k slices a product of depth K may be split into (slices of at least SPLIT_MIN_K). */
+/** The most k slices a product of depth K may be split into (slices of at least gemmConfig.splitMinK). */
 function maxSplit(K: number): number {
-  return Math.max(1, Math.min(Math.floor(K / SPLIT_MIN_K), 64));
+  return Math.max(1, Math.min(Math.floor(K / gemmConfig.splitMinK), 64));
 }
 
 /**
@@ -122,7 +133,7 @@ function maxSplit(K: number): number {
  * batch x length) into few outputs: the output of x_proj's (64 x 1024) makes 16 tiles of 64 x 64, so 16
  * workgroups would each run all 32768 steps of k on a GPU of 132 SMs. Split, each of S workgroups per tile
  * runs a slice of k into its own partial tile, and a second pass adds the S partials in order. S is chosen
- * to bring the workgroups to about SPLIT_TARGET_GROUPS, with slices of at least SPLIT_MIN_K. Batched
+ * to bring the workgroups to about SPLIT_TARGET_GROUPS, with slices of at least splitMinK. Batched
  * products are not split (the batch already makes the workgroups).
  */
 export function gemmSplit(g: GemmSpec): number {
@@ -132,7 +143,7 @@ export function gemmSplit(g: GemmSpec): number {
   if (tiles >= SPLIT_TARGET_GROUPS / 2) return 1;
   return Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_GROUPS / tiles), maxSplit(g.K)));
 }
-const SPLIT_TARGET_GROUPS = 512, SPLIT_MIN_K = 1024;
+const SPLIT_TARGET_GROUPS = 512;
 
 /** Whether the WGSL GEMM is used for these sizes (smaller products: tf.matMul, where launch cost dominates). */
 export function gemmWorthwhile(M: number, N: number, K: number): boolean {
