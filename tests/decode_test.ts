@@ -407,5 +407,14 @@ Deno.test("MambaStepper over several WebAssembly memories (a model larger than o
   strictEqual(plain.memories, 1);
   const err = relL2(plain.read(plain.emptyState(), ids.slice(0, 5)).logits, a.logits.subarray(0, 5 * 256));
   assert(err < 1e-5, `plain JS vs SIMD: ${err}`);
+  // memories too small for one layer (the scratch alone fills 700K floats): the plain-JS stepper, named as
+  // such, with the same logits
+  const tooSmall = new MambaStepper(m, undefined, { memoryFloats: 700_000 });
+  assert(!tooSmall.simd, "a layer larger than a memory: no SIMD kernels");
+  strictEqual(tooSmall.memories, 1);
+  assertEquals(
+    tooSmall.read(tooSmall.emptyState(), ids.slice(0, 5)).logits,
+    plain.read(plain.emptyState(), ids.slice(0, 5)).logits,
+  );
   disposeMambaLM(m);
 });

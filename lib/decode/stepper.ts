@@ -564,7 +564,15 @@ export class MambaStepper implements Stepper {
     const kerns = useKernels
       ? segBytes.map((b) => decodeKernels(floats(b)))
       : [opts.kernels === false ? undefined : decodeKernels(floats(Math.max(...segBytes)))];
-    const simd = kerns.every((x) => x !== undefined);
+    // with a lowered memoryFloats (a test's) the memory made for the largest layer may exist while no layer
+    // fits the capacity counted above: the plain-JS stepper runs, and says so
+    if (!useKernels && kerns[0]) {
+      console.error(
+        `decoding: a layer needs ${Math.max(...segBytes)} bytes, more than a memory of ${capacity} holds ` +
+          "(memoryFloats); the plain-JS stepper decodes instead (several times slower)",
+      );
+    }
+    const simd = useKernels && kerns.every((x) => x !== undefined);
     if (!simd) segOf.fill(0);
     const tops = kerns.map(() => 0);
     const place = <A extends Float32Array | Uint16Array | Int16Array | Int8Array | Int32Array>(
