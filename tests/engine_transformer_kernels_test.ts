@@ -121,24 +121,26 @@ Deno.test("engine rotary embedding: equals TF.js's rope at an offset position; t
   tf.dispose([xt, dyt, ref, grad, got, gotBack]);
 });
 
-Deno.test("engine GELU: forward and backward equal TF.js's gelu and its gradient, tails included", async () => {
+Deno.test("engine GELU: forward and backward equal TF.js's gelu and its gradient, tails included (scalars and vec4s)", async () => {
   await useBackend(TFJS_REFERENCE_BACKEND);
-  const count = 1001;
-  const x = rng.normalArray(count, 3);
-  x.set([-60, -20, -5, 0, 5, 20, 60], 0);
-  const dy = rng.normalArray(count, 1);
-  const want = await check("gelu", {
-    inputs: { x, y: new Float32Array(count), d: dy.slice() },
-    outputs: { y: 1e-6, d: 1e-6 },
-    run: (ops, b) => {
-      ops.gelu({ count }, { x: b.x, y: b.y });
-      ops.geluBackward({ count }, { x: b.x, d: b.d });
-    },
-  });
-  const [xt, dyt] = [tf.tensor(x), tf.tensor(dy)];
-  const y = tfGelu(xt), g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tfGelu(a), dyt)))(xt);
-  await close("gelu", want.y, y, 1e-6);
-  await close("gelu backward", want.d, g, 1e-5);
-  assert.ok(want.y.every(Number.isFinite) && want.d.every(Number.isFinite));
-  tf.dispose([xt, dyt, y, g]);
+  // 1001 elements: a thread each; 1004: four a thread (vec4), the kernels' usual case
+  for (const count of [1001, 1004]) {
+    const x = rng.normalArray(count, 3);
+    x.set([-60, -20, -5, 0, 5, 20, 60], 0);
+    const dy = rng.normalArray(count, 1);
+    const want = await check(`gelu ${count}`, {
+      inputs: { x, y: new Float32Array(count), d: dy.slice() },
+      outputs: { y: 1e-6, d: 1e-6 },
+      run: (ops, b) => {
+        ops.gelu({ count }, { x: b.x, y: b.y });
+        ops.geluBackward({ count }, { x: b.x, d: b.d });
+      },
+    });
+    const [xt, dyt] = [tf.tensor(x), tf.tensor(dy)];
+    const y = tfGelu(xt), g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tfGelu(a), dyt)))(xt);
+    await close(`gelu ${count}`, want.y, y, 1e-6);
+    await close(`gelu backward ${count}`, want.d, g, 1e-5);
+    assert.ok(want.y.every(Number.isFinite) && want.d.every(Number.isFinite));
+    tf.dispose([xt, dyt, y, g]);
+  }
 });
