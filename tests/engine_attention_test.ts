@@ -14,7 +14,14 @@ import { Rng } from "../lib/util/rng.ts";
 import { relL2, useBackend } from "./helpers.ts";
 import { TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
 import { check, gpu } from "./kernel_check.ts";
-import { setAttentionImpl, SHORT_ROWS, tiledAttentionFits } from "../lib/kernels/webgpu/attention.ts";
+import {
+  attentionTiles,
+  setAttentionImpl,
+  setAttentionRows,
+  setAttentionStorageCap,
+  SHORT_ROWS,
+  tiledAttentionFits,
+} from "../lib/kernels/webgpu/attention.ts";
 
 type Shape = Pick<AttentionParams, "batch" | "heads" | "lq" | "lk" | "hd" | "qPos0" | "kPos0" | "window">;
 
@@ -75,6 +82,13 @@ function unpack(p: AttentionParams, buf: Float32Array, L: number, stride: number
   return out;
 }
 
+/** The tiled kernels from now on, at `rows` a workgroup, planned for `storage` bytes (or the device's). */
+function setTiled(rows: 32 | 64, storage?: number): void {
+  setAttentionImpl("tiled");
+  setAttentionRows(rows);
+  setAttentionStorageCap(storage);
+}
+
 Deno.test("engine attention: forward and gradients equal TF.js's causalAttention; every backend equals the twins", async () => {
   await useBackend(TFJS_REFERENCE_BACKEND);
   const rng = new Rng(7);
@@ -95,8 +109,12 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
     };
     // the forward, then the backward from its o and lse, on each backend against the twins
     // WebGPU runs both kernel sets where the tiled one serves the head (it must, at heads of 32 and 64)
-    const tiled = gpu && tiledAttentionFits(p, gpu.rt.limits.maxComputeWorkgroupStorageSize);
+    const storage = gpu?.rt.limits.maxComputeWorkgroupStorageSize ?? 0;
+    const tiled = gpu && tiledAttentionFits(p, storage, 32);
     if (gpu) assert.equal(tiled, p.hd === 32 || p.hd === 64, `${name}: the tiled kernels' reach`);
+    // 64 rows a workgroup: heads of 32 in 32 KB (Mesa's lavapipe), heads of 64 only in 48 KB (the H200)
+    const tiled64 = gpu && tiledAttentionFits(p, storage, 64);
+    if (gpu && p.hd === 32) assert.ok(tiled64, `${name}: 64 rows a workgroup serve heads of 32`);
     const short = p.lq <= SHORT_ROWS && p.lk <= SHORT_ROWS;
     let want: Record<string, Float32Array>;
     try {
@@ -123,11 +141,17 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
         gpuVariants: {
           ...(short ? { short: () => setAttentionImpl("short") } : {}),
           ...(tiled ? { tiled: () => setAttentionImpl("tiled") } : {}),
+          ...(tiled64 ? { "tiled, 64 rows": () => setTiled(64) } : {}),
+          // heads of 32 at 64 rows planned for 28 KB: dk and dv pass p and ds through one array in turn, as
+          // heads of 64 do in 48 KB
+          ...(tiled64 && p.hd === 32 ? { "tiled, 64 rows, 28 KB": () => setTiled(64, 28 * 1024) } : {}),
           rows: () => setAttentionImpl("rows"),
         },
       });
     } finally {
       setAttentionImpl("auto");
+      setAttentionRows(32);
+      setAttentionStorageCap(undefined);
     }
     // TF.js: (B, heads, L, hd) tensors, the loss <o, dO> differentiated by tf.grads
     const shape4 = (L: number) => [p.batch, p.heads, L, p.hd] as [number, number, number, number];
@@ -165,6 +189,29 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
     await close("lse", want.lse, tf.logSumExp(tf.add(scores, tf.tensor(mask, [p.lq, p.lk])), 3), 1e-5);
     tf.dispose([q4, k4, v4, dO4, o4, ...grads, scores]);
   }
+});
+
+Deno.test("engine attention: the tiled kernels' tiles at 32 and 64 rows a workgroup, in 32 and 48 KB", () => {
+  const KB = 1024;
+  const tiles = (forward: number, dq: number, dkdv: number, rows: 32 | 64, one = false) => ({
+    rows,
+    forward,
+    dq,
+    dkdv,
+    dkdvOneExchange: one,
+  });
+  // 32 rows: as measured (the H200 takes 32s; Mesa's 32 KB shorter tiles at a head of 64)
+  assert.deepEqual(attentionTiles(32, 32 * KB, 32), tiles(32, 32, 32, 32));
+  assert.deepEqual(attentionTiles(64, 32 * KB, 32), tiles(32, 16, 16, 32));
+  assert.deepEqual(attentionTiles(64, 48 * KB, 32), tiles(32, 32, 32, 32));
+  assert.deepEqual(attentionTiles(96, 48 * KB, 32), tiles(32, 16, 16, 32));
+  // 64 rows: heads of 32 anywhere, heads of 64 in 48 KB with dk and dv's one exchange array
+  assert.deepEqual(attentionTiles(32, 32 * KB, 64), tiles(32, 16, 16, 64));
+  assert.deepEqual(attentionTiles(32, 48 * KB, 64), tiles(32, 32, 32, 64));
+  assert.deepEqual(attentionTiles(32, 28 * KB, 64), tiles(32, 16, 16, 64, true));
+  assert.deepEqual(attentionTiles(64, 48 * KB, 64), tiles(32, 16, 16, 64, true));
+  assert.equal(attentionTiles(64, 32 * KB, 64), undefined);
+  assert.equal(attentionTiles(96, 48 * KB, 64), undefined);
 });
 
 Deno.test("engine attention: a query that sees no key is refused, naming it", () => {

@@ -19,6 +19,7 @@
  *                        d_model x n_layer, its local one in the paper's proportions), its defaults otherwise
  *                        (heads of 64, PerceiverAR's 256 latents, MegaByte's patches of 8)
  *     --attention IMPL   the baselines' attention kernels: auto (default: tiled where they fit), tiled, rows
+ *     --attention-rows R the tiled kernels' stationary rows a workgroup: 32 (default) or 64
  *     --vocab V          vocabulary (default 256: bytes; else a subword Mamba or Transformer)
  *     --split-k 0|1      split k of the weight gradients' GEMMs (default 1)
  *     --lr X             learning rate (default 1e-3)
@@ -38,7 +39,14 @@ import { parseMambaConfig } from "../models/mamba_config.ts";
 import { createModel, mambaTrainFlopsPerToken } from "../models/registry.ts";
 import { baselineConfig } from "../models/mod.ts";
 import { initBackend } from "../backend.ts";
-import { type AttentionImpl, getAttentionImpl, setAttentionImpl } from "../kernels/webgpu/attention.ts";
+import {
+  type AttentionImpl,
+  type AttentionRows,
+  getAttentionImpl,
+  getAttentionRows,
+  setAttentionImpl,
+  setAttentionRows,
+} from "../kernels/webgpu/attention.ts";
 import { disposeModel, type ModelKind, readParameters } from "../models/lm.ts";
 import type { TransformerConfig } from "../models/transformer_config.ts";
 import type { MegaByteConfig } from "../models/megabyte_config.ts";
@@ -100,6 +108,7 @@ function parse(args: string[]): Options {
     else if (a === "--backend") o.backend = v as EngineBackendName, i++;
     else if (a === "--model") o.model = v as ModelKind, i++;
     else if (a === "--attention") setAttentionImpl(v as AttentionImpl), i++;
+    else if (a === "--attention-rows") setAttentionRows(Number(v) as AttentionRows), i++;
     else if (a === "--allow-software") o.allowSoftware = true;
     else if (a === "--vocab") o.vocab = num(a, v, 2), i++;
     else if (a === "--split-k") o.splitK = v !== "0", i++;
@@ -193,7 +202,7 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
     model: o.model,
     shape: { d_model: d, n_layer: L, batch: b, length: l, vocab: o.vocab },
     config,
-    ...(o.model === "mambabyte" ? {} : { attention: getAttentionImpl() }),
+    ...(o.model === "mambabyte" ? {} : { attention: getAttentionImpl(), attention_rows: getAttentionRows() }),
     backend: o.backend,
     device: engine.backend.device,
     dispatches_per_step: dispatches.total,

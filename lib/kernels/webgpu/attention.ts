@@ -5,25 +5,33 @@
  * tiles stream through workgroup memory) and one for dk and dv (key tiles stay, query tiles stream), so
  * every output is written by one thread and nothing is accumulated across workgroups.
  *
- * Two implementations of each kernel:
+ * Three implementations of each kernel:
  * - "tiled" (heads of 32 and 64 floats; 96 where 48 KB of workgroup memory allow): a workgroup of 64
- *   threads holds R = 32 rows of one side (queries: forward, dq; keys: dk, dv) and streams tiles of C rows
- *   of the other (attentionTiles: 32, or 16 where the memory is short). Thread (ty, tx) of the 8 x 8 grid
- *   owns the 4 rows ty + 8 r and, in each tile, the C / 8 rows tx + 8 j: every product is a small
+ *   threads holds R rows of one side (queries: forward, dq; keys: dk, dv) and streams tiles of C rows of
+ *   the other (attentionTiles: 32, or 16 where the memory is short). Thread (ty, tx) of the 8 x 8 grid owns
+ *   the RT = R / 8 rows ty + 8 r and, in each tile, the C / 8 rows tx + 8 j: every product is a small
  *   register-tiled GEMM over vec4s staged row-major in workgroup memory (a row padded by one vec4, so the 8
- *   rows a warp reads sit on distinct banks), 4 x C/8 dot products per 4 + C/8 vec4 reads. A tile's global
+ *   rows a warp reads sit on distinct banks), RT x C/8 dot products per RT + C/8 vec4 reads. A tile's global
  *   reads are issued into registers one tile ahead, so they are in flight while the tile before is
- *   multiplied. Probabilities (p for p v, ds for ds k, both for dv and dk) go through workgroup memory as one
- *   vec4 per (streamed row, ty): the thread's 4 rows. Row maxima and sums are reduced over the 8 threads of a
- *   row through workgroup memory. D = <dO, o> is computed once, by the dq kernel, into scratch the dk, dv
- *   kernel reads. Mesa's lavapipe offers 32 KB, the H200 48 KB: CI runs heads of 32 with the H200's tiles
- *   (32 everywhere) and heads of 64 with the short ones.
- *   Measured on the H200 (lib/bench/engine.ts --profile, d512 x 8 Transformer, batch 16, length 2048, the
- *   8 layers; data/results/bench/engine.jsonl): forward 620 ms, dq 830, dk dv 1,542 with the thread-per-row
- *   kernels; 95, 102, 139 ms tiled (10.7-11.9 TFLOP/s counted on every (query, key) pair, about half that
- *   on the visible ones). Removing parts of the forward one at a time (a scratch experiment, not recorded)
- *   showed much of its time outside the two products: staging, the softmax's exchanges and barriers. The
- *   next step is fewer barriers per product (more rows per workgroup), which needs more than 32 KB.
+ *   multiplied. Probabilities (p for p v, ds for ds k, both for dv and dk) go through workgroup memory as
+ *   RT / 4 vec4s per (streamed row, ty): the thread's rows, 4 a vec4. Row maxima and sums are reduced over
+ *   the 8 threads of a row through workgroup memory. D = <dO, o> is computed once, by the dq kernel, into
+ *   scratch the dk, dv kernel reads. Mesa's lavapipe offers 32 KB, the H200 48 KB. Two tilings, chosen by
+ *   setAttentionRows; the same code writes both:
+ *   - R = 32 (RT = 4), the default. CI runs heads of 32 with the H200's tiles (32 everywhere) and heads of
+ *     64 with the short ones. Measured on the H200 (lib/bench/engine.ts --profile, d512 x 8 Transformer,
+ *     batch 16, length 2048, the 8 layers; data/results/bench/engine.jsonl): forward 620 ms, dq 830, dk dv
+ *     1,542 with the thread-per-row kernels; 95, 102, 139 ms tiled (10.7-11.9 TFLOP/s counted on every
+ *     (query, key) pair, about half that on the visible ones). Removing parts of the forward one at a time
+ *     (a scratch experiment, not recorded) showed much of its time outside the two products: staging, the
+ *     softmax's exchanges and barriers, hence the next tiling.
+ *   - R = 64 (RT = 8): each streamed vec4 read serves 8 dot products instead of 4, and each tile (with its
+ *     barriers and its softmax exchange) serves twice the rows, for twice the stationary rows in workgroup
+ *     memory. Heads of 32 fit 32 KB; heads of 64 only 48 KB (dq's q and dO rows alone take 34 KB), and there
+ *     only with dq's tiles of 16 keys and dk, dv passing p and ds through one array in turn (two more
+ *     barriers a tile; two arrays would take 51,840 bytes). To fit, dq passes D's row sums through ds's
+ *     array rather than an array of their own. Not yet measured on a GPU. CI runs it at heads of 32, also
+ *     planned for 28 KB so that dk, dv take the one-array exchange.
  * - "short" (at most 32 queries and keys, any head): see shortForwardShader.
  * - "rows" (any head size): a thread per query (or key) with its vectors in registers. The reference the
  *   tiled one replaced; kept for the rest (long sequences with heads of other sizes) and tested.
@@ -284,49 +292,114 @@ export function getAttentionImpl(): AttentionImpl {
   return attentionImpl;
 }
 
-/** Tiled kernels: stationary rows per workgroup (4 per thread row), thread rows and columns. */
-const R = 32, TY = 8, TX = 8, THREADS = TY * TX;
+/** Tiled kernels: the workgroup's grid of thread rows and columns. */
+const TY = 8, TX = 8, THREADS = TY * TX;
+
 /**
- * Streamed rows per tile of each kernel (the forward's keys, dq's keys, dk and dv's queries): the largest
- * of 32 and 16 whose workgroup memory (bytes, as the shaders declare it) fits `storage`, or undefined.
- * At a head of 64: 32, 16, 16 in Mesa's 32 KB; 32, 32, 32 in the H200's 48 KB. At a head of 32 every
- * kernel takes 32 even in 32 KB, so CI runs both sizes.
+ * Tiled kernels: stationary rows per workgroup, R (RT = R / TY per thread). 32 is the measured one; 64 makes
+ * each streamed vec4 read from workgroup memory serve 8 dot products instead of 4 and halves the tiles
+ * streamed (and their barriers) per row, but needs more workgroup memory (attentionTiles) and is not yet
+ * measured on a GPU.
+ */
+export type AttentionRows = 32 | 64;
+let attentionRows: AttentionRows = 32;
+/** Chooses the tiled kernels' stationary rows per workgroup from now on (tests run both). */
+export function setAttentionRows(rows: AttentionRows): void {
+  if (rows !== 32 && rows !== 64) throw new Error(`setAttentionRows: 32 or 64 (got ${rows})`);
+  attentionRows = rows;
+}
+
+export function getAttentionRows(): AttentionRows {
+  return attentionRows;
+}
+
+/**
+ * Workgroup memory (bytes) the tiled kernels plan with when below the device's, or undefined: the device's.
+ * Lets a test run the tiles a smaller device would get (dk, dv's one exchange array, below).
+ */
+let storageCap: number | undefined;
+export function setAttentionStorageCap(bytes: number | undefined): void {
+  storageCap = bytes;
+}
+
+/**
+ * The tiled kernels' shapes: R stationary rows, the streamed rows per tile of each kernel (the forward's
+ * keys, dq's keys, dk and dv's queries), and whether dk, dv pass p and ds through one workgroup array in
+ * turn (two more barriers a tile) instead of two arrays at once.
+ */
+export type AttentionTiles = {
+  rows: AttentionRows;
+  forward: number;
+  dq: number;
+  dkdv: number;
+  dkdvOneExchange: boolean;
+};
+
+/**
+ * The tiled kernels' shapes for heads of hd floats in `storage` bytes of workgroup memory, at R rows a
+ * workgroup (the setting unless given), or undefined: each kernel takes the largest tile of 32 and 16 whose
+ * workgroup memory (bytes, as the shaders declare it) fits.
+ * R = 32: at a head of 64, 32, 16, 16 in Mesa's 32 KB; 32, 32, 32 in the H200's 48 KB. At a head of 32
+ * every kernel takes 32 even in 32 KB, so CI runs both sizes.
+ * R = 64: at a head of 32, 32, 16, 16 in 32 KB (24,064, 27,136 and 31,360 bytes); 32, 32, 32 in 48 KB
+ * (24,064, 35,840, 44,288). At a head of 64 only in 48 KB: 32, 16, 16, dk and dv with one exchange array
+ * (36,864, 47,616, 47,744 bytes); dq's q and dO rows alone take 34,816, so 32 KB serve none.
  */
 export function attentionTiles(
   hd: number,
   storage: number,
-): { forward: number; dq: number; dkdv: number } | undefined {
+  R: AttentionRows = attentionRows,
+): AttentionTiles | undefined {
   if (hd % 32 !== 0 || hd > 128) return undefined;
   const row = (hd / 4 + 1) * 16; // a padded row of vec4s
+  const probs = (C: number) => C * R * 4; // a float per (stationary, streamed) row of a tile: p or ds
   const bytes = {
-    // q, k, v tiles; p goes through k's tile (hd >= 28: a tile row holds a row of p's vec4s); row maxima
-    forward: (C: number) => (R + 2 * C) * row + R * TX * 4,
-    dq: (C: number) => (2 * R + 2 * C) * row + C * TY * 16 + R * TX * 4,
-    dkdv: (C: number) => (2 * R + 2 * C) * row + 2 * C * TY * 16 + 2 * C * 4,
+    // q, k, v tiles; p goes through k's tile, made larger where a tile row holds less than a row of p's
+    // vec4s (R = 64 at a head of 32); row maxima
+    forward: (C: number) => R * row + C * Math.max(row, R * 4) + C * row + R * TX * 4,
+    // q, dO rows; k, v tiles; ds; D's row sums (at R = 64 through ds's array, so a head of 64 fits 48 KB)
+    dq: (C: number) => (2 * R + 2 * C) * row + probs(C) + (R === 32 ? R * TX * 4 : 0),
+    // k, v rows; q, dO tiles; p and ds (one array in turn, or two); the tile's lse and D
+    dkdv: (C: number, arrays: number) => (2 * R + 2 * C) * row + arrays * probs(C) + 2 * C * 4,
   };
   const pick = (f: (C: number) => number) => [32, 16].find((C) => f(C) <= storage);
-  const t = { forward: pick(bytes.forward), dq: pick(bytes.dq), dkdv: pick(bytes.dkdv) };
-  return t.forward && t.dq && t.dkdv ? t as { forward: number; dq: number; dkdv: number } : undefined;
+  const forward = pick(bytes.forward), dq = pick(bytes.dq);
+  let dkdv = pick((C) => bytes.dkdv(C, 2)), one = false;
+  // one array: only where two do not fit at R = 64 (a head of 64 in 48 KB), so the 32-row kernels stay as
+  // measured
+  if (dkdv === undefined && R === 64) {
+    dkdv = pick((C) => bytes.dkdv(C, 1));
+    one = true;
+  }
+  return forward && dq && dkdv ? { rows: R, forward, dq, dkdv, dkdvOneExchange: one } : undefined;
 }
 
-/** Whether the tiled kernels serve these params on a device with `storage` bytes of workgroup memory. */
-export function tiledAttentionFits(p: AttentionParams, storage: number): boolean {
-  return attentionTiles(p.hd, storage) !== undefined;
+/** Whether the tiled kernels serve these params with `storage` bytes of workgroup memory (R: the setting). */
+export function tiledAttentionFits(
+  p: AttentionParams,
+  storage: number,
+  R: AttentionRows = attentionRows,
+): boolean {
+  return attentionTiles(p.hd, storage, R) !== undefined;
 }
 
-/** The tiled kernels' tile sizes for these params on this device, or undefined: the "rows" kernels. */
+/** The tiled kernels' shapes for these params on this device, or undefined: the "rows" kernels. */
 function tiledTiles(d: Dispatcher<unknown>, p: AttentionParams) {
   if (attentionImpl === "rows") return undefined;
-  const tiles = attentionTiles(p.hd, d.limits.maxComputeWorkgroupStorageSize);
+  const storage = Math.min(d.limits.maxComputeWorkgroupStorageSize, storageCap ?? Infinity);
+  const tiles = attentionTiles(p.hd, storage);
   if (attentionImpl === "tiled" && !tiles) {
     throw new Error(
-      `attention: the tiled kernels need a head of 32, 64, 96 or 128 floats whose tiles fit ${d.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory (head ${p.hd})`,
+      `attention: the tiled kernels need a head of 32, 64, 96 or 128 floats whose tiles fit ${storage} bytes of workgroup memory (head ${p.hd}, ${attentionRows} rows a workgroup)`,
     );
   }
   return tiles;
 }
 
-/** JS helpers writing unrolled WGSL: one line per (thread row r < 4, streamed row j < J, column group g < G). */
+/**
+ * JS helpers writing unrolled WGSL: one line per (thread row r < RT, streamed row j < J, column group
+ * g < G).
+ */
 const each = (n: number, f: (i: number) => string, sep = "\n    ") =>
   Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
@@ -334,7 +407,7 @@ const each = (n: number, f: (i: number) => string, sep = "\n    ") =>
  * WGSL shared by the tiled kernels: constants, the (sequence, head) and row tile of this workgroup (an
  * extra workgroup of a 2-d grid returns at once: uniform), the thread's place, and vec4 loaders.
  */
-function tiledPrelude(p: AttentionParams, buffers: string[]): string {
+function tiledPrelude(p: AttentionParams, R: number, buffers: string[]): string {
   return `${prelude(p)}
 const HD4 = ${p.hd / 4}u; const HD4P = ${p.hd / 4 + 1}u; const R = ${R}u; const TX = ${TX}u;
 ${
@@ -419,40 +492,55 @@ function stage(
 }
 
 /**
- * WGSL accumulating dot products of the thread's 4 stationary rows (workgroup array `a`) with its J
+ * WGSL accumulating dot products of the thread's RT stationary rows (workgroup array `a`) with its J
  * streamed rows (array `b`) into f32 variables `${out}_r_j`, over the head's vec4s.
  */
-function dots(out: string, a: string, b: string, J: number): string {
+function dots(out: string, a: string, b: string, RT: number, J: number): string {
   return `for (var c4 = 0u; c4 < HD4; c4++) {
-      ${each(4, (r) => `let ${a}${r} = ${a}[(ty + ${8 * r}u) * HD4P + c4];`, " ")}
+      ${each(RT, (r) => `let ${a}${r} = ${a}[(ty + ${8 * r}u) * HD4P + c4];`, " ")}
       ${each(J, (j) => `let ${b}${j} = ${b}[(tx + ${8 * j}u) * HD4P + c4];`, " ")}
-      ${each(4, (r) => each(J, (j) => `${out}_${r}_${j} += dot(${a}${r}, ${b}${j});`, " "))}
+      ${each(RT, (r) => each(J, (j) => `${out}_${r}_${j} += dot(${a}${r}, ${b}${j});`, " "))}
     }`;
 }
 
 /**
- * WGSL adding, over the tile's C streamed rows t, w(t) v(t) to the thread's accumulators `${acc}_r_g`
- * (vec4: row r, columns 4 (tx + 8 g)): w's 4 rows are the vec4 `${w}[t * 8 + ty]`, v's row the padded
- * workgroup array `${v}`.
+ * WGSL index of a probability exchange's vec4 holding rows 4 k .. 4 k + 3 of thread row ty for streamed row
+ * t (WGSL) of a tile of C: RT / 4 planes of C x TY vec4s, so a thread of 4 rows has the one plane.
  */
-function accumulate(acc: string, w: string, v: string, C: number, G: number): string {
+const exchangeAt = (t: string, k: number, C: number) => `${k ? `${k * C * TY}u + ` : ""}${t} * ${TY}u + ty`;
+
+/**
+ * WGSL adding, over the tile's C streamed rows t, w(t) v(t) to the thread's accumulators `${acc}_r_g`
+ * (vec4: row r, columns 4 (tx + 8 g)): w's RT rows are the RT / 4 vec4s `w_k` of the exchange `${w}`
+ * (exchangeAt), v's row the padded workgroup array `${v}`.
+ */
+function accumulate(acc: string, w: string, v: string, C: number, G: number, RT: number): string {
   return `for (var t = 0u; t < ${C}u; t++) {
-      let w4 = ${w}[t * ${TY}u + ty];
+      ${each(RT / 4, (k) => `let w${k} = ${w}[${exchangeAt("t", k, C)}];`, " ")}
       ${each(G, (g) => `let v${g} = ${v}[t * HD4P + tx + ${8 * g}u];`, " ")}
-      ${each(4, (r) => each(G, (g) => `${acc}_${r}_${g} += w4[${r}] * v${g};`, " "))}
+      ${each(RT, (r) => each(G, (g) => `${acc}_${r}_${g} += w${Math.floor(r / 4)}[${r % 4}] * v${g};`, " "))}
     }`;
 }
 
-/** WGSL declaring zeroed f32 variables name_r_j (r < 4, j < J) or vec4 ones. */
-const zeros = (name: string, J: number, vec = false) =>
-  each(4, (r) => each(J, (j) => `var ${name}_${r}_${j} = ${vec ? "vec4<f32>(0.0)" : "0.0"};`, " "), "\n  ");
+/** WGSL declaring zeroed f32 variables name_r_j (r < RT, j < J) or vec4 ones. */
+const zeros = (name: string, RT: number, J: number, vec = false) =>
+  each(RT, (r) => each(J, (j) => `var ${name}_${r}_${j} = ${vec ? "vec4<f32>(0.0)" : "0.0"};`, " "), "\n  ");
 
-/** WGSL writing the thread's 4 values of column j of `name` (name_r_j) as the vec4 dst[(tx + 8 j) * 8 + ty]. */
-const transpose = (dst: string, name: string, J: number) =>
+/**
+ * WGSL writing the thread's RT values of column j of `name` (name_r_j) to the exchange `dst` of a tile of C
+ * (exchangeAt, streamed row tx + 8 j): a vec4 per 4 rows.
+ */
+const transpose = (dst: string, name: string, C: number, J: number, RT: number) =>
   each(
     J,
     (j) =>
-      `${dst}[(tx + ${8 * j}u) * ${TY}u + ty] = vec4<f32>(${each(4, (r) => `${name}_${r}_${j}`, ", ")});`,
+      each(
+        RT / 4,
+        (k) =>
+          `${dst}[${exchangeAt(`(tx + ${8 * j}u)`, k, C)}] = vec4<f32>(${
+            each(4, (r) => `${name}_${4 * k + r}_${j}`, ", ")
+          });`,
+      ),
   );
 
 /** WGSL writing the thread's row r of `acc` (vec4s acc_r_g, times `scale`) at `base` + its columns in `buf`. */
@@ -465,10 +553,13 @@ const writeRow = (buf: string, base: string, acc: string, r: number, G: number, 
       }u); let y = ${acc}_${r}_${g}${scale}; ${buf}[a] = y.x; ${buf}[a + 1u] = y.y; ${buf}[a + 2u] = y.z; ${buf}[a + 3u] = y.w; }`,
   );
 
-/** The thread's 4 stationary rows x_r = r0 + ty + 8 r, and the range of the other side each sees ([lo, hi), empty past the end). */
-const rowRanges = (x: string, rows: string, from: string, to: string) =>
+/**
+ * The thread's RT stationary rows x_r = r0 + ty + 8 r, and the range of the other side each sees ([lo, hi),
+ * empty past the end).
+ */
+const rowRanges = (x: string, rows: string, from: string, to: string, RT: number) =>
   each(
-    4,
+    RT,
     (r) =>
       `let ${x}${r} = r0 + ty + ${
         8 * r
@@ -476,30 +567,30 @@ const rowRanges = (x: string, rows: string, from: string, to: string) =>
     "\n  ",
   );
 
-function tiledForwardShader(p: AttentionParams, C: number): string {
-  const J = C / TX, G = p.hd / 4 / TX;
+function tiledForwardShader(p: AttentionParams, R: number, C: number): string {
+  const RT = R / TY, J = C / TX, G = p.hd / 4 / TX;
   return cached(
-    `attention tiled ${C} ${JSON.stringify(p)}`,
+    `attention tiled ${R}x${C} ${JSON.stringify(p)}`,
     () =>
       `${declare(FORWARD_BINDINGS)}
-${tiledPrelude(p, ["q", "k", "v"])}
+${tiledPrelude(p, R, ["q", "k", "v"])}
 var<workgroup> qs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
-var<workgroup> ks: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
+var<workgroup> ks: array<vec4<f32>, ${C * Math.max(p.hd / 4 + 1, R / 4)}>;
 var<workgroup> vs: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
 var<workgroup> red: array<f32, ${R * TX}>;
 @compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
   ${tiledPlacement(p, "LQ")}
   ${stage("qs", "q", R, p.hd, "r0", "i32(LQ)", (t) => `qAt(b, h, ${t})`)}
   // the thread's queries i_r see keys [lo_r, hi_r); m, l: their running maximum score and sum
-  ${rowRanges("i", "LQ", "keysFrom", "keysEnd")}
-  ${each(4, (r) => `var m${r} = -3.0e38; var l${r} = 0.0;`, " ")}
-  ${zeros("acc", G, true)}
+  ${rowRanges("i", "LQ", "keysFrom", "keysEnd", RT)}
+  ${each(RT, (r) => `var m${r} = -3.0e38; var l${r} = 0.0;`, " ")}
+  ${zeros("acc", RT, G, true)}
   ${keyTileLoop(p.hd, C)}
-    ${zeros("s", J)}
-    ${dots("s", "qs", "ks", J)}
+    ${zeros("s", RT, J)}
+    ${dots("s", "qs", "ks", RT, J)}
     // scaled scores, -3e38 where the key is not visible; each thread's maximum per row, then the row's
     ${
-        each(4, (r) =>
+        each(RT, (r) =>
           `var mx${r} = -3.0e38;
     ${
             each(
@@ -515,7 +606,7 @@ var<workgroup> red: array<f32, ${R * TX}>;
       }
     workgroupBarrier();
     ${
-        each(4, (r) =>
+        each(RT, (r) =>
           `{
       var mt = m${r};
       for (var x = 0u; x < TX; x++) { mt = max(mt, red[(ty + ${8 * r}u) * TX + x]); }
@@ -531,17 +622,18 @@ var<workgroup> red: array<f32, ${R * TX}>;
           }
     }`)
       }
-    // p goes through ks: every thread's reads of k ended before the row-maximum barrier above
-    ${transpose("ks", "s", J)}
+    // p goes through ks (declared large enough for a tile of p): every thread's reads of k ended before the
+    // row-maximum barrier above
+    ${transpose("ks", "s", C, J, RT)}
     workgroupBarrier();
-    ${accumulate("acc", "ks", "vs", C, G)}
+    ${accumulate("acc", "ks", "vs", C, G, RT)}
   }
   // the row sums over the 8 threads of a row, then o = acc / l and lse = m + log l
   workgroupBarrier();
-  ${each(4, (r) => `red[(ty + ${8 * r}u) * TX + tx] = l${r};`, " ")}
+  ${each(RT, (r) => `red[(ty + ${8 * r}u) * TX + tx] = l${r};`, " ")}
   workgroupBarrier();
   ${
-        each(4, (r) =>
+        each(RT, (r) =>
           `if (i${r} < LQ) {
     var lt = 0.0;
     for (var x = 0u; x < TX; x++) { lt += red[(ty + ${8 * r}u) * TX + x]; }
@@ -553,62 +645,78 @@ var<workgroup> red: array<f32, ${R * TX}>;
   );
 }
 
-function tiledDqShader(p: AttentionParams, C: number): string {
-  const J = C / TX, G = p.hd / 4 / TX;
+function tiledDqShader(p: AttentionParams, R: number, C: number): string {
+  const RT = R / TY, J = C / TX, G = p.hd / 4 / TX;
+  // D's partial sums over the 8 threads of a row: through red at R = 32; at R = 64 through ds's array as
+  // the thread's RT / 4 vec4s (no key tile has been written to it yet), which saves red's 2 KB
+  const parts = R === 32
+    ? {
+      declare: `\nvar<workgroup> red: array<f32, ${R * TX}>;`,
+      put: each(RT, (r) => `red[(ty + ${8 * r}u) * TX + tx] = part${r};`, " "),
+      at: (r: number) => `red[(ty + ${8 * r}u) * TX + x]`,
+    }
+    : {
+      declare: "",
+      put: each(
+        RT / 4,
+        (k) => `dss[lid * ${RT / 4}u + ${k}u] = vec4<f32>(${each(4, (r) => `part${4 * k + r}`, ", ")});`,
+        " ",
+      ),
+      at: (r: number) => `dss[(ty * TX + x) * ${RT / 4}u + ${Math.floor(r / 4)}u][${r % 4}]`,
+    };
   return cached(
-    `attention tiled dq ${C} ${JSON.stringify(p)}`,
+    `attention tiled dq ${R}x${C} ${JSON.stringify(p)}`,
     () =>
       `${declare([...BACKWARD_INPUTS, ["dq", "read_write", "f32"], ["delta", "read_write", "f32"]])}
-${tiledPrelude(p, ["q", "k", "v", "dO", "o"])}
+${tiledPrelude(p, R, ["q", "k", "v", "dO", "o"])}
 var<workgroup> qs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> dos: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> ks: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
 var<workgroup> vs: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
-var<workgroup> dss: array<vec4<f32>, ${C * TY}>;
-var<workgroup> red: array<f32, ${R * TX}>;
+var<workgroup> dss: array<vec4<f32>, ${C * R / 4}>;${parts.declare}
 @compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
   ${tiledPlacement(p, "LQ")}
   ${stage("qs", "q", R, p.hd, "r0", "i32(LQ)", (t) => `qAt(b, h, ${t})`)}
   ${stage("dos", "dO", R, p.hd, "r0", "i32(LQ)", (t) => `oAt(b, h, ${t})`)}
-  ${rowRanges("i", "LQ", "keysFrom", "keysEnd")}
+  ${rowRanges("i", "LQ", "keysFrom", "keysEnd", RT)}
   // D_r = <dO, o> of the thread's rows: its column groups here, the row's 8 threads summed below (and
   // kept in delta for the dk, dv kernel)
   ${
-        each(4, (r) =>
-          `{
+        each(RT, (r) =>
+          `var part${r} = 0.0;
+  {
     let o0 = oAt(b, h, min(i${r}, LQ - 1u));
-    var part = 0.0;
     ${
             each(
               G,
               (g) =>
-                `part += dot(load4_dO(o0 + 4u * (tx + ${8 * g}u)), load4_o(o0 + 4u * (tx + ${8 * g}u)));`,
+                `part${r} += dot(load4_dO(o0 + 4u * (tx + ${8 * g}u)), load4_o(o0 + 4u * (tx + ${8 * g}u)));`,
               " ",
             )
           }
-    red[(ty + ${8 * r}u) * TX + tx] = part;
   }`, "\n  ")
       }
+  ${parts.put}
   workgroupBarrier();
   ${
         each(
-          4,
+          RT,
           (r) =>
-            `var D${r} = 0.0; for (var x = 0u; x < TX; x++) { D${r} += red[(ty + ${8 * r}u) * TX + x]; }
+            `var D${r} = 0.0; for (var x = 0u; x < TX; x++) { D${r} += ${parts.at(r)}; }
   let L${r} = lse[bh * LQ + min(i${r}, LQ - 1u)];
   if (i${r} < LQ && tx == 0u) { delta[bh * LQ + i${r}] = D${r}; }`,
           "\n  ",
         )
       }
-  ${zeros("acc", G, true)}
+  ${zeros("acc", RT, G, true)}
   ${keyTileLoop(p.hd, C)}
-    ${zeros("s", J)}
-    ${zeros("dp", J)}
-    ${dots("s", "qs", "ks", J)}
-    ${dots("dp", "dos", "vs", J)}
+    ${zeros("s", RT, J)}
+    ${zeros("dp", RT, J)}
+    ${dots("s", "qs", "ks", RT, J)}
+    ${dots("dp", "dos", "vs", RT, J)}
     // ds = p (dp - D), p = exp(s / sqrt(hd) - lse): 0 where the key is not visible
     ${
-        each(4, (r) =>
+        each(RT, (r) =>
           each(
             J,
             (j) =>
@@ -618,13 +726,13 @@ var<workgroup> red: array<f32, ${R * TX}>;
             "\n    ",
           ), "\n    ")
       }
-    ${transpose("dss", "s", J)}
+    ${transpose("dss", "s", C, J, RT)}
     workgroupBarrier();
-    ${accumulate("acc", "dss", "ks", C, G)}
+    ${accumulate("acc", "dss", "ks", C, G, RT)}
   }
   ${
         each(
-          4,
+          RT,
           (r) => `if (i${r} < LQ) {\n    ${writeRow("dq", `qAt(b, h, i${r})`, "acc", r, G, " * SCALE")}\n  }`,
           "\n  ",
         )
@@ -633,30 +741,47 @@ var<workgroup> red: array<f32, ${R * TX}>;
   );
 }
 
-function tiledDkDvShader(p: AttentionParams, C: number): string {
-  const J = C / TX, G = p.hd / 4 / TX;
+function tiledDkDvShader(p: AttentionParams, R: number, C: number, oneExchange: boolean): string {
+  const RT = R / TY, J = C / TX, G = p.hd / 4 / TX;
   const qt = tileLoader("qs", "q", C, p.hd, (t) => `qAt(b, h, ${t})`);
   const dot_ = tileLoader("dos", "dO", C, p.hd, (t) => `oAt(b, h, ${t})`);
-  return cached(`attention tiled dkdv ${C} ${JSON.stringify(p)}`, () =>
-    `${
-      declare([
-        ["q", "read", "f32"],
-        ["k", "read", "f32"],
-        ["v", "read", "f32"],
-        ["lse", "read", "f32"],
-        ["dO", "read", "f32"],
-        ["delta", "read", "f32"],
-        ["dk", "read_write", "f32"],
-        ["dv", "read_write", "f32"],
-      ])
-    }
-${tiledPrelude(p, ["q", "k", "v", "dO"])}
+  // p for dv, ds for dk: at once through two arrays, or (short of memory) in turn through ps
+  const products = oneExchange
+    ? `${transpose("ps", "s", C, J, RT)}
+    workgroupBarrier();
+    ${accumulate("dv", "ps", "dos", C, G, RT)}
+    workgroupBarrier(); // every thread has read p before ds takes its place
+    ${transpose("ps", "dp", C, J, RT)}
+    workgroupBarrier();
+    ${accumulate("dk", "ps", "qs", C, G, RT)}`
+    : `${transpose("ps", "s", C, J, RT)}
+    ${transpose("dss", "dp", C, J, RT)}
+    workgroupBarrier();
+    ${accumulate("dv", "ps", "dos", C, G, RT)}
+    ${accumulate("dk", "dss", "qs", C, G, RT)}`;
+  return cached(
+    `attention tiled dkdv ${R}x${C}${oneExchange ? " one exchange" : ""} ${JSON.stringify(p)}`,
+    () =>
+      `${
+        declare([
+          ["q", "read", "f32"],
+          ["k", "read", "f32"],
+          ["v", "read", "f32"],
+          ["lse", "read", "f32"],
+          ["dO", "read", "f32"],
+          ["delta", "read", "f32"],
+          ["dk", "read_write", "f32"],
+          ["dv", "read_write", "f32"],
+        ])
+      }
+${tiledPrelude(p, R, ["q", "k", "v", "dO"])}
 var<workgroup> ks: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> vs: array<vec4<f32>, ${R * (p.hd / 4 + 1)}>;
 var<workgroup> qs: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
 var<workgroup> dos: array<vec4<f32>, ${C * (p.hd / 4 + 1)}>;
-var<workgroup> ps: array<vec4<f32>, ${C * TY}>;
-var<workgroup> dss: array<vec4<f32>, ${C * TY}>;
+var<workgroup> ps: array<vec4<f32>, ${C * R / 4}>;${
+        oneExchange ? "" : `\nvar<workgroup> dss: array<vec4<f32>, ${C * R / 4}>;`
+      }
 var<workgroup> Ds: array<f32, ${C}>;
 var<workgroup> ls: array<f32, ${C}>;
 @compute @workgroup_size(${THREADS}) fn main(${GROUP_ARGS}) {
@@ -664,9 +789,9 @@ var<workgroup> ls: array<f32, ${C}>;
   ${stage("ks", "k", R, p.hd, "r0", "i32(LK)", (t) => `kAt(b, h, ${t})`)}
   ${stage("vs", "v", R, p.hd, "r0", "i32(LK)", (t) => `vAt(b, h, ${t})`)}
   // the thread's keys j_r are seen by queries [lo_r, hi_r)
-  ${rowRanges("j", "LK", "queriesFrom", "queriesEnd")}
-  ${zeros("dk", G, true)}
-  ${zeros("dv", G, true)}
+  ${rowRanges("j", "LK", "queriesFrom", "queriesEnd", RT)}
+  ${zeros("dk", RT, G, true)}
+  ${zeros("dv", RT, G, true)}
   let wEnd = queriesEnd(rLast);
   let first = queriesFrom(r0);
   // the tile's lse and D (threads lid < C: query i0 + lid), loaded a tile ahead as q and dO are
@@ -689,39 +814,36 @@ var<workgroup> ls: array<f32, ${C}>;
       let i = u32(min(i0 + ${C} + i32(lid), wEnd - 1));
       l_in = lse[bh * LQ + i]; D_in = delta[bh * LQ + i];
     }
-    ${zeros("s", J)}
-    ${zeros("dp", J)}
-    ${dots("s", "ks", "qs", J)}
-    ${dots("dp", "vs", "dos", J)}
+    ${zeros("s", RT, J)}
+    ${zeros("dp", RT, J)}
+    ${dots("s", "ks", "qs", RT, J)}
+    ${dots("dp", "vs", "dos", RT, J)}
     // p = exp(s / sqrt(hd) - lse), ds = p (dp - D): 0 where the query does not see the key
     ${
-      each(J, (j) =>
-        `{
+        each(J, (j) =>
+          `{
       let t = tx + ${8 * j}u; let i = i0 + i32(t); let Di = Ds[t]; let Li = ls[t];
       ${
-          each(
-            4,
-            (r) =>
-              `s_${r}_${j} = select(0.0, exp(s_${r}_${j} * SCALE - Li), i >= lo${r} && i < hi${r}); dp_${r}_${j} = s_${r}_${j} * (dp_${r}_${j} - Di);`,
-            "\n      ",
-          )
-        }
+            each(
+              RT,
+              (r) =>
+                `s_${r}_${j} = select(0.0, exp(s_${r}_${j} * SCALE - Li), i >= lo${r} && i < hi${r}); dp_${r}_${j} = s_${r}_${j} * (dp_${r}_${j} - Di);`,
+              "\n      ",
+            )
+          }
     }`)
-    }
-    ${transpose("ps", "s", J)}
-    ${transpose("dss", "dp", J)}
-    workgroupBarrier();
-    ${accumulate("dv", "ps", "dos", C, G)}
-    ${accumulate("dk", "dss", "qs", C, G)}
+      }
+    ${products}
   }
   ${
-      each(4, (r) =>
-        `if (j${r} < LK) {
+        each(RT, (r) =>
+          `if (j${r} < LK) {
     ${writeRow("dk", `kAt(b, h, j${r})`, "dk", r, G, " * SCALE")}
     ${writeRow("dv", `vAt(b, h, j${r})`, "dv", r, G)}
   }`, "\n  ")
-    }
-}`);
+      }
+}`,
+  );
 }
 
 /** "short" kernels: sequences of at most this many queries and keys (a workgroup holds their scores). */
@@ -882,8 +1004,8 @@ export function attention<B>(
   }
   const tiles = tiledTiles(d as Dispatcher<unknown>, p);
   if (tiles) {
-    const groups = itemGroups(p.batch * p.heads * Math.ceil(p.lq / R));
-    const code = tiledForwardShader(p, tiles.forward);
+    const groups = itemGroups(p.batch * p.heads * Math.ceil(p.lq / tiles.rows));
+    const code = tiledForwardShader(p, tiles.rows, tiles.forward);
     d.dispatch("attention", code, [b.q, b.k, b.v, b.o, b.lse], groups, flops(p));
     return;
   }
@@ -915,16 +1037,16 @@ export function attentionBackward<B>(
     const delta = d.alloc(bh * p.lq, "attention D");
     d.dispatch(
       "attentionDq",
-      tiledDqShader(p, tiles.dq),
+      tiledDqShader(p, tiles.rows, tiles.dq),
       [b.q, b.k, b.v, b.o, b.lse, b.dO, b.dq, delta],
-      itemGroups(bh * Math.ceil(p.lq / R)),
+      itemGroups(bh * Math.ceil(p.lq / tiles.rows)),
       flops(p),
     );
     d.dispatch(
       "attentionDkDv",
-      tiledDkDvShader(p, tiles.dkdv),
+      tiledDkDvShader(p, tiles.rows, tiles.dkdv, tiles.dkdvOneExchange),
       [b.q, b.k, b.v, b.lse, b.dO, delta, b.dk, b.dv],
-      itemGroups(bh * Math.ceil(p.lk / R)),
+      itemGroups(bh * Math.ceil(p.lk / tiles.rows)),
       1.5 * flops(p),
     );
     d.release(delta);
