@@ -140,7 +140,7 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
         // short sequences: the short kernels (auto's choice) and the rows ones; longer: tiled where it fits
         gpuVariants: {
           ...(short ? { short: () => setAttentionImpl("short") } : {}),
-          ...(tiled ? { tiled: () => setAttentionImpl("tiled") } : {}),
+          ...(tiled ? { tiled: () => setTiled(32) } : {}),
           ...(tiled64 ? { "tiled, 64 rows": () => setTiled(64) } : {}),
           // heads of 32 at 64 rows planned for 28 KB: dk and dv pass p and ds through one array in turn, as
           // heads of 64 do in 48 KB
@@ -150,7 +150,7 @@ Deno.test("engine attention: forward and gradients equal TF.js's causalAttention
       });
     } finally {
       setAttentionImpl("auto");
-      setAttentionRows(32);
+      setAttentionRows("auto");
       setAttentionStorageCap(undefined);
     }
     // TF.js: (B, heads, L, hd) tensors, the loss <o, dO> differentiated by tf.grads
@@ -211,6 +211,9 @@ Deno.test("engine attention: the tiled kernels' tiles at 32 and 64 rows a workgr
   assert.deepEqual(attentionTiles(32, 28 * KB, 64), tiles(32, 16, 16, 64, true));
   assert.deepEqual(attentionTiles(64, 48 * KB, 64), tiles(32, 16, 16, 64, true));
   assert.equal(attentionTiles(64, 32 * KB, 64), undefined);
+  // auto: 64 rows where they fit, else 32
+  assert.deepEqual(attentionTiles(64, 48 * KB, "auto"), tiles(32, 16, 16, 64, true));
+  assert.deepEqual(attentionTiles(64, 32 * KB, "auto"), tiles(32, 16, 16, 32));
   assert.equal(attentionTiles(96, 48 * KB, 64), undefined);
 });
 

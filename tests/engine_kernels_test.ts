@@ -120,12 +120,18 @@ Deno.test("engine kernels: GEMM layouts (transposes, leading dims, offsets, batc
   }
 });
 
-Deno.test("engine kernels: GEMV of several rows (a pass's positions): lanes with 2-4 columns a group or 8 lanes a column, partial batches of columns", async () => {
+Deno.test("engine kernels: GEMV of several rows (a pass's positions): lanes with 2-4 columns a group, 8 to 256 lanes a column, partial batches of columns", async () => {
   const saved = { ...gemvTuning };
-  // the lanes kernel with several columns per group (the default, one, runs in every other test), and with
-  // 8 lanes a column where the default takes 256 (passMinGroups 1: the fewest, widest workgroups); each
-  // setting's shaders compile anew on lavapipe, so the cases are few
-  const settings = [{ passColumns: 2 }, { passColumns: 4 }, { passMinGroups: 1, passMinLanes: 8 }];
+  // the lanes kernel with several columns per group (the default, one, runs in every other test), with 8
+  // lanes a column (passMinGroups 1: the fewest, widest workgroups), and with the steps' settings (512
+  // workgroups, lanes from 32: 256 lanes a column here); each setting's shaders compile anew on lavapipe,
+  // so the cases are few
+  const settings = [
+    { passColumns: 2, passNormColumns: 2 },
+    { passColumns: 4, passNormColumns: 4 },
+    { passMinGroups: 1, passMinLanes: 8 },
+    { passMinGroups: 512, passMinLanes: 32 },
+  ];
   try {
     for (const setting of settings) {
       Object.assign(gemvTuning, saved, setting);

@@ -19,7 +19,7 @@
  *                        d_model x n_layer, its local one in the paper's proportions), its defaults otherwise
  *                        (heads of 64, PerceiverAR's 256 latents, MegaByte's patches of 8)
  *     --attention IMPL   the baselines' attention kernels: auto (default: tiled where they fit), tiled, rows
- *     --attention-rows R the tiled kernels' stationary rows a workgroup: 32 (default) or 64
+ *     --attention-rows R the tiled kernels' stationary rows a workgroup: auto (default: 64 where they fit), 32, 64
  *     --vocab V          vocabulary (default 256: bytes; else a subword Mamba or Transformer)
  *     --split-k 0|1      split k of the weight gradients' GEMMs (default 1)
  *     --lr X             learning rate (default 1e-3)
@@ -108,7 +108,7 @@ function parse(args: string[]): Options {
     else if (a === "--backend") o.backend = v as EngineBackendName, i++;
     else if (a === "--model") o.model = v as ModelKind, i++;
     else if (a === "--attention") setAttentionImpl(v as AttentionImpl), i++;
-    else if (a === "--attention-rows") setAttentionRows(Number(v) as AttentionRows), i++;
+    else if (a === "--attention-rows") setAttentionRows(v === "auto" ? v : Number(v) as AttentionRows), i++;
     else if (a === "--allow-software") o.allowSoftware = true;
     else if (a === "--vocab") o.vocab = num(a, v, 2), i++;
     else if (a === "--split-k") o.splitK = v !== "0", i++;

@@ -18,7 +18,7 @@
  *   the 8 threads of a row through workgroup memory. D = <dO, o> is computed once, by the dq kernel, into
  *   scratch the dk, dv kernel reads. Mesa's lavapipe offers 32 KB, the H200 48 KB. Two tilings, chosen by
  *   setAttentionRows; the same code writes both:
- *   - R = 32 (RT = 4), the default. CI runs heads of 32 with the H200's tiles (32 everywhere) and heads of
+ *   - R = 32 (RT = 4), where 64 does not fit (setAttentionRows "auto", the default). CI runs heads of 32 with the H200's tiles (32 everywhere) and heads of
  *     64 with the short ones. Measured on the H200 (lib/bench/engine.ts --profile, d512 x 8 Transformer,
  *     batch 16, length 2048, the 8 layers; data/results/bench/engine.jsonl): forward 620 ms, dq 830, dk dv
  *     1,542 with the thread-per-row kernels; 95, 102, 139 ms tiled (10.7-11.9 TFLOP/s counted on every
@@ -30,8 +30,9 @@
  *     memory. Heads of 32 fit 32 KB; heads of 64 only 48 KB (dq's q and dO rows alone take 34 KB), and there
  *     only with dq's tiles of 16 keys and dk, dv passing p and ds through one array in turn (two more
  *     barriers a tile; two arrays would take 51,840 bytes). To fit, dq passes D's row sums through ds's
- *     array rather than an array of their own. Not yet measured on a GPU. CI runs it at heads of 32, also
- *     planned for 28 KB so that dk, dv take the one-array exchange.
+ *     array rather than an array of their own. Even so, faster on the H200 at heads of 64 (the step 8% faster:
+ *     see AttentionRows), so the default wherever it fits. CI runs it at heads of 32, also planned for 28 KB
+ *     so that dk, dv take the one-array exchange.
  * - "short" (at most 32 queries and keys, any head): see shortForwardShader.
  * - "rows" (any head size): a thread per query (or key) with its vectors in registers. The reference the
  *   tiled one replaced; kept for the rest (long sequences with heads of other sizes) and tested.
@@ -296,20 +297,26 @@ export function getAttentionImpl(): AttentionImpl {
 const TY = 8, TX = 8, THREADS = TY * TX;
 
 /**
- * Tiled kernels: stationary rows per workgroup, R (RT = R / TY per thread). 32 is the measured one; 64 makes
- * each streamed vec4 read from workgroup memory serve 8 dot products instead of 4 and halves the tiles
- * streamed (and their barriers) per row, but needs more workgroup memory (attentionTiles) and is not yet
- * measured on a GPU.
+ * Tiled kernels: stationary rows per workgroup, R (RT = R / TY per thread). 64 makes each streamed vec4 read
+ * from workgroup memory serve 8 dot products instead of 4 and halves the tiles streamed (and their
+ * barriers) per row, but needs more workgroup memory (attentionTiles). "auto" (the default) takes 64 where
+ * its tiles fit the device and 32 elsewhere: on the H200 (d512 x 8 Transformer, heads of 64, batch 16,
+ * length 2048, the 8 layers; engine.jsonl, one call) 64 rows took the forward from 95.2 to 78.5 ms, dq from
+ * 102.4 to 93.5 and dk, dv from 138.9 to 119.0, the step from 602.5 to 557.0 ms, even with dq's tiles of 16
+ * and dk, dv's one exchange array that a head of 64 needs there.
  */
 export type AttentionRows = 32 | 64;
-let attentionRows: AttentionRows = 32;
+export type AttentionRowsSetting = AttentionRows | "auto";
+let attentionRows: AttentionRowsSetting = "auto";
 /** Chooses the tiled kernels' stationary rows per workgroup from now on (tests run both). */
-export function setAttentionRows(rows: AttentionRows): void {
-  if (rows !== 32 && rows !== 64) throw new Error(`setAttentionRows: 32 or 64 (got ${rows})`);
+export function setAttentionRows(rows: AttentionRowsSetting): void {
+  if (rows !== 32 && rows !== 64 && rows !== "auto") {
+    throw new Error(`setAttentionRows: 32, 64 or auto (got ${rows})`);
+  }
   attentionRows = rows;
 }
 
-export function getAttentionRows(): AttentionRows {
+export function getAttentionRows(): AttentionRowsSetting {
   return attentionRows;
 }
 
@@ -337,7 +344,7 @@ export type AttentionTiles = {
 
 /**
  * The tiled kernels' shapes for heads of hd floats in `storage` bytes of workgroup memory, at R rows a
- * workgroup (the setting unless given), or undefined: each kernel takes the largest tile of 32 and 16 whose
+ * workgroup (the setting unless given; auto: 64 where it fits, else 32), or undefined: each kernel takes the largest tile of 32 and 16 whose
  * workgroup memory (bytes, as the shaders declare it) fits.
  * R = 32: at a head of 64, 32, 16, 16 in Mesa's 32 KB; 32, 32, 32 in the H200's 48 KB. At a head of 32
  * every kernel takes 32 even in 32 KB, so CI runs both sizes.
@@ -348,8 +355,9 @@ export type AttentionTiles = {
 export function attentionTiles(
   hd: number,
   storage: number,
-  R: AttentionRows = attentionRows,
+  R: AttentionRowsSetting = attentionRows,
 ): AttentionTiles | undefined {
+  if (R === "auto") return attentionTiles(hd, storage, 64) ?? attentionTiles(hd, storage, 32);
   if (hd % 32 !== 0 || hd > 128) return undefined;
   const row = (hd / 4 + 1) * 16; // a padded row of vec4s
   const probs = (C: number) => C * R * 4; // a float per (stationary, streamed) row of a tile: p or ds
@@ -378,7 +386,7 @@ export function attentionTiles(
 export function tiledAttentionFits(
   p: AttentionParams,
   storage: number,
-  R: AttentionRows = attentionRows,
+  R: AttentionRowsSetting = attentionRows,
 ): boolean {
   return attentionTiles(p.hd, storage, R) !== undefined;
 }

@@ -317,27 +317,33 @@ function gemvLanes(g: { M: number; N: number; K: number }, C = 1): number {
   return lanes;
 }
 /**
- * The GEMV's settings: the fewest workgroups a product should run (lanes per group double until it does;
- * passMinGroups for products of several rows, where every workgroup reads all of A once: fewer, wider
- * workgroups read less of it; and their lanes per column start at passMinLanes, a power of two from 4 to
- * 32: 8 lanes still read a weight row's 128 contiguous bytes at once), the weight vectors each lane loads before using them, and the columns each group computes when the
- * product has several rows (a verification pass). Benchmarks may change them (lib/bench/decode_engine.ts
- * --gemv) before any program is recorded. A second kernel for several rows, each thread holding A's rows at
- * its vectors of k in registers and walking the weights in batches of columns, was measured on the H200 and
- * removed: a pass of 8 at the 972M shape took 14.6 ms with it against 5.3 ms here, and 0.63 against 0.50 ms
- * at d256 x 4 (data/results/bench/sweep/decode_gemv_rows.jsonl, decode_engine.jsonl).
+ * The GEMV's settings: the fewest workgroups a product should run (lanes per group double until it does);
+ * for products of several rows (a verification pass) passMinGroups, and lanes per column starting at
+ * passMinLanes (a power of two from 4 to 32; 16 lanes still read a weight row's 256 contiguous bytes at
+ * once): every workgroup of a pass reads all of A once, so fewer, wider workgroups read less of it; the
+ * weight vectors each lane loads before using them; and the columns each group computes in a pass,
+ * passNormColumns for a product with a norm folded in (in_proj, the head) and passColumns for the others.
+ * Benchmarks may change them (lib/bench/decode_engine.ts --gemv) before any program is recorded.
+ * Measured on the H200 at the 972M shape, a pass of 8 bytes over a step (sweep/decode_gemv_pass.jsonl,
+ * 2026-12-05, one call): 1.88 with passMinGroups 512 and 32 lanes (the settings of steps), 1.65 with 256,
+ * 1.50 with 256 and 16 lanes (in_proj 2.23 -> 1.78 ms, out_proj 1.22 -> 1.00 ms over 48 layers), 2.03
+ * with 128 and 8 lanes. A second kernel for several rows, each thread holding A's rows at its vectors of k
+ * in registers and walking the weights in batches of columns, was measured on the H200 and removed: a pass
+ * of 8 at the 972M shape took 14.6 ms with it against 5.3 ms here, and 0.63 against 0.50 ms at d256 x 4
+ * (data/results/bench/sweep/decode_gemv_rows.jsonl, decode_engine.jsonl).
  */
 export const gemvTuning = {
   minGroups: 512,
-  passMinGroups: 512,
-  passMinLanes: 32,
+  passMinGroups: 256,
+  passMinLanes: 16,
   unroll: 4,
   passColumns: 1,
+  passNormColumns: 1,
 };
 
-/** Columns per group of lanes: gemvTuning.passColumns with several rows (a pass), else one. */
-function gemvColumnsPerGroup(g: { M: number }): number {
-  return g.M > 1 ? gemvTuning.passColumns : 1;
+/** Columns per group of lanes: in a pass (several rows) passNormColumns or passColumns, else one. */
+function gemvColumnsPerGroup(g: { M: number }, norm?: GemvNorm): number {
+  return g.M > 1 ? (norm ? gemvTuning.passNormColumns : gemvTuning.passColumns) : 1;
 }
 
 /**
@@ -387,7 +393,8 @@ function gemvShader(g: Required<Omit<GemmSpec, "name">>, epi?: GemvEpilogue, nor
   // with several rows (a verification pass), each group of lanes computes C columns, so that every A load
   // serves C weights (one column per group read 8 A vectors per weight vector: the loop was bound by the
   // loads from cache, not by memory); C loads are then in flight per lane, so the unrolling shrinks by C
-  const C = gemvColumnsPerGroup(g), L = gemvLanes(g, C), U = Math.max(1, Math.floor(gemvTuning.unroll / C));
+  const C = gemvColumnsPerGroup(g, norm), L = gemvLanes(g, C);
+  const U = Math.max(1, Math.floor(gemvTuning.unroll / C));
   const K4 = g.K / 4, unrolled = [...Array(U).keys()], cols = [...Array(C).keys()];
   const rowStride = v4 ? g.ldb / 4 : g.ldb, rowStart = v4 ? g.offB / 4 : g.offB;
   const wrows = cols.map((c) => `let wrow${c} = ${rowStart}u + min(n0 + ${c}u, ${g.N - 1}u) * ${rowStride}u;`)
@@ -487,7 +494,7 @@ export function recordGemv<B>(
   if (norm && !(g.offA === 0 && g.lda === g.K)) {
     throw new Error(`gemv: a folded norm reads whole rows of A (offA 0, lda K): ${JSON.stringify(g)}`);
   }
-  const C = gemvColumnsPerGroup(g);
+  const C = gemvColumnsPerGroup(g, norm);
   const wgs = Math.ceil(g.N / (C * 256 / gemvLanes(g, C)));
   const groups: [number, number, number] = [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1];
   const code = gemvShader(g, epi, norm);
