@@ -281,6 +281,12 @@ function recordStack<B>(
 }
 
 /** A named product (kernels/js/gemm.ts gemmSpec). */
+/**
+ * A product of the step. The weight gradients ("TN": activations^T times output gradients, k = every token)
+ * split their k range over several workgroups (GemmSpec.splitK), as MambaByte's engine does: unsplit, the
+ * d256 x 4 step's 256 x 256 projection gradient ran as 16 workgroups of 4,096 steps of k, and each weight
+ * gradient there took about 0.33 ms whatever its size (H200, engine.jsonl).
+ */
 const mm = (
   M: number,
   N: number,
@@ -288,7 +294,7 @@ const mm = (
   op: "NN" | "NT" | "TN",
   name: string,
   rest: Partial<GemmSpec> = {},
-) => gemmSpec(M, N, K, op, { name, ...rest });
+) => gemmSpec(M, N, K, op, { name, ...(op === "TN" ? { splitK: true } : {}), ...rest });
 
 /** The head over `rows` rows of `x` (d wide) from r0: logits = x E^T; dx = dlogits E; dE (+)= dlogits^T x. */
 function headGemms(V: number, d: number, r0: number, rows: number) {
