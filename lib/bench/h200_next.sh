@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The measurements this stop's last changes wait for, in one device call of about 4 minutes (the session's
+# device time ran out before it could run). For the GPU machine (README "GPU runs": the bundle from
+# ../shared/tools/gpu-bundle.sh with lib/cli.ts and lib/bench/{engine,decode_engine,speculative_engine,gpu}.ts;
+# ../shared/anchors/peers/h200_peers.py in .peer/ and a copy of state-spaces/mamba in .peer/mamba; the
+# commit in .commit):
+#   - issue 17: the 972M decode with the pass's new defaults (passMinGroups 256, passMinLanes 16: 1.50x a
+#     step in the sweep of 2026-12-05), its speculative costs, and passNormColumns=2 (in_proj's A loads
+#     shared by two columns) as a sweep line;
+#   - issue 18: the byte Transformer's training with the weight gradients split and attention's 64 rows
+#     (both defaults now), beside PyTorch's in the same call, and a d256x4 step's profile.
+# Records come back in $OUT/logs.tgz; merge them as they are (decode_972m.jsonl -> decode_engine.jsonl,
+# sweep.jsonl -> sweep/decode_gemv_pass.jsonl, spec.jsonl -> speculative_engine.jsonl, gpu.jsonl ->
+# gpu.jsonl, engine_256.jsonl -> engine.jsonl, the peers files -> h200-peers-DATE.jsonl).
+set -x
+if [ "${1:-}" != inner ]; then
+  mkdir -p $OUT/logs; timeout 215 bash "$0" inner > $OUT/logs/trace.txt 2>&1
+  cd $OUT && tar czf logs.tgz logs && rm -rf logs; exit 0
+fi
+source .gpu-bundle/activate.sh
+export MAMBABYTE_COMMIT=$(cat .commit)
+L=$OUT/logs; mkdir -p $L
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu --format=csv > $L/gpu.txt 2>&1
+R="deno run -A --cached-only"
+date +%s > $L/t0
+timeout 60 python3 .peer/h200_peers.py --mamba .peer/mamba decode > $L/peers.jsonl 2> $L/peers.err
+date +%s > $L/t1
+timeout 40 $R lib/bench/decode_engine.ts --shape 1792,48 --steps-per-submit 64 --bytes 1024 --contexts 1024 --profile \
+  --peers $L/peers.jsonl --out $L/decode_972m.jsonl > $L/decode_972m.out 2> $L/decode_972m.err
+date +%s > $L/t2
+timeout 50 $R lib/bench/speculative_engine.ts --out $L/spec.jsonl > $L/spec.out 2> $L/spec.err
+date +%s > $L/t3
+timeout 30 $R lib/bench/decode_engine.ts --shape 1792,48 --steps-per-submit 64 --bytes 1024 --contexts 1024 --profile \
+  --gemv passNormColumns=2 --peers $L/peers.jsonl --out $L/sweep.jsonl > $L/sweep.out 2> $L/sweep.err
+date +%s > $L/t4
+timeout 30 python3 .peer/h200_peers.py --mamba .peer/mamba train_transformer > $L/peers_tt.jsonl 2> $L/peers_tt.err
+timeout 60 $R lib/bench/gpu.ts --no-scan --models transformer --engines native --train-shapes "256,4,4,1024;512,8,16,2048" \
+  --peers $L/peers_tt.jsonl --out $L/gpu.jsonl > $L/gpu.out 2> $L/gpu.err
+date +%s > $L/t5
+timeout 20 $R lib/bench/engine.ts --model transformer --shape 256,4,4,1024 --steps 10 --warmup 2 --profile \
+  --out $L/engine_256.jsonl > $L/engine_256.out 2> $L/engine_256.err
+date +%s > $L/t6
