@@ -53,6 +53,7 @@ import type { MegaByteConfig } from "../models/megabyte_config.ts";
 import { asPerceiverAR } from "../models/perceiver_ar.ts";
 import { ByteBatcher } from "../data/bytes.ts";
 import { benchProvenance } from "../results/store.ts";
+import { getGemmConfig } from "../kernels/webgpu/gemm.ts";
 
 interface Options {
   shapes: [number, number, number, number][];
@@ -210,6 +211,7 @@ async function benchShape(o: Options, [d, L, b, l]: [number, number, number, num
     gpu_bytes: engine.backend.allocatedBytes,
     create_ms: round(createMs), // buffers, pipelines (compiled here), dispatch lists, parameter upload
     split_k: o.splitK,
+    matmul: getGemmConfig(), // the GEMM's settings (MAMBABYTE_GEMM), as gpu.ts records them
   };
   try {
     if (o.backend === "plan") {
