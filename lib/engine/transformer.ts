@@ -280,9 +280,8 @@ function recordStack<B>(
   return { res0: res[0], out, dOut: da, dRes0, rows: T, rowsOut: Tn, n, tableWrites, forward, backward };
 }
 
-/** A named product (kernels/js/gemm.ts gemmSpec). */
 /**
- * A product of the step. The weight gradients ("TN": activations^T times output gradients, k = every token)
+ * A named product of the step (kernels/js/gemm.ts gemmSpec). The weight gradients ("TN": activations^T times output gradients, k = every token)
  * split their k range over several workgroups (GemmSpec.splitK), as MambaByte's engine does: unsplit, the
  * d256 x 4 step's 256 x 256 projection gradient ran as 16 workgroups of 4,096 steps of k, and each weight
  * gradient there took about 0.33 ms whatever its size (H200, engine.jsonl).
