@@ -19,12 +19,14 @@ import {
   DecodeFn,
   type DecodeKernels,
   decodeKernels,
+  decodeKernelsUnavailable,
   formatFits,
   kernelModules,
   KernelThreads,
   matvec,
   matvecBf16,
   matvecQ8,
+  plainStepperInstead,
   Q8_BLOCK,
   quantizeQ8,
   quantizeX16,
@@ -560,19 +562,16 @@ export class MambaStepper implements Stepper {
     }
     const floats = (bytes: number) => Math.ceil((bytes + scratchBytes) / 4);
     const useKernels = opts.kernels !== false && segBytes.every((f) => f <= capacity);
-    // a layer larger than one memory: decodeKernels names why and the plain-JS stepper runs
-    const kerns = useKernels
-      ? segBytes.map((b) => decodeKernels(floats(b)))
-      : [opts.kernels === false ? undefined : decodeKernels(floats(Math.max(...segBytes)))];
-    // with a lowered memoryFloats (a test's) the memory made for the largest layer may exist while no layer
-    // fits the capacity counted above: the plain-JS stepper runs, and says so
-    if (!useKernels && kerns[0]) {
-      console.error(
-        `decoding: a layer needs ${Math.max(...segBytes)} bytes, more than a memory of ${capacity} holds ` +
-          "(memoryFloats); the plain-JS stepper decodes instead (several times slower)",
-      );
-    }
-    const simd = useKernels && kerns.every((x) => x !== undefined);
+    // a layer larger than one memory: no memory is made, and the plain-JS stepper runs, saying why (the
+    // kernels' own limit, or a lowered memoryFloats, a test's)
+    const largest = Math.max(...segBytes);
+    const kerns = useKernels ? segBytes.map((b) => decodeKernels(floats(b))) : [
+      opts.kernels === false ? undefined : plainStepperInstead(
+        decodeKernelsUnavailable(floats(largest)) ??
+          `a layer needs ${largest} bytes, more than a memory of ${capacity} holds (memoryFloats)`,
+      ),
+    ];
+    const simd = kerns.every((x) => x !== undefined);
     if (!simd) segOf.fill(0);
     const tops = kerns.map(() => 0);
     const place = <A extends Float32Array | Uint16Array | Int16Array | Int8Array | Int32Array>(

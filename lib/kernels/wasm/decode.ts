@@ -225,7 +225,7 @@ export function decodeKernels(
   floats: number,
 ): { mem: WebAssembly.Memory; mv: MvFn; mv4: Mv4Fn; ssmStep: SsmStepFn; map: MapFn } | undefined {
   const why = decodeKernelsUnavailable(floats);
-  if (why) return fallBack(why);
+  if (why) return plainStepperInstead(why);
   try {
     const pages = Math.ceil((floats * 4 + 64) / 65536);
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
@@ -238,12 +238,12 @@ export function decodeKernels(
       map: x.map as unknown as MapFn,
     };
   } catch (e) {
-    return fallBack(`the WebAssembly SIMD stepper could not start (${(e as Error).message})`);
+    return plainStepperInstead(`the WebAssembly SIMD stepper could not start (${(e as Error).message})`);
   }
 }
 
 /** Says once per reason, on one line, that the plain-JS stepper decodes instead of the kernels. */
-function fallBack(reason: string): undefined {
+export function plainStepperInstead(reason: string): undefined {
   if (!warned.has(reason)) {
     warned.add(reason);
     console.error(`decoding: ${reason}; the plain-JS stepper decodes instead (several times slower)`);
