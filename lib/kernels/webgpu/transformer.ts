@@ -168,45 +168,41 @@ export function rope<B>(d: Dispatcher<B>, p: RopeParams, b: { x: B; cos: B; sin:
 }
 
 // tanh's argument clamped: tanh(15) is 1 in float32, and some drivers' tanh overflows to NaN past ~44
-const GELU_FNS = `const K0 = ${Math.sqrt(2 / Math.PI)}; const K1 = 0.044715;
-fn geluTanh(x: f32) -> f32 { return tanh(clamp(K0 * (x + K1 * x * x * x), -15.0, 15.0)); }`;
+const geluFns = (t: string) =>
+  `const K0 = ${Math.sqrt(2 / Math.PI)}; const K1 = 0.044715;
+fn geluTanh(x: ${t}) -> ${t} { return tanh(clamp(K0 * (x + K1 * x * x * x), ${t}(-15.0), ${t}(15.0))); }`;
 
 /**
  * GELU's kernels take four elements a thread (a vec4 when the count allows, as every model's does: the MLP's
  * width times the tokens) in workgroups of 256: with one element a thread in workgroups of 64, a d256 x 4
  * step's 4M-element GELU ran as 65,536 workgroups and took 84 us on the H200 (400 GB/s of a 4.8 TB/s
  * memory), which points at starting workgroups rather than memory as its bound (not yet measured after this
- * change). Each element's arithmetic is the scalar one.
+ * change). Each element's arithmetic is the scalar one. Returns the WGSL and the workgroups.
  */
-function geluShader(label: string, count: number, out: string, body: string): string {
+function geluKernel(label: string, count: number, out: string, body: string) {
   const v4 = count % 4 === 0, n = v4 ? count / 4 : count, t = v4 ? "vec4<f32>" : "f32";
-  return cached(`${label} ${count}`, () =>
+  const code = cached(`${label} ${count}`, () =>
     `${declare([["x", "read", t], [out, "read_write", t]])}
-${GELU_FNS}
-${
-      v4
-        ? "fn geluTanh4(x: vec4<f32>) -> vec4<f32> { return tanh(clamp(K0 * (x + K1 * x * x * x), vec4<f32>(-15.0), vec4<f32>(15.0))); }"
-        : ""
-    }
+${geluFns(t)}
 @compute @workgroup_size(256) fn main(${FLAT_ARGS}) {
   let i = ${flatIndex(256)};
   if (i >= ${n}u) { return; }
-  ${body.replaceAll("geluTanh(", v4 ? "geluTanh4(" : "geluTanh(")}
+  ${body}
 }`);
+  return { code, groups: flatGroups(n, 256) };
 }
-const geluGroups = (count: number) => flatGroups(count % 4 === 0 ? count / 4 : count, 256);
 
 export function gelu<B>(d: Dispatcher<B>, p: GeluParams, b: { x: B; y: B }): void {
-  const code = geluShader("gelu", p.count, "y", "let v = x[i]; y[i] = 0.5 * v * (1.0 + geluTanh(v));");
-  d.dispatch("gelu", code, [b.x, b.y], geluGroups(p.count));
+  const k = geluKernel("gelu", p.count, "y", "let v = x[i]; y[i] = 0.5 * v * (1.0 + geluTanh(v));");
+  d.dispatch("gelu", k.code, [b.x, b.y], k.groups);
 }
 
 export function geluBackward<B>(d: Dispatcher<B>, p: GeluParams, b: { x: B; d: B }): void {
-  const code = geluShader(
+  const k = geluKernel(
     "geluBackward",
     p.count,
     "g",
     "let v = x[i]; let t = geluTanh(v);\n  g[i] = g[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * K0 * (1.0 + 3.0 * K1 * v * v));",
   );
-  d.dispatch("geluBackward", code, [b.x, b.d], geluGroups(p.count));
+  d.dispatch("geluBackward", k.code, [b.x, b.d], k.groups);
 }
