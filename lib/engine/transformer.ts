@@ -281,10 +281,11 @@ function recordStack<B>(
 }
 
 /**
- * A named product of the step (kernels/js/gemm.ts gemmSpec). The weight gradients ("TN": activations^T times output gradients, k = every token)
- * split their k range over several workgroups (GemmSpec.splitK), as MambaByte's engine does: unsplit, the
- * d256 x 4 step's 256 x 256 projection gradient ran as 16 workgroups of 4,096 steps of k, and each weight
- * gradient there took about 0.33 ms whatever its size (H200, engine.jsonl).
+ * A named product of the step (kernels/js/gemm.ts gemmSpec). The weight gradients ("TN": activations^T
+ * times output gradients, k = every token) split their k range over several workgroups (GemmSpec.splitK),
+ * as MambaByte's engine does: unsplit, the d256 x 4 step's 256 x 256 projection gradient ran as 16
+ * workgroups of 4,096 steps of k, and each weight gradient there took about 0.33 ms whatever its size
+ * (H200, engine.jsonl).
  */
 const mm = (
   M: number,

@@ -301,9 +301,9 @@ function isGemv(g: Required<Omit<GemmSpec, "name">>): boolean {
 const GEMV_MAX_ROWS = 8;
 /**
  * Threads per GEMV output column (a workgroup of 256 computes 256 / lanes columns): 32 (a pass:
- * gemvTuning.passMinLanes), doubled while the
- * product would run fewer than GEMV_MIN_GROUPS workgroups and every lane still gets a vector of k. At the
- * 972M shape x_proj (144 columns) ran as 18 workgroups of 8 columns, on 18 of the H200's 132 SMs.
+ * gemvTuning.passMinLanes), doubled while the product would run fewer than gemvTuning.minGroups
+ * (passMinGroups) workgroups and every lane still gets a vector of k. At the 972M shape x_proj (144
+ * columns) ran as 18 workgroups of 8 columns, on 18 of the H200's 132 SMs, before lanes could double.
  */
 function gemvLanes(g: { M: number; N: number; K: number }, C = 1): number {
   const minGroups = g.M > 1 ? gemvTuning.passMinGroups : gemvTuning.minGroups;
