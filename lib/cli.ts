@@ -31,10 +31,17 @@ import { asMamba, family, KIND_FIELD, loadModel } from "./models/registry.ts";
 import { speculativeDecode } from "./decode/speculative.ts";
 import { presetConfig, PRESETS } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
-import { domainText, loadTrained, openRun, runExperiment, type RunSpec } from "./runs/experiment.ts";
+import {
+  domainText,
+  domainTokenizer,
+  loadTrained,
+  openRun,
+  runExperiment,
+  type RunSpec,
+} from "./runs/experiment.ts";
 import { JOB_KINDS, type JobDevice, jobSupports, writeJob } from "./runs/job.ts";
 import { importJob } from "./runs/import_job.ts";
-import { planRuns, readPlan } from "./runs/plan.ts";
+import { planRuns, planSchedules, readPlan, recordedRuns } from "./runs/plan.ts";
 import { TRAIN_ENGINES, type TrainEngine } from "./train/steps.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import {
@@ -45,7 +52,8 @@ import {
   type TextScore,
 } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
-import { LOCAL_RESULTS_DIR } from "./paths.ts";
+import { LOCAL_RESULTS_DIR, RESULTS_DIR, RUNS_DIR } from "./paths.ts";
+import { tableMarkdown } from "./results/tables.ts";
 import { windowLine } from "./util/progress.ts";
 import { mambaGguf } from "./models/gguf_export.ts";
 import { writeGguf } from "./io/gguf.ts";
@@ -99,8 +107,12 @@ commands:
                                             a torch job's runs (finished or running) into the lab: weights
                                             scored on the job's test bytes, recorded in runs.jsonl beside the
                                             native engine's runs, labelled by engine and GPU count
-  reproduce [--scale smoke|small|gpu] [--domains D,..] [--models M,..] [--seeds 0,1,..] [--results DIR]
-            [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
+  plan      [--scale S] [--plan P] [--domains D,..] [--models M,..] [--results DIR]
+                                            a plan's runs at a scale, in training order: parameters, steps,
+                                            warm-up, batch, tokens, FLOPs and learning rate (or the sweep a
+                                            run waits for); nothing is trained
+  reproduce [--scale smoke|small|gpu|large] [--plan P] [--domains D,..] [--models M,..] [--seeds 0,1,..]
+            [--results DIR] [--no-data] [--no-evaluations] [--no-figures] [--no-notebooks]
                                             the whole reproduction: data, the compute-matched plan
                                             (data/plans/compute-matched.json; recorded runs are skipped,
                                             interrupted ones resume), evaluations, figures, notebooks, then
@@ -495,13 +507,28 @@ const DOCS: Record<string, CommandDoc> = {
       backend: BACKEND_DOC,
     },
   },
+  plan: {
+    usage: "deno task mambabyte plan [options]",
+    summary: "Lists a plan's runs at a scale in the order reproduce trains them, each with its parameters, " +
+      "steps, warm-up, batch x length, training tokens, FLOPs and learning rate (a run whose learning rate " +
+      "comes from a sweep not yet recorded says so); nothing is trained. A run whose budget gives fewer steps " +
+      "than the scale's min_steps is an error naming it.",
+    options: {
+      scale: ["S", "smoke, small, gpu or large (default small, or SCALE)"],
+      plan: ["NAME|FILE", "the plan: a name in data/plans or a plan file (default compute-matched)"],
+      domains: ["D,..", "only these domains (default: the plan's)"],
+      models: ["M,..", "only these plan entries (default: all)"],
+      results: ["DIR", "the records the swept learning rates come from (default data/local/results)"],
+      backend: BACKEND_DOC,
+    },
+  },
   reproduce: {
     usage: "deno task mambabyte reproduce [options]",
     summary: "The whole reproduction: data, the compute-matched plan (data/plans/compute-matched.json; " +
       "recorded runs are skipped, interrupted ones resume), evaluations, figures, notebooks, then its " +
       "numbers beside the published ones.",
     options: {
-      scale: ["S", "smoke, small or gpu (default small, or SCALE)"],
+      scale: ["S", "smoke, small, gpu or large (default small, or SCALE)"],
       results: [
         "DIR",
         "where the records go (default data/local/results, ignored by git; data/results publishes into the " +
@@ -512,12 +539,15 @@ const DOCS: Record<string, CommandDoc> = {
         "where runs go (default data/local/runs with the local results, data/checkpoints/runs with --results " +
         "data/results)",
       ],
+      plan: ["NAME|FILE", "the plan: a name in data/plans or a plan file (default compute-matched)"],
       domains: ["D,..", "only these domains (default: the plan's)"],
       models: ["M,..", "only these plan entries (default: all)"],
       seeds: [
         "0,1,..",
-        "train each run with these seeds (default: the scale's one seed); other seeds are named ENTRY_seedN",
+        "train every entry's top budget with these seeds on every domain, in place of the scale's seeds " +
+        "(other seeds are named ENTRY_seedN)",
       ],
+      runs: ["NAME,..", "(internal) only the runs of these names: how reproduce gives each run its child"],
       "no-data": ["", "skip building the corpora"],
       "no-evaluations": ["", "skip the extrapolation and noise evaluations"],
       "no-figures": ["", "skip the figures"],
@@ -1262,15 +1292,26 @@ async function jobCommand(args: string[]) {
     }
     const seeds = seedsFlag(flags);
     const plan = await readPlan(String(flags.get("plan")));
+    let planned;
     try {
-      specs = planRuns(plan, scaleFlag(flags, "small"), {
+      planned = planRuns(plan, scaleFlag(flags, "small"), {
         domains: listFlag(flags, "domains"),
         models: listFlag(flags, "models"),
         seeds,
-      });
+      }, [...await recordedRuns(RESULTS_DIR), ...await recordedRuns(LOCAL_RESULTS_DIR)]);
     } catch (e) {
       throw new UsageError(`job: ${(e as Error).message}`);
     }
+    // runs waiting for their family's learning-rate sweep cannot be written yet
+    const waiting = planned.filter((r) => r.pending);
+    if (waiting.length) {
+      console.error(
+        `job: left out ${waiting.length} run(s) waiting for ${
+          [...new Set(waiting.map((r) => r.pending))].join("; ")
+        }`,
+      );
+    }
+    specs = planned.filter((r) => !r.pending);
     // a plan's entries that the torch engine cannot run (subword models) are left out, and said so
     const skipped = specs.filter((r) => !jobSupports(r.model));
     specs = specs.filter((r) => jobSupports(r.model));
@@ -1308,6 +1349,69 @@ async function jobCommand(args: string[]) {
   });
 }
 
+async function planCommand(args: string[]) {
+  const flags = parseFlags(args, {
+    ...COMMON,
+    scale: "value",
+    plan: "value",
+    domains: "value",
+    models: "value",
+    results: "value",
+  }, "plan");
+  const scale = scaleFlag(flags, "small");
+  await startBackend({ quiet: true });
+  const plan = await readPlan((flags.get("plan") as string | undefined) ?? "compute-matched");
+  const records = await recordedRuns((flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR);
+  let runs;
+  try {
+    runs = planRuns(
+      plan,
+      scale,
+      { domains: listFlag(flags, "domains"), models: listFlag(flags, "models") },
+      records,
+    );
+  } catch (e) {
+    throw new UsageError(`plan: ${(e as Error).message}`);
+  }
+  // a subword run on a byte budget: tokens at its domain's bytes per token (the plan's tokenizer, trained
+  // once and cached where reproduce keeps it)
+  const bytesPerToken = new Map<string, number>();
+  for (const r of runs) {
+    const key = `${r.domain} ${r.vocab}`;
+    if (
+      r.train.bytes === undefined || TOKEN_UNIT[r.model as ModelKind] !== "subword" || bytesPerToken.has(key)
+    ) {
+      continue;
+    }
+    const text = await domainText(r.domain, r.scale);
+    const bpe = await domainTokenizer(
+      text.train,
+      r.vocab!,
+      `${RUNS_DIR}/tokenizers/${r.scale}-${r.domain}-${r.vocab}.json`,
+    );
+    bytesPerToken.set(key, text.train.length / bpe.encode(text.train).length);
+  }
+  const rows = planSchedules(runs, (r) => bytesPerToken.get(`${r.domain} ${r.vocab}`) ?? 1);
+  const prefix = `${plan.name}/${scale}/`;
+  const si = (x: number) => x.toExponential(2);
+  console.log(tableMarkdown({
+    columns: ["run", "model", "parameters", "steps", "warm-up", "batch x length", "tokens", "FLOPs", "lr"],
+    rows: rows.map((r) => [
+      r.run.startsWith(prefix) ? r.run.slice(prefix.length) : r.run,
+      r.model,
+      r.parameters.toLocaleString("en"),
+      String(r.steps),
+      String(r.warmup),
+      `${r.batch} x ${r.length}`,
+      si(r.tokens),
+      si(r.flops),
+      r.pending ? `waits: ${r.pending}` : String(r.lr),
+    ]),
+  }));
+  const flops = rows.reduce((s, r) => s + r.flops, 0);
+  console.log(`${rows.length} runs, ${si(flops)} training FLOPs in all`);
+}
+
 async function importCommand(args: string[]) {
   const dir = args[0] !== undefined && !args[0].startsWith("-") ? args[0] : undefined;
   const flags = parseFlags(
@@ -1333,6 +1437,8 @@ async function reproduceCommand(args: string[]) {
     domains: "value",
     models: "value",
     seeds: "value",
+    plan: "value",
+    runs: "value",
     "no-data": "bool",
     "no-evaluations": "bool",
     "no-figures": "bool",
@@ -1356,6 +1462,8 @@ async function reproduceCommand(args: string[]) {
       domains: listFlag(flags, "domains"),
       models: listFlag(flags, "models"),
       seeds: seedsFlag(flags),
+      plan: flags.get("plan") as string | undefined,
+      runs: listFlag(flags, "runs"),
       skipData: flags.get("no-data") === true,
       skipEvaluations: flags.get("no-evaluations") === true,
       skipFigures: flags.get("no-figures") === true,
@@ -1431,6 +1539,7 @@ export async function main(argv: string[]): Promise<number> {
     export: exportCommand,
     job: jobCommand,
     import: importCommand,
+    plan: planCommand,
     reproduce: reproduceCommand,
   };
   if (!command || command === "--help" || command === "-h" || command === "help") {

@@ -34,6 +34,10 @@ import type { RunRecord, UnigramRecord } from "./results/records.ts";
 
 export interface ReproduceOptions {
   scale: string;
+  /** The plan: a name in data/plans or a path to a plan file (default compute-matched). */
+  plan?: string;
+  /** (A child of reproduce) only the runs of these names. */
+  runs?: string[];
   /** Results directory (default data/local/results: a fresh local one, compared with data/results). */
   resultsDir?: string;
   /** Train every plan entry once per seed (default: the plan's seed). */
@@ -136,6 +140,9 @@ function childArgs(spec: RunSpec, opts: ReproduceOptions, resultsDir: string): s
     entry,
     "--seeds",
     String(spec.train.seed),
+    "--runs",
+    spec.name,
+    ...(opts.plan ? ["--plan", opts.plan] : []),
     "--results",
     resultsDir,
     ...(opts.runsDir ? ["--runs-dir", opts.runsDir] : []),
@@ -185,16 +192,25 @@ export async function reproduce(
     );
   }
 
-  stage(2, "training plan (compute-matched)");
-  const plan = await readPlan("compute-matched");
-  const specs = planRuns(plan, opts.scale, { domains: opts.domains, models: opts.models, seeds: opts.seeds });
-  const done = await recordedRuns(resultsDir);
-  const todo = specs.filter((s) => !isRecorded(s, done));
+  const plan = await readPlan(opts.plan ?? "compute-matched");
+  stage(2, `training plan (${plan.name})`);
+  const selection = { domains: opts.domains, models: opts.models, seeds: opts.seeds, runs: opts.runs };
+  // The plan in rounds: a run whose learning rate comes from its family's sweep is planned once the sweep
+  // is recorded, so each round trains what can train now, and the next re-plans from the records.
+  const toRun = async () => {
+    const done = await recordedRuns(resultsDir);
+    const planned = planRuns(plan, opts.scale, selection, done);
+    const open = planned.filter((s) => !isRecorded(s, done));
+    return { planned, todo: open.filter((s) => !s.pending), waiting: open.filter((s) => s.pending) };
+  };
+  let { planned: specs, todo, waiting } = await toRun();
   if (!opts.inProcess) {
     console.error(
       `${specs.length} runs in the plan at scale ${opts.scale}; ${
-        specs.length - todo.length
-      } already recorded, ${todo.length} to run`,
+        specs.length - todo.length - waiting.length
+      } already recorded, ${todo.length} to run${
+        waiting.length ? `, ${waiting.length} waiting for a learning-rate sweep` : ""
+      }`,
     );
   }
   // a signal reaches the child training a run (which saves a checkpoint), then the plan stops
@@ -219,46 +235,62 @@ export async function reproduce(
     if (!flops || !seconds) return "?";
     return formatSeconds(remaining.reduce((s, r) => s + (r.train.flops ?? 0), 0) * seconds / flops);
   };
+  const attempted = new Set<string>();
   try {
-    for (const [i, spec] of todo.entries()) {
-      if (!opts.inProcess) {
-        console.error(
-          `\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${eta(todo.slice(i))})`,
-        );
+    for (let round = 0; todo.length; round++) {
+      if (round > 0 && !opts.inProcess) {
+        console.error(`\n${todo.length} more run(s) to train with their swept learning rate`);
       }
-      try {
-        if (opts.inProcess) {
-          await runExperiment(spec, {
-            resultsDir,
-            runsDir: opts.runsDir,
-            resume: true,
-            quiet: false,
-            engine: opts.engine,
-          });
-        } else {
-          const { code, signal } = await denoChild(childArgs(spec, opts, resultsDir));
-          // 130: the child saved its checkpoint on SIGINT / SIGTERM
-          if (code === 130 || interrupted) throw new ReproduceInterrupted(spec.name);
-          if (code !== 0) {
-            throw new Error(
-              `its process exited with ${signal ? `signal ${signal}` : `code ${code}`} (its output is above)`,
-            );
+      for (const [i, spec] of todo.entries()) {
+        attempted.add(spec.name);
+        if (!opts.inProcess) {
+          console.error(
+            `\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${
+              eta(todo.slice(i))
+            })`,
+          );
+        }
+        try {
+          if (opts.inProcess) {
+            await runExperiment(spec, {
+              resultsDir,
+              runsDir: opts.runsDir,
+              resume: true,
+              quiet: false,
+              engine: opts.engine,
+            });
+          } else {
+            const { code, signal } = await denoChild(childArgs(spec, opts, resultsDir));
+            // 130: the child saved its checkpoint on SIGINT / SIGTERM
+            if (code === 130 || interrupted) throw new ReproduceInterrupted(spec.name);
+            if (code !== 0) {
+              throw new Error(
+                `its process exited with ${
+                  signal ? `signal ${signal}` : `code ${code}`
+                } (its output is above)`,
+              );
+            }
+            const rec = (await recordedRuns(resultsDir)).findLast((r) => r.run === spec.name);
+            if (rec) finished.push(rec);
           }
-          const rec = (await recordedRuns(resultsDir)).findLast((r) => r.run === spec.name);
-          if (rec) finished.push(rec);
+        } catch (e) {
+          if (e instanceof ReproduceInterrupted) throw e;
+          if (e instanceof TrainingInterrupted) {
+            console.error(`run ${spec.name}: ${e.message}`);
+            throw new ReproduceInterrupted(spec.name);
+          }
+          failures.push(`${spec.name}: ${(e as Error).message}`);
+          console.error(`run ${spec.name} failed: ${(e as Error).message}`);
         }
-      } catch (e) {
-        if (e instanceof ReproduceInterrupted) throw e;
-        if (e instanceof TrainingInterrupted) {
-          console.error(`run ${spec.name}: ${e.message}`);
-          throw new ReproduceInterrupted(spec.name);
-        }
-        failures.push(`${spec.name}: ${(e as Error).message}`);
-        console.error(`run ${spec.name} failed: ${(e as Error).message}`);
       }
+      ({ planned: specs, todo, waiting } = await toRun());
+      todo = todo.filter((s) => !attempted.has(s.name)); // a failed run is not tried again in this invocation
     }
   } finally {
     for (const [sig, f] of listeners) Deno.removeSignalListener(sig, f);
+  }
+  for (const w of opts.inProcess ? [] : waiting) {
+    failures.push(`${w.name}: not trained: it waits for ${w.pending}`);
   }
   if (opts.inProcess) return { runs: [], table: "", failures };
   const runs = latestRuns(await recordedRuns(resultsDir), opts.scale, plan.name)
@@ -349,7 +381,7 @@ export async function reproduce(
     wall_s: (performance.now() - t0) / 1000,
     stage_wall_s: stages,
     runs_in_plan: specs.length,
-    runs_trained: todo.length,
+    runs_trained: attempted.size,
     failures,
     skipped_stages: {
       data: !!opts.skipData,

@@ -23,8 +23,8 @@
 import { DEBIAN_JUPYTER, denoKernelStatus, ensureDenoKernel } from "../setup.ts";
 import { FIGURES_DIR, NOTEBOOKS_DIR, REPO_ROOT, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
 
-export type Scale = "smoke" | "small" | "gpu";
-export const SCALES: readonly Scale[] = ["smoke", "small", "gpu"];
+export type Scale = "smoke" | "small" | "gpu" | "large";
+export const SCALES: readonly Scale[] = ["smoke", "small", "gpu", "large"];
 
 export interface RunOptions {
   scale?: Scale;

@@ -10,9 +10,18 @@ import type { RunRecord, UnigramRecord } from "./records.ts";
 import { UNIGRAM_MARGIN } from "../data/unigram.ts";
 
 /**
+ * Whether a record is a plan's run at its top budget: not a learning-rate sweep's run (labels.sweep, scored
+ * on the validation split) nor a lower rung of a budget ladder (labels.budget < 1; plan.ts). Tables compare
+ * these; the FLOPs curves read the ladder.
+ */
+export function isTopBudget(r: { labels?: Record<string, unknown> }): boolean {
+  return r.labels?.sweep === undefined && (r.labels?.budget ?? 1) === 1;
+}
+
+/**
  * The latest record of each run at a scale (a re-run replaces an earlier one). Runs of extra seeds
  * (`labels.seed`, plan.ts) are left out unless `allSeeds`: tables show the plan's own seed, and the seed
- * spread is computed apart (compare.ts).
+ * spread is computed apart (compare.ts). Only top-budget runs (isTopBudget).
  */
 export function latestRuns(
   records: RunRecord[],
@@ -23,7 +32,7 @@ export function latestRuns(
   const byRun = new Map<string, RunRecord>();
   for (const r of records) {
     if (r.scale !== scale || (r.labels?.plan ?? "") !== plan) continue;
-    if (!allSeeds && r.labels?.seed !== undefined) continue;
+    if (!isTopBudget(r) || (!allSeeds && r.labels?.seed !== undefined)) continue;
     byRun.set(r.run, r); // records are in append order
   }
   return [...byRun.values()];
@@ -161,7 +170,7 @@ export function computeMatchedTable(
     } bytes: ` +
     `compare the ordering of models, not the values. Bytes seen, train FLOPs and train bytes/s: the mean ` +
     `over a model's runs on these domains.` +
-    (scale === "gpu"
+    (scale === "gpu" || scale === "large"
       ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
       : "") +
     unigramNote(rows, flagged);

@@ -18,6 +18,9 @@ export interface RunRecord {
   steps: number;
   batch: number;
   length: number;
+  /** Peak learning rate and warm-up steps (absent in records older than the budget ladder). */
+  lr?: number;
+  warmup?: number;
   seed: number;
   tokens_seen: number;
   bytes_seen: number;

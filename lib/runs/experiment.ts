@@ -57,9 +57,14 @@ export interface RunSpec {
     lr: number;
     warmup: number;
     seed: number;
-    /** Either a step count or a training-FLOP budget. */
+    /** Warm-up as a fraction of the run's steps, in place of `warmup` (plans whose steps vary by model). */
+    warmupFraction?: number;
+    /** Refuse the run, before it trains, when it would take fewer optimizer steps than this. */
+    minSteps?: number;
+    /** One of: a step count, a training-FLOP budget, or training bytes. */
     steps?: number;
     flops?: number;
+    bytes?: number;
     /** Checkpoint every this many steps (default: about every 5% of the run). */
     checkpointEvery?: number;
   };
@@ -207,6 +212,34 @@ export async function openRun(spec: RunSpec, opts: RunOptions = {}): Promise<Ope
   }
 }
 
+/**
+ * A run's steps and warm-up: its step count, or as many steps as its FLOP budget (the model's own FLOPs per
+ * token) or its byte budget (`bytesPerToken`: the training split's, for subword models) buys; the warm-up
+ * as given or as a fraction of the steps. Refuses, naming the run, a budget giving fewer steps than
+ * `minSteps`.
+ */
+export function trainSchedule(
+  spec: Pick<RunSpec, "name" | "train">,
+  model: LanguageModel,
+  bytesPerToken = 1,
+): { steps: number; warmup: number } {
+  const t = spec.train;
+  if ([t.steps, t.flops, t.bytes].filter((x) => x !== undefined).length !== 1) {
+    throw new Error(`run ${spec.name}: give exactly one of train.steps, train.flops and train.bytes`);
+  }
+  const steps = t.steps ??
+    (t.flops !== undefined
+      ? stepsForFlops(model, t.flops, t.batch, t.length)
+      : Math.max(1, Math.floor(t.bytes! / (t.batch * t.length * bytesPerToken))));
+  if (t.minSteps !== undefined && steps < t.minSteps) {
+    throw new Error(
+      `run ${spec.name}: its budget buys ${steps} steps of ${t.batch} x ${t.length}, fewer than the ${t.minSteps} the plan asks (min_steps): raise the budget or shorten the batch`,
+    );
+  }
+  const warmup = t.warmupFraction !== undefined ? Math.round(t.warmupFraction * steps) : t.warmup;
+  return { steps, warmup };
+}
+
 /** Appends a finished run's stored record to runs.jsonl unless it is there already (same run and time). */
 async function ensureRecorded(record: StoredRunRecord, resultsDir: string): Promise<boolean> {
   const recs = await readRecords<StoredRunRecord>("runs", resultsDir);
@@ -304,10 +337,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
   const model = createModel(spec.model, config, spec.train.seed);
   try {
     const t = spec.train;
-    if ((t.steps === undefined) === (t.flops === undefined)) {
-      throw new Error(`run ${spec.name}: give exactly one of train.steps and train.flops`);
-    }
-    const steps = t.steps ?? stepsForFlops(model, t.flops!, t.batch, t.length);
+    const { steps, warmup } = trainSchedule(spec, model, bytesPerToken);
     const flopsPerToken = model.trainFlopsPerToken(t.length);
     say(
       `run ${spec.name}: ${spec.model} (${
@@ -331,7 +361,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       batch: t.batch,
       length: t.length,
       lr: t.lr,
-      warmup: t.warmup,
+      warmup,
       seed: t.seed,
       bytesPerToken,
       runDir,
@@ -376,6 +406,8 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       steps,
       batch: t.batch,
       length: t.length,
+      lr: t.lr,
+      warmup,
       seed: t.seed,
       tokens_seen: result.tokens_seen,
       bytes_seen: result.bytes_seen,

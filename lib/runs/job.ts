@@ -21,13 +21,13 @@ import { createModel, family, saveModel } from "../models/registry.ts";
 import { countParameters, disposeModel } from "../models/lm.ts";
 import { ByteBatcher } from "../data/bytes.ts";
 import { ADAMW_DEFAULTS, MIN_LR_RATIO } from "../train/adamw.ts";
-import { CHECKPOINT_DIR, stepsForFlops, TRAIN_LOG } from "../train/trainer.ts";
+import { CHECKPOINT_DIR, TRAIN_LOG } from "../train/trainer.ts";
 import { InputError } from "../io/errors.ts";
 import { sha256Bytes } from "../data/corpora/acquire.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { gitCommit } from "../results/store.ts";
 import { REPO_ROOT } from "../paths.ts";
-import { domainText, type RunSpec } from "./experiment.ts";
+import { domainText, type RunSpec, trainSchedule } from "./experiment.ts";
 
 /** Where the job's processes run: CUDA GPUs (NCCL) or CPU processes (gloo). */
 export type JobDevice = "cuda" | "cpu";
@@ -204,7 +204,7 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
             `job: ${spec.model} needs a sequence length that is a multiple of ${multiple} (got ${t.length})`,
           );
         }
-        const steps = t.steps ?? stepsForFlops(model, t.flops!, t.batch, t.length);
+        const { steps, warmup } = trainSchedule(spec, model);
         const parameters = countParameters(model);
         const dir = jobRunDir(tmp, spec.name);
         await saveModel(model, `${dir}/init`, { run: spec.name, role: "initial weights" });
@@ -226,7 +226,7 @@ export async function writeJob(specs: RunSpec[], out: string, opts: JobOptions):
           ...(opts.microBatch !== undefined ? { micro_batch: opts.microBatch } : {}),
           parallel: opts.parallel ?? "ddp",
           lr: t.lr,
-          warmup: t.warmup,
+          warmup,
           min_lr_ratio: MIN_LR_RATIO,
           seed: t.seed,
           adamw: {

@@ -7,15 +7,33 @@
  * them (the paper gave MambaByte-353M 30B bytes against the baselines' 80B at about equal FLOPs per
  * byte, i.e. 0.375x the compute). Subword models get the byte models' FLOPs too, over sequences that cover
  * about the same bytes. Steps are derived from each model's own FLOPs per token, never typed.
+ *
+ * A scale may also ask for (the `large` scale does; issue 6/6):
+ * - a budget ladder (`budgets`: fractions of `flops`, the last 1): every entry trained at each budget on the
+ *   `ladder_domains`, the top budget alone elsewhere, so bits-per-byte can be drawn against training FLOPs
+ *   (the paper's Figure 1), one curve per entry; a lower budget's run is named ENTRY_bFRACTION;
+ * - `extra_seeds`: the top budget trained again with these seeds on the ladder domains (the seed spread);
+ * - `lr_sweep`: multiples of each family's learning rate tried first, at the lowest budget on the first
+ *   ladder domain and scored on the validation split (runs sweep/FAMILY_lrMULTIPLE); every other run of the
+ *   family then takes the multiple with the lowest validation bits-per-byte (pickSweptLr), so no learning
+ *   rate of the published runs is typed by hand. Until a family's sweep is recorded its runs wait
+ *   (`pending`);
+ * - `warmup_fraction` (warm-up as a fraction of each run's steps) and `min_steps` (a run with fewer steps
+ *   is refused before it trains).
+ * An entry may be limited to some domains (`domains`), kept off the ladder (`ladder: false`) or the extra
+ * seeds (`extra_seeds: false`), given a byte budget instead of FLOPs (`bytes`: the equal-bytes comparisons)
+ * or a batch of its own (`batch`: more steps where its budget is small).
  */
 import { InputError } from "../io/errors.ts";
 import { type Domain, DOMAINS } from "../data/corpora/types.ts";
-import { MODEL_KINDS } from "../models/lm.ts";
+import { countParameters, disposeModel, type LanguageModel, MODEL_KINDS, TOKEN_UNIT } from "../models/lm.ts";
+import { createModel } from "../models/mod.ts";
 import { presetConfig } from "../models/presets.ts";
 import { readRecords } from "../results/store.ts";
-import { type RunSpec } from "./experiment.ts";
+import { type RunSpec, trainSchedule } from "./experiment.ts";
 import { REPO_ROOT, RESULTS_DIR } from "../paths.ts";
 import type { RunRecord } from "../results/records.ts";
+import { bestMultiple } from "../results/ladder.ts";
 
 export interface PlanModel {
   /** A preset name (lib/models/presets.ts) or an explicit config. */
@@ -23,6 +41,8 @@ export interface PlanModel {
   config?: Record<string, unknown>;
   /** Tokens per training sequence for this model (default: the scale's length). */
   length?: number;
+  /** Sequences per step for this model (default: the scale's batch). */
+  batch?: number;
   lr?: number;
   /** Fraction of the scale's FLOP budget (default 1). */
   budget_ratio?: number;
@@ -30,6 +50,14 @@ export interface PlanModel {
   model?: string;
   /** Shown in tables (default: the entry name). */
   label?: string;
+  /** Only on these domains (default: every domain of the scale). */
+  domains?: Domain[];
+  /** Trained at the top budget only, even on a ladder domain (default true: the whole ladder). */
+  ladder?: boolean;
+  /** Trained with the scale's extra seeds too (default true). */
+  extra_seeds?: boolean;
+  /** Training bytes instead of a FLOP budget (an equal-bytes comparison); times each ladder fraction. */
+  bytes?: number;
 }
 
 export interface PlanScale {
@@ -44,6 +72,18 @@ export interface PlanScale {
   vocab: number;
   eval: { maxBytes?: number; window?: number; batch?: number };
   models: Record<string, PlanModel>;
+  /** Fractions of `flops`, ascending, the last 1 (default [1]: one budget). */
+  budgets?: number[];
+  /** Domains where every budget runs (default: the scale's first domain). */
+  ladder_domains?: Domain[];
+  /** Seeds trained at the top budget on the ladder domains besides `seed`. */
+  extra_seeds?: number[];
+  /** Multiples of each family's learning rate tried at the lowest budget (at least 3 values). */
+  lr_sweep?: number[];
+  /** Warm-up steps as a fraction of each run's steps (instead of `warmup`). */
+  warmup_fraction?: number;
+  /** The fewest optimizer steps a run may take. */
+  min_steps?: number;
 }
 
 export interface Plan {
@@ -75,6 +115,43 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
     if (!Array.isArray(s.domains) || s.domains.some((d) => !DOMAINS.includes(d))) {
       throw bad(`${at}.domains`, `must list domains among ${DOMAINS.join(", ")}`);
     }
+    const domainList = (v: unknown) =>
+      Array.isArray(v) && v.length > 0 && v.every((d) => (DOMAINS as readonly string[]).includes(d));
+    if (s.budgets !== undefined) {
+      const b = s.budgets;
+      if (
+        !Array.isArray(b) || !b.length || b.some((x, i) => !(x > 0) || (i > 0 && !(x > b[i - 1]))) ||
+        b.at(-1) !== 1
+      ) {
+        throw bad(
+          `${at}.budgets`,
+          "must be fractions of flops, ascending, ending at 1 (e.g. [0.1, 0.316, 1])",
+        );
+      }
+    }
+    if (s.ladder_domains !== undefined && !domainList(s.ladder_domains)) {
+      throw bad(`${at}.ladder_domains`, `must list domains among ${DOMAINS.join(", ")}`);
+    }
+    if (
+      s.extra_seeds !== undefined &&
+      (!Array.isArray(s.extra_seeds) ||
+        s.extra_seeds.some((x) => !Number.isInteger(x) || x < 0 || x === s.seed))
+    ) {
+      throw bad(`${at}.extra_seeds`, `must be integers >= 0 other than the scale's seed ${s.seed}`);
+    }
+    if (
+      s.lr_sweep !== undefined &&
+      (!Array.isArray(s.lr_sweep) || s.lr_sweep.length < 3 || s.lr_sweep.some((x) => !(x > 0)) ||
+        new Set(s.lr_sweep).size !== s.lr_sweep.length)
+    ) {
+      throw bad(`${at}.lr_sweep`, "must list at least 3 distinct learning-rate multiples > 0");
+    }
+    if (s.warmup_fraction !== undefined && !(s.warmup_fraction >= 0 && s.warmup_fraction < 1)) {
+      throw bad(`${at}.warmup_fraction`, "must be a fraction in [0, 1)");
+    }
+    if (s.min_steps !== undefined && !(Number.isInteger(s.min_steps) && s.min_steps >= 1)) {
+      throw bad(`${at}.min_steps`, "must be an integer >= 1");
+    }
     for (const [name, m] of Object.entries(s.models ?? {})) {
       const kind = m.model ?? name;
       if (!(MODEL_KINDS as readonly string[]).includes(kind)) {
@@ -83,42 +160,137 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
       if (!m.size === !m.config) {
         throw bad(`${at}.models.${name}`, `needs exactly one of "size" and "config"`);
       }
+      if (m.domains !== undefined && !domainList(m.domains)) {
+        throw bad(`${at}.models.${name}.domains`, `must list domains among ${DOMAINS.join(", ")}`);
+      }
+      if (m.bytes !== undefined && !(m.bytes > 0)) throw bad(`${at}.models.${name}.bytes`, "must be > 0");
+      if (m.batch !== undefined && !(Number.isInteger(m.batch) && m.batch >= 1)) {
+        throw bad(`${at}.models.${name}.batch`, "must be an integer >= 1");
+      }
+      if (m.bytes !== undefined && m.budget_ratio !== undefined) {
+        throw bad(`${at}.models.${name}`, `takes "bytes" or "budget_ratio", not both`);
+      }
+    }
+    // the sweep trains each family on the first ladder domain: a family absent there would wait forever
+    const sweepDomain = (s.ladder_domains ?? s.domains)[0];
+    for (const [name, m] of Object.entries(s.lr_sweep ? s.models ?? {} : {})) {
+      const fam = m.model ?? name;
+      const there = Object.entries(s.models).some(([n, e]) =>
+        (e.model ?? n) === fam && (!e.domains || e.domains.includes(sweepDomain))
+      );
+      if (!there) {
+        throw bad(
+          `${at}.models.${name}`,
+          `is a ${fam}, whose learning-rate sweep runs on ${sweepDomain}, where no ${fam} entry trains`,
+        );
+      }
     }
   }
   return raw;
 }
 
+/** A run of a plan; `pending` says what it waits for (its family's learning-rate sweep) before it can train. */
+export type PlannedRun = RunSpec & { pending?: string };
+
+/** Which runs of a scale: some domains, plan entries, seeds, or runs by name (default: all). */
+export interface PlanSelection {
+  domains?: string[];
+  models?: string[];
+  /**
+   * Train every entry's top budget once per seed on every domain, in place of the scale's seeds (the scale's
+   * `seed`, and `extra_seeds` on the ladder domains); the ladder and the sweep run with the scale's seed.
+   */
+  seeds?: number[];
+  /** Only the runs of these names. */
+  runs?: string[];
+}
+
 /**
- * The runs of a plan at one scale (optionally some domains / models only), in execution order. `seeds`
- * trains every entry once per seed (default: the scale's own seed); a run with another seed than the
- * scale's is named `<entry>_seed<N>`, so the published records of several seeds give each entry's seed
- * spread (results/compare.ts).
+ * The runs of a plan at one scale (optionally a selection), in execution order: the learning-rate sweep,
+ * then each domain's entries at each budget, then the extra seeds. `records` (runs.jsonl) give each
+ * family's swept learning rate; without a complete sweep its runs come back `pending`. A run with another
+ * seed than the scale's is named `<entry>_seed<N>`, so the published records of several seeds give each
+ * entry's seed spread (results/compare.ts).
  */
 export function planRuns(
   plan: Plan,
   scale: string,
-  only: { domains?: string[]; models?: string[]; seeds?: number[] } = {},
-): RunSpec[] {
+  only: PlanSelection = {},
+  records: RunRecord[] = [],
+): PlannedRun[] {
   const s = plan.scales[scale];
   if (!s) {
     throw new Error(
       `plan ${plan.name} has no scale "${scale}" (has: ${Object.keys(plan.scales).join(", ")})`,
     );
   }
-  const runs: RunSpec[] = [];
-  for (const seed of only.seeds ?? [s.seed]) {
+  const budgets = s.budgets ?? [1];
+  const ladderDomains = s.ladder_domains ?? [s.domains[0]];
+  const entries = Object.entries(s.models).filter(([name]) => !only.models || only.models.includes(name));
+  const onDomain = (m: PlanModel, d: Domain) => !m.domains || m.domains.includes(d);
+  const runs: PlannedRun[] = [];
+  // the sweep: each family once, with its first entry's settings
+  if (s.lr_sweep && (!only.seeds || only.seeds.includes(s.seed))) {
+    const domain = ladderDomains[0];
+    const families = new Map<string, [string, PlanModel]>();
+    for (const [name, m] of Object.entries(s.models)) {
+      if (onDomain(m, domain) && !families.has(m.model ?? name)) families.set(m.model ?? name, [name, m]);
+    }
+    for (const [fam, [name, m]] of families) {
+      if (only.models && !entries.some(([n, e]) => (e.model ?? n) === fam)) continue;
+      if (only.domains && !only.domains.includes(domain)) continue;
+      for (const multiple of s.lr_sweep) runs.push(sweepRun(plan, scale, domain, name, m, fam, multiple));
+    }
+  }
+  const seeds = only.seeds ?? [s.seed];
+  for (const seed of seeds) {
     for (const domain of s.domains) {
       if (only.domains && !only.domains.includes(domain)) continue;
-      for (const [name, m] of Object.entries(s.models)) {
-        if (only.models && !only.models.includes(name)) continue;
-        runs.push(planRun(plan, scale, domain, name, m, seed));
+      for (const [name, m] of entries) {
+        if (!onDomain(m, domain)) continue;
+        const ladder = seed === s.seed && ladderDomains.includes(domain) && m.ladder !== false;
+        for (const budget of ladder ? budgets : [1]) {
+          runs.push(planRun(plan, scale, domain, name, m, seed, budget, records));
+        }
       }
     }
   }
-  return runs;
+  if (!only.seeds) {
+    for (const seed of s.extra_seeds ?? []) {
+      for (const domain of ladderDomains) {
+        if (only.domains && !only.domains.includes(domain)) continue;
+        for (const [name, m] of entries) {
+          if (onDomain(m, domain) && m.extra_seeds !== false) {
+            runs.push(planRun(plan, scale, domain, name, m, seed, 1, records));
+          }
+        }
+      }
+    }
+  }
+  return only.runs ? runs.filter((r) => only.runs!.includes(r.name)) : runs;
 }
 
-/** One plan entry on one domain with one seed. */
+/** The part of a run's name saying its budget: "" at the top, "_b0.1" below it. */
+const budgetSuffix = (budget: number) => budget === 1 ? "" : `_b${budget}`;
+
+/** The training settings every run of an entry shares at one budget (FLOPs, or bytes for a bytes entry). */
+function entryTrain(s: PlanScale, m: PlanModel, seed: number, budget: number, lr: number): RunSpec["train"] {
+  const length = m.length ?? s.length;
+  return {
+    batch: m.batch ?? s.batch,
+    length,
+    lr,
+    warmup: s.warmup,
+    ...(s.warmup_fraction !== undefined ? { warmupFraction: s.warmup_fraction } : {}),
+    ...(s.min_steps !== undefined ? { minSteps: s.min_steps } : {}),
+    seed,
+    ...(m.bytes !== undefined
+      ? { bytes: m.bytes * budget }
+      : { flops: s.flops * budget * (m.budget_ratio ?? 1) }),
+  };
+}
+
+/** One plan entry on one domain with one seed at one budget (a fraction of the top one). */
 function planRun(
   plan: Plan,
   scale: string,
@@ -126,23 +298,22 @@ function planRun(
   name: string,
   m: PlanModel,
   seed: number,
-): RunSpec {
+  budget: number,
+  records: RunRecord[],
+): PlannedRun {
   const s = plan.scales[scale];
   const kind = m.model ?? name;
+  const base = m.lr ?? s.lr;
+  const swept = s.lr_sweep ? pickSweptLr(plan, scale, kind, records) : undefined;
   return {
-    name: `${plan.name}/${scale}/${domain}/${name}${seed === s.seed ? "" : `_seed${seed}`}`,
+    name: `${plan.name}/${scale}/${domain}/${name}${budgetSuffix(budget)}${
+      seed === s.seed ? "" : `_seed${seed}`
+    }`,
     model: kind,
     config: m.config ? { ...m.config } : presetConfig(kind, m.size!),
     domain,
     scale,
-    train: {
-      batch: s.batch,
-      length: m.length ?? s.length,
-      lr: m.lr ?? s.lr,
-      warmup: s.warmup,
-      seed,
-      flops: s.flops * (m.budget_ratio ?? 1),
-    },
+    train: entryTrain(s, m, seed, budget, base * (swept?.multiple ?? 1)),
     vocab: s.vocab,
     eval: { ...s.eval },
     labels: {
@@ -150,9 +321,71 @@ function planRun(
       entry: name,
       label: m.label ?? name,
       budget_ratio: m.budget_ratio ?? 1,
+      ...(s.budgets ? { budget } : {}),
+      ...(swept?.multiple !== undefined ? { lr_multiple: swept.multiple } : {}),
       ...(seed === s.seed ? {} : { seed }),
     },
+    ...(swept?.pending ? { pending: swept.pending } : {}),
   };
+}
+
+/** A run of the learning-rate sweep: the family's first entry at the lowest budget, scored on validation. */
+function sweepRun(
+  plan: Plan,
+  scale: string,
+  domain: Domain,
+  name: string,
+  m: PlanModel,
+  family: string,
+  multiple: number,
+): PlannedRun {
+  const s = plan.scales[scale];
+  const budget = (s.budgets ?? [1])[0];
+  return {
+    name: `${plan.name}/${scale}/${domain}/sweep/${family}_lr${multiple}`,
+    model: family,
+    config: m.config ? { ...m.config } : presetConfig(family, m.size!),
+    domain,
+    scale,
+    train: entryTrain(s, m, s.seed, budget, (m.lr ?? s.lr) * multiple),
+    vocab: s.vocab,
+    eval: { ...s.eval, split: "validation" },
+    labels: {
+      plan: plan.name,
+      entry: name,
+      label: `${m.label ?? name} (lr x${multiple})`,
+      sweep: family,
+      lr_multiple: multiple,
+      budget,
+    },
+  };
+}
+
+/**
+ * The learning-rate multiple a family's runs take: the sweep's value of lowest validation bits-per-byte
+ * (the smaller multiple on a tie), with `edge` set when it is the smallest or largest value tried (the best
+ * may lie outside the sweep: say so wherever it is shown); or `pending` while the sweep is not recorded.
+ */
+export function pickSweptLr(
+  plan: Plan,
+  scale: string,
+  family: string,
+  records: RunRecord[],
+): { multiple?: number; edge?: boolean; pending?: string } {
+  const values = plan.scales[scale].lr_sweep ?? [];
+  const tried: { multiple: number; bits_per_byte: number }[] = [];
+  for (const multiple of values) {
+    const rec = records.findLast((r) =>
+      r.scale === scale && r.labels?.plan === plan.name && r.labels?.sweep === family &&
+      r.labels?.lr_multiple === multiple
+    );
+    if (rec) tried.push({ multiple, bits_per_byte: rec.eval.bits_per_byte });
+  }
+  if (tried.length < values.length) {
+    return { pending: `the learning-rate sweep of ${family} (${tried.length} of ${values.length} recorded)` };
+  }
+  const { best, edge } = bestMultiple(tried)!;
+  return { multiple: best, edge };
 }
 
 /** Whether a run with exactly this spec is already recorded in runs.jsonl. */
@@ -160,11 +393,73 @@ export function isRecorded(spec: RunSpec, records: RunRecord[]): boolean {
   return records.some((r) =>
     r.run === spec.name && r.scale === spec.scale && r.batch === spec.train.batch &&
     r.length === spec.train.length &&
-    r.seed === spec.train.seed && Math.abs(r.train_flops / (spec.train.flops ?? 1) - 1) < 0.1 &&
+    r.seed === spec.train.seed &&
+    (spec.train.bytes !== undefined
+      ? Math.abs(r.bytes_seen / spec.train.bytes - 1) < 0.1
+      : Math.abs(r.train_flops / (spec.train.flops ?? 1) - 1) < 0.1) &&
     Object.entries(spec.config).every(([k, v]) => JSON.stringify(r.config[k]) === JSON.stringify(v))
   );
 }
 
 export async function recordedRuns(dir = RESULTS_DIR): Promise<RunRecord[]> {
   return await readRecords<RunRecord>("runs", dir);
+}
+
+/** A planned run's schedule, as `plan` prints it and the plan's tests check it. */
+export interface PlannedSchedule {
+  run: string;
+  model: string;
+  parameters: number;
+  steps: number;
+  warmup: number;
+  batch: number;
+  length: number;
+  /** Training tokens (bytes for byte models). */
+  tokens: number;
+  flops: number;
+  lr: number;
+  pending?: string;
+}
+
+/**
+ * Each run's steps, warm-up, tokens and FLOPs, as training will derive them (trainSchedule), from one model
+ * of each distinct config (built, measured, released). A byte budget of a subword model buys tokens at
+ * `bytesPerToken(run)` bytes each (its domain's tokenizer: the caller's to give). A run whose budget breaks
+ * `min_steps` throws, naming it.
+ */
+export function planSchedules(
+  runs: PlannedRun[],
+  bytesPerToken: (run: PlannedRun) => number = () => 1,
+): PlannedSchedule[] {
+  const costs = new Map<string, { parameters: number; flopsPerToken: number; model: LanguageModel }>();
+  try {
+    return runs.map((r) => {
+      const subword = TOKEN_UNIT[r.model as keyof typeof TOKEN_UNIT] === "subword";
+      const config = subword ? { ...r.config, vocab_size: r.vocab } : r.config;
+      const key = `${r.model} ${JSON.stringify(config)}`;
+      let c = costs.get(key);
+      if (!c) {
+        const model = createModel(r.model, config, 0);
+        c = { parameters: countParameters(model), flopsPerToken: NaN, model };
+        costs.set(key, c);
+      }
+      const { steps, warmup } = trainSchedule(r, c.model, subword ? bytesPerToken(r) : 1);
+      const tokens = steps * r.train.batch * r.train.length;
+      return {
+        run: r.name,
+        model: r.model,
+        parameters: c.parameters,
+        steps,
+        warmup,
+        batch: r.train.batch,
+        length: r.train.length,
+        tokens,
+        flops: c.model.trainFlopsPerToken(r.train.length) * tokens,
+        lr: r.train.lr,
+        ...(r.pending ? { pending: r.pending } : {}),
+      };
+    });
+  } finally {
+    for (const c of costs.values()) disposeModel(c.model);
+  }
 }

@@ -24,6 +24,7 @@ import { evalBatch } from "../eval/score.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { repoRelative, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
 import { appendRecord, readRecords } from "../results/store.ts";
+import { isTopBudget } from "../results/compute_matched.ts";
 import { domainText, loadTrained } from "./experiment.ts";
 import type { EvaluatedModel, ExtrapolationRecord, NoiseRecord, RunLike } from "../results/records.ts";
 
@@ -110,10 +111,12 @@ async function runStage<O extends StageOptions>(
   const resultsDir = opts.resultsDir ?? RESULTS_DIR;
   const kinds = opts.kinds ?? stage.kinds;
   // the latest record of each run (a re-trained run is recorded again)
-  // runs of extra seeds (labels.seed) measure the seed spread; the evaluations use the plan's own seed
+  // runs of extra seeds (labels.seed) measure the seed spread, sweeps and lower budgets the curves; the
+  // evaluations use the plan's own seed at the top budget
   const latest = [
     ...new Map(
-      runs.filter((r) => r.scale === opts.scale && r.labels?.seed === undefined).map((r) => [r.run, r]),
+      runs.filter((r) => r.scale === opts.scale && r.labels?.seed === undefined && isTopBudget(r))
+        .map((r) => [r.run, r]),
     ).values(),
   ];
   const chosen = pickRuns(latest, kinds, opts.domain);
@@ -163,6 +166,7 @@ export const EXTRAPOLATION_SCALES: Record<string, Partial<ExtrapolationOptions>>
   smoke: { maxTokens: 8192, maxAttentionLength: 4096 },
   small: { maxTokens: 65536, maxAttentionLength: 4096 },
   gpu: { maxTokens: 1 << 19, maxAttentionLength: 16384 },
+  large: { maxTokens: 1 << 20, maxAttentionLength: 16384 },
 };
 
 /** The model families the experiment compares (PAPER.md): MambaByte, subword Mamba, the byte Transformer. */
@@ -222,6 +226,7 @@ export const NOISE_SCALES: Record<string, { maxBytes?: number }> = {
   smoke: { maxBytes: 4096 },
   small: { maxBytes: 32768 },
   gpu: { maxBytes: 262144 },
+  large: { maxBytes: 1 << 20 },
 };
 
 /** MambaByte against subword Mamba (the paper's pair), plus the byte Transformer. */

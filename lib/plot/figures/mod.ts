@@ -35,6 +35,7 @@ import "./noise.ts";
 import "./scans.ts";
 import "./decode.ts";
 import "./compute_matched.ts";
+import "./ladder.ts";
 import { tableMarkdown } from "../../results/tables.ts";
 
 export * from "./registry.ts";

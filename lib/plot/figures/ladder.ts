@@ -1,0 +1,144 @@
+/**
+ * The budget ladder and the learning-rate sweep (lib/results/ladder.ts): test bits-per-byte against
+ * training FLOPs at each budget, one curve per plan entry (the paper's Figure 1, with seeds' error bars),
+ * and each family's sweep as a table.
+ */
+import { ladderPoints, sweepResults } from "../../results/ladder.ts";
+import type { PlotlyFigure } from "../export.ts";
+import type { RunRecord, UnigramRecord } from "../../results/records.ts";
+import { type Records, registerFigure } from "./registry.ts";
+import { chooseScale, colorOf, fmt, sig } from "./common.ts";
+
+const DASHES = ["solid", "dash", "dot", "dashdot"], SYMBOLS = ["circle", "diamond", "square", "triangle-up"];
+
+const runsOf = (records: Records) => (records.runs ?? []) as unknown as RunRecord[];
+const unigramOf = (records: Records) => (records.unigram ?? []) as unknown as UnigramRecord[];
+
+/** The scale shown: the one asked for, else the largest with ladder records. */
+function ladderScale(runs: RunRecord[], wanted?: string): string | undefined {
+  const laddered = runs.filter((r) => typeof r.labels?.budget === "number" || r.labels?.sweep !== undefined);
+  return chooseScale(laddered, wanted);
+}
+
+/**
+ * Test bits-per-byte against training FLOPs on one domain: each entry's runs at every budget joined by a
+ * line, a marker per budget (the mean over the seeds recorded there, with ± one sample standard deviation
+ * as an error bar where there are two or more). One colour per family (common.ts); a family's second entry
+ * dashed, with another marker. Compute-matched entries share their FLOPs, so each curve is shifted by 2%
+ * steps along the axis (said in its title) and their markers and bars do not hide each other; the y range
+ * leaves the lower part of the plot to the legend, which sits there.
+ */
+export function ladderFigure(
+  runs: RunRecord[],
+  scale: string,
+  domain: string,
+  unigram: UnigramRecord[] = [],
+): PlotlyFigure | undefined {
+  const curves = ladderPoints(runs, scale, domain, "compute-matched", unigram)
+    .sort((a, b) => a[0].label.localeCompare(b[0].label));
+  if (!curves.length) return undefined;
+  const seen = new Map<string, number>();
+  const shift = (j: number) => 1.02 ** (j - (curves.length - 1) / 2);
+  const data = curves.map((ps, j) => {
+    const k = seen.get(ps[0].model) ?? 0;
+    seen.set(ps[0].model, k + 1);
+    const top = ps.at(-1)!;
+    const color = colorOf(ps[0].model);
+    return {
+      type: "scatter",
+      mode: "lines+markers",
+      name: `${ps[0].label}: ${fmt(top.bits_per_byte)}${top.sd !== undefined ? ` ± ${fmt(top.sd)}` : ""}${
+        ps.some((p) => p.near_unigram) ? " †" : ""
+      }`,
+      x: ps.map((p) => p.flops * shift(j)),
+      y: ps.map((p) => p.bits_per_byte),
+      error_y: {
+        type: "data",
+        array: ps.map((p) => p.sd ?? 0),
+        visible: true,
+        color,
+        thickness: 1.5,
+        width: 5,
+      },
+      customdata: ps.map((p) => [p.budget, p.seeds, p.flops]),
+      hovertemplate:
+        "%{customdata[2]:.3s} FLOPs (budget %{customdata[0]}), %{y:.3f} bits/byte over %{customdata[1]} seed(s)",
+      line: { color, width: 2, dash: DASHES[k % DASHES.length] },
+      marker: { color, size: 9, symbol: SYMBOLS[k % SYMBOLS.length], line: { color: "#000", width: 1 } },
+    };
+  });
+  const ys = curves.flat().flatMap((p) => [p.bits_per_byte - (p.sd ?? 0), p.bits_per_byte + (p.sd ?? 0)]);
+  // the legend's rows (about 4.5% of the height each, with its title) fit below the lowest point
+  const lo = Math.min(...ys), hi = Math.max(...ys), span = hi - lo || 1;
+  const rows = 0.045 * (curves.length + 1);
+  const below = span * (0.08 + rows) / (1 - rows);
+  return {
+    data,
+    layout: {
+      title: { text: `Test bits per byte against training FLOPs — ${domain} (${scale} scale)` },
+      xaxis: {
+        title: {
+          text: "training FLOPs (forward + backward; curves shifted by 2% steps to keep markers apart)",
+        },
+        type: "log",
+        exponentformat: "power",
+      },
+      yaxis: {
+        title: { text: "test bits per byte (mean over seeds; bars: ± 1 s.d.)" },
+        range: [lo - below, hi + 0.06 * span],
+      },
+      legend: {
+        title: {
+          text: data.some((d) => d.name.endsWith(" †"))
+            ? "model: top budget (†: within 1 bit of unigram)"
+            : "model: test bpb at the top budget",
+        },
+        x: 0.01,
+        xanchor: "left",
+        y: 0.01,
+        yanchor: "bottom",
+        bgcolor: "rgba(255,255,255,0.8)",
+      },
+      width: 900,
+      height: 560,
+    },
+  };
+}
+
+registerFigure({
+  name: "compute_matched_ladder_books",
+  description:
+    "Test bits-per-byte against training FLOPs at the budget ladder's rungs on books, seeds' error bars (the paper's Figure 1)",
+  reads: ["runs", "unigram"],
+  build(records, ctx) {
+    const runs = runsOf(records);
+    const scale = ladderScale(runs, ctx.scale);
+    const figure = scale && ladderFigure(runs, scale, "books", unigramOf(records));
+    return figure ? { figure } : undefined;
+  },
+});
+
+registerFigure({
+  name: "lr_sweep",
+  description:
+    "Each family's learning-rate sweep at the lowest budget (validation bits-per-byte) and the rate its runs took",
+  reads: ["runs"],
+  build(records, ctx) {
+    const runs = runsOf(records);
+    const scale = ladderScale(runs, ctx.scale);
+    const sweeps = scale ? sweepResults(runs, scale) : [];
+    if (!sweeps.length) return undefined;
+    return {
+      table: {
+        columns: ["family", "learning rate: validation bits per byte", "taken"],
+        rows: sweeps.map((s) => [
+          s.family,
+          s.tried.map((t) => `${sig(t.lr)} (x${t.multiple}): ${fmt(t.bits_per_byte)}`).join("; "),
+          `x${s.best}${s.edge ? " (at the edge of the sweep)" : ""}`,
+        ]),
+        note:
+          `Scale ${scale}: each family trained at the lowest budget with its base learning rate times each multiple, scored on the validation split; its other runs take the multiple of lowest bits per byte.`,
+      },
+    };
+  },
+});

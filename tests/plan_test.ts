@@ -1,0 +1,391 @@
+/**
+ * Experiment plans (lib/runs/plan.ts): the `large` scale checked against what issue 6/6 asks of it, the
+ * ladder / seeds / learning-rate sweep expansion and its bookkeeping, bad plan files, and a whole plan with
+ * a sweep trained through `reproduce` at smoke size and resumed.
+ */
+import assert from "node:assert/strict";
+import { isRecorded, type Plan, planRuns, planSchedules, readPlan } from "../lib/runs/plan.ts";
+import type { RunRecord } from "../lib/results/records.ts";
+import { runCli, useBackend } from "./helpers.ts";
+import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
+import { ladderFigure } from "../lib/plot/figures/ladder.ts";
+
+const SEVEN = [
+  "mambabyte",
+  "mambabyte_0.375",
+  "transformer",
+  "perceiver_ar",
+  "megabyte",
+  "transformer_subword",
+  "mamba_subword",
+];
+const BYTE_MODELS = ["mambabyte", "transformer", "perceiver_ar", "megabyte"];
+const short = (name: string) => name.replace(/^compute-matched\/large\//, "");
+
+Deno.test("plan: the large scale is the plan issue 6/6 asks for (steps, warm-up, budgets, bytes, seeds, sweep, pairs)", async () => {
+  await useBackend("wasm");
+  const plan = await readPlan();
+  const s = plan.scales.large;
+  const runs = planRuns(plan, "large");
+  // every run's schedule as training derives it (a run under min_steps would throw here)
+  const rows = new Map(planSchedules(runs).map((r) => [short(r.run), r]));
+  assert.equal(s.min_steps, 1000);
+  for (const [name, r] of rows) {
+    assert.ok(r.steps >= 1000, `${name}: ${r.steps} steps`);
+    assert.ok(r.warmup > 0 && r.warmup <= 0.05 * r.steps, `${name}: warm-up ${r.warmup} of ${r.steps}`);
+  }
+  // three budgets spanning at least 10x, the top one 1
+  assert.equal(s.budgets!.length, 3);
+  assert.ok(s.budgets!.at(-1)! / s.budgets![0] >= 10);
+  // books: the seven entries at every budget, three seeds at the top
+  for (const e of SEVEN) {
+    for (const b of s.budgets!) {
+      assert.ok(rows.has(`books/${e}${b === 1 ? "" : `_b${b}`}`), `books ${e} at ${b}`);
+    }
+    for (const seed of [1, 2]) assert.ok(rows.has(`books/${e}_seed${seed}`), `books ${e} seed ${seed}`);
+    // the other four domains: the top budget, one seed
+    for (const d of ["code", "stories", "prose", "latex"]) {
+      assert.ok(rows.has(`${d}/${e}`), `${d} ${e}`);
+      assert.ok(
+        !rows.has(`${d}/${e}_b${s.budgets![0]}`) && !rows.has(`${d}/${e}_seed1`),
+        `${d} ${e}: top only`,
+      );
+    }
+  }
+  // the byte models see at least 50M bytes at the top budget
+  for (const e of BYTE_MODELS) {
+    assert.ok(rows.get(`books/${e}`)!.tokens >= 50e6, `${e}: ${rows.get(`books/${e}`)!.tokens} bytes`);
+  }
+  // the sweep: at least 3 values per family, at the lowest budget, scored on the validation split
+  const families = new Set(SEVEN.map((e) => s.models[e].model ?? e));
+  for (const f of families) {
+    const sweep = runs.filter((r) => r.labels?.sweep === f);
+    assert.ok(sweep.length >= 3, `${f}: ${sweep.length} learning rates`);
+    for (const r of sweep) {
+      assert.equal(r.eval.split, "validation");
+      assert.equal(r.labels?.budget, s.budgets![0]);
+    }
+  }
+  // every other run waits for its family's sweep (no learning rate typed into a published run)
+  assert.ok(runs.every((r) => r.labels?.sweep !== undefined || r.pending), "runs wait for the sweep");
+  // the pairs: the subword Mamba on MambaByte's bytes; a Transformer of MambaByte's parameters
+  const mb = rows.get("books/mambabyte")!;
+  const eqBytes = runs.find((r) => short(r.name) === "books/mamba_subword_equal_bytes")!;
+  assert.ok(Math.abs(eqBytes.train.bytes! / mb.tokens - 1) < 0.01, `${eqBytes.train.bytes} vs ${mb.tokens}`);
+  const eqParams = rows.get("books/transformer_equal_params")!;
+  assert.ok(
+    Math.abs(eqParams.parameters / mb.parameters - 1) < 0.05,
+    `${eqParams.parameters} vs ${mb.parameters}`,
+  );
+  // extrapolation: MambaByte and the byte Transformer trained at context 8192 on books
+  for (const e of ["mambabyte_8k", "transformer_8k"]) assert.equal(rows.get(`books/${e}`)!.length, 8192);
+});
+
+/** A plan of one scale with a sweep, a ladder and an extra seed, for the bookkeeping tests. */
+function ladderPlan(): Plan {
+  return {
+    name: "ladder",
+    description: "test",
+    scales: {
+      smoke: {
+        domains: ["books", "code"],
+        flops: 4e9,
+        budgets: [0.5, 1],
+        extra_seeds: [1],
+        lr_sweep: [0.5, 1, 2],
+        batch: 2,
+        length: 64,
+        lr: 0.004,
+        warmup: 0,
+        warmup_fraction: 0.05,
+        seed: 0,
+        vocab: 512,
+        eval: { maxBytes: 2048 },
+        models: {
+          mambabyte: { size: "tiny" },
+          mambabyte_long: {
+            model: "mambabyte",
+            size: "tiny",
+            length: 128,
+            ladder: false,
+            extra_seeds: false,
+          },
+          pinned: { model: "mambabyte", size: "tiny", domains: ["code"], lr: 0.001 },
+        },
+      },
+    },
+  };
+}
+
+/** A sweep run's record: what pickSweptLr reads. */
+function sweepRecord(family: string, multiple: number, bpb: number): RunRecord {
+  return {
+    run: `ladder/smoke/books/sweep/${family}_lr${multiple}`,
+    scale: "smoke",
+    eval: { split: "validation", bits_per_byte: bpb },
+    labels: { plan: "ladder", sweep: family, lr_multiple: multiple },
+  } as unknown as RunRecord;
+}
+
+Deno.test("plan: a ladder plan expands into the sweep, each budget, the extra seeds; runs wait for the sweep, then take its best rate", () => {
+  const plan = ladderPlan();
+  const names = (rs: { name: string }[]) => rs.map((r) => r.name.replace("ladder/smoke/", ""));
+  const runs = planRuns(plan, "smoke");
+  assert.deepEqual(names(runs), [
+    "books/sweep/mambabyte_lr0.5",
+    "books/sweep/mambabyte_lr1",
+    "books/sweep/mambabyte_lr2",
+    "books/mambabyte_b0.5",
+    "books/mambabyte",
+    "books/mambabyte_long",
+    "code/mambabyte",
+    "code/mambabyte_long",
+    "code/pinned",
+    "books/mambabyte_seed1",
+  ]);
+  // the sweep: the lowest budget, the entry's rate times each multiple, validation
+  const sweep = runs[1];
+  assert.equal(sweep.train.flops, 2e9);
+  assert.equal(sweep.train.lr, 0.004);
+  assert.equal(runs[2].train.lr, 0.008);
+  assert.equal(sweep.eval.split, "validation");
+  assert.equal(sweep.pending, undefined);
+  // every budget and seed carries the scale's schedule settings
+  assert.equal(runs[3].train.flops, 2e9);
+  assert.equal(runs[4].train.flops, 4e9);
+  assert.equal(runs[4].train.warmupFraction, 0.05);
+  assert.equal(runs[9].train.seed, 1);
+  assert.equal(runs[9].labels?.seed, 1);
+  // mambabyte's runs wait until all three rates are recorded
+  assert.match(runs[4].pending ?? "", /sweep of mambabyte \(0 of 3 recorded\)/);
+  const partial = planRuns(plan, "smoke", {}, [
+    sweepRecord("mambabyte", 0.5, 3.1),
+    sweepRecord("mambabyte", 1, 2.9),
+  ]);
+  assert.match(partial[4].pending ?? "", /2 of 3 recorded/);
+  // then take the multiple of lowest validation bits-per-byte (a later record of a run replaces an earlier)
+  const recs = [
+    sweepRecord("mambabyte", 0.5, 3.1),
+    sweepRecord("mambabyte", 1, 2.7),
+    sweepRecord("mambabyte", 2, 2.9),
+    sweepRecord("mambabyte", 1, 3.3),
+  ];
+  const after = planRuns(plan, "smoke", {}, recs);
+  for (const r of after.filter((r) => !r.labels?.sweep)) {
+    assert.equal(r.pending, undefined, r.name);
+    assert.equal(r.labels?.lr_multiple, 2, r.name);
+    // each entry's own rate times the family's multiple
+    assert.equal(r.train.lr, r.labels?.entry === "pinned" ? 0.002 : 0.008, r.name);
+  }
+  // a selection by name keeps exactly that run
+  assert.deepEqual(names(planRuns(plan, "smoke", { runs: ["ladder/smoke/books/mambabyte_seed1"] }, recs)), [
+    "books/mambabyte_seed1",
+  ]);
+  // explicit seeds replace the scale's: the top budget on every domain, no ladder or sweep for seed 3
+  assert.deepEqual(names(planRuns(plan, "smoke", { seeds: [3], models: ["mambabyte"] }, recs)), [
+    "books/mambabyte_seed3",
+    "code/mambabyte_seed3",
+  ]);
+});
+
+Deno.test("plan: isRecorded matches a byte budget by the bytes seen", () => {
+  const plan = ladderPlan();
+  plan.scales.smoke.models = { mb: { model: "mambabyte", size: "tiny", bytes: 1e6 } };
+  delete plan.scales.smoke.lr_sweep;
+  const [run] = planRuns(plan, "smoke", { runs: ["ladder/smoke/books/mb"] });
+  const rec = (bytes_seen: number) =>
+    ({
+      run: run.name,
+      scale: "smoke",
+      batch: 2,
+      length: 64,
+      seed: 0,
+      bytes_seen,
+      train_flops: 123,
+      config: run.config,
+    }) as unknown as RunRecord;
+  assert.ok(isRecorded(run, [rec(1.02e6)]));
+  assert.ok(!isRecorded(run, [rec(0.5e6)]));
+});
+
+Deno.test("plan: a bad plan file is refused in one line naming the file and the field", async () => {
+  const dir = await Deno.makeTempDir();
+  const cases: [(s: Record<string, unknown>) => void, RegExp][] = [
+    [
+      (s) => s.budgets = [0.1, 0.5],
+      /scales\.smoke\.budgets must be fractions of flops, ascending, ending at 1/,
+    ],
+    [(s) => s.budgets = [0.5, 0.1, 1], /scales\.smoke\.budgets/],
+    [(s) => s.lr_sweep = [1, 2], /scales\.smoke\.lr_sweep must list at least 3 distinct/],
+    [
+      (s) => s.extra_seeds = [0],
+      /scales\.smoke\.extra_seeds must be integers >= 0 other than the scale's seed 0/,
+    ],
+    [(s) => s.warmup_fraction = 1.5, /scales\.smoke\.warmup_fraction must be a fraction/],
+    [(s) => s.min_steps = 0.5, /scales\.smoke\.min_steps must be an integer >= 1/],
+    [(s) => s.ladder_domains = ["pg19"], /scales\.smoke\.ladder_domains must list domains/],
+    [
+      (s) => {
+        const m = s.models as Record<string, Record<string, unknown>>;
+        m.pinned.model = "transformer";
+      },
+      /scales\.smoke\.models\.pinned is a transformer, whose learning-rate sweep runs on books, where no transformer entry trains/,
+    ],
+    [
+      (s) => (s.models as Record<string, Record<string, unknown>>).mambabyte.bytes = -1,
+      /scales\.smoke\.models\.mambabyte\.bytes must be > 0/,
+    ],
+    [
+      (s) => (s.models as Record<string, Record<string, unknown>>).mambabyte.domains = ["books", "pg19"],
+      /scales\.smoke\.models\.mambabyte\.domains must list domains/,
+    ],
+  ];
+  for (const [i, [spoil, message]] of cases.entries()) {
+    const plan = ladderPlan() as unknown as { scales: { smoke: Record<string, unknown> } };
+    spoil(plan.scales.smoke);
+    const path = `${dir}/plan${i}.json`;
+    await Deno.writeTextFile(path, JSON.stringify(plan));
+    await assert.rejects(readPlan(path), (e: Error) => {
+      assert.match(e.message, message);
+      assert.ok(e.message.startsWith(`${path}: `), e.message);
+      assert.ok(!e.message.includes("\n"), e.message);
+      return true;
+    });
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("plan: a budget under min_steps is refused before training, naming the run", () => {
+  const plan = ladderPlan();
+  plan.scales.smoke.min_steps = 1000;
+  delete plan.scales.smoke.lr_sweep;
+  const runs = planRuns(plan, "smoke", { runs: ["ladder/smoke/books/mambabyte_b0.5"] });
+  assert.throws(
+    () => planSchedules(runs),
+    /run ladder\/smoke\/books\/mambabyte_b0\.5: its budget buys \d+ steps of 2 x 64, fewer than the 1000 the plan asks \(min_steps\)/,
+  );
+});
+
+Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its best rate, and a second reproduce trains nothing", async () => {
+  const tmp = await Deno.makeTempDir();
+  const plan = ladderPlan();
+  plan.scales.smoke.domains = ["books"];
+  plan.scales.smoke.models = { mambabyte: { size: "tiny" } };
+  delete plan.scales.smoke.extra_seeds;
+  await Deno.writeTextFile(`${tmp}/ladder.json`, JSON.stringify(plan));
+  const args = [
+    "reproduce",
+    "--plan",
+    `${tmp}/ladder.json`,
+    "--scale",
+    "smoke",
+    "--results",
+    `${tmp}/results`,
+    "--runs-dir",
+    `${tmp}/runs`,
+    "--no-evaluations",
+    "--no-figures",
+    "--no-notebooks",
+  ];
+  const listed = await runCli(
+    "plan",
+    "--plan",
+    `${tmp}/ladder.json`,
+    "--scale",
+    "smoke",
+    "--results",
+    `${tmp}/results`,
+  );
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(
+    new TextDecoder().decode(listed.stdout),
+    /\| books\/mambabyte \| mambabyte \|.*waits: the learning-rate sweep of mambabyte \(0 of 3 recorded\) \|/,
+  );
+  const r = await runCli(...args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /5 runs in the plan at scale smoke; 0 already recorded, 3 to run, 2 waiting for a learning-rate sweep/,
+  );
+  assert.match(r.stderr, /2 more run\(s\) to train with their swept learning rate/);
+  const recs: RunRecord[] = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((
+    l,
+  ) => JSON.parse(l));
+  assert.equal(recs.length, 5);
+  const sweep = recs.filter((x) => x.labels?.sweep === "mambabyte");
+  assert.equal(sweep.length, 3);
+  for (const x of sweep) assert.equal(x.eval.split, "validation");
+  const best = sweep.reduce((a, b) => (b.eval.bits_per_byte < a.eval.bits_per_byte ? b : a));
+  const multiple = best.labels!.lr_multiple as number;
+  for (const x of recs.filter((x) => x.labels?.sweep === undefined)) {
+    assert.equal(x.labels?.lr_multiple, multiple, x.run);
+    assert.equal(x.lr, 0.004 * multiple, x.run);
+    assert.equal(x.warmup, Math.round(0.05 * x.steps), x.run);
+  }
+  // the lower budget is on the ladder: half the FLOPs of the top run
+  const top = recs.find((x) => x.run.endsWith("books/mambabyte"))!;
+  const low = recs.find((x) => x.run.endsWith("books/mambabyte_b0.5"))!;
+  assert.ok(
+    Math.abs(low.train_flops / top.train_flops - 0.5) < 0.05,
+    `${low.train_flops} vs ${top.train_flops}`,
+  );
+  const again = await runCli(...args);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /5 runs in the plan at scale smoke; 5 already recorded, 0 to run/);
+  assert.equal((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").length, 5);
+  await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("ladder: points pool seeds per budget (mean, sample s.d.), skip sweeps and one-budget entries; the sweep table takes the lowest", () => {
+  const rec = (
+    run: string,
+    entry: string,
+    budget: number | undefined,
+    bpb: number,
+    extra: Record<string, unknown> = {},
+  ) =>
+    ({
+      run: `compute-matched/large/books/${run}`,
+      model: "mambabyte",
+      scale: "large",
+      domain: "books",
+      train_flops: 1e15 * (budget ?? 1),
+      lr: 0.002 * ((extra.lr_multiple as number) ?? 1),
+      eval: { split: "test", bits_per_byte: bpb },
+      labels: {
+        plan: "compute-matched",
+        entry,
+        label: entry,
+        ...(budget !== undefined ? { budget } : {}),
+        ...extra,
+      },
+    }) as unknown as RunRecord;
+  const records = [
+    rec("mambabyte_b0.1", "mambabyte", 0.1, 3.0),
+    rec("mambabyte", "mambabyte", 1, 9.9), // replaced below: the latest record of a run counts
+    rec("mambabyte", "mambabyte", 1, 2.0),
+    rec("mambabyte_seed1", "mambabyte", 1, 2.2, { seed: 1 }),
+    rec("mambabyte_seed2", "mambabyte", 1, 2.4, { seed: 2 }),
+    rec("mambabyte_8k", "mambabyte_8k", undefined, 1.9), // not on the ladder
+    rec("transformer", "transformer", 1, 2.5), // one budget only: no curve
+    rec("sweep/mambabyte_lr0.5", "mambabyte", 0.1, 3.3, { sweep: "mambabyte", lr_multiple: 0.5 }),
+    rec("sweep/mambabyte_lr1", "mambabyte", 0.1, 3.1, { sweep: "mambabyte", lr_multiple: 1 }),
+    rec("sweep/mambabyte_lr2", "mambabyte", 0.1, 3.1, { sweep: "mambabyte", lr_multiple: 2 }),
+  ];
+  const curves = ladderPoints(records, "large", "books");
+  assert.equal(curves.length, 1);
+  const [low, top] = curves[0];
+  assert.deepEqual([low.budget, low.bits_per_byte, low.seeds, low.sd], [0.1, 3.0, 1, undefined]);
+  assert.equal(top.seeds, 3);
+  assert.ok(Math.abs(top.bits_per_byte - 2.2) < 1e-12);
+  assert.ok(Math.abs(top.sd! - 0.2) < 1e-12, `${top.sd}`); // sqrt(((-0.2)^2 + 0 + 0.2^2) / 2)
+  const [sweep] = sweepResults(records, "large");
+  assert.equal(sweep.family, "mambabyte");
+  assert.deepEqual(sweep.tried.map((t) => t.multiple), [0.5, 1, 2]);
+  // a tie takes the smaller multiple, in the middle of the sweep: not at its edge
+  assert.deepEqual([sweep.best, sweep.edge], [1, false]);
+  const fig = ladderFigure(records, "large", "books")!;
+  assert.equal(fig.data.length, 1);
+  assert.deepEqual((fig.data[0] as { y: number[] }).y.map((y) => +y.toFixed(6)), [3.0, 2.2]);
+  assert.match(String((fig.data[0] as { name: string }).name), /^mambabyte: 2\.200 ± 0\.200$/);
+});
