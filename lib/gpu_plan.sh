@@ -1,38 +1,51 @@
 #!/usr/bin/env bash
-# Runs the `gpu` scale of the compute-matched plan on the GPU machine (see README, "GPU runs"), several
-# plan entries at once (one process each: the GPU is shared, each process mostly waits on kernel launches),
-# each bounded in time; then copies the records, the logs and what a later call needs to $OUT.
+# Runs a scale of the compute-matched plan on the GPU machine (see README, "GPU runs"), several plan
+# entries at once (one process each: the GPU is shared, each process mostly waits on kernel launches), each
+# bounded in time; then copies the records, the logs and what a later call needs to $OUT.
 #   bash lib/gpu_plan.sh SECONDS DOMAIN:entry,entry DOMAIN:entry ...
 # Environment:
+#   GPU_PLAN_SCALE=large          the scale (default gpu)
 #   GPU_PLAN_MODELS="books code"  also pack the final models of these domains ($OUT/models-DOMAIN.tar.xz:
 #                                 for evaluations and decoding benchmarks in a later call)
-#   GPU_PLAN_TAG=rerun            a suffix for the results directories (a run trained again on purpose)
-# Records go to data/tmp/gpu/DOMAIN-ENTRIES/runs.jsonl (ignored by git, so a warm machine keeps them);
-# merge them on the workstation with lib/results/merge_runs.ts.
+#   GPU_PLAN_TAG=rerun            a suffix for the results directory, which then starts empty (runs trained
+#                                 again on purpose)
+# Every process records into one directory, data/tmp/gpu/results-SCALE[-TAG]/runs.jsonl (ignored by git,
+# so a warm machine keeps it), which starts from the published records of the scale: runs recorded there
+# are skipped and a family's learning-rate sweep, once published, gives its runs their rate. Keep a
+# family's entries on one domain in one process (its sweep trains in the first process that needs it).
+# Merge $OUT/runs-gpu.jsonl on the workstation with lib/results/merge.ts.
 set -uo pipefail
 limit=$1; shift
 out=${OUT:-/tmp/out}; mkdir -p "$out" data/tmp/gpu
-# the corpus packed on the workstation (data/corpora is not tracked):
+# the corpus packed on the workstation (data/corpora is not tracked; the large scale's learning-rate sweep
+# scores books' validation split):
 #   tar -C data/corpora -cJf data/tmp/gpu-corpora.tar.xz manifest.json books code stories prose latex
 if [ -f data/tmp/gpu-corpora.tar.xz ] && [ ! -f data/corpora/.unpacked ]; then
   mkdir -p data/corpora && tar -C data/corpora -xJf data/tmp/gpu-corpora.tar.xz && touch data/corpora/.unpacked
 fi
 # resume from checkpoints and models brought back by an earlier call
 for t in carry-*.tar.xz models-*.tar.xz; do [ -f "$t" ] && tar -xJf "$t"; done
+scale=${GPU_PLAN_SCALE:-gpu}
+results="data/tmp/gpu/results-$scale${GPU_PLAN_TAG:+-$GPU_PLAN_TAG}"
+mkdir -p "$results"
+if [ ! -f "$results/runs.jsonl" ] && [ -z "${GPU_PLAN_TAG:-}" ]; then
+  grep -F "\"scale\":\"$scale\"" data/results/runs.jsonl > "$results/runs.jsonl" || true
+fi
 pids=()
 for job in "$@"; do
   domain=${job%%:*}; models=${job#*:}
   name="${domain}-${models//,/_}${GPU_PLAN_TAG:+-$GPU_PLAN_TAG}"
-  timeout -s INT "$limit" deno run -A --cached-only lib/cli.ts reproduce --scale gpu --no-data --no-evaluations \
-    --no-figures --no-notebooks --domains "$domain" --models "$models" --results "data/tmp/gpu/$name" \
+  timeout -s INT "$limit" deno run -A --cached-only lib/cli.ts reproduce --scale "$scale" --no-data --no-evaluations \
+    --no-figures --no-notebooks --domains "$domain" --models "$models" --results "$results" \
+    --runs-dir data/checkpoints/runs \
     > "data/tmp/gpu/log-$name.txt" 2>&1 &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-cat data/tmp/gpu/*/runs.jsonl > "$out/runs-gpu.jsonl" 2>/dev/null || true
+cp "$results/runs.jsonl" "$out/runs-gpu.jsonl" 2>/dev/null || true
 tar -C data/tmp/gpu -cJf "$out/logs-plan.tar.xz" $(cd data/tmp/gpu && ls log-*.txt)
 for d in ${GPU_PLAN_MODELS:-}; do
-  dirs=$(ls -d data/checkpoints/runs/compute-matched/gpu/"$d"/*/model 2>/dev/null)
+  dirs=$(ls -d data/checkpoints/runs/compute-matched/"$scale"/"$d"/*/model 2>/dev/null)
   [ -n "$dirs" ] && tar -cJf "$out/models-$d.tar.xz" $dirs
 done
 # runs without a record (training or evaluation cut by the time limit): their checkpoints go back, one
