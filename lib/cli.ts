@@ -547,7 +547,10 @@ const DOCS: Record<string, CommandDoc> = {
         "train every entry's top budget with these seeds on every domain, in place of the scale's seeds " +
         "(other seeds are named ENTRY_seedN)",
       ],
-      runs: ["NAME,..", "(internal) only the runs of these names: how reproduce gives each run its child"],
+      runs: [
+        "NAME,..",
+        "(internal) only the runs of these names (default all): how reproduce gives each run its child",
+      ],
       "no-data": ["", "skip building the corpora"],
       "no-evaluations": ["", "skip the extrapolation and noise evaluations"],
       "no-figures": ["", "skip the figures"],
