@@ -5,6 +5,7 @@
 #   bash lib/gpu_plan.sh SECONDS DOMAIN:entry,entry DOMAIN:entry ...
 # Environment:
 #   GPU_PLAN_SCALE=large          the scale (default gpu)
+#   GPU_PLAN_ENGINE=tfjs          what trains the runs (default native: every family on the engine)
 #   GPU_PLAN_MODELS="books code"  also pack the final models of these domains ($OUT/models-DOMAIN.tar.xz:
 #                                 for evaluations and decoding benchmarks in a later call)
 #   GPU_PLAN_TAG=rerun            a suffix for the results directory, which then starts empty (runs trained
@@ -37,7 +38,7 @@ for job in "$@"; do
   name="${domain}-${models//,/_}${GPU_PLAN_TAG:+-$GPU_PLAN_TAG}"
   timeout -s INT "$limit" deno run -A --cached-only lib/cli.ts reproduce --scale "$scale" --no-data --no-evaluations \
     --no-figures --no-notebooks --domains "$domain" --models "$models" --results "$results" \
-    --runs-dir data/checkpoints/runs \
+    --runs-dir data/checkpoints/runs --engine "${GPU_PLAN_ENGINE:-native}" \
     > "data/tmp/gpu/log-$name.txt" 2>&1 &
   pids+=($!)
 done
