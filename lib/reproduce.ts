@@ -184,8 +184,10 @@ export async function reproduce(
   stage(1, "data");
   if (opts.inProcess) {
     // a child of reproduce: the parent did the data stage
-  } else if (opts.scale === "smoke" || opts.skipData) {
+  } else if (opts.scale === "smoke") {
     console.error("using the tracked sample in data/samples (no download)");
+  } else if (opts.skipData) {
+    console.error("skipped (--no-data): runs read data/corpora where it is built, else the tracked sample");
   } else if (!(await subprocess("deno task data", ["run", "-A", "lib/data/corpora/main.ts"]))) {
     console.error(
       "reproduce: continuing with whatever data is present (the tracked sample if the corpus is missing)",
