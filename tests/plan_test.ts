@@ -9,6 +9,7 @@ import type { RunRecord } from "../lib/results/records.ts";
 import { runCli, useBackend } from "./helpers.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
 import { ladderFigure } from "../lib/plot/figures/ladder.ts";
+import { agreement } from "../lib/plot/readme.ts";
 
 const SEVEN = [
   "mambabyte",
@@ -388,4 +389,43 @@ Deno.test("ladder: points pool seeds per budget (mean, sample s.d.), skip sweeps
   assert.equal(fig.data.length, 1);
   assert.deepEqual((fig.data[0] as { y: number[] }).y.map((y) => +y.toFixed(6)), [3.0, 2.2]);
   assert.match(String((fig.data[0] as { name: string }).name), /^mambabyte: 2\.200 ± 0\.200$/);
+});
+
+Deno.test("README verdicts: a gap counts only beyond twice the seed s.d.; one seed says that no spread was measured", () => {
+  const rec = (entry: string, domain: string, bpb: number, seed?: number) =>
+    ({
+      run: `compute-matched/large/${domain}/${entry}${seed ? `_seed${seed}` : ""}`,
+      model: entry,
+      scale: "large",
+      domain,
+      bytes_seen: 1e6,
+      eval: { split: "test", bits_per_byte: bpb },
+      labels: { plan: "compute-matched", entry, ...(seed ? { seed } : {}) },
+    }) as unknown as RunRecord;
+  const runs = (gap: number) => [
+    // MambaByte's seeds: mean 2.1, s.d. 0.1; the baselines' seeds have s.d. 0.05
+    ...[2.0, 2.1, 2.2].map((v, i) => rec("mambabyte", "books", v, i)),
+    ...["transformer", "perceiver_ar", "megabyte"].flatMap((b) =>
+      [-0.05, 0, 0.05].map((d, i) => rec(b, "books", 2.1 + gap + d, i))
+    ),
+  ];
+  const line = (gap: number) => agreement(runs(gap), [], [])[2];
+  // twice the larger s.d. is 0.2: a gap of 0.25 counts, 0.15 does not
+  assert.match(line(0.25), /below all three beyond seed noise on 1 of 1 domains .*Agrees\./);
+  assert.match(line(0.25), /Seed spread \(sample s\.d\. over seeds\): mambabyte 0\.100, transformer 0\.050/);
+  assert.match(
+    line(0.15),
+    /below all three beyond seed noise on 0 of 1 domains, within noise on 1 .*Within seed noise on 1 of 1 domains: not a confirmation\./,
+  );
+  assert.match(line(-0.25), /on 0 of 1 domains .*Does not agree\./);
+  // one seed each: the sign decides, and the line says no spread was measured
+  const single = [
+    rec("mambabyte", "books", 2.1),
+    ...["transformer", "perceiver_ar", "megabyte"].map((b) => rec(b, "books", 2.15)),
+  ];
+  const one = agreement(single, [], [])[2];
+  assert.match(
+    one,
+    /Here: below all three on 1 of 1 domains .*Agrees\. One seed per run: no seed spread is measured/,
+  );
 });
