@@ -10,6 +10,7 @@ import { runCli, useBackend } from "./helpers.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
 import { ladderFigure } from "../lib/plot/figures/ladder.ts";
 import { agreement } from "../lib/plot/readme.ts";
+import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
 
 const SEVEN = [
   "mambabyte",
@@ -428,4 +429,49 @@ Deno.test("README verdicts: a gap counts only beyond twice the seed s.d.; one se
     one,
     /Here: below all three on 1 of 1 domains .*Agrees\. One seed per run: no seed spread is measured/,
   );
+});
+
+Deno.test("setup tables: each entry's parameters, seeds, steps, warm-up, rates, bytes and FLOPs from its runs; the paper's recipe beside MambaByte's", () => {
+  const rec = (domain: string, seed: number, steps: number, lr?: number) =>
+    ({
+      run: `compute-matched/large/${domain}/mambabyte${seed ? `_seed${seed}` : ""}`,
+      model: "mambabyte",
+      scale: "large",
+      domain,
+      config: { d_model: 256, n_layer: 4 },
+      parameters: 1817856,
+      steps,
+      warmup: Math.round(0.02 * steps),
+      ...(lr !== undefined ? { lr } : {}),
+      batch: 4,
+      length: 1024,
+      seed,
+      bytes_seen: steps * 4096,
+      train_flops: steps * 4096 * 11.6e6,
+      eval: { split: "test", bits_per_byte: 2 },
+      labels: { plan: "compute-matched", entry: "mambabyte", label: "MambaByte", ...(seed ? { seed } : {}) },
+    }) as unknown as RunRecord;
+  const runs = [rec("books", 0, 1000, 0.004), rec("books", 1, 1000, 0.004), rec("code", 0, 1200, 0.004)];
+  const t = setupTable(runs, "large");
+  assert.deepEqual(t.rows, [[
+    "MambaByte",
+    "1,817,856",
+    "3",
+    "2",
+    "1000-1200",
+    "20-24",
+    "0.004",
+    "4 x 1024",
+    "4.10e6-4.92e6",
+    "4.75e13-5.70e13",
+  ]]);
+  const p = paperSetupTable(runs, "large")!;
+  const row = (name: string) => p.rows.find((r) => r[0] === name)!;
+  assert.deepEqual(row("parameters"), [
+    "parameters",
+    "353M (d 1024 x 53 layers)",
+    "1,817,856 (d 256 x 4 layers)",
+  ]);
+  assert.equal(row("seeds")[2], "2 on books");
+  assert.match(row("optimizer and schedule")[2], /peak lr 0\.004, 20-24 warm-up steps/);
 });

@@ -3,6 +3,7 @@
  * block between the two marker comments is replaced; everything else in the README is left alone.
  */
 import { sampleSd } from "../results/ladder.ts";
+import { paperSetupTable, setupTable } from "../results/setup.ts";
 import { atomicWriteFile } from "../io/atomic.ts";
 import {
   computeMatchedTable,
@@ -103,6 +104,14 @@ export async function resultsSection(
       ...defectNote(mine),
     );
     if (i > 0) continue;
+    const paper = paperSetupTable(runs, scale);
+    out.push(
+      `How the runs of the ${scale} scale were trained (every domain and seed at the top budget):`,
+      "",
+      tableMarkdown(setupTable(runs, scale)).trim(),
+      "",
+      ...(paper ? [tableMarkdown(paper).trim(), ""] : []),
+    );
     for (const d of [...new Set(mine.map((r) => r.domain))]) {
       out.push(
         `![bits per byte against training FLOPs, ${d}, ${scale} scale](${figuresLink}/compute_matched_${d}.png)`,
