@@ -18,6 +18,12 @@ export function latestBy(recs: Rec[], key: (r: Rec) => string): Rec[] {
   return [...m.values()];
 }
 
+/** A GPU record's card, short ("NVIDIA H100 80GB HBM3" -> "H100"): numbers of different cards differ. */
+export function gpuName(r: Rec): string {
+  const d = String(r.provenance?.device ?? r.device ?? "?");
+  return d.match(/\b([A-Z]\d{2,4}[A-Za-z]*)\b/)?.[1] ?? d;
+}
+
 /** Colours by model family, so a model has one colour in every figure. */
 export const KIND_COLOR: Record<string, string> = {
   mambabyte: "#1f77b4",

@@ -2,6 +2,7 @@
 
 import {
   computeMatchedTable,
+  isTopBudget,
   latestRuns,
   matchedRows,
   nearUnigram,
@@ -19,8 +20,9 @@ const unigramRecords = (records: Records) => (records.unigram ?? []) as unknown 
 
 function matchedRuns(records: Records, wanted?: string): { scale: string; runs: RunRecord[] } | undefined {
   const all = (records.runs ?? []) as unknown as RunRecord[];
+  // a scale counts once it has top-budget runs (a sweep or a lower rung alone is not a comparison)
   const scale = chooseScale(
-    all.filter((r) => r.labels?.plan === "compute-matched") as unknown as Rec[],
+    all.filter((r) => r.labels?.plan === "compute-matched" && isTopBudget(r)) as unknown as Rec[],
     wanted,
   );
   if (!scale) return undefined;

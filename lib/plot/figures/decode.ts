@@ -5,7 +5,7 @@ import { speculativeBounds } from "../../results/speculative.ts";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { colorOf, fmt, footnote, latestBy, sig, signed, topTitle } from "./common.ts";
+import { colorOf, fmt, footnote, gpuName, latestBy, sig, signed, topTitle } from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Decoding (lib/bench/decode.ts -> bench/decode.jsonl)
@@ -398,7 +398,7 @@ registerFigure({
         // a pass through the removed rows kernel (on by default on hardware adapters until it was measured)
         (r.gemv.rowsKernel === undefined || r.gemv.rowsKernel === false)))
     );
-    const key = (r: Rec) => `${r.d_model}|${r.n_layer}|${r.context}`;
+    const key = (r: Rec) => `${gpuName(r)}|${r.d_model}|${r.n_layer}|${r.context}`;
     // the spread between sessions: the ratios of the last three records of a shape and context that share
     // the latest one's design (its dispatches per byte)
     const spread = (r: Rec) => {
@@ -407,9 +407,10 @@ registerFigure({
       return ratios.length > 1 ? `${fmt(Math.min(...ratios), 2)}-${fmt(Math.max(...ratios), 2)}` : "—";
     };
     const rows = latestBy(recs, key)
-      .sort((a, b) => a.d_model - b.d_model || a.context - b.context)
+      .sort((a, b) => gpuName(b).localeCompare(gpuName(a)) || a.d_model - b.d_model || a.context - b.context)
       .map((r) => [
         `d ${r.d_model} x ${r.n_layer}`,
+        gpuName(r),
         r.context.toLocaleString("en"),
         sig(r.bytes_per_s),
         fmt(r.ms_per_step, 3),
@@ -417,6 +418,9 @@ registerFigure({
         fmt(r.bytes_per_s / r.peer.cuda_graph_bytes_per_s, 2),
         spread(r),
         fmt(r.pass8_over_step, 2),
+        // and against the generation path's ms per byte: the queued single-step time was host-bound in one
+        // call (4.9 ms against 2.7), which made the recorded ratio read 0.78
+        r.pass8_ms !== undefined ? fmt(r.pass8_ms / r.ms_per_step, 2) : "—",
         String(r.dispatches_per_step),
         String(r.provenance?.commit ?? "?"),
       ]);
@@ -425,19 +429,21 @@ registerFigure({
       table: {
         columns: [
           "shape (random weights)",
+          "GPU",
           "context (bytes)",
           "bytes/s",
           "ms / byte",
           "mamba_ssm CUDA graph bytes/s",
           "ratio",
           "ratio, last 3 sessions",
-          "pass of 8 / step",
+          "pass of 8 / queued step",
+          "pass of 8 / ms per byte",
           "dispatches / byte",
           "commit",
         ],
         rows,
         note:
-          "lib/bench/decode_engine.ts --peers (data/results/bench/decode_engine.jsonl): greedy decoding, 64 steps per submission, ids chosen and fed back on the GPU; the peer is ../shared/anchors/peers/h200_peers.py decode (mamba_ssm's batch-1 step replayed as a CUDA graph, fp32) in the same device session. Ratio, last 3 sessions: the lowest and highest ratio of the last three sessions' records of that shape and context with the same dispatches per byte (the design). Pass of 8 / step: one verification pass over 8 bytes against one step, both queued back to back.",
+          "lib/bench/decode_engine.ts --peers (data/results/bench/decode_engine.jsonl): greedy decoding, 64 steps per submission, ids chosen and fed back on the GPU; the peer is ../shared/anchors/peers/h200_peers.py decode (mamba_ssm's batch-1 step replayed as a CUDA graph, fp32) in the same device session. Ratio, last 3 sessions: the lowest and highest ratio of the last three sessions' records of that card, shape and context with the same dispatches per byte (the design). Pass of 8: one verification pass over 8 bytes (50 queued back to back), against one step timed the same way, and against the ms per byte of the greedy run (64 steps a submission). At the 972M shape both should agree; when they do not, the queued step was host-bound (one H100 call: 4.9 ms against 2.7). At d 256 x 4 a pass pays a submission that the greedy run shares among 64 steps, so only the first compares. The latest record per card: ratios hold for the card they were measured on.",
       },
     };
   },
@@ -452,11 +458,11 @@ registerFigure({
     const recs = records["bench/speculative_engine"] ?? [];
     const costs = latestBy(
       recs.filter((r) => r.kind === "costs"),
-      (r) => JSON.stringify([r.verifier, r.drafter, r.draft_tokens]),
-    ).sort((a, b) => b.verifier.d_model - a.verifier.d_model);
+      (r) => JSON.stringify([gpuName(r), r.verifier, r.drafter, r.draft_tokens]),
+    ).sort((a, b) => b.verifier.d_model - a.verifier.d_model || gpuName(b).localeCompare(gpuName(a)));
     const trained = latestBy(
       recs.filter((r) => r.kind === "trained"),
-      (r) => JSON.stringify([r.verifier, r.drafter, r.draft_tokens, r.beta]),
+      (r) => JSON.stringify([gpuName(r), r.verifier, r.drafter, r.draft_tokens, r.beta]),
     );
     if (!costs.length && !trained.length) return undefined;
     const shape = (c: Rec) =>
@@ -473,7 +479,7 @@ registerFigure({
         "—",
         "—",
         `≤ ${fmt(r.speedup_bound, 2)}`,
-        String(r.provenance?.commit ?? "?"),
+        `${gpuName(r)}, ${r.provenance?.commit ?? "?"}`,
       ]),
       ...trained.map((r) => [
         "trained, gpu-scale books",
@@ -486,7 +492,7 @@ registerFigure({
         `${fmt(r.speedup, 2)}${
           r.beta === 1 ? (r.identical_to_greedy ? ", = greedy" : ", DIFFERS from greedy") : ""
         }`,
-        String(r.provenance?.commit ?? "?"),
+        `${gpuName(r)}, ${r.provenance?.commit ?? "?"}`,
       ]),
     ];
     return {
@@ -500,11 +506,11 @@ registerFigure({
           "acceptance",
           "speculative bytes/s",
           "speed-up",
-          "commit",
+          "GPU, commit",
         ],
         rows,
         note:
-          "lib/bench/speculative_engine.ts (data/results/bench/speculative_engine.jsonl), one NVIDIA H200: whole rounds on the device (lib/engine/speculative.ts), bytes read back 16 rounds at a time. Costs: the verifier's step and 8-byte pass, a drafter step and a whole round, queued back to back; a round emits at most 9 bytes, so the speed-up over greedy decoding is at most 9 x (greedy ms per byte) / (round ms), every draft accepted. The paper's setting is the 972M verifier (d 1792 x 48) with a 110M drafter (here d 768 x 24 with a 50,280-token head); its reported speed-up is 2.6x. Trained: the project's gpu-scale books MambaByte and subword Mamba (data/results/bench/speculative_models.jsonl), decoding after the same prompt; speed-up: over greedy decoding on the engine in the same run.",
+          "lib/bench/speculative_engine.ts (data/results/bench/speculative_engine.jsonl), one GPU (the latest record per card): whole rounds on the device (lib/engine/speculative.ts), bytes read back 16 rounds at a time. Costs: the verifier's step and 8-byte pass, a drafter step and a whole round, queued back to back; a round emits at most 9 bytes, so the speed-up over greedy decoding is at most 9 x (greedy ms per byte) / (round ms), every draft accepted. The paper's setting is the 972M verifier (d 1792 x 48) with a 110M drafter (here d 768 x 24 with a 50,280-token head); its reported speed-up is 2.6x. Trained: the project's gpu-scale books MambaByte and subword Mamba (data/results/bench/speculative_models.jsonl), decoding after the same prompt; speed-up: over greedy decoding on the engine in the same run.",
       },
     };
   },

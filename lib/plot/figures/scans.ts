@@ -3,7 +3,7 @@
 import { layout } from "../display.ts";
 
 import { type Rec, registerFigure } from "./registry.ts";
-import { fmt, latestBy, sig } from "./common.ts";
+import { fmt, gpuName, latestBy, sig } from "./common.ts";
 import { SCAN_IMPLS } from "../../ssm/types.ts"; // the list only: no TF.js behind it
 
 // ---------------------------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ const FAMILY: Record<string, string> = {
 registerFigure({
   name: "train_speed_baselines",
   description:
-    "Table: the byte baselines' training throughput on the native GPU engine (H200), beside PyTorch's byte Transformer measured in the same run",
+    "Table: the byte baselines' training throughput on the native GPU engine (H200, H100), beside PyTorch's byte Transformer measured in the same run",
   reads: ["bench/gpu"],
   build(records) {
     const recs = latestBy(
@@ -373,6 +373,7 @@ registerFigure({
       return [
         FAMILY[r.model],
         `d ${r.d_model} x ${r.n_layer}, batch ${r.batch}, length ${r.length}`,
+        gpuName(r),
         String(r.provenance?.commit ?? "").slice(0, 7),
         sig(r.bytes_per_s),
         fmt(r.step_s * 1000, 0),
@@ -383,7 +384,17 @@ registerFigure({
     });
     return {
       table: {
-        columns: ["model", "shape", "commit", "bytes/s", "ms/step", "GPU GB", "PyTorch bytes/s", "ratio"],
+        columns: [
+          "model",
+          "shape",
+          "GPU",
+          "commit",
+          "bytes/s",
+          "ms/step",
+          "GPU GB",
+          "PyTorch bytes/s",
+          "ratio",
+        ],
         rows,
         note:
           "lib/bench/gpu.ts --models transformer,perceiver_ar,megabyte --engines native --peers (data/results/" +
@@ -393,7 +404,9 @@ registerFigure({
           "family's config at the shape's width and depth (lib/models/mod.ts baselineConfig: heads of 64; " +
           "MegaByte's global model d x L with patches of 8 and a local model of 2/3 d; PerceiverAR's 256 latents). " +
           "PyTorch: ../shared/anchors/peers/h200_peers.py train_transformer (pre-LN, RoPE, SDPA causal, GELU MLP, " +
-          "tied head, fp32 AdamW) in the same device session; PerceiverAR and MegaByte have no PyTorch peer here.",
+          "tied head, fp32 AdamW) in the same device session; PerceiverAR and MegaByte have no PyTorch peer here. " +
+          "The latest record per card: a ratio holds for the card it was measured on (the peer's speed differs " +
+          "by card too).",
       },
     };
   },
