@@ -41,7 +41,7 @@ import {
 } from "./runs/experiment.ts";
 import { JOB_KINDS, type JobDevice, jobSupports, writeJob } from "./runs/job.ts";
 import { importJob } from "./runs/import_job.ts";
-import { planRuns, planSchedules, readPlan, recordedRuns } from "./runs/plan.ts";
+import { isRecorded, planRuns, planSchedules, readPlan, recordedRuns } from "./runs/plan.ts";
 import { TRAIN_ENGINES, type TrainEngine } from "./train/steps.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import {
@@ -1398,8 +1398,19 @@ async function planCommand(args: string[]) {
   const prefix = `${plan.name}/${scale}/`;
   const si = (x: number) => x.toExponential(2);
   console.log(tableMarkdown({
-    columns: ["run", "model", "parameters", "steps", "warm-up", "batch x length", "tokens", "FLOPs", "lr"],
-    rows: rows.map((r) => [
+    columns: [
+      "run",
+      "model",
+      "parameters",
+      "steps",
+      "warm-up",
+      "batch x length",
+      "tokens",
+      "FLOPs",
+      "lr",
+      "status",
+    ],
+    rows: rows.map((r, i) => [
       r.run.startsWith(prefix) ? r.run.slice(prefix.length) : r.run,
       r.model,
       r.parameters.toLocaleString("en"),
@@ -1408,11 +1419,17 @@ async function planCommand(args: string[]) {
       `${r.batch} x ${r.length}`,
       si(r.tokens),
       si(r.flops),
-      r.pending ? `waits: ${r.pending}` : String(r.lr),
+      r.pending ? "(swept)" : String(r.lr),
+      r.pending ? `waits for ${r.pending}` : isRecorded(runs[i], records) ? "recorded" : "to run",
     ]),
   }));
   const flops = rows.reduce((s, r) => s + r.flops, 0);
-  console.log(`${rows.length} runs, ${si(flops)} training FLOPs in all`);
+  const done = runs.filter((r) => !r.pending && isRecorded(r, records)).length;
+  console.log(
+    `${rows.length} runs, ${si(flops)} training FLOPs in all; ${done} recorded in ${
+      (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR
+    }`,
+  );
 }
 
 async function importCommand(args: string[]) {

@@ -4,7 +4,7 @@
  * a sweep trained through `reproduce` at smoke size and resumed.
  */
 import assert from "node:assert/strict";
-import { isRecorded, type Plan, planRuns, planSchedules, readPlan } from "../lib/runs/plan.ts";
+import { isRecorded, pickSweptLr, type Plan, planRuns, planSchedules, readPlan } from "../lib/runs/plan.ts";
 import type { RunRecord } from "../lib/results/records.ts";
 import { runCli, useBackend } from "./helpers.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
@@ -170,15 +170,39 @@ Deno.test("plan: a ladder plan expands into the sweep, each budget, the extra se
     sweepRecord("mambabyte", 0.5, 3.1),
     sweepRecord("mambabyte", 1, 2.7),
     sweepRecord("mambabyte", 2, 2.9),
-    sweepRecord("mambabyte", 1, 3.3),
+    sweepRecord("mambabyte", 1, 2.95),
+    sweepRecord("mambabyte", 2, 2.8),
   ];
-  const after = planRuns(plan, "smoke", {}, recs);
+  // x2 is now the best, at the sweep's edge: the sweep goes on to x4 and the runs wait for it
+  const extended = planRuns(plan, "smoke", {}, recs);
+  assert.deepEqual(
+    names(extended.filter((r) => r.labels?.sweep)),
+    [
+      "books/sweep/mambabyte_lr0.5",
+      "books/sweep/mambabyte_lr1",
+      "books/sweep/mambabyte_lr2",
+      "books/sweep/mambabyte_lr4",
+    ],
+  );
+  assert.match(extended[5].pending ?? "", /sweep of mambabyte \(3 of 4 recorded\)/);
+  // x4 is worse: x2 lies inside the sweep now, and every run takes it
+  const after = planRuns(plan, "smoke", {}, [...recs, sweepRecord("mambabyte", 4, 3.0)]);
   for (const r of after.filter((r) => !r.labels?.sweep)) {
     assert.equal(r.pending, undefined, r.name);
     assert.equal(r.labels?.lr_multiple, 2, r.name);
     // each entry's own rate times the family's multiple
     assert.equal(r.train.lr, r.labels?.entry === "pinned" ? 0.002 : 0.008, r.name);
   }
+  assert.deepEqual(pickSweptLr(plan, "smoke", "mambabyte", [...recs, sweepRecord("mambabyte", 4, 3.0)]), {
+    multiple: 2,
+    edge: false,
+  });
+  // a best still at the edge after lr_sweep_extend more values is taken, flagged as such
+  const falling = [0.5, 1, 2, 4, 8].map((x) => sweepRecord("mambabyte", x, 3 - x / 10));
+  assert.deepEqual(pickSweptLr(plan, "smoke", "mambabyte", falling), { multiple: 8, edge: true });
+  plan.scales.smoke.lr_sweep_extend = 0;
+  assert.deepEqual(pickSweptLr(plan, "smoke", "mambabyte", falling.slice(0, 3)), { multiple: 2, edge: true });
+  delete plan.scales.smoke.lr_sweep_extend;
   // a selection by name keeps exactly that run
   assert.deepEqual(names(planRuns(plan, "smoke", { runs: ["ladder/smoke/books/mambabyte_seed1"] }, recs)), [
     "books/mambabyte_seed1",
@@ -208,6 +232,9 @@ Deno.test("plan: isRecorded matches a byte budget by the bytes seen", () => {
     }) as unknown as RunRecord;
   assert.ok(isRecorded(run, [rec(1.02e6)]));
   assert.ok(!isRecorded(run, [rec(0.5e6)]));
+  // a run recorded at another learning rate (its family's sweep has since moved) is not this run
+  assert.ok(isRecorded(run, [{ ...rec(1e6), lr: run.train.lr }]));
+  assert.ok(!isRecorded(run, [{ ...rec(1e6), lr: run.train.lr * 2 }]));
 });
 
 Deno.test("plan: a bad plan file is refused in one line naming the file and the field", async () => {
@@ -273,6 +300,7 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
   const plan = ladderPlan();
   plan.scales.smoke.domains = ["books"];
   plan.scales.smoke.models = { mambabyte: { size: "tiny" } };
+  plan.scales.smoke.lr_sweep_extend = 0; // the unit test above covers the extension
   delete plan.scales.smoke.extra_seeds;
   await Deno.writeTextFile(`${tmp}/ladder.json`, JSON.stringify(plan));
   const args = [
@@ -301,7 +329,7 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(
     new TextDecoder().decode(listed.stdout),
-    /\| books\/mambabyte \| mambabyte \|.*waits: the learning-rate sweep of mambabyte \(0 of 3 recorded\) \|/,
+    /\| books\/mambabyte \| mambabyte \|.*\| \(swept\) \| waits for the learning-rate sweep of mambabyte \(0 of 3 recorded\) \|/,
   );
   const r = await runCli(...args);
   assert.equal(r.code, 0, r.stderr);
@@ -335,6 +363,20 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /5 runs in the plan at scale smoke; 5 already recorded, 0 to run/);
   assert.equal((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").length, 5);
+  // and the listing says so, each run at the rate it was trained with
+  const after = await runCli(
+    "plan",
+    "--plan",
+    `${tmp}/ladder.json`,
+    "--scale",
+    "smoke",
+    "--results",
+    `${tmp}/results`,
+  );
+  const table = new TextDecoder().decode(after.stdout);
+  assert.equal(table.match(/\| recorded \|/g)?.length, 5, table);
+  assert.match(table, new RegExp(`\\| books/mambabyte \\|.*\\| ${0.004 * multiple} \\| recorded \\|`));
+  assert.match(table, /5 runs, .* training FLOPs in all; 5 recorded in /);
   await Deno.remove(tmp, { recursive: true });
 });
 

@@ -16,8 +16,9 @@
  * - `lr_sweep`: multiples of each family's learning rate tried first, at the lowest budget on the first
  *   ladder domain and scored on the validation split (runs sweep/FAMILY_lrMULTIPLE); every other run of the
  *   family then takes the multiple with the lowest validation bits-per-byte (pickSweptLr), so no learning
- *   rate of the published runs is typed by hand. Until a family's sweep is recorded its runs wait
- *   (`pending`);
+ *   rate of the published runs is typed by hand. A best value at the edge of what was tried extends the
+ *   sweep past it (half the smallest, or twice the largest multiple), up to `lr_sweep_extend` times
+ *   (default 2). Until a family's sweep is settled its runs wait (`pending`);
  * - `warmup_fraction` (warm-up as a fraction of each run's steps) and `min_steps` (a run with fewer steps
  *   is refused before it trains).
  * An entry may be limited to some domains (`domains`), kept off the ladder (`ladder: false`) or the extra
@@ -80,6 +81,8 @@ export interface PlanScale {
   extra_seeds?: number[];
   /** Multiples of each family's learning rate tried at the lowest budget (at least 3 values). */
   lr_sweep?: number[];
+  /** How many values a sweep may add past an edge where its best lies (default 2). */
+  lr_sweep_extend?: number;
   /** Warm-up steps as a fraction of each run's steps (instead of `warmup`). */
   warmup_fraction?: number;
   /** The fewest optimizer steps a run may take. */
@@ -145,6 +148,11 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
         new Set(s.lr_sweep).size !== s.lr_sweep.length)
     ) {
       throw bad(`${at}.lr_sweep`, "must list at least 3 distinct learning-rate multiples > 0");
+    }
+    if (
+      s.lr_sweep_extend !== undefined && !(Number.isInteger(s.lr_sweep_extend) && s.lr_sweep_extend >= 0)
+    ) {
+      throw bad(`${at}.lr_sweep_extend`, "must be an integer >= 0");
     }
     if (s.warmup_fraction !== undefined && !(s.warmup_fraction >= 0 && s.warmup_fraction < 1)) {
       throw bad(`${at}.warmup_fraction`, "must be a fraction in [0, 1)");
@@ -239,7 +247,9 @@ export function planRuns(
     for (const [fam, [name, m]] of families) {
       if (only.models && !entries.some(([n, e]) => (e.model ?? n) === fam)) continue;
       if (only.domains && !only.domains.includes(domain)) continue;
-      for (const multiple of s.lr_sweep) runs.push(sweepRun(plan, scale, domain, name, m, fam, multiple));
+      for (const multiple of sweepOf(plan, scale, fam, records).values) {
+        runs.push(sweepRun(plan, scale, domain, name, m, fam, multiple));
+      }
     }
   }
   const seeds = only.seeds ?? [s.seed];
@@ -361,10 +371,45 @@ function sweepRun(
   };
 }
 
+/** The latest recorded sweep run of a family at this multiple, if any. */
+function sweepRecord(plan: Plan, scale: string, family: string, multiple: number, records: RunRecord[]) {
+  return records.findLast((r) =>
+    r.scale === scale && r.labels?.plan === plan.name && r.labels?.sweep === family &&
+    r.labels?.lr_multiple === multiple
+  );
+}
+
 /**
- * The learning-rate multiple a family's runs take: the sweep's value of lowest validation bits-per-byte
- * (the smaller multiple on a tie), with `edge` set when it is the smallest or largest value tried (the best
- * may lie outside the sweep: say so wherever it is shown); or `pending` while the sweep is not recorded.
+ * A family's sweep as the records leave it: the multiples to try (the plan's, then one past an edge where
+ * the best of a complete sweep lies, up to lr_sweep_extend times), the validation bits-per-byte of those
+ * recorded, and whether it is settled (every value recorded, the best inside or the extensions spent).
+ */
+export function sweepOf(
+  plan: Plan,
+  scale: string,
+  family: string,
+  records: RunRecord[],
+): { values: number[]; tried: { multiple: number; bits_per_byte: number }[]; settled: boolean } {
+  const s = plan.scales[scale];
+  const values = [...(s.lr_sweep ?? [])].sort((a, b) => a - b);
+  for (let extended = 0;; extended++) {
+    const tried = values.flatMap((multiple) => {
+      const rec = sweepRecord(plan, scale, family, multiple, records);
+      return rec ? [{ multiple, bits_per_byte: rec.eval.bits_per_byte }] : [];
+    });
+    if (tried.length < values.length) return { values, tried, settled: false };
+    const { best, edge } = bestMultiple(tried)!;
+    if (!edge || extended >= (s.lr_sweep_extend ?? 2)) return { values, tried, settled: true };
+    if (best === values[0]) values.unshift(best / 2);
+    else values.push(best * 2);
+  }
+}
+
+/**
+ * The learning-rate multiple a family's runs take: the settled sweep's value of lowest validation
+ * bits-per-byte (the smaller multiple on a tie), with `edge` set when it is still the smallest or largest
+ * value tried (the best may lie outside the sweep: say so wherever it is shown); or `pending` until the
+ * sweep is settled.
  */
 export function pickSweptLr(
   plan: Plan,
@@ -372,19 +417,14 @@ export function pickSweptLr(
   family: string,
   records: RunRecord[],
 ): { multiple?: number; edge?: boolean; pending?: string } {
-  const values = plan.scales[scale].lr_sweep ?? [];
-  const tried: { multiple: number; bits_per_byte: number }[] = [];
-  for (const multiple of values) {
-    const rec = records.findLast((r) =>
-      r.scale === scale && r.labels?.plan === plan.name && r.labels?.sweep === family &&
-      r.labels?.lr_multiple === multiple
-    );
-    if (rec) tried.push({ multiple, bits_per_byte: rec.eval.bits_per_byte });
+  const sweep = sweepOf(plan, scale, family, records);
+  if (!sweep.settled) {
+    return {
+      pending:
+        `the learning-rate sweep of ${family} (${sweep.tried.length} of ${sweep.values.length} recorded)`,
+    };
   }
-  if (tried.length < values.length) {
-    return { pending: `the learning-rate sweep of ${family} (${tried.length} of ${values.length} recorded)` };
-  }
-  const { best, edge } = bestMultiple(tried)!;
+  const { best, edge } = bestMultiple(sweep.tried)!;
   return { multiple: best, edge };
 }
 
@@ -397,7 +437,9 @@ export function isRecorded(spec: RunSpec, records: RunRecord[]): boolean {
     (spec.train.bytes !== undefined
       ? Math.abs(r.bytes_seen / spec.train.bytes - 1) < 0.1
       : Math.abs(r.train_flops / (spec.train.flops ?? 1) - 1) < 0.1) &&
-    Object.entries(spec.config).every(([k, v]) => JSON.stringify(r.config[k]) === JSON.stringify(v))
+    Object.entries(spec.config).every(([k, v]) => JSON.stringify(r.config[k]) === JSON.stringify(v)) &&
+    // a run trained at another rate than its family's settled sweep now gives is not this run
+    (r.lr === undefined || Math.abs(r.lr / spec.train.lr - 1) < 1e-9)
   );
 }
 
