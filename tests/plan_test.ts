@@ -317,15 +317,9 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
     "--no-figures",
     "--no-notebooks",
   ];
-  const listed = await runCli(
-    "plan",
-    "--plan",
-    `${tmp}/ladder.json`,
-    "--scale",
-    "smoke",
-    "--results",
-    `${tmp}/results`,
-  );
+  const listing = () =>
+    runCli("plan", "--plan", `${tmp}/ladder.json`, "--scale", "smoke", "--results", `${tmp}/results`);
+  const listed = await listing();
   assert.equal(listed.code, 0, listed.stderr);
   assert.match(
     new TextDecoder().decode(listed.stdout),
@@ -364,15 +358,7 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
   assert.match(again.stderr, /5 runs in the plan at scale smoke; 5 already recorded, 0 to run/);
   assert.equal((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").length, 5);
   // and the listing says so, each run at the rate it was trained with
-  const after = await runCli(
-    "plan",
-    "--plan",
-    `${tmp}/ladder.json`,
-    "--scale",
-    "smoke",
-    "--results",
-    `${tmp}/results`,
-  );
+  const after = await listing();
   const table = new TextDecoder().decode(after.stdout);
   assert.equal(table.match(/\| recorded \|/g)?.length, 5, table);
   assert.match(table, new RegExp(`\\| books/mambabyte \\|.*\\| ${0.004 * multiple} \\| recorded \\|`));
