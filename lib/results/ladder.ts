@@ -82,7 +82,7 @@ export function ladderPoints(
 /** A family's sweep: validation bits-per-byte at each multiple tried, and the one its runs take. */
 export interface SweepResult {
   family: string;
-  tried: { multiple: number; lr: number; bits_per_byte: number }[];
+  tried: { multiple: number; lr: number; bits_per_byte: number; near_unigram: boolean }[];
   /** The multiple of lowest bits-per-byte (the smaller one on a tie). */
   best: number;
   /** The best is the smallest or the largest multiple tried: the optimum may lie outside the sweep. */
@@ -115,6 +115,7 @@ export function sweepResults(records: RunRecord[], scale: string, plan = "comput
       multiple: r.labels!.lr_multiple as number,
       lr: r.lr ?? NaN,
       bits_per_byte: r.eval.bits_per_byte,
+      near_unigram: nearUnigram(r.eval.bits_per_byte, unigramOf(r)),
     })).sort((a, b) => a.multiple - b.multiple);
     return { family, tried, ...bestMultiple(tried)! };
   });

@@ -133,11 +133,14 @@ registerFigure({
         columns: ["family", "learning rate: validation bits per byte", "taken"],
         rows: sweeps.map((s) => [
           s.family,
-          s.tried.map((t) => `${sig(t.lr)} (x${t.multiple}): ${fmt(t.bits_per_byte)}`).join("; "),
+          s.tried.map((t) =>
+            `${sig(t.lr)} (x${t.multiple}): ${fmt(t.bits_per_byte)}${t.near_unigram ? " †" : ""}`
+          )
+            .join("; "),
           `x${s.best}${s.edge ? " (at the edge of the sweep)" : ""}`,
         ]),
         note:
-          `Scale ${scale}: each family trained at the lowest budget with its base learning rate times each multiple, scored on the validation split; its other runs take the multiple of lowest bits per byte.`,
+          `Scale ${scale}: each family trained at the lowest budget with its base learning rate times each multiple, scored on the validation split; its other runs take the multiple of lowest bits per byte once the sweep is settled (a best at the edge extends it). †: within 1 bit per byte of the scored bytes' unigram entropy (the model did not learn at that rate).`,
       },
     };
   },
