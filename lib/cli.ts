@@ -33,15 +33,22 @@ import { presetConfig, PRESETS } from "./models/presets.ts";
 import type { Domain } from "./data/corpora/types.ts";
 import {
   domainText,
-  domainTokenizer,
   loadTrained,
   openRun,
   runExperiment,
   type RunSpec,
+  TOKENIZER_TRAIN_BYTES,
 } from "./runs/experiment.ts";
 import { JOB_KINDS, type JobDevice, jobSupports, writeJob } from "./runs/job.ts";
 import { importJob } from "./runs/import_job.ts";
-import { isRecorded, planRuns, planSchedules, readPlan, recordedRuns } from "./runs/plan.ts";
+import {
+  isRecorded,
+  planRuns,
+  planSchedules,
+  readPlan,
+  recordedDiverged,
+  recordedRuns,
+} from "./runs/plan.ts";
 import { TRAIN_ENGINES, type TrainEngine } from "./train/steps.ts";
 import { NonFiniteLoss, TrainingInterrupted } from "./train/trainer.ts";
 import {
@@ -52,8 +59,9 @@ import {
   type TextScore,
 } from "./eval/score.ts";
 import { parameterBreakdown } from "./models/describe.ts";
-import { LOCAL_RESULTS_DIR, RESULTS_DIR, RUNS_DIR } from "./paths.ts";
+import { LOCAL_RESULTS_DIR, RESULTS_DIR } from "./paths.ts";
 import { tableMarkdown } from "./results/tables.ts";
+import { trainBpe } from "./data/bpe.ts";
 import { windowLine } from "./util/progress.ts";
 import { mambaGguf } from "./models/gguf_export.ts";
 import { writeGguf } from "./io/gguf.ts";
@@ -1295,13 +1303,20 @@ async function jobCommand(args: string[]) {
     }
     const seeds = seedsFlag(flags);
     const plan = await readPlan(String(flags.get("plan")));
+    const records = [...await recordedRuns(RESULTS_DIR), ...await recordedRuns(LOCAL_RESULTS_DIR)];
     let planned;
     try {
-      planned = planRuns(plan, scaleFlag(flags, "small"), {
-        domains: listFlag(flags, "domains"),
-        models: listFlag(flags, "models"),
-        seeds,
-      }, [...await recordedRuns(RESULTS_DIR), ...await recordedRuns(LOCAL_RESULTS_DIR)]);
+      planned = planRuns(
+        plan,
+        scaleFlag(flags, "small"),
+        {
+          domains: listFlag(flags, "domains"),
+          models: listFlag(flags, "models"),
+          seeds,
+        },
+        records,
+        [...await recordedDiverged(RESULTS_DIR), ...await recordedDiverged(LOCAL_RESULTS_DIR)],
+      );
     } catch (e) {
       throw new UsageError(`job: ${(e as Error).message}`);
     }
@@ -1314,7 +1329,15 @@ async function jobCommand(args: string[]) {
         }`,
       );
     }
-    specs = planned.filter((r) => !r.pending);
+    // a sweep's runs already recorded are not trained again (the job's runs are the plan's to compare
+    // engines on; a sweep is settled once)
+    const swept = planned.filter((r) =>
+      !r.pending && r.labels?.sweep !== undefined && isRecorded(r, records)
+    );
+    if (swept.length) {
+      console.error(`job: left out ${swept.length} learning-rate sweep run(s) already recorded`);
+    }
+    specs = planned.filter((r) => !r.pending && !swept.includes(r));
     // a plan's entries that the torch engine cannot run (subword models) are left out, and said so
     const skipped = specs.filter((r) => !jobSupports(r.model));
     specs = specs.filter((r) => jobSupports(r.model));
@@ -1364,7 +1387,8 @@ async function planCommand(args: string[]) {
   const scale = scaleFlag(flags, "small");
   await startBackend({ quiet: true });
   const plan = await readPlan((flags.get("plan") as string | undefined) ?? "compute-matched");
-  const records = await recordedRuns((flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR);
+  const resultsDir = (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR;
+  const records = await recordedRuns(resultsDir);
   let runs;
   try {
     runs = planRuns(
@@ -1372,12 +1396,13 @@ async function planCommand(args: string[]) {
       scale,
       { domains: listFlag(flags, "domains"), models: listFlag(flags, "models") },
       records,
+      await recordedDiverged(resultsDir),
     );
   } catch (e) {
     throw new UsageError(`plan: ${(e as Error).message}`);
   }
-  // a subword run on a byte budget: tokens at its domain's bytes per token (the plan's tokenizer, trained
-  // once and cached where reproduce keeps it)
+  // a subword run on a byte budget: tokens at its domain's bytes per token (a tokenizer of the plan's size
+  // trained here as reproduce trains one, in memory: a listing writes nothing)
   const bytesPerToken = new Map<string, number>();
   for (const r of runs) {
     const key = `${r.domain} ${r.vocab}`;
@@ -1387,11 +1412,7 @@ async function planCommand(args: string[]) {
       continue;
     }
     const text = await domainText(r.domain, r.scale);
-    const bpe = await domainTokenizer(
-      text.train,
-      r.vocab!,
-      `${RUNS_DIR}/tokenizers/${r.scale}-${r.domain}-${r.vocab}.json`,
-    );
+    const bpe = trainBpe(text.train, { vocabSize: r.vocab!, maxTrainBytes: TOKENIZER_TRAIN_BYTES });
     bytesPerToken.set(key, text.train.length / bpe.encode(text.train).length);
   }
   const rows = planSchedules(runs, (r) => bytesPerToken.get(`${r.domain} ${r.vocab}`) ?? 1);

@@ -12,9 +12,11 @@
 #                                 again on purpose)
 # Every process records into one directory, data/tmp/gpu/results-SCALE[-TAG]/runs.jsonl (ignored by git,
 # so a warm machine keeps it), which starts from the published records of the scale: runs recorded there
-# are skipped and a family's learning-rate sweep, once published, gives its runs their rate. Keep a
-# family's entries on one domain in one process (its sweep trains in the first process that needs it).
-# Merge $OUT/runs-gpu.jsonl on the workstation with lib/results/merge.ts.
+# are skipped and a family's learning-rate sweep, once published, gives its runs their rate. Until a
+# family's sweep is settled, keep its entries in one process: every process selecting a family plans its
+# sweep, and a second process reaching a sweep run another one holds fails that run in one line.
+# Merge $OUT/runs-gpu.jsonl (this call's records) and $OUT/diverged-gpu.jsonl on the workstation with
+# lib/results/merge.ts.
 set -uo pipefail
 limit=$1; shift
 out=${OUT:-/tmp/out}; mkdir -p "$out" data/tmp/gpu
@@ -29,9 +31,15 @@ for t in carry-*.tar.xz models-*.tar.xz; do [ -f "$t" ] && tar -xJf "$t"; done
 scale=${GPU_PLAN_SCALE:-gpu}
 results="data/tmp/gpu/results-$scale${GPU_PLAN_TAG:+-$GPU_PLAN_TAG}"
 mkdir -p "$results"
-if [ ! -f "$results/runs.jsonl" ] && [ -z "${GPU_PLAN_TAG:-}" ]; then
-  grep -F "\"scale\":\"$scale\"" data/results/runs.jsonl > "$results/runs.jsonl" || true
+touch "$results/runs.jsonl" "$results/diverged.jsonl"
+# the published records of the scale this tree carries, added to what a warm machine kept (without TAG)
+if [ -z "${GPU_PLAN_TAG:-}" ]; then
+  for t in runs diverged; do
+    [ -f "data/results/$t.jsonl" ] || continue
+    grep -F "\"scale\":\"$scale\"" "data/results/$t.jsonl" | grep -vxFf "$results/$t.jsonl" >> "$results/$t.jsonl" || true
+  done
 fi
+cp "$results/runs.jsonl" "$results/runs.before"
 pids=()
 for job in "$@"; do
   domain=${job%%:*}; models=${job#*:}
@@ -43,7 +51,10 @@ for job in "$@"; do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-cp "$results/runs.jsonl" "$out/runs-gpu.jsonl" 2>/dev/null || true
+# this call's records only (the carry step below keys on them: a run retrained at a moved rate has an older
+# record under its name)
+grep -vxFf "$results/runs.before" "$results/runs.jsonl" > "$out/runs-gpu.jsonl" || true
+cp "$results/diverged.jsonl" "$out/diverged-gpu.jsonl"
 tar -C data/tmp/gpu -cJf "$out/logs-plan.tar.xz" $(cd data/tmp/gpu && ls log-*.txt)
 for d in ${GPU_PLAN_MODELS:-}; do
   dirs=$(ls -d data/checkpoints/runs/compute-matched/"$scale"/"$d"/*/model 2>/dev/null)

@@ -12,7 +12,7 @@
  * checkpoint, the data step is a no-op when the corpus matches its manifest, and a notebook whose inputs did
  * not change is not executed again. Progress is printed throughout (stage, run i/N, elapsed, ETA).
  */
-import { isRecorded, planRuns, readPlan, recordedRuns } from "./runs/plan.ts";
+import { isRecorded, planRuns, readPlan, recordedDiverged, recordedRuns } from "./runs/plan.ts";
 import { runExperiment, type RunSpec } from "./runs/experiment.ts";
 import type { TrainEngine } from "./train/steps.ts";
 import { TrainingInterrupted } from "./train/trainer.ts";
@@ -201,7 +201,7 @@ export async function reproduce(
   // is recorded, so each round trains what can train now, and the next re-plans from the records.
   const toRun = async () => {
     const done = await recordedRuns(resultsDir);
-    const planned = planRuns(plan, opts.scale, selection, done);
+    const planned = planRuns(plan, opts.scale, selection, done, await recordedDiverged(resultsDir));
     const open = planned.filter((s) => !isRecorded(s, done));
     return { planned, todo: open.filter((s) => !s.pending), waiting: open.filter((s) => s.pending) };
   };
@@ -258,6 +258,7 @@ export async function reproduce(
               resultsDir,
               runsDir: opts.runsDir,
               resume: true,
+              restartChanged: true, // a run of a moved learning rate starts over
               quiet: false,
               engine: opts.engine,
             });
@@ -272,7 +273,13 @@ export async function reproduce(
                 } (its output is above)`,
               );
             }
-            const rec = (await recordedRuns(resultsDir)).findLast((r) => r.run === spec.name);
+            const recs = await recordedRuns(resultsDir);
+            // a child that exits 0 without this run's record (it found the run pending, or recorded one
+            // the plan does not count) has not done it
+            if (!isRecorded(spec, recs)) {
+              throw new Error("its process exited 0 but left no record matching the planned run");
+            }
+            const rec = recs.findLast((r) => r.run === spec.name);
             if (rec) finished.push(rec);
           }
         } catch (e) {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { isRecorded, pickSweptLr, type Plan, planRuns, planSchedules, readPlan } from "../lib/runs/plan.ts";
 import type { RunRecord } from "../lib/results/records.ts";
 import { runCli, useBackend } from "./helpers.ts";
+import { presetConfig } from "../lib/models/presets.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
 import { ladderFigure } from "../lib/plot/figures/ladder.ts";
 import { agreement } from "../lib/plot/readme.ts";
@@ -119,11 +120,20 @@ function ladderPlan(): Plan {
   };
 }
 
-/** A sweep run's record: what pickSweptLr reads. */
-function sweepRecord(family: string, multiple: number, bpb: number): RunRecord {
+/**
+ * A sweep run's record as training would write it for ladderPlan's mambabyte sweep (the lowest budget, 2e9
+ * FLOPs; rate 0.004 x multiple; scored on validation): what pickSweptLr counts.
+ */
+function sweepRecord(family: string, multiple: number, bpb: number, lr = 0.004 * multiple): RunRecord {
   return {
     run: `ladder/smoke/books/sweep/${family}_lr${multiple}`,
     scale: "smoke",
+    batch: 2,
+    length: 64,
+    seed: 0,
+    lr,
+    train_flops: 2e9,
+    config: presetConfig(family, "tiny"),
     eval: { split: "validation", bits_per_byte: bpb },
     labels: { plan: "ladder", sweep: family, lr_multiple: multiple },
   } as unknown as RunRecord;
@@ -197,6 +207,53 @@ Deno.test("plan: a ladder plan expands into the sweep, each budget, the extra se
     multiple: 2,
     edge: false,
   });
+  // a record counts for the sweep only if it is the sweep run as planned: another rate (the plan's base
+  // rate changed since), another split, or a torch import of it (another name) does not
+  const stale = [
+    sweepRecord("mambabyte", 0.5, 3.1, 0.003),
+    sweepRecord("mambabyte", 1, 2.7),
+    sweepRecord("mambabyte", 2, 2.9),
+  ];
+  assert.match(pickSweptLr(plan, "smoke", "mambabyte", stale).pending ?? "", /2 of 3 recorded/);
+  const testSplit = {
+    ...sweepRecord("mambabyte", 0.5, 3.1),
+    eval: { split: "test", bits_per_byte: 3.1 },
+  } as RunRecord;
+  assert.match(
+    pickSweptLr(plan, "smoke", "mambabyte", [testSplit, ...stale.slice(1)]).pending ?? "",
+    /2 of 3/,
+  );
+  const imported = {
+    ...sweepRecord("mambabyte", 0.5, 3.1),
+    run: "ladder/smoke/books/sweep/mambabyte_lr0.5_torch1gpu",
+  };
+  assert.match(
+    pickSweptLr(plan, "smoke", "mambabyte", [imported, ...stale.slice(1)]).pending ?? "",
+    /2 of 3/,
+  );
+  // a diverged rate is an outcome: at the top of the sweep it settles it; at every value tried the sweep
+  // extends downward, and if all still diverge the family waits, saying why
+  const div = (multiple: number) => ({
+    run: `ladder/smoke/books/sweep/mambabyte_lr${multiple}`,
+    scale: "smoke",
+    model: "mambabyte",
+    lr: 0.004 * multiple,
+    step: 3,
+    what: "loss",
+  });
+  const okThenDiverged = [sweepRecord("mambabyte", 0.5, 3.1), sweepRecord("mambabyte", 1, 2.7)];
+  assert.deepEqual(pickSweptLr(plan, "smoke", "mambabyte", okThenDiverged, [div(2)]), {
+    multiple: 1,
+    edge: false,
+  });
+  assert.match(
+    pickSweptLr(plan, "smoke", "mambabyte", [], [div(0.5), div(1), div(2)]).pending ?? "",
+    /\(3 of 4 recorded\)/,
+  );
+  assert.match(
+    pickSweptLr(plan, "smoke", "mambabyte", [], [0.125, 0.25, 0.5, 1, 2].map(div)).pending ?? "",
+    /every rate tried diverged/,
+  );
   // a best still at the edge after lr_sweep_extend more values is taken, flagged as such
   const falling = [0.5, 1, 2, 4, 8].map((x) => sweepRecord("mambabyte", x, 3 - x / 10));
   assert.deepEqual(pickSweptLr(plan, "smoke", "mambabyte", falling), { multiple: 8, edge: true });
@@ -207,10 +264,22 @@ Deno.test("plan: a ladder plan expands into the sweep, each budget, the extra se
   assert.deepEqual(names(planRuns(plan, "smoke", { runs: ["ladder/smoke/books/mambabyte_seed1"] }, recs)), [
     "books/mambabyte_seed1",
   ]);
-  // explicit seeds replace the scale's: the top budget on every domain, no ladder or sweep for seed 3
+  // explicit seeds replace the scale's: the top budget on every domain, no ladder for seed 3; the family's
+  // sweep comes along whatever the selection (its runs wait for it), here still extending to x4
+  const sweepNames = [
+    "books/sweep/mambabyte_lr0.5",
+    "books/sweep/mambabyte_lr1",
+    "books/sweep/mambabyte_lr2",
+    "books/sweep/mambabyte_lr4",
+  ];
   assert.deepEqual(names(planRuns(plan, "smoke", { seeds: [3], models: ["mambabyte"] }, recs)), [
+    ...sweepNames,
     "books/mambabyte_seed3",
     "code/mambabyte_seed3",
+  ]);
+  assert.deepEqual(names(planRuns(plan, "smoke", { domains: ["code"], models: ["pinned"] }, recs)), [
+    ...sweepNames,
+    "code/pinned",
   ]);
 });
 
@@ -253,6 +322,22 @@ Deno.test("plan: a bad plan file is refused in one line naming the file and the 
     [(s) => s.warmup_fraction = 1.5, /scales\.smoke\.warmup_fraction must be a fraction/],
     [(s) => s.min_steps = 0.5, /scales\.smoke\.min_steps must be an integer >= 1/],
     [(s) => s.ladder_domains = ["pg19"], /scales\.smoke\.ladder_domains must list domains/],
+    [(s) => s.ladder_domains = ["latex"], /scales\.smoke\.ladder_domains must be among the scale's domains/],
+    [(s) => s.extra_seeds = [1, 1], /scales\.smoke\.extra_seeds lists a seed twice/],
+    [
+      (s) => {
+        const m = s.models as Record<string, unknown>;
+        m["mambabyte_b0.5"] = m.mambabyte_long;
+      },
+      /scales\.smoke\.models\.mambabyte_b0\.5 needs a plain name .* not ending in _b<number> or _seed<number>/,
+    ],
+    [
+      (s) => {
+        const m = s.models as Record<string, unknown>;
+        m["a,b"] = m.mambabyte_long;
+      },
+      /scales\.smoke\.models\.a,b needs a plain name/,
+    ],
     [
       (s) => {
         const m = s.models as Record<string, Record<string, unknown>>;
@@ -363,6 +448,24 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
   assert.equal(table.match(/\| recorded \|/g)?.length, 5, table);
   assert.match(table, new RegExp(`\\| books/mambabyte \\|.*\\| ${0.004 * multiple} \\| recorded \\|`));
   assert.match(table, /5 runs, .* training FLOPs in all; 5 recorded in /);
+  // the base rate changes: every run moves with it, and the run directories trained at the old rates start
+  // over instead of refusing to resume
+  plan.scales.smoke.lr = 0.003;
+  await Deno.writeTextFile(`${tmp}/ladder.json`, JSON.stringify(plan));
+  const moved = await runCli(...args);
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(moved.stderr, /5 runs in the plan at scale smoke; 0 already recorded, 3 to run, 2 waiting/);
+  assert.match(
+    moved.stderr,
+    /run ladder\/smoke\/books\/sweep\/mambabyte_lr0\.5: trained at learning rate 0\.002, the plan now gives 0\.0015: starting over/,
+  );
+  const all: RunRecord[] = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((
+    l,
+  ) => JSON.parse(l));
+  assert.equal(all.length, 10);
+  for (const x of all.slice(5)) {
+    assert.ok(Math.abs(x.lr! / 0.003 - (x.labels!.lr_multiple as number)) < 1e-9, x.run);
+  }
   await Deno.remove(tmp, { recursive: true });
 });
 
@@ -379,6 +482,7 @@ Deno.test("ladder: points pool seeds per budget (mean, sample s.d.), skip sweeps
       model: "mambabyte",
       scale: "large",
       domain: "books",
+      seed: (extra.seed as number) ?? 0,
       train_flops: 1e15 * (budget ?? 1),
       lr: 0.002 * ((extra.lr_multiple as number) ?? 1),
       eval: { split: "test", bits_per_byte: bpb },
@@ -396,6 +500,11 @@ Deno.test("ladder: points pool seeds per budget (mean, sample s.d.), skip sweeps
     rec("mambabyte", "mambabyte", 1, 2.0),
     rec("mambabyte_seed1", "mambabyte", 1, 2.2, { seed: 1 }),
     rec("mambabyte_seed2", "mambabyte", 1, 2.4, { seed: 2 }),
+    // a torch import of seed 2's run is not a fourth seed
+    {
+      ...rec("mambabyte_seed2_torch1gpu", "mambabyte", 1, 9.0, { seed: 2 }),
+      engine: "torch (1 GPU: mamba_ssm)",
+    },
     rec("mambabyte_8k", "mambabyte_8k", undefined, 1.9), // not on the ladder
     rec("transformer", "transformer", 1, 2.5), // one budget only: no curve
     rec("sweep/mambabyte_lr0.5", "mambabyte", 0.1, 3.3, { sweep: "mambabyte", lr_multiple: 0.5 }),
@@ -502,4 +611,22 @@ Deno.test("setup tables: each entry's parameters, seeds, steps, warm-up, rates, 
   ]);
   assert.equal(row("seeds")[2], "2 on books");
   assert.match(row("optimizer and schedule")[2], /peak lr 0\.004, 20-24 warm-up steps/);
+});
+
+Deno.test("README verdicts: nothing to compare yet says so instead of agreeing", () => {
+  const rec = {
+    run: "compute-matched/large/books/mambabyte",
+    model: "mambabyte",
+    scale: "large",
+    domain: "books",
+    bytes_seen: 1e6,
+    eval: { split: "test", bits_per_byte: 2 },
+    labels: { plan: "compute-matched", entry: "mambabyte" },
+  } as unknown as RunRecord;
+  const lines = agreement([rec], [], []);
+  assert.match(
+    lines[2],
+    /on 0 of 0 domains .*Not measured yet: no domain has all of these models recorded\./,
+  );
+  assert.doesNotMatch(lines.join("\n"), /Agrees|Infinity/);
 });

@@ -52,14 +52,17 @@ export function ladderPoints(
     r.scale === scale && r.domain === domain && r.labels?.plan === plan && r.labels?.sweep === undefined &&
     typeof r.labels?.budget === "number"
   );
-  const groups = new Map<string, RunRecord[]>();
+  // one record per seed (the latest): an import of the same run (another engine, a partial state) is not
+  // another seed
+  const groups = new Map<string, Map<number, RunRecord>>();
   for (const r of runs) {
+    if (r.labels?.partial || String(r.engine ?? "").startsWith("torch")) continue;
     const key = `${r.labels!.entry}\u0000${r.labels!.budget}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
+    groups.set(key, (groups.get(key) ?? new Map()).set(r.seed, r));
   }
   const byEntry = new Map<string, LadderPoint[]>();
-  for (const rs of groups.values()) {
-    const r0 = rs[0];
+  for (const bySeed of groups.values()) {
+    const rs = [...bySeed.values()], r0 = rs[0];
     const bpb = rs.map((r) => r.eval.bits_per_byte);
     const point: LadderPoint = {
       entry: String(r0.labels!.entry),
@@ -94,8 +97,10 @@ export function bestMultiple(
   tried: { multiple: number; bits_per_byte: number }[],
 ): { best: number; edge: boolean } | undefined {
   if (!tried.length) return undefined;
+  // a NaN or a null (JSON's NaN) score loses to every number
+  const score = (x: number) => Number.isFinite(x) ? x : Infinity;
   const best =
-    tried.reduce((a, b) =>
+    tried.map((t) => ({ multiple: t.multiple, bits_per_byte: score(t.bits_per_byte) })).reduce((a, b) =>
       b.bits_per_byte < a.bits_per_byte || (b.bits_per_byte === a.bits_per_byte && b.multiple < a.multiple)
         ? b
         : a

@@ -55,6 +55,20 @@ export interface RunRecord {
   labels?: Record<string, unknown>;
 }
 
+/**
+ * A run whose loss or gradients became non-finite (diverged.jsonl): no model to score, but an outcome a
+ * learning-rate sweep counts (a rate too high), so it is not retried forever.
+ */
+export interface DivergedRecord {
+  run: string;
+  scale: string;
+  model: string;
+  lr: number;
+  step: number;
+  what: string;
+  labels?: Record<string, unknown>;
+}
+
 export type ExtrapolationMode = "whole" | "sliding";
 
 export interface PositionBin {

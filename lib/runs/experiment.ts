@@ -21,6 +21,7 @@ import { createModel, family, loadModel, saveModel } from "../models/registry.ts
 import { evalBatch, scoreText, type TextScore } from "../eval/score.ts";
 import {
   appendJsonLine,
+  appendRecord,
   checkRecordsWritable,
   type Provenance,
   readRecords,
@@ -28,9 +29,11 @@ import {
   withProvenance,
 } from "../results/store.ts";
 import {
+  CHECKPOINT_DIR,
   clearRun,
   describeRun,
   inspectRun,
+  NonFiniteLoss,
   RunExistsError,
   stepsForFlops,
   train,
@@ -94,6 +97,11 @@ export interface RunOptions {
   resume?: boolean;
   /** Without `resume`: remove what the run directory holds and start over (else such a rerun is refused). */
   overwrite?: boolean;
+  /**
+   * With `resume`: a run directory trained at another learning rate than the spec's starts over (a plan's
+   * run whose family's sweep moved; reproduce asks for it), instead of refusing to resume.
+   */
+  restartChanged?: boolean;
   logEvery?: number;
   /** What runs the training steps (lib/train/steps.ts; default auto: the native engine for Mamba models on a real GPU). */
   engine?: TrainEngine;
@@ -194,16 +202,19 @@ export async function openRun(spec: RunSpec, opts: RunOptions = {}): Promise<Ope
         }, recorded ${record.provenance.time})`
         : describeRun(contents) ?? (model ? "a trained model (model/)" : undefined);
       if (what && !opts.overwrite) throw new RunExistsError(runDir, what, !!record);
-      if (what) {
-        await clearRun(runDir);
-        for (const p of [`${runDir}/model`, `${runDir}/${RECORD_FILE}`]) {
-          await Deno.remove(p, { recursive: true }).catch((e) => {
-            if (!(e instanceof Deno.errors.NotFound)) {
-              throw new FileWriteError(p, `${p}: cannot remove it: ${describeFsError(e)}`, { cause: e });
-            }
-          });
-        }
+      if (what) await removeRun(runDir);
+    }
+    // a plan's run whose learning rate moved (its family's sweep settled elsewhere) starts over: its
+    // checkpoint or record is of another run
+    const was = record?.lr ?? await checkpointLr(runDir);
+    if (resume && opts.restartChanged && was !== undefined && Math.abs(was / spec.train.lr - 1) > 1e-9) {
+      if (!opts.quiet) {
+        console.error(
+          `run ${spec.name}: trained at learning rate ${was}, the plan now gives ${spec.train.lr}: starting over`,
+        );
       }
+      await removeRun(runDir);
+      return { runDir, resultsDir, lock, close: () => lock.release() };
     }
     return { runDir, resultsDir, lock, finished: resume ? record : undefined, close: () => lock.release() };
   } catch (e) {
@@ -240,6 +251,29 @@ export function trainSchedule(
   return { steps, warmup };
 }
 
+/** Removes what a run directory holds: checkpoint, log, model and record (the lock stays). */
+async function removeRun(runDir: string): Promise<void> {
+  await clearRun(runDir);
+  for (const p of [`${runDir}/model`, `${runDir}/${RECORD_FILE}`]) {
+    await Deno.remove(p, { recursive: true }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new FileWriteError(p, `${p}: cannot remove it: ${describeFsError(e)}`, { cause: e });
+      }
+    });
+  }
+}
+
+/** The learning rate a run directory's checkpoint was trained with, if it has a readable one. */
+async function checkpointLr(runDir: string): Promise<number | undefined> {
+  for (const dir of [CHECKPOINT_DIR, `${CHECKPOINT_DIR}.old`]) {
+    try {
+      const state = JSON.parse(await Deno.readTextFile(`${runDir}/${dir}/trainer_state.json`));
+      if (typeof state?.fingerprint?.lr === "number") return state.fingerprint.lr;
+    } catch { /* none, or damaged: the trainer says which when it resumes */ }
+  }
+  return undefined;
+}
+
 /** Appends a finished run's stored record to runs.jsonl unless it is there already (same run and time). */
 async function ensureRecorded(record: StoredRunRecord, resultsDir: string): Promise<boolean> {
   const recs = await readRecords<StoredRunRecord>("runs", resultsDir);
@@ -273,6 +307,9 @@ export async function domainText(
   };
 }
 
+/** Bytes of the training split a domain's BPE tokenizer learns its merges from. */
+export const TOKENIZER_TRAIN_BYTES = 4 << 20;
+
 /**
  * The BPE tokenizer of a domain (trained on its training split, cached next to the runs so every subword
  * model of a plan shares one).
@@ -288,7 +325,7 @@ export async function domainTokenizer(
     if (bpe.vocabSize === vocab) return bpe;
   }
   if (!quiet) console.error(`training a ${vocab}-token BPE tokenizer on ${train.length} bytes...`);
-  const bpe = trainBpe(train, { vocabSize: vocab, maxTrainBytes: 4 << 20 });
+  const bpe = trainBpe(train, { vocabSize: vocab, maxTrainBytes: TOKENIZER_TRAIN_BYTES });
   await Deno.mkdir(cachePath.slice(0, cachePath.lastIndexOf("/")), { recursive: true });
   await atomicWriteFile(cachePath, JSON.stringify(bpe.toJSON()) + "\n");
   return bpe;
@@ -356,22 +393,39 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       );
     }
     opts.onStart?.({ steps, batch: t.batch, length: t.length, bytesPerToken });
-    const result: TrainerResult = await train(model, ids, {
-      steps,
-      batch: t.batch,
-      length: t.length,
-      lr: t.lr,
-      warmup,
-      seed: t.seed,
-      bytesPerToken,
-      runDir,
-      checkpointEvery: t.checkpointEvery ?? Math.max(1, Math.round(steps / 20)),
-      resume: opts.resume ?? true,
-      lock: run.lock,
-      logEvery: opts.quiet ? 0 : (opts.logEvery ?? Math.max(1, Math.round(steps / 20))),
-      engine: opts.engine,
-      onStep: opts.onStep,
-    });
+    let result: TrainerResult;
+    try {
+      result = await train(model, ids, {
+        steps,
+        batch: t.batch,
+        length: t.length,
+        lr: t.lr,
+        warmup,
+        seed: t.seed,
+        bytesPerToken,
+        runDir,
+        checkpointEvery: t.checkpointEvery ?? Math.max(1, Math.round(steps / 20)),
+        resume: opts.resume ?? true,
+        lock: run.lock,
+        logEvery: opts.quiet ? 0 : (opts.logEvery ?? Math.max(1, Math.round(steps / 20))),
+        engine: opts.engine,
+        onStep: opts.onStep,
+      });
+    } catch (e) {
+      // a diverged run is an outcome (a learning-rate sweep counts it), recorded before it is reported
+      if (e instanceof NonFiniteLoss) {
+        await appendRecord("diverged", {
+          run: spec.name,
+          scale: spec.scale,
+          model: spec.model,
+          lr: t.lr,
+          step: e.step,
+          what: e.message,
+          ...(spec.labels ? { labels: spec.labels } : {}),
+        }, resultsDir);
+      }
+      throw e;
+    }
     if (run.finished && result.resumed_from === steps) {
       // finished and recorded before, and its checkpoint matched these settings: nothing to do again
       const appended = await ensureRecorded(run.finished, resultsDir);

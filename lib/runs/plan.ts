@@ -33,7 +33,7 @@ import { presetConfig } from "../models/presets.ts";
 import { readRecords } from "../results/store.ts";
 import { type RunSpec, trainSchedule } from "./experiment.ts";
 import { REPO_ROOT, RESULTS_DIR } from "../paths.ts";
-import type { RunRecord } from "../results/records.ts";
+import type { DivergedRecord, RunRecord } from "../results/records.ts";
 import { bestMultiple } from "../results/ladder.ts";
 
 export interface PlanModel {
@@ -160,8 +160,24 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
     if (s.min_steps !== undefined && !(Number.isInteger(s.min_steps) && s.min_steps >= 1)) {
       throw bad(`${at}.min_steps`, "must be an integer >= 1");
     }
+    if (s.ladder_domains?.some((d) => !s.domains.includes(d))) {
+      throw bad(`${at}.ladder_domains`, `must be among the scale's domains (${s.domains.join(", ")})`);
+    }
+    if (s.extra_seeds && new Set(s.extra_seeds).size !== s.extra_seeds.length) {
+      throw bad(`${at}.extra_seeds`, "lists a seed twice");
+    }
     for (const [name, m] of Object.entries(s.models ?? {})) {
       const kind = m.model ?? name;
+      // the names plan.ts gives runs must not collide: ENTRY_bFRACTION, ENTRY_seedN, sweep/FAMILY_lrM; and
+      // reproduce passes names through comma-separated options
+      if (
+        !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name) || /_b[0-9.]+$|_seed[0-9]+$/.test(name) || name === "sweep"
+      ) {
+        throw bad(
+          `${at}.models.${name}`,
+          'needs a plain name (letters, digits, _ . -) not ending in _b<number> or _seed<number>, and not "sweep"',
+        );
+      }
       if (!(MODEL_KINDS as readonly string[]).includes(kind)) {
         throw bad(`${at}.models.${name}`, `names an unknown model family "${kind}"`);
       }
@@ -170,6 +186,12 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
       }
       if (m.domains !== undefined && !domainList(m.domains)) {
         throw bad(`${at}.models.${name}.domains`, `must list domains among ${DOMAINS.join(", ")}`);
+      }
+      if (m.domains?.some((d) => !s.domains.includes(d))) {
+        throw bad(
+          `${at}.models.${name}.domains`,
+          `must be among the scale's domains (${s.domains.join(", ")})`,
+        );
       }
       if (m.bytes !== undefined && !(m.bytes > 0)) throw bad(`${at}.models.${name}.bytes`, "must be > 0");
       if (m.batch !== undefined && !(Number.isInteger(m.batch) && m.batch >= 1)) {
@@ -225,6 +247,7 @@ export function planRuns(
   scale: string,
   only: PlanSelection = {},
   records: RunRecord[] = [],
+  diverged: DivergedRecord[] = [],
 ): PlannedRun[] {
   const s = plan.scales[scale];
   if (!s) {
@@ -237,18 +260,13 @@ export function planRuns(
   const entries = Object.entries(s.models).filter(([name]) => !only.models || only.models.includes(name));
   const onDomain = (m: PlanModel, d: Domain) => !m.domains || m.domains.includes(d);
   const runs: PlannedRun[] = [];
-  // the sweep: each family once, with its first entry's settings
-  if (s.lr_sweep && (!only.seeds || only.seeds.includes(s.seed))) {
-    const domain = ladderDomains[0];
-    const families = new Map<string, [string, PlanModel]>();
-    for (const [name, m] of Object.entries(s.models)) {
-      if (onDomain(m, domain) && !families.has(m.model ?? name)) families.set(m.model ?? name, [name, m]);
-    }
-    for (const [fam, [name, m]] of families) {
-      if (only.models && !entries.some(([n, e]) => (e.model ?? n) === fam)) continue;
-      if (only.domains && !only.domains.includes(domain)) continue;
-      for (const multiple of sweepOf(plan, scale, fam, records).values) {
-        runs.push(sweepRun(plan, scale, domain, name, m, fam, multiple));
+  // the sweep of every family a selected entry belongs to, whatever the domains and seeds selected (its
+  // runs wait for it, so a selection without it could never finish)
+  if (s.lr_sweep) {
+    const families = new Set(entries.map(([n, e]) => e.model ?? n));
+    for (const fam of families) {
+      for (const multiple of sweepOf(plan, scale, fam, records, diverged).values) {
+        runs.push(sweepRun(plan, scale, fam, multiple));
       }
     }
   }
@@ -260,7 +278,7 @@ export function planRuns(
         if (!onDomain(m, domain)) continue;
         const ladder = seed === s.seed && ladderDomains.includes(domain) && m.ladder !== false;
         for (const budget of ladder ? budgets : [1]) {
-          runs.push(planRun(plan, scale, domain, name, m, seed, budget, records));
+          runs.push(planRun(plan, scale, domain, name, m, seed, budget, records, diverged));
         }
       }
     }
@@ -271,7 +289,7 @@ export function planRuns(
         if (only.domains && !only.domains.includes(domain)) continue;
         for (const [name, m] of entries) {
           if (onDomain(m, domain) && m.extra_seeds !== false) {
-            runs.push(planRun(plan, scale, domain, name, m, seed, 1, records));
+            runs.push(planRun(plan, scale, domain, name, m, seed, 1, records, diverged));
           }
         }
       }
@@ -310,11 +328,12 @@ function planRun(
   seed: number,
   budget: number,
   records: RunRecord[],
+  diverged: DivergedRecord[],
 ): PlannedRun {
   const s = plan.scales[scale];
   const kind = m.model ?? name;
   const base = m.lr ?? s.lr;
-  const swept = s.lr_sweep ? pickSweptLr(plan, scale, kind, records) : undefined;
+  const swept = s.lr_sweep ? pickSweptLr(plan, scale, kind, records, diverged) : undefined;
   return {
     name: `${plan.name}/${scale}/${domain}/${name}${budgetSuffix(budget)}${
       seed === s.seed ? "" : `_seed${seed}`
@@ -339,17 +358,27 @@ function planRun(
   };
 }
 
-/** A run of the learning-rate sweep: the family's first entry at the lowest budget, scored on validation. */
-function sweepRun(
+/** The entry a family's sweep trains (its first on the first ladder domain) and that domain. */
+function sweepEntry(
   plan: Plan,
   scale: string,
-  domain: Domain,
-  name: string,
-  m: PlanModel,
   family: string,
-  multiple: number,
-): PlannedRun {
+): { name: string; m: PlanModel; domain: Domain } {
   const s = plan.scales[scale];
+  const domain = (s.ladder_domains ?? s.domains)[0];
+  const found = Object.entries(s.models).find(([n, e]) =>
+    (e.model ?? n) === family && (!e.domains || e.domains.includes(domain))
+  );
+  if (!found) {
+    throw new Error(`plan ${plan.name}: no ${family} entry trains on ${domain}, where its sweep runs`);
+  }
+  return { name: found[0], m: found[1], domain };
+}
+
+/** A run of the learning-rate sweep: the family's first entry at the lowest budget, scored on validation. */
+function sweepRun(plan: Plan, scale: string, family: string, multiple: number): PlannedRun {
+  const s = plan.scales[scale];
+  const { name, m, domain } = sweepEntry(plan, scale, family);
   const budget = (s.budgets ?? [1])[0];
   return {
     name: `${plan.name}/${scale}/${domain}/sweep/${family}_lr${multiple}`,
@@ -371,31 +400,49 @@ function sweepRun(
   };
 }
 
-/** The latest recorded sweep run of a family at this multiple, if any. */
-function sweepRecord(plan: Plan, scale: string, family: string, multiple: number, records: RunRecord[]) {
-  return records.findLast((r) =>
-    r.scale === scale && r.labels?.plan === plan.name && r.labels?.sweep === family &&
-    r.labels?.lr_multiple === multiple
+/**
+ * What a sweep value gave: its validation bits-per-byte when a record matches the sweep run exactly
+ * (isRecorded: config, budget, rate; scored on validation; not a partial import), Infinity when it
+ * diverged (diverged.jsonl: a rate too high is an outcome, not a failure to retry), else undefined.
+ */
+function sweepOutcome(
+  plan: Plan,
+  scale: string,
+  family: string,
+  multiple: number,
+  records: RunRecord[],
+  diverged: DivergedRecord[],
+): number | undefined {
+  const spec = sweepRun(plan, scale, family, multiple);
+  const rec = records.findLast((r) =>
+    r.run === spec.name && r.eval?.split === "validation" && !r.labels?.partial && isRecorded(spec, [r])
   );
+  if (rec) return Number.isFinite(rec.eval.bits_per_byte) ? rec.eval.bits_per_byte : Infinity;
+  const div = diverged.findLast((d) =>
+    d.run === spec.name && d.scale === scale && Math.abs(d.lr / spec.train.lr - 1) < 1e-9
+  );
+  return div ? Infinity : undefined;
 }
 
 /**
  * A family's sweep as the records leave it: the multiples to try (the plan's, then one past an edge where
  * the best of a complete sweep lies, up to lr_sweep_extend times), the validation bits-per-byte of those
- * recorded, and whether it is settled (every value recorded, the best inside or the extensions spent).
+ * recorded (Infinity: diverged), and whether it is settled (every value recorded, and the best inside or
+ * the extensions spent; when every value diverged, the smallest is the best, so the sweep extends down).
  */
 export function sweepOf(
   plan: Plan,
   scale: string,
   family: string,
   records: RunRecord[],
+  diverged: DivergedRecord[] = [],
 ): { values: number[]; tried: { multiple: number; bits_per_byte: number }[]; settled: boolean } {
   const s = plan.scales[scale];
   const values = [...(s.lr_sweep ?? [])].sort((a, b) => a - b);
   for (let extended = 0;; extended++) {
     const tried = values.flatMap((multiple) => {
-      const rec = sweepRecord(plan, scale, family, multiple, records);
-      return rec ? [{ multiple, bits_per_byte: rec.eval.bits_per_byte }] : [];
+      const bpb = sweepOutcome(plan, scale, family, multiple, records, diverged);
+      return bpb === undefined ? [] : [{ multiple, bits_per_byte: bpb }];
     });
     if (tried.length < values.length) return { values, tried, settled: false };
     const { best, edge } = bestMultiple(tried)!;
@@ -416,8 +463,9 @@ export function pickSweptLr(
   scale: string,
   family: string,
   records: RunRecord[],
+  diverged: DivergedRecord[] = [],
 ): { multiple?: number; edge?: boolean; pending?: string } {
-  const sweep = sweepOf(plan, scale, family, records);
+  const sweep = sweepOf(plan, scale, family, records, diverged);
   if (!sweep.settled) {
     return {
       pending:
@@ -425,6 +473,9 @@ export function pickSweptLr(
     };
   }
   const { best, edge } = bestMultiple(sweep.tried)!;
+  if (!sweep.tried.some((t) => Number.isFinite(t.bits_per_byte))) {
+    return { pending: `the learning-rate sweep of ${family}: every rate tried diverged (lower lr_sweep)` };
+  }
   return { multiple: best, edge };
 }
 
@@ -438,9 +489,15 @@ export function isRecorded(spec: RunSpec, records: RunRecord[]): boolean {
       ? Math.abs(r.bytes_seen / spec.train.bytes - 1) < 0.1
       : Math.abs(r.train_flops / (spec.train.flops ?? 1) - 1) < 0.1) &&
     Object.entries(spec.config).every(([k, v]) => JSON.stringify(r.config[k]) === JSON.stringify(v)) &&
-    // a run trained at another rate than its family's settled sweep now gives is not this run
-    (r.lr === undefined || Math.abs(r.lr / spec.train.lr - 1) < 1e-9)
+    // a run trained at another rate than its family's settled sweep now gives is not this run; a record
+    // without its rate (older than the ladder) stands only for a run whose rate the plan typed
+    (r.lr === undefined ? spec.labels?.lr_multiple === undefined : Math.abs(r.lr / spec.train.lr - 1) < 1e-9)
   );
+}
+
+/** The runs recorded as diverged (diverged.jsonl): outcomes a learning-rate sweep counts. */
+export async function recordedDiverged(dir = RESULTS_DIR): Promise<DivergedRecord[]> {
+  return await readRecords<DivergedRecord>("diverged", dir);
 }
 
 export async function recordedRuns(dir = RESULTS_DIR): Promise<RunRecord[]> {
