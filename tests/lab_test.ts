@@ -44,7 +44,7 @@ console.log("lab-ok", Object.keys(mb.SCALES).join(","), typeof mb.selectiveScan)
           );
         }),
     );
-    assert.match(output, /lab-ok smoke,small,gpu function/);
+    assert.match(output, /lab-ok smoke,small,gpu,large function/);
   } finally {
     await lab.stop();
     await closeRenderer();

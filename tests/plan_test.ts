@@ -602,7 +602,7 @@ Deno.test("setup tables: each entry's parameters, seeds, steps, warm-up, rates, 
     "4.10e6-4.92e6",
     "4.75e13-5.70e13",
   ]]);
-  const p = paperSetupTable(runs, "large")!;
+  const p = paperSetupTable(runs, "large", { beta1: 0.9, beta2: 0.95, clipNorm: 1, minLrRatio: 0.1 })!;
   const row = (name: string) => p.rows.find((r) => r[0] === name)!;
   assert.deepEqual(row("parameters"), [
     "parameters",

@@ -380,7 +380,10 @@ Deno.test("README speculative decoding on the GPU engine: costs, bounds and spee
     const mine = recs.filter((r) => r.provenance?.commit === row[col("commit")]);
     if (row[col("what")].startsWith("costs")) {
       const [, dv] = /^d (\d+) x/.exec(row[col("verifier; drafter")])!.map(Number);
-      const rec = mine.filter((r) => r.kind === "costs" && r.verifier.d_model === dv).at(-1);
+      const rec = mine.filter((r) =>
+        r.kind === "costs" && r.verifier.d_model === dv &&
+        String(r.provenance?.device).includes(row[col("GPU")])
+      ).at(-1);
       assert.ok(rec, `a record for ${row.join(" | ")}`);
       assert.equal(row[col("speed-up")], `≤ ${rec.speedup_bound.toFixed(2)}`);
       assert.equal(
@@ -399,4 +402,35 @@ Deno.test("README speculative decoding on the GPU engine: costs, bounds and spee
     }
   }
   assert.ok(costs >= 1 && trained >= 1, `${costs} cost rows, ${trained} trained rows`);
+});
+
+Deno.test("README setup table: each entry's runs, seeds, parameters and steps are its records'", () => {
+  const found = tables("How the runs were trained");
+  assert.equal(found.length, 1, "one setup table (the largest scale)");
+  const [t] = found;
+  const col = (name: string) => t.columns.indexOf(name);
+  // every seed and domain, the latest record of each top-budget run
+  const all = [
+    ...latest(
+      runs.filter((r) =>
+        r.scale === t.scale && r.labels?.plan === "compute-matched" && r.labels?.sweep === undefined &&
+        (r.labels?.budget ?? 1) === 1
+      ),
+      (r) => r.run,
+    ).values(),
+  ];
+  const setupRows = t.rows.filter((row) => row.length === t.columns.length && col("entry") === 0);
+  assert.ok(setupRows.length >= 5, `${setupRows.length} entries`);
+  for (const row of setupRows) {
+    const mine = all.filter((r) => label(r) === row[0]);
+    assert.ok(mine.length, `records for ${row[0]}`);
+    assert.equal(row[col("runs")], String(mine.length), `${row[0]} runs`);
+    assert.equal(row[col("seeds")], String(new Set(mine.map((r) => r.seed)).size), `${row[0]} seeds`);
+    const steps = mine.map((r) => r.steps), lo = Math.min(...steps), hi = Math.max(...steps);
+    assert.equal(row[col("steps")], lo === hi ? String(lo) : `${lo}-${hi}`, `${row[0]} steps`);
+    assert.equal(
+      row[col("parameters")].split("-")[0],
+      Math.min(...mine.map((r) => r.parameters)).toLocaleString("en"),
+    );
+  }
 });

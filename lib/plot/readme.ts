@@ -4,6 +4,10 @@
  */
 import { sampleSd } from "../results/ladder.ts";
 import { paperSetupTable, setupTable } from "../results/setup.ts";
+import { ADAMW_DEFAULTS, MIN_LR_RATIO } from "../train/adamw.ts";
+
+/** The trainer's optimizer and schedule, for the setup table beside the paper's. */
+const OUR_OPTIMIZER = { ...ADAMW_DEFAULTS, minLrRatio: MIN_LR_RATIO };
 import { atomicWriteFile } from "../io/atomic.ts";
 import {
   computeMatchedTable,
@@ -105,9 +109,11 @@ export async function resultsSection(
       ...defectNote(mine),
     );
     if (i > 0) continue;
-    const paper = paperSetupTable(runs, scale);
+    const paper = paperSetupTable(runs, scale, OUR_OPTIMIZER);
     out.push(
-      `How the runs of the ${scale} scale were trained (every domain and seed at the top budget):`,
+      `### How the runs were trained, ${SCALE_TEXT[scale]}`,
+      "",
+      "Every domain and seed at the top budget, then the paper's recipe beside ours.",
       "",
       tableMarkdown(setupTable(runs, scale)).trim(),
       "",

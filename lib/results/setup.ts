@@ -6,7 +6,14 @@
 import { latestRuns } from "./compute_matched.ts";
 import type { RunRecord } from "./records.ts";
 import type { MarkdownTable } from "./tables.ts";
-import { ADAMW_DEFAULTS, MIN_LR_RATIO } from "../train/adamw.ts";
+
+/** The optimizer facts the trainer uses (lib/train/adamw.ts; passed in: results/ sits below train/). */
+export interface OptimizerFacts {
+  beta1: number;
+  beta2: number;
+  clipNorm: number;
+  minLrRatio: number;
+}
 
 const si = (x: number) => x.toExponential(2).replace("e+", "e");
 /** "a" when every value is a, else "a-b" (min-max). */
@@ -68,7 +75,11 @@ const PAPER = {
 };
 
 /** The paper's MambaByte-353M setup beside this scale's MambaByte entry (its runs' records). */
-export function paperSetupTable(runs: RunRecord[], scale: string): MarkdownTable | undefined {
+export function paperSetupTable(
+  runs: RunRecord[],
+  scale: string,
+  optimizer: OptimizerFacts,
+): MarkdownTable | undefined {
   const rs = latestRuns(runs, scale, "compute-matched", true).filter((r) =>
     (r.labels?.entry ?? r.model) === "mambabyte"
   );
@@ -82,10 +93,10 @@ export function paperSetupTable(runs: RunRecord[], scale: string): MarkdownTable
     context: `${r.length.toLocaleString("en")} bytes`,
     batch: `${r.batch} x ${r.length.toLocaleString("en")} bytes`,
     steps: span(rs.map((x) => x.steps)),
-    schedule: `AdamW (${ADAMW_DEFAULTS.beta1}, ${ADAMW_DEFAULTS.beta2}), peak lr ${
+    schedule: `AdamW (${optimizer.beta1}, ${optimizer.beta2}), peak lr ${
       lrs.length ? span(lrs) : "(not recorded)"
-    }, ${warm.length ? span(warm) : "(not recorded)"} warm-up steps, cosine to ${MIN_LR_RATIO}x`,
-    clip: String(ADAMW_DEFAULTS.clipNorm),
+    }, ${warm.length ? span(warm) : "(not recorded)"} warm-up steps, cosine to ${optimizer.minLrRatio}x`,
+    clip: String(optimizer.clipNorm),
     precision: "fp32",
     seeds: String(new Set(rs.filter((x) => x.domain === "books").map((x) => x.seed)).size) + " on books",
   };

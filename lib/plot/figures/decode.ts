@@ -479,7 +479,8 @@ registerFigure({
         "—",
         "—",
         `≤ ${fmt(r.speedup_bound, 2)}`,
-        `${gpuName(r)}, ${r.provenance?.commit ?? "?"}`,
+        gpuName(r),
+        String(r.provenance?.commit ?? "?"),
       ]),
       ...trained.map((r) => [
         "trained, gpu-scale books",
@@ -492,7 +493,8 @@ registerFigure({
         `${fmt(r.speedup, 2)}${
           r.beta === 1 ? (r.identical_to_greedy ? ", = greedy" : ", DIFFERS from greedy") : ""
         }`,
-        `${gpuName(r)}, ${r.provenance?.commit ?? "?"}`,
+        gpuName(r),
+        String(r.provenance?.commit ?? "?"),
       ]),
     ];
     return {
@@ -506,7 +508,8 @@ registerFigure({
           "acceptance",
           "speculative bytes/s",
           "speed-up",
-          "GPU, commit",
+          "GPU",
+          "commit",
         ],
         rows,
         note:
