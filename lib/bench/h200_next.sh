@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The measurements this stop's last changes wait for, in one device call of about 4 minutes (the session's
-# device time ran out before it could run). For the GPU machine (README "GPU runs": the bundle from
-# ../shared/tools/gpu-bundle.sh with lib/cli.ts and lib/bench/{engine,decode_engine,speculative_engine,gpu}.ts;
-# ../shared/anchors/peers/h200_peers.py in .peer/ and a copy of state-spaces/mamba in .peer/mamba; the
-# commit in .commit):
-#   - issue 17: the 972M decode with the pass's new defaults (passMinGroups 256, passMinLanes 16: 1.50x a
-#     step in the sweep of 2026-12-05), its speculative costs, and passNormColumns=2 (in_proj's A loads
-#     shared by two columns) as a sweep line;
-#   - issue 18: the byte Transformer's training with the weight gradients split and attention's 64 rows
-#     (both defaults now), beside PyTorch's in the same call, and a d256x4 step's profile.
+# Issues 17 and 18's measurements in one device call of about 4 minutes, for the H200 (2026-12-05's calls
+# got an H100 only: its numbers are recorded, the issues name the H200). For the GPU machine (README "GPU
+# runs": the bundle from ../shared/tools/gpu-bundle.sh with lib/cli.ts and lib/bench/{engine,decode_engine,
+# speculative_engine,gpu}.ts; ../shared/anchors/peers/h200_peers.py in .peer/ and state-spaces/mamba's
+# mamba_ssm package in .peer/mamba/mamba_ssm (carry that folder alone: the tree and the bundle leave about
+# 4 MB of the 64 MiB); the commit in .commit):
+#   - issue 17: the 972M decode with the pass defaults (256 workgroups, 16 lanes), the queued step and pass
+#     now timed in 5 alternating rounds (medians), its speculative costs, and passNormColumns=2 as a sweep
+#     line;
+#   - issue 18: the byte Transformer's training beside PyTorch's in the same call, and a d256x4 profile.
 # Records come back in $OUT/logs.tgz; merge them as they are (decode_972m.jsonl -> decode_engine.jsonl,
 # sweep.jsonl -> sweep/decode_gemv_pass.jsonl, spec.jsonl -> speculative_engine.jsonl, gpu.jsonl ->
-# gpu.jsonl, engine_256.jsonl -> engine.jsonl, the peers files -> h200-peers-DATE.jsonl).
+# gpu.jsonl, engine_256.jsonl -> engine.jsonl, the peers files -> CARD-peers-DATE.jsonl).
 set -x
 if [ "${1:-}" != inner ]; then
   mkdir -p $OUT/logs; timeout 215 bash "$0" inner > $OUT/logs/trace.txt 2>&1
