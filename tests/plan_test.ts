@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { isRecorded, pickSweptLr, type Plan, planRuns, planSchedules, readPlan } from "../lib/runs/plan.ts";
-import type { RunRecord } from "../lib/results/records.ts";
+import type { RunLike, RunRecord } from "../lib/results/records.ts";
+import { extrapolationPrefer, NOISE_SCALES, pickRuns } from "../lib/runs/stages.ts";
 import { runCli, useBackend } from "./helpers.ts";
 import { presetConfig } from "../lib/models/presets.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
@@ -629,4 +630,46 @@ Deno.test("README verdicts: nothing to compare yet says so instead of agreeing",
     /on 0 of 0 domains .*Not measured yet: no domain has all of these models recorded\./,
   );
   assert.doesNotMatch(lines.join("\n"), /Agrees|Infinity/);
+});
+
+Deno.test("evaluation stages pick, per family: extrapolation the longest trained context, noise the principal entry on every domain where asked", () => {
+  const run = (
+    entry: string,
+    model: string,
+    domain: string,
+    length: number,
+    extra: Record<string, unknown> = {},
+  ) =>
+    ({
+      run: `compute-matched/large/${domain}/${entry}`,
+      model,
+      domain,
+      scale: "large",
+      length,
+      train_flops: 8.7e14,
+      labels: { entry, budget_ratio: 1, ...extra },
+    }) as RunLike;
+  const runs = [
+    run("mambabyte", "mambabyte", "books", 1024),
+    run("mambabyte_8k", "mambabyte", "books", 8192),
+    run("mambabyte_0.375", "mambabyte", "books", 1024, { budget_ratio: 0.375 }),
+    run("transformer_equal_params", "transformer", "books", 1024),
+    run("transformer", "transformer", "books", 1024),
+    run("transformer_8k", "transformer", "books", 8192),
+    run("mambabyte", "mambabyte", "code", 1024),
+    run("transformer", "transformer", "code", 1024),
+  ];
+  const names = (rs: RunLike[]) => rs.map((r) => r.run.replace("compute-matched/large/", ""));
+  assert.deepEqual(names(pickRuns(runs, ["mambabyte", "transformer"], undefined, extrapolationPrefer)), [
+    "books/mambabyte_8k",
+    "books/transformer_8k",
+  ]);
+  // the default preference: the entry named as its family, not a variant of equal budget
+  assert.deepEqual(names(pickRuns(runs, ["mambabyte", "transformer"], "all")), [
+    "books/mambabyte",
+    "books/transformer",
+    "code/mambabyte",
+    "code/transformer",
+  ]);
+  assert.equal(NOISE_SCALES.large.allDomains, true);
 });

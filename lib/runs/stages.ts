@@ -53,6 +53,10 @@ interface Stage<O> {
   table: "extrapolation" | "noise";
   /** The families the stage compares by default. */
   kinds: string[];
+  /** Between a family's full-budget runs of equal standing, which comes first (pickRuns' `prefer`). */
+  prefer?: (a: RunLike, b: RunLike) => number;
+  /** The domain evaluated at a scale unless --domain says: "all" evaluates a run per domain. */
+  domainAt?: (scale: string) => string | undefined;
   evaluate(
     run: EvaluatedRun,
     opts: O,
@@ -80,19 +84,31 @@ export async function evaluatedRuns(table: string, resultsDir: string): Promise<
   return new Set(recs.filter((r) => r.run).map((r) => `${r.run}|${r.run_time ?? ""}`));
 }
 
+/** The plan's principal entry of a family (the entry named as the family) before its variants. */
+const principalFirst = (a: RunLike, b: RunLike) =>
+  Number((b.labels?.entry ?? b.model) === b.model) - Number((a.labels?.entry ?? a.model) === a.model);
+
 /**
  * The runs to evaluate: per model family of `kinds`, one run on `domain` (default books, the PG19
- * stand-in, else the first domain present), the full-budget one (labels.budget_ratio 1) with the most FLOPs.
+ * stand-in, else the first domain present; "all": one on every domain), the full-budget one
+ * (labels.budget_ratio 1), then the first by `prefer` (default: the family's principal entry), then the one
+ * with the most FLOPs.
  */
-export function pickRuns<T extends RunLike>(runs: T[], kinds: string[], domain?: string): T[] {
+export function pickRuns<T extends RunLike>(
+  runs: T[],
+  kinds: string[],
+  domain?: string,
+  prefer: (a: RunLike, b: RunLike) => number = principalFirst,
+): T[] {
   const domains = [...new Set(runs.map((r) => r.domain))];
+  if (domain === "all") return domains.flatMap((d) => pickRuns(runs, kinds, d, prefer));
   const d = domain ?? (domains.includes("books") ? "books" : domains[0]);
   const out: T[] = [];
   for (const kind of kinds) {
     const mine = runs.filter((r) => r.model === kind && r.domain === d)
       .sort((a, b) =>
         Number((b.labels?.budget_ratio ?? 1) === 1) - Number((a.labels?.budget_ratio ?? 1) === 1) ||
-        (b.train_flops ?? 0) - (a.train_flops ?? 0)
+        prefer(a, b) || (b.train_flops ?? 0) - (a.train_flops ?? 0)
       );
     if (mine.length) out.push(mine[0]);
   }
@@ -119,7 +135,7 @@ async function runStage<O extends StageOptions>(
         .map((r) => [r.run, r]),
     ).values(),
   ];
-  const chosen = pickRuns(latest, kinds, opts.domain);
+  const chosen = pickRuns(latest, kinds, opts.domain ?? stage.domainAt?.(opts.scale), stage.prefer);
   if (!chosen.length) say(`${stage.table}: no runs of ${kinds.join(", ")} recorded at scale ${opts.scale}`);
   const done = opts.force ? new Set<string>() : await evaluatedRuns(stage.table, resultsDir);
   const out: Record<string, unknown>[] = [];
@@ -169,12 +185,20 @@ export const EXTRAPOLATION_SCALES: Record<string, Partial<ExtrapolationOptions>>
   large: { maxTokens: 1 << 20, maxAttentionLength: 16384 },
 };
 
+/**
+ * Which of a family's full-budget runs extrapolation evaluates: the longest trained context (the large
+ * scale trains MambaByte and the Transformer at 8192 to test it), then the principal entry.
+ */
+export const extrapolationPrefer = (a: RunLike, b: RunLike) =>
+  (b.length ?? 0) - (a.length ?? 0) || principalFirst(a, b);
+
 /** The model families the experiment compares (PAPER.md): MambaByte, subword Mamba, the byte Transformer. */
 export const EXTRAPOLATION_KINDS = ["mambabyte", "mamba_subword", "transformer"];
 
 const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOptions> }> = {
   table: "extrapolation",
   kinds: EXTRAPOLATION_KINDS,
+  prefer: (a, b) => extrapolationPrefer(a, b),
   async evaluate({ record: run, model, tokenizer, test, about }, opts, record, say) {
     say(
       `extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${test.length} test bytes`,
@@ -222,11 +246,12 @@ export async function extrapolationStage(
 // Noise
 
 /** Clean bytes scored per model and setting (a prefix of the test split). */
-export const NOISE_SCALES: Record<string, { maxBytes?: number }> = {
+export const NOISE_SCALES: Record<string, { maxBytes?: number; allDomains?: boolean }> = {
   smoke: { maxBytes: 4096 },
   small: { maxBytes: 32768 },
   gpu: { maxBytes: 262144 },
-  large: { maxBytes: 1 << 20 },
+  // issue 6/6: noise robustness on all five domains
+  large: { maxBytes: 1 << 20, allDomains: true },
 };
 
 /** MambaByte against subword Mamba (the paper's pair), plus the byte Transformer. */
@@ -237,6 +262,7 @@ type NoiseStageOptions = StageOptions & { maxBytes?: number; seed?: number };
 const NOISE: Stage<NoiseStageOptions> = {
   table: "noise",
   kinds: NOISE_KINDS_COMPARED,
+  domainAt: (scale) => NOISE_SCALES[scale]?.allDomains ? "all" : undefined,
   async evaluate({ record: run, model, tokenizer, test, about }, opts, record, say) {
     const maxBytes = opts.maxBytes ?? NOISE_SCALES[opts.scale]?.maxBytes;
     const clean = maxBytes ? test.subarray(0, maxBytes) : test;
@@ -276,7 +302,8 @@ const USAGE = `deno run -A lib/runs/stages.ts extrapolation|noise [options]
   --scale S         smoke, small or gpu (default small, or SCALE)
   --results DIR     where runs.jsonl is read and the records appended (default data/results)
   --runs-dir DIR    where the runs' models are (default data/checkpoints/runs)
-  --domain D        the domain whose runs are evaluated (default books, else the first recorded)
+  --domain D        the domain whose runs are evaluated (default books, else the first recorded; noise at
+                    the large scale: all; "all": every domain recorded)
   --kinds a,b       model families (default: the stage's, extrapolation ${EXTRAPOLATION_KINDS.join(",")};
                     noise ${NOISE_KINDS_COMPARED.join(",")})
   --force           evaluate runs already evaluated again
