@@ -42,6 +42,8 @@ import {
 import { JOB_KINDS, type JobDevice, jobSupports, writeJob } from "./runs/job.ts";
 import { importJob } from "./runs/import_job.ts";
 import {
+  isDivergedSweep,
+  isDone,
   isRecorded,
   planRuns,
   planSchedules,
@@ -1304,6 +1306,7 @@ async function jobCommand(args: string[]) {
     const seeds = seedsFlag(flags);
     const plan = await readPlan(String(flags.get("plan")));
     const records = [...await recordedRuns(RESULTS_DIR), ...await recordedRuns(LOCAL_RESULTS_DIR)];
+    const diverged = [...await recordedDiverged(RESULTS_DIR), ...await recordedDiverged(LOCAL_RESULTS_DIR)];
     let planned;
     try {
       planned = planRuns(
@@ -1315,7 +1318,7 @@ async function jobCommand(args: string[]) {
           seeds,
         },
         records,
-        [...await recordedDiverged(RESULTS_DIR), ...await recordedDiverged(LOCAL_RESULTS_DIR)],
+        diverged,
       );
     } catch (e) {
       throw new UsageError(`job: ${(e as Error).message}`);
@@ -1331,9 +1334,7 @@ async function jobCommand(args: string[]) {
     }
     // a sweep's runs already recorded are not trained again (the job's runs are the plan's to compare
     // engines on; a sweep is settled once)
-    const swept = planned.filter((r) =>
-      !r.pending && r.labels?.sweep !== undefined && isRecorded(r, records)
-    );
+    const swept = planned.filter((r) => r.labels?.sweep !== undefined && isDone(r, records, diverged));
     if (swept.length) {
       console.error(`job: left out ${swept.length} learning-rate sweep run(s) already recorded`);
     }
@@ -1388,7 +1389,7 @@ async function planCommand(args: string[]) {
   await startBackend({ quiet: true });
   const plan = await readPlan((flags.get("plan") as string | undefined) ?? "compute-matched");
   const resultsDir = (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR;
-  const records = await recordedRuns(resultsDir);
+  const records = await recordedRuns(resultsDir), diverged = await recordedDiverged(resultsDir);
   let runs;
   try {
     runs = planRuns(
@@ -1396,7 +1397,7 @@ async function planCommand(args: string[]) {
       scale,
       { domains: listFlag(flags, "domains"), models: listFlag(flags, "models") },
       records,
-      await recordedDiverged(resultsDir),
+      diverged,
     );
   } catch (e) {
     throw new UsageError(`plan: ${(e as Error).message}`);
@@ -1441,11 +1442,17 @@ async function planCommand(args: string[]) {
       si(r.tokens),
       si(r.flops),
       r.pending ? "(swept)" : String(r.lr),
-      r.pending ? `waits for ${r.pending}` : isRecorded(runs[i], records) ? "recorded" : "to run",
+      r.pending
+        ? `waits for ${r.pending}`
+        : isRecorded(runs[i], records)
+        ? "recorded"
+        : isDivergedSweep(runs[i], diverged)
+        ? "diverged (counted by its sweep)"
+        : "to run",
     ]),
   }));
   const flops = rows.reduce((s, r) => s + r.flops, 0);
-  const done = runs.filter((r) => !r.pending && isRecorded(r, records)).length;
+  const done = runs.filter((r) => isDone(r, records, diverged)).length;
   console.log(
     `${rows.length} runs, ${si(flops)} training FLOPs in all; ${done} recorded in ${
       (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR

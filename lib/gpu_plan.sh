@@ -51,8 +51,7 @@ for job in "$@"; do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-# this call's records only (the carry step below keys on them: a run retrained at a moved rate has an older
-# record under its name)
+# this call's records only
 grep -vxFf "$results/runs.before" "$results/runs.jsonl" > "$out/runs-gpu.jsonl" || true
 cp "$results/diverged.jsonl" "$out/diverged-gpu.jsonl"
 tar -C data/tmp/gpu -cJf "$out/logs-plan.tar.xz" $(cd data/tmp/gpu && ls log-*.txt)
@@ -64,7 +63,9 @@ done
 # archive per run, for the next call to resume
 (cd data/checkpoints/runs 2>/dev/null && find . -name trainer_state.json -path '*/checkpoint/*') | sed 's#^\./##; s#/checkpoint/trainer_state.json##' |
   while read -r r; do
-    grep -q "\"run\":\"$r\"" "$out/runs-gpu.jsonl" && continue
+    # finished (its record is in the run directory; a run restarted at a moved rate lost it) or diverged
+    [ -f "data/checkpoints/runs/$r/record.json" ] && continue
+    grep -qF "\"run\":\"$r\"" "$results/diverged.jsonl" && continue
     tar -cJf "$out/carry-${r//\//_}.tar.xz" "data/checkpoints/runs/$r/checkpoint" "data/checkpoints/runs/$r/train_log.jsonl" 2>/dev/null
   done
 grep -h "bits-per-byte\|rror\|failed" data/tmp/gpu/log-*.txt | tail -40

@@ -12,7 +12,15 @@
  * checkpoint, the data step is a no-op when the corpus matches its manifest, and a notebook whose inputs did
  * not change is not executed again. Progress is printed throughout (stage, run i/N, elapsed, ETA).
  */
-import { isRecorded, planRuns, readPlan, recordedDiverged, recordedRuns } from "./runs/plan.ts";
+import {
+  isDivergedSweep,
+  isDone,
+  isRecorded,
+  planRuns,
+  readPlan,
+  recordedDiverged,
+  recordedRuns,
+} from "./runs/plan.ts";
 import { runExperiment, type RunSpec } from "./runs/experiment.ts";
 import type { TrainEngine } from "./train/steps.ts";
 import { TrainingInterrupted } from "./train/trainer.ts";
@@ -200,9 +208,9 @@ export async function reproduce(
   // The plan in rounds: a run whose learning rate comes from its family's sweep is planned once the sweep
   // is recorded, so each round trains what can train now, and the next re-plans from the records.
   const toRun = async () => {
-    const done = await recordedRuns(resultsDir);
-    const planned = planRuns(plan, opts.scale, selection, done, await recordedDiverged(resultsDir));
-    const open = planned.filter((s) => !isRecorded(s, done));
+    const done = await recordedRuns(resultsDir), diverged = await recordedDiverged(resultsDir);
+    const planned = planRuns(plan, opts.scale, selection, done, diverged);
+    const open = planned.filter((s) => !isDone(s, done, diverged));
     return { planned, todo: open.filter((s) => !s.pending), waiting: open.filter((s) => s.pending) };
   };
   let { planned: specs, todo, waiting } = await toRun();
@@ -275,8 +283,8 @@ export async function reproduce(
             }
             const recs = await recordedRuns(resultsDir);
             // a child that exits 0 without this run's record (it found the run pending, or recorded one
-            // the plan does not count) has not done it
-            if (!isRecorded(spec, recs)) {
+            // the plan does not count) has not done it, unless it was a sweep run that diverged
+            if (!isDone(spec, recs, await recordedDiverged(resultsDir))) {
               throw new Error("its process exited 0 but left no record matching the planned run");
             }
             const rec = recs.findLast((r) => r.run === spec.name);
@@ -287,6 +295,11 @@ export async function reproduce(
           if (e instanceof TrainingInterrupted) {
             console.error(`run ${spec.name}: ${e.message}`);
             throw new ReproduceInterrupted(spec.name);
+          }
+          // a sweep run that diverged is an outcome its sweep counts, not a failure
+          if (isDivergedSweep(spec, await recordedDiverged(resultsDir))) {
+            console.error(`run ${spec.name} diverged: its sweep counts the rate as too high`);
+            continue;
           }
           failures.push(`${spec.name}: ${(e as Error).message}`);
           console.error(`run ${spec.name} failed: ${(e as Error).message}`);

@@ -305,6 +305,14 @@ Deno.test("plan: isRecorded matches a byte budget by the bytes seen", () => {
   // a run recorded at another learning rate (its family's sweep has since moved) is not this run
   assert.ok(isRecorded(run, [{ ...rec(1e6), lr: run.train.lr }]));
   assert.ok(!isRecorded(run, [{ ...rec(1e6), lr: run.train.lr * 2 }]));
+  // nor is a run still waiting for its sweep, whatever matches it; nor a record scored on another split
+  assert.ok(!isRecorded({ ...run, pending: "a sweep" }, [{ ...rec(1e6), lr: run.train.lr }]));
+  const onValidation = {
+    ...rec(1e6),
+    lr: run.train.lr,
+    eval: { split: "validation" },
+  } as unknown as RunRecord;
+  assert.ok(!isRecorded(run, [onValidation]));
 });
 
 Deno.test("plan: a bad plan file is refused in one line naming the file and the field", async () => {
@@ -671,5 +679,58 @@ Deno.test("evaluation stages pick, per family: extrapolation the longest trained
     "code/mambabyte",
     "code/transformer",
   ]);
-  assert.equal(NOISE_SCALES.large.allDomains, true);
+  assert.equal(NOISE_SCALES.large.allDomains, undefined);
+});
+
+Deno.test("cli reproduce --plan: a sweep rate that diverges is recorded as an outcome, not retried, and the family takes the best of the others", async () => {
+  const tmp = await Deno.makeTempDir();
+  const plan = ladderPlan();
+  plan.scales.smoke.domains = ["books"];
+  plan.scales.smoke.models = { mambabyte: { size: "tiny" } };
+  plan.scales.smoke.lr_sweep = [0.5, 1, 100000]; // 400: the loss is NaN within a few steps
+  plan.scales.smoke.lr_sweep_extend = 0;
+  delete plan.scales.smoke.extra_seeds;
+  await Deno.writeTextFile(`${tmp}/div.json`, JSON.stringify(plan));
+  const args = ["reproduce", "--plan", `${tmp}/div.json`, "--scale", "smoke", "--results", `${tmp}/results`];
+  const r = await runCli(
+    ...args,
+    "--runs-dir",
+    `${tmp}/runs`,
+    "--no-evaluations",
+    "--no-figures",
+    "--no-notebooks",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stderr.match(/sweep\/mambabyte_lr100000 diverged: its sweep counts the rate as too high/g)?.length,
+    1,
+  );
+  const [div] = (await Deno.readTextFile(`${tmp}/results/diverged.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.equal(div.run, "ladder/smoke/books/sweep/mambabyte_lr100000");
+  assert.equal(div.lr, 400);
+  const recs: RunRecord[] = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").map((
+    l,
+  ) => JSON.parse(l));
+  const sweep = recs.filter((x) => x.labels?.sweep);
+  const best =
+    sweep.reduce((a, b) => (b.eval.bits_per_byte < a.eval.bits_per_byte ? b : a)).labels!.lr_multiple;
+  for (const x of recs.filter((x) => !x.labels?.sweep)) assert.equal(x.labels?.lr_multiple, best, x.run);
+  const listed = new TextDecoder().decode(
+    (await runCli("plan", "--plan", `${tmp}/div.json`, "--scale", "smoke", "--results", `${tmp}/results`))
+      .stdout,
+  );
+  assert.match(listed, /\| books\/sweep\/mambabyte_lr100000 \|.*\| diverged \(counted by its sweep\) \|/);
+  const again = await runCli(
+    ...args,
+    "--runs-dir",
+    `${tmp}/runs`,
+    "--no-evaluations",
+    "--no-figures",
+    "--no-notebooks",
+  );
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /5 runs in the plan at scale smoke; 5 already recorded, 0 to run/);
+  await Deno.remove(tmp, { recursive: true });
 });

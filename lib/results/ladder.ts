@@ -111,8 +111,10 @@ export function bestMultiple(
 
 /** Every family's sweep recorded at a scale (labels.sweep), multiples ascending. */
 export function sweepResults(records: RunRecord[], scale: string, plan = "compute-matched"): SweepResult[] {
+  // the lab's own sweep runs (a torch import or a partial state of one is not another value tried)
   const runs = latest(records).filter((r) =>
-    r.scale === scale && r.labels?.plan === plan && typeof r.labels?.sweep === "string"
+    r.scale === scale && r.labels?.plan === plan && typeof r.labels?.sweep === "string" &&
+    !r.labels?.partial && !String(r.engine ?? "").startsWith("torch")
   );
   const families = [...new Set(runs.map((r) => String(r.labels!.sweep)))];
   return families.map((family) => {

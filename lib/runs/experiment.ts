@@ -350,6 +350,14 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
   const { runDir, resultsDir } = run;
   const say = (s: string) => opts.quiet || console.error(s);
   const text = await domainText(spec.domain, spec.scale, spec.eval.split, opts.dataDir);
+  if (spec.eval.split === "validation" && text.evalSplit !== "validation") {
+    // a learning-rate sweep must not choose its rate on the test split
+    throw new InputError(
+      `${text.source}/${spec.domain}/validation`,
+      undefined,
+      `run ${spec.name}: scores the validation split, which ${text.source}/${spec.domain} does not have`,
+    );
+  }
   const subword = TOKEN_UNIT[spec.model as keyof typeof TOKEN_UNIT] === "subword";
   let tokenizer: ByteBPE | undefined;
   let ids: Uint8Array | Int32Array = text.train;

@@ -418,10 +418,7 @@ function sweepOutcome(
     r.run === spec.name && r.eval?.split === "validation" && !r.labels?.partial && isRecorded(spec, [r])
   );
   if (rec) return Number.isFinite(rec.eval.bits_per_byte) ? rec.eval.bits_per_byte : Infinity;
-  const div = diverged.findLast((d) =>
-    d.run === spec.name && d.scale === scale && Math.abs(d.lr / spec.train.lr - 1) < 1e-9
-  );
-  return div ? Infinity : undefined;
+  return isDivergedSweep(spec, diverged) ? Infinity : undefined;
 }
 
 /**
@@ -480,9 +477,12 @@ export function pickSweptLr(
 }
 
 /** Whether a run with exactly this spec is already recorded in runs.jsonl. */
-export function isRecorded(spec: RunSpec, records: RunRecord[]): boolean {
+export function isRecorded(spec: PlannedRun, records: RunRecord[]): boolean {
+  // a run still waiting for its sweep has no rate yet: nothing recorded is it
+  if (spec.pending) return false;
   return records.some((r) =>
     r.run === spec.name && r.scale === spec.scale && r.batch === spec.train.batch &&
+    (r.eval?.split ?? "test") === (spec.eval.split ?? "test") &&
     r.length === spec.train.length &&
     r.seed === spec.train.seed &&
     (spec.train.bytes !== undefined
@@ -493,6 +493,22 @@ export function isRecorded(spec: RunSpec, records: RunRecord[]): boolean {
     // without its rate (older than the ladder) stands only for a run whose rate the plan typed
     (r.lr === undefined ? spec.labels?.lr_multiple === undefined : Math.abs(r.lr / spec.train.lr - 1) < 1e-9)
   );
+}
+
+/**
+ * Whether a planned run is done: recorded, or a sweep run that diverged at this rate (an outcome its sweep
+ * counts; training it again would diverge again).
+ */
+export function isDone(spec: PlannedRun, records: RunRecord[], diverged: DivergedRecord[]): boolean {
+  return isRecorded(spec, records) || isDivergedSweep(spec, diverged);
+}
+
+/** A sweep run recorded as diverged at its planned rate. */
+export function isDivergedSweep(spec: PlannedRun, diverged: DivergedRecord[]): boolean {
+  return spec.labels?.sweep !== undefined &&
+    diverged.some((d) =>
+      d.run === spec.name && d.scale === spec.scale && Math.abs(d.lr / spec.train.lr - 1) < 1e-9
+    );
 }
 
 /** The runs recorded as diverged (diverged.jsonl): outcomes a learning-rate sweep counts. */
