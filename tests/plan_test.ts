@@ -11,6 +11,7 @@ import { runCli, useBackend } from "./helpers.ts";
 import { presetConfig } from "../lib/models/presets.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
 import { ladderFigure } from "../lib/plot/figures/ladder.ts";
+import { figureBuilder } from "../lib/plot/figures/mod.ts";
 import { agreement } from "../lib/plot/readme.ts";
 import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
 
@@ -679,7 +680,7 @@ Deno.test("evaluation stages pick, per family: extrapolation the longest trained
     "code/mambabyte",
     "code/transformer",
   ]);
-  assert.equal(NOISE_SCALES.large.allDomains, undefined);
+  assert.equal(NOISE_SCALES.large.allDomains, true);
 });
 
 Deno.test("cli reproduce --plan: a sweep rate that diverges is recorded as an outcome, not retried, and the family takes the best of the others", async () => {
@@ -733,4 +734,45 @@ Deno.test("cli reproduce --plan: a sweep rate that diverges is recorded as an ou
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /5 runs in the plan at scale smoke; 5 already recorded, 0 to run/);
   await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("noise on several domains: the noise table keeps books, noise_domains counts each domain's settings", async () => {
+  const rec = (domain: string, kind: string, noise: string, p: number, ratio: number) => ({
+    experiment: "noise",
+    scale: "large",
+    domain,
+    model_kind: kind,
+    model_dir: `runs/${domain}/${kind}/model`,
+    label: kind === "mambabyte" ? "MambaByte" : "Mamba (subword)",
+    noise,
+    p,
+    bits_per_byte: 2,
+    delta_bits_per_byte: 0,
+    word_perplexity: 100 * ratio,
+    delta_word_perplexity: 100 * (ratio - 1),
+    ratio_word_perplexity: ratio,
+    words: 1000,
+    seed: 0,
+  });
+  const noise = ["books", "code"].flatMap((d) => [
+    rec(d, "mambabyte", "none", 0, 1),
+    rec(d, "mamba_subword", "none", 0, 1),
+    rec(d, "mambabyte", "drop", 0.05, d === "books" ? 1.5 : 3),
+    rec(d, "mamba_subword", "drop", 0.05, 2),
+    rec(d, "mambabyte", "swap", 0.05, 1.2),
+    rec(d, "mamba_subword", "swap", 0.05, 4),
+  ]);
+  const ctx = { anchorsDir: "/nonexistent" };
+  const built = await figureBuilder("noise_domains").build({ noise }, ctx);
+  assert.ok(built && "table" in built);
+  assert.deepEqual(built.table.rows.map((r) => r.slice(0, 2)), [["books", "2 of 2"], ["code", "1 of 2"]]);
+  // the mean ln ratio, by hand: books MambaByte (ln 1.5 + ln 1.2) / 2
+  assert.equal(built.table.rows[0][2], ((Math.log(1.5) + Math.log(1.2)) / 2).toFixed(2));
+  const table = await figureBuilder("noise").build({ noise }, ctx);
+  assert.ok(table && "table" in table);
+  assert.match(table.table.note ?? "", /^Noise robustness on books/);
+  assert.ok(
+    table.table.rows.every((r) => !r.join(" ").includes("×3")),
+    "code's records stay out of the books table",
+  );
 });
