@@ -771,6 +771,8 @@ Deno.test("noise on several domains: the noise table keeps books, noise_domains 
   const table = await figureBuilder("noise").build({ noise }, ctx);
   assert.ok(table && "table" in table);
   assert.match(table.table.note ?? "", /^Noise robustness on books/);
+  // one column pair per model of books (the noise, the two models' two quantities, the paper's two)
+  assert.equal(table.table.columns.length, 1 + 2 * 2 + 2, table.table.columns.join(" | "));
   assert.ok(
     table.table.rows.every((r) => !r.join(" ").includes("×3")),
     "code's records stay out of the books table",
