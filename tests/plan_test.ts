@@ -693,14 +693,9 @@ Deno.test("cli reproduce --plan: a sweep rate that diverges is recorded as an ou
   delete plan.scales.smoke.extra_seeds;
   await Deno.writeTextFile(`${tmp}/div.json`, JSON.stringify(plan));
   const args = ["reproduce", "--plan", `${tmp}/div.json`, "--scale", "smoke", "--results", `${tmp}/results`];
-  const r = await runCli(
-    ...args,
-    "--runs-dir",
-    `${tmp}/runs`,
-    "--no-evaluations",
-    "--no-figures",
-    "--no-notebooks",
-  );
+  const reproduce = () =>
+    runCli(...args, "--runs-dir", `${tmp}/runs`, "--no-evaluations", "--no-figures", "--no-notebooks");
+  const r = await reproduce();
   assert.equal(r.code, 0, r.stderr);
   assert.equal(
     r.stderr.match(/sweep\/mambabyte_lr100000 diverged: its sweep counts the rate as too high/g)?.length,
@@ -723,14 +718,7 @@ Deno.test("cli reproduce --plan: a sweep rate that diverges is recorded as an ou
       .stdout,
   );
   assert.match(listed, /\| books\/sweep\/mambabyte_lr100000 \|.*\| diverged \(counted by its sweep\) \|/);
-  const again = await runCli(
-    ...args,
-    "--runs-dir",
-    `${tmp}/runs`,
-    "--no-evaluations",
-    "--no-figures",
-    "--no-notebooks",
-  );
+  const again = await reproduce();
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /5 runs in the plan at scale smoke; 5 already recorded, 0 to run/);
   await Deno.remove(tmp, { recursive: true });
