@@ -12,15 +12,7 @@
  * checkpoint, the data step is a no-op when the corpus matches its manifest, and a notebook whose inputs did
  * not change is not executed again. Progress is printed throughout (stage, run i/N, elapsed, ETA).
  */
-import {
-  isDivergedSweep,
-  isDone,
-  isRecorded,
-  planRuns,
-  readPlan,
-  recordedDiverged,
-  recordedRuns,
-} from "./runs/plan.ts";
+import { isDivergedSweep, isDone, planRuns, readPlan, recordedDiverged, recordedRuns } from "./runs/plan.ts";
 import { runExperiment, type RunSpec } from "./runs/experiment.ts";
 import type { TrainEngine } from "./train/steps.ts";
 import { TrainingInterrupted } from "./train/trainer.ts";
