@@ -10,6 +10,7 @@
 #                                 for evaluations and decoding benchmarks in a later call)
 #   GPU_PLAN_TAG=rerun            a suffix for the results directory, which then starts empty (runs trained
 #                                 again on purpose)
+#   GPU_PLAN_NO_CARRY=1           no checkpoint archives of runs cut short (a warm machine keeps them)
 # Every process records into one directory, data/tmp/gpu/results-SCALE[-TAG]/runs.jsonl (ignored by git,
 # so a warm machine keeps it), which starts from the published records of the scale: runs recorded there
 # are skipped and a family's learning-rate sweep, once published, gives its runs their rate. Until a
@@ -60,8 +61,9 @@ for d in ${GPU_PLAN_MODELS:-}; do
   [ -n "$dirs" ] && tar -cJf "$out/models-$d.tar.xz" $dirs
 done
 # runs without a record (training or evaluation cut by the time limit): their checkpoints go back, one
-# archive per run, for the next call to resume
-(cd data/checkpoints/runs 2>/dev/null && find . -name trainer_state.json -path '*/checkpoint/*') | sed 's#^\./##; s#/checkpoint/trainer_state.json##' |
+# archive per run, for the next call to resume (not with GPU_PLAN_NO_CARRY=1: a warm machine keeps them, and
+# a call's files cannot bring many back)
+[ -n "${GPU_PLAN_NO_CARRY:-}" ] || (cd data/checkpoints/runs 2>/dev/null && find . -name trainer_state.json -path '*/checkpoint/*') | sed 's#^\./##; s#/checkpoint/trainer_state.json##' |
   while read -r r; do
     # finished (its record is in the run directory; a run restarted at a moved rate lost it) or diverged
     [ -f "data/checkpoints/runs/$r/record.json" ] && continue

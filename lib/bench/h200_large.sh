@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One device call of the large scale (issue 6/6): lib/gpu_plan.sh for about 9 minutes, each family's books
+# entries in one process (its sweep first, then its ladder and seeds), and only this call's records and
+# logs brought back in $OUT/records.tgz (runs cut short keep their checkpoints on a warm machine, which the
+# next call resumes; archives of them are too large to come back, so a fresh machine starts them over).
+# Carry: .gpu-bundle (../shared/tools/gpu-bundle.sh lib/cli.ts), .commit (git rev-parse --short=12 HEAD),
+# data/tmp/gpu-corpora.tar.xz (tar -C data/corpora -cJf data/tmp/gpu-corpora.tar.xz manifest.json books:
+# books with its validation split, which the sweeps score). The published records in data/results travel
+# with the tree: runs already recorded are skipped and settled sweeps give their families' rates.
+# Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl
+if [ "${1:-}" != inner ]; then
+  mkdir -p "$OUT/records"
+  timeout "${LARGE_SECONDS:-560}" bash "$0" inner > "$OUT/records/trace.txt" 2>&1
+  cd "$OUT" && tar czf records.tgz records && rm -rf records; exit 0
+fi
+set -x
+source .gpu-bundle/activate.sh
+export MAMBABYTE_COMMIT=$(cat .commit)
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv
+mkdir -p /tmp/plan-out
+OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 30 )) \
+  books:mambabyte,mambabyte_0.375 books:transformer,transformer_equal_params books:megabyte \
+  books:mamba_subword,mamba_subword_equal_bytes books:perceiver_ar books:transformer_subword
+cp /tmp/plan-out/runs-gpu.jsonl /tmp/plan-out/diverged-gpu.jsonl /tmp/plan-out/logs-plan.tar.xz "$OUT/records/"
