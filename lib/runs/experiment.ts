@@ -29,7 +29,6 @@ import {
   withProvenance,
 } from "../results/store.ts";
 import {
-  CHECKPOINT_DIR,
   clearRun,
   describeRun,
   inspectRun,
@@ -206,7 +205,7 @@ export async function openRun(spec: RunSpec, opts: RunOptions = {}): Promise<Ope
     }
     // a plan's run whose learning rate moved (its family's sweep settled elsewhere) starts over: its
     // checkpoint or record is of another run
-    const was = record?.lr ?? await checkpointLr(runDir);
+    const was = record?.lr ?? (await inspectRun(runDir)).lr;
     if (resume && opts.restartChanged && was !== undefined && Math.abs(was / spec.train.lr - 1) > 1e-9) {
       if (!opts.quiet) {
         console.error(
@@ -261,17 +260,6 @@ async function removeRun(runDir: string): Promise<void> {
       }
     });
   }
-}
-
-/** The learning rate a run directory's checkpoint was trained with, if it has a readable one. */
-async function checkpointLr(runDir: string): Promise<number | undefined> {
-  for (const dir of [CHECKPOINT_DIR, `${CHECKPOINT_DIR}.old`]) {
-    try {
-      const state = JSON.parse(await Deno.readTextFile(`${runDir}/${dir}/trainer_state.json`));
-      if (typeof state?.fingerprint?.lr === "number") return state.fingerprint.lr;
-    } catch { /* none, or damaged: the trainer says which when it resumes */ }
-  }
-  return undefined;
 }
 
 /** Appends a finished run's stored record to runs.jsonl unless it is there already (same run and time). */

@@ -202,16 +202,14 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
       }
     }
     // the sweep trains each family on the first ladder domain: a family absent there would wait forever
-    const sweepDomain = (s.ladder_domains ?? s.domains)[0];
     for (const [name, m] of Object.entries(s.lr_sweep ? s.models ?? {} : {})) {
       const fam = m.model ?? name;
-      const there = Object.entries(s.models).some(([n, e]) =>
-        (e.model ?? n) === fam && (!e.domains || e.domains.includes(sweepDomain))
-      );
-      if (!there) {
+      if (!sweepEntryOf(s, fam)) {
         throw bad(
           `${at}.models.${name}`,
-          `is a ${fam}, whose learning-rate sweep runs on ${sweepDomain}, where no ${fam} entry trains`,
+          `is a ${fam}, whose learning-rate sweep runs on ${
+            (s.ladder_domains ?? s.domains)[0]
+          }, where no ${fam} entry trains`,
         );
       }
     }
@@ -260,14 +258,17 @@ export function planRuns(
   const entries = Object.entries(s.models).filter(([name]) => !only.models || only.models.includes(name));
   const onDomain = (m: PlanModel, d: Domain) => !m.domains || m.domains.includes(d);
   const runs: PlannedRun[] = [];
+  // each family's sweep, read from the records once: its runs to train and the rate its other runs take
+  const sweeps = new Map<string, Sweep>();
+  const sweepFor = (fam: string) =>
+    sweeps.get(fam) ?? sweeps.set(fam, sweepOf(plan, scale, fam, records, diverged)).get(fam)!;
+  const sweptFor = (fam: string) => s.lr_sweep ? sweptLr(fam, sweepFor(fam)) : undefined;
   // the sweep of every family a selected entry belongs to, whatever the domains and seeds selected (its
   // runs wait for it, so a selection without it could never finish)
   if (s.lr_sweep) {
     const families = new Set(entries.map(([n, e]) => e.model ?? n));
     for (const fam of families) {
-      for (const multiple of sweepOf(plan, scale, fam, records, diverged).values) {
-        runs.push(sweepRun(plan, scale, fam, multiple));
-      }
+      for (const multiple of sweepFor(fam).values) runs.push(sweepRun(plan, scale, fam, multiple));
     }
   }
   const seeds = only.seeds ?? [s.seed];
@@ -278,7 +279,7 @@ export function planRuns(
         if (!onDomain(m, domain)) continue;
         const ladder = seed === s.seed && ladderDomains.includes(domain) && m.ladder !== false;
         for (const budget of ladder ? budgets : [1]) {
-          runs.push(planRun(plan, scale, domain, name, m, seed, budget, records, diverged));
+          runs.push(planRun(plan, scale, domain, name, m, seed, budget, sweptFor(m.model ?? name)));
         }
       }
     }
@@ -289,7 +290,7 @@ export function planRuns(
         if (only.domains && !only.domains.includes(domain)) continue;
         for (const [name, m] of entries) {
           if (onDomain(m, domain) && m.extra_seeds !== false) {
-            runs.push(planRun(plan, scale, domain, name, m, seed, 1, records, diverged));
+            runs.push(planRun(plan, scale, domain, name, m, seed, 1, sweptFor(m.model ?? name)));
           }
         }
       }
@@ -327,13 +328,11 @@ function planRun(
   m: PlanModel,
   seed: number,
   budget: number,
-  records: RunRecord[],
-  diverged: DivergedRecord[],
+  swept: SweptLr | undefined,
 ): PlannedRun {
   const s = plan.scales[scale];
   const kind = m.model ?? name;
   const base = m.lr ?? s.lr;
-  const swept = s.lr_sweep ? pickSweptLr(plan, scale, kind, records, diverged) : undefined;
   return {
     name: `${plan.name}/${scale}/${domain}/${name}${budgetSuffix(budget)}${
       seed === s.seed ? "" : `_seed${seed}`
@@ -358,21 +357,27 @@ function planRun(
   };
 }
 
-/** The entry a family's sweep trains (its first on the first ladder domain) and that domain. */
+/** The entry a family's sweep trains (its first on the first ladder domain) and that domain, if any. */
+function sweepEntryOf(
+  s: PlanScale,
+  family: string,
+): { name: string; m: PlanModel; domain: Domain } | undefined {
+  const domain = (s.ladder_domains ?? s.domains)[0];
+  const found = Object.entries(s.models).find(([n, e]) =>
+    (e.model ?? n) === family && (!e.domains || e.domains.includes(domain))
+  );
+  return found && { name: found[0], m: found[1], domain };
+}
+
+/** sweepEntryOf for a plan that readPlan checked (every swept family has its entry). */
 function sweepEntry(
   plan: Plan,
   scale: string,
   family: string,
 ): { name: string; m: PlanModel; domain: Domain } {
-  const s = plan.scales[scale];
-  const domain = (s.ladder_domains ?? s.domains)[0];
-  const found = Object.entries(s.models).find(([n, e]) =>
-    (e.model ?? n) === family && (!e.domains || e.domains.includes(domain))
-  );
-  if (!found) {
-    throw new Error(`plan ${plan.name}: no ${family} entry trains on ${domain}, where its sweep runs`);
-  }
-  return { name: found[0], m: found[1], domain };
+  const e = sweepEntryOf(plan.scales[scale], family);
+  if (!e) throw new Error(`plan ${plan.name}: no ${family} entry trains where its learning-rate sweep runs`);
+  return e;
 }
 
 /** A run of the learning-rate sweep: the family's first entry at the lowest budget, scored on validation. */
@@ -433,7 +438,7 @@ export function sweepOf(
   family: string,
   records: RunRecord[],
   diverged: DivergedRecord[] = [],
-): { values: number[]; tried: { multiple: number; bits_per_byte: number }[]; settled: boolean } {
+): Sweep {
   const s = plan.scales[scale];
   const values = [...(s.lr_sweep ?? [])].sort((a, b) => a - b);
   for (let extended = 0;; extended++) {
@@ -461,8 +466,17 @@ export function pickSweptLr(
   family: string,
   records: RunRecord[],
   diverged: DivergedRecord[] = [],
-): { multiple?: number; edge?: boolean; pending?: string } {
-  const sweep = sweepOf(plan, scale, family, records, diverged);
+): SweptLr {
+  return sweptLr(family, sweepOf(plan, scale, family, records, diverged));
+}
+
+/** A family's sweep as sweepOf reads it from the records. */
+type Sweep = { values: number[]; tried: { multiple: number; bits_per_byte: number }[]; settled: boolean };
+/** The multiple a family's runs take (and whether it is at the sweep's edge), or what they wait for. */
+type SweptLr = { multiple?: number; edge?: boolean; pending?: string };
+
+/** pickSweptLr on a sweep already read. */
+function sweptLr(family: string, sweep: Sweep): SweptLr {
   if (!sweep.settled) {
     return {
       pending:

@@ -176,9 +176,10 @@ const TMP_PREFIX = `${CHECKPOINT_DIR}.tmp-`;
 export interface RunContents {
   /** The checkpoint the run would continue from (checkpoint/, else checkpoint.old/), when there is one. */
   checkpoint?: string;
-  /** Its step and the run's total steps, when its trainer_state.json is readable. */
+  /** Its step, the run's total steps and learning rate, when its trainer_state.json is readable. */
   step?: number;
   steps?: number;
+  lr?: number;
   /** Steps in train_log.jsonl. */
   loggedSteps: number;
 }
@@ -192,12 +193,13 @@ export async function inspectRun(runDir: string): Promise<RunContents> {
       break;
     }
   }
-  let step: number | undefined, steps: number | undefined;
+  let step: number | undefined, steps: number | undefined, lr: number | undefined;
   if (checkpoint) {
     try {
       const st = JSON.parse(await Deno.readTextFile(`${checkpoint}/trainer_state.json`));
       if (Number.isInteger(st.step)) step = st.step;
       if (Number.isInteger(st.fingerprint?.steps)) steps = st.fingerprint.steps;
+      if (typeof st.fingerprint?.lr === "number") lr = st.fingerprint.lr;
     } catch { /* described without its step */ }
   }
   let loggedSteps = 0;
@@ -205,7 +207,7 @@ export async function inspectRun(runDir: string): Promise<RunContents> {
     loggedSteps = (await Deno.readTextFile(`${runDir}/${TRAIN_LOG}`)).split("\n").filter((l) => l.trim())
       .length;
   } catch { /* no log */ }
-  return { checkpoint, step, steps, loggedSteps };
+  return { checkpoint, step, steps, lr, loggedSteps };
 }
 
 /** "a run (checkpoint at step 6 of 12, 7 steps logged)", or undefined when the directory holds none. */
