@@ -1454,9 +1454,7 @@ async function planCommand(args: string[]) {
   const flops = rows.reduce((s, r) => s + r.flops, 0);
   const done = runs.filter((r) => isDone(r, records, diverged)).length;
   console.log(
-    `${rows.length} runs, ${si(flops)} training FLOPs in all; ${done} recorded in ${
-      (flags.get("results") as string | undefined) ?? LOCAL_RESULTS_DIR
-    }`,
+    `${rows.length} runs, ${si(flops)} training FLOPs in all; ${done} recorded in ${resultsDir}`,
   );
 }
 
