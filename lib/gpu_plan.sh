@@ -23,7 +23,7 @@ limit=$1; shift
 out=${OUT:-/tmp/out}; mkdir -p "$out" data/tmp/gpu
 # the corpus packed on the workstation (data/corpora is not tracked; the large scale's learning-rate sweep
 # scores books' validation split):
-#   tar -C data/corpora -cJf data/tmp/gpu-corpora.tar.xz manifest.json books code stories prose latex
+#   bash lib/bench/pack_corpora.sh books code stories prose latex (or only the domains this call trains)
 if [ -f data/tmp/gpu-corpora.tar.xz ] && [ ! -f data/corpora/.unpacked ]; then
   mkdir -p data/corpora && tar -C data/corpora -xJf data/tmp/gpu-corpora.tar.xz && touch data/corpora/.unpacked
 fi

@@ -4,8 +4,10 @@
 # logs brought back in $OUT/records.tgz (runs cut short keep their checkpoints on a warm machine, which the
 # next call resumes; archives of them are too large to come back, so a fresh machine starts them over).
 # Carry: .gpu-bundle (../shared/tools/gpu-bundle.sh lib/cli.ts), .commit (git rev-parse --short=12 HEAD),
-# data/tmp/gpu-corpora.tar.xz (tar -C data/corpora -cJf data/tmp/gpu-corpora.tar.xz manifest.json books:
-# books with its validation split, which the sweeps score). The published records in data/results travel
+# data/tmp/gpu-corpora.tar.xz (bash lib/bench/pack_corpora.sh books: books with its validation split, which
+# the sweeps score, and a manifest cut to books). The tree (21.4 MB), the bundle and the corpus must fit 64 MiB:
+# on 2026-12-05 they did only with the bundle's deno_dir.tar.xz repacked at xz -9e without the Deno cache's
+# dep_analysis_cache_v2-wal (39.5 MB in all, from 40.7). The published records in data/results travel
 # with the tree: runs already recorded are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl
 if [ "${1:-}" != inner ]; then
