@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { trainBpe } from "../lib/data/bpe.ts";
-import { countWords, readSplit, slidingWindows } from "../lib/data/bytes.ts";
+import { countWords, documentSpans, joinDocuments, readSplit, slidingWindows } from "../lib/data/bytes.ts";
 import { NOISE_KINDS } from "../lib/data/noise.ts";
 import {
   evaluateExtrapolation,
@@ -18,7 +18,7 @@ import {
 } from "../lib/eval/extrapolation.ts";
 import { evaluateNoise, NOISE_SETTINGS } from "../lib/eval/noise.ts";
 import { runExperiment } from "../lib/runs/experiment.ts";
-import { tokenNats } from "../lib/eval/score.ts";
+import { type ScoreOptions, scoreText, tokenNats } from "../lib/eval/score.ts";
 import { disposeModel, type LanguageModel } from "../lib/models/lm.ts";
 import { disposeState, prefill } from "../lib/models/mamba.ts";
 import { asMamba, createModel } from "../lib/models/mod.ts";
@@ -295,6 +295,15 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
     // the sanity check's reference: the scored bytes' unigram entropy, in the run's record
     const u = run.eval.unigram_bpb!;
     assert.ok(u > 3 && u < 6, `unigram entropy of English-like test bytes: ${u}`);
+    // the per-document scores: the 512 bytes scored lie in the split's first document, which holds them all
+    const docs = run.eval.documents!;
+    assert.equal(docs.length, 1);
+    assert.equal(docs[0].bytes, run.eval.bytes);
+    assert.ok(Math.abs(docs[0].bits_per_byte - run.eval.bits_per_byte) < 1e-5);
+    const first = (await Array.fromAsync(Deno.readDir("data/samples/books/test"))).map((e) =>
+      e.name
+    ).sort()[0];
+    assert.ok(docs[0].name.startsWith(first), `${docs[0].name} is under ${first}`);
     const runs = [{ ...run, provenance: { time: "t0" } }];
     const opts = { scale: "smoke", resultsDir: results, runsDir, quiet: true };
     const ex = await extrapolationStage(runs, {
@@ -462,4 +471,64 @@ Deno.test("figures: the registry builds from a records folder and `figures` expo
     await Deno.remove(results, { recursive: true });
     await Deno.remove(out, { recursive: true });
   }
+});
+
+Deno.test("scoreText per document: each document's bytes and nats are its tokens', scored one window at a time by hand", async () => {
+  await useBackend("wasm");
+  // three documents: pieces of the books sample
+  const docs = [[0, 150], [5000, 5091], [9000, 9203]].map(([a, b]) => SAMPLE.subarray(a, b));
+  const text = joinDocuments(docs);
+  const spans = documentSpans(docs.map((d) => d.length));
+  const bpe = trainBpe(SAMPLE.subarray(0, 20000), { vocabSize: 300 });
+  const cases: [string, LanguageModel, ScoreOptions][] = [
+    ["mambabyte", tinyMamba(), { window: 64, batch: 3 }],
+    ["mambabyte, CPU stepper", tinyMamba(), { window: 64, batch: 3, weights: "f32" }],
+    ["transformer", createModel("transformer", { d_model: 16, n_layer: 1, n_head: 2 }, 0), { window: 50 }],
+    [
+      "mamba_subword",
+      createModel("mamba_subword", { d_model: 16, n_layer: 1, vocab_size: bpe.vocabSize }, 0),
+      { window: 40, batch: 2, tokenizer: bpe },
+    ],
+  ];
+  for (const [name, model, opts] of cases) {
+    const whole = await scoreText(model, text, opts);
+    const parts = await scoreText(model, text, { ...opts, documents: spans });
+    assert.equal(parts.nats, whole.nats, `${name}: the score is the same with parts`);
+    // by hand: every window alone, each predicted token's first byte placed in the document spans
+    const ids = opts.tokenizer ? opts.tokenizer.encode(text) : Int32Array.from(text);
+    const starts = [0];
+    for (const id of ids) {
+      starts.push(starts.at(-1)! + (opts.tokenizer ? opts.tokenizer.tokenBytes(id).length : 1));
+    }
+    const ends = spans.map((_, i) => spans.slice(0, i + 1).reduce((s, n) => s + n, 0));
+    const want = spans.map(() => ({ bytes: 0, nats: 0 }));
+    const w = opts.window!;
+    for (let k0 = 0; k0 < ids.length - 1; k0 += w) {
+      const win = ids.subarray(k0, Math.min(ids.length, k0 + w + 1));
+      const t = tokenNats(model, [win]);
+      const nats = await t.data();
+      t.dispose();
+      nats.forEach((x, j) => {
+        const k = k0 + j + 1, d = ends.findIndex((e) => starts[k] < e);
+        want[d].bytes += starts[k + 1] - starts[k];
+        want[d].nats += x;
+      });
+    }
+    assert.equal(parts.documents!.length, 3);
+    assert.deepEqual(parts.documents!.map((d) => d.bytes), want.map((d) => d.bytes), name);
+    assert.equal(want.reduce((s, d) => s + d.bytes, 0), whole.bytes);
+    parts.documents!.forEach((d, i) =>
+      assert.ok(
+        Math.abs(d.nats - want[i].nats) < 1e-4 * want[i].nats,
+        `${name} document ${i}: ${d.nats} vs ${want[i].nats}`,
+      )
+    );
+    disposeModel(model);
+  }
+  const m = tinyMamba();
+  await assert.rejects(
+    scoreText(m, text, { documents: [10, 20] }),
+    /documents must be byte lengths summing to/,
+  );
+  disposeModel(m);
 });

@@ -14,6 +14,7 @@ import { ladderFigure } from "../lib/plot/figures/ladder.ts";
 import { figureBuilder } from "../lib/plot/figures/mod.ts";
 import { agreement } from "../lib/plot/readme.ts";
 import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
+import { gapSubsetSd } from "../lib/results/subsets.ts";
 
 const SEVEN = [
   "mambabyte",
@@ -576,6 +577,50 @@ Deno.test("README verdicts: a gap counts only beyond twice the seed s.d.; one se
     one,
     /Here: below all three on 1 of 1 domains .*Agrees\. One seed per run: no seed spread is measured/,
   );
+});
+
+Deno.test("test-document spread: the bootstrap s.d. of a gap matches its closed form; README verdicts count a gap only beyond twice it", () => {
+  const rec = (entry: string, docs: [string, number, number][], seed?: number) =>
+    ({
+      run: `compute-matched/large/books/${entry}${seed ? `_seed${seed}` : ""}`,
+      model: entry,
+      scale: "large",
+      domain: "books",
+      bytes_seen: 1e6,
+      eval: {
+        split: "test",
+        bits_per_byte: docs.reduce((s, [, b, x]) => s + b * x, 0) / docs.reduce((s, [, b]) => s + b, 0),
+        documents: docs.map(([name, bytes, bits_per_byte]) => ({ name, bytes, bits_per_byte })),
+      },
+      labels: { plan: "compute-matched", entry, ...(seed ? { seed } : {}) },
+    }) as unknown as RunRecord;
+  // two documents of 100 and 300 bytes, gaps 0.4 and 0.0: a resample holds (1, 1), (2, 2) or both, so the
+  // gap is 0.4, 0 or 0.1 with probabilities 1/4, 1/4, 1/2
+  const a = rec("mambabyte", [["x", 100, 2.0], ["y", 300, 2.0]]);
+  const b = rec("transformer", [["x", 100, 2.4], ["y", 300, 2.0]]);
+  const mean = 0.4 / 4 + 0.1 / 2, exact = Math.sqrt(0.4 ** 2 / 4 + 0.1 ** 2 / 2 - mean ** 2);
+  const sd = gapSubsetSd([a], [b], 40000)!;
+  assert.ok(Math.abs(sd - exact) < 0.02 * exact, `${sd} vs ${exact}`);
+  // the same gap on every document: no spread; one shared document, or none recorded: undefined
+  assert.ok(gapSubsetSd([a], [rec("transformer", [["x", 100, 2.3], ["y", 300, 2.3]])])! < 1e-12);
+  assert.equal(gapSubsetSd([a], [rec("transformer", [["x", 100, 2.3]])]), undefined);
+  const bare = { ...a, eval: { ...a.eval, documents: undefined } } as RunRecord;
+  assert.equal(gapSubsetSd([bare], [b]), undefined);
+  // verdicts: every baseline 0.1 above MambaByte overall (one seed each), from one document alone
+  const runs = [
+    a,
+    ...["transformer", "perceiver_ar", "megabyte"].map((e) => rec(e, [["x", 100, 2.4], ["y", 300, 2.0]])),
+  ];
+  const line = agreement(runs, [], [])[2];
+  assert.match(line, /within noise on 1 .*Within seed noise on 1 of 1 domains: not a confirmation\./);
+  assert.match(line, /spread over resamples of the test documents .*mambabyte vs transformer 0\.1\d\d/);
+  assert.match(line, /One seed per run: no seed spread is measured\./);
+  // the same gap spread evenly over both documents counts
+  const even = [
+    a,
+    ...["transformer", "perceiver_ar", "megabyte"].map((e) => rec(e, [["x", 100, 2.1], ["y", 300, 2.1]])),
+  ];
+  assert.match(agreement(even, [], [])[2], /on 1 of 1 domains .*Agrees\./);
 });
 
 Deno.test("setup tables: each entry's parameters, seeds, steps, warm-up, rates, bytes and FLOPs from its runs; the paper's recipe beside MambaByte's", () => {

@@ -60,9 +60,19 @@ export async function readSplit(path: string): Promise<Uint8Array> {
   return joinDocuments((await readDocuments(path)).map((d) => d.bytes));
 }
 
+/**
+ * The lengths of documents' parts of their join (`joinDocuments`): each document with the separator after
+ * it (the last has none), so the parts tile the joined text in order.
+ */
+export function documentSpans(lengths: number[]): number[] {
+  return lengths.map((n, i) => n + (i < lengths.length - 1 ? DOCUMENT_SEPARATOR.length : 0));
+}
+
+const DOCUMENT_SEPARATOR = new TextEncoder().encode("\n\n");
+
 /** Documents joined by "\n\n" into one byte array (what `readSplit` returns). */
 export function joinDocuments(parts: Uint8Array[]): Uint8Array {
-  const sep = new TextEncoder().encode("\n\n");
+  const sep = DOCUMENT_SEPARATOR;
   const total = parts.reduce((s, p) => s + p.length, 0) + sep.length * Math.max(0, parts.length - 1);
   const out = new Uint8Array(total);
   let at = 0;

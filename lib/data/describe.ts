@@ -4,7 +4,7 @@
  */
 import { DATA_DIR } from "../paths.ts";
 import { InputError } from "../io/errors.ts";
-import { countWords, joinDocuments, listSplitFiles, readSplit } from "./bytes.ts";
+import { countWords, joinDocuments, listSplitFiles, readDocuments } from "./bytes.ts";
 import { sha256Bytes } from "./corpora/acquire.ts";
 import { MANIFEST_FILE, readManifest } from "./corpora/manifest.ts";
 import { type Domain, DOMAINS, type Manifest, type Split, SPLITS } from "./corpora/types.ts";
@@ -112,8 +112,20 @@ const checked = new Map<string, { size: number; mtime: number; sha256: string }>
  * mtime changed). A difference is an `InputError` naming the file and saying how to check the corpus.
  */
 export async function readCheckedSplit(loc: DataLocation, domain: Domain, split: Split): Promise<Uint8Array> {
+  return joinDocuments((await readCheckedDocuments(loc, domain, split)).map((d) => d.bytes));
+}
+
+/**
+ * The documents of a split (`readDocuments` order: what `readCheckedSplit` joins), each checked against the
+ * manifest as `readCheckedSplit` says.
+ */
+export async function readCheckedDocuments(
+  loc: DataLocation,
+  domain: Domain,
+  split: Split,
+): Promise<{ path: string; bytes: Uint8Array }[]> {
   const dir = `${loc.dir}/${domain}/${split}`;
-  if (!loc.manifest) return await readSplit(dir);
+  if (!loc.manifest) return await readDocuments(dir);
   const manifestPath = `${loc.dir}/${MANIFEST_FILE}`;
   const fix = loc.kind === "corpora"
     ? "run `deno task data --check` (and `deno task data` to rebuild what changed)"
@@ -132,7 +144,7 @@ export async function readCheckedSplit(loc: DataLocation, domain: Domain, split:
   }
   const present = new Set(files);
   for (const f of listed.keys()) if (!present.has(f)) throw bad(f, `listed in ${manifestPath} but missing`);
-  const parts: Uint8Array[] = [];
+  const parts: { path: string; bytes: Uint8Array }[] = [];
   for (const f of files) {
     const doc = listed.get(f)!;
     const st = await Deno.stat(f);
@@ -151,9 +163,9 @@ export async function readCheckedSplit(loc: DataLocation, domain: Domain, split:
       }
       checked.set(f, { size: st.size, mtime, sha256: doc.sha256 });
     }
-    parts.push(bytes);
+    parts.push({ path: f, bytes });
   }
-  return joinDocuments(parts);
+  return parts;
 }
 
 export interface DomainRow {

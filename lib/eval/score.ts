@@ -27,6 +27,12 @@ export interface TextScore {
   bits_per_byte: number;
   words: number;
   word_perplexity: number;
+  /**
+   * With `ScoreOptions.documents`: per part of the text, the bytes scored in it and their nats (a token
+   * counts in the part holding its first byte; a window may cross parts). Sums to `bytes` and, up to
+   * float rounding, to `nats`.
+   */
+  documents?: { bytes: number; nats: number }[];
 }
 
 export interface ScoreOptions {
@@ -48,6 +54,12 @@ export interface ScoreOptions {
    * `decodeWeights`; neither: the model's own forward pass in float32).
    */
   weights?: WeightFormat;
+  /**
+   * Lengths in bytes of consecutive parts of the text (its documents: `documentSpans`), summing to its
+   * length: the score then also says how each part scored (`TextScore.documents`), from which the spread
+   * of a score over subsets of documents follows.
+   */
+  documents?: number[];
 }
 
 /** How far a `scoreText` has got (after a batch of windows). */
@@ -77,8 +89,17 @@ export function windowNats(model: LanguageModel, windows: TokenWindow[]): tf.Sca
  * -log softmax over the real vocabulary of each position's logits at the next token, summed in doubles.
  */
 export function stepperWindowNats(stepper: MambaStepper, V: number, windows: TokenWindow[]): number {
-  let nats = 0;
-  for (const w of windows) {
+  return stepperTokenNats(stepper, V, windows).reduce((s, x) => s + x, 0);
+}
+
+/** `stepperWindowNats` per predicted token: (windows x n) nats, row-major. */
+export function stepperTokenNats(stepper: MambaStepper, V: number, windows: TokenWindow[]): Float64Array {
+  const n0 = (windows[0]?.length ?? 1) - 1;
+  if (windows.some((w) => w.length !== n0 + 1)) {
+    throw new Error("stepperTokenNats: the windows of one batch must have equal lengths");
+  }
+  const out = new Float64Array(windows.length * n0);
+  windows.forEach((w, i) => {
     const n = w.length - 1;
     const { logits } = stepper.read(stepper.emptyState(), w.subarray(0, n), "last");
     const Vp = logits.length / n;
@@ -87,10 +108,10 @@ export function stepperWindowNats(stepper: MambaStepper, V: number, windows: Tok
       let max = -Infinity, sum = 0;
       for (let v = 0; v < V; v++) max = Math.max(max, row[v]);
       for (let v = 0; v < V; v++) sum += Math.exp(row[v] - max);
-      nats += Math.log(sum) + max - row[w[t + 1]];
+      out[i * n0 + t] = Math.log(sum) + max - row[w[t + 1]];
     }
-  }
-  return nats;
+  });
+  return out;
 }
 
 /**
@@ -210,6 +231,7 @@ export async function scoreText(
   const totalWindows = Math.ceil((ids.length - 1) / window);
   const windowAt = (k: number) => ids.subarray(k * window, Math.min(ids.length, k * window + window + 1));
   let nats = 0, tokens = 0;
+  const parts = opts.documents ? documentBins(opts.documents, text.length, ids, opts.tokenizer) : undefined;
   const mamba = recurrentCore(model);
   const weights = opts.weights ?? mamba?.decodeWeights;
   if (weights && !mamba) throw new Error(`weights "${weights}" score Mamba models only (the CPU stepper)`);
@@ -221,8 +243,22 @@ export async function scoreText(
       const group: TokenWindow[] = [];
       for (let k = i; k < j; k++) group.push(windowAt(k));
       let v: number;
-      if (stepper) {
+      if (stepper && parts) {
+        const perToken = stepperTokenNats(stepper, model.config.vocab_size, group);
+        v = perToken.reduce((s, x) => s + x, 0);
+        parts.add(i * window, perToken);
+      } else if (stepper) {
         v = stepperWindowNats(stepper, model.config.vocab_size, group);
+      } else if (parts) {
+        // the sum as windowNats takes it (so the score is the same with or without parts), and each token's
+        const [sum, perToken] = tf.tidy(() => {
+          const t = tokenNats(model, group);
+          return [tf.sum(t), t];
+        });
+        v = (await sum.data())[0];
+        parts.add(i * window, await perToken.data());
+        tf.dispose([sum, perToken]);
+        reclaimWebGpuGarbage();
       } else {
         const t = windowNats(model, group);
         v = (await t.data())[0];
@@ -261,5 +297,42 @@ export async function scoreText(
     bits_per_byte: nats / bytes / Math.LN2,
     words,
     word_perplexity: Math.exp(nats / Math.max(1, words)),
+    ...(parts ? { documents: parts.result() } : {}),
+  };
+}
+
+/**
+ * Bins per-token nats into the text's parts (lengths `spans`, summing to `textBytes`): token k (of `ids`,
+ * k >= 1 predicted) goes to the part holding its first byte, with its byte count. `add(k0, nats)` takes the
+ * row-major nats of consecutive equal windows, the first starting at token k0: windows overlap by one
+ * token (each is n + 1 tokens, n apart), so value j predicts token k0 + j + 1.
+ */
+function documentBins(spans: number[], textBytes: number, ids: TokenWindow, tokenizer?: ByteBPE) {
+  if (spans.some((n) => !Number.isInteger(n) || n < 0) || spans.reduce((s, n) => s + n, 0) !== textBytes) {
+    throw new Error(
+      `scoreText: documents must be byte lengths summing to the text's ${textBytes} bytes (got ${spans.length} summing to ${
+        spans.reduce((s, n) => s + n, 0)
+      })`,
+    );
+  }
+  // part and bytes of each token: bytes are tokens for byte models
+  const part = new Int32Array(ids.length), size = new Int32Array(ids.length);
+  let p = 0, end = spans[0] ?? 0, at = 0;
+  for (let k = 0; k < ids.length; k++) {
+    while (at >= end && p < spans.length - 1) end += spans[++p];
+    part[k] = p;
+    size[k] = tokenizer ? tokenizer.tokenBytes(ids[k]).length : 1;
+    at += size[k];
+  }
+  const bytes = new Float64Array(spans.length), nats = new Float64Array(spans.length);
+  return {
+    add(k0: number, values: ArrayLike<number>) {
+      for (let j = 0; j < values.length; j++) {
+        const k = k0 + j + 1;
+        bytes[part[k]] += size[k];
+        nats[part[k]] += values[j];
+      }
+    },
+    result: () => Array.from(bytes, (b, i) => ({ bytes: b, nats: nats[i] })),
   };
 }

@@ -3,6 +3,7 @@
  * block between the two marker comments is replaced; everything else in the README is left alone.
  */
 import { sampleSd } from "../results/ladder.ts";
+import { gapSubsetSd } from "../results/subsets.ts";
 import { paperSetupTable, setupTable } from "../results/setup.ts";
 import { ADAMW_DEFAULTS, MIN_LR_RATIO } from "../train/adamw.ts";
 
@@ -256,14 +257,19 @@ export function agreement(
     const sds = domains.map((d) => sampleSd(values(entry, d))).filter((x) => x !== undefined) as number[];
     return sds.length ? Math.max(...sds) : undefined;
   };
+  const runsOf = (entry: string, domain: string) =>
+    seeded.filter((r) => (r.labels?.entry ?? r.model) === entry && r.domain === domain);
+  /** The gap's spread over resamples of the test documents (lib/results/subsets.ts), where recorded. */
+  const subsetNoise = (a: string, b: string, d: string) => gapSubsetSd(runsOf(a, d), runsOf(b, d));
   /**
-   * a below b on domain d: "lower" only when the gap exceeds twice the larger seed s.d. of the two, "within"
-   * noise when it does not, "higher" past it the other way; without any seed spread, the sign alone decides
+   * a below b on domain d: "lower" only when the gap exceeds twice the largest of the two seed s.d.s and
+   * the gap's spread over resamples of the test documents, "within" noise when it does not, "higher" past
+   * it the other way; without any spread measured, the sign alone decides
    */
   const compare = (a: string, b: string, d: string): "lower" | "within" | "higher" | undefined => {
     const x = bpb(a, d), y = bpb(b, d);
     if (x === undefined || y === undefined) return undefined;
-    const sds = [noiseOf(a), noiseOf(b)].filter((v) => v !== undefined) as number[];
+    const sds = [noiseOf(a), noiseOf(b), subsetNoise(a, b, d)].filter((v) => v !== undefined) as number[];
     const noise = sds.length ? 2 * Math.max(...sds) : 0;
     return y - x > noise ? "lower" : x - y > noise ? "higher" : "within";
   };
@@ -271,11 +277,24 @@ export function agreement(
     entries.some((e) => noiseOf(e) !== undefined) ? " beyond seed noise" : "";
   const spread = (entries: string[]) => {
     const sds = entries.map((e) => [e, noiseOf(e)] as const).filter(([, v]) => v !== undefined);
-    return sds.length
-      ? ` Seed spread (sample s.d. over seeds): ${
-        sds.map(([e, v]) => `${e} ${f3(v!)}`).join(", ")
-      } (the largest on any domain: the seeds are on books, and their spread stands for every domain); a gap counts only beyond twice the larger.`
-      : " One seed per run: no seed spread is measured, so a gap of any size counts.";
+    // the first entry against each other: the gap's largest spread over test-document resamples on any domain
+    const subsets = entries.slice(1).map((e) => {
+      const v = domains.map((d) => subsetNoise(entries[0], e, d)).filter((x) => x !== undefined) as number[];
+      return [e, v.length ? Math.max(...v) : undefined] as const;
+    }).filter(([, v]) => v !== undefined);
+    const documents = subsets.length
+      ? ` The gap's spread over resamples of the test documents (bootstrap s.d., the largest on any domain): ${
+        subsets.map(([e, v]) => `${entries[0]} vs ${e} ${f3(v!)}`).join(", ")
+      }; a gap counts only beyond twice it too.`
+      : "";
+    return documents +
+      (sds.length
+        ? ` Seed spread (sample s.d. over seeds): ${
+          sds.map(([e, v]) => `${e} ${f3(v!)}`).join(", ")
+        } (the largest on any domain: the seeds are on books, and their spread stands for every domain); a gap counts only beyond twice the larger.`
+        : ` One seed per run: no seed spread is measured${
+          documents ? "" : ", so a gap of any size counts"
+        }.`);
   };
   const lines: string[] = [`### Against the paper (${scale} scale)`, ""];
   /** Domains where `a` is below every one of `bs` beyond noise, within noise of one, or not below. */

@@ -51,6 +51,12 @@ export interface RunRecord {
      * than the sanity check (data/results/unigram.jsonl holds theirs).
      */
     unigram_bpb?: number;
+    /**
+     * Each document of the scored split that the score reached: its file under the split's folder, the bytes
+     * scored in it and their bits per byte (lib/eval/score.ts `documents`); absent in records older than it.
+     * The spread of the score over subsets of documents follows from these.
+     */
+    documents?: { name: string; bytes: number; bits_per_byte: number }[];
   };
   labels?: Record<string, unknown>;
 }

@@ -11,7 +11,8 @@
  */
 import { unigramBitsPerByte } from "../data/unigram.ts";
 import { ByteBPE, trainBpe } from "../data/bpe.ts";
-import { dataLocation, readCheckedSplit } from "../data/describe.ts";
+import { dataLocation, readCheckedDocuments, readCheckedSplit } from "../data/describe.ts";
+import { documentSpans, joinDocuments } from "../data/bytes.ts";
 import type { Domain } from "../data/corpora/types.ts";
 import { atomicWriteFile, pathExists } from "../io/atomic.ts";
 import { describeFsError, FileWriteError, InputError } from "../io/errors.ts";
@@ -285,9 +286,14 @@ export async function domainText(
   }
   let evalSplit = split;
   if (!(await pathExists(`${loc.dir}/${domain}/${split}`)) && split === "validation") evalSplit = "test";
+  const testDir = `${loc.dir}/${domain}/${evalSplit}`;
+  const testDocuments = await readCheckedDocuments(loc, domain, evalSplit);
+  const spans = documentSpans(testDocuments.map((d) => d.bytes.length));
   return {
     train: await readCheckedSplit(loc, domain, "train"),
-    test: await readCheckedSplit(loc, domain, evalSplit),
+    test: joinDocuments(testDocuments.map((d) => d.bytes)),
+    /** The test text's documents in order: a name (the file under the split's folder) and the bytes of its part. */
+    testDocuments: testDocuments.map((d, i) => ({ name: d.path.slice(testDir.length + 1), span: spans[i] })),
     trainPath: `${loc.dir}/${domain}/train`,
     source: loc.dir.replace(REPO_ROOT, ""),
     evalSplit,
@@ -442,7 +448,12 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
     say(`evaluating ${spec.name} on ${test.length} bytes of the ${text.evalSplit} split...`);
     const t0 = performance.now();
     const batch = spec.eval.batch ?? evalBatch(t.batch, t.length, window);
-    const score = await scoreText(model, test, { window, tokenizer, batch });
+    const score = await scoreText(model, test, {
+      window,
+      tokenizer,
+      batch,
+      documents: clipSpans(text.testDocuments.map((d) => d.span), test.length),
+    });
     const record: RunRecord = {
       run: spec.name,
       model: spec.model,
@@ -467,7 +478,15 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       engine: result.engine,
       final_train_bpb: result.log.at(-1)?.bits_per_byte ?? NaN,
       curve: downsampleCurve(result.log.map((e) => e.bits_per_byte), flopsPerToken * t.batch * t.length, 50),
-      eval: evalRecord(score, text.evalSplit, test, window, batch, (performance.now() - t0) / 1000),
+      eval: evalRecord(
+        score,
+        text.evalSplit,
+        test,
+        window,
+        batch,
+        (performance.now() - t0) / 1000,
+        text.testDocuments,
+      ),
       ...(spec.labels ? { labels: spec.labels } : {}),
     };
     // kept in the run directory first: a results file that cannot take it loses nothing
@@ -504,6 +523,7 @@ export function evalRecord(
   window: number,
   batch: number,
   wallS: number,
+  documents?: { name: string }[],
 ): RunRecord["eval"] {
   return {
     split,
@@ -516,7 +536,26 @@ export function evalRecord(
     batch,
     wall_s: wallS,
     unigram_bpb: unigramBitsPerByte(test),
+    ...(documents && score.documents
+      ? {
+        documents: score.documents.flatMap((d, i) =>
+          d.bytes > 0
+            ? [{ name: documents[i].name, bytes: d.bytes, bits_per_byte: d.nats / d.bytes / Math.LN2 }]
+            : []
+        ),
+      }
+      : {}),
   };
+}
+
+/** Document spans cut to the first `bytes` bytes (an evaluation of a prefix: `eval.maxBytes`). */
+export function clipSpans(spans: number[], bytes: number): number[] {
+  let left = bytes;
+  return spans.map((n) => {
+    const kept = Math.min(n, left);
+    left -= kept;
+    return kept;
+  });
 }
 
 /** Loads a trained run's model (and tokenizer, for subword models) from a model directory. */
