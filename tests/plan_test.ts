@@ -12,7 +12,7 @@ import { presetConfig } from "../lib/models/presets.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
 import { ladderFigure } from "../lib/plot/figures/ladder.ts";
 import { figureBuilder } from "../lib/plot/figures/mod.ts";
-import { agreement } from "../lib/plot/readme.ts";
+import { agreement, verdictRuns } from "../lib/plot/readme.ts";
 import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
 import { gapSubsetSd } from "../lib/results/subsets.ts";
 
@@ -621,6 +621,34 @@ Deno.test("test-document spread: the bootstrap s.d. of a gap matches its closed 
     ...["transformer", "perceiver_ar", "megabyte"].map((e) => rec(e, [["x", 100, 2.1], ["y", 300, 2.1]])),
   ];
   assert.match(agreement(even, [], [])[2], /on 1 of 1 domains .*Agrees\./);
+});
+
+Deno.test("README verdicts read the top budget once every compared model has it, a lower budget of the same scale before", () => {
+  const rec = (entry: string, budget: number, bpb: number, scale = "large") =>
+    ({
+      run: `compute-matched/${scale}/books/${entry}${budget === 1 ? "" : `_b${budget}`}`,
+      model: entry,
+      scale,
+      domain: "books",
+      bytes_seen: 1e6,
+      eval: { split: "test", bits_per_byte: bpb },
+      labels: { plan: "compute-matched", entry, budget },
+    }) as unknown as RunRecord;
+  const baselines = ["transformer", "perceiver_ar", "megabyte"];
+  const ladder = [
+    ...["mambabyte", ...baselines].map((e) => rec(e, 0.316, e === "mambabyte" ? 2.4 : 2.6)),
+    rec("mambabyte", 1, 2.3), // the top budget: MambaByte alone so far
+    ...["mambabyte", ...baselines].map((e) => rec(e, 1, 3.0, "gpu")),
+  ];
+  assert.deepEqual(verdictRuns(ladder), { scale: "large", budget: 0.316 });
+  const lines = agreement(ladder, [], []);
+  assert.match(lines[0], /large scale, at 0\.316x of its top budget/);
+  assert.match(lines[2], /books 2\.400 vs best baseline 2\.600\)\. Agrees\./);
+  const top = [...ladder, ...baselines.map((e) => rec(e, 1, 2.2))];
+  assert.deepEqual(verdictRuns(top), { scale: "large", budget: 1 });
+  assert.match(agreement(top, [], [])[2], /books 2\.300 vs best baseline 2\.200\)\. Does not agree\./);
+  // a scale where the compared models never meet gives way to the next that has them
+  assert.deepEqual(verdictRuns([rec("mambabyte", 1, 2.3), ...ladder.slice(-4)]), { scale: "gpu", budget: 1 });
 });
 
 Deno.test("setup tables: each entry's parameters, seeds, steps, warm-up, rates, bytes and FLOPs from its runs; the paper's recipe beside MambaByte's", () => {

@@ -21,18 +21,21 @@ export function isTopBudget(r: { labels?: Record<string, unknown> }): boolean {
 /**
  * The latest record of each run at a scale (a re-run replaces an earlier one). Runs of extra seeds
  * (`labels.seed`, plan.ts) are left out unless `allSeeds`: tables show the plan's own seed, and the seed
- * spread is computed apart (compare.ts). Only top-budget runs (isTopBudget).
+ * spread is computed apart (compare.ts). Only the runs of one budget: the top one (isTopBudget) unless
+ * `budget` names another fraction of it (labels.budget); never a learning-rate sweep's.
  */
 export function latestRuns(
   records: RunRecord[],
   scale: string,
   plan = "compute-matched",
   allSeeds = false,
+  budget = 1,
 ): RunRecord[] {
   const byRun = new Map<string, RunRecord>();
   for (const r of records) {
     if (r.scale !== scale || (r.labels?.plan ?? "") !== plan) continue;
-    if (!isTopBudget(r) || (!allSeeds && r.labels?.seed !== undefined)) continue;
+    if (r.labels?.sweep !== undefined || (r.labels?.budget ?? 1) !== budget) continue;
+    if (!allSeeds && r.labels?.seed !== undefined) continue;
     byRun.set(r.run, r); // records are in append order
   }
   return [...byRun.values()];
