@@ -6,6 +6,7 @@
  * results) are one line on stderr and a non-zero exit; `--debug` (anywhere on the line) or
  * MAMBABYTE_DEBUG=1 prints stack traces instead.
  */
+import { writeHalfModel } from "./models/half_precision.ts";
 import * as tf from "@tensorflow/tfjs";
 import { BACKENDS, initBackend, requestedBackend } from "./backend.ts";
 import { describeFsError, findNonFinite, InputError, NonFiniteError } from "./io/errors.ts";
@@ -104,9 +105,10 @@ commands:
   eval      --model DIR --data DOMAIN [--split test|validation] [--window N] [--max-bytes N] [--scale S]
                                             bits-per-byte and word perplexity of a trained model on a
                                             domain's split (data/local/results/eval.jsonl, or --results DIR)
-  export    --model DIR --format gguf --out FILE
-                                            a MambaByte checkpoint as a GGUF file that llama.cpp runs
-                                            (architecture mamba, F32; prints a JSON summary)
+  export    --model DIR --format gguf|f16 --out PATH
+                                            gguf: a MambaByte checkpoint as a GGUF file that llama.cpp
+                                            runs (architecture mamba, F32); f16: any saved model with its
+                                            weights in float16 (half the bytes); prints a JSON summary
   job       --engine torch --gpus N (--plan P --scale S [--domains ..] [--models ..] [--seeds ..] | train's
             run options) --out DIR [--device cuda|cpu] [--micro-batch M] [--fsdp]
                                             a self-contained job folder for PyTorch's distributed engine
@@ -444,14 +446,17 @@ const DOCS: Record<string, CommandDoc> = {
     },
   },
   export: {
-    usage: "deno task mambabyte export --model DIR --format gguf --out FILE",
-    summary: "Writes a MambaByte checkpoint (mamba_ssm names) as a GGUF file for llama.cpp: architecture " +
-      "mamba, F32 tensors, A stored as -exp(A_log), the byte vocabulary as a byte-level BPE that maps text " +
-      "to its bytes one to one, no BOS or EOS. The file is written atomically; a JSON summary goes to stdout.",
+    usage: "deno task mambabyte export --model DIR --format gguf|f16 --out PATH",
+    summary: "gguf: writes a MambaByte checkpoint (mamba_ssm names) as a GGUF file for llama.cpp: " +
+      "architecture mamba, F32 tensors, A stored as -exp(A_log), the byte vocabulary as a byte-level BPE that " +
+      "maps text to its bytes one to one, no BOS or EOS. f16: copies any model directory the lab saved with " +
+      "its float weights as float16 (half the bytes; loadModel reads it as float32), config.json and " +
+      "tokenizer.json as they are. Written atomically; a JSON summary (f16: the largest rounding error) goes " +
+      "to stdout.",
     options: {
-      model: ["DIR", "a MambaByte checkpoint directory: config.json + model.safetensors (required)"],
-      format: ["FORMAT", "gguf (the one format; required)"],
-      out: ["FILE", "the file to write (required; replaced if it exists)"],
+      model: ["DIR", "a model directory: config.json + model.safetensors (gguf: a MambaByte one; required)"],
+      format: ["FORMAT", "gguf or f16 (required)"],
+      out: ["PATH", "the file (gguf) or directory (f16) to write (required; replaces an earlier export)"],
     },
   },
   job: {
@@ -727,7 +732,8 @@ async function exportCommand(args: string[]) {
   const dir = required(flags, "model", "export");
   const format = required(flags, "format", "export");
   const out = required(flags, "out", "export");
-  if (format !== "gguf") throw new UsageError(`export: --format must be gguf, got "${format}"`);
+  if (format === "f16") return await printJson({ format: "f16", ...(await writeHalfModel(dir, out)) });
+  if (format !== "gguf") throw new UsageError(`export: --format must be gguf or f16, got "${format}"`);
   const kind = await configKind(dir);
   if (kind !== undefined && kind !== "mamba") {
     throw new InputError(

@@ -60,6 +60,17 @@ for d in ${GPU_PLAN_MODELS:-}; do
   dirs=$(ls -d data/checkpoints/runs/compute-matched/"$scale"/"$d"/*/model 2>/dev/null)
   [ -n "$dirs" ] && tar -cJf "$out/models-$d.tar.xz" $dirs
 done
+# float16 copies of finished runs' models (export --format f16) for data/models/SCALE/DOMAIN/ENTRY, where
+# the notebooks find them: GPU_PLAN_HALF="books/mambabyte books/mamba_subword_equal_bytes ..." (run names
+# under compute-matched/SCALE; those not finished on this machine are left out)
+half=()
+for r in ${GPU_PLAN_HALF:-}; do
+  m="data/checkpoints/runs/compute-matched/$scale/$r/model"
+  [ -f "$m/config.json" ] || continue
+  deno run -A --cached-only lib/cli.ts export --model "$m" --format f16 --out "data/tmp/half/$scale/$r" > /dev/null &&
+    half+=("$scale/$r")
+done
+[ ${#half[@]} -gt 0 ] && tar -C data/tmp/half -cJf "$out/half-models.tar.xz" "${half[@]}"
 # runs without a record (training or evaluation cut by the time limit): their checkpoints go back, one
 # archive per run, for the next call to resume (not with GPU_PLAN_NO_CARRY=1: a warm machine keeps them, and
 # a call's files cannot bring many back)

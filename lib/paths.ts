@@ -26,6 +26,11 @@ export const SAMPLES_DIR = `${DATA_DIR}/samples`;
 export const CORPORA_DIR = `${DATA_DIR}/corpora`;
 /** Training runs' directories: checkpoints, logs, trained models (ignored by git). */
 export const RUNS_DIR = `${DATA_DIR}/checkpoints/runs`;
+/**
+ * Trained models committed in half precision (`export --format f16`), as MODELS_DIR/SCALE/DOMAIN/ENTRY:
+ * the ones the notebooks decode and score, so a clone runs them without training or a GPU.
+ */
+export const MODELS_DIR = `${DATA_DIR}/models`;
 /** Exported figures and tables. */
 export const FIGURES_DIR = `${REPO_ROOT}figures`;
 /** The notebooks. */

@@ -9,7 +9,9 @@
 # on 2026-12-05 they did only with the bundle's deno_dir.tar.xz repacked at xz -9e without the Deno cache's
 # dep_analysis_cache_v2-wal (39.5 MB in all, from 40.7). The published records in data/results travel
 # with the tree: runs already recorded are skipped and settled sweeps give their families' rates.
-# Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl
+# Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
+# half-models.tar.xz (float16 models, a few MB): tar -C data/models -xJf it, one run per entry (a seed's run
+# under the entry's name: data/models/large/books/mambabyte), each at most 10 MB.
 if [ "${1:-}" != inner ]; then
   mkdir -p "$OUT/records"
   timeout "${LARGE_SECONDS:-560}" bash "$0" inner > "$OUT/records/trace.txt" 2>&1
@@ -20,7 +22,10 @@ source .gpu-bundle/activate.sh
 export MAMBABYTE_COMMIT=$(cat .commit)
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv
 mkdir -p /tmp/plan-out
+# the models notebooks 06-07 read, in float16, from whichever of these runs finished on this machine
+export GPU_PLAN_HALF="books/mambabyte books/mambabyte_seed1 books/mambabyte_seed2 books/mamba_subword_equal_bytes"
 OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 30 )) \
   books:mambabyte,mambabyte_0.375 books:transformer,transformer_equal_params books:megabyte \
   books:mamba_subword,mamba_subword_equal_bytes books:perceiver_ar books:transformer_subword
 cp /tmp/plan-out/runs-gpu.jsonl /tmp/plan-out/diverged-gpu.jsonl /tmp/plan-out/logs-plan.tar.xz "$OUT/records/"
+[ -f /tmp/plan-out/half-models.tar.xz ] && cp /tmp/plan-out/half-models.tar.xz "$OUT/records/"

@@ -1,0 +1,121 @@
+/**
+ * A model directory copied with its float weights stored as float16: half the bytes, so trained models of
+ * a few million parameters can be committed (issue 6/6: those the notebooks decode and score, when each
+ * is at most 10 MB) and a clone evaluates them without a GPU. `loadModel` decodes float16 exactly into
+ * float32, so the copy is the model with every weight rounded to the nearest float16 (round to nearest
+ * even); nothing else changes: config.json and a subword model's tokenizer.json are copied as they are.
+ */
+import { CONFIG_FILE, WEIGHTS_FILE } from "./checkpoint.ts";
+import { TOKENIZER_FILE } from "./registry.ts";
+import { InputError } from "../io/errors.ts";
+import { pathExists } from "../io/atomic.ts";
+import {
+  readSafetensors,
+  readSafetensorsHeader,
+  type Tensor,
+  toFloat32,
+  writeSafetensors,
+} from "../io/safetensors.ts";
+import { encodeFloat16 } from "../io/half.ts";
+
+/** The metadata entry that marks a copy written here (and lets a later copy replace it). */
+const PRECISION_KEY = "precision";
+const PRECISION_MARK = "float16 copy (lib/models/half_precision.ts)";
+
+/** The largest finite float16. */
+const FLOAT16_MAX = 65504;
+
+export interface HalfModelSummary {
+  out: string;
+  tensors: number;
+  /** Bytes of the float16 model.safetensors, and of the file it came from. */
+  bytes: number;
+  source_bytes: number;
+  /** The largest |w16 - w| over all weights, and the largest relative to |w| (weights not zero). */
+  max_abs_error: number;
+  max_rel_error: number;
+}
+
+/**
+ * Writes `out`: `src`'s config.json, tokenizer.json (if any) and model.safetensors with every F32, F64 and
+ * BF16 tensor as F16 (integer tensors kept). A weight beyond float16's range is refused, naming the tensor.
+ * `out` is written under a temporary name and renamed into place, replacing an earlier copy.
+ */
+export async function writeHalfModel(src: string, out: string): Promise<HalfModelSummary> {
+  const weights = `${src}/${WEIGHTS_FILE}`;
+  for (const f of [`${src}/${CONFIG_FILE}`, weights]) {
+    if (!(await pathExists(f))) {
+      throw new InputError(f, undefined, `${f} does not exist: --model must be a directory saved by the lab`);
+    }
+  }
+  // an existing `out` is replaced only when it is an earlier float16 copy: never an unrelated folder
+  if (await pathExists(out)) {
+    const mark = await readSafetensorsHeader(`${out}/${WEIGHTS_FILE}`).then((h) => h.metadata[PRECISION_KEY])
+      .catch(() => undefined);
+    if (mark !== PRECISION_MARK) {
+      throw new InputError(
+        out,
+        undefined,
+        `${out} exists and is not a float16 copy written by this command: choose another --out, or remove it`,
+      );
+    }
+  }
+  const sf = await readSafetensors(weights);
+  const tensors = new Map<string, Tensor>();
+  let maxAbs = 0, maxRel = 0;
+  for (const [name, t] of sf.tensors) {
+    if (t.dtype !== "F32" && t.dtype !== "F64" && t.dtype !== "BF16" && t.dtype !== "F16") {
+      tensors.set(name, t);
+      continue;
+    }
+    const w = toFloat32(t, { file: weights, key: name });
+    for (let i = 0; i < w.length; i++) {
+      if (Math.abs(w[i]) > FLOAT16_MAX) {
+        throw new InputError(
+          weights,
+          name,
+          `${weights}: tensor "${name}" holds ${
+            w[i]
+          }, beyond float16's range (±${FLOAT16_MAX}): it cannot be stored in half precision`,
+        );
+      }
+    }
+    const half = encodeFloat16(w);
+    const back = toFloat32({ dtype: "F16", shape: t.shape, data: half });
+    for (let i = 0; i < w.length; i++) {
+      const e = Math.abs(back[i] - w[i]);
+      if (e > maxAbs) maxAbs = e;
+      if (w[i] !== 0 && e / Math.abs(w[i]) > maxRel) maxRel = e / Math.abs(w[i]);
+    }
+    tensors.set(name, { dtype: "F16", shape: t.shape, data: half });
+  }
+  const tmp = `${out.replace(/\/+$/, "")}.part-${Deno.pid}`;
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  try {
+    await writeSafetensors(`${tmp}/${WEIGHTS_FILE}`, tensors, {
+      ...sf.metadata,
+      [PRECISION_KEY]: PRECISION_MARK,
+    }, { createParents: true });
+    await Deno.copyFile(`${src}/${CONFIG_FILE}`, `${tmp}/${CONFIG_FILE}`);
+    if (await pathExists(`${src}/${TOKENIZER_FILE}`)) {
+      await Deno.copyFile(`${src}/${TOKENIZER_FILE}`, `${tmp}/${TOKENIZER_FILE}`);
+    }
+    // replace an earlier copy: it moves aside first, so `out` is at every moment whole or absent
+    const old = `${out.replace(/\/+$/, "")}.old-${Deno.pid}`;
+    const had = await pathExists(out);
+    if (had) await Deno.rename(out, old);
+    await Deno.rename(tmp, out);
+    if (had) await Deno.remove(old, { recursive: true });
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+  return {
+    out,
+    tensors: tensors.size,
+    bytes: (await Deno.stat(`${out}/${WEIGHTS_FILE}`)).size,
+    source_bytes: (await Deno.stat(weights)).size,
+    max_abs_error: maxAbs,
+    max_rel_error: maxRel,
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Where a notebook finds a trained model of a plan entry: the committed half-precision copies in
+ * data/models/SCALE/DOMAIN/ENTRY (`export --format f16`; the large scale's, trained on a GPU), else a
+ * local reproduction's run directory (runsDir()/compute-matched/SCALE/DOMAIN/ENTRY/model), the largest
+ * scale first. Undefined when neither exists: the notebooks then say they fall back to an untrained model.
+ */
+import { MODELS_DIR, repoRelative, runsDir } from "../paths.ts";
+import { pathExists } from "../io/atomic.ts";
+
+export interface TrainedModelPlace {
+  dir: string;
+  scale: string;
+  /** "committed (float16)" or "local run". */
+  source: string;
+  /** e.g. "MambaByte, large scale, books (committed, float16)": what a notebook prints. */
+  label: string;
+}
+
+/** The scales searched, largest first (smoke's models are a pipeline check, never shown as trained). */
+export const TRAINED_SCALES = ["large", "gpu", "small"];
+
+/** `entries`: one plan entry, or several that serve alike (tried in order at each scale). */
+export async function findTrainedModel(
+  entries: string | string[],
+  o: { domain?: string; scales?: string[]; modelsDir?: string; runs?: string } = {},
+): Promise<TrainedModelPlace | undefined> {
+  const domain = o.domain ?? "books";
+  for (const scale of o.scales ?? TRAINED_SCALES) {
+    for (const entry of typeof entries === "string" ? [entries] : entries) {
+      const found = await findAt(entry, scale, domain, o);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+async function findAt(
+  entry: string,
+  scale: string,
+  domain: string,
+  o: { modelsDir?: string; runs?: string },
+): Promise<TrainedModelPlace | undefined> {
+  const places: [string, string][] = [
+    [`${o.modelsDir ?? MODELS_DIR}/${scale}/${domain}/${entry}`, "committed, float16"],
+    [`${o.runs ?? runsDir()}/compute-matched/${scale}/${domain}/${entry}/model`, "local run"],
+  ];
+  for (const [dir, source] of places) {
+    if (await pathExists(`${dir}/config.json`)) {
+      return {
+        dir,
+        scale,
+        source,
+        label: `${entry}, ${scale} scale, ${domain} (${source}: ${repoRelative(dir)})`,
+      };
+    }
+  }
+  return undefined;
+}
