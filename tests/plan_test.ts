@@ -14,7 +14,7 @@ import { ladderFigure } from "../lib/plot/figures/ladder.ts";
 import { figureBuilder } from "../lib/plot/figures/mod.ts";
 import { agreement, verdictRuns } from "../lib/plot/readme.ts";
 import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
-import { gapSubsetSd } from "../lib/results/subsets.ts";
+import { documentRows, gapSubsetSd } from "../lib/results/subsets.ts";
 
 const SEVEN = [
   "mambabyte",
@@ -621,6 +621,25 @@ Deno.test("test-document spread: the bootstrap s.d. of a gap matches its closed 
     ...["transformer", "perceiver_ar", "megabyte"].map((e) => rec(e, [["x", 100, 2.1], ["y", 300, 2.1]])),
   ];
   assert.match(agreement(even, [], [])[2], /on 1 of 1 domains .*Agrees\./);
+  // the per-document table: each entry's highest budget that kept the scores (megabyte's 0.1 run gives way
+  // to its top-budget one, and its document z with it), the best whole score first
+  const low = {
+    ...rec("megabyte", [["x", 100, 3.0], ["z", 50, 3.5]]),
+    labels: { plan: "compute-matched", entry: "megabyte", budget: 0.1 },
+  } as unknown as RunRecord;
+  const t = documentRows([low, ...even, bare], "large", "books");
+  assert.deepEqual(t.documents, [{ name: "x", bytes: 100 }, { name: "y", bytes: 300 }]);
+  assert.deepEqual(t.rows.map((r) => [r.entry, r.budget, r.bits_per_byte]), [
+    ["mambabyte", 1, [2.0, 2.0]],
+    ["megabyte", 1, [2.1, 2.1]], // ties keep the records' order (megabyte's entry was met first)
+    ["transformer", 1, [2.1, 2.1]],
+    ["perceiver_ar", 1, [2.1, 2.1]],
+  ]);
+  // alone, the lower budget stands, with every document it scored
+  assert.deepEqual(documentRows([low], "large", "books").rows.map((r) => [r.budget, r.bits_per_byte]), [[
+    0.1,
+    [3.0, 3.5],
+  ]]);
 });
 
 Deno.test("README verdicts read the top budget once every compared model has it, a lower budget of the same scale before", () => {

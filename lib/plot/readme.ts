@@ -135,6 +135,10 @@ export async function resultsSection(
     }
     const sweeps = await tableOf("lr_sweep", resultsDir, scale);
     if (sweeps) out.push(`#### Learning-rate sweeps, ${scale} scale`, "", tableMarkdown(sweeps).trim(), "");
+    const documents = await tableOf("test_documents_books", resultsDir, scale);
+    if (documents) {
+      out.push(`#### Books test documents, ${scale} scale`, "", tableMarkdown(documents).trim(), "");
+    }
   }
   out.push(...agreement(
     runs,

@@ -49,3 +49,54 @@ export function gapSubsetSd(a: RunRecord[], b: RunRecord[], draws = 4000, seed =
   const m = xs.reduce((s, x) => s + x, 0) / draws;
   return Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / draws);
 }
+
+/** One row of `documentRows`: an entry's run and its bits per byte on each document (undefined: not scored). */
+export interface DocumentRow {
+  entry: string;
+  label: string;
+  /** The run's budget (labels.budget; 1 at the top). */
+  budget: number;
+  bits_per_byte: (number | undefined)[];
+  whole: number;
+}
+
+/**
+ * Each plan entry's per-document test scores on one domain at a scale: the run of its highest budget that
+ * kept them (seed 0's, the latest record), with the documents' names and bytes; entries in `order`'s order
+ * where given. Sweeps, extra seeds and records older than per-document scores are left out.
+ */
+export function documentRows(
+  runs: RunRecord[],
+  scale: string,
+  domain: string,
+  plan = "compute-matched",
+): { documents: { name: string; bytes: number }[]; rows: DocumentRow[] } {
+  const latest = new Map<string, RunRecord>();
+  for (const r of runs) {
+    if (r.scale !== scale || r.domain !== domain || (r.labels?.plan ?? "") !== plan) continue;
+    if (r.labels?.sweep !== undefined || r.labels?.seed !== undefined || !r.eval.documents?.length) continue;
+    if (r.eval.split !== "test") continue;
+    latest.set(r.run, r);
+  }
+  const best = new Map<string, RunRecord>();
+  for (const r of latest.values()) {
+    const entry = String(r.labels?.entry ?? r.model), b = (r.labels?.budget as number | undefined) ?? 1;
+    const had = best.get(entry);
+    if (!had || b > ((had.labels?.budget as number | undefined) ?? 1)) best.set(entry, r);
+  }
+  const documents: { name: string; bytes: number }[] = [];
+  for (const r of best.values()) {
+    for (const d of r.eval.documents!) {
+      if (!documents.some((x) => x.name === d.name)) documents.push({ name: d.name, bytes: d.bytes });
+    }
+  }
+  documents.sort((a, b) => a.name.localeCompare(b.name));
+  const rows = [...best.entries()].map(([entry, r]) => ({
+    entry,
+    label: String(r.labels?.label ?? entry),
+    budget: (r.labels?.budget as number | undefined) ?? 1,
+    bits_per_byte: documents.map((d) => r.eval.documents!.find((x) => x.name === d.name)?.bits_per_byte),
+    whole: r.eval.bits_per_byte,
+  })).sort((a, b) => a.whole - b.whole);
+  return { documents, rows };
+}

@@ -4,6 +4,7 @@
  * and each family's sweep as a table.
  */
 import { ladderPoints, sweepResults } from "../../results/ladder.ts";
+import { documentRows } from "../../results/subsets.ts";
 import type { PlotlyFigure } from "../export.ts";
 import type { RunRecord, UnigramRecord } from "../../results/records.ts";
 import { type Records, registerFigure } from "./registry.ts";
@@ -143,6 +144,36 @@ registerFigure({
         ]),
         note:
           `Scale ${scale}: each family trained at the lowest budget with its base learning rate times each multiple, scored on the validation split; its other runs take the multiple of lowest bits per byte once the sweep is settled (a best at the edge extends it). †: within 1 bit per byte of the scored bytes' unigram entropy (the model did not learn at that rate).`,
+      },
+    };
+  },
+});
+
+registerFigure({
+  name: "test_documents_books",
+  description:
+    "Each entry's test bits-per-byte on each books test document (its highest budget that kept them): how much of a gap one document carries",
+  reads: ["runs"],
+  build(records, ctx) {
+    const runs = runsOf(records);
+    const scale = ladderScale(runs, ctx.scale);
+    const t = scale ? documentRows(runs, scale, "books") : undefined;
+    if (!t?.rows.length) return undefined;
+    const short = (name: string) => name.split("/").pop()!.replace(/\.txt$/, "");
+    return {
+      table: {
+        columns: [
+          "model (budget)",
+          ...t.documents.map((d) => `${short(d.name)} (${Math.round(d.bytes / 1000)} KB)`),
+          "whole split",
+        ],
+        rows: t.rows.map((r) => [
+          `${r.label} (${r.budget}x)`,
+          ...r.bits_per_byte.map((x) => x === undefined ? "—" : fmt(x)),
+          fmt(r.whole),
+        ]),
+        note:
+          `Scale ${scale}, books test split: bits per byte of each document (a token counted in the document of its first byte), each entry at the highest budget whose run kept per-document scores (its fraction of the top budget in parentheses). The README's verdicts count a gap only beyond twice its spread over resamples of these documents.`,
       },
     };
   },
