@@ -60,17 +60,16 @@ for d in ${GPU_PLAN_MODELS:-}; do
   dirs=$(ls -d data/checkpoints/runs/compute-matched/"$scale"/"$d"/*/model 2>/dev/null)
   [ -n "$dirs" ] && tar -cJf "$out/models-$d.tar.xz" $dirs
 done
-# float16 copies of finished runs' models (export --format f16) for data/models/SCALE/DOMAIN/ENTRY, where
-# the notebooks find them: GPU_PLAN_HALF="books/mambabyte books/mamba_subword_equal_bytes ..." (run names
-# under compute-matched/SCALE; those not finished on this machine are left out)
-half=()
+# float16 copies of finished runs' models (export --format f16), for data/models/SCALE/DOMAIN/ENTRY where the
+# notebooks find them, and for evaluations off this machine: GPU_PLAN_HALF="books/mambabyte ..." (run names
+# under compute-matched/SCALE). One archive per model, since a file coming back holds at most 16 MiB; a model
+# exported by an earlier call on this (warm) machine is not sent again, nor is a run not finished here.
 for r in ${GPU_PLAN_HALF:-}; do
   m="data/checkpoints/runs/compute-matched/$scale/$r/model"
-  [ -f "$m/config.json" ] || continue
+  [ -f "$m/config.json" ] && [ ! -d "data/tmp/half/$scale/$r" ] || continue
   deno run -A --cached-only lib/cli.ts export --model "$m" --format f16 --out "data/tmp/half/$scale/$r" > /dev/null &&
-    half+=("$scale/$r")
+    tar -C data/tmp/half -cJf "$out/half-$scale-${r//\//_}.tar.xz" "$scale/$r"
 done
-[ ${#half[@]} -gt 0 ] && tar -C data/tmp/half -cJf "$out/half-models.tar.xz" "${half[@]}"
 # runs without a record (training or evaluation cut by the time limit): their checkpoints go back, one
 # archive per run, for the next call to resume (not with GPU_PLAN_NO_CARRY=1: a warm machine keeps them, and
 # a call's files cannot bring many back)

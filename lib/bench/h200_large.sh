@@ -10,8 +10,10 @@
 # dep_analysis_cache_v2-wal (39.5 MB in all, from 40.7). The published records in data/results travel
 # with the tree: runs already recorded are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
-# half-models.tar.xz (float16 models, a few MB): tar -C data/models -xJf it, one run per entry (a seed's run
-# under the entry's name: data/models/large/books/mambabyte), each at most 10 MB.
+# half-large-books_ENTRY.tar.xz (a float16 model each, 2.8-17 MB): `tar -C data/models -xJf` those of at
+# most 10 MB that the notebooks read (mambabyte, mamba_subword_equal_bytes) to commit them; for the
+# evaluation stages, `tar -C DIR -xJf` each and move DIR/large/books/ENTRY to
+# data/checkpoints/runs/compute-matched/large/books/ENTRY/model (weights rounded to float16: say so).
 if [ "${1:-}" != inner ]; then
   mkdir -p "$OUT/records"
   timeout "${LARGE_SECONDS:-560}" bash "$0" inner > "$OUT/records/trace.txt" 2>&1
@@ -23,9 +25,11 @@ export MAMBABYTE_COMMIT=$(cat .commit)
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv
 mkdir -p /tmp/plan-out
 # the models notebooks 06-07 read, in float16, from whichever of these runs finished on this machine
-export GPU_PLAN_HALF="books/mambabyte books/mambabyte_seed1 books/mambabyte_seed2 books/mamba_subword_equal_bytes"
+# (and those the evaluation stages read: the subword Mamba for noise, the context-8192 pair for extrapolation)
+export GPU_PLAN_HALF="books/mambabyte books/mamba_subword_equal_bytes books/mamba_subword books/mambabyte_8k books/transformer_8k books/transformer"
 OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 30 )) \
   books:mambabyte,mambabyte_0.375 books:transformer,transformer_equal_params books:megabyte \
   books:mamba_subword,mamba_subword_equal_bytes books:perceiver_ar books:transformer_subword
 cp /tmp/plan-out/runs-gpu.jsonl /tmp/plan-out/diverged-gpu.jsonl /tmp/plan-out/logs-plan.tar.xz "$OUT/records/"
-[ -f /tmp/plan-out/half-models.tar.xz ] && cp /tmp/plan-out/half-models.tar.xz "$OUT/records/"
+# the float16 models, one file each beside records.tgz (at most 8 files come back)
+cp /tmp/plan-out/half-*.tar.xz "$OUT/" 2>/dev/null || true
