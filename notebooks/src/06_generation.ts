@@ -33,18 +33,18 @@ export default [
   md`
   ## Samples
 
-  From the trained \`small\` MambaByte checkpoint when it exists (else a tiny random model, labelled): greedy,
+  From the largest trained MambaByte there is (\`mb.findTrainedModel\`: the large scale's, committed in float16
+  under data/models, else a local run's; a tiny random model, labelled, where there is none): greedy,
   then sampling at temperature 0.8 with top-p 0.9 (\`generate\` in \`lib/decode/sample.ts\`), the text
   streamed into the cell as it is produced (\`mb.liveText\`).
   `,
   code`
   await mb.initBackend({});
-  const ckpt = \`\${mb.runsDir()}/compute-matched/small/books/mambabyte/model\`;
-  const trained = await Deno.stat(\`\${ckpt}/config.json\`).then(() => true, () => false);
-  const model = trained
-    ? mb.asMamba(await mb.loadModel(ckpt))
+  const found = await mb.findTrainedModel("mambabyte"); // committed large-scale model, else a local run's
+  const model = found
+    ? mb.asMamba(await mb.loadModel(found.dir))
     : mb.mamba.initMambaLM(mb.parseMambaConfig({ d_model: 32, n_layer: 2, vocab_size: 256 }, "notebook"), 1);
-  console.log(trained ? \`model: \${ckpt.slice(3)}\` : "model: TINY RANDOM (untrained) MambaByte: the text is noise");
+  console.log(found ? \`model: \${found.label}\` : "model: TINY RANDOM (untrained) MambaByte: the text is noise");
   const prompt = new TextEncoder().encode("It was the best of times, it was the worst of times, ");
   const n = SCALE === "smoke" ? 120 : 400;
   for (const opts of [{ greedy: true }, { temperature: 0.8, topP: 0.9, seed: 1 }]) {

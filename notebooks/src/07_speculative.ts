@@ -61,21 +61,23 @@ export default [
   ## The generated text, coloured by origin
 
   Green: drafted bytes MambaByte accepted; red: bytes MambaByte produced itself (corrections and byte-by-byte
-  decoding); grey: the prompt. With the trained \`small\` checkpoints when they exist, else tiny random
+  decoding); grey: the prompt. With the largest trained pair there is (\`mb.findTrainedModel\`), else tiny random
   models (labelled as such: their text is noise, only the mechanics show).
   `,
   code`
   await mb.initBackend({});
-  const runs = \`\${mb.runsDir()}/compute-matched/small/books\`;
-  const haveTrained = await Deno.stat(\`\${runs}/mamba_subword/model/tokenizer.json\`).then(() => true, () => false)
-    && await Deno.stat(\`\${runs}/mambabyte/model/config.json\`).then(() => true, () => false);
+  // the largest trained pair there is: committed large-scale models, else a local run's (the drafter: the
+  // subword Mamba of the equal-bytes pair, small enough to commit, or the compute-matched one)
+  const found = await mb.findTrainedModel("mambabyte");
+  const foundDrafter = found &&
+    await mb.findTrainedModel(["mamba_subword_equal_bytes", "mamba_subword"], { scales: [found.scale] });
   let verifier: mb.MambaLM, drafter: mb.MambaLM, tokenizer: mb.ByteBPE, label: string;
-  if (haveTrained) {
-    verifier = mb.asMamba(await mb.loadModel(\`\${runs}/mambabyte/model\`));
-    const d = await mb.loadModel(\`\${runs}/mamba_subword/model\`); // its tokenizer.json comes along
+  if (found && foundDrafter) {
+    verifier = mb.asMamba(await mb.loadModel(found.dir));
+    const d = await mb.loadModel(foundDrafter.dir); // its tokenizer.json comes along
     drafter = mb.asMamba(d);
     tokenizer = d.tokenizer!;
-    label = "trained small checkpoints (compute-matched/small/books)";
+    label = \`trained: \${found.label}; drafter \${foundDrafter.label}\`;
   } else {
     const text = new TextEncoder().encode("The quick brown fox jumps over the lazy dog. ".repeat(40));
     tokenizer = mb.trainBpe(text, { vocabSize: 300 });

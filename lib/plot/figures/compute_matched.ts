@@ -18,11 +18,18 @@ import { chooseScale, colorOf } from "./common.ts";
 
 const unigramRecords = (records: Records) => (records.unigram ?? []) as unknown as UnigramRecord[];
 
-function matchedRuns(records: Records, wanted?: string): { scale: string; runs: RunRecord[] } | undefined {
+function matchedRuns(
+  records: Records,
+  wanted?: string,
+  domain?: string,
+): { scale: string; runs: RunRecord[] } | undefined {
   const all = (records.runs ?? []) as unknown as RunRecord[];
-  // a scale counts once it has top-budget runs (a sweep or a lower rung alone is not a comparison)
+  // a scale counts once it has top-budget runs (a sweep or a lower rung alone is not a comparison); a
+  // domain's figure takes the largest scale with runs on that domain (the large scale's ladder is on books)
   const scale = chooseScale(
-    all.filter((r) => r.labels?.plan === "compute-matched" && isTopBudget(r)) as unknown as Rec[],
+    all.filter((r) =>
+      r.labels?.plan === "compute-matched" && isTopBudget(r) && (!domain || r.domain === domain)
+    ) as unknown as Rec[],
     wanted,
   );
   if (!scale) return undefined;
@@ -47,7 +54,7 @@ for (const domain of ["books", "code", "stories", "prose", "latex"]) {
     description: `Bits-per-byte against training FLOPs on ${domain} (the paper's Figure 1 analogue)`,
     reads: ["runs", "unigram"],
     build(records, ctx) {
-      const sel = matchedRuns(records, ctx.scale);
+      const sel = matchedRuns(records, ctx.scale, domain);
       if (!sel || !sel.runs.some((r) => r.domain === domain)) return undefined;
       return { figure: computeMatchedFigure(sel.runs, domain, sel.scale, unigramRecords(records)) };
     },
