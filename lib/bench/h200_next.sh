@@ -11,10 +11,10 @@
 #   - issue 18: the byte Transformer's training beside PyTorch's in the same call, and a d256x4 profile.
 # Records come back in $OUT/logs.tgz; merge them as they are (decode_972m.jsonl -> decode_engine.jsonl,
 # sweep.jsonl -> sweep/decode_gemv_pass.jsonl, spec.jsonl -> speculative_engine.jsonl, gpu.jsonl ->
-# gpu.jsonl, engine_256.jsonl and engine_192_r*.jsonl -> engine.jsonl, the peers files -> CARD-peers-DATE.jsonl).
+# gpu.jsonl, engine_256.jsonl, engine_192_r*.jsonl and engine_mamba_256.jsonl -> engine.jsonl, the peers files -> CARD-peers-DATE.jsonl).
 set -x
 if [ "${1:-}" != inner ]; then
-  mkdir -p $OUT/logs; timeout 245 bash "$0" inner > $OUT/logs/trace.txt 2>&1
+  mkdir -p $OUT/logs; timeout 260 bash "$0" inner > $OUT/logs/trace.txt 2>&1
   cd $OUT && tar czf logs.tgz logs && rm -rf logs; exit 0
 fi
 source .gpu-bundle/activate.sh
@@ -46,4 +46,7 @@ for rows in 32 64; do
   timeout 15 $R lib/bench/engine.ts --model transformer --shape 192,3,4,1024 --steps 10 --warmup 2 --profile \
     --attention-rows $rows --out $L/engine_192_r$rows.jsonl > $L/engine_192_r$rows.out 2> $L/engine_192_r$rows.err
 done
+# and where a large-scale MambaByte step goes (d 256 x 4, batch 4 x 1,024: the plan's most bytes)
+timeout 15 $R lib/bench/engine.ts --shape 256,4,4,1024 --steps 10 --warmup 2 --profile \
+  --out $L/engine_mamba_256.jsonl > $L/engine_mamba_256.out 2> $L/engine_mamba_256.err
 date +%s > $L/t7
