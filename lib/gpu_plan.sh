@@ -62,13 +62,17 @@ for d in ${GPU_PLAN_MODELS:-}; do
 done
 # float16 copies of finished runs' models (export --format f16), for data/models/SCALE/DOMAIN/ENTRY where the
 # notebooks find them, and for evaluations off this machine: GPU_PLAN_HALF="books/mambabyte ..." (run names
-# under compute-matched/SCALE). One archive per model, since a file coming back holds at most 16 MiB; a model
-# exported by an earlier call on this (warm) machine is not sent again, nor is a run not finished here.
+# under compute-matched/SCALE). One archive per model, since a file coming back holds at most 16 MiB. A model
+# counts as sent (data/tmp/half/SCALE/RUN) only once its archive is written, so one a call could not finish
+# is exported again by the next call on this (warm) machine; runs not finished here are left out.
 for r in ${GPU_PLAN_HALF:-}; do
   m="data/checkpoints/runs/compute-matched/$scale/$r/model"
   [ -f "$m/config.json" ] && [ ! -d "data/tmp/half/$scale/$r" ] || continue
-  deno run -A --cached-only lib/cli.ts export --model "$m" --format f16 --out "data/tmp/half/$scale/$r" > /dev/null &&
-    tar -C data/tmp/half -cJf "$out/half-$scale-${r//\//_}.tar.xz" "$scale/$r"
+  rm -rf data/tmp/half-work && mkdir -p "data/tmp/half-work/$scale/$(dirname "$r")" "data/tmp/half/$scale/$(dirname "$r")" &&
+    deno run -A --cached-only lib/cli.ts export --model "$m" --format f16 --out "data/tmp/half-work/$scale/$r" > /dev/null &&
+    tar -C data/tmp/half-work -cJf "$out/half-$scale-${r//\//_}.tar.xz.part" "$scale/$r" &&
+    mv "$out/half-$scale-${r//\//_}.tar.xz.part" "$out/half-$scale-${r//\//_}.tar.xz" &&
+    mv "data/tmp/half-work/$scale/$r" "data/tmp/half/$scale/$r"
 done
 # runs without a record (training or evaluation cut by the time limit): their checkpoints go back, one
 # archive per run, for the next call to resume (not with GPU_PLAN_NO_CARRY=1: a warm machine keeps them, and

@@ -66,7 +66,7 @@ export type {
 // Models: every family behind one interface; the Mamba internals in the `mamba` namespace
 
 export { asMamba, createModel, loadModel, saveModel } from "./models/mod.ts";
-export { findTrainedModel, type TrainedModelPlace } from "./models/trained.ts";
+export { findTrainedModel, findTrainedPair, type TrainedModelPlace } from "./models/trained.ts";
 export { countParameters, disposeModel, MODEL_KINDS, nextTokenLoss, TOKEN_UNIT } from "./models/lm.ts";
 export type { LanguageModel, ModelKind } from "./models/lm.ts";
 export { presetConfig, PRESETS } from "./models/presets.ts";

@@ -14,7 +14,7 @@ import { disposeModel } from "../lib/models/lm.ts";
 import { scoreText } from "../lib/eval/score.ts";
 import { trainBpe } from "../lib/data/bpe.ts";
 import { readSplit } from "../lib/data/bytes.ts";
-import { findTrainedModel } from "../lib/models/trained.ts";
+import { findTrainedModel, findTrainedPair } from "../lib/models/trained.ts";
 import { runCli, trainedModelDir, useBackend } from "./helpers.ts";
 
 const SAMPLE = await readSplit(new URL("../data/samples/books/test", import.meta.url).pathname);
@@ -141,6 +141,11 @@ Deno.test("findTrainedModel: the largest scale first, a committed copy before a 
     assert.equal(drafter?.dir, `${tmp}/models/large/books/mamba_subword_equal_bytes`);
     assert.equal(await findTrainedModel(["mamba_subword"], { ...o, scales: ["large"] }), undefined);
     assert.equal(await findTrainedModel("mambabyte", { ...o, domain: "code" }), undefined);
+    // a pair: the largest scale holding both (large has no compute-matched subword Mamba, small does)
+    const pair = await findTrainedPair("mambabyte", ["mamba_subword"], o);
+    assert.deepEqual(pair?.map((p) => [p.scale, p.source]), [["small", "local run"], ["small", "local run"]]);
+    assert.equal((await findTrainedPair("mambabyte", ["mamba_subword_equal_bytes"], o))?.[0].scale, "large");
+    assert.equal(await findTrainedPair("mambabyte", ["transformer"], o), undefined);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -564,7 +564,7 @@ Deno.test("README verdicts: a gap counts only beyond twice the seed s.d.; one se
   assert.match(line(0.25), /Seed spread \(sample s\.d\. over seeds\): mambabyte 0\.100, transformer 0\.050/);
   assert.match(
     line(0.15),
-    /below all three beyond seed noise on 0 of 1 domains, within noise on 1 .*Within seed noise on 1 of 1 domains: not a confirmation\./,
+    /below all three beyond seed noise on 0 of 1 domains, within noise on 1 .*Within noise \(seeds or test documents\) on 1 of 1 domains: not a confirmation\./,
   );
   assert.match(line(-0.25), /on 0 of 1 domains .*Does not agree\./);
   // one seed each: the sign decides, and the line says no spread was measured
@@ -612,7 +612,10 @@ Deno.test("test-document spread: the bootstrap s.d. of a gap matches its closed 
     ...["transformer", "perceiver_ar", "megabyte"].map((e) => rec(e, [["x", 100, 2.4], ["y", 300, 2.0]])),
   ];
   const line = agreement(runs, [], [])[2];
-  assert.match(line, /within noise on 1 .*Within seed noise on 1 of 1 domains: not a confirmation\./);
+  assert.match(
+    line,
+    /below all three beyond test-document noise on 0 of 1 domains, within noise on 1 .*Within noise \(seeds or test documents\) on 1 of 1 domains: not a confirmation\./,
+  );
   assert.match(line, /spread over resamples of the test documents .*mambabyte vs transformer 0\.1\d\d/);
   assert.match(line, /One seed per run: no seed spread is measured\./);
   // the same gap spread evenly over both documents counts

@@ -10,26 +10,29 @@
 # dep_analysis_cache_v2-wal (39.5 MB in all, from 40.7). The published records in data/results travel
 # with the tree: runs already recorded are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
-# half-large-books_ENTRY.tar.xz (a float16 model each, 2.8-17 MB): `tar -C data/models -xJf` those of at
+# half-large-books_ENTRY.tar.xz (a float16 model each, about 3-14 MB): `tar -C data/models -xJf` those of at
 # most 10 MB that the notebooks read (mambabyte, mamba_subword_equal_bytes) to commit them; for the
 # evaluation stages, `tar -C DIR -xJf` each and move DIR/large/books/ENTRY to
 # data/checkpoints/runs/compute-matched/large/books/ENTRY/model (weights rounded to float16: say so).
 if [ "${1:-}" != inner ]; then
   mkdir -p "$OUT/records"
   timeout "${LARGE_SECONDS:-560}" bash "$0" inner > "$OUT/records/trace.txt" 2>&1
+  # here, not in the inner script: a call whose inner part ran into its limit still brings back its
+  # records (written when training stopped) and the float16 models whose archives were finished
+  cp /tmp/plan-out/runs-gpu.jsonl /tmp/plan-out/diverged-gpu.jsonl /tmp/plan-out/logs-plan.tar.xz "$OUT/records/"
+  cp /tmp/plan-out/half-*.tar.xz "$OUT/" 2>/dev/null # one file each beside records.tgz (8 files come back)
   cd "$OUT" && tar czf records.tgz records && rm -rf records; exit 0
 fi
 set -x
 source .gpu-bundle/activate.sh
 export MAMBABYTE_COMMIT=$(cat .commit)
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv
-mkdir -p /tmp/plan-out
+# this call's files only (a warm machine keeps the last call's)
+rm -rf /tmp/plan-out && mkdir -p /tmp/plan-out
 # the models notebooks 06-07 read, in float16, from whichever of these runs finished on this machine
 # (and those the evaluation stages read: the subword Mamba for noise, the context-8192 pair for extrapolation)
 export GPU_PLAN_HALF="books/mambabyte books/mamba_subword_equal_bytes books/mamba_subword books/mambabyte_8k books/transformer_8k books/transformer"
-OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 30 )) \
+# training stops 75 s before the call's limit: the records, logs and float16 exports run after it
+OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) \
   books:mambabyte,mambabyte_0.375 books:transformer,transformer_equal_params books:megabyte \
   books:mamba_subword,mamba_subword_equal_bytes books:perceiver_ar books:transformer_subword
-cp /tmp/plan-out/runs-gpu.jsonl /tmp/plan-out/diverged-gpu.jsonl /tmp/plan-out/logs-plan.tar.xz "$OUT/records/"
-# the float16 models, one file each beside records.tgz (at most 8 files come back)
-cp /tmp/plan-out/half-*.tar.xz "$OUT/" 2>/dev/null || true

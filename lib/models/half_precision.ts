@@ -70,13 +70,13 @@ export async function writeHalfModel(src: string, out: string): Promise<HalfMode
     }
     const w = toFloat32(t, { file: weights, key: name });
     for (let i = 0; i < w.length; i++) {
-      if (Math.abs(w[i]) > FLOAT16_MAX) {
+      if (!(Math.abs(w[i]) <= FLOAT16_MAX)) { // NaN too
         throw new InputError(
           weights,
           name,
           `${weights}: tensor "${name}" holds ${
             w[i]
-          }, beyond float16's range (±${FLOAT16_MAX}): it cannot be stored in half precision`,
+          }, beyond float16's range (±${FLOAT16_MAX}) or not a number: it cannot be stored in half precision`,
         );
       }
     }

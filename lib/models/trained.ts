@@ -10,7 +10,7 @@ import { pathExists } from "../io/atomic.ts";
 export interface TrainedModelPlace {
   dir: string;
   scale: string;
-  /** "committed (float16)" or "local run". */
+  /** "committed, float16" or "local run". */
   source: string;
   /** e.g. "MambaByte, large scale, books (committed, float16)": what a notebook prints. */
   label: string;
@@ -30,6 +30,23 @@ export async function findTrainedModel(
       const found = await findAt(entry, scale, domain, o);
       if (found) return found;
     }
+  }
+  return undefined;
+}
+
+/**
+ * Two models that serve together (a verifier and its drafter), at the largest scale that has both: e.g.
+ * a large MambaByte without a large drafter gives way to a smaller scale's complete pair.
+ */
+export async function findTrainedPair(
+  first: string | string[],
+  second: string | string[],
+  o: { domain?: string; scales?: string[]; modelsDir?: string; runs?: string } = {},
+): Promise<[TrainedModelPlace, TrainedModelPlace] | undefined> {
+  for (const scale of o.scales ?? TRAINED_SCALES) {
+    const a = await findTrainedModel(first, { ...o, scales: [scale] });
+    const b = a && await findTrainedModel(second, { ...o, scales: [scale] });
+    if (a && b) return [a, b];
   }
   return undefined;
 }

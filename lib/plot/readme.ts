@@ -317,8 +317,20 @@ export function agreement(
     const noise = sds.length ? 2 * Math.max(...sds) : 0;
     return y - x > noise ? "lower" : x - y > noise ? "higher" : "within";
   };
-  const measured = (entries: string[]) =>
-    entries.some((e) => noiseOf(e) !== undefined) ? " beyond seed noise" : "";
+  /** What the verdict's noise was made of: seeds, test documents, both, or nothing measured (""). */
+  const measured = (entries: string[]) => {
+    const seeds = entries.some((e) => noiseOf(e) !== undefined);
+    const documents = entries.slice(1).some((e) =>
+      domains.some((d) => subsetNoise(entries[0], e, d) !== undefined)
+    );
+    return seeds && documents
+      ? " beyond seed and test-document noise"
+      : seeds
+      ? " beyond seed noise"
+      : documents
+      ? " beyond test-document noise"
+      : "";
+  };
   const spread = (entries: string[]) => {
     const sds = entries.map((e) => [e, noiseOf(e)] as const).filter(([, v]) => v !== undefined);
     // the first entry against each other: the gap's largest spread over test-document resamples on any domain
@@ -364,7 +376,7 @@ export function agreement(
       : t.lower === t.of
       ? "Agrees."
       : t.lower + t.within === t.of
-      ? `Within seed noise on ${t.within} of ${t.of} domains: not a confirmation.`
+      ? `Within noise (seeds or test documents) on ${t.within} of ${t.of} domains: not a confirmation.`
       : t.lower
       ? partly
       : "Does not agree.";
@@ -427,7 +439,7 @@ export function agreement(
         Number.isFinite(ratioSeen) ? `${ratioSeen.toFixed(1)}x` : "a different number of"
       } the bytes${
         Number.isFinite(ratioSeen) ? " or more" : ""
-      }; MambaByte is at or below it (within seed noise or better) on ${c3.yes} of ${c3.of} domains ` +
+      }; MambaByte is at or below it (within noise or better) on ${c3.yes} of ${c3.of} domains ` +
       `(${
         domains.map((d) => `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs ${f3(bpb("mamba_subword", d) ?? NaN)}`)
           .join("; ")

@@ -66,13 +66,12 @@ export default [
   `,
   code`
   await mb.initBackend({});
-  // the largest trained pair there is: committed large-scale models, else a local run's (the drafter: the
+  // the largest scale with a trained pair: committed large-scale models, else a local run's (the drafter: the
   // subword Mamba of the equal-bytes pair, small enough to commit, or the compute-matched one)
-  const found = await mb.findTrainedModel("mambabyte");
-  const foundDrafter = found &&
-    await mb.findTrainedModel(["mamba_subword_equal_bytes", "mamba_subword"], { scales: [found.scale] });
+  const pair = await mb.findTrainedPair("mambabyte", ["mamba_subword_equal_bytes", "mamba_subword"]);
   let verifier: mb.MambaLM, drafter: mb.MambaLM, tokenizer: mb.ByteBPE, label: string;
-  if (found && foundDrafter) {
+  if (pair) {
+    const [found, foundDrafter] = pair;
     verifier = mb.asMamba(await mb.loadModel(found.dir));
     const d = await mb.loadModel(foundDrafter.dir); // its tokenizer.json comes along
     drafter = mb.asMamba(d);

@@ -94,7 +94,7 @@ export function ladderFigure(
         title: {
           text: data.some((d) => d.name.endsWith(" †"))
             ? "model: top budget (†: within 1 bit of unigram)"
-            : "model: test bpb at the top budget",
+            : "model: test bpb at the top budget (or the budget said)",
         },
         x: 0.01,
         xanchor: "left",
