@@ -571,6 +571,11 @@ const DOCS: Record<string, CommandDoc> = {
       "no-figures": ["", "skip the figures"],
       "no-notebooks": ["", "skip executing the notebooks"],
       "in-process": ["", "(internal) run the plan in this process: how reproduce trains each run in a child"],
+      "time-left": [
+        "S",
+        "seconds this invocation may train: a run its family's recorded speed says cannot finish in what is " +
+        "left is not started, saying so (a device call's last minutes; default: no limit)",
+      ],
       engine: ENGINE_DOC,
       backend: BACKEND_DOC,
     },
@@ -1497,6 +1502,7 @@ async function reproduceCommand(args: string[]) {
     "no-notebooks": "bool",
     "in-process": "bool",
     engine: "value",
+    "time-left": "value",
   }, "reproduce");
   const scale = scaleFlag(flags, "small");
   const backend = await startBackend();
@@ -1520,6 +1526,7 @@ async function reproduceCommand(args: string[]) {
       skipEvaluations: flags.get("no-evaluations") === true,
       skipFigures: flags.get("no-figures") === true,
       skipNotebooks: flags.get("no-notebooks") === true,
+      timeLeft: timeLeftFlag(flags),
     });
   } catch (e) {
     if (!(e instanceof ReproduceInterrupted)) throw e;
@@ -1527,6 +1534,17 @@ async function reproduceCommand(args: string[]) {
     Deno.exit(130);
   }
   if (r.failures.length) throw new ReproduceFailed(r.failures.length);
+}
+
+/** --time-left S: positive seconds, or undefined when not given. */
+function timeLeftFlag(flags: Flags): number | undefined {
+  const v = flags.get("time-left");
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(n > 0)) {
+    throw new UsageError(`reproduce: --time-left must be a positive number of seconds, got "${v}"`);
+  }
+  return n;
 }
 
 class ReproduceFailed extends Error {

@@ -47,7 +47,7 @@ for job in "$@"; do
   name="${domain}-${models//,/_}${GPU_PLAN_TAG:+-$GPU_PLAN_TAG}"
   timeout -s INT "$limit" deno run -A --cached-only lib/cli.ts reproduce --scale "$scale" --no-data --no-evaluations \
     --no-figures --no-notebooks --domains "$domain" --models "$models" --results "$results" \
-    --runs-dir data/checkpoints/runs --engine "${GPU_PLAN_ENGINE:-native}" \
+    --runs-dir data/checkpoints/runs --engine "${GPU_PLAN_ENGINE:-native}" ${GPU_PLAN_TIME_LEFT:+--time-left "$GPU_PLAN_TIME_LEFT"} \
     > "data/tmp/gpu/log-$name.txt" 2>&1 &
   pids+=($!)
 done

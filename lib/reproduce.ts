@@ -14,6 +14,7 @@
  */
 import { isDivergedSweep, isDone, planRuns, readPlan, recordedDiverged, recordedRuns } from "./runs/plan.ts";
 import { runExperiment, type RunSpec } from "./runs/experiment.ts";
+import { secondsNeeded } from "./runs/time_left.ts";
 import type { TrainEngine } from "./train/steps.ts";
 import { TrainingInterrupted } from "./train/trainer.ts";
 import { formatSeconds } from "./util/progress.ts";
@@ -28,6 +29,7 @@ import {
   REPO_ROOT,
   repoRelative,
   RESULTS_DIR,
+  RUNS_DIR,
 } from "./paths.ts";
 import { compareWithPublished, comparisonTable } from "./results/compare.ts";
 import type { RunRecord, UnigramRecord } from "./results/records.ts";
@@ -62,6 +64,11 @@ export interface ReproduceOptions {
   backend?: string;
   /** What trains the runs (lib/train/steps.ts; default auto). */
   engine?: TrainEngine;
+  /**
+   * Seconds this invocation may train for: a run that its family's recorded speed says cannot finish in
+   * what is left is skipped, saying so (lib/runs/time_left.ts), not started (a device call's last minutes).
+   */
+  timeLeft?: number;
 }
 
 /** A stage hook run after training (extrapolation / noise evaluations register here). */
@@ -238,6 +245,8 @@ export async function reproduce(
     return formatSeconds(remaining.reduce((s, r) => s + (r.train.flops ?? 0), 0) * seconds / flops);
   };
   const attempted = new Set<string>();
+  const trainingStarted = performance.now();
+  const skipped: string[] = [];
   try {
     for (let round = 0; todo.length; round++) {
       if (round > 0 && !opts.inProcess) {
@@ -245,6 +254,25 @@ export async function reproduce(
       }
       for (const [i, spec] of todo.entries()) {
         attempted.add(spec.name);
+        if (opts.timeLeft !== undefined) {
+          const left = opts.timeLeft - (performance.now() - trainingStarted) / 1000;
+          const need = await secondsNeeded(
+            spec,
+            await recordedRuns(resultsDir),
+            `${opts.runsDir ?? RUNS_DIR}/${spec.name}`,
+          );
+          if (need !== undefined && need > left) {
+            skipped.push(spec.name);
+            console.error(
+              `run ${spec.name}: not started: about ${
+                formatSeconds(need)
+              } of training left at its family's recorded speed, ${
+                formatSeconds(Math.max(0, left))
+              } of --time-left`,
+            );
+            continue;
+          }
+        }
         if (!opts.inProcess) {
           console.error(
             `\n-- run ${i + 1}/${todo.length}: ${spec.name}  (elapsed ${elapsed()}, ETA ${
@@ -302,6 +330,11 @@ export async function reproduce(
     }
   } finally {
     for (const [sig, f] of listeners) Deno.removeSignalListener(sig, f);
+  }
+  if (skipped.length) {
+    console.error(
+      `${skipped.length} run(s) not started for lack of time (--time-left): ${skipped.join(", ")}`,
+    );
   }
   for (const w of opts.inProcess ? [] : waiting) {
     failures.push(`${w.name}: not trained: it waits for ${w.pending}`);

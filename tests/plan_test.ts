@@ -15,6 +15,8 @@ import { figureBuilder } from "../lib/plot/figures/mod.ts";
 import { agreement, verdictRuns } from "../lib/plot/readme.ts";
 import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
 import { documentRows, gapSubsetSd } from "../lib/results/subsets.ts";
+import { familyRate, secondsNeeded } from "../lib/runs/time_left.ts";
+import type { RunSpec } from "../lib/runs/experiment.ts";
 
 const SEVEN = [
   "mambabyte",
@@ -860,4 +862,105 @@ Deno.test("noise on several domains: the noise table keeps books, noise_domains 
     table.table.rows.every((r) => !r.join(" ").includes("×3")),
     "code's records stay out of the books table",
   );
+});
+
+Deno.test("reproduce --time-left: a run its family's recorded speed says cannot finish is not started; one that can is trained", async () => {
+  // the estimate: FLOPs still to do (after a checkpoint's step) over the family's recorded FLOP rate
+  const rec = (model: string, flops: number, seconds: number, bytes: number) =>
+    ({
+      model,
+      scale: "smoke",
+      train_flops: flops,
+      train_wall_s: seconds,
+      bytes_seen: bytes,
+    }) as unknown as RunRecord;
+  const records = [
+    rec("mambabyte", 4e9, 2, 1e6),
+    rec("mambabyte", 8e9, 6, 3e6),
+    rec("transformer", 1e9, 1, 1e6),
+  ];
+  assert.deepEqual(familyRate(records, "mambabyte", "smoke"), { flopsPerSecond: 1.5e9, flopsPerByte: 3e3 });
+  assert.equal(familyRate(records, "megabyte", "smoke"), undefined);
+  const tmp = await Deno.makeTempDir();
+  try {
+    const spec = {
+      name: "t/smoke/books/m",
+      model: "mambabyte",
+      scale: "smoke",
+      train: { flops: 3e9 },
+    } as RunSpec;
+    assert.equal(await secondsNeeded(spec, records, `${tmp}/none`), 2);
+    await Deno.mkdir(`${tmp}/run/checkpoint`, { recursive: true });
+    await Deno.writeTextFile(
+      `${tmp}/run/checkpoint/trainer_state.json`,
+      JSON.stringify({ step: 6, fingerprint: { steps: 12 } }),
+    );
+    assert.equal(await secondsNeeded(spec, records, `${tmp}/run`), 1); // half done
+    const bytes = { ...spec, train: { bytes: 1e6 } } as RunSpec; // a byte budget: the family's FLOPs per byte
+    assert.equal(await secondsNeeded(bytes, records, `${tmp}/none`), 2);
+    assert.equal(await secondsNeeded({ ...spec, model: "megabyte" }, records, `${tmp}/none`), undefined);
+
+    // the command: a slow recorded speed for the family (another plan's run) keeps the run from starting
+    const plan = ladderPlan();
+    plan.scales.smoke.domains = ["books"];
+    plan.scales.smoke.models = { mambabyte: { size: "tiny" } };
+    delete plan.scales.smoke.lr_sweep;
+    delete plan.scales.smoke.budgets;
+    delete plan.scales.smoke.extra_seeds;
+    await Deno.writeTextFile(`${tmp}/one.json`, JSON.stringify(plan));
+    await Deno.mkdir(`${tmp}/results`);
+    const slow = {
+      run: "other/smoke/books/mambabyte",
+      model: "mambabyte",
+      domain: "books",
+      scale: "smoke",
+      train_flops: 1e9,
+      train_wall_s: 1e6,
+      bytes_seen: 1e6,
+      eval: { split: "test", bits_per_byte: 3 },
+      labels: { plan: "other" },
+    };
+    await Deno.writeTextFile(`${tmp}/results/runs.jsonl`, JSON.stringify(slow) + "\n");
+    const args = (left: string) => [
+      "reproduce",
+      "--plan",
+      `${tmp}/one.json`,
+      "--scale",
+      "smoke",
+      "--results",
+      `${tmp}/results`,
+      "--runs-dir",
+      `${tmp}/runs`,
+      "--no-evaluations",
+      "--no-figures",
+      "--no-notebooks",
+      "--time-left",
+      left,
+    ];
+    let r = await runCli(...args("600"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /run ladder\/smoke\/books\/mambabyte: not started: about .* of training left at its family's recorded speed/,
+    );
+    assert.match(
+      r.stderr,
+      /1 run\(s\) not started for lack of time \(--time-left\): ladder\/smoke\/books\/mambabyte/,
+    );
+    assert.equal((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").length, 1);
+    // at the speed the run itself records once it is trained, the same limit lets it start
+    await Deno.writeTextFile(
+      `${tmp}/results/runs.jsonl`,
+      JSON.stringify({ ...slow, train_wall_s: 1e-3 }) + "\n",
+    );
+    r = await runCli(...args("600"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /not started/);
+    assert.equal((await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n").length, 2);
+    r = await runCli(...args("0"));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--time-left must be a positive number of seconds, got "0"/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
