@@ -10,6 +10,7 @@ import {
   renderFigure,
 } from "../lib/plot/export.ts";
 import { figureBundle, layout, PLOTLY_MIME, tableBundle } from "../lib/plot/display.ts";
+import { legendInside } from "../lib/plot/legend.ts";
 import { waitUntil, withDeadline } from "./deadline.ts";
 
 const FIG = {
@@ -198,4 +199,65 @@ Deno.test("tables render as HTML and aligned text", () => {
   );
   const many = tableBundle(Array.from({ length: 60 }, (_, i) => ({ i })), { maxRows: 5 });
   assert.match(many["text/plain"], /\(5 of 60 rows shown\)$/);
+});
+
+Deno.test("legendInside: the legend goes where no series runs (corners first), else the y range grows to make room", () => {
+  const frame = { width: 1000, height: 500, margin: { l: 80, r: 30, t: 60, b: 60 } };
+  const line = (name: string, x: number[], y: number[]) => ({
+    type: "scatter",
+    mode: "lines+markers",
+    name,
+    x,
+    y,
+  });
+  const x = [1, 2, 3, 4, 5];
+  // series low in the plot: the top right corner is free
+  let p = legendInside([
+    line("a", x, [0, 0.1, 0.2, 0.1, 0]),
+    line("b", x, [0.1, 0, 0.1, 0.2, 0.1]),
+    line("t", x, [10, 1, 1, 1, 1]),
+  ], frame);
+  assert.deepEqual([p.legend.xanchor, p.legend.y, p.yRange], ["right", 0.99, undefined]);
+  // a series rising to the top right: the top left
+  p = legendInside([line("a", x, [0, 0, 0, 5, 10])], frame);
+  assert.deepEqual([p.legend.xanchor, p.legend.y], ["left", 0.99]);
+  // series across the whole top: a bottom corner
+  p = legendInside([line("a", x, [10, 10, 10, 10, 10]), line("b", x, [0, 9, 9, 9, 9])], frame);
+  assert.equal(p.legend.xanchor, "right");
+  assert.ok((p.legend.y as number) < 0.5, `${p.legend.y}`);
+  // a horizontal reference line is avoided like a series: free top right without it, below it with it
+  const flat = [line("a", x, [0, 0, 0, 0, 0]), line("t", [1], [10])];
+  assert.equal(legendInside(flat, frame).legend.y, 0.99);
+  p = legendInside(flat, { ...frame, hlines: [9.5] });
+  assert.ok((p.legend.y as number) < 0.9 && p.yRange === undefined, `${p.legend.y} ${p.yRange}`);
+  // nowhere free: the top of the range grows so that the data end below the legend's box
+  const everywhere = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((v, i) =>
+    line(`s${i}`, x, x.map((k) => (v + k) % 11))
+  );
+  p = legendInside(everywhere, frame);
+  const [lo, hi] = p.yRange!;
+  // eleven short names make one row: the data's top (10) ends below that row, and the range grew past it
+  assert.equal(p.legend.orientation, "h");
+  assert.ok(hi > 11 && (10 - lo) / (hi - lo) < 0.95 - 31 / 380, `${lo}..${hi}`);
+  assert.deepEqual([p.legend.xanchor, p.legend.yanchor, p.legend.y], ["right", "top", 0.99]);
+  // bars: tall groups on the left, short ones on the right (labels above bars count too)
+  const bars = ["a", "b"].map((name, i) => ({
+    type: "bar",
+    name,
+    x: ["p", "q", "r", "s"],
+    y: [9 + i, 8, 1, 1],
+  }));
+  p = legendInside(bars, frame);
+  assert.deepEqual([p.legend.xanchor, p.legend.y], ["right", 0.99]);
+  // a panel's legend goes in its own share of the height
+  p = legendInside([line("a", x, [0, 0, 0, 0, 0])], { ...frame, yDomain: [0.4, 1] });
+  assert.ok(Math.abs((p.legend.y as number) - (0.4 + 0.99 * 0.6)) < 1e-12);
+  // sixteen long names: too tall as one column above the series, so two columns of rows
+  const wide = Array.from(
+    { length: 16 },
+    (_, i) => line(`a rather long series name, number ${i} of sixteen`, x, [0, 0, 0, 0, 0]),
+  );
+  p = legendInside(wide, frame);
+  assert.equal(p.legend.orientation, "h");
+  assert.ok((p.legend.entrywidth as number) > 200);
 });

@@ -5,7 +5,7 @@ import { speculativeBounds } from "../../results/speculative.ts";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { colorOf, fmt, footnote, gpuName, latestBy, sig, signed, topTitle } from "./common.ts";
+import { colorOf, fmt, footnote, gpuName, latestBy, legendLayout, sig, signed, topTitle } from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Decoding (lib/bench/decode.ts -> bench/decode.jsonl)
@@ -119,10 +119,14 @@ function decodeContextFigure(records: Records, machine: "gpu" | "cpu") {
     }));
     if (machine === "gpu") recs.push(...mambaEngine);
     const series = group(recs, decodeSeriesName) as Map<string, Rec[]>;
+    // where every series ran on one machine, its legend names leave out the " on webgpu, NVIDIA H200" they
+    // share (the title names the machine)
+    const wheres = new Set([...series.values()].map((rs) => ` on ${decodeWhere(rs[0])}`));
+    const shared = wheres.size === 1 ? [...wheres][0] : "";
     const data: Rec[] = [...series].map(([name, rs], i) => ({
       type: "scatter",
       mode: "lines+markers",
-      name,
+      name: shared && name.endsWith(shared) ? name.slice(0, -shared.length) : name,
       x: rs.map((r) => r.context),
       y: rs.map((r) => r.bytesPerS),
       line: {
@@ -146,11 +150,12 @@ function decodeContextFigure(records: Records, machine: "gpu" | "cpu") {
         line: { dash: "dash", color: "#888" },
       });
     }
+    // the title alone above the plot; the legend inside it, where no series runs
     const top = topTitle(
       `Batch-1 decoding speed against context ${
         machine === "gpu" ? "on the H200 machine" : "on the CPU"
       } (d_model ${recs[0].d_model} x ${recs[0].n_layer} layers)`,
-      data,
+      [],
     );
     const foot = footnote(
       "MambaByte's state has a fixed size, so its cost per byte does not grow with the context; the Transformer's KV cache and MegaByte's global cache grow by " +
@@ -170,9 +175,8 @@ function decodeContextFigure(records: Records, machine: "gpu" | "cpu") {
           xType: "log",
           yTitle: "Bytes per second",
           yType: "log",
-          legend: "top",
           width: 1000,
-          height: 400 + top.margin + foot.margin, // the plot keeps its height however many series the legend lists
+          height: 460 + top.margin + foot.margin,
           extra: {
             title: top.title,
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
@@ -181,6 +185,13 @@ function decodeContextFigure(records: Records, machine: "gpu" | "cpu") {
               tickvals: contexts,
               ticktext: contexts.map((c) => c >= 1024 ? `${c / 1024}K` : String(c)),
             },
+            ...legendLayout(data, {
+              width: 1000,
+              height: 460 + top.margin + foot.margin,
+              margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
+              xType: "log",
+              yType: "log",
+            }),
           },
         }),
       },
@@ -342,7 +353,7 @@ registerFigure({
       textposition: "outside",
       marker: { color: ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"][i % 4] },
     }));
-    const top = topTitle("Speculative decoding: speed over plain greedy MambaByte", data);
+    const top = topTitle("Speculative decoding: speed over plain greedy MambaByte", []);
     const foot = footnote(
       "Bars: bytes/s over plain greedy MambaByte decoding with the same verifier on the same device (1 = no gain; dotted line: the paper's 2.6x). Labels: " +
         "drafted bytes accepted. Drafter: this project's subword Mamba, 3 tokens per round; β: top-β acceptance (β = 1 equals greedy decoding byte for byte). " +
@@ -354,12 +365,17 @@ registerFigure({
         data,
         layout: layout({
           yTitle: "Speed-up over plain MambaByte (x)",
-          legend: "top",
           width: 1000,
           height: 520 + foot.margin - 60,
           extra: {
             title: top.title,
             barmode: "group",
+            ...legendLayout(data, {
+              width: 1000,
+              height: 520 + foot.margin - 60,
+              margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
+              hlines: [1, 2.6],
+            }),
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
             annotations: [foot.annotation],
             shapes: [

@@ -5,7 +5,18 @@ import { deviation, extent, group, mean } from "d3-array";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { chooseScale, colorOf, fmt, footnote, latestBy, scaleNote, signed, topTitle } from "./common.ts";
+import {
+  chooseScale,
+  colorOf,
+  fmt,
+  footnote,
+  latestBy,
+  legendLayout,
+  scaleNote,
+  signed,
+  topTitle,
+  withAxis,
+} from "./common.ts";
 import { isMambaKind } from "../../models/lm.ts";
 
 // ---------------------------------------------------------------------------------------------------
@@ -132,7 +143,7 @@ registerFigure({
       `Length extrapolation: test bits per byte against evaluation length (${
         recs[0].domain
       }, ${scale} scale)`,
-      data,
+      [],
     );
     const foot = footnote(
       `Every length scores the same test bytes (${
@@ -159,17 +170,24 @@ registerFigure({
           xTitle: "Evaluation length (multiple of the training context C)",
           xType: "log",
           yTitle: "Test bits per byte",
-          legend: "top",
           width: 1000,
           height: 640 + foot.margin - 120,
           extra: {
             title: top.title,
             showlegend: true,
             xaxis: { tickvals: multiples, ticktext: multiples.map((m) => `${m}x`), anchor: "y2" },
-            yaxis: {
-              domain: [0.42, 1],
-              title: { text: "Test bits per byte (bits/byte)", font: { size: 14 } },
-            },
+            // the legend in the upper panel, where no series runs
+            ...withAxis(
+              legendLayout(data, {
+                width: 1000,
+                height: 640 + foot.margin - 120,
+                margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
+                xType: "log",
+                yDomain: [0.42, 1],
+              }),
+              "yaxis",
+              { domain: [0.42, 1], title: { text: "Test bits per byte (bits/byte)", font: { size: 14 } } },
+            ),
             yaxis2: {
               ...axisStyle,
               domain: [0, 0.34],
@@ -253,7 +271,7 @@ registerFigure({
       series.map((s) => ({ x: s.trainedBytes, color: s.color, label: s.label })),
       (c) => `${c.x}|${c.label}`,
     );
-    const top = topTitle(`Loss against byte position (${recs[0].domain}, ${scale} scale)`, data);
+    const top = topTitle(`Loss against byte position (${recs[0].domain}, ${scale} scale)`, []);
     const foot = footnote(
       `Each point: bits per byte of the predictions at byte positions in one bin (two bins per doubling), pooled over all evaluation lengths ` +
         `(the prediction at a position does not depend on how long the sequence is). Dashed lines: each model's training context C; ` +
@@ -268,6 +286,7 @@ registerFigure({
       number,
     ];
     const yMean = mean(data.flatMap((d) => d.y).filter(Number.isFinite) as number[]) ?? yMax;
+    const yRange: [number, number] = [Math.max(0, yMin - 0.3), Math.min(yMax, yMean * 2) + 0.3];
     return {
       figure: {
         data,
@@ -276,7 +295,6 @@ registerFigure({
           xType: "log",
           yTitle: "Test bits per byte",
           yUnit: "bits/byte",
-          legend: "top",
           width: 1000,
           height: 560 + foot.margin - 100,
           extra: {
@@ -285,7 +303,19 @@ registerFigure({
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
             xaxis: { exponentformat: "none" },
             // the first positions (almost no context) can sit far above the rest: keep the bulk readable
-            yaxis: { range: [Math.max(0, yMin - 0.3), Math.min(yMax, yMean * 2) + 0.3] },
+            yaxis: { range: yRange },
+            ...legendLayout(data, {
+              width: 1000,
+              height: 560 + foot.margin - 100,
+              margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
+              xType: "log",
+              yRange,
+              labels: contexts.map((c, i) => ({
+                x: c.x,
+                top: 1 - 0.06 * i,
+                chars: `C = ${c.x} (${c.label})`.length,
+              })),
+            }),
             shapes: contexts.map((c) => ({
               type: "line",
               xref: "x",

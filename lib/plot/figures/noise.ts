@@ -6,7 +6,19 @@ import { PAPER_NOISE, PAPER_PG19_WORD_PPL } from "../../results/paper.ts";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { chooseScale, colorOf, fmt, footnote, latestBy, scaleNote, sig, signed, topTitle } from "./common.ts";
+import {
+  chooseScale,
+  colorOf,
+  fmt,
+  footnote,
+  latestBy,
+  legendLayout,
+  scaleNote,
+  sig,
+  signed,
+  topTitle,
+  withAxis,
+} from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Noise (lib/eval/noise.ts -> noise.jsonl)
@@ -144,7 +156,7 @@ registerFigure({
     });
     const top = topTitle(
       `Increase of test bits per byte under synthetic noise (${models[0].domain}, ${scale} scale)`,
-      data,
+      [],
     );
     const foot = footnote(
       `Bits per byte of the noisy text (per byte of that text) minus that of the clean text; ${
@@ -160,13 +172,17 @@ registerFigure({
           xTitle: "Noise and probability p",
           yTitle: "Bits per byte, noisy − clean",
           yUnit: "bits/byte",
-          legend: "top",
           width: 1000,
           height: 520 + foot.margin - 100,
           extra: {
             title: top.title,
             showlegend: true,
             barmode: "group",
+            ...legendLayout(data, {
+              width: 1000,
+              height: 520 + foot.margin - 100,
+              margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
+            }),
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
             annotations: [foot.annotation],
           },
@@ -236,7 +252,7 @@ registerFigure({
     });
     const top = topTitle(
       `Word perplexity under synthetic noise: ln(noisy / clean) (${models[0].domain}, ${scale} scale)`,
-      data,
+      [],
     );
     const foot = footnote(
       `Word perplexity = exp(nats of the noisy text / words of the CLEAN text), so ln(noisy / clean) = extra nats per original word; below 0: the noisy text is cheaper ` +
@@ -253,7 +269,6 @@ registerFigure({
           xTitle: "Noise and probability p",
           yTitle: "ln(word PPL noisy / clean)",
           yUnit: "nats per clean word",
-          legend: "top",
           width: 1000,
           height: 560 + foot.margin - 100,
           extra: {
@@ -261,7 +276,16 @@ registerFigure({
             showlegend: true,
             barmode: "group",
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
-            yaxis: { zeroline: true, zerolinecolor: "#444" },
+            ...withAxis(
+              legendLayout(data, {
+                width: 1000,
+                height: 560 + foot.margin - 100,
+                margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
+                hlines: [0],
+              }),
+              "yaxis",
+              { zeroline: true, zerolinecolor: "#444" },
+            ),
             annotations: [foot.annotation],
           },
         }),
