@@ -61,7 +61,7 @@ function legendBoxes(names: string[], f: LegendFrame, grouped: boolean) {
       orientation: "h",
       fw: Math.min(0.98, (perRow * entry + 12) / W),
       fh: (rows * row + 10) / H,
-      entrywidth: Math.round(entry),
+      entrywidth: Math.round(entry - SYMBOL_PX), // plotly's entry width leaves out the symbol
     });
   }
   return boxes;
@@ -153,7 +153,8 @@ export function legendInside(data: Rec[], f: LegendFrame): LegendPlacement {
     orientation: box.orientation,
     ...(box.entrywidth ? { entrywidth: box.entrywidth } : {}),
     bgcolor: "rgba(255,255,255,0.85)",
-    ...(f.title ? { title: { text: f.title } } : {}),
+    // a horizontal legend puts its title beside the entries unless told: above them, as the box reckons
+    ...(f.title ? { title: { text: f.title, side: "top left" } } : {}),
   });
   const top = 0.99;
   // corners first (each box shape), then the left, right and centre edges from the top down

@@ -11,7 +11,7 @@ import {
 import type { PlotlyFigure } from "../export.ts";
 import type { RunRecord, UnigramRecord } from "../../results/records.ts";
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { chooseScale, colorOf } from "./common.ts";
+import { chooseScale, colorOf, legendLayout, withAxis } from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Compute-matched comparison (the paper's Table 1 and Figure 1), from lib/results/compute_matched.ts
@@ -60,6 +60,9 @@ for (const domain of ["books", "code", "stories", "prose", "latex"]) {
     },
   });
 }
+
+/** The figure's size and margins (the legend's placement reckons with them). */
+const FRAME = { width: 900, height: 520, margin: { l: 80, r: 30, t: 80, b: 80 } };
 
 /** Runs of one family after the first: their lines dashed and their markers other shapes, the colour kept. */
 const DASHES = ["solid", "dash", "dot", "dashdot"], SYMBOLS = ["diamond", "square", "circle", "triangle-up"];
@@ -122,7 +125,15 @@ export function computeMatchedFigure(
   return {
     data,
     layout: {
-      title: { text: `Bits per byte against training FLOPs — ${domain} (${scale} scale)` },
+      // what the legend's values are: a subtitle (a horizontal legend's own title would widen it past the plot)
+      title: {
+        text: `Bits per byte against training FLOPs — ${domain} (${scale} scale)`,
+        subtitle: {
+          text: data.some((d) => String(d.name).endsWith(" †"))
+            ? "legend: model: test bits per byte (†: within 1 bit of the test bytes' unigram entropy)"
+            : "legend: model: test bits per byte",
+        },
+      },
       xaxis: {
         title: {
           text: "training FLOPs (forward + backward; test markers of equal-FLOPs runs spread by 3% steps)",
@@ -131,15 +142,15 @@ export function computeMatchedFigure(
         exponentformat: "power",
       },
       yaxis: { title: { text: "bits per byte (lines: training batches; markers: test split)" } },
-      legend: {
-        title: {
-          text: data.some((d) => String(d.name).endsWith(" †"))
-            ? "model: test bpb (†: within 1 bit of unigram)"
-            : "model: test bpb",
-        },
-      },
       width: 900,
       height: 520,
+      margin: FRAME.margin,
+      // inside the plot, where no curve or marker is
+      ...withAxis(
+        legendLayout(data, { ...FRAME, xType: "log" }),
+        "yaxis",
+        { title: { text: "bits per byte (lines: training batches; markers: test split)" } },
+      ),
     },
   };
 }

@@ -3,7 +3,7 @@
 import { layout } from "../display.ts";
 
 import { type Rec, registerFigure } from "./registry.ts";
-import { fmt, gpuName, latestBy, sig } from "./common.ts";
+import { fmt, gpuName, latestBy, legendLayout, sig } from "./common.ts";
 import { SCAN_IMPLS } from "../../ssm/types.ts"; // the list only: no TF.js behind it
 
 // ---------------------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ registerFigure({
           yType: "log",
           width: 900,
           height: 540,
-          extra: { xaxis: lengthTicks(byLength.map((r) => r.shape.L)) },
+          extra: { xaxis: lengthTicks(byLength.map((r) => r.shape.L)), ...inside(data, "log", "log") },
         }),
       },
     };
@@ -100,18 +100,19 @@ registerFigure({
     )
       .sort((a, b) => a.shape.B - b.shape.B);
     if (!byBatch.length) return undefined;
+    const data: Rec[] = ["fwd", "fwd+bwd"].map((pass) => {
+      const pts = byBatch.filter((r) => r.pass === pass);
+      return {
+        x: pts.map((r) => r.shape.B),
+        y: pts.map((r) => r.median_ms),
+        name: `fused ${pass}`,
+        mode: "lines+markers",
+        line: { color: SCAN_COLORS.fused, dash: pass === "fwd" ? "dot" : "solid" },
+      };
+    });
     return {
       figure: {
-        data: ["fwd", "fwd+bwd"].map((pass) => {
-          const pts = byBatch.filter((r) => r.pass === pass);
-          return {
-            x: pts.map((r) => r.shape.B),
-            y: pts.map((r) => r.median_ms),
-            name: `fused ${pass}`,
-            mode: "lines+markers",
-            line: { color: SCAN_COLORS.fused, dash: pass === "fwd" ? "dot" : "solid" },
-          };
-        }),
+        data,
         layout: layout({
           title: "Fused scan time against batch (length 1,024, wasm)",
           xTitle: "Batch",
@@ -119,6 +120,7 @@ registerFigure({
           yUnit: "ms",
           width: 900,
           height: 540,
+          extra: inside(data, "linear", "linear"),
         }),
       },
     };
@@ -134,20 +136,21 @@ registerFigure({
       okBench(r) && r.backend === "wasm" && r.shape.B === 1 && r.pass === "fwd+bwd" && r.peak_tensor_bytes
     );
     if (!mem.length) return undefined;
+    const data: Rec[] = SCAN_IMPLS.flatMap((impl) => {
+      const pts = mem.filter((r) => r.impl === impl).sort((a, b) => a.shape.L - b.shape.L);
+      return pts.length
+        ? [{
+          x: pts.map((r) => r.shape.L),
+          y: pts.map((r) => r.peak_tensor_bytes / 2 ** 20),
+          name: impl,
+          mode: "lines+markers",
+          line: { color: SCAN_COLORS[impl] },
+        }]
+        : [];
+    });
     return {
       figure: {
-        data: SCAN_IMPLS.flatMap((impl) => {
-          const pts = mem.filter((r) => r.impl === impl).sort((a, b) => a.shape.L - b.shape.L);
-          return pts.length
-            ? [{
-              x: pts.map((r) => r.shape.L),
-              y: pts.map((r) => r.peak_tensor_bytes / 2 ** 20),
-              name: impl,
-              mode: "lines+markers",
-              line: { color: SCAN_COLORS[impl] },
-            }]
-            : [];
-        }),
+        data,
         layout: layout({
           title: "Peak tensor memory of scan forward + backward (batch 1, wasm)",
           xTitle: "Sequence length",
@@ -158,7 +161,7 @@ registerFigure({
           yType: "log",
           width: 900,
           height: 540,
-          extra: { xaxis: lengthTicks(mem.map((r) => r.shape.L)) },
+          extra: { xaxis: lengthTicks(mem.map((r) => r.shape.L)), ...inside(data, "log", "log") },
         }),
       },
     };
@@ -451,3 +454,14 @@ registerFigure({
     };
   },
 });
+
+/** A scan figure's legend inside its plot (900 x 540, layout()'s margins with a title). */
+function inside(data: Rec[], xType: "linear" | "log", yType: "linear" | "log") {
+  return legendLayout(data, {
+    width: 900,
+    height: 540,
+    margin: { l: 70, r: 30, t: 60, b: 60 },
+    xType,
+    yType,
+  });
+}
