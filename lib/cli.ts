@@ -6,6 +6,7 @@
  * results) are one line on stderr and a non-zero exit; `--debug` (anywhere on the line) or
  * MAMBABYTE_DEBUG=1 prints stack traces instead.
  */
+import { familyRate } from "./runs/time_left.ts";
 import { writeHalfModel } from "./models/half_precision.ts";
 import * as tf from "@tensorflow/tfjs";
 import { BACKENDS, initBackend, requestedBackend } from "./backend.ts";
@@ -65,7 +66,7 @@ import { parameterBreakdown } from "./models/describe.ts";
 import { LOCAL_RESULTS_DIR, RESULTS_DIR } from "./paths.ts";
 import { tableMarkdown } from "./results/tables.ts";
 import { trainBpe } from "./data/bpe.ts";
-import { windowLine } from "./util/progress.ts";
+import { formatSeconds, windowLine } from "./util/progress.ts";
 import { mambaGguf } from "./models/gguf_export.ts";
 import { writeGguf } from "./io/gguf.ts";
 
@@ -1467,6 +1468,23 @@ async function planCommand(args: string[]) {
   console.log(
     `${rows.length} runs, ${si(flops)} training FLOPs in all; ${done} recorded in ${resultsDir}`,
   );
+  // what is left, in time: each run at the FLOP rate its family recorded at this scale (lib/runs/time_left.ts)
+  const left = rows.filter((_, i) => !isDone(runs[i], records, diverged));
+  if (left.length) {
+    let seconds = 0, unknown = 0;
+    for (const r of left) {
+      const rate = familyRate(records, r.model, scale);
+      if (rate) seconds += r.flops / rate.flopsPerSecond;
+      else unknown++;
+    }
+    console.log(
+      `to train: ${left.length} runs, ${si(left.reduce((s, r) => s + r.flops, 0))} FLOPs; about ${
+        formatSeconds(seconds)
+      } of training, run after run, at the speeds their families recorded at this scale${
+        unknown ? ` (${unknown} of a family with no recorded speed not counted)` : ""
+      }; runs sharing a device at once overlap`,
+    );
+  }
 }
 
 async function importCommand(args: string[]) {

@@ -16,6 +16,7 @@ import { agreement, verdictRuns } from "../lib/plot/readme.ts";
 import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
 import { documentRows, gapSubsetSd } from "../lib/results/subsets.ts";
 import { familyRate, secondsNeeded } from "../lib/runs/time_left.ts";
+import { formatSeconds } from "../lib/util/progress.ts";
 import type { RunSpec } from "../lib/runs/experiment.ts";
 
 const SEVEN = [
@@ -423,6 +424,11 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
     new TextDecoder().decode(listed.stdout),
     /\| books\/mambabyte \| mambabyte \|.*\| \(swept\) \| waits for the learning-rate sweep of mambabyte \(0 of 3 recorded\) \|/,
   );
+  // nothing recorded yet: no speed to reckon the time left with
+  assert.match(
+    new TextDecoder().decode(listed.stdout),
+    /to train: 5 runs, .* FLOPs; about 0s of training, .* \(5 of a family with no recorded speed not counted\)/,
+  );
   const r = await runCli(...args);
   assert.equal(r.code, 0, r.stderr);
   assert.match(
@@ -461,10 +467,23 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
   assert.equal(table.match(/\| recorded \|/g)?.length, 5, table);
   assert.match(table, new RegExp(`\\| books/mambabyte \\|.*\\| ${0.004 * multiple} \\| recorded \\|`));
   assert.match(table, /5 runs, .* training FLOPs in all; 5 recorded in /);
+  assert.doesNotMatch(table, /to train:/);
   // the base rate changes: every run moves with it, and the run directories trained at the old rates start
   // over instead of refusing to resume
   plan.scales.smoke.lr = 0.003;
   await Deno.writeTextFile(`${tmp}/ladder.json`, JSON.stringify(plan));
+  // the listing now reckons the five runs' time at the FLOP rate the family's five records show
+  const trained: RunRecord[] = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n")
+    .map((l) => JSON.parse(l));
+  const rate = trained.reduce((a, x) => a + x.train_flops, 0) /
+    trained.reduce((a, x) => a + x.train_wall_s, 0);
+  const seconds = trained.reduce((a, x) => a + x.train_flops, 0) / rate; // the same five budgets again
+  const relisted = new TextDecoder().decode((await listing()).stdout);
+  assert.match(
+    relisted,
+    new RegExp(`to train: 5 runs, .* FLOPs; about ${formatSeconds(seconds)} of training, run after run`),
+  );
+  assert.doesNotMatch(relisted, /not counted/);
   const moved = await runCli(...args);
   assert.equal(moved.code, 0, moved.stderr);
   assert.match(moved.stderr, /5 runs in the plan at scale smoke; 0 already recorded, 3 to run, 2 waiting/);
