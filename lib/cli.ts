@@ -6,7 +6,7 @@
  * results) are one line on stderr and a non-zero exit; `--debug` (anywhere on the line) or
  * MAMBABYTE_DEBUG=1 prints stack traces instead.
  */
-import { familyRate } from "./runs/time_left.ts";
+import { rateFor, RUN_OVERHEAD_S } from "./runs/time_left.ts";
 import { writeHalfModel } from "./models/half_precision.ts";
 import * as tf from "@tensorflow/tfjs";
 import { BACKENDS, initBackend, requestedBackend } from "./backend.ts";
@@ -574,7 +574,7 @@ const DOCS: Record<string, CommandDoc> = {
       "in-process": ["", "(internal) run the plan in this process: how reproduce trains each run in a child"],
       "time-left": [
         "S",
-        "seconds this invocation may train: a run its family's recorded speed says cannot finish in what is " +
+        "seconds this invocation may train: a run that the speed recorded for runs like it says cannot finish in what is " +
         "left is not started, saying so (a device call's last minutes; default: no limit)",
       ],
       engine: ENGINE_DOC,
@@ -1468,20 +1468,22 @@ async function planCommand(args: string[]) {
   console.log(
     `${rows.length} runs, ${si(flops)} training FLOPs in all; ${done} recorded in ${resultsDir}`,
   );
-  // what is left, in time: each run at the FLOP rate its family recorded at this scale (lib/runs/time_left.ts)
+  // what is left, in time: each run at the FLOP rate recorded for runs like it, with its evaluation
+  // (lib/runs/time_left.ts)
   const left = rows.filter((_, i) => !isDone(runs[i], records, diverged));
   if (left.length) {
     let seconds = 0, unknown = 0;
-    for (const r of left) {
-      const rate = familyRate(records, r.model, scale);
-      if (rate) seconds += r.flops / rate.flopsPerSecond;
+    rows.forEach((r, i) => {
+      if (isDone(runs[i], records, diverged)) return;
+      const rate = rateFor(runs[i], records);
+      if (rate) seconds += r.flops / rate.flopsPerSecond + rate.evalSeconds + RUN_OVERHEAD_S;
       else unknown++;
-    }
+    });
     console.log(
       `to train: ${left.length} runs, ${si(left.reduce((s, r) => s + r.flops, 0))} FLOPs; about ${
         formatSeconds(seconds)
-      } of training, run after run, at the speeds their families recorded at this scale${
-        unknown ? ` (${unknown} of a family with no recorded speed not counted)` : ""
+      } of training and evaluation, run after run, at the speeds recorded for runs like them${
+        unknown ? ` (${unknown} with no run like them recorded not counted)` : ""
       }; runs sharing a device at once overlap`,
     );
   }

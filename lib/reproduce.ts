@@ -65,7 +65,7 @@ export interface ReproduceOptions {
   /** What trains the runs (lib/train/steps.ts; default auto). */
   engine?: TrainEngine;
   /**
-   * Seconds this invocation may train for: a run that its family's recorded speed says cannot finish in
+   * Seconds this invocation may train for: a run that the speed recorded for runs like it says cannot finish in
    * what is left is skipped, saying so (lib/runs/time_left.ts), not started (a device call's last minutes).
    */
   timeLeft?: number;
@@ -266,7 +266,7 @@ export async function reproduce(
             console.error(
               `run ${spec.name}: not started: about ${
                 formatSeconds(need)
-              } of training left at its family's recorded speed, ${
+              } of training and evaluation left at the speed recorded for runs like it, ${
                 formatSeconds(Math.max(0, left))
               } of --time-left`,
             );
@@ -337,7 +337,10 @@ export async function reproduce(
     );
   }
   for (const w of opts.inProcess ? [] : waiting) {
-    failures.push(`${w.name}: not trained: it waits for ${w.pending}`);
+    // a run whose sweep was left for lack of time waits on purpose: not a failure
+    if (skipped.length) {
+      console.error(`${w.name}: not started: it waits for ${w.pending}, left for lack of time`);
+    } else failures.push(`${w.name}: not trained: it waits for ${w.pending}`);
   }
   if (opts.inProcess) return { runs: [], table: "", failures };
   const runs = latestRuns(await recordedRuns(resultsDir), opts.scale, plan.name)

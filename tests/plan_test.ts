@@ -15,7 +15,7 @@ import { figureBuilder } from "../lib/plot/figures/mod.ts";
 import { agreement, verdictRuns } from "../lib/plot/readme.ts";
 import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
 import { documentRows, gapSubsetSd } from "../lib/results/subsets.ts";
-import { familyRate, secondsNeeded } from "../lib/runs/time_left.ts";
+import { familyRate, RUN_OVERHEAD_S, secondsNeeded } from "../lib/runs/time_left.ts";
 import { formatSeconds } from "../lib/util/progress.ts";
 import type { RunSpec } from "../lib/runs/experiment.ts";
 
@@ -427,7 +427,7 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
   // nothing recorded yet: no speed to reckon the time left with
   assert.match(
     new TextDecoder().decode(listed.stdout),
-    /to train: 5 runs, .* FLOPs; about 0s of training, .* \(5 of a family with no recorded speed not counted\)/,
+    /to train: 5 runs, .* FLOPs; about 0s of training and evaluation, .* \(5 with no run like them recorded not counted\)/,
   );
   const r = await runCli(...args);
   assert.equal(r.code, 0, r.stderr);
@@ -475,13 +475,18 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
   // the listing now reckons the five runs' time at the FLOP rate the family's five records show
   const trained: RunRecord[] = (await Deno.readTextFile(`${tmp}/results/runs.jsonl`)).trim().split("\n")
     .map((l) => JSON.parse(l));
-  const rate = trained.reduce((a, x) => a + x.train_flops, 0) /
-    trained.reduce((a, x) => a + x.train_wall_s, 0);
-  const seconds = trained.reduce((a, x) => a + x.train_flops, 0) / rate; // the same five budgets again
+  // (all five are runs of the entry mambabyte, the sweep's included: one rate, one mean evaluation time)
+  assert.ok(trained.every((x) => x.labels?.entry === "mambabyte"));
+  const flopsAll = trained.reduce((a, x) => a + x.train_flops, 0);
+  const rate = flopsAll / trained.reduce((a, x) => a + x.train_wall_s, 0);
+  const evalMean = trained.reduce((a, x) => a + x.eval.wall_s, 0) / trained.length;
+  const seconds = flopsAll / rate + 5 * (evalMean + RUN_OVERHEAD_S); // the same five budgets again
   const relisted = new TextDecoder().decode((await listing()).stdout);
   assert.match(
     relisted,
-    new RegExp(`to train: 5 runs, .* FLOPs; about ${formatSeconds(seconds)} of training, run after run`),
+    new RegExp(
+      `to train: 5 runs, .* FLOPs; about ${formatSeconds(seconds)} of training and evaluation, run after run`,
+    ),
   );
   assert.doesNotMatch(relisted, /not counted/);
   const moved = await runCli(...args);
@@ -883,41 +888,85 @@ Deno.test("noise on several domains: the noise table keeps books, noise_domains 
   );
 });
 
-Deno.test("reproduce --time-left: a run its family's recorded speed says cannot finish is not started; one that can is trained", async () => {
-  // the estimate: FLOPs still to do (after a checkpoint's step) over the family's recorded FLOP rate
-  const rec = (model: string, flops: number, seconds: number, bytes: number) =>
+Deno.test("reproduce --time-left: a run that the speed recorded for runs like it says cannot finish is not started; one that can is trained", async () => {
+  // the estimate: FLOPs still to do (after a checkpoint it resumes from) at the FLOP rate of runs like it,
+  // plus their evaluation's mean time and a process's start (RUN_OVERHEAD_S)
+  const rec = (entry: string, flops: number, seconds: number, bytes: number, evalS: number, batch = 4) =>
     ({
-      model,
+      model: "mambabyte",
       scale: "smoke",
+      batch,
+      length: 64,
       train_flops: flops,
       train_wall_s: seconds,
       bytes_seen: bytes,
+      eval: { wall_s: evalS },
+      labels: { entry },
     }) as unknown as RunRecord;
   const records = [
-    rec("mambabyte", 4e9, 2, 1e6),
-    rec("mambabyte", 8e9, 6, 3e6),
-    rec("transformer", 1e9, 1, 1e6),
+    rec("mambabyte", 4e9, 2, 1e6, 3),
+    rec("mambabyte", 8e9, 6, 3e6, 5),
+    // another entry of the family, at half the batch and half the speed
+    rec("mambabyte_half", 1e9, 2, 1e6, 1, 2),
   ];
-  assert.deepEqual(familyRate(records, "mambabyte", "smoke"), { flopsPerSecond: 1.5e9, flopsPerByte: 3e3 });
+  assert.deepEqual(familyRate(records, "mambabyte", "smoke"), {
+    flopsPerSecond: 13e9 / 10,
+    flopsPerByte: 13e9 / 5e6,
+    evalSeconds: 3,
+  });
   assert.equal(familyRate(records, "megabyte", "smoke"), undefined);
   const tmp = await Deno.makeTempDir();
   try {
-    const spec = {
-      name: "t/smoke/books/m",
-      model: "mambabyte",
-      scale: "smoke",
-      train: { flops: 3e9 },
-    } as RunSpec;
-    assert.equal(await secondsNeeded(spec, records, `${tmp}/none`), 2);
-    await Deno.mkdir(`${tmp}/run/checkpoint`, { recursive: true });
-    await Deno.writeTextFile(
-      `${tmp}/run/checkpoint/trainer_state.json`,
-      JSON.stringify({ step: 6, fingerprint: { steps: 12 } }),
+    const spec = (entry: string, train: Record<string, unknown>, batch = 4) =>
+      ({
+        name: `t/smoke/books/${entry}`,
+        model: "mambabyte",
+        scale: "smoke",
+        train: { batch, length: 64, lr: 0.004, ...train },
+        labels: { entry },
+      }) as unknown as RunSpec;
+    // its own entry's rate: 12e9 FLOPs in 8 s, evaluations of 4 s on average
+    assert.equal(
+      await secondsNeeded(spec("mambabyte", { flops: 3e9 }), records, `${tmp}/none`),
+      2 + 4 + RUN_OVERHEAD_S,
     );
-    assert.equal(await secondsNeeded(spec, records, `${tmp}/run`), 1); // half done
-    const bytes = { ...spec, train: { bytes: 1e6 } } as RunSpec; // a byte budget: the family's FLOPs per byte
-    assert.equal(await secondsNeeded(bytes, records, `${tmp}/none`), 2);
-    assert.equal(await secondsNeeded({ ...spec, model: "megabyte" }, records, `${tmp}/none`), undefined);
+    // the other entry at its own, slower rate (its records alone: 1e9 FLOPs in 2 s)
+    assert.equal(
+      await secondsNeeded(spec("mambabyte_half", { flops: 1e9 }, 2), records, `${tmp}/none`),
+      2 + 1 + RUN_OVERHEAD_S,
+    );
+    // a new entry of that batch: the family's records of the same batch and length
+    assert.equal(
+      await secondsNeeded(spec("other", { flops: 1e9 }, 2), records, `${tmp}/none`),
+      2 + 1 + RUN_OVERHEAD_S,
+    );
+    // a checkpoint halfway, at the spec's learning rate: half the training left; at another rate: all of it
+    await Deno.mkdir(`${tmp}/run/checkpoint`, { recursive: true });
+    const state = (lr: number) =>
+      Deno.writeTextFile(
+        `${tmp}/run/checkpoint/trainer_state.json`,
+        JSON.stringify({ step: 6, fingerprint: { steps: 12, lr } }),
+      );
+    await state(0.004);
+    assert.equal(
+      await secondsNeeded(spec("mambabyte", { flops: 3e9 }), records, `${tmp}/run`),
+      1 + 4 + RUN_OVERHEAD_S,
+    );
+    await state(0.002);
+    assert.equal(
+      await secondsNeeded(spec("mambabyte", { flops: 3e9 }), records, `${tmp}/run`),
+      2 + 4 + RUN_OVERHEAD_S,
+    );
+    // a byte budget at its own entry's FLOPs per byte (12e9 / 4e6); with no record of its entry, no estimate
+    assert.equal(
+      await secondsNeeded(spec("mambabyte", { bytes: 1e6 }), records, `${tmp}/none`),
+      2 + 4 + RUN_OVERHEAD_S,
+    );
+    assert.equal(await secondsNeeded(spec("other", { bytes: 1e6 }), records, `${tmp}/none`), undefined);
+    assert.equal(
+      await secondsNeeded({ ...spec("x", { flops: 1e9 }), model: "megabyte" }, records, `${tmp}/none`),
+      undefined,
+    );
 
     // the command: a slow recorded speed for the family (another plan's run) keeps the run from starting
     const plan = ladderPlan();
@@ -960,7 +1009,7 @@ Deno.test("reproduce --time-left: a run its family's recorded speed says cannot 
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stderr,
-      /run ladder\/smoke\/books\/mambabyte: not started: about .* of training left at its family's recorded speed/,
+      /run ladder\/smoke\/books\/mambabyte: not started: about .* of training and evaluation left at the speed recorded for runs like it/,
     );
     assert.match(
       r.stderr,
@@ -979,6 +1028,21 @@ Deno.test("reproduce --time-left: a run its family's recorded speed says cannot 
     r = await runCli(...args("0"));
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--time-left must be a positive number of seconds, got "0"/);
+    // a sweep left for lack of time: the runs waiting on it are not started either, and that is no failure
+    const swept = ladderPlan();
+    swept.scales.smoke.domains = ["books"];
+    swept.scales.smoke.models = { mambabyte: { size: "tiny" } };
+    delete swept.scales.smoke.budgets;
+    delete swept.scales.smoke.extra_seeds;
+    await Deno.writeTextFile(`${tmp}/one.json`, JSON.stringify(swept));
+    await Deno.writeTextFile(`${tmp}/results/runs.jsonl`, JSON.stringify(slow) + "\n");
+    r = await runCli(...args("600"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /3 run\(s\) not started for lack of time/);
+    assert.match(
+      r.stderr,
+      /ladder\/smoke\/books\/mambabyte: not started: it waits for the learning-rate sweep/,
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -249,6 +249,19 @@ Deno.test("legendInside: the legend goes where no series runs (corners first), e
   }));
   p = legendInside(bars, frame);
   assert.deepEqual([p.legend.xanchor, p.legend.y], ["right", 0.99]);
+  // bars on a log axis stand on the panel's bottom: with the top blocked, no bottom corner is free
+  const logBars = ["a", "b"].map((name) => ({
+    type: "bar",
+    name,
+    x: ["p", "q", "r", "s"],
+    y: [1000, 1000, 100, 100],
+  }));
+  p = legendInside(logBars, { ...frame, yType: "log", hlines: [900] });
+  assert.ok((p.legend.y as number) > 0.3 && p.yRange === undefined, `${p.legend.y}`);
+  // a legend taller than its panel is placed nowhere inside it, and no range grows for it
+  const many = Array.from({ length: 30 }, (_, i) => line(`series ${i}`, x, [0, 1, 2, 3, 4]));
+  p = legendInside(many, { ...frame, yDomain: [0.8, 1] });
+  assert.deepEqual([p.legend.x, p.yRange], [undefined, undefined]);
   // a panel's legend goes in its own share of the height
   p = legendInside([line("a", x, [0, 0, 0, 0, 0])], { ...frame, yDomain: [0.4, 1] });
   assert.ok(Math.abs((p.legend.y as number) - (0.4 + 0.99 * 0.6)) < 1e-12);

@@ -33,9 +33,11 @@ rm -rf /tmp/plan-out && mkdir -p /tmp/plan-out
 # (and those the evaluation stages read: the subword Mamba for noise, the context-8192 pair for extrapolation)
 export GPU_PLAN_HALF="books/mambabyte books/mamba_subword_equal_bytes books/mamba_subword books/mambabyte_8k books/transformer_8k books/transformer"
 # training stops 75 s before the call's limit: the records, logs and float16 exports run after it.
-# LARGE_FINAL=1 (a session's last call, whose machine goes back after it): start no run that its family's
-# recorded speed says cannot finish in this call (reproduce --time-left), since its checkpoint would be lost
-[ -n "${LARGE_FINAL:-}" ] && export GPU_PLAN_TIME_LEFT=$(( ${LARGE_SECONDS:-560} - 75 - 15 ))
+# LARGE_FINAL=1 (a session's last call, whose machine goes back after it): start no run that the speed
+# recorded for runs like it says cannot finish in this call (reproduce --time-left), since its checkpoint would be lost
+if [ "${LARGE_FINAL:-}" = 1 ] && [ $(( ${LARGE_SECONDS:-560} - 90 )) -gt 0 ]; then
+  export GPU_PLAN_TIME_LEFT=$(( ${LARGE_SECONDS:-560} - 90 ))
+fi
 OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) \
   books:mambabyte,mambabyte_0.375 books:transformer,transformer_equal_params books:megabyte \
   books:mamba_subword,mamba_subword_equal_bytes books:perceiver_ar books:transformer_subword

@@ -93,6 +93,11 @@ function samples(traces: Rec[], f: LegendFrame): { pts: [number, number][]; y: A
   const y = f.yRange
     ? numericAxis(f.yRange, f.yType === "log", 0)
     : numericAxis(bars.length ? [...ys, 0] : ys, f.yType === "log", 0.05);
+  // bars of one sign start at zero, as plotly draws them: no padding below it
+  if (!f.yRange && bars.length && f.yType !== "log" && ys.every((v) => v >= 0)) {
+    const hi = y.hi;
+    Object.assign(y, { lo: 0, map: (v: number) => v / hi });
+  }
   const xAxis = categorical ? undefined : numericAxis(xs as number[], f.xType === "log", 0.03);
   const xOf = (v: unknown) =>
     categorical ? (cats.indexOf(String(v)) + 0.5) / cats.length : xAxis!.map(v as number);
@@ -105,7 +110,8 @@ function samples(traces: Rec[], f: LegendFrame): { pts: [number, number][]; y: A
         if (ty[i] === null || ty[i] === undefined) return;
         // a label printed above the bar (textposition "outside") takes about a row more
         const label = t.text && t.textposition === "outside" ? 0.06 : 0;
-        const top = y.map(ty[i]!) + label, base = y.map(f.yType === "log" ? ty[i]! : 0);
+        // a bar on a log axis stands on the panel's bottom
+        const top = y.map(ty[i]!) + label, base = f.yType === "log" ? 0 : y.map(0);
         for (let a = 0; a <= 4; a++) {
           for (let b = 0; b <= 10; b++) pts.push([xOf(v) + half * (a / 2 - 1), base + (top - base) * b / 10]);
         }
@@ -136,7 +142,10 @@ function samples(traces: Rec[], f: LegendFrame): { pts: [number, number][]; y: A
 /** Where the legend goes (see the module's comment). */
 export function legendInside(data: Rec[], f: LegendFrame): LegendPlacement {
   const names = data.filter((d) => d.showlegend !== false && d.name).map((d) => String(d.name));
-  const boxes = legendBoxes(names, f, data.some((d) => d.legendgroup !== undefined));
+  // a box taller than the panel fits nowhere in it
+  const boxes = legendBoxes(names, f, data.some((d) => d.legendgroup !== undefined)).filter((b) =>
+    b.fh <= 0.98
+  );
   const panel = data.filter((d) => ((d.yaxis as string | undefined) ?? "y") === (f.yaxis ?? "y"));
   const { pts, y } = samples(panel, f);
   const covers = (x0: number, x1: number, y0: number, y1: number) =>
@@ -184,8 +193,10 @@ export function legendInside(data: Rec[], f: LegendFrame): LegendPlacement {
       }
     }
   }
-  // nowhere free: the y range grows so that the data end below the lowest box at the top right
+  // nowhere free: the y range grows so that the data end below the lowest box at the top right (the data
+  // keep at least 30% of the height; a legend taller than the panel is left where plotly puts it)
+  if (!boxes.length) return { legend: { bgcolor: "rgba(255,255,255,0.85)" } };
   const box = boxes.reduce((a, b) => (b.fh < a.fh ? b : a));
-  const room = 1 - box.fh - 0.03;
+  const room = Math.max(0.3, 1 - box.fh - 0.03);
   return { legend: place("right", top, box), yRange: [y.lo, y.lo + (y.hi - y.lo) / room] };
 }

@@ -1,44 +1,78 @@
 /**
- * Whether a planned run can finish in the time a device call has left (`reproduce --time-left S`): its
- * training FLOPs still to do (all of them, or those after its checkpoint's step) over the FLOP rate its
- * model family trained at on this scale (the records: the runs' FLOPs over their training wall time). A
- * session's last call uses it so that it does not start runs whose checkpoints would be lost with the
- * machine (lib/bench/h200_large.sh); a run of a family with no recorded rate is run (nothing to judge by).
+ * Whether a planned run can finish in the time a device call has left (`reproduce --time-left S`): the
+ * training FLOPs it still has to do (all of them, or those after a checkpoint it will resume from) at the
+ * FLOP rate recorded for runs like it, plus their test evaluation's time and a process's start. "Like it":
+ * the records of its own plan entry at this scale (the same config, batch and length: a sweep's runs
+ * count), else its model family's at the same batch and length, else the family's; recorded under the
+ * same sharing of the device that `lib/gpu_plan.sh` runs with. A session's last call uses it so that it
+ * starts no run whose checkpoint would be lost with the machine (lib/bench/h200_large.sh LARGE_FINAL); a
+ * run with nothing recorded like it is run (nothing to judge by).
  */
 import type { RunRecord } from "../results/records.ts";
 import { inspectRun } from "../train/trainer.ts";
 import type { RunSpec } from "./experiment.ts";
 
-/** FLOPs per second and FLOPs per byte of a family at a scale, from its records (undefined: none). */
-export function familyRate(
-  records: RunRecord[],
-  model: string,
-  scale: string,
-): { flopsPerSecond: number; flopsPerByte: number } | undefined {
-  const rs = records.filter((r) => r.model === model && r.scale === scale && r.train_wall_s > 0);
-  const flops = rs.reduce((s, r) => s + r.train_flops, 0),
-    seconds = rs.reduce((s, r) => s + r.train_wall_s, 0);
+/** Seconds a run's process takes beyond training and evaluation (start-up, data, saving the model). */
+export const RUN_OVERHEAD_S = 15;
+
+export interface RecordedRate {
+  flopsPerSecond: number;
+  flopsPerByte: number;
+  /** Mean seconds of the test (or validation) evaluation after training. */
+  evalSeconds: number;
+}
+
+function rateOf(rs: RunRecord[]): RecordedRate | undefined {
+  rs = rs.filter((r) => r.train_wall_s > 0 && r.train_flops > 0 && r.bytes_seen > 0);
+  const flops = rs.reduce((s, r) => s + r.train_flops, 0);
+  const seconds = rs.reduce((s, r) => s + r.train_wall_s, 0);
   const bytes = rs.reduce((s, r) => s + r.bytes_seen, 0);
-  return flops > 0 && seconds > 0 && bytes > 0
-    ? { flopsPerSecond: flops / seconds, flopsPerByte: flops / bytes }
-    : undefined;
+  if (!(flops > 0 && seconds > 0 && bytes > 0)) return undefined;
+  const evals = rs.map((r) => r.eval?.wall_s).filter((x): x is number => typeof x === "number");
+  return {
+    flopsPerSecond: flops / seconds,
+    flopsPerByte: flops / bytes,
+    evalSeconds: evals.length ? evals.reduce((s, x) => s + x, 0) / evals.length : 0,
+  };
+}
+
+/** The FLOP rate of a family at a scale over all its records (undefined: none). */
+export function familyRate(records: RunRecord[], model: string, scale: string): RecordedRate | undefined {
+  return rateOf(records.filter((r) => r.model === model && r.scale === scale));
+}
+
+/** The rate of runs like `spec` (see the module's comment), or undefined. */
+export function rateFor(spec: RunSpec, records: RunRecord[]): RecordedRate | undefined {
+  const family = records.filter((r) => r.model === spec.model && r.scale === spec.scale);
+  const entry = spec.labels?.entry;
+  const sameEntry = entry === undefined ? [] : family.filter((r) => r.labels?.entry === entry);
+  const sameShape = family.filter((r) => r.batch === spec.train.batch && r.length === spec.train.length);
+  return rateOf(sameEntry) ?? rateOf(sameShape) ?? rateOf(family);
 }
 
 /**
- * The seconds `spec` still needs at its family's recorded rate (the part after its checkpoint when it has
- * one of the same length), or undefined when no rate is recorded.
+ * The seconds `spec` still needs (training left, its evaluation, a process's start), or undefined when no
+ * run like it is recorded. A checkpoint counts only when the run will resume from it: trained at the
+ * learning rate the spec gives (a moved rate starts over).
  */
 export async function secondsNeeded(
   spec: RunSpec,
   records: RunRecord[],
   runDir: string,
 ): Promise<number | undefined> {
-  const rate = familyRate(records, spec.model, spec.scale);
+  const rate = rateFor(spec, records);
   if (!rate) return undefined;
+  // a byte budget in FLOPs: at its own entry's FLOPs per byte only (another size of the family, or a
+  // subword model of another tokenizer, reads bytes at another cost)
+  const own = spec.labels?.entry !== undefined &&
+    records.some((r) =>
+      r.model === spec.model && r.scale === spec.scale && r.labels?.entry === spec.labels?.entry
+    );
   const total = spec.train.flops ??
-    (spec.train.bytes !== undefined ? spec.train.bytes * rate.flopsPerByte : undefined);
+    (spec.train.bytes !== undefined && own ? spec.train.bytes * rate.flopsPerByte : undefined);
   if (total === undefined) return undefined;
   const c = await inspectRun(runDir);
-  const done = c.step !== undefined && c.steps ? Math.min(1, c.step / c.steps) : 0;
-  return total * (1 - done) / rate.flopsPerSecond;
+  const resumes = c.step !== undefined && c.steps && (c.lr === undefined || c.lr === spec.train.lr);
+  const done = resumes ? Math.min(1, c.step! / c.steps!) : 0;
+  return total * (1 - done) / rate.flopsPerSecond + rate.evalSeconds + RUN_OVERHEAD_S;
 }
