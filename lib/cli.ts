@@ -1464,23 +1464,23 @@ async function planCommand(args: string[]) {
     ]),
   }));
   const flops = rows.reduce((s, r) => s + r.flops, 0);
-  const done = runs.filter((r) => isDone(r, records, diverged)).length;
+  const left = rows.flatMap((r, i) => isDone(runs[i], records, diverged) ? [] : [{ row: r, spec: runs[i] }]);
   console.log(
-    `${rows.length} runs, ${si(flops)} training FLOPs in all; ${done} recorded in ${resultsDir}`,
+    `${rows.length} runs, ${si(flops)} training FLOPs in all; ${
+      rows.length - left.length
+    } recorded in ${resultsDir}`,
   );
   // what is left, in time: each run at the FLOP rate recorded for runs like it, with its evaluation
   // (lib/runs/time_left.ts)
-  const left = rows.filter((_, i) => !isDone(runs[i], records, diverged));
   if (left.length) {
     let seconds = 0, unknown = 0;
-    rows.forEach((r, i) => {
-      if (isDone(runs[i], records, diverged)) return;
-      const rate = rateFor(runs[i], records);
-      if (rate) seconds += r.flops / rate.flopsPerSecond + rate.evalSeconds + RUN_OVERHEAD_S;
+    for (const { row, spec } of left) {
+      const rate = rateFor(spec, records);
+      if (rate) seconds += row.flops / rate.flopsPerSecond + rate.evalSeconds + RUN_OVERHEAD_S;
       else unknown++;
-    });
+    }
     console.log(
-      `to train: ${left.length} runs, ${si(left.reduce((s, r) => s + r.flops, 0))} FLOPs; about ${
+      `to train: ${left.length} runs, ${si(left.reduce((s, l) => s + l.row.flops, 0))} FLOPs; about ${
         formatSeconds(seconds)
       } of training and evaluation, run after run, at the speeds recorded for runs like them${
         unknown ? ` (${unknown} with no run like them recorded not counted)` : ""

@@ -85,14 +85,10 @@ export function windowNats(model: LanguageModel, windows: TokenWindow[]): tf.Sca
 }
 
 /**
- * `windowNats` on the CPU stepper: each window read in one pass from an empty state (MambaStepper.read),
- * -log softmax over the real vocabulary of each position's logits at the next token, summed in doubles.
+ * `tokenNats` on the CPU stepper: each window read in one pass from an empty state (MambaStepper.read),
+ * -log softmax over the real vocabulary of each position's logits at the next token, in doubles: (windows x
+ * n) nats, row-major.
  */
-export function stepperWindowNats(stepper: MambaStepper, V: number, windows: TokenWindow[]): number {
-  return stepperTokenNats(stepper, V, windows).reduce((s, x) => s + x, 0);
-}
-
-/** `stepperWindowNats` per predicted token: (windows x n) nats, row-major. */
 export function stepperTokenNats(stepper: MambaStepper, V: number, windows: TokenWindow[]): Float64Array {
   const n0 = (windows[0]?.length ?? 1) - 1;
   if (windows.some((w) => w.length !== n0 + 1)) {
@@ -243,12 +239,10 @@ export async function scoreText(
       const group: TokenWindow[] = [];
       for (let k = i; k < j; k++) group.push(windowAt(k));
       let v: number;
-      if (stepper && parts) {
+      if (stepper) {
         const perToken = stepperTokenNats(stepper, model.config.vocab_size, group);
-        v = perToken.reduce((s, x) => s + x, 0);
-        parts.add(i * window, perToken);
-      } else if (stepper) {
-        v = stepperWindowNats(stepper, model.config.vocab_size, group);
+        v = perToken.reduce((s, x) => s + x, 0); // in doubles, in order
+        parts?.add(i * window, perToken);
       } else if (parts) {
         // the sum as windowNats takes it (so the score is the same with or without parts), and each token's
         const [sum, perToken] = tf.tidy(() => {

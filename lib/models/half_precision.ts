@@ -10,6 +10,7 @@ import { TOKENIZER_FILE } from "./registry.ts";
 import { InputError } from "../io/errors.ts";
 import { pathExists } from "../io/atomic.ts";
 import {
+  DTYPES,
   readSafetensors,
   readSafetensorsHeader,
   type Tensor,
@@ -64,7 +65,7 @@ export async function writeHalfModel(src: string, out: string): Promise<HalfMode
   const tensors = new Map<string, Tensor>();
   let maxAbs = 0, maxRel = 0;
   for (const [name, t] of sf.tensors) {
-    if (t.dtype !== "F32" && t.dtype !== "F64" && t.dtype !== "BF16" && t.dtype !== "F16") {
+    if (!DTYPES[t.dtype].float) {
       tensors.set(name, t);
       continue;
     }
@@ -89,7 +90,8 @@ export async function writeHalfModel(src: string, out: string): Promise<HalfMode
     }
     tensors.set(name, { dtype: "F16", shape: t.shape, data: half });
   }
-  const tmp = `${out.replace(/\/+$/, "")}.part-${Deno.pid}`;
+  const base = out.replace(/\/+$/, "");
+  const tmp = `${base}.part-${Deno.pid}`;
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
   try {
     await writeSafetensors(`${tmp}/${WEIGHTS_FILE}`, tensors, {
@@ -101,7 +103,7 @@ export async function writeHalfModel(src: string, out: string): Promise<HalfMode
       await Deno.copyFile(`${src}/${TOKENIZER_FILE}`, `${tmp}/${TOKENIZER_FILE}`);
     }
     // replace an earlier copy: it moves aside first, so `out` is at every moment whole or absent
-    const old = `${out.replace(/\/+$/, "")}.old-${Deno.pid}`;
+    const old = `${base}.old-${Deno.pid}`;
     const had = await pathExists(out);
     if (had) await Deno.rename(out, old);
     await Deno.rename(tmp, out);

@@ -13,6 +13,7 @@
 
 import { chromiumAvailable, plainFigure, type PlotlyFigure, renderFigure } from "./export.ts";
 import { flushDisplays } from "./jupyter_flush.ts";
+import { type LegendFrame, legendInside } from "./legend.ts";
 
 /** The MIME type JupyterLab's plotly renderer reads. */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
@@ -118,8 +119,15 @@ export interface LayoutOptions {
   yType?: "linear" | "log" | "date" | "category";
   width?: number;
   height?: number;
-  /** Legend placement: "right" (default, outside the plot), "top" (horizontal, above), or "none". */
-  legend?: "right" | "top" | "none";
+  /**
+   * Legend placement: "right" (default, outside the plot), "top" (horizontal, above), "none", or "inside":
+   * inside the plot where it covers none of `inside.data` (lib/plot/legend.ts; needs width and height).
+   */
+  legend?: "right" | "top" | "none" | "inside";
+  /** For legend "inside": the figure's traces, and what else the legend must keep clear of. */
+  inside?:
+    & { data: Record<string, unknown>[] }
+    & Pick<LegendFrame, "hlines" | "yRange" | "labels" | "yDomain">;
   /** Anything else plotly accepts; merged last (shallowly) so it wins. */
   extra?: Record<string, unknown>;
 }
@@ -180,7 +188,29 @@ export function layout(opts: LayoutOptions = {}): Record<string, unknown> {
       ? { ...(base as object), ...(v as object) }
       : v;
   }
+  if (legend === "inside") placeInside(merged, opts);
   return merged;
+}
+
+/**
+ * A legend inside the plot (lib/plot/legend.ts) in a merged layout: its frame is the layout's own size and
+ * margins, and a y range grown to make room goes onto the axis of the legend's panel (over `extra`'s).
+ */
+function placeInside(merged: Record<string, unknown>, opts: LayoutOptions): void {
+  if (!opts.inside || !opts.width || !opts.height) {
+    throw new Error('layout: legend "inside" needs `inside.data`, width and height');
+  }
+  const { data, ...avoid } = opts.inside;
+  const p = legendInside(data, {
+    width: opts.width,
+    height: opts.height,
+    margin: merged.margin as LegendFrame["margin"],
+    xType: opts.xType === "log" ? "log" : "linear",
+    yType: opts.yType === "log" ? "log" : "linear",
+    ...avoid,
+  });
+  merged.legend = p.legend;
+  if (p.yRange) merged.yaxis = { ...(merged.yaxis as object), range: p.yRange, autorange: false };
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@
  * the box fits above the data at the top right. Bars, lines and markers on linear or log axes; numeric or
  * categorical x.
  */
-import type { Rec } from "./figures/registry.ts";
+/** A plotly trace as the figures build it. */
+// deno-lint-ignore no-explicit-any
+type Rec = Record<string, any>;
 
 /** What a figure's layout needs: the legend, and the y axis's range when it had to grow. */
 export interface LegendPlacement {
@@ -23,8 +25,6 @@ export interface LegendFrame {
   yType?: "linear" | "log";
   /** The panel's vertical share of the plot area (layout.yaxis.domain), default [0, 1]. */
   yDomain?: [number, number];
-  /** The y axis of the panel the legend goes in ("y" default): traces on other axes are not in its way. */
-  yaxis?: string;
   /** A legend title (one more row). */
   title?: string;
   /** Horizontal reference lines (y values, shapes across the plot) the legend must not cover either. */
@@ -146,7 +146,8 @@ export function legendInside(data: Rec[], f: LegendFrame): LegendPlacement {
   const boxes = legendBoxes(names, f, data.some((d) => d.legendgroup !== undefined)).filter((b) =>
     b.fh <= 0.98
   );
-  const panel = data.filter((d) => ((d.yaxis as string | undefined) ?? "y") === (f.yaxis ?? "y"));
+  // the legend goes in the panel of the first y axis: traces on other axes are not in its way
+  const panel = data.filter((d) => ((d.yaxis as string | undefined) ?? "y") === "y");
   const { pts, y } = samples(panel, f);
   const covers = (x0: number, x1: number, y0: number, y1: number) =>
     pts.some(([a, b]) => a >= x0 - PAD && a <= x1 + PAD && b >= y0 - PAD && b <= y1 + PAD);

@@ -11,6 +11,7 @@ import { ADAMW_DEFAULTS, MIN_LR_RATIO } from "../train/adamw.ts";
 const OUR_OPTIMIZER = { ...ADAMW_DEFAULTS, minLrRatio: MIN_LR_RATIO };
 import { atomicWriteFile } from "../io/atomic.ts";
 import {
+  budgetOf,
   computeMatchedTable,
   latestRuns,
   matchedRows,
@@ -246,11 +247,7 @@ export function verdictRuns(runs: RunRecord[]): { scale: string; budget: number 
   const compared = ["mambabyte", "transformer", "perceiver_ar", "megabyte"];
   for (const scale of scales) {
     const budgets = [
-      ...new Set(
-        runs.filter((r) => r.scale === scale && r.labels?.sweep === undefined).map((r) =>
-          (r.labels?.budget as number | undefined) ?? 1
-        ),
-      ),
+      ...new Set(runs.filter((r) => r.scale === scale && r.labels?.sweep === undefined).map(budgetOf)),
     ].sort((a, b) => b - a);
     for (const budget of budgets) {
       const there = latestRuns(runs, scale, "compute-matched", false, budget);
@@ -304,7 +301,13 @@ export function agreement(
   const runsOf = (entry: string, domain: string) =>
     seeded.filter((r) => (r.labels?.entry ?? r.model) === entry && r.domain === domain);
   /** The gap's spread over resamples of the test documents (lib/results/subsets.ts), where recorded. */
-  const subsetNoise = (a: string, b: string, d: string) => gapSubsetSd(runsOf(a, d), runsOf(b, d));
+  // each pair's bootstrap once: the verdicts, their wording and their spread all ask for it
+  const subsetSds = new Map<string, number | undefined>();
+  const subsetNoise = (a: string, b: string, d: string) => {
+    const key = `${a}\u0000${b}\u0000${d}`;
+    if (!subsetSds.has(key)) subsetSds.set(key, gapSubsetSd(runsOf(a, d), runsOf(b, d)));
+    return subsetSds.get(key);
+  };
   /**
    * a below b on domain d: "lower" only when the gap exceeds twice the largest of the two seed s.d.s and
    * the gap's spread over resamples of the test documents, "within" noise when it does not, "higher" past

@@ -15,7 +15,17 @@ import { UNIGRAM_MARGIN } from "../data/unigram.ts";
  * these; the FLOPs curves read the ladder.
  */
 export function isTopBudget(r: { labels?: Record<string, unknown> }): boolean {
-  return r.labels?.sweep === undefined && (r.labels?.budget ?? 1) === 1;
+  return isBudget(r, 1);
+}
+
+/** A run's budget: its fraction of the scale's top budget (labels.budget; 1 where a plan has no ladder). */
+export function budgetOf(r: { labels?: Record<string, unknown> }): number {
+  return (r.labels?.budget as number | undefined) ?? 1;
+}
+
+/** A run of the plan at `budget`, not a learning-rate sweep's. */
+export function isBudget(r: { labels?: Record<string, unknown> }, budget: number): boolean {
+  return r.labels?.sweep === undefined && budgetOf(r) === budget;
 }
 
 /**
@@ -34,8 +44,7 @@ export function latestRuns(
   const byRun = new Map<string, RunRecord>();
   for (const r of records) {
     if (r.scale !== scale || (r.labels?.plan ?? "") !== plan) continue;
-    if (r.labels?.sweep !== undefined || (r.labels?.budget ?? 1) !== budget) continue;
-    if (!allSeeds && r.labels?.seed !== undefined) continue;
+    if (!isBudget(r, budget) || (!allSeeds && r.labels?.seed !== undefined)) continue;
     byRun.set(r.run, r); // records are in append order
   }
   return [...byRun.values()];

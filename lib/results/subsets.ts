@@ -7,6 +7,7 @@
  */
 import { Rng } from "../util/rng.ts";
 import type { RunRecord } from "./records.ts";
+import { budgetOf } from "./compute_matched.ts";
 
 /** Each document's bits per byte, averaged over `runs` (seeds), and its bytes; only documents all have. */
 export function documentScores(runs: RunRecord[]): Map<string, { bytes: number; bits_per_byte: number }> {
@@ -62,8 +63,8 @@ export interface DocumentRow {
 
 /**
  * Each plan entry's per-document test scores on one domain at a scale: the run of its highest budget that
- * kept them (seed 0's, the latest record), with the documents' names and bytes; entries in `order`'s order
- * where given. Sweeps, extra seeds and records older than per-document scores are left out.
+ * kept them (seed 0's, the latest record), with the documents' names and bytes, the best whole-split score
+ * first. Sweeps, extra seeds and records older than per-document scores are left out.
  */
 export function documentRows(
   runs: RunRecord[],
@@ -80,9 +81,9 @@ export function documentRows(
   }
   const best = new Map<string, RunRecord>();
   for (const r of latest.values()) {
-    const entry = String(r.labels?.entry ?? r.model), b = (r.labels?.budget as number | undefined) ?? 1;
+    const entry = String(r.labels?.entry ?? r.model);
     const had = best.get(entry);
-    if (!had || b > ((had.labels?.budget as number | undefined) ?? 1)) best.set(entry, r);
+    if (!had || budgetOf(r) > budgetOf(had)) best.set(entry, r);
   }
   const documents: { name: string; bytes: number }[] = [];
   for (const r of best.values()) {
@@ -94,7 +95,7 @@ export function documentRows(
   const rows = [...best.entries()].map(([entry, r]) => ({
     entry,
     label: String(r.labels?.label ?? entry),
-    budget: (r.labels?.budget as number | undefined) ?? 1,
+    budget: budgetOf(r),
     bits_per_byte: documents.map((d) => r.eval.documents!.find((x) => x.name === d.name)?.bits_per_byte),
     whole: r.eval.bits_per_byte,
   })).sort((a, b) => a.whole - b.whole);

@@ -41,13 +41,21 @@ export function familyRate(records: RunRecord[], model: string, scale: string): 
   return rateOf(records.filter((r) => r.model === model && r.scale === scale));
 }
 
-/** The rate of runs like `spec` (see the module's comment), or undefined. */
-export function rateFor(spec: RunSpec, records: RunRecord[]): RecordedRate | undefined {
+/**
+ * The rate of runs like `spec` (see the module's comment), or undefined; `ownEntry` when it comes from the
+ * records of the spec's own plan entry.
+ */
+export function rateFor(
+  spec: RunSpec,
+  records: RunRecord[],
+): (RecordedRate & { ownEntry: boolean }) | undefined {
   const family = records.filter((r) => r.model === spec.model && r.scale === spec.scale);
   const entry = spec.labels?.entry;
-  const sameEntry = entry === undefined ? [] : family.filter((r) => r.labels?.entry === entry);
+  const own = entry === undefined ? undefined : rateOf(family.filter((r) => r.labels?.entry === entry));
+  if (own) return { ...own, ownEntry: true };
   const sameShape = family.filter((r) => r.batch === spec.train.batch && r.length === spec.train.length);
-  return rateOf(sameEntry) ?? rateOf(sameShape) ?? rateOf(family);
+  const like = rateOf(sameShape) ?? rateOf(family);
+  return like && { ...like, ownEntry: false };
 }
 
 /**
@@ -64,12 +72,8 @@ export async function secondsNeeded(
   if (!rate) return undefined;
   // a byte budget in FLOPs: at its own entry's FLOPs per byte only (another size of the family, or a
   // subword model of another tokenizer, reads bytes at another cost)
-  const own = spec.labels?.entry !== undefined &&
-    records.some((r) =>
-      r.model === spec.model && r.scale === spec.scale && r.labels?.entry === spec.labels?.entry
-    );
   const total = spec.train.flops ??
-    (spec.train.bytes !== undefined && own ? spec.train.bytes * rate.flopsPerByte : undefined);
+    (spec.train.bytes !== undefined && rate.ownEntry ? spec.train.bytes * rate.flopsPerByte : undefined);
   if (total === undefined) return undefined;
   const c = await inspectRun(runDir);
   const resumes = c.step !== undefined && c.steps && (c.lr === undefined || c.lr === spec.train.lr);

@@ -1,5 +1,4 @@
 /** Helpers every figure builder shares: the scale shown, one colour per model, number formats, titles and notes. */
-import { type LegendFrame, legendInside } from "../legend.ts";
 import { SCALES_LARGEST_FIRST } from "../../scales.ts";
 import type { Rec } from "./registry.ts";
 // ---------------------------------------------------------------------------------------------------
@@ -126,23 +125,4 @@ export function topTitle(
     },
     margin: 60 + 26 * Math.ceil(names.length / perRow),
   };
-}
-
-/**
- * The layout entries of a legend inside the plot where it covers no data (lib/plot/legend.ts): `legend`, and
- * `yaxis.range` when the range had to grow to make room (merged into the axis by `layout`'s `extra`).
- */
-export function legendLayout(data: Rec[], frame: LegendFrame): Record<string, unknown> {
-  const p = legendInside(data, frame);
-  const axis = frame.yaxis && frame.yaxis !== "y" ? `yaxis${frame.yaxis.slice(1)}` : "yaxis";
-  return { legend: p.legend, ...(p.yRange ? { [axis]: { range: p.yRange, autorange: false } } : {}) };
-}
-
-/** `entries` with `props` merged into its axis `name` (an axis the legend placement set, or a new one). */
-export function withAxis(
-  entries: Record<string, unknown>,
-  name: string,
-  props: Record<string, unknown>,
-): Record<string, unknown> {
-  return { ...entries, [name]: { ...(entries[name] as Record<string, unknown> | undefined), ...props } };
 }

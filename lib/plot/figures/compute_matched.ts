@@ -11,7 +11,8 @@ import {
 import type { PlotlyFigure } from "../export.ts";
 import type { RunRecord, UnigramRecord } from "../../results/records.ts";
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { chooseScale, colorOf, legendLayout, withAxis } from "./common.ts";
+import { chooseScale, colorOf } from "./common.ts";
+import { legendInside } from "../legend.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Compute-matched comparison (the paper's Table 1 and Figure 1), from lib/results/compute_matched.ts
@@ -122,6 +123,7 @@ export function computeMatchedFigure(
       marker: { color, size: 11, symbol: SYMBOLS[k % SYMBOLS.length], line: { color: "#000", width: 1 } },
     });
   });
+  const inside = legendInside(data, { ...FRAME, xType: "log" });
   return {
     data,
     layout: {
@@ -141,16 +143,13 @@ export function computeMatchedFigure(
         type: "log",
         exponentformat: "power",
       },
-      yaxis: { title: { text: "bits per byte (lines: training batches; markers: test split)" } },
-      width: 900,
-      height: 520,
-      margin: FRAME.margin,
+      yaxis: {
+        title: { text: "bits per byte (lines: training batches; markers: test split)" },
+        ...(inside.yRange ? { range: inside.yRange, autorange: false } : {}),
+      },
+      ...FRAME,
       // inside the plot, where no curve or marker is
-      ...withAxis(
-        legendLayout(data, { ...FRAME, xType: "log" }),
-        "yaxis",
-        { title: { text: "bits per byte (lines: training batches; markers: test split)" } },
-      ),
+      legend: inside.legend,
     },
   };
 }

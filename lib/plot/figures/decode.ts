@@ -5,7 +5,7 @@ import { speculativeBounds } from "../../results/speculative.ts";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { colorOf, fmt, footnote, gpuName, latestBy, legendLayout, sig, signed, topTitle } from "./common.ts";
+import { colorOf, fmt, footnote, gpuName, latestBy, sig, signed, topTitle } from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Decoding (lib/bench/decode.ts -> bench/decode.jsonl)
@@ -177,6 +177,8 @@ function decodeContextFigure(records: Records, machine: "gpu" | "cpu") {
           yType: "log",
           width: 1000,
           height: 460 + top.margin + foot.margin,
+          legend: "inside",
+          inside: { data },
           extra: {
             title: top.title,
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
@@ -185,13 +187,6 @@ function decodeContextFigure(records: Records, machine: "gpu" | "cpu") {
               tickvals: contexts,
               ticktext: contexts.map((c) => c >= 1024 ? `${c / 1024}K` : String(c)),
             },
-            ...legendLayout(data, {
-              width: 1000,
-              height: 460 + top.margin + foot.margin,
-              margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
-              xType: "log",
-              yType: "log",
-            }),
           },
         }),
       },
@@ -367,15 +362,11 @@ registerFigure({
           yTitle: "Speed-up over plain MambaByte (x)",
           width: 1000,
           height: 520 + foot.margin - 60,
+          legend: "inside",
+          inside: { data, hlines: [1, 2.6] },
           extra: {
             title: top.title,
             barmode: "group",
-            ...legendLayout(data, {
-              width: 1000,
-              height: 520 + foot.margin - 60,
-              margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
-              hlines: [1, 2.6],
-            }),
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
             annotations: [foot.annotation],
             shapes: [

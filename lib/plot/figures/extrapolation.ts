@@ -5,18 +5,7 @@ import { deviation, extent, group, mean } from "d3-array";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import {
-  chooseScale,
-  colorOf,
-  fmt,
-  footnote,
-  latestBy,
-  legendLayout,
-  scaleNote,
-  signed,
-  topTitle,
-  withAxis,
-} from "./common.ts";
+import { chooseScale, colorOf, fmt, footnote, latestBy, scaleNote, signed, topTitle } from "./common.ts";
 import { isMambaKind } from "../../models/lm.ts";
 
 // ---------------------------------------------------------------------------------------------------
@@ -172,22 +161,17 @@ registerFigure({
           yTitle: "Test bits per byte",
           width: 1000,
           height: 640 + foot.margin - 120,
+          // the legend in the upper panel, where no series runs
+          legend: "inside",
+          inside: { data, yDomain: [0.42, 1] },
           extra: {
             title: top.title,
             showlegend: true,
             xaxis: { tickvals: multiples, ticktext: multiples.map((m) => `${m}x`), anchor: "y2" },
-            // the legend in the upper panel, where no series runs
-            ...withAxis(
-              legendLayout(data, {
-                width: 1000,
-                height: 640 + foot.margin - 120,
-                margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
-                xType: "log",
-                yDomain: [0.42, 1],
-              }),
-              "yaxis",
-              { domain: [0.42, 1], title: { text: "Test bits per byte (bits/byte)", font: { size: 14 } } },
-            ),
+            yaxis: {
+              domain: [0.42, 1],
+              title: { text: "Test bits per byte (bits/byte)", font: { size: 14 } },
+            },
             yaxis2: {
               ...axisStyle,
               domain: [0, 0.34],
@@ -297,6 +281,16 @@ registerFigure({
           yUnit: "bits/byte",
           width: 1000,
           height: 560 + foot.margin - 100,
+          legend: "inside",
+          inside: {
+            data,
+            yRange,
+            labels: contexts.map((c, i) => ({
+              x: c.x,
+              top: 1 - 0.06 * i,
+              chars: `C = ${c.x} (${c.label})`.length,
+            })),
+          },
           extra: {
             title: top.title,
             showlegend: true,
@@ -304,18 +298,6 @@ registerFigure({
             xaxis: { exponentformat: "none" },
             // the first positions (almost no context) can sit far above the rest: keep the bulk readable
             yaxis: { range: yRange },
-            ...legendLayout(data, {
-              width: 1000,
-              height: 560 + foot.margin - 100,
-              margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
-              xType: "log",
-              yRange,
-              labels: contexts.map((c, i) => ({
-                x: c.x,
-                top: 1 - 0.06 * i,
-                chars: `C = ${c.x} (${c.label})`.length,
-              })),
-            }),
             shapes: contexts.map((c) => ({
               type: "line",
               xref: "x",

@@ -6,19 +6,7 @@ import { PAPER_NOISE, PAPER_PG19_WORD_PPL } from "../../results/paper.ts";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import {
-  chooseScale,
-  colorOf,
-  fmt,
-  footnote,
-  latestBy,
-  legendLayout,
-  scaleNote,
-  sig,
-  signed,
-  topTitle,
-  withAxis,
-} from "./common.ts";
+import { chooseScale, colorOf, fmt, footnote, latestBy, scaleNote, sig, signed, topTitle } from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Noise (lib/eval/noise.ts -> noise.jsonl)
@@ -174,15 +162,12 @@ registerFigure({
           yUnit: "bits/byte",
           width: 1000,
           height: 520 + foot.margin - 100,
+          legend: "inside",
+          inside: { data },
           extra: {
             title: top.title,
             showlegend: true,
             barmode: "group",
-            ...legendLayout(data, {
-              width: 1000,
-              height: 520 + foot.margin - 100,
-              margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
-            }),
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
             annotations: [foot.annotation],
           },
@@ -271,21 +256,14 @@ registerFigure({
           yUnit: "nats per clean word",
           width: 1000,
           height: 560 + foot.margin - 100,
+          legend: "inside",
+          inside: { data, hlines: [0] },
           extra: {
             title: top.title,
             showlegend: true,
             barmode: "group",
             margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
-            ...withAxis(
-              legendLayout(data, {
-                width: 1000,
-                height: 560 + foot.margin - 100,
-                margin: { l: 80, r: 30, t: top.margin, b: foot.margin },
-                hlines: [0],
-              }),
-              "yaxis",
-              { zeroline: true, zerolinecolor: "#444" },
-            ),
+            yaxis: { zeroline: true, zerolinecolor: "#444" },
             annotations: [foot.annotation],
           },
         }),

@@ -3,7 +3,7 @@
 import { layout } from "../display.ts";
 
 import { type Rec, registerFigure } from "./registry.ts";
-import { fmt, gpuName, latestBy, legendLayout, sig } from "./common.ts";
+import { fmt, gpuName, latestBy, sig } from "./common.ts";
 import { SCAN_IMPLS } from "../../ssm/types.ts"; // the list only: no TF.js behind it
 
 // ---------------------------------------------------------------------------------------------------
@@ -83,7 +83,9 @@ registerFigure({
           yType: "log",
           width: 900,
           height: 540,
-          extra: { xaxis: lengthTicks(byLength.map((r) => r.shape.L)), ...inside(data, "log", "log") },
+          legend: "inside",
+          inside: { data },
+          extra: { xaxis: lengthTicks(byLength.map((r) => r.shape.L)) },
         }),
       },
     };
@@ -120,7 +122,8 @@ registerFigure({
           yUnit: "ms",
           width: 900,
           height: 540,
-          extra: inside(data, "linear", "linear"),
+          legend: "inside",
+          inside: { data },
         }),
       },
     };
@@ -161,7 +164,9 @@ registerFigure({
           yType: "log",
           width: 900,
           height: 540,
-          extra: { xaxis: lengthTicks(mem.map((r) => r.shape.L)), ...inside(data, "log", "log") },
+          legend: "inside",
+          inside: { data },
+          extra: { xaxis: lengthTicks(mem.map((r) => r.shape.L)) },
         }),
       },
     };
@@ -454,14 +459,3 @@ registerFigure({
     };
   },
 });
-
-/** A scan figure's legend inside its plot (900 x 540, layout()'s margins with a title). */
-function inside(data: Rec[], xType: "linear" | "log", yType: "linear" | "log") {
-  return legendLayout(data, {
-    width: 900,
-    height: 540,
-    margin: { l: 70, r: 30, t: 60, b: 60 },
-    xType,
-    yType,
-  });
-}
