@@ -343,7 +343,8 @@ export async function reproduce(
     } else failures.push(`${w.name}: not trained: it waits for ${w.pending}`);
   }
   if (opts.inProcess) return { runs: [], table: "", failures };
-  const runs = latestRuns(await recordedRuns(resultsDir), opts.scale, plan.name)
+  // every seed's run: a cell with several seeds shows their mean and spread
+  const runs = latestRuns(await recordedRuns(resultsDir), opts.scale, plan.name, true)
     .filter((r) => specs.some((s) => s.name === r.run));
   const table = runs.length
     ? tableMarkdown(

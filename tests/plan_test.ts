@@ -605,6 +605,51 @@ Deno.test("README verdicts: a gap counts only beyond twice the seed s.d.; one se
   );
 });
 
+Deno.test("README verdicts: the same-bytes claim reads the equal-bytes subword Mamba where recorded, the FLOPs-matched one beside it", () => {
+  const rec = (
+    entry: string,
+    bpb: number,
+    seed: number,
+    o: { parameters: number; bytes: number; flops: number },
+  ) =>
+    ({
+      run: `compute-matched/large/books/${entry}${seed ? `_seed${seed}` : ""}`,
+      model: entry === "mambabyte" ? "mambabyte" : "mamba_subword",
+      scale: "large",
+      domain: "books",
+      parameters: o.parameters,
+      bytes_seen: o.bytes,
+      train_flops: o.flops,
+      eval: { split: "test", bits_per_byte: bpb },
+      labels: { plan: "compute-matched", entry, ...(seed ? { seed } : {}) },
+    }) as unknown as RunRecord;
+  const byte = { parameters: 1.8e6, bytes: 75e6, flops: 8e14 };
+  const runs = (equalBytes?: number) => [
+    // MambaByte's seeds: mean 2.0, s.d. 0.05, so a gap counts beyond 0.1
+    ...[1.95, 2.0, 2.05].map((v, i) => rec("mambabyte", v, i, byte)),
+    rec("mamba_subword", 2.3, 0, { parameters: 6.7e6, bytes: 70e6, flops: 8e14 }),
+    ...(equalBytes === undefined
+      ? []
+      : [rec("mamba_subword_equal_bytes", equalBytes, 0, { parameters: 2.8e6, bytes: 75e6, flops: 3.6e14 })]),
+  ];
+  const line = (equalBytes?: number) =>
+    agreement(runs(equalBytes), [], []).find((l) => l.includes("training BYTES"))!;
+  // the pair's sizes, bytes and FLOPs ratio come from the records
+  assert.match(
+    line(2.05),
+    /MambaByte's width and depth \(2\.80M parameters against 1\.80M.*\(75\.00M against 75\.00M\) at 0\.45x MambaByte's FLOPs; MambaByte is at or below it \(within noise or better\) on 1 of 1 domains \(books 2\.000 vs 2\.050\)\. Agrees\./,
+  );
+  assert.match(line(2.2), /Agrees, and more: MambaByte is ahead beyond noise\./);
+  assert.match(line(1.85), /on 0 of 1 domains .*Does not agree: the subword model is ahead beyond noise\./);
+  // the FLOPs-matched model is reported beside it, and alone without the equal-bytes run
+  assert.match(line(2.05), /At equal FLOPs .*books 2\.000 vs 2\.300/);
+  assert.match(
+    line(),
+    /The plan here matches FLOPs instead, so the subword Mamba reads 0\.9x the bytes or more/,
+  );
+  assert.doesNotMatch(line(), /width and depth/);
+});
+
 Deno.test("test-document spread: the bootstrap s.d. of a gap matches its closed form; README verdicts count a gap only beyond twice it", () => {
   const rec = (entry: string, docs: [string, number, number][], seed?: number) =>
     ({

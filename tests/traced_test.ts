@@ -47,41 +47,48 @@ Deno.test("README compute-matched tables: every bits-per-byte, parameter, byte a
   const found = tables("Compute-matched test bits-per-byte");
   assert.ok(found.length >= 2, "a compute-matched table per recorded scale");
   for (const t of found) {
-    // the tables show each entry's top-budget run (a ladder's lower budgets and its sweeps are not in them)
-    const byKey = latest(
-      runs.filter((r) =>
-        r.scale === t.scale && r.labels?.plan === "compute-matched" && r.labels?.seed === undefined &&
-        isTopBudget(r)
-      ),
-      (r) => `${label(r)}|${r.domain}`,
+    // the tables show each entry's top-budget runs, every seed's (a ladder's lower budgets and its sweeps
+    // are not in them): a cell is the mean over the seeds, with their sample s.d. where there are several
+    const byRun = latest(
+      runs.filter((r) => r.scale === t.scale && r.labels?.plan === "compute-matched" && isTopBudget(r)),
+      (r) => r.run,
     );
+    const byKey = new Map<string, RunRecord[]>();
+    for (const r of byRun.values()) {
+      byKey.set(`${label(r)}|${r.domain}`, [...(byKey.get(`${label(r)}|${r.domain}`) ?? []), r]);
+    }
     let checked = 0;
     for (const row of t.rows) {
       const model = row[0];
       for (const [i, col] of t.columns.entries()) {
         const domain = /^(\w+) bpb/.exec(col)?.[1];
         if (!domain) continue;
-        const rec = byKey.get(`${model}|${domain}`);
+        const recs = byKey.get(`${model}|${domain}`);
         if (row[i].startsWith("—")) {
           // a model trained on some of the domains only (e.g. a torch job's run): its other cells are empty
-          assert.ok(!rec, `${t.scale} ${model} ${domain}: a record, yet the cell is empty`);
+          assert.ok(!recs, `${t.scale} ${model} ${domain}: a record, yet the cell is empty`);
           checked++;
           continue;
         }
-        assert.ok(rec, `${t.scale}: no record for ${model} on ${domain}`);
-        assert.equal(first(row[i]), rec.eval.bits_per_byte.toFixed(3), `${t.scale} ${model} ${domain}`);
+        assert.ok(recs, `${t.scale}: no record for ${model} on ${domain}`);
+        const values = recs.map((r) => r.eval.bits_per_byte);
+        const mean = values.reduce((a, b) => a + b, 0) / values.length;
+        assert.equal(first(row[i]), mean.toFixed(3), `${t.scale} ${model} ${domain}`);
+        const spread = /± (\d+\.\d+), (\d+) seeds/.exec(row[i]);
+        if (values.length > 1) {
+          const sd = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1));
+          assert.ok(spread, `${t.scale} ${model} ${domain}: ${values.length} seeds, yet no spread shown`);
+          assert.equal(spread[1], sd.toFixed(3), `${t.scale} ${model} ${domain}: seed s.d.`);
+          assert.equal(Number(spread[2]), values.length, `${t.scale} ${model} ${domain}: seeds`);
+        } else assert.equal(spread, null, `${t.scale} ${model} ${domain}: one run, yet a spread`);
         // the sanity flag: † exactly where the run is within a bit of its test bytes' unigram entropy
-        const u = unigramOf(rec, unigram);
+        const u = unigramOf(recs[0], unigram);
         assert.ok(u !== undefined, `${t.scale} ${model} ${domain}: a unigram entropy for its test bytes`);
-        assert.equal(
-          row[i].includes("†"),
-          rec.eval.bits_per_byte > u - 1,
-          `${t.scale} ${model} ${domain}: †`,
-        );
+        assert.equal(row[i].includes("†"), mean > u - 1, `${t.scale} ${model} ${domain}: †`);
         checked++;
       }
       // the model's size (largest run) and budget (mean over its runs on the table's domains)
-      const mine = [...byKey.values()].filter((r) => label(r) === model);
+      const mine = [...byKey.values()].flat().filter((r) => label(r) === model);
       const mean = (f: (r: RunRecord) => number) => mine.reduce((s, r) => s + f(r), 0) / mine.length;
       const rec = {
         parameters: Math.max(...mine.map((r) => r.parameters)),

@@ -106,7 +106,11 @@ export async function resultsSection(
     out.push(
       `### Compute-matched test bits-per-byte, ${SCALE_TEXT[scale]}`,
       "",
-      tableMarkdown(computeMatchedTable(matchedRows(mine, unigram), scale)).trim(),
+      // every seed's run: a cell with several seeds shows their mean and spread
+      tableMarkdown(
+        computeMatchedTable(matchedRows(latestRuns(runs, scale, undefined, true), unigram), scale),
+      )
+        .trim(),
       "",
       ...defectNote(mine),
     );
@@ -426,34 +430,75 @@ export function agreement(
         }: at a few million training bytes the models are far from converged, so cutting the budget to 0.375x costs more here than near convergence.`) +
       spread(["mambabyte_0.375", ...byteBaselines]) + hollow(byteBaselines),
   );
-  const c3 = { yes: 0, of: 0 };
-  for (const d of domains) {
-    const c = compare("mambabyte", "mamba_subword", d);
-    if (c === undefined) continue;
-    c3.of++;
-    if (c !== "higher") c3.yes++;
-  }
+  // the paper's pairing (same size, same bytes) where the plan trained it; the FLOPs-matched subword Mamba
+  // beside it, and alone where the equal-bytes run is not recorded
+  const equalBytes = "mamba_subword_equal_bytes";
+  const pairs = (other: string) => {
+    const c = { yes: 0, lower: 0, of: 0 };
+    for (const d of domains) {
+      const v = compare("mambabyte", other, d);
+      if (v === undefined) continue;
+      c.of++;
+      if (v !== "higher") c.yes++;
+      if (v === "lower") c.lower++;
+    }
+    return c;
+  };
+  const scores = (other: string) =>
+    domains.filter((d) => bpb(other, d) !== undefined)
+      .map((d) => `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs ${f3(bpb(other, d)!)}`).join("; ");
+  const meanOf = (entry: string, f: (r: RunRecord) => number) => {
+    const v = seeded.filter((r) => (r.labels?.entry ?? r.model) === entry).map(f);
+    return v.length ? v.reduce((x, y) => x + y, 0) / v.length : NaN;
+  };
+  const c3 = pairs(equalBytes), c4 = pairs("mamba_subword");
   const seen = (entry: string) =>
     mine.filter((r) => (r.labels?.entry ?? r.model) === entry).map((r) => r.bytes_seen);
   const ratioSeen = Math.min(...seen("mamba_subword")) / Math.max(...seen("mambabyte"));
-  lines.push(
-    `- Paper: at the same parameters and training BYTES (about 4x the compute for MambaByte), MambaByte and the subword Mamba perform similarly. ` +
-      `The plan here matches FLOPs instead, so the subword Mamba reads ${
-        Number.isFinite(ratioSeen) ? `${ratioSeen.toFixed(1)}x` : "a different number of"
-      } the bytes${
-        Number.isFinite(ratioSeen) ? " or more" : ""
-      }; MambaByte is at or below it (within noise or better) on ${c3.yes} of ${c3.of} domains ` +
-      `(${
-        domains.map((d) => `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs ${f3(bpb("mamba_subword", d) ?? NaN)}`)
-          .join("; ")
-      }). ` +
-      (c3.of === 0
-        ? "Not measured yet: no domain has both recorded."
-        : c3.yes === c3.of
-        ? "MambaByte matches it even so."
-        : "Consistent with the paper's statement: at equal FLOPs the subword model is ahead; equal bytes would need MambaByte to train about 4x longer.") +
-      spread(["mambabyte", "mamba_subword"]),
-  );
+  const flopsMatched =
+    `MambaByte is at or below it (within noise or better) on ${c4.yes} of ${c4.of} domains (${
+      scores("mamba_subword")
+    }). `;
+  const claim =
+    "- Paper: at the same parameters and training BYTES (about 4x the compute for MambaByte), MambaByte and the subword Mamba perform similarly. ";
+  if (c3.of) {
+    const si = (x: number) => x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : `${(x / 1e3).toFixed(0)}K`;
+    lines.push(
+      claim +
+        `Here a subword Mamba of MambaByte's width and depth (${
+          si(meanOf(equalBytes, (r) => r.parameters))
+        } ` +
+        `parameters against ${
+          si(meanOf("mambabyte", (r) => r.parameters))
+        }: the subword embedding) read the same bytes ` +
+        `(${si(meanOf(equalBytes, (r) => r.bytes_seen))} against ${
+          si(meanOf("mambabyte", (r) => r.bytes_seen))
+        }) at ${
+          (meanOf(equalBytes, (r) => r.train_flops) / meanOf("mambabyte", (r) => r.train_flops)).toFixed(2)
+        }x MambaByte's FLOPs; MambaByte is at or below it (within noise or better) on ${c3.yes} of ${c3.of} domains` +
+        ` (${scores(equalBytes)}). ` +
+        (c3.yes < c3.of
+          ? "Does not agree: the subword model is ahead beyond noise."
+          : c3.lower === c3.of
+          ? "Agrees, and more: MambaByte is ahead beyond noise."
+          : "Agrees.") +
+        spread(["mambabyte", equalBytes]) +
+        (c4.of ? ` At equal FLOPs (the subword Mamba of the plan's main comparison): ${flopsMatched}` : ""),
+    );
+  } else {
+    lines.push(
+      claim +
+        `The plan here matches FLOPs instead, so the subword Mamba reads ${
+          Number.isFinite(ratioSeen) ? `${ratioSeen.toFixed(1)}x` : "a different number of"
+        } the bytes${Number.isFinite(ratioSeen) ? " or more" : ""}; ${flopsMatched}` +
+        (c4.of === 0
+          ? "Not measured yet: no domain has both recorded."
+          : c4.yes === c4.of
+          ? "MambaByte matches it even so."
+          : "Consistent with the paper's statement: at equal FLOPs the subword model is ahead; equal bytes would need MambaByte to train about 4x longer.") +
+        spread(["mambabyte", "mamba_subword"]),
+    );
+  }
   // extrapolation: the change from 1x to the longest length, whole-sequence mode
   for (const kind of ["mambabyte", "transformer"]) {
     // the largest scale at which this model was evaluated

@@ -4,6 +4,7 @@
  * training FLOPs (the paper's Figure 1 analogue).
  */
 import * as aq from "arquero";
+import { deviation } from "d3-array";
 import { PAPER_COMPUTE_MATCHED, PAPER_DOMAIN_OF } from "./paper.ts";
 
 import type { RunRecord, UnigramRecord } from "./records.ts";
@@ -95,12 +96,12 @@ export function matchedRows(runs: RunRecord[], unigram: UnigramRecord[] = []): M
 }
 
 /** The sanity check's sentence: the domains' unigram entropies and how many cells it flags. */
-function unigramNote(rows: MatchedRow[], flagged: number): string {
+function unigramNote(rows: MatchedRow[], flagged: number, cells: number): string {
   const byDomain = new Map<string, number>();
   for (const r of rows) if (r.unigram_bpb !== undefined) byDomain.set(r.domain, r.unigram_bpb);
   if (!byDomain.size) return "";
   const values = [...byDomain].map(([d, u]) => `${d} ${u.toFixed(2)}`).join(", ");
-  return ` † (${flagged} of ${rows.length}): within ${UNIGRAM_MARGIN} bit per byte of the test bytes' unigram ` +
+  return ` † (${flagged} of ${cells}): within ${UNIGRAM_MARGIN} bit per byte of the test bytes' unigram ` +
     `entropy (${values}): that model has learned little beyond byte frequencies, and its comparison with ` +
     `the others says little.`;
 }
@@ -142,8 +143,20 @@ export function computeMatchedTable(
     train_flops: number;
     bytes_per_s: number;
   }[];
-  const bpb = new Map(rows.map((r) => [`${r.model}|${r.domain}`, r.bits_per_byte]));
+  // a model's runs on a domain: one per seed when extra seeds ran (rows of latestRuns(..., allSeeds))
+  const cells = new Map<string, number[]>();
+  for (const r of rows) {
+    const key = `${r.model}|${r.domain}`;
+    cells.set(key, [...(cells.get(key) ?? []), r.bits_per_byte]);
+  }
+  const bpb = new Map([...cells].map(([k, v]) => [k, v.reduce((a, b) => a + b, 0) / v.length]));
+  const spread = (key: string) => {
+    const v = cells.get(key) ?? [];
+    const sd = deviation(v); // sample s.d. (n - 1), undefined below two values
+    return sd === undefined ? "" : ` ± ${fmt(sd)}, ${v.length} seeds`;
+  };
   const uni = new Map(rows.map((r) => [`${r.model}|${r.domain}`, r.unigram_bpb]));
+  const multiSeed = [...cells.values()].some((v) => v.length > 1);
   let flagged = 0;
   const columns = [
     "model",
@@ -165,7 +178,7 @@ export function computeMatchedTable(
         const v = bpb.get(`${m.model}|${d}`) ?? NaN;
         const near = nearUnigram(v, uni.get(`${m.model}|${d}`));
         if (near) flagged++;
-        const ours = fmt(v) + (near ? " †" : "");
+        const ours = fmt(v) + spread(`${m.model}|${d}`) + (near ? " †" : "");
         const pd = PAPER_DOMAIN_OF[d];
         return paper && pd ? `${ours} (${fmt(paper.bpb[pd])})` : ours;
       }),
@@ -182,9 +195,10 @@ export function computeMatchedTable(
     } bytes: ` +
     `compare the ordering of models, not the values. Bytes seen, train FLOPs and train bytes/s: the mean ` +
     `over a model's runs on these domains.` +
+    (multiSeed ? " Where a model ran several seeds, its cell is their mean ± sample s.d." : "") +
     (scale === "gpu" || scale === "large"
       ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
       : "") +
-    unigramNote(rows, flagged);
+    unigramNote(rows, flagged, cells.size);
   return { columns, rows: out, note };
 }

@@ -45,7 +45,10 @@ registerFigure({
   reads: ["runs", "unigram"],
   build(records, ctx) {
     const sel = matchedRuns(records, ctx.scale);
-    return sel && { table: computeMatchedTable(matchedRows(sel.runs, unigramRecords(records)), sel.scale) };
+    if (!sel) return undefined;
+    // every seed's run: a cell with several seeds shows their mean and spread
+    const seeded = latestRuns((records.runs ?? []) as unknown as RunRecord[], sel.scale, undefined, true);
+    return { table: computeMatchedTable(matchedRows(seeded, unigramRecords(records)), sel.scale) };
   },
 });
 
