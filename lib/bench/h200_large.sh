@@ -31,7 +31,7 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv
 rm -rf /tmp/plan-out && mkdir -p /tmp/plan-out
 # the models notebooks 06-07 read, in float16, from whichever of these runs finished on this machine
 # (and those the evaluation stages read: the subword Mamba for noise, the context-8192 pair for extrapolation)
-export GPU_PLAN_HALF="books/mambabyte books/mamba_subword_equal_bytes books/mamba_subword books/mambabyte_8k books/transformer_8k books/transformer"
+export GPU_PLAN_HALF="books/mambabyte books/mambabyte_seed1 books/mambabyte_seed2 books/mamba_subword_equal_bytes books/mamba_subword books/mambabyte_8k books/transformer_8k books/transformer"
 # training stops 75 s before the call's limit: the records, logs and float16 exports run after it.
 # LARGE_FINAL=1 (a session's last call, whose machine goes back after it): start no run that the speed
 # recorded for runs like it says cannot finish in this call (reproduce --time-left), since its checkpoint would be lost
