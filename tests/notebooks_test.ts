@@ -141,10 +141,15 @@ await showTable([{ a: 1, b: 2.5 }]);`,
       assert.match(html, /<img src="data:image\/svg\+xml;base64,/);
       assert.match(html, /<title>good<\/title>/);
       // the outputs, and the stamp of the inputs that lets an unchanged notebook skip its next run
+      // and Jupyter's theme in one stylesheet of the folder that the page links (lib/notebook/styles.ts)
+      const css = /<link rel="stylesheet" href="(jupyter-[0-9a-f]{12}\.css)">/.exec(html)?.[1];
+      assert.ok(css, "the page links its folder's stylesheet");
+      assert.doesNotMatch(html.slice(0, html.indexOf("</head>")), /<style/);
       assert.deepEqual([...Deno.readDirSync(outDir)].map((e) => e.name).sort(), [
         ".inputs-good.txt",
         "good.html",
         "good.ipynb",
+        css,
       ]);
     } finally {
       await Deno.remove(outDir, { recursive: true });

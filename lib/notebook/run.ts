@@ -22,6 +22,7 @@
 
 import { DEBIAN_JUPYTER, denoKernelStatus, ensureDenoKernel } from "../setup.ts";
 import { FIGURES_DIR, NOTEBOOKS_DIR, REPO_ROOT, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
+import { shareStylesOf } from "./styles.ts";
 
 export type Scale = "smoke" | "small" | "gpu" | "large";
 export const SCALES: readonly Scale[] = ["smoke", "small", "gpu", "large"];
@@ -318,6 +319,9 @@ export async function runNotebook(notebook: string, opts: RunOptions = {}): Prom
           `executed, but HTML conversion failed: ${await describeFailure(path, html.code, html.stderr)}`,
         );
       }
+      // Jupyter's theme once per folder (lib/notebook/styles.ts), in place before the page that links it
+      const css = await shareStylesOf(`${work}/${name}.html`);
+      if (css) await Deno.rename(`${work}/${css}`, `${outDir}/${css}`);
       await Deno.rename(`${work}/${name}.html`, `${outDir}/${name}.html`);
       result.html = `${outDir}/${name}.html`;
     }
