@@ -5,13 +5,16 @@
 # next call resumes; archives of them are too large to come back, so a fresh machine starts them over).
 # Carry: .gpu-bundle (../shared/tools/gpu-bundle.sh lib/cli.ts), .commit (git rev-parse --short=12 HEAD),
 # data/tmp/gpu-corpora.tar.xz (bash lib/bench/pack_corpora.sh books: books with its validation split, which
-# the sweeps score, and a manifest cut to books). The tree (21.4 MB), the bundle and the corpus must fit 64 MiB:
+# the sweeps score, and a manifest cut to books). The tree, the bundle and the corpus must fit 64 MiB (67.1 MB):
 # on 2026-12-05 they did only with the bundle's deno_dir.tar.xz repacked at xz -9e without the Deno cache's
-# dep_analysis_cache_v2-wal (39.5 MB in all, from 40.7). The published records in data/results travel
+# dep_analysis_cache_v2-wal (39.5 MB in all, from 40.7); with the tree at 17.6 MB (notebook reports sharing
+# one stylesheet) 5.2 MB are left, room for the float16 MambaByte (3.6 MB) but not for the 7.7 MB subword
+# drafter as well. The published records in data/results travel
 # with the tree: runs already recorded are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
 # half-large-books_ENTRY.tar.xz (a float16 model each, about 3-14 MB): `tar -C data/models -xJf` those of at
-# most 10 MB that the notebooks read (mambabyte, mamba_subword_equal_bytes) to commit them; for the
+# most 10 MB that the notebooks read (mambabyte, or a seed of it, renamed mambabyte, with the seed said in the
+# commit; mamba_subword_equal_bytes once the carry has room, above) to commit them; for the
 # evaluation stages, `tar -C DIR -xJf` each and move DIR/large/books/ENTRY to
 # data/checkpoints/runs/compute-matched/large/books/ENTRY/model (weights rounded to float16: say so).
 if [ "${1:-}" != inner ]; then
