@@ -199,6 +199,6 @@ export function computeMatchedTable(
     (scale === "gpu" || scale === "large"
       ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
       : "") +
-    unigramNote(rows, flagged, cells.size);
+    unigramNote(rows, flagged, rows.length);
   return { columns, rows: out, note };
 }
