@@ -13,6 +13,7 @@ import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
 import { ladderFigure } from "../lib/plot/figures/ladder.ts";
 import { figureBuilder } from "../lib/plot/figures/mod.ts";
 import { agreement, verdictRuns } from "../lib/plot/readme.ts";
+import { computeMatchedTable } from "../lib/results/compute_matched.ts";
 import { paperSetupTable, setupTable } from "../lib/results/setup.ts";
 import { documentRows, gapSubsetSd } from "../lib/results/subsets.ts";
 import { familyRate, RUN_OVERHEAD_S, secondsNeeded } from "../lib/runs/time_left.ts";
@@ -639,8 +640,42 @@ Deno.test("README verdicts: the same-bytes claim reads the equal-bytes subword M
     line(2.05),
     /MambaByte's width and depth \(2\.80M parameters against 1\.80M.*\(75\.00M against 75\.00M\) at 0\.45x MambaByte's FLOPs; MambaByte is at or below it \(within noise or better\) on 1 of 1 domains \(books 2\.000 vs 2\.050\)\. Agrees\./,
   );
-  assert.match(line(2.2), /Agrees, and more: MambaByte is ahead beyond noise\./);
-  assert.match(line(1.85), /on 0 of 1 domains .*Does not agree: the subword model is ahead beyond noise\./);
+  assert.match(
+    line(2.2),
+    /Agrees that MambaByte is not behind; here it is ahead beyond noise, where the paper finds the two similar\./,
+  );
+  assert.match(
+    line(1.85),
+    /on 0 of 1 domains .*Does not agree: the subword model is ahead beyond noise on every domain\./,
+  );
+  // a torch job's import of MambaByte's run is not a fourth seed: the means, sizes and spread stay
+  const torch = {
+    ...rec("mambabyte", 3.0, 0, { parameters: 1.8e6, bytes: 40e6, flops: 4e14 }),
+    run: "compute-matched/large/books/mambabyte_torch1gpu",
+    labels: { plan: "compute-matched", entry: "mambabyte", engine: "torch", partial: true },
+  } as unknown as RunRecord;
+  assert.equal(
+    agreement([...runs(2.2), torch], [], []).find((l) => l.includes("training BYTES")),
+    line(2.2),
+  );
+  // two domains, the subword model ahead on one: partly
+  const code = (r: RunRecord) =>
+    ({ ...r, domain: "code", run: r.run.replace("/books/", "/code/") }) as RunRecord;
+  const twoDomains = [...runs(2.2), ...runs(1.8).map(code)];
+  assert.match(
+    agreement(twoDomains, [], []).find((l) => l.includes("training BYTES"))!,
+    /on 1 of 2 domains .*Partly agrees: the subword model is ahead beyond noise on 1 of 2\./,
+  );
+  // one seed each and no document scores: the sign decides, and the line does not speak of noise
+  const single = runs(2.2).filter((r) => !r.labels?.seed);
+  const one = agreement(single, [], []).find((l) => l.includes("training BYTES"))!;
+  assert.match(one, /here it is ahead \(no spread measured\), where the paper/);
+  // without any subword run the FLOPs-matched sentence is left out, not printed empty
+  const none = agreement(runs().filter((r) => r.labels?.entry === "mambabyte"), [], []).find((l) =>
+    l.includes("training BYTES")
+  )!;
+  assert.doesNotMatch(none, /\(\)/);
+  assert.match(none, /matches FLOPs instead.*Not measured yet/);
   // the FLOPs-matched model is reported beside it, and alone without the equal-bytes run
   assert.match(line(2.05), /At equal FLOPs .*books 2\.000 vs 2\.300/);
   assert.match(
@@ -1091,4 +1126,39 @@ Deno.test("reproduce --time-left: a run that the speed recorded for runs like it
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("compute-matched table: a cell is its seeds' mean; a model's order, bytes and FLOPs weigh each domain once", () => {
+  const row = (model: string, domain: string, bpb: number, bytes: number) => ({
+    model,
+    kind: "mambabyte",
+    domain,
+    parameters: 1e6,
+    bytes_seen: bytes,
+    train_flops: bytes * 10,
+    train_bytes_per_s: 1e3,
+    bits_per_byte: bpb,
+    word_perplexity: NaN,
+    eval_bytes: 1e5,
+  });
+  const rows = [
+    // A: three seeds on books (mean 1.0, s.d. 0.1), one run on code; over domains (1.0 + 3.0) / 2 = 2.0
+    row("A", "books", 0.9, 10e6),
+    row("A", "books", 1.0, 10e6),
+    row("A", "books", 1.1, 10e6),
+    row("A", "code", 3.0, 50e6),
+    // B: (1.2 + 2.6) / 2 = 1.9, so B is listed first; a seed without a finite score is left out
+    row("B", "books", 1.2, 10e6),
+    row("B", "code", 2.6, 50e6),
+    row("B", "code", NaN, 50e6),
+  ];
+  const t = computeMatchedTable(rows, "large");
+  assert.deepEqual(t.rows.map((r) => r[0]), ["B", "A"]);
+  const a = t.rows[1], b = t.rows[0];
+  assert.equal(a[t.columns.indexOf("bytes seen")], "30.0M"); // (10M + 50M) / 2, not (3 x 10M + 50M) / 4
+  assert.equal(a[t.columns.indexOf("train FLOPs")], "300M");
+  assert.match(a[t.columns.findIndex((c) => c.startsWith("books"))], /^1\.000 ± 0\.100, 3 seeds/);
+  assert.match(a[t.columns.findIndex((c) => c.startsWith("code"))], /^3\.000( |$)/);
+  assert.match(b[t.columns.findIndex((c) => c.startsWith("code"))], /^2\.600( |$)/);
+  assert.match(t.note, /its cell is their mean ± sample s\.d\./);
 });

@@ -18,15 +18,17 @@ const readme = await Deno.readTextFile(`${REPO_ROOT}README.md`);
 const results = readme.slice(readme.indexOf("<!-- results:begin"), readme.indexOf("<!-- results:end"));
 
 /** The README's tables under headings starting with `heading`, by scale: header cells and rows of cells. */
-function tables(heading: string): { scale: string; columns: string[]; rows: string[][] }[] {
+function tables(heading: string): { scale: string; columns: string[]; rows: string[][]; note: string }[] {
   const out = [];
   for (const section of results.split(/^### /m).slice(1)) {
     if (!section.startsWith(heading)) continue;
     const scale = /`(\w+)` scale/.exec(section.split("\n")[0])?.[1];
     assert.ok(scale, `no scale in the heading "${section.split("\n")[0]}"`);
-    const lines = section.split("\n").filter((l) => l.startsWith("| "));
+    const all = section.split("\n"), lines = all.filter((l) => l.startsWith("| "));
     const cells = (l: string) => l.slice(2, -2).split(" | ").map((c) => c.trim());
-    out.push({ scale, columns: cells(lines[0]), rows: lines.slice(2).map(cells) });
+    // the note: the first line of text after the table
+    const note = all.slice(all.lastIndexOf(lines.at(-1)!) + 1).find((l) => l.trim()) ?? "";
+    out.push({ scale, columns: cells(lines[0]), rows: lines.slice(2).map(cells), note });
   }
   return out;
 }
@@ -87,11 +89,13 @@ Deno.test("README compute-matched tables: every bits-per-byte, parameter, byte a
         assert.equal(row[i].includes("†"), mean > u - 1, `${t.scale} ${model} ${domain}: †`);
         checked++;
       }
-      // the model's size (largest run) and budget (mean over its runs on the table's domains)
-      const mine = [...byKey.values()].flat().filter((r) => label(r) === model);
-      const mean = (f: (r: RunRecord) => number) => mine.reduce((s, r) => s + f(r), 0) / mine.length;
+      // the model's size (largest run) and budget: the mean over the table's domains of each domain's mean
+      // over its seeds (a domain with three seeds counts once)
+      const mine = [...byKey.entries()].filter(([k]) => k.startsWith(`${model}|`)).map(([, rs]) => rs);
+      const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+      const mean = (f: (r: RunRecord) => number) => avg(mine.map((rs) => avg(rs.map(f))));
       const rec = {
-        parameters: Math.max(...mine.map((r) => r.parameters)),
+        parameters: Math.max(...mine.flat().map((r) => r.parameters)),
         bytes_seen: mean((r) => r.bytes_seen),
         train_flops: mean((r) => r.train_flops),
       };
@@ -111,6 +115,14 @@ Deno.test("README compute-matched tables: every bits-per-byte, parameter, byte a
     // every bits-per-byte cell of the table was checked
     const domains = t.columns.filter((c) => /^\w+ bpb/.test(c)).length;
     assert.ok(domains >= 1 && checked === t.rows.length * domains, `${t.scale}: ${checked} numbers checked`);
+    // the note counts the flagged cells among the table's filled ones
+    const filled = t.rows.flatMap((r) =>
+      r.filter((c, i) => /^\w+ bpb/.test(t.columns[i]) && !c.startsWith("—"))
+    );
+    assert.match(
+      t.note,
+      new RegExp(`† \\(${filled.filter((c) => c.includes("†")).length} of ${filled.length}\\)`),
+    );
   }
 });
 

@@ -23,6 +23,7 @@
 import { DEBIAN_JUPYTER, denoKernelStatus, ensureDenoKernel } from "../setup.ts";
 import { FIGURES_DIR, NOTEBOOKS_DIR, REPO_ROOT, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
 import { shareStylesOf } from "./styles.ts";
+import { parentDir } from "../io/atomic.ts";
 
 export type Scale = "smoke" | "small" | "gpu" | "large";
 export const SCALES: readonly Scale[] = ["smoke", "small", "gpu", "large"];
@@ -319,9 +320,11 @@ export async function runNotebook(notebook: string, opts: RunOptions = {}): Prom
           `executed, but HTML conversion failed: ${await describeFailure(path, html.code, html.stderr)}`,
         );
       }
-      // Jupyter's theme once per folder (lib/notebook/styles.ts), in place before the page that links it
-      const css = await shareStylesOf(`${work}/${name}.html`);
-      if (css) await Deno.rename(`${work}/${css}`, `${outDir}/${css}`);
+      // Jupyter's theme once (lib/notebook/styles.ts), in place before the page that links it: for the
+      // default folders figures/notebooks/SCALE in figures/notebooks, shared by every scale; else beside it
+      const up = opts.outDir === undefined;
+      const css = await shareStylesOf(`${work}/${name}.html`, { up, cssDir: work });
+      if (css) await Deno.rename(`${work}/${css}`, `${up ? parentDir(outDir) : outDir}/${css}`);
       await Deno.rename(`${work}/${name}.html`, `${outDir}/${name}.html`);
       result.html = `${outDir}/${name}.html`;
     }

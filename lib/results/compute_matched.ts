@@ -127,7 +127,24 @@ export function computeMatchedTable(
     return { columns: ["model"], rows: [], note: `no compute-matched runs recorded at the ${scale} scale` };
   }
   const domains = [...new Set(rows.map((r) => r.domain))];
-  const t = aq.from(rows);
+  // a model's runs on a domain: one per seed where extra seeds ran (rows of latestRuns(..., allSeeds))
+  const cells = new Map<string, MatchedRow[]>();
+  for (const r of rows) {
+    cells.set(`${r.model}|${r.domain}`, [...(cells.get(`${r.model}|${r.domain}`) ?? []), r]);
+  }
+  const finite = (rs: MatchedRow[]) => rs.map((r) => r.bits_per_byte).filter(Number.isFinite);
+  const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+  // each cell the mean over its seeds first, so that a domain with three seeds counts once in a model's
+  // order and in its bytes, FLOPs and speed (the mean over domains), as the seedless domains do
+  const perDomain = [...cells.values()].map((rs) => ({
+    ...rs[0],
+    parameters: Math.max(...rs.map((r) => r.parameters)),
+    bytes_seen: avg(rs.map((r) => r.bytes_seen)),
+    train_flops: avg(rs.map((r) => r.train_flops)),
+    train_bytes_per_s: avg(rs.map((r) => r.train_bytes_per_s)),
+    bits_per_byte: avg(finite(rs)),
+  }));
+  const t = aq.from(perDomain);
   const models = t.groupby("model").rollup({
     kind: aq.op.any("kind"),
     parameters: aq.op.max("parameters"),
@@ -143,20 +160,14 @@ export function computeMatchedTable(
     train_flops: number;
     bytes_per_s: number;
   }[];
-  // a model's runs on a domain: one per seed when extra seeds ran (rows of latestRuns(..., allSeeds))
-  const cells = new Map<string, number[]>();
-  for (const r of rows) {
-    const key = `${r.model}|${r.domain}`;
-    cells.set(key, [...(cells.get(key) ?? []), r.bits_per_byte]);
-  }
-  const bpb = new Map([...cells].map(([k, v]) => [k, v.reduce((a, b) => a + b, 0) / v.length]));
+  const bpb = new Map(perDomain.map((r) => [`${r.model}|${r.domain}`, r.bits_per_byte]));
   const spread = (key: string) => {
-    const v = cells.get(key) ?? [];
+    const v = finite(cells.get(key) ?? []);
     const sd = deviation(v); // sample s.d. (n - 1), undefined below two values
     return sd === undefined ? "" : ` ± ${fmt(sd)}, ${v.length} seeds`;
   };
   const uni = new Map(rows.map((r) => [`${r.model}|${r.domain}`, r.unigram_bpb]));
-  const multiSeed = [...cells.values()].some((v) => v.length > 1);
+  const multiSeed = [...cells.values()].some((v) => finite(v).length > 1);
   let flagged = 0;
   const columns = [
     "model",
@@ -199,6 +210,6 @@ export function computeMatchedTable(
     (scale === "gpu" || scale === "large"
       ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
       : "") +
-    unigramNote(rows, flagged, rows.length);
+    unigramNote(rows, flagged, cells.size);
   return { columns, rows: out, note };
 }
