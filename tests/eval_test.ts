@@ -28,6 +28,7 @@ import { setDefaultScanImpl } from "../lib/ssm/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { useBackend } from "./helpers.ts";
 import { extrapolationStage, noiseStage } from "../lib/runs/stages.ts";
+import { writeHalfModel } from "../lib/models/half_precision.ts";
 
 /** The tracked books test sample (Project Gutenberg text). */
 const SAMPLE = await readSplit(new URL("../data/samples/books/test", import.meta.url).pathname);
@@ -331,12 +332,21 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
     // a second pass finds them and evaluates nothing; a re-trained run (new time) is evaluated again
     assert.equal((await extrapolationStage(runs, opts)).length, 0);
     assert.equal((await noiseStage(runs, { ...opts, maxBytes: 600 })).length, 0);
+    assert.ok(written.every((r) => r.weights === undefined), "the run's own float32 model");
     const retrained = [{ ...run, provenance: { time: "t1" } }];
     assert.equal(
       (await extrapolationStage(retrained, { ...opts, settings: { maxTokens: 1024, multiples: [1] } }))
         .length,
       1,
     );
+    // a float16 copy in the run's place (a device's run brought back by export --format f16) is evaluated
+    // as such, and its records say so
+    const dir = `${runsDir}/${run.run}/model`;
+    await Deno.rename(dir, `${dir}.f32`);
+    await writeHalfModel(`${dir}.f32`, dir);
+    const half = await noiseStage([{ ...run, provenance: { time: "t2" } }], { ...opts, maxBytes: 600 });
+    assert.equal(half.length, 1 + NOISE_SETTINGS.length);
+    assert.ok(half.every((r) => r.weights === "float16 copy"), "float16 copy recorded");
   } finally {
     await Deno.remove(results, { recursive: true });
     await Deno.remove(runsDir, { recursive: true });

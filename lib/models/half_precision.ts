@@ -23,6 +23,16 @@ import { encodeFloat16 } from "../io/half.ts";
 const PRECISION_KEY = "precision";
 const PRECISION_MARK = "float16 copy (lib/models/half_precision.ts)";
 
+/**
+ * Whether a saved model is a float16 copy written here (its weights rounded): evaluations of it say so in
+ * their records (lib/runs/stages.ts).
+ */
+export async function isHalfCopy(dir: string): Promise<boolean> {
+  const mark = await readSafetensorsHeader(`${dir}/${WEIGHTS_FILE}`).then((h) => h.metadata[PRECISION_KEY])
+    .catch(() => undefined);
+  return mark === PRECISION_MARK;
+}
+
 /** The largest finite float16. */
 const FLOAT16_MAX = 65504;
 
@@ -51,9 +61,7 @@ export async function writeHalfModel(src: string, out: string): Promise<HalfMode
   }
   // an existing `out` is replaced only when it is an earlier float16 copy: never an unrelated folder
   if (await pathExists(out)) {
-    const mark = await readSafetensorsHeader(`${out}/${WEIGHTS_FILE}`).then((h) => h.metadata[PRECISION_KEY])
-      .catch(() => undefined);
-    if (mark !== PRECISION_MARK) {
+    if (!(await isHalfCopy(out))) {
       throw new InputError(
         out,
         undefined,

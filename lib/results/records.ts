@@ -128,6 +128,8 @@ export interface EvaluatedModel {
   /** Where the test text came from. */
   data: string;
   parameters?: number;
+  /** "float16 copy" where the evaluated model is one (`export --format f16`: its weights rounded). */
+  weights?: string;
 }
 
 export interface ExtrapolationRecord extends ExtrapolationResult, EvaluatedModel {

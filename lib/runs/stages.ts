@@ -25,6 +25,7 @@ import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from ".
 import { repoRelative, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
 import { appendRecord, readRecords } from "../results/store.ts";
 import { isTopBudget } from "../results/compute_matched.ts";
+import { isHalfCopy } from "../models/half_precision.ts";
 import { domainText, loadTrained } from "./experiment.ts";
 import type { EvaluatedModel, ExtrapolationRecord, NoiseRecord, RunLike } from "../results/records.ts";
 
@@ -162,6 +163,8 @@ async function runStage<O extends StageOptions>(
         domain: run.domain,
         data: `${text.source}/${run.domain}/${text.evalSplit}`,
         parameters: countParameters(model),
+        // a float16 copy brought back from a device (the run's own checkpoint stayed there): say so
+        ...(await isHalfCopy(dir) ? { weights: "float16 copy" } : {}),
       };
       await stage.evaluate({ record: run, model, tokenizer, test: text.test, about }, opts, async (r) => {
         await appendRecord(stage.table, r, resultsDir);
