@@ -347,6 +347,15 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
     const half = await noiseStage([{ ...run, provenance: { time: "t2" } }], { ...opts, maxBytes: 600 });
     assert.equal(half.length, 1 + NOISE_SETTINGS.length);
     assert.ok(half.every((r) => r.weights === "float16 copy"), "float16 copy recorded");
+    // and the tables built from the records say which models were copies: the noise table (its latest
+    // records are the copy's), not the extrapolation table (float32 records only)
+    const note = async (name: string) => {
+      const built = await buildFigure(name, { resultsDir: results, scale: "smoke" });
+      assert.ok(built && "table" in built, `${name}: a table`);
+      return built.table.note ?? "";
+    };
+    assert.match(await note("noise"), /Evaluated from float16 copies of the trained weights .*: MB-test\./);
+    assert.doesNotMatch(await note("extrapolation"), /float16/);
   } finally {
     await Deno.remove(results, { recursive: true });
     await Deno.remove(runsDir, { recursive: true });

@@ -56,6 +56,19 @@ export const sig = (x: number) => {
 export const scaleNote = (scale: string) =>
   `Scale "${scale}": this project's models (parameters in the records), far smaller than the paper's; compare trends, not values.`;
 
+/**
+ * The models of these evaluation records that were float16 copies (records' `weights`, lib/runs/stages.ts):
+ * a sentence for a table's note, empty when every model was evaluated with its own float32 weights.
+ */
+export function halfNote(recs: Rec[]): string {
+  const labels = [...new Set(recs.filter((r) => r.weights === "float16 copy").map((r) => String(r.label)))];
+  return labels.length
+    ? ` Evaluated from float16 copies of the trained weights (export --format f16; the run's own checkpoint stayed on the GPU machine): ${
+      labels.join(", ")
+    }.`
+    : "";
+}
+
 /** Wraps text into lines of at most `width` characters (plotly does not wrap annotations). */
 export function wrap(text: string, width = 150): string[] {
   const lines: string[] = [];

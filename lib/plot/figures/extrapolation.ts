@@ -5,7 +5,17 @@ import { deviation, extent, group, mean } from "d3-array";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { chooseScale, colorOf, fmt, footnote, latestBy, scaleNote, signed, topTitle } from "./common.ts";
+import {
+  chooseScale,
+  colorOf,
+  fmt,
+  footnote,
+  halfNote,
+  latestBy,
+  scaleNote,
+  signed,
+  topTitle,
+} from "./common.ts";
 import { isMambaKind } from "../../models/lm.ts";
 
 // ---------------------------------------------------------------------------------------------------
@@ -377,7 +387,7 @@ registerFigure({
           }, ${scale} scale); ` +
           `every length scores the same test bytes (${bytesNote(recs)}). — = not evaluated. ${
             skippedNote(recs)
-          } ${scaleNote(scale)}`,
+          } ${scaleNote(scale)}${halfNote(recs)}`,
       },
     };
   },

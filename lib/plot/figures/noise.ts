@@ -6,7 +6,18 @@ import { PAPER_NOISE, PAPER_PG19_WORD_PPL } from "../../results/paper.ts";
 import { layout } from "../display.ts";
 
 import { type Rec, type Records, registerFigure } from "./registry.ts";
-import { chooseScale, colorOf, fmt, footnote, latestBy, scaleNote, sig, signed, topTitle } from "./common.ts";
+import {
+  chooseScale,
+  colorOf,
+  fmt,
+  footnote,
+  halfNote,
+  latestBy,
+  scaleNote,
+  sig,
+  signed,
+  topTitle,
+} from "./common.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Noise (lib/eval/noise.ts -> noise.jsonl)
@@ -117,7 +128,7 @@ registerFigure({
           `bpb: bits per byte of the noisy text; word PPL: exp(nats of the noisy text / words of the CLEAN text); Δ: noisy − clean, ×: noisy / clean. ` +
           `Paper columns: PG19 word-perplexity increase [S] (clean row: the paper's test perplexity). ${
             scaleNote(scale)
-          }`,
+          }${halfNote(recs)}`,
       },
     };
   },
