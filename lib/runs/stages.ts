@@ -19,7 +19,7 @@ import { SCALES } from "../scales.ts";
 import { helpOrUnknown } from "../util/usage.ts";
 import type { ByteBPE } from "../data/bpe.ts";
 import { type ExtrapolationOptions, extrapolationRecords } from "../eval/extrapolation.ts";
-import { evaluateNoise } from "../eval/noise.ts";
+import { evaluateNoise, NOISE_SETTINGS } from "../eval/noise.ts";
 import { evalBatch } from "../eval/score.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { repoRelative, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
@@ -56,6 +56,11 @@ interface Stage<O> {
   kinds: string[];
   /** Between a family's full-budget runs of equal standing, which comes first (pickRuns' `prefer`). */
   prefer?: (a: RunLike, b: RunLike) => number;
+  /**
+   * Whether a model's records already hold everything the stage would record (default: any record does);
+   * an incomplete one is evaluated for the rest.
+   */
+  complete?: (before: Record<string, unknown>[], opts: O) => boolean;
   /** The domain evaluated at a scale unless --domain says: "all" evaluates a run per domain. */
   domainAt?: (scale: string) => string | undefined;
   evaluate(
@@ -74,15 +79,30 @@ interface EvaluatedRun {
   test: Uint8Array;
   /** The fields every record of the stage shares (scale, run, model, data, parameters). */
   about: EvaluatedModel & { parameters: number };
+  /** This model's records already in the table (a stage cut short by a time limit): not evaluated again. */
+  before: Record<string, unknown>[];
 }
 
 /**
- * Runs already evaluated: records of `table` whose (run, run_time) match, so a stage does not evaluate the
- * same trained model twice (a re-trained run has a new time and is evaluated again).
+ * The records of `table` per evaluated model, keyed `run|run_time`, so a stage does not evaluate the same
+ * trained model twice (a re-trained run has a new time and is evaluated again) and can finish one that a
+ * time limit cut short.
  */
-export async function evaluatedRuns(table: string, resultsDir: string): Promise<Set<string>> {
-  const recs = await readRecords<{ run?: string; run_time?: string }>(table, resultsDir);
-  return new Set(recs.filter((r) => r.run).map((r) => `${r.run}|${r.run_time ?? ""}`));
+export async function evaluatedRuns(
+  table: string,
+  resultsDir: string,
+): Promise<Map<string, Record<string, unknown>[]>> {
+  const recs = await readRecords<Record<string, unknown> & { run?: string; run_time?: string }>(
+    table,
+    resultsDir,
+  );
+  const out = new Map<string, Record<string, unknown>[]>();
+  for (const r of recs) {
+    if (!r.run) continue;
+    const key = `${r.run}|${r.run_time ?? ""}`;
+    out.set(key, [...(out.get(key) ?? []), r]);
+  }
+  return out;
 }
 
 /** The plan's principal entry of a family (the entry named as the family) before its variants. */
@@ -138,10 +158,13 @@ async function runStage<O extends StageOptions>(
   ];
   const chosen = pickRuns(latest, kinds, opts.domain ?? stage.domainAt?.(opts.scale), stage.prefer);
   if (!chosen.length) say(`${stage.table}: no runs of ${kinds.join(", ")} recorded at scale ${opts.scale}`);
-  const done = opts.force ? new Set<string>() : await evaluatedRuns(stage.table, resultsDir);
+  const evaluated = opts.force
+    ? new Map<string, Record<string, unknown>[]>()
+    : await evaluatedRuns(stage.table, resultsDir);
   const out: Record<string, unknown>[] = [];
   for (const run of chosen) {
-    if (done.has(`${run.run}|${run.provenance?.time ?? ""}`)) {
+    const before = evaluated.get(`${run.run}|${run.provenance?.time ?? ""}`) ?? [];
+    if (before.length && (stage.complete?.(before, opts) ?? true)) {
       say(
         `${stage.table}: ${run.run} already evaluated (records in ${resultsDir}/${stage.table}.jsonl; ` +
           `--force evaluates again)`,
@@ -166,10 +189,15 @@ async function runStage<O extends StageOptions>(
         // a float16 copy brought back from a device (the run's own checkpoint stayed there): say so
         ...(await isHalfCopy(dir) ? { weights: "float16 copy" } : {}),
       };
-      await stage.evaluate({ record: run, model, tokenizer, test: text.test, about }, opts, async (r) => {
-        await appendRecord(stage.table, r, resultsDir);
-        out.push(r);
-      }, say);
+      await stage.evaluate(
+        { record: run, model, tokenizer, test: text.test, about, before },
+        opts,
+        async (r) => {
+          await appendRecord(stage.table, r, resultsDir);
+          out.push(r);
+        },
+        say,
+      );
     } finally {
       disposeModel(model);
     }
@@ -266,22 +294,38 @@ const NOISE: Stage<NoiseStageOptions> = {
   table: "noise",
   kinds: NOISE_KINDS_COMPARED,
   domainAt: (scale) => NOISE_SCALES[scale]?.allDomains ? "all" : undefined,
-  async evaluate({ record: run, model, tokenizer, test, about }, opts, record, say) {
+  // every setting and the clean text recorded (antspeak alone takes about ten times the clean text's tokens
+  // for a subword model, so a time limit may cut a model between settings)
+  complete: (before) =>
+    NOISE_SETTINGS.every((s) => before.some((r) => r.noise === s.kind && r.p === s.p)) &&
+    before.some((r) => r.noise === "none"),
+  async evaluate({ record: run, model, tokenizer, test, about, before }, opts, record, say) {
     const maxBytes = opts.maxBytes ?? NOISE_SCALES[opts.scale]?.maxBytes;
     const clean = maxBytes ? test.subarray(0, maxBytes) : test;
     const window = run.eval?.window ?? run.length;
-    say(`noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${about.data}, window ${window}`);
-    const results = await evaluateNoise(model, clean, {
+    const has = (kind: string, p: number) => before.some((r) => r.noise === kind && r.p === p);
+    const settings = NOISE_SETTINGS.filter((s) => !has(s.kind, s.p));
+    say(
+      `noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${about.data}, window ${window}` +
+        (settings.length < NOISE_SETTINGS.length
+          ? `; ${settings.length} settings left of an earlier pass`
+          : ""),
+    );
+    // each setting recorded as soon as it is scored (the clean text is scored again for the deltas, and
+    // recorded once)
+    await evaluateNoise(model, clean, {
       window,
       batch: run.batch ? evalBatch(run.batch, run.length, window) : 1,
       tokenizer,
       seed: opts.seed,
+      settings,
       onProgress: (l) => say(`  ${l}`),
+      onResult: async (r) => {
+        if (r.noise === "none" && has("none", 0)) return;
+        const rec: NoiseRecord = { experiment: "noise", ...about, ...r };
+        await record(rec as unknown as Record<string, unknown>);
+      },
     });
-    for (const r of results) {
-      const rec: NoiseRecord = { experiment: "noise", ...about, ...r };
-      await record(rec as unknown as Record<string, unknown>);
-    }
   },
 };
 
