@@ -307,10 +307,8 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
     assert.ok(docs[0].name.startsWith(first), `${docs[0].name} is under ${first}`);
     const runs = [{ ...run, provenance: { time: "t0" } }];
     const opts = { scale: "smoke", resultsDir: results, runsDir, quiet: true };
-    const ex = await extrapolationStage(runs, {
-      ...opts,
-      settings: { maxTokens: 1024, multiples: [1, 2, 4] },
-    });
+    const exSettings = { maxTokens: 1024, multiples: [1, 2, 4] };
+    const ex = await extrapolationStage(runs, { ...opts, settings: exSettings });
     assert.deepEqual(ex.map((r) => [r.multiple, r.mode, r.status]), [[1, "whole", "ok"], [2, "whole", "ok"], [
       4,
       "whole",
@@ -338,6 +336,17 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
         0,
         "complete",
       );
+      // and the extrapolation, cut after its first length
+      await appendRecord("extrapolation", ex[0] as unknown as Record<string, unknown>, cut);
+      const exRest = await extrapolationStage(runs, { ...opts, resultsDir: cut, settings: exSettings });
+      assert.deepEqual(
+        exRest.map((r) => [r.multiple, r.mode, r.bits_per_byte]),
+        ex.slice(1).map((r) => [r.multiple, r.mode, r.bits_per_byte]),
+      );
+      assert.equal(
+        (await extrapolationStage(runs, { ...opts, resultsDir: cut, settings: exSettings })).length,
+        0,
+      );
     } finally {
       await Deno.remove(cut, { recursive: true });
     }
@@ -349,8 +358,14 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
       written.every((r) => r.provenance?.commit && r.run_time === "t0"),
       "records carry provenance and the run's time",
     );
-    // a second pass finds them and evaluates nothing; a re-trained run (new time) is evaluated again
-    assert.equal((await extrapolationStage(runs, opts)).length, 0);
+    // a second pass finds them and evaluates nothing; a re-trained run (new time) is evaluated again; a pass
+    // asking for more lengths evaluates those only
+    assert.equal((await extrapolationStage(runs, { ...opts, settings: exSettings })).length, 0);
+    const more = await extrapolationStage(runs, {
+      ...opts,
+      settings: { ...exSettings, multiples: [1, 2, 4, 8] },
+    });
+    assert.deepEqual(more.map((r) => r.multiple), [8]);
     assert.equal((await noiseStage(runs, { ...opts, maxBytes: 600 })).length, 0);
     assert.ok(written.every((r) => r.weights === undefined), "the run's own float32 model");
     const retrained = [{ ...run, provenance: { time: "t1" } }];

@@ -158,6 +158,11 @@ export interface ExtrapolationOptions {
   onScored?: (p: ScoreProgress) => unknown;
   /** Called with each result as soon as it is known (the stage records it at once, so a cut run keeps them). */
   onResult?: (r: ExtrapolationResult) => Promise<void> | void;
+  /**
+   * Lengths and modes already evaluated (an earlier pass cut short by a time limit, lib/runs/stages.ts):
+   * neither scored nor handed to onResult again.
+   */
+  skip?: (multiple: number, mode: ExtrapolationMode) => boolean;
 }
 
 /** Groups equal-length rows into batches of at most `batchTokens` tokens. */
@@ -322,6 +327,9 @@ export async function evaluateExtrapolation(
       `holds no sequence of ${m * C + 1} tokens; the longest evaluated is ${fits.at(-1)}x`;
     say(`${m}x: ${reason}`);
     for (const mode of modes) {
+      if (opts.skip?.(m, mode)) {
+        continue;
+      }
       await emit({
         multiple: m,
         mode,
@@ -338,6 +346,10 @@ export async function evaluateExtrapolation(
     const seqs: Int32Array[] = [];
     for (let s = 0; s + L <= span; s += L) seqs.push(ids.slice(s, s + L + 1));
     for (const mode of modes) {
+      if (opts.skip?.(m, mode)) {
+        scored += spanOfOne; // counted as done for the progress
+        continue;
+      }
       const base = { multiple: m, mode, eval_length: L };
       if (mode === "whole" && !recurrent && !opts.scorer && L > (opts.maxAttentionLength ?? 4096)) {
         const reason = `full attention over ${L} tokens exceeds maxAttentionLength ${

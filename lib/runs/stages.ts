@@ -1,9 +1,10 @@
 /**
  * The evaluation stages of recorded runs: length extrapolation (lib/eval/extrapolation.ts) and noise
  * robustness (lib/eval/noise.ts) on one shared loop. A stage picks, per model family, the run it evaluates
- * (`pickRuns`), skips runs it has already evaluated (same run and run time: a re-trained run is evaluated
- * again), loads each trained model with its tokenizer and test text, evaluates, and appends records as
- * soon as each is known (a stage cut by a time limit keeps what it finished).
+ * (`pickRuns`), skips what it has already evaluated (same run and run time: a re-trained run is evaluated
+ * again; per noise setting and per extrapolation length and mode, so the next pass finishes a stage that a
+ * time limit cut short), loads each trained model with its tokenizer and test text, evaluates, and appends
+ * records as soon as each is known.
  *
  *   deno run -A lib/runs/stages.ts extrapolation [--scale S] [--results DIR] [--runs-dir DIR] [--domain D]
  *       [--kinds a,b] [--force] [--max-tokens N] [--engine auto|native|tfjs]
@@ -230,9 +231,18 @@ const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOpti
   table: "extrapolation",
   kinds: EXTRAPOLATION_KINDS,
   prefer: (a, b) => extrapolationPrefer(a, b),
-  async evaluate({ record: run, model, tokenizer, test, about }, opts, record, say) {
+  // which lengths and modes a model gets depends on the model (recurrent or not) and on the text's length:
+  // a model with records is loaded again and `skip` leaves out what they hold, so a pass cut short by a
+  // time limit is finished and a finished one scores nothing
+  complete: () => false,
+  async evaluate({ record: run, model, tokenizer, test, about, before }, opts, record, say) {
+    const skip = (multiple: number, mode: string) =>
+      before.some((r) => r.multiple === multiple && r.mode === mode);
     say(
-      `extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${test.length} test bytes`,
+      `extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${test.length} test bytes` +
+        (before.length
+          ? ` (${before.length} lengths and modes recorded by an earlier pass are not evaluated again)`
+          : ""),
     );
     const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
     const { model_kind: _, unit: __, ...fields } = about;
@@ -242,7 +252,14 @@ const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOpti
       await extrapolationRecords(
         model,
         test,
-        { ...settings, trainedContext: run.length, tokenizer, scorer, onProgress: (l) => say(`  ${l}`) },
+        {
+          ...settings,
+          trainedContext: run.length,
+          tokenizer,
+          scorer,
+          skip,
+          onProgress: (l) => say(`  ${l}`),
+        },
         fields,
         (r) => record(r as unknown as Record<string, unknown>),
       );
