@@ -347,6 +347,43 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
         (await extrapolationStage(runs, { ...opts, resultsDir: cut, settings: exSettings })).length,
         0,
       );
+      // a pass asking for a length more under another token budget scores over another span: every length
+      // again, not a mix of spans (a pass whose lengths are all recorded evaluates nothing, as above)
+      const narrower = await extrapolationStage(runs, {
+        ...opts,
+        resultsDir: cut,
+        settings: { maxTokens: 512, multiples: [1, 2, 4, 8] },
+      });
+      assert.deepEqual(narrower.map((r) => [r.multiple, r.tokens]), [[1, 512], [2, 512], [4, 512], [8, 512]]);
+      // records without the model here (a run trained on another machine) stay as they are, without error
+      const elsewhere = await Deno.makeTempDir({ prefix: "stages-nomodel-" });
+      try {
+        const away = { ...opts, resultsDir: cut, runsDir: elsewhere };
+        assert.deepEqual(
+          await extrapolationStage(runs, { ...away, settings: { ...exSettings, multiples: [1, 16] } }),
+          [],
+        );
+      } finally {
+        await Deno.remove(elsewhere, { recursive: true });
+      }
+      // a noise pass finishing a cut one on other clean bytes (another --max-bytes) scores every setting
+      // again, so a model's column holds one clean text
+      const other = await Deno.makeTempDir({ prefix: "stages-cut2-" });
+      try {
+        for (const r of no.slice(0, 4)) {
+          await appendRecord("noise", r as unknown as Record<string, unknown>, other);
+        }
+        const again = await noiseStage(runs, { ...opts, resultsDir: other, maxBytes: 500 });
+        assert.equal(again.length, 1 + NOISE_SETTINGS.length);
+        assert.ok(again.every((r) => r.words === again[0].words && r.words !== no[0].words));
+      } finally {
+        await Deno.remove(other, { recursive: true });
+      }
+      assert.equal(
+        (await noiseStage(runs, { ...opts, resultsDir: cut, maxBytes: 500, force: false })).length,
+        0,
+        "a complete model is not evaluated again",
+      );
     } finally {
       await Deno.remove(cut, { recursive: true });
     }
@@ -379,7 +416,8 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
     const dir = `${runsDir}/${run.run}/model`;
     await Deno.rename(dir, `${dir}.f32`);
     await writeHalfModel(`${dir}.f32`, dir);
-    const half = await noiseStage([{ ...run, provenance: { time: "t2" } }], { ...opts, maxBytes: 600 });
+    // (the same run and run time as the float32 records: the copy's records are its own)
+    const half = await noiseStage(runs, { ...opts, maxBytes: 600 });
     assert.equal(half.length, 1 + NOISE_SETTINGS.length);
     assert.ok(half.every((r) => r.weights === "float16 copy"), "float16 copy recorded");
     // and the tables built from the records say which models were copies: the noise table (its latest

@@ -162,7 +162,7 @@ export interface ExtrapolationOptions {
    * Lengths and modes already evaluated (an earlier pass cut short by a time limit, lib/runs/stages.ts):
    * neither scored nor handed to onResult again.
    */
-  skip?: (multiple: number, mode: ExtrapolationMode) => boolean;
+  skip?: (multiple: number, mode: ExtrapolationMode, span: number) => boolean;
 }
 
 /** Groups equal-length rows into batches of at most `batchTokens` tokens. */
@@ -279,10 +279,10 @@ export async function evaluateExtrapolation(
   const results: ExtrapolationResult[] = [];
   // progress: evaluations finished, and predictions scored (an evaluation not run counts its span at once)
   const evaluations = multiples.length * modes.length;
-  let scored = 0, spanOfOne = 0, totalScored = 0;
+  let scored = 0, spanOfOne = 0, totalScored = 0, skipped = 0;
   const progress = () =>
     opts.onScored?.({
-      windows: results.length,
+      windows: results.length + skipped,
       totalWindows: evaluations,
       tokens: scored,
       totalTokens: totalScored,
@@ -327,7 +327,8 @@ export async function evaluateExtrapolation(
       `holds no sequence of ${m * C + 1} tokens; the longest evaluated is ${fits.at(-1)}x`;
     say(`${m}x: ${reason}`);
     for (const mode of modes) {
-      if (opts.skip?.(m, mode)) {
+      if (opts.skip?.(m, mode, span)) {
+        skipped++;
         continue;
       }
       await emit({
@@ -346,8 +347,9 @@ export async function evaluateExtrapolation(
     const seqs: Int32Array[] = [];
     for (let s = 0; s + L <= span; s += L) seqs.push(ids.slice(s, s + L + 1));
     for (const mode of modes) {
-      if (opts.skip?.(m, mode)) {
+      if (opts.skip?.(m, mode, span)) {
         scored += spanOfOne; // counted as done for the progress
+        skipped++;
         continue;
       }
       const base = { multiple: m, mode, eval_length: L };

@@ -104,7 +104,10 @@ export function asMamba(model: LanguageModel): MambaLM {
   return m;
 }
 
-for (const kind of ["mambabyte", "mamba_subword"] as const) {
+/** The Mamba families: recurrent (recurrentCore), so they score a sequence of any length as one pass. */
+export const MAMBA_KINDS = ["mambabyte", "mamba_subword"] as const;
+
+for (const kind of MAMBA_KINDS) {
   registerFamily({
     kind,
     parseConfig: (raw, where) => {

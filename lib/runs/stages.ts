@@ -19,7 +19,11 @@ import { nativeBackendFor } from "../train/steps.ts";
 import { SCALES } from "../scales.ts";
 import { helpOrUnknown } from "../util/usage.ts";
 import type { ByteBPE } from "../data/bpe.ts";
-import { type ExtrapolationOptions, extrapolationRecords } from "../eval/extrapolation.ts";
+import {
+  EXTRAPOLATION_MULTIPLES,
+  type ExtrapolationOptions,
+  extrapolationRecords,
+} from "../eval/extrapolation.ts";
 import { evaluateNoise, NOISE_SETTINGS } from "../eval/noise.ts";
 import { evalBatch } from "../eval/score.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
@@ -27,6 +31,9 @@ import { repoRelative, RESULTS_DIR, RUNS_DIR } from "../paths.ts";
 import { appendRecord, readRecords } from "../results/store.ts";
 import { isTopBudget } from "../results/compute_matched.ts";
 import { isHalfCopy } from "../models/half_precision.ts";
+import { pathExists } from "../io/atomic.ts";
+import { MAMBA_KINDS } from "../models/registry.ts";
+import { countWords } from "../data/bytes.ts";
 import { domainText, loadTrained } from "./experiment.ts";
 import type { EvaluatedModel, ExtrapolationRecord, NoiseRecord, RunLike } from "../results/records.ts";
 
@@ -164,7 +171,12 @@ async function runStage<O extends StageOptions>(
     : await evaluatedRuns(stage.table, resultsDir);
   const out: Record<string, unknown>[] = [];
   for (const run of chosen) {
-    const before = evaluated.get(`${run.run}|${run.provenance?.time ?? ""}`) ?? [];
+    const dir = `${runsDir}/${run.run}/model`;
+    // a float16 copy brought back from a device (the run's own checkpoint stayed there) is another model
+    // than the run's float32 one: the records of one do not stand for the other
+    const weights = await isHalfCopy(dir) ? "float16 copy" : undefined;
+    const before = (evaluated.get(`${run.run}|${run.provenance?.time ?? ""}`) ?? [])
+      .filter((r) => r.weights === weights);
     if (before.length && (stage.complete?.(before, opts) ?? true)) {
       say(
         `${stage.table}: ${run.run} already evaluated (records in ${resultsDir}/${stage.table}.jsonl; ` +
@@ -172,7 +184,14 @@ async function runStage<O extends StageOptions>(
       );
       continue;
     }
-    const dir = `${runsDir}/${run.run}/model`;
+    // records without the model (a run trained on another machine): what they hold stays as it is
+    if (before.length && !(await pathExists(`${dir}/config.json`))) {
+      say(
+        `${stage.table}: ${run.run} has ${before.length} records but not all the stage would write, and its ` +
+          `model is not in ${repoRelative(dir)}: left as they are`,
+      );
+      continue;
+    }
     const { model, tokenizer } = await loadTrained(dir);
     try {
       const text = await domainText(run.domain as Parameters<typeof domainText>[0], run.scale);
@@ -187,8 +206,7 @@ async function runStage<O extends StageOptions>(
         domain: run.domain,
         data: `${text.source}/${run.domain}/${text.evalSplit}`,
         parameters: countParameters(model),
-        // a float16 copy brought back from a device (the run's own checkpoint stayed there): say so
-        ...(await isHalfCopy(dir) ? { weights: "float16 copy" } : {}),
+        ...(weights ? { weights } : {}),
       };
       await stage.evaluate(
         { record: run, model, tokenizer, test: text.test, about, before },
@@ -231,13 +249,27 @@ const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOpti
   table: "extrapolation",
   kinds: EXTRAPOLATION_KINDS,
   prefer: (a, b) => extrapolationPrefer(a, b),
-  // which lengths and modes a model gets depends on the model (recurrent or not) and on the text's length:
-  // a model with records is loaded again and `skip` leaves out what they hold, so a pass cut short by a
-  // time limit is finished and a finished one scores nothing
-  complete: () => false,
+  // every length asked for in every mode of the model's kind (whole; and sliding windows, unless Mamba),
+  // recorded as scored or as capped; a model with less is loaded again and `skip` leaves out what the
+  // records hold, so a pass cut short by a time limit is finished
+  complete: (before, opts) => {
+    const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
+    // the Mamba families score the whole sequence only (their state carries it; evaluateExtrapolation)
+    const recurrent = (MAMBA_KINDS as readonly string[]).includes(String(before[0]?.model_kind));
+    const modes = settings.modes ?? (recurrent ? ["whole"] : ["whole", "sliding"]);
+    return (settings.multiples ?? EXTRAPOLATION_MULTIPLES).every((m) =>
+      modes.every((mode) => before.some((r) => r.multiple === m && r.mode === mode && r.status !== "failed"))
+    );
+  },
   async evaluate({ record: run, model, tokenizer, test, about, before }, opts, record, say) {
-    const skip = (multiple: number, mode: string) =>
-      before.some((r) => r.multiple === multiple && r.mode === mode);
+    // a length counts as done when scored over the same span of tokens as this pass scores (another
+    // --max-tokens or longest length changes the span: then every length is scored again, so the table's
+    // lengths share their bytes) or when it was capped; a failed one is tried again
+    const skip = (multiple: number, mode: string, span: number) =>
+      before.some((r) =>
+        r.multiple === multiple && r.mode === mode &&
+        (r.status === "skipped" || (r.status === "ok" && r.tokens === span))
+      );
     say(
       `extrapolation: ${run.run} (${model.kind}, trained at ${run.length} tokens) on ${test.length} test bytes` +
         (before.length
@@ -313,14 +345,20 @@ const NOISE: Stage<NoiseStageOptions> = {
   domainAt: (scale) => NOISE_SCALES[scale]?.allDomains ? "all" : undefined,
   // every setting and the clean text recorded (antspeak alone takes about ten times the clean text's tokens
   // for a subword model, so a time limit may cut a model between settings)
-  complete: (before) =>
-    NOISE_SETTINGS.every((s) => before.some((r) => r.noise === s.kind && r.p === s.p)) &&
-    before.some((r) => r.noise === "none"),
+  complete: (before, opts) => {
+    const seed = opts.seed ?? 0;
+    const has = (kind: string, p: number) =>
+      before.some((r) => r.noise === kind && r.p === p && r.seed === seed);
+    return has("none", 0) && NOISE_SETTINGS.every((s) => has(s.kind, s.p));
+  },
   async evaluate({ record: run, model, tokenizer, test, about, before }, opts, record, say) {
     const maxBytes = opts.maxBytes ?? NOISE_SCALES[opts.scale]?.maxBytes;
     const clean = maxBytes ? test.subarray(0, maxBytes) : test;
     const window = run.eval?.window ?? run.length;
-    const has = (kind: string, p: number) => before.some((r) => r.noise === kind && r.p === p);
+    // a setting counts as done when scored with this pass's noise seed on the same clean text (its words)
+    const seed = opts.seed ?? 0, words = countWords(clean);
+    const has = (kind: string, p: number) =>
+      before.some((r) => r.noise === kind && r.p === p && r.seed === seed && r.words === words);
     const settings = NOISE_SETTINGS.filter((s) => !has(s.kind, s.p));
     say(
       `noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${about.data}, window ${window}` +
