@@ -2,7 +2,7 @@
 # Runs a scale of the compute-matched plan on the GPU machine (see README, "GPU runs"), several plan
 # entries at once (one process each: the GPU is shared, each process mostly waits on kernel launches), each
 # bounded in time; then copies the records, the logs and what a later call needs to $OUT.
-#   bash lib/gpu_plan.sh SECONDS DOMAIN:entry,entry DOMAIN:entry ...
+#   bash lib/gpu_plan.sh SECONDS DOMAIN[,DOMAIN]:entry,entry DOMAIN:entry ...
 # Environment:
 #   GPU_PLAN_SCALE=large          the scale (default gpu)
 #   GPU_PLAN_ENGINE=tfjs          what trains the runs (default native: every family on the engine)
@@ -44,7 +44,7 @@ cp "$results/runs.jsonl" "$results/runs.before"
 pids=()
 for job in "$@"; do
   domain=${job%%:*}; models=${job#*:}
-  name="${domain}-${models//,/_}${GPU_PLAN_TAG:+-$GPU_PLAN_TAG}"
+  name="${domain//,/+}-${models//,/_}${GPU_PLAN_TAG:+-$GPU_PLAN_TAG}"
   timeout -s INT "$limit" deno run -A --cached-only lib/cli.ts reproduce --scale "$scale" --no-data --no-evaluations \
     --no-figures --no-notebooks --domains "$domain" --models "$models" --results "$results" \
     --runs-dir data/checkpoints/runs --engine "${GPU_PLAN_ENGINE:-native}" ${GPU_PLAN_TIME_LEFT:+--time-left "$GPU_PLAN_TIME_LEFT"} \
@@ -65,7 +65,10 @@ done
 # under compute-matched/SCALE). One archive per model, since a file coming back holds at most 16 MiB. A model
 # counts as sent (data/tmp/half/SCALE/RUN) only once its archive is written, so one a call could not finish
 # is exported again by the next call on this (warm) machine; runs not finished here are left out.
+# At most GPU_PLAN_HALF_MAX archives a call (default 7: a device call brings back 8 files, one of them the
+# records); the rest wait, unsent, for the next call.
 for r in ${GPU_PLAN_HALF:-}; do
+  [ "$(ls "$out"/half-*.tar.xz 2>/dev/null | wc -l)" -lt "${GPU_PLAN_HALF_MAX:-7}" ] || break
   m="data/checkpoints/runs/compute-matched/$scale/$r/model"
   [ -f "$m/config.json" ] && [ ! -d "data/tmp/half/$scale/$r" ] || continue
   rm -rf data/tmp/half-work && mkdir -p "data/tmp/half-work/$scale/$(dirname "$r")" "data/tmp/half/$scale/$(dirname "$r")" &&

@@ -4,8 +4,10 @@
 # logs brought back in $OUT/records.tgz (runs cut short keep their checkpoints on a warm machine, which the
 # next call resumes; archives of them are too large to come back, so a fresh machine starts them over).
 # Carry: .gpu-bundle (../shared/tools/gpu-bundle.sh lib/cli.ts), .commit (git rev-parse --short=12 HEAD),
-# data/tmp/gpu-corpora.tar.xz (bash lib/bench/pack_corpora.sh books: books with its validation split, which
-# the sweeps score, and a manifest cut to books). The tree, the bundle and the corpus must fit 64 MiB (67.1 MB):
+# data/tmp/gpu-corpora.tar.xz (bash lib/bench/pack_corpora.sh with the domains of LARGE_DOMAINS, below: each
+# with its splits and a manifest cut to them; packed at xz -9e books is 4.75 MB, code 5.5, stories 2.5,
+# prose 3.85, latex 4.2, all five 20.7, so a call carries books and one more at most, or two others). The
+# tree, the bundle and the corpus must fit 64 MiB (67.1 MB):
 # on 2026-12-05 they did only with the bundle's deno_dir.tar.xz repacked at xz -9e without the Deno cache's
 # dep_analysis_cache_v2-wal (39.5 MB in all, from 40.7); with the tree at 17.6 MB (notebook reports sharing
 # one stylesheet) 5.2 MB are left, room for the float16 MambaByte (3.6 MB) but not for the 7.7 MB subword
@@ -34,13 +36,20 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv
 rm -rf /tmp/plan-out && mkdir -p /tmp/plan-out
 # the models notebooks 06-07 read, in float16, from whichever of these runs finished on this machine
 # (and those the evaluation stages read: the subword Mamba for noise, the context-8192 pair for extrapolation)
+# and the other domains' MambaByte and subword Mamba, for the noise stage on every domain (at most seven
+# archives come back beside records.tgz: the first finished in this order)
 export GPU_PLAN_HALF="books/mambabyte books/mambabyte_seed1 books/mambabyte_seed2 books/mamba_subword_equal_bytes books/mamba_subword books/mambabyte_8k books/transformer_8k books/transformer"
+for d in code stories prose latex; do GPU_PLAN_HALF="$GPU_PLAN_HALF $d/mambabyte $d/mamba_subword"; done
 # training stops 75 s before the call's limit: the records, logs and float16 exports run after it.
 # LARGE_FINAL=1 (a session's last call, whose machine goes back after it): start no run that the speed
 # recorded for runs like it says cannot finish in this call (reproduce --time-left), since its checkpoint would be lost
 if [ "${LARGE_FINAL:-}" = 1 ] && [ $(( ${LARGE_SECONDS:-560} - 90 )) -gt 0 ]; then
   export GPU_PLAN_TIME_LEFT=$(( ${LARGE_SECONDS:-560} - 90 ))
 fi
+# LARGE_DOMAINS="books,stories": the domains this call trains, the ones packed into the carried corpus (its
+# runs in the plan's order, each entry on the domains it has). Every family's entries in one process, so
+# six processes share the card whatever the domains.
+D=${LARGE_DOMAINS:-books}
 OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) \
-  books:mambabyte,mambabyte_0.375 books:transformer,transformer_equal_params books:megabyte \
-  books:mamba_subword,mamba_subword_equal_bytes books:perceiver_ar books:transformer_subword
+  "$D:mambabyte,mambabyte_0.375,mambabyte_8k" "$D:transformer,transformer_equal_params,transformer_8k" \
+  "$D:megabyte" "$D:mamba_subword,mamba_subword_equal_bytes" "$D:perceiver_ar" "$D:transformer_subword"
