@@ -165,6 +165,14 @@ export interface ExtrapolationOptions {
   skip?: (multiple: number, mode: ExtrapolationMode, span: number) => boolean;
 }
 
+/**
+ * The modes a model is evaluated in unless `modes` says: whole sequences, and sliding windows of C too unless
+ * the model is recurrent (a Mamba's state carries any length in one pass).
+ */
+export function extrapolationModes(recurrent: boolean, modes?: ExtrapolationMode[]): ExtrapolationMode[] {
+  return modes ?? (recurrent ? ["whole"] : ["whole", "sliding"]);
+}
+
 /** Groups equal-length rows into batches of at most `batchTokens` tokens. */
 function batches<T extends { length: number }>(rows: T[], batchTokens: number): T[][] {
   const byLength = new Map<number, T[]>();
@@ -271,7 +279,7 @@ export async function evaluateExtrapolation(
   const ids = subword ? opts.tokenizer!.encode(test) : Int32Array.from(test);
   const tokenBytes = (id: number) => (subword ? opts.tokenizer!.tokenBytes(id).length : 1);
   const recurrent = !!recurrentCore(model);
-  const modes = opts.modes ?? (recurrent ? ["whole"] : ["whole", "sliding"]);
+  const modes = extrapolationModes(recurrent, opts.modes);
   const multiples = [...(opts.multiples ?? EXTRAPOLATION_MULTIPLES)].sort((a, b) => a - b);
   const budget = Math.min(ids.length - 1, opts.maxTokens ?? Infinity);
   const fits = multiples.filter((m) => m * C <= budget);

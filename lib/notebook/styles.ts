@@ -11,6 +11,7 @@
  *   deno run -A lib/notebook/styles.ts [--up] PAGE.html ...   (pages converted before this existed)
  */
 import { atomicWriteFile, parentDir } from "../io/atomic.ts";
+import { sha256Bytes } from "../data/corpora/acquire.ts";
 
 /**
  * The stylesheet of a page's style blocks, in their order. A block's `@charset` rule counts only as the very
@@ -23,10 +24,10 @@ export function stylesheetText(blocks: string[]): string {
 }
 
 /** The page with its head's styles replaced by one <link>, and the stylesheet's name and text. */
-export async function shareStyles(
+export function shareStyles(
   html: string,
   o: { up?: boolean } = {},
-): Promise<{ html: string; css?: { name: string; text: string } }> {
+): { html: string; css?: { name: string; text: string } } {
   const headEnd = html.indexOf("</head>");
   if (headEnd < 0) return { html };
   const head = html.slice(0, headEnd);
@@ -34,8 +35,7 @@ export async function shareStyles(
   if (!blocks.length) return { html };
   // the blocks in page order, each kept apart by a newline, so the cascade is the page's own
   const text = stylesheetText(blocks.map((m) => m[1]));
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  const name = `jupyter-${[...digest.slice(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join("")}.css`;
+  const name = `jupyter-${sha256Bytes(text).slice(0, 12)}.css`;
   let out = "", at = 0;
   for (const [i, m] of blocks.entries()) {
     out += head.slice(at, m.index) +
@@ -53,7 +53,7 @@ export async function shareStylesOf(
   path: string,
   o: { up?: boolean; cssDir?: string } = {},
 ): Promise<string | undefined> {
-  const { html, css } = await shareStyles(await Deno.readTextFile(path), o);
+  const { html, css } = shareStyles(await Deno.readTextFile(path), o);
   if (!css) return undefined;
   const dir = o.cssDir ?? (o.up ? parentDir(parentDir(path)) : parentDir(path));
   await atomicWriteFile(`${dir}/${css.name}`, css.text);

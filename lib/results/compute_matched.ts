@@ -4,7 +4,7 @@
  * training FLOPs (the paper's Figure 1 analogue).
  */
 import * as aq from "arquero";
-import { deviation } from "d3-array";
+import { deviation, group } from "d3-array";
 import { PAPER_COMPUTE_MATCHED, PAPER_DOMAIN_OF } from "./paper.ts";
 
 import type { RunRecord, UnigramRecord } from "./records.ts";
@@ -128,10 +128,7 @@ export function computeMatchedTable(
   }
   const domains = [...new Set(rows.map((r) => r.domain))];
   // a model's runs on a domain: one per seed where extra seeds ran (rows of latestRuns(..., allSeeds))
-  const cells = new Map<string, MatchedRow[]>();
-  for (const r of rows) {
-    cells.set(`${r.model}|${r.domain}`, [...(cells.get(`${r.model}|${r.domain}`) ?? []), r]);
-  }
+  const cells = group(rows, (r: MatchedRow) => `${r.model}|${r.domain}`) as Map<string, MatchedRow[]>;
   const finite = (rs: MatchedRow[]) => rs.map((r) => r.bits_per_byte).filter(Number.isFinite);
   const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
   // each cell the mean over its seeds first, so that a domain with three seeds counts once in a model's

@@ -21,9 +21,11 @@ import { helpOrUnknown } from "../util/usage.ts";
 import type { ByteBPE } from "../data/bpe.ts";
 import {
   EXTRAPOLATION_MULTIPLES,
+  extrapolationModes,
   type ExtrapolationOptions,
   extrapolationRecords,
 } from "../eval/extrapolation.ts";
+import { group } from "d3-array";
 import { evaluateNoise, NOISE_SETTINGS } from "../eval/noise.ts";
 import { evalBatch } from "../eval/score.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
@@ -100,17 +102,12 @@ export async function evaluatedRuns(
   table: string,
   resultsDir: string,
 ): Promise<Map<string, Record<string, unknown>[]>> {
-  const recs = await readRecords<Record<string, unknown> & { run?: string; run_time?: string }>(
-    table,
-    resultsDir,
-  );
-  const out = new Map<string, Record<string, unknown>[]>();
-  for (const r of recs) {
-    if (!r.run) continue;
-    const key = `${r.run}|${r.run_time ?? ""}`;
-    out.set(key, [...(out.get(key) ?? []), r]);
-  }
-  return out;
+  type Evaluated = Record<string, unknown> & { run?: string; run_time?: string };
+  const recs = await readRecords<Evaluated>(table, resultsDir);
+  return group(recs.filter((r) => r.run), (r: Evaluated) => `${r.run}|${r.run_time ?? ""}`) as Map<
+    string,
+    Record<string, unknown>[]
+  >;
 }
 
 /** The plan's principal entry of a family (the entry named as the family) before its variants. */
@@ -235,6 +232,12 @@ export const EXTRAPOLATION_SCALES: Record<string, Partial<ExtrapolationOptions>>
   large: { maxTokens: 1 << 20, maxAttentionLength: 16384 },
 };
 
+/** The extrapolation settings of a pass: its scale's, with what the options say over them. */
+const extrapolationSettings = (opts: StageOptions & { settings?: Partial<ExtrapolationOptions> }) => ({
+  ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}),
+  ...(opts.settings ?? {}),
+});
+
 /**
  * Which of a family's full-budget runs extrapolation evaluates: the longest trained context (the large
  * scale trains MambaByte and the Transformer at 8192 to test it), then the principal entry.
@@ -253,10 +256,10 @@ const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOpti
   // recorded as scored or as capped; a model with less is loaded again and `skip` leaves out what the
   // records hold, so a pass cut short by a time limit is finished
   complete: (before, opts) => {
-    const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
-    // the Mamba families score the whole sequence only (their state carries it; evaluateExtrapolation)
+    const settings = extrapolationSettings(opts);
+    // the Mamba families are the recurrent ones (evaluateExtrapolation asks the model itself)
     const recurrent = (MAMBA_KINDS as readonly string[]).includes(String(before[0]?.model_kind));
-    const modes = settings.modes ?? (recurrent ? ["whole"] : ["whole", "sliding"]);
+    const modes = extrapolationModes(recurrent, settings.modes);
     return (settings.multiples ?? EXTRAPOLATION_MULTIPLES).every((m) =>
       modes.every((mode) => before.some((r) => r.multiple === m && r.mode === mode && r.status !== "failed"))
     );
@@ -276,7 +279,7 @@ const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOpti
           ? ` (${before.length} lengths and modes recorded by an earlier pass are not evaluated again)`
           : ""),
     );
-    const settings = { ...(EXTRAPOLATION_SCALES[opts.scale] ?? {}), ...(opts.settings ?? {}) };
+    const settings = extrapolationSettings(opts);
     const { model_kind: _, unit: __, ...fields } = about;
     const scorer = await scorerFor(model, opts.engine ?? "auto");
     if (scorer) say(`  scored on the ${scorer.name}: no cap on the attention length`);
@@ -339,6 +342,18 @@ export const NOISE_KINDS_COMPARED = ["mambabyte", "mamba_subword", "transformer"
 
 type NoiseStageOptions = StageOptions & { maxBytes?: number; seed?: number };
 
+/** Whether `before` holds a noise setting scored with `seed` (and on a clean text of `words` words, if said). */
+const noiseRecorded = (
+  before: Record<string, unknown>[],
+  kind: string,
+  p: number,
+  seed: number,
+  words?: number,
+) =>
+  before.some((r) =>
+    r.noise === kind && r.p === p && r.seed === seed && (words === undefined || r.words === words)
+  );
+
 const NOISE: Stage<NoiseStageOptions> = {
   table: "noise",
   kinds: NOISE_KINDS_COMPARED,
@@ -346,9 +361,7 @@ const NOISE: Stage<NoiseStageOptions> = {
   // every setting and the clean text recorded (antspeak alone takes about ten times the clean text's tokens
   // for a subword model, so a time limit may cut a model between settings)
   complete: (before, opts) => {
-    const seed = opts.seed ?? 0;
-    const has = (kind: string, p: number) =>
-      before.some((r) => r.noise === kind && r.p === p && r.seed === seed);
+    const has = (kind: string, p: number) => noiseRecorded(before, kind, p, opts.seed ?? 0);
     return has("none", 0) && NOISE_SETTINGS.every((s) => has(s.kind, s.p));
   },
   async evaluate({ record: run, model, tokenizer, test, about, before }, opts, record, say) {
@@ -356,9 +369,8 @@ const NOISE: Stage<NoiseStageOptions> = {
     const clean = maxBytes ? test.subarray(0, maxBytes) : test;
     const window = run.eval?.window ?? run.length;
     // a setting counts as done when scored with this pass's noise seed on the same clean text (its words)
-    const seed = opts.seed ?? 0, words = countWords(clean);
-    const has = (kind: string, p: number) =>
-      before.some((r) => r.noise === kind && r.p === p && r.seed === seed && r.words === words);
+    const words = countWords(clean);
+    const has = (kind: string, p: number) => noiseRecorded(before, kind, p, opts.seed ?? 0, words);
     const settings = NOISE_SETTINGS.filter((s) => !has(s.kind, s.p));
     say(
       `noise: ${run.run} (${model.kind}) on ${clean.length} bytes of ${about.data}, window ${window}` +
