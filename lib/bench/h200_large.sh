@@ -50,6 +50,10 @@ fi
 # runs in the plan's order, each entry on the domains it has). Every family's entries in one process, so
 # six processes share the card whatever the domains.
 D=${LARGE_DOMAINS:-books}
-OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) \
-  "$D:mambabyte,mambabyte_0.375,mambabyte_8k" "$D:transformer,transformer_equal_params,transformer_8k" \
-  "$D:megabyte" "$D:mamba_subword,mamba_subword_equal_bytes" "$D:perceiver_ar" "$D:transformer_subword"
+JOBS=("$D:mambabyte,mambabyte_0.375,mambabyte_8k" "$D:transformer,transformer_equal_params,transformer_8k"
+  "$D:megabyte" "$D:mamba_subword,mamba_subword_equal_bytes" "$D:perceiver_ar" "$D:transformer_subword")
+# LARGE_JOBS="books:mambabyte_8k books:mambabyte ...": the processes spelled out instead (gpu_plan.sh's
+# DOMAIN:entry,entry), when what is left of a family is several runs that need not wait on one another
+# (a family's seeds, once its sweep is published) and the card has room for more processes
+[ -n "${LARGE_JOBS:-}" ] && read -r -a JOBS <<< "$LARGE_JOBS"
+OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) "${JOBS[@]}"
