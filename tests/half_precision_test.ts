@@ -146,6 +146,21 @@ Deno.test("findTrainedModel: the largest scale first, a committed copy before a 
     assert.deepEqual(pair?.map((p) => [p.scale, p.source]), [["small", "local run"], ["small", "local run"]]);
     assert.equal((await findTrainedPair("mambabyte", ["mamba_subword_equal_bytes"], o))?.[0].scale, "large");
     assert.equal(await findTrainedPair("mambabyte", ["transformer"], o), undefined);
+    // another seed of an entry serves where seed 0 is absent, named as what it is; seed 0 first
+    await put(`${tmp}/models/large/books/transformer_seed2`);
+    assert.equal(
+      (await findTrainedModel("transformer", o))?.dir,
+      `${tmp}/models/large/books/transformer_seed2`,
+    );
+    assert.match((await findTrainedModel("transformer", o))!.label, /^transformer_seed2, large scale/);
+    await put(`${tmp}/models/large/books/transformer_seed1`);
+    assert.equal(
+      (await findTrainedModel("transformer", o))?.dir,
+      `${tmp}/models/large/books/transformer_seed1`,
+    );
+    await put(`${tmp}/runs/compute-matched/large/books/transformer/model`);
+    assert.equal((await findTrainedModel("transformer", o))?.source, "local run");
+    assert.equal(await findTrainedModel("transformer_seed", o), undefined);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

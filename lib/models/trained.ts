@@ -2,7 +2,7 @@
  * Where a notebook finds a trained model of a plan entry: the committed half-precision copies in
  * data/models/SCALE/DOMAIN/ENTRY (`export --format f16`; the large scale's, trained on a GPU), else a
  * local reproduction's run directory (runsDir()/compute-matched/SCALE/DOMAIN/ENTRY/model), the largest
- * scale first. Undefined when neither exists: the notebooks then say they fall back to an untrained model.
+ * scale first; where an entry's seed-0 model is absent, a model of another seed of it (ENTRY_seed1, _seed2). Undefined when neither exists: the notebooks then say they fall back to an untrained model.
  */
 import { MODELS_DIR, repoRelative, runsDir } from "../paths.ts";
 import { pathExists } from "../io/atomic.ts";
@@ -16,6 +16,9 @@ export interface TrainedModelPlace {
   label: string;
 }
 
+/** The seeds of an entry tried after seed 0 (the plan's top budget runs seeds 1 and 2 as ENTRY_seedN). */
+const SEEDS_TRIED = [1, 2];
+
 /** The scales searched, largest first (smoke's models are a pipeline check, never shown as trained). */
 export const TRAINED_SCALES = ["large", "gpu", "small"];
 
@@ -27,8 +30,12 @@ export async function findTrainedModel(
   const domain = o.domain ?? "books";
   for (const scale of o.scales ?? TRAINED_SCALES) {
     for (const entry of typeof entries === "string" ? [entries] : entries) {
-      const found = await findAt(entry, scale, domain, o);
-      if (found) return found;
+      // an entry's other seeds serve alike (same configuration and budget), after the entry itself: the
+      // label names the one found
+      for (const run of [entry, ...SEEDS_TRIED.map((s) => `${entry}_seed${s}`)]) {
+        const found = await findAt(run, scale, domain, o);
+        if (found) return found;
+      }
     }
   }
   return undefined;

@@ -34,7 +34,8 @@ export default [
   ## Samples
 
   From the largest trained MambaByte there is (\`mb.findTrainedModel\`: the large scale's, committed in float16
-  under data/models, else a local run's; a tiny random model, labelled, where there is none): greedy,
+  under data/models, else a local run's, another seed's where seed 0's is absent; a tiny random model,
+  labelled, where there is none): greedy,
   then sampling at temperature 0.8 with top-p 0.9 (\`generate\` in \`lib/decode/sample.ts\`), the text
   streamed into the cell as it is produced (\`mb.liveText\`).
   `,
