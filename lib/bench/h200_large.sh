@@ -6,17 +6,15 @@
 # Carry: .gpu-bundle (../shared/tools/gpu-bundle.sh lib/cli.ts), .commit (git rev-parse --short=12 HEAD),
 # data/tmp/gpu-corpora.tar.xz (bash lib/bench/pack_corpora.sh with the domains of LARGE_DOMAINS, below: each
 # with its splits and a manifest cut to them; packed at xz -9e books is 4.75 MB, code 5.5, stories 2.5,
-# prose 3.85, latex 4.2, all five 20.7, so a call carries books and one more at most, or two others). The
-# tree, the bundle and the corpus must fit 64 MiB (67.1 MB):
-# on 2026-12-05 they did only with the bundle's deno_dir.tar.xz repacked at xz -9e without the Deno cache's
-# dep_analysis_cache_v2-wal (39.5 MB in all, from 40.7); with the tree at 17.6 MB (notebook reports sharing
-# one stylesheet) 5.2 MB are left, room for the float16 MambaByte (3.6 MB) but not for the 7.7 MB subword
-# drafter as well. The published records in data/results travel
-# with the tree: runs already recorded are skipped and settled sweeps give their families' rates.
+# prose 3.85, latex 4.2, all five 20.7). The tree, the bundle and the corpus must fit 64 MiB (67.1 MB):
+# after `bash lib/bench/repack_bundle.sh` the bundle is 38.6 MB (40.7 as built), and with the tree at
+# 21.7 MB (MambaByte's float16 model committed) 6.8 MB are left: books alone, or code, or latex, or stories
+# with prose or latex. The published records in data/results travel with the tree: runs already recorded
+# are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
 # half-large-books_ENTRY.tar.xz (a float16 model each, about 3-14 MB): `tar -C data/models -xJf` those of at
-# most 10 MB that the notebooks read (mambabyte, or a seed of it, renamed mambabyte, with the seed said in the
-# commit; mamba_subword_equal_bytes once the carry has room, above) to commit them; for the
+# most 10 MB that the notebooks read (mambabyte or a seed of it, under its own name: findTrainedModel takes
+# an entry's seeds; mamba_subword_equal_bytes once the carry has room, above) to commit them; for the
 # evaluation stages, `tar -C DIR -xJf` each and move DIR/large/books/ENTRY to
 # data/checkpoints/runs/compute-matched/large/books/ENTRY/model (weights rounded to float16: say so).
 if [ "${1:-}" != inner ]; then
