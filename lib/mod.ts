@@ -150,5 +150,5 @@ export type { LiveTableOptions, LiveTextOptions, LiveTrainingOptions } from "./p
 export { exportFigure, renderFigure } from "./plot/export.ts";
 /** Every registered figure and table of the project, by name (`figures.showRegistered(name, ...)`). */
 export * as figures from "./plot/figures/mod.ts";
-export { computeMatchedFigure } from "./plot/figures/compute_matched.ts";
+export { computeMatchedFigure, splitByLadder } from "./plot/figures/compute_matched.ts";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.ts";

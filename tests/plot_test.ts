@@ -225,6 +225,16 @@ Deno.test("legendInside: the legend goes where no series runs (corners first), e
   p = legendInside([line("a", x, [10, 10, 10, 10, 10]), line("b", x, [0, 9, 9, 9, 9])], frame);
   assert.equal(p.legend.xanchor, "right");
   assert.ok((p.legend.y as number) < 0.5, `${p.legend.y}`);
+  // grouped traces: plotly's 10 px between groups makes six entries too tall for the free top half (the
+  // range grows); with the figure's tracegroupgap of 0 (groupGap) they fit the top right corner
+  const grouped: Record<string, unknown>[] = Array.from({ length: 5 }, (_, i) => ({
+    ...line(`model ${i}: 2.345`, x, [1, 1, 1, 1, 1]),
+    legendgroup: `g${i}`,
+  }));
+  grouped.push({ ...line("t", [1, 5], [2, 0]), legendgroup: "t" });
+  assert.ok(legendInside(grouped, frame).yRange);
+  p = legendInside(grouped, { ...frame, groupGap: 0 });
+  assert.deepEqual([p.legend.xanchor, p.legend.y, p.yRange], ["right", 0.99, undefined]);
   // a horizontal reference line is avoided like a series: free top right without it, below it with it
   const flat = [line("a", x, [0, 0, 0, 0, 0]), line("t", [1], [10])];
   assert.equal(legendInside(flat, frame).legend.y, 0.99);

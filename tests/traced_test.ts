@@ -188,6 +188,14 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
   for (const domain of ["books", "code"]) {
     const built = await buildFigure(`compute_matched_${domain}`, { resultsDir: RESULTS_DIR });
     assert.ok(built && "figure" in built, `compute_matched_${domain}`);
+    // the single-budget variants (equal bytes, context 8192) in a second figure, beside their families
+    const variants = await buildFigure(`compute_matched_${domain}_variants`, { resultsDir: RESULTS_DIR });
+    const traces = [built, ...(variants && "figure" in variants ? [variants] : [])].flatMap((b) => {
+      const data = (b as { figure: { data: unknown[] } }).figure.data as { mode: string; name: string }[];
+      const entries = data.filter((t) => t.mode === "markers").length;
+      assert.ok(entries <= 8, `${domain}: ${entries} legend entries in one figure`);
+      return data;
+    });
     const scale = /\((\w+) scale\)/.exec(JSON.stringify(built.figure.layout))?.[1];
     const byLabel = latest(
       runs.filter((r) =>
@@ -196,9 +204,9 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
       ),
       label,
     );
-    let markers = 0;
+    const marked = new Set<string>();
     for (
-      const trace of built.figure.data as {
+      const trace of traces as {
         mode: string;
         name: string;
         x: number[];
@@ -217,13 +225,30 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
           trace.name,
         );
         assert.ok(Math.abs(trace.x[0] / rec.train_flops - 1) < 0.12, `${trace.name}: x near its FLOPs`);
-        markers++;
+        marked.add(name);
       } else {
         assert.deepEqual(trace.x, rec.curve.map((c) => c[1]), `${trace.name}: curve FLOPs`);
         assert.deepEqual(trace.y, rec.curve.map((c) => c[2]), `${trace.name}: curve bits per byte`);
       }
     }
-    assert.equal(markers, byLabel.size, `${domain}: one test marker per run`);
+    assert.deepEqual(
+      [...marked].sort(),
+      [...byLabel.keys()].sort(),
+      `${domain}: a test marker for every run`,
+    );
+    // each variant stands beside its family's principal entry (the entry named as the family)
+    if (variants && "figure" in variants) {
+      const shown = (variants.figure.data as { mode: string; name: string }[]).filter((t) =>
+        t.mode === "markers"
+      )
+        .map((t) => byLabel.get(t.name.replace(/: \d+\.\d+( †)?$/, ""))!);
+      for (const v of shown) {
+        assert.ok(
+          shown.some((r) => r.model === v.model && (r.labels?.entry ?? r.model) === r.model),
+          `${domain}: ${v.run} without its family's principal entry`,
+        );
+      }
+    }
   }
   const bars = await buildFigure("noise_bpb", { resultsDir: RESULTS_DIR });
   assert.ok(bars && "figure" in bars);

@@ -25,6 +25,8 @@ export interface LegendFrame {
   yType?: "linear" | "log";
   /** The panel's vertical share of the plot area (layout.yaxis.domain), default [0, 1]. */
   yDomain?: [number, number];
+  /** plotly's legend.tracegroupgap where the figure sets it (px between legend groups; plotly's default 10). */
+  groupGap?: number;
   /** A legend title (one more row). */
   title?: string;
   /** Horizontal reference lines (y values, shapes across the plot) the legend must not cover either. */
@@ -48,8 +50,8 @@ function legendBoxes(names: string[], f: LegendFrame, grouped: boolean) {
   const H = (f.height - f.margin.t - f.margin.b) * (d1 - d0);
   const entry = SYMBOL_PX + CHAR_PX * Math.max(0, ...names.map((n) => n.length));
   const extra = f.title ? 1 : 0;
-  // plotly puts 10 px between legend groups: one more gap per entry when the traces are grouped
-  const row = ROW_PX + (grouped ? 10 : 0);
+  // plotly puts tracegroupgap (10 px unless set) between legend groups: one more gap per grouped entry
+  const row = ROW_PX + (grouped ? f.groupGap ?? 10 : 0);
   const boxes: { orientation: "v" | "h"; fw: number; fh: number; entrywidth?: number }[] = [];
   if (entry + 12 <= 0.62 * W) {
     boxes.push({ orientation: "v", fw: (entry + 12) / W, fh: ((names.length + extra) * row + 10) / H });

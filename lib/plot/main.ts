@@ -44,7 +44,7 @@ if (import.meta.main) {
     only: flag("only")?.split(","),
   });
   console.log(
-    `${report.written.length} figures/tables written, ${report.skipped.length} skipped (no records), ` +
+    `${report.written.length} figures/tables written, ${report.skipped.length} skipped (nothing to draw), ` +
       `${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
   if (!flag("out") && !flag("only") && !args.includes("--no-readme")) {

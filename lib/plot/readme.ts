@@ -22,6 +22,7 @@ import { readRecords } from "../results/store.ts";
 import { speculativeBounds } from "../results/speculative.ts";
 import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import { buildFigure } from "./figures/mod.ts";
+import { splitByLadder } from "./figures/compute_matched.ts";
 import { RESULTS_DIR } from "../paths.ts";
 import type { RunRecord, UnigramRecord } from "../results/records.ts";
 import { DEFECTS } from "../results/defects.ts";
@@ -129,6 +130,13 @@ export async function resultsSection(
       out.push(
         `![bits per byte against training FLOPs, ${d}, ${scale} scale](${figuresLink}/compute_matched_${d}.png)`,
       );
+      // the single-budget variants (equal bytes, context 8192), where the domain has any
+      const { variants } = splitByLadder(runs, mine, scale, d);
+      if (variants.length) {
+        out.push(
+          `![bits per byte against training FLOPs, ${d}, ${scale} scale: equal bytes and longer context](${figuresLink}/compute_matched_${d}_variants.png)`,
+        );
+      }
     }
     out.push("");
     // a scale with a budget ladder: its curves (the paper's Figure 1) and the sweeps that set the rates

@@ -58,7 +58,12 @@ export default [
   per point) against the FLOPs spent so far; diamonds: the test bits-per-byte at the end of training.
   `,
   code`
-  for (const d of domains) await mb.showFigure(mb.computeMatchedFigure(runs, d, SCALE));
+  for (const d of domains) {
+    // where the scale has a budget ladder, its entries; then the single-budget variants beside their families
+    const { ladder, variants } = mb.splitByLadder(all, runs, SCALE, d);
+    await mb.showFigure(mb.computeMatchedFigure(ladder, d, SCALE));
+    if (variants.length) await mb.showFigure(mb.computeMatchedFigure(variants, d, SCALE, [], "variants"));
+  }
   `,
   md`
   ## Training throughput on this run's hardware

@@ -1,6 +1,7 @@
 /** Figures and tables of the compute-matched comparison (runs.jsonl; the paper's Table 1 and Figure 1). */
 
 import {
+  budgetOf,
   computeMatchedTable,
   isTopBudget,
   latestRuns,
@@ -52,15 +53,66 @@ registerFigure({
   },
 });
 
+/**
+ * A domain's runs in two figures where its scale has a budget ladder, so that neither legend passes 8
+ * entries: the entries with lower-budget runs (the paper's comparison, one curve each), and the
+ * single-budget variants (the equal-bytes subword Mamba, the context-8192 pair), each beside its family's
+ * principal entry for reference. Without a ladder (small scales) every run is in the first.
+ */
+export function splitByLadder(
+  all: RunRecord[],
+  top: RunRecord[],
+  scale: string,
+  domain: string,
+): { ladder: RunRecord[]; variants: RunRecord[] } {
+  const mine = top.filter((r) => r.domain === domain);
+  const laddered = new Set(
+    all.filter((r) =>
+      r.scale === scale && r.domain === domain && r.labels?.plan === "compute-matched" &&
+      r.labels?.sweep === undefined && budgetOf(r) < 1
+    ).map((r) => String(r.labels?.entry ?? r.model)),
+  );
+  const entry = (r: RunRecord) => String(r.labels?.entry ?? r.model);
+  if (!laddered.size) return { ladder: mine, variants: [] };
+  const variants = mine.filter((r) => !laddered.has(entry(r)));
+  // each variant's family, by its principal entry (the entry named as the family), for reference
+  const principals = mine.filter((r) =>
+    laddered.has(entry(r)) && entry(r) === r.model && variants.some((v) => v.model === r.model)
+  );
+  return {
+    ladder: mine.filter((r) => laddered.has(entry(r))),
+    variants: variants.length ? [...principals, ...variants] : [],
+  };
+}
+
 for (const domain of ["books", "code", "stories", "prose", "latex"]) {
+  const split = (records: Records, wanted?: string) => {
+    const sel = matchedRuns(records, wanted, domain);
+    if (!sel || !sel.runs.some((r) => r.domain === domain)) return undefined;
+    const all = (records.runs ?? []) as unknown as RunRecord[];
+    return { scale: sel.scale, ...splitByLadder(all, sel.runs, sel.scale, domain) };
+  };
   registerFigure({
     name: `compute_matched_${domain}`,
     description: `Bits-per-byte against training FLOPs on ${domain} (the paper's Figure 1 analogue)`,
     reads: ["runs", "unigram"],
     build(records, ctx) {
-      const sel = matchedRuns(records, ctx.scale, domain);
-      if (!sel || !sel.runs.some((r) => r.domain === domain)) return undefined;
-      return { figure: computeMatchedFigure(sel.runs, domain, sel.scale, unigramRecords(records)) };
+      const s = split(records, ctx.scale);
+      if (!s) return undefined;
+      return { figure: computeMatchedFigure(s.ladder, domain, s.scale, unigramRecords(records)) };
+    },
+  });
+  registerFigure({
+    name: `compute_matched_${domain}_variants`,
+    description:
+      `Bits-per-byte against training FLOPs on ${domain}: the single-budget variants (equal bytes, context 8192) beside their families`,
+    reads: ["runs", "unigram"],
+    build(records, ctx) {
+      const s = split(records, ctx.scale);
+      if (!s?.variants.length) return undefined;
+      return {
+        figure: computeMatchedFigure(s.variants, domain, s.scale, unigramRecords(records), "variants"),
+      };
     },
   });
 }
@@ -83,6 +135,7 @@ export function computeMatchedFigure(
   domain: string,
   scale: string,
   unigram: UnigramRecord[] = [],
+  part: "ladder" | "variants" = "ladder",
 ): PlotlyFigure {
   const mine = runs.filter((r) => r.domain === domain).sort((a, b) =>
     String(a.labels?.label ?? a.model).localeCompare(String(b.labels?.label ?? b.model))
@@ -126,13 +179,17 @@ export function computeMatchedFigure(
       marker: { color, size: 11, symbol: SYMBOLS[k % SYMBOLS.length], line: { color: "#000", width: 1 } },
     });
   });
-  const inside = legendInside(data, { ...FRAME, xType: "log" });
+  // a model's curve and marker share a legend group; no gap between groups (plotly's 10 px each would
+  // make 8 entries too tall for the panel, and the y range grow to make room)
+  const inside = legendInside(data, { ...FRAME, xType: "log", groupGap: 0 });
   return {
     data,
     layout: {
       // what the legend's values are: a subtitle (a horizontal legend's own title would widen it past the plot)
       title: {
-        text: `Bits per byte against training FLOPs — ${domain} (${scale} scale)`,
+        text: `Bits per byte against training FLOPs — ${domain} (${scale} scale)${
+          part === "variants" ? ": equal bytes and longer context" : ""
+        }`,
         subtitle: {
           text: data.some((d) => String(d.name).endsWith(" †"))
             ? "legend: model: test bits per byte (†: within 1 bit of the test bytes' unigram entropy)"
@@ -152,7 +209,7 @@ export function computeMatchedFigure(
       },
       ...FRAME,
       // inside the plot, where no curve or marker is
-      legend: inside.legend,
+      legend: { ...inside.legend, tracegroupgap: 0 },
     },
   };
 }

@@ -74,7 +74,9 @@ function skippedNote(recs: Rec[]): string {
     EXTRAPOLATION_FAMILIES[k]
   );
   const missing = absent.length
-    ? `No record at this scale for: ${absent.join(", ")} (see the smaller scale).`
+    ? `No record at this scale for: ${
+      absent.join(", ")
+    } (their smaller-scale records: deno task figures --scale gpu).`
     : "";
   const skipped = recs.filter((r) => r.status !== "ok");
   if (!skipped.length) return missing;

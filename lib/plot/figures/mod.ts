@@ -75,7 +75,7 @@ export async function exportFigures(opts: ExportAllOptions = {}): Promise<Export
         anchorsDir: opts.anchorsDir ?? ANCHORS_DIR,
       });
       if (!built) {
-        const reason = `no records in ${b.reads.map((t) => `${t}.jsonl`).join(", ")}${
+        const reason = `nothing to draw from ${b.reads.map((t) => `${t}.jsonl`).join(", ")}${
           opts.scale ? ` at scale ${opts.scale}` : ""
         }`;
         report.skipped.push({ name: b.name, reason });
