@@ -15,6 +15,7 @@ import { scoreText } from "../lib/eval/score.ts";
 import { trainBpe } from "../lib/data/bpe.ts";
 import { readSplit } from "../lib/data/bytes.ts";
 import { findTrainedModel, findTrainedPair } from "../lib/models/trained.ts";
+import { writeHalfModel } from "../lib/models/half_precision.ts";
 import { runCli, trainedModelDir, useBackend } from "./helpers.ts";
 
 const SAMPLE = await readSplit(new URL("../data/samples/books/test", import.meta.url).pathname);
@@ -27,8 +28,11 @@ Deno.test("export --format f16: every weight rounded as Float16Array rounds it; 
     assert.equal(await main(["export", "--model", dir, "--format", "f16", "--out", out]), 0);
     const src = await readSafetensors(`${dir}/model.safetensors`);
     const half = await readSafetensors(`${out}/model.safetensors`);
-    assert.deepEqual([...half.tensors.keys()], [...src.tensors.keys()]);
+    // mamba_ssm's checkpoint stores the tied head beside the embedding; the copy stores it once (below)
+    assert.ok(src.tensors.has("lm_head.weight"));
+    assert.deepEqual([...half.tensors.keys()], [...src.tensors.keys()].filter((k) => k !== "lm_head.weight"));
     for (const [name, t] of src.tensors) {
+      if (name === "lm_head.weight") continue;
       const h = half.tensors.get(name)!;
       assert.equal(h.dtype, "F16", name);
       assert.deepEqual(h.shape, t.shape);
@@ -58,6 +62,63 @@ Deno.test("export --format f16: every weight rounded as Float16Array rounds it; 
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(out, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("export --format f16: a tied head's second copy is left out; a head that differs is kept", async () => {
+  await useBackend("wasm");
+  const { dir } = await trainedModelDir();
+  const [withHead, changed] = [`${dir}-head`, `${dir}-changed`];
+  try {
+    const src = await readSafetensors(`${dir}/model.safetensors`);
+    const emb = src.tensors.get("backbone.embedding.weight")!;
+    // the same model stored three ways: the head once (the embedding alone), beside the embedding as
+    // mamba_ssm's state_dict and the lab's saveMambaLM store it, and a head that differs in one weight
+    const save = async (out: string, head?: Float32Array) => {
+      await Deno.mkdir(out, { recursive: true });
+      await Deno.copyFile(`${dir}/config.json`, `${out}/config.json`);
+      const tensors = new Map([...src.tensors].filter(([k]) => k !== "lm_head.weight"));
+      if (head) tensors.set("lm_head.weight", { dtype: "F32", shape: emb.shape, data: head });
+      await writeSafetensors(`${out}/model.safetensors`, tensors);
+    };
+    const once = `${dir}-once`;
+    await save(once);
+    await save(withHead, Float32Array.from(toFloat32(emb)));
+    const moved = Float32Array.from(toFloat32(emb));
+    moved[101 * emb.shape[1] + 3] += 0.25; // the row of "e", which the text holds
+    await save(changed, moved);
+    const copies = [`${once}-f16`, `${withHead}-f16`, `${changed}-f16`];
+    const summaries = [];
+    for (const [i, from] of [once, withHead, changed].entries()) {
+      summaries.push(await writeHalfModel(from, copies[i]));
+    }
+    assert.deepEqual(summaries.map((s) => s.dropped), [[], ["lm_head.weight"], []]);
+    const [plain, dropped, kept] = await Promise.all(
+      copies.map((c) => readSafetensors(`${c}/model.safetensors`)),
+    );
+    assert.deepEqual([...dropped.tensors.keys()], [...plain.tensors.keys()], "the duplicate is not stored");
+    assert.equal(
+      Deno.statSync(`${copies[1]}/model.safetensors`).size,
+      Deno.statSync(`${copies[0]}/model.safetensors`).size,
+    );
+    assert.deepEqual(
+      toFloat32(kept.tensors.get("lm_head.weight")!),
+      Float32Array.from(Float16Array.from(moved)),
+    );
+    // the copy without the duplicate loads as the same model; the one whose head differs scores otherwise
+    const text = SAMPLE.subarray(0, 2048);
+    const scores = [];
+    for (const c of copies) {
+      const m = await loadModel(c);
+      scores.push((await scoreText(m, text, { window: 1024 })).bits_per_byte);
+      disposeModel(m);
+    }
+    assert.equal(scores[1], scores[0]);
+    assert.notEqual(scores[2], scores[0]);
+  } finally {
+    for (const d of [dir, `${dir}-once`, withHead, changed]) {
+      for (const x of [d, `${d}-f16`]) await Deno.remove(x, { recursive: true }).catch(() => {});
+    }
   }
 });
 

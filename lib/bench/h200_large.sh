@@ -12,9 +12,10 @@
 # with prose or latex. The published records in data/results travel with the tree: runs already recorded
 # are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
-# half-large-books_ENTRY.tar.xz (a float16 model each, about 3-14 MB): `tar -C data/models -xJf` those of at
-# most 10 MB that the notebooks read (mambabyte or a seed of it, under its own name: findTrainedModel takes
-# an entry's seeds; mamba_subword_equal_bytes once the carry has room, above) to commit them; for the
+# half-large-books_ENTRY.tar.xz (a float16 model each, about 3-8 MB since a tied head is stored once):
+# `tar -C data/models -xJf` those of at most 10 MB that the notebooks read (mambabyte or a seed of it, under
+# its own name: findTrainedModel takes an entry's seeds; mamba_subword_equal_bytes, 5.6 MB, only once the
+# tree has room for it beside the bundle and a corpus, above) to commit them; for the
 # evaluation stages, `tar -C DIR -xJf` each and move DIR/large/books/ENTRY to
 # data/checkpoints/runs/compute-matched/large/books/ENTRY/model (weights rounded to float16: say so).
 if [ "${1:-}" != inner ]; then

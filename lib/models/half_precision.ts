@@ -3,7 +3,9 @@
  * a few million parameters can be committed (issue 6/6: those the notebooks decode and score, when each
  * is at most 10 MB) and a clone evaluates them without a GPU. `loadModel` decodes float16 exactly into
  * float32, so the copy is the model with every weight rounded to the nearest float16 (round to nearest
- * even); nothing else changes: config.json and a subword model's tokenizer.json are copied as they are.
+ * even); nothing else changes: config.json and a subword model's tokenizer.json are copied as they are, and
+ * a tied head's second copy is left out (the loader ties it again; mamba_ssm's strict load_state_dict
+ * would want it: the copies are for the lab).
  */
 import { CONFIG_FILE, WEIGHTS_FILE } from "./checkpoint.ts";
 import { TOKENIZER_FILE } from "./registry.ts";
@@ -33,6 +35,23 @@ export async function isHalfCopy(dir: string): Promise<boolean> {
   return mark === PRECISION_MARK;
 }
 
+/**
+ * The tied head's second copy, where it is one: a config with tie_embeddings and an "lm_head.weight" equal,
+ * byte for byte, to "backbone.embedding.weight" (a head that differs is kept: the loader lets it win, as
+ * mamba_ssm's load_state_dict does). Leaving it out halves a subword model's copy (a 4,096-token
+ * vocabulary's head is most of a small model) and changes nothing the lab loads.
+ */
+function tiedDuplicates(config: { tie_embeddings?: unknown }, tensors: Map<string, Tensor>): string[] {
+  const head = tensors.get("lm_head.weight"), emb = tensors.get("backbone.embedding.weight");
+  // mamba_ssm's MambaConfig ties by default: a config without the field ties
+  if ((config.tie_embeddings ?? true) !== true || !head || !emb || head.dtype !== emb.dtype) return [];
+  const a = new Uint8Array(head.data.buffer, head.data.byteOffset, head.data.byteLength);
+  const b = new Uint8Array(emb.data.buffer, emb.data.byteOffset, emb.data.byteLength);
+  return head.shape.join() === emb.shape.join() && a.length === b.length && a.every((v, i) => v === b[i])
+    ? ["lm_head.weight"]
+    : [];
+}
+
 /** The largest finite float16. */
 const FLOAT16_MAX = 65504;
 
@@ -42,6 +61,11 @@ export interface HalfModelSummary {
   /** Bytes of the float16 model.safetensors, and of the file it came from. */
   bytes: number;
   source_bytes: number;
+  /**
+   * Tensors left out: "lm_head.weight" where the config ties it to the embedding and the file's copy equals
+   * the embedding (mamba_ssm's state_dict stores both names; the lab's loader ties the head again).
+   */
+  dropped: string[];
   /** The largest |w16 - w| over all weights, and the largest relative to |w| (weights not zero). */
   max_abs_error: number;
   max_rel_error: number;
@@ -71,8 +95,10 @@ export async function writeHalfModel(src: string, out: string): Promise<HalfMode
   }
   const sf = await readSafetensors(weights);
   const tensors = new Map<string, Tensor>();
+  const dropped = tiedDuplicates(JSON.parse(await Deno.readTextFile(`${src}/${CONFIG_FILE}`)), sf.tensors);
   let maxAbs = 0, maxRel = 0;
   for (const [name, t] of sf.tensors) {
+    if (dropped.includes(name)) continue;
     if (!DTYPES[t.dtype].float) {
       tensors.set(name, t);
       continue;
@@ -123,6 +149,7 @@ export async function writeHalfModel(src: string, out: string): Promise<HalfMode
   return {
     out,
     tensors: tensors.size,
+    dropped,
     bytes: (await Deno.stat(`${out}/${WEIGHTS_FILE}`)).size,
     source_bytes: (await Deno.stat(weights)).size,
     max_abs_error: maxAbs,
