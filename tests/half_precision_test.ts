@@ -74,9 +74,10 @@ Deno.test("export --format f16: a tied head's second copy is left out; a head th
     const emb = src.tensors.get("backbone.embedding.weight")!;
     // the same model stored three ways: the head once (the embedding alone), beside the embedding as
     // mamba_ssm's state_dict and the lab's saveMambaLM store it, and a head that differs in one weight
-    const save = async (out: string, head?: Float32Array) => {
+    const config = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    const save = async (out: string, head?: Float32Array, tied = true) => {
       await Deno.mkdir(out, { recursive: true });
-      await Deno.copyFile(`${dir}/config.json`, `${out}/config.json`);
+      await Deno.writeTextFile(`${out}/config.json`, JSON.stringify({ ...config, tie_embeddings: tied }));
       const tensors = new Map([...src.tensors].filter(([k]) => k !== "lm_head.weight"));
       if (head) tensors.set("lm_head.weight", { dtype: "F32", shape: emb.shape, data: head });
       await writeSafetensors(`${out}/model.safetensors`, tensors);
@@ -87,6 +88,13 @@ Deno.test("export --format f16: a tied head's second copy is left out; a head th
     const moved = Float32Array.from(toFloat32(emb));
     moved[101 * emb.shape[1] + 3] += 0.25; // the row of "e", which the text holds
     await save(changed, moved);
+    // an untied config whose head happens to equal the embedding: the head is a parameter of its own
+    const untied = `${dir}-untied`;
+    await save(untied, Float32Array.from(toFloat32(emb)), false);
+    const untiedCopy = await writeHalfModel(untied, `${untied}-f16`);
+    assert.deepEqual(untiedCopy.dropped, []);
+    const u = await loadModel(`${untied}-f16`);
+    disposeModel(u);
     const copies = [`${once}-f16`, `${withHead}-f16`, `${changed}-f16`];
     const summaries = [];
     for (const [i, from] of [once, withHead, changed].entries()) {
@@ -116,7 +124,7 @@ Deno.test("export --format f16: a tied head's second copy is left out; a head th
     assert.equal(scores[1], scores[0]);
     assert.notEqual(scores[2], scores[0]);
   } finally {
-    for (const d of [dir, `${dir}-once`, withHead, changed]) {
+    for (const d of [dir, `${dir}-once`, withHead, changed, `${dir}-untied`]) {
       for (const x of [d, `${d}-f16`]) await Deno.remove(x, { recursive: true }).catch(() => {});
     }
   }

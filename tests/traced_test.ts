@@ -192,8 +192,9 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
     const variants = await buildFigure(`compute_matched_${domain}_variants`, { resultsDir: RESULTS_DIR });
     const traces = [built, ...(variants && "figure" in variants ? [variants] : [])].flatMap((b) => {
       const data = (b as { figure: { data: unknown[] } }).figure.data as { mode: string; name: string }[];
-      const entries = data.filter((t) => t.mode === "markers").length;
-      assert.ok(entries <= 8, `${domain}: ${entries} legend entries in one figure`);
+      const names = data.filter((t) => t.mode === "markers").map((t) => t.name);
+      assert.ok(names.length <= 8, `${domain}: ${names.length} legend entries in one figure`);
+      assert.equal(new Set(names).size, names.length, `${domain}: a run shown twice in one figure`);
       return data;
     });
     const scale = /\((\w+) scale\)/.exec(JSON.stringify(built.figure.layout))?.[1];

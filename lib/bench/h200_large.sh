@@ -8,8 +8,8 @@
 # with its splits and a manifest cut to them; packed at xz -9e books is 4.75 MB, code 5.5, stories 2.5,
 # prose 3.85, latex 4.2, all five 20.7). The tree, the bundle and the corpus must fit 64 MiB (67.1 MB):
 # after `bash lib/bench/repack_bundle.sh` the bundle is 38.6 MB (40.7 as built), and with the tree at
-# 21.7 MB (MambaByte's float16 model committed) 6.8 MB are left: books alone, or code, or latex, or stories
-# with prose or latex. The published records in data/results travel with the tree: runs already recorded
+# 22.2 MB (MambaByte's float16 model and the large-scale notebook pages committed) about 6.3 MB are left:
+# books alone, or code, or latex, or stories with prose (6.35 MB: check `du -cb` before a call). The published records in data/results travel with the tree: runs already recorded
 # are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
 # half-large-books_ENTRY.tar.xz (a float16 model each, about 3-8 MB since a tied head is stored once):
@@ -52,7 +52,7 @@ D=${LARGE_DOMAINS:-books}
 JOBS=("$D:mambabyte,mambabyte_0.375,mambabyte_8k" "$D:transformer,transformer_equal_params,transformer_8k"
   "$D:megabyte" "$D:mamba_subword,mamba_subword_equal_bytes" "$D:perceiver_ar" "$D:transformer_subword")
 # LARGE_JOBS="books:mambabyte_8k books:mambabyte ...": the processes spelled out instead (gpu_plan.sh's
-# DOMAIN:entry,entry), when what is left of a family is several runs that need not wait on one another
-# (a family's seeds, once its sweep is published) and the card has room for more processes
+# DOMAIN:entry,entry, space-separated on one line), when a family's entries need not wait on one another
+# (once its sweep is published): an entry with its seeds in one process, another entry in the next
 [ -n "${LARGE_JOBS:-}" ] && read -r -a JOBS <<< "$LARGE_JOBS"
 OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) "${JOBS[@]}"

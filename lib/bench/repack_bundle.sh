@@ -10,7 +10,8 @@ b=${1:-.gpu-bundle}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 before=$(du -sb "$b" | cut -f1)
 tar -C "$tmp" -xJf "$b/deno_dir.tar.xz"
-find "$tmp" \( -name '*-wal' -o -name '*-shm' \) -delete
+# the cache's SQLite files sit at deno_dir's top level (npm packages below may hold any file name)
+find "$tmp/deno_dir" -maxdepth 1 \( -name '*-wal' -o -name '*-shm' \) -delete
 tar -C "$tmp" -cf - deno_dir | xz -9e -T0 > "$tmp/deno_dir.tar.xz"
 xz -dc "$b/deno.xz" | xz -9e -T0 > "$tmp/deno.xz"
 # both checked before they replace the originals

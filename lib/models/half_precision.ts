@@ -4,11 +4,13 @@
  * is at most 10 MB) and a clone evaluates them without a GPU. `loadModel` decodes float16 exactly into
  * float32, so the copy is the model with every weight rounded to the nearest float16 (round to nearest
  * even); nothing else changes: config.json and a subword model's tokenizer.json are copied as they are, and
- * a tied head's second copy is left out (the loader ties it again; mamba_ssm's strict load_state_dict
- * would want it: the copies are for the lab).
+ * a tied head's second copy is left out (the lab's loaders tie it again; mamba_ssm's strict
+ * load_state_dict and lib/torch/train.py's load_weights would want it: the copies are for the lab).
  */
 import { CONFIG_FILE, WEIGHTS_FILE } from "./checkpoint.ts";
-import { TOKENIZER_FILE } from "./registry.ts";
+import { KIND_FIELD, MAMBA_KINDS, TOKENIZER_FILE } from "./registry.ts";
+import { parseMambaConfig } from "./mamba_config.ts";
+import { parseJsonText } from "../io/json.ts";
 import { InputError } from "../io/errors.ts";
 import { pathExists } from "../io/atomic.ts";
 import {
@@ -36,20 +38,23 @@ export async function isHalfCopy(dir: string): Promise<boolean> {
 }
 
 /**
- * The tied head's second copy, where it is one: a config with tie_embeddings and an "lm_head.weight" equal,
- * byte for byte, to "backbone.embedding.weight" (a head that differs is kept: the loader lets it win, as
- * mamba_ssm's load_state_dict does). Leaving it out halves a subword model's copy (a 4,096-token
- * vocabulary's head is most of a small model) and changes nothing the lab loads.
+ * The tied head's second copy, where it is one: a Mamba config (mamba_ssm's, or a lab family of Mamba) that
+ * ties the head (as its parser reads it: tie_embeddings, or Hugging Face's tie_word_embeddings; mamba_ssm
+ * ties by default) and an "lm_head.weight" equal, byte for byte, to "backbone.embedding.weight". A head that
+ * differs is kept (the loader lets it win, as mamba_ssm's load_state_dict does), and so is one of an untied
+ * config. Leaving it out cuts a subword model's copy by a quarter or more (its 4,096-token head is a large
+ * part of a small model: the equal-bytes drafter 7.7 -> 5.6 MB) and changes nothing the lab loads.
  */
-function tiedDuplicates(config: { tie_embeddings?: unknown }, tensors: Map<string, Tensor>): string[] {
+function tiedDuplicates(raw: unknown, where: string, tensors: Map<string, Tensor>): string[] {
   const head = tensors.get("lm_head.weight"), emb = tensors.get("backbone.embedding.weight");
-  // mamba_ssm's MambaConfig ties by default: a config without the field ties
-  if ((config.tie_embeddings ?? true) !== true || !head || !emb || head.dtype !== emb.dtype) return [];
+  if (!head || !emb || head.dtype !== emb.dtype || head.shape.join() !== emb.shape.join()) return [];
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return [];
+  const { [KIND_FIELD]: kind, ...rest } = raw as Record<string, unknown>;
+  if (kind !== undefined && !(MAMBA_KINDS as readonly unknown[]).includes(kind)) return [];
+  if (!parseMambaConfig(rest, where).tie_embeddings) return [];
   const a = new Uint8Array(head.data.buffer, head.data.byteOffset, head.data.byteLength);
   const b = new Uint8Array(emb.data.buffer, emb.data.byteOffset, emb.data.byteLength);
-  return head.shape.join() === emb.shape.join() && a.length === b.length && a.every((v, i) => v === b[i])
-    ? ["lm_head.weight"]
-    : [];
+  return a.length === b.length && a.every((v, i) => v === b[i]) ? ["lm_head.weight"] : [];
 }
 
 /** The largest finite float16. */
@@ -95,7 +100,12 @@ export async function writeHalfModel(src: string, out: string): Promise<HalfMode
   }
   const sf = await readSafetensors(weights);
   const tensors = new Map<string, Tensor>();
-  const dropped = tiedDuplicates(JSON.parse(await Deno.readTextFile(`${src}/${CONFIG_FILE}`)), sf.tensors);
+  const configPath = `${src}/${CONFIG_FILE}`;
+  const dropped = tiedDuplicates(
+    parseJsonText(await Deno.readTextFile(configPath), configPath),
+    configPath,
+    sf.tensors,
+  );
   let maxAbs = 0, maxRel = 0;
   for (const [name, t] of sf.tensors) {
     if (dropped.includes(name)) continue;

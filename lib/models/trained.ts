@@ -2,7 +2,9 @@
  * Where a notebook finds a trained model of a plan entry: the committed half-precision copies in
  * data/models/SCALE/DOMAIN/ENTRY (`export --format f16`; the large scale's, trained on a GPU), else a
  * local reproduction's run directory (runsDir()/compute-matched/SCALE/DOMAIN/ENTRY/model), the largest
- * scale first; where an entry's seed-0 model is absent, a model of another seed of it (ENTRY_seed1, _seed2). Undefined when neither exists: the notebooks then say they fall back to an untrained model.
+ * scale first; where an entry's seed-0 model is absent, a model of another seed of it (ENTRY_seed1,
+ * ENTRY_seed2: the plan's extra seeds at the top budget). Undefined when none exists: the notebooks then say
+ * they fall back to an untrained model.
  */
 import { MODELS_DIR, repoRelative, runsDir } from "../paths.ts";
 import { pathExists } from "../io/atomic.ts";
@@ -16,7 +18,10 @@ export interface TrainedModelPlace {
   label: string;
 }
 
-/** The seeds of an entry tried after seed 0 (the plan's top budget runs seeds 1 and 2 as ENTRY_seedN). */
+/**
+ * The seeds of an entry tried after seed 0: the extra seeds the plan names ENTRY_seedN (lib/runs/plan.ts);
+ * a scale with more would need more here.
+ */
 const SEEDS_TRIED = [1, 2];
 
 /** The scales searched, largest first (smoke's models are a pipeline check, never shown as trained). */

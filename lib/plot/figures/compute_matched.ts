@@ -57,7 +57,8 @@ registerFigure({
  * A domain's runs in two figures where its scale has a budget ladder, so that neither legend passes 8
  * entries: the entries with lower-budget runs (the paper's comparison, one curve each), and the
  * single-budget variants (the equal-bytes subword Mamba, the context-8192 pair), each beside its family's
- * principal entry for reference. Without a ladder (small scales) every run is in the first.
+ * principal entry for reference. Without a ladder (small scales), or before any laddered entry has its top
+ * budget, every run is in the first. An entry counts as laddered when it has lower-budget runs recorded.
  */
 export function splitByLadder(
   all: RunRecord[],
@@ -73,16 +74,15 @@ export function splitByLadder(
     ).map((r) => String(r.labels?.entry ?? r.model)),
   );
   const entry = (r: RunRecord) => String(r.labels?.entry ?? r.model);
-  if (!laddered.size) return { ladder: mine, variants: [] };
+  const ladder = mine.filter((r) => laddered.has(entry(r)));
+  // no laddered entry at the top budget yet (lower rungs only): nothing to set the variants beside
+  if (!ladder.length) return { ladder: mine, variants: [] };
   const variants = mine.filter((r) => !laddered.has(entry(r)));
   // each variant's family, by its principal entry (the entry named as the family), for reference
   const principals = mine.filter((r) =>
     laddered.has(entry(r)) && entry(r) === r.model && variants.some((v) => v.model === r.model)
   );
-  return {
-    ladder: mine.filter((r) => laddered.has(entry(r))),
-    variants: variants.length ? [...principals, ...variants] : [],
-  };
+  return { ladder, variants: variants.length ? [...principals, ...variants] : [] };
 }
 
 for (const domain of ["books", "code", "stories", "prose", "latex"]) {

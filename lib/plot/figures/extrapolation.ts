@@ -76,7 +76,7 @@ function skippedNote(recs: Rec[]): string {
   const missing = absent.length
     ? `No record at this scale for: ${
       absent.join(", ")
-    } (their smaller-scale records: deno task figures --scale gpu).`
+    } (drawn at a smaller scale: deno task figures --scale gpu, or small).`
     : "";
   const skipped = recs.filter((r) => r.status !== "ok");
   if (!skipped.length) return missing;
