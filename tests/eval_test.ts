@@ -435,6 +435,64 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
   }
 });
 
+Deno.test("stages: a run whose model is not here gives way to another seed of its entry whose model is", async () => {
+  await useBackend("wasm");
+  const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });
+  const runsDir = await Deno.makeTempDir({ prefix: "eval-test-runs-" });
+  try {
+    const train = async (seed: number) => {
+      const name = `t/smoke/books/mambabyte${seed ? `_seed${seed}` : ""}`;
+      const run = await runExperiment({
+        name,
+        model: "mambabyte",
+        config: { d_model: 16, n_layer: 1 },
+        domain: "books",
+        scale: "smoke",
+        train: { batch: 2, length: 32, lr: 1e-3, warmup: 1, seed, steps: 2 },
+        eval: { maxBytes: 256 },
+        labels: { label: "MB-seeds", entry: "mambabyte", budget_ratio: 1, ...(seed ? { seed } : {}) },
+      }, { resultsDir: results, runsDir, quiet: true });
+      return { ...run, provenance: { time: `t${seed}` } };
+    };
+    const runs = [await train(0), await train(1), await train(2)];
+    const opts = { scale: "smoke", resultsDir: results, runsDir, quiet: true };
+    const settings = { maxTokens: 256, multiples: [1] };
+    // seed 0's model went with its machine; seed 1's did too; seed 2's is here: it stands in
+    await Deno.remove(`${runsDir}/${runs[0].run}/model`, { recursive: true });
+    await Deno.remove(`${runsDir}/${runs[1].run}/model`, { recursive: true });
+    const ex = await extrapolationStage(runs, { ...opts, settings });
+    assert.deepEqual(ex.map((r) => [r.run, r.label]), [["t/smoke/books/mambabyte_seed2", "MB-seeds"]]);
+    // with its model back, seed 1 comes first; and a seed-0 run that has records of its own keeps them
+    // (left as they are, as for any run whose model is elsewhere)
+    const other = await Deno.makeTempDir({ prefix: "stages-seeds-" });
+    try {
+      await Deno.rename(`${runsDir}/${runs[2].run}/model`, `${runsDir}/${runs[1].run}/model`);
+      const ex1 = await extrapolationStage(runs, { ...opts, resultsDir: other, settings });
+      assert.deepEqual(ex1.map((r) => r.run), ["t/smoke/books/mambabyte_seed1"]);
+      await appendRecord("extrapolation", { ...ex1[0], run: runs[0].run, run_time: "t0" }, other);
+      const more = await extrapolationStage(runs, {
+        ...opts,
+        resultsDir: other,
+        settings: { maxTokens: 256, multiples: [1, 2] },
+      });
+      assert.deepEqual(more, [], "seed 0's records stay; no stand-in added beside them");
+      // no model of any seed here and no records: not evaluated, and no error (the other runs go on)
+      await Deno.remove(`${runsDir}/${runs[1].run}/model`, { recursive: true });
+      const none = await Deno.makeTempDir({ prefix: "stages-none-" });
+      try {
+        assert.deepEqual(await extrapolationStage(runs, { ...opts, resultsDir: none, settings }), []);
+      } finally {
+        await Deno.remove(none, { recursive: true });
+      }
+    } finally {
+      await Deno.remove(other, { recursive: true });
+    }
+  } finally {
+    await Deno.remove(results, { recursive: true });
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});
+
 Deno.test("stages: the byte Transformer's extrapolation on the engine reads past TF.js's cap, equal where both read", async () => {
   await useBackend("wasm");
   const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });

@@ -12,6 +12,9 @@
 # books alone, or code, or latex, or stories with prose (6.35 MB: check `du -cb` before a call). The published records in data/results travel with the tree: runs already recorded
 # are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
+# with LARGE_FINAL=1 also ... merge.ts extrapolation extrapolation-gpu.jsonl and ... merge.ts noise noise-gpu.jsonl
+# (noise once the large scale's records hold MambaByte beside a subword model: the noise figures show the
+# largest scale with records, and MambaByte alone would hide the comparison the smaller scale shows);
 # half-large-books_ENTRY.tar.xz (a float16 model each, about 3-8 MB since a tied head is stored once):
 # `tar -C data/models -xJf` those of at most 10 MB that the notebooks read (mambabyte or a seed of it, under
 # its own name: findTrainedModel takes an entry's seeds; mamba_subword_equal_bytes, 5.6 MB, only once the
@@ -24,6 +27,8 @@ if [ "${1:-}" != inner ]; then
   # here, not in the inner script: a call whose inner part ran into its limit still brings back its
   # records (written when training stopped) and the float16 models whose archives were finished
   cp /tmp/plan-out/runs-gpu.jsonl /tmp/plan-out/diverged-gpu.jsonl /tmp/plan-out/logs-plan.tar.xz "$OUT/records/"
+  cp /tmp/plan-out/extrapolation-gpu.jsonl /tmp/plan-out/noise-gpu.jsonl /tmp/plan-out/logs-stages.tar.xz \
+    "$OUT/records/" 2>/dev/null # LARGE_FINAL's evaluation stages, where they ran
   cp /tmp/plan-out/half-*.tar.xz "$OUT/" 2>/dev/null # one file each beside records.tgz (8 files come back)
   cd "$OUT" && tar czf records.tgz records && rm -rf records; exit 0
 fi
@@ -56,3 +61,32 @@ JOBS=("$D:mambabyte,mambabyte_0.375,mambabyte_8k" "$D:transformer,transformer_eq
 # (once its sweep is published): an entry with its seeds in one process, another entry in the next
 [ -n "${LARGE_JOBS:-}" ] && read -r -a JOBS <<< "$LARGE_JOBS"
 OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) "${JOBS[@]}"
+# LARGE_FINAL=1: what is left of the call once no run can start goes to the evaluation stages (extrapolation,
+# then noise; lib/runs/stages.ts) of the runs whose models are on this machine, the committed float16 copies
+# standing in where a run's own model went with an earlier machine (a seed's for its entry: the stage's
+# stand-in). Each stage records as it goes and the next pass finishes what a limit cut. The published
+# records of the scale seed the results directory, so nothing evaluated before is evaluated again; this
+# call's new records come back as extrapolation-gpu.jsonl and noise-gpu.jsonl.
+if [ "${LARGE_FINAL:-}" = 1 ]; then
+  R=data/tmp/gpu/results-large
+  for m in data/models/large/*/*; do
+    d="data/checkpoints/runs/compute-matched/large/${m#data/models/large/}/model"
+    [ -f "$m/config.json" ] && [ ! -e "$d" ] && mkdir -p "$(dirname "$d")" && cp -r "$m" "$d"
+  done
+  for t in extrapolation noise; do
+    touch "$R/$t.jsonl"
+    grep -F '"scale":"large"' "data/results/$t.jsonl" | grep -vxFf "$R/$t.jsonl" >> "$R/$t.jsonl" || true
+    cp "$R/$t.jsonl" "$R/$t.before"
+  done
+  for t in extrapolation noise; do
+    left=$(( ${LARGE_SECONDS:-560} - SECONDS - 45 ))
+    [ "$left" -gt 30 ] || break
+    timeout "$left" deno run -A --cached-only lib/runs/stages.ts "$t" --scale large --results "$R" \
+      --runs-dir data/checkpoints/runs > "data/tmp/gpu/log-stage-$t.txt" 2>&1
+    tail -5 "data/tmp/gpu/log-stage-$t.txt"
+  done
+  for t in extrapolation noise; do
+    grep -vxFf "$R/$t.before" "$R/$t.jsonl" > "/tmp/plan-out/$t-gpu.jsonl" || true
+  done
+  tar -C data/tmp/gpu -cJf /tmp/plan-out/logs-stages.tar.xz $(cd data/tmp/gpu && ls log-stage-*.txt 2>/dev/null)
+fi

@@ -141,6 +141,38 @@ export function pickRuns<T extends RunLike>(
   return out;
 }
 
+/**
+ * `run`, or where its model is not in `runsDir` and it has no records in `table`, the first other seed of
+ * its entry (same domain, top budget, the latest record of each) whose model is there.
+ */
+async function standIn<T extends RunLike>(
+  run: T,
+  seeds: T[],
+  runsDir: string,
+  resultsDir: string,
+  table: string,
+  say: (line: string) => void,
+): Promise<T> {
+  if (await pathExists(`${runsDir}/${run.run}/model/config.json`)) return run;
+  const evaluated = await evaluatedRuns(table, resultsDir);
+  if ([...evaluated.keys()].some((k) => k.startsWith(`${run.run}|`))) return run;
+  const entry = (r: RunLike) => r.labels?.entry ?? r.model;
+  const others = [...new Map(seeds.map((r) => [r.run, r])).values()]
+    .filter((r) => r.domain === run.domain && r.model === run.model && entry(r) === entry(run))
+    .sort((a, b) => Number(a.labels?.seed) - Number(b.labels?.seed));
+  for (const r of others) {
+    if (await pathExists(`${runsDir}/${r.run}/model/config.json`)) {
+      say(
+        `${table}: ${run.run} has no model in ${
+          repoRelative(runsDir)
+        }: its seed ${r.labels?.seed} (${r.run}) stands in`,
+      );
+      return r;
+    }
+  }
+  return run;
+}
+
 /** The shared loop: pick, skip what is done, load, evaluate, record; returns the records appended. */
 async function runStage<O extends StageOptions>(
   stage: Stage<O>,
@@ -161,7 +193,12 @@ async function runStage<O extends StageOptions>(
         .map((r) => [r.run, r]),
     ).values(),
   ];
-  const chosen = pickRuns(latest, kinds, opts.domain ?? stage.domainAt?.(opts.scale), stage.prefer);
+  const picked = pickRuns(latest, kinds, opts.domain ?? stage.domainAt?.(opts.scale), stage.prefer);
+  // a run whose model is not on this machine (trained on a device given back since) gives way to another
+  // seed of its entry whose model is, once it has no records of its own: the records name the seed's run
+  const seeds = runs.filter((r) => r.scale === opts.scale && r.labels?.seed !== undefined && isTopBudget(r));
+  const chosen: typeof picked = [];
+  for (const run of picked) chosen.push(await standIn(run, seeds, runsDir, resultsDir, stage.table, say));
   if (!chosen.length) say(`${stage.table}: no runs of ${kinds.join(", ")} recorded at scale ${opts.scale}`);
   const evaluated = opts.force
     ? new Map<string, Record<string, unknown>[]>()
@@ -181,11 +218,18 @@ async function runStage<O extends StageOptions>(
       );
       continue;
     }
-    // records without the model (a run trained on another machine): what they hold stays as it is
-    if (before.length && !(await pathExists(`${dir}/config.json`))) {
+    // no model here (a run trained on a machine given back since, and no seed to stand in): records of it
+    // (of its float32 model or of a float16 copy) stay as they are; without any, the other runs are still
+    // evaluated, so a device's last call evaluates what it has
+    if (!(await pathExists(`${dir}/config.json`))) {
+      const any = evaluated.get(`${run.run}|${run.provenance?.time ?? ""}`) ?? [];
       say(
-        `${stage.table}: ${run.run} has ${before.length} records but not all the stage would write, and its ` +
-          `model is not in ${repoRelative(dir)}: left as they are`,
+        any.length
+          ? `${stage.table}: ${run.run} has ${any.length} records and its model is not in ${
+            repoRelative(dir)
+          }: left as they are`
+          : `${stage.table}: ${run.run} is not evaluated: its model is not in ${repoRelative(dir)} (bring ` +
+            `back its float16 copy, export --format f16, to evaluate it here)`,
       );
       continue;
     }
