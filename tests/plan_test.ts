@@ -11,6 +11,7 @@ import { runCli, useBackend } from "./helpers.ts";
 import { presetConfig } from "../lib/models/presets.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
 import { ladderFigure } from "../lib/plot/figures/ladder.ts";
+import { noiseScale } from "../lib/plot/figures/noise.ts";
 import { figureBuilder } from "../lib/plot/figures/mod.ts";
 import { agreement, verdictRuns } from "../lib/plot/readme.ts";
 import { computeMatchedTable } from "../lib/results/compute_matched.ts";
@@ -966,6 +967,67 @@ Deno.test("noise on several domains: the noise table keeps books, noise_domains 
     table.table.rows.every((r) => !r.join(" ").includes("×3")),
     "code's records stay out of the books table",
   );
+});
+
+Deno.test("noise: the figures and the README's verdict read the largest scale comparing MambaByte with the subword Mamba", async () => {
+  const rec = (scale: string, kind: string, noise: string, p: number, ratio: number) => ({
+    experiment: "noise",
+    scale,
+    domain: "books",
+    model_kind: kind,
+    model_dir: `runs/${scale}/${kind}/model`,
+    label: kind === "mambabyte" ? "MambaByte" : "Mamba (subword)",
+    noise,
+    p,
+    bits_per_byte: 2,
+    delta_bits_per_byte: 0,
+    word_perplexity: 100 * ratio,
+    delta_word_perplexity: 100 * (ratio - 1),
+    ratio_word_perplexity: ratio,
+    words: 1000,
+    seed: 0,
+  });
+  // gpu: both models, MambaByte growing less in 1 of 2 settings; large: MambaByte alone (its copy came back
+  // first), growing less than the gpu subword Mamba everywhere, which must not count
+  const gpu = [
+    rec("gpu", "mambabyte", "none", 0, 1),
+    rec("gpu", "mamba_subword", "none", 0, 1),
+    rec("gpu", "mambabyte", "drop", 0.05, 1.5),
+    rec("gpu", "mamba_subword", "drop", 0.05, 2),
+    rec("gpu", "mambabyte", "swap", 0.05, 5),
+    rec("gpu", "mamba_subword", "swap", 0.05, 4),
+  ];
+  const large = [rec("large", "mambabyte", "none", 0, 1), rec("large", "mambabyte", "drop", 0.05, 1.1)];
+  const runs = ["mambabyte", "transformer", "perceiver_ar", "megabyte"].map((entry, i) =>
+    ({
+      run: `compute-matched/large/books/${entry}`,
+      model: entry,
+      scale: "large",
+      domain: "books",
+      bytes_seen: 1e6,
+      eval: { split: "test", bits_per_byte: 2 + i / 10 },
+      labels: { plan: "compute-matched", entry },
+    }) as unknown as RunRecord
+  );
+  const verdict = (noise: Record<string, unknown>[]) =>
+    agreement(runs, [], noise).find((l) => l.includes("grows less under noise"));
+  assert.equal(noiseScale([...gpu, ...large]), "gpu");
+  assert.match(verdict([...gpu, ...large])!, /Here \(gpu scale, books\) .* smaller in 1 of 2 settings/);
+  const ctx = { anchorsDir: "/nonexistent" };
+  const fig = await figureBuilder("noise_word_ppl").build({ noise: [...gpu, ...large] }, ctx);
+  assert.ok(fig && "figure" in fig);
+  assert.match(JSON.stringify(fig.figure.layout), /gpu scale/);
+  // once the large scale compares the two, it is read
+  const both = [
+    ...large,
+    rec("large", "mamba_subword", "none", 0, 1),
+    rec("large", "mamba_subword", "drop", 0.05, 1.4),
+  ];
+  assert.equal(noiseScale([...gpu, ...both]), "large");
+  assert.match(verdict([...gpu, ...both])!, /Here \(large scale, books\) .* smaller in 1 of 1 settings/);
+  // no scale compares them: the largest with records (its table alone), and no verdict line
+  assert.equal(noiseScale(large), "large");
+  assert.equal(verdict(large), undefined);
 });
 
 Deno.test("reproduce --time-left: a run that the speed recorded for runs like it says cannot finish is not started; one that can is trained", async () => {

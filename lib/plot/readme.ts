@@ -23,6 +23,7 @@ import { speculativeBounds } from "../results/speculative.ts";
 import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import { buildFigure } from "./figures/mod.ts";
 import { splitByLadder } from "./figures/compute_matched.ts";
+import { noiseScale } from "./figures/noise.ts";
 import { RESULTS_DIR } from "../paths.ts";
 import type { RunRecord, UnigramRecord } from "../results/records.ts";
 import { DEFECTS } from "../results/defects.ts";
@@ -167,12 +168,16 @@ export async function resultsSection(
       ["noise", "Robustness to synthetic noise", "noise_word_ppl"],
     ]
   ) {
-    const scales = scalesOf(await readRecords<Rec>(name, resultsDir));
-    for (const [i, scale] of scales.entries()) {
+    const recs = await readRecords<Rec>(name, resultsDir);
+    const scales = scalesOf(recs);
+    // the figure under the scale it shows: noise's is the largest scale that compares MambaByte with the
+    // subword Mamba (noiseScale), which may be below a scale with some models' records only
+    const drawn = name === "noise" ? noiseScale(recs) : scales[0];
+    for (const scale of scales) {
       const t = await tableOf(name, resultsDir, scale);
       if (!t) continue;
       out.push(`### ${title}, ${SCALE_TEXT[scale] ?? scale}`, "", tableMarkdown(t).trim(), "");
-      if (i === 0) out.push(`![${name}](${figuresLink}/${figure}.png)`, "");
+      if (scale === drawn) out.push(`![${name}](${figuresLink}/${figure}.png)`, "");
     }
   }
   const decode = await tableOf("decode", resultsDir);
@@ -538,10 +543,11 @@ export function agreement(
         }.`,
     );
   }
-  // noise: where MambaByte's word perplexity grows less than the subword Mamba's
-  // the noise comparison on books (the paper's PG19 stand-in) where recorded; the noise_domains table has
-  // the others
-  const noisy = noise.filter((r) => r.scale === scale && r.noise !== "none");
+  // noise: where MambaByte's word perplexity grows less than the subword Mamba's, at the largest scale
+  // that compares the two (noiseScale: not the compute-matched verdicts' scale, whose noise stage may not
+  // have run yet), on books (the paper's PG19 stand-in) where recorded; the noise_domains table has the others
+  const noiseAt = noiseScale(noise);
+  const noisy = noise.filter((r) => r.scale === noiseAt && r.noise !== "none");
   const noiseDomain = noisy.some((r) => r.domain === "books") ? "books" : noisy[0]?.domain;
   const nz = noisy.filter((r) => r.domain === noiseDomain);
   const ratio = (kind: string, n: string, p: number) =>
@@ -555,7 +561,7 @@ export function agreement(
   if (compared.length) {
     const more = compared.filter(([n, p]) => ratio("mambabyte", n, p)! < ratio("mamba_subword", n, p)!);
     lines.push(
-      `- Paper: MambaByte's perplexity grows less under noise than the subword Mamba's. Here its word-perplexity ratio (noisy / clean) is smaller in ${more.length} of ` +
+      `- Paper: MambaByte's perplexity grows less under noise than the subword Mamba's. Here (${noiseAt} scale, ${noiseDomain}) its word-perplexity ratio (noisy / clean) is smaller in ${more.length} of ` +
         `${compared.length} settings (not in: ${
           compared.filter((x) => !more.includes(x)).map(([n, p]) => `${n} p=${p}`).join(", ") || "none"
         }). ` +

@@ -2,6 +2,7 @@
 import * as aq from "arquero";
 import { mean } from "d3-array";
 import { PAPER_NOISE, PAPER_PG19_WORD_PPL } from "../../results/paper.ts";
+import { SCALES_LARGEST_FIRST } from "../../scales.ts";
 
 import { layout } from "../display.ts";
 
@@ -22,6 +23,23 @@ import {
 // ---------------------------------------------------------------------------------------------------
 // Noise (lib/eval/noise.ts -> noise.jsonl)
 
+/**
+ * The scale the noise figures and the README's noise verdict read: `wanted`, else the largest scale whose
+ * records compare MambaByte with the subword Mamba on some domain (the paper's comparison), else the largest
+ * with any record. A scale where only some models are evaluated yet (a device's float16 copies coming back
+ * one session at a time) then does not hide a smaller scale's whole comparison; its table still shows.
+ */
+export function noiseScale(all: Rec[], wanted?: string): string | undefined {
+  if (wanted) return wanted;
+  const compares = (scale: string) => {
+    const at = all.filter((r) => r.scale === scale);
+    return [...new Set(at.map((r) => r.domain))].some((d) =>
+      ["mambabyte", "mamba_subword"].every((k) => at.some((r) => r.domain === d && r.model_kind === k))
+    );
+  };
+  return SCALES_LARGEST_FIRST.find(compares) ?? chooseScale(all);
+}
+
 const settingName = (r: Rec) => (r.noise === "none" ? "clean" : `${r.noise.replace("_", " ")} p=${r.p}`);
 
 /**
@@ -33,7 +51,7 @@ function noiseRecords(
   wanted?: string,
 ): { scale: string; recs: Rec[]; models: Rec[] } | undefined {
   const all = records.noise ?? [];
-  const scale = chooseScale(all, wanted);
+  const scale = noiseScale(all, wanted);
   if (!scale) return undefined;
   const atScale = latestBy(all.filter((r) => r.scale === scale), (r) => `${r.model_dir}|${r.noise}|${r.p}`);
   const domains = [...new Set(atScale.map((r) => r.domain as string))];
@@ -290,7 +308,7 @@ registerFigure({
   reads: ["noise"],
   build(records, ctx) {
     const all = records.noise ?? [];
-    const scale = chooseScale(all, ctx.scale);
+    const scale = noiseScale(all, ctx.scale);
     if (!scale) return undefined;
     const recs = latestBy(all.filter((r) => r.scale === scale), (r) => `${r.model_dir}|${r.noise}|${r.p}`);
     const domains = [...new Set(recs.map((r) => r.domain as string))].sort();
