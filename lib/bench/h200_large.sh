@@ -13,8 +13,8 @@
 # are skipped and settled sweeps give their families' rates.
 # Back here: deno run -A lib/results/merge.ts runs runs-gpu.jsonl; ... merge.ts diverged diverged-gpu.jsonl;
 # with LARGE_FINAL=1 also ... merge.ts extrapolation extrapolation-gpu.jsonl and ... merge.ts noise noise-gpu.jsonl
-# (noise once the large scale's records hold MambaByte beside a subword model: the noise figures show the
-# largest scale with records, and MambaByte alone would hide the comparison the smaller scale shows);
+# (the noise figures and verdict read the largest scale comparing MambaByte with the subword Mamba, so one
+# model's large-scale records do not hide the smaller scale's comparison);
 # half-large-books_ENTRY.tar.xz (a float16 model each, about 3-8 MB since a tied head is stored once):
 # `tar -C data/models -xJf` those of at most 10 MB that the notebooks read (mambabyte or a seed of it, under
 # its own name: findTrainedModel takes an entry's seeds; mamba_subword_equal_bytes, 5.6 MB, only once the
