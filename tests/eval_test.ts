@@ -462,11 +462,21 @@ Deno.test("stages: a run whose model is not here gives way to another seed of it
     await Deno.remove(`${runsDir}/${runs[1].run}/model`, { recursive: true });
     const ex = await extrapolationStage(runs, { ...opts, settings });
     assert.deepEqual(ex.map((r) => [r.run, r.label]), [["t/smoke/books/mambabyte_seed2", "MB-seeds"]]);
-    // with its model back, seed 1 comes first; and a seed-0 run that has records of its own keeps them
-    // (left as they are, as for any run whose model is elsewhere)
+    // seed 2 evaluated before keeps standing in when seed 1's model comes back (one seed per entry in a
+    // table): a pass asking for one more length scores seed 2 again
+    await Deno.mkdir(`${runsDir}/${runs[1].run}/model`);
+    for (const f of ["config.json", "model.safetensors"]) {
+      await Deno.copyFile(`${runsDir}/${runs[2].run}/model/${f}`, `${runsDir}/${runs[1].run}/model/${f}`);
+    }
+    const again = await extrapolationStage(runs, {
+      ...opts,
+      settings: { maxTokens: 256, multiples: [1, 2] },
+    });
+    assert.deepEqual(again.map((r) => [r.run, r.multiple]), [["t/smoke/books/mambabyte_seed2", 2]]);
+    // with no records, the lowest seed with a model comes first (seeds 1 and 2 both have one); and a seed-0
+    // run that has records of its own keeps them (left as they are, as for any run whose model is elsewhere)
     const other = await Deno.makeTempDir({ prefix: "stages-seeds-" });
     try {
-      await Deno.rename(`${runsDir}/${runs[2].run}/model`, `${runsDir}/${runs[1].run}/model`);
       const ex1 = await extrapolationStage(runs, { ...opts, resultsDir: other, settings });
       assert.deepEqual(ex1.map((r) => r.run), ["t/smoke/books/mambabyte_seed1"]);
       await appendRecord("extrapolation", { ...ex1[0], run: runs[0].run, run_time: "t0" }, other);
@@ -478,6 +488,7 @@ Deno.test("stages: a run whose model is not here gives way to another seed of it
       assert.deepEqual(more, [], "seed 0's records stay; no stand-in added beside them");
       // no model of any seed here and no records: not evaluated, and no error (the other runs go on)
       await Deno.remove(`${runsDir}/${runs[1].run}/model`, { recursive: true });
+      await Deno.remove(`${runsDir}/${runs[2].run}/model`, { recursive: true });
       const none = await Deno.makeTempDir({ prefix: "stages-none-" });
       try {
         assert.deepEqual(await extrapolationStage(runs, { ...opts, resultsDir: none, settings }), []);

@@ -11,7 +11,7 @@ import { runCli, useBackend } from "./helpers.ts";
 import { presetConfig } from "../lib/models/presets.ts";
 import { ladderPoints, sweepResults } from "../lib/results/ladder.ts";
 import { ladderFigure } from "../lib/plot/figures/ladder.ts";
-import { noiseScale } from "../lib/plot/figures/noise.ts";
+import { noiseDomain, noiseScale } from "../lib/plot/figures/noise.ts";
 import { figureBuilder } from "../lib/plot/figures/mod.ts";
 import { agreement, verdictRuns } from "../lib/plot/readme.ts";
 import { computeMatchedTable } from "../lib/results/compute_matched.ts";
@@ -1025,6 +1025,23 @@ Deno.test("noise: the figures and the README's verdict read the largest scale co
   ];
   assert.equal(noiseScale([...gpu, ...both]), "large");
   assert.match(verdict([...gpu, ...both])!, /Here \(large scale, books\) .* smaller in 1 of 1 settings/);
+  // at large, books holds MambaByte alone (a seed's copy) and code holds both: the verdict and the figures
+  // read code there, not books
+  const code = [
+    { ...rec("large", "mambabyte", "none", 0, 1), domain: "code", model_dir: "runs/code/mb" },
+    { ...rec("large", "mambabyte", "drop", 0.05, 3), domain: "code", model_dir: "runs/code/mb" },
+    { ...rec("large", "mamba_subword", "none", 0, 1), domain: "code", model_dir: "runs/code/ms" },
+    { ...rec("large", "mamba_subword", "drop", 0.05, 2), domain: "code", model_dir: "runs/code/ms" },
+  ];
+  assert.equal(noiseScale([...gpu, ...large, ...code]), "large");
+  assert.equal(noiseDomain([...large, ...code]), "code");
+  assert.match(
+    verdict([...gpu, ...large, ...code])!,
+    /Here \(large scale, code\) .* smaller in 0 of 1 settings/,
+  );
+  const codeFig = await figureBuilder("noise_word_ppl").build({ noise: [...gpu, ...large, ...code] }, ctx);
+  assert.ok(codeFig && "figure" in codeFig);
+  assert.match(JSON.stringify(codeFig.figure.layout), /\(code, large scale\)/);
   // no scale compares them: the largest with records (its table alone), and no verdict line
   assert.equal(noiseScale(large), "large");
   assert.equal(verdict(large), undefined);

@@ -80,7 +80,9 @@ if [ "${LARGE_FINAL:-}" = 1 ]; then
   done
   for t in extrapolation noise; do
     left=$(( ${LARGE_SECONDS:-560} - SECONDS - 45 ))
-    [ "$left" -gt 30 ] || break
+    # extrapolation takes at most half, so noise gets its turn (each resumes next time where it stopped)
+    [ "$t" = extrapolation ] && left=$(( left / 2 ))
+    [ "$left" -gt 30 ] || continue
     timeout "$left" deno run -A --cached-only lib/runs/stages.ts "$t" --scale large --results "$R" \
       --runs-dir data/checkpoints/runs > "data/tmp/gpu/log-stage-$t.txt" 2>&1
     tail -5 "data/tmp/gpu/log-stage-$t.txt"
@@ -88,5 +90,6 @@ if [ "${LARGE_FINAL:-}" = 1 ]; then
   for t in extrapolation noise; do
     grep -vxFf "$R/$t.before" "$R/$t.jsonl" > "/tmp/plan-out/$t-gpu.jsonl" || true
   done
-  tar -C data/tmp/gpu -cJf /tmp/plan-out/logs-stages.tar.xz $(cd data/tmp/gpu && ls log-stage-*.txt 2>/dev/null)
+  logs=$(cd data/tmp/gpu && ls log-stage-*.txt 2>/dev/null)
+  [ -n "$logs" ] && tar -C data/tmp/gpu -cJf /tmp/plan-out/logs-stages.tar.xz $logs
 fi

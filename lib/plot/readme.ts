@@ -23,7 +23,7 @@ import { speculativeBounds } from "../results/speculative.ts";
 import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import { buildFigure } from "./figures/mod.ts";
 import { splitByLadder } from "./figures/compute_matched.ts";
-import { noiseScale } from "./figures/noise.ts";
+import { noiseDomain, noiseScale } from "./figures/noise.ts";
 import { RESULTS_DIR } from "../paths.ts";
 import type { RunRecord, UnigramRecord } from "../results/records.ts";
 import { DEFECTS } from "../results/defects.ts";
@@ -548,8 +548,8 @@ export function agreement(
   // have run yet), on books (the paper's PG19 stand-in) where recorded; the noise_domains table has the others
   const noiseAt = noiseScale(noise);
   const noisy = noise.filter((r) => r.scale === noiseAt && r.noise !== "none");
-  const noiseDomain = noisy.some((r) => r.domain === "books") ? "books" : noisy[0]?.domain;
-  const nz = noisy.filter((r) => r.domain === noiseDomain);
+  const noiseAtDomain = noiseDomain(noisy);
+  const nz = noisy.filter((r) => r.domain === noiseAtDomain);
   const ratio = (kind: string, n: string, p: number) =>
     nz.find((r) => r.model_kind === kind && r.noise === n && r.p === p)?.ratio_word_perplexity;
   const settings = [
@@ -561,7 +561,7 @@ export function agreement(
   if (compared.length) {
     const more = compared.filter(([n, p]) => ratio("mambabyte", n, p)! < ratio("mamba_subword", n, p)!);
     lines.push(
-      `- Paper: MambaByte's perplexity grows less under noise than the subword Mamba's. Here (${noiseAt} scale, ${noiseDomain}) its word-perplexity ratio (noisy / clean) is smaller in ${more.length} of ` +
+      `- Paper: MambaByte's perplexity grows less under noise than the subword Mamba's. Here (${noiseAt} scale, ${noiseAtDomain}) its word-perplexity ratio (noisy / clean) is smaller in ${more.length} of ` +
         `${compared.length} settings (not in: ${
           compared.filter((x) => !more.includes(x)).map(([n, p]) => `${n} p=${p}`).join(", ") || "none"
         }). ` +

@@ -142,8 +142,11 @@ export function pickRuns<T extends RunLike>(
 }
 
 /**
- * `run`, or where its model is not in `runsDir` and it has no records in `table`, the first other seed of
- * its entry (same domain, top budget, the latest record of each) whose model is there.
+ * The run a stage evaluates for `run` (its entry's seed 0): `run` once it has records in `table`; else another
+ * seed of its entry (same domain, top budget, the latest record of each) that has records there, so that a
+ * table never holds two seeds of one entry; else `run` where its model is in `runsDir`; else the first other
+ * seed whose model is (a device's run whose own model went with the machine: a committed float16 copy of
+ * another seed stands in, its records naming the seed's run).
  */
 async function standIn<T extends RunLike>(
   run: T,
@@ -153,13 +156,16 @@ async function standIn<T extends RunLike>(
   table: string,
   say: (line: string) => void,
 ): Promise<T> {
-  if (await pathExists(`${runsDir}/${run.run}/model/config.json`)) return run;
   const evaluated = await evaluatedRuns(table, resultsDir);
-  if ([...evaluated.keys()].some((k) => k.startsWith(`${run.run}|`))) return run;
+  const recorded = (r: RunLike) => [...evaluated.keys()].some((k) => k.startsWith(`${r.run}|`));
+  if (recorded(run)) return run;
   const entry = (r: RunLike) => r.labels?.entry ?? r.model;
   const others = [...new Map(seeds.map((r) => [r.run, r])).values()]
     .filter((r) => r.domain === run.domain && r.model === run.model && entry(r) === entry(run))
     .sort((a, b) => Number(a.labels?.seed) - Number(b.labels?.seed));
+  const before = others.find(recorded);
+  if (before) return before;
+  if (await pathExists(`${runsDir}/${run.run}/model/config.json`)) return run;
   for (const r of others) {
     if (await pathExists(`${runsDir}/${r.run}/model/config.json`)) {
       say(

@@ -69,6 +69,23 @@ export function halfNote(recs: Rec[]): string {
     : "";
 }
 
+/**
+ * A note naming the models evaluated from another seed's run (lib/runs/stages.ts standIn: the entry's seed-0
+ * model was not on the machine that evaluated it), or "".
+ */
+export function seedNote(recs: Rec[]): string {
+  const seeds = new Map<string, string>();
+  for (const r of recs) {
+    const m = /_seed(\d+)$/.exec(String(r.run ?? ""));
+    if (m) seeds.set(String(r.label), m[1]);
+  }
+  return seeds.size
+    ? ` Another seed's model stands in where seed 0's was not on the machine that evaluated it: ${
+      [...seeds].map(([label, seed]) => `${label} is seed ${seed}`).join(", ")
+    }.`
+    : "";
+}
+
 /** Wraps text into lines of at most `width` characters (plotly does not wrap annotations). */
 export function wrap(text: string, width = 150): string[] {
   const lines: string[] = [];

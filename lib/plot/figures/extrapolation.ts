@@ -13,6 +13,7 @@ import {
   halfNote,
   latestBy,
   scaleNote,
+  seedNote,
   signed,
   topTitle,
 } from "./common.ts";
@@ -389,7 +390,7 @@ registerFigure({
           }, ${scale} scale); ` +
           `every length scores the same test bytes (${bytesNote(recs)}). — = not evaluated. ${
             skippedNote(recs)
-          } ${scaleNote(scale)}${halfNote(recs)}`,
+          } ${scaleNote(scale)}${halfNote(recs)}${seedNote(recs)}`,
       },
     };
   },

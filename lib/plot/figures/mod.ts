@@ -11,10 +11,11 @@
  * and the exporter call the same builder, so what a notebook shows is the exported file. To add a figure,
  * `registerFigure({ name, description, reads, build })`; `reads` names result tables (paths under the
  * results directory without .jsonl, e.g. "extrapolation" or "bench/sweep/scan"). A builder returns
- * undefined when there is nothing recorded for it, and the exporter then says so and writes nothing.
+ * undefined when there is nothing to draw from its records, and the exporter then says so and writes nothing.
  *
  * Scale: records of experiments carry `scale`; a builder shows one scale: the one asked for, else the
- * largest one recorded (gpu > small > smoke). The scale is in every title.
+ * largest one recorded (large > gpu > small > smoke; the noise figures: the largest that compares MambaByte
+ * with the subword Mamba, noiseScale). The scale is in every title.
  *
  * Tables are reshaped with arquero and written as markdown; statistics (means, deviations, extents) use
  * d3-array.

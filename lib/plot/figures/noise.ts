@@ -15,6 +15,7 @@ import {
   halfNote,
   latestBy,
   scaleNote,
+  seedNote,
   sig,
   signed,
   topTitle,
@@ -33,11 +34,25 @@ export function noiseScale(all: Rec[], wanted?: string): string | undefined {
   if (wanted) return wanted;
   const compares = (scale: string) => {
     const at = all.filter((r) => r.scale === scale);
-    return [...new Set(at.map((r) => r.domain))].some((d) =>
-      ["mambabyte", "mamba_subword"].every((k) => at.some((r) => r.domain === d && r.model_kind === k))
-    );
+    return [...new Set(at.map((r) => r.domain))].some((d) => comparesOn(at, d));
   };
   return SCALES_LARGEST_FIRST.find(compares) ?? chooseScale(all);
+}
+
+/** Whether a scale's records on `domain` hold both models the paper compares under noise. */
+const comparesOn = (recs: Rec[], domain: unknown) =>
+  ["mambabyte", "mamba_subword"].every((k) => recs.some((r) => r.domain === domain && r.model_kind === k));
+
+/**
+ * The domain the noise table, figures and the README's verdict show (one scale's records): books (the PG19
+ * stand-in) where it holds both compared models, else the first domain that does, else books where
+ * recorded, else the first domain (the noise_domains table has every domain).
+ */
+export function noiseDomain(recs: Rec[]): string | undefined {
+  const domains = [...new Set(recs.map((r) => r.domain as string))];
+  const both = domains.filter((d) => comparesOn(recs, d));
+  if (both.length) return both.includes("books") ? "books" : both[0];
+  return domains.includes("books") ? "books" : domains[0];
 }
 
 const settingName = (r: Rec) => (r.noise === "none" ? "clean" : `${r.noise.replace("_", " ")} p=${r.p}`);
@@ -54,8 +69,7 @@ function noiseRecords(
   const scale = noiseScale(all, wanted);
   if (!scale) return undefined;
   const atScale = latestBy(all.filter((r) => r.scale === scale), (r) => `${r.model_dir}|${r.noise}|${r.p}`);
-  const domains = [...new Set(atScale.map((r) => r.domain as string))];
-  const domain = domains.includes("books") ? "books" : domains[0];
+  const domain = noiseDomain(atScale);
   const recs = atScale.filter((r) => r.domain === domain);
   if (!recs.length) return undefined;
   // one entry per model, in the order MambaByte, subword Mamba, others
@@ -146,7 +160,7 @@ registerFigure({
           `bpb: bits per byte of the noisy text; word PPL: exp(nats of the noisy text / words of the CLEAN text); Δ: noisy − clean, ×: noisy / clean. ` +
           `Paper columns: PG19 word-perplexity increase [S] (clean row: the paper's test perplexity). ${
             scaleNote(scale)
-          }${halfNote(recs)}`,
+          }${halfNote(recs)}${seedNote(recs)}`,
       },
     };
   },
