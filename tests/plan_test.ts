@@ -926,24 +926,35 @@ Deno.test("cli reproduce --plan: a sweep rate that diverges is recorded as an ou
   await Deno.remove(tmp, { recursive: true });
 });
 
+/** A noise record of `kind` on `domain` at `scale` whose word perplexity grows `ratio` times (clean: 100). */
+const noiseRecord = (
+  scale: string,
+  domain: string,
+  kind: string,
+  noise: string,
+  p: number,
+  ratio: number,
+) => ({
+  experiment: "noise",
+  scale,
+  domain,
+  model_kind: kind,
+  model_dir: `runs/${scale}/${domain}/${kind}/model`,
+  label: kind === "mambabyte" ? "MambaByte" : "Mamba (subword)",
+  noise,
+  p,
+  bits_per_byte: 2,
+  delta_bits_per_byte: 0,
+  word_perplexity: 100 * ratio,
+  delta_word_perplexity: 100 * (ratio - 1),
+  ratio_word_perplexity: ratio,
+  words: 1000,
+  seed: 0,
+});
+
 Deno.test("noise on several domains: the noise table keeps books, noise_domains counts each domain's settings", async () => {
-  const rec = (domain: string, kind: string, noise: string, p: number, ratio: number) => ({
-    experiment: "noise",
-    scale: "large",
-    domain,
-    model_kind: kind,
-    model_dir: `runs/${domain}/${kind}/model`,
-    label: kind === "mambabyte" ? "MambaByte" : "Mamba (subword)",
-    noise,
-    p,
-    bits_per_byte: 2,
-    delta_bits_per_byte: 0,
-    word_perplexity: 100 * ratio,
-    delta_word_perplexity: 100 * (ratio - 1),
-    ratio_word_perplexity: ratio,
-    words: 1000,
-    seed: 0,
-  });
+  const rec = (domain: string, kind: string, noise: string, p: number, ratio: number) =>
+    noiseRecord("large", domain, kind, noise, p, ratio);
   const noise = ["books", "code"].flatMap((d) => [
     rec(d, "mambabyte", "none", 0, 1),
     rec(d, "mamba_subword", "none", 0, 1),
@@ -970,23 +981,8 @@ Deno.test("noise on several domains: the noise table keeps books, noise_domains 
 });
 
 Deno.test("noise: the figures and the README's verdict read the largest scale comparing MambaByte with the subword Mamba", async () => {
-  const rec = (scale: string, kind: string, noise: string, p: number, ratio: number) => ({
-    experiment: "noise",
-    scale,
-    domain: "books",
-    model_kind: kind,
-    model_dir: `runs/${scale}/${kind}/model`,
-    label: kind === "mambabyte" ? "MambaByte" : "Mamba (subword)",
-    noise,
-    p,
-    bits_per_byte: 2,
-    delta_bits_per_byte: 0,
-    word_perplexity: 100 * ratio,
-    delta_word_perplexity: 100 * (ratio - 1),
-    ratio_word_perplexity: ratio,
-    words: 1000,
-    seed: 0,
-  });
+  const rec = (scale: string, kind: string, noise: string, p: number, ratio: number) =>
+    noiseRecord(scale, "books", kind, noise, p, ratio);
   // gpu: both models, MambaByte growing less in 1 of 2 settings; large: MambaByte alone (its copy came back
   // first), growing less than the gpu subword Mamba everywhere, which must not count
   const gpu = [
@@ -1028,10 +1024,10 @@ Deno.test("noise: the figures and the README's verdict read the largest scale co
   // at large, books holds MambaByte alone (a seed's copy) and code holds both: the verdict and the figures
   // read code there, not books
   const code = [
-    { ...rec("large", "mambabyte", "none", 0, 1), domain: "code", model_dir: "runs/code/mb" },
-    { ...rec("large", "mambabyte", "drop", 0.05, 3), domain: "code", model_dir: "runs/code/mb" },
-    { ...rec("large", "mamba_subword", "none", 0, 1), domain: "code", model_dir: "runs/code/ms" },
-    { ...rec("large", "mamba_subword", "drop", 0.05, 2), domain: "code", model_dir: "runs/code/ms" },
+    noiseRecord("large", "code", "mambabyte", "none", 0, 1),
+    noiseRecord("large", "code", "mambabyte", "drop", 0.05, 3),
+    noiseRecord("large", "code", "mamba_subword", "none", 0, 1),
+    noiseRecord("large", "code", "mamba_subword", "drop", 0.05, 2),
   ];
   assert.equal(noiseScale([...gpu, ...large, ...code]), "large");
   assert.equal(noiseDomain([...large, ...code]), "code");
