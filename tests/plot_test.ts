@@ -235,6 +235,7 @@ Deno.test("legendInside: the legend goes where no series runs (corners first), e
   assert.ok(legendInside(grouped, frame).yRange);
   p = legendInside(grouped, { ...frame, groupGap: 0 });
   assert.deepEqual([p.legend.xanchor, p.legend.y, p.yRange], ["right", 0.99, undefined]);
+  assert.equal(p.legend.tracegroupgap, 0, "the legend drawn has the gap its box was reckoned with");
   // a horizontal reference line is avoided like a series: free top right without it, below it with it
   const flat = [line("a", x, [0, 0, 0, 0, 0]), line("t", [1], [10])];
   assert.equal(legendInside(flat, frame).legend.y, 0.99);

@@ -25,7 +25,10 @@ export interface LegendFrame {
   yType?: "linear" | "log";
   /** The panel's vertical share of the plot area (layout.yaxis.domain), default [0, 1]. */
   yDomain?: [number, number];
-  /** plotly's legend.tracegroupgap where the figure sets it (px between legend groups; plotly's default 10). */
+  /**
+   * px between legend groups (plotly's legend.tracegroupgap, default 10): the placed legend carries it, so the
+   * box reckoned and the legend drawn agree.
+   */
   groupGap?: number;
   /** A legend title (one more row). */
   title?: string;
@@ -165,6 +168,8 @@ export function legendInside(data: Rec[], f: LegendFrame): LegendPlacement {
     orientation: box.orientation,
     ...(box.entrywidth ? { entrywidth: box.entrywidth } : {}),
     bgcolor: "rgba(255,255,255,0.85)",
+    // the gap between legend groups the box was reckoned with
+    ...(f.groupGap !== undefined ? { tracegroupgap: f.groupGap } : {}),
     // a horizontal legend puts its title beside the entries unless told: above them, as the box reckons
     ...(f.title ? { title: { text: f.title, side: "top left" } } : {}),
   });
@@ -198,7 +203,14 @@ export function legendInside(data: Rec[], f: LegendFrame): LegendPlacement {
   }
   // nowhere free: the y range grows so that the data end below the lowest box at the top right (the data
   // keep at least 30% of the height; a legend taller than the panel is left where plotly puts it)
-  if (!boxes.length) return { legend: { bgcolor: "rgba(255,255,255,0.85)" } };
+  if (!boxes.length) {
+    return {
+      legend: {
+        bgcolor: "rgba(255,255,255,0.85)",
+        ...(f.groupGap !== undefined ? { tracegroupgap: f.groupGap } : {}),
+      },
+    };
+  }
   const box = boxes.reduce((a, b) => (b.fh < a.fh ? b : a));
   const room = Math.max(0.3, 1 - box.fh - 0.03);
   return { legend: place("right", top, box), yRange: [y.lo, y.lo + (y.hi - y.lo) / room] };

@@ -4,7 +4,7 @@
  * training FLOPs (the paper's Figure 1 analogue).
  */
 import * as aq from "arquero";
-import { deviation, group } from "d3-array";
+import { deviation, group, mean } from "d3-array";
 import { PAPER_COMPUTE_MATCHED, PAPER_DOMAIN_OF } from "./paper.ts";
 
 import type { RunRecord, UnigramRecord } from "./records.ts";
@@ -130,7 +130,7 @@ export function computeMatchedTable(
   // a model's runs on a domain: one per seed where extra seeds ran (rows of latestRuns(..., allSeeds))
   const cells = group(rows, (r: MatchedRow) => `${r.model}|${r.domain}`) as Map<string, MatchedRow[]>;
   const finite = (rs: MatchedRow[]) => rs.map((r) => r.bits_per_byte).filter(Number.isFinite);
-  const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+  const avg = (xs: number[]) => mean(xs) ?? NaN;
   // each cell the mean over its seeds first, so that a domain with three seeds counts once in a model's
   // order and in its bytes, FLOPs and speed (the mean over domains), as the seedless domains do
   const perDomain = [...cells.values()].map((rs) => ({

@@ -152,11 +152,10 @@ async function standIn<T extends RunLike>(
   run: T,
   seeds: T[],
   runsDir: string,
-  resultsDir: string,
+  evaluated: Map<string, unknown[]>,
   table: string,
   say: (line: string) => void,
 ): Promise<T> {
-  const evaluated = await evaluatedRuns(table, resultsDir);
   const recorded = (r: RunLike) => [...evaluated.keys()].some((k) => k.startsWith(`${r.run}|`));
   if (recorded(run)) return run;
   const entry = (r: RunLike) => r.labels?.entry ?? r.model;
@@ -203,20 +202,21 @@ async function runStage<O extends StageOptions>(
   // a run whose model is not on this machine (trained on a device given back since) gives way to another
   // seed of its entry whose model is, once it has no records of its own: the records name the seed's run
   const seeds = runs.filter((r) => r.scale === opts.scale && r.labels?.seed !== undefined && isTopBudget(r));
+  // the table's records, read once: they choose the stand-ins (with --force too, so a table keeps one seed
+  // of an entry) and, without --force, what is already done
+  const recorded = await evaluatedRuns(stage.table, resultsDir);
   const chosen: typeof picked = [];
-  for (const run of picked) chosen.push(await standIn(run, seeds, runsDir, resultsDir, stage.table, say));
+  for (const run of picked) chosen.push(await standIn(run, seeds, runsDir, recorded, stage.table, say));
   if (!chosen.length) say(`${stage.table}: no runs of ${kinds.join(", ")} recorded at scale ${opts.scale}`);
-  const evaluated = opts.force
-    ? new Map<string, Record<string, unknown>[]>()
-    : await evaluatedRuns(stage.table, resultsDir);
+  const evaluated = opts.force ? new Map<string, Record<string, unknown>[]>() : recorded;
   const out: Record<string, unknown>[] = [];
   for (const run of chosen) {
     const dir = `${runsDir}/${run.run}/model`;
     // a float16 copy brought back from a device (the run's own checkpoint stayed there) is another model
     // than the run's float32 one: the records of one do not stand for the other
     const weights = await isHalfCopy(dir) ? "float16 copy" : undefined;
-    const before = (evaluated.get(`${run.run}|${run.provenance?.time ?? ""}`) ?? [])
-      .filter((r) => r.weights === weights);
+    const records = evaluated.get(`${run.run}|${run.provenance?.time ?? ""}`) ?? [];
+    const before = records.filter((r) => r.weights === weights);
     if (before.length && (stage.complete?.(before, opts) ?? true)) {
       say(
         `${stage.table}: ${run.run} already evaluated (records in ${resultsDir}/${stage.table}.jsonl; ` +
@@ -228,10 +228,9 @@ async function runStage<O extends StageOptions>(
     // (of its float32 model or of a float16 copy) stay as they are; without any, the other runs are still
     // evaluated, so a device's last call evaluates what it has
     if (!(await pathExists(`${dir}/config.json`))) {
-      const any = evaluated.get(`${run.run}|${run.provenance?.time ?? ""}`) ?? [];
       say(
-        any.length
-          ? `${stage.table}: ${run.run} has ${any.length} records and its model is not in ${
+        records.length
+          ? `${stage.table}: ${run.run} has ${records.length} records and its model is not in ${
             repoRelative(dir)
           }: left as they are`
           : `${stage.table}: ${run.run} is not evaluated: its model is not in ${repoRelative(dir)} (bring ` +

@@ -67,13 +67,13 @@ export function splitByLadder(
   domain: string,
 ): { ladder: RunRecord[]; variants: RunRecord[] } {
   const mine = top.filter((r) => r.domain === domain);
+  const entry = (r: RunRecord) => String(r.labels?.entry ?? r.model);
   const laddered = new Set(
     all.filter((r) =>
       r.scale === scale && r.domain === domain && r.labels?.plan === "compute-matched" &&
       r.labels?.sweep === undefined && budgetOf(r) < 1
-    ).map((r) => String(r.labels?.entry ?? r.model)),
+    ).map(entry),
   );
-  const entry = (r: RunRecord) => String(r.labels?.entry ?? r.model);
   const ladder = mine.filter((r) => laddered.has(entry(r)));
   // no laddered entry at the top budget yet (lower rungs only): nothing to set the variants beside
   if (!ladder.length) return { ladder: mine, variants: [] };
@@ -209,7 +209,7 @@ export function computeMatchedFigure(
       },
       ...FRAME,
       // inside the plot, where no curve or marker is
-      legend: { ...inside.legend, tracegroupgap: 0 },
+      legend: inside.legend,
     },
   };
 }
