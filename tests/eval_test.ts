@@ -17,7 +17,7 @@ import {
   sequenceNats,
 } from "../lib/eval/extrapolation.ts";
 import { evaluateNoise, NOISE_SETTINGS } from "../lib/eval/noise.ts";
-import { runExperiment } from "../lib/runs/experiment.ts";
+import { loadTrained, runExperiment } from "../lib/runs/experiment.ts";
 import { type ScoreOptions, scoreText, tokenNats } from "../lib/eval/score.ts";
 import { disposeModel, type LanguageModel } from "../lib/models/lm.ts";
 import { disposeState, prefill } from "../lib/models/mamba.ts";
@@ -429,6 +429,51 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
     };
     assert.match(await note("noise"), /Evaluated from float16 copies of the trained weights .*: MB-test\./);
     assert.doesNotMatch(await note("extrapolation"), /float16/);
+  } finally {
+    await Deno.remove(results, { recursive: true });
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});
+
+Deno.test("a run's validation curve: held-out bits per byte at every steps/curve steps and the last, on the validation split's first bytes", async () => {
+  await useBackend("wasm");
+  const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });
+  const runsDir = await Deno.makeTempDir({ prefix: "eval-test-runs-" });
+  try {
+    const spec = {
+      name: "t/smoke/books/mambabyte_curve",
+      model: "mambabyte",
+      config: { d_model: 16, n_layer: 1 },
+      domain: "books" as const,
+      scale: "smoke",
+      train: { batch: 2, length: 32, lr: 3e-3, warmup: 1, seed: 0, steps: 5 },
+      eval: { maxBytes: 256, curve: 2, curveBytes: 300 },
+    };
+    const run = await runExperiment(spec, { resultsDir: results, runsDir, quiet: true });
+    const flopsPerStep = run.train_flops / 5;
+    // every ceil(5 / 2) = 3 steps, and the last
+    assert.deepEqual(run.val_curve!.map(([s, f]) => [s, f]), [[3, 3 * flopsPerStep], [5, 5 * flopsPerStep]]);
+    // the last point is the trained model's score of the validation split's first 300 bytes, scored as the
+    // run scores (windows of the training length, the run's evaluation batch)
+    const validation = (await readSplit("data/samples/books/validation")).subarray(0, 300);
+    const { model } = await loadTrained(`${runsDir}/${spec.name}/model`);
+    try {
+      const bpb = (await scoreText(model, validation, { window: 32, batch: run.eval.batch })).bits_per_byte;
+      assert.ok(Math.abs(run.val_curve![1][2] - bpb) < 1e-6, `${run.val_curve![1][2]} against ${bpb}`);
+      assert.notEqual(run.val_curve![0][2], run.val_curve![1][2], "two states of the model");
+    } finally {
+      disposeModel(model);
+    }
+    // a run scored on the validation split (a sweep's) takes no curve
+    const sweep = await runExperiment(
+      {
+        ...spec,
+        name: "t/smoke/books/sweep/mambabyte_curve",
+        eval: { ...spec.eval, split: "validation" as const },
+      },
+      { resultsDir: results, runsDir, quiet: true },
+    );
+    assert.equal(sweep.val_curve, undefined);
   } finally {
     await Deno.remove(results, { recursive: true });
     await Deno.remove(runsDir, { recursive: true });

@@ -35,6 +35,13 @@ export interface RunRecord {
   final_train_bpb: number;
   /** The training curve, about 50 points: [step, training FLOPs so far, train bits-per-byte (mean of the steps since the previous point)]. */
   curve: [number, number, number][];
+  /**
+   * Held-out bits per byte measured while training (the plan scale's `eval.curve`): [step, training FLOPs so
+   * far, bits per byte of the first `eval.curveBytes` of the validation split], the last at the final step;
+   * absent where the scale asks for none or the domain has no validation split. A curve that turns up while
+   * the training curve keeps falling is a model memorising its training split.
+   */
+  val_curve?: [number, number, number][];
   eval: {
     split: string;
     bytes: number;

@@ -81,6 +81,13 @@ export interface RunSpec {
     /** Score at most this many bytes of the test split (default: all). */
     maxBytes?: number;
     split?: "test" | "validation";
+    /**
+     * Points of a validation curve (the record's `val_curve`): while training, every steps / curve steps and
+     * at the last, score the first `curveBytes` (default 65,536) of the validation split. Runs scored on the
+     * validation split (sweeps) and domains without one take none.
+     */
+    curve?: number;
+    curveBytes?: number;
   };
   /** Free-form labels copied into the record (e.g. the plan's group). */
   labels?: Record<string, unknown>;
@@ -301,6 +308,17 @@ export async function domainText(
   };
 }
 
+/**
+ * The first `bytes` bytes of a domain's validation split (its documents joined as the test split's are), or
+ * undefined where the domain has none.
+ */
+async function validationText(domain: Domain, scale: string, dataDir: string = DATA_DIR, bytes: number) {
+  const loc = await dataLocation(scale, dataDir);
+  if (!(await pathExists(`${loc.dir}/${domain}/validation`))) return undefined;
+  const text = joinDocuments((await readCheckedDocuments(loc, domain, "validation")).map((d) => d.bytes));
+  return text.subarray(0, bytes);
+}
+
 /** Bytes of the training split a domain's BPE tokenizer learns its merges from. */
 export const TOKENIZER_TRAIN_BYTES = 4 << 20;
 
@@ -395,6 +413,11 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       );
     }
     opts.onStart?.({ steps, batch: t.batch, length: t.length, bytesPerToken });
+    const window = spec.eval.window ?? t.length;
+    const batch = spec.eval.batch ?? evalBatch(t.batch, t.length, window);
+    const heldOut = text.evalSplit === "test" && spec.eval.curve
+      ? await validationText(spec.domain, spec.scale, opts.dataDir, spec.eval.curveBytes ?? 65536)
+      : undefined;
     let result: TrainerResult;
     try {
       result = await train(model, ids, {
@@ -412,6 +435,15 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
         logEvery: opts.quiet ? 0 : (opts.logEvery ?? Math.max(1, Math.round(steps / 20))),
         engine: opts.engine,
         onStep: opts.onStep,
+        ...(heldOut
+          ? {
+            validate: {
+              every: Math.max(1, Math.ceil(steps / spec.eval.curve!)),
+              score: async (m: LanguageModel) =>
+                (await scoreText(m, heldOut, { window, tokenizer, batch })).bits_per_byte,
+            },
+          }
+          : {}),
       });
     } catch (e) {
       // a diverged run is an outcome (a learning-rate sweep counts it), recorded before it is reported
@@ -444,10 +476,8 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       await atomicWriteFile(`${runDir}/model/tokenizer.json`, JSON.stringify(tokenizer.toJSON()) + "\n");
     }
     const test = spec.eval.maxBytes ? text.test.subarray(0, spec.eval.maxBytes) : text.test;
-    const window = spec.eval.window ?? t.length;
     say(`evaluating ${spec.name} on ${test.length} bytes of the ${text.evalSplit} split...`);
     const t0 = performance.now();
-    const batch = spec.eval.batch ?? evalBatch(t.batch, t.length, window);
     const score = await scoreText(model, test, {
       window,
       tokenizer,
@@ -478,6 +508,19 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       engine: result.engine,
       final_train_bpb: result.log.at(-1)?.bits_per_byte ?? NaN,
       curve: downsampleCurve(result.log.map((e) => e.bits_per_byte), flopsPerToken * t.batch * t.length, 50),
+      ...(heldOut
+        ? {
+          val_curve: result.log.flatMap((e) =>
+            e.val_bits_per_byte === undefined ? [] : [
+              [e.step, e.step * flopsPerToken * t.batch * t.length, e.val_bits_per_byte] as [
+                number,
+                number,
+                number,
+              ],
+            ]
+          ),
+        }
+        : {}),
       eval: evalRecord(
         score,
         text.evalSplit,

@@ -71,7 +71,8 @@ export interface PlanScale {
   warmup: number;
   seed: number;
   vocab: number;
-  eval: { maxBytes?: number; window?: number; batch?: number };
+  /** How runs are scored (RunSpec.eval): `curve` points of held-out bits per byte along each run. */
+  eval: { maxBytes?: number; window?: number; batch?: number; curve?: number; curveBytes?: number };
   models: Record<string, PlanModel>;
   /** Fractions of `flops`, ascending, the last 1 (default [1]: one budget). */
   budgets?: number[];
