@@ -453,6 +453,7 @@ Deno.test("a run's validation curve: held-out bits per byte at every steps/curve
     const flopsPerStep = run.train_flops / 5;
     // every ceil(5 / 2) = 3 steps, and the last
     assert.deepEqual(run.val_curve!.map(([s, f]) => [s, f]), [[3, 3 * flopsPerStep], [5, 5 * flopsPerStep]]);
+    assert.equal(run.val_curve_bytes, 300);
     // the last point is the trained model's score of the validation split's first 300 bytes, scored as the
     // run scores (windows of the training length, the run's evaluation batch)
     const validation = (await readSplit("data/samples/books/validation")).subarray(0, 300);

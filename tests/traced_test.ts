@@ -9,6 +9,7 @@ import { readRecords } from "../lib/results/store.ts";
 import type { ExtrapolationRecord, NoiseRecord, RunRecord, UnigramRecord } from "../lib/results/records.ts";
 import { isTopBudget, unigramOf } from "../lib/results/compute_matched.ts";
 import { buildFigure } from "../lib/plot/figures/mod.ts";
+import { computeMatchedFigure } from "../lib/plot/figures/compute_matched.ts";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/paths.ts";
 
 const runs = await readRecords<RunRecord>("runs", RESULTS_DIR);
@@ -184,6 +185,32 @@ Deno.test("README noise tables: every bits per byte and its increase is the reco
   }
 });
 
+Deno.test("figures: a run's validation curve is drawn in its model's colour, dotted, with the bytes it scores named", () => {
+  const base = runs.find((r) => r.scale === "large" && r.domain === "books" && r.model === "mamba_subword")!;
+  const withCurve: RunRecord = {
+    ...base,
+    val_curve: [[100, 1e13, 3.1], [200, 2e13, 2.9], [300, 3e13, 3.0]],
+    val_curve_bytes: 65536,
+  };
+  const fig = computeMatchedFigure([withCurve], "books", "large");
+  const data = fig.data as {
+    name: string;
+    x: number[];
+    y: number[];
+    line?: { color: string; dash: string };
+  }[];
+  const val = data.find((t) => t.name.endsWith(" (validation)"))!;
+  const train = data.find((t) => t.name.endsWith(" (train)"))!;
+  assert.deepEqual([val.x, val.y], [[1e13, 2e13, 3e13], [3.1, 2.9, 3.0]]);
+  assert.equal(val.line!.color, train.line!.color);
+  assert.equal(val.line!.dash, "dot");
+  assert.match(JSON.stringify(fig.layout), /dotted: validation, its first 64 KB/);
+  // without a curve, neither the trace nor the words
+  const plain = computeMatchedFigure([base], "books", "large");
+  assert.ok(!(plain.data as { name: string }[]).some((t) => t.name.endsWith(" (validation)")));
+  assert.doesNotMatch(JSON.stringify(plain.layout), /validation/);
+});
+
 Deno.test("figures: the compute-matched markers and curves and the noise bars are their records' values", async () => {
   for (const domain of ["books", "code"]) {
     const built = await buildFigure(`compute_matched_${domain}`, { resultsDir: RESULTS_DIR });
@@ -215,7 +242,7 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
         customdata?: number[];
       }[]
     ) {
-      const name = trace.name.replace(/: \d+\.\d+( †)?$/, "").replace(/ \(train\)$/, "");
+      const name = trace.name.replace(/: \d+\.\d+( †)?$/, "").replace(/ \((train|validation)\)$/, "");
       const rec = byLabel.get(name);
       assert.ok(rec, `${domain}: a trace named "${trace.name}" has no record`);
       if (trace.mode === "markers") {
@@ -227,6 +254,11 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
         );
         assert.ok(Math.abs(trace.x[0] / rec.train_flops - 1) < 0.12, `${trace.name}: x near its FLOPs`);
         marked.add(name);
+      } else if (trace.name.endsWith(" (validation)")) {
+        assert.deepEqual([trace.x, trace.y], [
+          rec.val_curve!.map((c) => c[1]),
+          rec.val_curve!.map((c) => c[2]),
+        ]);
       } else {
         assert.deepEqual(trace.x, rec.curve.map((c) => c[1]), `${trace.name}: curve FLOPs`);
         assert.deepEqual(trace.y, rec.curve.map((c) => c[2]), `${trace.name}: curve bits per byte`);

@@ -42,6 +42,8 @@ export interface RunRecord {
    * the training curve keeps falling is a model memorising its training split.
    */
   val_curve?: [number, number, number][];
+  /** Bytes of the validation split each point of `val_curve` scores. */
+  val_curve_bytes?: number;
   eval: {
     split: string;
     bytes: number;

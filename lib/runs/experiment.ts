@@ -510,15 +510,12 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       curve: downsampleCurve(result.log.map((e) => e.bits_per_byte), flopsPerToken * t.batch * t.length, 50),
       ...(heldOut
         ? {
-          val_curve: result.log.flatMap((e) =>
-            e.val_bits_per_byte === undefined ? [] : [
-              [e.step, e.step * flopsPerToken * t.batch * t.length, e.val_bits_per_byte] as [
-                number,
-                number,
-                number,
-              ],
-            ]
+          val_curve: result.log.flatMap((e): [number, number, number][] =>
+            e.val_bits_per_byte === undefined
+              ? []
+              : [[e.step, e.step * flopsPerToken * t.batch * t.length, e.val_bits_per_byte]]
           ),
+          val_curve_bytes: heldOut.length,
         }
         : {}),
       eval: evalRecord(

@@ -164,6 +164,21 @@ export function computeMatchedFigure(
       line: { color, width: 1.5, dash: DASHES[k % DASHES.length] },
       opacity: 0.6,
     });
+    if (r.val_curve?.length) {
+      // held-out bits per byte along the run (the scale's eval.curve): a curve turning up while the training
+      // curve falls is the model memorising its training split
+      data.push({
+        type: "scatter",
+        mode: "lines+markers",
+        name: `${name} (validation)`,
+        legendgroup: name,
+        showlegend: false,
+        x: r.val_curve.map((c) => c[1]),
+        y: r.val_curve.map((c) => c[2]),
+        line: { color, width: 1, dash: "dot" },
+        marker: { color, size: 5 },
+      });
+    }
     data.push({
       type: "scatter",
       mode: "markers",
@@ -182,6 +197,7 @@ export function computeMatchedFigure(
   // a model's curve and marker share a legend group; no gap between groups (plotly's 10 px each would
   // make 8 entries too tall for the panel, and the y range grow to make room)
   const inside = legendInside(data, { ...FRAME, xType: "log", groupGap: 0 });
+  const valBytes = mine.find((r) => r.val_curve?.length)?.val_curve_bytes;
   return {
     data,
     layout: {
@@ -204,7 +220,11 @@ export function computeMatchedFigure(
         exponentformat: "power",
       },
       yaxis: {
-        title: { text: "bits per byte (lines: training batches; markers: test split)" },
+        title: {
+          text: `bits per byte (lines: training batches; ${
+            valBytes ? `dotted: validation, its first ${valBytes >> 10} KB; ` : ""
+          }markers: test split)`,
+        },
         ...(inside.yRange ? { range: inside.yRange, autorange: false } : {}),
       },
       ...FRAME,
