@@ -535,6 +535,18 @@ Deno.test("stages: a run whose model is not here gives way to another seed of it
       // no model of any seed here and no records: not evaluated, and no error (the other runs go on)
       await Deno.remove(`${runsDir}/${runs[1].run}/model`, { recursive: true });
       await Deno.remove(`${runsDir}/${runs[2].run}/model`, { recursive: true });
+      // --force with no model here: seed 0's records are still reported as kept (not "not evaluated")
+      const said: string[] = [], original = console.error;
+      console.error = (...a: unknown[]) => said.push(a.map(String).join(" "));
+      try {
+        await extrapolationStage(runs, { ...opts, quiet: false, resultsDir: other, settings, force: true });
+      } finally {
+        console.error = original;
+      }
+      assert.ok(
+        said.some((l) => /mambabyte has 1 records and its model is not in .*: left as they are$/.test(l)),
+        said.join("\n"),
+      );
       const none = await Deno.makeTempDir({ prefix: "stages-none-" });
       try {
         assert.deepEqual(await extrapolationStage(runs, { ...opts, resultsDir: none, settings }), []);

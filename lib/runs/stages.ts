@@ -215,7 +215,8 @@ async function runStage<O extends StageOptions>(
     // a float16 copy brought back from a device (the run's own checkpoint stayed there) is another model
     // than the run's float32 one: the records of one do not stand for the other
     const weights = await isHalfCopy(dir) ? "float16 copy" : undefined;
-    const records = evaluated.get(`${run.run}|${run.provenance?.time ?? ""}`) ?? [];
+    const key = `${run.run}|${run.provenance?.time ?? ""}`;
+    const records = evaluated.get(key) ?? [];
     const before = records.filter((r) => r.weights === weights);
     if (before.length && (stage.complete?.(before, opts) ?? true)) {
       say(
@@ -228,9 +229,10 @@ async function runStage<O extends StageOptions>(
     // (of its float32 model or of a float16 copy) stay as they are; without any, the other runs are still
     // evaluated, so a device's last call evaluates what it has
     if (!(await pathExists(`${dir}/config.json`))) {
+      const kept = recorded.get(key)?.length ?? 0; // the table's, with --force too
       say(
-        records.length
-          ? `${stage.table}: ${run.run} has ${records.length} records and its model is not in ${
+        kept
+          ? `${stage.table}: ${run.run} has ${kept} records and its model is not in ${
             repoRelative(dir)
           }: left as they are`
           : `${stage.table}: ${run.run} is not evaluated: its model is not in ${repoRelative(dir)} (bring ` +
