@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readRecords } from "../lib/results/store.ts";
 import type { ExtrapolationRecord, NoiseRecord, RunRecord, UnigramRecord } from "../lib/results/records.ts";
 import { isTopBudget, unigramOf } from "../lib/results/compute_matched.ts";
-import { buildFigure } from "../lib/plot/figures/mod.ts";
+import { buildFigure, figureBuilder } from "../lib/plot/figures/mod.ts";
 import { computeMatchedFigure } from "../lib/plot/figures/compute_matched.ts";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/paths.ts";
 
@@ -183,6 +183,30 @@ Deno.test("README noise tables: every bits per byte and its increase is the reco
       }
     }
   }
+});
+
+Deno.test("figures: a domain's compute-matched figure takes the largest scale where that domain compares two models", async () => {
+  const at = (scale: string, model: string) =>
+    runs.find((r) =>
+      r.scale === scale && r.domain === "books" && r.model === model && r.labels?.seed === undefined &&
+      isTopBudget(r)
+    )!;
+  // books' runs standing in for another domain's: two models at the gpu scale, one at the large
+  const asCode = (r: RunRecord) => ({ ...r, domain: "code" });
+  const gpu = [asCode(at("gpu", "mambabyte")), asCode(at("gpu", "transformer"))];
+  const scaleOf = async (rs: RunRecord[]) => {
+    const built = await figureBuilder("compute_matched_code").build({ runs: rs, unigram: [] }, {
+      anchorsDir: "",
+    });
+    return /\((\w+) scale\)/.exec(JSON.stringify((built as { figure: unknown }).figure))?.[1];
+  };
+  assert.equal(await scaleOf([...gpu, asCode(at("large", "mambabyte"))]), "gpu");
+  assert.equal(
+    await scaleOf([...gpu, asCode(at("large", "mambabyte")), asCode(at("large", "transformer"))]),
+    "large",
+  );
+  // no scale compares: the largest with a run
+  assert.equal(await scaleOf([gpu[0], asCode(at("large", "mambabyte"))]), "large");
 });
 
 Deno.test("figures: a run's validation curve is drawn in its model's colour, dotted, with the bytes it scores named", () => {

@@ -27,13 +27,16 @@ function matchedRuns(
 ): { scale: string; runs: RunRecord[] } | undefined {
   const all = (records.runs ?? []) as unknown as RunRecord[];
   // a scale counts once it has top-budget runs (a sweep or a lower rung alone is not a comparison); a
-  // domain's figure takes the largest scale with runs on that domain (the large scale's ladder is on books)
-  const scale = chooseScale(
-    all.filter((r) =>
-      r.labels?.plan === "compute-matched" && isTopBudget(r) && (!domain || r.domain === domain)
-    ) as unknown as Rec[],
-    wanted,
+  // domain's figure takes the largest scale where that domain compares two models or more, so that a
+  // domain's first large-scale run (they come back a few a session) does not hide the smaller scale's
+  // comparison (the large scale's ladder is on books); the largest with any run where none compares
+  const top = all.filter((r) =>
+    r.labels?.plan === "compute-matched" && isTopBudget(r) && (!domain || r.domain === domain)
   );
+  const comparing = domain
+    ? top.filter((r) => new Set(top.filter((o) => o.scale === r.scale).map((o) => o.model)).size >= 2)
+    : top;
+  const scale = chooseScale((comparing.length ? comparing : top) as unknown as Rec[], wanted);
   if (!scale) return undefined;
   const runs = latestRuns(all, scale);
   return runs.length ? { scale, runs } : undefined;
