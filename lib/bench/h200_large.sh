@@ -58,7 +58,10 @@ JOBS=("$D:mambabyte,mambabyte_0.375,mambabyte_8k" "$D:transformer,transformer_eq
   "$D:megabyte" "$D:mamba_subword,mamba_subword_equal_bytes" "$D:perceiver_ar" "$D:transformer_subword")
 # LARGE_JOBS="books:mambabyte_8k books:mambabyte ...": the processes spelled out instead (gpu_plan.sh's
 # DOMAIN:entry,entry, space-separated on one line), when a family's entries need not wait on one another
-# (once its sweep is published): an entry with its seeds in one process, another entry in the next
+# (once its sweep is published): an entry with its seeds in one process, another entry in the next.
+# Fewer processes finish runs within a call: alone on an H100 MambaByte's top budget took 163 s (461 KB/s,
+# 2026-12-06), against 607-1,040 s beside five to seven others, and the card's total was about the same
+# (data/results/gpu-logs/large-2026-12-06-call1); a run still in progress when a machine goes is lost.
 [ -n "${LARGE_JOBS:-}" ] && read -r -a JOBS <<< "$LARGE_JOBS"
 OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) "${JOBS[@]}"
 # LARGE_FINAL=1: what is left of the call once no run can start goes to the evaluation stages (extrapolation,
