@@ -447,7 +447,7 @@ Deno.test("a run's validation curve: held-out bits per byte at every steps/curve
       domain: "books" as const,
       scale: "smoke",
       train: { batch: 2, length: 32, lr: 3e-3, warmup: 1, seed: 0, steps: 5 },
-      eval: { maxBytes: 256, curve: 2, curveBytes: 300 },
+      eval: { maxBytes: 256, valPoints: 2, valBytes: 300 },
     };
     const run = await runExperiment(spec, { resultsDir: results, runsDir, quiet: true });
     const flopsPerStep = run.train_flops / 5;
@@ -464,6 +464,53 @@ Deno.test("a run's validation curve: held-out bits per byte at every steps/curve
       assert.notEqual(run.val_curve![0][2], run.val_curve![1][2], "two states of the model");
     } finally {
       disposeModel(model);
+    }
+    // a run stopped at its last step (before that step's checkpoint: the last one is step 4's) and resumed
+    // records the same curve, its step-3 point read back from the run's log
+    const stopped = {
+      ...spec,
+      name: "t/smoke/books/mambabyte_curve_resumed",
+      train: { ...spec.train, checkpointEvery: 2 },
+    };
+    await assert.rejects(() =>
+      runExperiment(stopped, {
+        resultsDir: results,
+        runsDir,
+        quiet: true,
+        onStep: (e) => {
+          if (e.step === 5) throw new Error("stop here");
+        },
+      }), /stop here/);
+    const resumed = await runExperiment(stopped, { resultsDir: results, runsDir, quiet: true });
+    assert.equal(resumed.val_curve!.length, 2);
+    for (const [i, p] of resumed.val_curve!.entries()) {
+      assert.deepEqual(p.slice(0, 2), run.val_curve![i].slice(0, 2));
+      assert.ok(
+        Math.abs(p[2] - run.val_curve![i][2]) < 1e-6,
+        `point ${i}: ${p[2]} against ${run.val_curve![i][2]}`,
+      );
+    }
+    // a subword model: its points score the same bytes through its tokenizer, its FLOPs count tokens
+    const sub = await runExperiment({
+      ...spec,
+      name: "t/smoke/books/mamba_subword_curve",
+      model: "mamba_subword",
+      vocab: 300,
+    }, { resultsDir: results, runsDir, quiet: true });
+    assert.equal(sub.val_curve!.at(-1)![1], sub.train_flops);
+    const trained = await loadTrained(`${runsDir}/t/smoke/books/mamba_subword_curve/model`);
+    try {
+      const bpb = (await scoreText(trained.model, validation, {
+        window: 32,
+        batch: sub.eval.batch,
+        tokenizer: trained.tokenizer,
+      })).bits_per_byte;
+      assert.ok(
+        Math.abs(sub.val_curve!.at(-1)![2] - bpb) < 1e-6,
+        `${sub.val_curve!.at(-1)![2]} against ${bpb}`,
+      );
+    } finally {
+      disposeModel(trained.model);
     }
     // a run scored on the validation split (a sweep's) takes no curve
     const sweep = await runExperiment(

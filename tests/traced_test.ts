@@ -10,6 +10,7 @@ import type { ExtrapolationRecord, NoiseRecord, RunRecord, UnigramRecord } from 
 import { isTopBudget, unigramOf } from "../lib/results/compute_matched.ts";
 import { buildFigure, figureBuilder } from "../lib/plot/figures/mod.ts";
 import { computeMatchedFigure } from "../lib/plot/figures/compute_matched.ts";
+import { resultsSection } from "../lib/plot/readme.ts";
 import { REPO_ROOT, RESULTS_DIR } from "../lib/paths.ts";
 
 const runs = await readRecords<RunRecord>("runs", RESULTS_DIR);
@@ -209,6 +210,27 @@ Deno.test("figures: a domain's compute-matched figure takes the largest scale wh
   assert.equal(await scaleOf([gpu[0], asCode(at("large", "mambabyte"))]), "large");
 });
 
+Deno.test("README: every compute-matched figure it links exists and shows the scale its link and heading name", async () => {
+  const md = await resultsSection(RESULTS_DIR);
+  const links = [
+    ...md.matchAll(
+      /!\[bits per byte against training FLOPs, (\w+), (\w+) scale[^\]]*\]\(figures\/(compute_matched_\w+)\.png\)/g,
+    ),
+  ];
+  // code's only large-scale run is MambaByte's: its figure stays at the gpu scale, which compares seven models
+  assert.ok(links.some(([, d, sc]) => d === "code" && sc === "gpu"), "code's figure under the gpu scale");
+  for (const [, domain, scale, name] of links) {
+    const built = await buildFigure(name, { resultsDir: RESULTS_DIR });
+    assert.ok(built && "figure" in built, `${name} is linked but has nothing to draw`);
+    assert.match(JSON.stringify(built.figure.layout), new RegExp(`${domain} \\(${scale} scale\\)`), name);
+    // under its scale's heading
+    const at = md.indexOf(`](figures/${name}.png)`);
+    const heading =
+      [...md.slice(0, at).matchAll(/### Compute-matched test bits-per-byte, ([^\n]+)/g)].at(-1)?.[1] ?? "";
+    assert.match(heading, new RegExp(scale), `${name} under "${heading}"`);
+  }
+});
+
 Deno.test("figures: a run's validation curve is drawn in its model's colour, dotted, with the bytes it scores named", () => {
   const base = runs.find((r) => r.scale === "large" && r.domain === "books" && r.model === "mamba_subword")!;
   const withCurve: RunRecord = {
@@ -227,8 +249,8 @@ Deno.test("figures: a run's validation curve is drawn in its model's colour, dot
   const train = data.find((t) => t.name.endsWith(" (train)"))!;
   assert.deepEqual([val.x, val.y], [[1e13, 2e13, 3e13], [3.1, 2.9, 3.0]]);
   assert.equal(val.line!.color, train.line!.color);
-  assert.equal(val.line!.dash, "dot");
-  assert.match(JSON.stringify(fig.layout), /dotted: validation, its first 64 KB/);
+  assert.equal(val.line!.dash, "longdash");
+  assert.match(JSON.stringify(fig.layout), /open circles: validation \(its first 64 KB\)/);
   // without a curve, neither the trace nor the words
   const plain = computeMatchedFigure([base], "books", "large");
   assert.ok(!(plain.data as { name: string }[]).some((t) => t.name.endsWith(" (validation)")));

@@ -384,3 +384,28 @@ Deno.test("CLI train rejects bad input with one clear line", async () => {
   assert.equal(bad.code, 2);
   assert.match(new TextDecoder().decode(bad.stderr), /unknown model "gpt9"|no size presets for model "gpt9"/);
 });
+
+Deno.test("validation time is not training time: the wall time and bytes/s a run records leave it out", async () => {
+  await useBackend("cpu");
+  const data = new Uint8Array(4096).map((_, i) => (i * 31) % 251);
+  const model = createModel("mambabyte", { d_model: 16, n_layer: 1 }, 0);
+  try {
+    const pause = 600; // ms each validation takes, two of them (steps 2 and 4)
+    const t0 = performance.now();
+    const run = await train(model, data, {
+      steps: 4,
+      batch: 2,
+      length: 32,
+      lr: 1e-3,
+      warmup: 1,
+      seed: 0,
+      validate: { every: 2, score: () => new Promise((ok) => setTimeout(() => ok(1), pause)) },
+    });
+    const outside = (performance.now() - t0) / 1000;
+    // timers never fire early, so the 1.2 s of validation are at least that much of what passed outside
+    assert.ok(run.wall_s <= outside - 2 * pause / 1000, `wall ${run.wall_s} s against ${outside} s outside`);
+    assert.ok(run.log.every((e) => e.wall_s <= run.wall_s));
+  } finally {
+    disposeModel(model);
+  }
+});

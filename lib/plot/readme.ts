@@ -22,7 +22,7 @@ import { readRecords } from "../results/store.ts";
 import { speculativeBounds } from "../results/speculative.ts";
 import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import { buildFigure } from "./figures/mod.ts";
-import { splitByLadder } from "./figures/compute_matched.ts";
+import { domainFigureScale, FIGURE_DOMAINS, splitByLadder } from "./figures/compute_matched.ts";
 import { noiseDomain, noiseScale } from "./figures/noise.ts";
 import { RESULTS_DIR } from "../paths.ts";
 import type { RunRecord, UnigramRecord } from "../results/records.ts";
@@ -116,7 +116,24 @@ export async function resultsSection(
       "",
       ...defectNote(mine),
     );
-    if (i > 0) continue;
+    // each domain's figures under the scale they show (compute_matched.ts domainFigureScale)
+    const figures = FIGURE_DOMAINS.flatMap((d) => {
+      if (domainFigureScale(runs, d) !== scale) return [];
+      const links = [
+        `![bits per byte against training FLOPs, ${d}, ${scale} scale](${figuresLink}/compute_matched_${d}.png)`,
+      ];
+      // the single-budget variants (equal bytes, context 8192), where the domain has any
+      if (splitByLadder(runs, mine, scale, d).variants.length) {
+        links.push(
+          `![bits per byte against training FLOPs, ${d}, ${scale} scale: equal bytes and longer context](${figuresLink}/compute_matched_${d}_variants.png)`,
+        );
+      }
+      return links;
+    });
+    if (i > 0) {
+      if (figures.length) out.push(...figures, "");
+      continue;
+    }
     const paper = paperSetupTable(runs, scale, OUR_OPTIMIZER);
     out.push(
       `### How the runs were trained, ${SCALE_TEXT[scale]}`,
@@ -127,19 +144,7 @@ export async function resultsSection(
       "",
       ...(paper ? [tableMarkdown(paper).trim(), ""] : []),
     );
-    for (const d of [...new Set(mine.map((r) => r.domain))]) {
-      out.push(
-        `![bits per byte against training FLOPs, ${d}, ${scale} scale](${figuresLink}/compute_matched_${d}.png)`,
-      );
-      // the single-budget variants (equal bytes, context 8192), where the domain has any
-      const { variants } = splitByLadder(runs, mine, scale, d);
-      if (variants.length) {
-        out.push(
-          `![bits per byte against training FLOPs, ${d}, ${scale} scale: equal bytes and longer context](${figuresLink}/compute_matched_${d}_variants.png)`,
-        );
-      }
-    }
-    out.push("");
+    out.push(...figures, "");
     // a scale with a budget ladder: its curves (the paper's Figure 1) and the sweeps that set the rates
     if (ladderPoints(runs, scale, "books", "compute-matched", unigram).length) {
       out.push(

@@ -36,8 +36,8 @@ export interface RunRecord {
   /** The training curve, about 50 points: [step, training FLOPs so far, train bits-per-byte (mean of the steps since the previous point)]. */
   curve: [number, number, number][];
   /**
-   * Held-out bits per byte measured while training (the plan scale's `eval.curve`): [step, training FLOPs so
-   * far, bits per byte of the first `eval.curveBytes` of the validation split], the last at the final step;
+   * Held-out bits per byte measured while training (the plan scale's `eval.valPoints`): [step, training FLOPs so
+   * far, bits per byte of the first `eval.valBytes` of the validation split], the last at the final step;
    * absent where the scale asks for none or the domain has no validation split. A curve that turns up while
    * the training curve keeps falling is a model memorising its training split.
    */

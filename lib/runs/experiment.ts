@@ -82,12 +82,12 @@ export interface RunSpec {
     maxBytes?: number;
     split?: "test" | "validation";
     /**
-     * Points of a validation curve (the record's `val_curve`): while training, every steps / curve steps and
-     * at the last, score the first `curveBytes` (default 65,536) of the validation split. Runs scored on the
-     * validation split (sweeps) and domains without one take none.
+     * Points of a validation curve (the record's `val_curve`): while training, every ceil(steps / valPoints)
+     * steps and at the last, score the first `valBytes` (default 65,536) of the validation split. Runs scored
+     * on the validation split (sweeps) and domains without one take none.
      */
-    curve?: number;
-    curveBytes?: number;
+    valPoints?: number;
+    valBytes?: number;
   };
   /** Free-form labels copied into the record (e.g. the plan's group). */
   labels?: Record<string, unknown>;
@@ -312,7 +312,7 @@ export async function domainText(
  * The first `bytes` bytes of a domain's validation split (its documents joined as the test split's are), or
  * undefined where the domain has none.
  */
-async function validationText(domain: Domain, scale: string, dataDir: string = DATA_DIR, bytes: number) {
+async function validationText(domain: Domain, scale: string, bytes: number, dataDir: string = DATA_DIR) {
   const loc = await dataLocation(scale, dataDir);
   if (!(await pathExists(`${loc.dir}/${domain}/validation`))) return undefined;
   const text = joinDocuments((await readCheckedDocuments(loc, domain, "validation")).map((d) => d.bytes));
@@ -415,8 +415,14 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
     opts.onStart?.({ steps, batch: t.batch, length: t.length, bytesPerToken });
     const window = spec.eval.window ?? t.length;
     const batch = spec.eval.batch ?? evalBatch(t.batch, t.length, window);
-    const heldOut = text.evalSplit === "test" && spec.eval.curve
-      ? await validationText(spec.domain, spec.scale, opts.dataDir, spec.eval.curveBytes ?? 65536)
+    for (const k of ["valPoints", "valBytes"] as const) {
+      const v = spec.eval[k];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1)) {
+        throw new RangeError(`run ${spec.name}: eval.${k} must be an integer >= 1 (got ${v})`);
+      }
+    }
+    const heldOut = text.evalSplit === "test" && spec.eval.valPoints
+      ? await validationText(spec.domain, spec.scale, spec.eval.valBytes ?? 65536, opts.dataDir)
       : undefined;
     let result: TrainerResult;
     try {
@@ -438,7 +444,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
         ...(heldOut
           ? {
             validate: {
-              every: Math.max(1, Math.ceil(steps / spec.eval.curve!)),
+              every: Math.ceil(steps / spec.eval.valPoints!),
               score: async (m: LanguageModel) =>
                 (await scoreText(m, heldOut, { window, tokenizer, batch })).bits_per_byte,
             },

@@ -72,7 +72,7 @@ export interface PlanScale {
   seed: number;
   vocab: number;
   /** How runs are scored (RunSpec.eval): `curve` points of held-out bits per byte along each run. */
-  eval: { maxBytes?: number; window?: number; batch?: number; curve?: number; curveBytes?: number };
+  eval: { maxBytes?: number; window?: number; batch?: number; valPoints?: number; valBytes?: number };
   models: Record<string, PlanModel>;
   /** Fractions of `flops`, ascending, the last 1 (default [1]: one budget). */
   budgets?: number[];
@@ -157,6 +157,12 @@ export async function readPlan(name = "compute-matched"): Promise<Plan> {
     }
     if (s.warmup_fraction !== undefined && !(s.warmup_fraction >= 0 && s.warmup_fraction < 1)) {
       throw bad(`${at}.warmup_fraction`, "must be a fraction in [0, 1)");
+    }
+    for (const k of ["valPoints", "valBytes"] as const) {
+      const v = s.eval?.[k];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1)) {
+        throw bad(`${at}.eval.${k}`, "must be an integer >= 1");
+      }
     }
     if (s.min_steps !== undefined && !(Number.isInteger(s.min_steps) && s.min_steps >= 1)) {
       throw bad(`${at}.min_steps`, "must be an integer >= 1");

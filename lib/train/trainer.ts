@@ -380,7 +380,11 @@ export async function train(
     };
 
     const t0 = performance.now();
-    const elapsed = () => wallBefore + (performance.now() - t0) / 1000;
+    // seconds spent scoring validation text (cfg.validate) are not training time: the wall time and the
+    // bytes/s that runs record (and that time_left.ts predicts from) leave them out
+    let validatingS = 0;
+    const trainingS = () => (performance.now() - t0) / 1000 - validatingS;
+    const elapsed = () => wallBefore + trainingS();
     logFile = runDir ? await Deno.open(`${runDir}/${TRAIN_LOG}`, { append: true }) : undefined;
     // A step's outcome (loss, norm) may arrive after later steps were queued (the native engine reads
     // them back every runner.window steps); they are logged in order as they settle.
@@ -401,19 +405,20 @@ export async function train(
           bits_per_byte: loss / bytesPerToken / Math.LN2,
           lr: p.lr,
           grad_norm: gradNorm,
-          bytes_per_s: (tokensSeen - start * cfg.batch * cfg.length) * bytesPerToken /
-            ((performance.now() - t0) / 1000),
+          bytes_per_s: (tokensSeen - start * cfg.batch * cfg.length) * bytesPerToken / trainingS(),
           wall_s: elapsed(),
         };
         if (v && (p.step % v.every === 0 || p.step === cfg.steps)) {
+          const v0 = performance.now();
           await runner!.sync(); // the model's variables hold this step's parameters
           entry.val_bits_per_byte = await v.score(model);
+          validatingS += (performance.now() - v0) / 1000;
         }
         log.push(entry);
         await logFile?.write(new TextEncoder().encode(JSON.stringify(entry) + "\n"));
         await cfg.onStep?.(entry);
         if (cfg.logEvery && (p.step % cfg.logEvery === 0 || p.step === cfg.steps)) {
-          const eta = secondsLeft(p.step - start, cfg.steps - start, (performance.now() - t0) / 1000);
+          const eta = secondsLeft(p.step - start, cfg.steps - start, trainingS());
           console.error(stepLine(entry, cfg.steps, eta));
         }
       }

@@ -20,23 +20,33 @@ import { legendInside } from "../legend.ts";
 
 const unigramRecords = (records: Records) => (records.unigram ?? []) as unknown as UnigramRecord[];
 
+/**
+ * The scale a domain's compute-matched figures show: the largest where that domain's top-budget runs
+ * compare two models or more, so that a domain's first large-scale run (they come back a few a session)
+ * does not hide the smaller scale's comparison; the largest with any run where none compares. The README
+ * places the figures under this scale's heading (plot/readme.ts).
+ */
+export function domainFigureScale(all: RunRecord[], domain: string, wanted?: string): string | undefined {
+  const top = all.filter((r) =>
+    r.labels?.plan === "compute-matched" && isTopBudget(r) && r.domain === domain
+  );
+  const comparing = top.filter((r) =>
+    new Set(top.filter((o) => o.scale === r.scale).map((o) => o.model)).size >= 2
+  );
+  return chooseScale((comparing.length ? comparing : top) as unknown as Rec[], wanted);
+}
+
 function matchedRuns(
   records: Records,
   wanted?: string,
   domain?: string,
 ): { scale: string; runs: RunRecord[] } | undefined {
   const all = (records.runs ?? []) as unknown as RunRecord[];
-  // a scale counts once it has top-budget runs (a sweep or a lower rung alone is not a comparison); a
-  // domain's figure takes the largest scale where that domain compares two models or more, so that a
-  // domain's first large-scale run (they come back a few a session) does not hide the smaller scale's
-  // comparison (the large scale's ladder is on books); the largest with any run where none compares
-  const top = all.filter((r) =>
-    r.labels?.plan === "compute-matched" && isTopBudget(r) && (!domain || r.domain === domain)
+  // a scale counts once it has top-budget runs (a sweep or a lower rung alone is not a comparison)
+  const scale = domain ? domainFigureScale(all, domain, wanted) : chooseScale(
+    all.filter((r) => r.labels?.plan === "compute-matched" && isTopBudget(r)) as unknown as Rec[],
+    wanted,
   );
-  const comparing = domain
-    ? top.filter((r) => new Set(top.filter((o) => o.scale === r.scale).map((o) => o.model)).size >= 2)
-    : top;
-  const scale = chooseScale((comparing.length ? comparing : top) as unknown as Rec[], wanted);
   if (!scale) return undefined;
   const runs = latestRuns(all, scale);
   return runs.length ? { scale, runs } : undefined;
@@ -88,7 +98,10 @@ export function splitByLadder(
   return { ladder, variants: variants.length ? [...principals, ...variants] : [] };
 }
 
-for (const domain of ["books", "code", "stories", "prose", "latex"]) {
+/** The domains with compute-matched figures, in the README's order (books, the PG19 stand-in, first). */
+export const FIGURE_DOMAINS = ["books", "code", "stories", "prose", "latex"];
+
+for (const domain of FIGURE_DOMAINS) {
   const split = (records: Records, wanted?: string) => {
     const sel = matchedRuns(records, wanted, domain);
     if (!sel || !sel.runs.some((r) => r.domain === domain)) return undefined;
@@ -119,6 +132,10 @@ for (const domain of ["books", "code", "stories", "prose", "latex"]) {
     },
   });
 }
+
+/** A byte count as the subtitle says it: "64 KB", "300 bytes". */
+const sizeText = (n: number) =>
+  n >= 1024 && n % 1024 === 0 ? `${n / 1024} KB` : `${n.toLocaleString("en")} bytes`;
 
 /** The figure's size and margins (the legend's placement reckons with them). */
 const FRAME = { width: 900, height: 520, margin: { l: 80, r: 30, t: 80, b: 80 } };
@@ -168,7 +185,7 @@ export function computeMatchedFigure(
       opacity: 0.6,
     });
     if (r.val_curve?.length) {
-      // held-out bits per byte along the run (the scale's eval.curve): a curve turning up while the training
+      // held-out bits per byte along the run (the scale's eval.valPoints): a curve turning up while the training
       // curve falls is the model memorising its training split
       data.push({
         type: "scatter",
@@ -178,8 +195,9 @@ export function computeMatchedFigure(
         showlegend: false,
         x: r.val_curve.map((c) => c[1]),
         y: r.val_curve.map((c) => c[2]),
-        line: { color, width: 1, dash: "dot" },
-        marker: { color, size: 5 },
+        // long dashes with small open markers: no training curve (DASHES) is drawn so
+        line: { color, width: 1, dash: "longdash" },
+        marker: { color, size: 6, symbol: "circle-open" },
       });
     }
     data.push({
@@ -200,6 +218,7 @@ export function computeMatchedFigure(
   // a model's curve and marker share a legend group; no gap between groups (plotly's 10 px each would
   // make 8 entries too tall for the panel, and the y range grow to make room)
   const inside = legendInside(data, { ...FRAME, xType: "log", groupGap: 0 });
+  // the plan's one setting (every run of a scale scores the same bytes)
   const valBytes = mine.find((r) => r.val_curve?.length)?.val_curve_bytes;
   return {
     data,
@@ -210,9 +229,11 @@ export function computeMatchedFigure(
           part === "variants" ? ": equal bytes and longer context" : ""
         }`,
         subtitle: {
-          text: data.some((d) => String(d.name).endsWith(" †"))
-            ? "legend: model: test bits per byte (†: within 1 bit of the test bytes' unigram entropy)"
-            : "legend: model: test bits per byte",
+          text:
+            (data.some((d) => String(d.name).endsWith(" †"))
+              ? "legend: model: test bits per byte (†: within 1 bit of the test bytes' unigram entropy)"
+              : "legend: model: test bits per byte") +
+            (valBytes ? `; open circles: validation (its first ${sizeText(valBytes)})` : ""),
         },
       },
       xaxis: {
@@ -223,11 +244,7 @@ export function computeMatchedFigure(
         exponentformat: "power",
       },
       yaxis: {
-        title: {
-          text: `bits per byte (lines: training batches; ${
-            valBytes ? `dotted: validation, its first ${valBytes >> 10} KB; ` : ""
-          }markers: test split)`,
-        },
+        title: { text: "bits per byte (lines: training batches; markers: test split)" },
         ...(inside.yRange ? { range: inside.yRange, autorange: false } : {}),
       },
       ...FRAME,
