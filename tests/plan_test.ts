@@ -337,6 +337,11 @@ Deno.test("plan: a bad plan file is refused in one line naming the file and the 
     ],
     [(s) => s.warmup_fraction = 1.5, /scales\.smoke\.warmup_fraction must be a fraction/],
     [(s) => s.min_steps = 0.5, /scales\.smoke\.min_steps must be an integer >= 1/],
+    [(s) => s.eval = { valPoints: 0 }, /scales\.smoke\.eval\.valPoints must be an integer >= 1/],
+    [
+      (s) => s.eval = { valPoints: 6, valBytes: 1.5 },
+      /scales\.smoke\.eval\.valBytes must be an integer >= 1/,
+    ],
     [(s) => s.ladder_domains = ["pg19"], /scales\.smoke\.ladder_domains must list domains/],
     [(s) => s.ladder_domains = ["latex"], /scales\.smoke\.ladder_domains must be among the scale's domains/],
     [(s) => s.extra_seeds = [1, 1], /scales\.smoke\.extra_seeds lists a seed twice/],
