@@ -781,6 +781,16 @@ Deno.test("README verdicts read the top budget once every compared model has it,
   const top = [...ladder, ...baselines.map((e) => rec(e, 1, 2.2))];
   assert.deepEqual(verdictRuns(top), { scale: "large", budget: 1 });
   assert.match(agreement(top, [], [])[2], /books 2\.300 vs best baseline 2\.200\)\. Does not agree\./);
+  // a domain with MambaByte alone so far is not listed beside the one that compares
+  const codeAlone = {
+    ...rec("mambabyte", 1, 1.4),
+    run: "compute-matched/large/code/mambabyte",
+    domain: "code",
+  };
+  assert.match(
+    agreement([...top, codeAlone], [], [])[2],
+    /\(books 2\.300 vs best baseline 2\.200\)\. Does not/,
+  );
   // a scale where the compared models never meet gives way to the next that has them
   assert.deepEqual(verdictRuns([rec("mambabyte", 1, 2.3), ...ladder.slice(-4)]), { scale: "gpu", budget: 1 });
 });

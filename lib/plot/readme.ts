@@ -426,12 +426,15 @@ export function agreement(
       `Here: below all three${measured(["mambabyte", ...byteBaselines])} on ${c1.lower} of ${c1.of} domains${
         c1.within ? `, within noise on ${c1.within}` : ""
       } (${
-        domains.map((d) =>
-          `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs best baseline ${
-            f3(Math.min(...byteBaselines.map((b) => bpb(b, d) ?? Infinity)))
-          }`
-        ).join("; ")
-      }). ` +
+        // the domains that compare: a domain with MambaByte's run alone so far is not listed
+        domains.filter((d) =>
+          bpb("mambabyte", d) !== undefined && byteBaselines.some((b) => bpb(b, d) !== undefined)
+        )
+          .map((d) =>
+            `${d} ${f3(bpb("mambabyte", d) ?? NaN)} vs best baseline ${
+              f3(Math.min(...byteBaselines.map((b) => bpb(b, d) ?? Infinity)))
+            }`
+          ).join("; ")}). ` +
       verdict(c1) + spread(["mambabyte", ...byteBaselines]) + hollow(byteBaselines),
   );
   const c2 = tally("mambabyte_0.375", byteBaselines);

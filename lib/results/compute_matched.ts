@@ -205,7 +205,7 @@ export function computeMatchedTable(
     `over a model's runs on these domains.` +
     (multiSeed ? " Where a model ran several seeds, its cell is their mean ± sample s.d." : "") +
     (scale === "gpu" || scale === "large"
-      ? " Train bytes/s: measured while several runs (one process each) shared the GPU, so they understate one run alone (logs: data/results/gpu-logs)."
+      ? " Train bytes/s: mostly measured while several runs (one process each) shared the GPU, which understates one run alone; a mean over runs may mix the two (the logs say which: data/results/gpu-logs)."
       : "") +
     unigramNote(rows, flagged, cells.size);
   return { columns, rows: out, note };
