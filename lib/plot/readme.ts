@@ -103,6 +103,8 @@ export async function resultsSection(
   );
   // the largest recorded scale with its figures, then the smaller one (table only); smoke runs are a pipeline check
   const matched = ["large", "gpu", "small"].filter((scale) => latestRuns(runs, scale).length);
+  // the scale each domain's figures show (compute_matched.ts domainFigureScale), under whose heading they go
+  const figureScale = new Map(FIGURE_DOMAINS.map((d) => [d, domainFigureScale(runs, d)]));
   for (const [i, scale] of matched.entries()) {
     const mine = latestRuns(runs, scale);
     out.push(
@@ -116,9 +118,8 @@ export async function resultsSection(
       "",
       ...defectNote(mine),
     );
-    // each domain's figures under the scale they show (compute_matched.ts domainFigureScale)
     const figures = FIGURE_DOMAINS.flatMap((d) => {
-      if (domainFigureScale(runs, d) !== scale) return [];
+      if (figureScale.get(d) !== scale) return [];
       const links = [
         `![bits per byte against training FLOPs, ${d}, ${scale} scale](${figuresLink}/compute_matched_${d}.png)`,
       ];

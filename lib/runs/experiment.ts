@@ -396,12 +396,13 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
     const t = spec.train;
     const { steps, warmup } = trainSchedule(spec, model, bytesPerToken);
     const flopsPerToken = model.trainFlopsPerToken(t.length);
+    const flopsPerStep = flopsPerToken * t.batch * t.length;
     say(
       `run ${spec.name}: ${spec.model} (${
         countParameters(model).toLocaleString("en")
       } parameters) on ${spec.domain} ` +
         `[${text.source}], ${steps} steps of ${t.batch} x ${t.length} ${subword ? "tokens" : "bytes"}, ` +
-        `${(flopsPerToken * t.batch * t.length * steps).toExponential(2)} training FLOPs`,
+        `${(flopsPerStep * steps).toExponential(2)} training FLOPs`,
     );
     if (ids.length < t.length + 1) {
       throw new InputError(
@@ -513,13 +514,11 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
       train_bytes_per_s: result.bytes_seen / result.wall_s,
       engine: result.engine,
       final_train_bpb: result.log.at(-1)?.bits_per_byte ?? NaN,
-      curve: downsampleCurve(result.log.map((e) => e.bits_per_byte), flopsPerToken * t.batch * t.length, 50),
+      curve: downsampleCurve(result.log.map((e) => e.bits_per_byte), flopsPerStep, 50),
       ...(heldOut
         ? {
           val_curve: result.log.flatMap((e): [number, number, number][] =>
-            e.val_bits_per_byte === undefined
-              ? []
-              : [[e.step, e.step * flopsPerToken * t.batch * t.length, e.val_bits_per_byte]]
+            e.val_bits_per_byte === undefined ? [] : [[e.step, e.step * flopsPerStep, e.val_bits_per_byte]]
           ),
           val_curve_bytes: heldOut.length,
         }

@@ -71,7 +71,7 @@ export interface PlanScale {
   warmup: number;
   seed: number;
   vocab: number;
-  /** How runs are scored (RunSpec.eval): `curve` points of held-out bits per byte along each run. */
+  /** How runs are scored (RunSpec.eval): `valPoints` points of held-out bits per byte along each run. */
   eval: { maxBytes?: number; window?: number; batch?: number; valPoints?: number; valBytes?: number };
   models: Record<string, PlanModel>;
   /** Fractions of `flops`, ascending, the last 1 (default [1]: one budget). */
