@@ -455,16 +455,21 @@ Deno.test("a run's validation curve: held-out bits per byte at every steps/curve
     assert.deepEqual(run.val_curve!.map(([s, f]) => [s, f]), [[3, 3 * flopsPerStep], [5, 5 * flopsPerStep]]);
     assert.equal(run.val_curve_bytes, 300);
     // the last point is the trained model's score of the validation split's first 300 bytes, scored as the
-    // run scores (windows of the training length, the run's evaluation batch)
+    // run scores (windows of the training length, the run's evaluation batch; a subword model through its
+    // tokenizer)
     const validation = (await readSplit("data/samples/books/validation")).subarray(0, 300);
-    const { model } = await loadTrained(`${runsDir}/${spec.name}/model`);
-    try {
-      const bpb = (await scoreText(model, validation, { window: 32, batch: run.eval.batch })).bits_per_byte;
-      assert.ok(Math.abs(run.val_curve![1][2] - bpb) < 1e-6, `${run.val_curve![1][2]} against ${bpb}`);
-      assert.notEqual(run.val_curve![0][2], run.val_curve![1][2], "two states of the model");
-    } finally {
-      disposeModel(model);
-    }
+    const savedScore = async (r: { run: string; eval: { batch?: number } }) => {
+      const { model, tokenizer } = await loadTrained(`${runsDir}/${r.run}/model`);
+      try {
+        return (await scoreText(model, validation, { window: 32, batch: r.eval.batch, tokenizer }))
+          .bits_per_byte;
+      } finally {
+        disposeModel(model);
+      }
+    };
+    const bpb = await savedScore(run);
+    assert.ok(Math.abs(run.val_curve![1][2] - bpb) < 1e-6, `${run.val_curve![1][2]} against ${bpb}`);
+    assert.notEqual(run.val_curve![0][2], run.val_curve![1][2], "two states of the model");
     // a run stopped at its last step (before that step's checkpoint: the last one is step 4's) and resumed
     // records the same curve, its step-3 point read back from the run's log
     const stopped = {
@@ -498,20 +503,11 @@ Deno.test("a run's validation curve: held-out bits per byte at every steps/curve
       vocab: 300,
     }, { resultsDir: results, runsDir, quiet: true });
     assert.equal(sub.val_curve!.at(-1)![1], sub.train_flops);
-    const trained = await loadTrained(`${runsDir}/t/smoke/books/mamba_subword_curve/model`);
-    try {
-      const bpb = (await scoreText(trained.model, validation, {
-        window: 32,
-        batch: sub.eval.batch,
-        tokenizer: trained.tokenizer,
-      })).bits_per_byte;
-      assert.ok(
-        Math.abs(sub.val_curve!.at(-1)![2] - bpb) < 1e-6,
-        `${sub.val_curve!.at(-1)![2]} against ${bpb}`,
-      );
-    } finally {
-      disposeModel(trained.model);
-    }
+    const subBpb = await savedScore(sub);
+    assert.ok(
+      Math.abs(sub.val_curve!.at(-1)![2] - subBpb) < 1e-6,
+      `${sub.val_curve!.at(-1)![2]} against ${subBpb}`,
+    );
     // a run scored on the validation split (a sweep's) takes no curve
     const sweep = await runExperiment(
       {
