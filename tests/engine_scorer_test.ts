@@ -1,9 +1,11 @@
 /**
- * Scoring on the native engine (lib/eval/engine_scorer.ts): the byte Transformer's and MegaByte's per-token
- * nats through the engine's forward and head equal TF.js's tokenNats (an independent implementation: whole
- * tensors, scores materialised) on every tested engine backend, including MegaByte's padding to whole
- * patches; and the extrapolation reads lengths past TF.js's attention cap through the scorer, with the same
- * numbers where both run.
+ * Scoring on the native engine (lib/eval/engine_scorer.ts): the byte Transformer's, MegaByte's and
+ * PerceiverAR's per-token nats through the engine's forward and head equal TF.js's tokenNats (an
+ * independent implementation: whole tensors, scores materialised; PerceiverAR's nested passes in TF.js ops)
+ * on every tested engine backend, including MegaByte's padding to whole patches and rows of PerceiverAR
+ * longer than two passes; a split scored through scoreText with the scorer (as a run's test score is) gives
+ * TF.js's bits per byte and per-document scores; and the extrapolation reads lengths past TF.js's attention
+ * cap through the scorer, with the same numbers where both run.
  */
 import assert from "node:assert/strict";
 import { relL2, useBackend } from "./helpers.ts";
@@ -11,7 +13,7 @@ import { ENGINE_BACKENDS, TFJS_REFERENCE_BACKEND } from "./engine_helpers.ts";
 import "../lib/models/mod.ts";
 import { createModel } from "../lib/models/registry.ts";
 import { disposeModel } from "../lib/models/lm.ts";
-import { tokenNats } from "../lib/eval/score.ts";
+import { scoreText, tokenNats } from "../lib/eval/score.ts";
 import { EngineScorer } from "../lib/eval/engine_scorer.ts";
 import { evaluateExtrapolation } from "../lib/eval/extrapolation.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -20,6 +22,8 @@ import { Rng } from "../lib/util/rng.ts";
 const MODELS: Record<string, Record<string, unknown>> = {
   transformer: { d_model: 64, n_layer: 2 },
   megabyte: { patch_size: 4, d_global: 64, n_layer_global: 2, d_local: 32, n_layer_local: 1 },
+  // 32 latents: rows of 70 take passes ending at 70, 38 and 6; rows of 45 at 45 and 13
+  perceiver_ar: { d_model: 64, n_layer: 2, num_latents: 32 },
 };
 
 for (const backend of ENGINE_BACKENDS) {
@@ -50,6 +54,41 @@ for (const backend of ENGINE_BACKENDS) {
       }
     });
   }
+}
+
+for (const kind of ["transformer", "perceiver_ar"]) {
+  Deno.test(`engine scorer: scoreText through it gives TF.js's score and per-document scores (${kind})`, async () => {
+    await useBackend(TFJS_REFERENCE_BACKEND);
+    const model = createModel(kind, MODELS[kind], 7);
+    const text = new TextEncoder().encode(
+      "The first document, short. ".repeat(5) + "A second one, longer still. ".repeat(9),
+    );
+    const opts = { window: 64, batch: 2, documents: [135, text.length - 135] };
+    const scorer = await EngineScorer.create(model, {
+      backend: ENGINE_BACKENDS.at(-1),
+      allowSoftwareGpu: true,
+    });
+    try {
+      const want = await scoreText(model, text, opts);
+      const got = await scoreText(model, text, { ...opts, scorer });
+      assert.equal(got.tokens, want.tokens);
+      assert.ok(
+        Math.abs(got.bits_per_byte - want.bits_per_byte) < 1e-5 * want.bits_per_byte,
+        "bits per byte",
+      );
+      assert.equal(got.documents!.length, 2);
+      got.documents!.forEach((d, i) => {
+        assert.equal(d.bytes, want.documents![i].bytes);
+        assert.ok(
+          Math.abs(d.nats - want.documents![i].nats) < 1e-5 * want.documents![i].nats,
+          `document ${i}`,
+        );
+      });
+    } finally {
+      scorer.destroy();
+      disposeModel(model);
+    }
+  });
 }
 
 Deno.test("engine scorer: the extrapolation reads lengths past TF.js's attention cap, equal where both run", async () => {

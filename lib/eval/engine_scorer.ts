@@ -1,14 +1,20 @@
 /**
- * Scoring long sequences on the native engine: per-token nats of equal-length rows through a Transformer
- * engine's forward and head (lib/engine/transformer.ts, its attention tiled: the (L, L) scores are never
- * stored), so the byte Transformer and MegaByte are evaluated at any length the GPU's memory holds, where
- * TF.js materialises every (batch, heads, L, L) score (lib/eval/extrapolation.ts caps it at
- * maxAttentionLength). One engine per (rows, length) is kept while the lengths repeat, and rebuilt when they
- * change; `destroy` releases it.
+ * Scoring on the native engine: per-token nats of equal-length rows through a Transformer engine's forward
+ * and head (lib/engine/transformer.ts, its attention tiled: the (L, L) scores are never stored). Two uses:
+ * - a run's test score and validation curve (lib/runs/experiment.ts), on the engine that trained it: TF.js
+ *   took 120-220 s of a GPU call to score the 879 KB books test split with a byte Transformer or
+ *   PerceiverAR (data/results/runs.jsonl, eval.wall_s), the engine a few seconds;
+ * - the extrapolation at lengths the GPU's memory holds, where TF.js materialises every (batch, heads, L,
+ *   L) score (lib/eval/extrapolation.ts caps it at maxAttentionLength).
+ * PerceiverAR predicts from its latents only (the last N positions of a pass), so a row is scored as its
+ * TF.js model scores it (lib/models/perceiver_ar.ts, perceiverLogits): passes over nested prefixes ending
+ * at n, n - N, ..., each scoring its last N positions. One engine per (rows, length) is kept, so the
+ * repeating lengths of a split's windows build each engine once; `destroy` releases them all.
  */
 import { type LanguageModel, readParameters } from "../models/lm.ts";
 import type { TransformerConfig } from "../models/transformer_config.ts";
 import type { MegaByteConfig } from "../models/megabyte_config.ts";
+import type { PerceiverARConfig } from "../models/perceiver_ar.ts";
 import type { EngineBackendName } from "../engine/backend.ts";
 import { TransformerEngine } from "../engine/transformer.ts";
 
@@ -19,11 +25,15 @@ export interface RowScorer {
   destroy(): void;
 }
 
-/** The families the engine scores: full-sequence models whose every position is predicted. */
-export const ENGINE_SCORED_KINDS = ["transformer", "transformer_subword", "megabyte"];
+/** The families the engine scores (the attention models; Mamba reads long sequences as a recurrence). */
+export const ENGINE_SCORED_KINDS = ["transformer", "transformer_subword", "megabyte", "perceiver_ar"];
+
+/** Engines a scorer keeps at once (PerceiverAR's nested passes need ceil(n / N) lengths, plus a short tail's). */
+const MAX_ENGINES = 12;
 
 export class EngineScorer implements RowScorer {
-  private engine?: TransformerEngine;
+  /** Engines by `${rows}x${length}`, oldest first. */
+  private engines = new Map<string, TransformerEngine>();
 
   private constructor(
     private readonly model: LanguageModel,
@@ -48,7 +58,8 @@ export class EngineScorer implements RowScorer {
   }
 
   get name(): string {
-    return `native engine (${this.engine?.backend.device ?? this.backend})`;
+    const any = this.engines.values().next().value;
+    return `native engine (${any?.backend.device ?? this.backend})`;
   }
 
   async nats(rows: Int32Array[]): Promise<Float32Array> {
@@ -56,34 +67,60 @@ export class EngineScorer implements RowScorer {
     if (n < 1 || rows.some((r) => r.length !== n + 1)) {
       throw new Error("EngineScorer: rows of equal length, at least 2 tokens each");
     }
+    const out = new Float32Array(b * n);
+    if (this.model.kind === "perceiver_ar") {
+      // passes over the prefixes ending at n, n - N, ...: each scores the last min(N, end) positions
+      const N = (this.model.config as unknown as PerceiverARConfig).num_latents;
+      for (let end = n; end > 0; end -= N) {
+        const m = Math.min(N, end);
+        const losses = await this.losses(rows.map((r) => r.subarray(0, end + 1)), end); // (b, m)
+        for (let i = 0; i < b; i++) out.set(losses.subarray(i * m, (i + 1) * m), i * n + end - m);
+      }
+      return out;
+    }
     // MegaByte reads whole patches: inputs and targets padded with zeros to a multiple, never scored
     const m = this.model.lengthMultiple ?? 1;
     const padded = Math.ceil(n / m) * m;
-    const engine = await this.engineFor(b, padded);
-    const ids = new Int32Array(b * (padded + 1));
-    rows.forEach((r, i) => ids.set(r, i * (padded + 1)));
-    const losses = await engine.tokenLosses(ids); // (b, padded)
-    const out = new Float32Array(b * n);
+    const losses = await this.losses(rows, padded); // (b, padded)
     for (let i = 0; i < b; i++) out.set(losses.subarray(i * padded, i * padded + n), i * n);
     return out;
   }
 
+  /** The engine's per-token losses of rows (each at most length + 1 tokens, zero-padded to it). */
+  private async losses(rows: Int32Array[], length: number): Promise<Float32Array> {
+    const engine = await this.engineFor(rows.length, length);
+    const ids = new Int32Array(rows.length * (length + 1));
+    rows.forEach((r, i) => ids.set(r, i * (length + 1)));
+    return await engine.tokenLosses(ids);
+  }
+
   private async engineFor(batch: number, length: number): Promise<TransformerEngine> {
-    if (this.engine?.batch === batch && this.engine.length === length) return this.engine;
-    this.destroy();
-    this.engine = await TransformerEngine.create({
+    const key = `${batch}x${length}`;
+    const kept = this.engines.get(key);
+    if (kept) return kept;
+    if (this.engines.size >= MAX_ENGINES) {
+      const [oldest, engine] = this.engines.entries().next().value!;
+      engine.destroy();
+      this.engines.delete(oldest);
+    }
+    const perceiver = this.model.kind === "perceiver_ar"
+      ? (this.model.config as unknown as PerceiverARConfig).num_latents
+      : undefined;
+    const engine = await TransformerEngine.create({
       config: this.model.config as unknown as TransformerConfig | MegaByteConfig,
       params: this.params,
       batch,
       length,
       backend: this.backend,
       allowSoftwareGpu: this.allowSoftwareGpu,
+      ...(perceiver ? { latents: perceiver } : {}),
     });
-    return this.engine;
+    this.engines.set(key, engine);
+    return engine;
   }
 
   destroy(): void {
-    this.engine?.destroy();
-    this.engine = undefined;
+    for (const engine of this.engines.values()) engine.destroy();
+    this.engines.clear();
   }
 }

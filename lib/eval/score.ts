@@ -14,6 +14,7 @@ import { reclaimWebGpuGarbage } from "../backend.ts";
 import { MambaStepper } from "../decode/stepper.ts";
 import type { WeightFormat } from "../kernels/wasm/decode.ts";
 import { recurrentCore } from "../models/registry.ts";
+import type { RowScorer } from "./engine_scorer.ts";
 
 export interface TextScore {
   /** Bytes whose likelihood was scored (all bytes after the first window's first token). */
@@ -60,6 +61,12 @@ export interface ScoreOptions {
    * of a score over subsets of documents follows.
    */
   documents?: number[];
+  /**
+   * Per-token nats of each batch's windows from this scorer instead of the model's TF.js forward pass
+   * (lib/eval/engine_scorer.ts: the native engine, for the attention models; tests/engine_scorer_test.ts
+   * holds it equal to TF.js). Not with `weights`.
+   */
+  scorer?: RowScorer;
 }
 
 /** How far a `scoreText` has got (after a batch of windows). */
@@ -231,6 +238,7 @@ export async function scoreText(
   const mamba = recurrentCore(model);
   const weights = opts.weights ?? mamba?.decodeWeights;
   if (weights && !mamba) throw new Error(`weights "${weights}" score Mamba models only (the CPU stepper)`);
+  if (weights && opts.scorer) throw new Error("scoreText: a scorer or weights, not both");
   const stepper = weights ? await MambaStepper.create(mamba!, { weights }) : undefined;
   try {
     for (let i = 0; i < totalWindows;) {
@@ -242,6 +250,11 @@ export async function scoreText(
       if (stepper) {
         const perToken = stepperTokenNats(stepper, model.config.vocab_size, group);
         v = perToken.reduce((s, x) => s + x, 0); // in doubles, in order
+        parts?.add(i * window, perToken);
+      } else if (opts.scorer) {
+        const perToken = await opts.scorer.nats(group.map((w) => Int32Array.from(w)));
+        v = 0;
+        for (const x of perToken) v += x; // in doubles, in order
         parts?.add(i * window, perToken);
       } else if (parts) {
         // the sum as windowNats takes it (so the score is the same with or without parts), and each token's

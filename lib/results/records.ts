@@ -56,6 +56,11 @@ export interface RunRecord {
     batch?: number;
     wall_s: number;
     /**
+     * What computed the score: "native engine (DEVICE)" (the engine that trained the run, for the attention
+     * models) or "TF.js (BACKEND)"; absent in records older than engine scoring (TF.js).
+     */
+    scored_by?: string;
+    /**
      * The unigram entropy of the scored bytes (lib/data/unigram.ts), bits per byte; absent in records older
      * than the sanity check (data/results/unigram.jsonl holds theirs).
      */

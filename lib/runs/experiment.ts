@@ -9,6 +9,7 @@
  * it, or `overwrite`), and the finished run's record is kept in <runDir>/record.json before it is appended
  * to runs.jsonl, so resuming a finished run appends it once (if it is missing) and never twice.
  */
+import * as tf from "@tensorflow/tfjs";
 import { unigramBitsPerByte } from "../data/unigram.ts";
 import { ByteBPE, trainBpe } from "../data/bpe.ts";
 import { dataLocation, readCheckedDocuments, readCheckedSplit } from "../data/describe.ts";
@@ -19,7 +20,8 @@ import { describeFsError, FileWriteError, InputError } from "../io/errors.ts";
 import { acquireDirLock, type DirLock } from "../io/lock.ts";
 import { countParameters, disposeModel, type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
 import { createModel, family, loadModel, saveModel } from "../models/registry.ts";
-import { evalBatch, scoreText, type TextScore } from "../eval/score.ts";
+import { evalBatch, type ScoreOptions, scoreText, type TextScore } from "../eval/score.ts";
+import { ENGINE_SCORED_KINDS, EngineScorer } from "../eval/engine_scorer.ts";
 import {
   appendJsonLine,
   appendRecord,
@@ -40,7 +42,7 @@ import {
   type TrainerConfig,
   type TrainerResult,
 } from "../train/trainer.ts";
-import type { TrainEngine } from "../train/steps.ts";
+import type { NativePlace, TrainEngine } from "../train/steps.ts";
 import { DATA_DIR, LOCAL_RESULTS_DIR, REPO_ROOT, RUNS_DIR } from "../paths.ts";
 import type { RunRecord } from "../results/records.ts";
 
@@ -446,8 +448,8 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
           ? {
             validate: {
               every: Math.ceil(steps / spec.eval.valPoints!),
-              score: async (m: LanguageModel) =>
-                (await scoreText(m, heldOut, { window, tokenizer, batch })).bits_per_byte,
+              score: async (m: LanguageModel, native?: NativePlace) =>
+                (await scoreRun(m, heldOut, { window, tokenizer, batch }, native)).score.bits_per_byte,
             },
           }
           : {}),
@@ -485,12 +487,12 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
     const test = spec.eval.maxBytes ? text.test.subarray(0, spec.eval.maxBytes) : text.test;
     say(`evaluating ${spec.name} on ${test.length} bytes of the ${text.evalSplit} split...`);
     const t0 = performance.now();
-    const score = await scoreText(model, test, {
+    const { score, scoredBy } = await scoreRun(model, test, {
       window,
       tokenizer,
       batch,
       documents: clipSpans(text.testDocuments.map((d) => d.span), test.length),
-    });
+    }, result.native);
     const record: RunRecord = {
       run: spec.name,
       model: spec.model,
@@ -531,6 +533,7 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
         batch,
         (performance.now() - t0) / 1000,
         text.testDocuments,
+        scoredBy,
       ),
       ...(spec.labels ? { labels: spec.labels } : {}),
     };
@@ -561,6 +564,30 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
 }
 
 /** A run record's `eval`: the score of `test` (its unigram entropy beside it), and how it was scored. */
+/**
+ * `scoreText` as a run scores: on the native engine that trained the model where the engine scores its
+ * family (the attention models, lib/eval/engine_scorer.ts; `native` is where the run's engine ran), else
+ * through the model's TF.js forward pass. The engine gives TF.js's numbers (tests/engine_scorer_test.ts)
+ * in seconds where TF.js took minutes of GPU time for the Transformer and PerceiverAR. `scoredBy` names
+ * the path taken.
+ */
+export async function scoreRun(
+  model: LanguageModel,
+  text: Uint8Array,
+  opts: ScoreOptions,
+  native?: NativePlace,
+): Promise<{ score: TextScore; scoredBy: string }> {
+  const scorer = native && ENGINE_SCORED_KINDS.includes(model.kind)
+    ? await EngineScorer.create(model, native)
+    : undefined;
+  try {
+    const score = await scoreText(model, text, { ...opts, ...(scorer ? { scorer } : {}) });
+    return { score, scoredBy: scorer?.name ?? `TF.js (${tf.getBackend()})` };
+  } finally {
+    scorer?.destroy();
+  }
+}
+
 export function evalRecord(
   score: TextScore,
   split: string,
@@ -569,6 +596,7 @@ export function evalRecord(
   batch: number,
   wallS: number,
   documents?: { name: string }[],
+  scoredBy?: string,
 ): RunRecord["eval"] {
   return {
     split,
@@ -580,6 +608,7 @@ export function evalRecord(
     window,
     batch,
     wall_s: wallS,
+    ...(scoredBy ? { scored_by: scoredBy } : {}),
     unigram_bpb: unigramBitsPerByte(test),
     ...(documents && score.documents
       ? {

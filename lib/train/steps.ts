@@ -46,6 +46,9 @@ export interface StepRunner {
   readonly window: number;
   /** GPU memory the runner allocated for training (native: every buffer of the engine; tfjs: unknown). */
   readonly gpuBytes?: number;
+  /** Where the native engine runs and whether it took a software adapter (absent for tfjs): evaluation
+   * (lib/eval/engine_scorer.ts) runs there too. */
+  readonly native?: NativePlace;
   /** Makes (or queues) the update on ids (batch, length + 1) with learning rate lr. */
   step(ids: Int32Array, lr: number): Promise<{ outcome: Promise<StepOutcome> }>;
   /** Makes the outcomes of every step queued so far arrive (the engine reads them back). */
@@ -134,6 +137,7 @@ export async function nativeRunner(
   return {
     name: `native (${o.backend}: ${engine.backend.device})`,
     window,
+    native: { backend: o.backend, allowSoftwareGpu: !!o.allowSoftwareGpu },
     ...(o.backend === "webgpu" ? { gpuBytes: engine.backend.allocatedBytes } : {}),
     async step(ids, lr) {
       const { stats } = await engine.step(ids, lr);
@@ -161,6 +165,11 @@ export async function nativeRunner(
 
 /** Where the native engine runs: the GPU through WebGPU, or the CPU through the WebAssembly kernels. */
 export type NativeBackend = "webgpu" | "wasm";
+/** Where a native runner runs: its backend, and whether a software WebGPU adapter was accepted. */
+export interface NativePlace {
+  backend: NativeBackend;
+  allowSoftwareGpu: boolean;
+}
 
 /**
  * The native engine's backend for TF.js's current backend: webgpu on webgpu, wasm on cpu and wasm (the CPU

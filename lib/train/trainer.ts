@@ -30,6 +30,7 @@ import { secondsLeft, stepLine } from "../util/progress.ts";
 import {
   createRunner,
   type NativeBackend,
+  type NativePlace,
   type StepOutcome,
   type StepRunner,
   type TrainEngine,
@@ -80,7 +81,11 @@ export interface TrainerConfig {
    * text, e.g. with lib/eval/score.ts) is called with the model's current parameters, and its value goes
    * into that step's log entry as `val_bits_per_byte`. It must not change the model.
    */
-  validate?: { every: number; score: (model: LanguageModel) => Promise<number> };
+  validate?: {
+    every: number;
+    /** `native`: where the run's native engine runs (absent for tfjs), so the scorer can run there too. */
+    score: (model: LanguageModel, native?: NativePlace) => Promise<number>;
+  };
   /**
    * What runs the steps (steps.ts): "tfjs", "native" (the engine; Mamba models, on WebGPU or the CPU) or
    * "auto" (default: native for Mamba models on the CPU and on a real GPU). Not part of a run's settings:
@@ -117,6 +122,8 @@ export interface TrainerResult {
   engine: string;
   /** GPU memory the native engine allocated (all of its buffers); absent for tfjs. */
   gpu_bytes?: number;
+  /** Where the native engine ran (absent for tfjs). */
+  native?: NativePlace;
 }
 
 /** The run was stopped by SIGINT / SIGTERM after saving a checkpoint. */
@@ -411,7 +418,7 @@ export async function train(
         if (v && (p.step % v.every === 0 || p.step === cfg.steps)) {
           const v0 = performance.now();
           await runner!.sync(); // the model's variables hold this step's parameters
-          entry.val_bits_per_byte = await v.score(model);
+          entry.val_bits_per_byte = await v.score(model, runner!.native);
           validatingS += (performance.now() - v0) / 1000;
         }
         log.push(entry);
@@ -446,6 +453,7 @@ export async function train(
       bytes_seen: tokensSeen * bytesPerToken,
       resumed_from: start,
       engine: runner.name,
+      ...(runner.native ? { native: runner.native } : {}),
       ...(runner.gpuBytes !== undefined ? { gpu_bytes: runner.gpuBytes } : {}),
     };
   } finally {
