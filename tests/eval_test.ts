@@ -524,6 +524,54 @@ Deno.test("a run's validation curve: held-out bits per byte at every steps/curve
   }
 });
 
+Deno.test("an attention model trained on the native engine is scored on it: its test score and validation curve are TF.js's scores of the saved model, and the record says which scored", async () => {
+  await useBackend("wasm");
+  const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });
+  const runsDir = await Deno.makeTempDir({ prefix: "eval-test-runs-" });
+  try {
+    const spec = {
+      name: "t/smoke/books/transformer_engine_scored",
+      model: "transformer",
+      config: { d_model: 32, n_layer: 1 },
+      domain: "books" as const,
+      scale: "smoke",
+      train: { batch: 2, length: 32, lr: 3e-3, warmup: 1, seed: 0, steps: 4 },
+      eval: { maxBytes: 256, valPoints: 2, valBytes: 300 },
+    };
+    const native = await runExperiment(spec, { resultsDir: results, runsDir, quiet: true, engine: "native" });
+    assert.match(native.eval.scored_by ?? "", /^native engine \(/);
+    // TF.js's forward pass over the saved model (an independent implementation of the scoring)
+    const tfjsScore = async (text: Uint8Array) => {
+      const { model } = await loadTrained(`${runsDir}/${native.run}/model`);
+      try {
+        return (await scoreText(model, text, { window: 32, batch: native.eval.batch })).bits_per_byte;
+      } finally {
+        disposeModel(model);
+      }
+    };
+    const test = (await readSplit("data/samples/books/test")).subarray(0, 256);
+    const want = await tfjsScore(test);
+    assert.ok(
+      Math.abs(native.eval.bits_per_byte - want) < 1e-5 * want,
+      `${native.eval.bits_per_byte} against ${want}`,
+    );
+    const validation = (await readSplit("data/samples/books/validation")).subarray(0, 300);
+    const last = native.val_curve!.at(-1)![2], wantLast = await tfjsScore(validation);
+    assert.ok(Math.abs(last - wantLast) < 1e-5 * wantLast, `${last} against ${wantLast}`);
+    // trained on TF.js, scored by it
+    const tfjs = await runExperiment({ ...spec, name: "t/smoke/books/transformer_tfjs_scored" }, {
+      resultsDir: results,
+      runsDir,
+      quiet: true,
+      engine: "tfjs",
+    });
+    assert.equal(tfjs.eval.scored_by, "TF.js (wasm)");
+  } finally {
+    await Deno.remove(results, { recursive: true });
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});
+
 Deno.test("stages: a run whose model is not here gives way to another seed of its entry whose model is", async () => {
   await useBackend("wasm");
   const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });

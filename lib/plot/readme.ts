@@ -445,13 +445,7 @@ export function agreement(
       measured(["mambabyte_0.375", ...byteBaselines])
     } on ${c2.lower} of ${c2.of} domains ` +
       `(below ${each} of ${c2.of}). ` +
-      (c2.of === 0 || c2.lower === c2.of
-        ? verdict(c2)
-        : c2.lower + c2.within === c2.of
-        ? verdict(c2)
-        : `${
-          c2.lower ? "Partly agrees" : "Does not agree"
-        }: at a few million training bytes the models are far from converged, so cutting the budget to 0.375x costs more here than near convergence.`) +
+      verdict(c2) +
       spread(["mambabyte_0.375", ...byteBaselines]) + hollow(byteBaselines),
   );
   // the paper's pairing (same size, same bytes) where the plan trained it; the FLOPs-matched subword Mamba
