@@ -9,12 +9,13 @@
 #     now timed in 5 alternating rounds (medians), its speculative costs, and passNormColumns=2 as a sweep
 #     line;
 #   - issue 18: the byte Transformer's training beside PyTorch's in the same call, and a d256x4 profile.
+# NEXT_SECONDS (default 260) bounds the call: with less, the later parts (issue 18's) are cut first.
 # Records come back in $OUT/logs.tgz; merge them as they are (decode_972m.jsonl -> decode_engine.jsonl,
 # sweep.jsonl -> sweep/decode_gemv_pass.jsonl, spec.jsonl -> speculative_engine.jsonl, gpu.jsonl ->
 # gpu.jsonl, engine_256.jsonl, engine_192_r*.jsonl and engine_mamba_256.jsonl -> engine.jsonl, the peers files -> CARD-peers-DATE.jsonl).
 set -x
 if [ "${1:-}" != inner ]; then
-  mkdir -p $OUT/logs; timeout 260 bash "$0" inner > $OUT/logs/trace.txt 2>&1
+  mkdir -p $OUT/logs; timeout ${NEXT_SECONDS:-260} bash "$0" inner > $OUT/logs/trace.txt 2>&1
   cd $OUT && tar czf logs.tgz logs && rm -rf logs; exit 0
 fi
 source .gpu-bundle/activate.sh
