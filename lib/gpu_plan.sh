@@ -24,8 +24,13 @@ out=${OUT:-/tmp/out}; mkdir -p "$out" data/tmp/gpu
 # the corpus packed on the workstation (data/corpora is not tracked; the large scale's learning-rate sweep
 # scores books' validation split):
 #   bash lib/bench/pack_corpora.sh books code stories prose latex (or only the domains this call trains)
-if [ -f data/tmp/gpu-corpora.tar.xz ] && [ ! -f data/corpora/.unpacked ]; then
-  mkdir -p data/corpora && tar -C data/corpora -xJf data/tmp/gpu-corpora.tar.xz && touch data/corpora/.unpacked
+# unpacked again whenever the carried archive changes (.unpacked holds its checksum): a warm machine that
+# unpacked one domain's corpus skipped the next call's other domain, whose runs then found no corpus
+if [ -f data/tmp/gpu-corpora.tar.xz ]; then
+  sum=$(sha256sum data/tmp/gpu-corpora.tar.xz | cut -c1-64)
+  if [ "$(cat data/corpora/.unpacked 2>/dev/null)" != "$sum" ]; then
+    mkdir -p data/corpora && tar -C data/corpora -xJf data/tmp/gpu-corpora.tar.xz && echo "$sum" > data/corpora/.unpacked
+  fi
 fi
 # resume from checkpoints and models brought back by an earlier call
 for t in carry-*.tar.xz models-*.tar.xz; do [ -f "$t" ] && tar -xJf "$t"; done

@@ -4,6 +4,7 @@
  * a sweep trained through `reproduce` at smoke size and resumed.
  */
 import assert from "node:assert/strict";
+import { InputError } from "../lib/io/errors.ts";
 import { isRecorded, pickSweptLr, type Plan, planRuns, planSchedules, readPlan } from "../lib/runs/plan.ts";
 import type { RunLike, RunRecord } from "../lib/results/records.ts";
 import { extrapolationPrefer, NOISE_SCALES, pickRuns } from "../lib/runs/stages.ts";
@@ -32,6 +33,29 @@ const SEVEN = [
 ];
 const BYTE_MODELS = ["mambabyte", "transformer", "perceiver_ar", "megabyte"];
 const short = (name: string) => name.replace(/^compute-matched\/large\//, "");
+
+Deno.test("plan: --models names entries; a seed's or unknown name is refused in one line, not planned as nothing", async () => {
+  const plan = await readPlan();
+  assert.deepEqual(
+    [
+      ...new Set(
+        planRuns(plan, "large", { models: ["megabyte"], domains: ["books"] }).map((r) => short(r.name)),
+      ),
+    ]
+      .filter((n) => !n.includes("_b0.") && !n.includes("/sweep/")),
+    ["books/megabyte", "books/megabyte_seed1", "books/megabyte_seed2"],
+  );
+  assert.throws(
+    () => planRuns(plan, "large", { models: ["megabyte_seed2"] }),
+    (e: Error) =>
+      e instanceof InputError &&
+      /megabyte_seed2 is not an entry .*its seeds run with their entry: --models megabyte\)/.test(e.message),
+  );
+  assert.throws(
+    () => planRuns(plan, "large", { models: ["mambabyt"] }),
+    /mambabyt is not an entry .*entries: mambabyte,/,
+  );
+});
 
 Deno.test("plan: the large scale is the plan issue 6/6 asks for (steps, warm-up, budgets, bytes, seeds, sweep, pairs)", async () => {
   await useBackend("wasm");

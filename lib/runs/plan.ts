@@ -262,6 +262,18 @@ export function planRuns(
   }
   const budgets = s.budgets ?? [1];
   const ladderDomains = s.ladder_domains ?? [s.domains[0]];
+  // a name that selects nothing would give an empty plan that "finishes" at once: refuse it
+  for (const name of only.models ?? []) {
+    if (s.models[name]) continue;
+    const seedOf = name.match(/^(.+)_seed\d+$/)?.[1];
+    throw new InputError(
+      "--models",
+      "models",
+      `${name} is not an entry of plan ${plan.name} at scale ${scale}${
+        seedOf && s.models[seedOf] ? ` (its seeds run with their entry: --models ${seedOf})` : ""
+      }; entries: ${Object.keys(s.models).join(", ")}`,
+    );
+  }
   const entries = Object.entries(s.models).filter(([name]) => !only.models || only.models.includes(name));
   const onDomain = (m: PlanModel, d: Domain) => !m.domains || m.domains.includes(d);
   const runs: PlannedRun[] = [];
