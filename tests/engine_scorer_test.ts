@@ -22,8 +22,10 @@ import { Rng } from "../lib/util/rng.ts";
 const MODELS: Record<string, Record<string, unknown>> = {
   transformer: { d_model: 64, n_layer: 2 },
   megabyte: { patch_size: 4, d_global: 64, n_layer_global: 2, d_local: 32, n_layer_local: 1 },
-  // 32 latents: rows of 70 take passes ending at 70, 38 and 6; rows of 45 at 45 and 13
+  // 32 latents: rows of 70 take passes ending at 70, 38 and 6; rows of 45 at 45 and 13; rows of 20, one
   perceiver_ar: { d_model: 64, n_layer: 2, num_latents: 32 },
+  // token ids past the bytes' 256
+  transformer_subword: { d_model: 64, n_layer: 2, vocab_size: 300 },
 };
 
 for (const backend of ENGINE_BACKENDS) {
@@ -35,10 +37,11 @@ for (const backend of ENGINE_BACKENDS) {
       const scorer = await EngineScorer.create(model, { backend, allowSoftwareGpu: true });
       try {
         // 70 inputs: not a multiple of MegaByte's patch (the scorer pads); two row counts reuse/rebuild the engine
-        for (const [b, n] of [[2, 70], [2, 70], [1, 45]]) {
+        const vocab = (config.vocab_size as number | undefined) ?? 256;
+        for (const [b, n] of [[2, 70], [2, 70], [1, 45], [2, 20]]) {
           const rows = Array.from(
             { length: b },
-            () => Int32Array.from({ length: n + 1 }, () => rng.int(256)),
+            () => Int32Array.from({ length: n + 1 }, () => rng.int(vocab)),
           );
           const got = await scorer.nats(rows);
           const t = tokenNats(model, rows);
@@ -48,6 +51,10 @@ for (const backend of ENGINE_BACKENDS) {
           const err = relL2(got, want);
           assert.ok(err < 1e-5, `${kind} (${backend}) ${b}x${n}: nats rel err ${err}`);
         }
+        // one engine per (rows, length), built once: the repeated 2 x 70 builds none; PerceiverAR's
+        // passes end at 70, 38, 6 / 45, 13 / 20, MegaByte pads 70 and 45 to 72 and 48
+        const lengths = { perceiver_ar: 6, megabyte: 3 }[kind] ?? 3;
+        assert.equal(scorer.enginesBuilt, lengths);
       } finally {
         scorer.destroy();
         disposeModel(model);

@@ -539,7 +539,9 @@ Deno.test("an attention model trained on the native engine is scored on it: its 
       eval: { maxBytes: 256, valPoints: 2, valBytes: 300 },
     };
     const native = await runExperiment(spec, { resultsDir: results, runsDir, quiet: true, engine: "native" });
-    assert.match(native.eval.scored_by ?? "", /^native engine \(/);
+    // scored on the backend and device that trained it: "native (wasm: X)" -> "native engine (wasm: X)"
+    assert.match(native.engine ?? "", /^native \(wasm: /);
+    assert.equal(native.eval.scored_by, native.engine!.replace(/^native \(/, "native engine ("));
     // TF.js's forward pass over the saved model (an independent implementation of the scoring)
     const tfjsScore = async (text: Uint8Array) => {
       const { model } = await loadTrained(`${runsDir}/${native.run}/model`);

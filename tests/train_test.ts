@@ -409,3 +409,35 @@ Deno.test("validation time is not training time: the wall time and bytes/s a run
     disposeModel(model);
   }
 });
+
+Deno.test("validation is told where the native engine runs (so it can score there), and nothing on TF.js", async () => {
+  await useBackend("wasm");
+  const data = new Uint8Array(4096).map((_, i) => (i * 31) % 251);
+  for (const engine of ["native", "tfjs"] as const) {
+    const model = createModel("transformer", { d_model: 32, n_layer: 1 }, 0);
+    try {
+      const told: unknown[] = [];
+      const run = await train(model, data, {
+        steps: 2,
+        batch: 2,
+        length: 16,
+        lr: 1e-3,
+        warmup: 1,
+        seed: 0,
+        engine,
+        validate: {
+          every: 1,
+          score: (_m, native) => {
+            told.push(native);
+            return Promise.resolve(1);
+          },
+        },
+      });
+      const want = engine === "native" ? { backend: "wasm", allowSoftwareGpu: true } : undefined;
+      assert.deepEqual(told, [want, want]);
+      assert.deepEqual(run.native, want);
+    } finally {
+      disposeModel(model);
+    }
+  }
+});

@@ -3,13 +3,13 @@
  * and head (lib/engine/transformer.ts, its attention tiled: the (L, L) scores are never stored). Two uses:
  * - a run's test score and validation curve (lib/runs/experiment.ts), on the engine that trained it: TF.js
  *   took 120-220 s of a GPU call to score the 879 KB books test split with a byte Transformer or
- *   PerceiverAR (data/results/runs.jsonl, eval.wall_s), the engine a few seconds;
+ *   PerceiverAR (data/results/runs.jsonl, eval.wall_s), the engine 9-34 s for code's 1 MB split;
  * - the extrapolation at lengths the GPU's memory holds, where TF.js materialises every (batch, heads, L,
  *   L) score (lib/eval/extrapolation.ts caps it at maxAttentionLength).
  * PerceiverAR predicts from its latents only (the last N positions of a pass), so a row is scored as its
  * TF.js model scores it (lib/models/perceiver_ar.ts, perceiverLogits): passes over nested prefixes ending
- * at n, n - N, ..., each scoring its last N positions. One engine per (rows, length) is kept, so the
- * repeating lengths of a split's windows build each engine once; `destroy` releases them all.
+ * at n, n - N, ..., each scoring its last N positions. Engines are kept per (rows, length) (MAX_ENGINES),
+ * so the repeating lengths of a split's windows build each engine once; `destroy` releases them all.
  */
 import { type LanguageModel, readParameters } from "../models/lm.ts";
 import type { TransformerConfig } from "../models/transformer_config.ts";
@@ -27,13 +27,26 @@ export interface RowScorer {
 
 /** The families the engine scores (the attention models; Mamba reads long sequences as a recurrence). */
 export const ENGINE_SCORED_KINDS = ["transformer", "transformer_subword", "megabyte", "perceiver_ar"];
+/**
+ * Those the extrapolation scores on the engine: not PerceiverAR, whose row of k times the training length
+ * takes k x length / N nested passes, each a length of its own and so an engine of its own.
+ */
+export const ENGINE_EXTRAPOLATED_KINDS = ["transformer", "transformer_subword", "megabyte"];
 
-/** Engines a scorer keeps at once (PerceiverAR's nested passes need ceil(n / N) lengths, plus a short tail's). */
+/**
+ * Engines a scorer keeps, the least recently used going first. A split's windows need one length (the
+ * window; PerceiverAR: ceil(window / N) of them) for each of at most three row counts (full batches, the
+ * last partial batch, the short last window alone): 12 serves PerceiverAR's 4 passes at the large scale.
+ * More passes than this rebuild engines on every batch (slow, not wrong). Each engine is a training engine
+ * (gradients and AdamW moments included): PerceiverAR's at batch 4 x 1,024 holds about 270 MB.
+ */
 const MAX_ENGINES = 12;
 
 export class EngineScorer implements RowScorer {
-  /** Engines by `${rows}x${length}`, oldest first. */
+  /** Engines by `${rows}x${length}`, the least recently used first. */
   private engines = new Map<string, TransformerEngine>();
+  /** Engines built so far (each is a device's worth of buffers and pipelines: tests count them). */
+  enginesBuilt = 0;
 
   private constructor(
     private readonly model: LanguageModel,
@@ -59,7 +72,7 @@ export class EngineScorer implements RowScorer {
 
   get name(): string {
     const any = this.engines.values().next().value;
-    return `native engine (${any?.backend.device ?? this.backend})`;
+    return `native engine (${this.backend}: ${any?.backend.device ?? "not started"})`;
   }
 
   async nats(rows: Int32Array[]): Promise<Float32Array> {
@@ -97,7 +110,11 @@ export class EngineScorer implements RowScorer {
   private async engineFor(batch: number, length: number): Promise<TransformerEngine> {
     const key = `${batch}x${length}`;
     const kept = this.engines.get(key);
-    if (kept) return kept;
+    if (kept) {
+      this.engines.delete(key); // to the back: the most recently used
+      this.engines.set(key, kept);
+      return kept;
+    }
     if (this.engines.size >= MAX_ENGINES) {
       const [oldest, engine] = this.engines.entries().next().value!;
       engine.destroy();
@@ -116,6 +133,7 @@ export class EngineScorer implements RowScorer {
       ...(perceiver ? { latents: perceiver } : {}),
     });
     this.engines.set(key, engine);
+    this.enginesBuilt++;
     return engine;
   }
 

@@ -56,8 +56,9 @@ export interface RunRecord {
     batch?: number;
     wall_s: number;
     /**
-     * What computed the score: "native engine (DEVICE)" (the engine that trained the run, for the attention
-     * models) or "TF.js (BACKEND)"; absent in records older than engine scoring (TF.js).
+     * What computed the score: "native engine (BACKEND: DEVICE)" (an engine on the backend that trained the
+     * run, for the attention models) or "TF.js (BACKEND)"; absent in records older than engine scoring
+     * (TF.js).
      */
     scored_by?: string;
     /**

@@ -563,10 +563,10 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
   }
 }
 
-/** A run record's `eval`: the score of `test` (its unigram entropy beside it), and how it was scored. */
 /**
- * `scoreText` as a run scores: on the native engine that trained the model where the engine scores its
- * family (the attention models, lib/eval/engine_scorer.ts; `native` is where the run's engine ran), else
+ * `scoreText` as a run scores: on a native engine of the backend that trained the model (a fresh one,
+ * loaded with the model's parameters) where the engine scores its family (the attention models,
+ * lib/eval/engine_scorer.ts; `native` is where the run's engine ran), else
  * through the model's TF.js forward pass. The engine gives TF.js's numbers (tests/engine_scorer_test.ts)
  * in seconds where TF.js took minutes of GPU time for the Transformer and PerceiverAR. `scoredBy` names
  * the path taken.
@@ -588,6 +588,7 @@ export async function scoreRun(
   }
 }
 
+/** A run record's `eval`: the score of `test` (its unigram entropy beside it), and how it was scored. */
 export function evalRecord(
   score: TextScore,
   split: string,

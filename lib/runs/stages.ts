@@ -14,7 +14,7 @@
  * that process only).
  */
 import { initBackend, tf, webgpuAdapter } from "../backend.ts";
-import { ENGINE_SCORED_KINDS, EngineScorer } from "../eval/engine_scorer.ts";
+import { ENGINE_EXTRAPOLATED_KINDS, EngineScorer } from "../eval/engine_scorer.ts";
 import { nativeBackendFor } from "../train/steps.ts";
 import { SCALES } from "../scales.ts";
 import { helpOrUnknown } from "../util/usage.ts";
@@ -357,7 +357,7 @@ const EXTRAPOLATION: Stage<StageOptions & { settings?: Partial<ExtrapolationOpti
 
 /** The engine scorer of an extrapolation, or undefined (TF.js scores): see StageOptions.engine. */
 async function scorerFor(model: LanguageModel, engine: "auto" | "native" | "tfjs") {
-  if (engine === "tfjs" || !ENGINE_SCORED_KINDS.includes(model.kind)) return undefined;
+  if (engine === "tfjs" || !ENGINE_EXTRAPOLATED_KINDS.includes(model.kind)) return undefined;
   if (engine === "auto" && !(tf.getBackend() === "webgpu" && (await webgpuAdapter())?.fallback === false)) {
     return undefined;
   }
