@@ -435,20 +435,23 @@ Deno.test("stages: evaluate a recorded run from its checkpoint, record with prov
   }
 });
 
+/** A smoke run on books with a validation curve of 2 points over the validation split's first 300 bytes. */
+const curveSpec = (name: string, model: string, config: Record<string, number>, steps: number) => ({
+  name,
+  model,
+  config,
+  domain: "books" as const,
+  scale: "smoke",
+  train: { batch: 2, length: 32, lr: 3e-3, warmup: 1, seed: 0, steps },
+  eval: { maxBytes: 256, valPoints: 2, valBytes: 300 },
+});
+
 Deno.test("a run's validation curve: held-out bits per byte at every steps/curve steps and the last, on the validation split's first bytes", async () => {
   await useBackend("wasm");
   const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });
   const runsDir = await Deno.makeTempDir({ prefix: "eval-test-runs-" });
   try {
-    const spec = {
-      name: "t/smoke/books/mambabyte_curve",
-      model: "mambabyte",
-      config: { d_model: 16, n_layer: 1 },
-      domain: "books" as const,
-      scale: "smoke",
-      train: { batch: 2, length: 32, lr: 3e-3, warmup: 1, seed: 0, steps: 5 },
-      eval: { maxBytes: 256, valPoints: 2, valBytes: 300 },
-    };
+    const spec = curveSpec("t/smoke/books/mambabyte_curve", "mambabyte", { d_model: 16, n_layer: 1 }, 5);
     const run = await runExperiment(spec, { resultsDir: results, runsDir, quiet: true });
     const flopsPerStep = run.train_flops / 5;
     // every ceil(5 / 2) = 3 steps, and the last
@@ -529,15 +532,10 @@ Deno.test("an attention model trained on the native engine is scored on it: its 
   const results = await Deno.makeTempDir({ prefix: "eval-test-results-" });
   const runsDir = await Deno.makeTempDir({ prefix: "eval-test-runs-" });
   try {
-    const spec = {
-      name: "t/smoke/books/transformer_engine_scored",
-      model: "transformer",
-      config: { d_model: 32, n_layer: 1 },
-      domain: "books" as const,
-      scale: "smoke",
-      train: { batch: 2, length: 32, lr: 3e-3, warmup: 1, seed: 0, steps: 4 },
-      eval: { maxBytes: 256, valPoints: 2, valBytes: 300 },
-    };
+    const spec = curveSpec("t/smoke/books/transformer_engine_scored", "transformer", {
+      d_model: 32,
+      n_layer: 1,
+    }, 4);
     const native = await runExperiment(spec, { resultsDir: results, runsDir, quiet: true, engine: "native" });
     // scored on the backend and device that trained it: "native (wasm: X)" -> "native engine (wasm: X)"
     assert.match(native.engine ?? "", /^native \(wasm: /);
