@@ -1265,9 +1265,12 @@ Deno.test("compute-matched table: a cell is its seeds' mean; a model's order, by
     row("B", "books", 1.2, 10e6),
     row("B", "code", 2.6, 50e6),
     row("B", "code", NaN, 50e6),
+    // C: books only (0.5): below both there, but listed after the models of both domains
+    row("C", "books", 0.5, 10e6),
   ];
   const t = computeMatchedTable(rows, "large");
-  assert.deepEqual(t.rows.map((r) => r[0]), ["B", "A"]);
+  assert.deepEqual(t.rows.map((r) => r[0]), ["B", "A", "C"]);
+  assert.match(t.note, /those on fewer domains \(the plan's variants\) after those on all/);
   const a = t.rows[1], b = t.rows[0];
   assert.equal(a[t.columns.indexOf("bytes seen")], "30.0M"); // (10M + 50M) / 2, not (3 x 10M + 50M) / 4
   assert.equal(a[t.columns.indexOf("train FLOPs")], "300M");

@@ -149,7 +149,8 @@ export function computeMatchedTable(
     train_flops: aq.op.mean("train_flops"),
     bytes_per_s: aq.op.mean("train_bytes_per_s"),
     mean_bpb: aq.op.mean("bits_per_byte"),
-  }).orderby("mean_bpb").objects() as {
+    domains: aq.op.count(),
+  }).orderby(aq.desc("domains"), "mean_bpb").objects() as {
     model: string;
     kind: string;
     parameters: number;
@@ -201,7 +202,9 @@ export function computeMatchedTable(
     `parameters trained on ${si(Math.min(...models.map((m) => m.bytes_seen)))}-${
       si(Math.max(...models.map((m) => m.bytes_seen)))
     } bytes: ` +
-    `compare the ordering of models, not the values. Bytes seen, train FLOPs and train bytes/s: the mean ` +
+    `compare the ordering of models, not the values. Rows in order of the mean over the domains a model ` +
+    `ran, those on fewer domains (the plan's variants) after those on all. ` +
+    `Bytes seen, train FLOPs and train bytes/s: the mean ` +
     `over a model's runs on these domains.` +
     (multiSeed ? " Where a model ran several seeds, its cell is their mean ± sample s.d." : "") +
     (scale === "gpu" || scale === "large"
