@@ -1017,6 +1017,21 @@ Deno.test("noise on several domains: the noise table keeps books, noise_domains 
     table.table.rows.every((r) => !r.join(" ").includes("×3")),
     "code's records stay out of the books table",
   );
+  assert.match(built.table.note ?? "", /the noise table shows books setting by setting/);
+  // a domain with MambaByte's records alone compares nothing: not a row (books here, its subword Mamba
+  // not evaluated); the note names code, the domain the noise table then shows
+  const later = [
+    ...noise.filter((r) => !(r.domain === "books" && r.model_kind === "mamba_subword")),
+    ...noise.filter((r) => r.domain === "code").map((r) => ({
+      ...r,
+      domain: "latex",
+      model_dir: r.model_dir.replace("/code/", "/latex/"),
+    })),
+  ];
+  const some = await figureBuilder("noise_domains").build({ noise: later }, ctx);
+  assert.ok(some && "table" in some);
+  assert.deepEqual(some.table.rows.map((r) => r[0]), ["code", "latex"]);
+  assert.match(some.table.note ?? "", /the noise table shows code setting by setting/);
 });
 
 Deno.test("noise: the figures and the README's verdict read the largest scale comparing MambaByte with the subword Mamba", async () => {

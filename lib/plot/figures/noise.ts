@@ -325,7 +325,10 @@ registerFigure({
     const scale = noiseScale(all, ctx.scale);
     if (!scale) return undefined;
     const recs = latestBy(all.filter((r) => r.scale === scale), (r) => `${r.model_dir}|${r.noise}|${r.p}`);
-    const domains = [...new Set(recs.map((r) => r.domain as string))].sort();
+    // the domains holding both compared models (a domain with MambaByte's records alone compares nothing)
+    const domains = [...new Set(recs.map((r) => r.domain as string))].sort().filter((d) =>
+      comparesOn(recs, d)
+    );
     if (domains.length < 2) return undefined; // one domain: the noise table shows it whole
     const ratio = (d: string, kind: string, s: Rec) =>
       recs.find((r) => r.domain === d && r.model_kind === kind && r.noise === s.noise && r.p === s.p)
@@ -355,7 +358,7 @@ registerFigure({
         rows,
         note:
           `Word perplexity ratios (noisy / clean, per clean word) of each noise setting, ${scale} scale; ` +
-          `the noise table shows ${domains.includes("books") ? "books" : domains[0]} setting by setting.`,
+          `the noise table shows ${noiseDomain(recs)} setting by setting.`,
       },
     };
   },
