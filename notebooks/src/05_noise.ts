@@ -35,10 +35,12 @@ export default [
   let resultsDir = mb.resultsDir();
   let standIn = false; // records of the untrained reference model, in a temporary folder
   const recorded = (await mb.readRecords<any>("noise", resultsDir)).filter((r) => r.scale === SCALE);
-  if (recorded.length) {
-    const models = [...new Set(recorded.map((r) => \`\${r.label} (\${r.model_kind}, \${r.parameters?.toLocaleString("en")} parameters)\`))];
-    console.log(\`scale \${SCALE}: \${recorded.length} records on \${recorded[0].clean.bytes} clean bytes of \${recorded[0].data}\n  \${models.join("\n  ")}\`);
-  } else if (SCALE === "smoke") {
+  // each domain's records: the models evaluated there and the clean bytes they read
+  for (const [domain, rs] of Map.groupBy(recorded, (r) => r.domain)) {
+    const models = [...new Set(rs.map((r) => \`\${r.label} (\${r.model_kind}, \${r.parameters?.toLocaleString("en")} parameters)\`))];
+    console.log(\`scale \${SCALE}, \${domain}: \${rs.length} records on \${rs[0].clean.bytes} clean bytes of \${rs[0].data}\n  \${models.join("\n  ")}\`);
+  }
+  if (!recorded.length && SCALE === "smoke") {
     // No trained models at this scale yet: evaluate the UNTRAINED reference MambaByte of the test fixtures
     // into a temporary folder so every cell below runs; its numbers say nothing about language modelling.
     standIn = true;
@@ -60,7 +62,7 @@ export default [
       }, resultsDir);
     }
     console.log(\`no noise records at scale \${SCALE}: evaluated the untrained reference model instead (\${resultsDir})\`);
-  } else {
+  } else if (!recorded.length) {
     console.log(\`no noise records at scale \${SCALE}: run deno task reproduce --scale \${SCALE}\`);
   }
   `,
