@@ -51,17 +51,18 @@ if [ "${LARGE_FINAL:-}" = 1 ] && [ $(( ${LARGE_SECONDS:-560} - 90 )) -gt 0 ]; th
   export GPU_PLAN_TIME_LEFT=$(( ${LARGE_SECONDS:-560} - 90 ))
 fi
 # LARGE_DOMAINS="books,stories": the domains this call trains, the ones packed into the carried corpus (its
-# runs in the plan's order, each entry on the domains it has). Every family's entries in one process, so
-# six processes share the card whatever the domains.
+# runs in the plan's order, each entry on the domains it has). Two processes, each family's entries in one
+# of them (a family's sweep, then its ladder and seeds, in order), so that runs finish within calls (below).
 D=${LARGE_DOMAINS:-books}
-JOBS=("$D:mambabyte,mambabyte_0.375,mambabyte_8k" "$D:transformer,transformer_equal_params,transformer_8k"
-  "$D:megabyte" "$D:mamba_subword,mamba_subword_equal_bytes" "$D:perceiver_ar" "$D:transformer_subword")
+JOBS=("$D:mambabyte,mambabyte_0.375,mambabyte_8k,transformer,transformer_equal_params,transformer_8k"
+  "$D:megabyte,perceiver_ar,transformer_subword,mamba_subword,mamba_subword_equal_bytes")
 # LARGE_JOBS="books:mambabyte_8k books:mambabyte ...": the processes spelled out instead (gpu_plan.sh's
 # DOMAIN:entry,entry, space-separated on one line), when a family's entries need not wait on one another
 # (once its sweep is published): an entry with its seeds in one process, another entry in the next.
-# Fewer processes finish runs within a call: alone on an H100 MambaByte's top budget took 163 s (461 KB/s,
-# 2026-12-06), against 607-1,040 s beside five to seven others, and the card's total was about the same
-# (data/results/gpu-logs/large-2026-12-06-call1); a run still in progress when a machine goes is lost.
+# Fewer processes finish runs within a call: alone on an H100 a top budget took 162-163 s (MambaByte on code,
+# MegaByte on books: 2026-12-06, calls 1 and 6), against 607-1,040 s beside five to seven others, and the
+# card's total was about the same (4.9 TFLOP/s with three processes, call 2-3); a run still in progress
+# when a machine goes is lost. `--models` takes entries: an entry's seeds run with it.
 [ -n "${LARGE_JOBS:-}" ] && read -r -a JOBS <<< "$LARGE_JOBS"
 OUT=/tmp/plan-out GPU_PLAN_SCALE=large GPU_PLAN_NO_CARRY=1 bash lib/gpu_plan.sh $(( ${LARGE_SECONDS:-560} - 75 )) "${JOBS[@]}"
 # LARGE_FINAL=1: what is left of the call once no run can start goes to the evaluation stages (extrapolation,
