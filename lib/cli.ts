@@ -6,7 +6,7 @@
  * results) are one line on stderr and a non-zero exit; `--debug` (anywhere on the line) or
  * MAMBABYTE_DEBUG=1 prints stack traces instead.
  */
-import { rateFor, RUN_OVERHEAD_S } from "./runs/time_left.ts";
+import { fastestRateFor, rateFor, RUN_OVERHEAD_S } from "./runs/time_left.ts";
 import { writeHalfModel } from "./models/half_precision.ts";
 import * as tf from "@tensorflow/tfjs";
 import { BACKENDS, initBackend, requestedBackend } from "./backend.ts";
@@ -1473,18 +1473,20 @@ async function planCommand(args: string[]) {
   // what is left, in time: each run at the FLOP rate recorded for runs like it, with its evaluation
   // (lib/runs/time_left.ts)
   if (left.length) {
-    let seconds = 0, unknown = 0;
+    let seconds = 0, fastSeconds = 0, unknown = 0;
     for (const { row, spec } of left) {
-      const rate = rateFor(spec, records);
+      const rate = rateFor(spec, records), fast = fastestRateFor(spec, records);
       if (rate) seconds += row.flops / rate.flopsPerSecond + rate.evalSeconds + RUN_OVERHEAD_S;
       else unknown++;
+      if (fast) fastSeconds += row.flops / fast.flopsPerSecond + fast.evalSeconds + RUN_OVERHEAD_S;
     }
     console.log(
       `to train: ${left.length} runs, ${si(left.reduce((s, l) => s + l.row.flops, 0))} FLOPs; about ${
         formatSeconds(seconds)
       } of training and evaluation, run after run, at the speeds recorded for runs like them${
         unknown ? ` (${unknown} with no run like them recorded not counted)` : ""
-      }; runs sharing a device at once overlap`,
+      }; runs sharing a device at once overlap. At the fastest recorded run like each (the nearest to one ` +
+        `process alone on the device), about ${formatSeconds(fastSeconds)}`,
     );
   }
 }

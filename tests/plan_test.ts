@@ -520,6 +520,14 @@ Deno.test("cli reproduce --plan: the sweep trains first, the other runs take its
     ),
   );
   assert.doesNotMatch(relisted, /not counted/);
+  // and at the fastest of those five runs, with the quickest evaluation among them
+  const fastest = Math.max(...trained.map((x) => x.train_flops / x.train_wall_s));
+  const quickest = Math.min(...trained.map((x) => x.eval.wall_s));
+  const fastSeconds = flopsAll / fastest + 5 * (quickest + RUN_OVERHEAD_S);
+  assert.match(
+    relisted,
+    new RegExp(`At the fastest recorded run like each .*, about ${formatSeconds(fastSeconds)}`),
+  );
   const moved = await runCli(...args);
   assert.equal(moved.code, 0, moved.stderr);
   assert.match(moved.stderr, /5 runs in the plan at scale smoke; 0 already recorded, 3 to run, 2 waiting/);

@@ -49,13 +49,41 @@ export function rateFor(
   spec: RunSpec,
   records: RunRecord[],
 ): (RecordedRate & { ownEntry: boolean }) | undefined {
+  const like = runsLike(spec, records);
+  const rate = like && rateOf(like.runs);
+  return rate && { ...rate, ownEntry: like.ownEntry };
+}
+
+/**
+ * As `rateFor`, from the fastest of those runs alone: its FLOP rate and the quickest evaluation among
+ * them. Runs shared the device with others in most recorded calls, which a pooled rate carries into a
+ * sequential estimate; the fastest is the nearest to one process alone on the card (how the plan is now
+ * run: lib/bench/h200_large.sh).
+ */
+export function fastestRateFor(spec: RunSpec, records: RunRecord[]): RecordedRate | undefined {
+  const runs = runsLike(spec, records)?.runs.filter((r) => r.train_wall_s > 0 && r.train_flops > 0);
+  if (!runs?.length) return undefined;
+  const fastest = runs.reduce((
+    a,
+    r,
+  ) => (r.train_flops / r.train_wall_s > a.train_flops / a.train_wall_s ? r : a));
+  const evals = runs.map((r) => r.eval?.wall_s).filter((x): x is number => typeof x === "number");
+  return {
+    flopsPerSecond: fastest.train_flops / fastest.train_wall_s,
+    flopsPerByte: fastest.train_flops / fastest.bytes_seen,
+    evalSeconds: evals.length ? Math.min(...evals) : 0,
+  };
+}
+
+/** The recorded runs like `spec` (the module's comment: its entry's, else its family's shape, else its family's). */
+function runsLike(spec: RunSpec, records: RunRecord[]): { runs: RunRecord[]; ownEntry: boolean } | undefined {
   const family = records.filter((r) => r.model === spec.model && r.scale === spec.scale);
   const entry = spec.labels?.entry;
-  const own = entry === undefined ? undefined : rateOf(family.filter((r) => r.labels?.entry === entry));
-  if (own) return { ...own, ownEntry: true };
+  const own = entry === undefined ? [] : family.filter((r) => r.labels?.entry === entry);
+  if (rateOf(own)) return { runs: own, ownEntry: true };
   const sameShape = family.filter((r) => r.batch === spec.train.batch && r.length === spec.train.length);
-  const like = rateOf(sameShape) ?? rateOf(family);
-  return like && { ...like, ownEntry: false };
+  if (rateOf(sameShape)) return { runs: sameShape, ownEntry: false };
+  return rateOf(family) ? { runs: family, ownEntry: false } : undefined;
 }
 
 /**
