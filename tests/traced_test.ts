@@ -223,9 +223,30 @@ Deno.test("README: every compute-matched figure it links exists and shows the sc
       /!\[bits per byte against training FLOPs, (\w+), (\w+) scale[^\]]*\]\(figures\/(compute_matched_\w+)\.png\)/g,
     ),
   ];
-  // code's only large-scale run is MambaByte's: its figure stays at the gpu scale, which compares seven models
-  assert.ok(links.some(([, d, sc]) => d === "code" && sc === "gpu"), "code's figure under the gpu scale");
+  // each domain's figure at the largest scale whose top-budget compute-matched runs on it hold two models or
+  // more (reckoned here from the records: e.g. code stayed at the gpu scale while MambaByte was its only
+  // large-scale run), and a link for every domain with such runs
+  const comparing = (domain: string) =>
+    ["large", "gpu", "small", "smoke"].find((sc) =>
+      new Set(
+        runs.filter((r) =>
+          r.domain === domain && r.scale === sc && r.labels?.plan === "compute-matched" &&
+          r.labels?.sweep === undefined && ((r.labels?.budget as number | undefined) ?? 1) === 1
+        ).map((r) => r.model),
+      ).size >= 2
+    );
+  const expected = [...new Set(runs.map((r) => r.domain))].flatMap((d) => {
+    const sc = comparing(d);
+    return sc ? [`${d} ${sc}`] : [];
+  });
+  assert.ok(expected.length >= 2, "the published records compare models on two domains or more");
+  for (const e of expected) {
+    assert.ok(links.some(([, d, sc]) => `${d} ${sc}` === e), `a figure of ${e} (its comparing scale)`);
+  }
   for (const [, domain, scale, name] of links) {
+    if (!name.endsWith("_variants")) {
+      assert.equal(scale, comparing(domain), `${name}: its domain's comparing scale`);
+    }
     const built = await buildFigure(name, { resultsDir: RESULTS_DIR });
     assert.ok(built && "figure" in built, `${name} is linked but has nothing to draw`);
     assert.match(JSON.stringify(built.figure.layout), new RegExp(`${domain} \\(${scale} scale\\)`), name);
