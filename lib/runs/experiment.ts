@@ -566,10 +566,9 @@ async function runOpened(spec: RunSpec, opts: RunOptions, runsDir: string, run: 
 /**
  * `scoreText` as a run scores: on a native engine of the backend that trained the model (a fresh one,
  * loaded with the model's parameters) where the engine scores its family (the attention models,
- * lib/eval/engine_scorer.ts; `native` is where the run's engine ran), else
- * through the model's TF.js forward pass. The engine gives TF.js's numbers (tests/engine_scorer_test.ts)
- * in seconds where TF.js took minutes of GPU time for the Transformer and PerceiverAR. `scoredBy` names
- * the path taken.
+ * lib/eval/engine_scorer.ts; `native` is where the run's engine ran), else through the model's TF.js
+ * forward pass. The engine gives TF.js's numbers (tests/engine_scorer_test.ts) in seconds where TF.js took
+ * minutes of GPU time for the Transformer and PerceiverAR. `scoredBy` names the path taken.
  */
 export async function scoreRun(
   model: LanguageModel,

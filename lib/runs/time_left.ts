@@ -61,15 +61,15 @@ export function rateFor(
  * run: lib/bench/h200_large.sh).
  */
 export function fastestRateFor(spec: RunSpec, records: RunRecord[]): RecordedRate | undefined {
-  const runs = runsLike(spec, records)?.runs.filter((r) => r.train_wall_s > 0 && r.train_flops > 0);
+  const runs = runsLike(spec, records)?.runs.filter((r) =>
+    r.train_wall_s > 0 && r.train_flops > 0 && r.bytes_seen > 0
+  );
   if (!runs?.length) return undefined;
-  const fastest = runs.reduce((
-    a,
-    r,
-  ) => (r.train_flops / r.train_wall_s > a.train_flops / a.train_wall_s ? r : a));
+  const speed = (r: RunRecord) => r.train_flops / r.train_wall_s;
+  const fastest = runs.reduce((a, r) => (speed(r) > speed(a) ? r : a));
   const evals = runs.map((r) => r.eval?.wall_s).filter((x): x is number => typeof x === "number");
   return {
-    flopsPerSecond: fastest.train_flops / fastest.train_wall_s,
+    flopsPerSecond: speed(fastest),
     flopsPerByte: fastest.train_flops / fastest.bytes_seen,
     evalSeconds: evals.length ? Math.min(...evals) : 0,
   };

@@ -46,8 +46,10 @@ export interface StepRunner {
   readonly window: number;
   /** GPU memory the runner allocated for training (native: every buffer of the engine; tfjs: unknown). */
   readonly gpuBytes?: number;
-  /** Where the native engine runs and whether it took a software adapter (absent for tfjs): evaluation
-   * (lib/eval/engine_scorer.ts) runs there too. */
+  /**
+   * Where the native engine runs and whether it took a software adapter (absent for tfjs): a run's
+   * evaluation (lib/eval/engine_scorer.ts) runs there too.
+   */
   readonly native?: NativePlace;
   /** Makes (or queues) the update on ids (batch, length + 1) with learning rate lr. */
   step(ids: Int32Array, lr: number): Promise<{ outcome: Promise<StepOutcome> }>;
