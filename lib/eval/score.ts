@@ -247,12 +247,11 @@ export async function scoreText(
       const group: TokenWindow[] = [];
       for (let k = i; k < j; k++) group.push(windowAt(k));
       let v: number;
-      if (stepper) {
-        const perToken = stepperTokenNats(stepper, model.config.vocab_size, group);
-        v = perToken.reduce((s, x) => s + x, 0); // in doubles, in order
-        parts?.add(i * window, perToken);
-      } else if (opts.scorer) {
-        const perToken = await opts.scorer.nats(group.map((w) => Int32Array.from(w)));
+      if (stepper || opts.scorer) {
+        // per-token nats from the CPU stepper or the scorer, summed here
+        const perToken = stepper
+          ? stepperTokenNats(stepper, model.config.vocab_size, group)
+          : await opts.scorer!.nats(group.map((w) => Int32Array.from(w)));
         v = 0;
         for (const x of perToken) v += x; // in doubles, in order
         parts?.add(i * window, perToken);

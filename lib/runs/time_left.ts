@@ -22,8 +22,11 @@ export interface RecordedRate {
   evalSeconds: number;
 }
 
+/** A record a rate can be read from: training time, FLOPs and bytes all recorded. */
+const timed = (r: RunRecord) => r.train_wall_s > 0 && r.train_flops > 0 && r.bytes_seen > 0;
+
 function rateOf(rs: RunRecord[]): RecordedRate | undefined {
-  rs = rs.filter((r) => r.train_wall_s > 0 && r.train_flops > 0 && r.bytes_seen > 0);
+  rs = rs.filter(timed);
   const flops = rs.reduce((s, r) => s + r.train_flops, 0);
   const seconds = rs.reduce((s, r) => s + r.train_wall_s, 0);
   const bytes = rs.reduce((s, r) => s + r.bytes_seen, 0);
@@ -61,10 +64,8 @@ export function rateFor(
  * run: lib/bench/h200_large.sh).
  */
 export function fastestRateFor(spec: RunSpec, records: RunRecord[]): RecordedRate | undefined {
-  const runs = runsLike(spec, records)?.runs.filter((r) =>
-    r.train_wall_s > 0 && r.train_flops > 0 && r.bytes_seen > 0
-  );
-  if (!runs?.length) return undefined;
+  const runs = runsLike(spec, records)?.runs;
+  if (!runs) return undefined;
   const speed = (r: RunRecord) => r.train_flops / r.train_wall_s;
   const fastest = runs.reduce((a, r) => (speed(r) > speed(a) ? r : a));
   const evals = runs.map((r) => r.eval?.wall_s).filter((x): x is number => typeof x === "number");
@@ -75,15 +76,18 @@ export function fastestRateFor(spec: RunSpec, records: RunRecord[]): RecordedRat
   };
 }
 
-/** The recorded runs like `spec` (the module's comment: its entry's, else its family's shape, else its family's). */
+/**
+ * The recorded runs like `spec` that a rate can be read from (the module's comment: its entry's, else its
+ * family's shape, else its family's), or undefined: none.
+ */
 function runsLike(spec: RunSpec, records: RunRecord[]): { runs: RunRecord[]; ownEntry: boolean } | undefined {
-  const family = records.filter((r) => r.model === spec.model && r.scale === spec.scale);
+  const family = records.filter((r) => r.model === spec.model && r.scale === spec.scale && timed(r));
   const entry = spec.labels?.entry;
   const own = entry === undefined ? [] : family.filter((r) => r.labels?.entry === entry);
-  if (rateOf(own)) return { runs: own, ownEntry: true };
+  if (own.length) return { runs: own, ownEntry: true };
   const sameShape = family.filter((r) => r.batch === spec.train.batch && r.length === spec.train.length);
-  if (rateOf(sameShape)) return { runs: sameShape, ownEntry: false };
-  return rateOf(family) ? { runs: family, ownEntry: false } : undefined;
+  if (sameShape.length) return { runs: sameShape, ownEntry: false };
+  return family.length ? { runs: family, ownEntry: false } : undefined;
 }
 
 /**
