@@ -369,6 +369,7 @@ Deno.test("tasks: --help on bench, figures, data, notebooks, setup, the stages a
       "--kinds",
       "--force",
       "--max-tokens",
+      "--batch-tokens",
       "--max-bytes",
       "--engine",
     ]],
@@ -440,6 +441,24 @@ Deno.test("tasks: --help on bench, figures, data, notebooks, setup, the stages a
     assert.doesNotMatch(bad.stderr, / {4}at |Uncaught/, `${what}: no stack trace`);
     assert.equal(errorLines(bad.stderr).length, 1, `${what}: one line:\n${bad.stderr}`);
     assert.match(bad.stderr, /--zzz-not-an-option/);
+  }
+});
+
+Deno.test("lib/runs/stages.ts: a bad --batch-tokens, --max-tokens or --scale is one line naming it", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--batch-tokens", "0"], /--batch-tokens must be a positive integer \(got "0"\)/],
+    [["--batch-tokens", "2.5"], /--batch-tokens must be a positive integer \(got "2.5"\)/],
+    [["--max-tokens", "x"], /--max-tokens must be a positive integer \(got "x"\)/],
+    [["--scale", "huge"], /--scale must be one of smoke, small, gpu, large \(got "huge"\)/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await deno(["run", "-A", "lib/runs/stages.ts", "extrapolation", ...args]);
+    const what = args.join(" ");
+    assert.equal(r.code, 2, `${what}: exit status (stderr: ${r.stderr})`);
+    assert.doesNotMatch(r.stderr, / {4}at |Uncaught/, `${what}: no stack trace`);
+    const lines = errorLines(r.stderr);
+    assert.equal(lines.length, 1, `${what}: one line:\n${r.stderr}`);
+    assert.match(lines[0], pattern, what);
   }
 });
 

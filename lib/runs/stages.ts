@@ -464,7 +464,7 @@ export async function noiseStage(
 const USAGE = `deno run -A lib/runs/stages.ts extrapolation|noise [options]
   evaluates the recorded runs of a scale (one run per model family on one domain) and appends the records
   to RESULTS/extrapolation.jsonl or RESULTS/noise.jsonl; runs already evaluated are skipped
-  --scale S         smoke, small or gpu (default small, or SCALE)
+  --scale S         ${Object.keys(SCALES).join(", ")} (default small, or SCALE)
   --results DIR     where runs.jsonl is read and the records appended (default data/results)
   --runs-dir DIR    where the runs' models are (default data/checkpoints/runs)
   --domain D        the domain whose runs are evaluated (default books, else the first recorded; noise at
@@ -477,6 +477,9 @@ const USAGE = `deno run -A lib/runs/stages.ts extrapolation|noise [options]
   --max-tokens N    extrapolation: tokens scored per length (default per scale: ${
   Object.entries(EXTRAPOLATION_SCALES).map(([k, v]) => `${k} ${v.maxTokens}`).join(", ")
 })
+  --batch-tokens N  extrapolation: tokens a batch of rows holds (default 65536 on the engine, 4096 on TF.js,
+                    16384 for Mamba); smaller where a length fails with a binding or memory limit (Mesa's
+                    software WebGPU binds at most 128 MiB, the CPU engine's memory is 2 GiB)
   --max-bytes N     noise: bytes of the test split (default per scale: ${
   Object.entries(NOISE_SCALES).map(([k, v]) => `${k} ${v.maxBytes}`).join(", ")
 })`;
@@ -509,6 +512,7 @@ if (import.meta.main) {
     fail(`--scale must be one of ${Object.keys(SCALES).join(", ")} (got "${scale}")`);
   }
   const maxTokens = positive("max-tokens"), maxBytes = positive("max-bytes");
+  const batchTokens = positive("batch-tokens");
   const engineFlag = flag("engine") ?? "auto";
   if (!["auto", "native", "tfjs"].includes(engineFlag)) {
     fail(`--engine must be auto, native or tfjs (got "${engineFlag}")`);
@@ -527,7 +531,10 @@ if (import.meta.main) {
       engine: engineFlag as StageOptions["engine"],
     };
     const recs = table === "extrapolation"
-      ? await extrapolationStage(runs, { ...opts, ...(maxTokens ? { settings: { maxTokens } } : {}) })
+      ? await extrapolationStage(runs, {
+        ...opts,
+        settings: { ...(maxTokens ? { maxTokens } : {}), ...(batchTokens ? { batchTokens } : {}) },
+      })
       : await noiseStage(runs, { ...opts, maxBytes });
     console.log(`${recs.length} ${table} records appended to ${resultsDir}/${table}.jsonl`);
   } catch (e) {
