@@ -827,6 +827,49 @@ Deno.test("README verdicts read the top budget once every compared model has it,
   assert.deepEqual(verdictRuns([rec("mambabyte", 1, 2.3), ...ladder.slice(-4)]), { scale: "gpu", budget: 1 });
 });
 
+Deno.test("README verdicts: the parameter-matched line reads the Transformer of MambaByte's size at the top budget and on every rung", () => {
+  const rec = (entry: string, bpb: number, o: { seed?: number; budget?: number } = {}) =>
+    ({
+      run: `compute-matched/large/books/${entry}${o.budget ? `_b${o.budget}` : ""}${
+        o.seed ? `_seed${o.seed}` : ""
+      }`,
+      model: entry === "mambabyte" ? "mambabyte" : "transformer",
+      scale: "large",
+      domain: "books",
+      parameters: 1.82e6,
+      bytes_seen: 1e6,
+      eval: { split: "test", bits_per_byte: bpb },
+      labels: {
+        plan: "compute-matched",
+        entry,
+        ...(o.seed ? { seed: o.seed } : {}),
+        ...(o.budget ? { budget: o.budget } : {}),
+      },
+    }) as unknown as RunRecord;
+  const entry = "transformer_equal_params";
+  const runs = (top?: number) => [
+    // MambaByte's seeds at the top: mean 2.0, s.d. 0.05, so a gap counts beyond 0.1
+    ...[1.95, 2.0, 2.05].map((v, seed) => rec("mambabyte", v, { seed })),
+    rec("mambabyte", 2.6, { budget: 0.1 }),
+    rec(entry, 2.8, { budget: 0.1 }),
+    rec("mambabyte", 2.3, { budget: 0.316 }),
+    rec(entry, 2.25, { budget: 0.316 }), // the Transformer ahead on this rung
+    ...(top === undefined ? [] : [rec(entry, top)]),
+  ];
+  const line = (top?: number) => agreement(runs(top), [], []).find((l) => l.includes("matched parameters"));
+  assert.match(
+    line(2.2)!,
+    /MambaByte is below it beyond noise on 1 of 1 domains, at or below it on 1 \(books 2\.000 vs 2\.200\); on books MambaByte is lower at 2 of 3 budgets \(0\.1x 2\.600 vs 2\.800, 0\.316x 2\.300 vs 2\.250, 1x 1\.950 vs 2\.200; seed 0 each\)\. Agrees\./,
+  );
+  assert.match(
+    line(2.05)!,
+    /beyond noise on 0 of 1 domains, at or below it on 1 .*Within noise: not a confirmation\./,
+  );
+  assert.match(line(1.8)!, /beyond noise on 0 of 1 domains, at or below it on 0 .*Does not agree\./);
+  // without the top budget's run there is no line (the rungs alone do not make the verdict)
+  assert.equal(line(), undefined);
+});
+
 Deno.test("setup tables: each entry's parameters, seeds, steps, warm-up, rates, bytes and FLOPs from its runs; the paper's recipe beside MambaByte's", () => {
   const rec = (domain: string, seed: number, steps: number, lr?: number) =>
     ({

@@ -521,6 +521,45 @@ export function agreement(
         spread(["mambabyte", "mamba_subword"]),
     );
   }
+  // the parameter-matched pair (Figure 1 compares models along training FLOPs at matched parameters): the
+  // byte Transformer of MambaByte's parameter count, at the verdicts' budget and on every rung both trained
+  const equalParams = "transformer_equal_params";
+  const c5 = pairs(equalParams);
+  if (c5.of) {
+    const rungs = domains.flatMap((d) => {
+      const at = (entry: string, b: number) =>
+        own(latestRuns(runs, scale, "compute-matched", false, b)).find((r) =>
+          (r.labels?.entry ?? r.model) === entry && r.domain === d
+        )?.eval.bits_per_byte;
+      const budgets = [...new Set(runs.filter((r) => r.scale === scale).map(budgetOf))]
+        .filter((b) => at("mambabyte", b) !== undefined && at(equalParams, b) !== undefined)
+        .sort((a, b) => a - b);
+      if (budgets.length < 2) return [];
+      const lower = budgets.filter((b) => at("mambabyte", b)! < at(equalParams, b)!).length;
+      return [
+        `on ${d} MambaByte is lower at ${lower} of ${budgets.length} budgets (${
+          budgets.map((b) => `${b}x ${f3(at("mambabyte", b)!)} vs ${f3(at(equalParams, b)!)}`).join(", ")
+        }; seed 0 each)`,
+      ];
+    });
+    lines.push(
+      "- Paper (Figure 1, bits-per-byte against training FLOPs at matched parameters): MambaByte's curve lies below the Transformer's. " +
+        `Here a byte Transformer of MambaByte's parameter count (${
+          (meanOf(equalParams, (r) => r.parameters) / 1e6).toFixed(2)
+        }M against ${(meanOf("mambabyte", (r) => r.parameters) / 1e6).toFixed(2)}M) on the same FLOPs: ` +
+        `MambaByte is below it beyond noise on ${c5.lower} of ${c5.of} domains, at or below it on ${c5.yes} (${
+          scores(equalParams)
+        })${rungs.length ? `; ${rungs.join("; ")}` : ""}. ` +
+        (c5.lower === c5.of
+          ? "Agrees."
+          : c5.yes === c5.of
+          ? "Within noise: not a confirmation."
+          : c5.lower
+          ? "Partly agrees."
+          : "Does not agree.") +
+        spread(["mambabyte", equalParams]),
+    );
+  }
   // extrapolation: the change from 1x to the longest length, whole-sequence mode
   for (const kind of ["mambabyte", "transformer"]) {
     // the largest scale at which this model was evaluated
