@@ -870,6 +870,45 @@ Deno.test("README verdicts: the parameter-matched line reads the Transformer of 
   assert.equal(line(), undefined);
 });
 
+Deno.test("README verdicts: a flat Transformer extrapolation is blamed on training only where the run is within a bit of the unigram entropy", () => {
+  const run = (entry: string, bpb: number) =>
+    ({
+      run: `compute-matched/large/books/${entry}`,
+      model: entry,
+      scale: "large",
+      domain: "books",
+      bytes_seen: 1e6,
+      eval: { split: "test", bits_per_byte: bpb, unigram_bpb: 4.5 },
+      labels: { plan: "compute-matched", entry },
+    }) as unknown as RunRecord;
+  const curve = (bpbs: number[]) =>
+    bpbs.map((b, i) => ({
+      run: "compute-matched/large/books/transformer",
+      model_kind: "transformer",
+      scale: "large",
+      mode: "whole",
+      status: "ok",
+      multiple: 2 ** i,
+      bits_per_byte: b,
+    }));
+  const line = (trained: number, bpbs: number[]) =>
+    agreement([run("mambabyte", 2.0), run("transformer", trained)], curve(bpbs), []).find((l) =>
+      l.includes("the Transformer does not extrapolate")
+    )!;
+  // learned (2.4 is 2.1 bits below 4.5) and flat: the paper's claim is not borne out
+  assert.match(
+    line(2.4, [2.4, 2.41]),
+    /2\.400 at 1x, 2\.410 at 2x: no degradation is visible\. Does not agree\.$/,
+  );
+  // within a bit of the unigram entropy: flat says nothing, and the line says why
+  assert.match(
+    line(4.0, [4.0, 4.0]),
+    /within a bit per byte of its test bytes' unigram entropy \(4\.000 against 4\.500\)/,
+  );
+  // degrading past the training length: agrees, whatever the training
+  assert.match(line(2.4, [2.4, 3.1]), /2\.400 at 1x, 3\.100 at 2x: agrees\.$/);
+});
+
 Deno.test("setup tables: each entry's parameters, seeds, steps, warm-up, rates, bytes and FLOPs from its runs; the paper's recipe beside MambaByte's", () => {
   const rec = (domain: string, seed: number, steps: number, lr?: number) =>
     ({
