@@ -1152,7 +1152,11 @@ Deno.test("noise: the figures and the README's verdict read the largest scale co
   const verdict = (noise: Record<string, unknown>[]) =>
     agreement(runs, [], noise).find((l) => l.includes("grows less under noise"));
   assert.equal(noiseScale([...gpu, ...large]), "gpu");
-  assert.match(verdict([...gpu, ...large])!, /Here \(gpu scale, books\) .* smaller in 1 of 2 settings/);
+  // half of the settings is neither agreement nor its opposite; no other domain is compared there
+  assert.match(
+    verdict([...gpu, ...large])!,
+    /Here \(gpu scale, books\) .* smaller in 1 of 2 settings \(not in: swap p=0\.05\)\. Half of the settings: not a confirmation\.$/,
+  );
   const ctx = { anchorsDir: "/nonexistent" };
   const fig = await figureBuilder("noise_word_ppl").build({ noise: [...gpu, ...large] }, ctx);
   assert.ok(fig && "figure" in fig);
@@ -1182,6 +1186,11 @@ Deno.test("noise: the figures and the README's verdict read the largest scale co
   const codeFig = await figureBuilder("noise_word_ppl").build({ noise: [...gpu, ...large, ...code] }, ctx);
   assert.ok(codeFig && "figure" in codeFig);
   assert.match(JSON.stringify(codeFig.figure.layout), /\(code, large scale\)/);
+  // books comparing too: the verdict reads books, and names code's count beside it
+  assert.match(
+    verdict([...gpu, ...both, ...code])!,
+    /Here \(large scale, books\) .* smaller in 1 of 1 settings \(not in: none\)\. Agrees\. On the other domains compared \(the noise_domains table\): code 0 of 1\.$/,
+  );
   // no scale compares them: the largest with records (its table alone), and no verdict line
   assert.equal(noiseScale(large), "large");
   assert.equal(verdict(large), undefined);

@@ -598,17 +598,26 @@ export function agreement(
   const noiseAt = noiseScale(noise);
   const noisy = noise.filter((r) => r.scale === noiseAt && r.noise !== "none");
   const noiseAtDomain = noiseDomain(noisy);
-  const nz = noisy.filter((r) => r.domain === noiseAtDomain);
-  const ratio = (kind: string, n: string, p: number) =>
-    nz.find((r) => r.model_kind === kind && r.noise === n && r.p === p)?.ratio_word_perplexity;
-  const settings = [
-    ...new Map(nz.map((r) => [`${r.noise}|${r.p}`, [r.noise as string, r.p as number] as const])).values(),
-  ];
-  const compared = settings.filter(([n, p]) =>
-    ratio("mambabyte", n, p) !== undefined && ratio("mamba_subword", n, p) !== undefined
-  );
+  /** A domain's settings where both models are recorded, and those where MambaByte's ratio is smaller. */
+  const settingsOf = (domain: string | undefined) => {
+    const nz = noisy.filter((r) => r.domain === domain);
+    const ratio = (kind: string, n: string, p: number) =>
+      nz.find((r) => r.model_kind === kind && r.noise === n && r.p === p)?.ratio_word_perplexity;
+    const settings = [
+      ...new Map(nz.map((r) => [`${r.noise}|${r.p}`, [r.noise as string, r.p as number] as const])).values(),
+    ];
+    const compared = settings.filter(([n, p]) =>
+      ratio("mambabyte", n, p) !== undefined && ratio("mamba_subword", n, p) !== undefined
+    );
+    return {
+      compared,
+      more: compared.filter(([n, p]) => ratio("mambabyte", n, p)! < ratio("mamba_subword", n, p)!),
+    };
+  };
+  const { compared, more } = settingsOf(noiseAtDomain);
   if (compared.length) {
-    const more = compared.filter(([n, p]) => ratio("mambabyte", n, p)! < ratio("mamba_subword", n, p)!);
+    const others = [...new Set(noisy.map((r) => r.domain as string))].filter((d) => d !== noiseAtDomain)
+      .map((d) => [d, settingsOf(d)] as const).filter(([, c]) => c.compared.length);
     lines.push(
       `- Paper: MambaByte's perplexity grows less under noise than the subword Mamba's. Here (${noiseAt} scale, ${noiseAtDomain}) its word-perplexity ratio (noisy / clean) is smaller in ${more.length} of ` +
         `${compared.length} settings (not in: ${
@@ -618,7 +627,14 @@ export function agreement(
           ? "Agrees."
           : more.length > compared.length / 2
           ? "Mostly agrees."
-          : "Does not agree."),
+          : 2 * more.length === compared.length
+          ? "Half of the settings: not a confirmation."
+          : "Does not agree.") +
+        (others.length
+          ? ` On the other domains compared (the noise_domains table): ${
+            others.map(([d, c]) => `${d} ${c.more.length} of ${c.compared.length}`).join(", ")
+          }.`
+          : ""),
     );
   }
   lines.push(...speculativeAgreement(decode));
