@@ -42,7 +42,7 @@ rm -rf /tmp/plan-out && mkdir -p /tmp/plan-out
 # (and those the evaluation stages read: the subword Mamba or its first seed for noise, the context-8192 pair for extrapolation)
 # and the other domains' MambaByte and subword Mamba, for the noise stage on every domain (at most seven
 # archives come back beside records.tgz: the first finished in this order)
-export GPU_PLAN_HALF="books/mambabyte books/mambabyte_seed1 books/mambabyte_seed2 books/mamba_subword_equal_bytes books/mamba_subword books/mamba_subword_seed1 books/mambabyte_8k books/transformer_8k books/transformer"
+export GPU_PLAN_HALF="books/mambabyte books/mambabyte_seed1 books/mambabyte_seed2 books/mamba_subword_equal_bytes books/mamba_subword books/mambabyte_8k books/transformer_8k books/mamba_subword_seed1 books/transformer"
 for d in code stories prose latex; do GPU_PLAN_HALF="$GPU_PLAN_HALF $d/mambabyte $d/mamba_subword"; done
 # training stops 75 s before the call's limit: the records, logs and float16 exports run after it.
 # LARGE_FINAL=1 (a session's last call, whose machine goes back after it): start no run that the speed

@@ -524,8 +524,9 @@ export function agreement(
   // the parameter-matched pair (Figure 1 compares models along training FLOPs at matched parameters): the
   // byte Transformer of MambaByte's parameter count, at the verdicts' budget and on every rung both trained
   const equalParams = "transformer_equal_params";
-  const c5 = pairs(equalParams);
+  const c5 = tally("mambabyte", [equalParams]);
   if (c5.of) {
+    let everyRung = true;
     const rungs = domains.flatMap((d) => {
       const at = (entry: string, b: number) =>
         own(latestRuns(runs, scale, "compute-matched", false, b)).find((r) =>
@@ -534,29 +535,26 @@ export function agreement(
       const budgets = [...new Set(runs.filter((r) => r.scale === scale).map(budgetOf))]
         .filter((b) => at("mambabyte", b) !== undefined && at(equalParams, b) !== undefined)
         .sort((a, b) => a - b);
-      if (budgets.length < 2) return [];
+      if (budgets.length < 2) return []; // the top budget alone: the sentence before says it
       const lower = budgets.filter((b) => at("mambabyte", b)! < at(equalParams, b)!).length;
+      if (lower < budgets.length) everyRung = false;
       return [
         `on ${d} MambaByte is lower at ${lower} of ${budgets.length} budgets (${
           budgets.map((b) => `${b}x ${f3(at("mambabyte", b)!)} vs ${f3(at(equalParams, b)!)}`).join(", ")
-        }; seed 0 each)`,
+        }; the plan's seed, one run each)`,
       ];
     });
+    const v = verdict(c5);
     lines.push(
       "- Paper (Figure 1, bits-per-byte against training FLOPs at matched parameters): MambaByte's curve lies below the Transformer's. " +
         `Here a byte Transformer of MambaByte's parameter count (${
           (meanOf(equalParams, (r) => r.parameters) / 1e6).toFixed(2)
         }M against ${(meanOf("mambabyte", (r) => r.parameters) / 1e6).toFixed(2)}M) on the same FLOPs: ` +
-        `MambaByte is below it beyond noise on ${c5.lower} of ${c5.of} domains, at or below it on ${c5.yes} (${
-          scores(equalParams)
-        })${rungs.length ? `; ${rungs.join("; ")}` : ""}. ` +
-        (c5.lower === c5.of
-          ? "Agrees."
-          : c5.yes === c5.of
-          ? "Within noise: not a confirmation."
-          : c5.lower
-          ? "Partly agrees."
-          : "Does not agree.") +
+        `MambaByte is below it${measured(["mambabyte", equalParams])} on ${c5.lower} of ${c5.of} domains${
+          c5.within ? `, within noise on ${c5.within}` : ""
+        } (${scores(equalParams)})${rungs.length ? `; ${rungs.join("; ")}` : ""}. ` +
+        // the claim is about the whole curve: agreement at the verdicts' budget alone says so
+        (v === "Agrees." && !everyRung ? "Agrees at the verdicts' budget, not on every rung below it." : v) +
         spread(["mambabyte", equalParams]),
     );
   }
@@ -565,8 +563,12 @@ export function agreement(
     // the largest scale at which this model was evaluated
     const ok = extrapolation.filter((r) => r.model_kind === kind && r.status === "ok" && r.mode === "whole");
     const at = scalesOf(ok)[0];
-    const recs = ok.filter((r) => r.scale === at);
-    const one = recs.find((r) => r.multiple === 1), top = recs.sort((a, b) => b.multiple - a.multiple)[0];
+    // the run last evaluated at 1x, and its latest record at each length (a --force pass appends again)
+    const run = ok.filter((r) => r.scale === at).findLast((r) => r.multiple === 1)?.run;
+    const latest = new Map(
+      ok.filter((r) => r.scale === at && r.run === run).map((r) => [r.multiple, r] as const),
+    );
+    const one = latest.get(1), top = [...latest.values()].sort((a, b) => b.multiple - a.multiple)[0];
     if (!one || !top || top.multiple === 1) continue;
     const d = top.bits_per_byte - one.bits_per_byte;
     // a flat curve says something only of a model that learned: one within a bit of its test bytes'
@@ -579,6 +581,8 @@ export function agreement(
       } against ${
         f3(unigramBpb!)
       }): it learned little beyond byte frequencies, so its loss hardly depends on context; the comparison needs a better-trained Transformer`
+      : unigramBpb === undefined
+      ? "no degradation is visible; whether this Transformer learned is not recorded (no unigram entropy of its test bytes), so this says little"
       : "no degradation is visible. Does not agree";
     lines.push(
       kind === "mambabyte"
@@ -602,7 +606,7 @@ export function agreement(
   const settingsOf = (domain: string | undefined) => {
     const nz = noisy.filter((r) => r.domain === domain);
     const ratio = (kind: string, n: string, p: number) =>
-      nz.find((r) => r.model_kind === kind && r.noise === n && r.p === p)?.ratio_word_perplexity;
+      nz.findLast((r) => r.model_kind === kind && r.noise === n && r.p === p)?.ratio_word_perplexity;
     const settings = [
       ...new Map(nz.map((r) => [`${r.noise}|${r.p}`, [r.noise as string, r.p as number] as const])).values(),
     ];
