@@ -358,13 +358,15 @@ Deno.test("figures: the compute-matched markers and curves and the noise bars ar
   }
   const bars = await buildFigure("noise_bpb", { resultsDir: RESULTS_DIR });
   assert.ok(bars && "figure" in bars);
-  const scale = /(\w+) scale\)/.exec(JSON.stringify(bars.figure.layout))?.[1];
+  // the figure names its domain and scale ("(books, large scale)"): every domain's records may be at that scale
+  const [, domain, scale] = /\((\w+), (\w+) scale\)/.exec(JSON.stringify(bars.figure.layout)) ?? [];
   for (const trace of bars.figure.data as { name: string; x: string[]; y: (number | null)[] }[]) {
     const model = trace.name.replace(/ \(clean: .*$/, "");
     trace.x.forEach((setting, i) => {
       const [kind, p] = setting.split(" p=");
       const rec = noise.findLast((r) =>
-        r.scale === scale && r.label === model && r.noise === kind.replace(" ", "_") && r.p === Number(p)
+        r.scale === scale && r.domain === domain && r.label === model && r.noise === kind.replace(" ", "_") &&
+        r.p === Number(p)
       );
       assert.ok(rec, `noise_bpb: ${model} ${setting} has no record`);
       assert.equal(trace.y[i], rec.delta_bits_per_byte, `noise_bpb: ${model} ${setting}`);
