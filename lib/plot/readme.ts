@@ -23,7 +23,8 @@ import { speculativeBounds } from "../results/speculative.ts";
 import { SCALES_LARGEST_FIRST } from "../scales.ts";
 import { buildFigure } from "./figures/mod.ts";
 import { domainFigureScale, FIGURE_DOMAINS, splitByLadder } from "./figures/compute_matched.ts";
-import { noiseDomain, noiseScale } from "./figures/noise.ts";
+import { noiseComparison, noiseDomain, noiseScale } from "./figures/noise.ts";
+import { latestBy } from "./figures/common.ts";
 import { RESULTS_DIR } from "../paths.ts";
 import type { RunRecord, UnigramRecord } from "../results/records.ts";
 import { DEFECTS } from "../results/defects.ts";
@@ -527,14 +528,18 @@ export function agreement(
   const c5 = tally("mambabyte", [equalParams]);
   if (c5.of) {
     let everyRung = true;
+    // the plan's runs at each budget of the scale, read once for every domain and entry
+    const planAt = new Map(
+      [...new Set(runs.filter((r) => r.scale === scale).map(budgetOf))].sort((a, b) => a - b)
+        .map((b) => [b, own(latestRuns(runs, scale, "compute-matched", false, b))] as const),
+    );
     const rungs = domains.flatMap((d) => {
       const at = (entry: string, b: number) =>
-        own(latestRuns(runs, scale, "compute-matched", false, b)).find((r) =>
-          (r.labels?.entry ?? r.model) === entry && r.domain === d
-        )?.eval.bits_per_byte;
-      const budgets = [...new Set(runs.filter((r) => r.scale === scale).map(budgetOf))]
-        .filter((b) => at("mambabyte", b) !== undefined && at(equalParams, b) !== undefined)
-        .sort((a, b) => a - b);
+        planAt.get(b)!.find((r) => (r.labels?.entry ?? r.model) === entry && r.domain === d)?.eval
+          .bits_per_byte;
+      const budgets = [...planAt.keys()].filter((b) =>
+        at("mambabyte", b) !== undefined && at(equalParams, b) !== undefined
+      );
       if (budgets.length < 2) return []; // the top budget alone: the sentence before says it
       const lower = budgets.filter((b) => at("mambabyte", b)! < at(equalParams, b)!).length;
       if (lower < budgets.length) everyRung = false;
@@ -565,15 +570,13 @@ export function agreement(
     const at = scalesOf(ok)[0];
     // the run last evaluated at 1x, and its latest record at each length (a --force pass appends again)
     const run = ok.filter((r) => r.scale === at).findLast((r) => r.multiple === 1)?.run;
-    const latest = new Map(
-      ok.filter((r) => r.scale === at && r.run === run).map((r) => [r.multiple, r] as const),
-    );
-    const one = latest.get(1), top = [...latest.values()].sort((a, b) => b.multiple - a.multiple)[0];
+    const latest = latestBy(ok.filter((r) => r.scale === at && r.run === run), (r) => String(r.multiple));
+    const one = latest.find((r) => r.multiple === 1), top = latest.sort((a, b) => b.multiple - a.multiple)[0];
     if (!one || !top || top.multiple === 1) continue;
     const d = top.bits_per_byte - one.bits_per_byte;
     // a flat curve says something only of a model that learned: one within a bit of its test bytes'
     // unigram entropy (the tables' dagger) predicts from byte frequencies and has little use for context
-    const trained = runs.filter((r) => r.run === one.run).at(-1);
+    const trained = runs.findLast((r) => r.run === one.run);
     const unigramBpb = trained && unigramOf(trained, unigram);
     const unlearnedNote = trained && nearUnigram(trained.eval.bits_per_byte, unigramBpb)
       ? `no degradation is visible, but this Transformer is within a bit per byte of its test bytes' unigram entropy (${
@@ -602,30 +605,14 @@ export function agreement(
   const noiseAt = noiseScale(noise);
   const noisy = noise.filter((r) => r.scale === noiseAt && r.noise !== "none");
   const noiseAtDomain = noiseDomain(noisy);
-  /** A domain's settings where both models are recorded, and those where MambaByte's ratio is smaller. */
-  const settingsOf = (domain: string | undefined) => {
-    const nz = noisy.filter((r) => r.domain === domain);
-    const ratio = (kind: string, n: string, p: number) =>
-      nz.findLast((r) => r.model_kind === kind && r.noise === n && r.p === p)?.ratio_word_perplexity;
-    const settings = [
-      ...new Map(nz.map((r) => [`${r.noise}|${r.p}`, [r.noise as string, r.p as number] as const])).values(),
-    ];
-    const compared = settings.filter(([n, p]) =>
-      ratio("mambabyte", n, p) !== undefined && ratio("mamba_subword", n, p) !== undefined
-    );
-    return {
-      compared,
-      more: compared.filter(([n, p]) => ratio("mambabyte", n, p)! < ratio("mamba_subword", n, p)!),
-    };
-  };
-  const { compared, more } = settingsOf(noiseAtDomain);
+  const { both: compared, smaller: more } = noiseComparison(noisy, noiseAtDomain);
   if (compared.length) {
     const others = [...new Set(noisy.map((r) => r.domain as string))].filter((d) => d !== noiseAtDomain)
-      .map((d) => [d, settingsOf(d)] as const).filter(([, c]) => c.compared.length);
+      .map((d) => [d, noiseComparison(noisy, d)] as const).filter(([, c]) => c.both.length);
     lines.push(
       `- Paper: MambaByte's perplexity grows less under noise than the subword Mamba's. Here (${noiseAt} scale, ${noiseAtDomain}) its word-perplexity ratio (noisy / clean) is smaller in ${more.length} of ` +
         `${compared.length} settings (not in: ${
-          compared.filter((x) => !more.includes(x)).map(([n, p]) => `${n} p=${p}`).join(", ") || "none"
+          compared.filter((x) => !more.includes(x)).map((x) => `${x.noise} p=${x.p}`).join(", ") || "none"
         }). ` +
         (more.length === compared.length
           ? "Agrees."
@@ -636,7 +623,7 @@ export function agreement(
           : "Does not agree.") +
         (others.length
           ? ` On the other domains compared (the noise_domains table): ${
-            others.map(([d, c]) => `${d} ${c.more.length} of ${c.compared.length}`).join(", ")
+            others.map(([d, c]) => `${d} ${c.smaller.length} of ${c.both.length}`).join(", ")
           }.`
           : ""),
     );

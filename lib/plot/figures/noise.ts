@@ -55,6 +55,24 @@ export function noiseDomain(recs: Rec[]): string | undefined {
   return domains.includes("books") ? "books" : domains[0];
 }
 
+/**
+ * On one domain of one scale's records: the noise settings (clean left out, in the paper's order) where
+ * MambaByte and the subword Mamba both have a word-perplexity ratio, those where MambaByte's is the smaller
+ * (it grows less under that noise), and the ratio itself (a setting's latest record). The noise_domains
+ * table and the README's verdict both count with it.
+ */
+export function noiseComparison(recs: Rec[], domain: string | undefined) {
+  const ratio = (kind: string, s: { noise: string; p: number }) =>
+    recs.findLast((r) => r.domain === domain && r.model_kind === kind && r.noise === s.noise && r.p === s.p)
+      ?.ratio_word_perplexity as number | undefined;
+  const settings = noiseSettings(recs.filter((r) => r.domain === domain)).filter((s) => s.noise !== "none");
+  const both = settings.filter((s) =>
+    ratio("mambabyte", s) !== undefined && ratio("mamba_subword", s) !== undefined
+  );
+  const smaller = both.filter((s) => ratio("mambabyte", s)! < ratio("mamba_subword", s)!);
+  return { both, smaller, ratio };
+}
+
 const settingName = (r: Rec) => (r.noise === "none" ? "clean" : `${r.noise.replace("_", " ")} p=${r.p}`);
 
 /**
@@ -330,16 +348,9 @@ registerFigure({
       comparesOn(recs, d)
     );
     if (domains.length < 2) return undefined; // one domain: the noise table shows it whole
-    const ratio = (d: string, kind: string, s: Rec) =>
-      recs.find((r) => r.domain === d && r.model_kind === kind && r.noise === s.noise && r.p === s.p)
-        ?.ratio_word_perplexity as number | undefined;
     const rows = domains.map((d) => {
-      const settings = noiseSettings(recs.filter((r) => r.domain === d)).filter((s) => s.noise !== "none");
-      const both = settings.filter((s) =>
-        ratio(d, "mambabyte", s) !== undefined && ratio(d, "mamba_subword", s) !== undefined
-      );
-      const smaller = both.filter((s) => ratio(d, "mambabyte", s)! < ratio(d, "mamba_subword", s)!);
-      const lnMean = (kind: string) => mean(both.map((s) => Math.log(ratio(d, kind, s)!)));
+      const { both, smaller, ratio } = noiseComparison(recs, d);
+      const lnMean = (kind: string) => mean(both.map((s) => Math.log(ratio(kind, s)!)));
       return [
         d,
         `${smaller.length} of ${both.length}`,
