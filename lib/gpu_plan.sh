@@ -11,6 +11,10 @@
 #   GPU_PLAN_TAG=rerun            a suffix for the results directory, which then starts empty (runs trained
 #                                 again on purpose)
 #   GPU_PLAN_NO_CARRY=1           no checkpoint archives of runs cut short (a warm machine keeps them)
+#   GPU_PLAN_RETRAIN="books/transformer_8k"  runs trained again although published (their published records
+#                                 are left out of the results directory): a run whose model went with an
+#                                 earlier machine before a stage that needs it evaluated it; its new record
+#                                 is the latest one of the run, which every table reads
 # Every process records into one directory, data/tmp/gpu/results-SCALE[-TAG]/runs.jsonl (ignored by git,
 # so a warm machine keeps it), which starts from the published records of the scale: runs recorded there
 # are skipped and a family's learning-rate sweep, once published, gives its runs their rate. Until a
@@ -42,7 +46,9 @@ touch "$results/runs.jsonl" "$results/diverged.jsonl"
 if [ -z "${GPU_PLAN_TAG:-}" ]; then
   for t in runs diverged; do
     [ -f "data/results/$t.jsonl" ] || continue
-    grep -F "\"scale\":\"$scale\"" "data/results/$t.jsonl" | grep -vxFf "$results/$t.jsonl" >> "$results/$t.jsonl" || true
+    grep -F "\"scale\":\"$scale\"" "data/results/$t.jsonl" | grep -vxFf "$results/$t.jsonl" |
+      grep -vFf <(for r in ${GPU_PLAN_RETRAIN:-}; do echo "\"run\":\"compute-matched/$scale/$r\","; done; echo '"run":"no run"') \
+      >> "$results/$t.jsonl" || true
   done
 fi
 cp "$results/runs.jsonl" "$results/runs.before"
