@@ -266,4 +266,37 @@ function fullCollector(): (() => void) | null {
   }
 }
 
+/**
+ * Destroys the GPU buffers tfjs-backend-webgpu keeps for reuse (its BufferManager pools every released
+ * buffer by size and never frees one), returning the bytes freed; a no-op (0) on other backends. A pool
+ * grows with every new shape a workload meets: the extrapolation of a subword Mamba at seven lengths left
+ * enough pooled on an H100 (80 GB) that the byte Transformer scored next in the same process failed from
+ * 2x on with "not enough memory left" (data/results/gpu-logs/large-2026-12-06b-call3). Buffers of live
+ * tensors stay; the pool fills again as work asks. Call it between units of work of unrelated shapes.
+ */
+export function releasePooledGpuBuffers(): number {
+  if (tf.getBackend() !== "webgpu") return 0;
+  const pool = (tf.backend() as unknown as { bufferManager?: PooledBuffers }).bufferManager;
+  if (!pool?.freeBuffers) return 0;
+  let bytes = 0;
+  for (const buffers of pool.freeBuffers.values()) {
+    for (const b of buffers) {
+      bytes += b.size;
+      b.destroy();
+    }
+    // the keys stay: releaseBuffer pools nothing (it returns at once) while the map is empty
+    buffers.length = 0;
+  }
+  pool.numFreeBuffers = 0;
+  pool.numBytesAllocated -= bytes;
+  return bytes;
+}
+
+/** The fields of tfjs-backend-webgpu's BufferManager (4.22) that releasePooledGpuBuffers touches. */
+interface PooledBuffers {
+  freeBuffers: Map<string, { size: number; destroy(): void }[]>;
+  numFreeBuffers: number;
+  numBytesAllocated: number;
+}
+
 export { tf };

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { autoBackend, initBackend, requestedBackend, webgpuAdapter } from "../lib/backend.ts";
+import {
+  autoBackend,
+  initBackend,
+  releasePooledGpuBuffers,
+  requestedBackend,
+  webgpuAdapter,
+} from "../lib/backend.ts";
+import { briefReason, summarizeErrors } from "../lib/util/messages.ts";
 
 Deno.test("backend: --backend and MAMBABYTE_BACKEND are read, unknown names rejected", () => {
   assert.equal(requestedBackend(["--backend", "cpu"]), "cpu");
@@ -36,4 +43,65 @@ Deno.test("backend: automatic choice never picks a software (fallback) GPU adapt
   // on this machine (CI: Mesa's llvmpipe, a fallback adapter) the automatic choice is wasm
   const adapter = await webgpuAdapter();
   if (adapter?.fallback) assert.equal(autoBackend(adapter), "wasm");
+});
+
+Deno.test("backend: releasePooledGpuBuffers destroys the buffers TF.js pooled on webgpu; live tensors and the pool go on", async () => {
+  await initBackend({ backend: "cpu", quiet: true });
+  assert.equal(releasePooledGpuBuffers(), 0); // other backends: nothing to free
+  await initBackend({ backend: "webgpu", quiet: true });
+  const be = tf.backend() as unknown as {
+    device: GPUDevice;
+    bufferManager: {
+      getNumFreeBuffers(): number;
+      numBytesAllocated: number;
+      freeBuffers: Map<string, GPUBuffer[]>;
+    };
+  };
+  const pool = be.bufferManager;
+  releasePooledGpuBuffers(); // from an empty pool
+  const kept = tf.tensor([1, 2, 3, 4]);
+  const pooled = async () => {
+    const t = tf.tidy(() => tf.square(tf.range(0, 4096)));
+    await t.data();
+    t.dispose(); // its buffers (and the range's) go to the pool
+  };
+  await pooled();
+  assert.ok(pool.getNumFreeBuffers() > 0, "buffers pooled");
+  const allocated = pool.numBytesAllocated;
+  const buffers = [...pool.freeBuffers.values()].flat();
+  const freed = releasePooledGpuBuffers();
+  // destroyed, not only forgotten: writing to one is a validation error
+  be.device.pushErrorScope("validation");
+  be.device.queue.writeBuffer(buffers[0], 0, new Float32Array(1));
+  assert.ok(await be.device.popErrorScope(), "a released buffer is destroyed");
+  assert.ok(freed >= 4096 * 4, `freed ${freed} bytes`);
+  assert.equal(pool.getNumFreeBuffers(), 0);
+  assert.equal(pool.numBytesAllocated, allocated - freed);
+  // a tensor alive through it reads back; later work pools again
+  assert.deepEqual([...await tf.square(kept).data()], [1, 4, 9, 16]);
+  kept.dispose();
+  await pooled();
+  assert.ok(pool.getNumFreeBuffers() > 0, "buffers pooled after the release");
+  releasePooledGpuBuffers();
+});
+
+Deno.test("backend: WebGPU errors are reported once per message with their count", () => {
+  assert.equal(
+    summarizeErrors([
+      "not enough memory left",
+      "Buffer 'a' is invalid",
+      "not enough memory left",
+      "x",
+      "not enough memory left",
+    ]),
+    "not enough memory left (x3); Buffer 'a' is invalid; x",
+  );
+  // a table's note: the first two distinct messages and how many others
+  assert.equal(
+    briefReason(
+      "WebGPU errors: oom; oom; Buffer 'a' is invalid; Buffer 'b' is invalid; oom; Buffer 'a' is invalid",
+    ),
+    "WebGPU errors: oom (x3); Buffer 'a' is invalid (x2) and 1 other message",
+  );
+  assert.equal(briefReason("validation error occurred"), "validation error occurred");
 });

@@ -127,6 +127,10 @@ Deno.test("engine scorer: the extrapolation reads lengths past TF.js's attention
     const far = engine.find((r) => r.multiple === 4)!;
     assert.equal(far.status, "ok");
     assert.ok(far.bits_per_byte > 0 && far.tokens === far.sequences * 128);
+    // one engine per length (each length's rows fit one batch), released before the next length's: kept,
+    // a context-8192 Transformer's engines for 1x-64x ran an H100 out of memory
+    assert.equal(scorer.enginesBuilt, 3);
+    assert.equal(scorer.peakEngines, 1);
   } finally {
     scorer.destroy();
     disposeModel(model);

@@ -87,8 +87,11 @@ if [ "${LARGE_FINAL:-}" = 1 ]; then
     # extrapolation takes at most half, so noise gets its turn (each resumes next time where it stopped)
     [ "$t" = extrapolation ] && left=$(( left / 2 ))
     [ "$left" -gt 30 ] || continue
+    # noise: the paper's pair only (MambaByte, the subword Mamba); the byte Transformer's eleven settings took
+    # what was left of 2026-12-06b's last call and its model went with the machine (three settings recorded)
+    kinds=(); [ "$t" = noise ] && kinds=(--kinds mambabyte,mamba_subword)
     timeout "$left" deno run -A --cached-only lib/runs/stages.ts "$t" --scale large --results "$R" \
-      --runs-dir data/checkpoints/runs > "data/tmp/gpu/log-stage-$t.txt" 2>&1
+      --runs-dir data/checkpoints/runs "${kinds[@]}" > "data/tmp/gpu/log-stage-$t.txt" 2>&1
     tail -5 "data/tmp/gpu/log-stage-$t.txt"
   done
   for t in extrapolation noise; do

@@ -22,6 +22,8 @@ import { TransformerEngine } from "../engine/transformer.ts";
 export interface RowScorer {
   readonly name: string;
   nats(rows: Int32Array[]): Promise<Float32Array>;
+  /** Frees what the scorer built for the shapes scored so far; a later call builds it again. */
+  release(): void;
   destroy(): void;
 }
 
@@ -47,6 +49,8 @@ export class EngineScorer implements RowScorer {
   private engines = new Map<string, TransformerEngine>();
   /** Engines built so far (each is a device's worth of buffers and pipelines: tests count them). */
   enginesBuilt = 0;
+  /** The most engines alive at once (tests count them: a length's engines go before the next length's). */
+  peakEngines = 0;
 
   private constructor(
     private readonly model: LanguageModel,
@@ -70,9 +74,11 @@ export class EngineScorer implements RowScorer {
     return new EngineScorer(model, await readParameters(model), o.backend ?? "webgpu", !!o.allowSoftwareGpu);
   }
 
+  /** The device the engines run on, once one was built (it stays known after `release`). */
+  private device?: string;
+
   get name(): string {
-    const any = this.engines.values().next().value;
-    return `native engine (${this.backend}: ${any?.backend.device ?? "not started"})`;
+    return `native engine (${this.backend}: ${this.device ?? "not started"})`;
   }
 
   async nats(rows: Int32Array[]): Promise<Float32Array> {
@@ -133,12 +139,24 @@ export class EngineScorer implements RowScorer {
       ...(perceiver ? { latents: perceiver } : {}),
     });
     this.engines.set(key, engine);
+    this.device = engine.backend.device;
     this.enginesBuilt++;
+    this.peakEngines = Math.max(this.peakEngines, this.engines.size);
     return engine;
   }
 
-  destroy(): void {
+  /**
+   * Destroys the engines kept so far (the next call builds what it needs). The extrapolation calls it after
+   * each length, whose engines no other length uses: kept, a context-8192 Transformer's engines for 1x-64x
+   * (65,536 to 524,288 tokens each, gradients and moments included) would sum to about 55 GB; and an
+   * engine left invalid by a failed allocation is not reused.
+   */
+  release(): void {
     for (const engine of this.engines.values()) engine.destroy();
     this.engines.clear();
+  }
+
+  destroy(): void {
+    this.release();
   }
 }

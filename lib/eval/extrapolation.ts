@@ -435,6 +435,7 @@ export async function evaluateExtrapolation(
       );
       await emit(r);
     }
+    opts.scorer?.release(); // this length's engines: the next length builds its own (see EngineScorer.release)
   }
   return results.sort((a, b) => a.multiple - b.multiple || a.mode.localeCompare(b.mode));
 }

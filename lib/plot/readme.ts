@@ -567,7 +567,14 @@ export function agreement(
   for (const kind of ["mambabyte", "transformer"]) {
     // the largest scale at which this model was evaluated
     const ok = extrapolation.filter((r) => r.model_kind === kind && r.status === "ok" && r.mode === "whole");
-    const at = scalesOf(ok)[0];
+    // the largest scale with two lengths or more (a scale whose longer lengths failed or wait for a pass
+    // has nothing to say yet: the table shows what it holds), and what a larger one lacks
+    const lengthsAt = (s: string) => new Set(ok.filter((r) => r.scale === s).map((r) => r.multiple)).size;
+    const scales = scalesOf(ok), at = scales.find((s) => lengthsAt(s) >= 2);
+    const larger = at ? scales.slice(0, scales.indexOf(at)) : []; // each with 1x alone
+    const pending = larger.length
+      ? ` At the ${larger.join(" and ")} scale only 1x is recorded so far (the extrapolation table says why).`
+      : "";
     // the run last evaluated at 1x, and its latest record at each length (a --force pass appends again)
     const run = ok.filter((r) => r.scale === at).findLast((r) => r.multiple === 1)?.run;
     const latest = latestBy(ok.filter((r) => r.scale === at && r.run === run), (r) => String(r.multiple));
@@ -593,10 +600,12 @@ export function agreement(
           f3(one.bits_per_byte)
         } bits/byte at 1x, ${f3(top.bits_per_byte)} at ${top.multiple}x (change ${d >= 0 ? "+" : ""}${
           f3(d)
-        }). ${d <= 0.01 ? "Agrees." : "Does not agree."}`
+        }). ${d <= 0.01 ? "Agrees." : "Does not agree."}${pending}`
         : `- Paper: the Transformer does not extrapolate. Here (${at} scale, whole sequence) ${
           f3(one.bits_per_byte)
-        } at 1x, ${f3(top.bits_per_byte)} at ${top.multiple}x: ${d > 0.05 ? "agrees" : unlearnedNote}.`,
+        } at 1x, ${f3(top.bits_per_byte)} at ${top.multiple}x: ${
+          d > 0.05 ? "agrees" : unlearnedNote
+        }.${pending}`,
     );
   }
   // noise: where MambaByte's word perplexity grows less than the subword Mamba's, at the largest scale

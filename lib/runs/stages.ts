@@ -13,7 +13,7 @@
  * `reproduce` runs each stage in a child process this way (a model that exhausts the wasm heap aborts
  * that process only).
  */
-import { initBackend, tf, webgpuAdapter } from "../backend.ts";
+import { initBackend, releasePooledGpuBuffers, tf, webgpuAdapter } from "../backend.ts";
 import { ENGINE_EXTRAPOLATED_KINDS, EngineScorer } from "../eval/engine_scorer.ts";
 import { nativeBackendFor } from "../train/steps.ts";
 import { SCALES } from "../scales.ts";
@@ -267,6 +267,8 @@ async function runStage<O extends StageOptions>(
       );
     } finally {
       disposeModel(model);
+      // the pool TF.js kept for this run's shapes: left, it starves the next run's engine (releasePooledGpuBuffers)
+      releasePooledGpuBuffers();
     }
   }
   return out;

@@ -13,6 +13,7 @@
  * (wrapping the device's own methods), so tests can show that a step creates none of the first three.
  */
 import type { Dispatcher, DispatchLimits } from "./dispatcher.ts";
+import { summarizeErrors } from "../../util/messages.ts";
 
 /** A range of a GPUBuffer, in bytes: what a binding of a recorded dispatch refers to. */
 export interface GpuView {
@@ -358,7 +359,7 @@ export class GpuRuntime {
   async check(): Promise<void> {
     await this.device.queue.onSubmittedWorkDone();
     const errors = this.errors.splice(0);
-    if (errors.length) throw new Error(`WebGPU errors: ${errors.join("; ")}`);
+    if (errors.length) throw new Error(`WebGPU errors: ${summarizeErrors(errors)}`);
   }
 
   destroy(): void {

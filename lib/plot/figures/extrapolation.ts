@@ -18,6 +18,7 @@ import {
   topTitle,
 } from "./common.ts";
 import { isMambaKind } from "../../models/lm.ts";
+import { briefReason } from "../../util/messages.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Extrapolation (lib/eval/extrapolation.ts -> extrapolation.jsonl)
@@ -86,7 +87,7 @@ function skippedNote(recs: Rec[]): string {
     [...byWhy].map(([who, rs]) =>
       `${who} at ${rs.map((r) => `${r.multiple}x`).join(", ")}: ${
         rs[0].status === "failed" ? "failed, " : ""
-      }${String(rs[0].reason).replace(/; the longest.*$/, "")}`
+      }${briefReason(String(rs[0].reason).replace(/; the longest.*$/, ""))}`
     ).join("; ") + "." + (missing ? " " + missing : "");
 }
 
