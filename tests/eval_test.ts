@@ -152,6 +152,30 @@ Deno.test("extrapolation: sliding windows score every byte once, at its own posi
   disposeModel(mamba);
 });
 
+Deno.test("extrapolation on webgpu: each length's buffers leave TF.js's pool before the next length", async () => {
+  await useBackend("webgpu");
+  const pool = (tf.backend() as unknown as {
+    bufferManager: { getNumFreeBuffers(): number; numBytesAllocated: number };
+  }).bufferManager;
+  const mamba = tinyMamba(4);
+  const pooledAfter: number[] = [];
+  try {
+    await evaluateExtrapolation(mamba, SAMPLE.subarray(0, 600), {
+      trainedContext: 32,
+      multiples: [1, 2, 4],
+      chunk: 50,
+      // the pool as each length's result is reported (before its release) ...
+      onProgress: (l) => void (/bits\/byte/.test(l) && pooledAfter.push(pool.getNumFreeBuffers())),
+    });
+    // ... held buffers of that length's shapes; after the last length's release it holds none
+    assert.equal(pooledAfter.length, 3);
+    assert.ok(pooledAfter.every((n) => n > 0), `pooled while scoring: ${pooledAfter}`);
+    assert.equal(pool.getNumFreeBuffers(), 0, "nothing pooled after the extrapolation");
+  } finally {
+    disposeModel(mamba);
+  }
+});
+
 Deno.test("extrapolation: every length scores the same bytes; capped and attention-limited lengths are reported", async () => {
   await useBackend("wasm");
   const mamba = tinyMamba(4);

@@ -24,6 +24,7 @@
  *   deno run -A lib/runs/stages.ts extrapolation --scale smoke   # the recorded runs of that scale -> records
  */
 import * as tf from "@tensorflow/tfjs";
+import { releasePooledGpuBuffers } from "../backend.ts";
 import { slidingWindows } from "../data/bytes.ts";
 import type { ByteBPE } from "../data/bpe.ts";
 import { type LanguageModel, TOKEN_UNIT } from "../models/lm.ts";
@@ -435,7 +436,11 @@ export async function evaluateExtrapolation(
       );
       await emit(r);
     }
-    opts.scorer?.release(); // this length's engines: the next length builds its own (see EngineScorer.release)
+    // what this length built for its shapes, which no other length uses: the engine scorer's engines
+    // (EngineScorer.release), and the buffers TF.js pooled on webgpu (a subword Mamba's 1x over 64K tokens
+    // left 18 GB pooled on Mesa's WebGPU and 2x then ran the workstation out of memory; releasePooledGpuBuffers)
+    opts.scorer?.release();
+    releasePooledGpuBuffers();
   }
   return results.sort((a, b) => a.multiple - b.multiple || a.mode.localeCompare(b.mode));
 }
