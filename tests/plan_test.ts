@@ -1430,3 +1430,36 @@ Deno.test("compute-matched table: a cell is its seeds' mean; a model's order, by
   assert.match(b[t.columns.findIndex((c) => c.startsWith("code"))], /^2\.600( |$)/);
   assert.match(t.note, /its cell is their mean ± sample s\.d\./);
 });
+
+Deno.test("gpu_plan.sh: the results directory starts from the scale's published records, less the runs GPU_PLAN_RETRAIN names", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gpu-plan-" });
+  try {
+    const rec = (run: string, scale = "large") =>
+      JSON.stringify({ run: `compute-matched/${scale}/${run}`, scale });
+    const published = [
+      rec("books/transformer_8k"),
+      rec("books/transformer_8k_b0.1"), // a name the retrained one begins: kept
+      rec("books/mambabyte"),
+      rec("books/mambabyte", "gpu"), // another scale: never copied
+    ];
+    await Deno.mkdir(`${dir}/data/results`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/data/results/runs.jsonl`, published.join("\n") + "\n");
+    await Deno.writeTextFile(`${dir}/data/results/diverged.jsonl`, "");
+    const script = new URL("../lib/gpu_plan.sh", import.meta.url).pathname;
+    // no processes to start: the call seeds the results directory, then finds nothing to run (and no logs
+    // to pack, so its exit status says nothing here)
+    await new Deno.Command("bash", {
+      args: [script, "1"],
+      cwd: dir,
+      env: { GPU_PLAN_SCALE: "large", GPU_PLAN_RETRAIN: "books/transformer_8k", OUT: `${dir}/out` },
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    const seeded = (await Deno.readTextFile(`${dir}/data/tmp/gpu/results-large/runs.jsonl`)).trim().split(
+      "\n",
+    );
+    assert.deepEqual(seeded, [published[1], published[2]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
