@@ -82,17 +82,19 @@ if [ "${LARGE_FINAL:-}" = 1 ]; then
     grep -F '"scale":"large"' "data/results/$t.jsonl" | grep -vxFf "$R/$t.jsonl" >> "$R/$t.jsonl" || true
     cp "$R/$t.jsonl" "$R/$t.before"
   done
-  for t in extrapolation noise; do
+  # extrapolation takes at most half, so noise gets its turn (each resumes next time where it stopped);
+  # then extrapolation again with what noise left (nothing to do is a few seconds: what is recorded is skipped)
+  for pass in extrapolation noise extrapolation-again; do
+    t=${pass%-again}
     left=$(( ${LARGE_SECONDS:-560} - SECONDS - 45 ))
-    # extrapolation takes at most half, so noise gets its turn (each resumes next time where it stopped)
-    [ "$t" = extrapolation ] && left=$(( left / 2 ))
+    [ "$pass" = extrapolation ] && left=$(( left / 2 ))
     [ "$left" -gt 30 ] || continue
     # noise: the paper's pair only (MambaByte, the subword Mamba); the byte Transformer's eleven settings took
     # what was left of 2026-12-06b's last call and its model went with the machine (three settings recorded)
     kinds=(); [ "$t" = noise ] && kinds=(--kinds mambabyte,mamba_subword)
     timeout "$left" deno run -A --cached-only lib/runs/stages.ts "$t" --scale large --results "$R" \
-      --runs-dir data/checkpoints/runs "${kinds[@]}" > "data/tmp/gpu/log-stage-$t.txt" 2>&1
-    tail -5 "data/tmp/gpu/log-stage-$t.txt"
+      --runs-dir data/checkpoints/runs "${kinds[@]}" > "data/tmp/gpu/log-stage-$pass.txt" 2>&1
+    tail -5 "data/tmp/gpu/log-stage-$pass.txt"
   done
   for t in extrapolation noise; do
     grep -vxFf "$R/$t.before" "$R/$t.jsonl" > "/tmp/plan-out/$t-gpu.jsonl" || true
