@@ -285,3 +285,71 @@ Deno.test("legendInside: the legend goes where no series runs (corners first), e
   assert.equal(p.legend.orientation, "h");
   assert.ok((p.legend.entrywidth as number) > 200);
 });
+
+// PNG recompression (lib/plot/png.ts), checked with a PNG built here and a bit-by-bit CRC-32 (not zlib's)
+const crcBitwise = (bytes: Uint8Array) => {
+  let c = 0xffffffff;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+};
+const pngFrom = (chunks: [string, Uint8Array][]) => {
+  const parts = [Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])];
+  for (const [type, data] of chunks) {
+    const body = new Uint8Array([...new TextEncoder().encode(type), ...data]);
+    const len = new Uint8Array(4), crc = new Uint8Array(4);
+    new DataView(len.buffer).setUint32(0, data.length);
+    new DataView(crc.buffer).setUint32(0, crcBitwise(body));
+    parts.push(len, body, crc);
+  }
+  return new Uint8Array(parts.flatMap((p) => [...p]));
+};
+const chunksOf = (png: Uint8Array) => {
+  const v = new DataView(png.buffer, png.byteOffset, png.byteLength), out = [];
+  for (let pos = 8; pos < png.length;) {
+    const n = v.getUint32(pos), body = png.subarray(pos + 4, pos + 8 + n);
+    out.push({
+      type: new TextDecoder().decode(body.subarray(0, 4)),
+      data: body.subarray(4),
+      crc: v.getUint32(pos + 8 + n),
+      body,
+    });
+    pos += 12 + n;
+  }
+  return out;
+};
+
+Deno.test("png: recompressPng keeps every other chunk and the image data's bytes, in fewer bytes; bad files are one error", async () => {
+  const { recompressPng } = await import("../lib/plot/png.ts");
+  const { deflateSync, inflateSync } = await import("node:zlib");
+  const w = 64, h = 32;
+  const raw = new Uint8Array(h * (1 + 4 * w)); // each row: filter byte 0, then RGBA
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < 4 * w; x++) raw[y * (1 + 4 * w) + 1 + x] = (x * 7 + y * 3) & 0xff;
+  }
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, w);
+  new DataView(ihdr.buffer).setUint32(4, h);
+  ihdr.set([8, 6, 0, 0, 0], 8);
+  const z = new Uint8Array(deflateSync(raw, { level: 1 }));
+  const text = new TextEncoder().encode("Software\0test");
+  // the image data split over two IDAT chunks, as encoders may write it
+  const png = pngFrom([["IHDR", ihdr], ["tEXt", text], ["IDAT", z.subarray(0, 100)], [
+    "IDAT",
+    z.subarray(100),
+  ], ["IEND", new Uint8Array()]]);
+  const out = recompressPng(png);
+  assert.deepEqual([...out.subarray(0, 8)], [...png.subarray(0, 8)], "signature");
+  const chunks = chunksOf(out);
+  assert.deepEqual(chunks.map((c) => c.type), ["IHDR", "tEXt", "IDAT", "IEND"]);
+  for (const c of chunks) assert.equal(c.crc, crcBitwise(c.body), `${c.type} CRC`);
+  assert.equal(chunks[3].crc, 0xae426082, "IEND's CRC, a constant of the format");
+  assert.deepEqual([...chunks[0].data], [...ihdr]);
+  assert.deepEqual([...chunks[1].data], [...text]);
+  assert.deepEqual([...new Uint8Array(inflateSync(chunks[2].data))], [...raw], "the same scanlines");
+  assert.ok(out.length < png.length, `${out.length} < ${png.length} bytes`);
+  assert.throws(() => recompressPng(png.subarray(0, 120)), /PNG: chunk IDAT runs past the end/);
+  assert.throws(() => recompressPng(new Uint8Array(20)), /not a PNG/);
+});

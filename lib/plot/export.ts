@@ -22,6 +22,7 @@
 
 import { atomicWriteFile, pathExists as exists } from "../io/atomic.ts";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { recompressPng } from "./png.ts";
 
 /** A plotly.js figure: {data, layout?, config?}. Typed arrays are allowed in traces. */
 export interface PlotlyFigure {
@@ -444,7 +445,7 @@ export async function renderFigure(
   const head = dataUrl.slice(0, comma), body = dataUrl.slice(comma + 1);
   if (format === "png") {
     if (!head.endsWith(";base64")) throw new RenderError(`unexpected PNG data URL header ${head}`);
-    return decodeBase64(body);
+    return recompressPng(decodeBase64(body)); // the same pixels in about a quarter fewer bytes (png.ts)
   }
   return head.endsWith(";base64") ? new TextDecoder().decode(decodeBase64(body)) : decodeURIComponent(body);
 }
