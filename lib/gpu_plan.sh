@@ -44,12 +44,28 @@ mkdir -p "$results"
 touch "$results/runs.jsonl" "$results/diverged.jsonl"
 # the published records of the scale this tree carries, added to what a warm machine kept (without TAG)
 if [ -z "${GPU_PLAN_TAG:-}" ]; then
+  # GPU_PLAN_RETRAIN's runs: their published records stay out (also where an earlier call on this machine
+  # copied them in), while a record this machine trained since stays: the run is not trained a third time
+  retrain=$(mktemp); set -f
+  for r in ${GPU_PLAN_RETRAIN:-}; do
+    found=
+    for f in data/results/runs.jsonl data/results/diverged.jsonl; do
+      # the closing quote: a run whose name only begins with r is another run
+      [ -f "$f" ] && grep -hF "\"run\":\"compute-matched/$scale/$r\"" "$f" >> "$retrain" && found=1
+    done
+    [ -n "$found" ] || echo "GPU_PLAN_RETRAIN: no published record of $r at scale $scale (DOMAIN/ENTRY, as compute-matched/$scale/ names it)" >&2
+  done
+  set +f
   for t in runs diverged; do
     [ -f "data/results/$t.jsonl" ] || continue
+    if [ -s "$retrain" ]; then
+      grep -vxFf "$retrain" "$results/$t.jsonl" > "$results/$t.kept" || true
+      mv "$results/$t.kept" "$results/$t.jsonl"
+    fi
     grep -F "\"scale\":\"$scale\"" "data/results/$t.jsonl" | grep -vxFf "$results/$t.jsonl" |
-      grep -vFf <(for r in ${GPU_PLAN_RETRAIN:-}; do echo "\"run\":\"compute-matched/$scale/$r\","; done; echo '"run":"no run"') \
-      >> "$results/$t.jsonl" || true
+      { if [ -s "$retrain" ]; then grep -vxFf "$retrain"; else cat; fi; } >> "$results/$t.jsonl" || true
   done
+  rm -f "$retrain"
 fi
 cp "$results/runs.jsonl" "$results/runs.before"
 pids=()

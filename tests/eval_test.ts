@@ -158,7 +158,7 @@ Deno.test("extrapolation on webgpu: each length's buffers leave TF.js's pool bef
     bufferManager: { getNumFreeBuffers(): number; numBytesAllocated: number };
   }).bufferManager;
   const mamba = tinyMamba(4);
-  const pooledAfter: number[] = [];
+  const pooledAfter: number[] = [], pooledAtStart: number[] = [];
   try {
     await evaluateExtrapolation(mamba, SAMPLE.subarray(0, 600), {
       trainedContext: 32,
@@ -166,7 +166,10 @@ Deno.test("extrapolation on webgpu: each length's buffers leave TF.js's pool bef
       chunk: 50,
       // the pool as each length's result is reported (before its release) ...
       onProgress: (l) => void (/bits\/byte/.test(l) && pooledAfter.push(pool.getNumFreeBuffers())),
+      // ... and as the next length starts (asked whether to skip it): empty
+      skip: (m) => (m > 1 && pooledAtStart.push(pool.getNumFreeBuffers()), false),
     });
+    assert.deepEqual(pooledAtStart, [0, 0], "2x and 4x start from an empty pool");
     // ... held buffers of that length's shapes; after the last length's release it holds none
     assert.equal(pooledAfter.length, 3);
     assert.ok(pooledAfter.every((n) => n > 0), `pooled while scoring: ${pooledAfter}`);

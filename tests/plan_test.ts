@@ -1434,8 +1434,8 @@ Deno.test("compute-matched table: a cell is its seeds' mean; a model's order, by
 Deno.test("gpu_plan.sh: the results directory starts from the scale's published records, less the runs GPU_PLAN_RETRAIN names", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gpu-plan-" });
   try {
-    const rec = (run: string, scale = "large") =>
-      JSON.stringify({ run: `compute-matched/${scale}/${run}`, scale });
+    const rec = (run: string, scale = "large", time = "old") =>
+      JSON.stringify({ run: `compute-matched/${scale}/${run}`, scale, time });
     const published = [
       rec("books/transformer_8k"),
       rec("books/transformer_8k_b0.1"), // a name the retrained one begins: kept
@@ -1445,20 +1445,37 @@ Deno.test("gpu_plan.sh: the results directory starts from the scale's published 
     await Deno.mkdir(`${dir}/data/results`, { recursive: true });
     await Deno.writeTextFile(`${dir}/data/results/runs.jsonl`, published.join("\n") + "\n");
     await Deno.writeTextFile(`${dir}/data/results/diverged.jsonl`, "");
+    const results = `${dir}/data/tmp/gpu/results-large/runs.jsonl`;
     const script = new URL("../lib/gpu_plan.sh", import.meta.url).pathname;
     // no processes to start: the call seeds the results directory, then finds nothing to run (and no logs
     // to pack, so its exit status says nothing here)
-    await new Deno.Command("bash", {
-      args: [script, "1"],
-      cwd: dir,
-      env: { GPU_PLAN_SCALE: "large", GPU_PLAN_RETRAIN: "books/transformer_8k", OUT: `${dir}/out` },
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    const seeded = (await Deno.readTextFile(`${dir}/data/tmp/gpu/results-large/runs.jsonl`)).trim().split(
-      "\n",
+    const call = async (retrain: string) =>
+      new TextDecoder().decode(
+        (await new Deno.Command("bash", {
+          args: [script, "1"],
+          cwd: dir,
+          env: { GPU_PLAN_SCALE: "large", GPU_PLAN_RETRAIN: retrain, OUT: `${dir}/out` },
+          stdout: "null",
+          stderr: "piped",
+        }).output()).stderr,
+      );
+    const seeded = async () => (await Deno.readTextFile(results)).trim().split("\n");
+    await call("books/transformer_8k");
+    assert.deepEqual(await seeded(), [published[1], published[2]]);
+    // a warm machine: an earlier call without the variable copied the published record in, and this
+    // machine's own retrained record arrives later; the published one goes, the machine's stays
+    await Deno.writeTextFile(results, published.slice(0, 3).join("\n") + "\n");
+    await call("books/transformer_8k");
+    assert.deepEqual(await seeded(), [published[1], published[2]]);
+    const retrained = rec("books/transformer_8k", "large", "new");
+    await Deno.writeTextFile(results, retrained + "\n", { append: true });
+    await call("books/transformer_8k");
+    assert.deepEqual(await seeded(), [published[1], published[2], retrained]);
+    // a name with no published record is said on one line
+    assert.match(
+      await call("books:transformer_8k"),
+      /GPU_PLAN_RETRAIN: no published record of books:transformer_8k at scale large/,
     );
-    assert.deepEqual(seeded, [published[1], published[2]]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -8,13 +8,14 @@
 #   - the peer archive data/tmp/peer.tar.xz for lib/bench/h200_next.sh (an H200 call: mamba_ssm's sources
 #     and ../shared/anchors/peers/h200_peers.py), from a state-spaces/mamba git directory named by
 #     MAMBA_GIT_DIR, unless the archive is there; without either, said and skipped;
-#   - one packed corpus per domain, data/tmp/DOMAIN.tar.xz (lib/bench/pack_corpora.sh), to copy onto
+#   - one packed corpus per domain, data/tmp/DOMAIN.tar.xz (lib/bench/pack_corpora.sh; packed each time), to copy onto
 #     data/tmp/gpu-corpora.tar.xz before each call (a chained call must follow at once: packing takes
 #     18-60 s, longer than a machine stays idle);
 #   - .commit (git rev-parse --short=12 HEAD): commit before a call.
 #   bash lib/bench/prepare_carry.sh books stories ...
 # Deno must be on PATH (npm install --prefix .tools deno@2.9.6; export PATH=$PWD/.tools/node_modules/.bin:$PATH).
 set -euo pipefail
+cd "$(git rev-parse --show-toplevel)" # ../shared and the repository's paths below are the root's
 [ $# -ge 1 ] || { echo "usage: prepare_carry.sh DOMAIN [DOMAIN...] (books code stories prose latex)" >&2; exit 2; }
 command -v deno > /dev/null || {
   echo "deno is not on PATH: npm install --prefix .tools deno@2.9.6 && export PATH=\$PWD/.tools/node_modules/.bin:\$PATH" >&2
@@ -43,8 +44,9 @@ for d in "$@"; do
   mv data/tmp/gpu-corpora.tar.xz "data/tmp/$d.tar.xz"
 done
 git rev-parse --short=12 HEAD > .commit
-# what each call carries: the tracked tree (as committed now), the bundle, .commit, the peer and one corpus
-tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+# what each call carries: the working tree as the device copies it (tracked files and untracked ones git
+# does not ignore), the bundle, .commit, the peer and one corpus
+tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- | tail -1 | cut -f1)
 peer=0; [ -f data/tmp/peer.tar.xz ] && peer=$(du -b data/tmp/peer.tar.xz | cut -f1)
 fixed=$(( tree + $(du -cb .gpu-bundle .commit | tail -1 | cut -f1) + peer ))
 for d in "$@"; do

@@ -147,9 +147,10 @@ export class EngineScorer implements RowScorer {
 
   /**
    * Destroys the engines kept so far (the next call builds what it needs). The extrapolation calls it after
-   * each length, whose engines no other length uses: kept, a context-8192 Transformer's engines for 1x-64x
-   * (65,536 to 524,288 tokens each, gradients and moments included) would sum to about 55 GB; and an
-   * engine left invalid by a failed allocation is not reused.
+   * each length, whose whole-sequence engines no other length uses: kept, a context-8192 Transformer's
+   * engines for 1x-64x (65,536 to 524,288 tokens each, gradients and moments included) would sum to about
+   * 55 GB; and an engine left invalid by a failed allocation is not reused. The sliding windows' engine has
+   * one shape at every length and is built again each time (about a second, against minutes of scoring).
    */
   release(): void {
     for (const engine of this.engines.values()) engine.destroy();

@@ -436,9 +436,9 @@ export async function evaluateExtrapolation(
       );
       await emit(r);
     }
-    // what this length built for its shapes, which no other length uses: the engine scorer's engines
-    // (EngineScorer.release), and the buffers TF.js pooled on webgpu (a subword Mamba's 1x over 64K tokens
-    // left 18 GB pooled on Mesa's WebGPU and 2x then ran the workstation out of memory; releasePooledGpuBuffers)
+    // what this length built for its shapes, which the next lengths' whole sequences do not use: the engine
+    // scorer's engines (EngineScorer.release), and the buffers TF.js pooled on webgpu (a subword Mamba's 1x
+    // over 64K tokens left 18 GB pooled on Mesa's WebGPU and 2x then ran the workstation out of memory)
     opts.scorer?.release();
     releasePooledGpuBuffers();
   }

@@ -567,17 +567,40 @@ export function agreement(
   for (const kind of ["mambabyte", "transformer"]) {
     // the largest scale at which this model was evaluated
     const ok = extrapolation.filter((r) => r.model_kind === kind && r.status === "ok" && r.mode === "whole");
+    // at a scale: the run last evaluated at 1x, and that model's latest record at each length (a --force
+    // pass appends again; a run trained again, GPU_PLAN_RETRAIN, is another model: its records carry
+    // another run_time)
+    const curveAt = (s: string) => {
+      const first = ok.filter((r) => r.scale === s).findLast((r) => r.multiple === 1);
+      return first
+        ? latestBy(
+          ok.filter((r) => r.scale === s && r.run === first.run && r.run_time === first.run_time),
+          (r) => String(r.multiple),
+        )
+        : [];
+    };
     // the largest scale with two lengths or more (a scale whose longer lengths failed or wait for a pass
-    // has nothing to say yet: the table shows what it holds), and what a larger one lacks
-    const lengthsAt = (s: string) => new Set(ok.filter((r) => r.scale === s).map((r) => r.multiple)).size;
-    const scales = scalesOf(ok), at = scales.find((s) => lengthsAt(s) >= 2);
-    const larger = at ? scales.slice(0, scales.indexOf(at)) : []; // each with 1x alone
+    // has nothing to say yet: the table shows what it holds), and the larger ones that lack them
+    const scales = scalesOf(ok), at = scales.find((s) => curveAt(s).length >= 2);
+    const larger = at ? scales.slice(0, scales.indexOf(at)) : scales;
     const pending = larger.length
-      ? ` At the ${larger.join(" and ")} scale only 1x is recorded so far (the extrapolation table says why).`
+      ? ` At the ${larger.join(" and ")} scale${
+        larger.length > 1 ? "s" : ""
+      } fewer than two lengths are recorded so far (the extrapolation table says which, and why).`
       : "";
-    // the run last evaluated at 1x, and its latest record at each length (a --force pass appends again)
-    const run = ok.filter((r) => r.scale === at).findLast((r) => r.multiple === 1)?.run;
-    const latest = latestBy(ok.filter((r) => r.scale === at && r.run === run), (r) => String(r.multiple));
+    if (!at) {
+      if (pending) {
+        lines.push(
+          `- Paper: ${
+            kind === "mambabyte"
+              ? "MambaByte extrapolates past its training length without degrading"
+              : "the Transformer does not extrapolate"
+          }.${pending}`,
+        );
+      }
+      continue;
+    }
+    const latest = curveAt(at);
     const one = latest.find((r) => r.multiple === 1), top = latest.sort((a, b) => b.multiple - a.multiple)[0];
     if (!one || !top || top.multiple === 1) continue;
     const d = top.bits_per_byte - one.bits_per_byte;

@@ -21,5 +21,5 @@ export function briefReason(reason: string, parts = 2): string {
   const all = summarizeErrors(reason.slice(head.length).split("; ")).split("; ");
   const more = all.length - parts;
   return head + all.slice(0, parts).join("; ") +
-    (more > 0 ? ` and ${more} other message${more > 1 ? "s" : ""}` : "");
+    (more > 0 ? ` (+${more} other message${more > 1 ? "s" : ""})` : "");
 }

@@ -82,13 +82,22 @@ function skippedNote(recs: Rec[]): string {
     : "";
   const skipped = recs.filter((r) => r.status !== "ok");
   if (!skipped.length) return missing;
-  const byWhy = group(skipped, (r: Rec) => `${r.label} (${r.mode})`) as Map<string, Rec[]>;
+  // one entry per model and mode, and for failures per first message (the lengths of one out-of-memory
+  // pass differ only in how many buffers went invalid after it); a skip says its first length's reason
+  const why = (r: Rec) =>
+    r.status === "failed"
+      ? "failed (the stage tries it again on its next pass): " +
+        briefReason(String(r.reason), 1).replace(/^WebGPU errors: /, "")
+          .replace(/ \((x\d+|\+\d+ other messages?)\)/g, "").replace(/\.$/, "").toLowerCase()
+      : "";
+  const byWhy = group(skipped, (r: Rec) => `${r.label} (${r.mode}) at|${why(r)}`) as Map<string, Rec[]>;
   return "Not evaluated: " +
-    [...byWhy].map(([who, rs]) =>
-      `${who} at ${rs.map((r) => `${r.multiple}x`).join(", ")}: ${
-        rs[0].status === "failed" ? "failed, " : ""
-      }${briefReason(String(rs[0].reason).replace(/; the longest.*$/, ""))}`
-    ).join("; ") + "." + (missing ? " " + missing : "");
+    [...byWhy].map(([key, rs]) => {
+      const [who, failure] = key.split("|");
+      return `${who} ${rs.map((r) => `${r.multiple}x`).join(", ")}: ${
+        failure || String(rs[0].reason).replace(/; the longest.*$/, "")
+      }`;
+    }).join("; ") + "." + (missing ? " " + missing : "");
 }
 
 /** Test bytes scored at each length, per model ("MambaByte 8,192, ..."). */
