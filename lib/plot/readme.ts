@@ -581,8 +581,9 @@ export function agreement(
     };
     // the largest scale with two lengths or more (a scale whose longer lengths failed or wait for a pass
     // has nothing to say yet: the table shows what it holds), and the larger ones that lack them
-    const scales = scalesOf(ok), at = scales.find((s) => curveAt(s).length >= 2);
-    const larger = at ? scales.slice(0, scales.indexOf(at)) : scales;
+    const scales = scalesOf(ok), curves = scales.map(curveAt);
+    const found = curves.findIndex((c) => c.length >= 2), at = scales[found];
+    const larger = found >= 0 ? scales.slice(0, found) : scales;
     const pending = larger.length
       ? ` At the ${larger.join(" and ")} scale${
         larger.length > 1 ? "s" : ""
@@ -600,9 +601,10 @@ export function agreement(
       }
       continue;
     }
-    const latest = curveAt(at);
-    const one = latest.find((r) => r.multiple === 1), top = latest.sort((a, b) => b.multiple - a.multiple)[0];
-    if (!one || !top || top.multiple === 1) continue;
+    // two lengths or more, one of them 1x (curveAt starts from a 1x record): the longest is past 1x
+    const latest = curves[found];
+    const one = latest.find((r) => r.multiple === 1)!,
+      top = latest.sort((a, b) => b.multiple - a.multiple)[0];
     const d = top.bits_per_byte - one.bits_per_byte;
     // a flat curve says something only of a model that learned: one within a bit of its test bytes'
     // unigram entropy (the tables' dagger) predicts from byte frequencies and has little use for context

@@ -12,14 +12,10 @@ export function summarizeErrors(errors: string[]): string {
 }
 
 /**
- * A recorded reason cut to its first `parts` distinct "; "-separated messages (counted as summarizeErrors
- * does), with how many more there were: for a table's note. Records written before summarizeErrors hold
- * the full list.
+ * What kind of failure a recorded reason tells: its first message, without the "WebGPU errors: " head and
+ * without the count summarizeErrors gave it (records written before summarizeErrors hold the full list, so
+ * the first message is the same either way).
  */
-export function briefReason(reason: string, parts = 2): string {
-  const head = reason.match(/^[^:]*errors: /)?.[0] ?? "";
-  const all = summarizeErrors(reason.slice(head.length).split("; ")).split("; ");
-  const more = all.length - parts;
-  return head + all.slice(0, parts).join("; ") +
-    (more > 0 ? ` (+${more} other message${more > 1 ? "s" : ""})` : "");
+export function firstMessage(reason: string): string {
+  return reason.replace(/^WebGPU errors: /, "").split("; ")[0].replace(/ \(x\d+\)$/, "");
 }

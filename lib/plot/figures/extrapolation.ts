@@ -18,7 +18,7 @@ import {
   topTitle,
 } from "./common.ts";
 import { isMambaKind } from "../../models/lm.ts";
-import { briefReason } from "../../util/messages.ts";
+import { firstMessage } from "../../util/messages.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Extrapolation (lib/eval/extrapolation.ts -> extrapolation.jsonl)
@@ -87,17 +87,13 @@ function skippedNote(recs: Rec[]): string {
   const why = (r: Rec) =>
     r.status === "failed"
       ? "failed (the stage tries it again on its next pass): " +
-        briefReason(String(r.reason), 1).replace(/^WebGPU errors: /, "")
-          .replace(/ \((x\d+|\+\d+ other messages?)\)/g, "").replace(/\.$/, "").toLowerCase()
-      : "";
-  const byWhy = group(skipped, (r: Rec) => `${r.label} (${r.mode}) at|${why(r)}`) as Map<string, Rec[]>;
+        firstMessage(String(r.reason)).replace(/\.$/, "").toLowerCase()
+      : String(r.reason).replace(/; the longest.*$/, "");
+  const byWhy = group(skipped, (r: Rec) => `${r.label}|${r.mode}|${r.status === "failed" ? why(r) : ""}`);
   return "Not evaluated: " +
-    [...byWhy].map(([key, rs]) => {
-      const [who, failure] = key.split("|");
-      return `${who} ${rs.map((r) => `${r.multiple}x`).join(", ")}: ${
-        failure || String(rs[0].reason).replace(/; the longest.*$/, "")
-      }`;
-    }).join("; ") + "." + (missing ? " " + missing : "");
+    [...(byWhy as Map<string, Rec[]>).values()].map((rs) =>
+      `${rs[0].label} (${rs[0].mode}) at ${rs.map((r) => `${r.multiple}x`).join(", ")}: ${why(rs[0])}`
+    ).join("; ") + "." + (missing ? " " + missing : "");
 }
 
 /** Test bytes scored at each length, per model ("MambaByte 8,192, ..."). */
